@@ -1,0 +1,522 @@
+"""The `agentty` command: the only module that prints.
+
+Built on argparse and the standard library, because agents call it hundreds of times per
+task: `get`, `text`, `key` and `wait` never import Textual, pyte, psutil or filelock.
+Errors go to stderr as one line, `agentty: error: ...`, with the exit codes in `EXIT_CODES`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+from . import __version__
+from .client import Client
+from .errors import EXIT_CODES, EXIT_USAGE, AgenttyError, UsageError, WaitTimeout
+from .protocol import JSONObject, str_list
+
+PROG = "agentty"
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line with exit code 2 like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{PROG}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _session_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-s",
+        "--session",
+        metavar="S",
+        help="session id, unique id prefix or name (default: active)",
+    )
+
+
+def _json_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0 or value > 10_000_000:
+        raise argparse.ArgumentTypeError(f"out of range: {text}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value <= 86400:
+        raise argparse.ArgumentTypeError(f"seconds must be in 0..86400: {text}")
+    return value
+
+
+def _env_pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key or "\0" in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE: {text!r}")
+    return key, value
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog=PROG,
+        description="Run interactive programs in background PTY sessions; type into them, "
+        "read their rendered screen, wait for output, and stop them cleanly.",
+        epilog="Exit codes: "
+        + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items())
+        + ". Run 'agentty help --json' for the machine-readable schema.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+
+    p = sub.add_parser("help", help="show help (--json: the command schema)")
+    p.add_argument("topic", nargs="?", help="a command to show help for")
+    _json_option(p)
+
+    p = sub.add_parser("status", help="show the home, the active session and all sessions")
+    _json_option(p)
+
+    p = sub.add_parser(
+        "start",
+        help="start a program in a new background PTY session",
+        description="Start PROGRAM with exactly the given arguments (no shell) on a new PTY. "
+        "Prints the session id once the program runs and its worker answers; the new "
+        "session becomes the active one.",
+        usage="agentty start [options] -- PROGRAM [ARG...]\n"
+        "       agentty start [options] --shell 'CMDLINE'",
+    )
+    p.add_argument("--name", help="a unique name for the session (letters, digits, . _ -)")
+    p.add_argument("--cwd", help="working directory (default: the current one)")
+    p.add_argument("--cols", type=_positive_int, default=80, help="terminal width (default 80)")
+    p.add_argument("--rows", type=_positive_int, default=24, help="terminal height (default 24)")
+    p.add_argument(
+        "--env",
+        type=_env_pair,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set an environment variable (repeatable)",
+    )
+    p.add_argument("--shell", metavar="CMDLINE", help="run CMDLINE with $SHELL -lc (opt-in)")
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- PROGRAM [ARG...]")
+    _json_option(p)
+
+    p = sub.add_parser("attach", help="make SESSION the active session")
+    p.add_argument("target", metavar="SESSION", help="session id, unique id prefix or name")
+    _json_option(p)
+
+    p = sub.add_parser(
+        "get",
+        help="print the rendered screen",
+        description="Print the session's rendered screen as plain text (trailing blank "
+        "lines and spaces trimmed). Works on exited sessions too (their last screen).",
+    )
+    _session_option(p)
+    p.add_argument(
+        "--lines", type=_positive_int, metavar="N", help="the last N lines of scrollback + screen"
+    )
+    p.add_argument("--scrollback", action="store_true", help="retained scrollback, then the screen")
+    p.add_argument("--ansi", action="store_true", help="keep colours and attributes as SGR codes")
+    p.add_argument("--raw", action="store_true", help="the tail of the raw output bytes")
+    p.add_argument(
+        "--bytes", type=_positive_int, metavar="N", help="with --raw: how many bytes (default 4096)"
+    )
+    _json_option(p)
+
+    p = sub.add_parser(
+        "text",
+        help="type text into the session (no Enter unless --enter)",
+        description="Write PAYLOAD words joined by one space, as is. --enter sends Enter as a "
+        "separate write after a short gap; with bracketed paste enabled, multi-line text "
+        "goes as a bracketed paste.",
+    )
+    _session_option(p)
+    p.add_argument("payload", nargs="*", metavar="PAYLOAD")
+    p.add_argument("--enter", action="store_true", help="press Enter after the text")
+    p.add_argument(
+        "--file", metavar="F", help="read the payload from file F ('-' for stdin), exact bytes"
+    )
+    _json_option(p)
+
+    p = sub.add_parser("paste", help="paste text (bracketed paste when the program enabled it)")
+    _session_option(p)
+    p.add_argument("payload", metavar="TEXT", help="the text, or '-' to read stdin")
+    _json_option(p)
+
+    p = sub.add_parser(
+        "key",
+        help="press one or more keys",
+        description="Press keys in order: Enter Tab Esc Backspace Delete Insert Space Up Down "
+        "Left Right Home End PageUp PageDown F1..F12 Shift+Tab Shift+Enter Ctrl+Enter "
+        "Alt+Enter Ctrl+A..Ctrl+Z Alt+<char>, modifiers on named keys (Ctrl+Up), any single "
+        "character, and KEY*N to repeat (Down*5). Unknown names are an error; nothing is sent.",
+    )
+    _session_option(p)
+    p.add_argument("keys", nargs="+", metavar="KEY")
+    _json_option(p)
+
+    p = sub.add_parser(
+        "wait",
+        help="wait until the screen shows something, settles, changes, asks for input or exits",
+        description="Wait until any of the conditions holds (answered by the worker the "
+        "moment it does). On success prints the screen; on timeout exits 3, names what was "
+        "awaited on stderr and prints the current screen.",
+    )
+    _session_option(p)
+    p.add_argument("--text", metavar="STR", help="the screen contains STR")
+    p.add_argument("--regex", metavar="RE", help="a screen line matches RE")
+    p.add_argument("--gone", metavar="STR", help="STR is no longer on screen")
+    p.add_argument("--stable", type=_positive_int, metavar="MS", help="no screen change for MS ms")
+    p.add_argument(
+        "--changed-since", type=_positive_int, metavar="SEQ", help="the screen changed after SEQ"
+    )
+    p.add_argument("--input", action="store_true", help="the program waits for keyboard input")
+    p.add_argument("--exit", action="store_true", help="the program exited")
+    p.add_argument("--scrollback", action="store_true", help="search scrollback too")
+    p.add_argument("--timeout", type=_seconds, default=30.0, metavar="SECONDS", help="default 30")
+    _json_option(p)
+
+    p = sub.add_parser("resize", help="resize the session's terminal")
+    _session_option(p)
+    p.add_argument("--cols", type=_positive_int, required=True)
+    p.add_argument("--rows", type=_positive_int, required=True)
+    _json_option(p)
+
+    p = sub.add_parser("signal", help="send a signal to the foreground process group")
+    _session_option(p)
+    p.add_argument("name", metavar="NAME", help="INT TERM HUP QUIT USR1 USR2 WINCH CONT STOP KILL")
+    p.add_argument("--leader", action="store_true", help="signal the session's first process only")
+    _json_option(p)
+
+    p = sub.add_parser(
+        "kill",
+        help="end the session's whole process tree and confirm it",
+        description="SIGHUP, then SIGTERM (+SIGCONT), then SIGKILL to the session's process "
+        "group, session and descendants, each after a grace period; exits 0 only once "
+        "nothing is left.",
+    )
+    _session_option(p)
+    p.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=2.0,
+        metavar="SECONDS",
+        help="grace per step (default 2)",
+    )
+    _json_option(p)
+
+    p = sub.add_parser("logs", help="print the session's worker log")
+    _session_option(p)
+    _json_option(p)
+
+    p = sub.add_parser("ui", help="open the dashboard (Textual)")
+    return parser
+
+
+# ---------------------------------------------------------------- output helpers
+
+
+def _emit(data: object) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=None) + "\n")
+
+
+def _screen_text(screen: JSONObject, key: str = "lines") -> str:
+    lines = str_list(screen.get(key))
+    if key == "lines":
+        lines = str_list(screen.get("scrollback")) + lines
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return "".join(line.rstrip() + "\n" for line in lines)
+
+
+def _print_screen(screen: JSONObject, args: argparse.Namespace) -> None:
+    if args.json:
+        _emit(screen)
+    elif getattr(args, "raw", False):
+        import base64
+
+        sys.stdout.flush()
+        sys.stdout.buffer.write(base64.b64decode(str(screen.get("rawBase64", ""))))
+    elif getattr(args, "ansi", False):
+        sys.stdout.write(_screen_text(screen, "ansi"))
+    else:
+        sys.stdout.write(_screen_text(screen))
+
+
+# ---------------------------------------------------------------- commands
+
+
+def _client() -> Client:
+    return Client()
+
+
+def cmd_help(args: argparse.Namespace, parser: ArgumentParser) -> int:
+    if args.json:
+        from .schema import schema
+
+        _emit(schema(parser))
+        return 0
+    if args.topic:
+        _subparser(parser, args.topic).print_help()
+    else:
+        parser.print_help()
+    return 0
+
+
+def _subparser(parser: ArgumentParser, name: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and name in action.choices:
+            return action.choices[name]  # type: ignore[no-any-return]  # argparse is untyped here
+    raise UsageError(f"no such command: {name}")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    status = _client().status()
+    if args.json:
+        _emit(status)
+        return 0
+    sessions = status["sessions"]
+    assert isinstance(sessions, list)
+    print(f"home: {status['home']}")
+    print(f"active: {status['active'] or '-'}")
+    if not sessions:
+        print("no sessions")
+        return 0
+    print(f"{'ID':8}  {'NAME':12}  {'STATUS':9}  {'EXIT':6}  COMMAND")
+    for rec in sessions:
+        mark = "*" if rec.get("id") == status["active"] else " "
+        code = rec.get("signal") or rec.get("exitCode")
+        print(
+            f"{rec['id']:8}{mark} {str(rec.get('name') or '-')[:12]:12}  "
+            f"{rec.get('status', '?'):9}  {'-' if code is None else code!s:6}  "
+            f"{str(rec.get('command', ''))[:60]}"
+        )
+    return 0
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    argv = list(args.argv)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if args.shell is None and not argv:
+        raise UsageError("start needs a program: agentty start [options] -- PROGRAM [ARG...]")
+    record = _client().start(
+        argv or None,
+        shell=args.shell,
+        name=args.name,
+        cwd=args.cwd,
+        cols=args.cols,
+        rows=args.rows,
+        env=dict(args.env),
+    )
+    if args.json:
+        _emit(record)
+    else:
+        print(record["id"])
+    return 0
+
+
+def cmd_attach(args: argparse.Namespace) -> int:
+    record = _client().attach(args.target)
+    if args.json:
+        _emit(record)
+    else:
+        name = f" ({record['name']})" if record.get("name") else ""
+        print(f"active session: {record['id']}{name}")
+    return 0
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    params: dict[str, object] = {}
+    if args.lines is not None:
+        params["lines"] = args.lines
+    if args.scrollback:
+        params["scrollback"] = True
+    if args.ansi:
+        params["ansi"] = True
+    if args.raw or args.bytes is not None:
+        args.raw = True
+        params["raw"] = True
+        params["bytes"] = 4096 if args.bytes is None else args.bytes
+    _print_screen(_client().get(args.session, **params), args)
+    return 0
+
+
+def _read_payload(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def cmd_text(args: argparse.Namespace) -> int:
+    if args.file is not None:
+        if args.payload:
+            raise UsageError("give the text either as PAYLOAD words or with --file, not both")
+        data: str | bytes = _read_payload(args.file)
+    elif args.payload == ["-"]:
+        data = _read_payload("-")
+    else:
+        data = " ".join(args.payload)
+    result = _client().text(args.session, data, enter=args.enter)
+    if args.json:
+        _emit(result)
+    return 0
+
+
+def cmd_paste(args: argparse.Namespace) -> int:
+    data: str | bytes = _read_payload("-") if args.payload == "-" else args.payload
+    result = _client().paste(args.session, data)
+    if args.json:
+        _emit(result)
+    return 0
+
+
+def cmd_key(args: argparse.Namespace) -> int:
+    result = _client().key(args.session, args.keys)
+    if args.json:
+        _emit(result)
+    return 0
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    conditions = {
+        "text": args.text,
+        "regex": args.regex,
+        "gone": args.gone,
+        "stable_ms": args.stable,
+        "changed_since": args.changed_since,
+        "input": args.input,
+        "exit": args.exit,
+        "scrollback": args.scrollback,
+    }
+    if not any(v not in (None, False) for k, v in conditions.items() if k != "scrollback"):
+        raise UsageError(
+            "wait needs a condition: --text, --regex, --gone, --stable, --changed-since, "
+            "--input or --exit"
+        )
+    try:
+        screen = _client().wait(args.session, timeout=args.timeout, **conditions)
+    except WaitTimeout as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        if args.json:
+            _emit({"fired": None, "timeout": True, **exc.screen})
+        else:
+            sys.stdout.write(_screen_text(exc.screen))
+        return exc.exit_code
+    if args.json:
+        _emit(screen)
+    elif screen.get("fired") == "exit" and screen.get("signal"):
+        sys.stdout.write(_screen_text(screen) + f"[exited: signal {screen['signal']}]\n")
+    elif screen.get("fired") == "exit":
+        sys.stdout.write(_screen_text(screen) + f"[exited: code {screen.get('exitCode')}]\n")
+    else:
+        sys.stdout.write(_screen_text(screen))
+    return 0
+
+
+def cmd_resize(args: argparse.Namespace) -> int:
+    result = _client().resize(args.session, args.cols, args.rows)
+    if args.json:
+        _emit(result)
+    return 0
+
+
+def cmd_signal(args: argparse.Namespace) -> int:
+    result = _client().signal(args.session, args.name, leader=args.leader)
+    if args.json:
+        _emit(result)
+    else:
+        print(f"sent {result['signal']} to {', '.join(str_list(result.get('pids')))}")
+    return 0
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    result = _client().kill(args.session, grace=args.timeout)
+    if args.json:
+        _emit(result)
+        return 0
+    steps = result.get("escalated") or []
+    how = f" after {', '.join(str_list(steps))}" if steps else ""
+    if result.get("status") == "lost":
+        pids = str_list(result.get("orphansKilled"))
+        print(
+            f"killed {result['id']}: its worker was gone; ended {len(pids)} orphan process(es){how}"
+        )
+    elif result.get("signal"):
+        print(f"killed {result['id']} (signal {result['signal']}){how}")
+    else:
+        print(f"killed {result['id']} (exit code {result.get('exitCode')}){how}")
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from .records import read_private_file
+
+    path = _client().logs(args.session)
+    raw = read_private_file(path) or b""
+    if args.json:
+        _emit({"path": str(path), "log": raw.decode("utf-8", "replace")})
+    else:
+        sys.stdout.write(raw.decode("utf-8", "replace"))
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    # The dashboard runs in its own interpreter so this module never imports Textual.
+    os.execv(sys.executable, [sys.executable, "-m", "agentty_ui"])
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "status": cmd_status,
+    "start": cmd_start,
+    "attach": cmd_attach,
+    "get": cmd_get,
+    "text": cmd_text,
+    "paste": cmd_paste,
+    "key": cmd_key,
+    "wait": cmd_wait,
+    "resize": cmd_resize,
+    "signal": cmd_signal,
+    "kill": cmd_kill,
+    "logs": cmd_logs,
+    "ui": cmd_ui,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        if args.command == "help":
+            return cmd_help(args, parser)
+        return COMMANDS[args.command](args)
+    except AgenttyError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,325 @@
+"""The one API the CLI and the dashboard use to talk to sessions.
+
+Listing is lenient (a dead worker shows as `lost`, never raises); acting is loud (a missing,
+exited or dead session is a specific error). Liveness is checked, never trusted from the
+file: a running record whose worker is gone is marked `lost` on the spot, and its surviving
+processes are reported as orphans.
+
+The hot path (`get`, `text`, `key`, `wait`) imports only the standard library: it reads the
+record, connects to the derived socket, and asks. psutil and filelock are imported only
+when something must be written or a dead worker must be diagnosed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import identity, ipc_client, keys, records
+from .errors import (
+    AgenttyError,
+    RemoteError,
+    SessionNotRunning,
+    WaitTimeout,
+    WorkerUnreachable,
+)
+from .paths import Home
+from .protocol import JSONObject, str_list
+from .records import Record
+
+if TYPE_CHECKING:
+    from .state import StateStore
+
+DEFAULT_TIMEOUT = 5.0
+
+
+def describe_end(record: Record) -> str:
+    """'exited (code 3)', 'exited (signal SIGKILL)', 'worker died', ... for messages."""
+    status = record.get("status")
+    if status == "exited":
+        if record.get("signal"):
+            return f"exited (signal {record['signal']})"
+        return f"exited (code {record.get('exitCode')})"
+    if status == "failed":
+        return f"failed to start: {record.get('error', 'unknown error')}"
+    if status == "lost":
+        return "is lost: its worker died"
+    return str(status)
+
+
+class Client:
+    """Sessions of one agentty home."""
+
+    def __init__(self, home: Home | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.home = home or Home.resolve()
+        self.timeout = timeout
+
+    # ------------------------------------------------------------ listing and state
+
+    def _store(self) -> StateStore:
+        from .state import StateStore  # imported late: filelock stays off the hot path
+
+        return StateStore(self.home)
+
+    def worker_alive(self, record: Record) -> bool:
+        pid, token = record.get("workerPid"), record.get("workerStart")
+        if not isinstance(pid, int):
+            return False
+        return identity.same_process(pid, token if isinstance(token, str) else None)
+
+    def _mark_lost(self, record: Record, reason: str) -> Record:
+        updated = self._store().update(str(record["id"]), status="lost", error=reason)
+        record.update(status="lost", error=reason)
+        return updated or record
+
+    def sessions(self, *, live_info: bool = False) -> list[Record]:
+        """Every record, with dead workers noticed and marked `lost`."""
+        result = []
+        for rec in records.records(self.home):
+            if rec.get("status") == "running" and not self.worker_alive(rec):
+                rec = self._mark_lost(rec, "worker died")
+            elif (
+                rec.get("status") == "starting"
+                and rec.get("workerPid") is not None
+                and not self.worker_alive(rec)
+            ):
+                rec = self._mark_lost(rec, "worker died during startup")
+            if live_info and rec.get("status") == "running":
+                with contextlib.suppress(AgenttyError):
+                    info = self._call(rec, "info", timeout=1.0)["record"]
+                    if isinstance(info, dict):
+                        rec = {**rec, **{k: info[k] for k in ("lastActiveAt", "input", "seq")}}
+            result.append(rec)
+        return result
+
+    def status(self) -> JSONObject:
+        from . import __version__
+
+        return {
+            "version": __version__,
+            "home": str(self.home.root),
+            "active": records.read_active(self.home),
+            "sessions": list(self.sessions(live_info=True)),
+        }
+
+    def resolve(self, ref: str | None) -> Record:
+        return records.resolve(self.home, ref)
+
+    def require_running(self, ref: str | None) -> Record:
+        rec = self.resolve(ref)
+        if rec.get("status") == "running" and not self.worker_alive(rec):
+            rec = self._mark_lost(rec, "worker died")
+        if rec.get("status") not in ("running", "starting"):
+            raise SessionNotRunning(str(rec["id"]), describe_end(rec))
+        return rec
+
+    # ------------------------------------------------------------ talking to a worker
+
+    def _call(
+        self,
+        rec: Record,
+        method: str,
+        params: JSONObject | None = None,
+        timeout: float | None = None,
+    ) -> JSONObject:
+        session_id = str(rec["id"])
+        path = str(self.home.socket_path(session_id))
+        pid = rec.get("workerPid")
+        expect = pid if isinstance(pid, int) else None
+        wait = self.timeout if timeout is None else timeout
+        try:
+            return ipc_client.call(path, method, params, timeout=wait, expect_pid=expect)
+        except WorkerUnreachable as exc:
+            return self._recover_call(rec, method, params, wait, exc)
+
+    def _recover_call(
+        self,
+        rec: Record,
+        method: str,
+        params: JSONObject | None,
+        timeout: float,
+        exc: WorkerUnreachable,
+    ) -> JSONObject:
+        """The socket did not answer: tell a dead worker from a lost socket (R5, R8)."""
+        session_id = str(rec["id"])
+        fresh = records.find(records.records(self.home), session_id)
+        if fresh.get("status") not in ("running", "starting"):
+            raise SessionNotRunning(session_id, describe_end(fresh)) from None
+        if not self.worker_alive(fresh):
+            self._mark_lost(fresh, "worker died")
+            raise SessionNotRunning(session_id, "is lost: its worker died") from None
+        pid = fresh["workerPid"]
+        assert isinstance(pid, int)
+        if "missing" in str(exc):
+            os.kill(pid, signal.SIGUSR1)  # the worker re-creates its socket
+            path = str(self.home.socket_path(session_id))
+            deadline = time.monotonic() + 2.0
+            while time.monotonic() < deadline:
+                if os.path.exists(path):
+                    return ipc_client.call(path, method, params, timeout=timeout, expect_pid=pid)
+                time.sleep(0.01)
+            raise WorkerUnreachable(
+                f"socket of session {session_id} is missing; worker alive (pid {pid})"
+            ) from None
+        raise exc
+
+    # ------------------------------------------------------------ actions
+
+    def start(
+        self,
+        argv: Sequence[str] | None = None,
+        *,
+        shell: str | None = None,
+        name: str | None = None,
+        cwd: str | None = None,
+        cols: int = 80,
+        rows: int = 24,
+        env: Mapping[str, str] | None = None,
+    ) -> Record:
+        from .launcher import start
+
+        return start(
+            self.home, argv, shell=shell, name=name, cwd=cwd, cols=cols, rows=rows, env=env
+        )
+
+    def attach(self, ref: str) -> Record:
+        rec = self.require_running(ref)
+        self._store().set_active(str(rec["id"]))
+        return rec
+
+    def get(self, ref: str | None = None, **params: object) -> JSONObject:
+        rec = self.resolve(ref)
+        if rec.get("status") in ("running", "starting"):
+            with contextlib.suppress(SessionNotRunning):
+                return self._call(rec, "get", params)
+            rec = self.resolve(str(rec["id"]))
+        return self.final_screen(rec, **params)
+
+    def final_screen(self, rec: Record, **params: object) -> JSONObject:
+        """What an ended session showed last (R10); an error if nothing was saved."""
+        path = self.home.final_path(str(rec["id"]))
+        raw = records.read_private_file(path)
+        if raw is None:
+            raise SessionNotRunning(str(rec["id"]), f"{describe_end(rec)}; no final screen saved")
+        screen: JSONObject = json.loads(raw)
+        lines = params.get("lines")
+        if isinstance(lines, int):
+            text = str_list(screen.get("scrollback")) + str_list(screen.get("lines"))
+            while text and not text[-1]:
+                text.pop()
+            screen["lines"] = text[-lines:] if lines else []
+        if params.get("scrollback") is not True:
+            screen.pop("scrollback", None)
+        screen.update(exitCode=rec.get("exitCode"), signal=rec.get("signal"), exited=True)
+        return screen
+
+    def text(
+        self, ref: str | None, data: str | bytes, *, enter: bool = False, paste: bool = False
+    ) -> JSONObject:
+        rec = self.require_running(ref)
+        params: JSONObject = {"enter": enter, "paste": paste}
+        if isinstance(data, bytes):
+            import base64
+
+            params["data_b64"] = base64.b64encode(data).decode()
+        else:
+            params["data"] = data
+        return self._call(rec, "text", params)
+
+    def paste(self, ref: str | None, data: str | bytes) -> JSONObject:
+        return self.text(ref, data, paste=True)
+
+    def key(self, ref: str | None, names: Sequence[str]) -> JSONObject:
+        keys.parse_all(list(names))  # validate before anything is sent
+        rec = self.require_running(ref)
+        return self._call(rec, "key", {"keys": list(names)})
+
+    def resize(self, ref: str | None, cols: int, rows: int) -> JSONObject:
+        rec = self.require_running(ref)
+        return self._call(rec, "resize", {"cols": cols, "rows": rows})
+
+    def signal(self, ref: str | None, name: str, *, leader: bool = False) -> JSONObject:
+        rec = self.require_running(ref)
+        return self._call(rec, "signal", {"name": name, "leader": leader})
+
+    def wait(self, ref: str | None, *, timeout: float = 30.0, **conditions: object) -> JSONObject:
+        """Block until a condition holds (answered by the worker); WaitTimeout after `timeout`."""
+        rec = self.resolve(ref)
+        params: JSONObject = {k: v for k, v in conditions.items() if v not in (None, False)}
+        params["timeout"] = timeout
+        if rec.get("status") not in ("running", "starting"):
+            return self._wait_ended(rec, params)
+        try:
+            return self._call(rec, "wait", params, timeout=timeout + 5.0)
+        except RemoteError as exc:
+            if exc.code == "timeout":
+                raise WaitTimeout(exc.message, self.get(str(rec["id"]))) from None
+            if exc.code == "exited":
+                return self._wait_ended(self.resolve(str(rec["id"])), params)
+            raise
+        except SessionNotRunning:
+            return self._wait_ended(self.resolve(str(rec["id"])), params)
+
+    def _wait_ended(self, rec: Record, params: JSONObject) -> JSONObject:
+        """A wait on an ended session: `exit` (or text on its last screen) fires at once."""
+        screen = self.final_screen(rec, scrollback=params.get("scrollback") is True)
+        lines = str_list(screen.get("scrollback")) + str_list(screen.get("lines"))
+        for cond in ("text", "gone"):
+            needle = params.get(cond)
+            if isinstance(needle, str):
+                present = any(needle in line for line in lines)
+                if present == (cond == "text"):
+                    return {**screen, "fired": cond, "elapsed_ms": 0}
+        if params.get("exit"):
+            return {**screen, "fired": "exit", "elapsed_ms": 0}
+        raise SessionNotRunning(str(rec["id"]), describe_end(rec))
+
+    def kill(self, ref: str | None = None, *, grace: float = 2.0) -> JSONObject:
+        """End the session's whole process tree and confirm it; see killtree.py."""
+        rec = self.resolve(ref)
+        session_id = str(rec["id"])
+        status = rec.get("status")
+        if status in ("exited", "failed"):
+            raise SessionNotRunning(session_id, f"already {describe_end(rec)}")
+        if status in ("running", "starting") and self.worker_alive(rec):
+            try:
+                result = self._call(rec, "kill", {"grace": grace}, timeout=grace * 3 + 10)
+            except RemoteError as exc:
+                if exc.code != "exited":
+                    raise
+                result = {}
+            return {"id": session_id, **result, **self._ended_fields(session_id)}
+        return self._kill_orphaned(rec, grace)
+
+    def _ended_fields(self, session_id: str) -> JSONObject:
+        rec = records.find(records.records(self.home), session_id)
+        return {k: rec.get(k) for k in ("status", "exitCode", "signal")}
+
+    def _kill_orphaned(self, rec: Record, grace: float) -> JSONObject:
+        """The worker is gone: end what survives of the session by its environment marker."""
+        from .errors import KillNotConfirmed
+        from .orphans import end, marked_processes
+
+        session_id = str(rec["id"])
+        if rec.get("status") != "lost":
+            self._mark_lost(rec, "worker died")
+        found = marked_processes(self.home, {session_id})
+        result = end(found, grace=grace)
+        if result.survivors:
+            raise KillNotConfirmed(session_id, result.survivors)
+        return {
+            "id": session_id,
+            "status": "lost",
+            "escalated": result.escalated,
+            "orphansKilled": [o.pid for o in found],
+        }
+
+    def logs(self, ref: str | None = None) -> Path:
+        rec = self.resolve(ref)
+        return self.home.log_path(str(rec["id"]))

@@ -1,0 +1,128 @@
+"""One exception tree for the whole core.
+
+Every error carries the exit code the CLI maps it to, so `cli.py` is the only place that
+turns errors into text and numbers, and the dashboard can turn them into notifications.
+"""
+
+from __future__ import annotations
+
+# Exit codes, documented in `agentty help`.
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_TIMEOUT = 3
+EXIT_NOT_EXECUTABLE = 126
+EXIT_NOT_FOUND = 127
+
+EXIT_CODES: dict[int, str] = {
+    EXIT_OK: "ok",
+    EXIT_FAILED: "the operation failed (worker died, kill not confirmed, state error, ...)",
+    EXIT_USAGE: "usage error, no such session, or no active session",
+    EXIT_TIMEOUT: "wait timed out (the current screen is printed)",
+    EXIT_NOT_EXECUTABLE: "start: the program is not executable",
+    EXIT_NOT_FOUND: "start: the program was not found",
+}
+
+
+class AgenttyError(Exception):
+    """Base of every error agentty reports; `exit_code` is what the CLI exits with."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, message: str, *, log_path: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.log_path = log_path
+
+    def __str__(self) -> str:
+        if self.log_path:
+            return f"{self.message} (see {self.log_path})"
+        return self.message
+
+
+class UsageError(AgenttyError):
+    """Bad arguments: the caller can fix the call."""
+
+    exit_code = EXIT_USAGE
+
+
+class NoActiveSession(UsageError):
+    def __init__(self) -> None:
+        super().__init__("no active session (start one, or pass --session)")
+
+
+class SessionNotFound(UsageError):
+    def __init__(self, ref: str) -> None:
+        super().__init__(f"no such session: {ref}")
+        self.ref = ref
+
+
+class AmbiguousSession(UsageError):
+    def __init__(self, ref: str, matches: list[str]) -> None:
+        super().__init__(f"session prefix {ref!r} is ambiguous: {', '.join(sorted(matches))}")
+
+
+class InvalidKey(UsageError):
+    """An unknown key name; nothing was sent."""
+
+
+class SessionNotRunning(AgenttyError):
+    """The session exited (or its worker died): it takes no input any more."""
+
+    def __init__(self, session_id: str, detail: str) -> None:
+        super().__init__(f"session {session_id} {detail}")
+        self.session_id = session_id
+
+
+class WorkerUnreachable(AgenttyError):
+    """The worker is alive (or was) but did not answer."""
+
+
+class ProtocolError(AgenttyError):
+    """The worker answered something that is not valid protocol."""
+
+
+class RemoteError(AgenttyError):
+    """The worker refused a request; its message is passed on as is."""
+
+    def __init__(self, message: str, *, code: str = "error", exit_code: int = EXIT_FAILED):
+        super().__init__(message)
+        self.code = code
+        self.exit_code = exit_code
+
+
+class SpawnError(AgenttyError):
+    """`start` failed: the program did not start, or the worker did not become ready."""
+
+    def __init__(self, message: str, *, exit_code: int = EXIT_FAILED, log_path: str | None = None):
+        super().__init__(message, log_path=log_path)
+        self.exit_code = exit_code
+
+
+class StateError(AgenttyError):
+    """The state directory or file cannot be used safely."""
+
+
+class StateLockTimeout(StateError):
+    pass
+
+
+class UnsafePath(StateError):
+    """A directory or file agentty would use is not private to this user."""
+
+
+class KillNotConfirmed(AgenttyError):
+    def __init__(self, session_id: str, survivors: list[int]) -> None:
+        pids = ", ".join(str(p) for p in survivors)
+        super().__init__(f"session {session_id}: processes still alive after SIGKILL: {pids}")
+        self.survivors = survivors
+
+
+class WaitTimeout(AgenttyError):
+    """A wait ran out of time; `screen` holds what the screen showed then."""
+
+    exit_code = EXIT_TIMEOUT
+
+    def __init__(self, message: str, screen: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.screen = screen or {}

@@ -1,0 +1,105 @@
+"""Is the program waiting for keyboard input? Read from the kernel, not guessed from the screen.
+
+The worker owns the PTY master, so it can ask what tmux-based tools cannot: the terminal's
+foreground process group (`tcgetpgrp`), its termios flags (canonical mode, echo: echo off at
+a prompt means a password), and whether the foreground process is blocked in a read (or
+select/poll) on the terminal, from `/proc/<pid>/syscall` (falling back to `wchan`). Linux
+first; elsewhere the state degrades to `unknown`.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import termios
+from typing import Literal, TypedDict
+
+InputStateName = Literal["reading", "busy", "exited", "unknown"]
+
+
+class Foreground(TypedDict):
+    pid: int
+    name: str
+
+
+class InputState(TypedDict):
+    state: InputStateName
+    echo: bool | None
+    canonical: bool | None
+    foreground: Foreground | None
+
+
+# Syscalls that mean "blocked waiting for input": read-like ones count when their first
+# argument is the terminal; select-like ones count when the process has the terminal open.
+_SYSCALLS = {
+    "x86_64": ({0, 19}, {7, 23, 232, 270, 271, 281, 441}),
+    "aarch64": ({63, 65}, {22, 72, 73, 441}),
+}
+_READ_CALLS, _WAIT_CALLS = _SYSCALLS.get(platform.machine(), (set(), set()))
+_WAIT_CHANNELS = ("n_tty_read", "wait_woken", "do_select", "do_sys_poll", "ep_poll", "poll_sched")
+
+
+def exited() -> InputState:
+    return {"state": "exited", "echo": None, "canonical": None, "foreground": None}
+
+
+def _proc_name(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def _is_tty_fd(pid: int, fd: int, tty: str) -> bool:
+    try:
+        return os.readlink(f"/proc/{pid}/fd/{fd}") == tty
+    except OSError:
+        return False
+
+
+def _blocked_on_input(pid: int, tty: str) -> bool | None:
+    """True/False from /proc; None when the kernel does not tell us."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+    if state not in ("S", "D"):
+        return False  # running, stopped or zombie: not waiting on the keyboard
+    try:
+        with open(f"/proc/{pid}/syscall") as f:
+            fields = f.read().split()
+        if fields and fields[0].isdigit():
+            nr = int(fields[0])
+            if nr in _READ_CALLS:
+                return _is_tty_fd(pid, int(fields[1], 16), tty)
+            if nr in _WAIT_CALLS:
+                return _is_tty_fd(pid, 0, tty)
+            return False
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        with open(f"/proc/{pid}/wchan") as f:
+            channel = f.read().strip()
+    except OSError:
+        return None
+    return any(name in channel for name in _WAIT_CHANNELS) and _is_tty_fd(pid, 0, tty)
+
+
+def probe(master_fd: int, tty_name: str) -> InputState:
+    """The input state of the terminal behind `master_fd` (whose slave is `tty_name`)."""
+    try:
+        attrs = termios.tcgetattr(master_fd)
+        echo: bool | None = bool(attrs[3] & termios.ECHO)
+        canonical: bool | None = bool(attrs[3] & termios.ICANON)
+    except (termios.error, OSError):
+        echo = canonical = None
+    try:
+        pgid = os.tcgetpgrp(master_fd)
+    except OSError:
+        return {"state": "unknown", "echo": echo, "canonical": canonical, "foreground": None}
+    foreground: Foreground = {"pid": pgid, "name": _proc_name(pgid)}
+    blocked = _blocked_on_input(pgid, tty_name) if os.path.isdir("/proc") else None
+    state: InputStateName = "unknown" if blocked is None else ("reading" if blocked else "busy")
+    return {"state": state, "echo": echo, "canonical": canonical, "foreground": foreground}

@@ -1,0 +1,141 @@
+"""The thin socket client: one request, one response, a deadline on everything.
+
+Stdlib only, since `get`, `text` and `key` are on the CLI's hot path. The worker's identity
+is checked from our side too: SO_PEERCRED tells which pid answered, so a socket bound by some
+other process can never receive keystrokes meant for a session.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+import struct
+import time
+from collections.abc import Iterator
+
+from . import protocol
+from .errors import ProtocolError, RemoteError, WorkerUnreachable
+
+_UCRED = struct.Struct("3i")
+
+
+def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
+    """(pid, uid, gid) of the other end of a connected Unix socket (Linux)."""
+    so_peercred = getattr(socket, "SO_PEERCRED", None)
+    if so_peercred is None:  # macOS: only the uid is checked, via getpeereid in the worker
+        return (0, os.getuid(), os.getgid())
+    raw = sock.getsockopt(socket.SOL_SOCKET, so_peercred, _UCRED.size)
+    pid, uid, gid = _UCRED.unpack(raw)
+    return pid, uid, gid
+
+
+class Connection:
+    """A connection to one worker; usable for several requests in order."""
+
+    def __init__(self, path: str, timeout: float = 5.0, expect_pid: int | None = None) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._buf = b""
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.connect(path)
+        except OSError as exc:
+            self.sock.close()
+            raise WorkerUnreachable(_connect_message(path, exc)) from None
+        pid, uid, _ = peer_credentials(self.sock)
+        if uid != os.getuid() or (expect_pid and pid and pid != expect_pid):
+            self.sock.close()
+            raise WorkerUnreachable(f"socket {path} is served by an unexpected process (pid {pid})")
+        self.peer_pid = pid
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send(self, method: str, params: protocol.JSONObject | None = None) -> None:
+        try:
+            self.sock.sendall(protocol.request(method, params))
+        except OSError as exc:
+            raise WorkerUnreachable(f"worker stopped answering: {exc.strerror or exc}") from None
+
+    def read_message(self, deadline: float | None = None) -> protocol.JSONObject:
+        while b"\n" not in self._buf:
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise WorkerUnreachable("worker did not answer in time")
+                self.sock.settimeout(remaining)
+            try:
+                chunk = self.sock.recv(1 << 16)
+            except TimeoutError:
+                raise WorkerUnreachable("worker did not answer in time") from None
+            except OSError as exc:
+                raise WorkerUnreachable(f"worker connection failed: {exc.strerror}") from None
+            if not chunk:
+                raise WorkerUnreachable("worker closed the connection (it may have exited)")
+            self._buf += chunk
+        line, _, self._buf = self._buf.partition(b"\n")
+        try:
+            message = json.loads(line)
+        except ValueError:
+            raise ProtocolError("worker sent a malformed response") from None
+        if not isinstance(message, dict):
+            raise ProtocolError("worker sent a malformed response")
+        return message
+
+    def call(
+        self, method: str, params: protocol.JSONObject | None = None, timeout: float | None = None
+    ) -> protocol.JSONObject:
+        """Send a request and return its result, or raise the worker's error."""
+        self.send(method, params)
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        return unwrap(self.read_message(deadline))
+
+    def stream(self) -> Iterator[protocol.JSONObject]:
+        """Messages pushed by the worker after a `subscribe`, until it closes."""
+        while True:
+            yield self.read_message(None)
+
+
+def unwrap(message: protocol.JSONObject) -> protocol.JSONObject:
+    if message.get("ok") is True:
+        result = message.get("result")
+        return result if isinstance(result, dict) else {}
+    err = message.get("error")
+    if not isinstance(err, dict):
+        raise ProtocolError("worker sent a malformed error")
+    exit_code = err.get("exit_code")
+    raise RemoteError(
+        str(err.get("message", "worker error")),
+        code=str(err.get("code", "error")),
+        exit_code=exit_code if isinstance(exit_code, int) else 1,
+    )
+
+
+def _connect_message(path: str, exc: OSError) -> str:
+    if exc.errno == errno.ENOENT:
+        return f"socket {path} is missing"
+    if exc.errno == errno.ECONNREFUSED:
+        return f"nothing listens on {path}"
+    if exc.errno == errno.EACCES:
+        return f"permission denied on {path}"
+    return f"cannot connect to {path}: {exc.strerror or exc}"
+
+
+def call(
+    path: str,
+    method: str,
+    params: protocol.JSONObject | None = None,
+    timeout: float = 5.0,
+    expect_pid: int | None = None,
+) -> protocol.JSONObject:
+    with Connection(path, timeout=timeout, expect_pid=expect_pid) as conn:
+        return conn.call(method, params, timeout=timeout)

@@ -1,0 +1,158 @@
+"""Key names and the bytes a terminal sends for them.
+
+Names follow the original contract (`Enter Tab Up Down Left Right Esc Ctrl+C Ctrl+D`, any
+single character) plus `Backspace Delete Insert Home End PageUp PageDown Space Shift+Tab
+F1..F12 Ctrl+<char> Alt+<char>`, modifier combinations on the cursor and function keys
+(`Ctrl+Up`, `Shift+F5`), and `Shift+Enter` / `Ctrl+Enter` / `Alt+Enter`. A `*N` suffix
+repeats a key (`Down*5`). Named keys are case-insensitive; a single character is sent as is.
+
+Cursor keys honour the program's application-cursor mode (DECCKM), as vim and less expect.
+Shift+Enter and Ctrl+Enter use the CSI-u encoding (`ESC [13;2u`, `ESC [13;5u`) that kitty,
+foot, WezTerm and Ghostty send and that modern TUIs (Claude Code, Codex, helix) read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import InvalidKey
+
+MAX_REPEAT = 1000
+
+# name -> (plain bytes, CSI final or ~ code for modifier forms, SS3 form for app mode)
+_PLAIN: dict[str, bytes] = {
+    "enter": b"\r",
+    "tab": b"\t",
+    "esc": b"\x1b",
+    "backspace": b"\x7f",
+    "space": b" ",
+}
+_ALIASES = {
+    "escape": "esc",
+    "return": "enter",
+    "bspace": "backspace",
+    "del": "delete",
+    "dc": "delete",
+    "ic": "insert",
+    "pgup": "pageup",
+    "ppage": "pageup",
+    "pgdn": "pagedown",
+    "npage": "pagedown",
+    "btab": "shift+tab",
+}
+# Keys sent as CSI <final> (cursor keys, Home/End) and in SS3 form in application mode.
+_CURSOR = {"up": "A", "down": "B", "right": "C", "left": "D", "home": "H", "end": "F"}
+# Keys sent as CSI <n> ~.
+_TILDE = {
+    "insert": 2, "delete": 3, "pageup": 5, "pagedown": 6,
+    "f5": 15, "f6": 17, "f7": 18, "f8": 19, "f9": 20, "f10": 21, "f11": 23, "f12": 24,
+}  # fmt: skip
+_SS3_FUNCTION = {"f1": "P", "f2": "Q", "f3": "R", "f4": "S"}
+_MODIFIER_BITS = {"shift": 1, "alt": 2, "meta": 2, "ctrl": 4, "control": 4}
+_CTRL_SPECIAL = {"@": 0, " ": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31, "?": 127}
+
+
+@dataclass(frozen=True)
+class Key:
+    """A parsed key: its base name (or character), modifier bits and repeat count."""
+
+    base: str
+    modifiers: int = 0
+    repeat: int = 1
+
+    def encode(self, app_cursor: bool = False) -> bytes:
+        return _encode(self.base, self.modifiers, app_cursor) * self.repeat
+
+
+def _encode(base: str, mods: int, app_cursor: bool) -> bytes:
+    ctrl, alt, shift = bool(mods & 4), bool(mods & 2), bool(mods & 1)
+    param = 1 + mods  # xterm's modifier parameter
+    if base in _CURSOR:
+        final = _CURSOR[base]
+        if mods:
+            return f"\x1b[1;{param}{final}".encode()
+        return f"\x1bO{final}".encode() if app_cursor else f"\x1b[{final}".encode()
+    if base in _SS3_FUNCTION:
+        final = _SS3_FUNCTION[base]
+        return f"\x1b[1;{param}{final}".encode() if mods else f"\x1bO{final}".encode()
+    if base in _TILDE:
+        code = _TILDE[base]
+        return f"\x1b[{code};{param}~".encode() if mods else f"\x1b[{code}~".encode()
+    if base == "tab" and shift:
+        return b"\x1b\x1b[Z" if alt else b"\x1b[Z"
+    if base == "enter" and (shift or ctrl):
+        return f"\x1b[13;{param}u".encode()
+    if base in _PLAIN:
+        out = _PLAIN[base]
+        if ctrl and base == "space":
+            out = b"\x00"
+        return b"\x1b" + out if alt else out
+    # A single character, possibly with Ctrl and/or Alt.
+    out = base.encode("utf-8")
+    if ctrl:
+        lower = base.lower()
+        if "a" <= lower <= "z":
+            out = bytes([ord(lower) - ord("a") + 1])
+        else:
+            out = bytes([_CTRL_SPECIAL[base]])
+    return b"\x1b" + out if alt else out
+
+
+def parse(name: str) -> Key:
+    """Parse one key name, or raise InvalidKey naming the valid ones."""
+    spec, repeat = name, 1
+    star = name.rfind("*")
+    if star > 0 and name[star + 1 :].isdigit():
+        spec, repeat = name[:star], int(name[star + 1 :])
+        if not 1 <= repeat <= MAX_REPEAT:
+            raise InvalidKey(f"key repeat must be 1..{MAX_REPEAT}: {name!r}")
+    if len(spec) == 1:
+        return Key(spec, 0, repeat)
+    lowered = _ALIASES.get(spec.lower(), spec.lower())
+    parts = lowered.split("+")
+    if lowered.endswith("++"):  # Ctrl++ : the last key is '+' itself
+        parts = [*lowered[:-2].split("+"), "+"]
+    *mod_names, base = parts
+    mods = 0
+    for mod in mod_names:
+        if mod not in _MODIFIER_BITS:
+            raise InvalidKey(_unknown(name))
+        mods |= _MODIFIER_BITS[mod]
+    if len(base) == 1:
+        # Case matters for characters: Alt+a and Alt+A differ.
+        base = spec[-1] if spec.lower().endswith(base) else base
+        if mods & 4 and not ("a" <= base.lower() <= "z" or base in _CTRL_SPECIAL):
+            raise InvalidKey(f"Ctrl+{base} has no terminal encoding: {name!r}")
+        if mods & 1 and not mods & ~1:
+            raise InvalidKey(f"send the character itself instead of Shift+{base}: {name!r}")
+        return Key(base, mods, repeat)
+    if base in _PLAIN or base in _CURSOR or base in _TILDE or base in _SS3_FUNCTION:
+        if base in ("backspace", "esc") and mods & ~2:
+            raise InvalidKey(f"{name!r} has no standard terminal encoding")
+        return Key(base, mods, repeat)
+    raise InvalidKey(_unknown(name))
+
+
+def parse_all(names: list[str]) -> list[Key]:
+    """Parse every name first, so nothing is sent when one of them is wrong."""
+    return [parse(name) for name in names]
+
+
+def key_names() -> list[str]:
+    """The documented names, for `help --json` and error messages."""
+    named = ["Enter", "Tab", "Esc", "Backspace", "Delete", "Insert", "Space"]
+    named += ["Up", "Down", "Left", "Right", "Home", "End", "PageUp", "PageDown"]
+    named += [f"F{i}" for i in range(1, 13)]
+    named += ["Shift+Tab", "Shift+Enter", "Ctrl+Enter", "Alt+Enter"]
+    named += [f"Ctrl+{chr(c)}" for c in range(ord("A"), ord("Z") + 1)]
+    named += ["Alt+<char>", "Ctrl+<key>", "Alt+<key>", "Shift+<key>", "<char>", "<key>*N"]
+    return named
+
+
+def _unknown(name: str) -> str:
+    return (
+        f"unknown key {name!r}; valid keys: Enter Tab Esc Backspace Delete Insert Space Up Down "
+        "Left Right Home End PageUp PageDown F1..F12 Shift+Tab Shift+Enter Ctrl+Enter "
+        "Ctrl+A..Ctrl+Z Alt+<char>, modifiers Ctrl/Alt/Shift on named keys, any single "
+        "character, and <key>*N to repeat"
+    )

@@ -1,0 +1,232 @@
+"""Starting a session: validate, write the intent record, launch the worker, wait for ready.
+
+The protocol (dtach/abduco's): the worker is started detached (`start_new_session`), its
+stdio on the log file and /dev/null, never on the caller's pipes, with the write end of a
+status pipe. It writes one JSON line once the program runs and the socket answers, or an
+error; EOF without a line means it died. `start` returns only after that line, and on any
+failure leaves no running record and no process behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import select
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+
+from . import identity
+from .errors import EXIT_USAGE, SpawnError, UsageError
+from .paths import Home, validate_name
+from .ptyhost import resolve_command, validate_cwd
+from .records import LIVE_STATUSES, Record
+from .state import StateStore, now_iso
+
+READY_TIMEOUT = 10.0
+MAX_SIZE = 1000
+
+
+def _check_size(cols: int, rows: int) -> None:
+    if not (2 <= cols <= MAX_SIZE and 2 <= rows <= MAX_SIZE):
+        raise UsageError(f"terminal size must be 2..{MAX_SIZE} columns and rows")
+
+
+def _worker_alive(record: Record) -> bool:
+    pid = record.get("workerPid")
+    if not isinstance(pid, int):
+        # An intent record whose worker has not said its pid yet: treat as live.
+        return record.get("status") == "starting"
+    token = record.get("workerStart")
+    return identity.same_process(pid, token if isinstance(token, str) else None)
+
+
+def build_env(
+    session_id: str, home: Home, overrides: Mapping[str, str], base: Mapping[str, str]
+) -> dict[str, str]:
+    env = dict(base)
+    env.update(overrides)
+    env.setdefault("TERM", "xterm-256color")
+    if "TERM" not in overrides:
+        env["TERM"] = "xterm-256color"
+    env["AGENTTY_SESSION_ID"] = session_id
+    env["AGENTTY_HOME"] = str(home.root)
+    env.pop("AGENTTY_STATUS_FD", None)
+    return env
+
+
+def start(
+    home: Home,
+    argv: Sequence[str] | None = None,
+    *,
+    shell: str | None = None,
+    name: str | None = None,
+    cwd: str | None = None,
+    cols: int = 80,
+    rows: int = 24,
+    env: Mapping[str, str] | None = None,
+    timeout: float = READY_TIMEOUT,
+) -> Record:
+    """Start a session and return its record once the program runs and the socket answers."""
+    if shell is not None:
+        if argv:
+            raise UsageError("give either --shell CMDLINE or -- PROGRAM ARGS, not both")
+        argv = [os.environ.get("SHELL") or "/bin/sh", "-lc", shell]
+    if not argv:
+        raise UsageError("start needs a program: agentty start -- PROGRAM [ARG...]")
+    argv = list(argv)
+    if name is not None:
+        validate_name(name)
+    _check_size(cols, rows)
+    workdir = os.path.abspath(cwd or os.getcwd())
+    validate_cwd(workdir)
+    session_id = secrets.token_hex(4)
+    full_env = build_env(session_id, home, env or {}, os.environ)
+    program = resolve_command(argv[0], full_env.get("PATH"), workdir)
+    home.ensure_socket_dir()
+    store = StateStore(home)
+    log_path = home.log_path(session_id)
+    record: Record = {
+        "id": session_id,
+        "name": name,
+        "argv": argv,
+        "command": shlex.join(argv),
+        "program": program,
+        "cwd": workdir,
+        "pid": None,
+        "workerPid": None,
+        "cols": cols,
+        "rows": rows,
+        "startedAt": now_iso(),
+        "lastActiveAt": now_iso(),
+        "status": "starting",
+        "exitCode": None,
+        "signal": None,
+        "socket": str(home.socket_path(session_id)),
+        "log": str(log_path),
+    }
+
+    def add(sessions: list[Record]) -> None:
+        if any(r.get("id") == session_id for r in sessions):
+            raise SpawnError("session id collision; try again")
+        if name is not None:
+            for other in sessions:
+                if (
+                    other.get("name") == name
+                    and other.get("status") in LIVE_STATUSES
+                    and _worker_alive(other)
+                ):
+                    raise UsageError(f"a running session is already named {name!r}")
+        sessions.append(record)
+
+    store.mutate(add)
+    spec = {
+        "id": session_id,
+        "home": str(home.root),
+        "argv": [program, *argv[1:]],
+        "cwd": workdir,
+        "env": full_env,
+        "cols": cols,
+        "rows": rows,
+        "record": record,
+    }
+    try:
+        ready = _launch_worker(spec, log_path, timeout)
+    except SpawnError as exc:
+        exc.log_path = str(log_path)
+        with contextlib.suppress(Exception):
+            store.update(session_id, status="failed", error=exc.message, endedAt=now_iso())
+        raise
+    store.set_active(session_id)
+    from .records import records
+
+    for rec in records(home):
+        if rec.get("id") == session_id:
+            return rec
+    record.update(status="running", pid=ready.get("pid"), workerPid=ready.get("workerPid"))
+    return record
+
+
+def _launch_worker(spec: dict[str, object], log_path: os.PathLike[str], timeout: float) -> Record:
+    read_fd, write_fd = os.pipe()
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+    env = dict(os.environ, AGENTTY_STATUS_FD=str(write_fd))
+    env.pop("AGENTTY_SESSION_ID", None)  # only the program carries its session's marker
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "agentty_core.worker"],
+            stdin=subprocess.PIPE,
+            stdout=log_fd,
+            stderr=log_fd,
+            pass_fds=(write_fd,),
+            start_new_session=True,
+            close_fds=True,
+            env=env,
+        )
+    finally:
+        os.close(write_fd)
+        os.close(log_fd)
+    try:
+        assert proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.write(json.dumps(spec, ensure_ascii=True).encode())
+            proc.stdin.close()
+        message = _read_status(read_fd, timeout)
+    except BaseException:
+        _kill_worker(proc)
+        raise
+    finally:
+        os.close(read_fd)
+    if message is None:
+        _kill_worker(proc)
+        raise SpawnError("worker died during startup")
+    if message.get("ok") is not True:
+        _kill_worker(proc)
+        code = message.get("exit_code")
+        raise SpawnError(
+            str(message.get("error", "the program did not start")),
+            exit_code=code if isinstance(code, int) and code != EXIT_USAGE else 1,
+        )
+    # The worker runs on, detached. A long-lived caller (the dashboard, a test) must still
+    # reap it when it ends, or it would linger as a zombie: a daemon thread waits for it.
+    threading.Thread(target=proc.wait, name=f"reap-worker-{proc.pid}", daemon=True).start()
+    return message
+
+
+def _read_status(fd: int, timeout: float) -> Record | None:
+    deadline = time.monotonic() + timeout
+    buf = b""
+    while b"\n" not in buf:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise SpawnError(f"the worker was not ready within {timeout:g}s")
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if not ready:
+            continue
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return None
+        buf += chunk
+    try:
+        message = json.loads(buf.split(b"\n", 1)[0])
+    except ValueError:
+        return None
+    return message if isinstance(message, dict) else None
+
+
+def _kill_worker(proc: subprocess.Popen[bytes]) -> None:
+    """A worker that failed to start takes its whole session down (it leads its group)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=3)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=3)

@@ -1,0 +1,755 @@
+"""The session worker: one detached process per session.
+
+It owns the program's PTY, the terminal emulator and the session's Unix socket. Its order
+of start-up is what makes "no orphan ever" true (D6): umask, signal handlers and the child
+subreaper come first, then the intent record, then the spawn, then the socket, then the
+running record, and only then the `ready` line on the status pipe that `start` waits for.
+Whatever ends the worker (SIGTERM, an exception, a failed state write) ends the program's
+process tree first. When the program exits, the worker saves the final screen next to its
+log, records the exit, removes its socket and exits.
+
+Run as `python -m agentty_core.worker`; the session spec arrives as JSON on stdin and the
+status pipe's fd in `AGENTTY_STATUS_FD`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import errno
+import json
+import logging
+import logging.handlers
+import os
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import ClassVar, cast
+
+import psutil
+
+from . import failpoints, identity, inputstate, keys, protocol
+from .emulator import Emulator
+from .errors import EXIT_TIMEOUT, EXIT_USAGE, AgenttyError, InvalidKey, SpawnError
+from .ipc_client import peer_credentials
+from .killtree import KillResult, alive, group_members, ladder, run_async
+from .paths import Home
+from .protocol import BadRequest, JSONObject
+from .ptyhost import PtyChild, become_subreaper, spawn
+from .records import Record
+from .state import StateStore, atomic_write, now_iso
+from .waits import Fired, WaitSpec, evaluate, parse_wait
+
+log = logging.getLogger("agentty.worker")
+
+READ_CHUNK = 1 << 16
+RAW_BUFFER = 1 << 20  # the tail of raw output kept for `get --raw`
+INPUT_QUEUE = 1 << 20  # bytes queued for a program that is not reading
+MAX_CONNECTIONS = 64
+IDLE_CONNECTION = 600.0
+EXIT_DRAIN = 0.25  # how long to keep reading after the program exited
+ENTER_GAP = 0.05  # between text and its Enter, so TUIs don't take the Enter as pasted
+INPUT_POLL = 0.02
+SIGNALS = {
+    name: getattr(signal, f"SIG{name}")
+    for name in ("INT", "TERM", "HUP", "QUIT", "USR1", "USR2", "WINCH", "CONT", "STOP", "KILL")
+}
+
+
+class RequestFailed(Exception):
+    """A request the worker refuses, with the protocol error code and CLI exit code."""
+
+    def __init__(self, code: str, message: str, exit_code: int = 1, **extra: object) -> None:
+        super().__init__(message)
+        self.code = code
+        self.exit_code = exit_code
+        self.extra = extra
+
+
+class Worker:
+    def __init__(self, spec: Record, home: Home, status_fd: int | None) -> None:
+        self.spec = spec
+        self.id = str(spec["id"])
+        self.home = home
+        self.store = StateStore(home)
+        self.status_fd = status_fd
+        record = spec.get("record")
+        self.record: Record = dict(record) if isinstance(record, dict) else {}
+        cols, rows = int(spec["cols"]), int(spec["rows"])  # type: ignore[call-overload]  # validated by the launcher
+        self.emu = Emulator(cols, rows)
+        self.child: PtyChild | None = None
+        self.server: asyncio.AbstractServer | None = None
+        self.raw = bytearray()
+        self.pending_input = bytearray()
+        self.writer_armed = False
+        self.exit_status: int | None = None
+        self.pty_closed = False
+        self.finalized = asyncio.Event()
+        self.finalizing = False
+        self.kill_task: asyncio.Task[KillResult] | None = None
+        self.last_change = time.monotonic()
+        self.last_active = now_iso()
+        self.waits: dict[asyncio.Future[Fired], WaitSpec] = {}
+        self.input_poller: asyncio.Task[None] | None = None
+        self.stable_timer: asyncio.TimerHandle | None = None
+        self.connections = 0
+        self.subscribers: set[asyncio.Queue[bytes | None]] = set()
+        self.push_handle: asyncio.TimerHandle | None = None
+
+    # ----------------------------------------------------------------- start-up
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        failpoints.hit("worker.before_handlers")
+        os.umask(0o077)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_terminate, sig)
+        loop.add_signal_handler(signal.SIGCHLD, self._reap)
+        loop.add_signal_handler(signal.SIGUSR1, self._on_rebind)
+        become_subreaper()
+        worker_pid = os.getpid()
+        self._update_record(
+            workerPid=worker_pid,
+            workerStart=identity.start_token(worker_pid),
+            workerCreateTime=identity.create_time(worker_pid),
+        )
+        failpoints.hit("worker.after_intent")
+        try:
+            self.child = spawn(
+                [str(a) for a in cast(list[str], self.spec["argv"])],
+                cwd=str(self.spec["cwd"]),
+                env=cast(dict[str, str], self.spec["env"]),
+                cols=self.emu.cols,
+                rows=self.emu.rows,
+            )
+        except SpawnError as exc:
+            self._report({"ok": False, "error": exc.message, "exit_code": exc.exit_code})
+            self._update_record(status="failed", error=exc.message, endedAt=now_iso())
+            return 1
+        failpoints.hit("worker.after_spawn")
+        pid = self.child.pid
+        loop.add_reader(self.child.fd, self._on_readable)
+        await self._bind()
+        failpoints.hit("worker.after_bind")
+        self._update_record(
+            status="running",
+            pid=pid,
+            pidStart=identity.start_token(pid),
+            createTime=identity.create_time(pid),
+        )
+        failpoints.hit("worker.before_ready")
+        self._report({"ok": True, "pid": pid, "workerPid": worker_pid})
+        self._reap()  # the program may have exited before the handler was armed
+        await self.finalized.wait()
+        return 0
+
+    def _report(self, message: JSONObject) -> None:
+        """One line on the status pipe, then close it: `start` is waiting for it."""
+        if self.status_fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.write(self.status_fd, json.dumps(message).encode() + b"\n")
+        with contextlib.suppress(OSError):
+            os.close(self.status_fd)
+        self.status_fd = None
+
+    def _update_record(self, **fields: object) -> None:
+        self.record.update(fields)
+        self.store.update(self.id, **fields)
+
+    async def _bind(self) -> None:
+        path = self.home.socket_path(self.id)
+        self.home.ensure_socket_dir()
+        with contextlib.suppress(FileNotFoundError):
+            if path.is_socket():
+                path.unlink()  # ours by id; `start` made sure no live worker owns it
+        self.server = await asyncio.start_unix_server(
+            self._serve, path=str(path), limit=protocol.MAX_LINE + 1
+        )
+        os.chmod(path, 0o600)
+        self.socket_inode = os.lstat(path).st_ino
+
+    def _on_rebind(self) -> None:
+        """SIGUSR1: re-create a socket that was deleted under us (R5)."""
+        path = self.home.socket_path(self.id)
+        try:
+            if os.lstat(path).st_ino == self.socket_inode:
+                return
+        except FileNotFoundError:
+            pass
+        log.warning("socket %s was removed; re-creating it", path)
+        if self.server is not None:
+            self.server.close()
+        asyncio.get_running_loop().create_task(self._bind())
+
+    # ----------------------------------------------------------------- PTY I/O
+
+    def _on_readable(self) -> None:
+        assert self.child is not None
+        try:
+            data = os.read(self.child.fd, READ_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            if exc.errno != errno.EIO:
+                log.warning("PTY read failed: %s", exc)
+            data = b""
+        if not data:
+            self._on_pty_closed()
+            return
+        self.raw += data
+        if len(self.raw) > RAW_BUFFER:
+            del self.raw[: len(self.raw) - RAW_BUFFER]
+        seq = self.emu.seq
+        replies = self.emu.feed(data)
+        if replies:
+            self._write(replies)
+        if self.emu.seq != seq:
+            self.last_change = time.monotonic()
+            self.last_active = now_iso()
+            self._check_waits()
+            self._schedule_push()
+
+    def _on_pty_closed(self) -> None:
+        if self.pty_closed or self.child is None:
+            return
+        self.pty_closed = True
+        asyncio.get_running_loop().remove_reader(self.child.fd)
+        self._maybe_finalize()
+
+    def _write(self, data: bytes) -> None:
+        """Queue input for the program; never blocks the worker (R9)."""
+        if self.child is None or self.exit_status is not None or self.finalizing:
+            raise RequestFailed("exited", f"session {self.id} has exited")
+        if len(self.pending_input) + len(data) > INPUT_QUEUE:
+            raise RequestFailed(
+                "input_full",
+                f"input queue full ({len(self.pending_input)} bytes pending): "
+                "the program is not reading its input",
+            )
+        self.pending_input += data
+        self._flush_input()
+
+    def _flush_input(self) -> None:
+        assert self.child is not None
+        loop = asyncio.get_running_loop()
+        while self.pending_input:
+            try:
+                written = os.write(self.child.fd, self.pending_input[:READ_CHUNK])
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                log.warning("PTY write failed: %s", exc)
+                self.pending_input.clear()
+                break
+            del self.pending_input[:written]
+        if self.pending_input and not self.writer_armed:
+            loop.add_writer(self.child.fd, self._flush_input)
+            self.writer_armed = True
+        elif not self.pending_input and self.writer_armed:
+            loop.remove_writer(self.child.fd)
+            self.writer_armed = False
+
+    # ----------------------------------------------------------------- exit
+
+    def _reap(self) -> None:
+        """SIGCHLD: reap every exited child (we are a subreaper); note the program's status."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            if self.child is not None and pid == self.child.pid:
+                self.exit_status = status
+                # The PTY may still hold output, and a background job may keep it open.
+                loop = asyncio.get_running_loop()
+                loop.call_later(EXIT_DRAIN, self._on_pty_closed)
+                self._maybe_finalize()
+
+    def _maybe_finalize(self) -> None:
+        if self.exit_status is None or not self.pty_closed or self.finalizing:
+            return
+        if self.kill_task is None:
+            asyncio.get_running_loop().create_task(self._finalize(reap_leftovers=True))
+
+    def _exit_fields(self) -> dict[str, object]:
+        status = self.exit_status
+        if status is None:
+            return {"exitCode": None, "signal": None}
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            return {"exitCode": 128 + sig, "signal": signal.Signals(sig).name}
+        return {"exitCode": os.waitstatus_to_exitcode(status), "signal": None}
+
+    async def _finalize(self, *, reap_leftovers: bool) -> None:
+        if self.finalizing:
+            return
+        self.finalizing = True
+        if reap_leftovers:
+            # Background jobs the program left behind belong to the session: end them.
+            await run_async(ladder(self._session_processes, grace=0.5))
+        snapshot = self.screen_payload(scrollback=True)
+        snapshot.update(self._exit_fields(), exited=True, input=inputstate.exited())
+        try:
+            atomic_write(self.home.final_path(self.id), json.dumps(snapshot).encode())
+        except OSError as exc:
+            log.error("cannot save the final screen: %s", exc)
+        fields = {**self._exit_fields(), "status": "exited", "endedAt": now_iso()}
+        try:
+            self._update_record(lastActiveAt=self.last_active, **fields)
+        except AgenttyError as exc:
+            log.error("cannot record the exit: %s", exc)
+        self._check_waits()
+        for future in list(self.waits):
+            if not future.done():
+                future.set_exception(RequestFailed("exited", self._exited_message()))
+        for queue in self.subscribers:
+            queue.put_nowait(None)
+        if self.server is not None:
+            self.server.close()
+        with contextlib.suppress(OSError, AgenttyError):
+            path = self.home.socket_path(self.id)
+            if os.lstat(path).st_ino == getattr(self, "socket_inode", None):
+                path.unlink()
+        log.info("session %s ended: %s", self.id, fields)
+        self.finalized.set()
+
+    def _exited_message(self) -> str:
+        fields = self._exit_fields()
+        if fields["signal"]:
+            return f"session {self.id} exited (signal {fields['signal']})"
+        return f"session {self.id} exited (code {fields['exitCode']})"
+
+    def _session_processes(self) -> list[psutil.Process]:
+        """Everything of this session: its group and session, the foreground group, and
+        every descendant of the worker (which, as subreaper, inherits double-forked ones)."""
+        procs: dict[int, psutil.Process] = {}
+        if self.child is not None:
+            for proc in group_members(self.child.pid):
+                procs[proc.pid] = proc
+            if not self.pty_closed:
+                with contextlib.suppress(OSError):
+                    fg = os.tcgetpgrp(self.child.fd)
+                    if fg != self.child.pid:
+                        procs.update((p.pid, p) for p in group_members(fg))
+        with contextlib.suppress(psutil.Error):
+            for proc in psutil.Process().children(recursive=True):
+                procs[proc.pid] = proc
+        procs.pop(os.getpid(), None)
+        return list(procs.values())
+
+    async def kill(self, grace: float) -> KillResult:
+        if self.kill_task is None:
+            self.kill_task = asyncio.get_running_loop().create_task(self._kill(grace))
+        return await asyncio.shield(self.kill_task)
+
+    async def _kill(self, grace: float) -> KillResult:
+        result = await run_async(ladder(self._session_processes, grace=grace))
+        if result.survivors:
+            return result
+        deadline = time.monotonic() + 2.0
+        while self.exit_status is None and time.monotonic() < deadline:
+            self._reap()
+            await asyncio.sleep(0.01)
+        self.pty_closed = True
+        await self._finalize(reap_leftovers=False)
+        return result
+
+    def _on_terminate(self, sig: int) -> None:
+        log.info("received %s: ending the session", signal.Signals(sig).name)
+        asyncio.get_running_loop().create_task(self.kill(grace=1.0))
+
+    # ----------------------------------------------------------------- screen
+
+    def screen_payload(
+        self,
+        *,
+        scrollback: bool = False,
+        ansi: bool = False,
+        raw_bytes: int | None = None,
+        last_lines: int | None = None,
+    ) -> JSONObject:
+        emu = self.emu
+        row, col = emu.cursor
+        payload: JSONObject = {
+            "id": self.id,
+            "lines": emu.lines(),
+            "cursor": {"row": row, "col": col, "visible": emu.cursor_visible},
+            "size": {"cols": emu.cols, "rows": emu.rows},
+            "seq": emu.seq,
+            "title": emu.title,
+            "altScreen": emu.alt_screen,
+            "modes": emu.modes,
+            "input": self.input_state(),
+            "exited": self.exit_status is not None,
+            **self._exit_fields(),
+        }
+        if scrollback:
+            payload["scrollback"] = emu.scrollback()
+        if ansi:
+            payload["ansi"] = emu.ansi_lines()
+        if last_lines is not None:
+            text = emu.scrollback() + emu.lines()
+            while text and not text[-1]:
+                text.pop()
+            payload["lines"] = text[-last_lines:] if last_lines else []
+        if raw_bytes is not None:
+            tail = bytes(self.raw[-raw_bytes:]) if raw_bytes else b""
+            payload["raw"] = tail.decode("utf-8", "replace")
+            payload["rawBase64"] = base64.b64encode(tail).decode()
+        return payload
+
+    def input_state(self) -> inputstate.InputState:
+        if self.child is None or self.exit_status is not None or self.pty_closed:
+            return inputstate.exited()
+        return inputstate.probe(self.child.fd, self.child.tty_name)
+
+    # ----------------------------------------------------------------- waits
+
+    def _check_waits(self) -> None:
+        if not self.waits:
+            return
+        now = time.monotonic()
+        idle_ms = (now - self.last_change) * 1000
+        exited = self.exit_status is not None
+        reading: bool | None = None
+        next_stable: float | None = None
+        for future, spec in list(self.waits.items()):
+            if future.done():
+                continue
+            if spec.input and reading is None:
+                reading = self.input_state()["state"] == "reading"
+            fired = evaluate(spec, self.emu, exited=exited, idle_ms=idle_ms, reading=bool(reading))
+            if fired is not None:
+                future.set_result(fired)
+            elif spec.stable_ms is not None:
+                due = self.last_change + spec.stable_ms / 1000
+                next_stable = due if next_stable is None else min(next_stable, due)
+        if self.stable_timer is not None:
+            self.stable_timer.cancel()
+            self.stable_timer = None
+        if next_stable is not None:
+            loop = asyncio.get_running_loop()
+            self.stable_timer = loop.call_at(
+                loop.time() + max(0.0, next_stable - now) + 0.001, self._check_waits
+            )
+
+    async def _poll_input(self) -> None:
+        while any(spec.input for spec in self.waits.values()):
+            self._check_waits()
+            await asyncio.sleep(INPUT_POLL)
+        self.input_poller = None
+
+    async def wait(self, spec: WaitSpec) -> JSONObject:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Fired] = loop.create_future()
+        self.waits[future] = spec
+        try:
+            self._check_waits()
+            if spec.input and self.input_poller is None:
+                self.input_poller = loop.create_task(self._poll_input())
+            try:
+                fired = await asyncio.wait_for(asyncio.shield(future), spec.timeout)
+            except asyncio.TimeoutError:
+                raise RequestFailed(
+                    "timeout",
+                    f"timed out after {spec.timeout:g}s waiting for {spec.describe()}",
+                    exit_code=EXIT_TIMEOUT,
+                    screen=self.screen_payload(),
+                ) from None
+        finally:
+            self.waits.pop(future, None)
+        result = self.screen_payload(scrollback=spec.scrollback)
+        result["fired"] = fired.condition
+        result["elapsed_ms"] = round((time.monotonic() - spec.started) * 1000, 3)
+        if fired.match is not None:
+            result["match"] = {"row": fired.match[0], "col": fired.match[1]}
+        return result
+
+    # ----------------------------------------------------------------- subscriptions
+
+    def _schedule_push(self) -> None:
+        """Coalesce screen pushes to at most ~30 per second per worker."""
+        if not self.subscribers or self.push_handle is not None:
+            return
+        self.push_handle = asyncio.get_running_loop().call_later(1 / 30, self._push)
+
+    def _push(self) -> None:
+        self.push_handle = None
+        rows = sorted(self.emu.dirty_rows())
+        event = self.screen_event(rows)
+        line = protocol.encode(event)
+        for queue in self.subscribers:
+            if queue.qsize() < 8:  # a slow subscriber skips frames rather than growing memory
+                queue.put_nowait(line)
+
+    def screen_event(self, rows: list[int]) -> JSONObject:
+        row, col = self.emu.cursor
+        return {
+            "event": "screen",
+            "seq": self.emu.seq,
+            "size": {"cols": self.emu.cols, "rows": self.emu.rows},
+            "cursor": {"row": row, "col": col, "visible": self.emu.cursor_visible},
+            "title": self.emu.title,
+            "rows": {str(r): [list(run) for run in self.emu.row_runs(r)] for r in rows},
+        }
+
+    # ----------------------------------------------------------------- requests
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        try:
+            _, uid, _ = peer_credentials(sock)
+        except OSError:
+            uid = -1
+        if uid != os.getuid():
+            log.warning("refused a connection from uid %s", uid)
+            writer.close()
+            return
+        if self.connections >= MAX_CONNECTIONS:
+            writer.write(protocol.error("busy", "too many connections"))
+            writer.close()
+            return
+        self.connections += 1
+        try:
+            await self._serve_lines(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+            pass
+        except Exception:
+            log.error("connection handler failed:\n%s", traceback.format_exc())
+        finally:
+            self.connections -= 1
+            writer.close()
+
+    async def _serve_lines(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        while True:
+            try:
+                line = await asyncio.wait_for(reader.readuntil(b"\n"), IDLE_CONNECTION)
+            except asyncio.LimitOverrunError:
+                writer.write(protocol.error("too_large", "request line too long"))
+                await writer.drain()
+                return
+            except asyncio.IncompleteReadError:
+                return
+            try:
+                message = protocol.decode_line(line)
+                method = message.get("method")
+                params = message.get("params", {})
+                if not isinstance(method, str) or not isinstance(params, dict):
+                    raise BadRequest("a request needs a string 'method' and an object 'params'")
+                if method == "subscribe":
+                    await self._stream(writer)
+                    return
+                response = protocol.ok(await self.dispatch(method, params))
+            except BadRequest as exc:
+                response = protocol.error(exc.code, str(exc), exit_code=EXIT_USAGE)
+            except InvalidKey as exc:
+                response = protocol.error("invalid_key", str(exc), exit_code=EXIT_USAGE)
+            except RequestFailed as exc:
+                response = protocol.error(exc.code, str(exc), exit_code=exc.exit_code, **exc.extra)
+            except Exception as exc:
+                log.error("request failed:\n%s", traceback.format_exc())
+                response = protocol.error("internal", f"worker error: {exc}")
+            writer.write(response)
+            await writer.drain()
+
+    async def _stream(self, writer: asyncio.StreamWriter) -> None:
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.subscribers.add(queue)
+        try:
+            writer.write(protocol.encode(self.screen_event(list(range(self.emu.rows)))))
+            await writer.drain()
+            while (item := await queue.get()) is not None:
+                writer.write(item)
+                await writer.drain()
+        finally:
+            self.subscribers.discard(queue)
+
+    async def dispatch(self, method: str, params: JSONObject) -> JSONObject:
+        handler = self.handlers.get(method)
+        if handler is None:
+            raise BadRequest(f"unknown method {method!r}", "unknown_method")
+        return await handler(self, params)
+
+    async def _ping(self, params: JSONObject) -> JSONObject:
+        return {"pong": True, "pid": os.getpid(), "seq": self.emu.seq}
+
+    async def _info(self, params: JSONObject) -> JSONObject:
+        record = dict(self.record, lastActiveAt=self.last_active)
+        record.update(input=self.input_state(), seq=self.emu.seq)
+        return {"record": record}
+
+    async def _get(self, params: JSONObject) -> JSONObject:
+        raw_bytes = _int_param(params, "bytes", 0, RAW_BUFFER, default=None)
+        if params.get("raw") is True and raw_bytes is None:
+            raw_bytes = 4096
+        return self.screen_payload(
+            scrollback=params.get("scrollback") is True,
+            ansi=params.get("ansi") is True,
+            raw_bytes=raw_bytes,
+            last_lines=_int_param(params, "lines", 0, 1_000_000, default=None),
+        )
+
+    async def _text(self, params: JSONObject) -> JSONObject:
+        if "data_b64" in params:
+            try:
+                data = base64.b64decode(str(params["data_b64"]), validate=True)
+            except ValueError:
+                raise BadRequest("data_b64 is not valid base64") from None
+        elif isinstance(params.get("data"), str):
+            data = str(params["data"]).encode("utf-8", "surrogateescape")
+        else:
+            raise BadRequest("text needs 'data' (a string) or 'data_b64'")
+        seq = self.emu.seq
+        bracketed = self.emu.modes.get("bracketedPaste", False)
+        multiline = b"\n" in data or b"\r" in data
+        if bracketed and (multiline or params.get("paste") is True):
+            data = b"\x1b[200~" + data.replace(b"\x1b[201~", b"") + b"\x1b[201~"
+        self._write(data)
+        self.last_active = now_iso()
+        if params.get("enter") is True:
+            await asyncio.sleep(ENTER_GAP)
+            self._write(b"\r")
+        return {"seq": seq, "bytes": len(data)}
+
+    async def _key(self, params: JSONObject) -> JSONObject:
+        names = params.get("keys")
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise BadRequest("key needs 'keys', a non-empty list of key names")
+        parsed = keys.parse_all(cast(list[str], names))
+        app_cursor = self.emu.modes.get("applicationCursor", False)
+        data = b"".join(k.encode(app_cursor) for k in parsed)
+        seq = self.emu.seq
+        self._write(data)
+        self.last_active = now_iso()
+        return {"seq": seq, "bytes": len(data)}
+
+    async def _resize(self, params: JSONObject) -> JSONObject:
+        cols = _int_param(params, "cols", 2, 1000)
+        rows = _int_param(params, "rows", 2, 1000)
+        assert cols is not None and rows is not None
+        if self.child is None or self.pty_closed:
+            raise RequestFailed("exited", f"session {self.id} has exited")
+        self.emu.resize(cols, rows)
+        self.child.set_size(cols, rows)
+        self.record.update(cols=cols, rows=rows)
+        self.last_change = time.monotonic()
+        self._check_waits()
+        self._schedule_push()
+        return {"cols": cols, "rows": rows, "seq": self.emu.seq}
+
+    async def _signal(self, params: JSONObject) -> JSONObject:
+        name = str(params.get("name", "")).upper().removeprefix("SIG")
+        if name not in SIGNALS:
+            raise BadRequest(
+                f"unknown signal {params.get('name')!r}; use one of {' '.join(SIGNALS)}"
+            )
+        if self.child is None or self.exit_status is not None:
+            raise RequestFailed("exited", self._exited_message())
+        sig = SIGNALS[name]
+        if params.get("leader") is True:
+            os.kill(self.child.pid, sig)
+            return {"signal": f"SIG{name}", "pids": [self.child.pid]}
+        try:
+            pgid = os.tcgetpgrp(self.child.fd)
+        except OSError:
+            pgid = self.child.pid
+        targets = [p.pid for p in alive(group_members(pgid)) if os.getpgid(p.pid) == pgid]
+        os.killpg(pgid, sig)
+        return {"signal": f"SIG{name}", "pgid": pgid, "pids": targets}
+
+    async def _wait(self, params: JSONObject) -> JSONObject:
+        return await self.wait(parse_wait(params))
+
+    async def _kill_request(self, params: JSONObject) -> JSONObject:
+        grace = params.get("grace", 2.0)
+        if not protocol.finite(grace) or not 0 <= float(grace) <= 60:  # type: ignore[arg-type]  # finite() checked the type
+            raise BadRequest("grace must be a number of seconds in 0..60")
+        if self.finalizing and self.kill_task is None:
+            raise RequestFailed("exited", self._exited_message())
+        result = await self.kill(float(grace))  # type: ignore[arg-type]  # finite() checked the type
+        if result.survivors:
+            raise RequestFailed(
+                "kill_unconfirmed",
+                f"processes still alive after SIGKILL: {result.survivors}",
+                survivors=result.survivors,
+            )
+        return {"escalated": result.escalated, **self._exit_fields()}
+
+    handlers: ClassVar[dict[str, Callable[[Worker, JSONObject], Awaitable[JSONObject]]]] = {
+        "ping": _ping,
+        "info": _info,
+        "get": _get,
+        "text": _text,
+        "key": _key,
+        "resize": _resize,
+        "signal": _signal,
+        "wait": _wait,
+        "kill": _kill_request,
+    }
+
+
+def _int_param(
+    params: JSONObject, key: str, low: int, high: int, default: int | None = None
+) -> int | None:
+    value = params.get(key, default)
+    if value is None:
+        if default is None and key in ("cols", "rows"):
+            raise BadRequest(f"{key} is required")
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise BadRequest(f"{key} must be an integer in {low}..{high}")
+    return value
+
+
+def _setup_logging(log_path: Path) -> None:
+    handler = logging.handlers.RotatingFileHandler(log_path, maxBytes=256 * 1024, backupCount=1)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+def _kill_child_group(worker: Worker) -> None:
+    """Last resort when the worker itself fails: the program must not outlive it."""
+    if worker.child is not None:
+        with contextlib.suppress(OSError):
+            os.killpg(worker.child.pid, signal.SIGKILL)
+        for proc in worker._session_processes():
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+
+
+def main() -> int:
+    spec = json.loads(sys.stdin.buffer.read())
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    home = Home(Path(spec["home"]))
+    status_fd = int(os.environ.pop("AGENTTY_STATUS_FD", "-1"))
+    _setup_logging(home.log_path(spec["id"]))
+    worker = Worker(spec, home, status_fd if status_fd >= 0 else None)
+    log.info("worker %s starting session %s: %s", os.getpid(), worker.id, spec["argv"])
+    try:
+        return asyncio.run(worker.run())
+    except BaseException as exc:
+        log.error("worker failed:\n%s", traceback.format_exc())
+        _kill_child_group(worker)
+        worker._report({"ok": False, "error": f"worker failed: {exc}", "exit_code": 1})
+        with contextlib.suppress(Exception):
+            worker.store.update(worker.id, status="lost", error=f"worker failed: {exc}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

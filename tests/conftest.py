@@ -1,0 +1,45 @@
+"""Shared fixtures: a private AGENTTY_HOME per test, and a census that fails any test
+leaving a process of that home behind (worker or program)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.census import describe, processes_of_home
+
+PROGRAMS = Path(__file__).parent / "programs"
+
+
+@pytest.fixture(autouse=True)
+def agentty_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    # Short and under /tmp: socket paths must stay under 108 bytes.
+    home = Path(tempfile.mkdtemp(prefix="at-", dir="/tmp"))
+    os.chmod(home, 0o700)
+    monkeypatch.setenv("AGENTTY_HOME", str(home))
+    monkeypatch.delenv("AGENTTY_SESSION_ID", raising=False)
+    monkeypatch.delenv("AGENTTY_FAILPOINTS", raising=False)
+    yield home
+    # A worker answers `kill` and then exits: give such processes a moment to finish.
+    deadline = time.monotonic() + 3.0
+    while (leftovers := processes_of_home(str(home))) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for proc in leftovers:
+        try:
+            proc.kill()
+        except Exception:
+            pass
+    shutil.rmtree(home, ignore_errors=True)
+    if leftovers:
+        pytest.fail(f"test left processes behind: {describe(leftovers)}")
+
+
+@pytest.fixture
+def programs() -> Path:
+    return PROGRAMS

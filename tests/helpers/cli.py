@@ -1,0 +1,50 @@
+"""Running the installed `agentty` command the way an agent would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+AGENTTY = str(Path(sys.executable).with_name("agentty"))
+
+
+def agentty(
+    *args: str, input: bytes | None = None, timeout: float = 60, check: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run `agentty ARGS...` with the test's environment; stdout/stderr captured as text."""
+    proc = subprocess.run(
+        [AGENTTY, *args],
+        input=input.decode() if input is not None else None,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=os.environ.copy(),
+        stdin=None if input is not None else subprocess.DEVNULL,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"agentty {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}"
+        )
+    return proc
+
+
+def agentty_json(*args: str, timeout: float = 60) -> dict[str, object]:
+    proc = agentty(*args, "--json", timeout=timeout, check=True)
+    value = json.loads(proc.stdout)
+    assert isinstance(value, dict)
+    return value
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02) -> None:
+    """Poll `predicate` until it is true; fail with a clear message at the deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s: {predicate}")

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import pytest
+
+from agentty_core import keys
+from agentty_core.errors import InvalidKey
+
+
+@pytest.mark.parametrize(
+    ("name", "plain", "app"),
+    [
+        ("Enter", b"\r", b"\r"),
+        ("enter", b"\r", b"\r"),
+        ("Tab", b"\t", b"\t"),
+        ("Esc", b"\x1b", b"\x1b"),
+        ("Up", b"\x1b[A", b"\x1bOA"),
+        ("Down", b"\x1b[B", b"\x1bOB"),
+        ("Right", b"\x1b[C", b"\x1bOC"),
+        ("Left", b"\x1b[D", b"\x1bOD"),
+        ("Home", b"\x1b[H", b"\x1bOH"),
+        ("End", b"\x1b[F", b"\x1bOF"),
+        ("Ctrl+C", b"\x03", b"\x03"),
+        ("Ctrl+D", b"\x04", b"\x04"),
+        ("ctrl+a", b"\x01", b"\x01"),
+        ("Ctrl+Z", b"\x1a", b"\x1a"),
+        ("Backspace", b"\x7f", b"\x7f"),
+        ("Delete", b"\x1b[3~", b"\x1b[3~"),
+        ("PageUp", b"\x1b[5~", b"\x1b[5~"),
+        ("PageDown", b"\x1b[6~", b"\x1b[6~"),
+        ("Space", b" ", b" "),
+        ("Shift+Tab", b"\x1b[Z", b"\x1b[Z"),
+        ("F1", b"\x1bOP", b"\x1bOP"),
+        ("F12", b"\x1b[24~", b"\x1b[24~"),
+        ("Alt+x", b"\x1bx", b"\x1bx"),
+        ("Alt+X", b"\x1bX", b"\x1bX"),
+        ("Alt+Enter", b"\x1b\r", b"\x1b\r"),
+        ("Shift+Enter", b"\x1b[13;2u", b"\x1b[13;2u"),
+        ("Ctrl+Enter", b"\x1b[13;5u", b"\x1b[13;5u"),
+        ("Ctrl+Up", b"\x1b[1;5A", b"\x1b[1;5A"),
+        ("i", b"i", b"i"),
+        (":", b":", b":"),
+        (" ", b" ", b" "),
+        ("*", b"*", b"*"),
+        ("é", "é".encode(), "é".encode()),
+        ("Down*3", b"\x1b[B" * 3, b"\x1bOB" * 3),
+    ],
+)
+def test_key_encodings(name: str, plain: bytes, app: bytes) -> None:
+    key = keys.parse(name)
+    assert key.encode(app_cursor=False) == plain
+    assert key.encode(app_cursor=True) == app
+
+
+@pytest.mark.parametrize("name", ["Foo", "Ctrl+1", "Hyper+a", "Down*0", "Down*1001", "", "Ctrl+"])
+def test_unknown_keys_are_rejected(name: str) -> None:
+    with pytest.raises(InvalidKey):
+        keys.parse(name)
+
+
+def test_parse_all_rejects_before_anything_is_encoded() -> None:
+    with pytest.raises(InvalidKey, match="valid keys"):
+        keys.parse_all(["Enter", "Nope"])
+
+
+def test_key_names_cover_the_original_contract() -> None:
+    names = keys.key_names()
+    for name in ["Enter", "Tab", "Up", "Down", "Left", "Right", "Esc", "Ctrl+C", "Ctrl+D"]:
+        assert name in names

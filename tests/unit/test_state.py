@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agentty_core import records
+from agentty_core.errors import StateError, UnsafePath
+from agentty_core.paths import Home
+from agentty_core.state import StateStore
+
+
+WRITER = """
+import sys
+from agentty_core.paths import Home
+from agentty_core.state import StateStore
+store = StateStore(Home.resolve())
+worker = int(sys.argv[1])
+for i in range(15):
+    store.add({"id": f"{worker:04x}{i:04x}", "status": "exited"})
+"""
+
+
+def test_concurrent_writers_in_several_processes_lose_nothing(agentty_home: Path) -> None:
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(w)]) for w in range(6)]
+    for p in procs:
+        assert p.wait(60) == 0
+    ids = {r["id"] for r in records.records(Home.resolve())}
+    assert len(ids) == 6 * 15
+
+
+def test_writes_are_private_and_leave_no_temp_files(agentty_home: Path) -> None:
+    home = Home.resolve()
+    StateStore(home).add({"id": "00000001", "status": "exited"})
+    mode = stat.S_IMODE(os.stat(home.state_file).st_mode)
+    assert mode == 0o600
+    assert stat.S_IMODE(os.stat(home.root).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(home.lock_file).st_mode) == 0o600
+    assert not [p for p in os.listdir(home.root) if p.endswith(".tmp")]
+
+
+def test_unknown_fields_survive_a_rewrite(agentty_home: Path) -> None:
+    home = Home.resolve()
+    home.state_file.write_text(
+        json.dumps({"schema_version": 1, "extra": {"keep": True},
+                    "sessions": [{"id": "0000000a", "status": "exited", "future": [1, 2]}]})
+    )
+    os.chmod(home.state_file, 0o600)
+    StateStore(home).update("0000000a", status="lost")
+    doc = json.loads(home.state_file.read_text())
+    assert doc["extra"] == {"keep": True}
+    assert doc["sessions"][0]["future"] == [1, 2]
+    assert doc["sessions"][0]["status"] == "lost"
+
+
+def test_newer_schema_is_never_rewritten(agentty_home: Path) -> None:
+    home = Home.resolve()
+    original = json.dumps({"schema_version": 99, "sessions": []}).encode()
+    home.state_file.write_bytes(original)
+    os.chmod(home.state_file, 0o600)
+    with pytest.raises(StateError, match="newer agentty"):
+        StateStore(home).add({"id": "0000000b"})
+    assert home.state_file.read_bytes() == original
+
+
+def test_corrupt_file_is_moved_aside_not_reset(agentty_home: Path) -> None:
+    home = Home.resolve()
+    home.state_file.write_bytes(b'{"sessions": [{"id": "trunc')
+    os.chmod(home.state_file, 0o600)
+    StateStore(home).add({"id": "0000000c", "status": "exited"})
+    aside = [p for p in os.listdir(home.root) if p.startswith("sessions.json.corrupt-")]
+    assert len(aside) == 1
+    assert (home.root / aside[0]).read_bytes() == b'{"sessions": [{"id": "trunc'
+    assert [r["id"] for r in records.records(home)] == ["0000000c"]
+
+
+def test_symlinked_state_file_is_refused(agentty_home: Path, tmp_path: Path) -> None:
+    home = Home.resolve()
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    os.symlink(victim, home.state_file)
+    with pytest.raises(StateError, match="symlink"):
+        records.records(home)
+    assert victim.read_text() == "precious"
+
+
+def test_open_home_is_refused_with_the_fix(agentty_home: Path) -> None:
+    os.chmod(agentty_home, 0o755)
+    with pytest.raises(UnsafePath, match="chmod 700"):
+        Home.resolve()
