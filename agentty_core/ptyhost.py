@@ -95,7 +95,9 @@ def spawn(argv: list[str], cwd: str, env: dict[str, str], cols: int, rows: int) 
     """Start `argv` (argv[0] already absolute) on a new PTY in its own session."""
 
     def in_child() -> None:
-        # Runs after fork, before exec. Ignored signals survive exec, so undo the worker's.
+        # Runs after fork, before exec. The worker's asyncio wakeup fd is closed here, and
+        # ignored signals survive exec: undo both.
+        signal.set_wakeup_fd(-1)
         for sig in (signal.SIGHUP, signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
             signal.signal(sig, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, set())

@@ -34,7 +34,8 @@ def agentty(
 
 
 def agentty_json(*args: str, timeout: float = 60) -> dict[str, object]:
-    proc = agentty(*args, "--json", timeout=timeout, check=True)
+    # Right after the command name, so that it never lands in `start`'s program argv.
+    proc = agentty(args[0], "--json", *args[1:], timeout=timeout, check=True)
     value = json.loads(proc.stdout)
     assert isinstance(value, dict)
     return value

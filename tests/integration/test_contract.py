@@ -1,0 +1,165 @@
+"""The original contract's flows and the defects D1..D10 it must make impossible."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.helpers.cli import agentty, agentty_json
+
+PYTHON = sys.executable
+
+
+def start(*args: str) -> str:
+    proc = agentty("start", *args, check=True)
+    return proc.stdout.strip()
+
+
+def test_python_repl_flow_from_the_contract() -> None:
+    sid = start("--name", "py", "--", PYTHON, "-i", "-q")
+    assert agentty("attach", "py", check=True).stdout.startswith("active session: " + sid)
+    agentty("wait", "--text", ">>>", check=True)
+    agentty("text", "print(2+2)", check=True)
+    agentty("key", "Enter", check=True)
+    out = agentty("wait", "--regex", r"^4$", check=True).stdout
+    assert "4" in out.splitlines()
+    screen = agentty("get", "--lines", "20", check=True).stdout
+    assert ">>> print(2+2)" in screen and "\n4\n" in screen
+    agentty("key", "Ctrl+D", check=True)
+    done = agentty_json("wait", "--exit", "--timeout", "10")
+    assert done["fired"] == "exit" and done["exitCode"] == 0
+    again = agentty("kill")
+    assert again.returncode == 1 and "already exited (code 0)" in again.stderr
+
+
+def test_d1_argv_is_passed_exactly(programs: Path) -> None:
+    args = ["", "a b", '"q"', "$HOME", "*", "x\ny", "--flag", "'single'", "tab\there", "x" * 100_000]
+    start("--", PYTHON, str(programs / "argv_json.py"), *args)
+    screen = agentty_json("wait", "--text", "]", "--timeout", "20")
+    assert screen["fired"] == "text"
+    raw = agentty_json("get", "--raw", "--bytes", "300000")
+    received = json.loads(str(raw["raw"]).split("\r\n")[0])
+    assert received == args
+    agentty("kill", check=True)
+
+
+def test_d2_start_returns_only_once_the_program_runs() -> None:
+    rec = agentty_json("start", "--", "sleep", "30")
+    assert rec["status"] == "running"
+    proc = psutil.Process(int(rec["pid"]))
+    assert proc.is_running() and proc.name() == "sleep"
+    worker = psutil.Process(int(rec["workerPid"]))
+    assert worker.is_running() and os.getsid(worker.pid) == worker.pid  # detached
+    sock = Path(str(rec["socket"]))
+    assert stat.S_ISSOCK(os.lstat(sock).st_mode) and stat.S_IMODE(os.lstat(sock).st_mode) == 0o600
+    agentty("kill", check=True)
+
+
+def test_d3_twenty_concurrent_starts_are_all_recorded() -> None:
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        results = list(pool.map(lambda _: agentty("start", "--", "sleep", "60"), range(20)))
+    assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
+    ids = {r.stdout.strip() for r in results}
+    status = agentty_json("status")
+    recorded = {s["id"] for s in status["sessions"] if s["status"] == "running"}  # type: ignore[union-attr, index]
+    assert len(ids) == 20 and ids <= recorded
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        kills = list(pool.map(lambda sid: agentty("kill", "--session", sid, "--timeout", "1"), ids))
+    assert all(k.returncode == 0 for k in kills), [k.stderr for k in kills]
+
+
+def test_d4_lock_is_released_when_its_holder_dies(agentty_home: Path) -> None:
+    env = dict(os.environ, AGENTTY_FAILPOINTS="state.after_lock=sigkill")
+    proc = subprocess.run(
+        [str(Path(PYTHON).with_name("agentty")), "start", "--", "sleep", "30"],
+        env=env, capture_output=True, timeout=30,
+    )
+    assert proc.returncode == -9
+    before = time.monotonic()
+    sid = start("--", "sleep", "30")
+    assert time.monotonic() - before < 8  # not a lock timeout (10 s)
+    assert agentty_json("status")["active"] == sid
+    agentty("kill", check=True)
+
+
+def test_d5_state_files_are_private(agentty_home: Path) -> None:
+    start("--", "sleep", "30")
+    for path in agentty_home.rglob("*"):
+        mode = stat.S_IMODE(os.lstat(path).st_mode)
+        if path.is_dir():
+            assert mode == 0o700, path
+        else:
+            assert mode & 0o077 == 0, path
+    agentty("kill", check=True)
+
+
+@pytest.mark.parametrize(
+    "point", ["worker.after_intent", "worker.after_spawn", "worker.after_bind", "worker.before_ready"]
+)
+def test_d6_worker_dying_during_startup_leaves_no_orphan(point: str) -> None:
+    env = dict(os.environ, AGENTTY_FAILPOINTS=f"{point}=sigkill")
+    proc = subprocess.run(
+        [str(Path(PYTHON).with_name("agentty")), "start", "--", "sleep", "1000"],
+        env=env, capture_output=True, text=True, timeout=30,
+    )
+    assert proc.returncode == 1
+    assert "worker died during startup" in proc.stderr and ".log" in proc.stderr
+    status = agentty_json("status")
+    assert [s["status"] for s in status["sessions"]] == ["failed"]  # type: ignore[union-attr, index]
+    # The census fixture checks that no `sleep 1000` survived.
+
+
+def test_d7_attach_rejects_unknown_and_exited_sessions() -> None:
+    bad = agentty("attach", "nosuch")
+    assert bad.returncode == 2 and "no such session: nosuch" in bad.stderr
+    sid = start("--", "sh", "-c", "echo hi; exit 3")
+    agentty("wait", "--exit", check=True)
+    exited = agentty("attach", sid)
+    assert exited.returncode == 1 and "exited (code 3)" in exited.stderr
+    assert agentty("get", "--session", sid, check=True).stdout == "hi\n"
+
+
+def test_d8_kill_escalates_and_confirms(programs: Path) -> None:
+    rec = agentty_json("start", "--", str(programs / "ignore_term.sh"))
+    agentty("wait", "--text", "ready", check=True)
+    result = agentty_json("kill", "--timeout", "0.3")
+    assert result["escalated"] == ["SIGHUP", "SIGTERM", "SIGKILL"]
+    assert result["signal"] == "SIGKILL"
+    assert not psutil.pid_exists(int(rec["pid"])) or psutil.Process(int(rec["pid"])).status() == "zombie"
+    status = agentty_json("status")
+    assert status["sessions"][0]["status"] == "exited"  # type: ignore[index]
+
+
+def test_d9_get_returns_the_rendered_screen_of_vim(tmp_path: Path) -> None:
+    target = tmp_path / "note.txt"
+    start("--cwd", str(tmp_path), "--", "vim", "-u", "NONE", "-i", "NONE", "-N", str(target))
+    agentty("wait", "--text", "note.txt", check=True)
+    agentty("key", "i", check=True)
+    agentty("text", "hello from agentty", check=True)
+    agentty("key", "Esc", check=True)
+    agentty("wait", "--text", "hello from agentty", check=True)
+    screen = agentty("get", check=True).stdout
+    assert "\x1b" not in screen and "hello from agentty" in screen.splitlines()[0]
+    agentty("text", ":wq", check=True)
+    agentty("key", "Enter", check=True)
+    agentty("wait", "--exit", "--timeout", "10", check=True)
+    assert target.read_text() == "hello from agentty\n"
+
+
+def test_d10_wait_honours_its_deadline() -> None:
+    start("--", "sleep", "30")
+    before = time.monotonic()
+    proc = agentty("wait", "--text", "never", "--timeout", "0.5")
+    elapsed = time.monotonic() - before
+    assert proc.returncode == 3 and "timed out after 0.5s waiting for text 'never'" in proc.stderr
+    assert elapsed < 5  # a guard against hangs, not a speed target
+    agentty("kill", check=True)

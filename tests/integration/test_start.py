@@ -1,0 +1,149 @@
+"""Start failures, argv modes and the CLI's hot path."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.cli import agentty, agentty_json
+
+
+def _no_running_sessions() -> None:
+    status = agentty_json("status")
+    assert all(s["status"] not in ("running", "starting") for s in status["sessions"])  # type: ignore[union-attr, index]
+
+
+def test_program_not_found_exits_127() -> None:
+    proc = agentty("start", "--", "no-such-program-xyz")
+    assert proc.returncode == 127
+    assert proc.stderr.strip() == "agentty: error: command not found: no-such-program-xyz"
+    _no_running_sessions()
+
+
+def test_not_executable_exits_126(tmp_path: Path) -> None:
+    script = tmp_path / "script.sh"
+    script.write_text("echo hi\n")
+    proc = agentty("start", "--", str(script))
+    assert proc.returncode == 126 and "permission denied" in proc.stderr
+    proc = agentty("start", "--", str(tmp_path))
+    assert proc.returncode == 126 and "is a directory" in proc.stderr
+    _no_running_sessions()
+
+
+def test_bad_interpreter_exits_126(tmp_path: Path) -> None:
+    script = tmp_path / "bad.sh"
+    script.write_text("#!/nonexistent/interpreter\necho hi\n")
+    script.chmod(0o755)
+    proc = agentty("start", "--", str(script))
+    assert proc.returncode == 126 and "bad interpreter" in proc.stderr and ".log" in proc.stderr
+    _no_running_sessions()
+
+
+@pytest.mark.parametrize("kind", ["missing", "file"])
+def test_bad_cwd_is_refused_before_anything_starts(tmp_path: Path, kind: str) -> None:
+    cwd = tmp_path / "nope"
+    if kind == "file":
+        cwd.write_text("")
+    proc = agentty("start", "--cwd", str(cwd), "--", "sleep", "10")
+    assert proc.returncode == 1
+    assert ("does not exist" if kind == "missing" else "not a directory") in proc.stderr
+    assert agentty_json("status")["sessions"] == []
+
+
+def test_usage_errors_are_one_line_with_exit_2() -> None:
+    for args in (["start"], ["key", "Nope"], ["get", "--lines", "abc"], ["wait"], ["bogus"]):
+        proc = agentty(*args)
+        assert proc.returncode == 2, args
+        assert proc.stderr.startswith("agentty: error: "), proc.stderr
+        assert proc.stderr.count("\n") == 1, proc.stderr
+
+
+def test_no_active_session() -> None:
+    proc = agentty("get")
+    assert proc.returncode == 2 and "no active session" in proc.stderr
+
+
+def test_duplicate_name_is_refused() -> None:
+    agentty("start", "--name", "dup", "--", "sleep", "30", check=True)
+    proc = agentty("start", "--name", "dup", "--", "sleep", "30")
+    assert proc.returncode == 2 and "already named 'dup'" in proc.stderr
+    agentty("kill", "--session", "dup", check=True)
+
+
+def test_unknown_key_sends_nothing() -> None:
+    agentty("start", "--", "cat", check=True)
+    seq = agentty_json("get")["seq"]
+    proc = agentty("key", "a", "Nope")
+    assert proc.returncode == 2 and "unknown key 'Nope'" in proc.stderr
+    assert agentty_json("get")["seq"] == seq
+    agentty("kill", check=True)
+
+
+def test_shell_mode_is_an_explicit_opt_in() -> None:
+    agentty("start", "--shell", "echo $((6*7)); sleep 30", check=True)
+    assert "42" in agentty("wait", "--text", "42", check=True).stdout
+    agentty("kill", check=True)
+
+
+def test_environment_and_size() -> None:
+    agentty(
+        "start", "--cols", "100", "--rows", "30", "--env", "GREETING=hi there", "--",
+        "sh", "-c", 'echo "$GREETING|$TERM|$AGENTTY_SESSION_ID|$(stty size)"; sleep 30',
+        check=True,
+    )
+    screen = agentty_json("wait", "--text", "|")
+    sid = agentty_json("status")["active"]
+    assert screen["lines"][0] == f"hi there|xterm-256color|{sid}|30 100"  # type: ignore[index]
+    assert screen["size"] == {"cols": 100, "rows": 30}
+    agentty("kill", check=True)
+
+
+def test_start_returns_when_the_caller_captures_output() -> None:
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("agentty")), "start", "--", "sleep", "100"],
+        capture_output=True, timeout=20, stdin=subprocess.DEVNULL, env=os.environ.copy(),
+    )
+    assert proc.returncode == 0
+    agentty("kill", check=True)
+
+
+HOT_PATH_CHECK = """
+import sys
+from agentty_core.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+heavy = sorted({m.split('.')[0] for m in sys.modules} & {
+    'textual', 'rich', 'pyte', 'psutil', 'filelock', 'ptyprocess', 'agentty_ui', 'asyncio'})
+print('HEAVY=' + ','.join(heavy), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(
+    "args", [["get"], ["text", "x"], ["key", "Enter"], ["wait", "--text", "$", "--timeout", "5"]]
+)
+def test_hot_path_imports_only_the_standard_library(args: list[str]) -> None:
+    agentty("start", "--", "sh", "-c", "echo $; sleep 30", check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", HOT_PATH_CHECK, *args],
+        capture_output=True, text=True, timeout=30, env=os.environ.copy(),
+    )
+    assert proc.stderr.strip().splitlines()[-1] == "HEAVY=", proc.stderr
+    agentty("kill", check=True)
+
+
+def test_help_json_lists_every_command() -> None:
+    schema = json.loads(agentty("help", "--json", check=True).stdout)
+    names = {c["name"] for c in schema["commands"]}
+    assert {"help", "status", "start", "attach", "get", "text", "key", "wait", "kill", "logs"} <= names
+    start = next(c for c in schema["commands"] if c["name"] == "start")
+    assert {"--name", "--cwd", "--cols", "--rows", "--env", "--shell"} <= {
+        n for o in start["options"] for n in o["names"]
+    }
+    assert "Ctrl+C" in schema["keys"] and schema["exitCodes"]["3"]
