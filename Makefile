@@ -4,20 +4,19 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck pytest demo clean
+.PHONY: install run test lint typecheck pytest clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+	@# Bytecode for the hot path even where PYTHONDONTWRITEBYTECODE is set.
+	$(PY) -m compileall -q agentty_core
 	@touch $(STAMP)
 
 install: $(STAMP)
 
 run: install
-	$(VENV)/bin/agentty ui --demo
-
-demo: install
 	$(PY) scripts/demo.py
 
 lint: install

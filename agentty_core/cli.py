@@ -12,12 +12,15 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
 
 from . import __version__
 from .client import Client
 from .errors import EXIT_CODES, EXIT_USAGE, AgenttyError, UsageError, WaitTimeout
 from .protocol import JSONObject, str_list
+
+TYPE_CHECKING = False  # typing costs milliseconds this hot path does not spend
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 PROG = "agentty"
 
@@ -69,7 +72,8 @@ def _env_pair(text: str) -> tuple[str, str]:
     return key, value
 
 
-def build_parser() -> ArgumentParser:
+def build_parser(only: str | None = None) -> ArgumentParser:
+    """The parser; with `only`, just that command's subparser (the hot path builds one)."""
     parser = ArgumentParser(
         prog=PROG,
         description="Run interactive programs in background PTY sessions; type into them, "
@@ -81,147 +85,185 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
 
-    p = sub.add_parser("help", help="show help (--json: the command schema)")
-    p.add_argument("topic", nargs="?", help="a command to show help for")
-    _json_option(p)
+    if only in (None, "help"):
+        p = sub.add_parser("help", help="show help (--json: the command schema)")
+        p.add_argument("topic", nargs="?", help="a command to show help for")
+        _json_option(p)
 
-    p = sub.add_parser("status", help="show the home, the active session and all sessions")
-    _json_option(p)
+    if only in (None, "status"):
+        p = sub.add_parser("status", help="show the home, the active session and all sessions")
+        _json_option(p)
 
-    p = sub.add_parser(
-        "start",
-        help="start a program in a new background PTY session",
-        description="Start PROGRAM with exactly the given arguments (no shell) on a new PTY. "
-        "Prints the session id once the program runs and its worker answers; the new "
-        "session becomes the active one.",
-        usage="agentty start [options] -- PROGRAM [ARG...]\n"
-        "       agentty start [options] --shell 'CMDLINE'",
-    )
-    p.add_argument("--name", help="a unique name for the session (letters, digits, . _ -)")
-    p.add_argument("--cwd", help="working directory (default: the current one)")
-    p.add_argument("--cols", type=_positive_int, default=80, help="terminal width (default 80)")
-    p.add_argument("--rows", type=_positive_int, default=24, help="terminal height (default 24)")
-    p.add_argument(
-        "--env",
-        type=_env_pair,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="set an environment variable (repeatable)",
-    )
-    p.add_argument("--shell", metavar="CMDLINE", help="run CMDLINE with $SHELL -lc (opt-in)")
-    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- PROGRAM [ARG...]")
-    _json_option(p)
+    if only in (None, "start"):
+        p = sub.add_parser(
+            "start",
+            help="start a program in a new background PTY session",
+            description="Start PROGRAM with exactly the given arguments (no shell) on a new PTY. "
+            "Prints the session id once the program runs and its worker answers; the new "
+            "session becomes the active one.",
+            usage="agentty start [options] -- PROGRAM [ARG...]\n"
+            "       agentty start [options] --shell 'CMDLINE'",
+        )
+        p.add_argument("--name", help="a unique name for the session (letters, digits, . _ -)")
+        p.add_argument("--cwd", help="working directory (default: the current one)")
+        p.add_argument("--cols", type=_positive_int, default=80, help="terminal width (default 80)")
+        p.add_argument(
+            "--rows", type=_positive_int, default=24, help="terminal height (default 24)"
+        )
+        p.add_argument(
+            "--env",
+            type=_env_pair,
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="set an environment variable (repeatable)",
+        )
+        p.add_argument("--shell", metavar="CMDLINE", help="run CMDLINE with $SHELL -lc (opt-in)")
+        p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- PROGRAM [ARG...]")
+        _json_option(p)
 
-    p = sub.add_parser("attach", help="make SESSION the active session")
-    p.add_argument("target", metavar="SESSION", help="session id, unique id prefix or name")
-    _json_option(p)
+    if only in (None, "attach"):
+        p = sub.add_parser("attach", help="make SESSION the active session")
+        p.add_argument("target", metavar="SESSION", help="session id, unique id prefix or name")
+        _json_option(p)
 
-    p = sub.add_parser(
-        "get",
-        help="print the rendered screen",
-        description="Print the session's rendered screen as plain text (trailing blank "
-        "lines and spaces trimmed). Works on exited sessions too (their last screen).",
-    )
-    _session_option(p)
-    p.add_argument(
-        "--lines", type=_positive_int, metavar="N", help="the last N lines of scrollback + screen"
-    )
-    p.add_argument("--scrollback", action="store_true", help="retained scrollback, then the screen")
-    p.add_argument("--ansi", action="store_true", help="keep colours and attributes as SGR codes")
-    p.add_argument("--raw", action="store_true", help="the tail of the raw output bytes")
-    p.add_argument(
-        "--bytes", type=_positive_int, metavar="N", help="with --raw: how many bytes (default 4096)"
-    )
-    _json_option(p)
+    if only in (None, "get"):
+        p = sub.add_parser(
+            "get",
+            help="print the rendered screen",
+            description="Print the session's rendered screen as plain text (trailing blank "
+            "lines and spaces trimmed). Works on exited sessions too (their last screen).",
+        )
+        _session_option(p)
+        p.add_argument(
+            "--lines",
+            type=_positive_int,
+            metavar="N",
+            help="the last N lines of scrollback + screen",
+        )
+        p.add_argument(
+            "--scrollback", action="store_true", help="retained scrollback, then the screen"
+        )
+        p.add_argument(
+            "--ansi", action="store_true", help="keep colours and attributes as SGR codes"
+        )
+        p.add_argument("--raw", action="store_true", help="the tail of the raw output bytes")
+        p.add_argument(
+            "--bytes",
+            type=_positive_int,
+            metavar="N",
+            help="with --raw: how many bytes (default 4096)",
+        )
+        _json_option(p)
 
-    p = sub.add_parser(
-        "text",
-        help="type text into the session (no Enter unless --enter)",
-        description="Write PAYLOAD words joined by one space, as is. --enter sends Enter as a "
-        "separate write after a short gap; with bracketed paste enabled, multi-line text "
-        "goes as a bracketed paste.",
-    )
-    _session_option(p)
-    p.add_argument("payload", nargs="*", metavar="PAYLOAD")
-    p.add_argument("--enter", action="store_true", help="press Enter after the text")
-    p.add_argument(
-        "--file", metavar="F", help="read the payload from file F ('-' for stdin), exact bytes"
-    )
-    _json_option(p)
+    if only in (None, "text"):
+        p = sub.add_parser(
+            "text",
+            help="type text into the session (no Enter unless --enter)",
+            description="Write PAYLOAD words joined by one space, as is. --enter sends Enter as a "
+            "separate write after a short gap; with bracketed paste enabled, multi-line text "
+            "goes as a bracketed paste.",
+        )
+        _session_option(p)
+        p.add_argument("payload", nargs="*", metavar="PAYLOAD")
+        p.add_argument("--enter", action="store_true", help="press Enter after the text")
+        p.add_argument(
+            "--file", metavar="F", help="read the payload from file F ('-' for stdin), exact bytes"
+        )
+        _json_option(p)
 
-    p = sub.add_parser("paste", help="paste text (bracketed paste when the program enabled it)")
-    _session_option(p)
-    p.add_argument("payload", metavar="TEXT", help="the text, or '-' to read stdin")
-    _json_option(p)
+    if only in (None, "paste"):
+        p = sub.add_parser("paste", help="paste text (bracketed paste when the program enabled it)")
+        _session_option(p)
+        p.add_argument("payload", metavar="TEXT", help="the text, or '-' to read stdin")
+        _json_option(p)
 
-    p = sub.add_parser(
-        "key",
-        help="press one or more keys",
-        description="Press keys in order: Enter Tab Esc Backspace Delete Insert Space Up Down "
-        "Left Right Home End PageUp PageDown F1..F12 Shift+Tab Shift+Enter Ctrl+Enter "
-        "Alt+Enter Ctrl+A..Ctrl+Z Alt+<char>, modifiers on named keys (Ctrl+Up), any single "
-        "character, and KEY*N to repeat (Down*5). Unknown names are an error; nothing is sent.",
-    )
-    _session_option(p)
-    p.add_argument("keys", nargs="+", metavar="KEY")
-    _json_option(p)
+    if only in (None, "key"):
+        p = sub.add_parser(
+            "key",
+            help="press one or more keys",
+            description="Press keys in order: Enter Tab Esc Backspace Delete Insert Space Up Down "
+            "Left Right Home End PageUp PageDown F1..F12 Shift+Tab Shift+Enter Ctrl+Enter "
+            "Alt+Enter Ctrl+A..Ctrl+Z Alt+<char>, modifiers on named keys (Ctrl+Up), any single "
+            "character, and KEY*N to repeat (Down*5). Unknown names are an error; nothing is sent.",
+        )
+        _session_option(p)
+        p.add_argument("keys", nargs="+", metavar="KEY")
+        _json_option(p)
 
-    p = sub.add_parser(
-        "wait",
-        help="wait until the screen shows something, settles, changes, asks for input or exits",
-        description="Wait until any of the conditions holds (answered by the worker the "
-        "moment it does). On success prints the screen; on timeout exits 3, names what was "
-        "awaited on stderr and prints the current screen.",
-    )
-    _session_option(p)
-    p.add_argument("--text", metavar="STR", help="the screen contains STR")
-    p.add_argument("--regex", metavar="RE", help="a screen line matches RE")
-    p.add_argument("--gone", metavar="STR", help="STR is no longer on screen")
-    p.add_argument("--stable", type=_positive_int, metavar="MS", help="no screen change for MS ms")
-    p.add_argument(
-        "--changed-since", type=_positive_int, metavar="SEQ", help="the screen changed after SEQ"
-    )
-    p.add_argument("--input", action="store_true", help="the program waits for keyboard input")
-    p.add_argument("--exit", action="store_true", help="the program exited")
-    p.add_argument("--scrollback", action="store_true", help="search scrollback too")
-    p.add_argument("--timeout", type=_seconds, default=30.0, metavar="SECONDS", help="default 30")
-    _json_option(p)
+    if only in (None, "wait"):
+        p = sub.add_parser(
+            "wait",
+            help="wait until the screen shows something, settles, changes, asks for input or exits",
+            description="Wait until any of the conditions holds (answered by the worker the "
+            "moment it does). On success prints the screen; on timeout exits 3, names what was "
+            "awaited on stderr and prints the current screen.",
+        )
+        _session_option(p)
+        p.add_argument("--text", metavar="STR", help="the screen contains STR")
+        p.add_argument("--regex", metavar="RE", help="a screen line matches RE")
+        p.add_argument("--gone", metavar="STR", help="STR is no longer on screen")
+        p.add_argument(
+            "--stable", type=_positive_int, metavar="MS", help="no screen change for MS ms"
+        )
+        p.add_argument(
+            "--changed-since",
+            type=_positive_int,
+            metavar="SEQ",
+            help="the screen changed after SEQ",
+        )
+        p.add_argument("--input", action="store_true", help="the program waits for keyboard input")
+        p.add_argument("--exit", action="store_true", help="the program exited")
+        p.add_argument("--scrollback", action="store_true", help="search scrollback too")
+        p.add_argument(
+            "--timeout", type=_seconds, default=30.0, metavar="SECONDS", help="default 30"
+        )
+        _json_option(p)
 
-    p = sub.add_parser("resize", help="resize the session's terminal")
-    _session_option(p)
-    p.add_argument("--cols", type=_positive_int, required=True)
-    p.add_argument("--rows", type=_positive_int, required=True)
-    _json_option(p)
+    if only in (None, "resize"):
+        p = sub.add_parser("resize", help="resize the session's terminal")
+        _session_option(p)
+        p.add_argument("--cols", type=_positive_int, required=True)
+        p.add_argument("--rows", type=_positive_int, required=True)
+        _json_option(p)
 
-    p = sub.add_parser("signal", help="send a signal to the foreground process group")
-    _session_option(p)
-    p.add_argument("name", metavar="NAME", help="INT TERM HUP QUIT USR1 USR2 WINCH CONT STOP KILL")
-    p.add_argument("--leader", action="store_true", help="signal the session's first process only")
-    _json_option(p)
+    if only in (None, "signal"):
+        p = sub.add_parser("signal", help="send a signal to the foreground process group")
+        _session_option(p)
+        p.add_argument(
+            "name", metavar="NAME", help="INT TERM HUP QUIT USR1 USR2 WINCH CONT STOP KILL"
+        )
+        p.add_argument(
+            "--leader", action="store_true", help="signal the session's first process only"
+        )
+        _json_option(p)
 
-    p = sub.add_parser(
-        "kill",
-        help="end the session's whole process tree and confirm it",
-        description="SIGHUP, then SIGTERM (+SIGCONT), then SIGKILL to the session's process "
-        "group, session and descendants, each after a grace period; exits 0 only once "
-        "nothing is left.",
-    )
-    _session_option(p)
-    p.add_argument(
-        "--timeout",
-        type=_seconds,
-        default=2.0,
-        metavar="SECONDS",
-        help="grace per step (default 2)",
-    )
-    _json_option(p)
+    if only in (None, "kill"):
+        p = sub.add_parser(
+            "kill",
+            help="end the session's whole process tree and confirm it",
+            description="SIGHUP, then SIGTERM (+SIGCONT), then SIGKILL to the session's process "
+            "group, session and descendants, each after a grace period; exits 0 only once "
+            "nothing is left.",
+        )
+        _session_option(p)
+        p.add_argument(
+            "--timeout",
+            type=_seconds,
+            default=2.0,
+            metavar="SECONDS",
+            help="grace per step (default 2)",
+        )
+        _json_option(p)
 
-    p = sub.add_parser("logs", help="print the session's worker log")
-    _session_option(p)
-    _json_option(p)
+    if only in (None, "logs"):
+        p = sub.add_parser("logs", help="print the session's worker log")
+        _session_option(p)
+        _json_option(p)
 
-    p = sub.add_parser("ui", help="open the dashboard (Textual)")
+    if only in (None, "ui"):
+        p = sub.add_parser("ui", help="open the dashboard (Textual)")
+
     return parser
 
 
@@ -499,9 +541,19 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+def _command_word(argv: Sequence[str]) -> str | None:
+    for word in argv:
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None
+        if word in ("-h", "--help", "--version"):
+            return None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_word(words))
+    args = parser.parse_args(words)
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE

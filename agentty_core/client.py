@@ -19,7 +19,6 @@ import signal
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from . import identity, ipc_client, keys, records
 from .errors import (
@@ -33,6 +32,7 @@ from .paths import Home
 from .protocol import JSONObject, str_list
 from .records import Record
 
+TYPE_CHECKING = False  # without importing typing: this module is on the hot path
 if TYPE_CHECKING:
     from .state import StateStore
 

@@ -13,8 +13,6 @@ foot, WezTerm and Ghostty send and that modern TUIs (Claude Code, Codex, helix) 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .errors import InvalidKey
 
 MAX_REPEAT = 1000
@@ -52,13 +50,21 @@ _MODIFIER_BITS = {"shift": 1, "alt": 2, "meta": 2, "ctrl": 4, "control": 4}
 _CTRL_SPECIAL = {"@": 0, " ": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31, "?": 127}
 
 
-@dataclass(frozen=True)
 class Key:
-    """A parsed key: its base name (or character), modifier bits and repeat count."""
+    """A parsed key: its base name (or character), modifier bits and repeat count.
 
-    base: str
-    modifiers: int = 0
-    repeat: int = 1
+    A plain class rather than a dataclass: `dataclasses` imports `inspect`, which the CLI's
+    hot path cannot afford."""
+
+    __slots__ = ("base", "modifiers", "repeat")
+
+    def __init__(self, base: str, modifiers: int = 0, repeat: int = 1) -> None:
+        self.base = base
+        self.modifiers = modifiers
+        self.repeat = repeat
+
+    def __repr__(self) -> str:
+        return f"Key({self.base!r}, {self.modifiers}, {self.repeat})"
 
     def encode(self, app_cursor: bool = False) -> bytes:
         return _encode(self.base, self.modifiers, app_cursor) * self.repeat

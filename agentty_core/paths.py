@@ -16,11 +16,9 @@ Stdlib only: this module is on the CLI's hot path.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UnsafePath, UsageError
@@ -84,11 +82,25 @@ def ensure_private_dir(path: Path, *, create: bool = True) -> None:
         )
 
 
-@dataclass(frozen=True)
 class Home:
-    """The resolved, checked agentty home of this process."""
+    """The resolved, checked agentty home of this process.
 
-    root: Path
+    A plain class rather than a dataclass: `dataclasses` imports `inspect`, which the CLI's
+    hot path cannot afford."""
+
+    __slots__ = ("root",)
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def __repr__(self) -> str:
+        return f"Home({str(self.root)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Home) and other.root == self.root
+
+    def __hash__(self) -> int:
+        return hash(self.root)
 
     @classmethod
     def resolve(cls, root: Path | None = None, *, create: bool = True) -> Home:
@@ -135,6 +147,8 @@ class Home:
             return Path(override)
         if len(os.fsencode(self.sockets_dir / "00000000.sock")) <= MAX_SOCKET_PATH:
             return self.sockets_dir
+        import hashlib
+
         digest = hashlib.sha256(os.fsencode(os.path.realpath(self.root))).hexdigest()[:8]
         return Path("/tmp") / f"agentty-{os.getuid()}" / digest
 

@@ -11,14 +11,18 @@ import errno
 import json
 import os
 import stat
-from typing import Literal, cast
 
 from .errors import AmbiguousSession, NoActiveSession, SessionNotFound, StateError
 from .paths import SESSION_ID_RE, Home
 
 SCHEMA_VERSION = 1
 
-Status = Literal["starting", "running", "exited", "failed", "lost"]
+TYPE_CHECKING = False  # without importing typing: this module is on the hot path
+if TYPE_CHECKING:
+    from typing import Literal
+
+    Status = Literal["starting", "running", "exited", "failed", "lost"]
+
 Record = dict[str, object]
 LIVE_STATUSES = ("starting", "running")
 
@@ -58,13 +62,14 @@ def parse_state(raw: bytes, path: str) -> dict[str, object]:
         raise CorruptState(f"{path} is corrupt: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("sessions"), list):
         raise CorruptState(f"{path} is corrupt: expected an object with a 'sessions' list")
-    sessions = cast(list[object], doc["sessions"])
+    sessions: list[Record] = doc["sessions"]
     if not all(isinstance(r, dict) and isinstance(r.get("id"), str) for r in sessions):
         raise CorruptState(f"{path} is corrupt: every session needs an 'id'")
-    ids = [cast(Record, r)["id"] for r in sessions]
+    ids = [r["id"] for r in sessions]
     if len(set(ids)) != len(ids):
         raise CorruptState(f"{path} is corrupt: duplicate session ids")
-    return cast(dict[str, object], doc)
+    result: dict[str, object] = doc
+    return result
 
 
 def empty_state() -> dict[str, object]:
@@ -79,7 +84,8 @@ def load_state(home: Home) -> dict[str, object]:
 
 
 def records(home: Home) -> list[Record]:
-    return cast(list[Record], load_state(home)["sessions"])
+    sessions: list[Record] = load_state(home)["sessions"]  # type: ignore[assignment]  # checked by parse_state
+    return sessions
 
 
 def read_active(home: Home) -> str | None:
