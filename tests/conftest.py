@@ -3,6 +3,7 @@ leaving a process of that home behind (worker or program)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -31,10 +32,8 @@ def agentty_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     while (leftovers := processes_of_home(str(home))) and time.monotonic() < deadline:
         time.sleep(0.05)
     for proc in leftovers:
-        try:
+        with contextlib.suppress(Exception):
             proc.kill()
-        except Exception:
-            pass
     shutil.rmtree(home, ignore_errors=True)
     if leftovers:
         pytest.fail(f"test left processes behind: {describe(leftovers)}")

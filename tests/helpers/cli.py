@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 AGENTTY = str(Path(sys.executable).with_name("agentty"))
 
@@ -33,7 +34,8 @@ def agentty(
     return proc
 
 
-def agentty_json(*args: str, timeout: float = 60) -> dict[str, object]:
+def agentty_json(*args: str, timeout: float = 60) -> dict[str, Any]:
+    """`agentty ARGS --json`, parsed. `Any`: tests index freely into the JSON they check."""
     # Right after the command name, so that it never lands in `start`'s program argv.
     proc = agentty(args[0], "--json", *args[1:], timeout=timeout, check=True)
     value = json.loads(proc.stdout)
@@ -41,7 +43,9 @@ def agentty_json(*args: str, timeout: float = 60) -> dict[str, object]:
     return value
 
 
-def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02) -> None:
+def wait_until(
+    predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02
+) -> None:
     """Poll `predicate` until it is true; fail with a clear message at the deadline."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

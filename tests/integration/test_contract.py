@@ -42,7 +42,18 @@ def test_python_repl_flow_from_the_contract() -> None:
 
 
 def test_d1_argv_is_passed_exactly(programs: Path) -> None:
-    args = ["", "a b", '"q"', "$HOME", "*", "x\ny", "--flag", "'single'", "tab\there", "x" * 100_000]
+    args = [
+        "",
+        "a b",
+        '"q"',
+        "$HOME",
+        "*",
+        "x\ny",
+        "--flag",
+        "'single'",
+        "tab\there",
+        "x" * 100_000,
+    ]
     start("--", PYTHON, str(programs / "argv_json.py"), *args)
     screen = agentty_json("wait", "--text", "]", "--timeout", "20")
     assert screen["fired"] == "text"
@@ -70,7 +81,7 @@ def test_d3_twenty_concurrent_starts_are_all_recorded() -> None:
     assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
     ids = {r.stdout.strip() for r in results}
     status = agentty_json("status")
-    recorded = {s["id"] for s in status["sessions"] if s["status"] == "running"}  # type: ignore[union-attr, index]
+    recorded = {s["id"] for s in status["sessions"] if s["status"] == "running"}
     assert len(ids) == 20 and ids <= recorded
     with ThreadPoolExecutor(max_workers=10) as pool:
         kills = list(pool.map(lambda sid: agentty("kill", "--session", sid, "--timeout", "1"), ids))
@@ -81,7 +92,9 @@ def test_d4_lock_is_released_when_its_holder_dies(agentty_home: Path) -> None:
     env = dict(os.environ, AGENTTY_FAILPOINTS="state.after_lock=sigkill")
     proc = subprocess.run(
         [str(Path(PYTHON).with_name("agentty")), "start", "--", "sleep", "30"],
-        env=env, capture_output=True, timeout=30,
+        env=env,
+        capture_output=True,
+        timeout=30,
     )
     assert proc.returncode == -9
     before = time.monotonic()
@@ -103,18 +116,22 @@ def test_d5_state_files_are_private(agentty_home: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "point", ["worker.after_intent", "worker.after_spawn", "worker.after_bind", "worker.before_ready"]
+    "point",
+    ["worker.after_intent", "worker.after_spawn", "worker.after_bind", "worker.before_ready"],
 )
 def test_d6_worker_dying_during_startup_leaves_no_orphan(point: str) -> None:
     env = dict(os.environ, AGENTTY_FAILPOINTS=f"{point}=sigkill")
     proc = subprocess.run(
         [str(Path(PYTHON).with_name("agentty")), "start", "--", "sleep", "1000"],
-        env=env, capture_output=True, text=True, timeout=30,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert proc.returncode == 1
     assert "worker died during startup" in proc.stderr and ".log" in proc.stderr
     status = agentty_json("status")
-    assert [s["status"] for s in status["sessions"]] == ["failed"]  # type: ignore[union-attr, index]
+    assert [s["status"] for s in status["sessions"]] == ["failed"]
     # The census fixture checks that no `sleep 1000` survived.
 
 
@@ -134,9 +151,12 @@ def test_d8_kill_escalates_and_confirms(programs: Path) -> None:
     result = agentty_json("kill", "--timeout", "0.3")
     assert result["escalated"] == ["SIGHUP", "SIGTERM", "SIGKILL"]
     assert result["signal"] == "SIGKILL"
-    assert not psutil.pid_exists(int(rec["pid"])) or psutil.Process(int(rec["pid"])).status() == "zombie"
+    assert (
+        not psutil.pid_exists(int(rec["pid"]))
+        or psutil.Process(int(rec["pid"])).status() == "zombie"
+    )
     status = agentty_json("status")
-    assert status["sessions"][0]["status"] == "exited"  # type: ignore[index]
+    assert status["sessions"][0]["status"] == "exited"
 
 
 def test_d9_get_returns_the_rendered_screen_of_vim(tmp_path: Path) -> None:

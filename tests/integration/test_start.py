@@ -15,7 +15,7 @@ from tests.helpers.cli import agentty, agentty_json
 
 def _no_running_sessions() -> None:
     status = agentty_json("status")
-    assert all(s["status"] not in ("running", "starting") for s in status["sessions"])  # type: ignore[union-attr, index]
+    assert all(s["status"] not in ("running", "starting") for s in status["sessions"])
 
 
 def test_program_not_found_exits_127() -> None:
@@ -92,13 +92,22 @@ def test_shell_mode_is_an_explicit_opt_in() -> None:
 
 def test_environment_and_size() -> None:
     agentty(
-        "start", "--cols", "100", "--rows", "30", "--env", "GREETING=hi there", "--",
-        "sh", "-c", 'echo "$GREETING|$TERM|$AGENTTY_SESSION_ID|$(stty size)"; sleep 30',
+        "start",
+        "--cols",
+        "100",
+        "--rows",
+        "30",
+        "--env",
+        "GREETING=hi there",
+        "--",
+        "sh",
+        "-c",
+        'echo "$GREETING|$TERM|$AGENTTY_SESSION_ID|$(stty size)"; sleep 30',
         check=True,
     )
     screen = agentty_json("wait", "--text", "|")
     sid = agentty_json("status")["active"]
-    assert screen["lines"][0] == f"hi there|xterm-256color|{sid}|30 100"  # type: ignore[index]
+    assert screen["lines"][0] == f"hi there|xterm-256color|{sid}|30 100"
     assert screen["size"] == {"cols": 100, "rows": 30}
     agentty("kill", check=True)
 
@@ -106,7 +115,10 @@ def test_environment_and_size() -> None:
 def test_start_returns_when_the_caller_captures_output() -> None:
     proc = subprocess.run(
         [str(Path(sys.executable).with_name("agentty")), "start", "--", "sleep", "100"],
-        capture_output=True, timeout=20, stdin=subprocess.DEVNULL, env=os.environ.copy(),
+        capture_output=True,
+        timeout=20,
+        stdin=subprocess.DEVNULL,
+        env=os.environ.copy(),
     )
     assert proc.returncode == 0
     agentty("kill", check=True)
@@ -132,7 +144,10 @@ def test_hot_path_imports_only_the_standard_library(args: list[str]) -> None:
     agentty("start", "--", "sh", "-c", "echo $; sleep 30", check=True)
     proc = subprocess.run(
         [sys.executable, "-c", HOT_PATH_CHECK, *args],
-        capture_output=True, text=True, timeout=30, env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=os.environ.copy(),
     )
     assert proc.stderr.strip().splitlines()[-1] == "HEAVY=", proc.stderr
     agentty("kill", check=True)
@@ -141,7 +156,18 @@ def test_hot_path_imports_only_the_standard_library(args: list[str]) -> None:
 def test_help_json_lists_every_command() -> None:
     schema = json.loads(agentty("help", "--json", check=True).stdout)
     names = {c["name"] for c in schema["commands"]}
-    assert {"help", "status", "start", "attach", "get", "text", "key", "wait", "kill", "logs"} <= names
+    assert {
+        "help",
+        "status",
+        "start",
+        "attach",
+        "get",
+        "text",
+        "key",
+        "wait",
+        "kill",
+        "logs",
+    } <= names
     start = next(c for c in schema["commands"] if c["name"] == "start")
     assert {"--name", "--cwd", "--cols", "--rows", "--env", "--shell"} <= {
         n for o in start["options"] for n in o["names"]

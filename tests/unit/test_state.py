@@ -14,7 +14,6 @@ from agentty_core.errors import StateError, UnsafePath
 from agentty_core.paths import Home
 from agentty_core.state import StateStore
 
-
 WRITER = """
 import sys
 from agentty_core.paths import Home
@@ -47,8 +46,13 @@ def test_writes_are_private_and_leave_no_temp_files(agentty_home: Path) -> None:
 def test_unknown_fields_survive_a_rewrite(agentty_home: Path) -> None:
     home = Home.resolve()
     home.state_file.write_text(
-        json.dumps({"schema_version": 1, "extra": {"keep": True},
-                    "sessions": [{"id": "0000000a", "status": "exited", "future": [1, 2]}]})
+        json.dumps(
+            {
+                "schema_version": 1,
+                "extra": {"keep": True},
+                "sessions": [{"id": "0000000a", "status": "exited", "future": [1, 2]}],
+            }
+        )
     )
     os.chmod(home.state_file, 0o600)
     StateStore(home).update("0000000a", status="lost")

@@ -1,0 +1,251 @@
+"""Agent I/O: waits answered by the worker, input state, terminal replies, modes, resize."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.cli import AGENTTY, agentty, agentty_json
+
+PY = sys.executable
+
+
+def start(*argv: str, extra: tuple[str, ...] = ()) -> str:
+    return agentty("start", *extra, "--", *argv, check=True).stdout.strip()
+
+
+def test_wait_text_for_output_after_a_random_delay(programs: Path) -> None:
+    start(PY, str(programs / "delayed_print.py"))
+    result = agentty_json("wait", "--text", "DONE", "--timeout", "20")
+    assert result["fired"] == "text" and result["match"] == {"row": 0, "col": 0}
+    assert result["lines"][0] == "DONE"
+    agentty("kill", check=True)
+
+
+def test_wait_stable_after_a_burst(programs: Path) -> None:
+    start(PY, str(programs / "burst_then_quiet.py"))
+    agentty("wait", "--text", "tick 0", check=True)
+    result = agentty_json("wait", "--stable", "300", "--timeout", "20")
+    assert result["fired"] == "stable"
+    assert "quiet now" in result["lines"]
+    agentty("kill", check=True)
+
+
+def test_changed_since_after_text_has_no_race() -> None:
+    start(PY, "-q")
+    agentty("wait", "--text", ">>>", check=True)
+    sent = agentty_json("text", "--enter", "6*7")
+    result = agentty_json("wait", "--changed-since", str(sent["seq"]), "--timeout", "10")
+    assert result["fired"] == "changed" and int(result["seq"]) > int(sent["seq"])
+    assert "42" in agentty_json("wait", "--regex", "^42$")["lines"]
+    agentty("kill", check=True)
+
+
+def test_wait_gone(programs: Path) -> None:
+    start("sh", "-c", "echo Loading...; sleep 0.5; printf '\\033[2J\\033[Hready\\n'; sleep 30")
+    agentty("wait", "--text", "Loading", check=True)
+    result = agentty_json("wait", "--gone", "Loading", "--timeout", "10")
+    assert result["fired"] == "gone" and result["lines"][0] == "ready"
+    agentty("kill", check=True)
+
+
+def test_several_conditions_report_which_fired() -> None:
+    start("sh", "-c", "echo first; sleep 30")
+    result = agentty_json("wait", "--text", "never", "--regex", "fir+st", "--timeout", "10")
+    assert result["fired"] == "regex"
+    agentty("kill", check=True)
+
+
+def test_timeout_exits_3_and_shows_the_screen() -> None:
+    start("sh", "-c", "echo something else; sleep 30")
+    agentty("wait", "--text", "something", check=True)
+    proc = agentty("wait", "--text", "absent", "--timeout", "0.3")
+    assert proc.returncode == 3
+    assert proc.stderr.strip() == "agentty: error: timed out after 0.3s waiting for text 'absent'"
+    assert proc.stdout == "something else\n"
+    agentty("kill", check=True)
+
+
+def test_many_waits_on_one_session_at_once() -> None:
+    start("sh", "-c", "sleep 0.5; echo go; sleep 30")
+    results: list[subprocess.CompletedProcess[str]] = []
+
+    def waiter() -> None:
+        results.append(agentty("wait", "--text", "go", "--timeout", "20"))
+
+    threads = [threading.Thread(target=waiter) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r.returncode for r in results] == [0] * 8
+    agentty("kill", check=True)
+
+
+def test_wait_exit_reports_the_code_and_a_dying_worker_is_an_error() -> None:
+    start("sh", "-c", "sleep 0.3; exit 7")
+    result = agentty_json("wait", "--exit", "--timeout", "10")
+    assert result["fired"] == "exit" and result["exitCode"] == 7
+    assert agentty("wait", "--exit").stdout.endswith("[exited: code 7]\n")
+    rec = agentty_json("start", "--", "sleep", "60")
+    waiting = subprocess.Popen(
+        [AGENTTY, "wait", "--text", "never", "--timeout", "60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    agentty("wait", "--stable", "200", check=True)
+    import os
+    import signal
+
+    os.kill(int(rec["workerPid"]), signal.SIGKILL)
+    _, err = waiting.communicate(timeout=20)
+    assert waiting.returncode == 1 and "worker" in err
+    agentty("kill", check=True)  # ends what the worker left behind
+
+
+@pytest.mark.parametrize("case", ["compute", "password", "repl", "vim"])
+def test_input_state(case: str, programs: Path, tmp_path: Path) -> None:
+    if case == "compute":
+        start(PY, str(programs / "compute_then_prompt.py"))
+        state = agentty_json("get")["input"]
+        assert state["state"] == "busy"
+        result = agentty_json("wait", "--input", "--timeout", "20")
+        assert "your name?" in result["lines"][0]
+        assert result["input"]["echo"] is True and result["input"]["canonical"] is True
+    elif case == "password":
+        start("bash", "-c", "read -s -p 'Password: ' pw; echo; echo got ${#pw}; sleep 30")
+        result = agentty_json("wait", "--input", "--timeout", "20")
+        assert result["input"]["echo"] is False
+        assert agentty_json("status")["sessions"][0]["input"]["state"] == "reading"
+        agentty("text", "--enter", "hunter2", check=True)
+        agentty("wait", "--text", "got 7", check=True)
+        agentty("kill", check=True)
+        return
+    elif case == "repl":
+        start(PY, "-q")
+        result = agentty_json("wait", "--input", "--timeout", "20")
+        assert ">>>" in result["lines"][0]
+        assert result["input"]["foreground"]["name"].startswith("python")
+    else:
+        start("vim", "-u", "NONE", "-i", "NONE", "-N", str(tmp_path / "x.txt"))
+        result = agentty_json("wait", "--input", "--timeout", "20")
+        assert result["input"]["canonical"] is False
+        assert result["altScreen"] is True
+    assert agentty_json("status")["sessions"][0]["input"]["state"] == "reading"
+    agentty("kill", check=True)
+
+
+def test_cursor_position_query_gets_the_real_position(programs: Path) -> None:
+    start(PY, str(programs / "cpr_query.py"))
+    result = agentty_json("wait", "--text", "REPLY", "--timeout", "20")
+    assert "REPLY b'\\x1b[1;4R'" in result["lines"]
+    agentty("kill", check=True)
+
+
+def test_vim_arrow_keys_use_application_mode(tmp_path: Path) -> None:
+    target = tmp_path / "lines.txt"
+    target.write_text("".join(f"line {i}\n" for i in range(10)))
+    start("vim", "-u", "NONE", "-i", "NONE", "-N", str(target))
+    agentty("wait", "--text", "line 9", check=True)
+    before = agentty_json("get")
+    assert before["modes"]["applicationCursor"] is True
+    assert before["cursor"]["row"] == 0
+    sent = agentty_json("key", "Down*3", "Right*2")
+    after = agentty_json("wait", "--changed-since", str(sent["seq"]), "--stable", "100")
+    after = agentty_json("wait", "--stable", "150")
+    assert (after["cursor"]["row"], after["cursor"]["col"]) == (3, 2)
+    agentty("key", "Esc", ":", "q", "!", "Enter", check=True)
+    agentty("wait", "--exit", check=True)
+
+
+def test_bracketed_paste_reaches_the_program_whole(programs: Path) -> None:
+    start(PY, str(programs / "paste_report.py"))
+    assert agentty_json("wait", "--text", "READY")["modes"]["bracketedPaste"] is True
+    agentty("paste", "line one\nline two", check=True)
+    result = agentty_json("wait", "--text", "GOT", "--timeout", "10")
+    assert "GOT b'\\x1b[200~line one\\nline two\\x1b[201~'" in result["lines"]
+    agentty("kill", check=True)
+
+
+def test_resize_reaches_the_program(programs: Path) -> None:
+    start(PY, str(programs / "winch_report.py"))
+    agentty("wait", "--text", "SIZE 80x24", check=True)
+    agentty("resize", "--cols", "100", "--rows", "40", check=True)
+    result = agentty_json("wait", "--text", "SIZE 100x40", "--timeout", "10")
+    assert result["size"] == {"cols": 100, "rows": 40}
+    agentty("kill", check=True)
+
+
+def test_wide_characters_take_two_columns() -> None:
+    start("sh", "-c", "printf '日本語x\\n'; sleep 30")
+    result = agentty_json("wait", "--text", "x")
+    assert result["lines"][0] == "日本語x"
+    assert result["match"] == {"row": 0, "col": 6}
+    agentty("kill", check=True)
+
+
+def test_get_ansi_raw_and_scrollback() -> None:
+    start(
+        "sh",
+        "-c",
+        "for i in $(seq 1 40); do echo line $i; done; printf '\\033[31mred\\033[0m\\n'; sleep 30",
+    )
+    agentty("wait", "--text", "red", check=True)
+    plain = agentty("get", check=True).stdout
+    assert "line 1\n" not in plain and plain.endswith("red\n")
+    assert "line 1\n" in agentty("get", "--scrollback", check=True).stdout
+    assert agentty("get", "--lines", "2", check=True).stdout == "line 40\nred\n"
+    ansi = agentty("get", "--ansi", check=True).stdout
+    assert "\x1b[31mred" in ansi or "\x1b[0;31mred" in ansi or "31m" in ansi
+    raw = subprocess.run(
+        [AGENTTY, "get", "--raw", "--bytes", "20"], capture_output=True, check=True
+    )
+    assert raw.stdout.endswith(b"\x1b[31mred\x1b[0m\r\n")
+    agentty("kill", check=True)
+
+
+def test_text_from_file_and_stdin_with_enter(tmp_path: Path) -> None:
+    start("cat")
+    payload = tmp_path / "payload.txt"
+    payload.write_bytes("from file ünïcode".encode())
+    agentty("text", "--file", str(payload), "--enter", check=True)
+    agentty("wait", "--text", "from file ünïcode", check=True)
+    agentty("text", "--enter", "-", input=b"from stdin", check=True)
+    screen = agentty_json("wait", "--regex", "from stdin$")
+    assert screen["lines"][:4] == ["from file ünïcode"] * 2 + ["from stdin"] * 2
+    agentty("kill", check=True)
+
+
+def test_signal_goes_to_the_foreground_group() -> None:
+    start("sh", "-c", "trap 'echo caught INT' INT; while :; do sleep 0.1; done")
+    agentty("wait", "--input", "--stable", "200", check=True)
+    result = agentty_json("signal", "INT")
+    assert result["signal"] == "SIGINT"
+    agentty("wait", "--text", "caught INT", check=True)
+    agentty("kill", check=True)
+
+
+def test_help_json_lists_the_agent_io_commands() -> None:
+    schema = json.loads(agentty("help", "--json", check=True).stdout)
+    commands = {c["name"]: c for c in schema["commands"]}
+    assert {"wait", "paste", "resize", "signal"} <= set(commands)
+    wait_opts = {n for o in commands["wait"]["options"] for n in o["names"]}
+    assert {
+        "--text",
+        "--regex",
+        "--gone",
+        "--stable",
+        "--changed-since",
+        "--input",
+        "--exit",
+        "--scrollback",
+        "--timeout",
+    } <= wait_opts
+    get_opts = {n for o in commands["get"]["options"] for n in o["names"]}
+    assert {"--ansi", "--raw", "--bytes", "--scrollback", "--lines"} <= get_opts
