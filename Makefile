@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: install
-	$(PY) scripts/demo.py
+	$(VENV)/bin/agentty ui --demo
 
 lint: install
 	$(VENV)/bin/ruff format --check .

@@ -262,7 +262,15 @@ def build_parser(only: str | None = None) -> ArgumentParser:
         _json_option(p)
 
     if only in (None, "ui"):
-        p = sub.add_parser("ui", help="open the dashboard (Textual)")
+        p = sub.add_parser(
+            "ui",
+            help="open the dashboard (Textual)",
+            description="Open the Textual dashboard: live session panes, attach and type, "
+            "send input, kill, worker logs, orphan warnings.",
+        )
+        p.add_argument(
+            "--demo", action="store_true", help="start a demo session first if none is running"
+        )
 
     return parser
 
@@ -521,7 +529,8 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     # The dashboard runs in its own interpreter so this module never imports Textual.
-    os.execv(sys.executable, [sys.executable, "-m", "agentty_ui"])
+    extra = ["--demo"] if args.demo else []
+    os.execv(sys.executable, [sys.executable, "-m", "agentty_ui", *extra])
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

@@ -17,7 +17,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from . import identity, ipc_client, keys, records
@@ -34,6 +34,7 @@ from .records import Record
 
 TYPE_CHECKING = False  # without importing typing: this module is on the hot path
 if TYPE_CHECKING:
+    from .orphans import Orphan
     from .state import StateStore
 
 DEFAULT_TIMEOUT = 5.0
@@ -319,6 +320,97 @@ class Client:
             "escalated": result.escalated,
             "orphansKilled": [o.pid for o in found],
         }
+
+    def subscribe(self, ref: str | None) -> Iterator[JSONObject]:
+        """Screen events pushed by the worker (a full screen first, then changed rows, at
+        most ~30 a second) until the session ends. Blocking: run it off the UI thread."""
+        rec = self.require_running(ref)
+        path = str(self.home.socket_path(str(rec["id"])))
+        pid = rec.get("workerPid")
+        with ipc_client.Connection(path, expect_pid=pid if isinstance(pid, int) else None) as conn:
+            conn.send("subscribe")
+            conn.sock.settimeout(None)
+            try:
+                yield from conn.stream()
+            except WorkerUnreachable:
+                return
+
+    def orphans(self) -> list[Orphan]:
+        """Processes of this home's sessions whose worker is gone (found by their marker)."""
+        from .orphans import marked_processes
+
+        live = {str(r["id"]) for r in self.sessions() if r.get("status") in ("running", "starting")}
+        return [o for o in marked_processes(self.home) if o.session_id not in live]
+
+    def end_orphans(self, orphans: list[Orphan] | None = None, grace: float = 1.0) -> JSONObject:
+        """End orphans (re-proven by marker, pid and start time); raises if any survive."""
+        from .errors import KillNotConfirmed
+        from .orphans import end
+
+        targets = self.orphans() if orphans is None else orphans
+        result = end(targets, grace=grace)
+        if result.survivors:
+            raise KillNotConfirmed("orphans", result.survivors)
+        return {"killed": [o.pid for o in targets], "escalated": result.escalated}
+
+    def gc(self, older_than: float | None = None) -> list[str]:
+        """Remove the records, sockets, logs and final screens of ended sessions.
+
+        Running sessions are never touched; `older_than` (seconds since the session ended)
+        keeps recent ones. Returns the removed ids."""
+        import datetime as dt
+
+        now = dt.datetime.now(dt.timezone.utc)
+        doomed: set[str] = set()
+        for rec in self.sessions():
+            if rec.get("status") in ("running", "starting"):
+                continue
+            if older_than is not None:
+                ended = str(rec.get("endedAt") or rec.get("lastActiveAt") or rec.get("startedAt"))
+                try:
+                    age = (now - dt.datetime.fromisoformat(ended)).total_seconds()
+                except ValueError:
+                    age = float("inf")
+                if age < older_than:
+                    continue
+            doomed.add(str(rec["id"]))
+        if not doomed:
+            return []
+        self._store().remove(doomed)
+        for session_id in doomed:
+            for path in (
+                self.home.log_path(session_id),
+                self.home.log_path(session_id).with_suffix(".log.1"),
+                self.home.final_path(session_id),
+            ):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+            self._remove_stale_socket(session_id)
+        if records.read_active(self.home) in doomed:
+            self._store().set_active(None)
+        return sorted(doomed)
+
+    def _remove_stale_socket(self, session_id: str) -> None:
+        """Unlink a socket only if it is a socket of ours and nothing answers on it (R5)."""
+        import socket as _socket
+        import stat
+
+        path = self.home.socket_path(session_id)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISSOCK(st.st_mode) or st.st_uid != os.getuid():
+            return
+        probe = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        try:
+            probe.connect(str(path))
+        except ConnectionRefusedError:
+            path.unlink()
+        except OSError:
+            pass
+        finally:
+            probe.close()
 
     def logs(self, ref: str | None = None) -> Path:
         rec = self.resolve(ref)
