@@ -100,6 +100,47 @@ def probe(master_fd: int, tty_name: str) -> InputState:
     except OSError:
         return {"state": "unknown", "echo": echo, "canonical": canonical, "foreground": None}
     foreground: Foreground = {"pid": pgid, "name": _proc_name(pgid)}
-    blocked = _blocked_on_input(pgid, tty_name) if os.path.isdir("/proc") else None
-    state: InputStateName = "unknown" if blocked is None else ("reading" if blocked else "busy")
+    if not os.path.isdir("/proc"):
+        return {"state": "unknown", "echo": echo, "canonical": canonical, "foreground": foreground}
+    state: InputStateName = "busy"
+    for pid in _group_members(pgid):
+        blocked = _blocked_on_input(pid, tty_name)
+        if blocked:
+            # Name the process that reads (vim under `sh -c`), not just the group leader.
+            state, foreground = "reading", {"pid": pid, "name": _proc_name(pid)}
+            break
+        if blocked is None and pid == pgid:
+            state = "unknown"
     return {"state": state, "echo": echo, "canonical": canonical, "foreground": foreground}
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(c) for c in f.read().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def _pgrp(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[2])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _group_members(pgid: int) -> list[int]:
+    """The foreground group, leader first: a non-interactive `sh -c` runs its commands in
+    its own group, so the process reading the terminal is often a descendant of the leader."""
+    members: list[int] = []
+    queue, seen = [pgid], {pgid}
+    while queue and len(members) < 64:
+        pid = queue.pop(0)
+        if _pgrp(pid) == pgid:
+            members.append(pid)
+        for child in _children(pid):
+            if child not in seen:
+                seen.add(child)
+                queue.append(child)
+    return members

@@ -133,9 +133,12 @@ def test_input_state(case: str, programs: Path, tmp_path: Path) -> None:
         assert ">>>" in result["lines"][0]
         assert result["input"]["foreground"]["name"].startswith("python")
     else:
-        start("vim", "-u", "NONE", "-i", "NONE", "-N", str(tmp_path / "x.txt"))
+        # Under a non-interactive shell vim is not its group's leader; it is still found.
+        vim = f"vim -u NONE -i NONE -N {tmp_path / 'x.txt'}; sleep 30"
+        start("sh", "-c", vim)
         result = agentty_json("wait", "--input", "--timeout", "20")
         assert result["input"]["canonical"] is False
+        assert result["input"]["foreground"]["name"] == "vim"
         assert result["altScreen"] is True
     assert agentty_json("status")["sessions"][0]["input"]["state"] == "reading"
     agentty("kill", check=True)
