@@ -261,6 +261,39 @@ def build_parser(only: str | None = None) -> ArgumentParser:
         _session_option(p)
         _json_option(p)
 
+    if only in (None, "orphans"):
+        p = sub.add_parser(
+            "orphans",
+            help="list (or --kill) processes of sessions whose worker is gone",
+            description="Processes carrying the AGENTTY_SESSION_ID of a session of this home "
+            "whose worker is gone. --kill ends them (HUP, TERM, KILL), after proving "
+            "ownership by the marker, uid, pid and start time.",
+        )
+        p.add_argument("--kill", action="store_true", help="end them")
+        _json_option(p)
+
+    if only in (None, "gc"):
+        p = sub.add_parser(
+            "gc",
+            help="remove records, sockets and logs of ended sessions",
+            description="Remove the records, sockets, logs and final screens of exited, "
+            "failed and lost sessions. Running sessions are never touched.",
+        )
+        p.add_argument(
+            "--older-than",
+            type=_seconds,
+            metavar="SECONDS",
+            help="only sessions that ended at least this long ago",
+        )
+        _json_option(p)
+
+    if only in (None, "doctor"):
+        p = sub.add_parser(
+            "doctor",
+            help="check the home, sockets, orphans and state file; say what to fix",
+        )
+        _json_option(p)
+
     if only in (None, "ui"):
         p = sub.add_parser(
             "ui",
@@ -341,6 +374,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     assert isinstance(sessions, list)
     print(f"home: {status['home']}")
     print(f"active: {status['active'] or '-'}")
+    orphans = status.get("orphans")
+    if isinstance(orphans, list) and orphans:
+        print(f"warning: {len(orphans)} orphan process(es) of dead workers; see 'agentty orphans'")
     if not sessions:
         print("no sessions")
         return 0
@@ -527,6 +563,54 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_orphans(args: argparse.Namespace) -> int:
+    client = _client()
+    found = client.orphans()
+    listed = [o.as_json() for o in found]
+    if args.kill and found:
+        result = client.end_orphans(found)
+        if args.json:
+            _emit({"orphans": listed, **result})
+        else:
+            print(f"ended {len(found)} orphan process(es): {' '.join(str(o.pid) for o in found)}")
+        return 0
+    if args.json:
+        _emit({"orphans": listed})
+    elif not found:
+        print("no orphans")
+    else:
+        print(f"{'PID':>7}  {'SESSION':8}  {'AGE':>7}  COMMAND")
+        for o in found:
+            print(f"{o.pid:>7}  {o.session_id:8}  {o.age_seconds:>6.0f}s  {o.command[:60]}")
+        print("end them with: agentty orphans --kill")
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    removed = _client().gc(older_than=args.older_than)
+    if args.json:
+        _emit({"removed": removed})
+    else:
+        print(f"removed {len(removed)} session(s)" + (f": {' '.join(removed)}" if removed else ""))
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import run_checks
+
+    checks = run_checks()
+    ok = all(c["ok"] for c in checks)
+    if args.json:
+        _emit({"ok": ok, "checks": checks})
+    else:
+        for check in checks:
+            mark = "ok  " if check["ok"] else "FAIL"
+            print(f"{mark}  {check['name']}: {check['detail']}")
+            if not check["ok"] and check["fix"]:
+                print(f"      fix: {check['fix']}")
+    return 0 if ok else 1
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     # The dashboard runs in its own interpreter so this module never imports Textual.
     extra = ["--demo"] if args.demo else []
@@ -546,6 +630,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "signal": cmd_signal,
     "kill": cmd_kill,
     "logs": cmd_logs,
+    "orphans": cmd_orphans,
+    "gc": cmd_gc,
+    "doctor": cmd_doctor,
     "ui": cmd_ui,
 }
 

@@ -102,12 +102,18 @@ class Client:
     def status(self) -> JSONObject:
         from . import __version__
 
-        return {
+        sessions = self.sessions(live_info=True)
+        status: JSONObject = {
             "version": __version__,
             "home": str(self.home.root),
             "active": records.read_active(self.home),
-            "sessions": list(self.sessions(live_info=True)),
+            "sessions": list(sessions),
         }
+        # Survivors of dead workers are looked for only when a worker did die: the sweep
+        # reads every process's environment, which `status` should not pay for otherwise.
+        if any(r.get("status") == "lost" for r in sessions):
+            status["orphans"] = [o.as_json() for o in self.orphans()]
+        return status
 
     def resolve(self, ref: str | None) -> Record:
         return records.resolve(self.home, ref)

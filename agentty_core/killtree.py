@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 import psutil
 
+from . import failpoints
+
 POLL = 0.02
 
 
@@ -77,6 +79,7 @@ def ladder(
         if not procs:
             return result
         result.escalated.append(name)
+        failpoints.hit(f"kill.before_{name}")
         for sig in signals:
             _send(procs, sig)
         deadline = time.monotonic() + wait

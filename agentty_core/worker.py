@@ -23,6 +23,7 @@ import logging
 import logging.handlers
 import os
 import signal
+import stat
 import sys
 import time
 import traceback
@@ -167,8 +168,11 @@ class Worker:
         path = self.home.socket_path(self.id)
         self.home.ensure_socket_dir()
         with contextlib.suppress(FileNotFoundError):
-            if path.is_socket():
-                path.unlink()  # ours by id; `start` made sure no live worker owns it
+            # Only a stale socket of ours is replaced; anything else at the path (a file, a
+            # symlink) makes the bind fail loudly instead of being followed or removed.
+            st = os.lstat(path)
+            if stat.S_ISSOCK(st.st_mode) and st.st_uid == os.getuid():
+                path.unlink()
         self.server = await asyncio.start_unix_server(
             self._serve, path=str(path), limit=protocol.MAX_LINE + 1
         )
