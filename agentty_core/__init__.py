@@ -1,7 +1,35 @@
 """agentty core: background PTY sessions driven over per-session Unix sockets.
 
-This package is imported on the CLI's hot path, so it imports nothing heavy at module
-level: the worker, the state writer and the emulator live in their own modules.
+    from agentty_core import Session
+
+This package is imported on the CLI's hot path, so it imports nothing at module level:
+`Session`, `Client` and the data types are loaded on first use.
 """
 
+from __future__ import annotations
+
 __version__ = "0.1.0"
+
+__all__ = ["Client", "Screen", "Session", "SessionInfo", "WaitResult", "__version__"]
+
+TYPE_CHECKING = False  # without importing typing: this module is on the hot path
+if TYPE_CHECKING:
+    from .client import Client
+    from .session import Screen, Session, SessionInfo, WaitResult
+
+_LAZY = {
+    "Client": "client",
+    "Screen": "session",
+    "Session": "session",
+    "SessionInfo": "session",
+    "WaitResult": "session",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'agentty_core' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f".{module}", __name__), name)

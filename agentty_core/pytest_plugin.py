@@ -1,0 +1,67 @@
+"""pytest plugin (entry point `pytest11`): the `agentty_session` fixture factory.
+
+    def test_repl(agentty_session):
+        py = agentty_session(["python3", "-q"])
+        py.wait(text=">>>")
+
+Each test gets a private `AGENTTY_HOME` (also exported to the environment, so `agentty`
+commands the test runs see the same sessions), and everything it started is killed at
+teardown, even sessions whose worker already died, the way libtmux's plugin reaps tmux.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from .paths import Home
+from .session import Session
+
+
+@pytest.fixture
+def agentty_home_path(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private, short (socket paths are limited to 107 bytes) AGENTTY_HOME for one test."""
+    root = Path(tempfile.mkdtemp(prefix="agentty-", dir="/tmp"))
+    os.chmod(root, 0o700)
+    monkeypatch.setenv("AGENTTY_HOME", str(root))
+    yield root
+    _reap(Home(root))
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def agentty_session(agentty_home_path: Path) -> Iterator[Callable[..., Session]]:
+    """A factory: `agentty_session(argv, name=..., cwd=..., size=..., env=...)` -> Session."""
+    home = Home.resolve(agentty_home_path)
+    started: list[Session] = []
+
+    def start(argv: Sequence[str], **options: object) -> Session:
+        session = Session.start(argv, home=home, **options)  # type: ignore[arg-type]  # options are Session.start's keywords
+        started.append(session)
+        return session
+
+    yield start
+    for session in started:
+        session.kill(grace=0.5)
+
+
+def _reap(home: Home) -> None:
+    """Kill whatever of this home is still running: sessions, then marked survivors."""
+    from .client import Client
+    from .errors import AgenttyError
+    from .orphans import end, marked_processes
+
+    client = Client(home)
+    for rec in client.sessions():
+        if rec.get("status") in ("running", "starting", "lost"):
+            with contextlib.suppress(AgenttyError):
+                client.kill(str(rec["id"]), grace=0.5)
+    leftovers = marked_processes(home)
+    if leftovers:
+        end(leftovers, grace=0.5)
