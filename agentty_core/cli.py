@@ -86,12 +86,23 @@ def build_parser(only: str | None = None) -> ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
 
     if only in (None, "help"):
-        p = sub.add_parser("help", help="show help (--json: the command schema)")
+        p = sub.add_parser(
+            "help", help="show help (--json: the command schema; --agent: a guide for agents)"
+        )
         p.add_argument("topic", nargs="?", help="a command to show help for")
+        p.add_argument(
+            "--agent", action="store_true", help="print the guide for AI agents (docs/agents.md)"
+        )
         _json_option(p)
 
     if only in (None, "status"):
         p = sub.add_parser("status", help="show the home, the active session and all sessions")
+        p.add_argument(
+            "-q",
+            "--quiet",
+            action="store_true",
+            help="only the ids and names of running sessions, one per line",
+        )
         _json_option(p)
 
     if only in (None, "start"):
@@ -261,6 +272,27 @@ def build_parser(only: str | None = None) -> ArgumentParser:
         _session_option(p)
         _json_option(p)
 
+    if only in (None, "run"):
+        p = sub.add_parser(
+            "run",
+            help="one shot: start, answer prompts, wait for exit, print the screen, clean up",
+            description="Start PROGRAM in a session, send each --input (with Enter) once its "
+            "--expect text is on screen (an --input without an --expect waits until the "
+            "program reads input), wait for the exit, print the final screen, remove the "
+            "session, and exit with the program's exit code (3 on timeout).",
+            usage="agentty run [--timeout S] [--expect TEXT --input TEXT]... -- PROGRAM [ARG...]",
+        )
+        p.add_argument(
+            "--timeout", type=_seconds, default=60.0, metavar="SECONDS", help="default 60"
+        )
+        p.add_argument("--expect", action="append", default=[], metavar="TEXT")
+        p.add_argument("--input", action="append", default=[], metavar="TEXT")
+        p.add_argument("--cols", type=_positive_int, default=80)
+        p.add_argument("--rows", type=_positive_int, default=24)
+        p.add_argument("--cwd")
+        p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- PROGRAM [ARG...]")
+        _json_option(p)
+
     if only in (None, "orphans"):
         p = sub.add_parser(
             "orphans",
@@ -293,6 +325,17 @@ def build_parser(only: str | None = None) -> ArgumentParser:
             help="check the home, sockets, orphans and state file; say what to fix",
         )
         _json_option(p)
+
+    if only in (None, "completion"):
+        p = sub.add_parser(
+            "completion",
+            help="print a shell completion script (bash, zsh or fish)",
+            description="Print a completion script; session names and ids are completed "
+            "live. bash: agentty completion bash > ~/.local/share/bash-completion/"
+            'completions/agentty; zsh: agentty completion zsh > "${fpath[1]}/_agentty"; '
+            "fish: agentty completion fish > ~/.config/fish/completions/agentty.fish",
+        )
+        p.add_argument("shell", choices=["bash", "zsh", "fish"])
 
     if only in (None, "ui"):
         p = sub.add_parser(
@@ -346,6 +389,11 @@ def _client() -> Client:
 
 
 def cmd_help(args: argparse.Namespace, parser: ArgumentParser) -> int:
+    if args.agent:
+        from importlib.resources import files
+
+        sys.stdout.write(files("agentty_core").joinpath("agents.md").read_text("utf-8"))
+        return 0
     if args.json:
         from .schema import schema
 
@@ -366,6 +414,13 @@ def _subparser(parser: ArgumentParser, name: str) -> argparse.ArgumentParser:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    if args.quiet:
+        for rec in _client().sessions():
+            if rec.get("status") == "running":
+                print(rec["id"])
+                if rec.get("name"):
+                    print(rec["name"])
+        return 0
     status = _client().status()
     if args.json:
         _emit(status)
@@ -563,6 +618,53 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    import time
+
+    argv = list(args.argv)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        raise UsageError("run needs a program: agentty run [options] -- PROGRAM [ARG...]")
+    if len(args.expect) > len(args.input):
+        raise UsageError("every --expect needs an --input to send when it appears")
+    client = _client()
+    deadline = time.monotonic() + float(args.timeout)
+    record = client.start(argv, cwd=args.cwd, cols=args.cols, rows=args.rows, activate=False)
+    sid = str(record["id"])
+
+    def left() -> float:
+        return max(0.0, deadline - time.monotonic())
+
+    try:
+        for i, text in enumerate(args.input):
+            if i < len(args.expect):
+                client.wait(sid, text=args.expect[i], exit=True, timeout=left())
+            else:
+                client.wait(sid, input=True, exit=True, timeout=left())
+            if client.resolve(sid).get("status") != "running":
+                break
+            client.text(sid, text, enter=True)
+        screen = client.wait(sid, exit=True, timeout=left())
+    except WaitTimeout as exc:
+        print(f"{PROG}: error: run timed out after {args.timeout:g}s", file=sys.stderr)
+        client.kill(sid, grace=0.5)
+        sys.stdout.write(_screen_text(exc.screen))
+        client.gc_session(sid)
+        return exc.exit_code
+    except AgenttyError:
+        client.kill_quietly(sid)
+        client.gc_session(sid)
+        raise
+    code = screen.get("exitCode")
+    if args.json:
+        _emit(screen)
+    else:
+        sys.stdout.write(_screen_text(screen))
+    client.gc_session(sid)
+    return code if isinstance(code, int) else 1
+
+
 def cmd_orphans(args: argparse.Namespace) -> int:
     client = _client()
     found = client.orphans()
@@ -611,6 +713,31 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_completion(args: argparse.Namespace) -> int:
+    import shtab  # only here: completion scripts are generated once, never on the hot path
+
+    parser = build_parser()
+    sessions = shtab.cmd(f"{PROG} status -q 2>/dev/null")
+    for action in _all_actions(parser):
+        if action.dest in ("session", "target"):
+            action.complete = sessions  # type: ignore[attr-defined]  # shtab's extension point
+        elif action.dest == "cwd":
+            action.complete = shtab.DIRECTORY  # type: ignore[attr-defined]  # shtab's extension point
+        elif action.dest == "file":
+            action.complete = shtab.FILE  # type: ignore[attr-defined]  # shtab's extension point
+    sys.stdout.write(shtab.complete(parser, shell=args.shell))
+    return 0
+
+
+def _all_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    found = list(parser._actions)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found.extend(_all_actions(sub))
+    return found
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     # The dashboard runs in its own interpreter so this module never imports Textual.
     extra = ["--demo"] if args.demo else []
@@ -630,9 +757,11 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "signal": cmd_signal,
     "kill": cmd_kill,
     "logs": cmd_logs,
+    "run": cmd_run,
     "orphans": cmd_orphans,
     "gc": cmd_gc,
     "doctor": cmd_doctor,
+    "completion": cmd_completion,
     "ui": cmd_ui,
 }
 

@@ -188,11 +188,21 @@ class Client:
         cols: int = 80,
         rows: int = 24,
         env: Mapping[str, str] | None = None,
+        activate: bool = True,
     ) -> Record:
+        """Start a session; it becomes the active one unless `activate=False`."""
         from .launcher import start
 
         return start(
-            self.home, argv, shell=shell, name=name, cwd=cwd, cols=cols, rows=rows, env=env
+            self.home,
+            argv,
+            shell=shell,
+            name=name,
+            cwd=cwd,
+            cols=cols,
+            rows=rows,
+            env=env,
+            activate=activate,
         )
 
     def attach(self, ref: str) -> Record:
@@ -380,8 +390,12 @@ class Client:
                 if age < older_than:
                     continue
             doomed.add(str(rec["id"]))
+        self._remove_files(doomed)
+        return sorted(doomed)
+
+    def _remove_files(self, doomed: set[str]) -> None:
         if not doomed:
-            return []
+            return
         self._store().remove(doomed)
         for session_id in doomed:
             for path in (
@@ -394,7 +408,14 @@ class Client:
             self._remove_stale_socket(session_id)
         if records.read_active(self.home) in doomed:
             self._store().set_active(None)
-        return sorted(doomed)
+
+    def gc_session(self, session_id: str) -> None:
+        """Remove one ended session's record and files (`run` cleans up after itself)."""
+        self._remove_files({session_id})
+
+    def kill_quietly(self, session_id: str) -> None:
+        with contextlib.suppress(AgenttyError):
+            self.kill(session_id, grace=0.5)
 
     def _remove_stale_socket(self, session_id: str) -> None:
         """Unlink a socket only if it is a socket of ours and nothing answers on it (R5)."""

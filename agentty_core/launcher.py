@@ -72,6 +72,7 @@ def start(
     rows: int = 24,
     env: Mapping[str, str] | None = None,
     timeout: float = READY_TIMEOUT,
+    activate: bool = True,
 ) -> Record:
     """Start a session and return its record once the program runs and the socket answers."""
     if shell is not None:
@@ -143,7 +144,8 @@ def start(
         with contextlib.suppress(Exception):
             store.update(session_id, status="failed", error=exc.message, endedAt=now_iso())
         raise
-    store.set_active(session_id)
+    if activate:
+        store.set_active(session_id)
     from .records import records
 
     for rec in records(home):
