@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 from pathlib import Path
@@ -46,10 +47,9 @@ def test_pipelined_split_and_bad_requests_on_one_connection() -> None:
 def test_oversized_line_gets_an_error_and_the_worker_keeps_serving() -> None:
     rec = agentty_json("start", "--", "sleep", "60")
     with _connect(rec) as sock:
-        try:
+        # The worker may answer and close before we finish sending: what it should do.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             sock.sendall(b"x" * (2 << 20))
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the worker answered and closed before we finished: what it should do
         try:
             (reply,) = _read_lines(sock, 1)
             assert reply["ok"] is False and reply["error"]["code"] == "too_large"  # type: ignore[index]
