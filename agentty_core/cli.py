@@ -130,6 +130,15 @@ def build_parser(only: str | None = None) -> ArgumentParser:
             help="set an environment variable (repeatable)",
         )
         p.add_argument("--shell", metavar="CMDLINE", help="run CMDLINE with $SHELL -lc (opt-in)")
+        p.add_argument(
+            "--record", action="store_true", help="record output to logs/<id>.cast (asciicast v2)"
+        )
+        p.add_argument(
+            "--record-input", action="store_true", help="record typed input too (may hold secrets)"
+        )
+        p.add_argument(
+            "--record-markers", action="store_true", help="a marker for each text/key call"
+        )
         p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- PROGRAM [ARG...]")
         _json_option(p)
 
@@ -292,6 +301,24 @@ def build_parser(only: str | None = None) -> ArgumentParser:
         p.add_argument("--cwd")
         p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- PROGRAM [ARG...]")
         _json_option(p)
+
+    if only in (None, "record"):
+        p = sub.add_parser("record", help="start or stop recording a running session")
+        _session_option(p)
+        p.add_argument("state", choices=["on", "off"])
+        p.add_argument("--input", action="store_true", help="record typed input too")
+        p.add_argument("--markers", action="store_true", help="a marker for each text/key call")
+        _json_option(p)
+
+    if only in (None, "replay"):
+        p = sub.add_parser(
+            "replay",
+            help="play a session's recording (or a .cast file) in this terminal",
+        )
+        p.add_argument("target", metavar="SESSION|FILE")
+        p.add_argument(
+            "--speed", type=float, default=1.0, help="playback speed (default 1; 0: no delays)"
+        )
 
     if only in (None, "orphans"):
         p = sub.add_parser(
@@ -461,6 +488,11 @@ def cmd_start(args: argparse.Namespace) -> int:
         cols=args.cols,
         rows=args.rows,
         env=dict(args.env),
+        record=(
+            {"input": args.record_input, "markers": args.record_markers}
+            if args.record or args.record_input or args.record_markers
+            else None
+        ),
     )
     if args.json:
         _emit(record)
@@ -665,6 +697,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     return code if isinstance(code, int) else 1
 
 
+def cmd_record(args: argparse.Namespace) -> int:
+    result = _client().record(
+        args.session, args.state == "on", input=args.input, markers=args.markers
+    )
+    if args.json:
+        _emit(result)
+    else:
+        print(f"recording {'to ' + str(result['path']) if result['recording'] else 'stopped'}")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .recording import replay
+
+    path = _client().cast_path(args.target)
+    try:
+        replay(path, speed=args.speed)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot replay {path}: {exc}") from None
+    return 0
+
+
 def cmd_orphans(args: argparse.Namespace) -> int:
     client = _client()
     found = client.orphans()
@@ -758,6 +812,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "kill": cmd_kill,
     "logs": cmd_logs,
     "run": cmd_run,
+    "record": cmd_record,
+    "replay": cmd_replay,
     "orphans": cmd_orphans,
     "gc": cmd_gc,
     "doctor": cmd_doctor,

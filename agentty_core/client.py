@@ -25,6 +25,7 @@ from .errors import (
     AgenttyError,
     RemoteError,
     SessionNotRunning,
+    UsageError,
     WaitTimeout,
     WorkerUnreachable,
 )
@@ -189,6 +190,7 @@ class Client:
         rows: int = 24,
         env: Mapping[str, str] | None = None,
         activate: bool = True,
+        record: Mapping[str, bool] | None = None,
     ) -> Record:
         """Start a session; it becomes the active one unless `activate=False`."""
         from .launcher import start
@@ -203,6 +205,7 @@ class Client:
             rows=rows,
             env=env,
             activate=activate,
+            record_cast=record,
         )
 
     def attach(self, ref: str) -> Record:
@@ -438,6 +441,23 @@ class Client:
             pass
         finally:
             probe.close()
+
+    def record(
+        self, ref: str | None, on: bool, *, input: bool = False, markers: bool = False
+    ) -> JSONObject:
+        """Start or stop the asciicast recording of a running session."""
+        rec = self.require_running(ref)
+        return self._call(rec, "record", {"on": on, "input": input, "markers": markers})
+
+    def cast_path(self, ref: str) -> Path:
+        """A session's recording (by id, prefix or name) or a path to a .cast file."""
+        if os.path.isfile(ref):
+            return Path(ref)
+        rec = self.resolve(ref)
+        path = self.home.cast_path(str(rec["id"]))
+        if not path.exists():
+            raise UsageError(f"session {rec['id']} has no recording (start it with --record)")
+        return path
 
     def logs(self, ref: str | None = None) -> Path:
         rec = self.resolve(ref)

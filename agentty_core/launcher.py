@@ -73,6 +73,7 @@ def start(
     env: Mapping[str, str] | None = None,
     timeout: float = READY_TIMEOUT,
     activate: bool = True,
+    record_cast: Mapping[str, bool] | None = None,
 ) -> Record:
     """Start a session and return its record once the program runs and the socket answers."""
     if shell is not None:
@@ -136,6 +137,7 @@ def start(
         "cols": cols,
         "rows": rows,
         "record": record,
+        "record_cast": dict(record_cast) if record_cast is not None else None,
     }
     try:
         ready = _launch_worker(spec, log_path, timeout)

@@ -7,6 +7,7 @@ Layout of `$AGENTTY_HOME` (default `~/.agentty`), every directory 0700, every fi
     active               the active session id
     logs/<id>.log        the worker's own log (never the program's output)
     logs/<id>.final.json the final screen of an exited session
+    logs/<id>.cast       the asciicast v2 recording, when asked for
     sockets/<id>.sock    the worker's Unix socket
 
 Socket paths are derived from the validated session id, never read from the state file.
@@ -139,6 +140,10 @@ class Home:
     def final_path(self, session_id: str) -> Path:
         """The final screen an exited session leaves behind (R10)."""
         return self.logs_dir / f"{validate_session_id(session_id)}.final.json"
+
+    def cast_path(self, session_id: str) -> Path:
+        """The session's asciicast v2 recording, when it records."""
+        return self.logs_dir / f"{validate_session_id(session_id)}.cast"
 
     def socket_dir(self) -> Path:
         """The socket directory: `sockets/`, or a short private fallback for long homes."""

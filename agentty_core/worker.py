@@ -41,6 +41,7 @@ from .killtree import KillResult, alive, group_members, ladder, run_async
 from .paths import Home
 from .protocol import BadRequest, JSONObject
 from .ptyhost import PtyChild, become_subreaper, spawn
+from .recording import Recorder
 from .records import Record
 from .state import StateStore, atomic_write, now_iso
 from .waits import Fired, WaitSpec, evaluate, parse_wait
@@ -100,6 +101,7 @@ class Worker:
         self.connections = 0
         self.subscribers: set[asyncio.Queue[bytes | None]] = set()
         self.push_handle: asyncio.TimerHandle | None = None
+        self.recorder: Recorder | None = None
 
     # ----------------------------------------------------------------- start-up
 
@@ -134,6 +136,9 @@ class Worker:
             self._update_record(status="failed", error=exc.message, endedAt=now_iso())
             return 1
         failpoints.hit("worker.after_spawn")
+        wanted = self.spec.get("record_cast")
+        if isinstance(wanted, dict):
+            self._start_recording(wanted.get("input") is True, wanted.get("markers") is True)
         pid = self.child.pid
         loop.add_reader(self.child.fd, self._on_readable)
         await self._bind()
@@ -208,6 +213,8 @@ class Worker:
             self._on_pty_closed()
             return
         self.raw += data
+        if self.recorder is not None:
+            self.recorder.output(data)
         if len(self.raw) > RAW_BUFFER:
             del self.raw[: len(self.raw) - RAW_BUFFER]
         seq = self.emu.seq
@@ -306,6 +313,10 @@ class Worker:
             atomic_write(self.home.final_path(self.id), json.dumps(snapshot).encode())
         except OSError as exc:
             log.error("cannot save the final screen: %s", exc)
+        if self.recorder is not None:
+            if self.exit_status is not None:
+                self.recorder.exit(os.waitstatus_to_exitcode(self.exit_status))
+            self.recorder.close()
         fields = {**self._exit_fields(), "status": "exited", "endedAt": now_iso()}
         try:
             self._update_record(lastActiveAt=self.last_active, **fields)
@@ -620,6 +631,8 @@ class Worker:
         if bracketed and (multiline or params.get("paste") is True):
             data = b"\x1b[200~" + data.replace(b"\x1b[201~", b"") + b"\x1b[201~"
         self._write(data)
+        if self.recorder is not None:
+            self.recorder.typed(data, "text")
         self.last_active = now_iso()
         if params.get("enter") is True:
             await asyncio.sleep(ENTER_GAP)
@@ -635,6 +648,8 @@ class Worker:
         data = b"".join(k.encode(app_cursor) for k in parsed)
         seq = self.emu.seq
         self._write(data)
+        if self.recorder is not None:
+            self.recorder.typed(data, "key " + " ".join(cast(list[str], names)))
         self.last_active = now_iso()
         return {"seq": seq, "bytes": len(data)}
 
@@ -647,6 +662,8 @@ class Worker:
         self.emu.resize(cols, rows)
         self.child.set_size(cols, rows)
         self.record.update(cols=cols, rows=rows)
+        if self.recorder is not None:
+            self.recorder.resize(cols, rows)
         self.last_change = time.monotonic()
         self._check_waits()
         self._schedule_push()
@@ -671,6 +688,29 @@ class Worker:
         targets = [p.pid for p in alive(group_members(pgid)) if os.getpgid(p.pid) == pgid]
         os.killpg(pgid, sig)
         return {"signal": f"SIG{name}", "pgid": pgid, "pids": targets}
+
+    def _start_recording(self, input: bool, markers: bool) -> None:
+        path = self.home.cast_path(self.id)
+        env = cast(dict[str, str], self.spec.get("env", {}))
+        self.recorder = Recorder(
+            path, self.emu.cols, self.emu.rows, input=input, markers=markers, env=env
+        )
+        self.record["cast"] = str(path)
+
+    async def _record(self, params: JSONObject) -> JSONObject:
+        if params.get("on") is True:
+            if self.finalizing:
+                raise RequestFailed("exited", self._exited_message())
+            if self.recorder is None:
+                self._start_recording(params.get("input") is True, params.get("markers") is True)
+        elif params.get("on") is False:
+            if self.recorder is not None:
+                self.recorder.close()
+                self.recorder = None
+        else:
+            raise BadRequest("record needs 'on': true or false")
+        path = str(self.home.cast_path(self.id))
+        return {"recording": self.recorder is not None, "path": path}
 
     async def _wait(self, params: JSONObject) -> JSONObject:
         return await self.wait(parse_wait(params))
@@ -700,6 +740,7 @@ class Worker:
         "signal": _signal,
         "wait": _wait,
         "kill": _kill_request,
+        "record": _record,
     }
 
 

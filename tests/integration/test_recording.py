@@ -1,0 +1,83 @@
+"""asciicast v2 recording: written live, replayed, and equal to the final screen."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agentty_core.emulator import Emulator
+from tests.helpers.cli import AGENTTY, agentty, agentty_json
+
+
+def _replayed_screen(cast: Path) -> list[str]:
+    header = json.loads(cast.read_text().splitlines()[0])
+    emu = Emulator(header["width"], header["height"])
+    for line in cast.read_text().splitlines()[1:]:
+        _at, code, data = json.loads(line)
+        if code == "o":
+            emu.feed(data.encode())
+        elif code == "r":
+            cols, rows = data.split("x")
+            emu.resize(int(cols), int(rows))
+    return emu.lines()
+
+
+def test_recording_replays_to_the_live_final_screen(agentty_home: Path) -> None:
+    rec = agentty_json("start", "--record", "--record-markers", "--", sys.executable, "-q")
+    agentty("wait", "--text", ">>>", check=True)
+    agentty("text", "--enter", 'print("日本", 6*7)', check=True)
+    agentty("wait", "--regex", "^日本 42$", check=True)
+    agentty("resize", "--cols", "60", "--rows", "20", check=True)
+    agentty("key", "Ctrl+D", check=True)
+    final = agentty_json("wait", "--exit")
+    cast = agentty_home / "logs" / f"{rec['id']}.cast"
+    lines = cast.read_text().splitlines()
+    header = json.loads(lines[0])
+    assert header["version"] == 2 and (header["width"], header["height"]) == (80, 24)
+    events = [json.loads(line) for line in lines[1:]]
+    assert [e[2] for e in events if e[1] == "m"] == ["text", "key Ctrl+D"]
+    assert ["r", "60x20"] in [e[1:] for e in events]
+    assert events[-1][1:] == ["x", "0"]
+    assert not [e for e in events if e[1] == "i"]  # input is not recorded unless asked
+    assert _replayed_screen(cast) == final["lines"]
+    replay = subprocess.run(
+        [AGENTTY, "replay", str(rec["id"]), "--speed", "0"], capture_output=True, timeout=30
+    )
+    assert replay.returncode == 0 and "日本 42".encode() in replay.stdout
+
+
+def test_record_on_and_off_with_input(agentty_home: Path) -> None:
+    rec = agentty_json("start", "--", "cat")
+    agentty("text", "--enter", "before", check=True)
+    agentty("wait", "--regex", "^before$", check=True)
+    assert agentty_json("record", "on", "--input")["recording"] is True
+    agentty("text", "--enter", "during", check=True)
+    agentty("wait", "--regex", "^during$", check=True)
+    assert agentty_json("record", "off")["recording"] is False
+    agentty("text", "--enter", "after", check=True)
+    agentty("wait", "--regex", "^after$", check=True)
+    agentty("kill", check=True)
+    cast = (agentty_home / "logs" / f"{rec['id']}.cast").read_text()
+    assert "during" in cast and "before" not in cast and "after" not in cast
+    assert '"i", "during"' in cast
+
+
+def test_replay_needs_a_recording() -> None:
+    agentty("start", "--", "sleep", "30", check=True)
+    proc = agentty("replay", agentty_json("status")["active"])
+    assert proc.returncode == 2 and "no recording" in proc.stderr
+    agentty("kill", check=True)
+
+
+@pytest.mark.skipif(shutil.which("asciinema") is None, reason="asciinema is not installed")
+def test_asciinema_reads_the_file(agentty_home: Path) -> None:
+    rec = agentty_json("start", "--record", "--", "sh", "-c", "echo recorded-line; exit 0")
+    agentty("wait", "--exit", check=True)
+    cast = agentty_home / "logs" / f"{rec['id']}.cast"
+    out = subprocess.run(["asciinema", "cat", str(cast)], capture_output=True, timeout=30)
+    assert out.returncode == 0 and b"recorded-line" in out.stdout
