@@ -364,6 +364,14 @@ def build_parser(only: str | None = None) -> ArgumentParser:
         )
         p.add_argument("shell", choices=["bash", "zsh", "fish"])
 
+    if only in (None, "mcp"):
+        sub.add_parser(
+            "mcp",
+            help="serve the session tools over MCP on stdio (needs agentty[mcp])",
+            description="A stdio MCP server with the tools start, list, get, type_text, "
+            "press_keys, paste, wait, resize, signal, kill and logs.",
+        )
+
     if only in (None, "ui"):
         p = sub.add_parser(
             "ui",
@@ -792,6 +800,17 @@ def _all_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
     return found
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    try:
+        from .mcp_server import main as serve
+    except ImportError as exc:
+        raise UsageError(
+            f"the MCP server needs the mcp extra: pip install 'agentty[mcp]' ({exc})"
+        ) from None
+    serve()
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     # The dashboard runs in its own interpreter so this module never imports Textual.
     extra = ["--demo"] if args.demo else []
@@ -818,6 +837,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "gc": cmd_gc,
     "doctor": cmd_doctor,
     "completion": cmd_completion,
+    "mcp": cmd_mcp,
     "ui": cmd_ui,
 }
 

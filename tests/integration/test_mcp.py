@@ -1,0 +1,71 @@
+"""`agentty mcp` driven by the official SDK's client over stdio."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import pytest
+
+from tests.helpers.cli import AGENTTY, agentty_json
+
+mcp = pytest.importorskip("mcp")
+
+from mcp import ClientSession, StdioServerParameters  # noqa: E402
+from mcp.client.stdio import stdio_client  # noqa: E402
+
+
+def _payload(result: Any) -> dict[str, Any]:
+    assert not result.is_error, result.content
+    if result.structured_content is not None:
+        data = result.structured_content
+        return dict(data.get("result", data))
+    return dict(json.loads(result.content[0].text))
+
+
+async def test_mcp_drives_a_python_repl_to_an_answer() -> None:
+    params = StdioServerParameters(command=AGENTTY, args=["mcp"], env=dict(os.environ))
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        tools = {t.name: t for t in (await session.list_tools()).tools}
+        assert {
+            "start",
+            "list",
+            "get",
+            "type_text",
+            "press_keys",
+            "paste",
+            "wait",
+            "resize",
+            "signal",
+            "kill",
+            "logs",
+        } <= set(tools)
+        get_hints, kill_hints = tools["get"].annotations, tools["kill"].annotations
+        assert get_hints is not None and get_hints.read_only_hint is True
+        assert kill_hints is not None and kill_hints.destructive_hint is True
+
+        started = _payload(await session.call_tool("start", {"argv": [sys.executable, "-q"]}))
+        sid = started["id"]
+        ready = _payload(await session.call_tool("wait", {"text": ">>>", "timeout": 20}))
+        assert ready["fired"] == "text"
+        sent = _payload(await session.call_tool("type_text", {"text": "6*7", "enter": True}))
+        answer = _payload(
+            await session.call_tool(
+                "wait", {"regex": "^42$", "changed_since": sent["seq"], "timeout": 20}
+            )
+        )
+        assert answer["fired"] in ("regex", "changed")
+        answer = _payload(await session.call_tool("wait", {"regex": "^42$", "timeout": 20}))
+        assert "42" in answer["screen"].splitlines()
+        timed_out = _payload(await session.call_tool("wait", {"text": "never", "timeout": 0.2}))
+        assert timed_out["timedOut"] is True and ">>>" in timed_out["screen"]
+        listed = _payload(await session.call_tool("list", {}))
+        assert [s["id"] for s in listed["sessions"]] == [sid]
+        bad = await session.call_tool("press_keys", {"keys": ["Nope"]})
+        assert bad.is_error
+        killed = _payload(await session.call_tool("kill", {"session": sid}))
+        assert killed["id"] == sid
+    assert agentty_json("status")["sessions"][0]["status"] == "exited"
