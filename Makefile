@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck pytest clean
+.PHONY: install run test lint typecheck pytest docs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ pytest: install
 	$(VENV)/bin/pytest
 
 test: lint typecheck pytest
+
+# API reference from the docstrings, into docs/api/.
+docs: install
+	$(PY) -m pip install -q '.[docs]'
+	$(VENV)/bin/pdoc -o docs/api agentty_core.session agentty_core.client agentty_core.errors agentty_core.keys agentty_core.protocol
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -14,6 +14,7 @@ session is killed on exit.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -177,7 +178,7 @@ class Session:
         return cls(str(client.resolve(ref)["id"]), client)
 
     @classmethod
-    def list(cls, *, home: Home | None = None) -> list[SessionInfo]:
+    def list(cls, *, home: Home | None = None) -> builtins.list[SessionInfo]:
         return [SessionInfo.from_record(r) for r in Client(home).sessions()]
 
     @property
