@@ -390,7 +390,13 @@ def build_parser(only: str | None = None) -> ArgumentParser:
 
 
 def _emit(data: object) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=None) + "\n")
+    text = json.dumps(data, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Lone surrogates (from non-UTF-8 argv bytes) cannot be UTF-8: escape everything.
+        text = json.dumps(data, ensure_ascii=True)
+    sys.stdout.write(text + "\n")
 
 
 def _screen_text(screen: JSONObject, key: str = "lines") -> str:

@@ -78,12 +78,21 @@ class Client:
     def _mark_lost(self, record: Record, reason: str) -> Record:
         updated = self._store().update(str(record["id"]), status="lost", error=reason)
         record.update(status="lost", error=reason)
+        ipc_client.remove_stale_socket(self.home.socket_path(str(record["id"])))  # worker is dead
         return updated or record
+
+    def _records(self) -> list[Record]:
+        """The records; a corrupt file is moved aside and rebuilt from live workers first."""
+        try:
+            return records.records(self.home)
+        except records.CorruptState:
+            self._store().mutate(lambda sessions: None)  # the writer recovers it (R3)
+            return records.records(self.home)
 
     def sessions(self, *, live_info: bool = False) -> list[Record]:
         """Every record, with dead workers noticed and marked `lost`."""
         result = []
-        for rec in records.records(self.home):
+        for rec in self._records():
             if rec.get("status") == "running" and not self.worker_alive(rec):
                 rec = self._mark_lost(rec, "worker died")
             elif (
@@ -117,7 +126,11 @@ class Client:
         return status
 
     def resolve(self, ref: str | None) -> Record:
-        return records.resolve(self.home, ref)
+        try:
+            return records.resolve(self.home, ref)
+        except records.CorruptState:
+            self._records()
+            return records.resolve(self.home, ref)
 
     def require_running(self, ref: str | None) -> Record:
         rec = self.resolve(ref)
@@ -408,7 +421,7 @@ class Client:
             ):
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
-            self._remove_stale_socket(session_id)
+            ipc_client.remove_stale_socket(self.home.socket_path(session_id))
         if records.read_active(self.home) in doomed:
             self._store().set_active(None)
 
@@ -419,28 +432,6 @@ class Client:
     def kill_quietly(self, session_id: str) -> None:
         with contextlib.suppress(AgenttyError):
             self.kill(session_id, grace=0.5)
-
-    def _remove_stale_socket(self, session_id: str) -> None:
-        """Unlink a socket only if it is a socket of ours and nothing answers on it (R5)."""
-        import socket as _socket
-        import stat
-
-        path = self.home.socket_path(session_id)
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            return
-        if not stat.S_ISSOCK(st.st_mode) or st.st_uid != os.getuid():
-            return
-        probe = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-        try:
-            probe.connect(str(path))
-        except ConnectionRefusedError:
-            path.unlink()
-        except OSError:
-            pass
-        finally:
-            probe.close()
 
     def record(
         self, ref: str | None, on: bool, *, input: bool = False, markers: bool = False

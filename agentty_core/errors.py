@@ -53,7 +53,8 @@ class NoActiveSession(UsageError):
 
 class SessionNotFound(UsageError):
     def __init__(self, ref: str) -> None:
-        super().__init__(f"no such session: {ref}")
+        shown = ref if ref.isprintable() and ref.strip() == ref else repr(ref)
+        super().__init__(f"no such session: {shown}")
         self.ref = ref
 
 

@@ -139,3 +139,28 @@ def call(
 ) -> protocol.JSONObject:
     with Connection(path, timeout=timeout, expect_pid=expect_pid) as conn:
         return conn.call(method, params, timeout=timeout)
+
+
+def remove_stale_socket(path: os.PathLike[str] | str) -> bool:
+    """Unlink `path` only if it is a socket of ours that nobody answers on (R5).
+
+    A file, a symlink or another user's socket is never touched; a live socket is kept."""
+    import stat
+
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISSOCK(st.st_mode) or st.st_uid != os.getuid():
+        return False
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(os.fspath(path))
+    except ConnectionRefusedError:
+        os.unlink(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return False

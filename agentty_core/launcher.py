@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 
 from . import identity
 from .errors import EXIT_USAGE, SpawnError, UsageError
+from .ipc_client import remove_stale_socket
 from .paths import Home, validate_name
 from .ptyhost import resolve_command, validate_cwd
 from .records import LIVE_STATUSES, Record
@@ -145,6 +146,9 @@ def start(
         exc.log_path = str(log_path)
         with contextlib.suppress(Exception):
             store.update(session_id, status="failed", error=exc.message, endedAt=now_iso())
+        # A worker that died after binding leaves its socket; nothing answers on it now.
+        with contextlib.suppress(OSError):
+            remove_stale_socket(home.socket_path(session_id))
         raise
     if activate:
         store.set_active(session_id)

@@ -22,7 +22,7 @@ import re
 import stat
 from pathlib import Path
 
-from .errors import UnsafePath, UsageError
+from .errors import StateError, UnsafePath, UsageError
 
 SESSION_ID_RE = re.compile(r"^[0-9a-f]{8}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -61,10 +61,13 @@ def ensure_private_dir(path: Path, *, create: bool = True) -> None:
     except FileNotFoundError:
         if not create:
             raise
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(path, 0o700)
-        st = os.lstat(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(path, 0o700)
+            st = os.lstat(path)
+        except OSError as exc:
+            raise StateError(f"cannot create {path}: {exc.strerror or exc}") from None
     if stat.S_ISLNK(st.st_mode):
         # A symlinked home is allowed only if it resolves to a private dir of ours.
         target = path.resolve()

@@ -119,11 +119,25 @@ class StateStore:
 
     def _write(self, doc: dict[str, object]) -> None:
         data = json.dumps(doc, indent=1, ensure_ascii=True).encode() + b"\n"
-        atomic_write(self.home.state_file, data)
+        try:
+            atomic_write(self.home.state_file, data)
+        except OSError as exc:
+            raise StateError(
+                f"{exc.strerror or exc} writing {self.home.state_file} (it is unchanged)"
+            ) from None
+
+    def _sweep_temp_files(self) -> None:
+        """Remove temp files a writer killed mid-write left behind. Safe under the lock:
+        every writer creates and renames its temp file while holding it."""
+        for path in self.home.root.glob(".*.tmp"):
+            if path.name.startswith((".sessions.json.", ".active.")):
+                with contextlib.suppress(OSError):
+                    path.unlink()
 
     def mutate(self, change: Callable[[list[Record]], object]) -> None:
         """Apply `change` to the session list under the lock and write the result."""
         with self._locked():
+            self._sweep_temp_files()
             doc = self._load()
             version = doc.get("schema_version", SCHEMA_VERSION)
             if isinstance(version, int) and version > SCHEMA_VERSION:
@@ -164,4 +178,9 @@ class StateStore:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.home.active_file)
             else:
-                atomic_write(self.home.active_file, session_id.encode() + b"\n")
+                try:
+                    atomic_write(self.home.active_file, session_id.encode() + b"\n")
+                except OSError as exc:
+                    raise StateError(
+                        f"{exc.strerror or exc} writing {self.home.active_file}"
+                    ) from None

@@ -20,7 +20,6 @@ import contextlib
 import errno
 import json
 import logging
-import logging.handlers
 import os
 import signal
 import stat
@@ -53,6 +52,7 @@ RAW_BUFFER = 1 << 20  # the tail of raw output kept for `get --raw`
 INPUT_QUEUE = 1 << 20  # bytes queued for a program that is not reading
 MAX_CONNECTIONS = 64
 IDLE_CONNECTION = 600.0
+LOG_CAP = 256 * 1024  # the worker log never holds program output; this bounds the rest
 EXIT_DRAIN = 0.25  # how long to keep reading after the program exited
 ENTER_GAP = 0.05  # between text and its Enter, so TUIs don't take the Enter as pasted
 INPUT_POLL = 0.02
@@ -99,6 +99,7 @@ class Worker:
         self.input_poller: asyncio.Task[None] | None = None
         self.stable_timer: asyncio.TimerHandle | None = None
         self.connections = 0
+        self.writers: set[asyncio.StreamWriter] = set()
         self.subscribers: set[asyncio.Queue[bytes | None]] = set()
         self.push_handle: asyncio.TimerHandle | None = None
         self.recorder: Recorder | None = None
@@ -153,6 +154,12 @@ class Worker:
         self._report({"ok": True, "pid": pid, "workerPid": worker_pid})
         self._reap()  # the program may have exited before the handler was armed
         await self.finalized.wait()
+        # Let the answer to a `kill` go out, then close every connection so that no handler
+        # is still running (and cancelled mid-read) when the loop shuts down.
+        await asyncio.sleep(0.05)
+        for writer in list(self.writers):
+            writer.close()
+        await asyncio.sleep(0)
         return 0
 
     def _report(self, message: JSONObject) -> None:
@@ -534,14 +541,18 @@ class Worker:
             writer.close()
             return
         self.connections += 1
+        self.writers.add(writer)
         try:
             await self._serve_lines(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
             pass
+        except asyncio.CancelledError:
+            return  # the loop is shutting down; the connection just ends
         except Exception:
             log.error("connection handler failed:\n%s", traceback.format_exc())
         finally:
             self.connections -= 1
+            self.writers.discard(writer)
             writer.close()
 
     async def _serve_lines(
@@ -757,8 +768,28 @@ def _int_param(
     return value
 
 
-def _setup_logging(log_path: Path) -> None:
-    handler = logging.handlers.RotatingFileHandler(log_path, maxBytes=256 * 1024, backupCount=1)
+class CappedLogHandler(logging.Handler):
+    """Writes to the log file `start` opened for us (fd 2, O_APPEND, never re-opened by path,
+    so a swapped-in symlink is never followed), and empties it when it outgrows the cap."""
+
+    def __init__(self, fd: int = 2, cap: int = LOG_CAP) -> None:
+        super().__init__()
+        self.fd = fd
+        self.cap = cap
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            data = (self.format(record) + "\n").encode("utf-8", "replace")
+            if os.fstat(self.fd).st_size + len(data) > self.cap:
+                os.ftruncate(self.fd, 0)
+                data = b"[earlier log lines dropped: size cap]\n" + data
+            os.write(self.fd, data)
+        except OSError:
+            self.handleError(record)
+
+
+def _setup_logging() -> None:
+    handler = CappedLogHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -782,7 +813,7 @@ def main() -> int:
     os.close(devnull)
     home = Home(Path(spec["home"]))
     status_fd = int(os.environ.pop("AGENTTY_STATUS_FD", "-1"))
-    _setup_logging(home.log_path(spec["id"]))
+    _setup_logging()
     worker = Worker(spec, home, status_fd if status_fd >= 0 else None)
     log.info("worker %s starting session %s: %s", os.getpid(), worker.id, spec["argv"])
     try:

@@ -79,5 +79,7 @@ def test_asciinema_reads_the_file(agentty_home: Path) -> None:
     rec = agentty_json("start", "--record", "--", "sh", "-c", "echo recorded-line; exit 0")
     agentty("wait", "--exit", check=True)
     cast = agentty_home / "logs" / f"{rec['id']}.cast"
-    out = subprocess.run(["asciinema", "cat", str(cast)], capture_output=True, timeout=30)
-    assert out.returncode == 0 and b"recorded-line" in out.stdout
+    # asciinema wants a terminal: give it one with agentty itself.
+    out = agentty("run", "--timeout", "20", "--", "asciinema", "cat", str(cast))
+    assert out.returncode == 0, out.stderr
+    assert "recorded-line" in out.stdout.splitlines()

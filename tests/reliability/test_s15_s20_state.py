@@ -1,0 +1,265 @@
+"""Scenarios S15-S20: state and filesystem faults (reliability.md section 4.C)."""
+
+from __future__ import annotations
+
+import errno
+import functools
+import hashlib
+import json
+import os
+import socket
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.reliability.conftest import (
+    agentty,
+    agentty_json,
+    alive_of_home,
+    gone,
+    raw_records,
+    record,
+    run_env,
+    sigkill,
+    start,
+    wait_until,
+    with_failpoints,
+)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".planted")
+    tmp.write_bytes(data)
+    tmp.chmod(0o600)
+    os.replace(tmp, path)
+
+
+def _two_live(home: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    a = start("--", "sh", "-c", "echo A-alive; exec sleep 1000000")
+    b = start("--", "sh", "-c", "echo B-alive; exec sleep 1000000")
+    return a, b
+
+
+@pytest.mark.parametrize("kind", ["empty", "truncated", "random", "wrong_shape", "duplicates"])
+def test_s15_corrupt_sessions_json(agentty_home: Path, kind: str) -> None:
+    a, b = _two_live(agentty_home)
+    state = agentty_home / "sessions.json"
+    good = state.read_bytes()
+    doc = json.loads(good)
+    corrupt = {
+        "empty": b"",
+        "truncated": good[: len(good) // 2],
+        "random": os.urandom(512),
+        "wrong_shape": json.dumps([{"id": a["id"]}]).encode(),
+        "duplicates": json.dumps(
+            {**doc, "sessions": [doc["sessions"][0], doc["sessions"][0], doc["sessions"][1]]}
+        ).encode(),
+    }[kind]
+    _write_private(state, corrupt)
+    status = agentty("status", "--json")
+    if status.returncode != 0:  # a clear error naming the file ...
+        assert "sessions.json" in status.stderr and status.stderr.count("\n") == 1
+    # ... and a write recovers: the file is moved aside and rebuilt from the live workers.
+    c = start("--", "sleep", "1000000")
+    listed = {s["id"]: s["status"] for s in agentty_json("status")["sessions"]}
+    assert listed.get(a["id"]) == "running" and listed.get(b["id"]) == "running", listed
+    assert listed.get(c["id"]) == "running"
+    assert list(agentty_home.glob("sessions.json.corrupt-*")), "corrupt file not kept aside"
+    assert "A-alive" in agentty("get", "--session", a["id"], check=True).stdout
+    assert "B-alive" in agentty("get", "--session", b["id"], check=True).stdout
+    agentty("kill", "--session", a["id"], check=True)
+    assert record(a["id"])["status"] == "exited"
+
+
+def test_s16_file_from_a_future_version(agentty_home: Path) -> None:
+    a = start("--", "sh", "-c", "echo A-alive; exec sleep 1000000")
+    state = agentty_home / "sessions.json"
+    original = state.read_bytes()
+    doc = json.loads(original)
+    future = dict(doc, schema_version=99, futureTop={"x": 1})
+    future["sessions"] = [dict(r, futureField=[1, 2]) for r in doc["sessions"]]
+    _write_private(state, json.dumps(future).encode())
+    planted = state.read_bytes()
+    # Reads that can be served work.
+    assert agentty("status").returncode == 0
+    assert "A-alive" in agentty("get", "--session", a["id"], check=True).stdout
+    # Any write is refused, and the file is left byte for byte.
+    refused = agentty("start", "--", "sleep", "1000000")
+    assert refused.returncode != 0
+    assert "newer agentty" in refused.stderr and "upgrade" in refused.stderr
+    assert "schema 99" in refused.stderr
+    assert state.read_bytes() == planted
+    # Same version with unknown fields: they survive a rewrite.
+    same = dict(doc, futureTop={"x": 1})
+    same["sessions"] = [dict(r, futureField=[1, 2]) for r in doc["sessions"]]
+    _write_private(state, json.dumps(same).encode())
+    b = start("--", "sleep", "1000000")
+    after = json.loads(state.read_bytes())
+    assert after["futureTop"] == {"x": 1}
+    old = next(r for r in after["sessions"] if r["id"] == a["id"])
+    assert old["futureField"] == [1, 2]
+    assert any(r["id"] == b["id"] for r in after["sessions"])
+
+
+@pytest.mark.parametrize("point", ["state.after_tmp_write", "state.before_replace"])
+def test_s17_enospc_during_a_state_write(agentty_home: Path, point: str) -> None:
+    a = start("--", "sleep", "1000000")
+    state = agentty_home / "sessions.json"
+    digest = hashlib.sha256(state.read_bytes()).hexdigest()
+    proc = run_env(["start", "--", "sleep", "1000000"], with_failpoints(f"{point}=raise:ENOSPC"))
+    assert proc.returncode == 1, proc.stderr
+    assert "no space left on device" in proc.stderr.lower() and "sessions.json" in proc.stderr
+    assert proc.stderr.count("\n") == 1
+    assert hashlib.sha256(state.read_bytes()).hexdigest() == digest
+    assert list(agentty_home.glob(".sessions.json.*.tmp")) == []
+    assert {p.pid for p in alive_of_home(agentty_home)} <= {a["pid"], a["workerPid"]}
+    assert len(raw_records(agentty_home)) == 1
+
+
+def test_s17_start_that_cannot_persist_kills_what_it_spawned(agentty_home: Path) -> None:
+    # The worker fails right after spawning (an ENOSPC where it records the program).
+    proc = run_env(
+        ["start", "--", "sleep", "1000000"], with_failpoints("worker.after_bind=raise:ENOSPC")
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.count("\n") == 1
+    (rec,) = raw_records(agentty_home)
+    assert rec["status"] in ("failed", "lost")
+    wait_until(lambda: alive_of_home(agentty_home) == [])
+    assert list(agentty_home.glob(".sessions.json.*.tmp")) == []
+
+
+def test_s18_unwritable_or_lockless_home(
+    agentty_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+
+    from tests.reliability.conftest import AGENTTY, NOBODY
+
+    # (a) A read-only home, as a non-root user (root ignores modes).
+    ro = Path("/tmp") / f"at-ro-{os.getpid()}"
+    ro.mkdir(mode=0o500)
+    os.chown(ro, 65534, 65534)
+    try:
+        env = dict(os.environ, AGENTTY_HOME=str(ro), HOME=str(ro))
+        proc = subprocess.run(
+            [*NOBODY, AGENTTY, "start", "--", "sleep", "1000000"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=30,
+            cwd="/",
+        )
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stderr.startswith("agentty: error: ") and proc.stderr.count("\n") == 1
+        assert str(ro) in proc.stderr
+        assert list(ro.iterdir()) == []
+    finally:
+        os.chmod(ro, 0o700)
+        subprocess.run(["rm", "-rf", str(ro)], check=False)
+    # (b) EACCES on the lock: the lock file belongs to someone else, mode 0600.
+    home = Path("/tmp") / f"at-lk-{os.getpid()}"
+    home.mkdir(mode=0o700)
+    try:
+        env = dict(os.environ, AGENTTY_HOME=str(home), HOME=str(home))
+        subprocess.run([*NOBODY, "true"], check=True)
+        os.chown(home, 65534, 65534)
+        lock = home / "sessions.json.lock"
+        lock.write_bytes(b"")
+        lock.chmod(0o600)  # owned by root: nobody cannot open it
+        proc = subprocess.run(
+            [*NOBODY, AGENTTY, "start", "--", "sleep", "1000000"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=30,
+            cwd="/",
+        )
+        assert proc.returncode == 1, proc.stderr
+        assert "sessions.json.lock" in proc.stderr and proc.stderr.count("\n") == 1
+        assert not (home / "sessions.json").exists()
+        assert sorted(p.name for p in home.iterdir() if p.is_file()) == ["sessions.json.lock"]
+    finally:
+        subprocess.run(["rm", "-rf", str(home)], check=False)
+    # (c) flock -> ENOSYS: fail closed, no soft-lock fallback, nothing written.
+    import fcntl
+
+    from agentty_core.errors import AgenttyError
+    from agentty_core.paths import Home
+    from agentty_core.state import StateStore
+
+    def no_flock(fd: int, op: int) -> None:
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    store = StateStore(Home.resolve())
+    with pytest.raises(AgenttyError):
+        store.add({"id": "0123abcd", "status": "exited"})
+    assert not (agentty_home / "sessions.json").exists()
+
+
+@pytest.mark.parametrize("what", ["socket", "directory"])
+def test_s19_socket_deleted_under_a_live_worker(agentty_home: Path, what: str) -> None:
+    rec = start("--", "sh", "-c", "echo still-here; exec sleep 1000000")
+    agentty("wait", "--text", "still-here", check=True)
+    sock = Path(rec["socket"])
+    if what == "socket":
+        sock.unlink()
+    else:
+        sock.unlink()
+        sock.parent.rmdir()
+    assert record(rec["id"])["status"] == "running"  # identity alive: not declared dead
+    got = agentty("get", "--session", rec["id"])
+    if got.returncode == 0:
+        assert "still-here" in got.stdout
+        assert stat.S_ISSOCK(os.lstat(sock).st_mode)
+    else:
+        assert f"socket of session {rec['id']} is missing; worker alive" in got.stderr
+    kill = agentty("kill", "--session", rec["id"], "--timeout", "0.5")
+    assert kill.returncode == 0, kill.stderr
+    wait_until(lambda: alive_of_home(agentty_home) == [])
+
+
+def test_s20_stale_socket_and_lookalikes(agentty_home: Path, tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    victim.chmod(0o644)
+    stale = start("--", "sleep", "1000000")
+    looks = {
+        kind: start("--", "sleep", "1000000") for kind in ("file", "symlink", "fifo", "foreign")
+    }
+    for rec in [stale, *looks.values()]:
+        sigkill(rec["workerPid"])
+        pid: int = rec["pid"]
+        wait_until(functools.partial(gone, pid))
+    for kind, rec in looks.items():
+        path = Path(rec["socket"])
+        path.unlink()
+        if kind == "file":
+            path.write_text("not a socket")
+        elif kind == "symlink":
+            path.symlink_to(victim)
+        elif kind == "fifo":
+            os.mkfifo(path, 0o600)
+        else:
+            s = socket.socket(socket.AF_UNIX)
+            s.bind(str(path))
+            s.close()
+            os.chown(path, 65534, 65534)
+    before = {k: os.lstat(r["socket"]) for k, r in looks.items()}
+    assert stat.S_ISSOCK(os.lstat(stale["socket"]).st_mode)
+    agentty("status", check=True)
+    agentty("start", "--", "sleep", "1000000", check=True)
+    agentty("gc", check=True)
+    assert not os.path.lexists(stale["socket"]), "stale socket of a dead worker not removed"
+    for kind, rec in looks.items():
+        st = os.lstat(rec["socket"])
+        assert (st.st_ino, st.st_mode, st.st_uid) == (
+            before[kind].st_ino,
+            before[kind].st_mode,
+            before[kind].st_uid,
+        ), kind
+    assert victim.read_text() == "precious"
+    assert stat.S_IMODE(victim.stat().st_mode) == 0o644

@@ -1,0 +1,178 @@
+"""Scenarios S21, S22, S24, S25: output and input abuse (reliability.md section 4.D).
+S23 (malformed IPC) lives in `test_ipc_fuzz.py`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.reliability.conftest import (
+    PYTHON,
+    agentty,
+    agentty_json,
+    alive_of_home,
+    record,
+    start,
+    wait_until,
+)
+
+RSS_LIMIT = 150 * 1024 * 1024
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _du(path: Path) -> int:
+    return sum(p.lstat().st_size for p in path.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("flood", ["yes", "base64", "seq"])
+def test_s21_output_flood(agentty_home: Path, flood: str) -> None:
+    argv = {
+        "yes": ["yes", "flood-line"],
+        "base64": ["sh", "-c", "cat /dev/urandom | base64"],
+        "seq": ["seq", "1000000000"],
+    }[flood]
+    rec = start("--", *argv)
+    worker = psutil.Process(rec["workerPid"])
+    deadline = time.monotonic() + 3.0
+    peak = 0
+    while time.monotonic() < deadline:
+        peak = max(peak, worker.memory_info().rss)
+        t0 = time.monotonic()
+        got = agentty("get", "--session", rec["id"], timeout=30)
+        assert got.returncode == 0, got.stderr
+        assert time.monotonic() - t0 < 10  # answered during the flood
+    peak = max(peak, worker.memory_info().rss)
+    assert peak < RSS_LIMIT, f"worker RSS {peak / 2**20:.0f} MiB"
+    log = agentty_home / "logs" / f"{rec['id']}.log"
+    assert log.stat().st_size < 64 * 1024  # the log does not grow with output
+    assert _du(agentty_home) < 8 * 1024 * 1024
+    t0 = time.monotonic()
+    kill = agentty("kill", "--session", rec["id"], "--timeout", "1")
+    assert kill.returncode == 0, kill.stderr
+    assert time.monotonic() - t0 < 20
+    wait_until(lambda: alive_of_home(agentty_home) == [])
+
+
+def test_s22_binary_garbage_and_malformed_escapes(agentty_home: Path, programs: Path) -> None:
+    rec = start("--", PYTHON, str(programs / "rel_malformed_escapes.py"))
+    worker = psutil.Process(rec["workerPid"])
+    peak = 0
+
+    def sampled(marker: str) -> bool:
+        nonlocal peak
+        peak = max(peak, worker.memory_info().rss)
+        got = agentty("get", "--session", rec["id"], "--json", timeout=30)
+        return got.returncode == 0 and marker in got.stdout
+
+    wait_until(lambda: sampled("OK-2"), timeout=90, interval=0.2)
+    t_end = time.monotonic() + 1.0
+    while time.monotonic() < t_end:  # the unterminated OSC is being read now
+        peak = max(peak, worker.memory_info().rss)
+    proc = agentty("get", "--session", rec["id"], "--json")
+    raw = proc.stdout.encode()
+    screen = json.loads(raw.decode("utf-8"))  # strict: valid UTF-8
+    text = agentty("get", "--session", rec["id"]).stdout
+    text.encode("utf-8")
+    assert "OK-1" in text and "OK-2" in text
+    assert "\ufffd" in text  # invalid bytes became U+FFFD
+    assert not CONTROL.search(text), repr(CONTROL.findall(text)[:5])
+    assert "\x1b" not in "".join(screen["lines"])
+    assert len(str(screen.get("title") or "")) <= 64 * 1024  # OSC payloads are capped
+    assert peak < RSS_LIMIT, f"worker RSS {peak / 2**20:.0f} MiB"
+    assert record(rec["id"])["status"] == "running"
+    assert agentty("kill", "--session", rec["id"], "--timeout", "0.5").returncode == 0
+
+
+def _request(sock: socket.socket, method: str, params: dict[str, object]) -> dict[str, object]:
+    sock.sendall(json.dumps({"v": 1, "method": method, "params": params}).encode() + b"\n")
+    buf = b""
+    while not buf.endswith(b"\n"):
+        chunk = sock.recv(1 << 16)
+        if not chunk:
+            break
+        buf += chunk
+    value = json.loads(buf)
+    assert isinstance(value, dict)
+    return value
+
+
+def test_s24_input_nobody_reads(agentty_home: Path, programs: Path, tmp_path: Path) -> None:
+    rec = start("--", PYTHON, str(programs / "rel_no_reader.py"))
+    agentty("wait", "--text", "not-reading", check=True)
+    payload = tmp_path / "big.txt"
+    payload.write_bytes(b"x" * (10 * 1024 * 1024))
+    t0 = time.monotonic()
+    big = agentty("text", "--session", rec["id"], "--file", str(payload), timeout=60)
+    assert time.monotonic() - t0 < 30
+    if big.returncode != 0:  # rejected beyond the cap, in one line
+        assert big.stderr.startswith("agentty: error: ") and big.stderr.count("\n") == 1
+    # Many key requests on one connection: accepted (the tty discards what a canonical-mode
+    # reader never takes) or refused with `input_full`; never a hung worker.
+    refused = 0
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(10)
+        sock.connect(rec["socket"])
+        for _ in range(2000):  # up to 4 MB of keys: beyond any sane input cap
+            reply = _request(sock, "key", {"keys": ["a"] * 2000})
+            if not reply["ok"]:
+                error = reply["error"]
+                assert isinstance(error, dict) and error["code"] == "input_full", reply
+                refused += 1
+                break
+    t0 = time.monotonic()
+    assert agentty("get", "--session", rec["id"]).returncode == 0
+    assert time.monotonic() - t0 < 5
+    t0 = time.monotonic()
+    kill = agentty("kill", "--session", rec["id"], "--timeout", "0.5")
+    assert kill.returncode == 0, kill.stderr
+    assert time.monotonic() - t0 < 10
+    wait_until(lambda: alive_of_home(agentty_home) == [])
+
+
+def _files(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def test_s25_bad_identifiers_and_options(
+    agentty_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    tmp_before = set(os.listdir("/tmp"))
+    rec = start("--name", "good", "--", "sleep", "1000000")
+    home_before = _files(agentty_home)
+    for ref in ["a/b", "../x", "..", "a\nb", "x" * 10_000, "deadbeef", "nosuch"]:
+        for cmd in (["get", "--session", ref], ["text", "--session", ref, "hi"], ["attach", ref]):
+            proc = agentty(*cmd)
+            assert proc.returncode == 2, (cmd[0], ref[:20], proc.stderr)
+            assert "no such session" in proc.stderr and proc.stderr.count("\n") == 1
+    for bad_name in ["a/b", "..", "../x", "a\nb", "x" * 10_000, "-x"]:
+        proc = agentty("start", "--name", bad_name, "--", "sleep", "1")
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, (bad_name[:20], proc.stderr)
+    dup = agentty("start", "--name", "good", "--", "sleep", "1000000")
+    assert dup.returncode == 2 and "already named 'good'" in dup.stderr
+    assert agentty("get", "--lines", "0").returncode == 0
+    for lines in ["-1", "1e9", "abc", "10000000000"]:
+        proc = agentty("get", "--lines", lines)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, (lines, proc.stderr)
+    seq = agentty_json("get")["seq"]
+    proc = agentty("key", "NoSuchKey")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert agentty_json("get")["seq"] == seq
+    assert _files(agentty_home) == home_before
+    # The active session exits: input says so (D7); once gc'd: "no active session".
+    agentty("kill", check=True)
+    proc = agentty("text", "hi")
+    assert proc.returncode == 1 and f"session {rec['id']} exited" in proc.stderr
+    agentty("gc", check=True)
+    proc = agentty("text", "hi")
+    assert proc.returncode == 2 and "no active session" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+    leaked = {n for n in set(os.listdir("/tmp")) - tmp_before if ".." in n or "/" in n}
+    assert leaked == set()
