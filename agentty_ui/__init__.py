@@ -1,0 +1,1 @@
+"""The agentty dashboard: a Textual app over `agentty_core.client.Client`."""

@@ -1,0 +1,45 @@
+"""`python -m agentty_ui [--demo]`: the dashboard (what `agentty ui` runs)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from agentty_core.client import Client
+from agentty_core.errors import AgenttyError
+
+from .app import create_app
+
+DEMO = r"""
+import time
+colors = [31, 32, 33, 34, 35, 36]
+print("\x1b[1magentty demo\x1b[0m: a Python REPL. Attach with enter, ctrl+] detaches.")
+for i, c in enumerate(colors):
+    print(f"\x1b[{c}m" + "█" * (6 + 4 * i) + f"\x1b[0m  colour {c}  \x1b[{c};1mbold\x1b[0m")
+print("wide: 漢字 かな ✓   \x1b[4munderline\x1b[0m \x1b[7mreverse\x1b[0m \x1b[3mitalic\x1b[0m")
+"""
+
+
+def start_demo(client: Client) -> None:
+    """Start the `demo` session unless some session is already running."""
+    if any(r.get("status") in ("running", "starting") for r in client.sessions()):
+        return
+    client.start([sys.executable, "-q", "-i", "-c", DEMO], name="demo")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="agentty ui", description="the agentty dashboard")
+    parser.add_argument("--demo", action="store_true", help="start a demo session if none runs")
+    args = parser.parse_args(argv)
+    client = Client(timeout=3.0)
+    if args.demo:
+        try:
+            start_demo(client)
+        except AgenttyError as exc:
+            print(f"agentty: error: cannot start the demo: {exc}", file=sys.stderr)
+    create_app(client).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Every running session at once, each a live mini terminal; choose one to open it."""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+from textual import events
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Grid, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Label
+
+from agentty_core.client import Client
+
+from ..widgets.terminal_view import TerminalView
+
+
+class MiniPane(Vertical, can_focus=True):
+    """One session in the grid: a title and its live screen (no cursor, no scrollbars)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "open", "Open")]
+
+    class Chosen(Message):
+        def __init__(self, session_id: str) -> None:
+            super().__init__()
+            self.session_id = session_id
+
+    def __init__(self, client: Client, session_id: str, label: str) -> None:
+        super().__init__(classes="mini-pane")
+        self.client = client
+        self.session_id = session_id
+        self.label = label
+
+    def compose(self) -> ComposeResult:
+        yield Label(self.label, classes="mini-title")
+        yield TerminalView(show_cursor=False, classes="mini-term")
+
+    def on_mount(self) -> None:
+        view = self.query_one(TerminalView)
+        view.can_focus = False
+        view.follow(self.client, self.session_id)
+
+    def action_open(self) -> None:
+        self.post_message(self.Chosen(self.session_id))
+
+    def on_click(self, event: events.Click) -> None:
+        self.post_message(self.Chosen(self.session_id))
+
+
+class GridScreen(Screen[str | None]):
+    """Dismissed with the chosen session id, or None."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,g", "dismiss(None)", "Back"),
+        Binding("right,l", "app.focus_next", "Next", show=False),
+        Binding("left,h", "app.focus_previous", "Previous", show=False),
+    ]
+
+    def __init__(self, client: Client, sessions: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.client = client
+        self.sessions = sessions
+
+    def compose(self) -> ComposeResult:
+        with Grid(id="grid"):
+            for session_id, label in self.sessions:
+                yield MiniPane(self.client, session_id, label)
+            if not self.sessions:
+                yield Label("No running sessions. Press n to start one.", id="grid-empty")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        grid = self.query_one(Grid)
+        count = max(len(self.sessions), 1)
+        columns = min(3, math.ceil(math.sqrt(count)))
+        grid.styles.grid_size_columns = columns
+        grid.styles.grid_size_rows = math.ceil(count / columns)
+
+    def on_mini_pane_chosen(self, message: MiniPane.Chosen) -> None:
+        self.dismiss(message.session_id)

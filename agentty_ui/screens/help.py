@@ -1,0 +1,38 @@
+"""The key reference, generated from the bindings so it cannot drift from them."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Label, Static
+
+ABOUT = (
+    "agentty runs programs in background terminals. The list shows every session of this "
+    "home; the panes below show the selected one. Attach (enter) sends every key to the "
+    "session until ctrl+] detaches. Sessions started from other terminals appear here "
+    "within a second."
+)
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,question_mark,q", "dismiss", "Close")]
+
+    def __init__(self, bindings: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.bindings = bindings
+
+    def compose(self) -> ComposeResult:
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold cyan")
+        table.add_column()
+        for key, description in [*self.bindings, ("ctrl+]", "Detach (while attached)")]:
+            table.add_row(key, description)
+        with VerticalScroll(id="help-dialog", classes="dialog"):
+            yield Label("agentty — keys", classes="dialog-title")
+            yield Static(ABOUT, classes="dialog-body")
+            yield Static(table)

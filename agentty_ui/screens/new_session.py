@@ -1,0 +1,76 @@
+"""The new-session form: command line (shown as the argv it will run), name, directory."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static
+
+
+@dataclass(frozen=True)
+class NewSession:
+    argv: list[str]
+    name: str | None
+    cwd: str | None
+
+
+def split_command(line: str) -> list[str] | str:
+    """The argv shlex makes of `line`, or the reason it cannot."""
+    try:
+        argv = shlex.split(line)
+    except ValueError as exc:
+        return str(exc)
+    return argv or "enter a command"
+
+
+class NewSessionScreen(ModalScreen[NewSession | None]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    def __init__(self, cwd: str | None = None) -> None:
+        super().__init__()
+        self.cwd = cwd or os.getcwd()
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="new-dialog", classes="dialog"):
+            yield Label("New session", classes="dialog-title")
+            yield Label("Command")
+            yield Input(placeholder="python3 -q", id="command")
+            yield Static("argv: (empty)", id="argv-preview", markup=False)
+            yield Label("Name (optional)")
+            yield Input(placeholder="demo", id="name")
+            yield Label("Working directory")
+            yield Input(self.cwd, id="cwd")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Start (enter)", variant="primary", id="start")
+                yield Button("Cancel (esc)", id="cancel")
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "command":
+            argv = split_command(event.value)
+            text = f"argv: {argv!r}" if isinstance(argv, list) else f"argv: ({argv})"
+            self.query_one("#argv-preview", Static).update(text)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self._submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "start":
+            self._submit()
+        else:
+            self.dismiss(None)
+
+    def _submit(self) -> None:
+        argv = split_command(self.query_one("#command", Input).value)
+        if isinstance(argv, str):
+            self.notify(argv, severity="error", markup=False)
+            return
+        name = self.query_one("#name", Input).value.strip() or None
+        cwd = self.query_one("#cwd", Input).value.strip() or None
+        self.dismiss(NewSession(argv, name, cwd))

@@ -1,0 +1,78 @@
+"""A one-line input that sends text to the session, with history on up/down."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import Input, Label
+
+
+class InputBar(Horizontal):
+    """enter sends the line with Enter; alt+enter (or the toggle, ctrl+t) sends it without."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up", "history(-1)", "Older", show=False),
+        Binding("down", "history(1)", "Newer", show=False),
+        Binding("alt+enter", "send(False)", "Send w/o Enter"),
+        Binding("ctrl+t", "toggle_enter", "Toggle Enter"),
+        Binding("escape", "close", "Close"),
+    ]
+
+    with_enter: reactive[bool] = reactive(True)
+
+    class Send(Message):
+        def __init__(self, text: str, enter: bool) -> None:
+            super().__init__()
+            self.text = text
+            self.enter = enter
+
+    class Closed(Message):
+        """The bar was dismissed (escape)."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.history: list[str] = []
+        self._index = 0
+
+    def compose(self) -> ComposeResult:
+        yield Label("", id="enter-mode")
+        yield Input(placeholder="text to send to the session", id="send-input")
+
+    def watch_with_enter(self, with_enter: bool) -> None:
+        self.query_one("#enter-mode", Label).update("⏎ +Enter" if with_enter else "⏎ no Enter")
+
+    def focus_input(self) -> None:
+        self._index = len(self.history)
+        self.query_one(Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_send(self.with_enter)
+
+    def action_send(self, enter: bool) -> None:
+        field = self.query_one(Input)
+        text = field.value
+        if text and (not self.history or self.history[-1] != text):
+            self.history.append(text)
+        self._index = len(self.history)
+        field.value = ""
+        self.post_message(self.Send(text, enter))
+
+    def action_toggle_enter(self) -> None:
+        self.with_enter = not self.with_enter
+
+    def action_history(self, step: int) -> None:
+        if not self.history:
+            return
+        self._index = max(0, min(len(self.history), self._index + step))
+        field = self.query_one(Input)
+        field.value = self.history[self._index] if self._index < len(self.history) else ""
+        field.cursor_position = len(field.value)
+
+    def action_close(self) -> None:
+        self.post_message(self.Closed())

@@ -1,0 +1,347 @@
+"""A session's screen, drawn from the row runs its worker pushes (no emulator here).
+
+Built on the Line API: each row becomes a `Strip` of Segments, one per run of equal style,
+cached until that row changes; only changed rows are refreshed, and events that pile up
+while the UI is busy are merged into one repaint, so a flooding session cannot freeze it.
+"""
+
+from __future__ import annotations
+
+import threading
+import unicodedata
+from typing import ClassVar
+
+from rich.segment import Segment
+from rich.style import Style
+from textual import events, work
+from textual.binding import Binding, BindingType
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.worker import get_current_worker
+
+from agentty_core.client import Client
+from agentty_core.errors import AgenttyError
+from agentty_core.protocol import JSONObject
+
+from ..feed import Subscription, merge_events
+
+# Flag bits of `agentty_core.emulator.Run` (see _emulator_screen).
+BOLD, ITALICS, UNDERSCORE, REVERSE, STRIKETHROUGH = 1, 2, 4, 8, 16
+
+RunList = list[tuple[str, str, str, int]]
+_STYLES: dict[tuple[str, str, int], Style] = {}
+_CURSOR = Style(reverse=True)
+DETACH_KEY = "ctrl+right_square_bracket"
+
+
+def pyte_color(name: str) -> str | None:
+    """A Rich colour for a pyte colour name ('brown' is yellow, 'brightred', 'ff8700')."""
+    if name == "default":
+        return None
+    bright = name.startswith("bright")
+    base = name[6:] if bright else name
+    base = "yellow" if base == "brown" else base
+    if base in ("black", "red", "green", "yellow", "blue", "magenta", "cyan", "white"):
+        return f"bright_{base}" if bright else base
+    if len(name) == 6:
+        try:
+            int(name, 16)
+        except ValueError:
+            return None
+        return f"#{name}"
+    return None
+
+
+def run_style(fg: str, bg: str, flags: int) -> Style:
+    """The Rich style of a run, cached: a screen has few distinct styles."""
+    key = (fg, bg, flags)
+    style = _STYLES.get(key)
+    if style is None:
+        style = _STYLES[key] = Style(
+            color=pyte_color(fg),
+            bgcolor=pyte_color(bg),
+            bold=bool(flags & BOLD) or None,
+            italic=bool(flags & ITALICS) or None,
+            underline=bool(flags & UNDERSCORE) or None,
+            reverse=bool(flags & REVERSE) or None,
+            strike=bool(flags & STRIKETHROUGH) or None,
+        )
+    return style
+
+
+def agentty_key(event: events.Key) -> tuple[str, str] | None:
+    """('text', chars) or ('key', agentty key name) for a Textual key event."""
+    key = event.key
+    *mods, base = key.split("+") if not key.endswith("++") else [*key[:-2].split("+"), "+"]
+    if not mods and event.is_printable and event.character:
+        return ("text", event.character)
+    names = {
+        "escape": "Esc",
+        "enter": "Enter",
+        "tab": "Tab",
+        "backspace": "Backspace",
+        "delete": "Delete",
+        "insert": "Insert",
+        "home": "Home",
+        "end": "End",
+        "pageup": "PageUp",
+        "pagedown": "PageDown",
+        "up": "Up",
+        "down": "Down",
+        "left": "Left",
+        "right": "Right",
+        "space": "Space",
+    }
+    if base in names:
+        name = names[base]
+    elif base.startswith("f") and base[1:].isdigit():
+        name = base.upper()
+    elif len(base) == 1:
+        name = base
+    else:
+        try:
+            name = unicodedata.lookup(base.replace("_", " ").upper())
+        except KeyError:
+            return None
+    if mods == ["shift"] and len(name) == 1:
+        return ("text", name)
+    prefix = "".join(f"{mod.capitalize()}+" for mod in mods if mod in ("ctrl", "alt", "shift"))
+    return ("key", prefix + name)
+
+
+class TerminalView(ScrollView, can_focus=True):
+    """The live screen of one session; when attached it takes the keyboard."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(DETACH_KEY, "detach", "Detach", key_display="ctrl+]", priority=True),
+    ]
+
+    DEFAULT_CSS = """
+    TerminalView {
+        background: $background;
+        color: $foreground;
+    }
+    """
+
+    attached: reactive[bool] = reactive(False)
+    """Whether keys go to the session rather than the dashboard."""
+
+    class Input(Message):
+        """Keys or text the person typed while attached."""
+
+        def __init__(self, view: TerminalView, kind: str, data: str) -> None:
+            super().__init__()
+            self.view = view
+            self.kind = kind  # "key", "text" or "paste"
+            self.data = data
+
+        @property
+        def control(self) -> TerminalView:
+            return self.view
+
+    class Detached(Message):
+        """The person pressed the detach key."""
+
+    class Ended(Message):
+        """The session's stream closed: it exited, or its worker died."""
+
+        def __init__(self, session_id: str) -> None:
+            super().__init__()
+            self.session_id = session_id
+
+    class _Update(Message):
+        """New events are waiting in the buffer (posted once per batch)."""
+
+    def __init__(
+        self,
+        *,
+        show_cursor: bool = True,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.show_cursor = show_cursor
+        self.session_id: str | None = None
+        self.live: str | None = None  # the session being streamed, None when not streaming
+        self.cols, self.rows = 80, 24
+        self.cursor: tuple[int, int] = (0, 0)
+        self.cursor_visible = False
+        self.title = ""
+        self._runs: list[RunList] = []
+        self._strips: dict[int, Strip] = {}
+        self._pending: list[JSONObject] = []
+        self._lock = threading.Lock()
+        self._posted = False
+        self._subscription: Subscription | None = None
+        self._reset(80, 24)
+
+    # ------------------------------------------------------------------ content
+
+    def _reset(self, cols: int, rows: int) -> None:
+        self.cols, self.rows = cols, rows
+        self._runs = [[] for _ in range(rows)]
+        self._strips.clear()
+        self.virtual_size = Size(cols, rows)
+        self.refresh()
+
+    def line_text(self, row: int) -> str:
+        """The plain text of a row (for tests and the grid's titles)."""
+        return "".join(run[0] for run in self._runs[row]).rstrip() if row < self.rows else ""
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.line_text(row) for row in range(self.rows))
+
+    def show_lines(self, lines: list[str], cols: int | None = None) -> None:
+        """Show plain text (an ended session's final screen); stops any live stream."""
+        self.stop()
+        width = max([cols or 0, *(len(line) for line in lines), 1])
+        self._reset(width, max(len(lines), 1))
+        for row, line in enumerate(lines):
+            self._runs[row] = [(line, "default", "default", 0)]
+        self.cursor_visible = False
+        self.refresh()
+
+    def apply_event(self, event: JSONObject) -> None:
+        """Apply one (possibly merged) screen event, refreshing only the rows it changed."""
+        size = event.get("size")
+        if isinstance(size, dict):
+            cols, rows = int(size.get("cols", self.cols)), int(size.get("rows", self.rows))
+            if (cols, rows) != (self.cols, self.rows):
+                self._reset(cols, rows)
+        dirty: set[int] = set()
+        changed = event.get("rows")
+        if isinstance(changed, dict):
+            for key, runs in changed.items():
+                row = int(key)
+                if 0 <= row < self.rows and isinstance(runs, list):
+                    self._runs[row] = [(str(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in runs]
+                    self._strips.pop(row, None)
+                    dirty.add(row)
+        cursor = event.get("cursor")
+        if isinstance(cursor, dict):
+            old = self.cursor[0]
+            self.cursor = (int(cursor.get("row", 0)), int(cursor.get("col", 0)))
+            self.cursor_visible = bool(cursor.get("visible", True))
+            dirty.update((old, self.cursor[0]))
+        title = event.get("title")
+        if isinstance(title, str):
+            self.title = title
+        for row in dirty:
+            self.refresh_line(row)
+
+    # ------------------------------------------------------------------ rendering
+
+    def _row_strip(self, row: int) -> Strip:
+        strip = self._strips.get(row)
+        if strip is None:
+            base = self.rich_style
+            segments = [
+                Segment(text, base + run_style(fg, bg, flags))
+                for text, fg, bg, flags in self._runs[row]
+            ]
+            strip = Strip(segments).crop_extend(0, self.cols, base)
+            self._strips[row] = strip
+        return strip
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        row = y + scroll_y
+        width = self.size.width
+        if row >= self.rows:
+            return Strip.blank(width, self.rich_style)
+        strip = self._row_strip(row)
+        if self.show_cursor and self.cursor_visible and row == self.cursor[0]:
+            col = min(self.cursor[1], self.cols - 1)
+            left, middle, right = strip.divide([col, col + 1, self.cols])[:3]
+            strip = Strip.join([left, middle.apply_style(_CURSOR), right])
+        return strip.crop_extend(scroll_x, scroll_x + width, self.rich_style).apply_offsets(
+            scroll_x, row
+        )
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._strips.clear()
+
+    # ------------------------------------------------------------------ live feed
+
+    def follow(self, client: Client, session_id: str) -> None:
+        """Show `session_id` live (replacing whatever was shown)."""
+        self.stop()
+        self.session_id = self.live = session_id
+        self._feed(client, session_id)
+
+    def stop(self) -> None:
+        """Close the current stream, which ends its thread."""
+        self.live = None
+        if self._subscription is not None:
+            self._subscription.close()
+            self._subscription = None
+
+    @work(thread=True, exclusive=True, group="feed")
+    def _feed(self, client: Client, session_id: str) -> None:
+        worker = get_current_worker()
+        try:
+            subscription = Subscription(client, session_id)
+        except AgenttyError as exc:
+            self.log.warning(f"cannot follow {session_id}: {exc}")
+            self.post_message(self.Ended(session_id))
+            return
+        self._subscription = subscription
+        if worker.is_cancelled:
+            subscription.close()
+        for event in subscription.events(lambda: worker.is_cancelled):
+            with self._lock:
+                self._pending.append(event)
+                if self._posted:
+                    continue
+                self._posted = True
+            self.post_message(self._Update())
+        subscription.close()
+        if subscription.ended:
+            self.post_message(self.Ended(session_id))
+
+    def on_terminal_view_ended(self, message: Ended) -> None:
+        if message.session_id == self.live:
+            self.live = None
+
+    def on_terminal_view__update(self, message: _Update) -> None:
+        message.stop()
+        with self._lock:
+            pending, self._pending = self._pending, []
+            self._posted = False
+        if pending:
+            self.apply_event(merge_events(pending))
+
+    def on_unmount(self) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ keyboard
+
+    def watch_attached(self, attached: bool) -> None:
+        self.set_class(attached, "-attached")
+
+    def action_detach(self) -> None:
+        if self.attached:
+            self.post_message(self.Detached())
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return self.attached if action == "detach" else True
+
+    def on_key(self, event: events.Key) -> None:
+        if not self.attached:
+            return
+        event.stop()
+        event.prevent_default()
+        mapped = agentty_key(event)
+        if mapped is not None:
+            self.post_message(self.Input(self, *mapped))
+
+    def on_paste(self, event: events.Paste) -> None:
+        if self.attached:
+            event.stop()
+            self.post_message(self.Input(self, "paste", event.text))

@@ -1,0 +1,214 @@
+"""Pilot tests of the dashboard against real sessions and real workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import psutil
+
+from agentty_core.client import Client
+from agentty_ui.app import AgenttyApp, create_app
+from agentty_ui.screens.confirm import ConfirmScreen
+from agentty_ui.screens.grid import GridScreen, MiniPane
+from agentty_ui.screens.help import HelpScreen
+from agentty_ui.screens.new_session import NewSessionScreen
+from agentty_ui.widgets.orphan_banner import OrphanBanner
+from agentty_ui.widgets.session_list import SessionList
+from agentty_ui.widgets.terminal_view import TerminalView
+from tests.helpers.cli import agentty_json
+from tests.ui.conftest import wait_for
+
+SIZE = (110, 36)
+
+
+def make_app(client: Client) -> AgenttyApp:
+    return create_app(client, poll_interval=0.2)
+
+
+def screen_text(app: AgenttyApp) -> str:
+    return app.query_one("#screen", TerminalView).text
+
+
+def cell(app: AgenttyApp, session_id: str, column: str) -> str:
+    table = app.query_one(SessionList)
+    if session_id not in table.rows:
+        return ""
+    return str(table.get_cell(session_id, column))
+
+
+def keyboard(app: AgenttyApp) -> tuple[bool, object]:
+    """Whether the app is attached, and what has focus."""
+    return app.attached, app.focused
+
+
+def notified(app: AgenttyApp, needle: str) -> bool:
+    return any(needle in f"{n.title} {n.message}" for n in app._notifications)
+
+
+async def test_list_follows_sessions_started_and_killed_elsewhere(client: Client) -> None:
+    by_cli = agentty_json("start", "--name", "from-cli", "--", "sleep", "60")["id"]
+    app = make_app(client)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: cell(app, by_cli, "status") == "running")
+        assert cell(app, by_cli, "name") == "from-cli"
+        assert cell(app, by_cli, "program") == "sleep"
+        by_client = str(client.start(["sleep", "60"], name="from-client")["id"])
+        await wait_for(pilot, lambda: cell(app, by_client, "status") == "running", 3)
+        await wait_for(pilot, lambda: cell(app, by_client, "mem") != "", 3)
+        client.kill(by_client, grace=0.5)
+        await wait_for(pilot, lambda: cell(app, by_client, "status") == "exited", 3)
+        assert cell(app, by_client, "exit") == "SIGHUP"
+        # Exited sessions stay listed until pruned, which asks first.
+        await pilot.press("p")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: by_client not in app.query_one(SessionList).rows, 5)
+        assert by_cli in app.query_one(SessionList).rows
+
+
+async def test_attach_sends_keys_and_ctrl_bracket_detaches(client: Client) -> None:
+    sid = str(client.start(["cat"], name="cat")["id"])
+    app = make_app(client)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.selected == sid)
+        await pilot.press("enter")
+        assert app.attached
+        view = app.query_one("#screen", TerminalView)
+        assert app.focused is view
+        # Dashboard keys (k, q, n) go to the session while attached.
+        await pilot.press("k", "q", "n", "space", "h", "i", "enter")
+        await wait_for(pilot, lambda: screen_text(app).count("kqn hi") == 2)
+        await pilot.press("ctrl+right_square_bracket")
+        attached, focused = keyboard(app)  # a call: mypy keeps no narrowing from above
+        assert not attached and isinstance(focused, SessionList)
+        # Ctrl+D goes through as a key: cat sees end of input and exits.
+        await pilot.press("enter", "ctrl+d")
+        await wait_for(pilot, lambda: cell(app, sid, "status") == "exited")
+        assert not keyboard(app)[0]  # the session ended: detached
+        await wait_for(pilot, lambda: "kqn hi" in screen_text(app))  # the final screen
+
+
+async def test_send_input_bar_with_and_without_enter_and_history(client: Client) -> None:
+    sid = str(client.start(["cat"], name="cat")["id"])
+    app = make_app(client)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.selected == sid)
+        await pilot.press("i")
+        await pilot.press(*"one", "enter")
+        await wait_for(pilot, lambda: screen_text(app).count("one") == 2)
+        await pilot.press("up", "alt+enter")  # history, sent without Enter
+        await wait_for(pilot, lambda: "one\none" in screen_text(app))
+        await pilot.press("ctrl+t", "x", "enter")  # the toggle: still without Enter
+        await wait_for(pilot, lambda: "onex" in screen_text(app))
+        await pilot.press("escape")
+        assert isinstance(app.focused, SessionList)
+
+
+async def test_kill_through_the_modal(client: Client) -> None:
+    sid = str(client.start(["sleep", "60"], name="victim")["id"])
+    app = make_app(client)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await wait_for(pilot, lambda: app.selected == sid)
+        await pilot.press("k")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("escape")  # cancel: nothing happens
+        assert client.resolve(sid)["status"] == "running"
+        await pilot.press("k")
+        await pilot.click("#yes")
+        await wait_for(pilot, lambda: client.resolve(sid)["status"] == "exited")
+        await wait_for(pilot, lambda: cell(app, sid, "status") == "exited")
+        await wait_for(pilot, lambda: notified(app, "exited (signal SIGHUP)"))
+
+
+async def test_new_session_from_the_modal(client: Client) -> None:
+    app = make_app(client)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("n")
+        assert isinstance(app.screen, NewSessionScreen)
+        await pilot.press(*"sh -c 'echo made it; exec cat'")
+        preview = str(app.screen.query_one("#argv-preview").render())
+        assert "['sh', '-c', 'echo made it; exec cat']" in preview
+        await pilot.press("tab", *"fresh", "enter")
+        await wait_for(pilot, lambda: any(r.get("name") == "fresh" for r in app.records.values()))
+        sid = next(s for s, r in app.records.items() if r.get("name") == "fresh")
+        await wait_for(pilot, lambda: app.selected == sid)
+        await wait_for(pilot, lambda: "made it" in screen_text(app))
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+async def test_orphan_warning_and_ending_them(client: Client) -> None:
+    # The program itself dies with its worker (PDEATHSIG); a HUP-ignoring background child
+    # of it outlives both.
+    script = "trap '' HUP; sleep 1000000 & echo child $!; wait"
+    rec = client.start(["sh", "-c", script], name="stubborn")
+    sid, worker = str(rec["id"]), rec["workerPid"]
+    assert isinstance(worker, int)
+    screen = client.wait(sid, regex=r"child \d+", timeout=10)
+    lines = screen["lines"]
+    assert isinstance(lines, list)
+    child = int(next(line for line in lines if "child" in line).split()[1])
+    app = make_app(client)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: cell(app, sid, "status") == "running")
+        os.kill(worker, signal.SIGKILL)
+        banner = app.query_one(OrphanBanner)
+        await wait_for(pilot, lambda: banner.display and banner.orphans)
+        await wait_for(pilot, lambda: cell(app, sid, "status") == "lost")
+        assert any(o.pid == child and o.session_id == sid for o in banner.orphans)
+        text = str(banner.query_one("#orphan-text").render())
+        assert f"pid {child}" in text and sid in text
+        button = banner.query_one("#end-orphans")
+        await wait_for(pilot, lambda: button.region.width > 0 and button.region.y > 1)
+        await pilot.pause()
+        await pilot.click(button)
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: _gone(child))
+        await wait_for(pilot, lambda: not banner.orphans)
+
+
+async def test_grid_shows_running_sessions_and_opens_one(client: Client) -> None:
+    a = str(client.start(["sh", "-c", "echo pane-a; exec cat"], name="a")["id"])
+    b = str(client.start(["sh", "-c", "echo pane-b; exec cat"], name="b")["id"])
+    app = make_app(client)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: {a, b} <= set(app.records))
+        await pilot.press("g")
+        assert isinstance(app.screen, GridScreen)
+        panes = list(app.screen.query(MiniPane))
+        assert sorted(p.session_id for p in panes) == sorted([a, b])
+        await wait_for(
+            pilot,
+            lambda: all(f"pane-{p.label[0]}" in p.query_one(TerminalView).text for p in panes),
+        )
+        pane_b = next(p for p in panes if p.session_id == b)
+        await pilot.click(pane_b)
+        await wait_for(pilot, lambda: not isinstance(app.screen, GridScreen))
+        assert app.selected == b
+        await wait_for(pilot, lambda: "pane-b" in screen_text(app))
+
+
+async def test_errors_become_notifications_and_help_opens(client: Client) -> None:
+    sid = str(client.start([sys.executable, "-c", "pass"], name="quick")["id"])
+    app = make_app(client)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await wait_for(pilot, lambda: cell(app, sid, "status") == "exited")
+        # Input for an exited session: the core's error is a notification, not a traceback.
+        view = app.query_one("#screen", TerminalView)
+        view.session_id = sid
+        app.on_terminal_view_input(TerminalView.Input(view, "text", "x"))
+        await wait_for(pilot, lambda: notified(app, "Input not sent"))
+        await pilot.press("enter")  # attach refuses an exited session
+        assert not app.attached
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert app.is_running

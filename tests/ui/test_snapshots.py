@@ -1,0 +1,86 @@
+"""Snapshots of the main views: real sessions with fixed output, ids and times frozen."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from textual.coordinate import Coordinate
+from textual.pilot import Pilot
+
+from agentty_ui.app import AgenttyApp, create_app
+from agentty_ui.screens.grid import GridScreen, MiniPane
+from agentty_ui.widgets.session_list import SessionList
+from agentty_ui.widgets.terminal_view import TerminalView
+from tests.ui.conftest import FROZEN_NOW, FixedSampler, StableClient, wait_for
+
+SIZE = (100, 30)
+COLOURS = (
+    r"printf '\033[1;31mred bold\033[0m \033[32mgreen\033[0m \033[44;97m blue bg \033[0m "
+    r"\033[4munder\033[0m \033[7mrev\033[0m 漢字\n'; exec cat"
+)
+
+
+def stable_app(*programs: tuple[str, list[str]]) -> tuple[AgenttyApp, StableClient]:
+    client = StableClient()
+    for name, argv in programs:
+        client.start(argv, name=name)
+    app = create_app(client, clock=lambda: FROZEN_NOW, sampler=FixedSampler())
+    return app, client
+
+
+def ready(app: AgenttyApp, count: int, text: str) -> Callable[[Pilot[None]], Awaitable[None]]:
+    async def run_before(pilot: Pilot[None]) -> None:
+        await wait_for(pilot, lambda: app.query_one(SessionList).row_count == count)
+        await wait_for(
+            pilot, lambda: app.query_one(SessionList).get_cell_at(Coordinate(0, 7)) != ""
+        )
+        await wait_for(pilot, lambda: text in app.query_one("#screen", TerminalView).text)
+
+    return run_before
+
+
+def test_overview(snap_compare: object, client: object) -> None:
+    app, _ = stable_app(("colours", ["sh", "-c", COLOURS]), ("idle", ["cat"]))
+    assert snap_compare(app, terminal_size=SIZE, run_before=ready(app, 2, "under"))  # type: ignore[operator]
+
+
+def test_attached(snap_compare: object, client: object) -> None:
+    app, _ = stable_app(("colours", ["sh", "-c", COLOURS]))
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await ready(app, 1, "under")(pilot)
+        await pilot.press("enter", *"typed", "enter")
+        await wait_for(pilot, lambda: "typed\ntyped" in app.query_one("#screen", TerminalView).text)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)  # type: ignore[operator]
+
+
+def test_kill_modal(snap_compare: object, client: object) -> None:
+    app, _ = stable_app(("colours", ["sh", "-c", COLOURS]))
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await ready(app, 1, "under")(pilot)
+        await pilot.press("k")
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)  # type: ignore[operator]
+
+
+def test_grid(snap_compare: object, client: object) -> None:
+    app, _ = stable_app(
+        ("colours", ["sh", "-c", COLOURS]),
+        ("hello", ["sh", "-c", "echo hello from a pane; exec cat"]),
+    )
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await ready(app, 2, "under")(pilot)
+        await pilot.press("g")
+        await wait_for(pilot, lambda: isinstance(app.screen, GridScreen))
+        panes = list(app.screen.query(MiniPane))
+        await wait_for(pilot, lambda: all(p.query_one(TerminalView).text.strip() for p in panes))
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)  # type: ignore[operator]
+
+
+def test_help(snap_compare: object, client: object) -> None:
+    app, _ = stable_app()
+    assert snap_compare(app, terminal_size=SIZE, press=["question_mark"])  # type: ignore[operator]
