@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck pytest docs clean
+.PHONY: install run test lint typecheck pytest docs clean bench bench-quick screenshots
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,5 +36,21 @@ docs: install
 	$(PY) -m pip install -q '.[docs]'
 	$(VENV)/bin/pdoc -o docs/api agentty_core.session agentty_core.client agentty_core.errors agentty_core.keys agentty_core.protocol
 
+# Benchmarks vs tmux and pexpect (bench/README.md); tmux itself: apt-get install tmux.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[test,bench]' --config-settings editable_mode=compat
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(PY) -m bench.run
+
+bench-quick: $(BENCH_STAMP)
+	$(PY) -m bench.run --quick
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# SVG and PNG pictures of the dashboard (PNGs need chromium-headless-shell, fonts-firacode).
+screenshots: install
+	$(PY) scripts/screenshots.py

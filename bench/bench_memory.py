@@ -1,0 +1,85 @@
+"""4. Memory: RSS and USS (psutil `memory_full_info`) of one idle worker, and of a worker
+holding N lines of 120 coloured columns of scrollback at 200x50 vs a tmux server holding the
+same lines. Targets: idle RSS <= 20 MiB, USS <= 10 MiB; loaded <= 2x tmux."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+from bench.common import CSI, TMUX, TMUX_HINT, Row, Tmux, agentty_home, client, poll, skipped
+
+B = "4 memory"
+MIB = 1 << 20
+
+
+def _mem(pid: int) -> tuple[float, float]:
+    info = psutil.Process(pid).memory_full_info()
+    return info.rss / MIB, info.uss / MIB
+
+
+def _make(path: Path, n: int) -> str:
+    """n lines of 120 visible columns, every digit in its own colour."""
+    out = []
+    for i in range(n):
+        cells = "".join(f"{CSI}3{(i + k) % 8}m{(i * 7 + k) % 10}" for k in range(111))
+        out.append(f"{CSI}1m{i:08d}{CSI}0m {cells}{CSI}0m\n")
+    last = f"END-OF-SCROLLBACK {n}"
+    out.append(last + "\n")
+    path.write_text("".join(out))
+    return last
+
+
+def run(quick: bool) -> list[Row]:
+    n = 2000 if quick else 10_000
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="atb-mem-") as tmp, agentty_home() as root:
+        c = client(root)
+        idle = c.start(["cat"])
+        time.sleep(0.5)
+        rss, uss = _mem(int(str(idle["workerPid"])))
+        rows.append(Row(B, "idle worker RSS", "MiB", rss, target="<= 20 MiB", ok=rss <= 20))
+        rows.append(Row(B, "idle worker USS", "MiB", uss, target="<= 10 MiB", ok=uss <= 10))
+        path = Path(tmp, "scroll.txt")
+        last = _make(path, n)
+        rec = c.start(["sh", "-c", f"cat {path}; exec cat"], cols=200, rows=50)
+        sid = str(rec["id"])
+        c.wait(sid, text=last, timeout=600)
+        back = c.get(sid, scrollback=True).get("scrollback")
+        kept = len(back) if isinstance(back, list) else 0
+        time.sleep(0.3)
+        a_rss, a_uss = _mem(int(str(rec["workerPid"])))
+        if not TMUX:
+            rows.append(Row(B, f"worker with {n} lines, RSS", "MiB", a_rss))
+            rows.append(skipped(B, "tmux server with the same lines", TMUX_HINT))
+            return rows
+        # tmux keeps as many lines as the worker does (the emulator's scrollback cap).
+        with Tmux(history_limit=kept) as tmux:
+            tmux.new_session("idle", "cat")
+            time.sleep(0.3)
+            t_idle_rss, t_idle_uss = _mem(tmux.server_pid())
+            tmux.new_session("m", f"sh -c 'cat {path}; exec cat'", cols=200, rows=50)
+            if not poll(lambda: last in tmux.capture("m"), 600, 0.01):
+                raise RuntimeError("the tmux pane never showed the last line")
+            hist = tmux.run("display-message", "-p", "-t", "m", "#{history_size}").strip()
+            time.sleep(0.3)
+            t_rss, t_uss = _mem(tmux.server_pid())
+    rows[0].peer, rows[0].peer_median = "tmux server, 1 idle pane", t_idle_rss
+    rows[1].peer, rows[1].peer_median = "tmux server, 1 idle pane", t_idle_uss
+    note = f"{n} lines fed; worker keeps {kept}, tmux {hist} (history-limit {kept})"
+    for kind, ours, theirs in (("RSS", a_rss, t_rss), ("USS", a_uss, t_uss)):
+        row = Row(B, f"worker with {n} coloured lines, {kind}", "MiB", ours, note=note)
+        row.peer, row.peer_median = "tmux server, same lines + 1 idle pane", theirs
+        row.target = "<= 2x tmux"
+        row.ok = ours <= 2 * theirs
+        rows.append(row)
+    return rows
+
+
+if __name__ == "__main__":
+    from bench.common import main_for
+
+    main_for(run)

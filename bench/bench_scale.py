@@ -1,0 +1,46 @@
+"""6. Scale: N live sessions (full 200, quick 20): `agentty get` p95 across them as whole
+processes (target <= 50 ms), `agentty status --json` time (target <= 300 ms), total RSS."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import psutil
+
+from bench.common import AGENTTY, Row, agentty_home, client, ms_row, p95, run_quiet
+
+B = "6 scale"
+MIB = 1 << 20
+
+
+def run(quick: bool) -> list[Row]:
+    n = 20 if quick else 200
+    with agentty_home() as root:
+        c = client(root)
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            recs = list(pool.map(lambda _: c.start(["cat"]), range(n)))
+        ids = [str(r["id"]) for r in recs]
+        gets = [run_quiet([AGENTTY, "get", "--session", sid]) for sid in ids]
+        status = [run_quiet([AGENTTY, "status", "--json"]) for _ in range(5 if quick else 10)]
+        rss = uss = 0
+        for rec in recs:
+            info = psutil.Process(int(str(rec["workerPid"]))).memory_full_info()
+            rss += info.rss
+            uss += info.uss
+    get_row = ms_row(B, f"agentty get across {n} sessions", gets, target="p95 <= 50 ms")
+    get_row.ok = p95([g * 1000 for g in gets]) <= 50
+    status_row = ms_row(B, f"agentty status --json, {n} sessions", status, target="<= 300 ms")
+    status_row.ok = (status_row.median or 0) <= 300
+    return [
+        get_row,
+        status_row,
+        Row(
+            B, f"total worker RSS, {n} sessions", "MiB", rss / MIB, note=f"USS {uss / MIB:.0f} MiB"
+        ),
+    ]
+
+
+if __name__ == "__main__":
+    from bench.common import main_for
+
+    main_for(run)

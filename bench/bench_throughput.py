@@ -1,0 +1,148 @@
+"""3. Throughput: `cat` of a generated file inside a session, until the program exited and
+the final screen shows the last line; plain text and SGR-coloured text. Peers: the same in a
+tmux pane (until the pane shows the last line) and the raw PTY drain (python pty + os.read
+until EOF, no terminal emulation). Also `get` latency while the flood runs.
+Targets: plain >= 1.0x tmux; every stream >= 10 MB/s; `get` p95 during the flood <= 100 ms."""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from bench.common import CSI, TMUX, TMUX_HINT, Row, Tmux, agentty_home, client, ms_row, p95, skipped
+
+B = "3 throughput"
+MB = 1_000_000
+GATE = "read _; exec cat {}"  # the program waits for Enter, so start-up is not timed
+
+
+def make_file(path: Path, size: int, coloured: bool) -> str:
+    """Lines of ~100 columns up to `size` bytes; returns the unique last line."""
+    words = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor"
+    out = []
+    total = i = 0
+    while total < size:
+        if coloured:
+            line = (
+                f"{CSI}1;3{i % 8}m{i:08d}{CSI}0m {CSI}38;5;{i % 256}m{words}{CSI}0m {words[:8]}\n"
+            )
+        else:
+            line = f"{i:08d} {words} {words[:8]}\n"
+        out.append(line)
+        total += len(line)
+        i += 1
+    last = f"END-OF-STREAM {i}"
+    out.append(last + "\n")
+    path.write_text("".join(out))
+    return last
+
+
+def _raw_drain(path: Path) -> float:
+    master, slave = pty.openpty()
+    start = time.perf_counter()
+    proc = subprocess.Popen(["cat", str(path)], stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    try:
+        while os.read(master, 1 << 16):
+            pass
+    except OSError:  # EIO: the slave side closed
+        pass
+    elapsed = time.perf_counter() - start
+    proc.wait()
+    os.close(master)
+    return elapsed
+
+
+def _agentty(path: Path, last: str, get_latency: list[float] | None) -> float:
+    with agentty_home() as root:
+        c = client(root)
+        sid = str(c.start(["sh", "-c", GATE.format(path)])["id"])
+        time.sleep(0.3)
+        done = threading.Event()
+
+        def sample() -> None:
+            assert get_latency is not None
+            while not done.is_set():
+                t = time.perf_counter()
+                c.get(sid)
+                get_latency.append(time.perf_counter() - t)
+                time.sleep(0.02)
+
+        start = time.perf_counter()
+        c.text(sid, "\r")
+        sampler = threading.Thread(target=sample) if get_latency is not None else None
+        if sampler:
+            sampler.start()
+        screen = c.wait(sid, exit=True, timeout=600.0)
+        elapsed = time.perf_counter() - start
+        done.set()
+        if sampler:
+            sampler.join()
+        shown = screen.get("lines")
+        lines = [str(x) for x in shown] if isinstance(shown, list) else []
+        if not any(last in line for line in lines):
+            raise RuntimeError(f"agentty's final screen lacks {last!r}: {lines[-3:]}")
+    return elapsed
+
+
+def _tmux(path: Path, last: str) -> float:
+    # The pane's program stays alive after the cat: a pane whose program exits at once loses
+    # the output tmux had not read yet (seen with tmux 3.3a: the last ~60 KiB never show).
+    with Tmux() as tmux:
+        tmux.new_session("tp", f"sh -c 'read _; cat {path}; exec cat'")
+        time.sleep(0.3)
+        start = time.perf_counter()
+        tmux.run("send-keys", "-t", "tp", "Enter")
+        deadline = time.monotonic() + 600
+        while last not in tmux.capture("tp"):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the tmux pane never showed {last!r}")
+            time.sleep(0.002)
+        return time.perf_counter() - start
+
+
+def run(quick: bool) -> list[Row]:
+    size = 4 * MB if quick else 50 * MB
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="atb-data-") as tmp:
+        for kind, coloured in (("plain", False), ("SGR", True)):
+            path = Path(tmp, f"{kind}.txt")
+            last = make_file(path, size, coloured)
+            mb = path.stat().st_size / MB
+            label = f"{kind} {mb:.0f} MB"
+            raw = mb / _raw_drain(path)
+            rows.append(Row(B, f"raw PTY drain, {label}", "MB/s", raw, samples=1))
+            latency: list[float] | None = [] if kind == "plain" else None
+            ours = mb / _agentty(path, last, latency)
+            row = Row(B, f"agentty cat, {label}", "MB/s", ours, samples=1)
+            row.note = f"{ours / raw:.2f}x the raw drain"
+            if TMUX:
+                theirs = mb / _tmux(path, last)
+                rows.append(Row(B, f"tmux cat, {label}", "MB/s", theirs, samples=1))
+                row.peer, row.peer_median = "tmux", theirs
+            else:
+                rows.append(skipped(B, f"tmux cat, {label}", TMUX_HINT))
+            if kind == "plain":
+                row.target = ">= 1.0x tmux; >= 10 MB/s"
+                row.ok = ours >= 10 and (row.ratio is None or row.ratio >= 1.0)
+            else:
+                row.target = ">= 10 MB/s"
+                row.ok = ours >= 10
+            rows.append(row)
+            if latency:
+                lat = ms_row(B, f"agentty get during the {kind} flood", latency)
+                lat.target = "p95 <= 100 ms"
+                lat.ok = p95([x * 1000 for x in latency]) <= 100
+                rows.append(lat)
+    return rows
+
+
+if __name__ == "__main__":
+    from bench.common import main_for
+
+    main_for(run)
