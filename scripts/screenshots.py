@@ -132,7 +132,7 @@ def to_png(svg_path: Path, chromium: str) -> None:
     width, height = svg_size(svg_path.read_text())
     page = svg_path.with_suffix(".html")
     page.write_text(
-        "<html><head><meta charset=\"utf-8\"><style>html,body{margin:0;background:#1e1e1e}"
+        '<html><head><meta charset="utf-8"><style>html,body{margin:0;background:#1e1e1e}'
         "svg{display:block} text{font-family:'Fira Code',monospace !important}</style></head>"
         f"<body>{svg_path.read_text()}</body></html>"
     )
