@@ -70,14 +70,23 @@ def atomic_write(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
+def _hard_lock(path: str, timeout: float) -> FileLock:
+    """An flock-based lock that never degrades to a soft (file-exists) lock.
+
+    filelock 4.x falls back to a soft lock where flock is missing unless told not to; older
+    releases (the newest that run on Python 3.10) have no fallback and fail closed already."""
+    try:
+        return FileLock(path, timeout=timeout, mode=0o600, fallback_to_soft=False)
+    except TypeError:
+        return FileLock(path, timeout=timeout, mode=0o600)
+
+
 class StateStore:
     """The writer's view of `$AGENTTY_HOME`."""
 
     def __init__(self, home: Home, timeout: float = LOCK_TIMEOUT) -> None:
         self.home = home
-        self._lock = FileLock(
-            str(home.lock_file), timeout=timeout, mode=0o600, fallback_to_soft=False
-        )
+        self._lock = _hard_lock(str(home.lock_file), timeout)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:

@@ -91,7 +91,7 @@ class SessionList(DataTable[str | Text]):
             else:
                 for (column, _), new, before in zip(COLUMNS, cells, old, strict=True):
                     if new != before:
-                        self.update_cell(sid, column, new)
+                        self.update_cell(sid, column, new, update_width=True)
             self._cells[sid] = cells
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
