@@ -389,11 +389,18 @@ def cmd_orphans(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    removed = _client().gc(older_than=args.older_than)
+    client = _client()
+    removed = client.gc(older_than=args.older_than)
+    kept = sorted({o.session_id for o in client.orphans()})
     if args.json:
-        _emit({"removed": removed})
-    else:
-        print(f"removed {len(removed)} session(s)" + (f": {' '.join(removed)}" if removed else ""))
+        _emit({"removed": removed, "keptWithOrphans": kept})
+        return 0
+    print(f"removed {len(removed)} session(s)" + (f": {' '.join(removed)}" if removed else ""))
+    if kept:
+        print(
+            f"kept {len(kept)} lost session(s) whose processes still run: {' '.join(kept)} "
+            "(end them with 'agentty orphans --kill')"
+        )
     return 0
 
 

@@ -389,13 +389,20 @@ class Client:
         """Remove the records, sockets, logs and final screens of ended sessions.
 
         Running sessions are never touched; `older_than` (seconds since the session ended)
-        keeps recent ones. Returns the removed ids."""
+        keeps recent ones; a lost session whose processes still run (orphans) is kept, so
+        its record keeps pointing at them until `orphans --kill`. Returns the removed ids."""
         import datetime as dt
 
         now = dt.datetime.now(dt.timezone.utc)
         doomed: set[str] = set()
-        for rec in self.sessions():
-            if rec.get("status") in ("running", "starting"):
+        all_sessions = self.sessions()
+        orphaned = (
+            {o.session_id for o in self.orphans()}
+            if any(r.get("status") == "lost" for r in all_sessions)
+            else set()
+        )
+        for rec in all_sessions:
+            if rec.get("status") in ("running", "starting") or rec["id"] in orphaned:
                 continue
             if older_than is not None:
                 ended = str(rec.get("endedAt") or rec.get("lastActiveAt") or rec.get("startedAt"))
@@ -416,7 +423,6 @@ class Client:
         for session_id in doomed:
             for path in (
                 self.home.log_path(session_id),
-                self.home.log_path(session_id).with_suffix(".log.1"),
                 self.home.final_path(session_id),
             ):
                 with contextlib.suppress(FileNotFoundError):

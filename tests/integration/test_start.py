@@ -173,3 +173,22 @@ def test_help_json_lists_every_command() -> None:
         n for o in start["options"] for n in o["names"]
     }
     assert "Ctrl+C" in schema["keys"] and schema["exitCodes"]["3"]
+
+
+def test_gc_keeps_lost_sessions_whose_processes_still_run() -> None:
+    import signal
+    import time
+
+    rec = agentty_json("start", "--", "sh", "-c", "trap '' HUP; sleep 1000 & wait")
+    agentty("wait", "--input", "--stable", "100", check=True)
+    os.kill(int(rec["workerPid"]), signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while agentty_json("status")["sessions"][0]["status"] != "lost":
+        assert time.monotonic() < deadline
+    gc = agentty_json("gc")
+    assert gc == {"removed": [], "keptWithOrphans": [rec["id"]]}
+    orphans = agentty_json("orphans")["orphans"]
+    assert orphans and {o["session"] for o in orphans} == {rec["id"]}
+    agentty("orphans", "--kill", check=True)
+    assert agentty_json("gc") == {"removed": [rec["id"]], "keptWithOrphans": []}
+    assert agentty_json("status")["sessions"] == []
