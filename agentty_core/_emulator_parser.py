@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pyte import modes as mo
 from pyte.streams import Stream
 
+from ._emulator_flood import Flood
 from ._emulator_screen import Screen
 
 MAX_STRING = 4096  # OSC/DCS/APC/PM/SOS payloads longer than this are dropped
@@ -142,6 +143,7 @@ class Parser:
             Z=s.tab_back,
         )
         self._csi_table = csi
+        self._flood = Flood(screen, self._sgr)
 
     def reset(self) -> None:
         self._carry = ""
@@ -171,10 +173,13 @@ class Parser:
                     draw(m.group(1))
                 elif kind == 2:
                     c0 = self._c0
-                    for ch in m.group(2):
+                    ctl = m.group(2)
+                    for ch in ctl:
                         handler = c0.get(ch)
                         if handler is not None:
                             handler()
+                    if ctl[-1] == "\n":
+                        pos = self._flood.run(data, pos)
                 elif kind == 5:
                     if m.group(5) == "m" and not m.group(4):
                         self._sgr(m.group(3))
@@ -294,6 +299,12 @@ class Parser:
         if final == "m":
             self._sgr(params)
             return
+        if final in "Hf" and (s.margins is None or mo.DECOM not in s.mode):
+            row, _, col = params.partition(";")  # CUP: the commonest sequence in redraws
+            cursor = s.cursor
+            cursor.y = min(max(_int(row) - 1, 0), s.lines - 1)
+            cursor.x = min(max(_int(col.partition(";")[0]) - 1, 0), s.columns - 1)
+            return
         args = _ints(params)
         if final in "hl":
             (s.set_mode if final == "h" else s.reset_mode)(*args)
@@ -322,7 +333,7 @@ class Parser:
             codes = sgr_params(params)
             if codes:
                 s.select_graphic_rendition(*codes)
-            if len(cache) > 512:
+            if len(cache) > 4096:
                 cache.clear()
             attrs = cache[key] = s.cursor.attrs
         s.cursor.attrs = attrs

@@ -79,6 +79,20 @@ class _Cells(dict[str, Char]):
         return char
 
 
+def _attrs(fg: str, bg: str, flags: int) -> Char:
+    return Char(
+        " ",
+        fg,
+        bg,
+        bool(flags & BOLD),
+        bool(flags & ITALICS),
+        bool(flags & UNDERSCORE),
+        bool(flags & STRIKETHROUGH),
+        bool(flags & REVERSE),
+        bool(flags & BLINK),
+    )
+
+
 def _is_wide(char: Char | None) -> bool:
     return char is not None and bool(char.data) and wcwidth(char.data[0]) == 2
 
@@ -130,18 +144,15 @@ class Screen(pyte.Screen):
         """Compact form of a row for the scrollback: runs are kept only for styled rows."""
         if not line:
             return "", None
-        cols = self.columns
-        cells = row_cells(line, cols, line.default)
-        data, fg, bg, *flags = zip(*cells, strict=True)
-        text = "".join(data)
-        if fg.count("default") == cols == bg.count("default") and not any(map(any, flags)):
+        cells = row_cells(line, self.columns, line.default)
+        text = "".join(map(_DATA, cells))
+        styles = set(map(_STYLE, cells))
+        if len(styles) == 1 and _DEFAULT_STYLE in styles:
             return text.rstrip(" "), None
         runs = []
-        x = 0
-        for style, group in groupby(zip(fg, bg, *flags, strict=True)):
-            n = len(list(group))
-            runs.append((sum(map(len, data[x : x + n])), style[0], style[1], style_flags(style)))
-            x += n
+        for style, group in groupby(cells, _STYLE):
+            count = sum(map(len, map(_DATA, group)))
+            runs.append((count, style[0], style[1], style_flags(style)))
         return text.rstrip(" "), tuple(runs)
 
     def unrecord(self, stored: Stored) -> Line:
@@ -149,19 +160,20 @@ class Screen(pyte.Screen):
         text, runs = stored
         line: Line = StaticDefaultDict(self.default_char)
         styles = [(len(text), "default", "default", 0)] if runs is None else list(runs)
+        if text.isascii():  # one cell per codepoint: whole runs go in with one update each
+            pos = 0
+            for count, fg, bg, flags in styles:
+                count = min(count, self.columns - pos)
+                if count <= 0:
+                    break
+                cells = self._cells(_attrs(fg, bg, flags))
+                part = text[pos : pos + count].ljust(count)
+                line.update(zip(range(pos, pos + count), map(cells.__getitem__, part), strict=True))
+                pos += count
+            return line
         x, pos = 0, 0
         for count, fg, bg, flags in styles:
-            attrs = Char(
-                " ",
-                fg,
-                bg,
-                bool(flags & BOLD),
-                bool(flags & ITALICS),
-                bool(flags & UNDERSCORE),
-                bool(flags & STRIKETHROUGH),
-                bool(flags & REVERSE),
-                bool(flags & BLINK),
-            )
+            attrs = _attrs(fg, bg, flags)
             for ch in text[pos : pos + count].ljust(count):
                 width = wcwidth(ch)
                 if width == 0 and x:
@@ -178,6 +190,10 @@ class Screen(pyte.Screen):
     def push_history(self, line: Line | None) -> None:
         if self.history.maxlen:
             self.history.append(self.record(line))
+
+    def shift_rows(self, count: int) -> None:
+        """Scroll the whole screen up by count rows without touching the scrollback."""
+        self._shift(self.buffer, 0, self.lines - 1, count)
 
     def _shift(self, buf: Buffer, top: int, bottom: int, count: int) -> None:
         """Move rows top..bottom up by count (down if negative); vacated rows become blank."""
@@ -353,11 +369,15 @@ class Screen(pyte.Screen):
         super().erase_in_display(how)
 
     def erase_in_line(self, how: int = 0, private: bool = False) -> None:
+        """EL as pyte does it, but with one dict update instead of a loop over the cells."""
         if how not in (0, 1, 2):
             return
+        x = self.cursor.x
         line = self.buffer[self.cursor.y]
-        self._split(line, self.cursor.x if how == 0 else self.cursor.x + 1)
-        super().erase_in_line(how, private)
+        self._split(line, x if how == 0 else x + 1)
+        self.dirty.add(self.cursor.y)
+        cells = range(x, self.columns) if how == 0 else range(x + 1 if how == 1 else self.columns)
+        line.update(dict.fromkeys(cells, self.cursor.attrs))
 
     def erase_characters(self, count: int | None = None) -> None:
         line = self.buffer[self.cursor.y]

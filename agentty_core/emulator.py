@@ -218,29 +218,7 @@ class Emulator:
     def ansi_lines(self) -> list[str]:
         """Visible rows with SGR styling; trailing default-styled blanks are dropped."""
         self._flush()
-        out = []
-        for snap in self._snap:
-            runs = cell_runs(snap)
-            while runs and runs[-1][1:] == _PLAIN:
-                text = runs[-1][0].rstrip(" ")
-                if text:
-                    runs[-1] = (text, "default", "default", 0)
-                    break
-                runs.pop()
-            parts: list[str] = []
-            styled = False
-            current = _PLAIN
-            for text, fg, bg, flags in runs:
-                style = (fg, bg, flags)
-                if style != current:
-                    parts.append("\x1b[0m" if style == _PLAIN else _sgr(fg, bg, flags))
-                    styled = True
-                    current = style
-                parts.append(text)
-            if styled and (not parts or parts[-1] != "\x1b[0m"):
-                parts.append("\x1b[0m")
-            out.append("".join(parts))
-        return out
+        return [_ansi_line(cell_runs(snap)) for snap in self._snap]
 
     def dirty_rows(self) -> set[int]:
         """Rows whose content changed since the previous call."""
@@ -304,6 +282,29 @@ class Emulator:
         if scrollback:
             return chain((text for text, _runs in self._screen.history), screen)
         return chain(screen)
+
+
+def _ansi_line(runs: list[Run]) -> str:
+    """One row as text with SGR; trailing default-styled blanks are dropped."""
+    while runs and runs[-1][1:] == _PLAIN:
+        text = runs[-1][0].rstrip(" ")
+        if text:
+            runs[-1] = (text, "default", "default", 0)
+            break
+        runs.pop()
+    parts: list[str] = []
+    styled = False
+    current = _PLAIN
+    for text, fg, bg, flags in runs:
+        style = (fg, bg, flags)
+        if style != current:
+            parts.append("\x1b[0m" if style == _PLAIN else _sgr(fg, bg, flags))
+            styled = True
+            current = style
+        parts.append(text)
+    if styled and (not parts or parts[-1] != "\x1b[0m"):
+        parts.append("\x1b[0m")
+    return "".join(parts)
 
 
 def _cell_column(text: str, index: int) -> int:
