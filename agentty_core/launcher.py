@@ -168,7 +168,7 @@ def _launch_worker(spec: dict[str, object], log_path: os.PathLike[str], timeout:
     env.pop("AGENTTY_SESSION_ID", None)  # only the program carries its session's marker
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "agentty_core.worker"],
+            [sys.executable, "-m", "agentty_core.worker_main"],
             stdin=subprocess.PIPE,
             stdout=log_fd,
             stderr=log_fd,

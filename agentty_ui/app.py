@@ -159,6 +159,8 @@ class AgenttyApp(App[None]):
             self.post_message(SessionsPolled(Snapshot(records, usage, orphans)))
 
     def on_sessions_polled(self, message: SessionsPolled) -> None:
+        if not self.screen_stack:
+            return  # a poll that finished while the app was shutting down
         snapshot = message.snapshot
         before = self.records
         self.records = {str(r["id"]): r for r in snapshot.records}
@@ -258,7 +260,7 @@ class AgenttyApp(App[None]):
         )
 
     def _show_lines(self, selector: str, session_id: str, lines: list[str]) -> None:
-        if session_id == self.selected:
+        if session_id == self.selected and self.screen_stack:
             self.main.query_one(selector, TerminalView).show_lines(lines)
 
     def on_terminal_view_ended(self, message: TerminalView.Ended) -> None:

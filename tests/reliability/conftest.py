@@ -43,6 +43,19 @@ def kill_all_sessions() -> Iterator[None]:
     agentty("orphans", "--kill")
 
 
+def agentty_as_nobody(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`agentty ARGS` run as the `nobody` user with `home` as its AGENTTY_HOME (root, which
+    CI runs as, ignores directory modes; these scenarios need a user that does not)."""
+    return subprocess.run(
+        [*NOBODY, AGENTTY, *args],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, AGENTTY_HOME=str(home), HOME=str(home)),
+        timeout=30,
+        cwd="/",
+    )
+
+
 def start(*args: str) -> dict[str, Any]:
     """`agentty start --json ARGS`: the new record (fails the test if start fails)."""
     return agentty_json("start", *args)

@@ -14,9 +14,9 @@ import pytest
 
 from tests.reliability.conftest import (
     AGENTTY,
-    NOBODY,
     PYTHON,
     agentty,
+    agentty_as_nobody,
     agentty_json,
     alive_of_home,
     gone,
@@ -108,16 +108,8 @@ def test_s11_bad_cwd(agentty_home: Path, tmp_path: Path, kind: str) -> None:
         os.chown(home, 65534, 65534)
         cwd = Path("/tmp") / f"{home.name}-cwd"
         cwd.mkdir(mode=0o000)
-        env = dict(os.environ, AGENTTY_HOME=str(home), HOME=str(home))
         try:
-            proc = subprocess.run(
-                [*NOBODY, AGENTTY, "start", "--cwd", str(cwd), "--", "sleep", "1000000"],
-                capture_output=True,
-                text=True,
-                env=env,
-                timeout=30,
-                cwd="/",
-            )
+            proc = agentty_as_nobody(home, "start", "--cwd", str(cwd), "--", "sleep", "1000000")
             assert proc.returncode == 1, proc.stderr
             assert "not accessible" in proc.stderr or "permission denied" in proc.stderr.lower()
             assert str(cwd) in proc.stderr

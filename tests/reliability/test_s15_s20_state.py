@@ -16,6 +16,7 @@ import pytest
 
 from tests.reliability.conftest import (
     agentty,
+    agentty_as_nobody,
     agentty_json,
     alive_of_home,
     gone,
@@ -136,22 +137,14 @@ def test_s18_unwritable_or_lockless_home(
 ) -> None:
     import subprocess
 
-    from tests.reliability.conftest import AGENTTY, NOBODY
+    from tests.reliability.conftest import NOBODY
 
     # (a) A read-only home, as a non-root user (root ignores modes).
     ro = Path("/tmp") / f"at-ro-{os.getpid()}"
     ro.mkdir(mode=0o500)
     os.chown(ro, 65534, 65534)
     try:
-        env = dict(os.environ, AGENTTY_HOME=str(ro), HOME=str(ro))
-        proc = subprocess.run(
-            [*NOBODY, AGENTTY, "start", "--", "sleep", "1000000"],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=30,
-            cwd="/",
-        )
+        proc = agentty_as_nobody(ro, "start", "--", "sleep", "1000000")
         assert proc.returncode == 1, proc.stderr
         assert proc.stderr.startswith("agentty: error: ") and proc.stderr.count("\n") == 1
         assert str(ro) in proc.stderr
@@ -163,20 +156,12 @@ def test_s18_unwritable_or_lockless_home(
     home = Path("/tmp") / f"at-lk-{os.getpid()}"
     home.mkdir(mode=0o700)
     try:
-        env = dict(os.environ, AGENTTY_HOME=str(home), HOME=str(home))
         subprocess.run([*NOBODY, "true"], check=True)
         os.chown(home, 65534, 65534)
         lock = home / "sessions.json.lock"
         lock.write_bytes(b"")
         lock.chmod(0o600)  # owned by root: nobody cannot open it
-        proc = subprocess.run(
-            [*NOBODY, AGENTTY, "start", "--", "sleep", "1000000"],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=30,
-            cwd="/",
-        )
+        proc = agentty_as_nobody(home, "start", "--", "sleep", "1000000")
         assert proc.returncode == 1, proc.stderr
         assert "sessions.json.lock" in proc.stderr and proc.stderr.count("\n") == 1
         assert not (home / "sessions.json").exists()

@@ -1,0 +1,87 @@
+"""The worker process's entry point: `python -m agentty_core.worker_main`.
+
+`start` runs this detached, with the session spec as JSON on stdin, the status pipe's fd in
+`AGENTTY_STATUS_FD` and stdout/stderr on the session's log file. This module sets up the
+process (stdin on /dev/null, the capped log) and makes sure that whatever ends the worker
+ends the program's process group first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+import psutil
+
+from .paths import Home
+from .worker import LOG_CAP, Worker, log
+
+
+class CappedLogHandler(logging.Handler):
+    """Writes to the log file `start` opened for us (fd 2, O_APPEND, never re-opened by path,
+    so a swapped-in symlink is never followed), and empties it when it outgrows the cap."""
+
+    def __init__(self, fd: int = 2, cap: int = LOG_CAP) -> None:
+        super().__init__()
+        self.fd = fd
+        self.cap = cap
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            data = (self.format(record) + "\n").encode("utf-8", "replace")
+            if os.fstat(self.fd).st_size + len(data) > self.cap:
+                os.ftruncate(self.fd, 0)
+                data = b"[earlier log lines dropped: size cap]\n" + data
+            os.write(self.fd, data)
+        except OSError:
+            self.handleError(record)
+
+
+def _setup_logging() -> None:
+    handler = CappedLogHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+def _kill_child_group(worker: Worker) -> None:
+    """Last resort when the worker itself fails: the program must not outlive it."""
+    if worker.child is not None:
+        with contextlib.suppress(OSError):
+            os.killpg(worker.child.pid, signal.SIGKILL)
+        for proc in worker._session_processes():
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+
+
+def main() -> int:
+    spec = json.loads(sys.stdin.buffer.read())
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    home = Home(Path(spec["home"]))
+    status_fd = int(os.environ.pop("AGENTTY_STATUS_FD", "-1"))
+    _setup_logging()
+    worker = Worker(spec, home, status_fd if status_fd >= 0 else None)
+    log.info("worker %s starting session %s: %s", os.getpid(), worker.id, spec["argv"])
+    try:
+        return asyncio.run(worker.run())
+    except BaseException as exc:
+        log.error("worker failed:\n%s", traceback.format_exc())
+        _kill_child_group(worker)
+        worker._report({"ok": False, "error": f"worker failed: {exc}", "exit_code": 1})
+        with contextlib.suppress(Exception):
+            worker.store.update(worker.id, status="lost", error=f"worker failed: {exc}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
