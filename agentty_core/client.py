@@ -55,6 +55,18 @@ def describe_end(record: Record) -> str:
     return str(status)
 
 
+def text_params(data: str | bytes, *, enter: bool = False, paste: bool = False) -> JSONObject:
+    """The `text` request's params: bytes that are not UTF-8 travel as base64."""
+    params: JSONObject = {"enter": enter, "paste": paste}
+    if isinstance(data, bytes):
+        import base64
+
+        params["data_b64"] = base64.b64encode(data).decode()
+    else:
+        params["data"] = data
+    return params
+
+
 class Client:
     """Sessions of one agentty home."""
 
@@ -101,13 +113,32 @@ class Client:
                 and not self.worker_alive(rec)
             ):
                 rec = self._mark_lost(rec, "worker died during startup")
-            if live_info and rec.get("status") == "running":
-                with contextlib.suppress(AgenttyError):
-                    info = self._call(rec, "info", timeout=1.0)["record"]
-                    if isinstance(info, dict):
-                        rec = {**rec, **{k: info[k] for k in ("lastActiveAt", "input", "seq")}}
             result.append(rec)
+        if live_info:
+            self._merge_live_info(result)
         return result
+
+    def _merge_live_info(self, recs: list[Record]) -> None:
+        """Ask every running worker for its live fields at once, so one slow worker costs
+        its own timeout, not everybody's."""
+        running = [i for i, r in enumerate(recs) if r.get("status") == "running"]
+        if not running:
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        def ask(i: int) -> tuple[int, object]:
+            try:
+                return i, self._call(recs[i], "info", timeout=1.0).get("record")
+            except AgenttyError:
+                return i, None
+
+        with ThreadPoolExecutor(max_workers=min(16, len(running))) as pool:
+            for i, info in pool.map(ask, running):
+                if isinstance(info, dict):
+                    recs[i] = {
+                        **recs[i],
+                        **{k: info.get(k) for k in ("lastActiveAt", "input", "seq")},
+                    }
 
     def status(self) -> JSONObject:
         from . import __version__
@@ -256,14 +287,7 @@ class Client:
         self, ref: str | None, data: str | bytes, *, enter: bool = False, paste: bool = False
     ) -> JSONObject:
         rec = self.require_running(ref)
-        params: JSONObject = {"enter": enter, "paste": paste}
-        if isinstance(data, bytes):
-            import base64
-
-            params["data_b64"] = base64.b64encode(data).decode()
-        else:
-            params["data"] = data
-        return self._call(rec, "text", params)
+        return self._call(rec, "text", text_params(data, enter=enter, paste=paste))
 
     def paste(self, ref: str | None, data: str | bytes) -> JSONObject:
         return self.text(ref, data, paste=True)

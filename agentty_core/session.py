@@ -19,8 +19,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from .client import Client
-from .errors import SessionNotRunning
+from . import ipc_client
+from .client import Client, text_params
+from .errors import (
+    AgenttyError,
+    ProtocolError,
+    RemoteError,
+    SessionNotRunning,
+    WaitTimeout,
+    WorkerUnreachable,
+)
+from .keys import parse_all
 from .paths import Home
 from .protocol import JSONObject, str_list
 
@@ -147,6 +156,36 @@ class Session:
     def __init__(self, session_id: str, client: Client | None = None) -> None:
         self.client = client or Client()
         self.id = session_id
+        self._conn: ipc_client.Connection | None = None
+
+    def _fast(
+        self, method: str, params: JSONObject, timeout: float | None = None
+    ) -> JSONObject | None:
+        """Ask the worker over a kept-open connection: no record lookup, liveness check or
+        connect per call. None when that connection fails; the caller then goes the long
+        way through `Client`, which tells a dead worker from an ended session."""
+        if self._conn is None:
+            try:
+                rec = self.client.require_running(self.id)
+                pid = rec.get("workerPid")
+                self._conn = ipc_client.Connection(
+                    str(self.client.home.socket_path(self.id)),
+                    timeout=self.client.timeout,
+                    expect_pid=pid if isinstance(pid, int) else None,
+                )
+            except AgenttyError:
+                return None
+        try:
+            return self._conn.call(method, params, timeout=timeout)
+        except (WorkerUnreachable, ProtocolError):
+            self.close()
+            return None
+
+    def close(self) -> None:
+        """Drop the kept-open connection (the session itself runs on)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     # ------------------------------------------------------------ finding and starting
 
@@ -195,11 +234,18 @@ class Session:
 
     def text(self, data: str | bytes, *, enter: bool = False) -> int:
         """Type `data`; returns the screen's seq from before, for `wait(changed_since=...)`."""
-        return _int(self.client.text(self.id, data, enter=enter).get("seq"))
+        result = self._fast("text", text_params(data, enter=enter))
+        if result is None:
+            result = self.client.text(self.id, data, enter=enter)
+        return _int(result.get("seq"))
 
     def key(self, *names: str) -> int:
         """Press keys (see `agentty_core.keys`); returns the seq from before."""
-        return _int(self.client.key(self.id, list(names)).get("seq"))
+        parse_all(list(names))  # an unknown name is InvalidKey here, and nothing is sent
+        result = self._fast("key", {"keys": list(names)})
+        if result is None:
+            result = self.client.key(self.id, list(names))
+        return _int(result.get("seq"))
 
     def paste(self, data: str | bytes) -> int:
         return _int(self.client.paste(self.id, data).get("seq"))
@@ -220,18 +266,29 @@ class Session:
         """Block until any condition holds (checked by the worker as output arrives).
 
         `stable` is in milliseconds. Raises `WaitTimeout` (with `.screen`) on timeout."""
-        result = self.client.wait(
-            self.id,
-            timeout=timeout,
-            text=text,
-            regex=regex,
-            gone=gone,
-            stable_ms=stable,
-            changed_since=changed_since,
-            input=input,
-            exit=exit,
-            scrollback=scrollback,
-        )
+        conditions: dict[str, object] = {
+            "text": text,
+            "regex": regex,
+            "gone": gone,
+            "stable_ms": stable,
+            "changed_since": changed_since,
+            "input": input,
+            "exit": exit,
+            "scrollback": scrollback,
+        }
+        params: JSONObject = {k: v for k, v in conditions.items() if v not in (None, False)}
+        params["timeout"] = timeout
+        result: JSONObject | None = None
+        if not exit:  # an ended session is answered from its saved screen: the long way
+            try:
+                result = self._fast("wait", params, timeout=timeout + 5.0)
+            except RemoteError as exc:
+                if exc.code == "timeout":
+                    raise WaitTimeout(exc.message, self.client.get(self.id)) from None
+                if exc.code != "exited":
+                    raise
+        if result is None:
+            result = self.client.wait(self.id, timeout=timeout, **conditions)
         match = _obj(result.get("match"))
         return WaitResult(
             fired=str(result.get("fired")),
@@ -248,6 +305,7 @@ class Session:
 
     def kill(self, *, grace: float = 2.0) -> JSONObject:
         """End the whole process tree (confirmed); an already ended session is not an error."""
+        self.close()
         try:
             return self.client.kill(self.id, grace=grace)
         except SessionNotRunning:

@@ -25,15 +25,12 @@ import stat
 import time
 import traceback
 from collections.abc import Awaitable, Callable
-from typing import ClassVar, cast
-
-import psutil
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from . import failpoints, identity, inputstate, keys, protocol
 from .emulator import Emulator
 from .errors import EXIT_TIMEOUT, EXIT_USAGE, AgenttyError, InvalidKey, SpawnError
 from .ipc_client import peer_credentials
-from .killtree import KillResult, alive, group_members, ladder, run_async
 from .paths import Home
 from .protocol import BadRequest, JSONObject
 from .ptyhost import PtyChild, become_subreaper, spawn
@@ -41,6 +38,11 @@ from .recording import Recorder
 from .records import Record
 from .state import StateStore, atomic_write, now_iso
 from .waits import Fired, WaitSpec, evaluate, parse_wait
+
+if TYPE_CHECKING:
+    import psutil
+
+    from .killtree import KillResult
 
 log = logging.getLogger("agentty.worker")
 
@@ -310,6 +312,8 @@ class Worker:
         self.finalizing = True
         if reap_leftovers:
             # Background jobs the program left behind belong to the session: end them.
+            from .killtree import ladder, run_async  # psutil: loaded only to kill
+
             await run_async(ladder(self._session_processes, grace=0.5))
         snapshot = self.screen_payload(scrollback=True)
         snapshot.update(self._exit_fields(), exited=True, input=inputstate.exited())
@@ -350,6 +354,10 @@ class Worker:
     def _session_processes(self) -> list[psutil.Process]:
         """Everything of this session: its group and session, the foreground group, and
         every descendant of the worker (which, as subreaper, inherits double-forked ones)."""
+        import psutil
+
+        from .killtree import group_members
+
         procs: dict[int, psutil.Process] = {}
         if self.child is not None:
             for proc in group_members(self.child.pid):
@@ -371,6 +379,8 @@ class Worker:
         return await asyncio.shield(self.kill_task)
 
     async def _kill(self, grace: float) -> KillResult:
+        from .killtree import ladder, run_async
+
         result = await run_async(ladder(self._session_processes, grace=grace))
         if result.survivors:
             return result
@@ -395,7 +405,10 @@ class Worker:
         ansi: bool = False,
         raw_bytes: int | None = None,
         last_lines: int | None = None,
+        input: bool = True,
     ) -> JSONObject:
+        """The screen as the protocol sends it. `input=False` skips the input-state probe
+        (a few /proc reads, ~0.2 ms): wait answers carry it only when they waited for it."""
         emu = self.emu
         row, col = emu.cursor
         payload: JSONObject = {
@@ -407,10 +420,11 @@ class Worker:
             "title": emu.title,
             "altScreen": emu.alt_screen,
             "modes": emu.modes,
-            "input": self.input_state(),
             "exited": self.exit_status is not None,
             **self._exit_fields(),
         }
+        if input:
+            payload["input"] = self.input_state()
         if scrollback:
             payload["scrollback"] = emu.scrollback()
         if ansi:
@@ -486,7 +500,7 @@ class Worker:
                 ) from None
         finally:
             self.waits.pop(future, None)
-        result = self.screen_payload(scrollback=spec.scrollback)
+        result = self.screen_payload(scrollback=spec.scrollback, input=spec.input)
         result["fired"] = fired.condition
         result["elapsed_ms"] = round((time.monotonic() - spec.started) * 1000, 3)
         if fired.match is not None:
@@ -693,6 +707,8 @@ class Worker:
             pgid = os.tcgetpgrp(self.child.fd)
         except OSError:
             pgid = self.child.pid
+        from .killtree import alive, group_members
+
         targets = [p.pid for p in alive(group_members(pgid)) if os.getpgid(p.pid) == pgid]
         os.killpg(pgid, sig)
         return {"signal": f"SIG{name}", "pgid": pgid, "pids": targets}

@@ -18,8 +18,6 @@ import sys
 import traceback
 from pathlib import Path
 
-import psutil
-
 from .paths import Home
 from .worker import LOG_CAP, Worker, log
 
@@ -55,6 +53,8 @@ def _setup_logging() -> None:
 def _kill_child_group(worker: Worker) -> None:
     """Last resort when the worker itself fails: the program must not outlive it."""
     if worker.child is not None:
+        import psutil
+
         with contextlib.suppress(OSError):
             os.killpg(worker.child.pid, signal.SIGKILL)
         for proc in worker._session_processes():

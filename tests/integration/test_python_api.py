@@ -21,7 +21,9 @@ def test_repl_round_trip(agentty_session: Factory) -> None:
     result = py.wait(regex=r"^42$", timeout=10)
     assert result.fired == "regex" and result.match == (1, 0)
     assert result.screen.seq > seq and "42" in result.screen.lines
-    assert result.screen.input.state in ("reading", "busy")
+    assert result.screen.input.state == "unknown"  # a wait probes input only when asked to
+    assert py.wait(input=True).screen.input.state == "reading"
+    assert py.get().input.state == "reading"
     assert Session.find("py").id == py.id
     assert [info.name for info in Session.list()] == ["py"]
 
