@@ -7,16 +7,22 @@ Errors go to stderr as one line, `agentty: error: ...`, with the exit codes in `
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 from collections.abc import Callable, Sequence
 
-from .cli_parser import PROG, ArgumentParser, build_parser
 from .client import Client
 from .errors import EXIT_USAGE, AgenttyError, UsageError, WaitTimeout
 from .protocol import JSONObject, str_list
+
+PROG = "agentty"
+
+TYPE_CHECKING = False  # typing and argparse cost milliseconds the hot path does not spend
+if TYPE_CHECKING:
+    import argparse
+
+    from .cli_parser import ArgumentParser
 
 # ---------------------------------------------------------------- output helpers
 
@@ -80,6 +86,8 @@ def cmd_help(args: argparse.Namespace, parser: ArgumentParser) -> int:
 
 
 def _subparser(parser: ArgumentParser, name: str) -> argparse.ArgumentParser:
+    import argparse
+
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction) and name in action.choices:
             return action.choices[name]  # type: ignore[no-any-return]  # argparse is untyped here
@@ -423,6 +431,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_completion(args: argparse.Namespace) -> int:
     import shtab  # only here: completion scripts are generated once, never on the hot path
 
+    from .cli_parser import build_parser
+
     parser = build_parser()
     sessions = shtab.cmd(f"{PROG} status -q 2>/dev/null")
     for action in _all_actions(parser):
@@ -437,6 +447,8 @@ def cmd_completion(args: argparse.Namespace) -> int:
 
 
 def _all_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    import argparse
+
     found = list(parser._actions)
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -498,15 +510,27 @@ def _command_word(argv: Sequence[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
+    from .cli_fast import parse
+
+    fast = parse(words)
+    if fast is not None:
+        return _run(COMMANDS[fast.command], fast)  # type: ignore[arg-type]  # same attributes as argparse's
+    from .cli_parser import build_parser
+
     parser = build_parser(_command_word(words))
     args = parser.parse_args(words)
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    if args.command == "help":
+        return _run(lambda a: cmd_help(a, parser), args)
+    return _run(COMMANDS[args.command], args)
+
+
+def _run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run one command; errors become one line on stderr and their exit code."""
     try:
-        if args.command == "help":
-            return cmd_help(args, parser)
-        return COMMANDS[args.command](args)
+        return command(args)
     except AgenttyError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -10,13 +10,12 @@ from __future__ import annotations
 import argparse
 
 from . import __version__
+from .cli import PROG  # one name for the program; cli.py loads this module lazily
 from .errors import EXIT_CODES, EXIT_USAGE
 
 TYPE_CHECKING = False  # typing costs milliseconds the hot path does not spend
 if TYPE_CHECKING:
     from typing import NoReturn
-
-PROG = "agentty"
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -134,6 +134,7 @@ except SystemExit:
 heavy = sorted({m.split('.')[0] for m in sys.modules} & {
     'textual', 'rich', 'pyte', 'psutil', 'filelock', 'ptyprocess', 'agentty_ui', 'asyncio'})
 print('HEAVY=' + ','.join(heavy), file=sys.stderr)
+print('ARGPARSE=' + str('argparse' in sys.modules), file=sys.stderr)
 """
 
 
@@ -149,7 +150,10 @@ def test_hot_path_imports_only_the_standard_library(args: list[str]) -> None:
         timeout=30,
         env=os.environ.copy(),
     )
-    assert proc.stderr.strip().splitlines()[-1] == "HEAVY=", proc.stderr
+    heavy, uses_argparse = proc.stderr.strip().splitlines()[-2:]
+    assert heavy == "HEAVY=", proc.stderr
+    # The plain forms of get/text/key skip argparse entirely (cli_fast.py).
+    assert uses_argparse == f"ARGPARSE={args[0] == 'wait'}", proc.stderr
     agentty("kill", check=True)
 
 
