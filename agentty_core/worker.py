@@ -52,7 +52,7 @@ INPUT_QUEUE = 1 << 20  # bytes queued for a program that is not reading
 MAX_CONNECTIONS = 64
 IDLE_CONNECTION = 600.0
 LOG_CAP = 256 * 1024  # the worker log never holds program output; this bounds the rest
-EXIT_DRAIN = 0.25  # how long to keep reading after the program exited
+EXIT_DRAIN = 0.25  # after the program exited: the PTY counts as closed after this long quiet
 ENTER_GAP = 0.05  # between text and its Enter, so TUIs don't take the Enter as pasted
 INPUT_POLL = 0.02
 SIGNALS = {
@@ -92,7 +92,7 @@ class Worker:
         self.finalized = asyncio.Event()
         self.finalizing = False
         self.kill_task: asyncio.Task[KillResult] | None = None
-        self.last_change = time.monotonic()
+        self.last_change = self.last_read = time.monotonic()
         self.last_active = now_iso()
         self.waits: dict[asyncio.Future[Fired], WaitSpec] = {}
         self.input_poller: asyncio.Task[None] | None = None
@@ -218,6 +218,7 @@ class Worker:
         if not data:
             self._on_pty_closed()
             return
+        self.last_read = time.monotonic()
         self.raw += data
         if self.recorder is not None:
             self.recorder.output(data)
@@ -286,10 +287,19 @@ class Worker:
                 break
             if self.child is not None and pid == self.child.pid:
                 self.exit_status = status
-                # The PTY may still hold output, and a background job may keep it open.
-                loop = asyncio.get_running_loop()
-                loop.call_later(EXIT_DRAIN, self._on_pty_closed)
+                # The PTY may still hold output (read it all: the final screen must be
+                # complete), and a background job may keep it open (then stop once quiet).
+                self._drain_after_exit()
                 self._maybe_finalize()
+
+    def _drain_after_exit(self) -> None:
+        if self.pty_closed:
+            return
+        quiet = time.monotonic() - self.last_read
+        if quiet >= EXIT_DRAIN:
+            self._on_pty_closed()
+        else:
+            asyncio.get_running_loop().call_later(EXIT_DRAIN - quiet, self._drain_after_exit)
 
     def _maybe_finalize(self) -> None:
         if self.exit_status is None or not self.pty_closed or self.finalizing:

@@ -252,3 +252,12 @@ def test_help_json_lists_the_agent_io_commands() -> None:
     } <= wait_opts
     get_opts = {n for o in commands["get"]["options"] for n in o["names"]}
     assert {"--ansi", "--raw", "--bytes", "--scrollback", "--lines"} <= get_opts
+
+
+def test_final_screen_of_a_fast_flood_is_complete() -> None:
+    # The program exits with much of its output still unread in the PTY: all of it counts.
+    code = "import sys; sys.stdout.write(''.join(f'{i:08d} flood line\\n' for i in range(300000)))"
+    start(PY, "-c", code + "; print('END-MARK')")
+    agentty("wait", "--exit", "--timeout", "60", check=True)
+    lines = agentty("get", check=True).stdout.splitlines()
+    assert lines[-2:] == ["00299999 flood line", "END-MARK"]
