@@ -462,7 +462,9 @@ class Worker:
             return
         now = time.monotonic()
         idle_ms = (now - self.last_change) * 1000
-        exited = self.exit_status is not None
+        # "Exited" means the program is gone *and* its last output was read: a wait for the
+        # exit must see the final screen, not whatever was parsed when SIGCHLD arrived.
+        exited = self.exit_status is not None and self.pty_closed
         reading: bool | None = None
         next_stable: float | None = None
         for future, spec in list(self.waits.items()):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from agentty_core import Session
 from tests.helpers.cli import AGENTTY, agentty, agentty_json
 
 PY = sys.executable
@@ -254,10 +255,16 @@ def test_help_json_lists_the_agent_io_commands() -> None:
     assert {"--ansi", "--raw", "--bytes", "--scrollback", "--lines"} <= get_opts
 
 
-def test_final_screen_of_a_fast_flood_is_complete() -> None:
-    # The program exits with much of its output still unread in the PTY: all of it counts.
-    code = "import sys; sys.stdout.write(''.join(f'{i:08d} flood line\\n' for i in range(300000)))"
-    start(PY, "-c", code + "; print('END-MARK')")
-    agentty("wait", "--exit", "--timeout", "60", check=True)
-    lines = agentty("get", check=True).stdout.splitlines()
-    assert lines[-2:] == ["00299999 flood line", "END-MARK"]
+def test_final_screen_of_a_fast_flood_is_complete(tmp_path: Path) -> None:
+    # `cat` exits the moment its last write fits in the PTY, with much of the output still
+    # unread; a wait for the exit, already waiting while the flood is parsed, must answer
+    # with the final screen, not what was parsed when SIGCHLD arrived.
+    flood = tmp_path / "flood.txt"
+    flood.write_text("".join(f"{i:08d} flood line\n" for i in range(400_000)) + "END-MARK\n")
+    session = Session.start(["cat", str(flood)])
+    try:
+        waited = session.wait(exit=True, timeout=120)
+        assert [x for x in waited.screen.lines if x][-2:] == ["00399999 flood line", "END-MARK"]
+        assert session.get().text.splitlines()[-2:] == ["00399999 flood line", "END-MARK"]
+    finally:
+        session.kill()
