@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("agentty.worker")
 
 READ_CHUNK = 1 << 16
+READ_BATCH = 1 << 15  # fed to the emulator at once: big enough for bulk parsing, small enough
+# that a request waiting behind a flood (it needs a few loop turns) is answered quickly
 RAW_BUFFER = 1 << 20  # the tail of raw output kept for `get --raw`
 INPUT_QUEUE = 1 << 20  # bytes queued for a program that is not reading
 MAX_CONNECTIONS = 64
@@ -205,19 +207,36 @@ class Worker:
 
     # ----------------------------------------------------------------- PTY I/O
 
-    def _on_readable(self) -> None:
+    def _read_batch(self) -> tuple[bytes, bool]:
+        """What the PTY has now, up to READ_BATCH, and whether it reached EOF. The tty layer
+        hands out a few KiB per read; feeding the emulator one batch instead of each piece
+        is what lets it take floods in bulk."""
         assert self.child is not None
-        try:
-            data = os.read(self.child.fd, READ_CHUNK)
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            if exc.errno != errno.EIO:
-                log.warning("PTY read failed: %s", exc)
-            data = b""
-        if not data:
+        chunks: list[bytes] = []
+        size = 0
+        while size < READ_BATCH:
+            try:
+                chunk = os.read(self.child.fd, READ_CHUNK)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno != errno.EIO:
+                    log.warning("PTY read failed: %s", exc)
+                return b"".join(chunks), True
+            if not chunk:
+                return b"".join(chunks), True
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks), False
+
+    def _on_readable(self) -> None:
+        data, eof = self._read_batch()
+        if data:
+            self._take_output(data)
+        if eof:
             self._on_pty_closed()
-            return
+
+    def _take_output(self, data: bytes) -> None:
         self.last_read = time.monotonic()
         self.raw += data
         if self.recorder is not None:
