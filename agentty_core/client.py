@@ -17,7 +17,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from . import identity, ipc_client, keys, records
@@ -37,6 +37,7 @@ TYPE_CHECKING = False  # without importing typing: this module is on the hot pat
 if TYPE_CHECKING:
     from .orphans import Orphan
     from .state import StateStore
+    from .subscription import Subscription
 
 DEFAULT_TIMEOUT = 5.0
 
@@ -377,19 +378,18 @@ class Client:
             "orphansKilled": [o.pid for o in found],
         }
 
-    def subscribe(self, ref: str | None) -> Iterator[JSONObject]:
-        """Screen events pushed by the worker (a full screen first, then changed rows, at
-        most ~30 a second) until the session ends. Blocking: run it off the UI thread."""
+    def subscribe(self, ref: str | None) -> Subscription:
+        """Screen events pushed by the worker until the session ends or the subscription is
+        closed (from any thread). Blocking to iterate: run it off the UI thread."""
+        from .subscription import Subscription
+
         rec = self.require_running(ref)
-        path = str(self.home.socket_path(str(rec["id"])))
         pid = rec.get("workerPid")
-        with ipc_client.Connection(path, expect_pid=pid if isinstance(pid, int) else None) as conn:
-            conn.send("subscribe")
-            conn.sock.settimeout(None)
-            try:
-                yield from conn.stream()
-            except WorkerUnreachable:
-                return
+        return Subscription(
+            str(self.home.socket_path(str(rec["id"]))),
+            pid if isinstance(pid, int) else None,
+            self.timeout,
+        )
 
     def orphans(self) -> list[Orphan]:
         """Processes of this home's sessions whose worker is gone (found by their marker)."""

@@ -25,8 +25,9 @@ from textual.worker import get_current_worker
 from agentty_core.client import Client
 from agentty_core.errors import AgenttyError
 from agentty_core.protocol import JSONObject
+from agentty_core.subscription import Subscription
 
-from ..feed import Subscription, merge_events
+from ..feed import merge_events
 
 # Flag bits of `agentty_core.emulator.Run` (see _emulator_screen).
 BOLD, ITALICS, UNDERSCORE, REVERSE, STRIKETHROUGH = 1, 2, 4, 8, 16
@@ -286,7 +287,7 @@ class TerminalView(ScrollView, can_focus=True):
     def _feed(self, client: Client, session_id: str) -> None:
         worker = get_current_worker()
         try:
-            subscription = Subscription(client, session_id)
+            subscription = client.subscribe(session_id)
         except AgenttyError as exc:
             self.log.warning(f"cannot follow {session_id}: {exc}")
             self.post_message(self.Ended(session_id))

@@ -53,3 +53,22 @@ def test_context_manager_kills_on_exit(agentty_home_path: Path) -> None:
     with Session.start(["sleep", "60"]) as s:
         assert s.info.status == "running"
     assert s.info.status == "exited"
+
+
+def test_subscribe_pushes_changed_rows_and_closes_from_another_thread(
+    agentty_session: Factory,
+) -> None:
+    import threading
+
+    cat = agentty_session(["cat"])
+    subscription = cat.client.subscribe(cat.id)
+    events = subscription.events()
+    first = next(events)
+    assert first["event"] == "screen" and len(first["rows"]) == 24  # type: ignore[arg-type]
+    cat.text("pushed\r")
+    changed = next(events)
+    rows = changed["rows"]
+    assert isinstance(rows, dict) and any(run[0].startswith("pushed") for run in rows["0"])
+    threading.Timer(0.2, subscription.close).start()
+    list(events)  # returns, instead of blocking on the idle session, once closed
+    assert subscription.closed and not subscription.ended
