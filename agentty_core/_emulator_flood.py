@@ -16,7 +16,7 @@ from pyte import charsets as cs
 from pyte import modes as mo
 from pyte.screens import Char, wcwidth
 
-from ._emulator_screen import Screen, Stored, style_flags
+from ._emulator_screen import Screen, StyleRun, style_flags
 
 # One complete line: printable text and SGR sequences, then CR LF. Per-character alternation
 # (no nested quantifier) keeps a failing match linear.
@@ -24,7 +24,8 @@ _LINE = re.compile(r"((?:[^\x00-\x1f\x7f-\x9f]|\x1b\[[0-9;:]*m)*)\r\n")
 _SGR_SPLIT = re.compile(r"\x1b\[([0-9;:]*)m")
 _DEFAULT = ("default", "default", 0)
 Style = tuple[str, str, int]
-_RunT = tuple[int, str, str, int]
+# A laid-out line before Screen.pack: text and runs, exactly as Screen.record would see it.
+Row = tuple[str, "list[StyleRun] | None"]
 
 
 class Flood:
@@ -34,7 +35,6 @@ class Flood:
         self.screen = screen
         self.sgr = sgr
         self._styles: dict[Char, Style] = {}
-        self._runs: dict[_RunT, _RunT] = {}  # shared run tuples: the scrollback repeats them
 
     def eligible(self) -> bool:
         s = self.screen
@@ -58,7 +58,7 @@ class Flood:
         m = match(data, pos)
         if m is None:
             return pos
-        rows: list[Stored] = []
+        rows: list[Row] = []
         add = rows.append
         s = self.screen
         cols = s.columns
@@ -93,13 +93,13 @@ class Flood:
             style = self._styles[attrs] = (attrs.fg, attrs.bg, flags)
         return style
 
-    def _styled_line(self, content: str, add: Callable[[Stored], None]) -> bool:
+    def _styled_line(self, content: str, add: Callable[[Row], None]) -> bool:
         """Lay out a line with SGR or wide characters; False (nothing added) if ineligible."""
         s = self.screen
         cursor = s.cursor
         cols = s.columns
         saved = cursor.attrs
-        out: list[Stored] = []
+        out: list[Row] = []
         segs: list[tuple[str, Style]] = []
         x = 0
         parts = _SGR_SPLIT.split(content)  # text, SGR params, text, ...
@@ -140,13 +140,13 @@ class Flood:
             add(row)
         return True
 
-    def _row(self, segs: list[tuple[str, Style]], used: int) -> Stored:
-        """A scrollback entry exactly as Screen.record would make it from the drawn row."""
+    def _row(self, segs: list[tuple[str, Style]], used: int) -> Row:
+        """Text and runs exactly as Screen.record would take them from the drawn row."""
         cols = self.screen.columns
         if used < cols:
             segs = [*segs, (" " * (cols - used), _DEFAULT)]
         text = "".join(t for t, _ in segs)
-        runs: list[_RunT] = []
+        runs: list[StyleRun] = []
         last: Style | None = None
         count = 0
         for piece, style in segs:
@@ -154,19 +154,19 @@ class Flood:
                 count += len(piece)
                 continue
             if last is not None:
-                runs.append((count, *last))
+                runs.append((count, last))
             last, count = style, len(piece)
         if last is not None:
-            runs.append((count, *last))
-        if len(runs) == 1 and runs[0][1:] == _DEFAULT:
+            runs.append((count, last))
+        if len(runs) == 1 and runs[0][1] == _DEFAULT:
             return text.rstrip(" "), None
-        shared = self._runs
-        if len(shared) > 4096:
-            shared.clear()
-        return text.rstrip(" "), tuple(shared.setdefault(r, r) for r in runs)
+        return text.rstrip(" "), runs
 
-    def _commit(self, rows: list[Stored]) -> None:
-        """As if each row had been drawn on the bottom row and scrolled up once."""
+    def _commit(self, rows: list[Row]) -> None:
+        """As if each row had been drawn on the bottom row and scrolled up once.
+
+        Rows are packed in the order drawing would scroll them off, so style ids (and thus
+        the history's bytes) are the same as drawing's."""
         s = self.screen
         keep = s.lines - 1  # rows above the (blank) bottom row
         n = len(rows)
@@ -175,8 +175,14 @@ class Flood:
         if s.history.maxlen:
             for y in range(old):
                 s.push_history(buf.get(y))
-            s.history.extend(rows[: n - keep] if n > keep else ())
+            pack = s.pack
+            s.history.extend(
+                [
+                    (text, None) if runs is None else pack(text, runs)
+                    for text, runs in rows[: max(0, n - keep)]
+                ]
+            )
         s.shift_rows(min(n, s.lines))
-        for i, stored in enumerate(rows[max(0, n - keep) :]):
-            buf[keep - min(n, keep) + i] = s.unrecord(stored)
+        for i, (text, runs) in enumerate(rows[max(0, n - keep) :]):
+            buf[keep - min(n, keep) + i] = s.line_from(text, runs)
         s.dirty.update(range(s.lines))

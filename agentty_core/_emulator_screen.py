@@ -9,7 +9,9 @@ so the rest of pyte (cursor motion, erase, margins, modes) is reused rather than
 from __future__ import annotations
 
 import copy
+from array import array
 from collections import defaultdict, deque
+from collections.abc import Sequence
 from itertools import groupby, repeat
 from operator import itemgetter
 
@@ -23,15 +25,20 @@ BOLD, ITALICS, UNDERSCORE, REVERSE, STRIKETHROUGH, BLINK = 1, 2, 4, 8, 16, 32
 Line = StaticDefaultDict[int, Char]
 Buffer = dict[int, Line]
 Run = tuple[str, str, str, int]
+Style = tuple[str, str, int]  # fg, bg, flags
+# (codepoint count, (fg, bg, flags)) over a row's unstripped text.
+StyleRun = tuple[int, Style]
 # A scrollback line: its text (trailing spaces stripped) and, only when something in it is
-# styled, (codepoint count, fg, bg, flags) runs over the unstripped text.
-Stored = tuple[str, "tuple[tuple[int, str, str, int], ...] | None"]
+# styled, its runs packed by Screen.pack: (count, style id) pairs as one bytes object, so a
+# line costs a few bytes a run instead of a tuple per run.
+Stored = tuple[str, bytes | None]
 
 TITLE_MAX = 1024
 _COMBINE_MAX = 16  # codepoints per cell: a stream of combining marks must not grow a cell forever
 _DATA = itemgetter(0)
 _STYLE = itemgetter(1, 2, 3, 4, 5, 6, 7, 8)
 _DEFAULT_STYLE = ("default", "default", False, False, False, False, False, False)
+_STYLES_MIN = 4096  # style table size below which it is never compacted
 
 
 def style_flags(style: tuple[str, str, bool, bool, bool, bool, bool, bool]) -> int:
@@ -113,6 +120,10 @@ class Screen(pyte.Screen):
         self._cell_cache: dict[Char, _Cells] = {}
         self._last_cells = _Cells(Char(""))
         self.sgr_cache: dict[tuple[str, Char], Char] = {}
+        # Distinct styles of the packed scrollback, indexed by style id (see pack()).
+        self._styles: list[Style] = []
+        self._style_ids: dict[Style, int] = {}
+        self._styles_max = _STYLES_MIN
         super().__init__(columns, lines)
 
     # -- helpers ---------------------------------------------------------------------------
@@ -152,17 +163,66 @@ class Screen(pyte.Screen):
         runs = []
         for style, group in groupby(cells, _STYLE):
             count = sum(map(len, map(_DATA, group)))
-            runs.append((count, style[0], style[1], style_flags(style)))
-        return text.rstrip(" "), tuple(runs)
+            runs.append((count, (style[0], style[1], style_flags(style))))
+        return self.pack(text.rstrip(" "), runs)
+
+    def pack(self, text: str, runs: Sequence[StyleRun] | None) -> Stored:
+        """Scrollback form of a line: runs become (count, style id) pairs in one bytes object.
+
+        Ids index a per-screen table of distinct styles, which are few. The last byte is the
+        item size (2, or 4 when a count or id does not fit 16 bits).
+        """
+        if runs is None:
+            return text, None
+        if len(self._styles) + len(runs) > self._styles_max:
+            self._compact_styles(len(runs))
+        ids = self._style_ids
+        flat: list[int] = []
+        add = flat.append
+        for count, style in runs:
+            sid = ids.get(style)
+            if sid is None:
+                sid = ids[style] = len(self._styles)
+                self._styles.append(style)
+            add(count)
+            add(sid)
+        try:
+            return text, array("H", flat).tobytes() + b"\x02"
+        except OverflowError:
+            return text, array("I", flat).tobytes() + b"\x04"
+
+    def unpack(self, stored: Stored) -> tuple[str, list[StyleRun] | None]:
+        """Text and runs of a scrollback line, as they were given to pack()."""
+        text, packed = stored
+        if packed is None:
+            return text, None
+        pairs = array("H" if packed[-1] == 2 else "I", packed[:-1])
+        styles = self._styles
+        it = iter(pairs)
+        return text, [(count, styles[sid]) for count, sid in zip(it, it, strict=True)]
+
+    def _compact_styles(self, room: int) -> None:
+        """Drop styles no scrollback line uses any more (a truecolour gradient makes many),
+        renumbering in history order so equal histories get equal bytes."""
+        lines = [self.unpack(stored) for stored in self.history]
+        self._styles = []
+        self._style_ids = {}
+        self._styles_max = 1 << 62  # no recursion while re-packing
+        self.history.clear()
+        self.history.extend([self.pack(text, runs) for text, runs in lines])
+        self._styles_max = max(_STYLES_MIN, 2 * len(self._styles), len(self._styles) + room)
 
     def unrecord(self, stored: Stored) -> Line:
         """Rebuild a row from its scrollback form (used when a grow pulls history back)."""
-        text, runs = stored
+        return self.line_from(*self.unpack(stored))
+
+    def line_from(self, text: str, runs: Sequence[StyleRun] | None) -> Line:
+        """A screen row holding text styled by runs (full-width runs, as record() makes)."""
         line: Line = StaticDefaultDict(self.default_char)
-        styles = [(len(text), "default", "default", 0)] if runs is None else list(runs)
+        styles = [(len(text), ("default", "default", 0))] if runs is None else runs
         if text.isascii():  # one cell per codepoint: whole runs go in with one update each
             pos = 0
-            for count, fg, bg, flags in styles:
+            for count, (fg, bg, flags) in styles:
                 count = min(count, self.columns - pos)
                 if count <= 0:
                     break
@@ -172,7 +232,7 @@ class Screen(pyte.Screen):
                 pos += count
             return line
         x, pos = 0, 0
-        for count, fg, bg, flags in styles:
+        for count, (fg, bg, flags) in styles:
             attrs = _attrs(fg, bg, flags)
             for ch in text[pos : pos + count].ljust(count):
                 width = wcwidth(ch)
@@ -360,6 +420,7 @@ class Screen(pyte.Screen):
         """ED; ED 3 clears the scrollback only, as xterm and tmux do (pyte clears the screen)."""
         if how == 3:
             self.history.clear()
+            self._styles, self._style_ids = [], {}
             self.resize_pushed = 0
             return
         if how not in (0, 1, 2):

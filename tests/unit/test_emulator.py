@@ -399,6 +399,54 @@ def test_styled_scrollback_survives_resize_round_trip() -> None:
     assert emu.row_runs(0)[0] == ("red", "red", "default", BOLD)
 
 
+def _many_runs_line(i: int) -> bytes:
+    """A line where every digit has its own colour (111 SGR runs), plus a wide char."""
+    cells = "".join(f"\x1b[3{(i + k) % 8}m{(i * 7 + k) % 10}" for k in range(111))
+    return f"\x1b[1m{i:08d}\x1b[0m {cells}\x1b[38;2;1;2;{i % 256}m日\x1b[0m\r\n".encode()
+
+
+@pytest.mark.parametrize("flood", [True, False])
+def test_packed_scrollback_round_trips_many_runs(flood: bool) -> None:
+    """A history line is stored packed (text + one bytes blob) and comes back exactly."""
+    emu = Emulator(200, 3, 50)
+    emu.feed(b"\x1b[H" + _many_runs_line(7).rstrip(b"\r\n") + b"\x1b[3;1H")
+    expect_runs = emu.row_runs(0)
+    expect_text = emu.lines()[0]
+    if flood:
+        emu.feed(b"".join(_many_runs_line(i) for i in range(3)))
+    else:
+        for i in range(3):  # one byte at a time: no line flood shortcut
+            for b in _many_runs_line(i):
+                emu.feed(bytes([b]))
+    text, packed = emu._screen.history[0]
+    assert text == expect_text and isinstance(packed, bytes)
+    assert len(packed) < 4 * 120  # a few bytes a run, not a tuple each
+    _text, runs = emu._screen.unpack(emu._screen.history[0])
+    assert runs is not None and len(runs) == len(expect_runs) >= 113
+    got = [(count, fg, bg, flags) for count, (fg, bg, flags) in runs]
+    assert got == [(len(t), fg, bg, flags) for t, fg, bg, flags in expect_runs]
+    before = [emu.row_runs(y) for y in range(3)]
+    emu.resize(200, 1)  # pushes two many-run rows into the history...
+    emu.resize(200, 3)  # ...and growing pulls them back with their styles
+    assert [emu.row_runs(y) for y in range(3)] == before
+    assert emu.scrollback()[0] == expect_text
+
+
+def test_style_table_is_compacted() -> None:
+    """Styles no history line uses any more are dropped, so the table stays bounded."""
+    emu = Emulator(40, 2, 5)
+    lines = [f"\x1b[38;2;{i >> 8};{i & 255};9m{i:06d}\x1b[0m tail\r\n" for i in range(20_000)]
+    emu.feed("".join(lines).encode())
+    screen = emu._screen
+    assert len(screen._styles) < 5000
+    assert emu.scrollback() == [f"{i:06d} tail" for i in range(19_994, 19_999)]
+    _text, runs = screen.unpack(screen.history[-1])
+    assert runs == [
+        (6, (f"{19_998 >> 8:02x}{19_998 & 255:02x}09", "default", 0)),
+        (34, ("default", "default", 0)),
+    ]
+
+
 # -- replies ------------------------------------------------------------------------------
 
 
