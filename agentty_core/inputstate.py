@@ -98,6 +98,8 @@ def probe(master_fd: int, tty_name: str) -> InputState:
     try:
         pgid = os.tcgetpgrp(master_fd)
     except OSError:
+        pgid = 0
+    if pgid <= 0:  # no session has claimed the terminal yet
         return {"state": "unknown", "echo": echo, "canonical": canonical, "foreground": None}
     foreground: Foreground = {"pid": pgid, "name": _proc_name(pgid)}
     if not os.path.isdir("/proc"):

@@ -34,7 +34,13 @@ class KillResult:
 
 
 def group_members(pgid: int) -> list[psutil.Process]:
-    """Processes whose process group or session is `pgid` (a session leader's pid)."""
+    """Processes whose process group or session is `pgid` (a session leader's pid).
+
+    `tcgetpgrp` answers 0 for a terminal no session has claimed yet, and in a PID namespace
+    every process whose group lies outside it reports group and session 0: asking for group 0
+    (or 1) would name init and the sandbox around us, so it names nothing."""
+    if pgid <= 1:
+        return []
     found = []
     for proc in psutil.process_iter():
         try:
@@ -57,6 +63,15 @@ def alive(procs: list[psutil.Process]) -> list[psutil.Process]:
     return left
 
 
+def protected_pids() -> frozenset[int]:
+    """Never signalled, whatever a target list says: init, this process and its ancestors
+    (the CLI's shell, a CI runner, the dashboard's terminal)."""
+    pids = {0, 1, os.getpid()}
+    with contextlib.suppress(psutil.Error):
+        pids.update(p.pid for p in psutil.Process().parents())
+    return frozenset(pids)
+
+
 def _send(procs: list[psutil.Process], sig: int) -> None:
     for proc in procs:
         # psutil refuses (NoSuchProcess) when the pid now belongs to another process.
@@ -69,13 +84,18 @@ def ladder(
 ) -> Generator[float, None, KillResult]:
     """HUP -> TERM(+CONT) -> KILL over `targets()`; yields seconds to sleep between checks."""
     result = KillResult()
+    protected = protected_pids()
+
+    def live() -> list[psutil.Process]:
+        return [p for p in alive(targets()) if p.pid not in protected]
+
     steps: list[tuple[str, tuple[int, ...], float]] = [
         ("SIGHUP", (signal.SIGHUP,), grace),
         ("SIGTERM", (signal.SIGTERM, signal.SIGCONT), grace),
         ("SIGKILL", (signal.SIGKILL,), max(grace, 2.0)),
     ]
     for name, signals, wait in steps:
-        procs = alive(targets())
+        procs = live()
         if not procs:
             return result
         result.escalated.append(name)
@@ -85,9 +105,9 @@ def ladder(
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             yield POLL
-            if not alive(targets()):
+            if not live():
                 return result
-    result.survivors = sorted(p.pid for p in alive(targets()))
+    result.survivors = sorted(p.pid for p in live())
     return result
 
 

@@ -393,8 +393,8 @@ class Worker:
                 procs[proc.pid] = proc
             if not self.pty_closed:
                 with contextlib.suppress(OSError):
-                    fg = os.tcgetpgrp(self.child.fd)
-                    if fg != self.child.pid:
+                    fg = os.tcgetpgrp(self.child.fd)  # 0 until the child claims the tty
+                    if fg > 1 and fg != self.child.pid:
                         procs.update((p.pid, p) for p in group_members(fg))
         with contextlib.suppress(psutil.Error):
             for proc in psutil.Process().children(recursive=True):
@@ -737,6 +737,8 @@ class Worker:
         try:
             pgid = os.tcgetpgrp(self.child.fd)
         except OSError:
+            pgid = 0
+        if pgid <= 1:  # no foreground group yet (the child has not claimed its tty)
             pgid = self.child.pid
         from .killtree import alive, group_members
 

@@ -55,11 +55,15 @@ def _kill_child_group(worker: Worker) -> None:
     if worker.child is not None:
         import psutil
 
+        from .killtree import protected_pids
+
         with contextlib.suppress(OSError):
             os.killpg(worker.child.pid, signal.SIGKILL)
+        protected = protected_pids()
         for proc in worker._session_processes():
-            with contextlib.suppress(psutil.Error):
-                proc.kill()
+            if proc.pid not in protected:
+                with contextlib.suppress(psutil.Error):
+                    proc.kill()
 
 
 def main() -> int:
