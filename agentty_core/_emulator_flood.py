@@ -183,6 +183,7 @@ class Flood:
                 ]
             )
         s.shift_rows(min(n, s.lines))
+        first = keep - min(n, keep)
         for i, (text, runs) in enumerate(rows[max(0, n - keep) :]):
-            buf[keep - min(n, keep) + i] = s.line_from(text, runs)
-        s.dirty.update(range(s.lines))
+            buf[first + i] = s.line_from(text, runs)
+        s.dirty.update(range(first, keep))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from array import array
 from collections import defaultdict, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import groupby, repeat
 from operator import itemgetter
 
@@ -114,6 +114,7 @@ class Screen(pyte.Screen):
         self.alt = False
         self.keypad = False
         self.last_char = ""
+        self.on_shift: Callable[[int, int, int], None] | None = None
         self.resize_pushed = 0  # lines a row shrink pushed to history; a grow pulls them back
         self._main_buffer: Buffer | None = None
         self._alt_saved: Savepoint | None = None
@@ -254,6 +255,7 @@ class Screen(pyte.Screen):
     def shift_rows(self, count: int) -> None:
         """Scroll the whole screen up by count rows without touching the scrollback."""
         self._shift(self.buffer, 0, self.lines - 1, count)
+        self._shifted(0, self.lines - 1, count)
 
     def _shift(self, buf: Buffer, top: int, bottom: int, count: int) -> None:
         """Move rows top..bottom up by count (down if negative); vacated rows become blank."""
@@ -405,14 +407,22 @@ class Screen(pyte.Screen):
             for y in range(count):
                 self.push_history(buf.get(y))
         self._shift(buf, top, bottom, count)
-        self.dirty.update(range(top, bottom + 1))
+        self._shifted(top, bottom, count)
 
     def scroll_down(self, count: int | None = None) -> None:
         """SD (CSI n T) and the reverse index at the top margin."""
         top, bottom = self.margins or Margins(0, self.lines - 1)
         count = min(count or 1, bottom - top + 1)
         self._shift(self.buffer, top, bottom, -count)
-        self.dirty.update(range(top, bottom + 1))
+        self._shifted(top, bottom, -count)
+
+    def _shifted(self, top: int, bottom: int, count: int) -> None:
+        """Rows top..bottom moved by `count`: the listener moves its row caches along (a line
+        of output at the bottom then costs one row, not the whole screen), or all are dirty."""
+        if self.on_shift is None:
+            self.dirty.update(range(top, bottom + 1))
+        else:
+            self.on_shift(top, bottom, count)
 
     # -- erasing: keep wide characters whole -----------------------------------------------
 

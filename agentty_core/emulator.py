@@ -97,6 +97,8 @@ class Emulator:
         self._snap: list[tuple[Char, ...]] = []
         self._text: list[str | None] = []
         self._ui_dirty: set[int] = set()
+        self._moved = False
+        self._screen.on_shift = self._on_shift
         self._reset_caches()
         self._state = self._state_key()
 
@@ -110,6 +112,35 @@ class Emulator:
         self._ui_dirty = set(range(s.lines))
         s.dirty.update(range(s.lines))
 
+    def _on_shift(self, top: int, bottom: int, count: int) -> None:
+        """Scrolling moves the cached rows with the buffer's: only the rows it vacates (and
+        rows already dirty, moved along) are rebuilt at the next flush, so a line of output
+        at the bottom costs one row, not the whole screen."""
+        dirty = self._screen.dirty
+        if abs(count) > bottom - top or len(self._snap) != self._screen.lines:
+            dirty.update(range(top, bottom + 1))
+            return
+        snaps, texts = self._snap, self._text
+        before = snaps[top : bottom + 1]
+        # Vacated rows keep what was shown there until the flush compares it with the new.
+        if count > 0:
+            snaps[top : bottom + 1 - count] = snaps[top + count : bottom + 1]
+            texts[top : bottom + 1 - count] = texts[top + count : bottom + 1]
+            moved = {y - count for y in dirty if top + count <= y <= bottom}
+            vacated = range(bottom + 1 - count, bottom + 1)
+        else:
+            snaps[top - count : bottom + 1] = snaps[top : bottom + 1 + count]
+            texts[top - count : bottom + 1] = texts[top : bottom + 1 + count]
+            moved = {y - count for y in dirty if top <= y <= bottom + count}
+            vacated = range(top, top - count)
+        kept = {y for y in dirty if y < top or y > bottom}
+        dirty.clear()
+        dirty.update(kept, moved, vacated)
+        for y in range(top, bottom + 1):
+            if snaps[y] is not before[y - top] and snaps[y] != before[y - top]:
+                self._ui_dirty.add(y)
+                self._moved = True
+
     def _state_key(self) -> tuple[object, ...]:
         s = self._screen
         c = s.cursor
@@ -118,7 +149,7 @@ class Emulator:
     def _flush(self) -> bool:
         """Fold pyte's dirty rows into the snapshots; bump seq if anything visible changed."""
         s = self._screen
-        changed = False
+        changed, self._moved = self._moved, False
         if s.dirty:
             rows, cols, buf = s.lines, s.columns, s.buffer
             default = s.default_char

@@ -10,7 +10,6 @@ first; elsewhere the state degrades to `unknown`.
 from __future__ import annotations
 
 import os
-import platform
 import termios
 from typing import Literal, TypedDict
 
@@ -35,7 +34,7 @@ _SYSCALLS = {
     "x86_64": ({0, 19}, {7, 23, 232, 270, 271, 281, 441}),
     "aarch64": ({63, 65}, {22, 72, 73, 441}),
 }
-_READ_CALLS, _WAIT_CALLS = _SYSCALLS.get(platform.machine(), (set(), set()))
+_READ_CALLS, _WAIT_CALLS = _SYSCALLS.get(os.uname().machine, (set(), set()))
 _WAIT_CHANNELS = ("n_tty_read", "wait_woken", "do_select", "do_sys_poll", "ep_poll", "poll_sched")
 
 

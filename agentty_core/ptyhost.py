@@ -9,7 +9,6 @@ in `preexec_fn`, whose failures ptyprocess reports to the parent).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import fcntl
 import os
@@ -32,7 +31,8 @@ PR_SET_CHILD_SUBREAPER = 36
 def _prctl(option: int, value: int) -> None:
     if not sys.platform.startswith("linux"):
         return
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    # The process's own symbols include libc's: no `find_library` (it runs subprocesses).
+    libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(option, value, 0, 0, 0) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))

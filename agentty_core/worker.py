@@ -600,15 +600,21 @@ class Worker:
     async def _serve_lines(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        # An idle connection is closed by a timer re-armed per request (wait_for would cost a
+        # task and a timer per request, a tenth of a round trip); the read then sees EOF.
+        loop = asyncio.get_running_loop()
         while True:
+            idle = loop.call_later(IDLE_CONNECTION, writer.close)
             try:
-                line = await asyncio.wait_for(reader.readuntil(b"\n"), IDLE_CONNECTION)
+                line = await reader.readuntil(b"\n")
             except asyncio.LimitOverrunError:
                 writer.write(protocol.error("too_large", "request line too long"))
                 await writer.drain()
                 return
             except asyncio.IncompleteReadError:
                 return
+            finally:
+                idle.cancel()
             try:
                 message = protocol.decode_line(line)
                 method = message.get("method")

@@ -1,3 +1,4 @@
+# ruff: noqa: E402  (ssl is blocked before asyncio is imported)
 """The worker process's entry point: `python -m agentty_core.worker_main`.
 
 `start` runs this detached, with the session spec as JSON on stdin, the status pipe's fd in
@@ -8,13 +9,18 @@ ends the program's process group first.
 
 from __future__ import annotations
 
+import sys
+
+# asyncio imports ssl when it can (OpenSSL: ~10 ms and ~2 MiB per worker); a worker never
+# speaks TLS, and asyncio runs without it.
+sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
+
 import asyncio
 import contextlib
 import json
 import logging
 import os
 import signal
-import sys
 import traceback
 from pathlib import Path
 

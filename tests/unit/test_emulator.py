@@ -777,3 +777,54 @@ def test_golden_live_tmux(tmp_path: Path) -> None:
             assert got == want, name
     finally:
         subprocess.run([*tmux, "kill-server"], check=False, capture_output=True, env=env)
+
+
+_SCROLLY = st.sampled_from(
+    [
+        b"line\r\n",
+        b"\n",
+        b"x",
+        b"\x1bM",  # reverse index
+        b"\x1bD",  # index
+        b"\x1b[2S",
+        b"\x1b[3T",
+        b"\x1b[2;4r",
+        b"\x1b[r",
+        b"\x1b[4;1H",
+        b"\x1b[1;1H",
+        b"\x1b[6;1H",
+        b"\x1b[31mred\x1b[0m",
+        b"\x1b[2K",
+        b"\x1b[L",
+        b"\x1b[M",
+        b"\x1b[?1049h",
+        b"\x1b[?1049l",
+        b"\x1b[6;1Hab\r\ncd\r\nef\r\n",  # whole lines at the bottom: the flood path
+        b"\x1b[32mg\x1b[0m\r\nh\r\n",
+    ]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(_SCROLLY, min_size=1, max_size=6), min_size=1, max_size=12))
+def test_row_caches_follow_scrolling(chunks: list[list[bytes]]) -> None:
+    """Scrolling moves the cached rows instead of rebuilding them; after any mix of scrolls,
+    margins and edits the cached screen equals one rebuilt from pyte's buffer, and the rows
+    reported dirty cover every row whose content changed."""
+    from agentty_core._emulator_screen import row_cells
+
+    emu = Emulator(12, 6)
+    shown = emu.lines()
+    emu.dirty_rows()
+    for chunk in chunks:
+        emu.feed(b"".join(chunk))
+        screen = emu._screen
+        rebuilt = [
+            "".join(c.data for c in row_cells(screen.buffer.get(y), 12, screen.default_char))
+            for y in range(6)
+        ]
+        assert emu.lines() == [row.rstrip(" ") for row in rebuilt]
+        dirty = emu.dirty_rows()
+        now = emu.lines()
+        assert {y for y in range(6) if now[y] != shown[y]} <= dirty
+        shown = now
