@@ -68,12 +68,34 @@ def text_params(data: str | bytes, *, enter: bool = False, paste: bool = False) 
     return params
 
 
+def _close_all(connections: dict[str, ipc_client.Connection]) -> None:
+    while connections:
+        connections.popitem()[1].close()
+
+
 class Client:
     """Sessions of one agentty home."""
 
     def __init__(self, home: Home | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.home = home or Home.resolve()
         self.timeout = timeout
+        # Open connections to workers, kept for the next call to the same session: a
+        # connect costs more than the request. Taken out while in use, so threads never
+        # share one.
+        self._idle: dict[str, ipc_client.Connection] = {}
+        import weakref
+
+        weakref.finalize(self, _close_all, self._idle)
+
+    def close(self) -> None:
+        """Close the connections kept open for reuse (also done when the client is freed)."""
+        _close_all(self._idle)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # ------------------------------------------------------------ listing and state
 
@@ -182,14 +204,38 @@ class Client:
         timeout: float | None = None,
     ) -> JSONObject:
         session_id = str(rec["id"])
-        path = str(self.home.socket_path(session_id))
         pid = rec.get("workerPid")
         expect = pid if isinstance(pid, int) else None
         wait = self.timeout if timeout is None else timeout
+        conn = self._idle.pop(session_id, None)
+        if conn is not None and (conn.peer_pid != expect or not conn.reusable()):
+            conn.close()
+            conn = None
         try:
-            return ipc_client.call(path, method, params, timeout=wait, expect_pid=expect)
+            if conn is None:
+                path = str(self.home.socket_path(session_id))
+                conn = ipc_client.Connection(path, timeout=wait, expect_pid=expect)
         except WorkerUnreachable as exc:
             return self._recover_call(rec, method, params, wait, exc)
+        try:
+            result = conn.call(method, params, timeout=wait)
+        except WorkerUnreachable as exc:
+            conn.close()
+            return self._recover_call(rec, method, params, wait, exc)
+        except RemoteError:
+            self._keep(session_id, conn)  # an error answer leaves the connection in step
+            raise
+        except BaseException:
+            conn.close()
+            raise
+        self._keep(session_id, conn)
+        return result
+
+    def _keep(self, session_id: str, conn: ipc_client.Connection) -> None:
+        old = self._idle.pop(session_id, None)
+        self._idle[session_id] = conn
+        if old is not None:
+            old.close()
 
     def _recover_call(
         self,

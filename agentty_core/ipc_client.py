@@ -19,6 +19,7 @@ from . import protocol
 from .errors import ProtocolError, RemoteError, WorkerUnreachable
 
 _UCRED = struct.Struct("3i")
+_TIMEVAL = struct.Struct("@ll")  # struct timeval: seconds, microseconds
 
 
 def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
@@ -45,11 +46,32 @@ class Connection:
         except OSError as exc:
             self.sock.close()
             raise WorkerUnreachable(_connect_message(path, exc)) from None
+        # Blocking, with the deadline in the kernel (SO_RCVTIMEO) rather than Python's
+        # poll-then-recv: waking from a blocking recv is several times faster (0.02 ms against
+        # 0.13 ms a round trip on a small VM), and round trips are what agents pay for.
+        self.sock.settimeout(None)
+        self._set_deadline(socket.SO_SNDTIMEO, timeout)
         pid, uid, _ = peer_credentials(self.sock)
         if uid != os.getuid() or (expect_pid and pid and pid != expect_pid):
             self.sock.close()
             raise WorkerUnreachable(f"socket {path} is served by an unexpected process (pid {pid})")
         self.peer_pid = pid
+
+    def _set_deadline(self, option: int, seconds: float | None) -> None:
+        """SO_RCVTIMEO / SO_SNDTIMEO; None waits forever (a zero timeval means that)."""
+        micros = 0 if seconds is None else max(1, int(seconds * 1_000_000))
+        self.sock.setsockopt(socket.SOL_SOCKET, option, _TIMEVAL.pack(*divmod(micros, 1_000_000)))
+
+    def reusable(self) -> bool:
+        """Still open, and nothing unread on it (a worker closes idle connections, and one
+        that ended closed them all): cheap enough to ask before every reuse."""
+        try:
+            self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return not self._buf  # open, and quiet
+        except OSError:
+            pass
+        return False  # closed (EOF), failed, or holding bytes nobody asked for
 
     def __enter__(self) -> Connection:
         return self
@@ -68,14 +90,15 @@ class Connection:
 
     def read_message(self, deadline: float | None = None) -> protocol.JSONObject:
         while b"\n" not in self._buf:
+            remaining = None
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise WorkerUnreachable("worker did not answer in time")
-                self.sock.settimeout(remaining)
+            self._set_deadline(socket.SO_RCVTIMEO, remaining)
             try:
                 chunk = self.sock.recv(1 << 16)
-            except TimeoutError:
+            except (BlockingIOError, TimeoutError):  # EAGAIN: SO_RCVTIMEO ran out
                 raise WorkerUnreachable("worker did not answer in time") from None
             except OSError as exc:
                 raise WorkerUnreachable(f"worker connection failed: {exc.strerror}") from None

@@ -25,12 +25,12 @@ import stat
 import time
 import traceback
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import TYPE_CHECKING, ClassVar, TypeAlias, cast
 
 from . import failpoints, identity, inputstate, keys, protocol
 from .emulator import Emulator
 from .errors import EXIT_TIMEOUT, EXIT_USAGE, AgenttyError, InvalidKey, SpawnError
-from .ipc_client import peer_credentials
+from .ipc_server import Peer, Server
 from .paths import Home
 from .protocol import BadRequest, JSONObject
 from .ptyhost import PtyChild, become_subreaper, spawn
@@ -52,6 +52,7 @@ READ_BATCH = 1 << 15  # fed to the emulator at once: big enough for bulk parsing
 RAW_BUFFER = 1 << 20  # the tail of raw output kept for `get --raw`
 INPUT_QUEUE = 1 << 20  # bytes queued for a program that is not reading
 MAX_CONNECTIONS = 64
+PUSH_BACKLOG = 1 << 18  # unsent bytes after which a subscriber's frames are skipped
 IDLE_CONNECTION = 600.0
 LOG_CAP = 256 * 1024  # the worker log never holds program output; this bounds the rest
 EXIT_DRAIN = 0.25  # after the program exited: the PTY counts as closed after this long quiet
@@ -61,6 +62,10 @@ SIGNALS = {
     name: getattr(signal, f"SIG{name}")
     for name in ("INT", "TERM", "HUP", "QUIT", "USR1", "USR2", "WINCH", "CONT", "STOP", "KILL")
 }
+
+
+# What a request handler gives: its result now, or an awaitable of it.
+Answer: TypeAlias = "JSONObject | Awaitable[JSONObject]"
 
 
 class RequestFailed(Exception):
@@ -85,7 +90,7 @@ class Worker:
         cols, rows = int(spec["cols"]), int(spec["rows"])  # type: ignore[call-overload]  # validated by the launcher
         self.emu = Emulator(cols, rows)
         self.child: PtyChild | None = None
-        self.server: asyncio.AbstractServer | None = None
+        self.server: Server | None = None
         self.raw = bytearray()
         self.pending_input = bytearray()
         self.writer_armed = False
@@ -99,9 +104,8 @@ class Worker:
         self.waits: dict[asyncio.Future[Fired], WaitSpec] = {}
         self.input_poller: asyncio.Task[None] | None = None
         self.stable_timer: asyncio.TimerHandle | None = None
-        self.connections = 0
-        self.writers: set[asyncio.StreamWriter] = set()
-        self.subscribers: set[asyncio.Queue[bytes | None]] = set()
+        # Subscribed connections, and whether one skipped a push (it then gets every row).
+        self.subscribers: dict[Peer, bool] = {}
         self.push_handle: asyncio.TimerHandle | None = None
         self.recorder: Recorder | None = None
 
@@ -143,7 +147,7 @@ class Worker:
             self._start_recording(wanted.get("input") is True, wanted.get("markers") is True)
         pid = self.child.pid
         loop.add_reader(self.child.fd, self._on_readable)
-        await self._bind()
+        self._bind()
         failpoints.hit("worker.after_bind")
         self._update_record(
             status="running",
@@ -158,8 +162,8 @@ class Worker:
         # Let the answer to a `kill` go out, then close every connection so that no handler
         # is still running (and cancelled mid-read) when the loop shuts down.
         await asyncio.sleep(0.05)
-        for writer in list(self.writers):
-            writer.close()
+        if self.server is not None:
+            self.server.close_all()
         await asyncio.sleep(0)
         return 0
 
@@ -177,7 +181,7 @@ class Worker:
         self.record.update(fields)
         self.store.update(self.id, **fields)
 
-    async def _bind(self) -> None:
+    def _bind(self) -> None:
         path = self.home.socket_path(self.id)
         self.home.ensure_socket_dir()
         with contextlib.suppress(FileNotFoundError):
@@ -186,9 +190,15 @@ class Worker:
             st = os.lstat(path)
             if stat.S_ISSOCK(st.st_mode) and st.st_uid == os.getuid():
                 path.unlink()
-        self.server = await asyncio.start_unix_server(
-            self._serve, path=str(path), limit=protocol.MAX_LINE + 1
+        old = self.server
+        self.server = Server(
+            str(path),
+            self._on_request,
+            max_connections=MAX_CONNECTIONS,
+            idle_timeout=IDLE_CONNECTION,
         )
+        if old is not None:
+            self.server.adopt(old)
         os.chmod(path, 0o600)
         self.socket_inode = os.lstat(path).st_ino
 
@@ -203,7 +213,10 @@ class Worker:
         log.warning("socket %s was removed; re-creating it", path)
         if self.server is not None:
             self.server.close()
-        asyncio.get_running_loop().create_task(self._bind())
+        try:
+            self._bind()
+        except OSError as exc:
+            log.error("cannot re-create the socket: %s", exc)
 
     # ----------------------------------------------------------------- PTY I/O
 
@@ -363,8 +376,8 @@ class Worker:
         for future in list(self.waits):
             if not future.done():
                 future.set_exception(RequestFailed("exited", self._exited_message()))
-        for queue in self.subscribers:
-            queue.put_nowait(None)
+        for peer in list(self.subscribers):
+            peer.finish()
         if self.server is not None:
             self.server.close()
         with contextlib.suppress(OSError, AgenttyError):
@@ -480,18 +493,12 @@ class Worker:
         if not self.waits:
             return
         now = time.monotonic()
-        idle_ms = (now - self.last_change) * 1000
-        # "Exited" means the program is gone *and* its last output was read: a wait for the
-        # exit must see the final screen, not whatever was parsed when SIGCHLD arrived.
-        exited = self.exit_status is not None and self.pty_closed
-        reading: bool | None = None
+        reading: list[bool] = []  # probed once, when a wait needs it
         next_stable: float | None = None
         for future, spec in list(self.waits.items()):
             if future.done():
                 continue
-            if spec.input and reading is None:
-                reading = self.input_state()["state"] == "reading"
-            fired = evaluate(spec, self.emu, exited=exited, idle_ms=idle_ms, reading=bool(reading))
+            fired = self._evaluate(spec, now, reading)
             if fired is not None:
                 future.set_result(fired)
             elif spec.stable_ms is not None:
@@ -506,31 +513,65 @@ class Worker:
                 loop.time() + max(0.0, next_stable - now) + 0.001, self._check_waits
             )
 
+    def _evaluate(self, spec: WaitSpec, now: float, reading: list[bool]) -> Fired | None:
+        # "Exited" means the program is gone *and* its last output was read: a wait for the
+        # exit must see the final screen, not whatever was parsed when SIGCHLD arrived.
+        exited = self.exit_status is not None and self.pty_closed
+        if spec.input and not reading:
+            reading.append(self.input_state()["state"] == "reading")
+        idle_ms = (now - self.last_change) * 1000
+        return evaluate(
+            spec, self.emu, exited=exited, idle_ms=idle_ms, reading=bool(reading and reading[0])
+        )
+
     async def _poll_input(self) -> None:
         while any(spec.input for spec in self.waits.values()):
             self._check_waits()
             await asyncio.sleep(INPUT_POLL)
         self.input_poller = None
 
-    async def wait(self, spec: WaitSpec) -> JSONObject:
+    def wait(self, spec: WaitSpec) -> Answer:
+        """The answer now if the condition already holds (the common case for an agent that
+        waits right after typing a fast program's input), else a future for it."""
+        fired = self._evaluate(spec, time.monotonic(), [])
+        if fired is not None:
+            return self._wait_result(spec, fired)
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Fired] = loop.create_future()
-        self.waits[future] = spec
-        try:
-            self._check_waits()
-            if spec.input and self.input_poller is None:
-                self.input_poller = loop.create_task(self._poll_input())
-            try:
-                fired = await asyncio.wait_for(asyncio.shield(future), spec.timeout)
-            except asyncio.TimeoutError:
-                raise RequestFailed(
+        condition: asyncio.Future[Fired] = loop.create_future()
+        answer: asyncio.Future[JSONObject] = loop.create_future()
+        self.waits[condition] = spec
+        timer = loop.call_later(spec.timeout, self._wait_timed_out, condition, spec)
+
+        def settle(done: asyncio.Future[Fired]) -> None:
+            timer.cancel()
+            self.waits.pop(done, None)
+            if answer.done():
+                return
+            if done.cancelled():
+                answer.cancel()
+            elif (exc := done.exception()) is not None:
+                answer.set_exception(exc)
+            else:
+                answer.set_result(self._wait_result(spec, done.result()))
+
+        condition.add_done_callback(settle)
+        self._check_waits()  # arms the timer of a `stable` wait
+        if spec.input and self.input_poller is None:
+            self.input_poller = loop.create_task(self._poll_input())
+        return answer
+
+    def _wait_timed_out(self, condition: asyncio.Future[Fired], spec: WaitSpec) -> None:
+        if not condition.done():
+            condition.set_exception(
+                RequestFailed(
                     "timeout",
                     f"timed out after {spec.timeout:g}s waiting for {spec.describe()}",
                     exit_code=EXIT_TIMEOUT,
                     screen=self.screen_payload(),
-                ) from None
-        finally:
-            self.waits.pop(future, None)
+                )
+            )
+
+    def _wait_result(self, spec: WaitSpec, fired: Fired) -> JSONObject:
         result = self.screen_payload(scrollback=spec.scrollback, input=spec.input)
         result["fired"] = fired.condition
         result["elapsed_ms"] = round((time.monotonic() - spec.started) * 1000, 3)
@@ -549,11 +590,20 @@ class Worker:
     def _push(self) -> None:
         self.push_handle = None
         rows = sorted(self.emu.dirty_rows())
-        event = self.screen_event(rows)
-        line = protocol.encode(event)
-        for queue in self.subscribers:
-            if queue.qsize() < 8:  # a slow subscriber skips frames rather than growing memory
-                queue.put_nowait(line)
+        line = protocol.encode(self.screen_event(rows))
+        full: bytes | None = None
+        for peer, skipped in self.subscribers.items():
+            if peer.unsent > PUSH_BACKLOG:
+                # A slow subscriber skips frames rather than growing memory; since frames
+                # carry only changed rows, its next one carries them all.
+                self.subscribers[peer] = True
+            elif skipped:
+                if full is None:
+                    full = protocol.encode(self.screen_event(list(range(self.emu.rows))))
+                peer.send(full)
+                self.subscribers[peer] = False
+            else:
+                peer.send(line)
 
     def screen_event(self, rows: list[int]) -> JSONObject:
         row, col = self.emu.cursor
@@ -568,102 +618,81 @@ class Worker:
 
     # ----------------------------------------------------------------- requests
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        sock = writer.get_extra_info("socket")
+    def _on_request(self, peer: Peer, line: bytes) -> None:
+        """Answer one request line: at once when the handler can, else when its answer is
+        ready (the connection's next requests wait until then)."""
         try:
-            _, uid, _ = peer_credentials(sock)
-        except OSError:
-            uid = -1
-        if uid != os.getuid():
-            log.warning("refused a connection from uid %s", uid)
-            writer.close()
-            return
-        if self.connections >= MAX_CONNECTIONS:
-            writer.write(protocol.error("busy", "too many connections"))
-            writer.close()
-            return
-        self.connections += 1
-        self.writers.add(writer)
-        try:
-            await self._serve_lines(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
-            pass
-        except asyncio.CancelledError:
-            return  # the loop is shutting down; the connection just ends
-        except Exception:
-            log.error("connection handler failed:\n%s", traceback.format_exc())
-        finally:
-            self.connections -= 1
-            self.writers.discard(writer)
-            writer.close()
-
-    async def _serve_lines(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        # An idle connection is closed by a timer re-armed per request (wait_for would cost a
-        # task and a timer per request, a tenth of a round trip); the read then sees EOF.
-        loop = asyncio.get_running_loop()
-        while True:
-            idle = loop.call_later(IDLE_CONNECTION, writer.close)
-            try:
-                line = await reader.readuntil(b"\n")
-            except asyncio.LimitOverrunError:
-                writer.write(protocol.error("too_large", "request line too long"))
-                await writer.drain()
+            message = protocol.decode_line(line)
+            method = message.get("method")
+            params = message.get("params", {})
+            if not isinstance(method, str) or not isinstance(params, dict):
+                raise BadRequest("a request needs a string 'method' and an object 'params'")
+            if method == "subscribe":
+                self._subscribe(peer)
                 return
-            except asyncio.IncompleteReadError:
-                return
-            finally:
-                idle.cancel()
-            try:
-                message = protocol.decode_line(line)
-                method = message.get("method")
-                params = message.get("params", {})
-                if not isinstance(method, str) or not isinstance(params, dict):
-                    raise BadRequest("a request needs a string 'method' and an object 'params'")
-                if method == "subscribe":
-                    await self._stream(writer)
-                    return
-                response = protocol.ok(await self.dispatch(method, params))
-            except BadRequest as exc:
-                response = protocol.error(exc.code, str(exc), exit_code=EXIT_USAGE)
-            except InvalidKey as exc:
-                response = protocol.error("invalid_key", str(exc), exit_code=EXIT_USAGE)
-            except RequestFailed as exc:
-                response = protocol.error(exc.code, str(exc), exit_code=exc.exit_code, **exc.extra)
-            except Exception as exc:
-                log.error("request failed:\n%s", traceback.format_exc())
-                response = protocol.error("internal", f"worker error: {exc}")
-            writer.write(response)
-            await writer.drain()
+            handler = self.handlers.get(method)
+            if handler is None:
+                raise BadRequest(f"unknown method {method!r}", "unknown_method")
+            answer = handler(self, params)
+        except Exception as exc:
+            peer.send(self._error_response(exc))
+            return
+        if isinstance(answer, dict):
+            peer.send(protocol.ok(answer))
+            return
+        peer.busy = True
+        future = asyncio.ensure_future(answer)
+        future.add_done_callback(lambda done: self._answer_later(peer, done))
 
-    async def _stream(self, writer: asyncio.StreamWriter) -> None:
-        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self.subscribers.add(queue)
-        try:
-            writer.write(protocol.encode(self.screen_event(list(range(self.emu.rows)))))
-            await writer.drain()
-            while (item := await queue.get()) is not None:
-                writer.write(item)
-                await writer.drain()
-        finally:
-            self.subscribers.discard(queue)
+    def _answer_later(self, peer: Peer, done: asyncio.Future[JSONObject]) -> None:
+        if done.cancelled():
+            peer.close()  # the loop is shutting down; the connection just ends
+            return
+        exc = done.exception()
+        peer.send(protocol.ok(done.result()) if exc is None else self._error_response(exc))
+        peer.resume()
+
+    @staticmethod
+    def _error_response(exc: BaseException) -> bytes:
+        if isinstance(exc, BadRequest):
+            return protocol.error(exc.code, str(exc), exit_code=EXIT_USAGE)
+        if isinstance(exc, InvalidKey):
+            return protocol.error("invalid_key", str(exc), exit_code=EXIT_USAGE)
+        if isinstance(exc, RequestFailed):
+            return protocol.error(exc.code, str(exc), exit_code=exc.exit_code, **exc.extra)
+        log.error(
+            "request failed:\n%s",
+            "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+        )
+        return protocol.error("internal", f"worker error: {exc}")
+
+    def _subscribe(self, peer: Peer) -> None:
+        """From now on the connection carries screen events, starting with the whole screen."""
+        peer.busy = True  # no more requests on this connection
+        self.subscribers[peer] = False
+        peer.on_close.append(lambda: self._unsubscribe(peer))
+        peer.send(protocol.encode(self.screen_event(list(range(self.emu.rows)))))
+
+    def _unsubscribe(self, peer: Peer) -> None:
+        self.subscribers.pop(peer, None)
 
     async def dispatch(self, method: str, params: JSONObject) -> JSONObject:
+        """One request's result (or its exception), whichever way its handler answers."""
         handler = self.handlers.get(method)
         if handler is None:
             raise BadRequest(f"unknown method {method!r}", "unknown_method")
-        return await handler(self, params)
+        answer = handler(self, params)
+        return answer if isinstance(answer, dict) else await answer
 
-    async def _ping(self, params: JSONObject) -> JSONObject:
+    def _ping(self, params: JSONObject) -> JSONObject:
         return {"pong": True, "pid": os.getpid(), "seq": self.emu.seq}
 
-    async def _info(self, params: JSONObject) -> JSONObject:
+    def _info(self, params: JSONObject) -> JSONObject:
         record = dict(self.record, lastActiveAt=self.last_active)
         record.update(input=self.input_state(), seq=self.emu.seq)
         return {"record": record}
 
-    async def _get(self, params: JSONObject) -> JSONObject:
+    def _get(self, params: JSONObject) -> JSONObject:
         raw_bytes = _int_param(params, "bytes", 0, RAW_BUFFER, default=None)
         if params.get("raw") is True and raw_bytes is None:
             raw_bytes = 4096
@@ -674,7 +703,7 @@ class Worker:
             last_lines=_int_param(params, "lines", 0, 1_000_000, default=None),
         )
 
-    async def _text(self, params: JSONObject) -> JSONObject:
+    def _text(self, params: JSONObject) -> Answer:
         if "data_b64" in params:
             try:
                 data = base64.b64decode(str(params["data_b64"]), validate=True)
@@ -693,12 +722,15 @@ class Worker:
         if self.recorder is not None:
             self.recorder.typed(data, "text")
         self.last_active = now_iso()
-        if params.get("enter") is True:
-            await asyncio.sleep(ENTER_GAP)
-            self._write(b"\r")
-        return {"seq": seq, "bytes": len(data)}
+        result: JSONObject = {"seq": seq, "bytes": len(data)}
+        return self._enter_later(result) if params.get("enter") is True else result
 
-    async def _key(self, params: JSONObject) -> JSONObject:
+    async def _enter_later(self, result: JSONObject) -> JSONObject:
+        await asyncio.sleep(ENTER_GAP)
+        self._write(b"\r")
+        return result
+
+    def _key(self, params: JSONObject) -> JSONObject:
         names = params.get("keys")
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
             raise BadRequest("key needs 'keys', a non-empty list of key names")
@@ -712,7 +744,7 @@ class Worker:
         self.last_active = now_iso()
         return {"seq": seq, "bytes": len(data)}
 
-    async def _resize(self, params: JSONObject) -> JSONObject:
+    def _resize(self, params: JSONObject) -> JSONObject:
         cols = _int_param(params, "cols", 2, 1000)
         rows = _int_param(params, "rows", 2, 1000)
         assert cols is not None and rows is not None
@@ -728,7 +760,7 @@ class Worker:
         self._schedule_push()
         return {"cols": cols, "rows": rows, "seq": self.emu.seq}
 
-    async def _signal(self, params: JSONObject) -> JSONObject:
+    def _signal(self, params: JSONObject) -> JSONObject:
         name = str(params.get("name", "")).upper().removeprefix("SIG")
         if name not in SIGNALS:
             raise BadRequest(
@@ -760,7 +792,7 @@ class Worker:
         )
         self.record["cast"] = str(path)
 
-    async def _record(self, params: JSONObject) -> JSONObject:
+    def _record(self, params: JSONObject) -> JSONObject:
         if params.get("on") is True:
             if self.finalizing:
                 raise RequestFailed("exited", self._exited_message())
@@ -775,8 +807,8 @@ class Worker:
         path = str(self.home.cast_path(self.id))
         return {"recording": self.recorder is not None, "path": path}
 
-    async def _wait(self, params: JSONObject) -> JSONObject:
-        return await self.wait(parse_wait(params))
+    def _wait(self, params: JSONObject) -> Answer:
+        return self.wait(parse_wait(params))
 
     async def _kill_request(self, params: JSONObject) -> JSONObject:
         grace = params.get("grace", 2.0)
@@ -793,7 +825,7 @@ class Worker:
             )
         return {"escalated": result.escalated, **self._exit_fields()}
 
-    handlers: ClassVar[dict[str, Callable[[Worker, JSONObject], Awaitable[JSONObject]]]] = {
+    handlers: ClassVar[dict[str, Callable[[Worker, JSONObject], Answer]]] = {
         "ping": _ping,
         "info": _info,
         "get": _get,

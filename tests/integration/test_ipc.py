@@ -66,3 +66,77 @@ def test_socket_and_home_are_private(agentty_home: Path) -> None:
     assert oct(sock_path.parent.stat().st_mode & 0o777) == "0o700"
     assert oct(sock_path.lstat().st_mode & 0o777) == "0o600"
     agentty("kill", check=True)
+
+
+def test_requests_behind_a_pending_wait_are_answered_in_order() -> None:
+    """A wait that is not yet satisfied holds the connection's later requests; other
+    connections are served meanwhile, and the waiting one resumes in order."""
+    rec = agentty_json("start", "--", "cat")
+    with _connect(rec) as sock, _connect(rec) as other:
+        sock.sendall(
+            b'{"v":1,"method":"wait","params":{"text":"READY","timeout":10}}\n'
+            b'{"v":1,"method":"ping","params":{}}\n'
+        )
+        other.sendall(b'{"v":1,"method":"text","params":{"data":"READY"}}\n')
+        (typed,) = _read_lines(other, 1)
+        assert typed["ok"] is True
+        waited, ping = _read_lines(sock, 2)
+    assert waited["ok"] is True and waited["result"]["fired"] == "text"  # type: ignore[index]
+    assert ping["ok"] is True and ping["result"]["pong"] is True  # type: ignore[index]
+    agentty("kill", check=True)
+
+
+def test_a_wait_already_satisfied_is_answered_at_once_and_a_timeout_carries_the_screen() -> None:
+    rec = agentty_json("start", "--", "sh", "-c", "echo here; exec sleep 60")
+    agentty("wait", "--text", "here", check=True)
+    with _connect(rec) as sock:
+        sock.sendall(
+            b'{"v":1,"method":"wait","params":{"text":"here","timeout":5}}\n'
+            b'{"v":1,"method":"wait","params":{"text":"never","timeout":0.2}}\n'
+        )
+        hit, miss = _read_lines(sock, 2)
+    assert hit["ok"] is True and hit["result"]["match"] == {"row": 0, "col": 0}  # type: ignore[index]
+    assert miss["ok"] is False and miss["error"]["code"] == "timeout"  # type: ignore[index]
+    assert "here" in miss["error"]["screen"]["lines"][0]  # type: ignore[index]
+    agentty("kill", check=True)
+
+
+def test_client_reuses_its_connection_and_notices_a_closed_one(agentty_home: Path) -> None:
+    from agentty_core.client import Client
+
+    with Client() as client:
+        rec = client.start(["cat"])
+        sid = str(rec["id"])
+        client.text(sid, "one\r")
+        conn = client._idle[sid]
+        client.wait(sid, text="one", timeout=5)
+        assert client._idle[sid] is conn  # the same connection served both calls
+        conn.sock.shutdown(socket.SHUT_RDWR)  # as when the worker closes an idle connection
+        client.text(sid, "two\r")
+        assert client._idle[sid] is not conn
+        assert client.wait(sid, text="two", timeout=5)["fired"] == "text"
+        client.kill(sid)
+    assert client._idle == {}
+
+
+def test_a_silent_worker_costs_the_timeout_not_more(tmp_path: Path) -> None:
+    """The deadline lives in the kernel (SO_RCVTIMEO): a socket that accepts and never
+    answers gives a clear error once the timeout is up."""
+    import time
+
+    from agentty_core.errors import WorkerUnreachable
+    from agentty_core.ipc_client import Connection
+
+    path = str(tmp_path / "silent.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(path)
+        server.listen()
+        with Connection(path, timeout=0.3) as conn:
+            started = time.monotonic()
+            try:
+                conn.call("ping")
+            except WorkerUnreachable as exc:
+                assert "did not answer in time" in str(exc)
+            else:
+                raise AssertionError("a silent server answered")
+            assert 0.25 <= time.monotonic() - started < 5
