@@ -12,7 +12,6 @@ import ctypes
 import errno
 import fcntl
 import os
-import shutil
 import signal
 import struct
 import sys
@@ -54,6 +53,8 @@ def resolve_command(program: str, path_env: str | None, cwd: str) -> str:
         if not os.access(candidate, os.X_OK):
             raise SpawnError(f"permission denied: {program}", exit_code=EXIT_NOT_EXECUTABLE)
         return os.path.abspath(candidate)
+    import shutil  # here: the worker gets absolute paths and never needs it
+
     found = shutil.which(program, path=path_env if path_env is not None else os.defpath)
     if found is None:
         raise SpawnError(f"command not found: {program}", exit_code=EXIT_NOT_FOUND)

@@ -16,9 +16,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import cast
-
-from filelock import FileLock, Timeout
+from typing import TYPE_CHECKING, cast
 
 from . import failpoints
 from .errors import StateError, StateLockTimeout
@@ -31,6 +29,9 @@ from .records import (
     parse_state,
     read_private_file,
 )
+
+if TYPE_CHECKING:
+    from filelock import FileLock
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,10 @@ def _hard_lock(path: str, timeout: float) -> FileLock:
     """An flock-based lock that never degrades to a soft (file-exists) lock.
 
     filelock 4.x falls back to a soft lock where flock is missing unless told not to; older
-    releases (the newest that run on Python 3.10) have no fallback and fail closed already."""
+    releases (the newest that run on Python 3.10) have no fallback and fail closed already.
+    Imported here, when a lock is first taken: readers never pay for it."""
+    from filelock import FileLock
+
     try:
         return FileLock(path, timeout=timeout, mode=0o600, fallback_to_soft=False)
     except TypeError:
@@ -86,15 +90,20 @@ class StateStore:
 
     def __init__(self, home: Home, timeout: float = LOCK_TIMEOUT) -> None:
         self.home = home
-        self._lock = _hard_lock(str(home.lock_file), timeout)
+        self.timeout = timeout
+        self._lock: FileLock | None = None
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
+        from filelock import Timeout
+
+        if self._lock is None:
+            self._lock = _hard_lock(str(self.home.lock_file), self.timeout)
         try:
             self._lock.acquire()
         except Timeout:
             raise StateLockTimeout(
-                f"timed out after {self._lock.timeout:g}s waiting for {self.home.lock_file}"
+                f"timed out after {self.timeout:g}s waiting for {self.home.lock_file}"
             ) from None
         except OSError as exc:
             raise StateError(f"cannot lock {self.home.lock_file}: {exc.strerror or exc}") from None
