@@ -10,6 +10,7 @@ as scrollback entries directly, and only the rows that stay visible are put on t
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable
 
 from pyte import charsets as cs
@@ -18,9 +19,16 @@ from pyte.screens import Char, wcwidth
 
 from ._emulator_screen import Screen, StyleRun, style_flags
 
-# One complete line: printable text and SGR sequences, then CR LF. Per-character alternation
+# A block of complete lines of printable text, each ending in CR LF: one C-speed match for
+# a whole run of plain output. Linear: a line's text cannot contain the CR that ends it.
+_PLAIN_LINES = re.compile(r"(?:[^\x00-\x1f\x7f-\x9f]*\r\n)+")
+# One complete line of printable text and SGR sequences, then CR LF. Runs of text are taken
+# whole where possessive quantifiers exist (3.11); before that, per-character alternation
 # (no nested quantifier) keeps a failing match linear.
-_LINE = re.compile(r"((?:[^\x00-\x1f\x7f-\x9f]|\x1b\[[0-9;:]*m)*)\r\n")
+if sys.version_info >= (3, 11):
+    _LINE = re.compile(r"((?:[^\x00-\x1f\x7f-\x9f]++|\x1b\[[0-9;:]*+m)*+)\r\n")
+else:  # pragma: no cover - exercised on 3.10 only
+    _LINE = re.compile(r"((?:[^\x00-\x1f\x7f-\x9f]|\x1b\[[0-9;:]*m)*)\r\n")
 _SGR_SPLIT = re.compile(r"\x1b\[([0-9;:]*)m")
 _DEFAULT = ("default", "default", 0)
 Style = tuple[str, str, int]
@@ -54,35 +62,46 @@ class Flood:
         """Consume whole lines from data[pos:]; returns where the normal parser resumes."""
         if not self.eligible():
             return pos
-        match = _LINE.match
-        m = match(data, pos)
-        if m is None:
-            return pos
         rows: list[Row] = []
         add = rows.append
-        s = self.screen
-        cols = s.columns
-        while m is not None:
-            content = m.group(1)
-            if "\x1b" not in content and content.isascii():
-                style = self._style(s.cursor.attrs)
-                if not content:
-                    add(("", None))
-                elif style == _DEFAULT:
-                    for i in range(0, len(content), cols):
-                        add((content[i : i + cols].rstrip(" "), None))
+        while True:
+            block = _PLAIN_LINES.match(data, pos)
+            if block is not None:
+                style = self._style(self.screen.cursor.attrs)  # no SGR in a plain block
+                contents = block.group().split("\r\n")
+                contents.pop()  # the empty string after the last CR LF
+                for content in contents:
+                    if content.isascii():
+                        self._plain_line(content, style, add)
+                    elif not self._styled_line(content, add):
+                        break  # a zero-width or control-like character: the parser's job
+                    pos += len(content) + 2
                 else:
-                    for i in range(0, len(content), cols):
-                        piece = content[i : i + cols]
-                        add(self._row([(piece, style)], len(piece)))
-            elif not self._styled_line(content, add):
-                break  # a zero-width or control-like character: leave it to the parser
+                    continue
+                break
+            m = _LINE.match(data, pos)
+            if m is None or not self._styled_line(m.group(1), add):
+                break
             pos = m.end()
-            m = match(data, pos)
         if rows:
             self._commit(rows)
-            s.last_char = ""
+            self.screen.last_char = ""
         return pos
+
+    def _plain_line(self, content: str, style: Style, add: Callable[[Row], None]) -> None:
+        cols = self.screen.columns
+        if not content:
+            add(("", None))
+        elif style == _DEFAULT:
+            if len(content) <= cols:
+                add((content.rstrip(" "), None))
+            else:
+                for i in range(0, len(content), cols):
+                    add((content[i : i + cols].rstrip(" "), None))
+        else:
+            for i in range(0, len(content), cols):
+                piece = content[i : i + cols]
+                add(self._row([(piece, style)], len(piece)))
 
     def _style(self, attrs: Char) -> Style:
         style = self._styles.get(attrs)

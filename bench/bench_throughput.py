@@ -6,6 +6,7 @@ Targets: plain >= 1.0x tmux; every stream >= 10 MB/s; `get` p95 during the flood
 
 from __future__ import annotations
 
+import codecs
 import os
 import pty
 import subprocess
@@ -90,6 +91,32 @@ def _agentty(path: Path, last: str, get_latency: list[float] | None) -> float:
     return elapsed
 
 
+def _emulators_alone(path: Path) -> tuple[float, float | None]:
+    """Seconds for agentty's emulator and for pyavt (asciinema's compiled avt, when
+    installed) to take the stream in-process, in the worker's 32 KiB batches: what the
+    emulator costs, apart from the PTY and the worker around it."""
+    from agentty_core.emulator import Emulator
+
+    data = path.read_bytes().replace(b"\n", b"\r\n")  # what the tty's ONLCR makes of it
+    batches = [data[i : i + 32768] for i in range(0, len(data), 32768)]
+    emu = Emulator(80, 24)
+    start = time.perf_counter()
+    for batch in batches:
+        emu.feed(batch)
+    ours = time.perf_counter() - start
+    try:
+        import avt  # type: ignore[import-untyped,unused-ignore]
+    except ImportError:
+        return ours, None
+    vt = avt.Vt(80, 24, 5000)
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    start = time.perf_counter()
+    for batch in batches:
+        vt.feed_str(decoder.decode(batch))
+    vt.text()
+    return ours, time.perf_counter() - start
+
+
 def _tmux(path: Path, last: str) -> float:
     # The pane's program stays alive after the cat: a pane whose program exits at once loses
     # the output tmux had not read yet (seen with tmux 3.3a: the last ~60 KiB never show).
@@ -134,6 +161,21 @@ def run(quick: bool) -> list[Row]:
                 row.target = ">= 10 MB/s"
                 row.ok = ours >= 10
             rows.append(row)
+            alone, compiled = _emulators_alone(path)
+            rows.append(Row(B, f"agentty emulator alone, {label}", "MB/s", mb / alone, samples=1))
+            if compiled is None:
+                rows.append(skipped(B, f"pyavt emulator alone, {label}", "pip install pyavt"))
+            else:
+                rows.append(
+                    Row(
+                        B,
+                        f"pyavt (compiled avt) emulator alone, {label}",
+                        "MB/s",
+                        mb / compiled,
+                        samples=1,
+                        note="a candidate optional backend; not wired in",
+                    )
+                )
             if latency:
                 lat = ms_row(B, f"agentty get during the {kind} flood", latency)
                 lat.target = "p95 <= 100 ms"
