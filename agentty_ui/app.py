@@ -97,6 +97,9 @@ class AgenttyApp(App[None]):
         self.orphans: list[Orphan] = []
         self._polls = 0
         self._outbox: queue.Queue[tuple[str, str, str] | None] = queue.Queue()
+        # The grid covers the dashboard: its live view then stops streaming, since every
+        # update of a screen underneath repaints the whole screen on top.
+        self._covered = False
 
     # ------------------------------------------------------------------ layout
 
@@ -178,8 +181,10 @@ class AgenttyApp(App[None]):
         ):
             table.select(self.selected)
             self._show_selected()
-        elif status_of(self.records[self.selected]) == "running" and (
-            self.main.query_one("#screen", TerminalView).live != self.selected
+        elif (
+            status_of(self.records[self.selected]) == "running"
+            and not self._covered
+            and self.main.query_one("#screen", TerminalView).live != self.selected
         ):
             self._show_selected()  # its stream failed or ended early: follow it again
         else:
@@ -206,6 +211,9 @@ class AgenttyApp(App[None]):
         screen = self.main.query_one("#screen", TerminalView)
         record = self.record
         self._show_info()
+        if self._covered:
+            screen.stop()
+            return
         if record is None:
             screen.stop()
             screen.show_lines([])
@@ -414,10 +422,14 @@ class AgenttyApp(App[None]):
         ]
 
         def chosen(session_id: str | None) -> None:
+            self._covered = False
             if session_id:
                 self.main.query_one(SessionList).select(session_id)
                 self.selected = session_id
+            self._show_selected()
 
+        self._covered = True
+        self.main.query_one("#screen", TerminalView).stop()
         self.push_screen(GridScreen(self.client, running), chosen)
 
     def action_resize(self) -> None:

@@ -17,6 +17,8 @@ from agentty_core.client import Client
 
 from ..widgets.terminal_view import TerminalView
 
+GRID_FRAME = 0.1  # seconds: 10 frames a second per pane is plenty to watch many at once
+
 
 class MiniPane(Vertical, can_focus=True):
     """One session in the grid: a title and its live screen (no cursor, no scrollbars)."""
@@ -36,7 +38,7 @@ class MiniPane(Vertical, can_focus=True):
 
     def compose(self) -> ComposeResult:
         yield Label(self.label, classes="mini-title")
-        yield TerminalView(show_cursor=False, classes="mini-term")
+        yield TerminalView(show_cursor=False, frame_interval=GRID_FRAME, classes="mini-term")
 
     def on_mount(self) -> None:
         view = self.query_one(TerminalView)

@@ -160,12 +160,16 @@ class TerminalView(ScrollView, can_focus=True):
         self,
         *,
         show_cursor: bool = True,
+        frame_interval: float = 0.0,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.show_cursor = show_cursor
+        # Seconds between applied updates (0: as fast as the worker pushes, ~30/s). A small
+        # pane among many needs far fewer frames than the one being watched.
+        self.frame_interval = frame_interval
         self.session_id: str | None = None
         self.live: str | None = None  # the session being streamed, None when not streaming
         self.cols, self.rows = 80, 24
@@ -296,15 +300,20 @@ class TerminalView(ScrollView, can_focus=True):
         if worker.is_cancelled:
             subscription.close()
         for event in subscription.events(lambda: worker.is_cancelled):
-            with self._lock:
-                self._pending.append(event)
-                if self._posted:
-                    continue
-                self._posted = True
-            self.post_message(self._Update())
+            self.enqueue(event)
         subscription.close()
         if subscription.ended:
             self.post_message(self.Ended(session_id))
+
+    def enqueue(self, event: JSONObject) -> None:
+        """Buffer a screen event (from any thread); the view applies what is buffered on
+        its next turn, or when its next frame is due."""
+        with self._lock:
+            self._pending.append(event)
+            if self._posted:
+                return
+            self._posted = True
+        self.post_message(self._Update())
 
     def on_terminal_view_ended(self, message: Ended) -> None:
         if message.session_id == self.live:
@@ -312,11 +321,24 @@ class TerminalView(ScrollView, can_focus=True):
 
     def on_terminal_view__update(self, message: _Update) -> None:
         message.stop()
+        self._apply_pending()
+
+    def _apply_pending(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, []
-            self._posted = False
+            # With a frame interval, the feed posts nothing more until the frame is due.
+            self._posted = self.frame_interval > 0
         if pending:
             self.apply_event(merge_events(pending))
+        if self.frame_interval > 0:
+            self.set_timer(self.frame_interval, self._frame_due)
+
+    def _frame_due(self) -> None:
+        with self._lock:
+            if not self._pending:
+                self._posted = False  # idle: the next event is shown at once
+                return
+        self._apply_pending()
 
     def on_unmount(self) -> None:
         self.stop()

@@ -7,6 +7,7 @@ import signal
 import sys
 
 import psutil
+import pytest
 
 from agentty_core.client import Client
 from agentty_ui.app import AgenttyApp, create_app
@@ -181,8 +182,13 @@ async def test_grid_shows_running_sessions_and_opens_one(client: Client) -> None
     app = make_app(client)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: {a, b} <= set(app.records))
+        await wait_for(pilot, lambda: app.main.query_one("#screen", TerminalView).live is not None)
+        polls = app._polls
         await pilot.press("g")
         assert isinstance(app.screen, GridScreen)
+        # The dashboard underneath stops streaming while covered, and polls don't restart it.
+        await wait_for(pilot, lambda: app._polls >= polls + 2)
+        assert app.main.query_one("#screen", TerminalView).live is None
         panes = list(app.screen.query(MiniPane))
         assert sorted(p.session_id for p in panes) == sorted([a, b])
         await wait_for(
@@ -212,3 +218,35 @@ async def test_errors_become_notifications_and_help_opens(client: Client) -> Non
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape")
         assert app.is_running
+
+
+async def test_frame_interval_holds_updates_until_the_frame_is_due(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from textual.app import App, ComposeResult
+
+    class Host(App[None]):
+        def compose(self) -> ComposeResult:
+            yield TerminalView(frame_interval=0.3, id="view")
+
+    def event(text: str) -> dict[str, object]:
+        return {"event": "screen", "rows": {"0": [[text, "default", "default", 0]]}}
+
+    async with Host().run_test() as pilot:
+        view = pilot.app.query_one(TerminalView)
+        applied: list[object] = []
+        apply = view.apply_event
+
+        def counting(e: dict[str, object]) -> None:
+            applied.append(e)
+            apply(e)
+
+        monkeypatch.setattr(view, "apply_event", counting)
+        view.enqueue(event("first"))
+        await wait_for(pilot, lambda: view.line_text(0) == "first")
+        for text in ("second", "third", "fourth"):
+            view.enqueue(event(text))
+        await pilot.pause()
+        assert view.line_text(0) == "first"  # held: the next frame is not due yet
+        await wait_for(pilot, lambda: view.line_text(0) == "fourth")
+        assert len(applied) == 2  # the three waiting events were applied as one
