@@ -40,6 +40,8 @@ class Peer:
         self.inbuf = bytearray()
         self.outbuf = bytearray()
         self.busy = False  # a request is being answered later; the next lines wait
+        self.paused = False  # not reading: a line's worth is already waiting behind `busy`
+        self.discard_input = False  # a subscribed connection carries nothing more in
         self.closed = False
         self.close_when_flushed = False
         self.idle_timeout = idle_timeout
@@ -62,8 +64,13 @@ class Peer:
         if not data:
             self.close()
             return
+        if self.discard_input:
+            return
         self.inbuf += data
         self.take_lines()
+        if self.busy and len(self.inbuf) > self.max_line and not self.closed:
+            self.loop.remove_reader(self.fd)  # the kernel's buffer holds the rest meanwhile
+            self.paused = True
 
     def take_lines(self) -> None:
         """Hand complete lines to the server, one at a time, unless one is still pending."""
@@ -88,6 +95,9 @@ class Peer:
         """The pending request was answered: go on with the lines that queued behind it."""
         self.busy = False
         self.take_lines()
+        if self.paused and not self.closed:
+            self.paused = False
+            self.loop.add_reader(self.fd, self._on_readable)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -150,7 +160,8 @@ class Peer:
             return
         self.closed = True
         self._idle.cancel()
-        self.loop.remove_reader(self.fd)
+        if not self.paused:
+            self.loop.remove_reader(self.fd)
         if self.outbuf:
             self.loop.remove_writer(self.fd)
         self.sock.close()

@@ -669,6 +669,7 @@ class Worker:
     def _subscribe(self, peer: Peer) -> None:
         """From now on the connection carries screen events, starting with the whole screen."""
         peer.busy = True  # no more requests on this connection
+        peer.discard_input = True
         self.subscribers[peer] = False
         peer.on_close.append(lambda: self._unsubscribe(peer))
         peer.send(protocol.encode(self.screen_event(list(range(self.emu.rows)))))

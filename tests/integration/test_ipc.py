@@ -140,3 +140,41 @@ def test_a_silent_worker_costs_the_timeout_not_more(tmp_path: Path) -> None:
             else:
                 raise AssertionError("a silent server answered")
             assert 0.25 <= time.monotonic() - started < 5
+
+
+def test_a_flood_of_requests_behind_a_pending_wait_is_held_then_answered_in_order() -> None:
+    """Past a line's worth of queued requests the worker stops reading (the kernel's buffer
+    holds the rest) and goes on once the pending wait is answered."""
+    import threading
+
+    rec = agentty_json("start", "--", "cat")
+    count = 30_000  # ~1.1 MiB of pings: more than a request line may hold
+    with _connect(rec) as sock:
+        sock.sendall(b'{"v":1,"method":"wait","params":{"text":"GO","timeout":30}}\n')
+        sender = threading.Thread(
+            target=sock.sendall, args=(b'{"v":1,"method":"ping","params":{}}\n' * count,)
+        )
+        sender.start()
+        agentty("text", "GO", check=True)  # another connection: served meanwhile
+        replies = _read_lines(sock, count + 1)
+        sender.join(timeout=30)
+    assert replies[0]["ok"] is True and replies[0]["result"]["fired"] == "text"  # type: ignore[index]
+    assert all(r["ok"] is True and r["result"]["pong"] is True for r in replies[1:])  # type: ignore[index]
+    agentty("kill", check=True)
+
+
+def test_what_a_subscriber_sends_is_ignored_and_the_stream_goes_on() -> None:
+    rec = agentty_json("start", "--", "cat")
+    with _connect(rec) as sock:
+        sock.sendall(b'{"v":1,"method":"subscribe","params":{}}\n')
+        (first,) = _read_lines(sock, 1)
+        assert first["event"] == "screen"
+        sock.sendall(b"x" * (3 << 20))  # no newline, far past the line limit: ignored
+        agentty("text", "still-streaming", check=True)
+        buf = b""
+        while b"still-streaming" not in buf:
+            chunk = sock.recv(65536)
+            assert chunk, "the worker closed the stream"
+            buf += chunk
+    assert agentty_json("get")["size"] == {"cols": 80, "rows": 24}
+    agentty("kill", check=True)
