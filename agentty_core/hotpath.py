@@ -6,8 +6,10 @@ a small VM, as much again as the interpreter's own start. The fast lane does tho
 forms, on the active session or one given by its full id, with the interpreter's C modules
 only (`_socket`, `_json`).
 
-It makes the checks the full path makes (a private home and socket directory of ours, a
-regular active file of ours, a peer of our uid) and hands everything else to the full path
+It makes the full path's privacy checks (a private home and socket directory of ours, a
+regular active file of ours, a peer of our uid; not the pid in the record, which would mean
+reading the records: only our uid can bind in that directory) and hands everything else to
+the full path
 untouched: any option, a session named on the command line, a missing socket, an error
 answer that means nothing happened. When a request was sent and its answer is lost, it
 reports that instead of sending it twice.
@@ -40,6 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = fast_lane(words)
         except BrokenPipeError:
             return 1
+        except KeyboardInterrupt:
+            return 130
         if code is not None:
             return code
     from .cli import main as full

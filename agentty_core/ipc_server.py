@@ -28,7 +28,13 @@ HIGH_WATER = 1 << 20  # unsent bytes above which a streaming writer waits for th
 
 
 class Peer:
-    """One client connection: newline-framed requests in, response lines out."""
+    """One client connection: newline-framed requests in, response lines out.
+
+    Reading stops while a pending request holds a line's worth of queued requests, while
+    the answers are far ahead of the reader, and once the client closes its end (what was
+    asked before is still answered). An idle connection is closed after `idle_timeout`;
+    one waiting for an answer, or subscribed, is not idle.
+    """
 
     def __init__(
         self, server: Server, sock: socket.socket, idle_timeout: float, max_line: int
@@ -40,16 +46,18 @@ class Peer:
         self.inbuf = bytearray()
         self.outbuf = bytearray()
         self.busy = False  # a request is being answered later; the next lines wait
-        self.paused = False  # not reading: a line's worth is already waiting behind `busy`
-        self.discard_input = False  # a subscribed connection carries nothing more in
+        self.subscribed = False  # the connection carries screen events; nothing more comes in
+        self.eof = False  # the client closed its end
         self.closed = False
         self.close_when_flushed = False
         self.idle_timeout = idle_timeout
         self.max_line = max_line
         self.on_close: list[Callable[[], None]] = []
         self._drained: asyncio.Future[None] | None = None
-        self._idle = self.loop.call_later(idle_timeout, self.close)
-        self.loop.add_reader(self.fd, self._on_readable)
+        self._reading = False
+        self._writing = False
+        self._idle: asyncio.TimerHandle | None = None
+        self._update_io()
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -62,42 +70,43 @@ class Peer:
             self.close()
             return
         if not data:
-            self.close()
-            return
-        if self.discard_input:
-            return
-        self.inbuf += data
+            self.eof = True
+            if self.subscribed:
+                self.close()
+                return
+        elif not self.subscribed:
+            self.inbuf += data
         self.take_lines()
-        if self.busy and len(self.inbuf) > self.max_line and not self.closed:
-            self.loop.remove_reader(self.fd)  # the kernel's buffer holds the rest meanwhile
-            self.paused = True
 
     def take_lines(self) -> None:
         """Hand complete lines to the server, one at a time, unless one is still pending."""
-        while not self.busy and not self.closed and not self.close_when_flushed:
+        while self._can_take():
             end = self.inbuf.find(b"\n")
-            if end < 0:
-                if len(self.inbuf) > self.max_line:
+            if end < 0 or end + 1 > self.max_line:
+                if end >= 0 or len(self.inbuf) > self.max_line:
                     self.send(protocol.error("too_large", "request line too long"))
                     self.finish()
-                return
-            if end + 1 > self.max_line:
-                self.send(protocol.error("too_large", "request line too long"))
-                self.finish()
-                return
+                elif self.eof:
+                    self.finish()  # a last line without its newline is dropped, as before
+                break
             line = bytes(self.inbuf[: end + 1])
             del self.inbuf[: end + 1]
-            self._idle.cancel()
-            self._idle = self.loop.call_later(self.idle_timeout, self.close)
             self.server.on_request(self, line)
+        self._update_io()
+
+    def _can_take(self) -> bool:
+        return not (
+            self.busy
+            or self.closed
+            or self.close_when_flushed
+            or self.subscribed
+            or len(self.outbuf) > HIGH_WATER
+        )
 
     def resume(self) -> None:
         """The pending request was answered: go on with the lines that queued behind it."""
         self.busy = False
         self.take_lines()
-        if self.paused and not self.closed:
-            self.paused = False
-            self.loop.add_reader(self.fd, self._on_readable)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -116,8 +125,8 @@ class Peer:
             if sent == len(data):
                 return
             data = data[sent:]
-            self.loop.add_writer(self.fd, self._on_writable)
         self.outbuf += data
+        self._update_io()
 
     @property
     def unsent(self) -> int:
@@ -132,20 +141,56 @@ class Peer:
             self.close()
             return
         del self.outbuf[:sent]
-        if self.outbuf:
-            return
-        self.loop.remove_writer(self.fd)
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_result(None)
-        if self.close_when_flushed:
+        if len(self.outbuf) <= HIGH_WATER and self._drained is not None:
+            if not self._drained.done():
+                self._drained.set_result(None)
+            self._drained = None
+        if not self.outbuf and self.close_when_flushed:
             self.close()
+            return
+        self.take_lines()  # answers had run far ahead: the reader caught up
 
     async def drain(self) -> None:
         """Wait while the peer is far behind (a streaming writer's back-pressure)."""
         if len(self.outbuf) <= HIGH_WATER or self.closed:
             return
-        self._drained = self.loop.create_future()
-        await self._drained
+        if self._drained is None:
+            self._drained = self.loop.create_future()
+        await asyncio.shield(self._drained)
+
+    # -- the event loop's side -------------------------------------------------------------
+
+    def _update_io(self) -> None:
+        """Register for reading and writing exactly when needed, and time out idleness."""
+        if self.closed:
+            return
+        want_read = not self.eof and (
+            self.subscribed  # only to notice the client leaving
+            or (
+                not self.close_when_flushed
+                and len(self.outbuf) <= HIGH_WATER
+                and not (self.busy and len(self.inbuf) > self.max_line)
+            )
+        )
+        if want_read != self._reading:
+            if want_read:
+                self.loop.add_reader(self.fd, self._on_readable)
+            else:
+                self.loop.remove_reader(self.fd)
+            self._reading = want_read
+        want_write = bool(self.outbuf)
+        if want_write != self._writing:
+            if want_write:
+                self.loop.add_writer(self.fd, self._on_writable)
+            else:
+                self.loop.remove_writer(self.fd)
+            self._writing = want_write
+        idle = not (self.busy or self.subscribed or self.outbuf or self.close_when_flushed)
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        if idle:
+            self._idle = self.loop.call_later(self.idle_timeout, self.close)
 
     # -- closing ---------------------------------------------------------------------------
 
@@ -154,15 +199,18 @@ class Peer:
         self.close_when_flushed = True
         if not self.outbuf:
             self.close()
+        else:
+            self._update_io()
 
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
-        self._idle.cancel()
-        if not self.paused:
+        if self._idle is not None:
+            self._idle.cancel()
+        if self._reading:
             self.loop.remove_reader(self.fd)
-        if self.outbuf:
+        if self._writing:
             self.loop.remove_writer(self.fd)
         self.sock.close()
         if self._drained is not None and not self._drained.done():
@@ -206,7 +254,10 @@ class Server:
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
-            log.warning("accept failed: %s", exc)
+            # Out of descriptors, say: stop accepting for a second rather than spin.
+            log.warning("accept failed: %s; pausing for a second", exc)
+            self.loop.remove_reader(self.sock.fileno())
+            self.loop.call_later(1.0, self._resume_accepting)
             return
         try:
             _, uid, _ = peer_credentials(conn)
@@ -223,6 +274,10 @@ class Server:
             return
         conn.setblocking(False)
         self.peers.add(Peer(self, conn, self.idle_timeout, protocol.MAX_LINE + 1))
+
+    def _resume_accepting(self) -> None:
+        if self.sock.fileno() >= 0:
+            self.loop.add_reader(self.sock.fileno(), self._on_connect)
 
     def adopt(self, old: Server) -> None:
         """Take over the connections of a server whose socket was re-created."""

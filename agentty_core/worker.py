@@ -592,7 +592,10 @@ class Worker:
         rows = sorted(self.emu.dirty_rows())
         line = protocol.encode(self.screen_event(rows))
         full: bytes | None = None
-        for peer, skipped in self.subscribers.items():
+        # A copy: a send that fails closes the peer, which unsubscribes it.
+        for peer, skipped in list(self.subscribers.items()):
+            if peer.closed:
+                continue
             if peer.unsent > PUSH_BACKLOG:
                 # A slow subscriber skips frames rather than growing memory; since frames
                 # carry only changed rows, its next one carries them all.
@@ -634,11 +637,11 @@ class Worker:
             if handler is None:
                 raise BadRequest(f"unknown method {method!r}", "unknown_method")
             answer = handler(self, params)
+            if isinstance(answer, dict):
+                peer.send(protocol.ok(answer))
+                return
         except Exception as exc:
             peer.send(self._error_response(exc))
-            return
-        if isinstance(answer, dict):
-            peer.send(protocol.ok(answer))
             return
         peer.busy = True
         future = asyncio.ensure_future(answer)
@@ -648,9 +651,13 @@ class Worker:
         if done.cancelled():
             peer.close()  # the loop is shutting down; the connection just ends
             return
-        exc = done.exception()
-        peer.send(protocol.ok(done.result()) if exc is None else self._error_response(exc))
-        peer.resume()
+        try:
+            exc = done.exception()
+            peer.send(protocol.ok(done.result()) if exc is None else self._error_response(exc))
+        except Exception as failure:  # an answer that cannot be encoded, say
+            peer.send(self._error_response(failure))
+        finally:
+            peer.resume()
 
     @staticmethod
     def _error_response(exc: BaseException) -> bytes:
@@ -668,8 +675,7 @@ class Worker:
 
     def _subscribe(self, peer: Peer) -> None:
         """From now on the connection carries screen events, starting with the whole screen."""
-        peer.busy = True  # no more requests on this connection
-        peer.discard_input = True
+        peer.subscribed = True  # no more requests on this connection
         self.subscribers[peer] = False
         peer.on_close.append(lambda: self._unsubscribe(peer))
         peer.send(protocol.encode(self.screen_event(list(range(self.emu.rows)))))
