@@ -97,7 +97,8 @@ class Emulator:
         self._snap: list[tuple[Char, ...]] = []
         self._text: list[str | None] = []
         self._ui_dirty: set[int] = set()
-        self._moved = False
+        self._shown: list[tuple[Char, ...]] = []  # each row as of the last flush
+        self._recheck: set[int] = set()  # rows to compare with what was shown
         self._screen.on_shift = self._on_shift
         self._reset_caches()
         self._state = self._state_key()
@@ -108,6 +109,8 @@ class Emulator:
         s = self._screen
         self._blank = (s.default_char,) * s.columns
         self._snap = [self._blank] * s.lines
+        self._shown = list(self._snap)  # (every row is reported dirty below anyway)
+        self._recheck.clear()
         self._text = [None] * s.lines
         self._ui_dirty = set(range(s.lines))
         s.dirty.update(range(s.lines))
@@ -121,7 +124,6 @@ class Emulator:
             dirty.update(range(top, bottom + 1))
             return
         snaps, texts = self._snap, self._text
-        before = snaps[top : bottom + 1]
         # Vacated rows keep what was shown there until the flush compares it with the new.
         if count > 0:
             snaps[top : bottom + 1 - count] = snaps[top + count : bottom + 1]
@@ -136,10 +138,7 @@ class Emulator:
         kept = {y for y in dirty if y < top or y > bottom}
         dirty.clear()
         dirty.update(kept, moved, vacated)
-        for y in range(top, bottom + 1):
-            if snaps[y] is not before[y - top] and snaps[y] != before[y - top]:
-                self._ui_dirty.add(y)
-                self._moved = True
+        self._recheck.update(range(top, bottom + 1))
 
     def _state_key(self) -> tuple[object, ...]:
         s = self._screen
@@ -149,7 +148,7 @@ class Emulator:
     def _flush(self) -> bool:
         """Fold pyte's dirty rows into the snapshots; bump seq if anything visible changed."""
         s = self._screen
-        changed, self._moved = self._moved, False
+        changed = False
         if s.dirty:
             rows, cols, buf = s.lines, s.columns, s.buffer
             default = s.default_char
@@ -163,9 +162,16 @@ class Emulator:
                     if snap != snaps[y]:
                         snaps[y] = snap
                         texts[y] = None
-                        self._ui_dirty.add(y)
-                        changed = True
+                        self._recheck.add(y)
             s.dirty.clear()
+        if self._recheck:
+            snaps, shown = self._snap, self._shown
+            for y in self._recheck:
+                if snaps[y] is not shown[y] and snaps[y] != shown[y]:
+                    shown[y] = snaps[y]
+                    self._ui_dirty.add(y)
+                    changed = True
+            self._recheck.clear()
         state = self._state_key()
         if state != self._state:
             self._state = state

@@ -828,3 +828,19 @@ def test_row_caches_follow_scrolling(chunks: list[list[bytes]]) -> None:
         now = emu.lines()
         assert {y for y in range(6) if now[y] != shown[y]} <= dirty
         shown = now
+
+
+def test_a_scroll_repainted_in_the_same_chunk_changes_nothing() -> None:
+    """What counts is the screen at the end of a chunk: scrolling and then drawing the same
+    rows again (a TUI redrawing after a scroll) is no change, so no seq bump and no rows."""
+    emu = Emulator(10, 4)
+    emu.feed(b"a\r\nb\r\nc\x1b[1;1H")
+    emu.dirty_rows()
+    seq = emu.seq
+    emu.feed(b"\x1b[S\x1b[1;1Ha\r\nb\r\nc\x1b[1;1H")
+    assert emu.lines() == ["a", "b", "c", ""]
+    assert emu.seq == seq
+    assert emu.dirty_rows() == set()
+    emu.feed(b"\x1b[S")  # a scroll that stays: rows 0-2 changed
+    assert emu.seq == seq + 1
+    assert emu.dirty_rows() == {0, 1, 2}
