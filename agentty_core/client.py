@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from .subscription import Subscription
 
 DEFAULT_TIMEOUT = 5.0
+_SAFE_TO_REPEAT = frozenset({"get", "info", "ping", "wait"})  # requests that change nothing
 
 
 def describe_end(record: Record) -> str:
@@ -211,6 +212,7 @@ class Client:
         if conn is not None and (conn.peer_pid != expect or not conn.reusable()):
             conn.close()
             conn = None
+        reused = conn is not None
         try:
             if conn is None:
                 path = str(self.home.socket_path(session_id))
@@ -221,6 +223,10 @@ class Client:
             result = conn.call(method, params, timeout=wait)
         except WorkerUnreachable as exc:
             conn.close()
+            if reused and method in _SAFE_TO_REPEAT:
+                # A kept connection the worker closed just now (idle, say): ask once more on
+                # a new one. Requests that act are not repeated: they may have been done.
+                return self._call(rec, method, params, timeout)
             return self._recover_call(rec, method, params, wait, exc)
         except RemoteError:
             self._keep(session_id, conn)  # an error answer leaves the connection in step

@@ -7,6 +7,8 @@ import json
 import socket
 from pathlib import Path
 
+import pytest
+
 from tests.helpers.cli import agentty, agentty_json
 
 
@@ -178,3 +180,26 @@ def test_what_a_subscriber_sends_is_ignored_and_the_stream_goes_on() -> None:
             buf += chunk
     assert agentty_json("get")["size"] == {"cols": 80, "rows": 24}
     agentty("kill", check=True)
+
+
+def test_a_kept_connection_lost_at_the_last_moment_is_retried_only_for_reads(
+    agentty_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentty_core.client import Client
+    from agentty_core.errors import WorkerUnreachable
+
+    with Client() as client:
+        sid = str(client.start(["cat"])["id"])
+        client.get(sid)
+
+        def lose_kept_connection() -> None:
+            conn = client._idle[sid]
+            conn.sock.shutdown(socket.SHUT_RDWR)  # closed, but it still looks reusable
+            monkeypatch.setattr(conn, "reusable", lambda: True)
+
+        lose_kept_connection()
+        assert client.get(sid)["size"] == {"cols": 80, "rows": 24}  # asked again, once
+        lose_kept_connection()
+        with pytest.raises(WorkerUnreachable):
+            client.text(sid, "typed once at most\r")  # may have been done: not repeated
+        client.kill(sid)
