@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, ClassVar, TypeAlias, cast
 
 from . import failpoints, identity, inputstate, keys, protocol
-from .emulator import Emulator
+from .emulators import create_emulator
 from .errors import EXIT_TIMEOUT, EXIT_USAGE, AgenttyError, InvalidKey, SpawnError
 from .ipc_server import Peer, Server
 from .paths import Home
@@ -88,7 +88,7 @@ class Worker:
         record = spec.get("record")
         self.record: Record = dict(record) if isinstance(record, dict) else {}
         cols, rows = int(spec["cols"]), int(spec["rows"])  # type: ignore[call-overload]  # validated by the launcher
-        self.emu = Emulator(cols, rows)
+        self.emu, self.emulator_name = create_emulator(cols, rows)
         self.child: PtyChild | None = None
         self.server: Server | None = None
         self.raw = bytearray()
@@ -151,6 +151,7 @@ class Worker:
         failpoints.hit("worker.after_bind")
         self._update_record(
             status="running",
+            emulator=self.emulator_name,
             pid=pid,
             pidStart=identity.start_token(pid),
             createTime=identity.create_time(pid),

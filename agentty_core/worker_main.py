@@ -81,7 +81,13 @@ def main() -> int:
     status_fd = int(os.environ.pop("AGENTTY_STATUS_FD", "-1"))
     _setup_logging()
     worker = Worker(spec, home, status_fd if status_fd >= 0 else None)
-    log.info("worker %s starting session %s: %s", os.getpid(), worker.id, spec["argv"])
+    log.info(
+        "worker %s starting session %s (emulator %s): %s",
+        os.getpid(),
+        worker.id,
+        worker.emulator_name,
+        spec["argv"],
+    )
     try:
         return asyncio.run(worker.run())
     except BaseException as exc:

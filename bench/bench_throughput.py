@@ -59,10 +59,19 @@ def _raw_drain(path: Path) -> float:
     return elapsed
 
 
-def _agentty(path: Path, last: str, get_latency: list[float] | None) -> float:
+def _agentty(
+    path: Path, last: str, get_latency: list[float] | None, emulator: str = "pyte"
+) -> float:
     with agentty_home() as root:
         c = client(root)
-        sid = str(c.start(["sh", "-c", GATE.format(path)])["id"])
+        os.environ["AGENTTY_EMULATOR"] = emulator  # read by the worker `start` spawns
+        try:
+            rec = c.start(["sh", "-c", GATE.format(path)])
+        finally:
+            del os.environ["AGENTTY_EMULATOR"]
+        if rec.get("emulator", "pyte") != emulator:
+            raise RuntimeError(f"the worker runs {rec.get('emulator')}, not {emulator}")
+        sid = str(rec["id"])
         time.sleep(0.3)
         done = threading.Event()
 
@@ -89,6 +98,14 @@ def _agentty(path: Path, last: str, get_latency: list[float] | None) -> float:
         if not any(last in line for line in lines):
             raise RuntimeError(f"agentty's final screen lacks {last!r}: {lines[-3:]}")
     return elapsed
+
+
+def compiled_available() -> bool:
+    try:
+        import avt  # type: ignore[import-untyped,unused-ignore]  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _emulators_alone(path: Path) -> tuple[float, float | None]:
@@ -161,6 +178,17 @@ def run(quick: bool) -> list[Row]:
                 row.target = ">= 10 MB/s"
                 row.ok = ours >= 10
             rows.append(row)
+            if compiled_available():
+                avt_rate = mb / _agentty(path, last, None, emulator="avt")
+                avt_row = Row(B, f"agentty cat, {label}, avt backend", "MB/s", avt_rate, samples=1)
+                avt_row.note = "AGENTTY_EMULATOR=avt (optional; pyte is the default)"
+                avt_row.target = row.target
+                if row.peer:
+                    avt_row.peer, avt_row.peer_median = row.peer, row.peer_median
+                avt_row.ok = avt_rate >= 10 and (
+                    kind != "plain" or avt_row.ratio is None or avt_row.ratio >= 1.0
+                )
+                rows.append(avt_row)
             alone, compiled = _emulators_alone(path)
             rows.append(Row(B, f"agentty emulator alone, {label}", "MB/s", mb / alone, samples=1))
             if compiled is None:
@@ -173,7 +201,7 @@ def run(quick: bool) -> list[Row]:
                         "MB/s",
                         mb / compiled,
                         samples=1,
-                        note="a candidate optional backend; not wired in",
+                        note="what AGENTTY_EMULATOR=avt runs",
                     )
                 )
             if latency:
