@@ -1,5 +1,7 @@
 """3. Throughput: `cat` of a generated file inside a session, until the program exited and
-the final screen shows the last line; plain text and SGR-coloured text. Peers: the same in a
+the final screen shows the last line: plain text, SGR-coloured text, vim-like and top-like
+full-screen redraws, and a recorded vim session played again and again (bench/streams.py),
+on the default emulator and on the optional compiled one. Peers: the same in a
 tmux pane (until the pane shows the last line) and the raw PTY drain (python pty + os.read
 until EOF, no terminal emulation). Also `get` latency while the flood runs.
 Targets: plain >= 1.0x tmux; every stream >= 10 MB/s; `get` p95 during the flood <= 100 ms."""
@@ -15,32 +17,12 @@ import threading
 import time
 from pathlib import Path
 
-from bench.common import CSI, TMUX, TMUX_HINT, Row, Tmux, agentty_home, client, ms_row, p95, skipped
+from bench import streams
+from bench.common import TMUX, TMUX_HINT, Row, Tmux, agentty_home, client, ms_row, p95, skipped
 
 B = "3 throughput"
 MB = 1_000_000
 GATE = "read _; exec cat {}"  # the program waits for Enter, so start-up is not timed
-
-
-def make_file(path: Path, size: int, coloured: bool) -> str:
-    """Lines of ~100 columns up to `size` bytes; returns the unique last line."""
-    words = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor"
-    out = []
-    total = i = 0
-    while total < size:
-        if coloured:
-            line = (
-                f"{CSI}1;3{i % 8}m{i:08d}{CSI}0m {CSI}38;5;{i % 256}m{words}{CSI}0m {words[:8]}\n"
-            )
-        else:
-            line = f"{i:08d} {words} {words[:8]}\n"
-        out.append(line)
-        total += len(line)
-        i += 1
-    last = f"END-OF-STREAM {i}"
-    out.append(last + "\n")
-    path.write_text("".join(out))
-    return last
 
 
 def _raw_drain(path: Path) -> float:
@@ -154,9 +136,9 @@ def run(quick: bool) -> list[Row]:
     size = 4 * MB if quick else 50 * MB
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="atb-data-") as tmp:
-        for kind, coloured in (("plain", False), ("SGR", True)):
+        for kind in streams.STREAMS:
             path = Path(tmp, f"{kind}.txt")
-            last = make_file(path, size, coloured)
+            last = streams.write(path, kind, size)
             mb = path.stat().st_size / MB
             label = f"{kind} {mb:.0f} MB"
             raw = mb / _raw_drain(path)

@@ -1,6 +1,6 @@
 """Emulator throughput: feed ~5 MB in 64 KiB chunks to a fresh Emulator(80, 24).
 
-Run: .venv/bin/python tests/data/throughput.py [plain|sgr|vim|top|mem ...]
+Run: .venv/bin/python tests/data/throughput.py [plain SGR vim-like top-like 'recorded vim' mem]
 Prints MB/s per stream kind and the slowest single 64 KiB feed.
 """
 
@@ -11,67 +11,16 @@ import time
 import tracemalloc
 
 from agentty_core.emulator import Emulator
+from bench import streams
 
 CSI = "\x1b["
-WORDS = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor"
+WORDS = streams.WORDS
 SIZE = 5_000_000
 
 
-def plain(size: int = SIZE) -> bytes:
-    out, total, i = [], 0, 0
-    while total < size:
-        line = f"{i:08d} {WORDS} {WORDS[:8]}\r\n"
-        out.append(line)
-        total += len(line)
-        i += 1
-    return "".join(out).encode()
-
-
-def sgr(size: int = SIZE) -> bytes:
-    out, total, i = [], 0, 0
-    while total < size:
-        line = f"{CSI}1;3{i % 8}m{i:08d}{CSI}0m {CSI}38;5;{i % 256}m{WORDS}{CSI}0m {WORDS[:8]}\r\n"
-        out.append(line)
-        total += len(line)
-        i += 1
-    return "".join(out).encode()
-
-
-def vim(size: int = SIZE) -> bytes:
-    """Full-screen redraws as vim sends them: position, number column, text, erase."""
-    out, total, frame = [f"{CSI}?1049h{CSI}?25l"], 0, 0
-    while total < size:
-        parts = [f"{CSI}?25l{CSI}H"]
-        for r in range(23):
-            n = frame + r
-            text = (WORDS[n % 20 :] + " " + WORDS)[: 60 + n % 15]
-            parts.append(f"{CSI}{r + 1};1H{CSI}33m{n:4d} {CSI}m{text}{CSI}K")
-        parts.append(f"{CSI}24;1H{CSI}7m-- INSERT -- {frame}{CSI}m{CSI}K{CSI}5;10H{CSI}?25h")
-        chunk = "".join(parts)
-        out.append(chunk)
-        total += len(chunk)
-        frame += 1
-    return "".join(out).encode()
-
-
-def top(size: int = SIZE) -> bytes:
-    """top-like: home, rows of columns with a reverse header, erase to end."""
-    out, total, frame = [], 0, 0
-    while total < size:
-        parts = [f"{CSI}H top - {frame:06d} up 1 day, load average: 0.{frame % 100:02d}{CSI}K\r\n"]
-        parts.append(f"{CSI}7m  PID USER      PR  NI    VIRT    RES  %CPU  COMMAND{CSI}m{CSI}K\r\n")
-        for r in range(20):
-            pid = 1000 + (frame * 7 + r) % 500
-            parts.append(
-                f"{pid:5d} user      20   0  {r * 1234:6d}  {r * 77:5d}  "
-                f"{r % 9}.{frame % 10}  proc{r}{CSI}K\r\n"
-            )
-        parts.append(f"{CSI}J")
-        chunk = "".join(parts)
-        out.append(chunk)
-        total += len(chunk)
-        frame += 1
-    return "".join(out).encode()
+def stream(kind: str) -> bytes:
+    """The benchmark's stream of `kind`, as the tty hands it over (LF becomes CR LF)."""
+    return streams.STREAMS[kind](SIZE).replace("\n", "\r\n").encode()
 
 
 def run(name: str, data: bytes) -> None:
@@ -107,11 +56,9 @@ def memory() -> None:
     print(f"memory {current / 2**20:7.2f} MiB for {len(emu.scrollback())} coloured lines")
 
 
-KINDS = {"plain": plain, "sgr": sgr, "vim": vim, "top": top}
-
 if __name__ == "__main__":
-    for kind in sys.argv[1:] or [*KINDS, "mem"]:
+    for kind in sys.argv[1:] or [*streams.STREAMS, "mem"]:
         if kind == "mem":
             memory()
         else:
-            run(kind, KINDS[kind]())
+            run(kind, stream(kind))
