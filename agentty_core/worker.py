@@ -55,7 +55,12 @@ MAX_CONNECTIONS = 64
 PUSH_BACKLOG = 1 << 18  # unsent bytes after which a subscriber's frames are skipped
 IDLE_CONNECTION = 600.0
 LOG_CAP = 256 * 1024  # the worker log never holds program output; this bounds the rest
-EXIT_DRAIN = 0.25  # after the program exited: the PTY counts as closed after this long quiet
+# After the program exited, its last output is read until the PTY reports EOF. A job it left
+# in the background may hold the PTY open forever: then the PTY counts as closed after
+# EXIT_DRAIN of quiet. With nobody left, EOF comes once everything is read, however long a
+# loaded machine takes to hand the rest over; EXIT_DRAIN_MAX of quiet is the backstop.
+EXIT_DRAIN = 0.25
+EXIT_DRAIN_MAX = 5.0
 ENTER_GAP = 0.05  # between text and its Enter, so TUIs don't take the Enter as pasted
 INPUT_POLL = 0.02
 SIGNALS = {
@@ -329,10 +334,16 @@ class Worker:
         if self.pty_closed:
             return
         quiet = time.monotonic() - self.last_read
-        if quiet >= EXIT_DRAIN:
+        if quiet >= EXIT_DRAIN and (quiet >= EXIT_DRAIN_MAX or self._anyone_left()):
             self._on_pty_closed()
         else:
-            asyncio.get_running_loop().call_later(EXIT_DRAIN - quiet, self._drain_after_exit)
+            delay = max(EXIT_DRAIN - quiet, 0.05)
+            asyncio.get_running_loop().call_later(delay, self._drain_after_exit)
+
+    def _anyone_left(self) -> bool:
+        from .killtree import alive  # psutil: loaded only when a program has exited
+
+        return bool(alive(self._session_processes()))
 
     def _maybe_finalize(self) -> None:
         if self.exit_status is None or not self.pty_closed or self.finalizing:

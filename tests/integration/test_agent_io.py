@@ -268,3 +268,11 @@ def test_final_screen_of_a_fast_flood_is_complete(tmp_path: Path) -> None:
         assert session.get().text.splitlines()[-2:] == ["00399999 flood line", "END-MARK"]
     finally:
         session.kill()
+
+
+def test_exit_is_noticed_though_a_background_job_holds_the_terminal() -> None:
+    """No end of file comes while the job keeps the PTY open: the exit counts once the
+    output has been quiet a moment, and the job is ended with the session."""
+    agentty_json("start", "--", "sh", "-c", "trap '' HUP; sleep 1000 & echo parent-done")
+    result = agentty_json("wait", "--exit", "--timeout", "10")
+    assert result["fired"] == "exit" and result["lines"][0] == "parent-done"
