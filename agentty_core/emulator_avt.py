@@ -26,9 +26,10 @@ _BASE = ("black", "red", "green", "brown", "blue", "magenta", "cyan", "white")
 _OSC_COLORS = {10: "rgb:ffff/ffff/ffff", 11: "rgb:0000/0000/0000"}
 _MOUSE = frozenset({1000, 1002, 1003, 1005, 1006, 1015})
 _ALT = frozenset({47, 1047, 1049})
-# What matters to us in the stream: CSI sequences, OSC strings, keypad ESC = / ESC >.
+# What matters to us in the stream: the CSI sequences that set modes or ask something (not
+# SGR and cursor motion, the bulk of it), OSC strings, keypad ESC = / ESC >.
 _SEQ = re.compile(
-    r"\x1b\[([\x30-\x3f]*)([\x20-\x2f]*)([\x40-\x7e])"
+    r"\x1b\[([\x30-\x3f]*)([\x20-\x2f]*)([hlcnpqt])"
     r"|\x1b\](\d+);([^\x07\x1b]*)(\x07|\x1b\\)"
     r"|\x1b([=>])"
 )
@@ -96,7 +97,7 @@ class AvtEmulator:
         if not text:
             return b""
         before = self._state()
-        scan = self._partial + text
+        scan = self._partial + text if self._partial else text
         offset = len(self._partial)  # the partial sequence was fed to avt already
         self._partial = ""
         replies: list[str] = []
@@ -109,9 +110,9 @@ class AvtEmulator:
                 fed = end
                 replies.append(self._reply(reply))
         self._feed(text[fed:])
-        tail = _PARTIAL.search(scan)
-        if tail is not None and len(scan) - tail.start() < 4096:
-            self._partial = scan[tail.start() :]
+        start = scan.rfind("\x1b", max(0, len(scan) - 4096))
+        if start >= 0 and _PARTIAL.match(scan, start):
+            self._partial = scan[start:]
         if self._state() != before:
             self._seq += 1
         return "".join(replies).encode("utf-8")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import os
 import pty
+import shlex
 import subprocess
 import tempfile
 import threading
@@ -48,7 +49,7 @@ def _agentty(
         c = client(root)
         os.environ["AGENTTY_EMULATOR"] = emulator  # read by the worker `start` spawns
         try:
-            rec = c.start(["sh", "-c", GATE.format(path)])
+            rec = c.start(["sh", "-c", GATE.format(shlex.quote(str(path)))])
         finally:
             del os.environ["AGENTTY_EMULATOR"]
         if rec.get("emulator", "pyte") != emulator:
@@ -137,7 +138,7 @@ def run(quick: bool) -> list[Row]:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="atb-data-") as tmp:
         for kind in streams.STREAMS:
-            path = Path(tmp, f"{kind}.txt")
+            path = Path(tmp, kind.replace(" ", "-") + ".txt")
             last = streams.write(path, kind, size)
             mb = path.stat().st_size / MB
             label = f"{kind} {mb:.0f} MB"

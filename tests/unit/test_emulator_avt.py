@@ -58,6 +58,10 @@ def test_a_query_cut_between_chunks_is_answered_once_with_the_cursor_after_it() 
     assert emu.feed(b"hello\x1b[") == b""
     assert emu.feed(b"6nX") == b"\x1b[1;6R"
     assert emu.lines()[0] == "helloX"
+    emu.feed(b"\x1b]2;a ti")  # a title cut in two
+    emu.feed(b"tle\x07\x1b[?20")
+    emu.feed(b"04h")
+    assert emu.title == "a title" and emu.modes["bracketedPaste"]
 
 
 def test_seq_dirty_rows_find_and_resize() -> None:
