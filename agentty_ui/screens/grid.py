@@ -17,7 +17,7 @@ from agentty_core.client import Client
 
 from ..widgets.terminal_view import TerminalView
 
-GRID_FRAME = 0.1  # seconds: 10 frames a second per pane is plenty to watch many at once
+GRID_FRAME = 0.15  # seconds: ~7 frames a second per pane is plenty to watch many at once
 
 
 class MiniPane(Vertical, can_focus=True):
