@@ -104,7 +104,8 @@ def build_parser(only: str | None = None) -> ArgumentParser:
             help="start a program in a new background PTY session",
             description="Start PROGRAM with exactly the given arguments (no shell) on a new PTY. "
             "Prints the session id once the program runs and its worker answers; the new "
-            "session becomes the active one.",
+            "session becomes the active one. With AGENTTY_EMULATOR=avt in the environment "
+            "(and pip install 'agentty[avt]') the session runs on the compiled emulator.",
             usage="agentty start [options] -- PROGRAM [ARG...]\n"
             "       agentty start [options] --shell 'CMDLINE'",
         )
