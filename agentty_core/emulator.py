@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import logging
 import re
+from collections.abc import Iterable
 from itertools import chain
 from operator import itemgetter
 
@@ -298,27 +299,37 @@ class Emulator:
         The column counts cells, so it matches the cursor's: a wide character before the
         match counts two.
         """
-        for row, text in enumerate(self._searchable(scrollback)):
-            index = text.find(needle)
-            if index >= 0:
-                return row, _cell_column(text, index)
-        return None
+        return find_in(self._searchable(scrollback), needle)
 
     def search(
         self, pattern: re.Pattern[str], *, scrollback: bool = False
     ) -> tuple[int, int] | None:
         """Like find() with a regex searched in each line."""
-        for row, text in enumerate(self._searchable(scrollback)):
-            m = pattern.search(text)
-            if m is not None:
-                return row, _cell_column(text, m.start())
-        return None
+        return search_in(self._searchable(scrollback), pattern)
 
     def _searchable(self, scrollback: bool) -> chain[str]:
         screen = (t or "" for t in self._texts())
         if scrollback:
             return chain((text for text, _runs in self._screen.history), screen)
         return chain(screen)
+
+
+def find_in(lines: Iterable[str], needle: str) -> tuple[int, int] | None:
+    """(row, screen column) of the first occurrence of `needle` in `lines`, or None."""
+    for row, text in enumerate(lines):
+        index = text.find(needle)
+        if index >= 0:
+            return row, _cell_column(text, index)
+    return None
+
+
+def search_in(lines: Iterable[str], pattern: re.Pattern[str]) -> tuple[int, int] | None:
+    """Like find_in() with a regex searched in each line."""
+    for row, text in enumerate(lines):
+        m = pattern.search(text)
+        if m is not None:
+            return row, _cell_column(text, m.start())
+    return None
 
 
 def _ansi_line(runs: list[Run]) -> str:

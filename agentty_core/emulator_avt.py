@@ -20,7 +20,7 @@ from pyte.graphics import FG_BG_256
 
 from ._emulator_parser import DA1, DA2, XTVERSION
 from ._emulator_screen import BLINK, BOLD, ITALICS, REVERSE, STRIKETHROUGH, UNDERSCORE, Run
-from .emulator import _ansi_line, _cell_column
+from .emulator import _ansi_line, find_in, search_in
 
 _BASE = ("black", "red", "green", "brown", "blue", "magenta", "cyan", "white")
 _OSC_COLORS = {10: "rgb:ffff/ffff/ffff", 11: "rgb:0000/0000/0000"}
@@ -259,20 +259,12 @@ class AvtEmulator:
         }
 
     def find(self, needle: str, *, scrollback: bool = False) -> tuple[int, int] | None:
-        for row, text in enumerate(self._searchable(scrollback)):
-            index = text.find(needle)
-            if index >= 0:
-                return row, _cell_column(text, index)
-        return None
+        return find_in(self._searchable(scrollback), needle)
 
     def search(
         self, pattern: re.Pattern[str], *, scrollback: bool = False
     ) -> tuple[int, int] | None:
-        for row, text in enumerate(self._searchable(scrollback)):
-            m = pattern.search(text)
-            if m is not None:
-                return row, _cell_column(text, m.start())
-        return None
+        return search_in(self._searchable(scrollback), pattern)
 
     def _searchable(self, scrollback: bool) -> chain[str]:
         if scrollback:
