@@ -24,7 +24,7 @@ from .ipc_client import peer_credentials
 log = logging.getLogger("agentty.worker")
 
 RECV = 1 << 16
-HIGH_WATER = 1 << 20  # unsent bytes above which a streaming writer waits for the peer
+HIGH_WATER = 1 << 20  # unsent bytes above which a connection's next requests wait
 
 
 class Peer:
@@ -53,7 +53,6 @@ class Peer:
         self.idle_timeout = idle_timeout
         self.max_line = max_line
         self.on_close: list[Callable[[], None]] = []
-        self._drained: asyncio.Future[None] | None = None
         self._reading = False
         self._writing = False
         self._idle: asyncio.TimerHandle | None = None
@@ -141,22 +140,10 @@ class Peer:
             self.close()
             return
         del self.outbuf[:sent]
-        if len(self.outbuf) <= HIGH_WATER and self._drained is not None:
-            if not self._drained.done():
-                self._drained.set_result(None)
-            self._drained = None
         if not self.outbuf and self.close_when_flushed:
             self.close()
             return
         self.take_lines()  # answers had run far ahead: the reader caught up
-
-    async def drain(self) -> None:
-        """Wait while the peer is far behind (a streaming writer's back-pressure)."""
-        if len(self.outbuf) <= HIGH_WATER or self.closed:
-            return
-        if self._drained is None:
-            self._drained = self.loop.create_future()
-        await asyncio.shield(self._drained)
 
     # -- the event loop's side -------------------------------------------------------------
 
@@ -213,9 +200,6 @@ class Peer:
         if self._writing:
             self.loop.remove_writer(self.fd)
         self.sock.close()
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_exception(ConnectionResetError("connection closed"))
-            self._drained.exception()  # retrieved: nobody may be waiting on it
         self.server.peers.discard(self)
         for callback in self.on_close:
             callback()
