@@ -94,7 +94,8 @@ def fast_lane(words: list[str]) -> int | None:
             return None
         message = error.get("message") if isinstance(error, dict) else None
         sys.stderr.write(f"agentty: error: {message or 'the worker refused the request'}\n")
-        return 1
+        exit_code = error.get("exit_code") if isinstance(error, dict) else None
+        return exit_code if isinstance(exit_code, int) and exit_code > 0 else 1
     if command == "get":
         result = reply.get("result")
         lines = result.get("lines") if isinstance(result, dict) else None
