@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -84,8 +85,6 @@ class Client:
         # connect costs more than the request. Taken out while in use, so threads never
         # share one.
         self._idle: dict[str, ipc_client.Connection] = {}
-        import weakref
-
         weakref.finalize(self, _close_all, self._idle)
 
     def close(self) -> None:

@@ -645,10 +645,7 @@ class Worker:
             if method == "subscribe":
                 self._subscribe(peer)
                 return
-            handler = self.handlers.get(method)
-            if handler is None:
-                raise BadRequest(f"unknown method {method!r}", "unknown_method")
-            answer = handler(self, params)
+            answer = self._answer(method, params)
             if isinstance(answer, dict):
                 peer.send(protocol.ok(answer))
                 return
@@ -695,12 +692,15 @@ class Worker:
     def _unsubscribe(self, peer: Peer) -> None:
         self.subscribers.pop(peer, None)
 
-    async def dispatch(self, method: str, params: JSONObject) -> JSONObject:
-        """One request's result (or its exception), whichever way its handler answers."""
+    def _answer(self, method: str, params: JSONObject) -> Answer:
         handler = self.handlers.get(method)
         if handler is None:
             raise BadRequest(f"unknown method {method!r}", "unknown_method")
-        answer = handler(self, params)
+        return handler(self, params)
+
+    async def dispatch(self, method: str, params: JSONObject) -> JSONObject:
+        """One request's result (or its exception), whichever way its handler answers."""
+        answer = self._answer(method, params)
         return answer if isinstance(answer, dict) else await answer
 
     def _ping(self, params: JSONObject) -> JSONObject:

@@ -22,6 +22,13 @@ async def _serve(path: Path, on_request: Handler, body: Callable[[], Awaitable[N
             peer.close()
 
 
+async def _until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
 async def _connect(path: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     return await asyncio.open_unix_connection(str(path), limit=1 << 24)
 
@@ -44,8 +51,8 @@ def test_idle_connections_close_but_waiting_and_subscribed_ones_stay(tmp_path: P
         sub_r, sub_w = await _connect(tmp_path / "s")
         wait_w.write(b"hold\n")
         sub_w.write(b"sub\n")
-        await asyncio.sleep(0.8)  # well past the 0.3 s idle timeout
-        assert await idle_r.read() == b""  # closed for idleness
+        assert await asyncio.wait_for(idle_r.read(), 5) == b""  # closed for idleness
+        await asyncio.sleep(0.3)  # another idle timeout's worth: the others must stay open
         assert not wait_r.at_eof() and not sub_r.at_eof()
         held[0].send(b"done\n")
         held[0].resume()  # idle again from now on
@@ -71,7 +78,8 @@ def test_answers_far_ahead_of_the_reader_stop_further_reading(tmp_path: Path) ->
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)
         sock.connect(str(tmp_path / "s"))
         sock.sendall(b"get\n" * 20)
-        await asyncio.sleep(0.3)
+        await _until(lambda: bool(peers) and peers[0].unsent > HIGH_WATER)
+        await asyncio.sleep(0.1)  # a moment in which it could take more lines, and must not
         assert len(taken) < 20  # stopped taking lines while answers pile up unread
         assert peers[0].unsent <= HIGH_WATER + len(big)
         sock.setblocking(False)
