@@ -66,10 +66,13 @@ class UsageSampler:
         return result
 
     def _prune(self) -> None:
-        """Forget handles of processes that ended, so the cache cannot grow forever."""
+        """Forget handles of processes that ended, so the cache cannot grow forever.
+
+        Two polls may sample at once (a poll the dashboard replaced still finishes in its
+        thread), so a handle may already be gone: pop, never del."""
         for key, proc in list(self._handles.items()):
             if not proc.is_running():
-                del self._handles[key]
+                self._handles.pop(key, None)
 
 
 def format_bytes(size: int) -> str:
