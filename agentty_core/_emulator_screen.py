@@ -39,6 +39,10 @@ _DATA = itemgetter(0)
 _STYLE = itemgetter(1, 2, 3, 4, 5, 6, 7, 8)
 _DEFAULT_STYLE = ("default", "default", False, False, False, False, False, False)
 _STYLES_MIN = 4096  # style table size below which it is never compacted
+# pyte builds a new default Char on every access; one shared object per mode lets rows be
+# compared by identity (a row of blanks against another is 80 pointer checks, not 720 fields).
+_BLANK = Char(" ")
+_BLANK_REVERSE = Char(" ", reverse=True)
 
 
 def style_flags(style: tuple[str, str, bool, bool, bool, bool, bool, bool]) -> int:
@@ -129,6 +133,10 @@ class Screen(pyte.Screen):
 
     # -- helpers ---------------------------------------------------------------------------
 
+    @property
+    def default_char(self) -> Char:
+        return _BLANK_REVERSE if mo.DECSCNM in self.mode else _BLANK
+
     def _new_buffer(self) -> Buffer:
         return defaultdict(lambda: StaticDefaultDict[int, Char](self.default_char))
 
@@ -156,6 +164,12 @@ class Screen(pyte.Screen):
         """Compact form of a row for the scrollback: runs are kept only for styled rows."""
         if not line:
             return "", None
+        if line.default is _BLANK:
+            # The usual line: only its drawn cells matter when they are all unstyled.
+            width = min(max(line) + 1, self.columns)
+            drawn = tuple(map(line.get, range(width), repeat(_BLANK, width)))
+            if set(map(_STYLE, drawn)) == {_DEFAULT_STYLE}:
+                return "".join(map(_DATA, drawn)).rstrip(" "), None
         cells = row_cells(line, self.columns, line.default)
         text = "".join(map(_DATA, cells))
         styles = set(map(_STYLE, cells))

@@ -85,11 +85,13 @@ class Client:
         # connect costs more than the request. Taken out while in use, so threads never
         # share one.
         self._idle: dict[str, ipc_client.Connection] = {}
+        self._idle_records: dict[str, Record] = {}  # the record each kept connection was made for
         weakref.finalize(self, _close_all, self._idle)
 
     def close(self) -> None:
         """Close the connections kept open for reuse (also done when the client is freed)."""
         _close_all(self._idle)
+        self._idle_records.clear()
 
     def __enter__(self) -> Client:
         return self
@@ -186,6 +188,30 @@ class Client:
             self._records()
             return records.resolve(self.home, ref)
 
+    def _vouched(self, ref: str | None) -> Record | None:
+        """The record of the session `ref` names by its id, when a kept connection to its
+        worker is still open: that worker's pid was checked when the connection was made,
+        so the session is live without reading the state file again (which was half of a
+        `text` + `wait` round trip). The worker itself refuses input once its program ended."""
+        if ref is None:
+            return None
+        conn = self._idle.get(ref)
+        if conn is None or not conn.reusable():
+            return None
+        return self._idle_records.get(ref)
+
+    def _call_running(self, ref: str | None, method: str, params: JSONObject) -> JSONObject:
+        """Input for a running session. Through a kept connection the worker may answer that
+        its program just ended: then the state file tells it as for any ended session."""
+        rec = self._vouched(ref)
+        if rec is not None:
+            try:
+                return self._call(rec, method, params)
+            except RemoteError as exc:
+                if exc.code != "exited":
+                    raise
+        return self._call(self.require_running(ref), method, params)
+
     def require_running(self, ref: str | None) -> Record:
         rec = self.resolve(ref)
         if rec.get("status") == "running" and not self.worker_alive(rec):
@@ -228,16 +254,18 @@ class Client:
                 return self._call(rec, method, params, timeout)
             return self._recover_call(rec, method, params, wait, exc)
         except RemoteError:
-            self._keep(session_id, conn)  # an error answer leaves the connection in step
+            self._keep(rec, conn)  # an error answer leaves the connection in step
             raise
         except BaseException:
             conn.close()
             raise
-        self._keep(session_id, conn)
+        self._keep(rec, conn)
         return result
 
-    def _keep(self, session_id: str, conn: ipc_client.Connection) -> None:
+    def _keep(self, rec: Record, conn: ipc_client.Connection) -> None:
+        session_id = str(rec["id"])
         old = self._idle.pop(session_id, None)
+        self._idle_records[session_id] = rec
         self._idle[session_id] = conn
         if old is not None:
             old.close()
@@ -310,7 +338,7 @@ class Client:
         return rec
 
     def get(self, ref: str | None = None, **params: object) -> JSONObject:
-        rec = self.resolve(ref)
+        rec = self._vouched(ref) or self.resolve(ref)
         if rec.get("status") in ("running", "starting"):
             with contextlib.suppress(SessionNotRunning):
                 return self._call(rec, "get", params)
@@ -338,16 +366,14 @@ class Client:
     def text(
         self, ref: str | None, data: str | bytes, *, enter: bool = False, paste: bool = False
     ) -> JSONObject:
-        rec = self.require_running(ref)
-        return self._call(rec, "text", text_params(data, enter=enter, paste=paste))
+        return self._call_running(ref, "text", text_params(data, enter=enter, paste=paste))
 
     def paste(self, ref: str | None, data: str | bytes) -> JSONObject:
         return self.text(ref, data, paste=True)
 
     def key(self, ref: str | None, names: Sequence[str]) -> JSONObject:
         keys.parse_all(list(names))  # validate before anything is sent
-        rec = self.require_running(ref)
-        return self._call(rec, "key", {"keys": list(names)})
+        return self._call_running(ref, "key", {"keys": list(names)})
 
     def resize(self, ref: str | None, cols: int, rows: int) -> JSONObject:
         rec = self.require_running(ref)
@@ -359,7 +385,7 @@ class Client:
 
     def wait(self, ref: str | None, *, timeout: float = 30.0, **conditions: object) -> JSONObject:
         """Block until a condition holds (answered by the worker); WaitTimeout after `timeout`."""
-        rec = self.resolve(ref)
+        rec = self._vouched(ref) or self.resolve(ref)
         params: JSONObject = {k: v for k, v in conditions.items() if v not in (None, False)}
         params["timeout"] = timeout
         if rec.get("status") not in ("running", "starting"):

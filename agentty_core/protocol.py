@@ -68,13 +68,19 @@ def _depth(value: object, limit: int = MAX_DEPTH) -> int:
     return deepest
 
 
+# Built once: json.loads and json.dumps with options build a new decoder or encoder per call,
+# a measurable share of a request that takes 0.1 ms in all.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
 def decode_line(line: bytes) -> JSONObject:
     """Parse one framed line into a JSON object, or raise BadRequest."""
     if len(line) > MAX_LINE:
         raise BadRequest(f"line too long ({len(line)} > {MAX_LINE} bytes)", "too_large")
     try:
         text = line.decode("utf-8")
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = _DECODER.decode(text)
     except BadRequest:
         raise
     except RecursionError:
@@ -83,14 +89,16 @@ def decode_line(line: bytes) -> JSONObject:
         raise BadRequest(f"invalid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise BadRequest("a message must be a JSON object")
-    if _depth(value) > MAX_DEPTH:
+    # Nesting needs a bracket per level: most lines can't be deep, and skip the walk.
+    deep = line.count(b"[") + line.count(b"{") > MAX_DEPTH
+    if deep and _depth(value) > MAX_DEPTH:
         raise BadRequest("JSON nested too deeply")
     return value
 
 
 def encode(message: JSONObject) -> bytes:
     """One framed line. `allow_nan=False`: the protocol never carries NaN."""
-    return json.dumps(message, separators=(",", ":"), allow_nan=False).encode() + b"\n"
+    return _ENCODER.encode(message).encode() + b"\n"
 
 
 def request(method: str, params: JSONObject | None = None) -> bytes:

@@ -42,6 +42,12 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
+def iso(timestamp: float) -> str:
+    """`time.time()` as now_iso() writes it: cheap to keep, formatted only when read."""
+    moment = _dt.datetime.fromtimestamp(timestamp, _dt.timezone.utc)
+    return moment.isoformat(timespec="milliseconds")
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Replace `path` with `data` so that readers see the old or the new bytes, never a mix."""
     import tempfile

@@ -36,7 +36,7 @@ from .protocol import BadRequest, JSONObject
 from .ptyhost import PtyChild, become_subreaper, spawn
 from .recording import Recorder
 from .records import Record
-from .state import StateStore, atomic_write, now_iso
+from .state import StateStore, atomic_write, iso, now_iso
 from .waits import Fired, WaitSpec, evaluate, parse_wait
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ log = logging.getLogger("agentty.worker")
 READ_CHUNK = 1 << 16
 READ_BATCH = 1 << 15  # fed to the emulator at once: big enough for bulk parsing, small enough
 # that a request waiting behind a flood (it needs a few loop turns) is answered quickly
+SMALL_READ = 1024  # a read shorter than this means the PTY had little to give
 RAW_BUFFER = 1 << 20  # the tail of raw output kept for `get --raw`
 INPUT_QUEUE = 1 << 20  # bytes queued for a program that is not reading
 MAX_CONNECTIONS = 64
@@ -69,8 +70,40 @@ SIGNALS = {
 }
 
 
-# What a request handler gives: its result now, or an awaitable of it.
-Answer: TypeAlias = "JSONObject | Awaitable[JSONObject]"
+Outcome: TypeAlias = "JSONObject | BaseException"
+
+
+class Later:
+    """An answer given later by a direct call. A wait fires inside the callback that read
+    the program's output, and its answer goes out in that same turn of the loop; through
+    asyncio futures it would take a turn per future (a tenth of a round trip)."""
+
+    __slots__ = ("_receivers", "outcome")
+
+    def __init__(self) -> None:
+        self.outcome: Outcome | None = None
+        self._receivers: list[Callable[[Outcome], None]] = []
+
+    def done(self) -> bool:
+        return self.outcome is not None
+
+    def resolve(self, outcome: Outcome) -> None:
+        """The first outcome counts; later ones (a timer racing the output) are dropped."""
+        if self.outcome is None:
+            self.outcome = outcome
+            receivers, self._receivers = self._receivers, []
+            for receiver in receivers:
+                receiver(outcome)
+
+    def then(self, receiver: Callable[[Outcome], None]) -> None:
+        if self.outcome is None:
+            self._receivers.append(receiver)
+        else:
+            receiver(self.outcome)
+
+
+# What a request handler gives: its result now, a Later, or an awaitable of it.
+Answer: TypeAlias = "JSONObject | Later | Awaitable[JSONObject]"
 
 
 class RequestFailed(Exception):
@@ -105,8 +138,8 @@ class Worker:
         self.finalizing = False
         self.kill_task: asyncio.Task[KillResult] | None = None
         self.last_change = self.last_read = time.monotonic()
-        self.last_active = now_iso()
-        self.waits: dict[asyncio.Future[Fired], WaitSpec] = {}
+        self.active_at = time.time()
+        self.waits: dict[Later, WaitSpec] = {}
         self.input_poller: asyncio.Task[None] | None = None
         self.stable_timer: asyncio.TimerHandle | None = None
         # Subscribed connections, and whether one skipped a push (it then gets every row).
@@ -246,6 +279,8 @@ class Worker:
                 return b"".join(chunks), True
             chunks.append(chunk)
             size += len(chunk)
+            if len(chunk) < SMALL_READ:
+                break  # a line or two: the tty had no more (asking again costs an EAGAIN)
         return b"".join(chunks), False
 
     def _on_readable(self) -> None:
@@ -268,7 +303,7 @@ class Worker:
             self._write(replies)
         if self.emu.seq != seq:
             self.last_change = time.monotonic()
-            self.last_active = now_iso()
+            self.active_at = time.time()
             self._check_waits()
             self._schedule_push()
 
@@ -381,13 +416,12 @@ class Worker:
             self.recorder.close()
         fields = {**self._exit_fields(), "status": "exited", "endedAt": now_iso()}
         try:
-            self._update_record(lastActiveAt=self.last_active, **fields)
+            self._update_record(lastActiveAt=iso(self.active_at), **fields)
         except AgenttyError as exc:
             log.error("cannot record the exit: %s", exc)
         self._check_waits()
-        for future in list(self.waits):
-            if not future.done():
-                future.set_exception(RequestFailed("exited", self._exited_message()))
+        for later in list(self.waits):
+            later.resolve(RequestFailed("exited", self._exited_message()))
         for peer in list(self.subscribers):
             peer.finish()
         if self.server is not None:
@@ -507,12 +541,12 @@ class Worker:
         now = time.monotonic()
         reading: list[bool] = []  # probed once, when a wait needs it
         next_stable: float | None = None
-        for future, spec in list(self.waits.items()):
-            if future.done():
+        for later, spec in list(self.waits.items()):
+            if later.done():
                 continue
             fired = self._evaluate(spec, now, reading)
             if fired is not None:
-                future.set_result(fired)
+                later.resolve(self._wait_result(spec, fired))
             elif spec.stable_ms is not None:
                 due = self.last_change + spec.stable_ms / 1000
                 next_stable = due if next_stable is None else min(next_stable, due)
@@ -542,46 +576,37 @@ class Worker:
             await asyncio.sleep(INPUT_POLL)
         self.input_poller = None
 
-    def wait(self, spec: WaitSpec) -> Answer:
+    def wait(self, spec: WaitSpec) -> JSONObject | Later:
         """The answer now if the condition already holds (the common case for an agent that
-        waits right after typing a fast program's input), else a future for it."""
+        waits right after typing a fast program's input), else a Later for it."""
         fired = self._evaluate(spec, time.monotonic(), [])
         if fired is not None:
             return self._wait_result(spec, fired)
-        loop = asyncio.get_running_loop()
-        condition: asyncio.Future[Fired] = loop.create_future()
-        answer: asyncio.Future[JSONObject] = loop.create_future()
-        self.waits[condition] = spec
-        timer = loop.call_later(spec.timeout, self._wait_timed_out, condition, spec)
+        later = Later()
+        self.waits[later] = spec
+        timer = asyncio.get_running_loop().call_later(
+            spec.timeout, self._wait_timed_out, later, spec
+        )
 
-        def settle(done: asyncio.Future[Fired]) -> None:
+        def forget(_outcome: Outcome) -> None:
             timer.cancel()
-            self.waits.pop(done, None)
-            if answer.done():
-                return
-            if done.cancelled():
-                answer.cancel()
-            elif (exc := done.exception()) is not None:
-                answer.set_exception(exc)
-            else:
-                answer.set_result(self._wait_result(spec, done.result()))
+            self.waits.pop(later, None)
 
-        condition.add_done_callback(settle)
+        later.then(forget)
         self._check_waits()  # arms the timer of a `stable` wait
         if spec.input and self.input_poller is None:
-            self.input_poller = loop.create_task(self._poll_input())
-        return answer
+            self.input_poller = asyncio.get_running_loop().create_task(self._poll_input())
+        return later
 
-    def _wait_timed_out(self, condition: asyncio.Future[Fired], spec: WaitSpec) -> None:
-        if not condition.done():
-            condition.set_exception(
-                RequestFailed(
-                    "timeout",
-                    f"timed out after {spec.timeout:g}s waiting for {spec.describe()}",
-                    exit_code=EXIT_TIMEOUT,
-                    screen=self.screen_payload(),
-                )
+    def _wait_timed_out(self, later: Later, spec: WaitSpec) -> None:
+        later.resolve(
+            RequestFailed(
+                "timeout",
+                f"timed out after {spec.timeout:g}s waiting for {spec.describe()}",
+                exit_code=EXIT_TIMEOUT,
+                screen=self.screen_payload(),
             )
+        )
 
     def _wait_result(self, spec: WaitSpec, fired: Fired) -> JSONObject:
         result = self.screen_payload(scrollback=spec.scrollback, input=spec.input)
@@ -653,20 +678,35 @@ class Worker:
             peer.send(self._error_response(exc))
             return
         peer.busy = True
+        if isinstance(answer, Later):
+            answer.then(lambda outcome: self._answer_later(peer, outcome, defer_resume=True))
+            return
         future = asyncio.ensure_future(answer)
-        future.add_done_callback(lambda done: self._answer_later(peer, done))
+        future.add_done_callback(lambda done: self._answer_done(peer, done))
 
-    def _answer_later(self, peer: Peer, done: asyncio.Future[JSONObject]) -> None:
+    def _answer_done(self, peer: Peer, done: asyncio.Future[JSONObject]) -> None:
         if done.cancelled():
             peer.close()  # the loop is shutting down; the connection just ends
             return
+        exc = done.exception()
+        self._answer_later(peer, done.result() if exc is None else exc)
+
+    def _answer_later(self, peer: Peer, outcome: Outcome, *, defer_resume: bool = False) -> None:
+        """Send a pending request's answer. A Later resolves in the middle of other work (the
+        output callback, a wait check): the requests queued behind it then wait for the next
+        turn of the loop instead of running inside that work."""
         try:
-            exc = done.exception()
-            peer.send(protocol.ok(done.result()) if exc is None else self._error_response(exc))
+            if isinstance(outcome, BaseException):
+                peer.send(self._error_response(outcome))
+            else:
+                peer.send(protocol.ok(outcome))
         except Exception as failure:  # an answer that cannot be encoded, say
             peer.send(self._error_response(failure))
         finally:
-            peer.resume()
+            if defer_resume:
+                asyncio.get_running_loop().call_soon(peer.resume)
+            else:
+                peer.resume()
 
     @staticmethod
     def _error_response(exc: BaseException) -> bytes:
@@ -701,13 +741,28 @@ class Worker:
     async def dispatch(self, method: str, params: JSONObject) -> JSONObject:
         """One request's result (or its exception), whichever way its handler answers."""
         answer = self._answer(method, params)
-        return answer if isinstance(answer, dict) else await answer
+        if isinstance(answer, dict):
+            return answer
+        if isinstance(answer, Later):
+            future: asyncio.Future[JSONObject] = asyncio.get_running_loop().create_future()
+
+            def settle(outcome: Outcome) -> None:
+                if future.done():
+                    return
+                if isinstance(outcome, BaseException):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
+
+            answer.then(settle)
+            return await future
+        return await answer
 
     def _ping(self, params: JSONObject) -> JSONObject:
         return {"pong": True, "pid": os.getpid(), "seq": self.emu.seq}
 
     def _info(self, params: JSONObject) -> JSONObject:
-        record = dict(self.record, lastActiveAt=self.last_active)
+        record = dict(self.record, lastActiveAt=iso(self.active_at))
         record.update(input=self.input_state(), seq=self.emu.seq)
         return {"record": record}
 
@@ -740,7 +795,7 @@ class Worker:
         self._write(data)
         if self.recorder is not None:
             self.recorder.typed(data, "text")
-        self.last_active = now_iso()
+        self.active_at = time.time()
         result: JSONObject = {"seq": seq, "bytes": len(data)}
         return self._enter_later(result) if params.get("enter") is True else result
 
@@ -760,7 +815,7 @@ class Worker:
         self._write(data)
         if self.recorder is not None:
             self.recorder.typed(data, "key " + " ".join(cast(list[str], names)))
-        self.last_active = now_iso()
+        self.active_at = time.time()
         return {"seq": seq, "bytes": len(data)}
 
     def _resize(self, params: JSONObject) -> JSONObject:

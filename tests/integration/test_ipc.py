@@ -121,6 +121,38 @@ def test_client_reuses_its_connection_and_notices_a_closed_one(agentty_home: Pat
     assert client._idle == {}
 
 
+def test_a_kept_connection_spares_the_state_file_until_the_session_ends(
+    agentty_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Calls by id through an open connection to the worker need no record lookup; once
+    the program ends, input is refused as for any ended session."""
+    from agentty_core import records
+    from agentty_core.client import Client
+    from agentty_core.errors import SessionNotRunning
+    from agentty_core.protocol import str_list
+
+    with Client() as client:
+        sid = str(client.start(["cat"])["id"])
+        client.text(sid, "one\r")
+        reads: list[str] = []
+        real = records.records
+
+        def counted(home: object) -> list[dict[str, object]]:
+            reads.append("read")
+            return real(home)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(records, "records", counted)
+        client.text(sid, "two\r")
+        assert client.wait(sid, text="two", timeout=5)["fired"] == "text"
+        client.key(sid, ["Enter"])
+        assert "two" in str_list(client.get(sid)["lines"])
+        assert reads == []
+        client.key(sid, ["Ctrl+D"])  # cat ends
+        client.wait(sid, exit=True, timeout=10)
+        with pytest.raises(SessionNotRunning):
+            client.text(sid, "too late\r")
+
+
 def test_a_silent_worker_costs_the_timeout_not_more(tmp_path: Path) -> None:
     """The deadline lives in the kernel (SO_RCVTIMEO): a socket that accepts and never
     answers gives a clear error once the timeout is up."""

@@ -844,3 +844,42 @@ def test_a_scroll_repainted_in_the_same_chunk_changes_nothing() -> None:
     emu.feed(b"\x1b[S")  # a scroll that stays: rows 0-2 changed
     assert emu.seq == seq + 1
     assert emu.dirty_rows() == {0, 1, 2}
+
+
+_SEGMENT_STYLE = st.sampled_from(
+    [b"", b"\x1b[0m", b"\x1b[1m", b"\x1b[31m", b"\x1b[44m", b"\x1b[7m"]
+)
+_SEGMENT_TEXT = st.text(alphabet="ab \u65e5\u00e9", max_size=6).map(str.encode)
+_SEGMENT_TAIL = st.sampled_from([b"", b"\x1b[K", b"\x1b[3C", b"   "])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(_SEGMENT_STYLE, _SEGMENT_TEXT, _SEGMENT_TAIL), max_size=5))
+def test_a_line_scrolled_into_history_keeps_its_text_and_styles(
+    segments: list[tuple[bytes, bytes, bytes]],
+) -> None:
+    """Plain lines take a short path into the scrollback (only their drawn cells are read);
+    whatever a line holds, its stored form is the row as it was shown."""
+    emu = Emulator(16, 2, 10)
+    emu.feed(b"".join(b"".join(segment) for segment in segments) + b"\x1b[2;1H")
+    shown_text, shown_runs = emu.lines()[0], emu.row_runs(0)
+    emu.feed(b"\x1b[0m\r\n")  # row 0 scrolls off into the history
+    text, runs = emu._screen.unpack(emu._screen.history[-1])
+    assert text == shown_text
+    if runs is None:  # stored as plain: every cell of the row was unstyled
+        assert all((fg, bg, flags) == ("default", "default", 0) for _, fg, bg, flags in shown_runs)
+    else:
+        assert [(count, *style) for count, style in runs] == [
+            (len(t), fg, bg, flags) for t, fg, bg, flags in shown_runs
+        ]
+
+
+def test_blank_cells_are_one_shared_object_per_screen_mode() -> None:
+    """Rows are compared cell by cell after every scroll; equal blanks being the same object
+    keeps that a pointer check (pyte makes a new default character on every access)."""
+    emu = fed(b"a\r\nb\r\n")
+    screen = emu._screen
+    assert screen.default_char is screen.default_char
+    assert emu._snap[0][5] is emu._snap[1][5] is screen.default_char
+    emu.feed(b"\x1b[?5h")  # DECSCNM: the screen's blank is reverse video
+    assert screen.default_char.reverse and screen.default_char is screen.default_char

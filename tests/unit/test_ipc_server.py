@@ -124,3 +124,27 @@ def test_a_client_that_half_closes_still_gets_every_answer_in_order(tmp_path: Pa
         writer.close()
 
     asyncio.run(_serve(tmp_path / "s", on_request, body))
+
+
+def test_idleness_counts_from_the_last_request(tmp_path: Path) -> None:
+    """A connection in use stays open however long it lives; once quiet for the idle
+    timeout it closes."""
+
+    def on_request(peer: Peer, line: bytes) -> None:
+        peer.send(b"ok\n")
+
+    async def body() -> None:
+        reader, writer = await _connect(tmp_path / "s")
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 1.0  # more than three idle timeouts
+        while True:
+            writer.write(b"ping\n")
+            assert await asyncio.wait_for(reader.readline(), 5) == b"ok\n"
+            answered = loop.time()
+            if answered > end:
+                break
+            await asyncio.sleep(0.1)
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        assert loop.time() - answered >= 0.25  # the idle timeout is 0.3 s
+
+    asyncio.run(_serve(tmp_path / "s", on_request, body))
