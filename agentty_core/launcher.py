@@ -128,7 +128,31 @@ def start(
                     raise UsageError(f"a running session is already named {name!r}")
         sessions.append(record)
 
-    store.mutate(add)
+    # The worker spends ~0.1 s importing before it reads its spec: it is started first, and
+    # the intent record is written meanwhile. It gets the spec only once the record exists.
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+    try:
+        proc, status_fd = _spawn_worker(log_fd)
+    except OSError as exc:
+        cannot_spawn: OSError | None = exc  # reported after the state write: a broken home first
+    else:
+        cannot_spawn = None
+    finally:
+        os.close(log_fd)
+    try:
+        store.mutate(add)
+    except BaseException:
+        if cannot_spawn is None:
+            _kill_worker(proc)  # it has no spec yet: nothing of the session ran
+            os.close(status_fd)
+        with contextlib.suppress(OSError):
+            os.unlink(log_path)
+        raise
+    if cannot_spawn is not None:
+        message = f"cannot start the worker ({sys.executable}): {cannot_spawn.strerror}"
+        with contextlib.suppress(Exception):
+            store.update(session_id, status="failed", error=message, endedAt=now_iso())
+        raise SpawnError(message, log_path=str(log_path))
     spec = {
         "id": session_id,
         "home": str(home.root),
@@ -141,7 +165,7 @@ def start(
         "record_cast": dict(record_cast) if record_cast is not None else None,
     }
     try:
-        ready = _launch_worker(spec, log_path, timeout)
+        ready = _hand_over(proc, status_fd, spec, timeout)
     except SpawnError as exc:
         exc.log_path = str(log_path)
         with contextlib.suppress(Exception):
@@ -161,9 +185,10 @@ def start(
     return record
 
 
-def _launch_worker(spec: dict[str, object], log_path: os.PathLike[str], timeout: float) -> Record:
+def _spawn_worker(log_fd: int) -> tuple[subprocess.Popen[bytes], int]:
+    """The worker process, detached, its output on the log; it waits for its spec on stdin.
+    Returns it and the read end of its status pipe."""
     read_fd, write_fd = os.pipe()
-    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
     env = dict(os.environ, AGENTTY_STATUS_FD=str(write_fd))
     env.pop("AGENTTY_SESSION_ID", None)  # only the program carries its session's marker
     try:
@@ -177,20 +202,29 @@ def _launch_worker(spec: dict[str, object], log_path: os.PathLike[str], timeout:
             close_fds=True,
             env=env,
         )
+    except BaseException:
+        os.close(read_fd)
+        raise
     finally:
         os.close(write_fd)
-        os.close(log_fd)
+    return proc, read_fd
+
+
+def _hand_over(
+    proc: subprocess.Popen[bytes], status_fd: int, spec: dict[str, object], timeout: float
+) -> Record:
+    """Give the worker its spec and wait for its status line (the `ready` or an error)."""
     try:
         assert proc.stdin is not None
         with contextlib.suppress(BrokenPipeError):
             proc.stdin.write(json.dumps(spec, ensure_ascii=True).encode())
             proc.stdin.close()
-        message = _read_status(read_fd, timeout)
+        message = _read_status(status_fd, timeout)
     except BaseException:
         _kill_worker(proc)
         raise
     finally:
-        os.close(read_fd)
+        os.close(status_fd)
     if message is None:
         _kill_worker(proc)
         raise SpawnError("worker died during startup")

@@ -8,7 +8,6 @@ in `preexec_fn`, whose failures ptyprocess reports to the parent).
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import fcntl
 import os
@@ -17,10 +16,12 @@ import struct
 import sys
 import termios
 from dataclasses import dataclass
-
-from ptyprocess import PtyProcess
+from typing import TYPE_CHECKING
 
 from .errors import EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, SpawnError
+
+if TYPE_CHECKING:
+    from ptyprocess import PtyProcess
 
 PR_SET_PDEATHSIG = 1
 _TIOCGPTN = getattr(termios, "TIOCGPTN", 0x80045430)  # Linux; missing from typeshed
@@ -30,6 +31,8 @@ PR_SET_CHILD_SUBREAPER = 36
 def _prctl(option: int, value: int) -> None:
     if not sys.platform.startswith("linux"):
         return
+    import ctypes  # here: `start` checks commands with this module and never needs it
+
     # The process's own symbols include libc's: no `find_library` (it runs subprocesses).
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(option, value, 0, 0, 0) != 0:
@@ -104,6 +107,8 @@ def spawn(argv: list[str], cwd: str, env: dict[str, str], cols: int, rows: int) 
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         os.chdir(cwd)
+
+    from ptyprocess import PtyProcess  # the worker's alone: `start` stays without it
 
     try:
         process = PtyProcess.spawn(

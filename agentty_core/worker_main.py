@@ -73,7 +73,10 @@ def _kill_child_group(worker: Worker) -> None:
 
 
 def main() -> int:
-    spec = json.loads(sys.stdin.buffer.read())
+    raw = sys.stdin.buffer.read()
+    if not raw:
+        return 0  # `start` gave up before handing a session over (its intent write failed)
+    spec = json.loads(raw)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)

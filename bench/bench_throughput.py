@@ -105,10 +105,10 @@ def _emulators_alone(path: Path) -> tuple[float, float | None]:
         emu.feed(batch)
     ours = time.perf_counter() - start
     try:
-        import avt  # type: ignore[import-untyped,unused-ignore]
+        from avt._avt import Vt
     except ImportError:
         return ours, None
-    vt = avt.Vt(80, 24, 5000)
+    vt = Vt(80, 24, 5000)
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     start = time.perf_counter()
     for batch in batches:

@@ -68,10 +68,15 @@ def test_no_active_session() -> None:
     assert proc.returncode == 2 and "no active session" in proc.stderr
 
 
-def test_duplicate_name_is_refused() -> None:
+def test_duplicate_name_is_refused(agentty_home: Path) -> None:
+    """The worker is started before the intent record is written (it imports meanwhile):
+    a refused record takes that worker and its log away again (the shared fixture fails the
+    test on any process left behind)."""
     agentty("start", "--name", "dup", "--", "sleep", "30", check=True)
     proc = agentty("start", "--name", "dup", "--", "sleep", "30")
     assert proc.returncode == 2 and "already named 'dup'" in proc.stderr
+    assert len(list((agentty_home / "logs").iterdir())) == 1
+    assert len(agentty_json("status")["sessions"]) == 1
     agentty("kill", "--session", "dup", check=True)
 
 
