@@ -37,6 +37,8 @@ NOTHING_HAPPENED = frozenset(
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
+    if words[:1] in (["start"], ["run"]) and "-h" not in words and "--help" not in words:
+        _start_worker_early()
     if sys.platform == "linux":
         try:
             code = fast_lane(words)
@@ -49,6 +51,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .cli import main as full
 
     return full(words)
+
+
+def _start_worker_early() -> None:
+    """A session's worker imports for ~0.1 s before it can run anything: started now, that
+    overlaps this command's own imports and state write. If the command fails before it
+    hands the worker a session, the worker reads EOF on its stdin and exits."""
+    from . import worker_spawn
+
+    try:  # noqa: SIM105  (contextlib stays off the hot path)
+        worker_spawn.spawn_early()
+    except OSError:
+        pass  # `start` spawns it again and reports what went wrong
 
 
 def fast_lane(words: list[str]) -> int | None:

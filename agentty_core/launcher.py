@@ -16,19 +16,19 @@ import secrets
 import select
 import shlex
 import signal
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
 
-from . import identity
+from . import identity, worker_spawn
 from .errors import EXIT_USAGE, SpawnError, UsageError
 from .ipc_client import remove_stale_socket
 from .paths import Home, validate_name
 from .ptyhost import resolve_command, validate_cwd
 from .records import LIVE_STATUSES, Record
 from .state import StateStore, now_iso
+from .worker_spawn import SpawnedWorker, WorkerTimeout
 
 READY_TIMEOUT = 10.0
 MAX_SIZE = 1000
@@ -128,28 +128,32 @@ def start(
                     raise UsageError(f"a running session is already named {name!r}")
         sessions.append(record)
 
-    # The worker spends ~0.1 s importing before it reads its spec: it is started first, and
-    # the intent record is written meanwhile. It gets the spec only once the record exists.
-    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
-    try:
-        proc, status_fd = _spawn_worker(log_fd)
-    except OSError as exc:
-        cannot_spawn: OSError | None = exc  # reported after the state write: a broken home first
-    else:
-        cannot_spawn = None
-    finally:
-        os.close(log_fd)
+    # The worker spends ~0.1 s importing before it reads its spec: it is started first (the
+    # `agentty` command starts it before anything else) and the intent record is written
+    # meanwhile. It gets the spec only once the record exists.
+    proc = worker_spawn.take_early()
+    cannot_spawn: OSError | None = None
+    if proc is None:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+        log_fd = os.open(log_path, flags, 0o600)
+        try:
+            proc = worker_spawn.spawn_worker(log_fd)
+        except OSError as exc:
+            cannot_spawn = exc  # reported after the state write: a broken home comes first
+        finally:
+            os.close(log_fd)
     try:
         store.mutate(add)
     except BaseException:
-        if cannot_spawn is None:
+        if proc is not None:
             _kill_worker(proc)  # it has no spec yet: nothing of the session ran
-            os.close(status_fd)
+            os.close(proc.status_fd)
         with contextlib.suppress(OSError):
             os.unlink(log_path)
         raise
-    if cannot_spawn is not None:
-        message = f"cannot start the worker ({sys.executable}): {cannot_spawn.strerror}"
+    if proc is None:
+        error = cannot_spawn.strerror if cannot_spawn is not None else "unknown error"
+        message = f"cannot start the worker ({sys.executable}): {error}"
         with contextlib.suppress(Exception):
             store.update(session_id, status="failed", error=message, endedAt=now_iso())
         raise SpawnError(message, log_path=str(log_path))
@@ -163,9 +167,11 @@ def start(
         "rows": rows,
         "record": record,
         "record_cast": dict(record_cast) if record_cast is not None else None,
+        # An early worker's output goes nowhere until it knows its session's log.
+        "log_to": str(log_path),
     }
     try:
-        ready = _hand_over(proc, status_fd, spec, timeout)
+        ready = _hand_over(proc, spec, timeout)
     except SpawnError as exc:
         exc.log_path = str(log_path)
         with contextlib.suppress(Exception):
@@ -185,46 +191,16 @@ def start(
     return record
 
 
-def _spawn_worker(log_fd: int) -> tuple[subprocess.Popen[bytes], int]:
-    """The worker process, detached, its output on the log; it waits for its spec on stdin.
-    Returns it and the read end of its status pipe."""
-    read_fd, write_fd = os.pipe()
-    env = dict(os.environ, AGENTTY_STATUS_FD=str(write_fd))
-    env.pop("AGENTTY_SESSION_ID", None)  # only the program carries its session's marker
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "agentty_core.worker_main"],
-            stdin=subprocess.PIPE,
-            stdout=log_fd,
-            stderr=log_fd,
-            pass_fds=(write_fd,),
-            start_new_session=True,
-            close_fds=True,
-            env=env,
-        )
-    except BaseException:
-        os.close(read_fd)
-        raise
-    finally:
-        os.close(write_fd)
-    return proc, read_fd
-
-
-def _hand_over(
-    proc: subprocess.Popen[bytes], status_fd: int, spec: dict[str, object], timeout: float
-) -> Record:
+def _hand_over(proc: SpawnedWorker, spec: dict[str, object], timeout: float) -> Record:
     """Give the worker its spec and wait for its status line (the `ready` or an error)."""
     try:
-        assert proc.stdin is not None
-        with contextlib.suppress(BrokenPipeError):
-            proc.stdin.write(json.dumps(spec, ensure_ascii=True).encode())
-            proc.stdin.close()
-        message = _read_status(status_fd, timeout)
+        proc.hand_over(json.dumps(spec, ensure_ascii=True).encode())
+        message = _read_status(proc.status_fd, timeout)
     except BaseException:
         _kill_worker(proc)
         raise
     finally:
-        os.close(status_fd)
+        os.close(proc.status_fd)
     if message is None:
         _kill_worker(proc)
         raise SpawnError("worker died during startup")
@@ -262,13 +238,14 @@ def _read_status(fd: int, timeout: float) -> Record | None:
     return message if isinstance(message, dict) else None
 
 
-def _kill_worker(proc: subprocess.Popen[bytes]) -> None:
+def _kill_worker(proc: SpawnedWorker) -> None:
     """A worker that failed to start takes its whole session down (it leads its group)."""
+    proc.close_spec()
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGTERM)
     try:
         proc.wait(timeout=3)
-    except subprocess.TimeoutExpired:
+    except WorkerTimeout:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=3)

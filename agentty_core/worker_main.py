@@ -77,6 +77,13 @@ def main() -> int:
     if not raw:
         return 0  # `start` gave up before handing a session over (its intent write failed)
     spec = json.loads(raw)
+    log_to = spec.get("log_to")
+    if isinstance(log_to, str):  # started early, on /dev/null: now the session's log
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+        log_fd = os.open(log_to, flags, 0o600)
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        os.close(log_fd)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)

@@ -1,6 +1,6 @@
 """5. Start: `agentty start -- cat` until ready, 20 sequential and 20 concurrent (quick: 5),
 vs `tmux new-session -d cat`. The worker's own ready time (its spawn until the `ready` line on
-the status pipe, which `start` waits for) is timed in-process from `_spawn_worker` to the end of
+the status pipe, which `start` waits for) is timed in-process from `spawn_worker` to the end of
 `_hand_over`, since the record only keeps millisecond timestamps.
 Targets: worker ready <= 50 ms; CLI <= 80 ms."""
 
@@ -11,7 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from agentty_core import launcher
+from agentty_core import launcher, worker_spawn
 from bench.common import (
     AGENTTY,
     TMUX,
@@ -34,7 +34,7 @@ def _worker_ready(n: int) -> list[float]:
     the intent record meanwhile, while the worker imports)."""
     times: list[float] = []
     spawned: list[float] = []
-    spawn: Callable[..., Any] = launcher._spawn_worker
+    spawn: Callable[..., Any] = worker_spawn.spawn_worker
     hand_over: Callable[..., Any] = launcher._hand_over
 
     def timed_spawn(*args: Any, **kwargs: Any) -> Any:
@@ -47,7 +47,7 @@ def _worker_ready(n: int) -> list[float]:
         finally:
             times.append(time.perf_counter() - spawned[-1])
 
-    launcher._spawn_worker = timed_spawn
+    worker_spawn.spawn_worker = timed_spawn
     launcher._hand_over = timed_hand_over
     try:
         with agentty_home() as root:
@@ -55,7 +55,7 @@ def _worker_ready(n: int) -> list[float]:
             for _ in range(n):
                 c.start(["cat"])
     finally:
-        launcher._spawn_worker = spawn
+        worker_spawn.spawn_worker = spawn
         launcher._hand_over = hand_over
     return times
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -127,6 +129,47 @@ def test_start_returns_when_the_caller_captures_output() -> None:
     )
     assert proc.returncode == 0
     agentty("kill", check=True)
+
+
+def test_start_leaves_the_callers_other_descriptors_alone() -> None:
+    """The worker starts before the command knows its session (see worker_spawn); a pipe
+    the caller passed down must still close when the command exits, not when the session
+    ends, or `$(agentty start ...)`-style callers would wait forever."""
+    read_end, write_end = os.pipe()
+    try:
+        proc = subprocess.run(
+            [str(Path(sys.executable).with_name("agentty")), "start", "--", "sleep", "100"],
+            capture_output=True,
+            timeout=20,
+            stdin=subprocess.DEVNULL,
+            env=os.environ.copy(),
+            pass_fds=(write_end,),
+        )
+        os.close(write_end)
+        write_end = -1
+        assert proc.returncode == 0, proc.stderr
+        readable, _, _ = select.select([read_end], [], [], 10)
+        assert readable and os.read(read_end, 1) == b""  # EOF: nobody else holds it
+    finally:
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
+    agentty("kill", check=True)
+
+
+def test_a_start_refused_after_its_worker_started_leaves_nothing(agentty_home: Path) -> None:
+    """The command starts the worker first; refused later (here a bad option), it hands
+    that worker no session, and the worker exits on its own without a record or a log."""
+    from tests.helpers.census import describe, processes_of_home
+
+    proc = agentty("start", "--cols", "nope", "--", "cat")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    deadline = time.monotonic() + 5
+    while (left := processes_of_home(str(agentty_home))) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not left, describe(left)
+    assert agentty_json("status")["sessions"] == []
+    assert not (agentty_home / "logs").exists() or not list((agentty_home / "logs").iterdir())
 
 
 HOT_PATH_CHECK = """
