@@ -121,7 +121,7 @@ class Worker:
         self.spec = spec
         self.id = str(spec["id"])
         self.home = home
-        self.store = StateStore(home)
+        self.store = StateStore(home, lean=True)  # see StateStore: filelock stays out
         self.status_fd = status_fd
         record = spec.get("record")
         self.record: Record = dict(record) if isinstance(record, dict) else {}
