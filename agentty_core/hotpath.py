@@ -38,7 +38,7 @@ NOTHING_HAPPENED = frozenset(
 def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
     if words[:1] in (["start"], ["run"]) and "-h" not in words and "--help" not in words:
-        _start_worker_early()
+        return _with_worker_started_early(words)
     if sys.platform == "linux":
         try:
             code = fast_lane(words)
@@ -53,16 +53,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     return full(words)
 
 
-def _start_worker_early() -> None:
-    """A session's worker imports for ~0.1 s before it can run anything: started now, that
-    overlaps this command's own imports and state write. If the command fails before it
-    hands the worker a session, the worker reads EOF on its stdin and exits."""
+def _with_worker_started_early(words: list[str]) -> int:
+    """`start`/`run`: a session's worker imports for ~0.1 s before it can run anything;
+    started now, that overlaps this command's own imports and state write. A worker the
+    command did not hand a session to (it failed first) is killed before the command exits:
+    a refused `start` leaves no process behind, not even for a moment."""
     from . import worker_spawn
+    from .cli import main as full
 
     try:  # noqa: SIM105  (contextlib stays off the hot path)
         worker_spawn.spawn_early()
     except OSError:
         pass  # `start` spawns it again and reports what went wrong
+    try:
+        return full(words)
+    finally:
+        worker_spawn.discard_early()
 
 
 def fast_lane(words: list[str]) -> int | None:

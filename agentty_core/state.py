@@ -2,6 +2,7 @@
 
 The lock is `filelock.FileLock` (an `flock` on `sessions.json.lock`, mode 0600, no fallback to
 a soft lock): the kernel releases it when its holder dies, so there is no stale-lock guessing.
+Workers take the very same flock on the same file without the filelock package (`lean`).
 It is held only while local files are read and rewritten, never across a spawn or a wait.
 Writes go to a random temp file in the same directory, are fsynced, then `os.replace`d, and
 the directory is fsynced: a crash at any instant leaves the old file or the new one.

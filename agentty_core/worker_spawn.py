@@ -4,7 +4,7 @@ The worker spends ~0.1 s importing before it can do anything, and reads its spec
 session to run) only after that. So `start` launches it first and decides the session
 meanwhile: the library before it writes the intent record, the `agentty start` command
 before it even imports the rest of agentty (see hotpath). A worker that never gets a spec
-reads EOF and exits without a trace.
+exits when its stdin closes; the command kills one it did not use before it exits.
 
 Kept to `os` and `sys`: the command's hot path imports this.
 """
@@ -14,10 +14,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-
-TYPE_CHECKING = False  # without importing typing: see hotpath
-if TYPE_CHECKING:
-    from collections.abc import Mapping
 
 WORKER_ARGV = ("-m", "agentty_core.worker_main")
 
@@ -84,7 +80,7 @@ class SpawnedWorker:
         return self.returncode
 
 
-def spawn_worker(output_fd: int | None, environ: Mapping[str, str] | None = None) -> SpawnedWorker:
+def spawn_worker(output_fd: int | None) -> SpawnedWorker:
     """Launch a worker with stdout and stderr on `output_fd` (the session's log), or on
     /dev/null until its spec names the log. Raises OSError if it cannot be started."""
     spec_r, spec_w = os.pipe()
@@ -95,7 +91,7 @@ def spawn_worker(output_fd: int | None, environ: Mapping[str, str] | None = None
         # keep `$(agentty start ...)` waiting for as long as the session runs.
         _close_on_exec_all(keep=ours)
         os.set_inheritable(status_w, True)
-        env = dict(os.environ if environ is None else environ)
+        env = dict(os.environ)
         env["AGENTTY_STATUS_FD"] = str(status_w)
         env.pop("AGENTTY_SESSION_ID", None)  # only the program carries its session's marker
         actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = [
@@ -151,3 +147,17 @@ def take_early() -> SpawnedWorker | None:
     global _early
     early, _early = _early, None
     return early
+
+
+def discard_early() -> None:
+    """Kill and reap an early worker nobody took (it has no session: nothing else runs)."""
+    early = take_early()
+    if early is None:
+        return
+    early.close_spec()
+    os.close(early.status_fd)
+    try:  # noqa: SIM105  (contextlib stays off the hot path)
+        os.kill(early.pid, 9)  # SIGKILL, without importing signal
+    except ProcessLookupError:
+        pass
+    early.wait()

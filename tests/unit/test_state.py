@@ -18,8 +18,8 @@ WRITER = """
 import sys
 from agentty_core.paths import Home
 from agentty_core.state import StateStore
-store = StateStore(Home.resolve())
 worker = int(sys.argv[1])
+store = StateStore(Home.resolve(), lean=worker % 2 == 1)  # filelock and the bare flock mixed
 for i in range(15):
     store.add({"id": f"{worker:04x}{i:04x}", "status": "exited"})
 """
@@ -31,6 +31,21 @@ def test_concurrent_writers_in_several_processes_lose_nothing(agentty_home: Path
         assert p.wait(60) == 0
     ids = {r["id"] for r in records.records(Home.resolve())}
     assert len(ids) == 6 * 15
+
+
+@pytest.mark.parametrize("holder_lean", [False, True])
+def test_the_workers_bare_flock_and_filelock_exclude_each_other(
+    agentty_home: Path, holder_lean: bool
+) -> None:
+    from agentty_core.errors import StateLockTimeout
+
+    home = Home.resolve()  # creates the private home
+    holder = StateStore(home, lean=holder_lean)
+    other = StateStore(home, timeout=0.2, lean=not holder_lean)
+    with holder._locked(), pytest.raises(StateLockTimeout):
+        other.add({"id": "0000aaaa", "status": "exited"})
+    other.add({"id": "0000aaaa", "status": "exited"})  # free again once released
+    assert [r["id"] for r in records.records(home)] == ["0000aaaa"]
 
 
 def test_writes_are_private_and_leave_no_temp_files(agentty_home: Path) -> None:
