@@ -55,7 +55,6 @@ INPUT_QUEUE = 1 << 20  # bytes queued for a program that is not reading
 MAX_CONNECTIONS = 64
 PUSH_BACKLOG = 1 << 18  # unsent bytes after which a subscriber's frames are skipped
 IDLE_CONNECTION = 600.0
-LOG_CAP = 256 * 1024  # the worker log never holds program output; this bounds the rest
 # After the program exited, its last output is read until the PTY reports EOF. A job it left
 # in the background may hold the PTY open forever: then the PTY counts as closed after
 # EXIT_DRAIN of quiet. With nobody left, EOF comes once everything is read, however long a
@@ -546,7 +545,11 @@ class Worker:
                 continue
             fired = self._evaluate(spec, now, reading)
             if fired is not None:
-                later.resolve(self._wait_result(spec, fired))
+                try:
+                    answer: Outcome = self._wait_result(spec, fired)
+                except Exception as exc:  # this wait's answer fails, not the output path
+                    answer = exc
+                later.resolve(answer)
             elif spec.stable_ms is not None:
                 due = self.last_change + spec.stable_ms / 1000
                 next_stable = due if next_stable is None else min(next_stable, due)

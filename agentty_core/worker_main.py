@@ -1,4 +1,4 @@
-# ruff: noqa: E402  (ssl is blocked before asyncio is imported)
+# ruff: noqa: E402  (ssl is blocked before anything can import asyncio)
 """The worker process's entry point: `python -m agentty_core.worker_main`.
 
 `start` runs this detached, with the session spec as JSON on stdin, the status pipe's fd in
@@ -15,7 +15,6 @@ import sys
 # speaks TLS, and asyncio runs without it.
 sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -23,14 +22,18 @@ import os
 import signal
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .paths import Home
-from .worker import LOG_CAP, Worker, log
+if TYPE_CHECKING:
+    from .worker import Worker
+
+LOG_CAP = 256 * 1024  # the worker log never holds program output; this bounds the rest
 
 
 class CappedLogHandler(logging.Handler):
-    """Writes to the log file `start` opened for us (fd 2, O_APPEND, never re-opened by path,
-    so a swapped-in symlink is never followed), and empties it when it outgrows the cap."""
+    """Writes to the session's log on fd 2 (opened once, O_APPEND and O_NOFOLLOW, by `start`
+    or by main() for an early worker; never re-opened by path) and empties it when it
+    outgrows the cap."""
 
     def __init__(self, fd: int = 2, cap: int = LOG_CAP) -> None:
         super().__init__()
@@ -72,23 +75,43 @@ def _kill_child_group(worker: Worker) -> None:
                     proc.kill()
 
 
+def _refuse(status_fd: int, message: str) -> int:
+    """Fail before the session exists: say why on the status pipe, which `start` reports
+    (an early worker's own output still goes nowhere at this point)."""
+    traceback.print_exc()
+    if status_fd >= 0:
+        line = json.dumps({"ok": False, "error": message, "exit_code": 1}) + "\n"
+        with contextlib.suppress(OSError):
+            os.write(status_fd, line.encode())
+    return 1
+
+
 def main() -> int:
+    status_fd = int(os.environ.pop("AGENTTY_STATUS_FD", "-1"))
+    try:
+        # Imported before the spec is read: `start` writes the intent record meanwhile.
+        from .paths import Home
+        from .worker import Worker, log
+    except Exception as exc:  # a broken installation, say
+        return _refuse(status_fd, f"the worker cannot start: {type(exc).__name__}: {exc}")
     raw = sys.stdin.buffer.read()
     if not raw:
-        return 0  # `start` gave up before handing a session over (its intent write failed)
-    spec = json.loads(raw)
-    log_to = spec.get("log_to")
-    if isinstance(log_to, str):  # started early, on /dev/null: now the session's log
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
-        log_fd = os.open(log_to, flags, 0o600)
-        os.dup2(log_fd, 1)
-        os.dup2(log_fd, 2)
-        os.close(log_fd)
+        return 0  # `start` gave up before handing a session over
+    try:
+        spec = json.loads(raw)
+        log_to = spec.get("log_to")
+        if isinstance(log_to, str):  # started early, on /dev/null: now the session's log
+            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+            log_fd = os.open(log_to, flags, 0o600)
+            os.dup2(log_fd, 1)
+            os.dup2(log_fd, 2)
+            os.close(log_fd)
+    except (ValueError, OSError) as exc:
+        return _refuse(status_fd, f"the worker cannot start: {exc}")
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
     home = Home(Path(spec["home"]))
-    status_fd = int(os.environ.pop("AGENTTY_STATUS_FD", "-1"))
     _setup_logging()
     worker = Worker(spec, home, status_fd if status_fd >= 0 else None)
     log.info(
@@ -98,6 +121,8 @@ def main() -> int:
         worker.emulator_name,
         spec["argv"],
     )
+    import asyncio
+
     try:
         return asyncio.run(worker.run())
     except BaseException as exc:

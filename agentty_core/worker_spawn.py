@@ -11,6 +11,7 @@ Kept to `os` and `sys`: the command's hot path imports this.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import time
@@ -82,55 +83,101 @@ class SpawnedWorker:
 
 def spawn_worker(output_fd: int | None) -> SpawnedWorker:
     """Launch a worker with stdout and stderr on `output_fd` (the session's log), or on
-    /dev/null until its spec names the log. Raises OSError if it cannot be started."""
-    spec_r, spec_w = os.pipe()
-    status_r, status_w = os.pipe()
-    ours = {spec_r, spec_w, status_r, status_w}
+    /dev/null until its spec names the log. Raises OSError if it cannot be started.
+
+    Safe to call from several threads at once: nothing of the caller's descriptors is
+    changed, the worker's are arranged by the spawn's own file actions."""
+    ours: list[int] = []
     try:
-        # Nothing of the caller's may reach the detached worker: a pipe it held open would
-        # keep `$(agentty start ...)` waiting for as long as the session runs.
-        _close_on_exec_all(keep=ours)
-        os.set_inheritable(status_w, True)
+        spec_r, spec_w = os.pipe()
+        ours += [spec_r, spec_w]
+        status_r, status_w = os.pipe()
+        ours += [status_r, status_w]
+        # Above the descriptors the worker gets (the caller may have closed its stdio, and
+        # a pipe may have landed there): dup2 onto itself would not clear close-on-exec.
+        spec_r, status_w = _above(spec_r, ours), _above(status_w, ours)
+        out = _above(output_fd, ours) if output_fd is not None else None
         env = dict(os.environ)
-        env["AGENTTY_STATUS_FD"] = str(status_w)
+        env["AGENTTY_STATUS_FD"] = str(STATUS_FD)
         env.pop("AGENTTY_SESSION_ID", None)  # only the program carries its session's marker
-        actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = [
-            (os.POSIX_SPAWN_DUP2, spec_r, 0)
-        ]
-        if output_fd is None:
-            actions.append((os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0))
-        else:
-            actions.append((os.POSIX_SPAWN_DUP2, output_fd, 1))
-        actions.append((os.POSIX_SPAWN_DUP2, 1, 2))
-        pid = os.posix_spawn(
-            sys.executable,
-            [sys.executable, *WORKER_ARGV],
-            env,
-            file_actions=actions,
-            setsid=True,
-        )
+        for attempt in (1, 2):
+            actions = _worker_descriptors(spec_r, out, status_w, set(ours))
+            try:
+                pid = os.posix_spawn(
+                    sys.executable,
+                    [sys.executable, *WORKER_ARGV],
+                    env,
+                    file_actions=actions,
+                    setsid=True,
+                )
+                break
+            except NotImplementedError as exc:  # no POSIX_SPAWN_SETSID (old macOS)
+                raise OSError(f"cannot start a detached process here: {exc}") from None
+            except OSError as exc:
+                # EBADF: another thread closed a descriptor listed for closing: list again.
+                if exc.errno != errno.EBADF or attempt == 2:
+                    raise
     except BaseException:
-        for fd in (spec_w, status_r):
+        for fd in ours:
             os.close(fd)
         raise
-    finally:
-        os.close(spec_r)
-        os.close(status_w)
+    for fd in ours:
+        if fd not in (spec_w, status_r):
+            os.close(fd)
     return SpawnedWorker(pid, spec_w, status_r)
 
 
-def _close_on_exec_all(keep: set[int]) -> None:
-    try:
-        listed = os.listdir("/proc/self/fd")
-    except OSError:
-        listed = [str(fd) for fd in range(3, 256)]
-    for name in listed:
-        fd = int(name)
-        if fd > 2 and fd not in keep:
-            try:  # noqa: SIM105  (contextlib stays off the hot path)
-                os.set_inheritable(fd, False)
-            except OSError:
-                pass  # the listing's own descriptor, already closed
+STATUS_FD = 3  # where the worker finds its status pipe
+
+
+def _above(fd: int, ours: list[int]) -> int:
+    """`fd`, or a close-on-exec copy above STATUS_FD (kept in `ours` to be closed later)."""
+    if fd > STATUS_FD:
+        return fd
+    import fcntl
+
+    copy = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, STATUS_FD + 1)
+    ours.append(copy)
+    return copy
+
+
+def _worker_descriptors(
+    spec_r: int, out: int | None, status_w: int, ours: set[int]
+) -> list[tuple[int, ...] | tuple[int, int, str, int, int]]:
+    """The worker's stdin (the spec pipe), stdout and stderr (the log or /dev/null) and
+    status pipe, and nothing else: a caller's pipe held by the detached worker would keep
+    `$(agentty start ...)` waiting for as long as the session runs. Python opens
+    descriptors close-on-exec; only ones the caller itself inherited need closing."""
+    actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = [
+        (os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds() if fd > 2 and fd not in ours
+    ]
+    actions.append((os.POSIX_SPAWN_DUP2, spec_r, 0))
+    if out is None:
+        actions.append((os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0))
+    else:
+        actions.append((os.POSIX_SPAWN_DUP2, out, 1))
+    actions.append((os.POSIX_SPAWN_DUP2, 1, 2))
+    actions.append((os.POSIX_SPAWN_DUP2, status_w, STATUS_FD))
+    return actions
+
+
+def _inheritable_fds() -> list[int]:
+    for listing in ("/proc/self/fd", "/dev/fd"):
+        try:
+            names = os.listdir(listing)
+        except OSError:
+            continue
+        break
+    else:
+        names = [str(fd) for fd in range(3, 1024)]
+    found = []
+    for name in names:
+        try:
+            if os.get_inheritable(int(name)):
+                found.append(int(name))
+        except OSError:
+            pass  # not open (the listing's own descriptor, or closed since)
+    return found
 
 
 _early: SpawnedWorker | None = None

@@ -172,6 +172,68 @@ def test_a_start_refused_after_its_worker_started_leaves_nothing(agentty_home: P
     assert not (agentty_home / "logs").exists() or not list((agentty_home / "logs").iterdir())
 
 
+def test_start_with_the_callers_stdio_closed() -> None:
+    """A pipe created with stdin closed lands on fd 0; the worker still gets its spec."""
+    proc = subprocess.run(
+        ["sh", "-c", f"exec {Path(sys.executable).with_name('agentty')} start -- cat <&- >&-"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env=os.environ.copy(),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert agentty_json("get")["exited"] is False
+    agentty("kill", check=True)
+
+
+def test_a_worker_that_cannot_import_says_why(tmp_path: Path) -> None:
+    """An early worker's output goes nowhere until it knows its log: a failure before that
+    (a broken installation, here a pyte that cannot be imported) comes back on the status
+    pipe as one line."""
+    fake = tmp_path / "pyte"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ImportError('pyte is broken here')\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("agentty")), "start", "--", "cat"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "the worker cannot start: ImportError: pyte is broken here" in proc.stderr
+    assert proc.stderr.count("\n") == 1
+    assert all(s["status"] == "failed" for s in agentty_json("status")["sessions"])
+
+
+def test_library_starts_from_several_threads_leave_the_hosts_descriptors_alone() -> None:
+    """Threads of one host (the dashboard, the MCP server) start sessions at once; none
+    fails, and a descriptor the host lets its children inherit stays inheritable and is
+    held by no worker."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from agentty_core.client import Client
+
+    read_end, write_end = os.pipe()
+    os.set_inheritable(write_end, True)
+    try:
+        with Client() as client, ThreadPoolExecutor(6) as pool:
+            started = list(pool.map(lambda _: client.start(["cat"]), range(6)))
+            assert os.get_inheritable(write_end)
+            os.close(write_end)
+            write_end = -1
+            readable, _, _ = select.select([read_end], [], [], 10)
+            assert readable and os.read(read_end, 1) == b""
+            for rec in started:
+                client.kill(str(rec["id"]))
+    finally:
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
+
+
 HOT_PATH_CHECK = """
 import sys
 from agentty_core.cli import main
