@@ -55,7 +55,7 @@ def _agentty(n: int) -> tuple[list[float], list[float]]:
 
 
 def _pexpect(n: int) -> list[float]:
-    import pexpect  # type: ignore[import-untyped]
+    import pexpect
 
     child = pexpect.spawn(PROGRAM[0], PROGRAM[1:], encoding="utf-8", echo=True)
     child.delaybeforesend = None
