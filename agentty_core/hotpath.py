@@ -9,10 +9,12 @@ only (`_socket`, `_json`).
 It makes the full path's privacy checks (a private home and socket directory of ours, a
 regular active file of ours, a peer of our uid; not the pid in the record, which would mean
 reading the records: only our uid can bind in that directory) and hands everything else to
-the full path
-untouched: any option, a session named on the command line, a missing socket, an error
-answer that means nothing happened. When a request was sent and its answer is lost, it
-reports that instead of sending it twice.
+the full path untouched: any option, a session named on the command line, a missing socket,
+an error answer that means nothing happened. When a request was sent and its answer is
+lost, it reports that instead of sending it twice.
+
+For `start` and `run` it starts the session's worker process before anything else (see
+worker_spawn), so the worker's imports overlap the full path's.
 """
 
 from __future__ import annotations
