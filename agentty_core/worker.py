@@ -8,7 +8,8 @@ Whatever ends the worker (SIGTERM, an exception, a failed state write) ends the 
 process tree first. When the program exits, the worker saves the final screen next to its
 log, records the exit, removes its socket and exits.
 
-Started as `python -m agentty_core.worker_main` (see that module for the process set-up).
+Started by worker_spawn, which runs agentty_core.worker_main (see that module for the
+process set-up).
 """
 
 from __future__ import annotations

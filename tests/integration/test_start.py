@@ -186,6 +186,26 @@ def test_start_with_the_callers_stdio_closed() -> None:
     agentty("kill", check=True)
 
 
+def test_modules_in_the_working_directory_do_not_shadow_the_workers(tmp_path: Path) -> None:
+    """`start` runs in the agent's project directory; a `logging.py` there (or anything
+    named like a module the worker imports) must not be imported by the worker."""
+    (tmp_path / "logging.py").write_text("raise SystemExit('the project logging.py ran')\n")
+    (tmp_path / "pyte").mkdir()
+    (tmp_path / "pyte" / "__init__.py").write_text("raise SystemExit('the project pyte ran')\n")
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("agentty")), "start", "--", "cat"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env=os.environ.copy(),
+        stdin=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert agentty_json("get")["exited"] is False
+    agentty("kill", check=True)
+
+
 def test_a_worker_that_cannot_import_says_why(tmp_path: Path) -> None:
     """An early worker's output goes nowhere until it knows its log: a failure before that
     (a broken installation, here a pyte that cannot be imported) comes back on the status
