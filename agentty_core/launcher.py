@@ -131,17 +131,8 @@ def start(
     # The worker spends ~0.1 s importing before it reads its spec: it is started first (the
     # `agentty` command starts it before anything else) and the intent record is written
     # meanwhile. It gets the spec only once the record exists.
-    proc = worker_spawn.take_early()
-    cannot_spawn: OSError | None = None
-    if proc is None:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
-        log_fd = os.open(log_path, flags, 0o600)
-        try:
-            proc = worker_spawn.spawn_worker(log_fd)
-        except OSError as exc:
-            cannot_spawn = exc  # reported after the state write: a broken home comes first
-        finally:
-            os.close(log_fd)
+    early = worker_spawn.take_early()
+    proc, cannot_spawn = (early, None) if early is not None else _spawn_logging_to(log_path)
     try:
         store.mutate(add)
     except BaseException:
@@ -151,7 +142,7 @@ def start(
         with contextlib.suppress(OSError):
             os.unlink(log_path)
         raise
-    if proc is None:
+    if proc is None:  # reported after the state write: a broken home is the first thing to say
         error = cannot_spawn.strerror if cannot_spawn is not None else "unknown error"
         message = f"cannot start the worker ({sys.executable}): {error}"
         with contextlib.suppress(Exception):
@@ -168,7 +159,7 @@ def start(
         "record": record,
         "record_cast": dict(record_cast) if record_cast is not None else None,
         # An early worker's output goes nowhere until it knows its session's log.
-        "log_to": str(log_path),
+        "log_to": str(log_path) if early is not None else None,
     }
     try:
         ready = _hand_over(proc, spec, timeout)
@@ -189,6 +180,18 @@ def start(
             return rec
     record.update(status="running", pid=ready.get("pid"), workerPid=ready.get("workerPid"))
     return record
+
+
+def _spawn_logging_to(log_path: os.PathLike[str]) -> tuple[SpawnedWorker | None, OSError | None]:
+    """A worker with its output on the session's log, or why none could be started."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+    log_fd = os.open(log_path, flags, 0o600)
+    try:
+        return worker_spawn.spawn_worker(log_fd), None
+    except OSError as exc:
+        return None, exc
+    finally:
+        os.close(log_fd)
 
 
 def _hand_over(proc: SpawnedWorker, spec: dict[str, object], timeout: float) -> Record:

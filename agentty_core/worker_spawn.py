@@ -6,7 +6,7 @@ meanwhile: the library before it writes the intent record, the `agentty start` c
 before it even imports the rest of agentty (see hotpath). A worker that never gets a spec
 exits when its stdin closes; the command kills one it did not use before it exits.
 
-Kept to `os` and `sys`: the command's hot path imports this.
+Kept to the interpreter's built-in modules: the command's hot path imports this.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ WORKER_BOOT = (
     "runpy.run_module('agentty_core.worker_main', run_name='__main__', alter_sys=True)\n"
 )
 WORKER_ARGV = ("-c", WORKER_BOOT)
+STATUS_FD = 3  # where the worker finds its status pipe
 
 
 class WorkerTimeout(Exception):
@@ -135,9 +136,6 @@ def spawn_worker(output_fd: int | None) -> SpawnedWorker:
         if fd not in (spec_w, status_r):
             os.close(fd)
     return SpawnedWorker(pid, spec_w, status_r)
-
-
-STATUS_FD = 3  # where the worker finds its status pipe
 
 
 def _above(fd: int, ours: list[int]) -> int:
