@@ -15,17 +15,26 @@ AGENTTY = str(Path(sys.executable).with_name("agentty"))
 
 
 def agentty(
-    *args: str, input: bytes | None = None, timeout: float = 60, check: bool = False
+    *args: str,
+    input: bytes | None = None,
+    timeout: float = 60,
+    check: bool = False,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    pass_fds: tuple[int, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
-    """Run `agentty ARGS...` with the test's environment; stdout/stderr captured as text."""
+    """Run `agentty ARGS...` with the test's environment (or `env`); stdout/stderr captured
+    as text."""
     proc = subprocess.run(
         [AGENTTY, *args],
         input=input.decode() if input is not None else None,
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=os.environ.copy(),
+        env=os.environ.copy() if env is None else env,
         stdin=None if input is not None else subprocess.DEVNULL,
+        cwd=cwd,
+        pass_fds=pass_fds,
     )
     if check and proc.returncode != 0:
         raise AssertionError(

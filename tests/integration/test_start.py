@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.cli import agentty, agentty_json
+from tests.helpers.cli import AGENTTY, agentty, agentty_json
 
 
 def _no_running_sessions() -> None:
@@ -137,14 +137,7 @@ def test_start_leaves_the_callers_other_descriptors_alone() -> None:
     ends, or `$(agentty start ...)`-style callers would wait forever."""
     read_end, write_end = os.pipe()
     try:
-        proc = subprocess.run(
-            [str(Path(sys.executable).with_name("agentty")), "start", "--", "sleep", "100"],
-            capture_output=True,
-            timeout=20,
-            stdin=subprocess.DEVNULL,
-            env=os.environ.copy(),
-            pass_fds=(write_end,),
-        )
+        proc = agentty("start", "--", "sleep", "100", timeout=20, pass_fds=(write_end,))
         os.close(write_end)
         write_end = -1
         assert proc.returncode == 0, proc.stderr
@@ -175,7 +168,7 @@ def test_a_start_refused_after_its_worker_started_leaves_nothing(agentty_home: P
 def test_start_with_the_callers_stdio_closed() -> None:
     """A pipe created with stdin closed lands on fd 0; the worker still gets its spec."""
     proc = subprocess.run(
-        ["sh", "-c", f"exec {Path(sys.executable).with_name('agentty')} start -- cat <&- >&-"],
+        ["sh", "-c", f"exec {AGENTTY} start -- cat <&- >&-"],
         capture_output=True,
         text=True,
         timeout=20,
@@ -192,15 +185,7 @@ def test_modules_in_the_working_directory_do_not_shadow_the_workers(tmp_path: Pa
     (tmp_path / "logging.py").write_text("raise SystemExit('the project logging.py ran')\n")
     (tmp_path / "pyte").mkdir()
     (tmp_path / "pyte" / "__init__.py").write_text("raise SystemExit('the project pyte ran')\n")
-    proc = subprocess.run(
-        [str(Path(sys.executable).with_name("agentty")), "start", "--", "cat"],
-        capture_output=True,
-        text=True,
-        timeout=20,
-        env=os.environ.copy(),
-        stdin=subprocess.DEVNULL,
-        cwd=tmp_path,
-    )
+    proc = agentty("start", "--", "cat", timeout=20, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert agentty_json("get")["exited"] is False
     agentty("kill", check=True)
@@ -214,14 +199,7 @@ def test_a_worker_that_cannot_import_says_why(tmp_path: Path) -> None:
     fake.mkdir()
     (fake / "__init__.py").write_text("raise ImportError('pyte is broken here')\n")
     env = dict(os.environ, PYTHONPATH=str(tmp_path))
-    proc = subprocess.run(
-        [str(Path(sys.executable).with_name("agentty")), "start", "--", "cat"],
-        capture_output=True,
-        text=True,
-        timeout=20,
-        env=env,
-        stdin=subprocess.DEVNULL,
-    )
+    proc = agentty("start", "--", "cat", timeout=20, env=env)
     assert proc.returncode == 1, proc.stderr
     assert "the worker cannot start: ImportError: pyte is broken here" in proc.stderr
     assert proc.stderr.count("\n") == 1
