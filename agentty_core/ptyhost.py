@@ -95,7 +95,9 @@ class PtyChild:
         fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
-def spawn(argv: list[str], cwd: str, env: dict[str, str], cols: int, rows: int) -> PtyChild:
+def spawn(
+    argv: list[str], cwd: str, env: dict[str, str], cols: int, rows: int, *, umask: int
+) -> PtyChild:
     """Start `argv` (argv[0] already absolute) on a new PTY in its own session."""
 
     def in_child() -> None:
@@ -106,6 +108,7 @@ def spawn(argv: list[str], cwd: str, env: dict[str, str], cols: int, rows: int) 
             signal.signal(sig, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        os.umask(umask)
         os.chdir(cwd)
 
     from ptyprocess import PtyProcess  # the worker's alone: `start` stays without it

@@ -152,7 +152,8 @@ class Worker:
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         failpoints.hit("worker.before_handlers")
-        os.umask(0o077)
+        # The worker's own files are private; the program gets the umask `start` ran with.
+        program_umask = os.umask(0o077)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -174,6 +175,7 @@ class Worker:
                 env=cast(dict[str, str], self.spec["env"]),
                 cols=self.emu.cols,
                 rows=self.emu.rows,
+                umask=program_umask,
             )
         except SpawnError as exc:
             self._report({"ok": False, "error": exc.message, "exit_code": exc.exit_code})

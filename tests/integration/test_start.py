@@ -191,6 +191,21 @@ def test_modules_in_the_working_directory_do_not_shadow_the_workers(tmp_path: Pa
     agentty("kill", check=True)
 
 
+def test_the_program_gets_the_umask_start_ran_with() -> None:
+    """The worker keeps its own files private (umask 077); the program must not inherit
+    that, or everything it creates (a build, a pip install) would be unreadable to others."""
+    proc = subprocess.run(
+        ["sh", "-c", f"umask 027; exec {AGENTTY} start -- sh -c 'umask; exec cat'"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env=os.environ.copy(),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert agentty_json("wait", "--text", "0027", "--timeout", "10")["fired"] == "text"
+    agentty("kill", check=True)
+
+
 def test_a_worker_that_cannot_import_says_why(tmp_path: Path) -> None:
     """An early worker's output goes nowhere until it knows its log: a failure before that
     (a broken installation, here a pyte that cannot be imported) comes back on the status
