@@ -183,11 +183,12 @@ class Peer:
         (cancelling and re-scheduling a timer per request was a tenth of a request's cost)."""
         if self.closed:
             return
-        quiet = time.monotonic() - self._active_at
-        if self._is_idle() and quiet >= self.idle_timeout:
-            self.close()
-            return
-        wait = self.idle_timeout - quiet if self._is_idle() else self.idle_timeout
+        wait = self.idle_timeout
+        if self._is_idle():
+            wait -= time.monotonic() - self._active_at
+            if wait <= 0:
+                self.close()
+                return
         self._idle = self.loop.call_later(max(wait, 0.001), self._check_idle)
 
     # -- closing ---------------------------------------------------------------------------

@@ -165,15 +165,16 @@ def test_a_start_refused_after_its_worker_started_leaves_nothing(agentty_home: P
     assert not (agentty_home / "logs").exists() or not list((agentty_home / "logs").iterdir())
 
 
+def _from_shell(script: str) -> subprocess.CompletedProcess[str]:
+    """`sh -c SCRIPT`, for a caller whose stdio or umask the shell sets up."""
+    return subprocess.run(
+        ["sh", "-c", script], capture_output=True, text=True, timeout=20, env=os.environ.copy()
+    )
+
+
 def test_start_with_the_callers_stdio_closed() -> None:
     """A pipe created with stdin closed lands on fd 0; the worker still gets its spec."""
-    proc = subprocess.run(
-        ["sh", "-c", f"exec {AGENTTY} start -- cat <&- >&-"],
-        capture_output=True,
-        text=True,
-        timeout=20,
-        env=os.environ.copy(),
-    )
+    proc = _from_shell(f"exec {AGENTTY} start -- cat <&- >&-")
     assert proc.returncode == 0, proc.stderr
     assert agentty_json("get")["exited"] is False
     agentty("kill", check=True)
@@ -194,13 +195,7 @@ def test_modules_in_the_working_directory_do_not_shadow_the_workers(tmp_path: Pa
 def test_the_program_gets_the_umask_start_ran_with() -> None:
     """The worker keeps its own files private (umask 077); the program must not inherit
     that, or everything it creates (a build, a pip install) would be unreadable to others."""
-    proc = subprocess.run(
-        ["sh", "-c", f"umask 027; exec {AGENTTY} start -- sh -c 'umask; exec cat'"],
-        capture_output=True,
-        text=True,
-        timeout=20,
-        env=os.environ.copy(),
-    )
+    proc = _from_shell(f"umask 027; exec {AGENTTY} start -- sh -c 'umask; exec cat'")
     assert proc.returncode == 0, proc.stderr
     assert agentty_json("wait", "--text", "0027", "--timeout", "10")["fired"] == "text"
     agentty("kill", check=True)
