@@ -8,14 +8,14 @@ This package is imported on the CLI's hot path, so it imports nothing at module 
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from agentty_core._version import __version__
 
 __all__ = ["Client", "Screen", "Session", "SessionInfo", "WaitResult", "__version__"]
 
 TYPE_CHECKING = False  # without importing typing: this module is on the hot path
 if TYPE_CHECKING:
-    from .client import Client
-    from .session import Screen, Session, SessionInfo, WaitResult
+    from agentty_core.client import Client
+    from agentty_core.session import Screen, Session, SessionInfo, WaitResult
 
 _LAZY = {
     "Client": "client",

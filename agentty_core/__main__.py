@@ -2,6 +2,6 @@
 
 import sys
 
-from .hotpath import main
+from agentty_core.cli.hotpath import main
 
 sys.exit(main())

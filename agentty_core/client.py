@@ -21,8 +21,8 @@ import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from . import identity, ipc_client, keys, records
-from .errors import (
+from agentty_core import keys
+from agentty_core.errors import (
     AgenttyError,
     RemoteError,
     SessionNotRunning,
@@ -30,15 +30,18 @@ from .errors import (
     WaitTimeout,
     WorkerUnreachable,
 )
-from .paths import Home
-from .protocol import JSONObject, str_list
-from .records import Record
+from agentty_core.ipc import client as ipc_client
+from agentty_core.paths import Home
+from agentty_core.proc import identity
+from agentty_core.protocol import JSONObject, str_list
+from agentty_core.state import records
+from agentty_core.state.records import Record
 
 TYPE_CHECKING = False  # without importing typing: this module is on the hot path
 if TYPE_CHECKING:
-    from .orphans import Orphan
-    from .state import StateStore
-    from .subscription import Subscription
+    from agentty_core.ipc.subscription import Subscription
+    from agentty_core.proc.orphans import Orphan
+    from agentty_core.state.store import StateStore
 
 DEFAULT_TIMEOUT = 5.0
 _SAFE_TO_REPEAT = frozenset({"get", "info", "ping", "wait"})  # requests that change nothing
@@ -102,7 +105,9 @@ class Client:
     # ------------------------------------------------------------ listing and state
 
     def _store(self) -> StateStore:
-        from .state import StateStore  # imported late: filelock stays off the hot path
+        from agentty_core.state.store import (
+            StateStore,  # imported late: filelock stays off the hot path
+        )
 
         return StateStore(self.home)
 
@@ -166,7 +171,7 @@ class Client:
                     }
 
     def status(self) -> JSONObject:
-        from . import __version__
+        from agentty_core._version import __version__
 
         sessions = self.sessions(live_info=True)
         status: JSONObject = {
@@ -317,7 +322,7 @@ class Client:
         record: Mapping[str, bool] | None = None,
     ) -> Record:
         """Start a session; it becomes the active one unless `activate=False`."""
-        from .launcher import start
+        from agentty_core.launch.launcher import start
 
         return start(
             self.home,
@@ -438,8 +443,8 @@ class Client:
 
     def _kill_orphaned(self, rec: Record, grace: float) -> JSONObject:
         """The worker is gone: end what survives of the session by its environment marker."""
-        from .errors import KillNotConfirmed
-        from .orphans import end, marked_processes
+        from agentty_core.errors import KillNotConfirmed
+        from agentty_core.proc.orphans import end, marked_processes
 
         session_id = str(rec["id"])
         if rec.get("status") != "lost":
@@ -458,7 +463,7 @@ class Client:
     def subscribe(self, ref: str | None) -> Subscription:
         """Screen events pushed by the worker until the session ends or the subscription is
         closed (from any thread). Blocking to iterate: run it off the UI thread."""
-        from .subscription import Subscription
+        from agentty_core.ipc.subscription import Subscription
 
         rec = self.require_running(ref)
         pid = rec.get("workerPid")
@@ -470,15 +475,15 @@ class Client:
 
     def orphans(self) -> list[Orphan]:
         """Processes of this home's sessions whose worker is gone (found by their marker)."""
-        from .orphans import marked_processes
+        from agentty_core.proc.orphans import marked_processes
 
         live = {str(r["id"]) for r in self.sessions() if r.get("status") in ("running", "starting")}
         return [o for o in marked_processes(self.home) if o.session_id not in live]
 
     def end_orphans(self, orphans: list[Orphan] | None = None, grace: float = 1.0) -> JSONObject:
         """End orphans (re-proven by marker, pid and start time); raises if any survive."""
-        from .errors import KillNotConfirmed
-        from .orphans import end
+        from agentty_core.errors import KillNotConfirmed
+        from agentty_core.proc.orphans import end
 
         targets = self.orphans() if orphans is None else orphans
         result = end(targets, grace=grace)

@@ -13,7 +13,7 @@ foot, WezTerm and Ghostty send and that modern TUIs (Claude Code, Codex, helix) 
 
 from __future__ import annotations
 
-from .errors import InvalidKey
+from agentty_core.errors import InvalidKey
 
 MAX_REPEAT = 1000
 

@@ -22,7 +22,7 @@ import re
 import stat
 from pathlib import Path
 
-from .errors import StateError, UnsafePath, UsageError
+from agentty_core.errors import StateError, UnsafePath, UsageError
 
 SESSION_ID_RE = re.compile(r"^[0-9a-f]{8}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

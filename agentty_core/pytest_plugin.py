@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from .paths import Home
-from .session import Session
+from agentty_core.paths import Home
+from agentty_core.session import Session
 
 
 @pytest.fixture
@@ -53,9 +53,9 @@ def agentty_session(agentty_home_path: Path) -> Iterator[Callable[..., Session]]
 
 def _reap(home: Home) -> None:
     """Kill whatever of this home is still running: sessions, then marked survivors."""
-    from .client import Client
-    from .errors import AgenttyError
-    from .orphans import end, marked_processes
+    from agentty_core.client import Client
+    from agentty_core.errors import AgenttyError
+    from agentty_core.proc.orphans import end, marked_processes
 
     client = Client(home)
     for rec in client.sessions():

@@ -19,9 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from . import ipc_client
-from .client import Client, text_params
-from .errors import (
+from agentty_core.client import Client, text_params
+from agentty_core.errors import (
     AgenttyError,
     ProtocolError,
     RemoteError,
@@ -29,9 +28,10 @@ from .errors import (
     WaitTimeout,
     WorkerUnreachable,
 )
-from .keys import parse_all
-from .paths import Home
-from .protocol import JSONObject, str_list
+from agentty_core.ipc import client as ipc_client
+from agentty_core.keys import parse_all
+from agentty_core.paths import Home
+from agentty_core.protocol import JSONObject, str_list
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,9 @@ from textual.worker import get_current_worker
 
 from agentty_core.client import Client
 from agentty_core.errors import AgenttyError
-from agentty_core.orphans import Orphan
-from agentty_core.records import Record
-from agentty_core.usage import UsageSampler
+from agentty_core.proc.orphans import Orphan
+from agentty_core.proc.usage import UsageSampler
+from agentty_core.state.records import Record
 
 from .messages import SessionsPolled
 from .model import Snapshot, status_of

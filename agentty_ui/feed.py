@@ -1,4 +1,4 @@
-"""Helpers for the screen events the dashboard receives (see agentty_core.subscription)."""
+"""Helpers for the screen events the dashboard receives (see agentty_core.ipc.subscription)."""
 
 from __future__ import annotations
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from agentty_core.orphans import Orphan
-from agentty_core.records import Record
-from agentty_core.usage import Usage
+from agentty_core.proc.orphans import Orphan
+from agentty_core.proc.usage import Usage
+from agentty_core.state.records import Record
 
 
 def timestamp(value: object) -> float | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from agentty_core.ipc_client import Connection
+from agentty_core.ipc.client import Connection
 from bench.common import TMUX, TMUX_HINT, Row, Tmux, agentty_home, client, ms_row, skipped
 
 B = "2 round trip"

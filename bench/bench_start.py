@@ -11,7 +11,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from agentty_core import launcher, worker_spawn
+from agentty_core.launch import launcher
+from agentty_core.launch import spawn as worker_spawn
 from bench.common import (
     AGENTTY,
     TMUX,

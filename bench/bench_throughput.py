@@ -95,7 +95,7 @@ def _emulators_alone(path: Path) -> tuple[float, float | None]:
     """Seconds for agentty's emulator and for pyavt (asciinema's compiled avt, when
     installed) to take the stream in-process, in the worker's 32 KiB batches: what the
     emulator costs, apart from the PTY and the worker around it."""
-    from agentty_core.emulator import Emulator
+    from agentty_core.emulator.pyte_backend import Emulator
 
     data = path.read_bytes().replace(b"\n", b"\r\n")  # what the tty's ONLCR makes of it
     batches = [data[i : i + 32768] for i in range(0, len(data), 32768)]

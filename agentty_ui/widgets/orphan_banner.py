@@ -8,7 +8,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Button, Static
 
-from agentty_core.orphans import Orphan
+from agentty_core.proc.orphans import Orphan
 
 from ..model import format_age
 

@@ -6,8 +6,8 @@ from rich.text import Text
 from textual.message import Message
 from textual.widgets import DataTable
 
-from agentty_core.records import Record
-from agentty_core.usage import Usage, format_bytes
+from agentty_core.proc.usage import Usage, format_bytes
+from agentty_core.state.records import Record
 
 from ..model import end_text, format_age, program_of, status_of, timestamp
 

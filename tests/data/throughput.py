@@ -10,7 +10,7 @@ import sys
 import time
 import tracemalloc
 
-from agentty_core.emulator import Emulator
+from agentty_core.emulator.pyte_backend import Emulator
 from bench import streams
 
 CSI = "\x1b["

@@ -11,11 +11,15 @@ import pytest
 
 from tests.helpers.cli import AGENTTY, agentty, agentty_json
 
-FULL = [sys.executable, "-c", "import sys; from agentty_core.cli import main; sys.exit(main())"]
+FULL = [
+    sys.executable,
+    "-c",
+    "import sys; from agentty_core.cli.main import main; sys.exit(main())",
+]
 
 LANE_CHECK = """
 import sys
-from agentty_core.hotpath import fast_lane
+from agentty_core.cli.hotpath import fast_lane
 code = fast_lane(sys.argv[1:])
 loaded = sorted({'json', 're', 'pathlib', 'socket', 'argparse'} & set(sys.modules))
 print(f'CODE={code} LOADED={",".join(loaded)}', file=sys.stderr)

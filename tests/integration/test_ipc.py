@@ -126,10 +126,10 @@ def test_a_kept_connection_spares_the_state_file_until_the_session_ends(
 ) -> None:
     """Calls by id through an open connection to the worker need no record lookup; once
     the program ends, input is refused as for any ended session."""
-    from agentty_core import records
     from agentty_core.client import Client
     from agentty_core.errors import SessionNotRunning
     from agentty_core.protocol import str_list
+    from agentty_core.state import records
 
     with Client() as client:
         sid = str(client.start(["cat"])["id"])
@@ -159,7 +159,7 @@ def test_a_silent_worker_costs_the_timeout_not_more(tmp_path: Path) -> None:
     import time
 
     from agentty_core.errors import WorkerUnreachable
-    from agentty_core.ipc_client import Connection
+    from agentty_core.ipc.client import Connection
 
     path = str(tmp_path / "silent.sock")
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:

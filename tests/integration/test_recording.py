@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agentty_core.emulator import Emulator
+from agentty_core.emulator.pyte_backend import Emulator
 from tests.helpers.cli import AGENTTY, agentty, agentty_json
 
 

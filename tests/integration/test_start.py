@@ -244,7 +244,7 @@ def test_library_starts_from_several_threads_leave_the_hosts_descriptors_alone()
 
 HOT_PATH_CHECK = """
 import sys
-from agentty_core.cli import main
+from agentty_core.cli.main import main
 try:
     main(sys.argv[1:])
 except SystemExit:

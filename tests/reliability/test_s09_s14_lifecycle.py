@@ -95,7 +95,7 @@ def _census_of_workers(stop: threading.Event, seen: set[int], home: str) -> None
         for proc in psutil.process_iter():
             try:
                 if (
-                    "agentty_core.worker" in " ".join(proc.cmdline())
+                    "agentty_core.worker.core" in " ".join(proc.cmdline())
                     and proc.environ().get("AGENTTY_HOME") == home
                 ):
                     seen.add(proc.pid)
@@ -198,8 +198,8 @@ def test_s13_pid_reuse_never_signals_an_unrelated_process(agentty_home: Path) ->
 def test_s14_clock_jump_changes_no_verdict(
     agentty_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agentty_core import identity
     from agentty_core.client import Client
+    from agentty_core.proc import identity
 
     a = start("--", "sleep", "1000000")
     b = start("--", "sleep", "1000000")

@@ -173,7 +173,7 @@ def test_s18_unwritable_or_lockless_home(
 
     from agentty_core.errors import AgenttyError
     from agentty_core.paths import Home
-    from agentty_core.state import StateStore
+    from agentty_core.state.store import StateStore
 
     def no_flock(fd: int, op: int) -> None:
         raise OSError(errno.ENOSYS, "Function not implemented")

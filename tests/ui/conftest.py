@@ -12,7 +12,7 @@ from textual.pilot import Pilot
 
 from agentty_core.client import Client
 from agentty_core.errors import AgenttyError
-from agentty_core.usage import Usage, UsageSampler
+from agentty_core.proc.usage import Usage, UsageSampler
 
 
 @pytest.fixture

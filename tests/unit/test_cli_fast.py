@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agentty_core import cli_fast
-from agentty_core.cli_parser import build_parser
+from agentty_core.cli import fast as cli_fast
+from agentty_core.cli.parser import build_parser
 
 ACCEPTED = [
     ["get"],

@@ -1,4 +1,4 @@
-"""Tests for agentty_core.emulator: the PTY screen model on top of pyte."""
+"""Tests for agentty_core.emulator.pyte_backend: the PTY screen model on top of pyte."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentty_core.emulator import (
+from agentty_core.emulator.pyte_backend import (
     BOLD,
     ITALICS,
     REVERSE,
@@ -96,10 +96,12 @@ def test_handler_error_is_logged_and_rest_of_chunk_applies(
         real_draw(text)
 
     monkeypatch.setattr(emu._screen, "draw", draw)
-    with caplog.at_level(logging.WARNING, logger="agentty_core.emulator"):
+    with caplog.at_level(logging.WARNING, logger="agentty_core.emulator.pyte_backend"):
         emu.feed(b"boom\r\nok")
     assert visible(emu) == ["", "ok"]
-    assert any(r.name == "agentty_core.emulator" and r.exc_info for r in caplog.records)
+    assert any(
+        r.name == "agentty_core.emulator.pyte_backend" and r.exc_info for r in caplog.records
+    )
 
 
 _FRAGMENTS = [
@@ -811,7 +813,7 @@ def test_row_caches_follow_scrolling(chunks: list[list[bytes]]) -> None:
     """Scrolling moves the cached rows instead of rebuilding them; after any mix of scrolls,
     margins and edits the cached screen equals one rebuilt from pyte's buffer, and the rows
     reported dirty cover every row whose content changed."""
-    from agentty_core._emulator_screen import row_cells
+    from agentty_core.emulator._screen import row_cells
 
     emu = Emulator(12, 6)
     shown = emu.lines()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agentty_core.emulator import Emulator
+from agentty_core.emulator.pyte_backend import Emulator
 
-avt_backend = pytest.importorskip("agentty_core.emulator_avt")
+avt_backend = pytest.importorskip("agentty_core.emulator.avt_backend")
 AvtEmulator = avt_backend.AvtEmulator
 
 STREAMS = {

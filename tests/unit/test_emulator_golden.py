@@ -16,9 +16,9 @@ import pyte
 import pytest
 from pyte.screens import Char
 
-from agentty_core._emulator_flood import Flood
-from agentty_core._emulator_screen import Run, cell_runs, row_cells
-from agentty_core.emulator import Emulator, _ansi_line
+from agentty_core.emulator._flood import Flood
+from agentty_core.emulator._screen import Run, cell_runs, row_cells
+from agentty_core.emulator.pyte_backend import Emulator, _ansi_line
 
 DATA = Path(__file__).parents[1] / "data"
 CSI = "\x1b["

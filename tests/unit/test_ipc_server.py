@@ -7,7 +7,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from agentty_core.ipc_server import HIGH_WATER, Peer, Server
+from agentty_core.ipc.server import HIGH_WATER, Peer, Server
 
 Handler = Callable[[Peer, bytes], None]
 

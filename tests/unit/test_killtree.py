@@ -7,7 +7,7 @@ import subprocess
 
 import psutil
 
-from agentty_core.killtree import group_members, ladder, protected_pids, run_sync
+from agentty_core.proc.killtree import group_members, ladder, protected_pids, run_sync
 
 
 def test_group_zero_and_one_name_nobody() -> None:

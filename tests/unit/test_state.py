@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from agentty_core import records
 from agentty_core.errors import StateError, UnsafePath
 from agentty_core.paths import Home
-from agentty_core.state import StateStore
+from agentty_core.state import records
+from agentty_core.state.store import StateStore
 
 WRITER = """
 import sys
 from agentty_core.paths import Home
-from agentty_core.state import StateStore
+from agentty_core.state.store import StateStore
 worker = int(sys.argv[1])
 store = StateStore(Home.resolve(), lean=worker % 2 == 1)  # filelock and the bare flock mixed
 for i in range(15):

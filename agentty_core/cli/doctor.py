@@ -1,0 +1,127 @@
+"""`agentty doctor`: check the whole stack and say what to fix.
+
+Each check is independent and never raises: a broken home is exactly when people run it.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+
+from agentty_core.errors import AgenttyError
+from agentty_core.paths import SESSION_ID_RE, Home, default_home
+
+Check = dict[str, object]
+
+
+def _check(name: str, ok: bool, detail: str, fix: str = "") -> Check:
+    return {"name": name, "ok": ok, "detail": detail, "fix": "" if ok else fix}
+
+
+def _home_permissions(home: Home) -> Check:
+    try:
+        home.check(create=False)
+    except FileNotFoundError:
+        return _check("home", True, f"{home.root} does not exist yet (created on first start)")
+    except AgenttyError as exc:
+        return _check("home", False, str(exc), f"chmod 700 {home.root} and its logs/, sockets/")
+    return _check("home", True, f"{home.root} is private (0700, owned by you)")
+
+
+def _state_file(home: Home) -> Check:
+    from agentty_core.state.records import load_state
+
+    try:
+        doc = load_state(home)
+    except AgenttyError as exc:
+        return _check(
+            "state",
+            False,
+            str(exc),
+            "run any agentty command that writes (it moves a corrupt file aside)",
+        )
+    sessions = doc.get("sessions")
+    count = len(sessions) if isinstance(sessions, list) else 0
+    version = doc.get("schema_version")
+    return _check("state", True, f"sessions.json readable: {count} record(s), schema {version}")
+
+
+def _sessions(home: Home) -> Check:
+    from agentty_core.client import Client
+
+    try:
+        recs = Client(home).sessions()
+    except AgenttyError as exc:
+        return _check("sessions", False, str(exc), "see the state check")
+    lost = [str(r["id"]) for r in recs if r.get("status") == "lost"]
+    running = sum(1 for r in recs if r.get("status") == "running")
+    if lost:
+        return _check(
+            "sessions",
+            False,
+            f"{running} running; workers of {len(lost)} session(s) died: {' '.join(lost)}",
+            "agentty orphans --kill, then agentty gc",
+        )
+    return _check("sessions", True, f"{running} running, every worker alive")
+
+
+def _stale_sockets(home: Home) -> Check:
+    from agentty_core.client import Client
+
+    sock_dir = home.socket_dir()
+    try:
+        names = os.listdir(sock_dir)
+    except FileNotFoundError:
+        return _check("sockets", True, f"{sock_dir} does not exist yet")
+    live = {
+        str(r["id"]) for r in Client(home).sessions() if r.get("status") in ("running", "starting")
+    }
+    stale, foreign = [], []
+    for name in names:
+        session_id = name.removesuffix(".sock")
+        path = sock_dir / name
+        st = os.lstat(path)
+        if not stat.S_ISSOCK(st.st_mode) or not SESSION_ID_RE.match(session_id):
+            foreign.append(name)
+        elif session_id not in live:
+            stale.append(name)
+    if foreign:
+        return _check(
+            "sockets",
+            False,
+            f"unexpected entries in {sock_dir}: {' '.join(foreign)}",
+            f"inspect and remove them from {sock_dir}",
+        )
+    if stale:
+        return _check(
+            "sockets", False, f"stale sockets of ended sessions: {' '.join(stale)}", "agentty gc"
+        )
+    return _check("sockets", True, f"{len(names)} socket(s), all of live sessions")
+
+
+def _orphans(home: Home) -> Check:
+    from agentty_core.client import Client
+
+    found = Client(home).orphans()
+    if found:
+        listing = ", ".join(f"{o.pid} ({o.command[:30]})" for o in found)
+        return _check(
+            "orphans", False, f"processes of dead workers: {listing}", "agentty orphans --kill"
+        )
+    return _check("orphans", True, "no processes of dead workers")
+
+
+def run_checks(home: Home | None = None) -> list[Check]:
+    home = home or Home(default_home().absolute())
+    checks: list[Check] = []
+    steps: list[Callable[[Home], Check]] = [_home_permissions, _state_file]
+    for step in steps:
+        checks.append(step(home))
+    if all(c["ok"] for c in checks) and home.root.exists():
+        for step in (_sessions, _stale_sockets, _orphans):
+            try:
+                checks.append(step(home))
+            except Exception as exc:  # a check must report, never crash the doctor
+                checks.append(_check(step.__name__.strip("_"), False, f"check failed: {exc}"))
+    return checks

@@ -1,0 +1,544 @@
+"""The `agentty` command: the only module that prints.
+
+Built on argparse and the standard library, because agents call it hundreds of times per
+task: `get`, `text`, `key` and `wait` never import Textual, pyte, psutil or filelock.
+Errors go to stderr as one line, `agentty: error: ...`, with the exit codes in `EXIT_CODES`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from agentty_core.client import Client
+from agentty_core.errors import EXIT_USAGE, AgenttyError, UsageError, WaitTimeout
+from agentty_core.protocol import JSONObject, str_list
+
+PROG = "agentty"
+
+TYPE_CHECKING = False  # typing and argparse cost milliseconds the hot path does not spend
+if TYPE_CHECKING:
+    import argparse
+
+    from agentty_core.cli.parser import ArgumentParser
+
+# ---------------------------------------------------------------- output helpers
+
+
+def _emit(data: object) -> None:
+    text = json.dumps(data, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Lone surrogates (from non-UTF-8 argv bytes) cannot be UTF-8: escape everything.
+        text = json.dumps(data, ensure_ascii=True)
+    sys.stdout.write(text + "\n")
+
+
+def _screen_text(screen: JSONObject, key: str = "lines") -> str:
+    lines = str_list(screen.get(key))
+    if key == "lines":
+        lines = str_list(screen.get("scrollback")) + lines
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return "".join(line.rstrip() + "\n" for line in lines)
+
+
+def _print_screen(screen: JSONObject, args: argparse.Namespace) -> None:
+    if args.json:
+        _emit(screen)
+    elif getattr(args, "raw", False):
+        import base64
+
+        sys.stdout.flush()
+        sys.stdout.buffer.write(base64.b64decode(str(screen.get("rawBase64", ""))))
+    elif getattr(args, "ansi", False):
+        sys.stdout.write(_screen_text(screen, "ansi"))
+    else:
+        sys.stdout.write(_screen_text(screen))
+
+
+# ---------------------------------------------------------------- commands
+
+
+def _client() -> Client:
+    return Client()
+
+
+def cmd_help(args: argparse.Namespace, parser: ArgumentParser) -> int:
+    if args.agent:
+        from importlib.resources import files
+
+        sys.stdout.write(files("agentty_core").joinpath("agents.md").read_text("utf-8"))
+        return 0
+    if args.json:
+        from agentty_core.cli.schema import schema
+
+        _emit(schema(parser))
+        return 0
+    if args.topic:
+        _subparser(parser, args.topic).print_help()
+    else:
+        parser.print_help()
+    return 0
+
+
+def _subparser(parser: ArgumentParser, name: str) -> argparse.ArgumentParser:
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and name in action.choices:
+            return action.choices[name]  # type: ignore[no-any-return]  # argparse is untyped here
+    raise UsageError(f"no such command: {name}")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    if args.quiet:
+        for rec in _client().sessions():
+            if rec.get("status") == "running":
+                print(rec["id"])
+                if rec.get("name"):
+                    print(rec["name"])
+        return 0
+    status = _client().status()
+    if args.json:
+        _emit(status)
+        return 0
+    sessions = status["sessions"]
+    assert isinstance(sessions, list)
+    print(f"home: {status['home']}")
+    print(f"active: {status['active'] or '-'}")
+    orphans = status.get("orphans")
+    if isinstance(orphans, list) and orphans:
+        print(f"warning: {len(orphans)} orphan process(es) of dead workers; see 'agentty orphans'")
+    if not sessions:
+        print("no sessions")
+        return 0
+    print(f"{'ID':8}  {'NAME':12}  {'STATUS':9}  {'EXIT':6}  COMMAND")
+    for rec in sessions:
+        mark = "*" if rec.get("id") == status["active"] else " "
+        code = rec.get("signal") or rec.get("exitCode")
+        print(
+            f"{rec['id']:8}{mark} {str(rec.get('name') or '-')[:12]:12}  "
+            f"{rec.get('status', '?'):9}  {'-' if code is None else code!s:6}  "
+            f"{' '.join(str(rec.get('command', '')).split())[:60]}"
+        )
+    return 0
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    argv = list(args.argv)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if args.shell is None and not argv:
+        raise UsageError("start needs a program: agentty start [options] -- PROGRAM [ARG...]")
+    record = _client().start(
+        argv or None,
+        shell=args.shell,
+        name=args.name,
+        cwd=args.cwd,
+        cols=args.cols,
+        rows=args.rows,
+        env=dict(args.env),
+        record=(
+            {"input": args.record_input, "markers": args.record_markers}
+            if args.record or args.record_input or args.record_markers
+            else None
+        ),
+    )
+    if args.json:
+        _emit(record)
+    else:
+        print(record["id"])
+    return 0
+
+
+def cmd_attach(args: argparse.Namespace) -> int:
+    record = _client().attach(args.target)
+    if args.json:
+        _emit(record)
+    else:
+        name = f" ({record['name']})" if record.get("name") else ""
+        print(f"active session: {record['id']}{name}")
+    return 0
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    params: dict[str, object] = {}
+    if args.lines is not None:
+        params["lines"] = args.lines
+    if args.scrollback:
+        params["scrollback"] = True
+    if args.ansi:
+        params["ansi"] = True
+    if args.raw or args.bytes is not None:
+        args.raw = True
+        params["raw"] = True
+        params["bytes"] = 4096 if args.bytes is None else args.bytes
+    _print_screen(_client().get(args.session, **params), args)
+    return 0
+
+
+def _read_payload(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def cmd_text(args: argparse.Namespace) -> int:
+    if args.file is not None:
+        if args.payload:
+            raise UsageError("give the text either as PAYLOAD words or with --file, not both")
+        data: str | bytes = _read_payload(args.file)
+    elif args.payload == ["-"]:
+        data = _read_payload("-")
+    else:
+        data = " ".join(args.payload)
+    result = _client().text(args.session, data, enter=args.enter)
+    if args.json:
+        _emit(result)
+    return 0
+
+
+def cmd_paste(args: argparse.Namespace) -> int:
+    data: str | bytes = _read_payload("-") if args.payload == "-" else args.payload
+    result = _client().paste(args.session, data)
+    if args.json:
+        _emit(result)
+    return 0
+
+
+def cmd_key(args: argparse.Namespace) -> int:
+    result = _client().key(args.session, args.keys)
+    if args.json:
+        _emit(result)
+    return 0
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    conditions = {
+        "text": args.text,
+        "regex": args.regex,
+        "gone": args.gone,
+        "stable_ms": args.stable,
+        "changed_since": args.changed_since,
+        "input": args.input,
+        "exit": args.exit,
+        "scrollback": args.scrollback,
+    }
+    if not any(v not in (None, False) for k, v in conditions.items() if k != "scrollback"):
+        raise UsageError(
+            "wait needs a condition: --text, --regex, --gone, --stable, --changed-since, "
+            "--input or --exit"
+        )
+    try:
+        screen = _client().wait(args.session, timeout=args.timeout, **conditions)
+    except WaitTimeout as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        if args.json:
+            _emit({"fired": None, "timeout": True, **exc.screen})
+        else:
+            sys.stdout.write(_screen_text(exc.screen))
+        return exc.exit_code
+    if args.json:
+        _emit(screen)
+    elif screen.get("fired") == "exit" and screen.get("signal"):
+        sys.stdout.write(_screen_text(screen) + f"[exited: signal {screen['signal']}]\n")
+    elif screen.get("fired") == "exit":
+        sys.stdout.write(_screen_text(screen) + f"[exited: code {screen.get('exitCode')}]\n")
+    else:
+        sys.stdout.write(_screen_text(screen))
+    return 0
+
+
+def cmd_resize(args: argparse.Namespace) -> int:
+    result = _client().resize(args.session, args.cols, args.rows)
+    if args.json:
+        _emit(result)
+    return 0
+
+
+def cmd_signal(args: argparse.Namespace) -> int:
+    result = _client().signal(args.session, args.name, leader=args.leader)
+    if args.json:
+        _emit(result)
+    else:
+        print(f"sent {result['signal']} to {', '.join(str_list(result.get('pids')))}")
+    return 0
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    result = _client().kill(args.session, grace=args.timeout)
+    if args.json:
+        _emit(result)
+        return 0
+    steps = result.get("escalated") or []
+    how = f" after {', '.join(str_list(steps))}" if steps else ""
+    if result.get("status") == "lost":
+        pids = str_list(result.get("orphansKilled"))
+        print(
+            f"killed {result['id']}: its worker was gone; ended {len(pids)} orphan process(es){how}"
+        )
+    elif result.get("signal"):
+        print(f"killed {result['id']} (signal {result['signal']}){how}")
+    else:
+        print(f"killed {result['id']} (exit code {result.get('exitCode')}){how}")
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from agentty_core.state.records import read_private_file
+
+    path = _client().logs(args.session)
+    raw = read_private_file(path) or b""
+    if args.json:
+        _emit({"path": str(path), "log": raw.decode("utf-8", "replace")})
+    else:
+        sys.stdout.write(raw.decode("utf-8", "replace"))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import time
+
+    argv = list(args.argv)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        raise UsageError("run needs a program: agentty run [options] -- PROGRAM [ARG...]")
+    if len(args.expect) > len(args.input):
+        raise UsageError("every --expect needs an --input to send when it appears")
+    client = _client()
+    deadline = time.monotonic() + float(args.timeout)
+    record = client.start(argv, cwd=args.cwd, cols=args.cols, rows=args.rows, activate=False)
+    sid = str(record["id"])
+
+    def left() -> float:
+        return max(0.0, deadline - time.monotonic())
+
+    try:
+        for i, text in enumerate(args.input):
+            if i < len(args.expect):
+                client.wait(sid, text=args.expect[i], exit=True, timeout=left())
+            else:
+                client.wait(sid, input=True, exit=True, timeout=left())
+            if client.resolve(sid).get("status") != "running":
+                break
+            client.text(sid, text, enter=True)
+        screen = client.wait(sid, exit=True, timeout=left())
+    except WaitTimeout as exc:
+        print(f"{PROG}: error: run timed out after {args.timeout:g}s", file=sys.stderr)
+        client.kill(sid, grace=0.5)
+        sys.stdout.write(_screen_text(exc.screen))
+        client.gc_session(sid)
+        return exc.exit_code
+    except AgenttyError:
+        client.kill_quietly(sid)
+        client.gc_session(sid)
+        raise
+    code = screen.get("exitCode")
+    if args.json:
+        _emit(screen)
+    else:
+        sys.stdout.write(_screen_text(screen))
+    client.gc_session(sid)
+    return code if isinstance(code, int) else 1
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    result = _client().record(
+        args.session, args.state == "on", input=args.input, markers=args.markers
+    )
+    if args.json:
+        _emit(result)
+    else:
+        print(f"recording {'to ' + str(result['path']) if result['recording'] else 'stopped'}")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from agentty_core.worker.recording import replay
+
+    path = _client().cast_path(args.target)
+    try:
+        replay(path, speed=args.speed)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot replay {path}: {exc}") from None
+    return 0
+
+
+def cmd_orphans(args: argparse.Namespace) -> int:
+    client = _client()
+    found = client.orphans()
+    listed = [o.as_json() for o in found]
+    if args.kill and found:
+        result = client.end_orphans(found)
+        if args.json:
+            _emit({"orphans": listed, **result})
+        else:
+            print(f"ended {len(found)} orphan process(es): {' '.join(str(o.pid) for o in found)}")
+        return 0
+    if args.json:
+        _emit({"orphans": listed})
+    elif not found:
+        print("no orphans")
+    else:
+        print(f"{'PID':>7}  {'SESSION':8}  {'AGE':>7}  COMMAND")
+        for o in found:
+            print(f"{o.pid:>7}  {o.session_id:8}  {o.age_seconds:>6.0f}s  {o.command[:60]}")
+        print("end them with: agentty orphans --kill")
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    client = _client()
+    removed = client.gc(older_than=args.older_than)
+    kept = sorted({o.session_id for o in client.orphans()})
+    if args.json:
+        _emit({"removed": removed, "keptWithOrphans": kept})
+        return 0
+    print(f"removed {len(removed)} session(s)" + (f": {' '.join(removed)}" if removed else ""))
+    if kept:
+        print(
+            f"kept {len(kept)} lost session(s) whose processes still run: {' '.join(kept)} "
+            "(end them with 'agentty orphans --kill')"
+        )
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from agentty_core.cli.doctor import run_checks
+
+    checks = run_checks()
+    ok = all(c["ok"] for c in checks)
+    if args.json:
+        _emit({"ok": ok, "checks": checks})
+    else:
+        for check in checks:
+            mark = "ok  " if check["ok"] else "FAIL"
+            print(f"{mark}  {check['name']}: {check['detail']}")
+            if not check["ok"] and check["fix"]:
+                print(f"      fix: {check['fix']}")
+    return 0 if ok else 1
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    import shtab  # only here: completion scripts are generated once, never on the hot path
+
+    from agentty_core.cli.parser import build_parser
+
+    parser = build_parser()
+    sessions = shtab.cmd(f"{PROG} status -q 2>/dev/null")
+    for action in _all_actions(parser):
+        if action.dest in ("session", "target"):
+            action.complete = sessions  # type: ignore[attr-defined]  # shtab's extension point
+        elif action.dest == "cwd":
+            action.complete = shtab.DIRECTORY  # type: ignore[attr-defined]  # shtab's extension point
+        elif action.dest == "file":
+            action.complete = shtab.FILE  # type: ignore[attr-defined]  # shtab's extension point
+    sys.stdout.write(shtab.complete(parser, shell=args.shell))
+    return 0
+
+
+def _all_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    import argparse
+
+    found = list(parser._actions)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found.extend(_all_actions(sub))
+    return found
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    try:
+        from agentty_core.cli.mcp import main as serve
+    except ImportError as exc:
+        raise UsageError(
+            f"the MCP server needs the mcp extra: pip install 'agentty[mcp]' ({exc})"
+        ) from None
+    serve()
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    # The dashboard runs in its own interpreter so this module never imports Textual.
+    extra = ["--demo"] if args.demo else []
+    os.execv(sys.executable, [sys.executable, "-m", "agentty_ui", *extra])
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "status": cmd_status,
+    "start": cmd_start,
+    "attach": cmd_attach,
+    "get": cmd_get,
+    "text": cmd_text,
+    "paste": cmd_paste,
+    "key": cmd_key,
+    "wait": cmd_wait,
+    "resize": cmd_resize,
+    "signal": cmd_signal,
+    "kill": cmd_kill,
+    "logs": cmd_logs,
+    "run": cmd_run,
+    "record": cmd_record,
+    "replay": cmd_replay,
+    "orphans": cmd_orphans,
+    "gc": cmd_gc,
+    "doctor": cmd_doctor,
+    "completion": cmd_completion,
+    "mcp": cmd_mcp,
+    "ui": cmd_ui,
+}
+
+
+def _command_word(argv: Sequence[str]) -> str | None:
+    for word in argv:
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None
+        if word in ("-h", "--help", "--version"):
+            return None
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    words = sys.argv[1:] if argv is None else list(argv)
+    from agentty_core.cli.fast import parse
+
+    fast = parse(words)
+    if fast is not None:
+        return _run(COMMANDS[fast.command], fast)  # type: ignore[arg-type]  # same attributes as argparse's
+    from agentty_core.cli.parser import build_parser
+
+    parser = build_parser(_command_word(words))
+    args = parser.parse_args(words)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    if args.command == "help":
+        return _run(lambda a: cmd_help(a, parser), args)
+    return _run(COMMANDS[args.command], args)
+
+
+def _run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run one command; errors become one line on stderr and their exit code."""
+    try:
+        return command(args)
+    except AgenttyError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

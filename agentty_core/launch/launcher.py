@@ -1,0 +1,255 @@
+"""Starting a session: validate, write the intent record, launch the worker, wait for ready.
+
+The protocol (dtach/abduco's): the worker is started detached (`start_new_session`), its
+stdio on the log file and /dev/null, never on the caller's pipes, with the write end of a
+status pipe. It writes one JSON line once the program runs and the socket answers, or an
+error; EOF without a line means it died. `start` returns only after that line, and on any
+failure leaves no running record and no process behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import select
+import shlex
+import signal
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+
+from agentty_core.errors import EXIT_USAGE, SpawnError, UsageError
+from agentty_core.ipc.client import remove_stale_socket
+from agentty_core.launch import spawn as worker_spawn
+from agentty_core.launch.spawn import SpawnedWorker, WorkerTimeout
+from agentty_core.paths import Home, validate_name
+from agentty_core.proc import identity
+from agentty_core.proc.ptyhost import resolve_command, validate_cwd
+from agentty_core.state.records import LIVE_STATUSES, Record
+from agentty_core.state.store import StateStore, now_iso
+
+READY_TIMEOUT = 10.0
+MAX_SIZE = 1000
+
+
+def _check_size(cols: int, rows: int) -> None:
+    if not (2 <= cols <= MAX_SIZE and 2 <= rows <= MAX_SIZE):
+        raise UsageError(f"terminal size must be 2..{MAX_SIZE} columns and rows")
+
+
+def _worker_alive(record: Record) -> bool:
+    pid = record.get("workerPid")
+    if not isinstance(pid, int):
+        # An intent record whose worker has not said its pid yet: treat as live.
+        return record.get("status") == "starting"
+    token = record.get("workerStart")
+    return identity.same_process(pid, token if isinstance(token, str) else None)
+
+
+def build_env(
+    session_id: str, home: Home, overrides: Mapping[str, str], base: Mapping[str, str]
+) -> dict[str, str]:
+    env = dict(base)
+    env.update(overrides)
+    env.setdefault("TERM", "xterm-256color")
+    if "TERM" not in overrides:
+        env["TERM"] = "xterm-256color"
+    env["AGENTTY_SESSION_ID"] = session_id
+    env["AGENTTY_HOME"] = str(home.root)
+    env.pop("AGENTTY_STATUS_FD", None)
+    return env
+
+
+def start(
+    home: Home,
+    argv: Sequence[str] | None = None,
+    *,
+    shell: str | None = None,
+    name: str | None = None,
+    cwd: str | None = None,
+    cols: int = 80,
+    rows: int = 24,
+    env: Mapping[str, str] | None = None,
+    timeout: float = READY_TIMEOUT,
+    activate: bool = True,
+    record_cast: Mapping[str, bool] | None = None,
+) -> Record:
+    """Start a session and return its record once the program runs and the socket answers."""
+    if shell is not None:
+        if argv:
+            raise UsageError("give either --shell CMDLINE or -- PROGRAM ARGS, not both")
+        argv = [os.environ.get("SHELL") or "/bin/sh", "-lc", shell]
+    if not argv:
+        raise UsageError("start needs a program: agentty start -- PROGRAM [ARG...]")
+    argv = list(argv)
+    if name is not None:
+        validate_name(name)
+    _check_size(cols, rows)
+    workdir = os.path.abspath(cwd or os.getcwd())
+    validate_cwd(workdir)
+    session_id = secrets.token_hex(4)
+    full_env = build_env(session_id, home, env or {}, os.environ)
+    program = resolve_command(argv[0], full_env.get("PATH"), workdir)
+    home.ensure_socket_dir()
+    store = StateStore(home)
+    log_path = home.log_path(session_id)
+    record: Record = {
+        "id": session_id,
+        "name": name,
+        "argv": argv,
+        "command": shlex.join(argv),
+        "program": program,
+        "cwd": workdir,
+        "pid": None,
+        "workerPid": None,
+        "cols": cols,
+        "rows": rows,
+        "startedAt": now_iso(),
+        "lastActiveAt": now_iso(),
+        "status": "starting",
+        "exitCode": None,
+        "signal": None,
+        "socket": str(home.socket_path(session_id)),
+        "log": str(log_path),
+    }
+
+    def add(sessions: list[Record]) -> None:
+        if any(r.get("id") == session_id for r in sessions):
+            raise SpawnError("session id collision; try again")
+        if name is not None:
+            for other in sessions:
+                if (
+                    other.get("name") == name
+                    and other.get("status") in LIVE_STATUSES
+                    and _worker_alive(other)
+                ):
+                    raise UsageError(f"a running session is already named {name!r}")
+        sessions.append(record)
+
+    # The worker spends ~0.1 s importing before it reads its spec: it is started first (the
+    # `agentty` command starts it before anything else) and the intent record is written
+    # meanwhile. It gets the spec only once the record exists.
+    early = worker_spawn.take_early()
+    proc, cannot_spawn = (early, None) if early is not None else _spawn_logging_to(log_path)
+    try:
+        store.mutate(add)
+    except BaseException:
+        if proc is not None:
+            _kill_worker(proc)  # it has no spec yet: nothing of the session ran
+            os.close(proc.status_fd)
+        with contextlib.suppress(OSError):
+            os.unlink(log_path)
+        raise
+    if proc is None:  # reported after the state write: a broken home is the first thing to say
+        error = cannot_spawn.strerror if cannot_spawn is not None else "unknown error"
+        message = f"cannot start the worker ({sys.executable}): {error}"
+        with contextlib.suppress(Exception):
+            store.update(session_id, status="failed", error=message, endedAt=now_iso())
+        raise SpawnError(message, log_path=str(log_path))
+    spec = {
+        "id": session_id,
+        "home": str(home.root),
+        "argv": [program, *argv[1:]],
+        "cwd": workdir,
+        "env": full_env,
+        "cols": cols,
+        "rows": rows,
+        "record": record,
+        "record_cast": dict(record_cast) if record_cast is not None else None,
+        # An early worker's output goes nowhere until it knows its session's log.
+        "log_to": str(log_path) if early is not None else None,
+    }
+    try:
+        ready = _hand_over(proc, spec, timeout)
+    except SpawnError as exc:
+        exc.log_path = str(log_path)
+        with contextlib.suppress(Exception):
+            store.update(session_id, status="failed", error=exc.message, endedAt=now_iso())
+        # A worker that died after binding leaves its socket; nothing answers on it now.
+        with contextlib.suppress(OSError):
+            remove_stale_socket(home.socket_path(session_id))
+        raise
+    if activate:
+        store.set_active(session_id)
+    from agentty_core.state.records import records
+
+    for rec in records(home):
+        if rec.get("id") == session_id:
+            return rec
+    record.update(status="running", pid=ready.get("pid"), workerPid=ready.get("workerPid"))
+    return record
+
+
+def _spawn_logging_to(log_path: os.PathLike[str]) -> tuple[SpawnedWorker | None, OSError | None]:
+    """A worker with its output on the session's log, or why none could be started."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+    log_fd = os.open(log_path, flags, 0o600)
+    try:
+        return worker_spawn.spawn_worker(log_fd), None
+    except OSError as exc:
+        return None, exc
+    finally:
+        os.close(log_fd)
+
+
+def _hand_over(proc: SpawnedWorker, spec: dict[str, object], timeout: float) -> Record:
+    """Give the worker its spec and wait for its status line (the `ready` or an error)."""
+    try:
+        proc.hand_over(json.dumps(spec, ensure_ascii=True).encode())
+        message = _read_status(proc.status_fd, timeout)
+    except BaseException:
+        _kill_worker(proc)
+        raise
+    finally:
+        os.close(proc.status_fd)
+    if message is None:
+        _kill_worker(proc)
+        raise SpawnError("worker died during startup")
+    if message.get("ok") is not True:
+        _kill_worker(proc)
+        code = message.get("exit_code")
+        raise SpawnError(
+            str(message.get("error", "the program did not start")),
+            exit_code=code if isinstance(code, int) and code != EXIT_USAGE else 1,
+        )
+    # The worker runs on, detached. A long-lived caller (the dashboard, a test) must still
+    # reap it when it ends, or it would linger as a zombie: a daemon thread waits for it.
+    threading.Thread(target=proc.wait, name=f"reap-worker-{proc.pid}", daemon=True).start()
+    return message
+
+
+def _read_status(fd: int, timeout: float) -> Record | None:
+    deadline = time.monotonic() + timeout
+    buf = b""
+    while b"\n" not in buf:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise SpawnError(f"the worker was not ready within {timeout:g}s")
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if not ready:
+            continue
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return None
+        buf += chunk
+    try:
+        message = json.loads(buf.split(b"\n", 1)[0])
+    except ValueError:
+        return None
+    return message if isinstance(message, dict) else None
+
+
+def _kill_worker(proc: SpawnedWorker) -> None:
+    """A worker that failed to start takes its whole session down (it leads its group)."""
+    proc.close_spec()
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=3)
+    except WorkerTimeout:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=3)

@@ -1,0 +1,72 @@
+"""Finding the processes of sessions whose worker is gone, by the marker in their environment.
+
+Every process of a session inherits `AGENTTY_SESSION_ID=<id>` and `AGENTTY_HOME=<home>`, so
+after a worker dies (SIGKILL, OOM) its survivors (HUP-ignoring programs, `nohup` and
+`setsid` daemons) can still be found and ended. Ownership is proven by the marker, the uid
+and a live psutil handle (pid + start time) before any signal is sent. A process that
+scrubbed its environment (`env -i setsid ...`) escapes this sweep: a documented limit.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import psutil
+
+from agentty_core.paths import Home
+from agentty_core.proc.killtree import KillResult, ladder, run_sync
+
+
+@dataclass(frozen=True)
+class Orphan:
+    pid: int
+    session_id: str
+    command: str
+    age_seconds: float
+    process: psutil.Process
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "pid": self.pid,
+            "session": self.session_id,
+            "command": self.command,
+            "ageSeconds": round(self.age_seconds, 1),
+        }
+
+
+def marked_processes(home: Home, session_ids: set[str] | None = None) -> list[Orphan]:
+    """Our processes that carry this home's marker (optionally of the given sessions)."""
+    uid = os.getuid()
+    me = os.getpid()
+    home_str = str(home.root)
+    found: list[Orphan] = []
+    now = time.time()
+    for proc in psutil.process_iter(["uids", "create_time"]):
+        try:
+            if proc.pid == me or proc.info["uids"] is None or proc.info["uids"].real != uid:
+                continue
+            env = proc.environ()
+        except (psutil.Error, OSError):
+            continue
+        sid = env.get("AGENTTY_SESSION_ID")
+        if not sid or env.get("AGENTTY_HOME") != home_str:
+            continue
+        if session_ids is not None and sid not in session_ids:
+            continue
+        try:
+            command = " ".join(proc.cmdline())[:200] or proc.name()
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                continue
+        except psutil.Error:
+            continue
+        age = now - float(proc.info["create_time"] or now)
+        found.append(Orphan(proc.pid, sid, command, age, proc))
+    return found
+
+
+def end(orphans: list[Orphan], grace: float = 1.0) -> KillResult:
+    """HUP -> TERM -> KILL the given processes (re-checked each round, identity-safe)."""
+    procs = [o.process for o in orphans]
+    return run_sync(ladder(lambda: procs, grace=grace))

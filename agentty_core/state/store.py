@@ -1,0 +1,258 @@
+"""Writing session state: every read-modify-write under one OS lock, every write atomic.
+
+The lock is `filelock.FileLock` (an `flock` on `sessions.json.lock`, mode 0600, no fallback to
+a soft lock): the kernel releases it when its holder dies, so there is no stale-lock guessing.
+Workers take the very same flock on the same file without the filelock package (`lean`).
+It is held only while local files are read and rewritten, never across a spawn or a wait.
+Writes go to a random temp file in the same directory, are fsynced, then `os.replace`d, and
+the directory is fsynced: a crash at any instant leaves the old file or the new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+from agentty_core import failpoints
+from agentty_core.errors import StateError, StateLockTimeout
+from agentty_core.paths import Home
+from agentty_core.state.records import (
+    SCHEMA_VERSION,
+    CorruptState,
+    Record,
+    empty_state,
+    parse_state,
+    read_private_file,
+)
+
+if TYPE_CHECKING:
+    from filelock import FileLock
+
+log = logging.getLogger(__name__)
+
+LOCK_TIMEOUT = 10.0
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def iso(timestamp: float) -> str:
+    """`time.time()` as now_iso() writes it: cheap to keep, formatted only when read."""
+    moment = _dt.datetime.fromtimestamp(timestamp, _dt.timezone.utc)
+    return moment.isoformat(timespec="milliseconds")
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` so that readers see the old or the new bytes, never a mix."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        failpoints.hit("state.after_tmp_write")
+        os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        failpoints.hit("state.before_replace")
+        os.replace(tmp, path)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _hard_lock(path: str, timeout: float) -> FileLock:
+    """An flock-based lock that never degrades to a soft (file-exists) lock.
+
+    filelock 4.x falls back to a soft lock where flock is missing unless told not to; older
+    releases (the newest that run on Python 3.10) have no fallback and fail closed already.
+    Imported here, when a lock is first taken: readers never pay for it."""
+    from filelock import FileLock
+
+    try:
+        return FileLock(path, timeout=timeout, mode=0o600, fallback_to_soft=False)
+    except TypeError:
+        return FileLock(path, timeout=timeout, mode=0o600)
+
+
+class _LockTimeout(Exception):
+    pass
+
+
+class _Flock:
+    """The same lock for a worker without filelock: an `flock` on the same lock file, so the
+    two exclude each other. A worker writes its record three times in its life; importing
+    filelock 4 (hashlib, OpenSSL, decimal, platform) cost it 4.9 MiB and 25 ms before ready."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        self.path = path
+        self.timeout = timeout
+        self.fd = -1
+
+    def acquire(self) -> None:
+        import fcntl
+        import time
+
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(self.path, flags, 0o600)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise _LockTimeout from None
+                time.sleep(0.005)
+            except BaseException:
+                os.close(fd)
+                raise
+            else:
+                self.fd = fd
+                return
+
+    def release(self) -> None:
+        fd, self.fd = self.fd, -1
+        os.close(fd)  # closing the only descriptor releases the flock
+
+
+class StateStore:
+    """The writer's view of `$AGENTTY_HOME`. `lean=True` (the worker's) locks with a bare
+    `flock` instead of filelock; both lock the same file the same way."""
+
+    def __init__(self, home: Home, timeout: float = LOCK_TIMEOUT, *, lean: bool = False) -> None:
+        self.home = home
+        self.timeout = timeout
+        self.lean = lean
+        self._lock: FileLock | _Flock | None = None
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        if self._lock is None:
+            path = str(self.home.lock_file)
+            self._lock = _Flock(path, self.timeout) if self.lean else _hard_lock(path, self.timeout)
+        timeouts: tuple[type[Exception], ...] = (_LockTimeout,)
+        if not self.lean:
+            from filelock import Timeout
+
+            timeouts = (_LockTimeout, Timeout)
+        try:
+            self._lock.acquire()
+        except timeouts:
+            raise StateLockTimeout(
+                f"timed out after {self.timeout:g}s waiting for {self.home.lock_file}"
+            ) from None
+        except OSError as exc:
+            raise StateError(f"cannot lock {self.home.lock_file}: {exc.strerror or exc}") from None
+        try:
+            failpoints.hit("state.after_lock")
+            yield
+        finally:
+            self._lock.release()
+
+    def _load(self) -> dict[str, object]:
+        raw = read_private_file(self.home.state_file)
+        if raw is None:
+            return empty_state()
+        try:
+            return parse_state(raw, str(self.home.state_file))
+        except CorruptState as exc:
+            return self._recover(raw, exc)
+
+    def _recover(self, raw: bytes, exc: CorruptState) -> dict[str, object]:
+        """Move a corrupt file aside and rebuild the list from the workers still running."""
+        from agentty_core.state.rebuild import rebuild_from_workers
+
+        stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+        aside = self.home.root / f"sessions.json.corrupt-{stamp}"
+        os.replace(self.home.state_file, aside)
+        log.warning("%s; moved it to %s and rebuilt the list from live workers", exc, aside)
+        doc = empty_state()
+        doc["sessions"] = rebuild_from_workers(self.home)
+        self._write(doc)
+        return doc
+
+    def _write(self, doc: dict[str, object]) -> None:
+        data = json.dumps(doc, indent=1, ensure_ascii=True).encode() + b"\n"
+        try:
+            atomic_write(self.home.state_file, data)
+        except OSError as exc:
+            raise StateError(
+                f"{exc.strerror or exc} writing {self.home.state_file} (it is unchanged)"
+            ) from None
+
+    def _sweep_temp_files(self) -> None:
+        """Remove temp files a writer killed mid-write left behind. Safe under the lock:
+        every writer creates and renames its temp file while holding it."""
+        for path in self.home.root.glob(".*.tmp"):
+            if path.name.startswith((".sessions.json.", ".active.")):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+    def mutate(self, change: Callable[[list[Record]], object]) -> None:
+        """Apply `change` to the session list under the lock and write the result."""
+        with self._locked():
+            self._sweep_temp_files()
+            doc = self._load()
+            version = doc.get("schema_version", SCHEMA_VERSION)
+            if isinstance(version, int) and version > SCHEMA_VERSION:
+                raise StateError(
+                    f"{self.home.state_file} was written by a newer agentty "
+                    f"(schema {version} > {SCHEMA_VERSION}); upgrade agentty"
+                )
+            sessions = cast(list[Record], doc["sessions"])
+            change(sessions)
+            doc["schema_version"] = SCHEMA_VERSION
+            self._write(doc)
+
+    def add(self, record: Record) -> None:
+        self.mutate(lambda sessions: sessions.append(record))
+
+    def update(self, session_id: str, **fields: object) -> Record | None:
+        """Merge `fields` into one record (unknown fields are kept); None if it is gone."""
+        found: list[Record] = []
+
+        def change(sessions: list[Record]) -> None:
+            for rec in sessions:
+                if rec.get("id") == session_id:
+                    rec.update(fields)
+                    found.append(rec)
+
+        self.mutate(change)
+        return found[0] if found else None
+
+    def remove(self, session_ids: set[str]) -> None:
+        def change(sessions: list[Record]) -> None:
+            sessions[:] = [r for r in sessions if r.get("id") not in session_ids]
+
+        self.mutate(change)
+
+    def set_active(self, session_id: str | None) -> None:
+        with self._locked():
+            if session_id is None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.home.active_file)
+            else:
+                try:
+                    atomic_write(self.home.active_file, session_id.encode() + b"\n")
+                except OSError as exc:
+                    raise StateError(
+                        f"{exc.strerror or exc} writing {self.home.active_file}"
+                    ) from None

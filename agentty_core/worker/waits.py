@@ -1,0 +1,143 @@
+"""Wait conditions, evaluated inside the worker the moment the screen changes.
+
+A wait is a set of conditions; the first that holds fires, and the answer says which one.
+The worker re-checks waits after every parsed chunk of output, on a timer for `stable`,
+on a short poll for `input`, and when the program exits; no client polls.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from agentty_core.protocol import BadRequest, JSONObject, finite
+
+MAX_TIMEOUT = 24 * 3600.0
+
+
+class ScreenView(Protocol):
+    """What a wait needs to know about the session."""
+
+    @property
+    def seq(self) -> int: ...
+
+    def find(self, needle: str, *, scrollback: bool = False) -> tuple[int, int] | None: ...
+
+    def search(
+        self, pattern: re.Pattern[str], *, scrollback: bool = False
+    ) -> tuple[int, int] | None: ...
+
+
+@dataclass
+class WaitSpec:
+    text: str | None = None
+    regex: re.Pattern[str] | None = None
+    gone: str | None = None
+    stable_ms: int | None = None
+    changed_since: int | None = None
+    input: bool = False
+    exit: bool = False
+    scrollback: bool = False
+    timeout: float = 30.0
+    started: float = field(default_factory=time.monotonic)
+
+    def describe(self) -> str:
+        parts = []
+        if self.text is not None:
+            parts.append(f"text {self.text!r}")
+        if self.regex is not None:
+            parts.append(f"regex {self.regex.pattern!r}")
+        if self.gone is not None:
+            parts.append(f"{self.gone!r} to disappear")
+        if self.stable_ms is not None:
+            parts.append(f"the screen to be stable for {self.stable_ms} ms")
+        if self.changed_since is not None:
+            parts.append(f"a change after seq {self.changed_since}")
+        if self.input:
+            parts.append("the program to wait for input")
+        if self.exit:
+            parts.append("the program to exit")
+        return " or ".join(parts)
+
+
+def _opt_str(params: JSONObject, key: str) -> str | None:
+    value = params.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise BadRequest(f"{key} must be a non-empty string")
+    return value
+
+
+def _opt_int(params: JSONObject, key: str, low: int, high: int) -> int | None:
+    value = params.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise BadRequest(f"{key} must be an integer in {low}..{high}")
+    return value
+
+
+def parse_wait(params: JSONObject) -> WaitSpec:
+    spec = WaitSpec(
+        text=_opt_str(params, "text"),
+        gone=_opt_str(params, "gone"),
+        stable_ms=_opt_int(params, "stable_ms", 1, 86_400_000),
+        changed_since=_opt_int(params, "changed_since", 0, 2**62),
+        input=params.get("input") is True,
+        exit=params.get("exit") is True,
+        scrollback=params.get("scrollback") is True,
+    )
+    pattern = _opt_str(params, "regex")
+    if pattern is not None:
+        try:
+            spec.regex = re.compile(pattern)
+        except re.error as exc:
+            raise BadRequest(f"invalid regex {pattern!r}: {exc}") from None
+    timeout = params.get("timeout", 30.0)
+    if not finite(timeout) or not 0 <= float(timeout) <= MAX_TIMEOUT:  # type: ignore[arg-type]  # finite() checked the type
+        raise BadRequest(f"timeout must be a number of seconds in 0..{MAX_TIMEOUT:g}")
+    spec.timeout = float(timeout)  # type: ignore[arg-type]  # finite() checked the type
+    if not spec.describe():
+        raise BadRequest(
+            "wait needs a condition: text, regex, gone, stable_ms, changed_since, input or exit"
+        )
+    return spec
+
+
+@dataclass
+class Fired:
+    condition: str
+    match: tuple[int, int] | None = None
+
+
+def evaluate(
+    spec: WaitSpec,
+    view: ScreenView,
+    *,
+    exited: bool,
+    idle_ms: float,
+    reading: bool,
+) -> Fired | None:
+    """The condition that holds now, if any, in a fixed order of precedence."""
+    if spec.changed_since is not None and view.seq > spec.changed_since:
+        return Fired("changed")
+    if spec.text is not None:
+        at = view.find(spec.text, scrollback=spec.scrollback)
+        if at is not None:
+            return Fired("text", at)
+    if spec.regex is not None:
+        at = view.search(spec.regex, scrollback=spec.scrollback)
+        if at is not None:
+            return Fired("regex", at)
+    if spec.gone is not None and view.find(spec.gone, scrollback=spec.scrollback) is None:
+        return Fired("gone")
+    if spec.input and reading:
+        return Fired("input")
+    if spec.stable_ms is not None and idle_ms >= spec.stable_ms:
+        return Fired("stable")
+    if spec.exit and exited:
+        return Fired("exit")
+    return None
