@@ -30,6 +30,7 @@ SCRIPTS = [
     "bench_start",
     "bench_scale",
     "bench_dashboard",
+    "bench_tasks",
 ]
 HERE = Path(__file__).resolve().parent
 
