@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from agentty_core import protocol
 from agentty_core.errors import InvalidKey
 from agentty_core.paths import Home
-from agentty_core.worker.core import RequestFailed, Worker
+from agentty_core.worker.answers import RequestFailed
+from agentty_core.worker.core import Worker
 from tests.reliability.conftest import agentty, agentty_json, record, start, wait_until
 
 JSON = st.recursive(

@@ -95,7 +95,7 @@ def _census_of_workers(stop: threading.Event, seen: set[int], home: str) -> None
         for proc in psutil.process_iter():
             try:
                 if (
-                    "agentty_core.worker.core" in " ".join(proc.cmdline())
+                    "agentty_core.worker.main" in " ".join(proc.cmdline())
                     and proc.environ().get("AGENTTY_HOME") == home
                 ):
                     seen.add(proc.pid)

@@ -1,0 +1,128 @@
+"""The Worker's state: everything its parts (PTY I/O, lifecycle, waits, requests, push)
+read and change, set up in one place, with the screen as the protocol shows it.
+
+Each part is a mixin over WorkerBase, so that a part calls another directly (`self._check_waits()`
+inside the output callback) exactly as one class would: the hot path pays no extra hop.
+The parts' methods that other parts call are declared here for the type checker only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from typing import TYPE_CHECKING
+
+from agentty_core.emulator.interface import create_emulator
+from agentty_core.ipc.server import Peer, Server
+from agentty_core.paths import Home
+from agentty_core.proc import inputstate
+from agentty_core.proc.ptyhost import PtyChild
+from agentty_core.protocol import JSONObject
+from agentty_core.state.records import Record
+from agentty_core.state.store import StateStore
+from agentty_core.worker.answers import Later
+from agentty_core.worker.recording import Recorder
+from agentty_core.worker.waits import WaitSpec
+
+if TYPE_CHECKING:
+    from agentty_core.proc.killtree import KillResult
+
+
+class WorkerBase:
+    """The state the worker's parts share (see the module docstring)."""
+
+    def __init__(self, spec: Record, home: Home, status_fd: int | None) -> None:
+        self.spec = spec
+        self.id = str(spec["id"])
+        self.home = home
+        self.store = StateStore(home, lean=True)  # see StateStore: filelock stays out
+        self.status_fd = status_fd
+        record = spec.get("record")
+        self.record: Record = dict(record) if isinstance(record, dict) else {}
+        cols, rows = int(spec["cols"]), int(spec["rows"])  # type: ignore[call-overload]  # validated by the launcher
+        self.emu, self.emulator_name = create_emulator(cols, rows)
+        self.child: PtyChild | None = None
+        self.server: Server | None = None
+        self.raw = bytearray()
+        self.pending_input = bytearray()
+        self.writer_armed = False
+        self.exit_status: int | None = None
+        self.pty_closed = False
+        self.finalized = asyncio.Event()
+        self.finalizing = False
+        self.kill_task: asyncio.Task[KillResult] | None = None
+        self.last_change = self.last_read = time.monotonic()
+        self.active_at = time.time()
+        self.waits: dict[Later, WaitSpec] = {}
+        self.input_poller: asyncio.Task[None] | None = None
+        self.stable_timer: asyncio.TimerHandle | None = None
+        # Subscribed connections, and whether one skipped a push (it then gets every row).
+        self.subscribers: dict[Peer, bool] = {}
+        self.push_handle: asyncio.TimerHandle | None = None
+        self.recorder: Recorder | None = None
+
+    def _update_record(self, **fields: object) -> None:
+        self.record.update(fields)
+        self.store.update(self.id, **fields)
+
+    def screen_payload(
+        self,
+        *,
+        scrollback: bool = False,
+        ansi: bool = False,
+        raw_bytes: int | None = None,
+        last_lines: int | None = None,
+        input: bool = True,
+    ) -> JSONObject:
+        """The screen as the protocol sends it. `input=False` skips the input-state probe
+        (a few /proc reads, ~0.2 ms): wait answers carry it only when they waited for it."""
+        emu = self.emu
+        row, col = emu.cursor
+        payload: JSONObject = {
+            "id": self.id,
+            "lines": emu.lines(),
+            "cursor": {"row": row, "col": col, "visible": emu.cursor_visible},
+            "size": {"cols": emu.cols, "rows": emu.rows},
+            "seq": emu.seq,
+            "title": emu.title,
+            "altScreen": emu.alt_screen,
+            "modes": emu.modes,
+            "exited": self.exit_status is not None,
+            **self._exit_fields(),
+        }
+        if input:
+            payload["input"] = self.input_state()
+        if scrollback:
+            payload["scrollback"] = emu.scrollback()
+        if ansi:
+            payload["ansi"] = emu.ansi_lines()
+        if last_lines is not None:
+            text = emu.scrollback() + emu.lines()
+            while text and not text[-1]:
+                text.pop()
+            payload["lines"] = text[-last_lines:] if last_lines else []
+        if raw_bytes is not None:
+            tail = bytes(self.raw[-raw_bytes:]) if raw_bytes else b""
+            payload["raw"] = tail.decode("utf-8", "replace")
+            payload["rawBase64"] = base64.b64encode(tail).decode()
+        return payload
+
+    def input_state(self) -> inputstate.InputState:
+        if self.child is None or self.exit_status is not None or self.pty_closed:
+            return inputstate.exited()
+        return inputstate.probe(self.child.fd, self.child.tty_name)
+
+    if TYPE_CHECKING:
+        # Given by the parts (see core.Worker); declared so each part type-checks alone.
+        def _write(self, data: bytes) -> None: ...
+        def _on_pty_closed(self) -> None: ...
+        def _maybe_finalize(self) -> None: ...
+        def _exit_fields(self) -> dict[str, object]: ...
+        def _exited_message(self) -> str: ...
+        async def kill(self, grace: float) -> KillResult: ...
+        def _check_waits(self) -> None: ...
+        def wait(self, spec: WaitSpec) -> JSONObject | Later: ...
+        def _schedule_push(self) -> None: ...
+        def _subscribe(self, peer: Peer) -> None: ...
+        def _start_recording(self, input: bool, markers: bool) -> None: ...

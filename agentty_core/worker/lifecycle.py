@@ -1,0 +1,175 @@
+"""The end of a session: reaping the program, draining its last output, finalizing (final
+screen, exit record, socket removed), killing the session's processes on request or signal,
+and listing those processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+from typing import TYPE_CHECKING
+
+from agentty_core.errors import AgenttyError
+from agentty_core.proc import inputstate
+from agentty_core.state.store import atomic_write, iso, now_iso
+from agentty_core.worker.answers import RequestFailed
+from agentty_core.worker.base import WorkerBase
+
+if TYPE_CHECKING:
+    import psutil
+
+    from agentty_core.proc.killtree import KillResult
+
+log = logging.getLogger("agentty.worker")
+
+# After the program exited, its last output is read until the PTY reports EOF. A job it left
+# in the background may hold the PTY open forever: then the PTY counts as closed after
+# EXIT_DRAIN of quiet. With nobody left, EOF comes once everything is read, however long a
+# loaded machine takes to hand the rest over; EXIT_DRAIN_MAX of quiet is the backstop.
+EXIT_DRAIN = 0.25
+EXIT_DRAIN_MAX = 5.0
+
+
+class Lifecycle(WorkerBase):
+    """Exit, drain, finalize and kill."""
+
+    def _reap(self) -> None:
+        """SIGCHLD: reap every exited child (we are a subreaper); note the program's status."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            if self.child is not None and pid == self.child.pid:
+                self.exit_status = status
+                # The PTY may still hold output (read it all: the final screen must be
+                # complete), and a background job may keep it open (then stop once quiet).
+                self._drain_after_exit()
+                self._maybe_finalize()
+
+    def _drain_after_exit(self) -> None:
+        if self.pty_closed:
+            return
+        quiet = time.monotonic() - self.last_read
+        if quiet >= EXIT_DRAIN and (quiet >= EXIT_DRAIN_MAX or self._anyone_left()):
+            self._on_pty_closed()
+        else:
+            delay = max(EXIT_DRAIN - quiet, 0.05)
+            asyncio.get_running_loop().call_later(delay, self._drain_after_exit)
+
+    def _anyone_left(self) -> bool:
+        from agentty_core.proc.killtree import (
+            alive,  # psutil: loaded only when a program has exited
+        )
+
+        return bool(alive(self._session_processes()))
+
+    def _maybe_finalize(self) -> None:
+        if self.exit_status is None or not self.pty_closed or self.finalizing:
+            return
+        if self.kill_task is None:
+            asyncio.get_running_loop().create_task(self._finalize(reap_leftovers=True))
+
+    def _exit_fields(self) -> dict[str, object]:
+        status = self.exit_status
+        if status is None:
+            return {"exitCode": None, "signal": None}
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            return {"exitCode": 128 + sig, "signal": signal.Signals(sig).name}
+        return {"exitCode": os.waitstatus_to_exitcode(status), "signal": None}
+
+    async def _finalize(self, *, reap_leftovers: bool) -> None:
+        if self.finalizing:
+            return
+        self.finalizing = True
+        if reap_leftovers:
+            # Background jobs the program left behind belong to the session: end them.
+            from agentty_core.proc.killtree import ladder, run_async  # psutil: loaded only to kill
+
+            await run_async(ladder(self._session_processes, grace=0.5))
+        snapshot = self.screen_payload(scrollback=True)
+        snapshot.update(self._exit_fields(), exited=True, input=inputstate.exited())
+        try:
+            atomic_write(self.home.final_path(self.id), json.dumps(snapshot).encode())
+        except OSError as exc:
+            log.error("cannot save the final screen: %s", exc)
+        if self.recorder is not None:
+            if self.exit_status is not None:
+                self.recorder.exit(os.waitstatus_to_exitcode(self.exit_status))
+            self.recorder.close()
+        fields = {**self._exit_fields(), "status": "exited", "endedAt": now_iso()}
+        try:
+            self._update_record(lastActiveAt=iso(self.active_at), **fields)
+        except AgenttyError as exc:
+            log.error("cannot record the exit: %s", exc)
+        self._check_waits()
+        for later in list(self.waits):
+            later.resolve(RequestFailed("exited", self._exited_message()))
+        for peer in list(self.subscribers):
+            peer.finish()
+        if self.server is not None:
+            self.server.close()
+        with contextlib.suppress(OSError, AgenttyError):
+            path = self.home.socket_path(self.id)
+            if os.lstat(path).st_ino == getattr(self, "socket_inode", None):
+                path.unlink()
+        log.info("session %s ended: %s", self.id, fields)
+        self.finalized.set()
+
+    def _exited_message(self) -> str:
+        fields = self._exit_fields()
+        if fields["signal"]:
+            return f"session {self.id} exited (signal {fields['signal']})"
+        return f"session {self.id} exited (code {fields['exitCode']})"
+
+    def _session_processes(self) -> list[psutil.Process]:
+        """Everything of this session: its group and session, the foreground group, and
+        every descendant of the worker (which, as subreaper, inherits double-forked ones)."""
+        import psutil
+
+        from agentty_core.proc.killtree import group_members
+
+        procs: dict[int, psutil.Process] = {}
+        if self.child is not None:
+            for proc in group_members(self.child.pid):
+                procs[proc.pid] = proc
+            if not self.pty_closed:
+                with contextlib.suppress(OSError):
+                    fg = os.tcgetpgrp(self.child.fd)  # 0 until the child claims the tty
+                    if fg > 1 and fg != self.child.pid:
+                        procs.update((p.pid, p) for p in group_members(fg))
+        with contextlib.suppress(psutil.Error):
+            for proc in psutil.Process().children(recursive=True):
+                procs[proc.pid] = proc
+        procs.pop(os.getpid(), None)
+        return list(procs.values())
+
+    async def kill(self, grace: float) -> KillResult:
+        if self.kill_task is None:
+            self.kill_task = asyncio.get_running_loop().create_task(self._kill(grace))
+        return await asyncio.shield(self.kill_task)
+
+    async def _kill(self, grace: float) -> KillResult:
+        from agentty_core.proc.killtree import ladder, run_async
+
+        result = await run_async(ladder(self._session_processes, grace=grace))
+        if result.survivors:
+            return result
+        deadline = time.monotonic() + 2.0
+        while self.exit_status is None and time.monotonic() < deadline:
+            self._reap()
+            await asyncio.sleep(0.01)
+        self.pty_closed = True
+        await self._finalize(reap_leftovers=False)
+        return result
+
+    def _on_terminate(self, sig: int) -> None:
+        log.info("received %s: ending the session", signal.Signals(sig).name)
+        asyncio.get_running_loop().create_task(self.kill(grace=1.0))

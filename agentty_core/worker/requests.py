@@ -1,0 +1,294 @@
+"""The protocol's methods: reading a request line, running its handler from the method
+table, and sending the answer now or when it is ready (a Later, an awaitable)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import signal
+import time
+import traceback
+from collections.abc import Callable
+from typing import ClassVar, cast
+
+from agentty_core import keys, protocol
+from agentty_core.errors import EXIT_USAGE, InvalidKey
+from agentty_core.ipc.server import Peer
+from agentty_core.protocol import BadRequest, JSONObject
+from agentty_core.state.store import iso
+from agentty_core.worker.answers import Answer, Later, Outcome, RequestFailed
+from agentty_core.worker.base import WorkerBase
+from agentty_core.worker.pty_io import RAW_BUFFER
+from agentty_core.worker.recording import Recorder
+from agentty_core.worker.waits import parse_wait
+
+log = logging.getLogger("agentty.worker")
+
+ENTER_GAP = 0.05  # between text and its Enter, so TUIs don't take the Enter as pasted
+SIGNALS = {
+    name: getattr(signal, f"SIG{name}")
+    for name in ("INT", "TERM", "HUP", "QUIT", "USR1", "USR2", "WINCH", "CONT", "STOP", "KILL")
+}
+
+
+class Requests(WorkerBase):
+    """The request handlers, the method table, and how answers go out."""
+
+    def _on_request(self, peer: Peer, line: bytes) -> None:
+        """Answer one request line: at once when the handler can, else when its answer is
+        ready (the connection's next requests wait until then)."""
+        try:
+            message = protocol.decode_line(line)
+            method = message.get("method")
+            params = message.get("params", {})
+            if not isinstance(method, str) or not isinstance(params, dict):
+                raise BadRequest("a request needs a string 'method' and an object 'params'")
+            if method == "subscribe":
+                self._subscribe(peer)
+                return
+            answer = self._answer(method, params)
+            if isinstance(answer, dict):
+                peer.send(protocol.ok(answer))
+                return
+        except Exception as exc:
+            peer.send(self._error_response(exc))
+            return
+        peer.busy = True
+        if isinstance(answer, Later):
+            answer.then(lambda outcome: self._answer_later(peer, outcome, defer_resume=True))
+            return
+        future = asyncio.ensure_future(answer)
+        future.add_done_callback(lambda done: self._answer_done(peer, done))
+
+    def _answer_done(self, peer: Peer, done: asyncio.Future[JSONObject]) -> None:
+        if done.cancelled():
+            peer.close()  # the loop is shutting down; the connection just ends
+            return
+        exc = done.exception()
+        self._answer_later(peer, done.result() if exc is None else exc)
+
+    def _answer_later(self, peer: Peer, outcome: Outcome, *, defer_resume: bool = False) -> None:
+        """Send a pending request's answer. A Later resolves in the middle of other work (the
+        output callback, a wait check): the requests queued behind it then wait for the next
+        turn of the loop instead of running inside that work."""
+        try:
+            if isinstance(outcome, BaseException):
+                peer.send(self._error_response(outcome))
+            else:
+                peer.send(protocol.ok(outcome))
+        except Exception as failure:  # an answer that cannot be encoded, say
+            peer.send(self._error_response(failure))
+        finally:
+            if defer_resume:
+                asyncio.get_running_loop().call_soon(peer.resume)
+            else:
+                peer.resume()
+
+    @staticmethod
+    def _error_response(exc: BaseException) -> bytes:
+        if isinstance(exc, BadRequest):
+            return protocol.error(exc.code, str(exc), exit_code=EXIT_USAGE)
+        if isinstance(exc, InvalidKey):
+            return protocol.error("invalid_key", str(exc), exit_code=EXIT_USAGE)
+        if isinstance(exc, RequestFailed):
+            return protocol.error(exc.code, str(exc), exit_code=exc.exit_code, **exc.extra)
+        log.error(
+            "request failed:\n%s",
+            "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+        )
+        return protocol.error("internal", f"worker error: {exc}")
+
+    def _answer(self, method: str, params: JSONObject) -> Answer:
+        handler = self.handlers.get(method)
+        if handler is None:
+            raise BadRequest(f"unknown method {method!r}", "unknown_method")
+        return handler(self, params)
+
+    async def dispatch(self, method: str, params: JSONObject) -> JSONObject:
+        """One request's result (or its exception), whichever way its handler answers."""
+        answer = self._answer(method, params)
+        if isinstance(answer, dict):
+            return answer
+        if isinstance(answer, Later):
+            future: asyncio.Future[JSONObject] = asyncio.get_running_loop().create_future()
+
+            def settle(outcome: Outcome) -> None:
+                if future.done():
+                    return
+                if isinstance(outcome, BaseException):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
+
+            answer.then(settle)
+            return await future
+        return await answer
+
+    def _ping(self, params: JSONObject) -> JSONObject:
+        return {"pong": True, "pid": os.getpid(), "seq": self.emu.seq}
+
+    def _info(self, params: JSONObject) -> JSONObject:
+        record = dict(self.record, lastActiveAt=iso(self.active_at))
+        record.update(input=self.input_state(), seq=self.emu.seq)
+        return {"record": record}
+
+    def _get(self, params: JSONObject) -> JSONObject:
+        raw_bytes = _int_param(params, "bytes", 0, RAW_BUFFER, default=None)
+        if params.get("raw") is True and raw_bytes is None:
+            raw_bytes = 4096
+        return self.screen_payload(
+            scrollback=params.get("scrollback") is True,
+            ansi=params.get("ansi") is True,
+            raw_bytes=raw_bytes,
+            last_lines=_int_param(params, "lines", 0, 1_000_000, default=None),
+        )
+
+    def _text(self, params: JSONObject) -> Answer:
+        if "data_b64" in params:
+            try:
+                data = base64.b64decode(str(params["data_b64"]), validate=True)
+            except ValueError:
+                raise BadRequest("data_b64 is not valid base64") from None
+        elif isinstance(params.get("data"), str):
+            data = str(params["data"]).encode("utf-8", "surrogateescape")
+        else:
+            raise BadRequest("text needs 'data' (a string) or 'data_b64'")
+        seq = self.emu.seq
+        bracketed = self.emu.modes.get("bracketedPaste", False)
+        multiline = b"\n" in data or b"\r" in data
+        if bracketed and (multiline or params.get("paste") is True):
+            data = b"\x1b[200~" + data.replace(b"\x1b[201~", b"") + b"\x1b[201~"
+        self._write(data)
+        if self.recorder is not None:
+            self.recorder.typed(data, "text")
+        self.active_at = time.time()
+        result: JSONObject = {"seq": seq, "bytes": len(data)}
+        return self._enter_later(result) if params.get("enter") is True else result
+
+    async def _enter_later(self, result: JSONObject) -> JSONObject:
+        await asyncio.sleep(ENTER_GAP)
+        self._write(b"\r")
+        return result
+
+    def _key(self, params: JSONObject) -> JSONObject:
+        names = params.get("keys")
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise BadRequest("key needs 'keys', a non-empty list of key names")
+        parsed = keys.parse_all(cast(list[str], names))
+        app_cursor = self.emu.modes.get("applicationCursor", False)
+        data = b"".join(k.encode(app_cursor) for k in parsed)
+        seq = self.emu.seq
+        self._write(data)
+        if self.recorder is not None:
+            self.recorder.typed(data, "key " + " ".join(cast(list[str], names)))
+        self.active_at = time.time()
+        return {"seq": seq, "bytes": len(data)}
+
+    def _resize(self, params: JSONObject) -> JSONObject:
+        cols = _int_param(params, "cols", 2, 1000)
+        rows = _int_param(params, "rows", 2, 1000)
+        assert cols is not None and rows is not None
+        if self.child is None or self.pty_closed:
+            raise RequestFailed("exited", f"session {self.id} has exited")
+        self.emu.resize(cols, rows)
+        self.child.set_size(cols, rows)
+        self.record.update(cols=cols, rows=rows)
+        if self.recorder is not None:
+            self.recorder.resize(cols, rows)
+        self.last_change = time.monotonic()
+        self._check_waits()
+        self._schedule_push()
+        return {"cols": cols, "rows": rows, "seq": self.emu.seq}
+
+    def _signal(self, params: JSONObject) -> JSONObject:
+        name = str(params.get("name", "")).upper().removeprefix("SIG")
+        if name not in SIGNALS:
+            raise BadRequest(
+                f"unknown signal {params.get('name')!r}; use one of {' '.join(SIGNALS)}"
+            )
+        if self.child is None or self.exit_status is not None:
+            raise RequestFailed("exited", self._exited_message())
+        sig = SIGNALS[name]
+        if params.get("leader") is True:
+            os.kill(self.child.pid, sig)
+            return {"signal": f"SIG{name}", "pids": [self.child.pid]}
+        try:
+            pgid = os.tcgetpgrp(self.child.fd)
+        except OSError:
+            pgid = 0
+        if pgid <= 1:  # no foreground group yet (the child has not claimed its tty)
+            pgid = self.child.pid
+        from agentty_core.proc.killtree import alive, group_members
+
+        targets = [p.pid for p in alive(group_members(pgid)) if os.getpgid(p.pid) == pgid]
+        os.killpg(pgid, sig)
+        return {"signal": f"SIG{name}", "pgid": pgid, "pids": targets}
+
+    def _start_recording(self, input: bool, markers: bool) -> None:
+        path = self.home.cast_path(self.id)
+        env = cast(dict[str, str], self.spec.get("env", {}))
+        self.recorder = Recorder(
+            path, self.emu.cols, self.emu.rows, input=input, markers=markers, env=env
+        )
+        self.record["cast"] = str(path)
+
+    def _record(self, params: JSONObject) -> JSONObject:
+        if params.get("on") is True:
+            if self.finalizing:
+                raise RequestFailed("exited", self._exited_message())
+            if self.recorder is None:
+                self._start_recording(params.get("input") is True, params.get("markers") is True)
+        elif params.get("on") is False:
+            if self.recorder is not None:
+                self.recorder.close()
+                self.recorder = None
+        else:
+            raise BadRequest("record needs 'on': true or false")
+        path = str(self.home.cast_path(self.id))
+        return {"recording": self.recorder is not None, "path": path}
+
+    def _wait(self, params: JSONObject) -> Answer:
+        return self.wait(parse_wait(params))
+
+    async def _kill_request(self, params: JSONObject) -> JSONObject:
+        grace = params.get("grace", 2.0)
+        if not protocol.finite(grace) or not 0 <= float(grace) <= 60:  # type: ignore[arg-type]  # finite() checked the type
+            raise BadRequest("grace must be a number of seconds in 0..60")
+        if self.finalizing and self.kill_task is None:
+            raise RequestFailed("exited", self._exited_message())
+        result = await self.kill(float(grace))  # type: ignore[arg-type]  # finite() checked the type
+        if result.survivors:
+            raise RequestFailed(
+                "kill_unconfirmed",
+                f"processes still alive after SIGKILL: {result.survivors}",
+                survivors=result.survivors,
+            )
+        return {"escalated": result.escalated, **self._exit_fields()}
+
+    handlers: ClassVar[dict[str, Callable[[Requests, JSONObject], Answer]]] = {
+        "ping": _ping,
+        "info": _info,
+        "get": _get,
+        "text": _text,
+        "key": _key,
+        "resize": _resize,
+        "signal": _signal,
+        "wait": _wait,
+        "kill": _kill_request,
+        "record": _record,
+    }
+
+
+def _int_param(
+    params: JSONObject, key: str, low: int, high: int, default: int | None = None
+) -> int | None:
+    value = params.get(key, default)
+    if value is None:
+        if default is None and key in ("cols", "rows"):
+            raise BadRequest(f"{key} is required")
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise BadRequest(f"{key} must be an integer in {low}..{high}")
+    return value

@@ -1,0 +1,105 @@
+"""The pending waits: answered at once when the condition holds, else checked on every
+screen change (inside the output callback), on a timer for `stable`, by polling for
+`input`, and failed at their timeout or the program's end. waits.py holds the conditions."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from agentty_core.errors import EXIT_TIMEOUT
+from agentty_core.protocol import JSONObject
+from agentty_core.worker.answers import Later, Outcome, RequestFailed
+from agentty_core.worker.base import WorkerBase
+from agentty_core.worker.waits import Fired, WaitSpec, evaluate
+
+INPUT_POLL = 0.02
+
+
+class WaitRegistry(WorkerBase):
+    """The pending `wait` requests and what fires them."""
+
+    def _check_waits(self) -> None:
+        if not self.waits:
+            return
+        now = time.monotonic()
+        reading: list[bool] = []  # probed once, when a wait needs it
+        next_stable: float | None = None
+        for later, spec in list(self.waits.items()):
+            if later.done():
+                continue
+            fired = self._evaluate(spec, now, reading)
+            if fired is not None:
+                try:
+                    answer: Outcome = self._wait_result(spec, fired)
+                except Exception as exc:  # this wait's answer fails, not the output path
+                    answer = exc
+                later.resolve(answer)
+            elif spec.stable_ms is not None:
+                due = self.last_change + spec.stable_ms / 1000
+                next_stable = due if next_stable is None else min(next_stable, due)
+        if self.stable_timer is not None:
+            self.stable_timer.cancel()
+            self.stable_timer = None
+        if next_stable is not None:
+            loop = asyncio.get_running_loop()
+            self.stable_timer = loop.call_at(
+                loop.time() + max(0.0, next_stable - now) + 0.001, self._check_waits
+            )
+
+    def _evaluate(self, spec: WaitSpec, now: float, reading: list[bool]) -> Fired | None:
+        # "Exited" means the program is gone *and* its last output was read: a wait for the
+        # exit must see the final screen, not whatever was parsed when SIGCHLD arrived.
+        exited = self.exit_status is not None and self.pty_closed
+        if spec.input and not reading:
+            reading.append(self.input_state()["state"] == "reading")
+        idle_ms = (now - self.last_change) * 1000
+        return evaluate(
+            spec, self.emu, exited=exited, idle_ms=idle_ms, reading=bool(reading and reading[0])
+        )
+
+    async def _poll_input(self) -> None:
+        while any(spec.input for spec in self.waits.values()):
+            self._check_waits()
+            await asyncio.sleep(INPUT_POLL)
+        self.input_poller = None
+
+    def wait(self, spec: WaitSpec) -> JSONObject | Later:
+        """The answer now if the condition already holds (the common case for an agent that
+        waits right after typing a fast program's input), else a Later for it."""
+        fired = self._evaluate(spec, time.monotonic(), [])
+        if fired is not None:
+            return self._wait_result(spec, fired)
+        later = Later()
+        self.waits[later] = spec
+        timer = asyncio.get_running_loop().call_later(
+            spec.timeout, self._wait_timed_out, later, spec
+        )
+
+        def forget(_outcome: Outcome) -> None:
+            timer.cancel()
+            self.waits.pop(later, None)
+
+        later.then(forget)
+        self._check_waits()  # arms the timer of a `stable` wait
+        if spec.input and self.input_poller is None:
+            self.input_poller = asyncio.get_running_loop().create_task(self._poll_input())
+        return later
+
+    def _wait_timed_out(self, later: Later, spec: WaitSpec) -> None:
+        later.resolve(
+            RequestFailed(
+                "timeout",
+                f"timed out after {spec.timeout:g}s waiting for {spec.describe()}",
+                exit_code=EXIT_TIMEOUT,
+                screen=self.screen_payload(),
+            )
+        )
+
+    def _wait_result(self, spec: WaitSpec, fired: Fired) -> JSONObject:
+        result = self.screen_payload(scrollback=spec.scrollback, input=spec.input)
+        result["fired"] = fired.condition
+        result["elapsed_ms"] = round((time.monotonic() - spec.started) * 1000, 3)
+        if fired.match is not None:
+            result["match"] = {"row": fired.match[0], "col": fired.match[1]}
+        return result
