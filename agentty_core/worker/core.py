@@ -523,9 +523,9 @@ class Worker:
         if ansi:
             payload["ansi"] = emu.ansi_lines()
         if last_lines is not None:
-            text = emu.scrollback() + emu.lines()
-            while text and not text[-1]:
-                text.pop()
+            from agentty_core.screen_text import trim_lines
+
+            text = trim_lines(emu.scrollback() + emu.lines())
             payload["lines"] = text[-last_lines:] if last_lines else []
         if raw_bytes is not None:
             tail = bytes(self.raw[-raw_bytes:]) if raw_bytes else b""
