@@ -22,6 +22,8 @@ run: install
 lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
+	@# The import contracts of pyproject.toml [tool.importlinter]: layers, owners, no UI in the core.
+	$(VENV)/bin/lint-imports --no-logo
 
 typecheck: install
 	$(VENV)/bin/mypy
@@ -49,7 +51,7 @@ bench-quick: $(BENCH_STAMP)
 	$(PY) -m bench.run --quick
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .import_linter_cache
 
 # SVG and PNG pictures of the dashboard (PNGs need chromium-headless-shell, fonts-firacode).
 screenshots: install

@@ -359,9 +359,9 @@ class Client:
         screen: JSONObject = json.loads(raw)
         lines = params.get("lines")
         if isinstance(lines, int):
-            text = str_list(screen.get("scrollback")) + str_list(screen.get("lines"))
-            while text and not text[-1]:
-                text.pop()
+            from agentty_core.screen_text import trim_lines
+
+            text = trim_lines(str_list(screen.get("scrollback")) + str_list(screen.get("lines")))
             screen["lines"] = text[-lines:] if lines else []
         if params.get("scrollback") is not True:
             screen.pop("scrollback", None)

@@ -7,6 +7,8 @@
 Each test gets a private `AGENTTY_HOME` (also exported to the environment, so `agentty`
 commands the test runs see the same sessions), and everything it started is killed at
 teardown, even sessions whose worker already died, the way libtmux's plugin reaps tmux.
+`reap` is that teardown on its own, for test suites with fixtures of their own (agentty's
+included).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def agentty_home_path(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     os.chmod(root, 0o700)
     monkeypatch.setenv("AGENTTY_HOME", str(root))
     yield root
-    _reap(Home(root))
+    reap(root)
     shutil.rmtree(root, ignore_errors=True)
 
 
@@ -51,17 +53,30 @@ def agentty_session(agentty_home_path: Path) -> Iterator[Callable[..., Session]]
         session.kill(grace=0.5)
 
 
-def _reap(home: Home) -> None:
-    """Kill whatever of this home is still running: sessions, then marked survivors."""
+def reap(root: Path, *, grace: float = 0.5, leftovers: bool = True) -> None:
+    """End what a test left running in the agentty home `root`: each session still running,
+    starting or lost, through `kill` as an agent would (a lost one's survivors included).
+
+    With `leftovers` (the default), then every other process carrying the home's marker too:
+    survivors of sessions that ended, or that the records no longer name. Without it those
+    stay, for a process census to report as the leaks they are.
+
+    agentty's own errors (a corrupt or locked state, a worker that will not die) are not
+    raised: what this could not end is still running, and a census sees it.
+    """
     from agentty_core.client import Client
     from agentty_core.errors import AgenttyError
     from agentty_core.proc.orphans import end, marked_processes
 
+    home = Home(root.absolute())  # unchecked: a test may have left it in any state
     client = Client(home)
-    for rec in client.sessions():
-        if rec.get("status") in ("running", "starting", "lost"):
-            with contextlib.suppress(AgenttyError):
-                client.kill(str(rec["id"]), grace=0.5)
-    leftovers = marked_processes(home)
-    if leftovers:
-        end(leftovers, grace=0.5)
+    try:
+        with contextlib.suppress(AgenttyError):
+            for rec in client.sessions():
+                if rec.get("status") in ("running", "starting", "lost"):
+                    with contextlib.suppress(AgenttyError):
+                        client.kill(str(rec["id"]), grace=grace)
+    finally:
+        client.close()
+    if leftovers and (survivors := marked_processes(home)):
+        end(survivors, grace=grace)

@@ -72,11 +72,10 @@ class Screen:
 
     @property
     def text(self) -> str:
-        """The screen as one string, trailing blank lines dropped."""
-        lines = list(self.lines)
-        while lines and not lines[-1]:
-            lines.pop()
-        return "\n".join(lines)
+        """The screen as one string, trimmed as `agentty get` prints it (see screen_text)."""
+        from agentty_core.screen_text import trim_lines
+
+        return "\n".join(trim_lines(self.lines))
 
     @classmethod
     def from_json(cls, data: JSONObject) -> Screen:

@@ -123,9 +123,7 @@ def fast_lane(words: list[str]) -> int | None:
         lines = result.get("lines") if isinstance(result, dict) else None
         if not isinstance(lines, list) or not all(isinstance(x, str) for x in lines):
             return None
-        while lines and not lines[-1].strip():
-            lines.pop()
-        sys.stdout.write("".join(line.rstrip() + "\n" for line in lines))
+        sys.stdout.write("".join(line + "\n" for line in trim_lines(lines)))
     return 0
 
 
@@ -215,6 +213,15 @@ class _Decoding:
 
     def parse_constant(self, name: str) -> object:
         raise ValueError(name)
+
+
+def trim_lines(lines: list[str]) -> list[str]:
+    """`screen_text.trim_lines`, inlined: this module imports no other agentty module (a
+    test holds the two equal)."""
+    out = [line.rstrip() for line in lines]
+    while out and not out[-1]:
+        out.pop()
+    return out
 
 
 def _read_reply(sock: socket) -> dict[str, object] | None:

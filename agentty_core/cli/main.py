@@ -41,9 +41,9 @@ def _screen_text(screen: JSONObject, key: str = "lines") -> str:
     lines = str_list(screen.get(key))
     if key == "lines":
         lines = str_list(screen.get("scrollback")) + lines
-    while lines and not lines[-1].strip():
-        lines.pop()
-    return "".join(line.rstrip() + "\n" for line in lines)
+    from agentty_core.screen_text import trim_lines
+
+    return "".join(line + "\n" for line in trim_lines(lines))
 
 
 def _print_screen(screen: JSONObject, args: argparse.Namespace) -> None:

@@ -42,9 +42,9 @@ def _bounded(lines: list[str]) -> tuple[list[str], bool]:
 
 def _screen(data: JSONObject) -> dict[str, Any]:
     """The part of a screen payload a model needs, bounded."""
-    lines = str_list(data.get("scrollback")) + str_list(data.get("lines"))
-    while lines and not lines[-1]:
-        lines.pop()
+    from agentty_core.screen_text import trim_lines
+
+    lines = trim_lines(str_list(data.get("scrollback")) + str_list(data.get("lines")))
     kept, clipped = _bounded(lines)
     result: dict[str, Any] = {
         "screen": "\n".join(kept),

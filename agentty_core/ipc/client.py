@@ -17,19 +17,9 @@ from collections.abc import Iterator
 
 from agentty_core import protocol
 from agentty_core.errors import ProtocolError, RemoteError, WorkerUnreachable
+from agentty_core.ipc.peer import peer_credentials
 
-_UCRED = struct.Struct("3i")
 _TIMEVAL = struct.Struct("@ll")  # struct timeval: seconds, microseconds
-
-
-def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
-    """(pid, uid, gid) of the other end of a connected Unix socket (Linux)."""
-    so_peercred = getattr(socket, "SO_PEERCRED", None)
-    if so_peercred is None:  # macOS: only the uid is checked, via getpeereid in the worker
-        return (0, os.getuid(), os.getgid())
-    raw = sock.getsockopt(socket.SOL_SOCKET, so_peercred, _UCRED.size)
-    pid, uid, gid = _UCRED.unpack(raw)
-    return pid, uid, gid
 
 
 class Connection:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 
 from agentty_core import protocol
-from agentty_core.ipc.client import peer_credentials
+from agentty_core.ipc.peer import peer_credentials
 
 log = logging.getLogger("agentty.worker")
 

@@ -19,6 +19,7 @@ from agentty_core.paths import Home
 from agentty_core.proc import inputstate
 from agentty_core.proc.ptyhost import PtyChild
 from agentty_core.protocol import JSONObject
+from agentty_core.screen_text import trim_lines
 from agentty_core.state.records import Record
 from agentty_core.state.store import StateStore
 from agentty_core.worker.answers import Later
@@ -98,9 +99,7 @@ class WorkerBase:
         if ansi:
             payload["ansi"] = emu.ansi_lines()
         if last_lines is not None:
-            text = emu.scrollback() + emu.lines()
-            while text and not text[-1]:
-                text.pop()
+            text = trim_lines(emu.scrollback() + emu.lines())
             payload["lines"] = text[-last_lines:] if last_lines else []
         if raw_bytes is not None:
             tail = bytes(self.raw[-raw_bytes:]) if raw_bytes else b""

@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers.cli import agentty
+from agentty_core.pytest_plugin import reap
 
 
 @pytest.fixture(autouse=True)
 def kill_all_sessions(agentty_home: Path) -> Iterator[None]:
-    """Kill what the test left running, so the census only fails on real leaks; then fail
-    the test if any worker logged a traceback."""
+    """Kill the sessions the test left running, so the census only fails on real leaks (a
+    process that outlived its ended session stays for it to see); then fail the test if any
+    worker logged a traceback."""
     yield
-    _kill_everything()
+    reap(Path(os.environ["AGENTTY_HOME"]), leftovers=False)  # the home `agentty` sees now
     for log in (agentty_home / "logs").glob("*.log"):
         text = log.read_text(errors="replace")
         assert "Traceback" not in text, f"{log.name} has a traceback:\n{text[-3000:]}"
-
-
-def _kill_everything() -> None:
-    status = agentty("status", "--json")
-    if status.returncode != 0:
-        return
-    import json
-
-    for rec in json.loads(status.stdout)["sessions"]:
-        if rec["status"] in ("running", "starting", "lost"):
-            agentty("kill", "--session", rec["id"], "--timeout", "0.5")

@@ -19,6 +19,7 @@ from typing import Any
 import psutil
 import pytest
 
+from agentty_core.pytest_plugin import reap
 from tests.helpers.census import processes_of_home
 from tests.helpers.cli import AGENTTY as AGENTTY
 from tests.helpers.cli import agentty as agentty
@@ -32,15 +33,7 @@ NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 @pytest.fixture(autouse=True)
 def kill_all_sessions() -> Iterator[None]:
     yield
-    # Bytes, decoded leniently: a scenario may leave records no strict decoder accepts.
-    status = subprocess.run(
-        [AGENTTY, "status", "--json"], capture_output=True, timeout=60, stdin=subprocess.DEVNULL
-    )
-    if status.returncode == 0:
-        for rec in json.loads(status.stdout.decode("utf-8", "replace"))["sessions"]:
-            if rec["status"] in ("running", "starting", "lost"):
-                agentty("kill", "--session", rec["id"], "--timeout", "0.5")
-    agentty("orphans", "--kill")
+    reap(Path(os.environ["AGENTTY_HOME"]))  # the home `agentty` sees now; orphans included
 
 
 def agentty_as_nobody(home: Path, *args: str) -> subprocess.CompletedProcess[str]:

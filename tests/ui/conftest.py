@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -11,8 +10,8 @@ import pytest
 from textual.pilot import Pilot
 
 from agentty_core.client import Client
-from agentty_core.errors import AgenttyError
 from agentty_core.proc.usage import Usage, UsageSampler
+from agentty_core.pytest_plugin import reap
 
 
 @pytest.fixture
@@ -20,16 +19,7 @@ def client() -> Iterator[Client]:
     """A client of the test's home; whatever it left running is killed afterwards."""
     client = Client(timeout=3.0)
     yield client
-    kill_everything(client)
-
-
-def kill_everything(client: Client) -> None:
-    for rec in client.sessions():
-        if rec.get("status") in ("running", "starting", "lost"):
-            with contextlib.suppress(AgenttyError):
-                client.kill(str(rec["id"]), grace=0.5)
-    with contextlib.suppress(AgenttyError):
-        client.end_orphans(grace=0.5)
+    reap(client.home.root)
 
 
 async def wait_for(

@@ -1,0 +1,20 @@
+"""How a screen's lines read as text: one definition for every place that trims them.
+
+The emulator keeps each line as drawn (trailing blank cells already dropped). What a reader
+is given (`agentty get`, `Screen.text`, the MCP tools, `get --lines N` and an ended
+session's last lines) is that, less any trailing whitespace a program wrote, less the blank
+lines under the last one with text. The CLI's fast lane inlines this (it imports no agentty
+module); tests/unit/test_screen_text.py holds the two equal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+def trim_lines(lines: Iterable[str]) -> list[str]:
+    """The lines without trailing whitespace, and without the blank lines that end them."""
+    out = [line.rstrip() for line in lines]
+    while out and not out[-1]:
+        out.pop()
+    return out

@@ -1,0 +1,115 @@
+"""Run-time guards for what importing agentty loads, in a fresh interpreter each.
+
+The import-linter contracts in pyproject.toml read the static graph: they cannot see what a
+third-party module drags in, nor tell a module-level import from one deferred into the
+function that needs it. These tests import for real and look at `sys.modules`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.helpers.cli import agentty, agentty_json
+
+FORBIDDEN_IN_CORE = ("textual", "rich", "agentty_ui")
+
+IMPORT_EVERY_CORE_MODULE = """
+import importlib, importlib.util, json, pkgutil, sys
+import agentty_core
+
+skip = {"agentty_core.__main__"}  # it runs the command
+if importlib.util.find_spec("mcp") is None:
+    skip.add("agentty_core.cli.mcp")  # the optional extra
+forbidden = sys.argv[1:]
+names = sorted(m.name for m in pkgutil.walk_packages(agentty_core.__path__, "agentty_core."))
+leaks = {}
+for name in names:
+    if name in skip:
+        continue
+    importlib.import_module(name)
+    new = sorted(f for f in forbidden if f in sys.modules and f not in leaks.values())
+    for f in new:
+        leaks[name] = f  # first present after importing this module (or one it imports)
+print(json.dumps({"imported": [n for n in names if n not in skip], "leaks": leaks}))
+"""
+
+
+def run_python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=os.environ.copy(),
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_no_core_module_loads_the_dashboard_or_its_toolkit() -> None:
+    report = json.loads(run_python(IMPORT_EVERY_CORE_MODULE, *FORBIDDEN_IN_CORE).stdout)
+    imported = set(report["imported"])
+    # The walk really covered the package: each layer's modules are there.
+    assert {
+        "agentty_core.session",
+        "agentty_core.client",
+        "agentty_core.worker.core",
+        "agentty_core.emulator.pyte_backend",
+        "agentty_core.cli.main",
+        "agentty_core.pytest_plugin",
+    } <= imported
+    assert len(imported) >= 40, sorted(imported)
+    assert report["leaks"] == {}, f"first loaded by (a module imported by) {report['leaks']}"
+
+
+# What `import agentty_core.cli.hotpath` loads today, pinned: the package's (empty) roots, the
+# version, and nothing else. Anything new here is paid by every `agentty` call.
+HOTPATH_IMPORTS = {
+    "__future__",
+    "agentty_core",
+    "agentty_core._version",
+    "agentty_core.cli",
+    "agentty_core.cli.hotpath",
+}
+# What a plain `get`, `text` or `key` adds on the fast lane: two of the interpreter's C modules.
+FAST_LANE_IMPORTS = HOTPATH_IMPORTS | {"_socket", "_json"}
+
+LOADED_BY = """
+import sys
+before = set(sys.modules)
+import agentty_core.cli.hotpath as hotpath
+imported = set(sys.modules) - before
+words = sys.argv[1:]
+code = hotpath.main(words) if words else 0
+ran = set(sys.modules) - before
+import json
+print(json.dumps({"code": code, "imported": sorted(imported), "ran": sorted(ran)}))
+"""
+
+
+def loaded_by(*words: str) -> tuple[int, set[str], set[str]]:
+    """`agentty WORDS` through the entry point in a fresh interpreter: its exit code, the
+    modules the import loaded, and those loaded by the end of the run."""
+    value = json.loads(run_python(LOADED_BY, *words).stdout.splitlines()[-1])
+    return value["code"], set(value["imported"]), set(value["ran"])
+
+
+def test_importing_the_entry_point_loads_only_what_it_loads_today() -> None:
+    _, imported, _ = loaded_by()
+    assert imported == HOTPATH_IMPORTS
+
+
+def test_the_fast_lane_runs_on_the_interpreters_c_modules_only() -> None:
+    agentty_json("start", "--", "sh", "-c", "echo ready; exec cat")
+    agentty("wait", "--text", "ready", check=True)
+    try:
+        for words in (["get"], ["text", "hello"], ["key", "Enter"]):
+            code, _, ran = loaded_by(*words)
+            assert code == 0, words
+            assert ran == FAST_LANE_IMPORTS, words  # the lane answered, not the full path
+    finally:
+        agentty("kill", check=True)

@@ -1,0 +1,30 @@
+"""One meaning of trimming a screen's text, and the fast lane's inlined copy agrees."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agentty_core.cli import hotpath
+from agentty_core.screen_text import trim_lines
+
+
+def test_trailing_whitespace_and_the_blank_lines_under_the_text_go() -> None:
+    lines = ["", "one  ", "", "two\t\u00a0", "   ", "\u3000", ""]
+    assert trim_lines(lines) == ["", "one", "", "two"]
+
+
+def test_nothing_but_blanks_is_no_lines() -> None:
+    assert trim_lines(["", "  ", "\t"]) == []
+    assert trim_lines([]) == []
+
+
+def test_the_input_is_left_as_it_was() -> None:
+    lines = ["a ", ""]
+    trim_lines(lines)
+    assert lines == ["a ", ""]
+
+
+@given(st.lists(st.text(alphabet=" \t\u00a0\u3000ab\x1b[m", max_size=6), max_size=8))
+def test_the_fast_lane_trims_exactly_as_everyone_else(lines: list[str]) -> None:
+    assert hotpath.trim_lines(list(lines)) == trim_lines(lines)
