@@ -7,58 +7,20 @@ Errors go to stderr as one line, `agentty: error: ...`, with the exit codes in `
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
 
+from agentty_core.cli.output import PROG, emit, error, print_screen, screen_text
 from agentty_core.client import Client
 from agentty_core.errors import EXIT_USAGE, AgenttyError, UsageError, WaitTimeout
-from agentty_core.protocol import JSONObject, str_list
-
-PROG = "agentty"
+from agentty_core.protocol import str_list
 
 TYPE_CHECKING = False  # typing and argparse cost milliseconds the hot path does not spend
 if TYPE_CHECKING:
     import argparse
 
     from agentty_core.cli.parser import ArgumentParser
-
-# ---------------------------------------------------------------- output helpers
-
-
-def _emit(data: object) -> None:
-    text = json.dumps(data, ensure_ascii=False)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        # Lone surrogates (from non-UTF-8 argv bytes) cannot be UTF-8: escape everything.
-        text = json.dumps(data, ensure_ascii=True)
-    sys.stdout.write(text + "\n")
-
-
-def _screen_text(screen: JSONObject, key: str = "lines") -> str:
-    lines = str_list(screen.get(key))
-    if key == "lines":
-        lines = str_list(screen.get("scrollback")) + lines
-    while lines and not lines[-1].strip():
-        lines.pop()
-    return "".join(line.rstrip() + "\n" for line in lines)
-
-
-def _print_screen(screen: JSONObject, args: argparse.Namespace) -> None:
-    if args.json:
-        _emit(screen)
-    elif getattr(args, "raw", False):
-        import base64
-
-        sys.stdout.flush()
-        sys.stdout.buffer.write(base64.b64decode(str(screen.get("rawBase64", ""))))
-    elif getattr(args, "ansi", False):
-        sys.stdout.write(_screen_text(screen, "ansi"))
-    else:
-        sys.stdout.write(_screen_text(screen))
-
 
 # ---------------------------------------------------------------- commands
 
@@ -76,7 +38,7 @@ def cmd_help(args: argparse.Namespace, parser: ArgumentParser) -> int:
     if args.json:
         from agentty_core.cli.schema import schema
 
-        _emit(schema(parser))
+        emit(schema(parser))
         return 0
     if args.topic:
         _subparser(parser, args.topic).print_help()
@@ -104,7 +66,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     status = _client().status()
     if args.json:
-        _emit(status)
+        emit(status)
         return 0
     sessions = status["sessions"]
     assert isinstance(sessions, list)
@@ -149,7 +111,7 @@ def cmd_start(args: argparse.Namespace) -> int:
         ),
     )
     if args.json:
-        _emit(record)
+        emit(record)
     else:
         print(record["id"])
     return 0
@@ -158,7 +120,7 @@ def cmd_start(args: argparse.Namespace) -> int:
 def cmd_attach(args: argparse.Namespace) -> int:
     record = _client().attach(args.target)
     if args.json:
-        _emit(record)
+        emit(record)
     else:
         name = f" ({record['name']})" if record.get("name") else ""
         print(f"active session: {record['id']}{name}")
@@ -177,7 +139,7 @@ def cmd_get(args: argparse.Namespace) -> int:
         args.raw = True
         params["raw"] = True
         params["bytes"] = 4096 if args.bytes is None else args.bytes
-    _print_screen(_client().get(args.session, **params), args)
+    print_screen(_client().get(args.session, **params), args)
     return 0
 
 
@@ -202,7 +164,7 @@ def cmd_text(args: argparse.Namespace) -> int:
         data = " ".join(args.payload)
     result = _client().text(args.session, data, enter=args.enter)
     if args.json:
-        _emit(result)
+        emit(result)
     return 0
 
 
@@ -210,14 +172,14 @@ def cmd_paste(args: argparse.Namespace) -> int:
     data: str | bytes = _read_payload("-") if args.payload == "-" else args.payload
     result = _client().paste(args.session, data)
     if args.json:
-        _emit(result)
+        emit(result)
     return 0
 
 
 def cmd_key(args: argparse.Namespace) -> int:
     result = _client().key(args.session, args.keys)
     if args.json:
-        _emit(result)
+        emit(result)
     return 0
 
 
@@ -240,34 +202,34 @@ def cmd_wait(args: argparse.Namespace) -> int:
     try:
         screen = _client().wait(args.session, timeout=args.timeout, **conditions)
     except WaitTimeout as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        error(exc)
         if args.json:
-            _emit({"fired": None, "timeout": True, **exc.screen})
+            emit({"fired": None, "timeout": True, **exc.screen})
         else:
-            sys.stdout.write(_screen_text(exc.screen))
+            sys.stdout.write(screen_text(exc.screen))
         return exc.exit_code
     if args.json:
-        _emit(screen)
+        emit(screen)
     elif screen.get("fired") == "exit" and screen.get("signal"):
-        sys.stdout.write(_screen_text(screen) + f"[exited: signal {screen['signal']}]\n")
+        sys.stdout.write(screen_text(screen) + f"[exited: signal {screen['signal']}]\n")
     elif screen.get("fired") == "exit":
-        sys.stdout.write(_screen_text(screen) + f"[exited: code {screen.get('exitCode')}]\n")
+        sys.stdout.write(screen_text(screen) + f"[exited: code {screen.get('exitCode')}]\n")
     else:
-        sys.stdout.write(_screen_text(screen))
+        sys.stdout.write(screen_text(screen))
     return 0
 
 
 def cmd_resize(args: argparse.Namespace) -> int:
     result = _client().resize(args.session, args.cols, args.rows)
     if args.json:
-        _emit(result)
+        emit(result)
     return 0
 
 
 def cmd_signal(args: argparse.Namespace) -> int:
     result = _client().signal(args.session, args.name, leader=args.leader)
     if args.json:
-        _emit(result)
+        emit(result)
     else:
         print(f"sent {result['signal']} to {', '.join(str_list(result.get('pids')))}")
     return 0
@@ -276,7 +238,7 @@ def cmd_signal(args: argparse.Namespace) -> int:
 def cmd_kill(args: argparse.Namespace) -> int:
     result = _client().kill(args.session, grace=args.timeout)
     if args.json:
-        _emit(result)
+        emit(result)
         return 0
     steps = result.get("escalated") or []
     how = f" after {', '.join(str_list(steps))}" if steps else ""
@@ -298,7 +260,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     path = _client().logs(args.session)
     raw = read_private_file(path) or b""
     if args.json:
-        _emit({"path": str(path), "log": raw.decode("utf-8", "replace")})
+        emit({"path": str(path), "log": raw.decode("utf-8", "replace")})
     else:
         sys.stdout.write(raw.decode("utf-8", "replace"))
     return 0
@@ -333,9 +295,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             client.text(sid, text, enter=True)
         screen = client.wait(sid, exit=True, timeout=left())
     except WaitTimeout as exc:
-        print(f"{PROG}: error: run timed out after {args.timeout:g}s", file=sys.stderr)
+        error(f"run timed out after {args.timeout:g}s")
         client.kill(sid, grace=0.5)
-        sys.stdout.write(_screen_text(exc.screen))
+        sys.stdout.write(screen_text(exc.screen))
         client.gc_session(sid)
         return exc.exit_code
     except AgenttyError:
@@ -344,9 +306,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise
     code = screen.get("exitCode")
     if args.json:
-        _emit(screen)
+        emit(screen)
     else:
-        sys.stdout.write(_screen_text(screen))
+        sys.stdout.write(screen_text(screen))
     client.gc_session(sid)
     return code if isinstance(code, int) else 1
 
@@ -356,7 +318,7 @@ def cmd_record(args: argparse.Namespace) -> int:
         args.session, args.state == "on", input=args.input, markers=args.markers
     )
     if args.json:
-        _emit(result)
+        emit(result)
     else:
         print(f"recording {'to ' + str(result['path']) if result['recording'] else 'stopped'}")
     return 0
@@ -380,12 +342,12 @@ def cmd_orphans(args: argparse.Namespace) -> int:
     if args.kill and found:
         result = client.end_orphans(found)
         if args.json:
-            _emit({"orphans": listed, **result})
+            emit({"orphans": listed, **result})
         else:
             print(f"ended {len(found)} orphan process(es): {' '.join(str(o.pid) for o in found)}")
         return 0
     if args.json:
-        _emit({"orphans": listed})
+        emit({"orphans": listed})
     elif not found:
         print("no orphans")
     else:
@@ -401,7 +363,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
     removed = client.gc(older_than=args.older_than)
     kept = sorted({o.session_id for o in client.orphans()})
     if args.json:
-        _emit({"removed": removed, "keptWithOrphans": kept})
+        emit({"removed": removed, "keptWithOrphans": kept})
         return 0
     print(f"removed {len(removed)} session(s)" + (f": {' '.join(removed)}" if removed else ""))
     if kept:
@@ -418,7 +380,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     checks = run_checks()
     ok = all(c["ok"] for c in checks)
     if args.json:
-        _emit({"ok": ok, "checks": checks})
+        emit({"ok": ok, "checks": checks})
     else:
         for check in checks:
             mark = "ok  " if check["ok"] else "FAIL"
@@ -532,7 +494,7 @@ def _run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace)
     try:
         return command(args)
     except AgenttyError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        error(exc)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

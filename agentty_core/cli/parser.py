@@ -1,6 +1,6 @@
 """The `agentty` command line: every command, option and help text, built with argparse.
 
-Kept apart from `cli.py` (which runs the commands) so the definitions read as one page and
+Kept apart from `cli.main` (which runs the commands) so the definitions read as one page and
 `help --json` is generated from the same objects that parse the arguments. `build_parser`
 builds only the subparser a call needs: agents call the hot commands hundreds of times.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from agentty_core._version import __version__
-from agentty_core.cli.main import PROG  # one name for the program; cli.py loads this module lazily
+from agentty_core.cli.output import PROG
 from agentty_core.errors import EXIT_CODES, EXIT_USAGE
 
 TYPE_CHECKING = False  # typing costs milliseconds the hot path does not spend

@@ -65,9 +65,7 @@ def test_command_help_is_unchanged(name: str, expected: dict[str, object]) -> No
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_one_command_parser_equals_the_full_one(
-    name: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_one_command_parser_equals_the_full_one(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The hot path builds only the command it runs: that subparser is the full one's."""
     monkeypatch.setenv("COLUMNS", COLUMNS)
     full = schema(build_parser())["commands"]
@@ -79,6 +77,16 @@ def test_one_command_parser_equals_the_full_one(
 def test_every_command_has_a_runner() -> None:
     built = {c["name"] for c in schema(build_parser())["commands"]}  # type: ignore[attr-defined]
     assert built == set(NAMES)
+
+
+@pytest.mark.parametrize(
+    ("module", "absent"),
+    [("agentty_core.cli.parser", "agentty_core.cli.main"), ("agentty_core.cli.main", "argparse")],
+)
+def test_no_import_cycle_between_parser_and_commands(module: str, absent: str) -> None:
+    """The definitions load without the commands; the commands load argparse only on demand."""
+    code = f"import sys, {module}; assert {absent!r} not in sys.modules, {absent!r}"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
 if __name__ == "__main__":
