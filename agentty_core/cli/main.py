@@ -184,23 +184,27 @@ def cmd_key(args: argparse.Namespace) -> int:
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
-    conditions = {
-        "text": args.text,
-        "regex": args.regex,
-        "gone": args.gone,
-        "stable_ms": args.stable,
-        "changed_since": args.changed_since,
-        "input": args.input,
-        "exit": args.exit,
-        "scrollback": args.scrollback,
-    }
-    if not any(v not in (None, False) for k, v in conditions.items() if k != "scrollback"):
+    from agentty_core.waitspec import NoWaitCondition, WaitConditions
+
+    try:
+        spec = WaitConditions(
+            text=args.text,
+            regex=args.regex,
+            gone=args.gone,
+            stable_ms=args.stable,
+            changed_since=args.changed_since,
+            input=args.input,
+            exit=args.exit,
+            scrollback=args.scrollback,
+            timeout=args.timeout,
+        )
+    except NoWaitCondition:
         raise UsageError(
             "wait needs a condition: --text, --regex, --gone, --stable, --changed-since, "
             "--input or --exit"
-        )
+        ) from None
     try:
-        screen = _client().wait(args.session, timeout=args.timeout, **conditions)
+        screen = _client().wait(args.session, timeout=spec.timeout, **spec.conditions())
     except WaitTimeout as exc:
         error(exc)
         if args.json:
