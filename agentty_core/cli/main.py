@@ -271,50 +271,9 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import time
+    from agentty_core.cli.run import run
 
-    argv = list(args.argv)
-    if argv and argv[0] == "--":
-        argv = argv[1:]
-    if not argv:
-        raise UsageError("run needs a program: agentty run [options] -- PROGRAM [ARG...]")
-    if len(args.expect) > len(args.input):
-        raise UsageError("every --expect needs an --input to send when it appears")
-    client = _client()
-    deadline = time.monotonic() + float(args.timeout)
-    record = client.start(argv, cwd=args.cwd, cols=args.cols, rows=args.rows, activate=False)
-    sid = str(record["id"])
-
-    def left() -> float:
-        return max(0.0, deadline - time.monotonic())
-
-    try:
-        for i, text in enumerate(args.input):
-            if i < len(args.expect):
-                client.wait(sid, text=args.expect[i], exit=True, timeout=left())
-            else:
-                client.wait(sid, input=True, exit=True, timeout=left())
-            if client.resolve(sid).get("status") != "running":
-                break
-            client.text(sid, text, enter=True)
-        screen = client.wait(sid, exit=True, timeout=left())
-    except WaitTimeout as exc:
-        error(f"run timed out after {args.timeout:g}s")
-        client.kill(sid, grace=0.5)
-        sys.stdout.write(screen_text(exc.screen))
-        client.gc_session(sid)
-        return exc.exit_code
-    except AgenttyError:
-        client.kill_quietly(sid)
-        client.gc_session(sid)
-        raise
-    code = screen.get("exitCode")
-    if args.json:
-        emit(screen)
-    else:
-        sys.stdout.write(screen_text(screen))
-    client.gc_session(sid)
-    return code if isinstance(code, int) else 1
+    return run(args)
 
 
 def cmd_record(args: argparse.Namespace) -> int:
