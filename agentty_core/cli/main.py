@@ -11,9 +11,15 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from agentty_core.cli.output import PROG, emit, error, print_screen, screen_text
+from agentty_core.cli.output import PROG, emit, error, print_screen, screen_text, shown
 from agentty_core.client import Client
-from agentty_core.errors import EXIT_USAGE, AgenttyError, UsageError, WaitTimeout
+from agentty_core.errors import (
+    EXIT_USAGE,
+    AgenttyError,
+    SessionNotFound,
+    UsageError,
+    WaitTimeout,
+)
 from agentty_core.protocol import str_list
 
 TYPE_CHECKING = False  # typing and argparse cost milliseconds the hot path does not spend
@@ -290,7 +296,13 @@ def cmd_record(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from agentty_core.worker.recording import replay
 
-    path = _client().cast_path(args.target)
+    try:
+        path = _client().cast_path(args.target)
+    except SessionNotFound:
+        if "/" in args.target or args.target.endswith(".cast"):  # meant as a file
+            what = "not a regular file" if os.path.exists(args.target) else "no such file"
+            raise UsageError(f"{what}: {shown(args.target)}") from None
+        raise
     try:
         replay(path, speed=args.speed)
     except (OSError, ValueError) as exc:

@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
             screen = _drive(client, sid, args, deadline)
         except WaitTimeout as exc:
             signals.disarm()
-            error(f"run timed out after {args.timeout:g}s")
+            error(exc)
             client.kill_quietly(sid)
             sys.stdout.write(screen_text(exc.screen))
             client.gc_session(sid)
@@ -118,20 +118,29 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _drive(client: Client, sid: str, args: argparse.Namespace, deadline: float) -> JSONObject:
-    """Answer each prompt in turn, then wait for the exit; the final screen."""
+    """Answer each prompt in turn, then wait for the exit; the final screen. A timeout says
+    which step never came (the --expect text, the read, the exit)."""
 
     def left() -> float:
         return max(0.0, deadline - time.monotonic())
 
-    for i, text in enumerate(args.input):
-        if i < len(args.expect):
-            client.wait(sid, text=args.expect[i], exit=True, timeout=left())
-        else:
-            client.wait(sid, input=True, exit=True, timeout=left())
-        if client.resolve(sid).get("status") != "running":
-            break
-        client.text(sid, text, enter=True)
-    return client.wait(sid, exit=True, timeout=left())
+    awaiting = "the program to exit"
+    try:
+        for i, text in enumerate(args.input):
+            if i < len(args.expect):
+                awaiting = f"--expect {args.expect[i]!r}"
+                client.wait(sid, text=args.expect[i], exit=True, timeout=left())
+            else:
+                awaiting = f"the program to read input (for --input #{i + 1})"
+                client.wait(sid, input=True, exit=True, timeout=left())
+            if client.resolve(sid).get("status") != "running":
+                break
+            client.text(sid, text, enter=True)
+        awaiting = "the program to exit"
+        return client.wait(sid, exit=True, timeout=left())
+    except WaitTimeout as exc:
+        message = f"run timed out after {args.timeout:g}s waiting for {awaiting}"
+        raise WaitTimeout(message, exc.screen) from None
 
 
 def _end(client: Client, sid: str) -> None:
