@@ -66,9 +66,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.quiet:
         for rec in _client().sessions():
             if rec.get("status") == "running":
-                print(rec["id"])
+                print(shown(str(rec["id"])))
                 if rec.get("name"):
-                    print(rec["name"])
+                    print(shown(str(rec["name"])))
         return 0
     status = _client().status()
     if args.json:
@@ -76,8 +76,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     sessions = status["sessions"]
     assert isinstance(sessions, list)
-    print(f"home: {status['home']}")
-    print(f"active: {status['active'] or '-'}")
+    print(f"home: {shown(str(status['home']))}")
+    print(f"active: {shown(str(status['active'] or '-'))}")
     orphans = status.get("orphans")
     if isinstance(orphans, list) and orphans:
         print(f"warning: {len(orphans)} orphan process(es) of dead workers; see 'agentty orphans'")
@@ -88,10 +88,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     for rec in sessions:
         mark = "*" if rec.get("id") == status["active"] else " "
         code = rec.get("signal") or rec.get("exitCode")
+        # Program-controlled text (argv) is shown escaped: it must not drive the terminal.
+        command = shown(" ".join(str(rec.get("command", "")).split()))
+        name, state = shown(str(rec.get("name") or "-")), shown(str(rec.get("status", "?")))
         print(
-            f"{rec['id']:8}{mark} {str(rec.get('name') or '-')[:12]:12}  "
-            f"{rec.get('status', '?'):9}  {'-' if code is None else code!s:6}  "
-            f"{' '.join(str(rec.get('command', '')).split())[:60]}"
+            f"{shown(str(rec['id'])):8}{mark} {name[:12]:12}  "
+            f"{state:9}  {'-' if code is None else shown(str(code)):6}  {command[:60]}"
         )
     return 0
 
@@ -128,7 +130,7 @@ def cmd_attach(args: argparse.Namespace) -> int:
     if args.json:
         emit(record)
     else:
-        name = f" ({record['name']})" if record.get("name") else ""
+        name = f" ({shown(str(record['name']))})" if record.get("name") else ""
         print(f"active session: {record['id']}{name}")
     return 0
 
@@ -328,7 +330,8 @@ def cmd_orphans(args: argparse.Namespace) -> int:
     else:
         print(f"{'PID':>7}  {'SESSION':8}  {'AGE':>7}  COMMAND")
         for o in found:
-            print(f"{o.pid:>7}  {o.session_id:8}  {o.age_seconds:>6.0f}s  {o.command[:60]}")
+            command = shown(o.command)  # a surviving process's command line: program-controlled
+            print(f"{o.pid:>7}  {shown(o.session_id):8}  {o.age_seconds:>6.0f}s  {command[:60]}")
         print("end them with: agentty orphans --kill")
     return 0
 
@@ -359,9 +362,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     else:
         for check in checks:
             mark = "ok  " if check["ok"] else "FAIL"
-            print(f"{mark}  {check['name']}: {check['detail']}")
+            print(f"{mark}  {check['name']}: {shown(str(check['detail']))}")
             if not check["ok"] and check["fix"]:
-                print(f"      fix: {check['fix']}")
+                print(f"      fix: {shown(str(check['fix']))}")
     return 0 if ok else 1
 
 

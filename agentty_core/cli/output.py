@@ -31,8 +31,9 @@ def emit(data: object) -> None:
 
 
 def error(message: object) -> None:
-    """One line on stderr, the form of every error the command reports."""
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+    """One line on stderr, the form of every error the command reports (escaped: a message
+    may quote a program's own words)."""
+    print(f"{PROG}: error: {shown(str(message))}", file=sys.stderr)
 
 
 def shown(text: str) -> str:
