@@ -48,7 +48,10 @@ class _Signals:
 
     def __enter__(self) -> _Signals:
         for signum in SIGNALS:
-            self._saved[signum] = signal.signal(signum, self._handle)
+            try:
+                self._saved[signum] = signal.signal(signum, self._handle)
+            except ValueError:  # not the main thread (run called as a library): as before
+                break
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -87,27 +90,26 @@ def run(args: argparse.Namespace) -> int:
         record = client.start(argv, cwd=args.cwd, cols=args.cols, rows=args.rows, activate=False)
         sid = str(record["id"])
         try:
-            signals.arm()
-            screen = _drive(client, sid, args, deadline)
+            try:
+                signals.arm()
+                screen = _drive(client, sid, args, deadline)
+            finally:
+                signals.disarm()  # a signal up to here is a Stopped, caught below; later, noted
         except WaitTimeout as exc:
-            signals.disarm()
             error(exc)
             client.kill_quietly(sid)
             sys.stdout.write(screen_text(exc.screen))
             client.gc_session(sid)
             return exc.exit_code
         except Stopped as exc:
-            signals.disarm()
             name = signal.Signals(exc.signum).name
             with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
                 error(f"run stopped by {name}: ending the program")
             _end(client, sid)
             return 128 + exc.signum
         except BaseException:
-            signals.disarm()
             _end(client, sid)
             raise
-        signals.disarm()
     code = screen.get("exitCode")
     if args.json:
         emit(screen)
