@@ -391,8 +391,9 @@ class Client:
     def wait(self, ref: str | None, *, timeout: float = 30.0, **conditions: object) -> JSONObject:
         """Block until a condition holds (answered by the worker); WaitTimeout after `timeout`."""
         rec = self._vouched(ref) or self.resolve(ref)
-        params: JSONObject = {k: v for k, v in conditions.items() if v not in (None, False)}
-        params["timeout"] = timeout
+        from agentty_core.waitspec import wire_params  # dataclasses: not for every command
+
+        params = wire_params(conditions, timeout)  # 0 is a value (a fresh session's seq)
         if rec.get("status") not in ("running", "starting"):
             return self._wait_ended(rec, params)
         try:

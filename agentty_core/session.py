@@ -32,6 +32,7 @@ from agentty_core.ipc import client as ipc_client
 from agentty_core.keys import parse_all
 from agentty_core.paths import Home
 from agentty_core.protocol import JSONObject, str_list
+from agentty_core.waitspec import WaitConditions
 
 
 @dataclass(frozen=True)
@@ -264,19 +265,20 @@ class Session:
     ) -> WaitResult:
         """Block until any condition holds (checked by the worker as output arrives).
 
-        `stable` is in milliseconds. Raises `WaitTimeout` (with `.screen`) on timeout."""
-        conditions: dict[str, object] = {
-            "text": text,
-            "regex": regex,
-            "gone": gone,
-            "stable_ms": stable,
-            "changed_since": changed_since,
-            "input": input,
-            "exit": exit,
-            "scrollback": scrollback,
-        }
-        params: JSONObject = {k: v for k, v in conditions.items() if v not in (None, False)}
-        params["timeout"] = timeout
+        `stable` is in milliseconds. Raises `WaitTimeout` (with `.screen`) on timeout, and
+        `UsageError` for a wait without a condition or a value out of range (nothing sent)."""
+        spec = WaitConditions(
+            text=text,
+            regex=regex,
+            gone=gone,
+            stable_ms=stable,
+            changed_since=changed_since,
+            input=input,
+            exit=exit,
+            scrollback=scrollback,
+            timeout=timeout,
+        )
+        params = spec.params()
         result: JSONObject | None = None
         if not exit:  # an ended session is answered from its saved screen: the long way
             try:
@@ -287,7 +289,7 @@ class Session:
                 if exc.code != "exited":
                     raise
         if result is None:
-            result = self.client.wait(self.id, timeout=timeout, **conditions)
+            result = self.client.wait(self.id, timeout=timeout, **spec.conditions())
         match = _obj(result.get("match"))
         return WaitResult(
             fired=str(result.get("fired")),

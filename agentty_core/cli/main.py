@@ -7,58 +7,26 @@ Errors go to stderr as one line, `agentty: error: ...`, with the exit codes in `
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
 
+from agentty_core.cli.output import PROG, emit, error, print_screen, screen_text, shown
 from agentty_core.client import Client
-from agentty_core.errors import EXIT_USAGE, AgenttyError, UsageError, WaitTimeout
-from agentty_core.protocol import JSONObject, str_list
-
-PROG = "agentty"
+from agentty_core.errors import (
+    EXIT_USAGE,
+    AgenttyError,
+    SessionNotFound,
+    UsageError,
+    WaitTimeout,
+)
+from agentty_core.protocol import str_list
 
 TYPE_CHECKING = False  # typing and argparse cost milliseconds the hot path does not spend
 if TYPE_CHECKING:
     import argparse
 
     from agentty_core.cli.parser import ArgumentParser
-
-# ---------------------------------------------------------------- output helpers
-
-
-def _emit(data: object) -> None:
-    text = json.dumps(data, ensure_ascii=False)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        # Lone surrogates (from non-UTF-8 argv bytes) cannot be UTF-8: escape everything.
-        text = json.dumps(data, ensure_ascii=True)
-    sys.stdout.write(text + "\n")
-
-
-def _screen_text(screen: JSONObject, key: str = "lines") -> str:
-    lines = str_list(screen.get(key))
-    if key == "lines":
-        lines = str_list(screen.get("scrollback")) + lines
-    from agentty_core.screen_text import trim_lines
-
-    return "".join(line + "\n" for line in trim_lines(lines))
-
-
-def _print_screen(screen: JSONObject, args: argparse.Namespace) -> None:
-    if args.json:
-        _emit(screen)
-    elif getattr(args, "raw", False):
-        import base64
-
-        sys.stdout.flush()
-        sys.stdout.buffer.write(base64.b64decode(str(screen.get("rawBase64", ""))))
-    elif getattr(args, "ansi", False):
-        sys.stdout.write(_screen_text(screen, "ansi"))
-    else:
-        sys.stdout.write(_screen_text(screen))
-
 
 # ---------------------------------------------------------------- commands
 
@@ -76,7 +44,7 @@ def cmd_help(args: argparse.Namespace, parser: ArgumentParser) -> int:
     if args.json:
         from agentty_core.cli.schema import schema
 
-        _emit(schema(parser))
+        emit(schema(parser))
         return 0
     if args.topic:
         _subparser(parser, args.topic).print_help()
@@ -98,18 +66,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.quiet:
         for rec in _client().sessions():
             if rec.get("status") == "running":
-                print(rec["id"])
+                print(shown(str(rec["id"])))
                 if rec.get("name"):
-                    print(rec["name"])
+                    print(shown(str(rec["name"])))
         return 0
     status = _client().status()
     if args.json:
-        _emit(status)
+        emit(status)
         return 0
     sessions = status["sessions"]
     assert isinstance(sessions, list)
-    print(f"home: {status['home']}")
-    print(f"active: {status['active'] or '-'}")
+    print(f"home: {shown(str(status['home']))}")
+    print(f"active: {shown(str(status['active'] or '-'))}")
     orphans = status.get("orphans")
     if isinstance(orphans, list) and orphans:
         print(f"warning: {len(orphans)} orphan process(es) of dead workers; see 'agentty orphans'")
@@ -120,10 +88,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     for rec in sessions:
         mark = "*" if rec.get("id") == status["active"] else " "
         code = rec.get("signal") or rec.get("exitCode")
+        # Program-controlled text (argv) is shown escaped: it must not drive the terminal.
+        command = shown(" ".join(str(rec.get("command", "")).split()))
+        name, state = shown(str(rec.get("name") or "-")), shown(str(rec.get("status", "?")))
         print(
-            f"{rec['id']:8}{mark} {str(rec.get('name') or '-')[:12]:12}  "
-            f"{rec.get('status', '?'):9}  {'-' if code is None else code!s:6}  "
-            f"{' '.join(str(rec.get('command', '')).split())[:60]}"
+            f"{shown(str(rec['id'])):8}{mark} {name[:12]:12}  "
+            f"{state:9}  {'-' if code is None else shown(str(code)):6}  {command[:60]}"
         )
     return 0
 
@@ -149,7 +119,7 @@ def cmd_start(args: argparse.Namespace) -> int:
         ),
     )
     if args.json:
-        _emit(record)
+        emit(record)
     else:
         print(record["id"])
     return 0
@@ -158,9 +128,9 @@ def cmd_start(args: argparse.Namespace) -> int:
 def cmd_attach(args: argparse.Namespace) -> int:
     record = _client().attach(args.target)
     if args.json:
-        _emit(record)
+        emit(record)
     else:
-        name = f" ({record['name']})" if record.get("name") else ""
+        name = f" ({shown(str(record['name']))})" if record.get("name") else ""
         print(f"active session: {record['id']}{name}")
     return 0
 
@@ -177,7 +147,7 @@ def cmd_get(args: argparse.Namespace) -> int:
         args.raw = True
         params["raw"] = True
         params["bytes"] = 4096 if args.bytes is None else args.bytes
-    _print_screen(_client().get(args.session, **params), args)
+    print_screen(_client().get(args.session, **params), args)
     return 0
 
 
@@ -202,7 +172,7 @@ def cmd_text(args: argparse.Namespace) -> int:
         data = " ".join(args.payload)
     result = _client().text(args.session, data, enter=args.enter)
     if args.json:
-        _emit(result)
+        emit(result)
     return 0
 
 
@@ -210,64 +180,68 @@ def cmd_paste(args: argparse.Namespace) -> int:
     data: str | bytes = _read_payload("-") if args.payload == "-" else args.payload
     result = _client().paste(args.session, data)
     if args.json:
-        _emit(result)
+        emit(result)
     return 0
 
 
 def cmd_key(args: argparse.Namespace) -> int:
     result = _client().key(args.session, args.keys)
     if args.json:
-        _emit(result)
+        emit(result)
     return 0
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
-    conditions = {
-        "text": args.text,
-        "regex": args.regex,
-        "gone": args.gone,
-        "stable_ms": args.stable,
-        "changed_since": args.changed_since,
-        "input": args.input,
-        "exit": args.exit,
-        "scrollback": args.scrollback,
-    }
-    if not any(v not in (None, False) for k, v in conditions.items() if k != "scrollback"):
+    from agentty_core.waitspec import NoWaitCondition, WaitConditions
+
+    try:
+        spec = WaitConditions(
+            text=args.text,
+            regex=args.regex,
+            gone=args.gone,
+            stable_ms=args.stable,
+            changed_since=args.changed_since,
+            input=args.input,
+            exit=args.exit,
+            scrollback=args.scrollback,
+            timeout=args.timeout,
+        )
+    except NoWaitCondition:
         raise UsageError(
             "wait needs a condition: --text, --regex, --gone, --stable, --changed-since, "
             "--input or --exit"
-        )
+        ) from None
     try:
-        screen = _client().wait(args.session, timeout=args.timeout, **conditions)
+        screen = _client().wait(args.session, timeout=spec.timeout, **spec.conditions())
     except WaitTimeout as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        error(exc)
         if args.json:
-            _emit({"fired": None, "timeout": True, **exc.screen})
+            emit({"fired": None, "timeout": True, **exc.screen})
         else:
-            sys.stdout.write(_screen_text(exc.screen))
+            sys.stdout.write(screen_text(exc.screen))
         return exc.exit_code
     if args.json:
-        _emit(screen)
+        emit(screen)
     elif screen.get("fired") == "exit" and screen.get("signal"):
-        sys.stdout.write(_screen_text(screen) + f"[exited: signal {screen['signal']}]\n")
+        sys.stdout.write(screen_text(screen) + f"[exited: signal {screen['signal']}]\n")
     elif screen.get("fired") == "exit":
-        sys.stdout.write(_screen_text(screen) + f"[exited: code {screen.get('exitCode')}]\n")
+        sys.stdout.write(screen_text(screen) + f"[exited: code {screen.get('exitCode')}]\n")
     else:
-        sys.stdout.write(_screen_text(screen))
+        sys.stdout.write(screen_text(screen))
     return 0
 
 
 def cmd_resize(args: argparse.Namespace) -> int:
     result = _client().resize(args.session, args.cols, args.rows)
     if args.json:
-        _emit(result)
+        emit(result)
     return 0
 
 
 def cmd_signal(args: argparse.Namespace) -> int:
     result = _client().signal(args.session, args.name, leader=args.leader)
     if args.json:
-        _emit(result)
+        emit(result)
     else:
         print(f"sent {result['signal']} to {', '.join(str_list(result.get('pids')))}")
     return 0
@@ -276,7 +250,7 @@ def cmd_signal(args: argparse.Namespace) -> int:
 def cmd_kill(args: argparse.Namespace) -> int:
     result = _client().kill(args.session, grace=args.timeout)
     if args.json:
-        _emit(result)
+        emit(result)
         return 0
     steps = result.get("escalated") or []
     how = f" after {', '.join(str_list(steps))}" if steps else ""
@@ -298,57 +272,16 @@ def cmd_logs(args: argparse.Namespace) -> int:
     path = _client().logs(args.session)
     raw = read_private_file(path) or b""
     if args.json:
-        _emit({"path": str(path), "log": raw.decode("utf-8", "replace")})
+        emit({"path": str(path), "log": raw.decode("utf-8", "replace")})
     else:
         sys.stdout.write(raw.decode("utf-8", "replace"))
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import time
+    from agentty_core.cli.run import run
 
-    argv = list(args.argv)
-    if argv and argv[0] == "--":
-        argv = argv[1:]
-    if not argv:
-        raise UsageError("run needs a program: agentty run [options] -- PROGRAM [ARG...]")
-    if len(args.expect) > len(args.input):
-        raise UsageError("every --expect needs an --input to send when it appears")
-    client = _client()
-    deadline = time.monotonic() + float(args.timeout)
-    record = client.start(argv, cwd=args.cwd, cols=args.cols, rows=args.rows, activate=False)
-    sid = str(record["id"])
-
-    def left() -> float:
-        return max(0.0, deadline - time.monotonic())
-
-    try:
-        for i, text in enumerate(args.input):
-            if i < len(args.expect):
-                client.wait(sid, text=args.expect[i], exit=True, timeout=left())
-            else:
-                client.wait(sid, input=True, exit=True, timeout=left())
-            if client.resolve(sid).get("status") != "running":
-                break
-            client.text(sid, text, enter=True)
-        screen = client.wait(sid, exit=True, timeout=left())
-    except WaitTimeout as exc:
-        print(f"{PROG}: error: run timed out after {args.timeout:g}s", file=sys.stderr)
-        client.kill(sid, grace=0.5)
-        sys.stdout.write(_screen_text(exc.screen))
-        client.gc_session(sid)
-        return exc.exit_code
-    except AgenttyError:
-        client.kill_quietly(sid)
-        client.gc_session(sid)
-        raise
-    code = screen.get("exitCode")
-    if args.json:
-        _emit(screen)
-    else:
-        sys.stdout.write(_screen_text(screen))
-    client.gc_session(sid)
-    return code if isinstance(code, int) else 1
+    return run(args)
 
 
 def cmd_record(args: argparse.Namespace) -> int:
@@ -356,7 +289,7 @@ def cmd_record(args: argparse.Namespace) -> int:
         args.session, args.state == "on", input=args.input, markers=args.markers
     )
     if args.json:
-        _emit(result)
+        emit(result)
     else:
         print(f"recording {'to ' + str(result['path']) if result['recording'] else 'stopped'}")
     return 0
@@ -365,7 +298,13 @@ def cmd_record(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from agentty_core.worker.recording import replay
 
-    path = _client().cast_path(args.target)
+    try:
+        path = _client().cast_path(args.target)
+    except SessionNotFound:
+        if "/" in args.target or args.target.endswith(".cast"):  # meant as a file
+            what = "not a regular file" if os.path.exists(args.target) else "no such file"
+            raise UsageError(f"{what}: {shown(args.target)}") from None
+        raise
     try:
         replay(path, speed=args.speed)
     except (OSError, ValueError) as exc:
@@ -380,18 +319,19 @@ def cmd_orphans(args: argparse.Namespace) -> int:
     if args.kill and found:
         result = client.end_orphans(found)
         if args.json:
-            _emit({"orphans": listed, **result})
+            emit({"orphans": listed, **result})
         else:
             print(f"ended {len(found)} orphan process(es): {' '.join(str(o.pid) for o in found)}")
         return 0
     if args.json:
-        _emit({"orphans": listed})
+        emit({"orphans": listed})
     elif not found:
         print("no orphans")
     else:
         print(f"{'PID':>7}  {'SESSION':8}  {'AGE':>7}  COMMAND")
         for o in found:
-            print(f"{o.pid:>7}  {o.session_id:8}  {o.age_seconds:>6.0f}s  {o.command[:60]}")
+            command = shown(o.command)  # a surviving process's command line: program-controlled
+            print(f"{o.pid:>7}  {shown(o.session_id):8}  {o.age_seconds:>6.0f}s  {command[:60]}")
         print("end them with: agentty orphans --kill")
     return 0
 
@@ -401,7 +341,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
     removed = client.gc(older_than=args.older_than)
     kept = sorted({o.session_id for o in client.orphans()})
     if args.json:
-        _emit({"removed": removed, "keptWithOrphans": kept})
+        emit({"removed": removed, "keptWithOrphans": kept})
         return 0
     print(f"removed {len(removed)} session(s)" + (f": {' '.join(removed)}" if removed else ""))
     if kept:
@@ -418,13 +358,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     checks = run_checks()
     ok = all(c["ok"] for c in checks)
     if args.json:
-        _emit({"ok": ok, "checks": checks})
+        emit({"ok": ok, "checks": checks})
     else:
         for check in checks:
             mark = "ok  " if check["ok"] else "FAIL"
-            print(f"{mark}  {check['name']}: {check['detail']}")
+            print(f"{mark}  {check['name']}: {shown(str(check['detail']))}")
             if not check["ok"] and check["fix"]:
-                print(f"      fix: {check['fix']}")
+                print(f"      fix: {shown(str(check['fix']))}")
     return 0 if ok else 1
 
 
@@ -532,7 +472,7 @@ def _run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace)
     try:
         return command(args)
     except AgenttyError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        error(exc)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

@@ -15,11 +15,14 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 
 from agentty_core._version import __version__
 from agentty_core.client import Client
+from agentty_core.errors import AgenttyError, WaitTimeout
 from agentty_core.protocol import JSONObject, str_list
+from agentty_core.waitspec import WaitConditions
 
 MAX_LINES = 200
 MAX_LINE_CHARS = 500
@@ -63,8 +66,16 @@ def _screen(data: JSONObject) -> dict[str, Any]:
 
 
 async def _run(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Client calls block (a wait may take its whole timeout): keep them off the event loop."""
-    return await anyio.to_thread.run_sync(functools.partial(func, *args, **kwargs))
+    """Client calls block (a wait may take its whole timeout): keep them off the event loop.
+
+    agentty's errors become `ToolError`s: the SDK shows a model the text of those only (any
+    other exception reaches it as a bare "Error executing tool")."""
+    try:
+        return await anyio.to_thread.run_sync(functools.partial(func, *args, **kwargs))
+    except WaitTimeout:
+        raise  # the wait tool answers it with the screen
+    except AgenttyError as exc:
+        raise ToolError(str(exc)) from exc
 
 
 def build_server(client: Client | None = None) -> MCPServer:
@@ -144,13 +155,8 @@ def build_server(client: Client | None = None) -> MCPServer:
         changed_since (a seq from type_text/press_keys), input (the program waits for
         keys), exit. On timeout returns timedOut=true with the current screen. Prefer this
         to sleeping."""
-        from agentty_core.errors import WaitTimeout
-
         try:
-            data = await _run(
-                client.wait,
-                session,
-                timeout=timeout,
+            spec = WaitConditions(
                 text=text,
                 regex=regex,
                 gone=gone,
@@ -158,7 +164,12 @@ def build_server(client: Client | None = None) -> MCPServer:
                 changed_since=changed_since,
                 input=input,
                 exit=exit,
+                timeout=timeout,
             )
+        except AgenttyError as exc:
+            raise ToolError(str(exc)) from exc
+        try:
+            data = await _run(client.wait, session, timeout=spec.timeout, **spec.conditions())
         except WaitTimeout as exc:
             return {"fired": None, "timedOut": True, "message": exc.message, **_screen(exc.screen)}
         return {"fired": data.get("fired"), "elapsedMs": data.get("elapsed_ms"), **_screen(data)}

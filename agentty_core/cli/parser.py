@@ -1,21 +1,25 @@
 """The `agentty` command line: every command, option and help text, built with argparse.
 
-Kept apart from `cli.py` (which runs the commands) so the definitions read as one page and
-`help --json` is generated from the same objects that parse the arguments. `build_parser`
-builds only the subparser a call needs: agents call the hot commands hundreds of times.
+Kept apart from `cli.main` (which runs the commands) so the definitions read as one page and
+`help --json` is generated from the same objects that parse the arguments. Each command is
+one small builder in `BUILDERS`; `build_parser` builds only the subparser a call needs:
+agents call the hot commands hundreds of times.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 from agentty_core._version import __version__
-from agentty_core.cli.main import PROG  # one name for the program; cli.py loads this module lazily
+from agentty_core.cli.output import PROG
 from agentty_core.errors import EXIT_CODES, EXIT_USAGE
 
 TYPE_CHECKING = False  # typing costs milliseconds the hot path does not spend
 if TYPE_CHECKING:
     from typing import NoReturn
+
+    Subparsers = argparse._SubParsersAction["ArgumentParser"]
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -65,6 +69,337 @@ def _env_pair(text: str) -> tuple[str, str]:
     return key, value
 
 
+def _help(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "help", help="show help (--json: the command schema; --agent: a guide for agents)"
+    )
+    p.add_argument("topic", nargs="?", help="a command to show help for")
+    p.add_argument(
+        "--agent", action="store_true", help="print the guide for AI agents (docs/agents.md)"
+    )
+    _json_option(p)
+
+
+def _status(sub: Subparsers) -> None:
+    p = sub.add_parser("status", help="show the home, the active session and all sessions")
+    p.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="only the ids and names of running sessions, one per line",
+    )
+    _json_option(p)
+
+
+def _start(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "start",
+        help="start a program in a new background PTY session",
+        description="Start PROGRAM with exactly the given arguments (no shell) on a new PTY. "
+        "Prints the session id once the program runs and its worker answers; the new "
+        "session becomes the active one. With AGENTTY_EMULATOR=avt in the environment "
+        "(and pip install 'agentty[avt]') the session runs on the compiled emulator.",
+        usage="agentty start [options] -- PROGRAM [ARG...]\n"
+        "       agentty start [options] --shell 'CMDLINE'",
+    )
+    p.add_argument("--name", help="a unique name for the session (letters, digits, . _ -)")
+    p.add_argument("--cwd", help="working directory (default: the current one)")
+    p.add_argument("--cols", type=_positive_int, default=80, help="terminal width (default 80)")
+    p.add_argument("--rows", type=_positive_int, default=24, help="terminal height (default 24)")
+    p.add_argument(
+        "--env",
+        type=_env_pair,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set an environment variable (repeatable)",
+    )
+    p.add_argument("--shell", metavar="CMDLINE", help="run CMDLINE with $SHELL -lc (opt-in)")
+    p.add_argument(
+        "--record", action="store_true", help="record output to logs/<id>.cast (asciicast v2)"
+    )
+    p.add_argument(
+        "--record-input", action="store_true", help="record typed input too (may hold secrets)"
+    )
+    p.add_argument("--record-markers", action="store_true", help="a marker for each text/key call")
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- PROGRAM [ARG...]")
+    _json_option(p)
+
+
+def _attach(sub: Subparsers) -> None:
+    p = sub.add_parser("attach", help="make SESSION the active session")
+    p.add_argument("target", metavar="SESSION", help="session id, unique id prefix or name")
+    _json_option(p)
+
+
+def _get(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "get",
+        help="print the rendered screen",
+        description="Print the session's rendered screen as plain text (trailing blank "
+        "lines and spaces trimmed). Works on exited sessions too (their last screen).",
+    )
+    _session_option(p)
+    p.add_argument(
+        "--lines",
+        type=_positive_int,
+        metavar="N",
+        help="the last N lines of scrollback + screen",
+    )
+    p.add_argument("--scrollback", action="store_true", help="retained scrollback, then the screen")
+    p.add_argument("--ansi", action="store_true", help="keep colours and attributes as SGR codes")
+    p.add_argument("--raw", action="store_true", help="the tail of the raw output bytes")
+    p.add_argument(
+        "--bytes",
+        type=_positive_int,
+        metavar="N",
+        help="with --raw: how many bytes (default 4096)",
+    )
+    _json_option(p)
+
+
+def _text(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "text",
+        help="type text into the session (no Enter unless --enter)",
+        description="Write PAYLOAD words joined by one space, as is. --enter sends Enter as a "
+        "separate write after a short gap; with bracketed paste enabled, multi-line text "
+        "goes as a bracketed paste.",
+    )
+    _session_option(p)
+    p.add_argument("payload", nargs="*", metavar="PAYLOAD")
+    p.add_argument("--enter", action="store_true", help="press Enter after the text")
+    p.add_argument(
+        "--file", metavar="F", help="read the payload from file F ('-' for stdin), exact bytes"
+    )
+    _json_option(p)
+
+
+def _paste(sub: Subparsers) -> None:
+    p = sub.add_parser("paste", help="paste text (bracketed paste when the program enabled it)")
+    _session_option(p)
+    p.add_argument("payload", metavar="TEXT", help="the text, or '-' to read stdin")
+    _json_option(p)
+
+
+def _key(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "key",
+        help="press one or more keys",
+        description="Press keys in order: Enter Tab Esc Backspace Delete Insert Space Up Down "
+        "Left Right Home End PageUp PageDown F1..F12 Shift+Tab Shift+Enter Ctrl+Enter "
+        "Alt+Enter Ctrl+A..Ctrl+Z Alt+<char>, modifiers on named keys (Ctrl+Up), any single "
+        "character, and KEY*N to repeat (Down*5). Unknown names are an error; nothing is sent.",
+    )
+    _session_option(p)
+    p.add_argument("keys", nargs="+", metavar="KEY")
+    _json_option(p)
+
+
+def _wait(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "wait",
+        help="wait until the screen shows something, settles, changes, asks for input or exits",
+        description="Wait until any of the conditions holds (answered by the worker the "
+        "moment it does). On success prints the screen; on timeout exits 3, names what was "
+        "awaited on stderr and prints the current screen.",
+    )
+    _session_option(p)
+    p.add_argument("--text", metavar="STR", help="the screen contains STR")
+    p.add_argument("--regex", metavar="RE", help="a screen line matches RE")
+    p.add_argument("--gone", metavar="STR", help="STR is no longer on screen")
+    p.add_argument("--stable", type=_positive_int, metavar="MS", help="no screen change for MS ms")
+    p.add_argument(
+        "--changed-since",
+        type=_positive_int,
+        metavar="SEQ",
+        help="the screen changed after SEQ",
+    )
+    p.add_argument("--input", action="store_true", help="the program waits for keyboard input")
+    p.add_argument("--exit", action="store_true", help="the program exited")
+    p.add_argument("--scrollback", action="store_true", help="search scrollback too")
+    p.add_argument("--timeout", type=_seconds, default=30.0, metavar="SECONDS", help="default 30")
+    _json_option(p)
+
+
+def _resize(sub: Subparsers) -> None:
+    p = sub.add_parser("resize", help="resize the session's terminal")
+    _session_option(p)
+    p.add_argument("--cols", type=_positive_int, required=True)
+    p.add_argument("--rows", type=_positive_int, required=True)
+    _json_option(p)
+
+
+def _signal(sub: Subparsers) -> None:
+    p = sub.add_parser("signal", help="send a signal to the foreground process group")
+    _session_option(p)
+    p.add_argument("name", metavar="NAME", help="INT TERM HUP QUIT USR1 USR2 WINCH CONT STOP KILL")
+    p.add_argument("--leader", action="store_true", help="signal the session's first process only")
+    _json_option(p)
+
+
+def _kill(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "kill",
+        help="end the session's whole process tree and confirm it",
+        description="SIGHUP, then SIGTERM (+SIGCONT), then SIGKILL to the session's process "
+        "group, session and descendants, each after a grace period; exits 0 only once "
+        "nothing is left.",
+    )
+    _session_option(p)
+    p.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=2.0,
+        metavar="SECONDS",
+        help="grace per step (default 2)",
+    )
+    _json_option(p)
+
+
+def _logs(sub: Subparsers) -> None:
+    p = sub.add_parser("logs", help="print the session's worker log")
+    _session_option(p)
+    _json_option(p)
+
+
+def _run(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "run",
+        help="one shot: start, answer prompts, wait for exit, print the screen, clean up",
+        description="Start PROGRAM in a session, send each --input (with Enter) once its "
+        "--expect text is on screen (an --input without an --expect waits until the "
+        "program reads input), wait for the exit, print the final screen, remove the "
+        "session, and exit with the program's exit code (3 on timeout).",
+        usage="agentty run [--timeout S] [--expect TEXT --input TEXT]... -- PROGRAM [ARG...]",
+    )
+    p.add_argument("--timeout", type=_seconds, default=60.0, metavar="SECONDS", help="default 60")
+    p.add_argument("--expect", action="append", default=[], metavar="TEXT")
+    p.add_argument("--input", action="append", default=[], metavar="TEXT")
+    p.add_argument("--cols", type=_positive_int, default=80)
+    p.add_argument("--rows", type=_positive_int, default=24)
+    p.add_argument("--cwd")
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- PROGRAM [ARG...]")
+    _json_option(p)
+
+
+def _record(sub: Subparsers) -> None:
+    p = sub.add_parser("record", help="start or stop recording a running session")
+    _session_option(p)
+    p.add_argument("state", choices=["on", "off"])
+    p.add_argument("--input", action="store_true", help="record typed input too")
+    p.add_argument("--markers", action="store_true", help="a marker for each text/key call")
+    _json_option(p)
+
+
+def _replay(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "replay",
+        help="play a session's recording (or a .cast file) in this terminal",
+    )
+    p.add_argument("target", metavar="SESSION|FILE")
+    p.add_argument(
+        "--speed", type=float, default=1.0, help="playback speed (default 1; 0: no delays)"
+    )
+
+
+def _orphans(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "orphans",
+        help="list (or --kill) processes of sessions whose worker is gone",
+        description="Processes carrying the AGENTTY_SESSION_ID of a session of this home "
+        "whose worker is gone. --kill ends them (HUP, TERM, KILL), after proving "
+        "ownership by the marker, uid, pid and start time.",
+    )
+    p.add_argument("--kill", action="store_true", help="end them")
+    _json_option(p)
+
+
+def _gc(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "gc",
+        help="remove records, sockets and logs of ended sessions",
+        description="Remove the records, sockets, logs and final screens of exited, "
+        "failed and lost sessions. Running sessions are never touched.",
+    )
+    p.add_argument(
+        "--older-than",
+        type=_seconds,
+        metavar="SECONDS",
+        help="only sessions that ended at least this long ago",
+    )
+    _json_option(p)
+
+
+def _doctor(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "doctor",
+        help="check the home, sockets, orphans and state file; say what to fix",
+    )
+    _json_option(p)
+
+
+def _completion(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "completion",
+        help="print a shell completion script (bash, zsh or fish)",
+        description="Print a completion script; session names and ids are completed "
+        "live. bash: agentty completion bash > ~/.local/share/bash-completion/"
+        'completions/agentty; zsh: agentty completion zsh > "${fpath[1]}/_agentty"; '
+        "fish: agentty completion fish > ~/.config/fish/completions/agentty.fish",
+    )
+    p.add_argument("shell", choices=["bash", "zsh", "fish"])
+
+
+def _mcp(sub: Subparsers) -> None:
+    sub.add_parser(
+        "mcp",
+        help="serve the session tools over MCP on stdio (needs agentty[mcp])",
+        description="A stdio MCP server with the tools start, list, get, type_text, "
+        "press_keys, paste, wait, resize, signal, kill and logs.",
+    )
+
+
+def _ui(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "ui",
+        help="open the dashboard (Textual)",
+        description="Open the Textual dashboard: live session panes, attach and type, "
+        "send input, kill, worker logs, orphan warnings.",
+    )
+    p.add_argument(
+        "--demo", action="store_true", help="start a demo session first if none is running"
+    )
+
+
+# Each command's subparser, in the order `--help` lists them. A builder adds one subparser and
+# nothing else, so `build_parser(only=...)` can build just the command a call runs.
+BUILDERS: dict[str, Callable[[Subparsers], None]] = {
+    "help": _help,
+    "status": _status,
+    "start": _start,
+    "attach": _attach,
+    "get": _get,
+    "text": _text,
+    "paste": _paste,
+    "key": _key,
+    "wait": _wait,
+    "resize": _resize,
+    "signal": _signal,
+    "kill": _kill,
+    "logs": _logs,
+    "run": _run,
+    "record": _record,
+    "replay": _replay,
+    "orphans": _orphans,
+    "gc": _gc,
+    "doctor": _doctor,
+    "completion": _completion,
+    "mcp": _mcp,
+    "ui": _ui,
+}
+
+
 def build_parser(only: str | None = None) -> ArgumentParser:
     """The parser; with `only`, just that command's subparser (the hot path builds one)."""
     parser = ArgumentParser(
@@ -77,304 +412,7 @@ def build_parser(only: str | None = None) -> ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
-
-    if only in (None, "help"):
-        p = sub.add_parser(
-            "help", help="show help (--json: the command schema; --agent: a guide for agents)"
-        )
-        p.add_argument("topic", nargs="?", help="a command to show help for")
-        p.add_argument(
-            "--agent", action="store_true", help="print the guide for AI agents (docs/agents.md)"
-        )
-        _json_option(p)
-
-    if only in (None, "status"):
-        p = sub.add_parser("status", help="show the home, the active session and all sessions")
-        p.add_argument(
-            "-q",
-            "--quiet",
-            action="store_true",
-            help="only the ids and names of running sessions, one per line",
-        )
-        _json_option(p)
-
-    if only in (None, "start"):
-        p = sub.add_parser(
-            "start",
-            help="start a program in a new background PTY session",
-            description="Start PROGRAM with exactly the given arguments (no shell) on a new PTY. "
-            "Prints the session id once the program runs and its worker answers; the new "
-            "session becomes the active one. With AGENTTY_EMULATOR=avt in the environment "
-            "(and pip install 'agentty[avt]') the session runs on the compiled emulator.",
-            usage="agentty start [options] -- PROGRAM [ARG...]\n"
-            "       agentty start [options] --shell 'CMDLINE'",
-        )
-        p.add_argument("--name", help="a unique name for the session (letters, digits, . _ -)")
-        p.add_argument("--cwd", help="working directory (default: the current one)")
-        p.add_argument("--cols", type=_positive_int, default=80, help="terminal width (default 80)")
-        p.add_argument(
-            "--rows", type=_positive_int, default=24, help="terminal height (default 24)"
-        )
-        p.add_argument(
-            "--env",
-            type=_env_pair,
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="set an environment variable (repeatable)",
-        )
-        p.add_argument("--shell", metavar="CMDLINE", help="run CMDLINE with $SHELL -lc (opt-in)")
-        p.add_argument(
-            "--record", action="store_true", help="record output to logs/<id>.cast (asciicast v2)"
-        )
-        p.add_argument(
-            "--record-input", action="store_true", help="record typed input too (may hold secrets)"
-        )
-        p.add_argument(
-            "--record-markers", action="store_true", help="a marker for each text/key call"
-        )
-        p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- PROGRAM [ARG...]")
-        _json_option(p)
-
-    if only in (None, "attach"):
-        p = sub.add_parser("attach", help="make SESSION the active session")
-        p.add_argument("target", metavar="SESSION", help="session id, unique id prefix or name")
-        _json_option(p)
-
-    if only in (None, "get"):
-        p = sub.add_parser(
-            "get",
-            help="print the rendered screen",
-            description="Print the session's rendered screen as plain text (trailing blank "
-            "lines and spaces trimmed). Works on exited sessions too (their last screen).",
-        )
-        _session_option(p)
-        p.add_argument(
-            "--lines",
-            type=_positive_int,
-            metavar="N",
-            help="the last N lines of scrollback + screen",
-        )
-        p.add_argument(
-            "--scrollback", action="store_true", help="retained scrollback, then the screen"
-        )
-        p.add_argument(
-            "--ansi", action="store_true", help="keep colours and attributes as SGR codes"
-        )
-        p.add_argument("--raw", action="store_true", help="the tail of the raw output bytes")
-        p.add_argument(
-            "--bytes",
-            type=_positive_int,
-            metavar="N",
-            help="with --raw: how many bytes (default 4096)",
-        )
-        _json_option(p)
-
-    if only in (None, "text"):
-        p = sub.add_parser(
-            "text",
-            help="type text into the session (no Enter unless --enter)",
-            description="Write PAYLOAD words joined by one space, as is. --enter sends Enter as a "
-            "separate write after a short gap; with bracketed paste enabled, multi-line text "
-            "goes as a bracketed paste.",
-        )
-        _session_option(p)
-        p.add_argument("payload", nargs="*", metavar="PAYLOAD")
-        p.add_argument("--enter", action="store_true", help="press Enter after the text")
-        p.add_argument(
-            "--file", metavar="F", help="read the payload from file F ('-' for stdin), exact bytes"
-        )
-        _json_option(p)
-
-    if only in (None, "paste"):
-        p = sub.add_parser("paste", help="paste text (bracketed paste when the program enabled it)")
-        _session_option(p)
-        p.add_argument("payload", metavar="TEXT", help="the text, or '-' to read stdin")
-        _json_option(p)
-
-    if only in (None, "key"):
-        p = sub.add_parser(
-            "key",
-            help="press one or more keys",
-            description="Press keys in order: Enter Tab Esc Backspace Delete Insert Space Up Down "
-            "Left Right Home End PageUp PageDown F1..F12 Shift+Tab Shift+Enter Ctrl+Enter "
-            "Alt+Enter Ctrl+A..Ctrl+Z Alt+<char>, modifiers on named keys (Ctrl+Up), any single "
-            "character, and KEY*N to repeat (Down*5). Unknown names are an error; nothing is sent.",
-        )
-        _session_option(p)
-        p.add_argument("keys", nargs="+", metavar="KEY")
-        _json_option(p)
-
-    if only in (None, "wait"):
-        p = sub.add_parser(
-            "wait",
-            help="wait until the screen shows something, settles, changes, asks for input or exits",
-            description="Wait until any of the conditions holds (answered by the worker the "
-            "moment it does). On success prints the screen; on timeout exits 3, names what was "
-            "awaited on stderr and prints the current screen.",
-        )
-        _session_option(p)
-        p.add_argument("--text", metavar="STR", help="the screen contains STR")
-        p.add_argument("--regex", metavar="RE", help="a screen line matches RE")
-        p.add_argument("--gone", metavar="STR", help="STR is no longer on screen")
-        p.add_argument(
-            "--stable", type=_positive_int, metavar="MS", help="no screen change for MS ms"
-        )
-        p.add_argument(
-            "--changed-since",
-            type=_positive_int,
-            metavar="SEQ",
-            help="the screen changed after SEQ",
-        )
-        p.add_argument("--input", action="store_true", help="the program waits for keyboard input")
-        p.add_argument("--exit", action="store_true", help="the program exited")
-        p.add_argument("--scrollback", action="store_true", help="search scrollback too")
-        p.add_argument(
-            "--timeout", type=_seconds, default=30.0, metavar="SECONDS", help="default 30"
-        )
-        _json_option(p)
-
-    if only in (None, "resize"):
-        p = sub.add_parser("resize", help="resize the session's terminal")
-        _session_option(p)
-        p.add_argument("--cols", type=_positive_int, required=True)
-        p.add_argument("--rows", type=_positive_int, required=True)
-        _json_option(p)
-
-    if only in (None, "signal"):
-        p = sub.add_parser("signal", help="send a signal to the foreground process group")
-        _session_option(p)
-        p.add_argument(
-            "name", metavar="NAME", help="INT TERM HUP QUIT USR1 USR2 WINCH CONT STOP KILL"
-        )
-        p.add_argument(
-            "--leader", action="store_true", help="signal the session's first process only"
-        )
-        _json_option(p)
-
-    if only in (None, "kill"):
-        p = sub.add_parser(
-            "kill",
-            help="end the session's whole process tree and confirm it",
-            description="SIGHUP, then SIGTERM (+SIGCONT), then SIGKILL to the session's process "
-            "group, session and descendants, each after a grace period; exits 0 only once "
-            "nothing is left.",
-        )
-        _session_option(p)
-        p.add_argument(
-            "--timeout",
-            type=_seconds,
-            default=2.0,
-            metavar="SECONDS",
-            help="grace per step (default 2)",
-        )
-        _json_option(p)
-
-    if only in (None, "logs"):
-        p = sub.add_parser("logs", help="print the session's worker log")
-        _session_option(p)
-        _json_option(p)
-
-    if only in (None, "run"):
-        p = sub.add_parser(
-            "run",
-            help="one shot: start, answer prompts, wait for exit, print the screen, clean up",
-            description="Start PROGRAM in a session, send each --input (with Enter) once its "
-            "--expect text is on screen (an --input without an --expect waits until the "
-            "program reads input), wait for the exit, print the final screen, remove the "
-            "session, and exit with the program's exit code (3 on timeout).",
-            usage="agentty run [--timeout S] [--expect TEXT --input TEXT]... -- PROGRAM [ARG...]",
-        )
-        p.add_argument(
-            "--timeout", type=_seconds, default=60.0, metavar="SECONDS", help="default 60"
-        )
-        p.add_argument("--expect", action="append", default=[], metavar="TEXT")
-        p.add_argument("--input", action="append", default=[], metavar="TEXT")
-        p.add_argument("--cols", type=_positive_int, default=80)
-        p.add_argument("--rows", type=_positive_int, default=24)
-        p.add_argument("--cwd")
-        p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- PROGRAM [ARG...]")
-        _json_option(p)
-
-    if only in (None, "record"):
-        p = sub.add_parser("record", help="start or stop recording a running session")
-        _session_option(p)
-        p.add_argument("state", choices=["on", "off"])
-        p.add_argument("--input", action="store_true", help="record typed input too")
-        p.add_argument("--markers", action="store_true", help="a marker for each text/key call")
-        _json_option(p)
-
-    if only in (None, "replay"):
-        p = sub.add_parser(
-            "replay",
-            help="play a session's recording (or a .cast file) in this terminal",
-        )
-        p.add_argument("target", metavar="SESSION|FILE")
-        p.add_argument(
-            "--speed", type=float, default=1.0, help="playback speed (default 1; 0: no delays)"
-        )
-
-    if only in (None, "orphans"):
-        p = sub.add_parser(
-            "orphans",
-            help="list (or --kill) processes of sessions whose worker is gone",
-            description="Processes carrying the AGENTTY_SESSION_ID of a session of this home "
-            "whose worker is gone. --kill ends them (HUP, TERM, KILL), after proving "
-            "ownership by the marker, uid, pid and start time.",
-        )
-        p.add_argument("--kill", action="store_true", help="end them")
-        _json_option(p)
-
-    if only in (None, "gc"):
-        p = sub.add_parser(
-            "gc",
-            help="remove records, sockets and logs of ended sessions",
-            description="Remove the records, sockets, logs and final screens of exited, "
-            "failed and lost sessions. Running sessions are never touched.",
-        )
-        p.add_argument(
-            "--older-than",
-            type=_seconds,
-            metavar="SECONDS",
-            help="only sessions that ended at least this long ago",
-        )
-        _json_option(p)
-
-    if only in (None, "doctor"):
-        p = sub.add_parser(
-            "doctor",
-            help="check the home, sockets, orphans and state file; say what to fix",
-        )
-        _json_option(p)
-
-    if only in (None, "completion"):
-        p = sub.add_parser(
-            "completion",
-            help="print a shell completion script (bash, zsh or fish)",
-            description="Print a completion script; session names and ids are completed "
-            "live. bash: agentty completion bash > ~/.local/share/bash-completion/"
-            'completions/agentty; zsh: agentty completion zsh > "${fpath[1]}/_agentty"; '
-            "fish: agentty completion fish > ~/.config/fish/completions/agentty.fish",
-        )
-        p.add_argument("shell", choices=["bash", "zsh", "fish"])
-
-    if only in (None, "mcp"):
-        sub.add_parser(
-            "mcp",
-            help="serve the session tools over MCP on stdio (needs agentty[mcp])",
-            description="A stdio MCP server with the tools start, list, get, type_text, "
-            "press_keys, paste, wait, resize, signal, kill and logs.",
-        )
-
-    if only in (None, "ui"):
-        p = sub.add_parser(
-            "ui",
-            help="open the dashboard (Textual)",
-            description="Open the Textual dashboard: live session panes, attach and type, "
-            "send input, kill, worker logs, orphan warnings.",
-        )
-        p.add_argument(
-            "--demo", action="store_true", help="start a demo session first if none is running"
-        )
-
+    for name, add in BUILDERS.items():
+        if only is None or only == name:
+            add(sub)
     return parser

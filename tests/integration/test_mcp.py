@@ -65,7 +65,23 @@ async def test_mcp_drives_a_python_repl_to_an_answer() -> None:
         listed = _payload(await session.call_tool("list", {}))
         assert [s["id"] for s in listed["sessions"]] == [sid]
         bad = await session.call_tool("press_keys", {"keys": ["Nope"]})
-        assert bad.is_error
+        assert bad.is_error and "unknown key" in str(bad.content)
         killed = _payload(await session.call_tool("kill", {"session": sid}))
         assert killed["id"] == sid
     assert agentty_json("status")["sessions"][0]["status"] == "exited"
+
+
+async def test_mcp_wait_changed_since_zero() -> None:
+    """0 is a fresh session's seq: a wait on it is a wait, not "wait needs a condition"."""
+    params = StdioServerParameters(command=AGENTTY, args=["mcp"], env=dict(os.environ))
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        argv = ["sh", "-c", "echo ready; exec sleep 30"]
+        sid = _payload(await session.call_tool("start", {"argv": argv}))["id"]
+        try:
+            answer = _payload(await session.call_tool("wait", {"changed_since": 0, "timeout": 20}))
+            assert answer["fired"] == "changed"
+            bad = await session.call_tool("wait", {"timeout": 1})
+            assert bad.is_error and "needs a condition" in str(bad.content)
+        finally:
+            _payload(await session.call_tool("kill", {"session": sid}))

@@ -1,0 +1,68 @@
+"""What the `agentty` command prints, and the program's name, shared by its modules.
+
+`cli.main` (the commands) and `cli.parser` (the definitions) both need `PROG`; it lives here,
+below both, so neither imports the other at import time. Only the standard library: the hot
+commands load this module too.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from agentty_core.protocol import JSONObject, str_list
+from agentty_core.screen_text import trim_lines
+
+PROG = "agentty"
+
+TYPE_CHECKING = False  # typing and argparse cost milliseconds the hot path does not spend
+if TYPE_CHECKING:
+    import argparse
+
+
+def emit(data: object) -> None:
+    """One JSON document on stdout, exact (the `--json` form of every command)."""
+    text = json.dumps(data, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Lone surrogates (from non-UTF-8 argv bytes) cannot be UTF-8: escape everything.
+        text = json.dumps(data, ensure_ascii=True)
+    sys.stdout.write(text + "\n")
+
+
+def error(message: object) -> None:
+    """One line on stderr, the form of every error the command reports (escaped: a message
+    may quote a program's own words)."""
+    print(f"{PROG}: error: {shown(str(message))}", file=sys.stderr)
+
+
+def shown(text: str) -> str:
+    """`text` safe to print in a human-readable line: control characters (ESC, BEL, CR, C1,
+    newlines) are written as escapes (`\\x1b`), so a program-controlled string such as an
+    argv or a command line cannot set the title, write the clipboard or break the table."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+def screen_text(screen: JSONObject, key: str = "lines") -> str:
+    """The rendered screen as text; the emulator's cells hold no control characters."""
+    lines = str_list(screen.get(key))
+    if key == "lines":
+        lines = str_list(screen.get("scrollback")) + lines
+    return "".join(line + "\n" for line in trim_lines(lines))
+
+
+def print_screen(screen: JSONObject, args: argparse.Namespace) -> None:
+    if args.json:
+        emit(screen)
+    elif getattr(args, "raw", False):
+        import base64
+
+        sys.stdout.flush()
+        sys.stdout.buffer.write(base64.b64decode(str(screen.get("rawBase64", ""))))
+    elif getattr(args, "ansi", False):
+        sys.stdout.write(screen_text(screen, "ansi"))
+    else:
+        sys.stdout.write(screen_text(screen))

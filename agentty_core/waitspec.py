@@ -1,0 +1,95 @@
+"""The conditions of a wait as a caller states them: one type for the CLI, `Session` and MCP.
+
+Each of them used to build its own dict of conditions and drop the unset ones by truthiness,
+which also dropped `changed_since=0` (a fresh session's seq) and refused the wait for having
+no condition. Here a condition is unset only when it is None (or False for the flags), and
+the values are checked before anything is sent. The worker parses the wire form again
+(`worker/waits.py`) and stays the judge of what it accepts; this module only spares a
+round trip and gives the caller the same answer wherever it calls from.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+from agentty_core.errors import UsageError
+from agentty_core.protocol import JSONObject
+
+MAX_TIMEOUT = 24 * 3600.0  # seconds, as the worker's limit
+MAX_STABLE_MS = 86_400_000
+MAX_SEQ = 2**62
+NAMES = "text, regex, gone, stable_ms, changed_since, input or exit"
+
+
+class NoWaitCondition(UsageError):
+    """A wait without any condition: it could only time out."""
+
+    def __init__(self) -> None:
+        super().__init__(f"wait needs a condition: {NAMES}")
+
+
+def wire_params(conditions: Mapping[str, object], timeout: float) -> JSONObject:
+    """The `wait` request's params: every condition that is set, and the timeout.
+
+    Unset is None, or False for a flag; 0 and other falsy values are values."""
+    params: JSONObject = {k: v for k, v in conditions.items() if _is_set(v)}
+    params["timeout"] = timeout
+    return params
+
+
+def _is_set(value: object) -> bool:
+    return value is not None and value is not False
+
+
+@dataclass(frozen=True)
+class WaitConditions:
+    """Wait until any of these holds (`scrollback` widens text/regex/gone to the history)."""
+
+    text: str | None = None
+    regex: str | None = None
+    gone: str | None = None
+    stable_ms: int | None = None
+    changed_since: int | None = None
+    input: bool = False
+    exit: bool = False
+    scrollback: bool = False
+    timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        for name in ("text", "regex", "gone"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise UsageError(f"wait: {name} must be a non-empty string")
+        _check_int("stable_ms", self.stable_ms, 1, MAX_STABLE_MS)
+        _check_int("changed_since", self.changed_since, 0, MAX_SEQ)
+        for name in ("input", "exit", "scrollback"):
+            if not isinstance(getattr(self, name), bool):
+                raise UsageError(f"wait: {name} must be true or false")
+        timeout = self.timeout
+        if (
+            not isinstance(timeout, (int, float))
+            or isinstance(timeout, bool)
+            or not math.isfinite(timeout)
+            or not 0 <= timeout <= MAX_TIMEOUT
+        ):
+            raise UsageError(f"wait: timeout must be a number of seconds in 0..{MAX_TIMEOUT:g}")
+        if not self.conditions().keys() - {"scrollback"}:
+            raise NoWaitCondition
+
+    def conditions(self) -> JSONObject:
+        """The conditions that are set, by their wire names (no timeout)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "timeout"}
+        return {k: v for k, v in values.items() if _is_set(v)}
+
+    def params(self) -> JSONObject:
+        """The `wait` request's params."""
+        return wire_params(self.conditions(), self.timeout)
+
+
+def _check_int(name: str, value: object, low: int, high: int) -> None:
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise UsageError(f"wait: {name} must be a whole number in {low}..{high}")

@@ -1,0 +1,48 @@
+"""What the command says when something is missing or never came (issue #16.21)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.helpers.cli import agentty
+
+
+def test_replay_of_a_missing_file_says_no_such_file(tmp_path: Path) -> None:
+    missing = str(tmp_path / "nonexistent.cast")
+    proc = agentty("replay", missing)
+    assert proc.returncode == 2
+    assert f"no such file: {missing}" in proc.stderr and "session" not in proc.stderr
+
+
+def test_replay_of_a_missing_session_still_says_no_such_session() -> None:
+    proc = agentty("replay", "nosuchname")
+    assert proc.returncode == 2 and "no such session: nosuchname" in proc.stderr
+
+
+def test_run_timeout_names_the_expect_that_never_appeared() -> None:
+    proc = agentty(
+        "run",
+        "--timeout",
+        "1",
+        "--expect",
+        "Name:",
+        "--input",
+        "Ada",
+        "--expect",
+        "Password:",
+        "--input",
+        "s3cret",
+        "--",
+        "sh",
+        "-c",
+        "printf 'Name: '; read n; echo hello; sleep 30",
+    )
+    assert proc.returncode == 3
+    assert "run timed out after 1s waiting for --expect 'Password:'" in proc.stderr
+    assert "hello" in proc.stdout  # and the screen as it was
+
+
+def test_run_timeout_names_the_exit_when_every_prompt_was_answered() -> None:
+    proc = agentty("run", "--timeout", "0.5", "--", "sleep", "30")
+    assert proc.returncode == 3
+    assert "waiting for the program to exit" in proc.stderr

@@ -1,0 +1,75 @@
+"""`agentty run` ends what it started on every way out: SIGINT (Ctrl-C), SIGTERM, SIGHUP.
+
+Issue #16.8: on Ctrl-C `run` exited 130 and left the program running (and SIGTERM or SIGHUP
+killed `run` outright, cleanup and all). The signal is sent for real to a real `agentty run`
+process, at the moment its program runs; afterwards no process of the home may be left and
+no record either (`run` removes its session)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.census import describe, processes_of_home
+from tests.reliability.conftest import AGENTTY, wait_until
+
+
+def _program_runs(home: Path) -> bool:
+    """The session's program (`sleep`) is up: the moment to interrupt `run`."""
+    for proc in processes_of_home(str(home)):
+        try:
+            if proc.name() == "sleep":
+                return True
+        except Exception:
+            continue
+    return False
+
+
+@pytest.mark.parametrize(
+    "signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: signal.Signals(s).name
+)
+def test_run_ends_its_session_when_signalled(agentty_home: Path, signum: int) -> None:
+    _signal_run(agentty_home, signum, os.environ)
+
+
+def test_a_signal_during_start_ends_the_session_once_started(agentty_home: Path) -> None:
+    """The program runs but `start` has not returned (its worker is held before `ready`):
+    the signal is noted, and the session ended as soon as `run` knows its id."""
+    env = {**os.environ, "AGENTTY_FAILPOINTS": "worker.before_ready=sleep:3"}
+    _signal_run(agentty_home, signal.SIGINT, env)
+
+
+def _signal_run(agentty_home: Path, signum: int, env: Mapping[str, str]) -> None:
+    run = subprocess.Popen(
+        [AGENTTY, "run", "--timeout", "120", "--", "sh", "-c", "echo started; exec sleep 120"],
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: _program_runs(agentty_home), timeout=30)
+        run.send_signal(signum)
+        _, err = run.communicate(timeout=30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert run.returncode == 128 + signum, err
+    # `run` returns once the kill is confirmed; the worker itself may take a moment to exit.
+    deadline = time.monotonic() + 5
+    while (left := processes_of_home(str(agentty_home))) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not left, describe(left)
+    state = agentty_home / "sessions.json"
+    sessions = json.loads(state.read_text())["sessions"] if state.exists() else []
+    assert sessions == []
+    assert signal.Signals(signum).name in err  # says why it stopped

@@ -1,0 +1,51 @@
+"""Program-controlled text never reaches the user's terminal as escapes (issue #16.11).
+
+`status` printed a session's argv raw and `orphans` a surviving process's command line raw:
+an OSC 52 clipboard write and a title set went straight to the terminal running `agentty`.
+Human-readable output shows control characters escaped (`\\x1b`); `--json` stays exact."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from tests.reliability.conftest import PYTHON, agentty, of_session, sigkill, start, wait_until
+
+CLIPBOARD = "\x1b]52;c;aGVsbG8=\x07"  # OSC 52: write "hello" to the clipboard
+TITLE = "\x1b]0;title\x07"  # OSC 0: set the window title
+# The escapes early in each command line, inside the columns the tables show. The HUP-ignoring
+# Python grandchild outlives its worker: an orphan whose command line holds them.
+ORPHAN = f"{PYTHON} -c \"'{CLIPBOARD}'; import time; time.sleep({{token}})\""
+SCRIPT = f": '{CLIPBOARD}{TITLE}'; trap '' HUP; {ORPHAN}; :"
+
+
+def _assert_escaped(out: str) -> None:
+    assert "\x1b" not in out and "\x07" not in out, repr(out)
+    assert "\\x1b]52;c;" in out, out  # shown, escaped (the table may cut the line after it)
+
+
+def test_status_escapes_argv_and_json_keeps_it(agentty_home: Path) -> None:
+    rec = start("--", "sh", "-c", "exec sleep 60", TITLE, CLIPBOARD)
+    script = SCRIPT.format(token=random.randint(3_000_000, 3_999_999))
+    start("--name", "ctl", "--", "sh", "-c", script)
+    out = agentty("status", check=True).stdout
+    _assert_escaped(out)
+    assert "\\x1b]0;title\\x07" in out
+    exact = json.loads(agentty("status", "--json", check=True).stdout)
+    argvs = [s["argv"] for s in exact["sessions"]]
+    assert ["sh", "-c", "exec sleep 60", TITLE, CLIPBOARD] in argvs
+    assert rec["argv"][3:] == [TITLE, CLIPBOARD]
+
+
+def test_orphans_escapes_the_command_line_and_json_keeps_it(agentty_home: Path) -> None:
+    token = str(random.randint(3_000_000, 3_999_999))
+    rec = start("--", "sh", "-c", SCRIPT.format(token=token))
+    sid = rec["id"]
+    wait_until(lambda: len(of_session(agentty_home, sid)) == 2)  # sh and python
+    sigkill(rec["workerPid"])
+    wait_until(lambda: agentty("orphans", "--json", check=True).stdout.count('"pid"') >= 1)
+    out = agentty("orphans", check=True).stdout
+    _assert_escaped(out)
+    listed = json.loads(agentty("orphans", "--json", check=True).stdout)["orphans"]
+    assert any(CLIPBOARD in o["command"] for o in listed), listed

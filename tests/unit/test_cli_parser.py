@@ -1,0 +1,94 @@
+"""The command line stays what it was: `help --json` and every `CMD --help` against a snapshot.
+
+The snapshot (`tests/data/cli_help.json`) was taken from the parser before it became a table
+of per-command builders; any change to an option, a help text or the schema shows up here.
+After a deliberate change, regenerate it with
+`.venv/bin/python -m tests.unit.test_cli_parser` and review the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agentty_core.cli.main import COMMANDS
+from agentty_core.cli.parser import build_parser
+from agentty_core.cli.schema import schema
+from tests.helpers.cli import AGENTTY
+
+SNAPSHOT = Path(__file__).parent.parent / "data" / "cli_help.json"
+COLUMNS = "100"  # argparse wraps help to the terminal width
+NAMES = ["help", *COMMANDS]
+
+
+def _without_version(value: dict[str, object]) -> dict[str, object]:
+    return {k: v for k, v in value.items() if k != "version"}
+
+
+def _run(*args: str) -> str:
+    env = {**os.environ, "COLUMNS": COLUMNS}
+    proc = subprocess.run(
+        [AGENTTY, *args], capture_output=True, text=True, env=env, timeout=60, check=True
+    )
+    return proc.stdout
+
+
+def snapshot_now() -> dict[str, object]:
+    """What the installed command prints today."""
+    return {
+        "schema": _without_version(json.loads(_run("help", "--json"))),
+        "help": {name: _run(*([name] if name else []), "--help") for name in ["", *NAMES]},
+    }
+
+
+@pytest.fixture(scope="module")
+def expected() -> dict[str, object]:
+    value = json.loads(SNAPSHOT.read_text("utf-8"))
+    assert isinstance(value, dict)
+    return value
+
+
+def test_help_json_is_unchanged(expected: dict[str, object]) -> None:
+    assert _without_version(json.loads(_run("help", "--json"))) == expected["schema"]
+
+
+@pytest.mark.parametrize("name", ["", *NAMES], ids=lambda n: n or "(top)")
+def test_command_help_is_unchanged(name: str, expected: dict[str, object]) -> None:
+    helps = expected["help"]
+    assert isinstance(helps, dict)
+    assert _run(*([name] if name else []), "--help") == helps[name]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_one_command_parser_equals_the_full_one(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hot path builds only the command it runs: that subparser is the full one's."""
+    monkeypatch.setenv("COLUMNS", COLUMNS)
+    full = schema(build_parser())["commands"]
+    one = schema(build_parser(name))["commands"]
+    assert isinstance(full, list) and isinstance(one, list)
+    assert one == [c for c in full if c["name"] == name]
+
+
+def test_every_command_has_a_runner() -> None:
+    built = {c["name"] for c in schema(build_parser())["commands"]}  # type: ignore[attr-defined]
+    assert built == set(NAMES)
+
+
+@pytest.mark.parametrize(
+    ("module", "absent"),
+    [("agentty_core.cli.parser", "agentty_core.cli.main"), ("agentty_core.cli.main", "argparse")],
+)
+def test_no_import_cycle_between_parser_and_commands(module: str, absent: str) -> None:
+    """The definitions load without the commands; the commands load argparse only on demand."""
+    code = f"import sys, {module}; assert {absent!r} not in sys.modules, {absent!r}"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+if __name__ == "__main__":
+    SNAPSHOT.write_text(json.dumps(snapshot_now(), indent=1, sort_keys=True) + "\n", "utf-8")
+    print(f"wrote {SNAPSHOT}", file=sys.stderr)
