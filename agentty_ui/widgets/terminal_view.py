@@ -25,12 +25,9 @@ from textual.worker import get_current_worker
 from agentty_core.client import Client
 from agentty_core.errors import AgenttyError
 from agentty_core.ipc.subscription import Subscription
-from agentty_core.protocol import JSONObject
+from agentty_core.protocol import BOLD, ITALICS, REVERSE, STRIKETHROUGH, UNDERSCORE, JSONObject
 
 from ..feed import merge_events
-
-# Flag bits of `agentty_core.emulator.pyte_backend.Run` (see _emulator_screen).
-BOLD, ITALICS, UNDERSCORE, REVERSE, STRIKETHROUGH = 1, 2, 4, 8, 16
 
 RunList = list[tuple[str, str, str, int]]
 _STYLES: dict[tuple[str, str, int], Style] = {}
