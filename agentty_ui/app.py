@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
@@ -27,6 +27,7 @@ from agentty_core.proc.orphans import Orphan
 from agentty_core.proc.usage import UsageSampler
 from agentty_core.state.records import Record
 
+from .actions import ACTIONS, bindings, keys_help
 from .messages import SessionsPolled
 from .model import Snapshot, status_of
 from .screens.confirm import ConfirmScreen
@@ -48,34 +49,8 @@ class AgenttyApp(App[None]):
 
     CSS_PATH = "agentty.tcss"
     TITLE = "agentty"
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "attach", "Attach", show=False),
-        Binding("i", "input", "Send input"),
-        Binding("k", "kill", "Kill"),
-        Binding("n", "new", "New"),
-        Binding("g", "grid", "Grid"),
-        Binding("r", "resize", "Resize to pane"),
-        Binding("s", "scrollback", "Scrollback", show=False),
-        Binding("p", "prune", "Prune"),
-        Binding("e", "end_orphans", "End orphans", show=False),
-        Binding("question_mark", "help", "Help"),
-        Binding("q", "quit", "Quit"),
-    ]
-    KEYS_HELP: ClassVar[list[tuple[str, str]]] = [
-        ("↑/↓, click", "Select a session"),
-        ("enter", "Attach: keys go to the session (ctrl+] detaches)"),
-        ("i", "Send a line (enter: with Enter, alt+enter: without, ↑/↓: history)"),
-        ("k", "Kill the selected session"),
-        ("n", "Start a new session"),
-        ("g", "Grid of every running session"),
-        ("r", "Resize the session to the pane"),
-        ("s", "Show and refresh the scrollback"),
-        ("p", "Prune ended sessions"),
-        ("e", "End orphaned processes"),
-        ("ctrl+p", "Command palette"),
-        ("?", "This help"),
-        ("q", "Quit"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = list(bindings())
+    KEYS_HELP: ClassVar[list[tuple[str, str]]] = keys_help()
 
     selected: reactive[str | None] = reactive(None)
     attached: reactive[bool] = reactive(False)
@@ -499,19 +474,11 @@ class AgenttyApp(App[None]):
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        for title, help_text, callback in (
-            ("Attach", "Send every key to the selected session", self.action_attach),
-            ("Send input", "Type a line for the selected session", self.action_input),
-            ("Kill session", "End the selected session", self.action_kill),
-            ("New session", "Start a program in a new session", self.action_new),
-            ("Grid", "Every running session at once", self.action_grid),
-            ("Resize session", "Fit the session to the pane", self.action_resize),
-            ("Scrollback", "Show the selected session's scrollback", self.action_scrollback),
-            ("Prune", "Remove ended sessions", self.action_prune),
-            ("End orphans", "End processes whose worker died", self.action_end_orphans),
-            ("Keys", "Show the key reference", self.action_help),
-        ):
-            yield SystemCommand(title, help_text, callback)
+        for action in ACTIONS:
+            if action.palette:
+                yield SystemCommand(
+                    action.title, action.help, getattr(self, f"action_{action.name}")
+                )
 
 
 def describe_kill(result: dict[str, object]) -> str:
