@@ -1,7 +1,8 @@
-"""The dashboard app: a session list over a live terminal, driven by `Client`.
+"""The dashboard app: a session list over the selected session's pane, driven by `Client`.
 
-Every client call runs in a thread worker (a dead or slow worker can only delay its own
-answer, never the UI), and every `AgenttyError` becomes a notification.
+The app composes the widgets and holds the actions. Every client call runs in a thread
+worker (a dead or slow worker can only delay its own answer, never the UI) that hands its
+result back by message, and every `AgenttyError` becomes a notification.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ class AgenttyApp(App[None]):
         self.poll_interval = poll_interval
         self.records: dict[str, Record] = {}
         self.orphans: list[Orphan] = []
-        self._polls = 0
+        self._polls = 0  # started
+        self._polled = 0  # answered and shown
         self._outbox: queue.Queue[tuple[str, str, str] | None] = queue.Queue()
 
     # ------------------------------------------------------------------ layout
@@ -98,9 +100,13 @@ class AgenttyApp(App[None]):
 
     # ------------------------------------------------------------------ polling
 
-    @work(thread=True, exclusive=True, group="poll")
     def poll(self) -> None:
         """Records (with live activity), CPU/memory, and orphans when they may exist."""
+        self._polls += 1
+        self._poll(bool(self.orphans) or self._polls % ORPHAN_SWEEP_EVERY == 1)
+
+    @work(thread=True, exclusive=True, group="poll")
+    def _poll(self, sweep: bool) -> None:
         worker = get_current_worker()
         try:
             records = self.client.sessions(live_info=True)
@@ -114,9 +120,7 @@ class AgenttyApp(App[None]):
         }
         usage = self.sampler.sample_all(pids)  # type: ignore[arg-type]
         orphans: list[Orphan] | None = None
-        self._polls += 1
-        lost = any(r.get("status") == "lost" for r in records)
-        if lost or self.orphans or self._polls % ORPHAN_SWEEP_EVERY == 1:
+        if sweep or any(r.get("status") == "lost" for r in records):
             try:
                 orphans = self.client.orphans()
             except AgenttyError:
@@ -127,6 +131,7 @@ class AgenttyApp(App[None]):
     def on_sessions_polled(self, message: SessionsPolled) -> None:
         if not self.screen_stack:
             return  # a poll that finished while the app was shutting down
+        self._polled += 1
         snapshot = message.snapshot
         before = self.records
         self.records = {str(r["id"]): r for r in snapshot.records}

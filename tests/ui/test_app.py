@@ -183,11 +183,11 @@ async def test_grid_shows_running_sessions_and_opens_one(client: Client) -> None
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: {a, b} <= set(app.records))
         await wait_for(pilot, lambda: app.main.query_one("#screen", TerminalView).live is not None)
-        polls = app._polls
+        polls = app._polled
         await pilot.press("g")
         assert isinstance(app.screen, GridScreen)
         # The dashboard underneath stops streaming while covered, and polls don't restart it.
-        await wait_for(pilot, lambda: app._polls >= polls + 2)
+        await wait_for(pilot, lambda: app._polled >= polls + 2)
         assert app.main.query_one("#screen", TerminalView).live is None
         panes = list(app.screen.query(MiniPane))
         assert sorted(p.session_id for p in panes) == sorted([a, b])
