@@ -250,3 +250,16 @@ async def test_frame_interval_holds_updates_until_the_frame_is_due(
         assert view.line_text(0) == "first"  # held: the next frame is not due yet
         await wait_for(pilot, lambda: view.line_text(0) == "fourth")
         assert len(applied) == 2  # the three waiting events were applied as one
+
+
+async def test_an_ended_session_shows_its_last_screen_and_scrollback(client: Client) -> None:
+    sid = str(client.start(["sh", "-c", "seq 1 60; echo last-line"], name="counted")["id"])
+    app = make_app(client)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: cell(app, sid, "status") == "exited")
+        await wait_for(pilot, lambda: app.selected == sid and "last-line" in screen_text(app))
+        assert app.query_one("#screen", TerminalView).live is None
+        await pilot.press("s")
+        scrollback = app.query_one("#scrollback", TerminalView)
+        await wait_for(pilot, lambda: "last-line" in scrollback.text)
+        assert scrollback.text.startswith("1\n2\n3\n")
