@@ -3,8 +3,9 @@
 Runs against a private, temporary AGENTTY_HOME with a few demo sessions, and kills them all
 afterwards. The pictures are the same bytes on every machine and run (demo programs print
 fixed text; ids, times, usage and pids are shown through `DemoClient`), so a regenerated
-picture differs only when the dashboard does. `make screenshots` runs it; PNGs need `chromium-headless-shell` and
-`fonts-firacode` (Debian), and are skipped with a note when Chromium is missing.
+picture differs only when the dashboard does. `make screenshots` runs it; PNGs need
+`chromium-headless-shell` and `fonts-firacode` (Debian), and are skipped with a note when
+Chromium is missing.
 """
 
 from __future__ import annotations
