@@ -129,7 +129,7 @@ class AgenttyApp(App[None]):
             self.post_message(SessionsPolled(Snapshot(records, usage, orphans)))
 
     def on_sessions_polled(self, message: SessionsPolled) -> None:
-        if not self.screen_stack:
+        if not self.screen_stack or not self.main.query(SessionList):
             return  # a poll that finished while the app was shutting down
         self._polled += 1
         snapshot = message.snapshot
@@ -165,7 +165,8 @@ class AgenttyApp(App[None]):
         self.action_attach()
 
     def watch_selected(self) -> None:
-        self.pane.record = self.record
+        for pane in self.main.query(SessionPane):  # none while shutting down
+            pane.record = self.record
 
     @property
     def pane(self) -> SessionPane:
