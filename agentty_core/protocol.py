@@ -37,6 +37,9 @@ import math
 PROTOCOL_VERSION = 1
 MAX_LINE = 1 << 20  # 1 MiB per request line
 MAX_DEPTH = 32
+# Attribute bits of a screen run's flags ([text, fg, bg, flags] in `get` and `subscribe`
+# events): the emulators set them, the dashboard draws them.
+BOLD, ITALICS, UNDERSCORE, REVERSE, STRIKETHROUGH, BLINK = 1, 2, 4, 8, 16, 32
 
 JSONObject = dict[str, object]
 

@@ -1,24 +1,24 @@
-"""The dashboard app: a session list over a live terminal, driven by `Client`.
+"""The dashboard app: a session list over the selected session's pane, driven by `Client`.
 
-Every client call runs in a thread worker (a dead or slow worker can only delay its own
-answer, never the UI), and every `AgenttyError` becomes a notification.
+The app composes the widgets and holds the actions. Every client call runs in a thread
+worker (a dead or slow worker can only delay its own answer, never the UI) that hands its
+result back by message, and every `AgenttyError` becomes a notification.
 """
 
 from __future__ import annotations
 
-import json
 import queue
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import ClassVar
 
-from textual import on, work
+from textual import work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
+from textual.widgets import Footer, Header
 from textual.worker import get_current_worker
 
 from agentty_core.client import Client
@@ -27,16 +27,17 @@ from agentty_core.proc.orphans import Orphan
 from agentty_core.proc.usage import UsageSampler
 from agentty_core.state.records import Record
 
-from .messages import SessionsPolled
+from .actions import ACTIONS, bindings, keys_help
+from .messages import CallFinished, SessionsPolled, SessionStarted
 from .model import Snapshot, status_of
 from .screens.confirm import ConfirmScreen
 from .screens.grid import GridScreen
 from .screens.help import HelpScreen
 from .screens.new_session import NewSession, NewSessionScreen
 from .widgets.input_bar import InputBar
-from .widgets.log_view import LogView
 from .widgets.orphan_banner import OrphanBanner
 from .widgets.session_list import SessionList
+from .widgets.session_pane import SessionPane
 from .widgets.terminal_view import TerminalView
 
 Clock = Callable[[], float]
@@ -48,34 +49,8 @@ class AgenttyApp(App[None]):
 
     CSS_PATH = "agentty.tcss"
     TITLE = "agentty"
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "attach", "Attach", show=False),
-        Binding("i", "input", "Send input"),
-        Binding("k", "kill", "Kill"),
-        Binding("n", "new", "New"),
-        Binding("g", "grid", "Grid"),
-        Binding("r", "resize", "Resize to pane"),
-        Binding("s", "scrollback", "Scrollback", show=False),
-        Binding("p", "prune", "Prune"),
-        Binding("e", "end_orphans", "End orphans", show=False),
-        Binding("question_mark", "help", "Help"),
-        Binding("q", "quit", "Quit"),
-    ]
-    KEYS_HELP: ClassVar[list[tuple[str, str]]] = [
-        ("↑/↓, click", "Select a session"),
-        ("enter", "Attach: keys go to the session (ctrl+] detaches)"),
-        ("i", "Send a line (enter: with Enter, alt+enter: without, ↑/↓: history)"),
-        ("k", "Kill the selected session"),
-        ("n", "Start a new session"),
-        ("g", "Grid of every running session"),
-        ("r", "Resize the session to the pane"),
-        ("s", "Show and refresh the scrollback"),
-        ("p", "Prune ended sessions"),
-        ("e", "End orphaned processes"),
-        ("ctrl+p", "Command palette"),
-        ("?", "This help"),
-        ("q", "Quit"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = list(bindings())
+    KEYS_HELP: ClassVar[list[tuple[str, str]]] = keys_help()
 
     selected: reactive[str | None] = reactive(None)
     attached: reactive[bool] = reactive(False)
@@ -95,11 +70,9 @@ class AgenttyApp(App[None]):
         self.poll_interval = poll_interval
         self.records: dict[str, Record] = {}
         self.orphans: list[Orphan] = []
-        self._polls = 0
+        self._polls = 0  # started
+        self._polled = 0  # answered and shown
         self._outbox: queue.Queue[tuple[str, str, str] | None] = queue.Queue()
-        # The grid covers the dashboard: its live view then stops streaming, since every
-        # update of a screen underneath repaints the whole screen on top.
-        self._covered = False
 
     # ------------------------------------------------------------------ layout
 
@@ -107,15 +80,7 @@ class AgenttyApp(App[None]):
         yield Header(icon="▣")
         yield OrphanBanner(id="orphans")
         yield SessionList(id="sessions")
-        with TabbedContent(id="tabs"):
-            with TabPane("Screen", id="tab-screen"):
-                yield TerminalView(id="screen")
-            with TabPane("Scrollback", id="tab-scrollback"):
-                yield TerminalView(show_cursor=False, id="scrollback")
-            with TabPane("Worker log", id="tab-log"):
-                yield LogView(id="log")
-            with TabPane("Info", id="tab-info"):
-                yield Static(id="info", markup=False)
+        yield SessionPane(self.client, id="pane")
         yield InputBar(id="input-bar")
         yield Footer()
 
@@ -135,14 +100,18 @@ class AgenttyApp(App[None]):
 
     # ------------------------------------------------------------------ polling
 
-    @work(thread=True, exclusive=True, group="poll")
     def poll(self) -> None:
         """Records (with live activity), CPU/memory, and orphans when they may exist."""
+        self._polls += 1
+        self._poll(bool(self.orphans) or self._polls % ORPHAN_SWEEP_EVERY == 1)
+
+    @work(thread=True, exclusive=True, group="poll")
+    def _poll(self, sweep: bool) -> None:
         worker = get_current_worker()
         try:
             records = self.client.sessions(live_info=True)
         except AgenttyError as exc:
-            self.notify(str(exc), title="Listing failed", severity="error", markup=False)
+            self.post_message(CallFinished("Listing failed", str(exc), failed=True))
             return
         pids = {
             str(r["id"]): r["pid"]
@@ -151,9 +120,7 @@ class AgenttyApp(App[None]):
         }
         usage = self.sampler.sample_all(pids)  # type: ignore[arg-type]
         orphans: list[Orphan] | None = None
-        self._polls += 1
-        lost = any(r.get("status") == "lost" for r in records)
-        if lost or self.orphans or self._polls % ORPHAN_SWEEP_EVERY == 1:
+        if sweep or any(r.get("status") == "lost" for r in records):
             try:
                 orphans = self.client.orphans()
             except AgenttyError:
@@ -162,8 +129,9 @@ class AgenttyApp(App[None]):
             self.post_message(SessionsPolled(Snapshot(records, usage, orphans)))
 
     def on_sessions_polled(self, message: SessionsPolled) -> None:
-        if not self.screen_stack:
+        if not self.screen_stack or not self.main.query(SessionList):
             return  # a poll that finished while the app was shutting down
+        self._polled += 1
         snapshot = message.snapshot
         before = self.records
         self.records = {str(r["id"]): r for r in snapshot.records}
@@ -176,19 +144,12 @@ class AgenttyApp(App[None]):
         self.main.query_one(OrphanBanner).lost = lost
         if self.selected is None or self.selected not in self.records:
             self.selected = table.selected_id
-        elif self.selected not in before or status_of(before[self.selected]) != status_of(
-            self.records[self.selected]
-        ):
-            table.select(self.selected)
-            self._show_selected()
-        elif (
-            status_of(self.records[self.selected]) == "running"
-            and not self._covered
-            and self.main.query_one("#screen", TerminalView).live != self.selected
-        ):
-            self._show_selected()  # its stream failed or ended early: follow it again
         else:
-            self._show_info()
+            if self.selected not in before:
+                table.select(self.selected)
+            self.pane.record = self.record
+            if self.attached and status_of(self.records[self.selected]) != "running":
+                self.attached = False  # it ended (its stream may have been closed first)
 
     # ------------------------------------------------------------------ selection
 
@@ -204,95 +165,24 @@ class AgenttyApp(App[None]):
         self.action_attach()
 
     def watch_selected(self) -> None:
-        self._show_selected()
+        for pane in self.main.query(SessionPane):  # none while shutting down
+            pane.record = self.record
 
-    def _show_selected(self) -> None:
-        """Point every tab at the selected session."""
-        screen = self.main.query_one("#screen", TerminalView)
-        record = self.record
-        self._show_info()
-        if self._covered:
-            screen.stop()
-            return
-        if record is None:
-            screen.stop()
-            screen.show_lines([])
-            return
-        session_id = str(record["id"])
-        log = record.get("log")
-        self.main.query_one(LogView).follow(Path(log) if isinstance(log, str) and log else None)
-        if status_of(record) == "running":
-            if screen.live != session_id:
-                screen.follow(self.client, session_id)
-        else:
-            screen.session_id = session_id
-            self._final_screen(session_id)
-        if self.main.query_one(TabbedContent).active == "tab-scrollback":
-            self.action_scrollback()
-
-    def _show_info(self) -> None:
-        record = self.record
-        info = self.main.query_one("#info", Static)
-        if record is None:
-            info.update("No session selected.")
-            return
-        fields = [
-            ("id", record.get("id")),
-            ("name", record.get("name")),
-            ("status", record.get("status")),
-            ("argv", json.dumps(record.get("argv"))),
-            ("cwd", record.get("cwd")),
-            ("pid", record.get("pid")),
-            ("worker pid", record.get("workerPid")),
-            ("started", record.get("startedAt")),
-            ("last active", record.get("lastActiveAt")),
-            ("size", f"{record.get('cols')}x{record.get('rows')}"),
-            ("exit code", record.get("exitCode")),
-            ("signal", record.get("signal")),
-            ("error", record.get("error")),
-            ("socket", record.get("socket")),
-            ("log", record.get("log")),
-        ]
-        info.update("\n".join(f"{k:>12}  {v}" for k, v in fields if v is not None))
-
-    @work(thread=True, exclusive=True, group="final")
-    def _final_screen(self, session_id: str) -> None:
-        try:
-            screen = self.client.get(session_id)
-        except AgenttyError as exc:
-            self.call_from_thread(self._show_lines, "#screen", session_id, [f"({exc})"])
-            return
-        lines = screen.get("lines")
-        self.call_from_thread(
-            self._show_lines, "#screen", session_id, list(lines) if isinstance(lines, list) else []
-        )
-
-    def _show_lines(self, selector: str, session_id: str, lines: list[str]) -> None:
-        if session_id == self.selected and self.screen_stack:
-            self.main.query_one(selector, TerminalView).show_lines(lines)
+    @property
+    def pane(self) -> SessionPane:
+        return self.main.query_one(SessionPane)
 
     def on_terminal_view_ended(self, message: TerminalView.Ended) -> None:
         if message.session_id == self.selected and self.attached:
             self.attached = False
         self.poll()
 
-    @on(TabbedContent.TabActivated)
-    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        if event.pane.id == "tab-scrollback":
-            self.action_scrollback()
-        elif event.pane.id == "tab-log":
-            self.main.query_one(LogView).poll()
-
     # ------------------------------------------------------------------ attach and input
 
     def watch_attached(self, attached: bool) -> None:
-        screen = self.main.query_one("#screen", TerminalView)
-        screen.attached = attached
+        self.pane.attached = attached
         self.set_class(attached, "-attached")
-        if attached:
-            self.main.query_one(TabbedContent).active = "tab-screen"
-            screen.focus()
-        else:
+        if not attached:
             self.main.query_one(SessionList).focus()
         self.refresh_bindings()
 
@@ -305,7 +195,8 @@ class AgenttyApp(App[None]):
         if record is None:
             return
         if status_of(record) != "running":
-            self.notify(f"session {record['id']} is {record.get('status')}", severity="warning")
+            status = f"session {record['id']} is {record.get('status')}"
+            self.notify(status, severity="warning", markup=False)
             return
         self.attached = True
 
@@ -336,7 +227,7 @@ class AgenttyApp(App[None]):
                 else:
                     self.client.text(session_id, data, enter=kind == "line")
             except AgenttyError as exc:
-                self.notify(str(exc), title="Input not sent", severity="error", markup=False)
+                self.post_message(CallFinished("Input not sent", str(exc), failed=True))
 
     def action_input(self) -> None:
         if self.record is None:
@@ -363,18 +254,20 @@ class AgenttyApp(App[None]):
     def _run_call(self, title: str, fn: Callable[[], object], done: str | None) -> None:
         try:
             result = fn()
-        except AgenttyError as exc:
-            self.notify(str(exc), title=title, severity="error", markup=False)
-            return
-        except OSError as exc:
-            self.notify(str(exc), title=title, severity="error", markup=False)
+        except (AgenttyError, OSError) as exc:
+            self.post_message(CallFinished(title, str(exc), failed=True))
             return
         message = done.format(result=result) if done else None
         if isinstance(result, dict) and done is None:
             message = describe_kill(result)
-        if message:
-            self.notify(message, title=title, markup=False)
-        self.poll()
+        self.post_message(CallFinished(title, message))
+
+    def on_call_finished(self, message: CallFinished) -> None:
+        if message.text:
+            severity: SeverityLevel = "error" if message.failed else "information"
+            self.notify(message.text, title=message.title, severity=severity, markup=False)
+        if not message.failed:
+            self.poll()
 
     def action_kill(self) -> None:
         record = self.record
@@ -405,14 +298,15 @@ class AgenttyApp(App[None]):
         try:
             record = self.client.start(new.argv, name=new.name, cwd=new.cwd)
         except AgenttyError as exc:
-            self.notify(str(exc), title="Start failed", severity="error", markup=False)
+            self.post_message(CallFinished("Start failed", str(exc), failed=True))
             return
-        self.notify(f"started {record['id']}: {record.get('command')}", title="New session")
-        self.call_from_thread(self._select_new, str(record["id"]))
-        self.poll()
+        self.post_message(SessionStarted(str(record["id"]), str(record.get("command"))))
 
-    def _select_new(self, session_id: str) -> None:
-        self.selected = session_id
+    def on_session_started(self, message: SessionStarted) -> None:
+        text = f"started {message.session_id}: {message.command}"
+        self.notify(text, title="New session", markup=False)
+        self.selected = message.session_id
+        self.poll()
 
     def action_grid(self) -> None:
         running = [
@@ -422,22 +316,19 @@ class AgenttyApp(App[None]):
         ]
 
         def chosen(session_id: str | None) -> None:
-            self._covered = False
             if session_id:
                 self.main.query_one(SessionList).select(session_id)
                 self.selected = session_id
-            self._show_selected()
+            self.pane.covered = False
 
-        self._covered = True
-        self.main.query_one("#screen", TerminalView).stop()
+        self.pane.covered = True
         self.push_screen(GridScreen(self.client, running), chosen)
 
     def action_resize(self) -> None:
         record = self.record
         if record is None or status_of(record) != "running":
             return
-        view = self.main.query_one("#screen", TerminalView)
-        cols, rows = view.scrollable_content_region.size
+        cols, rows = self.pane.view.scrollable_content_region.size
         session_id = str(record["id"])
         self._call(
             "Resize",
@@ -446,24 +337,8 @@ class AgenttyApp(App[None]):
         )
 
     def action_scrollback(self) -> None:
-        if self.selected is None:
-            return
-        self.main.query_one(TabbedContent).active = "tab-scrollback"
-        self._scrollback(self.selected)
-
-    @work(thread=True, exclusive=True, group="scrollback")
-    def _scrollback(self, session_id: str) -> None:
-        try:
-            screen = self.client.get(session_id, scrollback=True)
-        except AgenttyError as exc:
-            lines = [f"({exc})"]
-        else:
-            back, now = screen.get("scrollback"), screen.get("lines")
-            lines = [
-                *(back if isinstance(back, list) else []),
-                *(now if isinstance(now, list) else []),
-            ]
-        self.call_from_thread(self._show_lines, "#scrollback", session_id, lines)
+        if self.selected is not None:
+            self.pane.show_scrollback()
 
     def action_prune(self) -> None:
         ended = [sid for sid, r in self.records.items() if status_of(r) != "running"]
@@ -499,19 +374,11 @@ class AgenttyApp(App[None]):
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        for title, help_text, callback in (
-            ("Attach", "Send every key to the selected session", self.action_attach),
-            ("Send input", "Type a line for the selected session", self.action_input),
-            ("Kill session", "End the selected session", self.action_kill),
-            ("New session", "Start a program in a new session", self.action_new),
-            ("Grid", "Every running session at once", self.action_grid),
-            ("Resize session", "Fit the session to the pane", self.action_resize),
-            ("Scrollback", "Show the selected session's scrollback", self.action_scrollback),
-            ("Prune", "Remove ended sessions", self.action_prune),
-            ("End orphans", "End processes whose worker died", self.action_end_orphans),
-            ("Keys", "Show the key reference", self.action_help),
-        ):
-            yield SystemCommand(title, help_text, callback)
+        for action in ACTIONS:
+            if action.palette:
+                yield SystemCommand(
+                    action.title, action.help, getattr(self, f"action_{action.name}")
+                )
 
 
 def describe_kill(result: dict[str, object]) -> str:

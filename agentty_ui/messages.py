@@ -13,3 +13,19 @@ class SessionsPolled(Message):
     def __init__(self, snapshot: Snapshot) -> None:
         super().__init__()
         self.snapshot = snapshot
+
+
+class CallFinished(Message):
+    """A client call made in a thread finished: what to tell the person (None: nothing)."""
+
+    def __init__(self, title: str, text: str | None, *, failed: bool = False) -> None:
+        super().__init__()
+        self.title, self.text, self.failed = title, text, failed
+
+
+class SessionStarted(Message):
+    """`Client.start` from the New dialog answered."""
+
+    def __init__(self, session_id: str, command: str) -> None:
+        super().__init__()
+        self.session_id, self.command = session_id, command

@@ -1,14 +1,19 @@
 """Pictures of the dashboard for the README: SVGs from Textual, PNGs from headless Chromium.
 
 Runs against a private, temporary AGENTTY_HOME with a few demo sessions, and kills them all
-afterwards. `make screenshots` runs it; PNGs need `chromium-headless-shell` and
-`fonts-firacode` (Debian), and are skipped with a note when Chromium is missing.
+afterwards. The pictures are the same bytes on every machine and run (demo programs print
+fixed text; ids, times, usage and pids are shown through `DemoClient`), so a regenerated
+picture differs only when the dashboard does. `make screenshots` runs it; PNGs need
+`chromium-headless-shell` and `fonts-firacode` (Debian), and are skipped with a note when
+Chromium is missing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import datetime as dt
 import os
 import re
 import shutil
@@ -21,12 +26,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agentty_core.client import Client
+from agentty_core.proc.orphans import Orphan, marked_processes
+from agentty_core.proc.usage import Usage, UsageSampler
+from agentty_core.state.records import Record
 
 OUT = Path(__file__).resolve().parent.parent / "screenshots"
 SIZE = (110, 34)
 CHROMIUM = ("chromium-headless-shell", "chromium", "chromium-browser")
-COLOURS = r"""
-import time
+
+# The demo programs print fixed text, so a picture changes only when the dashboard does.
+REPORT = r"""
 print("\x1b[1mBuild report\x1b[0m  \x1b[2m(agentty demo)\x1b[0m")
 for mark, colour, text in [
     ("✓", 32, "compile    12 modules"), ("✓", 32, "unit tests 348 passed"),
@@ -34,23 +43,96 @@ for mark, colour, text in [
 ]:
     print(f"  \x1b[{colour};1m{mark}\x1b[0m \x1b[{colour}m{text}\x1b[0m")
 print()
-for i, c in enumerate([196, 202, 226, 46, 51, 21, 201]):
+for c in [196, 202, 226, 46, 51, 21, 201]:
     print(f"\x1b[48;5;{c}m" + " " * 8 + "\x1b[0m", end="")
 print("\n\x1b[4munderline\x1b[0m \x1b[7mreverse\x1b[0m \x1b[3mitalic\x1b[0m ✓ → ✗")
+while True:  # a tiny calculator to type into
+    try:
+        line = input(">>> ")
+    except EOFError:
+        break
+    try:
+        print(eval(line, {}))
+    except Exception as exc:
+        print(f"error: {exc}")
 """
+LISTING = r"""
+rows = [
+    ("drwxr-xr-x", "4.0K", "agentty_core", "1;34"), ("drwxr-xr-x", "4.0K", "agentty_ui", "1;34"),
+    ("drwxr-xr-x", "4.0K", "bench", "1;34"), ("drwxr-xr-x", "4.0K", "docs", "1;34"),
+    ("drwxr-xr-x", "4.0K", "scripts", "1;34"), ("drwxr-xr-x", "4.0K", "tests", "1;34"),
+    ("-rw-r--r--", "1.1K", "LICENSE", "0"), ("-rw-r--r--", "2.3K", "Makefile", "0"),
+    ("-rw-r--r--", " 18K", "README.md", "0"), ("-rw-r--r--", "3.9K", "pyproject.toml", "0"),
+    ("-rwxr-xr-x", " 612", "run-demo.sh", "1;32"), ("lrwxrwxrwx", "  11", "latest.cast", "1;36"),
+]
+print("total 64")
+for mode, size, name, colour in rows:
+    print(f"{mode} 1 agent agent {size} Jan  2 03:04 \x1b[{colour}m{name}\x1b[0m")
+"""
+STRAY = "trap '' HUP\nsleep 1000000 &\necho started a background job\nwait\n"
+
+# What the demo client shows instead of what differs between machines and runs.
+DEMO_IDS = ("3fa81c02", "7b0e94d1", "c25d6e3a", "e8147b5f")
+DEMO_START = 1767323045.0  # 2026-01-02T03:04:05Z
+DEMO_NOW = DEMO_START + 300.0
+DEMO_USAGE = (Usage(2.0, 14 << 20, 1), Usage(0.0, 3 << 20, 2), Usage(0.0, 2 << 20, 1))
 
 
-def wait(predicate: Callable[[], object], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met")
-        time.sleep(0.05)
+def iso(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat()
+
+
+class DemoClient(Client):
+    """A real client whose listing shows fixed ids, times and pids (`resolve` maps the ids
+    back, and every other call goes through it)."""
+
+    def __init__(self) -> None:
+        super().__init__(timeout=3.0)
+        self.fake: dict[str, str] = {}
+        self.real: dict[str, str] = {}
+
+    def alias(self, real: str) -> str:
+        fake = self.fake.setdefault(real, DEMO_IDS[len(self.fake) % len(DEMO_IDS)])
+        self.real[fake] = real
+        return fake
+
+    def sessions(self, *, live_info: bool = False) -> list[Record]:
+        out: list[Record] = []
+        for i, rec in enumerate(super().sessions(live_info=live_info)):
+            started = DEMO_START + 20 * i
+            out.append(
+                {
+                    **rec,
+                    "id": self.alias(str(rec["id"])),
+                    "startedAt": iso(started),
+                    "lastActiveAt": iso(started + 100 + 40 * i),
+                }
+            )
+        return out
+
+    def resolve(self, ref: str | None) -> Record:
+        return super().resolve(self.real.get(ref, ref) if ref else ref)
+
+    def orphans(self) -> list[Orphan]:
+        # Client.orphans() would compare marked processes with the aliased ids of
+        # sessions(); the real ones are needed here.
+        live = {
+            str(r["id"]) for r in super().sessions() if r.get("status") in ("running", "starting")
+        }
+        found = [o for o in marked_processes(self.home) if o.session_id not in live]
+        return [
+            dataclasses.replace(o, pid=4242 + i, session_id=self.alias(o.session_id), age_seconds=9)
+            for i, o in enumerate(sorted(found, key=lambda o: o.pid))
+        ]
+
+
+class DemoSampler(UsageSampler):
+    def sample_all(self, pids: dict[str, int]) -> dict[str, Usage]:
+        return {sid: DEMO_USAGE[DEMO_IDS.index(sid) % len(DEMO_USAGE)] for sid in pids}
 
 
 async def shoot() -> dict[str, str]:
-
-    client = Client(timeout=3.0)
+    client = DemoClient()
     try:
         return await _shoot(client)
     finally:
@@ -62,27 +144,28 @@ async def shoot() -> dict[str, str]:
             client.end_orphans(grace=0.5)
 
 
-async def _shoot(client: Client) -> dict[str, str]:
+async def _shoot(client: DemoClient) -> dict[str, str]:
+
+    from textual.widgets import Footer
+
     from agentty_ui.app import create_app
+    from agentty_ui.screens.confirm import ConfirmScreen
     from agentty_ui.screens.grid import GridScreen, MiniPane
+    from agentty_ui.widgets.session_list import SessionList
     from agentty_ui.widgets.terminal_view import TerminalView
 
-    script = Path(os.environ["AGENTTY_HOME"]) / "report.py"
-    script.write_text(COLOURS)
-    report = client.start(["python3", "-q", "-i", str(script)], name="build")
-    client.start(
-        ["sh", "-c", "ls -l --color=always / | head -20; exec cat"],
-        name="listing",
-    )
-    top = client.start(["sh", "-c", "echo watching logs...; exec cat"], name="watcher")
-    stray = client.start(
-        ["sh", "-c", "trap '' HUP; sleep 1000000 & echo background child $!; wait"],
-        name="stray",
-    )
-    for rec in (report, top, stray):
-        client.wait(str(rec["id"]), regex=r"\S", timeout=10)
+    # The programs run in the home, by relative name: no machine path reaches a picture.
+    home = os.environ["AGENTTY_HOME"]
+    for name, text in (("report.py", REPORT), ("listing.py", LISTING), ("stray.sh", STRAY)):
+        (Path(home) / name).write_text(text)
+    report = client.start(["python3", "report.py"], name="build", cwd=home)
+    listing = client.start(["sh", "-c", "python3 listing.py; exec cat"], name="listing", cwd=home)
+    top = client.start(["sh", "-c", "echo watching logs; exec cat"], name="watcher", cwd=home)
+    stray = client.start(["sh", "stray.sh"], name="stray", cwd=home)
+    for rec, text in ((report, ">>>"), (listing, "latest"), (top, "watching"), (stray, "job")):
+        client.wait(str(rec["id"]), text=text, timeout=10)
     shots: dict[str, str] = {}
-    app = create_app(client)
+    app = create_app(client, clock=lambda: DEMO_NOW, sampler=DemoSampler())
 
     async def until(predicate: Callable[[], object], timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
@@ -91,32 +174,62 @@ async def _shoot(client: Client) -> dict[str, str]:
                 raise TimeoutError("condition not met")
             await pilot.pause(0.05)
 
+    def listed() -> bool:
+        table = app.query_one(SessionList)
+        return table.row_count == 4 and all(
+            str(table.get_cell(sid, "mem")) for sid in DEMO_IDS if sid in table.rows
+        )
+
+    async def shot(name: str, title: str) -> None:
+        """Export once the screen is settled: its footer drawn, nothing left to repaint."""
+        footed = app.screen if app.screen.query(Footer) else app.main  # a modal has none
+        await until(lambda: footed.query("FooterKey"))
+        await pilot.pause()
+        shots[name] = app.export_screenshot(title=title)
+
     async with app.run_test(size=SIZE) as pilot:
         screen = app.query_one("#screen", TerminalView)
-        await until(lambda: len(app.records) == 4 and "Build report" in screen.text)
-        await pilot.pause(1.2)  # one more poll, for CPU %
-        shots["overview"] = app.export_screenshot(title="agentty")
+        await until(lambda: listed() and ">>>" in screen.text)
+        await shot("overview", "agentty")
         await pilot.press("down")
-        await until(lambda: "bin" in screen.text)
-        shots["session"] = app.export_screenshot(title="agentty: a colourful listing")
-        await pilot.press("up", "enter", *"print(6 * 7)", "enter")
-        await until(lambda: "42" in screen.text)
-        shots["attach"] = app.export_screenshot(title="agentty: attached")
+        await until(lambda: "latest.cast" in screen.text)
+        await shot("session", "agentty: a colourful listing")
+        await pilot.press("up")
+        await until(lambda: ">>>" in screen.text)
+        await pilot.press("enter", *"6 * 7", "enter")
+        await until(lambda: "42\n>>>" in screen.text)
+        await shot("attach", "agentty: attached")
         await pilot.press("ctrl+right_square_bracket", "k")
-        await pilot.pause(0.2)
-        shots["kill-modal"] = app.export_screenshot(title="agentty: kill")
+        await until(lambda: isinstance(app.screen, ConfirmScreen))
+        await shot("kill-modal", "agentty: kill")
         await pilot.press("escape", "g")
         await until(lambda: isinstance(app.screen, GridScreen))
-        panes = list(app.screen.query(MiniPane))
-        await until(lambda: all(p.query_one(TerminalView).text.strip() for p in panes))
-        shots["grid"] = app.export_screenshot(title="agentty: grid")
+        panes = {p.label.split()[0]: p.query_one(TerminalView) for p in app.screen.query(MiniPane)}
+        await until(
+            lambda: all(
+                marker in panes[name].text
+                for name, marker in (
+                    ("build", "42\n>>>"),
+                    ("listing", "latest"),
+                    ("watcher", "watching"),
+                    ("stray", "job"),
+                )
+            )
+        )
+        await shot("grid", "agentty: grid")
         await pilot.press("escape")
+        await until(lambda: not isinstance(app.screen, GridScreen))
         pid = stray["workerPid"]
         assert isinstance(pid, int)
         os.kill(pid, signal.SIGKILL)
-        await until(lambda: app.orphans, 15)
-        await pilot.pause(0.3)
-        shots["orphans"] = app.export_screenshot(title="agentty: orphan warning")
+        lost = client.alias(str(stray["id"]))
+        await until(
+            lambda: (
+                app.orphans and str(app.query_one(SessionList).get_cell(lost, "status")) == "lost"
+            ),
+            15,
+        )
+        await shot("orphans", "agentty: orphan warning")
     return shots
 
 

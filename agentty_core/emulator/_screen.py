@@ -20,7 +20,13 @@ from pyte import charsets as cs
 from pyte import modes as mo
 from pyte.screens import Char, Margins, Savepoint, StaticDefaultDict, wcwidth
 
-BOLD, ITALICS, UNDERSCORE, REVERSE, STRIKETHROUGH, BLINK = 1, 2, 4, 8, 16, 32
+# The flag bits belong to the wire protocol; re-exported for the two backends.
+from agentty_core.protocol import BLINK as BLINK
+from agentty_core.protocol import BOLD as BOLD
+from agentty_core.protocol import ITALICS as ITALICS
+from agentty_core.protocol import REVERSE as REVERSE
+from agentty_core.protocol import STRIKETHROUGH as STRIKETHROUGH
+from agentty_core.protocol import UNDERSCORE as UNDERSCORE
 
 Line = StaticDefaultDict[int, Char]
 Buffer = dict[int, Line]

@@ -37,7 +37,7 @@ class MiniPane(Vertical, can_focus=True):
         self.label = label
 
     def compose(self) -> ComposeResult:
-        yield Label(self.label, classes="mini-title")
+        yield Label(self.label, classes="mini-title", markup=False)  # session text
         yield TerminalView(show_cursor=False, frame_interval=GRID_FRAME, classes="mini-term")
 
     def on_mount(self) -> None:

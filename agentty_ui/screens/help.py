@@ -1,4 +1,4 @@
-"""The key reference, generated from the bindings so it cannot drift from them."""
+"""The key reference, generated from the action table so it cannot drift from the bindings."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ class HelpScreen(ModalScreen[None]):
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold cyan")
         table.add_column()
-        for key, description in [*self.bindings, ("ctrl+]", "Detach (while attached)")]:
+        for key, description in self.bindings:
             table.add_row(key, description)
         with VerticalScroll(id="help-dialog", classes="dialog"):
             yield Label("agentty — keys", classes="dialog-title")

@@ -67,9 +67,9 @@ class SessionList(DataTable[str | Text]):
         active = timestamp(record.get("lastActiveAt"))
         return (
             Text(status, style=STATUS_STYLE.get(status, "")),
-            str(record.get("name") or ""),
+            Text(str(record.get("name") or "")),  # Text: a plain str cell would be markup
             str(record["id"]),
-            program_of(record),
+            Text(program_of(record)),
             format_age(now - started if started else None),
             format_age(now - active if active else None),
             f"{usage.cpu_percent:.0f}" if usage else "",

@@ -25,12 +25,9 @@ from textual.worker import get_current_worker
 from agentty_core.client import Client
 from agentty_core.errors import AgenttyError
 from agentty_core.ipc.subscription import Subscription
-from agentty_core.protocol import JSONObject
+from agentty_core.protocol import BOLD, ITALICS, REVERSE, STRIKETHROUGH, UNDERSCORE, JSONObject
 
 from ..feed import merge_events
-
-# Flag bits of `agentty_core.emulator.pyte_backend.Run` (see _emulator_screen).
-BOLD, ITALICS, UNDERSCORE, REVERSE, STRIKETHROUGH = 1, 2, 4, 8, 16
 
 RunList = list[tuple[str, str, str, int]]
 _STYLES: dict[tuple[str, str, int], Style] = {}
@@ -149,9 +146,17 @@ class TerminalView(ScrollView, can_focus=True):
     class Ended(Message):
         """The session's stream closed: it exited, or its worker died."""
 
-        def __init__(self, session_id: str) -> None:
+        def __init__(self, session_id: str, stream: int | None = None) -> None:
             super().__init__()
             self.session_id = session_id
+            self.stream = stream  # which follow() of the view it ended
+
+    class _Subscribed(Message):
+        """A feed thread's subscribe answered (maybe after the view moved on)."""
+
+        def __init__(self, stream: int, subscription: Subscription) -> None:
+            super().__init__()
+            self.stream, self.subscription = stream, subscription
 
     class _Update(Message):
         """New events are waiting in the buffer (posted once per batch)."""
@@ -178,10 +183,13 @@ class TerminalView(ScrollView, can_focus=True):
         self.title = ""
         self._runs: list[RunList] = []
         self._strips: dict[int, Strip] = {}
-        self._pending: list[JSONObject] = []
+        self._pending: list[tuple[int | None, JSONObject]] = []
         self._lock = threading.Lock()
         self._posted = False
         self._subscription: Subscription | None = None
+        # Numbers each follow(); a feed thread's results carry the number of the follow()
+        # that started it, and are dropped once the view has moved on (stop, or a new one).
+        self._stream = 0
         self._reset(80, 24)
 
     # ------------------------------------------------------------------ content
@@ -278,45 +286,55 @@ class TerminalView(ScrollView, can_focus=True):
         """Show `session_id` live (replacing whatever was shown)."""
         self.stop()
         self.session_id = self.live = session_id
-        self._feed(client, session_id)
+        self._feed(client, session_id, self._stream)
 
     def stop(self) -> None:
-        """Close the current stream, which ends its thread."""
+        """Close the current stream, which ends its thread; results still on their way
+        from it (or from a subscribe not answered yet) are dropped."""
         self.live = None
+        self._stream += 1
         if self._subscription is not None:
             self._subscription.close()
             self._subscription = None
 
-    @work(thread=True, exclusive=True, group="feed")
-    def _feed(self, client: Client, session_id: str) -> None:
+    @work(thread=True, group="feed")
+    def _feed(self, client: Client, session_id: str, stream: int) -> None:
+        """Subscribes and forwards events; everything it learns goes back by message."""
         worker = get_current_worker()
         try:
             subscription = client.subscribe(session_id)
         except AgenttyError as exc:
             self.log.warning(f"cannot follow {session_id}: {exc}")
-            self.post_message(self.Ended(session_id))
+            self.post_message(self.Ended(session_id, stream))
             return
-        self._subscription = subscription
-        if worker.is_cancelled:
-            subscription.close()
+        self.post_message(self._Subscribed(stream, subscription))
         for event in subscription.events(lambda: worker.is_cancelled):
-            self.enqueue(event)
-        subscription.close()
+            self.enqueue(event, stream)
         if subscription.ended:
-            self.post_message(self.Ended(session_id))
+            self.post_message(self.Ended(session_id, stream))
 
-    def enqueue(self, event: JSONObject) -> None:
+    def on_terminal_view__subscribed(self, message: _Subscribed) -> None:
+        message.stop()
+        if message.stream == self._stream and self._subscription is None:
+            self._subscription = message.subscription
+        else:
+            message.subscription.close()  # the view moved on while it was connecting
+
+    def enqueue(self, event: JSONObject, stream: int | None = None) -> None:
         """Buffer a screen event (from any thread); the view applies what is buffered on
-        its next turn, or when its next frame is due."""
+        its next turn, or when its next frame is due. `stream`: the follow() it came from
+        (None: whatever is shown)."""
         with self._lock:
-            self._pending.append(event)
+            self._pending.append((stream, event))
             if self._posted:
                 return
             self._posted = True
         self.post_message(self._Update())
 
     def on_terminal_view_ended(self, message: Ended) -> None:
-        if message.session_id == self.live:
+        if message.stream is not None and message.stream != self._stream:
+            message.stop()  # the end of a stream the view had already left
+        elif message.session_id == self.live:
             self.live = None
 
     def on_terminal_view__update(self, message: _Update) -> None:
@@ -328,8 +346,9 @@ class TerminalView(ScrollView, can_focus=True):
             pending, self._pending = self._pending, []
             # With a frame interval, the feed posts nothing more until the frame is due.
             self._posted = self.frame_interval > 0
-        if pending:
-            self.apply_event(merge_events(pending))
+        events = [e for stream, e in pending if stream is None or stream == self._stream]
+        if events:
+            self.apply_event(merge_events(events))
         if self.frame_interval > 0:
             self.set_timer(self.frame_interval, self._frame_due)
 

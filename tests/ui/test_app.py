@@ -183,11 +183,11 @@ async def test_grid_shows_running_sessions_and_opens_one(client: Client) -> None
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: {a, b} <= set(app.records))
         await wait_for(pilot, lambda: app.main.query_one("#screen", TerminalView).live is not None)
-        polls = app._polls
+        polls = app._polled
         await pilot.press("g")
         assert isinstance(app.screen, GridScreen)
         # The dashboard underneath stops streaming while covered, and polls don't restart it.
-        await wait_for(pilot, lambda: app._polls >= polls + 2)
+        await wait_for(pilot, lambda: app._polled >= polls + 2)
         assert app.main.query_one("#screen", TerminalView).live is None
         panes = list(app.screen.query(MiniPane))
         assert sorted(p.session_id for p in panes) == sorted([a, b])
@@ -250,3 +250,16 @@ async def test_frame_interval_holds_updates_until_the_frame_is_due(
         assert view.line_text(0) == "first"  # held: the next frame is not due yet
         await wait_for(pilot, lambda: view.line_text(0) == "fourth")
         assert len(applied) == 2  # the three waiting events were applied as one
+
+
+async def test_an_ended_session_shows_its_last_screen_and_scrollback(client: Client) -> None:
+    sid = str(client.start(["sh", "-c", "seq 1 60; echo last-line"], name="counted")["id"])
+    app = make_app(client)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: cell(app, sid, "status") == "exited")
+        await wait_for(pilot, lambda: app.selected == sid and "last-line" in screen_text(app))
+        assert app.query_one("#screen", TerminalView).live is None
+        await pilot.press("s")
+        scrollback = app.query_one("#scrollback", TerminalView)
+        await wait_for(pilot, lambda: "last-line" in scrollback.text)
+        assert scrollback.text.startswith("1\n2\n3\n")

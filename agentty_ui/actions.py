@@ -1,0 +1,68 @@
+"""The dashboard's actions, declared once: the key bindings, the help screen's key list and
+the command palette are all read from `ACTIONS`, so they cannot drift apart."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.binding import Binding
+
+
+@dataclass(frozen=True)
+class Action:
+    """One thing the person can do on the dashboard, and everywhere it is offered."""
+
+    name: str  # `action_<name>` on the app
+    key: str  # Textual key name(s), comma-separated
+    title: str  # the footer's and the palette's label
+    help: str  # one line for the help screen and the palette
+    show: bool = True  # shown in the footer
+    key_display: str | None = None  # how the help screen writes the key
+    palette: bool = True  # offered in the command palette (quit is already there)
+
+    def binding(self) -> Binding:
+        return Binding(self.key, self.name, self.title, show=self.show)
+
+    @property
+    def keys(self) -> str:
+        return self.key_display or self.key
+
+
+ACTIONS: tuple[Action, ...] = (
+    Action(
+        "attach",
+        "enter",
+        "Attach",
+        "Attach: keys go to the session (ctrl+] detaches)",
+        show=False,
+    ),
+    Action(
+        "input",
+        "i",
+        "Send input",
+        "Send a line (enter: with Enter, alt+enter: without, ↑/↓: history)",
+    ),
+    Action("kill", "k", "Kill", "Kill the selected session"),
+    Action("new", "n", "New", "Start a new session"),
+    Action("grid", "g", "Grid", "Grid of every running session"),
+    Action("resize", "r", "Resize to pane", "Resize the session to the pane"),
+    Action("scrollback", "s", "Scrollback", "Show and refresh the scrollback", show=False),
+    Action("prune", "p", "Prune", "Prune ended sessions"),
+    Action("end_orphans", "e", "End orphans", "End orphaned processes", show=False),
+    Action("help", "question_mark", "Help", "This help", key_display="?"),
+    Action("quit", "q", "Quit", "Quit", palette=False),
+)
+
+# Keys that are not actions of the app, listed in the help around the actions.
+KEYS_BEFORE = (("↑/↓, click", "Select a session"),)
+KEYS_AFTER = (("ctrl+p", "Command palette"), ("ctrl+]", "Detach (while attached)"))
+
+
+def bindings() -> list[Binding]:
+    """The app's `BINDINGS`."""
+    return [action.binding() for action in ACTIONS]
+
+
+def keys_help() -> list[tuple[str, str]]:
+    """(key, what it does) rows of the help screen."""
+    return [*KEYS_BEFORE, *((a.keys, a.help) for a in ACTIONS), *KEYS_AFTER]

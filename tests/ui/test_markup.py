@@ -1,0 +1,50 @@
+"""Text a session provides (its argv, command, name) is shown as it is, never as markup:
+`[@click=app.quit]` in a program's name must not become a link that quits the dashboard."""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+from pathlib import Path
+
+from agentty_core.client import Client
+from agentty_ui.app import AgenttyApp, create_app
+from agentty_ui.messages import SessionStarted
+from agentty_ui.screens.confirm import ConfirmScreen
+from agentty_ui.screens.grid import GridScreen, MiniPane
+from agentty_ui.widgets.session_list import SessionList
+from tests.ui.conftest import wait_for
+
+HOSTILE = "[@click=app.quit]sleep"
+
+
+def shown(app: AgenttyApp) -> str:
+    """The plain text on the screen, read from an SVG export."""
+    svg = app.export_screenshot()
+    return html.unescape(re.sub(r"<[^>]*>", "", svg)).replace("\xa0", " ")
+
+
+async def test_session_text_is_shown_literally(client: Client, tmp_path: Path) -> None:
+    program = tmp_path / HOSTILE
+    sleep = shutil.which("sleep")
+    assert sleep is not None
+    program.symlink_to(sleep)
+    sid = str(client.start([str(program), "30"])["id"])
+    app = create_app(client, poll_interval=0.2)
+    async with app.run_test(size=(110, 36), notifications=True) as pilot:
+        table = app.query_one(SessionList)
+        await wait_for(pilot, lambda: sid in table.rows and app.selected == sid)
+        await wait_for(pilot, lambda: HOSTILE in shown(app))  # the Program column
+        await pilot.press("k")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert HOSTILE in str(app.screen.query_one(".dialog-body").render())
+        await pilot.press("escape", "g")
+        assert isinstance(app.screen, GridScreen)
+        title = app.screen.query_one(MiniPane).query_one(".mini-title")
+        assert HOSTILE in str(title.render())
+        await pilot.press("escape")
+        app.post_message(SessionStarted(sid, f"{program} 30"))
+        await wait_for(pilot, lambda: any(HOSTILE in n.message for n in app._notifications))
+        assert all(not n.markup for n in app._notifications if HOSTILE in n.message)
+        assert app.is_running
