@@ -24,19 +24,21 @@ from pathlib import Path
 
 from agentty_core.errors import StateError, UnsafePath, UsageError
 
-SESSION_ID_RE = re.compile(r"^[0-9a-f]{8}$")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# `\Z`, not `$`: `$` also matches before a final newline, which let "web\n" pass as a name
+# (a second session "named" web, a broken status table). Callers may use `.match`.
+SESSION_ID_RE = re.compile(r"[0-9a-f]{8}\Z")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 MAX_SOCKET_PATH = 107  # sun_path is 108 bytes on Linux, including the NUL
 
 
 def validate_session_id(session_id: str) -> str:
-    if not SESSION_ID_RE.match(session_id):
+    if not SESSION_ID_RE.fullmatch(session_id):
         raise UsageError(f"invalid session id: {session_id!r}")
     return session_id
 
 
 def validate_name(name: str) -> str:
-    if not NAME_RE.match(name) or ".." in name:
+    if not NAME_RE.fullmatch(name) or ".." in name:
         raise UsageError(
             f"invalid session name {name!r}: use 1-64 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
