@@ -241,7 +241,6 @@ class Worker:
         )
         if old is not None:
             self.server.adopt(old)
-        os.chmod(path, 0o600)
         self.socket_inode = os.lstat(path).st_ino
 
     def _on_rebind(self) -> None:
