@@ -1,0 +1,62 @@
+"""Per-cell 24-bit colour (what image viewers print) keeps the scrollback's style table
+bounded: the newest lines keep their colours, older ones keep text and attributes only."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from agentty_core.emulator.pyte_backend import Emulator
+
+COLS, LINES = 40, 600  # 24 000 distinct styles: past the cap
+STYLES_CAP = 16384  # _screen._STYLES_CAP
+
+
+def _line(rnd: random.Random, n: int) -> bytes:
+    cells = []
+    for k in range(COLS):
+        fg, bg = rnd.getrandbits(24), rnd.getrandbits(24)
+        cells.append(
+            f"\x1b[{'1' if k == 0 else '0'};38;2;{fg >> 16};{(fg >> 8) & 255};{fg & 255};"
+            f"48;2;{bg >> 16};{(bg >> 8) & 255};{bg & 255}m{(n + k) % 10}"
+        )
+    return ("".join(cells) + "\x1b[0m").encode()
+
+
+def _feed(emu: Emulator, *, flood: bool) -> None:
+    rnd = random.Random(6)
+    lines = [_line(rnd, n) for n in range(LINES)]
+    if flood:
+        emu.feed(b"".join(line + b"\r\n" for line in lines))
+    else:
+        for line in lines:  # the line and its end apart: drawn, then scrolled (no flood)
+            emu.feed(line)
+            emu.feed(b"\r\n")
+
+
+@pytest.mark.parametrize("flood", [True, False])
+def test_per_cell_truecolour_keeps_the_style_table_bounded(flood: bool) -> None:
+    emu = Emulator(COLS, 5)
+    _feed(emu, flood=flood)
+    screen = emu._screen
+    assert len(screen._styles) <= STYLES_CAP
+    history = screen.history
+    assert len(history) == LINES - 4
+    # Text survives everywhere.
+    assert emu.scrollback() == [
+        "".join(str((n + k) % 10) for k in range(COLS)) for n in range(LINES - 4)
+    ]
+    newest = screen.unpack(history[-1])[1]
+    oldest = screen.unpack(history[0])[1]
+    assert newest is not None and len(newest) == COLS and newest[1][1][0] != "default"
+    # The oldest line lost its colours but kept its bold first cell.
+    assert oldest == [(1, ("default", "default", 1)), (COLS - 1, ("default", "default", 0))]
+
+
+def test_drawn_and_flooded_truecolour_history_is_the_same() -> None:
+    drawn, flooded = Emulator(COLS, 5), Emulator(COLS, 5)
+    _feed(drawn, flood=False)
+    _feed(flooded, flood=True)
+    assert list(drawn._screen.history) == list(flooded._screen.history)
+    assert drawn.ansi_lines() == flooded.ansi_lines()
