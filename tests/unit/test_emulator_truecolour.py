@@ -7,7 +7,8 @@ import random
 
 import pytest
 
-from agentty_core.emulator.pyte_backend import Emulator
+from agentty_core.emulator._screen import cell_runs
+from agentty_core.emulator.pyte_backend import Emulator, _ansi_line
 
 COLS, LINES = 40, 600  # 24 000 distinct styles: past the cap
 STYLES_CAP = 16384  # _screen._STYLES_CAP
@@ -60,3 +61,24 @@ def test_drawn_and_flooded_truecolour_history_is_the_same() -> None:
     _feed(flooded, flood=True)
     assert list(drawn._screen.history) == list(flooded._screen.history)
     assert drawn.ansi_lines() == flooded.ansi_lines()
+
+
+def test_ansi_rows_are_rendered_once_and_stay_right_as_the_screen_changes() -> None:
+    """ansi_lines() keeps each row's rendering while its snapshot is unchanged (a full
+    per-cell-colour screen costs seconds to render); every change shows at once."""
+    emu = Emulator(COLS, 5)
+    rnd = random.Random(3)
+    emu.feed(b"\r\n".join(_line(rnd, n) for n in range(4)))
+    first = emu.ansi_lines()
+    assert emu.ansi_lines() == first
+    for chunk in (
+        b"\r\nab",  # scrolls: cached rows move up
+        b"\r\n\x1b[31mred\r\n",
+        b"\x1b[2;5H\x1b[42mZ",  # one cell of a cached row
+        b"\x1b[?5h",  # reverse video: every row changes
+        b"\x1b[?5l\x1b[?1049h" + _line(rnd, 9),
+        b"\x1b[?1049l",
+        b"\x1b[2J",
+    ):
+        emu.feed(chunk)
+        assert emu.ansi_lines() == [_ansi_line(cell_runs(snap)) for snap in emu._snap], chunk
