@@ -94,9 +94,35 @@ def _sgr(fg: str, bg: str, flags: int) -> str:
 
 def _make_sgr(fg: str, bg: str, flags: int) -> str:
     codes = ["0"]
-    codes += [code for bit, code in _FLAG_SGR if flags & bit]
-    codes += [c for c in (_color_sgr(fg, 30), _color_sgr(bg, 40)) if c is not None]
+    if flags:
+        codes += [code for bit, code in _FLAG_SGR if flags & bit]
+    for color, base, named in ((fg, 30, _FG_NAMED), (bg, 40, _BG_NAMED)):
+        code = named.get(color)
+        if code is None and len(color) == 6:
+            # 24-bit colour (what image viewers print, a style a cell): table lookups
+            # instead of int() and formatting, as this runs once per cell.
+            r, g, b = _HEX.get(color[0:2]), _HEX.get(color[2:4]), _HEX.get(color[4:6])
+            if r is not None and g is not None and b is not None:
+                code = f"{base + 8};2;{r};{g};{b}"
+        if code is None:
+            code = _color_sgr(color, base)
+        if code:
+            codes.append(code)
     return "\x1b[" + ";".join(codes) + "m"
+
+
+def _named_codes(base: int) -> dict[str, str]:
+    """SGR parameters of pyte's named colours ("" for default, which needs none)."""
+    codes = {"default": ""}
+    for name, index in _COLOR_INDEX.items():
+        codes[name] = str(base + index)
+        codes["bright" + name] = str(base + 60 + index)
+    return codes
+
+
+_FG_NAMED = _named_codes(30)
+_BG_NAMED = _named_codes(40)
+_HEX = {f"{i:02x}": str(i) for i in range(256)}
 
 
 class Emulator:

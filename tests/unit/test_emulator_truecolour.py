@@ -82,3 +82,19 @@ def test_ansi_rows_are_rendered_once_and_stay_right_as_the_screen_changes() -> N
     ):
         emu.feed(chunk)
         assert emu.ansi_lines() == [_ansi_line(cell_runs(snap)) for snap in emu._snap], chunk
+
+
+@pytest.mark.parametrize(
+    ("fg", "bg", "flags", "sgr"),
+    [
+        ("default", "default", 0, "\x1b[0m"),
+        ("00ff7f", "0a0b0c", 1, "\x1b[0;1;38;2;0;255;127;48;2;10;11;12m"),
+        ("ABCDEF", "yellow", 0, "\x1b[0;38;2;171;205;239;43m"),
+        ("brightred", "brown", 8, "\x1b[0;7;91;43m"),
+        ("magenta", "zzzzzz", 0, "\x1b[0;35m"),
+    ],
+)
+def test_sgr_of_a_style(fg: str, bg: str, flags: int, sgr: str) -> None:
+    from agentty_core.emulator.pyte_backend import _make_sgr
+
+    assert _make_sgr(fg, bg, flags) == sgr
