@@ -24,19 +24,21 @@ from pathlib import Path
 
 from agentty_core.errors import StateError, UnsafePath, UsageError
 
-SESSION_ID_RE = re.compile(r"^[0-9a-f]{8}$")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# `\Z`, not `$`: `$` also matches before a final newline, which let "web\n" pass as a name
+# (a second session "named" web, a broken status table). Callers may use `.match`.
+SESSION_ID_RE = re.compile(r"[0-9a-f]{8}\Z")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 MAX_SOCKET_PATH = 107  # sun_path is 108 bytes on Linux, including the NUL
 
 
 def validate_session_id(session_id: str) -> str:
-    if not SESSION_ID_RE.match(session_id):
+    if not SESSION_ID_RE.fullmatch(session_id):
         raise UsageError(f"invalid session id: {session_id!r}")
     return session_id
 
 
 def validate_name(name: str) -> str:
-    if not NAME_RE.match(name) or ".." in name:
+    if not NAME_RE.fullmatch(name) or ".." in name:
         raise UsageError(
             f"invalid session name {name!r}: use 1-64 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
@@ -51,13 +53,70 @@ def default_home() -> Path:
     return Path.home() / ".agentty"
 
 
+def _trusted(st: os.stat_result) -> bool:
+    """Owned by us or by root: nobody else can rename, replace or re-point it."""
+    return st.st_uid in (0, os.getuid())
+
+
+def _writable_by_others(st: os.stat_result) -> bool:
+    """Others can add or rename entries: other-writable, or group-writable by a group not
+    ours, with no sticky bit to stop them renaming what is not theirs."""
+    if st.st_mode & stat.S_ISVTX:
+        return False
+    return bool(st.st_mode & stat.S_IWOTH) or bool(
+        st.st_mode & stat.S_IWGRP and st.st_gid != os.getgid()
+    )
+
+
+def _resolve_trusted(path: Path) -> Path:
+    """The physical path of `path`, having checked every component on the way.
+
+    Each directory it passes through and each symlink it follows must be ours or root's, and
+    no directory it passes through may let others rename entries (a sticky one like /tmp is
+    fine): otherwise the path can be redirected after it was checked. The final component
+    is only resolved (the caller checks it). Raises FileNotFoundError at the first missing
+    component, after checking the ones before it, so the caller may create it there."""
+    todo = list(reversed(Path(os.path.abspath(path)).parts[1:]))
+    current = "/"
+    hops = 0
+    while todo:
+        part = todo.pop()
+        if part in ("", "."):
+            continue
+        if part == "..":
+            current = os.path.dirname(current)
+            continue
+        candidate = os.path.join(current, part)
+        st = os.lstat(candidate)
+        if not _trusted(st):
+            raise UnsafePath(
+                f"{candidate} is owned by uid {st.st_uid}, not by you (uid {os.getuid()}) or root"
+            )
+        if stat.S_ISLNK(st.st_mode):
+            hops += 1
+            if hops > 40:
+                raise UnsafePath(f"{path}: too many levels of symbolic links")
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                current = "/"
+            todo.extend(reversed(Path(target).parts[1 if target.startswith("/") else 0 :]))
+            continue
+        if todo and stat.S_ISDIR(st.st_mode) and _writable_by_others(st):
+            raise UnsafePath(
+                f"{candidate} is writable by others: keep agentty's files in a private "
+                "directory (set AGENTTY_HOME or AGENTTY_SOCKET_DIR elsewhere)"
+            )
+        current = candidate
+    return Path(current)
+
+
 def ensure_private_dir(path: Path, *, create: bool = True) -> None:
     """Create `path` 0700, or check that the existing one is ours and closed to others.
 
-    tmux's rule: a directory with group/other bits or another owner is refused, with the fix.
-    """
+    tmux's rule: a directory with group/other bits or another owner is refused, with the fix;
+    and so is one reached through a directory or symlink another user controls."""
     try:
-        st = os.lstat(path)
+        real = _resolve_trusted(path)
     except FileNotFoundError:
         if not create:
             raise
@@ -65,24 +124,26 @@ def ensure_private_dir(path: Path, *, create: bool = True) -> None:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             with contextlib.suppress(FileExistsError):
                 os.mkdir(path, 0o700)
-            st = os.lstat(path)
+            real = _resolve_trusted(path)
         except OSError as exc:
             raise StateError(f"cannot create {path}: {exc.strerror or exc}") from None
-    if stat.S_ISLNK(st.st_mode):
-        # A symlinked home is allowed only if it resolves to a private dir of ours.
-        target = path.resolve()
-        st = os.stat(target)
-        path = target
+    st = os.lstat(real)
     if not stat.S_ISDIR(st.st_mode):
-        raise UnsafePath(f"{path} is not a directory")
+        raise UnsafePath(f"{real} is not a directory")
     if st.st_uid != os.getuid():
         raise UnsafePath(
-            f"directory {path} is owned by uid {st.st_uid}, not by you (uid {os.getuid()})"
+            f"directory {real} is owned by uid {st.st_uid}, not by you (uid {os.getuid()})"
+        )
+    if st.st_mode & stat.S_ISVTX and st.st_mode & 0o022:
+        # A shared directory such as /tmp: never advise opening or closing it for everyone.
+        raise UnsafePath(
+            f"{real} is a shared directory: use a private directory inside it "
+            f"(such as {real / f'agentty-{os.getuid()}'})"
         )
     if st.st_mode & 0o077:
         raise UnsafePath(
-            f"directory {path} has unsafe permissions {stat.S_IMODE(st.st_mode):04o} "
-            f"(fix: chmod 700 {path})"
+            f"directory {real} has unsafe permissions {stat.S_IMODE(st.st_mode):04o} "
+            f"(fix: chmod 700 {real})"
         )
 
 
@@ -165,14 +226,28 @@ class Home:
         size = len(os.fsencode(path))
         if size > MAX_SOCKET_PATH:
             raise UsageError(
-                f"socket path too long ({size} > {MAX_SOCKET_PATH}): "
-                "shorten AGENTTY_HOME or set AGENTTY_SOCKET_DIR"
+                f"socket path too long ({size} > {MAX_SOCKET_PATH}): set "
+                f"AGENTTY_SOCKET_DIR={short_private_dir()} (a private directory agentty "
+                "creates)"
+                + ("" if os.environ.get("AGENTTY_SOCKET_DIR") else " or shorten AGENTTY_HOME")
             )
         return path
 
     def ensure_socket_dir(self) -> Path:
+        """The socket directory, created private; our own short fallback's parent
+        (`/tmp/agentty-UID`) is ours too. A chosen AGENTTY_SOCKET_DIR's parent may be shared
+        (a sticky /tmp): only the directory itself must be private."""
         path = self.socket_dir()
-        if path != self.sockets_dir:
+        if path != self.sockets_dir and not os.environ.get("AGENTTY_SOCKET_DIR"):
             ensure_private_dir(path.parent)
         ensure_private_dir(path)
         return path
+
+
+def short_private_dir() -> Path:
+    """A short directory only we can use, for sockets: under `$XDG_RUNTIME_DIR` (per user,
+    0700, made by the login manager) when there is one, else `/tmp/agentty-UID`."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and os.path.isabs(runtime):
+        return Path(runtime) / "agentty"
+    return Path("/tmp") / f"agentty-{os.getuid()}"

@@ -194,13 +194,11 @@ class Flood:
         if s.history.maxlen:
             for y in range(old):
                 s.push_history(buf.get(y))
-            pack = s.pack
-            s.history.extend(
-                [
-                    (text, None) if runs is None else pack(text, runs)
-                    for text, runs in rows[: max(0, n - keep)]
-                ]
-            )
+            # One at a time: a pack may compact the style table, renumbering the ids of what
+            # is already in the history (a batch packed ahead would keep stale ids).
+            pack, append = s.pack, s.history.append
+            for text, runs in rows[: max(0, n - keep)]:
+                append((text, None) if runs is None else pack(text, runs))
         s.shift_rows(min(n, s.lines))
         first = keep - min(n, keep)
         for i, (text, runs) in enumerate(rows[max(0, n - keep) :]):

@@ -45,6 +45,10 @@ _DATA = itemgetter(0)
 _STYLE = itemgetter(1, 2, 3, 4, 5, 6, 7, 8)
 _DEFAULT_STYLE = ("default", "default", False, False, False, False, False, False)
 _STYLES_MIN = 4096  # style table size below which it is never compacted
+# Most distinct styles the scrollback keeps (~300 bytes each): output where every cell has its
+# own 24-bit colours (image viewers) would otherwise grow the table by a style a cell, to
+# hundreds of MiB. Past it, the oldest styled lines lose their colours (not their text).
+_STYLES_CAP = 16384
 # pyte builds a new default Char on every access; one shared object per mode lets rows be
 # compared by identity (a row of blanks against another is 80 pointer checks, not 720 fields).
 _BLANK = Char(" ")
@@ -108,6 +112,17 @@ def _attrs(fg: str, bg: str, flags: int) -> Char:
         bool(flags & REVERSE),
         bool(flags & BLINK),
     )
+
+
+def _uncoloured(runs: Sequence[StyleRun]) -> list[StyleRun] | None:
+    """Runs with default colours (attributes kept), merged; None when nothing is left."""
+    out: list[StyleRun] = []
+    for count, (_fg, _bg, flags) in runs:
+        if out and out[-1][1][2] == flags:
+            out[-1] = (out[-1][0] + count, out[-1][1])
+        else:
+            out.append((count, ("default", "default", flags)))
+    return None if len(out) == 1 and not out[0][1][2] else out
 
 
 def _is_wide(char: Char | None) -> bool:
@@ -224,14 +239,33 @@ class Screen(pyte.Screen):
 
     def _compact_styles(self, room: int) -> None:
         """Drop styles no scrollback line uses any more (a truecolour gradient makes many),
-        renumbering in history order so equal histories get equal bytes."""
+        renumbering in history order so equal histories get equal bytes. When the newest
+        lines alone use more than half the cap, older lines keep their text and attributes
+        but lose their colours, so the table stays bounded whatever the output."""
         lines = [self.unpack(stored) for stored in self.history]
+        keep = len(lines) - self._coloured_tail(lines, _STYLES_CAP // 2)
+        for i in range(keep):
+            text, runs = lines[i]
+            if runs is not None:
+                lines[i] = text, _uncoloured(runs)
         self._styles = []
         self._style_ids = {}
         self._styles_max = 1 << 62  # no recursion while re-packing
         self.history.clear()
         self.history.extend([self.pack(text, runs) for text, runs in lines])
-        self._styles_max = max(_STYLES_MIN, 2 * len(self._styles), len(self._styles) + room)
+        used = len(self._styles)
+        self._styles_max = max(_STYLES_MIN, min(_STYLES_CAP, 2 * used), used + room)
+
+    @staticmethod
+    def _coloured_tail(lines: Sequence[tuple[str, list[StyleRun] | None]], budget: int) -> int:
+        """How many of the newest lines fit `budget` distinct styles between them."""
+        seen: set[Style] = set()
+        for n, (_text, runs) in enumerate(reversed(lines)):
+            if runs is not None:
+                seen.update(style for _count, style in runs)
+                if len(seen) > budget:
+                    return n
+        return len(lines)
 
     def unrecord(self, stored: Stored) -> Line:
         """Rebuild a row from its scrollback form (used when a grow pulls history back)."""

@@ -39,6 +39,7 @@ _log = logging.getLogger(__name__)
 _DATA = itemgetter(0)
 _MOUSE = frozenset(m << 5 for m in (1000, 1002, 1003, 1006))
 _PLAIN = ("default", "default", 0)
+_ANSI_CACHE = 4 << 20  # characters of rendered rows kept between ansi_lines() calls
 _APP_CURSOR = 1 << 5
 _BRACKETED_PASTE = 2004 << 5
 _COLOR_INDEX = {
@@ -77,11 +78,51 @@ def _color_sgr(color: str, base: int) -> str | None:
     return f"{base + 8};2;{rgb >> 16};{(rgb >> 8) & 255};{rgb & 255}"
 
 
+_SGR_MEMO: dict[tuple[str, str, int], str] = {}
+
+
 def _sgr(fg: str, bg: str, flags: int) -> str:
+    """The SGR sequence for a style; memoised (bounded) as rows repeat the same few."""
+    key = (fg, bg, flags)
+    sgr = _SGR_MEMO.get(key)
+    if sgr is None:
+        if len(_SGR_MEMO) >= 4096:
+            _SGR_MEMO.clear()
+        sgr = _SGR_MEMO[key] = _make_sgr(fg, bg, flags)
+    return sgr
+
+
+def _make_sgr(fg: str, bg: str, flags: int) -> str:
     codes = ["0"]
-    codes += [code for bit, code in _FLAG_SGR if flags & bit]
-    codes += [c for c in (_color_sgr(fg, 30), _color_sgr(bg, 40)) if c is not None]
+    if flags:
+        codes += [code for bit, code in _FLAG_SGR if flags & bit]
+    for color, base, named in ((fg, 30, _FG_NAMED), (bg, 40, _BG_NAMED)):
+        code = named.get(color)
+        if code is None and len(color) == 6:
+            # 24-bit colour (what image viewers print, a style a cell): table lookups
+            # instead of int() and formatting, as this runs once per cell.
+            r, g, b = _HEX.get(color[0:2]), _HEX.get(color[2:4]), _HEX.get(color[4:6])
+            if r is not None and g is not None and b is not None:
+                code = f"{base + 8};2;{r};{g};{b}"
+        if code is None:
+            code = _color_sgr(color, base)
+        if code:
+            codes.append(code)
     return "\x1b[" + ";".join(codes) + "m"
+
+
+def _named_codes(base: int) -> dict[str, str]:
+    """SGR parameters of pyte's named colours ("" for default, which needs none)."""
+    codes = {"default": ""}
+    for name, index in _COLOR_INDEX.items():
+        codes[name] = str(base + index)
+        codes["bright" + name] = str(base + 60 + index)
+    return codes
+
+
+_FG_NAMED = _named_codes(30)
+_BG_NAMED = _named_codes(40)
+_HEX = {f"{i:02x}": str(i) for i in range(256)}
 
 
 class Emulator:
@@ -100,6 +141,7 @@ class Emulator:
         self._ui_dirty: set[int] = set()
         self._shown: list[tuple[Char, ...]] = []  # each row as of the last flush
         self._recheck: set[int] = set()  # rows to compare with what was shown
+        self._ansi: dict[int, tuple[tuple[Char, ...], str]] = {}  # id(snapshot) -> row
         self._screen.on_shift = self._on_shift
         self._reset_caches()
         self._state = self._state_key()
@@ -254,9 +296,26 @@ class Emulator:
         return cell_runs(self._snap[row])
 
     def ansi_lines(self) -> list[str]:
-        """Visible rows with SGR styling; trailing default-styled blanks are dropped."""
+        """Visible rows with SGR styling; trailing default-styled blanks are dropped.
+
+        A row is rendered once per snapshot (keyed by the snapshot itself, so scrolled rows
+        stay cached): under per-cell colour a full screen costs seconds to render, and
+        repeated `get --ansi` calls must not pay that each time. The cache holds at most
+        _ANSI_CACHE characters, whatever the screen size."""
         self._flush()
-        return [_ansi_line(cell_runs(snap)) for snap in self._snap]
+        old, new = self._ansi, {}
+        out: list[str] = []
+        budget = _ANSI_CACHE
+        for snap in self._snap:
+            hit = old.get(id(snap))
+            if hit is None or hit[0] is not snap:
+                hit = (snap, _ansi_line(cell_runs(snap)))
+            out.append(hit[1])
+            if budget >= len(hit[1]):
+                budget -= len(hit[1])
+                new[id(snap)] = hit
+        self._ansi = new
+        return out
 
     def dirty_rows(self) -> set[int]:
         """Rows whose content changed since the previous call."""

@@ -235,6 +235,10 @@ class Server:
         self.peers: set[Peer] = set()
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
+            # Linux creates the socket file with the socket inode's mode (less the umask): set
+            # it before `bind`, so nothing has to chmod the path afterwards (chmod follows a
+            # symlink planted there between the bind and the chmod).
+            os.fchmod(self.sock.fileno(), 0o600)
             self.sock.bind(path)
             self.sock.listen(64)
             self.sock.setblocking(False)

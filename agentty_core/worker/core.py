@@ -140,7 +140,6 @@ class Worker(PtyIO, Lifecycle, WaitRegistry, Requests, Push, WorkerBase):
         )
         if old is not None:
             self.server.adopt(old)
-        os.chmod(path, 0o600)
         self.socket_inode = os.lstat(path).st_ino
 
     def _on_rebind(self) -> None:

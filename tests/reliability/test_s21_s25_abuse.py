@@ -60,6 +60,47 @@ def test_s21_output_flood(agentty_home: Path, flood: str) -> None:
     wait_until(lambda: alive_of_home(agentty_home) == [])
 
 
+def test_s21_per_cell_truecolour(agentty_home: Path, programs: Path) -> None:
+    """What image viewers print: every cell its own 24-bit colours. Each distinct style used
+    to stay in the scrollback's style table for good (~330 bytes a cell: 186 MiB at 80x24
+    after 6000 lines); the table is bounded and old lines lose their colours instead."""
+    cols, lines = 200, 750  # 150 000 distinct styles: ~50 MiB unbounded
+    rec = start(
+        "--cols",
+        str(cols),
+        "--rows",
+        "50",
+        "--",
+        PYTHON,
+        str(programs / "rel_truecolour.py"),
+        str(cols),
+        str(lines),
+    )
+    agentty("wait", "--session", rec["id"], "--text", "truecolour-ready", check=True)
+    worker = psutil.Process(rec["workerPid"])
+    baseline = peak = worker.memory_info().rss
+    agentty("text", "--session", rec["id"], "--enter", "go", check=True)
+
+    def sampled() -> bool:
+        nonlocal peak
+        peak = max(peak, worker.memory_info().rss)
+        got = agentty("get", "--session", rec["id"], "--ansi", "--json", timeout=30)
+        assert got.returncode == 0, got.stderr  # `get --ansi` answers during the flood
+        return "TRUECOLOUR-DONE" in "".join(json.loads(got.stdout)["lines"])
+
+    wait_until(sampled, timeout=300, interval=0.2)
+    peak = max(peak, worker.memory_info().rss)
+    growth = peak - baseline
+    assert growth < 32 * 1024 * 1024, f"worker grew {growth / 2**20:.0f} MiB"
+    assert peak < RSS_LIMIT, f"worker RSS {peak / 2**20:.0f} MiB"
+    screen = agentty_json("get", "--session", rec["id"], "--ansi", "--scrollback")
+    assert len(screen["scrollback"]) > lines - 50
+    assert "\x1b[0;38;2;" in "".join(screen["ansi"])  # the visible rows keep their colours
+    kill = agentty("kill", "--session", rec["id"], "--timeout", "1")
+    assert kill.returncode == 0, kill.stderr
+    wait_until(lambda: alive_of_home(agentty_home) == [])
+
+
 def test_s22_binary_garbage_and_malformed_escapes(agentty_home: Path, programs: Path) -> None:
     rec = start("--", PYTHON, str(programs / "rel_malformed_escapes.py"))
     worker = psutil.Process(rec["workerPid"])

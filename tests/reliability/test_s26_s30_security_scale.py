@@ -5,6 +5,7 @@ churn; it belongs to the dashboard's own tests."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import stat
@@ -15,6 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.helpers.census import processes_of_home
@@ -87,7 +89,9 @@ def test_s26_another_user_connects(agentty_home: Path) -> None:
     assert "refused a connection from uid 65534" in log
 
 
-@pytest.mark.parametrize("kind", ["0777", "1777", "foreign", "symlink_foreign"])
+@pytest.mark.parametrize(
+    "kind", ["0777", "1777", "foreign", "symlink_foreign", "foreign_symlink", "foreign_parent"]
+)
 def test_s27_unsafe_home(tmp_path: Path, kind: str) -> None:
     base = Path("/tmp") / f"at-u{os.getpid()}{random.randint(0, 9999)}"
     base.mkdir(mode=0o700)
@@ -99,6 +103,20 @@ def test_s27_unsafe_home(tmp_path: Path, kind: str) -> None:
             os.chown(target, 65534, 65534)
             home.symlink_to(target)
             inspect = target
+        elif kind == "foreign_symlink":
+            # Our own private directory, reached through a link another user can re-point.
+            target = base / "ours"
+            target.mkdir(mode=0o700)
+            home.symlink_to(target)
+            os.lchown(home, 65534, 65534)
+            inspect = target
+        elif kind == "foreign_parent":
+            parent = base / "theirs"
+            parent.mkdir(mode=0o755)
+            os.chown(parent, 65534, 65534)
+            home = parent / "h"
+            home.mkdir(mode=0o700)
+            inspect = home
         else:
             home.mkdir()
             os.chmod(home, {"0777": 0o777, "1777": 0o1777}.get(kind, 0o700))
@@ -118,14 +136,20 @@ def test_s27_unsafe_home(tmp_path: Path, kind: str) -> None:
             )
             assert proc.returncode != 0, (args, proc.stdout)
             assert proc.stderr.count("\n") == 1, proc.stderr
-            if kind in ("0777", "1777"):
+            if kind == "0777":
                 assert "unsafe permissions" in proc.stderr and "chmod 700" in proc.stderr
+            elif kind == "1777":
+                # A shared directory: never advise changing it, name a private one instead.
+                assert "shared directory" in proc.stderr and "chmod" not in proc.stderr
             else:
                 assert "owned by uid 65534" in proc.stderr, proc.stderr
         assert list(inspect.iterdir()) == []
         assert stat.S_IMODE(os.stat(inspect).st_mode) == mode_before
         assert processes_of_home(str(home)) == []
     finally:
+        for leaked in processes_of_home(str(home)):  # a start that wrongly succeeded
+            with contextlib.suppress(psutil.Error):
+                leaked.kill()
         subprocess.run(["rm", "-rf", str(base)], check=False)
 
 
