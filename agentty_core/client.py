@@ -293,7 +293,7 @@ class Client:
             raise SessionNotRunning(session_id, "is lost: its worker died") from None
         pid = fresh["workerPid"]
         assert isinstance(pid, int)
-        if "missing" in str(exc):
+        if exc.reason == "socket_missing":
             os.kill(pid, signal.SIGUSR1)  # the worker re-creates its socket
             path = str(self.home.socket_path(session_id))
             deadline = time.monotonic() + 2.0
@@ -302,7 +302,8 @@ class Client:
                     return ipc_client.call(path, method, params, timeout=timeout, expect_pid=pid)
                 time.sleep(0.01)
             raise WorkerUnreachable(
-                f"socket of session {session_id} is missing; worker alive (pid {pid})"
+                f"socket of session {session_id} is missing; worker alive (pid {pid})",
+                "socket_missing",
             ) from None
         raise exc
 
