@@ -61,7 +61,7 @@ def _reap(home: Home) -> None:
     for rec in client.sessions():
         if rec.get("status") in ("running", "starting", "lost"):
             with contextlib.suppress(AgenttyError):
-                client.kill(str(rec["id"]), grace=0.5)
+                client.kill(rec["id"], grace=0.5)
     leftovers = marked_processes(home)
     if leftovers:
         end(leftovers, grace=0.5)

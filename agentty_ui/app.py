@@ -145,7 +145,7 @@ class AgenttyApp(App[None]):
             self.notify(str(exc), title="Listing failed", severity="error", markup=False)
             return
         pids = {
-            str(r["id"]): r["pid"]
+            r["id"]: r["pid"]
             for r in records
             if status_of(r) == "running" and isinstance(r.get("pid"), int)
         }
@@ -166,7 +166,7 @@ class AgenttyApp(App[None]):
             return  # a poll that finished while the app was shutting down
         snapshot = message.snapshot
         before = self.records
-        self.records = {str(r["id"]): r for r in snapshot.records}
+        self.records = {r["id"]: r for r in snapshot.records}
         table = self.main.query_one(SessionList)
         table.update_sessions(snapshot.records, snapshot.usage, self.clock())
         if snapshot.orphans is not None:
@@ -218,7 +218,7 @@ class AgenttyApp(App[None]):
             screen.stop()
             screen.show_lines([])
             return
-        session_id = str(record["id"])
+        session_id = record["id"]
         log = record.get("log")
         self.main.query_one(LogView).follow(Path(log) if isinstance(log, str) and log else None)
         if status_of(record) == "running":
@@ -381,7 +381,7 @@ class AgenttyApp(App[None]):
         if record is None or status_of(record) == "exited":
             self.notify("select a running session to kill", severity="warning")
             return
-        session_id = str(record["id"])
+        session_id = record["id"]
         label = f"{session_id} ({record.get('name') or record.get('command')})"
 
         def answered(yes: bool | None) -> None:
@@ -408,7 +408,7 @@ class AgenttyApp(App[None]):
             self.notify(str(exc), title="Start failed", severity="error", markup=False)
             return
         self.notify(f"started {record['id']}: {record.get('command')}", title="New session")
-        self.call_from_thread(self._select_new, str(record["id"]))
+        self.call_from_thread(self._select_new, record["id"])
         self.poll()
 
     def _select_new(self, session_id: str) -> None:
@@ -438,7 +438,7 @@ class AgenttyApp(App[None]):
             return
         view = self.main.query_one("#screen", TerminalView)
         cols, rows = view.scrollable_content_region.size
-        session_id = str(record["id"])
+        session_id = record["id"]
         self._call(
             "Resize",
             lambda: self.client.resize(session_id, max(cols, 2), max(rows, 2)),

@@ -317,7 +317,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     client = _client()
     deadline = time.monotonic() + float(args.timeout)
     record = client.start(argv, cwd=args.cwd, cols=args.cols, rows=args.rows, activate=False)
-    sid = str(record["id"])
+    sid = record["id"]
 
     def left() -> float:
         return max(0.0, deadline - time.monotonic())

@@ -36,7 +36,7 @@ from agentty_core.paths import Home
 from agentty_core.proc import identity, inputstate
 from agentty_core.proc.ptyhost import PtyChild, become_subreaper, spawn
 from agentty_core.protocol import BadRequest, JSONObject
-from agentty_core.state.records import Record
+from agentty_core.state.records import RawRecord as Record
 from agentty_core.state.store import StateStore, atomic_write, iso, now_iso
 from agentty_core.worker.recording import Recorder
 from agentty_core.worker.waits import Fired, WaitSpec, evaluate, parse_wait
@@ -221,7 +221,7 @@ class Worker:
 
     def _update_record(self, **fields: object) -> None:
         self.record.update(fields)
-        self.store.update(self.id, **fields)
+        self.store.update_or_restore(self.id, self.record, **fields)
 
     def _bind(self) -> None:
         path = self.home.socket_path(self.id)

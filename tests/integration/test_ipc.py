@@ -137,7 +137,7 @@ def test_a_kept_connection_spares_the_state_file_until_the_session_ends(
         reads: list[str] = []
         real = records.records
 
-        def counted(home: object) -> list[dict[str, object]]:
+        def counted(home: object) -> list[records.Record]:
             reads.append("read")
             return real(home)  # type: ignore[arg-type]
 

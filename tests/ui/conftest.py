@@ -13,6 +13,7 @@ from textual.pilot import Pilot
 from agentty_core.client import Client
 from agentty_core.errors import AgenttyError
 from agentty_core.proc.usage import Usage, UsageSampler
+from agentty_core.state.records import Record
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def kill_everything(client: Client) -> None:
     for rec in client.sessions():
         if rec.get("status") in ("running", "starting", "lost"):
             with contextlib.suppress(AgenttyError):
-                client.kill(str(rec["id"]), grace=0.5)
+                client.kill(rec["id"], grace=0.5)
     with contextlib.suppress(AgenttyError):
         client.end_orphans(grace=0.5)
 
@@ -59,16 +60,16 @@ class StableClient(Client):
         self.fake: dict[str, str] = {}
         self.real: dict[str, str] = {}
 
-    def sessions(self, *, live_info: bool = False) -> list[dict[str, object]]:
-        out = []
+    def sessions(self, *, live_info: bool = False) -> list[Record]:
+        out: list[Record] = []
         for rec in super().sessions():
-            real = str(rec["id"])
+            real = rec["id"]
             fake = self.fake.setdefault(real, f"{len(self.fake) + 1:08x}")
             self.real[fake] = real
             out.append({**rec, "id": fake, "startedAt": FROZEN_START, "lastActiveAt": FROZEN_START})
         return out
 
-    def resolve(self, ref: str | None) -> dict[str, object]:
+    def resolve(self, ref: str | None) -> Record:
         return super().resolve(self.real.get(ref, ref) if ref else ref)
 
     def orphans(self) -> list[Any]:
