@@ -151,7 +151,7 @@ def bad_record(raw: object) -> str | None:
     if not isinstance(raw, dict):
         return "not an object"
     sid = raw.get("id")
-    if not isinstance(sid, str) or not SESSION_ID_RE.match(sid):
+    if not isinstance(sid, str) or not SESSION_ID_RE.fullmatch(sid):
         return f"id {sid!r} is not 8 hex digits"
     status = raw.get("status")
     if not isinstance(status, str) or status not in STATUSES:
