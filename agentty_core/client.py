@@ -587,9 +587,12 @@ class Client:
                     continue
             doomed.add(rec["id"])
         self._remove_files(doomed)
-        # Records too malformed to list (hand-edited): readers skip them, gc removes them.
-        bad = self._store().remove_bad(spare=self.worker_alive)
-        return sorted(doomed) + bad
+        # Records too malformed to list (hand-edited): readers skip them, gc removes them
+        # (the file is rewritten only if it holds any).
+        stored = records.load_state(self.home)["sessions"]
+        if isinstance(stored, list) and any(map(records.bad_record, stored)):
+            return sorted(doomed) + self._store().remove_bad(spare=self.worker_alive)
+        return sorted(doomed)
 
     def _remove_files(self, doomed: set[str]) -> None:
         if not doomed:

@@ -178,9 +178,9 @@ class StateStore:
         try:
             return parse_state(raw, str(self.home.state_file))
         except CorruptState as exc:
-            return self._set_aside(exc)
+            return self._set_aside(raw, exc)
 
-    def _set_aside(self, exc: CorruptState) -> dict[str, object]:
+    def _set_aside(self, raw: bytes, exc: CorruptState) -> dict[str, object]:
         """Keep a corrupt file under another name and start an empty list marked
         `rebuilding`. Only local files are touched here, under the lock: the live workers are
         asked for their records by the next caller, after it let go of the lock (`mutate`).
@@ -189,8 +189,11 @@ class StateStore:
         aside = self.home.root / f"sessions.json.corrupt-{stamp}"
         try:
             os.link(self.home.state_file, aside)  # the bad bytes stay where they were if ...
-        except OSError as err:
-            raise StateError(f"{exc}; cannot keep it aside: {err.strerror or err}") from None
+        except OSError:
+            try:  # a file system without hard links
+                atomic_write(aside, raw)
+            except OSError as err:
+                raise StateError(f"{exc}; cannot keep it aside: {err.strerror or err}") from None
         doc = empty_state()
         doc[REBUILDING] = True
         try:
