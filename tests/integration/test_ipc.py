@@ -108,7 +108,7 @@ def test_client_reuses_its_connection_and_notices_a_closed_one(agentty_home: Pat
 
     with Client() as client:
         rec = client.start(["cat"])
-        sid = str(rec["id"])
+        sid = rec["id"]
         client.text(sid, "one\r")
         conn = client._idle[sid]
         client.wait(sid, text="one", timeout=5)
