@@ -25,9 +25,9 @@ Methods (params -> result; `?` marks what may be left out):
     info      {}                            -> {"record": the session record as the worker
                                                 knows it (`state.records.SessionRecord`),
                                                 with live "lastActiveAt", "input", "seq"}
-    get       {scrollback?, ansi?: bool, raw?: bool, bytes?: 0..RAW_BUFFER,
-               lines?: int (the last N non-blank-trailing lines, scrollback included)}
-                                            -> screen
+    get       {scrollback?, ansi?: bool, raw?: bool, bytes?: 0..RAW_BUFFER (raw's length),
+               lines?: int (the last N lines of scrollback + screen, trailing blank
+               lines dropped first)}        -> screen
     text      {data: str | data_b64: base64 (bytes that are not UTF-8), enter?: bool
                (Enter sent after a short gap), paste?: bool (bracketed when the program
                asked for it)}               -> {"seq": seq before the write, "bytes"}
