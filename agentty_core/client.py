@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import time
@@ -35,7 +36,7 @@ from agentty_core.paths import Home
 from agentty_core.proc import identity
 from agentty_core.protocol import JSONObject, str_list
 from agentty_core.state import records
-from agentty_core.state.records import Record
+from agentty_core.state.records import Record, is_live
 
 TYPE_CHECKING = False  # without importing typing: this module is on the hot path
 if TYPE_CHECKING:
@@ -43,7 +44,10 @@ if TYPE_CHECKING:
     from agentty_core.proc.orphans import Orphan
     from agentty_core.state.store import StateStore
 
+log = logging.getLogger(__name__)
+
 DEFAULT_TIMEOUT = 5.0
+BEST_EFFORT_LOCK = 2.0  # how long a reader waits to write down what it noticed
 _SAFE_TO_REPEAT = frozenset({"get", "info", "ping", "wait"})  # requests that change nothing
 
 
@@ -71,6 +75,16 @@ def text_params(data: str | bytes, *, enter: bool = False, paste: bool = False) 
     else:
         params["data"] = data
     return params
+
+
+def _read_final(path: Path) -> JSONObject | None:
+    """A final screen file (see `worker.core`), or None if there is none or it is unreadable."""
+    try:
+        raw = records.read_private_file(path)
+        screen = json.loads(raw) if raw is not None else None
+    except (AgenttyError, ValueError):
+        return None
+    return screen if isinstance(screen, dict) else None
 
 
 def _close_all(connections: dict[str, ipc_client.Connection]) -> None:
@@ -104,39 +118,88 @@ class Client:
 
     # ------------------------------------------------------------ listing and state
 
-    def _store(self) -> StateStore:
+    def _store(self, timeout: float | None = None) -> StateStore:
+        from agentty_core.recovery import rebuild_from_workers
         from agentty_core.state.store import (
+            LOCK_TIMEOUT,
             StateStore,  # imported late: filelock stays off the hot path
         )
 
-        return StateStore(self.home)
+        timeout = LOCK_TIMEOUT if timeout is None else timeout
+        return StateStore(self.home, timeout, ask_workers=rebuild_from_workers)
 
-    def worker_alive(self, record: Record) -> bool:
+    def worker_alive(self, record: Mapping[str, object]) -> bool:
         pid, token = record.get("workerPid"), record.get("workerStart")
         if not isinstance(pid, int):
             return False
         return identity.same_process(pid, token if isinstance(token, str) else None)
 
     def _mark_lost(self, record: Record, reason: str) -> Record:
-        updated = self._store().update(str(record["id"]), status="lost", error=reason)
-        record.update(status="lost", error=reason)
-        ipc_client.remove_stale_socket(self.home.socket_path(str(record["id"])))  # worker is dead
-        return updated or record
+        """The worker is gone: the session exited if its final screen was saved (the worker
+        may have died before it could record the exit), else it is lost.
+
+        Written down if possible; a reader never fails because that write does (a full
+        disk, a lock held elsewhere): the next reader notices the same thing again."""
+        session_id = record["id"]
+        ended = self._final_exit(session_id)
+        changes: JSONObject
+        if ended is None:
+            settled: Record = {**record, "status": "lost", "error": reason}
+            changes = {"status": "lost", "error": reason}
+        else:
+            code, sig, when = ended
+            settled = {**record, "status": "exited", "exitCode": code, "signal": sig}
+            settled["endedAt"] = when
+            changes = {"status": "exited", "exitCode": code, "signal": sig, "endedAt": when}
+        try:
+            settled = self._store(BEST_EFFORT_LOCK).update(session_id, **changes) or settled
+        except AgenttyError as exc:
+            log.info("cannot record that session %s ended: %s", session_id, exc)
+        with contextlib.suppress(OSError):
+            ipc_client.remove_stale_socket(self.home.socket_path(session_id))  # worker is dead
+        return settled
+
+    def _final_exit(self, session_id: str) -> tuple[int, str | None, str] | None:
+        """(exit code, signal, when) from the final screen the worker saved as its program
+        ended, or None: the worker may have died (or met a full disk or a held lock) after
+        saving it and before it recorded the exit."""
+        path = self.home.final_path(session_id)
+        screen = _read_final(path)
+        code = screen.get("exitCode") if screen is not None else None
+        if not isinstance(code, int) or isinstance(code, bool) or screen is None:
+            return None
+        sig = screen.get("signal")
+        import datetime as dt
+
+        try:
+            mtime = os.stat(path).st_mtime
+        except OSError:
+            return None
+        when = dt.datetime.fromtimestamp(mtime, dt.timezone.utc).isoformat(timespec="milliseconds")
+        return code, sig if isinstance(sig, str) else None, when
 
     def _records(self) -> list[Record]:
         """The records; a corrupt file is moved aside and rebuilt from live workers first."""
         try:
             return records.records(self.home)
         except records.CorruptState:
+            pass
+        try:
             self._store().mutate(lambda sessions: None)  # the writer recovers it (R3)
-            return records.records(self.home)
+        except AgenttyError as exc:  # cannot be saved: what the live workers say, unsaved
+            from agentty_core.recovery import rebuild_from_workers
+
+            log.info("cannot rebuild %s: %s", self.home.state_file, exc)
+            return rebuild_from_workers(self.home)
+        return records.records(self.home)
 
     def sessions(self, *, live_info: bool = False) -> list[Record]:
         """Every record, with dead workers noticed and marked `lost`."""
         result = []
         for rec in self._records():
-            if rec.get("status") == "running" and not self.worker_alive(rec):
-                rec = self._mark_lost(rec, "worker died")
+            if rec.get("status") in ("running", "lost") and not self.worker_alive(rec):
+                if rec.get("status") == "running" or self._final_exit(rec["id"]) is not None:
+                    rec = self._mark_lost(rec, "worker died")
             elif (
                 rec.get("status") == "starting"
                 and rec.get("workerPid") is not None
@@ -165,10 +228,8 @@ class Client:
         with ThreadPoolExecutor(max_workers=min(16, len(running))) as pool:
             for i, info in pool.map(ask, running):
                 if isinstance(info, dict):
-                    recs[i] = {
-                        **recs[i],
-                        **{k: info.get(k) for k in ("lastActiveAt", "input", "seq")},
-                    }
+                    live = {k: info.get(k) for k in ("lastActiveAt", "input", "seq")}
+                    recs[i] = records.checked({**recs[i], **live}) or recs[i]
 
     def status(self) -> JSONObject:
         from agentty_core._version import __version__
@@ -221,8 +282,8 @@ class Client:
         rec = self.resolve(ref)
         if rec.get("status") == "running" and not self.worker_alive(rec):
             rec = self._mark_lost(rec, "worker died")
-        if rec.get("status") not in ("running", "starting"):
-            raise SessionNotRunning(str(rec["id"]), describe_end(rec))
+        if not is_live(rec):
+            raise SessionNotRunning(rec["id"], describe_end(rec))
         return rec
 
     # ------------------------------------------------------------ talking to a worker
@@ -234,9 +295,8 @@ class Client:
         params: JSONObject | None = None,
         timeout: float | None = None,
     ) -> JSONObject:
-        session_id = str(rec["id"])
-        pid = rec.get("workerPid")
-        expect = pid if isinstance(pid, int) else None
+        session_id = rec["id"]
+        expect = rec.get("workerPid")
         wait = self.timeout if timeout is None else timeout
         conn = self._idle.pop(session_id, None)
         if conn is not None and (conn.peer_pid != expect or not conn.reusable()):
@@ -268,7 +328,7 @@ class Client:
         return result
 
     def _keep(self, rec: Record, conn: ipc_client.Connection) -> None:
-        session_id = str(rec["id"])
+        session_id = rec["id"]
         old = self._idle.pop(session_id, None)
         self._idle_records[session_id] = rec
         self._idle[session_id] = conn
@@ -284,16 +344,17 @@ class Client:
         exc: WorkerUnreachable,
     ) -> JSONObject:
         """The socket did not answer: tell a dead worker from a lost socket (R5, R8)."""
-        session_id = str(rec["id"])
+        session_id = rec["id"]
         fresh = records.find(records.records(self.home), session_id)
-        if fresh.get("status") not in ("running", "starting"):
+        if not is_live(fresh):
             raise SessionNotRunning(session_id, describe_end(fresh)) from None
         if not self.worker_alive(fresh):
-            self._mark_lost(fresh, "worker died")
-            raise SessionNotRunning(session_id, "is lost: its worker died") from None
-        pid = fresh["workerPid"]
-        assert isinstance(pid, int)
-        if "missing" in str(exc):
+            raise SessionNotRunning(
+                session_id, describe_end(self._mark_lost(fresh, "worker died"))
+            ) from None
+        pid = fresh.get("workerPid")
+        assert isinstance(pid, int)  # worker_alive() found that process
+        if exc.reason == "socket_missing":
             os.kill(pid, signal.SIGUSR1)  # the worker re-creates its socket
             path = str(self.home.socket_path(session_id))
             deadline = time.monotonic() + 2.0
@@ -302,7 +363,8 @@ class Client:
                     return ipc_client.call(path, method, params, timeout=timeout, expect_pid=pid)
                 time.sleep(0.01)
             raise WorkerUnreachable(
-                f"socket of session {session_id} is missing; worker alive (pid {pid})"
+                f"socket of session {session_id} is missing; worker alive (pid {pid})",
+                "socket_missing",
             ) from None
         raise exc
 
@@ -335,28 +397,35 @@ class Client:
             env=env,
             activate=activate,
             record_cast=record,
+            store=self._store(),
         )
 
     def attach(self, ref: str) -> Record:
         rec = self.require_running(ref)
-        self._store().set_active(str(rec["id"]))
+        self._store().set_active(rec["id"])
         return rec
 
     def get(self, ref: str | None = None, **params: object) -> JSONObject:
         rec = self._vouched(ref) or self.resolve(ref)
-        if rec.get("status") in ("running", "starting"):
+        if is_live(rec):
             with contextlib.suppress(SessionNotRunning):
                 return self._call(rec, "get", params)
-            rec = self.resolve(str(rec["id"]))
+            rec = self._settled(rec["id"])
         return self.final_screen(rec, **params)
+
+    def _settled(self, session_id: str) -> Record:
+        """The record of a session found not running, with a dead worker noticed even when
+        that could not be written down (a full disk)."""
+        rec = self.resolve(session_id)
+        if is_live(rec) and not self.worker_alive(rec):
+            rec = self._mark_lost(rec, "worker died")
+        return rec
 
     def final_screen(self, rec: Record, **params: object) -> JSONObject:
         """What an ended session showed last (R10); an error if nothing was saved."""
-        path = self.home.final_path(str(rec["id"]))
-        raw = records.read_private_file(path)
-        if raw is None:
-            raise SessionNotRunning(str(rec["id"]), f"{describe_end(rec)}; no final screen saved")
-        screen: JSONObject = json.loads(raw)
+        screen = _read_final(self.home.final_path(rec["id"]))
+        if screen is None:
+            raise SessionNotRunning(rec["id"], f"{describe_end(rec)}; no final screen saved")
         lines = params.get("lines")
         if isinstance(lines, int):
             from agentty_core.screen_text import trim_lines
@@ -365,7 +434,10 @@ class Client:
             screen["lines"] = text[-lines:] if lines else []
         if params.get("scrollback") is not True:
             screen.pop("scrollback", None)
-        screen.update(exitCode=rec.get("exitCode"), signal=rec.get("signal"), exited=True)
+        if rec.get("status") == "exited" or "exitCode" not in screen:
+            # The record wins, but a lost one knows less than the file its worker saved.
+            screen.update(exitCode=rec.get("exitCode"), signal=rec.get("signal"))
+        screen["exited"] = True
         return screen
 
     def text(
@@ -394,18 +466,18 @@ class Client:
         from agentty_core.waitspec import wire_params  # dataclasses: not for every command
 
         params = wire_params(conditions, timeout)  # 0 is a value (a fresh session's seq)
-        if rec.get("status") not in ("running", "starting"):
+        if not is_live(rec):
             return self._wait_ended(rec, params)
         try:
             return self._call(rec, "wait", params, timeout=timeout + 5.0)
         except RemoteError as exc:
             if exc.code == "timeout":
-                raise WaitTimeout(exc.message, self.get(str(rec["id"]))) from None
+                raise WaitTimeout(exc.message, self.get(rec["id"])) from None
             if exc.code == "exited":
-                return self._wait_ended(self.resolve(str(rec["id"])), params)
+                return self._wait_ended(self._settled(rec["id"]), params)
             raise
         except SessionNotRunning:
-            return self._wait_ended(self.resolve(str(rec["id"])), params)
+            return self._wait_ended(self._settled(rec["id"]), params)
 
     def _wait_ended(self, rec: Record, params: JSONObject) -> JSONObject:
         """A wait on an ended session: `exit` (or text on its last screen) fires at once."""
@@ -419,16 +491,15 @@ class Client:
                     return {**screen, "fired": cond, "elapsed_ms": 0}
         if params.get("exit"):
             return {**screen, "fired": "exit", "elapsed_ms": 0}
-        raise SessionNotRunning(str(rec["id"]), describe_end(rec))
+        raise SessionNotRunning(rec["id"], describe_end(rec))
 
     def kill(self, ref: str | None = None, *, grace: float = 2.0) -> JSONObject:
         """End the session's whole process tree and confirm it; see killtree.py."""
         rec = self.resolve(ref)
-        session_id = str(rec["id"])
-        status = rec.get("status")
-        if status in ("exited", "failed"):
+        session_id = rec["id"]
+        if rec.get("status") in ("exited", "failed"):
             raise SessionNotRunning(session_id, f"already {describe_end(rec)}")
-        if status in ("running", "starting") and self.worker_alive(rec):
+        if is_live(rec) and self.worker_alive(rec):
             try:
                 result = self._call(rec, "kill", {"grace": grace}, timeout=grace * 3 + 10)
             except RemoteError as exc:
@@ -447,7 +518,7 @@ class Client:
         from agentty_core.errors import KillNotConfirmed
         from agentty_core.proc.orphans import end, marked_processes
 
-        session_id = str(rec["id"])
+        session_id = rec["id"]
         if rec.get("status") != "lost":
             self._mark_lost(rec, "worker died")
         found = marked_processes(self.home, {session_id})
@@ -467,18 +538,15 @@ class Client:
         from agentty_core.ipc.subscription import Subscription
 
         rec = self.require_running(ref)
-        pid = rec.get("workerPid")
         return Subscription(
-            str(self.home.socket_path(str(rec["id"]))),
-            pid if isinstance(pid, int) else None,
-            self.timeout,
+            str(self.home.socket_path(rec["id"])), rec.get("workerPid"), self.timeout
         )
 
     def orphans(self) -> list[Orphan]:
         """Processes of this home's sessions whose worker is gone (found by their marker)."""
         from agentty_core.proc.orphans import marked_processes
 
-        live = {str(r["id"]) for r in self.sessions() if r.get("status") in ("running", "starting")}
+        live = {r["id"] for r in self.sessions() if is_live(r)}
         return [o for o in marked_processes(self.home) if o.session_id not in live]
 
     def end_orphans(self, orphans: list[Orphan] | None = None, grace: float = 1.0) -> JSONObject:
@@ -509,18 +577,25 @@ class Client:
             else set()
         )
         for rec in all_sessions:
-            if rec.get("status") in ("running", "starting") or rec["id"] in orphaned:
+            if is_live(rec) or rec["id"] in orphaned:
                 continue
             if older_than is not None:
-                ended = str(rec.get("endedAt") or rec.get("lastActiveAt") or rec.get("startedAt"))
+                ended = rec.get("endedAt") or rec.get("lastActiveAt") or rec.get("startedAt")
                 try:
-                    age = (now - dt.datetime.fromisoformat(ended)).total_seconds()
+                    moment = dt.datetime.fromisoformat(ended or "")
                 except ValueError:
-                    age = float("inf")
-                if age < older_than:
+                    moment = None  # unreadable: as old as can be
+                if moment is not None and moment.tzinfo is None:
+                    moment = moment.replace(tzinfo=dt.timezone.utc)  # hand-written, naive
+                if moment is not None and (now - moment).total_seconds() < older_than:
                     continue
-            doomed.add(str(rec["id"]))
+            doomed.add(rec["id"])
         self._remove_files(doomed)
+        # Records too malformed to list (hand-edited): readers skip them, gc removes them
+        # (the file is rewritten only if it holds any).
+        stored = records.load_state(self.home)["sessions"]
+        if isinstance(stored, list) and any(map(records.bad_record, stored)):
+            return sorted(doomed) + self._store().remove_bad(spare=self.worker_alive)
         return sorted(doomed)
 
     def _remove_files(self, doomed: set[str]) -> None:
@@ -558,11 +633,11 @@ class Client:
         if os.path.isfile(ref):
             return Path(ref)
         rec = self.resolve(ref)
-        path = self.home.cast_path(str(rec["id"]))
+        path = self.home.cast_path(rec["id"])
         if not path.exists():
             raise UsageError(f"session {rec['id']} has no recording (start it with --record)")
         return path
 
     def logs(self, ref: str | None = None) -> Path:
         rec = self.resolve(ref)
-        return self.home.log_path(str(rec["id"]))
+        return self.home.log_path(rec["id"])

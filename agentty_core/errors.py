@@ -6,6 +6,23 @@ turns errors into text and numbers, and the dashboard can turn them into notific
 
 from __future__ import annotations
 
+TYPE_CHECKING = False  # without importing typing: this module is on the hot path
+if TYPE_CHECKING:
+    from typing import Literal
+
+    # Why a worker did not answer; `Client` picks its recovery by this, never by the text.
+    UnreachableReason = Literal[
+        "socket_missing",  # no socket file: a dead worker, or one whose socket was deleted
+        "refused",  # a socket nobody listens on
+        "permission",
+        "connect_failed",  # any other connect error
+        "wrong_peer",  # served by another process than the record's worker
+        "send_failed",
+        "timeout",
+        "closed",  # the worker closed the connection (it may have exited)
+        "recv_failed",
+    ]
+
 # Exit codes, documented in `agentty help`.
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -76,11 +93,29 @@ class SessionNotRunning(AgenttyError):
 
 
 class WorkerUnreachable(AgenttyError):
-    """The worker is alive (or was) but did not answer."""
+    """The worker is alive (or was) but did not answer; `reason` says how."""
+
+    def __init__(self, message: str, reason: UnreachableReason) -> None:
+        super().__init__(message)
+        self.reason: UnreachableReason = reason
 
 
 class ProtocolError(AgenttyError):
     """The worker answered something that is not valid protocol."""
+
+
+class ProtocolMismatch(ProtocolError):
+    """The worker speaks another version of the protocol (agentty was upgraded or
+    downgraded while the session ran): nothing is sent to it but the request that found out."""
+
+    def __init__(self, theirs: object, ours: int, session: str = "") -> None:
+        who = f"the worker of session {session}" if session else "the worker"
+        super().__init__(
+            f"{who} speaks protocol version {theirs!r}, this agentty speaks version {ours}: "
+            "use the agentty that started the session, or kill it and start it again"
+        )
+        self.theirs = theirs
+        self.ours = ours
 
 
 class RemoteError(AgenttyError):

@@ -1,7 +1,8 @@
-"""The worker's wire protocol, in one place.
+"""The worker's wire protocol, in one place: every method and field that exists.
 
 Transport: one Unix stream socket per session (`sockets/<id>.sock`, mode 0600, in a 0700
-directory; the worker checks the peer's uid with SO_PEERCRED before reading a byte).
+directory; the worker checks the peer's uid with SO_PEERCRED before reading a byte, and the
+client checks that the peer is the record's worker pid).
 
 Framing: newline-delimited JSON, UTF-8. The client writes one request line, the worker
 answers with one response line; a connection may carry any number of request/response
@@ -11,20 +12,48 @@ oversized line closes it, since the rest of it cannot be framed).
 
     request:  {"v": 1, "method": "get", "params": {...}}
     response: {"v": 1, "ok": true, "result": {...}}
-              {"v": 1, "ok": false, "error": {"code": "bad_request", "message": "..."}}
+              {"v": 1, "ok": false, "error": {"code": "...", "message": "...",
+                                              "exit_code"?: int, ...extra}}
 
-Methods (params -> result):
-    ping    {}                               -> {"pong": true, "pid": worker pid}
-    info    {}                               -> the session record as the worker knows it
-    get     {scrollback?, ansi?, raw?, bytes?, lines?} -> screen (see `worker.screen_payload`)
-    text    {data: str, enter?: bool, paste?: bool}     -> {"seq": seq before the write}
-    key     {keys: [name, ...]}              -> {"seq": seq before the write}
-    resize  {cols, rows}                     -> {"cols", "rows"}
-    signal  {name, leader?: bool}            -> {"signal", "pids"}
-    wait    {text?, regex?, gone?, stable_ms?, changed_since?, input?, exit?, scrollback?,
-             timeout}                        -> {"fired", "elapsed_ms", "match"?, screen...}
-    kill    {grace?: seconds}                -> {"exitCode", "signal", "escalated": [...]}
-    subscribe {}                             -> stream of {"event": "screen", ...} lines
+Versions: `v` is `PROTOCOL_VERSION`, in every request and response. A worker refuses a
+request of another version (`version_mismatch`, naming both); a client reads no further
+than `v` in a response of another version (`errors.ProtocolMismatch`, naming both). So a
+session started before agentty was upgraded says so instead of misbehaving.
+
+Methods (params -> result; `?` marks what may be left out):
+    ping      {}                            -> {"pong": true, "pid": worker pid, "seq"}
+    info      {}                            -> {"record": the session record as the worker
+                                                knows it (`state.records.SessionRecord`),
+                                                with live "lastActiveAt", "input", "seq"}
+    get       {scrollback?, ansi?: bool, raw?: bool, bytes?: 0..RAW_BUFFER (raw's length),
+               lines?: int (the last N lines of scrollback + screen, trailing blank
+               lines dropped first)}        -> screen
+    text      {data: str | data_b64: base64 (bytes that are not UTF-8), enter?: bool
+               (Enter sent after a short gap), paste?: bool (bracketed when the program
+               asked for it)}               -> {"seq": seq before the write, "bytes"}
+    key       {keys: [name, ...]}           -> {"seq": seq before the write, "bytes"}
+    resize    {cols, rows: 2..1000}         -> {"cols", "rows", "seq"}
+    signal    {name: "INT" | "SIGINT" ..., leader?: bool (only the program, not its
+               foreground group)}           -> {"signal", "pgid"?, "pids"}
+    wait      {text?, regex?, gone?: str, stable_ms?, changed_since?: int, input?, exit?,
+               scrollback?: bool, timeout: seconds}
+                                            -> screen + {"fired": the condition,
+                                                "elapsed_ms", "match"?: {"row", "col"}}
+    kill      {grace?: 0..60 seconds}       -> {"escalated": [steps], "exitCode", "signal"}
+    record    {on: bool, input?, markers?: bool} -> {"recording": bool, "path"}
+    subscribe {}                            -> no response: from then on the connection
+                                               carries {"event": "screen", "seq", "size",
+                                               "cursor", "title", "rows": {row: [runs]}}
+                                               lines (no `v`), until either side closes
+
+A screen: {"id", "lines": [str], "cursor": {"row", "col", "visible"}, "size": {"cols",
+"rows"}, "seq", "title", "altScreen", "modes": {name: bool}, "exited", "exitCode",
+"signal", "input"?: {"state", "echo", "canonical", "foreground"}, "scrollback"?: [str],
+"ansi"?: [str], "raw"?: str, "rawBase64"?: str}.
+
+Error codes: bad_request, too_large, unknown_method, version_mismatch, invalid_key,
+busy (no free connection slot), exited (the program ended), input_full, timeout (a wait;
+its error carries "screen"), kill_unconfirmed (carries "survivors"), internal.
 
 Stdlib only: the client half of this module is on the CLI's hot path.
 """
@@ -92,11 +121,24 @@ def decode_line(line: bytes) -> JSONObject:
         raise BadRequest(f"invalid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise BadRequest("a message must be a JSON object")
+    version = value.get("v", PROTOCOL_VERSION)
+    if not same_version(version):
+        raise BadRequest(
+            f"this worker speaks protocol version {PROTOCOL_VERSION}, the request version "
+            f"{version!r}: use the agentty that started the session, or kill it and start "
+            "it again",
+            "version_mismatch",
+        )
     # Nesting needs a bracket per level: most lines can't be deep, and skip the walk.
     deep = line.count(b"[") + line.count(b"{") > MAX_DEPTH
     if deep and _depth(value) > MAX_DEPTH:
         raise BadRequest("JSON nested too deeply")
     return value
+
+
+def same_version(v: object) -> bool:
+    """Whether a message's `v` is ours (`true` and `1.0` are not 1 here)."""
+    return type(v) is int and v == PROTOCOL_VERSION
 
 
 def encode(message: JSONObject) -> bytes:

@@ -75,7 +75,7 @@ def reap(root: Path, *, grace: float = 0.5, leftovers: bool = True) -> None:
             for rec in client.sessions():
                 if rec.get("status") in ("running", "starting", "lost"):
                     with contextlib.suppress(AgenttyError):
-                        client.kill(str(rec["id"]), grace=grace)
+                        client.kill(rec["id"], grace=grace)
     finally:
         client.close()
     if leftovers and (survivors := marked_processes(home)):

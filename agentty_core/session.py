@@ -208,7 +208,7 @@ class Session:
             rec = client.start(shell=argv[0], name=name, cwd=cwd, cols=cols, rows=rows, env=env)
         else:
             rec = client.start(argv, name=name, cwd=cwd, cols=cols, rows=rows, env=env)
-        return cls(str(rec["id"]), client)
+        return cls(rec["id"], client)
 
     @classmethod
     def find(cls, ref: str, *, home: Home | None = None) -> Session:

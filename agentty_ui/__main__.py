@@ -7,6 +7,7 @@ import sys
 
 from agentty_core.client import Client
 from agentty_core.errors import AgenttyError
+from agentty_core.state.records import is_live
 
 from .app import create_app
 
@@ -22,7 +23,7 @@ print("wide: 漢字 かな ✓   \x1b[4munderline\x1b[0m \x1b[7mreverse\x1b[0m \
 
 def start_demo(client: Client) -> None:
     """Start the `demo` session unless some session is already running."""
-    if any(r.get("status") in ("running", "starting") for r in client.sessions()):
+    if any(is_live(r) for r in client.sessions()):
         return
     client.start([sys.executable, "-q", "-i", "-c", DEMO], name="demo")
 

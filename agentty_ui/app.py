@@ -114,7 +114,7 @@ class AgenttyApp(App[None]):
             self.post_message(CallFinished("Listing failed", str(exc), failed=True))
             return
         pids = {
-            str(r["id"]): r["pid"]
+            r["id"]: r["pid"]
             for r in records
             if status_of(r) == "running" and isinstance(r.get("pid"), int)
         }
@@ -134,7 +134,7 @@ class AgenttyApp(App[None]):
         self._polled += 1
         snapshot = message.snapshot
         before = self.records
-        self.records = {str(r["id"]): r for r in snapshot.records}
+        self.records = {r["id"]: r for r in snapshot.records}
         table = self.main.query_one(SessionList)
         table.update_sessions(snapshot.records, snapshot.usage, self.clock())
         if snapshot.orphans is not None:
@@ -274,7 +274,7 @@ class AgenttyApp(App[None]):
         if record is None or status_of(record) == "exited":
             self.notify("select a running session to kill", severity="warning")
             return
-        session_id = str(record["id"])
+        session_id = record["id"]
         label = f"{session_id} ({record.get('name') or record.get('command')})"
 
         def answered(yes: bool | None) -> None:
@@ -300,7 +300,7 @@ class AgenttyApp(App[None]):
         except AgenttyError as exc:
             self.post_message(CallFinished("Start failed", str(exc), failed=True))
             return
-        self.post_message(SessionStarted(str(record["id"]), str(record.get("command"))))
+        self.post_message(SessionStarted(record["id"], str(record.get("command"))))
 
     def on_session_started(self, message: SessionStarted) -> None:
         text = f"started {message.session_id}: {message.command}"
@@ -329,7 +329,7 @@ class AgenttyApp(App[None]):
         if record is None or status_of(record) != "running":
             return
         cols, rows = self.pane.view.scrollable_content_region.size
-        session_id = str(record["id"])
+        session_id = record["id"]
         self._call(
             "Resize",
             lambda: self.client.resize(session_id, max(cols, 2), max(rows, 2)),

@@ -36,7 +36,7 @@ def format_age(seconds: float | None) -> str:
 
 def status_of(record: Record) -> str:
     """running / exited / lost (starting counts as running, failed as exited)."""
-    status = str(record.get("status"))
+    status = record.get("status", "")
     return {"starting": "running", "failed": "exited"}.get(status, status)
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from agentty_core.errors import AgenttyError
 from agentty_core.paths import SESSION_ID_RE, Home, default_home
+from agentty_core.state.records import is_live
 
 Check = dict[str, object]
 
@@ -39,12 +40,51 @@ def _state_file(home: Home) -> Check:
             "state",
             False,
             str(exc),
-            "run any agentty command that writes (it moves a corrupt file aside)",
+            "run agentty status (it moves a corrupt file aside and rebuilds the list)",
         )
     sessions = doc.get("sessions")
     count = len(sessions) if isinstance(sessions, list) else 0
     version = doc.get("schema_version")
     return _check("state", True, f"sessions.json readable: {count} record(s), schema {version}")
+
+
+def _records(home: Home) -> Check:
+    """Hand-edited records that every command skips (`records.bad_record`)."""
+    from agentty_core.state.records import bad_record, load_state
+
+    sessions = load_state(home).get("sessions")
+    entries: list[object] = sessions if isinstance(sessions, list) else []
+    bad = [f"#{i + 1}: {p}" for i, p in enumerate(map(bad_record, entries)) if p is not None]
+    bad += _bad_timestamps(entries)
+    if bad:
+        return _check(
+            "records",
+            False,
+            f"{len(bad)} malformed record field(s): {'; '.join(bad)}",
+            f"agentty gc (removes records every command skips), or edit {home.state_file}",
+        )
+    return _check("records", True, f"all {len(entries)} record(s) well-formed")
+
+
+def _bad_timestamps(entries: list[object]) -> list[str]:
+    """Timestamps that are not ISO 8601 with a UTC offset (gc reads a naive one as UTC)."""
+    import datetime as dt
+
+    found = []
+    for i, rec in enumerate(entries):
+        if not isinstance(rec, dict):
+            continue
+        for key in ("startedAt", "lastActiveAt", "endedAt"):
+            value = rec.get(key)
+            if not isinstance(value, str):
+                continue
+            try:
+                aware = dt.datetime.fromisoformat(value).tzinfo is not None
+            except ValueError:
+                aware = False
+            if not aware:
+                found.append(f"#{i + 1}: {key} {value!r} is not ISO 8601 with a UTC offset")
+    return found
 
 
 def _sessions(home: Home) -> Check:
@@ -54,7 +94,7 @@ def _sessions(home: Home) -> Check:
         recs = Client(home).sessions()
     except AgenttyError as exc:
         return _check("sessions", False, str(exc), "see the state check")
-    lost = [str(r["id"]) for r in recs if r.get("status") == "lost"]
+    lost = [r["id"] for r in recs if r.get("status") == "lost"]
     running = sum(1 for r in recs if r.get("status") == "running")
     if lost:
         return _check(
@@ -74,9 +114,7 @@ def _stale_sockets(home: Home) -> Check:
         names = os.listdir(sock_dir)
     except FileNotFoundError:
         return _check("sockets", True, f"{sock_dir} does not exist yet")
-    live = {
-        str(r["id"]) for r in Client(home).sessions() if r.get("status") in ("running", "starting")
-    }
+    live = {r["id"] for r in Client(home).sessions() if is_live(r)}
     stale, foreign = [], []
     for name in names:
         session_id = name.removesuffix(".sock")
@@ -119,7 +157,7 @@ def run_checks(home: Home | None = None) -> list[Check]:
     for step in steps:
         checks.append(step(home))
     if all(c["ok"] for c in checks) and home.root.exists():
-        for step in (_sessions, _stale_sockets, _orphans):
+        for step in (_records, _sessions, _stale_sockets, _orphans):
             try:
                 checks.append(step(home))
             except Exception as exc:  # a check must report, never crash the doctor

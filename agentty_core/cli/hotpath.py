@@ -104,6 +104,8 @@ def fast_lane(words: list[str]) -> int | None:
     finally:
         sock.close()
     command = words[0]
+    if reply is not None and reply.get("v") != 1:
+        return None  # another protocol version: the full path says so (a worker refused it)
     if reply is None or not isinstance(reply.get("ok"), bool):
         if command == "get":
             return None

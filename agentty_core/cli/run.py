@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + float(args.timeout)
     with _Signals() as signals:
         record = client.start(argv, cwd=args.cwd, cols=args.cols, rows=args.rows, activate=False)
-        sid = str(record["id"])
+        sid = record["id"]
         try:
             try:
                 signals.arm()

@@ -16,8 +16,12 @@ import time
 from collections.abc import Iterator
 
 from agentty_core import protocol
-from agentty_core.errors import ProtocolError, RemoteError, WorkerUnreachable
+from agentty_core.errors import ProtocolError, ProtocolMismatch, RemoteError, WorkerUnreachable
 from agentty_core.ipc.peer import peer_credentials
+
+TYPE_CHECKING = False  # without importing typing: this module is on the hot path
+if TYPE_CHECKING:
+    from agentty_core.errors import UnreachableReason
 
 _TIMEVAL = struct.Struct("@ll")  # struct timeval: seconds, microseconds
 
@@ -35,7 +39,7 @@ class Connection:
             self.sock.connect(path)
         except OSError as exc:
             self.sock.close()
-            raise WorkerUnreachable(_connect_message(path, exc)) from None
+            raise WorkerUnreachable(*_connect_failure(path, exc)) from None
         # Blocking, with the deadline in the kernel (SO_RCVTIMEO) rather than Python's
         # poll-then-recv: waking from a blocking recv is several times faster (0.02 ms against
         # 0.13 ms a round trip on a small VM), and round trips are what agents pay for.
@@ -44,7 +48,9 @@ class Connection:
         pid, uid, _ = peer_credentials(self.sock)
         if uid != os.getuid() or (expect_pid and pid and pid != expect_pid):
             self.sock.close()
-            raise WorkerUnreachable(f"socket {path} is served by an unexpected process (pid {pid})")
+            raise WorkerUnreachable(
+                f"socket {path} is served by an unexpected process (pid {pid})", "wrong_peer"
+            )
         self.peer_pid = pid
 
     def _set_deadline(self, option: int, seconds: float | None) -> None:
@@ -76,7 +82,9 @@ class Connection:
         try:
             self.sock.sendall(protocol.request(method, params))
         except OSError as exc:
-            raise WorkerUnreachable(f"worker stopped answering: {exc.strerror or exc}") from None
+            raise WorkerUnreachable(
+                f"worker stopped answering: {exc.strerror or exc}", "send_failed"
+            ) from None
 
     def read_message(self, deadline: float | None = None) -> protocol.JSONObject:
         while b"\n" not in self._buf:
@@ -84,16 +92,18 @@ class Connection:
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise WorkerUnreachable("worker did not answer in time")
+                    raise WorkerUnreachable("worker did not answer in time", "timeout")
             self._set_deadline(socket.SO_RCVTIMEO, remaining)
             try:
                 chunk = self.sock.recv(1 << 16)
             except (BlockingIOError, TimeoutError):  # EAGAIN: SO_RCVTIMEO ran out
-                raise WorkerUnreachable("worker did not answer in time") from None
+                raise WorkerUnreachable("worker did not answer in time", "timeout") from None
             except OSError as exc:
-                raise WorkerUnreachable(f"worker connection failed: {exc.strerror}") from None
+                message = f"worker connection failed: {exc.strerror}"
+                raise WorkerUnreachable(message, "recv_failed") from None
             if not chunk:
-                raise WorkerUnreachable("worker closed the connection (it may have exited)")
+                message = "worker closed the connection (it may have exited)"
+                raise WorkerUnreachable(message, "closed")
             self._buf += chunk
         line, _, self._buf = self._buf.partition(b"\n")
         try:
@@ -110,7 +120,8 @@ class Connection:
         """Send a request and return its result, or raise the worker's error."""
         self.send(method, params)
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        return unwrap(self.read_message(deadline))
+        session = os.path.basename(self.path).removesuffix(".sock")
+        return unwrap(self.read_message(deadline), session)
 
     def stream(self) -> Iterator[protocol.JSONObject]:
         """Messages pushed by the worker after a `subscribe`, until it closes."""
@@ -118,7 +129,11 @@ class Connection:
             yield self.read_message(None)
 
 
-def unwrap(message: protocol.JSONObject) -> protocol.JSONObject:
+def unwrap(message: protocol.JSONObject, session: str = "") -> protocol.JSONObject:
+    """A response's result, or its error raised. A response of another protocol version is
+    not read further: its fields may mean something else (`ProtocolMismatch`)."""
+    if not protocol.same_version(message.get("v")):
+        raise ProtocolMismatch(message.get("v"), protocol.PROTOCOL_VERSION, session)
     if message.get("ok") is True:
         result = message.get("result")
         return result if isinstance(result, dict) else {}
@@ -133,14 +148,14 @@ def unwrap(message: protocol.JSONObject) -> protocol.JSONObject:
     )
 
 
-def _connect_message(path: str, exc: OSError) -> str:
+def _connect_failure(path: str, exc: OSError) -> tuple[str, UnreachableReason]:
     if exc.errno == errno.ENOENT:
-        return f"socket {path} is missing"
+        return f"socket {path} is missing", "socket_missing"
     if exc.errno == errno.ECONNREFUSED:
-        return f"nothing listens on {path}"
+        return f"nothing listens on {path}", "refused"
     if exc.errno == errno.EACCES:
-        return f"permission denied on {path}"
-    return f"cannot connect to {path}: {exc.strerror or exc}"
+        return f"permission denied on {path}", "permission"
+    return f"cannot connect to {path}: {exc.strerror or exc}", "connect_failed"
 
 
 def call(

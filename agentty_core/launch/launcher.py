@@ -28,7 +28,7 @@ from agentty_core.launch.spawn import SpawnedWorker, WorkerTimeout
 from agentty_core.paths import Home, validate_name
 from agentty_core.proc import identity
 from agentty_core.proc.ptyhost import resolve_command, validate_cwd
-from agentty_core.state.records import LIVE_STATUSES, Record
+from agentty_core.state.records import RawRecord, Record, checked, is_live
 from agentty_core.state.store import StateStore, now_iso
 
 READY_TIMEOUT = 10.0
@@ -76,8 +76,10 @@ def start(
     timeout: float = READY_TIMEOUT,
     activate: bool = True,
     record_cast: Mapping[str, bool] | None = None,
+    store: StateStore | None = None,
 ) -> Record:
-    """Start a session and return its record once the program runs and the socket answers."""
+    """Start a session and return its record once the program runs and the socket answers.
+    `store` is the caller's (`Client` gives one that can rebuild a corrupt list)."""
     if shell is not None:
         if argv:
             raise UsageError("give either --shell CMDLINE or -- PROGRAM ARGS, not both")
@@ -94,7 +96,7 @@ def start(
     full_env = build_env(session_id, home, env or {}, os.environ)
     program = resolve_command(argv[0], full_env.get("PATH"), workdir)
     home.ensure_socket_dir()
-    store = StateStore(home)
+    store = store or StateStore(home)
     log_path = home.log_path(session_id)
     record: Record = {
         "id": session_id,
@@ -121,11 +123,7 @@ def start(
             raise SpawnError("session id collision; try again")
         if name is not None:
             for other in sessions:
-                if (
-                    other.get("name") == name
-                    and other.get("status") in LIVE_STATUSES
-                    and _worker_alive(other)
-                ):
+                if other.get("name") == name and is_live(other) and _worker_alive(other):
                     raise UsageError(f"a running session is already named {name!r}")
         sessions.append(record)
 
@@ -179,8 +177,8 @@ def start(
     for rec in records(home):
         if rec.get("id") == session_id:
             return rec
-    record.update(status="running", pid=ready.get("pid"), workerPid=ready.get("workerPid"))
-    return record
+    running = {"status": "running", "pid": ready.get("pid"), "workerPid": ready.get("workerPid")}
+    return checked({**record, **running}) or record
 
 
 def _spawn_logging_to(log_path: os.PathLike[str]) -> tuple[SpawnedWorker | None, OSError | None]:
@@ -195,7 +193,7 @@ def _spawn_logging_to(log_path: os.PathLike[str]) -> tuple[SpawnedWorker | None,
         os.close(log_fd)
 
 
-def _hand_over(proc: SpawnedWorker, spec: dict[str, object], timeout: float) -> Record:
+def _hand_over(proc: SpawnedWorker, spec: dict[str, object], timeout: float) -> RawRecord:
     """Give the worker its spec and wait for its status line (the `ready` or an error)."""
     try:
         proc.hand_over(json.dumps(spec, ensure_ascii=True).encode())
@@ -221,7 +219,7 @@ def _hand_over(proc: SpawnedWorker, spec: dict[str, object], timeout: float) -> 
     return message
 
 
-def _read_status(fd: int, timeout: float) -> Record | None:
+def _read_status(fd: int, timeout: float) -> RawRecord | None:
     deadline = time.monotonic() + timeout
     buf = b""
     while b"\n" not in buf:

@@ -19,12 +19,58 @@ SCHEMA_VERSION = 1
 
 TYPE_CHECKING = False  # without importing typing: this module is on the hot path
 if TYPE_CHECKING:
-    from typing import Literal
+    from typing import Literal, TypedDict
 
     Status = Literal["starting", "running", "exited", "failed", "lost"]
 
-Record = dict[str, object]
-LIVE_STATUSES = ("starting", "running")
+    class _RecordId(TypedDict):
+        id: str  # 8 hex digits (`paths.SESSION_ID_RE`)
+
+    class SessionRecord(_RecordId, total=False):
+        """One session in `sessions.json`. Written by `start` (the intent), completed by the
+        worker (pids, running, the exit); readers get only records `bad_record` passes."""
+
+        name: str | None
+        argv: list[str]
+        command: str
+        program: str
+        cwd: str
+        status: Status
+        pid: int | None  # the program's
+        pidStart: str | None  # start tokens: a pid alone may be reused (`proc.identity`)
+        createTime: float | None
+        workerPid: int | None
+        workerStart: str | None
+        workerCreateTime: float | None
+        emulator: str
+        cols: int
+        rows: int
+        startedAt: str  # ISO 8601 with a UTC offset
+        lastActiveAt: str
+        endedAt: str
+        exitCode: int | None
+        signal: str | None  # "SIGKILL" when a signal ended the program
+        error: str  # why a session failed or was lost
+        socket: str
+        log: str
+        cast: str  # the recording's path, once one was started
+        input: dict[str, object]  # live fields the worker adds to `info`
+        seq: int
+
+    Record = SessionRecord
+else:
+    Record = dict  # the same dict at run time, without importing typing
+
+RawRecord = dict[str, object]  # a record as JSON, before (or without) checking its fields
+STATUSES = frozenset(("starting", "running", "exited", "failed", "lost"))
+LIVE_STATUSES = frozenset(("starting", "running"))
+
+
+def is_live(record: Record) -> bool:
+    """Starting or running as far as the record says (whether its worker lives is a separate
+    question: `Client.worker_alive`)."""
+    status = record.get("status")
+    return isinstance(status, str) and status in LIVE_STATUSES  # a writer's may be unchecked
 
 
 def read_private_file(path: os.PathLike[str] | str) -> bytes | None:
@@ -52,7 +98,15 @@ def read_private_file(path: os.PathLike[str] | str) -> bytes | None:
 
 
 class CorruptState(StateError):
-    """`sessions.json` cannot be parsed; `state.py` moves it aside and rebuilds it."""
+    """`sessions.json` cannot be parsed; a writer (`StateStore`) moves it aside and rebuilds it."""
+
+
+class IncompleteState(CorruptState):
+    """`sessions.json` was set aside as corrupt and its list is not rebuilt yet: the next
+    caller that writes (`Client` does on reading this) asks the live workers for the rest."""
+
+
+REBUILDING = "rebuilding"  # the state file's flag for that
 
 
 def parse_state(raw: bytes, path: str) -> dict[str, object]:
@@ -62,10 +116,12 @@ def parse_state(raw: bytes, path: str) -> dict[str, object]:
         raise CorruptState(f"{path} is corrupt: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("sessions"), list):
         raise CorruptState(f"{path} is corrupt: expected an object with a 'sessions' list")
-    sessions: list[Record] = doc["sessions"]
-    if not all(isinstance(r, dict) and isinstance(r.get("id"), str) for r in sessions):
-        raise CorruptState(f"{path} is corrupt: every session needs an 'id'")
-    ids = [r["id"] for r in sessions]
+    sessions: list[object] = doc["sessions"]
+    if not all(isinstance(r, dict) for r in sessions):
+        raise CorruptState(f"{path} is corrupt: every session must be an object")
+    # A record with a malformed id is a bad record (skipped by readers, removed by gc), not
+    # a corrupt file: moving the file aside would lose the history of every other session.
+    ids = [r["id"] for r in sessions if isinstance(r, dict) and isinstance(r.get("id"), str)]
     if len(set(ids)) != len(ids):
         raise CorruptState(f"{path} is corrupt: duplicate session ids")
     result: dict[str, object] = doc
@@ -80,12 +136,63 @@ def load_state(home: Home) -> dict[str, object]:
     raw = read_private_file(home.state_file)
     if raw is None:
         return empty_state()
-    return parse_state(raw, str(home.state_file))
+    doc = parse_state(raw, str(home.state_file))
+    if doc.get(REBUILDING) is True:
+        raise IncompleteState(f"{home.state_file} is being rebuilt from the live workers")
+    return doc
+
+
+def bad_record(raw: object) -> str | None:
+    """What makes `raw` unusable as a record (a hand-edited file, say), or None if it is fine.
+
+    Only what readers rely on is checked here, cheaply (this runs on every read): an id that
+    names a socket, a known status, the types of the fields tables print and liveness checks
+    read. Timestamps are checked where they are parsed (`gc`, `doctor`)."""
+    if not isinstance(raw, dict):
+        return "not an object"
+    sid = raw.get("id")
+    if not isinstance(sid, str) or not SESSION_ID_RE.fullmatch(sid):
+        return f"id {sid!r} is not 8 hex digits"
+    status = raw.get("status")
+    if not isinstance(status, str) or status not in STATUSES:
+        return f"status {raw.get('status')!r} is not one of {', '.join(sorted(STATUSES))}"
+    for key, kinds in _FIELD_TYPES:
+        value = raw.get(key)
+        if value is not None and not isinstance(value, kinds):
+            return f"{key} {value!r} is not a {' or '.join(k.__name__ for k in kinds)}"
+    argv = raw.get("argv")
+    if argv is not None and not (isinstance(argv, list) and all(isinstance(a, str) for a in argv)):
+        return "argv is not a list of strings"
+    return None
+
+
+_FIELD_TYPES: tuple[tuple[str, tuple[type, ...]], ...] = (
+    ("name", (str,)),
+    ("command", (str,)),
+    ("startedAt", (str,)),
+    ("lastActiveAt", (str,)),
+    ("endedAt", (str,)),
+    ("signal", (str,)),
+    ("error", (str,)),
+    ("pid", (int,)),
+    ("workerPid", (int,)),
+    ("workerStart", (str,)),
+    ("exitCode", (int,)),
+)
+
+
+def checked(raw: object) -> Record | None:
+    """`raw` as a record if `bad_record` finds nothing wrong with it, else None."""
+    if bad_record(raw) is not None:
+        return None
+    return raw  # type: ignore[return-value]  # its fields were checked just now
 
 
 def records(home: Home) -> list[Record]:
-    sessions: list[Record] = load_state(home)["sessions"]  # type: ignore[assignment]  # checked by parse_state
-    return sessions
+    """Every well-formed record; bad ones (see `bad_record`) are skipped here, reported by
+    `doctor`, and removed by `gc`, never fatal to a reader."""
+    raw: list[object] = load_state(home)["sessions"]  # type: ignore[assignment]  # a list: parse_state
+    return [rec for rec in map(checked, raw) if rec is not None]
 
 
 def read_active(home: Home) -> str | None:
@@ -105,14 +212,13 @@ def find(all_records: list[Record], ref: str) -> Record:
             return rec
     named = [r for r in all_records if r.get("name") == ref]
     if named:
-        live = [r for r in named if r.get("status") in LIVE_STATUSES]
-        pool = live or named
-        return max(pool, key=lambda r: str(r.get("startedAt", "")))
-    prefixed = [r for r in all_records if str(r.get("id", "")).startswith(ref)]
+        pool = [r for r in named if is_live(r)] or named
+        return max(pool, key=lambda r: r.get("startedAt") or "")
+    prefixed = [r for r in all_records if r["id"].startswith(ref)]
     if len(prefixed) == 1:
         return prefixed[0]
     if len(prefixed) > 1:
-        raise AmbiguousSession(ref, [str(r["id"]) for r in prefixed])
+        raise AmbiguousSession(ref, [r["id"] for r in prefixed])
     raise SessionNotFound(ref)
 
 

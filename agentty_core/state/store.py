@@ -15,7 +15,7 @@ import datetime as _dt
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -23,9 +23,13 @@ from agentty_core import failpoints
 from agentty_core.errors import StateError, StateLockTimeout
 from agentty_core.paths import Home
 from agentty_core.state.records import (
+    REBUILDING,
     SCHEMA_VERSION,
     CorruptState,
+    RawRecord,
     Record,
+    bad_record,
+    checked,
     empty_state,
     parse_state,
     read_private_file,
@@ -135,12 +139,23 @@ class _Flock:
 
 class StateStore:
     """The writer's view of `$AGENTTY_HOME`. `lean=True` (the worker's) locks with a bare
-    `flock` instead of filelock; both lock the same file the same way."""
+    `flock` instead of filelock; both lock the same file the same way. `ask_workers` (given
+    by callers, never by a worker) rebuilds a list that is being rebuilt from the live
+    workers' answers; a store without it writes into that list and leaves the rebuilding to
+    the next caller that has it. The state layer itself never talks to workers."""
 
-    def __init__(self, home: Home, timeout: float = LOCK_TIMEOUT, *, lean: bool = False) -> None:
+    def __init__(
+        self,
+        home: Home,
+        timeout: float = LOCK_TIMEOUT,
+        *,
+        lean: bool = False,
+        ask_workers: Callable[[Home], list[Record]] | None = None,
+    ) -> None:
         self.home = home
         self.timeout = timeout
         self.lean = lean
+        self.ask_workers = None if lean else ask_workers
         self._lock: FileLock | _Flock | None = None
 
     @contextlib.contextmanager
@@ -174,19 +189,31 @@ class StateStore:
         try:
             return parse_state(raw, str(self.home.state_file))
         except CorruptState as exc:
-            return self._recover(raw, exc)
+            return self._set_aside(raw, exc)
 
-    def _recover(self, raw: bytes, exc: CorruptState) -> dict[str, object]:
-        """Move a corrupt file aside and rebuild the list from the workers still running."""
-        from agentty_core.state.rebuild import rebuild_from_workers
-
+    def _set_aside(self, raw: bytes, exc: CorruptState) -> dict[str, object]:
+        """Keep a corrupt file under another name and start an empty list marked
+        `rebuilding`. Only local files are touched here, under the lock: the live workers are
+        asked for their records by the next caller, after it let go of the lock (`mutate`).
+        A worker never asks (it would ask itself too, while its own loop waits on this)."""
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
         aside = self.home.root / f"sessions.json.corrupt-{stamp}"
-        os.replace(self.home.state_file, aside)
-        log.warning("%s; moved it to %s and rebuilt the list from live workers", exc, aside)
+        try:
+            os.link(self.home.state_file, aside)  # the bad bytes stay where they were if ...
+        except OSError:
+            try:  # a file system without hard links
+                atomic_write(aside, raw)
+            except OSError as err:
+                raise StateError(f"{exc}; cannot keep it aside: {err.strerror or err}") from None
         doc = empty_state()
-        doc["sessions"] = rebuild_from_workers(self.home)
-        self._write(doc)
+        doc[REBUILDING] = True
+        try:
+            self._write(doc)  # ... this replacement cannot be written (a full disk)
+        except StateError:
+            with contextlib.suppress(OSError):
+                aside.unlink()
+            raise
+        log.warning("%s; moved it to %s, rebuilding the list from live workers", exc, aside)
         return doc
 
     def _write(self, doc: dict[str, object]) -> None:
@@ -208,41 +235,91 @@ class StateStore:
 
     def mutate(self, change: Callable[[list[Record]], object]) -> None:
         """Apply `change` to the session list under the lock and write the result."""
-        with self._locked():
-            self._sweep_temp_files()
-            doc = self._load()
-            version = doc.get("schema_version", SCHEMA_VERSION)
-            if isinstance(version, int) and version > SCHEMA_VERSION:
-                raise StateError(
-                    f"{self.home.state_file} was written by a newer agentty "
-                    f"(schema {version} > {SCHEMA_VERSION}); upgrade agentty"
-                )
-            sessions = cast(list[Record], doc["sessions"])
-            change(sessions)
-            doc["schema_version"] = SCHEMA_VERSION
-            self._write(doc)
+        self._mutate(lambda sessions, rebuilding: change(cast(list[Record], sessions)))
+
+    def _mutate(self, change: Callable[[list[RawRecord], bool], object]) -> None:
+        """`mutate`, telling `change` whether the list is being rebuilt (see `_set_aside`).
+
+        A caller that finds the list being rebuilt lets go of the lock, asks the live workers
+        for their records, and merges them in under the lock again: workers then never wait
+        on the lock for a caller that waits on them. Records written meanwhile (a worker
+        recording its exit) are newer than what their workers said and are kept."""
+        answers: list[Record] | None = None
+        while True:
+            with self._locked():
+                self._sweep_temp_files()
+                doc = self._load()
+                version = doc.get("schema_version", SCHEMA_VERSION)
+                if isinstance(version, int) and version > SCHEMA_VERSION:
+                    raise StateError(
+                        f"{self.home.state_file} was written by a newer agentty "
+                        f"(schema {version} > {SCHEMA_VERSION}); upgrade agentty"
+                    )
+                sessions = cast(list[RawRecord], doc["sessions"])
+                rebuilding = doc.get(REBUILDING) is True
+                if rebuilding and answers is not None:
+                    present = {rec.get("id") for rec in sessions}
+                    sessions.extend(dict(rec) for rec in answers if rec["id"] not in present)
+                    del doc[REBUILDING]
+                    rebuilding = False
+                if not rebuilding or self.ask_workers is None:
+                    change(sessions, rebuilding)
+                    doc["schema_version"] = SCHEMA_VERSION
+                    self._write(doc)
+                    return
+            answers = self.ask_workers(self.home)  # outside the lock
 
     def add(self, record: Record) -> None:
         self.mutate(lambda sessions: sessions.append(record))
 
-    def update(self, session_id: str, **fields: object) -> Record | None:
+    def update(self, session_id: str, /, **fields: object) -> Record | None:
         """Merge `fields` into one record (unknown fields are kept); None if it is gone."""
-        found: list[Record] = []
+        return self.update_or_restore(session_id, None, **fields)
 
-        def change(sessions: list[Record]) -> None:
+    def update_or_restore(
+        self, session_id: str, whole: Mapping[str, object] | None, /, **fields: object
+    ) -> Record | None:
+        """`update`, for a worker: `whole` is its record as it knows it, put back (with
+        `fields`) if the list is being rebuilt and does not hold it yet. Otherwise a missing
+        record stays missing: no worker brings back a record that `gc` removed."""
+        found: list[RawRecord] = []
+
+        def change(sessions: list[RawRecord], rebuilding: bool) -> None:
             for rec in sessions:
                 if rec.get("id") == session_id:
                     rec.update(fields)
                     found.append(rec)
+            if not found and rebuilding and whole is not None:
+                found.append({**whole, **fields, "id": session_id})
+                sessions.append(found[0])
 
-        self.mutate(change)
-        return found[0] if found else None
+        self._mutate(change)
+        return checked(found[0]) if found else None
 
     def remove(self, session_ids: set[str]) -> None:
         def change(sessions: list[Record]) -> None:
             sessions[:] = [r for r in sessions if r.get("id") not in session_ids]
 
         self.mutate(change)
+
+    def remove_bad(self, spare: Callable[[RawRecord], bool]) -> list[str]:
+        """Remove the records `bad_record` rejects, except those `spare` keeps (one whose
+        worker still runs: it may yet record its exit); returns their ids, as text."""
+        removed: list[str] = []
+
+        def keep(rec: RawRecord) -> bool:
+            problem = bad_record(rec)
+            if problem is None or spare(rec):
+                return True
+            log.warning("removing a malformed record: %s", problem)
+            removed.append(str(rec.get("id")))
+            return False
+
+        def change(sessions: list[RawRecord], rebuilding: bool) -> None:
+            sessions[:] = [rec for rec in sessions if keep(rec)]
+
+        self._mutate(change)
+        return removed
 
     def set_active(self, session_id: str | None) -> None:
         with self._locked():

@@ -20,7 +20,7 @@ from agentty_core.proc import inputstate
 from agentty_core.proc.ptyhost import PtyChild
 from agentty_core.protocol import JSONObject
 from agentty_core.screen_text import trim_lines
-from agentty_core.state.records import Record
+from agentty_core.state.records import RawRecord as Record
 from agentty_core.state.store import StateStore
 from agentty_core.worker.answers import Later
 from agentty_core.worker.recording import Recorder
@@ -65,7 +65,7 @@ class WorkerBase:
 
     def _update_record(self, **fields: object) -> None:
         self.record.update(fields)
-        self.store.update(self.id, **fields)
+        self.store.update_or_restore(self.id, self.record, **fields)
 
     def screen_payload(
         self,

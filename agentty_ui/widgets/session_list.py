@@ -68,7 +68,7 @@ class SessionList(DataTable[str | Text]):
         return (
             Text(status, style=STATUS_STYLE.get(status, "")),
             Text(str(record.get("name") or "")),  # Text: a plain str cell would be markup
-            str(record["id"]),
+            record["id"],
             Text(program_of(record)),
             format_age(now - started if started else None),
             format_age(now - active if active else None),
@@ -79,7 +79,7 @@ class SessionList(DataTable[str | Text]):
 
     def update_sessions(self, records: list[Record], usage: dict[str, Usage], now: float) -> None:
         """Add, change and remove rows to match `records`; only changed cells are touched."""
-        wanted = {str(r["id"]): r for r in records}
+        wanted = {r["id"]: r for r in records}
         for gone in set(self._cells) - set(wanted):
             self.remove_row(gone)
             del self._cells[gone]

@@ -108,7 +108,7 @@ def test_client_reuses_its_connection_and_notices_a_closed_one(agentty_home: Pat
 
     with Client() as client:
         rec = client.start(["cat"])
-        sid = str(rec["id"])
+        sid = rec["id"]
         client.text(sid, "one\r")
         conn = client._idle[sid]
         client.wait(sid, text="one", timeout=5)
@@ -137,7 +137,7 @@ def test_a_kept_connection_spares_the_state_file_until_the_session_ends(
         reads: list[str] = []
         real = records.records
 
-        def counted(home: object) -> list[dict[str, object]]:
+        def counted(home: object) -> list[records.Record]:
             reads.append("read")
             return real(home)  # type: ignore[arg-type]
 

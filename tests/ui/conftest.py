@@ -12,6 +12,7 @@ from textual.pilot import Pilot
 from agentty_core.client import Client
 from agentty_core.proc.usage import Usage, UsageSampler
 from agentty_core.pytest_plugin import reap
+from agentty_core.state.records import Record
 
 
 @pytest.fixture
@@ -49,16 +50,16 @@ class StableClient(Client):
         self.fake: dict[str, str] = {}
         self.real: dict[str, str] = {}
 
-    def sessions(self, *, live_info: bool = False) -> list[dict[str, object]]:
-        out = []
+    def sessions(self, *, live_info: bool = False) -> list[Record]:
+        out: list[Record] = []
         for rec in super().sessions():
-            real = str(rec["id"])
+            real = rec["id"]
             fake = self.fake.setdefault(real, f"{len(self.fake) + 1:08x}")
             self.real[fake] = real
             out.append({**rec, "id": fake, "startedAt": FROZEN_START, "lastActiveAt": FROZEN_START})
         return out
 
-    def resolve(self, ref: str | None) -> dict[str, object]:
+    def resolve(self, ref: str | None) -> Record:
         return super().resolve(self.real.get(ref, ref) if ref else ref)
 
     def orphans(self) -> list[Any]:

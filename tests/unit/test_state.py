@@ -11,6 +11,7 @@ import pytest
 
 from agentty_core.errors import StateError, UnsafePath
 from agentty_core.paths import Home
+from agentty_core.recovery import rebuild_from_workers
 from agentty_core.state import records
 from agentty_core.state.store import StateStore
 
@@ -112,3 +113,84 @@ def test_open_home_is_refused_with_the_fix(agentty_home: Path) -> None:
     os.chmod(agentty_home, 0o755)
     with pytest.raises(UnsafePath, match="chmod 700"):
         Home.resolve()
+
+
+def test_is_live_and_bad_records() -> None:
+    assert records.is_live({"id": "0000000a", "status": "starting"})
+    assert not records.is_live({"id": "0000000a", "status": "lost"})
+    assert records.bad_record({"id": "0000000a", "status": "exited"}) is None
+    bad = [
+        {"id": "0000000a", "status": ["exited"]},  # hand-edited: unhashable
+        {"id": "not-hex!", "status": "exited"},
+        {"id": "0000000a\n", "status": "exited"},
+        {"id": 7, "status": "exited"},
+        {"id": "0000000a", "status": "exited", "exitCode": "3"},
+        {"id": "0000000a", "status": "exited", "argv": "sh"},
+        {"id": "0000000a", "status": "exited", "name": ["x"]},
+    ]
+    for raw in bad:
+        assert records.bad_record(raw) is not None, raw
+        assert records.checked(raw) is None
+
+
+def test_bad_records_are_skipped_not_a_corrupt_file(agentty_home: Path) -> None:
+    home = Home.resolve()
+    doc = {
+        "schema_version": 1,
+        "sessions": [
+            {"id": "0000000a", "status": "exited"},
+            {"id": "not-hex!", "status": "exited"},
+            {"id": 7, "status": "exited"},
+            {"id": "0000000b", "status": {"no": 1}},
+        ],
+    }
+    home.state_file.write_text(json.dumps(doc))
+    home.state_file.chmod(0o600)
+    assert [r["id"] for r in records.records(home)] == ["0000000a"]
+    StateStore(home).update("0000000a", status="lost")  # a writer keeps what it cannot read
+    kept = json.loads(home.state_file.read_bytes())["sessions"]
+    assert [r["id"] for r in kept] == ["0000000a", "not-hex!", 7, "0000000b"]
+    assert StateStore(home).remove_bad(spare=lambda rec: False) == ["not-hex!", "7", "0000000b"]
+    assert [r["id"] for r in json.loads(home.state_file.read_bytes())["sessions"]] == ["0000000a"]
+
+
+def test_a_worker_never_rebuilds_and_keeps_its_record(agentty_home: Path) -> None:
+    """The worker's (lean) store finds the file corrupt: it sets it aside and puts its own
+    record back, asking no worker; readers see the list as incomplete until a caller
+    rebuilds it."""
+    home = Home.resolve()
+    home.state_file.write_bytes(b"{not json")
+    home.state_file.chmod(0o600)
+    mine = {"id": "0000000d", "status": "running", "argv": ["sh"]}
+    code = (
+        "import sys, json\n"
+        "from agentty_core.paths import Home\n"
+        "from agentty_core.state.store import StateStore\n"
+        "store = StateStore(Home.resolve(), lean=True)\n"
+        f"store.update_or_restore('0000000d', {mine!r}, status='exited', exitCode=3)\n"
+        "assert 'agentty_core.recovery' not in sys.modules\n"
+        "assert 'agentty_core.ipc.client' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    stored = json.loads(home.state_file.read_bytes())
+    assert stored["rebuilding"] is True
+    assert stored["sessions"] == [{**mine, "status": "exited", "exitCode": 3}]
+    with pytest.raises(records.IncompleteState):
+        records.records(home)
+    caller = StateStore(home, ask_workers=rebuild_from_workers)
+    caller.mutate(lambda sessions: None)  # a caller: asks the (no) live workers
+    assert "rebuilding" not in json.loads(home.state_file.read_bytes())
+    assert records.records(home)[0]["exitCode"] == 3
+    # Outside a rebuild, a record that is gone stays gone (gc removed it, say).
+    StateStore(home).remove({"0000000d"})
+    StateStore(home, lean=True).update_or_restore("0000000d", mine, status="lost")
+    assert records.records(home) == []
+
+
+def test_the_record_types_cost_the_hot_path_no_typing_import() -> None:
+    code = (
+        "import sys\n"
+        "import agentty_core.state.records, agentty_core.errors, agentty_core.ipc.client\n"
+        "assert 'typing' not in sys.modules, 'typing imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

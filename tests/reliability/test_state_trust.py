@@ -1,0 +1,201 @@
+"""State faults from the outside review (issue 16 #3 reader side, #7, #20), injected for real:
+a corrupt `sessions.json` under live workers, hand-edited records, a full disk (tmpfs), a
+state lock held by another process."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import json
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.reliability.conftest import (
+    AGENTTY,
+    agentty,
+    agentty_json,
+    gone,
+    raw_records,
+    record,
+    sigkill,
+    start,
+    wait_until,
+)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".planted")
+    tmp.write_bytes(data)
+    tmp.chmod(0o600)
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _state_lock(home: Path) -> Iterator[None]:
+    """The state lock, held by this (other) process the way every agentty process takes it."""
+    fd = os.open(home / "sessions.json.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def test_corrupt_state_then_a_worker_records_its_exit(agentty_home: Path, tmp_path: Path) -> None:
+    """Issue 16 #7: the first writer after the corruption is a worker recording its exit.
+    It used to run the recovery itself, ask every worker (itself too, its loop blocked) and
+    write the list without its own record: the exit was lost. Now it keeps its record, and
+    the next caller asks the other workers, outside the lock."""
+    flag = tmp_path / "go"  # no agentty command may run (and recover) before the worker
+    ending = start("--", "sh", "-c", f"until [ -e {flag} ]; do sleep 0.05; done; exit 3")
+    other = start("--", "sh", "-c", "echo OTHER-alive; exec sleep 1000000")
+    _write_private(agentty_home / "sessions.json", b'{"sessions": [{"id": "trunc')
+    flag.touch()
+    wait_until(lambda: gone(ending["workerPid"]), timeout=20)
+    stored = {r["id"]: r for r in raw_records(agentty_home)}  # read before any command
+    assert stored[ending["id"]]["status"] == "exited", stored
+    assert stored[ending["id"]]["exitCode"] == 3
+    assert list(agentty_home.glob("sessions.json.corrupt-*")), "corrupt file not kept aside"
+    listed = {s["id"]: s for s in agentty_json("status")["sessions"]}
+    assert listed[ending["id"]]["status"] == "exited"
+    assert listed[ending["id"]]["exitCode"] == 3
+    assert listed[other["id"]]["status"] == "running", listed
+    assert "rebuilding" not in json.loads((agentty_home / "sessions.json").read_bytes())
+    assert "OTHER-alive" in agentty("get", "--session", other["id"], check=True).stdout
+
+
+def test_corrupt_state_is_rebuilt_without_holding_the_lock(agentty_home: Path) -> None:
+    """Recovery asks the workers while nobody holds the state lock (it used to hold it all
+    along): a worker that must write meanwhile is never stuck behind a caller that waits on
+    workers. Two stopped workers hold the asking caller up for a second each."""
+    stopped = [start("--", "sleep", "1000000") for _ in range(2)]
+    ending = start("--", "sh", "-c", "read x; exit 4")
+    for rec in stopped:
+        os.kill(rec["workerPid"], signal.SIGSTOP)  # its `info` times out (1 s)
+    try:
+        _write_private(agentty_home / "sessions.json", b"\x00garbage")
+        status = subprocess.Popen(
+            [AGENTTY, "status"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_until(lambda: list(agentty_home.glob("sessions.json.corrupt-*")), timeout=20)
+        fd = os.open(agentty_home / "sessions.json.lock", os.O_RDWR)
+        try:
+            wait_until(lambda: _try_lock(fd), timeout=20)
+            # Taken while the caller is still asking the stopped workers.
+            assert status.poll() is None, "the lock was held until the recovery ended"
+            assert json.loads((agentty_home / "sessions.json").read_bytes())["rebuilding"]
+        finally:
+            os.close(fd)
+        status.wait(timeout=60)
+    finally:
+        for rec in stopped:
+            os.kill(rec["workerPid"], signal.SIGCONT)
+    agentty("text", "--session", ending["id"], "--enter", "bye", check=True)
+    wait_until(lambda: record(ending["id"])["status"] == "exited", timeout=20)
+    assert record(ending["id"])["exitCode"] == 4
+    for rec in stopped:  # they did not answer in time: not in the rebuilt list, so end them
+        sigkill(rec["pid"])
+        worker: int = rec["workerPid"]
+        wait_until(functools.partial(gone, worker), timeout=20)
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def test_hand_edited_records_are_skipped_reported_and_removed(agentty_home: Path) -> None:
+    """Issue 16 #20: a list-typed status, a non-hex id and a naive `endedAt` made `status`
+    crash, `gc` fail (so it could not remove them) and `gc --older-than` crash."""
+    live = start("--", "sleep", "1000000")
+    doc = json.loads((agentty_home / "sessions.json").read_bytes())
+    base: dict[str, Any] = {"argv": ["true"], "command": "true", "exitCode": 0, "signal": None}
+    doc["sessions"] += [
+        {**base, "id": "0000000a", "status": ["exited"], "endedAt": "2020-01-01T00:00:00+00:00"},
+        {**base, "id": "not-hex!", "status": "exited", "endedAt": "2020-01-01T00:00:00+00:00"},
+        {**base, "id": "0000000c", "status": "exited", "endedAt": "2020-01-01T00:00:00"},
+    ]
+    _write_private(agentty_home / "sessions.json", json.dumps(doc).encode())
+    table = agentty("status", check=True).stdout
+    assert live["id"] in table and "0000000a" not in table and "not-hex" not in table
+    listed = [s["id"] for s in agentty_json("status")["sessions"]]
+    assert listed == [live["id"], "0000000c"]
+    doctor = agentty("doctor", "--json")
+    checks = {c["name"]: c for c in json.loads(doctor.stdout)["checks"]}
+    assert not checks["records"]["ok"]
+    detail = checks["records"]["detail"]
+    assert "status ['exited']" in detail and "'not-hex!'" in detail and "endedAt" in detail
+    assert sorted(agentty_json("gc", "--older-than", "60")["removed"]) == [
+        "0000000a",
+        "0000000c",
+        "not-hex!",
+    ]
+    assert [r["id"] for r in raw_records(agentty_home)] == [live["id"]]
+    assert record(live["id"])["status"] == "running"
+
+
+@pytest.fixture
+def small_disk(agentty_home: Path) -> Iterator[Path]:
+    """AGENTTY_HOME on a 4 MiB tmpfs; `fill` it with the returned path's file."""
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(agentty_home)],
+        check=True,
+    )
+    try:
+        yield agentty_home / "filler"
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            (agentty_home / "filler").unlink()
+        subprocess.run(["umount", "-l", str(agentty_home)], check=False)
+
+
+def _fill(filler: Path) -> None:
+    with open(filler, "wb") as out, contextlib.suppress(OSError):
+        while True:
+            out.write(b"\0" * 65536)
+            out.flush()
+
+
+def test_readers_on_a_full_disk_do_not_fail(agentty_home: Path, small_disk: Path) -> None:
+    """Issue 16 #3 (readers): with the disk full, `status` and `get` failed outright trying
+    to mark a session whose worker died as lost. Reading never fails because a write does."""
+    dead = start("--", "sh", "-c", "echo DEAD-screen; exec sleep 1000000")
+    sigkill(dead["workerPid"])
+    _fill(small_disk)
+    status = agentty("status", "--json")
+    assert status.returncode == 0, status.stderr
+    listed = {s["id"]: s["status"] for s in json.loads(status.stdout)["sessions"]}
+    assert listed[dead["id"]] == "lost"
+    get = agentty("get", "--session", dead["id"])
+    assert get.returncode != 0 and "lost" in get.stderr and "Traceback" not in get.stderr
+    assert get.stderr.count("\n") == 1
+    small_disk.unlink()
+    agentty("orphans", "--kill", check=True)
+
+
+def test_readers_take_the_exit_from_the_final_screen(agentty_home: Path) -> None:
+    """Issue 16 #3 (readers): a worker that could not record its exit (the state lock held
+    elsewhere past its timeout) saved the final screen with the code; readers show the
+    session exited with that code, not `lost`."""
+    ending = start("--", "sh", "-c", "echo LAST-words; read x; exit 3")
+    with _state_lock(agentty_home):
+        agentty("text", "--session", ending["id"], "--enter", "bye", check=True)
+        final = agentty_home / "logs" / f"{ending['id']}.final.json"
+        wait_until(final.exists, timeout=20)
+        wait_until(lambda: gone(ending["workerPid"]), timeout=30)  # it gave up on the lock
+        stored = {r["id"]: r for r in raw_records(agentty_home)}
+        assert stored[ending["id"]]["status"] == "running"  # the exit is not recorded
+    rec = record(ending["id"])
+    assert (rec["status"], rec["exitCode"]) == ("exited", 3), rec
+    screen = agentty_json("get", "--session", ending["id"])
+    assert screen["exitCode"] == 3 and any("LAST-words" in line for line in screen["lines"])
