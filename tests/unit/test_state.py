@@ -92,7 +92,7 @@ def test_corrupt_file_is_moved_aside_not_reset(agentty_home: Path) -> None:
     home = Home.resolve()
     home.state_file.write_bytes(b'{"sessions": [{"id": "trunc')
     os.chmod(home.state_file, 0o600)
-    StateStore(home).add({"id": "0000000c", "status": "exited"})
+    StateStore(home, ask_workers=rebuild_from_workers).add({"id": "0000000c", "status": "exited"})
     aside = [p for p in os.listdir(home.root) if p.startswith("sessions.json.corrupt-")]
     assert len(aside) == 1
     assert (home.root / aside[0]).read_bytes() == b'{"sessions": [{"id": "trunc'
