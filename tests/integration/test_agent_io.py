@@ -48,8 +48,11 @@ def test_changed_since_after_text_has_no_race() -> None:
 
 
 def test_wait_gone(programs: Path) -> None:
-    start("sh", "-c", "echo Loading...; sleep 0.5; printf '\\033[2J\\033[Hready\\n'; sleep 30")
-    agentty("wait", "--text", "Loading", check=True)
+    # The screen changes only when told to (Enter), not after a pause that a loaded machine
+    # may outlast before the first wait runs.
+    start("sh", "-c", "echo Loading...; read x; printf '\\033[2J\\033[Hready\\n'; sleep 30")
+    agentty("wait", "--text", "Loading", "--timeout", "10", check=True)
+    agentty("key", "Enter", check=True)
     result = agentty_json("wait", "--gone", "Loading", "--timeout", "10")
     assert result["fired"] == "gone" and result["lines"][0] == "ready"
     agentty("kill", check=True)
