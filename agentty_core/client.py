@@ -492,7 +492,7 @@ class Client:
         return {"killed": [o.pid for o in targets], "escalated": result.escalated}
 
     def gc(self, older_than: float | None = None) -> list[str]:
-        """Remove the records, sockets, logs and final screens of ended sessions.
+        """Remove the records, sockets, logs, final screens and recordings of ended sessions.
 
         Running sessions are never touched; `older_than` (seconds since the session ended)
         keeps recent ones; a lost session whose processes still run (orphans) is kept, so
@@ -530,6 +530,7 @@ class Client:
             for path in (
                 self.home.log_path(session_id),
                 self.home.final_path(session_id),
+                self.home.cast_path(session_id),
             ):
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
