@@ -434,6 +434,13 @@ class Client:
                 if exc.code != "exited":
                     raise
                 result = {}
+            except (WorkerUnreachable, SessionNotRunning):
+                # The worker died in the middle (SIGKILL, OOM): this same kill sweeps what
+                # it left, unless the session did end.
+                rec = self.resolve(session_id)
+                if rec.get("status") in ("exited", "failed") or self.worker_alive(rec):
+                    raise
+                return self._kill_orphaned(rec, grace)
             return {"id": session_id, **result, **self._ended_fields(session_id)}
         return self._kill_orphaned(rec, grace)
 
