@@ -4,6 +4,7 @@ specific error, never `internal`, and the worker log holds no traceback."""
 
 from __future__ import annotations
 
+import functools
 import json
 import socket
 from pathlib import Path
@@ -72,16 +73,15 @@ def test_signal_right_after_the_exit(agentty_home: Path) -> None:
             if _code(reply) == "exited":
                 break
         assert codes <= {None, "exited"}, codes
-        wait_until(lambda sid=sid: _status(sid) == "exited", timeout=15)
+        wait_until(functools.partial(_ended, sid), timeout=15)
         assert "Traceback" not in _log(agentty_home, sid)
 
 
-def _status(sid: str) -> str:
+def _ended(sid: str) -> bool:
     proc = agentty("status", "--json", check=True)
-    for rec in json.loads(proc.stdout)["sessions"]:
-        if rec["id"] == sid:
-            return str(rec["status"])
-    return "?"
+    return any(
+        r["id"] == sid and r["status"] == "exited" for r in json.loads(proc.stdout)["sessions"]
+    )
 
 
 def test_lone_surrogate_in_text_and_key_is_a_bad_request(agentty_home: Path) -> None:
