@@ -515,11 +515,15 @@ class Client:
                 result = {}
             except (WorkerUnreachable, SessionNotRunning):
                 # The worker died in the middle (SIGKILL, OOM): this same kill sweeps what
-                # it left, unless the session did end.
-                rec = self.resolve(session_id)
-                if rec.get("status") in ("exited", "failed") or self.worker_alive(rec):
-                    raise
-                return self._kill_orphaned(rec, grace)
+                # it left. Its connection closes while it is still exiting: give it a moment.
+                deadline = time.monotonic() + 2.0
+                while (rec := self.resolve(session_id)).get("status") in ("running", "starting"):
+                    if not self.worker_alive(rec):
+                        return self._kill_orphaned(rec, grace)
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.02)
+                result = {}  # it ended after all
             return {"id": session_id, **result, **self._ended_fields(session_id)}
         return self._kill_orphaned(rec, grace)
 
