@@ -36,10 +36,13 @@ log = logging.getLogger("agentty.worker")
 # loaded machine takes to hand the rest over; EXIT_DRAIN_MAX of quiet is the backstop.
 EXIT_DRAIN = 0.25
 EXIT_DRAIN_MAX = 5.0
-# Writing the exit: tries without waiting on the lock, so the loop keeps serving. A kill is
-# answered after the first EXIT_FIRST_TRY; the worker then goes on for up to EXIT_PATIENCE.
-EXIT_FIRST_TRY = 2.0
+# Writing the exit: tries without waiting on the lock, so the loop keeps serving; every
+# RETRY_POLL for the first EXIT_FIRST_TRY (as often as a blocking lock polls), after which a
+# kill is answered and the tries go on in the background, backing off to one every
+# RETRY_BACKOFF_MAX, for up to EXIT_PATIENCE.
+EXIT_FIRST_TRY = 5.0
 EXIT_PATIENCE = 600.0
+RETRY_POLL = 0.005
 RETRY_BACKOFF_MAX = 1.0
 
 
@@ -151,26 +154,35 @@ class Lifecycle(WorkerBase):
         """Write `fields` into the record (after `final` as the final screen, when given and
         not saved yet), retrying with backoff for up to `patience` seconds without blocking
         the loop. None once written; else the last problem."""
-        deadline = time.monotonic() + patience
-        delay = 0.005
+        started = time.monotonic()
+        delay = RETRY_POLL
         while True:
-            if final is not None and not self.final_saved:
-                try:
-                    atomic_write(self.home.final_path(self.id), final)
-                    self.final_saved = True
-                except OSError as exc:
-                    if self.final_error is None:
-                        log.error("cannot save the final screen: %s", exc)
-                    self.final_error = str(exc)
+            self._save_final(final)
             try:
                 self.quick_store.update(self.id, **fields)
-                return None
             except AgenttyError as exc:
                 problem = str(exc)
-            if time.monotonic() >= deadline:
+            else:
+                self._save_final(final)  # space may have come back between the two
+                return None
+            elapsed = time.monotonic() - started
+            if elapsed >= patience:
                 return problem
             await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_BACKOFF_MAX)
+            if elapsed >= EXIT_FIRST_TRY:
+                delay = min(delay * 2, RETRY_BACKOFF_MAX)
+
+    def _save_final(self, final: bytes | None) -> None:
+        """Save the final screen, if given and not saved yet; log only the first failure."""
+        if final is None or self.final_saved:
+            return
+        try:
+            atomic_write(self.home.final_path(self.id), final)
+            self.final_saved = True
+        except OSError as exc:
+            if self.final_error is None:
+                log.error("cannot save the final screen: %s", exc)
+            self.final_error = str(exc)
 
     def _close_socket(self, fields: dict[str, object]) -> None:
         """The end: no more connections, the socket removed, the worker free to exit."""
