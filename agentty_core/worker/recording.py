@@ -157,7 +157,7 @@ def events(path: Path) -> Iterator[list[object]]:
             try:
                 event = json.loads(line)
             except ValueError:
-                continue  # a line cut short (a full disk before the fix, or another writer)
+                continue  # a line cut short (by a full disk, in a file an older agentty wrote)
             if isinstance(event, list) and len(event) == 3:
                 yield event
 
