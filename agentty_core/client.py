@@ -49,6 +49,11 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 5.0
 BEST_EFFORT_LOCK = 2.0  # how long a reader waits to write down what it noticed
 _SAFE_TO_REPEAT = frozenset({"get", "info", "ping", "wait"})  # requests that change nothing
+MAX_INPUT = 64 << 20  # the most one `text` takes; more is refused before anything is sent
+# A larger input goes as parts of this size (base64 keeps each request line under
+# protocol.MAX_LINE); the worker answers a part once its input queue has room for it.
+INPUT_PART = 512 << 10
+INPUT_PART_TIMEOUT = 90.0  # longer than the worker's own wait for room (INPUT_WAIT)
 
 
 def describe_end(record: Record) -> str:
@@ -85,6 +90,40 @@ def _read_final(path: Path) -> JSONObject | None:
     except (AgenttyError, ValueError):
         return None
     return screen if isinstance(screen, dict) else None
+
+
+def _input_bytes(data: str | bytes) -> bytes:
+    """Input as the program gets it: a str's undecodable argv bytes (surrogate escapes)
+    become those bytes again, as the worker does for a str it is sent."""
+    if isinstance(data, bytes):
+        return data
+    try:
+        return data.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError as exc:
+        raise UsageError(
+            f"the text holds a lone surrogate (U+{ord(data[exc.start]):04X}), which is not "
+            "a character; send bytes instead"
+        ) from None
+
+
+def _part_ends(data: bytes, size: int) -> list[int]:
+    """Where to cut `data` into parts of at most `size`: never inside a short escape sequence
+    (the worker strips a paste-end marker from each part) or a UTF-8 character (a recording
+    decodes each part on its own)."""
+    ends = []
+    start = 0
+    while start < len(data):
+        end = min(start + size, len(data))
+        if end < len(data):
+            escape = data.rfind(b"\x1b", max(start + 1, end - 8), end)
+            if escape > 0:
+                end = escape
+            for _ in range(3):
+                if end - 1 > start and 0x80 <= data[end] < 0xC0:
+                    end -= 1
+        ends.append(end)
+        start = end
+    return ends
 
 
 def _close_all(connections: dict[str, ipc_client.Connection]) -> None:
@@ -443,7 +482,47 @@ class Client:
     def text(
         self, ref: str | None, data: str | bytes, *, enter: bool = False, paste: bool = False
     ) -> JSONObject:
-        return self._call_running(ref, "text", text_params(data, enter=enter, paste=paste))
+        # A str is sent as JSON text, up to 6 bytes a character (\uXXXX escapes).
+        if len(data) <= (INPUT_PART if isinstance(data, bytes) else INPUT_PART // 6):
+            return self._call_running(ref, "text", text_params(data, enter=enter, paste=paste))
+        return self._text_in_parts(ref, _input_bytes(data), enter=enter, paste=paste)
+
+    def _text_in_parts(
+        self, ref: str | None, data: bytes, *, enter: bool, paste: bool
+    ) -> JSONObject:
+        """Input larger than one request: parts in order, each answered once the program has
+        read enough for it to fit the worker's queue (issue 16 #17). A paste is bracketed
+        once around the whole; the Enter follows the last part."""
+        total = len(data)
+        if total > MAX_INPUT:
+            raise UsageError(
+                f"input of {total} bytes is over the limit of {MAX_INPUT} bytes (64 MiB); "
+                "nothing was sent"
+            )
+        rec = self.require_running(ref)
+        multiline = b"\n" in data or b"\r" in data
+        first: JSONObject = {}
+        sent = written = 0
+        for end in _part_ends(data, INPUT_PART):
+            params = text_params(
+                data[sent:end], enter=enter and end == total, paste=paste or multiline
+            )
+            params["part"] = "first" if sent == 0 else "last" if end == total else "more"
+            if first:
+                params["bracketed"] = first.get("bracketed") is True
+            try:
+                answer = self._call(rec, "text", params, timeout=INPUT_PART_TIMEOUT)
+            except RemoteError as exc:
+                raise RemoteError(
+                    f"{exc.message}; {sent} of {total} bytes were sent",
+                    code=exc.code,
+                    exit_code=exc.exit_code,
+                ) from None
+            first = first or answer
+            count = answer.get("bytes")
+            written += count if isinstance(count, int) else 0
+            sent = end
+        return {"seq": first.get("seq"), "bytes": written}
 
     def paste(self, ref: str | None, data: str | bytes) -> JSONObject:
         return self.text(ref, data, paste=True)
@@ -506,6 +585,17 @@ class Client:
                 if exc.code != "exited":
                     raise
                 result = {}
+            except (WorkerUnreachable, SessionNotRunning):
+                # The worker died in the middle (SIGKILL, OOM): this same kill sweeps what
+                # it left. Its connection closes while it is still exiting: give it a moment.
+                deadline = time.monotonic() + 2.0
+                while (rec := self.resolve(session_id)).get("status") in ("running", "starting"):
+                    if not self.worker_alive(rec):
+                        return self._kill_orphaned(rec, grace)
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.02)
+                result = {}  # it ended after all
             return {"id": session_id, **result, **self._ended_fields(session_id)}
         return self._kill_orphaned(rec, grace)
 
@@ -561,7 +651,7 @@ class Client:
         return {"killed": [o.pid for o in targets], "escalated": result.escalated}
 
     def gc(self, older_than: float | None = None) -> list[str]:
-        """Remove the records, sockets, logs and final screens of ended sessions.
+        """Remove the records, sockets, logs, final screens and recordings of ended sessions.
 
         Running sessions are never touched; `older_than` (seconds since the session ended)
         keeps recent ones; a lost session whose processes still run (orphans) is kept, so
@@ -606,6 +696,7 @@ class Client:
             for path in (
                 self.home.log_path(session_id),
                 self.home.final_path(session_id),
+                self.home.cast_path(session_id),
             ):
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING
 
 from agentty_core.emulator.interface import create_emulator
@@ -38,6 +39,11 @@ class WorkerBase:
         self.id = str(spec["id"])
         self.home = home
         self.store = StateStore(home, lean=True)  # see StateStore: filelock stays out
+        # The same lock, never waited for: the exit is written by tries between turns of the
+        # loop (see Lifecycle._persist), so a held lock never stops the worker answering.
+        self.quick_store = StateStore(home, timeout=0.0, lean=True)
+        self.final_saved = False
+        self.final_error: str | None = None
         self.status_fd = status_fd
         record = spec.get("record")
         self.record: Record = dict(record) if isinstance(record, dict) else {}
@@ -48,6 +54,8 @@ class WorkerBase:
         self.raw = bytearray()
         self.pending_input = bytearray()
         self.writer_armed = False
+        self.input_moved_at = 0.0  # when the program last took queued input (monotonic)
+        self.input_room: asyncio.Event | None = None  # set when queued input moves
         self.exit_status: int | None = None
         self.pty_closed = False
         self.finalized = asyncio.Event()
@@ -62,6 +70,13 @@ class WorkerBase:
         self.subscribers: dict[Peer, bool] = {}
         self.push_handle: asyncio.TimerHandle | None = None
         self.recorder: Recorder | None = None
+        self.background: set[asyncio.Task[None]] = set()  # see _in_background
+
+    def _in_background(self, work: Coroutine[object, object, None]) -> None:
+        """Run `work` as a task kept until it is done (the loop holds tasks only weakly)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
     def _update_record(self, **fields: object) -> None:
         self.record.update(fields)
@@ -115,10 +130,15 @@ class WorkerBase:
     if TYPE_CHECKING:
         # Given by the parts (see core.Worker); declared so each part type-checks alone.
         def _write(self, data: bytes) -> None: ...
+        async def _room_for(self, size: int) -> None: ...
         def _on_pty_closed(self) -> None: ...
+        def _close_pty(self) -> None: ...
         def _maybe_finalize(self) -> None: ...
         def _exit_fields(self) -> dict[str, object]: ...
         def _exited_message(self) -> str: ...
+        async def _persist(
+            self, fields: dict[str, object], patience: float, *, final: bytes | None = None
+        ) -> str | None: ...
         async def kill(self, grace: float) -> KillResult: ...
         def _check_waits(self) -> None: ...
         def wait(self, spec: WaitSpec) -> JSONObject | Later: ...

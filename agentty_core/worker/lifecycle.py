@@ -1,6 +1,10 @@
 """The end of a session: reaping the program, draining its last output, finalizing (final
 screen, exit record, socket removed), killing the session's processes on request or signal,
-and listing those processes."""
+and listing those processes.
+
+The exit is never given up for a lock held too long or a full disk: the worker keeps
+trying (with backoff, for up to EXIT_PATIENCE) and keeps its socket answering `get`
+meanwhile; readers can take the exit from the final-screen file it saved."""
 
 from __future__ import annotations
 
@@ -32,6 +36,14 @@ log = logging.getLogger("agentty.worker")
 # loaded machine takes to hand the rest over; EXIT_DRAIN_MAX of quiet is the backstop.
 EXIT_DRAIN = 0.25
 EXIT_DRAIN_MAX = 5.0
+# Writing the exit: tries without waiting on the lock, so the loop keeps serving; every
+# RETRY_POLL for the first EXIT_FIRST_TRY (as often as a blocking lock polls), after which a
+# kill is answered and the tries go on in the background, backing off to one every
+# RETRY_BACKOFF_MAX, for up to EXIT_PATIENCE.
+EXIT_FIRST_TRY = 5.0
+EXIT_PATIENCE = 600.0
+RETRY_POLL = 0.005
+RETRY_BACKOFF_MAX = 1.0
 
 
 class Lifecycle(WorkerBase):
@@ -96,24 +108,84 @@ class Lifecycle(WorkerBase):
             await run_async(ladder(self._session_processes, grace=0.5))
         snapshot = self.screen_payload(scrollback=True)
         snapshot.update(self._exit_fields(), exited=True, input=inputstate.exited())
-        try:
-            atomic_write(self.home.final_path(self.id), json.dumps(snapshot).encode())
-        except OSError as exc:
-            log.error("cannot save the final screen: %s", exc)
+        final = json.dumps(snapshot).encode()
         if self.recorder is not None:
             if self.exit_status is not None:
-                self.recorder.exit(os.waitstatus_to_exitcode(self.exit_status))
+                self.recorder.exited(self._exited_how())
             self.recorder.close()
-        fields = {**self._exit_fields(), "status": "exited", "endedAt": now_iso()}
-        try:
-            self._update_record(lastActiveAt=iso(self.active_at), **fields)
-        except AgenttyError as exc:
-            log.error("cannot record the exit: %s", exc)
+        fields = {
+            **self._exit_fields(),
+            "status": "exited",
+            "endedAt": now_iso(),
+            "lastActiveAt": iso(self.active_at),
+        }
+        if "recordingError" in self.record:  # in case noting it alone did not get through
+            fields["recordingError"] = self.record["recordingError"]
+        self.record.update(fields)
+        problem = await self._persist(fields, EXIT_FIRST_TRY, final=final)
         self._check_waits()
         for later in list(self.waits):
             later.resolve(RequestFailed("exited", self._exited_message()))
         for peer in list(self.subscribers):
             peer.finish()
+        if problem is None:
+            self._close_socket(fields)
+        else:
+            self._in_background(self._keep_recording_exit(fields, final, problem))
+
+    async def _keep_recording_exit(
+        self, fields: dict[str, object], final: bytes, problem: str
+    ) -> None:
+        """The exit could not be written yet (the state lock held, a full disk): keep trying
+        while the socket still answers `get` with the exit on the screen."""
+        log.warning(
+            "cannot record the exit yet: %s; retrying for up to %g s", problem, EXIT_PATIENCE
+        )
+        left = await self._persist(fields, EXIT_PATIENCE, final=final)
+        if left is None:
+            log.info("recorded the exit")
+        else:
+            log.error("gave up recording the exit: %s", left)
+        self._close_socket(fields)
+
+    async def _persist(
+        self, fields: dict[str, object], patience: float, *, final: bytes | None = None
+    ) -> str | None:
+        """Write `fields` into the record (after `final` as the final screen, when given and
+        not saved yet), retrying with backoff for up to `patience` seconds without blocking
+        the loop. None once written; else the last problem."""
+        started = time.monotonic()
+        delay = RETRY_POLL
+        while True:
+            self._save_final(final)
+            try:
+                self.quick_store.update(self.id, **fields)
+            except AgenttyError as exc:
+                problem = str(exc)
+            else:
+                self._save_final(final)  # space may have come back between the two
+                return None
+            elapsed = time.monotonic() - started
+            if elapsed >= patience:
+                return problem
+            await asyncio.sleep(delay)
+            if elapsed >= EXIT_FIRST_TRY:
+                delay = min(delay * 2, RETRY_BACKOFF_MAX)
+
+    def _save_final(self, final: bytes | None) -> None:
+        """Save the final screen, if given and not saved yet; log only the first failure."""
+        if final is None or self.final_saved:
+            return
+        try:
+            atomic_write(self.home.final_path(self.id), final)
+            self.final_saved = True
+        except OSError as exc:
+            if self.final_error is None:
+                log.error("cannot save the final screen: %s", exc)
+            self.final_error = str(exc)
+
+    def _close_socket(self, fields: dict[str, object]) -> None:
+        """The end: no more connections, the socket removed, the worker free to exit."""
         if self.server is not None:
             self.server.close()
         with contextlib.suppress(OSError, AgenttyError):
@@ -123,11 +195,15 @@ class Lifecycle(WorkerBase):
         log.info("session %s ended: %s", self.id, fields)
         self.finalized.set()
 
-    def _exited_message(self) -> str:
+    def _exited_how(self) -> str:
+        """ "code 7" or "signal SIGKILL"."""
         fields = self._exit_fields()
         if fields["signal"]:
-            return f"session {self.id} exited (signal {fields['signal']})"
-        return f"session {self.id} exited (code {fields['exitCode']})"
+            return f"signal {fields['signal']}"
+        return f"code {fields['exitCode']}"
+
+    def _exited_message(self) -> str:
+        return f"session {self.id} exited ({self._exited_how()})"
 
     def _session_processes(self) -> list[psutil.Process]:
         """Everything of this session: its group and session, the foreground group, and
@@ -166,7 +242,7 @@ class Lifecycle(WorkerBase):
         while self.exit_status is None and time.monotonic() < deadline:
             self._reap()
             await asyncio.sleep(0.01)
-        self.pty_closed = True
+        self._close_pty()
         await self._finalize(reap_leftovers=False)
         return result
 

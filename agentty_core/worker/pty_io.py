@@ -1,9 +1,14 @@
 """PTY I/O: reading the program's output into the emulator (in batches, inside the loop's
-reader callback) and queueing its input without ever blocking the worker (R9)."""
+reader callback) and queueing its input without ever blocking the worker (R9).
+
+Input larger than the queue comes as parts (see Client.text); a part waits until the
+program has read enough for it to fit, and fails with `input_full` when the program reads
+none of its input for INPUT_STALL seconds (or INPUT_WAIT pass)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import os
@@ -20,6 +25,8 @@ READ_BATCH = 1 << 15  # fed to the emulator at once: big enough for bulk parsing
 SMALL_READ = 1024  # a read shorter than this means the PTY had little to give
 RAW_BUFFER = 1 << 20  # the tail of raw output kept for `get --raw`
 INPUT_QUEUE = 1 << 20  # bytes queued for a program that is not reading
+INPUT_STALL = 10.0  # a part of a large input fails once the program read nothing for this long
+INPUT_WAIT = 60.0  # ... or once it waited this long in all (the client waits 90 s)
 
 
 class PtyIO(WorkerBase):
@@ -76,9 +83,22 @@ class PtyIO(WorkerBase):
     def _on_pty_closed(self) -> None:
         if self.pty_closed or self.child is None:
             return
-        self.pty_closed = True
-        asyncio.get_running_loop().remove_reader(self.child.fd)
+        self._close_pty()
         self._maybe_finalize()
+
+    def _close_pty(self) -> None:
+        """Stop watching the PTY: a hung-up PTY is readable forever (EIO), and a reader left
+        on it would spin the loop until the worker exits."""
+        self.pty_closed = True
+        if self.child is None:
+            return
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(self.child.fd)
+        if self.writer_armed:
+            loop.remove_writer(self.child.fd)
+            self.writer_armed = False
+        if self.input_room is not None:
+            self.input_room.set()  # a part waiting for room learns that the session ended
 
     def _write(self, data: bytes) -> None:
         """Queue input for the program; never blocks the worker (R9)."""
@@ -93,9 +113,34 @@ class PtyIO(WorkerBase):
         self.pending_input += data
         self._flush_input()
 
+    async def _room_for(self, size: int) -> None:
+        """Wait until `size` more bytes fit the input queue (a part of a large input)."""
+        started = time.monotonic()
+        while len(self.pending_input) + size > INPUT_QUEUE:
+            if self.child is None or self.exit_status is not None or self.finalizing:
+                raise RequestFailed("exited", f"session {self.id} has exited")
+            now = time.monotonic()
+            stalled = now - max(self.input_moved_at, started)
+            if stalled >= INPUT_STALL or now - started >= INPUT_WAIT:
+                raise RequestFailed(
+                    "input_full",
+                    f"the program is not reading its input ({len(self.pending_input)} bytes "
+                    f"still queued; it read none for {stalled:.0f} s)"
+                    if stalled >= INPUT_STALL
+                    else f"the program reads its input too slowly ({len(self.pending_input)} "
+                    f"bytes still queued after {INPUT_WAIT:g} s)",
+                )
+            if self.input_room is None:
+                self.input_room = asyncio.Event()
+            self.input_room.clear()
+            wake = min(INPUT_STALL - stalled, INPUT_WAIT - (now - started))
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.input_room.wait(), max(wake, 0.01))
+
     def _flush_input(self) -> None:
         assert self.child is not None
         loop = asyncio.get_running_loop()
+        before = len(self.pending_input)
         while self.pending_input:
             try:
                 written = os.write(self.child.fd, self.pending_input[:READ_CHUNK])
@@ -106,7 +151,11 @@ class PtyIO(WorkerBase):
                 self.pending_input.clear()
                 break
             del self.pending_input[:written]
-        if self.pending_input and not self.writer_armed:
+        if len(self.pending_input) < before:
+            self.input_moved_at = time.monotonic()
+            if self.input_room is not None:
+                self.input_room.set()
+        if self.pending_input and not self.writer_armed and not self.pty_closed:
             loop.add_writer(self.child.fd, self._flush_input)
             self.writer_armed = True
         elif not self.pending_input and self.writer_armed:

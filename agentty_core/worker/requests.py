@@ -20,13 +20,14 @@ from agentty_core.protocol import BadRequest, JSONObject
 from agentty_core.state.store import iso
 from agentty_core.worker.answers import Answer, Later, Outcome, RequestFailed
 from agentty_core.worker.base import WorkerBase
-from agentty_core.worker.pty_io import RAW_BUFFER
+from agentty_core.worker.pty_io import INPUT_QUEUE, RAW_BUFFER
 from agentty_core.worker.recording import Recorder
 from agentty_core.worker.waits import parse_wait
 
 log = logging.getLogger("agentty.worker")
 
 ENTER_GAP = 0.05  # between text and its Enter, so TUIs don't take the Enter as pasted
+RECORD_ERROR_PATIENCE = 60.0  # how long a failed recording's note is tried for the record
 SIGNALS = {
     name: getattr(signal, f"SIG{name}")
     for name in ("INT", "TERM", "HUP", "QUIT", "USR1", "USR2", "WINCH", "CONT", "STOP", "KILL")
@@ -152,38 +153,65 @@ class Requests(WorkerBase):
             except ValueError:
                 raise BadRequest("data_b64 is not valid base64") from None
         elif isinstance(params.get("data"), str):
-            data = str(params["data"]).encode("utf-8", "surrogateescape")
+            data = _utf8(str(params["data"]), "text")
         else:
             raise BadRequest("text needs 'data' (a string) or 'data_b64'")
+        part = params.get("part")  # a part of a large input (see Client.text), or None
+        if part not in (None, "first", "more", "last"):
+            raise BadRequest("part must be 'first', 'more' or 'last'")
         seq = self.emu.seq
-        bracketed = self.emu.modes.get("bracketedPaste", False)
-        multiline = b"\n" in data or b"\r" in data
-        if bracketed and (multiline or params.get("paste") is True):
-            data = b"\x1b[200~" + data.replace(b"\x1b[201~", b"") + b"\x1b[201~"
+        if part in ("more", "last"):
+            bracket = params.get("bracketed") is True  # decided by the first part
+        else:
+            multiline = b"\n" in data or b"\r" in data
+            bracket = self.emu.modes.get("bracketedPaste", False) and (
+                multiline or params.get("paste") is True
+            )
+        if bracket:
+            data = data.replace(b"\x1b[201~", b"")
+            data = (b"\x1b[200~" if part in (None, "first") else b"") + data
+            data += b"\x1b[201~" if part in (None, "last") else b""
+        result: JSONObject = {"seq": seq, "bytes": len(data)}
+        if part == "first":
+            result["bracketed"] = bracket
+        enter = params.get("enter") is True
+        if part is not None and len(self.pending_input) + len(data) > INPUT_QUEUE:
+            return self._text_when_room(data, part, enter, result)
+        self._type(data, None if part in ("more", "last") else "text")
+        return self._enter_later(result) if enter else result
+
+    def _type(self, data: bytes, label: str | None) -> None:
         self._write(data)
         if self.recorder is not None:
-            self.recorder.typed(data, "text")
+            self.recorder.typed(data, label)
         self.active_at = time.time()
-        result: JSONObject = {"seq": seq, "bytes": len(data)}
-        return self._enter_later(result) if params.get("enter") is True else result
+
+    async def _text_when_room(
+        self, data: bytes, part: str, enter: bool, result: JSONObject
+    ) -> JSONObject:
+        """A part of a large input, answered once the program has read enough for it."""
+        if len(data) > INPUT_QUEUE:
+            raise BadRequest(f"a part of input holds at most {INPUT_QUEUE} bytes")
+        await self._room_for(len(data))
+        self._type(data, "text" if part == "first" else None)
+        return await self._enter_later(result) if enter else result
 
     async def _enter_later(self, result: JSONObject) -> JSONObject:
         await asyncio.sleep(ENTER_GAP)
-        self._write(b"\r")
+        self._type(b"\r", None)  # recorded as input too (`--record-input`)
         return result
 
     def _key(self, params: JSONObject) -> JSONObject:
         names = params.get("keys")
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
             raise BadRequest("key needs 'keys', a non-empty list of key names")
+        for name in cast(list[str], names):
+            _utf8(name, "a key name", escapes=False)
         parsed = keys.parse_all(cast(list[str], names))
         app_cursor = self.emu.modes.get("applicationCursor", False)
         data = b"".join(k.encode(app_cursor) for k in parsed)
         seq = self.emu.seq
-        self._write(data)
-        if self.recorder is not None:
-            self.recorder.typed(data, "key " + " ".join(cast(list[str], names)))
-        self.active_at = time.time()
+        self._type(data, "key " + " ".join(cast(list[str], names)))
         return {"seq": seq, "bytes": len(data)}
 
     def _resize(self, params: JSONObject) -> JSONObject:
@@ -212,7 +240,10 @@ class Requests(WorkerBase):
             raise RequestFailed("exited", self._exited_message())
         sig = SIGNALS[name]
         if params.get("leader") is True:
-            os.kill(self.child.pid, sig)
+            try:
+                os.kill(self.child.pid, sig)
+            except ProcessLookupError:  # reaped by now: it exited
+                raise RequestFailed("exited", self._exited_message()) from None
             return {"signal": f"SIG{name}", "pids": [self.child.pid]}
         try:
             pgid = os.tcgetpgrp(self.child.fd)
@@ -222,17 +253,44 @@ class Requests(WorkerBase):
             pgid = self.child.pid
         from agentty_core.proc.killtree import alive, group_members
 
-        targets = [p.pid for p in alive(group_members(pgid)) if os.getpgid(p.pid) == pgid]
-        os.killpg(pgid, sig)
+        targets = [p.pid for p in alive(group_members(pgid)) if _group_of(p.pid) == pgid]
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:  # the whole group ended between the two calls
+            targets = []
         return {"signal": f"SIG{name}", "pgid": pgid, "pids": targets}
 
     def _start_recording(self, input: bool, markers: bool) -> None:
         path = self.home.cast_path(self.id)
         env = cast(dict[str, str], self.spec.get("env", {}))
-        self.recorder = Recorder(
-            path, self.emu.cols, self.emu.rows, input=input, markers=markers, env=env
-        )
         self.record["cast"] = str(path)
+        try:
+            self.recorder = Recorder(
+                path,
+                self.emu.cols,
+                self.emu.rows,
+                input=input,
+                markers=markers,
+                env=env,
+                on_error=self._recording_failed,
+            )
+        except OSError as exc:
+            self._recording_failed(f"{exc.strerror or exc} opening {path}; not recording")
+            return
+        if self.recorder.error is not None:  # its header could not be written
+            self.recorder = None
+
+    def _recording_failed(self, message: str) -> None:
+        """A recording that cannot be written stops; the session goes on, and its record
+        (what `status` shows) says why."""
+        self.recorder = None
+        self.record["recordingError"] = message
+        self._in_background(self._note_in_record({"recordingError": message}))
+
+    async def _note_in_record(self, fields: dict[str, object]) -> None:
+        problem = await self._persist(fields, RECORD_ERROR_PATIENCE)
+        if problem is not None:
+            log.error("cannot note %s in the record: %s", ", ".join(fields), problem)
 
     def _record(self, params: JSONObject) -> JSONObject:
         if params.get("on") is True:
@@ -247,7 +305,10 @@ class Requests(WorkerBase):
         else:
             raise BadRequest("record needs 'on': true or false")
         path = str(self.home.cast_path(self.id))
-        return {"recording": self.recorder is not None, "path": path}
+        answer: JSONObject = {"recording": self.recorder is not None, "path": path}
+        if self.record.get("recordingError") and self.recorder is None:
+            answer["error"] = self.record["recordingError"]
+        return answer
 
     def _wait(self, params: JSONObject) -> Answer:
         return self.wait(parse_wait(params))
@@ -279,6 +340,27 @@ class Requests(WorkerBase):
         "kill": _kill_request,
         "record": _record,
     }
+
+
+def _utf8(text: str, what: str, *, escapes: bool = True) -> bytes:
+    """`text` as bytes; with `escapes`, undecodable argv bytes (surrogate escapes) become
+    those bytes again. Any other lone surrogate is no character: a bad request, not a crash."""
+    try:
+        return text.encode("utf-8", "surrogateescape" if escapes else "strict")
+    except UnicodeEncodeError as exc:
+        code = ord(text[exc.start])
+        raise BadRequest(
+            f"{what} holds a lone surrogate (U+{code:04X}), which is not a character; "
+            "send bytes with data_b64"
+        ) from None
+
+
+def _group_of(pid: int) -> int:
+    """The process group of `pid`, or 0 once it is gone (it may end at any moment)."""
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return 0
 
 
 def _int_param(

@@ -40,9 +40,11 @@ def test_recording_replays_to_the_live_final_screen(agentty_home: Path) -> None:
     header = json.loads(lines[0])
     assert header["version"] == 2 and (header["width"], header["height"]) == (80, 24)
     events = [json.loads(line) for line in lines[1:]]
-    assert [e[2] for e in events if e[1] == "m"] == ["text", "key Ctrl+D"]
+    assert [e[2] for e in events if e[1] == "m"] == ["text", "key Ctrl+D", "exited (code 0)"]
     assert ["r", "60x20"] in [e[1:] for e in events]
-    assert events[-1][1:] == ["x", "0"]
+    # asciicast v2 has no exit event: the exit is a marker, which every v2 player accepts.
+    assert events[-1][1:] == ["m", "exited (code 0)"]
+    assert {e[1] for e in events} <= {"o", "i", "m", "r"}
     assert not [e for e in events if e[1] == "i"]  # input is not recorded unless asked
     assert _replayed_screen(cast) == final["lines"]
     replay = subprocess.run(
@@ -83,3 +85,34 @@ def test_asciinema_reads_the_file(agentty_home: Path) -> None:
     out = agentty("run", "--timeout", "20", "--", "asciinema", "cat", str(cast))
     assert out.returncode == 0, out.stderr
     assert "recorded-line" in out.stdout.splitlines()
+
+
+def _events(cast: Path) -> list[list[object]]:
+    return [json.loads(line) for line in cast.read_text().splitlines()[1:]]
+
+
+def test_exit_by_signal_is_a_v2_marker(agentty_home: Path) -> None:
+    rec = agentty_json("start", "--record", "--", "sleep", "1000")
+    agentty("kill", "--timeout", "0.5", check=True)
+    events = _events(agentty_home / "logs" / f"{rec['id']}.cast")
+    assert {e[1] for e in events} <= {"o", "i", "m", "r"}, events
+    assert events[-1][1:] == ["m", "exited (signal SIGHUP)"], events
+
+
+def test_record_input_includes_the_enter_of_text_enter(agentty_home: Path) -> None:
+    rec = agentty_json("start", "--record-input", "--", "cat")
+    agentty("text", "--enter", "typed", check=True)
+    agentty("wait", "--regex", "^typed$", check=True)
+    agentty("kill", check=True)
+    inputs = [e[2] for e in _events(agentty_home / "logs" / f"{rec['id']}.cast") if e[1] == "i"]
+    assert "".join(str(i) for i in inputs) == "typed\r", inputs
+
+
+def test_gc_removes_the_recording(agentty_home: Path) -> None:
+    rec = agentty_json("start", "--record", "--", "sh", "-c", "echo recorded; exit 0")
+    agentty("wait", "--exit", check=True)
+    cast = agentty_home / "logs" / f"{rec['id']}.cast"
+    assert cast.exists()
+    assert rec["id"] in agentty_json("gc")["removed"]
+    assert not cast.exists()
+    assert list((agentty_home / "logs").iterdir()) == []

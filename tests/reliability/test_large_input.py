@@ -1,0 +1,104 @@
+"""Large input (issue 16, item 17): any size up to the documented limit reaches the program
+as it reads; beyond it `text` refuses up front in one line; a program that never reads gets
+a clear error while the worker keeps answering."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from agentty_core.client import MAX_INPUT
+from tests.reliability.conftest import PYTHON, agentty, start
+
+# Reads exactly argv[1] bytes of raw input (no echo, no line discipline), then prints
+# their count and SHA-256 and waits for the end.
+COUNTER = """\
+import hashlib, os, sys, tty
+want = int(sys.argv[1])
+tty.setraw(0)
+sys.stdout.write("counter-ready\\r\\n"); sys.stdout.flush()
+digest, got = hashlib.sha256(), 0
+while got < want:
+    chunk = os.read(0, min(65536, want - got))
+    if not chunk:
+        break
+    digest.update(chunk)
+    got += len(chunk)
+sys.stdout.write(f"got {got} {digest.hexdigest()}\\r\\n"); sys.stdout.flush()
+os.read(0, 1)
+"""
+
+# Raw mode (so the tty does not discard what it cannot buffer), and never reads.
+NEVER_READS = """\
+import sys, time, tty
+tty.setraw(0)
+sys.stdout.write("deaf-ready\\r\\n"); sys.stdout.flush()
+time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("size", [900_000, 5_000_000, 20 << 20])
+def test_large_text_file_reaches_the_program(agentty_home: Path, tmp_path: Path, size: int) -> None:
+    rec = start("--", PYTHON, "-c", COUNTER, str(size))
+    sid = rec["id"]
+    agentty("wait", "--session", sid, "--text", "counter-ready", check=True)
+    payload = os.urandom(size)
+    path = tmp_path / "payload.bin"
+    path.write_bytes(payload)
+    sent = agentty("text", "--session", sid, "--file", str(path), timeout=120)
+    assert sent.returncode == 0, sent.stderr
+    expected = f"got {size} {hashlib.sha256(payload).hexdigest()}"
+    agentty("wait", "--session", sid, "--text", expected, "--timeout", "60", check=True)
+    assert agentty("kill", "--session", sid).returncode == 0
+
+
+def test_input_over_the_limit_is_refused_up_front(agentty_home: Path, tmp_path: Path) -> None:
+    rec = start("--", PYTHON, "-c", COUNTER, "1")
+    sid = rec["id"]
+    agentty("wait", "--session", sid, "--text", "counter-ready", check=True)
+    path = tmp_path / "huge.bin"
+    with open(path, "wb") as f:
+        f.truncate(MAX_INPUT + 1)
+    assert MAX_INPUT >= 64 << 20
+    refused = agentty("text", "--session", sid, "--file", str(path), timeout=120)
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.count("\n") == 1, refused.stderr
+    assert str(MAX_INPUT + 1) in refused.stderr and str(MAX_INPUT) in refused.stderr
+    # Nothing of it was delivered.
+    assert "got" not in agentty("get", "--session", sid, check=True).stdout
+    assert agentty("kill", "--session", sid).returncode == 0
+
+
+def test_program_that_never_reads_gets_a_clear_error(agentty_home: Path, tmp_path: Path) -> None:
+    rec = start("--", PYTHON, "-c", NEVER_READS)
+    sid = rec["id"]
+    agentty("wait", "--session", sid, "--text", "deaf-ready", check=True)
+    path = tmp_path / "payload.bin"
+    path.write_bytes(b"y" * 5_000_000)
+    outcome: list[subprocess.CompletedProcess[str]] = []
+    sender = threading.Thread(
+        target=lambda: outcome.append(
+            agentty("text", "--session", sid, "--file", str(path), timeout=180)
+        )
+    )
+    sender.start()
+    try:
+        # The worker answers others while that input waits for a reader.
+        for _ in range(5):
+            got = agentty("get", "--session", sid, timeout=30)
+            assert got.returncode == 0, got.stderr
+    finally:
+        sender.join(timeout=180)
+    assert outcome, "text hung"
+    failed = outcome[0]
+    assert failed.returncode == 1, failed.stderr
+    assert failed.stderr.count("\n") == 1, failed.stderr
+    assert "not reading" in failed.stderr and "5000000" in failed.stderr, failed.stderr
+    assert "Broken pipe" not in failed.stderr and "too long" not in failed.stderr
+    assert agentty("get", "--session", sid).returncode == 0
+    assert agentty("kill", "--session", sid).returncode == 0
