@@ -39,11 +39,14 @@ from agentty_core.state.records import Record
 
 TYPE_CHECKING = False  # without importing typing: this module is on the hot path
 if TYPE_CHECKING:
+    import psutil
+
     from agentty_core.ipc.subscription import Subscription
     from agentty_core.proc.orphans import Orphan
     from agentty_core.state.store import StateStore
 
 DEFAULT_TIMEOUT = 5.0
+KILL_PING_TIMEOUT = 2.0  # a worker not answering a ping by then is killed from outside
 _SAFE_TO_REPEAT = frozenset({"get", "info", "ping", "wait"})  # requests that change nothing
 
 
@@ -429,13 +432,62 @@ class Client:
             raise SessionNotRunning(session_id, f"already {describe_end(rec)}")
         if status in ("running", "starting") and self.worker_alive(rec):
             try:
+                # A worker that cannot answer this (stopped, pinned) is not waited on for the
+                # whole kill: its processes are ended from here instead.
+                self._call(rec, "ping", timeout=KILL_PING_TIMEOUT)
                 result = self._call(rec, "kill", {"grace": grace}, timeout=grace * 3 + 10)
             except RemoteError as exc:
+                if exc.code == "busy":
+                    return self._kill_without_worker(rec, grace, exc.message)
                 if exc.code != "exited":
                     raise
                 result = {}
+            except (WorkerUnreachable, SessionNotRunning) as exc:
+                return self._kill_without_worker(rec, grace, exc.message)
             return {"id": session_id, **result, **self._ended_fields(session_id)}
         return self._kill_orphaned(rec, grace)
+
+    def _kill_without_worker(self, rec: Record, grace: float, reason: str) -> JSONObject:
+        """`kill` when the worker does not answer, or died during the kill: the same ladder,
+        run from here over the worker and the program by the pid and start time the record
+        keeps (a recycled pid is never signalled) and every process carrying the session's
+        marker (survivors of a dead worker). A stopped worker gets SIGCONT with SIGTERM, and
+        one that can act on it ends its session and records the exit itself; one that cannot
+        is killed, and the record then says the session is lost, with why."""
+        from agentty_core.errors import KillNotConfirmed
+        from agentty_core.proc.killtree import ladder, run_sync
+        from agentty_core.proc.orphans import marked_processes
+
+        session_id = str(rec["id"])
+        known = [
+            proc
+            for pid_key, start_key in (("workerPid", "workerStart"), ("pid", "pidStart"))
+            if (proc := _recorded_process(rec, pid_key, start_key)) is not None
+        ]
+        ended: dict[int, None] = {}
+
+        def targets() -> list[psutil.Process]:
+            procs = {p.pid: p for p in known}
+            procs.update((o.pid, o.process) for o in marked_processes(self.home, {session_id}))
+            ended.update(dict.fromkeys(procs))
+            return list(procs.values())
+
+        result = run_sync(ladder(targets, grace=grace))
+        if result.survivors:
+            raise KillNotConfirmed(session_id, result.survivors)
+        fresh = records.find(records.records(self.home), session_id)
+        if fresh.get("status") in ("running", "starting"):
+            # Nobody recorded the end: say so. A write that fails changes nothing here (the
+            # worker is gone, so the next reader marks the session lost anyway).
+            with contextlib.suppress(AgenttyError, OSError):
+                fresh = self._mark_lost(fresh, f"killed while its worker did not answer: {reason}")
+        worker = rec.get("workerPid")
+        return {
+            "id": session_id,
+            **{k: fresh.get(k) for k in ("status", "exitCode", "signal")},
+            "escalated": result.escalated,
+            "orphansKilled": sorted(pid for pid in ended if pid != worker),
+        }
 
     def _ended_fields(self, session_id: str) -> JSONObject:
         rec = records.find(records.records(self.home), session_id)
@@ -565,3 +617,22 @@ class Client:
     def logs(self, ref: str | None = None) -> Path:
         rec = self.resolve(ref)
         return self.home.log_path(str(rec["id"]))
+
+
+def _recorded_process(rec: Record, pid_key: str, start_key: str) -> psutil.Process | None:
+    """A handle on the process the record names, only while it is still that process (pid
+    and start time): psutil then refuses to signal the pid if it is reused meanwhile."""
+    import psutil
+
+    pid, token = rec.get(pid_key), rec.get(start_key)
+    if not isinstance(pid, int) or not identity.same_process(
+        pid, token if isinstance(token, str) else None
+    ):
+        return None
+    try:
+        proc = psutil.Process(pid)
+    except psutil.Error:
+        return None
+    # The handle's own creation time was read after the check: make sure it is still the
+    # same process, so the handle guards the one we identified.
+    return proc if identity.same_process(pid, token if isinstance(token, str) else None) else None
