@@ -160,6 +160,7 @@ def start(
         "rows": rows,
         "record": record,
         "record_cast": dict(record_cast) if record_cast is not None else None,
+        "activate": activate,  # set with the running record, in the same write
         # An early worker's output goes nowhere until it knows its session's log.
         "log_to": str(log_path) if early is not None else None,
     }
