@@ -7,11 +7,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-from agentty_core.errors import EXIT_TIMEOUT
+from agentty_core.errors import EXIT_TIMEOUT, EXIT_USAGE
 from agentty_core.protocol import JSONObject
 from agentty_core.worker.answers import Later, Outcome, RequestFailed
 from agentty_core.worker.base import WorkerBase
-from agentty_core.worker.waits import Fired, WaitSpec, evaluate
+from agentty_core.worker.waits import REGEX_BUDGET, Fired, RegexTimeout, WaitSpec, evaluate
 
 INPUT_POLL = 0.02
 
@@ -28,7 +28,11 @@ class WaitRegistry(WorkerBase):
         for later, spec in list(self.waits.items()):
             if later.done():
                 continue
-            fired = self._evaluate(spec, now, reading)
+            try:
+                fired = self._evaluate(spec, now, reading)
+            except RequestFailed as exc:  # a runaway regex: this wait fails, not the others
+                later.resolve(exc)
+                continue
             if fired is not None:
                 try:
                     answer: Outcome = self._wait_result(spec, fired)
@@ -48,15 +52,25 @@ class WaitRegistry(WorkerBase):
             )
 
     def _evaluate(self, spec: WaitSpec, now: float, reading: list[bool]) -> Fired | None:
+        """The condition that holds; RequestFailed for a regex that runs past its budget."""
         # "Exited" means the program is gone *and* its last output was read: a wait for the
         # exit must see the final screen, not whatever was parsed when SIGCHLD arrived.
         exited = self.exit_status is not None and self.pty_closed
         if spec.input and not reading:
             reading.append(self.input_state()["state"] == "reading")
         idle_ms = (now - self.last_change) * 1000
-        return evaluate(
-            spec, self.emu, exited=exited, idle_ms=idle_ms, reading=bool(reading and reading[0])
-        )
+        try:
+            return evaluate(
+                spec, self.emu, exited=exited, idle_ms=idle_ms, reading=bool(reading and reading[0])
+            )
+        except RegexTimeout:
+            pattern = spec.regex.pattern if spec.regex is not None else ""
+            raise RequestFailed(
+                "regex_timeout",
+                f"regex {pattern!r} took over {REGEX_BUDGET:g}s on the screen "
+                "(nested repeats backtrack); simplify it",
+                exit_code=EXIT_USAGE,
+            ) from None
 
     async def _poll_input(self) -> None:
         while any(spec.input for spec in self.waits.values()):
