@@ -20,6 +20,7 @@ READ_BATCH = 1 << 15  # fed to the emulator at once: big enough for bulk parsing
 SMALL_READ = 1024  # a read shorter than this means the PTY had little to give
 RAW_BUFFER = 1 << 20  # the tail of raw output kept for `get --raw`
 INPUT_QUEUE = 1 << 20  # bytes queued for a program that is not reading
+DRAIN_LIMIT = 1 << 20  # parsed at most for one wait's answer (a blocked program leaves ~64 KiB)
 
 
 class PtyIO(WorkerBase):
@@ -55,6 +56,31 @@ class PtyIO(WorkerBase):
             self._take_output(data)
         if eof:
             self._on_pty_closed()
+
+    def _drain_output(self) -> None:
+        """Parse what the PTY holds right now, for a wait about to answer that the program
+        reads (see WaitRegistry._reading). Waits are not checked from inside: the caller
+        evaluates them next, and a check follows on the next turn for the other waits."""
+        if self.child is None or self.pty_closed or self.draining:
+            return
+        seq = self.emu.seq
+        taken = 0
+        self.draining = True
+        try:
+            while taken < DRAIN_LIMIT:
+                data, eof = self._read_batch()
+                if data:
+                    self._take_output(data)
+                    taken += len(data)
+                if eof:
+                    self._on_pty_closed()
+                    break
+                if not data:
+                    break
+        finally:
+            self.draining = False
+        if self.emu.seq != seq:
+            asyncio.get_running_loop().call_soon(self._check_waits)
 
     def _take_output(self, data: bytes) -> None:
         self.last_read = time.monotonic()
