@@ -15,8 +15,10 @@ whether it is blocked in a read, which is then a read that has nothing to return
 
 from __future__ import annotations
 
+import fcntl
 import os
 import select
+import sys
 import termios
 from typing import Literal, TypedDict
 
@@ -100,9 +102,11 @@ def _blocked_on_input(pid: int, tty: str) -> bool | None:
 
 
 def input_pending(tty_name: str) -> bool | None:
-    """Whether the terminal holds input its program has not read (a whole line in canonical
-    mode); None when the slave cannot be opened. Opened for the question only: a worker
-    holding the slave would keep the master from seeing the program's end."""
+    """Whether the terminal holds input its program has not read (whole lines, in canonical
+    mode); None when the slave cannot be opened. The poll pushes input still in flight to
+    the line discipline (a bare FIONREAD misses most of what was just written); the count
+    then rules out a poll that is always ready (non-canonical with VMIN 0). The slave is
+    opened for the question only: held, it would keep the master from seeing the end."""
     try:
         fd = os.open(tty_name, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
@@ -110,7 +114,12 @@ def input_pending(tty_name: str) -> bool | None:
     try:
         poller = select.poll()
         poller.register(fd, select.POLLIN)
-        return any(events & select.POLLIN for _fd, events in poller.poll(0))
+        if not any(events & select.POLLIN for _fd, events in poller.poll(0)):
+            return False
+        count = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
+        return int.from_bytes(count, sys.byteorder, signed=True) > 0
+    except OSError:
+        return None
     finally:
         os.close(fd)
 
