@@ -215,7 +215,7 @@ class Peer:
         if self._line_started is not None and self._can_take():
             late = self.request_deadline - (now - self._line_started)
             if late <= 0:
-                self.refuse("timeout", "request line not completed in time")
+                self.refuse("request_timeout", "request line not completed in time")
                 return
             wait = min(wait, late)
         self._rearm(wait)

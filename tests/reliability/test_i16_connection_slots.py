@@ -109,7 +109,7 @@ def test_a_request_trickling_in_is_cut_off_at_its_deadline(tmp_path: Path) -> No
             data = b""
             while chunk := await asyncio.wait_for(loop.sock_recv(sock, 1 << 16), 5):
                 data += chunk
-        assert b'"timeout"' in data and data.count(b"\n") == 1, data
+        assert b'"request_timeout"' in data and data.count(b"\n") == 1, data
         # A client that completes its request in time is answered as usual.
         assert (await _ping(path))["ok"] is True
 
