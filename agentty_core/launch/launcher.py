@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 
-from agentty_core.errors import EXIT_USAGE, AgenttyError, SpawnError, UsageError
+from agentty_core.errors import EXIT_USAGE, SpawnError, UsageError
 from agentty_core.ipc.client import remove_stale_socket
 from agentty_core.launch import spawn as worker_spawn
 from agentty_core.launch.spawn import SpawnedWorker, WorkerTimeout
@@ -29,10 +29,9 @@ from agentty_core.paths import Home, validate_name
 from agentty_core.proc import identity
 from agentty_core.proc.ptyhost import resolve_command, validate_cwd
 from agentty_core.state.records import LIVE_STATUSES, Record
-from agentty_core.state.store import LOCK_TIMEOUT, StateStore, now_iso
+from agentty_core.state.store import StateStore, now_iso
 
 READY_TIMEOUT = 10.0
-END_TIMEOUT = LOCK_TIMEOUT + 10.0  # a started worker ends its session: ladder, then its record
 MAX_SIZE = 1000
 
 
@@ -174,22 +173,12 @@ def start(
         with contextlib.suppress(OSError):
             remove_stale_socket(home.socket_path(session_id))
         raise
-    try:
-        if activate and ready.get("active") is not True:  # an older worker did not set it
-            store.set_active(session_id)
-    except BaseException as exc:
-        # The program runs, but `start` fails: it must not run on, unowned (issue 16 #2).
-        _end_started(proc)
-        message = f"session {session_id} was ended: {exc}"
-        with contextlib.suppress(Exception):
-            store.update(session_id, status="failed", error=message, endedAt=now_iso())
-        if isinstance(exc, AgenttyError):
-            exc.message = message
-        raise
+    # Nothing after `ready` may fail: a `start` that fails leaves nothing running, one that
+    # leaves a session running succeeds (the worker set the active pointer with its record).
     record.update(status="running", pid=ready.get("pid"), workerPid=ready.get("workerPid"))
-    from agentty_core.state.records import CorruptState, records
+    from agentty_core.state.records import records
 
-    with contextlib.suppress(CorruptState, OSError):  # a read cannot undo a started session
+    with contextlib.suppress(Exception):  # a failed read cannot undo a started session
         for rec in records(home):
             if rec.get("id") == session_id:
                 return rec
@@ -253,18 +242,6 @@ def _read_status(fd: int, timeout: float) -> Record | None:
     except ValueError:
         return None
     return message if isinstance(message, dict) else None
-
-
-def _end_started(proc: SpawnedWorker) -> None:
-    """End a session whose worker reported ready. SIGTERM makes the worker end the program's
-    whole tree (the kill ladder) and record the exit, which can take a grace period per step
-    and the state lock's timeout; SIGKILL of its group only if it does not exit by then."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=END_TIMEOUT)
-    except WorkerTimeout:
-        _kill_worker(proc)
 
 
 def _kill_worker(proc: SpawnedWorker) -> None:
