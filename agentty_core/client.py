@@ -39,8 +39,6 @@ from agentty_core.state.records import Record
 
 TYPE_CHECKING = False  # without importing typing: this module is on the hot path
 if TYPE_CHECKING:
-    import psutil
-
     from agentty_core.ipc.subscription import Subscription
     from agentty_core.proc.orphans import Orphan
     from agentty_core.state.store import StateStore
@@ -454,16 +452,24 @@ class Client:
         marker (survivors of a dead worker). A stopped worker gets SIGCONT with SIGTERM, and
         one that can act on it ends its session and records the exit itself; one that cannot
         is killed, and the record then says the session is lost, with why."""
+        import psutil
+
         from agentty_core.errors import KillNotConfirmed
         from agentty_core.proc.killtree import ladder, run_sync
         from agentty_core.proc.orphans import marked_processes
 
         session_id = str(rec["id"])
-        known = [
-            proc
-            for pid_key, start_key in (("workerPid", "workerStart"), ("pid", "pidStart"))
-            if (proc := _recorded_process(rec, pid_key, start_key)) is not None
-        ]
+        known: list[psutil.Process] = []
+        for pid_key, start_key in (("workerPid", "workerStart"), ("pid", "pidStart")):
+            pid, token = rec.get(pid_key), rec.get(start_key)
+            if not isinstance(pid, int) or not isinstance(token, str):
+                continue
+            with contextlib.suppress(psutil.Error):
+                proc = psutil.Process(pid)
+                # Checked after the handle was made, so the handle (which refuses to signal
+                # a reused pid) guards the very process the record names.
+                if identity.same_process(pid, token):
+                    known.append(proc)
         ended: dict[int, None] = {}
 
         def targets() -> list[psutil.Process]:
@@ -617,22 +623,3 @@ class Client:
     def logs(self, ref: str | None = None) -> Path:
         rec = self.resolve(ref)
         return self.home.log_path(str(rec["id"]))
-
-
-def _recorded_process(rec: Record, pid_key: str, start_key: str) -> psutil.Process | None:
-    """A handle on the process the record names, only while it is still that process (pid
-    and start time): psutil then refuses to signal the pid if it is reused meanwhile."""
-    import psutil
-
-    pid, token = rec.get(pid_key), rec.get(start_key)
-    if not isinstance(pid, int) or not identity.same_process(
-        pid, token if isinstance(token, str) else None
-    ):
-        return None
-    try:
-        proc = psutil.Process(pid)
-    except psutil.Error:
-        return None
-    # The handle's own creation time was read after the check: make sure it is still the
-    # same process, so the handle guards the one we identified.
-    return proc if identity.same_process(pid, token if isinstance(token, str) else None) else None
