@@ -44,7 +44,6 @@ if TYPE_CHECKING:
     from agentty_core.state.store import StateStore
 
 DEFAULT_TIMEOUT = 5.0
-KILL_PING_TIMEOUT = 2.0  # a worker not answering a ping by then is killed from outside
 _SAFE_TO_REPEAT = frozenset({"get", "info", "ping", "wait"})  # requests that change nothing
 
 
@@ -431,8 +430,10 @@ class Client:
         if status in ("running", "starting") and self.worker_alive(rec):
             try:
                 # A worker that cannot answer this (stopped, pinned) is not waited on for the
-                # whole kill: its processes are ended from here instead.
-                self._call(rec, "ping", timeout=KILL_PING_TIMEOUT)
+                # whole kill: its processes are ended from here instead. A live but slow one
+                # (a loaded machine) still ends its session itself: the ladder's SIGHUP ends
+                # the program and the worker records that exit.
+                self._call(rec, "ping")
                 result = self._call(rec, "kill", {"grace": grace}, timeout=grace * 3 + 10)
             except RemoteError as exc:
                 if exc.code == "busy":

@@ -236,7 +236,9 @@ def test_s23_malformed_ipc_storm(agentty_home: Path) -> None:
         for a in answers:
             if a:
                 msg = json.loads(a)
-                assert msg["ok"] or msg["error"]["code"] == "busy", msg
+                # A full worker makes room by closing the longest idle connection: a crowd
+                # member connected but silent so far may be that one, and is told so.
+                assert msg["ok"] or msg["error"]["code"] in ("busy", "evicted"), msg
     finally:
         for s in silent:
             s.close()
