@@ -11,7 +11,8 @@ from agentty_core.errors import EXIT_TIMEOUT, EXIT_USAGE
 from agentty_core.protocol import JSONObject
 from agentty_core.worker.answers import Later, Outcome, RequestFailed
 from agentty_core.worker.base import WorkerBase
-from agentty_core.worker.waits import REGEX_BUDGET, Fired, RegexTimeout, WaitSpec, evaluate
+from agentty_core.worker.regexbudget import BUDGET, RegexTimeout
+from agentty_core.worker.waits import Fired, WaitSpec, evaluate
 
 INPUT_POLL = 0.02
 
@@ -74,7 +75,7 @@ class WaitRegistry(WorkerBase):
             pattern = spec.regex.pattern if spec.regex is not None else ""
             raise RequestFailed(
                 "regex_timeout",
-                f"regex {pattern!r} took over {REGEX_BUDGET:g}s on the screen "
+                f"regex {pattern!r} took over {BUDGET:g}s of CPU on the screen "
                 "(nested repeats backtrack); simplify it",
                 exit_code=EXIT_USAGE,
             ) from None

@@ -8,51 +8,14 @@ on a short poll for `input`, and when the program exits; no client polls.
 from __future__ import annotations
 
 import re
-import signal
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from agentty_core.protocol import BadRequest, JSONObject, finite
+from agentty_core.worker.regexbudget import bounded
 
 MAX_TIMEOUT = 24 * 3600.0
-REGEX_BUDGET = 0.25  # seconds one search of a wait's regex over the screen may take
-
-
-class RegexTimeout(Exception):
-    """A wait's regex ran past its budget (catastrophic backtracking, `(a+)+$`)."""
-
-
-_alarm_armed = False
-
-
-def _on_alarm(_signum: int, _frame: object) -> None:
-    if _alarm_armed:
-        raise RegexTimeout
-
-
-@contextmanager
-def regex_budget(seconds: float = REGEX_BUDGET) -> Iterator[None]:
-    """Stop a regex search after `seconds`. The engine checks for signals while it
-    backtracks, so the alarm's handler ends the search with RegexTimeout instead of pinning
-    the worker (its loop, which answers every client, is the search's thread). Signal
-    handlers run in the main thread only: elsewhere the search is not bounded."""
-    global _alarm_armed
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGALRM, _on_alarm)
-    _alarm_armed = True
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        _alarm_armed = False  # an alarm delivered from here on changes nothing
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 class ScreenView(Protocol):
@@ -167,8 +130,8 @@ def evaluate(
         if at is not None:
             return Fired("text", at)
     if spec.regex is not None:
-        with regex_budget():
-            at = view.search(spec.regex, scrollback=spec.scrollback)
+        with bounded(spec.regex) as pattern:  # RegexTimeout past its budget
+            at = view.search(pattern, scrollback=spec.scrollback)
         if at is not None:
             return Fired("regex", at)
     if spec.gone is not None and view.find(spec.gone, scrollback=spec.scrollback) is None:
