@@ -131,6 +131,9 @@ def _close_all(connections: dict[str, ipc_client.Connection]) -> None:
         connections.popitem()[1].close()
 
 
+RECORD_PIDS = (("workerPid", "workerStart"), ("pid", "pidStart"))  # what a record names
+
+
 class Client:
     """Sessions of one agentty home."""
 
@@ -580,24 +583,51 @@ class Client:
             raise SessionNotRunning(session_id, f"already {describe_end(rec)}")
         if is_live(rec) and self.worker_alive(rec):
             try:
+                # A worker that cannot answer this (stopped, pinned) is not waited on for the
+                # whole kill: its processes are ended from here instead. A live but slow one
+                # (a loaded machine) still ends its session itself: the ladder's SIGHUP ends
+                # the program and the worker records that exit.
+                self._call(rec, "ping")
                 result = self._call(rec, "kill", {"grace": grace}, timeout=grace * 3 + 10)
             except RemoteError as exc:
+                if exc.code == "busy":
+                    return self._kill_without_worker(rec, grace, exc.message)
                 if exc.code != "exited":
                     raise
                 result = {}
-            except (WorkerUnreachable, SessionNotRunning):
-                # The worker died in the middle (SIGKILL, OOM): this same kill sweeps what
-                # it left. Its connection closes while it is still exiting: give it a moment.
-                deadline = time.monotonic() + 2.0
-                while (rec := self.resolve(session_id)).get("status") in ("running", "starting"):
-                    if not self.worker_alive(rec):
-                        return self._kill_orphaned(rec, grace)
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.02)
-                result = {}  # it ended after all
+            except (WorkerUnreachable, SessionNotRunning) as exc:
+                return self._kill_without_worker(rec, grace, exc.message)
             return {"id": session_id, **result, **self._ended_fields(session_id)}
         return self._kill_orphaned(rec, grace)
+
+    def _kill_without_worker(self, rec: Record, grace: float, reason: str) -> JSONObject:
+        """`kill` when the worker does not answer, or died during the kill: the same ladder,
+        run from here over the worker and the program by the pid and start time the record
+        keeps (a recycled pid is never signalled) and every process carrying the session's
+        marker (survivors of a dead worker). A stopped worker gets SIGCONT with SIGTERM, and
+        one that can act on it ends its session and records the exit itself; one that cannot
+        is killed, and the record then says the session is lost, with why."""
+        from agentty_core.errors import KillNotConfirmed
+        from agentty_core.proc.orphans import end_session
+
+        session_id = rec["id"]
+        known = [(rec.get(pid), rec.get(start)) for pid, start in RECORD_PIDS]
+        result, ended = end_session(self.home, session_id, known, grace)
+        if result.survivors:
+            raise KillNotConfirmed(session_id, result.survivors)
+        fresh = records.find(records.records(self.home), session_id)
+        if is_live(fresh):
+            # Nobody recorded the end: say so. A write that fails changes nothing here (the
+            # worker is gone, so the next reader marks the session lost anyway).
+            with contextlib.suppress(AgenttyError, OSError):
+                fresh = self._mark_lost(fresh, f"killed while its worker did not answer: {reason}")
+        worker = rec.get("workerPid")
+        return {
+            "id": session_id,
+            **{k: fresh.get(k) for k in ("status", "exitCode", "signal")},
+            "escalated": result.escalated,
+            "orphansKilled": sorted(pid for pid in ended if pid != worker),
+        }
 
     def _ended_fields(self, session_id: str) -> JSONObject:
         rec = records.find(records.records(self.home), session_id)

@@ -26,6 +26,9 @@ log = logging.getLogger("agentty.worker")
 
 RECV = 1 << 16
 HIGH_WATER = 1 << 20  # unsent bytes above which a connection's next requests wait
+# A request line must be complete this long after its first byte arrived (while the server
+# reads it): a client sending a byte a second would otherwise hold its slot forever.
+REQUEST_DEADLINE = 30.0
 
 
 class Peer:
@@ -34,11 +37,17 @@ class Peer:
     Reading stops while a pending request holds a line's worth of queued requests, while
     the answers are far ahead of the reader, and once the client closes its end (what was
     asked before is still answered). An idle connection is closed after `idle_timeout`;
-    one waiting for an answer, or subscribed, is not idle.
+    one waiting for an answer, or subscribed, is not idle. A request line still incomplete
+    `request_deadline` after it began is refused and the connection closed.
     """
 
     def __init__(
-        self, server: Server, sock: socket.socket, idle_timeout: float, max_line: int
+        self,
+        server: Server,
+        sock: socket.socket,
+        idle_timeout: float,
+        max_line: int,
+        request_deadline: float = REQUEST_DEADLINE,
     ) -> None:
         self.server = server
         self.sock = sock
@@ -53,10 +62,14 @@ class Peer:
         self.close_when_flushed = False
         self.idle_timeout = idle_timeout
         self.max_line = max_line
+        self.request_deadline = request_deadline
+        self.last_request_at = time.monotonic()  # or the connect: which idle peer to evict
+        self._line_started: float | None = None  # when the incomplete line in inbuf began
         self.on_close: list[Callable[[], None]] = []
         self._reading = False
         self._writing = False
         self._update_io()
+        self._idle_at: float | None = time.monotonic() + idle_timeout
         self._idle = self.loop.call_later(idle_timeout, self._check_idle)
 
     # -- reading ---------------------------------------------------------------------------
@@ -91,7 +104,12 @@ class Peer:
                 break
             line = bytes(self.inbuf[: end + 1])
             del self.inbuf[: end + 1]
+            self._line_started = None
+            self.last_request_at = time.monotonic()
             self.server.on_request(self, line)
+        if self.inbuf and self._line_started is None and self._can_take():
+            self._line_started = time.monotonic()
+            self._rearm(self.request_deadline)
         self._update_io()
 
     def _can_take(self) -> bool:
@@ -106,6 +124,7 @@ class Peer:
     def resume(self) -> None:
         """The pending request was answered: go on with the lines that queued behind it."""
         self.busy = False
+        self._line_started = None  # a line left waiting behind the request starts its time now
         self.take_lines()
 
     # -- writing ---------------------------------------------------------------------------
@@ -175,21 +194,46 @@ class Peer:
             self._writing = want_write
         self._active_at = time.monotonic()  # the loop's clock (loop.time() is a method call more)
 
-    def _is_idle(self) -> bool:
+    def is_idle(self) -> bool:
+        """Nothing asked and unanswered, nothing to write, not subscribed: closing it loses
+        nothing but a half-sent request."""
         return not (self.busy or self.subscribed or self.outbuf or self.close_when_flushed)
 
     def _check_idle(self) -> None:
         """One timer per connection, re-armed when it fires rather than on every request
         (cancelling and re-scheduling a timer per request was a tenth of a request's cost)."""
+        self._idle_at = None
         if self.closed:
             return
+        now = time.monotonic()
         wait = self.idle_timeout
-        if self._is_idle():
-            wait -= time.monotonic() - self._active_at
+        if self.is_idle():
+            wait -= now - self._active_at
             if wait <= 0:
                 self.close()
                 return
+        if self._line_started is not None and self._can_take():
+            late = self.request_deadline - (now - self._line_started)
+            if late <= 0:
+                self.refuse("request_timeout", "request line not completed in time")
+                return
+            wait = min(wait, late)
+        self._rearm(wait)
+
+    def _rearm(self, wait: float) -> None:
+        """Run the idleness check in `wait` seconds, unless it is due sooner already."""
+        due = time.monotonic() + max(wait, 0.001)
+        if self._idle_at is not None and self._idle_at <= due:
+            return
+        self._idle.cancel()
+        self._idle_at = due
         self._idle = self.loop.call_later(max(wait, 0.001), self._check_idle)
+
+    def refuse(self, code: str, message: str) -> None:
+        """Say why in one error line, then close: the client reads that, not a bare EOF."""
+        self.inbuf.clear()
+        self.send(protocol.error(code, message))
+        self.finish()
 
     # -- closing ---------------------------------------------------------------------------
 
@@ -226,12 +270,14 @@ class Server:
         *,
         max_connections: int,
         idle_timeout: float,
+        request_deadline: float = REQUEST_DEADLINE,
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.path = path
         self.on_request = on_request
         self.max_connections = max_connections
         self.idle_timeout = idle_timeout
+        self.request_deadline = request_deadline
         self.peers: set[Peer] = set()
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -266,13 +312,30 @@ class Server:
             log.warning("refused a connection from uid %s", uid)
             conn.close()
             return
-        if len(self.peers) >= self.max_connections:
+        if len(self.peers) >= self.max_connections and not self._evict_one():
             with contextlib.suppress(OSError):
                 conn.send(protocol.error("busy", "too many connections"))
             conn.close()
             return
         conn.setblocking(False)
-        self.peers.add(Peer(self, conn, self.idle_timeout, protocol.MAX_LINE + 1))
+        self.peers.add(
+            Peer(self, conn, self.idle_timeout, protocol.MAX_LINE + 1, self.request_deadline)
+        )
+
+    def _evict_one(self) -> bool:
+        """Make room for a new client: close the idle connection that asked nothing for the
+        longest (one that never completed a request counts from its connect), so connections
+        that hold a slot without using it cannot lock clients out. False if none is idle:
+        every slot waits for an answer or is subscribed."""
+        idle = [peer for peer in self.peers if peer.is_idle()]
+        if not idle:
+            return False
+        oldest = min(idle, key=lambda peer: peer.last_request_at)
+        log.info("all %d connections in use: closing the longest idle one", len(self.peers))
+        oldest.refuse("evicted", "connection closed to serve a new client")
+        if not oldest.closed:  # its error line is still being written: drop it all
+            oldest.close()
+        return True
 
     def _resume_accepting(self) -> None:
         if self.sock.fileno() >= 0:

@@ -157,6 +157,7 @@ def start(
         "rows": rows,
         "record": record,
         "record_cast": dict(record_cast) if record_cast is not None else None,
+        "activate": activate,  # set with the running record, in the same write
         # An early worker's output goes nowhere until it knows its session's log.
         "log_to": str(log_path) if early is not None else None,
     }
@@ -170,13 +171,14 @@ def start(
         with contextlib.suppress(OSError):
             remove_stale_socket(home.socket_path(session_id))
         raise
-    if activate:
-        store.set_active(session_id)
+    # Nothing after `ready` may fail: a `start` that fails leaves nothing running, one that
+    # leaves a session running succeeds (the worker set the active pointer with its record).
     from agentty_core.state.records import records
 
-    for rec in records(home):
-        if rec.get("id") == session_id:
-            return rec
+    with contextlib.suppress(Exception):  # a failed read cannot undo a started session
+        for rec in records(home):
+            if rec.get("id") == session_id:
+                return rec
     running = {"status": "running", "pid": ready.get("pid"), "workerPid": ready.get("workerPid")}
     return checked({**record, **running}) or record
 

@@ -5,11 +5,20 @@ foreground process group (`tcgetpgrp`), its termios flags (canonical mode, echo:
 a prompt means a password), and whether the foreground process is blocked in a read (or
 select/poll) on the terminal, from `/proc/<pid>/syscall` (falling back to `wchan`). Linux
 first; elsewhere the state degrades to `unknown`.
+
+A read that input was just sent to still shows as blocked until the program is scheduled:
+taken for "reading", it let the next answer (a password) arrive before `read -s` turned echo
+off. So the program reads only once the terminal holds no input for it: that is asked first
+(a poll on the slave side, which pushes input still in flight to the line discipline), then
+whether it is blocked in a read, which is then a read that has nothing to return.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import select
+import sys
 import termios
 from typing import Literal, TypedDict
 
@@ -92,33 +101,69 @@ def _blocked_on_input(pid: int, tty: str) -> bool | None:
     return any(name in channel for name in _WAIT_CHANNELS) and _is_tty_fd(pid, 0, tty)
 
 
+def input_pending(tty_name: str) -> bool | None:
+    """Whether the terminal holds input its program has not read (whole lines, in canonical
+    mode); None when the slave cannot be opened. The poll pushes input still in flight to
+    the line discipline (a bare FIONREAD misses most of what was just written); the count
+    then rules out a poll that is always ready (non-canonical with VMIN 0). The slave is
+    opened for the question only: held, it would keep the master from seeing the end."""
+    try:
+        fd = os.open(tty_name, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        if not any(events & select.POLLIN for _fd, events in poller.poll(0)):
+            return False
+        count = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
+        return int.from_bytes(count, sys.byteorder, signed=True) > 0
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 def probe(master_fd: int, tty_name: str) -> InputState:
     """The input state of the terminal behind `master_fd` (whose slave is `tty_name`)."""
+    try:
+        pgid = os.tcgetpgrp(master_fd)
+    except OSError:
+        pgid = 0
+    state: InputStateName = "unknown"
+    foreground: Foreground | None = None
+    if pgid > 0 and os.path.isdir("/proc"):  # else no session has claimed the terminal yet
+        state, foreground = _foreground_state(pgid, tty_name)
+    elif pgid > 0:
+        foreground = {"pid": pgid, "name": _proc_name(pgid)}
+    # Asked last: a program sets its terminal up (echo off for a password) before it reads.
     try:
         attrs = termios.tcgetattr(master_fd)
         echo: bool | None = bool(attrs[3] & termios.ECHO)
         canonical: bool | None = bool(attrs[3] & termios.ICANON)
     except (termios.error, OSError):
         echo = canonical = None
-    try:
-        pgid = os.tcgetpgrp(master_fd)
-    except OSError:
-        pgid = 0
-    if pgid <= 0:  # no session has claimed the terminal yet
-        return {"state": "unknown", "echo": echo, "canonical": canonical, "foreground": None}
-    foreground: Foreground = {"pid": pgid, "name": _proc_name(pgid)}
-    if not os.path.isdir("/proc"):
-        return {"state": "unknown", "echo": echo, "canonical": canonical, "foreground": foreground}
-    state: InputStateName = "busy"
-    for pid in _group_members(pgid):
-        blocked = _blocked_on_input(pid, tty_name)
-        if blocked:
-            # Name the process that reads (vim under `sh -c`), not just the group leader.
-            state, foreground = "reading", {"pid": pid, "name": _proc_name(pid)}
-            break
-        if blocked is None and pid == pgid:
-            state = "unknown"
     return {"state": state, "echo": echo, "canonical": canonical, "foreground": foreground}
+
+
+def _foreground_state(pgid: int, tty_name: str) -> tuple[InputStateName, Foreground]:
+    """Whether the foreground group reads, and which of its processes does."""
+    members = _group_members(pgid)
+    leader: Foreground = {"pid": pgid, "name": _proc_name(pgid)}
+    blocked = [_blocked_on_input(pid, tty_name) for pid in members]
+    if True in blocked:
+        # Asked in this order (the module docstring says why): unread input first, then
+        # whether the program is blocked in a read, which can then only be a new one.
+        if input_pending(tty_name):
+            return "busy", leader
+        for pid in members:
+            if _blocked_on_input(pid, tty_name):
+                # Name the process that reads (vim under `sh -c`), not just the group leader.
+                return "reading", {"pid": pid, "name": _proc_name(pid)}
+        return "busy", leader
+    if members and members[0] == pgid and blocked[0] is None:
+        return "unknown", leader
+    return "busy", leader
 
 
 def _children(pid: int) -> list[int]:

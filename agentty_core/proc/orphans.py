@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import psutil
 
 from agentty_core.paths import Home
+from agentty_core.proc import identity
 from agentty_core.proc.killtree import KillResult, ladder, run_sync
 
 
@@ -70,3 +71,33 @@ def end(orphans: list[Orphan], grace: float = 1.0) -> KillResult:
     """HUP -> TERM -> KILL the given processes (re-checked each round, identity-safe)."""
     procs = [o.process for o in orphans]
     return run_sync(ladder(lambda: procs, grace=grace))
+
+
+def end_session(
+    home: Home, session_id: str, known: list[tuple[object, object]], grace: float
+) -> tuple[KillResult, list[int]]:
+    """HUP -> TERM (+CONT) -> KILL a session's processes without its worker: those the record
+    names by (pid, start token), the worker and the program, and every process carrying the
+    session's marker, gathered afresh each round; with the pids it went after. A handle is
+    made before the identity check, so the handle (which refuses to signal a reused pid)
+    guards the very process checked."""
+    named: list[psutil.Process] = []
+    for pid, token in known:
+        if not isinstance(pid, int) or not isinstance(token, str):
+            continue
+        try:
+            proc = psutil.Process(pid)
+        except psutil.Error:
+            continue
+        if identity.same_process(pid, token):
+            named.append(proc)
+
+    seen: dict[int, None] = {}
+
+    def targets() -> list[psutil.Process]:
+        procs = {p.pid: p for p in named}
+        procs.update((o.pid, o.process) for o in marked_processes(home, {session_id}))
+        seen.update(dict.fromkeys(procs))
+        return list(procs.values())
+
+    return run_sync(ladder(targets, grace=grace)), list(seen)

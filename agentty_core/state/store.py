@@ -277,11 +277,17 @@ class StateStore:
         return self.update_or_restore(session_id, None, **fields)
 
     def update_or_restore(
-        self, session_id: str, whole: Mapping[str, object] | None, /, **fields: object
+        self,
+        session_id: str,
+        whole: Mapping[str, object] | None,
+        also: Callable[[], object] | None = None,
+        /,
+        **fields: object,
     ) -> Record | None:
         """`update`, for a worker: `whole` is its record as it knows it, put back (with
         `fields`) if the list is being rebuilt and does not hold it yet. Otherwise a missing
-        record stays missing: no worker brings back a record that `gc` removed."""
+        record stays missing: no worker brings back a record that `gc` removed. `also` runs
+        under the same lock before the write; if it raises, nothing is written."""
         found: list[RawRecord] = []
 
         def change(sessions: list[RawRecord], rebuilding: bool) -> None:
@@ -292,6 +298,8 @@ class StateStore:
             if not found and rebuilding and whole is not None:
                 found.append({**whole, **fields, "id": session_id})
                 sessions.append(found[0])
+            if also is not None:
+                also()
 
         self._mutate(change)
         return checked(found[0]) if found else None

@@ -29,12 +29,12 @@ import stat
 from typing import cast
 
 from agentty_core import failpoints
-from agentty_core.errors import SpawnError
+from agentty_core.errors import SpawnError, StateError
 from agentty_core.ipc.server import Server
 from agentty_core.proc import identity
 from agentty_core.proc.ptyhost import become_subreaper, spawn
 from agentty_core.protocol import JSONObject
-from agentty_core.state.store import now_iso
+from agentty_core.state.store import atomic_write, now_iso
 from agentty_core.worker.base import WorkerBase
 from agentty_core.worker.lifecycle import Lifecycle
 from agentty_core.worker.pty_io import PtyIO
@@ -93,7 +93,7 @@ class Worker(PtyIO, Lifecycle, WaitRegistry, Requests, Push, WorkerBase):
         loop.add_reader(self.child.fd, self._on_readable)
         self._bind()
         failpoints.hit("worker.after_bind")
-        self._update_record(
+        activated = self._record_running(
             status="running",
             emulator=self.emulator_name,
             pid=pid,
@@ -101,7 +101,7 @@ class Worker(PtyIO, Lifecycle, WaitRegistry, Requests, Push, WorkerBase):
             createTime=identity.create_time(pid),
         )
         failpoints.hit("worker.before_ready")
-        self._report({"ok": True, "pid": pid, "workerPid": worker_pid})
+        self._report({"ok": True, "pid": pid, "workerPid": worker_pid, "active": activated})
         self._reap()  # the program may have exited before the handler was armed
         await self.finalized.wait()
         # Let the answer to a `kill` go out, then close every connection so that no handler
@@ -111,6 +111,25 @@ class Worker(PtyIO, Lifecycle, WaitRegistry, Requests, Push, WorkerBase):
             self.server.close_all()
         await asyncio.sleep(0)
         return 0
+
+    def _record_running(self, **fields: object) -> bool:
+        """The running record and, when `start` asked for it, the active pointer, in one
+        write under the state lock: both or neither. Set by `start` after `ready`, the
+        pointer needed a lock of its own, and when that timed out `start` failed with the
+        program already running. True if the pointer was set."""
+        activate = self.spec.get("activate") is True
+        self.record.update(fields)
+
+        def point_here() -> None:
+            if not activate:
+                return
+            try:
+                atomic_write(self.home.active_file, self.id.encode() + b"\n")
+            except OSError as exc:  # the running record is not written either
+                raise StateError(f"{exc.strerror or exc} writing {self.home.active_file}") from None
+
+        self.store.update_or_restore(self.id, self.record, point_here, **fields)
+        return activate
 
     def _report(self, message: JSONObject) -> None:
         """One line on the status pipe, then close it: `start` is waiting for it."""

@@ -27,6 +27,7 @@ RAW_BUFFER = 1 << 20  # the tail of raw output kept for `get --raw`
 INPUT_QUEUE = 1 << 20  # bytes queued for a program that is not reading
 INPUT_STALL = 10.0  # a part of a large input fails once the program read nothing for this long
 INPUT_WAIT = 60.0  # ... or once it waited this long in all (the client waits 90 s)
+DRAIN_LIMIT = 1 << 20  # parsed at most for one wait's answer (a blocked program leaves ~64 KiB)
 
 
 class PtyIO(WorkerBase):
@@ -62,6 +63,31 @@ class PtyIO(WorkerBase):
             self._take_output(data)
         if eof:
             self._on_pty_closed()
+
+    def _drain_output(self) -> None:
+        """Parse what the PTY holds right now, for a wait about to answer that the program
+        reads (see WaitRegistry._reading). Waits are not checked from inside: the caller
+        evaluates them next, and a check follows on the next turn for the other waits."""
+        if self.child is None or self.pty_closed or self.draining:
+            return
+        seq = self.emu.seq
+        taken = 0
+        self.draining = True
+        try:
+            while taken < DRAIN_LIMIT:
+                data, eof = self._read_batch()
+                if data:
+                    self._take_output(data)
+                    taken += len(data)
+                if eof:
+                    self._on_pty_closed()
+                    break
+                if not data:
+                    break
+        finally:
+            self.draining = False
+        if self.emu.seq != seq:
+            asyncio.get_running_loop().call_soon(self._check_waits)
 
     def _take_output(self, data: bytes) -> None:
         self.last_read = time.monotonic()

@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-from agentty_core.errors import EXIT_TIMEOUT
+from agentty_core.errors import EXIT_TIMEOUT, EXIT_USAGE
 from agentty_core.protocol import JSONObject
 from agentty_core.worker.answers import Later, Outcome, RequestFailed
 from agentty_core.worker.base import WorkerBase
+from agentty_core.worker.regexbudget import BUDGET, RegexTimeout
 from agentty_core.worker.waits import Fired, WaitSpec, evaluate
 
 INPUT_POLL = 0.02
@@ -20,15 +21,20 @@ class WaitRegistry(WorkerBase):
     """The pending `wait` requests and what fires them."""
 
     def _check_waits(self) -> None:
-        if not self.waits:
-            return
+        if not self.waits or self.draining:
+            return  # a drain is parsing output for a check that evaluates the waits next
+        waiting = [(later, spec) for later, spec in self.waits.items() if not later.done()]
+        reading = any(spec.input for _later, spec in waiting) and self._reading()
         now = time.monotonic()
-        reading: list[bool] = []  # probed once, when a wait needs it
         next_stable: float | None = None
-        for later, spec in list(self.waits.items()):
+        for later, spec in waiting:
             if later.done():
                 continue
-            fired = self._evaluate(spec, now, reading)
+            try:
+                fired = self._evaluate(spec, now, reading)
+            except RequestFailed as exc:  # a runaway regex: this wait fails, not the others
+                later.resolve(exc)
+                continue
             if fired is not None:
                 try:
                     answer: Outcome = self._wait_result(spec, fired)
@@ -47,16 +53,32 @@ class WaitRegistry(WorkerBase):
                 loop.time() + max(0.0, next_stable - now) + 0.001, self._check_waits
             )
 
-    def _evaluate(self, spec: WaitSpec, now: float, reading: list[bool]) -> Fired | None:
+    def _reading(self) -> bool:
+        """Whether the program waits for input, with all it drew before it blocked on the
+        screen. The state is probed first, then the output still in the PTY is parsed: the
+        program wrote it before it blocked, and an answer must not precede its prompt.
+        Input the worker still queues has not been given to the program: not reading yet."""
+        if self.pending_input or self.input_state()["state"] != "reading":
+            return False
+        self._drain_output()
+        return True
+
+    def _evaluate(self, spec: WaitSpec, now: float, reading: bool) -> Fired | None:
+        """The condition that holds; RequestFailed for a regex that runs past its budget."""
         # "Exited" means the program is gone *and* its last output was read: a wait for the
         # exit must see the final screen, not whatever was parsed when SIGCHLD arrived.
         exited = self.exit_status is not None and self.pty_closed
-        if spec.input and not reading:
-            reading.append(self.input_state()["state"] == "reading")
         idle_ms = (now - self.last_change) * 1000
-        return evaluate(
-            spec, self.emu, exited=exited, idle_ms=idle_ms, reading=bool(reading and reading[0])
-        )
+        try:
+            return evaluate(spec, self.emu, exited=exited, idle_ms=idle_ms, reading=reading)
+        except RegexTimeout:
+            pattern = spec.regex.pattern if spec.regex is not None else ""
+            raise RequestFailed(
+                "regex_timeout",
+                f"regex {pattern!r} took over {BUDGET:g}s of CPU on the screen "
+                "(nested repeats backtrack); simplify it",
+                exit_code=EXIT_USAGE,
+            ) from None
 
     async def _poll_input(self) -> None:
         while any(spec.input for spec in self.waits.values()):
@@ -67,7 +89,8 @@ class WaitRegistry(WorkerBase):
     def wait(self, spec: WaitSpec) -> JSONObject | Later:
         """The answer now if the condition already holds (the common case for an agent that
         waits right after typing a fast program's input), else a Later for it."""
-        fired = self._evaluate(spec, time.monotonic(), [])
+        reading = spec.input and self._reading()
+        fired = self._evaluate(spec, time.monotonic(), reading)
         if fired is not None:
             return self._wait_result(spec, fired)
         later = Later()

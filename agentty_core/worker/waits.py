@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from agentty_core.protocol import BadRequest, JSONObject, finite
+from agentty_core.worker.regexbudget import bounded
 
 MAX_TIMEOUT = 24 * 3600.0
 
@@ -129,7 +130,8 @@ def evaluate(
         if at is not None:
             return Fired("text", at)
     if spec.regex is not None:
-        at = view.search(spec.regex, scrollback=spec.scrollback)
+        with bounded(spec.regex) as pattern:  # RegexTimeout past its budget
+            at = view.search(pattern, scrollback=spec.scrollback)
         if at is not None:
             return Fired("regex", at)
     if spec.gone is not None and view.find(spec.gone, scrollback=spec.scrollback) is None:

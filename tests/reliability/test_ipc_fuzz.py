@@ -221,7 +221,8 @@ def test_s23_malformed_ipc_storm(agentty_home: Path) -> None:
         def ask(s: socket.socket) -> None:
             try:
                 s.sendall(protocol.request("ping"))
-                answers.append(_line(s))
+                # Its answer only: an idle member may be evicted right after it, in one read.
+                answers.append(_line(s).split(b"\n", 1)[0])
             except OSError:
                 answers.append(b"")
 
@@ -236,7 +237,9 @@ def test_s23_malformed_ipc_storm(agentty_home: Path) -> None:
         for a in answers:
             if a:
                 msg = json.loads(a)
-                assert msg["ok"] or msg["error"]["code"] == "busy", msg
+                # A full worker makes room by closing the longest idle connection: a crowd
+                # member connected but silent so far may be that one, and is told so.
+                assert msg["ok"] or msg["error"]["code"] in ("busy", "evicted"), msg
     finally:
         for s in silent:
             s.close()

@@ -1,0 +1,77 @@
+"""A CPU-time budget for a wait's regex, so that a catastrophic one cannot pin the worker.
+
+`(a+)+$` against a line of 33 `a`s and a `!` backtracks for hours, inside the worker's one
+thread, which answers every client (`kill` included). The stdlib engine checks for signals as
+it backtracks: an interval timer on the process's CPU time (a loaded machine does not cut a
+legitimate search short) sends SIGVTALRM, whose handler ends the search with RegexTimeout.
+It raises only while the engine runs: the emulator's code around the search (building the
+lines it searches) is never interrupted half-way. No new dependency: the `regex` package's
+timeout or re2 would bound it as well, for a package more in every install.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import cast
+
+BUDGET = 0.25  # CPU seconds all searches of one evaluation of a wait's regex may take
+
+
+class RegexTimeout(Exception):
+    """The regex ran past its budget."""
+
+
+_spent = False  # the timer fired during this evaluation
+_searching = False  # the engine is running: the handler may end it
+_installed = False
+
+
+def _on_timer(_signum: int, _frame: object) -> None:
+    global _spent
+    _spent = True
+    if _searching:
+        raise RegexTimeout
+
+
+class _Bounded:
+    """The pattern as search_in uses it (only `.search`), each search inside the budget."""
+
+    __slots__ = ("pattern",)
+
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self.pattern = pattern
+
+    def search(self, text: str) -> re.Match[str] | None:
+        global _searching
+        if _spent:
+            raise RegexTimeout
+        _searching = True
+        try:
+            return self.pattern.search(text)
+        finally:
+            _searching = False
+
+
+@contextmanager
+def bounded(pattern: re.Pattern[str], seconds: float = BUDGET) -> Iterator[re.Pattern[str]]:
+    """`pattern`, whose searches within the block raise RegexTimeout once they used
+    `seconds` of CPU. Signal handlers run in the main thread only (the worker's loop runs
+    there); elsewhere the pattern is given as it is."""
+    global _spent, _installed
+    if threading.current_thread() is not threading.main_thread():
+        yield pattern
+        return
+    if not _installed:  # kept: nothing else uses SIGVTALRM, and re-installing costs calls
+        signal.signal(signal.SIGVTALRM, _on_timer)
+        _installed = True
+    _spent = False
+    signal.setitimer(signal.ITIMER_VIRTUAL, seconds)
+    try:
+        yield cast("re.Pattern[str]", _Bounded(pattern))  # duck-typed: search_in calls .search
+    finally:
+        signal.setitimer(signal.ITIMER_VIRTUAL, 0)
+        _spent = False

@@ -1,0 +1,163 @@
+"""Issue 16, items 2 and 4: a failed `start` leaves nothing running, and `kill` ends a
+session whose worker stopped answering (stopped, pinned, or its connection slots held)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from agentty_core.state.store import LOCK_TIMEOUT
+from tests.reliability.conftest import (
+    AGENTTY,
+    agentty,
+    alive_of_home,
+    gone,
+    of_session,
+    raw_records,
+    run_env,
+    start,
+    wait_until,
+    with_failpoints,
+)
+
+
+def _stored_status(home: Path) -> str | None:
+    try:
+        recs = raw_records(home)
+    except (OSError, ValueError):
+        return None
+    return str(recs[0]["status"]) if recs else None
+
+
+def test_start_that_fails_to_activate_leaves_nothing_running(agentty_home: Path) -> None:
+    """The lock is taken by someone else right after the worker wrote its running record:
+    `start` either succeeds with a running active session, or fails and nothing runs."""
+    held = threading.Event()
+    released = threading.Event()
+
+    def hold_lock() -> None:
+        wait_until(lambda: _stored_status(agentty_home) == "running", timeout=30, interval=0.005)
+        fd = os.open(agentty_home / "sessions.json.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held.set()
+            time.sleep(LOCK_TIMEOUT + 1.0)  # the fault itself: a lock held past every timeout
+        finally:
+            os.close(fd)
+            released.set()
+
+    holder = threading.Thread(target=hold_lock, daemon=True)
+    holder.start()
+    # The worker pauses between its running record and its `ready`: the lock is taken then.
+    proc = run_env(
+        ["start", "--json", "--", "sleep", "1000000"],
+        with_failpoints("worker.before_ready=sleep:1.0"),
+        timeout=90,
+    )
+    holder.join(timeout=30)
+    assert held.is_set() and released.is_set()
+    (rec,) = raw_records(agentty_home)
+    if proc.returncode == 0:
+        assert rec["status"] == "running", rec
+        assert (agentty_home / "active").read_text().strip() == rec["id"]
+        assert agentty("get", "--session", rec["id"]).returncode == 0
+    else:
+        # A failure leaves nothing of the session running, and its record says so.
+        wait_until(lambda: alive_of_home(agentty_home) == [], timeout=15)
+        assert rec["status"] not in ("running", "starting"), rec
+
+
+def _assert_session_ended(home: Path, rec: dict[str, object]) -> None:
+    sid = str(rec["id"])
+    worker, program = rec["workerPid"], rec["pid"]
+    assert isinstance(worker, int) and isinstance(program, int)
+    wait_until(lambda: gone(worker) and gone(program), timeout=15)
+    assert of_session(home, sid) == []
+    (stored,) = raw_records(home)
+    assert stored["status"] not in ("running", "starting"), stored
+    # And agentty agrees: nothing left to kill.
+    assert agentty("kill", "--session", sid, "--timeout", "0.2").returncode in (0, 1)
+    assert of_session(home, sid) == []
+
+
+def test_kill_ends_a_stopped_worker_and_its_program(agentty_home: Path) -> None:
+    rec = start("--", "sleep", "1000000")
+    os.kill(rec["workerPid"], signal.SIGSTOP)
+    try:
+        killed = agentty("kill", "--session", rec["id"], "--timeout", "0.5", timeout=60)
+    finally:
+        if not gone(rec["workerPid"]):
+            os.kill(rec["workerPid"], signal.SIGCONT)
+    assert killed.returncode == 0, killed.stderr
+    _assert_session_ended(agentty_home, rec)
+
+
+def test_kill_ends_a_worker_pinned_by_a_regex(agentty_home: Path) -> None:
+    rec = start("--", "sh", "-c", f"echo {'a' * 33}!; exec sleep 1000000")
+    agentty("wait", "--session", rec["id"], "--text", "aaa!", check=True)
+    waiter = subprocess.Popen(
+        [AGENTTY, "wait", "--session", rec["id"], "--regex", "(a+)+$", "--timeout", "300"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        killed = agentty("kill", "--session", rec["id"], "--timeout", "0.5", timeout=60)
+        assert killed.returncode == 0, killed.stderr
+        _assert_session_ended(agentty_home, rec)
+        _out, err = waiter.communicate(timeout=30)
+        assert waiter.returncode != 0, err
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+            waiter.wait()
+
+
+def test_a_runaway_regex_wait_is_cancelled_and_the_worker_keeps_answering(
+    agentty_home: Path,
+) -> None:
+    rec = start("--", "sh", "-c", f"echo {'a' * 33}!; exec sleep 1000000")
+    agentty("wait", "--session", rec["id"], "--text", "aaa!", check=True)
+    waited = agentty(
+        "wait", "--session", rec["id"], "--regex", "(a+)+$", "--timeout", "60", timeout=60
+    )
+    assert waited.returncode not in (0, 3), waited.stderr  # an error, not a match or a timeout
+    assert "regex" in waited.stderr, waited.stderr
+    assert len(waited.stderr.strip().splitlines()) == 1, waited.stderr
+    got = agentty("get", "--session", rec["id"], timeout=10)
+    assert got.returncode == 0 and "aaa!" in got.stdout, got.stderr
+    # A well-behaved regex still works on the same worker.
+    agentty("wait", "--session", rec["id"], "--regex", "a{3}!$", "--timeout", "5", check=True)
+
+
+@pytest.mark.parametrize("how", ["idle", "partial"])
+def test_held_connection_slots_are_reclaimed(agentty_home: Path, how: str) -> None:
+    """64 clients that connect and say nothing (or half a request): a new client is served."""
+    rec = start("--", "sh", "-c", "echo ready; exec sleep 1000000")
+    path = rec["socket"]
+    hogs: list[socket.socket] = []
+    try:
+        for _ in range(70):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(path)
+            if how == "partial":
+                sock.sendall(b'{"method": "pi')  # a request that never completes
+            hogs.append(sock)
+        got = agentty("get", "--session", rec["id"], timeout=30)
+        assert got.returncode == 0, got.stderr
+        assert "ready" in got.stdout
+        killed = agentty("kill", "--session", rec["id"], "--timeout", "0.5", timeout=60)
+        assert killed.returncode == 0, killed.stderr
+        _assert_session_ended(agentty_home, rec)
+    finally:
+        for sock in hogs:
+            sock.close()
