@@ -52,11 +52,14 @@ def agentty_session(agentty_home_path: Path) -> Iterator[Callable[..., Session]]
 
 
 def _reap(home: Home) -> None:
-    """Kill whatever of this home is still running: sessions, then marked survivors."""
+    """Kill whatever of this home is still running: sessions, marked survivors and the
+    home's warm spawner."""
     from agentty_core.client import Client
     from agentty_core.errors import AgenttyError
+    from agentty_core.launch import spawner_client
     from agentty_core.proc.orphans import end, marked_processes
 
+    spawner_client.stop(str(home.root))  # first: no new worker is forked meanwhile
     client = Client(home)
     for rec in client.sessions():
         if rec.get("status") in ("running", "starting", "lost"):

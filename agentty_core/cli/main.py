@@ -103,6 +103,9 @@ def cmd_status(args: argparse.Namespace) -> int:
                     print(rec["name"])
         return 0
     status = _client().status()
+    from agentty_core.launch import spawner_client
+
+    status["spawner"] = spawner_client.info(str(status["home"]))
     if args.json:
         _emit(status)
         return 0
@@ -110,6 +113,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     assert isinstance(sessions, list)
     print(f"home: {status['home']}")
     print(f"active: {status['active'] or '-'}")
+    print(f"spawner: {spawner_client.describe(status['spawner'])}")
     orphans = status.get("orphans")
     if isinstance(orphans, list) and orphans:
         print(f"warning: {len(orphans)} orphan process(es) of dead workers; see 'agentty orphans'")

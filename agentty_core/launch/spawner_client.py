@@ -360,11 +360,39 @@ def info(root: str) -> dict[str, object] | None:
     return data if identity.same_process(pid, token) else None
 
 
+def _lock_held(root: str) -> bool:
+    import fcntl
+
+    try:
+        fd = os.open(os.path.join(root, LOCK_NAME), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def describe(found: object) -> str:
+    """One line for `status` and `doctor`."""
+    if isinstance(found, dict):
+        state = "ready" if found.get("ready", True) else "starting"
+        return f"pid {found.get('pid')}, {state} since {found.get('since')}"
+    return "off (AGENTTY_SPAWNER=0)" if not enabled() else "none running"
+
+
 def stop(root: str, timeout: float = 3.0) -> bool:
     """End the home's spawner (tests, the pytest plugin's reaper); True if one was ended."""
     import signal
 
+    deadline = time.monotonic() + timeout
     found = info(root)
+    while found is None and _lock_held(root) and time.monotonic() < deadline:
+        time.sleep(0.01)  # one took the lock and is about to describe itself
+        found = info(root)
     if found is None:
         return False
     pid = found["pid"]

@@ -112,13 +112,16 @@ class Spawner:
         sock.listen(64)
         self.listener = sock
 
-    def describe(self) -> None:
+    def describe(self, *, ready: bool) -> None:
+        """`spawner.json`: who we are, for `status`, `doctor` and `stop` (written once the
+        lock is ours, so that even a spawner still importing can be found and ended)."""
         pid = os.getpid()
         data = {
             "pid": pid,
             "start": identity.start_token(pid),
             "since": now_iso(),
-            "socket": self.path,
+            "ready": ready,
+            "socket": self.path or None,
             "idle": self.idle,
             "python": sys.executable,
             "version": __version__,
@@ -289,6 +292,7 @@ def main() -> int:
     if not spawner.acquire():
         return 0  # another one runs
     try:
+        spawner.describe(ready=False)
         _warm()
         spawner.code = forked.code_paths()
         spawner.fingerprint = forked.fingerprint(spawner.code)
@@ -296,7 +300,7 @@ def main() -> int:
             _log("code changed while importing: not starting")
             return 0
         spawner.listen()
-        spawner.describe()
+        spawner.describe(ready=True)
         gc.collect()
         gc.freeze()
         _log(f"ready on {spawner.path} (idle exit after {idle:g}s)")
