@@ -138,7 +138,11 @@ def ask(output_fd: int | None) -> ForkedWorker | None:
         request = _request()
     except OSError:  # the cwd is gone, say: a direct spawn handles that as it always has
         return None
-    if path is None or not _private_dir(os.path.dirname(path)):
+    if path is None:
+        return None
+    if not _private_dir(os.path.dirname(path)):
+        if not os.path.lexists(os.path.dirname(path)):
+            _wanted = root  # a new home: `start` creates it, then the spawner can start
         return None
     import _socket
 
@@ -168,17 +172,16 @@ def ask(output_fd: int | None) -> ForkedWorker | None:
             os.close(fd)
             ours.remove(fd)
         reply, pidfd = _reply(sock, deadline)
-        if reply is None or pidfd is None:
+        if reply is not None and reply.get("reason") == "upgraded":
+            _wanted = root  # it stepped down: the next one runs the new code
+        if reply is None or pidfd is None or reply.get("ok") is not True:
             if pidfd is not None:
                 os.close(pidfd)
             return None
-        if reply.get("ok") is not True or not isinstance(reply.get("pid"), int):
+        pid = reply.get("pid")
+        if not isinstance(pid, int):
             os.close(pidfd)
-            if reply.get("reason") == "upgraded":
-                _wanted = root  # it stepped down: the next one runs the new code
             return None
-        pid = reply["pid"]
-        assert isinstance(pid, int)
         ours.clear()
         return ForkedWorker(pid, spec_w, status_r, pidfd)
     except OSError:

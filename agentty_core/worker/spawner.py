@@ -43,7 +43,8 @@ from agentty_core.state.store import now_iso
 from agentty_core.worker import forked
 
 IDLE = 600.0
-LOCK_WAIT = 1.0  # a spawner stepping down still holds the lock for a moment
+LOCK_WAIT = 2.0  # a spawner stepping down still holds the lock for a moment
+CHECK_EVERY = 0.5  # how often an idle spawner checks that its socket is still its own
 REQUEST_TIMEOUT = 2.0  # a caller that connects and sends nothing does not wedge the spawner
 MAX_REQUEST = 1 << 22
 MAX_FDS = 3
@@ -75,6 +76,7 @@ class Spawner:
         self.lock_fd = -1
         self.listener: socket.socket | None = None
         self.path = ""
+        self.bound = (0, 0)
         self.code: list[str] = []
         self.fingerprint: forked.Fingerprint = {}
         self.stepping_down = False
@@ -109,6 +111,8 @@ class Spawner:
         finally:
             os.umask(old)
         os.chmod(path, 0o600)
+        st = os.lstat(path)
+        self.bound = (st.st_dev, st.st_ino)
         sock.listen(64)
         self.listener = sock
 
@@ -136,12 +140,21 @@ class Spawner:
             os.close(fd)
         os.replace(tmp, path)
 
+    def _socket_is_ours(self) -> bool:
+        """Callers find us by the path: unlinked or replaced, nobody can reach us."""
+        try:
+            st = os.lstat(self.path)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == self.bound
+
     def close(self) -> None:
         """Remove our socket and description (not a successor's: we still hold the lock)."""
         if self.listener is not None:
             self.listener.close()
-            with contextlib.suppress(OSError):
-                os.unlink(self.path)
+            if self._socket_is_ours():
+                with contextlib.suppress(OSError):
+                    os.unlink(self.path)
         with contextlib.suppress(OSError):
             os.unlink(self.home.root / spawner_client.INFO_NAME)
 
@@ -155,8 +168,11 @@ class Spawner:
             if remaining <= 0:
                 _log("idle: exiting")
                 return
-            ready, _, _ = select.select([self.listener], [], [], remaining)
+            ready, _, _ = select.select([self.listener], [], [], min(remaining, CHECK_EVERY))
             if not ready:
+                if not self._socket_is_ours():
+                    _log("socket removed or replaced: exiting")
+                    return
                 continue
             try:
                 conn, _ = self.listener.accept()
