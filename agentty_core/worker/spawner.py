@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 import agentty_core.worker.main as worker_main  # before asyncio: it keeps ssl out
+from agentty_core import failpoints
 from agentty_core._version import __version__
 from agentty_core.launch import spawner_client
 from agentty_core.paths import Home
@@ -193,6 +194,7 @@ class Spawner:
             return
         request, fds = self._receive(conn)
         try:
+            failpoints.hit("spawner.request")
             if request is None or len(fds) not in (2, 3):
                 self._refuse(conn, "malformed", "a malformed request")
                 return
@@ -253,6 +255,7 @@ class Spawner:
         (race-free: it is our child until we exit), exit."""
         code = 1
         try:
+            failpoints.hit("spawner.middle")
             pid = os.fork()
             if pid == 0:
                 self._in_worker(conn, request, fds)  # never returns

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import psutil
 import pytest
@@ -17,60 +17,12 @@ import pytest
 from agentty_core.launch import spawner_client
 from agentty_core.proc import identity
 from tests.helpers.cli import AGENTTY, agentty, agentty_json, wait_until
-
-READY = 60.0  # the spawner imports asyncio, pyte and agentty: slow on a loaded machine
+from tests.helpers.spawner import forked, gone, ready_spawner, spawner_info, start, warm
 
 
 @pytest.fixture(autouse=True)
 def spawner_on(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENTTY_SPAWNER", "1")
-
-
-def spawner_info(home: Path) -> dict[str, Any] | None:
-    return spawner_client.info(str(home))
-
-
-def ready_spawner(home: Path) -> dict[str, Any]:
-    """Wait until the home's spawner answers; return its description."""
-    found: dict[str, Any] = {}
-
-    def ready() -> bool:
-        info = spawner_info(home)
-        if info and info.get("ready"):
-            found.update(info)
-            return True
-        return False
-
-    wait_until(ready, timeout=READY)
-    return found
-
-
-def warm(home: Path) -> dict[str, Any]:
-    """A first `start` (spawned directly: it launches the spawner), then the ready spawner."""
-    rec = start("cat")
-    assert not forked(rec)
-    return ready_spawner(home)
-
-
-def start(*argv: str, **kwargs: Any) -> dict[str, Any]:
-    proc = agentty("start", "--json", "--", *argv, **kwargs)
-    assert proc.returncode == 0, proc.stderr
-    rec: dict[str, Any] = json.loads(proc.stdout)
-    return rec
-
-
-def forked(rec: dict[str, Any]) -> bool:
-    """Was the session's worker forked by the spawner (its command line is the spawner's)?"""
-    cmdline = " ".join(psutil.Process(rec["workerPid"]).cmdline())
-    assert "agentty_core.worker." in cmdline
-    return "agentty_core.worker.spawner" in cmdline
-
-
-def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def screen_has(session: str, text: str) -> None:
@@ -322,3 +274,29 @@ def test_forked_side_starts_fresh(tmp_path: Path) -> None:
     assert report["failpoints"] == {"x.y": "exit:9"}
     assert report["handlers"] == 0
     assert sys.executable  # the parent is untouched
+
+
+@pytest.mark.parametrize(
+    "wrapper",
+    [
+        pytest.param(["setpriv", "--groups=0,1", "--"], id="supplementary-groups"),
+        pytest.param(["unshare", "--uts", "--"], id="uts-namespace"),
+    ],
+)
+def test_another_context_spawns_directly(agentty_home: Path, wrapper: list[str]) -> None:
+    """A caller in other groups or namespaces than the spawner's gets a worker spawned
+    directly: a fork could not give it its own."""
+    if os.geteuid() != 0 or not shutil.which(wrapper[0]):
+        pytest.skip(f"needs root and {wrapper[0]}")
+    info = warm(agentty_home)
+    proc = subprocess.run(
+        [*wrapper, AGENTTY, "start", "--json", "--", "cat"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rec = json.loads(proc.stdout)
+    assert not forked(rec)
+    assert spawner_info(agentty_home) == info
