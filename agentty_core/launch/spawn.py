@@ -236,13 +236,16 @@ def take_early() -> SpawnedWorker | None:
 
 def discard_early() -> None:
     """Kill and reap an early worker nobody took (it has no session: nothing else runs);
-    then, the command's work done, start the home's spawner if none answered."""
-    early = take_early()
-    if early is not None:
-        early.close_spec()
-        os.close(early.status_fd)
-        early.kill_now()
-        early.wait()
+    or, the command's work done, start the home's spawner if none answered (not after a
+    refused start: that leaves no process behind)."""
     from agentty_core.launch import spawner_client
 
-    spawner_client.launch_if_wanted()
+    early = take_early()
+    if early is None:
+        spawner_client.launch_if_wanted()
+        return
+    spawner_client.forget()
+    early.close_spec()
+    os.close(early.status_fd)
+    early.kill_now()
+    early.wait()

@@ -43,6 +43,7 @@ SPAWNER_BOOT = (
 INTERPRETER_ENV = ("LANG", "LC_ALL", "LC_CTYPE")
 
 _wanted: str | None = None  # the home whose spawner should be launched (none answered)
+_successor = False  # ... because the one that answered stepped down
 
 
 class ForkedWorker(SpawnedWorker):
@@ -129,7 +130,7 @@ def spawn_worker(output_fd: int | None, *, launch: bool = True) -> SpawnedWorker
 
 def ask(output_fd: int | None) -> ForkedWorker | None:
     """A worker forked by the spawner, or None (the reason is not the caller's business)."""
-    global _wanted
+    global _wanted, _successor
     if not enabled():
         return None
     try:
@@ -173,7 +174,7 @@ def ask(output_fd: int | None) -> ForkedWorker | None:
             ours.remove(fd)
         reply, pidfd = _reply(sock, deadline)
         if reply is not None and reply.get("reason") == "upgraded":
-            _wanted = root  # it stepped down: the next one runs the new code
+            _wanted, _successor = root, True  # it stepped down: the next runs the new code
         if reply is None or pidfd is None or reply.get("ok") is not True:
             if pidfd is not None:
                 os.close(pidfd)
@@ -292,12 +293,22 @@ def _private_dir(path: str) -> bool:
 # ------------------------------------------------------------------ launching and ending
 
 
+def forget() -> None:
+    """No spawner to launch after all (the start was refused)."""
+    global _wanted, _successor
+    _wanted, _successor = None, False
+
+
 def launch_if_wanted() -> None:
     """Start the spawner of the home where none answered (once; errors are ignored: the
-    direct path works without it)."""
-    global _wanted
-    root, _wanted = _wanted, None
+    direct path works without it). Not while one holds the home's lock (it is starting,
+    and every `start` meanwhile finds no socket yet), unless that one is stepping down."""
+    global _wanted, _successor
+    root, successor = _wanted, _successor
+    _wanted, _successor = None, False
     if root is None or not enabled():
+        return
+    if not successor and _lock_held(root):
         return
     try:  # noqa: SIM105
         launch(root)

@@ -312,7 +312,11 @@ def main() -> int:
         return 0  # another one runs
     try:
         spawner.describe(ready=False)
-        _warm()
+        try:
+            _warm()
+        except Exception as exc:  # a broken installation: workers spawned directly say why
+            _log(f"cannot import what a worker needs ({type(exc).__name__}: {exc}): exiting")
+            return 1
         spawner.code = forked.code_paths()
         spawner.fingerprint = forked.fingerprint(spawner.code)
         if any(spawner.fingerprint.get(path) != mark for path, mark in before.items()):

@@ -16,6 +16,7 @@ import pytest
 
 from agentty_core.launch import spawner_client
 from agentty_core.proc import identity
+from tests.helpers.census import processes_of_home
 from tests.helpers.cli import AGENTTY, agentty, agentty_json, wait_until
 from tests.helpers.spawner import forked, gone, ready_spawner, spawner_info, start, warm
 
@@ -300,3 +301,11 @@ def test_another_context_spawns_directly(agentty_home: Path, wrapper: list[str])
     rec = json.loads(proc.stdout)
     assert not forked(rec)
     assert spawner_info(agentty_home) == info
+
+
+def test_a_refused_start_launches_no_spawner(agentty_home: Path) -> None:
+    """A start refused before its worker was used leaves no process behind: no spawner."""
+    proc = agentty("start", "--", "no-such-program-xyz")
+    assert proc.returncode == 127
+    assert not (agentty_home / "spawner.lock").exists()
+    assert processes_of_home(str(agentty_home)) == []
