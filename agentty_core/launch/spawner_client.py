@@ -133,10 +133,11 @@ def ask(output_fd: int | None) -> ForkedWorker | None:
     global _wanted, _successor
     if not enabled():
         return None
+    deadline = time.monotonic() + WAIT
     try:
         root = home_root()
         path = socket_path(root)
-        request = _request()
+        request = _request(deadline)
     except OSError:  # the cwd is gone, say: a direct spawn handles that as it always has
         return None
     if path is None:
@@ -147,11 +148,10 @@ def ask(output_fd: int | None) -> ForkedWorker | None:
         return None
     import _socket
 
-    deadline = time.monotonic() + WAIT
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     ours: list[int] = []
     try:
-        sock.settimeout(WAIT)
+        sock.settimeout(max(0.001, deadline - time.monotonic()))
         try:
             sock.connect(path)
         except (FileNotFoundError, ConnectionRefusedError):
@@ -229,8 +229,10 @@ def _reply(sock: object, deadline: float) -> tuple[dict[str, object] | None, int
     return (reply if isinstance(reply, dict) else None), pidfd
 
 
-def _request() -> bytes:
-    """What the worker must inherit from this process, as `posix_spawn` would give it."""
+def _request(deadline: float) -> bytes:
+    """What the worker must inherit from this process, as `posix_spawn` would give it; and
+    when this process stops waiting (CLOCK_MONOTONIC is the same in every process), so
+    that a spawner behind on its queue skips requests whose callers have gone direct."""
     import resource
     import signal
 
@@ -245,6 +247,7 @@ def _request() -> bytes:
     ignored = [int(sig) for sig in signal.valid_signals() if _getsignal(sig) == signal.SIG_IGN]
     request = {
         "v": 1,
+        "deadline": deadline,
         "env": env,
         "cwd": os.getcwd(),
         "umask": _umask(),

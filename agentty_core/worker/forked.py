@@ -7,9 +7,9 @@ the CPU affinity and the stdio and status descriptors. What cannot (another cgro
 namespace, other uids or groups, another interpreter, agentty, or interpreter settings
 from the environment) is refused, and the caller spawns directly.
 
-An upgrade shows as changed files: the fingerprint is the (inode, size, mtime) of every
-module file the spawner has loaded, of agentty's own files and directories and of the
-interpreter, taken after the imports and compared before every fork.
+An upgrade shows as changed files: the fingerprint is the (inode, size, mtime) of agentty's
+own files and directories, of the directory of every module the spawner has loaded and of
+the interpreter, taken after the imports and compared before every fork.
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ JSONMap = Mapping[str, object]
 
 
 def code_paths() -> list[str]:
-    """The files and directories whose change means new code: agentty's (all of them,
-    loaded or not), every loaded module's file, the interpreter and its site directory."""
+    """The files and directories whose change means new code: agentty's files (all of
+    them, loaded or not, edited in place or replaced), the directory of every loaded
+    module, the interpreter and its site directory."""
     paths: set[str] = {os.path.realpath(sys.executable), PACKAGE_DIR}
     for dirpath, dirnames, filenames in os.walk(PACKAGE_DIR):
         dirnames[:] = [d for d in dirnames if d != "__pycache__"]
@@ -44,7 +45,9 @@ def code_paths() -> list[str]:
     for module in list(sys.modules.values()):
         path = getattr(module, "__file__", None)
         if isinstance(path, str):
-            paths.add(path)
+            # An install or upgrade replaces files (a new directory entry): the directory
+            # says so, at a fraction of the cost of every file (~230 here).
+            paths.add(os.path.dirname(path))
     import sysconfig
 
     paths.add(sysconfig.get_paths()["purelib"])  # where installs and upgrades land

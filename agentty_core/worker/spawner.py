@@ -45,9 +45,11 @@ from agentty_core.worker import forked
 
 IDLE = 600.0
 LOCK_WAIT = 2.0  # a spawner stepping down still holds the lock for a moment
+REAP_EVERY = 0.01  # how soon an exited intermediate process is reaped
 CHECK_EVERY = 0.5  # how often an idle spawner checks that its socket is still its own
 REQUEST_TIMEOUT = 2.0  # a caller that connects and sends nothing does not wedge the spawner
 MAX_REQUEST = 1 << 22
+LATE = 0.005  # a request this close to its caller's deadline is not worth a fork
 MAX_FDS = 3
 
 
@@ -81,6 +83,7 @@ class Spawner:
         self.code: list[str] = []
         self.fingerprint: forked.Fingerprint = {}
         self.stepping_down = False
+        self.middles = 0  # intermediate processes not reaped yet
 
     # ------------------------------------------------------------- start and end
 
@@ -169,7 +172,9 @@ class Spawner:
             if remaining <= 0:
                 _log("idle: exiting")
                 return
-            ready, _, _ = select.select([self.listener], [], [], min(remaining, CHECK_EVERY))
+            self.reap()
+            wake = min(remaining, REAP_EVERY if self.middles else CHECK_EVERY)
+            ready, _, _ = select.select([self.listener], [], [], wake)
             if not ready:
                 if not self._socket_is_ours():
                     _log("socket removed or replaced: exiting")
@@ -197,6 +202,10 @@ class Spawner:
             failpoints.hit("spawner.request")
             if request is None or len(fds) not in (2, 3):
                 self._refuse(conn, "malformed", "a malformed request")
+                return
+            deadline = request.get("deadline")
+            if isinstance(deadline, float) and time.monotonic() > deadline - LATE:
+                self._refuse(conn, "late", "the caller stopped waiting")
                 return
             if forked.fingerprint(self.code) != self.fingerprint:
                 self._refuse(conn, "upgraded", "agentty or the interpreter changed on disk")
@@ -246,9 +255,21 @@ class Spawner:
         middle = os.fork()
         if middle == 0:
             self._in_middle(conn, request, fds)  # never returns
-        _, status = os.waitpid(middle, 0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            self._refuse(conn, "fork", "the spawner could not fork a worker")
+        # Not waited for here: under load its exit can take a scheduling round, and the
+        # next request would wait for it. It answers the caller itself (or, failing, its
+        # exit closes the connection: the caller spawns directly); reaped in the loop.
+        self.middles += 1
+
+    def reap(self) -> None:
+        while self.middles:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self.middles = 0
+                return
+            if pid == 0:
+                return
+            self.middles -= 1
 
     def _in_middle(self, conn: socket.socket, request: dict[str, object], fds: list[int]) -> None:
         """The intermediate process: fork the worker, tell the caller its pid and pidfd
