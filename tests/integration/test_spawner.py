@@ -195,11 +195,15 @@ def test_concurrent_starts_through_the_spawner(agentty_home: Path) -> None:
 
 
 def test_pytest_plugin_reaper_ends_the_spawner(agentty_home: Path) -> None:
+    from agentty_core import pytest_plugin
     from agentty_core.paths import Home
-    from agentty_core.pytest_plugin import _reap
 
     info = warm(agentty_home)
-    _reap(Home(agentty_home))
+    public = getattr(pytest_plugin, "reap", None)  # `reap(root)` on newer main, else `_reap`
+    if public is not None:
+        public(agentty_home)
+    else:
+        pytest_plugin._reap(Home(agentty_home))
     assert gone(info["pid"])
     assert all(s["status"] != "running" for s in agentty_json("status")["sessions"])
 
