@@ -23,6 +23,7 @@ import stat
 from pathlib import Path
 
 from agentty_core.errors import StateError, UnsafePath, UsageError
+from agentty_core.spawning import SOCKET_NAME
 
 # `\Z`, not `$`: `$` also matches before a final newline, which let "web\n" pass as a name
 # (a second session "named" web, a broken status table). Callers may use `.match`.
@@ -220,6 +221,11 @@ class Home:
 
         digest = hashlib.sha256(os.fsencode(os.path.realpath(self.root))).hexdigest()[:8]
         return Path("/tmp") / f"agentty-{os.getuid()}" / digest
+
+    def spawner_socket(self) -> str | None:
+        """The warm spawner's socket, next to the sessions' (None for a home too long)."""
+        path = os.path.join(self.socket_dir(), SOCKET_NAME)
+        return path if len(os.fsencode(path)) <= MAX_SOCKET_PATH else None
 
     def socket_path(self, session_id: str) -> Path:
         path = self.socket_dir() / f"{validate_session_id(session_id)}.sock"

@@ -59,16 +59,19 @@ def reap(root: Path, *, grace: float = 0.5, leftovers: bool = True) -> None:
 
     With `leftovers` (the default), then every other process carrying the home's marker too:
     survivors of sessions that ended, or that the records no longer name. Without it those
-    stay, for a process census to report as the leaks they are.
+    stay, for a process census to report as the leaks they are. The home's warm spawner
+    is stopped first, so no worker is forked meanwhile.
 
     agentty's own errors (a corrupt or locked state, a worker that will not die) are not
     raised: what this could not end is still running, and a census sees it.
     """
     from agentty_core.client import Client
     from agentty_core.errors import AgenttyError
+    from agentty_core.launch import spawner_client
     from agentty_core.proc.orphans import end, marked_processes
 
     home = Home(root.absolute())  # unchecked: a test may have left it in any state
+    spawner_client.stop(str(home.root))  # first: no new worker is forked meanwhile
     client = Client(home)
     try:
         with contextlib.suppress(AgenttyError):

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from agentty_core.client import Client
 from agentty_core.errors import AgenttyError
+from agentty_core.launch import spawner_client
 from agentty_core.paths import Home
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,6 +112,7 @@ def agentty_home() -> Iterator[Path]:
     try:
         yield root
     finally:
+        spawner_client.stop(str(root))  # a `start` in it launched the home's warm spawner
         kill_all(root)
         if old is None:
             os.environ.pop("AGENTTY_HOME", None)

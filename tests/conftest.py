@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from agentty_core.launch import spawner_client
 from tests.helpers.census import describe, processes_of_home
 
 PROGRAMS = Path(__file__).parent / "programs"
@@ -26,7 +27,12 @@ def agentty_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("AGENTTY_HOME", str(home))
     monkeypatch.delenv("AGENTTY_SESSION_ID", raising=False)
     monkeypatch.delenv("AGENTTY_FAILPOINTS", raising=False)
+    # The warm spawner outlives the `start` that launched it: only its own tests turn it on
+    # (and it is ended here, before the census, whatever the test did).
+    monkeypatch.setenv("AGENTTY_SPAWNER", "0")
+    monkeypatch.delenv("AGENTTY_SPAWNER_IDLE", raising=False)
     yield home
+    spawner_client.stop(str(home))
     # A worker answers `kill` and then exits: give such processes a moment to finish.
     deadline = time.monotonic() + 3.0
     while (leftovers := processes_of_home(str(home))) and time.monotonic() < deadline:

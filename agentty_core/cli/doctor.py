@@ -120,6 +120,8 @@ def _stale_sockets(home: Home) -> Check:
         session_id = name.removesuffix(".sock")
         path = sock_dir / name
         st = os.lstat(path)
+        if name == "spawner.sock" and stat.S_ISSOCK(st.st_mode):
+            continue  # the warm spawner's (see the spawner check)
         if not stat.S_ISSOCK(st.st_mode) or not SESSION_ID_RE.match(session_id):
             foreign.append(name)
         elif session_id not in live:
@@ -150,6 +152,14 @@ def _orphans(home: Home) -> Check:
     return _check("orphans", True, "no processes of dead workers")
 
 
+def _spawner(home: Home) -> Check:
+    from agentty_core.launch import spawner_client
+
+    found = spawner_client.info(str(home.root))
+    detail = spawner_client.describe(found)
+    return _check("spawner", True, detail if found else f"{detail} (starts are spawned directly)")
+
+
 def run_checks(home: Home | None = None) -> list[Check]:
     home = home or Home(default_home().absolute())
     checks: list[Check] = []
@@ -157,7 +167,7 @@ def run_checks(home: Home | None = None) -> list[Check]:
     for step in steps:
         checks.append(step(home))
     if all(c["ok"] for c in checks) and home.root.exists():
-        for step in (_records, _sessions, _stale_sockets, _orphans):
+        for step in (_records, _sessions, _stale_sockets, _orphans, _spawner):
             try:
                 checks.append(step(home))
             except Exception as exc:  # a check must report, never crash the doctor

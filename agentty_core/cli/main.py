@@ -71,6 +71,9 @@ def cmd_status(args: argparse.Namespace) -> int:
                     print(shown(str(rec["name"])))
         return 0
     status = _client().status()
+    from agentty_core.launch import spawner_client
+
+    status["spawner"] = spawner_client.info(str(status["home"]))
     if args.json:
         emit(status)
         return 0
@@ -78,6 +81,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     assert isinstance(sessions, list)
     print(f"home: {shown(str(status['home']))}")
     print(f"active: {shown(str(status['active'] or '-'))}")
+    print(f"spawner: {shown(spawner_client.describe(status['spawner']))}")
     orphans = status.get("orphans")
     if isinstance(orphans, list) and orphans:
         print(f"warning: {len(orphans)} orphan process(es) of dead workers; see 'agentty orphans'")

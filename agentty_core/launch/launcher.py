@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from agentty_core.errors import EXIT_USAGE, SpawnError, UsageError
 from agentty_core.ipc.client import remove_stale_socket
 from agentty_core.launch import spawn as worker_spawn
+from agentty_core.launch import spawner_client
 from agentty_core.launch.spawn import SpawnedWorker, WorkerTimeout
 from agentty_core.paths import Home, validate_name
 from agentty_core.proc import identity
@@ -188,7 +189,7 @@ def _spawn_logging_to(log_path: os.PathLike[str]) -> tuple[SpawnedWorker | None,
     flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
     log_fd = os.open(log_path, flags, 0o600)
     try:
-        return worker_spawn.spawn_worker(log_fd), None
+        return spawner_client.spawn_worker(log_fd), None
     except OSError as exc:
         return None, exc
     finally:

@@ -16,6 +16,8 @@ import os
 import sys
 import time
 
+from agentty_core.spawning import STATUS_FD
+
 # `python -m` would put the working directory first on sys.path: a `logging.py` (or a hostile
 # `agentty_core/`) in the directory `start` runs in would be imported by the worker. `-c`
 # puts it there as '' and the first line takes it out (-P does that only from 3.11 on).
@@ -27,7 +29,6 @@ WORKER_BOOT = (
     "runpy.run_module('agentty_core.worker.main', run_name='__main__', alter_sys=True)\n"
 )
 WORKER_ARGV = ("-c", WORKER_BOOT)
-STATUS_FD = 3  # where the worker finds its status pipe
 
 
 class WorkerTimeout(Exception):
@@ -60,6 +61,14 @@ class SpawnedWorker:
         if self.spec_fd >= 0:
             os.close(self.spec_fd)
             self.spec_fd = -1
+
+    def kill_now(self) -> None:
+        """SIGKILL (only to a worker not yet reaped: its pid still names it)."""
+        if self.returncode is None:
+            try:  # noqa: SIM105  (contextlib stays off the hot path)
+                os.kill(self.pid, 9)  # SIGKILL, without importing signal
+            except ProcessLookupError:
+                pass
 
     def poll(self) -> int | None:
         if self.returncode is None:
@@ -108,9 +117,7 @@ def spawn_worker(output_fd: int | None) -> SpawnedWorker:
         # a pipe may have landed there): dup2 onto itself would not clear close-on-exec.
         spec_r, status_w = _above(spec_r, ours), _above(status_w, ours)
         out = _above(output_fd, ours) if output_fd is not None else None
-        env = dict(os.environ)
-        env["AGENTTY_STATUS_FD"] = str(STATUS_FD)
-        env.pop("AGENTTY_SESSION_ID", None)  # only the program carries its session's marker
+        env = worker_env()
         for attempt in (1, 2):
             actions = _worker_descriptors(spec_r, out, status_w, set(ours))
             try:
@@ -138,6 +145,14 @@ def spawn_worker(output_fd: int | None) -> SpawnedWorker:
     return SpawnedWorker(pid, spec_w, status_r)
 
 
+def worker_env() -> dict[str, str]:
+    """The environment a worker gets: the caller's, with the status pipe's descriptor."""
+    env = dict(os.environ)
+    env["AGENTTY_STATUS_FD"] = str(STATUS_FD)
+    env.pop("AGENTTY_SESSION_ID", None)  # only the program carries its session's marker
+    return env
+
+
 def _above(fd: int, ours: list[int]) -> int:
     """`fd`, or a close-on-exec copy above STATUS_FD (kept in `ours` to be closed later)."""
     if fd > STATUS_FD:
@@ -149,6 +164,29 @@ def _above(fd: int, ours: list[int]) -> int:
     return copy
 
 
+def detached_descriptors(
+    stdin: int | None, out: int | None, extra: dict[int, int], ours: set[int]
+) -> list[tuple[int, ...] | tuple[int, int, str, int, int]]:
+    """File actions for a detached process: stdin (or /dev/null), stdout and stderr on `out`
+    (or /dev/null), each `extra` source on its target, and none of the caller's other
+    inheritable descriptors."""
+    actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = [
+        (os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds() if fd > 2 and fd not in ours
+    ]
+    if stdin is None:
+        actions.append((os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0))
+    else:
+        actions.append((os.POSIX_SPAWN_DUP2, stdin, 0))
+    if out is None:
+        actions.append((os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0))
+    else:
+        actions.append((os.POSIX_SPAWN_DUP2, out, 1))
+    actions.append((os.POSIX_SPAWN_DUP2, 1, 2))
+    for source, target in extra.items():
+        actions.append((os.POSIX_SPAWN_DUP2, source, target))
+    return actions
+
+
 def _worker_descriptors(
     spec_r: int, out: int | None, status_w: int, ours: set[int]
 ) -> list[tuple[int, ...] | tuple[int, int, str, int, int]]:
@@ -156,17 +194,7 @@ def _worker_descriptors(
     status pipe, and nothing else: a caller's pipe held by the detached worker would keep
     `$(agentty start ...)` waiting for as long as the session runs. Python opens
     descriptors close-on-exec; only ones the caller itself inherited need closing."""
-    actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = [
-        (os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds() if fd > 2 and fd not in ours
-    ]
-    actions.append((os.POSIX_SPAWN_DUP2, spec_r, 0))
-    if out is None:
-        actions.append((os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0))
-    else:
-        actions.append((os.POSIX_SPAWN_DUP2, out, 1))
-    actions.append((os.POSIX_SPAWN_DUP2, 1, 2))
-    actions.append((os.POSIX_SPAWN_DUP2, status_w, STATUS_FD))
-    return actions
+    return detached_descriptors(spec_r, out, {status_w: STATUS_FD}, ours)
 
 
 def _inheritable_fds() -> list[int]:
@@ -192,9 +220,12 @@ _early: SpawnedWorker | None = None
 
 
 def spawn_early() -> None:
-    """Start a worker for the session this process is about to start (see hotpath)."""
+    """Start a worker for the session this process is about to start (see hotpath): forked
+    by the home's warm spawner when one answers, else spawned here."""
     global _early
-    _early = spawn_worker(None)
+    from agentty_core.launch import spawner_client
+
+    _early = spawner_client.spawn_worker(None, launch=False)
 
 
 def take_early() -> SpawnedWorker | None:
@@ -205,14 +236,17 @@ def take_early() -> SpawnedWorker | None:
 
 
 def discard_early() -> None:
-    """Kill and reap an early worker nobody took (it has no session: nothing else runs)."""
+    """Kill and reap an early worker nobody took (it has no session: nothing else runs);
+    or, the command's work done, start the home's spawner if none answered (not after a
+    refused start: that leaves no process behind)."""
+    from agentty_core.launch import spawner_client
+
     early = take_early()
     if early is None:
+        spawner_client.launch_if_wanted()
         return
+    spawner_client.forget()
     early.close_spec()
     os.close(early.status_fd)
-    try:  # noqa: SIM105  (contextlib stays off the hot path)
-        os.kill(early.pid, 9)  # SIGKILL, without importing signal
-    except ProcessLookupError:
-        pass
+    early.kill_now()
     early.wait()

@@ -143,3 +143,8 @@ def _slave_name(master_fd: int) -> str:
         return f"/dev/pts/{struct.unpack('I', raw)[0]}"
     except (OSError, AttributeError):
         return ""
+
+
+def preload() -> None:
+    """Import ptyprocess now: the warm spawner's children then share its pages."""
+    import ptyprocess  # noqa: F401

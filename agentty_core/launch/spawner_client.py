@@ -1,0 +1,425 @@
+"""Asking the home's warm spawner for a worker; launching the spawner when there is none.
+
+A fresh worker spends ~0.1 s importing asyncio, pyte and agentty before it can run anything.
+The spawner (`agentty_core.worker.spawner`, one per home) has imported all that once and
+forks a worker per request in a few milliseconds. This is the caller's side: it sends what
+the worker must inherit from the caller (environment, cwd, umask, rlimits, signal mask, the
+stdio and status pipe as descriptors) and gets back the worker's pid and a pidfd.
+
+The spawner is only ever a shortcut. Any failure (none running, wedged, refused, a caller
+it cannot reproduce) costs at most `WAIT` and the worker is spawned directly, as before.
+A request the spawner answers late does no harm: the caller has closed the worker's spec
+pipe, so a worker forked for it reads nothing and exits.
+
+Linux only (pidfds, /proc); `AGENTTY_SPAWNER=0` turns it off.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+
+from agentty_core.launch import spawn
+from agentty_core.launch.spawn import SpawnedWorker, WorkerTimeout
+from agentty_core.spawning import (
+    INFO_NAME,
+    LOCK_NAME,
+    LOG_NAME,
+    home_root,
+)
+
+WAIT = 0.25  # seconds a start may lose to a spawner that does not answer
+MAX_REPLY = 4096
+SPAWNER_BOOT = (
+    "import sys\n"
+    "if sys.path and sys.path[0] == '':\n"
+    "    del sys.path[0]\n"
+    "import runpy\n"
+    "runpy.run_module('agentty_core.worker.spawner', run_name='__main__', alter_sys=True)\n"
+)
+
+_wanted: str | None = None  # the home whose spawner should be launched (none answered)
+_successor = False  # ... because the one that answered stepped down
+
+
+class ForkedWorker(SpawnedWorker):
+    """A worker the spawner forked: not our child, so it is watched through its pidfd
+    (which, unlike the pid, cannot come to name another process)."""
+
+    def __init__(self, pid: int, spec_fd: int, status_fd: int, pidfd: int) -> None:
+        super().__init__(pid, spec_fd, status_fd)
+        self.pidfd = pidfd
+        self._lock = threading.Lock()
+
+    def _exited(self, timeout: float | None) -> bool:
+        import select
+
+        with self._lock:
+            if self.returncode is not None:
+                return True
+            fd = self.pidfd
+        ready, _, _ = select.select([fd], [], [], timeout)
+        with self._lock:
+            if ready and self.returncode is None:
+                self.returncode = 0  # not ours to reap: the exit status is not ours to know
+                os.close(self.pidfd)
+                self.pidfd = -1
+            return self.returncode is not None
+
+    def poll(self) -> int | None:
+        self._exited(0)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if not self._exited(timeout):
+            raise WorkerTimeout(f"worker {self.pid} still running after {timeout:g}s")
+        assert self.returncode is not None
+        return self.returncode
+
+    def kill_now(self) -> None:
+        import signal
+
+        with self._lock:
+            if self.pidfd >= 0:
+                try:  # noqa: SIM105
+                    signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+def enabled() -> bool:
+    return (
+        sys.platform == "linux"
+        and hasattr(os, "pidfd_open")
+        and os.environ.get("AGENTTY_SPAWNER", "1").strip() != "0"
+    )
+
+
+def socket_path(root: str) -> str | None:
+    """The spawner's socket, next to the sessions' (None for a home too long for one)."""
+    from pathlib import Path
+
+    from agentty_core.paths import Home
+
+    return Home(Path(root)).spawner_socket()
+
+
+def spawn_worker(output_fd: int | None, *, launch: bool = True) -> SpawnedWorker:
+    """A worker from the home's spawner when it answers within `WAIT`, else one spawned
+    directly (and, with `launch`, a spawner started for the next `start` when none runs)."""
+    forked = ask(output_fd)
+    if forked is not None:
+        return forked
+    worker = spawn.spawn_worker(output_fd)
+    if launch:
+        launch_if_wanted()
+    return worker
+
+
+def ask(output_fd: int | None) -> ForkedWorker | None:
+    """A worker forked by the spawner, or None (the reason is not the caller's business)."""
+    global _wanted, _successor
+    if not enabled():
+        return None
+    deadline = time.monotonic() + WAIT
+    try:
+        root = home_root()
+        path = socket_path(root)
+        request = _request(deadline)
+    except OSError:  # the cwd is gone, say: a direct spawn handles that as it always has
+        return None
+    if path is None:
+        return None
+    if not _private_dir(os.path.dirname(path)):
+        if not os.path.lexists(os.path.dirname(path)):
+            _wanted = root  # a new home: `start` creates it, then the spawner can start
+        return None
+    import _socket
+
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    ours: list[int] = []
+    try:
+        sock.settimeout(max(0.001, deadline - time.monotonic()))
+        try:
+            sock.connect(path)
+        except (FileNotFoundError, ConnectionRefusedError):
+            _wanted = root  # none runs (or it died): start one for the next `start`
+            return None
+        cred = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
+        if int.from_bytes(cred[4:8], sys.byteorder) != os.getuid():
+            return None
+        spec_r, spec_w = os.pipe()
+        ours += [spec_r, spec_w]
+        status_r, status_w = os.pipe()
+        ours += [status_r, status_w]
+        fds = [spec_r, status_w] + ([output_fd] if output_fd is not None else [])
+        rights = b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds)
+        sent = sock.sendmsg([request[:4096]], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
+        sock.settimeout(max(0.001, deadline - time.monotonic()))
+        sock.sendall(request[sent:])
+        for fd in (spec_r, status_w):  # the worker has them now; EOF must mean it is gone
+            os.close(fd)
+            ours.remove(fd)
+        reply, pidfd = _reply(sock, deadline)
+        if reply is not None and reply.get("reason") == "upgraded":
+            _wanted, _successor = root, True  # it stepped down: the next runs the new code
+        if reply is None or pidfd is None or reply.get("ok") is not True:
+            if pidfd is not None:
+                os.close(pidfd)
+            return None
+        pid = reply.get("pid")
+        if not isinstance(pid, int):
+            os.close(pidfd)
+            return None
+        ours.clear()
+        return ForkedWorker(pid, spec_w, status_r, pidfd)
+    except OSError:
+        return None
+    finally:
+        sock.close()
+        for fd in ours:  # a worker forked late for this request reads EOF and exits
+            os.close(fd)
+
+
+def _reply(sock: object, deadline: float) -> tuple[dict[str, object] | None, int | None]:
+    import _socket
+
+    assert isinstance(sock, _socket.socket)
+    buf = b""
+    pidfd: int | None = None
+    while b"\n" not in buf and len(buf) < MAX_REPLY:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        sock.settimeout(remaining)
+        try:
+            data, ancillary, _, _ = sock.recvmsg(MAX_REPLY, _socket.CMSG_SPACE(4))
+        except OSError:  # a timeout: wedged, stopped or too busy
+            break
+        for level, kind, payload in ancillary:
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                for i in range(0, len(payload) - len(payload) % 4, 4):
+                    fd = int.from_bytes(payload[i : i + 4], sys.byteorder)
+                    os.set_inheritable(fd, False)
+                    if pidfd is None:
+                        pidfd = fd
+                    else:
+                        os.close(fd)
+        if not data:
+            break
+        buf += data
+    if b"\n" not in buf:
+        return None, pidfd
+    try:
+        reply = json.loads(buf.split(b"\n", 1)[0])
+    except ValueError:
+        return None, pidfd
+    return (reply if isinstance(reply, dict) else None), pidfd
+
+
+def _request(deadline: float) -> bytes:
+    """What the worker must inherit from this process, as `posix_spawn` would give it; and
+    when this process stops waiting (CLOCK_MONOTONIC is the same in every process), so
+    that a spawner behind on its queue skips requests whose callers have gone direct."""
+    import resource
+    import signal
+
+    from agentty_core._version import __version__
+
+    env = spawn.worker_env()
+    limits = [
+        [num, *resource.getrlimit(num)]
+        for name in dir(resource)
+        if name.startswith("RLIMIT_") and isinstance(num := getattr(resource, name), int)
+    ]
+    ignored = [int(sig) for sig in signal.valid_signals() if _getsignal(sig) == signal.SIG_IGN]
+    request = {
+        "v": 1,
+        "deadline": deadline,
+        "env": env,
+        "cwd": os.getcwd(),
+        "umask": _umask(),
+        "rlimits": limits,
+        "sigmask": sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, [])),
+        "ignored": ignored,
+        "nice": os.getpriority(os.PRIO_PROCESS, 0),
+        "affinity": sorted(os.sched_getaffinity(0)),
+        "python": [sys.executable, sys.version],
+        "agentty": [os.path.dirname(os.path.dirname(spawn.__file__)), __version__],
+    }
+    return json.dumps(request, ensure_ascii=True).encode() + b"\n"
+
+
+def _getsignal(sig: int) -> object:
+    import signal
+
+    try:
+        return signal.getsignal(sig)
+    except (ValueError, OSError):
+        return None
+
+
+def _umask() -> int:
+    """The umask, read without setting it (os.umask would race with other threads)."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    raise OSError("cannot read the umask")
+
+
+def _private_dir(path: str) -> bool:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return (
+        (st.st_mode & 0o170000) == 0o040000 and st.st_uid == os.getuid() and not st.st_mode & 0o077
+    )
+
+
+# ------------------------------------------------------------------ launching and ending
+
+
+def forget() -> None:
+    """No spawner to launch after all (the start was refused)."""
+    global _wanted, _successor
+    _wanted, _successor = None, False
+
+
+def launch_if_wanted() -> None:
+    """Start the spawner of the home where none answered (once; errors are ignored: the
+    direct path works without it). Not while one holds the home's lock (it is starting,
+    and every `start` meanwhile finds no socket yet), unless that one is stepping down."""
+    global _wanted, _successor
+    root, successor = _wanted, _successor
+    _wanted, _successor = None, False
+    if root is None or not enabled():
+        return
+    if not successor and _lock_held(root):
+        return
+    try:  # noqa: SIM105
+        launch(root)
+    except OSError:
+        pass
+
+
+def launch(root: str) -> int:
+    """Start the home's spawner, detached (own session, stdio on its log and /dev/null, no
+    descriptor of ours). It exits at once if another one holds the home's spawner lock."""
+    import signal
+
+    logs = os.path.join(root, "logs")
+    if not (_private_dir(root) and _private_dir(logs)):
+        raise OSError("the home is not ready")
+    env = dict(os.environ)
+    env["AGENTTY_HOME"] = root  # the census and the reaper find it by this
+    env.pop("AGENTTY_SESSION_ID", None)
+    env.pop("AGENTTY_STATUS_FD", None)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+    log_fd = os.open(os.path.join(logs, LOG_NAME), flags, 0o600)
+    try:
+        actions = spawn.detached_descriptors(None, log_fd, {}, {log_fd})
+        pid = os.posix_spawn(
+            sys.executable,
+            [sys.executable, "-c", SPAWNER_BOOT],
+            env,
+            file_actions=actions,
+            setsid=True,
+            setsigmask=(),
+            setsigdef=[
+                s for s in signal.valid_signals() if s not in (signal.SIGKILL, signal.SIGSTOP)
+            ],
+        )
+    finally:
+        os.close(log_fd)
+    # Ours until it ends (after its idle period): reaped then, or it would linger as a zombie.
+    threading.Thread(target=_reap, args=(pid,), name=f"reap-spawner-{pid}", daemon=True).start()
+    return pid
+
+
+def _reap(pid: int) -> None:
+    try:  # noqa: SIM105
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def info(root: str) -> dict[str, object] | None:
+    """The running spawner's own description (`spawner.json`), if it is alive."""
+    from agentty_core.proc import identity
+
+    try:
+        with open(os.path.join(root, INFO_NAME), "rb") as f:
+            data = json.loads(f.read())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    pid, token = data.get("pid"), data.get("start")
+    if not isinstance(pid, int) or not isinstance(token, str):
+        return None
+    return data if identity.same_process(pid, token) else None
+
+
+def _lock_held(root: str) -> bool:
+    import fcntl
+
+    try:
+        fd = os.open(os.path.join(root, LOCK_NAME), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def describe(found: object) -> str:
+    """One line for `status` and `doctor`."""
+    if isinstance(found, dict):
+        state = "ready" if found.get("ready", True) else "starting"
+        return f"pid {found.get('pid')}, {state} since {found.get('since')}"
+    return "off (AGENTTY_SPAWNER=0)" if not enabled() else "none running"
+
+
+def stop(root: str, timeout: float = 3.0) -> bool:
+    """End the home's spawner (tests, the pytest plugin's reaper); True if one was ended."""
+    import signal
+
+    deadline = time.monotonic() + timeout
+    found = info(root)
+    while found is None and _lock_held(root) and time.monotonic() < deadline:
+        time.sleep(0.01)  # one took the lock and is about to describe itself
+        found = info(root)
+    if found is None:
+        return False
+    pid = found["pid"]
+    assert isinstance(pid, int)
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return False
+    try:
+        if info(root) is None:  # it ended, and the pid may name another process now
+            return False
+        signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+        import select
+
+        if not select.select([pidfd], [], [], timeout)[0]:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            select.select([pidfd], [], [], timeout)
+    except ProcessLookupError:
+        pass
+    finally:
+        os.close(pidfd)
+    return True

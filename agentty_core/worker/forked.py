@@ -1,0 +1,252 @@
+"""What the spawner checks before it forks a worker, and what the forked worker sets up first.
+
+A worker forked by the spawner must be the worker `posix_spawn` would have started for the
+caller. What can be given after a fork is: the environment, cwd, umask, rlimits (lowered,
+or raised up to our hard limit), signal mask and ignored signals, the nice value (raised),
+the CPU affinity and the stdio and status descriptors. What cannot (another cgroup or
+namespace, other uids or groups, another interpreter, agentty, or interpreter settings
+from the environment) is refused, and the caller spawns directly.
+
+An upgrade shows as changed files: the fingerprint is the (inode, size, mtime) of agentty's
+own files and directories, of the directory of every module the spawner has loaded and of
+the interpreter, taken after the imports and compared before every fork.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import signal
+import sys
+from collections.abc import Iterable, Mapping
+
+from agentty_core._version import __version__
+from agentty_core.spawning import INTERPRETER_ENV, STATUS_FD
+
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+Fingerprint = dict[str, tuple[int, int, int] | None]
+JSONMap = Mapping[str, object]
+
+
+# ----------------------------------------------------------------- code on disk
+
+
+def code_paths() -> list[str]:
+    """The files and directories whose change means new code: agentty's files (all of
+    them, loaded or not, edited in place or replaced), the directory of every loaded
+    module, the interpreter and its site directory."""
+    paths: set[str] = {os.path.realpath(sys.executable), PACKAGE_DIR}
+    for dirpath, dirnames, filenames in os.walk(PACKAGE_DIR):
+        dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+        paths.add(dirpath)
+        paths.update(os.path.join(dirpath, f) for f in filenames if f.endswith((".py", ".so")))
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if isinstance(path, str):
+            # An install or upgrade replaces files (a new directory entry): the directory
+            # says so, at a fraction of the cost of every file (~230 here).
+            paths.add(os.path.dirname(path))
+    import sysconfig
+
+    paths.add(sysconfig.get_paths()["purelib"])  # where installs and upgrades land
+    return sorted(paths)
+
+
+def fingerprint(paths: Iterable[str]) -> Fingerprint:
+    found: Fingerprint = {}
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            found[path] = None
+        else:
+            found[path] = (st.st_ino, st.st_size, st.st_mtime_ns)
+    return found
+
+
+# ----------------------------------------------------------------- the caller's context
+
+
+def interpreter_env(env: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k.startswith("PYTHON") or k in INTERPRETER_ENV}
+
+
+def _proc(pid: int | str, name: str) -> str:
+    with open(f"/proc/{pid}/{name}", encoding="utf-8", errors="replace") as f:
+        return f.read()
+
+
+def _status_lines(pid: int | str) -> dict[str, str]:
+    lines = {}
+    for line in _proc(pid, "status").splitlines():
+        key, _, value = line.partition(":")
+        if key in ("Uid", "Gid", "Groups", "NoNewPrivs", "Seccomp", "CapEff", "CapBnd"):
+            lines[key] = " ".join(value.split())
+    return lines
+
+
+def _namespaces(pid: int | str) -> dict[str, str]:
+    found = {}
+    for name in os.listdir(f"/proc/{pid}/ns"):
+        with contextlib.suppress(OSError):
+            found[name] = os.readlink(f"/proc/{pid}/ns/{name}")
+    return found
+
+
+def cannot_reproduce(request: JSONMap, peer_pid: int, own_env: Mapping[str, str]) -> str | None:
+    """Why a worker forked here would differ from one the caller would spawn; None if not."""
+    if request.get("v") != 1:
+        return "another protocol version"
+    if request.get("python") != [sys.executable, sys.version]:
+        return "another interpreter"
+    if request.get("agentty") != [PACKAGE_DIR, __version__]:
+        return "another agentty"
+    env = request.get("env")
+    if not isinstance(env, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in env.items()
+    ):
+        return "no environment"
+    if interpreter_env(env) != interpreter_env(own_env):
+        return "other interpreter settings in the environment"
+    if peer_pid <= 0:
+        return "the caller is not visible here"
+    try:
+        if _status_lines(peer_pid) != _status_lines("self"):
+            return "other credentials, groups or capabilities"
+        if _proc(peer_pid, "cgroup") != _proc("self", "cgroup"):
+            return "another cgroup"
+        if _namespaces(peer_pid) != _namespaces("self"):
+            return "other namespaces"
+    except OSError as exc:
+        return f"cannot read the caller's context: {exc}"
+    cwd = request.get("cwd")
+    if not isinstance(cwd, str) or not os.path.isdir(cwd):
+        return "no working directory"
+    if not isinstance(request.get("umask"), int):
+        return "no umask"
+    nice = request.get("nice")
+    if not isinstance(nice, int) or nice < os.getpriority(os.PRIO_PROCESS, 0):
+        return "a lower nice value"
+    return _limits_problem(request.get("rlimits")) or _signals_problem(request)
+
+
+def _limits_problem(limits: object) -> str | None:
+    import resource
+
+    if not isinstance(limits, list):
+        return "no rlimits"
+    for item in limits:
+        if not (
+            isinstance(item, list) and len(item) == 3 and all(isinstance(x, int) for x in item)
+        ):
+            return "malformed rlimits"
+        num, _soft, hard = item
+        try:
+            _, own_hard = resource.getrlimit(num)
+        except (ValueError, OSError):
+            return f"unknown rlimit {num}"
+        if own_hard != resource.RLIM_INFINITY and (
+            hard == resource.RLIM_INFINITY or hard > own_hard
+        ):
+            return f"a higher hard rlimit ({num})"
+    return None
+
+
+def _signals_problem(request: JSONMap) -> str | None:
+    for key in ("sigmask", "ignored", "affinity"):
+        value = request.get(key)
+        if not isinstance(value, list) or not all(isinstance(x, int) for x in value):
+            return f"malformed {key}"
+    return None
+
+
+# ----------------------------------------------------------------- in the forked worker
+
+
+def become(request: JSONMap, fds: list[int]) -> None:
+    """Turn this freshly forked process into what `posix_spawn` would have started for the
+    caller: first its own session and descriptors, then the caller's process attributes,
+    then fresh per-process state (random seeds, failpoints, logging, stdio objects)."""
+    os.setsid()
+    _descriptors(fds)
+    _signals(request)
+    os.umask(_int(request["umask"]))
+    os.chdir(str(request["cwd"]))
+    _limits(request["rlimits"])
+    nice = _int(request["nice"])
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if nice > current:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    affinity = request["affinity"]
+    assert isinstance(affinity, list)
+    with contextlib.suppress(OSError):
+        os.sched_setaffinity(0, affinity)
+    env = request["env"]
+    assert isinstance(env, dict)
+    os.environ.clear()
+    os.environ.update(env)
+    _fresh_state(env)
+
+
+def _int(value: object) -> int:
+    assert isinstance(value, int)
+    return value
+
+
+def _descriptors(fds: list[int]) -> None:
+    """stdin = the spec pipe, stdout/stderr = the log (or /dev/null), 3 = the status pipe;
+    every other descriptor (the spawner's socket, lock, log) closed."""
+    import fcntl
+
+    high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in fds]
+    spec, status = high[0], high[1]
+    out = high[2] if len(high) > 2 else os.open(os.devnull, os.O_WRONLY)
+    os.dup2(spec, 0)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.dup2(status, STATUS_FD)
+    os.closerange(STATUS_FD + 1, max(65536, os.sysconf("SC_OPEN_MAX")))
+
+
+def _signals(request: JSONMap) -> None:
+    """The spawner's handlers gone, the caller's ignored signals ignored, its mask applied
+    (a `python -c` started by posix_spawn keeps both)."""
+    ignored = {int(s) for s in request["ignored"]}  # type: ignore[attr-defined]
+    for sig in signal.valid_signals():
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        if sig in ignored:
+            action: object = signal.SIG_IGN
+        elif sig == signal.SIGINT:
+            action = signal.default_int_handler
+        elif sig in (signal.SIGPIPE, getattr(signal, "SIGXFSZ", None)):
+            action = signal.SIG_IGN  # what the interpreter sets at start-up
+        else:
+            action = signal.SIG_DFL
+        with contextlib.suppress(OSError, ValueError):
+            signal.signal(sig, action)  # type: ignore[arg-type]  # one of the three above
+    signal.pthread_sigmask(signal.SIG_SETMASK, {int(s) for s in request["sigmask"]})  # type: ignore[attr-defined]
+
+
+def _limits(limits: object) -> None:
+    import resource
+
+    assert isinstance(limits, list)
+    for num, soft, hard in limits:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(num, (soft, hard))
+
+
+def _fresh_state(env: Mapping[str, str]) -> None:
+    from agentty_core import failpoints
+
+    failpoints._POINTS = failpoints._parse(env.get("AGENTTY_FAILPOINTS", ""))
+    random.seed()  # also reseeded by `random`'s own at-fork hook; said here for clarity
+    root = logging.getLogger()
+    for handler in root.handlers[:]:
+        root.removeHandler(handler)
+    sys.stdin = open(0, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+    sys.stdout = open(1, "w", encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115

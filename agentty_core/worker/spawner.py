@@ -1,0 +1,359 @@
+"""The home's warm spawner: a fork server for session workers (`launch/spawner_client`).
+
+A fresh worker spends ~0.1 s importing asyncio, pyte and agentty. This process does that
+once, freezes its heap (`gc.freeze()`: the imported objects are never touched by the
+collector again, so the pages stay shared with every child) and forks one worker per
+request on its socket, `spawner.sock` next to the sessions' sockets (0600 in the private
+directory; a peer of another uid is refused). Models: multiprocessing's forkserver,
+Android's zygote.
+
+Each worker is double-forked: the intermediate process sends the caller the worker's pid
+and a pidfd and exits at once (reaped here), so the worker is in its own session and never
+the spawner's child for long. The forked side (`forked.become`) sets up what the caller
+would have given a directly spawned worker, then runs the worker's own main.
+
+The spawner is single-threaded and does one request at a time (a fork takes ~1 ms). It
+exits after `AGENTTY_SPAWNER_IDLE` seconds (default 600) without a request, on SIGTERM,
+and when its code changed on disk (an upgrade): the caller then spawns directly and starts
+a new one. One per home: it holds `spawner.lock` for its life.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import gc
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import agentty_core.worker.main as worker_main  # before asyncio: it keeps ssl out
+from agentty_core import failpoints, spawning
+from agentty_core._version import __version__
+from agentty_core.paths import Home
+from agentty_core.proc import identity
+from agentty_core.state.store import now_iso
+from agentty_core.worker import forked
+
+IDLE = 600.0
+LOCK_WAIT = 2.0  # a spawner stepping down still holds the lock for a moment
+REAP_EVERY = 0.01  # how soon an exited intermediate process is reaped
+CHECK_EVERY = 0.5  # how often an idle spawner checks that its socket is still its own
+REQUEST_TIMEOUT = 2.0  # a caller that connects and sends nothing does not wedge the spawner
+MAX_REQUEST = 1 << 22
+LATE = 0.005  # a request this close to its caller's deadline is not worth a fork
+MAX_FDS = 3
+
+
+def _log(message: str) -> None:
+    sys.stderr.write(f"{now_iso()} spawner {os.getpid()}: {message}\n")
+    sys.stderr.flush()
+
+
+def _warm() -> None:
+    """Import what a worker imports, up to its first request."""
+    import asyncio  # noqa: F401
+    import ctypes  # noqa: F401  (prctl, for the subreaper and the program's pdeathsig)
+
+    import agentty_core.emulator.pyte_backend
+    import agentty_core.proc.killtree  # psutil
+    import agentty_core.worker.core  # noqa: F401
+    from agentty_core.proc import ptyhost
+
+    ptyhost.preload()
+
+
+class Spawner:
+    def __init__(self, home: Home, idle: float) -> None:
+        self.home = home
+        self.idle = idle
+        self.env = dict(os.environ)
+        self.lock_fd = -1
+        self.listener: socket.socket | None = None
+        self.path = ""
+        self.bound = (0, 0)
+        self.code: list[str] = []
+        self.fingerprint: forked.Fingerprint = {}
+        self.stepping_down = False
+        self.middles = 0  # intermediate processes not reaped yet
+
+    # ------------------------------------------------------------- start and end
+
+    def acquire(self) -> bool:
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        self.lock_fd = os.open(self.home.root / spawning.LOCK_NAME, flags, 0o600)
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.02)
+
+    def listen(self) -> None:
+        path = self.home.spawner_socket()
+        if path is None:
+            raise OSError(errno.ENAMETOOLONG, "the spawner's socket path is too long")
+        self.home.ensure_socket_dir()
+        self.path = path
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)  # a dead spawner's: we hold the lock
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)
+        try:
+            sock.bind(path)
+        finally:
+            os.umask(old)
+        os.chmod(path, 0o600)
+        st = os.lstat(path)
+        self.bound = (st.st_dev, st.st_ino)
+        sock.listen(64)
+        self.listener = sock
+
+    def describe(self, *, ready: bool) -> None:
+        """`spawner.json`: who we are, for `status`, `doctor` and `stop` (written once the
+        lock is ours, so that even a spawner still importing can be found and ended)."""
+        pid = os.getpid()
+        data = {
+            "pid": pid,
+            "start": identity.start_token(pid),
+            "since": now_iso(),
+            "ready": ready,
+            "socket": self.path or None,
+            "idle": self.idle,
+            "python": sys.executable,
+            "version": __version__,
+        }
+        path = self.home.root / spawning.INFO_NAME
+        tmp = path.with_name(f".{path.name}.{pid}")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(tmp, flags, 0o600)
+        try:
+            os.write(fd, json.dumps(data).encode())
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+
+    def _socket_is_ours(self) -> bool:
+        """Callers find us by the path: unlinked or replaced, nobody can reach us."""
+        try:
+            st = os.lstat(self.path)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == self.bound
+
+    def close(self) -> None:
+        """Remove our socket and description (not a successor's: we still hold the lock)."""
+        if self.listener is not None:
+            self.listener.close()
+            if self._socket_is_ours():
+                with contextlib.suppress(OSError):
+                    os.unlink(self.path)
+        with contextlib.suppress(OSError):
+            os.unlink(self.home.root / spawning.INFO_NAME)
+
+    # ------------------------------------------------------------- serving
+
+    def serve(self) -> None:
+        assert self.listener is not None
+        last = time.monotonic()
+        while not self.stepping_down:
+            remaining = last + self.idle - time.monotonic()
+            if remaining <= 0:
+                _log("idle: exiting")
+                return
+            self.reap()
+            wake = min(remaining, REAP_EVERY if self.middles else CHECK_EVERY)
+            ready, _, _ = select.select([self.listener], [], [], wake)
+            if not ready:
+                if not self._socket_is_ours():
+                    _log("socket removed or replaced: exiting")
+                    return
+                continue
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                continue
+            last = time.monotonic()
+            with conn:
+                try:
+                    self.handle(conn)
+                except OSError as exc:
+                    _log(f"request failed: {exc}")
+
+    def handle(self, conn: socket.socket) -> None:
+        conn.settimeout(REQUEST_TIMEOUT)
+        cred = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+        peer_pid = int.from_bytes(cred[0:4], sys.byteorder, signed=True)
+        if int.from_bytes(cred[4:8], sys.byteorder) != os.getuid():
+            return
+        request, fds = self._receive(conn)
+        try:
+            failpoints.hit("spawner.request")
+            if request is None or len(fds) not in (2, 3):
+                self._refuse(conn, "malformed", "a malformed request")
+                return
+            deadline = request.get("deadline")
+            if isinstance(deadline, float) and time.monotonic() > deadline - LATE:
+                self._refuse(conn, "late", "the caller stopped waiting")
+                return
+            if forked.fingerprint(self.code) != self.fingerprint:
+                self._refuse(conn, "upgraded", "agentty or the interpreter changed on disk")
+                self.stepping_down = True
+                _log("code changed on disk: stepping down")
+                return
+            if threading.active_count() != 1:
+                self._refuse(conn, "threads", "the spawner is not single-threaded")
+                self.stepping_down = True
+                return
+            reason = forked.cannot_reproduce(request, peer_pid, self.env)
+            if reason is not None:
+                self._refuse(conn, "context", reason)
+                return
+            self._fork(conn, request, fds)
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def _receive(self, conn: socket.socket) -> tuple[dict[str, object] | None, list[int]]:
+        fds: list[int] = []
+        buf = b""
+        while b"\n" not in buf and len(buf) < MAX_REQUEST:
+            data, ancillary, _, _ = conn.recvmsg(1 << 16, socket.CMSG_SPACE(4 * MAX_FDS))
+            for level, kind, payload in ancillary:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    for i in range(0, len(payload) - len(payload) % 4, 4):
+                        fds.append(int.from_bytes(payload[i : i + 4], sys.byteorder))
+            if not data:
+                break
+            buf += data
+        try:
+            request = json.loads(buf.split(b"\n", 1)[0]) if b"\n" in buf else None
+        except ValueError:
+            request = None
+        return (request if isinstance(request, dict) else None), fds
+
+    def _refuse(self, conn: socket.socket, reason: str, error: str) -> None:
+        with contextlib.suppress(OSError):
+            conn.sendall(
+                json.dumps({"ok": False, "reason": reason, "error": error}).encode() + b"\n"
+            )
+
+    def _fork(self, conn: socket.socket, request: dict[str, object], fds: list[int]) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        middle = os.fork()
+        if middle == 0:
+            self._in_middle(conn, request, fds)  # never returns
+        # Not waited for here: under load its exit can take a scheduling round, and the
+        # next request would wait for it. It answers the caller itself (or, failing, its
+        # exit closes the connection: the caller spawns directly); reaped in the loop.
+        self.middles += 1
+
+    def reap(self) -> None:
+        while self.middles:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self.middles = 0
+                return
+            if pid == 0:
+                return
+            self.middles -= 1
+
+    def _in_middle(self, conn: socket.socket, request: dict[str, object], fds: list[int]) -> None:
+        """The intermediate process: fork the worker, tell the caller its pid and pidfd
+        (race-free: it is our child until we exit), exit."""
+        code = 1
+        try:
+            failpoints.hit("spawner.middle")
+            pid = os.fork()
+            if pid == 0:
+                self._in_worker(conn, request, fds)  # never returns
+            pidfd = os.pidfd_open(pid)
+            for fd in fds:
+                os.close(fd)
+            reply = json.dumps({"ok": True, "pid": pid}).encode() + b"\n"
+            rights = pidfd.to_bytes(4, sys.byteorder)
+            conn.sendmsg([reply], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, rights)])
+            code = 0
+        finally:
+            os._exit(code)
+
+    def _in_worker(self, conn: socket.socket, request: dict[str, object], fds: list[int]) -> None:
+        code = 1
+        try:
+            # The socket objects must not close, when collected, numbers the worker reuses.
+            conn.detach()
+            if self.listener is not None:
+                self.listener.detach()
+                self.listener = None
+            forked.become(request, fds)
+            gc.enable()
+            code = worker_main.main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            import traceback
+
+            with contextlib.suppress(Exception):
+                traceback.print_exc()
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os._exit(code)
+
+
+def _on_term(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def main() -> int:
+    home = Home(Path(os.environ.get("AGENTTY_HOME") or spawning.home_root()))
+    idle = IDLE
+    with contextlib.suppress(ValueError):
+        idle = float(os.environ.get("AGENTTY_SPAWNER_IDLE", IDLE))
+    os.environ.pop("AGENTTY_STATUS_FD", None)
+    signal.signal(signal.SIGTERM, _on_term)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    before = forked.fingerprint(forked.code_paths())  # agentty's files before the imports
+    spawner = Spawner(home, idle)
+    if not spawner.acquire():
+        return 0  # another one runs
+    try:
+        spawner.describe(ready=False)
+        try:
+            _warm()
+        except Exception as exc:  # a broken installation: workers spawned directly say why
+            _log(f"cannot import what a worker needs ({type(exc).__name__}: {exc}): exiting")
+            return 1
+        spawner.code = forked.code_paths()
+        spawner.fingerprint = forked.fingerprint(spawner.code)
+        if any(spawner.fingerprint.get(path) != mark for path, mark in before.items()):
+            _log("code changed while importing: not starting")
+            return 0
+        spawner.listen()
+        spawner.describe(ready=True)
+        gc.collect()
+        gc.freeze()
+        _log(f"ready on {spawner.path} (idle exit after {idle:g}s)")
+        spawner.serve()
+    except SystemExit:
+        pass
+    finally:
+        spawner.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

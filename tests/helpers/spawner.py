@@ -1,0 +1,61 @@
+"""The warm spawner, as tests see it: launched by a first `start`, found by its description."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from agentty_core.launch import spawner_client
+from tests.helpers.cli import agentty, wait_until
+
+READY = 60.0  # the spawner imports asyncio, pyte and agentty: slow on a loaded machine
+
+
+def spawner_info(home: Path) -> dict[str, Any] | None:
+    return spawner_client.info(str(home))
+
+
+def ready_spawner(home: Path) -> dict[str, Any]:
+    """Wait until the home's spawner answers; return its description."""
+    found: dict[str, Any] = {}
+
+    def ready() -> bool:
+        info = spawner_info(home)
+        if info and info.get("ready"):
+            found.update(info)
+            return True
+        return False
+
+    wait_until(ready, timeout=READY)
+    return found
+
+
+def warm(home: Path) -> dict[str, Any]:
+    """A first `start` (spawned directly: it launches the spawner), then the ready spawner."""
+    rec = start("cat")
+    assert not forked(rec)
+    return ready_spawner(home)
+
+
+def start(*argv: str, **kwargs: Any) -> dict[str, Any]:
+    proc = agentty("start", "--json", "--", *argv, **kwargs)
+    assert proc.returncode == 0, proc.stderr
+    rec: dict[str, Any] = json.loads(proc.stdout)
+    return rec
+
+
+def forked(rec: dict[str, Any]) -> bool:
+    """Was the session's worker forked by the spawner (its command line is the spawner's)?"""
+    cmdline = " ".join(psutil.Process(rec["workerPid"]).cmdline())
+    assert "agentty_core.worker." in cmdline
+    return "agentty_core.worker.spawner" in cmdline
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True

@@ -1,0 +1,310 @@
+"""The warm spawner: workers forked from a process that has imported everything a worker
+needs, each one the worker a direct spawn would have given the caller."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from agentty_core.launch import spawner_client
+from agentty_core.proc import identity
+from tests.helpers.census import processes_of_home
+from tests.helpers.cli import AGENTTY, agentty, agentty_json, wait_until
+from tests.helpers.spawner import forked, gone, ready_spawner, spawner_info, start, warm
+
+
+@pytest.fixture(autouse=True)
+def spawner_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTTY_SPAWNER", "1")
+
+
+def screen_has(session: str, text: str) -> None:
+    wait_until(lambda: text in agentty("get", "-s", session).stdout, timeout=15)
+
+
+def test_second_start_is_forked_by_the_spawner(agentty_home: Path) -> None:
+    info = warm(agentty_home)
+    rec = start("cat")
+    assert forked(rec)
+    worker = psutil.Process(rec["workerPid"])
+    # Its own session, not the spawner's child (double fork), and its identity recorded.
+    assert os.getsid(worker.pid) == worker.pid
+    assert worker.ppid() != info["pid"]
+    assert rec["workerStart"] == identity.start_token(worker.pid)
+    agentty("text", "-s", rec["id"], "hello", "--enter", check=True)
+    screen_has(rec["id"], "hello")
+    agentty("kill", "-s", rec["id"], check=True)
+    wait_until(lambda: gone(worker.pid), timeout=15)  # it answers `kill`, then exits
+
+
+def test_forked_worker_gets_the_callers_context(agentty_home: Path, tmp_path: Path) -> None:
+    warm(agentty_home)
+    workdir = tmp_path / "here"
+    workdir.mkdir()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    nofile = (min(soft, 200), min(hard, 300)) if hard != resource.RLIM_INFINITY else (200, 300)
+
+    def caller_context() -> None:  # runs in the `agentty` process before it starts
+        os.umask(0o027)
+        resource.setrlimit(resource.RLIMIT_NOFILE, nofile)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+    env = dict(os.environ, SPAWNER_TEST_MARK="from-the-caller")
+    script = 'umask; ulimit -n; ulimit -Hn; echo "mark=$SPAWNER_TEST_MARK"; exec cat'
+    proc = subprocess.run(
+        [AGENTTY, "start", "--json", "--", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=workdir,
+        preexec_fn=caller_context,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rec = json.loads(proc.stdout)
+    assert forked(rec)
+    worker = psutil.Process(rec["workerPid"])
+    assert worker.cwd() == str(workdir)
+    assert worker.rlimit(psutil.RLIMIT_NOFILE) == nofile
+    assert worker.rlimit(psutil.RLIMIT_CORE) == (0, 0)
+    # The program inherits the worker's umask and limits: what the caller would have given.
+    screen_has(rec["id"], "mark=from-the-caller")
+    lines = agentty("get", "-s", rec["id"]).stdout.split()
+    assert lines[:3] == ["0027", str(nofile[0]), str(nofile[1])]
+
+
+def test_failpoints_and_failures_reach_a_forked_worker(agentty_home: Path) -> None:
+    """The caller's environment is the worker's: its failpoints too; a worker that dies
+    during start-up fails the start and leaves nothing behind."""
+    warm(agentty_home)
+    env = dict(os.environ, AGENTTY_FAILPOINTS="worker.after_intent=exit:3")
+    proc = agentty("start", "--", "cat", env=env)
+    assert proc.returncode == 1 and "worker died during startup" in proc.stderr
+    failed = [s for s in agentty_json("status")["sessions"] if s["status"] == "failed"]
+    assert len(failed) == 1
+    assert forked(start("cat"))  # the spawner is unharmed
+
+
+def test_another_interpreter_setting_spawns_directly(agentty_home: Path) -> None:
+    """What the spawner cannot reproduce (here: an interpreter setting from the
+    environment, read at a Python process's start) is spawned directly, and the spawner
+    stays for the callers it can serve."""
+    info = warm(agentty_home)
+    env = dict(os.environ, PYTHONINTMAXSTRDIGITS="5000")
+    rec = start("cat", env=env)
+    assert not forked(rec)
+    assert spawner_info(agentty_home) == info
+    assert forked(start("cat"))
+
+
+def test_a_higher_hard_limit_than_the_spawners_spawns_directly(agentty_home: Path) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 64:
+        pytest.skip("the hard limit is already tiny")
+    low = (32, 48)
+    subprocess.run(  # the spawner inherits the launching caller's limits
+        [AGENTTY, "start", "--", "cat"],
+        check=True,
+        capture_output=True,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, low),
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    ready_spawner(agentty_home)
+    rec = start("cat")  # our hard limit is above the spawner's: it cannot raise it
+    assert not forked(rec)
+    assert psutil.Process(rec["workerPid"]).rlimit(psutil.RLIMIT_NOFILE) == (soft, hard)
+
+
+def test_upgrade_makes_the_spawner_step_down(agentty_home: Path) -> None:
+    """Changed files of agentty (an upgrade) make the spawner refuse and exit: the start is
+    spawned directly (by the new code on disk) and a new spawner takes over."""
+    old = warm(agentty_home)
+    version_file = Path(spawner_client.__file__).parent.parent / "_version.py"
+    st = version_file.stat()
+    os.utime(version_file, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    try:
+        rec = start("cat")
+        assert not forked(rec)
+        wait_until(lambda: gone(old["pid"]), timeout=15)
+        new = ready_spawner(agentty_home)
+        assert new["pid"] != old["pid"]
+        assert forked(start("cat"))
+    finally:
+        os.utime(version_file, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_idle_spawner_exits_and_leaves_nothing(
+    agentty_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGENTTY_SPAWNER_IDLE", "1")
+    info = warm(agentty_home)
+    wait_until(lambda: gone(info["pid"]), timeout=30)
+    assert spawner_info(agentty_home) is None
+    assert not (agentty_home / "sockets" / "spawner.sock").exists()
+    assert not (agentty_home / "spawner.json").exists()
+
+
+def test_off_switch(agentty_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTTY_SPAWNER", "0")
+    start("cat")
+    assert not forked(start("cat"))
+    assert not (agentty_home / "spawner.lock").exists()
+    assert agentty_json("status")["spawner"] is None
+    assert "spawner: off" in agentty("status").stdout
+
+
+def test_status_and_doctor_show_it(agentty_home: Path) -> None:
+    info = warm(agentty_home)
+    assert agentty_json("status")["spawner"]["pid"] == info["pid"]
+    assert f"spawner: pid {info['pid']}, ready" in agentty("status").stdout
+    doctor = agentty_json("doctor")
+    checks = {c["name"]: c for c in doctor["checks"]}
+    assert checks["sockets"]["ok"], checks["sockets"]
+    assert str(info["pid"]) in checks["spawner"]["detail"]
+
+
+def test_concurrent_starts_through_the_spawner(agentty_home: Path) -> None:
+    warm(agentty_home)
+    procs = [
+        subprocess.Popen(
+            [AGENTTY, "start", "--json", "--", "cat"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        for _ in range(8)
+    ]
+    recs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        recs.append(json.loads(out))
+    assert len({r["workerPid"] for r in recs}) == 8
+    assert sum(forked(r) for r in recs) >= 1  # under load some may time out to the direct path
+
+
+def test_pytest_plugin_reaper_ends_the_spawner(agentty_home: Path) -> None:
+    from agentty_core import pytest_plugin
+
+    info = warm(agentty_home)
+    pytest_plugin.reap(agentty_home)
+    assert gone(info["pid"])
+    assert all(s["status"] != "running" for s in agentty_json("status")["sessions"])
+
+
+def test_forked_side_starts_fresh(tmp_path: Path) -> None:
+    """`forked.become` in a forked child: the caller's descriptors, signals, umask, cwd,
+    limits and environment; fresh random state, failpoints and logging; nothing of the
+    parent's descriptors."""
+    import logging
+    import random
+
+    read_end, write_end = os.pipe()
+    spec_r, spec_w = os.pipe()
+    status_r, status_w = os.pipe()
+    keep = os.open(os.devnull, os.O_RDONLY)  # one of the parent's: must be gone in the child
+    logging.getLogger().addHandler(logging.NullHandler())
+    random.seed(1234)
+    request = {
+        "env": {"ONLY": "this", "AGENTTY_FAILPOINTS": "x.y=exit:9"},
+        "cwd": str(tmp_path),
+        "umask": 0o037,
+        "rlimits": [[resource.RLIMIT_CORE, 0, 0]],
+        "sigmask": [],
+        "ignored": [int(__import__("signal").SIGUSR2)],
+        "nice": os.getpriority(os.PRIO_PROCESS, 0),
+        "affinity": sorted(os.sched_getaffinity(0)),
+    }
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover  (the child reports through the pipe)
+        code = 1
+        try:
+            import signal
+
+            from agentty_core import failpoints
+            from agentty_core.worker import forked
+
+            report_fd = os.dup(write_end)  # survives only as 3 below: keep a copy as stdout
+            forked.become(request, [spec_r, report_fd, report_fd])
+            report = {
+                "fds": sorted(int(n) for n in os.listdir("/proc/self/fd")),
+                "sid": os.getsid(0) == os.getpid(),
+                "umask": os.umask(0o022),
+                "cwd": os.getcwd(),
+                "core": list(resource.getrlimit(resource.RLIMIT_CORE)),
+                "env": dict(os.environ),
+                "usr2": signal.getsignal(signal.SIGUSR2) == signal.SIG_IGN,
+                "failpoints": failpoints._POINTS,
+                "handlers": len(logging.getLogger().handlers),
+                "random": random.random(),
+            }
+            os.write(1, json.dumps(report).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    for fd in (write_end, spec_r, status_w, keep):
+        os.close(fd)
+    data = b""
+    while chunk := os.read(read_end, 65536):
+        data += chunk
+    os.close(read_end)
+    _, status = os.waitpid(pid, 0)
+    for fd in (spec_w, status_r):
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0
+    report = json.loads(data)
+    random.seed(1234)
+    assert report["random"] != random.random()
+    # 0-3 and the listing's own descriptor: nothing else of ours.
+    assert len([fd for fd in report["fds"] if fd > 3]) <= 1, report["fds"]
+    assert report["sid"] and report["umask"] == 0o037 and report["cwd"] == str(tmp_path)
+    assert report["core"] == [0, 0] and report["usr2"]
+    assert report["env"] == request["env"]
+    assert report["failpoints"] == {"x.y": "exit:9"}
+    assert report["handlers"] == 0
+    assert sys.executable  # the parent is untouched
+
+
+@pytest.mark.parametrize(
+    "wrapper",
+    [
+        pytest.param(["setpriv", "--groups=0,1", "--"], id="supplementary-groups"),
+        pytest.param(["unshare", "--uts", "--"], id="uts-namespace"),
+    ],
+)
+def test_another_context_spawns_directly(agentty_home: Path, wrapper: list[str]) -> None:
+    """A caller in other groups or namespaces than the spawner's gets a worker spawned
+    directly: a fork could not give it its own."""
+    if os.geteuid() != 0 or not shutil.which(wrapper[0]):
+        pytest.skip(f"needs root and {wrapper[0]}")
+    info = warm(agentty_home)
+    proc = subprocess.run(
+        [*wrapper, AGENTTY, "start", "--json", "--", "cat"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rec = json.loads(proc.stdout)
+    assert not forked(rec)
+    assert spawner_info(agentty_home) == info
+
+
+def test_a_refused_start_launches_no_spawner(agentty_home: Path) -> None:
+    """A start refused before its worker was used leaves no process behind: no spawner."""
+    proc = agentty("start", "--", "no-such-program-xyz")
+    assert proc.returncode == 127
+    assert not (agentty_home / "spawner.lock").exists()
+    assert processes_of_home(str(agentty_home)) == []

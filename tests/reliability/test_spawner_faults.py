@@ -1,0 +1,162 @@
+"""The warm spawner fails in every way a process can; `start` never fails or hangs for it.
+
+Each fault is real: a stopped (SIGSTOP) or killed spawner, its socket removed, an impostor
+listening on its path, a spawner killed in the middle of a request, an intermediate process
+that cannot fork. Every `start` still succeeds (spawned directly after at most the client's
+bounded wait), and a worker forked late for a caller that gave up exits on its own.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from agentty_core.launch import spawner_client
+from tests.helpers.census import processes_of_home
+from tests.helpers.cli import agentty_json, wait_until
+from tests.helpers.spawner import forked, gone, ready_spawner, spawner_info, start, warm
+
+
+@pytest.fixture(autouse=True)
+def spawner_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTTY_SPAWNER", "1")
+
+
+def live_workers(home: Path) -> set[int]:
+    """Worker pids of the home's running sessions, and the programs under them."""
+    pids: set[int] = set()
+    for rec in agentty_json("status")["sessions"]:
+        if rec["status"] == "running":
+            pids.update(p for p in (rec["workerPid"], rec["pid"]) if isinstance(p, int))
+    return pids
+
+
+def only_sessions_and_spawner(home: Path) -> bool:
+    info = spawner_info(home)
+    expected = live_workers(home) | ({info["pid"]} if info else set())
+    return {p.pid for p in processes_of_home(str(home))} <= expected
+
+
+def test_stopped_spawner_falls_back_and_its_late_worker_exits(agentty_home: Path) -> None:
+    info = warm(agentty_home)
+    os.kill(info["pid"], signal.SIGSTOP)
+    try:
+        rec = start("cat")  # the spawner holds the request: the client gives up on it
+        assert not forked(rec)
+    finally:
+        os.kill(info["pid"], signal.SIGCONT)
+    # It forks the worker it was asked for once it runs again; that worker finds its
+    # spec pipe closed and exits, leaving no process behind.
+    wait_until(lambda: only_sessions_and_spawner(agentty_home), timeout=30)
+    assert forked(start("cat"))
+
+
+def test_killed_spawner_falls_back_and_a_new_one_takes_over(agentty_home: Path) -> None:
+    old = warm(agentty_home)
+    os.kill(old["pid"], signal.SIGKILL)
+    wait_until(lambda: gone(old["pid"]), timeout=15)
+    assert agentty_json("status")["spawner"] is None  # its description is stale: not shown
+    assert (agentty_home / "sockets" / "spawner.sock").exists()  # left behind, refused
+    assert not forked(start("cat"))
+    new = ready_spawner(agentty_home)
+    assert new["pid"] != old["pid"]
+    assert forked(start("cat"))
+
+
+def test_removed_socket_falls_back_and_the_orphaned_spawner_exits(agentty_home: Path) -> None:
+    old = warm(agentty_home)
+    os.unlink(agentty_home / "sockets" / "spawner.sock")
+    assert not forked(start("cat"))
+    wait_until(lambda: gone(old["pid"]), timeout=30)  # nobody can reach it: it exits
+    new = ready_spawner(agentty_home)
+    assert new["pid"] != old["pid"]
+    assert forked(start("cat"))
+
+
+def test_killed_in_the_middle_of_a_request(agentty_home: Path) -> None:
+    env = dict(os.environ, AGENTTY_FAILPOINTS="spawner.request=sigkill")
+    start("cat", env=env)  # launches a spawner that dies on its first request
+    info = ready_spawner(agentty_home)
+    assert not forked(start("cat"))
+    assert gone(info["pid"])
+
+
+def test_intermediate_that_cannot_fork(agentty_home: Path) -> None:
+    env = dict(os.environ, AGENTTY_FAILPOINTS="spawner.middle=exit:1")
+    start("cat", env=env)
+    info = ready_spawner(agentty_home)
+    assert not forked(start("cat"))
+    assert spawner_info(agentty_home) == info  # a refused request does not end it
+    wait_until(lambda: only_sessions_and_spawner(agentty_home), timeout=30)
+
+
+Behaviour = Callable[[socket.socket], None]
+
+
+def _close(conn: socket.socket) -> None:
+    conn.close()
+
+
+def _garbage(conn: socket.socket) -> None:
+    conn.recv(1 << 16)
+    conn.sendall(b'{"ok": true, "pid": 1}\n')  # "forked", but no pidfd: not believed
+
+
+def _never_answer(conn: socket.socket) -> None:
+    conn.recv(1 << 16)
+    threading.Event().wait(2.0)  # longer than the client's wait; then the test ends it
+
+
+@pytest.fixture
+def impostor(agentty_home: Path) -> Iterator[Callable[[Behaviour], None]]:
+    """A listener on the spawner's path (as if wedged or hostile) serving one connection."""
+    sockets = agentty_home / "sockets"
+    sockets.mkdir(mode=0o700, exist_ok=True)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(sockets / "spawner.sock"))
+    listener.listen(4)
+    threads: list[threading.Thread] = []
+
+    def serve(behaviour: Behaviour) -> None:
+        def run() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                behaviour(conn)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        threads.append(thread)
+
+    yield serve
+    for thread in threads:
+        thread.join(timeout=10)
+    listener.close()
+
+
+@pytest.mark.parametrize("behaviour", [_close, _garbage, _never_answer])
+def test_impostor_or_wedged_listener(
+    agentty_home: Path, impostor: Callable[[Behaviour], None], behaviour: Behaviour
+) -> None:
+    # The home exists before the listener: the first start must not find it empty.
+    impostor(behaviour)
+    rec = start("cat")
+    assert not forked(rec)
+    assert psutil.Process(rec["workerPid"]).is_running()
+    # The socket answered (badly): no spawner is launched over it.
+    assert not (agentty_home / "spawner.json").exists()
+
+
+def test_stop_ends_a_spawner_still_importing(agentty_home: Path) -> None:
+    """The teardown's `stop` finds a spawner from the moment it holds the home's lock."""
+    start("cat", env=dict(os.environ, AGENTTY_SPAWNER="0"))  # the home exists
+    pid = spawner_client.launch(str(agentty_home))
+    wait_until(lambda: (agentty_home / "spawner.json").exists() or gone(pid), timeout=30)
+    assert spawner_client.stop(str(agentty_home))
+    wait_until(lambda: gone(pid), timeout=15)
