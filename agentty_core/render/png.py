@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING
 
-from agentty_core.errors import AgenttyError
+from agentty_core.errors import AgenttyError, UsageError
 from agentty_core.protocol import (
     BOLD,
     ITALICS,
@@ -239,7 +239,7 @@ def render(screen: JSONObject, *, scale: int = 1) -> Image.Image:
     from PIL import Image, ImageDraw
 
     if not 1 <= scale <= MAX_SCALE:
-        raise ValueError(f"scale must be in 1..{MAX_SCALE}")
+        raise UsageError(f"scale must be an integer in 1..{MAX_SCALE}")
     size = screen.get("size")
     size = size if isinstance(size, dict) else {}
     cols, rows = _positive(size.get("cols"), 80), _positive(size.get("rows"), 24)

@@ -94,7 +94,7 @@ class Lifecycle(WorkerBase):
             from agentty_core.proc.killtree import ladder, run_async  # psutil: loaded only to kill
 
             await run_async(ladder(self._session_processes, grace=0.5))
-        snapshot = self.screen_payload(scrollback=True)
+        snapshot = self.screen_payload(scrollback=True, ansi=True)  # get --ansi/--png after exit
         snapshot.update(self._exit_fields(), exited=True, input=inputstate.exited())
         try:
             atomic_write(self.home.final_path(self.id), json.dumps(snapshot).encode())
