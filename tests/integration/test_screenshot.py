@@ -15,9 +15,11 @@ import pytest
 from agentty_core import Session
 from tests.helpers.cli import AGENTTY, agentty, agentty_json, wait_until
 
-Image = pytest.importorskip("PIL.Image")
+pytest.importorskip("PIL")
 
-from agentty_core.render.png import CELL_H, CELL_W, DEFAULT_BG, DEFAULT_FG  # noqa: E402
+from PIL import Image
+
+from agentty_core.render.png import CELL_H, CELL_W, DEFAULT_BG, DEFAULT_FG
 
 Factory = Callable[..., Session]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -60,10 +62,9 @@ def test_get_png_draws_colours_bold_wide_characters_and_the_cursor(tmp_path: Pat
         assert str(out) in proc.stdout
         data = out.read_bytes()
         assert data.startswith(PNG_MAGIC)
-        image = Image.open(io.BytesIO(data))
-        image.load()
-        assert image.format == "PNG" and image.size == (40 * CELL_W, 6 * CELL_H)
-        image = image.convert("RGB")
+        png = Image.open(io.BytesIO(data))
+        assert png.format == "PNG" and png.size == (40 * CELL_W, 6 * CELL_H)
+        image = png.convert("RGB")
         assert _centre(image, 0, 0) == RED and _centre(image, 0, 3) == RED
         assert _centre(image, 0, 4) == DEFAULT_BG
         # Bold is drawn thicker than the same letter plain.
