@@ -97,6 +97,9 @@ class Cell:
     wide: bool = False
 
 
+_BLANK = Cell(" ", Style())
+
+
 def _extended(codes: list[int], i: int) -> tuple[RGB | None, int]:
     """A 38/48 colour (`;5;N` or `;2;R;G;B`) starting at codes[i]; and the next index."""
     if i + 1 < len(codes) and codes[i + 1] == 5 and i + 2 < len(codes):
@@ -154,7 +157,7 @@ def grid(ansi_lines: Sequence[str], cols: int, rows: int) -> list[list[Cell | No
     """The screen's cells, row by row; None is the second column of a wide character."""
     cells: list[list[Cell | None]] = []
     for row in range(rows):
-        line: list[Cell | None] = [Cell(" ", Style()) for _ in range(cols)]
+        line: list[Cell | None] = [_BLANK] * cols  # shared: only placed cells change
         cells.append(line)
         if row >= len(ansi_lines):
             continue

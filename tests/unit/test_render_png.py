@@ -127,3 +127,21 @@ def test_get_png_parses_the_same_on_the_fast_lane() -> None:
     fast = cli_fast.parse(words)
     assert fast is not None
     assert vars(fast) == vars(build_parser("get").parse_args(words))
+
+
+def test_pillow_is_loaded_only_for_a_picture() -> None:
+    """Importing the CLI, the session API or the MCP server loads neither Pillow nor the
+    renderer: they are imported inside the calls that draw."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, importlib.util\n"
+        "import agentty_core.cli.main, agentty_core.cli.hotpath, agentty_core.session\n"
+        "if importlib.util.find_spec('mcp'): import agentty_core.cli.mcp\n"
+        "print(sorted(m for m in sys.modules if m == 'PIL' or m.startswith('agentty_core.render')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == "[]"
