@@ -41,7 +41,7 @@ async def test_mcp_screenshot_returns_a_png_image_block() -> None:
         assert not waited.is_error, waited.content
         shot = await session.call_tool("screenshot", {"scale": 2})
         assert not shot.is_error, shot.content
-        [block] = shot.content
+        [block] = [c for c in shot.content if c.type == "image"]
         assert block.type == "image" and block.mime_type == "image/png"
         image = Image.open(io.BytesIO(base64.b64decode(block.data)))
         assert image.format == "PNG" and image.size == (30 * CELL_W * 2, 5 * CELL_H * 2)
