@@ -476,6 +476,8 @@ class Client:
             screen["lines"] = text[-lines:] if lines else []
         if params.get("scrollback") is not True:
             screen.pop("scrollback", None)
+        if params.get("ansi") is not True:
+            screen.pop("ansi", None)  # saved for get --ansi/--png; a live get sends it if asked
         if rec.get("status") == "exited" or "exitCode" not in screen:
             # The record wins, but a lost one knows less than the file its worker saved.
             screen.update(exitCode=rec.get("exitCode"), signal=rec.get("signal"))

@@ -232,6 +232,13 @@ class Session:
     def get(self, *, scrollback: bool = False) -> Screen:
         return Screen.from_json(self.client.get(self.id, scrollback=scrollback))
 
+    def screenshot(self, *, scale: int = 1) -> bytes:
+        """The screen as PNG bytes, with its colours, attributes and cursor: cols*8 x rows*16
+        pixels times `scale` (1..4). Needs Pillow (`pip install 'agentty[png]'`)."""
+        from agentty_core.render.png import png_bytes
+
+        return png_bytes(self.client.get(self.id, ansi=True), scale=scale)
+
     def text(self, data: str | bytes, *, enter: bool = False) -> int:
         """Type `data`; returns the screen's seq from before, for `wait(changed_since=...)`."""
         result = self._fast("text", text_params(data, enter=enter))

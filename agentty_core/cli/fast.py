@@ -18,7 +18,13 @@ MAX_INT = 10_000_000
 _SPEC: dict[str, tuple[dict[str, str], dict[str, str], str | None]] = {
     "get": (
         {"--json": "json", "--scrollback": "scrollback", "--ansi": "ansi", "--raw": "raw"},
-        {"-s": "session", "--session": "session", "--lines": "lines", "--bytes": "bytes"},
+        {
+            "-s": "session",
+            "--session": "session",
+            "--lines": "lines",
+            "--bytes": "bytes",
+            "--png": "png",
+        },
         None,
     ),
     "text": (

@@ -20,7 +20,7 @@ from agentty_core.errors import (
     UsageError,
     WaitTimeout,
 )
-from agentty_core.protocol import str_list
+from agentty_core.protocol import JSONObject, str_list
 
 TYPE_CHECKING = False  # typing and argparse cost milliseconds the hot path does not spend
 if TYPE_CHECKING:
@@ -151,7 +151,33 @@ def cmd_get(args: argparse.Namespace) -> int:
         args.raw = True
         params["raw"] = True
         params["bytes"] = 4096 if args.bytes is None else args.bytes
+    if args.png is not None:
+        return _write_png(_client().get(args.session, ansi=True), args)
     print_screen(_client().get(args.session, **params), args)
+    return 0
+
+
+def _write_png(screen: JSONObject, args: argparse.Namespace) -> int:
+    """`get --png FILE`: the screen drawn by render.png (Pillow imported only there)."""
+    from agentty_core.render.png import png_bytes
+
+    data = png_bytes(screen)
+    if args.png == "-":
+        sys.stdout.buffer.write(data)
+        return 0
+    try:
+        with open(args.png, "wb") as f:
+            f.write(data)
+    except OSError as exc:
+        raise UsageError(f"cannot write {shown(args.png)}: {exc.strerror or exc}") from None
+    size = screen.get("size")
+    info: JSONObject = {"path": args.png, "bytes": len(data), "seq": screen.get("seq")}
+    if isinstance(size, dict):
+        info.update(cols=size.get("cols"), rows=size.get("rows"))
+    if args.json:
+        emit(info)
+    else:
+        print(f"wrote {shown(args.png)} ({len(data)} bytes)")
     return 0
 
 

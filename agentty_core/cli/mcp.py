@@ -118,6 +118,18 @@ def build_server(client: Client | None = None) -> MCPServer:
         data = await _run(client.get, session, scrollback=scrollback, ansi=ansi)
         return _screen(data)
 
+    @server.tool(annotations=read_only)
+    async def screenshot(session: str | None = None, scale: int = 1) -> Any:
+        """A picture of the screen (PNG) with its colours, bold/italic/underline/reverse and
+        the cursor, for a model that reads images: cols*8 x rows*16 pixels times scale (1..4).
+        Use get for the text itself."""
+        from mcp.server.mcpserver import Image
+
+        from agentty_core.render.png import png_bytes
+
+        data = await _run(client.get, session, ansi=True)
+        return Image(data=await _run(png_bytes, data, scale=scale), format="png")
+
     @server.tool(annotations=acts)
     async def type_text(
         text: str, session: str | None = None, enter: bool = False

@@ -155,6 +155,12 @@ def _get(sub: Subparsers) -> None:
         metavar="N",
         help="with --raw: how many bytes (default 4096)",
     )
+    p.add_argument(
+        "--png",
+        metavar="FILE",
+        help="write the screen as a PNG picture (colours, attributes, cursor) to FILE ('-': "
+        "stdout); needs Pillow: pip install 'agentty[png]'",
+    )
     _json_option(p)
 
 

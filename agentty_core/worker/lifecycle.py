@@ -106,7 +106,7 @@ class Lifecycle(WorkerBase):
             from agentty_core.proc.killtree import ladder, run_async  # psutil: loaded only to kill
 
             await run_async(ladder(self._session_processes, grace=0.5))
-        snapshot = self.screen_payload(scrollback=True)
+        snapshot = self.screen_payload(scrollback=True, ansi=True)  # get --ansi/--png after exit
         snapshot.update(self._exit_fields(), exited=True, input=inputstate.exited())
         final = json.dumps(snapshot).encode()
         if self.recorder is not None:
