@@ -76,6 +76,12 @@ def build_parser(only: str | None = None) -> ArgumentParser:
         + ". Run 'agentty help --json' for the machine-readable schema.",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument(
+        "--host",
+        metavar="HOST",
+        help="run the command on HOST's agentty over ssh: a destination ([user@]box, "
+        "ssh://user@box:2222) or a name in hosts.toml (default: $AGENTTY_HOST)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
 
     if only in (None, "help"):
@@ -344,6 +350,9 @@ def build_parser(only: str | None = None) -> ArgumentParser:
         p = sub.add_parser(
             "doctor",
             help="check the home, sockets, orphans and state file; say what to fix",
+        )
+        p.add_argument(
+            "--host", metavar="HOST", help="check the link to HOST, its version and its home"
         )
         _json_option(p)
 
