@@ -76,9 +76,10 @@ def build_parser(only: str | None = None) -> ArgumentParser:
         + ". Run 'agentty help --json' for the machine-readable schema.",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    parser.add_argument(
+    parser.add_argument(  # handled before parsing (cli/remote.py); here for --help
         "--host",
         metavar="HOST",
+        default=argparse.SUPPRESS,
         help="run the command on HOST's agentty over ssh: a destination ([user@]box, "
         "ssh://user@box:2222) or a name in hosts.toml (default: $AGENTTY_HOST)",
     )
@@ -351,8 +352,11 @@ def build_parser(only: str | None = None) -> ArgumentParser:
             "doctor",
             help="check the home, sockets, orphans and state file; say what to fix",
         )
-        p.add_argument(
-            "--host", metavar="HOST", help="check the link to HOST, its version and its home"
+        p.add_argument(  # handled before parsing (cli/remote.py); here for --help
+            "--host",
+            metavar="HOST",
+            default=argparse.SUPPRESS,
+            help="check the link to HOST, its version and its home",
         )
         _json_option(p)
 
