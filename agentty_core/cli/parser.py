@@ -379,6 +379,15 @@ def build_parser(only: str | None = None) -> ArgumentParser:
             "press_keys, paste, wait, resize, signal, kill and logs.",
         )
 
+    if only in (None, "relay"):
+        p = sub.add_parser(
+            "relay",
+            help="bridge stdin/stdout to SESSION's socket (run over ssh by --host callers)",
+            description="Connect to the session's worker and copy stdin to its socket and its "
+            "answers to stdout: the worker's newline-delimited JSON protocol, across ssh.",
+        )
+        p.add_argument("target", metavar="SESSION", help="session id, unique id prefix or name")
+
     if only in (None, "ui"):
         p = sub.add_parser(
             "ui",
