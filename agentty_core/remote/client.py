@@ -31,6 +31,9 @@ from agentty_core.remote.relay import RelayConnection, RemoteSubscription, cli_e
 from agentty_core.state.records import Record
 
 DEFAULT_TIMEOUT = 5.0
+# Relays kept open per client, least recently used closed first: each is a channel of the
+# host's one ssh connection, and sshd allows 10 of those by default (MaxSessions).
+MAX_RELAYS = 4
 _SAFE_TO_REPEAT = frozenset({"get", "info", "ping", "wait"})
 _WAIT_FLAGS = {
     "text": "--text",
@@ -172,15 +175,21 @@ class RemoteClient:
         try:
             result = conn.call(method, params, timeout=wait)
         except RemoteError:
-            self._relays[sid] = conn  # an error answer leaves the relay in step
+            self._keep(sid, conn)  # an error answer leaves the relay in step
             raise
         except BaseException as exc:
             conn.close()
             if reused and method in _SAFE_TO_REPEAT and isinstance(exc, WorkerUnreachable):
                 return self._call(sid, method, params, timeout)
             raise
-        self._relays[sid] = conn
+        self._keep(sid, conn)
         return result
+
+    def _keep(self, sid: str, conn: RelayConnection) -> None:
+        self._relays[sid] = conn  # (re)inserted last: the dict is in order of use
+        while len(self._relays) > MAX_RELAYS:
+            oldest = next(iter(self._relays))
+            self._relays.pop(oldest).close()
 
     def get(self, ref: str | None = None, **params: object) -> JSONObject:
         try:

@@ -108,3 +108,25 @@ def test_api_sees_the_link_fail_and_come_back(link: Link) -> None:
     finally:
         py.kill(grace=0.5)
         py.close()
+
+
+def test_relays_kept_are_capped(link: Link, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each kept relay is a channel of the one ssh connection (sshd allows 10): the least
+    recently used is closed past the cap, and reopened when its session is used again."""
+    from agentty_core.remote import client as remote_client
+
+    monkeypatch.setattr(remote_client, "MAX_RELAYS", 1)
+    client = RemoteClient(HOST)
+    try:
+        a = str(client.start([PYTHON, "-q"], name="a")["id"])
+        b = str(client.start([PYTHON, "-q"], name="b")["id"])
+        for _ in range(2):
+            for sid in (a, b):
+                client.wait(sid, text=">>>", timeout=30)
+                assert list(client._relays) == [sid]
+        client.text(a, "print('a' * 3)", enter=True)
+        assert client.wait(a, text="aaa", timeout=30)["fired"] == "text"
+        client.kill(a, grace=0.5)
+        client.kill(b, grace=0.5)
+    finally:
+        client.close()

@@ -119,6 +119,9 @@ def test_exit_codes_and_errors_are_the_remote_ones(link: Link) -> None:
     assert ">>>" in timed_out.stdout
     usage = run_on("wait")
     assert usage.returncode == 2
+    one_shot = run_on("run", "--", PYTHON, "-c", "print('ran there'); raise SystemExit(5)")
+    assert one_shot.returncode == 5  # the program's code, as a local `run` exits
+    assert "ran there" in one_shot.stdout
 
 
 def test_agentty_host_environment_and_host_equals(link: Link) -> None:
