@@ -98,6 +98,14 @@ def argv_for(host: Host, words: Sequence[str], home_root: os.PathLike[str]) -> l
     return [*_ssh_options(host, home_root), "--", host.destination, shlex.join(remote)]
 
 
+def _env() -> dict[str, str]:
+    """Our environment without AGENTTY_HOST: a `command` prefix runs the other agentty as
+    our child, which must not send the command on to the host again."""
+    env = dict(os.environ)
+    env.pop("AGENTTY_HOST", None)
+    return env
+
+
 def close_master(host: Host, home_root: os.PathLike[str]) -> None:
     """End the host's ssh master, if one runs (tests, and a host removed from the config)."""
     if host.command is not None:
@@ -205,7 +213,7 @@ def run(
     argv = argv_for(host, words, home_root)
     pipe_in = subprocess.PIPE if input is not None else None if stdin else subprocess.DEVNULL
     try:
-        proc = subprocess.Popen(argv, stdin=pipe_in, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(argv, stdin=pipe_in, stderr=subprocess.PIPE, env=_env())
     except OSError as exc:
         raise _spawn_error(host, argv, exc) from None
     try:
@@ -239,6 +247,7 @@ def capture(
             stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            env=_env(),
         )
     except OSError as exc:
         raise _spawn_error(host, argv, exc) from None
@@ -264,7 +273,11 @@ def open_pipe(
     argv = argv_for(host, words, home_root)
     try:
         return subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_env(),
         )
     except OSError as exc:
         raise _spawn_error(host, argv, exc) from None

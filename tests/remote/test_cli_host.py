@@ -164,6 +164,10 @@ def test_command_transport(link: Link, tmp_path: Path) -> None:
     doctor = agentty("--host", "box", "doctor", "--json")
     assert doctor.returncode == 0, doctor.stdout
     assert json.loads(doctor.stdout)["ok"] is True
+    # AGENTTY_HOST is not handed on: the agentty the prefix runs works on its own home.
+    via_env = agentty("status", "--json", env={**os.environ, "AGENTTY_HOST": "box"}, timeout=60)
+    assert via_env.returncode == 0, via_env.stderr
+    assert json.loads(via_env.stdout)["home"] == str(link.remote_home)
 
 
 def test_agentty_missing_there_is_a_transport_error(link: Link) -> None:
