@@ -16,6 +16,10 @@ from collections.abc import Sequence
 
 from agentty_core.errors import AgenttyError, TransportError, UsageError
 
+TYPE_CHECKING = False  # without importing typing: every AGENTTY_HOST call comes through here
+if TYPE_CHECKING:
+    from agentty_core.remote.hosts import Host
+
 # Commands that run on this machine even when AGENTTY_HOST is set; `--host` refuses them.
 LOCAL_ONLY = frozenset({"help", "completion", "mcp", "relay", "ui"})
 
@@ -93,11 +97,9 @@ def _home_root() -> os.PathLike[str]:
     return Home.resolve().root
 
 
-def _forward(host: object, words: list[str], command: str | None) -> int:
+def _forward(host: Host, words: list[str], command: str | None) -> int:
     from agentty_core.remote import transport
-    from agentty_core.remote.hosts import Host
 
-    assert isinstance(host, Host)
     data: bytes | None = None
     if command == "text":
         words, data = _local_file(words)
@@ -130,13 +132,11 @@ def _check(name: str, ok: bool, detail: str, fix: str = "") -> dict[str, object]
     return {"name": name, "ok": ok, "detail": detail, "fix": "" if ok else fix}
 
 
-def doctor(host: object, words: list[str]) -> int:
+def doctor(host: Host, words: list[str]) -> int:
     """The link, the remote agentty's version, then the remote doctor's own checks."""
     from agentty_core._version import __version__
     from agentty_core.remote import transport
-    from agentty_core.remote.hosts import Host
 
-    assert isinstance(host, Host)
     as_json = "--json" in words
     root = _home_root()
     how = (

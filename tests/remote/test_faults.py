@@ -52,7 +52,7 @@ def test_blackholing_host_times_out(link: Link) -> None:
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_wrong_host_key_is_refused(link: Link, tmp_path: object) -> None:
+def test_wrong_host_key_is_refused(link: Link) -> None:
     other = link.sshd.root / "other_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
     known = link.sshd.root / "wrong_known_hosts"
