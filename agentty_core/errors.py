@@ -28,6 +28,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_TIMEOUT = 3
+EXIT_TRANSPORT = 4
 EXIT_NOT_EXECUTABLE = 126
 EXIT_NOT_FOUND = 127
 
@@ -36,6 +37,8 @@ EXIT_CODES: dict[int, str] = {
     EXIT_FAILED: "the operation failed (worker died, kill not confirmed, state error, ...)",
     EXIT_USAGE: "usage error, no such session, or no active session",
     EXIT_TIMEOUT: "wait timed out (the current screen is printed)",
+    EXIT_TRANSPORT: "--host: the host could not be reached (down, auth or host key refused, "
+    "agentty missing there); the line says which and how to fix it",
     EXIT_NOT_EXECUTABLE: "start: the program is not executable",
     EXIT_NOT_FOUND: "start: the program was not found",
 }
@@ -152,6 +155,20 @@ class KillNotConfirmed(AgenttyError):
         pids = ", ".join(str(p) for p in survivors)
         super().__init__(f"session {session_id}: processes still alive after SIGKILL: {pids}")
         self.survivors = survivors
+
+
+class TransportError(AgenttyError):
+    """`--host`: the link itself failed (ssh or the command prefix), not the remote agentty.
+
+    `reason` is one word for programs and the dashboard: unreachable, timeout, auth, hostkey,
+    missing (no agentty there), lost (the link dropped), or failed."""
+
+    exit_code = EXIT_TRANSPORT
+
+    def __init__(self, host: str, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.host = host
+        self.reason = reason
 
 
 class WaitTimeout(AgenttyError):

@@ -34,6 +34,10 @@ from agentty_core.paths import Home
 from agentty_core.protocol import JSONObject, str_list
 from agentty_core.waitspec import WaitConditions
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from agentty_core.remote.client import RemoteClient
+
 
 @dataclass(frozen=True)
 class Cursor:
@@ -153,8 +157,8 @@ class SessionInfo:
 class Session:
     """One background PTY session."""
 
-    def __init__(self, session_id: str, client: Client | None = None) -> None:
-        self.client = client or Client()
+    def __init__(self, session_id: str, client: Client | RemoteClient | None = None) -> None:
+        self.client: Client | RemoteClient = client or Client()
         self.id = session_id
         self._conn: ipc_client.Connection | None = None
 
@@ -163,7 +167,10 @@ class Session:
     ) -> JSONObject | None:
         """Ask the worker over a kept-open connection: no record lookup, liveness check or
         connect per call. None when that connection fails; the caller then goes the long
-        way through `Client`, which tells a dead worker from an ended session."""
+        way through `Client`, which tells a dead worker from an ended session. A remote
+        session always goes through its client (which keeps its relay open)."""
+        if not isinstance(self.client, Client):
+            return None
         if self._conn is None:
             try:
                 rec = self.client.require_running(self.id)
@@ -183,6 +190,8 @@ class Session:
 
     def close(self) -> None:
         """Drop the kept-open connection (the session itself runs on)."""
+        if not isinstance(self.client, Client):
+            self.client.close()  # a remote session's relay
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -200,9 +209,11 @@ class Session:
         env: Mapping[str, str] | None = None,
         shell: bool = False,
         home: Home | None = None,
+        host: str | None = None,
     ) -> Session:
-        """Start `argv` (exactly, no shell; `shell=True` runs `argv[0]` with `$SHELL -lc`)."""
-        client = Client(home)
+        """Start `argv` (exactly, no shell; `shell=True` runs `argv[0]` with `$SHELL -lc`);
+        on `host` (an ssh destination or a hosts.toml name) rather than here when given."""
+        client = _client(home, host)
         cols, rows = size
         if shell:
             rec = client.start(shell=argv[0], name=name, cwd=cwd, cols=cols, rows=rows, env=env)
@@ -211,14 +222,16 @@ class Session:
         return cls(rec["id"], client)
 
     @classmethod
-    def find(cls, ref: str, *, home: Home | None = None) -> Session:
-        """A session by id, unique id prefix or name."""
-        client = Client(home)
+    def find(cls, ref: str, *, home: Home | None = None, host: str | None = None) -> Session:
+        """A session by id, unique id prefix or name (on `host` when given)."""
+        client = _client(home, host)
         return cls(str(client.resolve(ref)["id"]), client)
 
     @classmethod
-    def list(cls, *, home: Home | None = None) -> builtins.list[SessionInfo]:
-        return [SessionInfo.from_record(r) for r in Client(home).sessions()]
+    def list(
+        cls, *, home: Home | None = None, host: str | None = None
+    ) -> builtins.list[SessionInfo]:
+        return [SessionInfo.from_record(r) for r in _client(home, host).sessions()]
 
     @property
     def info(self) -> SessionInfo:
@@ -329,6 +342,14 @@ class Session:
         tb: TracebackType | None,
     ) -> None:
         self.kill(grace=0.5)
+
+
+def _client(home: Home | None, host: str | None) -> Client | RemoteClient:
+    if host is None:
+        return Client(home)
+    from agentty_core.remote.client import RemoteClient
+
+    return RemoteClient(host, home=home)
 
 
 def _obj(value: object) -> dict[str, object]:

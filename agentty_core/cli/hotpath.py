@@ -39,6 +39,15 @@ NOTHING_HAPPENED = frozenset(
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
+    if (
+        os.environ.get("AGENTTY_HOST")
+        or (words and "--host" in words[0])
+        or words[:1] == ["doctor"]
+    ):
+        from agentty_core.cli import remote  # --host / AGENTTY_HOST: the command runs there
+
+        if remote.wants_host(words):
+            return remote.main(words)
     if words[:1] in (["start"], ["run"]) and "-h" not in words and "--help" not in words:
         return _with_worker_started_early(words)
     if sys.platform == "linux":

@@ -438,6 +438,12 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_relay(args: argparse.Namespace) -> int:
+    from agentty_core.cli.relay import relay
+
+    return relay(args.target)
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     # The dashboard runs in its own interpreter so this module never imports Textual.
     extra = ["--demo"] if args.demo else []
@@ -465,6 +471,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "doctor": cmd_doctor,
     "completion": cmd_completion,
     "mcp": cmd_mcp,
+    "relay": cmd_relay,
     "ui": cmd_ui,
 }
 

@@ -342,6 +342,12 @@ def _doctor(sub: Subparsers) -> None:
         "doctor",
         help="check the home, sockets, orphans and state file; say what to fix",
     )
+    p.add_argument(  # handled before parsing (cli/remote.py); here for --help
+        "--host",
+        metavar="HOST",
+        default=argparse.SUPPRESS,
+        help="check the link to HOST, its version and its home",
+    )
     _json_option(p)
 
 
@@ -364,6 +370,16 @@ def _mcp(sub: Subparsers) -> None:
         description="A stdio MCP server with the tools start, list, get, type_text, "
         "press_keys, paste, wait, resize, signal, kill and logs.",
     )
+
+
+def _relay(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "relay",
+        help="bridge stdin/stdout to SESSION's socket (run over ssh by --host callers)",
+        description="Connect to the session's worker and copy stdin to its socket and its "
+        "answers to stdout: the worker's newline-delimited JSON protocol, across ssh.",
+    )
+    p.add_argument("target", metavar="SESSION", help="session id, unique id prefix or name")
 
 
 def _ui(sub: Subparsers) -> None:
@@ -402,6 +418,7 @@ BUILDERS: dict[str, Callable[[Subparsers], None]] = {
     "doctor": _doctor,
     "completion": _completion,
     "mcp": _mcp,
+    "relay": _relay,
     "ui": _ui,
 }
 
@@ -417,6 +434,13 @@ def build_parser(only: str | None = None) -> ArgumentParser:
         + ". Run 'agentty help --json' for the machine-readable schema.",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument(  # handled before parsing (cli/remote.py); here for --help
+        "--host",
+        metavar="HOST",
+        default=argparse.SUPPRESS,
+        help="run the command on HOST's agentty over ssh: a destination ([user@]box, "
+        "ssh://user@box:2222) or a name in hosts.toml (default: $AGENTTY_HOST)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     for name, add in BUILDERS.items():
         if only is None or only == name:

@@ -58,5 +58,5 @@ def schema(parser: argparse.ArgumentParser) -> dict[str, object]:
         "commands": commands,
         "keys": key_names(),
         "exitCodes": {str(code): text for code, text in EXIT_CODES.items()},
-        "globalOptions": ["--version", "--help"],
+        "globalOptions": ["--version", "--help", "--host"],
     }

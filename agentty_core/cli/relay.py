@@ -1,0 +1,87 @@
+"""`agentty relay SESSION`: this process's stdin and stdout, bridged to the session's socket.
+
+Run on the far side of an ssh channel (`ssh box agentty relay ID`), it lets a caller on
+another machine speak the worker's own newline-delimited JSON protocol (requests, answers,
+`subscribe` streams, long waits) with no protocol of ours in between. The session is found
+and its worker checked as for any command (the socket's peer must be the recorded worker);
+an unknown or ended session is the usual one-line error and exit code, before any byte.
+
+End of stdin half-closes the socket, so answers still pending are delivered; the relay ends
+when the worker closes the connection or stdout goes away.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import socket
+
+from agentty_core.client import Client
+from agentty_core.errors import WorkerUnreachable
+from agentty_core.ipc.client import Connection
+
+CHUNK = 1 << 16
+
+
+def relay(ref: str | None, stdin: int = 0, stdout: int = 1) -> int:
+    client = Client()
+    rec = client.require_running(ref)
+    pid = rec.get("workerPid")
+    conn = Connection(
+        str(client.home.socket_path(str(rec["id"]))),
+        timeout=client.timeout,
+        expect_pid=pid if isinstance(pid, int) else None,
+    )
+    try:
+        return _bridge(conn.sock, stdin, stdout)
+    finally:
+        conn.close()
+
+
+def _bridge(sock: socket.socket, stdin: int, stdout: int) -> int:
+    sock.settimeout(None)  # blocking, no SO_RCVTIMEO: a subscription is silent for long
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, bytes(16))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, bytes(16))
+    sel = selectors.DefaultSelector()
+    sel.register(stdin, selectors.EVENT_READ, "in")
+    sel.register(sock, selectors.EVENT_READ, "sock")
+    try:
+        while True:
+            for key, _ in sel.select():
+                if key.data == "in":
+                    try:
+                        data = os.read(stdin, CHUNK)
+                    except OSError:
+                        data = b""
+                    if data:
+                        try:
+                            sock.sendall(data)
+                        except OSError as exc:
+                            raise WorkerUnreachable(
+                                f"worker connection failed: {exc}", "send_failed"
+                            ) from None
+                    else:
+                        sel.unregister(stdin)  # the caller is done asking: answers may follow
+                        with contextlib.suppress(OSError):
+                            sock.shutdown(socket.SHUT_WR)
+                else:
+                    try:
+                        data = sock.recv(CHUNK)
+                    except OSError:
+                        data = b""
+                    if not data:
+                        return 0  # the worker closed the connection
+                    try:
+                        _write_all(stdout, data)
+                    except OSError:
+                        return 0  # nobody reads any more: the far end went away
+    finally:
+        sel.close()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

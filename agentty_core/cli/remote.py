@@ -1,0 +1,192 @@
+"""`agentty --host HOST COMMAND ...`: the command runs on HOST's agentty, over ssh.
+
+The command line is handed over as it is (the remote agentty parses it), so output, `--json`
+and exit codes are those of a local call there. What happens here: picking the host
+(`--host`, `--host=`, `doctor --host`, or `AGENTTY_HOST`), refusing the commands that only
+make sense on this machine, feeding a local `text --file F` through stdin, and
+`doctor --host`, which checks the link, the remote version and the remote home.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from agentty_core.errors import AgenttyError, TransportError, UsageError
+
+TYPE_CHECKING = False  # without importing typing: every AGENTTY_HOST call comes through here
+if TYPE_CHECKING:
+    from agentty_core.remote.hosts import Host
+
+# Commands that run on this machine even when AGENTTY_HOST is set; `--host` refuses them.
+LOCAL_ONLY = frozenset({"help", "completion", "mcp", "relay", "ui"})
+
+
+def wants_host(words: Sequence[str]) -> bool:
+    """Whether this command line goes to another host (cheap: the entry point asks)."""
+    if words and (words[0] == "--host" or words[0].startswith("--host=")):
+        return True
+    if words and words[0] == "doctor" and any(_is_host_option(w) for w in words[1:]):
+        return True
+    return bool(os.environ.get("AGENTTY_HOST"))
+
+
+def _is_host_option(word: str) -> bool:
+    return word == "--host" or word.startswith("--host=")
+
+
+def split_host(words: Sequence[str]) -> tuple[str | None, list[str], bool]:
+    """(host, the command line without the host option, whether --host was given)."""
+    words = list(words)
+    if words and _is_host_option(words[0]):
+        return _take(words, 0)
+    if words and words[0] == "doctor":
+        for i, word in enumerate(words[1:], start=1):
+            if _is_host_option(word):
+                return _take(words, i)
+    return os.environ.get("AGENTTY_HOST") or None, words, False
+
+
+def _take(words: list[str], i: int) -> tuple[str, list[str], bool]:
+    if words[i].startswith("--host="):
+        return words[i].partition("=")[2], words[:i] + words[i + 1 :], True
+    if i + 1 >= len(words):
+        raise UsageError(
+            "--host needs a value: --host HOST (an ssh destination or a hosts.toml name)"
+        )
+    return words[i + 1], words[:i] + words[i + 2 :], True
+
+
+def _command(words: Sequence[str]) -> str | None:
+    for word in words:
+        if not word.startswith("-"):
+            return word
+        if word in ("-h", "--help", "--version"):
+            return None
+    return None
+
+
+def main(words: Sequence[str]) -> int:
+    try:
+        name, rest, explicit = split_host(words)
+        command = _command(rest)
+        if name is None or (command in LOCAL_ONLY and not explicit):
+            from agentty_core.cli.main import main as local
+
+            return local(rest)
+        if command in LOCAL_ONLY:
+            raise UsageError(f"'{command}' runs on this machine; it does not take --host")
+        from agentty_core.remote.hosts import resolve
+
+        host = resolve(name)
+        if command == "doctor":
+            return doctor(host, rest)
+        return _forward(host, rest, command)
+    except AgenttyError as exc:
+        print(f"agentty: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _home_root() -> os.PathLike[str]:
+    from agentty_core.paths import Home
+
+    return Home.resolve().root
+
+
+def _forward(host: Host, words: list[str], command: str | None) -> int:
+    from agentty_core.remote import transport
+
+    data: bytes | None = None
+    if command == "text":
+        words, data = _local_file(words)
+    return transport.run(host, words, _home_root(), stdin="-" in words and data is None, input=data)
+
+
+def _local_file(words: list[str]) -> tuple[list[str], bytes | None]:
+    """`text --file F`: F is a file here, so its bytes travel on stdin (`--file -`)."""
+    for i, word in enumerate(words):
+        path = None
+        if word == "--file" and i + 1 < len(words):
+            path, end = words[i + 1], i + 2
+        elif word.startswith("--file="):
+            path, end = word.partition("=")[2], i + 1
+        if path is None or path == "-":
+            continue
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+        return [*words[:i], "--file", "-", *words[end:]], data
+    return words, None
+
+
+# ---------------------------------------------------------------- doctor --host
+
+
+def _check(name: str, ok: bool, detail: str, fix: str = "") -> dict[str, object]:
+    return {"name": name, "ok": ok, "detail": detail, "fix": "" if ok else fix}
+
+
+def doctor(host: Host, words: list[str]) -> int:
+    """The link, the remote agentty's version, then the remote doctor's own checks."""
+    from agentty_core._version import __version__
+    from agentty_core.remote import transport
+
+    as_json = "--json" in words
+    root = _home_root()
+    how = (
+        f"command {' '.join(host.command)}"
+        if host.command is not None
+        else f"ssh {host.destination}" + (f" port {host.port}" if host.port else "")
+    )
+    checks = [_check("host", True, f"{host.name}: {how}, agentty {host.agentty!r}")]
+    limit = transport.connect_timeout() + 30.0
+    try:
+        _, out, _ = transport.capture(host, ["--version"], root, timeout=limit)
+    except TransportError as exc:
+        checks.append(_check("connection", False, str(exc), f"{exc.reason}: see the message"))
+        return _report(host.name, checks, as_json)
+    remote_version = out.decode("utf-8", "replace").strip().removeprefix("agentty ").strip()
+    checks.append(_check("connection", True, f"{host.transport} link works"))
+    checks.append(
+        _check(
+            "remote version",
+            remote_version == __version__,
+            f"agentty {remote_version} there, {__version__} here",
+            "install the same agentty version on both machines",
+        )
+    )
+    try:
+        _, out, err = transport.capture(host, ["doctor", "--json"], root, timeout=limit)
+        remote = json.loads(out)
+        remote_checks = remote["checks"]
+        assert isinstance(remote_checks, list)
+    except TransportError as exc:
+        checks.append(_check("remote doctor", False, str(exc), "run it again"))
+        return _report(host.name, checks, as_json)
+    except (ValueError, KeyError, TypeError, AssertionError):
+        checks.append(
+            _check("remote doctor", False, f"no report ({err.strip()[:200]})", "update agentty")
+        )
+        return _report(host.name, checks, as_json)
+    for check in remote_checks:
+        if isinstance(check, dict):
+            checks.append({**check, "name": f"remote {check.get('name')}"})
+    return _report(host.name, checks, as_json)
+
+
+def _report(name: str, checks: list[dict[str, object]], as_json: bool) -> int:
+    ok = all(c["ok"] for c in checks)
+    if as_json:
+        sys.stdout.write(json.dumps({"ok": ok, "host": name, "checks": checks}) + "\n")
+    else:
+        for check in checks:
+            print(f"{'ok  ' if check['ok'] else 'FAIL'}  {check['name']}: {check['detail']}")
+            if not check["ok"] and check["fix"]:
+                print(f"      fix: {check['fix']}")
+    return 0 if ok else 1

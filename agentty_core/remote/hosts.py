@@ -1,0 +1,173 @@
+"""Which machine `--host HOST` means: an ssh destination, or an entry of hosts.toml.
+
+`$XDG_CONFIG_HOME/agentty/hosts.toml` (default `~/.config/agentty/hosts.toml`) names hosts:
+
+    [hosts.build]
+    ssh = "me@build.example.com"      # or ssh://me@build:2222
+    ssh_config = "~/.ssh/work_config" # optional, handed to ssh -F
+    agentty = "/home/me/.local/bin/agentty"  # the remote command (default: agentty)
+    home = "/home/me/.agentty-ci"     # the remote AGENTTY_HOME (default: the remote user's)
+
+    [hosts.box]
+    command = ["docker", "exec", "-i", "box"]  # any argv prefix that gives a stdio channel
+
+A host string never becomes an option of ssh or of the command prefix: one that starts with
+`-`, or holds whitespace or control characters, is refused here, before anything runs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from agentty_core.errors import UsageError
+
+# user@host, host, or an IPv6 literal in brackets; no spaces, no leading '-'.
+_DEST_RE = re.compile(r"^[A-Za-z0-9_.%+@:\[\]~-]+$")
+_KEYS = frozenset({"ssh", "ssh_config", "command", "agentty", "home"})
+
+
+@dataclass(frozen=True)
+class Host:
+    """One remote agentty: how to reach it and which agentty and home to use there."""
+
+    name: str  # as given on the command line (an entry's name or the destination itself)
+    destination: str | None = None  # ssh's destination, without a port
+    port: int | None = None
+    ssh_config: str | None = None
+    command: tuple[str, ...] | None = None  # the argv prefix of the `command` transport
+    agentty: str = "agentty"
+    home: str | None = None
+
+    @property
+    def transport(self) -> str:
+        return "command" if self.command is not None else "ssh"
+
+
+def config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "agentty" / "hosts.toml"
+
+
+def _refuse(what: str, value: str) -> UsageError:
+    return UsageError(f"invalid {what} {value!r}: {_why(value)}")
+
+
+def _why(value: str) -> str:
+    if not value:
+        return "it is empty"
+    if value.startswith("-"):
+        return "it starts with '-' (a host is never an ssh option)"
+    return "use [user@]host, [user@]host with ssh://...:PORT, or a name from hosts.toml"
+
+
+def parse_destination(text: str) -> tuple[str, int | None]:
+    """`box`, `user@box`, `ssh://user@box:2222` -> (destination, port)."""
+    dest, port = text, None
+    if text.startswith("ssh://"):
+        dest = text[len("ssh://") :].rstrip("/")
+        if dest.startswith("[") and "]" in dest:  # ssh://[::1]:22
+            inner, _, rest = dest.partition("]")
+            dest = inner + "]"
+            if rest.startswith(":"):
+                port = _port(text, rest[1:])
+        elif dest.count(":") == 1:
+            dest, _, port_text = dest.partition(":")
+            port = _port(text, port_text)
+        dest = dest.replace("[", "").replace("]", "")
+    if not dest or dest.startswith("-") or not _DEST_RE.match(dest) or dest.startswith("@"):
+        raise _refuse("host", text)
+    return dest, port
+
+
+def _port(text: str, port_text: str) -> int:
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise UsageError(f"invalid host {text!r}: bad port {port_text!r}")
+    return int(port_text)
+
+
+def load_entries(path: Path | None = None) -> dict[str, dict[str, object]]:
+    """The `[hosts.NAME]` tables of hosts.toml; {} when the file does not exist."""
+    path = path or config_path()
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # Python 3.10: the same module, from PyPI
+        import tomli as tomllib
+    try:
+        doc = tomllib.loads(data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path} is not valid TOML: {exc}") from None
+    hosts = doc.get("hosts", {})
+    if not isinstance(hosts, dict):
+        raise UsageError(f"{path}: 'hosts' must be a table of [hosts.NAME] tables")
+    entries: dict[str, dict[str, object]] = {}
+    for name, entry in hosts.items():
+        if not isinstance(entry, dict):
+            raise UsageError(f"{path}: [hosts.{name}] must be a table")
+        entries[str(name)] = entry
+    return entries
+
+
+def _entry(name: str, entry: dict[str, object], path: Path) -> Host:
+    where = f"{path} [hosts.{name}]"
+    unknown = set(entry) - _KEYS
+    if unknown:
+        raise UsageError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    ssh, command = entry.get("ssh"), entry.get("command")
+    if (ssh is None) == (command is None):
+        raise UsageError(f"{where}: give exactly one of 'ssh' (a destination) or 'command'")
+    strings = {k: entry.get(k) for k in ("ssh_config", "agentty", "home")}
+    for key, value in strings.items():
+        if value is not None and (not isinstance(value, str) or not value or "\0" in value):
+            raise UsageError(f"{where}: '{key}' must be a non-empty string")
+    agentty = strings["agentty"] if isinstance(strings["agentty"], str) else "agentty"
+    home = strings["home"] if isinstance(strings["home"], str) else None
+    if command is not None:
+        if (
+            not isinstance(command, list)
+            or not command
+            or not all(isinstance(w, str) and w and "\0" not in w for w in command)
+        ):
+            raise UsageError(f"{where}: 'command' must be a non-empty list of strings")
+        if strings["ssh_config"] is not None:
+            raise UsageError(f"{where}: 'ssh_config' goes with 'ssh', not with 'command'")
+        return Host(name, command=tuple(command), agentty=agentty, home=home)
+    if not isinstance(ssh, str):
+        raise UsageError(f"{where}: 'ssh' must be a string such as 'user@box'")
+    dest, port = parse_destination(ssh)
+    cfg = strings["ssh_config"]
+    return Host(
+        name,
+        destination=dest,
+        port=port,
+        ssh_config=os.path.expanduser(cfg) if isinstance(cfg, str) else None,
+        agentty=agentty,
+        home=home,
+    )
+
+
+def resolve(name: str, path: Path | None = None) -> Host:
+    """The host `name` means: a hosts.toml entry first, else an ssh destination."""
+    if not name or name.startswith("-") or not name.isprintable() or name.strip() != name:
+        raise _refuse("host", name)
+    path = path or config_path()
+    entries = load_entries(path)
+    if name in entries:
+        return _entry(name, entries[name], path)
+    dest, port = parse_destination(name)
+    return Host(name, destination=dest, port=port)
+
+
+def configured(path: Path | None = None) -> list[Host]:
+    """Every host of hosts.toml, in file order (the dashboard shows them all)."""
+    path = path or config_path()
+    return [_entry(name, entry, path) for name, entry in load_entries(path).items()]

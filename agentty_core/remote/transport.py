@@ -1,0 +1,283 @@
+"""The link to a remote agentty: OpenSSH (or a command prefix such as `docker exec -i box`).
+
+No protocol of our own and no listening port: a remote call is `ssh ... -- agentty ARGS`,
+whose stdout, stderr and exit code are the remote command's. What is ours:
+
+- the ssh options: one multiplexed master per host (`ControlMaster=auto`, a `ControlPath` in
+  the private home, `ControlPersist`), so a call after the first costs a channel, not a
+  handshake; `BatchMode=yes` (never a password prompt), a bounded `ConnectTimeout`, no agent
+  or X11 forwarding (`-a -x`), and `--` before the destination;
+- the remote argv, quoted with `shlex` for the remote user's shell, so spaces, quotes, `$`,
+  `;` and newlines arrive exactly (the `command` transport passes argv as is: no shell);
+- telling a failure of the link from an answer of the remote agentty: ssh's own failures
+  exit 255 and a missing agentty exits 126/127 without agentty's `agentty: error:` line.
+  Those become `TransportError` (exit code 4) with one line saying which and what to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from agentty_core.errors import TransportError
+from agentty_core.paths import ensure_private_dir
+from agentty_core.remote.hosts import Host
+
+CONNECT_TIMEOUT = 10  # seconds; AGENTTY_CONNECT_TIMEOUT overrides it
+CONTROL_PERSIST = 300  # seconds an idle master stays up
+ALIVE_INTERVAL = 5  # a silent link is declared dead after ALIVE_INTERVAL * ALIVE_COUNT
+ALIVE_COUNT = 3
+# sun_path holds 107 bytes; ssh binds a temporary name 17 bytes longer than the ControlPath.
+_MAX_CONTROL_PATH = 107 - 17
+SSH_FAILED = 255  # ssh's exit code for its own errors
+
+
+def connect_timeout() -> int:
+    text = os.environ.get("AGENTTY_CONNECT_TIMEOUT", "")
+    return int(text) if text.isdigit() and int(text) > 0 else CONNECT_TIMEOUT
+
+
+def control_path(host: Host, home_root: os.PathLike[str]) -> str | None:
+    """The master's socket for `host`, in `<home>/ssh/` (0700); None when the path would not
+    fit in a socket address (then every call makes its own connection)."""
+    key = f"{host.ssh_config}\0{host.destination}\0{host.port}".encode()
+    directory = Path(home_root) / "ssh"
+    path = str(directory / hashlib.sha256(key).hexdigest()[:16])
+    if len(os.fsencode(path)) > _MAX_CONTROL_PATH:
+        return None
+    ensure_private_dir(directory)
+    return path
+
+
+def _ssh_options(host: Host, home_root: os.PathLike[str]) -> list[str]:
+    opts = ["ssh", "-a", "-x", "-T"]
+    if host.ssh_config:
+        opts += ["-F", host.ssh_config]
+    if host.port is not None:
+        opts += ["-p", str(host.port)]
+    opts += [
+        "-o", "BatchMode=yes",
+        "-o", f"ConnectTimeout={connect_timeout()}",
+        "-o", f"ServerAliveInterval={ALIVE_INTERVAL}",
+        "-o", f"ServerAliveCountMax={ALIVE_COUNT}",
+        "-o", "ForwardAgent=no",
+        "-o", "ForwardX11=no",
+        "-o", "ClearAllForwardings=yes",
+        "-o", "LogLevel=ERROR",
+    ]  # fmt: skip
+    path = control_path(host, home_root)
+    if path is None:
+        opts += ["-o", "ControlMaster=no", "-o", "ControlPath=none"]
+    else:
+        opts += [
+            "-o", "ControlMaster=auto",
+            "-o", f"ControlPath={path}",
+            "-o", f"ControlPersist={CONTROL_PERSIST}",
+        ]  # fmt: skip
+    return opts
+
+
+def remote_words(host: Host, words: Sequence[str]) -> list[str]:
+    """The argv to run on the host: its agentty (with its home) and `words`."""
+    prefix = ["env", f"AGENTTY_HOME={host.home}"] if host.home else []
+    return [*prefix, host.agentty, *words]
+
+
+def argv_for(host: Host, words: Sequence[str], home_root: os.PathLike[str]) -> list[str]:
+    """The local argv that runs `agentty WORDS` on `host`."""
+    remote = remote_words(host, words)
+    if host.command is not None:
+        return [*host.command, *remote]
+    assert host.destination is not None
+    # One string for the remote shell, each word quoted: it arrives as this exact argv.
+    return [*_ssh_options(host, home_root), "--", host.destination, shlex.join(remote)]
+
+
+def _env() -> dict[str, str]:
+    """Our environment without AGENTTY_HOST: a `command` prefix runs the other agentty as
+    our child, which must not send the command on to the host again."""
+    env = dict(os.environ)
+    env.pop("AGENTTY_HOST", None)
+    return env
+
+
+def close_master(host: Host, home_root: os.PathLike[str]) -> None:
+    """End the host's ssh master, if one runs (tests, and a host removed from the config)."""
+    if host.command is not None:
+        return
+    path = control_path(host, home_root)
+    if path is None or not os.path.exists(path):
+        return
+    assert host.destination is not None
+    subprocess.run(
+        [*_ssh_options(host, home_root), "-O", "exit", "--", host.destination],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=10,
+        check=False,
+    )
+
+
+# ---------------------------------------------------------------- failures of the link
+
+
+def _last_line(stderr: str) -> str:
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    return lines[-1] if lines else "no message"
+
+
+def classify(host: Host, code: int, stderr: str) -> TransportError | None:
+    """The link's failure this exit code and stderr mean, or None: the remote agentty ran
+    (and its answer, error or not, is the caller's)."""
+    name = host.name
+    said = _last_line(stderr)
+    if code in (126, 127) and not any(line.startswith("agentty: ") for line in stderr.splitlines()):
+        key = f'agentty = "/path/to/agentty" in [hosts.{name}] of hosts.toml'
+        return TransportError(
+            name,
+            "missing",
+            f"{name}: agentty is not installed there, or not on a non-login shell's PATH "
+            f"({said}); install it there or set {key}",
+        )
+    if host.command is not None or code != SSH_FAILED:
+        return None
+    text = stderr.lower()
+    if "host key verification failed" in text or "host identification has changed" in text:
+        return TransportError(
+            name,
+            "hostkey",
+            f"{name}: ssh refused the host key (unknown or changed: {said}); verify it and add "
+            "it to known_hosts (e.g. connect once with plain ssh), agentty never accepts one",
+        )
+    if "permission denied" in text or "too many authentication failures" in text:
+        return TransportError(
+            name,
+            "auth",
+            f"{name}: ssh authentication refused ({said}); agentty runs ssh with BatchMode=yes, "
+            "so load the key into ssh-agent or set IdentityFile for this host in ~/.ssh/config",
+        )
+    if "timed out" in text:
+        return TransportError(
+            name,
+            "timeout",
+            f"{name}: no answer within {connect_timeout()} s ({said}); check that the host is "
+            "up and that this address and port reach its sshd",
+        )
+    if any(
+        s in text
+        for s in ("connection refused", "could not resolve", "no route", "network is unreachable")
+    ):
+        return TransportError(
+            name,
+            "unreachable",
+            f"{name}: cannot connect ({said}); check the host name, that the machine is up "
+            "and that sshd runs there",
+        )
+    if any(s in text for s in ("closed by", "connection reset", "broken pipe", "closed")):
+        return TransportError(
+            name,
+            "lost",
+            f"{name}: the ssh connection dropped ({said}); run the command again, and "
+            f"'agentty doctor --host {name}' if it keeps failing",
+        )
+    return TransportError(
+        name, "failed", f"{name}: ssh failed ({said}); run 'agentty doctor --host {name}'"
+    )
+
+
+def _spawn_error(host: Host, argv: Sequence[str], exc: OSError) -> TransportError:
+    return TransportError(
+        host.name,
+        "failed",
+        f"{host.name}: cannot run {argv[0]!r} ({exc.strerror or exc}); install it or fix "
+        f"[hosts.{host.name}] in hosts.toml",
+    )
+
+
+def run(
+    host: Host,
+    words: Sequence[str],
+    home_root: os.PathLike[str],
+    *,
+    stdin: bool = False,
+    input: bytes | None = None,
+) -> int:
+    """Run `agentty WORDS` on `host` with our stdout (and our stdin if `stdin`, or `input`);
+    its stderr and exit code as a local call's. Raises TransportError when the link failed."""
+    argv = argv_for(host, words, home_root)
+    pipe_in = subprocess.PIPE if input is not None else None if stdin else subprocess.DEVNULL
+    try:
+        proc = subprocess.Popen(argv, stdin=pipe_in, stderr=subprocess.PIPE, env=_env())
+    except OSError as exc:
+        raise _spawn_error(host, argv, exc) from None
+    try:
+        _, err = proc.communicate(input)
+    except KeyboardInterrupt:
+        proc.wait()  # it got the same SIGINT
+        raise
+    stderr = err.decode("utf-8", "replace")
+    failure = classify(host, proc.returncode, stderr)
+    if failure is not None:
+        raise failure
+    if stderr:
+        sys.stderr.write(stderr)
+    return proc.returncode
+
+
+def capture(
+    host: Host,
+    words: Sequence[str],
+    home_root: os.PathLike[str],
+    *,
+    input: bytes | None = None,
+    timeout: float | None = None,
+) -> tuple[int, bytes, str]:
+    """Run `agentty WORDS` on `host`: (exit code, stdout, stderr). Raises TransportError when
+    the link failed, or when it gave no answer within `timeout`."""
+    argv = argv_for(host, words, home_root)
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_env(),
+        )
+    except OSError as exc:
+        raise _spawn_error(host, argv, exc) from None
+    try:
+        out, err = proc.communicate(input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise TransportError(
+            host.name, "timeout", f"{host.name}: no answer within {timeout:g} s"
+        ) from None
+    stderr = err.decode("utf-8", "replace")
+    failure = classify(host, proc.returncode, stderr)
+    if failure is not None:
+        raise failure
+    return proc.returncode, out, stderr
+
+
+def open_pipe(
+    host: Host, words: Sequence[str], home_root: os.PathLike[str]
+) -> subprocess.Popen[bytes]:
+    """`agentty WORDS` on `host` with its stdin and stdout as pipes (the relay's channel)."""
+    argv = argv_for(host, words, home_root)
+    try:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_env(),
+        )
+    except OSError as exc:
+        raise _spawn_error(host, argv, exc) from None

@@ -1,0 +1,132 @@
+"""The Python API across the link: `Session.start/list/find(..., host=)`, waits and
+subscriptions through `agentty relay`, and the relay itself."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from agentty_core import Session
+from agentty_core.errors import SessionNotFound, TransportError, WaitTimeout
+from agentty_core.remote.client import RemoteClient
+from tests.helpers.cli import AGENTTY, agentty
+from tests.remote.conftest import HOST, Link
+
+PYTHON = sys.executable
+
+
+def test_relay_bridges_the_protocol() -> None:
+    """Locally: requests on stdin, the worker's answers on stdout, in order."""
+    sid = agentty("start", "--", PYTHON, "-q", check=True).stdout.strip()
+    agentty("wait", "--text", ">>>", check=True)
+    requests = (
+        b'{"v": 1, "method": "get", "params": {}}\n'
+        b'{"v": 1, "method": "text", "params": {"data": "6*7", "enter": true}}\n'
+        b'{"v": 1, "method": "wait", "params": {"regex": "^42$", "timeout": 20}}\n'
+    )
+    proc = subprocess.run(
+        [AGENTTY, "relay", sid], input=requests, capture_output=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    answers = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [a["ok"] for a in answers] == [True, True, True]
+    assert answers[2]["result"]["fired"] == "regex"
+    refused = subprocess.run(
+        [AGENTTY, "relay", "nosuch"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.strip() == "agentty: error: no such session: nosuch"
+    agentty("kill", check=True)
+
+
+def test_session_api_across_the_link(link: Link) -> None:
+    with Session.start([PYTHON, "-q"], name="py", host=HOST) as py:
+        assert py.wait(text=">>>", timeout=30).fired == "text"
+        py.text("import time; time.sleep(0.5); print(6*7)", enter=True)
+        result = py.wait(regex=r"^42$", timeout=30)
+        assert result.fired == "regex"
+        assert "42" in py.get().lines
+        assert [s.name for s in Session.list(host=HOST)] == ["py"]
+        found = Session.find("py", host=HOST)
+        assert found.id == py.id
+        found.key("Ctrl+C")
+        found.close()
+        with pytest.raises(WaitTimeout) as timed_out:
+            py.wait(text="never shown", timeout=0.5)
+        assert timed_out.value.screen["lines"]
+        py.resize(100, 30)
+        assert (py.get().cols, py.get().rows) == (100, 30)
+        py.text("exit()", enter=True)
+        assert py.wait(exit=True, timeout=30).fired == "exit"
+        assert py.get().exit_code == 0  # the final screen, from an ended session
+    with pytest.raises(SessionNotFound):
+        Session.find("nosuch", host=HOST)
+
+
+def test_subscription_across_the_link(link: Link) -> None:
+    client = RemoteClient(HOST)
+    try:
+        sid = str(client.start([PYTHON, "-q"])["id"])
+        client.wait(sid, text=">>>", timeout=30)
+        sub = client.subscribe(sid)
+        seen: list[str] = []
+        got_it = threading.Event()
+
+        def read() -> None:
+            for event in sub.events():
+                seen.append(json.dumps(event))
+                if "subscribed-hello" in seen[-1]:
+                    got_it.set()
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        client.text(sid, "print('subscribed-' + 'hello')", enter=True)
+        assert got_it.wait(30), seen[-3:]
+        sub.close()
+        reader.join(10)
+        assert not reader.is_alive()
+        client.kill(sid, grace=0.5)
+    finally:
+        client.close()
+
+
+def test_api_sees_the_link_fail_and_come_back(link: Link) -> None:
+    py = Session.start([PYTHON, "-q"], host=HOST)
+    try:
+        py.wait(text=">>>", timeout=30)
+        link.sshd.stop()
+        with pytest.raises(TransportError) as down:
+            py.text("print(7*6)", enter=True)
+        assert down.value.exit_code == 4
+        link.sshd.start()
+        py.text("print(7*6)", enter=True)
+        assert py.wait(regex="^42$", timeout=30).fired == "regex"
+    finally:
+        py.kill(grace=0.5)
+        py.close()
+
+
+def test_relays_kept_are_capped(link: Link, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each kept relay is a channel of the one ssh connection (sshd allows 10): the least
+    recently used is closed past the cap, and reopened when its session is used again."""
+    from agentty_core.remote import client as remote_client
+
+    monkeypatch.setattr(remote_client, "MAX_RELAYS", 1)
+    client = RemoteClient(HOST)
+    try:
+        a = str(client.start([PYTHON, "-q"], name="a")["id"])
+        b = str(client.start([PYTHON, "-q"], name="b")["id"])
+        for _ in range(2):
+            for sid in (a, b):
+                client.wait(sid, text=">>>", timeout=30)
+                assert list(client._relays) == [sid]
+        client.text(a, "print('a' * 3)", enter=True)
+        assert client.wait(a, text="aaa", timeout=30)["fired"] == "text"
+        client.kill(a, grace=0.5)
+        client.kill(b, grace=0.5)
+    finally:
+        client.close()

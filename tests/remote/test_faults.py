@@ -1,0 +1,89 @@
+"""Faults of the link, injected for real: sshd gone mid-session, a host that never answers,
+a host key that does not match. Each is the transport's exit code (4) and one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+from tests.helpers.cli import agentty
+from tests.remote.conftest import HOST, Link
+
+PYTHON = sys.executable
+
+
+def run_on(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return agentty("--host", HOST, *args, timeout=timeout)
+
+
+def test_sshd_stopped_mid_session_then_back(link: Link) -> None:
+    started = run_on("start", "--name", "py", "--", PYTHON, "-q")
+    assert started.returncode == 0, started.stderr
+    assert run_on("wait", "--text", ">>>").returncode == 0
+    link.sshd.stop()  # the listener and the master's connection: the machine's sshd is gone
+    down = run_on("get")
+    assert down.returncode == 4, down.stderr
+    assert down.stderr.startswith(f"agentty: error: {HOST}: cannot connect")
+    assert len(down.stderr.strip().splitlines()) == 1
+    assert run_on("text", "--enter", "print(7*6)").returncode == 4
+    # The remote session kept running all along.
+    env = {**os.environ, "AGENTTY_HOME": str(link.remote_home)}
+    status = json.loads(agentty("status", "--json", env=env, check=True).stdout)
+    assert [s["status"] for s in status["sessions"]] == ["running"]
+    link.sshd.start()
+    assert run_on("text", "--enter", "print(7*6)").returncode == 0
+    back = run_on("wait", "--regex", "^42$")
+    assert back.returncode == 0, back.stderr
+
+
+def test_blackholing_host_times_out(link: Link) -> None:
+    """A port that accepts connections and never says a word: bounded by ConnectTimeout."""
+    with socket.socket() as hole:
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(16)
+        port = hole.getsockname()[1]
+        env = {**os.environ, "AGENTTY_CONNECT_TIMEOUT": "2"}
+        proc = agentty("--host", f"ssh://nobody@127.0.0.1:{port}", "status", env=env, timeout=60)
+    assert proc.returncode == 4, proc.stderr
+    assert "no answer within 2 s" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_wrong_host_key_is_refused(link: Link) -> None:
+    other = link.sshd.root / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    known = link.sshd.root / "wrong_known_hosts"
+    pub = (link.sshd.root / "other_key.pub").read_text().split()[:2]
+    known.write_text(f"[127.0.0.1]:{link.sshd.port} {' '.join(pub)}\n")
+    config = link.sshd.ssh_config(known_hosts=known)
+    (link.config_dir / "agentty" / "hosts.toml").write_text(
+        f'[hosts.{HOST}]\nssh = "box"\nssh_config = "{config}"\nagentty = "agentty"\n'
+    )
+    proc = run_on("status")
+    assert proc.returncode == 4, proc.stderr
+    assert "refused the host key" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    # No master came up on a refused key, so nothing is left to end.
+
+
+def test_unknown_host_key_is_refused_too(link: Link) -> None:
+    empty = link.sshd.root / "empty_known_hosts"
+    empty.write_text("")
+    config = link.sshd.ssh_config(known_hosts=empty)
+    (link.config_dir / "agentty" / "hosts.toml").write_text(
+        f'[hosts.{HOST}]\nssh = "box"\nssh_config = "{config}"\n'
+    )
+    proc = run_on("status")
+    assert proc.returncode == 4
+    assert "refused the host key" in proc.stderr
+
+
+def test_auth_refused(link: Link) -> None:
+    (link.sshd.root / "authorized_keys").write_text("")
+    proc = run_on("status")
+    assert proc.returncode == 4
+    assert "authentication refused" in proc.stderr
+    assert "BatchMode" in proc.stderr

@@ -1,0 +1,85 @@
+"""HOST strings and hosts.toml: what becomes a destination, and what is refused before
+anything runs (a host is never an ssh option)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agentty_core.errors import UsageError
+from agentty_core.remote import transport
+from agentty_core.remote.hosts import Host, parse_destination, resolve
+
+
+@pytest.mark.parametrize(
+    ("text", "dest", "port"),
+    [
+        ("box", "box", None),
+        ("user@box", "user@box", None),
+        ("ssh://user@box:2222", "user@box", 2222),
+        ("ssh://box", "box", None),
+        ("ssh://[::1]:22", "::1", 22),
+        ("user@10.0.0.1", "user@10.0.0.1", None),
+    ],
+)
+def test_destinations(text: str, dest: str, port: int | None) -> None:
+    assert parse_destination(text) == (dest, port)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["-oProxyCommand=x", "-V", "", " box", "a b", "box\n", "ssh://-x", "ssh://box:0", "@box"],
+)
+def test_refused(text: str, tmp_path: Path) -> None:
+    with pytest.raises(UsageError):
+        resolve(text, tmp_path / "hosts.toml")
+
+
+def test_entries(tmp_path: Path) -> None:
+    path = tmp_path / "hosts.toml"
+    path.write_text(
+        '[hosts.b]\nssh = "ssh://me@b:2200"\nssh_config = "/cfg"\nagentty = "/v/agentty"\n'
+        'home = "/h"\n[hosts.c]\ncommand = ["docker", "exec", "-i", "c"]\n'
+    )
+    assert resolve("b", path) == Host(
+        "b", destination="me@b", port=2200, ssh_config="/cfg", agentty="/v/agentty", home="/h"
+    )
+    assert resolve("c", path).command == ("docker", "exec", "-i", "c")
+    assert resolve("other", path).destination == "other"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '[hosts.x]\nssh = "-oProxyCommand=y"\n',
+        '[hosts.x]\nssh = "a"\ncommand = ["b"]\n',
+        "[hosts.x]\n",
+        "[hosts.x]\ncommand = []\n",
+        '[hosts.x]\nssh = "a"\nport = 3\n',
+        '[hosts.x]\nssh = "a"\nagentty = 3\n',
+        "not toml [",
+    ],
+)
+def test_bad_entries(body: str, tmp_path: Path) -> None:
+    path = tmp_path / "hosts.toml"
+    path.write_text(body)
+    with pytest.raises(UsageError):
+        resolve("x", path)
+
+
+def test_ssh_argv_is_safe(tmp_path: Path) -> None:
+    host = Host("b", destination="me@b", port=22, home="/h o", agentty="/bin/agentty")
+    argv = transport.argv_for(host, ["text", "a b", "$x;y"], tmp_path)
+    assert argv[:4] == ["ssh", "-a", "-x", "-T"]
+    assert argv[-3:-1] == ["--", "me@b"]
+    assert argv[-1] == "env 'AGENTTY_HOME=/h o' /bin/agentty text 'a b' '$x;y'"
+    assert "BatchMode=yes" in argv and "ControlMaster=auto" in argv
+    assert (tmp_path / "ssh").stat().st_mode & 0o777 == 0o700
+
+
+def test_command_argv_has_no_shell(tmp_path: Path) -> None:
+    host = Host("c", command=("docker", "exec", "-i", "c"))
+    assert transport.argv_for(host, ["get", "a b"], tmp_path) == [
+        "docker", "exec", "-i", "c", "agentty", "get", "a b",
+    ]  # fmt: skip
