@@ -22,7 +22,11 @@ def _option(action: argparse.Action) -> dict[str, object]:
         "metavar": action.metavar if isinstance(action.metavar, str) else None,
         "required": action.required,
         "repeatable": isinstance(action, argparse._AppendAction),
-        "default": action.default if isinstance(action.default, (int, float, str)) else None,
+        "default": (
+            action.default
+            if isinstance(action.default, (int, float, str)) and action.default != argparse.SUPPRESS
+            else None
+        ),
     }
 
 
