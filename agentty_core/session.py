@@ -44,13 +44,15 @@ class Cursor:
 
 @dataclass(frozen=True)
 class InputState:
-    """Whether the program waits for keyboard input, read from the kernel."""
+    """Whether the program waits for keyboard input, read from the kernel. `secret`: it reads
+    a line with echo off (a password prompt); a REPL or TUI in raw mode is not secret."""
 
     state: str  # reading | busy | exited | unknown
     echo: bool | None
     canonical: bool | None
     foreground_pid: int | None
     foreground_name: str | None
+    secret: bool = False
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ class Screen:
                 canonical=_opt_bool(state.get("canonical")),
                 foreground_pid=_opt_int(fg.get("pid")),
                 foreground_name=str(fg["name"]) if "name" in fg else None,
+                secret=state.get("secret") is True,
             ),
             exited=bool(data.get("exited")),
             exit_code=_opt_int(data.get("exitCode")),

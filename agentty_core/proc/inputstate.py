@@ -1,10 +1,15 @@
 """Is the program waiting for keyboard input? Read from the kernel, not guessed from the screen.
 
 The worker owns the PTY master, so it can ask what tmux-based tools cannot: the terminal's
-foreground process group (`tcgetpgrp`), its termios flags (canonical mode, echo: echo off at
-a prompt means a password), and whether the foreground process is blocked in a read (or
-select/poll) on the terminal, from `/proc/<pid>/syscall` (falling back to `wchan`). Linux
-first; elsewhere the state degrades to `unknown`.
+foreground process group (`tcgetpgrp`), its termios flags (canonical mode, echo), and whether
+the foreground process is blocked in a read (or select/poll) on the terminal, from
+`/proc/<pid>/syscall` (falling back to `wchan`). Linux first; elsewhere the state degrades
+to `unknown`.
+
+`secret` says what a person would see: a program reading a line with echo off (canonical
+mode, `read -s`, getpass) is a password prompt, and what is typed will not show. Echo off
+alone means nothing: every REPL, shell and TUI in raw mode turns the tty's echo off and
+draws what is typed itself.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ class InputState(TypedDict):
     state: InputStateName
     echo: bool | None
     canonical: bool | None
+    secret: bool
     foreground: Foreground | None
 
 
@@ -39,7 +45,7 @@ _WAIT_CHANNELS = ("n_tty_read", "wait_woken", "do_select", "do_sys_poll", "ep_po
 
 
 def exited() -> InputState:
-    return {"state": "exited", "echo": None, "canonical": None, "foreground": None}
+    return {"state": "exited", "echo": None, "canonical": None, "secret": False, "foreground": None}
 
 
 def _read_proc(path: str) -> str:
@@ -105,10 +111,10 @@ def probe(master_fd: int, tty_name: str) -> InputState:
     except OSError:
         pgid = 0
     if pgid <= 0:  # no session has claimed the terminal yet
-        return {"state": "unknown", "echo": echo, "canonical": canonical, "foreground": None}
+        return _state("unknown", echo, canonical, None)
     foreground: Foreground = {"pid": pgid, "name": _proc_name(pgid)}
     if not os.path.isdir("/proc"):
-        return {"state": "unknown", "echo": echo, "canonical": canonical, "foreground": foreground}
+        return _state("unknown", echo, canonical, foreground)
     state: InputStateName = "busy"
     for pid in _group_members(pgid):
         blocked = _blocked_on_input(pid, tty_name)
@@ -118,7 +124,24 @@ def probe(master_fd: int, tty_name: str) -> InputState:
             break
         if blocked is None and pid == pgid:
             state = "unknown"
-    return {"state": state, "echo": echo, "canonical": canonical, "foreground": foreground}
+    return _state(state, echo, canonical, foreground)
+
+
+def _state(
+    state: InputStateName,
+    echo: bool | None,
+    canonical: bool | None,
+    foreground: Foreground | None,
+) -> InputState:
+    """The answer, with `secret` derived: reading a line whose typing will not show."""
+    secret = state == "reading" and echo is False and canonical is True
+    return {
+        "state": state,
+        "echo": echo,
+        "canonical": canonical,
+        "secret": secret,
+        "foreground": foreground,
+    }
 
 
 def _children(pid: int) -> list[int]:
