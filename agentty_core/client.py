@@ -411,7 +411,9 @@ class Client:
         """A wait on an ended session: `exit` (or text on its last screen) fires at once."""
         screen = self.final_screen(rec, scrollback=params.get("scrollback") is True)
         lines = str_list(screen.get("scrollback")) + str_list(screen.get("lines"))
-        for cond in ("text", "gone"):
+        after, seq = params.get("after"), screen.get("seq")
+        newer = not isinstance(after, int) or (isinstance(seq, int) and seq > after)
+        for cond in ("text", "gone") if newer else ():  # `after`: only a newer screen counts
             needle = params.get(cond)
             if isinstance(needle, str):
                 present = any(needle in line for line in lines)

@@ -22,7 +22,10 @@ Methods (params -> result):
     resize  {cols, rows}                     -> {"cols", "rows"}
     signal  {name, leader?: bool}            -> {"signal", "pids"}
     wait    {text?, regex?, gone?, stable_ms?, changed_since?, input?, exit?, scrollback?,
-             timeout}                        -> {"fired", "elapsed_ms", "match"?, screen...}
+             after?, timeout}                -> {"fired", "elapsed_ms", "match"?, screen...}
+            Any condition that holds fires. `after` (a seq, optional, added after v1 shipped:
+            an older worker ignores it) is an AND on all of them: each counts only on a
+            screen whose seq is greater, except `exit`.
     kill    {grace?: seconds}                -> {"exitCode", "signal", "escalated": [...]}
     subscribe {}                             -> stream of {"event": "screen", ...} lines
 

@@ -191,6 +191,19 @@ def cmd_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_send(args: argparse.Namespace) -> int:
+    from agentty_core.session import send_steps
+
+    client = _client()
+    seq: object = None
+    for method, params in send_steps(args.args, literal=args.literal, enter=args.enter):
+        result = client._call_running(args.session, method, params)
+        seq = result.get("seq") if seq is None else seq
+    if args.json:
+        emit({"seq": seq})
+    return 0
+
+
 def cmd_wait(args: argparse.Namespace) -> int:
     from agentty_core.waitspec import NoWaitCondition, WaitConditions
 
@@ -201,6 +214,7 @@ def cmd_wait(args: argparse.Namespace) -> int:
             gone=args.gone,
             stable_ms=args.stable,
             changed_since=args.changed_since,
+            after=args.after,
             input=args.input,
             exit=args.exit,
             scrollback=args.scrollback,
@@ -422,6 +436,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "text": cmd_text,
     "paste": cmd_paste,
     "key": cmd_key,
+    "send": cmd_send,
     "wait": cmd_wait,
     "resize": cmd_resize,
     "signal": cmd_signal,
