@@ -8,9 +8,11 @@
 
 The same methods, arguments, results and errors as `Session`. Input, `get` and `wait` talk
 to the worker over asyncio sockets, a connection per call in flight, so a `wait` in one task
-never holds up `text` in another, and cancelling a wait closes its connection (the worker
-drops the wait) instead of tying anything up. What needs the state file (start, find, kill,
-an ended session's last screen) runs the blocking `Client` in a thread.
+never holds up `text` in another. Cancelling a wait closes its connection, so its answer
+never lands on another call and no thread is tied up (the worker itself forgets the wait at
+its timeout: a closed connection's pending request is not cancelled there today). What
+needs the state file (start, find, kill, an ended session's last screen) runs the blocking
+`Client` in a thread.
 """
 
 from __future__ import annotations
