@@ -36,7 +36,7 @@ from agentty_core.api_types import (
     SessionWaitTimeout,
     WaitResult,
 )
-from agentty_core.client import Client, text_params
+from agentty_core.client import Client, Step, key_steps, send_steps, text_steps
 from agentty_core.errors import (
     AgenttyError,
     ProtocolError,
@@ -45,58 +45,29 @@ from agentty_core.errors import (
     WaitTimeout,
     WorkerUnreachable,
 )
-from agentty_core.ipc import client as ipc_client
-from agentty_core.keys import parse_all, split_send
+from agentty_core.ipc.pool import MAX_IDLE, Pool
 from agentty_core.paths import Home
 from agentty_core.protocol import JSONObject
 from agentty_core.waitspec import WaitConditions
 
 __all__ = [
+    "MAX_IDLE",
     "Cursor",
     "InputState",
     "Screen",
     "Session",
     "SessionInfo",
     "SessionWaitTimeout",
+    "Step",
     "WaitConditions",
     "WaitResult",
+    "key_steps",
+    "send_steps",
+    "text_steps",
 ]
-
-MAX_IDLE = 4  # connections kept open per session for the next calls
-Step = tuple[str, JSONObject]  # one request: method, params
 
 
 # ---------------------------------------------------------------- shared with AsyncSession
-
-
-def text_steps(data: str | bytes, *, enter: bool = False, paste: bool = False) -> list[Step]:
-    return [("text", text_params(data, enter=enter, paste=paste))]
-
-
-def key_steps(names: Sequence[str]) -> list[Step]:
-    parse_all(list(names))  # an unknown name is InvalidKey here, and nothing is sent
-    return [("key", {"keys": list(names)})]
-
-
-def send_steps(args: Sequence[str], *, literal: bool = False, enter: bool = False) -> list[Step]:
-    """`send`: each key name pressed, anything else typed (all checked before any is sent)."""
-    steps: list[Step] = []
-    for run in split_send(list(args), literal=literal):
-        if isinstance(run, list):
-            steps += key_steps(run)
-        else:
-            steps += text_steps(run)
-    if enter:
-        method, params = steps[-1] if steps else ("", {})
-        if method == "text":  # Enter as its own write after a gap, as `text --enter` does
-            params["enter"] = True
-        else:
-            steps.append(("key", {"keys": ["Enter"]}))
-    if not steps:
-        from agentty_core.errors import UsageError
-
-        raise UsageError("send needs something to send: text or key names")
-    return steps
 
 
 def wait_conditions(
@@ -146,51 +117,16 @@ def seq_of(result: JSONObject) -> int:
     return seq if isinstance(seq, int) else 0
 
 
-# ---------------------------------------------------------------- connections
-
-
-class _Pool:
-    """Connections to one worker: one per call in flight, the idle ones kept for reuse."""
-
-    def __init__(self, path: str, pid: int | None, timeout: float) -> None:
-        self.path, self.pid, self.timeout = path, pid, timeout
-        self._idle: list[ipc_client.Connection] = []
-        self._lock = threading.Lock()
-        self._closed = False
-
-    def take(self) -> ipc_client.Connection:
-        with self._lock:
-            while self._idle:
-                conn = self._idle.pop()
-                if conn.reusable():  # the worker closes idle connections
-                    return conn
-                conn.close()
-        return ipc_client.Connection(self.path, timeout=self.timeout, expect_pid=self.pid)
-
-    def give(self, conn: ipc_client.Connection) -> None:
-        with self._lock:
-            if self._closed or len(self._idle) >= MAX_IDLE:
-                conn.close()
-            else:
-                self._idle.append(conn)
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            while self._idle:
-                self._idle.pop().close()
-
-
 class Session:
     """One background PTY session."""
 
     def __init__(self, session_id: str, client: Client | None = None) -> None:
         self.client = client or Client()
         self.id = session_id
-        self._pool: _Pool | None = None
+        self._pool: Pool | None = None
         self._pool_lock = threading.Lock()
 
-    def _open_pool(self) -> _Pool | None:
+    def _open_pool(self) -> Pool | None:
         with self._pool_lock:
             if self._pool is None:
                 try:
@@ -199,7 +135,7 @@ class Session:
                     return None
                 pid = rec.get("workerPid")
                 path = str(self.client.home.socket_path(self.id))
-                self._pool = _Pool(path, pid if isinstance(pid, int) else None, self.client.timeout)
+                self._pool = Pool(path, pid if isinstance(pid, int) else None, self.client.timeout)
             return self._pool
 
     def _fast(

@@ -192,15 +192,9 @@ def cmd_key(args: argparse.Namespace) -> int:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    from agentty_core.session import send_steps
-
-    client = _client()
-    seq: object = None
-    for method, params in send_steps(args.args, literal=args.literal, enter=args.enter):
-        result = client._call_running(args.session, method, params)
-        seq = result.get("seq") if seq is None else seq
+    result = _client().send(args.session, args.args, literal=args.literal, enter=args.enter)
     if args.json:
-        emit({"seq": seq})
+        emit(result)
     return 0
 
 

@@ -19,10 +19,10 @@ from tests.helpers.cli import agentty, agentty_json
 
 Factory = Callable[..., Session]
 PY = sys.executable
-# Reads a line with echo off, then (after a pause) answers: nothing reaches the screen
-# between the input and the answer, so the screen from before the input is all a wait that
-# ignores `after` can see.
-SILENT = ["bash", "-c", "read -s -p 'pw> ' x; sleep 0.5; echo; echo GOT-${#x}; sleep 30"]
+# Reads a line with echo off, then (after a pause) answers in one write: nothing reaches the
+# screen between the input and the answer, so the screen from before the input is all a wait
+# that ignores `after` can see (and the first newer screen holds the answer).
+SILENT = ["bash", "-c", "read -s -p 'pw> ' x; sleep 0.5; printf '\\nGOT-%s\\n' ${#x}; sleep 30"]
 
 
 def test_text_with_wait_counts_only_output_after_the_input(agentty_session: Factory) -> None:
