@@ -264,16 +264,17 @@ class AsyncSession:
         return await self._wait(spec)
 
     async def _wait(self, spec: WaitConditions) -> WaitResult:
-        result: JSONObject | None = None
-        if not spec.exit:  # an ended session is answered from its saved screen: the long way
-            try:
-                result = await self._fast("wait", spec.params(), timeout=spec.timeout + 5.0)
-            except RemoteError as exc:
-                if exc.code == "timeout":
-                    screen = await self._thread(self.client.get, self.id)
-                    raise SessionWaitTimeout(exc.message, screen) from None
-                if exc.code != "exited":
-                    raise
+        # Asked of the worker even for `exit` (a thread must not sit in a long wait); a
+        # session that ended is answered from its saved screen, the long way, at once.
+        try:
+            result = await self._fast("wait", spec.params(), timeout=spec.timeout + 5.0)
+        except RemoteError as exc:
+            if exc.code == "timeout":
+                screen = await self._thread(self.client.get, self.id)
+                raise SessionWaitTimeout(exc.message, screen) from None
+            if exc.code != "exited":
+                raise
+            result = None
         if result is None:
             try:
                 result = await self._thread(

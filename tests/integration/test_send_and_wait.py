@@ -158,6 +158,9 @@ async def test_async_session_waits_in_one_task_while_another_types(tmp_path: Pat
             await s.wait(text="never", timeout=0.2)
         assert isinstance(timed_out.value.screen, Screen)
         assert "last" in timed_out.value.screen.lines
+        ended = await s.key("C-d", wait=WaitConditions(exit=True, timeout=20))
+        assert ended.fired == "exit" and ended.screen.exit_code == 0
+    # (`async with` ended it quietly: it had exited by itself.)
 
 
 @pytest.mark.parametrize("api", ["sync", "async"])
