@@ -73,6 +73,11 @@ def text_params(data: str | bytes, *, enter: bool = False, paste: bool = False) 
     return params
 
 
+def _close_all(connections: dict[str, ipc_client.Connection]) -> None:
+    while connections:
+        connections.popitem()[1].close()
+
+
 Step = tuple[str, JSONObject]  # one request to a worker: method, params
 
 
@@ -102,11 +107,6 @@ def send_steps(args: Sequence[str], *, literal: bool = False, enter: bool = Fals
     if not steps:
         raise UsageError("send needs something to send: text or key names")
     return steps
-
-
-def _close_all(connections: dict[str, ipc_client.Connection]) -> None:
-    while connections:
-        connections.popitem()[1].close()
 
 
 class Client:
