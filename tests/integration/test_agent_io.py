@@ -267,13 +267,10 @@ def test_final_screen_of_a_fast_flood_is_complete(tmp_path: Path) -> None:
     # with the final screen, not what was parsed when SIGCHLD arrived.
     flood = tmp_path / "flood.txt"
     flood.write_text("".join(f"{i:08d} flood line\n" for i in range(400_000)) + "END-MARK\n")
-    session = Session.start(["cat", str(flood)])
-    try:
+    with Session.start(["cat", str(flood)]) as session:  # killed if still running (it ends)
         waited = session.wait(exit=True, timeout=120)
         assert [x for x in waited.screen.lines if x][-2:] == ["00399999 flood line", "END-MARK"]
         assert session.get().text.splitlines()[-2:] == ["00399999 flood line", "END-MARK"]
-    finally:
-        session.kill()
 
 
 def test_exit_is_noticed_though_a_background_job_holds_the_terminal() -> None:

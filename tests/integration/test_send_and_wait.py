@@ -19,10 +19,12 @@ from tests.helpers.cli import agentty, agentty_json
 
 Factory = Callable[..., Session]
 PY = sys.executable
-# Reads a line with echo off, then (after a pause) answers in one write: nothing reaches the
-# screen between the input and the answer, so the screen from before the input is all a wait
-# that ignores `after` can see (and the first newer screen holds the answer).
-SILENT = ["bash", "-c", "read -s -p 'pw> ' x; sleep 0.5; printf '\\nGOT-%s\\n' ${#x}; sleep 30"]
+# Reads a line with echo off (not even the Enter), then after a pause answers on the prompt's
+# line in one write: nothing reaches the screen between the input and the answer, so the
+# screen from before the input is all a wait that ignores `after` can see, and the first
+# newer screen holds the answer. (A newline first would be a write of its own: bash's
+# stdout is line-buffered on a terminal.)
+SILENT = ["bash", "-c", "read -s -p 'pw> ' x; sleep 0.5; echo GOT-${#x}; sleep 30"]
 
 
 def test_text_with_wait_counts_only_output_after_the_input(agentty_session: Factory) -> None:
@@ -30,7 +32,7 @@ def test_text_with_wait_counts_only_output_after_the_input(agentty_session: Fact
     assert s.wait(input=True, timeout=20).screen.input.secret
     # 'pw>' is on screen already: without `after` this fired at once, before any answer.
     result = s.text("abc", enter=True, wait=WaitConditions(text="pw>", timeout=20))
-    assert result.fired == "text" and "GOT-3" in result.screen.lines
+    assert result.fired == "text" and result.screen.lines[0] == "pw> GOT-3"
 
 
 def test_send_and_wait_returns_the_answer_not_the_echo(
@@ -50,7 +52,7 @@ def test_cli_wait_after_and_the_answer_recipe(programs: Path) -> None:
         seq = agentty_json("text", "--enter", "abcd")["seq"]
         out = agentty("wait", "--after", str(seq), "--text", "pw>", "--timeout", "20")
         assert out.returncode == 0, out.stderr
-        assert "GOT-4" in out.stdout.splitlines()
+        assert out.stdout.splitlines()[0] == "pw> GOT-4"
     finally:
         agentty("kill", check=True)
     agentty("start", "--", PY, str(programs / "answer_after_echo.py"), check=True)
