@@ -10,19 +10,32 @@ from __future__ import annotations
 
 from agentty_core._version import __version__
 
-__all__ = ["Client", "Screen", "Session", "SessionInfo", "WaitResult", "__version__"]
+__all__ = [
+    "AsyncSession",
+    "Client",
+    "Screen",
+    "Session",
+    "SessionInfo",
+    "WaitConditions",
+    "WaitResult",
+    "__version__",
+]
 
 TYPE_CHECKING = False  # without importing typing: this module is on the hot path
 if TYPE_CHECKING:
+    from agentty_core.aio_session import AsyncSession
     from agentty_core.client import Client
     from agentty_core.session import Screen, Session, SessionInfo, WaitResult
+    from agentty_core.waitspec import WaitConditions
 
 _LAZY = {
+    "AsyncSession": "aio_session",
     "Client": "client",
     "Screen": "session",
     "Session": "session",
     "SessionInfo": "session",
     "WaitResult": "session",
+    "WaitConditions": "waitspec",
 }
 
 

@@ -134,6 +134,37 @@ def _close_all(connections: dict[str, ipc_client.Connection]) -> None:
 RECORD_PIDS = (("workerPid", "workerStart"), ("pid", "pidStart"))  # what a record names
 
 
+Step = tuple[str, JSONObject]  # one request to a worker: method, params
+
+
+def text_steps(data: str | bytes, *, enter: bool = False, paste: bool = False) -> list[Step]:
+    return [("text", text_params(data, enter=enter, paste=paste))]
+
+
+def key_steps(names: Sequence[str]) -> list[Step]:
+    keys.parse_all(list(names))  # an unknown name is InvalidKey here, and nothing is sent
+    return [("key", {"keys": list(names)})]
+
+
+def send_steps(args: Sequence[str], *, literal: bool = False, enter: bool = False) -> list[Step]:
+    """`send`: each key name pressed, anything else typed (all checked before any is sent)."""
+    steps: list[Step] = []
+    for run in keys.split_send(list(args), literal=literal):
+        if isinstance(run, list):
+            steps += key_steps(run)
+        else:
+            steps += text_steps(run)
+    if enter:
+        method, params = steps[-1] if steps else ("", {})
+        if method == "text":  # Enter as its own write after a gap, as `text --enter` does
+            params["enter"] = True
+        else:
+            steps.append(("key", {"keys": ["Enter"]}))
+    if not steps:
+        raise UsageError("send needs something to send: text or key names")
+    return steps
+
+
 class Client:
     """Sessions of one agentty home."""
 
@@ -536,6 +567,17 @@ class Client:
         keys.parse_all(list(names))  # validate before anything is sent
         return self._call_running(ref, "key", {"keys": list(names)})
 
+    def send(
+        self, ref: str | None, args: Sequence[str], *, literal: bool = False, enter: bool = False
+    ) -> JSONObject:
+        """Mixed input (see `send_steps`): every key checked first, then the requests in
+        order. The result carries the seq from before the first."""
+        steps = send_steps(args, literal=literal, enter=enter)
+        first = self._call_running(ref, *steps[0])
+        for method, params in steps[1:]:
+            self._call_running(ref, method, params)
+        return {"seq": first.get("seq")}
+
     def resize(self, ref: str | None, cols: int, rows: int) -> JSONObject:
         rec = self.require_running(ref)
         return self._call(rec, "resize", {"cols": cols, "rows": rows})
@@ -567,7 +609,9 @@ class Client:
         """A wait on an ended session: `exit` (or text on its last screen) fires at once."""
         screen = self.final_screen(rec, scrollback=params.get("scrollback") is True)
         lines = str_list(screen.get("scrollback")) + str_list(screen.get("lines"))
-        for cond in ("text", "gone"):
+        after, seq = params.get("after"), screen.get("seq")
+        newer = not isinstance(after, int) or (isinstance(seq, int) and seq > after)
+        for cond in ("text", "gone") if newer else ():  # `after`: only a newer screen counts
             needle = params.get(cond)
             if isinstance(needle, str):
                 present = any(needle in line for line in lines)

@@ -6,6 +6,13 @@ F1..F12 Ctrl+<char> Alt+<char>`, modifier combinations on the cursor and functio
 (`Ctrl+Up`, `Shift+F5`), and `Shift+Enter` / `Ctrl+Enter` / `Alt+Enter`. A `*N` suffix
 repeats a key (`Down*5`). Named keys are case-insensitive; a single character is sent as is.
 
+Other tools' spellings are accepted as aliases rather than refused with a hint, since an
+agent that learnt them elsewhere means exactly that key: tmux's `C-c`, `M-x`, `S-Up`,
+`C-m` (Ctrl+M is Enter), `^C`, `Escape`, `BSpace`, `BTab`, `DC`, `IC`, `NPage`, `PPage`.
+
+`split_send` reads `agentty send` arguments as `tmux send-keys` does: a key name is pressed,
+anything else typed as is.
+
 Cursor keys honour the program's application-cursor mode (DECCKM), as vim and less expect.
 Shift+Enter and Ctrl+Enter use the CSI-u encoding (`ESC [13;2u`, `ESC [13;5u`) that kitty,
 foot, WezTerm and Ghostty send and that modern TUIs (Claude Code, Codex, helix) read.
@@ -114,6 +121,7 @@ def parse(name: str) -> Key:
             raise InvalidKey(f"key repeat must be 1..{MAX_REPEAT}: {name!r}")
     if len(spec) == 1:
         return Key(spec, 0, repeat)
+    spec = _tmux_spelling(spec)
     lowered = _ALIASES.get(spec.lower(), spec.lower())
     parts = lowered.split("+")
     if lowered.endswith("++"):  # Ctrl++ : the last key is '+' itself
@@ -137,6 +145,67 @@ def parse(name: str) -> Key:
             raise InvalidKey(f"{name!r} has no standard terminal encoding")
         return Key(base, mods, repeat)
     raise InvalidKey(_unknown(name))
+
+
+def _tmux_spelling(spec: str) -> str:
+    """tmux's modifier prefixes (`C-`, `M-`, `S-`, upper case as tmux writes them) and `^C`,
+    in agentty's spelling (`Ctrl+`, `Alt+`, `Shift+`)."""
+    if len(spec) == 2 and spec[0] == "^":
+        return "Ctrl+" + spec[1]
+    prefix = ""
+    while len(spec) > 2 and spec[1] == "-" and spec[0] in _TMUX_MODIFIERS:
+        prefix += _TMUX_MODIFIERS[spec[0]]
+        spec = spec[2:]
+    return prefix + spec
+
+
+_TMUX_MODIFIERS = {"C": "Ctrl+", "M": "Alt+", "S": "Shift+"}
+
+
+def as_send_key(word: str) -> Key | None:
+    """The key `word` names in `agentty send`, or None when it is text to type.
+
+    A single character is text (the same bytes either way), and so is a `*N` suffix on one:
+    `6*7` is arithmetic, not seven sixes. A word that is spelt like a key but names none
+    (`Ctrl+Banana`, `C-`) is an InvalidKey rather than typed: it was meant as a key."""
+    if len(word) < 2:
+        return None
+    star = word.rfind("*")
+    if star == 1 and word[2:].isdigit():
+        return None
+    try:
+        return parse(word)
+    except InvalidKey:
+        if _looks_like_a_key(word):
+            raise InvalidKey(
+                f"{_unknown(word)} (to type {word!r} as text: send --literal, or text)"
+            ) from None
+        return None
+
+
+def _looks_like_a_key(word: str) -> bool:
+    head = word.split("+", 1)[0].lower() if "+" in word else ""
+    tmux = len(word) > 2 and word[1] == "-" and word[0] in _TMUX_MODIFIERS
+    return head in _MODIFIER_BITS or tmux
+
+
+def split_send(words: list[str], *, literal: bool = False) -> list[str | list[str]]:
+    """`send` arguments in order as runs of text (a str: its words typed as is, joined
+    without spaces like tmux) and runs of key names (a list). Every key is checked first,
+    so nothing is sent when one is wrong."""
+    runs: list[str | list[str]] = []
+    for word in words:
+        is_key = not literal and as_send_key(word) is not None
+        last = runs[-1] if runs else None
+        if is_key and isinstance(last, list):
+            last.append(word)
+        elif is_key:
+            runs.append([word])
+        elif isinstance(last, str):
+            runs[-1] = last + word
+        elif word:
+            runs.append(word)
+    return runs
 
 
 def parse_all(names: list[str]) -> list[Key]:

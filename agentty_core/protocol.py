@@ -36,9 +36,12 @@ Methods (params -> result; `?` marks what may be left out):
     signal    {name: "INT" | "SIGINT" ..., leader?: bool (only the program, not its
                foreground group)}           -> {"signal", "pgid"?, "pids"}
     wait      {text?, regex?, gone?: str, stable_ms?, changed_since?: int, input?, exit?,
-               scrollback?: bool, timeout: seconds}
+               scrollback?: bool, after?: int (a seq), timeout: seconds}
                                             -> screen + {"fired": the condition,
                                                 "elapsed_ms", "match"?: {"row", "col"}}
+              Any condition that holds fires. `after` (optional, added after v1 shipped:
+              an older worker ignores it) is an AND on all of them: each counts only on a
+              screen whose seq is greater, except `exit`.
     kill      {grace?: 0..60 seconds}       -> {"escalated": [steps], "exitCode", "signal"}
     record    {on: bool, input?, markers?: bool} -> {"recording": bool, "path"}
     subscribe {}                            -> no response: from then on the connection

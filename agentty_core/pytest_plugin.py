@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from agentty_core.errors import SessionNotRunning
 from agentty_core.paths import Home
 from agentty_core.session import Session
 
@@ -50,7 +51,8 @@ def agentty_session(agentty_home_path: Path) -> Iterator[Callable[..., Session]]
 
     yield start
     for session in started:
-        session.kill(grace=0.5)
+        with contextlib.suppress(SessionNotRunning):  # it ended by itself
+            session.kill(grace=0.5)
 
 
 def reap(root: Path, *, grace: float = 0.5, leftovers: bool = True) -> None:

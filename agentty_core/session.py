@@ -1,25 +1,42 @@
-"""The Python API: a typed handle on one session.
+"""The Python API: a typed handle on one session, safe to share between threads.
 
     from agentty_core import Session
+    from agentty_core.waitspec import WaitConditions
 
     with Session.start(["python3", "-q"]) as py:
         py.wait(text=">>>")
-        seq = py.text("6*7", enter=True)
-        print(py.wait(regex=r"^42$", changed_since=seq).screen.lines)
+        answer = py.text("6*7", enter=True, wait=WaitConditions(regex=r"^42$"))
+        print(answer.screen.lines)
 
 `Session` wraps `Client`, the same API the CLI and the dashboard use, so the semantics (and
 the exception tree in `agentty_core.errors`) are identical. Used as a context manager, the
-session is killed on exit.
+session is killed on exit. `AsyncSession` (`agentty_core.aio_session`) is the same for
+asyncio code.
+
+Threads: each call in flight has a connection of its own to the worker (taken from a small
+pool, and given back when the answer is in), so a `wait` blocking in one thread never holds
+up `text` from another, and answers never cross.
 """
 
 from __future__ import annotations
 
 import builtins
+import contextlib
+import dataclasses
+import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from types import TracebackType
+from typing import overload
 
-from agentty_core.client import Client, text_params
+from agentty_core.api_types import (
+    Cursor,
+    InputState,
+    Screen,
+    SessionInfo,
+    SessionWaitTimeout,
+    WaitResult,
+)
+from agentty_core.client import Client, Step, key_steps, send_steps, text_steps
 from agentty_core.errors import (
     AgenttyError,
     ProtocolError,
@@ -28,130 +45,80 @@ from agentty_core.errors import (
     WaitTimeout,
     WorkerUnreachable,
 )
-from agentty_core.ipc import client as ipc_client
-from agentty_core.keys import parse_all
+from agentty_core.ipc.pool import MAX_IDLE, Pool
 from agentty_core.paths import Home
-from agentty_core.protocol import JSONObject, str_list
+from agentty_core.protocol import JSONObject
 from agentty_core.waitspec import WaitConditions
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from agentty_core.remote.client import RemoteClient
 
-
-@dataclass(frozen=True)
-class Cursor:
-    row: int
-    col: int
-    visible: bool
-
-
-@dataclass(frozen=True)
-class InputState:
-    """Whether the program waits for keyboard input, read from the kernel."""
-
-    state: str  # reading | busy | exited | unknown
-    echo: bool | None
-    canonical: bool | None
-    foreground_pid: int | None
-    foreground_name: str | None
+__all__ = [
+    "MAX_IDLE",
+    "Cursor",
+    "InputState",
+    "Screen",
+    "Session",
+    "SessionInfo",
+    "SessionWaitTimeout",
+    "Step",
+    "WaitConditions",
+    "WaitResult",
+    "key_steps",
+    "send_steps",
+    "text_steps",
+]
 
 
-@dataclass(frozen=True)
-class Screen:
-    """What the session's terminal shows, as plain text plus its state."""
-
-    lines: tuple[str, ...]
-    cursor: Cursor
-    cols: int
-    rows: int
-    seq: int
-    title: str
-    alt_screen: bool
-    modes: Mapping[str, bool]
-    input: InputState
-    exited: bool
-    exit_code: int | None
-    signal: str | None
-    scrollback: tuple[str, ...] = ()
-
-    @property
-    def text(self) -> str:
-        """The screen as one string, trimmed as `agentty get` prints it (see screen_text)."""
-        from agentty_core.screen_text import trim_lines
-
-        return "\n".join(trim_lines(self.lines))
-
-    @classmethod
-    def from_json(cls, data: JSONObject) -> Screen:
-        cursor = _obj(data.get("cursor"))
-        size = _obj(data.get("size"))
-        state = _obj(data.get("input"))
-        fg = _obj(state.get("foreground"))
-        modes = _obj(data.get("modes"))
-        return cls(
-            lines=tuple(str_list(data.get("lines"))),
-            cursor=Cursor(
-                _int(cursor.get("row")), _int(cursor.get("col")), bool(cursor.get("visible", True))
-            ),
-            cols=_int(size.get("cols")),
-            rows=_int(size.get("rows")),
-            seq=_int(data.get("seq")),
-            title=str(data.get("title") or ""),
-            alt_screen=bool(data.get("altScreen")),
-            modes={str(k): bool(v) for k, v in modes.items()},
-            input=InputState(
-                state=str(state.get("state", "unknown")),
-                echo=_opt_bool(state.get("echo")),
-                canonical=_opt_bool(state.get("canonical")),
-                foreground_pid=_opt_int(fg.get("pid")),
-                foreground_name=str(fg["name"]) if "name" in fg else None,
-            ),
-            exited=bool(data.get("exited")),
-            exit_code=_opt_int(data.get("exitCode")),
-            signal=str(data["signal"]) if data.get("signal") else None,
-            scrollback=tuple(str_list(data.get("scrollback"))),
-        )
+# ---------------------------------------------------------------- shared with AsyncSession
 
 
-@dataclass(frozen=True)
-class WaitResult:
-    """Which condition fired (text, regex, gone, stable, changed, input, exit), and when."""
+def wait_conditions(
+    *,
+    text: str | None = None,
+    regex: str | None = None,
+    gone: str | None = None,
+    stable: int | None = None,
+    changed_since: int | None = None,
+    after: int | None = None,
+    input: bool = False,
+    exit: bool = False,
+    scrollback: bool = False,
+    timeout: float = 30.0,
+) -> WaitConditions:
+    """`wait()`'s keywords as the one type every caller checks its values with."""
+    return WaitConditions(
+        text=text,
+        regex=regex,
+        gone=gone,
+        stable_ms=stable,
+        changed_since=changed_since,
+        after=after,
+        input=input,
+        exit=exit,
+        scrollback=scrollback,
+        timeout=timeout,
+    )
 
-    fired: str
-    elapsed_ms: float
-    screen: Screen
-    match: tuple[int, int] | None = None
+
+def after_input(spec: WaitConditions, seq: int) -> WaitConditions:
+    """`spec`, counting only on output after the input that was sent at `seq`."""
+    after = seq if spec.after is None else max(seq, spec.after)
+    return dataclasses.replace(spec, after=after)
 
 
-@dataclass(frozen=True)
-class SessionInfo:
-    """A session's record, as `status --json` shows it."""
+def not_running(session_id: str, exc: RemoteError) -> AgenttyError:
+    """A worker's `exited` answer is SessionNotRunning, as from every other way of asking."""
+    if exc.code != "exited":
+        return exc
+    detail = exc.message.removeprefix(f"session {session_id} ")
+    return SessionNotRunning(session_id, detail)
 
-    id: str
-    name: str | None
-    status: str
-    argv: tuple[str, ...]
-    cwd: str
-    pid: int | None
-    exit_code: int | None
-    signal: str | None
-    record: Mapping[str, object] = field(repr=False, default_factory=dict)
 
-    @classmethod
-    def from_record(cls, rec: Mapping[str, object]) -> SessionInfo:
-        name = rec.get("name")
-        return cls(
-            id=str(rec["id"]),
-            name=str(name) if name else None,
-            status=str(rec.get("status")),
-            argv=tuple(str_list(rec.get("argv"))),
-            cwd=str(rec.get("cwd", "")),
-            pid=_opt_int(rec.get("pid")),
-            exit_code=_opt_int(rec.get("exitCode")),
-            signal=str(rec["signal"]) if rec.get("signal") else None,
-            record=dict(rec),
-        )
+def seq_of(result: JSONObject) -> int:
+    seq = result.get("seq")
+    return seq if isinstance(seq, int) else 0
 
 
 class Session:
@@ -160,41 +127,77 @@ class Session:
     def __init__(self, session_id: str, client: Client | RemoteClient | None = None) -> None:
         self.client: Client | RemoteClient = client or Client()
         self.id = session_id
-        self._conn: ipc_client.Connection | None = None
+        self._pool: Pool | None = None
+        self._pool_lock = threading.Lock()
+
+    def _open_pool(self) -> Pool | None:
+        if not isinstance(self.client, Client):
+            return None  # a remote session: its client keeps the relay
+        with self._pool_lock:
+            if self._pool is None:
+                try:
+                    rec = self.client.require_running(self.id)
+                except AgenttyError:
+                    return None
+                pid = rec.get("workerPid")
+                path = str(self.client.home.socket_path(self.id))
+                self._pool = Pool(path, pid if isinstance(pid, int) else None, self.client.timeout)
+            return self._pool
 
     def _fast(
         self, method: str, params: JSONObject, timeout: float | None = None
     ) -> JSONObject | None:
-        """Ask the worker over a kept-open connection: no record lookup, liveness check or
-        connect per call. None when that connection fails; the caller then goes the long
-        way through `Client`, which tells a dead worker from an ended session. A remote
-        session always goes through its client (which keeps its relay open)."""
+        """Ask the worker directly: no record lookup, liveness check or connect per call.
+        None when the connection fails; the caller then goes the long way through `Client`,
+        which tells a dead worker from an ended session. A remote session always goes
+        through its client (which keeps its relay open)."""
         if not isinstance(self.client, Client):
             return None
-        if self._conn is None:
-            try:
-                rec = self.client.require_running(self.id)
-                pid = rec.get("workerPid")
-                self._conn = ipc_client.Connection(
-                    str(self.client.home.socket_path(self.id)),
-                    timeout=self.client.timeout,
-                    expect_pid=pid if isinstance(pid, int) else None,
-                )
-            except AgenttyError:
-                return None
+        pool = self._pool or self._open_pool()
+        if pool is None:
+            return None
         try:
-            return self._conn.call(method, params, timeout=timeout)
-        except (WorkerUnreachable, ProtocolError):
+            conn = pool.take()
+        except WorkerUnreachable:
             self.close()
             return None
+        try:
+            result = conn.call(method, params, timeout=timeout)
+        except (WorkerUnreachable, ProtocolError):
+            conn.close()
+            self.close()
+            return None
+        except RemoteError:
+            pool.give(conn)  # an error answer leaves the connection in step
+            raise
+        except BaseException:
+            conn.close()  # interrupted mid-call: its answer may still come, on no one's call
+            raise
+        pool.give(conn)
+        return result
+
+    def _request(self, method: str, params: JSONObject) -> JSONObject:
+        try:
+            result = self._fast(method, params)
+            if result is None:
+                result = self.client._call_running(self.id, method, params)
+        except RemoteError as exc:
+            raise not_running(self.id, exc) from None
+        return result
+
+    def _send(self, steps: list[Step]) -> int:
+        """Send the requests in order; the seq from before the first."""
+        seqs = [seq_of(self._request(method, params)) for method, params in steps]
+        return seqs[0]
 
     def close(self) -> None:
-        """Drop the kept-open connection (the session itself runs on)."""
+        """Drop the kept-open connections (the session itself runs on)."""
         if not isinstance(self.client, Client):
             self.client.close()  # a remote session's relay
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
 
     # ------------------------------------------------------------ finding and starting
 
@@ -252,23 +255,55 @@ class Session:
 
         return png_bytes(self.client.get(self.id, ansi=True), scale=scale)
 
-    def text(self, data: str | bytes, *, enter: bool = False) -> int:
-        """Type `data`; returns the screen's seq from before, for `wait(changed_since=...)`."""
-        result = self._fast("text", text_params(data, enter=enter))
-        if result is None:
-            result = self.client.text(self.id, data, enter=enter)
-        return _int(result.get("seq"))
+    @overload
+    def text(self, data: str | bytes, *, enter: bool = ..., wait: None = None) -> int: ...
+    @overload
+    def text(self, data: str | bytes, *, enter: bool = ..., wait: WaitConditions) -> WaitResult: ...
+    def text(
+        self, data: str | bytes, *, enter: bool = False, wait: WaitConditions | None = None
+    ) -> int | WaitResult:
+        """Type `data`. Returns the screen's seq from before (for `wait(after=...)`), or
+        with `wait`, the wait's result, its conditions counted only on output after the
+        input (the screen from before can never fire it)."""
+        return self._then(self._send(text_steps(data, enter=enter)), wait)
 
-    def key(self, *names: str) -> int:
-        """Press keys (see `agentty_core.keys`); returns the seq from before."""
-        parse_all(list(names))  # an unknown name is InvalidKey here, and nothing is sent
-        result = self._fast("key", {"keys": list(names)})
-        if result is None:
-            result = self.client.key(self.id, list(names))
-        return _int(result.get("seq"))
+    @overload
+    def key(self, *names: str, wait: None = None) -> int: ...
+    @overload
+    def key(self, *names: str, wait: WaitConditions) -> WaitResult: ...
+    def key(self, *names: str, wait: WaitConditions | None = None) -> int | WaitResult:
+        """Press keys (see `agentty_core.keys`); the seq from before, or the wait's result."""
+        return self._then(self._send(key_steps(names)), wait)
 
-    def paste(self, data: str | bytes) -> int:
-        return _int(self.client.paste(self.id, data).get("seq"))
+    @overload
+    def paste(self, data: str | bytes, *, wait: None = None) -> int: ...
+    @overload
+    def paste(self, data: str | bytes, *, wait: WaitConditions) -> WaitResult: ...
+    def paste(self, data: str | bytes, *, wait: WaitConditions | None = None) -> int | WaitResult:
+        """Paste (bracketed when the program enabled it); the seq, or the wait's result."""
+        return self._then(self._send(text_steps(data, paste=True)), wait)
+
+    @overload
+    def send(
+        self, *args: str, literal: bool = ..., enter: bool = ..., wait: None = None
+    ) -> int: ...
+    @overload
+    def send(
+        self, *args: str, literal: bool = ..., enter: bool = ..., wait: WaitConditions
+    ) -> WaitResult: ...
+    def send(
+        self,
+        *args: str,
+        literal: bool = False,
+        enter: bool = False,
+        wait: WaitConditions | None = None,
+    ) -> int | WaitResult:
+        """Mixed input, as `tmux send-keys`: each key name pressed, anything else typed
+        (`send("i", "a line", "Esc", ":wq", "Enter")`); `literal` types every argument."""
+        return self._then(self._send(send_steps(args, literal=literal, enter=enter)), wait)
+
+    def _then(self, seq: int, wait: WaitConditions | None) -> int | WaitResult:
+        return seq if wait is None else self._wait(after_input(wait, seq))
 
     def wait(
         self,
@@ -278,6 +313,7 @@ class Session:
         gone: str | None = None,
         stable: int | None = None,
         changed_since: int | None = None,
+        after: int | None = None,
         input: bool = False,
         exit: bool = False,
         scrollback: bool = False,
@@ -285,52 +321,62 @@ class Session:
     ) -> WaitResult:
         """Block until any condition holds (checked by the worker as output arrives).
 
-        `stable` is in milliseconds. Raises `WaitTimeout` (with `.screen`) on timeout, and
-        `UsageError` for a wait without a condition or a value out of range (nothing sent)."""
-        spec = WaitConditions(
-            text=text,
-            regex=regex,
-            gone=gone,
-            stable_ms=stable,
-            changed_since=changed_since,
-            input=input,
-            exit=exit,
-            scrollback=scrollback,
-            timeout=timeout,
+        `stable` is in milliseconds. `after` (a seq from `text`/`key`/`send`) counts every
+        condition only on a screen newer than it. Raises `WaitTimeout` (its `.screen` a
+        `Screen`) on timeout, `SessionNotRunning` when the program ended and no condition
+        held on its last screen, and `UsageError` for a wait without a condition or a value
+        out of range (nothing sent)."""
+        return self._wait(
+            wait_conditions(
+                text=text,
+                regex=regex,
+                gone=gone,
+                stable=stable,
+                changed_since=changed_since,
+                after=after,
+                input=input,
+                exit=exit,
+                scrollback=scrollback,
+                timeout=timeout,
+            )
         )
-        params = spec.params()
+
+    def _wait(self, spec: WaitConditions) -> WaitResult:
         result: JSONObject | None = None
-        if not exit:  # an ended session is answered from its saved screen: the long way
+        if not spec.exit:  # an ended session is answered from its saved screen: the long way
             try:
-                result = self._fast("wait", params, timeout=timeout + 5.0)
+                result = self._fast("wait", spec.params(), timeout=spec.timeout + 5.0)
             except RemoteError as exc:
                 if exc.code == "timeout":
-                    raise WaitTimeout(exc.message, self.client.get(self.id)) from None
+                    raise SessionWaitTimeout(exc.message, self.client.get(self.id)) from None
                 if exc.code != "exited":
                     raise
         if result is None:
-            result = self.client.wait(self.id, timeout=timeout, **spec.conditions())
-        match = _obj(result.get("match"))
-        return WaitResult(
-            fired=str(result.get("fired")),
-            elapsed_ms=float(result.get("elapsed_ms") or 0),  # type: ignore[arg-type]  # a JSON number
-            screen=Screen.from_json(result),
-            match=(_int(match["row"]), _int(match["col"])) if match else None,
-        )
+            try:
+                result = self.client.wait(self.id, timeout=spec.timeout, **spec.conditions())
+            except SessionWaitTimeout:
+                raise
+            except WaitTimeout as exc:
+                raise SessionWaitTimeout(exc.message, exc.screen) from None
+        return WaitResult.from_json(result)
 
     def resize(self, cols: int, rows: int) -> None:
-        self.client.resize(self.id, cols, rows)
+        try:
+            self.client.resize(self.id, cols, rows)
+        except RemoteError as exc:
+            raise not_running(self.id, exc) from None
 
     def signal(self, name: str, *, leader: bool = False) -> None:
-        self.client.signal(self.id, name, leader=leader)
+        try:
+            self.client.signal(self.id, name, leader=leader)
+        except RemoteError as exc:
+            raise not_running(self.id, exc) from None
 
     def kill(self, *, grace: float = 2.0) -> JSONObject:
-        """End the whole process tree (confirmed); an already ended session is not an error."""
+        """End the whole process tree (confirmed). A session that already ended raises
+        `SessionNotRunning`, as `agentty kill` and the MCP `kill` answer it."""
         self.close()
-        try:
-            return self.client.kill(self.id, grace=grace)
-        except SessionNotRunning:
-            return {"id": self.id, "status": self.info.status}
+        return self.client.kill(self.id, grace=grace)
 
     def __enter__(self) -> Session:
         return self
@@ -341,7 +387,8 @@ class Session:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.kill(grace=0.5)
+        with contextlib.suppress(SessionNotRunning):  # it ended by itself
+            self.kill(grace=0.5)
 
 
 def _client(home: Home | None, host: str | None) -> Client | RemoteClient:
@@ -350,19 +397,3 @@ def _client(home: Home | None, host: str | None) -> Client | RemoteClient:
     from agentty_core.remote.client import RemoteClient
 
     return RemoteClient(host, home=home)
-
-
-def _obj(value: object) -> dict[str, object]:
-    return value if isinstance(value, dict) else {}
-
-
-def _int(value: object) -> int:
-    return value if isinstance(value, int) else 0
-
-
-def _opt_int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _opt_bool(value: object) -> bool | None:
-    return value if isinstance(value, bool) else None

@@ -21,6 +21,8 @@ MAX_TIMEOUT = 24 * 3600.0  # seconds, as the worker's limit
 MAX_STABLE_MS = 86_400_000
 MAX_SEQ = 2**62
 NAMES = "text, regex, gone, stable_ms, changed_since, input or exit"
+# Not conditions of their own: they qualify the others.
+QUALIFIERS = frozenset({"scrollback", "after"})
 
 
 class NoWaitCondition(UsageError):
@@ -45,7 +47,12 @@ def _is_set(value: object) -> bool:
 
 @dataclass(frozen=True)
 class WaitConditions:
-    """Wait until any of these holds (`scrollback` widens text/regex/gone to the history)."""
+    """Wait until any of these holds (`scrollback` widens text/regex/gone to the history).
+
+    `after` (a seq, as `text`/`key` return it) is an AND on every condition: it counts only
+    on a screen newer than that seq, so a match still on screen from before the input does
+    not fire the wait the moment it starts. `changed_since` is its own OR'd condition. `exit`
+    is the exception: once the program ended nothing newer can come, so it fires anyway."""
 
     text: str | None = None
     regex: str | None = None
@@ -56,6 +63,7 @@ class WaitConditions:
     exit: bool = False
     scrollback: bool = False
     timeout: float = 30.0
+    after: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("text", "regex", "gone"):
@@ -64,6 +72,7 @@ class WaitConditions:
                 raise UsageError(f"wait: {name} must be a non-empty string")
         _check_int("stable_ms", self.stable_ms, 1, MAX_STABLE_MS)
         _check_int("changed_since", self.changed_since, 0, MAX_SEQ)
+        _check_int("after", self.after, 0, MAX_SEQ)
         for name in ("input", "exit", "scrollback"):
             if not isinstance(getattr(self, name), bool):
                 raise UsageError(f"wait: {name} must be true or false")
@@ -75,7 +84,7 @@ class WaitConditions:
             or not 0 <= timeout <= MAX_TIMEOUT
         ):
             raise UsageError(f"wait: timeout must be a number of seconds in 0..{MAX_TIMEOUT:g}")
-        if not self.conditions().keys() - {"scrollback"}:
+        if not self.conditions().keys() - QUALIFIERS:
             raise NoWaitCondition
 
     def conditions(self) -> JSONObject:

@@ -221,6 +221,13 @@ def cmd_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_send(args: argparse.Namespace) -> int:
+    result = _client().send(args.session, args.args, literal=args.literal, enter=args.enter)
+    if args.json:
+        emit(result)
+    return 0
+
+
 def cmd_wait(args: argparse.Namespace) -> int:
     from agentty_core.waitspec import NoWaitCondition, WaitConditions
 
@@ -231,6 +238,7 @@ def cmd_wait(args: argparse.Namespace) -> int:
             gone=args.gone,
             stable_ms=args.stable,
             changed_since=args.changed_since,
+            after=args.after,
             input=args.input,
             exit=args.exit,
             scrollback=args.scrollback,
@@ -458,6 +466,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "text": cmd_text,
     "paste": cmd_paste,
     "key": cmd_key,
+    "send": cmd_send,
     "wait": cmd_wait,
     "resize": cmd_resize,
     "signal": cmd_signal,

@@ -195,10 +195,29 @@ def _key(sub: Subparsers) -> None:
         description="Press keys in order: Enter Tab Esc Backspace Delete Insert Space Up Down "
         "Left Right Home End PageUp PageDown F1..F12 Shift+Tab Shift+Enter Ctrl+Enter "
         "Alt+Enter Ctrl+A..Ctrl+Z Alt+<char>, modifiers on named keys (Ctrl+Up), any single "
-        "character, and KEY*N to repeat (Down*5). Unknown names are an error; nothing is sent.",
+        "character, and KEY*N to repeat (Down*5). Other tools' spellings are accepted as "
+        "aliases: tmux's C-c M-x S-Up ^C Escape BSpace BTab DC IC NPage PPage. Unknown "
+        "names are an error; nothing is sent.",
     )
     _session_option(p)
     p.add_argument("keys", nargs="+", metavar="KEY")
+    _json_option(p)
+
+
+def _send(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "send",
+        help="mixed input in one call: key names are pressed, anything else is typed",
+        description="As tmux send-keys: each ARG that is a key name (see 'key', and tmux's "
+        "spellings C-c M-x Escape BSpace) is pressed, any other ARG is typed as is, without "
+        "spaces between ARGs: send i 'a line' Esc ':wq' Enter. A single character and "
+        "CHAR*N are typed (6*7 is text); a word spelt like a key that names none "
+        "(Ctrl+Banana) is an error and nothing is sent. --literal types every ARG.",
+    )
+    _session_option(p)
+    p.add_argument("args", nargs="+", metavar="ARG")
+    p.add_argument("--literal", action="store_true", help="type every ARG, key names too")
+    p.add_argument("--enter", action="store_true", help="press Enter at the end")
     _json_option(p)
 
 
@@ -208,7 +227,10 @@ def _wait(sub: Subparsers) -> None:
         help="wait until the screen shows something, settles, changes, asks for input or exits",
         description="Wait until any of the conditions holds (answered by the worker the "
         "moment it does). On success prints the screen; on timeout exits 3, names what was "
-        "awaited on stderr and prints the current screen.",
+        "awaited on stderr and prints the current screen. To read the answer to a command "
+        "rather than its echo: seq=$(agentty text --json --enter 'make' | jq .seq); agentty "
+        "wait --after $seq --regex '^BUILD-OK$' (the echoed line holds the prompt and the "
+        "command, so a regex for the whole output line does not match it).",
     )
     _session_option(p)
     p.add_argument("--text", metavar="STR", help="the screen contains STR")
@@ -220,6 +242,13 @@ def _wait(sub: Subparsers) -> None:
         type=_positive_int,
         metavar="SEQ",
         help="the screen changed after SEQ",
+    )
+    p.add_argument(
+        "--after",
+        type=_positive_int,
+        metavar="SEQ",
+        help="AND for every condition: it counts only on a screen newer than SEQ (the seq "
+        "text/key/send --json return), so the old screen cannot fire it; --exit still fires",
     )
     p.add_argument("--input", action="store_true", help="the program waits for keyboard input")
     p.add_argument("--exit", action="store_true", help="the program exited")
@@ -405,6 +434,7 @@ BUILDERS: dict[str, Callable[[Subparsers], None]] = {
     "text": _text,
     "paste": _paste,
     "key": _key,
+    "send": _send,
     "wait": _wait,
     "resize": _resize,
     "signal": _signal,

@@ -1,16 +1,21 @@
 """Is the program waiting for keyboard input? Read from the kernel, not guessed from the screen.
 
 The worker owns the PTY master, so it can ask what tmux-based tools cannot: the terminal's
-foreground process group (`tcgetpgrp`), its termios flags (canonical mode, echo: echo off at
-a prompt means a password), and whether the foreground process is blocked in a read (or
-select/poll) on the terminal, from `/proc/<pid>/syscall` (falling back to `wchan`). Linux
-first; elsewhere the state degrades to `unknown`.
+foreground process group (`tcgetpgrp`), its termios flags (canonical mode, echo), and whether
+the foreground process is blocked in a read (or select/poll) on the terminal, from
+`/proc/<pid>/syscall` (falling back to `wchan`). Linux first; elsewhere the state degrades
+to `unknown`.
 
 A read that input was just sent to still shows as blocked until the program is scheduled:
 taken for "reading", it let the next answer (a password) arrive before `read -s` turned echo
 off. So the program reads only once the terminal holds no input for it: that is asked first
 (a poll on the slave side, which pushes input still in flight to the line discipline), then
 whether it is blocked in a read, which is then a read that has nothing to return.
+
+`secret` says what a person would see: a program reading a line with echo off (canonical
+mode, `read -s`, getpass) is a password prompt, and what is typed will not show. Echo off
+alone means nothing: every REPL, shell and TUI in raw mode turns the tty's echo off and
+draws what is typed itself.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ class InputState(TypedDict):
     state: InputStateName
     echo: bool | None
     canonical: bool | None
+    secret: bool
     foreground: Foreground | None
 
 
@@ -48,7 +54,7 @@ _WAIT_CHANNELS = ("n_tty_read", "wait_woken", "do_select", "do_sys_poll", "ep_po
 
 
 def exited() -> InputState:
-    return {"state": "exited", "echo": None, "canonical": None, "foreground": None}
+    return {"state": "exited", "echo": None, "canonical": None, "secret": False, "foreground": None}
 
 
 def _read_proc(path: str) -> str:
@@ -143,7 +149,24 @@ def probe(master_fd: int, tty_name: str) -> InputState:
         canonical: bool | None = bool(attrs[3] & termios.ICANON)
     except (termios.error, OSError):
         echo = canonical = None
-    return {"state": state, "echo": echo, "canonical": canonical, "foreground": foreground}
+    return _state(state, echo, canonical, foreground)
+
+
+def _state(
+    state: InputStateName,
+    echo: bool | None,
+    canonical: bool | None,
+    foreground: Foreground | None,
+) -> InputState:
+    """The answer, with `secret` derived: reading a line whose typing will not show."""
+    secret = state == "reading" and echo is False and canonical is True
+    return {
+        "state": state,
+        "echo": echo,
+        "canonical": canonical,
+        "secret": secret,
+        "foreground": foreground,
+    }
 
 
 def _foreground_state(pgid: int, tty_name: str) -> tuple[InputStateName, Foreground]:

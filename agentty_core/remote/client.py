@@ -188,6 +188,10 @@ class RemoteClient:
         self._keep(sid, conn)
         return result
 
+    def _call_running(self, ref: str | None, method: str, params: JSONObject) -> JSONObject:
+        """Input for a running session (what `Session` sends), over the session's relay."""
+        return self._call(ref, method, params)
+
     def _keep(self, sid: str, conn: RelayConnection) -> None:
         self._relays[sid] = conn  # (re)inserted last: the dict is in order of use
         while len(self._relays) > MAX_RELAYS:

@@ -41,7 +41,8 @@ class WaitRegistry(WorkerBase):
                 except Exception as exc:  # this wait's answer fails, not the output path
                     answer = exc
                 later.resolve(answer)
-            elif spec.stable_ms is not None:
+            elif spec.stable_ms is not None and (spec.after is None or self.emu.seq > spec.after):
+                # (A wait `after` a seq the screen has not passed yet is woken by output.)
                 due = self.last_change + spec.stable_ms / 1000
                 next_stable = due if next_stable is None else min(next_stable, due)
         if self.stable_timer is not None:
@@ -113,7 +114,7 @@ class WaitRegistry(WorkerBase):
         later.resolve(
             RequestFailed(
                 "timeout",
-                f"timed out after {spec.timeout:g}s waiting for {spec.describe()}",
+                f"timed out after {spec.timeout:g}s waiting for {spec.describe_all()}",
                 exit_code=EXIT_TIMEOUT,
                 screen=self.screen_payload(),
             )

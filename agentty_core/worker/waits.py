@@ -1,6 +1,8 @@
 """Wait conditions, evaluated inside the worker the moment the screen changes.
 
 A wait is a set of conditions; the first that holds fires, and the answer says which one.
+`after` qualifies them all (an AND): a condition counts only on a screen newer than that seq
+(the input's), except `exit`, after which nothing newer can come.
 The worker re-checks waits after every parsed chunk of output, on a timer for `stable`,
 on a short poll for `input`, and when the program exits; no client polls.
 """
@@ -41,6 +43,7 @@ class WaitSpec:
     input: bool = False
     exit: bool = False
     scrollback: bool = False
+    after: int | None = None
     timeout: float = 30.0
     started: float = field(default_factory=time.monotonic)
 
@@ -61,6 +64,12 @@ class WaitSpec:
         if self.exit:
             parts.append("the program to exit")
         return " or ".join(parts)
+
+    def describe_all(self) -> str:
+        """What the wait waits for, qualifier included (for the timeout message)."""
+        if self.after is None:
+            return self.describe()
+        return f"{self.describe()} on a screen newer than seq {self.after}"
 
 
 def _opt_str(params: JSONObject, key: str) -> str | None:
@@ -87,6 +96,7 @@ def parse_wait(params: JSONObject) -> WaitSpec:
         gone=_opt_str(params, "gone"),
         stable_ms=_opt_int(params, "stable_ms", 1, 86_400_000),
         changed_since=_opt_int(params, "changed_since", 0, 2**62),
+        after=_opt_int(params, "after", 0, 2**62),
         input=params.get("input") is True,
         exit=params.get("exit") is True,
         scrollback=params.get("scrollback") is True,
@@ -123,6 +133,8 @@ def evaluate(
     reading: bool,
 ) -> Fired | None:
     """The condition that holds now, if any, in a fixed order of precedence."""
+    if spec.after is not None and view.seq <= spec.after:
+        return Fired("exit") if spec.exit and exited else None
     if spec.changed_since is not None and view.seq > spec.changed_since:
         return Fired("changed")
     if spec.text is not None:

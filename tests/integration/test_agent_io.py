@@ -122,10 +122,13 @@ def test_input_state(case: str, programs: Path, tmp_path: Path) -> None:
         result = agentty_json("wait", "--input", "--timeout", "20")
         assert "your name?" in result["lines"][0]
         assert result["input"]["echo"] is True and result["input"]["canonical"] is True
+        assert result["input"]["secret"] is False
     elif case == "password":
         start("bash", "-c", "read -s -p 'Password: ' pw; echo; echo got ${#pw}; sleep 30")
         result = agentty_json("wait", "--input", "--timeout", "20")
-        assert result["input"]["echo"] is False
+        assert result["input"]["echo"] is False and result["input"]["canonical"] is True
+        assert result["input"]["secret"] is True  # a password prompt: typing will not show
+        assert agentty_json("get")["input"]["secret"] is True
         assert agentty_json("status")["sessions"][0]["input"]["state"] == "reading"
         agentty("text", "--enter", "hunter2", check=True)
         agentty("wait", "--text", "got 7", check=True)
@@ -136,12 +139,15 @@ def test_input_state(case: str, programs: Path, tmp_path: Path) -> None:
         result = agentty_json("wait", "--input", "--timeout", "20")
         assert ">>>" in result["lines"][0]
         assert result["input"]["foreground"]["name"].startswith("python")
+        # The REPL reads in raw mode with the tty's echo off and echoes keys itself: what is
+        # typed shows, so it is no secret (echo alone would have called it a password).
+        assert result["input"]["canonical"] is False and result["input"]["secret"] is False
     else:
         # Under a non-interactive shell vim is not its group's leader; it is still found.
         vim = f"vim -u NONE -i NONE -N {tmp_path / 'x.txt'}; sleep 30"
         start("sh", "-c", vim)
         result = agentty_json("wait", "--input", "--timeout", "20")
-        assert result["input"]["canonical"] is False
+        assert result["input"]["canonical"] is False and result["input"]["secret"] is False
         assert result["input"]["foreground"]["name"] == "vim"
         assert result["altScreen"] is True
     assert agentty_json("status")["sessions"][0]["input"]["state"] == "reading"
@@ -264,13 +270,10 @@ def test_final_screen_of_a_fast_flood_is_complete(tmp_path: Path) -> None:
     # with the final screen, not what was parsed when SIGCHLD arrived.
     flood = tmp_path / "flood.txt"
     flood.write_text("".join(f"{i:08d} flood line\n" for i in range(400_000)) + "END-MARK\n")
-    session = Session.start(["cat", str(flood)])
-    try:
+    with Session.start(["cat", str(flood)]) as session:  # killed if still running (it ends)
         waited = session.wait(exit=True, timeout=120)
         assert [x for x in waited.screen.lines if x][-2:] == ["00399999 flood line", "END-MARK"]
         assert session.get().text.splitlines()[-2:] == ["00399999 flood line", "END-MARK"]
-    finally:
-        session.kill()
 
 
 def test_exit_is_noticed_though_a_background_job_holds_the_terminal() -> None:

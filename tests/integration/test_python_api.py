@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agentty_core import Session, SessionInfo
+from agentty_core import Screen, Session, SessionInfo
 from agentty_core.errors import SessionNotRunning, WaitTimeout
 
 Factory = Callable[..., Session]
@@ -46,7 +46,8 @@ def test_timeout_carries_the_screen(agentty_session: Factory) -> None:
     with pytest.raises(WaitTimeout) as info:
         s.wait(text="never", timeout=0.2)
     assert info.value.exit_code == 3
-    assert info.value.screen["lines"][0] == "waiting"  # type: ignore[index]
+    assert isinstance(info.value.screen, Screen)  # a Screen from Session, as from get()
+    assert info.value.screen.lines[0] == "waiting"
 
 
 def test_context_manager_kills_on_exit(agentty_home_path: Path) -> None:

@@ -66,3 +66,43 @@ def test_key_names_cover_the_original_contract() -> None:
     names = keys.key_names()
     for name in ["Enter", "Tab", "Up", "Down", "Left", "Right", "Esc", "Ctrl+C", "Ctrl+D"]:
         assert name in names
+
+
+@pytest.mark.parametrize(
+    ("tmux", "agentty"),
+    [
+        ("C-c", "Ctrl+C"),
+        ("M-x", "Alt+x"),
+        ("C-M-a", "Ctrl+Alt+a"),
+        ("S-Up", "Shift+Up"),
+        ("C-m", "Enter"),
+        ("^C", "Ctrl+C"),
+        ("Escape", "Esc"),
+        ("BSpace", "Backspace"),
+        ("BTab", "Shift+Tab"),
+        ("NPage", "PageDown"),
+        ("Enter", "Enter"),
+        ("Space", "Space"),
+    ],
+)
+def test_other_tools_spellings_are_aliases(tmux: str, agentty: str) -> None:
+    assert keys.parse(tmux).encode() == keys.parse(agentty).encode()
+
+
+def test_split_send_presses_key_names_and_types_the_rest() -> None:
+    assert keys.split_send(["i", "a line", "Esc", ":wq", "Enter"]) == [
+        "ia line",
+        ["Esc"],
+        ":wq",
+        ["Enter"],
+    ]
+    # 6*7 is arithmetic, a single character is text; named keys repeat.
+    assert keys.split_send(["6*7", "x", "Down*2", "C-c"]) == ["6*7x", ["Down*2", "C-c"]]
+    assert keys.split_send(["Up", "end"], literal=True) == ["Upend"]
+    assert keys.split_send(["a+b", "x-y", "C-", ""]) == ["a+bx-yC-"]
+
+
+@pytest.mark.parametrize("word", ["Ctrl+Banana", "C-Banana", "alt+F13"])
+def test_split_send_refuses_a_key_spelling_that_names_no_key(word: str) -> None:
+    with pytest.raises(InvalidKey, match="send --literal"):
+        keys.split_send(["typed", word])

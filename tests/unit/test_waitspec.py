@@ -51,3 +51,42 @@ def test_a_wait_needs_a_condition(kwargs: dict[str, object]) -> None:
 def test_bad_values_are_usage_errors(kwargs: dict[str, object]) -> None:
     with pytest.raises(UsageError):
         WaitConditions(**kwargs)  # type: ignore[arg-type]  # the point is the bad call
+
+
+def test_after_qualifies_and_is_no_condition_alone() -> None:
+    with pytest.raises(NoWaitCondition):
+        WaitConditions(after=5)
+    with pytest.raises(UsageError, match="after"):
+        WaitConditions(text="x", after=-1)
+    assert WaitConditions(regex="^42$", after=0).params() == {
+        "regex": "^42$",
+        "after": 0,
+        "timeout": 30.0,
+    }
+
+
+def test_the_worker_counts_conditions_only_on_a_newer_screen() -> None:
+    import re
+
+    from agentty_core.worker.waits import evaluate, parse_wait
+
+    class View:
+        def __init__(self, seq: int) -> None:
+            self.seq = seq
+
+        def find(self, needle: str, *, scrollback: bool = False) -> tuple[int, int] | None:
+            return (0, 0)  # the text is on screen (from before the input, say)
+
+        def search(
+            self, pattern: re.Pattern[str], *, scrollback: bool = False
+        ) -> tuple[int, int] | None:
+            return (0, 0)
+
+    spec = parse_wait({"text": "$ ", "stable_ms": 1, "input": True, "after": 7})
+    assert evaluate(spec, View(7), exited=False, idle_ms=1e6, reading=True) is None
+    fired = evaluate(spec, View(8), exited=False, idle_ms=1e6, reading=True)
+    assert fired is not None and fired.condition == "text"
+    ended = parse_wait({"text": "$ ", "exit": True, "after": 7})
+    fired = evaluate(ended, View(7), exited=True, idle_ms=0, reading=False)
+    assert fired is not None and fired.condition == "exit"  # nothing newer can come
+    assert "on a screen newer than seq 7" in spec.describe_all()

@@ -1,0 +1,320 @@
+"""`AsyncSession`: `Session` for asyncio code (agent frameworks, MCP servers).
+
+    from agentty_core import AsyncSession, WaitConditions
+
+    async with await AsyncSession.start(["python3", "-q"]) as py:
+        await py.wait(text=">>>")
+        answer = await py.text("6*7", enter=True, wait=WaitConditions(regex=r"^42$"))
+
+The same methods, arguments, results and errors as `Session`. Input, `get` and `wait` talk
+to the worker over asyncio sockets, a connection per call in flight, so a `wait` in one task
+never holds up `text` in another. Cancelling a wait closes its connection, so its answer
+never lands on another call and no thread is tied up (the worker itself forgets the wait at
+its timeout: a closed connection's pending request is not cancelled there today). What
+needs the state file (start, find, kill, an ended session's last screen) runs the blocking
+`Client` in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, TypeVar, overload
+
+from agentty_core.api_types import Screen, SessionInfo, SessionWaitTimeout, WaitResult
+from agentty_core.client import Client
+from agentty_core.errors import (
+    AgenttyError,
+    ProtocolError,
+    RemoteError,
+    SessionNotRunning,
+    UsageError,
+    WaitTimeout,
+    WorkerUnreachable,
+)
+from agentty_core.ipc.aio import AsyncConnection
+from agentty_core.paths import Home
+from agentty_core.protocol import JSONObject
+from agentty_core.session import (
+    MAX_IDLE,
+    Session,
+    Step,
+    after_input,
+    key_steps,
+    not_running,
+    send_steps,
+    seq_of,
+    text_steps,
+    wait_conditions,
+)
+from agentty_core.waitspec import WaitConditions
+
+if TYPE_CHECKING:
+    from agentty_core.remote.client import RemoteClient
+
+T = TypeVar("T")
+
+
+class AsyncSession:
+    """One background PTY session, for asyncio."""
+
+    def __init__(self, session_id: str, client: Client | RemoteClient | None = None) -> None:
+        if client is not None and not isinstance(client, Client):
+            raise UsageError("AsyncSession drives this machine's sessions; use Session for --host")
+        self.client = client or Client()
+        self.id = session_id
+        self._idle: list[AsyncConnection] = []
+        self._worker: tuple[str, int | None] | None = None  # socket path, worker pid
+
+    async def _thread(self, func: Callable[..., T], *args: object, **kwargs: object) -> T:
+        return await asyncio.to_thread(func, *args, **kwargs)
+
+    async def _connection(self) -> AsyncConnection | None:
+        while self._idle:
+            conn = self._idle.pop()
+            if conn.reusable():
+                return conn
+            conn.close()
+        if self._worker is None:
+            try:
+                rec = await self._thread(self.client.require_running, self.id)
+            except AgenttyError:
+                return None
+            pid = rec.get("workerPid")
+            path = str(self.client.home.socket_path(self.id))
+            self._worker = (path, pid if isinstance(pid, int) else None)
+        path, pid = self._worker
+        try:
+            return await AsyncConnection.open(path, self.client.timeout, pid)
+        except WorkerUnreachable:
+            self._worker = None
+            return None
+
+    async def _fast(
+        self, method: str, params: JSONObject, timeout: float | None = None
+    ) -> JSONObject | None:
+        """Ask the worker directly; None when that fails (the caller then goes the long way,
+        through `Client`, which tells a dead worker from an ended session)."""
+        conn = await self._connection()
+        if conn is None:
+            return None
+        try:
+            result = await conn.call(
+                method, params, self.client.timeout if timeout is None else timeout
+            )
+        except (WorkerUnreachable, ProtocolError):
+            conn.close()
+            self.close()
+            return None
+        except RemoteError:
+            self._give(conn)
+            raise
+        except BaseException:  # cancelled: the answer may still come, on no one's call
+            conn.close()
+            raise
+        self._give(conn)
+        return result
+
+    def _give(self, conn: AsyncConnection) -> None:
+        if len(self._idle) < MAX_IDLE and self._worker is not None:
+            self._idle.append(conn)
+        else:
+            conn.close()
+
+    async def _request(self, method: str, params: JSONObject) -> JSONObject:
+        try:
+            result = await self._fast(method, params)
+            if result is None:
+                result = await self._thread(self.client._call_running, self.id, method, params)
+        except RemoteError as exc:
+            raise not_running(self.id, exc) from None
+        return result
+
+    async def _send(self, steps: list[Step]) -> int:
+        seqs = [seq_of(await self._request(method, params)) for method, params in steps]
+        return seqs[0]
+
+    def close(self) -> None:
+        """Close the kept-open connections (the session itself runs on)."""
+        self._worker = None
+        while self._idle:
+            self._idle.pop().close()
+
+    # ------------------------------------------------------------ finding and starting
+
+    @classmethod
+    async def start(
+        cls,
+        argv: Sequence[str],
+        *,
+        name: str | None = None,
+        cwd: str | None = None,
+        size: tuple[int, int] = (80, 24),
+        env: Mapping[str, str] | None = None,
+        shell: bool = False,
+        home: Home | None = None,
+    ) -> AsyncSession:
+        """Start `argv` (exactly, no shell; `shell=True` runs `argv[0]` with `$SHELL -lc`)."""
+        started = await asyncio.to_thread(
+            Session.start, argv, name=name, cwd=cwd, size=size, env=env, shell=shell, home=home
+        )
+        return cls(started.id, started.client)
+
+    @classmethod
+    async def find(cls, ref: str, *, home: Home | None = None) -> AsyncSession:
+        """A session by id, unique id prefix or name."""
+        found = await asyncio.to_thread(Session.find, ref, home=home)
+        return cls(found.id, found.client)
+
+    @classmethod
+    async def list(cls, *, home: Home | None = None) -> builtins.list[SessionInfo]:
+        return await asyncio.to_thread(Session.list, home=home)
+
+    async def info(self) -> SessionInfo:
+        return SessionInfo.from_record(await self._thread(self.client.resolve, self.id))
+
+    def __repr__(self) -> str:
+        return f"AsyncSession({self.id!r})"
+
+    # ------------------------------------------------------------ I/O
+
+    async def get(self, *, scrollback: bool = False) -> Screen:
+        params: JSONObject = {"scrollback": scrollback}
+        result = await self._fast("get", params)
+        if result is None:  # ended: its last screen, from the file
+            result = await self._thread(self.client.get, self.id, scrollback=scrollback)
+        return Screen.from_json(result)
+
+    @overload
+    async def text(self, data: str | bytes, *, enter: bool = ..., wait: None = None) -> int: ...
+    @overload
+    async def text(
+        self, data: str | bytes, *, enter: bool = ..., wait: WaitConditions
+    ) -> WaitResult: ...
+    async def text(
+        self, data: str | bytes, *, enter: bool = False, wait: WaitConditions | None = None
+    ) -> int | WaitResult:
+        """As `Session.text`."""
+        return await self._then(await self._send(text_steps(data, enter=enter)), wait)
+
+    @overload
+    async def key(self, *names: str, wait: None = None) -> int: ...
+    @overload
+    async def key(self, *names: str, wait: WaitConditions) -> WaitResult: ...
+    async def key(self, *names: str, wait: WaitConditions | None = None) -> int | WaitResult:
+        """As `Session.key`."""
+        return await self._then(await self._send(key_steps(names)), wait)
+
+    @overload
+    async def paste(self, data: str | bytes, *, wait: None = None) -> int: ...
+    @overload
+    async def paste(self, data: str | bytes, *, wait: WaitConditions) -> WaitResult: ...
+    async def paste(
+        self, data: str | bytes, *, wait: WaitConditions | None = None
+    ) -> int | WaitResult:
+        """As `Session.paste`."""
+        return await self._then(await self._send(text_steps(data, paste=True)), wait)
+
+    @overload
+    async def send(
+        self, *args: str, literal: bool = ..., enter: bool = ..., wait: None = None
+    ) -> int: ...
+    @overload
+    async def send(
+        self, *args: str, literal: bool = ..., enter: bool = ..., wait: WaitConditions
+    ) -> WaitResult: ...
+    async def send(
+        self,
+        *args: str,
+        literal: bool = False,
+        enter: bool = False,
+        wait: WaitConditions | None = None,
+    ) -> int | WaitResult:
+        """As `Session.send`."""
+        steps = send_steps(args, literal=literal, enter=enter)
+        return await self._then(await self._send(steps), wait)
+
+    async def _then(self, seq: int, wait: WaitConditions | None) -> int | WaitResult:
+        return seq if wait is None else await self._wait(after_input(wait, seq))
+
+    async def wait(
+        self,
+        *,
+        text: str | None = None,
+        regex: str | None = None,
+        gone: str | None = None,
+        stable: int | None = None,
+        changed_since: int | None = None,
+        after: int | None = None,
+        input: bool = False,
+        exit: bool = False,
+        scrollback: bool = False,
+        timeout: float = 30.0,
+    ) -> WaitResult:
+        """As `Session.wait`."""
+        spec = wait_conditions(
+            text=text,
+            regex=regex,
+            gone=gone,
+            stable=stable,
+            changed_since=changed_since,
+            after=after,
+            input=input,
+            exit=exit,
+            scrollback=scrollback,
+            timeout=timeout,
+        )
+        return await self._wait(spec)
+
+    async def _wait(self, spec: WaitConditions) -> WaitResult:
+        # Asked of the worker even for `exit` (a thread must not sit in a long wait); a
+        # session that ended is answered from its saved screen, the long way, at once.
+        try:
+            result = await self._fast("wait", spec.params(), timeout=spec.timeout + 5.0)
+        except RemoteError as exc:
+            if exc.code == "timeout":
+                screen = await self._thread(self.client.get, self.id)
+                raise SessionWaitTimeout(exc.message, screen) from None
+            if exc.code != "exited":
+                raise
+            result = None
+        if result is None:
+            try:
+                result = await self._thread(
+                    self.client.wait, self.id, timeout=spec.timeout, **spec.conditions()
+                )
+            except WaitTimeout as exc:
+                raise SessionWaitTimeout(exc.message, exc.screen) from None
+        return WaitResult.from_json(result)
+
+    async def resize(self, cols: int, rows: int) -> None:
+        try:
+            await self._thread(self.client.resize, self.id, cols, rows)
+        except RemoteError as exc:
+            raise not_running(self.id, exc) from None
+
+    async def signal(self, name: str, *, leader: bool = False) -> None:
+        try:
+            await self._thread(self.client.signal, self.id, name, leader=leader)
+        except RemoteError as exc:
+            raise not_running(self.id, exc) from None
+
+    async def kill(self, *, grace: float = 2.0) -> JSONObject:
+        """As `Session.kill`: an already ended session raises `SessionNotRunning`."""
+        self.close()
+        return await self._thread(self.client.kill, self.id, grace=grace)
+
+    async def __aenter__(self) -> AsyncSession:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        with contextlib.suppress(SessionNotRunning):  # it ended by itself
+            await self.kill(grace=0.5)

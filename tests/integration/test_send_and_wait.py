@@ -1,0 +1,205 @@
+"""Send and wait in one call, `wait --after`, mixed input with `send`, and a Session shared by
+threads and an AsyncSession shared by tasks. Real sessions throughout."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from agentty_core import AsyncSession, Session, WaitConditions
+from agentty_core.api_types import Screen
+from agentty_core.errors import InvalidKey, SessionNotRunning, WaitTimeout
+from tests.helpers.cli import agentty, agentty_json
+
+Factory = Callable[..., Session]
+PY = sys.executable
+# Reads a line with echo off (not even the Enter), then after a pause answers on the prompt's
+# line in one write: nothing reaches the screen between the input and the answer, so the
+# screen from before the input is all a wait that ignores `after` can see, and the first
+# newer screen holds the answer. (A newline first would be a write of its own: bash's
+# stdout is line-buffered on a terminal.)
+SILENT = ["bash", "-c", "read -s -p 'pw> ' x; sleep 0.5; echo GOT-${#x}; sleep 30"]
+
+
+def test_text_with_wait_counts_only_output_after_the_input(agentty_session: Factory) -> None:
+    s = agentty_session(SILENT)
+    assert s.wait(input=True, timeout=20).screen.input.secret
+    # 'pw>' is on screen already: without `after` this fired at once, before any answer.
+    result = s.text("abc", enter=True, wait=WaitConditions(text="pw>", timeout=20))
+    assert result.fired == "text" and result.screen.lines[0] == "pw> GOT-3"
+
+
+def test_send_and_wait_returns_the_answer_not_the_echo(
+    agentty_session: Factory, programs: Path
+) -> None:
+    s = agentty_session([PY, str(programs / "answer_after_echo.py")])
+    s.wait(text="ask>", timeout=20)
+    result = s.send("hello", "Enter", wait=WaitConditions(regex=r"^ANSWER HELLO$", timeout=20))
+    assert result.fired == "regex" and "ANSWER HELLO" in result.screen.lines
+    assert "ask> hello" in result.screen.lines  # the echo came first, and did not fire it
+
+
+def test_cli_wait_after_and_the_answer_recipe(programs: Path) -> None:
+    agentty("start", "--", *SILENT, check=True)
+    try:
+        agentty("wait", "--input", "--timeout", "20", check=True)
+        seq = agentty_json("text", "--enter", "abcd")["seq"]
+        out = agentty("wait", "--after", str(seq), "--text", "pw>", "--timeout", "20")
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.splitlines()[0] == "pw> GOT-4"
+    finally:
+        agentty("kill", check=True)
+    agentty("start", "--", PY, str(programs / "answer_after_echo.py"), check=True)
+    try:
+        agentty("wait", "--text", "ask>", "--timeout", "20", check=True)
+        seq = agentty_json("text", "--enter", "make")["seq"]
+        done = agentty_json("wait", "--after", str(seq), "--regex", "^ANSWER MAKE$")
+        assert done["fired"] == "regex" and "ANSWER MAKE" in done["lines"]
+        late = agentty("wait", "--after", str(done["seq"]), "--text", "ask>", "--timeout", "0.3")
+        assert late.returncode == 3 and f"on a screen newer than seq {done['seq']}" in late.stderr
+    finally:
+        agentty("kill", check=True)
+
+
+def test_wait_after_alone_is_no_condition() -> None:
+    proc = agentty("wait", "--after", "3", "--timeout", "1")
+    assert proc.returncode == 2 and "wait needs a condition" in proc.stderr
+
+
+def test_send_edits_a_file_in_vim(tmp_path: Path) -> None:
+    target = tmp_path / "note.txt"
+    agentty("start", "--", "vim", "-u", "NONE", "-i", "NONE", "-N", str(target), check=True)
+    try:
+        agentty("wait", "--input", "--timeout", "20", check=True)
+        sent = agentty_json("send", "i", "a line typed by send", "Esc", ":wq", "Enter")
+        assert isinstance(sent["seq"], int)
+        agentty("wait", "--exit", "--timeout", "20", check=True)
+    finally:
+        agentty("kill")
+    assert target.read_text() == "a line typed by send\n"
+
+
+def test_send_literal_tmux_spellings_and_a_bad_key(agentty_session: Factory) -> None:
+    s = agentty_session(["sh", "-c", "stty -echo; cat"])
+    s.wait(input=True, timeout=20)
+    s.send("6*7", "=", "42", "Enter")  # 6*7 is text, not seven sixes; words join unspaced
+    s.send("end", "C-m", literal=True)  # literal: `end` and `C-m` are typed, not pressed
+    s.send("Down*1", enter=True)  # a named key's repeat; `enter` adds the Enter
+    screen = s.wait(regex="^end", timeout=20).screen
+    assert screen.lines[0] == "6*7=42"
+    assert screen.lines[1] == "endC-m"
+    with pytest.raises(InvalidKey, match="send --literal"):
+        s.send("typed", "Ctrl+Banana")  # spelt as a key but none: refused, nothing sent
+    assert "typed" not in s.get().text
+
+
+def test_cli_send_is_in_the_schema_and_key_takes_tmux_names() -> None:
+    schema = json.loads(agentty("help", "--json", check=True).stdout)
+    send = next(c for c in schema["commands"] if c["name"] == "send")
+    assert {o["names"][0] for o in send["options"]} >= {"--literal", "--enter", "--json"}
+    agentty("start", "--", "sh", "-c", "stty -icanon -echo; cat -v", check=True)
+    try:
+        agentty("wait", "--input", "--timeout", "20", check=True)
+        agentty("key", "C-a", "Escape", "BSpace", "M-x", "C-m", check=True)
+        out = agentty("wait", "--text", "^A^[^?^[x", "--timeout", "20")
+        assert out.returncode == 0, out.stdout
+    finally:
+        agentty("kill", check=True)
+
+
+def test_one_session_waits_in_one_thread_while_another_types(agentty_session: Factory) -> None:
+    s = agentty_session(["sh", "-c", "stty -echo; cat"])
+    s.wait(input=True, timeout=20)
+    for n in range(10):
+        word = f"pong{n}"
+        started = threading.Event()
+        results: list[object] = []
+
+        def wait_for(
+            word: str = word, started: threading.Event = started, results: list[object] = results
+        ) -> None:
+            started.set()
+            results.append(s.wait(regex=f"^{word}$", timeout=20))
+
+        waiter = threading.Thread(target=wait_for)
+        waiter.start()
+        started.wait(10)
+        s.text(word + "\r")  # while the wait is (most often) in flight on its own connection
+        waiter.join(25)
+        assert not waiter.is_alive() and len(results) == 1
+        assert s.get().lines.count(word) == 1  # typed once, never repeated by a retry
+
+
+async def test_async_session_waits_in_one_task_while_another_types(tmp_path: Path) -> None:
+    s = await AsyncSession.start(["sh", "-c", "stty -echo; cat"])
+    async with s:
+        await s.wait(input=True, timeout=20)
+        for n in range(10):
+            word = f"pong{n}"
+            waiter = asyncio.create_task(s.wait(regex=f"^{word}$", timeout=20))
+            await asyncio.sleep(0)  # let the wait go out first (it holds its own connection)
+            await s.text(word + "\r")
+            result = await asyncio.wait_for(waiter, 25)
+            assert result.fired == "regex"
+            assert (await s.get()).lines.count(word) == 1
+        answer = await s.send("last", "Enter", wait=WaitConditions(regex="^last$", timeout=20))
+        assert "last" in answer.screen.lines
+        cancelled = asyncio.create_task(s.wait(text="never", timeout=60))
+        await asyncio.sleep(0.05)
+        cancelled.cancel()  # gives up its connection; the session goes on answering
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        assert (await s.get()).seq >= answer.screen.seq
+        with pytest.raises(WaitTimeout) as timed_out:
+            await s.wait(text="never", timeout=0.2)
+        assert isinstance(timed_out.value.screen, Screen)
+        assert "last" in timed_out.value.screen.lines
+        ended = await s.key("C-d", wait=WaitConditions(exit=True, timeout=20))
+        assert ended.fired == "exit" and ended.screen.exit_code == 0
+    # (`async with` ended it quietly: it had exited by itself.)
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_after_exit_every_method_raises_session_not_running(
+    api: str, agentty_session: Factory
+) -> None:
+    s = agentty_session(["sh", "-c", "echo bye"])
+    s.wait(exit=True, timeout=20)
+    calls: list[Callable[[], object]]
+    if api == "sync":
+        calls = [
+            lambda: s.text("x"),
+            lambda: s.key("Enter"),
+            lambda: s.paste("x"),
+            lambda: s.send("x", "Enter"),
+            lambda: s.resize(40, 10),
+            lambda: s.wait(text="never", timeout=1),
+            lambda: s.kill(),
+        ]
+        for call in calls:
+            with pytest.raises(SessionNotRunning):
+                call()
+        return
+
+    async def each() -> None:
+        a = AsyncSession(s.id, s.client)
+        for make in (
+            lambda: a.text("x"),
+            lambda: a.key("Enter"),
+            lambda: a.paste("x"),
+            lambda: a.send("x", "Enter"),
+            lambda: a.resize(40, 10),
+            lambda: a.wait(text="never", timeout=1),
+            lambda: a.kill(),
+        ):
+            with pytest.raises(SessionNotRunning):
+                await make()
+        assert (await a.get()).lines == ("bye",) + ("",) * 23
+
+    asyncio.run(each())
