@@ -57,6 +57,14 @@ def guarded(
     return run
 
 
+def reflow(doc: str) -> str:
+    """A docstring as a model should read it: no indentation, one line per paragraph."""
+    import inspect
+
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(" ".join(p.split()) for p in paragraphs)
+
+
 def _wait_spec(**fields: object) -> WaitConditions:
     regex = fields.get("regex")
     if isinstance(regex, str):
@@ -75,10 +83,24 @@ def build_server(client: Client | None = None) -> MCPServer:
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
     acts = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
     destroys = ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=False)
-    tool = server.tool
+
+    def tool(
+        annotations: ToolAnnotations, name: str | None = None
+    ) -> Callable[[Callable[P, Awaitable[CallToolResult]]], Callable[P, Awaitable[CallToolResult]]]:
+        """Register a guarded tool; its description is the docstring, reflowed."""
+
+        def register(
+            func: Callable[P, Awaitable[CallToolResult]],
+        ) -> Callable[P, Awaitable[CallToolResult]]:
+            described = server.tool(
+                name=name, description=reflow(func.__doc__ or ""), annotations=annotations
+            )
+            described(guarded(func))
+            return func
+
+        return register
 
     @tool(annotations=acts)
-    @guarded
     async def start(
         argv: s.Argv = None,
         shell: Annotated[
@@ -121,7 +143,6 @@ def build_server(client: Client | None = None) -> MCPServer:
         return plain(s.Started.model_validate(dict(rec)))
 
     @tool(annotations=acts)
-    @guarded
     async def attach(session: s.Session = None) -> Annotated[CallToolResult, s.Started]:
         """Make a running session this connection's default (the CLI's active one stays)."""
         rec = await in_thread(sessions.client.require_running, sessions.session_id(session))
@@ -129,7 +150,6 @@ def build_server(client: Client | None = None) -> MCPServer:
         return plain(s.Started.model_validate(dict(rec)))
 
     @tool(name="list", annotations=read_only)
-    @guarded
     async def list_sessions() -> Annotated[CallToolResult, s.SessionList]:
         """List the sessions: id, name, status, command, exit code, input state, last activity."""
         recs = await in_thread(sessions.client.sessions, live_info=True)
@@ -141,7 +161,6 @@ def build_server(client: Client | None = None) -> MCPServer:
         return plain(s.SessionList.model_validate({"sessions": items, "default": sessions.default}))
 
     @tool(annotations=read_only)
-    @guarded
     async def get(
         session: s.Session = None,
         lines: Annotated[
@@ -191,7 +210,6 @@ def build_server(client: Client | None = None) -> MCPServer:
         return blocks(s.Screen.model_validate(fields))
 
     @tool(annotations=acts)
-    @guarded
     async def type_text(
         text: Annotated[str, Field(description="The text to type, literally.")],
         session: s.Session = None,
@@ -206,7 +224,6 @@ def build_server(client: Client | None = None) -> MCPServer:
         )
 
     @tool(annotations=acts)
-    @guarded
     async def press_keys(
         keys: s.Keys, session: s.Session = None
     ) -> Annotated[CallToolResult, s.Seq]:
@@ -221,7 +238,6 @@ def build_server(client: Client | None = None) -> MCPServer:
         return plain(s.Seq.model_validate(await sessions.act(session, "key", {"keys": keys})))
 
     @tool(annotations=acts)
-    @guarded
     async def paste(
         text: Annotated[str, Field(description="The text; may span lines.")],
         session: s.Session = None,
@@ -231,7 +247,6 @@ def build_server(client: Client | None = None) -> MCPServer:
         return plain(s.Seq.model_validate(await sessions.act(session, "text", params)))
 
     @tool(annotations=read_only)
-    @guarded
     async def wait(
         session: s.Session = None,
         text: Annotated[str | None, Field(description="Until this text is on the screen.")] = None,
@@ -283,6 +298,10 @@ def build_server(client: Client | None = None) -> MCPServer:
         except WaitTimeout as exc:
             fields = {**page(exc.screen, history=False), "timedOut": True, "message": exc.message}
             return blocks(s.WaitResult.model_validate(fields))
+        if "input" not in data and not data.get("exited") and isinstance(data.get("id"), str):
+            # The worker probes the input state only for an input wait; a model reads it on
+            # every screen (one more request, ~1 ms).
+            data["input"] = (await sessions.get(str(data["id"]))).get("input")
         fields = {
             **page(data, history=False),
             "fired": data.get("fired"),
@@ -291,7 +310,6 @@ def build_server(client: Client | None = None) -> MCPServer:
         return blocks(s.WaitResult.model_validate(fields))
 
     @tool(annotations=acts)
-    @guarded
     async def resize(
         cols: s.Cols, rows: s.Rows, session: s.Session = None
     ) -> Annotated[CallToolResult, s.Resized]:
@@ -301,7 +319,6 @@ def build_server(client: Client | None = None) -> MCPServer:
         return plain(s.Resized.model_validate(result))
 
     @tool(annotations=destroys)
-    @guarded
     async def signal(
         name: s.Signal,
         session: s.Session = None,
@@ -316,14 +333,12 @@ def build_server(client: Client | None = None) -> MCPServer:
         return plain(s.Signalled.model_validate(result))
 
     @tool(annotations=destroys)
-    @guarded
     async def kill(session: s.Session = None) -> Annotated[CallToolResult, s.Killed]:
         """End the session's whole process tree (HUP, TERM, KILL) and confirm it is gone."""
         sid = sessions.session_id(session)
         return plain(s.Killed.model_validate(await in_thread(sessions.client.kill, sid)))
 
     @tool(annotations=acts)
-    @guarded
     async def record(
         on: Annotated[bool, Field(description="true starts recording, false stops it.")],
         session: s.Session = None,
@@ -335,7 +350,6 @@ def build_server(client: Client | None = None) -> MCPServer:
         return plain(s.Recording.model_validate(result))
 
     @tool(annotations=read_only)
-    @guarded
     async def logs(session: s.Session = None) -> Annotated[CallToolResult, s.Log]:
         """The session worker's own log (not the program's output): start-up, errors."""
         path = sessions.client.logs(sessions.session_id(session))
