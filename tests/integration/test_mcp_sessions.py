@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 
+pytest.importorskip("mcp")
+
+from mcp_types import TextContent
+
 from tests.helpers.cli import agentty_json
 from tests.integration.test_mcp import mcp_client, payload
-
-pytest.importorskip("mcp")
 
 
 async def test_two_clients_keep_separate_default_sessions() -> None:
@@ -51,13 +53,16 @@ async def test_the_screen_is_a_plain_text_block_next_to_a_json_block() -> None:
         signal_names = json.dumps(tools["signal"].input_schema)
         assert '"enum"' in signal_names and '"KILL"' in signal_names
         assert "Ctrl+A..Ctrl+Z" in json.dumps(tools["press_keys"].input_schema)
-        assert set(tools["get"].output_schema["properties"]) >= {"screen", "seq", "cursor"}
+        get_output = tools["get"].output_schema or {}
+        assert set(get_output["properties"]) >= {"screen", "seq", "cursor"}
 
         art = "printf '+----+\\n|  a |\\n|  b |\\n+----+\\n'; exec cat"
         payload(await session.call_tool("start", {"shell": art}))
         result = await session.call_tool("wait", {"text": "+----+", "timeout": 20})
         result = await session.call_tool("wait", {"stable_ms": 100, "timeout": 20})
-        screen, meta = result.content[0].text, json.loads(result.content[1].text)
+        text_block, meta_block = result.content
+        assert isinstance(text_block, TextContent) and isinstance(meta_block, TextContent)
+        screen, meta = text_block.text, json.loads(meta_block.text)
         assert screen.splitlines()[:4] == ["+----+", "|  a |", "|  b |", "+----+"]
         assert "screen" not in meta and {"seq", "cursor", "input", "exited"} <= set(meta)
         assert meta["input"]["state"] in ("reading", "busy")
@@ -65,7 +70,11 @@ async def test_the_screen_is_a_plain_text_block_next_to_a_json_block() -> None:
 
 async def test_start_get_list_record_signal_resize_logs(tmp_path: Any) -> None:
     async with mcp_client() as session:
-        script = "import os; print(os.environ['GREETING'], os.getcwd()); [print(f'row{i}') for i in range(300)]; input()"
+        script = (
+            "import os; print(os.environ['GREETING'], os.getcwd())\n"
+            "for i in range(300): print(f'row{i}')\n"
+            "input()"
+        )
         args = {
             "argv": [sys.executable, "-c", script],
             "env": {"GREETING": "hello-env"},
