@@ -33,14 +33,37 @@ T = TypeVar("T")
 
 # A worker serves 64 connections; waits on one session beyond this many queue for a slot
 # (their timeout still counts from the call), leaving room for get, input and the CLI.
-WAIT_SLOTS = 40
+WAIT_SLOTS = 32
+# A worker refuses a connection over its limit with "busy" before reading a request, so the
+# request is safe to send again. Closed connections count until the worker has seen them
+# close: right after many waits end (a client cancelling them), a new one may meet "busy".
+BUSY_PATIENCE = 3.0
 _SAFE_TO_REPEAT = frozenset({"get", "wait"})  # requests that change nothing
 _LIVE = ("running", "starting")
 
 
 async def in_thread(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """A blocking `Client` call off the event loop (start, kill, list: short and rare)."""
-    return await anyio.to_thread.run_sync(functools.partial(func, *args, **kwargs))
+    """A blocking `Client` call off the event loop (start, kill, list: short and rare);
+    a worker that is busy for a moment is asked again (see BUSY_PATIENCE)."""
+    call = functools.partial(func, *args, **kwargs)
+    deadline = asyncio.get_running_loop().time() + BUSY_PATIENCE
+    pause = 0.01
+    while True:
+        try:
+            return await anyio.to_thread.run_sync(call)
+        except (RemoteError, WorkerUnreachable) as exc:
+            if not _refused(exc) or asyncio.get_running_loop().time() > deadline:
+                raise
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.2)
+
+
+def _refused(exc: RemoteError | WorkerUnreachable) -> bool:
+    """The worker turned the connection away unread: "busy", or (the blocking client sends
+    before it reads, and the worker closed first) a broken pipe on the request."""
+    if isinstance(exc, RemoteError):
+        return exc.code == "busy"
+    return exc.message.startswith("worker stopped answering")
 
 
 class Sessions:
@@ -98,22 +121,30 @@ class Sessions:
         """One request to a running session's worker. A worker that does not answer is
         diagnosed as the CLI does it (ended, lost, or really unreachable)."""
         sid = str(rec["id"])
-        for attempt in range(2):
+        loop = asyncio.get_running_loop()
+        busy_until = loop.time() + BUSY_PATIENCE
+        retried, pause = False, 0.01
+        while True:
             conn, reused = await self._connection(rec)
             try:
                 result = await conn.call(method, params, timeout=timeout)
-            except RemoteError:
+            except RemoteError as exc:
+                if exc.code == "busy" and loop.time() < busy_until:
+                    conn.close()  # refused before the request was read: send it again
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 0.2)
+                    continue
                 self._keep(sid, conn)  # an error answer leaves the connection in step
                 raise
             except WorkerUnreachable:
                 conn.close()
-                if reused and attempt == 0 and method in _SAFE_TO_REPEAT:
-                    continue  # a kept connection the worker closed just now: ask once more
+                if reused and not retried and method in _SAFE_TO_REPEAT:
+                    retried = True  # a kept connection the worker closed just now: ask again
+                    continue
                 await in_thread(self.client.require_running, sid)  # ended or lost: says so
                 raise
             self._keep(sid, conn)
             return result
-        raise AssertionError("unreachable")
 
     def close(self) -> None:
         for kept in self._idle.values():
