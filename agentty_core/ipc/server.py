@@ -213,7 +213,7 @@ class Peer:
             self.loop.remove_writer(self.fd)
         self.sock.close()
         self.server.peers.discard(self)
-        for callback in self.on_close:
+        for callback in list(self.on_close):  # a callback may remove itself
             callback()
 
 
