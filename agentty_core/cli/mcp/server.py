@@ -4,20 +4,16 @@ Built on the official SDK's `MCPServer` (the `agentty[mcp]` extra, `mcp>=2,<3`),
 by this command since the SDK takes a noticeable time to import. The tools behave like the
 CLI (same checks, same messages); an error answers with the CLI's line and a stable code
 (`errors.py`). Requests to workers are async (`backend.py`): a pending wait holds a socket,
-not a thread. Each connection has its own default session. The server ends with its client:
-at stdin EOF, or when its parent process is gone, pending waits are cancelled.
+not a thread. Each connection has its own default session. `lifecycle.py` runs the server
+and ends it with its client.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import os
-import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, ParamSpec
 
-import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult, ToolAnnotations
 from pydantic import Field
@@ -368,49 +364,3 @@ def build_server(client: Client | None = None) -> MCPServer:
 def _check(name: str, value: int | None, low: int, high: int) -> None:
     if value is not None and not low <= value <= high:
         raise CodedUsageError(f"{name} must be a whole number in {low}..{high}", "invalid_argument")
-
-
-async def _serve(server: MCPServer) -> None:
-    """Serve until stdin ends or the parent (the client) is gone, then cancel what is left:
-    a pending wait must not keep the process alive."""
-    async with anyio.create_task_group() as tg:
-
-        async def watch_parent() -> None:
-            parent = os.getppid()
-            while os.getppid() == parent:
-                await anyio.sleep(0.25)
-            tg.cancel_scope.cancel()
-
-        tg.start_soon(watch_parent)
-        await server.run_stdio_async()
-        tg.cancel_scope.cancel()
-
-
-def main() -> None:
-    """Serve, then leave at once: the interpreter's own shutdown after a served session was
-    measured at 1.5-3 s (in C, past every Python frame), and a client that closed its end
-    expects the server gone. A client gone mid-answer (a broken pipe) is a normal end."""
-    code = 0
-    try:
-        anyio.run(_serve, build_server())
-    except KeyboardInterrupt:
-        code = 130
-    except BaseException as exc:
-        if not _client_gone(exc):
-            import traceback
-
-            traceback.print_exc()
-            code = 1
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
-        os._exit(code)
-
-
-def _client_gone(exc: BaseException) -> bool:
-    """Only broken pipes and resets (in any nesting of exception groups)."""
-    inner = getattr(exc, "exceptions", None)  # an exception group (3.11+, or anyio's backport)
-    if isinstance(inner, (list, tuple)):
-        return all(isinstance(e, BaseException) and _client_gone(e) for e in inner)
-    return isinstance(exc, (BrokenPipeError, ConnectionResetError))
