@@ -59,9 +59,10 @@ class AsyncConnection:
         return cls(reader, writer, pid)
 
     def reusable(self) -> bool:
-        """Open and not at EOF (a worker closes idle connections; one that ended closes
-        them all): asked before a kept connection is used again."""
-        return not (self._writer.is_closing() or self._reader.at_eof())
+        """Open, and nothing unread: a worker closes idle connections (a full one evicts the
+        longest idle with an error line), and one that ended closes them all."""
+        unread = getattr(self._reader, "_buffer", b"")  # what arrived unasked, if anything
+        return not (self._writer.is_closing() or self._reader.at_eof() or unread)
 
     async def call(
         self, method: str, params: protocol.JSONObject | None = None, timeout: float = 5.0

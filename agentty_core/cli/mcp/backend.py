@@ -129,6 +129,10 @@ class Sessions:
             try:
                 result = await conn.call(method, params, timeout=timeout)
             except RemoteError as exc:
+                if exc.code == "evicted" and reused and not retried:
+                    conn.close()  # a kept connection the worker closed for a newcomer, unread
+                    retried = True
+                    continue
                 if exc.code == "busy" and loop.time() < busy_until:
                     conn.close()  # refused before the request was read: send it again
                     await asyncio.sleep(pause)
