@@ -10,13 +10,15 @@ once opens several connections (`AsyncConnection` is cheap: a connect costs ~0.1
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import socket
+from collections.abc import Callable
 
 from agentty_core import protocol
 from agentty_core.errors import ProtocolError, WorkerUnreachable
-from agentty_core.ipc.client import _connect_message, unwrap
+from agentty_core.ipc.client import unwrap
 from agentty_core.ipc.peer import peer_credentials
 
 # A screen with its scrollback can be several MB as JSON; the limit is only a sanity bound.
@@ -44,17 +46,19 @@ class AsyncConnection:
             await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, path), timeout)
         except asyncio.TimeoutError:
             sock.close()
-            raise WorkerUnreachable(f"cannot connect to {path}: timed out") from None
+            raise _unreachable(f"cannot connect to {path}: timed out", "timeout") from None
         except OSError as exc:
             sock.close()
-            raise WorkerUnreachable(_connect_message(path, exc)) from None
+            raise _unreachable(*_connect_failure(path, exc)) from None
         except BaseException:
             sock.close()
             raise
         pid, uid, _ = peer_credentials(sock)
         if uid != os.getuid() or (expect_pid and pid and pid != expect_pid):
             sock.close()
-            raise WorkerUnreachable(f"socket {path} is served by an unexpected process (pid {pid})")
+            raise _unreachable(
+                f"socket {path} is served by an unexpected process (pid {pid})", "wrong_peer"
+            )
         reader, writer = await asyncio.open_unix_connection(sock=sock, limit=READ_LIMIT)
         return cls(reader, writer, pid)
 
@@ -77,16 +81,16 @@ class AsyncConnection:
             line = await asyncio.wait_for(self._reader.readline(), timeout)
         except asyncio.TimeoutError:
             self.close()
-            raise WorkerUnreachable("worker did not answer in time") from None
+            raise _unreachable("worker did not answer in time", "timeout") from None
         except (OSError, ValueError) as exc:  # ValueError: a line over READ_LIMIT
             self.close()
-            raise WorkerUnreachable(f"worker connection failed: {exc}") from None
+            raise _unreachable(f"worker connection failed: {exc}", "recv_failed") from None
         except BaseException:
             self.close()
             raise
         if not line.endswith(b"\n"):
             self.close()
-            raise WorkerUnreachable("worker closed the connection (it may have exited)")
+            raise _unreachable("worker closed the connection (it may have exited)", "closed")
         try:
             message = json.loads(line)
         except ValueError:
@@ -99,3 +103,25 @@ class AsyncConnection:
 
     def close(self) -> None:
         self._writer.close()
+
+
+def _connect_failure(path: str, exc: OSError) -> tuple[str, str]:
+    """The message and reason of a failed connect, worded as the blocking client does."""
+    if exc.errno == errno.ENOENT:
+        return f"socket {path} is missing", "socket_missing"
+    if exc.errno == errno.ECONNREFUSED:
+        return f"nothing listens on {path}", "refused"
+    if exc.errno == errno.EACCES:
+        return f"permission denied on {path}", "permission"
+    return f"cannot connect to {path}: {exc.strerror or exc}", "connect_failed"
+
+
+def _unreachable(message: str, reason: str) -> WorkerUnreachable:
+    """WorkerUnreachable with its reason where the error takes one (it does on main since
+    the trust-worker-io merge; this branch predates it), without the reason otherwise.
+    TODO(lead): once merged, call WorkerUnreachable(message, reason) directly."""
+    make: Callable[..., WorkerUnreachable] = WorkerUnreachable
+    try:
+        return make(message, reason)
+    except TypeError:
+        return make(message)

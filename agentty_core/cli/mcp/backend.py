@@ -38,6 +38,7 @@ WAIT_SLOTS = 32
 # request is safe to send again. Closed connections count until the worker has seen them
 # close: right after many waits end (a client cancelling them), a new one may meet "busy".
 BUSY_PATIENCE = 3.0
+LONG_TEXT = 16_384  # characters of input above which the blocking client sends it
 _SAFE_TO_REPEAT = frozenset({"get", "wait"})  # requests that change nothing
 _LIVE = ("running", "starting")
 
@@ -170,8 +171,14 @@ class Sessions:
         return await in_thread(self.client.get, str(rec["id"]), **params)
 
     async def act(self, session: str | None, method: str, params: JSONObject) -> JSONObject:
-        """Input (text, key) for a running session: an ended one is `SessionNotRunning`."""
+        """Input (text, key) for a running session: an ended one is `SessionNotRunning`.
+        A long text goes through `Client.text`, which sends it in parts the worker takes."""
         rec = self.resolve(session)
+        data = params.get("data")
+        if method == "text" and isinstance(data, str) and len(data) > LONG_TEXT:
+            enter, paste = params.get("enter") is True, params.get("paste") is True
+            sid = str(rec["id"])
+            return await in_thread(self.client.text, sid, data, enter=enter, paste=paste)
         if rec.get("status") not in _LIVE:
             rec = await in_thread(self.client.require_running, str(rec["id"]))  # raises
         try:
