@@ -35,7 +35,7 @@ from agentty_core.errors import (
     WaitTimeout,
     WorkerUnreachable,
 )
-from agentty_core.ipc.aio import AsyncConnection
+from agentty_core.ipc.aio_client import AsyncConnection
 from agentty_core.paths import Home
 from agentty_core.protocol import JSONObject
 from agentty_core.session import (
@@ -88,7 +88,7 @@ class AsyncSession:
             self._worker = (path, pid if isinstance(pid, int) else None)
         path, pid = self._worker
         try:
-            return await AsyncConnection.open(path, self.client.timeout, pid)
+            return await AsyncConnection.open(path, timeout=self.client.timeout, expect_pid=pid)
         except WorkerUnreachable:
             self._worker = None
             return None

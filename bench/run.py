@@ -31,6 +31,7 @@ SCRIPTS = [
     "bench_scale",
     "bench_dashboard",
     "bench_tasks",
+    "bench_mcp",
 ]
 HERE = Path(__file__).resolve().parent
 

@@ -437,7 +437,7 @@ def _all_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
 
 def cmd_mcp(args: argparse.Namespace) -> int:
     try:
-        from agentty_core.cli.mcp import main as serve
+        from agentty_core.cli.mcp.lifecycle import main as serve
     except ImportError as exc:
         raise UsageError(
             f"the MCP server needs the mcp extra: pip install 'agentty[mcp]' ({exc})"

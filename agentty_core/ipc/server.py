@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import select
 import socket
 import time
 from collections.abc import Callable
@@ -84,8 +85,8 @@ class Peer:
             return
         if not data:
             self.eof = True
-            if self.subscribed:
-                self.close()
+            if self.subscribed or (self.busy and _hung_up(self.fd)):
+                self.close()  # gone for good: nobody will read the pending answer
                 return
         elif not self.subscribed:
             self.inbuf += data
@@ -256,8 +257,17 @@ class Peer:
             self.loop.remove_writer(self.fd)
         self.sock.close()
         self.server.peers.discard(self)
-        for callback in self.on_close:
+        for callback in list(self.on_close):  # a callback may remove itself
             callback()
+
+
+def _hung_up(fd: int) -> bool:
+    """The client closed its socket (not only its sending half, which still wants the
+    answer): a connection with a wait pending then stops counting against the limit at
+    once, rather than when the wait ends (up to a day later)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return any(events & select.POLLHUP for _, events in poller.poll(0))
 
 
 class Server:

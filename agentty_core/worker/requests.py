@@ -59,6 +59,7 @@ class Requests(WorkerBase):
         peer.busy = True
         if isinstance(answer, Later):
             answer.then(lambda outcome: self._answer_later(peer, outcome, defer_resume=True))
+            _drop_when_gone(peer, answer)
             return
         future = asyncio.ensure_future(answer)
         future.add_done_callback(lambda done: self._answer_done(peer, done))
@@ -374,3 +375,18 @@ def _int_param(
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise BadRequest(f"{key} must be an integer in {low}..{high}")
     return value
+
+
+def _drop_when_gone(peer: Peer, later: Later) -> None:
+    """A client that leaves with a wait pending cancels it: the wait stops being checked on
+    every screen change (an MCP client may abandon hundreds)."""
+
+    def gone() -> None:
+        later.resolve(RequestFailed("cancelled", "the client closed the connection"))
+
+    def answered(_outcome: Outcome) -> None:
+        if gone in peer.on_close:
+            peer.on_close.remove(gone)
+
+    peer.on_close.append(gone)
+    later.then(answered)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, TextIO
 
 import pytest
 
@@ -23,6 +25,21 @@ def _payload(result: Any) -> dict[str, Any]:
         data = result.structured_content
         return dict(data.get("result", data))
     return dict(json.loads(result.content[0].text))
+
+
+payload = _payload
+
+
+@contextlib.asynccontextmanager
+async def mcp_client(
+    env: dict[str, str] | None = None, errlog: TextIO | None = None
+) -> AsyncIterator[ClientSession]:
+    """`agentty mcp` as an agent's MCP client runs it: a child over stdio, initialized."""
+    params = StdioServerParameters(command=AGENTTY, args=["mcp"], env=env or dict(os.environ))
+    opened = stdio_client(params) if errlog is None else stdio_client(params, errlog=errlog)
+    async with opened as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        yield session
 
 
 async def test_mcp_drives_a_python_repl_to_an_answer() -> None:

@@ -26,6 +26,11 @@ def _payload(result: Any) -> dict[str, Any]:
     return dict(json.loads(result.content[0].text))
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="the MCP server's async backend (cli/mcp/backend.py) does not take a host yet; "
+    "the CLI and the Python API do (issue 15 item 5, open)",
+)
 async def test_mcp_tools_on_a_host(link: Link) -> None:
     params = StdioServerParameters(command=AGENTTY, args=["mcp"], env=dict(os.environ))
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:

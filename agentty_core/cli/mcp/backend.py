@@ -1,0 +1,229 @@
+"""The MCP server's way to the sessions: async to the worker's socket, one default per connection.
+
+A `wait` is a request the worker answers when its condition holds; the MCP server keeps it
+pending on an `AsyncConnection` (a file descriptor, no thread), so hundreds of waits leave
+`get` answering at once, and a cancelled call (the client went away) closes its connection,
+which drops the wait in the worker. What is rare or slow (start, kill, list, an ended
+session's last screen, a dead worker's diagnosis) runs `Client`'s own code in a thread, so it
+behaves exactly like the CLI.
+
+The default session belongs to this connection (the one it started or attached last); the
+home's active pointer is the CLI's, and nothing here moves it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import anyio.to_thread
+
+from agentty_core.cli.mcp.errors import NoDefaultSession
+from agentty_core.client import Client
+from agentty_core.errors import RemoteError, SessionNotRunning, WaitTimeout, WorkerUnreachable
+from agentty_core.ipc.aio_client import AsyncConnection
+from agentty_core.protocol import JSONObject
+from agentty_core.state.records import Record
+from agentty_core.waitspec import WaitConditions, wire_params
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# A worker serves 64 connections; waits on one session beyond this many queue for a slot
+# (their timeout still counts from the call), leaving room for get, input and the CLI.
+WAIT_SLOTS = 32
+# A worker refuses a connection over its limit with "busy" before reading a request, so the
+# request is safe to send again. Closed connections count until the worker has seen them
+# close: right after many waits end (a client cancelling them), a new one may meet "busy".
+BUSY_PATIENCE = 3.0
+LONG_TEXT = 16_384  # characters of input above which the blocking client sends it
+_SAFE_TO_REPEAT = frozenset({"get", "wait"})  # requests that change nothing
+_LIVE = ("running", "starting")
+
+
+async def in_thread(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """A blocking `Client` call off the event loop (start, kill, list: short and rare);
+    a worker that is busy for a moment is asked again (see BUSY_PATIENCE)."""
+    call = functools.partial(func, *args, **kwargs)
+    deadline = asyncio.get_running_loop().time() + BUSY_PATIENCE
+    pause = 0.01
+    while True:
+        try:
+            return await anyio.to_thread.run_sync(call)
+        except (RemoteError, WorkerUnreachable) as exc:
+            if not _refused(exc) or asyncio.get_running_loop().time() > deadline:
+                raise
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.2)
+
+
+def _refused(exc: RemoteError | WorkerUnreachable) -> bool:
+    """The worker turned the connection away unread: "busy", or (the blocking client sends
+    before it reads, and the worker closed first) a broken pipe on the request."""
+    if isinstance(exc, RemoteError):
+        return exc.code == "busy"
+    return exc.message.startswith("worker stopped answering")
+
+
+class Sessions:
+    """One MCP connection's view of the home: its default session and its worker sockets."""
+
+    def __init__(self, client: Client | None = None) -> None:
+        self.client = client or Client()
+        self.default: str | None = None
+        self._idle: dict[str, list[AsyncConnection]] = {}
+        self._wait_slots: dict[str, asyncio.Semaphore] = {}
+
+    # ------------------------------------------------------------ which session
+
+    def resolve(self, session: str | None) -> Record:
+        """The record `session` names (id, unique id prefix, or name), or the default's."""
+        if session is None:
+            if self.default is None:
+                raise NoDefaultSession
+            session = self.default
+        return self.client.resolve(session)
+
+    def session_id(self, session: str | None) -> str:
+        return str(self.resolve(session)["id"])
+
+    def adopt(self, session_id: str) -> None:
+        """Make a session this connection's default (never the home's active one)."""
+        self.default = session_id
+
+    # ------------------------------------------------------------ the socket
+
+    async def _connection(self, rec: Record) -> tuple[AsyncConnection, bool]:
+        """A kept connection to the record's worker if one is still good, else a new one."""
+        sid = str(rec["id"])
+        pid = rec.get("workerPid")
+        expect = pid if isinstance(pid, int) else None
+        kept = self._idle.get(sid, [])
+        while kept:
+            conn = kept.pop()
+            if conn.peer_pid == expect and conn.reusable():
+                return conn, True
+            conn.close()
+        path = str(self.client.home.socket_path(sid))
+        return await AsyncConnection.open(path, expect_pid=expect), False
+
+    def _keep(self, sid: str, conn: AsyncConnection) -> None:
+        kept = self._idle.setdefault(sid, [])
+        if len(kept) < 4:
+            kept.append(conn)
+        else:
+            conn.close()
+
+    async def call(
+        self, rec: Record, method: str, params: JSONObject, timeout: float = 5.0
+    ) -> JSONObject:
+        """One request to a running session's worker. A worker that does not answer is
+        diagnosed as the CLI does it (ended, lost, or really unreachable)."""
+        sid = str(rec["id"])
+        loop = asyncio.get_running_loop()
+        busy_until = loop.time() + BUSY_PATIENCE
+        retried, pause = False, 0.01
+        while True:
+            conn, reused = await self._connection(rec)
+            try:
+                result = await conn.call(method, params, timeout=timeout)
+            except RemoteError as exc:
+                if exc.code == "evicted" and reused and not retried:
+                    conn.close()  # a kept connection the worker closed for a newcomer, unread
+                    retried = True
+                    continue
+                if exc.code == "busy" and loop.time() < busy_until:
+                    conn.close()  # refused before the request was read: send it again
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 0.2)
+                    continue
+                self._keep(sid, conn)  # an error answer leaves the connection in step
+                raise
+            except WorkerUnreachable:
+                conn.close()
+                if reused and not retried and method in _SAFE_TO_REPEAT:
+                    retried = True  # a kept connection the worker closed just now: ask again
+                    continue
+                await in_thread(self.client.require_running, sid)  # ended or lost: says so
+                raise
+            self._keep(sid, conn)
+            return result
+
+    def close(self) -> None:
+        for kept in self._idle.values():
+            for conn in kept:
+                conn.close()
+        self._idle.clear()
+
+    # ------------------------------------------------------------ the tools' needs
+
+    async def get(self, session: str | None, **params: object) -> JSONObject:
+        """The screen of a running session, or the last screen of an ended one."""
+        rec = self.resolve(session)
+        if rec.get("status") in _LIVE:
+            try:
+                return await self.call(rec, "get", dict(params))
+            except (SessionNotRunning, RemoteError) as exc:
+                if isinstance(exc, RemoteError) and exc.code != "exited":
+                    raise
+        return await in_thread(self.client.get, str(rec["id"]), **params)
+
+    async def act(self, session: str | None, method: str, params: JSONObject) -> JSONObject:
+        """Input (text, key) for a running session: an ended one is `SessionNotRunning`.
+        A long text goes through `Client.text`, which sends it in parts the worker takes."""
+        rec = self.resolve(session)
+        data = params.get("data")
+        if method == "text" and isinstance(data, str) and len(data) > LONG_TEXT:
+            enter, paste = params.get("enter") is True, params.get("paste") is True
+            sid = str(rec["id"])
+            return await in_thread(self.client.text, sid, data, enter=enter, paste=paste)
+        if rec.get("status") not in _LIVE:
+            rec = await in_thread(self.client.require_running, str(rec["id"]))  # raises
+        try:
+            return await self.call(rec, method, params)
+        except RemoteError as exc:
+            if exc.code == "exited":
+                raise SessionNotRunning(str(rec["id"]), "has exited") from None
+            raise
+
+    def _slots(self, sid: str) -> asyncio.Semaphore:
+        slots = self._wait_slots.get(sid)
+        if slots is None:
+            slots = self._wait_slots[sid] = asyncio.Semaphore(WAIT_SLOTS)
+        return slots
+
+    async def wait(self, session: str | None, spec: WaitConditions) -> JSONObject:
+        """Until a condition holds (the worker decides); WaitTimeout with the screen after
+        `spec.timeout`. Holds a socket while pending, never a thread."""
+        rec = self.resolve(session)
+        sid = str(rec["id"])
+        conditions = spec.conditions()
+        if rec.get("status") not in _LIVE:
+            return await in_thread(self.client.wait, sid, timeout=spec.timeout, **conditions)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + spec.timeout
+        slots = self._slots(sid)
+        try:
+            await asyncio.wait_for(slots.acquire(), spec.timeout)
+        except asyncio.TimeoutError:
+            raise WaitTimeout(
+                f"wait timed out after {spec.timeout:g}s", await self.get(sid)
+            ) from None
+        try:
+            remaining = max(0.0, deadline - loop.time())
+            params = wire_params(conditions, remaining)
+            try:
+                return await self.call(rec, "wait", params, timeout=remaining + 5.0)
+            except RemoteError as exc:
+                if exc.code == "timeout":
+                    raise WaitTimeout(exc.message, await self.get(sid)) from None
+                if exc.code != "exited":
+                    raise
+            except SessionNotRunning:
+                pass
+            # Ended while waiting: the CLI's answer (exit fires, text on the last screen).
+            return await in_thread(self.client.wait, sid, timeout=0.0, **conditions)
+        finally:
+            slots.release()

@@ -1,0 +1,131 @@
+"""agentty's errors as MCP tool errors a model can act on: the CLI's line and a stable code.
+
+The SDK shows a model the text of a `ToolError` only, and logs a traceback for anything else;
+each tool answers an `AgenttyError` itself with an `is_error` result instead, so nothing is
+formatted or logged on the way (the answer takes milliseconds, not the half second a
+traceback cost). The code is stable for programs; the text is what `agentty` prints.
+"""
+
+from __future__ import annotations
+
+from mcp_types import CallToolResult, TextContent
+
+from agentty_core.cli.output import PROG, shown
+from agentty_core.errors import (
+    EXIT_NOT_EXECUTABLE,
+    EXIT_NOT_FOUND,
+    AgenttyError,
+    AmbiguousSession,
+    InvalidKey,
+    KillNotConfirmed,
+    NoActiveSession,
+    ProtocolError,
+    RemoteError,
+    SessionNotFound,
+    SessionNotRunning,
+    SpawnError,
+    StateError,
+    StateLockTimeout,
+    UnsafePath,
+    UsageError,
+    WaitTimeout,
+    WorkerUnreachable,
+)
+from agentty_core.waitspec import NoWaitCondition
+
+# The worker's own codes (RemoteError.code) that mean the same as one of ours.
+_REMOTE = {"exited": "not_running", "bad_request": "invalid_argument", "busy": "worker_busy"}
+
+# Every code a tool error can carry, for the docs and the tests.
+CODES = (
+    "session_not_found",
+    "ambiguous_session",
+    "no_default_session",
+    "invalid_key",
+    "invalid_argument",
+    "bad_regex",
+    "no_wait_condition",
+    "name_taken",
+    "not_running",
+    "program_not_found",
+    "not_executable",
+    "spawn_failed",
+    "timeout",
+    "kill_not_confirmed",
+    "worker_unreachable",
+    "worker_busy",
+    "protocol_error",
+    "state_locked",
+    "unsafe_path",
+    "state_error",
+    "failed",
+)
+
+
+class CodedUsageError(UsageError):
+    """A usage error the MCP layer finds itself, with its code."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class NoDefaultSession(UsageError):
+    """No `session` given, and this connection has not started or attached one."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "no default session on this MCP connection (start or attach one, or pass session)"
+        )
+
+
+def code_of(exc: AgenttyError) -> str:
+    """The stable code of an error (the most specific class wins)."""
+    table: tuple[tuple[type[AgenttyError], str], ...] = (
+        (NoDefaultSession, "no_default_session"),
+        (NoActiveSession, "no_default_session"),
+        (SessionNotFound, "session_not_found"),
+        (AmbiguousSession, "ambiguous_session"),
+        (InvalidKey, "invalid_key"),
+        (NoWaitCondition, "no_wait_condition"),
+        (SessionNotRunning, "not_running"),
+        (KillNotConfirmed, "kill_not_confirmed"),
+        (WaitTimeout, "timeout"),
+        (WorkerUnreachable, "worker_unreachable"),
+        (ProtocolError, "protocol_error"),
+        (StateLockTimeout, "state_locked"),
+        (UnsafePath, "unsafe_path"),
+        (StateError, "state_error"),
+    )
+    if isinstance(exc, CodedUsageError):
+        return exc.code
+    if isinstance(exc, RemoteError):
+        if exc.code == "bad_request" and exc.message.startswith("invalid regex"):
+            return "bad_regex"
+        return _REMOTE.get(exc.code, exc.code)
+    if isinstance(exc, SpawnError):
+        return {EXIT_NOT_FOUND: "program_not_found", EXIT_NOT_EXECUTABLE: "not_executable"}.get(
+            exc.exit_code, "spawn_failed"
+        )
+    for cls, code in table:
+        if isinstance(exc, cls):
+            return code
+    if isinstance(exc, UsageError):
+        return "name_taken" if "already named" in exc.message else "invalid_argument"
+    return "failed"
+
+
+def error_line(exc: AgenttyError) -> str:
+    """What the CLI prints for this error."""
+    return f"{PROG}: error: {shown(str(exc))}"
+
+
+def error_result(exc: AgenttyError) -> CallToolResult:
+    """The tool's answer to an error: the CLI's line, then `code: <code>` on a line of its
+    own; `structuredContent.error` holds both for a program."""
+    code = code_of(exc)
+    return CallToolResult(
+        content=[TextContent(type="text", text=f"{error_line(exc)}\ncode: {code}")],
+        structured_content={"error": {"code": code, "message": str(exc)}},
+        is_error=True,
+    )

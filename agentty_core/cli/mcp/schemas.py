@@ -1,0 +1,193 @@
+"""What the MCP tools' schemas tell a model: every parameter described, closed sets as enums.
+
+The SDK derives each tool's input schema from its signature and its output schema from its
+return annotation; the types here carry the descriptions (units, ranges, defaults) so a model
+reads them in `tools/list` instead of guessing. Outputs are pydantic models, so the output
+schema is typed rather than "an object".
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_LINES = 200  # lines per screen block: a flooding program cannot fill a model's context
+MAX_LINE_CHARS = 500
+LOG_TAIL_BYTES = 16_384
+SIGNAL_NAMES = ("INT", "TERM", "HUP", "QUIT", "USR1", "USR2", "WINCH", "CONT", "STOP", "KILL")
+KEY_HELP = (
+    "Key names: Enter Tab Esc Backspace Delete Insert Space Up Down Left Right Home End "
+    "PageUp PageDown F1..F12 Shift+Tab Shift+Enter Ctrl+Enter Ctrl+A..Ctrl+Z Alt+<char>, "
+    "modifiers Ctrl/Alt/Shift on named keys, any single character, and KEY*N to repeat "
+    "(N 1..1000)."
+)
+
+# ------------------------------------------------------------------ parameters
+
+Session = Annotated[
+    str | None,
+    Field(
+        description=(
+            "Which session: its id, a unique id prefix, or its name. Default: the session "
+            "this MCP connection started or attached last."
+        )
+    ),
+]
+Timeout = Annotated[
+    float,
+    Field(
+        json_schema_extra={"minimum": 0, "maximum": 86400},
+        description="Seconds to wait before giving up, 0..86400 (default 30). A timeout is "
+        "not an error: the result has timedOut=true and the current screen.",
+    ),
+]
+# Ranges are advertised in the schema and checked by the tools, so a value out of range gets
+# agentty's message and code (the SDK's own validation answers without a code).
+Cols = Annotated[
+    int,
+    Field(json_schema_extra={"minimum": 2, "maximum": 1000}, description="Columns, 2..1000."),
+]
+Rows = Annotated[
+    int, Field(json_schema_extra={"minimum": 2, "maximum": 1000}, description="Rows, 2..1000.")
+]
+Argv = Annotated[
+    list[str] | None,
+    Field(
+        json_schema_extra={"minItems": 1},
+        description='The program and its arguments, passed exactly (no shell), e.g. ["python3", '
+        '"-q"]. Give argv or shell, not both.',
+    ),
+]
+Keys = Annotated[
+    list[str],
+    Field(json_schema_extra={"minItems": 1}, description=f"Keys to press, in order. {KEY_HELP}"),
+]
+Signal = Annotated[
+    Literal[SIGNAL_NAMES],  # type: ignore[valid-type]
+    Field(description="The signal, without SIG: INT is Ctrl+C, TERM asks to end, KILL forces."),
+]
+
+# ------------------------------------------------------------------ results
+
+
+class _Result(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # a record has much a model need not read
+
+
+class Cursor(BaseModel):
+    row: int = Field(description="0-based row of the cursor on the screen.")
+    col: int = Field(description="0-based column of the cursor.")
+    visible: bool | None = Field(default=None, description="Whether the program shows it.")
+
+
+class InputState(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    state: Literal["reading", "busy", "exited", "unknown"] = Field(
+        description="reading: the program waits for keys; busy: it is working; exited."
+    )
+    echo: bool | None = Field(default=None, description="Whether typed keys are echoed.")
+    canonical: bool | None = Field(
+        default=None, description="Line mode (true) or raw keys (false, e.g. an editor)."
+    )
+
+
+class Match(BaseModel):
+    line: int = Field(description="Index of the line, 0 = the oldest line of scrollback.")
+    text: str
+
+
+class Screen(_Result):
+    """A screen: the text block is the screen itself; this is everything, for programs."""
+
+    id: str = Field(description="The session id.")
+    screen: str = Field(description="The rendered screen as plain text, one line per row.")
+    seq: int | None = Field(
+        default=None, description="Screen version; pass to wait(changed_since=seq)."
+    )
+    cursor: Cursor | None = None
+    input: InputState | None = Field(default=None, description="What the program waits for.")
+    exited: bool | None = Field(default=None, description="True once the program ended.")
+    exitCode: int | None = Field(default=None, description="The program's exit code.")
+    signal: str | None = Field(default=None, description="The signal that ended it, if any.")
+    firstLine: int | None = Field(
+        default=None, description="Index of the first line shown (0 = oldest in scrollback)."
+    )
+    totalLines: int | None = Field(default=None, description="Lines available in all.")
+    matches: list[Match] | None = Field(default=None, description="Lines found by search.")
+    note: str | None = Field(default=None, description="What was left out, if anything.")
+    ansi: str | None = Field(default=None, description="The screen with colour escapes.")
+
+
+class WaitResult(Screen):
+    fired: str | None = Field(
+        default=None,
+        description="The condition that held: text, regex, gone, stable, changed, input, exit.",
+    )
+    timedOut: bool = Field(default=False, description="True when no condition held in time.")
+    elapsedMs: float | None = Field(default=None, description="How long the wait took (ms).")
+    message: str | None = Field(default=None, description="Why it timed out.")
+
+
+class Started(_Result):
+    id: str = Field(description="The new session's id (now this connection's default).")
+    name: str | None = None
+    status: str = Field(description="running once the program runs.")
+    pid: int | None = Field(default=None, description="The program's process id.")
+    command: str | None = Field(default=None, description="The command line it runs.")
+
+
+class Seq(_Result):
+    seq: int = Field(description="Screen version before the input: pass to wait(changed_since).")
+
+
+class SessionInfo(_Result):
+    id: str
+    name: str | None = None
+    status: str = Field(description="running, exited, failed or lost (its worker died).")
+    command: str | None = None
+    seq: int | None = Field(default=None, description="Screen version (running).")
+    exitCode: int | None = None
+    signal: str | None = None
+    input: InputState | None = Field(default=None, description="Live input state (running).")
+    lastActiveAt: str | None = Field(default=None, description="ISO time of last output.")
+    default: bool = Field(default=False, description="This connection's default session.")
+
+
+class SessionList(_Result):
+    sessions: list[SessionInfo]
+    default: str | None = Field(default=None, description="This connection's default session.")
+
+
+class Screenshot(_Result):
+    width: int = Field(description="Picture width in pixels: cols * 8 * scale.")
+    height: int = Field(description="Picture height in pixels: rows * 16 * scale.")
+    seq: int = Field(description="Screen version shown, for wait(changed_since).")
+
+
+class Resized(_Result):
+    cols: int
+    rows: int
+
+
+class Signalled(_Result):
+    signal: str
+    pids: list[int] = Field(default_factory=list, description="The processes signalled.")
+
+
+class Killed(_Result):
+    id: str
+    status: str | None = None
+    exitCode: int | None = None
+    signal: str | None = None
+    escalated: list[str] | None = Field(default=None, description="Signals it took.")
+
+
+class Recording(_Result):
+    recording: bool | None = Field(default=None, description="Whether it records now.")
+    path: str | None = Field(default=None, description="The asciicast file.")
+
+
+class Log(_Result):
+    path: str = Field(description="The worker's log file.")
+    log: str = Field(description=f"Its last {LOG_TAIL_BYTES} bytes.")

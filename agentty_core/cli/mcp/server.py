@@ -1,0 +1,402 @@
+"""`agentty mcp`: the session tools over MCP (stdio), for coding agents that speak MCP.
+
+Built on the official SDK's `MCPServer` (the `agentty[mcp]` extra, `mcp>=2,<3`), imported only
+by this command since the SDK takes a noticeable time to import. The tools behave like the
+CLI (same checks, same messages); an error answers with the CLI's line and a stable code
+(`errors.py`). Requests to workers are async (`backend.py`): a pending wait holds a socket,
+not a thread. Each connection has its own default session. `lifecycle.py` runs the server
+and ends it with its client.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Annotated, ParamSpec
+
+from mcp.server.mcpserver import MCPServer
+from mcp_types import CallToolResult, ToolAnnotations
+from pydantic import Field
+
+from agentty_core._version import __version__
+from agentty_core.cli.mcp import schemas as s
+from agentty_core.cli.mcp.backend import Sessions, in_thread
+from agentty_core.cli.mcp.errors import CodedUsageError, error_result
+from agentty_core.cli.mcp.view import blocks, page, plain
+from agentty_core.client import Client, text_params
+from agentty_core.errors import AgenttyError, WaitTimeout
+from agentty_core.protocol import JSONObject
+from agentty_core.waitspec import WaitConditions
+
+P = ParamSpec("P")
+
+INSTRUCTIONS = """\
+agentty runs interactive programs (REPLs, editors, installers, TUIs) in background terminal
+sessions. Start one, then alternate typing (type_text / press_keys) and waiting (wait) and
+read the rendered screen from the results. Wait for a condition instead of sleeping. The
+session you started or attached last is the default for calls without `session`. A session
+keeps running until you kill it; kill what you start. An error names its cause and a code."""
+
+
+def guarded(
+    tool: Callable[P, Awaitable[CallToolResult]],
+) -> Callable[P, Awaitable[CallToolResult]]:
+    """agentty's errors become the tool's error result (the CLI's line and a code)."""
+
+    @functools.wraps(tool)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> CallToolResult:
+        try:
+            return await tool(*args, **kwargs)
+        except AgenttyError as exc:
+            return error_result(exc)
+
+    return run
+
+
+def reflow(doc: str) -> str:
+    """A docstring as a model should read it: no indentation, one line per paragraph."""
+    import inspect
+
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(" ".join(p.split()) for p in paragraphs)
+
+
+def _wait_spec(**fields: object) -> WaitConditions:
+    regex = fields.get("regex")
+    if isinstance(regex, str):
+        import re
+
+        try:
+            re.compile(regex)
+        except re.error as exc:
+            raise CodedUsageError(f"invalid regex {regex!r}: {exc}", "bad_regex") from None
+    return WaitConditions(**fields)  # type: ignore[arg-type]  # checked by WaitConditions
+
+
+def build_server(client: Client | None = None) -> MCPServer:
+    sessions = Sessions(client)
+    server = MCPServer("agentty", version=__version__, instructions=INSTRUCTIONS)
+    read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+    acts = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
+    destroys = ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=False)
+
+    def tool(
+        annotations: ToolAnnotations, name: str | None = None
+    ) -> Callable[[Callable[P, Awaitable[CallToolResult]]], Callable[P, Awaitable[CallToolResult]]]:
+        """Register a guarded tool; its description is the docstring, reflowed."""
+
+        def register(
+            func: Callable[P, Awaitable[CallToolResult]],
+        ) -> Callable[P, Awaitable[CallToolResult]]:
+            described = server.tool(
+                name=name, description=reflow(func.__doc__ or ""), annotations=annotations
+            )
+            described(guarded(func))
+            return func
+
+        return register
+
+    @tool(annotations=acts)
+    async def start(
+        argv: s.Argv = None,
+        shell: Annotated[
+            str | None,
+            Field(description="A command line run by $SHELL -lc (pipes, &&); instead of argv."),
+        ] = None,
+        name: Annotated[
+            str | None, Field(description="A name to refer to the session by (unique).")
+        ] = None,
+        cwd: Annotated[
+            str | None, Field(description="Working directory (default: the server's).")
+        ] = None,
+        env: Annotated[
+            dict[str, str] | None,
+            Field(description="Environment variables to set on top of the server's."),
+        ] = None,
+        cols: s.Cols = 80,
+        rows: s.Rows = 24,
+        record: Annotated[
+            bool, Field(description="Record an asciicast of the session (default false).")
+        ] = False,
+    ) -> Annotated[CallToolResult, s.Started]:
+        """Start a program in a new background terminal session; returns once it runs.
+
+        It becomes this connection's default session (other clients keep theirs). Kill it
+        when done."""
+        rec = await in_thread(
+            sessions.client.start,
+            argv,
+            shell=shell,
+            name=name,
+            cwd=cwd,
+            cols=cols,
+            rows=rows,
+            env=env,
+            activate=False,
+            record={"input": False, "markers": False} if record else None,
+        )
+        sessions.adopt(str(rec["id"]))
+        return plain(s.Started.model_validate(dict(rec)))
+
+    @tool(annotations=acts)
+    async def attach(session: s.Session = None) -> Annotated[CallToolResult, s.Started]:
+        """Make a running session this connection's default (the CLI's active one stays)."""
+        rec = await in_thread(sessions.client.require_running, sessions.session_id(session))
+        sessions.adopt(str(rec["id"]))
+        return plain(s.Started.model_validate(dict(rec)))
+
+    @tool(name="list", annotations=read_only)
+    async def list_sessions() -> Annotated[CallToolResult, s.SessionList]:
+        """List the sessions: id, name, status, command, exit code, input state, last activity."""
+        recs = await in_thread(sessions.client.sessions, live_info=True)
+        items = [
+            {**rec, "default": rec["id"] == sessions.default}
+            for rec in recs
+            if isinstance(rec.get("id"), str)
+        ]
+        return plain(s.SessionList.model_validate({"sessions": items, "default": sessions.default}))
+
+    @tool(annotations=read_only)
+    async def get(
+        session: s.Session = None,
+        lines: Annotated[
+            int | None,
+            Field(
+                json_schema_extra={"minimum": 1, "maximum": s.MAX_LINES},
+                description=f"Only the last N lines of output (scrollback and screen), "
+                f"1..{s.MAX_LINES}.",
+            ),
+        ] = None,
+        scrollback: Annotated[
+            bool, Field(description="Include the history above the screen (default false).")
+        ] = False,
+        offset: Annotated[
+            int | None,
+            Field(
+                json_schema_extra={"minimum": 0},
+                description="First line to show, 0 = the oldest (default: the last `limit`).",
+            ),
+        ] = None,
+        limit: Annotated[
+            int,
+            Field(
+                json_schema_extra={"minimum": 1, "maximum": s.MAX_LINES},
+                description=f"Lines to show, 1..{s.MAX_LINES} (default {s.MAX_LINES}).",
+            ),
+        ] = s.MAX_LINES,
+        search: Annotated[
+            str | None,
+            Field(description="Show only the lines containing this text (with scrollback)."),
+        ] = None,
+        ansi: Annotated[
+            bool, Field(description="Also return the screen with colour escapes (false).")
+        ] = False,
+    ) -> Annotated[CallToolResult, s.Screen]:
+        """Read the rendered screen as plain text (as a person sees it), then its seq, cursor,
+        input state and exit as JSON. Works after the program exited (its last screen)."""
+        _check("lines", lines, 1, s.MAX_LINES)
+        _check("offset", offset, 0, 1 << 40)
+        _check("limit", limit, 1, s.MAX_LINES)
+        history = scrollback or search is not None or offset is not None
+        params: JSONObject = {"scrollback": history, "ansi": ansi}
+        if lines is not None:
+            params["lines"] = lines
+        data = await sessions.get(session, **params)
+        fields = page(data, history=history, offset=offset, limit=limit, search=search)
+        return blocks(s.Screen.model_validate(fields))
+
+    @tool(annotations=read_only)
+    async def screenshot(
+        session: s.Session = None,
+        scale: Annotated[
+            int,
+            Field(
+                json_schema_extra={"minimum": 1, "maximum": 4},
+                description="Pixels per font pixel, 1..4 (default 1: a cell is 8x16 pixels).",
+            ),
+        ] = 1,
+    ) -> Annotated[CallToolResult, s.Screenshot]:
+        """A picture of the screen (PNG) with its colours, bold, italics, underline, reverse
+        and the cursor, for a model that reads images; then its size and seq as JSON. The
+        text itself is in get."""
+        import base64
+        import json
+
+        from mcp_types import ImageContent, TextContent
+
+        from agentty_core.render.png import png_bytes
+
+        _check("scale", scale, 1, 4)
+        data = await sessions.get(session, ansi=True)
+        png = await in_thread(png_bytes, data, scale=scale)
+        seq = data.get("seq")
+        meta = s.Screenshot(  # the size from the PNG's header (IHDR)
+            width=int.from_bytes(png[16:20], "big"),
+            height=int.from_bytes(png[20:24], "big"),
+            seq=seq if isinstance(seq, int) else 0,
+        ).model_dump(mode="json")
+        image = ImageContent(
+            type="image", data=base64.b64encode(png).decode(), mime_type="image/png"
+        )
+        text = TextContent(type="text", text=json.dumps(meta))
+        return CallToolResult(content=[image, text], structured_content=meta)
+
+    @tool(annotations=acts)
+    async def type_text(
+        text: Annotated[str, Field(description="The text to type, literally.")],
+        session: s.Session = None,
+        enter: Annotated[bool, Field(description="Press Enter after it (default false).")] = False,
+    ) -> Annotated[CallToolResult, s.Seq]:
+        """Type text into the program. Returns the screen seq from before the input: pass it
+        to wait(changed_since=seq) to read the answer."""
+        return plain(
+            s.Seq.model_validate(
+                await sessions.act(session, "text", text_params(text, enter=enter))
+            )
+        )
+
+    @tool(annotations=acts)
+    async def press_keys(
+        keys: s.Keys, session: s.Session = None
+    ) -> Annotated[CallToolResult, s.Seq]:
+        """Press keys in order. An unknown name is an error and nothing is sent. Returns the
+        seq from before the input."""
+        from agentty_core import keys as keynames
+        from agentty_core.errors import UsageError
+
+        if not keys:
+            raise UsageError("press_keys needs at least one key")
+        keynames.parse_all(list(keys))  # nothing is sent when one is wrong
+        return plain(s.Seq.model_validate(await sessions.act(session, "key", {"keys": keys})))
+
+    @tool(annotations=acts)
+    async def paste(
+        text: Annotated[str, Field(description="The text; may span lines.")],
+        session: s.Session = None,
+    ) -> Annotated[CallToolResult, s.Seq]:
+        """Paste text (a bracketed paste when the program supports it: multi-line input)."""
+        params = text_params(text, paste=True)
+        return plain(s.Seq.model_validate(await sessions.act(session, "text", params)))
+
+    @tool(annotations=read_only)
+    async def wait(
+        session: s.Session = None,
+        text: Annotated[str | None, Field(description="Until this text is on the screen.")] = None,
+        regex: Annotated[
+            str | None, Field(description="Until a line matches this Python regex.")
+        ] = None,
+        gone: Annotated[
+            str | None, Field(description="Until this text is no longer on the screen.")
+        ] = None,
+        stable_ms: Annotated[
+            int | None,
+            Field(
+                json_schema_extra={"minimum": 1},
+                description="Until the screen has not changed for this many milliseconds.",
+            ),
+        ] = None,
+        changed_since: Annotated[
+            int | None,
+            Field(
+                json_schema_extra={"minimum": 0},
+                description="Until the screen differs from this seq (from type_text etc.).",
+            ),
+        ] = None,
+        input: Annotated[
+            bool, Field(description="Until the program waits for keyboard input.")
+        ] = False,
+        exit: Annotated[bool, Field(description="Until the program exits.")] = False,
+        scrollback: Annotated[
+            bool, Field(description="text/regex/gone also look at the history (false).")
+        ] = False,
+        timeout: s.Timeout = 30.0,
+    ) -> Annotated[CallToolResult, s.WaitResult]:
+        """Block until any one condition holds, then return the screen and which one fired
+        (`fired`). On timeout: timedOut=true with the current screen (not an error). Prefer
+        this to sleeping."""
+        spec = _wait_spec(
+            text=text,
+            regex=regex,
+            gone=gone,
+            stable_ms=stable_ms,
+            changed_since=changed_since,
+            input=input,
+            exit=exit,
+            scrollback=scrollback,
+            timeout=timeout,
+        )
+        try:
+            data = await sessions.wait(session, spec)
+        except WaitTimeout as exc:
+            fields = {**page(exc.screen, history=False), "timedOut": True, "message": exc.message}
+            return blocks(s.WaitResult.model_validate(fields))
+        if "input" not in data and not data.get("exited") and isinstance(data.get("id"), str):
+            # The worker probes the input state only for an input wait; a model reads it on
+            # every screen (one more request, ~1 ms).
+            data["input"] = (await sessions.get(str(data["id"]))).get("input")
+        fields = {
+            **page(data, history=False),
+            "fired": data.get("fired"),
+            "elapsedMs": data.get("elapsed_ms"),
+        }
+        return blocks(s.WaitResult.model_validate(fields))
+
+    @tool(annotations=acts)
+    async def resize(
+        cols: s.Cols, rows: s.Rows, session: s.Session = None
+    ) -> Annotated[CallToolResult, s.Resized]:
+        """Resize the session's terminal (the program gets SIGWINCH)."""
+        rec = await in_thread(sessions.client.require_running, sessions.session_id(session))
+        result = await sessions.call(rec, "resize", {"cols": cols, "rows": rows})
+        return plain(s.Resized.model_validate(result))
+
+    @tool(annotations=destroys)
+    async def signal(
+        name: s.Signal,
+        session: s.Session = None,
+        leader: Annotated[
+            bool,
+            Field(description="Signal the program itself, not its foreground job (false)."),
+        ] = False,
+    ) -> Annotated[CallToolResult, s.Signalled]:
+        """Send a signal to the session's foreground job (INT is what Ctrl+C sends)."""
+        rec = await in_thread(sessions.client.require_running, sessions.session_id(session))
+        result = await sessions.call(rec, "signal", {"name": name, "leader": leader})
+        return plain(s.Signalled.model_validate(result))
+
+    @tool(annotations=destroys)
+    async def kill(session: s.Session = None) -> Annotated[CallToolResult, s.Killed]:
+        """End the session's whole process tree (HUP, TERM, KILL) and confirm it is gone."""
+        sid = sessions.session_id(session)
+        return plain(s.Killed.model_validate(await in_thread(sessions.client.kill, sid)))
+
+    @tool(annotations=acts)
+    async def record(
+        on: Annotated[bool, Field(description="true starts recording, false stops it.")],
+        session: s.Session = None,
+        input: Annotated[bool, Field(description="Also record the input sent.")] = False,
+    ) -> Annotated[CallToolResult, s.Recording]:
+        """Start or stop an asciicast recording of a running session (the path is returned)."""
+        sid = sessions.session_id(session)
+        result = await in_thread(sessions.client.record, sid, on, input=input)
+        return plain(s.Recording.model_validate(result))
+
+    @tool(annotations=read_only)
+    async def logs(session: s.Session = None) -> Annotated[CallToolResult, s.Log]:
+        """The session worker's own log (not the program's output): start-up, errors."""
+        path = sessions.client.logs(sessions.session_id(session))
+        try:
+            data = path.read_bytes()[-s.LOG_TAIL_BYTES :]
+        except FileNotFoundError:
+            data = b""
+        log = data.decode("utf-8", "replace")
+        return plain(s.Log(path=str(path), log=log))
+
+    # TODO(send): the `send` tool (mixed text and keys) and send-and-wait are another branch's;
+    # when Client.send lands, add it here as `sessions.act(session, "send", ...)`.
+    return server
+
+
+def _check(name: str, value: int | None, low: int, high: int) -> None:
+    if value is not None and not low <= value <= high:
+        raise CodedUsageError(f"{name} must be a whole number in {low}..{high}", "invalid_argument")

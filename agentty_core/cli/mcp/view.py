@@ -1,0 +1,91 @@
+"""A screen as a model reads it: the text in a block of its own, the metadata in a small JSON one.
+
+The screen travels as plain text with its rows and columns intact (a JSON string would escape
+every newline); the seq, cursor, input state and exit come next to it as JSON; the structured
+content holds both for programs. Every block is bounded (`MAX_LINES` lines of at most
+`MAX_LINE_CHARS` characters), and scrollback is paged with offset/limit.
+"""
+
+from __future__ import annotations
+
+import json
+
+from mcp_types import CallToolResult, ContentBlock, TextContent
+from pydantic import BaseModel
+
+from agentty_core.cli.mcp.schemas import MAX_LINE_CHARS, MAX_LINES, Screen
+from agentty_core.protocol import JSONObject, str_list
+from agentty_core.screen_text import trim_lines
+
+_META = ("seq", "cursor", "input", "exited", "exitCode", "signal")
+
+
+def page(
+    data: JSONObject,
+    *,
+    history: bool,
+    offset: int | None = None,
+    limit: int = MAX_LINES,
+    search: str | None = None,
+) -> JSONObject:
+    """The screen fields of a tool result: `screen` (text) and the metadata, bounded.
+
+    `history` joins the scrollback to the screen; lines are then numbered from the oldest
+    (0). Without `offset` the last `limit` lines are shown; with `search`, the lines holding
+    it (offset/limit page through the matches)."""
+    lines = str_list(data.get("lines"))
+    if history:
+        lines = str_list(data.get("scrollback")) + lines
+    lines = trim_lines(lines)
+    result: JSONObject = {"id": data.get("id")}
+    result.update({k: data.get(k) for k in _META if k in data})
+    if search is not None:
+        found = [(i, line) for i, line in enumerate(lines) if search in line]
+        start = offset or 0
+        shown = found[start : start + limit]
+        result["matches"] = [{"line": i, "text": line[:MAX_LINE_CHARS]} for i, line in shown]
+        result["screen"] = "\n".join(f"{i}: {line[:MAX_LINE_CHARS]}" for i, line in shown)
+        result["totalLines"] = len(lines)
+        if len(found) > start + limit:
+            result["note"] = f"{len(found)} matches; pass offset={start + limit} for more"
+        return result
+    total = len(lines)
+    start = max(0, total - limit) if offset is None else min(offset, total)
+    kept = lines[start : start + limit]
+    result["screen"] = "\n".join(line[:MAX_LINE_CHARS] for line in kept)
+    if history or total > limit:
+        result["firstLine"] = start
+        result["totalLines"] = total
+    if start > 0:
+        result["note"] = f"lines {start}..{start + len(kept) - 1} of {total} shown"
+    elif start + len(kept) < total:
+        result["note"] = f"first {len(kept)} of {total} lines shown"
+    if any(len(line) > MAX_LINE_CHARS for line in kept):
+        note = f"lines cut at {MAX_LINE_CHARS} characters"
+        result["note"] = f"{result['note']}; {note}" if "note" in result else note
+    if "ansi" in data:
+        result["ansi"] = "\n".join(str_list(data.get("ansi"))[-limit:])
+    return result
+
+
+def blocks(model: BaseModel, text_key: str = "screen") -> CallToolResult:
+    """The tool result: the screen's text as a block, then the rest as one JSON block."""
+    data = model.model_dump(mode="json", exclude_none=True)
+    meta = {k: v for k, v in data.items() if k not in (text_key, "ansi")}
+    content: list[ContentBlock] = [
+        TextContent(type="text", text=str(data.get(text_key, ""))),
+        TextContent(type="text", text=json.dumps(meta, ensure_ascii=False)),
+    ]
+    return CallToolResult(content=content, structured_content=data)
+
+
+def plain(model: BaseModel) -> CallToolResult:
+    """A small result (no screen): one JSON block and the structured content."""
+    data = model.model_dump(mode="json", exclude_none=True)
+    text = json.dumps(data, ensure_ascii=False)
+    block: list[ContentBlock] = [TextContent(type="text", text=text)]
+    return CallToolResult(content=block, structured_content=data)
+
+
+def screen_model(fields: JSONObject) -> Screen:
+    return Screen.model_validate(fields)

@@ -1,0 +1,103 @@
+"""The worker's socket from asyncio: one request, one response, no thread held while waiting.
+
+Speaks the same newline-delimited JSON as `ipc.client` and checks the same identity (the
+peer's uid is ours, and its pid is the worker's the record names), so an async caller (the
+MCP server) can keep hundreds of `wait`s pending on a handful of file descriptors instead of a
+thread each, and `AsyncSession` the same. A connection answers its requests in order: a caller that wants several at
+once opens several connections (`AsyncConnection` is cheap: a connect costs ~0.1 ms).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+
+from agentty_core import protocol
+from agentty_core.errors import ProtocolError, WorkerUnreachable
+from agentty_core.ipc.client import _connect_failure, unwrap
+from agentty_core.ipc.peer import peer_credentials
+
+# A screen with its scrollback can be several MB as JSON; the limit is only a sanity bound.
+READ_LIMIT = 64 << 20
+
+
+class AsyncConnection:
+    """A connection to one worker, for requests in order; close it when done."""
+
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer_pid: int
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self.peer_pid = peer_pid
+
+    @classmethod
+    async def open(
+        cls, path: str, *, timeout: float = 5.0, expect_pid: int | None = None
+    ) -> AsyncConnection:
+        """Connect and check who answers; WorkerUnreachable if nobody (or a stranger) does."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, path), timeout)
+        except asyncio.TimeoutError:
+            sock.close()
+            raise WorkerUnreachable(f"cannot connect to {path}: timed out", "timeout") from None
+        except OSError as exc:
+            sock.close()
+            raise WorkerUnreachable(*_connect_failure(path, exc)) from None
+        except BaseException:
+            sock.close()
+            raise
+        pid, uid, _ = peer_credentials(sock)
+        if uid != os.getuid() or (expect_pid and pid and pid != expect_pid):
+            sock.close()
+            raise WorkerUnreachable(
+                f"socket {path} is served by an unexpected process (pid {pid})", "wrong_peer"
+            )
+        reader, writer = await asyncio.open_unix_connection(sock=sock, limit=READ_LIMIT)
+        return cls(reader, writer, pid)
+
+    def reusable(self) -> bool:
+        """Open, and nothing unread: a worker closes idle connections (a full one evicts the
+        longest idle with an error line), and one that ended closes them all."""
+        unread = getattr(self._reader, "_buffer", b"")  # what arrived unasked, if anything
+        return not (self._writer.is_closing() or self._reader.at_eof() or unread)
+
+    async def call(
+        self, method: str, params: protocol.JSONObject | None = None, timeout: float = 5.0
+    ) -> protocol.JSONObject:
+        """Send a request and return its result, or raise the worker's error (RemoteError).
+
+        Cancelled (the caller went away), the connection is closed: the worker then drops
+        whatever it was answering, a pending wait included."""
+        try:
+            self._writer.write(protocol.request(method, params))
+            await self._writer.drain()
+            line = await asyncio.wait_for(self._reader.readline(), timeout)
+        except asyncio.TimeoutError:
+            self.close()
+            raise WorkerUnreachable("worker did not answer in time", "timeout") from None
+        except (OSError, ValueError) as exc:  # ValueError: a line over READ_LIMIT
+            self.close()
+            raise WorkerUnreachable(f"worker connection failed: {exc}", "recv_failed") from None
+        except BaseException:
+            self.close()
+            raise
+        if not line.endswith(b"\n"):
+            self.close()
+            raise WorkerUnreachable("worker closed the connection (it may have exited)", "closed")
+        try:
+            message = json.loads(line)
+        except ValueError:
+            self.close()
+            raise ProtocolError("worker sent a malformed response") from None
+        if not isinstance(message, dict):
+            self.close()
+            raise ProtocolError("worker sent a malformed response")
+        return unwrap(message)
+
+    def close(self) -> None:
+        self._writer.close()

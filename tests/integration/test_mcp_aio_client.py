@@ -1,0 +1,69 @@
+"""The asyncio socket client the MCP server uses: same framing, same identity checks."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from agentty_core.errors import RemoteError, WorkerUnreachable
+from agentty_core.ipc.aio_client import AsyncConnection
+from tests.helpers.cli import agentty, agentty_json
+
+
+def _socket(rec: dict[str, object]) -> str:
+    return str(Path(os.environ["AGENTTY_HOME"]) / "sockets" / f"{rec['id']}.sock")
+
+
+async def test_requests_in_order_and_concurrent_waits_on_their_own_connections() -> None:
+    rec = agentty_json("start", "--", "cat")
+    path, pid = _socket(rec), int(str(rec["workerPid"]))
+    conn = await AsyncConnection.open(path, expect_pid=pid)
+    waiters = [await AsyncConnection.open(path, expect_pid=pid) for _ in range(3)]
+    try:
+        assert (await conn.call("ping"))["pid"] == pid
+        pending = [
+            asyncio.ensure_future(w.call("wait", {"text": f"w{i}", "timeout": 20}, timeout=30))
+            for i, w in enumerate(waiters)
+        ]
+        await conn.call("text", {"data": "w0 w1 w2\r"})
+        done = await asyncio.gather(*pending)
+        assert [d["fired"] for d in done] == ["text"] * 3
+        with pytest.raises(RemoteError) as bad:
+            await conn.call("key", {"keys": ["Nope"]})
+        assert bad.value.code == "invalid_key"
+        assert conn.reusable()  # an error answer leaves the connection in step
+        assert (await conn.call("ping"))["pid"] == pid
+    finally:
+        conn.close()
+        for w in waiters:
+            w.close()
+        agentty("kill", "--session", str(rec["id"]))
+
+
+async def test_a_socket_served_by_another_pid_is_refused() -> None:
+    rec = agentty_json("start", "--", "cat")
+    try:
+        with pytest.raises(WorkerUnreachable, match="unexpected process"):
+            await AsyncConnection.open(_socket(rec), expect_pid=os.getpid())
+        with pytest.raises(WorkerUnreachable, match="missing"):
+            await AsyncConnection.open(_socket(rec) + ".nope")
+    finally:
+        agentty("kill", "--session", str(rec["id"]))
+
+
+async def test_a_cancelled_wait_closes_its_connection() -> None:
+    rec = agentty_json("start", "--", "cat")
+    conn = await AsyncConnection.open(_socket(rec), expect_pid=int(str(rec["workerPid"])))
+    try:
+        task = asyncio.ensure_future(conn.call("wait", {"text": "never", "timeout": 600}, 700))
+        await asyncio.sleep(0)  # let it send
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not conn.reusable()
+    finally:
+        conn.close()
+        agentty("kill", "--session", str(rec["id"]))

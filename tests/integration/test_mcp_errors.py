@@ -1,0 +1,89 @@
+"""Every agentty error over MCP: the CLI's one line and a stable code, through the SDK client.
+
+Before, each of these reached the model as a bare "Error executing tool ..." (any exception
+that is not a ToolError is hidden by mcp 2.x), with a traceback on the server's stderr."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import pytest
+
+from tests.integration.test_mcp import mcp_client, payload
+
+pytest.importorskip("mcp")
+
+
+def error_of(result: Any) -> tuple[str, str]:
+    """(text, code) of an error result; the text's first line is what the CLI prints."""
+    assert result.is_error, result.content
+    text = result.content[0].text
+    first, _, code_line = text.partition("\n")
+    assert first.startswith("agentty: error: ")
+    assert code_line.startswith("code: ")
+    code = code_line.removeprefix("code: ")
+    assert result.structured_content["error"]["code"] == code
+    return first, code
+
+
+async def test_each_bad_input_answers_its_message_and_code() -> None:
+    async with mcp_client() as session:
+        text, code = error_of(await session.call_tool("get", {"session": "nope"}))
+        assert (text, code) == ("agentty: error: no such session: nope", "session_not_found")
+        text, code = error_of(await session.call_tool("get", {}))
+        assert code == "no_default_session" and "start or attach one" in text
+
+        sid = payload(await session.call_tool("start", {"argv": ["cat"], "name": "cat1"}))["id"]
+        text, code = error_of(await session.call_tool("press_keys", {"keys": ["Ctrl+Banana"]}))
+        assert code == "invalid_key" and "unknown key 'Ctrl+Banana'" in text
+        text, code = error_of(await session.call_tool("wait", {"regex": "(", "timeout": 5}))
+        assert code == "bad_regex" and "invalid regex '('" in text
+        text, code = error_of(await session.call_tool("wait", {"text": "x", "timeout": -1}))
+        assert code == "invalid_argument" and "timeout must be a number of seconds" in text
+        text, code = error_of(await session.call_tool("wait", {"timeout": 1}))
+        assert code == "no_wait_condition"
+        dup = {"argv": ["cat"], "name": "cat1"}
+        text, code = error_of(await session.call_tool("start", dup))
+        assert (text, code) == (
+            "agentty: error: a running session is already named 'cat1'",
+            "name_taken",
+        )
+        text, code = error_of(await session.call_tool("start", {"argv": ["/no/such/prog"]}))
+        assert code == "program_not_found"
+
+        payload(await session.call_tool("kill", {"session": sid}))
+        for name, args in (
+            ("type_text", {"text": "hi"}),
+            ("press_keys", {"keys": ["Enter"]}),
+            ("paste", {"text": "hi"}),
+            ("resize", {"cols": 90, "rows": 30}),
+            ("signal", {"name": "INT"}),
+            ("kill", {}),
+        ):
+            text, code = error_of(await session.call_tool(name, args))
+            assert code == "not_running", (name, text)
+            assert f"session {sid}" in text and "exited" in text, (name, text)
+
+
+async def test_an_error_is_answered_in_milliseconds_without_a_traceback(tmp_path: Any) -> None:
+    """The answer does not go through the SDK's exception logging (a traceback per call)."""
+    errlog = tmp_path / "stderr.txt"
+    with errlog.open("w") as stderr:
+        async with mcp_client(errlog=stderr) as session:
+            for _ in range(5):
+                error_of(await session.call_tool("get", {"session": "nope"}))
+            error_of(await session.call_tool("press_keys", {"keys": ["Nope"], "session": "x"}))
+    assert "Traceback" not in errlog.read_text()
+
+
+async def test_a_call_after_the_program_exited() -> None:
+    async with mcp_client() as session:
+        argv = [sys.executable, "-c", "print('bye')"]
+        sid = payload(await session.call_tool("start", {"argv": argv}))["id"]
+        done = payload(await session.call_tool("wait", {"exit": True, "timeout": 20}))
+        assert done["fired"] == "exit" and done["exitCode"] == 0
+        text, code = error_of(await session.call_tool("type_text", {"text": "x"}))
+        assert code == "not_running" and text.startswith(f"agentty: error: session {sid} exited")
+        last = payload(await session.call_tool("get", {}))  # an ended session's last screen
+        assert "bye" in last["screen"] and last["exited"] is True

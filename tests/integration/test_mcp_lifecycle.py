@@ -1,0 +1,107 @@
+"""The MCP server's lifecycle: it ends with its client, and waits hold no thread each.
+
+Before, a server with a wait in flight outlived a killed client for the whole wait timeout
+(up to a day), each wait held one of the SDK's worker threads, and sixty of them made a `get`
+queue behind them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import anyio
+import psutil
+import pytest
+
+from tests.helpers.cli import AGENTTY
+from tests.integration.test_mcp import mcp_client, payload
+
+pytest.importorskip("mcp")
+
+CLIENT = """
+import asyncio, os, sys
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+
+async def main():
+    params = StdioServerParameters(command=sys.argv[1], args=["mcp"], env=dict(os.environ))
+    async with stdio_client(params) as (r, w), ClientSession(r, w) as s:
+        await s.initialize()
+        await s.call_tool("start", {"argv": ["cat"]})
+        print("started", flush=True)
+        await s.call_tool("wait", {"text": "never", "timeout": 3600})
+
+asyncio.run(main())
+"""
+
+
+def _until(condition: object, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def _gone(proc: psutil.Process) -> bool:
+    """Exited: a zombie counts (its reaping is up to whoever inherited it)."""
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _unix_sockets(proc: psutil.Process) -> int:
+    try:
+        return len(proc.net_connections(kind="unix"))
+    except psutil.NoSuchProcess:
+        return 0
+
+
+def test_killing_the_client_ends_the_server_with_a_wait_pending() -> None:
+    client = subprocess.Popen(
+        [sys.executable, "-c", CLIENT, AGENTTY],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
+    try:
+        assert client.stdout is not None and client.stdout.readline().strip() == "started"
+        server = psutil.Process(client.pid).children()[0]
+        # The wait is pending once the server holds a socket to the worker for it.
+        _until(lambda: _unix_sockets(server) > 0, 20, "the wait to reach the worker")
+        client.send_signal(signal.SIGKILL)
+        client.wait(10)
+        _until(lambda: _gone(server), 1.0, "the server to exit after its client died")
+    finally:
+        client.kill()
+        client.wait(10)
+
+
+async def test_two_hundred_pending_waits_leave_get_answering() -> None:
+    async with mcp_client() as session:
+        sid = payload(await session.call_tool("start", {"argv": ["cat"]}))["id"]
+        server = next(p for p in psutil.Process().children() if "mcp" in " ".join(p.cmdline()))
+        threads_before = server.num_threads()
+        async with anyio.create_task_group() as tg:
+            for _ in range(200):
+                tg.start_soon(session.call_tool, "wait", {"text": "never", "timeout": 120})
+            # 32 of them pending at the worker (the rest queue for a slot, on no thread).
+            deadline = time.monotonic() + 30
+            while _unix_sockets(server) < 32:
+                assert time.monotonic() < deadline, "the waits never reached the worker"
+                await anyio.sleep(0.02)
+            screen = payload(await session.call_tool("get", {}))
+            assert screen["id"] == sid
+            assert server.num_threads() < threads_before + 10  # not a thread per wait
+            # A queued wait still times out on time, as a result rather than an error.
+            late = payload(await session.call_tool("wait", {"text": "never", "timeout": 0.2}))
+            assert late["timedOut"] is True
+            payload(await session.call_tool("type_text", {"text": "still-typing\n"}))
+            seen = payload(await session.call_tool("get", {}))
+            assert "still-typing" in seen["screen"]
+            tg.cancel_scope.cancel()
+        payload(await session.call_tool("kill", {"session": sid}))

@@ -1,0 +1,113 @@
+"""Default sessions per MCP connection, the screen block, and the CLI's options over MCP."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import pytest
+
+pytest.importorskip("mcp")
+
+from mcp_types import TextContent
+
+from tests.helpers.cli import agentty_json
+from tests.integration.test_mcp import mcp_client, payload
+
+
+async def test_two_clients_keep_separate_default_sessions() -> None:
+    """Client A's type_text without `session` goes to A's session, whoever started one since;
+    the home's active pointer (the CLI's) is never moved."""
+    before = agentty_json("status")["active"]
+    async with mcp_client() as a, mcp_client() as b:
+        sid_a = payload(await a.call_tool("start", {"argv": ["cat"]}))["id"]
+        sid_b = payload(await b.call_tool("start", {"argv": ["cat"]}))["id"]
+        payload(await a.call_tool("type_text", {"text": "from-a", "enter": True}))
+        payload(await b.call_tool("type_text", {"text": "from-b", "enter": True}))
+        seen_a = payload(await a.call_tool("wait", {"text": "from-a", "timeout": 20}))
+        seen_b = payload(await b.call_tool("wait", {"text": "from-b", "timeout": 20}))
+        assert seen_a["id"] == sid_a and "from-b" not in seen_a["screen"]
+        assert seen_b["id"] == sid_b and "from-a" not in seen_b["screen"]
+        listed = payload(await a.call_tool("list", {}))
+        assert listed["default"] == sid_a
+        assert {s["id"]: s["default"] for s in listed["sessions"]} == {sid_a: True, sid_b: False}
+        assert agentty_json("status")["active"] == before
+        # attach adopts another session for this connection only.
+        payload(await a.call_tool("attach", {"session": sid_b}))
+        assert payload(await a.call_tool("get", {}))["id"] == sid_b
+        assert payload(await b.call_tool("get", {}))["id"] == sid_b
+        assert agentty_json("status")["active"] == before
+
+
+async def test_the_screen_is_a_plain_text_block_next_to_a_json_block() -> None:
+    async with mcp_client() as session:
+        tools = {t.name: t for t in (await session.list_tools()).tools}
+        for tool in tools.values():
+            for name, prop in tool.input_schema.get("properties", {}).items():
+                assert prop.get("description"), (tool.name, name)
+            assert tool.output_schema and tool.output_schema.get("properties"), tool.name
+            assert "\n    " not in (tool.description or ""), tool.name  # no docstring indent
+        assert tools["start"].input_schema["properties"]["argv"]["minItems"] == 1
+        assert tools["press_keys"].input_schema["properties"]["keys"]["minItems"] == 1
+        signal_names = json.dumps(tools["signal"].input_schema)
+        assert '"enum"' in signal_names and '"KILL"' in signal_names
+        assert "Ctrl+A..Ctrl+Z" in json.dumps(tools["press_keys"].input_schema)
+        get_output = tools["get"].output_schema or {}
+        assert set(get_output["properties"]) >= {"screen", "seq", "cursor"}
+
+        art = "printf '+----+\\n|  a |\\n|  b |\\n+----+\\n'; exec cat"
+        payload(await session.call_tool("start", {"shell": art}))
+        result = await session.call_tool("wait", {"text": "+----+", "timeout": 20})
+        result = await session.call_tool("wait", {"stable_ms": 100, "timeout": 20})
+        text_block, meta_block = result.content
+        assert isinstance(text_block, TextContent) and isinstance(meta_block, TextContent)
+        screen, meta = text_block.text, json.loads(meta_block.text)
+        assert screen.splitlines()[:4] == ["+----+", "|  a |", "|  b |", "+----+"]
+        assert "screen" not in meta and {"seq", "cursor", "input", "exited"} <= set(meta)
+        assert meta["input"]["state"] in ("reading", "busy")
+
+
+async def test_start_get_list_record_signal_resize_logs(tmp_path: Any) -> None:
+    async with mcp_client() as session:
+        script = (
+            "import os; print(os.environ['GREETING'], os.getcwd())\n"
+            "for i in range(300): print(f'row{i}')\n"
+            "input()"
+        )
+        args = {
+            "argv": [sys.executable, "-c", script],
+            "env": {"GREETING": "hello-env"},
+            "cwd": str(tmp_path),
+            "cols": 100,
+            "rows": 30,
+            "record": True,
+        }
+        sid = payload(await session.call_tool("start", args))["id"]
+        payload(await session.call_tool("wait", {"text": "row299", "timeout": 20}))
+        first = payload(
+            await session.call_tool("get", {"scrollback": True, "offset": 0, "limit": 3})
+        )
+        assert first["screen"].splitlines() == [f"hello-env {tmp_path}", "row0", "row1"]
+        assert first["firstLine"] == 0 and first["totalLines"] == 301
+        last = payload(await session.call_tool("get", {"scrollback": True, "limit": 2}))
+        assert last["screen"].splitlines() == ["row298", "row299"] and last["firstLine"] == 299
+        found = payload(await session.call_tool("get", {"search": "row15"}))
+        assert [m["text"] for m in found["matches"]] == ["row15"] + [f"row15{i}" for i in range(10)]
+        tail = payload(await session.call_tool("get", {"lines": 2}))
+        assert tail["screen"].splitlines() == ["row298", "row299"]
+        full = payload(await session.call_tool("get", {}))
+        assert len(full["screen"].splitlines()) <= 30
+
+        listed = payload(await session.call_tool("list", {}))["sessions"]
+        assert listed[0]["input"]["state"] == "reading" and listed[0]["lastActiveAt"]
+        resized = payload(await session.call_tool("resize", {"cols": 90, "rows": 20}))
+        assert (resized["cols"], resized["rows"]) == (90, 20)
+        stopped = payload(await session.call_tool("record", {"on": False}))
+        assert stopped["recording"] is False and stopped["path"].endswith(".cast")
+        logs = payload(await session.call_tool("logs", {}))
+        assert logs["path"].endswith(f"{sid}.log")
+        sent = payload(await session.call_tool("signal", {"name": "INT"}))
+        assert sent["signal"] == "SIGINT"
+        ended = payload(await session.call_tool("wait", {"exit": True, "timeout": 20}))
+        assert ended["exited"] is True
