@@ -2,9 +2,9 @@
 
 Speaks the same newline-delimited JSON as `ipc.client` and checks the same identity (the
 peer's uid is ours, and its pid is the worker's the record names), so an async caller (the
-MCP server) can keep hundreds of `wait`s pending on a handful of file descriptors instead of a
-thread each, and `AsyncSession` the same. A connection answers its requests in order: a caller that wants several at
-once opens several connections (`AsyncConnection` is cheap: a connect costs ~0.1 ms).
+MCP server, `AsyncSession`) can keep hundreds of `wait`s pending on a handful of file
+descriptors instead of a thread each. A connection answers its requests in order: a caller
+that wants several at once opens several connections (a connect costs ~0.1 ms).
 """
 
 from __future__ import annotations
