@@ -273,6 +273,11 @@ class Client:
             if rec.get("status") in ("running", "lost") and not self.worker_alive(rec):
                 if rec.get("status") == "running" or self._final_exit(rec["id"]) is not None:
                     rec = self._mark_lost(rec, "worker died")
+            elif rec.get("status") == "running" and (ended := self._final_exit(rec["id"])):
+                # The program ended and its worker is still trying to record it (a lock held
+                # elsewhere, a full disk): the final screen it saved first says how.
+                code, sig, when = ended
+                rec = {**rec, "status": "exited", "exitCode": code, "signal": sig, "endedAt": when}
             elif (
                 rec.get("status") == "starting"
                 and rec.get("workerPid") is not None

@@ -159,7 +159,8 @@ class Lifecycle(WorkerBase):
         while True:
             self._save_final(final)
             try:
-                self.quick_store.update(self.id, **fields)
+                # A list being rebuilt (a corrupt file set aside) gets the record back.
+                self.quick_store.update_or_restore(self.id, self.record, **fields)
             except AgenttyError as exc:
                 problem = str(exc)
             else:

@@ -184,17 +184,21 @@ def test_readers_on_a_full_disk_do_not_fail(agentty_home: Path, small_disk: Path
 
 
 def test_readers_take_the_exit_from_the_final_screen(agentty_home: Path) -> None:
-    """Issue 16 #3 (readers): a worker that could not record its exit (the state lock held
-    elsewhere past its timeout) saved the final screen with the code; readers show the
-    session exited with that code, not `lost`."""
+    """Issue 16 #3 (readers): a worker that cannot record its exit (the state lock held
+    elsewhere) saved the final screen with the code; readers show the session exited with
+    that code while the worker keeps trying, and after a worker that died before it could
+    record it, not `lost`."""
     ending = start("--", "sh", "-c", "echo LAST-words; read x; exit 3")
     with _state_lock(agentty_home):
         agentty("text", "--session", ending["id"], "--enter", "bye", check=True)
         final = agentty_home / "logs" / f"{ending['id']}.final.json"
         wait_until(final.exists, timeout=20)
-        wait_until(lambda: gone(ending["workerPid"]), timeout=30)  # it gave up on the lock
+        rec = record(ending["id"])  # reading takes no lock
+        assert (rec["status"], rec["exitCode"]) == ("exited", 3), rec
         stored = {r["id"]: r for r in raw_records(agentty_home)}
-        assert stored[ending["id"]]["status"] == "running"  # the exit is not recorded
+        assert stored[ending["id"]]["status"] == "running"  # the exit is not recorded yet
+        os.kill(ending["workerPid"], signal.SIGKILL)  # a worker that dies before it can
+        wait_until(lambda: gone(ending["workerPid"]), timeout=30)
     rec = record(ending["id"])
     assert (rec["status"], rec["exitCode"]) == ("exited", 3), rec
     screen = agentty_json("get", "--session", ending["id"])
