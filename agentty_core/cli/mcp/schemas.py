@@ -137,6 +137,46 @@ class Started(_Result):
     command: str | None = Field(default=None, description="The command line it runs.")
 
 
+class Then(BaseModel):
+    """A wait that counts only output after the input: the echo of what was typed, or the
+    screen from before, never fires it. Any one condition that holds fires it."""
+
+    text: str | None = Field(default=None, description="Until this text is on the screen.")
+    regex: str | None = Field(default=None, description="Until a line matches this regex.")
+    gone: str | None = Field(default=None, description="Until this text has left the screen.")
+    stable_ms: int | None = Field(
+        default=None,
+        json_schema_extra={"minimum": 1},
+        description="Until the screen has not changed for this many milliseconds.",
+    )
+    input: bool = Field(default=False, description="Until the program waits for keys again.")
+    exit: bool = Field(default=False, description="Until the program exits.")
+    scrollback: bool = Field(default=False, description="text/regex/gone search history too.")
+    timeout: float = Field(
+        default=30.0,
+        json_schema_extra={"minimum": 0, "maximum": 86400},
+        description="Seconds, 0..86400 (default 30). A timeout is a result, not an error.",
+    )
+
+
+ThenParam = Annotated[
+    Then | None,
+    Field(
+        description="Wait after the input, in the same call: the result is then the screen "
+        "once a condition held on output newer than the input (as wait(after=seq))."
+    ),
+]
+
+
+class Sent(_Result):
+    """Input sent; with `wait`, the wait that followed it."""
+
+    seq: int = Field(description="Screen version before the input: pass to wait(after=seq).")
+    waited: WaitResult | None = Field(
+        default=None, description="With `wait`: the screen once a condition held (or timedOut)."
+    )
+
+
 class Seq(_Result):
     seq: int = Field(description="Screen version before the input: pass to wait(changed_since).")
 

@@ -11,11 +11,12 @@ and ends it with its client.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, ParamSpec
 
 from mcp.server.mcpserver import MCPServer
-from mcp_types import CallToolResult, ToolAnnotations
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
 from agentty_core._version import __version__
@@ -246,37 +247,63 @@ def build_server(client: Client | None = None) -> MCPServer:
         text: Annotated[str, Field(description="The text to type, literally.")],
         session: s.Session = None,
         enter: Annotated[bool, Field(description="Press Enter after it (default false).")] = False,
-    ) -> Annotated[CallToolResult, s.Seq]:
-        """Type text into the program. Returns the screen seq from before the input: pass it
-        to wait(changed_since=seq) to read the answer."""
-        return plain(
-            s.Seq.model_validate(
-                await sessions.act(session, "text", text_params(text, enter=enter))
-            )
-        )
+        wait: s.ThenParam = None,
+    ) -> Annotated[CallToolResult, s.Sent]:
+        """Type text into the program. Returns the screen seq from before the input; with
+        `wait`, also the screen once a condition held on output after the input (so the
+        echo of the typed text never satisfies it)."""
+        return await sent(session, [("text", text_params(text, enter=enter))], wait)
 
     @tool(annotations=acts)
     async def press_keys(
-        keys: s.Keys, session: s.Session = None
-    ) -> Annotated[CallToolResult, s.Seq]:
+        keys: s.Keys, session: s.Session = None, wait: s.ThenParam = None
+    ) -> Annotated[CallToolResult, s.Sent]:
         """Press keys in order. An unknown name is an error and nothing is sent. Returns the
-        seq from before the input."""
+        seq from before the input; with `wait`, the screen once a condition held after it."""
         from agentty_core import keys as keynames
         from agentty_core.errors import UsageError
 
         if not keys:
             raise UsageError("press_keys needs at least one key")
         keynames.parse_all(list(keys))  # nothing is sent when one is wrong
-        return plain(s.Seq.model_validate(await sessions.act(session, "key", {"keys": keys})))
+        return await sent(session, [("key", {"keys": keys})], wait)
 
     @tool(annotations=acts)
     async def paste(
         text: Annotated[str, Field(description="The text; may span lines.")],
         session: s.Session = None,
-    ) -> Annotated[CallToolResult, s.Seq]:
-        """Paste text (a bracketed paste when the program supports it: multi-line input)."""
-        params = text_params(text, paste=True)
-        return plain(s.Seq.model_validate(await sessions.act(session, "text", params)))
+        wait: s.ThenParam = None,
+    ) -> Annotated[CallToolResult, s.Sent]:
+        """Paste text (a bracketed paste when the program supports it: multi-line input).
+        With `wait`, the screen once a condition held on output after the paste."""
+        return await sent(session, [("text", text_params(text, paste=True))], wait)
+
+    @tool(annotations=acts)
+    async def send(
+        args: Annotated[
+            list[str],
+            Field(
+                json_schema_extra={"minItems": 1},
+                description="In order: a key name (Enter, Esc, Ctrl+C, C-c, Up, ...) is "
+                "pressed, anything else is typed literally, as tmux send-keys does; e.g. "
+                '["i", "a line", "Esc", ":wq", "Enter"] edits and saves in vim.',
+            ),
+        ],
+        session: s.Session = None,
+        literal: Annotated[
+            bool, Field(description="Type every argument, key names too (default false).")
+        ] = False,
+        enter: Annotated[
+            bool, Field(description="Press Enter at the end (default false).")
+        ] = False,
+        wait: s.ThenParam = None,
+    ) -> Annotated[CallToolResult, s.Sent]:
+        """Typed text and named keys in one call. A word spelt like a key that names none
+        (Ctrl+Banana) is an error and nothing is sent. Returns the seq from before; with
+        `wait`, the screen once a condition held on output after the input."""
+        from agentty_core.client import send_steps
+
+        return await sent(session, send_steps(args, literal=literal, enter=enter), wait)
 
     @tool(annotations=read_only)
     async def wait(
@@ -325,11 +352,14 @@ def build_server(client: Client | None = None) -> MCPServer:
             scrollback=scrollback,
             timeout=timeout,
         )
+        return blocks(await waited(session, spec))
+
+    async def waited(session: str | None, spec: WaitConditions) -> s.WaitResult:
         try:
             data = await sessions.wait(session, spec)
         except WaitTimeout as exc:
             fields = {**page(exc.screen, history=False), "timedOut": True, "message": exc.message}
-            return blocks(s.WaitResult.model_validate(fields))
+            return s.WaitResult.model_validate(fields)
         if "input" not in data and not data.get("exited") and isinstance(data.get("id"), str):
             # The worker probes the input state only for an input wait; a model reads it on
             # every screen (one more request, ~1 ms).
@@ -339,7 +369,32 @@ def build_server(client: Client | None = None) -> MCPServer:
             "fired": data.get("fired"),
             "elapsedMs": data.get("elapsed_ms"),
         }
-        return blocks(s.WaitResult.model_validate(fields))
+        return s.WaitResult.model_validate(fields)
+
+    async def sent(
+        session: str | None, steps: list[tuple[str, JSONObject]], then: s.Then | None
+    ) -> CallToolResult:
+        """Send the requests in order; then, if asked, wait on output newer than the input."""
+        seq = None
+        for method, params in steps:
+            answer = await sessions.act(session, method, params)
+            if seq is None:
+                seq = answer.get("seq")
+        before = seq if isinstance(seq, int) else 0
+        if then is None:
+            return plain(s.Sent(seq=before))
+        spec = _wait_spec(**then.model_dump(), after=before)
+        result = s.Sent(seq=before, waited=await waited(session, spec))
+        data = result.model_dump(mode="json", exclude_none=True)
+        screen = str(data.get("waited", {}).get("screen", ""))
+        meta = {"seq": before, **{k: v for k, v in data["waited"].items() if k != "screen"}}
+        return CallToolResult(
+            content=[
+                TextContent(type="text", text=screen),
+                TextContent(type="text", text=json.dumps(meta, ensure_ascii=False)),
+            ],
+            structured_content=data,
+        )
 
     @tool(annotations=acts)
     async def resize(
@@ -392,8 +447,6 @@ def build_server(client: Client | None = None) -> MCPServer:
         log = data.decode("utf-8", "replace")
         return plain(s.Log(path=str(path), log=log))
 
-    # TODO(send): the `send` tool (mixed text and keys) and send-and-wait are another branch's;
-    # when Client.send lands, add it here as `sessions.act(session, "send", ...)`.
     return server
 
 

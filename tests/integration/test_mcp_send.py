@@ -1,0 +1,70 @@
+"""MCP: typed text and named keys in one call (`send`), and input with its wait in one call."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("mcp")
+
+from mcp_types import TextContent
+
+from tests.integration.test_mcp import mcp_client, payload
+
+
+def _text(block: object) -> str:
+    assert isinstance(block, TextContent), block
+    return block.text
+
+
+async def test_type_text_with_its_wait_returns_the_answer() -> None:
+    """The wait counts only output after the input: the screen that fired holds the answer,
+    and a regex anchored to the whole answer line is not satisfied by the echoed command."""
+    async with mcp_client() as session:
+        payload(await session.call_tool("start", {"argv": [sys.executable, "-q"]}))
+        payload(await session.call_tool("wait", {"text": ">>>", "timeout": 30}))
+        result = await session.call_tool(
+            "type_text",
+            {"text": "print(6 * 7)", "enter": True, "wait": {"regex": "^42$", "timeout": 30}},
+        )
+        sent = payload(result)
+        assert isinstance(sent["seq"], int)
+        waited = sent["waited"]
+        assert waited["fired"] == "regex", waited
+        assert "42" in waited["screen"].splitlines()
+        assert _text(result.content[0]) == waited["screen"]  # the screen is its own text block
+        payload(await session.call_tool("kill", {}))
+
+
+async def test_send_edits_a_file_in_vim_in_one_call(tmp_path: Path) -> None:
+    if not Path("/usr/bin/vim").exists():
+        pytest.skip("vim is not installed")
+    target = tmp_path / "notes.txt"
+    async with mcp_client() as session:
+        argv = ["vim", "-Nu", "NONE", "-i", "NONE", str(target)]
+        payload(await session.call_tool("start", {"argv": argv}))
+        payload(await session.call_tool("wait", {"input": True, "timeout": 30}))
+        sent = payload(
+            await session.call_tool(
+                "send",
+                {
+                    "args": ["i", "hello from send", "Esc", ":wq", "Enter"],
+                    "wait": {"exit": True, "timeout": 30},
+                },
+            )
+        )
+        assert sent["waited"]["fired"] == "exit", sent
+    assert target.read_text() == "hello from send\n"
+
+
+async def test_send_refuses_a_key_that_names_none_and_sends_nothing() -> None:
+    async with mcp_client() as session:
+        payload(await session.call_tool("start", {"argv": ["cat"]}))
+        bad = await session.call_tool("send", {"args": ["typed", "Ctrl+Banana"]})
+        assert bad.is_error
+        assert "Ctrl+Banana" in _text(bad.content[0])
+        screen = payload(await session.call_tool("get", {}))
+        assert "typed" not in screen["screen"]
+        payload(await session.call_tool("kill", {}))
