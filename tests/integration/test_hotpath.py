@@ -168,7 +168,7 @@ def test_reading_forms_by_name_prefix_and_json_answer_as_the_full_path() -> None
 def test_acting_forms_answer_as_the_full_path() -> None:
     """text, paste, key and kill change the session: each path acts on a session of its
     own, started alike, and their outputs are compared with the ids written alike."""
-    outs = []
+    outs: list[list[tuple[int, str, str]]] = []
     for path in ([AGENTTY], FULL):
         sid = agentty_json("start", "--name", "n" + str(len(outs)), "--", "cat")["id"]
         agentty("wait", "--stable", "100", "--timeout", "10", check=True)
