@@ -102,6 +102,8 @@ def fast_lane(words: list[str]) -> int | None:
     args = parse(words)
     if args is None:
         return None
+    if args.command == "status":
+        return _status(args)
     request = _request(args)
     if request is None:
         return None
@@ -201,9 +203,10 @@ def _request(args: Namespace) -> bytes | None:
     elif command == "kill":
         params = {"grace": args.timeout}
     else:
-        return None  # status: liveness and orphans are the full path's
+        return None
     try:
-        text = _dumps({"v": 1, "method": command, "params": params}, ascii_only=True)
+        method = "text" if command == "paste" else command  # a paste is a text request
+        text = _dumps({"v": 1, "method": method, "params": params}, ascii_only=True)
     except (TypeError, ValueError):
         return None
     return (text + "\n").encode("ascii")
@@ -306,6 +309,101 @@ def _killed(args: Namespace, sid: str, result: dict[str, object]) -> int:
     else:
         sys.stdout.write(f"killed {sid} (exit code {final.get('exitCode')}){how}\n")
     return 0
+
+
+def _status(args: Namespace) -> int | None:
+    """`status` and `status -q` as `cli.main.cmd_status` prints them, when every record's
+    liveness is what the file says (a running session's worker alive, by pid and start
+    token as `proc.identity` checks it; nothing lost): otherwise the full path, which
+    marks dead workers lost and looks for their orphans. `--json` (with each worker's live
+    fields) goes the full way."""
+    home = _home()
+    if args.json or home is None or ".." in home.split(os.sep):
+        return None
+    recs = _records(home)
+    active = _active(home)
+    if recs is None or active is False:
+        return None
+    boot_id: list[str] = []
+    for rec in recs:
+        status = rec.get("status")
+        if status == "lost":
+            return None  # orphans are looked for: the full path
+        watched = status == "running" or (status == "starting" and rec.get("workerPid") is not None)
+        if watched and not _worker_alive(rec, boot_id):
+            return None  # the full path writes it down as lost
+    write = sys.stdout.write
+    if args.quiet:
+        for rec in recs:
+            if rec.get("status") == "running":
+                write(_shown(str(rec["id"])) + "\n")
+                if rec.get("name"):
+                    write(_shown(str(rec["name"])) + "\n")
+        return 0
+    write(f"home: {_shown(home)}\n")
+    write(f"active: {_shown(str(active or '-'))}\n")
+    if not recs:
+        write("no sessions\n")
+        return 0
+    write(f"{'ID':8}  {'NAME':12}  {'STATUS':9}  {'EXIT':6}  COMMAND\n")
+    for rec in recs:
+        mark = "*" if rec.get("id") == active else " "
+        code = rec.get("signal") or rec.get("exitCode")
+        command = _shown(" ".join(str(rec.get("command", "")).split()))
+        name, state = _shown(str(rec.get("name") or "-")), _shown(str(rec.get("status", "?")))
+        write(
+            f"{_shown(str(rec['id'])):8}{mark} {name[:12]:12}  "
+            f"{state:9}  {'-' if code is None else _shown(str(code)):6}  {command[:60]}\n"
+        )
+    return 0
+
+
+def _active(home: str) -> str | bool | None:
+    """`records.read_active`; False where it raises (a symlink, not ours): the full path."""
+    path = os.path.join(home, "active")
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return False
+    if (st.st_mode & 0o170000) != 0o100000 or st.st_uid != os.getuid():
+        return False
+    raw = _read_private(path)
+    if raw is None:
+        return False
+    value = raw.decode("utf-8", "replace").strip()
+    return value if _is_id(value) else None
+
+
+def _worker_alive(rec: dict[str, object], boot_id: list[str]) -> bool:
+    """`Client.worker_alive` on Linux: the pid's start token (`proc.identity.start_token`)
+    is the recorded one."""
+    pid, token = rec.get("workerPid"), rec.get("workerStart")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or not isinstance(token, str):
+        return False
+    raw = _read_proc(f"/proc/{pid}/stat")
+    if raw is None:
+        return False
+    fields = raw[raw.rfind(")") + 2 :].split()
+    if len(fields) < 20 or fields[0] == "Z":
+        return False
+    if not boot_id:
+        boot_id.append((_read_proc("/proc/sys/kernel/random/boot_id") or "").strip())
+    return f"{boot_id[0]}:{fields[19]}" == token
+
+
+def _read_proc(path: str) -> str | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, 4096).decode("utf-8", "replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 # ---------------------------------------------------------------- the session, from the files

@@ -210,3 +210,29 @@ def test_kill_over_the_lane_confirms_the_end_and_prints_as_the_full_path() -> No
         lines.append(killed.stdout.replace(sid, "ID"))
         assert agentty_json("status")["sessions"][-1]["status"] == "exited"
     assert lines[0] == lines[1]
+
+
+def test_status_answers_as_the_full_path_or_hands_over() -> None:
+    assert lane("status").startswith("CODE=None")  # no state file yet: the full path
+    agentty_json("start", "--name", "one", "--", "cat")
+    gone = agentty_json("start", "--name", "two", "--", "sh", "-c", "exit 3")["id"]
+    agentty("wait", "--exit", "-s", gone, check=True)
+    agentty_json("start", "--", "sh", "-c", "echo   spaced    words; exec cat")
+    for args in (["status"], ["status", "-q"], ["status", "--quiet"]):
+        assert lane(*args) == "CODE=0 LOADED=", args
+        same(args)
+    assert lane("status", "--json").startswith("CODE=None")
+    for sid in agentty("status", "-q").stdout.split():
+        if len(sid) == 8:
+            agentty("kill", "-s", sid, check=True)
+    same(["status"])
+
+
+def test_status_of_a_dead_worker_goes_the_full_way() -> None:
+    record = agentty_json("start", "--", "cat")
+    os.kill(record["workerPid"], 9)
+    assert lane("status").startswith("CODE=None")  # the full path marks it lost
+    full = run(FULL, "status")
+    assert "lost" in full.stdout, full.stdout
+    assert lane("status").startswith("CODE=None")  # lost: orphans are looked for
+    agentty("kill", check=True)
