@@ -1,5 +1,6 @@
-"""The fast lane of `agentty get/text/key` (hotpath.py) does exactly what the full path does,
-without importing json, re, pathlib or socket, and hands everything else over untouched."""
+"""The fast lane of the agent commands (hotpath.py -> lane.py) does exactly what the full path
+does (stdout, stderr and exit code, byte for byte), without importing json, re, pathlib,
+socket or argparse, and hands everything else over untouched."""
 
 from __future__ import annotations
 
@@ -86,7 +87,7 @@ def test_the_lane_serves_without_the_heavy_standard_modules() -> None:
         ["key"],
         ["wait", "--stable", "0"],
         ["wait", "--scrollback"],
-        ["status"],
+        ["status", "--json"],
         [],
     ],
 )

@@ -75,9 +75,15 @@ HOTPATH_IMPORTS = {
     "agentty_core.cli",
     "agentty_core.cli.hotpath",
 }
-# What the fast lane adds: its argparse-free parser (ours, importing nothing) and two of the
-# interpreter's C modules.
-FAST_LANE_IMPORTS = HOTPATH_IMPORTS | {"agentty_core.cli.fast", "_socket", "_json"}
+# What the fast lane adds: its own modules (parser, lane, readers: they import nothing else)
+# and two of the interpreter's C modules.
+FAST_LANE_IMPORTS = HOTPATH_IMPORTS | {
+    "agentty_core.cli.fast",
+    "agentty_core.cli.lane",
+    "agentty_core.cli.hotread",
+    "_socket",
+    "_json",
+}
 
 LOADED_BY = """
 import sys
