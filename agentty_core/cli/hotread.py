@@ -174,7 +174,10 @@ def records(home: str) -> list[dict[str, object]] | None:
 def well_formed(raw: dict[str, object]) -> bool:
     """`records.bad_record(raw) is None`, inlined (a test holds the two equal)."""
     sid = raw.get("id")
-    if not isinstance(sid, str) or not is_id(sid) or raw.get("status") not in STATUSES:
+    status = raw.get("status")
+    if not isinstance(sid, str) or not is_id(sid):
+        return False
+    if not isinstance(status, str) or status not in STATUSES:  # a list is no status either
         return False
     for key, kind in FIELD_TYPES:
         value = raw.get(key)

@@ -19,6 +19,8 @@ RECORDS = [
     {"id": "0123abc", "status": "running"},
     {"id": 5, "status": "running"},
     {"id": "0123abce", "status": "gone"},
+    {"id": "0123abce", "status": ["running"]},
+    {"id": "0123abce", "status": {"a": 1}},
     {"id": "0123abce", "status": "exited", "exitCode": "3"},
     {"id": "0123abce", "status": "exited", "exitCode": True},
     {"id": "0123abce", "status": "exited", "pid": 1.5},
