@@ -95,8 +95,10 @@ def run(quick: bool) -> list[Row]:
         target = KILL_TARGET if name.startswith("agentty kill") else FORM_TARGET
         row.target = f"<= {target}x floor"
         row.ok = row.ratio is not None and row.ratio <= target
-        if name.startswith("agentty status"):
-            row.note = "the full path: liveness and orphans need identity and psutil"
+        if name == "agentty status --json":
+            row.note = "the full path: it asks every worker for its live fields"
+        elif name.startswith("agentty kill"):
+            row.note = "the worker's ladder enumerates processes (psutil) and finalizes"
         rows.append(row)
     if tmux:
         rows.append(
