@@ -156,7 +156,7 @@ def send_steps(args: Sequence[str], *, literal: bool = False, enter: bool = Fals
             steps += text_steps(run)
     if enter:
         method, params = steps[-1] if steps else ("", {})
-        if method == "text":  # Enter as its own write after a gap, as `text --enter` does
+        if method == "text":  # Enter as `text --enter` sends it
             params["enter"] = True
         else:
             steps.append(("key", {"keys": ["Enter"]}))

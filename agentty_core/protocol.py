@@ -29,7 +29,8 @@ Methods (params -> result; `?` marks what may be left out):
                lines?: int (the last N lines of scrollback + screen, trailing blank
                lines dropped first)}        -> screen
     text      {data: str | data_b64: base64 (bytes that are not UTF-8), enter?: bool
-               (Enter sent after a short gap), paste?: bool (bracketed when the program
+               (Enter with the text to a canonical-mode reader, else once the program
+               has read the text, 0.25 s at most), paste?: bool (bracketed when the program
                asked for it)}               -> {"seq": seq before the write, "bytes"}
     key       {keys: [name, ...]}           -> {"seq": seq before the write, "bytes"}
     resize    {cols, rows: 2..1000}         -> {"cols", "rows", "seq"}

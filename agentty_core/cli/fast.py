@@ -1,51 +1,116 @@
-"""A parser for the plain forms of the hot commands (`get`, `text`, `key`) without argparse.
+"""A parser for the plain forms of the agent commands without argparse.
 
-Agents call these hundreds of times per task, and building an argparse parser (with its
-imports) is a measurable part of each call. This parser accepts only forms it understands
-completely and returns the same attributes argparse would; anything else (`--help`, an
-unknown option, a bad value, options after the payload) returns None and goes to argparse,
-which stays the definition of the command line and reports every error. A test checks that
-both give the same result on the forms this one accepts.
+Agents call `get`, `text`, `key`, `paste`, `wait`, `kill` and `status` hundreds of times per
+task, and building an argparse parser (with its imports) is a measurable part of each call.
+This parser accepts only forms it understands completely and returns the same attributes
+argparse would; anything else (`--help`, an unknown or abbreviated option, a value argparse
+might read otherwise, options after the payload) returns None and goes to argparse, which
+stays the definition of the command line and reports every error. A test checks that both
+give the same result on the forms this one accepts. It imports nothing: the fast lane
+(`cli/hotpath.py`) uses it too.
 """
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 MAX_INT = 10_000_000
+MAX_SECONDS = 86400.0
 
-# command -> (flag options, valued options with their attribute, the positional's attribute)
-_SPEC: dict[str, tuple[dict[str, str], dict[str, str], str | None]] = {
+_SESSION = {"-s": "session", "--session": "session"}
+
+# command -> (flag options, valued options with their attribute, the positional's attribute
+# and arity: "" none, "*" any, "+" at least one, "1" exactly one)
+_SPEC: dict[str, tuple[dict[str, str], dict[str, str], str, str]] = {
     "get": (
         {"--json": "json", "--scrollback": "scrollback", "--ansi": "ansi", "--raw": "raw"},
-        {
-            "-s": "session",
-            "--session": "session",
-            "--lines": "lines",
-            "--bytes": "bytes",
-            "--png": "png",
-        },
-        None,
+        {**_SESSION, "--lines": "lines", "--bytes": "bytes", "--png": "png"},
+        "",
+        "",
     ),
     "text": (
         {"--json": "json", "--enter": "enter"},
-        {"-s": "session", "--session": "session", "--file": "file"},
+        {**_SESSION, "--file": "file"},
         "payload",
+        "*",
     ),
-    "key": ({"--json": "json"}, {"-s": "session", "--session": "session"}, "keys"),
+    "paste": ({"--json": "json"}, dict(_SESSION), "payload", "1"),
+    "key": ({"--json": "json"}, dict(_SESSION), "keys", "+"),
+    "wait": (
+        {"--json": "json", "--input": "input", "--exit": "exit", "--scrollback": "scrollback"},
+        {
+            **_SESSION,
+            "--text": "text",
+            "--regex": "regex",
+            "--gone": "gone",
+            "--stable": "stable",
+            "--changed-since": "changed_since",
+            "--after": "after",
+            "--timeout": "timeout",
+        },
+        "",
+        "",
+    ),
+    "kill": ({"--json": "json"}, {**_SESSION, "--timeout": "timeout"}, "", ""),
+    "status": ({"--json": "json", "-q": "quiet", "--quiet": "quiet"}, {}, "", ""),
 }
-_INTS = {"lines", "bytes"}
+_INTS = {"lines", "bytes", "stable", "changed_since", "after"}
+_SECONDS = {"timeout"}
+_DEFAULTS: dict[str, dict[str, object]] = {"wait": {"timeout": 30.0}, "kill": {"timeout": 2.0}}
 
 
-def parse(words: list[str]) -> SimpleNamespace | None:
+class Namespace:
+    """What argparse's Namespace holds, without importing argparse (or `types`)."""
+
+    # Set by `parse` per command (as argparse does): declared here for the type checker.
+    command: str
+    session: str | None
+    json: bool
+    lines: int | None
+    bytes: int | None
+    scrollback: bool
+    ansi: bool
+    raw: bool
+    payload: list[str] | str
+    enter: bool
+    file: str | None
+    keys: list[str]
+    text: str | None
+    regex: str | None
+    gone: str | None
+    stable: int | None
+    changed_since: int | None
+    after: int | None
+    input: bool
+    exit: bool
+    timeout: float
+    quiet: bool
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+
+def _seconds(value: str) -> float | None:
+    """`value` as argparse's `_seconds` reads it, for plain decimals only (no exponent,
+    sign, underscore or space: those go to argparse)."""
+    whole, _, frac = value.partition(".")
+    if not whole.isascii() or not frac.isascii():
+        return None
+    if not (whole.isdigit() or (not whole and frac)) or not (frac.isdigit() or not frac):
+        return None
+    seconds = float(value)
+    return seconds if seconds <= MAX_SECONDS else None
+
+
+def parse(words: list[str]) -> Namespace | None:
     """`words` is argv after the program name; None means "let argparse decide"."""
     if not words or words[0] not in _SPEC:
         return None
     command = words[0]
-    flags, valued, positional = _SPEC[command]
-    args = SimpleNamespace(command=command)
-    for attr in (*flags.values(), *valued.values()):
-        setattr(args, attr, False if attr in flags.values() else None)
+    flags, valued, positional, arity = _SPEC[command]
+    args = Namespace(command)
+    for attr in flags.values():
+        setattr(args, attr, False)
+    for attr in valued.values():
+        setattr(args, attr, _DEFAULTS.get(command, {}).get(attr))
     rest = words[1:]
     i = 0
     while i < len(rest) and rest[i].startswith("-") and rest[i] != "-":
@@ -65,9 +130,14 @@ def parse(words: list[str]) -> SimpleNamespace | None:
             return None
         attr = valued[name]
         if attr in _INTS:
-            if not value.isdigit() or int(value) > MAX_INT:
+            if not (value.isascii() and value.isdigit()) or int(value) > MAX_INT:
                 return None
             setattr(args, attr, int(value))
+        elif attr in _SECONDS:
+            seconds = _seconds(value)
+            if seconds is None:
+                return None
+            setattr(args, attr, seconds)
         else:
             if value.startswith("-") or not value:
                 return None
@@ -75,9 +145,9 @@ def parse(words: list[str]) -> SimpleNamespace | None:
     payload = rest[i:]
     if any(word.startswith("-") and word != "-" for word in payload):
         return None
-    if positional is None:
+    if not arity:
         return None if payload else args
-    if positional == "keys" and not payload:
+    if (arity == "+" and not payload) or (arity == "1" and len(payload) != 1):
         return None
-    setattr(args, positional, payload)
+    setattr(args, positional, payload[0] if arity == "1" else payload)
     return args

@@ -168,9 +168,10 @@ def _text(sub: Subparsers) -> None:
     p = sub.add_parser(
         "text",
         help="type text into the session (no Enter unless --enter)",
-        description="Write PAYLOAD words joined by one space, as is. --enter sends Enter as a "
-        "separate write after a short gap; with bracketed paste enabled, multi-line text "
-        "goes as a bracketed paste.",
+        description="Write PAYLOAD words joined by one space, as is. --enter sends Enter "
+        "with the text to a program reading lines, and once the program has read the text "
+        "to one reading keys (a TUI); with bracketed paste enabled, multi-line text goes as "
+        "a bracketed paste.",
     )
     _session_option(p)
     p.add_argument("payload", nargs="*", metavar="PAYLOAD")

@@ -6,8 +6,11 @@ left. Targets are re-enumerated every round, since processes fork while being ki
 signal goes through a psutil handle, which refuses a pid whose start time changed, so a
 recycled pid is never signalled.
 
-The ladder is a generator that yields how long to sleep, so the worker drives it with
-`asyncio.sleep` (it keeps serving other clients meanwhile) and the CLI with `time.sleep`.
+The ladder is a generator that yields a `Pause`: until a deadline or until one of the
+processes it signalled ends, whichever comes first. The worker waits for that on its event
+loop (it keeps serving other clients meanwhile), the CLI with `poll`; both watch pidfds, so
+the end is confirmed the moment the last process is gone, not on a polling tick. Where pidfds
+are not available (Linux < 5.3, another OS) a pause is a short sleep, as before.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 import signal
 import time
 from collections.abc import Callable, Generator
@@ -24,7 +28,77 @@ import psutil
 
 from agentty_core import failpoints
 
-POLL = 0.02
+POLL = 0.02  # a pause without pidfds: sleep this long, then look again
+RECHECK = 0.25  # a pause with pidfds: look again after this long all the same (a pid that
+# ended and was reused before its pidfd was opened, a process forked since the last look)
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Wait `seconds`, or less: until one of `pids` has ended."""
+
+    seconds: float
+    pids: tuple[int, ...]
+
+
+def _pidfds(pids: tuple[int, ...]) -> list[int] | None:
+    """A pidfd per pid; [] if one has ended already; None without pidfd support."""
+    fds: list[int] = []
+    for pid in pids:
+        try:
+            fds.append(os.pidfd_open(pid))
+        except ProcessLookupError:
+            _close(fds)
+            return []
+        except (OSError, AttributeError):  # ENOSYS, EMFILE, no os.pidfd_open (not Linux)
+            _close(fds)
+            return None
+    return fds
+
+
+def _close(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)
+
+
+def pause_sync(pause: Pause) -> None:
+    """Block until the pause is over (see `Pause`)."""
+    fds = _pidfds(pause.pids) if pause.pids else None
+    if fds is None:
+        time.sleep(min(pause.seconds, POLL))
+        return
+    try:
+        if fds:
+            poller = select.poll()
+            for fd in fds:
+                poller.register(fd, select.POLLIN)
+            poller.poll(max(1, int(min(pause.seconds, RECHECK) * 1000)))
+    finally:
+        _close(fds)
+
+
+async def pause_async(pause: Pause) -> None:
+    """`pause_sync` on the running event loop."""
+    fds = _pidfds(pause.pids) if pause.pids else None
+    if fds is None:
+        await asyncio.sleep(min(pause.seconds, POLL))
+        return
+    loop = asyncio.get_running_loop()
+    ended: asyncio.Future[None] = loop.create_future()
+
+    def one_ended() -> None:
+        if not ended.done():
+            ended.set_result(None)
+
+    try:
+        if fds:
+            for fd in fds:
+                loop.add_reader(fd, one_ended)
+            await asyncio.wait({ended}, timeout=min(pause.seconds, RECHECK))
+    finally:
+        for fd in fds:
+            loop.remove_reader(fd)
+        _close(fds)
 
 
 @dataclass
@@ -81,8 +155,8 @@ def _send(procs: list[psutil.Process], sig: int) -> None:
 
 def ladder(
     targets: Callable[[], list[psutil.Process]], grace: float = 2.0
-) -> Generator[float, None, KillResult]:
-    """HUP -> TERM(+CONT) -> KILL over `targets()`; yields seconds to sleep between checks."""
+) -> Generator[Pause, None, KillResult]:
+    """HUP -> TERM(+CONT) -> KILL over `targets()`; yields how long to wait between checks."""
     result = KillResult()
     protected = protected_pids()
 
@@ -103,27 +177,28 @@ def ladder(
         for sig in signals:
             _send(procs, sig)
         deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            yield POLL
-            if not live():
+        while (left := deadline - time.monotonic()) > 0:
+            yield Pause(left, tuple(p.pid for p in procs))
+            procs = live()
+            if not procs:
                 return result
     result.survivors = sorted(p.pid for p in live())
     return result
 
 
-def run_sync(gen: Generator[float, None, KillResult]) -> KillResult:
+def run_sync(gen: Generator[Pause, None, KillResult]) -> KillResult:
     try:
         while True:
-            time.sleep(next(gen))
+            pause_sync(next(gen))
     except StopIteration as stop:
         result: KillResult = stop.value
         return result
 
 
-async def run_async(gen: Generator[float, None, KillResult]) -> KillResult:
+async def run_async(gen: Generator[Pause, None, KillResult]) -> KillResult:
     try:
         while True:
-            await asyncio.sleep(next(gen))
+            await pause_async(next(gen))
     except StopIteration as stop:
         result: KillResult = stop.value
         return result

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import fcntl
 import logging
 import os
 import signal
+import sys
+import termios
 import time
 import traceback
 from collections.abc import Callable
@@ -26,7 +29,13 @@ from agentty_core.worker.waits import parse_wait
 
 log = logging.getLogger("agentty.worker")
 
-ENTER_GAP = 0.05  # between text and its Enter, so TUIs don't take the Enter as pasted
+# A program reading raw (a TUI) may take text and Enter that arrive in one read for a paste:
+# its Enter waits until it has read the text, ENTER_GAP at most (a program that is busy
+# for longer would read both at once anyway). A program reading lines
+# (canonical mode: a shell without line editing, a REPL, `read`) gets both at once: the line
+# discipline hands it the line only once Enter ends it.
+ENTER_GAP = 0.25  # the most a busy program is waited for (it was a fixed 50 ms for everyone)
+ENTER_POLL = 0.001  # how often the program's unread input is looked at meanwhile
 RECORD_ERROR_PATIENCE = 60.0  # how long a failed recording's note is tried for the record
 SIGNALS = {
     name: getattr(signal, f"SIG{name}")
@@ -178,8 +187,11 @@ class Requests(WorkerBase):
         enter = params.get("enter") is True
         if part is not None and len(self.pending_input) + len(data) > INPUT_QUEUE:
             return self._text_when_room(data, part, enter, result)
-        self._type(data, None if part in ("more", "last") else "text")
-        return self._enter_later(result) if enter else result
+        with_enter = enter and self._reads_lines()
+        reads = self._reads_so_far() if enter and not with_enter else None
+        label = None if part in ("more", "last") else "text"
+        self._type(data + b"\r" if with_enter else data, label)
+        return self._enter_later(result, reads) if enter and not with_enter else result
 
     def _type(self, data: bytes, label: str | None) -> None:
         self._write(data)
@@ -195,10 +207,51 @@ class Requests(WorkerBase):
             raise BadRequest(f"a part of input holds at most {INPUT_QUEUE} bytes")
         await self._room_for(len(data))
         self._type(data, "text" if part == "first" else None)
-        return await self._enter_later(result) if enter else result
+        return await self._enter_later(result, None) if enter else result
 
-    async def _enter_later(self, result: JSONObject) -> JSONObject:
-        await asyncio.sleep(ENTER_GAP)
+    def _reads_lines(self) -> bool:
+        """The program reads in canonical mode (its terminal's ICANON is set)."""
+        if self.child is None:  # ended: `_write` refuses the text
+            return False
+        try:
+            return bool(termios.tcgetattr(self.child.fd)[3] & termios.ICANON)
+        except (termios.error, OSError):
+            return False
+
+    def _reads_so_far(self) -> int | None:
+        """How many reads the program (its foreground group's leader) has made, from
+        /proc/PID/io; None where that cannot be read."""
+        if self.child is None:
+            return None
+        try:
+            with open(f"/proc/{os.tcgetpgrp(self.child.fd)}/io", "rb") as f:
+                for line in f:
+                    if line.startswith(b"syscr:"):
+                        return int(line.split()[1])
+        except (OSError, ValueError):
+            pass
+        return None
+
+    async def _enter_later(self, result: JSONObject, reads: int | None) -> JSONObject:
+        """Enter once the program has read the text, or after ENTER_GAP.
+
+        Read means: nothing left in its input queue (FIONREAD on its side of the PTY) or in
+        ours, and, since the kernel hands a write over to the program's side a moment later
+        (an empty queue may not have received it yet), the queue was seen holding the text
+        or the program has returned from a read since the text was written. A program whose
+        queue cannot be seen gets ENTER_GAP."""
+        deadline = time.monotonic() + ENTER_GAP
+        seen = False
+        while self.child is not None and time.monotonic() < deadline:
+            unread = _unread_input(self.child.tty_name)
+            if unread is None:
+                await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+                break
+            if unread or self.pending_input:
+                seen = True
+            elif seen or (reads is not None and (self._reads_so_far() or 0) > reads):
+                break
+            await asyncio.sleep(ENTER_POLL)
         self._type(b"\r", None)  # recorded as input too (`--record-input`)
         return result
 
@@ -362,6 +415,25 @@ def _group_of(pid: int) -> int:
         return os.getpgid(pid)
     except ProcessLookupError:
         return 0
+
+
+def _unread_input(tty_name: str) -> int | None:
+    """Bytes of input the program has not read yet (FIONREAD on its side of the PTY, opened
+    just for the question: the worker holds no slave fd, which would keep the PTY from
+    reporting the program's end); None when that cannot be asked."""
+    if not tty_name:
+        return None
+    try:
+        fd = os.open(tty_name, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        raw = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
+        return int.from_bytes(raw, sys.byteorder, signed=True)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _int_param(

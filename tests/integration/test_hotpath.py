@@ -1,9 +1,11 @@
-"""The fast lane of `agentty get/text/key` (hotpath.py) does exactly what the full path does,
-without importing json, re, pathlib or socket, and hands everything else over untouched."""
+"""The fast lane of the agent commands (hotpath.py -> lane.py) does exactly what the full path
+does (stdout, stderr and exit code, byte for byte), without importing json, re, pathlib,
+socket or argparse, and hands everything else over untouched."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -74,17 +76,18 @@ def test_the_lane_serves_without_the_heavy_standard_modules() -> None:
 @pytest.mark.parametrize(
     "args",
     [
-        ["get", "--json"],
-        ["get", "-s", "x"],  # a name: the records know which session it is
-        ["get", "-s", "0123abc"],  # an id prefix
+        ["get", "-s", "x"],  # no such name
+        ["get", "-s", "0123abc"],  # no such prefix
         ["text", "x", "-s", "0123abcd"],
         ["get", "extra"],
-        ["text"],
+        ["get", "--raw"],
         ["text", "-"],
-        ["text", "--enter", "x"],
+        ["text", "--file", "f"],
+        ["paste", "-"],
         ["key"],
-        ["wait", "--text", "x"],
-        ["status"],
+        ["wait", "--stable", "0"],
+        ["wait", "--scrollback"],
+        ["status", "--json"],
         [],
     ],
 )
@@ -111,3 +114,129 @@ def test_refusals_and_ended_sessions_read_as_the_full_path_says() -> None:
     fast, full = run([AGENTTY], "get"), run(FULL, "get")  # the final screen, from the file
     assert (fast.returncode, fast.stdout) == (full.returncode, full.stdout) == (0, "bye\n")
     assert lane("text", "x").startswith("CODE=None")  # no socket: the full path says why
+
+
+def same(args: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `args` through the installed command (the lane) and the full path: byte-identical
+    stdout, stderr and exit code. Only for requests that change nothing."""
+    fast, full = run([AGENTTY], *args), run(FULL, *args)
+    timed = re.compile(r'"elapsed_ms": [0-9.]+')  # how long a wait took: its own each time
+    assert (fast.returncode, timed.sub("T", fast.stdout), fast.stderr) == (
+        full.returncode,
+        timed.sub("T", full.stdout),
+        full.stderr,
+    ), args
+    return fast
+
+
+def test_reading_forms_by_name_prefix_and_json_answer_as_the_full_path() -> None:
+    sid = agentty_json(
+        "start",
+        "--name",
+        "py",
+        "--",
+        "sh",
+        "-c",
+        "printf 'a\\033[1mb\\033[m  \\n\\303\\251\\n'; exec cat",
+    )["id"]
+    agentty("wait", "--text", "é", check=True)
+    forms = [
+        ["get", "--json"],
+        ["get", "-s", "py"],
+        ["get", "--session", sid[:3], "--json"],
+        ["get", "--lines", "1"],
+        ["get", "--scrollback", "--json"],
+        ["get", "--ansi", "-s", "py"],
+        ["wait", "--text", "é"],
+        ["wait", "--regex", "^a.?b$", "--json", "-s", "py"],
+        ["wait", "--gone", "nothing here", "--session", sid],
+        ["wait", "--text", "not there", "--timeout", "0.2"],
+        ["wait", "--text", "not there", "--timeout", "0.2", "--json"],
+        ["wait", "--regex", "(", "--timeout", "1"],  # the worker's clear error
+        ["get", "-s", "nosuch"],
+        ["get", "-s", "py", "--raw"],
+    ]
+    for args in forms:
+        assert lane(*args).startswith(
+            "CODE=None" if "nosuch" in args or "--raw" in args or "(" in args else "CODE="
+        ), args
+        same(args)
+    for args in (["get", "--json"], ["get", "-s", "py"], ["wait", "--text", "é", "-s", sid[:2]]):
+        assert lane(*args) == "CODE=0 LOADED=", args
+    agentty("kill", check=True)
+
+
+def test_acting_forms_answer_as_the_full_path() -> None:
+    """text, paste, key and kill change the session: each path acts on a session of its
+    own, started alike, and their outputs are compared with the ids written alike."""
+    outs: list[list[tuple[int, str, str]]] = []
+    for path in ([AGENTTY], FULL):
+        sid = agentty_json("start", "--name", "n" + str(len(outs)), "--", "cat")["id"]
+        agentty("wait", "--stable", "100", "--timeout", "10", check=True)
+        results = [
+            run(path, *args)
+            for args in (
+                ["text", "--json", "-s", sid[:5], "hé"],
+                ["text", "--enter", "-s", sid, "x"],
+                ["text"],
+                ["paste", "--json", "p"],
+                ["key", "--json", "-s", "n" + str(len(outs)), "Enter"],
+                ["key", "NoSuchKey"],
+                ["kill", "--json", "-s", sid[:6]],
+                ["kill", "-s", sid],
+            )
+        ]
+        seq = re.compile(r'"seq": [0-9]+')  # screen changes so far: echo timing varies
+        outs.append(
+            [
+                (
+                    r.returncode,
+                    seq.sub("S", r.stdout.replace(sid, "ID")),
+                    r.stderr.replace(sid, "ID"),
+                )
+                for r in results
+            ]
+        )
+    assert outs[0] == outs[1]
+
+
+def test_kill_over_the_lane_confirms_the_end_and_prints_as_the_full_path() -> None:
+    words = ["sh", "-c", "trap 'exit 7' HUP; echo up; while :; do sleep 0.05; done"]
+    lines = []
+    for path in ([AGENTTY], FULL):
+        sid = agentty_json("start", "--", *words)["id"]
+        agentty("wait", "--text", "up", check=True)
+        killed = run(path, "kill")
+        assert killed.returncode == 0, killed.stderr
+        lines.append(killed.stdout.replace(sid, "ID"))
+        assert agentty_json("status")["sessions"][-1]["status"] == "exited"
+    assert lines[0] == lines[1]
+
+
+def test_status_answers_as_the_full_path_or_hands_over() -> None:
+    assert lane("status").startswith("CODE=None")  # no state file yet: the full path
+    agentty_json("start", "--name", "one", "--", "cat")
+    gone = agentty_json("start", "--name", "two", "--", "sh", "-c", "exit 3")["id"]
+    agentty("wait", "--exit", "-s", gone, check=True)
+    agentty_json("start", "--", "sh", "-c", "echo   spaced    words; exec cat")
+    for args in (["status", "-q"], ["status", "--quiet"]):
+        assert lane(*args) == "CODE=0 LOADED=", args
+        same(args)
+    # The table names the home's warm spawner, and --json asks every worker: the full path.
+    assert lane("status").startswith("CODE=None")
+    same(["status"])
+    assert lane("status", "--json").startswith("CODE=None")
+    for sid in agentty("status", "-q").stdout.split():
+        if len(sid) == 8:
+            agentty("kill", "-s", sid, check=True)
+    same(["status"])
+
+
+def test_status_of_a_dead_worker_goes_the_full_way() -> None:
+    record = agentty_json("start", "--", "cat")
+    os.kill(record["workerPid"], 9)
+    assert lane("status").startswith("CODE=None")  # the full path marks it lost
+    full = run(FULL, "status")
+    assert "lost" in full.stdout, full.stdout
+    assert lane("status").startswith("CODE=None")  # lost: orphans are looked for
+    agentty("kill", check=True)

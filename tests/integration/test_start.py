@@ -270,8 +270,8 @@ def test_hot_path_imports_only_the_standard_library(args: list[str]) -> None:
     )
     heavy, uses_argparse = proc.stderr.strip().splitlines()[-2:]
     assert heavy == "HEAVY=", proc.stderr
-    # The plain forms of get/text/key skip argparse entirely (cli_fast.py).
-    assert uses_argparse == f"ARGPARSE={args[0] == 'wait'}", proc.stderr
+    # The plain forms of get/text/key/wait skip argparse entirely (cli/fast.py).
+    assert uses_argparse == "ARGPARSE=False", proc.stderr
     agentty("kill", check=True)
 
 

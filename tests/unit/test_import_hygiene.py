@@ -75,8 +75,15 @@ HOTPATH_IMPORTS = {
     "agentty_core.cli",
     "agentty_core.cli.hotpath",
 }
-# What a plain `get`, `text` or `key` adds on the fast lane: two of the interpreter's C modules.
-FAST_LANE_IMPORTS = HOTPATH_IMPORTS | {"_socket", "_json"}
+# What the fast lane adds: its own modules (parser, lane, readers: they import nothing else)
+# and two of the interpreter's C modules.
+FAST_LANE_IMPORTS = HOTPATH_IMPORTS | {
+    "agentty_core.cli.fast",
+    "agentty_core.cli.lane",
+    "agentty_core.cli.hotread",
+    "_socket",
+    "_json",
+}
 
 LOADED_BY = """
 import sys
@@ -107,7 +114,15 @@ def test_the_fast_lane_runs_on_the_interpreters_c_modules_only() -> None:
     agentty_json("start", "--", "sh", "-c", "echo ready; exec cat")
     agentty("wait", "--text", "ready", check=True)
     try:
-        for words in (["get"], ["text", "hello"], ["key", "Enter"]):
+        name = agentty_json("status")["sessions"][0]["id"][:4]
+        for words in (
+            ["get"],
+            ["text", "hello"],
+            ["key", "Enter"],
+            ["get", "--json", "-s", name],
+            ["paste", "--json", "x"],
+            ["wait", "--text", "ready", "--json"],
+        ):
             code, _, ran = loaded_by(*words)
             assert code == 0, words
             assert ran == FAST_LANE_IMPORTS, words  # the lane answered, not the full path

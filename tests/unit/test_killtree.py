@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
+import threading
 
 import psutil
+import pytest
 
+from agentty_core.proc import killtree
 from agentty_core.proc.killtree import group_members, ladder, protected_pids, run_sync
 
 
@@ -46,3 +50,30 @@ def test_ladder_skips_protected_targets_and_ends_the_rest() -> None:
     finally:
         victim.kill()
         victim.wait()
+
+
+@pytest.mark.parametrize("runner", ["sync", "async"])
+def test_a_pause_ends_when_a_watched_process_ends(
+    runner: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ladder's pauses are event-driven (pidfd): a pause of minutes, with no recheck
+    meanwhile, is over as soon as the process it watches is gone."""
+    monkeypatch.setattr(killtree, "RECHECK", 120.0)
+    proc = subprocess.Popen(["sleep", "60"])
+    done = threading.Event()
+    pause = killtree.Pause(120.0, (proc.pid,))
+
+    def wait() -> None:
+        if runner == "sync":
+            killtree.pause_sync(pause)
+        else:
+            asyncio.run(killtree.pause_async(pause))
+        done.set()
+
+    thread = threading.Thread(target=wait, daemon=True)
+    thread.start()
+    assert not done.wait(0.2)  # it waits while the process lives
+    proc.kill()
+    assert done.wait(30)
+    thread.join()
+    proc.wait()

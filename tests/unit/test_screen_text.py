@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agentty_core.cli import hotpath
+from agentty_core.cli import hotread
 from agentty_core.screen_text import trim_lines
 
 
@@ -27,4 +27,4 @@ def test_the_input_is_left_as_it_was() -> None:
 
 @given(st.lists(st.text(alphabet=" \t\u00a0\u3000ab\x1b[m", max_size=6), max_size=8))
 def test_the_fast_lane_trims_exactly_as_everyone_else(lines: list[str]) -> None:
-    assert hotpath.trim_lines(list(lines)) == trim_lines(lines)
+    assert hotread.trim_lines(list(lines)) == trim_lines(lines)

@@ -1,0 +1,307 @@
+"""What the fast lane (`cli/lane.py`) reads and writes, with the interpreter's C modules only:
+the home and its private files (`sessions.json` with the C JSON scanner, the active session,
+a worker's liveness in /proc), and the command's output (`--json` with the C encoder, byte
+for byte what `cli.output` prints). Each function names the full path's function it
+mirrors; tests hold the pairs equal.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TYPE_CHECKING = False  # without importing typing: this module is the hot path
+if TYPE_CHECKING:
+    from _socket import socket
+
+HEX = frozenset("0123456789abcdef")
+STATUSES = frozenset(("starting", "running", "exited", "failed", "lost"))
+# records._FIELD_TYPES
+FIELD_TYPES = (
+    *((key, str) for key in ("name", "command", "startedAt", "lastActiveAt", "endedAt")),
+    *((key, str) for key in ("signal", "error", "workerStart")),
+    *((key, int) for key in ("pid", "workerPid", "exitCode")),
+)
+MAX_SOCKET_PATH = 107
+
+
+def active(home: str) -> str | bool | None:
+    """`records.read_active`; False where it raises (a symlink, not ours): the full path."""
+    path = os.path.join(home, "active")
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return False
+    if (st.st_mode & 0o170000) != 0o100000 or st.st_uid != os.getuid():
+        return False
+    raw = read_private(path)
+    if raw is None:
+        return False
+    value = raw.decode("utf-8", "replace").strip()
+    return value if is_id(value) else None
+
+
+def worker_alive(rec: dict[str, object], boot_id: list[str]) -> bool:
+    """`Client.worker_alive` on Linux: the pid's start token (`proc.identity.start_token`)
+    is the recorded one."""
+    pid, token = rec.get("workerPid"), rec.get("workerStart")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or not isinstance(token, str):
+        return False
+    raw = read_proc(f"/proc/{pid}/stat")
+    if raw is None:
+        return False
+    fields = raw[raw.rfind(")") + 2 :].split()
+    if len(fields) < 20 or fields[0] == "Z":
+        return False
+    if not boot_id:
+        boot_id.append((read_proc("/proc/sys/kernel/random/boot_id") or "").strip())
+    return f"{boot_id[0]}:{fields[19]}" == token
+
+
+def read_proc(path: str) -> str | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, 4096).decode("utf-8", "replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------- the session, from the files
+
+
+def private_dir(path: str) -> bool:
+    """Ours, a real directory, closed to others (what `paths.ensure_private_dir` demands)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return (
+        (st.st_mode & 0o170000) == 0o040000
+        and st.st_uid == os.getuid()
+        and not (st.st_mode & 0o077)
+    )
+
+
+def home() -> str | None:
+    """The home, if it and its sockets directory pass the full path's checks."""
+    if os.environ.get("AGENTTY_SOCKET_DIR"):
+        return None
+    home = os.environ.get("AGENTTY_HOME") or os.path.join(os.path.expanduser("~"), ".agentty")
+    home = os.path.abspath(os.path.expanduser(home))
+    if not (private_dir(home) and private_dir(os.path.join(home, "sockets"))):
+        return None
+    sockets = os.path.join(home, "sockets", "01234567.sock")
+    return home if len(os.fsencode(sockets)) <= MAX_SOCKET_PATH else None
+
+
+def target(home: str, ref: str | None, need_record: bool) -> tuple[str, int | None] | None:
+    """The session's id and its worker's pid (None: not read), for a running session the
+    full path would pick; None for anything else (it reports it)."""
+    if ref is None:
+        raw = read_private(os.path.join(home, "active"))
+        ref = raw.decode("ascii", "replace").strip() if raw else None
+        if ref is None or not is_id(ref):
+            return None
+    if is_id(ref) and not need_record:
+        return ref, None  # an id wins over names; a socket that is not there hands over
+    recs = records(home)
+    if recs is None:
+        return None
+    rec = find(recs, ref)
+    if rec is None or rec.get("status") != "running":
+        return None
+    pid = rec.get("workerPid")
+    sid = rec["id"]
+    if not isinstance(sid, str) or not isinstance(pid, int) or isinstance(pid, bool):
+        return None
+    return sid, pid
+
+
+def is_id(text: str) -> bool:
+    return len(text) == 8 and HEX.issuperset(text)
+
+
+def read_private(path: str) -> bytes | None:
+    """A regular file of ours, not followed through a symlink; None if not (or missing)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if (st.st_mode & 0o170000) != 0o100000 or st.st_uid != os.getuid():
+            return None
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def records(home: str) -> list[dict[str, object]] | None:
+    """The well-formed records of `sessions.json` (`records.records`); None when the file
+    is missing, corrupt or being rebuilt: the full path deals with that."""
+    raw = read_private(os.path.join(home, "sessions.json"))
+    if raw is None:
+        return None
+    try:
+        doc = loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    if not isinstance(doc, dict) or doc.get("rebuilding") is True:
+        return None
+    sessions = doc.get("sessions")
+    if not isinstance(sessions, list):
+        return None
+    if not all(isinstance(r, dict) for r in sessions):
+        return None
+    ids = [r["id"] for r in sessions if isinstance(r.get("id"), str)]
+    if len(set(ids)) != len(ids):
+        return None
+    return [r for r in sessions if well_formed(r)]
+
+
+def well_formed(raw: dict[str, object]) -> bool:
+    """`records.bad_record(raw) is None`, inlined (a test holds the two equal)."""
+    sid = raw.get("id")
+    status = raw.get("status")
+    if not isinstance(sid, str) or not is_id(sid):
+        return False
+    if not isinstance(status, str) or status not in STATUSES:  # a list is no status either
+        return False
+    for key, kind in FIELD_TYPES:
+        value = raw.get(key)
+        if value is not None and not isinstance(value, kind):
+            return False
+    argv = raw.get("argv")
+    return argv is None or (isinstance(argv, list) and all(isinstance(a, str) for a in argv))
+
+
+def find(recs: list[dict[str, object]], ref: str) -> dict[str, object] | None:
+    """`records.find`, inlined; None where it raises (the full path says why)."""
+    if not ref or len(ref) > 256 or any(c in ref for c in "/\x00\n"):
+        return None
+    for rec in recs:
+        if rec["id"] == ref:
+            return rec
+    named = [r for r in recs if r.get("name") == ref]
+    if named:
+        pool = [r for r in named if r.get("status") in ("starting", "running")] or named
+        return max(pool, key=lambda r: str(r.get("startedAt") or ""))
+    prefixed = [r for r in recs if str(r["id"]).startswith(ref)]
+    return prefixed[0] if len(prefixed) == 1 else None
+
+
+# ---------------------------------------------------------------- JSON and output, C only
+
+
+class Decoding:
+    """What `_json.make_scanner` reads from a decoder: standard JSON, no NaN."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+
+    def parse_constant(self, name: str) -> object:
+        raise ValueError(name)
+
+
+def loads(text: str) -> object:
+    """`json.loads` for a whole document, with the C scanner."""
+    import _json
+
+    # typeshed wants a JSONDecoder; the C scanner reads only the attributes above.
+    scan = _json.make_scanner(Decoding())  # type: ignore[arg-type]
+    start = len(text) - len(text.lstrip(" \t\n\r"))
+    try:
+        value, end = scan(text, start)
+    except StopIteration:
+        raise ValueError("not JSON") from None
+    if text[end:].strip(" \t\n\r"):
+        raise ValueError("extra data")
+    return value
+
+
+def no_default(value: object) -> object:
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def dumps(value: object, *, ascii_only: bool) -> str:
+    """`json.dumps(value, ensure_ascii=ascii_only)`, byte for byte, with the C encoder."""
+    import _json
+
+    escape = _json.encode_basestring_ascii if ascii_only else _json.encode_basestring
+    # The arguments of JSONEncoder.iterencode's C encoder.
+    encode = _json.make_encoder({}, no_default, escape, None, ": ", ", ", False, False, True)
+    return "".join(encode(value, 0))
+
+
+def emit(data: object) -> None:
+    """`cli.output.emit`: one JSON document, UTF-8 unless it holds lone surrogates."""
+    text = dumps(data, ascii_only=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = dumps(data, ascii_only=True)
+    sys.stdout.write(text + "\n")
+
+
+def shown(text: str) -> str:
+    """`cli.output.shown`: control characters as escapes."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+def error(message: str) -> None:
+    sys.stderr.write(f"agentty: error: {shown(message)}\n")
+
+
+def str_list(value: object) -> list[str]:
+    return [str(item) for item in value] if isinstance(value, list) else []
+
+
+def screen_text(screen: dict[str, object], key: str) -> str:
+    """`cli.output.screen_text`."""
+    lines = str_list(screen.get(key))
+    if key == "lines":
+        lines = str_list(screen.get("scrollback")) + lines
+    return "".join(line + "\n" for line in trim_lines(lines))
+
+
+def trim_lines(lines: list[str]) -> list[str]:
+    """`screen_text.trim_lines`, inlined: this module imports only the parser of ours (a
+    test holds the two equal)."""
+    out = [line.rstrip() for line in lines]
+    while out and not out[-1]:
+        out.pop()
+    return out
+
+
+def read_reply(sock: socket) -> dict[str, object] | None:
+    buf = b""
+    try:
+        while b"\n" not in buf:
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                return None
+            buf += chunk
+    except OSError:
+        return None
+    try:
+        value = loads(buf.split(b"\n", 1)[0].decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None

@@ -1,0 +1,300 @@
+"""The fast lane: the agent commands' common forms without the full path's imports.
+
+Agents call `get`, `text`, `key`, `paste`, `wait`, `kill` and `status` hundreds of times per
+task. The full command imports json, re, pathlib, socket and argparse before it sends a
+byte: ~25 ms on a small VM, as much again as the interpreter's own start. The lane serves
+those commands with a session by id, unique prefix or name and `--json`, on the
+interpreter's C modules only (`_socket`, `_json`): names and prefixes resolve from
+`sessions.json` read with the C scanner, a regex is compiled and checked by the worker.
+
+It makes the full path's privacy checks (a private home and socket directory of ours,
+private regular files of ours, a peer of our uid and, where the record was read, the
+recorded worker's pid) and hands everything else to the full path untouched: any other
+option, an unknown, ambiguous or ended session, a missing socket, an error answer that
+means nothing happened, a corrupt or missing state file. When a request that acts was sent
+and its answer is lost, it reports that instead of sending it twice; `kill` hands over (the
+full path has fallbacks for a worker that does not answer), `get` and `wait` ask again.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from agentty_core.cli import hotread
+
+TYPE_CHECKING = False  # without importing typing: this module is the hot path
+if TYPE_CHECKING:
+    from _socket import socket
+
+    from agentty_core.cli.fast import Namespace
+
+EXIT_TIMEOUT = 3  # errors.EXIT_TIMEOUT
+# `wait`'s wire names and the parser's attributes (`waitspec.WaitConditions`)
+WAIT_CONDITIONS = (
+    ("text", "text"),
+    ("regex", "regex"),
+    ("gone", "gone"),
+    ("stable_ms", "stable"),
+    ("changed_since", "changed_since"),
+    ("after", "after"),
+    ("input", "input"),
+    ("exit", "exit"),
+    ("scrollback", "scrollback"),
+)
+REPEATABLE = frozenset({"get", "wait"})  # change nothing: the full path may ask again
+TIMEOUT = 5  # seconds, as the full path's default
+# Errors after which nothing was written: the full path may safely run the command again
+# (and reports the error in its own words).
+NOTHING_HAPPENED = frozenset(
+    {"bad_request", "invalid_key", "exited", "input_full", "unknown_method", "busy", "too_large"}
+)
+
+
+def fast_lane(words: list[str]) -> int | None:
+    """The command's exit code, or None: the full path must handle it."""
+    from agentty_core.cli.fast import parse
+
+    args = parse(words)
+    if args is None:
+        return None
+    if args.command == "status":
+        return _status(args)
+    request = _request(args)
+    if request is None:
+        return None
+    command = args.command
+    home = hotread.home()
+    if home is None:
+        return None
+    target = hotread.target(home, getattr(args, "session", None), command == "kill")
+    if target is None:
+        return None
+    sid, expect_pid = target
+    import _socket
+
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        try:
+            sock.connect(os.path.join(home, "sockets", sid + ".sock"))
+            cred = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
+        except OSError:
+            return None  # no worker there: the full path tells why
+        peer_pid = int.from_bytes(cred[0:4], sys.byteorder)
+        if int.from_bytes(cred[4:8], sys.byteorder) != os.getuid():
+            return None  # the full path refuses it, with its message
+        if expect_pid is not None and peer_pid != expect_pid:
+            return None  # not the recorded worker: the full path diagnoses it
+        _deadline(sock, _socket.SO_SNDTIMEO, TIMEOUT)
+        _deadline(sock, _socket.SO_RCVTIMEO, _answer_within(args))
+        try:
+            sock.sendall(request)
+        except OSError:
+            return None  # not sent (a send either fails whole here or is a short line)
+        reply = hotread.read_reply(sock)
+        if reply is not None and reply.get("v") != 1:
+            return None  # another protocol version: the full path says so
+        if reply is None or not isinstance(reply.get("ok"), bool):
+            if command in REPEATABLE or command == "kill":
+                return None  # nothing changed, or kill's fallbacks (orphans by marker)
+            hotread.error(f"the worker did not answer the {command} request")
+            return 1
+        if reply["ok"] is not True:
+            return _refused(args, sid, sock, reply)
+        result = reply.get("result")
+        return _answered(args, sid, result if isinstance(result, dict) else {})
+    finally:
+        sock.close()
+
+
+def _answer_within(args: Namespace) -> float:
+    """How long the full path waits for the answer (`Client.wait`, `Client.kill`)."""
+    if args.command == "wait":
+        return float(args.timeout) + 5.0
+    if args.command == "kill":
+        return float(args.timeout) * 3 + 10
+    return TIMEOUT
+
+
+def _deadline(sock: socket, option: int, seconds: float) -> None:
+    micros = max(1, int(seconds * 1_000_000))
+    timeval = (micros // 1_000_000).to_bytes(8, sys.byteorder)
+    sock.setsockopt(1, option, timeval + (micros % 1_000_000).to_bytes(8, sys.byteorder))
+
+
+def _request(args: Namespace) -> bytes | None:
+    """The request line for a form the lane serves; None for anything else."""
+    command = args.command
+    params: dict[str, object]
+    if command == "get":
+        if args.raw or args.bytes is not None or getattr(args, "png", None) is not None:
+            return None  # base64 output or a picture: the full path
+        params = {}
+        if args.lines is not None:
+            params["lines"] = args.lines
+        if args.scrollback:
+            params["scrollback"] = True
+        if args.ansi:
+            params["ansi"] = True
+    elif command in ("text", "paste"):
+        payload = args.payload
+        if command == "text" and (args.file is not None or payload == ["-"]):
+            return None  # a file or stdin: the full path reads it
+        if command == "paste" and payload == "-":
+            return None
+        data = payload if isinstance(payload, str) else " ".join(payload)
+        enter = command == "text" and bool(args.enter)
+        params = {"enter": enter, "paste": command == "paste", "data": data}
+    elif command == "key":
+        params = {"keys": list(args.keys)}
+    elif command == "wait":
+        params = {}
+        for name, attr in WAIT_CONDITIONS:
+            value = getattr(args, attr)
+            if value is not None and value is not False:
+                params[name] = value
+        if not params.keys() - {"scrollback", "after"} or params.get("stable_ms") == 0:
+            return None  # refused by `WaitConditions`: the full path says why
+        params["timeout"] = args.timeout
+    elif command == "kill":
+        params = {"grace": args.timeout}
+    else:
+        return None
+    try:
+        method = "text" if command == "paste" else command  # a paste is a text request
+        text = hotread.dumps({"v": 1, "method": method, "params": params}, ascii_only=True)
+    except (TypeError, ValueError):
+        return None
+    return (text + "\n").encode("ascii")
+
+
+def _refused(args: Namespace, sid: str, sock: socket, reply: dict[str, object]) -> int | None:
+    """An error answer: what the full path prints, or None where it does more (a final
+    screen, a message of its own) and running it again changes nothing."""
+    error = reply.get("error")
+    error = error if isinstance(error, dict) else {}
+    code = error.get("code")
+    command = args.command
+    if command == "kill" and code == "exited":
+        return _killed(args, sid, {})
+    if command == "wait" and code == "timeout":
+        return _timed_out(args, sid, sock, str(error.get("message", "worker error")))
+    if command in REPEATABLE or code in NOTHING_HAPPENED:
+        return None
+    hotread.error(str(error.get("message", "worker error")))
+    exit_code = error.get("exit_code")
+    return exit_code if isinstance(exit_code, int) and exit_code > 0 else 1
+
+
+def _answered(args: Namespace, sid: str, result: dict[str, object]) -> int | None:
+    command = args.command
+    if command == "kill":
+        return _killed(args, sid, result)
+    if args.json:
+        hotread.emit(result)
+    elif command == "get":
+        sys.stdout.write(hotread.screen_text(result, "ansi" if args.ansi else "lines"))
+    elif command == "wait":
+        fired, sig = result.get("fired"), result.get("signal")
+        tail = ""
+        if fired == "exit":
+            tail = (
+                f"[exited: signal {sig}]\n" if sig else f"[exited: code {result.get('exitCode')}]\n"
+            )
+        sys.stdout.write(hotread.screen_text(result, "lines") + tail)
+    return 0
+
+
+def _timed_out(args: Namespace, sid: str, sock: socket, message: str) -> int:
+    """`wait` ran out of time: the message, then the screen as it is now (`WaitTimeout`)."""
+    screen: dict[str, object] | None = None
+    try:
+        sock.sendall(b'{"v": 1, "method": "get", "params": {}}\n')
+        reply = hotread.read_reply(sock)
+    except OSError:
+        reply = None
+    if reply is not None and reply.get("v") == 1 and reply.get("ok") is True:
+        result = reply.get("result")
+        screen = result if isinstance(result, dict) else {}
+    if screen is None:  # ended just now, say: the full path's `get` reads its final screen
+        from agentty_core.client import Client
+        from agentty_core.errors import AgenttyError
+
+        try:
+            screen = Client().get(sid)
+        except AgenttyError as exc:
+            hotread.error(str(exc))
+            return exc.exit_code
+    hotread.error(message)
+    if args.json:
+        hotread.emit({"fired": None, "timeout": True, **screen})
+    else:
+        sys.stdout.write(hotread.screen_text(screen, "lines"))
+    return EXIT_TIMEOUT
+
+
+def _killed(args: Namespace, sid: str, result: dict[str, object]) -> int:
+    """The worker confirmed the end: the record's final fields, as `Client.kill` reports."""
+    home = hotread.home()
+    recs = hotread.records(home) if home is not None else None
+    rec = next((r for r in recs if r["id"] == sid), None) if recs is not None else None
+    if rec is None:  # unreadable just now: the full path's reader (it recovers or says why)
+        from agentty_core.client import Client
+        from agentty_core.errors import AgenttyError
+
+        try:
+            ended = Client()._ended_fields(sid)
+        except AgenttyError as exc:
+            hotread.error(str(exc))
+            return exc.exit_code
+    else:
+        ended = {k: rec.get(k) for k in ("status", "exitCode", "signal")}
+    final = {"id": sid, **result, **ended}
+    if args.json:
+        hotread.emit(final)
+        return 0
+    steps = final.get("escalated") or []
+    how = f" after {', '.join(hotread.str_list(steps))}" if steps else ""
+    if final.get("status") == "lost":
+        pids = hotread.str_list(final.get("orphansKilled"))
+        sys.stdout.write(
+            f"killed {sid}: its worker was gone; ended {len(pids)} orphan process(es){how}\n"
+        )
+    if final.get("signal"):
+        sys.stdout.write(f"killed {sid} (signal {final['signal']}){how}\n")
+    else:
+        sys.stdout.write(f"killed {sid} (exit code {final.get('exitCode')}){how}\n")
+    return 0
+
+
+def _status(args: Namespace) -> int | None:
+    """`status` and `status -q` as `cli.main.cmd_status` prints them, when every record's
+    liveness is what the file says (a running session's worker alive, by pid and start
+    token as `proc.identity` checks it; nothing lost): otherwise the full path, which
+    marks dead workers lost and looks for their orphans. `--json` (with each worker's live
+    fields) goes the full way, and so does the table (it names the home's warm spawner,
+    which is the full path's to look up): the lane prints `status -q`."""
+    home = hotread.home()
+    if args.json or not args.quiet or home is None or ".." in home.split(os.sep):
+        return None
+    recs = hotread.records(home)
+    active = hotread.active(home)
+    if recs is None or active is False:
+        return None
+    boot_id: list[str] = []
+    for rec in recs:
+        status = rec.get("status")
+        if status == "lost":
+            return None  # orphans are looked for: the full path
+        watched = status == "running" or (status == "starting" and rec.get("workerPid") is not None)
+        if watched and not hotread.worker_alive(rec, boot_id):
+            return None  # the full path writes it down as lost
+        if status == "running" and os.path.exists(f"{home}/logs/{rec.get('id')}.final.json"):
+            return None  # ended, its worker still recording it: the full path reads the file
+    write = sys.stdout.write
+    for rec in recs:  # `status -q`: the ids and names of running sessions
+        if rec.get("status") == "running":
+            write(hotread.shown(str(rec["id"])) + "\n")
+            if rec.get("name"):
+                write(hotread.shown(str(rec["name"])) + "\n")
+    return 0

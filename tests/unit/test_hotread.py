@@ -1,0 +1,81 @@
+"""The fast lane's readers and writers (`cli/hotread.py`, C modules only) agree with the full
+path's functions they mirror."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agentty_core.cli import hotread
+from agentty_core.errors import AgenttyError
+from agentty_core.state import records
+
+GOOD = {"id": "0123abcd", "status": "running", "name": "py", "startedAt": "2026-01-01"}
+RECORDS = [
+    GOOD,
+    {"id": "0123abcd"},
+    {"id": "0123ABCD", "status": "running"},
+    {"id": "0123abc", "status": "running"},
+    {"id": 5, "status": "running"},
+    {"id": "0123abce", "status": "gone"},
+    {"id": "0123abce", "status": ["running"]},
+    {"id": "0123abce", "status": {"a": 1}},
+    {"id": "0123abce", "status": "exited", "exitCode": "3"},
+    {"id": "0123abce", "status": "exited", "exitCode": True},
+    {"id": "0123abce", "status": "exited", "pid": 1.5},
+    {"id": "0123abce", "status": "exited", "argv": ["a", 1]},
+    {"id": "0123abce", "status": "exited", "argv": "a"},
+    {"id": "0123abce", "status": "lost", "argv": ["a"], "name": None, "workerStart": "b:1"},
+    {"id": "0123abce", "status": "failed", "error": 3},
+]
+
+
+@pytest.mark.parametrize("raw", RECORDS, ids=json.dumps)
+def test_well_formed_is_records_bad_record(raw: dict[str, object]) -> None:
+    assert hotread.well_formed(raw) == (records.bad_record(raw) is None)
+
+
+LIST: list[dict[str, object]] = [
+    {"id": "0123abcd", "status": "exited", "name": "py", "startedAt": "1"},
+    {"id": "0123abce", "status": "running", "name": "py", "startedAt": "0"},
+    {"id": "0124abcd", "status": "exited", "name": "old", "startedAt": "2"},
+    {"id": "0124abce", "status": "exited", "name": "old", "startedAt": "3"},
+    {"id": "ffffffff", "status": "running", "name": "0123abcd"},
+]
+
+
+@pytest.mark.parametrize(
+    "ref", ["0123abcd", "py", "old", "0124", "0123", "0", "ff", "nosuch", "", "a/b", "x" * 300]
+)
+def test_find_is_records_find(ref: str) -> None:
+    try:
+        expected: object = records.find(LIST, ref)  # type: ignore[arg-type]  # plain dicts
+    except AgenttyError:
+        expected = None
+    assert hotread.find(LIST, ref) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"lines": ["héllo", "\x1b", "\ud800"], "n": 1.5, "b": True, "z": None, "i": -3},
+        {"nested": [{"a": []}, {}], "big": 10**20, "f": 1e-7, "u": "日本"},
+    ],
+)
+def test_dumps_is_json_dumps(value: dict[str, object]) -> None:
+    for ascii_only in (True, False):
+        assert hotread.dumps(value, ascii_only=ascii_only) == json.dumps(
+            value, ensure_ascii=ascii_only
+        )
+
+
+@pytest.mark.parametrize("text", ['{"a": [1, 2.5, "x", null, true]}', " [1] ", '"s"', "1"])
+def test_loads_is_json_loads(text: str) -> None:
+    assert hotread.loads(text) == json.loads(text)
+
+
+@pytest.mark.parametrize("text", ["", "NaN", "[1] 2", "{", '{"a": Infinity}'])
+def test_loads_refuses_what_json_refuses_or_the_protocol_never_sends(text: str) -> None:
+    with pytest.raises(ValueError):
+        hotread.loads(text)
