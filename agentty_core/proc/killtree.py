@@ -126,6 +126,32 @@ def group_members(pgid: int) -> list[psutil.Process]:
     return found
 
 
+Process = psutil.Process  # for callers' annotations: psutil is this package's to import
+
+
+def session_processes(leader: int | None, foreground: int | None) -> list[psutil.Process]:
+    """Everything of a session: the program's group and session (`leader`), the terminal's
+    foreground group, and every descendant of this process (a subreaper inherits the
+    double-forked ones); never this process itself."""
+    procs: dict[int, psutil.Process] = {}
+    for group in (leader, foreground):
+        if group is not None:
+            procs.update((p.pid, p) for p in group_members(group))
+    with contextlib.suppress(psutil.Error):
+        procs.update((p.pid, p) for p in psutil.Process().children(recursive=True))
+    procs.pop(os.getpid(), None)
+    return list(procs.values())
+
+
+def kill_now(procs: list[psutil.Process]) -> None:
+    """SIGKILL each, sparing `protected_pids` (the last resort of a failing worker)."""
+    protected = protected_pids()
+    for proc in procs:
+        if proc.pid not in protected:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+
+
 def alive(procs: list[psutil.Process]) -> list[psutil.Process]:
     left = []
     for proc in procs:

@@ -24,9 +24,7 @@ from agentty_core.worker.answers import RequestFailed
 from agentty_core.worker.base import WorkerBase
 
 if TYPE_CHECKING:
-    import psutil
-
-    from agentty_core.proc.killtree import KillResult
+    from agentty_core.proc.killtree import KillResult, Process
 
 log = logging.getLogger("agentty.worker")
 
@@ -206,27 +204,20 @@ class Lifecycle(WorkerBase):
     def _exited_message(self) -> str:
         return f"session {self.id} exited ({self._exited_how()})"
 
-    def _session_processes(self) -> list[psutil.Process]:
+    def _session_processes(self) -> list[Process]:
         """Everything of this session: its group and session, the foreground group, and
         every descendant of the worker (which, as subreaper, inherits double-forked ones)."""
-        import psutil
+        from agentty_core.proc.killtree import session_processes
 
-        from agentty_core.proc.killtree import group_members
-
-        procs: dict[int, psutil.Process] = {}
+        leader = foreground = None
         if self.child is not None:
-            for proc in group_members(self.child.pid):
-                procs[proc.pid] = proc
+            leader = self.child.pid
             if not self.pty_closed:
                 with contextlib.suppress(OSError):
                     fg = os.tcgetpgrp(self.child.fd)  # 0 until the child claims the tty
                     if fg > 1 and fg != self.child.pid:
-                        procs.update((p.pid, p) for p in group_members(fg))
-        with contextlib.suppress(psutil.Error):
-            for proc in psutil.Process().children(recursive=True):
-                procs[proc.pid] = proc
-        procs.pop(os.getpid(), None)
-        return list(procs.values())
+                        foreground = fg
+        return session_processes(leader, foreground)
 
     async def kill(self, grace: float) -> KillResult:
         if self.kill_task is None:

@@ -62,17 +62,11 @@ def _setup_logging() -> None:
 def _kill_child_group(worker: Worker) -> None:
     """Last resort when the worker itself fails: the program must not outlive it."""
     if worker.child is not None:
-        import psutil
-
-        from agentty_core.proc.killtree import protected_pids
+        from agentty_core.proc.killtree import kill_now
 
         with contextlib.suppress(OSError):
             os.killpg(worker.child.pid, signal.SIGKILL)
-        protected = protected_pids()
-        for proc in worker._session_processes():
-            if proc.pid not in protected:
-                with contextlib.suppress(psutil.Error):
-                    proc.kill()
+        kill_now(worker._session_processes())
 
 
 def _refuse(status_fd: int, message: str) -> int:
