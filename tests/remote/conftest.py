@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from agentty_core.pytest_plugin import reap
 from tests.helpers.census import describe, processes_of_home
 from tests.helpers.cli import AGENTTY
 
@@ -137,14 +138,9 @@ def remote_home() -> Iterator[Path]:
     home = Path(tempfile.mkdtemp(prefix="atr-", dir="/tmp"))
     os.chmod(home, 0o700)
     yield home
-    env = {**os.environ, "AGENTTY_HOME": str(home)}
-    env.pop("AGENTTY_HOST", None)
-    status = subprocess.run(
-        [AGENTTY, "status", "-q"], env=env, capture_output=True, text=True, check=False
-    )
-    for ref in status.stdout.split():
-        if len(ref) == 8:
-            subprocess.run([AGENTTY, "kill", "-s", ref], env=env, capture_output=True, check=False)
+    # The one reaper: the remote home's sessions and its warm spawner (the remote agentty
+    # runs under sshd's environment, where the tests' AGENTTY_SPAWNER=0 does not reach).
+    reap(home, leftovers=False)
     deadline = time.monotonic() + 3.0
     while (left := processes_of_home(str(home))) and time.monotonic() < deadline:
         time.sleep(0.05)

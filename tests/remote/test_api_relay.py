@@ -11,6 +11,7 @@ import threading
 import pytest
 
 from agentty_core import Session
+from agentty_core.api_types import Screen
 from agentty_core.errors import SessionNotFound, TransportError, WaitTimeout
 from agentty_core.remote.client import RemoteClient
 from tests.helpers.cli import AGENTTY, agentty
@@ -57,7 +58,8 @@ def test_session_api_across_the_link(link: Link) -> None:
         found.close()
         with pytest.raises(WaitTimeout) as timed_out:
             py.wait(text="never shown", timeout=0.5)
-        assert timed_out.value.screen["lines"]
+        screen = timed_out.value.screen
+        assert isinstance(screen, Screen) and screen.lines
         py.resize(100, 30)
         assert (py.get().cols, py.get().rows) == (100, 30)
         py.text("exit()", enter=True)
