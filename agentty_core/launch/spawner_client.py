@@ -303,7 +303,11 @@ def launch_if_wanted() -> None:
     if root is None or not enabled():
         return
     if not successor and _lock_held(root):
-        return
+        holder = info(root)
+        if holder is None or holder.get("ready") is not True:
+            return  # still starting: its socket comes in a moment
+        # Ready but unreachable (its socket was removed or replaced): it steps down within
+        # its next check, and a new one waits for the lock meanwhile.
     try:  # noqa: SIM105
         launch(root)
     except OSError:
