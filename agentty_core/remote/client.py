@@ -29,7 +29,7 @@ from agentty_core.protocol import JSONObject
 from agentty_core.remote import transport
 from agentty_core.remote.hosts import Host, resolve
 from agentty_core.remote.relay import RelayConnection, RemoteSubscription, cli_error
-from agentty_core.state.records import Record, checked
+from agentty_core.state.records import Record, checked, is_live
 
 DEFAULT_TIMEOUT = 5.0
 # Relays kept open per client, least recently used closed first: each is a channel of the
@@ -118,8 +118,8 @@ class RemoteClient:
 
     def require_running(self, ref: str | None) -> Record:
         rec = self.resolve(ref)
-        if rec.get("status") not in ("running", "starting"):
-            raise SessionNotRunning(str(rec["id"]), describe_end(rec))
+        if not is_live(rec):
+            raise SessionNotRunning(rec["id"], describe_end(rec))
         return rec
 
     def start(

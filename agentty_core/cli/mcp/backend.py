@@ -25,7 +25,7 @@ from agentty_core.client import Client
 from agentty_core.errors import RemoteError, SessionNotRunning, WaitTimeout, WorkerUnreachable
 from agentty_core.ipc.aio_client import AsyncConnection
 from agentty_core.protocol import JSONObject
-from agentty_core.state.records import Record
+from agentty_core.state.records import Record, is_live
 from agentty_core.waitspec import WaitConditions, wire_params
 
 P = ParamSpec("P")
@@ -40,7 +40,6 @@ WAIT_SLOTS = 32
 BUSY_PATIENCE = 3.0
 LONG_TEXT = 16_384  # characters of input above which the blocking client sends it
 _SAFE_TO_REPEAT = frozenset({"get", "wait"})  # requests that change nothing
-_LIVE = ("running", "starting")
 
 
 async def in_thread(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -162,7 +161,7 @@ class Sessions:
     async def get(self, session: str | None, **params: object) -> JSONObject:
         """The screen of a running session, or the last screen of an ended one."""
         rec = self.resolve(session)
-        if rec.get("status") in _LIVE:
+        if is_live(rec):
             try:
                 return await self.call(rec, "get", dict(params))
             except (SessionNotRunning, RemoteError) as exc:
@@ -179,7 +178,7 @@ class Sessions:
             enter, paste = params.get("enter") is True, params.get("paste") is True
             sid = str(rec["id"])
             return await in_thread(self.client.text, sid, data, enter=enter, paste=paste)
-        if rec.get("status") not in _LIVE:
+        if not is_live(rec):
             rec = await in_thread(self.client.require_running, str(rec["id"]))  # raises
         try:
             return await self.call(rec, method, params)
@@ -200,7 +199,7 @@ class Sessions:
         rec = self.resolve(session)
         sid = str(rec["id"])
         conditions = spec.conditions()
-        if rec.get("status") not in _LIVE:
+        if not is_live(rec):
             return await in_thread(self.client.wait, sid, timeout=spec.timeout, **conditions)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + spec.timeout
