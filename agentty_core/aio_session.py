@@ -35,19 +35,16 @@ from agentty_core.errors import (
     WaitTimeout,
     WorkerUnreachable,
 )
+from agentty_core.input_steps import Step, key_steps, send_steps, text_steps
 from agentty_core.ipc.aio_client import AsyncConnection
 from agentty_core.paths import Home
 from agentty_core.protocol import JSONObject
 from agentty_core.session import (
     MAX_IDLE,
     Session,
-    Step,
     after_input,
-    key_steps,
     not_running,
-    send_steps,
     seq_of,
-    text_steps,
     wait_conditions,
 )
 from agentty_core.waitspec import WaitConditions

@@ -31,6 +31,15 @@ from agentty_core.errors import (
     WaitTimeout,
     WorkerUnreachable,
 )
+from agentty_core.input_steps import (
+    INPUT_PART,
+    INPUT_PART_TIMEOUT,
+    MAX_INPUT,
+    input_bytes,
+    part_ends,
+    send_steps,
+    text_params,
+)
 from agentty_core.ipc import client as ipc_client
 from agentty_core.paths import Home
 from agentty_core.proc import identity
@@ -49,11 +58,6 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 5.0
 BEST_EFFORT_LOCK = 2.0  # how long a reader waits to write down what it noticed
 _SAFE_TO_REPEAT = frozenset({"get", "info", "ping", "wait"})  # requests that change nothing
-MAX_INPUT = 64 << 20  # the most one `text` takes; more is refused before anything is sent
-# A larger input goes as parts of this size (base64 keeps each request line under
-# protocol.MAX_LINE); the worker answers a part once its input queue has room for it.
-INPUT_PART = 512 << 10
-INPUT_PART_TIMEOUT = 90.0  # longer than the worker's own wait for room (INPUT_WAIT)
 
 
 def describe_end(record: Record) -> str:
@@ -70,18 +74,6 @@ def describe_end(record: Record) -> str:
     return str(status)
 
 
-def text_params(data: str | bytes, *, enter: bool = False, paste: bool = False) -> JSONObject:
-    """The `text` request's params: bytes that are not UTF-8 travel as base64."""
-    params: JSONObject = {"enter": enter, "paste": paste}
-    if isinstance(data, bytes):
-        import base64
-
-        params["data_b64"] = base64.b64encode(data).decode()
-    else:
-        params["data"] = data
-    return params
-
-
 def _read_final(path: Path) -> JSONObject | None:
     """A final screen file (see `worker.core`), or None if there is none or it is unreadable."""
     try:
@@ -92,77 +84,12 @@ def _read_final(path: Path) -> JSONObject | None:
     return screen if isinstance(screen, dict) else None
 
 
-def _input_bytes(data: str | bytes) -> bytes:
-    """Input as the program gets it: a str's undecodable argv bytes (surrogate escapes)
-    become those bytes again, as the worker does for a str it is sent."""
-    if isinstance(data, bytes):
-        return data
-    try:
-        return data.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError as exc:
-        raise UsageError(
-            f"the text holds a lone surrogate (U+{ord(data[exc.start]):04X}), which is not "
-            "a character; send bytes instead"
-        ) from None
-
-
-def _part_ends(data: bytes, size: int) -> list[int]:
-    """Where to cut `data` into parts of at most `size`: never inside a short escape sequence
-    (the worker strips a paste-end marker from each part) or a UTF-8 character (a recording
-    decodes each part on its own)."""
-    ends = []
-    start = 0
-    while start < len(data):
-        end = min(start + size, len(data))
-        if end < len(data):
-            escape = data.rfind(b"\x1b", max(start + 1, end - 8), end)
-            if escape > 0:
-                end = escape
-            for _ in range(3):
-                if end - 1 > start and 0x80 <= data[end] < 0xC0:
-                    end -= 1
-        ends.append(end)
-        start = end
-    return ends
-
-
 def _close_all(connections: dict[str, ipc_client.Connection]) -> None:
     while connections:
         connections.popitem()[1].close()
 
 
 RECORD_PIDS = (("workerPid", "workerStart"), ("pid", "pidStart"))  # what a record names
-
-
-Step = tuple[str, JSONObject]  # one request to a worker: method, params
-
-
-def text_steps(data: str | bytes, *, enter: bool = False, paste: bool = False) -> list[Step]:
-    return [("text", text_params(data, enter=enter, paste=paste))]
-
-
-def key_steps(names: Sequence[str]) -> list[Step]:
-    keys.parse_all(list(names))  # an unknown name is InvalidKey here, and nothing is sent
-    return [("key", {"keys": list(names)})]
-
-
-def send_steps(args: Sequence[str], *, literal: bool = False, enter: bool = False) -> list[Step]:
-    """`send`: each key name pressed, anything else typed (all checked before any is sent)."""
-    steps: list[Step] = []
-    for run in keys.split_send(list(args), literal=literal):
-        if isinstance(run, list):
-            steps += key_steps(run)
-        else:
-            steps += text_steps(run)
-    if enter:
-        method, params = steps[-1] if steps else ("", {})
-        if method == "text":  # Enter as `text --enter` sends it
-            params["enter"] = True
-        else:
-            steps.append(("key", {"keys": ["Enter"]}))
-    if not steps:
-        raise UsageError("send needs something to send: text or key names")
-    return steps
 
 
 class Client:
@@ -526,7 +453,7 @@ class Client:
         # A str is sent as JSON text, up to 6 bytes a character (\uXXXX escapes).
         if len(data) <= (INPUT_PART if isinstance(data, bytes) else INPUT_PART // 6):
             return self._call_running(ref, "text", text_params(data, enter=enter, paste=paste))
-        return self._text_in_parts(ref, _input_bytes(data), enter=enter, paste=paste)
+        return self._text_in_parts(ref, input_bytes(data), enter=enter, paste=paste)
 
     def _text_in_parts(
         self, ref: str | None, data: bytes, *, enter: bool, paste: bool
@@ -544,7 +471,7 @@ class Client:
         multiline = b"\n" in data or b"\r" in data
         first: JSONObject = {}
         sent = written = 0
-        for end in _part_ends(data, INPUT_PART):
+        for end in part_ends(data, INPUT_PART):
             params = text_params(
                 data[sent:end], enter=enter and end == total, paste=paste or multiline
             )

@@ -36,7 +36,7 @@ from agentty_core.api_types import (
     SessionWaitTimeout,
     WaitResult,
 )
-from agentty_core.client import Client, Step, key_steps, send_steps, text_steps
+from agentty_core.client import Client
 from agentty_core.errors import (
     AgenttyError,
     ProtocolError,
@@ -45,6 +45,7 @@ from agentty_core.errors import (
     WaitTimeout,
     WorkerUnreachable,
 )
+from agentty_core.input_steps import Step, key_steps, send_steps, text_steps
 from agentty_core.ipc.pool import MAX_IDLE, Pool
 from agentty_core.paths import Home
 from agentty_core.protocol import JSONObject
@@ -62,12 +63,8 @@ __all__ = [
     "Session",
     "SessionInfo",
     "SessionWaitTimeout",
-    "Step",
     "WaitConditions",
     "WaitResult",
-    "key_steps",
-    "send_steps",
-    "text_steps",
 ]
 
 

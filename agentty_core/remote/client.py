@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping, Sequence
 
 from agentty_core import keys
-from agentty_core.client import describe_end, text_params
+from agentty_core.client import describe_end
 from agentty_core.errors import (
     AmbiguousSession,
     ProtocolError,
@@ -24,6 +24,7 @@ from agentty_core.errors import (
     WaitTimeout,
     WorkerUnreachable,
 )
+from agentty_core.input_steps import text_params
 from agentty_core.paths import SESSION_ID_RE, Home
 from agentty_core.protocol import JSONObject
 from agentty_core.remote import transport

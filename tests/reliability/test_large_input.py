@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agentty_core.client import MAX_INPUT
+from agentty_core.input_steps import MAX_INPUT
 from tests.reliability.conftest import PYTHON, agentty, start
 
 # Reads exactly argv[1] bytes of raw input (no echo, no line discipline), then prints

@@ -24,8 +24,9 @@ from agentty_core.cli.mcp import schemas as s
 from agentty_core.cli.mcp.backend import Sessions, in_thread
 from agentty_core.cli.mcp.errors import CodedUsageError, error_result
 from agentty_core.cli.mcp.view import blocks, page, plain
-from agentty_core.client import Client, text_params
+from agentty_core.client import Client
 from agentty_core.errors import AgenttyError, WaitTimeout
+from agentty_core.input_steps import text_params
 from agentty_core.protocol import JSONObject
 from agentty_core.waitspec import WaitConditions
 
@@ -301,7 +302,7 @@ def build_server(client: Client | None = None) -> MCPServer:
         """Typed text and named keys in one call. A word spelt like a key that names none
         (Ctrl+Banana) is an error and nothing is sent. Returns the seq from before; with
         `wait`, the screen once a condition held on output after the input."""
-        from agentty_core.client import send_steps
+        from agentty_core.input_steps import send_steps
 
         return await sent(session, send_steps(args, literal=literal, enter=enter), wait)
 

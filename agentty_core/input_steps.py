@@ -1,0 +1,93 @@
+"""What the input calls send: `text`, `key` and `send` as worker requests, and long input cut
+into parts. Shared by Client, Session, AsyncSession and the MCP server, so that every face
+checks keys the same way and sends the same bytes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from agentty_core import keys
+from agentty_core.errors import UsageError
+from agentty_core.protocol import JSONObject
+
+MAX_INPUT = 64 << 20  # the most one `text` takes; more is refused before anything is sent
+# A larger input goes as parts of this size (base64 keeps each request line under
+# protocol.MAX_LINE); the worker answers a part once its input queue has room for it.
+INPUT_PART = 512 << 10
+INPUT_PART_TIMEOUT = 90.0  # longer than the worker's own wait for room (INPUT_WAIT)
+
+Step = tuple[str, JSONObject]  # one request to a worker: method, params
+
+
+def text_params(data: str | bytes, *, enter: bool = False, paste: bool = False) -> JSONObject:
+    """The `text` request's params: bytes that are not UTF-8 travel as base64."""
+    params: JSONObject = {"enter": enter, "paste": paste}
+    if isinstance(data, bytes):
+        import base64
+
+        params["data_b64"] = base64.b64encode(data).decode()
+    else:
+        params["data"] = data
+    return params
+
+
+def input_bytes(data: str | bytes) -> bytes:
+    """Input as the program gets it: a str's undecodable argv bytes (surrogate escapes)
+    become those bytes again, as the worker does for a str it is sent."""
+    if isinstance(data, bytes):
+        return data
+    try:
+        return data.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError as exc:
+        raise UsageError(
+            f"the text holds a lone surrogate (U+{ord(data[exc.start]):04X}), which is not "
+            "a character; send bytes instead"
+        ) from None
+
+
+def part_ends(data: bytes, size: int) -> list[int]:
+    """Where to cut `data` into parts of at most `size`: never inside a short escape sequence
+    (the worker strips a paste-end marker from each part) or a UTF-8 character (a recording
+    decodes each part on its own)."""
+    ends = []
+    start = 0
+    while start < len(data):
+        end = min(start + size, len(data))
+        if end < len(data):
+            escape = data.rfind(b"\x1b", max(start + 1, end - 8), end)
+            if escape > 0:
+                end = escape
+            for _ in range(3):
+                if end - 1 > start and 0x80 <= data[end] < 0xC0:
+                    end -= 1
+        ends.append(end)
+        start = end
+    return ends
+
+
+def text_steps(data: str | bytes, *, enter: bool = False, paste: bool = False) -> list[Step]:
+    return [("text", text_params(data, enter=enter, paste=paste))]
+
+
+def key_steps(names: Sequence[str]) -> list[Step]:
+    keys.parse_all(list(names))  # an unknown name is InvalidKey here, and nothing is sent
+    return [("key", {"keys": list(names)})]
+
+
+def send_steps(args: Sequence[str], *, literal: bool = False, enter: bool = False) -> list[Step]:
+    """`send`: each key name pressed, anything else typed (all checked before any is sent)."""
+    steps: list[Step] = []
+    for run in keys.split_send(list(args), literal=literal):
+        if isinstance(run, list):
+            steps += key_steps(run)
+        else:
+            steps += text_steps(run)
+    if enter:
+        method, params = steps[-1] if steps else ("", {})
+        if method == "text":  # Enter as `text --enter` sends it
+            params["enter"] = True
+        else:
+            steps.append(("key", {"keys": ["Enter"]}))
+    if not steps:
+        raise UsageError("send needs something to send: text or key names")
+    return steps
