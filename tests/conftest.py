@@ -3,18 +3,16 @@ leaving a process of that home behind (worker or program)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from agentty_core.launch import spawner_client
-from tests.helpers.census import describe, processes_of_home
+from tests.helpers.census import describe, sweep_home
 
 PROGRAMS = Path(__file__).parent / "programs"
 
@@ -34,12 +32,7 @@ def agentty_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     yield home
     spawner_client.stop(str(home))
     # A worker answers `kill` and then exits: give such processes a moment to finish.
-    deadline = time.monotonic() + 3.0
-    while (leftovers := processes_of_home(str(home))) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    for proc in leftovers:
-        with contextlib.suppress(Exception):
-            proc.kill()
+    leftovers = sweep_home(str(home))
     shutil.rmtree(home, ignore_errors=True)
     if leftovers:
         pytest.fail(f"test left processes behind: {describe(leftovers)}")

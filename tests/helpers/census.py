@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 
 import psutil
 
@@ -30,3 +32,15 @@ def describe(procs: list[psutil.Process]) -> str:
         except psutil.Error:
             parts.append(f"pid {proc.pid}: (gone)")
     return "; ".join(parts)
+
+
+def sweep_home(home: str, grace: float = 3.0) -> list[psutil.Process]:
+    """After a test: wait up to `grace` for the home's processes to finish (a worker answers
+    `kill` and then exits), kill what is left, and return it so the test can be failed."""
+    deadline = time.monotonic() + grace
+    while (left := processes_of_home(home)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for proc in left:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    return left

@@ -7,6 +7,8 @@ Every scenario runs with the fresh `AGENTTY_HOME` and the process census of
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -139,3 +141,22 @@ def kill_by_cmdline(token: str) -> list[int]:
         except psutil.Error:
             continue
     return killed
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Plant a file (a corrupt or crafted sessions.json) the way agentty writes its own."""
+    tmp = path.with_name(path.name + ".planted")
+    tmp.write_bytes(data)
+    tmp.chmod(0o600)
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def state_lock(home: Path) -> Iterator[None]:
+    """The state lock, held by this (other) process the way every agentty process takes it."""
+    fd = os.open(home / "sessions.json.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

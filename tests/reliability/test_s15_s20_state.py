@@ -27,14 +27,8 @@ from tests.reliability.conftest import (
     start,
     wait_until,
     with_failpoints,
+    write_private,
 )
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".planted")
-    tmp.write_bytes(data)
-    tmp.chmod(0o600)
-    os.replace(tmp, path)
 
 
 def _two_live(home: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -58,7 +52,7 @@ def test_s15_corrupt_sessions_json(agentty_home: Path, kind: str) -> None:
             {**doc, "sessions": [doc["sessions"][0], doc["sessions"][0], doc["sessions"][1]]}
         ).encode(),
     }[kind]
-    _write_private(state, corrupt)
+    write_private(state, corrupt)
     status = agentty("status", "--json")
     if status.returncode != 0:  # a clear error naming the file ...
         assert "sessions.json" in status.stderr and status.stderr.count("\n") == 1
@@ -81,7 +75,7 @@ def test_s16_file_from_a_future_version(agentty_home: Path) -> None:
     doc = json.loads(original)
     future = dict(doc, schema_version=99, futureTop={"x": 1})
     future["sessions"] = [dict(r, futureField=[1, 2]) for r in doc["sessions"]]
-    _write_private(state, json.dumps(future).encode())
+    write_private(state, json.dumps(future).encode())
     planted = state.read_bytes()
     # Reads that can be served work.
     assert agentty("status").returncode == 0
@@ -95,7 +89,7 @@ def test_s16_file_from_a_future_version(agentty_home: Path) -> None:
     # Same version with unknown fields: they survive a rewrite.
     same = dict(doc, futureTop={"x": 1})
     same["sessions"] = [dict(r, futureField=[1, 2]) for r in doc["sessions"]]
-    _write_private(state, json.dumps(same).encode())
+    write_private(state, json.dumps(same).encode())
     b = start("--", "sleep", "1000000")
     after = json.loads(state.read_bytes())
     assert after["futureTop"] == {"x": 1}

@@ -26,26 +26,10 @@ from tests.reliability.conftest import (
     record,
     sigkill,
     start,
+    state_lock,
     wait_until,
+    write_private,
 )
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".planted")
-    tmp.write_bytes(data)
-    tmp.chmod(0o600)
-    os.replace(tmp, path)
-
-
-@contextlib.contextmanager
-def _state_lock(home: Path) -> Iterator[None]:
-    """The state lock, held by this (other) process the way every agentty process takes it."""
-    fd = os.open(home / "sessions.json.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def test_corrupt_state_then_a_worker_records_its_exit(agentty_home: Path, tmp_path: Path) -> None:
@@ -56,7 +40,7 @@ def test_corrupt_state_then_a_worker_records_its_exit(agentty_home: Path, tmp_pa
     flag = tmp_path / "go"  # no agentty command may run (and recover) before the worker
     ending = start("--", "sh", "-c", f"until [ -e {flag} ]; do sleep 0.05; done; exit 3")
     other = start("--", "sh", "-c", "echo OTHER-alive; exec sleep 1000000")
-    _write_private(agentty_home / "sessions.json", b'{"sessions": [{"id": "trunc')
+    write_private(agentty_home / "sessions.json", b'{"sessions": [{"id": "trunc')
     flag.touch()
     wait_until(lambda: gone(ending["workerPid"]), timeout=20)
     stored = {r["id"]: r for r in raw_records(agentty_home)}  # read before any command
@@ -80,7 +64,7 @@ def test_corrupt_state_is_rebuilt_without_holding_the_lock(agentty_home: Path) -
     for rec in stopped:
         os.kill(rec["workerPid"], signal.SIGSTOP)  # its `info` times out (1 s)
     try:
-        _write_private(agentty_home / "sessions.json", b"\x00garbage")
+        write_private(agentty_home / "sessions.json", b"\x00garbage")
         status = subprocess.Popen(
             [AGENTTY, "status"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
@@ -125,7 +109,7 @@ def test_hand_edited_records_are_skipped_reported_and_removed(agentty_home: Path
         {**base, "id": "not-hex!", "status": "exited", "endedAt": "2020-01-01T00:00:00+00:00"},
         {**base, "id": "0000000c", "status": "exited", "endedAt": "2020-01-01T00:00:00"},
     ]
-    _write_private(agentty_home / "sessions.json", json.dumps(doc).encode())
+    write_private(agentty_home / "sessions.json", json.dumps(doc).encode())
     table = agentty("status", check=True).stdout
     assert live["id"] in table and "0000000a" not in table and "not-hex" not in table
     listed = [s["id"] for s in agentty_json("status")["sessions"]]
@@ -189,7 +173,7 @@ def test_readers_take_the_exit_from_the_final_screen(agentty_home: Path) -> None
     that code while the worker keeps trying, and after a worker that died before it could
     record it, not `lost`."""
     ending = start("--", "sh", "-c", "echo LAST-words; read x; exit 3")
-    with _state_lock(agentty_home):
+    with state_lock(agentty_home):
         agentty("text", "--session", ending["id"], "--enter", "bye", check=True)
         final = agentty_home / "logs" / f"{ending['id']}.final.json"
         wait_until(final.exists, timeout=20)

@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from agentty_core.pytest_plugin import reap
-from tests.helpers.census import describe, processes_of_home
+from tests.helpers.census import describe, sweep_home
 from tests.helpers.cli import AGENTTY
 
 SSHD = shutil.which("sshd", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
@@ -141,12 +141,7 @@ def remote_home() -> Iterator[Path]:
     # The one reaper: the remote home's sessions and its warm spawner (the remote agentty
     # runs under sshd's environment, where the tests' AGENTTY_SPAWNER=0 does not reach).
     reap(home, leftovers=False)
-    deadline = time.monotonic() + 3.0
-    while (left := processes_of_home(str(home))) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    for proc in left:
-        with contextlib.suppress(Exception):
-            proc.kill()
+    left = sweep_home(str(home))
     shutil.rmtree(home, ignore_errors=True)
     if left:
         pytest.fail(f"test left remote processes behind: {describe(left)}")
