@@ -41,7 +41,7 @@ def status(args: Namespace) -> int | None:
         return None
     recs = hotread.records(home)
     active = hotread.active(home)
-    if recs is None or active is False or not _settled(home, recs):
+    if recs is None or active is False or not _settled(home, recs, bool(args.quiet)):
         return None
     write = sys.stdout.write
     if args.quiet:  # the ids and names of running sessions
@@ -84,13 +84,20 @@ def status(args: Namespace) -> int | None:
     return 0
 
 
-def _settled(home: str, recs: list[dict[str, object]]) -> bool:
-    """Whether `Client.sessions` would show every record as the file has it."""
+def _settled(home: str, recs: list[dict[str, object]], quiet: bool) -> bool:
+    """Whether `Client.sessions` would show every record as the file has it (and, but for
+    `-q`, no orphans are looked for: they are with a lost session)."""
     boot_id: list[str] = []
     for rec in recs:
         status = rec.get("status")
-        if status == "lost":
-            return False  # orphans are looked for, an exit may be read from a final screen
+        if status == "lost" and (
+            not quiet
+            or (
+                not hotread.worker_alive(rec, boot_id)
+                and os.path.exists(f"{home}/logs/{rec.get('id')}.final.json")
+            )
+        ):
+            return False  # orphans are looked for, or its exit is read from its final screen
         watched = status == "running" or (status == "starting" and rec.get("workerPid") is not None)
         if watched and not hotread.worker_alive(rec, boot_id):
             return False  # the full path writes it down as lost

@@ -326,4 +326,7 @@ def test_status_of_a_dead_worker_goes_the_full_way() -> None:
     full = run(FULL, "status")
     assert "lost" in full.stdout, full.stdout
     assert lane("status").startswith("CODE=None")  # lost: orphans are looked for
+    assert lane("status", "--json").startswith("CODE=None")
+    assert lane("status", "-q") == "CODE=0 LOADED="  # no orphans there: the lane's
+    same(["status", "-q"])
     agentty("kill", check=True)
