@@ -89,12 +89,22 @@ proc = subprocess.Popen(
     ["sh", "-c", "(setsid sleep 31 &); exec sleep 30"], start_new_session=True
 )
 deadline = time.monotonic() + 20
-while time.monotonic() < deadline:
+
+
+def argv(pid):
+    try:
+        return open(f"/proc/{pid}/cmdline").read().split("\\0")[:2]
+    except OSError:
+        return []
+
+
+while time.monotonic() < deadline:  # until both have exec'd their sleep
     found = killtree.session_processes(proc.pid, None)
-    if len(found) == 2:
+    out = [(argv(p.pid), os.getsid(p.pid)) for p in found]
+    sleeps = sorted(a[1] for a, _ in out if len(a) == 2 and a[0] == "sleep")
+    if sleeps == ["30", "31"] and len(out) == 2:
         break
     time.sleep(0.01)
-out = [(open(f"/proc/{p.pid}/cmdline").read().split("\\0")[:2], os.getsid(p.pid)) for p in found]
 mine = [p.pid for p in killtree.session_processes(os.getpid(), None) if p.pid == os.getpid()]
 for p in found:
     os.kill(p.pid, 9)
