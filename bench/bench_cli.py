@@ -96,9 +96,9 @@ def run(quick: bool) -> list[Row]:
         row.target = f"<= {target}x floor"
         row.ok = row.ratio is not None and row.ratio <= target
         if name == "agentty status --json":
-            row.note = "the full path: it asks every worker for its live fields"
+            row.note = "the lane asks every running worker for its live fields, all at once"
         elif name.startswith("agentty kill"):
-            row.note = "the worker's ladder enumerates processes (psutil) and finalizes"
+            row.note = "the worker's ladder: two looks at /proc, SIGHUP, the exit recorded"
         rows.append(row)
     if tmux:
         rows.append(

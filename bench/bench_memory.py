@@ -1,7 +1,9 @@
-"""4. Memory: RSS and USS (psutil `memory_full_info`) of one idle worker, and of a worker
+"""4. Memory: RSS, USS and PSS (psutil `memory_full_info`) of one idle worker, and of a worker
 holding N lines of 120 coloured columns of scrollback at 200x50 vs a tmux server holding the
-same lines. Targets: idle RSS <= 20 MiB, USS <= 10 MiB; loaded <= 2x tmux, shown both as totals
-and as the lines' own cost (each process's growth over its idle state)."""
+same lines. Targets: idle RSS <= 20 MiB, USS <= 10 MiB, PSS <= 5 MiB (issue 14: a worker
+forked by the home's warm spawner, which shares what the spawner imported); loaded <= 2x
+tmux, shown both as totals and as the lines' own cost (each process's growth over its idle
+state)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from pathlib import Path
 
 import psutil
 
+from agentty_core.client import Client
+from agentty_core.launch import spawner_client
 from bench.common import CSI, TMUX, TMUX_HINT, Row, Tmux, agentty_home, client, poll, skipped
 
 B = "4 memory"
@@ -20,6 +24,28 @@ MIB = 1 << 20
 def _mem(pid: int) -> tuple[float, float]:
     info = psutil.Process(pid).memory_full_info()
     return info.rss / MIB, info.uss / MIB
+
+
+def _pss(pid: int) -> float:
+    return float(psutil.Process(pid).memory_full_info().pss) / MIB
+
+
+FORKED = 5  # idle workers forked by the spawner: PSS shares the spawner's pages among them
+
+
+def _forked_idle_pss(c: Client, root: Path) -> tuple[float, float, float] | None:
+    """Median RSS, USS and PSS of idle workers forked by the warm spawner (None if it never
+    became ready: a worker spawned directly is another row's)."""
+    if not spawner_client.enabled():
+        return None
+    if not poll(lambda: (spawner_client.info(str(root)) or {}).get("ready") is True, 30, 0.05):
+        return None
+    recs = [c.start(["cat"]) for _ in range(FORKED)]
+    time.sleep(0.5)
+    stats = sorted((*_mem(int(str(r["workerPid"]))), _pss(int(str(r["workerPid"])))) for r in recs)
+    for rec in recs:
+        c.kill(str(rec["id"]), grace=1.0)
+    return stats[len(stats) // 2]
 
 
 def _make(path: Path, n: int) -> str:
@@ -44,6 +70,19 @@ def run(quick: bool) -> list[Row]:
         rss, uss = _mem(int(str(idle["workerPid"])))
         rows.append(Row(B, "idle worker RSS", "MiB", rss, target="<= 20 MiB", ok=rss <= 20))
         rows.append(Row(B, "idle worker USS", "MiB", uss, target="<= 10 MiB", ok=uss <= 10))
+        pss = _pss(int(str(idle["workerPid"])))
+        rows.append(Row(B, "idle worker PSS (spawned directly)", "MiB", pss))
+        forked = _forked_idle_pss(c, root)
+        if forked is None:
+            rows.append(skipped(B, "idle forked worker PSS", "the warm spawner never got ready"))
+        else:
+            note = f"median of {FORKED} idle workers forked by the warm spawner"
+            f_rss, f_uss, f_pss = forked
+            rows.append(Row(B, "idle forked worker RSS", "MiB", f_rss, note=note))
+            rows.append(Row(B, "idle forked worker USS", "MiB", f_uss, note=note))
+            row = Row(B, "idle forked worker PSS", "MiB", f_pss, target="<= 5 MiB", note=note)
+            row.ok = f_pss <= 5
+            rows.append(row)
         path = Path(tmp, "scroll.txt")
         last = _make(path, n)
         rec = c.start(["sh", "-c", f"cat {path}; exec cat"], cols=200, rows=50)

@@ -1,5 +1,6 @@
 """6. Scale: N live sessions (full 200, quick 20): `agentty get` p95 across them as whole
-processes (target <= 50 ms), `agentty status --json` time (target <= 300 ms), total RSS."""
+processes (target <= 50 ms), `agentty status --json` time (target <= 300 ms), the workers'
+total RSS, USS and PSS (issue 14: 200 idle sessions <= 1.2 GiB PSS, pro rata for fewer)."""
 
 from __future__ import annotations
 
@@ -22,21 +23,28 @@ def run(quick: bool) -> list[Row]:
         ids = [str(r["id"]) for r in recs]
         gets = [run_quiet([AGENTTY, "get", "--session", sid]) for sid in ids]
         status = [run_quiet([AGENTTY, "status", "--json"]) for _ in range(5 if quick else 10)]
-        rss = uss = 0
+        rss = uss = pss = 0
         for rec in recs:
             info = psutil.Process(int(str(rec["workerPid"]))).memory_full_info()
             rss += info.rss
             uss += info.uss
+            pss += info.pss
     get_row = ms_row(B, f"agentty get across {n} sessions", gets, target="p95 <= 50 ms")
     get_row.ok = p95([g * 1000 for g in gets]) <= 50
     status_row = ms_row(B, f"agentty status --json, {n} sessions", status, target="<= 300 ms")
     status_row.ok = (status_row.median or 0) <= 300
+    pss_target = 1.2 * 1024 * n / 200  # MiB: 1.2 GiB for 200
+    pss_row = Row(B, f"total worker PSS, {n} sessions", "MiB", pss / MIB)
+    pss_row.target = f"<= {pss_target:.0f} MiB"
+    pss_row.ok = pss / MIB <= pss_target
+    pss_row.note = "the first worker is spawned directly, the rest forked by the warm spawner"
     return [
         get_row,
         status_row,
         Row(
             B, f"total worker RSS, {n} sessions", "MiB", rss / MIB, note=f"USS {uss / MIB:.0f} MiB"
         ),
+        pss_row,
     ]
 
 

@@ -227,7 +227,10 @@ def loads(text: str) -> object:
     start = len(text) - len(text.lstrip(" \t\n\r"))
     try:
         value, end = scan(text, start)
-    except StopIteration:
+    except (StopIteration, SystemError):
+        # The scanner reports a malformed document through `json.decoder.JSONDecodeError`,
+        # which it looks up only if `json.decoder` is loaded: here it is not, and the error
+        # comes out as a SystemError ("returned NULL without setting an exception").
         raise ValueError("not JSON") from None
     if text[end:].strip(" \t\n\r"):
         raise ValueError("extra data")

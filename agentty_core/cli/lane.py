@@ -6,6 +6,7 @@ byte: ~25 ms on a small VM, as much again as the interpreter's own start. The la
 those commands with a session by id, unique prefix or name and `--json`, on the
 interpreter's C modules only (`_socket`, `_json`): names and prefixes resolve from
 `sessions.json` read with the C scanner, a regex is compiled and checked by the worker.
+`status` has a module of its own (`cli/hotstatus.py`).
 
 It makes the full path's privacy checks (a private home and socket directory of ours,
 private regular files of ours, a peer of our uid and, where the record was read, the
@@ -59,7 +60,9 @@ def fast_lane(words: list[str]) -> int | None:
     if args is None:
         return None
     if args.command == "status":
-        return _status(args)
+        from agentty_core.cli import hotstatus
+
+        return hotstatus.status(args)
     request = _request(args)
     if request is None:
         return None
@@ -264,37 +267,4 @@ def _killed(args: Namespace, sid: str, result: dict[str, object]) -> int:
         sys.stdout.write(f"killed {sid} (signal {final['signal']}){how}\n")
     else:
         sys.stdout.write(f"killed {sid} (exit code {final.get('exitCode')}){how}\n")
-    return 0
-
-
-def _status(args: Namespace) -> int | None:
-    """`status` and `status -q` as `cli.main.cmd_status` prints them, when every record's
-    liveness is what the file says (a running session's worker alive, by pid and start
-    token as `proc.identity` checks it; nothing lost): otherwise the full path, which
-    marks dead workers lost and looks for their orphans. `--json` (with each worker's live
-    fields) goes the full way, and so does the table (it names the home's warm spawner,
-    which is the full path's to look up): the lane prints `status -q`."""
-    home = hotread.home()
-    if args.json or not args.quiet or home is None or ".." in home.split(os.sep):
-        return None
-    recs = hotread.records(home)
-    active = hotread.active(home)
-    if recs is None or active is False:
-        return None
-    boot_id: list[str] = []
-    for rec in recs:
-        status = rec.get("status")
-        if status == "lost":
-            return None  # orphans are looked for: the full path
-        watched = status == "running" or (status == "starting" and rec.get("workerPid") is not None)
-        if watched and not hotread.worker_alive(rec, boot_id):
-            return None  # the full path writes it down as lost
-        if status == "running" and os.path.exists(f"{home}/logs/{rec.get('id')}.final.json"):
-            return None  # ended, its worker still recording it: the full path reads the file
-    write = sys.stdout.write
-    for rec in recs:  # `status -q`: the ids and names of running sessions
-        if rec.get("status") == "running":
-            write(hotread.shown(str(rec["id"])) + "\n")
-            if rec.get("name"):
-                write(hotread.shown(str(rec["name"])) + "\n")
     return 0

@@ -2,9 +2,12 @@
 
 The ladder is tmux's and systemd's: SIGHUP, a grace period, SIGTERM with SIGCONT (a stopped
 process does not act on SIGTERM), another grace period, SIGKILL, then wait until nothing is
-left. Targets are re-enumerated every round, since processes fork while being killed. Every
-signal goes through a psutil handle, which refuses a pid whose start time changed, so a
-recycled pid is never signalled.
+left. Targets are re-enumerated every round, since processes fork while being killed. A
+target is a pid with its start time: a signal goes through a pidfd opened before /proc is
+checked to still show that start time (psutil's handle, for the orphan sweep's targets,
+refuses a changed one too), so a recycled pid is never signalled. A session's processes are
+found with one read of /proc/<pid>/stat per process: no psutil, whose import and three
+reads a process made every look of a kill several times slower.
 
 The ladder is a generator that yields a `Pause`: until a deadline or until one of the
 processes it signalled ends, whichever comes first. The worker waits for that on its event
@@ -21,12 +24,14 @@ import os
 import select
 import signal
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
-
-import psutil
+from typing import TYPE_CHECKING, NamedTuple
 
 from agentty_core import failpoints
+
+if TYPE_CHECKING:
+    import psutil
 
 POLL = 0.02  # a pause without pidfds: sleep this long, then look again
 RECHECK = 0.25  # a pause with pidfds: look again after this long all the same (a pid that
@@ -107,7 +112,73 @@ class KillResult:
     survivors: list[int] = field(default_factory=list)
 
 
-def group_members(pgid: int) -> list[psutil.Process]:
+@dataclass(frozen=True)
+class Proc:
+    """A process as one look at /proc saw it. Its pid and start time (clock ticks since boot)
+    name it for good: it is signalled only while /proc still shows both, through a pidfd
+    opened before that check, so a recycled pid is never hit."""
+
+    pid: int
+    start: str
+
+
+class _Stat(NamedTuple):
+    state: str
+    ppid: int
+    pgrp: int
+    session: int
+    start: str
+
+
+if TYPE_CHECKING:
+    Handle = Proc | psutil.Process  # psutil's: the orphan sweep's (`proc.orphans`)
+
+
+def _stat(pid: int) -> _Stat | None:
+    """`/proc/<pid>/stat`'s fields this module reads; None once the pid is gone."""
+    try:
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        raw = os.read(fd, 2048)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    # The command name (field 2) is in parentheses and may itself hold ") ".
+    fields = raw[raw.rfind(b")") + 2 :].split()
+    if len(fields) < 20:
+        return None
+    try:
+        return _Stat(
+            fields[0].decode(), int(fields[1]), int(fields[2]), int(fields[3]), fields[19].decode()
+        )
+    except ValueError:
+        return None
+
+
+def _table() -> dict[int, _Stat]:
+    """One look at every process (a read of its stat file each): what psutil's
+    `process_iter` plus `children(recursive=True)` took three reads a process for."""
+    table: dict[int, _Stat] = {}
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return table
+    for name in names:
+        if name.isdigit():
+            stat = _stat(int(name))
+            if stat is not None:
+                table[int(name)] = stat
+    return table
+
+
+def _gone(state: str) -> bool:
+    return state in ("Z", "X", "x")  # a zombie has exited; X: being reaped
+
+
+def group_members(pgid: int) -> list[Proc]:
     """Processes whose process group or session is `pgid` (a session leader's pid).
 
     `tcgetpgrp` answers 0 for a terminal no session has claimed yet, and in a PID namespace
@@ -115,78 +186,132 @@ def group_members(pgid: int) -> list[psutil.Process]:
     (or 1) would name init and the sandbox around us, so it names nothing."""
     if pgid <= 1:
         return []
-    found = []
+    return [
+        Proc(pid, st.start)
+        for pid, st in _table().items()
+        if (st.pgrp == pgid or st.session == pgid) and not _gone(st.state)
+    ]
+
+
+def session_processes(leader: int | None, foreground: int | None) -> list[Handle]:
+    """Everything of a session still running: the program's group and session (`leader`),
+    the terminal's foreground group, and every descendant of this process (a subreaper
+    inherits the double-forked ones, `setsid` daemons included); never this process itself.
+    One read of /proc per process, no psutil: the worker runs this on every look of a kill."""
+    if not os.path.isdir("/proc/self"):
+        return _session_processes_psutil(leader, foreground)
+    table = _table()
+    groups = {g for g in (leader, foreground) if g is not None and g > 1}
+    picked = {pid for pid, st in table.items() if st.pgrp in groups or st.session in groups}
+    children: dict[int, list[int]] = {}
+    for pid, st in table.items():
+        children.setdefault(st.ppid, []).append(pid)
+    me = os.getpid()
+    stack = [me]
+    while stack:
+        for child in children.get(stack.pop(), ()):
+            if child not in picked:
+                picked.add(child)
+                stack.append(child)
+    picked.discard(me)
+    return [Proc(pid, table[pid].start) for pid in sorted(picked) if not _gone(table[pid].state)]
+
+
+def _session_processes_psutil(leader: int | None, foreground: int | None) -> list[Handle]:
+    """`session_processes` without /proc (not Linux): psutil's handles."""
+    import psutil
+
+    procs: dict[int, Handle] = {}
+    groups = {g for g in (leader, foreground) if g is not None and g > 1}
     for proc in psutil.process_iter():
-        try:
-            pid = proc.pid
-            if os.getpgid(pid) == pgid or os.getsid(pid) == pgid:
-                found.append(proc)
-        except (OSError, psutil.Error):
-            continue
-    return found
-
-
-Process = psutil.Process  # for callers' annotations: psutil is this package's to import
-
-
-def session_processes(leader: int | None, foreground: int | None) -> list[psutil.Process]:
-    """Everything of a session: the program's group and session (`leader`), the terminal's
-    foreground group, and every descendant of this process (a subreaper inherits the
-    double-forked ones); never this process itself."""
-    procs: dict[int, psutil.Process] = {}
-    for group in (leader, foreground):
-        if group is not None:
-            procs.update((p.pid, p) for p in group_members(group))
+        with contextlib.suppress(OSError, psutil.Error):
+            if os.getpgid(proc.pid) in groups or os.getsid(proc.pid) in groups:
+                procs[proc.pid] = proc
     with contextlib.suppress(psutil.Error):
         procs.update((p.pid, p) for p in psutil.Process().children(recursive=True))
     procs.pop(os.getpid(), None)
     return list(procs.values())
 
 
-def kill_now(procs: list[psutil.Process]) -> None:
+def kill_now(procs: Sequence[Handle]) -> None:
     """SIGKILL each, sparing `protected_pids` (the last resort of a failing worker)."""
     protected = protected_pids()
     for proc in procs:
         if proc.pid not in protected:
-            with contextlib.suppress(psutil.Error):
-                proc.kill()
+            _signal(proc, signal.SIGKILL)
 
 
-def alive(procs: list[psutil.Process]) -> list[psutil.Process]:
-    left = []
-    for proc in procs:
-        try:
-            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
-                left.append(proc)
-        except psutil.Error:
-            continue
-    return left
+def alive(procs: Sequence[Handle]) -> list[Handle]:
+    """Those still running (a zombie has ended), and still the processes that were found."""
+    return [proc for proc in procs if _running(proc)]
+
+
+def _running(proc: Handle) -> bool:
+    if isinstance(proc, Proc):
+        stat = _stat(proc.pid)
+        return stat is not None and stat.start == proc.start and not _gone(stat.state)
+    import psutil  # a handle of psutil's: loaded already
+
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _signal(proc: Handle, sig: int) -> None:
+    """`sig` to `proc` if it is still the process that was found; never to another."""
+    if not isinstance(proc, Proc):
+        import psutil
+
+        # psutil refuses (NoSuchProcess) when the pid now belongs to another process.
+        with contextlib.suppress(psutil.Error, OSError):
+            proc.send_signal(sig)
+        return
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except ProcessLookupError:
+        return
+    except (OSError, AttributeError):  # no pidfds: check, then signal (psutil's own way)
+        if _running(proc):
+            with contextlib.suppress(OSError):
+                os.kill(proc.pid, sig)
+        return
+    try:
+        stat = _stat(proc.pid)  # after the pidfd: if it is still ours, the pidfd names it
+        if stat is not None and stat.start == proc.start:
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(pidfd, sig)
+    finally:
+        os.close(pidfd)
 
 
 def protected_pids() -> frozenset[int]:
     """Never signalled, whatever a target list says: init, this process and its ancestors
     (the CLI's shell, a CI runner, the dashboard's terminal)."""
-    pids = {0, 1, os.getpid()}
-    with contextlib.suppress(psutil.Error):
-        pids.update(p.pid for p in psutil.Process().parents())
+    pids = {0, 1}
+    pid = os.getpid()
+    while pid > 1 and pid not in pids:
+        pids.add(pid)
+        stat = _stat(pid)
+        if stat is None:
+            break
+        pid = stat.ppid
     return frozenset(pids)
 
 
-def _send(procs: list[psutil.Process], sig: int) -> None:
+def _send(procs: Sequence[Handle], sig: int) -> None:
     for proc in procs:
-        # psutil refuses (NoSuchProcess) when the pid now belongs to another process.
-        with contextlib.suppress(psutil.Error, OSError):
-            proc.send_signal(sig)
+        _signal(proc, sig)
 
 
 def ladder(
-    targets: Callable[[], list[psutil.Process]], grace: float = 2.0
+    targets: Callable[[], Sequence[Handle]], grace: float = 2.0
 ) -> Generator[Pause, None, KillResult]:
     """HUP -> TERM(+CONT) -> KILL over `targets()`; yields how long to wait between checks."""
     result = KillResult()
     protected = protected_pids()
 
-    def live() -> list[psutil.Process]:
+    def live() -> list[Handle]:
         return [p for p in alive(targets()) if p.pid not in protected]
 
     steps: list[tuple[str, tuple[int, ...], float]] = [

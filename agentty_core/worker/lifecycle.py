@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING
 
 from agentty_core.errors import AgenttyError
 from agentty_core.proc import inputstate
-from agentty_core.state.store import atomic_write, iso, now_iso
+from agentty_core.state.store import iso, now_iso
 from agentty_core.worker.answers import RequestFailed
 from agentty_core.worker.base import WorkerBase
 
 if TYPE_CHECKING:
-    from agentty_core.proc.killtree import KillResult, Process
+    from pathlib import Path
+
+    from agentty_core.proc.killtree import Handle, KillResult
 
 log = logging.getLogger("agentty.worker")
 
@@ -74,9 +76,7 @@ class Lifecycle(WorkerBase):
             asyncio.get_running_loop().call_later(delay, self._drain_after_exit)
 
     def _anyone_left(self) -> bool:
-        from agentty_core.proc.killtree import (
-            alive,  # psutil: loaded only when a program has exited
-        )
+        from agentty_core.proc.killtree import alive
 
         return bool(alive(self._session_processes()))
 
@@ -101,7 +101,7 @@ class Lifecycle(WorkerBase):
         self.finalizing = True
         if reap_leftovers:
             # Background jobs the program left behind belong to the session: end them.
-            from agentty_core.proc.killtree import ladder, run_async  # psutil: loaded only to kill
+            from agentty_core.proc.killtree import ladder, run_async
 
             await run_async(ladder(self._session_processes, grace=0.5))
         snapshot = self.screen_payload(scrollback=True, ansi=True)  # get --ansi/--png after exit
@@ -176,7 +176,7 @@ class Lifecycle(WorkerBase):
         if final is None or self.final_saved:
             return
         try:
-            atomic_write(self.home.final_path(self.id), final)
+            _replace(self.home.final_path(self.id), final)
             self.final_saved = True
         except OSError as exc:
             if self.final_error is None:
@@ -204,7 +204,7 @@ class Lifecycle(WorkerBase):
     def _exited_message(self) -> str:
         return f"session {self.id} exited ({self._exited_how()})"
 
-    def _session_processes(self) -> list[Process]:
+    def _session_processes(self) -> list[Handle]:
         """Everything of this session: its group and session, the foreground group, and
         every descendant of the worker (which, as subreaper, inherits double-forked ones)."""
         from agentty_core.proc.killtree import session_processes
@@ -230,14 +230,44 @@ class Lifecycle(WorkerBase):
         result = await run_async(ladder(self._session_processes, grace=grace))
         if result.survivors:
             return result
+        # Nothing of the session is left: what the PTY holds is all the output there is (the
+        # final screen gets it, a last word on SIGHUP included), and the exit drain's wait
+        # for the PTY to close (and its look for processes left) has nothing to wait for.
+        self._drain_output()
+        self._close_pty()
         deadline = time.monotonic() + 2.0
         while self.exit_status is None and time.monotonic() < deadline:
-            self._reap()
-            await asyncio.sleep(0.01)
-        self._close_pty()
+            self._reap()  # SIGCHLD's handler may not have run yet: the status is there now
+            if self.exit_status is None:
+                await asyncio.sleep(0.01)
         await self._finalize(reap_leftovers=False)
         return result
 
     def _on_terminate(self, sig: int) -> None:
         log.info("received %s: ending the session", signal.Signals(sig).name)
         asyncio.get_running_loop().create_task(self.kill(grace=1.0))
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """`atomic_write` without its two fsyncs (a few ms each, on every exit and kill): the
+    final screen is for readers while the machine runs (the exit, should the worker die
+    before recording it), so it must be whole against a crash of the worker, which write
+    and replace assure; after a power loss no session outlives the boot anyway. An empty
+    or torn file there reads as no final screen (reliability.md 2.6: the fsyncs are for
+    power loss)."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.close(fd)
+        fd = -1
+        os.replace(tmp, path)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

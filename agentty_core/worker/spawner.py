@@ -58,16 +58,11 @@ def _log(message: str) -> None:
 
 
 def _warm() -> None:
-    """Import what a worker imports, up to its first request."""
-    import asyncio  # noqa: F401
-    import ctypes  # noqa: F401  (prctl, for the subreaper and the program's pdeathsig)
+    """Import what a worker imports, up to its first requests, and run its hot paths once
+    over, before the heap is frozen: shared by every worker, not copied into each."""
+    from agentty_core.worker import warmup
 
-    import agentty_core.emulator.pyte_backend
-    import agentty_core.proc.killtree  # psutil
-    import agentty_core.worker.core  # noqa: F401
-    from agentty_core.proc import ptyhost
-
-    ptyhost.preload()
+    warmup.warm()
 
 
 class Spawner:

@@ -4,13 +4,17 @@ socket or argparse, and hands everything else over untouched."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
+from agentty_core.proc import identity
 from tests.helpers.cli import AGENTTY, agentty, agentty_json
 
 FULL = [
@@ -87,7 +91,7 @@ def test_the_lane_serves_without_the_heavy_standard_modules() -> None:
         ["key"],
         ["wait", "--stable", "0"],
         ["wait", "--scrollback"],
-        ["status", "--json"],
+        ["status", "--bogus"],
         [],
     ],
 )
@@ -213,23 +217,106 @@ def test_kill_over_the_lane_confirms_the_end_and_prints_as_the_full_path() -> No
     assert lines[0] == lines[1]
 
 
+STATUS_FORMS = (["status"], ["status", "--json"], ["status", "-q"], ["status", "--quiet"])
+
+
+def same_status(*, lane_takes_it: bool = True) -> None:
+    """Every form of `status` prints the same through the lane and the full path; the lane
+    answers them itself (or hands every one over)."""
+    for args in STATUS_FORMS:
+        assert lane(*args) == ("CODE=0 LOADED=" if lane_takes_it else "CODE=None LOADED="), args
+        same(args)
+
+
+def edit_records(home: Path, edit: Callable[[list[dict[str, object]]], None]) -> None:
+    """Change `sessions.json` by hand (no agentty command runs meanwhile in these tests)."""
+    path = home / "sessions.json"
+    doc = json.loads(path.read_bytes())
+    edit(doc["sessions"])
+    path.write_text(json.dumps(doc, indent=1))
+
+
 def test_status_answers_as_the_full_path_or_hands_over() -> None:
     assert lane("status").startswith("CODE=None")  # no state file yet: the full path
     agentty_json("start", "--name", "one", "--", "cat")
     gone = agentty_json("start", "--name", "two", "--", "sh", "-c", "exit 3")["id"]
     agentty("wait", "--exit", "-s", gone, check=True)
     agentty_json("start", "--", "sh", "-c", "echo   spaced    words; exec cat")
-    for args in (["status", "-q"], ["status", "--quiet"]):
-        assert lane(*args) == "CODE=0 LOADED=", args
-        same(args)
-    # The table names the home's warm spawner, and --json asks every worker: the full path.
-    assert lane("status").startswith("CODE=None")
-    same(["status"])
-    assert lane("status", "--json").startswith("CODE=None")
+    agentty("wait", "--text", "spaced", check=True)
+    same_status()
     for sid in agentty("status", "-q").stdout.split():
         if len(sid) == 8:
             agentty("kill", "-s", sid, check=True)
-    same(["status"])
+    same_status()  # only ended sessions: nobody to ask
+
+
+def test_status_parity_on_hand_edited_and_odd_records(agentty_home: Path) -> None:
+    """Names and commands with control characters and non-ASCII text, a session still
+    starting (no worker yet), a record with a field of the wrong type (skipped by both), a
+    long name, an active session that no longer exists: the same bytes both ways."""
+    sid = agentty_json("start", "--name", "py", "--", "sh", "-c", "echo 'ü\tx'; exec cat")["id"]
+    agentty("wait", "--text", "ü", check=True)
+    agentty_json("start", "--name", "a-name-longer-than-twelve", "--", "sleep", "1000")
+
+    def add(recs: list[dict[str, object]]) -> None:
+        recs[0]["name"] = "n\x1b[31mé"  # by hand: `start` refuses such a name
+        recs.append({"id": "0123abcd", "status": "starting", "command": "boot\nme", "pid": None})
+        recs.append({"id": "0123abce", "status": "exited", "exitCode": "7", "command": "bad"})
+        recs.append({"id": "0123abcf", "status": "failed", "error": "no", "signal": "SIGKILL"})
+
+    edit_records(agentty_home, add)
+    same_status()
+    (agentty_home / "active").write_text("fedcba98\n")  # a session that is not there
+    same_status()
+    agentty("kill", "-s", sid, check=True)
+
+
+def test_status_of_a_corrupt_or_rebuilding_file_goes_the_full_way(agentty_home: Path) -> None:
+    """The full path recovers the file (moves it aside, asks the live workers): the lane
+    never writes, so it hands over, and afterwards serves the rebuilt file itself."""
+    rec = agentty_json("start", "--name", "keep", "--", "cat")
+    state = agentty_home / "sessions.json"
+    good = state.read_bytes()
+    for bad in (b"{not json", b'{"sessions": [1]}', b'{"sessions": [], "x": NaN}'):
+        state.write_bytes(bad)
+        for args in STATUS_FORMS:
+            assert lane(*args).startswith("CODE=None"), (bad, args)
+        state.write_bytes(good)
+    state.write_bytes(b"{broken")
+    for args in (["get", "-s", "keep"], ["text", "-s", "kee", "x"], ["status", "--json"]):
+        assert lane(*args).startswith("CODE=None"), args  # not a crash: SystemError once
+    assert rec["id"] in agentty("status").stdout  # the full path rebuilt it from the worker
+    same_status()
+    agentty("kill", check=True)
+
+
+def test_status_names_the_homes_spawner_as_the_full_path(agentty_home: Path) -> None:
+    """`spawner.json` of a live process (here a stand-in, started for the test), of one still
+    starting, of a dead one, and one that cannot be read: the table's spawner line and the
+    JSON's `spawner` the same both ways."""
+    agentty_json("start", "--", "cat")
+    stand_in = subprocess.Popen(["sleep", "60"])
+    info = agentty_home / "spawner.json"
+    try:
+        token = identity.start_token(stand_in.pid)
+        for doc in (
+            {"pid": stand_in.pid, "start": token, "since": "2026-01-01T00:00:00Z", "ready": True},
+            {"pid": stand_in.pid, "start": token, "since": "now", "ready": False, "x": [1]},
+            {"pid": stand_in.pid, "start": "0:1", "since": "then"},  # not that process
+            {"pid": "1", "start": token},
+            ["not", "an", "object"],
+        ):
+            info.write_text(json.dumps(doc))
+            same_status()
+        info.write_bytes(b"\xff not utf-8")
+        for args in STATUS_FORMS[:2]:
+            assert lane(*args).startswith("CODE=None"), args  # the full path reads it its way
+            same(args)
+    finally:
+        info.unlink()
+        stand_in.kill()
+        stand_in.wait()
+    agentty("kill", check=True)
 
 
 def test_status_of_a_dead_worker_goes_the_full_way() -> None:
@@ -239,4 +326,7 @@ def test_status_of_a_dead_worker_goes_the_full_way() -> None:
     full = run(FULL, "status")
     assert "lost" in full.stdout, full.stdout
     assert lane("status").startswith("CODE=None")  # lost: orphans are looked for
+    assert lane("status", "--json").startswith("CODE=None")
+    assert lane("status", "-q") == "CODE=0 LOADED="  # no orphans there: the lane's
+    same(["status", "-q"])
     agentty("kill", check=True)

@@ -126,5 +126,11 @@ def test_the_fast_lane_runs_on_the_interpreters_c_modules_only() -> None:
             code, _, ran = loaded_by(*words)
             assert code == 0, words
             assert ran == FAST_LANE_IMPORTS, words  # the lane answered, not the full path
+        status = FAST_LANE_IMPORTS | {"agentty_core.cli.hotstatus"}
+        for words in (["status"], ["status", "--json"], ["status", "-q"]):
+            code, _, ran = loaded_by(*words)
+            assert code == 0, words
+            # Only --json talks to the workers (their live fields).
+            assert ran == (status if "--json" in words else status - {"_socket"}), words
     finally:
         agentty("kill", check=True)

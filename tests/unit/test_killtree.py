@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
+import sys
 import threading
 
 import psutil
@@ -77,3 +79,73 @@ def test_a_pause_ends_when_a_watched_process_ends(
     assert done.wait(30)
     thread.join()
     proc.wait()
+
+
+SUBREAPER_SCENARIO = """
+import json, os, subprocess, sys, time
+from agentty_core.proc import killtree, ptyhost
+ptyhost.become_subreaper()  # as the worker is
+proc = subprocess.Popen(
+    ["sh", "-c", "(setsid sleep 31 &); exec sleep 30"], start_new_session=True
+)
+deadline = time.monotonic() + 20
+
+
+def argv(pid):
+    try:
+        return open(f"/proc/{pid}/cmdline").read().split("\\0")[:2]
+    except OSError:
+        return []
+
+
+while time.monotonic() < deadline:  # until both have exec'd their sleep
+    found = killtree.session_processes(proc.pid, None)
+    out = [(argv(p.pid), os.getsid(p.pid)) for p in found]
+    sleeps = sorted(a[1] for a, _ in out if len(a) == 2 and a[0] == "sleep")
+    if sleeps == ["30", "31"] and len(out) == 2:
+        break
+    time.sleep(0.01)
+mine = [p.pid for p in killtree.session_processes(os.getpid(), None) if p.pid == os.getpid()]
+for p in found:
+    os.kill(p.pid, 9)
+proc.wait()
+print(json.dumps({"found": out, "leader": proc.pid, "mine": mine}))
+"""
+
+
+def test_session_processes_finds_descendants_that_left_the_session() -> None:
+    """A daemon that double-forked and called setsid is in no group of the session, but a
+    subreaper (the worker) inherits it, and as its descendant it is found; the looking
+    process itself never is."""
+    run = subprocess.run(
+        [sys.executable, "-c", SUBREAPER_SCENARIO],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    found = sorted((argv[1], sid == out["leader"]) for argv, sid in out["found"])
+    assert found == [("30", True), ("31", False)]  # the daemon left the session
+    assert out["mine"] == []
+
+
+def test_a_process_found_earlier_is_signalled_only_while_it_is_the_same() -> None:
+    """A target is a pid with its start time: one whose start time differs (the pid was
+    recycled) is neither alive nor signalled."""
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        (found,) = [p for p in killtree.session_processes(None, None) if p.pid == proc.pid]
+        assert isinstance(found, killtree.Proc)
+        assert killtree.alive([found]) == [found]
+        stranger = killtree.Proc(proc.pid, str(int(found.start) - 1))
+        assert killtree.alive([stranger]) == []
+        killtree.kill_now([stranger])
+        assert proc.poll() is None  # the stranger was spared: it is not that process
+        killtree.kill_now([found])
+        assert proc.wait(timeout=10) == -9
+        assert killtree.alive([found]) == []
+    finally:
+        proc.kill()
+        proc.wait()

@@ -1,0 +1,77 @@
+"""What the warm spawner (`worker/spawner.py`) does before it freezes its heap and forks:
+import everything a worker imports, up to its first requests, and run a worker's hot paths
+a few times over.
+
+A forked worker shares the spawner's memory until it writes to it. What it would create
+lazily (a module imported late, a cache filled on first use) and the bytecode CPython 3.11
+specialises in place as a function runs (the code object is rewritten: its pages copied)
+would otherwise be made again in every worker's private memory; made here, once, they are
+shared by all of them. Nothing here outlives the call but module state: the event loop is
+closed, the emulator and its screen dropped.
+"""
+
+from __future__ import annotations
+
+import os
+
+ROUNDS = 24  # past 3.11's warm-up delay (8 calls) before it specialises a function
+SAMPLE = (
+    b"\x1b[?1049h\x1b[H\x1b[2J\x1b]0;title\x07\x1b[1;31mred\x1b[0m plain \x1b[38;5;208mx"
+    b"\x1b[48;2;1;2;3my\x1b[m\r\n\xc3\xa9\xe4\xb8\xad tab\there\r\n\x1b[2;5H\x1b[K\x1b[?25l"
+    b"\x1b[?2004h\x1b[?1h\x1b=\x1b[6n\x1b[c\x1b[?25h\x1b[?1049l$ ls -l\r\nline\r\n" * 2
+)
+
+
+def warm() -> None:
+    """Import and exercise what a worker runs (see the module's docstring)."""
+    import asyncio
+    import ctypes  # noqa: F401  (prctl, for the subreaper and the program's pdeathsig)
+    import json
+    import logging
+    import tempfile  # noqa: F401  (`atomic_write`: the active pointer, the final screen)
+
+    import agentty_core.proc.killtree
+    import agentty_core.worker.core  # noqa: F401
+    from agentty_core.emulator.pyte_backend import Emulator
+    from agentty_core.proc import identity, inputstate, ptyhost
+
+    ptyhost.preload()
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for _ in range(ROUNDS):
+        emu = Emulator(80, 24, 5000)
+        emu.feed(SAMPLE)
+        payload = {
+            "lines": emu.lines(),
+            "ansi": emu.ansi_lines(),
+            "scrollback": emu.scrollback(),
+            "cursor": emu.cursor,
+            "modes": emu.modes,
+            "title": emu.title,
+            "seq": emu.seq,
+            "found": emu.find("plain"),
+            "dirty": sorted(emu.dirty_rows()),
+            "input": inputstate.exited(),
+        }
+        line = json.dumps({"v": 1, "ok": True, "result": payload}).encode()
+        json.loads(line)
+        json.loads(b'{"v": 1, "method": "get", "params": {"lines": 3}}')
+        record = logging.LogRecord("agentty.worker", logging.INFO, __file__, 1, "%s", ("x",), None)
+        formatter.format(record)
+        # The state file, as `state.store` writes it (indented: the encoder's Python half).
+        rec = {"id": "0123abcd", "status": "running", "argv": ["cat"], "pid": 1, "cols": 80}
+        state = json.dumps(
+            {"schema_version": 1, "sessions": [rec] * 3}, indent=1, ensure_ascii=True
+        )
+        json.loads(state)
+        identity.same_process(os.getpid(), identity.start_token(os.getpid()))
+        identity.create_time(os.getpid())
+
+    async def turn() -> None:
+        await asyncio.sleep(0)
+
+    loop = asyncio.new_event_loop()
+    try:
+        for _ in range(ROUNDS):
+            loop.run_until_complete(turn())
+    finally:
+        loop.close()
