@@ -45,6 +45,13 @@ ACTIONS: tuple[Action, ...] = (
     Action("kill", "k", "Kill", "Kill the selected session"),
     Action("new", "n", "New", "Start a new session"),
     Action("grid", "g", "Grid", "Grid of every running session"),
+    Action(
+        "filter",
+        "slash",
+        "Filter",
+        "Filter the list: words of host, name, id, program or status (esc clears)",
+        key_display="/",
+    ),
     Action("resize", "r", "Resize to pane", "Resize the session to the pane"),
     Action("scrollback", "s", "Scrollback", "Show and refresh the scrollback", show=False),
     Action("prune", "p", "Prune", "Prune ended sessions"),

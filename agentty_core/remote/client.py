@@ -10,6 +10,7 @@ channel and a wait is answered the moment the remote screen matches.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping, Sequence
 
 from agentty_core import keys
@@ -55,11 +56,18 @@ class RemoteClient:
         self.timeout = timeout
         self._home_root = (home or Home.resolve()).root  # where the ssh master's socket lives
         self._relays: dict[str, RelayConnection] = {}
+        # Threads share the client (the dashboard's senders, pane and pollers): a relay is
+        # taken out of the dict for a call, so two calls never use one relay at once.
+        self._lock = threading.Lock()
 
     def close(self) -> None:
         """End the relays kept open (the sessions run on)."""
-        while self._relays:
-            self._relays.popitem()[1].close()
+        while True:
+            with self._lock:
+                if not self._relays:
+                    return
+                conn = self._relays.popitem()[1]
+            conn.close()
 
     def __enter__(self) -> RemoteClient:
         return self
@@ -168,7 +176,8 @@ class RemoteClient:
     ) -> JSONObject:
         sid = self._id(ref)
         wait = self.timeout if timeout is None else timeout
-        conn = self._relays.pop(sid, None)
+        with self._lock:
+            conn = self._relays.pop(sid, None)
         if conn is not None and not conn.alive():
             conn.close()
             conn = None
@@ -193,10 +202,16 @@ class RemoteClient:
         return self._call(ref, method, params)
 
     def _keep(self, sid: str, conn: RelayConnection) -> None:
-        self._relays[sid] = conn  # (re)inserted last: the dict is in order of use
-        while len(self._relays) > MAX_RELAYS:
-            oldest = next(iter(self._relays))
-            self._relays.pop(oldest).close()
+        doomed = []
+        with self._lock:
+            spare = self._relays.pop(sid, None)  # another thread's, kept meanwhile
+            if spare is not None:
+                doomed.append(spare)
+            self._relays[sid] = conn  # (re)inserted last: the dict is in order of use
+            while len(self._relays) > MAX_RELAYS:
+                doomed.append(self._relays.pop(next(iter(self._relays))))
+        for old in doomed:
+            old.close()
 
     def get(self, ref: str | None = None, **params: object) -> JSONObject:
         try:
@@ -263,7 +278,8 @@ class RemoteClient:
         sid = str(rec["id"])
         if rec.get("status") in ("exited", "failed"):
             raise SessionNotRunning(sid, f"already {describe_end(rec)}")
-        relay = self._relays.pop(sid, None)
+        with self._lock:
+            relay = self._relays.pop(sid, None)
         if relay is not None:
             relay.close()
         return self.cli(["kill", "-s", sid, "--timeout", str(grace)], timeout=grace * 3 + 30)
