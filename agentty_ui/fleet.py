@@ -142,6 +142,8 @@ class Fleet:
         return [make_key(sid, host) for sid in self.client(host).gc()]
 
     def close(self) -> None:
-        """End the relays the host clients keep (their sessions run on)."""
+        """End the host clients' calls in flight and the relays they keep (their sessions
+        run on): the dashboard quits at once, whatever state a host is in."""
         for client in self.hosts.values():
+            client.abort()
             client.close()

@@ -9,7 +9,9 @@ channel and a wait is answered the moment the remote screen matches.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import subprocess
 import threading
 from collections.abc import Mapping, Sequence
 
@@ -59,6 +61,14 @@ class RemoteClient:
         # Threads share the client (the dashboard's senders, pane and pollers): a relay is
         # taken out of the dict for a call, so two calls never use one relay at once.
         self._lock = threading.Lock()
+        self._running: set[subprocess.Popen[bytes]] = set()  # command-line calls in flight
+
+    def abort(self) -> None:
+        """End the command-line calls in flight, from any thread (each raises in its own):
+        a dashboard that quits never waits for a host that does not answer."""
+        for proc in list(self._running):
+            with contextlib.suppress(OSError):
+                proc.kill()
 
     def close(self) -> None:
         """End the relays kept open (the sessions run on)."""
@@ -84,7 +94,12 @@ class RemoteClient:
         command, *rest = words
         limit = timeout if timeout is not None else self.timeout + transport.connect_timeout()
         code, out, err = transport.capture(
-            self.host, [command, "--json", *rest], self._home_root, input=input, timeout=limit
+            self.host,
+            [command, "--json", *rest],
+            self._home_root,
+            input=input,
+            timeout=limit,
+            running=self._running,
         )
         value: object = None
         if out.strip():

@@ -87,9 +87,7 @@ class HostBar(Vertical):
     @property
     def down(self) -> dict[str, str]:
         """Each host that is down, with its reason."""
-        return {
-            str(h): s.reason or "down" for h, s in self.states.items() if s.state == "down"
-        }
+        return {str(h): s.reason or "down" for h, s in self.states.items() if s.state == "down"}
 
     def poll(self) -> None:
         """Poll every host that has no poll in flight."""
