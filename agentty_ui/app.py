@@ -10,7 +10,6 @@ every `AgenttyError` becomes a notification.
 
 from __future__ import annotations
 
-import queue
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import ClassVar
@@ -34,11 +33,12 @@ from agentty_core.state.records import Record
 from .actions import ACTIONS, bindings, keys_help
 from .fleet import Fleet, split_key
 from .messages import CallFinished, SessionsPolled, SessionStarted
-from .model import Snapshot, status_of
+from .model import Snapshot, describe_kill, grid_label, status_of, take_snapshot
 from .screens.confirm import ConfirmScreen
 from .screens.grid import GridScreen
 from .screens.help import HelpScreen
 from .screens.new_session import NewSession, NewSessionScreen
+from .sender import Senders
 from .widgets.filter_bar import FilterBar
 from .widgets.host_bar import HostBar
 from .widgets.input_bar import InputBar
@@ -48,7 +48,6 @@ from .widgets.session_pane import SessionPane
 from .widgets.terminal_view import TerminalView
 
 Clock = Callable[[], float]
-Outbox = queue.Queue[tuple[str, str, str] | None]
 ORPHAN_SWEEP_EVERY = 5  # polls between orphan sweeps while no session is lost
 HOST_POLL_INTERVAL = 2.0  # seconds between polls of a host (each is an ssh channel)
 
@@ -88,7 +87,7 @@ class AgenttyApp(App[None]):
         self._hosts: dict[str, list[Record]] = {}  # each host's last answered listing
         self._polls = 0  # started
         self._polled = 0  # answered and shown
-        self._outboxes: dict[str | None, Outbox] = {}  # one sender per home
+        self.senders = Senders(self.fleet, self._input_failed)  # one thread per home
 
     # ------------------------------------------------------------------ layout
 
@@ -109,9 +108,12 @@ class AgenttyApp(App[None]):
         self.poll_local()
 
     def on_unmount(self) -> None:
-        for outbox in self._outboxes.values():
-            outbox.put(None)
+        self.senders.close()
         self.fleet.close()
+
+    def _input_failed(self, error: str) -> None:
+        """(From a sender's thread.)"""
+        self.post_message(CallFinished("Input not sent", error, failed=True))
 
     @property
     def main(self) -> Screen[object]:
@@ -137,24 +139,12 @@ class AgenttyApp(App[None]):
     def _poll(self, sweep: bool) -> None:
         worker = get_current_worker()
         try:
-            records = self.client.sessions(live_info=True)
+            snapshot = take_snapshot(self.client, self.sampler, sweep)
         except AgenttyError as exc:
             self.post_message(CallFinished("Listing failed", str(exc), failed=True))
             return
-        pids = {
-            r["id"]: r["pid"]
-            for r in records
-            if status_of(r) == "running" and isinstance(r.get("pid"), int)
-        }
-        usage = self.sampler.sample_all(pids)  # type: ignore[arg-type]
-        orphans: list[Orphan] | None = None
-        if sweep or any(r.get("status") == "lost" for r in records):
-            try:
-                orphans = self.client.orphans()
-            except AgenttyError:
-                orphans = None
         if not worker.is_cancelled:
-            self.post_message(SessionsPolled(Snapshot(records, usage, orphans)))
+            self.post_message(SessionsPolled(snapshot))
 
     def on_sessions_polled(self, message: SessionsPolled) -> None:
         if not self.screen_stack or not self.main.query(SessionList):
@@ -272,39 +262,7 @@ class AgenttyApp(App[None]):
 
     def on_terminal_view_input(self, message: TerminalView.Input) -> None:
         if message.view.id == "screen" and message.view.session_id:
-            self._send(message.view.session_id, message.kind, message.data)
-
-    def _send(self, key: str, kind: str, data: str) -> None:
-        """Queue input for the sender of the session's home (started at its first input)."""
-        host = split_key(key)[1]
-        outbox = self._outboxes.get(host)
-        if outbox is None:
-            outbox = self._outboxes[host] = queue.Queue()
-            self._send_loop(outbox)
-        outbox.put((key, kind, data))
-
-    @work(thread=True, group="sender")
-    def _send_loop(self, outbox: Outbox) -> None:
-        """Sends a home's input in order (one thread, one queue), so keystrokes never
-        overtake; a host that is slow or down holds up only its own sessions' input."""
-        worker = get_current_worker()
-        while not worker.is_cancelled:
-            try:
-                item = outbox.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            if item is None:
-                return
-            key, kind, data = item
-            try:
-                if kind == "key":
-                    self.fleet.key(key, [data])
-                elif kind == "paste":
-                    self.fleet.paste(key, data)
-                else:
-                    self.fleet.text(key, data, enter=kind == "line")
-            except AgenttyError as exc:
-                self.post_message(CallFinished("Input not sent", str(exc), failed=True))
+            self.senders.send(message.view.session_id, message.kind, message.data)
 
     def action_input(self) -> None:
         if self.record is None or self._refuse_down(self.record["id"]):
@@ -315,7 +273,7 @@ class AgenttyApp(App[None]):
 
     def on_input_bar_send(self, message: InputBar.Send) -> None:
         if self.selected:
-            self._send(self.selected, "line" if message.enter else "text", message.text)
+            self.senders.send(self.selected, "line" if message.enter else "text", message.text)
 
     def on_input_bar_closed(self, message: InputBar.Closed) -> None:
         self.main.query_one(InputBar).remove_class("-visible")
@@ -476,25 +434,6 @@ class AgenttyApp(App[None]):
                 yield SystemCommand(
                     action.title, action.help, getattr(self, f"action_{action.name}")
                 )
-
-
-def grid_label(key: str, record: Record) -> str:
-    """`name` (or the id) here, `name@host` on a host."""
-    sid, host = split_key(key)
-    name = str(record.get("name") or sid)
-    return name if host is None else f"{name}@{host}"
-
-
-def describe_kill(result: dict[str, object]) -> str:
-    """'exited (signal SIGHUP)' from a kill result."""
-    sid = result.get("id")
-    if result.get("signal"):
-        return f"{sid} exited (signal {result['signal']})"
-    if result.get("exitCode") is not None:
-        return f"{sid} exited (code {result['exitCode']})"
-    if result.get("orphansKilled") is not None:
-        return f"{sid}: ended {result['orphansKilled']}"
-    return f"{sid} {result.get('status', 'ended')}"
 
 
 def create_app(

@@ -26,6 +26,11 @@ from ..fleet import Fleet, host_label
 MARKS = {"connecting": "…", "up": "●", "down": "✗"}
 
 
+def said(host: str, reason: str) -> str:
+    """`host: reason`, once (the link's errors already start with the host's name)."""
+    return reason if reason.startswith(f"{host}: ") else f"{host}: {reason}"
+
+
 @dataclass(frozen=True)
 class HostState:
     """What the dashboard knows of one home: connecting, up (with its count) or down."""
@@ -124,7 +129,7 @@ class HostBar(Vertical):
         for badge in self.query(HostBadge):
             if badge.host == host:
                 badge.host_state = state
-        reasons = [f"✗ {host} is down: {why}" for host, why in self.down.items()]
+        reasons = [f"✗ {said(host, why)}" for host, why in self.down.items()]
         text = self.query_one("#host-down", Static)
         text.update("\n".join(reasons))
         text.display = bool(reasons)

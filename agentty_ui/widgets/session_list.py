@@ -139,6 +139,15 @@ class SessionList(DataTable[str | Text]):
         self._show()
 
     def _show(self) -> None:
+        """Show the rows that pass the filter; the app hears of it when the cursor lands on
+        another session (its own was filtered out or removed)."""
+        before = self.selected_id
+        self._update_rows()
+        after = self.selected_id
+        if after is not None and after != before:
+            self.post_message(self.Highlighted(after))
+
+    def _update_rows(self) -> None:
         """Add, change and remove rows; rebuilt only when the order must change."""
         words = self.filter.lower().split()
         wanted = sorted(
@@ -173,9 +182,6 @@ class SessionList(DataTable[str | Text]):
             self._cells[key] = self._all[key]
         if before in self._cells:
             self.select(before)
-        after = self.selected_id
-        if after is not None and after != before:
-            self.post_message(self.Highlighted(after))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         event.stop()

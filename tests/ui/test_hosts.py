@@ -1,0 +1,96 @@
+"""The dashboard with hosts, reached by the `command` transport (other homes on this
+machine, no ssh; the real sshd's tests are tests/remote/test_ui_hosts.py): grouped by host,
+filtered, a host that is down says why, and one that never answers holds up nobody."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from agentty_core.client import Client
+from agentty_core.remote.client import RemoteClient
+from agentty_core.remote.hosts import Host
+from agentty_ui.app import AgenttyApp, create_app
+from agentty_ui.widgets.filter_bar import FilterBar
+from agentty_ui.widgets.host_bar import HostBar
+from agentty_ui.widgets.session_list import SessionList
+from tests.ui.conftest import command_host, wait_for
+
+SIZE = (120, 36)
+Homes = Callable[[], Path]
+
+
+def make_app(client: Client, *hosts: Host) -> AgenttyApp:
+    clients = [RemoteClient(h, timeout=3.0) for h in hosts]
+    return create_app(client, hosts=clients, poll_interval=0.2, host_poll_interval=0.3)
+
+
+def shown(app: AgenttyApp) -> list[str]:
+    """The names of the sessions listed, in table order."""
+    table = app.query_one(SessionList)
+    return [str(table.get_cell(row.key, "name")) for row in table.ordered_rows]
+
+
+async def test_grouped_by_host_and_filtered(client: Client, other_homes: Homes) -> None:
+    one, two = other_homes(), other_homes()
+    RemoteClient(command_host("one", one)).start(["cat"], name="beta")
+    client.start(["cat"], name="alpha")
+    RemoteClient(command_host("two", two)).start(["cat"], name="gamma")
+    RemoteClient(command_host("one", one)).start(["cat"], name="delta")
+    app = make_app(client, command_host("one", one), command_host("two", two))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: len(shown(app)) == 4, 30)
+        assert shown(app) == ["alpha", "beta", "delta", "gamma"]  # here, one, two
+        table = app.query_one(SessionList)
+        hosts = [str(table.get_cell(row.key, "host")) for row in table.ordered_rows]
+        assert hosts == ["local", "one", "one", "two"]
+        await pilot.press("slash", *"two")
+        await wait_for(pilot, lambda: shown(app) == ["gamma"])
+        assert app.selected is not None and app.selected.endswith("@two")
+        await pilot.press("escape")  # clears
+        await wait_for(pilot, lambda: len(shown(app)) == 4)
+        assert not app.query_one(FilterBar).display
+        assert isinstance(app.focused, SessionList)
+        # Words are ANDed, across columns; enter keeps the filter and returns to the list.
+        await pilot.press("slash", *"one cat", "enter")
+        await wait_for(pilot, lambda: shown(app) == ["beta", "delta"])
+        assert app.query_one(FilterBar).display and isinstance(app.focused, SessionList)
+        # New sessions that match appear in their group; the others stay hidden.
+        RemoteClient(command_host("one", one)).start(["cat"], name="epsilon")
+        client.start(["cat"], name="zeta")
+        await wait_for(pilot, lambda: shown(app) == ["beta", "delta", "epsilon"], 30)
+
+
+async def test_a_host_that_is_down_says_why(client: Client, other_homes: Homes) -> None:
+    client.start(["cat"], name="here")
+    gone = Host("gone", command=("/nonexistent/agentty-link",))
+    app = make_app(client, gone)
+    async with app.run_test(size=SIZE) as pilot:
+        bar = app.query_one(HostBar)
+        await wait_for(pilot, lambda: "gone" in bar.down)
+        assert bar.down["gone"].startswith("gone: cannot run '/nonexistent/agentty-link'")
+        assert "✗ gone: cannot run" in str(bar.query_one("#host-down").render())
+        await wait_for(pilot, lambda: shown(app) == ["here"])
+
+
+async def test_a_host_that_never_answers_holds_up_nobody(
+    client: Client, other_homes: Homes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its poll is in flight for the whole test; the others are listed and updated, and
+    quitting ends the poll (the census of the home finds no process left behind)."""
+    monkeypatch.setenv("AGENTTY_CONNECT_TIMEOUT", "300")
+    one = other_homes()
+    RemoteClient(command_host("one", one)).start(["cat"], name="beta")
+    client.start(["cat"], name="alpha")
+    silent = Host("silent", command=("sh", "-c", "exec sleep 600", "sh"))
+    app = make_app(client, command_host("one", one), silent)
+    async with app.run_test(size=SIZE) as pilot:
+        bar = app.query_one(HostBar)
+        await wait_for(pilot, lambda: shown(app) == ["alpha", "beta"], 30)
+        client.start(["cat"], name="gamma")
+        RemoteClient(command_host("one", one)).start(["cat"], name="delta")
+        await wait_for(pilot, lambda: shown(app) == ["alpha", "gamma", "beta", "delta"], 30)
+        assert bar.states["silent"].state == "connecting"
+        assert bar.states["one"].state == "up" and bar.states[None].count == 2
