@@ -124,6 +124,8 @@ class AgenttyApp(App[None]):
 
     def poll(self) -> None:
         """Every home now (after an action): this machine's, and each host not in a poll."""
+        if not self.screen_stack:
+            return  # shutting down: a stream that ended as the screens went
         self.poll_local()
         for bar in self.main.query(HostBar):
             bar.poll()
