@@ -216,7 +216,9 @@ class AgenttyApp(App[None]):
         self.action_attach()
 
     def watch_selected(self) -> None:
-        for pane in self.main.query(SessionPane):  # none while shutting down
+        if not self.screen_stack:
+            return  # shutting down: the list's last highlight as its rows went
+        for pane in self.main.query(SessionPane):
             pane.unreachable = self.unreachable(self.selected)
             pane.record = self.record
 
