@@ -94,3 +94,27 @@ async def test_a_host_that_never_answers_holds_up_nobody(
         await wait_for(pilot, lambda: shown(app) == ["alpha", "gamma", "beta", "delta"], 30)
         assert bar.states["silent"].state == "connecting"
         assert bar.states["one"].state == "up" and bar.states[None].count == 2
+
+
+def test_ui_flags_pick_the_hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`agentty ui` hands --host/--no-local to the dashboard, which reads hosts.toml."""
+    from agentty_ui.__main__ import host_clients
+    from tests.helpers.cli import agentty
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    (tmp_path / "agentty").mkdir()
+    (tmp_path / "agentty" / "hosts.toml").write_text(
+        '[hosts.b]\nssh = "me@b.example"\n[hosts.a]\ncommand = ["docker", "exec", "-i", "a"]\n'
+    )
+    assert [c.host.name for c in host_clients(None)] == ["b", "a"]  # file order
+    assert [c.host.name for c in host_clients(["a", "me@c", "a"])] == ["a", "me@c"]
+    assert host_clients(["me@c"])[0].host.destination == "me@c"
+    # Through the command: nothing to show is refused before any UI starts.
+    (tmp_path / "agentty" / "hosts.toml").unlink()
+    refused = agentty("ui", "--no-local")
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        "agentty: error: --no-local leaves nothing to show: name a --host or add hosts.toml"
+    )
+    bad = agentty("ui", "--host=-oProxyCommand=x")
+    assert bad.returncode == 2 and "never an ssh option" in bad.stderr
