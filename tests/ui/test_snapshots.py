@@ -109,6 +109,8 @@ def test_hosts(snap_compare: object, client: object, other_homes: Callable[[], P
     async def run_before(pilot: Pilot[None]) -> None:
         await ready(app, 3, "under")(pilot)
         await wait_for(pilot, lambda: "gone" in app.query_one(HostBar).down)
-        await wait_for(pilot, lambda: "2" in str(app.query_one(HostBar).states["build"].count))
+        await wait_for(pilot, lambda: app.query_one(HostBar).states["build"].count == 2)
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)  # type: ignore[operator]
