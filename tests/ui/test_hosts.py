@@ -118,3 +118,36 @@ def test_ui_flags_pick_the_hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     )
     bad = agentty("ui", "--host=-oProxyCommand=x")
     assert bad.returncode == 2 and "never an ssh option" in bad.stderr
+
+
+async def test_grid_and_prune_take_in_the_hosts(client: Client, other_homes: Homes) -> None:
+    from agentty_ui.screens.confirm import ConfirmScreen
+    from agentty_ui.screens.grid import GridScreen, MiniPane
+    from agentty_ui.widgets.terminal_view import TerminalView
+
+    box = command_host("box", other_homes())
+    remote = RemoteClient(box)
+    live = str(remote.start(["sh", "-c", "echo from-the-box; exec cat"], name="live")["id"])
+    done = str(remote.start(["true"], name="done")["id"])
+    remote.wait(done, exit=True, timeout=30)
+    here = str(client.start(["sh", "-c", "echo from-here; exec cat"], name="here")["id"])
+    app = make_app(client, box)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: len(shown(app)) == 3, 30)
+        await pilot.press("g")
+        assert isinstance(app.screen, GridScreen)
+        panes = {p.session_id: p for p in app.screen.query(MiniPane)}
+        assert set(panes) == {here, f"{live}@box"}  # running ones only
+        assert panes[f"{live}@box"].label.startswith("live@box ")
+        await wait_for(
+            pilot,
+            lambda: "from-the-box" in panes[f"{live}@box"].query_one(TerminalView).text,
+            30,
+        )
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, GridScreen))
+        await pilot.press("p")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: shown(app) == ["here", "live"], 30)
+        assert [r["id"] for r in remote.sessions()] == [live]
