@@ -10,8 +10,10 @@ every `AgenttyError` becomes a notification.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar
 
 from textual import work
@@ -50,6 +52,10 @@ from .widgets.terminal_view import TerminalView
 Clock = Callable[[], float]
 ORPHAN_SWEEP_EVERY = 5  # polls between orphan sweeps while no session is lost
 HOST_POLL_INTERVAL = 2.0  # seconds between polls of a host (each is an ssh channel)
+# Thread workers run in the loop's default executor, whose default size is the CPU count + 4
+# (6 on 2 cores): live views hold a thread each, and a host that blackholes holds its poll's
+# for the connect timeout, so a small pool would starve this machine's poll and the others.
+THREADS = 128
 
 
 class AgenttyApp(App[None]):
@@ -100,6 +106,10 @@ class AgenttyApp(App[None]):
         yield SessionPane(self.fleet, id="pane")
         yield InputBar(id="input-bar")
         yield Footer()
+
+    def on_load(self) -> None:
+        pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="agentty-ui")
+        asyncio.get_running_loop().set_default_executor(pool)
 
     def on_mount(self) -> None:
         self.main.query_one(SessionList).focus()

@@ -78,21 +78,22 @@ async def test_a_host_that_is_down_says_why(client: Client, other_homes: Homes) 
 async def test_a_host_that_never_answers_holds_up_nobody(
     client: Client, other_homes: Homes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Its poll is in flight for the whole test; the others are listed and updated, and
-    quitting ends the poll (the census of the home finds no process left behind)."""
+    """Six of them: their polls are in flight for the whole test (each holding a thread),
+    the others are listed and updated, and quitting ends the polls (the census of the home
+    finds no process left behind)."""
     monkeypatch.setenv("AGENTTY_CONNECT_TIMEOUT", "300")
     one = other_homes()
     RemoteClient(command_host("one", one)).start(["cat"], name="beta")
     client.start(["cat"], name="alpha")
-    silent = Host("silent", command=("sh", "-c", "exec sleep 600", "sh"))
-    app = make_app(client, command_host("one", one), silent)
+    silent = [Host(f"silent{i}", command=("sh", "-c", "exec sleep 600", "sh")) for i in range(6)]
+    app = make_app(client, *silent, command_host("one", one))
     async with app.run_test(size=SIZE) as pilot:
         bar = app.query_one(HostBar)
         await wait_for(pilot, lambda: shown(app) == ["alpha", "beta"], 30)
         client.start(["cat"], name="gamma")
         RemoteClient(command_host("one", one)).start(["cat"], name="delta")
         await wait_for(pilot, lambda: shown(app) == ["alpha", "gamma", "beta", "delta"], 30)
-        assert bar.states["silent"].state == "connecting"
+        assert all(bar.states[h.name].state == "connecting" for h in silent)
         assert bar.states["one"].state == "up" and bar.states[None].count == 2
 
 
