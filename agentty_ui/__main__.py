@@ -1,4 +1,6 @@
-"""`python -m agentty_ui [--demo]`: the dashboard (what `agentty ui` runs)."""
+"""`python -m agentty_ui [--demo] [--host HOST]... [--no-local]`: the dashboard (what
+`agentty ui` runs). Without `--host`, every host of hosts.toml is shown next to this
+machine's sessions."""
 
 from __future__ import annotations
 
@@ -6,7 +8,9 @@ import argparse
 import sys
 
 from agentty_core.client import Client
-from agentty_core.errors import AgenttyError
+from agentty_core.errors import AgenttyError, UsageError
+from agentty_core.remote.client import RemoteClient
+from agentty_core.remote.hosts import configured, resolve
 from agentty_core.state.records import is_live
 
 from .app import create_app
@@ -28,17 +32,38 @@ def start_demo(client: Client) -> None:
     client.start([sys.executable, "-q", "-i", "-c", DEMO], name="demo")
 
 
+def host_clients(names: list[str] | None) -> list[RemoteClient]:
+    """The hosts to show: those named (hosts.toml names or ssh destinations), else every
+    host of hosts.toml. Nothing connects here: each host is polled in its own thread."""
+    hosts = [resolve(name) for name in dict.fromkeys(names)] if names else configured()
+    return [RemoteClient(host, timeout=3.0) for host in hosts]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="agentty ui", description="the agentty dashboard")
     parser.add_argument("--demo", action="store_true", help="start a demo session if none runs")
+    parser.add_argument(
+        "--host",
+        action="append",
+        metavar="HOST",
+        help="show HOST's sessions (repeatable; default: every host in hosts.toml)",
+    )
+    parser.add_argument("--no-local", action="store_true", help="hide this machine's sessions")
     args = parser.parse_args(argv)
+    try:
+        hosts = host_clients(args.host)
+        if args.no_local and not hosts:
+            raise UsageError("--no-local leaves nothing to show: name a --host or add hosts.toml")
+    except AgenttyError as exc:
+        print(f"agentty: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     client = Client(timeout=3.0)
-    if args.demo:
+    if args.demo and not args.no_local:
         try:
             start_demo(client)
         except AgenttyError as exc:
             print(f"agentty: error: cannot start the demo: {exc}", file=sys.stderr)
-    create_app(client).run()
+    create_app(client, hosts=hosts, local=not args.no_local).run()
     return 0
 
 

@@ -19,9 +19,10 @@ class Action:
     show: bool = True  # shown in the footer
     key_display: str | None = None  # how the help screen writes the key
     palette: bool = True  # offered in the command palette (quit is already there)
+    footer: str | None = None  # a shorter label for the footer (default: the title)
 
     def binding(self) -> Binding:
-        return Binding(self.key, self.name, self.title, show=self.show)
+        return Binding(self.key, self.name, self.footer or self.title, show=self.show)
 
     @property
     def keys(self) -> str:
@@ -45,7 +46,14 @@ ACTIONS: tuple[Action, ...] = (
     Action("kill", "k", "Kill", "Kill the selected session"),
     Action("new", "n", "New", "Start a new session"),
     Action("grid", "g", "Grid", "Grid of every running session"),
-    Action("resize", "r", "Resize to pane", "Resize the session to the pane"),
+    Action(
+        "filter",
+        "slash",
+        "Filter",
+        "Filter the list: words of host, name, id, program or status (esc clears)",
+        key_display="/",
+    ),
+    Action("resize", "r", "Resize to pane", "Resize the session to the pane", footer="Resize"),
     Action("scrollback", "s", "Scrollback", "Show and refresh the scrollback", show=False),
     Action("prune", "p", "Prune", "Prune ended sessions"),
     Action("end_orphans", "e", "End orphans", "End orphaned processes", show=False),

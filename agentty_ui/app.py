@@ -1,15 +1,19 @@
-"""The dashboard app: a session list over the selected session's pane, driven by `Client`.
+"""The dashboard app: a session list over the selected session's pane, driven by clients.
 
-The app composes the widgets and holds the actions. Every client call runs in a thread
-worker (a dead or slow worker can only delay its own answer, never the UI) that hands its
-result back by message, and every `AgenttyError` becomes a notification.
+The app composes the widgets and holds the actions. Sessions are this machine's (`Client`,
+polled here) and each host's (`RemoteClient`, polled by the host bar, a thread per host);
+`Fleet` routes every call to the right client by the session's key (`id`, or `id@host`).
+Every client call runs in a thread worker (a dead or slow worker, or a host that is down,
+can only delay its own answer, never the UI) that hands its result back by message, and
+every `AgenttyError` becomes a notification.
 """
 
 from __future__ import annotations
 
-import queue
+import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar
 
 from textual import work
@@ -25,15 +29,20 @@ from agentty_core.client import Client
 from agentty_core.errors import AgenttyError
 from agentty_core.proc.orphans import Orphan
 from agentty_core.proc.usage import UsageSampler
+from agentty_core.remote.client import RemoteClient
 from agentty_core.state.records import Record
 
 from .actions import ACTIONS, bindings, keys_help
+from .fleet import Fleet, split_key
 from .messages import CallFinished, SessionsPolled, SessionStarted
-from .model import Snapshot, status_of
+from .model import Snapshot, describe_kill, grid_label, status_of, take_snapshot
 from .screens.confirm import ConfirmScreen
 from .screens.grid import GridScreen
 from .screens.help import HelpScreen
 from .screens.new_session import NewSession, NewSessionScreen
+from .sender import Senders
+from .widgets.filter_bar import FilterBar
+from .widgets.host_bar import HostBar
 from .widgets.input_bar import InputBar
 from .widgets.orphan_banner import OrphanBanner
 from .widgets.session_list import SessionList
@@ -42,10 +51,15 @@ from .widgets.terminal_view import TerminalView
 
 Clock = Callable[[], float]
 ORPHAN_SWEEP_EVERY = 5  # polls between orphan sweeps while no session is lost
+HOST_POLL_INTERVAL = 2.0  # seconds between polls of a host (each is an ssh channel)
+# Thread workers run in the loop's default executor, whose default size is the CPU count + 4
+# (6 on 2 cores): live views hold a thread each, and a host that blackholes holds its poll's
+# for the connect timeout, so a small pool would starve this machine's poll and the others.
+THREADS = 128
 
 
 class AgenttyApp(App[None]):
-    """Sessions of one agentty home."""
+    """Sessions of this machine's agentty home and of each host shown."""
 
     CSS_PATH = "agentty.tcss"
     TITLE = "agentty"
@@ -59,39 +73,57 @@ class AgenttyApp(App[None]):
         self,
         client: Client | None = None,
         *,
+        hosts: Sequence[RemoteClient] = (),
+        local: bool = True,
         clock: Clock = time.time,
         sampler: UsageSampler | None = None,
         poll_interval: float = 1.0,
+        host_poll_interval: float = HOST_POLL_INTERVAL,
     ) -> None:
         super().__init__()
         self.client = client or Client(timeout=3.0)
+        self.fleet = Fleet(self.client if local else None, hosts)
         self.clock = clock
         self.sampler = sampler or UsageSampler()
         self.poll_interval = poll_interval
+        self.host_poll_interval = host_poll_interval
         self.records: dict[str, Record] = {}
         self.orphans: list[Orphan] = []
+        self._local = Snapshot([])  # this machine's last poll
+        self._hosts: dict[str, list[Record]] = {}  # each host's last answered listing
         self._polls = 0  # started
         self._polled = 0  # answered and shown
-        self._outbox: queue.Queue[tuple[str, str, str] | None] = queue.Queue()
+        self.senders = Senders(self.fleet, self._input_failed)  # one thread per home
 
     # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
         yield Header(icon="▣")
         yield OrphanBanner(id="orphans")
-        yield SessionList(id="sessions")
-        yield SessionPane(self.client, id="pane")
+        yield HostBar(self.fleet, interval=self.host_poll_interval, id="hosts")
+        yield FilterBar(id="filter-bar")
+        yield SessionList(hosts=self.fleet.remote, id="sessions")
+        yield SessionPane(self.fleet, id="pane")
         yield InputBar(id="input-bar")
         yield Footer()
 
+    def on_load(self) -> None:
+        pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="agentty-ui")
+        asyncio.get_running_loop().set_default_executor(pool)
+
     def on_mount(self) -> None:
         self.main.query_one(SessionList).focus()
-        self.set_interval(self.poll_interval, self.poll)
-        self.poll()
-        self._send_loop()
+        if self.fleet.local is not None:
+            self.set_interval(self.poll_interval, self.poll_local)
+        self.poll_local()
 
     def on_unmount(self) -> None:
-        self._outbox.put(None)
+        self.senders.close()
+        self.fleet.close()
+
+    def _input_failed(self, error: str) -> None:
+        """(From a sender's thread.)"""
+        self.post_message(CallFinished("Input not sent", error, failed=True))
 
     @property
     def main(self) -> Screen[object]:
@@ -101,7 +133,17 @@ class AgenttyApp(App[None]):
     # ------------------------------------------------------------------ polling
 
     def poll(self) -> None:
+        """Every home now (after an action): this machine's, and each host not in a poll."""
+        if not self.screen_stack:
+            return  # shutting down: a stream that ended as the screens went
+        self.poll_local()
+        for bar in self.main.query(HostBar):
+            bar.poll()
+
+    def poll_local(self) -> None:
         """Records (with live activity), CPU/memory, and orphans when they may exist."""
+        if self.fleet.local is None:
+            return
         self._polls += 1
         self._poll(bool(self.orphans) or self._polls % ORPHAN_SWEEP_EVERY == 1)
 
@@ -109,37 +151,52 @@ class AgenttyApp(App[None]):
     def _poll(self, sweep: bool) -> None:
         worker = get_current_worker()
         try:
-            records = self.client.sessions(live_info=True)
+            snapshot = take_snapshot(self.client, self.sampler, sweep)
         except AgenttyError as exc:
             self.post_message(CallFinished("Listing failed", str(exc), failed=True))
             return
-        pids = {
-            r["id"]: r["pid"]
-            for r in records
-            if status_of(r) == "running" and isinstance(r.get("pid"), int)
-        }
-        usage = self.sampler.sample_all(pids)  # type: ignore[arg-type]
-        orphans: list[Orphan] | None = None
-        if sweep or any(r.get("status") == "lost" for r in records):
-            try:
-                orphans = self.client.orphans()
-            except AgenttyError:
-                orphans = None
         if not worker.is_cancelled:
-            self.post_message(SessionsPolled(Snapshot(records, usage, orphans)))
+            self.post_message(SessionsPolled(snapshot))
 
     def on_sessions_polled(self, message: SessionsPolled) -> None:
         if not self.screen_stack or not self.main.query(SessionList):
             return  # a poll that finished while the app was shutting down
         self._polled += 1
-        snapshot = message.snapshot
+        self._local = message.snapshot
+        if message.snapshot.orphans is not None:
+            self.orphans = message.snapshot.orphans
+            self.main.query_one(OrphanBanner).orphans = tuple(message.snapshot.orphans)
+        self.main.query_one(HostBar).set_count(None, len(message.snapshot.records))
+        self._show_sessions()
+
+    def on_host_bar_polled(self, message: HostBar.Polled) -> None:
+        if not self.screen_stack or not self.main.query(SessionList):
+            return
+        if message.records is not None:
+            self._hosts[message.host] = message.records
+        self._show_sessions()  # a host that is down: its sessions shown as unreachable
+
+    @property
+    def down(self) -> dict[str, str]:
+        """Each host that is down, with the reason (the link's one line)."""
+        return self.main.query_one(HostBar).down
+
+    def unreachable(self, key: str | None) -> str | None:
+        """Why the session's host cannot be reached, or None."""
+        host = split_key(key)[1] if key else None
+        return None if host is None else self.down.get(host)
+
+    def _show_sessions(self) -> None:
+        """The list, the banner and the pane, from the last answer of every home."""
+        merged = list(self._local.records)
+        for host in self.fleet.hosts:
+            merged += self._hosts.get(host, [])
         before = self.records
-        self.records = {r["id"]: r for r in snapshot.records}
+        self.records = {r["id"]: r for r in merged}
         table = self.main.query_one(SessionList)
-        table.update_sessions(snapshot.records, snapshot.usage, self.clock())
-        if snapshot.orphans is not None:
-            self.orphans = snapshot.orphans
-            self.main.query_one(OrphanBanner).orphans = tuple(snapshot.orphans)
+        ranks = {home: i for i, home in enumerate(self.fleet.homes)}
+        down = frozenset(self.down)
+        table.update_sessions(merged, self._local.usage, self.clock(), ranks=ranks, down=down)
         lost = tuple(sid for sid, r in self.records.items() if r.get("status") == "lost")
         self.main.query_one(OrphanBanner).lost = lost
         if self.selected is None or self.selected not in self.records:
@@ -148,7 +205,11 @@ class AgenttyApp(App[None]):
             if self.selected not in before:
                 table.select(self.selected)
             self.pane.record = self.record
-            if self.attached and status_of(self.records[self.selected]) != "running":
+            self.pane.unreachable = self.unreachable(self.selected)
+            if self.attached and (
+                status_of(self.records[self.selected]) != "running"
+                or self.pane.unreachable is not None
+            ):
                 self.attached = False  # it ended (its stream may have been closed first)
 
     # ------------------------------------------------------------------ selection
@@ -165,7 +226,10 @@ class AgenttyApp(App[None]):
         self.action_attach()
 
     def watch_selected(self) -> None:
-        for pane in self.main.query(SessionPane):  # none while shutting down
+        if not self.screen_stack:
+            return  # shutting down: the list's last highlight as its rows went
+        for pane in self.main.query(SessionPane):
+            pane.unreachable = self.unreachable(self.selected)
             pane.record = self.record
 
     @property
@@ -190,9 +254,16 @@ class AgenttyApp(App[None]):
         # While attached, the session gets every key: no dashboard action may claim one.
         return not self.attached
 
+    def _refuse_down(self, key: str) -> bool:
+        """Say so and refuse when the session's host is down."""
+        reason = self.unreachable(key)
+        if reason is not None:
+            self.notify(reason, title="Host down", severity="warning", markup=False)
+        return reason is not None
+
     def action_attach(self) -> None:
         record = self.record
-        if record is None:
+        if record is None or self._refuse_down(record["id"]):
             return
         if status_of(record) != "running":
             status = f"session {record['id']} is {record.get('status')}"
@@ -205,32 +276,10 @@ class AgenttyApp(App[None]):
 
     def on_terminal_view_input(self, message: TerminalView.Input) -> None:
         if message.view.id == "screen" and message.view.session_id:
-            self._outbox.put((message.view.session_id, message.kind, message.data))
-
-    @work(thread=True, group="sender")
-    def _send_loop(self) -> None:
-        """Sends input in order (one thread, one queue), so keystrokes never overtake."""
-        worker = get_current_worker()
-        while not worker.is_cancelled:
-            try:
-                item = self._outbox.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            if item is None:
-                return
-            session_id, kind, data = item
-            try:
-                if kind == "key":
-                    self.client.key(session_id, [data])
-                elif kind == "paste":
-                    self.client.paste(session_id, data)
-                else:
-                    self.client.text(session_id, data, enter=kind == "line")
-            except AgenttyError as exc:
-                self.post_message(CallFinished("Input not sent", str(exc), failed=True))
+            self.senders.send(message.view.session_id, message.kind, message.data)
 
     def action_input(self) -> None:
-        if self.record is None:
+        if self.record is None or self._refuse_down(self.record["id"]):
             return
         bar = self.main.query_one(InputBar)
         bar.add_class("-visible")
@@ -238,7 +287,7 @@ class AgenttyApp(App[None]):
 
     def on_input_bar_send(self, message: InputBar.Send) -> None:
         if self.selected:
-            self._outbox.put((self.selected, "line" if message.enter else "text", message.text))
+            self.senders.send(self.selected, "line" if message.enter else "text", message.text)
 
     def on_input_bar_closed(self, message: InputBar.Closed) -> None:
         self.main.query_one(InputBar).remove_class("-visible")
@@ -274,12 +323,14 @@ class AgenttyApp(App[None]):
         if record is None or status_of(record) == "exited":
             self.notify("select a running session to kill", severity="warning")
             return
+        if self._refuse_down(record["id"]):
+            return
         session_id = record["id"]
         label = f"{session_id} ({record.get('name') or record.get('command')})"
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._call("Kill", lambda: self.client.kill(session_id))
+                self._call("Kill", lambda: self.fleet.kill(session_id))
 
         self.push_screen(
             ConfirmScreen("Kill session", f"End {label} and all its processes?", "Kill"),
@@ -291,12 +342,13 @@ class AgenttyApp(App[None]):
             if new is not None:
                 self._start(new)
 
-        self.push_screen(NewSessionScreen(), answered)
+        here = split_key(self.selected)[1] if self.selected else None
+        self.push_screen(NewSessionScreen(homes=self.fleet.homes, host=here), answered)
 
     @work(thread=True, group="calls")
     def _start(self, new: NewSession) -> None:
         try:
-            record = self.client.start(new.argv, name=new.name, cwd=new.cwd)
+            record = self.fleet.start(new.host, new.argv, name=new.name, cwd=new.cwd)
         except AgenttyError as exc:
             self.post_message(CallFinished("Start failed", str(exc), failed=True))
             return
@@ -310,9 +362,9 @@ class AgenttyApp(App[None]):
 
     def action_grid(self) -> None:
         running = [
-            (sid, f"{r.get('name') or sid} · {r.get('command')}")
-            for sid, r in self.records.items()
-            if status_of(r) == "running"
+            (key, f"{grid_label(key, r)} · {r.get('command')}")
+            for key, r in self.records.items()
+            if status_of(r) == "running" and self.unreachable(key) is None
         ]
 
         def chosen(session_id: str | None) -> None:
@@ -322,17 +374,17 @@ class AgenttyApp(App[None]):
             self.pane.covered = False
 
         self.pane.covered = True
-        self.push_screen(GridScreen(self.client, running), chosen)
+        self.push_screen(GridScreen(self.fleet, running), chosen)
 
     def action_resize(self) -> None:
         record = self.record
-        if record is None or status_of(record) != "running":
+        if record is None or status_of(record) != "running" or self._refuse_down(record["id"]):
             return
         cols, rows = self.pane.view.scrollable_content_region.size
         session_id = record["id"]
         self._call(
             "Resize",
-            lambda: self.client.resize(session_id, max(cols, 2), max(rows, 2)),
+            lambda: self.fleet.resize(session_id, max(cols, 2), max(rows, 2)),
             f"resized {session_id} to {cols}x{rows}",
         )
 
@@ -341,14 +393,22 @@ class AgenttyApp(App[None]):
             self.pane.show_scrollback()
 
     def action_prune(self) -> None:
-        ended = [sid for sid, r in self.records.items() if status_of(r) != "running"]
+        ended = [
+            key
+            for key, r in self.records.items()
+            if status_of(r) != "running" and self.unreachable(key) is None
+        ]
         if not ended:
             self.notify("no ended sessions to prune")
             return
+        homes = [h for h in self.fleet.homes if any(split_key(k)[1] == h for k in ended)]
+
+        def prune() -> str:
+            return ", ".join(key for home in homes for key in self.fleet.gc(home)) or "nothing"
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._call("Prune", self.client.gc, "removed {result}")
+                self._call("Prune", prune, "removed {result}")
 
         self.push_screen(
             ConfirmScreen("Prune", f"Remove {len(ended)} ended session(s)?", "Prune"), answered
@@ -369,6 +429,15 @@ class AgenttyApp(App[None]):
 
         self.push_screen(ConfirmScreen("End orphans", f"End processes {pids}?", "End"), answered)
 
+    def action_filter(self) -> None:
+        self.main.query_one(FilterBar).open()
+
+    def on_filter_bar_changed(self, message: FilterBar.Changed) -> None:
+        self.main.query_one(SessionList).filter = message.text
+
+    def on_filter_bar_done(self, message: FilterBar.Done) -> None:
+        self.main.query_one(SessionList).focus()
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.KEYS_HELP))
 
@@ -381,24 +450,23 @@ class AgenttyApp(App[None]):
                 )
 
 
-def describe_kill(result: dict[str, object]) -> str:
-    """'exited (signal SIGHUP)' from a kill result."""
-    sid = result.get("id")
-    if result.get("signal"):
-        return f"{sid} exited (signal {result['signal']})"
-    if result.get("exitCode") is not None:
-        return f"{sid} exited (code {result['exitCode']})"
-    if result.get("orphansKilled") is not None:
-        return f"{sid}: ended {result['orphansKilled']}"
-    return f"{sid} {result.get('status', 'ended')}"
-
-
 def create_app(
     client: Client | None = None,
     *,
+    hosts: Sequence[RemoteClient] = (),
+    local: bool = True,
     clock: Clock = time.time,
     sampler: UsageSampler | None = None,
     poll_interval: float = 1.0,
+    host_poll_interval: float = HOST_POLL_INTERVAL,
 ) -> AgenttyApp:
     """The app factory used by `__main__`, the tests and the screenshot script."""
-    return AgenttyApp(client, clock=clock, sampler=sampler, poll_interval=poll_interval)
+    return AgenttyApp(
+        client,
+        hosts=hosts,
+        local=local,
+        clock=clock,
+        sampler=sampler,
+        poll_interval=poll_interval,
+        host_poll_interval=host_poll_interval,
+    )

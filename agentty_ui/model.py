@@ -5,9 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from agentty_core.client import Client
+from agentty_core.errors import AgenttyError
 from agentty_core.proc.orphans import Orphan
-from agentty_core.proc.usage import Usage
+from agentty_core.proc.usage import Usage, UsageSampler
 from agentty_core.state.records import Record
+
+from .fleet import split_key
 
 
 def timestamp(value: object) -> float | None:
@@ -62,3 +66,41 @@ class Snapshot:
     records: list[Record]
     usage: dict[str, Usage] = field(default_factory=dict)
     orphans: list[Orphan] | None = None
+
+
+def grid_label(key: str, record: Record) -> str:
+    """`name` (or the id) here, `name@host` on a host."""
+    sid, host = split_key(key)
+    name = str(record.get("name") or sid)
+    return name if host is None else f"{name}@{host}"
+
+
+def describe_kill(result: dict[str, object]) -> str:
+    """'exited (signal SIGHUP)' from a kill result."""
+    sid = result.get("id")
+    if result.get("signal"):
+        return f"{sid} exited (signal {result['signal']})"
+    if result.get("exitCode") is not None:
+        return f"{sid} exited (code {result['exitCode']})"
+    if result.get("orphansKilled") is not None:
+        return f"{sid}: ended {result['orphansKilled']}"
+    return f"{sid} {result.get('status', 'ended')}"
+
+
+def take_snapshot(client: Client, sampler: UsageSampler, sweep: bool) -> Snapshot:
+    """This machine's poll (in a thread): records with live activity, CPU and memory of the
+    running ones, and orphans when `sweep` or a session is lost (None: not looked)."""
+    records = client.sessions(live_info=True)
+    pids = {
+        r["id"]: r["pid"]
+        for r in records
+        if status_of(r) == "running" and isinstance(r.get("pid"), int)
+    }
+    usage = sampler.sample_all(pids)  # type: ignore[arg-type]
+    orphans: list[Orphan] | None = None
+    if sweep or any(r.get("status") == "lost" for r in records):
+        try:
+            orphans = client.orphans()
+        except AgenttyError:
+            orphans = None
+    return Snapshot(records, usage, orphans)

@@ -28,9 +28,12 @@ from pathlib import Path
 from agentty_core.client import Client
 from agentty_core.proc.orphans import Orphan, marked_processes
 from agentty_core.proc.usage import Usage, UsageSampler
+from agentty_core.remote.client import RemoteClient
+from agentty_core.remote.hosts import Host
 from agentty_core.state.records import Record
 
 OUT = Path(__file__).resolve().parent.parent / "screenshots"
+AGENTTY = str(Path(sys.executable).with_name("agentty"))
 SIZE = (110, 34)
 CHROMIUM = ("chromium-headless-shell", "chromium", "chromium-browser")
 
@@ -70,12 +73,32 @@ for mode, size, name, colour in rows:
     print(f"{mode} 1 agent agent {size} Jan  2 03:04 \x1b[{colour}m{name}\x1b[0m")
 """
 STRAY = "trap '' HUP\nsleep 1000000 &\necho started a background job\nwait\n"
+TESTS = r"""
+print("\x1b[1m============ test session starts ============\x1b[0m")
+print("platform linux -- Python 3.12, pytest-8.3")
+print("collected 348 items\n")
+for name, dots in [
+    ("tests/test_api.py", 96), ("tests/test_cli.py", 128), ("tests/test_ui.py", 124),
+]:
+    print(f"{name} \x1b[32m" + "." * min(dots, 40) + f"\x1b[0m [{dots:3d}]")
+print("\n\x1b[32;1m============ 348 passed in 41.20s ============\x1b[0m")
+"""
+TAIL = r"""
+for t, level, colour, text in [
+    ("03:04:05", "INFO", 32, "GET /health 200 1.2ms"),
+    ("03:04:06", "INFO", 32, "GET /api/items 200 8.4ms"),
+    ("03:04:09", "WARN", 33, "slow query: 312ms (items.search)"),
+    ("03:04:11", "INFO", 32, "POST /api/items 201 12.9ms"),
+]:
+    print(f"\x1b[2m{t}\x1b[0m \x1b[{colour}m{level:5}\x1b[0m {text}")
+"""
 
 # What the demo client shows instead of what differs between machines and runs.
 DEMO_IDS = ("3fa81c02", "7b0e94d1", "c25d6e3a", "e8147b5f")
 DEMO_START = 1767323045.0  # 2026-01-02T03:04:05Z
 DEMO_NOW = DEMO_START + 300.0
 DEMO_USAGE = (Usage(2.0, 14 << 20, 1), Usage(0.0, 3 << 20, 2), Usage(0.0, 2 << 20, 1))
+HOST_IDS = {"ci": ("a41f07c9", "5d2e8b13"), "staging": ("9c03f6e7",)}
 
 
 def iso(epoch: float) -> str:
@@ -126,6 +149,36 @@ class DemoClient(Client):
         ]
 
 
+class DemoRemoteClient(RemoteClient):
+    """A host (here: the `command` transport to another home on this machine) whose sessions
+    show fixed ids and times; `_id` and `resolve` map the ids back."""
+
+    def __init__(self, name: str, home: str) -> None:
+        host = Host(name, command=("env", f"AGENTTY_HOME={home}"), agentty=AGENTTY)
+        super().__init__(host, timeout=3.0)
+        self.fake: dict[str, str] = {}
+        self.real: dict[str, str] = {}
+
+    def sessions(self, *, live_info: bool = False) -> list[Record]:
+        out: list[Record] = []
+        ids = HOST_IDS.get(self.host.name, ())
+        for i, rec in enumerate(super().sessions(live_info=live_info)):
+            real = str(rec["id"])
+            fake = self.fake.setdefault(real, ids[len(self.fake) % len(ids)])
+            self.real[fake] = real
+            started = DEMO_START - 3600 * (i + 1)
+            out.append(
+                {**rec, "id": fake, "startedAt": iso(started), "lastActiveAt": iso(DEMO_NOW - 30)}
+            )
+        return out
+
+    def _id(self, ref: str | None) -> str:
+        return self.real.get(ref, ref) if ref else super()._id(ref)
+
+    def resolve(self, ref: str | None) -> Record:
+        return super().resolve(self.real.get(ref, ref) if ref else ref)
+
+
 class DemoSampler(UsageSampler):
     def sample_all(self, pids: dict[str, int]) -> dict[str, Usage]:
         return {sid: DEMO_USAGE[DEMO_IDS.index(sid) % len(DEMO_USAGE)] for sid in pids}
@@ -134,7 +187,12 @@ class DemoSampler(UsageSampler):
 async def shoot() -> dict[str, str]:
     client = DemoClient()
     try:
-        return await _shoot(client)
+        shots = await _shoot(client)
+        plain = Client(client.home, timeout=3.0)  # real ids and pids, not the pictures'
+        plain.end_orphans(grace=0.5)
+        plain.gc()  # the lost session of the orphans picture
+        shots.update(await _shoot_hosts(client))
+        return shots
     finally:
         for rec in client.sessions():
             if rec.get("status") in ("running", "starting", "lost"):
@@ -231,6 +289,62 @@ async def _shoot(client: DemoClient) -> dict[str, str]:
         )
         await shot("orphans", "agentty: orphan warning")
     return shots
+
+
+async def _shoot_hosts(client: DemoClient) -> dict[str, str]:
+    """This machine's sessions, two hosts (other homes through the `command` transport: no
+    ssh needed) and one that is down (ssh to a closed port: the link's one line)."""
+    from textual.widgets import Footer
+
+    from agentty_ui.app import create_app
+    from agentty_ui.widgets.host_bar import HostBar
+    from agentty_ui.widgets.session_list import SessionList
+    from agentty_ui.widgets.terminal_view import TerminalView
+
+    homes = {name: tempfile.mkdtemp(prefix=f"at-{name}-", dir="/tmp") for name in HOST_IDS}
+    hosts = [DemoRemoteClient(name, home) for name, home in homes.items()]
+    down = RemoteClient(Host("gpu-box", destination="127.0.0.1", port=9), timeout=3.0)
+    try:
+        for home in homes.values():
+            os.chmod(home, 0o700)
+        ci, staging = hosts
+        for name, text in (("tests.py", TESTS), ("tail.py", TAIL)):
+            for home in homes.values():
+                (Path(home) / name).write_text(text)
+        ci.start(["sh", "-c", "python3 tests.py; exec cat"], name="pytest", cwd=homes["ci"])
+        ci.start(["sh", "-c", "echo deploying; exec cat"], name="deploy", cwd=homes["ci"])
+        staging.start(
+            ["sh", "-c", "python3 tail.py; exec cat"], name="api-logs", cwd=homes["staging"]
+        )
+        app = create_app(
+            client, hosts=[*hosts, down], clock=lambda: DEMO_NOW, sampler=DemoSampler()
+        )
+        async with app.run_test(size=SIZE) as pilot:
+            table = app.query_one(SessionList)
+            screen = app.query_one("#screen", TerminalView)
+            bar = app.query_one(HostBar)
+            deadline = time.monotonic() + 30
+            while not (table.row_count == 6 and "gpu-box" in bar.down and ">>>" in screen.text):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the hosts did not answer: {bar.states}")
+                await pilot.pause(0.05)
+            table.select("a41f07c9@ci")
+            while "348 passed" not in screen.text:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the remote session did not show")
+                await pilot.pause(0.05)
+            while not app.main.query("FooterKey") or not app.main.query(Footer):
+                await pilot.pause(0.05)
+            await pilot.pause()
+            return {"hosts": app.export_screenshot(title="agentty: sessions on three hosts")}
+    finally:
+        for host in hosts:
+            for rec in host.sessions():
+                with contextlib.suppress(Exception):
+                    host.kill(str(rec["id"]), grace=0.5)
+            host.close()
+        for home in homes.values():
+            shutil.rmtree(home, ignore_errors=True)
 
 
 def svg_size(svg: str) -> tuple[int, int]:

@@ -455,6 +455,8 @@ def cmd_relay(args: argparse.Namespace) -> int:
 def cmd_ui(args: argparse.Namespace) -> int:
     # The dashboard runs in its own interpreter so this module never imports Textual.
     extra = ["--demo"] if args.demo else []
+    extra += [f"--host={host}" for host in args.host or []]
+    extra += ["--no-local"] if args.no_local else []
     os.execv(sys.executable, [sys.executable, "-m", "agentty_ui", *extra])
 
 

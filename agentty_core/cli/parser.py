@@ -417,10 +417,21 @@ def _ui(sub: Subparsers) -> None:
         "ui",
         help="open the dashboard (Textual)",
         description="Open the Textual dashboard: live session panes, attach and type, "
-        "send input, kill, worker logs, orphan warnings.",
+        "send input, kill, worker logs, orphan warnings; this machine's sessions and those "
+        "of every host in hosts.toml, grouped by host (a host that is down says why).",
     )
     p.add_argument(
         "--demo", action="store_true", help="start a demo session first if none is running"
+    )
+    p.add_argument(
+        "--host",
+        action="append",
+        metavar="HOST",
+        help="show HOST's sessions: a hosts.toml name or an ssh destination (repeatable; "
+        "default: every host in hosts.toml)",
+    )
+    p.add_argument(
+        "--no-local", action="store_true", help="hide this machine's sessions (hosts only)"
     )
 
 

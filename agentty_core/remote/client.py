@@ -9,7 +9,10 @@ channel and a wait is answered the moment the remote screen matches.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import subprocess
+import threading
 from collections.abc import Mapping, Sequence
 
 from agentty_core import keys
@@ -56,11 +59,26 @@ class RemoteClient:
         self.timeout = timeout
         self._home_root = (home or Home.resolve()).root  # where the ssh master's socket lives
         self._relays: dict[str, RelayConnection] = {}
+        # Threads share the client (the dashboard's senders, pane and pollers): a relay is
+        # taken out of the dict for a call, so two calls never use one relay at once.
+        self._lock = threading.Lock()
+        self._running: set[subprocess.Popen[bytes]] = set()  # command-line calls in flight
+
+    def abort(self) -> None:
+        """End the command-line calls in flight, from any thread (each raises in its own):
+        a dashboard that quits never waits for a host that does not answer."""
+        for proc in list(self._running):
+            with contextlib.suppress(OSError):
+                proc.kill()
 
     def close(self) -> None:
         """End the relays kept open (the sessions run on)."""
-        while self._relays:
-            self._relays.popitem()[1].close()
+        while True:
+            with self._lock:
+                if not self._relays:
+                    return
+                conn = self._relays.popitem()[1]
+            conn.close()
 
     def __enter__(self) -> RemoteClient:
         return self
@@ -77,7 +95,12 @@ class RemoteClient:
         command, *rest = words
         limit = timeout if timeout is not None else self.timeout + transport.connect_timeout()
         code, out, err = transport.capture(
-            self.host, [command, "--json", *rest], self._home_root, input=input, timeout=limit
+            self.host,
+            [command, "--json", *rest],
+            self._home_root,
+            input=input,
+            timeout=limit,
+            running=self._running,
         )
         value: object = None
         if out.strip():
@@ -169,7 +192,8 @@ class RemoteClient:
     ) -> JSONObject:
         sid = self._id(ref)
         wait = self.timeout if timeout is None else timeout
-        conn = self._relays.pop(sid, None)
+        with self._lock:
+            conn = self._relays.pop(sid, None)
         if conn is not None and not conn.alive():
             conn.close()
             conn = None
@@ -194,10 +218,16 @@ class RemoteClient:
         return self._call(ref, method, params)
 
     def _keep(self, sid: str, conn: RelayConnection) -> None:
-        self._relays[sid] = conn  # (re)inserted last: the dict is in order of use
-        while len(self._relays) > MAX_RELAYS:
-            oldest = next(iter(self._relays))
-            self._relays.pop(oldest).close()
+        doomed = []
+        with self._lock:
+            spare = self._relays.pop(sid, None)  # another thread's, kept meanwhile
+            if spare is not None:
+                doomed.append(spare)
+            self._relays[sid] = conn  # (re)inserted last: the dict is in order of use
+            while len(self._relays) > MAX_RELAYS:
+                doomed.append(self._relays.pop(next(iter(self._relays))))
+        for old in doomed:
+            old.close()
 
     def get(self, ref: str | None = None, **params: object) -> JSONObject:
         try:
@@ -264,7 +294,8 @@ class RemoteClient:
         sid = str(rec["id"])
         if rec.get("status") in ("exited", "failed"):
             raise SessionNotRunning(sid, f"already {describe_end(rec)}")
-        relay = self._relays.pop(sid, None)
+        with self._lock:
+            relay = self._relays.pop(sid, None)
         if relay is not None:
             relay.close()
         return self.cli(["kill", "-s", sid, "--timeout", str(grace)], timeout=grace * 3 + 30)

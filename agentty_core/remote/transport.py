@@ -237,9 +237,11 @@ def capture(
     *,
     input: bytes | None = None,
     timeout: float | None = None,
+    running: set[subprocess.Popen[bytes]] | None = None,
 ) -> tuple[int, bytes, str]:
     """Run `agentty WORDS` on `host`: (exit code, stdout, stderr). Raises TransportError when
-    the link failed, or when it gave no answer within `timeout`."""
+    the link failed, or when it gave no answer within `timeout`. The process is in `running`
+    while it runs, so another thread can end it (a dashboard that quits)."""
     argv = argv_for(host, words, home_root)
     try:
         proc = subprocess.Popen(
@@ -251,6 +253,8 @@ def capture(
         )
     except OSError as exc:
         raise _spawn_error(host, argv, exc) from None
+    if running is not None:
+        running.add(proc)
     try:
         out, err = proc.communicate(input, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -259,6 +263,9 @@ def capture(
         raise TransportError(
             host.name, "timeout", f"{host.name}: no answer within {timeout:g} s"
         ) from None
+    finally:
+        if running is not None:
+            running.discard(proc)
     stderr = err.decode("utf-8", "replace")
     failure = classify(host, proc.returncode, stderr)
     if failure is not None:

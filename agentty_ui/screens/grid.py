@@ -13,8 +13,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Label
 
-from agentty_core.client import Client
-
+from ..fleet import Subscribes
 from ..widgets.terminal_view import TerminalView
 
 GRID_FRAME = 0.15  # seconds: ~7 frames a second per pane is plenty to watch many at once
@@ -30,7 +29,7 @@ class MiniPane(Vertical, can_focus=True):
             super().__init__()
             self.session_id = session_id
 
-    def __init__(self, client: Client, session_id: str, label: str) -> None:
+    def __init__(self, client: Subscribes, session_id: str, label: str) -> None:
         super().__init__(classes="mini-pane")
         self.client = client
         self.session_id = session_id
@@ -61,7 +60,7 @@ class GridScreen(Screen[str | None]):
         Binding("left,h", "app.focus_previous", "Previous", show=False),
     ]
 
-    def __init__(self, client: Client, sessions: list[tuple[str, str]]) -> None:
+    def __init__(self, client: Subscribes, sessions: list[tuple[str, str]]) -> None:
         super().__init__()
         self.client = client
         self.sessions = sessions

@@ -1,14 +1,22 @@
-"""The table of sessions: updated in place from each poll, so the cursor never jumps."""
+"""The table of sessions: updated in place from each poll, so the cursor never jumps.
+
+With hosts shown, a Host column comes first and rows are grouped by home (this machine,
+then each host in hosts.toml order); `filter` hides the rows that do not match it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rich.text import Text
 from textual.message import Message
+from textual.reactive import reactive
 from textual.widgets import DataTable
 
 from agentty_core.proc.usage import Usage, format_bytes
 from agentty_core.state.records import Record
 
+from ..fleet import host_label, split_key
 from ..model import end_text, format_age, program_of, status_of, timestamp
 
 COLUMNS = (
@@ -22,11 +30,26 @@ COLUMNS = (
     ("mem", "Mem"),
     ("exit", "Exit"),
 )
-STATUS_STYLE = {"running": "bold green", "exited": "dim", "lost": "bold red"}
+HOST_COLUMN = ("host", "Host")
+UNREACHABLE = "unreachable"  # the status shown for the sessions of a host that is down
+STATUS_STYLE = {
+    "running": "bold green",
+    "exited": "dim",
+    "lost": "bold red",
+    UNREACHABLE: "bold yellow",
+}
+
+
+def matches(words: list[str], haystack: str) -> bool:
+    """Every word of the filter is in the row's text (case-insensitive)."""
+    return all(word in haystack for word in words)
 
 
 class SessionList(DataTable[str | Text]):
-    """Sessions, one row each, keyed by session id."""
+    """Sessions, one row each, keyed by the dashboard's session key (`id` or `id@host`)."""
+
+    filter: reactive[str] = reactive("", init=False)
+    """Words a row must all contain (host, name, id, program or status) to be shown."""
 
     class Highlighted(Message):
         """The cursor moved to a session."""
@@ -42,12 +65,16 @@ class SessionList(DataTable[str | Text]):
             super().__init__()
             self.session_id = session_id
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(self, *, hosts: bool = False, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
-        self._cells: dict[str, tuple[str | Text, ...]] = {}
+        self.columns_shown = (HOST_COLUMN, *COLUMNS) if hosts else COLUMNS
+        self._cells: dict[str, tuple[str | Text, ...]] = {}  # the rows shown, in table order
+        self._all: dict[str, tuple[str | Text, ...]] = {}  # every row, filtered or not
+        self._order: dict[str, tuple[int, int]] = {}  # group rank, place in its home's list
+        self._text: dict[str, str] = {}  # what the filter searches, per row
 
     def on_mount(self) -> None:
-        for key, label in COLUMNS:
+        for key, label in self.columns_shown:
             self.add_column(label, key=key)
 
     @property
@@ -61,14 +88,17 @@ class SessionList(DataTable[str | Text]):
         if session_id in self._cells:
             self.move_cursor(row=self.get_row_index(session_id))
 
-    def cells(self, record: Record, usage: Usage | None, now: float) -> tuple[str | Text, ...]:
-        status = status_of(record)
+    def cells(
+        self, record: Record, usage: Usage | None, now: float, down: bool = False
+    ) -> tuple[str | Text, ...]:
+        status = UNREACHABLE if down else status_of(record)
         started = timestamp(record.get("startedAt"))
         active = timestamp(record.get("lastActiveAt"))
-        return (
+        sid, host = split_key(record["id"])
+        row: tuple[str | Text, ...] = (
             Text(status, style=STATUS_STYLE.get(status, "")),
             Text(str(record.get("name") or "")),  # Text: a plain str cell would be markup
-            record["id"],
+            sid,
             Text(program_of(record)),
             format_age(now - started if started else None),
             format_age(now - active if active else None),
@@ -76,23 +106,82 @@ class SessionList(DataTable[str | Text]):
             format_bytes(usage.rss_bytes) if usage else "",
             end_text(record),
         )
+        if len(self.columns_shown) > len(COLUMNS):
+            label = host_label(host)
+            row = (Text(label, style="dim" if host is None else "bold"), *row)
+        return row
 
-    def update_sessions(self, records: list[Record], usage: dict[str, Usage], now: float) -> None:
-        """Add, change and remove rows to match `records`; only changed cells are touched."""
-        wanted = {r["id"]: r for r in records}
+    def update_sessions(
+        self,
+        records: list[Record],
+        usage: dict[str, Usage],
+        now: float,
+        *,
+        ranks: Mapping[str | None, int] | None = None,
+        down: frozenset[str | None] = frozenset(),
+    ) -> None:
+        """Make the rows match `records` (grouped by `ranks` of their homes; the sessions of
+        the homes in `down` shown as unreachable), then the filter."""
+        self._all.clear()
+        self._order.clear()
+        self._text.clear()
+        places: dict[str | None, int] = {}
+        for record in records:
+            key = record["id"]
+            host = split_key(key)[1]
+            self._all[key] = self.cells(record, usage.get(key), now, host in down)
+            place = places[host] = places.get(host, -1) + 1
+            self._order[key] = ((ranks or {}).get(host, 0), place)
+            self._text[key] = " ".join(str(c) for c in self._all[key]).lower()
+        self._show()
+
+    def watch_filter(self) -> None:
+        self._show()
+
+    def _show(self) -> None:
+        """Show the rows that pass the filter; the app hears of it when the cursor lands on
+        another session (its own was filtered out or removed)."""
+        before = self.selected_id
+        self._update_rows()
+        after = self.selected_id
+        if after is not None and after != before:
+            self.post_message(self.Highlighted(after))
+
+    def _update_rows(self) -> None:
+        """Add, change and remove rows; rebuilt only when the order must change."""
+        words = self.filter.lower().split()
+        wanted = sorted(
+            (k for k in self._all if matches(words, self._text.get(k, ""))),
+            key=self._order.__getitem__,
+        )
         for gone in set(self._cells) - set(wanted):
             self.remove_row(gone)
             del self._cells[gone]
-        for sid, record in wanted.items():
-            cells = self.cells(record, usage.get(sid), now)
-            old = self._cells.get(sid)
+        kept = [k for k in wanted if k in self._cells]
+        if list(self._cells) != kept or wanted[: len(kept)] != kept:
+            self._rebuild(wanted)
+            return
+        for key in wanted:
+            cells = self._all[key]
+            old = self._cells.get(key)
             if old is None:
-                self.add_row(*cells, key=sid)
+                self.add_row(*cells, key=key)
             else:
-                for (column, _), new, before in zip(COLUMNS, cells, old, strict=True):
+                for (column, _), new, before in zip(self.columns_shown, cells, old, strict=True):
                     if new != before:
-                        self.update_cell(sid, column, new, update_width=True)
-            self._cells[sid] = cells
+                        self.update_cell(key, column, new, update_width=True)
+            self._cells[key] = cells
+
+    def _rebuild(self, wanted: list[str]) -> None:
+        """Every row again in the wanted order, the cursor kept on its session."""
+        before = self.selected_id
+        self.clear()
+        self._cells = {}
+        for key in wanted:
+            self.add_row(*self._all[key], key=key)
+            self._cells[key] = self._all[key]
+        if before in self._cells:
+            self.select(before)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         event.stop()

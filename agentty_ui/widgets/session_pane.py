@@ -17,10 +17,10 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Static, TabbedContent, TabPane
 
-from agentty_core.client import Client
 from agentty_core.errors import AgenttyError
 from agentty_core.state.records import Record
 
+from ..fleet import Fleet, host_label, split_key
 from ..model import status_of
 from .log_view import LogView
 from .terminal_view import TerminalView
@@ -30,8 +30,10 @@ def describe(record: Record | None) -> str:
     """The Info tab: every field of the record worth reading, one a line."""
     if record is None:
         return "No session selected."
+    sid, host = split_key(record["id"])
     fields = [
-        ("id", record.get("id")),
+        ("id", sid),
+        ("host", host_label(host)),
         ("name", record.get("name")),
         ("status", record.get("status")),
         ("argv", json.dumps(record.get("argv"))),
@@ -63,6 +65,9 @@ class SessionPane(Vertical):
     attached: reactive[bool] = reactive(False, init=False)
     """Keys go to the session: the Screen tab is shown and takes the focus."""
 
+    unreachable: reactive[str | None] = reactive(None, init=False)
+    """Why the session's host cannot be reached (None: it can): nothing is streamed then."""
+
     class _Lines(Message):
         """Plain lines read in a thread for one of the pane's views."""
 
@@ -70,9 +75,9 @@ class SessionPane(Vertical):
             super().__init__()
             self.session_id, self.target, self.lines = session_id, target, lines
 
-    def __init__(self, client: Client, *, id: str | None = None) -> None:
+    def __init__(self, fleet: Fleet, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.client = client
+        self.fleet = fleet
 
     def compose(self) -> ComposeResult:
         with TabbedContent(id="tabs"):
@@ -110,9 +115,14 @@ class SessionPane(Vertical):
             new is not None
             and status_of(new) == "running"
             and not self.covered
+            and self.unreachable is None
             and self.view.live != new["id"]
         ):
             self.reload()  # its stream failed or ended early: follow it again
+
+    def watch_unreachable(self, old: str | None, new: str | None) -> None:
+        if (old is None) != (new is None):
+            self.reload()
 
     def watch_covered(self, covered: bool) -> None:
         if covered:
@@ -132,10 +142,18 @@ class SessionPane(Vertical):
             return
         session_id = str(record["id"])
         log = record.get("log")
-        self.query_one(LogView).follow(Path(log) if isinstance(log, str) and log else None)
-        if status_of(record) == "running":
+        if split_key(session_id)[1] is None:
+            self.query_one(LogView).follow(Path(log) if isinstance(log, str) and log else None)
+        else:
+            fleet = self.fleet
+            self.query_one(LogView).follow_remote(session_id, lambda: fleet.log_text(session_id))
+        if self.unreachable is not None:
+            view.stop()
+            view.session_id = session_id
+            view.show_lines([f"(the host is down: {self.unreachable})"])
+        elif status_of(record) == "running":
             if view.live != session_id:
-                view.follow(self.client, session_id)
+                view.follow(self.fleet, session_id)
         else:
             view.stop()
             view.session_id = session_id
@@ -168,7 +186,7 @@ class SessionPane(Vertical):
     @work(thread=True, exclusive=True, group="final")
     def _final_screen(self, session_id: str) -> None:
         try:
-            screen = self.client.get(session_id)
+            screen = self.fleet.get(session_id)
         except AgenttyError as exc:
             self.post_message(self._Lines(session_id, "#screen", [f"({exc})"]))
             return
@@ -179,7 +197,7 @@ class SessionPane(Vertical):
     @work(thread=True, exclusive=True, group="scrollback")
     def _scrollback(self, session_id: str) -> None:
         try:
-            screen = self.client.get(session_id, scrollback=True)
+            screen = self.fleet.get(session_id, scrollback=True)
         except AgenttyError as exc:
             lines = [f"({exc})"]
         else:
@@ -195,6 +213,8 @@ class SessionPane(Vertical):
         if message.session_id != self.session_id:
             return  # read for a session no longer shown
         view = self.query_one(message.target, TerminalView)
-        if message.target == "#screen" and (self.covered or view.live is not None):
+        if message.target == "#screen" and (
+            self.covered or view.live is not None or self.unreachable is not None
+        ):
             return  # the session runs again (or is covered): its last screen is stale
         view.show_lines(message.lines)

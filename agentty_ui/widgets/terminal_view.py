@@ -22,12 +22,11 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.worker import get_current_worker
 
-from agentty_core.client import Client
 from agentty_core.errors import AgenttyError
-from agentty_core.ipc.subscription import Subscription
 from agentty_core.protocol import BOLD, ITALICS, REVERSE, STRIKETHROUGH, UNDERSCORE, JSONObject
 
 from ..feed import merge_events
+from ..fleet import Stream, Subscribes
 
 RunList = list[tuple[str, str, str, int]]
 _STYLES: dict[tuple[str, str, int], Style] = {}
@@ -154,7 +153,7 @@ class TerminalView(ScrollView, can_focus=True):
     class _Subscribed(Message):
         """A feed thread's subscribe answered (maybe after the view moved on)."""
 
-        def __init__(self, stream: int, subscription: Subscription) -> None:
+        def __init__(self, stream: int, subscription: Stream) -> None:
             super().__init__()
             self.stream, self.subscription = stream, subscription
 
@@ -186,7 +185,7 @@ class TerminalView(ScrollView, can_focus=True):
         self._pending: list[tuple[int | None, JSONObject]] = []
         self._lock = threading.Lock()
         self._posted = False
-        self._subscription: Subscription | None = None
+        self._subscription: Stream | None = None
         # Numbers each follow(); a feed thread's results carry the number of the follow()
         # that started it, and are dropped once the view has moved on (stop, or a new one).
         self._stream = 0
@@ -282,7 +281,7 @@ class TerminalView(ScrollView, can_focus=True):
 
     # ------------------------------------------------------------------ live feed
 
-    def follow(self, client: Client, session_id: str) -> None:
+    def follow(self, client: Subscribes, session_id: str) -> None:
         """Show `session_id` live (replacing whatever was shown)."""
         self.stop()
         self.session_id = self.live = session_id
@@ -298,7 +297,7 @@ class TerminalView(ScrollView, can_focus=True):
             self._subscription = None
 
     @work(thread=True, group="feed")
-    def _feed(self, client: Client, session_id: str, stream: int) -> None:
+    def _feed(self, client: Subscribes, session_id: str, stream: int) -> None:
         """Subscribes and forwards events; everything it learns goes back by message."""
         worker = get_current_worker()
         try:

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from textual.coordinate import Coordinate
 from textual.pilot import Pilot
 
+from agentty_core.remote.hosts import Host
 from agentty_ui.app import AgenttyApp, create_app
 from agentty_ui.screens.grid import GridScreen, MiniPane
+from agentty_ui.widgets.host_bar import HostBar
 from agentty_ui.widgets.session_list import SessionList
 from agentty_ui.widgets.terminal_view import TerminalView
-from tests.ui.conftest import FROZEN_NOW, FixedSampler, StableClient, wait_for
+from tests.ui.conftest import (
+    FROZEN_NOW,
+    FixedSampler,
+    StableClient,
+    StableRemoteClient,
+    command_host,
+    wait_for,
+)
 
 SIZE = (100, 30)
 COLOURS = (
@@ -84,3 +94,23 @@ def test_grid(snap_compare: object, client: object) -> None:
 def test_help(snap_compare: object, client: object) -> None:
     app, _ = stable_app()
     assert snap_compare(app, terminal_size=SIZE, press=["question_mark"])  # type: ignore[operator]
+
+
+def test_hosts(snap_compare: object, client: object, other_homes: Callable[[], Path]) -> None:
+    """A host column, sessions grouped by host, and a host that is down with its reason."""
+    build = StableRemoteClient(command_host("build", other_homes()), 0x101)
+    build.start(["sh", "-c", "echo serving on :8000; exec cat"], name="server")
+    build.start(["cat"], name="tests")
+    gone = StableRemoteClient(Host("gone", command=("/nonexistent/agentty-link",)), 0x201)
+    local = StableClient()
+    local.start(["sh", "-c", COLOURS], name="colours")
+    app = create_app(local, hosts=[build, gone], clock=lambda: FROZEN_NOW, sampler=FixedSampler())
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await ready(app, 3, "under")(pilot)
+        await wait_for(pilot, lambda: "gone" in app.query_one(HostBar).down)
+        await wait_for(pilot, lambda: app.query_one(HostBar).states["build"].count == 2)
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)  # type: ignore[operator]
