@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from agentty_core.errors import UsageError
@@ -30,17 +29,54 @@ _DEST_RE = re.compile(r"^[A-Za-z0-9_.%+@:\[\]~-]+$")
 _KEYS = frozenset({"ssh", "ssh_config", "command", "agentty", "home"})
 
 
-@dataclass(frozen=True)
+_FIELDS = ("name", "destination", "port", "ssh_config", "command", "agentty", "home")
+
+
 class Host:
-    """One remote agentty: how to reach it and which agentty and home to use there."""
+    """One remote agentty: how to reach it and which agentty and home to use there.
+
+    Immutable, compared and hashed by value. A plain class rather than a dataclass: every
+    `--host` call builds one, and `dataclasses` costs its importer `inspect` and `ast`."""
+
+    __slots__ = _FIELDS
 
     name: str  # as given on the command line (an entry's name or the destination itself)
-    destination: str | None = None  # ssh's destination, without a port
-    port: int | None = None
-    ssh_config: str | None = None
-    command: tuple[str, ...] | None = None  # the argv prefix of the `command` transport
-    agentty: str = "agentty"
-    home: str | None = None
+    destination: str | None  # ssh's destination, without a port
+    port: int | None
+    ssh_config: str | None
+    command: tuple[str, ...] | None  # the argv prefix of the `command` transport
+    agentty: str
+    home: str | None
+
+    def __init__(
+        self,
+        name: str,
+        destination: str | None = None,
+        port: int | None = None,
+        ssh_config: str | None = None,
+        command: tuple[str, ...] | None = None,
+        agentty: str = "agentty",
+        home: str | None = None,
+    ) -> None:
+        values = (name, destination, port, ssh_config, command, agentty, home)
+        for slot, value in zip(_FIELDS, values, strict=True):
+            object.__setattr__(self, slot, value)
+
+    def __setattr__(self, key: str, value: object) -> None:
+        raise AttributeError(f"Host is immutable: cannot set {key}")
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, slot) for slot in _FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Host) and self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{slot}={getattr(self, slot)!r}" for slot in _FIELDS)
+        return f"Host({fields})"
 
     @property
     def transport(self) -> str:
