@@ -162,3 +162,42 @@ async def test_sshd_down_is_a_transport_error(link: Link) -> None:
             == "regex"
         )
         payload(await session.call_tool("kill", {}))
+
+
+async def test_a_cancelled_remote_wait_ends_its_relay_there(link: Link) -> None:
+    """A wait cancelled here (the MCP client went away) closes its ssh channel; the relay on
+    the host sees its stdout's reader gone and closes the worker connection at once, so the
+    worker drops the wait then, not at its timeout (a day, at most)."""
+    from agentty_core.paths import Home
+    from agentty_core.remote.aio_relay import AsyncRelay
+    from agentty_core.remote.client import RemoteClient
+
+    with RemoteClient(HOST, home=Home.resolve()) as remote:
+        sid = str(remote.start(["cat"])["id"])
+        relay = await AsyncRelay.open(remote.host, sid, Home.resolve().root)
+        pending = asyncio.ensure_future(
+            relay.call("wait", {"text": "never", "timeout": 3600}, timeout=3700)
+        )
+        assert (await _relays_there(sid, present=True)) != []
+        pending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await pending
+        assert await _relays_there(sid, present=False) == []
+        remote.kill(sid)
+
+
+async def _relays_there(sid: str, *, present: bool) -> list[int]:
+    """The pids of `agentty relay SID` processes, once there are some (or none left)."""
+    import psutil
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 15
+    while True:
+        found = []
+        for proc in psutil.process_iter(["cmdline"]):
+            cmdline = proc.info["cmdline"] or []
+            if "relay" in cmdline and sid in cmdline:
+                found.append(proc.pid)
+        if bool(found) == present or loop.time() > deadline:
+            return found
+        await asyncio.sleep(0.05)
