@@ -9,7 +9,6 @@ make sense on this machine, feeding a local `text --file F` through stdin, and
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -134,6 +133,8 @@ def _check(name: str, ok: bool, detail: str, fix: str = "") -> dict[str, object]
 
 def doctor(host: Host, words: list[str]) -> int:
     """The link, the remote agentty's version, then the remote doctor's own checks."""
+    import json  # here, not at the top: every forwarded command imports this module
+
     from agentty_core._version import __version__
     from agentty_core.remote import transport
 
@@ -183,6 +184,8 @@ def doctor(host: Host, words: list[str]) -> int:
 def _report(name: str, checks: list[dict[str, object]], as_json: bool) -> int:
     ok = all(c["ok"] for c in checks)
     if as_json:
+        import json
+
         sys.stdout.write(json.dumps({"ok": ok, "host": name, "checks": checks}) + "\n")
     else:
         for check in checks:

@@ -17,6 +17,7 @@ A host string never becomes an option of ssh or of the command prefix: one that 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -126,10 +127,19 @@ def _port(text: str, port_text: str) -> int:
 
 
 def load_entries(path: Path | None = None) -> dict[str, dict[str, object]]:
-    """The `[hosts.NAME]` tables of hosts.toml; {} when the file does not exist."""
+    """The `[hosts.NAME]` tables of hosts.toml; {} when the file does not exist.
+
+    The parsed tables are kept in the private home (`hosts.cache`, marshal), keyed by the
+    file's identity, size and mtime: `tomllib` (and the `typing` and `datetime` it imports)
+    costs a `--host` call more than everything else it does here."""
     path = path or config_path()
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            stamp = _stamp(str(path), os.fstat(f.fileno()))
+            cached = _cached(stamp)
+            if cached is not None:
+                return cached
+            data = f.read()
     except FileNotFoundError:
         return {}
     except OSError as exc:
@@ -150,7 +160,64 @@ def load_entries(path: Path | None = None) -> dict[str, dict[str, object]]:
         if not isinstance(entry, dict):
             raise UsageError(f"{path}: [hosts.{name}] must be a table")
         entries[str(name)] = entry
+    _cache(stamp, entries)
     return entries
+
+
+def _stamp(path: str, st: os.stat_result) -> tuple[object, ...]:
+    return (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _cache_file() -> str | None:
+    """`<home>/hosts.cache` when the home exists and is private (never created for this)."""
+    from agentty_core.errors import AgenttyError
+    from agentty_core.paths import Home
+
+    try:
+        return str(Home.resolve(create=False).root / "hosts.cache")
+    except (AgenttyError, OSError):
+        return None
+
+
+def _cached(stamp: tuple[object, ...]) -> dict[str, dict[str, object]] | None:
+    import marshal  # built in: free
+
+    where = _cache_file()
+    if where is None:
+        return None
+    try:
+        with open(where, "rb") as f:
+            key, entries = marshal.loads(f.read())
+    except (OSError, ValueError, EOFError, TypeError):
+        return None
+    if key != stamp or not isinstance(entries, dict):
+        return None
+    if not all(isinstance(k, str) and isinstance(v, dict) for k, v in entries.items()):
+        return None
+    return entries
+
+
+def _cache(stamp: tuple[object, ...], entries: dict[str, dict[str, object]]) -> None:
+    """Keep the parsed tables for the next call (atomically; a failure only costs a parse)."""
+    import marshal
+
+    where = _cache_file()
+    if where is None:
+        return
+    try:
+        # A TOML date cannot be marshalled (ValueError): such a file is parsed every time.
+        data = memoryview(marshal.dumps((stamp, entries)))  # type: ignore[arg-type]
+        temp = f"{where}.{os.getpid()}"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        try:
+            while data:
+                data = data[os.write(fd, data) :]
+        finally:
+            os.close(fd)
+        os.replace(temp, where)
+    except (OSError, ValueError):
+        with contextlib.suppress(OSError):
+            os.unlink(f"{where}.{os.getpid()}")
 
 
 def _entry(name: str, entry: dict[str, object], path: Path) -> Host:

@@ -83,3 +83,25 @@ def test_command_argv_has_no_shell(tmp_path: Path) -> None:
     assert transport.argv_for(host, ["get", "a b"], tmp_path) == [
         "docker", "exec", "-i", "c", "agentty", "get", "a b",
     ]  # fmt: skip
+
+
+def test_parsed_entries_are_kept_until_the_file_changes(tmp_path: Path) -> None:
+    """hosts.toml is parsed once and kept in the home (hosts.cache); any edit of the file
+    (same size, same second) is read afresh, a broken cache is parsed over, and a file
+    holding a TOML date (which marshal cannot keep) is parsed every time."""
+    from agentty_core.paths import Home
+
+    cache = Home.resolve().root / "hosts.cache"  # the home exists (no cache makes it)
+    path = tmp_path / "hosts.toml"
+    path.write_text('[hosts.b]\nssh = "me@b1"\n')
+    assert resolve("b", path).destination == "me@b1"
+    assert cache.exists() and cache.stat().st_mode & 0o777 == 0o600
+    assert resolve("b", path).destination == "me@b1"  # from the cache
+    path.write_text('[hosts.b]\nssh = "me@b2"\n')  # the same size
+    assert resolve("b", path).destination == "me@b2"
+    cache.write_bytes(b"\x00garbage")
+    assert resolve("b", path).destination == "me@b2"
+    path.write_text('[hosts.b]\nssh = "me@b3"\n[hosts.d]\nssh = "d"\nwhen = 2026-01-01\n')
+    assert resolve("b", path).destination == "me@b3"
+    with pytest.raises(UsageError, match="unknown key"):
+        resolve("d", path)
