@@ -31,6 +31,10 @@ from agentty_core.remote.relay import RelayTimeout, cli_error
 MAX_CHANNELS = 6  # relays open to one host at once (sshd's MaxSessions is 10 by default)
 KEEP_PER_SESSION = 2  # idle relays kept per session
 EXIT_PATIENCE = 10.0  # seconds a relay whose stdout ended has to exit with its reason
+# Every relay child still running: `end_all` stops them when the process leaves without
+# closing them (the MCP server's os._exit), since a relay whose stdin merely ends stays up
+# until the answer it waits for (a pending wait: up to its timeout).
+_RUNNING: set[subprocess.Popen[bytes]] = set()
 
 
 class AsyncRelay:
@@ -55,6 +59,7 @@ class AsyncRelay:
     async def open(cls, host: Host, ref: str, home_root: os.PathLike[str]) -> AsyncRelay:
         """Start the relay (a fork and exec: nothing is read until the first answer)."""
         proc = transport.open_pipe(host, ["relay", ref], home_root)
+        _RUNNING.add(proc)
         assert proc.stdin is not None and proc.stdout is not None
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=READ_LIMIT, loop=loop)
@@ -153,8 +158,16 @@ class AsyncRelay:
         _reap_later(self.proc)
 
 
+def end_all() -> None:
+    """Kill every relay child still running (their ssh channels close, and the far ends)."""
+    for proc in list(_RUNNING):
+        _kill(proc)
+
+
 def _kill(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
+    if proc.poll() is not None:
+        _RUNNING.discard(proc)
+    else:
         with contextlib.suppress(OSError):
             proc.kill()
 
@@ -162,6 +175,7 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
 async def _exited(proc: subprocess.Popen[bytes], patience: float) -> bool:
     """Whether the process exited within `patience` seconds (waited on a pidfd: no thread)."""
     if proc.poll() is not None:
+        _RUNNING.discard(proc)
         return True
     try:
         fd = os.pidfd_open(proc.pid)
@@ -172,7 +186,10 @@ async def _exited(proc: subprocess.Popen[bytes], patience: float) -> bool:
         deadline = loop.time() + patience
         while proc.poll() is None and loop.time() < deadline:
             await asyncio.sleep(0.005)
-        return proc.poll() is not None
+        if proc.poll() is None:
+            return False
+        _RUNNING.discard(proc)
+        return True
     done: asyncio.Future[None] = loop.create_future()
 
     def readable() -> None:
@@ -186,7 +203,10 @@ async def _exited(proc: subprocess.Popen[bytes], patience: float) -> bool:
     finally:
         loop.remove_reader(fd)
         os.close(fd)
-    return proc.poll() is not None
+    if proc.poll() is None:
+        return False
+    _RUNNING.discard(proc)
+    return True
 
 
 def _reap_later(proc: subprocess.Popen[bytes]) -> None:

@@ -6,6 +6,7 @@ Driven through the official SDK's stdio client against the real sshd of `conftes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -184,6 +185,23 @@ async def test_a_cancelled_remote_wait_ends_its_relay_there(link: Link) -> None:
             await pending
         assert await _relays_there(sid, present=False) == []
         remote.kill(sid)
+
+
+async def test_the_server_leaving_ends_its_remote_waits(link: Link) -> None:
+    """The MCP client goes away with a wait pending on a host: the server's relay children
+    end with it, and so does the relay on the host (no wait left behind for an hour)."""
+    async with mcp_client() as session:
+        on = {"host": HOST}
+        sid = payload(await session.call_tool("start", {"argv": ["cat"], **on}))["id"]
+        pending = asyncio.ensure_future(
+            session.call_tool("wait", {"text": "never", "timeout": 3600, **on})
+        )
+        assert (await _relays_there(sid, present=True)) != []
+        pending.cancel()
+        with contextlib.suppress(BaseException):
+            await pending
+    assert await _relays_there(sid, present=False) == []
+    assert agentty("--host", HOST, "kill", "-s", sid, timeout=60).returncode == 0
 
 
 async def _relays_there(sid: str, *, present: bool) -> list[int]:
