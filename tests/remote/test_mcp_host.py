@@ -138,6 +138,12 @@ async def test_a_bad_host_is_a_coded_error(link: Link) -> None:
         nowhere = error_of(await session.call_tool("list", {"host": "ssh://nobody@127.0.0.1:1"}))
         assert nowhere["code"] == "transport_error" and nowhere["reason"] == "unreachable"
         assert "cannot connect" in nowhere["message"]
+        unknown = error_of(await session.call_tool("get", {"session": "nosuch", "host": HOST}))
+        assert unknown["code"] == "session_not_found"
+        typed = error_of(
+            await session.call_tool("type_text", {"text": "x", "session": "nosuch", "host": HOST})
+        )
+        assert typed["code"] == "session_not_found"
 
 
 async def test_sshd_down_is_a_transport_error(link: Link) -> None:
