@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
 
 from agentty_core.errors import AgenttyError, TransportError, UsageError
 
 TYPE_CHECKING = False  # without importing typing: every AGENTTY_HOST call comes through here
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from agentty_core.remote.hosts import Host
 
 # Commands that run on this machine even when AGENTTY_HOST is set; `--host` refuses them.
@@ -90,10 +91,10 @@ def main(words: Sequence[str]) -> int:
         return 130
 
 
-def _home_root() -> os.PathLike[str]:
-    from agentty_core.paths import Home
+def _home_root() -> str:
+    from agentty_core.remote.transport import home_root  # the lean check, as the fast lane
 
-    return Home.resolve().root
+    return home_root()
 
 
 def _forward(host: Host, words: list[str], command: str | None) -> int:

@@ -17,16 +17,20 @@ A host string never becomes an option of ssh or of the command prefix: one that 
 
 from __future__ import annotations
 
-import contextlib
 import os
-import re
 import sys
-from pathlib import Path
 
 from agentty_core.errors import UsageError
 
+TYPE_CHECKING = False  # every `--host` call imports this module: no re, no pathlib
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
 # user@host, host, or an IPv6 literal in brackets; no spaces, no leading '-'.
-_DEST_RE = re.compile(r"^[A-Za-z0-9_.%+@:\[\]~-]+$")
+_DEST_CHARS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.%+@:[]~-"
+)  # user@host, host, or an IPv6 literal in brackets; no spaces, no leading '-'
 _KEYS = frozenset({"ssh", "ssh_config", "command", "agentty", "home"})
 
 
@@ -85,8 +89,14 @@ class Host:
 
 
 def config_path() -> Path:
+    from pathlib import Path
+
+    return Path(_config_file())
+
+
+def _config_file() -> str:
     base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "agentty" / "hosts.toml"
+    return os.path.join(base, "agentty", "hosts.toml")
 
 
 def _refuse(what: str, value: str) -> UsageError:
@@ -115,7 +125,7 @@ def parse_destination(text: str) -> tuple[str, int | None]:
             dest, _, port_text = dest.partition(":")
             port = _port(text, port_text)
         dest = dest.replace("[", "").replace("]", "")
-    if not dest or dest.startswith("-") or not _DEST_RE.match(dest) or dest.startswith("@"):
+    if not dest or dest.startswith("-") or not set(dest) <= _DEST_CHARS or dest.startswith("@"):
         raise _refuse("host", text)
     return dest, port
 
@@ -126,16 +136,16 @@ def _port(text: str, port_text: str) -> int:
     return int(port_text)
 
 
-def load_entries(path: Path | None = None) -> dict[str, dict[str, object]]:
+def load_entries(path: str | os.PathLike[str] | None = None) -> dict[str, dict[str, object]]:
     """The `[hosts.NAME]` tables of hosts.toml; {} when the file does not exist.
 
     The parsed tables are kept in the private home (`hosts.cache`, marshal), keyed by the
     file's identity, size and mtime: `tomllib` (and the `typing` and `datetime` it imports)
     costs a `--host` call more than everything else it does here."""
-    path = path or config_path()
+    path = os.fspath(path) if path else _config_file()
     try:
         with open(path, "rb") as f:
-            stamp = _stamp(str(path), os.fstat(f.fileno()))
+            stamp = _stamp(path, os.fstat(f.fileno()))
             cached = _cached(stamp)
             if cached is not None:
                 return cached
@@ -170,13 +180,10 @@ def _stamp(path: str, st: os.stat_result) -> tuple[object, ...]:
 
 def _cache_file() -> str | None:
     """`<home>/hosts.cache` when the home exists and is private (never created for this)."""
-    from agentty_core.errors import AgenttyError
-    from agentty_core.paths import Home
+    from agentty_core.remote import transport
 
-    try:
-        return str(Home.resolve(create=False).root / "hosts.cache")
-    except (AgenttyError, OSError):
-        return None
+    root = transport.default_home()
+    return os.path.join(root, "hosts.cache") if transport.private_dir(root) else None
 
 
 def _cached(stamp: tuple[object, ...]) -> dict[str, dict[str, object]] | None:
@@ -216,11 +223,13 @@ def _cache(stamp: tuple[object, ...], entries: dict[str, dict[str, object]]) -> 
             os.close(fd)
         os.replace(temp, where)
     except (OSError, ValueError):
-        with contextlib.suppress(OSError):
+        try:  # noqa: SIM105  (contextlib stays off the --host path)
             os.unlink(f"{where}.{os.getpid()}")
+        except OSError:
+            pass
 
 
-def _entry(name: str, entry: dict[str, object], path: Path) -> Host:
+def _entry(name: str, entry: dict[str, object], path: str) -> Host:
     where = f"{path} [hosts.{name}]"
     unknown = set(entry) - _KEYS
     if unknown:
@@ -258,19 +267,19 @@ def _entry(name: str, entry: dict[str, object], path: Path) -> Host:
     )
 
 
-def resolve(name: str, path: Path | None = None) -> Host:
+def resolve(name: str, path: str | os.PathLike[str] | None = None) -> Host:
     """The host `name` means: a hosts.toml entry first, else an ssh destination."""
     if not name or name.startswith("-") or not name.isprintable() or name.strip() != name:
         raise _refuse("host", name)
-    path = path or config_path()
-    entries = load_entries(path)
+    where = os.fspath(path) if path else _config_file()
+    entries = load_entries(where)
     if name in entries:
-        return _entry(name, entries[name], path)
+        return _entry(name, entries[name], where)
     dest, port = parse_destination(name)
     return Host(name, destination=dest, port=port)
 
 
-def configured(path: Path | None = None) -> list[Host]:
+def configured(path: str | os.PathLike[str] | None = None) -> list[Host]:
     """Every host of hosts.toml, in file order (the dashboard shows them all)."""
-    path = path or config_path()
-    return [_entry(name, entry, path) for name, entry in load_entries(path).items()]
+    where = os.fspath(path) if path else _config_file()
+    return [_entry(name, entry, where) for name, entry in load_entries(where).items()]

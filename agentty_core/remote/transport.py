@@ -17,18 +17,20 @@ whose stdout, stderr and exit code are the remote command's. What is ours:
 from __future__ import annotations
 
 import os
-import shlex
 import sys
-from collections.abc import Sequence
-from pathlib import Path  # loaded already: agentty_core.paths imports it
 
 from agentty_core.errors import TransportError
-from agentty_core.paths import ensure_private_dir
-from agentty_core.remote.hosts import Host
 
-TYPE_CHECKING = False  # `--host` calls pay for every import here: subprocess is imported late
+# A `--host` call pays for every import here, as the fast lane does: nothing beyond the
+# interpreter's own modules on the way to ssh (no re, pathlib, collections, subprocess);
+# the full path's checks (agentty_core.paths) run when the lean ones do not pass.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
+    from collections.abc import Sequence
+
+    from agentty_core.remote.hosts import Host
+
 
 CONNECT_TIMEOUT = 10  # seconds; AGENTTY_CONNECT_TIMEOUT overrides it
 CONTROL_PERSIST = 300  # seconds an idle master stays up
@@ -44,7 +46,48 @@ def connect_timeout() -> int:
     return int(text) if text.isdigit() and int(text) > 0 else CONNECT_TIMEOUT
 
 
-def control_path(host: Host, home_root: os.PathLike[str]) -> str | None:
+def private_dir(path: str) -> bool:
+    """Ours, a real directory, closed to others (what `paths.ensure_private_dir` demands of
+    it; the fast lane's check, `cli.hotread.private_dir`)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return (
+        (st.st_mode & 0o170000) == 0o040000
+        and st.st_uid == os.getuid()
+        and not (st.st_mode & 0o077)
+    )
+
+
+def default_home() -> str:
+    """Where the home is (`paths.default_home`), as a string, checked by nobody yet."""
+    root = os.environ.get("AGENTTY_HOME") or os.path.join(os.path.expanduser("~"), ".agentty")
+    return os.path.abspath(os.path.expanduser(root))
+
+
+def home_root() -> str:
+    """This machine's agentty home (the ssh masters' sockets live in it): the lean check
+    when it passes, else `Home.resolve()`, which creates it or says what is wrong."""
+    root = default_home()
+    if private_dir(root):
+        return root
+    from agentty_core.paths import Home
+
+    return str(Home.resolve().root)
+
+
+def quote(word: str) -> str:
+    """`shlex.quote` (the same output) without importing `re`."""
+    if word and all(c in _SAFE for c in word):
+        return word
+    return "'" + word.replace("'", "'\"'\"'") + "'"
+
+
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-")
+
+
+def control_path(host: Host, home_root: str | os.PathLike[str]) -> str | None:
     """The master's socket for `host`, in `<home>/ssh/` (0700); None when the path would not
     fit in a socket address (then every call makes its own connection)."""
     key = f"{host.ssh_config}\0{host.destination}\0{host.port}".encode()
@@ -52,7 +95,12 @@ def control_path(host: Host, home_root: os.PathLike[str]) -> str | None:
     path = os.path.join(directory, _sha256(key)[:16])
     if len(os.fsencode(path)) > _MAX_CONTROL_PATH:
         return None
-    ensure_private_dir(Path(directory))
+    if not private_dir(directory):
+        from pathlib import Path
+
+        from agentty_core.paths import ensure_private_dir
+
+        ensure_private_dir(Path(directory))
     return path
 
 
@@ -69,7 +117,7 @@ def _sha256(data: bytes) -> str:
     return str(module.sha256(data).hexdigest())
 
 
-def _ssh_options(host: Host, home_root: os.PathLike[str]) -> list[str]:
+def _ssh_options(host: Host, home_root: str | os.PathLike[str]) -> list[str]:
     opts = ["ssh", "-a", "-x", "-T"]
     if host.ssh_config:
         opts += ["-F", host.ssh_config]
@@ -103,14 +151,14 @@ def remote_words(host: Host, words: Sequence[str]) -> list[str]:
     return [*prefix, host.agentty, *words]
 
 
-def argv_for(host: Host, words: Sequence[str], home_root: os.PathLike[str]) -> list[str]:
+def argv_for(host: Host, words: Sequence[str], home_root: str | os.PathLike[str]) -> list[str]:
     """The local argv that runs `agentty WORDS` on `host`."""
     remote = remote_words(host, words)
     if host.command is not None:
         return [*host.command, *remote]
     assert host.destination is not None
     # One string for the remote shell, each word quoted: it arrives as this exact argv.
-    return [*_ssh_options(host, home_root), "--", host.destination, shlex.join(remote)]
+    return [*_ssh_options(host, home_root), "--", host.destination, " ".join(map(quote, remote))]
 
 
 def _env() -> dict[str, str]:
@@ -121,7 +169,7 @@ def _env() -> dict[str, str]:
     return env
 
 
-def close_master(host: Host, home_root: os.PathLike[str]) -> None:
+def close_master(host: Host, home_root: str | os.PathLike[str]) -> None:
     """End the host's ssh master, if one runs (tests, and a host removed from the config)."""
     if host.command is not None:
         return
@@ -220,7 +268,7 @@ def _spawn_error(host: Host, argv: Sequence[str], exc: OSError) -> TransportErro
 def run(
     host: Host,
     words: Sequence[str],
-    home_root: os.PathLike[str],
+    home_root: str | os.PathLike[str],
     *,
     stdin: bool = False,
     input: bytes | None = None,
@@ -293,7 +341,7 @@ def _run_with_input(host: Host, argv: list[str], data: bytes) -> int:
 def capture(
     host: Host,
     words: Sequence[str],
-    home_root: os.PathLike[str],
+    home_root: str | os.PathLike[str],
     *,
     input: bytes | None = None,
     timeout: float | None = None,
@@ -329,7 +377,7 @@ def capture(
 
 
 def open_pipe(
-    host: Host, words: Sequence[str], home_root: os.PathLike[str]
+    host: Host, words: Sequence[str], home_root: str | os.PathLike[str]
 ) -> subprocess.Popen[bytes]:
     """`agentty WORDS` on `host` with its stdin and stdout as pipes (the relay's channel)."""
     import subprocess
