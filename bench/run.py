@@ -32,6 +32,7 @@ SCRIPTS = [
     "bench_dashboard",
     "bench_tasks",
     "bench_mcp",
+    "bench_remote",
 ]
 HERE = Path(__file__).resolve().parent
 

@@ -7,7 +7,10 @@ and its worker checked as for any command (the socket's peer must be the recorde
 an unknown or ended session is the usual one-line error and exit code, before any byte.
 
 End of stdin half-closes the socket, so answers still pending are delivered; the relay ends
-when the worker closes the connection or stdout goes away.
+when the worker closes the connection or stdout goes away. A pipe's reader going away (the
+ssh channel closed: the caller cancelled a wait, or died) is seen at once, not at the next
+answer, so the connection closes and the worker drops a pending wait then, not at its
+timeout.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import contextlib
 import os
 import selectors
 import socket
+import stat
 
 from agentty_core.client import Client
 from agentty_core.errors import WorkerUnreachable
@@ -47,9 +51,13 @@ def _bridge(sock: socket.socket, stdin: int, stdout: int) -> int:
     sel = selectors.DefaultSelector()
     sel.register(stdin, selectors.EVENT_READ, "in")
     sel.register(sock, selectors.EVENT_READ, "sock")
+    if _is_pipe(stdout):  # a pipe's write end reports only an error: its reader is gone
+        sel.register(stdout, selectors.EVENT_READ, "out")
     try:
         while True:
             for key, _ in sel.select():
+                if key.data == "out":
+                    return 0  # nobody reads any more: the far end went away
                 if key.data == "in":
                     try:
                         data = os.read(stdin, CHUNK)
@@ -79,6 +87,13 @@ def _bridge(sock: socket.socket, stdin: int, stdout: int) -> int:
                         return 0  # nobody reads any more: the far end went away
     finally:
         sel.close()
+
+
+def _is_pipe(fd: int) -> bool:
+    try:
+        return stat.S_ISFIFO(os.fstat(fd).st_mode)
+    except OSError:
+        return False
 
 
 def _write_all(fd: int, data: bytes) -> None:

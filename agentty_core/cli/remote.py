@@ -9,15 +9,15 @@ make sense on this machine, feeding a local `text --file F` through stdin, and
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from collections.abc import Sequence
 
 from agentty_core.errors import AgenttyError, TransportError, UsageError
 
 TYPE_CHECKING = False  # without importing typing: every AGENTTY_HOST call comes through here
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from agentty_core.remote.hosts import Host
 
 # Commands that run on this machine even when AGENTTY_HOST is set; `--host` refuses them.
@@ -91,10 +91,10 @@ def main(words: Sequence[str]) -> int:
         return 130
 
 
-def _home_root() -> os.PathLike[str]:
-    from agentty_core.paths import Home
+def _home_root() -> str:
+    from agentty_core.remote.transport import home_root  # the lean check, as the fast lane
 
-    return Home.resolve().root
+    return home_root()
 
 
 def _forward(host: Host, words: list[str], command: str | None) -> int:
@@ -134,6 +134,8 @@ def _check(name: str, ok: bool, detail: str, fix: str = "") -> dict[str, object]
 
 def doctor(host: Host, words: list[str]) -> int:
     """The link, the remote agentty's version, then the remote doctor's own checks."""
+    import json  # here, not at the top: every forwarded command imports this module
+
     from agentty_core._version import __version__
     from agentty_core.remote import transport
 
@@ -183,6 +185,8 @@ def doctor(host: Host, words: list[str]) -> int:
 def _report(name: str, checks: list[dict[str, object]], as_json: bool) -> int:
     ok = all(c["ok"] for c in checks)
     if as_json:
+        import json
+
         sys.stdout.write(json.dumps({"ok": ok, "host": name, "checks": checks}) + "\n")
     else:
         for check in checks:

@@ -271,9 +271,10 @@ class RemoteClient:
                 raise
         except SessionNotRunning:
             pass
-        return self._cli_wait(sid, params, timeout)
+        return self.cli_wait(sid, params, timeout)
 
-    def _cli_wait(self, sid: str, params: JSONObject, timeout: float) -> JSONObject:
+    def cli_wait(self, sid: str, params: JSONObject, timeout: float) -> JSONObject:
+        """The wait, by the remote command line (an ended session's last screen, its exit)."""
         words = ["wait", "-s", sid, "--timeout", str(timeout)]
         for key, flag in _WAIT_FLAGS.items():
             if params.get(key) is not None:

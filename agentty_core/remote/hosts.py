@@ -18,29 +18,70 @@ A host string never becomes an option of ssh or of the command prefix: one that 
 from __future__ import annotations
 
 import os
-import re
 import sys
-from dataclasses import dataclass
-from pathlib import Path
 
 from agentty_core.errors import UsageError
 
+TYPE_CHECKING = False  # every `--host` call imports this module: no re, no pathlib
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
 # user@host, host, or an IPv6 literal in brackets; no spaces, no leading '-'.
-_DEST_RE = re.compile(r"^[A-Za-z0-9_.%+@:\[\]~-]+$")
+_DEST_CHARS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.%+@:[]~-"
+)  # user@host, host, or an IPv6 literal in brackets; no spaces, no leading '-'
 _KEYS = frozenset({"ssh", "ssh_config", "command", "agentty", "home"})
 
 
-@dataclass(frozen=True)
+_FIELDS = ("name", "destination", "port", "ssh_config", "command", "agentty", "home")
+
+
 class Host:
-    """One remote agentty: how to reach it and which agentty and home to use there."""
+    """One remote agentty: how to reach it and which agentty and home to use there.
+
+    Immutable, compared and hashed by value. A plain class rather than a dataclass: every
+    `--host` call builds one, and `dataclasses` costs its importer `inspect` and `ast`."""
+
+    __slots__ = _FIELDS
 
     name: str  # as given on the command line (an entry's name or the destination itself)
-    destination: str | None = None  # ssh's destination, without a port
-    port: int | None = None
-    ssh_config: str | None = None
-    command: tuple[str, ...] | None = None  # the argv prefix of the `command` transport
-    agentty: str = "agentty"
-    home: str | None = None
+    destination: str | None  # ssh's destination, without a port
+    port: int | None
+    ssh_config: str | None
+    command: tuple[str, ...] | None  # the argv prefix of the `command` transport
+    agentty: str
+    home: str | None
+
+    def __init__(
+        self,
+        name: str,
+        destination: str | None = None,
+        port: int | None = None,
+        ssh_config: str | None = None,
+        command: tuple[str, ...] | None = None,
+        agentty: str = "agentty",
+        home: str | None = None,
+    ) -> None:
+        values = (name, destination, port, ssh_config, command, agentty, home)
+        for slot, value in zip(_FIELDS, values, strict=True):
+            object.__setattr__(self, slot, value)
+
+    def __setattr__(self, key: str, value: object) -> None:
+        raise AttributeError(f"Host is immutable: cannot set {key}")
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, slot) for slot in _FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Host) and self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{slot}={getattr(self, slot)!r}" for slot in _FIELDS)
+        return f"Host({fields})"
 
     @property
     def transport(self) -> str:
@@ -48,8 +89,14 @@ class Host:
 
 
 def config_path() -> Path:
+    from pathlib import Path
+
+    return Path(_config_file())
+
+
+def _config_file() -> str:
     base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "agentty" / "hosts.toml"
+    return os.path.join(base, "agentty", "hosts.toml")
 
 
 def _refuse(what: str, value: str) -> UsageError:
@@ -78,7 +125,7 @@ def parse_destination(text: str) -> tuple[str, int | None]:
             dest, _, port_text = dest.partition(":")
             port = _port(text, port_text)
         dest = dest.replace("[", "").replace("]", "")
-    if not dest or dest.startswith("-") or not _DEST_RE.match(dest) or dest.startswith("@"):
+    if not dest or dest.startswith("-") or not set(dest) <= _DEST_CHARS or dest.startswith("@"):
         raise _refuse("host", text)
     return dest, port
 
@@ -89,11 +136,20 @@ def _port(text: str, port_text: str) -> int:
     return int(port_text)
 
 
-def load_entries(path: Path | None = None) -> dict[str, dict[str, object]]:
-    """The `[hosts.NAME]` tables of hosts.toml; {} when the file does not exist."""
-    path = path or config_path()
+def load_entries(path: str | os.PathLike[str] | None = None) -> dict[str, dict[str, object]]:
+    """The `[hosts.NAME]` tables of hosts.toml; {} when the file does not exist.
+
+    The parsed tables are kept in the private home (`hosts.cache`, marshal), keyed by the
+    file's identity, size and mtime: `tomllib` (and the `typing` and `datetime` it imports)
+    costs a `--host` call more than everything else it does here."""
+    path = os.fspath(path) if path else _config_file()
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            stamp = _stamp(path, os.fstat(f.fileno()))
+            cached = _cached(stamp)
+            if cached is not None:
+                return cached
+            data = f.read()
     except FileNotFoundError:
         return {}
     except OSError as exc:
@@ -114,10 +170,66 @@ def load_entries(path: Path | None = None) -> dict[str, dict[str, object]]:
         if not isinstance(entry, dict):
             raise UsageError(f"{path}: [hosts.{name}] must be a table")
         entries[str(name)] = entry
+    _cache(stamp, entries)
     return entries
 
 
-def _entry(name: str, entry: dict[str, object], path: Path) -> Host:
+def _stamp(path: str, st: os.stat_result) -> tuple[object, ...]:
+    return (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _cache_file() -> str | None:
+    """`<home>/hosts.cache` when the home exists and is private (never created for this)."""
+    from agentty_core.remote import transport
+
+    root = transport.default_home()
+    return os.path.join(root, "hosts.cache") if transport.private_dir(root) else None
+
+
+def _cached(stamp: tuple[object, ...]) -> dict[str, dict[str, object]] | None:
+    import marshal  # built in: free
+
+    where = _cache_file()
+    if where is None:
+        return None
+    try:
+        with open(where, "rb") as f:
+            key, entries = marshal.loads(f.read())
+    except (OSError, ValueError, EOFError, TypeError):
+        return None
+    if key != stamp or not isinstance(entries, dict):
+        return None
+    if not all(isinstance(k, str) and isinstance(v, dict) for k, v in entries.items()):
+        return None
+    return entries
+
+
+def _cache(stamp: tuple[object, ...], entries: dict[str, dict[str, object]]) -> None:
+    """Keep the parsed tables for the next call (atomically; a failure only costs a parse)."""
+    import marshal
+
+    where = _cache_file()
+    if where is None:
+        return
+    try:
+        # A TOML date cannot be marshalled (ValueError): such a file is parsed every time.
+        data = memoryview(marshal.dumps((stamp, entries)))  # type: ignore[arg-type]
+        temp = f"{where}.{os.getpid()}"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        try:
+            while data:
+                data = data[os.write(fd, data) :]
+        finally:
+            os.close(fd)
+        os.replace(temp, where)
+    except (OSError, ValueError):
+        try:  # noqa: SIM105  (contextlib stays off the --host path)
+            os.unlink(f"{where}.{os.getpid()}")
+        except OSError:
+            pass
+
+
+def _entry(name: str, entry: dict[str, object], path: str) -> Host:
     where = f"{path} [hosts.{name}]"
     unknown = set(entry) - _KEYS
     if unknown:
@@ -155,19 +267,19 @@ def _entry(name: str, entry: dict[str, object], path: Path) -> Host:
     )
 
 
-def resolve(name: str, path: Path | None = None) -> Host:
+def resolve(name: str, path: str | os.PathLike[str] | None = None) -> Host:
     """The host `name` means: a hosts.toml entry first, else an ssh destination."""
     if not name or name.startswith("-") or not name.isprintable() or name.strip() != name:
         raise _refuse("host", name)
-    path = path or config_path()
-    entries = load_entries(path)
+    where = os.fspath(path) if path else _config_file()
+    entries = load_entries(where)
     if name in entries:
-        return _entry(name, entries[name], path)
+        return _entry(name, entries[name], where)
     dest, port = parse_destination(name)
     return Host(name, destination=dest, port=port)
 
 
-def configured(path: Path | None = None) -> list[Host]:
+def configured(path: str | os.PathLike[str] | None = None) -> list[Host]:
     """Every host of hosts.toml, in file order (the dashboard shows them all)."""
-    path = path or config_path()
-    return [_entry(name, entry, path) for name, entry in load_entries(path).items()]
+    where = os.fspath(path) if path else _config_file()
+    return [_entry(name, entry, where) for name, entry in load_entries(where).items()]

@@ -24,6 +24,7 @@ from agentty_core.errors import (
     AgenttyError,
     ProtocolError,
     RemoteError,
+    SessionNotFound,
     SessionNotRunning,
     SpawnError,
     UsageError,
@@ -41,6 +42,8 @@ def cli_error(code: int, stderr: str, screen: dict[str, object] | None = None) -
     said = [line.removeprefix("agentty: error: ") for line in lines if line.startswith("agentty:")]
     message = (said or lines or [f"remote agentty exited {code}"])[-1].strip()
     if code == 2:
+        if message.startswith("no such session: "):
+            return SessionNotFound(message.removeprefix("no such session: "))
         return UsageError(message)
     if code == 3:
         return WaitTimeout(message, screen)

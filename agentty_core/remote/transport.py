@@ -16,17 +16,21 @@ whose stdout, stderr and exit code are the remote command's. What is ours:
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shlex
-import subprocess
 import sys
-from collections.abc import Sequence
-from pathlib import Path
 
 from agentty_core.errors import TransportError
-from agentty_core.paths import ensure_private_dir
-from agentty_core.remote.hosts import Host
+
+# A `--host` call pays for every import here, as the fast lane does: nothing beyond the
+# interpreter's own modules on the way to ssh (no re, pathlib, collections, subprocess);
+# the full path's checks (agentty_core.paths) run when the lean ones do not pass.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import subprocess
+    from collections.abc import Sequence
+
+    from agentty_core.remote.hosts import Host
+
 
 CONNECT_TIMEOUT = 10  # seconds; AGENTTY_CONNECT_TIMEOUT overrides it
 CONTROL_PERSIST = 300  # seconds an idle master stays up
@@ -42,19 +46,78 @@ def connect_timeout() -> int:
     return int(text) if text.isdigit() and int(text) > 0 else CONNECT_TIMEOUT
 
 
-def control_path(host: Host, home_root: os.PathLike[str]) -> str | None:
+def private_dir(path: str) -> bool:
+    """Ours, a real directory, closed to others (what `paths.ensure_private_dir` demands of
+    it; the fast lane's check, `cli.hotread.private_dir`)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return (
+        (st.st_mode & 0o170000) == 0o040000
+        and st.st_uid == os.getuid()
+        and not (st.st_mode & 0o077)
+    )
+
+
+def default_home() -> str:
+    """Where the home is (`paths.default_home`), as a string, checked by nobody yet."""
+    root = os.environ.get("AGENTTY_HOME") or os.path.join(os.path.expanduser("~"), ".agentty")
+    return os.path.abspath(os.path.expanduser(root))
+
+
+def home_root() -> str:
+    """This machine's agentty home (the ssh masters' sockets live in it): the lean check
+    when it passes, else `Home.resolve()`, which creates it or says what is wrong."""
+    root = default_home()
+    if private_dir(root):
+        return root
+    from agentty_core.paths import Home
+
+    return str(Home.resolve().root)
+
+
+def quote(word: str) -> str:
+    """`shlex.quote` (the same output) without importing `re`."""
+    if word and all(c in _SAFE for c in word):
+        return word
+    return "'" + word.replace("'", "'\"'\"'") + "'"
+
+
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-")
+
+
+def control_path(host: Host, home_root: str | os.PathLike[str]) -> str | None:
     """The master's socket for `host`, in `<home>/ssh/` (0700); None when the path would not
     fit in a socket address (then every call makes its own connection)."""
     key = f"{host.ssh_config}\0{host.destination}\0{host.port}".encode()
-    directory = Path(home_root) / "ssh"
-    path = str(directory / hashlib.sha256(key).hexdigest()[:16])
+    directory = os.path.join(os.fspath(home_root), "ssh")
+    path = os.path.join(directory, _sha256(key)[:16])
     if len(os.fsencode(path)) > _MAX_CONTROL_PATH:
         return None
-    ensure_private_dir(directory)
+    if not private_dir(directory):
+        from pathlib import Path
+
+        from agentty_core.paths import ensure_private_dir
+
+        ensure_private_dir(Path(directory))
     return path
 
 
-def _ssh_options(host: Host, home_root: os.PathLike[str]) -> list[str]:
+def _sha256(data: bytes) -> str:
+    """The interpreter's built-in SHA-256 when it has one (hashlib loads OpenSSL: slower to
+    import than the whole rest of a `--host` call's own work)."""
+    for name in ("_sha256", "_sha2", "hashlib"):  # CPython <= 3.11, 3.12+, anywhere
+        try:
+            module = __import__(name)
+        except ImportError:
+            continue
+        if hasattr(module, "sha256"):
+            break
+    return str(module.sha256(data).hexdigest())
+
+
+def _ssh_options(host: Host, home_root: str | os.PathLike[str]) -> list[str]:
     opts = ["ssh", "-a", "-x", "-T"]
     if host.ssh_config:
         opts += ["-F", host.ssh_config]
@@ -88,14 +151,14 @@ def remote_words(host: Host, words: Sequence[str]) -> list[str]:
     return [*prefix, host.agentty, *words]
 
 
-def argv_for(host: Host, words: Sequence[str], home_root: os.PathLike[str]) -> list[str]:
+def argv_for(host: Host, words: Sequence[str], home_root: str | os.PathLike[str]) -> list[str]:
     """The local argv that runs `agentty WORDS` on `host`."""
     remote = remote_words(host, words)
     if host.command is not None:
         return [*host.command, *remote]
     assert host.destination is not None
     # One string for the remote shell, each word quoted: it arrives as this exact argv.
-    return [*_ssh_options(host, home_root), "--", host.destination, shlex.join(remote)]
+    return [*_ssh_options(host, home_root), "--", host.destination, " ".join(map(quote, remote))]
 
 
 def _env() -> dict[str, str]:
@@ -106,7 +169,7 @@ def _env() -> dict[str, str]:
     return env
 
 
-def close_master(host: Host, home_root: os.PathLike[str]) -> None:
+def close_master(host: Host, home_root: str | os.PathLike[str]) -> None:
     """End the host's ssh master, if one runs (tests, and a host removed from the config)."""
     if host.command is not None:
         return
@@ -114,6 +177,8 @@ def close_master(host: Host, home_root: os.PathLike[str]) -> None:
     if path is None or not os.path.exists(path):
         return
     assert host.destination is not None
+    import subprocess
+
     subprocess.run(
         [*_ssh_options(host, home_root), "-O", "exit", "--", host.destination],
         stdin=subprocess.DEVNULL,
@@ -203,7 +268,7 @@ def _spawn_error(host: Host, argv: Sequence[str], exc: OSError) -> TransportErro
 def run(
     host: Host,
     words: Sequence[str],
-    home_root: os.PathLike[str],
+    home_root: str | os.PathLike[str],
     *,
     stdin: bool = False,
     input: bytes | None = None,
@@ -211,13 +276,56 @@ def run(
     """Run `agentty WORDS` on `host` with our stdout (and our stdin if `stdin`, or `input`);
     its stderr and exit code as a local call's. Raises TransportError when the link failed."""
     argv = argv_for(host, words, home_root)
-    pipe_in = subprocess.PIPE if input is not None else None if stdin else subprocess.DEVNULL
+    if input is not None:
+        return _run_with_input(host, argv, input)
+    code, stderr = _spawn_and_wait(host, argv, stdin)
+    failure = classify(host, code, stderr)
+    if failure is not None:
+        raise failure
+    if stderr:
+        sys.stderr.write(stderr)
+    return code
+
+
+def _spawn_and_wait(host: Host, argv: list[str], stdin: bool) -> tuple[int, str]:
+    """Run argv with our stdout (and our stdin, or /dev/null), its stderr read here; the
+    exit code and stderr. posix_spawn and a pipe: `subprocess` is not imported for it."""
+    read_end, write_end = os.pipe()  # both close-on-exec; dup2 gives the child a copy
+    actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = [
+        (os.POSIX_SPAWN_DUP2, write_end, 2)
+    ]
+    if not stdin:
+        actions.append((os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0))
     try:
-        proc = subprocess.Popen(argv, stdin=pipe_in, stderr=subprocess.PIPE, env=_env())
+        pid = os.posix_spawnp(argv[0], argv, _env(), file_actions=actions)
+    except OSError as exc:
+        os.close(read_end)
+        raise _spawn_error(host, argv, exc) from None
+    finally:
+        os.close(write_end)
+    chunks = []
+    try:
+        while chunk := os.read(read_end, 1 << 16):
+            chunks.append(chunk)
+    except KeyboardInterrupt:
+        os.waitpid(pid, 0)  # it got the same SIGINT
+        raise
+    finally:
+        os.close(read_end)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), b"".join(chunks).decode("utf-8", "replace")
+
+
+def _run_with_input(host: Host, argv: list[str], data: bytes) -> int:
+    """`run` with bytes for the remote stdin (`text --file F`)."""
+    import subprocess
+
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
     except OSError as exc:
         raise _spawn_error(host, argv, exc) from None
     try:
-        _, err = proc.communicate(input)
+        _, err = proc.communicate(data)
     except KeyboardInterrupt:
         proc.wait()  # it got the same SIGINT
         raise
@@ -233,7 +341,7 @@ def run(
 def capture(
     host: Host,
     words: Sequence[str],
-    home_root: os.PathLike[str],
+    home_root: str | os.PathLike[str],
     *,
     input: bytes | None = None,
     timeout: float | None = None,
@@ -242,6 +350,8 @@ def capture(
     """Run `agentty WORDS` on `host`: (exit code, stdout, stderr). Raises TransportError when
     the link failed, or when it gave no answer within `timeout`. The process is in `running`
     while it runs, so another thread can end it (a dashboard that quits)."""
+    import subprocess
+
     argv = argv_for(host, words, home_root)
     try:
         proc = subprocess.Popen(
@@ -274,9 +384,11 @@ def capture(
 
 
 def open_pipe(
-    host: Host, words: Sequence[str], home_root: os.PathLike[str]
+    host: Host, words: Sequence[str], home_root: str | os.PathLike[str]
 ) -> subprocess.Popen[bytes]:
     """`agentty WORDS` on `host` with its stdin and stdout as pipes (the relay's channel)."""
+    import subprocess
+
     argv = argv_for(host, words, home_root)
     try:
         return subprocess.Popen(

@@ -83,3 +83,68 @@ def test_command_argv_has_no_shell(tmp_path: Path) -> None:
     assert transport.argv_for(host, ["get", "a b"], tmp_path) == [
         "docker", "exec", "-i", "c", "agentty", "get", "a b",
     ]  # fmt: skip
+
+
+def test_parsed_entries_are_kept_until_the_file_changes(tmp_path: Path) -> None:
+    """hosts.toml is parsed once and kept in the home (hosts.cache); any edit of the file
+    (same size, same second) is read afresh, a broken cache is parsed over, and a file
+    holding a TOML date (which marshal cannot keep) is parsed every time."""
+    from agentty_core.paths import Home
+
+    cache = Home.resolve().root / "hosts.cache"  # the home exists (no cache makes it)
+    path = tmp_path / "hosts.toml"
+    path.write_text('[hosts.b]\nssh = "me@b1"\n')
+    assert resolve("b", path).destination == "me@b1"
+    assert cache.exists() and cache.stat().st_mode & 0o777 == 0o600
+    assert resolve("b", path).destination == "me@b1"  # from the cache
+    path.write_text('[hosts.b]\nssh = "me@b2"\n')  # the same size
+    assert resolve("b", path).destination == "me@b2"
+    cache.write_bytes(b"\x00garbage")
+    assert resolve("b", path).destination == "me@b2"
+    path.write_text('[hosts.b]\nssh = "me@b3"\n[hosts.d]\nssh = "d"\nwhen = 2026-01-01\n')
+    assert resolve("b", path).destination == "me@b3"
+    with pytest.raises(UsageError, match="unknown key"):
+        resolve("d", path)
+
+
+def test_remote_words_are_quoted_as_shlex_quotes_them() -> None:
+    import random
+    import shlex
+    import string
+
+    rng = random.Random(15)
+    words = ["", "a", "a b", "it's", "$HOME", "x;y", "l1\nl2", "é", "a=b", "-x", "~", "*"]
+    words += ["".join(rng.choice(string.printable + "éß") for _ in range(8)) for _ in range(500)]
+    for word in words:
+        assert transport.quote(word) == shlex.quote(word), word
+
+
+def test_the_host_path_imports_no_heavy_module(tmp_path: Path) -> None:
+    """What every `--host` call imports on its way to ssh: only the interpreter's own modules
+    (as the fast lane), not re, pathlib, collections or subprocess."""
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "hosts.toml"
+    path.write_text('[hosts.b]\nssh = "ssh://me@b:2200"\n')
+    code = (
+        "import sys\n"
+        "from agentty_core.cli import remote\n"
+        "from agentty_core.remote import hosts, transport\n"
+        f"host = hosts.resolve('b', {str(path)!r})\n"
+        "transport.argv_for(host, ['get', 'a b'], remote._home_root())\n"
+        "print(sorted(m for m in ('re', 'pathlib', 'collections', 'subprocess', 'typing')"
+        " if m in sys.modules))\n"
+    )
+    from agentty_core.paths import Home
+
+    Home.resolve()  # the home exists, as after any first call
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ)
+        )
+        for _ in range(2)  # the first parses hosts.toml (tomllib), the second has it kept
+    ]
+    assert all(run.returncode == 0 for run in runs), runs[0].stderr
+    assert runs[1].stdout.strip() == "[]"

@@ -7,8 +7,10 @@ which drops the wait in the worker. What is rare or slow (start, kill, list, an 
 session's last screen, a dead worker's diagnosis) runs `Client`'s own code in a thread, so it
 behaves exactly like the CLI.
 
-The default session belongs to this connection (the one it started or attached last); the
-home's active pointer is the CLI's, and nothing here moves it.
+The default session belongs to this connection (the one it started or attached last, with
+its host); the home's active pointer is the CLI's, and nothing here moves it. `Sessions`
+routes each call to a place: `Local` (this machine) or `remote.Remote` (a host over ssh),
+which have the same async methods.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import ParamSpec, Protocol, TypeVar
 
 import anyio.to_thread
 
@@ -58,6 +60,18 @@ async def in_thread(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> 
         pause = min(pause * 2, 0.2)
 
 
+async def acquire_within(slots: asyncio.Semaphore, timeout: float) -> bool:
+    """Take a slot within `timeout` seconds; a free one is taken even when it is 0."""
+    if not slots.locked():
+        await slots.acquire()  # returns at once
+        return True
+    try:
+        await asyncio.wait_for(slots.acquire(), timeout)
+    except asyncio.TimeoutError:
+        return False
+    return True
+
+
 def _refused(exc: RemoteError | WorkerUnreachable) -> bool:
     """The worker turned the connection away unread: "busy", or (the blocking client sends
     before it reads, and the worker closed first) a broken pipe on the request."""
@@ -66,31 +80,146 @@ def _refused(exc: RemoteError | WorkerUnreachable) -> bool:
     return exc.message.startswith("worker stopped answering")
 
 
+class Place(Protocol):
+    """Where sessions live: this machine (`Local`) or a host (`remote.Remote`). `ref` is an
+    id, a unique id prefix or a name there."""
+
+    host: str | None
+
+    async def resolve(self, ref: str) -> Record: ...
+    async def require_running(self, ref: str) -> Record: ...
+    async def get(self, ref: str, **params: object) -> JSONObject: ...
+    async def act(self, ref: str, method: str, params: JSONObject) -> JSONObject: ...
+    async def wait(self, ref: str, spec: WaitConditions) -> JSONObject: ...
+    async def control(self, ref: str, method: str, params: JSONObject) -> JSONObject: ...
+    async def start(
+        self,
+        argv: list[str] | None,
+        *,
+        shell: str | None,
+        name: str | None,
+        cwd: str | None,
+        cols: int,
+        rows: int,
+        env: dict[str, str] | None,
+        record: bool,
+    ) -> Record: ...
+    async def sessions(self) -> list[Record]: ...
+    async def kill(self, ref: str) -> JSONObject: ...
+    async def record(self, ref: str, on: bool, *, input: bool) -> JSONObject: ...
+    async def logs(self, ref: str) -> tuple[str, bytes]: ...
+    def close(self) -> None: ...
+
+
 class Sessions:
-    """One MCP connection's view of the home: its default session and its worker sockets."""
+    """One MCP connection's sessions: its default (with its host) and a place per host."""
+
+    def __init__(self, client: Client | None = None) -> None:
+        self.local = Local(client)
+        self.default: tuple[str | None, str] | None = None  # (host, session id)
+        self._remote: dict[str, Place] = {}
+        self._hosts: dict[str, str] = {}  # id of a session adopted on a host -> that host
+
+    def place(self, host: str | None) -> Place:
+        """The place `host` names (None: this machine); a host is set up on first use."""
+        if host is None:
+            return self.local
+        place = self._remote.get(host)
+        if place is None:
+            from agentty_core.cli.mcp.remote import Remote
+
+            place = self._remote[host] = Remote(host, self.local.client.home)
+        return place
+
+    def target(self, session: str | None, host: str | None) -> tuple[Place, str]:
+        """Where a call goes and the session it names. Without `session`: the default, on
+        its own host. Without `host`: this machine, unless the session is one this
+        connection started or attached on a host (by its id)."""
+        if host is not None:
+            place = self.place(host)  # a bad host is said first, whatever else is missing
+        if session is None:
+            if self.default is None or (host is not None and self.default[0] != host):
+                raise NoDefaultSession(host)
+            return self.place(self.default[0]), self.default[1]
+        return (place if host is not None else self.place(self._hosts.get(session))), session
+
+    def adopt(self, place: Place, session_id: str) -> None:
+        """Make a session this connection's default (never the home's active one)."""
+        self.default = (place.host, session_id)
+        if place.host is not None:
+            self._hosts[session_id] = place.host
+
+    def is_default(self, place: Place, session_id: object) -> bool:
+        return self.default == (place.host, session_id)
+
+    def close(self) -> None:
+        self.local.close()
+        for place in self._remote.values():
+            place.close()
+
+
+class Local:
+    """This machine's sessions: async to the workers' sockets, `Client` for the rest."""
+
+    host: str | None = None
 
     def __init__(self, client: Client | None = None) -> None:
         self.client = client or Client()
-        self.default: str | None = None
         self._idle: dict[str, list[AsyncConnection]] = {}
         self._wait_slots: dict[str, asyncio.Semaphore] = {}
 
-    # ------------------------------------------------------------ which session
+    async def resolve(self, ref: str) -> Record:
+        return self.client.resolve(ref)  # a read of sessions.json: no thread needed
 
-    def resolve(self, session: str | None) -> Record:
-        """The record `session` names (id, unique id prefix, or name), or the default's."""
-        if session is None:
-            if self.default is None:
-                raise NoDefaultSession
-            session = self.default
-        return self.client.resolve(session)
+    async def require_running(self, ref: str) -> Record:
+        return await in_thread(self.client.require_running, ref)
 
-    def session_id(self, session: str | None) -> str:
-        return str(self.resolve(session)["id"])
+    async def start(
+        self,
+        argv: list[str] | None,
+        *,
+        shell: str | None,
+        name: str | None,
+        cwd: str | None,
+        cols: int,
+        rows: int,
+        env: dict[str, str] | None,
+        record: bool,
+    ) -> Record:
+        return await in_thread(
+            self.client.start,
+            argv,
+            shell=shell,
+            name=name,
+            cwd=cwd,
+            cols=cols,
+            rows=rows,
+            env=env,
+            activate=False,
+            record={"input": False, "markers": False} if record else None,
+        )
 
-    def adopt(self, session_id: str) -> None:
-        """Make a session this connection's default (never the home's active one)."""
-        self.default = session_id
+    async def sessions(self) -> list[Record]:
+        return await in_thread(self.client.sessions, live_info=True)
+
+    async def kill(self, ref: str) -> JSONObject:
+        return await in_thread(self.client.kill, str(self.client.resolve(ref)["id"]))
+
+    async def record(self, ref: str, on: bool, *, input: bool) -> JSONObject:
+        sid = str(self.client.resolve(ref)["id"])
+        return await in_thread(self.client.record, sid, on, input=input)
+
+    async def logs(self, ref: str) -> tuple[str, bytes]:
+        path = self.client.logs(str(self.client.resolve(ref)["id"]))
+        try:
+            return str(path), path.read_bytes()
+        except FileNotFoundError:
+            return str(path), b""
+
+    async def control(self, ref: str, method: str, params: JSONObject) -> JSONObject:
+        """resize, signal: for a running session only."""
+        rec = await self.require_running(str(self.client.resolve(ref)["id"]))
+        return await self.call(rec, method, params)
 
     # ------------------------------------------------------------ the socket
 
@@ -158,9 +287,9 @@ class Sessions:
 
     # ------------------------------------------------------------ the tools' needs
 
-    async def get(self, session: str | None, **params: object) -> JSONObject:
+    async def get(self, ref: str, **params: object) -> JSONObject:
         """The screen of a running session, or the last screen of an ended one."""
-        rec = self.resolve(session)
+        rec = self.client.resolve(ref)
         if is_live(rec):
             try:
                 return await self.call(rec, "get", dict(params))
@@ -169,10 +298,10 @@ class Sessions:
                     raise
         return await in_thread(self.client.get, str(rec["id"]), **params)
 
-    async def act(self, session: str | None, method: str, params: JSONObject) -> JSONObject:
+    async def act(self, ref: str, method: str, params: JSONObject) -> JSONObject:
         """Input (text, key) for a running session: an ended one is `SessionNotRunning`.
         A long text goes through `Client.text`, which sends it in parts the worker takes."""
-        rec = self.resolve(session)
+        rec = self.client.resolve(ref)
         data = params.get("data")
         if method == "text" and isinstance(data, str) and len(data) > LONG_TEXT:
             enter, paste = params.get("enter") is True, params.get("paste") is True
@@ -193,10 +322,10 @@ class Sessions:
             slots = self._wait_slots[sid] = asyncio.Semaphore(WAIT_SLOTS)
         return slots
 
-    async def wait(self, session: str | None, spec: WaitConditions) -> JSONObject:
+    async def wait(self, ref: str, spec: WaitConditions) -> JSONObject:
         """Until a condition holds (the worker decides); WaitTimeout with the screen after
         `spec.timeout`. Holds a socket while pending, never a thread."""
-        rec = self.resolve(session)
+        rec = self.client.resolve(ref)
         sid = str(rec["id"])
         conditions = spec.conditions()
         if not is_live(rec):
@@ -204,9 +333,7 @@ class Sessions:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + spec.timeout
         slots = self._slots(sid)
-        try:
-            await asyncio.wait_for(slots.acquire(), spec.timeout)
-        except asyncio.TimeoutError:
+        if not await acquire_within(slots, spec.timeout):
             raise WaitTimeout(
                 f"wait timed out after {spec.timeout:g}s", await self.get(sid)
             ) from None

@@ -26,6 +26,7 @@ from agentty_core.errors import (
     SpawnError,
     StateError,
     StateLockTimeout,
+    TransportError,
     UnsafePath,
     UsageError,
     WaitTimeout,
@@ -58,6 +59,8 @@ CODES = (
     "state_locked",
     "unsafe_path",
     "state_error",
+    "invalid_host",
+    "transport_error",
     "failed",
 )
 
@@ -73,9 +76,11 @@ class CodedUsageError(UsageError):
 class NoDefaultSession(UsageError):
     """No `session` given, and this connection has not started or attached one."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str | None = None) -> None:
+        where = "" if host is None else f" on host {host}"
         super().__init__(
-            "no default session on this MCP connection (start or attach one, or pass session)"
+            f"no default session{where} on this MCP connection (start or attach one, or pass "
+            "session)"
         )
 
 
@@ -83,6 +88,7 @@ def code_of(exc: AgenttyError) -> str:
     """The stable code of an error (the most specific class wins)."""
     table: tuple[tuple[type[AgenttyError], str], ...] = (
         (NoDefaultSession, "no_default_session"),
+        (TransportError, "transport_error"),
         (NoActiveSession, "no_default_session"),
         (SessionNotFound, "session_not_found"),
         (AmbiguousSession, "ambiguous_session"),
@@ -124,8 +130,11 @@ def error_result(exc: AgenttyError) -> CallToolResult:
     """The tool's answer to an error: the CLI's line, then `code: <code>` on a line of its
     own; `structuredContent.error` holds both for a program."""
     code = code_of(exc)
+    error: dict[str, object] = {"code": code, "message": str(exc)}
+    if isinstance(exc, TransportError):  # which host, and what failed: auth, timeout, ...
+        error.update(host=exc.host, reason=exc.reason)
     return CallToolResult(
         content=[TextContent(type="text", text=f"{error_line(exc)}\ncode: {code}")],
-        structured_content={"error": {"code": code, "message": str(exc)}},
+        structured_content={"error": error},
         is_error=True,
     )

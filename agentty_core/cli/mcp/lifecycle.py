@@ -48,10 +48,20 @@ def main() -> None:
             traceback.print_exc()
             code = 1
     finally:
+        _end_relays()
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
         os._exit(code)
+
+
+def _end_relays() -> None:
+    """Relays to other hosts end with the server: a pending remote wait's relay would
+    otherwise outlive it (its stdin's end is no reason to stop waiting for the answer)."""
+    if "agentty_core.remote.aio_relay" in sys.modules:  # only if a tool used a host
+        from agentty_core.remote import aio_relay
+
+        aio_relay.end_all()
 
 
 def _client_gone(exc: BaseException) -> bool:

@@ -34,6 +34,16 @@ Session = Annotated[
         )
     ),
 ]
+Host = Annotated[
+    str | None,
+    Field(
+        description=(
+            "Which machine: a host name from hosts.toml or an ssh destination (box, "
+            "user@box, ssh://user@box:2222), reached over ssh. Default: this machine, or the "
+            "default session's host when session is omitted too."
+        )
+    ),
+]
 Timeout = Annotated[
     float,
     Field(
@@ -131,6 +141,7 @@ class WaitResult(Screen):
 
 class Started(_Result):
     id: str = Field(description="The new session's id (now this connection's default).")
+    host: str | None = Field(default=None, description="The host it runs on (none: here).")
     name: str | None = None
     status: str = Field(description="running once the program runs.")
     pid: int | None = Field(default=None, description="The program's process id.")
@@ -195,6 +206,7 @@ class SessionInfo(_Result):
 
 
 class SessionList(_Result):
+    host: str | None = Field(default=None, description="The host listed (none: here).")
     sessions: list[SessionInfo]
     default: str | None = Field(default=None, description="This connection's default session.")
 
@@ -229,5 +241,6 @@ class Recording(_Result):
 
 
 class Log(_Result):
-    path: str = Field(description="The worker's log file.")
+    host: str | None = Field(default=None, description="The host it is on (none: here).")
+    path: str = Field(description="The worker's log file (on that host).")
     log: str = Field(description=f"Its last {LOG_TAIL_BYTES} bytes.")

@@ -21,7 +21,7 @@ from pydantic import Field
 
 from agentty_core._version import __version__
 from agentty_core.cli.mcp import schemas as s
-from agentty_core.cli.mcp.backend import Sessions, in_thread
+from agentty_core.cli.mcp.backend import Place, Sessions, in_thread
 from agentty_core.cli.mcp.errors import CodedUsageError, error_result
 from agentty_core.cli.mcp.view import blocks, page, plain
 from agentty_core.client import Client
@@ -37,7 +37,9 @@ agentty runs interactive programs (REPLs, editors, installers, TUIs) in backgrou
 sessions. Start one, then alternate typing (type_text / press_keys) and waiting (wait) and
 read the rendered screen from the results. Wait for a condition instead of sleeping. The
 session you started or attached last is the default for calls without `session`. A session
-keeps running until you kill it; kill what you start. An error names its cause and a code."""
+keeps running until you kill it; kill what you start. An error names its cause and a code.
+Every tool takes an optional `host` (a hosts.toml name or an ssh destination) to work on the
+sessions of another machine; the default session is addressed on its own host."""
 
 
 def guarded(
@@ -120,43 +122,43 @@ def build_server(client: Client | None = None) -> MCPServer:
         record: Annotated[
             bool, Field(description="Record an asciicast of the session (default false).")
         ] = False,
+        host: s.Host = None,
     ) -> Annotated[CallToolResult, s.Started]:
         """Start a program in a new background terminal session; returns once it runs.
 
-        It becomes this connection's default session (other clients keep theirs). Kill it
-        when done."""
-        rec = await in_thread(
-            sessions.client.start,
-            argv,
-            shell=shell,
-            name=name,
-            cwd=cwd,
-            cols=cols,
-            rows=rows,
-            env=env,
-            activate=False,
-            record={"input": False, "markers": False} if record else None,
+        It becomes this connection's default session (other clients keep theirs), on its
+        host. Kill it when done."""
+        place = sessions.place(host)
+        rec = await place.start(
+            argv, shell=shell, name=name, cwd=cwd, cols=cols, rows=rows, env=env, record=record
         )
-        sessions.adopt(str(rec["id"]))
-        return plain(s.Started.model_validate(dict(rec)))
+        sessions.adopt(place, str(rec["id"]))
+        return plain(s.Started.model_validate({**rec, "host": place.host}))
 
     @tool(annotations=acts)
-    async def attach(session: s.Session = None) -> Annotated[CallToolResult, s.Started]:
+    async def attach(
+        session: s.Session = None, host: s.Host = None
+    ) -> Annotated[CallToolResult, s.Started]:
         """Make a running session this connection's default (the CLI's active one stays)."""
-        rec = await in_thread(sessions.client.require_running, sessions.session_id(session))
-        sessions.adopt(str(rec["id"]))
-        return plain(s.Started.model_validate(dict(rec)))
+        place, ref = sessions.target(session, host)
+        rec = await place.require_running(ref)
+        sessions.adopt(place, str(rec["id"]))
+        return plain(s.Started.model_validate({**rec, "host": place.host}))
 
     @tool(name="list", annotations=read_only)
-    async def list_sessions() -> Annotated[CallToolResult, s.SessionList]:
-        """List the sessions: id, name, status, command, exit code, input state, last activity."""
-        recs = await in_thread(sessions.client.sessions, live_info=True)
+    async def list_sessions(host: s.Host = None) -> Annotated[CallToolResult, s.SessionList]:
+        """List the sessions (of `host`, default this machine): id, name, status, command,
+        exit code, input state, last activity."""
+        place = sessions.place(host)
+        recs = await place.sessions()
         items = [
-            {**rec, "default": rec["id"] == sessions.default}
+            {**rec, "default": sessions.is_default(place, rec["id"])}
             for rec in recs
             if isinstance(rec.get("id"), str)
         ]
-        return plain(s.SessionList.model_validate({"sessions": items, "default": sessions.default}))
+        default = sessions.default[1] if sessions.default else None
+        listed = {"sessions": items, "default": default, "host": place.host}
+        return plain(s.SessionList.model_validate(listed))
 
     @tool(annotations=read_only)
     async def get(
@@ -193,6 +195,7 @@ def build_server(client: Client | None = None) -> MCPServer:
         ansi: Annotated[
             bool, Field(description="Also return the screen with colour escapes (false).")
         ] = False,
+        host: s.Host = None,
     ) -> Annotated[CallToolResult, s.Screen]:
         """Read the rendered screen as plain text (as a person sees it), then its seq, cursor,
         input state and exit as JSON. Works after the program exited (its last screen)."""
@@ -203,7 +206,8 @@ def build_server(client: Client | None = None) -> MCPServer:
         params: JSONObject = {"scrollback": history, "ansi": ansi}
         if lines is not None:
             params["lines"] = lines
-        data = await sessions.get(session, **params)
+        place, ref = sessions.target(session, host)
+        data = await place.get(ref, **params)
         fields = page(data, history=history, offset=offset, limit=limit, search=search)
         return blocks(s.Screen.model_validate(fields))
 
@@ -217,6 +221,7 @@ def build_server(client: Client | None = None) -> MCPServer:
                 description="Pixels per font pixel, 1..4 (default 1: a cell is 8x16 pixels).",
             ),
         ] = 1,
+        host: s.Host = None,
     ) -> Annotated[CallToolResult, s.Screenshot]:
         """A picture of the screen (PNG) with its colours, bold, italics, underline, reverse
         and the cursor, for a model that reads images; then its size and seq as JSON. The
@@ -229,7 +234,8 @@ def build_server(client: Client | None = None) -> MCPServer:
         from agentty_core.render.png import png_bytes
 
         _check("scale", scale, 1, 4)
-        data = await sessions.get(session, ansi=True)
+        place, ref = sessions.target(session, host)
+        data = await place.get(ref, ansi=True)
         png = await in_thread(png_bytes, data, scale=scale)
         seq = data.get("seq")
         meta = s.Screenshot(  # the size from the PNG's header (IHDR)
@@ -249,15 +255,16 @@ def build_server(client: Client | None = None) -> MCPServer:
         session: s.Session = None,
         enter: Annotated[bool, Field(description="Press Enter after it (default false).")] = False,
         wait: s.ThenParam = None,
+        host: s.Host = None,
     ) -> Annotated[CallToolResult, s.Sent]:
         """Type text into the program. Returns the screen seq from before the input; with
         `wait`, also the screen once a condition held on output after the input (so the
         echo of the typed text never satisfies it)."""
-        return await sent(session, [("text", text_params(text, enter=enter))], wait)
+        return await sent(session, host, [("text", text_params(text, enter=enter))], wait)
 
     @tool(annotations=acts)
     async def press_keys(
-        keys: s.Keys, session: s.Session = None, wait: s.ThenParam = None
+        keys: s.Keys, session: s.Session = None, wait: s.ThenParam = None, host: s.Host = None
     ) -> Annotated[CallToolResult, s.Sent]:
         """Press keys in order. An unknown name is an error and nothing is sent. Returns the
         seq from before the input; with `wait`, the screen once a condition held after it."""
@@ -267,17 +274,18 @@ def build_server(client: Client | None = None) -> MCPServer:
         if not keys:
             raise UsageError("press_keys needs at least one key")
         keynames.parse_all(list(keys))  # nothing is sent when one is wrong
-        return await sent(session, [("key", {"keys": keys})], wait)
+        return await sent(session, host, [("key", {"keys": keys})], wait)
 
     @tool(annotations=acts)
     async def paste(
         text: Annotated[str, Field(description="The text; may span lines.")],
         session: s.Session = None,
         wait: s.ThenParam = None,
+        host: s.Host = None,
     ) -> Annotated[CallToolResult, s.Sent]:
         """Paste text (a bracketed paste when the program supports it: multi-line input).
         With `wait`, the screen once a condition held on output after the paste."""
-        return await sent(session, [("text", text_params(text, paste=True))], wait)
+        return await sent(session, host, [("text", text_params(text, paste=True))], wait)
 
     @tool(annotations=acts)
     async def send(
@@ -298,13 +306,15 @@ def build_server(client: Client | None = None) -> MCPServer:
             bool, Field(description="Press Enter at the end (default false).")
         ] = False,
         wait: s.ThenParam = None,
+        host: s.Host = None,
     ) -> Annotated[CallToolResult, s.Sent]:
         """Typed text and named keys in one call. A word spelt like a key that names none
         (Ctrl+Banana) is an error and nothing is sent. Returns the seq from before; with
         `wait`, the screen once a condition held on output after the input."""
         from agentty_core.input_steps import send_steps
 
-        return await sent(session, send_steps(args, literal=literal, enter=enter), wait)
+        steps = send_steps(args, literal=literal, enter=enter)
+        return await sent(session, host, steps, wait)
 
     @tool(annotations=read_only)
     async def wait(
@@ -338,6 +348,7 @@ def build_server(client: Client | None = None) -> MCPServer:
             bool, Field(description="text/regex/gone also look at the history (false).")
         ] = False,
         timeout: s.Timeout = 30.0,
+        host: s.Host = None,
     ) -> Annotated[CallToolResult, s.WaitResult]:
         """Block until any one condition holds, then return the screen and which one fired
         (`fired`). On timeout: timedOut=true with the current screen (not an error). Prefer
@@ -353,18 +364,19 @@ def build_server(client: Client | None = None) -> MCPServer:
             scrollback=scrollback,
             timeout=timeout,
         )
-        return blocks(await waited(session, spec))
+        place, ref = sessions.target(session, host)
+        return blocks(await waited(place, ref, spec))
 
-    async def waited(session: str | None, spec: WaitConditions) -> s.WaitResult:
+    async def waited(place: Place, ref: str, spec: WaitConditions) -> s.WaitResult:
         try:
-            data = await sessions.wait(session, spec)
+            data = await place.wait(ref, spec)
         except WaitTimeout as exc:
             fields = {**page(exc.screen, history=False), "timedOut": True, "message": exc.message}
             return s.WaitResult.model_validate(fields)
         if "input" not in data and not data.get("exited") and isinstance(data.get("id"), str):
             # The worker probes the input state only for an input wait; a model reads it on
             # every screen (one more request, ~1 ms).
-            data["input"] = (await sessions.get(str(data["id"]))).get("input")
+            data["input"] = (await place.get(str(data["id"]))).get("input")
         fields = {
             **page(data, history=False),
             "fired": data.get("fired"),
@@ -373,19 +385,23 @@ def build_server(client: Client | None = None) -> MCPServer:
         return s.WaitResult.model_validate(fields)
 
     async def sent(
-        session: str | None, steps: list[tuple[str, JSONObject]], then: s.Then | None
+        session: str | None,
+        host: str | None,
+        steps: list[tuple[str, JSONObject]],
+        then: s.Then | None,
     ) -> CallToolResult:
         """Send the requests in order; then, if asked, wait on output newer than the input."""
+        place, ref = sessions.target(session, host)
         seq = None
         for method, params in steps:
-            answer = await sessions.act(session, method, params)
+            answer = await place.act(ref, method, params)
             if seq is None:
                 seq = answer.get("seq")
         before = seq if isinstance(seq, int) else 0
         if then is None:
             return plain(s.Sent(seq=before))
         spec = _wait_spec(**then.model_dump(), after=before)
-        result = s.Sent(seq=before, waited=await waited(session, spec))
+        result = s.Sent(seq=before, waited=await waited(place, ref, spec))
         data = result.model_dump(mode="json", exclude_none=True)
         screen = str(data.get("waited", {}).get("screen", ""))
         meta = {"seq": before, **{k: v for k, v in data["waited"].items() if k != "screen"}}
@@ -399,11 +415,11 @@ def build_server(client: Client | None = None) -> MCPServer:
 
     @tool(annotations=acts)
     async def resize(
-        cols: s.Cols, rows: s.Rows, session: s.Session = None
+        cols: s.Cols, rows: s.Rows, session: s.Session = None, host: s.Host = None
     ) -> Annotated[CallToolResult, s.Resized]:
         """Resize the session's terminal (the program gets SIGWINCH)."""
-        rec = await in_thread(sessions.client.require_running, sessions.session_id(session))
-        result = await sessions.call(rec, "resize", {"cols": cols, "rows": rows})
+        place, ref = sessions.target(session, host)
+        result = await place.control(ref, "resize", {"cols": cols, "rows": rows})
         return plain(s.Resized.model_validate(result))
 
     @tool(annotations=destroys)
@@ -414,39 +430,42 @@ def build_server(client: Client | None = None) -> MCPServer:
             bool,
             Field(description="Signal the program itself, not its foreground job (false)."),
         ] = False,
+        host: s.Host = None,
     ) -> Annotated[CallToolResult, s.Signalled]:
         """Send a signal to the session's foreground job (INT is what Ctrl+C sends)."""
-        rec = await in_thread(sessions.client.require_running, sessions.session_id(session))
-        result = await sessions.call(rec, "signal", {"name": name, "leader": leader})
+        place, ref = sessions.target(session, host)
+        result = await place.control(ref, "signal", {"name": name, "leader": leader})
         return plain(s.Signalled.model_validate(result))
 
     @tool(annotations=destroys)
-    async def kill(session: s.Session = None) -> Annotated[CallToolResult, s.Killed]:
+    async def kill(
+        session: s.Session = None, host: s.Host = None
+    ) -> Annotated[CallToolResult, s.Killed]:
         """End the session's whole process tree (HUP, TERM, KILL) and confirm it is gone."""
-        sid = sessions.session_id(session)
-        return plain(s.Killed.model_validate(await in_thread(sessions.client.kill, sid)))
+        place, ref = sessions.target(session, host)
+        return plain(s.Killed.model_validate(await place.kill(ref)))
 
     @tool(annotations=acts)
     async def record(
         on: Annotated[bool, Field(description="true starts recording, false stops it.")],
         session: s.Session = None,
         input: Annotated[bool, Field(description="Also record the input sent.")] = False,
+        host: s.Host = None,
     ) -> Annotated[CallToolResult, s.Recording]:
-        """Start or stop an asciicast recording of a running session (the path is returned)."""
-        sid = sessions.session_id(session)
-        result = await in_thread(sessions.client.record, sid, on, input=input)
-        return plain(s.Recording.model_validate(result))
+        """Start or stop an asciicast recording of a running session (the path is returned;
+        it is on the session's host)."""
+        place, ref = sessions.target(session, host)
+        return plain(s.Recording.model_validate(await place.record(ref, on, input=input)))
 
     @tool(annotations=read_only)
-    async def logs(session: s.Session = None) -> Annotated[CallToolResult, s.Log]:
+    async def logs(
+        session: s.Session = None, host: s.Host = None
+    ) -> Annotated[CallToolResult, s.Log]:
         """The session worker's own log (not the program's output): start-up, errors."""
-        path = sessions.client.logs(sessions.session_id(session))
-        try:
-            data = path.read_bytes()[-s.LOG_TAIL_BYTES :]
-        except FileNotFoundError:
-            data = b""
-        log = data.decode("utf-8", "replace")
-        return plain(s.Log(path=str(path), log=log))
+        place, ref = sessions.target(session, host)
+        path, data = await place.logs(ref)
+        log = data[-s.LOG_TAIL_BYTES :].decode("utf-8", "replace")
+        return plain(s.Log(host=place.host, path=path, log=log))
 
     return server
 
