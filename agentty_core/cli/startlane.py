@@ -111,7 +111,6 @@ def start(words: list[str]) -> int | None:
         request = _request(opts, sid, deadline)
     except OSError:
         return None
-    handed_over = "asked"
     asked = _ask(path, request, deadline)
     if asked is None:
         return None
@@ -215,7 +214,14 @@ def _ask(path: str, request: bytes, deadline: float) -> tuple[int, int, int, int
     pidfd = -1
     try:
         sock.settimeout(max(0.001, deadline - time.monotonic()))
-        sock.connect(path)
+        try:
+            sock.connect(path)
+        except (FileNotFoundError, ConnectionRefusedError):
+            return None  # none runs (or it died): the full path launches one
+        except TimeoutError:
+            handed_over = "asked"  # its backlog is full: stopped, say
+            return None
+        handed_over = "asked"  # it may be stopped or busy: the full path does not wait again
         cred = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
         if int.from_bytes(cred[4:8], sys.byteorder) != os.getuid():
             return None
