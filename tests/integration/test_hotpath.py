@@ -257,6 +257,7 @@ if code is None:
     print(f'CODE=None->{code}', file=sys.stderr)
 else:
     print(f'CODE={code}', file=sys.stderr)
+sys.exit(code)
 """
 # What may vary between two starts of the same command: ids, pids, times, start tokens.
 VARYING = ("id", "pid", "workerPid", "startedAt", "lastActiveAt", "workerStart")
@@ -267,7 +268,9 @@ def start_lane(*args: str) -> tuple[str, subprocess.CompletedProcess[str]]:
     """`start ARGS` through the lane (or, when it hands over, the full path, as `agentty`
     does): which one answered, and the process."""
     proc = run([sys.executable, "-c", START_LANE_CHECK], *args)
-    return proc.stderr.strip().splitlines()[-1], proc
+    *said, used = proc.stderr.splitlines(keepends=True)
+    proc.stderr = "".join(said)
+    return used.strip(), proc
 
 
 def warm_spawner(home: Path) -> None:

@@ -164,7 +164,9 @@ def test_the_start_lane_runs_on_the_interpreters_c_modules_only(
         ):
             code, _, ran = loaded_by(*words)
             assert code == 0, words
-            assert ran == START_LANE_IMPORTS, words  # the lane answered, not the full path
+            # The lane answered (not the full path), with nothing beyond its own modules.
+            assert "agentty_core.cli.startlane" in ran, words
+            assert ran <= START_LANE_IMPORTS, (words, sorted(ran - START_LANE_IMPORTS))
     finally:
         for sid in agentty("status", "-q").stdout.split():
             if len(sid) == 8:
