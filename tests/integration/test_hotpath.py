@@ -23,7 +23,6 @@ FULL = [
 
 LANE_CHECK = """
 import sys
-from pathlib import Path
 from agentty_core.cli.hotpath import fast_lane
 code = fast_lane(sys.argv[1:])
 loaded = sorted({'json', 're', 'pathlib', 'socket', 'argparse'} & set(sys.modules))
@@ -249,7 +248,6 @@ def test_status_of_a_dead_worker_goes_the_full_way() -> None:
 
 START_LANE_CHECK = """
 import sys
-from pathlib import Path
 from agentty_core.cli import hotpath
 code = hotpath.start_lane(sys.argv[1:])
 if code is None:
