@@ -258,8 +258,9 @@ else:
 sys.exit(code)
 """
 # What may vary between two starts of the same command: ids, pids, times, start tokens.
-VARYING = ("id", "pid", "workerPid", "startedAt", "lastActiveAt", "workerStart")
-VARYING += ("workerCreateTime", "pidStart", "createTime", "socket", "log", "name")
+VARYING = frozenset(
+    ("id", "pid", "workerPid", "startedAt", "lastActiveAt", "workerStart", "workerCreateTime")
+) | {"pidStart", "createTime", "socket", "log", "name"}
 
 
 def start_lane(*args: str) -> tuple[str, subprocess.CompletedProcess[str]]:
