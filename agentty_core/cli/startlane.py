@@ -117,17 +117,20 @@ def start(words: list[str]) -> int | None:
     _, pidfd, spec_w, status_r = asked
     try:
         try:
-            os.write(spec_w, b"go")  # from here on the session is ours to report
-        except OSError:
-            pass  # it died: its status pipe says so
-        finally:
-            os.close(spec_w)
-        try:
+            try:
+                os.write(spec_w, b"go")  # from here on the session is ours to report
+            except OSError:
+                pass  # it died: its status pipe says so
+            finally:
+                os.close(spec_w)  # the worker reads up to EOF
             answer = _status(status_r)
-        except BaseException:
-            _end(pidfd)  # interrupted (Ctrl-C): nothing of the session may run on
+        except BaseException as exc:  # interrupted (Ctrl-C): nothing of it may run on
+            _end(pidfd)
             _mark_failed(home, sid, "start was interrupted")
-            raise
+            if not isinstance(exc, Exception):
+                raise
+            hotread.error(f"start failed: {exc}")
+            return 1
         if answer is None or answer.get("ok") is not True:
             return _failed(home, sid, pidfd, answer)
         return _started(home, sid, opts["json"] is True)

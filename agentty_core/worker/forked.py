@@ -290,6 +290,8 @@ def start_session(params: object) -> int:
         )
     except AgenttyError as exc:
         return _answer({"ok": False, "error": str(exc), "exit_code": exc.exit_code, "as_is": True})
+    except Exception:  # nothing written yet: the full path runs it and says what is wrong
+        return _answer({"ok": False, "fallback": True})
     if not _told_to_go():
         return 0
     flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
