@@ -26,7 +26,12 @@ from agentty_core.cli import hotread
 
 TYPE_CHECKING = False  # without importing typing: this module is the hot path
 
-WAIT = 0.25  # spawner_client.WAIT: what a start may lose to a spawner that does not answer
+# How long the lane waits for the spawner's answer. A spawner that makes no progress (stopped,
+# dead, blocked: its CPU time still, checked every WAIT) is given up on within WAIT, as
+# `spawner_client.WAIT`; a busy one (20 starts at once on a loaded machine queue behind each
+# other) is waited for up to BUSY_WAIT: a start that goes the full way costs many times that.
+WAIT = 0.25
+BUSY_WAIT = 3.0
 READY_TIMEOUT = 10.0  # launcher.READY_TIMEOUT
 MAX_INT = 10_000_000  # parser._positive_int's bound
 MAX_REPLY = 4096
@@ -105,7 +110,7 @@ def start(words: list[str]) -> int | None:
         return None  # none runs: the full path launches it
     import time
 
-    deadline = time.monotonic() + WAIT
+    deadline = time.monotonic() + BUSY_WAIT
     sid = os.urandom(4).hex()
     try:
         request = _request(opts, sid, deadline)
@@ -216,7 +221,7 @@ def _ask(path: str, request: bytes, deadline: float) -> tuple[int, int, int, int
     ours: list[int] = []
     pidfd = -1
     try:
-        sock.settimeout(max(0.001, deadline - time.monotonic()))
+        sock.settimeout(WAIT)
         try:
             sock.connect(path)
         except (FileNotFoundError, ConnectionRefusedError):
@@ -228,21 +233,34 @@ def _ask(path: str, request: bytes, deadline: float) -> tuple[int, int, int, int
         cred = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
         if int.from_bytes(cred[4:8], sys.byteorder) != os.getuid():
             return None
+        spawner = int.from_bytes(cred[0:4], sys.byteorder)
         spec_r, spec_w = os.pipe()
         ours += [spec_r, spec_w]
         status_r, status_w = os.pipe()
         ours += [status_r, status_w]
         rights = spec_r.to_bytes(4, sys.byteorder) + status_w.to_bytes(4, sys.byteorder)
         sent = sock.sendmsg([request[:4096]], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
-        sock.settimeout(max(0.001, deadline - time.monotonic()))
         sock.sendall(request[sent:])
         for fd in (spec_r, status_w):  # the worker has them now; EOF must mean it is gone
             os.close(fd)
             ours.remove(fd)
         buf = b""
+        ticks = _cpu_ticks(spawner)
+        check_at = time.monotonic() + WAIT
         while b"\n" not in buf and len(buf) < MAX_REPLY:
-            sock.settimeout(max(0.001, deadline - time.monotonic()))
-            data, ancillary, _, _ = sock.recvmsg(MAX_REPLY, _socket.CMSG_SPACE(4))
+            now = time.monotonic()
+            if now >= deadline:
+                return None
+            if now >= check_at:
+                was, ticks = ticks, _cpu_ticks(spawner)
+                if ticks is None or ticks == was:
+                    return None  # stopped, gone or stuck: not worth waiting for
+                check_at = now + WAIT
+            sock.settimeout(max(0.001, min(check_at, deadline) - now))
+            try:
+                data, ancillary, _, _ = sock.recvmsg(MAX_REPLY, _socket.CMSG_SPACE(4))
+            except TimeoutError:
+                continue
             for level, kind, payload in ancillary:
                 if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
                     for i in range(0, len(payload) - len(payload) % 4, 4):
@@ -276,6 +294,17 @@ def _ask(path: str, request: bytes, deadline: float) -> tuple[int, int, int, int
             os.close(pidfd)
         for fd in ours:  # a worker forked late for this request reads EOF and exits
             os.close(fd)
+
+
+def _cpu_ticks(pid: int) -> int | None:
+    """The CPU time `pid` used so far, in clock ticks; None if it is stopped or gone."""
+    raw = hotread.read_proc(f"/proc/{pid}/stat")
+    if raw is None:
+        return None
+    fields = raw[raw.rfind(")") + 2 :].split()
+    if len(fields) < 13 or fields[0] in ("T", "t", "Z", "X", "x"):
+        return None
+    return int(fields[11]) + int(fields[12])
 
 
 def _status(fd: int) -> dict[str, object] | None:
