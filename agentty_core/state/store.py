@@ -105,6 +105,21 @@ def _hard_lock(path: str, timeout: float) -> FileLock:
         return FileLock(path, timeout=timeout, mode=0o600)
 
 
+def encode_state(doc: Mapping[str, object]) -> bytes:
+    """The state file's bytes: one record a line, each by the C encoder. Written under the
+    lock by every start and exit, so its cost is every concurrent writer's wait: `indent`
+    would run the pure-Python encoder, ~3x slower on a list of 50 sessions."""
+    parts = []
+    for key, value in doc.items():
+        if key == "sessions" and isinstance(value, list) and value:
+            text = ",\n".join(json.dumps(rec, ensure_ascii=True) for rec in value)
+            text = "[\n" + text + "\n]"
+        else:
+            text = json.dumps(value, ensure_ascii=True)
+        parts.append(json.dumps(key, ensure_ascii=True) + ": " + text)
+    return ("{" + ",\n".join(parts) + "}\n").encode()
+
+
 class _LockTimeout(Exception):
     pass
 
@@ -226,7 +241,7 @@ class StateStore:
         return doc
 
     def _write(self, doc: dict[str, object], *, sync_dir: bool = True) -> None:
-        data = json.dumps(doc, indent=1, ensure_ascii=True).encode() + b"\n"
+        data = encode_state(doc)
         try:
             atomic_write(self.home.state_file, data, sync_dir=sync_dir)
         except OSError as exc:
