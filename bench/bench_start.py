@@ -6,9 +6,9 @@ the status pipe, which `start` waits for) is timed in-process from `spawn_worker
 Each is measured with workers spawned directly (`AGENTTY_SPAWNER=0`, a fresh interpreter per
 worker) and forked by the home's warm spawner (the CLI then takes the `start` lane,
 `cli/startlane.py`: the forked worker writes the record itself; the library's `Client.start`
-in the worker-ready row still asks the spawner for a worker only); a cold start (a fresh home: no spawner yet, the
-start launches one) against a direct one; and an idle session's memory (the worker's PSS,
-USS and RSS from /proc/PID/smaps_rollup) both ways.
+in the worker-ready row still asks the spawner for a worker only); a cold start (a fresh
+home: no spawner yet, the start launches one) against a direct one; and an idle session's
+memory (the worker's PSS, USS and RSS from /proc/PID/smaps_rollup) both ways.
 Targets: worker ready <= 50 ms; CLI <= 80 ms; with the spawner warm, start <= 1.5x the
 interpreter floor (`python -I -c pass`) and 20 concurrent starts p95 <= 300 ms; a cold start
 no slower than a direct one; an idle session's PSS <= 5 MiB."""

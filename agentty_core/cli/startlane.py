@@ -84,11 +84,9 @@ def parse(words: list[str]) -> dict[str, object] | None:
             env[key] = val
         else:
             opts[attr] = value
-    argv = rest[i + 1 :]
-    if i >= len(rest) or (argv[:1] == ["--"]):
-        argv = []
-        if i < len(rest):
-            return None  # `-- -- PROG`: cmd_start's reading, left to it
+    argv = rest[i + 1 :]  # nothing when there is no `--`
+    if argv[:1] == ["--"]:
+        return None  # `-- -- PROG`: cmd_start's reading, left to it
     if not argv and opts["shell"] is None:
         return None  # the full path's own message
     opts["argv"] = argv

@@ -33,8 +33,6 @@ from agentty_core.state.records import RawRecord, Record, checked
 from agentty_core.state.store import StateStore, now_iso
 
 READY_TIMEOUT = 10.0
-MAX_SIZE = intent.MAX_SIZE
-build_env = intent.build_env  # kept here too: where callers have always found it
 
 
 def _worker_alive(record: Record) -> bool:
