@@ -5,7 +5,8 @@ go the fast lane (`cli/lane.py`, the interpreter's C modules only), everything e
 path (`cli/main.py`, argparse and the standard library). This module itself imports nothing
 beyond the package's empty roots: every call pays for it.
 
-For `start` and `run` it starts the session's worker process before anything else (see
+A plain `start` with the home's spawner warm goes its own lane (`cli/startlane.py`). Any
+other `start`, and `run`, start the session's worker process before anything else (see
 worker_spawn), so the worker's imports overlap the full path's.
 """
 
@@ -31,6 +32,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if remote.wants_host(words):
             return remote.main(words)
     if words[:1] in (["start"], ["run"]) and "-h" not in words and "--help" not in words:
+        if words[0] == "start" and _spawner_on():
+            try:
+                code = start_lane(words)
+            except BrokenPipeError:
+                return 1
+            except KeyboardInterrupt:
+                return 130
+            if code is not None:
+                return code
         return _with_worker_started_early(words)
     if sys.platform == "linux":
         try:
@@ -54,6 +64,11 @@ def _with_worker_started_early(words: list[str]) -> int:
     from agentty_core.cli.main import main as full
     from agentty_core.launch import spawn as worker_spawn
 
+    lane = sys.modules.get("agentty_core.cli.startlane")
+    if lane is not None and lane.handed_over:  # the spawner was asked in vain just now
+        from agentty_core.launch import spawner_client
+
+        spawner_client.passed_over(lane.handed_over == "upgraded")
     try:  # noqa: SIM105  (contextlib stays off the hot path)
         worker_spawn.spawn_early()
     except OSError:
@@ -62,6 +77,23 @@ def _with_worker_started_early(words: list[str]) -> int:
         return full(words)
     finally:
         worker_spawn.discard_early()
+
+
+def _spawner_on() -> bool:
+    """`spawner_client.enabled`, without importing it."""
+    return (
+        sys.platform == "linux"
+        and hasattr(os, "pidfd_open")
+        and os.environ.get("AGENTTY_SPAWNER", "1").strip() != "0"
+    )
+
+
+def start_lane(words: list[str]) -> int | None:
+    """`start` through the home's warm spawner, or None: the full path (see
+    `cli/startlane.py`)."""
+    from agentty_core.cli.startlane import start
+
+    return start(words)
 
 
 def fast_lane(words: list[str]) -> int | None:

@@ -14,31 +14,25 @@ import json
 import os
 import secrets
 import select
-import shlex
 import signal
 import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
 
-from agentty_core.errors import EXIT_USAGE, SpawnError, UsageError
+from agentty_core.errors import EXIT_USAGE, SpawnError
 from agentty_core.ipc.client import remove_stale_socket
 from agentty_core.launch import spawn as worker_spawn
 from agentty_core.launch import spawner_client
 from agentty_core.launch.spawn import SpawnedWorker, WorkerTimeout
-from agentty_core.paths import Home, validate_name
+from agentty_core.paths import Home
 from agentty_core.proc import identity
 from agentty_core.proc.ptyhost import resolve_command, validate_cwd
-from agentty_core.state.records import RawRecord, Record, checked, is_live
+from agentty_core.state import intent
+from agentty_core.state.records import RawRecord, Record, checked
 from agentty_core.state.store import StateStore, now_iso
 
 READY_TIMEOUT = 10.0
-MAX_SIZE = 1000
-
-
-def _check_size(cols: int, rows: int) -> None:
-    if not (2 <= cols <= MAX_SIZE and 2 <= rows <= MAX_SIZE):
-        raise UsageError(f"terminal size must be 2..{MAX_SIZE} columns and rows")
 
 
 def _worker_alive(record: Record) -> bool:
@@ -48,20 +42,6 @@ def _worker_alive(record: Record) -> bool:
         return record.get("status") == "starting"
     token = record.get("workerStart")
     return identity.same_process(pid, token if isinstance(token, str) else None)
-
-
-def build_env(
-    session_id: str, home: Home, overrides: Mapping[str, str], base: Mapping[str, str]
-) -> dict[str, str]:
-    env = dict(base)
-    env.update(overrides)
-    env.setdefault("TERM", "xterm-256color")
-    if "TERM" not in overrides:
-        env["TERM"] = "xterm-256color"
-    env["AGENTTY_SESSION_ID"] = session_id
-    env["AGENTTY_HOME"] = str(home.root)
-    env.pop("AGENTTY_STATUS_FD", None)
-    return env
 
 
 def start(
@@ -81,52 +61,25 @@ def start(
 ) -> Record:
     """Start a session and return its record once the program runs and the socket answers.
     `store` is the caller's (`Client` gives one that can rebuild a corrupt list)."""
-    if shell is not None:
-        if argv:
-            raise UsageError("give either --shell CMDLINE or -- PROGRAM ARGS, not both")
-        argv = [os.environ.get("SHELL") or "/bin/sh", "-lc", shell]
-    if not argv:
-        raise UsageError("start needs a program: agentty start -- PROGRAM [ARG...]")
-    argv = list(argv)
-    if name is not None:
-        validate_name(name)
-    _check_size(cols, rows)
-    workdir = os.path.abspath(cwd or os.getcwd())
-    validate_cwd(workdir)
-    session_id = secrets.token_hex(4)
-    full_env = build_env(session_id, home, env or {}, os.environ)
-    program = resolve_command(argv[0], full_env.get("PATH"), workdir)
-    home.ensure_socket_dir()
+    planned = intent.plan(
+        home,
+        argv,
+        session_id=secrets.token_hex(4),
+        environ=os.environ,
+        check_cwd=validate_cwd,
+        resolve=resolve_command,
+        shell=shell,
+        name=name,
+        cwd=cwd,
+        cols=cols,
+        rows=rows,
+        env=env,
+        activate=activate,
+        record_cast=record_cast,
+    )
+    session_id, record, spec = planned.session_id, planned.record, planned.spec
     store = store or StateStore(home)
-    log_path = home.log_path(session_id)
-    record: Record = {
-        "id": session_id,
-        "name": name,
-        "argv": argv,
-        "command": shlex.join(argv),
-        "program": program,
-        "cwd": workdir,
-        "pid": None,
-        "workerPid": None,
-        "cols": cols,
-        "rows": rows,
-        "startedAt": now_iso(),
-        "lastActiveAt": now_iso(),
-        "status": "starting",
-        "exitCode": None,
-        "signal": None,
-        "socket": str(home.socket_path(session_id)),
-        "log": str(log_path),
-    }
-
-    def add(sessions: list[Record]) -> None:
-        if any(r.get("id") == session_id for r in sessions):
-            raise SpawnError("session id collision; try again")
-        if name is not None:
-            for other in sessions:
-                if other.get("name") == name and is_live(other) and _worker_alive(other):
-                    raise UsageError(f"a running session is already named {name!r}")
-        sessions.append(record)
+    log_path = planned.log_path
 
     # The worker spends ~0.1 s importing before it reads its spec: it is started first (the
     # `agentty` command starts it before anything else) and the intent record is written
@@ -134,7 +87,7 @@ def start(
     early = worker_spawn.take_early()
     proc, cannot_spawn = (early, None) if early is not None else _spawn_logging_to(log_path)
     try:
-        store.mutate(add)
+        intent.claim(store, planned, _worker_alive)
     except BaseException:
         if proc is not None:
             _kill_worker(proc)  # it has no spec yet: nothing of the session ran
@@ -148,20 +101,8 @@ def start(
         with contextlib.suppress(Exception):
             store.update(session_id, status="failed", error=message, endedAt=now_iso())
         raise SpawnError(message, log_path=str(log_path))
-    spec = {
-        "id": session_id,
-        "home": str(home.root),
-        "argv": [program, *argv[1:]],
-        "cwd": workdir,
-        "env": full_env,
-        "cols": cols,
-        "rows": rows,
-        "record": record,
-        "record_cast": dict(record_cast) if record_cast is not None else None,
-        "activate": activate,  # set with the running record, in the same write
-        # An early worker's output goes nowhere until it knows its session's log.
-        "log_to": str(log_path) if early is not None else None,
-    }
+    # An early worker's output goes nowhere until it knows its session's log.
+    spec["log_to"] = str(log_path) if early is not None else None
     try:
         ready = _hand_over(proc, spec, timeout)
     except SpawnError as exc:
@@ -184,7 +125,7 @@ def start(
     return checked({**record, **running}) or record
 
 
-def _spawn_logging_to(log_path: os.PathLike[str]) -> tuple[SpawnedWorker | None, OSError | None]:
+def _spawn_logging_to(log_path: str) -> tuple[SpawnedWorker | None, OSError | None]:
     """A worker with its output on the session's log, or why none could be started."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
     log_fd = os.open(log_path, flags, 0o600)

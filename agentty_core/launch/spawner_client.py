@@ -43,6 +43,7 @@ SPAWNER_BOOT = (
 
 _wanted: str | None = None  # the home whose spawner should be launched (none answered)
 _successor = False  # ... because the one that answered stepped down
+_asked = False  # the `start` fast lane asked it already, in vain: not again (`passed_over`)
 
 
 class ForkedWorker(SpawnedWorker):
@@ -122,7 +123,7 @@ def spawn_worker(output_fd: int | None, *, launch: bool = True) -> SpawnedWorker
 def ask(output_fd: int | None) -> ForkedWorker | None:
     """A worker forked by the spawner, or None (the reason is not the caller's business)."""
     global _wanted, _successor
-    if not enabled():
+    if not enabled() or _asked:
         return None
     deadline = time.monotonic() + WAIT
     try:
@@ -285,6 +286,16 @@ def _private_dir(path: str) -> bool:
 
 
 # ------------------------------------------------------------------ launching and ending
+
+
+def passed_over(stepped_down: bool) -> None:
+    """The `start` fast lane (`cli/startlane.py`) asked the spawner and was not served:
+    this start spawns its worker directly instead of waiting for it again; and when it
+    stepped down (an upgrade), launches its successor afterwards."""
+    global _asked, _wanted, _successor
+    _asked = True
+    if stepped_down:
+        _wanted, _successor = home_root(), True
 
 
 def forget() -> None:

@@ -53,8 +53,11 @@ def iso(timestamp: float) -> str:
     return moment.isoformat(timespec="milliseconds")
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so that readers see the old or the new bytes, never a mix."""
+def atomic_write(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
+    """Replace `path` with `data` so that readers see the old or the new bytes, never a mix:
+    one fsync of the new file before the rename, one of the directory after it (what makes
+    the rename itself durable). `sync_dir=False` leaves that to the caller, who syncs the
+    directory once for several files (`sync_directory`)."""
     import tempfile
 
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -75,7 +78,13 @@ def atomic_write(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    if sync_dir:
+        sync_directory(path.parent)
+
+
+def sync_directory(path: Path) -> None:
+    """Make the renames into `path` durable (one fsync covers every entry changed so far)."""
+    dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(dir_fd)
     finally:
@@ -94,6 +103,21 @@ def _hard_lock(path: str, timeout: float) -> FileLock:
         return FileLock(path, timeout=timeout, mode=0o600, fallback_to_soft=False)
     except TypeError:
         return FileLock(path, timeout=timeout, mode=0o600)
+
+
+def encode_state(doc: Mapping[str, object]) -> bytes:
+    """The state file's bytes: one record a line, each by the C encoder. Written under the
+    lock by every start and exit, so its cost is every concurrent writer's wait: `indent`
+    would run the pure-Python encoder, ~3x slower on a list of 50 sessions."""
+    parts = []
+    for key, value in doc.items():
+        if key == "sessions" and isinstance(value, list) and value:
+            text = ",\n".join(json.dumps(rec, ensure_ascii=True) for rec in value)
+            text = "[\n" + text + "\n]"
+        else:
+            text = json.dumps(value, ensure_ascii=True)
+        parts.append(json.dumps(key, ensure_ascii=True) + ": " + text)
+    return ("{" + ",\n".join(parts) + "}\n").encode()
 
 
 class _LockTimeout(Exception):
@@ -216,14 +240,25 @@ class StateStore:
         log.warning("%s; moved it to %s, rebuilding the list from live workers", exc, aside)
         return doc
 
-    def _write(self, doc: dict[str, object]) -> None:
-        data = json.dumps(doc, indent=1, ensure_ascii=True).encode() + b"\n"
+    def _write(self, doc: dict[str, object], *, sync_dir: bool = True) -> None:
+        data = encode_state(doc)
         try:
-            atomic_write(self.home.state_file, data)
+            atomic_write(self.home.state_file, data, sync_dir=sync_dir)
         except OSError as exc:
             raise StateError(
                 f"{exc.strerror or exc} writing {self.home.state_file} (it is unchanged)"
             ) from None
+
+    def _sync_dir(self) -> None:
+        """The directory fsync of a write done under the lock, taken after the lock is let
+        go: the renamed file is already what every reader and the next writer see (a crash
+        of a process loses nothing); only a crash of the machine before this fsync could
+        undo the rename, and the writer does not report its change as done before it. The
+        lock is then held for one fsync instead of two: concurrent `start`s wait less."""
+        try:
+            sync_directory(self.home.root)
+        except OSError as exc:
+            raise StateError(f"{exc.strerror or exc} syncing {self.home.root}") from None
 
     def _sweep_temp_files(self) -> None:
         """Remove temp files a writer killed mid-write left behind. Safe under the lock:
@@ -265,9 +300,10 @@ class StateStore:
                 if not rebuilding or self.ask_workers is None:
                     change(sessions, rebuilding)
                     doc["schema_version"] = SCHEMA_VERSION
-                    self._write(doc)
-                    return
+                    self._write(doc, sync_dir=False)
+                    break
             answers = self.ask_workers(self.home)  # outside the lock
+        self._sync_dir()
 
     def add(self, record: Record) -> None:
         self.mutate(lambda sessions: sessions.append(record))

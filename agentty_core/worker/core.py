@@ -66,11 +66,12 @@ class Worker(PtyIO, Lifecycle, WaitRegistry, Requests, Push, WorkerBase):
         loop.add_signal_handler(signal.SIGUSR1, self._on_rebind)
         become_subreaper()
         worker_pid = os.getpid()
-        self._update_record(
-            workerPid=worker_pid,
-            workerStart=identity.start_token(worker_pid),
-            workerCreateTime=identity.create_time(worker_pid),
-        )
+        if self.record.get("workerPid") != worker_pid:  # the `start` lane's intent has it
+            self._update_record(
+                workerPid=worker_pid,
+                workerStart=identity.start_token(worker_pid),
+                workerCreateTime=identity.create_time(worker_pid),
+            )
         failpoints.hit("worker.after_intent")
         try:
             self.child = spawn(
@@ -123,8 +124,8 @@ class Worker(PtyIO, Lifecycle, WaitRegistry, Requests, Push, WorkerBase):
         def point_here() -> None:
             if not activate:
                 return
-            try:
-                atomic_write(self.home.active_file, self.id.encode() + b"\n")
+            try:  # the directory is synced once, by the record's write that follows
+                atomic_write(self.home.active_file, self.id.encode() + b"\n", sync_dir=False)
             except OSError as exc:  # the running record is not written either
                 raise StateError(f"{exc.strerror or exc} writing {self.home.active_file}") from None
 

@@ -250,3 +250,120 @@ def _fresh_state(env: Mapping[str, str]) -> None:
     sys.stdin = open(0, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
     sys.stdout = open(1, "w", encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
     sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
+
+
+# ----------------------------------------------------------------- the `start` fast lane
+
+
+def start_session(params: object) -> int:
+    """The `start` fast lane's worker (`cli/startlane.py`): it does the caller's part of
+    the full path itself (`launch.launcher.start`: the same checks and messages, the intent
+    record under the state lock, its own pids in it at once), then runs the session. Every
+    answer goes on the status pipe; the caller prints it. Nothing is written until the
+    caller says go on the spec pipe: a caller that stopped waiting (it went the full way)
+    closes it, and this worker exits without a trace."""
+    from agentty_core.errors import AgenttyError
+    from agentty_core.paths import Home
+    from agentty_core.proc import identity
+    from agentty_core.proc.ptyhost import resolve_command, validate_cwd
+    from agentty_core.state import intent
+    from agentty_core.state.store import StateStore
+    from agentty_core.worker import main as worker_main
+
+    if not isinstance(params, dict) or not _plain_start(params):
+        return _answer({"ok": False, "fallback": True})  # the full path, untouched
+    try:
+        home = Home.resolve()
+        planned = intent.plan(
+            home,
+            params["argv"] or None,
+            session_id=params["id"],
+            environ=os.environ,
+            check_cwd=validate_cwd,
+            resolve=resolve_command,
+            shell=params["shell"],
+            name=params["name"],
+            cwd=params["cwd"],
+            cols=params["cols"],
+            rows=params["rows"],
+            env=params["env"],
+        )
+    except AgenttyError as exc:
+        return _answer({"ok": False, "error": str(exc), "exit_code": exc.exit_code, "as_is": True})
+    except Exception:  # nothing written yet: the full path runs it and says what is wrong
+        return _answer({"ok": False, "fallback": True})
+    if not _told_to_go():
+        return 0
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        log_fd = os.open(planned.log_path, flags, 0o600)
+    except OSError as exc:
+        message = f"cannot open the session's log: {exc.strerror or exc}"
+        return _answer({"ok": False, "error": message, "exit_code": 1, "as_is": True})
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    pid = os.getpid()
+    # The worker is known at once: its pids go in the intent record (one state write fewer).
+    planned.record["workerPid"] = pid
+    planned.record["workerStart"] = identity.start_token(pid)
+    planned.record["workerCreateTime"] = identity.create_time(pid)
+    try:
+        intent.claim(StateStore(home, lean=True), planned, _alive)
+    except AgenttyError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(planned.log_path)
+        return _answer({"ok": False, "error": str(exc), "exit_code": exc.exit_code, "as_is": True})
+    return worker_main.serve(planned.spec, STATUS_FD)
+
+
+def _plain_start(params: dict[str, object]) -> bool:
+    """The fields the lane sends, of the types it sends them."""
+    argv, env = params.get("argv"), params.get("env")
+    return (
+        isinstance(params.get("id"), str)
+        and isinstance(argv, list)
+        and all(isinstance(a, str) for a in argv)
+        and isinstance(env, dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
+        and all(isinstance(params.get(k), (str, type(None))) for k in ("shell", "name", "cwd"))
+        and all(type(params.get(k)) is int for k in ("cols", "rows"))
+    )
+
+
+def _alive(record: JSONMap) -> bool:
+    """`launcher._worker_alive`: a recorded worker still running (an intent record whose
+    worker has not said its pid yet counts as live)."""
+    from agentty_core.proc import identity
+
+    pid = record.get("workerPid")
+    if not isinstance(pid, int):
+        return record.get("status") == "starting"
+    token = record.get("workerStart")
+    return identity.same_process(pid, token if isinstance(token, str) else None)
+
+
+def _told_to_go() -> bool:
+    """The caller's word on the spec pipe (stdin): "go", or EOF (it went the full way)."""
+    said = b""
+    while True:
+        try:
+            chunk = os.read(0, 16)
+        except InterruptedError:
+            continue
+        except OSError:
+            return False
+        if not chunk:
+            return said == b"go"
+        said += chunk
+        if len(said) > 16:
+            return False
+
+
+def _answer(message: dict[str, object]) -> int:
+    """One status line for the caller (a refusal: nothing of the session exists)."""
+    import json
+
+    with contextlib.suppress(OSError):
+        os.write(STATUS_FD, json.dumps(message).encode() + b"\n")
+    return 0 if message.get("ok") else 1

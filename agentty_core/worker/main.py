@@ -84,8 +84,8 @@ def main() -> int:
     status_fd = int(os.environ.pop("AGENTTY_STATUS_FD", "-1"))
     try:
         # Imported before the spec is read: `start` writes the intent record meanwhile.
-        from agentty_core.paths import Home
-        from agentty_core.worker.core import Worker, log
+        import agentty_core.paths
+        import agentty_core.worker.core  # noqa: F401
     except Exception as exc:  # a broken installation, say
         return _refuse(status_fd, f"the worker cannot start: {type(exc).__name__}: {exc}")
     raw = sys.stdin.buffer.read()
@@ -102,10 +102,19 @@ def main() -> int:
             os.close(log_fd)
     except (ValueError, OSError) as exc:
         return _refuse(status_fd, f"the worker cannot start: {exc}")
+    return serve(spec, status_fd)
+
+
+def serve(spec: dict[str, object], status_fd: int) -> int:
+    """Run the session `spec` describes, reporting on `status_fd` (-1: none); also what a
+    worker forked for the `start` fast lane runs once it wrote the intent record itself."""
+    from agentty_core.paths import Home
+    from agentty_core.worker.core import Worker, log
+
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    home = Home(Path(spec["home"]))
+    home = Home(Path(str(spec["home"])))
     _setup_logging()
     worker = Worker(spec, home, status_fd if status_fd >= 0 else None)
     log.info(

@@ -34,6 +34,7 @@ def warm() -> None:
     import agentty_core.worker.core  # noqa: F401
     from agentty_core.emulator.pyte_backend import Emulator
     from agentty_core.proc import identity, inputstate, ptyhost
+    from agentty_core.state import store
 
     ptyhost.preload()
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -57,12 +58,9 @@ def warm() -> None:
         json.loads(b'{"v": 1, "method": "get", "params": {"lines": 3}}')
         record = logging.LogRecord("agentty.worker", logging.INFO, __file__, 1, "%s", ("x",), None)
         formatter.format(record)
-        # The state file, as `state.store` writes it (indented: the encoder's Python half).
+        # The state file, as `state.store` writes and reads it.
         rec = {"id": "0123abcd", "status": "running", "argv": ["cat"], "pid": 1, "cols": 80}
-        state = json.dumps(
-            {"schema_version": 1, "sessions": [rec] * 3}, indent=1, ensure_ascii=True
-        )
-        json.loads(state)
+        json.loads(store.encode_state({"schema_version": 1, "sessions": [rec] * 3}))
         identity.same_process(os.getpid(), identity.start_token(os.getpid()))
         identity.create_time(os.getpid())
 

@@ -330,3 +330,140 @@ def test_status_of_a_dead_worker_goes_the_full_way() -> None:
     assert lane("status", "-q") == "CODE=0 LOADED="  # no orphans there: the lane's
     same(["status", "-q"])
     agentty("kill", check=True)
+
+
+# ---------------------------------------------------------------- `start` (cli/startlane.py)
+
+START_LANE_CHECK = """
+import sys
+from agentty_core.cli import hotpath
+code = hotpath.start_lane(sys.argv[1:])
+if code is None:
+    code = hotpath._with_worker_started_early(sys.argv[1:])
+    print(f'CODE=None->{code}', file=sys.stderr)
+else:
+    print(f'CODE={code}', file=sys.stderr)
+sys.exit(code)
+"""
+# What may vary between two starts of the same command: ids, pids, times, start tokens.
+VARYING = frozenset(
+    ("id", "pid", "workerPid", "startedAt", "lastActiveAt", "workerStart", "workerCreateTime")
+) | {"pidStart", "createTime", "socket", "log", "name"}
+
+
+def start_lane(*args: str) -> tuple[str, subprocess.CompletedProcess[str]]:
+    """`start ARGS` through the lane (or, when it hands over, the full path, as `agentty`
+    does): which one answered, and the process."""
+    proc = run([sys.executable, "-c", START_LANE_CHECK], *args)
+    *said, used = proc.stderr.splitlines(keepends=True)
+    proc.stderr = "".join(said)
+    return used.strip(), proc
+
+
+def warm_spawner(home: Path) -> None:
+    from tests.helpers.spawner import ready_spawner
+
+    assert agentty("start", "--", "cat").returncode == 0  # none yet: it launches one
+    ready_spawner(home)
+
+
+def normalized(proc: subprocess.CompletedProcess[str]) -> tuple[int, object, str]:
+    """Exit code, stdout (JSON with the varying fields named, not valued; an id as ID) and
+    stderr (ids as ID)."""
+    ids = re.compile(r"\b[0-9a-f]{8}\b")
+    out: object = ids.sub("ID", proc.stdout)
+    if proc.stdout.startswith("{"):
+        rec = json.loads(proc.stdout)
+        out = [(k, "V" if k in VARYING else v) for k, v in rec.items()]
+    return proc.returncode, out, ids.sub("ID", proc.stderr)
+
+
+@pytest.fixture
+def spawner_on(monkeypatch: pytest.MonkeyPatch, agentty_home: Path) -> Path:
+    monkeypatch.setenv("AGENTTY_SPAWNER", "1")
+    warm_spawner(agentty_home)
+    return agentty_home
+
+
+def test_start_answers_as_the_full_path_with_the_spawner_warm(
+    spawner_on: Path, tmp_path: Path
+) -> None:
+    script = tmp_path / "bad.sh"
+    script.write_text("#!/nonexistent/interpreter\necho hi\n")
+    script.chmod(0o755)
+    forms = [
+        (["--", "cat"], "CODE=0"),
+        (["--json", "--name", "a{}", "--", "sh", "-c", "echo hi; exec cat"], "CODE=0"),
+        (["--json", "--cols=100", "--rows", "30", "--env", "K=V=W", "--", "cat"], "CODE=0"),
+        (["--json", "--shell", "exec cat"], "CODE=0"),
+        (["--cwd", str(tmp_path), "--json", "--", "cat"], "CODE=0"),
+        (["--name", "taken", "--", "cat"], "CODE=2"),  # the first of each pair took it
+        (["--name", "bad name", "--", "cat"], "CODE=2"),
+        (["--cols", "1", "--", "cat"], "CODE=2"),
+        (["--shell", "x", "--", "cat"], "CODE=2"),
+        (["--cwd", str(tmp_path / "nope"), "--", "cat"], "CODE=1"),
+        (["--", "no-such-program-xyz"], "CODE=127"),
+        (["--", str(tmp_path)], "CODE=126"),
+        (["--", str(script)], "CODE=126"),  # the worker's own failure, with the log
+    ]
+    assert agentty("start", "--name", "taken", "--", "cat").returncode == 0
+    for args, expected in forms:
+        for i, path in enumerate(("lane", "full")):
+            words = [a.format(i) for a in args]
+            if path == "lane":
+                used, lane_proc = start_lane("start", *words)
+                assert used == expected, (words, used, lane_proc.stderr)
+            else:
+                full_proc = run(FULL, "start", *words)
+        assert normalized(lane_proc) == normalized(full_proc), args
+    # Every failure left nothing running: the live sessions are the ones that started.
+    recs = agentty_json("status")["sessions"]
+    running = [r for r in recs if r["status"] in ("running", "starting")]
+    assert len(running) == 2 + 2 * 5, recs
+    assert {r["status"] for r in recs} <= {"running", "failed"}
+    for rec in running:
+        agentty("kill", "-s", rec["id"], check=True)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["start", "cat"],  # no `--`: argparse's reading
+        ["start", "--record", "--", "cat"],
+        ["start", "--env", "NOEQUALS", "--", "cat"],  # argparse's own error
+        ["start", "--cols", "x", "--", "cat"],
+        ["start", "--na", "x", "--", "cat"],  # an abbreviation
+        ["start", "--name", "-x", "--", "cat"],
+        ["start", "--json"],  # no program
+        ["start", "--", "--", "cat"],
+    ],
+)
+def test_other_start_forms_are_left_to_the_full_path(spawner_on: Path, args: list[str]) -> None:
+    lane_proc = run(
+        [
+            sys.executable,
+            "-c",
+            "import sys\nfrom agentty_core.cli import startlane\n"
+            "print(startlane.parse(sys.argv[1:]))",
+        ],
+        *args,
+    )
+    assert lane_proc.stdout.strip() == "None", lane_proc.stderr
+    for rec in agentty_json("status")["sessions"]:
+        if rec["status"] == "running":
+            agentty("kill", "-s", rec["id"], check=True)
+
+
+def test_start_goes_the_full_way_without_a_warm_spawner(
+    monkeypatch: pytest.MonkeyPatch, agentty_home: Path
+) -> None:
+    monkeypatch.setenv("AGENTTY_SPAWNER", "1")
+    used, proc = start_lane("start", "--", "cat")  # a fresh home: no spawner yet
+    assert used == "CODE=None->0", proc.stderr
+    from tests.helpers.spawner import ready_spawner
+
+    ready_spawner(agentty_home)  # that start launched it
+    used, proc = start_lane("start", "--", "cat")
+    assert used == "CODE=0", proc.stderr
+    for sid in agentty("status", "-q").stdout.split():
+        agentty("kill", "-s", sid, check=True)

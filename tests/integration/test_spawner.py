@@ -7,6 +7,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -45,7 +46,20 @@ def test_second_start_is_forked_by_the_spawner(agentty_home: Path) -> None:
     wait_until(lambda: gone(worker.pid), timeout=15)  # it answers `kill`, then exits
 
 
-def test_forked_worker_gets_the_callers_context(agentty_home: Path, tmp_path: Path) -> None:
+# The full path run by hand: `agentty start` itself takes the lane when the spawner is warm.
+FULL = [
+    sys.executable,
+    "-c",
+    "import sys; from agentty_core.cli.main import main; sys.exit(main())",
+]
+
+
+@pytest.mark.parametrize("path", ["lane", "full"])
+def test_forked_worker_gets_the_callers_context(
+    agentty_home: Path, tmp_path: Path, path: str
+) -> None:
+    """Both ways through the spawner: the `start` lane (its worker does the caller's part
+    itself) and the full path asking it for a worker."""
     warm(agentty_home)
     workdir = tmp_path / "here"
     workdir.mkdir()
@@ -60,7 +74,7 @@ def test_forked_worker_gets_the_callers_context(agentty_home: Path, tmp_path: Pa
     env = dict(os.environ, SPAWNER_TEST_MARK="from-the-caller")
     script = 'umask; ulimit -n; ulimit -Hn; echo "mark=$SPAWNER_TEST_MARK"; exec cat'
     proc = subprocess.run(
-        [AGENTTY, "start", "--json", "--", "sh", "-c", script],
+        [*([AGENTTY] if path == "lane" else FULL), "start", "--json", "--", "sh", "-c", script],
         capture_output=True,
         text=True,
         env=env,
@@ -308,3 +322,50 @@ def test_a_refused_start_launches_no_spawner(agentty_home: Path) -> None:
     assert proc.returncode == 127
     assert not (agentty_home / "spawner.lock").exists()
     assert processes_of_home(str(agentty_home)) == []
+
+
+def only_sessions_and_spawner(home: Path) -> bool:
+    """Nothing of the home runs but the running sessions' workers and programs and the
+    spawner (as in tests/reliability/test_spawner_faults.py)."""
+    info = spawner_info(home)
+    expected = {info["pid"]} if info else set()
+    for rec in agentty_json("status")["sessions"]:
+        if rec["status"] == "running":
+            expected.update(p for p in (rec["workerPid"], rec["pid"]) if isinstance(p, int))
+    return {p.pid for p in processes_of_home(str(home))} <= expected
+
+
+def test_start_lane_falls_back_from_a_stopped_spawner_without_a_second_session(
+    agentty_home: Path,
+) -> None:
+    """SIGSTOP: the lane's request waits in the spawner; the start goes the full way (one
+    session, named once), and the request served late makes nothing: its worker is never
+    told to go and exits."""
+    info = warm(agentty_home)
+    os.kill(info["pid"], signal.SIGSTOP)
+    try:
+        proc = agentty("start", "--json", "--name", "once", "--", "cat")
+        assert proc.returncode == 0, proc.stderr
+        rec = json.loads(proc.stdout)
+        assert rec["name"] == "once" and rec["status"] == "running"
+        assert not forked(rec)
+    finally:
+        os.kill(info["pid"], signal.SIGCONT)
+    wait_until(lambda: only_sessions_and_spawner(agentty_home), timeout=30)
+    named = [s for s in agentty_json("status")["sessions"] if s.get("name") == "once"]
+    assert [s["id"] for s in named] == [rec["id"]]
+    lane = agentty("start", "--json", "--name", "twice", "--", "cat")  # served again
+    assert lane.returncode == 0 and forked(json.loads(lane.stdout)), lane.stderr
+
+
+def test_start_lane_failures_leave_nothing_running(agentty_home: Path) -> None:
+    """A worker of the lane that dies before it is ready (a failpoint in the caller's
+    environment reaches it) fails the start, marks its record, and nothing runs on."""
+    warm(agentty_home)
+    env = dict(os.environ, AGENTTY_FAILPOINTS="worker.after_spawn=exit:3")
+    proc = agentty("start", "--", "sleep", "1000", env=env)
+    assert proc.returncode == 1 and "worker died during startup" in proc.stderr, proc.stderr
+    assert ".log)" in proc.stderr
+    wait_until(lambda: only_sessions_and_spawner(agentty_home), timeout=30)
+    failed = [s for s in agentty_json("status")["sessions"] if s.get("argv") == ["sleep", "1000"]]
+    assert [s["status"] for s in failed] == ["failed"], failed

@@ -11,6 +11,9 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from tests.helpers.cli import agentty, agentty_json
 
@@ -132,5 +135,50 @@ def test_the_fast_lane_runs_on_the_interpreters_c_modules_only() -> None:
             assert code == 0, words
             # Only --json talks to the workers (their live fields).
             assert ran == (status if "--json" in words else status - {"_socket"}), words
+    finally:
+        agentty("kill", check=True)
+
+
+# What `agentty start` adds with the home's spawner warm (`cli/startlane.py`): its module,
+# the lane's readers, and C modules only (the socket, the JSON codec, rlimits, select).
+START_LANE_IMPORTS = HOTPATH_IMPORTS | {
+    "agentty_core.cli.startlane",
+    "agentty_core.cli.hotread",
+    "_socket",
+    "_json",
+    "resource",
+    "select",
+}
+
+
+def test_the_start_lane_runs_on_the_interpreters_c_modules_only(
+    agentty_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.helpers.spawner import ready_spawner
+
+    monkeypatch.setenv("AGENTTY_SPAWNER", "1")
+    agentty("start", "--", "cat", check=True)  # no spawner yet: this one launches it
+    ready_spawner(agentty_home)
+    try:
+        for words in (
+            ["start", "--", "cat"],
+            ["start", "--json", "--name", "n", "--env", "A=1", "--cwd", "/", "--", "cat"],
+            ["start", "--shell", "exec cat", "--cols", "90", "--rows", "20"],
+        ):
+            code, _, ran = loaded_by(*words)
+            assert code == 0, words
+            assert ran == START_LANE_IMPORTS, words  # the lane answered, not the full path
+    finally:
+        for sid in agentty("status", "-q").stdout.split():
+            if len(sid) == 8:
+                agentty("kill", "-s", sid, check=True)
+
+
+def test_start_without_the_spawner_does_not_try_the_lane() -> None:
+    """The tests' default (`AGENTTY_SPAWNER=0`): `start` goes the full way at once."""
+    code, _, ran = loaded_by("start", "--", "cat")
+    try:
+        assert code == 0
+        assert "agentty_core.cli.startlane" not in ran
     finally:
         agentty("kill", check=True)

@@ -1,0 +1,395 @@
+"""The `start` fast lane: a plain `agentty start` handed to the home's warm spawner.
+
+The full path imports argparse, the state store, filelock and the launcher, and writes the
+intent record itself: ~7x the interpreter's own start. With the spawner warm, none of that
+is needed here: this module reads the command line, sends the request with what the worker
+must inherit (environment, cwd, umask, rlimits, signal mask, as `spawner_client` sends it)
+on the spawner's socket (a peer of our uid, checked), and the worker the spawner forks does
+the full path's part itself (`worker.forked.start_session`: the same checks and one-line
+errors, name uniqueness under the state lock, the record, the active pointer) before it
+answers on the status pipe. Only the interpreter's C modules are imported.
+
+Plain means: `--name`, `--cwd`, `--cols`, `--rows`, `--env` (repeated), `--shell`, `--json`
+and the program after `--`. Anything else (a recording, help, an option argparse might read
+otherwise) goes the full way, and so does every start when the spawner is not running,
+answers late (stopped, wedged, busy) or refuses: nothing was written then, and the full
+path starts the session (and the spawner). Once the spawner answered, the worker is told
+to go ahead; until then it writes nothing, so a late answer never makes a second session.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from agentty_core.cli import hotread
+
+TYPE_CHECKING = False  # without importing typing: this module is the hot path
+
+# How long the lane waits for the spawner's answer. A spawner that makes no progress (stopped,
+# dead, blocked: its CPU time still, checked every WAIT) is given up on within WAIT, as
+# `spawner_client.WAIT`; a busy one (20 starts at once on a loaded machine queue behind each
+# other) is waited for up to BUSY_WAIT: a start that goes the full way costs many times that.
+WAIT = 0.25
+BUSY_WAIT = 3.0
+READY_TIMEOUT = 10.0  # launcher.READY_TIMEOUT
+MAX_INT = 10_000_000  # parser._positive_int's bound
+MAX_REPLY = 4096
+SIGTERM, SIGKILL = 15, 9
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_VALUED = {"--name": "name", "--cwd": "cwd", "--shell": "shell", "--cols": "cols"}
+_VALUED.update({"--rows": "rows", "--env": "env"})
+
+# Why the lane handed over, for the full path (`hotpath`): "" nothing was asked; "asked" the
+# spawner was asked and did not serve (asking again would only wait again); "upgraded" it
+# stepped down (the full path launches its successor).
+handed_over = ""
+
+
+def parse(words: list[str]) -> dict[str, object] | None:
+    """`start`'s plain forms, as argparse and `cmd_start` read them; None for the rest."""
+    if words[:1] != ["start"]:
+        return None
+    opts: dict[str, object] = {"json": False, "name": None, "cwd": None, "shell": None}
+    opts.update(cols=80, rows=24, env={})
+    env: dict[str, str] = {}
+    rest = words[1:]
+    i = 0
+    while i < len(rest) and rest[i] != "--":
+        word = rest[i]
+        if word == "--json":
+            opts["json"] = True
+            i += 1
+            continue
+        name, eq, inline = word.partition("=")
+        if name not in _VALUED:
+            return None  # another option, an abbreviation, a positional without `--`
+        if eq:
+            value, i = inline, i + 1
+        elif i + 1 < len(rest):
+            value, i = rest[i + 1], i + 2
+        else:
+            return None
+        if not value or value.startswith("-"):
+            return None  # argparse may read it as an option: it decides
+        attr = _VALUED[name]
+        if attr in ("cols", "rows"):
+            if not (value.isascii() and value.isdigit()) or int(value) > MAX_INT:
+                return None
+            opts[attr] = int(value)
+        elif attr == "env":
+            key, sep, val = value.partition("=")
+            if not sep or not key:
+                return None  # argparse's own error
+            env[key] = val
+        else:
+            opts[attr] = value
+    argv = rest[i + 1 :]  # nothing when there is no `--`
+    if argv[:1] == ["--"]:
+        return None  # `-- -- PROG`: cmd_start's reading, left to it
+    if not argv and opts["shell"] is None:
+        return None  # the full path's own message
+    opts["argv"] = argv
+    opts["env"] = env
+    return opts
+
+
+def start(words: list[str]) -> int | None:
+    """The command's exit code, or None: the full path must handle it."""
+    global handed_over
+    opts = parse(words)
+    if opts is None:
+        return None
+    home = hotread.home()
+    if home is None or ".." in home.split(os.sep):
+        return None
+    path = os.path.join(home, "sockets", "spawner.sock")
+    if not os.path.exists(path):
+        return None  # none runs: the full path launches it
+    import time
+
+    deadline = time.monotonic() + BUSY_WAIT
+    sid = os.urandom(4).hex()
+    try:
+        request = _request(opts, sid, deadline)
+    except OSError:
+        return None
+    asked = _ask(path, request, deadline)
+    if asked is None:
+        return None
+    _, pidfd, spec_w, status_r = asked
+    try:
+        try:
+            try:
+                os.write(spec_w, b"go")  # from here on the session is ours to report
+            except OSError:
+                pass  # it died: its status pipe says so
+            finally:
+                os.close(spec_w)  # the worker reads up to EOF
+            answer = _status(status_r)
+        except BaseException as exc:  # interrupted (Ctrl-C): nothing of it may run on
+            _end(pidfd)
+            _mark_failed(home, sid, "start was interrupted")
+            if not isinstance(exc, Exception):
+                raise
+            hotread.error(f"start failed: {exc}")
+            return 1
+        if answer is None or answer.get("ok") is not True:
+            return _failed(home, sid, pidfd, answer)
+        return _started(home, sid, opts["json"] is True)
+    finally:
+        os.close(status_r)
+        os.close(pidfd)
+
+
+def _request(opts: dict[str, object], sid: str, deadline: float) -> bytes:
+    """`spawner_client._request`'s context, and the start itself."""
+    import resource
+
+    if TYPE_CHECKING:
+        import signal as _signal  # the C module's stubs are its wrapper's
+    else:
+        import _signal
+
+    env = dict(os.environ)
+    env.pop("AGENTTY_SESSION_ID", None)  # only the program carries its session's marker
+    env.pop("AGENTTY_STATUS_FD", None)
+    limits = [
+        [num, *resource.getrlimit(num)]
+        for name in dir(resource)
+        if name.startswith("RLIMIT_") and isinstance(num := getattr(resource, name), int)
+    ]
+    ignored = []
+    for sig in _signal.valid_signals():
+        try:
+            if _signal.getsignal(sig) == _signal.SIG_IGN:
+                ignored.append(int(sig))
+        except (ValueError, OSError):
+            pass
+    from agentty_core._version import __version__
+
+    request = {
+        "v": 1,
+        "deadline": deadline,
+        "env": env,
+        "cwd": os.getcwd(),
+        "umask": _umask(),
+        "rlimits": limits,
+        "sigmask": sorted(int(s) for s in _signal.pthread_sigmask(_signal.SIG_BLOCK, [])),
+        "ignored": ignored,
+        "nice": os.getpriority(os.PRIO_PROCESS, 0),
+        "affinity": sorted(os.sched_getaffinity(0)),
+        "python": [sys.executable, sys.version],
+        "agentty": [PACKAGE_DIR, __version__],
+        "start": {
+            "id": sid,
+            "argv": opts["argv"],
+            "shell": opts["shell"],
+            "name": opts["name"],
+            "cwd": opts["cwd"],
+            "cols": opts["cols"],
+            "rows": opts["rows"],
+            "env": opts["env"],
+        },
+    }
+    try:
+        text = hotread.dumps(request, ascii_only=True)
+    except (TypeError, ValueError) as exc:
+        raise OSError(str(exc)) from None
+    return (text + "\n").encode("ascii")
+
+
+def _umask() -> int:
+    """`spawner_client._umask`: read without setting it."""
+    raw = hotread.read_proc("/proc/self/status") or ""
+    for line in raw.splitlines():
+        if line.startswith("Umask:"):
+            return int(line.split()[1], 8)
+    raise OSError("cannot read the umask")
+
+
+def _ask(path: str, request: bytes, deadline: float) -> tuple[int, int, int, int] | None:
+    """The forked worker's pid and pidfd, and our ends of its spec and status pipes; None
+    when the spawner does not serve the request in time (nothing was written)."""
+    global handed_over
+    import _socket
+    import time
+
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    ours: list[int] = []
+    pidfd = -1
+    try:
+        sock.settimeout(WAIT)
+        try:
+            sock.connect(path)
+        except (FileNotFoundError, ConnectionRefusedError):
+            return None  # none runs (or it died): the full path launches one
+        except TimeoutError:
+            handed_over = "asked"  # its backlog is full: stopped, say
+            return None
+        handed_over = "asked"  # it may be stopped or busy: the full path does not wait again
+        cred = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
+        if int.from_bytes(cred[4:8], sys.byteorder) != os.getuid():
+            return None
+        spawner = int.from_bytes(cred[0:4], sys.byteorder)
+        spec_r, spec_w = os.pipe()
+        ours += [spec_r, spec_w]
+        status_r, status_w = os.pipe()
+        ours += [status_r, status_w]
+        rights = spec_r.to_bytes(4, sys.byteorder) + status_w.to_bytes(4, sys.byteorder)
+        sent = sock.sendmsg([request[:4096]], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
+        sock.sendall(request[sent:])
+        for fd in (spec_r, status_w):  # the worker has them now; EOF must mean it is gone
+            os.close(fd)
+            ours.remove(fd)
+        buf = b""
+        ticks = _cpu_ticks(spawner)
+        check_at = time.monotonic() + WAIT
+        while b"\n" not in buf and len(buf) < MAX_REPLY:
+            now = time.monotonic()
+            if now >= deadline:
+                return None
+            if now >= check_at:
+                was, ticks = ticks, _cpu_ticks(spawner)
+                if ticks is None or ticks == was:
+                    return None  # stopped, gone or stuck: not worth waiting for
+                check_at = now + WAIT
+            sock.settimeout(max(0.001, min(check_at, deadline) - now))
+            try:
+                data, ancillary, _, _ = sock.recvmsg(MAX_REPLY, _socket.CMSG_SPACE(4))
+            except TimeoutError:
+                continue
+            for level, kind, payload in ancillary:
+                if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                    for i in range(0, len(payload) - len(payload) % 4, 4):
+                        fd = int.from_bytes(payload[i : i + 4], sys.byteorder)
+                        os.set_inheritable(fd, False)
+                        if pidfd < 0:
+                            pidfd = fd
+                        else:
+                            os.close(fd)
+            if not data:
+                break
+            buf += data
+        if b"\n" not in buf:
+            return None
+        reply = hotread.loads(buf.split(b"\n", 1)[0].decode("utf-8"))
+        if not isinstance(reply, dict) or reply.get("ok") is not True:
+            if isinstance(reply, dict) and reply.get("reason") == "upgraded":
+                handed_over = "upgraded"
+            return None
+        pid = reply.get("pid")
+        if pidfd < 0 or not isinstance(pid, int):
+            return None
+        ours.clear()
+        found, pidfd = (pid, pidfd, spec_w, status_r), -1
+        return found
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None  # a timeout among them: the spawner is stopped, wedged or too busy
+    finally:
+        sock.close()
+        if pidfd >= 0:
+            os.close(pidfd)
+        for fd in ours:  # a worker forked late for this request reads EOF and exits
+            os.close(fd)
+
+
+def _cpu_ticks(pid: int) -> int | None:
+    """The CPU time `pid` used so far, in clock ticks; None if it is stopped or gone."""
+    raw = hotread.read_proc(f"/proc/{pid}/stat")
+    if raw is None:
+        return None
+    fields = raw[raw.rfind(")") + 2 :].split()
+    if len(fields) < 13 or fields[0] in ("T", "t", "Z", "X", "x"):
+        return None
+    return int(fields[11]) + int(fields[12])
+
+
+def _status(fd: int) -> dict[str, object] | None:
+    """The worker's status line (`launcher._read_status`); None if it died without one."""
+    import select
+    import time
+
+    deadline = time.monotonic() + READY_TIMEOUT
+    buf = b""
+    while b"\n" not in buf:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return {"ok": False, "error": f"the worker was not ready within {READY_TIMEOUT:g}s"}
+        if not select.select([fd], [], [], remaining)[0]:
+            continue
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return None
+        buf += chunk
+    try:
+        value = hotread.loads(buf.split(b"\n", 1)[0].decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _started(home: str, sid: str, as_json: bool) -> int:
+    """What `cmd_start` prints: the id, or (--json) the record as `sessions.json` has it."""
+    if not as_json:
+        sys.stdout.write(sid + "\n")
+        return 0
+    recs = hotread.records(home)
+    rec = next((r for r in recs if r["id"] == sid), None) if recs is not None else None
+    if rec is None:  # unreadable just now: the full path's reader (it recovers or says why)
+        from agentty_core.client import Client
+
+        found = [r for r in Client().sessions() if r.get("id") == sid]
+        hotread.emit(found[0] if found else {"id": sid})
+        return 0
+    hotread.emit(rec)
+    return 0
+
+
+def _failed(home: str, sid: str, pidfd: int, answer: dict[str, object] | None) -> int | None:
+    """A start that did not come up: the worker ended (nothing of the session runs on),
+    and the full path's message and exit code (`launcher._hand_over`)."""
+    _end(pidfd)
+    if answer is not None and answer.get("fallback") is True:
+        return None  # nothing was written: the full path starts it
+    code = answer.get("exit_code") if answer is not None else None
+    if answer is not None and answer.get("as_is") is True:  # refused before anything ran
+        hotread.error(str(answer.get("error")))
+        return code if isinstance(code, int) and code > 0 else 1
+    message = "worker died during startup" if answer is None else str(answer.get("error"))
+    _mark_failed(home, sid, message)
+    hotread.error(f"{message} (see {os.path.join(home, 'logs', sid + '.log')})")
+    return code if isinstance(code, int) and code not in (0, 2) else 1
+
+
+def _end(pidfd: int) -> None:
+    """`launcher._kill_worker`: SIGTERM, then SIGKILL after 3 s; returns once it is gone."""
+    import select
+
+    if TYPE_CHECKING:
+        import signal as _signal
+    else:
+        import _signal
+
+    for sig in (SIGTERM, SIGKILL):
+        try:  # noqa: SIM105  (contextlib stays off the lane)
+            _signal.pidfd_send_signal(pidfd, sig)
+        except OSError:
+            pass  # gone already
+        if select.select([pidfd], [], [], 3.0)[0]:
+            return
+
+
+def _mark_failed(home: str, sid: str, message: str) -> None:
+    """The record says why, as the full path writes it; a worker that died before its
+    intent record left none (rare: the full machinery is imported for it)."""
+    from contextlib import suppress
+
+    from agentty_core.ipc.client import remove_stale_socket
+    from agentty_core.paths import Home
+    from agentty_core.state.store import StateStore, now_iso
+
+    with suppress(Exception):
+        StateStore(Home.resolve()).update(sid, status="failed", error=message, endedAt=now_iso())
+    with suppress(OSError):
+        remove_stale_socket(Home.resolve().socket_path(sid))

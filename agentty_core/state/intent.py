@@ -1,0 +1,141 @@
+"""A session's intent: what `start` checks and writes before any program runs.
+
+Two places start sessions: the caller's side of the full path (`launch.launcher`) and a
+worker the warm spawner forked for the `start` fast lane (`worker.forked`), which does the
+caller's part itself. Both plan and claim here, so they refuse alike (the same one-line
+errors and exit codes) and write the same intent record under the state lock. The checks
+that look at processes and the file system (`proc.ptyhost`, `proc.identity`) are passed in:
+this layer does not know about processes.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from agentty_core.errors import SpawnError, UsageError
+from agentty_core.paths import Home, validate_name
+from agentty_core.state.records import Record, is_live
+from agentty_core.state.store import StateStore, now_iso
+
+MAX_SIZE = 1000
+
+
+@dataclass
+class Intent:
+    """A checked session, not written yet: its record and the worker's spec."""
+
+    session_id: str
+    name: str | None
+    record: Record
+    spec: dict[str, object]
+    log_path: str
+
+
+def check_size(cols: int, rows: int) -> None:
+    if not (2 <= cols <= MAX_SIZE and 2 <= rows <= MAX_SIZE):
+        raise UsageError(f"terminal size must be 2..{MAX_SIZE} columns and rows")
+
+
+def build_env(
+    session_id: str, home: Home, overrides: Mapping[str, str], base: Mapping[str, str]
+) -> dict[str, str]:
+    env = dict(base)
+    env.update(overrides)
+    env.setdefault("TERM", "xterm-256color")
+    if "TERM" not in overrides:
+        env["TERM"] = "xterm-256color"
+    env["AGENTTY_SESSION_ID"] = session_id
+    env["AGENTTY_HOME"] = str(home.root)
+    env.pop("AGENTTY_STATUS_FD", None)
+    return env
+
+
+def plan(
+    home: Home,
+    argv: Sequence[str] | None,
+    *,
+    session_id: str,
+    environ: Mapping[str, str],
+    check_cwd: Callable[[str], None],
+    resolve: Callable[[str, str | None, str], str],
+    shell: str | None = None,
+    name: str | None = None,
+    cwd: str | None = None,
+    cols: int = 80,
+    rows: int = 24,
+    env: Mapping[str, str] | None = None,
+    activate: bool = True,
+    record_cast: Mapping[str, bool] | None = None,
+) -> Intent:
+    """Check a start (UsageError, SpawnError) and build its record and spec. `environ` is
+    the caller's environment, `check_cwd` and `resolve` are `proc.ptyhost`'s checks."""
+    if shell is not None:
+        if argv:
+            raise UsageError("give either --shell CMDLINE or -- PROGRAM ARGS, not both")
+        argv = [environ.get("SHELL") or "/bin/sh", "-lc", shell]
+    if not argv:
+        raise UsageError("start needs a program: agentty start -- PROGRAM [ARG...]")
+    argv = list(argv)
+    if name is not None:
+        validate_name(name)
+    check_size(cols, rows)
+    workdir = os.path.abspath(cwd or os.getcwd())
+    check_cwd(workdir)
+    full_env = build_env(session_id, home, env or {}, environ)
+    program = resolve(argv[0], full_env.get("PATH"), workdir)
+    home.ensure_socket_dir()
+    log_path = home.log_path(session_id)
+    stamp = now_iso()
+    record: Record = {
+        "id": session_id,
+        "name": name,
+        "argv": argv,
+        "command": shlex.join(argv),
+        "program": program,
+        "cwd": workdir,
+        "pid": None,
+        "workerPid": None,
+        "cols": cols,
+        "rows": rows,
+        "startedAt": stamp,
+        "lastActiveAt": stamp,
+        "status": "starting",
+        "exitCode": None,
+        "signal": None,
+        "socket": str(home.socket_path(session_id)),
+        "log": str(log_path),
+    }
+    spec: dict[str, object] = {
+        "id": session_id,
+        "home": str(home.root),
+        "argv": [program, *argv[1:]],
+        "cwd": workdir,
+        "env": full_env,
+        "cols": cols,
+        "rows": rows,
+        "record": record,
+        "record_cast": dict(record_cast) if record_cast is not None else None,
+        "activate": activate,  # set with the running record, in the same write
+        "log_to": None,
+    }
+    return Intent(session_id, name, record, spec, str(log_path))
+
+
+def claim(store: StateStore, intent: Intent, alive: Callable[[Record], bool]) -> None:
+    """Write the intent record, under the state lock: its id unused, its name not taken by
+    a running session (whose worker `alive` says is alive)."""
+    session_id, name, record = intent.session_id, intent.name, intent.record
+
+    def add(sessions: list[Record]) -> None:
+        if any(r.get("id") == session_id for r in sessions):
+            raise SpawnError("session id collision; try again")
+        if name is not None:
+            for other in sessions:
+                if other.get("name") == name and is_live(other) and alive(other):
+                    raise UsageError(f"a running session is already named {name!r}")
+        sessions.append(record)
+
+    store.mutate(add)
