@@ -1,0 +1,269 @@
+"""Where typed text was echoed, so that a wait `after` an input is not satisfied by its echo.
+
+The terminal (or the program's line editor) draws what an agent types at the cursor: in bash,
+`echo BUILD-OK` + Enter puts `BUILD-OK` on screen before the command has run. Counting only
+screens newer than the input's seq cannot tell the two apart: the echo is newer too.
+
+So each input that carries printable text leaves an Echo: the cursor's position when it was
+written, as an absolute line (lines scrolled off so far + cursor row, which follows the row
+as it scrolls) and a column, and the text split into lines. A wait with `after` reads text
+and regex conditions on the screen with those echoes masked (blanked):
+
+- the first line of the text, only where it still shows exactly there (wrapping onto the next
+  rows at column 0, wide characters counting two cells);
+- each later line (a multi-line paste: a REPL's `... ` prompt shifts the column), at its first
+  occurrence on a row after the previous line's.
+
+Where the program redrew that place (vim's message over its `:` command line, `clear`, the
+alternate screen) nothing matches, nothing is masked, and real output there still counts.
+Text already shown at the cursor when it was typed (a TUI's key that is a command, typed over
+the same letter) records nothing: it could not be told from the program's own output.
+"""
+
+from __future__ import annotations
+
+import re
+import termios
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from agentty_core.emulator.interface import TerminalModel
+from agentty_core.emulator.pyte_backend import char_width, find_in, search_in
+
+MAX_ECHOES = 32  # the most recent inputs whose echoes are masked
+MAX_SEGMENTS = 200  # lines of one input that are followed (a huge paste: its first ones)
+MAX_CHARS = 16_384  # characters of one input that are followed
+# Escape sequences in typed bytes (a key's, or pasted): never drawn as themselves.
+_ESCAPES = re.compile(
+    r"\x1b(?:\[[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]|\][^\x07\x1b]*(?:\x07|\x1b\\)|.)?"
+)
+_CONTROLS = re.compile(r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+Span = tuple[int, int, int]  # absolute line, first and past-last character index
+
+
+@dataclass(frozen=True)
+class Echo:
+    """One input's text, and where its echo begins (see the module docstring)."""
+
+    line: int
+    col: int
+    alt: bool
+    segments: tuple[str, ...]
+
+
+def segments_of(text: str) -> tuple[str, ...]:
+    """The lines of typed text as they would be drawn: escape sequences and control
+    characters dropped, split at CR/LF. Empty when nothing printable is typed."""
+    text = _CONTROLS.sub("", _ESCAPES.sub("", text[:MAX_CHARS]))
+    segments = tuple(_LINE_BREAK.split(text))[:MAX_SEGMENTS]
+    return segments if any(segments) else ()
+
+
+def draws_echo(fd: int) -> bool:
+    """Whether typed input shows on the terminal of PTY `fd`. A program reading lines with
+    echo off (`read -s`, `stty -echo; cat`) gets no echo: whatever it prints where the cursor
+    was is its output, and must count. A line editor reads raw with echo off, but draws what
+    it reads: that is an echo."""
+    try:
+        lflag = termios.tcgetattr(fd)[3]
+    except (termios.error, OSError):
+        return True
+    return not (lflag & termios.ICANON and not lflag & termios.ECHO)
+
+
+class Rows:
+    """The session's rows by absolute line: the screen's, and the scrollback's when asked
+    (read once, only if needed)."""
+
+    def __init__(self, emu: TerminalModel) -> None:
+        self.emu = emu
+        self.top = emu.scrolled
+        self.screen = emu.lines()
+        self.cols = emu.cols
+        self._history: list[str] | None = None
+
+    @property
+    def history(self) -> list[str]:
+        if self._history is None:
+            self._history = self.emu.scrollback()
+        return self._history
+
+    def get(self, line: int) -> str | None:
+        row = line - self.top
+        if 0 <= row < len(self.screen):
+            return self.screen[row]
+        if row < 0 and -row <= len(self.history):
+            return self.history[row]
+        return None
+
+
+def _index_at(text: str, col: int) -> int | None:
+    """The index in `text` of the character drawn at cell `col` (past its end: as if padded
+    with blanks); None inside a wide character."""
+    cells = 0
+    for index, ch in enumerate(text):
+        if cells == col:
+            return index
+        cells += max(char_width(ch), 0)
+        if cells > col:
+            return None
+    return len(text) + (col - cells)
+
+
+def _match(rows: Rows, line: int, col: int, segment: str) -> list[Span] | None:
+    """Where `segment` is drawn starting at (line, col), wrapping at the right margin; None
+    unless every character is exactly there."""
+    text = rows.get(line)
+    pos = None if text is None else _index_at(text, col)
+    if text is None or pos is None:
+        return None
+    spans: list[Span] = []
+    start = pos
+    for ch in segment:
+        width = char_width(ch)
+        if width < 0:
+            return None
+        if width and col + width > rows.cols:  # the terminal wraps before it
+            spans.append((line, start, pos))
+            line, col, pos, start = line + 1, 0, 0, 0
+            text = rows.get(line)
+            if text is None:
+                return None
+        if (text[pos] if pos < len(text) else " ") != ch:
+            return None
+        pos += 1
+        col += width
+    spans.append((line, start, pos))
+    return spans
+
+
+def _find_after(rows: Rows, line: int, segment: str, limit: int) -> list[Span] | None:
+    """The first place on a row after `line` (within `limit` rows) that shows `segment`."""
+    for candidate in range(line + 1, line + 1 + limit):
+        text = rows.get(candidate)
+        if text is None:
+            if candidate >= rows.top + len(rows.screen):
+                return None
+            continue
+        index = text.find(segment[0])
+        while index >= 0:
+            col = sum(max(char_width(ch), 0) for ch in text[:index])
+            spans = _match(rows, candidate, col, segment)
+            if spans is not None:
+                return spans
+            index = text.find(segment[0], index + 1)
+    return None
+
+
+def echo_spans(echo: Echo, rows: Rows) -> list[Span]:
+    """Where `echo` still shows (see the module docstring); empty where it does not."""
+    spans: list[Span] = []
+    line = echo.line
+    first, *later = echo.segments
+    if first:
+        found = _match(rows, echo.line, echo.col, first)
+        if found is None and echo.col == rows.cols - 1:  # a pending wrap reads as the last column
+            found = _match(rows, echo.line + 1, 0, first)
+        if found is None:
+            return []  # redrawn: the later lines cannot be placed either
+        spans += found
+        line = found[-1][0]
+    for segment in later:
+        if not segment:
+            continue  # an empty line: the next one is still on a later row
+        found = _find_after(rows, line, segment, len(rows.screen))
+        if found is not None:
+            spans += found
+            line = found[-1][0]
+    return spans
+
+
+def _blank(text: str, cuts: list[tuple[int, int]]) -> str:
+    """`text` with the characters of each cut blanked, each as wide as it was."""
+    chars = list(text)
+    for start, end in cuts:
+        for index in range(start, min(end, len(chars))):
+            chars[index] = " " * max(char_width(chars[index]), 0)
+    return "".join(chars).rstrip(" ")
+
+
+class EchoLog:
+    """The recent inputs' echoes, and the screen with them masked (computed once per screen
+    version, only for a wait with `after`)."""
+
+    def __init__(self) -> None:
+        self.echoes: deque[Echo] = deque(maxlen=MAX_ECHOES)
+        self._cached: tuple[tuple[int, int, bool], MaskedView | None] | None = None
+        self._version = 0
+
+    def note(self, text: str, emu: TerminalModel) -> None:
+        """Input `text` is being written: remember where its echo will be drawn."""
+        segments = segments_of(text)
+        if not segments:
+            return
+        row, col = emu.cursor
+        echo = Echo(emu.scrolled + row, col, emu.alt_screen, segments)
+        first = Echo(echo.line, col, echo.alt, segments[:1])
+        if segments[0] and echo_spans(first, Rows(emu)):
+            return  # already shown there: the echo could not be told from the program's text
+        self.echoes.append(echo)
+        self._version += 1
+
+    def view(self, emu: TerminalModel, *, scrollback: bool) -> MaskedView | None:
+        """The screen with the echoes masked, or None when no echo shows."""
+        if not self.echoes:
+            return None
+        key = (emu.seq, self._version, scrollback)
+        if self._cached is not None and self._cached[0] == key:
+            return self._cached[1]
+        view = self._build(emu, scrollback)
+        self._cached = (key, view)
+        return view
+
+    def _build(self, emu: TerminalModel, scrollback: bool) -> MaskedView | None:
+        rows = Rows(emu)
+        alt = emu.alt_screen
+        masks: dict[int, list[tuple[int, int]]] = {}
+        for echo in self.echoes:
+            if echo.alt != alt:
+                continue
+            for line, start, end in echo_spans(echo, rows):
+                masks.setdefault(line, []).append((start, end))
+        if not masks:
+            return None
+        screen = list(rows.screen)
+        history: list[str] = list(rows.history) if scrollback else []
+        for line, cuts in masks.items():
+            row = line - rows.top
+            target, index = (screen, row) if row >= 0 else (history, len(history) + row)
+            if not 0 <= index < len(target):
+                continue  # in the scrollback, which this wait does not read
+            target[index] = _blank(target[index], cuts)
+        return MaskedView(emu.seq, screen, history)
+
+
+class MaskedView:
+    """A ScreenView (see waits.py) over the masked rows."""
+
+    def __init__(self, seq: int, screen: list[str], history: list[str]) -> None:
+        self._seq = seq
+        self.screen = screen
+        self.history = history
+
+    @property
+    def seq(self) -> int:
+        return self._seq
+
+    def _lines(self, scrollback: bool) -> Iterable[str]:
+        return [*self.history, *self.screen] if scrollback else self.screen
+
+    def find(self, needle: str, *, scrollback: bool = False) -> tuple[int, int] | None:
+        return find_in(self._lines(scrollback), needle)
+
+    def search(
+        self, pattern: re.Pattern[str], *, scrollback: bool = False
+    ) -> tuple[int, int] | None:
+        return search_in(self._lines(scrollback), pattern)
