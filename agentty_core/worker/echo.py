@@ -140,6 +140,24 @@ def _match(rows: Rows, line: int, col: int, segment: str) -> list[Span] | None:
     return spans
 
 
+def _find_on(rows: Rows, echo: Echo, segment: str) -> list[Span] | None:
+    """`segment` further right on the echo's row (the prompt's end was still on its way when
+    the input was written), or at the next row's start (a pending wrap reads as the last
+    column)."""
+    text = rows.get(echo.line) or ""
+    start = _index_at(text, echo.col + 1)
+    index = -1 if start is None else text.find(segment, start)
+    if index >= 0:
+        return _match(rows, echo.line, _width(text[:index]), segment)
+    if echo.col == rows.cols - 1:
+        return _match(rows, echo.line + 1, 0, segment)
+    return None
+
+
+def _width(text: str) -> int:
+    return sum(max(char_width(ch), 0) for ch in text)
+
+
 def _find_after(rows: Rows, line: int, segment: str, limit: int) -> list[Span] | None:
     """The first place on a row after `line` (within `limit` rows) that shows `segment`."""
     for candidate in range(line + 1, line + 1 + limit):
@@ -150,8 +168,7 @@ def _find_after(rows: Rows, line: int, segment: str, limit: int) -> list[Span] |
             continue
         index = text.find(segment[0])
         while index >= 0:
-            col = sum(max(char_width(ch), 0) for ch in text[:index])
-            spans = _match(rows, candidate, col, segment)
+            spans = _match(rows, candidate, _width(text[:index]), segment)
             if spans is not None:
                 return spans
             index = text.find(segment[0], index + 1)
@@ -164,9 +181,7 @@ def echo_spans(echo: Echo, rows: Rows) -> list[Span]:
     line = echo.line
     first, *later = echo.segments
     if first:
-        found = _match(rows, echo.line, echo.col, first)
-        if found is None and echo.col == rows.cols - 1:  # a pending wrap reads as the last column
-            found = _match(rows, echo.line + 1, 0, first)
+        found = _match(rows, echo.line, echo.col, first) or _find_on(rows, echo, first)
         if found is None:
             return []  # redrawn: the later lines cannot be placed either
         spans += found

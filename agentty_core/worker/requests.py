@@ -200,6 +200,7 @@ class Requests(WorkerBase):
     def _note_echo(self, typed: bytes) -> None:
         """Remember where the typed text's echo will be drawn (a wait `after` it masks it)."""
         if self.child is not None and self.exit_status is None and draws_echo(self.child.fd):
+            self._drain_output()  # the cursor after all the program wrote before the input
             self.echoes.note(typed.decode("utf-8", "replace"), self.emu)
 
     def _type(self, data: bytes, label: str | None) -> None:
