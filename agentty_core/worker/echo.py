@@ -190,9 +190,10 @@ def echo_spans(echo: Echo, rows: Rows) -> list[Span]:
         if not segment:
             continue  # an empty line: the next one is still on a later row
         found = _find_after(rows, line, segment, len(rows.screen))
-        if found is not None:
-            spans += found
-            line = found[-1][0]
+        if found is None:
+            break  # the lines after it would be guesses (and each search costs a screen)
+        spans += found
+        line = found[-1][0]
     return spans
 
 
@@ -211,7 +212,7 @@ class EchoLog:
 
     def __init__(self) -> None:
         self.echoes: deque[Echo] = deque(maxlen=MAX_ECHOES)
-        self._cached: tuple[tuple[int, int, bool], MaskedView | None] | None = None
+        self._cached: dict[bool, tuple[tuple[int, int], MaskedView | None]] = {}
         self._version = 0
 
     def note(self, text: str, emu: TerminalModel) -> None:
@@ -231,11 +232,12 @@ class EchoLog:
         """The screen with the echoes masked, or None when no echo shows."""
         if not self.echoes:
             return None
-        key = (emu.seq, self._version, scrollback)
-        if self._cached is not None and self._cached[0] == key:
-            return self._cached[1]
+        key = (emu.seq, self._version)
+        cached = self._cached.get(scrollback)
+        if cached is not None and cached[0] == key:
+            return cached[1]
         view = self._build(emu, scrollback)
-        self._cached = (key, view)
+        self._cached[scrollback] = (key, view)
         return view
 
     def _build(self, emu: TerminalModel, scrollback: bool) -> MaskedView | None:
