@@ -112,3 +112,17 @@ def test_text_already_at_the_cursor_is_no_echo() -> None:
     assert not log.echoes
     log.note("\x1b[B\x03", emu)  # keys without printable text
     assert not log.echoes
+
+
+def test_the_emulator_counts_lines_scrolled_off_beyond_its_scrollback() -> None:
+    """The echo's row is followed by an absolute line: lines scrolled off so far, counted
+    past what the scrollback keeps, through a flood of whole lines and a resize."""
+    emu = Emulator(10, 3, scrollback=4)
+    emu.feed(b"".join(b"line%d\r\n" % i for i in range(10)))  # the flood's fast path
+    assert emu.lines() == ["line8", "line9", ""] and emu.scrolled == 8
+    emu.feed(b"x\r\ny\r\n")
+    assert emu.scrolled == 10 and len(emu.scrollback()) == 4
+    emu.resize(10, 2)  # a shrink pushes the top row off
+    assert emu.lines()[0] == "y" and emu.scrolled == 11
+    emu.resize(10, 3)  # a grow pulls it back
+    assert emu.lines()[0] == "x" and emu.scrolled == 10
