@@ -17,7 +17,12 @@ and regex conditions on the screen with those echoes masked (blanked):
 Where the program redrew that place (vim's message over its `:` command line, `clear`, the
 alternate screen) nothing matches, nothing is masked, and real output there still counts.
 Text already shown at the cursor when it was typed (a TUI's key that is a command, typed over
-the same letter) records nothing: it could not be told from the program's own output.
+the same letter) records nothing: it could not be told from the program's own output. Nor
+does input to a program reading lines with echo off (see draws_echo).
+
+Cost: nothing until a wait with `after` has a text or regex to check; then, once per screen
+version, each recent echo is placed again, except where the rows that placed it last are
+unchanged (one row of output at the bottom re-places nothing else).
 """
 
 from __future__ import annotations
@@ -44,9 +49,10 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 Span = tuple[int, int, int]  # absolute line, first and past-last character index
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Echo:
-    """One input's text, and where its echo begins (see the module docstring)."""
+    """One input's text, and where its echo begins (see the module docstring). Compared
+    (and hashed, as a key of the caches) by identity: one Echo a write."""
 
     line: int
     col: int
@@ -103,6 +109,8 @@ class Rows:
 def _index_at(text: str, col: int) -> int | None:
     """The index in `text` of the character drawn at cell `col` (past its end: as if padded
     with blanks); None inside a wide character."""
+    if text.isascii():
+        return col
     cells = 0
     for index, ch in enumerate(text):
         if cells == col:
@@ -120,6 +128,8 @@ def _match(rows: Rows, line: int, col: int, segment: str) -> list[Span] | None:
     pos = None if text is None else _index_at(text, col)
     if text is None or pos is None:
         return None
+    if segment.isascii():  # one cell a character: compared a row's stretch at a time
+        return _match_ascii(rows, line, col, pos, text, segment)
     spans: list[Span] = []
     start = pos
     for ch in segment:
@@ -140,6 +150,28 @@ def _match(rows: Rows, line: int, col: int, segment: str) -> list[Span] | None:
     return spans
 
 
+def _match_ascii(
+    rows: Rows, line: int, col: int, pos: int, text: str, segment: str
+) -> list[Span] | None:
+    """_match for text of one-cell characters (what is typed, mostly)."""
+    spans: list[Span] = []
+    done = 0
+    while True:
+        take = min(rows.cols - col, len(segment) - done)
+        shown = text[pos : pos + take]
+        if shown.ljust(take) != segment[done : done + take]:
+            return None
+        spans.append((line, pos, pos + take))
+        done += take
+        if done == len(segment):
+            return spans
+        line, col, pos = line + 1, 0, 0
+        next_text = rows.get(line)
+        if next_text is None:
+            return None
+        text = next_text
+
+
 def _find_on(rows: Rows, echo: Echo, segment: str) -> list[Span] | None:
     """`segment` further right on the echo's row (the prompt's end was still on its way when
     the input was written), or at the next row's start (a pending wrap reads as the last
@@ -155,6 +187,8 @@ def _find_on(rows: Rows, echo: Echo, segment: str) -> list[Span] | None:
 
 
 def _width(text: str) -> int:
+    if text.isascii():
+        return len(text)
     return sum(max(char_width(ch), 0) for ch in text)
 
 
@@ -175,15 +209,16 @@ def _find_after(rows: Rows, line: int, segment: str, limit: int) -> list[Span] |
     return None
 
 
-def echo_spans(echo: Echo, rows: Rows) -> list[Span]:
-    """Where `echo` still shows (see the module docstring); empty where it does not."""
+def echo_spans(echo: Echo, rows: Rows) -> tuple[list[Span], bool]:
+    """Where `echo` still shows (see the module docstring), empty where it does not, and
+    whether that is all of it (False: a later line is not, or not yet, to be seen)."""
     spans: list[Span] = []
     line = echo.line
     first, *later = echo.segments
     if first:
         found = _match(rows, echo.line, echo.col, first) or _find_on(rows, echo, first)
         if found is None:
-            return []  # redrawn: the later lines cannot be placed either
+            return [], True  # redrawn: the later lines cannot be placed either
         spans += found
         line = found[-1][0]
     for segment in later:
@@ -191,14 +226,20 @@ def echo_spans(echo: Echo, rows: Rows) -> list[Span]:
             continue  # an empty line: the next one is still on a later row
         found = _find_after(rows, line, segment, len(rows.screen))
         if found is None:
-            break  # the lines after it would be guesses (and each search costs a screen)
+            return spans, False  # the lines after it would be guesses
         spans += found
         line = found[-1][0]
-    return spans
+    return spans, True
 
 
 def _blank(text: str, cuts: list[tuple[int, int]]) -> str:
     """`text` with the characters of each cut blanked, each as wide as it was."""
+    if text.isascii():
+        for start, end in cuts:
+            end = min(end, len(text))
+            if start < end:
+                text = text[:start] + " " * (end - start) + text[end:]
+        return text.rstrip(" ")
     chars = list(text)
     for start, end in cuts:
         for index in range(start, min(end, len(chars))):
@@ -213,6 +254,11 @@ class EchoLog:
     def __init__(self) -> None:
         self.echoes: deque[Echo] = deque(maxlen=MAX_ECHOES)
         self._cached: dict[bool, tuple[tuple[int, int], MaskedView | None]] = {}
+        # Where echoes wholly in the scrollback are: it never changes, so it is found once.
+        self._settled: dict[Echo, list[Span]] = {}
+        # Where each echo was found last, with the rows that placed it: the same rows place
+        # it the same way (a row of output at the bottom does not move an echo's spans).
+        self._recent: dict[Echo, tuple[tuple[tuple[int, str | None], ...], list[Span]]] = {}
         self._version = 0
 
     def note(self, text: str, emu: TerminalModel) -> None:
@@ -223,10 +269,12 @@ class EchoLog:
         row, col = emu.cursor
         echo = Echo(emu.scrolled + row, col, emu.alt_screen, segments)
         first = Echo(echo.line, col, echo.alt, segments[:1])
-        if segments[0] and echo_spans(first, Rows(emu)):
+        if segments[0] and echo_spans(first, Rows(emu))[0]:
             return  # already shown there: the echo could not be told from the program's text
         self.echoes.append(echo)
         self._version += 1
+        self._settled = {e: spans for e, spans in self._settled.items() if e in self.echoes}
+        self._recent = {e: found for e, found in self._recent.items() if e in self.echoes}
 
     def view(self, emu: TerminalModel, *, scrollback: bool) -> MaskedView | None:
         """The screen with the echoes masked, or None when no echo shows."""
@@ -240,6 +288,24 @@ class EchoLog:
         self._cached[scrollback] = (key, view)
         return view
 
+    def _spans(self, echo: Echo, rows: Rows) -> list[Span]:
+        settled = self._settled.get(echo)
+        if settled is not None:
+            return settled
+        recent = self._recent.get(echo)
+        if recent is not None and all(rows.get(line) == text for line, text in recent[0]):
+            return recent[1]  # the rows it was looked for on are as they were
+        spans, complete = echo_spans(echo, rows)
+        if complete:
+            last = max(spans[-1][0] if spans else echo.line, echo.line + 1)
+            looked = tuple((line, rows.get(line)) for line in range(echo.line, last + 1))
+            self._recent[echo] = (looked, spans)
+        if spans and complete and spans[-1][0] < rows.top:
+            self._settled[echo] = spans
+        elif not spans and complete and echo.line < rows.top - len(rows.screen):
+            self._settled[echo] = spans  # a screen above: the echo is not being drawn now
+        return spans
+
     def _build(self, emu: TerminalModel, scrollback: bool) -> MaskedView | None:
         rows = Rows(emu)
         alt = emu.alt_screen
@@ -247,7 +313,7 @@ class EchoLog:
         for echo in self.echoes:
             if echo.alt != alt:
                 continue
-            for line, start, end in echo_spans(echo, rows):
+            for line, start, end in self._spans(echo, rows):
                 masks.setdefault(line, []).append((start, end))
         if not masks:
             return None
