@@ -126,3 +126,16 @@ def test_the_emulator_counts_lines_scrolled_off_beyond_its_scrollback() -> None:
     assert emu.lines()[0] == "y" and emu.scrolled == 11
     emu.resize(10, 3)  # a grow pulls it back
     assert emu.lines()[0] == "x" and emu.scrolled == 10
+
+
+def test_echo_mask_on_the_avt_backend() -> None:
+    pytest.importorskip("avt")
+    from agentty_core.emulator.avt_backend import AvtEmulator
+
+    emu, log = AvtEmulator(30, 3), EchoLog()
+    emu.feed(b"x\r\ny\r\n$ ")  # the prompt on the bottom row: the echo scrolls up
+    log.note("echo BUILD-OK\r", emu)
+    emu.feed(b"echo BUILD-OK\r\nBUILD-OK\r\n$ ")
+    assert emu.lines() == ["$ echo BUILD-OK", "BUILD-OK", "$"]
+    view = log.view(emu, scrollback=False)
+    assert view is not None and view.screen == ["$", "BUILD-OK", "$"]
