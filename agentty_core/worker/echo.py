@@ -18,7 +18,8 @@ Where the program redrew that place (vim's message over its `:` command line, `c
 alternate screen) nothing matches, nothing is masked, and real output there still counts.
 Text already shown at the cursor when it was typed (a TUI's key that is a command, typed over
 the same letter) records nothing: it could not be told from the program's own output. Nor
-does input to a program reading lines with echo off (see draws_echo).
+does input to a program reading lines with echo off (see draws_echo), or typed while the
+cursor is hidden (a TUI taking keys as commands).
 
 Cost: nothing until a wait with `after` has a text or regex to check; then, once per screen
 version, each recent echo is placed again, except where the rows that placed it last are
@@ -264,8 +265,8 @@ class EchoLog:
     def note(self, text: str, emu: TerminalModel) -> None:
         """Input `text` is being written: remember where its echo will be drawn."""
         segments = segments_of(text)
-        if not segments:
-            return
+        if not segments or not emu.cursor_visible:
+            return  # (a TUI that hides its cursor does not draw what is typed at it)
         row, col = emu.cursor
         echo = Echo(emu.scrolled + row, col, emu.alt_screen, segments)
         first = Echo(echo.line, col, echo.alt, segments[:1])

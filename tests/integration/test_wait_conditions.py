@@ -139,3 +139,12 @@ def test_echo_mask_on_the_avt_backend() -> None:
     assert emu.lines() == ["$ echo BUILD-OK", "BUILD-OK", "$"]
     view = log.view(emu, scrollback=False)
     assert view is not None and view.screen == ["$", "BUILD-OK", "$"]
+
+
+def test_keys_typed_at_a_hidden_cursor_are_no_echo() -> None:
+    """A TUI that hides its cursor takes keys as commands: `j` moves down a list, and a
+    `j` it then draws where the cursor was is its own text."""
+    emu, log = Emulator(20, 3), EchoLog()
+    emu.feed(b"\x1b[?25l> item\r\n  json")
+    log.note("j", emu)
+    assert not log.echoes
