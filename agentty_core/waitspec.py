@@ -51,8 +51,10 @@ class WaitConditions:
 
     `after` (a seq, as `text`/`key` return it) is an AND on every condition: it counts only
     on a screen newer than that seq, so a match still on screen from before the input does
-    not fire the wait the moment it starts. `changed_since` is its own OR'd condition. `exit`
-    is the exception: once the program ended nothing newer can come, so it fires anyway."""
+    not fire the wait the moment it starts; and `text`/`regex` then read the screen with the
+    echo of typed input blanked (worker/echo.py), so the echoed command line does not fire
+    it either. `changed_since` is its own OR'd condition. `exit` is the exception: once the
+    program ended nothing newer can come, so it fires anyway."""
 
     text: str | None = None
     regex: str | None = None

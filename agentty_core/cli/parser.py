@@ -230,8 +230,8 @@ def _wait(sub: Subparsers) -> None:
         "moment it does). On success prints the screen; on timeout exits 3, names what was "
         "awaited on stderr and prints the current screen. To read the answer to a command "
         "rather than its echo: seq=$(agentty text --json --enter 'make' | jq .seq); agentty "
-        "wait --after $seq --regex '^BUILD-OK$' (the echoed line holds the prompt and the "
-        "command, so a regex for the whole output line does not match it).",
+        "wait --after $seq --text BUILD-OK (with --after, --text and --regex read the screen "
+        "with the echo of typed input blanked).",
     )
     _session_option(p)
     p.add_argument("--text", metavar="STR", help="the screen contains STR")
@@ -249,7 +249,9 @@ def _wait(sub: Subparsers) -> None:
         type=_positive_int,
         metavar="SEQ",
         help="AND for every condition: it counts only on a screen newer than SEQ (the seq "
-        "text/key/send --json return), so the old screen cannot fire it; --exit still fires",
+        "text/key/send --json return), so the old screen cannot fire it; --exit still fires. "
+        "--text and --regex then skip the echo of typed input: where the terminal drew "
+        "what was typed, it reads as blank (--gone does not)",
     )
     p.add_argument("--input", action="store_true", help="the program waits for keyboard input")
     p.add_argument("--exit", action="store_true", help="the program exited")

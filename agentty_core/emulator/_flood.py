@@ -197,6 +197,7 @@ class Flood:
             # One at a time: a pack may compact the style table, renumbering the ids of what
             # is already in the history (a batch packed ahead would keep stale ids).
             pack, append = s.pack, s.history.append
+            s.scrolled += max(0, n - keep)  # (the rows pushed above counted themselves)
             for text, runs in rows[: max(0, n - keep)]:
                 append((text, None) if runs is None else pack(text, runs))
         s.shift_rows(min(n, s.lines))

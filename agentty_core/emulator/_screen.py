@@ -141,6 +141,9 @@ class Screen(pyte.Screen):
         self.last_char = ""
         self.on_shift: Callable[[int, int, int], None] | None = None
         self.resize_pushed = 0  # lines a row shrink pushed to history; a grow pulls them back
+        # Lines ever scrolled off the main screen's top (a grow's pull takes some back): with
+        # the cursor row, an absolute line that follows a row as it scrolls (echo masking).
+        self.scrolled = 0
         self._main_buffer: Buffer | None = None
         self._alt_saved: Savepoint | None = None
         self._cell_cache: dict[Char, _Cells] = {}
@@ -303,6 +306,7 @@ class Screen(pyte.Screen):
         return line
 
     def push_history(self, line: Line | None) -> None:
+        self.scrolled += 1
         if self.history.maxlen:
             self.history.append(self.record(line))
 
@@ -689,5 +693,6 @@ class Screen(pyte.Screen):
             for y in range(pull - 1, -1, -1):
                 buf[y] = self.unrecord(self.history.pop())
             self.resize_pushed -= pull
+            self.scrolled -= pull
             cy += pull
         return cy

@@ -96,6 +96,7 @@ class AvtEmulator:
         self._private: set[int] = set()
         self._keypad = False
         self._title = ""
+        self._evicted = 0  # scrollback lines avt dropped (its history is bounded)
 
     # -- feeding ---------------------------------------------------------------------------
 
@@ -127,7 +128,8 @@ class AvtEmulator:
 
     def _feed(self, text: str) -> None:
         if text:
-            changed, _ = self._vt.feed_str(text)
+            changed, evicted = self._vt.feed_str(text)
+            self._evicted += len(evicted)
             if changed:
                 self._dirty.update(changed)
                 self._seq += 1
@@ -220,6 +222,12 @@ class AvtEmulator:
         return self._seq
 
     # -- reading ---------------------------------------------------------------------------
+
+    @property
+    def scrolled(self) -> int:
+        """Lines scrolled off the top so far: those still in avt's history and those it
+        dropped. (Asked only for echo masking: it lists the whole history.)"""
+        return self._evicted + max(0, len(self._vt.lines()) - self._rows)
 
     def lines(self) -> list[str]:
         return [line.text.rstrip(" ") for line in self._vt.view()]

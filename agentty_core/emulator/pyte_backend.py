@@ -17,7 +17,7 @@ from itertools import chain
 from operator import itemgetter
 
 from pyte.screens import Char
-from wcwidth import wcswidth
+from wcwidth import wcswidth, wcwidth
 
 from agentty_core.emulator._parser import Parser
 from agentty_core.emulator._screen import (
@@ -280,6 +280,12 @@ class Emulator:
         """Change counter: moves only when content, cursor, title or modes changed."""
         return self._seq
 
+    @property
+    def scrolled(self) -> int:
+        """Lines scrolled off the top so far (not bounded by the scrollback's length): the
+        top row's absolute line, which stays with a row as it scrolls."""
+        return self._screen.scrolled
+
     def lines(self) -> list[str]:
         """The visible rows, trailing spaces stripped; a wide char appears once."""
         return [t or "" for t in self._texts()]
@@ -389,6 +395,12 @@ def search_in(lines: Iterable[str], pattern: re.Pattern[str]) -> tuple[int, int]
         if m is not None:
             return row, _cell_column(text, m.start())
     return None
+
+
+def char_width(ch: str) -> int:
+    """Cells one code point takes on screen, as the emulator counts them (0 for a combining
+    mark, -1 for a control character)."""
+    return int(wcwidth(ch))
 
 
 def _ansi_line(runs: list[Run]) -> str:

@@ -24,6 +24,7 @@ from agentty_core.screen_text import trim_lines
 from agentty_core.state.records import RawRecord as Record
 from agentty_core.state.store import StateStore
 from agentty_core.worker.answers import Later
+from agentty_core.worker.echo import EchoLog
 from agentty_core.worker.recording import Recorder
 from agentty_core.worker.waits import WaitSpec
 
@@ -64,6 +65,7 @@ class WorkerBase:
         self.last_change = self.last_read = time.monotonic()
         self.active_at = time.time()
         self.waits: dict[Later, WaitSpec] = {}
+        self.echoes = EchoLog()  # where typed text was echoed: masked for waits with `after`
         self.draining = False  # output is being parsed for a wait's answer (no checks inside)
         self.input_poller: asyncio.Task[None] | None = None
         self.stable_timer: asyncio.TimerHandle | None = None

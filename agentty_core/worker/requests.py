@@ -23,6 +23,7 @@ from agentty_core.protocol import BadRequest, JSONObject
 from agentty_core.state.store import iso
 from agentty_core.worker.answers import Answer, Later, Outcome, RequestFailed
 from agentty_core.worker.base import WorkerBase
+from agentty_core.worker.echo import draws_echo
 from agentty_core.worker.pty_io import INPUT_QUEUE, RAW_BUFFER
 from agentty_core.worker.recording import Recorder
 from agentty_core.worker.waits import parse_wait
@@ -170,6 +171,7 @@ class Requests(WorkerBase):
         if part not in (None, "first", "more", "last"):
             raise BadRequest("part must be 'first', 'more' or 'last'")
         seq = self.emu.seq
+        typed = data
         if part in ("more", "last"):
             bracket = params.get("bracketed") is True  # decided by the first part
         else:
@@ -190,8 +192,16 @@ class Requests(WorkerBase):
         with_enter = enter and self._reads_lines()
         reads = self._reads_so_far() if enter and not with_enter else None
         label = None if part in ("more", "last") else "text"
+        if part in (None, "first"):
+            self._note_echo(typed)
         self._type(data + b"\r" if with_enter else data, label)
         return self._enter_later(result, reads) if enter and not with_enter else result
+
+    def _note_echo(self, typed: bytes) -> None:
+        """Remember where the typed text's echo will be drawn (a wait `after` it masks it)."""
+        if self.child is not None and self.exit_status is None and draws_echo(self.child.fd):
+            self._drain_output()  # the cursor after all the program wrote before the input
+            self.echoes.note(typed.decode("utf-8", "replace"), self.emu)
 
     def _type(self, data: bytes, label: str | None) -> None:
         self._write(data)
@@ -265,6 +275,8 @@ class Requests(WorkerBase):
         app_cursor = self.emu.modes.get("applicationCursor", False)
         data = b"".join(k.encode(app_cursor) for k in parsed)
         seq = self.emu.seq
+        if b"\x1b" not in data:  # an escape sequence is a key, not text the terminal draws
+            self._note_echo(data)
         self._type(data, "key " + " ".join(cast(list[str], names)))
         return {"seq": seq, "bytes": len(data)}
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from agentty_core.errors import EXIT_TIMEOUT, EXIT_USAGE
 from agentty_core.protocol import JSONObject
 from agentty_core.worker.answers import Later, Outcome, RequestFailed
 from agentty_core.worker.base import WorkerBase
 from agentty_core.worker.regexbudget import BUDGET, RegexTimeout
-from agentty_core.worker.waits import Fired, WaitSpec, evaluate
+from agentty_core.worker.waits import Fired, ScreenView, WaitSpec, evaluate
 
 INPUT_POLL = 0.02
 
@@ -71,7 +72,14 @@ class WaitRegistry(WorkerBase):
         exited = self.exit_status is not None and self.pty_closed
         idle_ms = (now - self.last_change) * 1000
         try:
-            return evaluate(spec, self.emu, exited=exited, idle_ms=idle_ms, reading=reading)
+            return evaluate(
+                spec,
+                self.emu,
+                exited=exited,
+                idle_ms=idle_ms,
+                reading=reading,
+                masked=None if spec.after is None else self._masked(spec),
+            )
         except RegexTimeout:
             pattern = spec.regex.pattern if spec.regex is not None else ""
             raise RequestFailed(
@@ -80,6 +88,11 @@ class WaitRegistry(WorkerBase):
                 "(nested repeats backtrack); simplify it",
                 exit_code=EXIT_USAGE,
             ) from None
+
+    def _masked(self, spec: WaitSpec) -> Callable[[], ScreenView | None]:
+        """The screen with typed input's echo masked, for a wait `after` an input (built on
+        first use, once per screen version: see worker/echo.py)."""
+        return lambda: self.echoes.view(self.emu, scrollback=spec.scrollback)
 
     async def _poll_input(self) -> None:
         while any(spec.input for spec in self.waits.values()):

@@ -2,7 +2,8 @@
 
 A wait is a set of conditions; the first that holds fires, and the answer says which one.
 `after` qualifies them all (an AND): a condition counts only on a screen newer than that seq
-(the input's), except `exit`, after which nothing newer can come.
+(the input's), except `exit`, after which nothing newer can come; and text and regex then
+read the screen with the echo of typed input masked (echo.py), as the echo is newer too.
 The worker re-checks waits after every parsed chunk of output, on a timer for `stable`,
 on a short poll for `input`, and when the program exits; no client polls.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -131,19 +133,26 @@ def evaluate(
     exited: bool,
     idle_ms: float,
     reading: bool,
+    masked: Callable[[], ScreenView | None] | None = None,
 ) -> Fired | None:
-    """The condition that holds now, if any, in a fixed order of precedence."""
+    """The condition that holds now, if any, in a fixed order of precedence.
+
+    `masked` gives the screen with the echo of typed input blanked (worker/echo.py), asked
+    only once a wait `after` an input may fire: its text and regex read that instead."""
     if spec.after is not None and view.seq <= spec.after:
         return Fired("exit") if spec.exit and exited else None
     if spec.changed_since is not None and view.seq > spec.changed_since:
         return Fired("changed")
+    reads = view
+    if masked is not None and (spec.text is not None or spec.regex is not None):
+        reads = masked() or view
     if spec.text is not None:
-        at = view.find(spec.text, scrollback=spec.scrollback)
+        at = reads.find(spec.text, scrollback=spec.scrollback)
         if at is not None:
             return Fired("text", at)
     if spec.regex is not None:
         with bounded(spec.regex) as pattern:  # RegexTimeout past its budget
-            at = view.search(pattern, scrollback=spec.scrollback)
+            at = reads.search(pattern, scrollback=spec.scrollback)
         if at is not None:
             return Fired("regex", at)
     if spec.gone is not None and view.find(spec.gone, scrollback=spec.scrollback) is None:

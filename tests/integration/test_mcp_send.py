@@ -38,6 +38,23 @@ async def test_type_text_with_its_wait_returns_the_answer() -> None:
         payload(await session.call_tool("kill", {}))
 
 
+async def test_type_text_with_its_wait_is_not_satisfied_by_the_echo() -> None:
+    """The typed line holds the text waited for; the program prints it 0.5 s later. The echo
+    is masked, so the screen that fired holds the output line."""
+    typed = "x = 'MCP-OK'; import time; time.sleep(0.5); print(x)"
+    async with mcp_client() as session:
+        payload(await session.call_tool("start", {"argv": [sys.executable, "-q"]}))
+        payload(await session.call_tool("wait", {"text": ">>>", "timeout": 30}))
+        result = await session.call_tool(
+            "type_text",
+            {"text": typed, "enter": True, "wait": {"text": "MCP-OK", "timeout": 30}},
+        )
+        waited = payload(result)["waited"]
+        assert waited["fired"] == "text", waited
+        assert waited["screen"].splitlines()[:2] == [">>> " + typed, "MCP-OK"], waited
+        payload(await session.call_tool("kill", {}))
+
+
 async def test_send_edits_a_file_in_vim_in_one_call(tmp_path: Path) -> None:
     if not Path("/usr/bin/vim").exists():
         pytest.skip("vim is not installed")

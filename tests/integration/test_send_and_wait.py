@@ -61,8 +61,99 @@ def test_cli_wait_after_and_the_answer_recipe(programs: Path) -> None:
         seq = agentty_json("text", "--enter", "make")["seq"]
         done = agentty_json("wait", "--after", str(seq), "--regex", "^ANSWER MAKE$")
         assert done["fired"] == "regex" and "ANSWER MAKE" in done["lines"]
-        late = agentty("wait", "--after", str(done["seq"]), "--text", "ask>", "--timeout", "0.3")
-        assert late.returncode == 3 and f"on a screen newer than seq {done['seq']}" in late.stderr
+        # The next prompt may come in a write of its own: once it is there, nothing changes.
+        idle = agentty_json("wait", "--after", str(seq), "--regex", "^ask>$")["seq"]
+        late = agentty("wait", "--after", str(idle), "--text", "ask>", "--timeout", "0.3")
+        assert late.returncode == 3 and f"on a screen newer than seq {idle}" in late.stderr
+    finally:
+        agentty("kill", check=True)
+
+
+# A shell and a REPL that echo what is typed (readline draws it). Each command below holds
+# the text it waits for and prints it 0.5 s later: a wait that fired on the echo returns a
+# screen without the output line.
+BASH = ["bash", "--norc", "--noprofile"]
+BASH_ENV = {"PS1": "$ ", "HISTFILE": "/dev/null"}
+LATE = "sleep 0.5; echo BUILD-OK"
+
+
+def _bash(agentty_session: Factory, size: tuple[int, int] = (80, 24)) -> Session:
+    s = agentty_session(BASH, env=BASH_ENV, size=size)
+    s.wait(regex=r"^\$$", timeout=20)
+    return s
+
+
+def test_the_echo_of_a_command_never_satisfies_its_wait(agentty_session: Factory) -> None:
+    s = _bash(agentty_session)
+    result = s.text(LATE, enter=True, wait=WaitConditions(text="BUILD-OK", timeout=20))
+    assert result.fired == "text"
+    assert result.screen.lines[:2] == ("$ " + LATE, "BUILD-OK"), result.screen.lines
+    assert result.match == (1, 0)  # the output line; the echo's row reads as masked
+
+
+def test_a_repl_answer_not_its_echo(agentty_session: Factory) -> None:
+    s = agentty_session([PY, "-q"])
+    s.wait(text=">>>", timeout=20)
+    typed = 'import time; time.sleep(0.5); print("xxx")'
+    result = s.text(typed, enter=True, wait=WaitConditions(regex="x{3}", timeout=20))
+    assert result.fired == "regex" and result.match == (1, 0), result
+    assert result.screen.lines[:2] == (">>> " + typed, "xxx")
+
+
+def test_the_echo_of_a_wrapped_command_line_is_masked_on_every_row(
+    agentty_session: Factory,
+) -> None:
+    s = _bash(agentty_session, size=(40, 12))
+    command = "sleep 0.5; echo " + "W" * 60  # its echo takes two rows, the second 38 W's
+    result = s.text(command, enter=True, wait=WaitConditions(text="W" * 30, timeout=20))
+    assert result.fired == "text"
+    assert result.screen.lines[2:4] == ("W" * 40, "W" * 20), result.screen.lines
+    assert result.match == (2, 0)
+
+
+def test_a_multi_line_paste_into_the_repl(agentty_session: Factory) -> None:
+    s = agentty_session([PY, "-q"])
+    s.wait(text=">>>", timeout=20)
+    pasted = 'x = "PASTE-OK"\nimport time; time.sleep(0.5)\nprint(x)\n'
+    result = s.paste(pasted, wait=WaitConditions(text="PASTE-OK", timeout=20))
+    assert result.fired == "text"
+    assert "PASTE-OK" in result.screen.lines, result.screen.lines
+    assert result.match is not None
+    assert result.screen.lines[result.match[0]] == "PASTE-OK"
+
+
+def test_output_that_a_program_draws_over_its_command_line_still_counts(
+    agentty_session: Factory, tmp_path: Path
+) -> None:
+    """vim draws `:s/a/b/g` on its last row and replaces it with its message: that place
+    was redrawn, nothing is masked there, and the message fires the wait."""
+    if not Path("/usr/bin/vim").exists():
+        pytest.skip("vim is not installed")
+    target = tmp_path / "subst.txt"
+    target.write_text("a a a\n")
+    s = agentty_session(["vim", "-Nu", "NONE", "-i", "NONE", str(target)], size=(60, 10))
+    s.wait(text="subst.txt", timeout=20)
+    wait = WaitConditions(text="substitutions", timeout=20)
+    result = s.text(":s/a/b/g", enter=True, wait=wait)
+    assert result.fired == "text" and result.match is not None, result
+    assert result.match[0] == 9, result.screen.lines
+    assert result.screen.lines[9].startswith("3 substitutions"), result.screen.lines
+
+
+def test_cli_wait_after_follows_the_echo_as_the_answer_scrolls_it_up() -> None:
+    """The prompt is on the bottom row: the Enter and the answer scroll the echo up."""
+    env = [f"--env={k}={v}" for k, v in BASH_ENV.items()]
+    agentty("start", "--cols", "60", "--rows", "6", *env, "--", *BASH, check=True)
+    try:
+        agentty("wait", "--regex", r"^\$$", "--timeout", "20", check=True)
+        agentty("text", "--enter", "seq 1 20", check=True)
+        agentty("wait", "--regex", r"^20$", "--timeout", "20", check=True)
+        seq = agentty_json("text", "--enter", LATE)["seq"]
+        done = agentty_json("wait", "--after", str(seq), "--text", "BUILD-OK", "--timeout", "20")
+        assert done["fired"] == "text", done
+        row = done["match"]["row"]
+        assert done["lines"][row - 1 : row + 1] == ["$ " + LATE, "BUILD-OK"], done["lines"]
+        assert row - 1 < 5 and done["lines"][row - 2] == "20"  # the echo scrolled up
     finally:
         agentty("kill", check=True)
 

@@ -11,7 +11,9 @@ from collections.abc import Callable
 import pytest
 
 from agentty_core import Session
+from agentty_core.emulator.pyte_backend import Emulator
 from agentty_core.errors import UsageError
+from agentty_core.worker.echo import EchoLog
 from tests.helpers.cli import agentty
 
 Factory = Callable[..., Session]
@@ -45,3 +47,104 @@ def test_session_wait_refuses_nonsense_before_sending(agentty_session: Factory) 
         s.wait(scrollback=True)
     with pytest.raises(UsageError, match="stable_ms"):
         s.wait(stable=0)
+
+
+# -- the echo mask of a wait `after` an input (worker/echo.py), on the emulator alone ------
+
+
+def _typed(emu: Emulator, log: EchoLog, text: str, echo: bytes) -> None:
+    """`text` typed at the cursor, and what the terminal then draws."""
+    log.note(text, emu)
+    emu.feed(echo)
+
+
+def _masked(emu: Emulator, log: EchoLog, scrollback: bool = False) -> list[str]:
+    view = log.view(emu, scrollback=scrollback)
+    assert view is not None
+    return [*view.history, *view.screen] if scrollback else view.screen
+
+
+def test_echo_mask_hides_the_typed_line_not_the_output() -> None:
+    emu, log = Emulator(30, 4), EchoLog()
+    emu.feed(b"$ ")
+    _typed(emu, log, "echo BUILD-OK\r", b"echo BUILD-OK\r\nBUILD-OK\r\n$ ")
+    assert _masked(emu, log) == ["$", "BUILD-OK", "$", ""]
+    assert emu.lines()[0] == "$ echo BUILD-OK"  # the screen itself is untouched
+
+
+def test_echo_mask_follows_wrapping_wide_characters_and_scrolling() -> None:
+    emu, log = Emulator(10, 4), EchoLog()
+    emu.feed(b"> ")
+    _typed(emu, log, "日本語テキスト", "日本語テキスト\r\nOUT\r\nmore\r\n> ".encode())
+    # The echo wrapped before the wide character that did not fit, then scrolled up a row.
+    assert emu.lines() == ["キスト", "OUT", "more", ">"] and emu.scrolled == 1
+    assert _masked(emu, log) == ["", "OUT", "more", ">"]
+    assert _masked(emu, log, scrollback=True) == [">", "", "OUT", "more", ">"]
+
+
+def test_echo_mask_places_each_pasted_line_after_the_one_before() -> None:
+    emu, log = Emulator(30, 6), EchoLog()
+    emu.feed(b">>> ")
+    text = "for i in range(2):\n    print(i * 111)\n\n"
+    echo = b"for i in range(2):\r\n...     print(i * 111)\r\n... \r\n0\r\n111\r\n>>> "
+    _typed(emu, log, text, echo)
+    assert _masked(emu, log) == [">>>", "...", "...", "0", "111", ">>>"]
+
+
+def test_a_redrawn_echo_is_not_masked() -> None:
+    """vim draws `:s/a/b/g` itself on its last row, not at the cursor, then its message."""
+    emu, log = Emulator(30, 3), EchoLog()
+    emu.feed(b"a a a\x1b[1;1H")
+    _typed(emu, log, ":s/a/b/g\r", b"\x1b[3;1H:s/a/b/g\x1b[1;1Hb b b\x1b[3;1H\x1b[K3 substitutions")
+    assert log.view(emu, scrollback=False) is None
+    emu, log = Emulator(30, 3), EchoLog()
+    emu.feed(b"$ ")
+    _typed(emu, log, "clear\r", b"clear\r\n\x1b[H\x1b[2J$ ")
+    assert log.view(emu, scrollback=False) is None
+
+
+def test_text_already_at_the_cursor_is_no_echo() -> None:
+    """A TUI key that is a command, typed over the same letter, could not be told from
+    the program's own text: nothing is recorded."""
+    emu, log = Emulator(20, 2), EchoLog()
+    emu.feed(b"abc\x1b[1;1H")
+    log.note("a", emu)
+    assert not log.echoes
+    log.note("\x1b[B\x03", emu)  # keys without printable text
+    assert not log.echoes
+
+
+def test_the_emulator_counts_lines_scrolled_off_beyond_its_scrollback() -> None:
+    """The echo's row is followed by an absolute line: lines scrolled off so far, counted
+    past what the scrollback keeps, through a flood of whole lines and a resize."""
+    emu = Emulator(10, 3, scrollback=4)
+    emu.feed(b"".join(b"line%d\r\n" % i for i in range(10)))  # the flood's fast path
+    assert emu.lines() == ["line8", "line9", ""] and emu.scrolled == 8
+    emu.feed(b"x\r\ny\r\n")
+    assert emu.scrolled == 10 and len(emu.scrollback()) == 4
+    emu.resize(10, 2)  # a shrink pushes the top row off
+    assert emu.lines()[0] == "y" and emu.scrolled == 11
+    emu.resize(10, 3)  # a grow pulls it back
+    assert emu.lines()[0] == "x" and emu.scrolled == 10
+
+
+def test_echo_mask_on_the_avt_backend() -> None:
+    pytest.importorskip("avt")
+    from agentty_core.emulator.avt_backend import AvtEmulator
+
+    emu, log = AvtEmulator(30, 3), EchoLog()
+    emu.feed(b"x\r\ny\r\n$ ")  # the prompt on the bottom row: the echo scrolls up
+    log.note("echo BUILD-OK\r", emu)
+    emu.feed(b"echo BUILD-OK\r\nBUILD-OK\r\n$ ")
+    assert emu.lines() == ["$ echo BUILD-OK", "BUILD-OK", "$"]
+    view = log.view(emu, scrollback=False)
+    assert view is not None and view.screen == ["$", "BUILD-OK", "$"]
+
+
+def test_keys_typed_at_a_hidden_cursor_are_no_echo() -> None:
+    """A TUI that hides its cursor takes keys as commands: `j` moves down a list, and a
+    `j` it then draws where the cursor was is its own text."""
+    emu, log = Emulator(20, 3), EchoLog()
+    emu.feed(b"\x1b[?25l> item\r\n  json")
+    log.note("j", emu)
+    assert not log.echoes
