@@ -261,7 +261,7 @@ class Session:
     ) -> int | WaitResult:
         """Type `data`. Returns the screen's seq from before (for `wait(after=...)`), or
         with `wait`, the wait's result, its conditions counted only on output after the
-        input (the screen from before can never fire it)."""
+        input (the screen from before can never fire it, nor the echo of what was typed)."""
         return self._then(self._send(text_steps(data, enter=enter)), wait)
 
     @overload
@@ -319,7 +319,8 @@ class Session:
         """Block until any condition holds (checked by the worker as output arrives).
 
         `stable` is in milliseconds. `after` (a seq from `text`/`key`/`send`) counts every
-        condition only on a screen newer than it. Raises `WaitTimeout` (its `.screen` a
+        condition only on a screen newer than it, and `text`/`regex` then read the screen with
+        the echo of typed input blanked. Raises `WaitTimeout` (its `.screen` a
         `Screen`) on timeout, `SessionNotRunning` when the program ended and no condition
         held on its last screen, and `UsageError` for a wait without a condition or a value
         out of range (nothing sent)."""
