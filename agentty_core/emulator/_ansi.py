@@ -1,0 +1,173 @@
+"""Rows as text with SGR styling, for `get --ansi`; private to the emulator backends.
+
+Under per-cell colour (image viewers) every cell is a run of its own, so a row renderer
+that walks runs in Python costs seconds for a large screen. ansi_row() renders a row of
+cells with C-level passes (style keys, memoised SGR strings, one join) and gives exactly
+what _ansi_line(cell_runs(cells)) gives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import compress
+from operator import add, eq, itemgetter
+
+from pyte.screens import Char
+
+from agentty_core.emulator._screen import (
+    BLINK,
+    BOLD,
+    ITALICS,
+    REVERSE,
+    STRIKETHROUGH,
+    UNDERSCORE,
+    Run,
+    style_flags,
+)
+
+_DATA = itemgetter(0)
+_STYLE = itemgetter(1, 2, 3, 4, 5, 6, 7, 8)
+_PLAIN = ("default", "default", 0)
+_PLAIN_KEY = ("default", "default", False, False, False, False, False, False)
+_RESET = "\x1b[0m"
+_COLOR_INDEX = {
+    "black": 0,
+    "red": 1,
+    "green": 2,
+    "brown": 3,
+    "yellow": 3,
+    "blue": 4,
+    "magenta": 5,
+    "cyan": 6,
+    "white": 7,
+}
+_FLAG_SGR = (
+    (BOLD, "1"),
+    (ITALICS, "3"),
+    (UNDERSCORE, "4"),
+    (BLINK, "5"),
+    (REVERSE, "7"),
+    (STRIKETHROUGH, "9"),
+)
+
+
+def _color_sgr(color: str, base: int) -> str | None:
+    """SGR parameter for a pyte colour (name, bright name or 6-hex); None for default."""
+    if color == "default":
+        return None
+    if color.startswith("bright") and color[6:] in _COLOR_INDEX:
+        return str(base + 60 + _COLOR_INDEX[color[6:]])
+    if color in _COLOR_INDEX:
+        return str(base + _COLOR_INDEX[color])
+    try:
+        rgb = int(color, 16)
+    except ValueError:
+        return None
+    return f"{base + 8};2;{rgb >> 16};{(rgb >> 8) & 255};{rgb & 255}"
+
+
+_SGR_MEMO: dict[tuple[str, str, int], str] = {}
+
+
+def _sgr(fg: str, bg: str, flags: int) -> str:
+    """The SGR sequence for a style; memoised (bounded) as rows repeat the same few."""
+    key = (fg, bg, flags)
+    sgr = _SGR_MEMO.get(key)
+    if sgr is None:
+        if len(_SGR_MEMO) >= 4096:
+            _SGR_MEMO.clear()
+        sgr = _SGR_MEMO[key] = _make_sgr(fg, bg, flags)
+    return sgr
+
+
+def _make_sgr(fg: str, bg: str, flags: int) -> str:
+    codes = ["0"]
+    if flags:
+        codes += [code for bit, code in _FLAG_SGR if flags & bit]
+    for color, base, named in ((fg, 30, _FG_NAMED), (bg, 40, _BG_NAMED)):
+        code = named.get(color)
+        if code is None and len(color) == 6:
+            # 24-bit colour (what image viewers print, a style a cell): table lookups
+            # instead of int() and formatting, as this runs once per cell.
+            r, g, b = _HEX.get(color[0:2]), _HEX.get(color[2:4]), _HEX.get(color[4:6])
+            if r is not None and g is not None and b is not None:
+                code = f"{base + 8};2;{r};{g};{b}"
+        if code is None:
+            code = _color_sgr(color, base)
+        if code:
+            codes.append(code)
+    return "\x1b[" + ";".join(codes) + "m"
+
+
+def _named_codes(base: int) -> dict[str, str]:
+    """SGR parameters of pyte's named colours ("" for default, which needs none)."""
+    codes = {"default": ""}
+    for name, index in _COLOR_INDEX.items():
+        codes[name] = str(base + index)
+        codes["bright" + name] = str(base + 60 + index)
+    return codes
+
+
+_FG_NAMED = _named_codes(30)
+_BG_NAMED = _named_codes(40)
+_HEX = {f"{i:02x}": str(i) for i in range(256)}
+
+
+def _ansi_line(runs: list[Run]) -> str:
+    """One row as text with SGR; trailing default-styled blanks are dropped."""
+    while runs and runs[-1][1:] == _PLAIN:
+        text = runs[-1][0].rstrip(" ")
+        if text:
+            runs[-1] = (text, "default", "default", 0)
+            break
+        runs.pop()
+    parts: list[str] = []
+    styled = False
+    current = _PLAIN
+    for text, fg, bg, flags in runs:
+        style = (fg, bg, flags)
+        if style != current:
+            parts.append("\x1b[0m" if style == _PLAIN else _sgr(fg, bg, flags))
+            styled = True
+            current = style
+        parts.append(text)
+    if styled and (not parts or parts[-1] != "\x1b[0m"):
+        parts.append("\x1b[0m")
+    return "".join(parts)
+
+
+_ROW_SGR: dict[tuple[str, str, bool, bool, bool, bool, bool, bool], str] = {}
+
+
+def _key_sgr(key: tuple[str, str, bool, bool, bool, bool, bool, bool]) -> str:
+    """The SGR of a cell's style key (memoised, bounded: a table of interned styles)."""
+    sgr = _ROW_SGR.get(key)
+    if sgr is None:
+        if len(_ROW_SGR) >= 1 << 15:
+            _ROW_SGR.clear()
+        sgr = _ROW_SGR[key] = (
+            _RESET if key == _PLAIN_KEY else _sgr(key[0], key[1], style_flags(key))
+        )
+    return sgr
+
+
+def ansi_row(cells: Sequence[Char]) -> str:
+    """One row of cells as text with SGR; the same string as _ansi_line(cell_runs(cells))."""
+    n = len(cells)
+    while n and cells[n - 1][0] in (" ", "") and _STYLE(cells[n - 1]) == _PLAIN_KEY:
+        n -= 1
+    if not n:
+        return ""
+    row = cells[:n] if n < len(cells) else cells
+    keys = list(map(_STYLE, row))
+    get = _ROW_SGR.get
+    sgrs: list[str | None] = list(map(get, keys))
+    if None in sgrs:
+        sgrs = [_key_sgr(key) if sgr is None else sgr for sgr, key in zip(sgrs, keys, strict=True)]
+    # A cell styled like the one before it opens no new run: no SGR.
+    for i in compress(range(1, n), map(eq, keys[1:], keys)):
+        sgrs[i] = ""
+    if keys[0] == _PLAIN_KEY:
+        sgrs[0] = ""
+    text = "".join(map(add, sgrs, map(_DATA, row)))
+    return text + _RESET if any(sgrs) else text
