@@ -22,7 +22,6 @@ from agentty_core.emulator._screen import (
     STRIKETHROUGH,
     UNDERSCORE,
     Run,
-    style_flags,
 )
 
 _DATA = itemgetter(0)
@@ -139,15 +138,46 @@ def _ansi_line(runs: list[Run]) -> str:
 _ROW_SGR: dict[tuple[str, str, bool, bool, bool, bool, bool, bool], str] = {}
 
 
+# ";1;3" and so on for each combination of the six attribute booleans, in a style key's
+# order (bold, italics, underscore, strikethrough, reverse, blink), codes in SGR order.
+_KEY_FLAGS = {
+    bits: "".join(";" + code for bit, code in _FLAG_SGR if flags & bit)
+    for flags in range(64)
+    for bits in [
+        (
+            bool(flags & BOLD),
+            bool(flags & ITALICS),
+            bool(flags & UNDERSCORE),
+            bool(flags & STRIKETHROUGH),
+            bool(flags & REVERSE),
+            bool(flags & BLINK),
+        )
+    ]
+}
+
+
+def _colour_code(color: str, base: int, named: dict[str, str]) -> str:
+    """ ";" and the SGR parameter of a colour ("" for default), as _make_sgr spells it."""
+    code = named.get(color)
+    if code is None:
+        hexes = _HEX
+        r, g, b = hexes.get(color[0:2]), hexes.get(color[2:4]), hexes.get(color[4:6])
+        if len(color) == 6 and r is not None and g is not None and b is not None:
+            return f";{base + 8};2;{r};{g};{b}"
+        code = _color_sgr(color, base)
+    return ";" + code if code else ""
+
+
 def _key_sgr(key: tuple[str, str, bool, bool, bool, bool, bool, bool]) -> str:
-    """The SGR of a cell's style key (memoised, bounded: a table of interned styles)."""
+    """The SGR of a cell's style key (memoised, bounded); runs once per distinct style, so
+    per-cell colour pays it per cell: built with lookups, not _make_sgr's lists."""
     sgr = _ROW_SGR.get(key)
     if sgr is None:
-        if len(_ROW_SGR) >= 1 << 15:
+        if len(_ROW_SGR) >= 1 << 16:
             _ROW_SGR.clear()
-        sgr = _ROW_SGR[key] = (
-            _RESET if key == _PLAIN_KEY else _sgr(key[0], key[1], style_flags(key))
-        )
+        sgr = "\x1b[0" + _KEY_FLAGS[key[2:]]
+        sgr += _colour_code(key[0], 30, _FG_NAMED) + _colour_code(key[1], 40, _BG_NAMED) + "m"
+        _ROW_SGR[key] = sgr
     return sgr
 
 

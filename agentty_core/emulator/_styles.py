@@ -14,6 +14,7 @@ long as the screen really shows that many distinct styles.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 
 from pyte.graphics import FG_AIXTERM, FG_ANSI, FG_BG_256
@@ -84,6 +85,10 @@ def nearest_16(color: str) -> str:
     return min(_BASIC, key=lambda c: (c[1] - r) ** 2 + (c[2] - g) ** 2 + (c[3] - b) ** 2)[0]
 
 
+# The basic colour nearest each xterm-256 colour: the third tier approximates the second's.
+_BASIC_OF: dict[str, str] = {str(c): nearest_16(str(c)) for c in FG_BG_256}
+
+
 class StyleStore:
     """Interned attribute sets of the visible screen; see the module docstring.
 
@@ -105,6 +110,7 @@ class StyleStore:
         self._colours: dict[str, str] = {}
         self._misses = 0  # new styles since the last compaction
         self._screenful = 0  # cells the screen held at the last compaction
+        self._next_scan = 0.0  # monotonic time before which a scan is not worth its cost
         self.approximated = 0  # styles that could not be kept exact (for tests and logs)
 
     def __len__(self) -> int:
@@ -145,7 +151,8 @@ class StyleStore:
             self._maybe_compact()
         if len(self._approx) < self.approx_cap:
             return self._insert(self._approx, near)
-        basic = attrs._replace(fg=nearest_16(attrs.fg), bg=nearest_16(attrs.bg))
+        get = _BASIC_OF.get
+        basic = near._replace(fg=get(near.fg, near.fg), bg=get(near.bg, near.bg))
         hit = self._basic.get(basic)
         return hit if hit is not None else self._insert(self._basic, basic)
 
@@ -159,9 +166,14 @@ class StyleStore:
         return cells
 
     def _maybe_compact(self) -> None:
-        """Drop styles nothing on screen uses. At most once per half table of new styles
-        (and once per screenful), so the scan of the screen costs O(1) per cell drawn."""
-        if self._misses < max(self.exact_cap // 2, self._screenful):
+        """Drop styles nothing on screen uses. At most once per half table of new styles,
+        and only once a screenful of them came or ten times the last scan's duration went
+        by: the scan of the screen costs O(1) a cell drawn, or a tenth of the time at most,
+        and styles freed by a cleared screen are found again soon."""
+        if self._misses < self.exact_cap // 2:
+            return
+        now = time.monotonic()
+        if self._misses < self._screenful and now < self._next_scan:
             return
         held = list(self._live())
         live = set(map(id, held))
@@ -181,3 +193,5 @@ class StyleStore:
             for attrs in table:
                 self._colours.setdefault(attrs.fg, attrs.fg)
                 self._colours.setdefault(attrs.bg, attrs.bg)
+        done = time.monotonic()
+        self._next_scan = done + 10 * (done - now)
