@@ -129,6 +129,7 @@ def _truecolour(cols: int, rows: int) -> tuple[float, float, list[float], list[f
     samples, in seconds."""
     with agentty_home() as root:
         c = client(root)
+        c.timeout = 300.0  # a 1000x1000 screen's first `get --ansi` is tens of MB of JSON
         argv = [sys.executable, str(TRUECOLOUR), str(cols), str(rows)]
         rec = c.start(argv, cols=cols, rows=rows)
         sid = str(rec["id"])

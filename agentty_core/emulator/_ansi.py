@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import compress
-from operator import add, eq, itemgetter
+from operator import is_, itemgetter
 
 from pyte.screens import Char
 
@@ -135,9 +135,6 @@ def _ansi_line(runs: list[Run]) -> str:
     return "".join(parts)
 
 
-_ROW_SGR: dict[tuple[str, str, bool, bool, bool, bool, bool, bool], str] = {}
-
-
 # ";1;3" and so on for each combination of the six attribute booleans, in a style key's
 # order (bold, italics, underscore, strikethrough, reverse, blink), codes in SGR order.
 _KEY_FLAGS = {
@@ -169,35 +166,54 @@ def _colour_code(color: str, base: int, named: dict[str, str]) -> str:
 
 
 def _key_sgr(key: tuple[str, str, bool, bool, bool, bool, bool, bool]) -> str:
-    """The SGR of a cell's style key (memoised, bounded); runs once per distinct style, so
-    per-cell colour pays it per cell: built with lookups, not _make_sgr's lists."""
-    sgr = _ROW_SGR.get(key)
-    if sgr is None:
-        if len(_ROW_SGR) >= 1 << 16:
-            _ROW_SGR.clear()
-        sgr = "\x1b[0" + _KEY_FLAGS[key[2:]]
-        sgr += _colour_code(key[0], 30, _FG_NAMED) + _colour_code(key[1], 40, _BG_NAMED) + "m"
-        _ROW_SGR[key] = sgr
-    return sgr
+    """The SGR of a cell's style key, built with lookups (not _make_sgr's lists): under
+    per-cell colour it runs once a cell."""
+    sgr = "\x1b[0" + _KEY_FLAGS[key[2:]]
+    return sgr + _colour_code(key[0], 30, _FG_NAMED) + _colour_code(key[1], 40, _BG_NAMED) + "m"
 
 
-def ansi_row(cells: Sequence[Char]) -> str:
-    """One row of cells as text with SGR; the same string as _ansi_line(cell_runs(cells))."""
+class SgrMemo:
+    """SGR strings of the cells of one rendering (one ansi_lines() call): nothing is kept
+    between calls, as the styles of a per-cell-colour screen are many and short-lived.
+    Equal styles get the same string object, so rows compare styles by identity."""
+
+    __slots__ = ("by_cell", "by_style")
+
+    def __init__(self) -> None:
+        self.by_cell: dict[Char, str] = {}
+        self.by_style: dict[tuple[str, str, bool, bool, bool, bool, bool, bool], str] = {}
+
+    def sgr(self, cell: Char) -> str:
+        key = _STYLE(cell)
+        sgr = self.by_style.get(key)
+        if sgr is None:
+            sgr = self.by_style[key] = _key_sgr(key)
+        self.by_cell[cell] = sgr
+        return sgr
+
+
+def ansi_row(cells: Sequence[Char], memo: SgrMemo | None = None) -> str:
+    """One row of cells as text with SGR; the same string as _ansi_line(cell_runs(cells)),
+    made with C-level passes over the row (a per-cell-colour row is a run a cell)."""
     n = len(cells)
     while n and cells[n - 1][0] in (" ", "") and _STYLE(cells[n - 1]) == _PLAIN_KEY:
         n -= 1
     if not n:
         return ""
+    if memo is None:
+        memo = SgrMemo()
     row = cells[:n] if n < len(cells) else cells
-    keys = list(map(_STYLE, row))
-    get = _ROW_SGR.get
-    sgrs: list[str | None] = list(map(get, keys))
+    sgrs: list[str | None] = list(map(memo.by_cell.get, row))
     if None in sgrs:
-        sgrs = [_key_sgr(key) if sgr is None else sgr for sgr, key in zip(sgrs, keys, strict=True)]
+        sgrs = [memo.sgr(c) if sgr is None else sgr for sgr, c in zip(sgrs, row, strict=True)]
     # A cell styled like the one before it opens no new run: no SGR.
-    for i in compress(range(1, n), map(eq, keys[1:], keys)):
+    for i in list(compress(range(1, n), map(is_, sgrs[1:], sgrs))):
         sgrs[i] = ""
-    if keys[0] == _PLAIN_KEY:
+    if _STYLE(row[0]) == _PLAIN_KEY:
         sgrs[0] = ""
-    text = "".join(map(add, sgrs, map(_DATA, row)))
-    return text + _RESET if any(sgrs) else text
+    styled = any(sgrs)
+    parts: list[str | None] = [None] * (2 * n)
+    parts[::2] = sgrs
+    parts[1::2] = map(_DATA, row)
+    text = "".join(parts)  # type: ignore[arg-type]
+    return text + _RESET if styled else text

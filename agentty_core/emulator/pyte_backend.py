@@ -19,9 +19,9 @@ from operator import itemgetter
 from pyte.screens import Char
 from wcwidth import wcswidth
 
+from agentty_core.emulator._ansi import SgrMemo, ansi_row
 from agentty_core.emulator._ansi import _ansi_line as _ansi_line
 from agentty_core.emulator._ansi import _make_sgr as _make_sgr
-from agentty_core.emulator._ansi import ansi_row
 from agentty_core.emulator._parser import Parser
 from agentty_core.emulator._screen import (
     BLINK,
@@ -227,10 +227,11 @@ class Emulator:
         old, new = self._ansi, {}
         out: list[str] = []
         budget = _ANSI_CACHE
+        memo = SgrMemo()
         for snap in self._snap:
             hit = old.get(id(snap))
             if hit is None or hit[0] is not snap:
-                hit = (snap, ansi_row(snap))
+                hit = (snap, ansi_row(snap, memo))
             out.append(hit[1])
             if budget >= len(hit[1]):
                 budget -= len(hit[1])
