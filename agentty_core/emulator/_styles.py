@@ -116,13 +116,6 @@ class StyleStore:
     def __len__(self) -> int:
         return len(self._exact) + len(self._approx) + len(self._basic)
 
-    def clear(self) -> None:
-        self._exact.clear()
-        self._approx.clear()
-        self._basic.clear()
-        self._colours.clear()
-        self._misses = 0
-
     def cells(self, attrs: Char) -> Cells:
         """The shared Cells of `attrs` (or of its approximation when the table is full)."""
         hit = self._exact.get(attrs)
