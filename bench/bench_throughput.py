@@ -3,7 +3,9 @@ the final screen shows the last line: plain text, SGR-coloured text, vim-like an
 full-screen redraws, and a recorded vim session played again and again (bench/streams.py),
 on the default emulator and on the optional compiled one. Peers: the same in a
 tmux pane (until the pane shows the last line) and the raw PTY drain (python pty + os.read
-until EOF, no terminal emulation). Also `get` latency while the flood runs.
+until EOF, no terminal emulation). Also `get` latency while the flood runs, and a screen
+of per-cell 24-bit colour (what image viewers print) at 200x50 and 1000x1000: the worker's
+RSS once it is drawn, and `get` / `get --ansi` latency on it (the first --ansi renders it).
 Targets: plain >= 1.0x tmux; every stream >= 10 MB/s; `get` p95 during the flood <= 100 ms."""
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ import os
 import pty
 import shlex
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+import psutil
 
 from bench import streams
 from bench.common import TMUX, TMUX_HINT, Row, Tmux, agentty_home, client, ms_row, p95, skipped
@@ -24,6 +29,7 @@ from bench.common import TMUX, TMUX_HINT, Row, Tmux, agentty_home, client, ms_ro
 B = "3 throughput"
 MB = 1_000_000
 GATE = "read _; exec cat {}"  # the program waits for Enter, so start-up is not timed
+TRUECOLOUR = Path(__file__).resolve().parents[1] / "tests" / "programs" / "rel_truecolour.py"
 
 
 def _raw_drain(path: Path) -> float:
@@ -117,6 +123,54 @@ def _emulators_alone(path: Path) -> tuple[float, float | None]:
     return ours, time.perf_counter() - start
 
 
+def _truecolour(cols: int, rows: int) -> tuple[float, float, list[float], list[float]]:
+    """A cols x rows screen filled with per-cell 24-bit fg and bg: the worker's RSS (MiB)
+    once drawn, the first `get --ansi` (it renders every row), then `get` and `get --ansi`
+    samples, in seconds."""
+    with agentty_home() as root:
+        c = client(root)
+        c.timeout = 300.0  # a 1000x1000 screen's first `get --ansi` is tens of MB of JSON
+        argv = [sys.executable, str(TRUECOLOUR), str(cols), str(rows)]
+        rec = c.start(argv, cols=cols, rows=rows)
+        sid = str(rec["id"])
+        c.wait(sid, text="truecolour-ready", timeout=60.0)
+        worker = psutil.Process(int(str(rec["workerPid"])))
+        c.text(sid, "go", enter=True)
+        c.wait(sid, text="TRUECOLOUR-DONE", timeout=1800.0)
+        rss = worker.memory_info().rss / 2**20
+        start = time.perf_counter()
+        c.get(sid, ansi=True)
+        first = time.perf_counter() - start
+        plain: list[float] = []
+        ansi: list[float] = []
+        for _ in range(5):
+            start = time.perf_counter()
+            c.get(sid)
+            plain.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            c.get(sid, ansi=True)
+            ansi.append(time.perf_counter() - start)
+        return rss, first, plain, ansi
+
+
+def _truecolour_rows(quick: bool) -> list[Row]:
+    rows: list[Row] = []
+    for cols, lines in ((200, 50), (1000, 1000)):
+        label = f"per-cell truecolour screen {cols}x{lines}"
+        if quick and cols > 200:
+            rows.append(skipped(B, label, "full run only (~45 MB of output)"))
+            continue
+        rss, first, plain, ansi = _truecolour(cols, lines)
+        rows.append(Row(B, f"{label}: worker RSS", "MiB", rss, samples=1))
+        rows.append(ms_row(B, f"{label}: first get --ansi", [first], target="<= 100 ms"))
+        rows[-1].ok = first <= 0.1
+        for name, samples in (("get", plain), ("get --ansi, again", ansi)):
+            row = ms_row(B, f"{label}: {name}", samples, target="p95 <= 100 ms")
+            row.ok = p95([x * 1000 for x in samples]) <= 100
+            rows.append(row)
+    return rows
+
+
 def _tmux(path: Path, last: str) -> float:
     # The pane's program stays alive after the cat: a pane whose program exits at once loses
     # the output tmux had not read yet (seen with tmux 3.3a: the last ~60 KiB never show).
@@ -192,6 +246,7 @@ def run(quick: bool) -> list[Row]:
                 lat.target = "p95 <= 100 ms"
                 lat.ok = p95([x * 1000 for x in latency]) <= 100
                 rows.append(lat)
+    rows += _truecolour_rows(quick)
     return rows
 
 

@@ -294,17 +294,21 @@ def trim_lines(lines: list[str]) -> list[str]:
 
 
 def read_reply(sock: socket) -> dict[str, object] | None:
-    buf = b""
+    # Chunks are joined once and only the new one is searched: a large screen's reply (tens
+    # of MB under per-cell colour) must not cost a copy and a scan of all so far per chunk.
+    parts: list[bytes] = []
     try:
-        while b"\n" not in buf:
+        while True:
             chunk = sock.recv(1 << 16)
             if not chunk:
                 return None
-            buf += chunk
+            parts.append(chunk)
+            if b"\n" in chunk:
+                break
     except OSError:
         return None
     try:
-        value = loads(buf.split(b"\n", 1)[0].decode("utf-8"))
+        value = loads(b"".join(parts).split(b"\n", 1)[0].decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     return value if isinstance(value, dict) else None

@@ -11,14 +11,16 @@ from __future__ import annotations
 import copy
 from array import array
 from collections import defaultdict, deque
-from collections.abc import Callable, Sequence
-from itertools import groupby, repeat
+from collections.abc import Callable, Iterator, Sequence
+from itertools import chain, groupby, repeat
 from operator import itemgetter
 
 import pyte
 from pyte import charsets as cs
 from pyte import modes as mo
 from pyte.screens import Char, Margins, Savepoint, StaticDefaultDict, wcwidth
+
+from agentty_core.emulator._styles import Cells, StyleStore
 
 # The flag bits belong to the wire protocol; re-exported for the two backends.
 from agentty_core.protocol import BLINK as BLINK
@@ -84,22 +86,6 @@ def row_cells(line: Line | None, cols: int, blank: Char) -> tuple[Char, ...]:
     return tuple(map(line.get, range(cols), repeat(line.default, cols)))
 
 
-class _Cells(dict[str, Char]):
-    """Char objects for one attribute set, built once per character and then shared."""
-
-    __slots__ = ("attrs",)
-
-    def __init__(self, attrs: Char) -> None:
-        super().__init__()
-        self.attrs = attrs
-
-    def __missing__(self, key: str) -> Char:
-        char = self.attrs._replace(data=key)
-        if len(self) < 1024:
-            self[key] = char
-        return char
-
-
 def _attrs(fg: str, bg: str, flags: int) -> Char:
     return Char(
         " ",
@@ -146,8 +132,10 @@ class Screen(pyte.Screen):
         self.scrolled = 0
         self._main_buffer: Buffer | None = None
         self._alt_saved: Savepoint | None = None
-        self._cell_cache: dict[Char, _Cells] = {}
-        self._last_cells = _Cells(Char(""))
+        # Every attribute set drawn with, interned (bounded): cells are shared objects.
+        self.styles = StyleStore(self._held)
+        self._last_cells = Cells(Char(""))
+        self._xs: tuple[int, ...] = ()  # shared column numbers (ints past 256 are objects)
         self.sgr_cache: dict[tuple[str, Char], Char] = {}
         # Distinct styles of the packed scrollback, indexed by style id (see pack()).
         self._styles: list[Style] = []
@@ -164,16 +152,35 @@ class Screen(pyte.Screen):
     def _new_buffer(self) -> Buffer:
         return defaultdict(lambda: StaticDefaultDict[int, Char](self.default_char))
 
-    def _cells(self, attrs: Char) -> _Cells:
+    def _cells(self, attrs: Char) -> Cells:
         if attrs is self._last_cells.attrs:
             return self._last_cells
-        cells = self._cell_cache.get(attrs)
-        if cells is None:
-            if len(self._cell_cache) > 256:
-                self._cell_cache.clear()
-            cells = self._cell_cache[attrs] = _Cells(attrs)
-        self._last_cells = cells
+        cells = self._last_cells = self.styles.cells(attrs)
         return cells
+
+    def _held(self) -> Iterator[Char]:
+        """Every style object the screen holds: cells of both buffers, cursor attributes."""
+        yield self.cursor.attrs
+        for point in self.savepoints:
+            yield point.cursor.attrs
+        if self._alt_saved is not None:
+            yield self._alt_saved.cursor.attrs
+        for buf in (self.buffer, self._main_buffer or {}):
+            for line in buf.values():
+                yield line.default
+            yield from chain.from_iterable(line.values() for line in buf.values())
+
+    def column_keys(self) -> tuple[int, ...]:
+        """Column numbers 0..columns+1 as shared int objects, for use as row keys (ints
+        past 256 are objects of their own: 28 bytes a cell on a wide screen otherwise)."""
+        xs = self._xs
+        if len(xs) < self.columns + 2:
+            xs = self._xs = tuple(range(self.columns + 2))
+        return xs
+
+    def columns_of(self, start: int, end: int) -> tuple[int, ...]:
+        """Shared column numbers start..end-1."""
+        return self.column_keys()[start:end]
 
     def _split(self, line: Line, x: int) -> None:
         """Blank any wide character straddling the x-1|x boundary (xterm erases both halves)."""
@@ -286,21 +293,22 @@ class Screen(pyte.Screen):
                     break
                 cells = self._cells(_attrs(fg, bg, flags))
                 part = text[pos : pos + count].ljust(count)
-                line.update(zip(range(pos, pos + count), map(cells.__getitem__, part), strict=True))
+                keys = self.columns_of(pos, pos + count)
+                line.update(zip(keys, map(cells.__getitem__, part), strict=True))
                 pos += count
             return line
         x, pos = 0, 0
         for count, (fg, bg, flags) in styles:
-            attrs = _attrs(fg, bg, flags)
+            cells = self._cells(_attrs(fg, bg, flags))
             for ch in text[pos : pos + count].ljust(count):
                 width = wcwidth(ch)
                 if width == 0 and x:
                     px = x - 2 if line[x - 1].data == "" and x > 1 else x - 1
                     line[px] = line[px]._replace(data=line[px].data + ch)
                 elif 0 < width <= self.columns - x:
-                    line[x] = attrs._replace(data=ch)
+                    line[x] = cells[ch]
                     if width == 2:
-                        line[x + 1] = attrs._replace(data="")
+                        line[x + 1] = cells[""]
                     x += width
             pos += count
         return line
@@ -381,7 +389,7 @@ class Screen(pyte.Screen):
             edge = line.get(end)
             if edge is not None and not edge.data:
                 self._split(line, end)
-            line.update(zip(range(x, end), map(get, data[i : i + end - x]), strict=True))
+            line.update(zip(self.columns_of(x, end), map(get, data[i : i + end - x]), strict=True))
             i += end - x
             cursor.x = end
             self.dirty.add(cursor.y)
@@ -391,6 +399,7 @@ class Screen(pyte.Screen):
         cursor = self.cursor
         cells = self._cells(cursor.attrs)
         autowrap = mo.DECAWM in self.mode
+        xs = self.column_keys()
         for ch in data:
             width = wcwidth(ch)
             if width <= 0:
@@ -410,9 +419,9 @@ class Screen(pyte.Screen):
             line = self.buffer[cursor.y]
             self._split(line, x)
             self._split(line, x + width)
-            line[x] = cells[ch]
+            line[xs[x]] = cells[ch]
             if width == 2:
-                line[x + 1] = cells[""]
+                line[xs[x + 1]] = cells[""]
             cursor.x = x + width
             self.dirty.add(cursor.y)
             self.last_char = ch
@@ -620,6 +629,7 @@ class Screen(pyte.Screen):
         super().select_graphic_rendition(*attrs)
         if self.cursor.attrs.bg == "bfightmagenta":  # typo in pyte.graphics.BG_AIXTERM[105]
             self.cursor.attrs = self.cursor.attrs._replace(bg="brightmagenta")
+        self.cursor.attrs = self._cells(self.cursor.attrs).attrs  # interned (or approximated)
 
     def set_title(self, param: str) -> None:
         title = "".join(ch for ch in param[:TITLE_MAX] if ch.isprintable())

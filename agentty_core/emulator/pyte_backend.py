@@ -19,6 +19,9 @@ from operator import itemgetter
 from pyte.screens import Char
 from wcwidth import wcswidth, wcwidth
 
+from agentty_core.emulator._ansi import SgrMemo, ansi_row
+from agentty_core.emulator._ansi import _ansi_line as _ansi_line
+from agentty_core.emulator._ansi import _make_sgr as _make_sgr
 from agentty_core.emulator._parser import Parser
 from agentty_core.emulator._screen import (
     BLINK,
@@ -38,91 +41,9 @@ __all__ = ["BLINK", "BOLD", "ITALICS", "REVERSE", "STRIKETHROUGH", "UNDERSCORE",
 _log = logging.getLogger(__name__)
 _DATA = itemgetter(0)
 _MOUSE = frozenset(m << 5 for m in (1000, 1002, 1003, 1006))
-_PLAIN = ("default", "default", 0)
 _ANSI_CACHE = 4 << 20  # characters of rendered rows kept between ansi_lines() calls
 _APP_CURSOR = 1 << 5
 _BRACKETED_PASTE = 2004 << 5
-_COLOR_INDEX = {
-    "black": 0,
-    "red": 1,
-    "green": 2,
-    "brown": 3,
-    "yellow": 3,
-    "blue": 4,
-    "magenta": 5,
-    "cyan": 6,
-    "white": 7,
-}
-_FLAG_SGR = (
-    (BOLD, "1"),
-    (ITALICS, "3"),
-    (UNDERSCORE, "4"),
-    (BLINK, "5"),
-    (REVERSE, "7"),
-    (STRIKETHROUGH, "9"),
-)
-
-
-def _color_sgr(color: str, base: int) -> str | None:
-    """SGR parameter for a pyte colour (name, bright name or 6-hex); None for default."""
-    if color == "default":
-        return None
-    if color.startswith("bright") and color[6:] in _COLOR_INDEX:
-        return str(base + 60 + _COLOR_INDEX[color[6:]])
-    if color in _COLOR_INDEX:
-        return str(base + _COLOR_INDEX[color])
-    try:
-        rgb = int(color, 16)
-    except ValueError:
-        return None
-    return f"{base + 8};2;{rgb >> 16};{(rgb >> 8) & 255};{rgb & 255}"
-
-
-_SGR_MEMO: dict[tuple[str, str, int], str] = {}
-
-
-def _sgr(fg: str, bg: str, flags: int) -> str:
-    """The SGR sequence for a style; memoised (bounded) as rows repeat the same few."""
-    key = (fg, bg, flags)
-    sgr = _SGR_MEMO.get(key)
-    if sgr is None:
-        if len(_SGR_MEMO) >= 4096:
-            _SGR_MEMO.clear()
-        sgr = _SGR_MEMO[key] = _make_sgr(fg, bg, flags)
-    return sgr
-
-
-def _make_sgr(fg: str, bg: str, flags: int) -> str:
-    codes = ["0"]
-    if flags:
-        codes += [code for bit, code in _FLAG_SGR if flags & bit]
-    for color, base, named in ((fg, 30, _FG_NAMED), (bg, 40, _BG_NAMED)):
-        code = named.get(color)
-        if code is None and len(color) == 6:
-            # 24-bit colour (what image viewers print, a style a cell): table lookups
-            # instead of int() and formatting, as this runs once per cell.
-            r, g, b = _HEX.get(color[0:2]), _HEX.get(color[2:4]), _HEX.get(color[4:6])
-            if r is not None and g is not None and b is not None:
-                code = f"{base + 8};2;{r};{g};{b}"
-        if code is None:
-            code = _color_sgr(color, base)
-        if code:
-            codes.append(code)
-    return "\x1b[" + ";".join(codes) + "m"
-
-
-def _named_codes(base: int) -> dict[str, str]:
-    """SGR parameters of pyte's named colours ("" for default, which needs none)."""
-    codes = {"default": ""}
-    for name, index in _COLOR_INDEX.items():
-        codes[name] = str(base + index)
-        codes["bright" + name] = str(base + 60 + index)
-    return codes
-
-
-_FG_NAMED = _named_codes(30)
-_BG_NAMED = _named_codes(40)
-_HEX = {f"{i:02x}": str(i) for i in range(256)}
 
 
 class Emulator:
@@ -312,10 +233,11 @@ class Emulator:
         old, new = self._ansi, {}
         out: list[str] = []
         budget = _ANSI_CACHE
+        memo = SgrMemo()
         for snap in self._snap:
             hit = old.get(id(snap))
             if hit is None or hit[0] is not snap:
-                hit = (snap, _ansi_line(cell_runs(snap)))
+                hit = (snap, ansi_row(snap, memo))
             out.append(hit[1])
             if budget >= len(hit[1]):
                 budget -= len(hit[1])
@@ -401,29 +323,6 @@ def char_width(ch: str) -> int:
     """Cells one code point takes on screen, as the emulator counts them (0 for a combining
     mark, -1 for a control character)."""
     return int(wcwidth(ch))
-
-
-def _ansi_line(runs: list[Run]) -> str:
-    """One row as text with SGR; trailing default-styled blanks are dropped."""
-    while runs and runs[-1][1:] == _PLAIN:
-        text = runs[-1][0].rstrip(" ")
-        if text:
-            runs[-1] = (text, "default", "default", 0)
-            break
-        runs.pop()
-    parts: list[str] = []
-    styled = False
-    current = _PLAIN
-    for text, fg, bg, flags in runs:
-        style = (fg, bg, flags)
-        if style != current:
-            parts.append("\x1b[0m" if style == _PLAIN else _sgr(fg, bg, flags))
-            styled = True
-            current = style
-        parts.append(text)
-    if styled and (not parts or parts[-1] != "\x1b[0m"):
-        parts.append("\x1b[0m")
-    return "".join(parts)
 
 
 def _cell_column(text: str, index: int) -> int:

@@ -87,25 +87,33 @@ class Connection:
             ) from None
 
     def read_message(self, deadline: float | None = None) -> protocol.JSONObject:
-        while b"\n" not in self._buf:
-            remaining = None
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise WorkerUnreachable("worker did not answer in time", "timeout")
-            self._set_deadline(socket.SO_RCVTIMEO, remaining)
-            try:
-                chunk = self.sock.recv(1 << 16)
-            except (BlockingIOError, TimeoutError):  # EAGAIN: SO_RCVTIMEO ran out
-                raise WorkerUnreachable("worker did not answer in time", "timeout") from None
-            except OSError as exc:
-                message = f"worker connection failed: {exc.strerror}"
-                raise WorkerUnreachable(message, "recv_failed") from None
-            if not chunk:
-                message = "worker closed the connection (it may have exited)"
-                raise WorkerUnreachable(message, "closed")
-            self._buf += chunk
-        line, _, self._buf = self._buf.partition(b"\n")
+        # Chunks are joined once and only the new one is searched: a large screen's reply
+        # (tens of MB under per-cell colour) must not cost a copy and a scan per chunk.
+        parts = [self._buf]
+        chunk = self._buf
+        try:
+            while b"\n" not in chunk:
+                remaining = None
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise WorkerUnreachable("worker did not answer in time", "timeout")
+                self._set_deadline(socket.SO_RCVTIMEO, remaining)
+                try:
+                    chunk = self.sock.recv(1 << 16)
+                except (BlockingIOError, TimeoutError):  # EAGAIN: SO_RCVTIMEO ran out
+                    raise WorkerUnreachable("worker did not answer in time", "timeout") from None
+                except OSError as exc:
+                    message = f"worker connection failed: {exc.strerror}"
+                    raise WorkerUnreachable(message, "recv_failed") from None
+                if not chunk:
+                    message = "worker closed the connection (it may have exited)"
+                    raise WorkerUnreachable(message, "closed")
+                parts.append(chunk)
+        except BaseException:
+            self._buf = b"".join(parts)  # a partial reply stays: the connection is not reused
+            raise
+        line, _, self._buf = b"".join(parts).partition(b"\n")
         try:
             message = json.loads(line)
         except ValueError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import socket
 import time
@@ -99,6 +100,79 @@ def test_s21_per_cell_truecolour(agentty_home: Path, programs: Path) -> None:
     kill = agentty("kill", "--session", rec["id"], "--timeout", "1")
     assert kill.returncode == 0, kill.stderr
     wait_until(lambda: alive_of_home(agentty_home) == [])
+
+
+@pytest.mark.parametrize(
+    ("cols", "rows", "lines", "limit"),
+    [
+        (200, 50, 50, 48 * 2**20),  # 10 000 distinct styles: all kept exact
+        (1000, 1000, 300, 96 * 2**20),  # 300 000: past the store's bound (approximated)
+    ],
+)
+def test_s21_per_cell_truecolour_screen(
+    agentty_home: Path, programs: Path, cols: int, rows: int, lines: int, limit: int
+) -> None:
+    """A large screen where every cell has its own 24-bit fg and bg: pyte kept a Char with
+    its own colour strings per cell (~500 MiB at 1000x1000) and the first `get --ansi` took
+    seconds. The visible screen's styles are interned in a bounded store (exact, then
+    approximated): the worker stays small and `get`/`get --ansi` answer with the screen."""
+    rec = start(
+        "--cols",
+        str(cols),
+        "--rows",
+        str(rows),
+        "--",
+        PYTHON,
+        str(programs / "rel_truecolour.py"),
+        str(cols),
+        str(lines),
+    )
+    agentty("wait", "--session", rec["id"], "--text", "truecolour-ready", check=True)
+    worker = psutil.Process(rec["workerPid"])
+    baseline = peak = worker.memory_info().rss
+    agentty("text", "--session", rec["id"], "--enter", "go", check=True)
+
+    def drawn() -> bool:
+        nonlocal peak
+        peak = max(peak, worker.memory_info().rss)
+        got = agentty("get", "--session", rec["id"], "--json", timeout=120)
+        assert got.returncode == 0, got.stderr  # `get` answers during the flood
+        return "TRUECOLOUR-DONE" in "".join(json.loads(got.stdout)["lines"])
+
+    wait_until(drawn, timeout=900, interval=0.5)
+    peak = max(peak, worker.memory_info().rss)
+    screen = agentty_json("get", "--session", rec["id"], "--ansi", timeout=120)
+    peak = max(peak, worker.memory_info().rss)
+    half_blocks = [row for row in screen["lines"] if row == "\u2580" * cols]
+    assert len(half_blocks) >= min(lines, rows - 2)
+    ansi = [row for row in screen["ansi"] if "\u2580" in row]
+    assert len(ansi) == len(half_blocks)
+    assert all(row.count("\u2580") == cols for row in ansi)
+    if lines * cols <= 16384:  # below the store's bound: every colour exact
+        assert ansi[-1] == _truecolour_rows(cols, lines)[-1]
+    else:
+        assert "\x1b[0;38;2;" in ansi[-1]  # colours survive, approximated past the bound
+    growth = peak - baseline
+    assert growth < limit, f"worker grew {growth / 2**20:.0f} MiB"
+    kill = agentty("kill", "--session", rec["id"], "--timeout", "1")
+    assert kill.returncode == 0, kill.stderr
+    wait_until(lambda: alive_of_home(agentty_home) == [])
+
+
+def _truecolour_rows(cols: int, lines: int) -> list[str]:
+    """What `get --ansi` shows for the rows rel_truecolour.py prints (same seed)."""
+    rnd = random.Random(16)
+    rows = []
+    for _ in range(lines):
+        cells = []
+        for _ in range(cols):
+            fg, bg = rnd.getrandbits(24), rnd.getrandbits(24)
+            cells.append(
+                f"\x1b[0;38;2;{fg >> 16};{(fg >> 8) & 255};{fg & 255};"
+                f"48;2;{bg >> 16};{(bg >> 8) & 255};{bg & 255}m\u2580"
+            )
+        rows.append("".join(cells) + "\x1b[0m")
+    return rows
 
 
 def test_s22_binary_garbage_and_malformed_escapes(agentty_home: Path, programs: Path) -> None:
