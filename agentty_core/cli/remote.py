@@ -98,12 +98,47 @@ def _home_root() -> str:
 
 
 def _forward(host: Host, words: list[str], command: str | None) -> int:
-    from agentty_core.remote import transport
+    from agentty_core.remote import link, transport
 
     data: bytes | None = None
     if command == "text":
         words, data = _local_file(words)
-    return transport.run(host, words, _home_root(), stdin="-" in words and data is None, input=data)
+    reads_stdin = "-" in words and data is None
+    root = _home_root()
+    if command in link.LINKED and not reads_stdin and link.enabled():
+        answer = link.ask(host, words, root, input=data)  # the host's warm link, if one runs
+        if answer is not None:
+            code, out, err = answer
+            sys.stdout.flush()
+            _write(1, out)
+            _write(2, err)
+            return code
+    code = transport.run(host, words, root, stdin=reads_stdin, input=data)
+    link.launch_if_wanted()  # the host answered: the next call finds its link
+    return code
+
+
+def _write(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def serve(words: Sequence[str]) -> int:
+    """`agentty _serve` (hidden): the far end of a host's link (`remote/serve.py`), run over
+    ssh by the link; requests run in children forked from this warm process."""
+    from agentty_core.cli import hotpath
+    from agentty_core.remote import serve as server
+
+    def warm() -> None:
+        import agentty_core.cli.fast
+        import agentty_core.cli.hotstatus
+        import agentty_core.cli.lane
+        import agentty_core.cli.main
+        import agentty_core.cli.parser
+        import agentty_core.client  # noqa: F401
+
+    return server.main(hotpath.main, warm)
 
 
 def _local_file(words: list[str]) -> tuple[list[str], bytes | None]:

@@ -1,0 +1,254 @@
+"""`agentty _serve`: the far end of a host's link (`remote/linkd.py`), run over ssh.
+
+A `--host` call over plain ssh pays, on the remote side, for a shell, an interpreter and
+agentty's imports: most of its cost. This process pays them once. It has imported the CLI,
+reads requests from stdin and answers on stdout, newline-delimited JSON:
+
+    {"id": 7, "argv": ["get", "-s", "py"], "stdin": "<base64>"?}
+    {"id": 7, "rc": 0, "out": "<base64>", "err": "<base64>"}
+    {"cancel": 7}                  (the caller went away: the command is ended)
+
+Each request runs in a child forked from this warm process: requests are independent (one
+command's state never leaks into the next) and run concurrently (a long `wait` holds up
+nothing). The child runs the same entry point as `agentty ARGV` with stdout and stderr on
+pipes read here, so the answer's bytes and exit code are exactly the command's own. The
+first line out is a greeting: {"hello": 1, "version": ..., "pid": ...}.
+
+It exits when its stdin closes (the link or its ssh went away), and refuses requests
+(`{"id": N, "refused": "upgraded"}`) then exits once agentty changed on disk, so an upgrade
+there is picked up by the next link, never served by old code.
+"""
+
+from __future__ import annotations
+
+import binascii
+import contextlib
+import gc
+import json
+import os
+import selectors
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+
+from agentty_core._version import __version__
+
+VERSION = 1
+CHUNK = 1 << 16
+
+
+def _b64(data: bytes) -> str:
+    return binascii.b2a_base64(data, newline=False).decode("ascii")
+
+
+def _code_marks() -> list[tuple[str, tuple[int, int, int] | None]]:
+    """What changes when agentty is installed over or edited: its package directories and
+    its version file (a few stats, not one per file: this runs before every request)."""
+    import agentty_core
+
+    root = os.path.dirname(os.path.abspath(agentty_core.__file__))
+    paths = [root, os.path.join(root, "_version.py"), os.path.realpath(sys.executable)]
+    for entry in sorted(os.listdir(root)):
+        path = os.path.join(root, entry)
+        if os.path.isdir(path) and entry != "__pycache__":
+            paths.append(path)
+    marks: list[tuple[str, tuple[int, int, int] | None]] = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            marks.append((path, None))
+        else:
+            marks.append((path, (st.st_ino, st.st_size, st.st_mtime_ns)))
+    return marks
+
+
+class _Job:
+    """One request's child: its pid and the pipes its stdout and stderr are read from."""
+
+    def __init__(self, rid: object, pid: int, out_fd: int, err_fd: int) -> None:
+        self.rid = rid
+        self.pid = pid
+        self.fds = {out_fd: bytearray(), err_fd: bytearray()}
+        self.out_fd, self.err_fd = out_fd, err_fd
+        self.open = 2
+
+
+class Server:
+    def __init__(self, run: Callable[[list[str]], int], chan_in: int, chan_out: int) -> None:
+        self.run = run
+        self.chan_in = chan_in
+        self.chan_out = chan_out
+        self.sel = selectors.DefaultSelector()
+        self.jobs: dict[int, _Job] = {}  # by pipe fd
+        self.by_id: dict[object, _Job] = {}
+        self.marks = _code_marks()
+        self.upgraded = False
+        self.buf = b""
+
+    def send(self, message: dict[str, object]) -> None:
+        data = json.dumps(message, separators=(",", ":")).encode() + b"\n"
+        view = memoryview(data)
+        while view:
+            n = os.write(self.chan_out, view)
+            view = view[n:]
+
+    def serve(self) -> int:
+        self.send({"hello": VERSION, "version": __version__, "pid": os.getpid()})
+        self.sel.register(self.chan_in, selectors.EVENT_READ)
+        reading = True
+        while reading or self.jobs:
+            for key, _ in self.sel.select():
+                fd = key.fd
+                if fd == self.chan_in:
+                    data = os.read(fd, CHUNK)
+                    if not data:  # the link went away: nobody reads our answers
+                        return 0
+                    self.buf += data
+                    while b"\n" in self.buf:
+                        line, self.buf = self.buf.split(b"\n", 1)
+                        self.request(line)
+                    if self.upgraded:
+                        self.sel.unregister(self.chan_in)
+                        reading = False
+                else:
+                    self.drain(fd)
+        return 0
+
+    def request(self, line: bytes) -> None:
+        try:
+            message = json.loads(line)
+        except ValueError:
+            return
+        if not isinstance(message, dict):
+            return
+        if "cancel" in message:
+            job = self.by_id.get(message["cancel"])
+            if job is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(job.pid, signal.SIGTERM)
+            return
+        rid = message.get("id")
+        argv = message.get("argv")
+        stdin = message.get("stdin")
+        if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+            self.send({"id": rid, "refused": "malformed"})
+            return
+        if self.upgraded or _code_marks() != self.marks:
+            self.upgraded = True  # the next link starts the new code
+            self.send({"id": rid, "refused": "upgraded"})
+            return
+        data = binascii.a2b_base64(stdin) if isinstance(stdin, str) else None
+        self.fork(rid, argv, data)
+
+    def fork(self, rid: object, argv: list[str], data: bytes | None) -> None:
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(out_r)
+            os.close(err_r)
+            self.child(argv, data, out_w, err_w)  # never returns
+        os.close(out_w)
+        os.close(err_w)
+        job = _Job(rid, pid, out_r, err_r)
+        for fd in (out_r, err_r):
+            self.jobs[fd] = job
+            self.sel.register(fd, selectors.EVENT_READ)
+        self.by_id[rid] = job
+
+    def drain(self, fd: int) -> None:
+        job = self.jobs[fd]
+        data = os.read(fd, CHUNK)
+        if data:
+            job.fds[fd] += data
+            return
+        self.sel.unregister(fd)
+        os.close(fd)
+        del self.jobs[fd]
+        job.open -= 1
+        if job.open:
+            return
+        _, status = os.waitpid(job.pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        rc = code if code >= 0 else 128 - code  # as the remote shell reports a signal
+        self.by_id.pop(job.rid, None)
+        self.send(
+            {
+                "id": job.rid,
+                "rc": rc,
+                "out": _b64(bytes(job.fds[job.out_fd])),
+                "err": _b64(bytes(job.fds[job.err_fd])),
+            }
+        )
+
+    def child(self, argv: list[str], data: bytes | None, out_w: int, err_w: int) -> None:
+        """In the forked child: the command as `agentty ARGV` would run it, then exit."""
+        code = 1
+        try:
+            self.sel.close()
+            for fd in [self.chan_in, self.chan_out, *self.jobs]:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            if data is None:
+                stdin = os.open(os.devnull, os.O_RDONLY)
+            else:
+                stdin = os.memfd_create("stdin") if hasattr(os, "memfd_create") else _tmp()
+                os.write(stdin, data)
+                os.lseek(stdin, 0, os.SEEK_SET)
+            os.dup2(stdin, 0)
+            os.dup2(out_w, 1)
+            os.dup2(err_w, 2)
+            for fd in (stdin, out_w, err_w):
+                os.close(fd)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGHUP, signal.SIG_DFL)
+            gc.enable()
+            sys.argv[1:] = argv
+            code = self.run(argv)
+        except SystemExit as exc:
+            if exc.code is None:
+                code = 0
+            elif isinstance(exc.code, int):
+                code = exc.code
+            else:
+                with contextlib.suppress(Exception):
+                    print(exc.code, file=sys.stderr)
+                code = 1
+        except KeyboardInterrupt:
+            code = 130
+        except BaseException:
+            with contextlib.suppress(Exception):
+                traceback.print_exc()
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+            with contextlib.suppress(Exception):
+                sys.stderr.flush()
+            os._exit(code & 0xFF)
+
+
+def _tmp() -> int:
+    import tempfile
+
+    f = tempfile.TemporaryFile()
+    return os.dup(f.fileno())
+
+
+def main(run: Callable[[list[str]], int], warm: Callable[[], None]) -> int:
+    """Serve requests on stdin/stdout with `run` (the CLI's entry point) until stdin closes;
+    `warm` imports what the commands need, once, before the first fork."""
+    chan_in, chan_out = os.dup(0), os.dup(1)  # not inherited by children or their programs
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    os.dup2(2, 1)  # a stray print must not corrupt the channel
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    warm()
+    gc.collect()
+    gc.freeze()  # the warm heap stays shared with every child
+    try:
+        return Server(run, chan_in, chan_out).serve()
+    except BrokenPipeError:
+        return 0

@@ -1,0 +1,228 @@
+"""The host's link (`remote/link.py`, `remote/linkd.py`, `remote/serve.py`) against a real
+sshd: the same output and exit codes as the ssh way, used from the second call on, and
+falling back to the ssh way when it is killed, stopped, or its host goes away."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from agentty_core.remote import link as linkmod
+from agentty_core.remote.hosts import resolve
+from tests.helpers.cli import agentty
+from tests.remote.conftest import HOST, Link
+
+PYTHON = sys.executable
+
+
+@pytest.fixture
+def linked(link: Link, agentty_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Link]:
+    """`link` with AGENTTY_LINK on; every link of the home is ended at teardown (before the
+    ssh masters and the census)."""
+    monkeypatch.setenv("AGENTTY_LINK", "1")
+    try:
+        yield link
+    finally:
+        linkmod.stop(str(agentty_home))
+
+
+def run_on(*args: str, link: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "AGENTTY_LINK": "1" if link else "0"}
+    return agentty("--host", HOST, *args, env=env, timeout=timeout)
+
+
+def stats(home: Path) -> dict[str, object] | None:
+    return linkmod.stats(resolve(HOST), str(home))
+
+
+def wait_for(what: str, check: object, timeout: float = 30.0) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()  # type: ignore[operator]
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"no {what} within {timeout} s")
+
+
+def link_up(home: Path) -> dict[str, object]:
+    found = wait_for("link", lambda: stats(home))
+    assert isinstance(found, dict)
+    return found
+
+
+def served(home: Path) -> int:
+    found = stats(home)
+    assert found is not None
+    value = found["served"]
+    assert isinstance(value, int)
+    return value
+
+
+def start_python(link: Link) -> str:
+    started = run_on("start", "--json", "--name", "py", "--", PYTHON, "-q", link=False)
+    assert started.returncode == 0, started.stderr
+    assert run_on("wait", "--text", ">>>", "--timeout", "30", link=False).returncode == 0
+    return str(json.loads(started.stdout)["id"])
+
+
+def same(a: subprocess.CompletedProcess[str], b: subprocess.CompletedProcess[str]) -> None:
+    assert (a.returncode, a.stdout, a.stderr) == (b.returncode, b.stdout, b.stderr)
+
+
+def test_parity_with_the_ssh_way_and_the_link_serves(linked: Link, agentty_home: Path) -> None:
+    sid = start_python(linked)
+    first = run_on("get")  # no link yet: the ssh way, then the link starts
+    assert first.returncode == 0, first.stderr
+    before = served(agentty_home) if link_up(agentty_home) else 0
+    for args in (
+        ("get",),
+        ("get", "--json"),
+        ("status", "--json"),
+        ("get", "-s", "nosuch"),  # an error: its line and exit code
+        ("wait", "--text", "never", "--timeout", "0.2"),  # exit 3, the screen on stdout
+        ("key", "Ctrl+Banana"),  # a usage error
+        ("frobnicate",),  # argparse's own error
+    ):
+        via_link, via_ssh = run_on(*args), run_on(*args, link=False)
+        if args == ("status", "--json"):  # the same but for the moment it was taken
+            assert json.loads(via_link.stdout)["sessions"][0]["id"] == sid
+            assert via_link.returncode == via_ssh.returncode == 0
+            continue
+        same(via_link, via_ssh)
+    typed = run_on("text", "--json", "--enter", "print(6*7)")
+    assert typed.returncode == 0, typed.stderr
+    assert isinstance(json.loads(typed.stdout)["seq"], int)
+    assert run_on("wait", "--regex", "^42$", "--timeout", "30").returncode == 0
+    got = run_on("get")
+    same(got, run_on("get", link=False))
+    assert "42" in got.stdout
+    assert served(agentty_home) == before + 9  # every call above but frobnicate's: the link
+    killed = run_on("kill", "--json")
+    assert killed.returncode == 0, killed.stderr
+    assert json.loads(killed.stdout)["id"] == sid
+    again = run_on("kill", "--json", "-s", sid)
+    same(again, run_on("kill", "--json", "-s", sid, link=False))
+    assert again.returncode != 0
+
+
+def test_one_remote_server_serves_every_call(linked: Link, agentty_home: Path) -> None:
+    start_python(linked)
+    run_on("get")
+    remote_pid = link_up(agentty_home)["remotePid"]
+    assert isinstance(remote_pid, int)
+    server = psutil.Process(remote_pid)
+    assert server.cmdline()[-1] == "_serve"
+    count = served(agentty_home)
+    for _ in range(5):
+        assert run_on("get").returncode == 0
+    assert served(agentty_home) == count + 5
+    assert link_up(agentty_home)["remotePid"] == remote_pid  # the same process served all
+    assert run_on("kill").returncode == 0
+
+
+def test_socket_is_private(linked: Link, agentty_home: Path) -> None:
+    run_on("status")
+    link_up(agentty_home)
+    path = linkmod.socket_path(resolve(HOST), str(agentty_home))
+    assert path is not None
+    st = os.lstat(path)
+    assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
+    assert stat.S_IMODE(os.lstat(os.path.dirname(path)).st_mode) == 0o700
+
+
+def test_killed_link_falls_back_and_comes_back(linked: Link, agentty_home: Path) -> None:
+    start_python(linked)
+    run_on("get")
+    pid = link_up(agentty_home)["pid"]
+    assert isinstance(pid, int)
+    reference = run_on("get", link=False)
+    os.kill(pid, signal.SIGKILL)
+    wait_for("the link to end", lambda: not psutil.pid_exists(pid) or _zombie(pid))
+    same(run_on("get"), reference)  # the ssh way; a new link starts
+    wait_for("a new link", lambda: (s := stats(agentty_home)) and s["pid"] != pid)
+    same(run_on("get"), reference)
+    assert run_on("kill").returncode == 0
+
+
+def test_stopped_link_falls_back(linked: Link, agentty_home: Path) -> None:
+    start_python(linked)
+    run_on("get")
+    pid = link_up(agentty_home)["pid"]
+    assert isinstance(pid, int)
+    reference = run_on("get", link=False)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        same(run_on("get"), reference)
+        typed = run_on("text", "--enter", "print(3*3)")  # not sent twice
+        assert typed.returncode == 0, typed.stderr
+        assert run_on("wait", "--regex", "^9$", "--timeout", "30").returncode == 0
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert served(agentty_home) == 0  # the link never had them
+    screen = run_on("get", link=False).stdout
+    assert screen.count("print(3*3)") == 1
+    assert run_on("kill").returncode == 0
+
+
+def test_remote_server_killed_falls_back(linked: Link, agentty_home: Path) -> None:
+    start_python(linked)
+    run_on("get")
+    found = link_up(agentty_home)
+    pid, remote_pid = found["pid"], found["remotePid"]
+    assert isinstance(pid, int) and isinstance(remote_pid, int)
+    os.kill(remote_pid, signal.SIGKILL)
+    wait_for("the link to end", lambda: not psutil.pid_exists(pid) or _zombie(pid))
+    reference = run_on("get", link=False)
+    same(run_on("get"), reference)
+    assert run_on("kill").returncode == 0
+
+
+def test_sshd_stopped_gives_the_same_error(linked: Link, agentty_home: Path) -> None:
+    start_python(linked)
+    run_on("get")
+    pid = link_up(agentty_home)["pid"]
+    assert isinstance(pid, int)
+    linked.sshd.stop()
+    down = run_on("get")
+    assert down.returncode == 4, down.stderr
+    assert down.stderr.startswith(f"agentty: error: {HOST}: cannot connect")
+    assert len(down.stderr.strip().splitlines()) == 1
+    wait_for("the link to end", lambda: not psutil.pid_exists(pid) or _zombie(pid))
+    same(run_on("get"), down)
+    linked.sshd.start()
+    assert run_on("kill").returncode == 0
+
+
+def test_idle_link_exits(linked: Link, agentty_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTTY_LINK_IDLE", "1")
+    run_on("status")
+    found = link_up(agentty_home)
+    pid, remote_pid = found["pid"], found["remotePid"]
+    assert isinstance(pid, int) and isinstance(remote_pid, int)
+    wait_for("the idle exit", lambda: not psutil.pid_exists(pid) or _zombie(pid))
+    wait_for("the remote server's exit", lambda: not psutil.pid_exists(remote_pid))
+    path = linkmod.socket_path(resolve(HOST), str(agentty_home))
+    assert path is not None and not os.path.exists(path)
+
+
+def test_off_by_default_in_tests(link: Link, agentty_home: Path) -> None:
+    assert agentty("--host", HOST, "status").returncode == 0
+    assert not (agentty_home / "links").exists()
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True
