@@ -19,7 +19,7 @@ import pytest
 
 from agentty_core.remote import link as linkmod
 from agentty_core.remote.hosts import resolve
-from tests.helpers.cli import agentty
+from tests.helpers.cli import AGENTTY, agentty
 from tests.remote.conftest import HOST, Link
 
 PYTHON = sys.executable
@@ -30,6 +30,18 @@ def linked(link: Link, agentty_home: Path, monkeypatch: pytest.MonkeyPatch) -> I
     """`link` with AGENTTY_LINK on; every link of the home is ended at teardown (before the
     ssh masters and the census)."""
     monkeypatch.setenv("AGENTTY_LINK", "1")
+    # This machine's ~/.bashrc may print on stderr (pyenv's rehash, say) on every ssh call,
+    # and only once for the link: skip it, as the bench host does (bench/bench_remote.py).
+    link.sshd.stop()
+    with open(link.sshd.root / "sshd_config", "a") as config:
+        config.write("AcceptEnv SHLVL\n")
+    link.sshd.start()
+    norc = link.sshd.root / "ssh_config_norc"
+    norc.write_text(link.sshd.ssh_config().read_text() + "  SetEnv SHLVL=1\n")
+    (link.config_dir / "agentty" / "hosts.toml").write_text(
+        f'[hosts.{HOST}]\nssh = "box"\nssh_config = "{norc}"\n'
+        f'agentty = "{AGENTTY}"\nhome = "{link.remote_home}"\n'
+    )
     try:
         yield link
     finally:
