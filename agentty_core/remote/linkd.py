@@ -31,6 +31,7 @@ import signal
 import socket
 import sys
 import time
+from typing import Any
 
 IDLE = 600.0
 HELLO_WAIT = 40.0  # seconds for ssh to connect and the remote agentty to import
@@ -219,10 +220,13 @@ class Link:
             return
         writer.write(b"+\n")
         self.served += 1
-        gone = asyncio.ensure_future(reader.read(1))  # the caller closing: cancel it there
+        # The caller sends nothing more: a read that ends means it went away (interrupted,
+        # or it gave up on a wedged link), and the command is cancelled there.
+        gone = asyncio.ensure_future(reader.read(1))
+        watched: set[asyncio.Future[Any]] = {future, gone}
         try:
             while not future.done():
-                done, _ = await asyncio.wait({future, gone}, timeout=HEARTBEAT)
+                done, _ = await asyncio.wait(watched, timeout=HEARTBEAT)
                 if gone in done:
                     self.pending.pop(rid, None)
                     with contextlib.suppress(OSError, RuntimeError):
@@ -295,7 +299,7 @@ def main() -> int:
     spec = json.loads(sys.argv[1])
     assert isinstance(spec, dict)
     with contextlib.suppress(ValueError):
-        spec["idle"] = float(os.environ.get("AGENTTY_LINK_IDLE", spec.get("idle", IDLE)))
+        spec["idle"] = float(os.environ.get("AGENTTY_LINK_IDLE") or IDLE)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
     lock = os.open(str(spec["socket"]) + ".lock", flags, 0o600)

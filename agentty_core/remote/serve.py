@@ -45,9 +45,7 @@ def _b64(data: bytes) -> str:
 def _code_marks() -> list[tuple[str, tuple[int, int, int] | None]]:
     """What changes when agentty is installed over or edited: its package directories and
     its version file (a few stats, not one per file: this runs before every request)."""
-    import agentty_core
-
-    root = os.path.dirname(os.path.abspath(agentty_core.__file__))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # agentty_core/
     paths = [root, os.path.join(root, "_version.py"), os.path.realpath(sys.executable)]
     for entry in sorted(os.listdir(root)):
         path = os.path.join(root, entry)
@@ -232,8 +230,8 @@ class Server:
 def _tmp() -> int:
     import tempfile
 
-    f = tempfile.TemporaryFile()
-    return os.dup(f.fileno())
+    with tempfile.TemporaryFile() as f:  # unlinked: the descriptor is all there is
+        return os.dup(f.fileno())
 
 
 def main(run: Callable[[list[str]], int], warm: Callable[[], None]) -> int:

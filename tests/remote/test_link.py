@@ -238,3 +238,28 @@ def _zombie(pid: int) -> bool:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     except psutil.Error:
         return True
+
+
+def test_a_call_through_the_link_imports_no_heavy_module(linked: Link, agentty_home: Path) -> None:
+    """The link's caller side is on every `--host` call: the interpreter's C modules only
+    (no json, re, pathlib, collections, subprocess, socket, typing), as the fast lane."""
+    run_on("status")
+    link_up(agentty_home)
+    heavy = ("json", "re", "pathlib", "collections", "subprocess", "socket", "typing", "asyncio")
+    code = (
+        "import sys\n"
+        "from agentty_core.cli import remote\n"
+        f"code = remote.main(['--host', {HOST!r}, 'status'])\n"
+        f"print(code, sorted(m for m in {heavy!r} if m in sys.modules), file=sys.stderr)\n"
+    )
+    before = served(agentty_home)
+    proc = subprocess.run(
+        [PYTHON, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ},
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.stderr.strip().splitlines()[-1] == "0 []", proc.stderr
+    assert served(agentty_home) == before + 1
