@@ -226,7 +226,9 @@ class Link:
         watched: set[asyncio.Future[Any]] = {future, gone}
         try:
             while not future.done():
-                done, _ = await asyncio.wait(watched, timeout=HEARTBEAT)
+                done, _ = await asyncio.wait(
+                    watched, timeout=HEARTBEAT, return_when=asyncio.FIRST_COMPLETED
+                )
                 if gone in done:
                     self.pending.pop(rid, None)
                     with contextlib.suppress(OSError, RuntimeError):
