@@ -131,12 +131,15 @@ def serve(words: Sequence[str]) -> int:
     from agentty_core.remote import serve as server
 
     def warm() -> None:
+        # The fast lane's commands only (get, text, key, wait, status ...: the calls agents
+        # repeat): a fork costs per page of the heap, and the full path's imports (argparse,
+        # json, pathlib) would triple it for every call, to spare the rarer ones theirs.
+        import _json  # C extensions: loaded once here, not per call
+        import _socket
+
         import agentty_core.cli.fast
         import agentty_core.cli.hotstatus
-        import agentty_core.cli.lane
-        import agentty_core.cli.main
-        import agentty_core.cli.parser
-        import agentty_core.client  # noqa: F401
+        import agentty_core.cli.lane  # noqa: F401
 
     return server.main(hotpath.main, warm)
 

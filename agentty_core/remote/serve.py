@@ -36,6 +36,7 @@ from agentty_core._version import __version__
 
 VERSION = 1
 CHUNK = 1 << 16
+REAP_EVERY = 0.05  # seconds: how soon a child that answered is reaped
 
 
 def _b64(data: bytes) -> str:
@@ -63,14 +64,15 @@ def _code_marks() -> list[tuple[str, tuple[int, int, int] | None]]:
 
 
 class _Job:
-    """One request's child: its pid and the pipes its stdout and stderr are read from."""
+    """One request's child: its pid and the pipes its stdout, stderr and exit code (written
+    once both are closed, before the child's own teardown) are read from."""
 
-    def __init__(self, rid: object, pid: int, out_fd: int, err_fd: int) -> None:
+    def __init__(self, rid: object, pid: int, fds: tuple[int, int, int]) -> None:
         self.rid = rid
         self.pid = pid
-        self.fds = {out_fd: bytearray(), err_fd: bytearray()}
-        self.out_fd, self.err_fd = out_fd, err_fd
-        self.open = 2
+        self.out_fd, self.err_fd, self.status_fd = fds
+        self.fds = {fd: bytearray() for fd in fds}
+        self.open = 3
 
 
 class Server:
@@ -84,6 +86,7 @@ class Server:
         self.marks = _code_marks()
         self.upgraded = False
         self.buf = b""
+        self.unreaped: set[int] = set()
 
     def send(self, message: dict[str, object]) -> None:
         data = json.dumps(message, separators=(",", ":")).encode() + b"\n"
@@ -97,7 +100,8 @@ class Server:
         self.sel.register(self.chan_in, selectors.EVENT_READ)
         reading = True
         while reading or self.jobs:
-            for key, _ in self.sel.select():
+            self.reap()
+            for key, _ in self.sel.select(REAP_EVERY if self.unreaped else None):
                 fd = key.fd
                 if fd == self.chan_in:
                     data = os.read(fd, CHUNK)
@@ -143,18 +147,28 @@ class Server:
     def fork(self, rid: object, argv: list[str], data: bytes | None) -> None:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
+        status_r, status_w = os.pipe()
         pid = os.fork()
         if pid == 0:
-            os.close(out_r)
-            os.close(err_r)
-            self.child(argv, data, out_w, err_w)  # never returns
-        os.close(out_w)
-        os.close(err_w)
-        job = _Job(rid, pid, out_r, err_r)
-        for fd in (out_r, err_r):
+            for fd in (out_r, err_r, status_r):
+                os.close(fd)
+            self.child(argv, data, (out_w, err_w, status_w))  # never returns
+        for fd in (out_w, err_w, status_w):
+            os.close(fd)
+        job = _Job(rid, pid, (out_r, err_r, status_r))
+        for fd in job.fds:
             self.jobs[fd] = job
             self.sel.register(fd, selectors.EVENT_READ)
         self.by_id[rid] = job
+
+    def reap(self) -> None:
+        for pid in list(self.unreaped):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                self.unreaped.discard(pid)
 
     def drain(self, fd: int) -> None:
         job = self.jobs[fd]
@@ -168,9 +182,14 @@ class Server:
         job.open -= 1
         if job.open:
             return
-        _, status = os.waitpid(job.pid, 0)
-        code = os.waitstatus_to_exitcode(status)
-        rc = code if code >= 0 else 128 - code  # as the remote shell reports a signal
+        status = bytes(job.fds[job.status_fd])
+        if status.isdigit():  # the child's exit code, written before its teardown
+            rc = int(status)
+            self.unreaped.add(job.pid)
+        else:  # it died first (a signal): its exit status says how
+            _, wait_status = os.waitpid(job.pid, 0)
+            code = os.waitstatus_to_exitcode(wait_status)
+            rc = code if code >= 0 else 128 - code  # as the remote shell reports a signal
         self.by_id.pop(job.rid, None)
         self.send(
             {
@@ -181,9 +200,10 @@ class Server:
             }
         )
 
-    def child(self, argv: list[str], data: bytes | None, out_w: int, err_w: int) -> None:
+    def child(self, argv: list[str], data: bytes | None, fds: tuple[int, int, int]) -> None:
         """In the forked child: the command as `agentty ARGV` would run it, then exit."""
         code = 1
+        out_w, err_w, status_w = fds
         try:
             self.sel.close()
             for fd in [self.chan_in, self.chan_out, *self.jobs]:
@@ -224,7 +244,12 @@ class Server:
                 sys.stdout.flush()
             with contextlib.suppress(Exception):
                 sys.stderr.flush()
-            os._exit(code & 0xFF)
+            code &= 0xFF
+            with contextlib.suppress(Exception):
+                os.close(1)
+                os.close(2)
+                os.write(status_w, str(code).encode())
+            os._exit(code)
 
 
 def _tmp() -> int:
