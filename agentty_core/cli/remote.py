@@ -134,8 +134,8 @@ def serve(words: Sequence[str]) -> int:
         # The fast lane's commands only (get, text, key, wait, status ...: the calls agents
         # repeat): a fork costs per page of the heap, and the full path's imports (argparse,
         # json, pathlib) would triple it for every call, to spare the rarer ones theirs.
-        import _json  # C extensions: loaded once here, not per call
-        import _socket
+        import _json  # noqa: F401  (C extensions the lane loads: once here, not per call)
+        import _socket  # noqa: F401
 
         import agentty_core.cli.fast
         import agentty_core.cli.hotstatus
@@ -193,6 +193,7 @@ def doctor(host: Host, words: list[str]) -> int:
         return _report(host.name, checks, as_json)
     remote_version = out.decode("utf-8", "replace").strip().removeprefix("agentty ").strip()
     checks.append(_check("connection", True, f"{host.transport} link works"))
+    checks.append(_check("link", True, _describe_link(host, root)))
     checks.append(
         _check(
             "remote version",
@@ -218,6 +219,22 @@ def doctor(host: Host, words: list[str]) -> int:
         if isinstance(check, dict):
             checks.append({**check, "name": f"remote {check.get('name')}"})
     return _report(host.name, checks, as_json)
+
+
+def _describe_link(host: Host, root: str) -> str:
+    """The host's warm link (`remote/link.py`), for doctor: informational, never a failure
+    (calls go the ssh way without it)."""
+    from agentty_core.remote import link
+
+    if not link.enabled():
+        return "off (AGENTTY_LINK=0): every call opens an ssh channel"
+    found = link.stats(host, root)
+    if found is None:
+        return "none running: the next call starts one"
+    return (
+        f"pid {found.get('pid')}, up since {found.get('since')}, {found.get('served')} calls "
+        f"served, remote agentty _serve pid {found.get('remotePid')}"
+    )
 
 
 def _report(name: str, checks: list[dict[str, object]], as_json: bool) -> int:

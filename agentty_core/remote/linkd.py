@@ -40,6 +40,7 @@ HEARTBEAT = 1.0
 CHECK_EVERY = 1.0
 LIMIT = 1 << 27  # the longest answer line (base64 of a command's output)
 VERSION = 1
+DRAIN = 5.0  # seconds a SIGTERM waits for the answers of requests the host has
 
 
 def _log(message: str) -> None:
@@ -157,6 +158,8 @@ class Link:
             future = self.pending.pop(answer.get("id"), None)  # type: ignore[arg-type]
             if future is not None and not future.done():
                 future.set_result(answer)
+            if answer.get("refused") == "upgraded":
+                self.finish("agentty was upgraded there")
         for future in self.pending.values():
             if not future.done():
                 future.set_result({"lost": "the remote agentty or its ssh ended"})
@@ -199,6 +202,9 @@ class Link:
             return
         self.last = time.monotonic()
         proc = self.proc
+        if self.done is not None and self.done.done():
+            writer.write(b"-ending\n")
+            return
         if proc is None or proc.stdin is None or proc.returncode is not None:
             writer.write(b"-down\n")
             return
@@ -269,7 +275,13 @@ class Link:
         tasks = [asyncio.ensure_future(self.read_answers()), asyncio.ensure_future(self.watch())]
         why = await self.done
         _log(f"{self.host}: {why}: exiting")
-        server.close()
+        server.close()  # no new request; those the host has are answered first
+        if self.socket_is_ours():
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+        deadline = time.monotonic() + (DRAIN if why == "SIGTERM" else 24 * 3600.0)
+        while self.pending and time.monotonic() < deadline and not tasks[0].done():
+            await asyncio.sleep(0.05)
         for task in tasks:
             task.cancel()
         await self.stop()

@@ -14,8 +14,9 @@ nothing). The child runs the same entry point as `agentty ARGV` with stdout and 
 pipes read here, so the answer's bytes and exit code are exactly the command's own. The
 first line out is a greeting: {"hello": 1, "version": ..., "pid": ...}.
 
-It exits when its stdin closes (the link or its ssh went away), and refuses requests
-(`{"id": N, "refused": "upgraded"}`) then exits once agentty changed on disk, so an upgrade
+It exits when its stdin closes (the link or its ssh went away) and the commands running
+have answered. Once agentty changed on disk it refuses every request (`{"id": N,
+"refused": "upgraded"}`: the caller goes the ssh way, and the link ends), so an upgrade
 there is picked up by the next link, never served by old code.
 """
 
@@ -105,15 +106,14 @@ class Server:
                 fd = key.fd
                 if fd == self.chan_in:
                     data = os.read(fd, CHUNK)
-                    if not data:  # the link went away: nobody reads our answers
-                        return 0
+                    if not data:  # the link is done: answer what runs, then exit
+                        self.sel.unregister(self.chan_in)
+                        reading = False
+                        continue
                     self.buf += data
                     while b"\n" in self.buf:
                         line, self.buf = self.buf.split(b"\n", 1)
                         self.request(line)
-                    if self.upgraded:
-                        self.sel.unregister(self.chan_in)
-                        reading = False
                 else:
                     self.drain(fd)
         return 0

@@ -140,6 +140,9 @@ def test_one_remote_server_serves_every_call(linked: Link, agentty_home: Path) -
         assert run_on("get").returncode == 0
     assert served(agentty_home) == count + 5
     assert link_up(agentty_home)["remotePid"] == remote_pid  # the same process served all
+    doctor = json.loads(run_on("doctor", "--json").stdout)
+    [check] = [c for c in doctor["checks"] if c["name"] == "link"]
+    assert f"remote agentty _serve pid {remote_pid}" in check["detail"], check
     assert run_on("kill").returncode == 0
 
 
@@ -263,3 +266,27 @@ def test_a_call_through_the_link_imports_no_heavy_module(linked: Link, agentty_h
     )
     assert proc.stderr.strip().splitlines()[-1] == "0 []", proc.stderr
     assert served(agentty_home) == before + 1
+
+
+def test_an_upgrade_there_ends_the_link(linked: Link, agentty_home: Path) -> None:
+    """agentty changed on disk on the host: the far side refuses (nothing runs there), the
+    call goes the ssh way once, the link ends, and the next call starts a new one."""
+    import agentty_core.remote
+
+    start_python(linked)
+    run_on("get")
+    found = link_up(agentty_home)
+    pid, remote_pid = found["pid"], found["remotePid"]
+    assert isinstance(pid, int) and isinstance(remote_pid, int)
+    marker = Path(agentty_core.remote.__file__).parent / ".upgrade-test"
+    marker.write_text("")  # the package directory's mtime changes, as an install's would
+    marker.unlink()
+    typed = run_on("text", "--enter", "print(5*5)")
+    assert typed.returncode == 0, typed.stderr
+    assert run_on("wait", "--regex", "^25$", "--timeout", "30").returncode == 0
+    wait_for("the link to end", lambda: not psutil.pid_exists(pid) or _zombie(pid))
+    wait_for("the far side to end", lambda: not psutil.pid_exists(remote_pid))
+    assert run_on("get", link=False).stdout.count("print(5*5)") == 1  # sent once
+    run_on("get")
+    assert wait_for("a new link", lambda: (s := stats(agentty_home)) and s["pid"] != pid)
+    assert run_on("kill").returncode == 0
