@@ -74,6 +74,7 @@ class _Job:
         self.out_fd, self.err_fd, self.status_fd = fds
         self.fds = {fd: bytearray() for fd in fds}
         self.open = 3
+        self.request_fd = -1
 
 
 class Server:
@@ -88,6 +89,7 @@ class Server:
         self.upgraded = False
         self.buf = b""
         self.unreaped: set[int] = set()
+        self.spare: _Job | None = None
 
     def send(self, message: dict[str, object]) -> None:
         data = json.dumps(message, separators=(",", ":")).encode() + b"\n"
@@ -97,9 +99,17 @@ class Server:
             view = view[n:]
 
     def serve(self) -> int:
+        self.fork()
         self.send({"hello": VERSION, "version": __version__, "pid": os.getpid()})
         self.sel.register(self.chan_in, selectors.EVENT_READ)
         reading = True
+        try:
+            return self._loop(reading)
+        finally:
+            if self.spare is not None:
+                os.close(self.spare.request_fd)  # it reads EOF and exits
+
+    def _loop(self, reading: bool) -> int:
         while reading or self.jobs:
             self.reap()
             for key, _ in self.sel.select(REAP_EVERY if self.unreaped else None):
@@ -141,25 +151,37 @@ class Server:
             self.upgraded = True  # the next link starts the new code
             self.send({"id": rid, "refused": "upgraded"})
             return
-        data = binascii.a2b_base64(stdin) if isinstance(stdin, str) else None
-        self.fork(rid, argv, data)
+        if self.spare is None:
+            self.fork()
+        job, self.spare = self.spare, None
+        assert job is not None
+        request: dict[str, object] = {"argv": argv, "stdin": stdin}
+        # A pipe holds 64 KiB, a bigger stdin is read by the child meanwhile; a child that
+        # died (EPIPE) answers through its pipes' end.
+        with contextlib.suppress(OSError):
+            _write_all(job.request_fd, json.dumps(request).encode() + b"\n")
+        os.close(job.request_fd)
+        job.rid = rid
+        for fd in job.fds:
+            self.jobs[fd] = job
+            self.sel.register(fd, selectors.EVENT_READ)
+        self.by_id[rid] = job
 
-    def fork(self, rid: object, argv: list[str], data: bytes | None) -> None:
+    def fork(self) -> None:
+        """The next request's child, forked ahead (off the answer's path), waiting for it."""
+        request_r, request_w = os.pipe()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         status_r, status_w = os.pipe()
         pid = os.fork()
         if pid == 0:
-            for fd in (out_r, err_r, status_r):
+            for fd in (request_w, out_r, err_r, status_r):
                 os.close(fd)
-            self.child(argv, data, (out_w, err_w, status_w))  # never returns
-        for fd in (out_w, err_w, status_w):
+            self.child(request_r, (out_w, err_w, status_w))  # never returns
+        for fd in (request_r, out_w, err_w, status_w):
             os.close(fd)
-        job = _Job(rid, pid, (out_r, err_r, status_r))
-        for fd in job.fds:
-            self.jobs[fd] = job
-            self.sel.register(fd, selectors.EVENT_READ)
-        self.by_id[rid] = job
+        self.spare = _Job(None, pid, (out_r, err_r, status_r))
+        self.spare.request_fd = request_w
 
     def reap(self) -> None:
         for pid in list(self.unreaped):
@@ -199,9 +221,12 @@ class Server:
                 "err": _b64(bytes(job.fds[job.err_fd])),
             }
         )
+        if self.spare is None and not self.upgraded:
+            self.fork()  # after this answer, not on the next one's path
 
-    def child(self, argv: list[str], data: bytes | None, fds: tuple[int, int, int]) -> None:
-        """In the forked child: the command as `agentty ARGV` would run it, then exit."""
+    def child(self, request_fd: int, fds: tuple[int, int, int]) -> None:
+        """In the forked child: wait for a request, run the command as `agentty ARGV`
+        would, then exit."""
         code = 1
         out_w, err_w, status_w = fds
         try:
@@ -209,6 +234,16 @@ class Server:
             for fd in [self.chan_in, self.chan_out, *self.jobs]:
                 with contextlib.suppress(OSError):
                     os.close(fd)
+            chunks = []
+            while chunk := os.read(request_fd, CHUNK):
+                chunks.append(chunk)
+            os.close(request_fd)
+            try:
+                request = json.loads(b"".join(chunks))
+            except ValueError:
+                os._exit(0)  # no request came: the server ended
+            argv, stdin = request["argv"], request["stdin"]
+            data = binascii.a2b_base64(stdin) if isinstance(stdin, str) else None
             if data is None:
                 stdin = os.open(os.devnull, os.O_RDONLY)
             else:
@@ -250,6 +285,12 @@ class Server:
                 os.close(2)
                 os.write(status_w, str(code).encode())
             os._exit(code)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _tmp() -> int:

@@ -290,3 +290,16 @@ def test_an_upgrade_there_ends_the_link(linked: Link, agentty_home: Path) -> Non
     run_on("get")
     assert wait_for("a new link", lambda: (s := stats(agentty_home)) and s["pid"] != pid)
     assert run_on("kill").returncode == 0
+
+
+def test_a_local_file_travels_through_the_link(linked: Link, agentty_home: Path) -> None:
+    start_python(linked)
+    run_on("get")
+    before = served(link_up(agentty_home) and agentty_home)
+    source = linked.config_dir / "input.py"
+    source.write_text("print(8*8)\n")
+    typed = run_on("text", "--file", str(source))
+    assert typed.returncode == 0, typed.stderr
+    assert run_on("wait", "--regex", "^64$", "--timeout", "30").returncode == 0
+    assert served(agentty_home) == before + 2
+    assert run_on("kill").returncode == 0
