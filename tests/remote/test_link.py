@@ -303,3 +303,57 @@ def test_a_local_file_travels_through_the_link(linked: Link, agentty_home: Path)
     assert run_on("wait", "--regex", "^64$", "--timeout", "30").returncode == 0
     assert served(agentty_home) == before + 2
     assert run_on("kill").returncode == 0
+
+
+def test_calls_run_concurrently(linked: Link, agentty_home: Path) -> None:
+    """A long `wait` in flight through the link holds up nothing: `get` is answered
+    meanwhile (each request runs in a child of its own there)."""
+    start_python(linked)
+    run_on("get")
+    link_up(agentty_home)
+    env = {**os.environ, "AGENTTY_LINK": "1"}
+    waiting = subprocess.Popen(
+        [AGENTTY, "--host", HOST, "wait", "--text", "done-waiting", "--timeout", "60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        wait_for("the wait in flight", lambda: (s := stats(agentty_home)) and s["pending"] == 1)
+        got = run_on("get")
+        assert got.returncode == 0, got.stderr
+        assert waiting.poll() is None  # still waiting, answered by nobody yet
+        assert run_on("text", "--enter", "print('done' + '-waiting')").returncode == 0
+        out, err = waiting.communicate(timeout=60)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+            waiting.communicate()
+    assert waiting.returncode == 0, err
+    assert b"done-waiting" in out
+    assert run_on("kill").returncode == 0
+
+
+def test_an_interrupted_call_is_cancelled_there(linked: Link, agentty_home: Path) -> None:
+    start_python(linked)
+    run_on("get")
+    link_up(agentty_home)
+    waiting = subprocess.Popen(
+        [AGENTTY, "--host", HOST, "wait", "--text", "never", "--timeout", "60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "AGENTTY_LINK": "1"},
+    )
+    try:
+        wait_for("the wait in flight", lambda: (s := stats(agentty_home)) and s["pending"] == 1)
+        waiting.send_signal(signal.SIGINT)
+        waiting.communicate(timeout=30)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+            waiting.communicate()
+    assert waiting.returncode == 130
+    wait_for("the cancel", lambda: (s := stats(agentty_home)) and s["pending"] == 0)
+    assert run_on("kill").returncode == 0
