@@ -295,7 +295,8 @@ def test_an_upgrade_there_ends_the_link(linked: Link, agentty_home: Path) -> Non
 def test_a_local_file_travels_through_the_link(linked: Link, agentty_home: Path) -> None:
     start_python(linked)
     run_on("get")
-    before = served(link_up(agentty_home) and agentty_home)
+    link_up(agentty_home)
+    before = served(agentty_home)
     source = linked.config_dir / "input.py"
     source.write_text("print(8*8)\n")
     typed = run_on("text", "--file", str(source))
