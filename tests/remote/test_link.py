@@ -358,3 +358,23 @@ def test_an_interrupted_call_is_cancelled_there(linked: Link, agentty_home: Path
     assert waiting.returncode == 130
     wait_for("the cancel", lambda: (s := stats(agentty_home)) and s["pending"] == 0)
     assert run_on("kill").returncode == 0
+
+
+def test_the_command_transport_has_a_link_too(linked: Link, agentty_home: Path) -> None:
+    """`command = [...]` (docker exec -i, kubectl exec -i ...): the same link over its stdio;
+    AGENTTY_HOST set for the caller is not handed on to the far side."""
+    (linked.config_dir / "agentty" / "hosts.toml").write_text(
+        f'[hosts.box]\ncommand = ["env", "AGENTTY_HOME={linked.remote_home}"]\n'
+        f'agentty = "{AGENTTY}"\n'
+    )
+    env = {**os.environ, "AGENTTY_LINK": "1", "AGENTTY_HOST": "box"}
+    first = agentty("status", "--json", env=env)
+    assert first.returncode == 0, first.stderr
+    box = resolve("box")
+    found = wait_for("the link", lambda: linkmod.stats(box, str(agentty_home)))
+    assert isinstance(found, dict)
+    again = agentty("status", "--json", env=env)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["home"] == str(linked.remote_home)
+    after = linkmod.stats(box, str(agentty_home))
+    assert after is not None and after["served"] == 1
