@@ -141,7 +141,19 @@ def serve(words: Sequence[str]) -> int:
         import agentty_core.cli.hotstatus
         import agentty_core.cli.lane  # noqa: F401
 
-    return server.main(hotpath.main, warm)
+    def prime() -> None:
+        # The fast lane's parsing, JSON and home check, run once without acting.
+        from agentty_core.cli import fast, hotread
+
+        for words in (["get"], ["get", "--json"], ["text", "x"], ["key", "Enter"]):
+            fast.parse(words)
+        fast.parse(["wait", "--text", "x"])
+        fast.parse(["status", "--json"])
+        hotread.loads('{"v": 1, "ok": true, "result": {"lines": ["a"], "seq": 1.5, "x": null}}')
+        hotread.dumps({"lines": ["a"], "seq": 1}, ascii_only=False)
+        hotread.home()
+
+    return server.main(hotpath.main, warm, prime)
 
 
 def _local_file(words: list[str]) -> tuple[list[str], bytes | None]:
