@@ -8,11 +8,13 @@ reads requests from stdin and answers on stdout, newline-delimited JSON:
     {"id": 7, "rc": 0, "out": "<base64>", "err": "<base64>"}
     {"cancel": 7}                  (the caller went away: the command is ended)
 
-Each request runs in a child forked from this warm process: requests are independent (one
-command's state never leaks into the next) and run concurrently (a long `wait` holds up
-nothing). The child runs the same entry point as `agentty ARGV` with stdout and stderr on
-pipes read here, so the answer's bytes and exit code are exactly the command's own. The
-first line out is a greeting: {"hello": 1, "version": ..., "pid": ...}.
+Each request runs in a child forked from this warm process (forked ahead, after the previous
+answer, and primed while it waits): requests are independent (one command's state never
+leaks into the next) and run concurrently (a long `wait` holds up nothing). The child runs
+the same entry point as `agentty ARGV` with stdout and stderr in memory files, then writes
+its answer to the channel itself (under a record lock: one answer line at a time), so the
+answer's bytes and exit code are exactly the command's own, with no hop through this
+process. The first line out is a greeting: {"hello": 1, "version": ..., "pid": ...}.
 
 It exits when its stdin closes (the link or its ssh went away) and the commands running
 have answered. Once agentty changed on disk it refuses every request (`{"id": N,
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import binascii
 import contextlib
+import fcntl
 import gc
 import json
 import os
@@ -65,16 +68,15 @@ def _code_marks() -> list[tuple[str, tuple[int, int, int] | None]]:
 
 
 class _Job:
-    """One request's child: its pid and the pipes its stdout, stderr and exit code (written
-    once both are closed, before the child's own teardown) are read from."""
+    """One request's child, forked ahead: its pid, the pipe its request goes down, and its
+    status pipe (`sent` once it wrote its own answer; EOF alone if it died first)."""
 
-    def __init__(self, rid: object, pid: int, fds: tuple[int, int, int]) -> None:
-        self.rid = rid
+    def __init__(self, pid: int, request_fd: int, status_fd: int) -> None:
+        self.rid: object = None
         self.pid = pid
-        self.out_fd, self.err_fd, self.status_fd = fds
-        self.fds = {fd: bytearray() for fd in fds}
-        self.open = 3
-        self.request_fd = -1
+        self.request_fd = request_fd
+        self.status_fd = status_fd
+        self.status = b""
 
 
 class Server:
@@ -89,8 +91,11 @@ class Server:
         self.prime = prime
         self.chan_in = chan_in
         self.chan_out = chan_out
+        # Children write their answers to the channel themselves, one at a time: a POSIX
+        # record lock (per process, so inherited descriptors still exclude each other).
+        self.lock_fd = os.memfd_create("lock") if hasattr(os, "memfd_create") else _tmp()
         self.sel = selectors.DefaultSelector()
-        self.jobs: dict[int, _Job] = {}  # by pipe fd
+        self.jobs: dict[int, _Job] = {}  # by status fd
         self.by_id: dict[object, _Job] = {}
         self.marks = _code_marks()
         self.upgraded = False
@@ -98,12 +103,13 @@ class Server:
         self.unreaped: set[int] = set()
         self.spare: _Job | None = None
 
-    def send(self, message: dict[str, object]) -> None:
-        data = json.dumps(message, separators=(",", ":")).encode() + b"\n"
-        view = memoryview(data)
-        while view:
-            n = os.write(self.chan_out, view)
-            view = view[n:]
+    def send(self, message: dict[str, object], *, prefix: bytes = b"") -> None:
+        data = prefix + json.dumps(message, separators=(",", ":")).encode() + b"\n"
+        fcntl.lockf(self.lock_fd, fcntl.LOCK_EX)
+        try:
+            _write_all(self.chan_out, data)
+        finally:
+            fcntl.lockf(self.lock_fd, fcntl.LOCK_UN)
 
     def serve(self) -> int:
         self.fork()
@@ -162,33 +168,29 @@ class Server:
             self.fork()
         job, self.spare = self.spare, None
         assert job is not None
-        request: dict[str, object] = {"argv": argv, "stdin": stdin}
+        request: dict[str, object] = {"id": rid, "argv": argv, "stdin": stdin}
         # A pipe holds 64 KiB, a bigger stdin is read by the child meanwhile; a child that
-        # died (EPIPE) answers through its pipes' end.
+        # died (EPIPE) is answered for when its status pipe ends.
         with contextlib.suppress(OSError):
             _write_all(job.request_fd, json.dumps(request).encode() + b"\n")
         os.close(job.request_fd)
         job.rid = rid
-        for fd in job.fds:
-            self.jobs[fd] = job
-            self.sel.register(fd, selectors.EVENT_READ)
+        self.jobs[job.status_fd] = job
+        self.sel.register(job.status_fd, selectors.EVENT_READ)
         self.by_id[rid] = job
 
     def fork(self) -> None:
         """The next request's child, forked ahead (off the answer's path), waiting for it."""
         request_r, request_w = os.pipe()
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
         status_r, status_w = os.pipe()
         pid = os.fork()
         if pid == 0:
-            for fd in (request_w, out_r, err_r, status_r):
+            for fd in (request_w, status_r):
                 os.close(fd)
-            self.child(request_r, (out_w, err_w, status_w))  # never returns
-        for fd in (request_r, out_w, err_w, status_w):
+            self.child(request_r, status_w)  # never returns
+        for fd in (request_r, status_w):
             os.close(fd)
-        self.spare = _Job(None, pid, (out_r, err_r, status_r))
-        self.spare.request_fd = request_w
+        self.spare = _Job(pid, request_w, status_r)
 
     def reap(self) -> None:
         for pid in list(self.unreaped):
@@ -203,42 +205,33 @@ class Server:
         job = self.jobs[fd]
         data = os.read(fd, CHUNK)
         if data:
-            job.fds[fd] += data
+            job.status += data
             return
         self.sel.unregister(fd)
         os.close(fd)
         del self.jobs[fd]
-        job.open -= 1
-        if job.open:
-            return
-        status = bytes(job.fds[job.status_fd])
-        if status.isdigit():  # the child's exit code, written before its teardown
-            rc = int(status)
+        self.by_id.pop(job.rid, None)
+        if job.status == b"sent":  # it answered, before its own teardown
             self.unreaped.add(job.pid)
-        else:  # it died first (a signal): its exit status says how
+        else:  # it died first (a signal, cancelled say): its exit status says how
             _, wait_status = os.waitpid(job.pid, 0)
             code = os.waitstatus_to_exitcode(wait_status)
             rc = code if code >= 0 else 128 - code  # as the remote shell reports a signal
-        self.by_id.pop(job.rid, None)
-        self.send(
-            {
-                "id": job.rid,
-                "rc": rc,
-                "out": _b64(bytes(job.fds[job.out_fd])),
-                "err": _b64(bytes(job.fds[job.err_fd])),
-            }
-        )
+            # A child killed while writing its answer left part of a line: end it (the
+            # link skips what is not JSON), so this answer is a line of its own.
+            self.send({"id": job.rid, "rc": rc, "out": "", "err": ""}, prefix=b"\n")
         if self.spare is None and not self.upgraded:
             self.fork()  # after this answer, not on the next one's path
 
-    def child(self, request_fd: int, fds: tuple[int, int, int]) -> None:
+    def child(self, request_fd: int, status_w: int) -> None:
         """In the forked child: wait for a request, run the command as `agentty ARGV`
-        would, then exit."""
+        would with its stdout and stderr in memory, write the answer, exit."""
         code = 1
-        out_w, err_w, status_w = fds
+        rid: object = None
+        out_m = err_m = -1
         try:
             self.sel.close()
-            for fd in [self.chan_in, self.chan_out, *self.jobs]:
+            for fd in [self.chan_in, *self.jobs]:
                 with contextlib.suppress(OSError):
                     os.close(fd)
             # While it waits: the first run of the hot paths, which copies the pages
@@ -253,19 +246,19 @@ class Server:
                 request = json.loads(b"".join(chunks))
             except ValueError:
                 os._exit(0)  # no request came: the server ended
-            argv, stdin = request["argv"], request["stdin"]
+            rid, argv, stdin = request["id"], request["argv"], request["stdin"]
             data = binascii.a2b_base64(stdin) if isinstance(stdin, str) else None
             if data is None:
                 stdin = os.open(os.devnull, os.O_RDONLY)
             else:
-                stdin = os.memfd_create("stdin") if hasattr(os, "memfd_create") else _tmp()
+                stdin = _memory("stdin")
                 os.write(stdin, data)
                 os.lseek(stdin, 0, os.SEEK_SET)
+            out_m, err_m = _memory("stdout"), _memory("stderr")
             os.dup2(stdin, 0)
-            os.dup2(out_w, 1)
-            os.dup2(err_w, 2)
-            for fd in (stdin, out_w, err_w):
-                os.close(fd)
+            os.dup2(out_m, 1)
+            os.dup2(err_m, 2)
+            os.close(stdin)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGHUP, signal.SIG_DFL)
             gc.enable()
@@ -292,10 +285,26 @@ class Server:
                 sys.stderr.flush()
             code &= 0xFF
             with contextlib.suppress(Exception):
-                os.close(1)
-                os.close(2)
-                os.write(status_w, str(code).encode())
+                if out_m >= 0:
+                    answer = {"id": rid, "rc": code, "out": _b64(_read_back(out_m))}
+                    answer["err"] = _b64(_read_back(err_m))
+                    # A cancel (SIGTERM) must not cut the line short: held while it is written.
+                    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+                    self.send(answer)
+                    os.write(status_w, b"sent")
             os._exit(code)
+
+
+def _memory(name: str) -> int:
+    return os.memfd_create(name) if hasattr(os, "memfd_create") else _tmp()
+
+
+def _read_back(fd: int) -> bytes:
+    os.lseek(fd, 0, os.SEEK_SET)
+    chunks = []
+    while chunk := os.read(fd, CHUNK):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _write_all(fd: int, data: bytes) -> None:
