@@ -378,3 +378,29 @@ def test_the_command_transport_has_a_link_too(linked: Link, agentty_home: Path) 
     assert json.loads(again.stdout)["home"] == str(linked.remote_home)
     after = linkmod.stats(box, str(agentty_home))
     assert after is not None and after["served"] == 1
+
+
+def test_start_and_kill_through_the_link(linked: Link, agentty_home: Path) -> None:
+    run_on("status")
+    link_up(agentty_home)
+    before = served(agentty_home)
+    started = run_on("start", "--json", "--name", "py2", "--", PYTHON, "-q")
+    assert started.returncode == 0, started.stderr
+    sid = json.loads(started.stdout)["id"]
+    assert run_on("wait", "--text", ">>>", "--timeout", "30").returncode == 0
+    killed = run_on("kill", "--json", "-s", sid)
+    assert killed.returncode == 0, killed.stderr
+    assert served(agentty_home) == before + 3
+    # The remote `start` launched the host's warm spawner: one still importing at teardown
+    # is not found by the reaper (see bench_start), so wait until it is up, or none starts.
+    # (One start only: starts in quick succession can launch a second spawner, which waits
+    # for the first one's lock for 2 s before it exits, longer than the census's grace.)
+    from agentty_core.launch import spawner_client
+
+    root = str(linked.remote_home)
+    wait_for(
+        "the remote spawner",
+        lambda: (found := spawner_client.info(root)) is not None
+        and found.get("ready") is True
+        or not spawner_client._lock_held(root),
+    )
