@@ -400,7 +400,8 @@ def test_start_and_kill_through_the_link(linked: Link, agentty_home: Path) -> No
     root = str(linked.remote_home)
     wait_for(
         "the remote spawner",
-        lambda: (found := spawner_client.info(root)) is not None
-        and found.get("ready") is True
-        or not spawner_client._lock_held(root),
+        lambda: (
+            ((found := spawner_client.info(root)) is not None and found.get("ready") is True)
+            or not spawner_client._lock_held(root)
+        ),
     )
