@@ -29,6 +29,7 @@ def agentty_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     # (and it is ended here, before the census, whatever the test did).
     monkeypatch.setenv("AGENTTY_SPAWNER", "0")
     monkeypatch.delenv("AGENTTY_SPAWNER_IDLE", raising=False)
+    monkeypatch.setenv("AGENTTY_LINK", "0")  # a --host call's link outlives it (test_link*)
     yield home
     spawner_client.stop(str(home))
     # A worker answers `kill` and then exits: give such processes a moment to finish.

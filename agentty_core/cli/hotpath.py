@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
+    if words == ["_serve"]:  # hidden: the far end of a host's link (cli/remote.serve)
+        from agentty_core.cli import remote
+
+        return remote.serve(words)
     if (
         os.environ.get("AGENTTY_HOST")
         or (words and "--host" in words[0])

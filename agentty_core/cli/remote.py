@@ -98,12 +98,62 @@ def _home_root() -> str:
 
 
 def _forward(host: Host, words: list[str], command: str | None) -> int:
-    from agentty_core.remote import transport
+    from agentty_core.remote import link, transport
 
     data: bytes | None = None
     if command == "text":
         words, data = _local_file(words)
-    return transport.run(host, words, _home_root(), stdin="-" in words and data is None, input=data)
+    reads_stdin = "-" in words and data is None
+    root = _home_root()
+    if command in link.LINKED and not reads_stdin and link.enabled():
+        answer = link.ask(host, words, root, input=data)  # the host's warm link, if one runs
+        if answer is not None:
+            code, out, err = answer
+            sys.stdout.flush()
+            _write(1, out)
+            _write(2, err)
+            return code
+    code = transport.run(host, words, root, stdin=reads_stdin, input=data)
+    link.launch_if_wanted()  # the host answered: the next call finds its link
+    return code
+
+
+def _write(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def serve(words: Sequence[str]) -> int:
+    """`agentty _serve` (hidden): the far end of a host's link (`remote/serve.py`), run over
+    ssh by the link; requests run in children forked from this warm process."""
+    from agentty_core.cli import hotpath
+    from agentty_core.remote import serve as server
+
+    def warm() -> None:
+        # The fast lane's commands only (get, text, key, wait, status ...: the calls agents
+        # repeat): a fork costs per page of the heap, and the full path's imports (argparse,
+        # json, pathlib) would triple it for every call, to spare the rarer ones theirs.
+        import _json  # noqa: F401  (C extensions the lane loads: once here, not per call)
+        import _socket  # noqa: F401
+
+        import agentty_core.cli.fast
+        import agentty_core.cli.hotstatus
+        import agentty_core.cli.lane  # noqa: F401
+
+    def prime() -> None:
+        # The fast lane's parsing, JSON and home check, run once without acting.
+        from agentty_core.cli import fast, hotread
+
+        for words in (["get"], ["get", "--json"], ["text", "x"], ["key", "Enter"]):
+            fast.parse(words)
+        fast.parse(["wait", "--text", "x"])
+        fast.parse(["status", "--json"])
+        hotread.loads('{"v": 1, "ok": true, "result": {"lines": ["a"], "seq": 1.5, "x": null}}')
+        hotread.dumps({"lines": ["a"], "seq": 1}, ascii_only=False)
+        hotread.home()
+
+    return server.main(hotpath.main, warm, prime)
 
 
 def _local_file(words: list[str]) -> tuple[list[str], bytes | None]:
@@ -155,6 +205,7 @@ def doctor(host: Host, words: list[str]) -> int:
         return _report(host.name, checks, as_json)
     remote_version = out.decode("utf-8", "replace").strip().removeprefix("agentty ").strip()
     checks.append(_check("connection", True, f"{host.transport} link works"))
+    checks.append(_check("link", True, _describe_link(host, root)))
     checks.append(
         _check(
             "remote version",
@@ -180,6 +231,22 @@ def doctor(host: Host, words: list[str]) -> int:
         if isinstance(check, dict):
             checks.append({**check, "name": f"remote {check.get('name')}"})
     return _report(host.name, checks, as_json)
+
+
+def _describe_link(host: Host, root: str) -> str:
+    """The host's warm link (`remote/link.py`), for doctor: informational, never a failure
+    (calls go the ssh way without it)."""
+    from agentty_core.remote import link
+
+    if not link.enabled():
+        return "off (AGENTTY_LINK=0): every call opens an ssh channel"
+    found = link.stats(host, root)
+    if found is None:
+        return "none running: the next call starts one"
+    return (
+        f"pid {found.get('pid')}, up since {found.get('since')}, {found.get('served')} calls "
+        f"served, remote agentty _serve pid {found.get('remotePid')}"
+    )
 
 
 def _report(name: str, checks: list[dict[str, object]], as_json: bool) -> int:

@@ -1,0 +1,371 @@
+"""A `--host` call through the host's link (`remote/linkd.py`), and starting that link.
+
+The caller's side of the link: every `--host` call goes through here first, so this uses
+the interpreter's C modules only (`_socket`, `_json`, `binascii`), as the fast lane does.
+
+The link is only ever a shortcut, as the warm spawner is for `start`. No link, a dead one
+(its socket gone or refusing), a wedged one (no acknowledgement within `WAIT` plus
+`GRACE`), or one that refuses the request: the call goes the ssh way, as it always did, and
+its output is the same. A request the link acknowledged went to the host; when its answer
+is lost, a command that changes nothing is asked again the ssh way, any other is reported
+as the ssh way reports a dropped connection (exit 4): it is never run twice.
+
+`AGENTTY_LINK=0` turns it off; `AGENTTY_LINK_IDLE` sets the link's idle exit (seconds).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from agentty_core.errors import TransportError
+
+TYPE_CHECKING = False  # without importing typing: every `--host` call comes through here
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from agentty_core.remote.hosts import Host
+
+WAIT = 0.3  # seconds a call may lose to a link that does not take its request
+GRACE = 0.5  # ... and more, for an acknowledgement sent right at that deadline
+STALL = 10.0  # a link silent this long (it sends a heartbeat every second) is wedged
+RETRY = 60.0  # seconds without a link after one could not start or did not answer
+VERSION = 1
+_MAX_PATH = 107 - len(".lock")
+# Commands served through the link: the others stream (relay, attach, run, replay), read
+# this process's stdin (`-`), or check the link itself (doctor).
+LINKED = frozenset(
+    {"get", "text", "paste", "key", "send", "wait", "resize", "signal", "kill", "status"}
+    | {"logs", "orphans", "gc", "start", "record"}
+)
+REPEATABLE = frozenset({"get", "status", "logs", "orphans", "wait"})  # change nothing
+
+_wanted: tuple[Host, str] | None = None  # the link to start once this call is done
+
+
+def enabled() -> bool:
+    return sys.platform == "linux" and os.environ.get("AGENTTY_LINK", "1").strip() != "0"
+
+
+def socket_path(host: Host, home_root: str) -> str | None:
+    """The link's socket for `host` in `<home>/links/` (None when it would not fit)."""
+    from agentty_core.remote.transport import _sha256
+
+    key = "\0".join(
+        str(v) for v in (host.ssh_config, host.destination, host.port, host.command)
+    ) + "\0".join(("", host.agentty, str(host.home)))
+    path = os.path.join(home_root, "links", _sha256(key.encode())[:16])
+    return path if len(os.fsencode(path)) <= _MAX_PATH else None
+
+
+def _private_dir(path: str) -> bool:
+    from agentty_core.remote.transport import private_dir
+
+    return private_dir(path)
+
+
+def ask(
+    host: Host, words: Sequence[str], home_root: str, *, input: bytes | None = None
+) -> tuple[int, bytes, bytes] | None:
+    """(exit code, stdout, stderr) of `agentty WORDS` on `host` through its link, or None:
+    nothing ran there, go the ssh way (and, when no link runs, `launch_if_wanted` after)."""
+    global _wanted
+    path = socket_path(host, home_root)
+    if path is None or not _private_dir(os.path.dirname(path)):
+        if path is not None:
+            _wanted = (host, home_root)
+        return None
+    try:
+        st = os.stat(path + ".off")
+    except OSError:
+        pass
+    else:
+        if time.time() - st.st_mtime < RETRY:
+            return None
+    import _socket
+
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    try:
+        deadline = time.monotonic() + WAIT
+        sock.settimeout(WAIT)
+        try:
+            sock.connect(path)
+            cred = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
+        except OSError:  # none runs (FileNotFoundError, ConnectionRefusedError) or wedged
+            _wanted = (host, home_root)
+            return None
+        if int.from_bytes(cred[4:8], sys.byteorder) != os.getuid():
+            return None
+        try:
+            sock.sendall(_request(words, input, deadline))
+        except OSError:
+            return None
+        reader = _Reader(sock)
+        first = reader.line(deadline + GRACE)
+        if first != b"+":
+            if first is None:  # wedged (stopped, say): not again for a while
+                _mark_off(path)
+            return None
+        return reader.answer(host, words)
+    finally:
+        sock.close()
+
+
+def _request(words: Sequence[str], input: bytes | None, deadline: float) -> bytes:
+    import _json
+
+    encode = _json.make_encoder(
+        {}, _no_default, _json.encode_basestring_ascii, None, ":", ",", False, False, True
+    )
+    request: dict[str, object] = {"v": VERSION, "deadline": deadline, "argv": list(words)}
+    if input is not None:
+        import binascii
+
+        request["stdin"] = binascii.b2a_base64(input, newline=False).decode("ascii")
+    return "".join(encode(request, 0)).encode("ascii") + b"\n"
+
+
+def _no_default(value: object) -> object:
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def _mark_off(path: str) -> None:
+    try:
+        fd = os.open(path + ".off", os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        os.close(fd)
+        os.utime(path + ".off")
+    except OSError:
+        pass
+
+
+class _Reader:
+    """The link's answer lines and frames, read with deadlines."""
+
+    def __init__(self, sock: object) -> None:
+        self.sock = sock
+        self.buf = b""
+
+    def _fill(self, until: float) -> bool:
+        remaining = until - time.monotonic()
+        if remaining <= 0:
+            return False
+        self.sock.settimeout(remaining)  # type: ignore[attr-defined]
+        try:
+            data: bytes = self.sock.recv(1 << 16)  # type: ignore[attr-defined]
+        except OSError:
+            return False
+        if not data:
+            return False
+        self.buf += data
+        return True
+
+    def line(self, until: float) -> bytes | None:
+        while b"\n" not in self.buf:
+            if not self._fill(until):
+                return None
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line
+
+    def take(self, n: int, until: float) -> bytes | None:
+        while len(self.buf) < n:
+            if not self._fill(until):
+                return None
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def answer(self, host: Host, words: Sequence[str]) -> tuple[int, bytes, bytes] | None:
+        """The answer to a request the host has: heartbeats, then the frame."""
+        while True:
+            line = self.line(time.monotonic() + STALL)
+            if line != b"":
+                break
+        if line is not None and line.startswith(b"-"):
+            return None  # refused there, before running anything (an upgrade, say)
+        if line is not None and line.startswith(b"="):
+            fields = line[1:].split()
+            if len(fields) == 3 and all(f.isdigit() or f[:1] == b"-" for f in fields):
+                rc, n_out, n_err = (int(f) for f in fields)
+                body = self.take(n_out + n_err, time.monotonic() + STALL)
+                if body is not None:
+                    return rc, body[:n_out], body[n_out:]
+        if _command(words) in REPEATABLE:
+            return None  # it changed nothing: the ssh way asks again
+        name = host.name
+        raise TransportError(
+            name,
+            "lost",
+            f"{name}: the ssh connection dropped (the link to the host ended mid-command); "
+            f"run the command again, and 'agentty doctor --host {name}' if it keeps failing",
+        )
+
+
+def _command(words: Sequence[str]) -> str | None:
+    for word in words:
+        if not word.startswith("-"):
+            return word
+    return None
+
+
+def launch_if_wanted() -> None:
+    """Start the link no call found (once, after the call's own work; errors are ignored:
+    the ssh way works without it)."""
+    global _wanted
+    wanted, _wanted = _wanted, None
+    if wanted is None or not enabled():
+        return
+    try:  # noqa: SIM105
+        launch(*wanted)
+    except OSError:
+        pass
+
+
+BOOT = (
+    "import sys\n"
+    "if sys.path and sys.path[0] == '':\n"
+    "    del sys.path[0]\n"
+    "import runpy\n"
+    "runpy.run_module('agentty_core.remote.linkd', run_name='__main__', alter_sys=True)\n"
+)
+
+
+def launch(host: Host, home_root: str) -> int | None:
+    """Start `host`'s link, detached (own session, stdio on its log and /dev/null); None
+    when one holds the host's lock already (starting, or running)."""
+    import _json
+
+    from agentty_core.remote import transport
+
+    path = socket_path(host, home_root)
+    if path is None:
+        return None
+    directory = os.path.dirname(path)
+    if not _private_dir(directory):
+        os.mkdir(directory, 0o700)  # under the private home: an existing one is checked
+        if not _private_dir(directory):
+            raise OSError("the links directory is not private")
+    if _lock_held(path + ".lock"):
+        return None
+    argv = transport.argv_for(host, ["_serve"], home_root)
+    encode = _json.make_encoder(
+        {}, _no_default, _json.encode_basestring_ascii, None, ":", ",", False, False, True
+    )
+    spec = "".join(encode({"argv": argv, "socket": path, "host": host.name}, 0))
+    env = transport._env()
+    env["AGENTTY_HOME"] = home_root  # the census and the reaper find it by this
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+    log_fd = os.open(path + ".log", flags, 0o600)
+    try:
+        actions = [
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+            (os.POSIX_SPAWN_DUP2, log_fd, 2),
+        ]
+        actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inherited() if fd > 2]
+        return os.posix_spawn(
+            sys.executable,
+            [sys.executable, "-c", BOOT, spec],
+            env,
+            file_actions=actions,
+            setsid=True,
+        )
+    finally:
+        os.close(log_fd)
+
+
+def _inherited() -> list[int]:
+    """Descriptors this process inherited open (ours are close-on-exec already)."""
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return []
+    out = []
+    for name in names:
+        try:
+            if os.get_inheritable(int(name)):
+                out.append(int(name))
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def _lock_held(path: str) -> bool:
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+# ---------------------------------------------------------------- status, tests, doctor
+
+
+def stats(host: Host, home_root: str, timeout: float = 2.0) -> dict[str, object] | None:
+    """The running link's own description (pid, requests served, the remote pid)."""
+    path = socket_path(host, home_root)
+    return None if path is None else _stats_at(path, timeout)
+
+
+def _stats_at(path: str, timeout: float = 2.0) -> dict[str, object] | None:
+    import json
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(path)
+            sock.sendall(b'{"v": 1, "stats": true}\n')
+            reader = _Reader(sock)
+            head = reader.line(time.monotonic() + timeout)
+            if head is None or not head.startswith(b"="):
+                return None
+            body = reader.take(int(head.split()[1]), time.monotonic() + timeout)
+        except (OSError, ValueError, IndexError):
+            return None
+    value = json.loads(body) if body else None
+    return value if isinstance(value, dict) else None
+
+
+def stop(home_root: str, timeout: float = 5.0) -> int:
+    """End every link of the home (tests, a reaper): SIGTERM (SIGCONT, then SIGKILL for one
+    that does not end in `timeout`); how many were ended. A link writes its pid into its
+    lock file, and holds the lock for its life."""
+    import glob
+    import select
+    import signal
+
+    ended = 0
+    for lock in glob.glob(os.path.join(home_root, "links", "*.lock")):
+        try:
+            with open(lock, "rb") as f:
+                pid = int(f.read().strip() or b"0")
+        except (OSError, ValueError):
+            continue
+        if pid <= 0:
+            continue
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            continue
+        try:
+            if not _lock_held(lock):  # it ended, and the pid may name another process now
+                continue
+            signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+            signal.pidfd_send_signal(pidfd, signal.SIGCONT)
+            if not select.select([pidfd], [], [], timeout)[0]:
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                select.select([pidfd], [], [], timeout)
+            ended += 1
+        except ProcessLookupError:
+            pass
+        finally:
+            os.close(pidfd)
+    return ended

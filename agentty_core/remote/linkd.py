@@ -1,0 +1,334 @@
+"""A host's link: one detached local process keeping `agentty _serve` open on the host.
+
+`agentty --host H get` over plain ssh pays, every call, for an ssh channel, the remote
+shell, and a remote interpreter importing agentty. The link pays for them once: it runs
+`ssh ... H agentty _serve` (through the host's ControlMaster, as every call does), keeps
+it, and serves `--host` calls on a Unix socket in the private home (`<home>/links/`, 0700
+directory, 0600 socket, a peer of another uid refused). No protocol on the network of our
+own, no port: the bytes between here and there are ssh's.
+
+A caller (`remote/link.py`) sends one request line: `{"v", "deadline", "argv", "stdin"?}`
+or `{"v", "stats": true}`. Answers are lines: `+` the request went to the host; an empty
+line, every second while it runs (the caller tells a slow command from a wedged link);
+`=RC OUTLEN ERRLEN` then the command's stdout and stderr bytes; `-REASON` nothing was sent
+(the caller goes the ssh way); `!REASON` sent, and the answer lost. A request whose caller
+has stopped waiting (its `deadline`, CLOCK_MONOTONIC) is not sent.
+
+It exits after `AGENTTY_LINK_IDLE` seconds (default 600) without a request, on SIGTERM,
+when its socket is removed or replaced, and when ssh or the remote server ends (the next
+call starts a new one: a remote upgrade is picked up). One per host: it holds a lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from typing import Any
+
+IDLE = 600.0
+HELLO_WAIT = 40.0  # seconds for ssh to connect and the remote agentty to import
+REQUEST_TIMEOUT = 2.0  # a caller that connects and sends nothing
+HEARTBEAT = 1.0
+CHECK_EVERY = 1.0
+LIMIT = 1 << 27  # the longest answer line (base64 of a command's output)
+VERSION = 1
+DRAIN = 5.0  # seconds a SIGTERM waits for the answers of requests the host has
+
+
+def _log(message: str) -> None:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+    sys.stderr.write(f"{stamp} link {os.getpid()}: {message}\n")
+    sys.stderr.flush()
+
+
+class Link:
+    def __init__(self, spec: dict[str, object]) -> None:
+        self.argv = [str(a) for a in spec["argv"]]  # type: ignore[attr-defined]
+        self.path = str(spec["socket"])
+        self.idle = float(spec.get("idle", IDLE))  # type: ignore[arg-type]
+        self.host = str(spec.get("host"))
+        self.proc: asyncio.subprocess.Process | None = None
+        self.pending: dict[int, asyncio.Future[dict[str, object]]] = {}
+        self.next_id = 0
+        self.last = time.monotonic()
+        self.served = 0
+        self.since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.remote_pid: object = None
+        self.bound = (0, 0)
+        self.done: asyncio.Future[str] | None = None
+
+    # ------------------------------------------------------------------ start and end
+
+    async def start(self) -> bool:
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=None,  # ours: the link's log
+            limit=LIMIT,
+            start_new_session=False,
+        )
+        assert self.proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(self.proc.stdout.readline(), HELLO_WAIT)
+            hello = json.loads(line)
+        except (asyncio.TimeoutError, ValueError, asyncio.LimitOverrunError):
+            return False
+        if not isinstance(hello, dict) or hello.get("hello") != VERSION:
+            return False
+        self.remote_pid = hello.get("pid")
+        _log(f"{self.host}: remote agentty {hello.get('version')} pid {self.remote_pid}")
+        return True
+
+    def listen(self) -> socket.socket:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)  # a dead link's: we hold the lock
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)
+        try:
+            sock.bind(self.path)
+        finally:
+            os.umask(old)
+        os.chmod(self.path, 0o600)
+        st = os.lstat(self.path)
+        self.bound = (st.st_dev, st.st_ino)
+        sock.listen(64)
+        return sock
+
+    def socket_is_ours(self) -> bool:
+        try:
+            st = os.lstat(self.path)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == self.bound
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "pid": os.getpid(),
+            "host": self.host,
+            "since": self.since,
+            "served": self.served,
+            "pending": len(self.pending),
+            "remotePid": self.remote_pid,
+            "idle": self.idle,
+        }
+
+    async def stop(self) -> None:
+        if self.socket_is_ours():
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+        proc = self.proc
+        if proc is None:
+            return
+        if proc.stdin is not None:
+            proc.stdin.close()  # the remote server's stdin ends: it exits, then ssh
+        try:
+            await asyncio.wait_for(proc.wait(), 5)
+        except asyncio.TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+
+    # ------------------------------------------------------------------ the remote side
+
+    async def read_answers(self) -> None:
+        proc = self.proc
+        assert proc is not None and proc.stdout is not None
+        while True:
+            try:
+                line = await proc.stdout.readline()
+            except (ValueError, asyncio.LimitOverrunError):
+                break
+            if not line:
+                break
+            try:
+                answer = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(answer, dict):
+                continue
+            future = self.pending.pop(answer.get("id"), None)  # type: ignore[arg-type]
+            if future is not None and not future.done():
+                future.set_result(answer)
+            if answer.get("refused") == "upgraded":
+                self.finish("agentty was upgraded there")
+        for future in self.pending.values():
+            if not future.done():
+                future.set_result({"lost": "the remote agentty or its ssh ended"})
+        self.pending.clear()
+        self.finish("ssh or the remote server ended")
+
+    def finish(self, why: str) -> None:
+        if self.done is not None and not self.done.done():
+            self.done.set_result(why)
+
+    # ------------------------------------------------------------------ callers
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await self._handle(reader, writer)
+        except (OSError, asyncio.TimeoutError, ValueError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        cred = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+        if int.from_bytes(cred[4:8], sys.byteorder) != os.getuid():
+            return
+        line = await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT)
+        request = json.loads(line)
+        if not isinstance(request, dict) or request.get("v") != VERSION:
+            writer.write(b"-version\n")
+            return
+        if request.get("stats"):
+            body = json.dumps(self.describe()).encode()
+            writer.write(b"=0 %d 0\n" % len(body) + body)
+            return
+        deadline, argv = request.get("deadline"), request.get("argv")
+        if not isinstance(argv, list) or not isinstance(deadline, (int, float)):
+            writer.write(b"-malformed\n")
+            return
+        self.last = time.monotonic()
+        proc = self.proc
+        if self.done is not None and self.done.done():
+            writer.write(b"-ending\n")
+            return
+        if proc is None or proc.stdin is None or proc.returncode is not None:
+            writer.write(b"-down\n")
+            return
+        if time.monotonic() > deadline:
+            writer.write(b"-late\n")
+            return
+        self.next_id += 1
+        rid = self.next_id
+        message: dict[str, object] = {"id": rid, "argv": argv}
+        if isinstance(request.get("stdin"), str):
+            message["stdin"] = request["stdin"]
+        future: asyncio.Future[dict[str, object]] = asyncio.get_running_loop().create_future()
+        self.pending[rid] = future
+        try:  # the request and its acknowledgement in one step: nothing runs in between
+            proc.stdin.write(json.dumps(message).encode() + b"\n")
+        except (OSError, RuntimeError):
+            self.pending.pop(rid, None)
+            writer.write(b"-down\n")
+            return
+        writer.write(b"+\n")
+        self.served += 1
+        # The caller sends nothing more: a read that ends means it went away (interrupted,
+        # or it gave up on a wedged link), and the command is cancelled there.
+        gone = asyncio.ensure_future(reader.read(1))
+        watched: set[asyncio.Future[Any]] = {future, gone}
+        try:
+            while not future.done():
+                done, _ = await asyncio.wait(
+                    watched, timeout=HEARTBEAT, return_when=asyncio.FIRST_COMPLETED
+                )
+                if gone in done:
+                    self.pending.pop(rid, None)
+                    with contextlib.suppress(OSError, RuntimeError):
+                        proc.stdin.write(json.dumps({"cancel": rid}).encode() + b"\n")
+                    return
+                if not done:
+                    writer.write(b"\n")
+                    await writer.drain()
+        finally:
+            gone.cancel()
+        self.last = time.monotonic()
+        answer = future.result()
+        writer.write(_frame(answer))
+        await writer.drain()
+
+    # ------------------------------------------------------------------ the loop
+
+    async def watch(self) -> None:
+        while True:
+            await asyncio.sleep(CHECK_EVERY)
+            if not self.socket_is_ours():
+                self.finish("socket removed or replaced")
+            elif not self.pending and time.monotonic() - self.last > self.idle:
+                self.finish("idle")
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        self.done = loop.create_future()
+        loop.add_signal_handler(signal.SIGTERM, self.finish, "SIGTERM")
+        if not await self.start():
+            _log(f"{self.host}: the remote agentty did not answer: exiting")
+            _mark_failed(self.path)
+            await self.stop()
+            return 1
+        listener = self.listen()
+        server = await asyncio.start_unix_server(self.handle, sock=listener, limit=LIMIT)
+        _log(f"{self.host}: ready on {self.path} (idle exit after {self.idle:g}s)")
+        tasks = [asyncio.ensure_future(self.read_answers()), asyncio.ensure_future(self.watch())]
+        why = await self.done
+        _log(f"{self.host}: {why}: exiting")
+        server.close()  # no new request; those the host has are answered first
+        if self.socket_is_ours():
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+        deadline = time.monotonic() + (DRAIN if why == "SIGTERM" else 24 * 3600.0)
+        while self.pending and time.monotonic() < deadline and not tasks[0].done():
+            await asyncio.sleep(0.05)
+        for task in tasks:
+            task.cancel()
+        await self.stop()
+        return 0
+
+
+def _frame(answer: dict[str, object]) -> bytes:
+    if "lost" in answer:
+        return b"!lost\n"
+    if "refused" in answer:
+        return b"-" + str(answer["refused"]).encode("ascii", "replace") + b"\n"
+    rc = answer.get("rc")
+    out, err = answer.get("out"), answer.get("err")
+    if not isinstance(rc, int) or not isinstance(out, str) or not isinstance(err, str):
+        return b"!malformed\n"
+    out_b, err_b = binascii.a2b_base64(out), binascii.a2b_base64(err)
+    return b"=%d %d %d\n" % (rc, len(out_b), len(err_b)) + out_b + err_b
+
+
+def _mark_failed(path: str) -> None:
+    """Callers do not start another link for a while (an old agentty there, say)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path + ".off", os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        os.close(fd)
+        os.utime(path + ".off")
+
+
+def main() -> int:
+    spec = json.loads(sys.argv[1])
+    assert isinstance(spec, dict)
+    with contextlib.suppress(ValueError):
+        spec["idle"] = float(os.environ.get("AGENTTY_LINK_IDLE") or IDLE)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    lock = os.open(str(spec["socket"]) + ".lock", flags, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return 0  # another one runs for this host
+    os.ftruncate(lock, 0)
+    os.write(lock, str(os.getpid()).encode())  # for `link.stop`, which checks the lock
+    link = Link(spec)
+    try:
+        return asyncio.run(link.run())
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
