@@ -38,6 +38,7 @@ from bench.common import (
     ms_row,
     run_quiet,
     skipped,
+    spawner_ready,
 )
 
 B = "5 start"
@@ -86,7 +87,7 @@ def spawner(warm: bool) -> Iterator[Path]:
             try:
                 if warm:
                     client(root).start(["true"])  # finds no spawner: launches one
-                    _ready(root)
+                    spawner_ready(root)
                 yield root
             finally:
                 spawner_client.stop(str(root))
@@ -95,17 +96,6 @@ def spawner(warm: bool) -> Iterator[Path]:
             os.environ.pop("AGENTTY_SPAWNER", None)
         else:
             os.environ["AGENTTY_SPAWNER"] = old
-
-
-def _ready(root: Path) -> None:
-    """Wait until the home's spawner answers (it imports for a while on a loaded machine)."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        info = spawner_client.info(str(root))
-        if info and info.get("ready"):
-            return
-        time.sleep(0.02)
-    raise RuntimeError("the spawner was not ready within 60 s")
 
 
 def _memory_of(pid: int) -> dict[str, float] | None:
@@ -154,7 +144,7 @@ def _cold_starts(n: int, warm_capable: bool) -> list[float]:
             env = dict(os.environ, AGENTTY_SPAWNER="1" if warm_capable else "0")
             times.append(run_quiet([AGENTTY, "start", "--", "cat"], env=env))
             if warm_capable:  # one still importing is not found by `stop`: it would linger
-                _ready(root)
+                spawner_ready(root)
             spawner_client.stop(str(root))
     return times
 

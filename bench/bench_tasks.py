@@ -1,7 +1,9 @@
 """8. Agent tasks end to end: six scripted tasks an agent does with an interactive program,
 each done three ways in the same run:
 
-- agentty's CLI, one process per call, the way an agent's shell tool runs it (waits, no sleeps);
+- agentty's CLI, one process per call, the way an agent's shell tool runs it (waits, no sleeps),
+  in a home as an agent's is after its first `start` (the warm spawner ready; a cold first
+  start costs what row 5's cold start says, once per home and idle period);
 - tmux the way agents drive it today: `send-keys`, then `capture-pane -p` every 0.15 s until
   the screen shows what the next step needs;
 - pexpect in-process (a library call each; no separate process per call), for reference.
@@ -24,7 +26,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.common import AGENTTY, TMUX, TMUX_HINT, Row, Tmux, agentty_home, median, skipped
+from bench.common import (
+    AGENTTY,
+    TMUX,
+    TMUX_HINT,
+    Row,
+    Tmux,
+    agentty_home,
+    median,
+    skipped,
+    warm_home,
+)
 
 B = "8 tasks"
 POLL = 0.15  # the poll interval of the tmux agents we compared with
@@ -118,10 +130,7 @@ VIM = ["vim", "-Nu", "NONE", "-i", "NONE", "notes.txt"]
 def vim_agentty(a: Agentty, d: Path) -> None:
     a("start", "--name", "t", "--cwd", str(d), "--", *VIM)
     a("wait", "--input")
-    a("key", "i")
-    a("text", "hello from an agent")
-    a("key", "Esc")
-    a("text", "--enter", ":wq")
+    a("send", "i", "hello from an agent", "Esc", ":wq", "Enter")
     a("wait", "--exit")
 
 
@@ -245,8 +254,7 @@ def rebase_agentty(a: Agentty, d: Path) -> None:
     env = [f"--env={k}={v}" for k, v in GIT_ENV.items()]
     a("start", "--name", "t", "--cwd", str(d), *env, "--", "git", "rebase", "-i", "HEAD~2")
     a("wait", "--input")
-    a("key", "d", "d", "p")
-    a("text", "--enter", ":wq")
+    a("send", "d", "d", "p", ":wq", "Enter")
     a("wait", "--exit")
 
 
@@ -359,7 +367,8 @@ def _one_task(task: Task, n: int, tmux: Tmux | None, pexpect_ok: bool) -> Row:
     mine, theirs = Tally(), Tally()
     times: dict[str, list[float]] = {"agentty": [], "tmux": [], "pexpect": []}
     for _ in range(n):
-        with agentty_home():
+        with agentty_home() as root:
+            warm_home(root)
             mine.calls = 0
             times["agentty"].append(_timed(task, lambda d: task.with_agentty(Agentty(mine), d)))
         if tmux:
@@ -370,7 +379,7 @@ def _one_task(task: Task, n: int, tmux: Tmux | None, pexpect_ok: bool) -> Row:
             times["pexpect"].append(_timed(task, task.with_pexpect))
     row = Row(B, task.name, "ms", median(times["agentty"]) * 1000, samples=n)
     row.extra = {"agentty_calls": mine.calls}
-    notes = [f"agentty {mine.calls} calls, 0 sleeps"]
+    notes = [f"agentty {mine.calls} calls, 0 sleeps, spawner warm"]
     if tmux:
         row.peer = "tmux + 0.15 s polling"
         row.peer_median = median(times["tmux"]) * 1000

@@ -121,6 +121,25 @@ def agentty_home() -> Iterator[Path]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def spawner_ready(root: Path) -> None:
+    """Wait until the home's spawner answers (it imports for a while on a loaded machine)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        info = spawner_client.info(str(root))
+        if info and info.get("ready"):
+            return
+        time.sleep(0.02)
+    raise RuntimeError("the spawner was not ready within 60 s")
+
+
+def warm_home(root: Path) -> None:
+    """The home as an agent's is after its first `start`: the warm spawner ready (as the
+    tmux peers' server is running), that first session ended."""
+    rec = client(root).start(["true"])  # finds no spawner: launches one
+    spawner_ready(root)
+    client(root).wait(str(rec["id"]), exit=True, timeout=10)
+
+
 def client(root: Path) -> Client:
     return Client(Home.resolve(root))
 
