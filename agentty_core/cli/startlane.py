@@ -22,7 +22,9 @@ from __future__ import annotations
 import os
 import sys
 
+from agentty_core._version import __version__
 from agentty_core.cli import hotread
+from agentty_core.spawning import caller_context
 
 TYPE_CHECKING = False  # without importing typing: this module is the hot path
 
@@ -36,7 +38,6 @@ READY_TIMEOUT = 10.0  # launcher.READY_TIMEOUT
 MAX_INT = 10_000_000  # parser._positive_int's bound
 MAX_REPLY = 4096
 SIGTERM, SIGKILL = 15, 9
-PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _VALUED = {"--name": "name", "--cwd": "cwd", "--shell": "shell", "--cols": "cols"}
 _VALUED.update({"--rows": "rows", "--env": "env"})
 
@@ -144,43 +145,14 @@ def start(words: list[str]) -> int | None:
 
 def _request(opts: dict[str, object], sid: str, deadline: float) -> bytes:
     """`spawner_client._request`'s context, and the start itself."""
-    import resource
-
-    if TYPE_CHECKING:
-        import signal as _signal  # the C module's stubs are its wrapper's
-    else:
-        import _signal
-
     env = dict(os.environ)
     env.pop("AGENTTY_SESSION_ID", None)  # only the program carries its session's marker
     env.pop("AGENTTY_STATUS_FD", None)
-    limits = [
-        [num, *resource.getrlimit(num)]
-        for name in dir(resource)
-        if name.startswith("RLIMIT_") and isinstance(num := getattr(resource, name), int)
-    ]
-    ignored = []
-    for sig in _signal.valid_signals():
-        try:
-            if _signal.getsignal(sig) == _signal.SIG_IGN:
-                ignored.append(int(sig))
-        except (ValueError, OSError):
-            pass
-    from agentty_core._version import __version__
-
     request = {
         "v": 1,
         "deadline": deadline,
         "env": env,
-        "cwd": os.getcwd(),
-        "umask": _umask(),
-        "rlimits": limits,
-        "sigmask": sorted(int(s) for s in _signal.pthread_sigmask(_signal.SIG_BLOCK, [])),
-        "ignored": ignored,
-        "nice": os.getpriority(os.PRIO_PROCESS, 0),
-        "affinity": sorted(os.sched_getaffinity(0)),
-        "python": [sys.executable, sys.version],
-        "agentty": [PACKAGE_DIR, __version__],
+        **caller_context(__version__),
         "start": {
             "id": sid,
             "argv": opts["argv"],
@@ -197,15 +169,6 @@ def _request(opts: dict[str, object], sid: str, deadline: float) -> bytes:
     except (TypeError, ValueError) as exc:
         raise OSError(str(exc)) from None
     return (text + "\n").encode("ascii")
-
-
-def _umask() -> int:
-    """`spawner_client._umask`: read without setting it."""
-    raw = hotread.read_proc("/proc/self/status") or ""
-    for line in raw.splitlines():
-        if line.startswith("Umask:"):
-            return int(line.split()[1], 8)
-    raise OSError("cannot read the umask")
 
 
 def _ask(path: str, request: bytes, deadline: float) -> tuple[int, int, int, int] | None:

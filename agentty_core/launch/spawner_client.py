@@ -22,12 +22,14 @@ import sys
 import threading
 import time
 
+from agentty_core._version import __version__
 from agentty_core.launch import spawn
 from agentty_core.launch.spawn import SpawnedWorker, WorkerTimeout
 from agentty_core.spawning import (
     INFO_NAME,
     LOCK_NAME,
     LOG_NAME,
+    caller_context,
     home_root,
 )
 
@@ -225,54 +227,13 @@ def _request(deadline: float) -> bytes:
     """What the worker must inherit from this process, as `posix_spawn` would give it; and
     when this process stops waiting (CLOCK_MONOTONIC is the same in every process), so
     that a spawner behind on its queue skips requests whose callers have gone direct."""
-    import resource
-    import signal
-
-    from agentty_core._version import __version__
-
-    env = spawn.worker_env()
-    limits = [
-        [num, *resource.getrlimit(num)]
-        for name in dir(resource)
-        if name.startswith("RLIMIT_") and isinstance(num := getattr(resource, name), int)
-    ]
-    ignored = [int(sig) for sig in signal.valid_signals() if _getsignal(sig) == signal.SIG_IGN]
     request = {
         "v": 1,
         "deadline": deadline,
-        "env": env,
-        "cwd": os.getcwd(),
-        "umask": _umask(),
-        "rlimits": limits,
-        "sigmask": sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, [])),
-        "ignored": ignored,
-        "nice": os.getpriority(os.PRIO_PROCESS, 0),
-        "affinity": sorted(os.sched_getaffinity(0)),
-        "python": [sys.executable, sys.version],
-        "agentty": [os.path.dirname(os.path.dirname(spawn.__file__)), __version__],
+        "env": spawn.worker_env(),
+        **caller_context(__version__),
     }
     return json.dumps(request, ensure_ascii=True).encode() + b"\n"
-
-
-def _getsignal(sig: int) -> object:
-    import signal
-
-    try:
-        return signal.getsignal(sig)
-    except (ValueError, OSError):
-        return None
-
-
-def _umask() -> int:
-    """The umask, read without setting it (os.umask would race with other threads)."""
-    try:
-        with open("/proc/self/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    raise OSError("cannot read the umask")
 
 
 def _private_dir(path: str) -> bool:
