@@ -44,7 +44,6 @@ def build_env(
 ) -> dict[str, str]:
     env = dict(base)
     env.update(overrides)
-    env.setdefault("TERM", "xterm-256color")
     if "TERM" not in overrides:
         env["TERM"] = "xterm-256color"
     env["AGENTTY_SESSION_ID"] = session_id

@@ -191,8 +191,9 @@ class Spawner:
         peer_pid = int.from_bytes(cred[0:4], sys.byteorder, signed=True)
         if int.from_bytes(cred[4:8], sys.byteorder) != os.getuid():
             return
-        request, fds = self._receive(conn)
+        fds: list[int] = []  # closed below even when the caller stalls mid-request
         try:
+            request = self._receive(conn, fds)
             failpoints.hit("spawner.request")
             if request is None or len(fds) not in (2, 3):
                 self._refuse(conn, "malformed", "a malformed request")
@@ -219,8 +220,10 @@ class Spawner:
             for fd in fds:
                 os.close(fd)
 
-    def _receive(self, conn: socket.socket) -> tuple[dict[str, object] | None, list[int]]:
-        fds: list[int] = []
+    def _receive(self, conn: socket.socket, fds: list[int]) -> dict[str, object] | None:
+        """The request line; the descriptors that came with it are added to `fds` as they
+        arrive, so the caller closes them whatever happens (a caller that sends them and
+        then stalls makes recvmsg time out after they were received)."""
         buf = b""
         while b"\n" not in buf and len(buf) < MAX_REQUEST:
             data, ancillary, _, _ = conn.recvmsg(1 << 16, socket.CMSG_SPACE(4 * MAX_FDS))
@@ -235,7 +238,7 @@ class Spawner:
             request = json.loads(buf.split(b"\n", 1)[0]) if b"\n" in buf else None
         except ValueError:
             request = None
-        return (request if isinstance(request, dict) else None), fds
+        return request if isinstance(request, dict) else None
 
     def _refuse(self, conn: socket.socket, reason: str, error: str) -> None:
         with contextlib.suppress(OSError):
