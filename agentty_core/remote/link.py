@@ -184,7 +184,12 @@ class _Reader:
             return None  # refused there, before running anything (an upgrade, say)
         if line is not None and line.startswith(b"="):
             fields = line[1:].split()
-            if len(fields) == 3 and all(f.isdigit() or f[:1] == b"-" for f in fields):
+            if (
+                len(fields) == 3
+                and fields[0].lstrip(b"-").isdigit()
+                and fields[1].isdigit()
+                and fields[2].isdigit()
+            ):
                 rc, n_out, n_err = (int(f) for f in fields)
                 body = self.take(n_out + n_err, time.monotonic() + STALL)
                 if body is not None:

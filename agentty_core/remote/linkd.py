@@ -68,14 +68,18 @@ class Link:
     # ------------------------------------------------------------------ start and end
 
     async def start(self) -> bool:
-        self.proc = await asyncio.create_subprocess_exec(
-            *self.argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=None,  # ours: the link's log
-            limit=LIMIT,
-            start_new_session=False,
-        )
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                *self.argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=None,  # ours: the link's log
+                limit=LIMIT,
+                start_new_session=False,
+            )
+        except OSError as exc:  # ssh (or the `command` prefix) missing: back off, as a refusal
+            _log(f"cannot run {self.argv[0]}: {exc}")
+            return False
         assert self.proc.stdout is not None
         try:
             line = await asyncio.wait_for(self.proc.stdout.readline(), HELLO_WAIT)
