@@ -165,11 +165,13 @@ def _signals_problem(request: JSONMap) -> str | None:
 # ----------------------------------------------------------------- in the forked worker
 
 
-def become(request: JSONMap, fds: list[int]) -> None:
+def become(request: JSONMap, fds: list[int], *, new_session: bool = True) -> None:
     """Turn this freshly forked process into what `posix_spawn` would have started for the
     caller: first its own session and descriptors, then the caller's process attributes,
-    then fresh per-process state (random seeds, failpoints, logging, stdio objects)."""
-    os.setsid()
+    then fresh per-process state (random seeds, failpoints, logging, stdio objects). A
+    spare (`worker/spare.py`) made its session when it was forked."""
+    if new_session:
+        os.setsid()
     _descriptors(fds)
     _signals(request)
     os.umask(_int(request["umask"]))

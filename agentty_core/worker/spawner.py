@@ -33,6 +33,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import agentty_core.worker.main as worker_main  # before asyncio: it keeps ssl out
 from agentty_core import failpoints, spawning
@@ -40,7 +41,7 @@ from agentty_core._version import __version__
 from agentty_core.paths import Home
 from agentty_core.proc import identity
 from agentty_core.state.store import now_iso
-from agentty_core.worker import forked
+from agentty_core.worker import forked, spare
 
 IDLE = 600.0
 LOCK_WAIT = 2.0  # a spawner stepping down still holds the lock for a moment
@@ -50,6 +51,7 @@ REQUEST_TIMEOUT = 2.0  # a caller that connects and sends nothing does not wedge
 MAX_REQUEST = 1 << 22
 LATE = 0.005  # a request this close to its caller's deadline is not worth a fork
 MAX_FDS = 3
+SPARE_BACKOFF = 5.0  # after a spare that could not take a request, fork for each instead
 
 
 def _log(message: str) -> None:
@@ -78,6 +80,8 @@ class Spawner:
         self.fingerprint: forked.Fingerprint = {}
         self.stepping_down = False
         self.middles = 0  # intermediate processes not reaped yet
+        self.spare: socket.socket | None = None  # our end of the pair to the next worker
+        self.no_spare_until = 0.0
 
     # ------------------------------------------------------------- start and end
 
@@ -148,6 +152,9 @@ class Spawner:
 
     def close(self) -> None:
         """Remove our socket and description (not a successor's: we still hold the lock)."""
+        if self.spare is not None:
+            self.spare.close()  # its end of file: the spare exits
+            self.spare = None
         if self.listener is not None:
             self.listener.close()
             if self._socket_is_ours():
@@ -168,6 +175,8 @@ class Spawner:
                 return
             self.reap()
             wake = min(remaining, REAP_EVERY if self.middles else CHECK_EVERY)
+            if self._spare_wanted():
+                self._fork_spare()
             ready, _, _ = select.select([self.listener], [], [], wake)
             if not ready:
                 if not self._socket_is_ours():
@@ -185,6 +194,13 @@ class Spawner:
                 except OSError as exc:
                     _log(f"request failed: {exc}")
 
+    def _spare_wanted(self) -> bool:
+        """None ready, none lately refused, and nobody waiting (a fork would delay them)."""
+        assert self.listener is not None
+        if self.spare is not None or time.monotonic() < self.no_spare_until:
+            return False
+        return not select.select([self.listener], [], [], 0)[0]
+
     def handle(self, conn: socket.socket) -> None:
         conn.settimeout(REQUEST_TIMEOUT)
         cred = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
@@ -193,7 +209,7 @@ class Spawner:
             return
         fds: list[int] = []  # closed below even when the caller stalls mid-request
         try:
-            request = self._receive(conn, fds)
+            request, line = self._receive(conn, fds)
             failpoints.hit("spawner.request")
             if request is None or len(fds) not in (2, 3):
                 self._refuse(conn, "malformed", "a malformed request")
@@ -215,15 +231,18 @@ class Spawner:
             if reason is not None:
                 self._refuse(conn, "context", reason)
                 return
-            self._fork(conn, request, fds)
+            if not self._to_spare(conn, line, fds):
+                self._fork(conn, request, fds)
         finally:
             for fd in fds:
                 os.close(fd)
 
-    def _receive(self, conn: socket.socket, fds: list[int]) -> dict[str, object] | None:
-        """The request line; the descriptors that came with it are added to `fds` as they
-        arrive, so the caller closes them whatever happens (a caller that sends them and
-        then stalls makes recvmsg time out after they were received)."""
+    def _receive(
+        self, conn: socket.socket, fds: list[int]
+    ) -> tuple[dict[str, object] | None, bytes]:
+        """The request (parsed, and its line); the descriptors that came with it are added
+        to `fds` as they arrive, so the caller closes them whatever happens (a caller that
+        sends them and then stalls makes recvmsg time out after they were received)."""
         buf = b""
         while b"\n" not in buf and len(buf) < MAX_REQUEST:
             data, ancillary, _, _ = conn.recvmsg(1 << 16, socket.CMSG_SPACE(4 * MAX_FDS))
@@ -234,11 +253,12 @@ class Spawner:
             if not data:
                 break
             buf += data
+        line = buf.split(b"\n", 1)[0] if b"\n" in buf else b""
         try:
-            request = json.loads(buf.split(b"\n", 1)[0]) if b"\n" in buf else None
+            request = json.loads(line) if line else None
         except ValueError:
             request = None
-        return request if isinstance(request, dict) else None
+        return (request, line) if isinstance(request, dict) else (None, b"")
 
     def _refuse(self, conn: socket.socket, reason: str, error: str) -> None:
         with contextlib.suppress(OSError):
@@ -287,15 +307,82 @@ class Spawner:
         finally:
             os._exit(code)
 
+    def _to_spare(self, conn: socket.socket, line: bytes, fds: list[int]) -> bool:
+        """Hand the request to the spare; False if there is none or it cannot take it."""
+        end, self.spare = self.spare, None
+        if end is None:
+            return False
+        with end:
+            if spare.hand_over(end, line, conn, fds):
+                return True
+        self.no_spare_until = time.monotonic() + SPARE_BACKOFF
+        _log("the spare could not take a request: forking for each for a while")
+        return False
+
+    def _fork_spare(self) -> None:
+        """The next request's worker, forked (double, as any) while nobody waits."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            middle = os.fork()
+        except OSError as exc:
+            ours.close()
+            theirs.close()
+            self.no_spare_until = time.monotonic() + SPARE_BACKOFF
+            _log(f"cannot fork a spare: {exc}")
+            return
+        if middle == 0:
+            code = 1
+            try:
+                failpoints.hit("spawner.middle")
+                if os.fork() == 0:
+                    ours.detach()
+                    self._as_spare(theirs)  # never returns
+                code = 0
+            finally:
+                os._exit(code)
+        theirs.close()
+        self.middles += 1
+        self.spare = ours
+
+    def _as_spare(self, end: socket.socket) -> None:
+        """Wait for the request in the spare (`worker/spare.py`), then be its worker."""
+        try:
+            self._forget_sockets()
+            comm = spare.settle(end.fileno())
+            job = spare.wait_for_request(end)
+            end.close()
+            if job is None or not job[1]:
+                os._exit(0)  # the spawner is gone
+            line, (conn_fd, *fds) = job
+            request = json.loads(line)
+            if not spare.answer(conn_fd):
+                os._exit(1)  # the caller is gone: it goes the full way
+            spare.name(comm)
+        except BaseException:
+            os._exit(1)
+        self._become_worker(request, fds, new_session=False)
+
+    def _forget_sockets(self) -> None:
+        """In a forked child: the spawner's socket objects must not close, when collected,
+        descriptor numbers the child reuses."""
+        for sock in (self.listener, self.spare):
+            if sock is not None:
+                sock.detach()
+        self.listener = self.spare = None
+
     def _in_worker(self, conn: socket.socket, request: dict[str, object], fds: list[int]) -> None:
+        conn.detach()
+        self._forget_sockets()
+        self._become_worker(request, fds, new_session=True)
+
+    def _become_worker(
+        self, request: dict[str, object], fds: list[int], *, new_session: bool
+    ) -> NoReturn:
         code = 1
         try:
-            # The socket objects must not close, when collected, numbers the worker reuses.
-            conn.detach()
-            if self.listener is not None:
-                self.listener.detach()
-                self.listener = None
-            forked.become(request, fds)
+            forked.become(request, fds, new_session=new_session)
             gc.enable()
             if "start" in request:  # the `start` fast lane: the caller's part is ours too
                 code = forked.start_session(request["start"])

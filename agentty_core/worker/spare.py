@@ -1,0 +1,121 @@
+"""The spare: a worker the spawner forks before it is asked for one.
+
+Forking costs the spawner's next caller ~8 ms (two forks, then the child copying every
+page it writes to); the spare pays that while nobody waits. It is forked (double, as a
+worker) whenever the spawner is idle and has none, puts itself in its own session with
+nothing open but its end of a socket pair, and blocks. A request the spawner accepts goes
+to it whole: the request line and the caller's descriptors (the connection first). The
+spare answers the caller itself (its pid, and a pidfd of itself: race-free), becomes the
+caller's worker (`forked.become`) and runs as any forked worker.
+
+The pair's end of file means the spawner is gone (exited, killed, stepping down): the
+spare exits without a trace. A spare that died or cannot take the request (its end
+closed, its buffer full: stopped) makes the spawner fork for that request as before.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+
+NAME = "agentty-spare"  # its command name (`ps`, tests) until it becomes a worker
+MAX_FDS = 4  # the connection, then the caller's spec, status and (maybe) log descriptors
+HAND_OVER_TIMEOUT = 0.05  # a stopped spare's full buffer: the spawner forks instead
+READ_CHUNK = 1 << 16
+
+
+def hand_over(end: socket.socket, line: bytes, conn: socket.socket, fds: list[int]) -> bool:
+    """Give the spare the request; False if it cannot take it (the caller is untouched)."""
+    rights = [conn.fileno(), *fds]
+    payload = line if line.endswith(b"\n") else line + b"\n"
+    try:
+        end.settimeout(HAND_OVER_TIMEOUT)
+        ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _pack(rights))]
+        sent = end.sendmsg([payload], ancillary)
+        end.sendall(payload[sent:])
+    except OSError:
+        return False
+    return True
+
+
+def settle(keep: int) -> str:
+    """Right after the fork: our own session, stdio on /dev/null, no descriptor of the
+    spawner's (its lock above all: held by us, it would outlive the spawner) but `keep`,
+    and our command name; the name it had (a worker's, given back when it becomes one)."""
+    os.setsid()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the spawner's handler raises
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        if fd != null:
+            os.dup2(null, fd)
+    if null > 2:
+        os.close(null)
+    os.closerange(3, keep)
+    os.closerange(keep + 1, max(65536, os.sysconf("SC_OPEN_MAX")))
+    return name(NAME)
+
+
+def name(comm: str) -> str:
+    """Set our command name; the one it replaced."""
+    try:
+        with open("/proc/self/comm", "r+b", buffering=0) as f:
+            old = f.read().rstrip(b"\n").decode(errors="replace")
+            f.seek(0)
+            f.write(comm.encode()[:15])
+    except OSError:
+        return comm
+    return old
+
+
+def wait_for_request(end: socket.socket) -> tuple[bytes, list[int]] | None:
+    """The request line and its descriptors; None when the spawner is gone."""
+    end.settimeout(None)
+    buf = b""
+    fds: list[int] = []
+    while b"\n" not in buf:
+        try:
+            data, ancillary, _, _ = end.recvmsg(READ_CHUNK, socket.CMSG_SPACE(4 * MAX_FDS))
+        except InterruptedError:
+            continue
+        except OSError:
+            data, ancillary = b"", []
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds += _unpack(payload)
+        if not data:
+            for fd in fds:
+                os.close(fd)
+            return None
+        buf += data
+    return buf.split(b"\n", 1)[0], fds
+
+
+def answer(conn_fd: int) -> bool:
+    """Tell the caller who its worker is: our pid and a pidfd of ourselves."""
+    pid = os.getpid()
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return False
+    try:
+        reply = json.dumps({"ok": True, "pid": pid}).encode() + b"\n"
+        with socket.socket(fileno=conn_fd) as conn:
+            conn.settimeout(2.0)
+            conn.sendmsg([reply], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _pack([pidfd]))])
+    except OSError:
+        return False
+    finally:
+        os.close(pidfd)
+    return True
+
+
+def _pack(fds: list[int]) -> bytes:
+    return b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds)
+
+
+def _unpack(payload: bytes) -> list[int]:
+    usable = len(payload) - len(payload) % 4
+    return [int.from_bytes(payload[i : i + 4], sys.byteorder) for i in range(0, usable, 4)]
