@@ -257,6 +257,15 @@ def _fresh_state(env: Mapping[str, str]) -> None:
 # ----------------------------------------------------------------- the `start` fast lane
 
 
+def preload() -> None:
+    """Import what `start_session` needs, in the spawner (shared by every worker, and not
+    paid by the caller waiting for one)."""
+    import shlex  # noqa: F401  (intent's)
+
+    import agentty_core.proc.ptyhost
+    import agentty_core.state.intent  # noqa: F401
+
+
 def start_session(params: object) -> int:
     """The `start` fast lane's worker (`cli/startlane.py`): it does the caller's part of
     the full path itself (`launch.launcher.start`: the same checks and messages, the intent

@@ -422,6 +422,7 @@ def main() -> int:
         spawner.describe(ready=False)
         try:
             _warm()
+            forked.preload()
         except Exception as exc:  # a broken installation: workers spawned directly say why
             _log(f"cannot import what a worker needs ({type(exc).__name__}: {exc}): exiting")
             return 1
