@@ -125,7 +125,8 @@ def plan(
 
 def claim(store: StateStore, intent: Intent, alive: Callable[[Record], bool]) -> None:
     """Write the intent record, under the state lock: its id unused, its name not taken by
-    a running session (whose worker `alive` says is alive)."""
+    a running session (whose worker `alive` says is alive). Its rename is made durable by
+    the next write (the running or the failed record) before `start` answers."""
     session_id, name, record = intent.session_id, intent.name, intent.record
 
     def add(sessions: list[Record]) -> None:
@@ -137,4 +138,4 @@ def claim(store: StateStore, intent: Intent, alive: Callable[[Record], bool]) ->
                     raise UsageError(f"a running session is already named {name!r}")
         sessions.append(record)
 
-    store.mutate(add)
+    store.mutate(add, durable=False)  # the running record's write syncs the directory

@@ -263,16 +263,28 @@ class StateStore:
     def _sweep_temp_files(self) -> None:
         """Remove temp files a writer killed mid-write left behind. Safe under the lock:
         every writer creates and renames its temp file while holding it."""
-        for path in self.home.root.glob(".*.tmp"):
-            if path.name.startswith((".sessions.json.", ".active.")):
+        try:
+            names = os.listdir(self.home.root)
+        except OSError:
+            return
+        for name in names:
+            if name.endswith(".tmp") and name.startswith((".sessions.json.", ".active.")):
                 with contextlib.suppress(OSError):
-                    path.unlink()
+                    os.unlink(self.home.root / name)
 
-    def mutate(self, change: Callable[[list[Record]], object]) -> None:
-        """Apply `change` to the session list under the lock and write the result."""
-        self._mutate(lambda sessions, rebuilding: change(cast(list[Record], sessions)))
+    def mutate(self, change: Callable[[list[Record]], object], *, durable: bool = True) -> None:
+        """Apply `change` to the session list under the lock and write the result. Not
+        `durable`: the directory is not synced (a write that a durable one follows before it
+        counts, as a start's intent record: lost in a crash, the start had not returned)."""
 
-    def _mutate(self, change: Callable[[list[RawRecord], bool], object]) -> None:
+        def adapted(sessions: list[RawRecord], rebuilding: bool) -> object:
+            return change(cast(list[Record], sessions))
+
+        self._mutate(adapted, durable=durable)
+
+    def _mutate(
+        self, change: Callable[[list[RawRecord], bool], object], *, durable: bool = True
+    ) -> None:
         """`mutate`, telling `change` whether the list is being rebuilt (see `_set_aside`).
 
         A caller that finds the list being rebuilt lets go of the lock, asks the live workers
@@ -303,7 +315,8 @@ class StateStore:
                     self._write(doc, sync_dir=False)
                     break
             answers = self.ask_workers(self.home)  # outside the lock
-        self._sync_dir()
+        if durable:
+            self._sync_dir()
 
     def add(self, record: Record) -> None:
         self.mutate(lambda sessions: sessions.append(record))

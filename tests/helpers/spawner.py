@@ -54,6 +54,21 @@ def forked(rec: dict[str, Any]) -> bool:
     return "agentty_core.worker.spawner" in cmdline
 
 
+def spares(home: Path) -> set[int]:
+    """The spawner's spare workers, waiting for its next request (`worker/spare.py`)."""
+    from agentty_core.worker.spare import NAME
+    from tests.helpers.census import processes_of_home
+
+    found = set()
+    for proc in processes_of_home(str(home)):
+        try:
+            if proc.name() == NAME:
+                found.add(proc.pid)
+        except psutil.Error:
+            continue
+    return found
+
+
 def gone(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE

@@ -19,7 +19,15 @@ from agentty_core.launch import spawner_client
 from agentty_core.proc import identity
 from tests.helpers.census import processes_of_home
 from tests.helpers.cli import AGENTTY, agentty, agentty_json, wait_until
-from tests.helpers.spawner import forked, gone, ready_spawner, spawner_info, start, warm
+from tests.helpers.spawner import (
+    forked,
+    gone,
+    ready_spawner,
+    spares,
+    spawner_info,
+    start,
+    warm,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -328,7 +336,7 @@ def only_sessions_and_spawner(home: Path) -> bool:
     """Nothing of the home runs but the running sessions' workers and programs and the
     spawner (as in tests/reliability/test_spawner_faults.py)."""
     info = spawner_info(home)
-    expected = {info["pid"]} if info else set()
+    expected = ({info["pid"]} if info else set()) | spares(home)
     for rec in agentty_json("status")["sessions"]:
         if rec["status"] == "running":
             expected.update(p for p in (rec["workerPid"], rec["pid"]) if isinstance(p, int))

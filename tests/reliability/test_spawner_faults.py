@@ -21,7 +21,7 @@ import pytest
 from agentty_core.launch import spawner_client
 from tests.helpers.census import processes_of_home
 from tests.helpers.cli import agentty_json, wait_until
-from tests.helpers.spawner import forked, gone, ready_spawner, spawner_info, start, warm
+from tests.helpers.spawner import forked, gone, ready_spawner, spares, spawner_info, start, warm
 
 
 @pytest.fixture(autouse=True)
@@ -40,7 +40,7 @@ def live_workers(home: Path) -> set[int]:
 
 def only_sessions_and_spawner(home: Path) -> bool:
     info = spawner_info(home)
-    expected = live_workers(home) | ({info["pid"]} if info else set())
+    expected = live_workers(home) | ({info["pid"]} if info else set()) | spares(home)
     return {p.pid for p in processes_of_home(str(home))} <= expected
 
 
@@ -160,3 +160,57 @@ def test_stop_ends_a_spawner_still_importing(agentty_home: Path) -> None:
     wait_until(lambda: (agentty_home / "spawner.json").exists() or gone(pid), timeout=30)
     assert spawner_client.stop(str(agentty_home))
     wait_until(lambda: gone(pid), timeout=15)
+
+
+# ----------------------------------------------------------------- the spare worker
+
+
+def one_spare(home: Path) -> int:
+    """Wait for the spawner's spare (forked once it is idle); its pid."""
+    wait_until(lambda: len(spares(home)) == 1, timeout=30)
+    (pid,) = spares(home)
+    return pid
+
+
+def test_the_spare_is_the_next_worker_and_a_new_one_follows(agentty_home: Path) -> None:
+    warm(agentty_home)
+    spare = one_spare(agentty_home)
+    assert os.getsid(spare) == spare  # already in its own session, as a worker must be
+    rec = start("cat")
+    assert rec["workerPid"] == spare
+    assert psutil.Process(spare).name() != "agentty-spare"  # a worker's name again
+    assert one_spare(agentty_home) != spare
+
+
+def test_the_spare_ends_with_its_spawner(agentty_home: Path) -> None:
+    warm(agentty_home)
+    spare = one_spare(agentty_home)
+    assert spawner_client.stop(str(agentty_home))
+    wait_until(lambda: gone(spare), timeout=15)
+
+
+def test_a_killed_spare_and_the_spawner_forks_instead(agentty_home: Path) -> None:
+    info = warm(agentty_home)
+    spare = one_spare(agentty_home)
+    os.kill(spare, signal.SIGKILL)
+    wait_until(lambda: gone(spare), timeout=15)
+    rec = start("cat")
+    assert forked(rec) and rec["workerPid"] != spare
+    assert spawner_info(agentty_home) == info
+
+
+def test_a_stopped_spare_falls_back_and_leaves_nothing(agentty_home: Path) -> None:
+    """The spare takes the request and stops: the caller sees no answer, gives up within
+    its bounded wait and starts the session directly; continued, the spare finds its
+    caller gone and exits."""
+    warm(agentty_home)
+    spare = one_spare(agentty_home)
+    os.kill(spare, signal.SIGSTOP)
+    try:
+        rec = start("cat")
+        assert rec["status"] == "running" and rec["workerPid"] != spare
+    finally:
+        os.kill(spare, signal.SIGCONT)
+    wait_until(lambda: gone(spare), timeout=15)
+    wait_until(lambda: only_sessions_and_spawner(agentty_home), timeout=30)
+    assert len([s for s in agentty_json("status")["sessions"] if s["status"] == "running"]) == 2
