@@ -97,7 +97,6 @@ def parse(words: list[str]) -> dict[str, object] | None:
 
 def start(words: list[str]) -> int | None:
     """The command's exit code, or None: the full path must handle it."""
-    global handed_over
     opts = parse(words)
     if opts is None:
         return None
