@@ -50,12 +50,17 @@ _asked = False  # the `start` fast lane asked it already, in vain: not again (`p
 
 class ForkedWorker(SpawnedWorker):
     """A worker the spawner forked: not our child, so it is watched through its pidfd
-    (which, unlike the pid, cannot come to name another process)."""
+    (which, unlike the pid, cannot come to name another process).
+
+    Several threads may watch it at once (the reaper thread waits while the caller polls).
+    The pidfd is closed by the last of them to leave `select`, never while another one
+    holds its number: a closed number is soon another descriptor, which it would watch."""
 
     def __init__(self, pid: int, spec_fd: int, status_fd: int, pidfd: int) -> None:
         super().__init__(pid, spec_fd, status_fd)
         self.pidfd = pidfd
         self._lock = threading.Lock()
+        self._watching = 0  # threads between reading `pidfd` and leaving `select` on it
 
     def _exited(self, timeout: float | None) -> bool:
         import select
@@ -64,13 +69,19 @@ class ForkedWorker(SpawnedWorker):
             if self.returncode is not None:
                 return True
             fd = self.pidfd
-        ready, _, _ = select.select([fd], [], [], timeout)
-        with self._lock:
-            if ready and self.returncode is None:
-                self.returncode = 0  # not ours to reap: the exit status is not ours to know
-                os.close(self.pidfd)
-                self.pidfd = -1
-            return self.returncode is not None
+            self._watching += 1
+        ready: list[int] = []
+        try:
+            ready, _, _ = select.select([fd], [], [], timeout)
+        finally:
+            with self._lock:
+                self._watching -= 1
+                if ready and self.returncode is None:
+                    self.returncode = 0  # not ours to reap: the exit status is not ours to know
+                if self.returncode is not None and not self._watching and self.pidfd >= 0:
+                    os.close(self.pidfd)  # the last watcher: nobody holds the number now
+                    self.pidfd = -1
+        return self.returncode is not None
 
     def poll(self) -> int | None:
         self._exited(0)
