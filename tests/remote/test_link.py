@@ -405,3 +405,59 @@ def test_start_and_kill_through_the_link(linked: Link, agentty_home: Path) -> No
             or not spawner_client._lock_held(root)
         ),
     )
+
+
+def _wait_in_flight(agentty_home: Path) -> tuple[subprocess.Popen[bytes], str, int]:
+    """A `wait` through the link that the host holds; the link's socket path and pid."""
+    started = run_on("start", "--json", "--", PYTHON, "-q", link=False)
+    assert started.returncode == 0, started.stderr
+    assert run_on("wait", "--text", ">>>", "--timeout", "30", link=False).returncode == 0
+    run_on("get")
+    pid = link_up(agentty_home)["pid"]
+    assert isinstance(pid, int)
+    waiting = subprocess.Popen(
+        [AGENTTY, "--host", HOST, "wait", "--text", "done-waiting", "--timeout", "60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "AGENTTY_LINK": "1"},
+    )
+    wait_for("the wait in flight", lambda: (s := stats(agentty_home)) and s["pending"] == 1)
+    path = linkmod.socket_path(resolve(HOST), str(agentty_home))
+    assert path is not None
+    os.unlink(path)  # the link ends: no new request, the one the host has is answered first
+    log = Path(path + ".log")
+    wait_for("the link's end", lambda: "socket removed or replaced: exiting" in log.read_text())
+    return waiting, path, pid
+
+
+def test_an_ending_link_answers_what_the_host_has(linked: Link, agentty_home: Path) -> None:
+    waiting, _, pid = _wait_in_flight(agentty_home)
+    try:
+        assert psutil.pid_exists(pid) and not _zombie(pid)  # draining, not gone
+        assert run_on("text", "--enter", "print('done' + '-waiting')").returncode == 0
+        out, err = waiting.communicate(timeout=60)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+            waiting.communicate()
+    assert waiting.returncode == 0, err
+    assert b"done-waiting" in out
+    wait_for("the link to end", lambda: not psutil.pid_exists(pid) or _zombie(pid))
+    assert run_on("kill", link=False).returncode == 0
+
+
+def test_an_ending_link_whose_caller_leaves_exits(linked: Link, agentty_home: Path) -> None:
+    """The drain wakes for a caller that leaves too (its request is dropped, and done): it
+    waits for nothing more, and the link ends without waiting for an answer."""
+    waiting, _, pid = _wait_in_flight(agentty_home)
+    try:
+        waiting.send_signal(signal.SIGINT)
+        waiting.communicate(timeout=30)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+            waiting.communicate()
+    assert waiting.returncode == 130
+    wait_for("the link to end", lambda: not psutil.pid_exists(pid) or _zombie(pid))
+    assert run_on("kill", link=False).returncode == 0
