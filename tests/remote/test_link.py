@@ -17,8 +17,10 @@ from pathlib import Path
 import psutil
 import pytest
 
+from agentty_core.ownership import lock_held
 from agentty_core.remote import link as linkmod
 from agentty_core.remote.hosts import resolve
+from agentty_core.spawning import LOCK_NAME
 from tests.helpers.cli import AGENTTY, agentty
 from tests.remote.conftest import HOST, Link
 
@@ -402,7 +404,7 @@ def test_start_and_kill_through_the_link(linked: Link, agentty_home: Path) -> No
         "the remote spawner",
         lambda: (
             ((found := spawner_client.info(root)) is not None and found.get("ready") is True)
-            or not spawner_client._lock_held(root)
+            or not lock_held(os.path.join(root, LOCK_NAME))
         ),
     )
 
