@@ -4,6 +4,7 @@ falling back to the ssh way when it is killed, stopped, or its host goes away.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -298,55 +299,55 @@ def test_a_local_file_travels_through_the_link(linked: Link, agentty_home: Path)
     assert run_on("kill").returncode == 0
 
 
-def test_calls_run_concurrently(linked: Link, agentty_home: Path) -> None:
-    """A long `wait` in flight through the link holds up nothing: `get` is answered
-    meanwhile (each request runs in a child of its own there)."""
-    start_python(linked)
-    run_on("get")
-    link_up(agentty_home)
-    env = {**os.environ, "AGENTTY_LINK": "1"}
+@contextlib.contextmanager
+def waiting_through_link(home: Path, text: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`wait --text TEXT` through the link, once the host holds it (the link's `pending`);
+    killed at the end if it is still waiting."""
     waiting = subprocess.Popen(
-        [AGENTTY, "--host", HOST, "wait", "--text", "done-waiting", "--timeout", "60"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        env=env,
-    )
-    try:
-        wait_until(lambda: (s := stats(agentty_home)) and s["pending"] == 1, timeout=WAIT)
-        got = run_on("get")
-        assert got.returncode == 0, got.stderr
-        assert waiting.poll() is None  # still waiting, answered by nobody yet
-        assert run_on("text", "--enter", "print('done' + '-waiting')").returncode == 0
-        out, err = waiting.communicate(timeout=60)
-    finally:
-        if waiting.poll() is None:
-            waiting.kill()
-            waiting.communicate()
-    assert waiting.returncode == 0, err
-    assert b"done-waiting" in out
-    assert run_on("kill").returncode == 0
-
-
-def test_an_interrupted_call_is_cancelled_there(linked: Link, agentty_home: Path) -> None:
-    start_python(linked)
-    run_on("get")
-    link_up(agentty_home)
-    waiting = subprocess.Popen(
-        [AGENTTY, "--host", HOST, "wait", "--text", "never", "--timeout", "60"],
+        [AGENTTY, "--host", HOST, "wait", "--text", text, "--timeout", "60"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         env={**os.environ, "AGENTTY_LINK": "1"},
     )
     try:
-        wait_until(lambda: (s := stats(agentty_home)) and s["pending"] == 1, timeout=WAIT)
-        waiting.send_signal(signal.SIGINT)
-        waiting.communicate(timeout=30)
+        wait_until(lambda: (s := stats(home)) and s["pending"] == 1, timeout=WAIT)
+        yield waiting
     finally:
         if waiting.poll() is None:
             waiting.kill()
             waiting.communicate()
+
+
+def python_behind_link(link: Link, home: Path) -> int:
+    """A Python prompt on the host, and the link up (its pid)."""
+    start_python(link)
+    run_on("get")
+    pid = link_up(home)["pid"]
+    assert isinstance(pid, int)
+    return pid
+
+
+def test_calls_run_concurrently(linked: Link, agentty_home: Path) -> None:
+    """A long `wait` in flight through the link holds up nothing: `get` is answered
+    meanwhile (each request runs in a child of its own there)."""
+    python_behind_link(linked, agentty_home)
+    with waiting_through_link(agentty_home, "done-waiting") as waiting:
+        got = run_on("get")
+        assert got.returncode == 0, got.stderr
+        assert waiting.poll() is None  # still waiting, answered by nobody yet
+        assert run_on("text", "--enter", "print('done' + '-waiting')").returncode == 0
+        out, err = waiting.communicate(timeout=60)
+    assert waiting.returncode == 0, err
+    assert b"done-waiting" in out
+    assert run_on("kill").returncode == 0
+
+
+def test_an_interrupted_call_is_cancelled_there(linked: Link, agentty_home: Path) -> None:
+    python_behind_link(linked, agentty_home)
+    with waiting_through_link(agentty_home, "never") as waiting:
+        waiting.send_signal(signal.SIGINT)
+        waiting.communicate(timeout=30)
     assert waiting.returncode == 130
     wait_until(lambda: (s := stats(agentty_home)) and s["pending"] == 0, timeout=WAIT)
     assert run_on("kill").returncode == 0
@@ -399,40 +400,23 @@ def test_start_and_kill_through_the_link(linked: Link, agentty_home: Path) -> No
     )
 
 
-def _wait_in_flight(agentty_home: Path) -> tuple[subprocess.Popen[bytes], str, int]:
-    """A `wait` through the link that the host holds; the link's socket path and pid."""
-    started = run_on("start", "--json", "--", PYTHON, "-q", link=False)
-    assert started.returncode == 0, started.stderr
-    assert run_on("wait", "--text", ">>>", "--timeout", "30", link=False).returncode == 0
-    run_on("get")
-    pid = link_up(agentty_home)["pid"]
-    assert isinstance(pid, int)
-    waiting = subprocess.Popen(
-        [AGENTTY, "--host", HOST, "wait", "--text", "done-waiting", "--timeout", "60"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, "AGENTTY_LINK": "1"},
-    )
-    wait_until(lambda: (s := stats(agentty_home)) and s["pending"] == 1, timeout=WAIT)
-    path = linkmod.socket_path(resolve(HOST), str(agentty_home))
+def end_link(home: Path) -> None:
+    """Make the link end by removing its socket; return once it is ending (its log says
+    so): no new request is taken, the ones the host has are answered first."""
+    path = linkmod.socket_path(resolve(HOST), str(home))
     assert path is not None
-    os.unlink(path)  # the link ends: no new request, the one the host has is answered first
+    os.unlink(path)
     log = Path(path + ".log")
     wait_until(lambda: "socket removed or replaced: exiting" in log.read_text(), timeout=WAIT)
-    return waiting, path, pid
 
 
 def test_an_ending_link_answers_what_the_host_has(linked: Link, agentty_home: Path) -> None:
-    waiting, _, pid = _wait_in_flight(agentty_home)
-    try:
+    pid = python_behind_link(linked, agentty_home)
+    with waiting_through_link(agentty_home, "done-waiting") as waiting:
+        end_link(agentty_home)
         assert psutil.pid_exists(pid) and not _zombie(pid)  # draining, not gone
         assert run_on("text", "--enter", "print('done' + '-waiting')").returncode == 0
         out, err = waiting.communicate(timeout=60)
-    finally:
-        if waiting.poll() is None:
-            waiting.kill()
-            waiting.communicate()
     assert waiting.returncode == 0, err
     assert b"done-waiting" in out
     wait_until(lambda: not psutil.pid_exists(pid) or _zombie(pid), timeout=WAIT)
@@ -442,14 +426,11 @@ def test_an_ending_link_answers_what_the_host_has(linked: Link, agentty_home: Pa
 def test_an_ending_link_whose_caller_leaves_exits(linked: Link, agentty_home: Path) -> None:
     """The drain wakes for a caller that leaves too (its request is dropped, and done): it
     waits for nothing more, and the link ends without waiting for an answer."""
-    waiting, _, pid = _wait_in_flight(agentty_home)
-    try:
+    pid = python_behind_link(linked, agentty_home)
+    with waiting_through_link(agentty_home, "done-waiting") as waiting:
+        end_link(agentty_home)
         waiting.send_signal(signal.SIGINT)
         waiting.communicate(timeout=30)
-    finally:
-        if waiting.poll() is None:
-            waiting.kill()
-            waiting.communicate()
     assert waiting.returncode == 130
     wait_until(lambda: not psutil.pid_exists(pid) or _zombie(pid), timeout=WAIT)
     assert run_on("kill", link=False).returncode == 0
