@@ -25,6 +25,7 @@ import time
 from agentty_core._version import __version__
 from agentty_core.launch import spawn
 from agentty_core.launch.spawn import SpawnedWorker, WorkerTimeout
+from agentty_core.ownership import lock_held, private_dir
 from agentty_core.spawning import (
     INFO_NAME,
     LOCK_NAME,
@@ -50,12 +51,17 @@ _asked = False  # the `start` fast lane asked it already, in vain: not again (`p
 
 class ForkedWorker(SpawnedWorker):
     """A worker the spawner forked: not our child, so it is watched through its pidfd
-    (which, unlike the pid, cannot come to name another process)."""
+    (which, unlike the pid, cannot come to name another process).
+
+    Several threads may watch it at once (the reaper thread waits while the caller polls).
+    The pidfd is closed by the last of them to leave `select`, never while another one
+    holds its number: a closed number is soon another descriptor, which it would watch."""
 
     def __init__(self, pid: int, spec_fd: int, status_fd: int, pidfd: int) -> None:
         super().__init__(pid, spec_fd, status_fd)
         self.pidfd = pidfd
         self._lock = threading.Lock()
+        self._watching = 0  # threads between reading `pidfd` and leaving `select` on it
 
     def _exited(self, timeout: float | None) -> bool:
         import select
@@ -64,13 +70,19 @@ class ForkedWorker(SpawnedWorker):
             if self.returncode is not None:
                 return True
             fd = self.pidfd
-        ready, _, _ = select.select([fd], [], [], timeout)
-        with self._lock:
-            if ready and self.returncode is None:
-                self.returncode = 0  # not ours to reap: the exit status is not ours to know
-                os.close(self.pidfd)
-                self.pidfd = -1
-            return self.returncode is not None
+            self._watching += 1
+        ready: list[int] = []
+        try:
+            ready, _, _ = select.select([fd], [], [], timeout)
+        finally:
+            with self._lock:
+                self._watching -= 1
+                if ready and self.returncode is None:
+                    self.returncode = 0  # not ours to reap: the exit status is not ours to know
+                if self.returncode is not None and not self._watching and self.pidfd >= 0:
+                    os.close(self.pidfd)  # the last watcher: nobody holds the number now
+                    self.pidfd = -1
+        return self.returncode is not None
 
     def poll(self) -> int | None:
         self._exited(0)
@@ -136,7 +148,7 @@ def ask(output_fd: int | None) -> ForkedWorker | None:
         return None
     if path is None:
         return None
-    if not _private_dir(os.path.dirname(path)):
+    if not private_dir(os.path.dirname(path)):
         if not os.path.lexists(os.path.dirname(path)):
             _wanted = root  # a new home: `start` creates it, then the spawner can start
         return None
@@ -236,16 +248,6 @@ def _request(deadline: float) -> bytes:
     return json.dumps(request, ensure_ascii=True).encode() + b"\n"
 
 
-def _private_dir(path: str) -> bool:
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return False
-    return (
-        (st.st_mode & 0o170000) == 0o040000 and st.st_uid == os.getuid() and not st.st_mode & 0o077
-    )
-
-
 # ------------------------------------------------------------------ launching and ending
 
 
@@ -274,7 +276,7 @@ def launch_if_wanted() -> None:
     _wanted, _successor = None, False
     if root is None or not enabled():
         return
-    if not successor and _lock_held(root):
+    if not successor and lock_held(os.path.join(root, LOCK_NAME)):
         holder = info(root)
         if holder is None or holder.get("ready") is not True:
             return  # still starting: its socket comes in a moment
@@ -292,7 +294,7 @@ def launch(root: str) -> int:
     import signal
 
     logs = os.path.join(root, "logs")
-    if not (_private_dir(root) and _private_dir(logs)):
+    if not (private_dir(root) and private_dir(logs)):
         raise OSError("the home is not ready")
     env = dict(os.environ)
     env["AGENTTY_HOME"] = root  # the census and the reaper find it by this
@@ -344,22 +346,6 @@ def info(root: str) -> dict[str, object] | None:
     return data if identity.same_process(pid, token) else None
 
 
-def _lock_held(root: str) -> bool:
-    import fcntl
-
-    try:
-        fd = os.open(os.path.join(root, LOCK_NAME), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
-
-
 def describe(found: object) -> str:
     """One line for `status` and `doctor`."""
     if isinstance(found, dict):
@@ -374,7 +360,8 @@ def stop(root: str, timeout: float = 3.0) -> bool:
 
     deadline = time.monotonic() + timeout
     found = info(root)
-    while found is None and _lock_held(root) and time.monotonic() < deadline:
+    lock = os.path.join(root, LOCK_NAME)
+    while found is None and lock_held(lock) and time.monotonic() < deadline:
         time.sleep(0.01)  # one took the lock and is about to describe itself
         found = info(root)
     if found is None:

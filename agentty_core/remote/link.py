@@ -20,6 +20,7 @@ import sys
 import time
 
 from agentty_core.errors import TransportError
+from agentty_core.ownership import lock_held, private_dir
 
 TYPE_CHECKING = False  # without importing typing: every `--host` call comes through here
 if TYPE_CHECKING:
@@ -59,12 +60,6 @@ def socket_path(host: Host, home_root: str) -> str | None:
     return path if len(os.fsencode(path)) <= _MAX_PATH else None
 
 
-def _private_dir(path: str) -> bool:
-    from agentty_core.remote.transport import private_dir
-
-    return private_dir(path)
-
-
 def ask(
     host: Host, words: Sequence[str], home_root: str, *, input: bytes | None = None
 ) -> tuple[int, bytes, bytes] | None:
@@ -72,7 +67,7 @@ def ask(
     nothing ran there, go the ssh way (and, when no link runs, `launch_if_wanted` after)."""
     global _wanted
     path = socket_path(host, home_root)
-    if path is None or not _private_dir(os.path.dirname(path)):
+    if path is None or not private_dir(os.path.dirname(path)):
         if path is not None:
             _wanted = (host, home_root)
         return None
@@ -105,7 +100,7 @@ def ask(
         first = reader.line(deadline + GRACE)
         if first != b"+":
             if first is None:  # wedged (stopped, say): not again for a while
-                _mark_off(path)
+                mark_off(path)
             return None
         return reader.answer(host, words)
     finally:
@@ -130,7 +125,9 @@ def _no_default(value: object) -> object:
     raise TypeError(f"not JSON: {type(value).__name__}")
 
 
-def _mark_off(path: str) -> None:
+def mark_off(path: str) -> None:
+    """Callers do not use or start the link at `path` for `RETRY` seconds: it was wedged, or
+    could not start (no ssh, an old agentty there); the link itself marks the latter."""
     try:
         fd = os.open(path + ".off", os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         os.close(fd)
@@ -245,11 +242,11 @@ def launch(host: Host, home_root: str) -> int | None:
     if path is None:
         return None
     directory = os.path.dirname(path)
-    if not _private_dir(directory):
+    if not private_dir(directory):
         os.mkdir(directory, 0o700)  # under the private home: an existing one is checked
-        if not _private_dir(directory):
+        if not private_dir(directory):
             raise OSError("the links directory is not private")
-    if _lock_held(path + ".lock"):
+    if lock_held(path + ".lock"):
         return None
     argv = transport.argv_for(host, ["_serve"], home_root)
     encode = _json.make_encoder(
@@ -292,22 +289,6 @@ def _inherited() -> list[int]:
         except (OSError, ValueError):
             continue
     return out
-
-
-def _lock_held(path: str) -> bool:
-    import fcntl
-
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
 
 
 # ---------------------------------------------------------------- status, tests, doctor
@@ -361,7 +342,7 @@ def stop(home_root: str, timeout: float = 5.0) -> int:
         except OSError:
             continue
         try:
-            if not _lock_held(lock):  # it ended, and the pid may name another process now
+            if not lock_held(lock):  # it ended, and the pid may name another process now
                 continue
             signal.pidfd_send_signal(pidfd, signal.SIGTERM)
             signal.pidfd_send_signal(pidfd, signal.SIGCONT)

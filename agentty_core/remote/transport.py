@@ -20,6 +20,7 @@ import os
 import sys
 
 from agentty_core.errors import TransportError
+from agentty_core.ownership import private_dir as private_dir  # hosts.py's, too
 
 # A `--host` call pays for every import here, as the fast lane does: nothing beyond the
 # interpreter's own modules on the way to ssh (no re, pathlib, collections, subprocess);
@@ -44,20 +45,6 @@ SSH_FAILED = 255  # ssh's exit code for its own errors
 def connect_timeout() -> int:
     text = os.environ.get("AGENTTY_CONNECT_TIMEOUT", "")
     return int(text) if text.isdigit() and int(text) > 0 else CONNECT_TIMEOUT
-
-
-def private_dir(path: str) -> bool:
-    """Ours, a real directory, closed to others (what `paths.ensure_private_dir` demands of
-    it; the fast lane's check, `cli.hotread.private_dir`)."""
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return False
-    return (
-        (st.st_mode & 0o170000) == 0o040000
-        and st.st_uid == os.getuid()
-        and not (st.st_mode & 0o077)
-    )
 
 
 def default_home() -> str:

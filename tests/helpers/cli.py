@@ -9,7 +9,9 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 AGENTTY = str(Path(sys.executable).with_name("agentty"))
 
@@ -52,13 +54,13 @@ def agentty_json(*args: str, timeout: float = 60) -> dict[str, Any]:
     return value
 
 
-def wait_until(
-    predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02
-) -> None:
-    """Poll `predicate` until it is true; fail with a clear message at the deadline."""
+def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.02) -> T:
+    """Poll `predicate` until it is true; its true value (what was waited for, a link's
+    stats, say). Fails with a clear message at the deadline."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():
-            return
+        value = predicate()
+        if value:
+            return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s: {predicate}")

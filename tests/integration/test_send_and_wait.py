@@ -242,7 +242,7 @@ async def test_async_session_waits_in_one_task_while_another_types(tmp_path: Pat
         answer = await s.send("last", "Enter", wait=WaitConditions(regex="^last$", timeout=20))
         assert "last" in answer.screen.lines
         cancelled = asyncio.create_task(s.wait(text="never", timeout=60))
-        await asyncio.sleep(0.05)
+        await _until(lambda: _awaits_its_answer(cancelled))  # the worker has the wait
         cancelled.cancel()  # gives up its connection; the session goes on answering
         with pytest.raises(asyncio.CancelledError):
             await cancelled
@@ -254,6 +254,30 @@ async def test_async_session_waits_in_one_task_while_another_types(tmp_path: Pat
         ended = await s.key("C-d", wait=WaitConditions(exit=True, timeout=20))
         assert ended.fired == "exit" and ended.screen.exit_code == 0
     # (`async with` ended it quietly: it had exited by itself.)
+
+
+def _awaits_its_answer(task: asyncio.Task[object]) -> bool:
+    """The task's request is written and drained, and it waits for the worker's answer:
+    the chain of awaits from the task down has reached the connection's `wait_for` on the
+    answer line (`AsyncConnection.call`)."""
+    names = []
+    awaited: object = task.get_coro()
+    while awaited is not None:
+        code = getattr(awaited, "cr_code", None)
+        if code is None:
+            break
+        names.append(code.co_name)
+        awaited = getattr(awaited, "cr_await", None)
+    return "call" in names and "wait_for" in names
+
+
+async def _until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Let the loop run until `predicate` holds; fail at the deadline."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < deadline, f"condition not met within {timeout}s"
+        await asyncio.sleep(0.005)
 
 
 @pytest.mark.parametrize("api", ["sync", "async"])

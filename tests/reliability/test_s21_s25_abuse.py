@@ -9,7 +9,9 @@ import random
 import re
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -61,26 +63,35 @@ def test_s21_output_flood(agentty_home: Path, flood: str) -> None:
     wait_until(lambda: alive_of_home(agentty_home) == [])
 
 
-def test_s21_per_cell_truecolour(agentty_home: Path, programs: Path) -> None:
+Truecolour = Callable[[int, int, int], tuple[dict[str, Any], psutil.Process, int]]
+
+
+@pytest.fixture
+def truecolour(programs: Path) -> Truecolour:
+    """The S21 truecolour set-up: `rel_truecolour.py` in a COLS x ROWS session, ready, its
+    worker's RSS taken as the baseline, then told to draw LINES rows of per-cell 24-bit
+    colours. Returns the record, the worker process and that baseline."""
+
+    def begin(cols: int, rows: int, lines: int) -> tuple[dict[str, Any], psutil.Process, int]:
+        program = str(programs / "rel_truecolour.py")
+        size = ["--cols", str(cols), "--rows", str(rows)]
+        rec = start(*size, "--", PYTHON, program, str(cols), str(lines))
+        agentty("wait", "--session", rec["id"], "--text", "truecolour-ready", check=True)
+        worker = psutil.Process(rec["workerPid"])
+        baseline = worker.memory_info().rss
+        agentty("text", "--session", rec["id"], "--enter", "go", check=True)
+        return rec, worker, baseline
+
+    return begin
+
+
+def test_s21_per_cell_truecolour(agentty_home: Path, truecolour: Truecolour) -> None:
     """What image viewers print: every cell its own 24-bit colours. Each distinct style used
     to stay in the scrollback's style table for good (~330 bytes a cell: 186 MiB at 80x24
     after 6000 lines); the table is bounded and old lines lose their colours instead."""
     cols, lines = 200, 750  # 150 000 distinct styles: ~50 MiB unbounded
-    rec = start(
-        "--cols",
-        str(cols),
-        "--rows",
-        "50",
-        "--",
-        PYTHON,
-        str(programs / "rel_truecolour.py"),
-        str(cols),
-        str(lines),
-    )
-    agentty("wait", "--session", rec["id"], "--text", "truecolour-ready", check=True)
-    worker = psutil.Process(rec["workerPid"])
-    baseline = peak = worker.memory_info().rss
-    agentty("text", "--session", rec["id"], "--enter", "go", check=True)
+    rec, worker, baseline = truecolour(cols, 50, lines)
+    peak = baseline
 
     def sampled() -> bool:
         nonlocal peak
@@ -110,27 +121,14 @@ def test_s21_per_cell_truecolour(agentty_home: Path, programs: Path) -> None:
     ],
 )
 def test_s21_per_cell_truecolour_screen(
-    agentty_home: Path, programs: Path, cols: int, rows: int, lines: int, limit: int
+    agentty_home: Path, truecolour: Truecolour, cols: int, rows: int, lines: int, limit: int
 ) -> None:
     """A large screen where every cell has its own 24-bit fg and bg: pyte kept a Char with
     its own colour strings per cell (~500 MiB at 1000x1000) and the first `get --ansi` took
     seconds. The visible screen's styles are interned in a bounded store (exact, then
     approximated): the worker stays small and `get`/`get --ansi` answer with the screen."""
-    rec = start(
-        "--cols",
-        str(cols),
-        "--rows",
-        str(rows),
-        "--",
-        PYTHON,
-        str(programs / "rel_truecolour.py"),
-        str(cols),
-        str(lines),
-    )
-    agentty("wait", "--session", rec["id"], "--text", "truecolour-ready", check=True)
-    worker = psutil.Process(rec["workerPid"])
-    baseline = peak = worker.memory_info().rss
-    agentty("text", "--session", rec["id"], "--enter", "go", check=True)
+    rec, worker, baseline = truecolour(cols, rows, lines)
+    peak = baseline
 
     def drawn() -> bool:
         nonlocal peak

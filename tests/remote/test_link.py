@@ -4,25 +4,28 @@ falling back to the ssh way when it is killed, stopped, or its host goes away.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 
+from agentty_core.ownership import lock_held
 from agentty_core.remote import link as linkmod
 from agentty_core.remote.hosts import resolve
-from tests.helpers.cli import AGENTTY, agentty
+from agentty_core.spawning import LOCK_NAME
+from tests.helpers.cli import AGENTTY, agentty, wait_until
 from tests.remote.conftest import HOST, Link
 
 PYTHON = sys.executable
+WAIT = 30.0  # seconds for a link, a sshd and a remote agentty under load
 
 
 @pytest.fixture
@@ -57,18 +60,8 @@ def stats(home: Path) -> dict[str, object] | None:
     return linkmod.stats(resolve(HOST), str(home))
 
 
-def wait_for(what: str, check: object, timeout: float = 30.0) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()  # type: ignore[operator]
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"no {what} within {timeout} s")
-
-
 def link_up(home: Path) -> dict[str, object]:
-    found = wait_for("link", lambda: stats(home))
+    found = wait_until(lambda: stats(home), timeout=WAIT)
     assert isinstance(found, dict)
     return found
 
@@ -163,9 +156,9 @@ def test_killed_link_falls_back_and_comes_back(linked: Link, agentty_home: Path)
     assert isinstance(pid, int)
     reference = run_on("get", link=False)
     os.kill(pid, signal.SIGKILL)
-    wait_for("the link to end", lambda: not psutil.pid_exists(pid) or _zombie(pid))
+    wait_until(lambda: not psutil.pid_exists(pid) or _zombie(pid), timeout=WAIT)
     same(run_on("get"), reference)  # the ssh way; a new link starts
-    wait_for("a new link", lambda: (s := stats(agentty_home)) and s["pid"] != pid)
+    wait_until(lambda: (s := stats(agentty_home)) and s["pid"] != pid, timeout=WAIT)
     same(run_on("get"), reference)
     assert run_on("kill").returncode == 0
 
@@ -197,7 +190,7 @@ def test_remote_server_killed_falls_back(linked: Link, agentty_home: Path) -> No
     pid, remote_pid = found["pid"], found["remotePid"]
     assert isinstance(pid, int) and isinstance(remote_pid, int)
     os.kill(remote_pid, signal.SIGKILL)
-    wait_for("the link to end", lambda: not psutil.pid_exists(pid) or _zombie(pid))
+    wait_until(lambda: not psutil.pid_exists(pid) or _zombie(pid), timeout=WAIT)
     reference = run_on("get", link=False)
     same(run_on("get"), reference)
     assert run_on("kill").returncode == 0
@@ -213,7 +206,7 @@ def test_sshd_stopped_gives_the_same_error(linked: Link, agentty_home: Path) -> 
     assert down.returncode == 4, down.stderr
     assert down.stderr.startswith(f"agentty: error: {HOST}: cannot connect")
     assert len(down.stderr.strip().splitlines()) == 1
-    wait_for("the link to end", lambda: not psutil.pid_exists(pid) or _zombie(pid))
+    wait_until(lambda: not psutil.pid_exists(pid) or _zombie(pid), timeout=WAIT)
     same(run_on("get"), down)
     linked.sshd.start()
     assert run_on("kill").returncode == 0
@@ -225,8 +218,8 @@ def test_idle_link_exits(linked: Link, agentty_home: Path, monkeypatch: pytest.M
     found = link_up(agentty_home)
     pid, remote_pid = found["pid"], found["remotePid"]
     assert isinstance(pid, int) and isinstance(remote_pid, int)
-    wait_for("the idle exit", lambda: not psutil.pid_exists(pid) or _zombie(pid))
-    wait_for("the remote server's exit", lambda: not psutil.pid_exists(remote_pid))
+    wait_until(lambda: not psutil.pid_exists(pid) or _zombie(pid), timeout=WAIT)
+    wait_until(lambda: not psutil.pid_exists(remote_pid), timeout=WAIT)
     path = linkmod.socket_path(resolve(HOST), str(agentty_home))
     assert path is not None and not os.path.exists(path)
 
@@ -284,11 +277,11 @@ def test_an_upgrade_there_ends_the_link(linked: Link, agentty_home: Path) -> Non
     typed = run_on("text", "--enter", "print(5*5)")
     assert typed.returncode == 0, typed.stderr
     assert run_on("wait", "--regex", "^25$", "--timeout", "30").returncode == 0
-    wait_for("the link to end", lambda: not psutil.pid_exists(pid) or _zombie(pid))
-    wait_for("the far side to end", lambda: not psutil.pid_exists(remote_pid))
+    wait_until(lambda: not psutil.pid_exists(pid) or _zombie(pid), timeout=WAIT)
+    wait_until(lambda: not psutil.pid_exists(remote_pid), timeout=WAIT)
     assert run_on("get", link=False).stdout.count("print(5*5)") == 1  # sent once
     run_on("get")
-    assert wait_for("a new link", lambda: (s := stats(agentty_home)) and s["pid"] != pid)
+    assert wait_until(lambda: (s := stats(agentty_home)) and s["pid"] != pid, timeout=WAIT)
     assert run_on("kill").returncode == 0
 
 
@@ -306,57 +299,57 @@ def test_a_local_file_travels_through_the_link(linked: Link, agentty_home: Path)
     assert run_on("kill").returncode == 0
 
 
-def test_calls_run_concurrently(linked: Link, agentty_home: Path) -> None:
-    """A long `wait` in flight through the link holds up nothing: `get` is answered
-    meanwhile (each request runs in a child of its own there)."""
-    start_python(linked)
-    run_on("get")
-    link_up(agentty_home)
-    env = {**os.environ, "AGENTTY_LINK": "1"}
+@contextlib.contextmanager
+def waiting_through_link(home: Path, text: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`wait --text TEXT` through the link, once the host holds it (the link's `pending`);
+    killed at the end if it is still waiting."""
     waiting = subprocess.Popen(
-        [AGENTTY, "--host", HOST, "wait", "--text", "done-waiting", "--timeout", "60"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        env=env,
-    )
-    try:
-        wait_for("the wait in flight", lambda: (s := stats(agentty_home)) and s["pending"] == 1)
-        got = run_on("get")
-        assert got.returncode == 0, got.stderr
-        assert waiting.poll() is None  # still waiting, answered by nobody yet
-        assert run_on("text", "--enter", "print('done' + '-waiting')").returncode == 0
-        out, err = waiting.communicate(timeout=60)
-    finally:
-        if waiting.poll() is None:
-            waiting.kill()
-            waiting.communicate()
-    assert waiting.returncode == 0, err
-    assert b"done-waiting" in out
-    assert run_on("kill").returncode == 0
-
-
-def test_an_interrupted_call_is_cancelled_there(linked: Link, agentty_home: Path) -> None:
-    start_python(linked)
-    run_on("get")
-    link_up(agentty_home)
-    waiting = subprocess.Popen(
-        [AGENTTY, "--host", HOST, "wait", "--text", "never", "--timeout", "60"],
+        [AGENTTY, "--host", HOST, "wait", "--text", text, "--timeout", "60"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         env={**os.environ, "AGENTTY_LINK": "1"},
     )
     try:
-        wait_for("the wait in flight", lambda: (s := stats(agentty_home)) and s["pending"] == 1)
-        waiting.send_signal(signal.SIGINT)
-        waiting.communicate(timeout=30)
+        wait_until(lambda: (s := stats(home)) and s["pending"] == 1, timeout=WAIT)
+        yield waiting
     finally:
         if waiting.poll() is None:
             waiting.kill()
             waiting.communicate()
+
+
+def python_behind_link(link: Link, home: Path) -> int:
+    """A Python prompt on the host, and the link up (its pid)."""
+    start_python(link)
+    run_on("get")
+    pid = link_up(home)["pid"]
+    assert isinstance(pid, int)
+    return pid
+
+
+def test_calls_run_concurrently(linked: Link, agentty_home: Path) -> None:
+    """A long `wait` in flight through the link holds up nothing: `get` is answered
+    meanwhile (each request runs in a child of its own there)."""
+    python_behind_link(linked, agentty_home)
+    with waiting_through_link(agentty_home, "done-waiting") as waiting:
+        got = run_on("get")
+        assert got.returncode == 0, got.stderr
+        assert waiting.poll() is None  # still waiting, answered by nobody yet
+        assert run_on("text", "--enter", "print('done' + '-waiting')").returncode == 0
+        out, err = waiting.communicate(timeout=60)
+    assert waiting.returncode == 0, err
+    assert b"done-waiting" in out
+    assert run_on("kill").returncode == 0
+
+
+def test_an_interrupted_call_is_cancelled_there(linked: Link, agentty_home: Path) -> None:
+    python_behind_link(linked, agentty_home)
+    with waiting_through_link(agentty_home, "never") as waiting:
+        waiting.send_signal(signal.SIGINT)
+        waiting.communicate(timeout=30)
     assert waiting.returncode == 130
-    wait_for("the cancel", lambda: (s := stats(agentty_home)) and s["pending"] == 0)
+    wait_until(lambda: (s := stats(agentty_home)) and s["pending"] == 0, timeout=WAIT)
     assert run_on("kill").returncode == 0
 
 
@@ -371,7 +364,7 @@ def test_the_command_transport_has_a_link_too(linked: Link, agentty_home: Path) 
     first = agentty("status", "--json", env=env)
     assert first.returncode == 0, first.stderr
     box = resolve("box")
-    found = wait_for("the link", lambda: linkmod.stats(box, str(agentty_home)))
+    found = wait_until(lambda: linkmod.stats(box, str(agentty_home)), timeout=WAIT)
     assert isinstance(found, dict)
     again = agentty("status", "--json", env=env)
     assert again.returncode == 0, again.stderr
@@ -398,10 +391,46 @@ def test_start_and_kill_through_the_link(linked: Link, agentty_home: Path) -> No
     from agentty_core.launch import spawner_client
 
     root = str(linked.remote_home)
-    wait_for(
-        "the remote spawner",
+    wait_until(
         lambda: (
             ((found := spawner_client.info(root)) is not None and found.get("ready") is True)
-            or not spawner_client._lock_held(root)
+            or not lock_held(os.path.join(root, LOCK_NAME))
         ),
+        timeout=WAIT,
     )
+
+
+def end_link(home: Path) -> None:
+    """Make the link end by removing its socket; return once it is ending (its log says
+    so): no new request is taken, the ones the host has are answered first."""
+    path = linkmod.socket_path(resolve(HOST), str(home))
+    assert path is not None
+    os.unlink(path)
+    log = Path(path + ".log")
+    wait_until(lambda: "socket removed or replaced: exiting" in log.read_text(), timeout=WAIT)
+
+
+def test_an_ending_link_answers_what_the_host_has(linked: Link, agentty_home: Path) -> None:
+    pid = python_behind_link(linked, agentty_home)
+    with waiting_through_link(agentty_home, "done-waiting") as waiting:
+        end_link(agentty_home)
+        assert psutil.pid_exists(pid) and not _zombie(pid)  # draining, not gone
+        assert run_on("text", "--enter", "print('done' + '-waiting')").returncode == 0
+        out, err = waiting.communicate(timeout=60)
+    assert waiting.returncode == 0, err
+    assert b"done-waiting" in out
+    wait_until(lambda: not psutil.pid_exists(pid) or _zombie(pid), timeout=WAIT)
+    assert run_on("kill", link=False).returncode == 0
+
+
+def test_an_ending_link_whose_caller_leaves_exits(linked: Link, agentty_home: Path) -> None:
+    """The drain wakes for a caller that leaves too (its request is dropped, and done): it
+    waits for nothing more, and the link ends without waiting for an answer."""
+    pid = python_behind_link(linked, agentty_home)
+    with waiting_through_link(agentty_home, "done-waiting") as waiting:
+        end_link(agentty_home)
+        waiting.send_signal(signal.SIGINT)
+        waiting.communicate(timeout=30)
+    assert waiting.returncode == 130
+    wait_until(lambda: not psutil.pid_exists(pid) or _zombie(pid), timeout=WAIT)
+    assert run_on("kill", link=False).returncode == 0

@@ -1,0 +1,206 @@
+"""Client's actions on a session: start it, read its screen, type into it, wait on it.
+
+Input for a running session goes through a kept connection when there is one (the worker
+refuses it once its program ended); a large input goes in parts the program reads (issue
+16 #17). A `get` or `wait` on an ended session is answered from its final screen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+
+from agentty_core import keys
+from agentty_core.client_calls import Connected
+from agentty_core.client_records import describe_end
+from agentty_core.errors import (
+    RemoteError,
+    SessionNotRunning,
+    UsageError,
+    WaitTimeout,
+)
+from agentty_core.input_steps import (
+    INPUT_PART,
+    INPUT_PART_TIMEOUT,
+    MAX_INPUT,
+    input_bytes,
+    part_ends,
+    send_steps,
+    text_params,
+)
+from agentty_core.protocol import JSONObject, str_list
+from agentty_core.state.records import Record, is_live
+
+TYPE_CHECKING = False  # without importing typing: this module is on the hot path
+if TYPE_CHECKING:
+    from agentty_core.ipc.subscription import Subscription
+
+
+class Actions(Connected):
+    """start, attach, get, text, paste, key, send, resize, signal, wait, record, subscribe."""
+
+    def start(
+        self,
+        argv: Sequence[str] | None = None,
+        *,
+        shell: str | None = None,
+        name: str | None = None,
+        cwd: str | None = None,
+        cols: int = 80,
+        rows: int = 24,
+        env: Mapping[str, str] | None = None,
+        activate: bool = True,
+        record: Mapping[str, bool] | None = None,
+    ) -> Record:
+        """Start a session; it becomes the active one unless `activate=False`."""
+        from agentty_core.launch.launcher import start
+
+        return start(
+            self.home,
+            argv,
+            shell=shell,
+            name=name,
+            cwd=cwd,
+            cols=cols,
+            rows=rows,
+            env=env,
+            activate=activate,
+            record_cast=record,
+            store=self._store(),
+        )
+
+    def attach(self, ref: str) -> Record:
+        rec = self.require_running(ref)
+        self._store().set_active(rec["id"])
+        return rec
+
+    def get(self, ref: str | None = None, **params: object) -> JSONObject:
+        rec = self._vouched(ref) or self.resolve(ref)
+        if is_live(rec):
+            with contextlib.suppress(SessionNotRunning):
+                return self._call(rec, "get", params)
+            rec = self._settled(rec["id"])
+        return self.final_screen(rec, **params)
+
+    def text(
+        self, ref: str | None, data: str | bytes, *, enter: bool = False, paste: bool = False
+    ) -> JSONObject:
+        # A str is sent as JSON text, up to 6 bytes a character (\uXXXX escapes).
+        if len(data) <= (INPUT_PART if isinstance(data, bytes) else INPUT_PART // 6):
+            return self._call_running(ref, "text", text_params(data, enter=enter, paste=paste))
+        return self._text_in_parts(ref, input_bytes(data), enter=enter, paste=paste)
+
+    def _text_in_parts(
+        self, ref: str | None, data: bytes, *, enter: bool, paste: bool
+    ) -> JSONObject:
+        """Input larger than one request: parts in order, each answered once the program has
+        read enough for it to fit the worker's queue (issue 16 #17). A paste is bracketed
+        once around the whole; the Enter follows the last part."""
+        total = len(data)
+        if total > MAX_INPUT:
+            raise UsageError(
+                f"input of {total} bytes is over the limit of {MAX_INPUT} bytes (64 MiB); "
+                "nothing was sent"
+            )
+        rec = self.require_running(ref)
+        multiline = b"\n" in data or b"\r" in data
+        first: JSONObject = {}
+        sent = written = 0
+        for end in part_ends(data, INPUT_PART):
+            params = text_params(
+                data[sent:end], enter=enter and end == total, paste=paste or multiline
+            )
+            params["part"] = "first" if sent == 0 else "last" if end == total else "more"
+            if first:
+                params["bracketed"] = first.get("bracketed") is True
+            try:
+                answer = self._call(rec, "text", params, timeout=INPUT_PART_TIMEOUT)
+            except RemoteError as exc:
+                raise RemoteError(
+                    f"{exc.message}; {sent} of {total} bytes were sent",
+                    code=exc.code,
+                    exit_code=exc.exit_code,
+                ) from None
+            first = first or answer
+            count = answer.get("bytes")
+            written += count if isinstance(count, int) else 0
+            sent = end
+        return {"seq": first.get("seq"), "bytes": written}
+
+    def paste(self, ref: str | None, data: str | bytes) -> JSONObject:
+        return self.text(ref, data, paste=True)
+
+    def key(self, ref: str | None, names: Sequence[str]) -> JSONObject:
+        keys.parse_all(list(names))  # validate before anything is sent
+        return self._call_running(ref, "key", {"keys": list(names)})
+
+    def send(
+        self, ref: str | None, args: Sequence[str], *, literal: bool = False, enter: bool = False
+    ) -> JSONObject:
+        """Mixed input (see `send_steps`): every key checked first, then the requests in
+        order. The result carries the seq from before the first."""
+        steps = send_steps(args, literal=literal, enter=enter)
+        first = self._call_running(ref, *steps[0])
+        for method, params in steps[1:]:
+            self._call_running(ref, method, params)
+        return {"seq": first.get("seq")}
+
+    def resize(self, ref: str | None, cols: int, rows: int) -> JSONObject:
+        rec = self.require_running(ref)
+        return self._call(rec, "resize", {"cols": cols, "rows": rows})
+
+    def signal(self, ref: str | None, name: str, *, leader: bool = False) -> JSONObject:
+        rec = self.require_running(ref)
+        return self._call(rec, "signal", {"name": name, "leader": leader})
+
+    def wait(self, ref: str | None, *, timeout: float = 30.0, **conditions: object) -> JSONObject:
+        """Block until a condition holds (answered by the worker); WaitTimeout after `timeout`."""
+        rec = self._vouched(ref) or self.resolve(ref)
+        from agentty_core.waitspec import wire_params  # dataclasses: not for every command
+
+        params = wire_params(conditions, timeout)  # 0 is a value (a fresh session's seq)
+        if not is_live(rec):
+            return self._wait_ended(rec, params)
+        try:
+            return self._call(rec, "wait", params, timeout=timeout + 5.0)
+        except RemoteError as exc:
+            if exc.code == "timeout":
+                raise WaitTimeout(exc.message, self.get(rec["id"])) from None
+            if exc.code == "exited":
+                return self._wait_ended(self._settled(rec["id"]), params)
+            raise
+        except SessionNotRunning:
+            return self._wait_ended(self._settled(rec["id"]), params)
+
+    def _wait_ended(self, rec: Record, params: JSONObject) -> JSONObject:
+        """A wait on an ended session: `exit` (or text on its last screen) fires at once."""
+        screen = self.final_screen(rec, scrollback=params.get("scrollback") is True)
+        lines = str_list(screen.get("scrollback")) + str_list(screen.get("lines"))
+        after, seq = params.get("after"), screen.get("seq")
+        newer = not isinstance(after, int) or (isinstance(seq, int) and seq > after)
+        for cond in ("text", "gone") if newer else ():  # `after`: only a newer screen counts
+            needle = params.get(cond)
+            if isinstance(needle, str):
+                present = any(needle in line for line in lines)
+                if present == (cond == "text"):
+                    return {**screen, "fired": cond, "elapsed_ms": 0}
+        if params.get("exit"):
+            return {**screen, "fired": "exit", "elapsed_ms": 0}
+        raise SessionNotRunning(rec["id"], describe_end(rec))
+
+    def record(
+        self, ref: str | None, on: bool, *, input: bool = False, markers: bool = False
+    ) -> JSONObject:
+        """Start or stop the asciicast recording of a running session."""
+        rec = self.require_running(ref)
+        return self._call(rec, "record", {"on": on, "input": input, "markers": markers})
+
+    def subscribe(self, ref: str | None) -> Subscription:
+        """Screen events pushed by the worker until the session ends or the subscription is
+        closed (from any thread). Blocking to iterate: run it off the UI thread."""
+        from agentty_core.ipc.subscription import Subscription
+
+        rec = self.require_running(ref)
+        return Subscription(
+            str(self.home.socket_path(rec["id"])), rec.get("workerPid"), self.timeout
+        )

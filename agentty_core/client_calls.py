@@ -1,0 +1,200 @@
+"""Client's connections to workers: kept open for the next call, repeated only when safe.
+
+A connect costs more than the request, so one connection a session is kept (taken out
+while in use: threads never share one). A worker that does not answer is told apart from a
+lost socket (R5, R8); requests that act are never sent twice. The list with the workers'
+live fields (`sessions(live_info=True)`) asks them all at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import weakref
+
+from agentty_core.client_records import DEFAULT_TIMEOUT, RecordsView, describe_end
+from agentty_core.errors import (
+    AgenttyError,
+    RemoteError,
+    SessionNotRunning,
+    WorkerUnreachable,
+)
+from agentty_core.ipc import client as ipc_client
+from agentty_core.paths import Home
+from agentty_core.protocol import JSONObject
+from agentty_core.state import records
+from agentty_core.state.records import Record, is_live
+
+_SAFE_TO_REPEAT = frozenset({"get", "info", "ping", "wait"})  # requests that change nothing
+
+
+def _close_all(connections: dict[str, ipc_client.Connection]) -> None:
+    while connections:
+        connections.popitem()[1].close()
+
+
+class Connected(RecordsView):
+    """The records, and the workers behind them."""
+
+    def __init__(self, home: Home | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.home = home or Home.resolve()
+        self.timeout = timeout
+        # Open connections to workers, kept for the next call to the same session: a
+        # connect costs more than the request. Taken out while in use, so threads never
+        # share one.
+        self._idle: dict[str, ipc_client.Connection] = {}
+        self._idle_records: dict[str, Record] = {}  # the record each kept connection was made for
+        weakref.finalize(self, _close_all, self._idle)
+
+    def close(self) -> None:
+        """Close the connections kept open for reuse (also done when the client is freed)."""
+        _close_all(self._idle)
+        self._idle_records.clear()
+
+    def sessions(self, *, live_info: bool = False) -> list[Record]:
+        """Every record, with dead workers noticed and marked `lost`."""
+        result = []
+        for rec in self._records():
+            if rec.get("status") in ("running", "lost") and not self.worker_alive(rec):
+                if rec.get("status") == "running" or self._final_exit(rec["id"]) is not None:
+                    rec = self._mark_lost(rec, "worker died")
+            elif rec.get("status") == "running" and (ended := self._final_exit(rec["id"])):
+                # The program ended and its worker is still trying to record it (a lock held
+                # elsewhere, a full disk): the final screen it saved first says how.
+                code, sig, when = ended
+                rec = {**rec, "status": "exited", "exitCode": code, "signal": sig, "endedAt": when}
+            elif (
+                rec.get("status") == "starting"
+                and rec.get("workerPid") is not None
+                and not self.worker_alive(rec)
+            ):
+                rec = self._mark_lost(rec, "worker died during startup")
+            result.append(rec)
+        if live_info:
+            self._merge_live_info(result)
+        return result
+
+    def _merge_live_info(self, recs: list[Record]) -> None:
+        """Ask every running worker for its live fields at once, so one slow worker costs
+        its own timeout, not everybody's."""
+        running = [i for i, r in enumerate(recs) if r.get("status") == "running"]
+        if not running:
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        def ask(i: int) -> tuple[int, object]:
+            try:
+                return i, self._call(recs[i], "info", timeout=1.0).get("record")
+            except AgenttyError:
+                return i, None
+
+        with ThreadPoolExecutor(max_workers=min(16, len(running))) as pool:
+            for i, info in pool.map(ask, running):
+                if isinstance(info, dict):
+                    live = {k: info.get(k) for k in ("lastActiveAt", "input", "seq")}
+                    recs[i] = records.checked({**recs[i], **live}) or recs[i]
+
+    def _vouched(self, ref: str | None) -> Record | None:
+        """The record of the session `ref` names by its id, when a kept connection to its
+        worker is still open: that worker's pid was checked when the connection was made,
+        so the session is live without reading the state file again (which was half of a
+        `text` + `wait` round trip). The worker itself refuses input once its program ended."""
+        if ref is None:
+            return None
+        conn = self._idle.get(ref)
+        if conn is None or not conn.reusable():
+            return None
+        return self._idle_records.get(ref)
+
+    def _call_running(self, ref: str | None, method: str, params: JSONObject) -> JSONObject:
+        """Input for a running session. Through a kept connection the worker may answer that
+        its program just ended: then the state file tells it as for any ended session."""
+        rec = self._vouched(ref)
+        if rec is not None:
+            try:
+                return self._call(rec, method, params)
+            except RemoteError as exc:
+                if exc.code != "exited":
+                    raise
+        return self._call(self.require_running(ref), method, params)
+
+    def _call(
+        self,
+        rec: Record,
+        method: str,
+        params: JSONObject | None = None,
+        timeout: float | None = None,
+    ) -> JSONObject:
+        session_id = rec["id"]
+        expect = rec.get("workerPid")
+        wait = self.timeout if timeout is None else timeout
+        conn = self._idle.pop(session_id, None)
+        if conn is not None and (conn.peer_pid != expect or not conn.reusable()):
+            conn.close()
+            conn = None
+        reused = conn is not None
+        try:
+            if conn is None:
+                path = str(self.home.socket_path(session_id))
+                conn = ipc_client.Connection(path, timeout=wait, expect_pid=expect)
+        except WorkerUnreachable as exc:
+            return self._recover_call(rec, method, params, wait, exc)
+        try:
+            result = conn.call(method, params, timeout=wait)
+        except WorkerUnreachable as exc:
+            conn.close()
+            if reused and method in _SAFE_TO_REPEAT:
+                # A kept connection the worker closed just now (idle, say): ask once more on
+                # a new one. Requests that act are not repeated: they may have been done.
+                return self._call(rec, method, params, timeout)
+            return self._recover_call(rec, method, params, wait, exc)
+        except RemoteError:
+            self._keep(rec, conn)  # an error answer leaves the connection in step
+            raise
+        except BaseException:
+            conn.close()
+            raise
+        self._keep(rec, conn)
+        return result
+
+    def _keep(self, rec: Record, conn: ipc_client.Connection) -> None:
+        session_id = rec["id"]
+        old = self._idle.pop(session_id, None)
+        self._idle_records[session_id] = rec
+        self._idle[session_id] = conn
+        if old is not None:
+            old.close()
+
+    def _recover_call(
+        self,
+        rec: Record,
+        method: str,
+        params: JSONObject | None,
+        timeout: float,
+        exc: WorkerUnreachable,
+    ) -> JSONObject:
+        """The socket did not answer: tell a dead worker from a lost socket (R5, R8)."""
+        session_id = rec["id"]
+        fresh = records.find(records.records(self.home), session_id)
+        if not is_live(fresh):
+            raise SessionNotRunning(session_id, describe_end(fresh)) from None
+        if not self.worker_alive(fresh):
+            raise SessionNotRunning(
+                session_id, describe_end(self._mark_lost(fresh, "worker died"))
+            ) from None
+        pid = fresh.get("workerPid")
+        assert isinstance(pid, int)  # worker_alive() found that process
+        if exc.reason == "socket_missing":
+            os.kill(pid, signal.SIGUSR1)  # the worker re-creates its socket
+            path = str(self.home.socket_path(session_id))
+            deadline = time.monotonic() + 2.0
+            while time.monotonic() < deadline:
+                if os.path.exists(path):
+                    return ipc_client.call(path, method, params, timeout=timeout, expect_pid=pid)
+                time.sleep(0.01)
+            raise WorkerUnreachable(
+                f"socket of session {session_id} is missing; worker alive (pid {pid})",
+                "socket_missing",
+            ) from None
+        raise exc

@@ -1,0 +1,205 @@
+"""Client's end of sessions: kill and confirm, orphans, and the files left behind.
+
+`kill` asks the worker to run the kill ladder (killtree.py) and runs it from here when the
+worker cannot answer; orphans are found by their marker and re-proven before a signal; `gc`
+removes ended sessions' records, sockets, logs, final screens and recordings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from agentty_core.client_calls import Connected
+from agentty_core.client_records import RECORD_PIDS, describe_end
+from agentty_core.errors import (
+    AgenttyError,
+    RemoteError,
+    SessionNotRunning,
+    UsageError,
+    WorkerUnreachable,
+)
+from agentty_core.ipc import client as ipc_client
+from agentty_core.protocol import JSONObject
+from agentty_core.state import records
+from agentty_core.state.records import Record, is_live
+
+TYPE_CHECKING = False  # without importing typing: this module is on the hot path
+if TYPE_CHECKING:
+    from agentty_core.proc.orphans import Orphan
+
+
+class Ending(Connected):
+    """kill, orphans, end_orphans, gc, gc_session, logs and recordings."""
+
+    def kill(self, ref: str | None = None, *, grace: float = 2.0) -> JSONObject:
+        """End the session's whole process tree and confirm it; see killtree.py."""
+        rec = self.resolve(ref)
+        session_id = rec["id"]
+        if rec.get("status") in ("exited", "failed"):
+            raise SessionNotRunning(session_id, f"already {describe_end(rec)}")
+        if is_live(rec) and self.worker_alive(rec):
+            try:
+                # A worker that cannot answer this (stopped, pinned) is not waited on for the
+                # whole kill: its processes are ended from here instead. A live but slow one
+                # (a loaded machine) still ends its session itself: the ladder's SIGHUP ends
+                # the program and the worker records that exit.
+                self._call(rec, "ping")
+                result = self._call(rec, "kill", {"grace": grace}, timeout=grace * 3 + 10)
+            except RemoteError as exc:
+                if exc.code == "busy":
+                    return self._kill_without_worker(rec, grace, exc.message)
+                if exc.code != "exited":
+                    raise
+                result = {}
+            except (WorkerUnreachable, SessionNotRunning) as exc:
+                return self._kill_without_worker(rec, grace, exc.message)
+            return {"id": session_id, **result, **self._ended_fields(session_id)}
+        return self._kill_orphaned(rec, grace)
+
+    def _kill_without_worker(self, rec: Record, grace: float, reason: str) -> JSONObject:
+        """`kill` when the worker does not answer, or died during the kill: the same ladder,
+        run from here over the worker and the program by the pid and start time the record
+        keeps (a recycled pid is never signalled) and every process carrying the session's
+        marker (survivors of a dead worker). A stopped worker gets SIGCONT with SIGTERM, and
+        one that can act on it ends its session and records the exit itself; one that cannot
+        is killed, and the record then says the session is lost, with why."""
+        from agentty_core.errors import KillNotConfirmed
+        from agentty_core.proc.orphans import end_session
+
+        session_id = rec["id"]
+        known = [(rec.get(pid), rec.get(start)) for pid, start in RECORD_PIDS]
+        result, ended = end_session(self.home, session_id, known, grace)
+        if result.survivors:
+            raise KillNotConfirmed(session_id, result.survivors)
+        fresh = records.find(records.records(self.home), session_id)
+        if is_live(fresh):
+            # Nobody recorded the end: say so. A write that fails changes nothing here (the
+            # worker is gone, so the next reader marks the session lost anyway).
+            with contextlib.suppress(AgenttyError, OSError):
+                fresh = self._mark_lost(fresh, f"killed while its worker did not answer: {reason}")
+        worker = rec.get("workerPid")
+        return {
+            "id": session_id,
+            **{k: fresh.get(k) for k in ("status", "exitCode", "signal")},
+            "escalated": result.escalated,
+            "orphansKilled": sorted(pid for pid in ended if pid != worker),
+        }
+
+    def _ended_fields(self, session_id: str) -> JSONObject:
+        rec = records.find(records.records(self.home), session_id)
+        return {k: rec.get(k) for k in ("status", "exitCode", "signal")}
+
+    def _kill_orphaned(self, rec: Record, grace: float) -> JSONObject:
+        """The worker is gone: end what survives of the session by its environment marker."""
+        from agentty_core.errors import KillNotConfirmed
+        from agentty_core.proc.orphans import end, marked_processes
+
+        session_id = rec["id"]
+        if rec.get("status") != "lost":
+            self._mark_lost(rec, "worker died")
+        found = marked_processes(self.home, {session_id})
+        result = end(found, grace=grace)
+        if result.survivors:
+            raise KillNotConfirmed(session_id, result.survivors)
+        return {
+            "id": session_id,
+            "status": "lost",
+            "escalated": result.escalated,
+            "orphansKilled": [o.pid for o in found],
+        }
+
+    def kill_quietly(self, session_id: str) -> None:
+        with contextlib.suppress(AgenttyError):
+            self.kill(session_id, grace=0.5)
+
+    def orphans(self) -> list[Orphan]:
+        """Processes of this home's sessions whose worker is gone (found by their marker)."""
+        from agentty_core.proc.orphans import marked_processes
+
+        live = {r["id"] for r in self.sessions() if is_live(r)}
+        return [o for o in marked_processes(self.home) if o.session_id not in live]
+
+    def end_orphans(self, orphans: list[Orphan] | None = None, grace: float = 1.0) -> JSONObject:
+        """End orphans (re-proven by marker, pid and start time); raises if any survive."""
+        from agentty_core.errors import KillNotConfirmed
+        from agentty_core.proc.orphans import end
+
+        targets = self.orphans() if orphans is None else orphans
+        result = end(targets, grace=grace)
+        if result.survivors:
+            raise KillNotConfirmed("orphans", result.survivors)
+        return {"killed": [o.pid for o in targets], "escalated": result.escalated}
+
+    def gc(self, older_than: float | None = None) -> list[str]:
+        """Remove the records, sockets, logs, final screens and recordings of ended sessions.
+
+        Running sessions are never touched; `older_than` (seconds since the session ended)
+        keeps recent ones; a lost session whose processes still run (orphans) is kept, so
+        its record keeps pointing at them until `orphans --kill`. Returns the removed ids."""
+        import datetime as dt
+
+        now = dt.datetime.now(dt.timezone.utc)
+        doomed: set[str] = set()
+        all_sessions = self.sessions()
+        orphaned = (
+            {o.session_id for o in self.orphans()}
+            if any(r.get("status") == "lost" for r in all_sessions)
+            else set()
+        )
+        for rec in all_sessions:
+            if is_live(rec) or rec["id"] in orphaned:
+                continue
+            if older_than is not None:
+                ended = rec.get("endedAt") or rec.get("lastActiveAt") or rec.get("startedAt")
+                try:
+                    moment = dt.datetime.fromisoformat(ended or "")
+                except ValueError:
+                    moment = None  # unreadable: as old as can be
+                if moment is not None and moment.tzinfo is None:
+                    moment = moment.replace(tzinfo=dt.timezone.utc)  # hand-written, naive
+                if moment is not None and (now - moment).total_seconds() < older_than:
+                    continue
+            doomed.add(rec["id"])
+        self._remove_files(doomed)
+        # Records too malformed to list (hand-edited): readers skip them, gc removes them
+        # (the file is rewritten only if it holds any).
+        stored = records.load_state(self.home)["sessions"]
+        if isinstance(stored, list) and any(map(records.bad_record, stored)):
+            return sorted(doomed) + self._store().remove_bad(spare=self.worker_alive)
+        return sorted(doomed)
+
+    def _remove_files(self, doomed: set[str]) -> None:
+        if not doomed:
+            return
+        self._store().remove(doomed)
+        for session_id in doomed:
+            for path in (
+                self.home.log_path(session_id),
+                self.home.final_path(session_id),
+                self.home.cast_path(session_id),
+            ):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+            ipc_client.remove_stale_socket(self.home.socket_path(session_id))
+        if records.read_active(self.home) in doomed:
+            self._store().set_active(None)
+
+    def gc_session(self, session_id: str) -> None:
+        """Remove one ended session's record and files (`run` cleans up after itself)."""
+        self._remove_files({session_id})
+
+    def cast_path(self, ref: str) -> Path:
+        """A session's recording (by id, prefix or name) or a path to a .cast file."""
+        if os.path.isfile(ref):
+            return Path(ref)
+        rec = self.resolve(ref)
+        path = self.home.cast_path(rec["id"])
+        if not path.exists():
+            raise UsageError(f"session {rec['id']} has no recording (start it with --record)")
+        return path
+
+    def logs(self, ref: str | None = None) -> Path:
+        rec = self.resolve(ref)
+        return self.home.log_path(rec["id"])

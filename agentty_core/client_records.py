@@ -1,0 +1,187 @@
+"""Client's reading of the state file: listing is lenient, acting is loud.
+
+A session's record, checked against the living (a running record whose worker is gone is
+marked `lost` on the spot, or `exited` when its final screen was saved), resolved by id,
+prefix or name, and the final screen of an ended session. No worker is talked to here
+(`client_calls` does that). Standard library only until something must be written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from agentty_core.errors import (
+    AgenttyError,
+    SessionNotRunning,
+)
+from agentty_core.ipc import client as ipc_client
+from agentty_core.paths import Home
+from agentty_core.proc import identity
+from agentty_core.protocol import JSONObject, str_list
+from agentty_core.state import records
+from agentty_core.state.records import Record, is_live
+
+TYPE_CHECKING = False  # without importing typing: this module is on the hot path
+if TYPE_CHECKING:
+    from agentty_core.state.store import StateStore
+
+log = logging.getLogger("agentty_core.client")  # one logger for the whole Client
+
+DEFAULT_TIMEOUT = 5.0
+BEST_EFFORT_LOCK = 2.0  # how long a reader waits to write down what it noticed
+RECORD_PIDS = (("workerPid", "workerStart"), ("pid", "pidStart"))  # what a record names
+
+
+def describe_end(record: Record) -> str:
+    """'exited (code 3)', 'exited (signal SIGKILL)', 'worker died', ... for messages."""
+    status = record.get("status")
+    if status == "exited":
+        if record.get("signal"):
+            return f"exited (signal {record['signal']})"
+        return f"exited (code {record.get('exitCode')})"
+    if status == "failed":
+        return f"failed to start: {record.get('error', 'unknown error')}"
+    if status == "lost":
+        return "is lost: its worker died"
+    return str(status)
+
+
+def _read_final(path: Path) -> JSONObject | None:
+    """A final screen file (see `worker.core`), or None if there is none or it is unreadable."""
+    try:
+        raw = records.read_private_file(path)
+        screen = json.loads(raw) if raw is not None else None
+    except (AgenttyError, ValueError):
+        return None
+    return screen if isinstance(screen, dict) else None
+
+
+class RecordsView:
+    """The records of one agentty home, as `Client` sees them (its lowest part)."""
+
+    home: Home
+    timeout: float
+
+    def _store(self, timeout: float | None = None) -> StateStore:
+        from agentty_core.recovery import rebuild_from_workers
+        from agentty_core.state.store import (
+            LOCK_TIMEOUT,
+            StateStore,  # imported late: filelock stays off the hot path
+        )
+
+        timeout = LOCK_TIMEOUT if timeout is None else timeout
+        return StateStore(self.home, timeout, ask_workers=rebuild_from_workers)
+
+    def worker_alive(self, record: Mapping[str, object]) -> bool:
+        pid, token = record.get("workerPid"), record.get("workerStart")
+        if not isinstance(pid, int):
+            return False
+        return identity.same_process(pid, token if isinstance(token, str) else None)
+
+    def _mark_lost(self, record: Record, reason: str) -> Record:
+        """The worker is gone: the session exited if its final screen was saved (the worker
+        may have died before it could record the exit), else it is lost.
+
+        Written down if possible; a reader never fails because that write does (a full
+        disk, a lock held elsewhere): the next reader notices the same thing again."""
+        session_id = record["id"]
+        ended = self._final_exit(session_id)
+        changes: JSONObject
+        if ended is None:
+            settled: Record = {**record, "status": "lost", "error": reason}
+            changes = {"status": "lost", "error": reason}
+        else:
+            code, sig, when = ended
+            settled = {**record, "status": "exited", "exitCode": code, "signal": sig}
+            settled["endedAt"] = when
+            changes = {"status": "exited", "exitCode": code, "signal": sig, "endedAt": when}
+        try:
+            settled = self._store(BEST_EFFORT_LOCK).update(session_id, **changes) or settled
+        except AgenttyError as exc:
+            log.info("cannot record that session %s ended: %s", session_id, exc)
+        with contextlib.suppress(OSError):
+            ipc_client.remove_stale_socket(self.home.socket_path(session_id))  # worker is dead
+        return settled
+
+    def _final_exit(self, session_id: str) -> tuple[int, str | None, str] | None:
+        """(exit code, signal, when) from the final screen the worker saved as its program
+        ended, or None: the worker may have died (or met a full disk or a held lock) after
+        saving it and before it recorded the exit."""
+        path = self.home.final_path(session_id)
+        screen = _read_final(path)
+        code = screen.get("exitCode") if screen is not None else None
+        if not isinstance(code, int) or isinstance(code, bool) or screen is None:
+            return None
+        sig = screen.get("signal")
+        import datetime as dt
+
+        try:
+            mtime = os.stat(path).st_mtime
+        except OSError:
+            return None
+        when = dt.datetime.fromtimestamp(mtime, dt.timezone.utc).isoformat(timespec="milliseconds")
+        return code, sig if isinstance(sig, str) else None, when
+
+    def _records(self) -> list[Record]:
+        """The records; a corrupt file is moved aside and rebuilt from live workers first."""
+        try:
+            return records.records(self.home)
+        except records.CorruptState:
+            pass
+        try:
+            self._store().mutate(lambda sessions: None)  # the writer recovers it (R3)
+        except AgenttyError as exc:  # cannot be saved: what the live workers say, unsaved
+            from agentty_core.recovery import rebuild_from_workers
+
+            log.info("cannot rebuild %s: %s", self.home.state_file, exc)
+            return rebuild_from_workers(self.home)
+        return records.records(self.home)
+
+    def resolve(self, ref: str | None) -> Record:
+        try:
+            return records.resolve(self.home, ref)
+        except records.CorruptState:
+            self._records()
+            return records.resolve(self.home, ref)
+
+    def require_running(self, ref: str | None) -> Record:
+        rec = self.resolve(ref)
+        if rec.get("status") == "running" and not self.worker_alive(rec):
+            rec = self._mark_lost(rec, "worker died")
+        if not is_live(rec):
+            raise SessionNotRunning(rec["id"], describe_end(rec))
+        return rec
+
+    def _settled(self, session_id: str) -> Record:
+        """The record of a session found not running, with a dead worker noticed even when
+        that could not be written down (a full disk)."""
+        rec = self.resolve(session_id)
+        if is_live(rec) and not self.worker_alive(rec):
+            rec = self._mark_lost(rec, "worker died")
+        return rec
+
+    def final_screen(self, rec: Record, **params: object) -> JSONObject:
+        """What an ended session showed last (R10); an error if nothing was saved."""
+        screen = _read_final(self.home.final_path(rec["id"]))
+        if screen is None:
+            raise SessionNotRunning(rec["id"], f"{describe_end(rec)}; no final screen saved")
+        lines = params.get("lines")
+        if isinstance(lines, int):
+            from agentty_core.screen_text import trim_lines
+
+            text = trim_lines(str_list(screen.get("scrollback")) + str_list(screen.get("lines")))
+            screen["lines"] = text[-lines:] if lines else []
+        if params.get("scrollback") is not True:
+            screen.pop("scrollback", None)
+        if params.get("ansi") is not True:
+            screen.pop("ansi", None)  # saved for get --ansi/--png; a live get sends it if asked
+        if rec.get("status") == "exited" or "exitCode" not in screen:
+            # The record wins, but a lost one knows less than the file its worker saved.
+            screen.update(exitCode=rec.get("exitCode"), signal=rec.get("signal"))
+        screen["exited"] = True
+        return screen
