@@ -202,13 +202,14 @@ class Lifecycle(WorkerBase):
 
     def _save_final(self, final: bytes | None) -> None:
         """Save the final screen, if given and not saved yet; log only the first failure.
-        Written whole once there is room for it: on a full disk, no try writes (and throws
-        away) as much of it as fits."""
+        After a failed try, the next waits until the disk shows room for all of it: on a
+        full disk, the tries do not each write (and throw away) as much of it as fits. The
+        first try does not ask (a file system may say it is full and still take it)."""
         if final is None or self.final_saved:
             return
         path = self.home.final_path(self.id)
         try:
-            if not _room_for(path.parent, len(final)):
+            if self.final_error is not None and not _room_for(path.parent, len(final)):
                 raise OSError(errno.ENOSPC, f"no room for its {len(final)} bytes")
             _replace(path, final)
         except OSError as exc:

@@ -285,8 +285,8 @@ def _created(fd: int) -> list[str]:
 def test_a_full_disk_is_retried_on_one_backing_off_schedule(agentty_home: Path) -> None:
     """Past the first EXIT_FIRST_TRY of tries every few ms (for a lock held a moment), the
     tries back off to one a second: the background tries do not start polling all over
-    again. The final screen is not written (and thrown away) while there is no room for
-    it, and once there is, it is written once, before the record."""
+    again. The final screen is tried once; then not again (written and thrown away) while
+    there is no room for it; and once there is, it is written, before the record."""
     from agentty_core.worker.lifecycle import EXIT_FIRST_TRY
 
     with tmpfs(agentty_home, agentty_home, "1m"):
@@ -312,7 +312,7 @@ def test_a_full_disk_is_retried_on_one_backing_off_schedule(agentty_home: Path) 
         record_tries = [n for n in later if n.startswith(".sessions.json.")]
         assert 1 <= len(record_tries) <= 10, len(record_tries)  # ~4, one a second; not ~800
         screens = [n for n in first + later + after if ".final.json." in n]
-        assert len(screens) == 1, (len(screens), screens[:5])  # no room, no try; then once
+        assert len(screens) == 2, (len(screens), screens[:5])  # no room, no more tries
         stored = record(sid)
         assert (stored["status"], stored["exitCode"]) == ("exited", 3), stored
         assert "bye" in agentty("get", "--session", sid, check=True).stdout
