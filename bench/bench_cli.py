@@ -98,7 +98,10 @@ def run(quick: bool) -> list[Row]:
         if name == "agentty status --json":
             row.note = "the lane asks every running worker for its live fields, all at once"
         elif name.startswith("agentty kill"):
-            row.note = "the worker's ladder: two looks at /proc, SIGHUP, the exit recorded"
+            row.note = (
+                "the worker's ladder (two walks of its own descendants, SIGHUP), the final "
+                "screen saved, the exit recorded (two fsyncs)"
+            )
         rows.append(row)
     if tmux:
         rows.append(

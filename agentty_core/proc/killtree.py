@@ -128,6 +128,7 @@ class _Stat(NamedTuple):
     pgrp: int
     session: int
     start: str
+    threads: int
 
 
 if TYPE_CHECKING:
@@ -152,7 +153,12 @@ def _stat(pid: int) -> _Stat | None:
         return None
     try:
         return _Stat(
-            fields[0].decode(), int(fields[1]), int(fields[2]), int(fields[3]), fields[19].decode()
+            fields[0].decode(),
+            int(fields[1]),
+            int(fields[2]),
+            int(fields[3]),
+            fields[19].decode(),
+            int(fields[17]),
         )
     except ValueError:
         return None
@@ -193,13 +199,24 @@ def group_members(pgid: int) -> list[Proc]:
     ]
 
 
-def session_processes(leader: int | None, foreground: int | None) -> list[Handle]:
+def session_processes(
+    leader: int | None, foreground: int | None, *, reaper: bool = False
+) -> list[Handle]:
     """Everything of a session still running: the program's group and session (`leader`),
     the terminal's foreground group, and every descendant of this process (a subreaper
     inherits the double-forked ones, `setsid` daemons included); never this process itself.
-    One read of /proc per process, no psutil: the worker runs this on every look of a kill."""
+    No psutil: the worker runs this on every look of a kill.
+
+    `reaper`: this process is a subreaper and the program its child (the worker). Every
+    process of the session is then its descendant (session and group come from the parent,
+    an orphan goes to its nearest subreaper ancestor): a walk down from here, a few reads a
+    process of the session, finds them all, where the whole table costs a read a process of
+    the machine (milliseconds a look). The table where the kernel cannot list children."""
     if not os.path.isdir("/proc/self"):
         return _session_processes_psutil(leader, foreground)
+    found = _descendants(os.getpid()) if reaper else None
+    if found is not None:
+        return [Proc(pid, st.start) for pid, st in sorted(found.items()) if not _gone(st.state)]
     table = _table()
     groups = {g for g in (leader, foreground) if g is not None and g > 1}
     picked = {pid for pid, st in table.items() if st.pgrp in groups or st.session in groups}
@@ -215,6 +232,63 @@ def session_processes(leader: int | None, foreground: int | None) -> list[Handle
                 stack.append(child)
     picked.discard(me)
     return [Proc(pid, table[pid].start) for pid in sorted(picked) if not _gone(table[pid].state)]
+
+
+def _children(pid: int, threads: int) -> list[int] | None:
+    """The children of every thread of `pid` (each lists those it forked); [] once it is
+    gone, None without the kernel's `children` files (CONFIG_PROC_CHILDREN)."""
+    try:
+        tids = [str(pid)] if threads == 1 else os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    kids: list[int] = []
+    for tid in tids:
+        try:
+            fd = os.open(f"/proc/{pid}/task/{tid}/children", os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            if not os.path.exists(f"/proc/self/task/{os.getpid()}/children"):
+                return None
+            continue  # that thread (or the process) ended
+        except OSError:
+            continue
+        try:
+            chunks = []
+            while chunk := os.read(fd, 65536):
+                chunks.append(chunk)
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+        kids.extend(int(word) for word in b"".join(chunks).split())
+    return kids
+
+
+def _descendants(root: int) -> dict[int, _Stat] | None:
+    """Every descendant of `root` (a subreaper), with its stat; None where children cannot
+    be listed. A walk holds once `root`'s children are the same after it as before: one
+    that ended meanwhile gave its children to `root`, and a walk that missed them must not
+    read as "nothing left". None after a few unsettled walks: the whole table then."""
+    before = _children(root, 0)
+    for _ in range(4):
+        if before is None:
+            return None
+        found: dict[int, _Stat] = {}
+        stack = list(before)
+        while stack:
+            pid = stack.pop()
+            stat = None if pid in found else _stat(pid)
+            if stat is None:
+                continue
+            found[pid] = stat
+            kids = _children(pid, stat.threads)
+            if kids is None:
+                return None
+            stack.extend(kids)
+        after = _children(root, 0)
+        if after is not None and sorted(after) == sorted(before):
+            return found
+        before = after
+    return None
 
 
 def _session_processes_psutil(leader: int | None, foreground: int | None) -> list[Handle]:

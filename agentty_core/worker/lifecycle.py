@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -44,6 +45,29 @@ EXIT_FIRST_TRY = 5.0
 EXIT_PATIENCE = 600.0
 RETRY_POLL = 0.005
 RETRY_BACKOFF_MAX = 1.0
+
+
+class Tries:
+    """When to try a write again: every RETRY_POLL for the first `poll_for` seconds after
+    the first try (as often as a blocking lock polls: a lock held a moment costs no more
+    than that), then twice as long each time, up to RETRY_BACKOFF_MAX. One schedule from
+    the first try to the last: the tries in the background go on where the first ones
+    left off, instead of polling every RETRY_POLL all over again."""
+
+    def __init__(self, poll_for: float = EXIT_FIRST_TRY) -> None:
+        self.started = time.monotonic()
+        self.poll_for = poll_for
+        self.delay = RETRY_POLL
+
+    def next_wait(self, patience: float) -> float | None:
+        """How long to wait before the next try; None once `patience` seconds have passed
+        since the first."""
+        elapsed = time.monotonic() - self.started
+        if elapsed >= patience:
+            return None
+        if elapsed >= self.poll_for:
+            self.delay = min(self.delay * 2, RETRY_BACKOFF_MAX)
+        return min(self.delay, patience - elapsed)
 
 
 class Lifecycle(WorkerBase):
@@ -120,7 +144,8 @@ class Lifecycle(WorkerBase):
         if "recordingError" in self.record:  # in case noting it alone did not get through
             fields["recordingError"] = self.record["recordingError"]
         self.record.update(fields)
-        problem = await self._persist(fields, EXIT_FIRST_TRY, final=final)
+        tries = Tries()
+        problem = await self._persist(fields, EXIT_FIRST_TRY, final=final, tries=tries)
         self._check_waits()
         for later in list(self.waits):
             later.resolve(RequestFailed("exited", self._exited_message()))
@@ -129,17 +154,18 @@ class Lifecycle(WorkerBase):
         if problem is None:
             self._close_socket(fields)
         else:
-            self._in_background(self._keep_recording_exit(fields, final, problem))
+            self._in_background(self._keep_recording_exit(fields, final, problem, tries))
 
     async def _keep_recording_exit(
-        self, fields: dict[str, object], final: bytes, problem: str
+        self, fields: dict[str, object], final: bytes, problem: str, tries: Tries
     ) -> None:
-        """The exit could not be written yet (the state lock held, a full disk): keep trying
-        while the socket still answers `get` with the exit on the screen."""
+        """The exit could not be written yet (the state lock held, a full disk): keep trying,
+        on the schedule the first tries began, while the socket still answers `get` with the
+        exit on the screen."""
         log.warning(
             "cannot record the exit yet: %s; retrying for up to %g s", problem, EXIT_PATIENCE
         )
-        left = await self._persist(fields, EXIT_PATIENCE, final=final)
+        left = await self._persist(fields, EXIT_PATIENCE, final=final, tries=tries)
         if left is None:
             log.info("recorded the exit")
         else:
@@ -147,13 +173,18 @@ class Lifecycle(WorkerBase):
         self._close_socket(fields)
 
     async def _persist(
-        self, fields: dict[str, object], patience: float, *, final: bytes | None = None
+        self,
+        fields: dict[str, object],
+        patience: float,
+        *,
+        final: bytes | None = None,
+        tries: Tries | None = None,
     ) -> str | None:
         """Write `fields` into the record (after `final` as the final screen, when given and
-        not saved yet), retrying with backoff for up to `patience` seconds without blocking
-        the loop. None once written; else the last problem."""
-        started = time.monotonic()
-        delay = RETRY_POLL
+        not saved yet: readers take the exit from it should the worker die before the
+        record), trying again on `tries`' schedule until `patience` seconds after its first
+        try, without blocking the loop. None once written; else the last problem."""
+        tries = Tries() if tries is None else tries
         while True:
             self._save_final(final)
             try:
@@ -164,24 +195,29 @@ class Lifecycle(WorkerBase):
             else:
                 self._save_final(final)  # space may have come back between the two
                 return None
-            elapsed = time.monotonic() - started
-            if elapsed >= patience:
+            wait = tries.next_wait(patience)
+            if wait is None:
                 return problem
-            await asyncio.sleep(delay)
-            if elapsed >= EXIT_FIRST_TRY:
-                delay = min(delay * 2, RETRY_BACKOFF_MAX)
+            await asyncio.sleep(wait)
 
     def _save_final(self, final: bytes | None) -> None:
-        """Save the final screen, if given and not saved yet; log only the first failure."""
+        """Save the final screen, if given and not saved yet; log only the first failure.
+        After a failed try, the next waits until the disk shows room for all of it: on a
+        full disk, the tries do not each write (and throw away) as much of it as fits. The
+        first try does not ask (a file system may say it is full and still take it)."""
         if final is None or self.final_saved:
             return
+        path = self.home.final_path(self.id)
         try:
-            _replace(self.home.final_path(self.id), final)
-            self.final_saved = True
+            if self.final_error is not None and not _room_for(path.parent, len(final)):
+                raise OSError(errno.ENOSPC, f"no room for its {len(final)} bytes")
+            _replace(path, final)
         except OSError as exc:
             if self.final_error is None:
                 log.error("cannot save the final screen: %s", exc)
             self.final_error = str(exc)
+        else:
+            self.final_saved = True
 
     def _close_socket(self, fields: dict[str, object]) -> None:
         """The end: no more connections, the socket removed, the worker free to exit."""
@@ -217,7 +253,7 @@ class Lifecycle(WorkerBase):
                     fg = os.tcgetpgrp(self.child.fd)  # 0 until the child claims the tty
                     if fg > 1 and fg != self.child.pid:
                         foreground = fg
-        return session_processes(leader, foreground)
+        return session_processes(leader, foreground, reaper=True)
 
     async def kill(self, grace: float) -> KillResult:
         if self.kill_task is None:
@@ -246,6 +282,17 @@ class Lifecycle(WorkerBase):
     def _on_terminate(self, sig: int) -> None:
         log.info("received %s: ending the session", signal.Signals(sig).name)
         asyncio.get_running_loop().create_task(self.kill(grace=1.0))
+
+
+def _room_for(directory: Path, size: int) -> bool:
+    """Whether the file system of `directory` has room for a file of `size` bytes (a block
+    to spare); True where it cannot tell."""
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return True
+    blocks = st.f_bfree if os.geteuid() == 0 else st.f_bavail  # root may use the reserve
+    return blocks * st.f_frsize >= size + st.f_frsize
 
 
 def _replace(path: Path, data: bytes) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import struct
 import subprocess
 import threading
 import time
@@ -246,6 +247,74 @@ def test_exit_is_recorded_once_a_full_disk_has_space_again(agentty_home: Path) -
         stored = record(sid)
         assert (stored["status"], stored["exitCode"]) == ("exited", 3), stored
         wait_until(lambda: _worker_gone(rec), timeout=15)
+        assert "bye" in agentty("get", "--session", sid, check=True).stdout
+
+
+IN_CREATE = 0x100
+
+
+def _watch_creations(*directories: Path) -> int:
+    """An inotify descriptor reporting files created in `directories` (read with
+    `_created`): the worker's tries at a write, each a temporary file, counted for real."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = int(libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC))
+    assert fd >= 0, os.strerror(ctypes.get_errno())
+    for directory in directories:
+        assert libc.inotify_add_watch(fd, bytes(directory), IN_CREATE) >= 0
+    return fd
+
+
+def _created(fd: int) -> list[str]:
+    """The names created since the last call."""
+    names: list[str] = []
+    while True:
+        try:
+            buf = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return names
+        offset = 0
+        while offset < len(buf):
+            _wd, _mask, _cookie, length = struct.unpack_from("iIII", buf, offset)
+            name = buf[offset + 16 : offset + 16 + length].rstrip(b"\0")
+            names.append(name.decode())
+            offset += 16 + length
+
+
+def test_a_full_disk_is_retried_on_one_backing_off_schedule(agentty_home: Path) -> None:
+    """Past the first EXIT_FIRST_TRY of tries every few ms (for a lock held a moment), the
+    tries back off to one a second: the background tries do not start polling all over
+    again. The final screen is tried once; then not again (written and thrown away) while
+    there is no room for it; and once there is, it is written, before the record."""
+    from agentty_core.worker.lifecycle import EXIT_FIRST_TRY
+
+    with tmpfs(agentty_home, agentty_home, "1m"):
+        rec = start("--", "sh", "-c", "read x; echo bye; exit 3")
+        sid = rec["id"]
+        filler = _fill(agentty_home)
+        watch = _watch_creations(agentty_home, agentty_home / "logs")
+        try:
+            agentty("text", "--session", sid, "--enter", "go", check=True)
+            wait_until(lambda: _exit_code_shown(sid) == 3, timeout=15)
+            # The fault is the disk staying full: past the first tries, then a while more.
+            time.sleep(EXIT_FIRST_TRY + 1)
+            first = _created(watch)
+            time.sleep(4)
+            later = _created(watch)
+            assert raw_record(agentty_home, sid)["status"] == "running"
+            filler.unlink()
+            wait_until(lambda: raw_record(agentty_home, sid)["status"] == "exited", timeout=30)
+            wait_until(lambda: _worker_gone(rec), timeout=15)
+            after = _created(watch)
+        finally:
+            os.close(watch)
+        record_tries = [n for n in later if n.startswith(".sessions.json.")]
+        assert 1 <= len(record_tries) <= 10, len(record_tries)  # ~4, one a second; not ~800
+        screens = [n for n in first + later + after if ".final.json." in n]
+        assert len(screens) == 2, (len(screens), screens[:5])  # no room, no more tries
+        stored = record(sid)
+        assert (stored["status"], stored["exitCode"]) == ("exited", 3), stored
         assert "bye" in agentty("get", "--session", sid, check=True).stdout
 
 

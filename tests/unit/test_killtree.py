@@ -149,3 +149,53 @@ def test_a_process_found_earlier_is_signalled_only_while_it_is_the_same() -> Non
     finally:
         proc.kill()
         proc.wait()
+
+
+WALK_SCENARIO = r"""
+import json, subprocess, sys, time
+from agentty_core.proc import killtree, ptyhost
+ptyhost.become_subreaper()  # as the worker is
+THREADED = '''
+import subprocess, threading, time
+def fork():  # its child is listed under this thread, not the main one
+    subprocess.Popen(["sleep", "32"])
+    time.sleep(60)
+threading.Thread(target=fork, daemon=True).start()
+time.sleep(60)
+'''
+proc = subprocess.Popen(
+    ["sh", "-c", '(setsid sleep 31 &); sleep 33 & exec "$0" -c "$1"', sys.executable, THREADED],
+    start_new_session=True,
+)
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline:  # until the daemon, the job and the thread's child run
+    table = sorted(p.pid for p in killtree.session_processes(proc.pid, None))
+    names = sorted(open(f"/proc/{pid}/cmdline").read().split("\0")[1] for pid in table)
+    if names == ["-c", "31", "32", "33"]:
+        break
+    time.sleep(0.01)
+walked = killtree.session_processes(proc.pid, None, reaper=True)
+killtree.kill_now(walked)
+proc.wait()
+print(json.dumps({"table": table, "walked": sorted(p.pid for p in walked), "names": names}))
+"""
+
+
+def test_a_subreapers_walk_finds_what_the_whole_table_finds() -> None:
+    """The worker (a subreaper, its program its child) walks its descendants through the
+    kernel's `children` files instead of reading every process of the machine: the same
+    processes, a setsid daemon and a child forked by another thread of a process among
+    them."""
+    if not os.path.exists(f"/proc/self/task/{os.getpid()}/children"):
+        pytest.skip("no /proc/PID/task/TID/children here (CONFIG_PROC_CHILDREN)")
+    run = subprocess.run(
+        [sys.executable, "-c", WALK_SCENARIO],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["names"] == ["-c", "31", "32", "33"], out
+    assert out["walked"] == out["table"]
