@@ -35,12 +35,12 @@ from agentty_core.proc import identity
 from agentty_core.proc.ptyhost import become_subreaper, spawn
 from agentty_core.protocol import JSONObject
 from agentty_core.state.store import atomic_write, now_iso
+from agentty_core.worker import warmup
 from agentty_core.worker.base import WorkerBase
 from agentty_core.worker.lifecycle import Lifecycle
 from agentty_core.worker.pty_io import PtyIO
 from agentty_core.worker.push import Push
 from agentty_core.worker.requests import Requests
-from agentty_core.worker import warmup
 from agentty_core.worker.wait_registry import WaitRegistry
 
 log = logging.getLogger("agentty.worker")

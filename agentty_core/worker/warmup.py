@@ -25,7 +25,6 @@ SAMPLE = (
 
 def warm() -> None:
     """Import and exercise what a worker runs (see the module's docstring)."""
-    import asyncio
     import ctypes  # noqa: F401  (prctl, for the subreaper and the program's pdeathsig)
     import json
     import logging
@@ -95,8 +94,10 @@ def _start_up() -> None:
     import signal
     import socket
     from pathlib import Path
+    from typing import cast
 
     from agentty_core.paths import Home
+    from agentty_core.state.records import RawRecord, Record
     from agentty_core.state.store import StateStore
     from agentty_core.worker.core import MAX_CONNECTIONS, Worker
     from agentty_core.worker.main import CappedLogHandler
@@ -113,10 +114,10 @@ def _start_up() -> None:
     try:
         home = Home(Path(scratch))
         sid = "0123abcd"
-        record: dict[str, object] = {"id": sid, "status": "starting", "argv": ["cat"]}
-        StateStore(home, lean=True).add(dict(record))
-        spec = {"id": sid, "home": scratch, "argv": ["cat"], "cols": 80, "rows": 24}
-        spec.update(cwd=scratch, env={}, record=record)
+        record: RawRecord = {"id": sid, "status": "starting", "argv": ["cat"]}
+        StateStore(home, lean=True).add(cast(Record, dict(record)))
+        spec: RawRecord = {"id": sid, "home": scratch, "argv": ["cat"], "cols": 80, "rows": 24}
+        spec.update(cwd=scratch, env={}, record=dict(record))
 
         async def rehearse(worker: Worker) -> None:
             loop = asyncio.get_running_loop()

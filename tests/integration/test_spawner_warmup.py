@@ -13,7 +13,9 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,7 +43,9 @@ sys.addaudithook(_audit)
 
 
 @pytest.fixture
-def audited_spawner(agentty_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def audited_spawner(
+    agentty_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
     """The home's spawner, its children's imports written to the returned directory."""
     monkeypatch.setenv("AGENTTY_SPAWNER", "1")
     out = tmp_path / "imports"
@@ -57,7 +61,7 @@ def audited_spawner(agentty_home: Path, tmp_path: Path, monkeypatch: pytest.Monk
     )
     try:
         ready_spawner(agentty_home)
-        yield out  # type: ignore[misc]
+        yield out
     finally:
         spawner_client.stop(str(agentty_home))
         try:
@@ -83,7 +87,7 @@ def test_a_forked_idle_worker_imports_nothing(audited_spawner: Path) -> None:
     itself) and the library's start asking it for a worker."""
     lane = start("cat")
     with Client() as client:
-        lib = client.start(["cat"])
+        lib: dict[str, Any] = dict(client.start(["cat"]))
     for rec in (lane, lib):
         assert forked(rec)
         _answers(str(rec["id"]))
