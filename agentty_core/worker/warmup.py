@@ -81,7 +81,8 @@ def _scratch_dir() -> str:
 def _start_up() -> None:
     """Rehearse a worker's start-up, as far as it can run here, in a scratch home: its log
     handler, its record written under the state lock, its emulator and Worker object, an
-    `asyncio.run` loop with its signal handlers, a reader and its socket bound.
+    `asyncio.run` loop with its signal handlers, a reader, its socket bound and its ready
+    line written.
 
     Code run only after the fork is otherwise written to there: 3.11 counts every call of a
     function not yet quickened in its code object, and every run of an instruction not yet
@@ -92,14 +93,13 @@ def _start_up() -> None:
     import logging
     import shutil
     import signal
-    import socket
     from pathlib import Path
     from typing import cast
 
     from agentty_core.paths import Home
     from agentty_core.state.records import RawRecord, Record
     from agentty_core.state.store import StateStore
-    from agentty_core.worker.core import MAX_CONNECTIONS, Worker
+    from agentty_core.worker.core import Worker
     from agentty_core.worker.main import CappedLogHandler
 
     scratch = _scratch_dir()
@@ -112,7 +112,9 @@ def _start_up() -> None:
     log.propagate = False
     log.setLevel(logging.INFO)
     try:
-        home = Home(Path(scratch))
+        home = Home.resolve(Path(scratch))  # the `start` lane's: it checks the home
+        # Bound only where the scratch home keeps its sockets (not AGENTTY_SOCKET_DIR's).
+        bind = home.socket_dir() == home.sockets_dir
         sid = "0123abcd"
         record: RawRecord = {"id": sid, "status": "starting", "argv": ["cat"]}
         StateStore(home, lean=True).add(cast(Record, dict(record)))
@@ -131,27 +133,26 @@ def _start_up() -> None:
             finally:
                 os.close(read_end)
                 os.close(write_end)
-            path = str(Path(scratch, "s.sock"))
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-            server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                server.bind(path)
-                server.listen(MAX_CONNECTIONS)
-                server.setblocking(False)
-                loop.add_reader(server.fileno(), _nothing)
-                loop.remove_reader(server.fileno())
-            finally:
-                server.close()
+            if bind:  # the worker's own socket, its Server on the loop
+                worker._bind()
+                if worker.server is not None:
+                    worker.server.close()
             worker._update_record(workerPid=os.getpid(), workerStart="x", workerCreateTime=0.0)
             worker._record_running(status="running", emulator=worker.emulator_name, pid=1)
             log.info("worker %s starting session %s (emulator %s): %s", 1, sid, "pyte", ["cat"])
+            worker._report({"ok": True, "pid": 1, "workerPid": 1, "active": False})
 
         for _ in range(ROUNDS):
-            worker = Worker(dict(spec), home, None)
-            home.socket_path(sid)
-            home.log_path(sid)
-            asyncio.run(rehearse(worker))
+            status_r, status_w = os.pipe()
+            worker: Worker | None = None
+            try:
+                worker = Worker(dict(spec), home, status_w)
+                home.log_path(sid)
+                asyncio.run(rehearse(worker))
+            finally:
+                if worker is None or worker.status_fd is not None:  # `_report` closes it
+                    os.close(status_w)
+                os.close(status_r)
     finally:
         log.removeHandler(handler)
         log.propagate = saved[0]
