@@ -176,3 +176,57 @@ def settle() -> None:
 
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None).malloc_trim(0)
+
+
+def freeze() -> None:
+    """The spawner's last step before it serves: collect, fill the allocator's holes, give
+    free C heap pages back, then freeze the heap (`gc.freeze`: the collector never touches
+    these objects again, in the spawner or in a worker)."""
+    import gc
+
+    gc.collect()
+    _fill_pools()
+    settle()
+    gc.freeze()
+
+
+_FILLER: list[object] = []  # kept for the spawner's life (and shared with every worker)
+
+
+def _fill_pools() -> None:
+    """Fill the free blocks left in pymalloc's pools by objects freed during the imports.
+
+    A worker's first allocations would land in them, one here and one there: each in a page
+    shared with the spawner, which the write copies. Filled, they go to fresh pools instead,
+    packed into a few pages of the worker's own. The free counts come from
+    `sys._debugmallocstats` (CPython's own report; anything else: nothing is filled)."""
+    for size, free in _free_blocks().items():
+        if size >= 48:  # a bytes object of n bytes takes 33 + n
+            _FILLER.append([bytes(size - 33) for _ in range(free)])
+        elif size == 32:  # a float takes 24 (its free list is used up first)
+            _FILLER.append([float(i) + 0.5 for i in range(free + 100)])
+
+
+def _free_blocks() -> dict[int, int]:
+    """Size class -> free blocks in its pools, from `sys._debugmallocstats` (on stderr)."""
+    import re
+    import sys
+    import tempfile
+
+    stats = getattr(sys, "_debugmallocstats", None)
+    if stats is None:
+        return {}
+    with tempfile.TemporaryFile() as out:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(out.fileno(), 2)
+            stats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        text = out.read().decode("ascii", "replace")
+    # class, size, pools, blocks in use, free blocks
+    row = re.compile(r"^\s*\d+\s+(\d+)\s+\d+\s+\d+\s+(\d+)\s*$", re.MULTILINE)
+    return {int(size): int(free) for size, free in row.findall(text)}
