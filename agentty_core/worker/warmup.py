@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 
 ROUNDS = 24  # past 3.11's warm-up delay (8 calls) before it specialises a function
 SAMPLE = (
@@ -25,6 +26,14 @@ SAMPLE = (
 
 def warm() -> None:
     """Import and exercise what a worker runs (see the module's docstring)."""
+    with held_signals():
+        _warm()
+        import gc
+
+        gc.collect()  # the rehearsal's event loops finalized here, the signals still held
+
+
+def _warm() -> None:
     import ctypes  # noqa: F401  (prctl, for the subreaper and the program's pdeathsig)
     import json
     import logging
@@ -184,10 +193,29 @@ def freeze() -> None:
     these objects again, in the spawner or in a worker)."""
     import gc
 
-    gc.collect()
-    _fill_pools()
-    settle()
-    gc.freeze()
+    with held_signals():
+        gc.collect()
+        _fill_pools()
+        settle()
+        gc.freeze()
+
+
+@contextlib.contextmanager
+def held_signals() -> Iterator[None]:
+    """SIGTERM and SIGINT held while the warm-up runs, delivered when it ends.
+
+    The spawner's handlers raise (SIGTERM: SystemExit). The warm-up's garbage includes event
+    loops, whose `__del__` runs during a collection; a handler that raises inside a
+    finalizer is "ignored" (printed, then dropped), and a spawner told to stop went on to
+    serve. Held, the signal arrives after the block, where the exception ends the spawner."""
+    import signal
+
+    held = {signal.SIGTERM, signal.SIGINT}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 _FILLER: list[object] = []  # kept for the spawner's life (and shared with every worker)

@@ -87,3 +87,42 @@ def test_freeze_fills_the_allocators_free_blocks() -> None:
     assert len(before) == 32, before  # pymalloc's size classes, 16 to 512 bytes
     filled = [size for size in before if size >= 48]
     assert sum(after[s] for s in filled) < sum(before[s] for s in filled) / 2, (before, after)
+
+
+HELD = r"""
+import os, signal, sys
+from agentty_core.worker import warmup
+
+def on_term(signum, frame):  # the spawner's
+    raise SystemExit(7)
+
+signal.signal(signal.SIGTERM, on_term)
+
+class Finalized:
+    def __del__(self):  # as an event loop's, collected during the warm-up
+        os.kill(os.getpid(), signal.SIGTERM)
+        sum(range(1000))  # the handler runs here, inside the finalizer
+
+with warmup.held_signals() if sys.argv[1] == "held" else open(os.devnull):
+    Finalized()
+    print("warm-up done", flush=True)
+print("went on to serve", flush=True)
+"""
+
+
+def test_a_stop_during_the_warm_up_is_not_lost_in_a_finalizer() -> None:
+    """SIGTERM's SystemExit raised inside a `__del__` is printed and dropped: the spawner
+    went on to serve after `stop` (seen under load in the reaper's test). Held during the
+    warm-up, it ends the process as soon as the warm-up is over."""
+    unheld = subprocess.run(
+        [sys.executable, "-c", HELD, "unheld"], capture_output=True, text=True, timeout=60
+    )
+    assert "went on to serve" in unheld.stdout  # the failure the hold prevents
+    assert "Exception ignored" in unheld.stderr
+    held = subprocess.run(
+        [sys.executable, "-c", HELD, "held"], capture_output=True, text=True, timeout=60
+    )
+    assert held.returncode == 7, held.stderr
+    assert held.stdout.split("\n")[0] == "warm-up done"
+    assert "went on to serve" not in held.stdout
+    assert "Exception ignored" not in held.stderr
