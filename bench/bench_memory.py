@@ -33,9 +33,10 @@ def _pss(pid: int) -> float:
 FORKED = 5  # idle workers forked by the spawner: PSS shares the spawner's pages among them
 
 
-def _forked_idle_pss(c: Client, root: Path) -> tuple[float, float, float] | None:
-    """Median RSS, USS and PSS of idle workers forked by the warm spawner (None if it never
-    became ready: a worker spawned directly is another row's)."""
+def _forked_idle_pss(c: Client, root: Path) -> tuple[float, float, float, str] | None:
+    """Median RSS, USS and PSS of idle workers forked by the warm spawner, and where the
+    median one's private memory is (None if the spawner never became ready: a worker
+    spawned directly is another row's)."""
     if not spawner_client.enabled():
         return None
     if not poll(lambda: (spawner_client.info(str(root)) or {}).get("ready") is True, 30, 0.05):
@@ -43,9 +44,37 @@ def _forked_idle_pss(c: Client, root: Path) -> tuple[float, float, float] | None
     recs = [c.start(["cat"]) for _ in range(FORKED)]
     time.sleep(0.5)
     stats = sorted((*_mem(int(str(r["workerPid"]))), _pss(int(str(r["workerPid"])))) for r in recs)
+    regions = _private_regions(int(str(recs[len(recs) // 2]["workerPid"])))
     for rec in recs:
         c.kill(str(rec["id"]), grace=1.0)
-    return stats[len(stats) // 2]
+    return (*stats[len(stats) // 2], regions)
+
+
+def _was_forked(pid: int) -> bool:
+    """Forked by the warm spawner (its command line is the spawner's)?"""
+    return "agentty_core.worker.spawner" in " ".join(psutil.Process(pid).cmdline())
+
+
+def _private_regions(pid: int) -> str:
+    """Where a worker's private (copied or its own) memory is, from /proc/PID/smaps: the C
+    heap, the anonymous mappings (pymalloc's arenas: objects whose refcounts or inline
+    caches the worker wrote), the interpreter's own data, the rest."""
+    kib: dict[str, int] = {}
+    name = ""
+    try:
+        with open(f"/proc/{pid}/smaps") as f:
+            for line in f:
+                head = line.split()
+                if "-" in head[0] and not head[0].endswith(":"):
+                    path = head[5] if len(head) > 5 else "anon"
+                    name = "libpython" if "libpython" in path else path.strip("[]")
+                    if name not in ("heap", "anon", "libpython"):
+                        name = "other"
+                elif head[0] in ("Private_Dirty:", "Private_Clean:"):
+                    kib[name] = kib.get(name, 0) + int(head[1])
+    except OSError:
+        return ""
+    return ", ".join(f"{k} {v / 1024:.2f}" for k, v in sorted(kib.items(), key=lambda kv: -kv[1]))
 
 
 def _make(path: Path, n: int) -> str:
@@ -77,9 +106,10 @@ def run(quick: bool) -> list[Row]:
             rows.append(skipped(B, "idle forked worker PSS", "the warm spawner never got ready"))
         else:
             note = f"median of {FORKED} idle workers forked by the warm spawner"
-            f_rss, f_uss, f_pss = forked
+            f_rss, f_uss, f_pss, regions = forked
             rows.append(Row(B, "idle forked worker RSS", "MiB", f_rss, note=note))
-            rows.append(Row(B, "idle forked worker USS", "MiB", f_uss, note=note))
+            where = f"{note}; private MiB: {regions}" if regions else note
+            rows.append(Row(B, "idle forked worker USS", "MiB", f_uss, note=where))
             row = Row(B, "idle forked worker PSS", "MiB", f_pss, target="<= 5 MiB", note=note)
             row.ok = f_pss <= 5
             rows.append(row)
@@ -92,6 +122,11 @@ def run(quick: bool) -> list[Row]:
         kept = len(back) if isinstance(back, list) else 0
         time.sleep(0.3)
         a_rss, a_uss = _mem(int(str(rec["workerPid"])))
+        # Its growth is over an idle worker started the same way (the first start above
+        # was spawned directly: it launched the spawner, which forked this one).
+        base_rss, base_uss, base_how = rss, uss, "spawned directly"
+        if forked is not None and _was_forked(int(str(rec["workerPid"]))):
+            base_rss, base_uss, base_how = forked[0], forked[1], "forked"
         if not TMUX:
             rows.append(Row(B, f"worker with {n} lines, RSS", "MiB", a_rss))
             rows.append(skipped(B, "tmux server with the same lines", TMUX_HINT))
@@ -118,13 +153,19 @@ def run(quick: bool) -> list[Row]:
         rows.append(row)
     # What the target is about, the scrollback's own cost: growth over an idle process. (A
     # Python worker starts ~5x heavier than tmux's server, which the totals above carry.)
-    growth = (("RSS", a_rss - rss, t_rss - t_idle_rss), ("USS", a_uss - uss, t_uss - t_idle_uss))
+    growth = (
+        ("RSS", a_rss - base_rss, t_rss - t_idle_rss),
+        ("USS", a_uss - base_uss, t_uss - t_idle_uss),
+    )
     for kind, ours, theirs in growth:
         row = Row(B, f"{n} coloured lines' own cost (growth over idle), {kind}", "MiB", ours)
         row.peer, row.peer_median = "tmux server's growth for them", theirs
         row.target = "<= 2x tmux"
         row.ok = ours <= 2 * theirs
-        row.note = "loaded worker minus idle worker; tmux server after the pane minus before"
+        row.note = (
+            f"loaded worker minus an idle one, both {base_how}; "
+            "tmux server after the pane minus before"
+        )
         rows.append(row)
     return rows
 

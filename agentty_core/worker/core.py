@@ -35,6 +35,7 @@ from agentty_core.proc import identity
 from agentty_core.proc.ptyhost import become_subreaper, spawn
 from agentty_core.protocol import JSONObject
 from agentty_core.state.store import atomic_write, now_iso
+from agentty_core.worker import warmup
 from agentty_core.worker.base import WorkerBase
 from agentty_core.worker.lifecycle import Lifecycle
 from agentty_core.worker.pty_io import PtyIO
@@ -104,6 +105,7 @@ class Worker(PtyIO, Lifecycle, WaitRegistry, Requests, Push, WorkerBase):
         failpoints.hit("worker.before_ready")
         self._report({"ok": True, "pid": pid, "workerPid": worker_pid, "active": activated})
         self._reap()  # the program may have exited before the handler was armed
+        warmup.settle()  # the start-up's freed memory back to the system (idle footprint)
         await self.finalized.wait()
         # Let the answer to a `kill` go out, then close every connection so that no handler
         # is still running (and cancelled mid-read) when the loop shuts down.

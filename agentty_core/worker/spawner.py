@@ -41,7 +41,7 @@ from agentty_core._version import __version__
 from agentty_core.paths import Home
 from agentty_core.proc import identity
 from agentty_core.state.store import now_iso
-from agentty_core.worker import forked, spare
+from agentty_core.worker import forked, spare, warmup
 
 IDLE = 600.0
 LOCK_WAIT = 2.0  # a spawner stepping down still holds the lock for a moment
@@ -62,8 +62,6 @@ def _log(message: str) -> None:
 def _warm() -> None:
     """Import what a worker imports, up to its first requests, and run its hot paths once
     over, before the heap is frozen: shared by every worker, not copied into each."""
-    from agentty_core.worker import warmup
-
     warmup.warm()
 
 
@@ -433,8 +431,7 @@ def main() -> int:
             return 0
         spawner.listen()
         spawner.describe(ready=True)
-        gc.collect()
-        gc.freeze()
+        warmup.freeze()
         _log(f"ready on {spawner.path} (idle exit after {idle:g}s)")
         spawner.serve()
     except SystemExit:

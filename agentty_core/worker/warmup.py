@@ -12,7 +12,9 @@ closed, the emulator and its screen dropped.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 ROUNDS = 24  # past 3.11's warm-up delay (8 calls) before it specialises a function
 SAMPLE = (
@@ -24,17 +26,25 @@ SAMPLE = (
 
 def warm() -> None:
     """Import and exercise what a worker runs (see the module's docstring)."""
-    import asyncio
+    with held_signals():
+        _warm()
+        import gc
+
+        gc.collect()  # the rehearsal's event loops finalized here, the signals still held
+
+
+def _warm() -> None:
     import ctypes  # noqa: F401  (prctl, for the subreaper and the program's pdeathsig)
     import json
     import logging
+    import shlex  # noqa: F401  (`intent`: the record's command line)
     import tempfile  # noqa: F401  (`atomic_write`: the active pointer, the final screen)
 
     import agentty_core.proc.killtree
     import agentty_core.worker.core  # noqa: F401
     from agentty_core.emulator.pyte_backend import Emulator
     from agentty_core.proc import identity, inputstate, ptyhost
-    from agentty_core.state import store
+    from agentty_core.state import intent, store  # noqa: F401  (`intent`: the `start` lane)
 
     ptyhost.preload()
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -64,12 +74,187 @@ def warm() -> None:
         identity.same_process(os.getpid(), identity.start_token(os.getpid()))
         identity.create_time(os.getpid())
 
-    async def turn() -> None:
-        await asyncio.sleep(0)
+    _start_up()
 
-    loop = asyncio.new_event_loop()
+
+def _scratch_dir() -> str:
+    """A private directory for the rehearsal, in memory when there is one (its state
+    writes fsync)."""
+    import tempfile
+
+    shm = "/dev/shm"
+    where = shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
+    return tempfile.mkdtemp(prefix="agentty-warm-", dir=where)
+
+
+def _start_up() -> None:
+    """Rehearse a worker's start-up, as far as it can run here, in a scratch home: its log
+    handler, its record written under the state lock, its emulator and Worker object, an
+    `asyncio.run` loop with its signal handlers, a reader, its socket bound and its ready
+    line written.
+
+    Code run only after the fork is otherwise written to there: 3.11 counts every call of a
+    function not yet quickened in its code object, and every run of an instruction not yet
+    specialised in the instruction's cache; each such write copies a page the worker shared
+    with the spawner (measured: 340 code objects in logging, pathlib, the state store,
+    asyncio, selectors and socket written by an idle worker after its fork)."""
+    import asyncio
+    import logging
+    import shutil
+    import signal
+    from pathlib import Path
+    from typing import cast
+
+    from agentty_core.paths import Home
+    from agentty_core.state.records import RawRecord, Record
+    from agentty_core.state.store import StateStore
+    from agentty_core.worker.core import Worker
+    from agentty_core.worker.main import CappedLogHandler
+
+    scratch = _scratch_dir()
+    log = logging.getLogger("agentty.worker")
+    null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    handler = CappedLogHandler(null)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    saved = (log.propagate, log.level)
+    log.addHandler(handler)
+    log.propagate = False
+    log.setLevel(logging.INFO)
     try:
+        home = Home.resolve(Path(scratch))  # the `start` lane's: it checks the home
+        # Bound only where the scratch home keeps its sockets (not AGENTTY_SOCKET_DIR's).
+        bind = home.socket_dir() == home.sockets_dir
+        sid = "0123abcd"
+        record: RawRecord = {"id": sid, "status": "starting", "argv": ["cat"]}
+        StateStore(home, lean=True).add(cast(Record, dict(record)))
+        spec: RawRecord = {"id": sid, "home": scratch, "argv": ["cat"], "cols": 80, "rows": 24}
+        spec.update(cwd=scratch, env={}, record=dict(record))
+
+        async def rehearse(worker: Worker) -> None:
+            loop = asyncio.get_running_loop()
+            loop.add_signal_handler(signal.SIGWINCH, _nothing)  # ignored by default
+            loop.remove_signal_handler(signal.SIGWINCH)
+            read_end, write_end = os.pipe()
+            try:
+                loop.add_reader(read_end, _nothing)
+                await asyncio.sleep(0)
+                loop.remove_reader(read_end)
+            finally:
+                os.close(read_end)
+                os.close(write_end)
+            if bind:  # the worker's own socket, its Server on the loop
+                worker._bind()
+                if worker.server is not None:
+                    worker.server.close()
+            worker._update_record(workerPid=os.getpid(), workerStart="x", workerCreateTime=0.0)
+            worker._record_running(status="running", emulator=worker.emulator_name, pid=1)
+            log.info("worker %s starting session %s (emulator %s): %s", 1, sid, "pyte", ["cat"])
+            worker._report({"ok": True, "pid": 1, "workerPid": 1, "active": False})
+
         for _ in range(ROUNDS):
-            loop.run_until_complete(turn())
+            status_r, status_w = os.pipe()
+            worker: Worker | None = None
+            try:
+                worker = Worker(dict(spec), home, status_w)
+                home.log_path(sid)
+                asyncio.run(rehearse(worker))
+            finally:
+                if worker is None or worker.status_fd is not None:  # `_report` closes it
+                    os.close(status_w)
+                os.close(status_r)
     finally:
-        loop.close()
+        log.removeHandler(handler)
+        log.propagate = saved[0]
+        log.setLevel(saved[1])
+        os.close(null)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _nothing() -> None:
+    """A callback for the rehearsal's handlers and readers (never called)."""
+
+
+def settle() -> None:
+    """Once a worker is ready: give the C heap's free pages back to the system.
+
+    Start-up reads the whole state file (a home of 200 sessions: ~130 KB of JSON, a dict per
+    record) and frees it; glibc keeps the freed chunks, whose pages stay resident and
+    private to the worker (+0.4 MiB at 80 sessions, growing with the home). `malloc_trim`
+    returns every free page, not only the heap's top."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
+
+
+def freeze() -> None:
+    """The spawner's last step before it serves: collect, fill the allocator's holes, give
+    free C heap pages back, then freeze the heap (`gc.freeze`: the collector never touches
+    these objects again, in the spawner or in a worker)."""
+    import gc
+
+    with held_signals():
+        gc.collect()
+        _fill_pools()
+        settle()
+        gc.freeze()
+
+
+@contextlib.contextmanager
+def held_signals() -> Iterator[None]:
+    """SIGTERM and SIGINT held while the warm-up runs, delivered when it ends.
+
+    The spawner's handlers raise (SIGTERM: SystemExit). The warm-up's garbage includes event
+    loops, whose `__del__` runs during a collection; a handler that raises inside a
+    finalizer is "ignored" (printed, then dropped), and a spawner told to stop went on to
+    serve. Held, the signal arrives after the block, where the exception ends the spawner."""
+    import signal
+
+    held = {signal.SIGTERM, signal.SIGINT}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+_FILLER: list[object] = []  # kept for the spawner's life (and shared with every worker)
+
+
+def _fill_pools() -> None:
+    """Fill the free blocks left in pymalloc's pools by objects freed during the imports.
+
+    A worker's first allocations would land in them, one here and one there: each in a page
+    shared with the spawner, which the write copies. Filled, they go to fresh pools instead,
+    packed into a few pages of the worker's own. The free counts come from
+    `sys._debugmallocstats` (CPython's own report; anything else: nothing is filled)."""
+    for size, free in _free_blocks().items():
+        if size >= 48:  # a bytes object of n bytes takes 33 + n
+            _FILLER.append([bytes(size - 33) for _ in range(free)])
+        elif size == 32:  # a float takes 24 (its free list is used up first)
+            _FILLER.append([float(i) + 0.5 for i in range(free + 100)])
+
+
+def _free_blocks() -> dict[int, int]:
+    """Size class -> free blocks in its pools, from `sys._debugmallocstats` (on stderr)."""
+    import re
+    import sys
+    import tempfile
+
+    stats = getattr(sys, "_debugmallocstats", None)
+    if stats is None:
+        return {}
+    with tempfile.TemporaryFile() as out:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(out.fileno(), 2)
+            stats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        text = out.read().decode("ascii", "replace")
+    # class, size, pools, blocks in use, free blocks
+    row = re.compile(r"^\s*\d+\s+(\d+)\s+\d+\s+\d+\s+(\d+)\s*$", re.MULTILINE)
+    return {int(size): int(free) for size, free in row.findall(text)}
