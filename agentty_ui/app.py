@@ -34,8 +34,16 @@ from agentty_core.state.records import Record
 
 from .actions import ACTIONS, bindings, keys_help
 from .fleet import Fleet, split_key
-from .messages import CallFinished, SessionsPolled, SessionStarted
-from .model import Snapshot, describe_kill, grid_label, status_of, take_snapshot
+from .messages import CallFinished, PollFailed, SessionsPolled, SessionStarted
+from .model import (
+    Snapshot,
+    describe_kill,
+    grid_label,
+    merge_usage,
+    quick_snapshot,
+    status_of,
+    take_snapshot,
+)
 from .screens.confirm import ConfirmScreen
 from .screens.grid import GridScreen
 from .screens.help import HelpScreen
@@ -93,6 +101,11 @@ class AgenttyApp(App[None]):
         self._hosts: dict[str, list[Record]] = {}  # each host's last answered listing
         self._polls = 0  # started
         self._polled = 0  # answered and shown
+        # One poll at a time: a poll slower than the interval (a loaded machine) is let
+        # finish, and one more follows it, rather than being cancelled by the next tick
+        # (which left the list without live fields for as long as the load lasted).
+        self._polling = False
+        self._poll_again = False
         self.senders = Senders(self.fleet, self._input_failed)  # one thread per home
 
     # ------------------------------------------------------------------ layout
@@ -114,8 +127,12 @@ class AgenttyApp(App[None]):
     def on_mount(self) -> None:
         self.main.query_one(SessionList).focus()
         if self.fleet.local is not None:
+            # The first frame lists what the state file says at once; the first full poll
+            # (every worker asked, every process tree sampled, orphans swept) waits until
+            # that frame is drawn rather than competing with it, and fills the live fields.
+            self._list_quickly()
+            self.call_after_refresh(self.poll_local)
             self.set_interval(self.poll_interval, self.poll_local)
-        self.poll_local()
 
     def on_unmount(self) -> None:
         self.senders.close()
@@ -141,28 +158,69 @@ class AgenttyApp(App[None]):
             bar.poll()
 
     def poll_local(self) -> None:
-        """Records (with live activity), CPU/memory, and orphans when they may exist."""
-        if self.fleet.local is None:
-            return
-        self._polls += 1
-        self._poll(bool(self.orphans) or self._polls % ORPHAN_SWEEP_EVERY == 1)
+        """Records (with live activity), CPU/memory, and orphans when they may exist.
 
-    @work(thread=True, exclusive=True, group="poll")
-    def _poll(self, sweep: bool) -> None:
+        CPU and memory are sampled for the rows in view only (sampling a process tree reads
+        every process in /proc), and not at all while the grid covers the list."""
+        if self.fleet.local is None or not self.screen_stack:
+            return
+        if self._polling:
+            self._poll_again = True
+            return
+        self._polling = True
+        self._polls += 1
+        table = self.main.query_one(SessionList)
+        only: frozenset[str] | None = None
+        if self.pane.covered:
+            only = frozenset()
+        elif table.row_count:
+            only = frozenset([*table.keys_in_view(), *([self.selected] if self.selected else [])])
+        self._poll(bool(self.orphans) or self._polls % ORPHAN_SWEEP_EVERY == 1, only)
+
+    @work(thread=True, exclusive=True, group="quick")
+    def _list_quickly(self) -> None:
+        try:
+            snapshot = quick_snapshot(self.client)
+        except AgenttyError:
+            return  # the full poll says why
+        self.post_message(SessionsPolled(snapshot))
+
+    @work(thread=True, group="poll")
+    def _poll(self, sweep: bool, only: frozenset[str] | None) -> None:
         worker = get_current_worker()
         try:
-            snapshot = take_snapshot(self.client, self.sampler, sweep)
+            snapshot = take_snapshot(self.client, self.sampler, sweep, only)
         except AgenttyError as exc:
-            self.post_message(CallFinished("Listing failed", str(exc), failed=True))
+            self.post_message(PollFailed(str(exc)))
             return
         if not worker.is_cancelled:
             self.post_message(SessionsPolled(snapshot))
 
+    def on_poll_failed(self, message: PollFailed) -> None:
+        self.notify(message.text, title="Listing failed", severity="error", markup=False)
+        self._poll_done()
+
+    def _poll_done(self) -> None:
+        """The poll in flight answered: the one asked for meanwhile goes now."""
+        self._polling = False
+        if self._poll_again:
+            self._poll_again = False
+            self.poll_local()
+
     def on_sessions_polled(self, message: SessionsPolled) -> None:
         if not self.screen_stack or not self.main.query(SessionList):
             return  # a poll that finished while the app was shutting down
-        self._polled += 1
-        self._local = message.snapshot
+        snapshot = message.snapshot
+        if not snapshot.live:
+            if self._polled:
+                return  # a full poll answered first: it knows more
+        else:
+            self._polled += 1
+            self._poll_done()
+            snapshot = Snapshot(
+                snapshot.records, merge_usage(self._local.usage, snapshot), snapshot.orphans
+            )
+        self._local = snapshot
         if message.snapshot.orphans is not None:
             self.orphans = message.snapshot.orphans
             self.main.query_one(OrphanBanner).orphans = tuple(message.snapshot.orphans)

@@ -29,3 +29,11 @@ class SessionStarted(Message):
     def __init__(self, session_id: str, command: str) -> None:
         super().__init__()
         self.session_id, self.command = session_id, command
+
+
+class PollFailed(Message):
+    """This machine's poll failed: what to tell the person (the next poll may go now)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from agentty_core.client import Client
@@ -61,11 +62,17 @@ def program_of(record: Record) -> str:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """One poll: every record, usage of running ones, and orphans (None: not looked)."""
+    """One poll: every record, usage of running ones, and orphans (None: not looked).
+
+    `sampled`: the sessions whose usage was looked at (None: every running one); the others
+    keep what an earlier poll found. `live`: False for the quick listing read from the
+    state file alone (no live fields, no usage) that fills the first frame."""
 
     records: list[Record]
     usage: dict[str, Usage] = field(default_factory=dict)
     orphans: list[Orphan] | None = None
+    sampled: frozenset[str] | None = None
+    live: bool = True
 
 
 def grid_label(key: str, record: Record) -> str:
@@ -87,14 +94,25 @@ def describe_kill(result: dict[str, object]) -> str:
     return f"{sid} {result.get('status', 'ended')}"
 
 
-def take_snapshot(client: Client, sampler: UsageSampler, sweep: bool) -> Snapshot:
+def quick_snapshot(client: Client) -> Snapshot:
+    """The records as the state file has them (in a thread; a few ms): what the first frame
+    lists while the first full poll asks every worker and samples every process tree."""
+    return Snapshot(client.sessions(), live=False)
+
+
+def take_snapshot(
+    client: Client, sampler: UsageSampler, sweep: bool, only: Collection[str] | None = None
+) -> Snapshot:
     """This machine's poll (in a thread): records with live activity, CPU and memory of the
-    running ones, and orphans when `sweep` or a session is lost (None: not looked)."""
+    running ones (of those in `only`, when given: the rows in view), and orphans when
+    `sweep` or a session is lost (None: not looked)."""
     records = client.sessions(live_info=True)
     pids = {
         r["id"]: r["pid"]
         for r in records
-        if status_of(r) == "running" and isinstance(r.get("pid"), int)
+        if status_of(r) == "running"
+        and isinstance(r.get("pid"), int)
+        and (only is None or r["id"] in only)
     }
     usage = sampler.sample_all(pids)  # type: ignore[arg-type]
     orphans: list[Orphan] | None = None
@@ -103,4 +121,14 @@ def take_snapshot(client: Client, sampler: UsageSampler, sweep: bool) -> Snapsho
             orphans = client.orphans()
         except AgenttyError:
             orphans = None
-    return Snapshot(records, usage, orphans)
+    return Snapshot(records, usage, orphans, None if only is None else frozenset(only))
+
+
+def merge_usage(old: dict[str, Usage], new: Snapshot) -> dict[str, Usage]:
+    """The usage to show: this poll's samples, and what earlier polls found for the running
+    sessions it did not sample (rows out of view)."""
+    if new.sampled is None:
+        return dict(new.usage)
+    running = {r["id"] for r in new.records if status_of(r) == "running"}
+    kept = {k: v for k, v in old.items() if k in running and k not in new.sampled}
+    return {**kept, **new.usage}

@@ -83,6 +83,13 @@ class SessionList(DataTable[str | Text]):
             return None
         return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
 
+    def keys_in_view(self) -> list[str]:
+        """The sessions whose rows are on screen now (every row is one line high)."""
+        top = self.scroll_offset.y
+        height = max(self.scrollable_content_region.height - self.header_height, 0)
+        rows = self.ordered_rows[top : top + height]
+        return [str(row.key.value) for row in rows if row.key.value is not None]
+
     def select(self, session_id: str) -> None:
         """Move the cursor to a session's row (if it is listed)."""
         if session_id in self._cells:

@@ -1,8 +1,11 @@
 """A session's screen, drawn from the row runs its worker pushes (no emulator here).
 
 Built on the Line API: each row becomes a `Strip` of Segments, one per run of equal style,
-cached until that row changes; only changed rows are refreshed, and events that pile up
-while the UI is busy are merged into one repaint, so a flooding session cannot freeze it.
+cached by the row's content (a scrolling screen shows the same rows one line higher: they
+are not built again); only the changed rows that are in view are refreshed, in one call, and
+events that pile up while the UI is busy are merged into one repaint, so a flooding session
+cannot freeze it. The widget's base style (a walk over every ancestor's styles in Textual)
+is looked up once per repaint, not once per line.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events, work
 from textual.binding import Binding, BindingType
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -28,7 +31,8 @@ from agentty_core.protocol import BOLD, ITALICS, REVERSE, STRIKETHROUGH, UNDERSC
 from ..feed import merge_events
 from ..fleet import Stream, Subscribes
 
-RunList = list[tuple[str, str, str, int]]
+Run = tuple[str, str, str, int]  # text, foreground, background, flags
+RunList = tuple[Run, ...]
 _STYLES: dict[tuple[str, str, int], Style] = {}
 _CURSOR = Style(reverse=True)
 DETACH_KEY = "ctrl+right_square_bracket"
@@ -165,6 +169,7 @@ class TerminalView(ScrollView, can_focus=True):
         *,
         show_cursor: bool = True,
         frame_interval: float = 0.0,
+        paced: bool = False,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
@@ -174,6 +179,9 @@ class TerminalView(ScrollView, can_focus=True):
         # Seconds between applied updates (0: as fast as the worker pushes, ~30/s). A small
         # pane among many needs far fewer frames than the one being watched.
         self.frame_interval = frame_interval
+        # Paced: the feed only buffers, and the view's owner applies what is buffered on its
+        # own clock (`flush`), so many views share one frame (one repaint of the screen).
+        self.paced = paced
         self.session_id: str | None = None
         self.live: str | None = None  # the session being streamed, None when not streaming
         self.cols, self.rows = 80, 24
@@ -181,7 +189,10 @@ class TerminalView(ScrollView, can_focus=True):
         self.cursor_visible = False
         self.title = ""
         self._runs: list[RunList] = []
-        self._strips: dict[int, Strip] = {}
+        # Strips by row content, for the base style they were built with: a row that moved
+        # (scrolling) or came back is not built again. Cleared when it outgrows the screen.
+        self._strips: dict[RunList, Strip] = {}
+        self._base = Style()  # the widget's rich_style, looked up once per repaint
         self._pending: list[tuple[int | None, JSONObject]] = []
         self._lock = threading.Lock()
         self._posted = False
@@ -195,7 +206,7 @@ class TerminalView(ScrollView, can_focus=True):
 
     def _reset(self, cols: int, rows: int) -> None:
         self.cols, self.rows = cols, rows
-        self._runs = [[] for _ in range(rows)]
+        self._runs = [() for _ in range(rows)]
         self._strips.clear()
         self.virtual_size = Size(cols, rows)
         self.refresh()
@@ -214,7 +225,7 @@ class TerminalView(ScrollView, can_focus=True):
         width = max([cols or 0, *(len(line) for line in lines), 1])
         self._reset(width, max(len(lines), 1))
         for row, line in enumerate(lines):
-            self._runs[row] = [(line, "default", "default", 0)]
+            self._runs[row] = ((line, "default", "default", 0),)
         self.cursor_visible = False
         self.refresh()
 
@@ -231,8 +242,9 @@ class TerminalView(ScrollView, can_focus=True):
             for key, runs in changed.items():
                 row = int(key)
                 if 0 <= row < self.rows and isinstance(runs, list):
-                    self._runs[row] = [(str(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in runs]
-                    self._strips.pop(row, None)
+                    self._runs[row] = tuple(
+                        (str(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in runs
+                    )
                     dirty.add(row)
         cursor = event.get("cursor")
         if isinstance(cursor, dict):
@@ -243,35 +255,61 @@ class TerminalView(ScrollView, can_focus=True):
         title = event.get("title")
         if isinstance(title, str):
             self.title = title
-        for row in dirty:
-            self.refresh_line(row)
+        self.refresh_rows(dirty)
+
+    def refresh_rows(self, rows: set[int]) -> None:
+        """Refresh the rows of `rows` that are in view, as few regions in one call (one
+        `refresh_line` per row costs more than drawing a row from the cache)."""
+        top, height = self.scroll_offset.y, self.size.height
+        shown = sorted(row - top for row in rows if top <= row < top + height)
+        if not shown:
+            return
+        width = max(self.virtual_size.width, self.size.width)
+        regions: list[Region] = []
+        start = prev = shown[0]
+        for y in shown[1:]:
+            if y != prev + 1:
+                regions.append(Region(0, start, width, prev - start + 1))
+                start = y
+            prev = y
+        regions.append(Region(0, start, width, prev - start + 1))
+        self.refresh(*regions)
 
     # ------------------------------------------------------------------ rendering
 
     def _row_strip(self, row: int) -> Strip:
-        strip = self._strips.get(row)
+        runs = self._runs[row]
+        strip = self._strips.get(runs)
         if strip is None:
-            base = self.rich_style
+            base = self._base
             segments = [
-                Segment(text, base + run_style(fg, bg, flags))
-                for text, fg, bg, flags in self._runs[row]
+                Segment(text, base + run_style(fg, bg, flags)) for text, fg, bg, flags in runs
             ]
             strip = Strip(segments).crop_extend(0, self.cols, base)
-            self._strips[row] = strip
+            if len(self._strips) >= 4 * self.rows:
+                self._strips.clear()
+            self._strips[runs] = strip
         return strip
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        base = self.rich_style
+        if base != self._base:
+            self._base = base
+            self._strips.clear()
+        return super().render_lines(crop)
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         row = y + scroll_y
         width = self.size.width
         if row >= self.rows:
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, self._base)
         strip = self._row_strip(row)
         if self.show_cursor and self.cursor_visible and row == self.cursor[0]:
             col = min(self.cursor[1], self.cols - 1)
             left, middle, right = strip.divide([col, col + 1, self.cols])[:3]
             strip = Strip.join([left, middle.apply_style(_CURSOR), right])
-        return strip.crop_extend(scroll_x, scroll_x + width, self.rich_style).apply_offsets(
+        return strip.crop_extend(scroll_x, scroll_x + width, self._base).apply_offsets(
             scroll_x, row
         )
 
@@ -325,7 +363,7 @@ class TerminalView(ScrollView, can_focus=True):
         (None: whatever is shown)."""
         with self._lock:
             self._pending.append((stream, event))
-            if self._posted:
+            if self._posted or self.paced:
                 return
             self._posted = True
         self.post_message(self._Update())
@@ -344,12 +382,19 @@ class TerminalView(ScrollView, can_focus=True):
         with self._lock:
             pending, self._pending = self._pending, []
             # With a frame interval, the feed posts nothing more until the frame is due.
-            self._posted = self.frame_interval > 0
+            self._posted = self.frame_interval > 0 and not self.paced
         events = [e for stream, e in pending if stream is None or stream == self._stream]
         if events:
             self.apply_event(merge_events(events))
-        if self.frame_interval > 0:
+        if self.frame_interval > 0 and not self.paced:
             self.set_timer(self.frame_interval, self._frame_due)
+
+    def flush(self) -> None:
+        """Apply whatever is buffered now (a paced view's owner calls it on its clock)."""
+        with self._lock:
+            if not self._pending:
+                return
+        self._apply_pending()
 
     def _frame_due(self) -> None:
         with self._lock:

@@ -76,7 +76,9 @@ async def test_remote_sessions_listed_typed_into_and_killed(
     app = make_app(local)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         table = app.query_one(SessionList)
+        # Both homes answer on their own: wait for both rows (the host's may come first).
         await wait_for(pilot, lambda: cell(app, key, "status") == "running", 30)
+        await wait_for(pilot, lambda: cell(app, here, "status") == "running", 30)
         assert cell(app, key, "host") == HOST and cell(app, key, "id") == sid
         assert cell(app, key, "name") == "there"
         assert cell(app, here, "host") == "local"

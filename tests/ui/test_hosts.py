@@ -4,6 +4,7 @@ filtered, a host that is down says why, and one that never answers holds up nobo
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from agentty_core.client import Client
 from agentty_core.remote.client import RemoteClient
 from agentty_core.remote.hosts import Host
+from agentty_core.state.records import Record
 from agentty_ui.app import AgenttyApp, create_app
 from agentty_ui.widgets.filter_bar import FilterBar
 from agentty_ui.widgets.host_bar import HostBar
@@ -61,6 +63,45 @@ async def test_grouped_by_host_and_filtered(client: Client, other_homes: Homes) 
         RemoteClient(command_host("one", one)).start(["cat"], name="epsilon")
         client.start(["cat"], name="zeta")
         await wait_for(pilot, lambda: shown(app) == ["beta", "delta", "epsilon"], 30)
+
+
+class HeldLivePoll(Client):
+    """This machine's client whose polls with live fields wait until `release` is set; the
+    listing read from the state file alone does not wait."""
+
+    def __init__(self) -> None:
+        super().__init__(timeout=3.0)
+        self.release = threading.Event()
+
+    def sessions(self, *, live_info: bool = False) -> list[Record]:
+        if live_info:
+            self.release.wait(30)
+        return super().sessions(live_info=live_info)
+
+
+async def test_this_machines_rows_are_listed_before_any_live_poll(
+    client: Client, other_homes: Homes
+) -> None:
+    """The order that made tests/remote's host test flaky, forced: a host answers while
+    this machine's first live poll is still out (slow under load). This machine's rows are
+    listed anyway, from the state file, with their Host cell, and the live fields follow."""
+    one = other_homes()
+    RemoteClient(command_host("one", one)).start(["cat"], name="there")
+    here = str(client.start(["cat"], name="here")["id"])
+    held = HeldLivePoll()
+    app = make_app(held, command_host("one", one))
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: sorted(shown(app)) == ["here", "there"], 30)
+            table = app.query_one(SessionList)
+            hosts = [str(table.get_cell(row.key, "host")) for row in table.ordered_rows]
+            assert hosts == ["local", "one"]
+            assert str(table.get_cell(here, "status")) == "running"
+            assert str(table.get_cell(here, "mem")) == ""  # not sampled yet
+            held.release.set()
+            await wait_for(pilot, lambda: str(table.get_cell(here, "mem")) != "", 30)
+    finally:
+        held.release.set()
 
 
 async def test_a_host_that_is_down_says_why(client: Client, other_homes: Homes) -> None:
