@@ -28,8 +28,12 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
+# Two workers: most tests wait on real processes (PTYs, sockets, sshd, held locks), so two
+# overlap well even on 2 cores. Every test has its own AGENTTY_HOME, tmp_path and ports, so a
+# worker never sees another's. PYTEST_WORKERS=0 runs them in this one process.
+PYTEST_WORKERS ?= 2
 pytest: install
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist worksteal
 
 test: lint typecheck pytest
 

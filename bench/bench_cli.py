@@ -26,7 +26,7 @@ KILL_TARGET = 1.5
 
 
 def run(quick: bool) -> list[Row]:
-    n = 15 if quick else 60
+    n = 5 if quick else 60
     floor_cmd = [PYTHON, "-I", "-c", "pass"]
     site_cmd = [PYTHON, "-c", "pass"]
     with agentty_home() as root:
@@ -68,7 +68,7 @@ def run(quick: bool) -> list[Row]:
                     samples[name].append(run_quiet(argv))
                 if tmux:
                     samples["tmux"].append(run_quiet(tmux.cmd("capture-pane", "-p", "-t", "b")))
-            for _ in range(max(5, n // 3)):  # each kill needs a session of its own
+            for _ in range(max(3, n // 3)):  # each kill needs a session of its own
                 doomed = str(c.start(["sh", "-c", "echo up; exec cat"], activate=False)["id"])
                 c.wait(doomed, text="up", timeout=10)
                 samples["agentty kill (exits on SIGHUP)"].append(

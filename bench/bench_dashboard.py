@@ -98,7 +98,7 @@ def _cpu_row(app_cls: type, quick: bool) -> Row:
         c = client(root)
         with ThreadPoolExecutor(max_workers=4) as pool:
             list(pool.map(lambda _: c.start([sys.executable, "-c", PRINTER]), range(20)))
-        share = asyncio.run(_grid_cpu(app_cls, 3.0 if quick else 10.0, 20))
+        share = asyncio.run(_grid_cpu(app_cls, 2.0 if quick else 10.0, 20))
     return Row(
         B, CPU_NAME, "% of a core", share * 100, target="<= 30%", ok=share <= 0.30, samples=1
     )

@@ -90,7 +90,7 @@ def run(quick: bool) -> list[Row]:
         import mcp  # noqa: F401
     except ImportError:
         return [skipped(B, "MCP rows", "pip install -e '.[mcp]'")]
-    n_start, n = (3, 50) if quick else (10, 300)
+    n_start, n = (2, 20) if quick else (10, 300)
     with agentty_home():
         starts = anyio.run(_start_to_list, n_start)
         gets, repls = anyio.run(_session_rows, n)

@@ -159,7 +159,7 @@ def _wait_latency(
 
 
 def run(quick: bool) -> list[Row]:
-    n = 15 if quick else 60
+    n = 5 if quick else 60
     try:
         with _sshd() as server, agentty_home() as local_root, _remote(server) as (rhome, cfg):
             return _measure(n, local_root, rhome, cfg)

@@ -98,7 +98,7 @@ def _libtmux(n: int, tmux: Tmux) -> list[float]:
 
 
 def run(quick: bool) -> list[Row]:
-    n, n_tmux = (100, 30) if quick else (500, 150)
+    n, n_tmux = (50, 10) if quick else (500, 150)
     via_client, via_conn = _agentty(n)
     pex = ms_row(B, "pexpect sendline+expect_exact", _pexpect(n))
     rows = [pex]

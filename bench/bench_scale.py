@@ -1,4 +1,4 @@
-"""6. Scale: N live sessions (full 200, quick 20): `agentty get` p95 across them as whole
+"""6. Scale: N live sessions (full 200, quick 10): `agentty get` p95 across them as whole
 processes (target <= 50 ms), `agentty status --json` time (target <= 300 ms), the workers'
 total RSS, USS and PSS (issue 14: 200 idle sessions <= 1.2 GiB PSS, pro rata for fewer).
 
@@ -21,7 +21,7 @@ MIB = 1 << 20
 
 
 def run(quick: bool) -> list[Row]:
-    n = 20 if quick else 200
+    n = 10 if quick else 200
     with agentty_home() as root:
         if spawner_client.enabled():
             warm_home(root)
@@ -30,7 +30,7 @@ def run(quick: bool) -> list[Row]:
             recs = list(pool.map(lambda _: c.start(["cat"]), range(n)))
         ids = [str(r["id"]) for r in recs]
         gets = [run_quiet([AGENTTY, "get", "--session", sid]) for sid in ids]
-        status = [run_quiet([AGENTTY, "status", "--json"]) for _ in range(5 if quick else 10)]
+        status = [run_quiet([AGENTTY, "status", "--json"]) for _ in range(3 if quick else 10)]
         rss = uss = pss = 0
         direct = 0
         for rec in recs:

@@ -1,4 +1,4 @@
-"""5. Start: `agentty start -- cat` until ready, 20 sequential and 20 concurrent (quick: 5),
+"""5. Start: `agentty start -- cat` until ready, 20 sequential and 20 concurrent (quick: 3),
 vs `tmux new-session -d cat`. The worker's own ready time (its spawn until the `ready` line on
 the status pipe, which `start` waits for) is timed in-process from `spawn_worker` to the end of
 `_hand_over`, since the record only keeps millisecond timestamps.
@@ -155,7 +155,7 @@ def _concurrently(n: int, argv_for: Callable[[int], list[str]]) -> list[float]:
 
 
 def run(quick: bool) -> list[Row]:
-    n = 5 if quick else 20
+    n = 3 if quick else 20
     rows: list[Row] = []
     tmux_seq = tmux_conc = None
     if TMUX:
@@ -210,7 +210,7 @@ def run(quick: bool) -> list[Row]:
     cold.target = "no slower than a direct start"
     cold.ok = (cold.ratio or 99) <= 1.1
     rows += [direct_cold, cold]
-    sessions = 5 if quick else 20
+    sessions = 3 if quick else 20
     rows += [_idle_memory(sessions, warm=False), _idle_memory(sessions, warm=True)]
     return rows
 

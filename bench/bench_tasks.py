@@ -396,7 +396,7 @@ def _one_task(task: Task, n: int, tmux: Tmux | None, pexpect_ok: bool) -> Row:
 
 
 def run(quick: bool) -> list[Row]:
-    n = 2 if quick else 7
+    n = 1 if quick else 7
     try:
         import pexpect  # noqa: F401
 

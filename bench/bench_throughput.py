@@ -188,7 +188,7 @@ def _tmux(path: Path, last: str) -> float:
 
 
 def run(quick: bool) -> list[Row]:
-    size = 4 * MB if quick else 50 * MB
+    size = 1 * MB if quick else 50 * MB
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="atb-data-") as tmp:
         for kind in streams.STREAMS:

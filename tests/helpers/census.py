@@ -9,14 +9,35 @@ import time
 import psutil
 
 
+def _pids_naming(home: str) -> list[int]:
+    """Pids whose environment holds `AGENTTY_HOME=home`, from /proc directly: one read per
+    process instead of psutil's parsed environ (the census runs after every test, over
+    every process of a shared machine). A zombie's or another user's environ reads empty
+    or fails, and is skipped here as psutil would."""
+    needle = b"\0AGENTTY_HOME=" + os.fsencode(home) + b"\0"
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        if needle in b"\0" + data + b"\0":
+            found.append(int(entry))
+    return found
+
+
 def processes_of_home(home: str) -> list[psutil.Process]:
     """Every live process (workers and programs) whose environment names `home`."""
     found = []
     me = os.getpid()
-    for proc in psutil.process_iter():
-        if proc.pid == me:
+    for pid in _pids_naming(home):
+        if pid == me:
             continue
         try:
+            proc = psutil.Process(pid)
             if proc.environ().get("AGENTTY_HOME") == home and proc.status() != psutil.STATUS_ZOMBIE:
                 found.append(proc)
         except (psutil.Error, OSError):
