@@ -100,7 +100,7 @@ def ask(
         first = reader.line(deadline + GRACE)
         if first != b"+":
             if first is None:  # wedged (stopped, say): not again for a while
-                mark_off(path)
+                _mark_off(path)
             return None
         return reader.answer(host, words)
     finally:
@@ -125,9 +125,7 @@ def _no_default(value: object) -> object:
     raise TypeError(f"not JSON: {type(value).__name__}")
 
 
-def mark_off(path: str) -> None:
-    """Callers do not use or start the link at `path` for `RETRY` seconds: it was wedged, or
-    could not start (no ssh, an old agentty there); the link itself marks the latter."""
+def _mark_off(path: str) -> None:
     try:
         fd = os.open(path + ".off", os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         os.close(fd)

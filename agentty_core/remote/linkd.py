@@ -33,8 +33,6 @@ import sys
 import time
 from typing import Any
 
-from agentty_core.remote.link import mark_off
-
 IDLE = 600.0
 HELLO_WAIT = 40.0  # seconds for ssh to connect and the remote agentty to import
 REQUEST_TIMEOUT = 2.0  # a caller that connects and sends nothing
@@ -227,7 +225,7 @@ class Link:
         try:  # the request and its acknowledgement in one step: nothing runs in between
             proc.stdin.write(json.dumps(message).encode() + b"\n")
         except (OSError, RuntimeError):
-            self._drop(rid)
+            self.pending.pop(rid, None)
             writer.write(b"-down\n")
             return
         writer.write(b"+\n")
@@ -242,7 +240,7 @@ class Link:
                     watched, timeout=HEARTBEAT, return_when=asyncio.FIRST_COMPLETED
                 )
                 if gone in done:
-                    self._drop(rid)
+                    self.pending.pop(rid, None)
                     with contextlib.suppress(OSError, RuntimeError):
                         proc.stdin.write(json.dumps({"cancel": rid}).encode() + b"\n")
                     return
@@ -266,33 +264,13 @@ class Link:
             elif not self.pending and time.monotonic() - self.last > self.idle:
                 self.finish("idle")
 
-    async def drain(self, answers: asyncio.Future[None], limit: float | None) -> None:
-        """Wait for the answers of the requests the host has (at most `limit` seconds), woken
-        by each answer, a caller leaving, or the end of the host's answers: a request is
-        only ever taken out of `pending` resolved or cancelled (`_drop`)."""
-        loop = asyncio.get_running_loop()
-        deadline = None if limit is None else loop.time() + limit
-        while self.pending and not answers.done():
-            remaining = None if deadline is None else deadline - loop.time()
-            if remaining is not None and remaining <= 0:
-                return
-            watched: set[asyncio.Future[Any]] = {answers, *self.pending.values()}
-            await asyncio.wait(watched, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
-
-    def _drop(self, rid: int) -> None:
-        """A request nobody waits for any more: out of `pending`, and done (a drain that
-        watches it wakes)."""
-        future = self.pending.pop(rid, None)
-        if future is not None:
-            future.cancel()
-
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         self.done = loop.create_future()
         loop.add_signal_handler(signal.SIGTERM, self.finish, "SIGTERM")
         if not await self.start():
             _log(f"{self.host}: the remote agentty did not answer: exiting")
-            mark_off(self.path)
+            _mark_failed(self.path)
             await self.stop()
             return 1
         listener = self.listen()
@@ -305,7 +283,9 @@ class Link:
         if self.socket_is_ours():
             with contextlib.suppress(OSError):
                 os.unlink(self.path)
-        await self.drain(tasks[0], DRAIN if why == "SIGTERM" else None)
+        deadline = time.monotonic() + (DRAIN if why == "SIGTERM" else 24 * 3600.0)
+        while self.pending and time.monotonic() < deadline and not tasks[0].done():
+            await asyncio.sleep(0.05)
         for task in tasks:
             task.cancel()
         await self.stop()
@@ -323,6 +303,14 @@ def _frame(answer: dict[str, object]) -> bytes:
         return b"!malformed\n"
     out_b, err_b = binascii.a2b_base64(out), binascii.a2b_base64(err)
     return b"=%d %d %d\n" % (rc, len(out_b), len(err_b)) + out_b + err_b
+
+
+def _mark_failed(path: str) -> None:
+    """Callers do not start another link for a while (an old agentty there, say)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path + ".off", os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        os.close(fd)
+        os.utime(path + ".off")
 
 
 def main() -> int:
