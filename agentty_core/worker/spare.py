@@ -22,6 +22,7 @@ import socket
 import sys
 
 NAME = "agentty-spare"  # its command name (`ps`, tests) until it becomes a worker
+READY = b"r"  # said once settled: only a spare that waits is handed a request
 MAX_FDS = 4  # the connection, then the caller's spec, status and (maybe) log descriptors
 HAND_OVER_TIMEOUT = 0.05  # a stopped spare's full buffer: the spawner forks instead
 READ_CHUNK = 1 << 16

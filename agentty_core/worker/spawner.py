@@ -80,6 +80,7 @@ class Spawner:
         self.middles = 0  # intermediate processes not reaped yet
         self.spare: socket.socket | None = None  # our end of the pair to the next worker
         self.no_spare_until = 0.0
+        self.spare_ready = False  # it said it waits (settled, listening on its end)
 
     # ------------------------------------------------------------- start and end
 
@@ -307,9 +308,21 @@ class Spawner:
 
     def _to_spare(self, conn: socket.socket, line: bytes, fds: list[int]) -> bool:
         """Hand the request to the spare; False if there is none or it cannot take it."""
-        end, self.spare = self.spare, None
+        end = self.spare
         if end is None:
             return False
+        if not self.spare_ready:  # still settling (a loaded machine): the caller must not
+            try:  # wait on it while watching us idle, so it is kept for a later request
+                self.spare_ready = end.recv(1) == spare.READY
+            except BlockingIOError:
+                return False
+            except OSError:
+                self.spare_ready = False
+            if not self.spare_ready:  # gone: its end of file
+                end.close()
+                self.spare = None
+                return False
+        self.spare, self.spare_ready = None, False
         with end:
             if spare.hand_over(end, line, conn, fds):
                 return True
@@ -341,14 +354,16 @@ class Spawner:
             finally:
                 os._exit(code)
         theirs.close()
+        ours.setblocking(False)
         self.middles += 1
-        self.spare = ours
+        self.spare, self.spare_ready = ours, False
 
     def _as_spare(self, end: socket.socket) -> None:
         """Wait for the request in the spare (`worker/spare.py`), then be its worker."""
         try:
             self._forget_sockets()
             comm = spare.settle(end.fileno())
+            end.sendall(spare.READY)
             job = spare.wait_for_request(end)
             end.close()
             if job is None or not job[1]:
