@@ -157,12 +157,19 @@ class AgenttyApp(App[None]):
         for bar in self.main.query(HostBar):
             bar.poll()
 
+    @property
+    def _torn_down(self) -> bool:
+        """The app is shutting down: its screens, or their widgets, are already going.
+
+        A timer or a worker's message can still arrive then, and must not look for them."""
+        return not self.screen_stack or not self.main.query(SessionList)
+
     def poll_local(self) -> None:
         """Records (with live activity), CPU/memory, and orphans when they may exist.
 
         CPU and memory are sampled for the rows in view only (sampling a process tree reads
         every process in /proc), and not at all while the grid covers the list."""
-        if self.fleet.local is None or not self.screen_stack:
+        if self.fleet.local is None or self._torn_down:
             return
         if self._polling:
             self._poll_again = True
@@ -208,7 +215,7 @@ class AgenttyApp(App[None]):
             self.poll_local()
 
     def on_sessions_polled(self, message: SessionsPolled) -> None:
-        if not self.screen_stack or not self.main.query(SessionList):
+        if self._torn_down:
             return  # a poll that finished while the app was shutting down
         snapshot = message.snapshot
         if not snapshot.live:
@@ -228,7 +235,7 @@ class AgenttyApp(App[None]):
         self._show_sessions()
 
     def on_host_bar_polled(self, message: HostBar.Polled) -> None:
-        if not self.screen_stack or not self.main.query(SessionList):
+        if self._torn_down:
             return
         if message.records is not None:
             self._hosts[message.host] = message.records
