@@ -30,8 +30,9 @@ typecheck: install
 
 # Two workers: most tests wait on real processes (PTYs, sockets, sshd, held locks), so two
 # overlap well even on 2 cores. Every test has its own AGENTTY_HOME, tmp_path and ports, so a
-# worker never sees another's. PYTEST_WORKERS=0 runs them in this one process.
-PYTEST_WORKERS ?= 0  # serial until the spawner tests hold under two workers (see the closing note); 2 halves the time
+# worker never sees another's; a test that must change what all share (the package's files)
+# changes a copy. PYTEST_WORKERS=0 runs them in this one process.
+PYTEST_WORKERS ?= 2
 pytest: install
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist worksteal
 

@@ -10,6 +10,11 @@ import os
 import sys
 
 TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import _socket
+    from collections.abc import Callable
+
+    Loads = Callable[[str], object]
 
 STATUS_FD = 3  # where the worker finds its status pipe
 
@@ -77,3 +82,126 @@ def umask() -> int:
     except (OSError, ValueError, IndexError):
         pass
     raise OSError("cannot read the umask")
+
+
+# ------------------------------------------------------------- the spawner's answer
+
+# A spawner that serves a request first says so, `{"taken": PID}` (PID: the process that will
+# answer, the spare; null: a worker still to be forked), then that process answers
+# `{"ok": true, "pid": N}` with a pidfd of the worker. A refusal is one line, `{"ok": false}`.
+TAKEN = "taken"
+WAIT = 0.25  # a spawner that makes no progress (stopped, wedged) for this long is given up on
+ANSWER_WAIT = 3.0  # once it took the request: a loaded machine may delay the answer this long
+MAX_REPLY = 4096
+_NOT_RUNNING = ("T", "t", "Z", "X", "x")  # stopped, traced, dead
+
+
+def send_request(sock: _socket.socket, request: bytes, fds: list[int]) -> None:
+    """The request line, `fds` riding on its first bytes. Nothing more is sent once it is
+    all out: even a send of nothing fails (EPIPE) when the spawner already answered and
+    closed, and its answer (a refusal: "upgraded", say) would be lost."""
+    import _socket
+
+    rights = b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds)
+    sent = sock.sendmsg([request[:4096]], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
+    if sent < len(request):
+        sock.sendall(request[sent:])
+
+
+def read_answer(
+    sock: _socket.socket, spawner: int, take_by: float, answer_by: float, loads: Loads
+) -> tuple[dict[str, object] | None, int]:
+    """The spawner's answer on `sock` and the pidfd that came with it (-1: none; the
+    caller's to close); None for no answer in time, a malformed one, or end of file.
+
+    Until the spawner has taken the request it must make progress (be running, or have used
+    CPU) every `WAIT`, up to `take_by`: a stopped or wedged spawner costs a start one WAIT.
+    Once it took it, the work is another process's: the answer may come up to `answer_by`
+    (the machine may be loaded; a direct spawn would cost more), unless the spare named to
+    answer is stopped. A process that dies closes its copy of the connection: end of file."""
+    import _socket
+    import time
+
+    buf = b""
+    pidfd = -1
+    taken = False
+    watched = spawner  # whose progress is checked; 0: none (a worker being forked)
+    ticks = cpu_ticks(spawner)
+    check_at = time.monotonic() + WAIT
+    try:
+        while len(buf) <= MAX_REPLY:
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                message = loads(line.decode("utf-8"))
+                if not isinstance(message, dict):
+                    break
+                if TAKEN not in message:
+                    return message, pidfd  # the pidfd is the caller's now
+                taken = True
+                who = message[TAKEN]
+                watched = who if isinstance(who, int) and who > 0 else 0
+            now = time.monotonic()
+            limit = answer_by if taken else take_by
+            if now >= limit:
+                break
+            if now >= check_at:
+                was, ticks = ticks, cpu_ticks(watched) if watched else None
+                if watched and not _progressing(watched, was, ticks, taken):
+                    break
+                check_at = now + WAIT
+            sock.settimeout(max(0.001, min(check_at, limit) - now))
+            try:
+                data, ancillary, _, _ = sock.recvmsg(MAX_REPLY, _socket.CMSG_SPACE(4))
+            except TimeoutError:
+                continue
+            for level, kind, payload in ancillary:
+                if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                    for i in range(0, len(payload) - len(payload) % 4, 4):
+                        fd = int.from_bytes(payload[i : i + 4], sys.byteorder)
+                        if pidfd < 0:
+                            os.set_inheritable(fd, False)
+                            pidfd = fd
+                        else:
+                            os.close(fd)
+            if not data:
+                break
+            buf += data
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        pass
+    if pidfd >= 0:
+        os.close(pidfd)
+    return None, -1
+
+
+def cpu_ticks(pid: int) -> int | None:
+    """The CPU time `pid` used so far, in clock ticks; None if it is stopped or gone."""
+    stat = _proc_stat(pid)
+    if stat is None or stat[0] in _NOT_RUNNING or len(stat) < 13:
+        return None
+    return int(stat[11]) + int(stat[12])
+
+
+def _progressing(pid: int, was: int | None, ticks: int | None, taken: bool) -> bool:
+    """Is `pid` getting on with the request? Before it took it: running (on a CPU or waiting
+    for one), or its CPU time grew. After: anything but stopped (or gone: end of file)."""
+    if ticks is None:
+        return False
+    if taken or ticks != was:
+        return True
+    stat = _proc_stat(pid)
+    return stat is not None and stat[0] == "R"
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state first)."""
+    try:
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        raw = os.read(fd, 4096).decode("utf-8", "replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return raw[raw.rfind(")") + 2 :].split()

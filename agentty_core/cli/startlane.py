@@ -22,21 +22,20 @@ from __future__ import annotations
 import os
 import sys
 
+from agentty_core import spawning
 from agentty_core._version import __version__
 from agentty_core.cli import hotread
 from agentty_core.spawning import caller_context
 
 TYPE_CHECKING = False  # without importing typing: this module is the hot path
 
-# How long the lane waits for the spawner's answer. A spawner that makes no progress (stopped,
-# dead, blocked: its CPU time still, checked every WAIT) is given up on within WAIT, as
-# `spawner_client.WAIT`; a busy one (20 starts at once on a loaded machine queue behind each
-# other) is waited for up to BUSY_WAIT: a start that goes the full way costs many times that.
-WAIT = 0.25
-BUSY_WAIT = 3.0
+# How long the lane waits for the spawner's answer (`spawning.read_answer`). A spawner that
+# makes no progress (stopped, dead, blocked) is given up on within `spawning.WAIT`; a busy one
+# (20 starts at once on a loaded machine queue behind each other), or the worker it took the
+# request for, is waited for up to BUSY_WAIT: a start that goes the full way costs more.
+BUSY_WAIT = spawning.ANSWER_WAIT
 READY_TIMEOUT = 10.0  # launcher.READY_TIMEOUT
 MAX_INT = 10_000_000  # parser._positive_int's bound
-MAX_REPLY = 4096
 SIGTERM, SIGKILL = 15, 9
 _VALUED = {"--name": "name", "--cwd": "cwd", "--shell": "shell", "--cols": "cols"}
 _VALUED.update({"--rows": "rows", "--env": "env"})
@@ -175,13 +174,12 @@ def _ask(path: str, request: bytes, deadline: float) -> tuple[int, int, int, int
     when the spawner does not serve the request in time (nothing was written)."""
     global handed_over
     import _socket
-    import time
 
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     ours: list[int] = []
     pidfd = -1
     try:
-        sock.settimeout(WAIT)
+        sock.settimeout(spawning.WAIT)
         try:
             sock.connect(path)
         except (FileNotFoundError, ConnectionRefusedError):
@@ -198,46 +196,13 @@ def _ask(path: str, request: bytes, deadline: float) -> tuple[int, int, int, int
         ours += [spec_r, spec_w]
         status_r, status_w = os.pipe()
         ours += [status_r, status_w]
-        rights = spec_r.to_bytes(4, sys.byteorder) + status_w.to_bytes(4, sys.byteorder)
-        sent = sock.sendmsg([request[:4096]], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
-        sock.sendall(request[sent:])
+        spawning.send_request(sock, request, [spec_r, status_w])
         for fd in (spec_r, status_w):  # the worker has them now; EOF must mean it is gone
             os.close(fd)
             ours.remove(fd)
-        buf = b""
-        ticks = _cpu_ticks(spawner)
-        check_at = time.monotonic() + WAIT
-        while b"\n" not in buf and len(buf) < MAX_REPLY:
-            now = time.monotonic()
-            if now >= deadline:
-                return None
-            if now >= check_at:
-                was, ticks = ticks, _cpu_ticks(spawner)
-                if ticks is None or ticks == was:
-                    return None  # stopped, gone or stuck: not worth waiting for
-                check_at = now + WAIT
-            sock.settimeout(max(0.001, min(check_at, deadline) - now))
-            try:
-                data, ancillary, _, _ = sock.recvmsg(MAX_REPLY, _socket.CMSG_SPACE(4))
-            except TimeoutError:
-                continue
-            for level, kind, payload in ancillary:
-                if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-                    for i in range(0, len(payload) - len(payload) % 4, 4):
-                        fd = int.from_bytes(payload[i : i + 4], sys.byteorder)
-                        os.set_inheritable(fd, False)
-                        if pidfd < 0:
-                            pidfd = fd
-                        else:
-                            os.close(fd)
-            if not data:
-                break
-            buf += data
-        if b"\n" not in buf:
-            return None
-        reply = hotread.loads(buf.split(b"\n", 1)[0].decode("utf-8"))
-        if not isinstance(reply, dict) or reply.get("ok") is not True:
-            if isinstance(reply, dict) and reply.get("reason") == "upgraded":
+        reply, pidfd = spawning.read_answer(sock, spawner, deadline, deadline, hotread.loads)
+        if reply is None or reply.get("ok") is not True:
+            if reply is not None and reply.get("reason") == "upgraded":
                 handed_over = "upgraded"
             return None
         pid = reply.get("pid")
@@ -254,17 +219,6 @@ def _ask(path: str, request: bytes, deadline: float) -> tuple[int, int, int, int
             os.close(pidfd)
         for fd in ours:  # a worker forked late for this request reads EOF and exits
             os.close(fd)
-
-
-def _cpu_ticks(pid: int) -> int | None:
-    """The CPU time `pid` used so far, in clock ticks; None if it is stopped or gone."""
-    raw = hotread.read_proc(f"/proc/{pid}/stat")
-    if raw is None:
-        return None
-    fields = raw[raw.rfind(")") + 2 :].split()
-    if len(fields) < 13 or fields[0] in ("T", "t", "Z", "X", "x"):
-        return None
-    return int(fields[11]) + int(fields[12])
 
 
 def _status(fd: int) -> dict[str, object] | None:

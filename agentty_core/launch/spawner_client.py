@@ -8,6 +8,8 @@ stdio and status pipe as descriptors) and gets back the worker's pid and a pidfd
 
 The spawner is only ever a shortcut. Any failure (none running, wedged, refused, a caller
 it cannot reproduce) costs at most `WAIT` and the worker is spawned directly, as before.
+Once the spawner took the request, the worker's answer is waited for longer (a loaded
+machine; `spawning.read_answer`) unless the spare that was to answer is stopped.
 A request the spawner answers late does no harm: the caller has closed the worker's spec
 pipe, so a worker forked for it reads nothing and exits.
 
@@ -22,6 +24,7 @@ import sys
 import threading
 import time
 
+from agentty_core import spawning
 from agentty_core._version import __version__
 from agentty_core.launch import spawn
 from agentty_core.launch.spawn import SpawnedWorker, WorkerTimeout
@@ -34,8 +37,7 @@ from agentty_core.spawning import (
     home_root,
 )
 
-WAIT = 0.25  # seconds a start may lose to a spawner that does not answer
-MAX_REPLY = 4096
+WAIT = spawning.WAIT  # seconds a start may lose to a spawner that does not take it
 SPAWNER_BOOT = (
     "import sys\n"
     "if sys.path and sys.path[0] == '':\n"
@@ -123,8 +125,8 @@ def socket_path(root: str) -> str | None:
 
 
 def spawn_worker(output_fd: int | None, *, launch: bool = True) -> SpawnedWorker:
-    """A worker from the home's spawner when it answers within `WAIT`, else one spawned
-    directly (and, with `launch`, a spawner started for the next `start` when none runs)."""
+    """A worker from the home's spawner when it takes the request within `WAIT`, else one
+    spawned directly (and, with `launch`, a spawner started for the next `start` when none runs)."""
     forked = ask(output_fd)
     if forked is not None:
         return forked
@@ -166,23 +168,23 @@ def ask(output_fd: int | None) -> ForkedWorker | None:
         cred = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
         if int.from_bytes(cred[4:8], sys.byteorder) != os.getuid():
             return None
+        spawner = int.from_bytes(cred[0:4], sys.byteorder)
         spec_r, spec_w = os.pipe()
         ours += [spec_r, spec_w]
         status_r, status_w = os.pipe()
         ours += [status_r, status_w]
         fds = [spec_r, status_w] + ([output_fd] if output_fd is not None else [])
-        rights = b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds)
-        sent = sock.sendmsg([request[:4096]], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
         sock.settimeout(max(0.001, deadline - time.monotonic()))
-        sock.sendall(request[sent:])
+        spawning.send_request(sock, request, fds)
         for fd in (spec_r, status_w):  # the worker has them now; EOF must mean it is gone
             os.close(fd)
             ours.remove(fd)
-        reply, pidfd = _reply(sock, deadline)
+        answer_by = time.monotonic() + spawning.ANSWER_WAIT
+        reply, pidfd = spawning.read_answer(sock, spawner, deadline, answer_by, json.loads)
         if reply is not None and reply.get("reason") == "upgraded":
             _wanted, _successor = root, True  # it stepped down: the next runs the new code
-        if reply is None or pidfd is None or reply.get("ok") is not True:
-            if pidfd is not None:
+        if reply is None or pidfd < 0 or reply.get("ok") is not True:
+            if pidfd >= 0:
                 os.close(pidfd)
             return None
         pid = reply.get("pid")
@@ -197,42 +199,6 @@ def ask(output_fd: int | None) -> ForkedWorker | None:
         sock.close()
         for fd in ours:  # a worker forked late for this request reads EOF and exits
             os.close(fd)
-
-
-def _reply(sock: object, deadline: float) -> tuple[dict[str, object] | None, int | None]:
-    import _socket
-
-    assert isinstance(sock, _socket.socket)
-    buf = b""
-    pidfd: int | None = None
-    while b"\n" not in buf and len(buf) < MAX_REPLY:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        sock.settimeout(remaining)
-        try:
-            data, ancillary, _, _ = sock.recvmsg(MAX_REPLY, _socket.CMSG_SPACE(4))
-        except OSError:  # a timeout: wedged, stopped or too busy
-            break
-        for level, kind, payload in ancillary:
-            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-                for i in range(0, len(payload) - len(payload) % 4, 4):
-                    fd = int.from_bytes(payload[i : i + 4], sys.byteorder)
-                    os.set_inheritable(fd, False)
-                    if pidfd is None:
-                        pidfd = fd
-                    else:
-                        os.close(fd)
-        if not data:
-            break
-        buf += data
-    if b"\n" not in buf:
-        return None, pidfd
-    try:
-        reply = json.loads(buf.split(b"\n", 1)[0])
-    except ValueError:
-        return None, pidfd
-    return (reply if isinstance(reply, dict) else None), pidfd
 
 
 def _request(deadline: float) -> bytes:

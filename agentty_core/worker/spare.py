@@ -22,7 +22,7 @@ import socket
 import sys
 
 NAME = "agentty-spare"  # its command name (`ps`, tests) until it becomes a worker
-READY = b"r"  # said once settled: only a spare that waits is handed a request
+READY = b"r"  # said once settled, with our pid: only a spare that waits is handed a request
 MAX_FDS = 4  # the connection, then the caller's spec, status and (maybe) log descriptors
 HAND_OVER_TIMEOUT = 0.05  # a stopped spare's full buffer: the spawner forks instead
 READ_CHUNK = 1 << 16
@@ -57,6 +57,19 @@ def settle(keep: int) -> str:
     os.closerange(3, keep)
     os.closerange(keep + 1, max(65536, os.sysconf("SC_OPEN_MAX")))
     return name(NAME)
+
+
+def ready_note() -> bytes:
+    """What the spare says once it waits: READY and its pid (the spawner names it to the
+    caller, who then knows whose progress to watch)."""
+    return READY + os.getpid().to_bytes(4, sys.byteorder)
+
+
+def read_ready(note: bytes) -> int | None:
+    """The spare's pid from its `ready_note`; None for anything else (its end of file)."""
+    if len(note) != len(READY) + 4 or not note.startswith(READY):
+        return None
+    return int.from_bytes(note[len(READY) :], sys.byteorder)
 
 
 def name(comm: str) -> str:

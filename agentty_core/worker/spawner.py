@@ -80,7 +80,7 @@ class Spawner:
         self.middles = 0  # intermediate processes not reaped yet
         self.spare: socket.socket | None = None  # our end of the pair to the next worker
         self.no_spare_until = 0.0
-        self.spare_ready = False  # it said it waits (settled, listening on its end)
+        self.spare_pid: int | None = None  # known once it said it waits (settled, listening)
 
     # ------------------------------------------------------------- start and end
 
@@ -266,6 +266,7 @@ class Spawner:
             )
 
     def _fork(self, conn: socket.socket, request: dict[str, object], fds: list[int]) -> None:
+        _taken(conn, None)
         sys.stdout.flush()
         sys.stderr.flush()
         middle = os.fork()
@@ -311,18 +312,19 @@ class Spawner:
         end = self.spare
         if end is None:
             return False
-        if not self.spare_ready:  # still settling (a loaded machine): the caller must not
-            try:  # wait on it while watching us idle, so it is kept for a later request
-                self.spare_ready = end.recv(1) == spare.READY
+        if self.spare_pid is None:  # still settling (a loaded machine): the request is
+            try:  # forked for, and the spare kept for a later one
+                self.spare_pid = spare.read_ready(end.recv(16))
             except BlockingIOError:
                 return False
             except OSError:
-                self.spare_ready = False
-            if not self.spare_ready:  # gone: its end of file
+                self.spare_pid = None
+            if self.spare_pid is None:  # gone: its end of file
                 end.close()
                 self.spare = None
                 return False
-        self.spare, self.spare_ready = None, False
+        _taken(conn, self.spare_pid)
+        self.spare, self.spare_pid = None, None
         with end:
             if spare.hand_over(end, line, conn, fds):
                 return True
@@ -356,19 +358,20 @@ class Spawner:
         theirs.close()
         ours.setblocking(False)
         self.middles += 1
-        self.spare, self.spare_ready = ours, False
+        self.spare, self.spare_pid = ours, None
 
     def _as_spare(self, end: socket.socket) -> None:
         """Wait for the request in the spare (`worker/spare.py`), then be its worker."""
         try:
             self._forget_sockets()
             comm = spare.settle(end.fileno())
-            end.sendall(spare.READY)
+            end.sendall(spare.ready_note())
             job = spare.wait_for_request(end)
             end.close()
             if job is None or not job[1]:
                 os._exit(0)  # the spawner is gone
             line, (conn_fd, *fds) = job
+            failpoints.hit("spare.request")
             request = json.loads(line)
             if not spare.answer(conn_fd):
                 os._exit(1)  # the caller is gone: it goes the full way
@@ -413,6 +416,12 @@ class Spawner:
                 sys.stdout.flush()
                 sys.stderr.flush()
             os._exit(code)
+
+
+def _taken(conn: socket.socket, answerer: int | None) -> None:
+    """Tell the caller its request is being served, and by whom (`spawning.read_answer`):
+    from here the work is that process's, and the caller watches it instead of us."""
+    conn.sendall(json.dumps({spawning.TAKEN: answerer}).encode() + b"\n")
 
 
 def _on_term(signum: int, frame: object) -> None:

@@ -147,22 +147,28 @@ def test_a_higher_hard_limit_than_the_spawners_spawns_directly(agentty_home: Pat
     assert psutil.Process(rec["workerPid"]).rlimit(psutil.RLIMIT_NOFILE) == (soft, hard)
 
 
-def test_upgrade_makes_the_spawner_step_down(agentty_home: Path) -> None:
+def test_upgrade_makes_the_spawner_step_down(
+    agentty_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Changed files of agentty (an upgrade) make the spawner refuse and exit: the start is
-    spawned directly (by the new code on disk) and a new spawner takes over."""
-    old = warm(agentty_home)
-    version_file = Path(spawner_client.__file__).parent.parent / "_version.py"
+    spawned directly (by the new code on disk) and a new spawner takes over.
+
+    The upgrade happens to a copy of the package: touching the one every other test runs
+    would make their spawners step down too (under xdist, at random)."""
+    code = tmp_path / "code"
+    package = Path(spawner_client.__file__).parent.parent
+    shutil.copytree(package, code / package.name, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setenv("PYTHONPATH", str(code))
+    old = warm(agentty_home)  # it runs the copy: touching the copy makes it step down
+    version_file = code / package.name / "_version.py"
     st = version_file.stat()
     os.utime(version_file, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
-    try:
-        rec = start("cat")
-        assert not forked(rec)
-        wait_until(lambda: gone(old["pid"]), timeout=15)
-        new = ready_spawner(agentty_home)
-        assert new["pid"] != old["pid"]
-        assert forked(start("cat"))
-    finally:
-        os.utime(version_file, ns=(st.st_atime_ns, st.st_mtime_ns))
+    rec = start("cat")
+    assert not forked(rec)
+    wait_until(lambda: gone(old["pid"]), timeout=15)
+    new = ready_spawner(agentty_home)
+    assert new["pid"] != old["pid"]
+    assert forked(start("cat"))
 
 
 def test_idle_spawner_exits_and_leaves_nothing(

@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from agentty_core.client import Client
 from agentty_core.launch import spawner_client
 from tests.helpers.census import processes_of_home
 from tests.helpers.cli import agentty_json, wait_until
@@ -94,6 +95,33 @@ def test_intermediate_that_cannot_fork(agentty_home: Path) -> None:
     info = ready_spawner(agentty_home)
     assert not forked(start("cat"))
     assert spawner_info(agentty_home) == info  # a refused request does not end it
+    wait_until(lambda: only_sessions_and_spawner(agentty_home), timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("slow", "caller"),
+    [
+        ("spare.request", "cli"),  # the spare answering
+        ("spawner.middle", "cli"),  # a worker forked for the request
+        ("spare.request", "library"),  # `Client.start` (spawner_client), not the lane
+    ],
+)
+def test_a_slow_answer_is_waited_for_while_the_spawner_idles(
+    agentty_home: Path, slow: str, caller: str
+) -> None:
+    """Once the spawner took a request, the answer is another process's to give: a loaded
+    machine may delay it (here a second), and the caller waits for it rather than giving
+    up on the idle spawner and starting the worker the slow way."""
+    env = dict(os.environ, AGENTTY_FAILPOINTS=f"{slow}=sleep:1")
+    start("cat", env=env)  # launches the spawner, slowed
+    info = ready_spawner(agentty_home)
+    if caller == "cli":
+        rec = start("cat")
+    else:
+        wait_until(lambda: bool(spares(agentty_home)), timeout=30)
+        rec = dict(Client().start(["cat"]))
+    assert forked(rec)
+    assert spawner_info(agentty_home) == info
     wait_until(lambda: only_sessions_and_spawner(agentty_home), timeout=30)
 
 
