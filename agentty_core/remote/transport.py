@@ -238,6 +238,13 @@ def classify(host: Host, code: int, stderr: str) -> TransportError | None:
             f"{name}: the ssh connection dropped ({said}); run the command again, and "
             f"'agentty doctor --host {name}' if it keeps failing",
         )
+    if not stderr.strip():  # at LogLevel=ERROR ssh says nothing when the host hangs up
+        return TransportError(
+            name,
+            "lost",
+            f"{name}: ssh ended without a message (the host closed the connection?); run the "
+            f"command again, and 'agentty doctor --host {name}' if it keeps failing",
+        )
     return TransportError(
         name, "failed", f"{name}: ssh failed ({said}); run 'agentty doctor --host {name}'"
     )

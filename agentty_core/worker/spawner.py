@@ -269,7 +269,7 @@ class Spawner:
         _taken(conn, None)
         sys.stdout.flush()
         sys.stderr.flush()
-        middle = os.fork()
+        middle = _fork_held()
         if middle == 0:
             self._in_middle(conn, request, fds)  # never returns
         # Not waited for here: under load its exit can take a scheduling round, and the
@@ -294,7 +294,7 @@ class Spawner:
         code = 1
         try:
             failpoints.hit("spawner.middle")
-            pid = os.fork()
+            pid = _fork_held()
             if pid == 0:
                 self._in_worker(conn, request, fds)  # never returns
             pidfd = os.pidfd_open(pid)
@@ -338,7 +338,7 @@ class Spawner:
         sys.stdout.flush()
         sys.stderr.flush()
         try:
-            middle = os.fork()
+            middle = _fork_held()
         except OSError as exc:
             ours.close()
             theirs.close()
@@ -349,7 +349,7 @@ class Spawner:
             code = 1
             try:
                 failpoints.hit("spawner.middle")
-                if os.fork() == 0:
+                if _fork_held() == 0:
                     ours.detach()
                     self._as_spare(theirs)  # never returns
                 code = 0
@@ -416,6 +416,16 @@ class Spawner:
                 sys.stdout.flush()
                 sys.stderr.flush()
             os._exit(code)
+
+
+def _fork_held() -> int:
+    """`os.fork`, with SIGTERM and SIGINT held until it returned (in both processes).
+
+    Our SIGTERM handler raises SystemExit; raised inside fork's at-fork handlers (logging
+    registers some), it is printed as "ignored" and dropped, and a spawner told to stop
+    went on serving (seen in CI). Held, it arrives after the fork, where it ends us."""
+    with warmup.held_signals():
+        return os.fork()
 
 
 def _taken(conn: socket.socket, answerer: int | None) -> None:
