@@ -28,6 +28,8 @@ _DATA = itemgetter(0)
 _STYLE = itemgetter(1, 2, 3, 4, 5, 6, 7, 8)
 _PLAIN = ("default", "default", 0)
 _PLAIN_KEY = ("default", "default", False, False, False, False, False, False)
+_BLANK = Char(" ")
+_CHUNK = 16  # trailing blanks are counted off this many at a time (in C: list.count)
 _RESET = "\x1b[0m"
 _COLOR_INDEX = {
     "black": 0,
@@ -196,6 +198,8 @@ def ansi_row(cells: Sequence[Char], memo: SgrMemo | None = None) -> str:
     """One row of cells as text with SGR; the same string as _ansi_line(cell_runs(cells)),
     made with C-level passes over the row (a per-cell-colour row is a run a cell)."""
     n = len(cells)
+    while n >= _CHUNK and cells[n - _CHUNK : n].count(_BLANK) == _CHUNK:  # most rows' tails
+        n -= _CHUNK
     while n and cells[n - 1][0] in (" ", "") and _STYLE(cells[n - 1]) == _PLAIN_KEY:
         n -= 1
     if not n:

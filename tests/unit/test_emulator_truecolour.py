@@ -194,6 +194,27 @@ def test_the_fast_row_renderer_matches_the_run_renderer(chars: bytes) -> None:
         assert ansi_row(snap) == _ansi_line(cell_runs(snap))
 
 
+@pytest.mark.parametrize(
+    "chars",
+    [
+        b"",  # every row blank
+        b"text",
+        b"\x1b[70Gfar right",
+        b"\x1b[50G\x1b[41m \x1b[0m",  # a styled blank: kept, and the blanks before it
+        b"\x1b[33G\x1b[7m\x1b[K",  # reverse blanks to the end of the line
+        b"\x1b[?5hreverse video",  # every blank is reverse: none is trailing
+        "\u4e2d\x1b[31G\u4e2d".encode(),
+    ],
+)
+def test_trailing_blanks_are_dropped_exactly_on_wide_rows(chars: bytes) -> None:
+    # Blank tails are counted off in chunks (C speed); the rows must not change for it.
+    emu = Emulator(80, 3)
+    emu.feed(chars)
+    emu.lines()
+    for snap in emu._snap:
+        assert ansi_row(snap) == _ansi_line(cell_runs(snap))
+
+
 def test_nearest_256_keeps_palette_colours() -> None:
     from pyte.graphics import FG_BG_256
 
