@@ -182,7 +182,9 @@ class StateStore:
     `flock` instead of filelock; both lock the same file the same way. `ask_workers` (given
     by callers, never by a worker) rebuilds a list that is being rebuilt from the live
     workers' answers; a store without it writes into that list and leaves the rebuilding to
-    the next caller that has it. The state layer itself never talks to workers."""
+    the next caller that has it. The state layer itself never talks to workers.
+    `sync_dir=False`: no write syncs the directory; the owner does, when it suits it
+    (`sync_directory`: a worker, once a `kill` has its answer)."""
 
     def __init__(
         self,
@@ -191,10 +193,12 @@ class StateStore:
         *,
         lean: bool = False,
         ask_workers: Callable[[Home], list[Record]] | None = None,
+        sync_dir: bool = True,
     ) -> None:
         self.home = home
         self.timeout = timeout
         self.lean = lean
+        self.sync_dir = sync_dir
         self.ask_workers = None if lean else ask_workers
         self._lock: FileLock | _Flock | None = None
 
@@ -329,7 +333,7 @@ class StateStore:
                     self._write(doc, sync_dir=False)
                     break
             answers = self.ask_workers(self.home)  # outside the lock
-        if durable:
+        if durable and self.sync_dir:
             self._sync_dir()
 
     def add(self, record: Record) -> None:

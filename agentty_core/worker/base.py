@@ -42,9 +42,11 @@ class WorkerBase:
         self.store = StateStore(home, lean=True)  # see StateStore: filelock stays out
         # The same lock, never waited for: the exit is written by tries between turns of the
         # loop (see Lifecycle._persist), so a held lock never stops the worker answering.
-        self.quick_store = StateStore(home, timeout=0.0, lean=True)
+        # Its directory sync comes after the answers are out (`core.run`).
+        self.quick_store = StateStore(home, timeout=0.0, lean=True, sync_dir=False)
         self.final_saved = False
         self.final_error: str | None = None
+        self.exit_unsynced = False  # the exit record's rename, not yet made durable
         self.status_fd = status_fd
         record = spec.get("record")
         self.record: Record = dict(record) if isinstance(record, dict) else {}

@@ -34,7 +34,7 @@ from agentty_core.ipc.server import Server
 from agentty_core.proc import identity
 from agentty_core.proc.ptyhost import become_subreaper, spawn
 from agentty_core.protocol import JSONObject
-from agentty_core.state.store import atomic_write, now_iso
+from agentty_core.state.store import atomic_write, now_iso, sync_directory
 from agentty_core.worker import warmup
 from agentty_core.worker.base import WorkerBase
 from agentty_core.worker.lifecycle import Lifecycle
@@ -110,6 +110,8 @@ class Worker(PtyIO, Lifecycle, WaitRegistry, Requests, Push, WorkerBase):
         # Let the answer to a `kill` go out, then close every connection so that no handler
         # is still running (and cancelled mid-read) when the loop shuts down.
         await asyncio.sleep(0.05)
+        if self.exit_unsynced:  # after the answers: a `kill` does not wait for this fsync
+            sync_directory(self.home.root)
         if self.server is not None:
             self.server.close_all()
         await asyncio.sleep(0)

@@ -193,6 +193,7 @@ class Lifecycle(WorkerBase):
             except AgenttyError as exc:
                 problem = str(exc)
             else:
+                self.exit_unsynced = True  # synced once the answers are out (`core.run`)
                 self._save_final(final)  # space may have come back between the two
                 return None
             wait = tries.next_wait(patience)

@@ -7,8 +7,11 @@ logs that the change may not survive a crash of the machine and goes on."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from tests.helpers.cli import wait_until
+from tests.helpers.spawner import gone
 from tests.reliability.conftest import (
     agentty_json,
     raw_records,
@@ -46,3 +49,20 @@ def test_kill_and_gc_whose_directory_sync_fails_still_happened(agentty_home: Pat
     gc = run_env(["gc"], fail_sync())
     assert gc.returncode == 0, gc.stderr
     assert raw_records(agentty_home) == []
+
+
+def test_the_exit_record_is_synced_after_the_kill_is_answered(agentty_home: Path) -> None:
+    # The worker syncs the directory for its exit record once its answers are out (a
+    # `kill` does not wait for that fsync), but it does sync it before it exits: its log
+    # says the (failing) sync once, after the session ended.
+    proc = run_env(["start", "--json", "--", "sleep", "1000000"], fail_sync())
+    assert proc.returncode == 0, proc.stderr
+    rec = agentty_json("status")["sessions"][0]
+    killed = run_env(["kill", "--session", rec["id"]], dict(os.environ))
+    assert killed.returncode == 0, killed.stderr
+    log = Path(rec["log"])
+    wait_until(lambda: gone(rec["workerPid"]), timeout=15)
+    lines = log.read_text().splitlines()
+    ended = next(i for i, line in enumerate(lines) if f"session {rec['id']} ended" in line)
+    assert sum("may not survive" in line for line in lines[ended:]) == 1
+    assert raw_records(agentty_home)[0]["status"] == "exited"
