@@ -167,16 +167,26 @@ proc = subprocess.Popen(
     ["sh", "-c", '(setsid sleep 31 &); sleep 33 & exec "$0" -c "$1"', sys.executable, THREADED],
     start_new_session=True,
 )
-deadline = time.monotonic() + 20
-while time.monotonic() < deadline:  # until the daemon, the job and the thread's child run
-    table = sorted(p.pid for p in killtree.session_processes(proc.pid, None))
-    names = sorted(open(f"/proc/{pid}/cmdline").read().split("\0")[1] for pid in table)
-    if names == ["-c", "31", "32", "33"]:
-        break
-    time.sleep(0.01)
-walked = killtree.session_processes(proc.pid, None, reaper=True)
-killtree.kill_now(walked)
-proc.wait()
+def first_arg(pid):  # "" for a process between fork and exec (or gone): not there yet
+    try:
+        with open(f"/proc/{pid}/cmdline") as f:
+            args = f.read().split("\0")
+    except OSError:
+        return ""
+    return args[1] if len(args) > 1 else ""
+walked = []
+try:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # until the daemon, the job and the thread's child run
+        table = sorted(p.pid for p in killtree.session_processes(proc.pid, None))
+        names = sorted(first_arg(pid) for pid in table)
+        if names == ["-c", "31", "32", "33"]:
+            break
+        time.sleep(0.01)
+    walked = killtree.session_processes(proc.pid, None, reaper=True)
+finally:  # whatever happened, nothing of the scenario outlives it (its sleeps hold our pipes)
+    killtree.kill_now(killtree.session_processes(proc.pid, None, reaper=True))
+    proc.wait()
 print(json.dumps({"table": table, "walked": sorted(p.pid for p in walked), "names": names}))
 """
 
