@@ -105,6 +105,7 @@ class Worker(PtyIO, Lifecycle, WaitRegistry, Requests, Push, WorkerBase):
         failpoints.hit("worker.before_ready")
         self._report({"ok": True, "pid": pid, "workerPid": worker_pid, "active": activated})
         self._reap()  # the program may have exited before the handler was armed
+        _load_the_end()
         warmup.settle()  # the start-up's freed memory back to the system (idle footprint)
         await self.finalized.wait()
         # Let the answer to a `kill` go out, then close every connection so that no handler
@@ -181,3 +182,13 @@ class Worker(PtyIO, Lifecycle, WaitRegistry, Requests, Push, WorkerBase):
             self._bind()
         except OSError as exc:
             log.error("cannot re-create the socket: %s", exc)
+
+
+def _load_the_end() -> None:
+    """Import now what ending the session needs (after `ready`: off the start's path).
+
+    Imported only when a kill came, it would come from whatever is on disk by then: other
+    code after an upgrade, nothing after an uninstall, and the session could not be ended
+    (`kill` failed with "No module named ...", SIGTERM did nothing)."""
+    import agentty_core.proc.killtree  # noqa: F401
+
