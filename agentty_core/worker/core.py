@@ -191,4 +191,3 @@ def _load_the_end() -> None:
     code after an upgrade, nothing after an uninstall, and the session could not be ended
     (`kill` failed with "No module named ...", SIGTERM did nothing)."""
     import agentty_core.proc.killtree  # noqa: F401
-
