@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
 
 from agentty_core.proc.usage import Usage, format_bytes
 from agentty_core.state.records import Record
@@ -176,8 +178,15 @@ class SessionList(DataTable[str | Text]):
             else:
                 for (column, _), new, before in zip(self.columns_shown, cells, old, strict=True):
                     if new != before:
+                        self._widen(column, new)
                         self.update_cell(key, column, new, update_width=True)
             self._cells[key] = cells
+
+    def _widen(self, column: str, cell: str | Text) -> None:
+        """Make room for a wider cell now: the table widens a column only on its next idle,
+        and lines drawn before that stay cached with the cell cut off (textual#3533)."""
+        shown = self.columns[ColumnKey(column)]
+        shown.content_width = max(shown.content_width, cell_len(str(cell)))
 
     def _rebuild(self, wanted: list[str]) -> None:
         """Every row again in the wanted order, the cursor kept on its session."""

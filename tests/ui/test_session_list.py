@@ -1,0 +1,32 @@
+"""The session table on its own: rows updated in place show every cell in full."""
+
+from __future__ import annotations
+
+from textual.app import App, ComposeResult
+
+from agentty_core.proc.usage import Usage
+from agentty_core.state.records import Record
+from agentty_ui.widgets.session_list import SessionList
+
+RECORD: Record = {"id": "00000001", "name": "build", "status": "running", "argv": ["make"]}
+
+
+class TableApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield SessionList()
+
+
+async def test_a_cell_that_grows_is_shown_in_full_even_if_drawn_before_the_table_idles() -> None:
+    """Textual widens a column on the table's next idle but caches lines drawn before it
+    (textual#3533): a Mem value that arrived after its row was drawn stayed cut off ("12.")
+    until some other cell changed."""
+    app = TableApp()
+    async with app.run_test(size=(100, 6)) as pilot:
+        table = app.query_one(SessionList)
+        table.update_sessions([RECORD], {}, 0.0)  # the quick listing: no usage yet
+        await pilot.pause()
+        table.update_sessions([RECORD], {"00000001": Usage(1.0, 12 * 1024 * 1024, 1)}, 0.0)
+        table.render_line(1)  # a frame drawn before the idle that widens the column
+        await pilot.pause()
+        assert "12.0M" in table.render_line(1).text
+        assert "Mem  " in table.render_line(0).text
