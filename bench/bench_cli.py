@@ -1,5 +1,6 @@
 """1. A CLI call as a whole process: every form of the agent commands (`get`, `text`, `key`,
-`paste`, `wait`, `status`, `kill`; a session by id, prefix or name; `--json`) vs `tmux
+`paste`, `wait`, `status`, `kill`; a session by id, prefix or name; `--json`; `get` and
+`wait --exit` of a session that has ended) vs `tmux
 capture-pane -p` vs the interpreter floor (`python -I -c pass`). Targets (issue 14): each
 form <= 1.3x the floor, `text --enter` to a program reading lines <= 1.3x, `kill` of a
 program that exits on SIGHUP <= 1.5x (a session started for each kill, untimed)."""
@@ -35,6 +36,9 @@ def run(quick: bool) -> list[Row]:
         c.wait(sid, text="ready", timeout=10)
         # Input goes to another session, so the screen of the first keeps its "ready".
         tid = str(c.start(["cat"], name="typing", activate=False)["id"])
+        # A program that is done: an agent's last calls read what it left.
+        did = str(c.start(["sh", "-c", "echo done"], name="done", activate=False)["id"])
+        c.wait(did, exit=True, timeout=10)
         cmds = {
             "agentty get": [AGENTTY, "get", "--session", sid],
             "agentty get --session NAME": [AGENTTY, "get", "--session", "bench"],
@@ -48,6 +52,8 @@ def run(quick: bool) -> list[Row]:
             "agentty paste": [AGENTTY, "paste", "--session", tid, "x"],
             "agentty wait --text (holds)": [AGENTTY, "wait", "--text", "ready", "-s", sid],
             "agentty wait --text --json": [AGENTTY, "wait", "--text", "ready", "--json"],
+            "agentty wait --exit (ended)": [AGENTTY, "wait", "--exit", "-s", "done"],
+            "agentty get (ended)": [AGENTTY, "get", "--session", did],
             "agentty status": [AGENTTY, "status"],
             "agentty status --json": [AGENTTY, "status", "--json"],
         }
@@ -95,7 +101,9 @@ def run(quick: bool) -> list[Row]:
         target = KILL_TARGET if name.startswith("agentty kill") else FORM_TARGET
         row.target = f"<= {target}x floor"
         row.ok = row.ratio is not None and row.ratio <= target
-        if name == "agentty status --json":
+        if name.endswith("(ended)"):
+            row.note = "the final screen and the record, read from the files"
+        elif name == "agentty status --json":
             row.note = "the lane asks every running worker for its live fields, all at once"
         elif name.startswith("agentty kill"):
             row.note = (

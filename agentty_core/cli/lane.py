@@ -11,7 +11,8 @@ interpreter's C modules only (`_socket`, `_json`): names and prefixes resolve fr
 It makes the full path's privacy checks (a private home and socket directory of ours,
 private regular files of ours, a peer of our uid and, where the record was read, the
 recorded worker's pid) and hands everything else to the full path untouched: any other
-option, an unknown, ambiguous or ended session, a missing socket, an error answer that
+option, an unknown or ambiguous session, a missing socket (unless the session ended: then
+`get` and `wait` read its final screen, `cli/hotfinal.py`), an error answer that
 means nothing happened, a corrupt or missing state file. When a request that acts was sent
 and its answer is lost, it reports that instead of sending it twice; `kill` hands over (the
 full path has fallbacks for a worker that does not answer), `get` and `wait` ask again.
@@ -72,7 +73,7 @@ def fast_lane(words: list[str]) -> int | None:
         return None
     target = hotread.target(home, getattr(args, "session", None), command == "kill")
     if target is None:
-        return None
+        return _ended(args, home)
     sid, expect_pid = target
     import _socket
 
@@ -82,7 +83,7 @@ def fast_lane(words: list[str]) -> int | None:
             sock.connect(os.path.join(home, "sockets", sid + ".sock"))
             cred = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
         except OSError:
-            return None  # no worker there: the full path tells why
+            return _ended(args, home)  # no worker there: ended, or the full path tells why
         peer_pid = int.from_bytes(cred[0:4], sys.byteorder)
         if int.from_bytes(cred[4:8], sys.byteorder) != os.getuid():
             return None  # the full path refuses it, with its message
@@ -108,6 +109,15 @@ def fast_lane(words: list[str]) -> int | None:
         return _answered(args, sid, result if isinstance(result, dict) else {})
     finally:
         sock.close()
+
+
+def _ended(args: Namespace, home: str) -> int | None:
+    """`get` and `wait` on a session that has ended read its final screen (`hotfinal`)."""
+    if args.command not in REPEATABLE:
+        return None
+    from agentty_core.cli import hotfinal
+
+    return hotfinal.answer(args, home)
 
 
 def _answer_within(args: Namespace) -> float:

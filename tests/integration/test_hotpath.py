@@ -170,6 +170,48 @@ def test_reading_forms_by_name_prefix_and_json_answer_as_the_full_path() -> None
     agentty("kill", check=True)
 
 
+def test_ended_sessions_are_read_on_the_lane_as_the_full_path_reads_them() -> None:
+    """`wait --exit` and `get` once the program is done (an agent's last calls on a task):
+    the final screen and the record, without the full path's imports."""
+    sid = agentty_json(
+        "start", "--name", "done", "--", "sh", "-c", "printf 'a\\033[1mb\\033[m \\n\\303\\251\\n'"
+    )["id"]  # fmt: skip
+    agentty("wait", "--exit", check=True)
+    killed = agentty_json("start", "--name", "killed", "--", "sh", "-c", "echo up; exec cat")["id"]
+    agentty("wait", "--text", "up", check=True)
+    agentty("kill", check=True)
+    served = [
+        ["get"],  # the active session: the killed one
+        ["wait", "--exit"],
+        ["get", "-s", "done"],
+        ["get", "--session", sid[:3], "--json"],
+        ["get", "-s", sid, "--lines", "1"],
+        ["get", "-s", "done", "--scrollback", "--json"],
+        ["get", "-s", "done", "--ansi"],
+        ["wait", "--exit", "-s", "done"],
+        ["wait", "--exit", "--json", "-s", "done"],
+        ["wait", "--text", "é", "-s", "done"],
+        ["wait", "--gone", "nothing here", "--json", "-s", "done"],
+        ["wait", "--text", "a", "--after", "999", "--exit", "-s", "done"],
+        ["wait", "--exit", "--json", "-s", killed],
+    ]
+    for args in served:
+        assert lane(*args) == "CODE=0 LOADED=", args
+        same(args)
+    for args in (
+        ["wait", "--text", "not there", "-s", "done"],  # cannot fire: the full path's error
+        ["wait", "--regex", "a", "-s", "done"],
+        ["wait", "--input", "-s", "done"],
+        ["get", "-s", "done", "--raw"],
+        ["get", "-s", "nosuch"],
+    ):
+        assert lane(*args).startswith("CODE=None"), args
+        same(args)
+    os.unlink(agentty_json("status")["home"] + f"/logs/{sid}.final.json")
+    assert lane("get", "-s", "done").startswith("CODE=None")  # no final screen: it says so
+    same(["get", "-s", "done"])
+
+
 def test_acting_forms_answer_as_the_full_path() -> None:
     """text, paste, key and kill change the session: each path acts on a session of its
     own, started alike, and their outputs are compared with the ids written alike."""

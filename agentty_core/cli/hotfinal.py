@@ -1,0 +1,110 @@
+"""The fast lane for a session that has ended: `get` and `wait` read its final screen.
+
+An agent's last calls on a task are often `wait --exit` and `get` once its program is
+done. The worker is gone by then, and the full path (argparse, the state store) took four
+times the interpreter's start to read one file. This does what `Client.get` and
+`Client.wait` do for an ended session (`final_screen`, `_wait_ended`) on the C modules.
+Anything else goes the full way: a session the record still calls live (its worker may be
+finalizing, or dead and not yet marked lost), a missing or unreadable final screen, a
+`wait` that cannot fire on a screen that no longer changes (the full path's error).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from agentty_core.cli import hotread
+
+TYPE_CHECKING = False  # without importing typing: this module is the hot path
+if TYPE_CHECKING:
+    from agentty_core.cli.fast import Namespace
+
+LIVE = ("starting", "running")  # records.LIVE_STATUSES
+
+
+def answer(args: Namespace, home: str) -> int | None:
+    """The exit code of `get` or `wait` on an ended session; None: the full path."""
+    rec = _ended_record(home, args.session)
+    if rec is None:
+        return None
+    raw = hotread.read_private(os.path.join(home, "logs", f"{rec['id']}.final.json"))
+    try:
+        screen = hotread.loads(raw.decode("utf-8")) if raw is not None else None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    if not isinstance(screen, dict):
+        return None
+    if args.command == "get":
+        _final_screen(screen, rec, args.lines, args.scrollback, args.ansi)
+        if args.json:
+            hotread.emit(screen)
+        else:
+            sys.stdout.write(hotread.screen_text(screen, "ansi" if args.ansi else "lines"))
+        return 0
+    _final_screen(screen, rec, None, args.scrollback, False)
+    fired = _fired(screen, args)
+    if fired is None:
+        return None
+    result = {**screen, "fired": fired, "elapsed_ms": 0}
+    if args.json:
+        hotread.emit(result)
+        return 0
+    tail = ""
+    if fired == "exit":
+        sig = result.get("signal")
+        tail = f"[exited: signal {sig}]\n" if sig else f"[exited: code {result.get('exitCode')}]\n"
+    sys.stdout.write(hotread.screen_text(result, "lines") + tail)
+    return 0
+
+
+def _ended_record(home: str, ref: str | None) -> dict[str, object] | None:
+    """The record `records.resolve` picks, if it says the session ended."""
+    recs = hotread.records(home)
+    if recs is None:
+        return None
+    if ref is None:
+        raw = hotread.read_private(os.path.join(home, "active"))
+        active = raw.decode("ascii", "replace").strip() if raw else ""
+        rec = next((r for r in recs if r["id"] == active), None)
+    else:
+        rec = hotread.find(recs, ref)
+    if rec is None or rec.get("status") in LIVE or not hotread.is_id(str(rec["id"])):
+        return None
+    return rec
+
+
+def _final_screen(
+    screen: dict[str, object],
+    rec: dict[str, object],
+    lines: int | None,
+    scrollback: bool,
+    ansi: bool,
+) -> None:
+    """`RecordsView.final_screen`, in place."""
+    if lines is not None:
+        text = hotread.trim_lines(
+            hotread.str_list(screen.get("scrollback")) + hotread.str_list(screen.get("lines"))
+        )
+        screen["lines"] = text[-lines:] if lines else []
+    if not scrollback:
+        screen.pop("scrollback", None)
+    if not ansi:
+        screen.pop("ansi", None)
+    if rec.get("status") == "exited" or "exitCode" not in screen:
+        screen.update(exitCode=rec.get("exitCode"), signal=rec.get("signal"))
+    screen["exited"] = True
+
+
+def _fired(screen: dict[str, object], args: Namespace) -> str | None:
+    """`Client._wait_ended`: the condition that holds on the last screen, or None."""
+    lines = hotread.str_list(screen.get("scrollback")) + hotread.str_list(screen.get("lines"))
+    after, seq = args.after, screen.get("seq")
+    newer = after is None or (isinstance(seq, int) and seq > after)
+    for cond in ("text", "gone") if newer else ():  # `after`: only a newer screen counts
+        needle = getattr(args, cond)
+        if isinstance(needle, str):
+            present = any(needle in line for line in lines)
+            if present == (cond == "text"):
+                return cond
+    return "exit" if args.exit else None
