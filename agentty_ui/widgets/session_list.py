@@ -178,15 +178,21 @@ class SessionList(DataTable[str | Text]):
             else:
                 for (column, _), new, before in zip(self.columns_shown, cells, old, strict=True):
                     if new != before:
-                        self._widen(column, new)
-                        self.update_cell(key, column, new, update_width=True)
+                        self.update_cell(key, column, new, update_width=self._widen(column, new))
             self._cells[key] = cells
 
-    def _widen(self, column: str, cell: str | Text) -> None:
-        """Make room for a wider cell now: the table widens a column only on its next idle,
-        and lines drawn before that stay cached with the cell cut off (textual#3533)."""
+    def _widen(self, column: str, cell: str | Text) -> bool:
+        """Make room now for a cell wider than its column; True if it was. The table itself
+        widens a column only on its next idle, and lines drawn before that stay cached with
+        the cell cut off (textual#3533). A narrower cell leaves the column as it is: the
+        table would measure every cell of the column again to shrink it, on every poll that
+        changes one (CPU%, Active), with the list not even on screen under the grid."""
         shown = self.columns[ColumnKey(column)]
-        shown.content_width = max(shown.content_width, cell_len(str(cell)))
+        width = cell_len(str(cell))
+        if width <= shown.content_width:
+            return False
+        shown.content_width = width
+        return True
 
     def _rebuild(self, wanted: list[str]) -> None:
         """Every row again in the wanted order, the cursor kept on its session."""

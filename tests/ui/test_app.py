@@ -263,3 +263,22 @@ async def test_an_ended_session_shows_its_last_screen_and_scrollback(client: Cli
         scrollback = app.query_one("#scrollback", TerminalView)
         await wait_for(pilot, lambda: "last-line" in scrollback.text)
         assert scrollback.text.startswith("1\n2\n3\n")
+
+
+async def test_the_list_under_the_grid_catches_up_when_the_grid_closes(client: Client) -> None:
+    """The list is not redrawn under the grid (every changed cell repainted the panes over
+    it); closing the grid shows what the polls found meanwhile, without waiting for one."""
+    client.start(["sh", "-c", "echo one; exec cat"], name="one")
+    app = create_app(client, poll_interval=0.2)
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.query_one(SessionList)
+        await wait_for(pilot, lambda: table.row_count == 1)
+        await pilot.press("g")
+        assert isinstance(app.screen, GridScreen)
+        late = str(client.start(["cat"], name="late", activate=False)["id"])
+        await wait_for(pilot, lambda: late in app.records)
+        assert late not in table.rows  # found by a poll, not drawn under the grid
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is app.main
+        assert late in table.rows

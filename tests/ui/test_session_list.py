@@ -30,3 +30,18 @@ async def test_a_cell_that_grows_is_shown_in_full_even_if_drawn_before_the_table
         await pilot.pause()
         assert "12.0M" in table.render_line(1).text
         assert "Mem  " in table.render_line(0).text
+
+
+async def test_columns_keep_their_width_when_a_cell_narrows() -> None:
+    """Stable columns: a narrower value does not make the table measure the whole column
+    again (on every poll that changes one) nor shift the columns after it."""
+    app = TableApp()
+    async with app.run_test(size=(100, 6)) as pilot:
+        table = app.query_one(SessionList)
+        table.update_sessions([RECORD], {"00000001": Usage(1.0, 900 * 1024, 1)}, 0.0)
+        await pilot.pause()
+        wide = [column.content_width for column in table.columns.values()]
+        table.update_sessions([RECORD], {"00000001": Usage(1.0, 12 * 1024 * 1024, 1)}, 0.0)
+        await pilot.pause()
+        assert "12.0M " in table.render_line(1).text
+        assert [column.content_width for column in table.columns.values()] == wide
