@@ -1,8 +1,9 @@
 """Writing session state: every read-modify-write under one OS lock, every write atomic.
 
-The lock is `filelock.FileLock` (an `flock` on `sessions.json.lock`, mode 0600, no fallback to
-a soft lock): the kernel releases it when its holder dies, so there is no stale-lock guessing.
-Workers take the very same flock on the same file without the filelock package (`lean`).
+The lock is an `flock` on `sessions.json.lock` (mode 0600, no fallback to a soft lock): the
+kernel releases it when its holder dies, so there is no stale-lock guessing. A caller that
+finds it held waits with `filelock.FileLock` on the same file; an uncontended caller, and
+every worker (`lean`), takes the very same flock without importing the filelock package.
 It is held only while local files are read and rewritten, never across a spawn or a wait.
 Writes go to a random temp file in the same directory, are fsynced, then `os.replace`d, and
 the directory is fsynced: a crash at any instant leaves the old file or the new one. A
@@ -112,7 +113,7 @@ def _hard_lock(path: str, timeout: float) -> FileLock:
 
     filelock 4.x falls back to a soft lock where flock is missing unless told not to; older
     releases (the newest that run on Python 3.10) have no fallback and fail closed already.
-    Imported here, when a lock is first taken: readers never pay for it."""
+    Imported here, when a caller has to wait for the lock (`_CallerLock`)."""
     from filelock import FileLock
 
     try:
@@ -177,6 +178,65 @@ class _Flock:
         os.close(fd)  # closing the only descriptor releases the flock
 
 
+class _CallerLock:
+    """A caller's lock: free (almost every time), a bare `flock` as `_Flock` takes it; held
+    elsewhere, waited for by filelock with its timeout. Importing filelock 4 (logging,
+    inspect, secrets, typing: ~20 ms) was an eighth of a `start` that took the full path
+    and most of `run`'s own work; only a caller that has to wait pays for it now. Reentrant
+    per thread, as filelock's lock is."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        import threading
+
+        self.path = path
+        self.timeout = timeout
+        self.held = threading.local()  # depth, and the fd or the FileLock that holds it
+
+    def acquire(self) -> None:
+        import fcntl
+
+        held = self.held
+        if getattr(held, "depth", 0):
+            held.depth += 1
+            return
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(self.path, flags, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)  # a second flock of ours on the file would wait for this one
+            held.lock = self._wait()
+            held.fd = -1
+        except BaseException:
+            os.close(fd)
+            raise
+        else:
+            held.lock, held.fd = None, fd
+        held.depth = 1
+
+    def _wait(self) -> FileLock:
+        from filelock import Timeout
+
+        lock = _hard_lock(self.path, self.timeout)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise _LockTimeout from None
+        return lock
+
+    def release(self) -> None:
+        held = self.held
+        held.depth -= 1
+        if held.depth:
+            return
+        if held.lock is not None:
+            held.lock.release()
+            held.lock = None
+        else:
+            os.close(held.fd)  # closing the only descriptor releases the flock
+            held.fd = -1
+
+
 class StateStore:
     """The writer's view of `$AGENTTY_HOME`. `lean=True` (the worker's) locks with a bare
     `flock` instead of filelock; both lock the same file the same way. `ask_workers` (given
@@ -200,21 +260,18 @@ class StateStore:
         self.lean = lean
         self.sync_dir = sync_dir
         self.ask_workers = None if lean else ask_workers
-        self._lock: FileLock | _Flock | None = None
+        self._lock: _CallerLock | _Flock | None = None
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         if self._lock is None:
             path = str(self.home.lock_file)
-            self._lock = _Flock(path, self.timeout) if self.lean else _hard_lock(path, self.timeout)
-        timeouts: tuple[type[Exception], ...] = (_LockTimeout,)
-        if not self.lean:
-            from filelock import Timeout
-
-            timeouts = (_LockTimeout, Timeout)
+            self._lock = (
+                _Flock(path, self.timeout) if self.lean else _CallerLock(path, self.timeout)
+            )
         try:
             self._lock.acquire()
-        except timeouts:
+        except _LockTimeout:
             raise StateLockTimeout(
                 f"timed out after {self.timeout:g}s waiting for {self.home.lock_file}"
             ) from None

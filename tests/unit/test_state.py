@@ -5,6 +5,7 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,57 @@ def test_the_workers_bare_flock_and_filelock_exclude_each_other(
         other.add({"id": "0000aaaa", "status": "exited"})
     other.add({"id": "0000aaaa", "status": "exited"})  # free again once released
     assert [r["id"] for r in records.records(home)] == ["0000aaaa"]
+
+
+CALLER = """
+import sys
+from agentty_core.paths import Home
+from agentty_core.state.store import StateStore
+StateStore(Home.resolve()).add({"id": sys.argv[1], "status": "exited"})
+print("filelock" in sys.modules)
+"""
+
+
+def test_a_caller_imports_filelock_only_to_wait_for_a_held_lock(agentty_home: Path) -> None:
+    home = Home.resolve()
+    free = subprocess.run(
+        [sys.executable, "-c", CALLER, "0000000c"], capture_output=True, text=True, check=True
+    )
+    assert free.stdout.strip() == "False"
+    with StateStore(home, lean=True)._locked():
+        waiting = subprocess.Popen(
+            [sys.executable, "-c", CALLER, "0000000d"], stdout=subprocess.PIPE, text=True
+        )
+        with pytest.raises(subprocess.TimeoutExpired):
+            waiting.wait(0.5)
+        assert [r["id"] for r in records.records(home)] == ["0000000c"]
+    out, _ = waiting.communicate(timeout=30)
+    assert (waiting.returncode, out.strip()) == (0, "True")
+    assert [r["id"] for r in records.records(home)] == ["0000000c", "0000000d"]
+
+
+def test_the_callers_lock_is_reentrant_in_its_thread_and_excludes_others(
+    agentty_home: Path,
+) -> None:
+    from agentty_core.errors import StateLockTimeout
+
+    store = StateStore(Home.resolve(), timeout=0.2)
+    outcome: list[str] = []
+
+    def add_from_another_thread() -> None:
+        try:
+            store.add({"id": "0000000e", "status": "exited"})
+            outcome.append("added")
+        except StateLockTimeout:
+            outcome.append("timed out")
+
+    with store._locked(), store._locked():  # reentrant: filelock's lock was
+        thread = threading.Thread(target=add_from_another_thread)
+        thread.start()
+        thread.join(10)
+    assert outcome == ["timed out"]
+    store.add({"id": "0000000e", "status": "exited"})  # every level released
+    assert [r["id"] for r in records.records(Home.resolve())] == ["0000000e"]
 
 
 def test_writes_are_private_and_leave_no_temp_files(agentty_home: Path) -> None:
