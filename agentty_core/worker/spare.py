@@ -29,14 +29,17 @@ READ_CHUNK = 1 << 16
 
 
 def hand_over(end: socket.socket, line: bytes, conn: socket.socket, fds: list[int]) -> bool:
-    """Give the spare the request; False if it cannot take it (the caller is untouched)."""
+    """Give the spare the request; False if it cannot take it (the caller is untouched).
+    Once all of it is sent, nothing more is: the spare may have read it and closed its end
+    already, and even an empty send would then fail (EPIPE) and pass for a refusal."""
     rights = [conn.fileno(), *fds]
     payload = line if line.endswith(b"\n") else line + b"\n"
     try:
         end.settimeout(HAND_OVER_TIMEOUT)
         ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _pack(rights))]
         sent = end.sendmsg([payload], ancillary)
-        end.sendall(payload[sent:])
+        if sent < len(payload):
+            end.sendall(payload[sent:])
     except OSError:
         return False
     return True

@@ -210,6 +210,18 @@ def test_the_spare_is_the_next_worker_and_a_new_one_follows(agentty_home: Path) 
     assert one_spare(agentty_home) != spare
 
 
+def test_starts_in_a_row_are_each_served_by_a_spare(agentty_home: Path) -> None:
+    """The spare reads the request and closes its end: the spawner must not take that for
+    a failed hand-over (it sent nothing more, yet an empty send after the whole request
+    failed with EPIPE: spares were then off for 5 s, and it forked for the same caller)."""
+    warm(agentty_home)
+    for _ in range(3):
+        spare = one_spare(agentty_home)
+        assert start("cat")["workerPid"] == spare
+    log = (agentty_home / "logs" / "spawner.log").read_text()
+    assert "could not take" not in log and "request failed" not in log, log
+
+
 def test_the_spare_ends_with_its_spawner(agentty_home: Path) -> None:
     warm(agentty_home)
     spare = one_spare(agentty_home)
