@@ -509,3 +509,36 @@ def test_start_goes_the_full_way_without_a_warm_spawner(
     assert used == "CODE=0", proc.stderr
     for sid in agentty("status", "-q").stdout.split():
         agentty("kill", "-s", sid, check=True)
+
+
+def test_a_full_way_start_ends_without_teardown_yet_runs_its_exit_callbacks(
+    tmp_path: Path,
+) -> None:
+    """`start` and `run` the full way skip the interpreter's teardown once done; what
+    registered to run at exit still runs, and the output and exit code are as before."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import atexit, os\n"
+        "atexit.register(lambda: open(os.environ['MARK'], 'a').write('ran\\n'))\n"
+    )
+    mark = tmp_path / "mark"
+    env = dict(os.environ, PYTHONPATH=str(site), MARK=str(mark), AGENTTY_SPAWNER="0")
+
+    def full_way(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [AGENTTY, *args], env=env, capture_output=True, text=True, timeout=30, check=False
+        )
+
+    started = full_way("start", "--", "cat")
+    assert started.returncode == 0 and identity_like(started.stdout.strip()), started
+    missing = full_way("start", "--", "no-such-program-here")
+    assert missing.returncode == 127 and "command not found" in missing.stderr, missing
+    ran = full_way("run", "--", "echo", "hello")
+    assert (ran.returncode, ran.stdout) == (0, "hello\n"), ran
+    assert mark.read_text() == "ran\n" * 3
+    agentty("kill", "-s", started.stdout.strip(), check=True)
+
+
+def identity_like(text: str) -> bool:
+    return len(text) == 8 and all(c in "0123456789abcdef" for c in text)
