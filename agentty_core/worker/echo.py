@@ -10,7 +10,8 @@ as it scrolls) and a column, and the text split into lines. A wait with `after` 
 and regex conditions on the screen with those echoes masked (blanked):
 
 - the first line of the text, only where it still shows exactly there (wrapping onto the next
-  rows at column 0, wide characters counting two cells);
+  rows at column 0, wide characters counting two cells), or the part of it drawn so far,
+  with nothing after it on the row (a line editor draws a pasted line in several writes);
 - each later line (a multi-line paste: a REPL's `... ` prompt shifts the column), at its first
   occurrence on a row after the previous line's.
 
@@ -173,6 +174,19 @@ def _match_ascii(
         text = next_text
 
 
+def _drawn_so_far(rows: Rows, line: int, col: int, segment: str) -> list[Span] | None:
+    """Where the start of `segment` shows at (line, col) with nothing after it on the row:
+    an echo still being drawn (a line editor draws a pasted line a few characters a write),
+    which the next screens complete. None unless a part of it is there (one-cell text)."""
+    text = rows.get(line)
+    if text is None or not segment.isascii() or not text.isascii():
+        return None
+    drawn = text[col:].rstrip(" ")
+    if not drawn or len(drawn) >= len(segment) or not segment.startswith(drawn):
+        return None
+    return [(line, col, col + len(drawn))]
+
+
 def _find_on(rows: Rows, echo: Echo, segment: str) -> list[Span] | None:
     """`segment` further right on the echo's row (the prompt's end was still on its way when
     the input was written), or at the next row's start (a pending wrap reads as the last
@@ -219,6 +233,9 @@ def echo_spans(echo: Echo, rows: Rows) -> tuple[list[Span], bool]:
     if first:
         found = _match(rows, echo.line, echo.col, first) or _find_on(rows, echo, first)
         if found is None:
+            partial = _drawn_so_far(rows, echo.line, echo.col, first)
+            if partial is not None:
+                return partial, False  # still being drawn: the rest comes on later screens
             return [], True  # redrawn: the later lines cannot be placed either
         spans += found
         line = found[-1][0]

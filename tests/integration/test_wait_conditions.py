@@ -91,6 +91,21 @@ def test_echo_mask_places_each_pasted_line_after_the_one_before() -> None:
     assert _masked(emu, log) == [">>>", "...", "...", "0", "111", ">>>"]
 
 
+def test_an_echo_still_being_drawn_is_masked_as_far_as_it_goes() -> None:
+    """A REPL's line editor draws a pasted line in several writes: a wait for text in that
+    line must not fire on the part drawn so far (seen in CI: `x = "PASTE-OK` matched)."""
+    emu, log = Emulator(30, 4), EchoLog()
+    emu.feed(b">>> ")
+    _typed(emu, log, 'x = "PASTE-OK"\nprint(x)\n', b'x = "PASTE-OK')
+    assert _masked(emu, log) == [">>>", "", "", ""]
+    emu.feed(b'"\r\n>>> print(x)\r\nPASTE-OK\r\n>>> ')
+    assert _masked(emu, log) == [">>>", ">>>", "PASTE-OK", ">>>"]
+    emu, log = Emulator(30, 3), EchoLog()
+    emu.feed(b"$ ")
+    _typed(emu, log, "echo hi\r", b"ec" + b"\x1b[1;10HX")  # not the echo's end: output
+    assert log.view(emu, scrollback=False) is None
+
+
 def test_a_redrawn_echo_is_not_masked() -> None:
     """vim draws `:s/a/b/g` itself on its last row, not at the cursor, then its message."""
     emu, log = Emulator(30, 3), EchoLog()

@@ -28,7 +28,9 @@ def session_on_a_copy(tmp_path: Path) -> tuple[str, int]:
     code = tmp_path / "code"
     package = Path(agentty_core.__file__).parent
     shutil.copytree(package, code / "agentty_core", ignore=shutil.ignore_patterns("__pycache__"))
-    env = dict(os.environ, PYTHONPATH=str(code), AGENTTY_SPAWNER="0")
+    # No bytecode written into the copy: a worker importing a module as the copy is removed
+    # would add a __pycache__ file under rmtree's feet ("Directory not empty", seen in CI).
+    env = dict(os.environ, PYTHONPATH=str(code), AGENTTY_SPAWNER="0", PYTHONDONTWRITEBYTECODE="1")
     proc = subprocess.run(
         [sys.executable, "-c", BOOT, "start", "--", "cat"],
         env=env,
