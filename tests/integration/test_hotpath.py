@@ -518,9 +518,10 @@ def test_a_full_way_start_ends_without_teardown_yet_runs_its_exit_callbacks(
     registered to run at exit still runs, and the output and exit code are as before."""
     site = tmp_path / "site"
     site.mkdir()
-    (site / "sitecustomize.py").write_text(
-        "import atexit, os\n"
-        "atexit.register(lambda: open(os.environ['MARK'], 'a').write('ran\\n'))\n"
+    (site / "sitecustomize.py").write_text(  # in the command's process (not its worker's)
+        "import atexit, os, sys\n"
+        "if sys.argv[0].endswith('agentty'):\n"
+        "    atexit.register(lambda: open(os.environ['MARK'], 'a').write('ran\\n'))\n"
     )
     mark = tmp_path / "mark"
     env = dict(os.environ, PYTHONPATH=str(site), MARK=str(mark), AGENTTY_SPAWNER="0")

@@ -54,7 +54,9 @@ CALLER = """
 import sys
 from agentty_core.paths import Home
 from agentty_core.state.store import StateStore
-StateStore(Home.resolve()).add({"id": sys.argv[1], "status": "exited"})
+store = StateStore(Home.resolve())
+print("locking", flush=True)
+store.add({"id": sys.argv[1], "status": "exited"})
 print("filelock" in sys.modules)
 """
 
@@ -64,11 +66,13 @@ def test_a_caller_imports_filelock_only_to_wait_for_a_held_lock(agentty_home: Pa
     free = subprocess.run(
         [sys.executable, "-c", CALLER, "0000000c"], capture_output=True, text=True, check=True
     )
-    assert free.stdout.strip() == "False"
+    assert free.stdout.split() == ["locking", "False"]
     with StateStore(home, lean=True)._locked():
         waiting = subprocess.Popen(
             [sys.executable, "-c", CALLER, "0000000d"], stdout=subprocess.PIPE, text=True
         )
+        assert waiting.stdout is not None
+        assert waiting.stdout.readline() == "locking\n"  # it asks for the lock now
         with pytest.raises(subprocess.TimeoutExpired):
             waiting.wait(0.5)
         assert [r["id"] for r in records.records(home)] == ["0000000c"]
