@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING
@@ -39,6 +40,7 @@ class WorkerBase:
         self.spec = spec
         self.id = str(spec["id"])
         self.home = home
+        self.home_at = directory_identity(home.root)  # (device, inode): a home removed is noticed
         self.store = StateStore(home, lean=True)  # see StateStore: filelock stays out
         # The same lock, never waited for: the exit is written by tries between turns of the
         # loop (see Lifecycle._persist), so a held lock never stops the worker answering.
@@ -151,3 +153,12 @@ class WorkerBase:
         def _schedule_push(self) -> None: ...
         def _subscribe(self, peer: Peer) -> None: ...
         def _start_recording(self, input: bool, markers: bool) -> None: ...
+
+
+def directory_identity(path: os.PathLike[str] | str) -> tuple[int, int] | None:
+    """A directory's (device, inode); None if it is not there."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino

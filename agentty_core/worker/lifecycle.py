@@ -22,7 +22,7 @@ from agentty_core.errors import AgenttyError
 from agentty_core.proc import inputstate
 from agentty_core.state.store import iso, now_iso
 from agentty_core.worker.answers import RequestFailed
-from agentty_core.worker.base import WorkerBase
+from agentty_core.worker.base import WorkerBase, directory_identity
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -196,10 +196,18 @@ class Lifecycle(WorkerBase):
                 self.exit_unsynced = True  # synced once the answers are out (`core.run`)
                 self._save_final(final)  # space may have come back between the two
                 return None
+            if self._home_gone():
+                # Removed or replaced under us: no try can write there, nobody would read it.
+                return f"{problem} (the home {self.home.root} is gone)"
             wait = tries.next_wait(patience)
             if wait is None:
                 return problem
             await asyncio.sleep(wait)
+
+    def _home_gone(self) -> bool:
+        """The home directory this worker started in is no longer there (removed, or another
+        one made in its place): a held lock or a full disk may pass, this does not."""
+        return self.home_at is None or directory_identity(self.home.root) != self.home_at
 
     def _save_final(self, final: bytes | None) -> None:
         """Save the final screen, if given and not saved yet; log only the first failure.
