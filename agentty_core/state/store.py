@@ -181,9 +181,9 @@ class _Flock:
 class _CallerLock:
     """A caller's lock: free (almost every time), a bare `flock` as `_Flock` takes it; held
     elsewhere, waited for by filelock with its timeout. Importing filelock 4 (logging,
-    inspect, secrets, typing: ~20 ms) was an eighth of a `start` that took the full path
-    and most of `run`'s own work; only a caller that has to wait pays for it now. Reentrant
-    per thread, as filelock's lock is."""
+    inspect, secrets, typing: 15-20 ms of CPU) was paid by every `start` and `run` that took
+    the full path; only a caller that has to wait pays for it now. Reentrant per thread, as
+    filelock's lock is."""
 
     def __init__(self, path: str, timeout: float) -> None:
         import threading
