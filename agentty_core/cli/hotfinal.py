@@ -12,7 +12,6 @@ finalizing, or dead and not yet marked lost), a missing or unreadable final scre
 from __future__ import annotations
 
 import os
-import sys
 
 from agentty_core.cli import hotread
 
@@ -23,12 +22,14 @@ if TYPE_CHECKING:
 LIVE = ("starting", "running")  # records.LIVE_STATUSES
 
 
-def answer(args: Namespace, home: str) -> int | None:
-    """The exit code of `get` or `wait` on an ended session; None: the full path."""
+def answer(args: Namespace, home: str) -> tuple[str, dict[str, object]] | None:
+    """The session's id and what `get` or `wait` answers for it, if it has ended (printed
+    by the lane as a live worker's answer); None: the full path."""
     rec = _ended_record(home, args.session)
     if rec is None:
         return None
-    raw = hotread.read_private(os.path.join(home, "logs", f"{rec['id']}.final.json"))
+    sid = str(rec["id"])
+    raw = hotread.read_private(os.path.join(home, "logs", f"{sid}.final.json"))
     try:
         screen = hotread.loads(raw.decode("utf-8")) if raw is not None else None
     except (ValueError, UnicodeDecodeError, RecursionError):
@@ -37,25 +38,12 @@ def answer(args: Namespace, home: str) -> int | None:
         return None
     if args.command == "get":
         _final_screen(screen, rec, args.lines, args.scrollback, args.ansi)
-        if args.json:
-            hotread.emit(screen)
-        else:
-            sys.stdout.write(hotread.screen_text(screen, "ansi" if args.ansi else "lines"))
-        return 0
+        return sid, screen
     _final_screen(screen, rec, None, args.scrollback, False)
     fired = _fired(screen, args)
     if fired is None:
         return None
-    result = {**screen, "fired": fired, "elapsed_ms": 0}
-    if args.json:
-        hotread.emit(result)
-        return 0
-    tail = ""
-    if fired == "exit":
-        sig = result.get("signal")
-        tail = f"[exited: signal {sig}]\n" if sig else f"[exited: code {result.get('exitCode')}]\n"
-    sys.stdout.write(hotread.screen_text(result, "lines") + tail)
-    return 0
+    return sid, {**screen, "fired": fired, "elapsed_ms": 0}
 
 
 def _ended_record(home: str, ref: str | None) -> dict[str, object] | None:

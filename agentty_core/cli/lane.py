@@ -117,7 +117,8 @@ def _ended(args: Namespace, home: str) -> int | None:
         return None
     from agentty_core.cli import hotfinal
 
-    return hotfinal.answer(args, home)
+    found = hotfinal.answer(args, home)
+    return None if found is None else _answered(args, *found)
 
 
 def _answer_within(args: Namespace) -> float:
