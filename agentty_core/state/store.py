@@ -190,28 +190,19 @@ class _CallerLock:
 
         self.path = path
         self.timeout = timeout
-        self.held = threading.local()  # depth, and the fd or the FileLock that holds it
+        self.held = threading.local()  # this thread's depth, and the lock that holds it
 
     def acquire(self) -> None:
-        import fcntl
-
         held = self.held
         if getattr(held, "depth", 0):
             held.depth += 1
             return
-        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(self.path, flags, 0o600)
+        bare = _Flock(self.path, 0.0)  # one try, no wait
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)  # a second flock of ours on the file would wait for this one
+            bare.acquire()
+            held.lock = bare
+        except _LockTimeout:
             held.lock = self._wait()
-            held.fd = -1
-        except BaseException:
-            os.close(fd)
-            raise
-        else:
-            held.lock, held.fd = None, fd
         held.depth = 1
 
     def _wait(self) -> FileLock:
@@ -227,14 +218,9 @@ class _CallerLock:
     def release(self) -> None:
         held = self.held
         held.depth -= 1
-        if held.depth:
-            return
-        if held.lock is not None:
+        if not held.depth:
             held.lock.release()
             held.lock = None
-        else:
-            os.close(held.fd)  # closing the only descriptor releases the flock
-            held.fd = -1
 
 
 class StateStore:
