@@ -44,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             except KeyboardInterrupt:
                 return 130
             if code is not None:
+                if argv is None:  # the console entry: nothing of ours runs after this
+                    _leave_now(code)
                 return code
         code = _with_worker_started_early(words)
         if argv is None:  # the console entry: nothing of ours runs after this
