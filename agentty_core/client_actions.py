@@ -28,7 +28,7 @@ from agentty_core.input_steps import (
     send_steps,
     text_params,
 )
-from agentty_core.protocol import JSONObject, str_list
+from agentty_core.protocol import JSONObject, str_list, wait_params
 from agentty_core.state.records import Record, is_live
 
 TYPE_CHECKING = False  # without importing typing: this module is on the hot path
@@ -156,9 +156,7 @@ class Actions(Connected):
     def wait(self, ref: str | None, *, timeout: float = 30.0, **conditions: object) -> JSONObject:
         """Block until a condition holds (answered by the worker); WaitTimeout after `timeout`."""
         rec = self._vouched(ref) or self.resolve(ref)
-        from agentty_core.waitspec import wire_params  # dataclasses: not for every command
-
-        params = wire_params(conditions, timeout)  # 0 is a value (a fresh session's seq)
+        params = wait_params(conditions, timeout)  # 0 is a value (a fresh session's seq)
         if not is_live(rec):
             return self._wait_ended(rec, params)
         try:

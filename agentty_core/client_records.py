@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +19,7 @@ from agentty_core.errors import (
     SessionNotRunning,
 )
 from agentty_core.ipc import client as ipc_client
+from agentty_core.lazylog import LazyLogger
 from agentty_core.paths import Home
 from agentty_core.proc import identity
 from agentty_core.protocol import JSONObject, str_list
@@ -30,7 +30,7 @@ TYPE_CHECKING = False  # without importing typing: this module is on the hot pat
 if TYPE_CHECKING:
     from agentty_core.state.store import StateStore
 
-log = logging.getLogger("agentty_core.client")  # one logger for the whole Client
+log = LazyLogger("agentty_core.client")  # one logger for the whole Client
 
 DEFAULT_TIMEOUT = 5.0
 BEST_EFFORT_LOCK = 2.0  # how long a reader waits to write down what it noticed

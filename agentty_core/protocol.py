@@ -67,6 +67,10 @@ from __future__ import annotations
 import json
 import math
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 PROTOCOL_VERSION = 1
 MAX_LINE = 1 << 20  # 1 MiB per request line
 MAX_DEPTH = 32
@@ -161,6 +165,21 @@ def ok(result: JSONObject) -> bytes:
 def error(code: str, message: str, **extra: object) -> bytes:
     body: JSONObject = {"code": code, "message": message, **extra}
     return encode({"v": PROTOCOL_VERSION, "ok": False, "error": body})
+
+
+def wait_params(conditions: Mapping[str, object], timeout: float) -> JSONObject:
+    """The `wait` request's params: every condition that is set, and the timeout.
+
+    Unset is None, or False for a flag; 0 and other falsy values are values (a fresh
+    session's seq is 0). `waitspec.WaitConditions` checks conditions before they get here."""
+    params: JSONObject = {k: v for k, v in conditions.items() if is_set(v)}
+    params["timeout"] = timeout
+    return params
+
+
+def is_set(value: object) -> bool:
+    """Whether a wait condition is set (see `wait_params`)."""
+    return value is not None and value is not False
 
 
 def finite(value: object) -> bool:

@@ -8,14 +8,13 @@ outside the state lock (see `StateStore._mutate`). It sits beside `client`, abov
 
 from __future__ import annotations
 
-import logging
-
 from agentty_core.errors import AgenttyError
 from agentty_core.ipc import client as ipc_client
+from agentty_core.lazylog import LazyLogger
 from agentty_core.paths import SESSION_ID_RE, Home
 from agentty_core.state.records import Record, checked
 
-log = logging.getLogger(__name__)
+log = LazyLogger(__name__)
 
 
 def rebuild_from_workers(home: Home, timeout: float = 1.0) -> list[Record]:

@@ -11,11 +11,10 @@ round trip and gives the caller the same answer wherever it calls from.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 from agentty_core.errors import UsageError
-from agentty_core.protocol import JSONObject
+from agentty_core.protocol import JSONObject, is_set, wait_params
 
 MAX_TIMEOUT = 24 * 3600.0  # seconds, as the worker's limit
 MAX_STABLE_MS = 86_400_000
@@ -30,19 +29,6 @@ class NoWaitCondition(UsageError):
 
     def __init__(self) -> None:
         super().__init__(f"wait needs a condition: {NAMES}")
-
-
-def wire_params(conditions: Mapping[str, object], timeout: float) -> JSONObject:
-    """The `wait` request's params: every condition that is set, and the timeout.
-
-    Unset is None, or False for a flag; 0 and other falsy values are values."""
-    params: JSONObject = {k: v for k, v in conditions.items() if _is_set(v)}
-    params["timeout"] = timeout
-    return params
-
-
-def _is_set(value: object) -> bool:
-    return value is not None and value is not False
 
 
 @dataclass(frozen=True)
@@ -92,11 +78,11 @@ class WaitConditions:
     def conditions(self) -> JSONObject:
         """The conditions that are set, by their wire names (no timeout)."""
         values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "timeout"}
-        return {k: v for k, v in values.items() if _is_set(v)}
+        return {k: v for k, v in values.items() if is_set(v)}
 
     def params(self) -> JSONObject:
         """The `wait` request's params."""
-        return wire_params(self.conditions(), self.timeout)
+        return wait_params(self.conditions(), self.timeout)
 
 
 def _check_int(name: str, value: object, low: int, high: int) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import select
 import signal
 import sys
@@ -27,7 +26,7 @@ from agentty_core.launch import spawner_client
 from agentty_core.launch.spawn import SpawnedWorker, WorkerTimeout
 from agentty_core.paths import Home
 from agentty_core.proc import identity
-from agentty_core.proc.ptyhost import resolve_command, validate_cwd
+from agentty_core.proc.command import resolve_command, validate_cwd
 from agentty_core.state import intent
 from agentty_core.state.records import RawRecord, Record, checked
 from agentty_core.state.store import StateStore, now_iso
@@ -64,7 +63,7 @@ def start(
     planned = intent.plan(
         home,
         argv,
-        session_id=secrets.token_hex(4),
+        session_id=os.urandom(4).hex(),
         environ=os.environ,
         check_cwd=validate_cwd,
         resolve=resolve_command,

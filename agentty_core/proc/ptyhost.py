@@ -1,9 +1,9 @@
 """Spawning the program on a PTY: the only module that imports ptyprocess.
 
 Two ptyprocess pitfalls are handled here: it resolves the command with the *worker's* PATH
-(so the caller resolves it with the session's PATH first and passes an absolute path), and
-its `cwd=` chdir runs in the forked child outside its error reporting (so the chdir happens
-in `preexec_fn`, whose failures ptyprocess reports to the parent).
+(so the caller resolves it with the session's PATH first, in `proc.command`, and passes an
+absolute path), and its `cwd=` chdir runs in the forked child outside its error reporting
+(so the chdir happens in `preexec_fn`, whose failures ptyprocess reports to the parent).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ PR_SET_CHILD_SUBREAPER = 36
 def _prctl(option: int, value: int) -> None:
     if not sys.platform.startswith("linux"):
         return
-    import ctypes  # here: `start` checks commands with this module and never needs it
+    import ctypes  # here: importing this module stays cheap
 
     # The process's own symbols include libc's: no `find_library` (it runs subprocesses).
     libc = ctypes.CDLL(None, use_errno=True)
@@ -43,34 +43,6 @@ def _prctl(option: int, value: int) -> None:
 def become_subreaper() -> None:
     """Orphaned descendants (double forks, setsid daemons) get reparented to us, not init."""
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
-
-
-def resolve_command(program: str, path_env: str | None, cwd: str) -> str:
-    """The absolute path that will be exec'd, or a SpawnError with exit code 127/126."""
-    if "/" in program:
-        candidate = program if os.path.isabs(program) else os.path.join(cwd, program)
-        if not os.path.exists(candidate):
-            raise SpawnError(f"command not found: {program}", exit_code=EXIT_NOT_FOUND)
-        if os.path.isdir(candidate):
-            raise SpawnError(f"is a directory: {program}", exit_code=EXIT_NOT_EXECUTABLE)
-        if not os.access(candidate, os.X_OK):
-            raise SpawnError(f"permission denied: {program}", exit_code=EXIT_NOT_EXECUTABLE)
-        return os.path.abspath(candidate)
-    import shutil  # here: the worker gets absolute paths and never needs it
-
-    found = shutil.which(program, path=path_env if path_env is not None else os.defpath)
-    if found is None:
-        raise SpawnError(f"command not found: {program}", exit_code=EXIT_NOT_FOUND)
-    return os.path.abspath(found)
-
-
-def validate_cwd(cwd: str) -> None:
-    if not os.path.exists(cwd):
-        raise SpawnError(f"cwd does not exist: {cwd}")
-    if not os.path.isdir(cwd):
-        raise SpawnError(f"cwd is not a directory: {cwd}")
-    if not os.access(cwd, os.X_OK):
-        raise SpawnError(f"cwd is not accessible: {cwd}")
 
 
 @dataclass

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
 from agentty_core.errors import SpawnError, UsageError
 from agentty_core.paths import Home, validate_name
@@ -23,15 +22,25 @@ from agentty_core.state.store import StateStore, now_iso
 MAX_SIZE = 1000
 
 
-@dataclass
 class Intent:
-    """A checked session, not written yet: its record and the worker's spec."""
+    """A checked session, not written yet: its record and the worker's spec. (A plain class:
+    `dataclasses` would cost every `start` the import of `inspect`.)"""
 
-    session_id: str
-    name: str | None
-    record: Record
-    spec: dict[str, object]
-    log_path: str
+    __slots__ = ("log_path", "name", "record", "session_id", "spec")
+
+    def __init__(
+        self,
+        session_id: str,
+        name: str | None,
+        record: Record,
+        spec: dict[str, object],
+        log_path: str,
+    ) -> None:
+        self.session_id = session_id
+        self.name = name
+        self.record = record
+        self.spec = spec
+        self.log_path = log_path
 
 
 def check_size(cols: int, rows: int) -> None:

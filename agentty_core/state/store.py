@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import json
-import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
 
 from agentty_core import failpoints
 from agentty_core.errors import StateError, StateLockTimeout
+from agentty_core.lazylog import LazyLogger
 from agentty_core.paths import Home
 from agentty_core.state.records import (
     REBUILDING,
@@ -37,10 +37,11 @@ from agentty_core.state.records import (
     read_private_file,
 )
 
+TYPE_CHECKING = False  # without importing typing: `start` and `run` write state
 if TYPE_CHECKING:
     from filelock import FileLock
 
-log = logging.getLogger(__name__)
+log = LazyLogger(__name__)
 
 LOCK_TIMEOUT = 10.0
 
@@ -60,9 +61,7 @@ def atomic_write(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
     one fsync of the new file before the rename, one of the directory after it (what makes
     the rename itself durable). `sync_dir=False` leaves that to the caller, who syncs the
     directory once for several files (`sync_directory`)."""
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temp_file_beside(path)
     try:
         view = memoryview(data)
         while view:
@@ -82,6 +81,20 @@ def atomic_write(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
         raise
     if sync_dir:
         sync_directory(path.parent)
+
+
+def temp_file_beside(path: Path) -> tuple[int, str]:
+    """A new file beside `path`, `tempfile.mkstemp`'s way (a random name `.NAME.*.tmp`,
+    created exclusively, 0600, never through a link), without importing tempfile: with
+    shutil and random it costs a `start` more than the write itself."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _ in range(100):
+        tmp = os.path.join(path.parent, f".{path.name}.{os.urandom(6).hex()}.tmp")
+        try:
+            return os.open(tmp, flags, 0o600), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temporary file name", str(path.parent))
 
 
 def sync_directory(path: Path) -> bool:
@@ -339,7 +352,7 @@ class StateStore:
         counts, as a start's intent record: lost in a crash, the start had not returned)."""
 
         def adapted(sessions: list[RawRecord], rebuilding: bool) -> object:
-            return change(cast(list[Record], sessions))
+            return change(sessions)  # type: ignore[arg-type]  # Record is a dict at run time
 
         self._mutate(adapted, durable=durable)
 
@@ -363,7 +376,7 @@ class StateStore:
                         f"{self.home.state_file} was written by a newer agentty "
                         f"(schema {version} > {SCHEMA_VERSION}); upgrade agentty"
                     )
-                sessions = cast(list[RawRecord], doc["sessions"])
+                sessions: list[RawRecord] = doc["sessions"]  # type: ignore[assignment]
                 rebuilding = doc.get(REBUILDING) is True
                 if rebuilding and answers is not None:
                     present = {rec.get("id") for rec in sessions}

@@ -262,7 +262,7 @@ def preload() -> None:
     paid by the caller waiting for one)."""
     import shlex  # noqa: F401  (intent's)
 
-    import agentty_core.proc.ptyhost
+    import agentty_core.proc.command
     import agentty_core.state.intent  # noqa: F401
 
 
@@ -276,7 +276,7 @@ def start_session(params: object) -> int:
     from agentty_core.errors import AgenttyError
     from agentty_core.paths import Home
     from agentty_core.proc import identity
-    from agentty_core.proc.ptyhost import resolve_command, validate_cwd
+    from agentty_core.proc.command import resolve_command, validate_cwd
     from agentty_core.state import intent
     from agentty_core.state.store import StateStore
     from agentty_core.worker import main as worker_main

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from agentty_core.errors import AgenttyError
 from agentty_core.proc import inputstate
-from agentty_core.state.store import iso, now_iso
+from agentty_core.state.store import iso, now_iso, temp_file_beside
 from agentty_core.worker.answers import RequestFailed
 from agentty_core.worker.base import WorkerBase, directory_identity
 
@@ -311,9 +311,7 @@ def _replace(path: Path, data: bytes) -> None:
     and replace assure; after a power loss no session outlives the boot anyway. An empty
     or torn file there reads as no final screen (reliability.md 2.6: the fsyncs are for
     power loss)."""
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temp_file_beside(path)
     try:
         view = memoryview(data)
         while view:

@@ -38,7 +38,6 @@ def _warm() -> None:
     import json
     import logging
     import shlex  # noqa: F401  (`intent`: the record's command line)
-    import tempfile  # noqa: F401  (`atomic_write`: the active pointer, the final screen)
 
     import agentty_core.proc.killtree
     import agentty_core.worker.core  # noqa: F401

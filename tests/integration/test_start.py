@@ -275,6 +275,42 @@ def test_hot_path_imports_only_the_standard_library(args: list[str]) -> None:
     agentty("kill", check=True)
 
 
+FULL_PATH_CHECK = """
+import sys
+from agentty_core.cli.hotpath import main
+code = main(sys.argv[1:])
+slow = sorted(set(sys.modules) & {
+    'logging', 'dataclasses', 'inspect', 'typing', 'secrets', 'hashlib', 'shutil', 'tempfile'})
+print('SLOW=' + ','.join(slow), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "--expect", "Name:", "--input", "Ada", "--", "sh", "-c", "read -p Name: n"],
+        ["start", "--name", "full", "--", "sleep", "30"],
+    ],
+    ids=["run", "start"],
+)
+def test_full_path_start_leaves_slow_imports_alone(args: list[str]) -> None:
+    # On this path every import is paid by the command: these modules alone once cost `run`
+    # a third of its time (logging, dataclasses' inspect, secrets' hashlib, shutil ...).
+    env = {**os.environ, "AGENTTY_SPAWNER": "0"}  # `start` the full way, not the lane
+    proc = subprocess.run(
+        [sys.executable, "-c", FULL_PATH_CHECK, *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "SLOW=", proc.stderr
+    if args[0] == "start":
+        agentty("kill", check=True)
+
+
 def test_help_json_lists_every_command() -> None:
     schema = json.loads(agentty("help", "--json", check=True).stdout)
     names = {c["name"] for c in schema["commands"]}

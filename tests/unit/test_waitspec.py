@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from agentty_core.errors import UsageError
-from agentty_core.waitspec import NoWaitCondition, WaitConditions, wire_params
+from agentty_core.protocol import wait_params
+from agentty_core.waitspec import NoWaitCondition, WaitConditions
 
 
 def test_zero_is_a_value() -> None:
@@ -17,7 +18,7 @@ def test_only_set_conditions_go_on_the_wire() -> None:
     spec = WaitConditions(text="$ ", exit=True, scrollback=True, timeout=5.0)
     assert spec.conditions() == {"text": "$ ", "exit": True, "scrollback": True}
     assert spec.params() == {"text": "$ ", "exit": True, "scrollback": True, "timeout": 5.0}
-    assert wire_params({"regex": None, "input": False, "stable_ms": 0}, 1) == {
+    assert wait_params({"regex": None, "input": False, "stable_ms": 0}, 1) == {
         "stable_ms": 0,
         "timeout": 1,
     }

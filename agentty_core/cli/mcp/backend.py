@@ -26,9 +26,9 @@ from agentty_core.cli.mcp.errors import NoDefaultSession
 from agentty_core.client import Client
 from agentty_core.errors import RemoteError, SessionNotRunning, WaitTimeout, WorkerUnreachable
 from agentty_core.ipc.aio_client import AsyncConnection
-from agentty_core.protocol import JSONObject
+from agentty_core.protocol import JSONObject, wait_params
 from agentty_core.state.records import Record, is_live
-from agentty_core.waitspec import WaitConditions, wire_params
+from agentty_core.waitspec import WaitConditions
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -339,7 +339,7 @@ class Local:
             ) from None
         try:
             remaining = max(0.0, deadline - loop.time())
-            params = wire_params(conditions, remaining)
+            params = wait_params(conditions, remaining)
             try:
                 return await self.call(rec, "wait", params, timeout=remaining + 5.0)
             except RemoteError as exc:

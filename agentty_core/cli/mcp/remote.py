@@ -28,11 +28,11 @@ from agentty_core.errors import (
     WorkerUnreachable,
 )
 from agentty_core.paths import Home
-from agentty_core.protocol import JSONObject
+from agentty_core.protocol import JSONObject, wait_params
 from agentty_core.remote.aio_relay import MAX_CHANNELS, RelayPool
 from agentty_core.remote.client import RemoteClient
 from agentty_core.state.records import Record
-from agentty_core.waitspec import WaitConditions, wire_params
+from agentty_core.waitspec import WaitConditions
 
 _SAFE_TO_REPEAT = frozenset({"get", "wait"})  # requests that change nothing
 
@@ -108,7 +108,7 @@ class Remote:
             ) from None
         try:
             remaining = max(0.0, deadline - loop.time())
-            params = wire_params(conditions, remaining)
+            params = wait_params(conditions, remaining)
             try:
                 return await self.call(ref, "wait", params, timeout=remaining + 5.0)
             except RemoteError as exc:
