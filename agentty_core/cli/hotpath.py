@@ -121,7 +121,6 @@ def _with_worker_started_early(words: list[str]) -> int:
     started now, that overlaps this command's own imports and state write. A worker the
     command did not hand a session to (it failed first) is killed before the command exits:
     a refused `start` leaves no process behind, not even for a moment."""
-    from agentty_core.cli.main import main as full
     from agentty_core.launch import spawn as worker_spawn
 
     lane = sys.modules.get("agentty_core.cli.startlane")
@@ -134,6 +133,8 @@ def _with_worker_started_early(words: list[str]) -> int:
     except OSError:
         pass  # `start` spawns it again and reports what went wrong
     try:
+        from agentty_core.cli.main import main as full  # while the worker imports its own
+
         return full(words)
     finally:
         worker_spawn.discard_early()
