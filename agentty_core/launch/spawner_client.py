@@ -18,10 +18,8 @@ Linux only (pidfds, /proc); `AGENTTY_SPAWNER=0` turns it off.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import threading
 import time
 
 from agentty_core import spawning
@@ -62,6 +60,8 @@ class ForkedWorker(SpawnedWorker):
     def __init__(self, pid: int, spec_fd: int, status_fd: int, pidfd: int) -> None:
         super().__init__(pid, spec_fd, status_fd)
         self.pidfd = pidfd
+        import threading  # here: a start with no spawner spawns before it imports this
+
         self._lock = threading.Lock()
         self._watching = 0  # threads between reading `pidfd` and leaving `select` on it
 
@@ -144,8 +144,13 @@ def ask(output_fd: int | None) -> ForkedWorker | None:
     deadline = time.monotonic() + WAIT
     try:
         root = home_root()
+        if not lock_held(os.path.join(root, LOCK_NAME)):
+            # None runs (a new home, or it went idle): start one for the next `start`. Told
+            # by its lock, before pathlib and json: this start spawns directly meanwhile.
+            _wanted = root
+            return None
         path = socket_path(root)
-        request = _request(deadline)
+        request = _request(deadline)  # before connecting: the spawner waits for it
     except OSError:  # the cwd is gone, say: a direct spawn handles that as it always has
         return None
     if path is None:
@@ -180,6 +185,8 @@ def ask(output_fd: int | None) -> ForkedWorker | None:
             os.close(fd)
             ours.remove(fd)
         answer_by = time.monotonic() + spawning.ANSWER_WAIT
+        import json
+
         reply, pidfd = spawning.read_answer(sock, spawner, deadline, answer_by, json.loads)
         if reply is not None and reply.get("reason") == "upgraded":
             _wanted, _successor = root, True  # it stepped down: the next runs the new code
@@ -205,6 +212,8 @@ def _request(deadline: float) -> bytes:
     """What the worker must inherit from this process, as `posix_spawn` would give it; and
     when this process stops waiting (CLOCK_MONOTONIC is the same in every process), so
     that a spawner behind on its queue skips requests whose callers have gone direct."""
+    import json
+
     request = {
         "v": 1,
         "deadline": deadline,
@@ -283,6 +292,8 @@ def launch(root: str) -> int:
         )
     finally:
         os.close(log_fd)
+    import threading
+
     # Ours until it ends (after its idle period): reaped then, or it would linger as a zombie.
     threading.Thread(target=_reap, args=(pid,), name=f"reap-spawner-{pid}", daemon=True).start()
     return pid
@@ -297,6 +308,8 @@ def _reap(pid: int) -> None:
 
 def info(root: str) -> dict[str, object] | None:
     """The running spawner's own description (`spawner.json`), if it is alive."""
+    import json
+
     from agentty_core.proc import identity
 
     try:

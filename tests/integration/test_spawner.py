@@ -383,3 +383,22 @@ def test_start_lane_failures_leave_nothing_running(agentty_home: Path) -> None:
     wait_until(lambda: only_sessions_and_spawner(agentty_home), timeout=30)
     failed = [s for s in agentty_json("status")["sessions"] if s.get("argv") == ["sleep", "1000"]]
     assert [s["status"] for s in failed] == ["failed"], failed
+
+
+NO_SPAWNER_CHECK = """
+import sys
+from agentty_core.launch import spawner_client
+assert spawner_client.ask(None) is None
+print(spawner_client._wanted, sorted({'pathlib', 'json', 'threading'} & set(sys.modules)))
+"""
+
+
+def test_a_home_without_a_spawner_is_told_by_its_lock_alone(agentty_home: Path) -> None:
+    # A start that finds no spawner spawns its worker directly: asking first must cost it
+    # nothing it would not pay anyway (pathlib, json and threading were ~10 ms before the
+    # spawn, on a cold start); the spawner is still launched after it.
+    proc = subprocess.run(
+        [sys.executable, "-c", NO_SPAWNER_CHECK], capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [str(agentty_home), "[]"]
