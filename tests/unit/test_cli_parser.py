@@ -92,3 +92,17 @@ def test_no_import_cycle_between_parser_and_commands(module: str, absent: str) -
 if __name__ == "__main__":
     SNAPSHOT.write_text(json.dumps(snapshot_now(), indent=1, sort_keys=True) + "\n", "utf-8")
     print(f"wrote {SNAPSHOT}", file=sys.stderr)
+
+
+@pytest.mark.parametrize("columns", [None, "", "abc", "0", "-3", "37", "250"])
+def test_help_width_is_shutils(monkeypatch: pytest.MonkeyPatch, columns: str | None) -> None:
+    # The parser asks the terminal's width itself, so that building it imports no shutil.
+    import shutil
+
+    from agentty_core.cli.parser import terminal_columns
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert terminal_columns() == shutil.get_terminal_size().columns
