@@ -16,7 +16,7 @@ import socket
 
 from agentty_core import protocol
 from agentty_core.errors import ProtocolError, WorkerUnreachable
-from agentty_core.ipc.client import _connect_failure, unwrap
+from agentty_core.ipc.client import _connect_failure, sendable, unwrap
 from agentty_core.ipc.peer import peer_credentials
 
 # A screen with its scrollback can be several MB as JSON; the limit is only a sanity bound.
@@ -73,8 +73,9 @@ class AsyncConnection:
 
         Cancelled (the caller went away), the connection is closed: the worker then drops
         whatever it was answering, a pending wait included."""
+        line = sendable(protocol.request(method, params))
         try:
-            self._writer.write(protocol.request(method, params))
+            self._writer.write(line)
             await self._writer.drain()
             line = await asyncio.wait_for(self._reader.readline(), timeout)
         except asyncio.TimeoutError:

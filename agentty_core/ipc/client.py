@@ -79,8 +79,9 @@ class Connection:
         self.sock.close()
 
     def send(self, method: str, params: protocol.JSONObject | None = None) -> None:
+        line = sendable(protocol.request(method, params))
         try:
-            self.sock.sendall(protocol.request(method, params))
+            self.sock.sendall(line)
         except OSError as exc:
             raise WorkerUnreachable(
                 f"worker stopped answering: {exc.strerror or exc}", "send_failed"
@@ -135,6 +136,16 @@ class Connection:
         """Messages pushed by the worker after a `subscribe`, until it closes."""
         while True:
             yield self.read_message(None)
+
+
+def sendable(line: bytes) -> bytes:
+    """`line`, if the worker will read it. A worker refuses a longer one and closes while
+    it is still being sent, and the sender sees only a broken pipe: refused here instead,
+    with the worker's code, before anything is sent."""
+    if len(line) > protocol.MAX_LINE:
+        message = f"request line too long ({len(line)} > {protocol.MAX_LINE} bytes)"
+        raise RemoteError(message, code="too_large")
+    return line
 
 
 def unwrap(message: protocol.JSONObject, session: str = "") -> protocol.JSONObject:

@@ -61,6 +61,21 @@ def test_oversized_line_gets_an_error_and_the_worker_keeps_serving() -> None:
     agentty("kill", check=True)
 
 
+def test_the_client_refuses_an_oversized_request_before_sending_it() -> None:
+    # Sent, it would end as a broken pipe now and then (the worker closes mid-send): the
+    # client says why, sends nothing, and the connection stays usable.
+    from agentty_core.errors import RemoteError
+    from agentty_core.ipc.client import Connection
+
+    rec = agentty_json("start", "--", "sleep", "60")
+    with Connection(str(rec["socket"]), expect_pid=int(str(rec["workerPid"]))) as conn:
+        with pytest.raises(RemoteError, match="request line too long") as refused:
+            conn.call("text", {"data": "x" * 1_200_000})
+        assert refused.value.code == "too_large"
+        assert conn.call("ping")["pid"] == rec["workerPid"]
+    agentty("kill", check=True)
+
+
 def test_socket_and_home_are_private(agentty_home: Path) -> None:
     rec = agentty_json("start", "--", "sleep", "60")
     sock_path = Path(str(rec["socket"]))

@@ -67,3 +67,18 @@ async def test_a_cancelled_wait_closes_its_connection() -> None:
     finally:
         conn.close()
         agentty("kill", "--session", str(rec["id"]))
+
+
+async def test_a_request_over_the_line_limit_is_refused_before_it_is_sent() -> None:
+    # The worker would refuse it and close while it is still being sent, and the sender
+    # would see only a broken pipe (it did, now and then): the client says why instead.
+    rec = agentty_json("start", "--", "cat")
+    conn = await AsyncConnection.open(_socket(rec), expect_pid=int(str(rec["workerPid"])))
+    try:
+        with pytest.raises(RemoteError) as refused:
+            await conn.call("text", {"data": "x" * 1_200_000})
+        assert refused.value.code == "too_large"
+        assert (await conn.call("ping"))["pid"] == rec["workerPid"]  # nothing was sent
+    finally:
+        conn.close()
+        agentty("kill", "--session", str(rec["id"]))
