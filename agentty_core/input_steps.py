@@ -4,11 +4,14 @@ checks keys the same way and sends the same bytes."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from agentty_core import keys
 from agentty_core.errors import UsageError
-from agentty_core.protocol import JSONObject
+
+TYPE_CHECKING = False  # the CLI's fast lane builds `send` with this module: no typing, no json
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from agentty_core.protocol import JSONObject
 
 MAX_INPUT = 64 << 20  # the most one `text` takes; more is refused before anything is sent
 # A larger input goes as parts of this size (base64 keeps each request line under
@@ -16,7 +19,10 @@ MAX_INPUT = 64 << 20  # the most one `text` takes; more is refused before anythi
 INPUT_PART = 512 << 10
 INPUT_PART_TIMEOUT = 90.0  # longer than the worker's own wait for room (INPUT_WAIT)
 
-Step = tuple[str, JSONObject]  # one request to a worker: method, params
+Step = tuple[str, "JSONObject"]  # one request to a worker: method, params
+# Characters of text that fit in one request line whatever they are (12 bytes each as JSON
+# at worst, a surrogate pair escaped): only a longer text is measured.
+ALWAYS_FITS = 80_000
 
 
 def text_params(data: str | bytes, *, enter: bool = False, paste: bool = False) -> JSONObject:
@@ -90,4 +96,23 @@ def send_steps(args: Sequence[str], *, literal: bool = False, enter: bool = Fals
             steps.append(("key", {"keys": ["Enter"]}))
     if not steps:
         raise UsageError("send needs something to send: text or key names")
+    for method, params in steps:
+        if method == "text":
+            _fits_one_request(params)
     return steps
+
+
+def _fits_one_request(params: JSONObject) -> None:
+    """`send` types each run of text as one request, whose line the worker reads only up to
+    `protocol.MAX_LINE`: a longer one is refused here, before any step is sent."""
+    data = params.get("data")
+    if not isinstance(data, str) or len(data) <= ALWAYS_FITS:
+        return
+    from agentty_core import protocol
+
+    size = len(protocol.request("text", params))
+    if size > protocol.MAX_LINE:
+        raise UsageError(
+            f"send: {len(data)} characters of text are more than one request carries "
+            f"({size} > {protocol.MAX_LINE} bytes as JSON); `text` sends any length, in parts"
+        )

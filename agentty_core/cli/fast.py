@@ -1,8 +1,8 @@
 """A parser for the plain forms of the agent commands without argparse.
 
-Agents call `get`, `text`, `key`, `paste`, `wait`, `kill` and `status` hundreds of times per
-task, and building an argparse parser (with its imports) is a measurable part of each call.
-This parser accepts only forms it understands completely and returns the same attributes
+Agents call `get`, `text`, `key`, `paste`, `send`, `wait`, `kill` and `status` hundreds of
+times per task, and building an argparse parser (with its imports) is a measurable part of
+each call. This parser accepts only forms it understands completely and returns the same attributes
 argparse would; anything else (`--help`, an unknown or abbreviated option, a value argparse
 might read otherwise, options after the payload) returns None and goes to argparse, which
 stays the definition of the command line and reports every error. A test checks that both
@@ -34,6 +34,12 @@ _SPEC: dict[str, tuple[dict[str, str], dict[str, str], str, str]] = {
     ),
     "paste": ({"--json": "json"}, dict(_SESSION), "payload", "1"),
     "key": ({"--json": "json"}, dict(_SESSION), "keys", "+"),
+    "send": (
+        {"--json": "json", "--literal": "literal", "--enter": "enter"},
+        dict(_SESSION),
+        "args",
+        "+",
+    ),
     "wait": (
         {"--json": "json", "--input": "input", "--exit": "exit", "--scrollback": "scrollback"},
         {
@@ -73,6 +79,8 @@ class Namespace:
     enter: bool
     file: str | None
     keys: list[str]
+    args: list[str]
+    literal: bool
     text: str | None
     regex: str | None
     gone: str | None

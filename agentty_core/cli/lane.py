@@ -1,7 +1,7 @@
 """The fast lane: the agent commands' common forms without the full path's imports.
 
-Agents call `get`, `text`, `key`, `paste`, `wait`, `kill` and `status` hundreds of times per
-task. The full command imports json, re, pathlib, socket and argparse before it sends a
+Agents call `get`, `text`, `key`, `paste`, `send`, `wait`, `kill` and `status` hundreds of
+times per task. The full command imports json, re, pathlib, socket and argparse before it sends a
 byte: ~25 ms on a small VM, as much again as the interpreter's own start. The lane serves
 those commands with a session by id, unique prefix or name and `--json`, on the
 interpreter's C modules only (`_socket`, `_json`): names and prefixes resolve from
@@ -46,6 +46,7 @@ WAIT_CONDITIONS = (
 )
 REPEATABLE = frozenset({"get", "wait"})  # change nothing: the full path may ask again
 TIMEOUT = 5  # seconds, as the full path's default
+MAX_LINE = 1 << 20  # protocol.MAX_LINE: the longest request line a worker reads
 # Errors after which nothing was written: the full path may safely run the command again
 # (and reports the error in its own words).
 NOTHING_HAPPENED = frozenset(
@@ -64,8 +65,8 @@ def fast_lane(words: list[str]) -> int | None:
         from agentty_core.cli import hotstatus
 
         return hotstatus.status(args)
-    request = _request(args)
-    if request is None:
+    requests = _requests(args)
+    if requests is None:
         return None
     command = args.command
     home = hotread.home()
@@ -92,7 +93,7 @@ def fast_lane(words: list[str]) -> int | None:
         _deadline(sock, _socket.SO_SNDTIMEO, TIMEOUT)
         _deadline(sock, _socket.SO_RCVTIMEO, _answer_within(args))
         try:
-            sock.sendall(request)
+            sock.sendall(requests[0])
         except OSError:
             return None  # not sent (a send either fails whole here or is a short line)
         reply = hotread.read_reply(sock)
@@ -106,9 +107,44 @@ def fast_lane(words: list[str]) -> int | None:
         if reply["ok"] is not True:
             return _refused(args, sid, sock, reply)
         result = reply.get("result")
-        return _answered(args, sid, result if isinstance(result, dict) else {})
+        result = result if isinstance(result, dict) else {}
+        for request in requests[1:]:  # `send`'s later steps: the first one acted already
+            problem = _next_step(sid, sock, request)
+            if problem is not None:
+                return problem
+        return _answered(args, sid, result)
     finally:
         sock.close()
+
+
+def _next_step(sid: str, sock: socket, request: bytes) -> int | None:
+    """Send one more of `send`'s requests; None once answered, else the exit code after
+    the error the full path would print (it cannot take over: earlier steps acted)."""
+    try:
+        sock.sendall(request)
+    except OSError:
+        reply = None
+    else:
+        reply = hotread.read_reply(sock)
+    if reply is None or reply.get("v") != 1 or not isinstance(reply.get("ok"), bool):
+        hotread.error("the worker did not answer the send request")
+        return 1
+    if reply["ok"] is True:
+        return None
+    error = reply.get("error")
+    error = error if isinstance(error, dict) else {}
+    if error.get("code") == "exited":  # `Client.send` asks the state file why, as we do
+        from agentty_core.client import Client
+        from agentty_core.errors import AgenttyError
+
+        try:
+            Client().require_running(sid)
+        except AgenttyError as exc:
+            hotread.error(str(exc))
+            return exc.exit_code
+    hotread.error(str(error.get("message", "worker error")))
+    exit_code = error.get("exit_code")
+    return exit_code if isinstance(exit_code, int) and exit_code > 0 else 1
 
 
 def _ended(args: Namespace, home: str) -> int | None:
@@ -136,10 +172,26 @@ def _deadline(sock: socket, option: int, seconds: float) -> None:
     sock.setsockopt(1, option, timeval + (micros % 1_000_000).to_bytes(8, sys.byteorder))
 
 
-def _request(args: Namespace) -> bytes | None:
-    """The request line for a form the lane serves; None for anything else."""
+def _requests(args: Namespace) -> list[bytes] | None:
+    """The request lines for a form the lane serves (one, or `send`'s steps in order); None
+    for anything else."""
     command = args.command
     params: dict[str, object]
+    if command == "send":
+        from agentty_core.errors import AgenttyError
+        from agentty_core.input_steps import send_steps
+
+        try:  # every key checked before anything is sent, as `Client.send` does
+            steps = send_steps(args.args, literal=args.literal, enter=args.enter)
+        except AgenttyError:
+            return None  # the full path says what is wrong
+        lines = []
+        for method, step_params in steps:
+            line = _line(method, step_params)
+            if line is None:
+                return None
+            lines.append(line)
+        return lines
     if command == "get":
         if args.raw or args.bytes is not None or getattr(args, "png", None) is not None:
             return None  # base64 output or a picture: the full path
@@ -174,12 +226,18 @@ def _request(args: Namespace) -> bytes | None:
         params = {"grace": args.timeout}
     else:
         return None
+    line = _line("text" if command == "paste" else command, params)  # a paste is a text
+    return None if line is None else [line]
+
+
+def _line(method: str, params: dict[str, object]) -> bytes | None:
+    """A request line; None for one the worker would refuse as too long (the full path
+    refuses it before sending anything, `ipc.client.sendable`)."""
     try:
-        method = "text" if command == "paste" else command  # a paste is a text request
         text = hotread.dumps({"v": 1, "method": method, "params": params}, ascii_only=True)
     except (TypeError, ValueError):
         return None
-    return (text + "\n").encode("ascii")
+    return None if len(text) >= MAX_LINE else (text + "\n").encode("ascii")
 
 
 def _refused(args: Namespace, sid: str, sock: socket, reply: dict[str, object]) -> int | None:
@@ -204,6 +262,8 @@ def _answered(args: Namespace, sid: str, result: dict[str, object]) -> int | Non
     command = args.command
     if command == "kill":
         return _killed(args, sid, result)
+    if command == "send":
+        result = {"seq": result.get("seq")}  # `Client.send`: the seq from before the first
     if args.json:
         hotread.emit(result)
     elif command == "get":

@@ -73,6 +73,7 @@ def test_the_lane_serves_without_the_heavy_standard_modules() -> None:
     sid = agentty_json("status")["active"]
     assert lane("get", "--session", sid) == "CODE=0 LOADED="
     assert lane("text", "-s", sid, "x") == "CODE=0 LOADED="
+    assert lane("send", "-s", sid, "i", "a line", "Esc", ":wq", "Enter") == "CODE=0 LOADED="
     assert lane("get", f"--session={sid}") == "CODE=0 LOADED="
     agentty("kill", check=True)
 
@@ -213,8 +214,9 @@ def test_ended_sessions_are_read_on_the_lane_as_the_full_path_reads_them() -> No
 
 
 def test_acting_forms_answer_as_the_full_path() -> None:
-    """text, paste, key and kill change the session: each path acts on a session of its
-    own, started alike, and their outputs are compared with the ids written alike."""
+    """text, paste, key, send and kill change the session: each path acts on a session of
+    its own, started alike, and their outputs (and what the program got) are compared with
+    the ids written alike."""
     outs: list[list[tuple[int, str, str]]] = []
     for path in ([AGENTTY], FULL):
         sid = agentty_json("start", "--name", "n" + str(len(outs)), "--", "cat")["id"]
@@ -228,6 +230,11 @@ def test_acting_forms_answer_as_the_full_path() -> None:
                 ["paste", "--json", "p"],
                 ["key", "--json", "-s", "n" + str(len(outs)), "Enter"],
                 ["key", "NoSuchKey"],
+                ["send", "--json", "-s", sid, "i", "a line", "Esc", ":wq", "Enter"],
+                ["send", "--enter", "C-a", "6*7"],
+                ["send", "--literal", "Enter"],
+                ["send", "Ctrl+Banana", "x"],
+                ["wait", "--stable", "200", "--timeout", "10"],
                 ["kill", "--json", "-s", sid[:6]],
                 ["kill", "-s", sid],
             )
@@ -244,6 +251,24 @@ def test_acting_forms_answer_as_the_full_path() -> None:
             ]
         )
     assert outs[0] == outs[1]
+
+
+def test_a_send_too_long_for_one_request_sends_nothing() -> None:
+    # Its text (1.2 MB, over the protocol's line limit) would be refused by the worker after
+    # the key before it was pressed: every step is measured first, on both paths.
+    big = ["x" * 100_000] * 12
+    outs = []
+    for path in ([AGENTTY], FULL):
+        sid = agentty_json("start", "--", "cat", "-v")["id"]
+        agentty("wait", "--stable", "100", "--timeout", "10", check=True)
+        sent = run(path, "send", "C-a", *big)
+        outs.append((sent.returncode, sent.stdout, sent.stderr.replace(sid, "ID")))
+        agentty("key", "C-b", check=True)
+        screen = agentty_json("wait", "--text", "^B", "--timeout", "10")
+        assert not any("^A" in line for line in screen["lines"]), screen["lines"]
+        agentty("kill", check=True)
+    assert outs[0] == outs[1] and outs[0][0] == 2, outs
+    assert "`text` sends any length" in outs[0][2], outs
 
 
 def test_kill_over_the_lane_confirms_the_end_and_prints_as_the_full_path() -> None:
