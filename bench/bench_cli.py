@@ -1,5 +1,5 @@
 """1. A CLI call as a whole process: every form of the agent commands (`get`, `text`, `key`,
-`paste`, `wait`, `status`, `kill`; a session by id, prefix or name; `--json`; `get` and
+`paste`, `send`, `wait`, `status`, `kill`; a session by id, prefix or name; `--json`; `get` and
 `wait --exit` of a session that has ended) vs `tmux
 capture-pane -p` vs the interpreter floor (`python -I -c pass`). Targets (issue 14): each
 form <= 1.3x the floor, `text --enter` to a program reading lines <= 1.3x, `kill` of a
@@ -50,6 +50,7 @@ def run(quick: bool) -> list[Row]:
             "agentty key": [AGENTTY, "key", "--session", tid, "Enter"],
             "agentty key --json": [AGENTTY, "key", "--json", "-s", tid[:4], "Enter"],
             "agentty paste": [AGENTTY, "paste", "--session", tid, "x"],
+            "agentty send (text and keys)": [AGENTTY, "send", "-s", tid, "x", "BSpace", "y"],
             "agentty wait --text (holds)": [AGENTTY, "wait", "--text", "ready", "-s", sid],
             "agentty wait --text --json": [AGENTTY, "wait", "--text", "ready", "--json"],
             "agentty wait --exit (ended)": [AGENTTY, "wait", "--exit", "-s", "done"],
@@ -108,7 +109,7 @@ def run(quick: bool) -> list[Row]:
         elif name.startswith("agentty kill"):
             row.note = (
                 "the worker's ladder (two walks of its own descendants, SIGHUP), the final "
-                "screen saved, the exit recorded (two fsyncs)"
+                "screen saved, the exit recorded (one fsync; the directory's after the answer)"
             )
         rows.append(row)
     if tmux:
