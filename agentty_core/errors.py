@@ -94,6 +94,15 @@ class SessionNotRunning(AgenttyError):
         super().__init__(f"session {session_id} {detail}")
         self.session_id = session_id
 
+    @classmethod
+    def from_refusal(cls, session_id: str, message: str) -> SessionNotRunning:
+        """From a worker's `exited` refusal, in its words ("session ID exited (code 0)": the
+        record's, once the exit is written)."""
+        words = message.split(" ", 2)
+        if len(words) == 3 and words[0] == "session":
+            return cls(words[1], words[2])
+        return cls(session_id, "has exited")
+
 
 class WorkerUnreachable(AgenttyError):
     """The worker is alive (or was) but did not answer; `reason` says how."""

@@ -249,6 +249,14 @@ class Lifecycle(WorkerBase):
     def _exited_message(self) -> str:
         return f"session {self.id} exited ({self._exited_how()})"
 
+    def _ended(self) -> RequestFailed:
+        """The refusal of input to a program that has ended: in the words the record gives
+        once the exit is written ("exited (code 0)"), so that a caller reads the same whether
+        it asked just before or just after that write."""
+        if self.exit_status is None:  # the PTY closed first: the status comes in a moment
+            return RequestFailed("exited", f"session {self.id} has exited")
+        return RequestFailed("exited", self._exited_message())
+
     def _session_processes(self) -> list[Handle]:
         """Everything of this session: its group and session, the foreground group, and
         every descendant of the worker (which, as subreaper, inherits double-forked ones)."""

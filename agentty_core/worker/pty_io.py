@@ -129,7 +129,7 @@ class PtyIO(WorkerBase):
     def _write(self, data: bytes) -> None:
         """Queue input for the program; never blocks the worker (R9)."""
         if self.child is None or self.exit_status is not None or self.finalizing:
-            raise RequestFailed("exited", f"session {self.id} has exited")
+            raise self._ended()
         if len(self.pending_input) + len(data) > INPUT_QUEUE:
             raise RequestFailed(
                 "input_full",
@@ -144,7 +144,7 @@ class PtyIO(WorkerBase):
         started = time.monotonic()
         while len(self.pending_input) + size > INPUT_QUEUE:
             if self.child is None or self.exit_status is not None or self.finalizing:
-                raise RequestFailed("exited", f"session {self.id} has exited")
+                raise self._ended()
             now = time.monotonic()
             stalled = now - max(self.input_moved_at, started)
             if stalled >= INPUT_STALL or now - started >= INPUT_WAIT:

@@ -285,7 +285,7 @@ class Requests(WorkerBase):
         rows = _int_param(params, "rows", 2, 1000)
         assert cols is not None and rows is not None
         if self.child is None or self.pty_closed:
-            raise RequestFailed("exited", f"session {self.id} has exited")
+            raise self._ended()
         self.emu.resize(cols, rows)
         self.child.set_size(cols, rows)
         self.record.update(cols=cols, rows=rows)

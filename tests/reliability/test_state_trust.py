@@ -187,3 +187,27 @@ def test_readers_take_the_exit_from_the_final_screen(agentty_home: Path) -> None
     assert (rec["status"], rec["exitCode"]) == ("exited", 3), rec
     screen = agentty_json("get", "--session", ending["id"])
     assert screen["exitCode"] == 3 and any("LAST-words" in line for line in screen["lines"])
+
+
+def test_input_to_an_ended_session_is_refused_in_the_records_words(agentty_home: Path) -> None:
+    """Input that reached the worker after its program ended, before the exit was written
+    (here: the state lock held elsewhere), was refused as "has exited"; asked a moment
+    later, the record said "exited (code 3)". Every caller now reads the same words."""
+    from agentty_core.errors import RemoteError
+    from agentty_core.ipc.client import Connection
+
+    ending = start("--", "sh", "-c", "read x; exit 3")
+    sid = ending["id"]
+    with state_lock(agentty_home):
+        agentty("text", "--session", sid, "--enter", "bye", check=True)
+        final = agentty_home / "logs" / f"{sid}.final.json"
+        wait_until(final.exists, timeout=20)
+        conn = Connection(str(ending["socket"]), expect_pid=ending["workerPid"])
+        with conn, pytest.raises(RemoteError) as refused:
+            conn.call("text", {"data": "late"})
+        assert refused.value.code == "exited"
+        assert refused.value.message == f"session {sid} exited (code 3)"
+        during = agentty("text", "--session", sid, "late")
+    after = agentty("text", "--session", sid, "late")
+    assert during.returncode == after.returncode != 0
+    assert during.stderr == after.stderr == f"agentty: error: session {sid} exited (code 3)\n"

@@ -313,7 +313,7 @@ class Local:
             return await self.call(rec, method, params)
         except RemoteError as exc:
             if exc.code == "exited":
-                raise SessionNotRunning(str(rec["id"]), "has exited") from None
+                raise SessionNotRunning.from_refusal(str(rec["id"]), exc.message) from None
             raise
 
     def _slots(self, sid: str) -> asyncio.Semaphore:

@@ -89,7 +89,7 @@ class Remote:
             return await self.call(ref, method, params, timeout=30.0)
         except RemoteError as exc:
             if exc.code == "exited":
-                raise SessionNotRunning(ref, "has exited") from None
+                raise SessionNotRunning.from_refusal(ref, exc.message) from None
             raise
 
     async def control(self, ref: str, method: str, params: JSONObject) -> JSONObject:
