@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from agentty_core.proc import identity
-from tests.helpers.cli import AGENTTY, agentty, agentty_json
+from tests.helpers.cli import AGENTTY, agentty, agentty_json, wait_until
 
 FULL = [
     sys.executable,
@@ -389,6 +389,8 @@ def test_status_names_the_homes_spawner_as_the_full_path(agentty_home: Path) -> 
 def test_status_of_a_dead_worker_goes_the_full_way() -> None:
     record = agentty_json("start", "--", "cat")
     os.kill(record["workerPid"], 9)
+    # SIGKILL is delivered in its own time: until then the worker is alive, and rightly so.
+    wait_until(lambda: not identity.same_process(record["workerPid"], record["workerStart"]))
     assert lane("status").startswith("CODE=None")  # the full path marks it lost
     full = run(FULL, "status")
     assert "lost" in full.stdout, full.stdout

@@ -105,6 +105,9 @@ class Sshd:
             return
         with contextlib.suppress(psutil.Error):
             parent = psutil.Process(self.proc.pid)
+            # Stopped first: a connection it accepted after the children were listed would
+            # outlive it and answer a poll or two (a host "down" that came back up).
+            parent.suspend()
             for child in parent.children(recursive=True):
                 with contextlib.suppress(psutil.Error):
                     if child.name() == "sshd" or "sshd" in " ".join(child.cmdline()[:1]):
