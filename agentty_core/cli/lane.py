@@ -1,9 +1,9 @@
 """The fast lane: the agent commands' common forms without the full path's imports.
 
 Agents call `get`, `text`, `key`, `paste`, `send`, `wait`, `kill` and `status` hundreds of
-times per task. The full command imports json, re, pathlib, socket and argparse before it sends a
-byte: ~25 ms on a small VM, as much again as the interpreter's own start. The lane serves
-those commands with a session by id, unique prefix or name and `--json`, on the
+times per task. The full command imports json, re, pathlib, socket and argparse before it
+sends a byte: ~25 ms on a small VM, as much again as the interpreter's own start. The lane
+serves those commands with a session by id, unique prefix or name and `--json`, on the
 interpreter's C modules only (`_socket`, `_json`): names and prefixes resolve from
 `sessions.json` read with the C scanner, a regex is compiled and checked by the worker.
 `status` has a module of its own (`cli/hotstatus.py`).
@@ -16,6 +16,8 @@ option, an unknown or ambiguous session, a missing socket (unless the session en
 means nothing happened, a corrupt or missing state file. When a request that acts was sent
 and its answer is lost, it reports that instead of sending it twice; `kill` hands over (the
 full path has fallbacks for a worker that does not answer), `get` and `wait` ask again.
+`send` is several requests on one connection: a step refused after others acted is
+reported here, never handed over (the full path would send those steps again).
 """
 
 from __future__ import annotations
