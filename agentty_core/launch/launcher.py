@@ -85,6 +85,8 @@ def start(
     # meanwhile. It gets the spec only once the record exists.
     early = worker_spawn.take_early()
     proc, cannot_spawn = (early, None) if early is not None else _spawn_logging_to(log_path)
+    if proc is not None:  # named in the intent record: the worker need not write it first
+        intent.name_worker(planned, identity.worker_fields(proc.pid))
     try:
         intent.claim(store, planned, _worker_alive)
     except BaseException:

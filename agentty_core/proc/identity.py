@@ -69,6 +69,12 @@ def same_process(pid: int, token: str | None) -> bool:
     return current == token
 
 
+def worker_fields(pid: int) -> dict[str, object]:
+    """A worker as a session record names it: its pid and what tells that process apart
+    from a later one with the same pid."""
+    return {"workerPid": pid, "workerStart": start_token(pid), "workerCreateTime": create_time(pid)}
+
+
 def create_time(pid: int) -> float | None:
     """Wall-clock start time, for display only (it moves with the clock)."""
     fields = _stat_fields(pid) if os.path.isdir(_PROC) else None

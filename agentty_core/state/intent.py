@@ -132,6 +132,12 @@ def plan(
     return Intent(session_id, name, record, spec, str(log_path))
 
 
+def name_worker(intent: Intent, fields: Mapping[str, object]) -> None:
+    """The worker's pid and identity (`proc.identity.worker_fields`) in the intent record,
+    before it is claimed: a worker that finds itself named there skips a state write."""
+    intent.record.update(fields)  # type: ignore[typeddict-item]  # the three worker fields
+
+
 def claim(store: StateStore, intent: Intent, alive: Callable[[Record], bool]) -> None:
     """Write the intent record, under the state lock: its id unused, its name not taken by
     a running session (whose worker `alive` says is alive). Its rename is made durable by

@@ -67,12 +67,8 @@ class Worker(PtyIO, Lifecycle, WaitRegistry, Requests, Push, WorkerBase):
         loop.add_signal_handler(signal.SIGUSR1, self._on_rebind)
         become_subreaper()
         worker_pid = os.getpid()
-        if self.record.get("workerPid") != worker_pid:  # the `start` lane's intent has it
-            self._update_record(
-                workerPid=worker_pid,
-                workerStart=identity.start_token(worker_pid),
-                workerCreateTime=identity.create_time(worker_pid),
-            )
+        if self.record.get("workerPid") != worker_pid:  # a `start` names it in its intent
+            self._update_record(**identity.worker_fields(worker_pid))
         failpoints.hit("worker.after_intent")
         try:
             self.child = spawn(

@@ -314,11 +314,7 @@ def start_session(params: object) -> int:
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
     os.close(log_fd)
-    pid = os.getpid()
-    # The worker is known at once: its pids go in the intent record (one state write fewer).
-    planned.record["workerPid"] = pid
-    planned.record["workerStart"] = identity.start_token(pid)
-    planned.record["workerCreateTime"] = identity.create_time(pid)
+    intent.name_worker(planned, identity.worker_fields(os.getpid()))
     try:
         intent.claim(StateStore(home, lean=True), planned, _alive)
     except AgenttyError as exc:

@@ -211,3 +211,38 @@ def test_input_to_an_ended_session_is_refused_in_the_records_words(agentty_home:
     after = agentty("text", "--session", sid, "late")
     assert during.returncode == after.returncode != 0
     assert during.stderr == after.stderr == f"agentty: error: session {sid} exited (code 3)\n"
+
+
+@pytest.mark.parametrize("spawner", ["0", "1"], ids=["spawned", "forked"])
+def test_a_worker_named_in_the_intent_runs_its_program_without_the_state_lock(
+    agentty_home: Path, tmp_path: Path, spawner: str
+) -> None:
+    """The caller names its worker (pid and start token) in the intent record, as the
+    `start` lane's worker names itself: the worker then spawns the program without a state
+    write of its own first. Held here between the intent and the program, the state lock
+    kept the program from starting until it was let go (one write, ~3 ms, fewer per start)."""
+    marker = tmp_path / "ran"
+    env = {
+        **os.environ,
+        "AGENTTY_SPAWNER": spawner,
+        "AGENTTY_FAILPOINTS": "worker.before_handlers=sleep:1",  # time to take the lock
+    }
+    if spawner == "1":  # warm: `run` goes the full way, with a worker the spawner forked
+        from tests.helpers.spawner import ready_spawner
+
+        agentty("start", "--", "true", check=True, env=env)
+        ready_spawner(agentty_home)
+    argv = [AGENTTY, "run", "--timeout", "20", "--", "sh", "-c", f"touch {marker}"]
+    running = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def intent_written() -> bool:
+        state = agentty_home / "sessions.json"
+        return state.exists() and any(r["status"] == "starting" for r in raw_records(agentty_home))
+
+    try:
+        wait_until(intent_written)
+        with state_lock(agentty_home):
+            wait_until(marker.exists, timeout=5)  # the program ran while the lock was held
+    finally:
+        _, err = running.communicate(timeout=30)
+    assert running.returncode == 0, err
