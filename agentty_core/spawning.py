@@ -21,6 +21,10 @@ STATUS_FD = 3  # where the worker finds its status pipe
 SOCKET_NAME = "spawner.sock"  # in the home's sockets directory
 INFO_NAME = "spawner.json"  # in the home: pid, start time, since, ready
 LOCK_NAME = "spawner.lock"  # in the home: held by the spawner for its life (one per home)
+# The lock, taken by the process that launches the spawner and handed to it on this
+# descriptor (named in this variable): held from the launch on, not only once the spawner
+# has imported what it needs, so that two starts in a row launch one spawner, not two.
+LOCK_FD, LOCK_FD_ENV = 3, "AGENTTY_SPAWNER_LOCK_FD"
 LOG_NAME = "spawner.log"
 
 # What a Python process reads from its environment at start-up: a worker forked from a

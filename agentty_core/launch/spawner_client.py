@@ -251,34 +251,70 @@ def launch_if_wanted() -> None:
     _wanted, _successor = None, False
     if root is None or not enabled():
         return
+    takeover = successor
     if not successor and lock_held(os.path.join(root, LOCK_NAME)):
         holder = info(root)
         if holder is None or holder.get("ready") is not True:
-            return  # still starting: its socket comes in a moment
+            return  # still starting (launched with the lock held): its socket comes soon
         # Ready but unreachable (its socket was removed or replaced): it steps down within
         # its next check, and a new one waits for the lock meanwhile.
+        takeover = True
     try:  # noqa: SIM105
-        launch(root)
+        launch(root, takeover=takeover)
     except OSError:
-        pass
+        pass  # another start launched one just now, or the home is not ready
 
 
-def launch(root: str) -> int:
+def launch(root: str, *, takeover: bool = False) -> int:
     """Start the home's spawner, detached (own session, stdio on its log and /dev/null, no
-    descriptor of ours). It exits at once if another one holds the home's spawner lock."""
-    import signal
+    descriptor of ours but the spawner lock, taken here and handed over: one launch per
+    home at a time, OSError for the others). `takeover`: one holds the lock and is stepping
+    down; ours waits for it (a moment), and exits if it does not let go."""
+    import fcntl
 
     logs = os.path.join(root, "logs")
     if not (private_dir(root) and private_dir(logs)):
         raise OSError("the home is not ready")
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    lock_fd = os.open(os.path.join(root, LOCK_NAME), flags, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(lock_fd)
+        if not takeover:
+            raise OSError("a spawner is starting") from None
+        lock_fd = -1
+    except OSError:
+        os.close(lock_fd)
+        raise
+    if 0 <= lock_fd <= spawning.LOCK_FD:  # a dup2 onto itself would stay close-on-exec
+        moved = fcntl.fcntl(lock_fd, fcntl.F_DUPFD_CLOEXEC, spawning.LOCK_FD + 1)
+        os.close(lock_fd)  # the lock stays: it belongs to the open file, which `moved` keeps
+        lock_fd = moved
+    try:
+        return _launch(root, lock_fd)
+    finally:
+        if lock_fd >= 0:
+            os.close(lock_fd)  # the spawner holds it now (or, not launched, nobody)
+
+
+def _launch(root: str, lock_fd: int) -> int:
+    """`launch`'s spawn; `lock_fd` (unless -1) becomes the spawner's LOCK_FD."""
+    import signal
+
     env = dict(os.environ)
     env["AGENTTY_HOME"] = root  # the census and the reaper find it by this
     env.pop("AGENTTY_SESSION_ID", None)
     env.pop("AGENTTY_STATUS_FD", None)
+    env.pop(spawning.LOCK_FD_ENV, None)
+    extra = {}
+    if lock_fd >= 0:
+        env[spawning.LOCK_FD_ENV] = str(spawning.LOCK_FD)
+        extra[lock_fd] = spawning.LOCK_FD
     flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
-    log_fd = os.open(os.path.join(logs, LOG_NAME), flags, 0o600)
+    log_fd = os.open(os.path.join(root, "logs", LOG_NAME), flags, 0o600)
     try:
-        actions = spawn.detached_descriptors(None, log_fd, {}, {log_fd})
+        actions = spawn.detached_descriptors(None, log_fd, extra, {log_fd})
         pid = os.posix_spawn(
             sys.executable,
             [sys.executable, "-c", SPAWNER_BOOT],

@@ -85,8 +85,15 @@ class Spawner:
     # ------------------------------------------------------------- start and end
 
     def acquire(self) -> bool:
+        """The home's spawner lock: handed over by the launcher (held since the launch), or
+        taken here, waiting a moment for one that is stepping down."""
+        path = self.home.root / spawning.LOCK_NAME
+        handed = _handed_lock(path)
+        if handed is not None:
+            self.lock_fd = handed
+            return True
         flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        self.lock_fd = os.open(self.home.root / spawning.LOCK_NAME, flags, 0o600)
+        self.lock_fd = os.open(path, flags, 0o600)
         deadline = time.monotonic() + LOCK_WAIT
         while True:
             try:
@@ -416,6 +423,26 @@ class Spawner:
                 sys.stdout.flush()
                 sys.stderr.flush()
             os._exit(code)
+
+
+def _handed_lock(path: Path) -> int | None:
+    """The lock the launcher took for us (`spawner_client.launch`), if it is that file's and
+    held; its descriptor, no longer inheritable (no worker may keep it)."""
+    named = os.environ.pop(spawning.LOCK_FD_ENV, None)
+    if named != str(spawning.LOCK_FD):
+        return None
+    fd = spawning.LOCK_FD
+    try:
+        here, there = os.fstat(fd), os.stat(path, follow_symlinks=False)
+        if (here.st_dev, here.st_ino) != (there.st_dev, there.st_ino):
+            raise OSError("not the home's lock")
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # ours already: returns at once
+        os.set_inheritable(fd, False)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        return None
+    return fd
 
 
 def _fork_held() -> int:

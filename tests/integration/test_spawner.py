@@ -402,3 +402,31 @@ def test_a_home_without_a_spawner_is_told_by_its_lock_alone(agentty_home: Path) 
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == [str(agentty_home), "[]"]
+
+
+LAUNCH_TWICE = """
+import os, sys
+from agentty_core.launch import spawner_client
+os.makedirs(os.path.join(os.environ["AGENTTY_HOME"], "logs"), mode=0o700, exist_ok=True)
+for _ in range(2):  # two starts in a row, before the first spawner has even imported
+    assert spawner_client.ask(None) is None
+    spawner_client.launch_if_wanted()
+"""
+
+
+def test_starts_in_a_row_launch_one_spawner(agentty_home: Path) -> None:
+    # The spawner took the home's lock once it had imported what it needs: a start before
+    # that found the lock free and launched a second spawner, which waited to take over (and
+    # outlived a `kill` of the first: seen as a leftover in the remote tests). The launcher
+    # now takes the lock and hands it over: a second launch finds it held.
+    env = {**os.environ, "AGENTTY_SPAWNER": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", LAUNCH_TWICE], capture_output=True, text=True, env=env, timeout=30
+    )
+    assert proc.returncode == 0, proc.stderr
+    spawners = [
+        p for p in processes_of_home(str(agentty_home)) if "spawner" in " ".join(p.cmdline())
+    ]
+    assert len(spawners) == 1, spawners
+    assert ready_spawner(agentty_home)["pid"] == spawners[0].pid
+    assert spawner_client.stop(str(agentty_home))
