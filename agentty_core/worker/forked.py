@@ -187,14 +187,29 @@ def become(request: JSONMap, fds: list[int], *, new_session: bool = True) -> Non
         os.sched_setaffinity(0, affinity)
     env = request["env"]
     assert isinstance(env, dict)
-    os.environ.clear()
-    os.environ.update(env)
+    _take_environment(env)
     _fresh_state(env)
 
 
 def _int(value: object) -> int:
     assert isinstance(value, int)
     return value
+
+
+def _take_environment(env: dict[str, str]) -> None:
+    """Make our environment the caller's, in its order, by changing only what differs.
+
+    It is usually the spawner's own (both come from the same shell) or nearly. Every
+    variable set or unset writes C heap pages shared with the spawner: replaced whole, the
+    environment cost each idle worker ~0.35 MiB of private memory."""
+    for key in [key for key in os.environ if key not in env]:
+        del os.environ[key]
+    for key, value in env.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
+    if list(os.environ) != list(env):  # a new variable went last: the caller's order
+        os.environ.clear()
+        os.environ.update(env)
 
 
 def _descriptors(fds: list[int]) -> None:
