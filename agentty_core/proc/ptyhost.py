@@ -45,6 +45,11 @@ def become_subreaper() -> None:
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
 
 
+def die_with_parent() -> None:
+    """SIGKILL when the process that forked us exits: we must not outlive it."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 @dataclass
 class PtyChild:
     """The program on its PTY: the master fd and the child's pid."""
@@ -79,7 +84,7 @@ def spawn(
         for sig in (signal.SIGHUP, signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
             signal.signal(sig, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
-        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        die_with_parent()
         os.umask(umask)
         os.chdir(cwd)
 

@@ -24,6 +24,9 @@ import sys
 NAME = "agentty-spare"  # its command name (`ps`, tests) until it becomes a worker
 READY = b"r"  # said once settled, with our pid: only a spare that waits is handed a request
 MAX_FDS = 4  # the connection, then the caller's spec, status and (maybe) log descriptors
+# The command name a spare gives its worker back, when the process it was forked from had
+# another (the spare maker's).
+worker_comm: str | None = None
 HAND_OVER_TIMEOUT = 0.05  # a stopped spare's full buffer: the spawner forks instead
 READ_CHUNK = 1 << 16
 
@@ -59,7 +62,8 @@ def settle(keep: int) -> str:
         os.close(null)
     os.closerange(3, keep)
     os.closerange(keep + 1, max(65536, os.sysconf("SC_OPEN_MAX")))
-    return name(NAME)
+    had = name(NAME)
+    return worker_comm or had
 
 
 def ready_note() -> bytes:

@@ -12,6 +12,9 @@ and a pidfd and exits at once (reaped here), so the worker is in its own session
 the spawner's child for long. The forked side (`forked.become`) sets up what the caller
 would have given a directly spawned worker, then runs the worker's own main.
 
+While idle it keeps a spare (`worker/spare.py`): the next request's worker, forked in advance
+by the spare maker (`worker/maker.py`), a copy of this process that does nothing else.
+
 The spawner is single-threaded and does one request at a time (a fork takes ~1 ms). It
 exits after `AGENTTY_SPAWNER_IDLE` seconds (default 600) without a request, on SIGTERM,
 and when its code changed on disk (an upgrade): the caller then spawns directly and starts
@@ -42,6 +45,7 @@ from agentty_core.paths import Home
 from agentty_core.proc import identity
 from agentty_core.state.store import now_iso
 from agentty_core.worker import forked, spare, warmup
+from agentty_core.worker.maker import Maker
 
 IDLE = 600.0
 LOCK_WAIT = 2.0  # a spawner stepping down still holds the lock for a moment
@@ -81,6 +85,7 @@ class Spawner:
         self.spare: socket.socket | None = None  # our end of the pair to the next worker
         self.no_spare_until = 0.0
         self.spare_pid: int | None = None  # known once it said it waits (settled, listening)
+        self.maker: Maker | None = None
 
     # ------------------------------------------------------------- start and end
 
@@ -158,6 +163,9 @@ class Spawner:
 
     def close(self) -> None:
         """Remove our socket and description (not a successor's: we still hold the lock)."""
+        if self.maker is not None:
+            self.maker.close()
+            self.maker = None
         if self.spare is not None:
             self.spare.close()  # its end of file: the spare exits
             self.spare = None
@@ -293,6 +301,9 @@ class Spawner:
                 return
             if pid == 0:
                 return
+            if self.maker is not None and pid == self.maker.pid:
+                self.maker.reaped()  # died: its next answer fails, and spares are forked here
+                continue
             self.middles -= 1
 
     def _in_middle(self, conn: socket.socket, request: dict[str, object], fds: list[int]) -> None:
@@ -340,7 +351,22 @@ class Spawner:
         return False
 
     def _fork_spare(self) -> None:
-        """The next request's worker, forked (double, as any) while nobody waits."""
+        """The next request's worker, made while nobody waits: by the maker, or here."""
+        end = self.maker.spare() if self.maker is not None else None
+        if end is None and self.maker is not None:
+            _log("the spare maker did not answer: forking spares here")
+            self.maker.close()
+            self.maker = None
+        if end is None:
+            end = self.new_spare()
+        if end is None:
+            self.no_spare_until = time.monotonic() + SPARE_BACKOFF
+            return
+        end.setblocking(False)
+        self.spare, self.spare_pid = end, None
+
+    def new_spare(self) -> socket.socket | None:
+        """Fork a spare (double, as any worker); our end of its pair, None if we cannot."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         sys.stdout.flush()
         sys.stderr.flush()
@@ -349,9 +375,8 @@ class Spawner:
         except OSError as exc:
             ours.close()
             theirs.close()
-            self.no_spare_until = time.monotonic() + SPARE_BACKOFF
             _log(f"cannot fork a spare: {exc}")
-            return
+            return None
         if middle == 0:
             code = 1
             try:
@@ -363,9 +388,28 @@ class Spawner:
             finally:
                 os._exit(code)
         theirs.close()
-        ours.setblocking(False)
         self.middles += 1
-        self.spare, self.spare_pid = ours, None
+        return ours
+
+    def start_maker(self) -> None:
+        """Fork the spare maker (`worker/maker.py`), once the heap is frozen."""
+        self.maker = Maker.fork(self._spare_in_maker, self._forget_in_maker)
+
+    def _spare_in_maker(self) -> socket.socket | None:
+        end = self.new_spare()
+        while self.middles:  # it exits once it forked the spare: reaped at once
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(-1, 0)
+            self.middles -= 1
+        return end
+
+    def _forget_in_maker(self) -> None:
+        """What only the spawner may hold: its listening socket and the home's lock."""
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
+        os.close(self.lock_fd)
+        self.lock_fd = -1
 
     def _as_spare(self, end: socket.socket) -> None:
         """Wait for the request in the spare (`worker/spare.py`), then be its worker."""
@@ -390,10 +434,11 @@ class Spawner:
     def _forget_sockets(self) -> None:
         """In a forked child: the spawner's socket objects must not close, when collected,
         descriptor numbers the child reuses."""
-        for sock in (self.listener, self.spare):
+        control = self.maker.control if self.maker is not None else None
+        for sock in (self.listener, self.spare, control):
             if sock is not None:
                 sock.detach()
-        self.listener = self.spare = None
+        self.listener = self.spare = self.maker = None
 
     def _in_worker(self, conn: socket.socket, request: dict[str, object], fds: list[int]) -> None:
         conn.detach()
@@ -493,6 +538,7 @@ def main() -> int:
         spawner.listen()
         spawner.describe(ready=True)
         warmup.freeze()
+        spawner.start_maker()
         _log(f"ready on {spawner.path} (idle exit after {idle:g}s)")
         spawner.serve()
     except SystemExit:

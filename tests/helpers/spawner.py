@@ -56,13 +56,30 @@ def forked(rec: dict[str, Any]) -> bool:
 
 def spares(home: Path) -> set[int]:
     """The spawner's spare workers, waiting for its next request (`worker/spare.py`)."""
-    from agentty_core.worker.spare import NAME
+    from agentty_core.worker import spare
+
+    return _named(home, spare.NAME)
+
+
+def makers(home: Path) -> set[int]:
+    """The spawner's spare maker (`worker/maker.py`): one while the spawner serves."""
+    from agentty_core.worker import maker
+
+    return _named(home, maker.NAME)
+
+
+def helpers(home: Path) -> set[int]:
+    """The spawner's own processes besides itself: its spare and its spare maker."""
+    return spares(home) | makers(home)
+
+
+def _named(home: Path, name: str) -> set[int]:
     from tests.helpers.census import processes_of_home
 
     found = set()
     for proc in processes_of_home(str(home)):
         try:
-            if proc.name() == NAME:
+            if proc.name() == name:
                 found.add(proc.pid)
         except psutil.Error:
             continue

@@ -22,8 +22,8 @@ from tests.helpers.cli import AGENTTY, agentty, agentty_json, wait_until
 from tests.helpers.spawner import (
     forked,
     gone,
+    helpers,
     ready_spawner,
-    spares,
     spawner_info,
     start,
     warm,
@@ -342,7 +342,7 @@ def only_sessions_and_spawner(home: Path) -> bool:
     """Nothing of the home runs but the running sessions' workers and programs and the
     spawner (as in tests/reliability/test_spawner_faults.py)."""
     info = spawner_info(home)
-    expected = ({info["pid"]} if info else set()) | spares(home)
+    expected = ({info["pid"]} if info else set()) | helpers(home)
     for rec in agentty_json("status")["sessions"]:
         if rec["status"] == "running":
             expected.update(p for p in (rec["workerPid"], rec["pid"]) if isinstance(p, int))

@@ -8,6 +8,7 @@ bounded wait), and a worker forked late for a caller that gave up exits on its o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -22,7 +23,17 @@ from agentty_core.client import Client
 from agentty_core.launch import spawner_client
 from tests.helpers.census import processes_of_home
 from tests.helpers.cli import agentty_json, wait_until
-from tests.helpers.spawner import forked, gone, ready_spawner, spares, spawner_info, start, warm
+from tests.helpers.spawner import (
+    forked,
+    gone,
+    helpers,
+    makers,
+    ready_spawner,
+    spares,
+    spawner_info,
+    start,
+    warm,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +52,7 @@ def live_workers(home: Path) -> set[int]:
 
 def only_sessions_and_spawner(home: Path) -> bool:
     info = spawner_info(home)
-    expected = live_workers(home) | ({info["pid"]} if info else set()) | spares(home)
+    expected = live_workers(home) | ({info["pid"]} if info else set()) | helpers(home)
     return {p.pid for p in processes_of_home(str(home))} <= expected
 
 
@@ -254,3 +265,64 @@ def test_a_stopped_spare_falls_back_and_leaves_nothing(agentty_home: Path) -> No
     wait_until(lambda: gone(spare), timeout=15)
     wait_until(lambda: only_sessions_and_spawner(agentty_home), timeout=30)
     assert len([s for s in agentty_json("status")["sessions"] if s["status"] == "running"]) == 2
+
+
+# ----------------------------------------------------------------- the spare maker
+
+
+def the_maker(home: Path) -> int:
+    wait_until(lambda: len(makers(home)) == 1, timeout=30)
+    (pid,) = makers(home)
+    return pid
+
+
+def test_spares_come_from_the_maker(agentty_home: Path) -> None:
+    """The spare is forked by the maker, not by the spawner that serves the requests: its
+    pages stay shared with a process that writes nearly none of them meanwhile."""
+    info = warm(agentty_home)
+    maker = the_maker(agentty_home)
+    assert psutil.Process(maker).ppid() == info["pid"]
+    spare = one_spare(agentty_home)
+    rec = start("cat")
+    assert rec["workerPid"] == spare and forked(rec)
+    assert psutil.Process(spare).name() == psutil.Process(info["pid"]).name()  # a worker's
+    assert one_spare(agentty_home) != spare
+    assert makers(agentty_home) == {maker}
+    log = (agentty_home / "logs" / "spawner.log").read_text()
+    assert "maker" not in log, log
+
+
+def test_the_maker_ends_with_its_spawner(agentty_home: Path) -> None:
+    warm(agentty_home)
+    maker = the_maker(agentty_home)
+    assert spawner_client.stop(str(agentty_home))
+    wait_until(lambda: gone(maker), timeout=15)
+
+
+def test_the_maker_dies_with_a_killed_spawner(agentty_home: Path) -> None:
+    info = warm(agentty_home)
+    maker = the_maker(agentty_home)
+    os.kill(info["pid"], signal.SIGKILL)
+    wait_until(lambda: gone(maker), timeout=15)
+
+
+@pytest.mark.parametrize("fault", [signal.SIGKILL, signal.SIGSTOP], ids=["killed", "stopped"])
+def test_without_its_maker_the_spawner_forks_spares_itself(
+    agentty_home: Path, fault: signal.Signals
+) -> None:
+    info = warm(agentty_home)
+    maker = the_maker(agentty_home)
+    spare = one_spare(agentty_home)
+    os.kill(maker, fault)
+    try:
+        for _ in range(3):  # the spare made before, then spares the spawner forks
+            rec = start("cat")
+            assert forked(rec)
+            assert rec["workerPid"] == spare
+            spare = one_spare(agentty_home)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(maker, signal.SIGCONT)
+    wait_until(lambda: gone(maker), timeout=15)  # ended (a stopped one too) and reaped
+    assert spawner_info(agentty_home) == info
+    assert "forking spares here" in (agentty_home / "logs" / "spawner.log").read_text()
