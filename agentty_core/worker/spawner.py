@@ -45,6 +45,7 @@ from agentty_core.paths import Home
 from agentty_core.proc import identity
 from agentty_core.state.store import now_iso
 from agentty_core.worker import forked, spare, warmup
+from agentty_core.worker.codewatch import CodeWatch
 from agentty_core.worker.maker import Maker
 
 IDLE = 600.0
@@ -78,8 +79,7 @@ class Spawner:
         self.listener: socket.socket | None = None
         self.path = ""
         self.bound = (0, 0)
-        self.code: list[str] = []
-        self.fingerprint: forked.Fingerprint = {}
+        self.code: CodeWatch | None = None  # the code on disk, as the imports found it
         self.stepping_down = False
         self.middles = 0  # intermediate processes not reaped yet
         self.spare: socket.socket | None = None  # our end of the pair to the next worker
@@ -232,7 +232,7 @@ class Spawner:
             if isinstance(deadline, float) and time.monotonic() > deadline - LATE:
                 self._refuse(conn, "late", "the caller stopped waiting")
                 return
-            if forked.fingerprint(self.code) != self.fingerprint:
+            if self.code is None or self.code.changed():
                 self._refuse(conn, "upgraded", "agentty or the interpreter changed on disk")
                 self.stepping_down = True
                 _log("code changed on disk: stepping down")
@@ -404,10 +404,13 @@ class Spawner:
         return end
 
     def _forget_in_maker(self) -> None:
-        """What only the spawner may hold: its listening socket and the home's lock."""
+        """What only the spawner may hold: its listening socket, the home's lock and its
+        watch on the code."""
         if self.listener is not None:
             self.listener.close()
             self.listener = None
+        if self.code is not None:
+            self.code.close()
         os.close(self.lock_fd)
         self.lock_fd = -1
 
@@ -530,9 +533,8 @@ def main() -> int:
         except Exception as exc:  # a broken installation: workers spawned directly say why
             _log(f"cannot import what a worker needs ({type(exc).__name__}: {exc}): exiting")
             return 1
-        spawner.code = forked.code_paths()
-        spawner.fingerprint = forked.fingerprint(spawner.code)
-        if any(spawner.fingerprint.get(path) != mark for path, mark in before.items()):
+        spawner.code = CodeWatch(forked.code_paths())
+        if any(spawner.code.mark.get(path) != mark for path, mark in before.items()):
             _log("code changed while importing: not starting")
             return 0
         spawner.listen()

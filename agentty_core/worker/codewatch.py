@@ -1,0 +1,107 @@
+"""Whether agentty's code or the interpreter changed on disk (an upgrade), asked before every
+fork of the warm spawner, cheaply.
+
+The answer is the fingerprint's (`forked.fingerprint`: the identity, size and mtime of ~300
+files and directories), as before; but taking it costs ~1 ms of `stat` calls, and every
+`start` waited for it. With inotify watching the directories those paths are in, the kernel
+says when anything there changed (an event is queued before the syscall that made it
+returns), and the fingerprint is taken again only then. Where inotify is not available (no
+such call, or the user's limit of instances or watches reached), it is taken every time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+from collections.abc import Iterable
+
+from agentty_core.worker.forked import Fingerprint, fingerprint
+
+# <sys/inotify.h>: a change to a directory's entries or to one of them, or to the directory
+# itself (removed, moved); IN_NONBLOCK and IN_CLOEXEC are O_NONBLOCK and O_CLOEXEC.
+IN_MODIFY, IN_ATTRIB, IN_CLOSE_WRITE = 0x2, 0x4, 0x8
+IN_MOVED_FROM, IN_MOVED_TO, IN_CREATE, IN_DELETE = 0x40, 0x80, 0x100, 0x200
+IN_DELETE_SELF, IN_MOVE_SELF = 0x400, 0x800
+WATCHED = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE
+WATCHED |= IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF
+
+
+class CodeWatch:
+    """The code on disk as it was when the spawner finished its imports."""
+
+    def __init__(self, paths: Iterable[str]) -> None:
+        self.paths = sorted(paths)
+        self.fd = _watch(self.paths)  # before the fingerprint: no change falls in between
+        self.mark: Fingerprint = fingerprint(self.paths)
+        self.seen = False  # a change, once seen, stays seen
+
+    @property
+    def watching(self) -> bool:
+        return self.fd >= 0
+
+    def changed(self) -> bool:
+        """Has any of the paths changed since we took its mark?"""
+        if self.seen or (self.fd >= 0 and not _drained(self.fd)):
+            return self.seen  # no event since we last looked: nothing changed
+        self.seen = fingerprint(self.paths) != self.mark
+        return self.seen
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
+
+
+def _watch(paths: list[str]) -> int:
+    """An inotify descriptor watching every directory among `paths` and the directory of
+    every other path (a file's change, replacement or removal shows there too); -1 if
+    that cannot be done."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        init, add = libc.inotify_init1, libc.inotify_add_watch
+    except (OSError, AttributeError):
+        return -1
+    fd = int(init(os.O_NONBLOCK | os.O_CLOEXEC))
+    if fd < 0:
+        return -1
+    watched = {_where(path) for path in paths if path}  # "" (a module's relative path) stays ""
+    if None in watched:
+        os.close(fd)
+        return -1
+    for directory in sorted(d for d in watched if d is not None):
+        if add(fd, os.fsencode(directory), WATCHED) < 0:
+            os.close(fd)  # nothing part-watched: a change it misses would go unnoticed
+            return -1
+    return fd
+
+
+def _where(path: str) -> str | None:
+    """The directory whose events tell of a change to `path`: itself, or that of the file,
+    or the nearest that exists (where it would be made). None for a relative path."""
+    if not os.path.isabs(path):
+        return None
+    while not os.path.isdir(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
+    return path
+
+
+def _drained(fd: int) -> bool:
+    """Read every event queued on `fd`; True if there was one (or the queue cannot be
+    read: the caller then looks at the files themselves)."""
+    if not select.select([fd], [], [], 0)[0]:
+        return False
+    try:
+        while os.read(fd, 65536):
+            pass
+    except BlockingIOError:
+        pass
+    except OSError:
+        return True
+    return True

@@ -1,0 +1,90 @@
+"""`CodeWatch`: the spawner's question "did the code on disk change?", answered by the
+fingerprint as before, but taken again only when inotify saw something change."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agentty_core.worker.codewatch import CodeWatch
+
+
+@pytest.fixture
+def code(tmp_path: Path) -> Path:
+    """A package directory with a module, and an interpreter-like file elsewhere."""
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "mod.py").write_text("x = 1\n")
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "python").write_text("#!\n")
+    return tmp_path
+
+
+def watch(code: Path) -> CodeWatch:
+    paths = [code / "pkg", code / "pkg" / "mod.py", code / "bin" / "python", code / "later"]
+    found = CodeWatch(str(p) for p in paths)
+    assert found.watching
+    return found
+
+
+def test_nothing_changed(code: Path) -> None:
+    found = watch(code)
+    (code / "pkg" / "mod.py").read_text()  # reading is no change
+    assert not any(found.changed() for _ in range(3))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda c: (c / "pkg" / "mod.py").write_text("x = 2\n"), id="edited"),
+        pytest.param(lambda c: os.utime(c / "pkg" / "mod.py", (1, 1)), id="touched"),
+        pytest.param(
+            lambda c: (
+                (c / "new.py").write_text("") or os.replace(c / "new.py", c / "pkg" / "mod.py")
+            ),
+            id="replaced",
+        ),
+        pytest.param(lambda c: (c / "pkg" / "other.py").write_text(""), id="a-file-added"),
+        pytest.param(lambda c: (c / "pkg" / "mod.py").unlink(), id="removed"),
+        pytest.param(lambda c: (c / "bin" / "python").write_text("#!new\n"), id="interpreter"),
+        pytest.param(lambda c: (c / "later").mkdir(), id="a-missing-path-made"),
+    ],
+)
+def test_a_change_is_seen_and_stays_seen(code: Path, change: object) -> None:
+    found = watch(code)
+    assert not found.changed()
+    change(code)  # type: ignore[operator]
+    assert found.changed()
+    assert found.changed()  # the mark is not moved: a spawner asked again still steps down
+
+
+def test_an_event_that_changes_nothing_it_marks(code: Path) -> None:
+    """The fingerprint decides: a mode change is an event, not a change of code."""
+    found = watch(code)
+    os.chmod(code / "pkg" / "mod.py", 0o600)
+    assert not found.changed()
+    assert not found.changed()
+
+
+def test_without_inotify_every_question_takes_the_fingerprint(code: Path) -> None:
+    """No descriptor left for inotify (a real EMFILE): the fingerprint, every time."""
+    script = f"""
+import ctypes, os, resource, sys
+from agentty_core.worker.codewatch import CodeWatch
+open_now = len(os.listdir("/proc/self/fd")) - 1  # less the listing's own
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (open_now, hard))
+found = CodeWatch([{str(code / "pkg")!r}, {str(code / "pkg" / "mod.py")!r}])
+resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+before = found.changed()
+open({str(code / "pkg" / "mod.py")!r}, "a").write("y = 2\\n")
+print(found.watching, before, found.changed())
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=30
+    ).stdout.split()
+    assert out == ["False", "False", "True"]
