@@ -9,7 +9,8 @@ from the environment) is refused, and the caller spawns directly.
 
 An upgrade shows as changed files: the fingerprint is the (inode, size, mtime) of agentty's
 own files and directories, of the directory of every module the spawner has loaded and of
-the interpreter, taken after the imports and compared before every fork.
+the interpreter, taken after the imports and compared before every fork (taken again only
+when inotify saw a change there: `worker/codewatch.py`).
 """
 
 from __future__ import annotations
@@ -95,6 +96,17 @@ def _namespaces(pid: int | str) -> dict[str, str]:
     return found
 
 
+_own: tuple[dict[str, str], dict[str, str]] | None = None
+
+
+def _own_context() -> tuple[dict[str, str], dict[str, str]]:
+    """Our credentials and namespaces, read once: only we could change them, and we do not."""
+    global _own
+    if _own is None:
+        _own = (_status_lines("self"), _namespaces("self"))
+    return _own
+
+
 def cannot_reproduce(request: JSONMap, peer_pid: int, own_env: Mapping[str, str]) -> str | None:
     """Why a worker forked here would differ from one the caller would spawn; None if not."""
     if request.get("v") != 1:
@@ -113,11 +125,12 @@ def cannot_reproduce(request: JSONMap, peer_pid: int, own_env: Mapping[str, str]
     if peer_pid <= 0:
         return "the caller is not visible here"
     try:
-        if _status_lines(peer_pid) != _status_lines("self"):
+        own_status, own_namespaces = _own_context()
+        if _status_lines(peer_pid) != own_status:
             return "other credentials, groups or capabilities"
-        if _proc(peer_pid, "cgroup") != _proc("self", "cgroup"):
+        if _proc(peer_pid, "cgroup") != _proc("self", "cgroup"):  # others can move us
             return "another cgroup"
-        if _namespaces(peer_pid) != _namespaces("self"):
+        if _namespaces(peer_pid) != own_namespaces:
             return "other namespaces"
     except OSError as exc:
         return f"cannot read the caller's context: {exc}"
@@ -276,6 +289,8 @@ def preload() -> None:
     """Import what `start_session` needs, in the spawner (shared by every worker, and not
     paid by the caller waiting for one)."""
     import shlex  # noqa: F401  (intent's)
+
+    _own_context()  # read before the heap is frozen, and not on a caller's time
 
     import agentty_core.proc.command
     import agentty_core.state.intent  # noqa: F401
