@@ -19,8 +19,8 @@ sys.stdout.write(json.dumps(list(os.environ.items())))
 """
 
 
-def _taken(own: dict[str, str], caller: dict[str, str]) -> list[list[str]]:
-    """The environment a process whose own is `own` ends up with."""
+def _taken(own: dict[str, str], caller: dict[str, str]) -> None:
+    """A process whose environment is `own` takes `caller`: it ends up with it, in order."""
     env = {**own, "PYTHONPATH": os.getcwd()}  # the interpreter's own, kept by both
     caller = {**caller, "PYTHONPATH": os.getcwd()}
     out = subprocess.run(
@@ -38,7 +38,6 @@ def _taken(own: dict[str, str], caller: dict[str, str]) -> list[list[str]]:
         timeout=30,
     ).stdout
     assert list(map(list, caller.items())) == json.loads(out)
-    return json.loads(out)
 
 
 @pytest.mark.parametrize(
