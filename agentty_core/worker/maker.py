@@ -11,8 +11,9 @@ forked by the maker (the spare's own start-up and the maker's few writes remain)
 
 On the socket pair between them, the spawner asks with one byte; the maker forks a spare
 (double, as the spawner would: `Spawner.new_spare`) and answers with that byte and the
-spawner's end of the spare's pair. Anything else (no answer within `ANSWER_WAIT`, an end
-of file) means the maker is gone, and the spawner forks spares itself again. The maker
+spawner's end of the spare's pair, or with NONE when the fork failed. Anything else (no
+answer within `ANSWER_WAIT`, an end of file) means the maker is gone, and the spawner
+forks spares itself again. The maker
 ends with the spawner: at its end of file, and by PR_SET_PDEATHSIG if it is killed.
 """
 
@@ -29,6 +30,7 @@ from agentty_core.worker import spare, warmup
 
 NAME = "agentty-maker"  # its command name (`ps`, tests)
 ASK = b"s"
+NONE = b"n"  # no spare this time (a fork failed): asked again later
 ANSWER_WAIT = 0.25  # a fork takes ~1 ms: a maker this late is stopped or wedged
 
 
@@ -68,18 +70,18 @@ class Maker:
         return cls(pid, ours)
 
     def spare(self) -> socket.socket | None:
-        """Our end of a new spare's pair; None if the maker did not make one."""
-        try:
-            self.control.settimeout(ANSWER_WAIT)
-            self.control.sendall(ASK)
-            said, fds, _, _ = socket.recv_fds(self.control, len(ASK), 1)
-        except OSError:
+        """Our end of a new spare's pair; None if the maker could not fork one this time.
+        OSError if it did not answer as it should: it is gone, stopped or wedged."""
+        self.control.settimeout(ANSWER_WAIT)
+        self.control.sendall(ASK)
+        said, fds, _, _ = socket.recv_fds(self.control, len(ASK), 1)
+        if said == ASK and len(fds) == 1:
+            return socket.socket(fileno=fds[0])
+        for fd in fds:
+            os.close(fd)
+        if said == NONE and not fds:
             return None
-        if said != ASK or len(fds) != 1:
-            for fd in fds:
-                os.close(fd)
-            return None
-        return socket.socket(fileno=fds[0])
+        raise OSError("it is gone" if not said else f"it answered {said!r}")
 
     def reaped(self) -> None:
         """The spawner reaped us among its children: we are gone."""
@@ -110,7 +112,7 @@ def _serve(
     while control.recv(len(ASK)) == ASK:
         end = new_spare()
         if end is None:
-            control.sendall(b"n")  # none this time: the spawner forks one itself
+            control.sendall(NONE)
             continue
         with end:
             socket.send_fds(control, [ASK], [end.fileno()])

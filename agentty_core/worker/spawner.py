@@ -352,13 +352,16 @@ class Spawner:
 
     def _fork_spare(self) -> None:
         """The next request's worker, made while nobody waits: by the maker, or here."""
-        end = self.maker.spare() if self.maker is not None else None
-        if end is None and self.maker is not None:
-            _log("the spare maker did not answer: forking spares here")
-            self.maker.close()
-            self.maker = None
-        if end is None:
+        if self.maker is None:
             end = self.new_spare()
+        else:
+            try:
+                end = self.maker.spare()
+            except OSError as exc:
+                _log(f"the spare maker failed ({exc}): forking spares here")
+                self.maker.close()
+                self.maker = None
+                end = self.new_spare()
         if end is None:
             self.no_spare_until = time.monotonic() + SPARE_BACKOFF
             return
@@ -371,6 +374,7 @@ class Spawner:
         sys.stdout.flush()
         sys.stderr.flush()
         try:
+            failpoints.hit("spawner.fork_spare")
             middle = _fork_held()
         except OSError as exc:
             ours.close()

@@ -62,10 +62,19 @@ def spares(home: Path) -> set[int]:
 
 
 def makers(home: Path) -> set[int]:
-    """The spawner's spare maker (`worker/maker.py`): one while the spawner serves."""
+    """The spawner's spare maker (`worker/maker.py`): one while the spawner serves. (A
+    spare is named after it for a moment after its fork, until it names itself.)"""
     from agentty_core.worker import maker
 
-    return _named(home, maker.NAME)
+    info = spawner_info(home)
+    found = set()
+    for pid in _named(home, maker.NAME):
+        try:
+            if info is not None and psutil.Process(pid).ppid() == info["pid"]:
+                found.add(pid)
+        except psutil.Error:
+            continue
+    return found
 
 
 def helpers(home: Path) -> set[int]:

@@ -326,3 +326,20 @@ def test_without_its_maker_the_spawner_forks_spares_itself(
     wait_until(lambda: gone(maker), timeout=15)  # ended (a stopped one too) and reaped
     assert spawner_info(agentty_home) == info
     assert "forking spares here" in (agentty_home / "logs" / "spawner.log").read_text()
+
+
+def test_a_maker_that_cannot_fork_is_kept_and_starts_are_forked(
+    agentty_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its fork fails (EAGAIN): it says so, the spawner makes no spare for a while and
+    forks each worker on request, and asks the same maker again later."""
+    monkeypatch.setenv("AGENTTY_FAILPOINTS", "spawner.fork_spare=raise:EAGAIN")
+    info = warm(agentty_home)  # the spawner (and so its maker) has the failpoint
+    maker = the_maker(agentty_home)
+    log = agentty_home / "logs" / "spawner.log"
+    wait_until(lambda: "cannot fork a spare" in log.read_text(), timeout=30)
+    monkeypatch.delenv("AGENTTY_FAILPOINTS")
+    assert forked(start("cat"))
+    assert not spares(agentty_home)
+    assert makers(agentty_home) == {maker} and spawner_info(agentty_home) == info
+    assert "forking spares here" not in log.read_text()
