@@ -5,8 +5,11 @@ The answer is the fingerprint's (`forked.fingerprint`: the identity, size and mt
 files and directories), as before; but taking it costs ~1 ms of `stat` calls, and every
 `start` waited for it. With inotify watching the directories those paths are in, the kernel
 says when anything there changed (an event is queued before the syscall that made it
-returns), and the fingerprint is taken again only then. Where inotify is not available (no
-such call, or the user's limit of instances or watches reached), it is taken every time.
+returns), and the fingerprint is taken again only then. That holds where every change goes
+through this kernel: local filesystems. On a network or FUSE filesystem (NFS, SMB, sshfs,
+9p...) a change made elsewhere sends no event, and where inotify is not available (no such
+call, or the user's limit of instances or watches reached), the fingerprint is taken every
+time.
 """
 
 from __future__ import annotations
@@ -25,6 +28,16 @@ IN_MOVED_FROM, IN_MOVED_TO, IN_CREATE, IN_DELETE = 0x40, 0x80, 0x100, 0x200
 IN_DELETE_SELF, IN_MOVE_SELF = 0x400, 0x800
 WATCHED = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE
 WATCHED |= IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF
+
+# Filesystems whose every change is made by this kernel (an allow-list: anything else, such
+# as nfs, cifs, fuse.*, 9p or virtiofs, may change unseen).
+# fmt: off
+LOCAL = frozenset({
+    "ext2", "ext3", "ext4", "xfs", "btrfs", "bcachefs", "zfs", "f2fs", "jfs", "reiserfs",
+    "nilfs2", "tmpfs", "ramfs", "overlay", "squashfs", "erofs", "iso9660", "vfat", "exfat",
+    "ntfs3", "hfsplus",
+})
+# fmt: on
 
 
 class CodeWatch:
@@ -69,7 +82,7 @@ def _watch(paths: list[str]) -> int:
     if fd < 0:
         return -1
     watched = {_where(path) for path in paths if path}  # "" (a module's relative path) stays ""
-    if None in watched:
+    if None in watched or not all_local(d for d in watched if d is not None):
         os.close(fd)
         return -1
     for directory in sorted(d for d in watched if d is not None):
@@ -90,6 +103,31 @@ def _where(path: str) -> str | None:
             return None
         path = parent
     return path
+
+
+def all_local(dirs: Iterable[str], mountinfo: str | None = None) -> bool:
+    """Whether every directory is on a filesystem of LOCAL (by its device, as
+    /proc/self/mountinfo names it; `mountinfo`: that file's text)."""
+    if mountinfo is None:
+        try:
+            with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+                mountinfo = f.read()
+        except OSError:
+            return False
+    types: dict[tuple[int, int], str] = {}
+    for line in mountinfo.splitlines():
+        fields = line.split(" ")
+        with contextlib.suppress(ValueError, IndexError):
+            major, minor = fields[2].split(":")
+            types[(int(major), int(minor))] = fields[fields.index("-", 6) + 1]
+    for directory in dirs:
+        try:
+            dev = os.stat(directory).st_dev
+        except OSError:
+            return False
+        if types.get((os.major(dev), os.minor(dev))) not in LOCAL:
+            return False
+    return True
 
 
 def _drained(fd: int) -> bool:

@@ -16,6 +16,10 @@ from agentty_core.worker.codewatch import CodeWatch
 @pytest.fixture
 def code(tmp_path: Path) -> Path:
     """A package directory with a module, and an interpreter-like file elsewhere."""
+    from agentty_core.worker.codewatch import all_local
+
+    if not all_local([str(tmp_path)]):
+        pytest.skip("the temporary directory is not on a local filesystem: no inotify")
     package = tmp_path / "pkg"
     package.mkdir()
     (package / "mod.py").write_text("x = 1\n")
@@ -90,3 +94,33 @@ print(found.watching, before, found.changed())
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=30
     ).stdout.split()
     assert out == ["False", "False", "True"]
+
+
+def _mountinfo_naming(path: Path, fstype: str) -> str:
+    """/proc/self/mountinfo's line for `path`'s device, saying it is a `fstype`."""
+    dev = path.stat().st_dev
+    return (
+        f"1 0 {os.major(dev)}:{os.minor(dev)} / / rw,relatime shared:1 - {fstype} /dev/x rw\n"
+        "22 1 0:21 / /proc rw,nosuid - proc proc rw\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("fstype", "local"),
+    [("ext4", True), ("tmpfs", True), ("overlay", True), ("nfs4", False), ("cifs", False),
+     ("fuse.sshfs", False), ("9p", False), ("virtiofs", False), ("somethingnew", False)],
+)  # fmt: skip
+def test_only_a_local_filesystem_is_left_to_inotify(code: Path, fstype: str, local: bool) -> None:
+    """A change made on another machine to an NFS or FUSE mount sends no event here."""
+    from agentty_core.worker.codewatch import all_local
+
+    assert all_local([str(code / "pkg")], _mountinfo_naming(code, fstype)) is local
+
+
+def test_this_machines_own_filesystem(code: Path) -> None:
+    """The real mountinfo: the test's temporary directory is on a local filesystem, and a
+    directory of /proc is not on one this module trusts."""
+    from agentty_core.worker.codewatch import all_local
+
+    assert all_local([str(code / "pkg")])
+    assert not all_local(["/proc/self"])
