@@ -233,13 +233,6 @@ def test_starts_in_a_row_are_each_served_by_a_spare(agentty_home: Path) -> None:
     assert "could not take" not in log and "request failed" not in log, log
 
 
-def test_the_spare_ends_with_its_spawner(agentty_home: Path) -> None:
-    warm(agentty_home)
-    spare = one_spare(agentty_home)
-    assert spawner_client.stop(str(agentty_home))
-    wait_until(lambda: gone(spare), timeout=15)
-
-
 def test_a_killed_spare_and_the_spawner_forks_instead(agentty_home: Path) -> None:
     info = warm(agentty_home)
     spare = one_spare(agentty_home)
@@ -292,18 +285,20 @@ def test_spares_come_from_the_maker(agentty_home: Path) -> None:
     assert "maker" not in log, log
 
 
-def test_the_maker_ends_with_its_spawner(agentty_home: Path) -> None:
-    warm(agentty_home)
-    maker = the_maker(agentty_home)
-    assert spawner_client.stop(str(agentty_home))
-    wait_until(lambda: gone(maker), timeout=15)
-
-
-def test_the_maker_dies_with_a_killed_spawner(agentty_home: Path) -> None:
+@pytest.mark.parametrize("helper", [one_spare, the_maker], ids=["spare", "maker"])
+@pytest.mark.parametrize("end", ["stopped", "killed"])
+def test_the_spawners_helpers_end_with_it(
+    agentty_home: Path, helper: Callable[[Path], int], end: str
+) -> None:
+    """Its spare (at its socket pair's end of file) and its maker (at its own, or by
+    PR_SET_PDEATHSIG when the spawner is killed) never outlive the spawner."""
     info = warm(agentty_home)
-    maker = the_maker(agentty_home)
-    os.kill(info["pid"], signal.SIGKILL)
-    wait_until(lambda: gone(maker), timeout=15)
+    pid = helper(agentty_home)
+    if end == "stopped":
+        assert spawner_client.stop(str(agentty_home))
+    else:
+        os.kill(info["pid"], signal.SIGKILL)
+    wait_until(lambda: gone(pid), timeout=15)
 
 
 @pytest.mark.parametrize("fault", [signal.SIGKILL, signal.SIGSTOP], ids=["killed", "stopped"])
