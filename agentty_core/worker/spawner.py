@@ -534,6 +534,7 @@ def main() -> int:
         try:
             _warm()
             forked.preload()
+            worker_main.prepare_logging()
         except Exception as exc:  # a broken installation: workers spawned directly say why
             _log(f"cannot import what a worker needs ({type(exc).__name__}: {exc}): exiting")
             return 1

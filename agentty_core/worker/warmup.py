@@ -46,7 +46,9 @@ def _warm() -> None:
     from agentty_core.state import intent, store  # noqa: F401  (`intent`: the `start` lane)
 
     ptyhost.preload()
-    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from agentty_core.worker.main import LOG_FORMAT
+
+    formatter = logging.Formatter(LOG_FORMAT)
     for _ in range(ROUNDS):
         emu = Emulator(80, 24, 5000)
         emu.feed(SAMPLE)
@@ -108,13 +110,13 @@ def _start_up() -> None:
     from agentty_core.state.records import RawRecord, Record
     from agentty_core.state.store import StateStore
     from agentty_core.worker.core import Worker
-    from agentty_core.worker.main import CappedLogHandler
+    from agentty_core.worker.main import LOG_FORMAT, CappedLogHandler
 
     scratch = _scratch_dir()
     log = logging.getLogger("agentty.worker")
     null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
     handler = CappedLogHandler(null)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
     saved = (log.propagate, log.level)
     log.addHandler(handler)
     log.propagate = False

@@ -430,3 +430,26 @@ def test_starts_in_a_row_launch_one_spawner(agentty_home: Path) -> None:
     assert len(spawners) == 1, spawners
     assert ready_spawner(agentty_home)["pid"] == spawners[0].pid
     assert spawner_client.stop(str(agentty_home))
+
+
+@pytest.mark.parametrize("way", ["forked", "spawned"])
+def test_the_worker_log_lines_share_one_format(agentty_home: Path, way: str) -> None:
+    """The start line (written without logging's machinery) and a later line (through it)
+    read alike, in a forked worker and in one spawned directly."""
+    import re
+
+    warm(agentty_home)
+    env = dict(os.environ, AGENTTY_SPAWNER="1" if way == "forked" else "0")
+    rec = start("cat", env=env)
+    assert forked(rec) is (way == "forked")
+    os.kill(rec["workerPid"], signal.SIGTERM)  # logged as it ends the session
+    wait_until(lambda: agentty_json("status")["sessions"][-1]["status"] != "running")
+    lines = (agentty_home / "logs" / f"{rec['id']}.log").read_text().splitlines()
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO agentty\.worker: "
+    assert re.fullmatch(
+        stamp
+        + rf"worker {rec['workerPid']} starting session {rec['id']} \(emulator pyte\): "
+        + re.escape(repr([shutil.which("cat")])),
+        lines[0],
+    ), lines
+    assert any(re.fullmatch(stamp + "received SIGTERM: ending the session", x) for x in lines)
