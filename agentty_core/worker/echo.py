@@ -11,7 +11,8 @@ and regex conditions on the screen with those echoes masked (blanked):
 
 - the first line of the text, only where it still shows exactly there (wrapping onto the next
   rows at column 0, wide characters counting two cells), or the part of it drawn so far,
-  with nothing after it on the row (a line editor draws a pasted line in several writes);
+  with nothing after it on the row (a line editor draws a pasted line in several writes;
+  the prompt's last blank may still be on its way, so the part may begin after blanks);
 - each later line (a multi-line paste: a REPL's `... ` prompt shifts the column), at its first
   occurrence on a row after the previous line's.
 
@@ -177,14 +178,18 @@ def _match_ascii(
 def _drawn_so_far(rows: Rows, line: int, col: int, segment: str) -> list[Span] | None:
     """Where the start of `segment` shows at (line, col) with nothing after it on the row:
     an echo still being drawn (a line editor draws a pasted line a few characters a write),
-    which the next screens complete. None unless a part of it is there (one-cell text)."""
+    which the next screens complete. It may begin after blanks: the prompt's last space was
+    still on its way when the input was written. None unless a part of it is there
+    (one-cell text)."""
     text = rows.get(line)
     if text is None or not segment.isascii() or not text.isascii():
         return None
-    drawn = text[col:].rstrip(" ")
-    if not drawn or len(drawn) >= len(segment) or not segment.startswith(drawn):
-        return None
-    return [(line, col, col + len(drawn))]
+    rest = text[col:].rstrip(" ")
+    for skip in (0, len(rest) - len(rest.lstrip(" "))):
+        drawn = rest[skip:]
+        if drawn and len(drawn) < len(segment) and segment.startswith(drawn):
+            return [(line, col + skip, col + len(rest))]
+    return None
 
 
 def _find_on(rows: Rows, echo: Echo, segment: str) -> list[Span] | None:

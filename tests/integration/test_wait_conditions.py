@@ -106,6 +106,25 @@ def test_an_echo_still_being_drawn_is_masked_as_far_as_it_goes() -> None:
     assert log.view(emu, scrollback=False) is None
 
 
+def test_an_echo_still_being_drawn_after_the_prompt_s_end_is_masked() -> None:
+    """The paste can arrive between `>>>` and the prompt's last space (CI, under load): the
+    part of the echo drawn so far starts a cell right of where the cursor was."""
+    emu, log = Emulator(30, 4), EchoLog()
+    emu.feed(b">>>")
+    _typed(emu, log, 'x = "PASTE-OK"\nprint(x)\n', b' x = "PASTE-OK')
+    assert _masked(emu, log) == [">>>", "", "", ""]
+    emu.feed(b'"\r\n>>> print(x)\r\nPASTE-OK\r\n>>> ')
+    assert _masked(emu, log) == [">>>", ">>>", "PASTE-OK", ">>>"]
+    emu, log = Emulator(30, 3), EchoLog()
+    emu.feed(b"$")
+    _typed(emu, log, "echo hi\r", b" done ec")  # not after the prompt's end: output
+    assert log.view(emu, scrollback=False) is None
+    emu, log = Emulator(30, 3), EchoLog()
+    emu.feed(b"... ")
+    _typed(emu, log, "    print(x)\n", b"    pri")  # a line that begins with blanks
+    assert _masked(emu, log) == ["...", "", ""]
+
+
 def test_a_redrawn_echo_is_not_masked() -> None:
     """vim draws `:s/a/b/g` itself on its last row, not at the cursor, then its message."""
     emu, log = Emulator(30, 3), EchoLog()
