@@ -171,20 +171,9 @@ class Ending(Connected):
         return sorted(doomed)
 
     def _remove_files(self, doomed: set[str]) -> None:
-        if not doomed:
-            return
-        self._store().remove(doomed)
+        self._store().forget(doomed)
         for session_id in doomed:
-            for path in (
-                self.home.log_path(session_id),
-                self.home.final_path(session_id),
-                self.home.cast_path(session_id),
-            ):
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
             ipc_client.remove_stale_socket(self.home.socket_path(session_id))
-        if records.read_active(self.home) in doomed:
-            self._store().set_active(None)
 
     def gc_session(self, session_id: str) -> None:
         """Remove one ended session's record and files (`run` cleans up after itself)."""

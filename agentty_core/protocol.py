@@ -45,6 +45,11 @@ Methods (params -> result; `?` marks what may be left out):
               screen whose seq is greater, except `exit`.
     kill      {grace?: 0..60 seconds}       -> {"escalated": [steps], "exitCode", "signal"}
     record    {on: bool, input?, markers?: bool} -> {"recording": bool, "path"}
+    forget    {}                            -> {}: the ended session removed for good (its
+                                               record, the active pointer to it, its log,
+                                               final screen and recording), what `run`
+                                               asks once it has the final screen. Refused
+                                               (`running`) until the end is settled.
     subscribe {}                            -> no response: from then on the connection
                                                carries {"event": "screen", "seq", "size",
                                                "cursor", "title", "rows": {row: [runs]}}
@@ -57,7 +62,8 @@ A screen: {"id", "lines": [str], "cursor": {"row", "col", "visible"}, "size": {"
 
 Error codes: bad_request, too_large, unknown_method, version_mismatch, invalid_key,
 busy (no free connection slot), exited (the program ended), input_full, timeout (a wait;
-its error carries "screen"), kill_unconfirmed (carries "survivors"), internal.
+its error carries "screen"), kill_unconfirmed (carries "survivors"), running (`forget`
+before the end), state (`forget` could not write the state), internal.
 
 Stdlib only: the client half of this module is on the CLI's hot path.
 """

@@ -5,9 +5,9 @@ go the fast lane (`cli/lane.py`, the interpreter's C modules only), everything e
 path (`cli/main.py`, argparse and the standard library). This module itself imports nothing
 beyond the package's empty roots: every call pays for it.
 
-A plain `start` with the home's spawner warm goes its own lane (`cli/startlane.py`). Any
-other `start`, and `run`, start the session's worker process before anything else (see
-worker_spawn), so the worker's imports overlap the full path's.
+A plain `start` or `run` with the home's spawner warm goes its own lane (`cli/startlane.py`,
+`cli/runlane.py`). Any other `start` or `run` starts the session's worker process before
+anything else (see worker_spawn), so the worker's imports overlap the full path's.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if remote.wants_host(words):
             return remote.main(words)
     if words[:1] in (["start"], ["run"]) and "-h" not in words and "--help" not in words:
-        if words[0] == "start" and _spawner_on():
+        if _spawner_on():
             try:
-                code = start_lane(words)
+                code = start_lane(words) if words[0] == "start" else run_lane(words)
             except BrokenPipeError:
                 return 1
             except KeyboardInterrupt:
@@ -155,6 +155,14 @@ def start_lane(words: list[str]) -> int | None:
     from agentty_core.cli.startlane import start
 
     return start(words)
+
+
+def run_lane(words: list[str]) -> int | None:
+    """`run` through the home's warm spawner and one connection to its worker, or None:
+    the full path (see `cli/runlane.py`)."""
+    from agentty_core.cli.runlane import run
+
+    return run(words)
 
 
 def fast_lane(words: list[str]) -> int | None:

@@ -92,8 +92,8 @@ def fast_lane(words: list[str]) -> int | None:
             return None  # the full path refuses it, with its message
         if expect_pid is not None and peer_pid != expect_pid:
             return None  # not the recorded worker: the full path diagnoses it
-        _deadline(sock, _socket.SO_SNDTIMEO, TIMEOUT)
-        _deadline(sock, _socket.SO_RCVTIMEO, _answer_within(args))
+        set_deadline(sock, _socket.SO_SNDTIMEO, TIMEOUT)
+        set_deadline(sock, _socket.SO_RCVTIMEO, _answer_within(args))
         try:
             sock.sendall(requests[0])
         except OSError:
@@ -168,7 +168,7 @@ def _answer_within(args: Namespace) -> float:
     return TIMEOUT
 
 
-def _deadline(sock: socket, option: int, seconds: float) -> None:
+def set_deadline(sock: socket, option: int, seconds: float) -> None:
     micros = max(1, int(seconds * 1_000_000))
     timeval = (micros // 1_000_000).to_bytes(8, sys.byteorder)
     sock.setsockopt(1, option, timeval + (micros % 1_000_000).to_bytes(8, sys.byteorder))
@@ -189,7 +189,7 @@ def _requests(args: Namespace) -> list[bytes] | None:
             return None  # the full path says what is wrong
         lines = []
         for method, step_params in steps:
-            line = _line(method, step_params)
+            line = request_line(method, step_params)
             if line is None:
                 return None
             lines.append(line)
@@ -228,11 +228,11 @@ def _requests(args: Namespace) -> list[bytes] | None:
         params = {"grace": args.timeout}
     else:
         return None
-    line = _line("text" if command == "paste" else command, params)  # a paste is a text
+    line = request_line("text" if command == "paste" else command, params)  # a paste is a text
     return None if line is None else [line]
 
 
-def _line(method: str, params: dict[str, object]) -> bytes | None:
+def request_line(method: str, params: dict[str, object]) -> bytes | None:
     """A request line; None for one the worker would refuse as too long (the full path
     refuses it before sending anything, `ipc.client.sendable`)."""
     try:

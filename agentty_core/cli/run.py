@@ -4,29 +4,58 @@
 timeout, an error, and SIGINT (Ctrl-C), SIGTERM or SIGHUP. While the session is being
 started a signal is only noted (the session's id is not known yet: interrupting `start`
 there could leave a session nobody knows of); it takes effect once `start` returns.
+
+Two paths share `finish`: the full one here (the Client), and the lane (`cli/runlane.py`:
+the warm spawner and one connection to the worker, on the interpreter's C modules). So this
+module imports nothing the lane would not: the Client only where the full path runs.
 """
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import sys
 import time
-from types import FrameType
 
-from agentty_core.cli.output import emit, error, screen_text
-from agentty_core.client import Client
+from agentty_core.cli import hotread
 from agentty_core.errors import UsageError, WaitTimeout
-from agentty_core.protocol import JSONObject
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import argparse
+    import signal as _signal
     from collections.abc import Callable
+    from types import FrameType
+    from typing import Protocol
 
-    Handler = Callable[[int, FrameType | None], object] | int | signal.Handlers | None
+    from agentty_core.client import Client
+    from agentty_core.protocol import JSONObject
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    Handler = Callable[[int, FrameType | None], object] | int | None
+
+    class Options(Protocol):
+        """`run`'s command line, as argparse or the lane's parser reads it."""
+
+        argv: list[str]
+        expect: list[str]
+        input: list[str]
+        timeout: float
+        cols: int
+        rows: int
+        cwd: str | None
+        json: bool
+
+    class Driver(Protocol):
+        """What `run` asks of its session: the Client, or the lane's connection."""
+
+        def wait(self, ref: str, *, timeout: float = 30.0, **conditions: object) -> JSONObject: ...
+
+        def text(self, ref: str, data: str, *, enter: bool = False) -> JSONObject: ...
+
+        def gc_session(self, session_id: str) -> None: ...
+
+else:
+    import _signal  # `signal` without the enums it builds on import: the lane runs this
+
+
+SIGNALS = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP)
 
 
 class Stopped(BaseException):
@@ -38,7 +67,7 @@ class Stopped(BaseException):
         self.signum = signum
 
 
-class _Signals:
+class Signals:
     """SIGINT/SIGTERM/SIGHUP as `Stopped`, raised only while `armed`; noted otherwise."""
 
     def __init__(self) -> None:
@@ -46,10 +75,10 @@ class _Signals:
         self.pending: int | None = None
         self._saved: dict[int, Handler] = {}
 
-    def __enter__(self) -> _Signals:
+    def __enter__(self) -> Signals:
         for signum in SIGNALS:
             try:
-                self._saved[signum] = signal.signal(signum, self._handle)
+                self._saved[signum] = _signal.signal(signum, self._handle)
             except ValueError:  # not the main thread (run called as a library): as before
                 break
         return self
@@ -57,7 +86,7 @@ class _Signals:
     def __exit__(self, *exc: object) -> None:
         for signum, handler in self._saved.items():
             if handler is not None:  # None: not set from Python; nothing to put back
-                signal.signal(signum, handler)
+                _signal.signal(signum, handler)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.pending is None:
@@ -76,7 +105,8 @@ class _Signals:
         self.armed = False
 
 
-def run(args: argparse.Namespace) -> int:
+def program(args: Options) -> list[str]:
+    """The program to run, once the command line is known to make sense."""
     argv = list(args.argv)
     if argv and argv[0] == "--":
         argv = argv[1:]
@@ -84,42 +114,68 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("run needs a program: agentty run [options] -- PROGRAM [ARG...]")
     if len(args.expect) > len(args.input):
         raise UsageError("every --expect needs an --input to send when it appears")
+    return argv
+
+
+def run(args: Options) -> int:
+    """The full path's `run`: the session started and driven through the Client."""
+    argv = program(args)
+    from agentty_core.client import Client
+
     client = Client()
     deadline = time.monotonic() + float(args.timeout)
-    with _Signals() as signals:
+    with Signals() as signals:
         record = client.start(argv, cwd=args.cwd, cols=args.cols, rows=args.rows, activate=False)
-        sid = record["id"]
+        return finish(client, record["id"], args, deadline, signals, lambda: client)
+
+
+def finish(
+    driver: Driver,
+    sid: str,
+    args: Options,
+    deadline: float,
+    signals: Signals,
+    full: Callable[[], Client],
+) -> int:
+    """Drive the started session `sid` to its end, print what `run` prints, and leave
+    nothing of the session behind; the exit code. The rare endings (a timeout, a signal,
+    an error) go through the full path's Client, which `full` makes."""
+    try:
         try:
-            try:
-                signals.arm()
-                screen = _drive(client, sid, args, deadline)
-            finally:
-                signals.disarm()  # a signal up to here is a Stopped, caught below; later, noted
-        except WaitTimeout as exc:
-            error(exc)
-            client.kill_quietly(sid)
-            sys.stdout.write(screen_text(exc.screen))
-            client.gc_session(sid)
-            return exc.exit_code
-        except Stopped as exc:
-            name = signal.Signals(exc.signum).name
-            with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
-                error(f"run stopped by {name}: ending the program")
-            _end(client, sid)
-            return 128 + exc.signum
-        except BaseException:
-            _end(client, sid)
-            raise
+            signals.arm()
+            screen = _drive(driver, sid, args, deadline)
+        finally:
+            signals.disarm()  # a signal up to here is a Stopped, caught below; later, noted
+    except WaitTimeout as exc:
+        hotread.error(str(exc))
+        client = full()
+        client.kill_quietly(sid)
+        sys.stdout.write(hotread.screen_text(exc.screen, "lines"))
+        client.gc_session(sid)
+        return exc.exit_code
+    except Stopped as exc:
+        import signal
+
+        name = signal.Signals(exc.signum).name
+        try:  # noqa: SIM105  (contextlib stays off the lane)
+            hotread.error(f"run stopped by {name}: ending the program")
+        except OSError:  # SIGHUP: the terminal may be gone
+            pass
+        _end(full(), sid)
+        return 128 + exc.signum
+    except BaseException:
+        _end(full(), sid)
+        raise
     code = screen.get("exitCode")
     if args.json:
-        emit(screen)
+        hotread.emit(screen)
     else:
-        sys.stdout.write(screen_text(screen))
-    client.gc_session(sid)
+        sys.stdout.write(hotread.screen_text(screen, "lines"))
+    driver.gc_session(sid)
     return code if isinstance(code, int) else 1
 
 
-def _drive(client: Client, sid: str, args: argparse.Namespace, deadline: float) -> JSONObject:
+def _drive(driver: Driver, sid: str, args: Options, deadline: float) -> JSONObject:
     """Answer each prompt in turn, then wait for the exit; the final screen. A timeout says
     which step never came (the --expect text, the read, the exit)."""
 
@@ -131,15 +187,15 @@ def _drive(client: Client, sid: str, args: argparse.Namespace, deadline: float) 
         for i, text in enumerate(args.input):
             if i < len(args.expect):
                 awaiting = f"--expect {args.expect[i]!r}"
-                client.wait(sid, text=args.expect[i], exit=True, timeout=left())
+                seen = driver.wait(sid, text=args.expect[i], exit=True, timeout=left())
             else:
                 awaiting = f"the program to read input (for --input #{i + 1})"
-                client.wait(sid, input=True, exit=True, timeout=left())
-            if client.resolve(sid).get("status") != "running":
-                break
-            client.text(sid, text, enter=True)
+                seen = driver.wait(sid, input=True, exit=True, timeout=left())
+            if seen.get("fired") == "exit" or seen.get("exited") is True:
+                break  # it ended: nobody is left to answer
+            driver.text(sid, text, enter=True)
         awaiting = "the program to exit"
-        return client.wait(sid, exit=True, timeout=left())
+        return driver.wait(sid, exit=True, timeout=left())
     except WaitTimeout as exc:
         message = f"run timed out after {args.timeout:g}s waiting for {awaiting}"
         raise WaitTimeout(message, exc.screen) from None
@@ -148,5 +204,7 @@ def _drive(client: Client, sid: str, args: argparse.Namespace, deadline: float) 
 def _end(client: Client, sid: str) -> None:
     """Kill the session (confirmed) and remove it; errors here must not hide the first one."""
     client.kill_quietly(sid)
-    with contextlib.suppress(Exception):
+    try:  # noqa: SIM105
         client.gc_session(sid)
+    except Exception:
+        pass

@@ -99,6 +99,18 @@ def start(words: list[str]) -> int | None:
     opts = parse(words)
     if opts is None:
         return None
+    started = launch(opts)
+    if not isinstance(started, tuple):
+        return started
+    home, sid, _ = started
+    return _started(home, sid, opts["json"] is True)
+
+
+def launch(opts: dict[str, object], *, activate: bool = True) -> tuple[str, str, int] | int | None:
+    """Start the session `opts` describes (`parse`'s keys) through the warm spawner: the
+    home, the session's id and its worker's pid once the program runs. Else the exit code
+    after the full path's message, or None: the full path must start it (nothing was
+    written). With `activate` False the session does not become the active one (`run`)."""
     home = hotread.home()
     if home is None or ".." in home.split(os.sep):
         return None
@@ -110,13 +122,13 @@ def start(words: list[str]) -> int | None:
     deadline = time.monotonic() + BUSY_WAIT
     sid = os.urandom(4).hex()
     try:
-        request = _request(opts, sid, deadline)
+        request = _request(opts, sid, deadline, activate)
     except OSError:
         return None
     asked = _ask(path, request, deadline)
     if asked is None:
         return None
-    _, pidfd, spec_w, status_r = asked
+    pid, pidfd, spec_w, status_r = asked
     try:
         try:
             try:
@@ -135,13 +147,13 @@ def start(words: list[str]) -> int | None:
             return 1
         if answer is None or answer.get("ok") is not True:
             return _failed(home, sid, pidfd, answer)
-        return _started(home, sid, opts["json"] is True)
+        return home, sid, pid
     finally:
         os.close(status_r)
         os.close(pidfd)
 
 
-def _request(opts: dict[str, object], sid: str, deadline: float) -> bytes:
+def _request(opts: dict[str, object], sid: str, deadline: float, activate: bool) -> bytes:
     """`spawner_client._request`'s context, and the start itself."""
     env = dict(os.environ)
     env.pop("AGENTTY_SESSION_ID", None)  # only the program carries its session's marker
@@ -160,6 +172,7 @@ def _request(opts: dict[str, object], sid: str, deadline: float) -> bytes:
             "cols": opts["cols"],
             "rows": opts["rows"],
             "env": opts["env"],
+            "activate": activate,
         },
     }
     try:

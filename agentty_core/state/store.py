@@ -34,6 +34,7 @@ from agentty_core.state.records import (
     checked,
     empty_state,
     parse_state,
+    read_active,
     read_private_file,
 )
 
@@ -432,6 +433,24 @@ class StateStore:
             sessions[:] = [r for r in sessions if r.get("id") not in session_ids]
 
         self.mutate(change)
+
+    def forget(self, session_ids: set[str]) -> None:
+        """Remove ended sessions for good: their records, the active pointer if it names one
+        of them, and their files (log, final screen, recording). What `gc` does to each
+        session it collects and `run` to its own (the socket is its worker's to remove)."""
+        if not session_ids:
+            return
+        self.remove(session_ids)
+        for session_id in session_ids:
+            for path in (
+                self.home.log_path(session_id),
+                self.home.final_path(session_id),
+                self.home.cast_path(session_id),
+            ):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+        if read_active(self.home) in session_ids:
+            self.set_active(None)
 
     def remove_bad(self, spare: Callable[[RawRecord], bool]) -> list[str]:
         """Remove the records `bad_record` rejects, except those `spare` keeps (one whose

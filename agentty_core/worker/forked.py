@@ -328,6 +328,7 @@ def start_session(params: object) -> int:
             cols=params["cols"],
             rows=params["rows"],
             env=params["env"],
+            activate=params.get("activate", True) is True,
         )
     except AgenttyError as exc:
         return _answer({"ok": False, "error": str(exc), "exit_code": exc.exit_code, "as_is": True})
@@ -365,6 +366,7 @@ def _plain_start(params: dict[str, object]) -> bool:
         and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
         and all(isinstance(params.get(k), (str, type(None))) for k in ("shell", "name", "cwd"))
         and all(type(params.get(k)) is int for k in ("cols", "rows"))
+        and isinstance(params.get("activate", True), bool)
     )
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import ClassVar, cast
 
 from agentty_core import keys, protocol
-from agentty_core.errors import EXIT_USAGE, InvalidKey
+from agentty_core.errors import EXIT_USAGE, AgenttyError, InvalidKey
 from agentty_core.ipc.server import Peer
 from agentty_core.protocol import BadRequest, JSONObject
 from agentty_core.state.store import iso
@@ -394,6 +394,19 @@ class Requests(WorkerBase):
             )
         return {"escalated": result.escalated, **self._exit_fields()}
 
+    def _forget(self, params: JSONObject) -> JSONObject:
+        """Remove this ended session for good: the record, the active pointer to it, its
+        files (`StateStore.forget`). `run` asks as soon as it has the final screen, before
+        the worker closes its connections. Refused until the end is settled: until then the
+        worker may still write the record, and would bring it back."""
+        if not self.finalized.is_set():
+            raise RequestFailed("running", f"session {self.id} has not ended")
+        try:
+            self.store.forget({self.id})
+        except AgenttyError as exc:
+            raise RequestFailed("state", str(exc), exc.exit_code) from None
+        return {}
+
     handlers: ClassVar[dict[str, Callable[[Requests, JSONObject], Answer]]] = {
         "ping": _ping,
         "info": _info,
@@ -405,6 +418,7 @@ class Requests(WorkerBase):
         "wait": _wait,
         "kill": _kill_request,
         "record": _record,
+        "forget": _forget,
     }
 
 

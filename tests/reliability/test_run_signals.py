@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.helpers.census import describe, processes_of_home
@@ -32,21 +33,44 @@ def _program_runs(home: Path) -> bool:
     return False
 
 
+@pytest.fixture(params=["full", "lane"])
+def way(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, agentty_home: Path
+) -> set[int]:
+    """`run` the full way (no spawner) or on its lane (`cli/runlane.py`, the spawner warm);
+    the spawner's own processes, which outlive a `run` by design."""
+    if request.param == "full":
+        return set()
+    from tests.helpers.cli import agentty, agentty_json
+    from tests.helpers.spawner import helpers, ready_spawner
+
+    monkeypatch.setenv("AGENTTY_SPAWNER", "1")
+    rec = agentty_json("start", "--", "cat")
+    info = ready_spawner(agentty_home)
+    agentty("kill", "-s", rec["id"], check=True)
+    agentty("gc", check=True)
+    return {info["pid"], *helpers(agentty_home)}
+
+
 @pytest.mark.parametrize(
     "signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: signal.Signals(s).name
 )
-def test_run_ends_its_session_when_signalled(agentty_home: Path, signum: int) -> None:
-    _signal_run(agentty_home, signum, os.environ)
+def test_run_ends_its_session_when_signalled(
+    agentty_home: Path, way: set[int], signum: int
+) -> None:
+    _signal_run(agentty_home, signum, os.environ, way)
 
 
-def test_a_signal_during_start_ends_the_session_once_started(agentty_home: Path) -> None:
+def test_a_signal_during_start_ends_the_session_once_started(
+    agentty_home: Path, way: set[int]
+) -> None:
     """The program runs but `start` has not returned (its worker is held before `ready`):
     the signal is noted, and the session ended as soon as `run` knows its id."""
     env = {**os.environ, "AGENTTY_FAILPOINTS": "worker.before_ready=sleep:3"}
-    _signal_run(agentty_home, signal.SIGINT, env)
+    _signal_run(agentty_home, signal.SIGINT, env, way)
 
 
-def _signal_run(agentty_home: Path, signum: int, env: Mapping[str, str]) -> None:
+def _signal_run(agentty_home: Path, signum: int, env: Mapping[str, str], spared: set[int]) -> None:
     run = subprocess.Popen(
         [AGENTTY, "run", "--timeout", "120", "--", "sh", "-c", "echo started; exec sleep 120"],
         env=dict(env),
@@ -66,7 +90,14 @@ def _signal_run(agentty_home: Path, signum: int, env: Mapping[str, str]) -> None
     assert run.returncode == 128 + signum, err
     # `run` returns once the kill is confirmed; the worker itself may take a moment to exit.
     deadline = time.monotonic() + 5
-    while (left := processes_of_home(str(agentty_home))) and time.monotonic() < deadline:
+
+    def left_over() -> list[psutil.Process]:
+        from tests.helpers.spawner import helpers
+
+        spared.update(helpers(agentty_home))  # a new spare, forked meanwhile
+        return [p for p in processes_of_home(str(agentty_home)) if p.pid not in spared]
+
+    while (left := left_over()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not left, describe(left)
     state = agentty_home / "sessions.json"

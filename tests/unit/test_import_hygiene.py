@@ -176,6 +176,38 @@ def test_the_start_lane_runs_on_the_interpreters_c_modules_only(
                 agentty("kill", "-s", sid, check=True)
 
 
+# What `agentty run` adds to the start lane's (`cli/runlane.py`): its module, the driving it
+# shares with the full path (`cli/run.py`: signals through `_signal`, loaded at start-up), the
+# fast lane's parser and requests, and the errors (they import nothing).
+RUN_LANE_IMPORTS = START_LANE_IMPORTS | {
+    "agentty_core.cli.runlane",
+    "agentty_core.cli.run",
+    "agentty_core.cli.fast",
+    "agentty_core.cli.lane",
+    "agentty_core.errors",
+}
+
+
+def test_the_run_lane_runs_on_the_interpreters_c_modules_only(
+    agentty_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.helpers.spawner import ready_spawner
+
+    monkeypatch.setenv("AGENTTY_SPAWNER", "1")
+    agentty("start", "--", "cat", check=True)  # no spawner yet: this one launches it
+    ready_spawner(agentty_home)
+    try:
+        for words in (
+            ["run", "--input", "x", "--", "sh", "-c", "read a; echo $a"],
+            ["run", "--json", "--expect", "?", "--input", "y", "--", "sh", "-c", "read -p ? a"],
+        ):
+            code, _, ran = loaded_by(*words)
+            assert code == 0, words
+            assert ran == RUN_LANE_IMPORTS, words  # the lane answered, not the full path
+    finally:
+        agentty("kill", check=True)
+
+
 def test_start_without_the_spawner_does_not_try_the_lane() -> None:
     """The tests' default (`AGENTTY_SPAWNER=0`): `start` goes the full way at once."""
     code, _, ran = loaded_by("start", "--", "cat")

@@ -1,0 +1,258 @@
+"""The `run` fast lane: a plain `agentty run` with the home's spawner warm.
+
+The full path imports argparse, the Client and the state store before it starts anything:
+`run` cost twice a `start`, most of it imports, for a command that is often one step of an
+agent's task (an installer answered in one call). Here the session starts as the `start`
+lane starts one (`startlane.launch`, not made the active session), and `run`'s steps go over
+one connection to its worker on the interpreter's C modules: each wait, each answer, and at
+the end `forget`, which has the worker remove the session it has just ended (the record and
+its files: what the full path's `gc_session` removes).
+
+The driving, the output and every ending are `cli/run.finish`'s, the full path's own. What
+the lane cannot settle is asked of the full path's Client: a wait again (it changes
+nothing), input where none was sent, the removal where the worker could not do it (a
+program that ended before the lane reached its worker, one that exits at once, ends that
+way: its final screen is in the files, its record needs the state store). Plain
+means `--timeout`, `--expect`, `--input`, `--cols`, `--rows`, `--cwd`, `--json` and the
+program after `--`; anything else, and every `run` without a warm spawner, goes the full way.
+"""
+
+from __future__ import annotations
+
+import _socket
+import os
+import sys
+import time
+
+from agentty_core.cli import hotread
+from agentty_core.cli.fast import MAX_INT
+from agentty_core.cli.fast import _seconds as seconds
+from agentty_core.cli.lane import NOTHING_HAPPENED, TIMEOUT, request_line, set_deadline
+from agentty_core.errors import AgenttyError, RemoteError, WaitTimeout
+
+TYPE_CHECKING = False  # without importing typing: this module is the hot path
+if TYPE_CHECKING:
+    from _socket import socket
+
+    from agentty_core.client import Client
+    from agentty_core.protocol import JSONObject
+
+_VALUED = {"--timeout": "timeout", "--expect": "expect", "--input": "input", "--cwd": "cwd"}
+_VALUED.update({"--cols": "cols", "--rows": "rows"})
+
+
+class Options:
+    """`run`'s command line as argparse reads it (`cli/run.Options`)."""
+
+    def __init__(self) -> None:
+        self.argv: list[str] = []
+        self.expect: list[str] = []
+        self.input: list[str] = []
+        self.timeout = 60.0
+        self.cols = 80
+        self.rows = 24
+        self.cwd: str | None = None
+        self.json = False
+
+
+def parse(words: list[str]) -> Options | None:
+    """`run`'s plain forms, as argparse and `cli/run.program` read them; None for the rest
+    (argparse decides, and says what is wrong)."""
+    if words[:1] != ["run"]:
+        return None
+    opts = Options()
+    rest = words[1:]
+    i = 0
+    while i < len(rest) and rest[i] != "--":
+        word = rest[i]
+        if word == "--json":
+            opts.json = True
+            i += 1
+            continue
+        name, eq, inline = word.partition("=")
+        if name not in _VALUED:
+            return None  # another option, an abbreviation, a positional without `--`
+        if eq:
+            value, i = inline, i + 1
+        elif i + 1 < len(rest):
+            value, i = rest[i + 1], i + 2
+        else:
+            return None
+        attr = _VALUED[name]
+        if value.startswith("-") or (not value and attr != "input"):
+            return None  # argparse may read it as an option; an empty --input is an Enter
+        if attr in ("cols", "rows"):
+            if not (value.isascii() and value.isdigit()) or int(value) > MAX_INT:
+                return None
+            setattr(opts, attr, int(value))
+        elif attr == "timeout":
+            timeout = seconds(value)
+            if timeout is None:
+                return None
+            opts.timeout = timeout
+        elif attr == "cwd":
+            opts.cwd = value
+        else:
+            getattr(opts, attr).append(value)
+    argv = rest[i + 1 :]
+    if not argv or argv[0] == "--" or len(opts.expect) > len(opts.input):
+        return None  # the full path's reading, or its message
+    opts.argv = argv
+    return opts
+
+
+def run(words: list[str]) -> int | None:
+    """The command's exit code, or None: the full path must handle it."""
+    args = parse(words)
+    if args is None:
+        return None
+    from agentty_core.cli import startlane
+    from agentty_core.cli.run import Signals, finish
+
+    deadline = time.monotonic() + args.timeout
+    start: dict[str, object] = {"argv": args.argv, "cwd": args.cwd, "cols": args.cols}
+    start.update(rows=args.rows, shell=None, name=None, env={})
+    with Signals() as signals:
+        started = startlane.launch(start, activate=False)
+        if not isinstance(started, tuple):
+            return started
+        home, sid, worker_pid = started
+        lane = Lane(home, sid, worker_pid)
+        try:
+            return finish(lane, sid, args, deadline, signals, lane.full)
+        except AgenttyError as exc:  # as `cli.main` reports it
+            hotread.error(str(exc))
+            return exc.exit_code
+        finally:
+            lane.close()
+
+
+class Lane:
+    """`run`'s calls to its session (`cli/run.Driver`) on one connection to its worker, a
+    peer of our uid and the pid the spawner named. After a lost answer the connection is
+    out of step: it is dropped, and the Client takes the calls from there."""
+
+    def __init__(self, home: str, sid: str, worker_pid: int) -> None:
+        self.path = os.path.join(home, "sockets", sid + ".sock")
+        self.worker_pid = worker_pid
+        self.sock: socket | None = None
+        self.broken = False
+        self.client: Client | None = None
+
+    def full(self) -> Client:
+        """The full path's Client, for what the lane leaves to it."""
+        if self.client is None:
+            from agentty_core.client import Client
+
+            self.client = Client()
+        return self.client
+
+    def wait(self, ref: str, *, timeout: float = 30.0, **conditions: object) -> JSONObject:
+        params: dict[str, object] = {
+            name: value
+            for name, value in conditions.items()
+            if value is not None and value is not False  # 0 is a value (`wait_params`)
+        }
+        params["timeout"] = timeout
+        began = time.monotonic()
+        _, reply = self._ask("wait", params, timeout + 5.0)
+        if reply is not None:
+            if reply["ok"] is True:
+                return _result(reply)
+            error = _error(reply)
+            if error.get("code") == "timeout":
+                raise WaitTimeout(str(error.get("message")), self._screen(ref))
+        # Ended (its final screen is in the files), lost, refused: the full path knows.
+        left = max(0.0, timeout - (time.monotonic() - began))
+        return self.full().wait(ref, timeout=left, **conditions)
+
+    def text(self, ref: str, data: str, *, enter: bool = False) -> JSONObject:
+        sent, reply = self._ask("text", {"enter": enter, "paste": False, "data": data}, TIMEOUT)
+        if not sent:
+            return self.full().text(ref, data, enter=enter)
+        if reply is None:
+            raise RemoteError("the worker did not answer the text request")
+        if reply["ok"] is True:
+            return _result(reply)
+        error = _error(reply)
+        if error.get("code") in NOTHING_HAPPENED:  # (ended, say): the full path's words
+            return self.full().text(ref, data, enter=enter)
+        exit_code = error.get("exit_code")
+        raise RemoteError(
+            str(error.get("message", "worker error")),
+            code=str(error.get("code")),
+            exit_code=exit_code if isinstance(exit_code, int) and exit_code > 0 else 1,
+        )
+
+    def gc_session(self, session_id: str) -> None:
+        _, reply = self._ask("forget", {}, TIMEOUT)
+        if reply is None or reply["ok"] is not True:
+            self.full().gc_session(session_id)
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def _screen(self, ref: str) -> JSONObject:
+        """The screen as it is now, for a wait that timed out (`Client.wait`)."""
+        _, reply = self._ask("get", {}, TIMEOUT)
+        if reply is not None and reply["ok"] is True:
+            return _result(reply)
+        return self.full().get(ref)
+
+    def _ask(
+        self, method: str, params: dict[str, object], within: float
+    ) -> tuple[bool, dict[str, object] | None]:
+        """Whether the request went out, and the answer (None: none came, or not one of
+        ours; the connection is dropped then)."""
+        line = request_line(method, params)
+        sock = None if line is None else self._connection()
+        if sock is None or line is None:
+            return False, None
+        set_deadline(sock, _socket.SO_RCVTIMEO, within)
+        try:
+            sock.sendall(line)
+        except OSError:  # a line is read whole or not at all: nothing was done
+            self._drop()
+            return False, None
+        reply = hotread.read_reply(sock)
+        if reply is None or reply.get("v") != 1 or not isinstance(reply.get("ok"), bool):
+            self._drop()
+            return True, None
+        return True, reply
+
+    def _connection(self) -> socket | None:
+        if self.sock is not None or self.broken:
+            return self.sock
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+        try:
+            set_deadline(sock, _socket.SO_SNDTIMEO, TIMEOUT)
+            sock.connect(self.path)
+            cred = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
+        except OSError:
+            sock.close()
+            self.broken = True
+            return None
+        pid = int.from_bytes(cred[0:4], sys.byteorder)
+        uid = int.from_bytes(cred[4:8], sys.byteorder)
+        if uid != os.getuid() or pid != self.worker_pid:
+            sock.close()
+            self.broken = True  # the full path's checks, and its message
+            return None
+        self.sock = sock
+        return sock
+
+    def _drop(self) -> None:
+        self.close()
+        self.broken = True
+
+
+def _result(reply: dict[str, object]) -> JSONObject:
+    result = reply.get("result")
+    return result if isinstance(result, dict) else {}
+
+
+def _error(reply: dict[str, object]) -> dict[str, object]:
+    error = reply.get("error")
+    return error if isinstance(error, dict) else {}

@@ -1,0 +1,162 @@
+"""The `run` lane (hotpath.py -> runlane.py) does what the full path does (stdout, stderr and
+exit code, byte for byte), through the warm spawner and one connection to the worker, and
+leaves nothing of its session behind: no record, no log, no final screen."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.cli import agentty, agentty_json
+
+FULL = [
+    sys.executable,
+    "-c",
+    "import sys; from agentty_core.cli.main import main; sys.exit(main())",
+]
+RUN_LANE_CHECK = """
+import sys
+from agentty_core.cli import hotpath
+code = hotpath.run_lane(sys.argv[1:])
+loaded = sorted({'json', 're', 'pathlib', 'socket', 'argparse'} & set(sys.modules))
+if code is None:
+    code = hotpath._with_worker_started_early(sys.argv[1:])
+    print(f'CODE=None->{code}', file=sys.stderr)
+else:
+    print(f'CODE={code} LOADED={",".join(loaded)}', file=sys.stderr)
+sys.exit(code)
+"""
+INSTALLER = """\
+read -r -p 'Name: ' name
+read -r -p 'Continue? [y/N] ' ok
+read -r -s -p 'Password: ' pw; echo
+echo "installed for $name ($ok, ${#pw} chars)"
+exit 4
+"""
+VARYING = {"id", "elapsed_ms", "seq"}
+
+
+def run(command: list[str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*command, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=os.environ.copy(),
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def run_lane(*args: str) -> tuple[str, subprocess.CompletedProcess[str]]:
+    """`run ARGS` through the lane (or, when it hands over, the full path, as `agentty`
+    does): which one answered, and the process."""
+    proc = run([sys.executable, "-c", RUN_LANE_CHECK], "run", *args)
+    *said, used = proc.stderr.splitlines(keepends=True)
+    proc.stderr = "".join(said)
+    return used.strip(), proc
+
+
+def normalized(proc: subprocess.CompletedProcess[str]) -> tuple[int, object, str]:
+    """Exit code, stdout (JSON without the fields that vary between two runs) and stderr
+    (ids as ID)."""
+    out: object = proc.stdout
+    if proc.stdout.startswith("{"):
+        out = {k: v for k, v in json.loads(proc.stdout).items() if k not in VARYING}
+    return proc.returncode, out, re.sub(r"\b[0-9a-f]{8}\b", "ID", proc.stderr)
+
+
+def left_behind(home: Path) -> tuple[list[str], list[str]]:
+    """The records and the session files in the home (the spawner's own log aside)."""
+    recs = [f"{r['id']} {r['status']}" for r in agentty_json("status")["sessions"]]
+    files = [p.name for p in (home / "logs").iterdir() if not p.name.startswith("spawner")]
+    return recs, files
+
+
+@pytest.fixture
+def spawner_on(monkeypatch: pytest.MonkeyPatch, agentty_home: Path) -> Path:
+    from tests.helpers.spawner import ready_spawner
+
+    monkeypatch.setenv("AGENTTY_SPAWNER", "1")
+    rec = agentty_json("start", "--", "cat")  # none yet: it launches one
+    ready_spawner(agentty_home)
+    agentty("kill", "-s", rec["id"], check=True)
+    agentty("gc", check=True)
+    return agentty_home
+
+
+def test_run_answers_as_the_full_path_and_leaves_nothing(spawner_on: Path, tmp_path: Path) -> None:
+    script = tmp_path / "install.sh"
+    script.write_text(INSTALLER)
+    answers = ["--expect", "Name:", "--input", "Ada", "--expect", "Continue?", "--input", "y"]
+    answers += ["--expect", "Password:", "--input", "s3cret"]
+    forms = [  # (the first three cannot end before the lane reaches the worker: they read)
+        ([*answers, "--", "bash", str(script)], "CODE=4"),
+        (["--json", *answers, "--", "bash", str(script)], "CODE=4"),
+        (["--input", "", "--", "sh", "-c", "read x; echo got [$x]"], "CODE=0"),  # an Enter
+        (["--cols=30", "--rows", "5", "--cwd", str(tmp_path), "--", "pwd"], "CODE=0"),
+        # It ends before the prompt: the rest is not typed, the exit is reported.
+        (["--expect", "NEVER", "--input", "x", "--", "sh", "-c", "echo bye; exit 2"], "CODE=2"),
+        (["--", "sh", "-c", "kill -TERM $$"], "CODE=143"),
+    ]
+    for i, (args, expected) in enumerate(forms):
+        used, lane = run_lane(*args)
+        assert used.startswith(expected), (args, used, lane.stderr)
+        if i < 3:
+            assert "LOADED= " in used + " ", used  # none of the full path's modules
+        full = run(FULL, "run", *args)
+        assert normalized(lane) == normalized(full), args
+        assert left_behind(spawner_on) == ([], []), args
+    assert "installed for Ada (y, 6 chars)" in run_lane(*forms[0][0])[1].stdout
+
+
+def test_run_that_times_out_or_cannot_start_answers_as_the_full_path(spawner_on: Path) -> None:
+    never = ["--expect", "NEVER", "--input", "x"]
+    forms = [
+        (["--timeout", "1", *never, "--", "sh", "-c", "echo w; sleep 30"], "CODE=3"),
+        (["--timeout", "0.5", "--", "sleep", "30"], "CODE=3"),
+        (["--", "no-such-program-xyz"], "CODE=127"),
+    ]
+    for args, expected in forms:
+        used, lane = run_lane(*args)
+        assert used.startswith(expected), (args, used, lane.stderr)
+        full = run(FULL, "run", *args)
+        assert normalized(lane) == normalized(full), args
+    assert "run timed out after 1s waiting for --expect 'NEVER'" in run_lane(*forms[0][0])[1].stderr
+    # A timed-out run ends and removes its session; a program not found started none.
+    assert left_behind(spawner_on) == ([], [])
+
+
+def test_other_run_forms_and_a_cold_home_go_the_full_way(
+    monkeypatch: pytest.MonkeyPatch, agentty_home: Path
+) -> None:
+    monkeypatch.setenv("AGENTTY_SPAWNER", "1")
+    used, proc = run_lane("--", "true")  # no spawner yet: the full path (which launches it)
+    assert used == "CODE=None->0", proc.stderr
+    from tests.helpers.spawner import ready_spawner
+
+    ready_spawner(agentty_home)
+    used, proc = run_lane("--timeout", "1e2", "--", "true")  # argparse's reading
+    assert used == "CODE=None->0", proc.stderr
+    used, proc = run_lane("--timeout", "100", "--", "true")
+    assert used.startswith("CODE=0"), proc.stderr
+    assert left_behind(agentty_home) == ([], [])
+
+
+def test_the_worker_forgets_its_session_only_once_it_has_ended(agentty_home: Path) -> None:
+    """`forget` (what the lane asks at the end) is refused while the program runs: the
+    record and the log stay."""
+    rec = agentty_json("start", "--", "cat")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(rec["socket"])
+        sock.sendall(b'{"v": 1, "method": "forget", "params": {}}\n')
+        reply = json.loads(sock.makefile().readline())
+    assert reply["ok"] is False and reply["error"]["code"] == "running", reply
+    assert left_behind(agentty_home) == ([f"{rec['id']} running"], [f"{rec['id']}.log"])
+    agentty("kill", check=True)

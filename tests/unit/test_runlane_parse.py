@@ -1,0 +1,67 @@
+"""The `run` lane's parser (`cli/runlane.py`) reads every form it accepts as argparse and
+`cli/run.program` do; the others it leaves to them."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentty_core.cli import runlane
+from agentty_core.cli.parser import build_parser
+from agentty_core.cli.run import program
+
+ACCEPTED = [
+    ["run", "--", "true"],
+    ["run", "--json", "--", "sh", "-c", "x", "--json"],
+    ["run", "--expect", "Name:", "--input", "Ada", "--", "bash", "i.sh"],
+    ["run", "--expect=a=b", "--input=c", "--input", "", "--", "cat"],  # an empty --input: Enter
+    ["run", "--input", "y", "--", "cat"],  # an --input without --expect waits for a read
+    ["run", "--timeout", "2.5", "--cols", "100", "--rows=30", "--cwd", "/tmp", "--", "cat"],
+    ["run", "--timeout", "0", "--", "cat"],
+    ["run", "--timeout", ".5", "--", "cat"],
+    ["run", "--cols", "080", "--", "cat"],
+    ["run", "--cwd", "/tmp", "--cwd", "/", "--", "cat"],  # the last one wins
+]
+DECLINED = [
+    ["run"],
+    ["run", "--"],
+    ["run", "cat"],  # no `--`
+    ["run", "--json"],
+    ["run", "--", "--", "cat"],
+    ["run", "--expect", "x", "--", "cat"],  # an --expect without its --input
+    ["run", "--expect", "", "--input", "y", "--", "cat"],
+    ["run", "--input", "-n", "--", "cat"],  # argparse: an option, not a value
+    ["run", "--timeout", "1e3", "--", "cat"],
+    ["run", "--timeout", "-1", "--", "cat"],
+    ["run", "--timeout", "99999999", "--", "cat"],
+    ["run", "--cols", "x", "--", "cat"],
+    ["run", "--cols", "99999999", "--", "cat"],
+    ["run", "--exp", "x", "--input", "y", "--", "cat"],  # an abbreviation
+    ["run", "--help"],
+    ["run", "-h", "--", "cat"],
+    ["run", "--input"],
+    ["start", "--", "cat"],
+]
+
+
+def argparse_reading(words: list[str]) -> dict[str, object]:
+    args = build_parser().parse_args(words)
+    return {
+        "argv": program(args),
+        **{k: getattr(args, k) for k in ("expect", "input", "timeout", "cols", "rows", "cwd")},
+        "json": args.json,
+    }
+
+
+def lane_reading(words: list[str]) -> dict[str, object] | None:
+    opts = runlane.parse(words)
+    return None if opts is None else {**vars(opts), "argv": program(opts)}
+
+
+@pytest.mark.parametrize("words", ACCEPTED)
+def test_accepted_forms_read_as_argparse_reads_them(words: list[str]) -> None:
+    assert lane_reading(words) == argparse_reading(words)
+
+
+@pytest.mark.parametrize("words", DECLINED)
+def test_other_forms_are_declined(words: list[str]) -> None:
+    assert runlane.parse(words) is None
