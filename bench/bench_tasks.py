@@ -46,7 +46,11 @@ read -r -p 'Continue? [y/N] ' ok
 read -r -s -p 'Password: ' pw; echo
 echo "installed for $name ($ok, ${#pw} chars)"
 """
-BUILD = "import time; print('compiling...', flush=True); time.sleep(0.6); print('BUILD-OK')"
+# The build's length is not known to the agents: each round's is another, spread over one
+# poll interval (0.5-0.63 s), the same for every way of doing it. (One fixed length put the
+# poller's every check at the same moment of the build: early by a hair, or just in time.)
+BUILD = "import time; print('compiling...', flush=True); time.sleep({}); print('BUILD-OK')"
+BUILD_FROM, BUILD_SPREAD = 0.5, POLL
 
 
 @dataclass
@@ -115,7 +119,7 @@ class Task:
     """One task: a fresh working directory, then the same job done by each kind of agent."""
 
     name: str
-    prepare: Callable[[Path], None]
+    prepare: Callable[[Path, float], None]  # the work directory; where in its rounds (0..1)
     with_agentty: Callable[[Agentty, Path], None]
     with_tmux: Callable[[TmuxAgent, Path], None]
     with_pexpect: Callable[[Path], int]  # returns its library calls
@@ -186,7 +190,7 @@ def repl_pexpect(d: Path) -> int:
 
 
 # --- an installer's prompts, one of them a password -----------------------------------------
-def installer_prepare(d: Path) -> None:
+def installer_prepare(d: Path, at: float) -> None:
     (d / "install.sh").write_text(INSTALLER)
 
 
@@ -238,7 +242,7 @@ def git(d: Path, *args: str) -> str:
     ).stdout
 
 
-def rebase_prepare(d: Path) -> None:
+def rebase_prepare(d: Path, at: float) -> None:
     git(d, "init", "-q", "-b", "main")
     for name in ("one", "two", "three"):
         (d / name).write_text(name)
@@ -278,14 +282,18 @@ def rebase_pexpect(d: Path) -> int:
 
 
 # --- a build of unknown length ---------------------------------------------------------------
+def build_prepare(d: Path, at: float) -> None:
+    (d / "build.py").write_text(BUILD.format(round(BUILD_FROM + at * BUILD_SPREAD, 3)))
+
+
 def build_agentty(a: Agentty, d: Path) -> None:
-    a("start", "--name", "t", "--", sys.executable, "-c", BUILD)
+    a("start", "--name", "t", "--", sys.executable, str(d / "build.py"))
     a("wait", "--text", "BUILD-OK", "--regex", "error|failed", "--exit")
     a("wait", "--exit")
 
 
 def build_tmux(t: TmuxAgent, d: Path) -> None:
-    t.start(f'{sys.executable} -c "{BUILD}"')
+    t.start(f"{sys.executable} {d / 'build.py'}")
     t.until(lambda s: "BUILD-OK" in s)
     t.until_exit()
 
@@ -293,7 +301,7 @@ def build_tmux(t: TmuxAgent, d: Path) -> None:
 def build_pexpect(d: Path) -> int:
     import pexpect
 
-    child = pexpect.spawn(sys.executable, ["-c", BUILD])
+    child = pexpect.spawn(sys.executable, [str(d / "build.py")])
     child.expect("BUILD-OK")
     child.expect(pexpect.EOF)
     return 4
@@ -329,7 +337,7 @@ def dialog_pexpect(d: Path) -> int:
     return 4
 
 
-def _nothing(d: Path) -> None:
+def _nothing(d: Path, at: float) -> None:
     pass
 
 
@@ -342,17 +350,17 @@ TASKS = [
          installer_tmux, installer_pexpect, lambda d: True, ("bash",)),
     Task("git rebase -i: swap two commits", rebase_prepare, rebase_agentty, rebase_tmux,
          rebase_pexpect, rebase_check, ("git", "vim")),
-    Task("build of unknown length", _nothing, build_agentty, build_tmux, build_pexpect,
+    Task("build of unknown length", build_prepare, build_agentty, build_tmux, build_pexpect,
          lambda d: True),
     Task("dialog menu: pick the 2nd", _nothing, dialog_agentty, dialog_tmux, dialog_pexpect,
          lambda d: (d / "choice").read_text() == "b", ("dialog",)),
 ]  # fmt: skip
 
 
-def _timed(task: Task, way: Callable[[Path], object]) -> float:
+def _timed(task: Task, way: Callable[[Path], object], at: float) -> float:
     work = Path(tempfile.mkdtemp(prefix="atb-task-", dir="/tmp"))
     try:
-        task.prepare(work)
+        task.prepare(work, at)
         start = time.perf_counter()
         way(work)
         elapsed = time.perf_counter() - start
@@ -366,17 +374,20 @@ def _timed(task: Task, way: Callable[[Path], object]) -> float:
 def _one_task(task: Task, n: int, tmux: Tmux | None, pexpect_ok: bool) -> Row:
     mine, theirs = Tally(), Tally()
     times: dict[str, list[float]] = {"agentty": [], "tmux": [], "pexpect": []}
-    for _ in range(n):
+    for i in range(n):
+        at = i / n
         with agentty_home() as root:
             warm_home(root)
             mine.calls = 0
-            times["agentty"].append(_timed(task, lambda d: task.with_agentty(Agentty(mine), d)))
+            times["agentty"].append(_timed(task, lambda d: task.with_agentty(Agentty(mine), d), at))
         if tmux:
             theirs.calls = theirs.sleeps = 0
             agent = TmuxAgent(tmux, theirs)
-            times["tmux"].append(_timed(task, lambda d, a=agent: task.with_tmux(a, d)))  # type: ignore[misc]
+            times["tmux"].append(
+                _timed(task, lambda d, a=agent: task.with_tmux(a, d), at)  # type: ignore[misc]
+            )
         if pexpect_ok:
-            times["pexpect"].append(_timed(task, task.with_pexpect))
+            times["pexpect"].append(_timed(task, task.with_pexpect, at))
     row = Row(B, task.name, "ms", median(times["agentty"]) * 1000, samples=n)
     row.extra = {"agentty_calls": mine.calls}
     notes = [f"agentty {mine.calls} calls, 0 sleeps, spawner warm"]

@@ -310,10 +310,15 @@ def test_without_its_maker_the_spawner_forks_spares_itself(
     spare = one_spare(agentty_home)
     os.kill(maker, fault)
     try:
-        for _ in range(3):  # the spare made before, then spares the spawner forks
+        for i in range(3):  # the spare made before, then spares the spawner forks
             rec = start("cat")
             assert forked(rec)
-            assert rec["workerPid"] == spare
+            if i == 0 and rec["workerPid"] != spare:
+                # Seen before the maker handed it over, and the maker stopped in between
+                # (CI, under load): the start was forked for, the spare ends with the maker.
+                wait_until(lambda s=spare: gone(s), timeout=15)  # type: ignore[misc]
+            else:
+                assert rec["workerPid"] == spare
             spare = one_spare(agentty_home)
     finally:
         with contextlib.suppress(ProcessLookupError):
