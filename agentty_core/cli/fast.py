@@ -96,7 +96,7 @@ class Namespace:
         self.command = command
 
 
-def _seconds(value: str) -> float | None:
+def plain_seconds(value: str) -> float | None:
     """`value` as argparse's `_seconds` reads it, for plain decimals only (no exponent,
     sign, underscore or space: those go to argparse)."""
     whole, _, frac = value.partition(".")
@@ -106,6 +106,45 @@ def _seconds(value: str) -> float | None:
         return None
     seconds = float(value)
     return seconds if seconds <= MAX_SECONDS else None
+
+
+def whole_number(value: str) -> int | None:
+    """`value` as argparse's `_positive_int` reads it, for plain digits only."""
+    if not (value.isascii() and value.isdigit()) or int(value) > MAX_INT:
+        return None
+    return int(value)
+
+
+def options_before_program(
+    words: list[str], valued: dict[str, str]
+) -> tuple[list[tuple[str, str]], bool, list[str]] | None:
+    """`start`'s and `run`'s command line: the options before `--` as (attribute, value)
+    pairs in order, whether `--json` was among them, and the program's argv after `--`
+    (empty without one). None for a form argparse must read: another option or an
+    abbreviation, a missing value, or one that starts with `-` (it may take it for an
+    option). Empty values are the caller's to judge."""
+    pairs: list[tuple[str, str]] = []
+    as_json = False
+    i = 0
+    while i < len(words) and words[i] != "--":
+        word = words[i]
+        if word == "--json":
+            as_json = True
+            i += 1
+            continue
+        name, eq, inline = word.partition("=")
+        if name not in valued:
+            return None  # another option, an abbreviation, a positional without `--`
+        if eq:
+            value, i = inline, i + 1
+        elif i + 1 < len(words):
+            value, i = words[i + 1], i + 2
+        else:
+            return None
+        if value.startswith("-"):
+            return None
+        pairs.append((valued[name], value))
+    return pairs, as_json, words[i + 1 :]
 
 
 def parse(words: list[str]) -> Namespace | None:
@@ -138,11 +177,12 @@ def parse(words: list[str]) -> Namespace | None:
             return None
         attr = valued[name]
         if attr in _INTS:
-            if not (value.isascii() and value.isdigit()) or int(value) > MAX_INT:
+            number = whole_number(value)
+            if number is None:
                 return None
-            setattr(args, attr, int(value))
+            setattr(args, attr, number)
         elif attr in _SECONDS:
-            seconds = _seconds(value)
+            seconds = plain_seconds(value)
             if seconds is None:
                 return None
             setattr(args, attr, seconds)

@@ -25,8 +25,7 @@ import sys
 import time
 
 from agentty_core.cli import hotread
-from agentty_core.cli.fast import MAX_INT
-from agentty_core.cli.fast import _seconds as seconds
+from agentty_core.cli.fast import options_before_program, plain_seconds, whole_number
 from agentty_core.cli.lane import NOTHING_HAPPENED, TIMEOUT, request_line, set_deadline
 from agentty_core.errors import AgenttyError, RemoteError, WaitTimeout
 
@@ -61,32 +60,20 @@ def parse(words: list[str]) -> Options | None:
     if words[:1] != ["run"]:
         return None
     opts = Options()
-    rest = words[1:]
-    i = 0
-    while i < len(rest) and rest[i] != "--":
-        word = rest[i]
-        if word == "--json":
-            opts.json = True
-            i += 1
-            continue
-        name, eq, inline = word.partition("=")
-        if name not in _VALUED:
-            return None  # another option, an abbreviation, a positional without `--`
-        if eq:
-            value, i = inline, i + 1
-        elif i + 1 < len(rest):
-            value, i = rest[i + 1], i + 2
-        else:
-            return None
-        attr = _VALUED[name]
-        if value.startswith("-") or (not value and attr != "input"):
-            return None  # argparse may read it as an option; an empty --input is an Enter
+    scanned = options_before_program(words[1:], _VALUED)
+    if scanned is None:
+        return None
+    pairs, opts.json, argv = scanned
+    for attr, value in pairs:
+        if not value and attr != "input":
+            return None  # argparse's reading (an empty --input is an Enter)
         if attr in ("cols", "rows"):
-            if not (value.isascii() and value.isdigit()) or int(value) > MAX_INT:
+            number = whole_number(value)
+            if number is None:
                 return None
-            setattr(opts, attr, int(value))
+            setattr(opts, attr, number)
         elif attr == "timeout":
-            timeout = seconds(value)
+            timeout = plain_seconds(value)
             if timeout is None:
                 return None
             opts.timeout = timeout
@@ -94,7 +81,6 @@ def parse(words: list[str]) -> Options | None:
             opts.cwd = value
         else:
             getattr(opts, attr).append(value)
-    argv = rest[i + 1 :]
     if not argv or argv[0] == "--" or len(opts.expect) > len(opts.input):
         return None  # the full path's reading, or its message
     opts.argv = argv

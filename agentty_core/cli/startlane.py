@@ -25,6 +25,7 @@ import sys
 from agentty_core import spawning
 from agentty_core._version import __version__
 from agentty_core.cli import hotread
+from agentty_core.cli.fast import options_before_program, whole_number
 from agentty_core.spawning import caller_context
 
 TYPE_CHECKING = False  # without importing typing: this module is the hot path
@@ -35,7 +36,6 @@ TYPE_CHECKING = False  # without importing typing: this module is the hot path
 # request for, is waited for up to BUSY_WAIT: a start that goes the full way costs more.
 BUSY_WAIT = spawning.ANSWER_WAIT
 READY_TIMEOUT = 10.0  # launcher.READY_TIMEOUT
-MAX_INT = 10_000_000  # parser._positive_int's bound
 SIGTERM, SIGKILL = 15, 9
 _VALUED = {"--name": "name", "--cwd": "cwd", "--shell": "shell", "--cols": "cols"}
 _VALUED.update({"--rows": "rows", "--env": "env"})
@@ -53,30 +53,17 @@ def parse(words: list[str]) -> dict[str, object] | None:
     opts: dict[str, object] = {"json": False, "name": None, "cwd": None, "shell": None}
     opts.update(cols=80, rows=24, env={})
     env: dict[str, str] = {}
-    rest = words[1:]
-    i = 0
-    while i < len(rest) and rest[i] != "--":
-        word = rest[i]
-        if word == "--json":
-            opts["json"] = True
-            i += 1
-            continue
-        name, eq, inline = word.partition("=")
-        if name not in _VALUED:
-            return None  # another option, an abbreviation, a positional without `--`
-        if eq:
-            value, i = inline, i + 1
-        elif i + 1 < len(rest):
-            value, i = rest[i + 1], i + 2
-        else:
-            return None
-        if not value or value.startswith("-"):
-            return None  # argparse may read it as an option: it decides
-        attr = _VALUED[name]
+    scanned = options_before_program(words[1:], _VALUED)
+    if scanned is None:
+        return None
+    pairs, opts["json"], argv = scanned
+    for attr, value in pairs:
+        if not value:
+            return None  # argparse's reading
         if attr in ("cols", "rows"):
-            if not (value.isascii() and value.isdigit()) or int(value) > MAX_INT:
+            opts[attr] = number = whole_number(value)
+            if number is None:
                 return None
-            opts[attr] = int(value)
         elif attr == "env":
             key, sep, val = value.partition("=")
             if not sep or not key:
@@ -84,7 +71,6 @@ def parse(words: list[str]) -> dict[str, object] | None:
             env[key] = val
         else:
             opts[attr] = value
-    argv = rest[i + 1 :]  # nothing when there is no `--`
     if argv[:1] == ["--"]:
         return None  # `-- -- PROG`: cmd_start's reading, left to it
     if not argv and opts["shell"] is None:

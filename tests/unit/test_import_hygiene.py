@@ -140,10 +140,12 @@ def test_the_fast_lane_runs_on_the_interpreters_c_modules_only() -> None:
 
 
 # What `agentty start` adds with the home's spawner warm (`cli/startlane.py`): its module,
-# the lane's readers, the caller's context (`spawning`, os and sys only, shared with the
-# full path's spawner client), and C modules only (the socket, the JSON codec, rlimits, select).
+# the lane's readers and option parser, the caller's context (`spawning`, os and sys only,
+# shared with the full path's spawner client), and C modules only (the socket, the JSON
+# codec, rlimits, select).
 START_LANE_IMPORTS = HOTPATH_IMPORTS | {
     "agentty_core.cli.startlane",
+    "agentty_core.cli.fast",
     "agentty_core.spawning",
     "agentty_core.cli.hotread",
     "_socket",
@@ -178,11 +180,10 @@ def test_the_start_lane_runs_on_the_interpreters_c_modules_only(
 
 # What `agentty run` adds to the start lane's (`cli/runlane.py`): its module, the driving it
 # shares with the full path (`cli/run.py`: signals through `_signal`, loaded at start-up), the
-# fast lane's parser and requests, and the errors (they import nothing).
+# fast lane's requests, and the errors (they import nothing).
 RUN_LANE_IMPORTS = START_LANE_IMPORTS | {
     "agentty_core.cli.runlane",
     "agentty_core.cli.run",
-    "agentty_core.cli.fast",
     "agentty_core.cli.lane",
     "agentty_core.errors",
 }
