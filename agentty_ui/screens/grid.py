@@ -17,6 +17,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Label
 
+from .. import heap
 from ..fleet import Subscribes
 from ..widgets.terminal_view import TerminalView
 
@@ -86,6 +87,10 @@ class GridScreen(Screen[str | None]):
         columns = min(3, math.ceil(math.sqrt(count)))
         grid.styles.grid_size_columns = columns
         grid.styles.grid_size_rows = math.ceil(count / columns)
+        self.call_after_refresh(heap.freeze_long_lived)  # its panes live as long as it
+
+    def on_unmount(self) -> None:
+        heap.thaw()
 
     def _frame(self) -> None:
         with self.app.batch_update():

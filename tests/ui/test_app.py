@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -195,9 +196,12 @@ async def test_grid_shows_running_sessions_and_opens_one(client: Client) -> None
             pilot,
             lambda: all(f"pane-{p.label[0]}" in p.query_one(TerminalView).text for p in panes),
         )
+        # Its panes are kept out of the collector's passes while it is up (agentty_ui/heap.py).
+        await wait_for(pilot, lambda: gc.get_freeze_count() > 0)
         pane_b = next(p for p in panes if p.session_id == b)
         await pilot.click(pane_b)
         await wait_for(pilot, lambda: not isinstance(app.screen, GridScreen))
+        assert gc.get_freeze_count() == 0  # thawed with it: what it leaves can be collected
         assert app.selected == b
         await wait_for(pilot, lambda: "pane-b" in screen_text(app))
 
