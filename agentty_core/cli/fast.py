@@ -115,6 +115,17 @@ def whole_number(value: str) -> int | None:
     return int(value)
 
 
+def _option_value(words: list[str], i: int) -> tuple[str, int] | None:
+    """The value of the option at `words[i]` (`--name=value` or `--name value`) and the
+    index after it; None when it is missing."""
+    _, eq, inline = words[i].partition("=")
+    if eq:
+        return inline, i + 1
+    if i + 1 < len(words):
+        return words[i + 1], i + 2
+    return None
+
+
 def options_before_program(
     words: list[str], valued: dict[str, str]
 ) -> tuple[list[tuple[str, str]], bool, list[str]] | None:
@@ -132,17 +143,13 @@ def options_before_program(
             as_json = True
             i += 1
             continue
-        name, eq, inline = word.partition("=")
+        name = word.partition("=")[0]
         if name not in valued:
             return None  # another option, an abbreviation, a positional without `--`
-        if eq:
-            value, i = inline, i + 1
-        elif i + 1 < len(words):
-            value, i = words[i + 1], i + 2
-        else:
+        found = _option_value(words, i)
+        if found is None or found[0].startswith("-"):
             return None
-        if value.startswith("-"):
-            return None
+        value, i = found
         pairs.append((valued[name], value))
     return pairs, as_json, words[i + 1 :]
 
@@ -162,19 +169,15 @@ def parse(words: list[str]) -> Namespace | None:
     i = 0
     while i < len(rest) and rest[i].startswith("-") and rest[i] != "-":
         word = rest[i]
-        name, eq, inline = word.partition("=")
         if word in flags:
             setattr(args, flags[word], True)
             i += 1
             continue
-        if name not in valued:
+        name = word.partition("=")[0]
+        found = _option_value(rest, i) if name in valued else None
+        if found is None:
             return None
-        if eq:
-            value, i = inline, i + 1
-        elif i + 1 < len(rest):
-            value, i = rest[i + 1], i + 2
-        else:
-            return None
+        value, i = found
         attr = valued[name]
         if attr in _INTS:
             number = whole_number(value)

@@ -5,7 +5,6 @@ leaves nothing of its session behind: no record, no log, no final screen."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 import subprocess
@@ -15,12 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.cli import agentty, agentty_json
+from tests.integration.test_hotpath import FULL, run
 
-FULL = [
-    sys.executable,
-    "-c",
-    "import sys; from agentty_core.cli.main import main; sys.exit(main())",
-]
 RUN_LANE_CHECK = """
 import sys
 from agentty_core.cli import hotpath
@@ -41,17 +36,6 @@ echo "installed for $name ($ok, ${#pw} chars)"
 exit 4
 """
 VARYING = {"id", "elapsed_ms", "seq"}
-
-
-def run(command: list[str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*command, *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=os.environ.copy(),
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def run_lane(*args: str) -> tuple[str, subprocess.CompletedProcess[str]]:

@@ -155,29 +155,6 @@ START_LANE_IMPORTS = HOTPATH_IMPORTS | {
 }
 
 
-def test_the_start_lane_runs_on_the_interpreters_c_modules_only(
-    agentty_home: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from tests.helpers.spawner import ready_spawner
-
-    monkeypatch.setenv("AGENTTY_SPAWNER", "1")
-    agentty("start", "--", "cat", check=True)  # no spawner yet: this one launches it
-    ready_spawner(agentty_home)
-    try:
-        for words in (
-            ["start", "--", "cat"],
-            ["start", "--json", "--name", "n", "--env", "A=1", "--cwd", "/", "--", "cat"],
-            ["start", "--shell", "exec cat", "--cols", "90", "--rows", "20"],
-        ):
-            code, _, ran = loaded_by(*words)
-            assert code == 0, words
-            assert ran == START_LANE_IMPORTS, words  # the lane answered, not the full path
-    finally:
-        for sid in agentty("status", "-q").stdout.split():
-            if len(sid) == 8:
-                agentty("kill", "-s", sid, check=True)
-
-
 # What `agentty run` adds to the start lane's (`cli/runlane.py`): its module, the driving it
 # shares with the full path (`cli/run.py`: signals through `_signal`, loaded at start-up), the
 # fast lane's requests, and the errors (they import nothing).
@@ -189,8 +166,32 @@ RUN_LANE_IMPORTS = START_LANE_IMPORTS | {
 }
 
 
-def test_the_run_lane_runs_on_the_interpreters_c_modules_only(
-    agentty_home: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("forms", "expected"),
+    [
+        (
+            [
+                ["start", "--", "cat"],
+                ["start", "--json", "--name", "n", "--env", "A=1", "--cwd", "/", "--", "cat"],
+                ["start", "--shell", "exec cat", "--cols", "90", "--rows", "20"],
+            ],
+            START_LANE_IMPORTS,
+        ),
+        (
+            [
+                ["run", "--input", "x", "--", "sh", "-c", "read a; echo $a"],
+                ["run", "--json", "--expect", "?", "--input", "y", "--", "sh", "-c", "read -p ? a"],
+            ],
+            RUN_LANE_IMPORTS,
+        ),
+    ],
+    ids=["start", "run"],
+)
+def test_the_start_and_run_lanes_run_on_the_interpreters_c_modules_only(
+    agentty_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    forms: list[list[str]],
+    expected: set[str],
 ) -> None:
     from tests.helpers.spawner import ready_spawner
 
@@ -198,15 +199,14 @@ def test_the_run_lane_runs_on_the_interpreters_c_modules_only(
     agentty("start", "--", "cat", check=True)  # no spawner yet: this one launches it
     ready_spawner(agentty_home)
     try:
-        for words in (
-            ["run", "--input", "x", "--", "sh", "-c", "read a; echo $a"],
-            ["run", "--json", "--expect", "?", "--input", "y", "--", "sh", "-c", "read -p ? a"],
-        ):
+        for words in forms:
             code, _, ran = loaded_by(*words)
             assert code == 0, words
-            assert ran == RUN_LANE_IMPORTS, words  # the lane answered, not the full path
+            assert ran == expected, words  # the lane answered, not the full path
     finally:
-        agentty("kill", check=True)
+        for sid in agentty("status", "-q").stdout.split():
+            if len(sid) == 8:
+                agentty("kill", "-s", sid, check=True)
 
 
 def test_start_without_the_spawner_does_not_try_the_lane() -> None:
