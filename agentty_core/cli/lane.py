@@ -104,7 +104,7 @@ def fast_lane(words: list[str]) -> int | None:
         if reply is None or not isinstance(reply.get("ok"), bool):
             if command in REPEATABLE or command == "kill":
                 return None  # nothing changed, or kill's fallbacks (orphans by marker)
-            if _has_ended(home, sid):
+            if has_ended(home, sid):
                 # Dropped by a worker that was ending (still in its listening queue when
                 # it closed): the full path refuses input to an ended session in the
                 # record's words, as it would have here, and sends nothing again.
@@ -154,7 +154,7 @@ def _next_step(sid: str, sock: socket, request: bytes) -> int | None:
     return exit_code if isinstance(exit_code, int) and exit_code > 0 else 1
 
 
-def _has_ended(home: str, sid: str) -> bool:
+def has_ended(home: str, sid: str) -> bool:
     """The record says the session's program has ended (False when it cannot be read)."""
     recs = hotread.records(home)
     rec = next((r for r in recs if r["id"] == sid), None) if recs is not None else None

@@ -26,7 +26,13 @@ import time
 
 from agentty_core.cli import hotread
 from agentty_core.cli.fast import options_before_program, plain_seconds, whole_number
-from agentty_core.cli.lane import NOTHING_HAPPENED, TIMEOUT, request_line, set_deadline
+from agentty_core.cli.lane import (
+    NOTHING_HAPPENED,
+    TIMEOUT,
+    has_ended,
+    request_line,
+    set_deadline,
+)
 from agentty_core.errors import AgenttyError, RemoteError, WaitTimeout
 
 TYPE_CHECKING = False  # without importing typing: this module is the hot path
@@ -119,6 +125,7 @@ class Lane:
     out of step: it is dropped, and the Client takes the calls from there."""
 
     def __init__(self, home: str, sid: str, worker_pid: int) -> None:
+        self.home = home
         self.path = os.path.join(home, "sockets", sid + ".sock")
         self.worker_pid = worker_pid
         self.sock: socket | None = None
@@ -154,7 +161,9 @@ class Lane:
 
     def text(self, ref: str, data: str, *, enter: bool = False) -> JSONObject:
         sent, reply = self._ask("text", {"enter": enter, "paste": False, "data": data}, TIMEOUT)
-        if not sent:
+        if not sent or (reply is None and has_ended(self.home, ref)):
+            # Not sent, or dropped by a worker that was ending: the full path refuses input
+            # to an ended session in the record's words (as `lane` does) or sends it.
             return self.full().text(ref, data, enter=enter)
         if reply is None:
             raise RemoteError("the worker did not answer the text request")

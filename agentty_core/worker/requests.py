@@ -398,11 +398,12 @@ class Requests(WorkerBase):
         """Remove this ended session for good: the record, the active pointer to it, its
         files (`StateStore.forget`). `run` asks as soon as it has the final screen, before
         the worker closes its connections. Refused until the end is settled: until then the
-        worker may still write the record, and would bring it back."""
+        worker may still write the record, and would bring it back. The lock is tried, not
+        waited for (the loop must not block): held, the caller removes it the full way."""
         if not self.finalized.is_set():
             raise RequestFailed("running", f"session {self.id} has not ended")
         try:
-            self.store.forget({self.id})
+            self.quick_store.forget({self.id})
         except AgenttyError as exc:
             raise RequestFailed("state", str(exc), exc.exit_code) from None
         return {}

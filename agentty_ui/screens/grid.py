@@ -69,6 +69,7 @@ class GridScreen(Screen[str | None]):
         super().__init__()
         self.client = client
         self.sessions = sessions
+        self._closed = False
 
     def compose(self) -> ComposeResult:
         with Grid(id="grid"):
@@ -87,9 +88,14 @@ class GridScreen(Screen[str | None]):
         columns = min(3, math.ceil(math.sqrt(count)))
         grid.styles.grid_size_columns = columns
         grid.styles.grid_size_rows = math.ceil(count / columns)
-        self.call_after_refresh(heap.freeze_long_lived)  # its panes live as long as it
+        self.call_after_refresh(self._freeze)
+
+    def _freeze(self) -> None:
+        if not self._closed:  # (closed before its first frame: nothing to keep)
+            heap.freeze_long_lived()  # its panes live as long as it
 
     def on_unmount(self) -> None:
+        self._closed = True
         heap.thaw()
 
     def _frame(self) -> None:

@@ -206,6 +206,19 @@ async def test_grid_shows_running_sessions_and_opens_one(client: Client) -> None
         await wait_for(pilot, lambda: "pane-b" in screen_text(app))
 
 
+async def test_a_grid_closed_at_once_leaves_nothing_frozen(client: Client) -> None:
+    """Its freeze waits for its first frame: closed before that, it must not come after
+    the thaw (agentty_ui/heap.py)."""
+    client.start(["cat"], name="a")
+    app = make_app(client)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: len(app.records) == 1)
+        await pilot.press("g", "escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, GridScreen))
+        await pilot.pause()
+        assert gc.get_freeze_count() == 0
+
+
 async def test_errors_become_notifications_and_help_opens(client: Client) -> None:
     sid = str(client.start([sys.executable, "-c", "pass"], name="quick")["id"])
     app = make_app(client)
