@@ -313,10 +313,7 @@ DIALOG = ["dialog", "--menu", "Pick a fruit", "12", "40", "3", "a", "Apple", "b"
 
 def dialog_agentty(a: Agentty, d: Path) -> None:
     argv = ["sh", "-c", f'{shlex.join(DIALOG)} 2>"{d}/choice"']
-    a("start", "--name", "t", "--", *argv)
-    a("wait", "--text", "Banana", "--input")
-    a("key", "Down", "Enter")
-    a("wait", "--exit")
+    a("run", "--expect", "Banana", "--key", "Down Enter", "--", *argv)  # a one-shot menu
 
 
 def dialog_tmux(t: TmuxAgent, d: Path) -> None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from agentty_core._version import __version__
 from agentty_core.cli.output import PROG
@@ -322,19 +323,45 @@ def _logs(sub: Subparsers) -> None:
     _json_option(p)
 
 
+class _Answer(argparse._AppendAction):
+    """`run`'s --input and --key: each is also added, in command-line order, to `answers`,
+    where the answer of rank N goes to the --expect of rank N."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        super().__call__(parser, namespace, values, option_string)
+        namespace.answers = [*getattr(namespace, "answers", []), (self.dest, values)]
+
+
 def _run(sub: Subparsers) -> None:
     p = sub.add_parser(
         "run",
         help="one shot: start, answer prompts, wait for exit, print the screen, clean up",
-        description="Start PROGRAM in a session, send each --input (with Enter) once its "
-        "--expect text is on screen (an --input without an --expect waits until the "
-        "program reads input), wait for the exit, print the final screen, remove the "
-        "session, and exit with the program's exit code (3 on timeout).",
-        usage="agentty run [--timeout S] [--expect TEXT --input TEXT]... -- PROGRAM [ARG...]",
+        description="Start PROGRAM in a session, answer each --expect once its text is on "
+        "screen with the --input or --key of the same rank (an answer without an --expect "
+        "waits until the program reads input), wait for the exit, print the final screen, "
+        "remove the session, and exit with the program's exit code (3 on timeout).",
+        usage="agentty run [--timeout S] [--expect TEXT (--input TEXT | --key KEYS)]... "
+        "-- PROGRAM [ARG...]",
     )
     p.add_argument("--timeout", type=_seconds, default=60.0, metavar="SECONDS", help="default 60")
     p.add_argument("--expect", action="append", default=[], metavar="TEXT")
-    p.add_argument("--input", action="append", default=[], metavar="TEXT")
+    p.add_argument(
+        "--input", action=_Answer, default=[], metavar="TEXT", help="an answer: TEXT, then Enter"
+    )
+    p.add_argument(
+        "--key",
+        action=_Answer,
+        default=[],
+        metavar="KEYS",
+        help="an answer: keys pressed, names as for `agentty key` (--key 'Down Enter')",
+    )
+    p.set_defaults(answers=[])
     p.add_argument("--cols", type=_positive_int, default=80)
     p.add_argument("--rows", type=_positive_int, default=24)
     p.add_argument("--cwd")

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
         argv: list[str]
         expect: list[str]
-        input: list[str]
+        answers: list[tuple[str, str]]  # ("input", TEXT) or ("key", KEYS), in their order
         timeout: float
         cols: int
         rows: int
@@ -48,6 +48,8 @@ if TYPE_CHECKING:
         def wait(self, ref: str, *, timeout: float = 30.0, **conditions: object) -> JSONObject: ...
 
         def text(self, ref: str, data: str, *, enter: bool = False) -> JSONObject: ...
+
+        def key(self, ref: str, names: list[str]) -> JSONObject: ...
 
         def gc_session(self, session_id: str) -> None: ...
 
@@ -112,8 +114,15 @@ def program(args: Options) -> list[str]:
         argv = argv[1:]
     if not argv:
         raise UsageError("run needs a program: agentty run [options] -- PROGRAM [ARG...]")
-    if len(args.expect) > len(args.input):
-        raise UsageError("every --expect needs an --input to send when it appears")
+    if len(args.expect) > len(args.answers):
+        raise UsageError("every --expect needs an --input or a --key to send when it appears")
+    for kind, value in args.answers:
+        if kind == "key":
+            from agentty_core import keys
+
+            if not value.split():
+                raise UsageError("--key needs key names, e.g. --key 'Down Enter'")
+            keys.parse_all(value.split())  # a wrong name is refused before anything runs
     return argv
 
 
@@ -183,17 +192,22 @@ def _drive(driver: Driver, sid: str, args: Options, deadline: float) -> JSONObje
         return max(0.0, deadline - time.monotonic())
 
     awaiting = "the program to exit"
+    ranks = {"input": 0, "key": 0}
     try:
-        for i, text in enumerate(args.input):
+        for i, (kind, answer) in enumerate(args.answers):
+            ranks[kind] += 1
             if i < len(args.expect):
                 awaiting = f"--expect {args.expect[i]!r}"
                 seen = driver.wait(sid, text=args.expect[i], exit=True, timeout=left())
             else:
-                awaiting = f"the program to read input (for --input #{i + 1})"
+                awaiting = f"the program to read input (for --{kind} #{ranks[kind]})"
                 seen = driver.wait(sid, input=True, exit=True, timeout=left())
             if seen.get("fired") == "exit" or seen.get("exited") is True:
                 break  # it ended: nobody is left to answer
-            driver.text(sid, text, enter=True)
+            if kind == "key":
+                driver.key(sid, answer.split())
+            else:
+                driver.text(sid, answer, enter=True)
         awaiting = "the program to exit"
         return driver.wait(sid, exit=True, timeout=left())
     except WaitTimeout as exc:

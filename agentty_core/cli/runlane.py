@@ -13,8 +13,9 @@ the lane cannot settle is asked of the full path's Client: a wait again (it chan
 nothing), input where none was sent, the removal where the worker could not do it (a
 program that ended before the lane reached its worker, one that exits at once, ends that
 way: its final screen is in the files, its record needs the state store). Plain
-means `--timeout`, `--expect`, `--input`, `--cols`, `--rows`, `--cwd`, `--json` and the
-program after `--`; anything else, and every `run` without a warm spawner, goes the full way.
+means `--timeout`, `--expect`, `--input`, `--key`, `--cols`, `--rows`, `--cwd`, `--json` and
+the program after `--`; anything else (a key name the full path would refuse, say), and
+every `run` without a warm spawner, goes the full way.
 """
 
 from __future__ import annotations
@@ -38,12 +39,13 @@ from agentty_core.errors import AgenttyError, RemoteError, WaitTimeout
 TYPE_CHECKING = False  # without importing typing: this module is the hot path
 if TYPE_CHECKING:
     from _socket import socket
+    from collections.abc import Callable
 
     from agentty_core.client import Client
     from agentty_core.protocol import JSONObject
 
-_VALUED = {"--timeout": "timeout", "--expect": "expect", "--input": "input", "--cwd": "cwd"}
-_VALUED.update({"--cols": "cols", "--rows": "rows"})
+_VALUED = {"--timeout": "timeout", "--expect": "expect", "--input": "input", "--key": "key"}
+_VALUED.update({"--cwd": "cwd", "--cols": "cols", "--rows": "rows"})
 
 
 class Options:
@@ -52,7 +54,7 @@ class Options:
     def __init__(self) -> None:
         self.argv: list[str] = []
         self.expect: list[str] = []
-        self.input: list[str] = []
+        self.answers: list[tuple[str, str]] = []
         self.timeout = 60.0
         self.cols = 80
         self.rows = 24
@@ -85,12 +87,26 @@ def parse(words: list[str]) -> Options | None:
             opts.timeout = timeout
         elif attr == "cwd":
             opts.cwd = value
+        elif attr == "expect":
+            opts.expect.append(value)
+        elif attr == "key" and not _keys_known(value):
+            return None  # the full path refuses it, with its message
         else:
-            getattr(opts, attr).append(value)
-    if not argv or argv[0] == "--" or len(opts.expect) > len(opts.input):
+            opts.answers.append((attr, value))
+    if not argv or argv[0] == "--" or len(opts.expect) > len(opts.answers):
         return None  # the full path's reading, or its message
     opts.argv = argv
     return opts
+
+
+def _keys_known(value: str) -> bool:
+    from agentty_core import keys
+    from agentty_core.errors import InvalidKey
+
+    try:
+        return bool(keys.parse_all(value.split()))
+    except InvalidKey:
+        return False
 
 
 def run(words: list[str]) -> int | None:
@@ -160,18 +176,28 @@ class Lane:
         return self.full().wait(ref, timeout=left, **conditions)
 
     def text(self, ref: str, data: str, *, enter: bool = False) -> JSONObject:
-        sent, reply = self._ask("text", {"enter": enter, "paste": False, "data": data}, TIMEOUT)
+        params = {"enter": enter, "paste": False, "data": data}
+        return self._input(ref, "text", params, lambda: self.full().text(ref, data, enter=enter))
+
+    def key(self, ref: str, names: list[str]) -> JSONObject:
+        return self._input(ref, "key", {"keys": names}, lambda: self.full().key(ref, names))
+
+    def _input(
+        self, ref: str, method: str, params: dict[str, object], full: Callable[[], JSONObject]
+    ) -> JSONObject:
+        """Send input; `full` sends it the full way where the lane cannot tell."""
+        sent, reply = self._ask(method, params, TIMEOUT)
         if not sent or (reply is None and has_ended(self.home, ref)):
             # Not sent, or dropped by a worker that was ending: the full path refuses input
             # to an ended session in the record's words (as `lane` does) or sends it.
-            return self.full().text(ref, data, enter=enter)
+            return full()
         if reply is None:
-            raise RemoteError("the worker did not answer the text request")
+            raise RemoteError(f"the worker did not answer the {method} request")
         if reply["ok"] is True:
             return _result(reply)
         error = _error(reply)
         if error.get("code") in NOTHING_HAPPENED:  # (ended, say): the full path's words
-            return self.full().text(ref, data, enter=enter)
+            return full()
         exit_code = error.get("exit_code")
         raise RemoteError(
             str(error.get("message", "worker error")),

@@ -35,6 +35,20 @@ read -r -s -p 'Password: ' pw; echo
 echo "installed for $name ($ok, ${#pw} chars)"
 exit 4
 """
+MENU = """\
+import os, sys, termios, tty
+fd = sys.stdin.fileno()
+saved = termios.tcgetattr(fd)
+tty.setraw(fd)  # a TUI's reading: every key as it comes, no line discipline; set (with its
+print("Pick: [a] Apple [b] Banana", end="\\r\\n", flush=True)  # flush) before it draws
+got = b""
+try:
+    while not got.endswith(b"\\r"):
+        got += os.read(fd, 64)
+finally:
+    termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+print("GOT", got.hex(" "))
+"""
 VARYING = {"id", "elapsed_ms", "seq"}
 
 
@@ -100,12 +114,33 @@ def test_run_answers_as_the_full_path_and_leaves_nothing(spawner_on: Path, tmp_p
     assert "installed for Ada (y, 6 chars)" in run_lane(*forms[0][0])[1].stdout
 
 
+def test_run_answers_a_menu_with_keys_as_the_full_path(spawner_on: Path, tmp_path: Path) -> None:
+    menu = tmp_path / "menu.py"
+    menu.write_text(MENU)
+    program = ["--", sys.executable, str(menu)]
+    forms = [
+        ["--expect", "Banana", "--key", "Down Enter", *program],
+        ["--json", "--expect", "Banana", "--key", "Down Enter", *program],
+        ["--key", "Up", "--key", "x Enter", *program],  # each key answer waits for a read
+    ]
+    for args in forms:
+        used, lane = run_lane(*args)
+        assert used.startswith("CODE=0"), (args, used, lane.stderr)
+        assert "LOADED= " in used + " ", used  # none of the full path's modules
+        full = run(FULL, "run", *args)
+        assert normalized(lane) == normalized(full), args
+        assert left_behind(spawner_on) == ([], []), args
+    assert "GOT 1b 5b 42 0d" in run_lane(*forms[0])[1].stdout  # Down (ESC [ B), then Enter
+    assert "GOT 1b 5b 41 78 0d" in run_lane(*forms[2])[1].stdout  # Up, then x and Enter
+
+
 def test_run_that_times_out_or_cannot_start_answers_as_the_full_path(spawner_on: Path) -> None:
     never = ["--expect", "NEVER", "--input", "x"]
     forms = [
         (["--timeout", "1", *never, "--", "sh", "-c", "echo w; sleep 30"], "CODE=3"),
         (["--timeout", "0.5", "--", "sleep", "30"], "CODE=3"),
         (["--", "no-such-program-xyz"], "CODE=127"),
+        (["--timeout", "0.5", "--key", "Enter", "--", "sleep", "30"], "CODE=3"),  # never reads
     ]
     for args, expected in forms:
         used, lane = run_lane(*args)
@@ -113,6 +148,8 @@ def test_run_that_times_out_or_cannot_start_answers_as_the_full_path(spawner_on:
         full = run(FULL, "run", *args)
         assert normalized(lane) == normalized(full), args
     assert "run timed out after 1s waiting for --expect 'NEVER'" in run_lane(*forms[0][0])[1].stderr
+    said = run_lane(*forms[3][0])[1].stderr
+    assert "waiting for the program to read input (for --key #1)" in said
     # A timed-out run ends and removes its session; a program not found started none.
     assert left_behind(spawner_on) == ([], [])
 

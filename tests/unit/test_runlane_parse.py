@@ -20,6 +20,9 @@ ACCEPTED = [
     ["run", "--timeout", ".5", "--", "cat"],
     ["run", "--cols", "080", "--", "cat"],
     ["run", "--cwd", "/tmp", "--cwd", "/", "--", "cat"],  # the last one wins
+    ["run", "--expect", "Banana", "--key", "Down Enter", "--", "dialog"],
+    ["run", "--expect", "a", "--key", "Up", "--expect", "b", "--input", "x", "--", "cat"],
+    ["run", "--key=C-c", "--input", "y", "--key", "Down*3 Tab", "--", "cat"],  # order kept
 ]
 DECLINED = [
     ["run"],
@@ -39,6 +42,9 @@ DECLINED = [
     ["run", "--help"],
     ["run", "-h", "--", "cat"],
     ["run", "--input"],
+    ["run", "--expect", "x", "--key", "Dwn", "--", "cat"],  # a key name the full path refuses
+    ["run", "--key", "", "--", "cat"],  # no key at all
+    ["run", "--key", " ", "--", "cat"],
     ["start", "--", "cat"],
 ]
 
@@ -47,7 +53,7 @@ def argparse_reading(words: list[str]) -> dict[str, object]:
     args = build_parser().parse_args(words)
     return {
         "argv": program(args),
-        **{k: getattr(args, k) for k in ("expect", "input", "timeout", "cols", "rows", "cwd")},
+        **{k: getattr(args, k) for k in ("expect", "answers", "timeout", "cols", "rows", "cwd")},
         "json": args.json,
     }
 
@@ -65,3 +71,28 @@ def test_accepted_forms_read_as_argparse_reads_them(words: list[str]) -> None:
 @pytest.mark.parametrize("words", DECLINED)
 def test_other_forms_are_declined(words: list[str]) -> None:
     assert runlane.parse(words) is None
+
+
+def test_inputs_and_keys_are_answers_in_command_line_order() -> None:
+    words = ["run", "--key", "Up", "--expect", "a", "--input", "x", "--key", "Down Enter"]
+    args = build_parser().parse_args([*words, "--", "cat"])
+    expected = [("key", "Up"), ("input", "x"), ("key", "Down Enter")]
+    assert args.answers == expected
+    assert (args.input, args.key) == (["x"], ["Up", "Down Enter"])  # each option's own list too
+    lane = runlane.parse([*words, "--", "cat"])
+    assert lane is not None and lane.answers == expected
+
+
+@pytest.mark.parametrize(
+    ("words", "message"),
+    [
+        (["--expect", "x", "--", "cat"], "every --expect needs an --input or a --key"),
+        (["--key", "Dwn", "--", "cat"], "unknown key 'Dwn'"),
+        (["--key", " ", "--", "cat"], "--key needs key names"),
+    ],
+)
+def test_the_full_path_refuses_what_the_lane_declines(words: list[str], message: str) -> None:
+    from agentty_core.errors import UsageError
+
+    with pytest.raises(UsageError, match=message):
+        program(build_parser().parse_args(["run", *words]))
