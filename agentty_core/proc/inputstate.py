@@ -3,8 +3,9 @@
 The worker owns the PTY master, so it can ask what tmux-based tools cannot: the terminal's
 foreground process group (`tcgetpgrp`), its termios flags (canonical mode, echo), and whether
 the foreground process is blocked in a read (or select/poll) on the terminal, from
-`/proc/<pid>/syscall` (falling back to `wchan`). Linux first; elsewhere the state degrades
-to `unknown`.
+`/proc/<pid>/syscall` (falling back to `wchan`): its main thread's, or a thread's that reads
+the keyboard for it (fzf's, from /dev/tty) while none runs. Linux first; elsewhere the state
+degrades to `unknown`.
 
 A read that input was just sent to still shows as blocked until the program is scheduled:
 taken for "reading", it let the next answer (a password) arrive before `read -s` turned echo
@@ -75,22 +76,63 @@ def _proc_name(pid: int) -> str:
 
 
 def _is_tty_fd(pid: int, fd: int, tty: str) -> bool:
+    """Is the process's `fd` our terminal: by its name, or as `/dev/tty` (what fzf and other
+    programs fed on stdin open to read the keyboard) while our terminal is its controlling
+    one."""
     try:
-        return os.readlink(f"/proc/{pid}/fd/{fd}") == tty
+        target = os.readlink(f"/proc/{pid}/fd/{fd}")
     except OSError:
+        return False
+    return target == tty or (target == "/dev/tty" and _controlled_by(pid, tty))
+
+
+def _controlled_by(pid: int, tty: str) -> bool:
+    try:
+        tty_nr = int(_read_proc(f"/proc/{pid}/stat").rsplit(")", 1)[1].split()[4])
+        return tty_nr != 0 and tty_nr == os.stat(tty).st_rdev
+    except (OSError, IndexError, ValueError):
         return False
 
 
 def _blocked_on_input(pid: int, tty: str) -> bool | None:
-    """True/False from /proc; None when the kernel does not tell us."""
+    """True/False from /proc; None when the kernel does not tell us.
+
+    Its main thread asked first. A program whose main thread waits on something else (a Go
+    program such as fzf, whose keyboard reader is a thread of its own) reads when one of its
+    threads is blocked reading the terminal and none of them is running."""
+    main = _thread_blocked(pid, pid, tty)
+    if main is not False:
+        return main
     try:
-        state = _read_proc(f"/proc/{pid}/stat").rsplit(")", 1)[1].split()[0]
+        fields = _read_proc(f"/proc/{pid}/stat").rsplit(")", 1)[1].split()
+        if fields[0] not in ("S", "D") or int(fields[17]) == 1:
+            return False  # running (or stopped, a zombie), or a single thread: said above
+        tids = [int(tid) for tid in os.listdir(f"/proc/{pid}/task") if int(tid) != pid]
+    except (OSError, IndexError, ValueError):
+        return False
+    found = False
+    for tid in tids:
+        blocked = _thread_blocked(pid, tid, tty)
+        if blocked is None:
+            return False  # running, or a thread the kernel does not tell us about
+        found = found or blocked
+    return found
+
+
+def _thread_blocked(pid: int, tid: int, tty: str) -> bool | None:
+    """Is thread `tid` of `pid` blocked waiting for the terminal: True/False from /proc; None
+    when the kernel does not tell us (or, for a thread other than the main one, it runs)."""
+    task = f"/proc/{pid}/task/{tid}"
+    try:
+        state = _read_proc(f"{task}/stat").rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return None
     if state not in ("S", "D"):
-        return False  # running, stopped or zombie: not waiting on the keyboard
+        # Running, stopped or a zombie: not waiting on the keyboard. Another thread that
+        # runs makes the whole program busy (None: the caller stops looking).
+        return False if tid == pid else None
     try:
-        fields = _read_proc(f"/proc/{pid}/syscall").split()
+        fields = _read_proc(f"{task}/syscall").split()
         if fields and fields[0].isdigit():
             nr = int(fields[0])
             if nr in _READ_CALLS:
@@ -101,7 +143,7 @@ def _blocked_on_input(pid: int, tty: str) -> bool | None:
     except (OSError, ValueError, IndexError):
         pass
     try:
-        channel = _read_proc(f"/proc/{pid}/wchan").strip()
+        channel = _read_proc(f"{task}/wchan").strip()
     except OSError:
         return None
     return any(name in channel for name in _WAIT_CHANNELS) and _is_tty_fd(pid, 0, tty)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -152,6 +155,57 @@ def test_input_state(case: str, programs: Path, tmp_path: Path) -> None:
         assert result["altScreen"] is True
     assert agentty_json("status")["sessions"][0]["input"]["state"] == "reading"
     agentty("kill", check=True)
+
+
+def test_a_program_reading_the_terminal_in_a_thread_of_its_own(programs: Path) -> None:
+    """fzf's shape: stdin a pipe, /dev/tty read by a thread while the main thread waits on
+    it. It reads (the main thread alone said busy for ever); with another thread computing
+    it is busy, though its reader waits."""
+    program = f"echo piped | {PY} {programs / 'thread_reader.py'}"
+    start("sh", "-c", program)
+    result = agentty_json("wait", "--input", "--timeout", "20")
+    assert result["fired"] == "input" and "name?" in result["lines"][0]
+    assert result["input"]["foreground"]["name"].startswith("python")
+    agentty("text", "--enter", "Ada", check=True)
+    agentty("wait", "--text", "got 'Ada'", "--exit", check=True)
+
+    start("sh", "-c", f"{program} spin")
+    agentty("wait", "--text", "name?", check=True)
+    _until_a_thread_reads("thread_reader.py")
+    assert agentty_json("get")["input"]["state"] == "busy"  # the computing thread says so
+    agentty("kill", check=True)
+
+
+def _until_a_thread_reads(script: str) -> None:
+    """Until a thread of the process running `script` is blocked in read(2) (/proc)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                if script not in Path(f"/proc/{pid}/cmdline").read_text():
+                    continue
+                for tid in os.listdir(f"/proc/{pid}/task"):
+                    if Path(f"/proc/{pid}/task/{tid}/syscall").read_text().split()[0] == "0":
+                        return
+            except (OSError, IndexError):
+                continue
+        time.sleep(0.02)
+    raise AssertionError(f"no thread of {script} came to read")
+
+
+@pytest.mark.skipif(shutil.which("fzf") is None, reason="fzf is not installed")
+def test_fzf_is_seen_reading_and_run_picks_with_keys() -> None:
+    pick = "printf 'apple\\nbanana\\ncherry\\n' | fzf"
+    start("sh", "-c", pick)
+    result = agentty_json("wait", "--input", "--timeout", "20")
+    assert result["input"]["foreground"]["name"] == "fzf"
+    agentty("kill", check=True)
+    # Keys once the list is drawn (fzf reads the terminal before it is ready for them), and
+    # Enter once the query has narrowed it (fzf matches in the background: an Enter typed
+    # with the query would take the line selected before).
+    keys = ["--expect", "3/3", "--key", "b a n", "--expect", "1/3", "--key", "Enter"]
+    done = agentty("run", "--timeout", "20", *keys, "--", "sh", "-c", pick)
+    assert done.returncode == 0 and done.stdout.startswith("banana"), (done.stdout, done.stderr)
 
 
 def test_cursor_position_query_gets_the_real_position(programs: Path) -> None:

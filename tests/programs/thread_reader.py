@@ -1,0 +1,27 @@
+"""Reads the keyboard as fzf does: from /dev/tty, in a thread of its own, while the main
+thread waits for that thread (and stdin may be a pipe). With `spin`, another thread keeps
+computing meanwhile: the program is busy, though its reader waits."""
+
+import sys
+import threading
+import time
+
+
+def read_keyboard() -> None:
+    with open("/dev/tty") as tty:
+        line = tty.readline()
+    print(f"got {line.strip()!r}", flush=True)
+
+
+def spin() -> None:
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        pass
+
+
+if "spin" in sys.argv[1:]:
+    threading.Thread(target=spin, daemon=True).start()
+reader = threading.Thread(target=read_keyboard)
+reader.start()
+print("name?", flush=True)
+reader.join()
