@@ -325,7 +325,8 @@ def _logs(sub: Subparsers) -> None:
 
 class _Answer(argparse._AppendAction):
     """`run`'s --input and --key: each is also added, in command-line order, to `answers`,
-    where the answer of rank N goes to the --expect of rank N."""
+    where the answer of rank N goes to the --expect of rank N. An append action still (its
+    own list stays, unread): `help --json` keeps saying what it said of --input."""
 
     def __call__(
         self,

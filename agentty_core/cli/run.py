@@ -118,12 +118,23 @@ def program(args: Options) -> list[str]:
         raise UsageError("every --expect needs an --input or a --key to send when it appears")
     for kind, value in args.answers:
         if kind == "key":
-            from agentty_core import keys
-
-            if not value.split():
-                raise UsageError("--key needs key names, e.g. --key 'Down Enter'")
-            keys.parse_all(value.split())  # a wrong name is refused before anything runs
+            check_keys(value)  # a wrong one is refused before anything runs
     return argv
+
+
+def check_keys(value: str) -> None:
+    """A --key's names, as `agentty key` would take them."""
+    from agentty_core import keys
+
+    if not value.split():
+        raise UsageError("--key needs key names, e.g. --key 'Down Enter'")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # bytes of another encoding in argv (surrogate escapes)
+            raw = value.encode("utf-8", "surrogateescape")
+            raise UsageError(f"--key {raw!r} is not UTF-8 text") from None
+    keys.parse_all(value.split())
 
 
 def run(args: Options) -> int:

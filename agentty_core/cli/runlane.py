@@ -100,13 +100,15 @@ def parse(words: list[str]) -> Options | None:
 
 
 def _keys_known(value: str) -> bool:
-    from agentty_core import keys
-    from agentty_core.errors import InvalidKey
+    """Keys `cli/run.program` takes (the full path refuses the others, with its message)."""
+    from agentty_core.cli.run import check_keys
+    from agentty_core.errors import UsageError
 
     try:
-        return bool(keys.parse_all(value.split()))
-    except InvalidKey:
+        check_keys(value)
+    except UsageError:
         return False
+    return True
 
 
 def run(words: list[str]) -> int | None:

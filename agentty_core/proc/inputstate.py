@@ -4,8 +4,8 @@ The worker owns the PTY master, so it can ask what tmux-based tools cannot: the 
 foreground process group (`tcgetpgrp`), its termios flags (canonical mode, echo), and whether
 the foreground process is blocked in a read (or select/poll) on the terminal, from
 `/proc/<pid>/syscall` (falling back to `wchan`): its main thread's, or a thread's that reads
-the keyboard for it (fzf's, from /dev/tty) while none runs. Linux first; elsewhere the state
-degrades to `unknown`.
+the terminal for it (fzf's, from /dev/tty) while none of the others runs. Linux first;
+elsewhere the state degrades to `unknown`.
 
 A read that input was just sent to still shows as blocked until the program is scheduled:
 taken for "reading", it let the next answer (a password) arrive before `read -s` turned echo
@@ -52,6 +52,7 @@ _SYSCALLS = {
 }
 _READ_CALLS, _WAIT_CALLS = _SYSCALLS.get(os.uname().machine, (set(), set()))
 _WAIT_CHANNELS = ("n_tty_read", "wait_woken", "do_select", "do_sys_poll", "ep_poll", "poll_sched")
+MAX_THREADS = 256
 
 
 def exited() -> InputState:
@@ -97,42 +98,24 @@ def _controlled_by(pid: int, tty: str) -> bool:
 def _blocked_on_input(pid: int, tty: str) -> bool | None:
     """True/False from /proc; None when the kernel does not tell us.
 
-    Its main thread asked first. A program whose main thread waits on something else (a Go
-    program such as fzf, whose keyboard reader is a thread of its own) reads when one of its
-    threads is blocked reading the terminal and none of them is running."""
-    main = _thread_blocked(pid, pid, tty)
-    if main is not False:
-        return main
-    try:
-        fields = _read_proc(f"/proc/{pid}/stat").rsplit(")", 1)[1].split()
-        if fields[0] not in ("S", "D") or int(fields[17]) == 1:
-            return False  # running (or stopped, a zombie), or a single thread: said above
-        tids = [int(tid) for tid in os.listdir(f"/proc/{pid}/task") if int(tid) != pid]
-    except (OSError, IndexError, ValueError):
-        return False
-    found = False
-    for tid in tids:
-        blocked = _thread_blocked(pid, tid, tty)
-        if blocked is None:
-            return False  # running, or a thread the kernel does not tell us about
-        found = found or blocked
-    return found
+    The main thread is asked first. A program whose main thread waits on something else
+    (fzf, whose keyboard reader is a Go thread; a main thread joined on its reader thread)
+    reads when one of its other threads is blocked in a read of the terminal and none of
+    them runs. Only a read counts there: a thread in select or poll may be waiting on
+    anything (Go's runtime keeps one in epoll whatever the program does)."""
+    main = _main_thread_blocked(pid, tty)
+    return main if main is not False else _a_thread_reads(pid, tty)
 
 
-def _thread_blocked(pid: int, tid: int, tty: str) -> bool | None:
-    """Is thread `tid` of `pid` blocked waiting for the terminal: True/False from /proc; None
-    when the kernel does not tell us (or, for a thread other than the main one, it runs)."""
-    task = f"/proc/{pid}/task/{tid}"
+def _main_thread_blocked(pid: int, tty: str) -> bool | None:
     try:
-        state = _read_proc(f"{task}/stat").rsplit(")", 1)[1].split()[0]
+        state = _read_proc(f"/proc/{pid}/stat").rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return None
     if state not in ("S", "D"):
-        # Running, stopped or a zombie: not waiting on the keyboard. Another thread that
-        # runs makes the whole program busy (None: the caller stops looking).
-        return False if tid == pid else None
+        return False  # running, stopped or zombie: not waiting on the keyboard
     try:
-        fields = _read_proc(f"{task}/syscall").split()
+        fields = _read_proc(f"/proc/{pid}/syscall").split()
         if fields and fields[0].isdigit():
             nr = int(fields[0])
             if nr in _READ_CALLS:
@@ -143,10 +126,38 @@ def _thread_blocked(pid: int, tid: int, tty: str) -> bool | None:
     except (OSError, ValueError, IndexError):
         pass
     try:
-        channel = _read_proc(f"{task}/wchan").strip()
+        channel = _read_proc(f"/proc/{pid}/wchan").strip()
     except OSError:
         return None
     return any(name in channel for name in _WAIT_CHANNELS) and _is_tty_fd(pid, 0, tty)
+
+
+def _a_thread_reads(pid: int, tty: str) -> bool:
+    """Another thread than the main one is blocked reading the terminal, and none runs (its
+    syscall file says "running"). One read of /proc a thread; a program of more threads
+    than MAX_THREADS is not scanned (it would cost milliseconds, every look of a wait)."""
+    try:
+        fields = _read_proc(f"/proc/{pid}/stat").rsplit(")", 1)[1].split()
+        # The main thread sleeps, or has exited (`pthread_exit`) while the others go on.
+        if fields[0] not in ("S", "D", "Z") or not 1 < int(fields[17]) <= MAX_THREADS:
+            return False
+        tids = [tid for tid in os.listdir(f"/proc/{pid}/task") if tid != str(pid)]
+    except (OSError, IndexError, ValueError):
+        return False
+    reads = False
+    for tid in tids:
+        try:
+            call = _read_proc(f"/proc/{pid}/task/{tid}/syscall").split()
+        except OSError:
+            continue  # it ended meanwhile
+        if not call or not call[0].isdigit():
+            return False  # "running", or stopped outside a system call: busy
+        try:
+            if int(call[0]) in _READ_CALLS and _is_tty_fd(pid, int(call[1], 16), tty):
+                reads = True
+        except (ValueError, IndexError):
+            return False
+    return reads
 
 
 def input_pending(tty_name: str) -> bool | None:

@@ -1,7 +1,10 @@
 """Reads the keyboard as fzf does: from /dev/tty, in a thread of its own, while the main
 thread waits for that thread (and stdin may be a pipe). With `spin`, another thread keeps
-computing meanwhile: the program is busy, though its reader waits."""
+computing meanwhile: the program is busy, though its reader waits. With `poll`, the thread
+waits in select() on nothing instead of reading: a program busy waiting on something else
+(Go's runtime keeps a thread in epoll whatever the program does)."""
 
+import select
 import sys
 import threading
 import time
@@ -21,7 +24,8 @@ def spin() -> None:
 
 if "spin" in sys.argv[1:]:
     threading.Thread(target=spin, daemon=True).start()
-reader = threading.Thread(target=read_keyboard)
+waiting = lambda: select.select([], [], [], 60)  # noqa: E731
+reader = threading.Thread(target=waiting if "poll" in sys.argv[1:] else read_keyboard)
 reader.start()
 print("name?", flush=True)
 reader.join()

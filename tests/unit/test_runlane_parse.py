@@ -45,6 +45,7 @@ DECLINED = [
     ["run", "--expect", "x", "--key", "Dwn", "--", "cat"],  # a key name the full path refuses
     ["run", "--key", "", "--", "cat"],  # no key at all
     ["run", "--key", " ", "--", "cat"],
+    ["run", "--key", "\udcff Enter", "--", "cat"],  # a byte of argv that is not UTF-8
     ["start", "--", "cat"],
 ]
 
@@ -89,6 +90,7 @@ def test_inputs_and_keys_are_answers_in_command_line_order() -> None:
         (["--expect", "x", "--", "cat"], "every --expect needs an --input or a --key"),
         (["--key", "Dwn", "--", "cat"], "unknown key 'Dwn'"),
         (["--key", " ", "--", "cat"], "--key needs key names"),
+        (["--key", "\udcff", "--", "cat"], "is not UTF-8 text"),
     ],
 )
 def test_the_full_path_refuses_what_the_lane_declines(words: list[str], message: str) -> None:
