@@ -11,8 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable
 
 from agentty_core._version import __version__
 from agentty_core.cli.output import PROG
@@ -20,7 +19,8 @@ from agentty_core.errors import EXIT_CODES, EXIT_USAGE
 
 TYPE_CHECKING = False  # typing costs milliseconds the hot path does not spend
 if TYPE_CHECKING:
-    from typing import NoReturn
+    from collections.abc import Sequence
+    from typing import Any, NoReturn
 
     Subparsers = argparse._SubParsersAction["ArgumentParser"]
 
