@@ -98,11 +98,13 @@ def _controlled_by(pid: int, tty: str) -> bool:
 def _blocked_on_input(pid: int, tty: str) -> bool | None:
     """True/False from /proc; None when the kernel does not tell us.
 
-    The main thread is asked first. A program whose main thread waits on something else
-    (fzf, whose keyboard reader is a Go thread; a main thread joined on its reader thread)
-    reads when one of its other threads is blocked in a read of the terminal and none of
-    them runs. Only a read counts there: a thread in select or poll may be waiting on
-    anything (Go's runtime keeps one in epoll whatever the program does)."""
+    The main thread is asked first, and its word is taken (a REPL with a thread at work
+    still reads its next line). A program whose main thread waits on something else (fzf,
+    whose keyboard reader is a Go thread; a main thread joined on its reader thread) reads
+    when one of its other threads is blocked in a read of the terminal and none of them
+    runs: such a reader waits on the terminal whatever the program is doing. Only a read
+    counts there: a thread in select or poll may be waiting on anything (Go's runtime keeps
+    one in epoll whatever the program does)."""
     main = _main_thread_blocked(pid, tty)
     return main if main is not False else _a_thread_reads(pid, tty)
 
