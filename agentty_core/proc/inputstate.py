@@ -4,8 +4,9 @@ The worker owns the PTY master, so it can ask what tmux-based tools cannot: the 
 foreground process group (`tcgetpgrp`), its termios flags (canonical mode, echo), and whether
 the foreground process is blocked in a read (or select/poll) on the terminal, from
 `/proc/<pid>/syscall` (falling back to `wchan`): its main thread's, or a thread's that reads
-the terminal for it (fzf's, from /dev/tty) while none of the others runs. Linux first;
-elsewhere the state degrades to `unknown`.
+the terminal for it (fzf's, from /dev/tty; Go's runtime's, in an epoll set that /proc shows
+holding it) while none of the others runs. Linux first; elsewhere the state degrades to
+`unknown`.
 
 A read that input was just sent to still shows as blocked until the program is scheduled:
 taken for "reading", it let the next answer (a password) arrive before `read -s` turned echo
@@ -47,12 +48,15 @@ class InputState(TypedDict):
 # Syscalls that mean "blocked waiting for input": read-like ones count when their first
 # argument is the terminal; select-like ones count when the process has the terminal open.
 _SYSCALLS = {
-    "x86_64": ({0, 19}, {7, 23, 232, 270, 271, 281, 441}),
-    "aarch64": ({63, 65}, {22, 72, 73, 441}),
+    "x86_64": ({0, 19}, {7, 23, 232, 270, 271, 281, 441}, {232, 281, 441}),
+    "aarch64": ({63, 65}, {22, 72, 73, 441}, {22, 441}),
 }
-_READ_CALLS, _WAIT_CALLS = _SYSCALLS.get(os.uname().machine, (set(), set()))
+# Read-like calls, select-like calls, and which of those are epoll's (whose watched
+# descriptors /proc lists, so that they are known rather than guessed).
+_READ_CALLS, _WAIT_CALLS, _EPOLL_CALLS = _SYSCALLS.get(os.uname().machine, (set(), set(), set()))
 _WAIT_CHANNELS = ("n_tty_read", "wait_woken", "do_select", "do_sys_poll", "ep_poll", "poll_sched")
 MAX_THREADS = 256
+MAX_WATCHED = 64  # an epoll set of more is not looked through (a server's, not a TUI's)
 
 
 def exited() -> InputState:
@@ -122,6 +126,8 @@ def _main_thread_blocked(pid: int, tty: str) -> bool | None:
             nr = int(fields[0])
             if nr in _READ_CALLS:
                 return _is_tty_fd(pid, int(fields[1], 16), tty)
+            if nr in _EPOLL_CALLS and _epoll_watches_tty(pid, int(fields[1], 16), tty):
+                return True
             if nr in _WAIT_CALLS:
                 return _is_tty_fd(pid, 0, tty)
             return False
@@ -135,9 +141,11 @@ def _main_thread_blocked(pid: int, tty: str) -> bool | None:
 
 
 def _a_thread_reads(pid: int, tty: str) -> bool:
-    """Another thread than the main one is blocked reading the terminal, and none runs (its
-    syscall file says "running"). One read of /proc a thread; a program of more threads
-    than MAX_THREADS is not scanned (it would cost milliseconds, every look of a wait)."""
+    """Another thread than the main one is blocked reading the terminal (in a read of it, or
+    in an epoll wait whose set holds it: Go's runtime waits for a tty that way, tcell's and
+    bubbletea's programs among them), and none runs (its syscall file says "running"). One
+    read of /proc a thread; a program of more threads than MAX_THREADS is not scanned (it
+    would cost milliseconds, every look of a wait)."""
     try:
         fields = _read_proc(f"/proc/{pid}/stat").rsplit(")", 1)[1].split()
         # The main thread sleeps, or has exited (`pthread_exit`) while the others go on.
@@ -155,11 +163,28 @@ def _a_thread_reads(pid: int, tty: str) -> bool:
         if not call or not call[0].isdigit():
             return False  # "running", or stopped outside a system call: busy
         try:
-            if int(call[0]) in _READ_CALLS and _is_tty_fd(pid, int(call[1], 16), tty):
-                reads = True
+            nr, fd = int(call[0]), int(call[1], 16)
         except (ValueError, IndexError):
             return False
+        if reads:
+            continue  # one reader found: the rest are only looked at for one that runs
+        if nr in _READ_CALLS:
+            reads = _is_tty_fd(pid, fd, tty)
+        elif nr in _EPOLL_CALLS:
+            reads = _epoll_watches_tty(pid, fd, tty)
     return reads
+
+
+def _epoll_watches_tty(pid: int, epfd: int, tty: str) -> bool:
+    """Does the epoll set `epfd` of `pid` hold our terminal (its `tfd:` lines in /proc)?"""
+    try:
+        info = _read_proc(f"/proc/{pid}/fdinfo/{epfd}")
+    except OSError:
+        return False
+    watched = [line.split()[1] for line in info.splitlines() if line.startswith("tfd:")]
+    if len(watched) > MAX_WATCHED:
+        return False
+    return any(fd.isdigit() and _is_tty_fd(pid, int(fd), tty) for fd in watched)
 
 
 def input_pending(tty_name: str) -> bool | None:

@@ -157,17 +157,21 @@ def test_input_state(case: str, programs: Path, tmp_path: Path) -> None:
     agentty("kill", check=True)
 
 
-def test_a_program_reading_the_terminal_in_a_thread_of_its_own(programs: Path) -> None:
+@pytest.mark.parametrize("how", ["read", "epoll"])
+def test_a_program_reading_the_terminal_in_a_thread_of_its_own(how: str, programs: Path) -> None:
     """fzf's shape: stdin a pipe, /dev/tty read by a thread while the main thread waits on
-    it. It reads (the main thread alone said busy for ever); with another thread computing
-    it is busy, though its reader waits; a thread waiting in select() reads nothing."""
+    it (or, Go's runtime's way, waited for in an epoll set first). It reads (the main thread
+    alone said busy for ever); with another thread computing it is busy, though its reader
+    waits; a thread waiting in select() reads nothing."""
     program = f"echo piped | {PY} {programs / 'thread_reader.py'}"
-    start("sh", "-c", program)
+    start("sh", "-c", f"{program} {how}")
     result = agentty_json("wait", "--input", "--timeout", "20")
     assert result["fired"] == "input" and "name?" in result["lines"][0]
     assert result["input"]["foreground"]["name"].startswith("python")
     agentty("text", "--enter", "Ada", check=True)
     agentty("wait", "--text", "got 'Ada'", "--exit", check=True)
+    if how == "epoll":
+        return
 
     # (The select() with stdin the terminal: a thread waiting in select was once taken for
     # one waiting on the terminal.)
@@ -218,6 +222,17 @@ def _descendants(pid: int) -> list[int]:
             continue
         queue.extend(int(child) for child in children)
     return found
+
+
+@pytest.mark.skipif(shutil.which("micro") is None, reason="micro is not installed")
+def test_a_go_tui_waiting_in_epoll_is_seen_reading(tmp_path: Path) -> None:
+    """micro (Go, tcell): no thread reads; the runtime waits for /dev/tty in epoll."""
+    start("micro", str(tmp_path / "notes.txt"))
+    result = agentty_json("wait", "--input", "--timeout", "20")
+    assert result["input"]["foreground"]["name"] == "micro"
+    agentty("text", "hello", check=True)
+    agentty("wait", "--text", "hello", check=True)
+    agentty("kill", check=True)
 
 
 @pytest.mark.skipif(shutil.which("fzf") is None, reason="fzf is not installed")
