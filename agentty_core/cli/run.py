@@ -126,7 +126,8 @@ def check_keys(value: str) -> None:
     """A --key's names, as `agentty key` would take them."""
     from agentty_core import keys
 
-    if not value.split():
+    names = value.split()
+    if not names:
         raise UsageError("--key needs key names, e.g. --key 'Down Enter'")
     if not value.isascii():
         try:
@@ -134,7 +135,7 @@ def check_keys(value: str) -> None:
         except UnicodeEncodeError:  # bytes of another encoding in argv (surrogate escapes)
             raw = value.encode("utf-8", "surrogateescape")
             raise UsageError(f"--key {raw!r} is not UTF-8 text") from None
-    keys.parse_all(value.split())
+    keys.parse_all(names)
 
 
 def run(args: Options) -> int:

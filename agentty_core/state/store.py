@@ -440,7 +440,16 @@ class StateStore:
         session it collects and `run` to its own (the socket is its worker's to remove)."""
         if not session_ids:
             return
-        self.remove(session_ids)
+
+        def change(sessions: list[Record]) -> None:
+            sessions[:] = [r for r in sessions if r.get("id") not in session_ids]
+            # Under the same lock as the records: no start points it elsewhere meanwhile,
+            # and a worker that only tries the lock removes both or neither.
+            if read_active(self.home) in session_ids:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.home.active_file)
+
+        self.mutate(change)
         for session_id in session_ids:
             for path in (
                 self.home.log_path(session_id),
@@ -449,8 +458,6 @@ class StateStore:
             ):
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
-        if read_active(self.home) in session_ids:
-            self.set_active(None)
 
     def remove_bad(self, spare: Callable[[RawRecord], bool]) -> list[str]:
         """Remove the records `bad_record` rejects, except those `spare` keeps (one whose

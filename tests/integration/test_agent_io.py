@@ -160,23 +160,22 @@ def test_input_state(case: str, programs: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize("how", ["read", "epoll"])
 def test_a_program_reading_the_terminal_in_a_thread_of_its_own(how: str, programs: Path) -> None:
     """fzf's shape: stdin a pipe, /dev/tty read by a thread while the main thread waits on
-    it (or, Go's runtime's way, waited for in an epoll set first). It reads (the main thread
-    alone said busy for ever); with another thread computing it is busy, though its reader
-    waits; a thread waiting in select() reads nothing."""
-    program = f"echo piped | {PY} {programs / 'thread_reader.py'}"
-    start("sh", "-c", f"{program} {how}")
+    it (or, Go's runtime's way, waited for in an epoll set first). It reads: the main
+    thread alone said busy for ever."""
+    start("sh", "-c", f"echo piped | {PY} {programs / 'thread_reader.py'} {how}")
     result = agentty_json("wait", "--input", "--timeout", "20")
     assert result["fired"] == "input" and "name?" in result["lines"][0]
     assert result["input"]["foreground"]["name"].startswith("python")
     agentty("text", "--enter", "Ada", check=True)
     agentty("wait", "--text", "got 'Ada'", "--exit", check=True)
-    if how == "epoll":
-        return
 
-    # (The select() with stdin the terminal: a thread waiting in select was once taken for
-    # one waiting on the terminal.)
-    alone = f"{PY} {programs / 'thread_reader.py'}"
-    for line, call in ((f"{program} spin", "read"), (f"{alone} poll", "select")):
+
+def test_a_program_with_a_thread_at_work_or_polling_is_busy(programs: Path) -> None:
+    """With another thread computing it is busy, though its reader waits; a thread waiting
+    in select() reads nothing (with stdin the terminal: a thread waiting in select was once
+    taken for one waiting on the terminal)."""
+    reader = f"{PY} {programs / 'thread_reader.py'}"
+    for line, call in ((f"echo piped | {reader} spin", "read"), (f"{reader} poll", "select")):
         start("sh", "-c", line)
         agentty("wait", "--text", "name?", check=True)
         _until_a_thread_is_in(call)

@@ -250,3 +250,21 @@ def test_the_record_types_cost_the_hot_path_no_typing_import() -> None:
         "assert 'typing' not in sys.modules, 'typing imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("pointed", ["0000aaaa", "0000bbbb"])
+def test_forget_removes_records_files_and_a_pointer_to_them(
+    agentty_home: Path, pointed: str
+) -> None:
+    home = Home.resolve()
+    store = StateStore(home, timeout=0.0, lean=True)  # the worker's: the lock only tried
+    for sid in ("0000aaaa", "0000bbbb"):
+        store.add({"id": sid, "status": "exited"})
+        home.log_path(sid).write_text("log")
+        home.final_path(sid).write_text("{}")
+    store.set_active(pointed)
+    store.forget({"0000aaaa"})
+    assert [r["id"] for r in records.records(home)] == ["0000bbbb"]
+    assert not home.log_path("0000aaaa").exists() and not home.final_path("0000aaaa").exists()
+    assert home.log_path("0000bbbb").exists() and home.final_path("0000bbbb").exists()
+    assert records.read_active(home) == (None if pointed == "0000aaaa" else "0000bbbb")
