@@ -1,0 +1,180 @@
+"""The program's start on its PTY, both ways (`proc.ptyhost`): posix_spawn of setpriv and
+ptyprocess's fork give the program the same process (its own session, the PTY as its
+controlling terminal and stdio, cwd, umask, default signals, an empty mask, nothing of ours
+open) and both end it when the process that started it is SIGKILLed. Which way a program
+goes is pinned too: only a surely executable one goes the fast way."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from agentty_core.errors import SpawnError
+from agentty_core.proc import ptyhost
+
+REPORT = r"""
+import json, os
+status = dict(l.split(":", 1) for l in open("/proc/self/status").read().splitlines())
+stat = open("/proc/self/stat").read().rsplit(")", 1)[1].split()
+umask = os.umask(0); os.umask(umask)
+print(json.dumps({
+    "pid": os.getpid(), "sid": os.getsid(0), "pgid": os.getpgid(0),
+    "tty_nr": int(stat[4]), "tpgid": int(stat[5]),
+    "tty": [os.ttyname(fd) for fd in (0, 1, 2)], "fds": sorted(os.listdir("/proc/self/fd")),
+    "ignored": int(status["SigIgn"], 16), "blocked": int(status["SigBlk"], 16),
+    "cwd": os.getcwd(), "umask": umask, "env": os.environ.get("PROBE"),
+    "ctty": os.open("/dev/tty", os.O_RDWR) >= 0,
+}), flush=True)
+"""
+WAYS: dict[str, Callable[..., ptyhost.PtyChild | None]] = {
+    "fast": lambda argv, **kw: ptyhost._spawn_fast(ptyhost.setpriv() or "", argv, **kw),
+    "forked": lambda argv, **kw: ptyhost._spawn_forked(argv, **kw),
+}
+needs_setpriv = pytest.mark.skipif(ptyhost.setpriv() is None, reason="no setpriv --pdeathsig")
+
+
+def _read_line(fd: int, timeout: float = 10.0) -> bytes:
+    deadline = time.monotonic() + timeout
+    buf = b""
+    while b"\n" not in buf and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.1)[0]:
+            try:
+                buf += os.read(fd, 65536)
+            except BlockingIOError:
+                continue
+    return buf
+
+
+@needs_setpriv
+@pytest.mark.parametrize("way", sorted(WAYS))
+def test_both_ways_give_the_program_the_same_process(way: str, tmp_path: Path) -> None:
+    inherited_r, inherited_w = os.pipe()
+    os.set_inheritable(inherited_w, True)  # as the worker's status pipe on fd 3 is
+    # A disposition the caller ignored is kept (as exec keeps it); SIGHUP is reset.
+    old_usr2 = signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    old_hup = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+    try:
+        child = WAYS[way](
+            [os.path.realpath(sys.executable), "-c", REPORT],
+            cwd=str(tmp_path),
+            env={**os.environ, "PROBE": "seen"},
+            cols=100,
+            rows=30,
+            umask=0o027,
+        )
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
+        signal.signal(signal.SIGHUP, old_hup)
+        signal.signal(signal.SIGUSR2, old_usr2)
+        os.close(inherited_w)
+    assert child is not None
+    try:
+        report = json.loads(_read_line(child.fd).decode().strip().splitlines()[-1])
+        assert os.read(inherited_r, 1) == b""  # the program did not keep our descriptor
+        assert report["pid"] == child.pid == report["sid"] == report["pgid"]
+        assert report["tty"] == [child.tty_name] * 3
+        assert report["tty_nr"] == os.stat(child.tty_name).st_rdev
+        assert report["tpgid"] == child.pid and report["ctty"] is True
+        assert report["fds"] == ["0", "1", "2", "3"]  # 3: its own /proc listing
+        assert report["cwd"] == str(tmp_path) and report["umask"] == 0o027
+        assert report["env"] == "seen"
+        assert report["blocked"] == 0
+        ignored = {sig for sig in signal.Signals if report["ignored"] & 1 << (sig - 1)}
+        # (Python, the program here, ignores SIGPIPE and SIGXFSZ itself.)
+        reset = {signal.SIGHUP, signal.SIGINT, signal.SIGTERM, signal.SIGQUIT}
+        assert signal.SIGUSR2 in ignored and not ignored & reset
+        assert os.get_terminal_size(child.fd) == os.terminal_size((100, 30))
+    finally:
+        os.close(inherited_r)
+        os.waitpid(child.pid, 0)
+        if child.owner is None:  # else ptyprocess's object closes it
+            os.close(child.fd)
+
+
+@needs_setpriv
+@pytest.mark.parametrize("way", sorted(WAYS))
+def test_the_program_dies_with_the_process_that_started_it(way: str) -> None:
+    """PR_SET_PDEATHSIG: the program ignores SIGHUP (the hangup of its PTY does not end it),
+    its starter is SIGKILLed, and it is gone."""
+    starter = rf"""
+import os, select, sys, time
+sys.path.insert(0, {str(Path(__file__).parents[2])!r})
+from agentty_core.errors import SpawnError
+from agentty_core.proc import ptyhost
+program = "import signal, time; signal.signal(signal.SIGHUP, signal.SIG_IGN); " \
+    "print('up', flush=True); time.sleep(60)"
+argv = [{os.path.realpath(sys.executable)!r}, "-c", program]
+kw = dict(cwd="/", env=dict(os.environ), cols=80, rows=24, umask=0o022)
+if {way!r} == "fast":
+    child = ptyhost._spawn_fast(ptyhost.setpriv(), argv, **kw)
+else:
+    child = ptyhost._spawn_forked(argv, **kw)
+buf = b""
+while b"up" not in buf:
+    select.select([child.fd], [], [])
+    buf += os.read(child.fd, 100)
+print(child.pid, flush=True)
+time.sleep(60)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", starter], stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    program = int(proc.stdout.readline())
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 5
+    while _running(program) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _running(program), "the program outlived the process that started it"
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+def test_only_a_surely_executable_program_goes_the_fast_way(tmp_path: Path) -> None:
+    def script(name: str, text: str, mode: int = 0o755) -> str:
+        path = tmp_path / name
+        path.write_text(text)
+        path.chmod(mode)
+        return str(path)
+
+    elf = os.path.realpath(sys.executable)
+    assert ptyhost.execs_surely(elf)
+    assert ptyhost.execs_surely(script("ok", f"#!{elf} -u\nprint(1)\n"))
+    assert ptyhost.execs_surely(script("env", "#!/usr/bin/env python3\n"))
+    inner = script("inner", f"#!{elf}\n")
+    assert not ptyhost.execs_surely(script("nested", f"#!{inner}\n"))  # a script's script
+    assert not ptyhost.execs_surely(script("missing", "#!/no/such/interpreter\n"))
+    assert not ptyhost.execs_surely(script("relative", "#!python3\n"))
+    assert not ptyhost.execs_surely(script("empty", "#!\n"))
+    assert not ptyhost.execs_surely(script("plain", "echo no shebang\n"))  # ENOEXEC
+    assert not ptyhost.execs_surely(script("unreadable", f"#!{elf}\n", 0o311)) or (
+        os.geteuid() == 0  # root reads it anyway
+    )
+    assert not ptyhost.execs_surely(str(tmp_path / "gone"))
+
+
+@needs_setpriv
+def test_a_failed_exec_is_still_an_error_of_the_start(tmp_path: Path) -> None:
+    """A script whose interpreter is missing takes the forked way: start fails with the
+    message and exit code it always had, not a session that ends at once."""
+    bad = tmp_path / "bad"
+    bad.write_text("#!/no/such/interpreter\n")
+    bad.chmod(0o755)
+    with pytest.raises(SpawnError, match="bad interpreter") as caught:
+        ptyhost.spawn([str(bad)], str(tmp_path), dict(os.environ), 80, 24, umask=0o022)
+    assert caught.value.exit_code == 126
