@@ -141,7 +141,8 @@ def name_worker(intent: Intent, fields: Mapping[str, object]) -> None:
 def claim(store: StateStore, intent: Intent, alive: Callable[[Record], bool]) -> None:
     """Write the intent record, under the state lock: its id unused, its name not taken by
     a running session (whose worker `alive` says is alive). Its rename is made durable by
-    the next write (the running or the failed record) before `start` answers."""
+    the directory sync after the next write: the failed record's, or the running record's
+    (the worker's, right after `start` has its answer)."""
     session_id, name, record = intent.session_id, intent.name, intent.record
 
     def add(sessions: list[Record]) -> None:

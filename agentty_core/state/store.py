@@ -244,7 +244,7 @@ class StateStore:
     workers' answers; a store without it writes into that list and leaves the rebuilding to
     the next caller that has it. The state layer itself never talks to workers.
     `sync_dir=False`: no write syncs the directory; the owner does, when it suits it
-    (`sync_directory`: a worker, once a `kill` has its answer)."""
+    (`sync_directory`: a worker, once `start` or a `kill` has its answer)."""
 
     def __init__(
         self,

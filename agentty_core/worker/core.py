@@ -34,7 +34,7 @@ from agentty_core.ipc.server import Server
 from agentty_core.proc import identity
 from agentty_core.proc.ptyhost import become_subreaper, spawn
 from agentty_core.protocol import JSONObject
-from agentty_core.state.store import atomic_write, now_iso, sync_directory
+from agentty_core.state.store import StateStore, atomic_write, now_iso, sync_directory
 from agentty_core.worker import warmup
 from agentty_core.worker.base import WorkerBase
 from agentty_core.worker.lifecycle import Lifecycle
@@ -100,6 +100,7 @@ class Worker(PtyIO, Lifecycle, WaitRegistry, Requests, Push, WorkerBase):
         )
         failpoints.hit("worker.before_ready")
         self._report({"ok": True, "pid": pid, "workerPid": worker_pid, "active": activated})
+        sync_directory(self.home.root)  # the running record's rename: see _record_running
         self._reap()  # the program may have exited before the handler was armed
         _load_the_end()
         warmup.settle()  # the start-up's freed memory back to the system (idle footprint)
@@ -130,7 +131,12 @@ class Worker(PtyIO, Lifecycle, WaitRegistry, Requests, Push, WorkerBase):
             except OSError as exc:  # the running record is not written either
                 raise StateError(f"{exc.strerror or exc} writing {self.home.active_file}") from None
 
-        self.store.update_or_restore(self.id, self.record, point_here, **fields)
+        # The directory is synced once `start` has its answer (`run`), as a worker does for
+        # its exit once `kill` has its own: the renamed files are what every reader sees
+        # already; only a crash of the machine in that moment, which ends the session too,
+        # could undo them.
+        unsynced = StateStore(self.home, lean=True, sync_dir=False)
+        unsynced.update_or_restore(self.id, self.record, point_here, **fields)
         return activate
 
     def _report(self, message: JSONObject) -> None:
