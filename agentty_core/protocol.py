@@ -43,7 +43,10 @@ Methods (params -> result; `?` marks what may be left out):
               Any condition that holds fires. `after` (optional, added after v1 shipped:
               an older worker ignores it) is an AND on all of them: each counts only on a
               screen whose seq is greater, except `exit`.
-    kill      {grace?: 0..60 seconds}       -> {"escalated": [steps], "exitCode", "signal"}
+    kill      {grace?: 0..60 seconds}       -> {"escalated": [steps], "exitCode", "signal",
+                                                "status"?: "exited" once the record says so
+                                                (added after v1: an older worker leaves it
+                                                out, and the caller reads the record)}
     record    {on: bool, input?, markers?: bool} -> {"recording": bool, "path"}
     forget    {}                            -> {}: the ended session removed for good (its
                                                record, the active pointer to it, its log,

@@ -322,10 +322,14 @@ def _timed_out(args: Namespace, sid: str, sock: socket, message: str) -> int:
 
 
 def _killed(args: Namespace, sid: str, result: dict[str, object]) -> int:
-    """The worker confirmed the end: the record's final fields, as `Client.kill` reports."""
-    home = hotread.home()
-    recs = hotread.records(home) if home is not None else None
-    rec = next((r for r in recs if r["id"] == sid), None) if recs is not None else None
+    """The worker confirmed the end: the record's final fields, as `Client.kill` reports
+    (from the answer when the worker says its record holds them: no read of the state)."""
+    if result.get("status") == "exited" and {"exitCode", "signal"} <= result.keys():
+        rec: dict[str, object] | None = result
+    else:
+        home = hotread.home()
+        recs = hotread.records(home) if home is not None else None
+        rec = next((r for r in recs if r["id"] == sid), None) if recs is not None else None
     if rec is None:  # unreadable just now: the full path's reader (it recovers or says why)
         from agentty_core.client import Client
         from agentty_core.errors import AgenttyError

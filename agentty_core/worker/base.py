@@ -50,6 +50,8 @@ class WorkerBase:
         self.final_saved = False
         self.final_error: str | None = None
         self.exit_unsynced = False  # the exit record's rename, not yet made durable
+        self.exit_recorded = False  # the record says the session ended (a kill's answer says so)
+        self.ended_fields: dict[str, object] | None = None  # logged once the answers are out
         self.status_fd = status_fd
         record = spec.get("record")
         self.record: Record = dict(record) if isinstance(record, dict) else {}

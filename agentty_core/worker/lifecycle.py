@@ -146,6 +146,7 @@ class Lifecycle(WorkerBase):
         self.record.update(fields)
         tries = Tries()
         problem = await self._persist(fields, EXIT_FIRST_TRY, final=final, tries=tries)
+        self.exit_recorded = problem is None
         self._check_waits()
         for later in list(self.waits):
             later.resolve(RequestFailed("exited", self._exited_message()))
@@ -236,7 +237,7 @@ class Lifecycle(WorkerBase):
             path = self.home.socket_path(self.id)
             if os.lstat(path).st_ino == getattr(self, "socket_inode", None):
                 path.unlink()
-        log.info("session %s ended: %s", self.id, fields)
+        self.ended_fields = fields  # logged after the answers (`core.run`): off a kill's time
         self.finalized.set()
 
     def _exited_how(self) -> str:

@@ -392,7 +392,10 @@ class Requests(WorkerBase):
                 f"processes still alive after SIGKILL: {result.survivors}",
                 survivors=result.survivors,
             )
-        return {"escalated": result.escalated, **self._exit_fields()}
+        answer: JSONObject = {"escalated": result.escalated, **self._exit_fields()}
+        if self.exit_recorded:  # the record's word, given here: the caller need not read it
+            answer["status"] = "exited"
+        return answer
 
     def _forget(self, params: JSONObject) -> JSONObject:
         """Remove this ended session for good: the record, the active pointer to it, its

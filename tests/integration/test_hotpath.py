@@ -273,15 +273,16 @@ def test_a_send_too_long_for_one_request_sends_nothing() -> None:
 
 def test_kill_over_the_lane_confirms_the_end_and_prints_as_the_full_path() -> None:
     words = ["sh", "-c", "trap 'exit 7' HUP; echo up; while :; do sleep 0.05; done"]
-    lines = []
-    for path in ([AGENTTY], FULL):
-        sid = agentty_json("start", "--", *words)["id"]
-        agentty("wait", "--text", "up", check=True)
-        killed = run(path, "kill")
-        assert killed.returncode == 0, killed.stderr
-        lines.append(killed.stdout.replace(sid, "ID"))
-        assert agentty_json("status")["sessions"][-1]["status"] == "exited"
-    assert lines[0] == lines[1]
+    for form in (["kill"], ["kill", "--json"]):
+        lines = []
+        for path in ([AGENTTY], FULL):
+            sid = agentty_json("start", "--", *words)["id"]
+            agentty("wait", "--text", "up", check=True)
+            killed = run(path, *form)
+            assert killed.returncode == 0, killed.stderr
+            lines.append(killed.stdout.replace(sid, "ID"))
+            assert agentty_json("status")["sessions"][-1]["status"] == "exited"
+        assert lines[0] == lines[1], form
 
 
 STATUS_FORMS = (["status"], ["status", "--json"], ["status", "-q"], ["status", "--quiet"])

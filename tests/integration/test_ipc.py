@@ -250,3 +250,21 @@ def test_a_kept_connection_lost_at_the_last_moment_is_retried_only_for_reads(
         with pytest.raises(WorkerUnreachable):
             client.text(sid, "typed once at most\r")  # may have been done: not repeated
         client.kill(sid)
+
+
+def test_a_kill_answer_says_what_the_record_says() -> None:
+    """The answer carries the record's status once the exit is written, so that `kill` need
+    not read the state file after it (the lane prints from the answer)."""
+    trap = "trap 'exit 7' HUP; echo up; while :; do sleep 0.05; done"
+    rec = agentty_json("start", "--", "sh", "-c", trap)
+    agentty("wait", "--text", "up", check=True)
+    with _connect(rec) as sock:
+        sock.sendall(b'{"v":1,"method":"kill","params":{"grace":2}}\n')
+        (answer,) = _read_lines(sock, 1)
+    assert answer["ok"] is True, answer
+    result = answer["result"]
+    assert isinstance(result, dict)
+    recorded = next(s for s in agentty_json("status")["sessions"] if s["id"] == rec["id"])
+    assert result["status"] == recorded["status"] == "exited"
+    assert result["exitCode"] == recorded["exitCode"] == 7
+    assert result["signal"] is recorded["signal"] is None
