@@ -10,8 +10,8 @@ worker dies (PR_SET_PDEATHSIG), nothing of the worker's open but the PTY.
   POSIX_SPAWN_SETSID, the controlling terminal from opening the PTY's slave as fd 0 in it
   (a session leader without one acquires the terminal it opens), the death signal from
   setpriv (kept across the exec of the program, as a prctl before exec is). Taken only when
-  the exec surely succeeds (an ELF file, or a script whose interpreter is one): setpriv
-  reports a failed exec on the PTY, not to us, and a start must fail with its message.
+  the exec surely succeeds (`proc.execcheck`): setpriv reports a failed exec on the PTY, not
+  to us, and a start must fail with its message.
 - ptyprocess (fork, then Python in the child): everything else, and where setpriv is
   missing or too old.
 
@@ -33,6 +33,7 @@ import termios
 from dataclasses import dataclass
 
 from agentty_core.errors import EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, SpawnError
+from agentty_core.proc.execcheck import execs_surely, own_machine
 
 PR_SET_PDEATHSIG = 1
 _TIOCGPTN = getattr(termios, "TIOCGPTN", 0x80045430)  # Linux; missing from typeshed
@@ -177,41 +178,6 @@ def setpriv() -> str | None:
     return _setpriv if isinstance(_setpriv, str) else None
 
 
-def execs_surely(program: str) -> bool:
-    """Whether exec of `program` (absolute, checked executable by `proc.command`) cannot
-    fail for its format: an ELF file, or a script whose `#!` interpreter is an executable
-    ELF file. Anything else (a script of a script, a missing interpreter, a format only
-    binfmt_misc knows) goes the forked way, which reports a failed exec as start's error."""
-    head = _head(program)
-    if head.startswith(b"\x7fELF"):
-        return True
-    if not head.startswith(b"#!") or b"\n" not in head:
-        return False
-    words = head[2 : head.index(b"\n")].split()
-    if not words:
-        return False
-    interpreter = os.fsdecode(words[0])
-    return (
-        os.path.isabs(interpreter)
-        and os.access(interpreter, os.X_OK)
-        and os.path.isfile(interpreter)
-        and _head(interpreter).startswith(b"\x7fELF")
-    )
-
-
-def _head(path: str) -> bytes:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    except OSError:
-        return b""
-    try:
-        return os.read(fd, 256)
-    except OSError:
-        return b""
-    finally:
-        os.close(fd)
-
-
 def _spawn_forked(
     argv: list[str], cwd: str, env: dict[str, str], cols: int, rows: int, umask: int
 ) -> PtyChild:
@@ -266,3 +232,4 @@ def preload() -> None:
     import ptyprocess  # noqa: F401
 
     setpriv()
+    own_machine()

@@ -20,6 +20,7 @@ import pytest
 
 from agentty_core.errors import SpawnError
 from agentty_core.proc import ptyhost
+from agentty_core.proc.execcheck import execs_surely
 
 REPORT = r"""
 import json, os
@@ -111,6 +112,7 @@ import os, select, sys, time
 sys.path.insert(0, {str(Path(__file__).parents[2])!r})
 from agentty_core.errors import SpawnError
 from agentty_core.proc import ptyhost
+from agentty_core.proc.execcheck import execs_surely
 program = "import signal, time; signal.signal(signal.SIGHUP, signal.SIG_IGN); " \
     "print('up', flush=True); time.sleep(60)"
 argv = [{os.path.realpath(sys.executable)!r}, "-c", program]
@@ -153,19 +155,50 @@ def test_only_a_surely_executable_program_goes_the_fast_way(tmp_path: Path) -> N
         return str(path)
 
     elf = os.path.realpath(sys.executable)
-    assert ptyhost.execs_surely(elf)
-    assert ptyhost.execs_surely(script("ok", f"#!{elf} -u\nprint(1)\n"))
-    assert ptyhost.execs_surely(script("env", "#!/usr/bin/env python3\n"))
+    assert execs_surely(elf)
+    assert execs_surely(script("ok", f"#!{elf} -u\nprint(1)\n"))
+    assert execs_surely(script("env", "#!/usr/bin/env python3\n"))
     inner = script("inner", f"#!{elf}\n")
-    assert not ptyhost.execs_surely(script("nested", f"#!{inner}\n"))  # a script's script
-    assert not ptyhost.execs_surely(script("missing", "#!/no/such/interpreter\n"))
-    assert not ptyhost.execs_surely(script("relative", "#!python3\n"))
-    assert not ptyhost.execs_surely(script("empty", "#!\n"))
-    assert not ptyhost.execs_surely(script("plain", "echo no shebang\n"))  # ENOEXEC
-    assert not ptyhost.execs_surely(script("unreadable", f"#!{elf}\n", 0o311)) or (
-        os.geteuid() == 0  # root reads it anyway
-    )
-    assert not ptyhost.execs_surely(str(tmp_path / "gone"))
+    assert not execs_surely(script("nested", f"#!{inner}\n"))  # a script's script
+    assert not execs_surely(script("missing", "#!/no/such/interpreter\n"))
+    assert not execs_surely(script("relative", "#!python3\n"))
+    assert not execs_surely(script("empty", "#!\n"))
+    assert not execs_surely(script("plain", "echo no shebang\n"))  # ENOEXEC
+    assert not execs_surely(str(tmp_path / "gone"))
+    if os.geteuid() != 0:  # root reads it anyway
+        assert not execs_surely(script("unreadable", f"#!{elf}\n", 0o311))
+    foreign = _patched(elf, tmp_path / "foreign", lambda data: data[:18] + b"\xb7\x00" + data[20:])
+    assert not execs_surely(foreign)  # an aarch64 binary here: ENOEXEC
+    assert not execs_surely(_without_its_loader(elf, tmp_path / "noloader"))
+    assert not execs_surely(script("via-noloader", f"#!{tmp_path / 'noloader'}\n"))
+    if os.path.exists("/sbin/ldconfig"):  # static: no loader to look for
+        assert execs_surely(os.path.realpath("/sbin/ldconfig"))
+
+
+def _patched(source: str, target: Path, change: Callable[[bytes], bytes]) -> str:
+    target.write_bytes(change(Path(source).read_bytes()))
+    target.chmod(0o755)
+    return str(target)
+
+
+def _without_its_loader(elf: str, target: Path) -> str:
+    """A copy of `elf` whose PT_INTERP names a loader that is not there."""
+
+    def rename_loader(data: bytes) -> bytes:
+        start = data.index(b"/lib")  # the loader's path: the first string in the file
+        end = data.index(b"\0", start)
+        return data[:start] + b"/nonexistent/ld.so".ljust(end - start, b"\0") + data[end:]
+
+    return _patched(elf, target, rename_loader)
+
+
+@needs_setpriv
+def test_a_binary_without_its_loader_fails_the_start(tmp_path: Path) -> None:
+    """Its exec fails (ENOENT): the forked way reports it, as start always did."""
+    program = _without_its_loader(os.path.realpath(sys.executable), tmp_path / "noloader")
+    with pytest.raises(SpawnError, match="bad interpreter") as caught:
+        ptyhost.spawn([program], str(tmp_path), dict(os.environ), 80, 24, umask=0o022)
+    assert caught.value.exit_code == 126
 
 
 @needs_setpriv
