@@ -30,6 +30,7 @@ import signal
 import struct
 import sys
 import termios
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from agentty_core.errors import EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, SpawnError
@@ -40,16 +41,29 @@ _TIOCGPTN = getattr(termios, "TIOCGPTN", 0x80045430)  # Linux; missing from type
 PR_SET_CHILD_SUBREAPER = 36
 
 
+_prctl_fn: Callable[..., int] | None = None
+
+
 def _prctl(option: int, value: int) -> None:
     if not sys.platform.startswith("linux"):
         return
     import ctypes  # here: importing this module stays cheap
 
-    # The process's own symbols include libc's: no `find_library` (it runs subprocesses).
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(option, value, 0, 0, 0) != 0:
+    if _prctl_function()(option, value, 0, 0, 0) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
+
+
+def _prctl_function() -> Callable[..., int]:
+    """libc's prctl, found once (the warm spawner's is its workers'): a CDLL is a dlopen and
+    a class of its own, ~0.3 ms of every start. The process's own symbols include libc's: no
+    `find_library` (it runs subprocesses)."""
+    global _prctl_fn
+    if _prctl_fn is None:
+        import ctypes
+
+        _prctl_fn = ctypes.CDLL(None, use_errno=True).prctl
+    return _prctl_fn
 
 
 def become_subreaper() -> None:
@@ -227,9 +241,11 @@ def _slave_name(master_fd: int) -> str:
 
 
 def preload() -> None:
-    """Import ptyprocess and look for setpriv now: the warm spawner's children then share
-    the pages and the answer."""
+    """Import ptyprocess, find prctl and look for setpriv now: the warm spawner's children
+    then share the pages and the answers."""
     import ptyprocess  # noqa: F401
 
     setpriv()
     own_machine()
+    if sys.platform.startswith("linux"):
+        _prctl_function()
