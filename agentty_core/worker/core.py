@@ -98,11 +98,12 @@ class Worker(PtyIO, Lifecycle, WaitRegistry, Requests, Push, WorkerBase):
             pidStart=identity.start_token(pid),
             createTime=identity.create_time(pid),
         )
+        _load_the_end()  # the code on disk may go as soon as `start` has its answer
         failpoints.hit("worker.before_ready")
         self._report({"ok": True, "pid": pid, "workerPid": worker_pid, "active": activated})
+        failpoints.hit("worker.after_ready")
         sync_directory(self.home.root)  # the running record's rename: see _record_running
         self._reap()  # the program may have exited before the handler was armed
-        _load_the_end()
         warmup.settle()  # the start-up's freed memory back to the system (idle footprint)
         await self.finalized.wait()
         # Let the answer to a `kill` go out, then close every connection so that no handler
@@ -188,9 +189,12 @@ class Worker(PtyIO, Lifecycle, WaitRegistry, Requests, Push, WorkerBase):
 
 
 def _load_the_end() -> None:
-    """Import now what ending the session needs (after `ready`: off the start's path).
+    """Import what ending the session needs before `start` has its answer (a worker forked
+    by the warm spawner has it already; a directly spawned one imported it with its other
+    modules, while `start` wrote the intent record: `worker.main`).
 
     Imported only when a kill came, it would come from whatever is on disk by then: other
     code after an upgrade, nothing after an uninstall, and the session could not be ended
-    (`kill` failed with "No module named ...", SIGTERM did nothing)."""
+    (`kill` failed with "No module named ...", SIGTERM did nothing). Imported after the
+    answer, it raced an uninstall made right after `start` returned."""
     import agentty_core.proc.killtree  # noqa: F401

@@ -119,6 +119,7 @@ def main() -> int:
     try:
         # Imported before the spec is read: `start` writes the intent record meanwhile.
         import agentty_core.paths
+        import agentty_core.proc.killtree  # what ending the session needs (`core._load_the_end`)
         import agentty_core.worker.core  # noqa: F401
     except Exception as exc:  # a broken installation, say
         return _refuse(status_fd, f"the worker cannot start: {type(exc).__name__}: {exc}")

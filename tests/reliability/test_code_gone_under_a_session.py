@@ -22,15 +22,18 @@ from tests.reliability.conftest import AGENTTY, gone, of_session, raw_record, wa
 BOOT = "import sys; from agentty_core.cli.hotpath import main; sys.exit(main())"
 
 
-@pytest.fixture
-def session_on_a_copy(tmp_path: Path) -> tuple[str, int]:
-    """A session whose worker runs a copy of the package, and the copy removed."""
+@pytest.fixture(params=["", "worker.after_ready=sleep:0.5"], ids=["at-once", "right-after"])
+def session_on_a_copy(tmp_path: Path, request: pytest.FixtureRequest) -> tuple[str, int]:
+    """A session whose worker runs a copy of the package, and the copy removed: once it is
+    up, or (`right-after`) while the worker is still at its first step after `start` had
+    its answer (where it once imported what its end needs)."""
     code = tmp_path / "code"
     package = Path(agentty_core.__file__).parent
     shutil.copytree(package, code / "agentty_core", ignore=shutil.ignore_patterns("__pycache__"))
     # No bytecode written into the copy: a worker importing a module as the copy is removed
     # would add a __pycache__ file under rmtree's feet ("Directory not empty", seen in CI).
     env = dict(os.environ, PYTHONPATH=str(code), AGENTTY_SPAWNER="0", PYTHONDONTWRITEBYTECODE="1")
+    env["AGENTTY_FAILPOINTS"] = request.param
     proc = subprocess.run(
         [sys.executable, "-c", BOOT, "start", "--", "cat"],
         env=env,
