@@ -199,6 +199,10 @@ def test_status_and_doctor_show_it(agentty_home: Path) -> None:
     checks = {c["name"]: c for c in doctor["checks"]}
     assert checks["sockets"]["ok"], checks["sockets"]
     assert str(info["pid"]) in checks["spawner"]["detail"]
+    # How programs start, where setpriv can give them their death signal (`proc.ptyhost`).
+    helper = shutil.which("setpriv")
+    expected = "by posix_spawn of" if helper else "by a fork of the worker"
+    assert checks["program start"]["ok"] and expected in checks["program start"]["detail"]
 
 
 def test_concurrent_starts_through_the_spawner(agentty_home: Path) -> None:
