@@ -92,8 +92,8 @@ class PtyChild:
         fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
-# What the program gets back to their defaults: the worker ignores SIGHUP and SIGPIPE (and
-# may have been started ignoring others), and ignored signals survive exec.
+# Set back to their defaults for the program: the worker ignores SIGHUP and SIGPIPE (and may
+# have been started ignoring the others), and an ignored signal stays ignored across exec.
 DEFAULT_SIGNALS = (signal.SIGHUP, signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
 SETPRIV_PATHS = ("/usr/bin/setpriv", "/bin/setpriv")
 _setpriv: str | bool | None = False  # False: not looked for yet
