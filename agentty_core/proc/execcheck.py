@@ -26,9 +26,10 @@ _own_machine: bytes | None = None
 
 def execs_surely(program: str) -> bool:
     """`program`: absolute, checked executable by `proc.command`."""
-    head = _read(program, HEAD, 0)
-    if head.startswith(ELF_MAGIC):
-        return _elf_runs_here(program, head)
+    with _Opened(program) as f:
+        head = f.read(HEAD, 0)
+        if head.startswith(ELF_MAGIC):
+            return _elf_runs_here(f, head)
     if not head.startswith(b"#!") or b"\n" not in head:
         return False
     words = head[2 : head.index(b"\n")].split()
@@ -39,11 +40,12 @@ def execs_surely(program: str) -> bool:
         return False
     if not os.access(interpreter, os.X_OK):
         return False
-    inner = _read(interpreter, HEAD, 0)
-    return inner.startswith(ELF_MAGIC) and _elf_runs_here(interpreter, inner)
+    with _Opened(interpreter) as f:
+        inner = f.read(HEAD, 0)
+        return inner.startswith(ELF_MAGIC) and _elf_runs_here(f, inner)
 
 
-def _elf_runs_here(path: str, head: bytes) -> bool:
+def _elf_runs_here(f: _Opened, head: bytes) -> bool:
     """Class, byte order and machine as our own interpreter's, and its loader there."""
     if len(head) < 64 or head[4:6] + head[18:20] != own_machine():
         return False
@@ -56,7 +58,7 @@ def _elf_runs_here(path: str, head: bytes) -> bool:
         phentsize, phnum = struct.unpack_from(order + "HH", head, 42)
     if phnum > MAX_PHNUM or phentsize < 32:
         return False
-    table = _read(path, phentsize * phnum, phoff)
+    table = f.read(phentsize * phnum, phoff)
     if len(table) < phentsize * phnum:
         return False
     for i in range(phnum):
@@ -72,7 +74,7 @@ def _elf_runs_here(path: str, head: bytes) -> bool:
             (size,) = struct.unpack_from(order + "I", entry, 16)
         if not 0 < size <= MAX_INTERP:
             return False
-        loader = _read(path, size, offset).split(b"\0", 1)[0]
+        loader = f.read(size, offset).split(b"\0", 1)[0]
         return bool(loader) and os.path.isabs(loader) and os.access(loader, os.X_OK)
     return True  # static: no loader to find
 
@@ -81,21 +83,33 @@ def own_machine() -> bytes:
     """EI_CLASS, EI_DATA and e_machine of the interpreter running us (read once)."""
     global _own_machine
     if _own_machine is None:
-        head = _read("/proc/self/exe", 64, 0)
+        with _Opened("/proc/self/exe") as f:
+            head = f.read(64, 0)
         _own_machine = head[4:6] + head[18:20] if head.startswith(ELF_MAGIC) else b"?"
     return _own_machine
 
 
-def _read(path: str | bytes, size: int, offset: int) -> bytes:
-    """Up to `size` bytes at `offset`; b"" when the file cannot be read (a FIFO does not
-    block us)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    except OSError:
-        return b""
-    try:
-        return os.pread(fd, size, offset)
-    except OSError:
-        return b""
-    finally:
-        os.close(fd)
+class _Opened:
+    """A file opened once for the reads its check makes; reads of one that could not be
+    opened (or read: a FIFO does not block us) give b""."""
+
+    def __init__(self, path: str | bytes) -> None:
+        try:
+            self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError:
+            self.fd = -1
+
+    def read(self, size: int, offset: int) -> bytes:
+        if self.fd < 0:
+            return b""
+        try:
+            return os.pread(self.fd, size, offset)
+        except OSError:
+            return b""
+
+    def __enter__(self) -> _Opened:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
