@@ -13,7 +13,9 @@ On the socket pair between them, the spawner asks with one byte; the maker forks
 (double, as the spawner would: `Spawner.new_spare`) and answers with that byte and the
 spawner's end of the spare's pair, or with NONE when the fork failed. Anything else (no
 answer within `ANSWER_WAIT`, an end of file) means the maker is gone, and the spawner
-forks spares itself again. The maker
+forks spares itself again. Once, the spawner sends LEARN with a pidfd of a worker that has
+started: the maker learns the pages it wrote (`worker/prefault.py`), and every spare forked
+afterwards copies them before its request comes; no answer. The maker
 ends with the spawner: at its end of file, and by PR_SET_PDEATHSIG if it is killed.
 """
 
@@ -23,13 +25,15 @@ import contextlib
 import os
 import signal
 import socket
+import sys
 from collections.abc import Callable
 
 from agentty_core.proc.ptyhost import die_with_parent
-from agentty_core.worker import spare, warmup
+from agentty_core.worker import prefault, spare, warmup
 
 NAME = "agentty-maker"  # its command name (`ps`, tests)
 ASK = b"s"
+LEARN = b"l"  # then the worker's pid (4 bytes), its pidfd alongside
 NONE = b"n"  # no spare this time (a fork failed): asked again later
 ANSWER_WAIT = 0.25  # a fork takes ~1 ms: a maker this late is stopped or wedged
 
@@ -40,6 +44,7 @@ class Maker:
     def __init__(self, pid: int, control: socket.socket) -> None:
         self.pid: int | None = pid  # None once reaped: never a number that may be reused
         self.control = control
+        self.taught = False  # sent LEARN (once: the pages are the same for every worker)
 
     @classmethod
     def fork(
@@ -83,6 +88,13 @@ class Maker:
             return None
         raise OSError("it is gone" if not said else f"it answered {said!r}")
 
+    def learn(self, pid: int, pidfd: int) -> None:
+        """Have the maker learn the pages worker `pid` wrote; spares forked after it copy
+        them while they wait. OSError if the maker is gone."""
+        self.control.settimeout(ANSWER_WAIT)
+        self.taught = True
+        socket.send_fds(self.control, [LEARN + pid.to_bytes(4, sys.byteorder)], [pidfd])
+
     def reaped(self) -> None:
         """The spawner reaped us among its children: we are gone."""
         self.pid = None
@@ -109,10 +121,34 @@ def _serve(
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the spawner's handler raises
     spare.worker_comm = spare.name(NAME)  # the name spares give their workers back
     control.settimeout(None)
-    while control.recv(len(ASK)) == ASK:
+    while True:
+        said, fds, _, _ = socket.recv_fds(control, len(ASK), 1)
+        if said == LEARN and len(fds) == 1:
+            _learn(control, fds[0])
+            continue
+        for fd in fds:
+            os.close(fd)
+        if said != ASK:
+            return
         end = new_spare()
         if end is None:
             control.sendall(NONE)
             continue
         with end:
             socket.send_fds(control, [ASK], [end.fileno()])
+
+
+def _learn(control: socket.socket, pidfd: int) -> None:
+    """LEARN's pid follows its first byte; the pages are kept for every later spare."""
+    try:
+        pid = b""
+        while len(pid) < 4:
+            chunk = control.recv(4 - len(pid))
+            if not chunk:
+                return
+            pid += chunk
+        runs = prefault.learn(int.from_bytes(pid, sys.byteorder), pidfd)
+        if runs is not None and prefault.prepare():
+            prefault.learnt = runs
+    finally:
+        os.close(pidfd)

@@ -13,7 +13,9 @@ the spawner's child for long. The forked side (`forked.become`) sets up what the
 would have given a directly spawned worker, then runs the worker's own main.
 
 While idle it keeps a spare (`worker/spare.py`): the next request's worker, forked in advance
-by the spare maker (`worker/maker.py`), a copy of this process that does nothing else.
+by the spare maker (`worker/maker.py`), a copy of this process that does nothing else. The
+first worker a spare became is the model: once it has started, the maker learns the pages it
+wrote, and later spares copy them before their request comes (`worker/prefault.py`).
 
 The spawner is single-threaded and does one request at a time (a fork takes ~1 ms). It
 exits after `AGENTTY_SPAWNER_IDLE` seconds (default 600) without a request, on SIGTERM,
@@ -44,7 +46,7 @@ from agentty_core._version import __version__
 from agentty_core.paths import Home
 from agentty_core.proc import identity
 from agentty_core.state.store import now_iso
-from agentty_core.worker import forked, spare, warmup
+from agentty_core.worker import forked, prefault, spare, warmup
 from agentty_core.worker.codewatch import CodeWatch
 from agentty_core.worker.maker import Maker
 
@@ -57,6 +59,7 @@ MAX_REQUEST = 1 << 22
 LATE = 0.005  # a request this close to its caller's deadline is not worth a fork
 MAX_FDS = 3
 SPARE_BACKOFF = 5.0  # after a spare that could not take a request, fork for each instead
+LEARN_AFTER = 0.3  # the model worker has started by then (~20 ms; longer under load)
 
 
 def _log(message: str) -> None:
@@ -86,6 +89,7 @@ class Spawner:
         self.no_spare_until = 0.0
         self.spare_pid: int | None = None  # known once it said it waits (settled, listening)
         self.maker: Maker | None = None
+        self.model: tuple[int, int, float] | None = None  # pid, pidfd, when to learn from it
 
     # ------------------------------------------------------------- start and end
 
@@ -166,6 +170,9 @@ class Spawner:
         if self.maker is not None:
             self.maker.close()
             self.maker = None
+        if self.model is not None:
+            os.close(self.model[1])
+            self.model = None
         if self.spare is not None:
             self.spare.close()  # its end of file: the spare exits
             self.spare = None
@@ -188,7 +195,10 @@ class Spawner:
                 _log("idle: exiting")
                 return
             self.reap()
+            self._teach_maker()
             wake = min(remaining, REAP_EVERY if self.middles else CHECK_EVERY)
+            if self.model is not None:
+                wake = max(0.0, min(wake, self.model[2] - time.monotonic()))
             if self._spare_wanted():
                 self._fork_spare()
             ready, _, _ = select.select([self.listener], [], [], wake)
@@ -342,13 +352,51 @@ class Spawner:
                 self.spare = None
                 return False
         _taken(conn, self.spare_pid)
-        self.spare, self.spare_pid = None, None
+        pid, self.spare, self.spare_pid = self.spare_pid, None, None
         with end:
             if spare.hand_over(end, line, conn, fds):
+                self._keep_as_model(pid)
                 return True
         self.no_spare_until = time.monotonic() + SPARE_BACKOFF
         _log("the spare could not take a request: forking for each for a while")
         return False
+
+    def _keep_as_model(self, pid: int) -> None:
+        """The first worker a spare became, for the maker to learn from once it started."""
+        if self.maker is None or self.maker.taught or self.model is not None:
+            return
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            return  # gone already (a start that failed): the next one
+        self.model = (pid, pidfd, time.monotonic() + LEARN_AFTER)
+
+    def _teach_maker(self) -> None:
+        """Once the model has started: the maker learns its pages, and the spare forked
+        before it knew them makes way for one that copies them (its end of file ends it)."""
+        if self.model is None or time.monotonic() < self.model[2]:
+            return
+        pid, pidfd, _ = self.model
+        self.model = None
+        try:
+            if self.maker is None or select.select([pidfd], [], [], 0)[0]:
+                return  # ended already: the next worker a spare becomes is the model
+            try:
+                self.maker.learn(pid, pidfd)
+            except OSError as exc:
+                self._drop_maker(exc)
+                return
+            if self.spare is not None:
+                self.spare.close()
+                self.spare, self.spare_pid = None, None
+        finally:
+            os.close(pidfd)
+
+    def _drop_maker(self, exc: OSError) -> None:
+        _log(f"the spare maker failed ({exc}): forking spares here")
+        assert self.maker is not None
+        self.maker.close()
+        self.maker = None
 
     def _fork_spare(self) -> None:
         """The next request's worker, made while nobody waits: by the maker, or here."""
@@ -358,9 +406,7 @@ class Spawner:
             try:
                 end = self.maker.spare()
             except OSError as exc:
-                _log(f"the spare maker failed ({exc}): forking spares here")
-                self.maker.close()
-                self.maker = None
+                self._drop_maker(exc)
                 end = self.new_spare()
         if end is None:
             self.no_spare_until = time.monotonic() + SPARE_BACKOFF
@@ -424,6 +470,7 @@ class Spawner:
             self._forget_sockets()
             comm = spare.settle(end.fileno())
             end.sendall(spare.ready_note())
+            prefault.populate(prefault.learnt)  # a request meanwhile waits on the pair
             job = spare.wait_for_request(end)
             end.close()
             if job is None or not job[1]:

@@ -1,0 +1,183 @@
+"""The spare copies the pages its worker will write (`worker/prefault.py`): learnt from a real
+forked process's pagemap, copied with MADV_POPULATE_WRITE, and used by the warm spawner."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import mmap
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psutil
+import pytest
+
+from agentty_core.worker import prefault
+from tests.helpers.cli import wait_until
+from tests.helpers.spawner import forked, spares, start, warm
+
+PAGE = prefault.PAGE
+PAGES = 64
+WRITTEN = {*range(3, 10), 20}  # what the forked process writes of the shared buffer
+
+
+@pytest.fixture
+def shared() -> Iterator[tuple[mmap.mmap, int]]:
+    """A private buffer, every page present before a fork (so shared with the child)."""
+    buf = mmap.mmap(-1, PAGES * PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    for i in range(PAGES):
+        buf[i * PAGE] = i
+    view = ctypes.c_char.from_buffer(buf)
+    base = ctypes.addressof(view)
+    del view  # the buffer's export: the mmap can be closed
+    yield buf, base
+    buf.close()
+
+
+@contextmanager
+def child_that_wrote(buf: mmap.mmap, pages: set[int]) -> Iterator[int]:
+    """A forked child that wrote `pages` of `buf` and waits; its pid."""
+    ready_r, ready_w = os.pipe()
+    hold_r, hold_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(hold_w)
+            os.close(ready_r)
+            for i in pages:
+                buf[i * PAGE] = 255
+            os.write(ready_w, b"r")
+            os.read(hold_r, 1)  # until the parent closes its end
+        finally:
+            os._exit(0)
+    os.close(ready_w)
+    os.close(hold_r)
+    try:
+        assert os.read(ready_r, 1) == b"r"
+        yield pid
+    finally:
+        os.close(hold_w)
+        os.close(ready_r)
+        os.waitpid(pid, 0)
+
+
+def pages_of(runs: object, base: int) -> set[int]:
+    assert runs is not None
+    found = set()
+    for i in range(0, len(runs), 2):  # type: ignore[arg-type]
+        start, length = runs[i], runs[i + 1]  # type: ignore[index]
+        for addr in range(start, start + length, PAGE):
+            if base <= addr < base + PAGES * PAGE:
+                found.add((addr - base) // PAGE)
+    return found
+
+
+def own_exclusive(base: int) -> set[int]:
+    """The pages of the buffer this process maps alone (its own copies)."""
+    with open("/proc/self/pagemap", "rb") as f:
+        f.seek(base // PAGE * 8)
+        data = f.read(PAGES * 8)
+    entries = [int.from_bytes(data[i : i + 8], "little") for i in range(0, len(data), 8)]
+    return {i for i, e in enumerate(entries) if e & prefault.PRESENT and e & prefault.EXCLUSIVE}
+
+
+def test_learn_finds_the_pages_a_forked_process_wrote(shared: tuple[mmap.mmap, int]) -> None:
+    buf, base = shared
+    with child_that_wrote(buf, WRITTEN) as pid:
+        pidfd = os.pidfd_open(pid)
+        try:
+            runs = prefault.learn(pid, pidfd)
+        finally:
+            os.close(pidfd)
+    assert pages_of(runs, base) == WRITTEN
+
+
+def test_learn_from_a_process_that_ended_is_nothing(shared: tuple[mmap.mmap, int]) -> None:
+    buf, _ = shared
+    with child_that_wrote(buf, WRITTEN) as pid:
+        pidfd = os.pidfd_open(pid)
+    try:  # reaped: its pid may be another process's now, and nothing is taken from it
+        assert prefault.learn(pid, pidfd) is None
+    finally:
+        os.close(pidfd)
+
+
+def test_populate_copies_the_pages_and_keeps_their_contents(
+    shared: tuple[mmap.mmap, int],
+) -> None:
+    buf, base = shared
+    with child_that_wrote(buf, WRITTEN) as pid:
+        pidfd = os.pidfd_open(pid)
+        try:
+            runs = prefault.learn(pid, pidfd)
+        finally:
+            os.close(pidfd)
+    assert prefault.prepare()
+    status_r, status_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a fresh fork, as a spare is: nothing of the buffer is its own yet
+        try:
+            before = own_exclusive(base)
+            copied = prefault.populate(runs)
+            after = own_exclusive(base)
+            same = all(buf[i * PAGE] == i for i in range(PAGES))
+            os.write(status_w, json.dumps([sorted(before), copied, sorted(after), same]).encode())
+        finally:
+            os._exit(0)
+    os.close(status_w)
+    said = b""
+    while chunk := os.read(status_r, 4096):
+        said += chunk
+    os.close(status_r)
+    os.waitpid(pid, 0)
+    before, copied, after, same = json.loads(said)
+    assert before == []
+    assert copied >= len(WRITTEN)
+    assert set(after) == WRITTEN  # exactly those, copied: the rest still shared
+    assert same
+
+
+@pytest.fixture
+def spawner_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTTY_SPAWNER", "1")
+
+
+def private_mib(pid: int) -> float:
+    return float(psutil.Process(pid).memory_full_info().uss) / (1 << 20)
+
+
+@pytest.mark.usefixtures("spawner_on")
+def test_spares_copy_the_pages_the_maker_learnt(agentty_home: Path) -> None:
+    """The first worker a spare became is the model; once it has started, the maker learns
+    its pages and the spare forked before is replaced by one that holds them already."""
+    warm(agentty_home)
+    wait_until(lambda: len(spares(agentty_home)) == 1, timeout=30)
+    (plain,) = spares(agentty_home)
+    unlearnt = private_mib(plain)
+    model = start("cat")
+    assert model["workerPid"] == plain and forked(model)
+    written = private_mib(plain)
+    assert unlearnt < 0.5 * written  # the spare alone wrote little of what a worker writes
+
+    def learnt_spare() -> bool:
+        return any(
+            pid != plain and private_mib(pid) > 0.5 * written for pid in spares(agentty_home)
+        )
+
+    wait_until(learnt_spare, timeout=30)
+    (ready,) = spares(agentty_home)
+    rec = start("cat")
+    assert rec["workerPid"] == ready and forked(rec)
+    assert private_mib(ready) < 1.5 * written  # no more than a worker's own
+
+
+@pytest.mark.usefixtures("spawner_on")
+def test_the_spawner_log_says_nothing_of_it(agentty_home: Path) -> None:
+    warm(agentty_home)
+    wait_until(lambda: len(spares(agentty_home)) == 1, timeout=30)
+    start("cat")
+    wait_until(lambda: any(private_mib(p) > 2 for p in spares(agentty_home)), timeout=30)
+    log = (agentty_home / "logs" / "spawner.log").read_text()
+    assert "failed" not in log and "maker" not in log, log
