@@ -42,7 +42,11 @@ Methods (params -> result; `?` marks what may be left out):
                                                 "elapsed_ms", "match"?: {"row", "col"}}
               Any condition that holds fires. `after` (optional, added after v1 shipped:
               an older worker ignores it) is an AND on all of them: each counts only on a
-              screen whose seq is greater, except `exit`.
+              screen whose seq is greater, except `exit`. `forget?: bool` (with `exit`
+              alone; added after v1: an older worker ignores it) asks for the session to be
+              removed instead of its exit recorded, when the program ends while the wait
+              is pending: the answer then says `"forgotten": true` (what `run` does next
+              with `forget` in one locked write, not two).
     kill      {grace?: 0..60 seconds}       -> {"escalated": [steps], "exitCode", "signal",
                                                 "status"?: "exited" once the record says so
                                                 (added after v1: an older worker leaves it

@@ -149,6 +149,7 @@ class Lane:
         self.sock: socket | None = None
         self.broken = False
         self.client: Client | None = None
+        self.forgotten = False  # the worker removed the session at its end, as asked
 
     def full(self) -> Client:
         """The full path's Client, for what the lane leaves to it."""
@@ -159,17 +160,23 @@ class Lane:
         return self.client
 
     def wait(self, ref: str, *, timeout: float = 30.0, **conditions: object) -> JSONObject:
+        """A wait for the exit alone is `run`'s last: the worker is asked to remove the
+        session at the end instead of recording it (`gc_session` then has nothing to do)."""
         params: dict[str, object] = {
             name: value
             for name, value in conditions.items()
             if value is not None and value is not False  # 0 is a value (`wait_params`)
         }
+        if params == {"exit": True}:
+            params["forget"] = True
         params["timeout"] = timeout
         began = time.monotonic()
         _, reply = self._ask("wait", params, timeout + 5.0)
         if reply is not None:
             if reply["ok"] is True:
-                return _result(reply)
+                result = _result(reply)
+                self.forgotten = result.pop("forgotten", None) is True
+                return result
             error = _error(reply)
             if error.get("code") == "timeout":
                 raise WaitTimeout(str(error.get("message")), self._screen(ref))
@@ -208,6 +215,8 @@ class Lane:
         )
 
     def gc_session(self, session_id: str) -> None:
+        if self.forgotten:
+            return
         _, reply = self._ask("forget", {}, TIMEOUT)
         if reply is None or reply["ok"] is not True:
             self.full().gc_session(session_id)

@@ -128,9 +128,6 @@ class Lifecycle(WorkerBase):
             from agentty_core.proc.killtree import ladder, run_async
 
             await run_async(ladder(self._session_processes, grace=0.5))
-        snapshot = self.screen_payload(scrollback=True, ansi=True)  # get --ansi/--png after exit
-        snapshot.update(self._exit_fields(), exited=True, input=inputstate.exited())
-        final = json.dumps(snapshot).encode()
         if self.recorder is not None:
             if self.exit_status is not None:
                 self.recorder.exited(self._exited_how())
@@ -145,8 +142,12 @@ class Lifecycle(WorkerBase):
             fields["recordingError"] = self.record["recordingError"]
         self.record.update(fields)
         tries = Tries()
-        problem = await self._persist(fields, EXIT_FIRST_TRY, final=final, tries=tries)
-        self.exit_recorded = problem is None
+        if reap_leftovers and self._forget_wanted() and self._forget_now():
+            problem, final = None, b""  # nothing to record: `run` has the screen in its answer
+        else:
+            final = self._final_screen()
+            problem = await self._persist(fields, EXIT_FIRST_TRY, final=final, tries=tries)
+            self.exit_recorded = problem is None
         self._check_waits()
         for later in list(self.waits):
             later.resolve(RequestFailed("exited", self._exited_message()))
@@ -156,6 +157,24 @@ class Lifecycle(WorkerBase):
             self._close_socket(fields)
         else:
             self._in_background(self._keep_recording_exit(fields, final, problem, tries))
+
+    def _final_screen(self) -> bytes:
+        """The final screen file's contents: `get --ansi`/`--png` after the exit read it."""
+        snapshot = self.screen_payload(scrollback=True, ansi=True)
+        snapshot.update(self._exit_fields(), exited=True, input=inputstate.exited())
+        return json.dumps(snapshot).encode()
+
+    def _forget_now(self) -> bool:
+        """Remove the session instead of recording its exit (one locked write where `run`
+        made two); False if the lock is held or the write fails: the exit is recorded as
+        always, and the caller removes it (`forget`) once it has the answer."""
+        try:
+            self.quick_store.forget({self.id})
+        except AgenttyError:
+            return False
+        self.forgotten = True
+        self.exit_unsynced = True  # the directory's sync after the answers, as for the exit
+        return True
 
     async def _keep_recording_exit(
         self, fields: dict[str, object], final: bytes, problem: str, tries: Tries

@@ -139,4 +139,10 @@ class WaitRegistry(WorkerBase):
         result["elapsed_ms"] = round((time.monotonic() - spec.started) * 1000, 3)
         if fired.match is not None:
             result["match"] = {"row": fired.match[0], "col": fired.match[1]}
+        if spec.forget and self.forgotten:
+            result["forgotten"] = True
         return result
+
+    def _forget_wanted(self) -> bool:
+        """A pending wait for the exit asks for the session to be removed at its end."""
+        return any(spec.forget and not later.done() for later, spec in self.waits.items())

@@ -46,6 +46,7 @@ class WaitSpec:
     exit: bool = False
     scrollback: bool = False
     after: int | None = None
+    forget: bool = False  # remove the session at the exit instead of recording it (`run`)
     timeout: float = 30.0
     started: float = field(default_factory=time.monotonic)
 
@@ -102,6 +103,7 @@ def parse_wait(params: JSONObject) -> WaitSpec:
         input=params.get("input") is True,
         exit=params.get("exit") is True,
         scrollback=params.get("scrollback") is True,
+        forget=params.get("forget") is True,
     )
     pattern = _opt_str(params, "regex")
     if pattern is not None:
@@ -117,6 +119,8 @@ def parse_wait(params: JSONObject) -> WaitSpec:
         raise BadRequest(
             "wait needs a condition: text, regex, gone, stable_ms, changed_since, input or exit"
         )
+    if spec.forget and spec.describe() != "the program to exit":
+        raise BadRequest("forget goes with exit alone")
     return spec
 
 

@@ -4,11 +4,16 @@ leaves nothing of its session behind: no record, no log, no final screen."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
+import os
 import re
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -181,3 +186,96 @@ def test_the_worker_forgets_its_session_only_once_it_has_ended(agentty_home: Pat
     assert reply["ok"] is False and reply["error"]["code"] == "running", reply
     assert left_behind(agentty_home) == ([f"{rec['id']} running"], [f"{rec['id']}.log"])
     agentty("kill", check=True)
+
+
+def ask(path: str, method: str, params: dict[str, object]) -> dict[str, object]:
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(path)
+        sock.sendall(json.dumps({"v": 1, "method": method, "params": params}).encode() + b"\n")
+        reply: dict[str, object] = json.loads(sock.makefile().readline())
+    return reply
+
+
+def test_a_wait_for_the_exit_can_remove_the_session_at_its_end(agentty_home: Path) -> None:
+    """What the lane asks last: the session is removed instead of its exit recorded (one
+    locked write where there were two), and the answer has the final screen and says so."""
+    rec = agentty_json("start", "--", "sh", "-c", "sleep 0.3; echo done; exit 3")
+    reply = ask(rec["socket"], "wait", {"exit": True, "forget": True, "timeout": 10})
+    assert reply["ok"] is True, reply
+    result = reply["result"]
+    assert isinstance(result, dict)
+    assert result["fired"] == "exit" and result["forgotten"] is True
+    assert result["exitCode"] == 3 and "done" in result["lines"]
+    assert left_behind(agentty_home) == ([], [])
+    assert (
+        not (agentty_home / "active").exists()
+        or rec["id"] not in (agentty_home / "active").read_text()
+    )
+
+
+def test_a_wait_that_forgets_takes_the_exit_alone(agentty_home: Path) -> None:
+    rec = agentty_json("start", "--", "cat")
+    reply = ask(rec["socket"], "wait", {"exit": True, "text": "x", "forget": True, "timeout": 1})
+    assert reply["ok"] is False, reply
+    assert reply["error"]["code"] == "bad_request", reply  # type: ignore[index]
+    agentty("kill", check=True)
+
+
+def test_a_held_lock_at_the_end_records_the_exit_as_before(agentty_home: Path) -> None:
+    """The worker only tries the lock for the removal: held, the exit is recorded once it
+    is free (as always), the answer does not say forgotten, and the caller removes it."""
+    import threading
+
+    from tests.reliability.conftest import state_lock
+
+    rec = agentty_json("start", "--", "sh", "-c", "sleep 0.3; exit 3")
+    with state_lock(agentty_home):
+        replies: list[dict[str, object]] = []
+        waiter = threading.Thread(
+            target=lambda: replies.append(
+                ask(rec["socket"], "wait", {"exit": True, "forget": True, "timeout": 10})
+            )
+        )
+        waiter.start()
+        time.sleep(1.0)
+        assert not replies  # the exit is not recorded while the lock is held: no answer yet
+    waiter.join(10)
+    (reply,) = replies
+    assert reply["ok"] is True, reply
+    result = reply["result"]
+    assert isinstance(result, dict) and "forgotten" not in result and result["exitCode"] == 3
+    (found,) = agentty_json("status")["sessions"]
+    assert found["id"] == rec["id"] and found["status"] == "exited"
+
+
+def state_writes(home: Path) -> Iterator[list[str]]:
+    """The names renamed into the home while the block runs (inotify: each state write is
+    a rename of its temporary file)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+    assert fd >= 0
+    names: list[str] = []
+    try:
+        # IN_MOVED_TO, and IN_CREATE in between (the same event twice in a row is merged)
+        assert libc.inotify_add_watch(fd, str(home).encode(), 0x80 | 0x100) >= 0
+        yield names
+        data = b""
+        with contextlib.suppress(BlockingIOError):
+            while chunk := os.read(fd, 65536):
+                data += chunk
+        while data:  # struct inotify_event: wd, mask, cookie, len, name
+            length = int.from_bytes(data[12:16], sys.byteorder)
+            names.append(data[16 : 16 + length].rstrip(b"\0").decode())
+            data = data[16 + length :]
+    finally:
+        os.close(fd)
+
+
+def test_the_lanes_run_writes_the_state_three_times(spawner_on: Path) -> None:
+    """The intent, the running record, and at the end the removal: no exit record first
+    (for a program that ends after the lane's last wait reached its worker)."""
+    with contextlib.contextmanager(state_writes)(spawner_on) as names:
+        used, proc = run_lane("--", "sh", "-c", "sleep 0.3")
+    assert used.startswith("CODE=0"), (used, proc.stderr)
+    assert names.count("sessions.json") == 3, names
+    assert left_behind(spawner_on) == ([], [])
