@@ -470,7 +470,7 @@ class Spawner:
             self._forget_sockets()
             comm = spare.settle(end.fileno())
             end.sendall(spare.ready_note())
-            prefault.populate(prefault.learnt)  # a request meanwhile waits on the pair
+            prefault.populate_while_idle(prefault.learnt, end.fileno())
             job = spare.wait_for_request(end)
             end.close()
             if job is None or not job[1]:

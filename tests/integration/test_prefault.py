@@ -7,6 +7,7 @@ import ctypes
 import json
 import mmap
 import os
+from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -137,6 +138,29 @@ def test_populate_copies_the_pages_and_keeps_their_contents(
     assert copied >= len(WRITTEN)
     assert set(after) == WRITTEN  # exactly those, copied: the rest still shared
     assert same
+
+
+def test_populate_gives_way_to_a_request(shared: tuple[mmap.mmap, int]) -> None:
+    """A spare copies only while nothing is asked of it: not before QUIET has passed, and
+    not past the chunk in which a request came (the rest is faulted in as before)."""
+    _, base = shared
+    runs = array("Q")
+    for page in range(0, PAGES, 2):  # 32 runs of one page
+        runs.extend((base + page * PAGE, PAGE))
+    assert prefault.prepare()
+    assert prefault.populate(runs) == 32
+    asked = iter([False, True])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(prefault, "CHUNK", 8)
+        assert prefault.populate(runs, lambda: next(asked)) == 16  # two chunks, then stop
+    request_r, request_w = os.pipe()
+    try:
+        assert prefault.populate_while_idle(runs, request_r) == 32
+        os.write(request_w, b"{")
+        assert prefault.populate_while_idle(runs, request_r) == 0
+    finally:
+        os.close(request_r)
+        os.close(request_w)
 
 
 @pytest.fixture
