@@ -64,6 +64,16 @@ def child_that_wrote(buf: mmap.mmap, pages: set[int]) -> Iterator[int]:
         os.waitpid(pid, 0)
 
 
+def learnt_from(buf: mmap.mmap, pages: set[int]) -> array[int] | None:
+    """What `learn` finds in a forked child that wrote `pages` of `buf`."""
+    with child_that_wrote(buf, pages) as pid:
+        pidfd = os.pidfd_open(pid)
+        try:
+            return prefault.learn(pid, pidfd)
+        finally:
+            os.close(pidfd)
+
+
 def pages_of(runs: object, base: int) -> set[int]:
     assert runs is not None
     found = set()
@@ -86,12 +96,7 @@ def own_exclusive(base: int) -> set[int]:
 
 def test_learn_finds_the_pages_a_forked_process_wrote(shared: tuple[mmap.mmap, int]) -> None:
     buf, base = shared
-    with child_that_wrote(buf, WRITTEN) as pid:
-        pidfd = os.pidfd_open(pid)
-        try:
-            runs = prefault.learn(pid, pidfd)
-        finally:
-            os.close(pidfd)
+    runs = learnt_from(buf, WRITTEN)
     assert pages_of(runs, base) == WRITTEN
 
 
@@ -109,12 +114,7 @@ def test_populate_copies_the_pages_and_keeps_their_contents(
     shared: tuple[mmap.mmap, int],
 ) -> None:
     buf, base = shared
-    with child_that_wrote(buf, WRITTEN) as pid:
-        pidfd = os.pidfd_open(pid)
-        try:
-            runs = prefault.learn(pid, pidfd)
-        finally:
-            os.close(pidfd)
+    runs = learnt_from(buf, WRITTEN)
     assert prefault.prepare()
     status_r, status_w = os.pipe()
     pid = os.fork()
