@@ -170,7 +170,7 @@ class Lifecycle(WorkerBase):
         always, and the caller removes it (`forget`) once it has the answer."""
         try:
             self.quick_store.forget({self.id})
-        except AgenttyError:
+        except (AgenttyError, OSError):  # OSError: a file of it that cannot be removed
             return False
         self.forgotten = True
         self.exit_unsynced = True  # the directory's sync after the answers, as for the exit
