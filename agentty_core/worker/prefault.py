@@ -12,9 +12,10 @@ The spare's memory is what its worker's would have become anyway; a page learnt 
 
 When: not at once. A spare is forked right after its predecessor took a request, while that
 worker still starts; copying ~5 MiB then (~5 ms of CPU) competed with it for the two cores
-here and took back most of the gain (measured: -0.2 ms a start at once, -3.2 ms after a
-pause). So the spare first waits `QUIET` for a request, then copies a few runs at a time and
-stops as soon as a request comes (what is left is faulted in as before).
+here and took back most of the gain (A/B: -0.2 ms a start at once; deferred, -2.4 ms with
+starts back to back and -5.6 ms with starts spaced out). So the spare first waits `QUIET`
+for a request, then copies a few runs at a time and stops as soon as a request comes (what
+is left is faulted in as before).
 """
 
 from __future__ import annotations
