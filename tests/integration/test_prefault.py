@@ -7,6 +7,8 @@ import ctypes
 import json
 import mmap
 import os
+import signal
+import time
 from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -205,3 +207,22 @@ def test_the_spawner_log_says_nothing_of_it(agentty_home: Path) -> None:
     wait_until(lambda: any(private_mib(p) > 2 for p in spares(agentty_home)), timeout=30)
     log = (agentty_home / "logs" / "spawner.log").read_text()
     assert "failed" not in log and "maker" not in log, log
+
+
+@pytest.mark.usefixtures("spawner_on")
+def test_a_model_that_ended_before_the_lesson_is_passed_over(agentty_home: Path) -> None:
+    """Killed before the maker could learn from it, the model teaches nothing (its pid may
+    be another process's by then); the next worker a spare becomes is the model."""
+    warm(agentty_home)
+    wait_until(lambda: len(spares(agentty_home)) == 1, timeout=30)
+    first = start("cat")
+    assert forked(first)
+    os.kill(first["workerPid"], signal.SIGKILL)  # well within LEARN_AFTER
+    time.sleep(1.0)
+    assert all(private_mib(pid) < 2.5 for pid in spares(agentty_home))  # nothing learnt
+    second = start("cat")
+    assert forked(second)
+    written = private_mib(second["workerPid"])
+    wait_until(
+        lambda: any(private_mib(pid) > 0.5 * written for pid in spares(agentty_home)), timeout=30
+    )
