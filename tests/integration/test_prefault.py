@@ -102,12 +102,20 @@ def test_learn_finds_the_pages_a_forked_process_wrote(shared: tuple[mmap.mmap, i
     assert pages_of(runs, base) == WRITTEN
 
 
-def test_learn_from_a_process_that_ended_is_nothing(shared: tuple[mmap.mmap, int]) -> None:
+def test_learn_takes_nothing_once_its_process_ended(shared: tuple[mmap.mmap, int]) -> None:
+    """The pages are read by pid, the end is told by the pidfd: a pidfd that says its
+    process ended means the pid may be another process's now, and nothing is taken, even
+    from a live process that wrote pages (here: another child under that pid)."""
     buf, _ = shared
-    with child_that_wrote(buf, WRITTEN) as pid:
-        pidfd = os.pidfd_open(pid)
-    try:  # reaped: its pid may be another process's now, and nothing is taken from it
-        assert prefault.learn(pid, pidfd) is None
+    ended = os.fork()
+    if ended == 0:
+        os._exit(0)
+    pidfd = os.pidfd_open(ended)
+    os.waitpid(ended, 0)
+    try:
+        with child_that_wrote(buf, WRITTEN) as pid:
+            assert prefault.learn(pid, pidfd) is None
+            assert prefault.learn(ended, pidfd) is None  # and its own pid is gone
     finally:
         os.close(pidfd)
 

@@ -21,6 +21,7 @@ import pytest
 from agentty_core.errors import SpawnError
 from agentty_core.proc import ptyhost
 from agentty_core.proc.execcheck import execs_surely
+from tests.helpers.cli import wait_until
 
 REPORT = r"""
 import json, os
@@ -133,10 +134,7 @@ time.sleep(60)
     program = int(proc.stdout.readline())
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    deadline = time.monotonic() + 5
-    while _running(program) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not _running(program), "the program outlived the process that started it"
+    wait_until(lambda: not _running(program), timeout=5)  # it dies with its starter
 
 
 def _running(pid: int) -> bool:
