@@ -193,12 +193,13 @@ class Actions(Connected):
         rec = self.require_running(ref)
         return self._call(rec, "record", {"on": on, "input": input, "markers": markers})
 
-    def subscribe(self, ref: str | None) -> Subscription:
+    def subscribe(self, ref: str | None, *, interval: float | None = None) -> Subscription:
         """Screen events pushed by the worker until the session ends or the subscription is
-        closed (from any thread). Blocking to iterate: run it off the UI thread."""
+        closed (from any thread), at most one each `interval` seconds (default: ~30 a
+        second). Blocking to iterate: run it off the UI thread."""
         from agentty_core.ipc.subscription import Subscription
 
         rec = self.require_running(ref)
         return Subscription(
-            str(self.home.socket_path(rec["id"])), rec.get("workerPid"), self.timeout
+            str(self.home.socket_path(rec["id"])), rec.get("workerPid"), self.timeout, interval
         )

@@ -57,10 +57,14 @@ Methods (params -> result; `?` marks what may be left out):
                                                final screen and recording), what `run`
                                                asks once it has the final screen. Refused
                                                (`running`) until the end is settled.
-    subscribe {}                            -> no response: from then on the connection
+    subscribe {interval?: 0..10 seconds}    -> no response: from then on the connection
                                                carries {"event": "screen", "seq", "size",
                                                "cursor", "title", "rows": {row: [runs]}}
-                                               lines (no `v`), until either side closes
+                                               lines (no `v`), until either side closes;
+                                               ~30 a second at most, or one each
+                                               `interval` with every row changed since
+                                               the last (added after v1: an older worker
+                                               ignores it); a bad one: an error line
 
 A screen: {"id", "lines": [str], "cursor": {"row", "col", "visible"}, "size": {"cols",
 "rows"}, "seq", "title", "altScreen", "modes": {name: bool}, "exited", "exitCode",

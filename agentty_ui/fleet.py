@@ -34,7 +34,7 @@ class Stream(Protocol):
 class Subscribes(Protocol):
     """What a live view needs: a stream of a session's screen events, by key."""
 
-    def subscribe(self, key: str, /) -> Stream: ...
+    def subscribe(self, key: str, /, *, interval: float | None = None) -> Stream: ...
 
 
 def make_key(session_id: str, host: str | None) -> str:
@@ -99,9 +99,9 @@ class Fleet:
         client, sid = self._route(key)
         return client.get(sid, **params)
 
-    def subscribe(self, key: str) -> Stream:
+    def subscribe(self, key: str, *, interval: float | None = None) -> Stream:
         client, sid = self._route(key)
-        return client.subscribe(sid)
+        return client.subscribe(sid, interval=interval)
 
     def text(self, key: str, data: str, *, enter: bool = False) -> JSONObject:
         client, sid = self._route(key)

@@ -1,8 +1,9 @@
 """A session's screen as a stream of events pushed by its worker (`subscribe`).
 
 The first event is the full screen, then only changed rows, coalesced by the worker to at
-most ~30 a second. The reader blocks in `recv`, so `close()` can stop it from another
-thread: the dashboard runs one per visible session in thread workers.
+most ~30 a second (or one each `interval` seconds, when asked for fewer). The reader blocks
+in `recv`, so `close()` can stop it from another thread: the dashboard runs one per visible
+session in thread workers.
 """
 
 from __future__ import annotations
@@ -18,16 +19,24 @@ from agentty_core.ipc import client as ipc_client
 from agentty_core.protocol import JSONObject
 
 
+def subscribe_params(interval: float | None) -> JSONObject | None:
+    """A subscribe's params: `interval`, the fewest seconds between two events (a worker
+    older than it sends ~30 a second whatever it is asked)."""
+    return None if interval is None else {"interval": interval}
+
+
 class Subscription:
     """A `subscribe` connection to one session's worker."""
 
-    def __init__(self, path: str, expect_pid: int | None, timeout: float) -> None:
+    def __init__(
+        self, path: str, expect_pid: int | None, timeout: float, interval: float | None = None
+    ) -> None:
         self._conn = ipc_client.Connection(path, timeout=timeout, expect_pid=expect_pid)
         self._lock = threading.Lock()
         self.closed = False
         self.ended = False  # the worker closed the stream (the session ended)
         try:
-            self._conn.send("subscribe")
+            self._conn.send("subscribe", subscribe_params(interval))
         except WorkerUnreachable:
             self._conn.close()
             raise

@@ -284,9 +284,9 @@ class RemoteClient:
                 words.append(f"--{key}")
         return self.cli(words, timeout=timeout + self.timeout + transport.connect_timeout())
 
-    def subscribe(self, ref: str | None) -> RemoteSubscription:
+    def subscribe(self, ref: str | None, *, interval: float | None = None) -> RemoteSubscription:
         """Screen events pushed by the remote worker, through a relay of their own."""
-        return RemoteSubscription(self.host, self._id(ref), self._home_root)
+        return RemoteSubscription(self.host, self._id(ref), self._home_root, interval)
 
     # ------------------------------------------------------------ the command line again
 

@@ -32,6 +32,7 @@ from agentty_core.errors import (
     WorkerUnreachable,
 )
 from agentty_core.ipc.client import unwrap
+from agentty_core.ipc.subscription import subscribe_params
 from agentty_core.remote import transport
 from agentty_core.remote.hosts import Host
 
@@ -162,14 +163,16 @@ class RelayConnection:
 class RemoteSubscription:
     """A `subscribe` stream through a relay; the same interface as `Subscription`."""
 
-    def __init__(self, host: Host, ref: str, home_root: os.PathLike[str]) -> None:
+    def __init__(
+        self, host: Host, ref: str, home_root: os.PathLike[str], interval: float | None = None
+    ) -> None:
         self._conn = RelayConnection(host, ref, home_root)
         self._lock = threading.Lock()
         self.closed = False
         self.ended = False
         self._reading = False  # a thread is in events(): it closes the pipes, not close()
         try:
-            self._conn.send("subscribe")
+            self._conn.send("subscribe", subscribe_params(interval))
         except AgenttyError:
             self._conn.close()
             raise

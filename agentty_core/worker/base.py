@@ -32,6 +32,7 @@ from agentty_core.worker.waits import WaitSpec
 if TYPE_CHECKING:
     from agentty_core.proc.killtree import KillResult
     from agentty_core.worker.answers import RequestFailed
+    from agentty_core.worker.push import Subscriber
 
 
 class WorkerBase:
@@ -77,9 +78,10 @@ class WorkerBase:
         self.draining = False  # output is being parsed for a wait's answer (no checks inside)
         self.input_poller: asyncio.Task[None] | None = None
         self.stable_timer: asyncio.TimerHandle | None = None
-        # Subscribed connections, and whether one skipped a push (it then gets every row).
-        self.subscribers: dict[Peer, bool] = {}
+        # Subscribed connections, and what each was sent and is owed (`push.Subscriber`).
+        self.subscribers: dict[Peer, Subscriber] = {}
         self.push_handle: asyncio.TimerHandle | None = None
+        self.push_fresh = False  # the screen changed since the last push
         self.recorder: Recorder | None = None
         self.background: set[asyncio.Task[None]] = set()  # see _in_background
 
@@ -157,7 +159,8 @@ class WorkerBase:
         def _drain_output(self) -> None: ...
         def wait(self, spec: WaitSpec) -> JSONObject | Later: ...
         def _schedule_push(self) -> None: ...
-        def _subscribe(self, peer: Peer) -> None: ...
+        def _push_final(self) -> None: ...
+        def _subscribe(self, peer: Peer, params: JSONObject) -> None: ...
         def _start_recording(self, input: bool, markers: bool) -> None: ...
 
 

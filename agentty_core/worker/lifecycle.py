@@ -151,6 +151,7 @@ class Lifecycle(WorkerBase):
         self._check_waits()
         for later in list(self.waits):
             later.resolve(RequestFailed("exited", self._exited_message()))
+        self._push_final()
         for peer in list(self.subscribers):
             peer.finish()
         if problem is None:

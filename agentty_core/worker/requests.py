@@ -57,7 +57,7 @@ class Requests(WorkerBase):
             if not isinstance(method, str) or not isinstance(params, dict):
                 raise BadRequest("a request needs a string 'method' and an object 'params'")
             if method == "subscribe":
-                self._subscribe(peer)
+                self._subscribe(peer, params)
                 return
             answer = self._answer(method, params)
             if isinstance(answer, dict):

@@ -170,6 +170,7 @@ class TerminalView(ScrollView, can_focus=True):
         show_cursor: bool = True,
         frame_interval: float = 0.0,
         paced: bool = False,
+        push_interval: float | None = None,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
@@ -182,6 +183,9 @@ class TerminalView(ScrollView, can_focus=True):
         # Paced: the feed only buffers, and the view's owner applies what is buffered on its
         # own clock (`flush`), so many views share one frame (one repaint of the screen).
         self.paced = paced
+        # The fewest seconds between two events the worker sends (None: its ~30 a second).
+        # A pane repainted a few times a second has no use for the events in between.
+        self.push_interval = push_interval
         self.session_id: str | None = None
         self.live: str | None = None  # the session being streamed, None when not streaming
         self.cols, self.rows = 80, 24
@@ -339,7 +343,10 @@ class TerminalView(ScrollView, can_focus=True):
         """Subscribes and forwards events; everything it learns goes back by message."""
         worker = get_current_worker()
         try:
-            subscription = client.subscribe(session_id)
+            if self.push_interval is None:
+                subscription = client.subscribe(session_id)
+            else:
+                subscription = client.subscribe(session_id, interval=self.push_interval)
         except AgenttyError as exc:
             self.log.warning(f"cannot follow {session_id}: {exc}")
             self.post_message(self.Ended(session_id, stream))

@@ -11,9 +11,10 @@ import psutil
 import pytest
 
 from agentty_core.client import Client
+from agentty_core.ipc.subscription import Subscription
 from agentty_ui.app import AgenttyApp, create_app
 from agentty_ui.screens.confirm import ConfirmScreen
-from agentty_ui.screens.grid import GridScreen, MiniPane
+from agentty_ui.screens.grid import GRID_FRAME, GridScreen, MiniPane
 from agentty_ui.screens.help import HelpScreen
 from agentty_ui.screens.new_session import NewSessionScreen
 from agentty_ui.widgets.orphan_banner import OrphanBanner
@@ -204,6 +205,33 @@ async def test_grid_shows_running_sessions_and_opens_one(client: Client) -> None
         assert gc.get_freeze_count() == 0  # thawed with it: what it leaves can be collected
         assert app.selected == b
         await wait_for(pilot, lambda: "pane-b" in screen_text(app))
+
+
+class RecordingClient(Client):
+    """A client that notes every subscribe it is asked for (session, interval)."""
+
+    def __init__(self) -> None:
+        super().__init__(timeout=3.0)
+        self.asked: list[tuple[str | None, float | None]] = []
+
+    def subscribe(self, ref: str | None, *, interval: float | None = None) -> Subscription:
+        self.asked.append((ref, interval))
+        return super().subscribe(ref, interval=interval)
+
+
+async def test_grid_panes_ask_their_workers_for_one_event_a_frame(client: Client) -> None:
+    a = str(client.start(["sh", "-c", "echo pane-a; exec cat"], name="a")["id"])
+    recording = RecordingClient()
+    app = create_app(recording, poll_interval=0.2)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: "pane-a" in screen_text(app))
+        assert recording.asked == [(a, None)]  # the main view: every event (~30 a second)
+        await pilot.press("g")
+        pane = app.screen.query_one(MiniPane)
+        await wait_for(pilot, lambda: "pane-a" in pane.query_one(TerminalView).text)
+        assert recording.asked[1:] == [(a, GRID_FRAME)]
+        client.text(a, "typed-under-the-grid", enter=True)  # still live, a frame at a time
+        await wait_for(pilot, lambda: "typed-under-the-grid" in pane.query_one(TerminalView).text)
 
 
 async def test_a_grid_closed_at_once_leaves_nothing_frozen(client: Client) -> None:

@@ -29,11 +29,11 @@ class GatedClient(Client):
         self.waiting = threading.Event()
         self.release = threading.Event()
 
-    def subscribe(self, ref: str | None) -> Subscription:
+    def subscribe(self, ref: str | None, *, interval: float | None = None) -> Subscription:
         if ref == self.gated:
             self.waiting.set()
             self.release.wait(30)
-        return super().subscribe(ref)
+        return super().subscribe(ref, interval=interval)
 
 
 def feeding(app: AgenttyApp) -> bool:
