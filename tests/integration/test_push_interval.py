@@ -120,9 +120,14 @@ def test_a_change_on_a_quiet_screen_reaches_a_paced_subscriber_on_its_own(
         agentty("kill", check=True)
 
 
-def test_the_program_s_end_sends_what_a_paced_subscriber_is_owed(agentty_home: Path) -> None:
+@pytest.mark.parametrize("params", [{"interval": 10}, {}], ids=["paced", "default"])
+def test_the_program_s_end_sends_what_a_subscriber_is_owed(
+    agentty_home: Path, params: dict[str, object]
+) -> None:
+    """The last output, printed just before the exit: a default subscriber lost it too (the
+    streams were closed before the push it was waiting for)."""
     rec = agentty_json("start", "--", "sh", "-c", "read x; echo last-words-$x")
-    stream = Stream(rec, {"interval": 10})
+    stream = Stream(rec, params)
     try:
         stream.read(time.monotonic() + 0.3)
         started = time.monotonic()
