@@ -90,7 +90,10 @@ def plan(
     if name is not None:
         validate_name(name)
     check_size(cols, rows)
-    workdir = os.path.abspath(cwd or os.getcwd())
+    try:
+        workdir = os.path.abspath(cwd or os.getcwd())
+    except FileNotFoundError:  # ours was removed: a relative --cwd has nothing to go by
+        raise SpawnError("the current directory no longer exists (give --cwd DIR)") from None
     check_cwd(workdir)
     full_env = build_env(session_id, home, env or {}, environ)
     program = resolve(argv[0], full_env.get("PATH"), workdir)
