@@ -16,7 +16,7 @@ import sys
 import time
 
 from agentty_core.cli import hotread
-from agentty_core.errors import UsageError, WaitTimeout
+from agentty_core.errors import AgenttyError, UsageError, WaitTimeout
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -116,6 +116,8 @@ def program(args: Options) -> list[str]:
         raise UsageError("run needs a program: agentty run [options] -- PROGRAM [ARG...]")
     if len(args.expect) > len(args.answers):
         raise UsageError("every --expect needs an --input or a --key to send when it appears")
+    if not all(args.expect):
+        raise UsageError("--expect needs a text to wait for (it was empty)")
     for kind, value in args.answers:
         if kind == "key":
             check_keys(value)  # a wrong one is refused before anything runs
@@ -169,10 +171,11 @@ def finish(
             signals.disarm()  # a signal up to here is a Stopped, caught below; later, noted
     except WaitTimeout as exc:
         hotread.error(str(exc))
-        client = full()
-        client.kill_quietly(sid)
-        sys.stdout.write(hotread.screen_text(exc.screen, "lines"))
-        client.gc_session(sid)
+        if args.json:  # as `wait --json` says it
+            hotread.emit({"fired": None, "timeout": True, **exc.screen})
+        else:
+            sys.stdout.write(hotread.screen_text(exc.screen, "lines"))
+        _end(full(), sid)  # the timeout is what went wrong: a cleanup error must not hide it
         return exc.exit_code
     except Stopped as exc:
         import signal
@@ -192,7 +195,12 @@ def finish(
         hotread.emit(screen)
     else:
         sys.stdout.write(hotread.screen_text(screen, "lines"))
-    driver.gc_session(sid)
+    try:
+        driver.gc_session(sid)
+    except AgenttyError as exc:  # (the state lock held past its timeout, say)
+        # The program's exit code is what the caller runs it for: the session left behind
+        # (ended, its record and files) is said, and `agentty gc` removes it later.
+        hotread.error(f"session {sid} ended but could not be removed: {exc}")
     return code if isinstance(code, int) else 1
 
 

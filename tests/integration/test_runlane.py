@@ -279,3 +279,77 @@ def test_the_lanes_run_writes_the_state_three_times(spawner_on: Path) -> None:
     assert used.startswith("CODE=0"), (used, proc.stderr)
     assert names.count("sessions.json") == 3, names
     assert left_behind(spawner_on) == ([], [])
+
+
+def test_run_json_on_a_timeout_and_an_empty_expect(spawner_on: Path) -> None:
+    args = ["--json", "--timeout", "0.5", "--", "sh", "-c", "echo said-hi; sleep 30"]
+    used, lane = run_lane(*args)
+    assert used.startswith("CODE=3"), (used, lane.stderr)
+    answer = json.loads(lane.stdout)  # as `wait --json` says a timeout: JSON, not the screen
+    assert answer["timeout"] is True and answer["fired"] is None
+    assert "said-hi" in answer["lines"]
+    full = run(FULL, "run", *args)
+    for proc in (lane, full):  # the program's pid and input state vary between two runs
+        proc.stdout = json.dumps({k: v for k, v in json.loads(proc.stdout).items() if k != "input"})
+    assert normalized(lane) == normalized(full)
+    for args in (
+        ["--expect", "", "--input", "x", "--", "true"],
+        ["--timeout", "3", "--expect", "", "--input", "x", "--", "sh", "-c", "read a"],
+    ):
+        used, lane = run_lane(*args)
+        assert (lane.returncode, lane.stderr) == (
+            2,
+            "agentty: error: --expect needs a text to wait for (it was empty)\n",
+        ), (args, used)
+    assert left_behind(spawner_on) == ([], [])  # refused before anything ran
+
+
+def test_run_keeps_the_program_s_exit_code_when_its_session_cannot_be_removed(
+    spawner_on: Path,
+) -> None:
+    """The state lock held past every timeout at the program's end (by another process):
+    `run` still exits with the program's code, says in one line that the ended session was
+    left, and `gc` removes it once the lock is free."""
+    import threading
+
+    from tests.reliability.conftest import state_lock
+
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with state_lock(spawner_on):
+            locked.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=hold)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            RUN_LANE_CHECK,
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "sleep 1; echo bye; exit 5",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(0.5)  # started, its record written: then the lock is taken for good
+        holder.start()
+        assert locked.wait(10)
+        out, err = proc.communicate(timeout=60)  # the worker's 5 s, then `gc`'s 10 s
+    finally:
+        release.set()
+        holder.join()
+    *said, used = err.splitlines()
+    assert used.startswith("CODE=5"), err
+    assert proc.returncode == 5
+    assert "bye" in out
+    assert len(said) == 1 and "ended but could not be removed: timed out after 10s" in said[0]
+    agentty("gc", check=True)
+    assert left_behind(spawner_on) == ([], [])
