@@ -151,6 +151,8 @@ def read_answer(
             if now >= check_at:
                 was, ticks = ticks, cpu_ticks(watched) if watched else None
                 if watched and not _progressing(watched, was, ticks, taken):
+                    if taken:
+                        _end_stopped(watched)
                     break
                 check_at = now + WAIT
             sock.settimeout(max(0.001, min(check_at, limit) - now))
@@ -175,6 +177,30 @@ def read_answer(
     if pidfd >= 0:
         os.close(pidfd)
     return None, -1
+
+
+def _end_stopped(pid: int) -> None:
+    """Kill the stopped spare we gave up on: it holds our request, will never be told to go
+    on (nothing of the session was written), and stopped it cannot see that we left and
+    would wait forever. Only while it is still stopped, through a pidfd taken first (the
+    pid cannot have gone to another process meanwhile)."""
+    if TYPE_CHECKING:
+        import signal as _signal
+    else:
+        import _signal
+
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return
+    try:
+        stat = _proc_stat(pid)
+        if stat is not None and stat[0] in ("T", "t"):
+            _signal.pidfd_send_signal(pidfd, 9)  # SIGKILL
+    except OSError:
+        pass
+    finally:
+        os.close(pidfd)
 
 
 def cpu_ticks(pid: int) -> int | None:

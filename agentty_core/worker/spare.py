@@ -133,6 +133,45 @@ def answer(conn_fd: int) -> bool:
     return True
 
 
+def end_stopped_leftovers(home: str) -> list[int]:
+    """Kill the spares and spare makers of an earlier spawner of `home` that were stopped
+    when it died (a running one reads its end of file and exits; a stopped one would wait
+    forever, owned by nobody); their pids. Called by the next spawner, holding the home's
+    spawner lock: no other spawner of the home runs, so none of these is anybody's."""
+    from agentty_core.worker import maker
+
+    uid = os.getuid()
+    names = {NAME.encode(), maker.NAME.encode()}
+    wanted = b"AGENTTY_HOME=" + os.fsencode(home)
+    ended = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid != uid:
+                continue
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                stat = f.read()
+            comm = stat[stat.index(b"(") + 1 : stat.rindex(b")")]
+            state = stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3]
+            if comm not in names or state not in (b"T", b"t"):
+                continue
+            with open(f"/proc/{entry.name}/environ", "rb") as f:
+                if wanted not in f.read().split(b"\0"):
+                    continue
+            pidfd = os.pidfd_open(int(entry.name))
+        except (OSError, ValueError):
+            continue  # gone meanwhile, or not readable: not ours to judge
+        try:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            ended.append(int(entry.name))
+        except OSError:
+            pass
+        finally:
+            os.close(pidfd)
+    return ended
+
+
 def _pack(fds: list[int]) -> bytes:
     return b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds)
 

@@ -100,6 +100,7 @@ class Spawner:
         handed = _handed_lock(path)
         if handed is not None:
             self.lock_fd = handed
+            spare.end_stopped_leftovers(os.environ.get("AGENTTY_HOME") or str(self.home.root))
             return True
         flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
         self.lock_fd = os.open(path, flags, 0o600)
@@ -107,6 +108,7 @@ class Spawner:
         while True:
             try:
                 fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                spare.end_stopped_leftovers(os.environ.get("AGENTTY_HOME") or str(self.home.root))
                 return True
             except BlockingIOError:
                 if time.monotonic() >= deadline:
@@ -173,9 +175,7 @@ class Spawner:
         if self.model is not None:
             os.close(self.model[1])
             self.model = None
-        if self.spare is not None:
-            self.spare.close()  # its end of file: the spare exits
-            self.spare = None
+        self._drop_spare()
         if self.listener is not None:
             self.listener.close()
             if self._socket_is_ours():
@@ -352,11 +352,12 @@ class Spawner:
                 self.spare = None
                 return False
         _taken(conn, self.spare_pid)
-        pid, self.spare, self.spare_pid = self.spare_pid, None, None
-        with end:
-            if spare.hand_over(end, line, conn, fds):
-                self._keep_as_model(pid)
-                return True
+        if spare.hand_over(end, line, conn, fds):
+            pid, self.spare, self.spare_pid = self.spare_pid, None, None
+            end.close()
+            self._keep_as_model(pid)
+            return True
+        self._drop_spare()  # stopped, say (its buffer full): it must not outlive us either
         self.no_spare_until = time.monotonic() + SPARE_BACKOFF
         _log("the spare could not take a request: forking for each for a while")
         return False
@@ -386,10 +387,30 @@ class Spawner:
             except OSError as exc:
                 self._drop_maker(exc)
                 return
-            if self.spare is not None:
-                self.spare.close()
-                self.spare, self.spare_pid = None, None
+            self._drop_spare()
         finally:
+            os.close(pidfd)
+
+    def _drop_spare(self) -> None:
+        """Let the spare go (not handed a request: nothing of a session is in it). Its end
+        of file ends it, unless it cannot read it: a stopped spare would wait forever,
+        owned by nobody, so it is killed, through a pidfd taken before it could exit (never
+        another process that took its pid)."""
+        end, pid = self.spare, self.spare_pid
+        self.spare = self.spare_pid = None
+        if end is None:
+            return
+        if pid is None:  # it may have said it waits since we last looked
+            with contextlib.suppress(OSError):
+                pid = spare.read_ready(end.recv(16))
+        pidfd = -1
+        if pid is not None:
+            with contextlib.suppress(OSError):
+                pidfd = os.pidfd_open(pid)
+        end.close()
+        if pidfd >= 0:
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
             os.close(pidfd)
 
     def _drop_maker(self, exc: OSError) -> None:

@@ -260,6 +260,46 @@ def test_a_stopped_spare_falls_back_and_leaves_nothing(agentty_home: Path) -> No
     assert len([s for s in agentty_json("status")["sessions"] if s["status"] == "running"]) == 2
 
 
+@pytest.mark.parametrize("end", ["stopped", "killed"])
+def test_a_stopped_spare_never_outlives_its_spawner(agentty_home: Path, end: str) -> None:
+    """Stopped, a spare cannot read its end of file: the spawner that lets it go kills it;
+    a spawner killed outright cannot, and the home's next spawner does."""
+    info = warm(agentty_home)
+    spare = one_spare(agentty_home)
+    os.kill(spare, signal.SIGSTOP)
+    try:
+        if end == "stopped":
+            assert spawner_client.stop(str(agentty_home))
+        else:
+            os.kill(info["pid"], signal.SIGKILL)
+            wait_until(lambda: gone(info["pid"]), timeout=15)
+            assert not gone(spare)  # nobody's now
+            assert not forked(start("cat"))  # and this start launches the next spawner
+            ready_spawner(agentty_home)
+        wait_until(lambda: gone(spare), timeout=15)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(spare, signal.SIGCONT)
+
+
+def test_a_stopped_spare_given_a_request_is_ended_by_the_caller_that_gave_up(
+    agentty_home: Path,
+) -> None:
+    """The spare took the request and stopped: the caller starts the session directly and
+    ends the spare it gave up on (it could not read that nobody waits for it any more)."""
+    warm(agentty_home)
+    spare = one_spare(agentty_home)
+    os.kill(spare, signal.SIGSTOP)
+    try:
+        rec = start("cat")
+        assert rec["workerPid"] != spare
+        wait_until(lambda: gone(spare), timeout=15)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(spare, signal.SIGCONT)
+    wait_until(lambda: only_sessions_and_spawner(agentty_home), timeout=30)
+
+
 # ----------------------------------------------------------------- the spare maker
 
 
