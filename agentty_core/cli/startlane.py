@@ -35,7 +35,12 @@ TYPE_CHECKING = False  # without importing typing: this module is the hot path
 # (20 starts at once on a loaded machine queue behind each other), or the worker it took the
 # request for, is waited for up to BUSY_WAIT: a start that goes the full way costs more.
 BUSY_WAIT = spawning.ANSWER_WAIT
-READY_TIMEOUT = 10.0  # launcher.READY_TIMEOUT
+# The worker does the full path's part too: the intent record, under the state lock (up to
+# store.LOCK_TIMEOUT, 10 s, when another process holds it), before the ready wait the full
+# path allows (launcher.READY_TIMEOUT, 10 s). Waited for as long, a held lock ends the start
+# with the worker's own words (the lock timed out), as the full path's, not with ours.
+READY_TIMEOUT = 10.0 + 10.0
+MARK_LOCK_WAIT = 1.0  # a failed start's record: a held lock must not hold up the message
 SIGTERM, SIGKILL = 15, 9
 _VALUED = {"--name": "name", "--cwd": "cwd", "--shell": "shell", "--cols": "cols"}
 _VALUED.update({"--rows": "rows", "--env": "env"})
@@ -304,7 +309,8 @@ def _mark_failed(home: str, sid: str, message: str) -> None:
     from agentty_core.paths import Home
     from agentty_core.state.store import StateStore, now_iso
 
-    with suppress(Exception):
-        StateStore(Home.resolve()).update(sid, status="failed", error=message, endedAt=now_iso())
+    with suppress(Exception):  # (not written: the record names a dead worker, a lost start)
+        store = StateStore(Home.resolve(), timeout=MARK_LOCK_WAIT)
+        store.update(sid, status="failed", error=message, endedAt=now_iso())
     with suppress(OSError):
         remove_stale_socket(Home.resolve().socket_path(sid))

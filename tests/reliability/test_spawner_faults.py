@@ -300,6 +300,75 @@ def test_a_stopped_spare_given_a_request_is_ended_by_the_caller_that_gave_up(
     wait_until(lambda: only_sessions_and_spawner(agentty_home), timeout=30)
 
 
+def test_a_held_state_lock_ends_a_warm_start_in_the_lock_s_words(agentty_home: Path) -> None:
+    """Another process holds the state lock past its timeout: the worker forked for the
+    start gives up on its intent record and says so (the direct path's message), nothing
+    of the session is left (record, log, process), and `start` exits as the direct path
+    does, instead of after its own ready wait with a message about the worker."""
+    from tests.helpers.cli import agentty
+    from tests.reliability.conftest import state_lock
+
+    warm(agentty_home)
+    spare = one_spare(agentty_home)
+    before = agentty_json("status")["sessions"]
+    with state_lock(agentty_home):
+        proc = agentty("start", "--", "cat")
+    lock = agentty_home / "sessions.json.lock"
+    assert proc.returncode == 1, proc
+    assert proc.stderr == f"agentty: error: timed out after 10s waiting for {lock}\n"
+    assert gone(spare)  # it was the start's worker, and ended
+    assert [r["id"] for r in agentty_json("status")["sessions"]] == [r["id"] for r in before]
+    logs = {p.name.split(".")[0] for p in (agentty_home / "logs").iterdir()}
+    assert logs <= {"spawner", *(r["id"] for r in before)}
+    wait_until(lambda: only_sessions_and_spawner(agentty_home), timeout=30)
+
+
+def test_a_lock_held_after_the_intent_ends_a_warm_start_in_the_lock_s_words(
+    agentty_home: Path,
+) -> None:
+    """The lock is taken between the worker's intent record and its running record: the
+    worker's wait for it (10 s) ends before the lane's wait for the worker, so `start` says
+    what happened (the lock), not that the worker was not ready, and it does not then wait
+    on the same lock again to mark the start failed."""
+    import subprocess
+    import threading
+
+    from tests.helpers.cli import AGENTTY
+    from tests.reliability.conftest import state_lock, with_failpoints
+
+    warm(agentty_home)
+    one_spare(agentty_home)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with state_lock(agentty_home):
+            locked.set()
+            release.wait(60)
+
+    proc = subprocess.Popen(
+        [AGENTTY, "start", "--", "cat"],
+        env=with_failpoints("worker.after_intent=sleep:1"),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    holder = threading.Thread(target=hold)
+    try:
+        wait_until(lambda: len(agentty_json("status")["sessions"]) == 2, timeout=10)  # intent
+        holder.start()
+        assert locked.wait(10)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        release.set()
+        if holder.is_alive():
+            holder.join()
+    assert proc.returncode == 1
+    assert "not ready" not in err
+    assert f"timed out after 10s waiting for {agentty_home / 'sessions.json.lock'}" in err
+    assert len(err.splitlines()) == 1, err
+
+
 # ----------------------------------------------------------------- the spare maker
 
 
