@@ -33,13 +33,19 @@ if TYPE_CHECKING:
 class Ending(Connected):
     """kill, orphans, end_orphans, gc, gc_session, logs and recordings."""
 
-    def kill(self, ref: str | None = None, *, grace: float = 2.0) -> JSONObject:
-        """End the session's whole process tree and confirm it; see killtree.py."""
+    def kill(
+        self, ref: str | None = None, *, grace: float = 2.0, silent: str | None = None
+    ) -> JSONObject:
+        """End the session's whole process tree and confirm it; see killtree.py. `silent`:
+        the id of a session whose worker just failed to answer a ping (the CLI's lane
+        asked): not asked again."""
         rec = self.resolve(ref)
         session_id = rec["id"]
         if rec.get("status") in ("exited", "failed"):
             raise SessionNotRunning(session_id, f"already {describe_end(rec)}")
         if is_live(rec) and self.worker_alive(rec):
+            if silent == session_id:
+                return self._kill_without_worker(rec, grace, "worker did not answer in time")
             try:
                 # A worker that cannot answer this (stopped, pinned) is not waited on for the
                 # whole kill: its processes are ended from here instead. A live but slow one
@@ -110,9 +116,9 @@ class Ending(Connected):
             "orphansKilled": [o.pid for o in found],
         }
 
-    def kill_quietly(self, session_id: str) -> None:
+    def kill_quietly(self, session_id: str, *, silent: str | None = None) -> None:
         with contextlib.suppress(AgenttyError):
-            self.kill(session_id, grace=0.5)
+            self.kill(session_id, grace=0.5, silent=silent)
 
     def orphans(self) -> list[Orphan]:
         """Processes of this home's sessions whose worker is gone (found by their marker)."""

@@ -293,7 +293,16 @@ def trim_lines(lines: list[str]) -> list[str]:
     return out
 
 
-def read_reply(sock: socket) -> dict[str, object] | None:
+# What `read_reply` returns, when asked, for a worker that did not answer within the
+# socket's receive timeout (alive, its connection open: stopped, say).
+SILENT: dict[str, object] = {"silent": True}
+
+
+def read_reply(
+    sock: socket, *, silent: dict[str, object] | None = None
+) -> dict[str, object] | None:
+    """The reply line on `sock`; None at end of file or for a malformed one, and `silent`
+    (None unless given) when the receive timeout passed first."""
     # Chunks are joined once and only the new one is searched: a large screen's reply (tens
     # of MB under per-cell colour) must not cost a copy and a scan of all so far per chunk.
     parts: list[bytes] = []
@@ -305,6 +314,8 @@ def read_reply(sock: socket) -> dict[str, object] | None:
             parts.append(chunk)
             if b"\n" in chunk:
                 break
+    except (BlockingIOError, TimeoutError):  # SO_RCVTIMEO: EAGAIN
+        return silent
     except OSError:
         return None
     try:

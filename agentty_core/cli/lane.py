@@ -48,6 +48,10 @@ WAIT_CONDITIONS = (
 )
 REPEATABLE = frozenset({"get", "wait"})  # change nothing: the full path may ask again
 TIMEOUT = 5  # seconds, as the full path's default
+PING = b'{"v":1,"method":"ping","params":{}}\n'
+# A session whose worker did not answer within the full path's own wait (stopped, say):
+# `kill` then goes the full path's way for such a worker at once (`Client.kill(silent=)`).
+silent_worker: str | None = None
 MAX_LINE = 1 << 20  # protocol.MAX_LINE: the longest request line a worker reads
 # Errors after which nothing was written: the full path may safely run the command again
 # (and reports the error in its own words).
@@ -93,12 +97,32 @@ def fast_lane(words: list[str]) -> int | None:
         if expect_pid is not None and peer_pid != expect_pid:
             return None  # not the recorded worker: the full path diagnoses it
         set_deadline(sock, _socket.SO_SNDTIMEO, TIMEOUT)
-        set_deadline(sock, _socket.SO_RCVTIMEO, _answer_within(args))
+        if command == "kill":
+            # As the full path, a worker that cannot answer a ping (stopped) is not waited
+            # on for the whole kill: asked in the same write, its answer comes first.
+            set_deadline(sock, _socket.SO_RCVTIMEO, TIMEOUT)
+            requests = [PING, *requests]
+        else:
+            set_deadline(sock, _socket.SO_RCVTIMEO, _answer_within(args))
         try:
-            sock.sendall(requests[0])
+            sock.sendall(b"".join(requests) if command == "kill" else requests[0])
         except OSError:
             return None  # not sent (a send either fails whole here or is a short line)
-        reply = hotread.read_reply(sock)
+        reply = hotread.read_reply(sock, silent=hotread.SILENT)
+        if command == "kill" and reply is not None and reply is not hotread.SILENT:
+            if reply.get("v") == 1 and reply.get("ok") is True:  # it answers: now the kill
+                set_deadline(sock, _socket.SO_RCVTIMEO, _answer_within(args))
+                reply = hotread.read_reply(sock, silent=hotread.SILENT)
+            requests = requests[1:]
+        if reply is hotread.SILENT:
+            global silent_worker
+            silent_worker = sid
+            if command == "kill":
+                return None  # the full path ends its processes from outside, as it does
+            if command in REPEATABLE:  # the full path would wait as long again to say it
+                hotread.error("worker did not answer in time")
+                return 1
+            reply = None
         if reply is not None and reply.get("v") != 1:
             return None  # another protocol version: the full path says so
         if reply is None or not isinstance(reply.get("ok"), bool):

@@ -286,7 +286,10 @@ def cmd_signal(args: argparse.Namespace) -> int:
 
 
 def cmd_kill(args: argparse.Namespace) -> int:
-    result = _client().kill(args.session, grace=args.timeout)
+    from agentty_core.cli import lane
+
+    silent = lane.silent_worker  # the lane's ping went unanswered: not asked again
+    result = _client().kill(args.session, grace=args.timeout, silent=silent)
     if args.json:
         emit(result)
         return 0

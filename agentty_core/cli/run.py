@@ -188,7 +188,7 @@ def finish(
         _end(full(), sid)
         return 128 + exc.signum
     except BaseException:
-        _end(full(), sid)
+        _end(full(), sid, getattr(driver, "silent", None))
         raise
     code = screen.get("exitCode")
     if args.json:
@@ -235,9 +235,10 @@ def _drive(driver: Driver, sid: str, args: Options, deadline: float) -> JSONObje
         raise WaitTimeout(message, exc.screen) from None
 
 
-def _end(client: Client, sid: str) -> None:
-    """Kill the session (confirmed) and remove it; errors here must not hide the first one."""
-    client.kill_quietly(sid)
+def _end(client: Client, sid: str, silent: str | None = None) -> None:
+    """Kill the session (confirmed) and remove it; errors here must not hide the first one.
+    `silent`: its worker did not answer (`Client.kill`)."""
+    client.kill_quietly(sid, silent=silent)
     try:  # noqa: SIM105
         client.gc_session(sid)
     except Exception:

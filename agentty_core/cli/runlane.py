@@ -34,7 +34,7 @@ from agentty_core.cli.lane import (
     request_line,
     set_deadline,
 )
-from agentty_core.errors import AgenttyError, RemoteError, WaitTimeout
+from agentty_core.errors import AgenttyError, RemoteError, WaitTimeout, WorkerUnreachable
 
 TYPE_CHECKING = False  # without importing typing: this module is the hot path
 if TYPE_CHECKING:
@@ -144,12 +144,14 @@ class Lane:
 
     def __init__(self, home: str, sid: str, worker_pid: int) -> None:
         self.home = home
+        self.sid = sid
         self.path = os.path.join(home, "sockets", sid + ".sock")
         self.worker_pid = worker_pid
         self.sock: socket | None = None
         self.broken = False
         self.client: Client | None = None
         self.forgotten = False  # the worker removed the session at its end, as asked
+        self.silent: str | None = None  # the session, once its worker failed to answer
 
     def full(self) -> Client:
         """The full path's Client, for what the lane leaves to it."""
@@ -248,7 +250,13 @@ class Lane:
         except OSError:  # a line is read whole or not at all: nothing was done
             self._drop()
             return False, None
-        reply = hotread.read_reply(sock)
+        reply = hotread.read_reply(sock, silent=hotread.SILENT)
+        if reply is hotread.SILENT:
+            # Alive but not answering within the full path's own wait (stopped, say): it
+            # would wait as long again to say so. Ended from outside (`_end`), as it does.
+            self._drop()
+            self.silent = self.sid
+            raise WorkerUnreachable("worker did not answer in time", "timeout")
         if reply is None or reply.get("v") != 1 or not isinstance(reply.get("ok"), bool):
             self._drop()
             return True, None

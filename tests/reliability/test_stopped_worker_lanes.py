@@ -1,0 +1,86 @@
+"""A worker that is alive but never answers (SIGSTOP): the CLI's lanes give the full path's
+answer after the full path's own wait, once, instead of waiting it out and then handing the
+command to the full path to wait it out again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.helpers.cli import AGENTTY, agentty, agentty_json
+from tests.integration.test_hotpath import LANE_CHECK
+
+WAIT = 5.0  # the full path's wait for a worker's answer (lane.TIMEOUT, Client's default)
+
+
+def _stopped_worker(argv: list[str]) -> tuple[str, int]:
+    rec = agentty_json("start", "--json", "--", *argv)
+    os.kill(int(rec["workerPid"]), signal.SIGSTOP)
+    return str(rec["id"]), int(rec["workerPid"])
+
+
+def _timed(command: list[str], *args: str) -> tuple[float, subprocess.CompletedProcess[str]]:
+    began = time.monotonic()
+    proc = subprocess.run(
+        [*command, *args], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
+    )
+    return time.monotonic() - began, proc
+
+
+def test_get_and_wait_say_it_in_the_lane(agentty_home: Path) -> None:
+    sid, worker = _stopped_worker(["cat"])
+    try:
+        for args in (["get"], ["wait", "--text", "never", "--timeout", "1"]):
+            _, lane = _timed([sys.executable, "-c", LANE_CHECK], *args)
+            *said, used = lane.stderr.splitlines()
+            assert used.startswith("CODE=1 "), (args, lane.stderr)  # answered, not handed on
+            assert said == ["agentty: error: worker did not answer in time"]  # the full path's
+    finally:
+        os.kill(worker, signal.SIGCONT)
+        agentty("kill", "-s", sid, check=True)
+
+
+def test_kill_of_a_stopped_worker_is_not_asked_twice(agentty_home: Path) -> None:
+    """The lane's ping goes unanswered: the full path ends the session from outside at once
+    (it asked the worker for the kill for grace*3+10 s, then the full path pinged again)."""
+    sid, _ = _stopped_worker(["sleep", "1000"])
+    took, proc = _timed([AGENTTY], "kill", "-s", sid)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"killed {sid}")
+    # One wait for the ping and the outside ladder (SIGCONT and SIGTERM to the worker, which
+    # then ends its session), not the kill's own wait and then a second ping (23 s before).
+    assert took < 2 * WAIT + 5, took
+    assert agentty_json("status")["sessions"][0]["status"] in ("exited", "lost")
+
+
+def test_run_with_a_stopped_worker_ends_once(agentty_home: Path, tmp_path: Path) -> None:
+    """`run`'s lane: the exit wait is never answered; the session is ended from outside and
+    removed, with the full path's message and exit code, after the waits once."""
+    from tests.helpers.spawner import ready_spawner
+
+    env = dict(os.environ, AGENTTY_SPAWNER="1")
+    agentty("start", "--", "true", env=env, check=True)
+    ready_spawner(agentty_home)
+    agentty("gc", check=True)
+    began = time.monotonic()
+    proc = subprocess.Popen(
+        [AGENTTY, "run", "--timeout", "2", "--", "sleep", "30"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    while not (recs := agentty_json("status")["sessions"]):
+        time.sleep(0.05)
+    os.kill(int(recs[0]["workerPid"]), signal.SIGSTOP)
+    _, err = proc.communicate(timeout=120)
+    took = time.monotonic() - began
+    assert proc.returncode == 1
+    assert err == "agentty: error: worker did not answer in time\n"
+    assert took < 2 + WAIT + 2 * WAIT, took  # 18 s before: the full path's wait on top
+    assert agentty_json("status")["sessions"] == []
