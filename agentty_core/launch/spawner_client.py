@@ -275,6 +275,11 @@ def launch(root: str, *, takeover: bool = False) -> int:
     logs = os.path.join(root, "logs")
     if not (private_dir(root) and private_dir(logs)):
         raise OSError("the home is not ready")
+    where = socket_path(root)
+    if where is not None and os.path.isdir(where) and not os.path.islink(where):
+        # It could not bind there (only a dead spawner's socket is replaced): every start
+        # would launch one that imports everything and fails. `doctor` names the entry.
+        raise OSError(f"a directory is in the way of {where}")
     flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
     lock_fd = os.open(os.path.join(root, LOCK_NAME), flags, 0o600)
     try:

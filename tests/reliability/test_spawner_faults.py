@@ -369,6 +369,17 @@ def test_a_lock_held_after_the_intent_ends_a_warm_start_in_the_lock_s_words(
     assert len(err.splitlines()) == 1, err
 
 
+def test_a_directory_where_the_socket_goes_launches_no_spawner(agentty_home: Path) -> None:
+    """It could not bind there: starts go the direct way and launch no spawner that would
+    import everything only to fail (each start did, its traceback in spawner.log)."""
+    start("true", env=dict(os.environ, AGENTTY_SPAWNER="0"))  # the home and its directories
+    (agentty_home / "sockets" / "spawner.sock").mkdir()
+    for _ in range(2):
+        assert not forked(start("cat"))
+    assert spawner_info(agentty_home) is None
+    assert not (agentty_home / "logs" / "spawner.log").exists()
+
+
 # ----------------------------------------------------------------- the spare maker
 
 
