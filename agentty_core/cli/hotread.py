@@ -293,33 +293,51 @@ def trim_lines(lines: list[str]) -> list[str]:
     return out
 
 
+def stopped(pid: int) -> bool:
+    """Is `pid` stopped (SIGSTOP, a debugger)? A worker that is only slow answers later."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] in (b"T", b"t")
+
+
 # What `read_reply` returns, when asked, for a worker that did not answer within the
 # socket's receive timeout (alive, its connection open: stopped, say).
 SILENT: dict[str, object] = {"silent": True}
 
 
 def read_reply(
-    sock: socket, *, silent: dict[str, object] | None = None
+    sock: socket, *, silent: dict[str, object] | None = None, rest: bytearray | None = None
 ) -> dict[str, object] | None:
     """The reply line on `sock`; None at end of file or for a malformed one, and `silent`
-    (None unless given) when the receive timeout passed first."""
+    (None unless given) when the receive timeout passed first. `rest`: where the bytes
+    after the line are kept, and read first next time (replies to pipelined requests may
+    come in one read); without it they are dropped."""
     # Chunks are joined once and only the new one is searched: a large screen's reply (tens
     # of MB under per-cell colour) must not cost a copy and a scan of all so far per chunk.
     parts: list[bytes] = []
+    if rest:
+        parts.append(bytes(rest))
+        rest.clear()
     try:
-        while True:
+        while not parts or b"\n" not in parts[-1]:
             chunk = sock.recv(1 << 16)
             if not chunk:
                 return None
             parts.append(chunk)
-            if b"\n" in chunk:
-                break
     except (BlockingIOError, TimeoutError):  # SO_RCVTIMEO: EAGAIN
+        if rest is not None:
+            rest.extend(b"".join(parts))
         return silent
     except OSError:
         return None
+    line, _, after = b"".join(parts).partition(b"\n")
+    if rest is not None:
+        rest.extend(after)
     try:
-        value = loads(b"".join(parts).split(b"\n", 1)[0].decode("utf-8"))
+        value = loads(line.decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     return value if isinstance(value, dict) else None

@@ -82,6 +82,7 @@ def fast_lane(words: list[str]) -> int | None:
     if target is None:
         return _ended(args, home)
     sid, expect_pid = target
+    answer_within = _answer_within(args)
     import _socket
 
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
@@ -97,32 +98,33 @@ def fast_lane(words: list[str]) -> int | None:
         if expect_pid is not None and peer_pid != expect_pid:
             return None  # not the recorded worker: the full path diagnoses it
         set_deadline(sock, _socket.SO_SNDTIMEO, TIMEOUT)
-        if command == "kill":
-            # As the full path, a worker that cannot answer a ping (stopped) is not waited
-            # on for the whole kill: asked in the same write, its answer comes first.
-            set_deadline(sock, _socket.SO_RCVTIMEO, TIMEOUT)
-            requests = [PING, *requests]
-        else:
-            set_deadline(sock, _socket.SO_RCVTIMEO, _answer_within(args))
+        # As the full path pings first, a kill goes with a ping in the same write: a worker
+        # that cannot answer it within TIMEOUT is not waited on for the whole kill.
+        set_deadline(sock, _socket.SO_RCVTIMEO, TIMEOUT if command == "kill" else answer_within)
         try:
-            sock.sendall(b"".join(requests) if command == "kill" else requests[0])
+            sock.sendall(PING + requests[0] if command == "kill" else requests[0])
         except OSError:
             return None  # not sent (a send either fails whole here or is a short line)
-        reply = hotread.read_reply(sock, silent=hotread.SILENT)
-        if command == "kill" and reply is not None and reply is not hotread.SILENT:
-            if reply.get("v") == 1 and reply.get("ok") is True:  # it answers: now the kill
-                set_deadline(sock, _socket.SO_RCVTIMEO, _answer_within(args))
-                reply = hotread.read_reply(sock, silent=hotread.SILENT)
-            requests = requests[1:]
+        rest = bytearray()  # the kill's answer may come in the ping's read
+        reply = hotread.read_reply(sock, silent=hotread.SILENT, rest=rest)
         if reply is hotread.SILENT:
-            global silent_worker
-            silent_worker = sid
-            if command == "kill":
-                return None  # the full path ends its processes from outside, as it does
-            if command in REPEATABLE:  # the full path would wait as long again to say it
-                hotread.error("worker did not answer in time")
-                return 1
-            reply = None
+            if hotread.stopped(peer_pid):
+                global silent_worker
+                silent_worker = sid  # `kill` then ends it from outside at once
+                if command in REPEATABLE:  # the full path would wait as long again to say it
+                    hotread.error("worker did not answer in time")
+                    return 1
+                if command == "kill":
+                    return None
+                reply = None
+            elif command == "kill":  # slow, not stopped (a loaded machine): wait on
+                set_deadline(sock, _socket.SO_RCVTIMEO, answer_within)
+                reply = hotread.read_reply(sock, rest=rest)
+            else:
+                reply = None
+        if command == "kill" and reply is not None and reply.get("ok") is True:
+            set_deadline(sock, _socket.SO_RCVTIMEO, answer_within)  # the ping's: now the kill's
+            reply = hotread.read_reply(sock, rest=rest)
         if reply is not None and reply.get("v") != 1:
             return None  # another protocol version: the full path says so
         if reply is None or not isinstance(reply.get("ok"), bool):

@@ -170,12 +170,14 @@ def finish(
         finally:
             signals.disarm()  # a signal up to here is a Stopped, caught below; later, noted
     except WaitTimeout as exc:
-        hotread.error(str(exc))
-        if args.json:  # as `wait --json` says it
-            hotread.emit({"fired": None, "timeout": True, **exc.screen})
-        else:
-            sys.stdout.write(hotread.screen_text(exc.screen, "lines"))
-        _end(full(), sid)  # the timeout is what went wrong: a cleanup error must not hide it
+        try:
+            hotread.error(str(exc))
+            if args.json:  # as `wait --json` says it
+                hotread.emit({"fired": None, "timeout": True, **exc.screen})
+            else:
+                sys.stdout.write(hotread.screen_text(exc.screen, "lines"))
+        finally:  # (the output may fail: a closed pipe) the timeout is what went wrong:
+            _end(full(), sid)  # an error of the cleanup must not hide it
         return exc.exit_code
     except Stopped as exc:
         import signal

@@ -251,6 +251,8 @@ class Lane:
             self._drop()
             return False, None
         reply = hotread.read_reply(sock, silent=hotread.SILENT)
+        if reply is hotread.SILENT and not hotread.stopped(self.worker_pid):
+            reply = None  # slow (a loaded machine), not stopped: the full path asks again
         if reply is hotread.SILENT:
             # Alive but not answering within the full path's own wait (stopped, say): it
             # would wait as long again to say so. Ended from outside (`_end`), as it does.

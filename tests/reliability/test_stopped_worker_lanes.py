@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.helpers.cli import AGENTTY, agentty, agentty_json
+from tests.helpers.cli import AGENTTY, agentty, agentty_json, wait_until
 from tests.integration.test_hotpath import LANE_CHECK
 
 WAIT = 5.0  # the full path's wait for a worker's answer (lane.TIMEOUT, Client's default)
@@ -84,3 +84,59 @@ def test_run_with_a_stopped_worker_ends_once(agentty_home: Path, tmp_path: Path)
     assert err == "agentty: error: worker did not answer in time\n"
     assert took < 2 + WAIT + 2 * WAIT, took  # 18 s before: the full path's wait on top
     assert agentty_json("status")["sessions"] == []
+
+
+LANE_SLOW_READER = """
+import sys, time
+from agentty_core.cli import hotread
+from agentty_core.cli.hotpath import fast_lane
+real = hotread.read_reply
+waited = []
+def slow(sock, **kwargs):
+    if not waited:  # both answers (the ping's, the kill's) are in before the first read
+        waited.append(time.sleep(0.5))
+    return real(sock, **kwargs)
+hotread.read_reply = slow
+code = fast_lane(sys.argv[1:])
+print(f"CODE={code}", file=sys.stderr)
+sys.exit(code or 0)
+"""
+
+
+def test_a_kill_whose_answers_come_in_one_read(agentty_home: Path) -> None:
+    """The ping's answer and the kill's, read at once by a slow caller: the second is kept
+    for the second read (it was dropped, and the full path then said 'already exited')."""
+    rec = agentty_json("start", "--json", "--", "sleep", "1000")
+    _, proc = _timed([sys.executable, "-c", LANE_SLOW_READER], "kill", "-s", str(rec["id"]))
+    assert proc.stderr.splitlines()[-1] == "CODE=0", proc.stderr
+    assert proc.stdout.startswith(f"killed {rec['id']}")
+
+
+def test_run_whose_output_fails_on_a_timeout_still_ends_its_session(agentty_home: Path) -> None:
+    proc = subprocess.Popen(
+        # A screen larger than stdout's buffer: written, not only buffered, before the end.
+        [
+            AGENTTY,
+            "run",
+            "--timeout",
+            "2",
+            "--cols",
+            "500",
+            "--rows",
+            "100",
+            "--",
+            "sh",
+            "-c",
+            "yes xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx | head -c 200000; sleep 30",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()  # nobody reads what it prints: its write fails
+    assert proc.wait(timeout=60) != 0
+    assert agentty_json("status")["sessions"] == []
+    from tests.helpers.census import processes_of_home
+
+    wait_until(lambda: processes_of_home(str(agentty_home)) == [], timeout=15)
