@@ -143,8 +143,12 @@ def end_stopped_leftovers(home: str) -> list[int]:
     uid = os.getuid()
     names = {NAME.encode(), maker.NAME.encode()}
     wanted = b"AGENTTY_HOME=" + os.fsencode(home)
-    ended = []
-    for entry in os.scandir("/proc"):
+    ended: list[int] = []
+    try:
+        entries = list(os.scandir("/proc"))
+    except OSError:
+        return ended  # no /proc to look in: nothing is found, nothing is harmed
+    for entry in entries:
         if not entry.name.isdigit():
             continue
         try:

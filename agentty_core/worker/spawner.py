@@ -394,8 +394,9 @@ class Spawner:
     def _drop_spare(self) -> None:
         """Let the spare go (not handed a request: nothing of a session is in it). Its end
         of file ends it, unless it cannot read it: a stopped spare would wait forever,
-        owned by nobody, so it is killed, through a pidfd taken before it could exit (never
-        another process that took its pid)."""
+        owned by nobody, so it is killed, through a pidfd taken while its end of our pair
+        was still open (the spare alive then: the pidfd is its, never that of another
+        process which took the pid of a spare that died)."""
         end, pid = self.spare, self.spare_pid
         self.spare = self.spare_pid = None
         if end is None:
@@ -407,6 +408,9 @@ class Spawner:
         if pid is not None:
             with contextlib.suppress(OSError):
                 pidfd = os.pidfd_open(pid)
+            if pidfd >= 0 and not _peer_open(end):
+                os.close(pidfd)  # it died before: the pid may be another process's by now
+                pidfd = -1
         end.close()
         if pidfd >= 0:
             with contextlib.suppress(OSError):
@@ -543,6 +547,16 @@ class Spawner:
                 sys.stdout.flush()
                 sys.stderr.flush()
             os._exit(code)
+
+
+def _peer_open(end: socket.socket) -> bool:
+    """Is the other end of our pair still open (its process alive)?"""
+    try:
+        return end.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
+    except BlockingIOError:
+        return True  # open, nothing to read
+    except OSError:
+        return False
 
 
 def _handed_lock(path: Path) -> int | None:

@@ -463,3 +463,26 @@ def test_a_maker_that_cannot_fork_is_kept_and_starts_are_forked(
     assert not spares(agentty_home)
     assert makers(agentty_home) == {maker} and spawner_info(agentty_home) == info
     assert "forking spares here" not in log.read_text()
+
+
+def test_dropping_a_spare_that_died_signals_nobody(agentty_home: Path) -> None:
+    """A spare that died on its own (its end of the pair closed) may have lent its pid to
+    another process by the time it is let go: that process must not be killed."""
+    import subprocess
+
+    from agentty_core.paths import Home
+    from agentty_core.worker.spawner import Spawner
+
+    stand_in = subprocess.Popen(["sleep", "100"])  # the process that now has the spare's pid
+    ours, theirs = socket.socketpair()
+    theirs.close()  # the spare is gone
+    ours.setblocking(False)
+    spawner = Spawner(Home(agentty_home), 60.0)
+    spawner.spare, spawner.spare_pid = ours, stand_in.pid
+    try:
+        spawner._drop_spare()
+        with pytest.raises(subprocess.TimeoutExpired):
+            stand_in.wait(timeout=0.5)  # not killed
+    finally:
+        stand_in.kill()
+        stand_in.wait()
