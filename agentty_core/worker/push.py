@@ -62,7 +62,9 @@ class Push(WorkerBase):
             return
         self.push_fresh = True
         loop = asyncio.get_running_loop()
-        at = loop.time() + FRAME
+        # The first subscriber's turn: FRAME from now, or later when every one is paced
+        # (a grid's worker wakes a few times a second, not thirty).
+        at = max(loop.time() + FRAME, min(sub.due for sub in self.subscribers.values()))
         if self.push_handle is not None:
             if self.push_handle.when() <= at:
                 return
