@@ -550,7 +550,9 @@ class Spawner:
 
 
 def _peer_open(end: socket.socket) -> bool:
-    """Is the other end of our pair still open (its process alive)?"""
+    """Is the other end of our pair still open (its process alive)? At once: a timeout the
+    socket has (`spare.hand_over` sets one) would make a live peer look gone."""
+    end.setblocking(False)
     try:
         return end.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
     except BlockingIOError:

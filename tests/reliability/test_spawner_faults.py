@@ -486,3 +486,41 @@ def test_dropping_a_spare_that_died_signals_nobody(agentty_home: Path) -> None:
     finally:
         stand_in.kill()
         stand_in.wait()
+
+
+def test_a_stopped_spare_that_cannot_take_a_large_request_is_killed(agentty_home: Path) -> None:
+    """Its buffer full (a request of megabytes: a large environment), the hand-over times out
+    and the spare is let go: stopped, it must be killed, not left owned by nobody."""
+    from agentty_core.paths import Home
+    from agentty_core.worker import spare
+    from agentty_core.worker.spawner import Spawner
+
+    ours, theirs = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:  # the spare: it stops before reading anything
+        ours.close()
+        os.kill(os.getpid(), signal.SIGSTOP)
+        os._exit(0)
+    theirs.close()
+    wait_until(lambda: psutil.Process(pid).status() == psutil.STATUS_STOPPED, timeout=10)
+    spawner = Spawner(Home(agentty_home), 60.0)
+    spawner.spare, spawner.spare_pid = ours, pid
+    caller, caller_end = socket.socketpair()
+    try:
+        assert not spare.hand_over(ours, b"x" * (3 << 20), caller, [])  # it cannot take it
+        spawner._drop_spare()
+        reaped: list[int] = []  # its wait status, once it ended
+
+        def ended() -> bool:
+            found, status = os.waitpid(pid, os.WNOHANG)
+            reaped.extend([status] if found == pid else [])
+            return bool(reaped)
+
+        wait_until(ended)
+        assert os.WIFSIGNALED(reaped[0]) and os.WTERMSIG(reaped[0]) == signal.SIGKILL
+    finally:
+        caller.close()
+        caller_end.close()
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
