@@ -32,9 +32,12 @@ class Stream(Protocol):
 
 
 class Subscribes(Protocol):
-    """What a live view needs: a stream of a session's screen events, by key."""
+    """What a live view needs: a stream of a session's screen events, by key (and, once
+    a session has ended, its final screen)."""
 
     def subscribe(self, key: str, /, *, interval: float | None = None) -> Stream: ...
+
+    def get(self, key: str, **params: object) -> JSONObject: ...
 
 
 def make_key(session_id: str, host: str | None) -> str:

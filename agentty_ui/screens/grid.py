@@ -11,13 +11,15 @@ from __future__ import annotations
 import math
 from typing import ClassVar
 
-from textual import events
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Label
+
+from agentty_core.errors import AgenttyError
 
 from .. import heap
 from ..fleet import Subscribes
@@ -36,6 +38,13 @@ class MiniPane(Vertical, can_focus=True):
             super().__init__()
             self.session_id = session_id
 
+    class _Final(Message):
+        """The final screen of a session that ended before the tile could follow it."""
+
+        def __init__(self, lines: list[str]) -> None:
+            super().__init__()
+            self.lines = lines
+
     def __init__(self, client: Subscribes, session_id: str, label: str) -> None:
         super().__init__(classes="mini-pane")
         self.client = client
@@ -52,6 +61,30 @@ class MiniPane(Vertical, can_focus=True):
         view = self.query_one(TerminalView)
         view.can_focus = False
         view.follow(self.client, self.session_id)
+
+    def on_terminal_view_ended(self, message: TerminalView.Ended) -> None:
+        """A session that ended before its tile could follow it (the list it was chosen
+        from is a poll old): its final screen, as the open session's pane shows it."""
+        view = self.query_one(TerminalView)
+        if message.session_id == self.session_id and not view.seen:
+            self._final_screen()
+
+    @work(thread=True, exclusive=True, group="final")
+    def _final_screen(self) -> None:
+        try:
+            screen = self.client.get(self.session_id)
+        except AgenttyError as exc:
+            lines = [f"({exc})"]
+        else:
+            found = screen.get("lines")
+            lines = [str(line) for line in found] if isinstance(found, list) else []
+        self.post_message(self._Final(lines))
+
+    def on_mini_pane__final(self, message: _Final) -> None:
+        message.stop()
+        view = self.query_one(TerminalView)
+        if not view.seen:  # (its stream may have come back meanwhile)
+            view.show_lines(message.lines)
 
     def action_open(self) -> None:
         self.post_message(self.Chosen(self.session_id))

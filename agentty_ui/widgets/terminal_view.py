@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import unicodedata
+from functools import partial
 from typing import ClassVar
 
 from rich.segment import Segment
@@ -36,6 +37,7 @@ RunList = tuple[Run, ...]
 _STYLES: dict[tuple[str, str, int], Style] = {}
 _CURSOR = Style(reverse=True)
 DETACH_KEY = "ctrl+right_square_bracket"
+SILENT_AFTER = 2.0  # seconds without the followed session's screen before the view says so
 
 
 def pyte_color(name: str) -> str | None:
@@ -193,6 +195,7 @@ class TerminalView(ScrollView, can_focus=True):
         self.cursor_visible = False
         self.title = ""
         self._runs: list[RunList] = []
+        self.seen = False  # an event of the followed session was shown
         # Strips by row content, for the base style they were built with: a row that moved
         # (scrolling) or came back is not built again. Cleared when it outgrows the screen.
         self._strips: dict[RunList, Strip] = {}
@@ -324,10 +327,24 @@ class TerminalView(ScrollView, can_focus=True):
     # ------------------------------------------------------------------ live feed
 
     def follow(self, client: Subscribes, session_id: str) -> None:
-        """Show `session_id` live (replacing whatever was shown)."""
+        """Show `session_id` live (replacing whatever was shown: blank until its worker
+        sends the screen, with a note if it does not within SILENT_AFTER)."""
         self.stop()
         self.session_id = self.live = session_id
+        self.seen = False
+        self._reset(self.cols, self.rows)
+        self.cursor_visible = False
+        self.set_timer(SILENT_AFTER, partial(self._silent, self._stream))
         self._feed(client, session_id, self._stream)
+
+    def _silent(self, stream: int) -> None:
+        """Nothing came from the followed session's worker yet (stopped, or very busy):
+        say so where its screen goes, until its screen comes."""
+        if stream != self._stream or self.seen or self.live is None:
+            return
+        note = f"(no screen from session {self.live} yet: its worker does not answer)"
+        self._runs[0] = ((note, "default", "default", 0),)
+        self.refresh_rows({0})
 
     def stop(self) -> None:
         """Close the current stream, which ends its thread; results still on their way
@@ -392,6 +409,7 @@ class TerminalView(ScrollView, can_focus=True):
             self._posted = self.frame_interval > 0 and not self.paced
         events = [e for stream, e in pending if stream is None or stream == self._stream]
         if events:
+            self.seen = True
             self.apply_event(merge_events(events))
         if self.frame_interval > 0 and not self.paced:
             self.set_timer(self.frame_interval, self._frame_due)

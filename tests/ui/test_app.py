@@ -234,6 +234,50 @@ async def test_grid_panes_ask_their_workers_for_one_event_a_frame(client: Client
         await wait_for(pilot, lambda: "typed-under-the-grid" in pane.query_one(TerminalView).text)
 
 
+async def test_a_session_whose_worker_is_stopped_never_shows_another_s_screen(
+    client: Client,
+) -> None:
+    """Moving to a session whose worker does not answer (SIGSTOP): its pane is blank, then
+    says so; never the screen of the session shown before (the view kept its rows)."""
+    a = str(client.start(["sh", "-c", "echo alpha-screen; exec cat"], name="a")["id"])
+    rec = client.start(["sh", "-c", "echo beta-screen; exec cat"], name="b")
+    b, worker = str(rec["id"]), int(rec["workerPid"])
+    client.wait(b, text="beta-screen", timeout=10)
+    app = make_app(client)
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.query_one(SessionList)
+        await wait_for(pilot, lambda: table.row_count == 2)
+        table.select(a)
+        await wait_for(pilot, lambda: "alpha-screen" in screen_text(app))
+        os.kill(worker, signal.SIGSTOP)
+        try:
+            table.select(b)
+            await wait_for(pilot, lambda: app.selected == b)
+            assert "alpha-screen" not in screen_text(app)
+            await wait_for(pilot, lambda: "its worker does not answer" in screen_text(app))
+            assert "alpha-screen" not in screen_text(app)
+        finally:
+            os.kill(worker, signal.SIGCONT)
+        await wait_for(pilot, lambda: "beta-screen" in screen_text(app))
+        assert "does not answer" not in screen_text(app)
+
+
+async def test_a_tile_of_a_session_that_ended_before_the_grid_shows_its_last_screen(
+    client: Client,
+) -> None:
+    """The grid is built from the last poll: a session that ended since is still listed as
+    running; its tile cannot follow it and shows its final screen instead of nothing."""
+    sid = str(client.start(["sh", "-c", "read x; echo last-words-$x"], name="ends")["id"])
+    app = create_app(client, poll_interval=60)  # no poll sees it end
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.records.get(sid, {}).get("status") == "running")
+        client.text(sid, "here", enter=True)
+        client.wait(sid, exit=True, timeout=10)
+        await pilot.press("g")
+        pane = app.screen.query_one(MiniPane)
+        await wait_for(pilot, lambda: "last-words-here" in pane.query_one(TerminalView).text)
+
+
 async def test_a_grid_closed_at_once_leaves_nothing_frozen(client: Client) -> None:
     """Its freeze waits for its first frame: closed before that, it must not come after
     the thaw (agentty_ui/heap.py)."""
