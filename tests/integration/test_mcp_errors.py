@@ -87,3 +87,43 @@ async def test_a_call_after_the_program_exited() -> None:
         assert code == "not_running" and text.startswith(f"agentty: error: session {sid} exited")
         last = payload(await session.call_tool("get", {}))  # an ended session's last screen
         assert "bye" in last["screen"] and last["exited"] is True
+
+
+async def test_waits_queued_behind_others_answer_the_end_as_the_cli_does() -> None:
+    """More waits than a session's slots: the ones that connect after the program ended
+    (its socket gone) get the ended session's answer, not 'socket missing'."""
+    import asyncio
+
+    async with mcp_client() as session:
+        sid = payload(await session.call_tool("start", {"argv": ["cat"]}))["id"]
+        never = [
+            session.call_tool("wait", {"session": sid, "text": "NEVER", "timeout": 30})
+            for _ in range(40)
+        ]
+        waits = [asyncio.ensure_future(call) for call in never]
+        exit_wait = asyncio.ensure_future(
+            session.call_tool("wait", {"session": sid, "exit": True, "timeout": 30})
+        )
+        await asyncio.sleep(1.0)  # every wait sent; the slots are full, the rest queue
+        payload(await session.call_tool("kill", {"session": sid}))
+        ended = await exit_wait
+        assert not ended.is_error, ended.content
+        assert payload(ended)["fired"] == "exit"
+        for result in await asyncio.gather(*waits):
+            if result.is_error:
+                text, code = error_of(result)
+                assert code != "worker_unreachable", text
+
+
+async def test_a_call_after_the_worker_died_says_the_session_is_lost() -> None:
+    import os
+    import signal
+
+    async with mcp_client() as session:
+        from agentty_core.client import Client
+
+        started = payload(await session.call_tool("start", {"argv": ["sleep", "100"]}))
+        os.kill(int(Client().resolve(started["id"])["workerPid"]), signal.SIGKILL)
+        text, code = error_of(await session.call_tool("type_text", {"text": "x"}))
+        assert code != "worker_unreachable", text
+        assert "lost" in text

@@ -254,7 +254,11 @@ class Local:
         busy_until = loop.time() + BUSY_PATIENCE
         retried, pause = False, 0.01
         while True:
-            conn, reused = await self._connection(rec)
+            try:
+                conn, reused = await self._connection(rec)
+            except WorkerUnreachable:  # its socket gone (a call queued or retried after the
+                await in_thread(self.client.require_running, sid)  # end): ended or lost
+                raise
             try:
                 result = await conn.call(method, params, timeout=timeout)
             except RemoteError as exc:
