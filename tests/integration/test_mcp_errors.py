@@ -123,7 +123,9 @@ async def test_a_call_after_the_worker_died_says_the_session_is_lost() -> None:
         from agentty_core.client import Client
 
         started = payload(await session.call_tool("start", {"argv": ["sleep", "100"]}))
-        os.kill(int(Client().resolve(started["id"])["workerPid"]), signal.SIGKILL)
+        worker = Client().resolve(started["id"])["workerPid"]
+        assert isinstance(worker, int)
+        os.kill(worker, signal.SIGKILL)
         text, code = error_of(await session.call_tool("type_text", {"text": "x"}))
         assert code != "worker_unreachable", text
         assert "lost" in text

@@ -13,6 +13,7 @@ import pytest
 from agentty_core.client import Client
 from agentty_core.ipc.subscription import Subscription
 from agentty_ui.app import AgenttyApp, create_app
+from agentty_ui.model import status_of
 from agentty_ui.screens.confirm import ConfirmScreen
 from agentty_ui.screens.grid import GRID_FRAME, GridScreen, MiniPane
 from agentty_ui.screens.help import HelpScreen
@@ -241,7 +242,8 @@ async def test_a_session_whose_worker_is_stopped_never_shows_another_s_screen(
     says so; never the screen of the session shown before (the view kept its rows)."""
     a = str(client.start(["sh", "-c", "echo alpha-screen; exec cat"], name="a")["id"])
     rec = client.start(["sh", "-c", "echo beta-screen; exec cat"], name="b")
-    b, worker = str(rec["id"]), int(rec["workerPid"])
+    b, worker = str(rec["id"]), rec["workerPid"]
+    assert isinstance(worker, int)
     client.wait(b, text="beta-screen", timeout=10)
     app = make_app(client)
     async with app.run_test(size=SIZE) as pilot:
@@ -270,7 +272,9 @@ async def test_a_tile_of_a_session_that_ended_before_the_grid_shows_its_last_scr
     sid = str(client.start(["sh", "-c", "read x; echo last-words-$x"], name="ends")["id"])
     app = create_app(client, poll_interval=60)  # no poll sees it end
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.records.get(sid, {}).get("status") == "running")
+        await wait_for(
+            pilot, lambda: sid in app.records and status_of(app.records[sid]) == "running"
+        )
         client.text(sid, "here", enter=True)
         client.wait(sid, exit=True, timeout=10)
         await pilot.press("g")
