@@ -269,17 +269,21 @@ async def test_a_tile_of_a_session_that_ended_before_the_grid_shows_its_last_scr
 ) -> None:
     """The grid is built from the last poll: a session that ended since is still listed as
     running; its tile cannot follow it and shows its final screen instead of nothing."""
+    keep = str(client.start(["cat"], name="keep")["id"])
     sid = str(client.start(["sh", "-c", "read x; echo last-words-$x"], name="ends")["id"])
-    app = create_app(client, poll_interval=60)  # no poll sees it end
+    app = create_app(client, poll_interval=60)  # no timed poll sees it end
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(
-            pilot, lambda: sid in app.records and status_of(app.records[sid]) == "running"
-        )
+        table = app.query_one(SessionList)
+        await wait_for(pilot, lambda: app._polled >= 1 and table.row_count == 2)
+        table.select(keep)  # the pane follows another session: its end polls nothing
+        await wait_for(pilot, lambda: app.main.query_one("#screen", TerminalView).live == keep)
+        polls = app._polled
         client.text(sid, "here", enter=True)
         client.wait(sid, exit=True, timeout=10)
+        assert app._polled == polls and status_of(app.records[sid]) == "running"
         await pilot.press("g")
-        pane = app.screen.query_one(MiniPane)
-        await wait_for(pilot, lambda: "last-words-here" in pane.query_one(TerminalView).text)
+        tile = next(p for p in app.screen.query(MiniPane) if p.session_id == sid)
+        await wait_for(pilot, lambda: "last-words-here" in tile.query_one(TerminalView).text)
 
 
 async def test_a_grid_closed_at_once_leaves_nothing_frozen(client: Client) -> None:
