@@ -194,13 +194,18 @@ def _end_stopped(pid: int) -> None:
     except OSError:
         return
     try:
-        stat = _proc_stat(pid)
-        if stat is not None and stat[0] in ("T", "t"):
+        if stopped(pid):
             _signal.pidfd_send_signal(pidfd, 9)  # SIGKILL
     except OSError:
         pass
     finally:
         os.close(pidfd)
+
+
+def stopped(pid: int) -> bool:
+    """Is `pid` stopped (SIGSTOP, a debugger)? One that is only slow gets on later."""
+    stat = _proc_stat(pid)
+    return stat is not None and stat[0] in ("T", "t")
 
 
 def cpu_ticks(pid: int) -> int | None:

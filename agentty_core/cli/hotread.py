@@ -293,16 +293,6 @@ def trim_lines(lines: list[str]) -> list[str]:
     return out
 
 
-def stopped(pid: int) -> bool:
-    """Is `pid` stopped (SIGSTOP, a debugger)? A worker that is only slow answers later."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return False
-    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] in (b"T", b"t")
-
-
 # What `read_reply` returns, when asked, for a worker that did not answer within the
 # socket's receive timeout (alive, its connection open: stopped, say).
 SILENT: dict[str, object] = {"silent": True}

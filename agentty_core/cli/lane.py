@@ -108,7 +108,9 @@ def fast_lane(words: list[str]) -> int | None:
         rest = bytearray()  # the kill's answer may come in the ping's read
         reply = hotread.read_reply(sock, silent=hotread.SILENT, rest=rest)
         if reply is hotread.SILENT:
-            if hotread.stopped(peer_pid):
+            from agentty_core.spawning import stopped
+
+            if stopped(peer_pid):
                 global silent_worker
                 silent_worker = sid  # `kill` then ends it from outside at once
                 if command in REPEATABLE:  # the full path would wait as long again to say it

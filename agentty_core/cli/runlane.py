@@ -25,6 +25,7 @@ import os
 import sys
 import time
 
+from agentty_core import spawning
 from agentty_core.cli import hotread
 from agentty_core.cli.fast import options_before_program, plain_seconds, whole_number
 from agentty_core.cli.lane import (
@@ -251,7 +252,7 @@ class Lane:
             self._drop()
             return False, None
         reply = hotread.read_reply(sock, silent=hotread.SILENT)
-        if reply is hotread.SILENT and not hotread.stopped(self.worker_pid):
+        if reply is hotread.SILENT and not spawning.stopped(self.worker_pid):
             reply = None  # slow (a loaded machine), not stopped: the full path asks again
         if reply is hotread.SILENT:
             # Alive but not answering within the full path's own wait (stopped, say): it

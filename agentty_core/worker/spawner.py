@@ -100,7 +100,6 @@ class Spawner:
         handed = _handed_lock(path)
         if handed is not None:
             self.lock_fd = handed
-            spare.end_stopped_leftovers(os.environ.get("AGENTTY_HOME") or str(self.home.root))
             return True
         flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
         self.lock_fd = os.open(path, flags, 0o600)
@@ -108,7 +107,6 @@ class Spawner:
         while True:
             try:
                 fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                spare.end_stopped_leftovers(os.environ.get("AGENTTY_HOME") or str(self.home.root))
                 return True
             except BlockingIOError:
                 if time.monotonic() >= deadline:
@@ -613,6 +611,8 @@ def main() -> int:
     spawner = Spawner(home, idle)
     if not spawner.acquire():
         return 0  # another one runs
+    # The home is ours now: what a spawner killed outright left stopped is nobody's.
+    spare.end_stopped_leftovers(os.environ.get("AGENTTY_HOME") or str(home.root))
     try:
         spawner.describe(ready=False)
         try:
