@@ -94,6 +94,10 @@ async def test_waits_queued_behind_others_answer_the_end_as_the_cli_does() -> No
     (its socket gone) get the ended session's answer, not 'socket missing'."""
     import asyncio
 
+    import psutil
+
+    from agentty_core.client import Client
+
     async with mcp_client() as session:
         sid = payload(await session.call_tool("start", {"argv": ["cat"]}))["id"]
         never = [
@@ -104,7 +108,16 @@ async def test_waits_queued_behind_others_answer_the_end_as_the_cli_does() -> No
         exit_wait = asyncio.ensure_future(
             session.call_tool("wait", {"session": sid, "exit": True, "timeout": 30})
         )
-        await asyncio.sleep(1.0)  # every wait sent; the slots are full, the rest queue
+        # Every slot of the session taken (a connection to its worker each): the rest queue.
+        worker_pid = Client().resolve(sid)["workerPid"]
+        assert isinstance(worker_pid, int)
+        worker = psutil.Process(worker_pid)
+        for _ in range(1000):  # 20 s at most
+            if len(worker.net_connections(kind="unix")) >= 32 + 1:  # + its listening socket
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the waits never filled the session's slots")
         payload(await session.call_tool("kill", {"session": sid}))
         ended = await exit_wait
         assert not ended.is_error, ended.content

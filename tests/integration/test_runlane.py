@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.cli import agentty, agentty_json
+from tests.helpers.cli import agentty, agentty_json, wait_until
 from tests.integration.test_hotpath import FULL, run
 
 RUN_LANE_CHECK = """
@@ -339,7 +339,8 @@ def test_run_keeps_the_program_s_exit_code_when_its_session_cannot_be_removed(
         text=True,
     )
     try:
-        time.sleep(0.5)  # started, its record written: then the lock is taken for good
+        # Started (its record written): then the lock is taken for good.
+        wait_until(lambda: agentty_json("status")["sessions"], timeout=10)
         holder.start()
         assert locked.wait(10)
         out, err = proc.communicate(timeout=60)  # the worker's 5 s, then `gc`'s 10 s

@@ -75,8 +75,7 @@ def test_run_with_a_stopped_worker_ends_once(agentty_home: Path, tmp_path: Path)
         stderr=subprocess.PIPE,
         text=True,
     )
-    while not (recs := agentty_json("status")["sessions"]):
-        time.sleep(0.05)
+    recs = wait_until(lambda: agentty_json("status")["sessions"], timeout=30)
     os.kill(int(recs[0]["workerPid"]), signal.SIGSTOP)
     _, err = proc.communicate(timeout=120)
     took = time.monotonic() - began
