@@ -13,6 +13,10 @@ import os
 from functools import cache
 
 _PROC = "/proc"
+# The kernel's "this task is exiting" flag (/proc/<pid>/stat field 9): set before a dying
+# process closes its files, so a client whose connection was just reset by a killed worker
+# finds it dead, not still "running" for the moment until it becomes a zombie.
+_PF_EXITING = 0x4
 
 
 @cache
@@ -49,6 +53,8 @@ def start_token(pid: int) -> str | None:
         if fields is None or len(fields) < 20:
             return None
         if fields[0] == "Z":  # a zombie has exited; it is not the process we recorded alive
+            return None
+        if int(fields[6]) & _PF_EXITING:  # ending: it will serve no one again
             return None
         return f"{_boot_id()}:{fields[19]}"
     try:

@@ -66,6 +66,24 @@ def test_s01_worker_sigkilled_mid_session(agentty_home: Path, mode: str) -> None
     assert raw_record(agentty_home, sid)["status"] == "lost"
 
 
+def test_s01_a_call_just_after_the_worker_is_killed_says_lost(agentty_home: Path) -> None:
+    """A call that meets the dying worker (its socket reset while the process is still on
+    its way out, not yet a zombie) is told the session is lost, not "connection reset".
+    The window is short: it was met in about one try in fifteen, so forty tries are made."""
+    from agentty_core.client import Client
+    from agentty_core.errors import AgenttyError
+
+    client = Client()
+    told = []
+    for _ in range(40):
+        rec = client.start(["sleep", "1000000"])
+        os.kill(rec["workerPid"], signal.SIGKILL)  # not waited for: the call races its end
+        with pytest.raises(AgenttyError) as failed:
+            client.text(rec["id"], "x")
+        told.append(str(failed.value))
+    assert [m for m in told if LOST not in m] == []
+
+
 def test_s01_worker_sigkilled_hup_ignoring_program_is_swept(agentty_home: Path) -> None:
     token = str(random.randint(2_000_000, 2_999_999))
     rec = start("--", "sh", "-c", f"trap '' HUP; sleep {token}; :")
