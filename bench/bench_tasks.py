@@ -132,10 +132,12 @@ VIM = ["vim", "-Nu", "NONE", "-i", "NONE", "notes.txt"]
 
 
 def vim_agentty(a: Agentty, d: Path) -> None:
-    a("start", "--name", "t", "--cwd", str(d), "--", *VIM)
-    a("wait", "--input")
-    a("send", "i", "hello from an agent", "Esc", ":wq", "Enter")
-    a("wait", "--exit")
+    # One shot: each answer waits until vim reads (`--text`: typed, no Enter of its own).
+    a(
+        "run", "--cwd", str(d),
+        "--key", "i", "--text", "hello from an agent", "--key", "Esc", "--input", ":wq",
+        "--", *VIM,
+    )  # fmt: skip
 
 
 def vim_tmux(t: TmuxAgent, d: Path) -> None:

@@ -344,16 +344,23 @@ def _run(sub: Subparsers) -> None:
         "run",
         help="one shot: start, answer prompts, wait for exit, print the screen, clean up",
         description="Start PROGRAM in a session, answer each --expect once its text is on "
-        "screen with the --input or --key of the same rank (an answer without an --expect "
-        "waits until the program reads input), wait for the exit, print the final screen, "
-        "remove the session, and exit with the program's exit code (3 on timeout).",
-        usage="agentty run [--timeout S] [--expect TEXT (--input TEXT | --key KEYS)]... "
-        "-- PROGRAM [ARG...]",
+        "screen with the --input, --text or --key of the same rank (an answer without an "
+        "--expect waits until the program reads input), wait for the exit, print the final "
+        "screen, remove the session, and exit with the program's exit code (3 on timeout).",
+        usage="agentty run [--timeout S] [--expect TEXT (--input TEXT | --text TEXT | "
+        "--key KEYS)]... -- PROGRAM [ARG...]",
     )
     p.add_argument("--timeout", type=_seconds, default=60.0, metavar="SECONDS", help="default 60")
     p.add_argument("--expect", action="append", default=[], metavar="TEXT")
     p.add_argument(
         "--input", action=_Answer, default=[], metavar="TEXT", help="an answer: TEXT, then Enter"
+    )
+    p.add_argument(
+        "--text",
+        action=_Answer,
+        default=[],
+        metavar="TEXT",
+        help="an answer: TEXT typed as is, no Enter (a TUI's field, vim's insert mode)",
     )
     p.add_argument(
         "--key",

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
         argv: list[str]
         expect: list[str]
-        answers: list[tuple[str, str]]  # ("input", TEXT) or ("key", KEYS), in their order
+        answers: list[tuple[str, str]]  # ("input"|"text", TEXT) or ("key", KEYS), in order
         timeout: float
         cols: int
         rows: int
@@ -115,12 +115,16 @@ def program(args: Options) -> list[str]:
     if not argv:
         raise UsageError("run needs a program: agentty run [options] -- PROGRAM [ARG...]")
     if len(args.expect) > len(args.answers):
-        raise UsageError("every --expect needs an --input or a --key to send when it appears")
+        raise UsageError(
+            "every --expect needs an --input, a --text or a --key to send when it appears"
+        )
     if not all(args.expect):
         raise UsageError("--expect needs a text to wait for (it was empty)")
     for kind, value in args.answers:
         if kind == "key":
             check_keys(value)  # a wrong one is refused before anything runs
+        elif kind == "text" and not value:
+            raise UsageError("--text needs a text to type (it was empty; --input '' is an Enter)")
     return argv
 
 
@@ -214,7 +218,7 @@ def _drive(driver: Driver, sid: str, args: Options, deadline: float) -> JSONObje
         return max(0.0, deadline - time.monotonic())
 
     awaiting = "the program to exit"
-    ranks = {"input": 0, "key": 0}
+    ranks = {"input": 0, "text": 0, "key": 0}
     try:
         for i, (kind, answer) in enumerate(args.answers):
             ranks[kind] += 1
@@ -229,7 +233,7 @@ def _drive(driver: Driver, sid: str, args: Options, deadline: float) -> JSONObje
             if kind == "key":
                 driver.key(sid, answer.split())
             else:
-                driver.text(sid, answer, enter=True)
+                driver.text(sid, answer, enter=kind == "input")
         awaiting = "the program to exit"
         return driver.wait(sid, exit=True, timeout=left())
     except WaitTimeout as exc:

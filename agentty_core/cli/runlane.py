@@ -13,7 +13,7 @@ the lane cannot settle is asked of the full path's Client: a wait again (it chan
 nothing), input where none was sent, the removal where the worker could not do it (a
 program that ended before the lane reached its worker, one that exits at once, ends that
 way: its final screen is in the files, its record needs the state store). Plain
-means `--timeout`, `--expect`, `--input`, `--key`, `--cols`, `--rows`, `--cwd`, `--json` and
+means `--timeout`, `--expect`, `--input`, `--text`, `--key`, `--cols`, `--rows`, `--cwd`, `--json` and
 the program after `--`; anything else (a key name the full path would refuse, say), and
 every `run` without a warm spawner, goes the full way.
 """
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from agentty_core.protocol import JSONObject
 
 _VALUED = {"--timeout": "timeout", "--expect": "expect", "--input": "input", "--key": "key"}
-_VALUED.update({"--cwd": "cwd", "--cols": "cols", "--rows": "rows"})
+_VALUED.update({"--text": "text", "--cwd": "cwd", "--cols": "cols", "--rows": "rows"})
 
 
 class Options:

@@ -127,6 +127,7 @@ def test_run_answers_a_menu_with_keys_as_the_full_path(spawner_on: Path, tmp_pat
         ["--expect", "Banana", "--key", "Down Enter", *program],
         ["--json", "--expect", "Banana", "--key", "Down Enter", *program],
         ["--key", "Up", "--key", "x Enter", *program],  # each key answer waits for a read
+        ["--text", "a b", "--key", "Enter", *program],  # typed as is, no Enter of its own
     ]
     for args in forms:
         used, lane = run_lane(*args)
@@ -137,6 +138,21 @@ def test_run_answers_a_menu_with_keys_as_the_full_path(spawner_on: Path, tmp_pat
         assert left_behind(spawner_on) == ([], []), args
     assert "GOT 1b 5b 42 0d" in run_lane(*forms[0])[1].stdout  # Down (ESC [ B), then Enter
     assert "GOT 1b 5b 41 78 0d" in run_lane(*forms[2])[1].stdout  # Up, then x and Enter
+    assert "GOT 61 20 62 0d" in run_lane(*forms[3])[1].stdout  # a, space, b, then Enter
+
+
+def test_run_types_text_without_enter_as_the_full_path(spawner_on: Path) -> None:
+    """`--text` types into the line a program is reading; the `--input` after it ends the
+    line (a canonical reader: both answers go to the same read)."""
+    args = ["--text", "abc", "--input", "def", "--", "sh", "-c", 'read -r x; echo "got [$x]"']
+    used, lane = run_lane(*args)
+    assert used.startswith("CODE=0") and "LOADED= " in used + " ", (used, lane.stderr)
+    assert "got [abcdef]" in lane.stdout
+    full = run(FULL, "run", *args)
+    assert normalized(lane) == normalized(full)
+    empty = run(FULL, "run", "--text", "", "--", "cat")
+    assert empty.returncode == 2 and "--text needs a text to type" in empty.stderr
+    assert left_behind(spawner_on) == ([], [])
 
 
 def test_run_that_times_out_or_cannot_start_answers_as_the_full_path(spawner_on: Path) -> None:

@@ -23,6 +23,8 @@ ACCEPTED = [
     ["run", "--expect", "Banana", "--key", "Down Enter", "--", "dialog"],
     ["run", "--expect", "a", "--key", "Up", "--expect", "b", "--input", "x", "--", "cat"],
     ["run", "--key=C-c", "--input", "y", "--key", "Down*3 Tab", "--", "cat"],  # order kept
+    ["run", "--key", "i", "--text", "a line", "--key", "Esc", "--input", ":wq", "--", "vim"],
+    ["run", "--expect", "Find:", "--text=x y", "--", "cat"],
 ]
 DECLINED = [
     ["run"],
@@ -44,6 +46,7 @@ DECLINED = [
     ["run", "--input"],
     ["run", "--expect", "x", "--key", "Dwn", "--", "cat"],  # a key name the full path refuses
     ["run", "--key", "", "--", "cat"],  # no key at all
+    ["run", "--text", "", "--", "cat"],  # nothing to type (an Enter is --input '')
     ["run", "--key", " ", "--", "cat"],
     ["run", "--key", "\udcff Enter", "--", "cat"],  # a byte of argv that is not UTF-8
     ["start", "--", "cat"],
@@ -74,12 +77,13 @@ def test_other_forms_are_declined(words: list[str]) -> None:
     assert runlane.parse(words) is None
 
 
-def test_inputs_and_keys_are_answers_in_command_line_order() -> None:
+def test_inputs_texts_and_keys_are_answers_in_command_line_order() -> None:
     words = ["run", "--key", "Up", "--expect", "a", "--input", "x", "--key", "Down Enter"]
+    words += ["--text", "y"]
     args = build_parser().parse_args([*words, "--", "cat"])
-    expected = [("key", "Up"), ("input", "x"), ("key", "Down Enter")]
+    expected = [("key", "Up"), ("input", "x"), ("key", "Down Enter"), ("text", "y")]
     assert args.answers == expected
-    assert (args.input, args.key) == (["x"], ["Up", "Down Enter"])  # each option's own list too
+    assert (args.input, args.key, args.text) == (["x"], ["Up", "Down Enter"], ["y"])
     lane = runlane.parse([*words, "--", "cat"])
     assert lane is not None and lane.answers == expected
 
@@ -87,7 +91,8 @@ def test_inputs_and_keys_are_answers_in_command_line_order() -> None:
 @pytest.mark.parametrize(
     ("words", "message"),
     [
-        (["--expect", "x", "--", "cat"], "every --expect needs an --input or a --key"),
+        (["--expect", "x", "--", "cat"], "every --expect needs an --input, a --text or a --key"),
+        (["--text", "", "--", "cat"], "--text needs a text to type"),
         (["--key", "Dwn", "--", "cat"], "unknown key 'Dwn'"),
         (["--key", " ", "--", "cat"], "--key needs key names"),
         (["--key", "\udcff", "--", "cat"], "is not UTF-8 text"),
