@@ -12,9 +12,9 @@ The driving, the output and every ending are `cli/run.finish`'s, the full path's
 the lane cannot settle is asked of the full path's Client: a wait again (it changes
 nothing), input where none was sent, the removal where the worker could not do it (a
 program that ended before the lane reached its worker, one that exits at once, ends that
-way: its final screen is in the files, its record needs the state store). Plain
-means `--timeout`, `--expect`, `--input`, `--text`, `--key`, `--cols`, `--rows`, `--cwd`, `--json` and
-the program after `--`; anything else (a key name the full path would refuse, say), and
+way: its final screen is in the files, its record needs the state store). Plain means
+`--timeout`, `--expect`, `--input`, `--text`, `--key`, `--cols`, `--rows`, `--cwd`, `--json`
+and the program after `--`; anything else (a key name the full path would refuse, say), and
 every `run` without a warm spawner, goes the full way.
 """
 
