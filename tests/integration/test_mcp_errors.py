@@ -142,3 +142,25 @@ async def test_a_call_after_the_worker_died_says_the_session_is_lost() -> None:
         text, code = error_of(await session.call_tool("type_text", {"text": "x"}))
         assert code != "worker_unreachable", text
         assert "lost" in text
+
+
+async def test_an_argument_a_tool_does_not_take_or_of_the_wrong_type_is_refused() -> None:
+    """A misspelt argument is refused, not dropped (`timout` would wait the default 30 s,
+    `nmae` would start an unnamed session), and a wrong type answers like any other error:
+    the CLI's line and `invalid_argument`. Nothing is done."""
+    from agentty_core.client import Client
+
+    async with mcp_client() as session:
+        text, code = error_of(
+            await session.call_tool("start", {"argv": ["sleep", "100"], "nmae": "x"})
+        )
+        assert code == "invalid_argument", text
+        assert "start takes no argument 'nmae'" in text and "name" in text
+        assert Client().sessions() == []  # nothing was started
+        sid = payload(await session.call_tool("start", {"argv": ["cat"]}))["id"]
+        text, code = error_of(await session.call_tool("wait", {"text": "x", "timout": 0.1}))
+        assert code == "invalid_argument" and "wait takes no argument 'timout'" in text
+        text, code = error_of(await session.call_tool("type_text", {"text": 5}))
+        assert code == "invalid_argument" and "text" in text, text
+        assert "\n" not in text
+        payload(await session.call_tool("kill", {"session": sid}))

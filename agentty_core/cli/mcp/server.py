@@ -21,6 +21,7 @@ from pydantic import Field
 
 from agentty_core._version import __version__
 from agentty_core.cli.mcp import schemas as s
+from agentty_core.cli.mcp.arguments import CheckedServer
 from agentty_core.cli.mcp.backend import Place, Sessions, in_thread
 from agentty_core.cli.mcp.errors import CodedUsageError, error_result
 from agentty_core.cli.mcp.view import blocks, page, plain
@@ -79,7 +80,7 @@ def _wait_spec(**fields: object) -> WaitConditions:
 
 def build_server(client: Client | None = None) -> MCPServer:
     sessions = Sessions(client)
-    server = MCPServer("agentty", version=__version__, instructions=INSTRUCTIONS)
+    server = CheckedServer("agentty", version=__version__, instructions=INSTRUCTIONS)
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
     acts = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
     destroys = ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=False)

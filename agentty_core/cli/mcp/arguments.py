@@ -1,0 +1,62 @@
+"""Tool arguments checked as the CLI checks its options: a name the tool does not take is
+refused, not dropped, and a value of the wrong type is answered like any agentty error.
+
+The SDK validates arguments with a pydantic model that ignores extra keys: a misspelt
+`timout` would wait the default 30 s, a misspelt `nmae` start an unnamed session. Its type
+errors reach a model as a multi-line pydantic dump without a code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.context import Context
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp_types import CallToolResult, InputRequiredResult
+from pydantic import ValidationError
+
+from agentty_core.cli.mcp.errors import CodedUsageError, error_result
+
+
+class CheckedServer(MCPServer):
+    """`MCPServer` whose `call_tool` refuses unknown arguments and codes type errors."""
+
+    _taken: dict[str, frozenset[str]] | None = None
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        taken = await self._arguments_of(name)
+        unknown = sorted(set(arguments) - taken) if taken is not None else []
+        if unknown:
+            listed = ", ".join(repr(key) for key in unknown)
+            known = ", ".join(sorted(taken or ())) or "none"
+            message = f"{name} takes no argument {listed} (it takes: {known})"
+            return error_result(CodedUsageError(message, "invalid_argument"))
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            cause = exc.__cause__
+            if isinstance(exc, UnexpectedToolError) or not isinstance(cause, ValidationError):
+                raise
+            return error_result(CodedUsageError(_one_line(name, cause), "invalid_argument"))
+
+    async def _arguments_of(self, name: str) -> frozenset[str] | None:
+        """The argument names of a tool (from its input schema, read once); None if no such
+        tool (the SDK says so)."""
+        if self._taken is None:
+            self._taken = {
+                tool.name: frozenset(tool.input_schema.get("properties", {}))
+                for tool in await self.list_tools()
+            }
+        return self._taken.get(name)
+
+
+def _one_line(name: str, error: ValidationError) -> str:
+    """`type_text: argument 'text': Input should be a valid string` for each error."""
+    parts = []
+    for problem in error.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in problem["loc"])
+        parts.append(f"argument {where!r}: {problem['msg']}" if where else problem["msg"])
+    return f"{name}: {'; '.join(parts) or 'invalid arguments'}"
