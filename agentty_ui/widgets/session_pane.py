@@ -84,7 +84,7 @@ class SessionPane(Vertical):
             with TabPane("Screen", id="tab-screen"):
                 yield TerminalView(id="screen")
             with TabPane("Scrollback", id="tab-scrollback"):
-                yield TerminalView(show_cursor=False, id="scrollback")
+                yield TerminalView(show_cursor=False, reveal_cursor=False, id="scrollback")
             with TabPane("Worker log", id="tab-log"):
                 yield LogView(id="log")
             with TabPane("Info", id="tab-info"):

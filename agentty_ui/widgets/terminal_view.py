@@ -173,6 +173,7 @@ class TerminalView(ScrollView, can_focus=True):
         frame_interval: float = 0.0,
         paced: bool = False,
         push_interval: float | None = None,
+        reveal_cursor: bool = True,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
@@ -188,6 +189,10 @@ class TerminalView(ScrollView, can_focus=True):
         # The fewest seconds between two events the worker sends (None: its ~30 a second).
         # A pane repainted a few times a second has no use for the events in between.
         self.push_interval = push_interval
+        # A view shorter than the screen keeps the cursor's row in sight (tmux's way with a
+        # smaller client): a shell's prompt and a log's newest lines are there, not at the
+        # top. Off for a view of history (the scrollback), whose reader scrolls it.
+        self.reveal_cursor = reveal_cursor
         self.session_id: str | None = None
         self.live: str | None = None  # the session being streamed, None when not streaming
         self.cols, self.rows = 80, 24
@@ -259,10 +264,28 @@ class TerminalView(ScrollView, can_focus=True):
             self.cursor = (int(cursor.get("row", 0)), int(cursor.get("col", 0)))
             self.cursor_visible = bool(cursor.get("visible", True))
             dirty.update((old, self.cursor[0]))
+            if self.cursor[0] != old:
+                self._keep_cursor_in_view()
         title = event.get("title")
         if isinstance(title, str):
             self.title = title
         self.refresh_rows(dirty)
+
+    def _keep_cursor_in_view(self) -> None:
+        """Scroll just enough that the cursor's row is in view (only when the cursor moved
+        or the view was resized: a reader who scrolled away is not pulled back otherwise).
+        A hidden cursor (a full-screen program's) says nothing of where to look."""
+        height = self.size.height
+        if not (self.reveal_cursor and self.cursor_visible) or not 0 < height < self.rows:
+            return
+        row, top = self.cursor[0], self.scroll_offset.y
+        if row < top:
+            self.scroll_to(y=row, animate=False, force=True, immediate=True)
+        elif row >= top + height:
+            self.scroll_to(y=row - height + 1, animate=False, force=True, immediate=True)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._keep_cursor_in_view()
 
     def refresh_rows(self, rows: set[int]) -> None:
         """Refresh the rows of `rows` that are in view, as few regions in one call (one

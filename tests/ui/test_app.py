@@ -379,3 +379,41 @@ async def test_the_list_under_the_grid_catches_up_when_the_grid_closes(client: C
         await pilot.pause()
         assert app.screen is app.main
         assert late in table.rows
+
+
+def shown(view: TerminalView) -> str:
+    """What the view draws (its rows in view), not the whole screen it holds."""
+    return "\n".join(view.render_line(y).text.rstrip() for y in range(view.size.height))
+
+
+async def test_a_tile_shorter_than_its_screen_shows_the_rows_at_the_cursor(
+    client: Client,
+) -> None:
+    """A tile has fewer rows than its session's screen: it shows the rows around the
+    cursor, where a shell's prompt and a log's newest lines are (tmux's way with a smaller
+    client), not the top of the screen, and keeps them in view as the output goes on."""
+    sid = str(client.start(["sh", "-c", "seq 1 100; exec cat"], name="log", rows=60)["id"])
+    app = make_app(client)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: sid in app.records)
+        await pilot.press("g")
+        view = app.screen.query_one(MiniPane).query_one(TerminalView)
+        await wait_for(pilot, lambda: "100" in view.text)
+        assert 0 < view.size.height < 60
+        await wait_for(pilot, lambda: "\n100\n" in f"\n{shown(view)}\n")
+        assert "\n42\n" not in f"\n{shown(view)}\n"  # the screen's top row, out of view
+        client.text(sid, "typed-later", enter=True)  # cat echoes it: the screen scrolls
+        await wait_for(pilot, lambda: "typed-later" in shown(view))
+
+
+async def test_the_open_pane_too_small_for_its_screen_shows_the_rows_at_the_cursor(
+    client: Client,
+) -> None:
+    sid = str(client.start(["sh", "-c", "seq 1 40; exec cat"], name="log")["id"])
+    app = make_app(client)
+    async with app.run_test(size=(100, 20)) as pilot:  # the pane: fewer than 24 rows
+        await wait_for(pilot, lambda: "40" in screen_text(app))
+        view = app.query_one("#screen", TerminalView)
+        assert 0 < view.size.height < 24
+        assert app.selected == sid
+        await wait_for(pilot, lambda: "\n40\n" in f"\n{shown(view)}\n")

@@ -91,6 +91,27 @@ def test_grid(snap_compare: object, client: object) -> None:
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)  # type: ignore[operator]
 
 
+def test_grid_tile_shorter_than_its_screen(snap_compare: object, client: object) -> None:
+    """The log's tile is shorter than its 24 rows: it shows the rows at the cursor (the
+    newest lines), the other tiles their tops."""
+    app, _ = stable_app(
+        ("colours", ["sh", "-c", COLOURS]),
+        ("hello", ["sh", "-c", "echo hello from a pane; exec cat"]),
+        ("log", ["sh", "-c", "seq 1 40; exec cat"]),
+    )
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await ready(app, 3, "under")(pilot)
+        await pilot.press("g")
+        await wait_for(pilot, lambda: isinstance(app.screen, GridScreen))
+        panes = list(app.screen.query(MiniPane))
+        await wait_for(pilot, lambda: all(p.query_one(TerminalView).text.strip() for p in panes))
+        log = next(p for p in panes if p.label.startswith("log"))
+        await wait_for(pilot, lambda: "40" in log.query_one(TerminalView).text)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)  # type: ignore[operator]
+
+
 def test_help(snap_compare: object, client: object) -> None:
     app, _ = stable_app()
     assert snap_compare(app, terminal_size=SIZE, press=["question_mark"])  # type: ignore[operator]
