@@ -77,7 +77,9 @@ def test_s01_a_call_just_after_the_worker_is_killed_says_lost(agentty_home: Path
     told = []
     for _ in range(40):
         rec = client.start(["sleep", "1000000"])
-        os.kill(rec["workerPid"], signal.SIGKILL)  # not waited for: the call races its end
+        worker = rec["workerPid"]
+        assert isinstance(worker, int)
+        os.kill(worker, signal.SIGKILL)  # not waited for: the call races its end
         with pytest.raises(AgenttyError) as failed:
             client.text(rec["id"], "x")
         told.append(str(failed.value))

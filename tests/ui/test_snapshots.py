@@ -75,6 +75,16 @@ def test_kill_modal(snap_compare: object, client: object) -> None:
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)  # type: ignore[operator]
 
 
+async def open_grid(app: AgenttyApp, pilot: Pilot[None], count: int) -> list[MiniPane]:
+    """The grid opened over `count` sessions, every tile showing its screen."""
+    await ready(app, count, "under")(pilot)
+    await pilot.press("g")
+    await wait_for(pilot, lambda: isinstance(app.screen, GridScreen))
+    panes = list(app.screen.query(MiniPane))
+    await wait_for(pilot, lambda: all(p.query_one(TerminalView).text.strip() for p in panes))
+    return panes
+
+
 def test_grid(snap_compare: object, client: object) -> None:
     app, _ = stable_app(
         ("colours", ["sh", "-c", COLOURS]),
@@ -82,11 +92,7 @@ def test_grid(snap_compare: object, client: object) -> None:
     )
 
     async def run_before(pilot: Pilot[None]) -> None:
-        await ready(app, 2, "under")(pilot)
-        await pilot.press("g")
-        await wait_for(pilot, lambda: isinstance(app.screen, GridScreen))
-        panes = list(app.screen.query(MiniPane))
-        await wait_for(pilot, lambda: all(p.query_one(TerminalView).text.strip() for p in panes))
+        await open_grid(app, pilot, 2)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)  # type: ignore[operator]
 
@@ -101,11 +107,7 @@ def test_grid_tile_shorter_than_its_screen(snap_compare: object, client: object)
     )
 
     async def run_before(pilot: Pilot[None]) -> None:
-        await ready(app, 3, "under")(pilot)
-        await pilot.press("g")
-        await wait_for(pilot, lambda: isinstance(app.screen, GridScreen))
-        panes = list(app.screen.query(MiniPane))
-        await wait_for(pilot, lambda: all(p.query_one(TerminalView).text.strip() for p in panes))
+        panes = await open_grid(app, pilot, 3)
         log = next(p for p in panes if p.label.startswith("log"))
         await wait_for(pilot, lambda: "40" in log.query_one(TerminalView).text)
 
