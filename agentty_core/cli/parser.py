@@ -344,9 +344,10 @@ def _run(sub: Subparsers) -> None:
         "run",
         help="one shot: start, answer prompts, wait for exit, print the screen, clean up",
         description="Start PROGRAM in a session, answer each --expect once its text is on "
-        "screen with the --input, --text or --key of the same rank (an answer without an "
-        "--expect waits until the program reads input), wait for the exit, print the final "
-        "screen, remove the session, and exit with the program's exit code (3 on timeout).",
+        "screen and the program reads input, with the --input, --text or --key of the same "
+        "rank (an answer without an --expect waits until the program reads input), wait for "
+        "the exit, print the final screen, remove the session, and exit with the program's "
+        "exit code (3 on timeout).",
         usage="agentty run [--timeout S] [--expect TEXT (--input TEXT | --text TEXT | "
         "--key KEYS)]... -- PROGRAM [ARG...]",
     )

@@ -225,10 +225,16 @@ def _drive(driver: Driver, sid: str, args: Options, deadline: float) -> JSONObje
             if i < len(args.expect):
                 awaiting = f"--expect {args.expect[i]!r}"
                 seen = driver.wait(sid, text=args.expect[i], exit=True, timeout=left())
+                if not _ended(seen):
+                    # Then the read it asks for: a prompt asked again (passwd's second
+                    # "Password:") is still on screen from the first time, and an answer
+                    # typed before getpass turns echo off shows in clear, then is flushed.
+                    awaiting = f"the program to read input after --expect {args.expect[i]!r}"
+                    seen = driver.wait(sid, input=True, exit=True, timeout=left())
             else:
                 awaiting = f"the program to read input (for --{kind} #{ranks[kind]})"
                 seen = driver.wait(sid, input=True, exit=True, timeout=left())
-            if seen.get("fired") == "exit" or seen.get("exited") is True:
+            if _ended(seen):
                 break  # it ended: nobody is left to answer
             if kind == "key":
                 driver.key(sid, answer.split())
@@ -239,6 +245,10 @@ def _drive(driver: Driver, sid: str, args: Options, deadline: float) -> JSONObje
     except WaitTimeout as exc:
         message = f"run timed out after {args.timeout:g}s waiting for {awaiting}"
         raise WaitTimeout(message, exc.screen) from None
+
+
+def _ended(seen: JSONObject) -> bool:
+    return seen.get("fired") == "exit" or seen.get("exited") is True
 
 
 def _end(client: Client, sid: str, silent: str | None = None) -> None:

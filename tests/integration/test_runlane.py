@@ -155,6 +155,35 @@ def test_run_types_text_without_enter_as_the_full_path(spawner_on: Path) -> None
     assert left_behind(spawner_on) == ([], [])
 
 
+PASSWD = """\
+import getpass, sys, time
+first = getpass.getpass("Password: ")
+time.sleep(0.3)  # some work (hashing, say) before it asks again, as passwd does
+again = getpass.getpass("Password: ")
+print("match" if first == again == "s3cret" else f"MISMATCH {first!r} {again!r}")
+sys.exit(0 if first == again == "s3cret" else 1)
+"""
+
+
+def test_run_answers_a_prompt_asked_again_when_it_is_asked(
+    spawner_on: Path, tmp_path: Path
+) -> None:
+    """The same prompt twice (passwd's "Password:" and its confirmation): the first one,
+    still on screen, must not send the second answer before the program asks again (it
+    would be typed while echo is on, in clear, then flushed by getpass: a hang)."""
+    script = tmp_path / "passwd.py"
+    script.write_text(PASSWD)
+    answer = ["--expect", "Password:", "--input", "s3cret"]
+    args = ["--timeout", "10", *answer, *answer, "--", sys.executable, str(script)]
+    used, lane = run_lane(*args)
+    assert used.startswith("CODE=0"), (used, lane.stdout, lane.stderr)
+    assert "match" in lane.stdout and "s3cret" not in lane.stdout
+    full = run(FULL, "run", *args)
+    assert full.returncode == 0 and "match" in full.stdout, (full.stdout, full.stderr)
+    assert normalized(lane) == normalized(full)
+    assert left_behind(spawner_on) == ([], [])
+
+
 def test_run_that_times_out_or_cannot_start_answers_as_the_full_path(spawner_on: Path) -> None:
     never = ["--expect", "NEVER", "--input", "x"]
     forms = [
