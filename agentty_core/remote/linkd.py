@@ -37,6 +37,10 @@ IDLE = 600.0
 HELLO_WAIT = 40.0  # seconds for ssh to connect and the remote agentty to import
 REQUEST_TIMEOUT = 2.0  # a caller that connects and sends nothing
 HEARTBEAT = 1.0
+# A far side that beats (`remote/serve.py`) and is silent this long with requests pending is
+# wedged (stopped, say): its requests are answered "lost" and the link ends, so the callers
+# go the ssh way instead of taking the link's own heartbeats for its answer on the way.
+FAR_SILENCE = 10.0
 CHECK_EVERY = 1.0
 LIMIT = 1 << 27  # the longest answer line (base64 of a command's output)
 VERSION = 1
@@ -62,6 +66,8 @@ class Link:
         self.served = 0
         self.since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self.remote_pid: object = None
+        self.beats = False  # the far side says it is alive while requests run
+        self.heard = time.monotonic()  # its last line, or the request it had nothing for
         self.bound = (0, 0)
         self.done: asyncio.Future[str] | None = None
 
@@ -89,6 +95,7 @@ class Link:
         if not isinstance(hello, dict) or hello.get("hello") != VERSION:
             return False
         self.remote_pid = hello.get("pid")
+        self.beats = isinstance(hello.get("beat"), (int, float))  # older ones do not
         _log(f"{self.host}: remote agentty {hello.get('version')} pid {self.remote_pid}")
         return True
 
@@ -153,6 +160,7 @@ class Link:
                 break
             if not line:
                 break
+            self.heard = time.monotonic()
             try:
                 answer = json.loads(line)
             except ValueError:
@@ -164,11 +172,7 @@ class Link:
                 future.set_result(answer)
             if answer.get("refused") == "upgraded":
                 self.finish("agentty was upgraded there")
-        for future in self.pending.values():
-            if not future.done():
-                future.set_result({"lost": "the remote agentty or its ssh ended"})
-        self.pending.clear()
-        self.finish("ssh or the remote server ended")
+        self.give_up("the remote agentty or its ssh ended")
 
     def finish(self, why: str) -> None:
         if self.done is not None and not self.done.done():
@@ -221,6 +225,8 @@ class Link:
         if isinstance(request.get("stdin"), str):
             message["stdin"] = request["stdin"]
         future: asyncio.Future[dict[str, object]] = asyncio.get_running_loop().create_future()
+        if not self.pending:
+            self.heard = time.monotonic()  # nothing was owed until now: no silence yet
         self.pending[rid] = future
         try:  # the request and its acknowledgement in one step: nothing runs in between
             proc.stdin.write(json.dumps(message).encode() + b"\n")
@@ -263,6 +269,17 @@ class Link:
                 self.finish("socket removed or replaced")
             elif not self.pending and time.monotonic() - self.last > self.idle:
                 self.finish("idle")
+            elif self.pending and self.beats and time.monotonic() - self.heard > FAR_SILENCE:
+                self.give_up("the remote agentty stopped answering")
+
+    def give_up(self, why: str) -> None:
+        """The far side is wedged: what it owes is lost (a caller asks again the ssh way
+        what is safe to repeat) and the link ends; the next call starts a new one."""
+        for future in self.pending.values():
+            if not future.done():
+                future.set_result({"lost": why})
+        self.pending.clear()
+        self.finish(why)
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()

@@ -7,6 +7,7 @@ reads requests from stdin and answers on stdout, newline-delimited JSON:
     {"id": 7, "argv": ["get", "-s", "py"], "stdin": "<base64>"?}
     {"id": 7, "rc": 0, "out": "<base64>", "err": "<base64>"}
     {"cancel": 7}                  (the caller went away: the command is ended)
+    {"beat": 1}                    (every BEAT seconds while a request runs: still here)
 
 Each request runs in a child forked from this warm process (forked ahead, after the previous
 answer, and primed while it waits): requests are independent (one command's state never
@@ -33,6 +34,7 @@ import os
 import selectors
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Callable
 
@@ -41,6 +43,9 @@ from agentty_core._version import __version__
 VERSION = 1
 CHUNK = 1 << 16
 REAP_EVERY = 0.05  # seconds: how soon a child that answered is reaped
+# Seconds between `{"beat": 1}` lines while requests run: the link's sign that this process
+# still serves (its own heartbeats to callers say only that the link lives).
+BEAT = 1.0
 
 
 def _b64(data: bytes) -> str:
@@ -113,7 +118,7 @@ class Server:
 
     def serve(self) -> int:
         self.fork()
-        self.send({"hello": VERSION, "version": __version__, "pid": os.getpid()})
+        self.send({"hello": VERSION, "version": __version__, "pid": os.getpid(), "beat": BEAT})
         self.sel.register(self.chan_in, selectors.EVENT_READ)
         reading = True
         try:
@@ -123,9 +128,19 @@ class Server:
                 os.close(self.spare.request_fd)  # it reads EOF and exits
 
     def _loop(self, reading: bool) -> int:
+        beat_due = time.monotonic() + BEAT
         while reading or self.jobs:
             self.reap()
-            for key, _ in self.sel.select(REAP_EVERY if self.unreaped else None):
+            timeout = REAP_EVERY if self.unreaped else None
+            if self.jobs:
+                now = time.monotonic()
+                if now >= beat_due:
+                    self.send({"beat": 1})
+                    beat_due = now + BEAT
+                timeout = min(timeout or BEAT, max(0.0, beat_due - now))
+            else:
+                beat_due = time.monotonic() + BEAT  # the first beat a BEAT after a request
+            for key, _ in self.sel.select(timeout):
                 fd = key.fd
                 if fd == self.chan_in:
                     data = os.read(fd, CHUNK)

@@ -196,6 +196,25 @@ def test_remote_server_killed_falls_back(linked: Link, agentty_home: Path) -> No
     assert run_on("kill").returncode == 0
 
 
+def test_stopped_remote_server_is_given_up_on(linked: Link, agentty_home: Path) -> None:
+    """The far side's server stopped (SIGSTOP) while the link and ssh live: the link's
+    heartbeats to the caller must not stand for it. Its own beats stop; the link gives the
+    host up, and the call goes the ssh way instead of waiting forever."""
+    start_python(linked)
+    run_on("get")
+    found = link_up(agentty_home)
+    pid, remote_pid = found["pid"], found["remotePid"]
+    assert isinstance(pid, int) and isinstance(remote_pid, int)
+    reference = run_on("get", link=False)
+    os.kill(remote_pid, signal.SIGSTOP)
+    try:
+        same(run_on("get", timeout=60), reference)  # it hung here, past any timeout
+        wait_until(lambda: not psutil.pid_exists(pid) or _zombie(pid), timeout=WAIT)
+    finally:
+        os.kill(remote_pid, signal.SIGCONT)
+    assert run_on("kill", link=False).returncode == 0
+
+
 def test_sshd_stopped_gives_the_same_error(linked: Link, agentty_home: Path) -> None:
     start_python(linked)
     run_on("get")
