@@ -139,7 +139,7 @@ class _Reader:
 
     def __init__(self, sock: object) -> None:
         self.sock = sock
-        self.buf = b""
+        self.buf = bytearray()  # grown in place: a 50 MB answer is not copied per chunk
 
     def _fill(self, until: float) -> bool:
         remaining = until - time.monotonic()
@@ -156,17 +156,21 @@ class _Reader:
         return True
 
     def line(self, until: float) -> bytes | None:
-        while b"\n" not in self.buf:
+        while (end := self.buf.find(b"\n")) < 0:
             if not self._fill(until):
                 return None
-        line, _, self.buf = self.buf.partition(b"\n")
+        line = bytes(self.buf[:end])
+        del self.buf[: end + 1]
         return line
 
-    def take(self, n: int, until: float) -> bytes | None:
+    def take(self, n: int, stall: float) -> bytes | None:
+        """`n` bytes; None if the link goes silent for `stall` seconds on the way (a
+        large answer takes as long as it takes while it keeps coming)."""
         while len(self.buf) < n:
-            if not self._fill(until):
+            if not self._fill(time.monotonic() + stall):
                 return None
-        data, self.buf = self.buf[:n], self.buf[n:]
+        data = bytes(self.buf[:n])
+        del self.buf[:n]
         return data
 
     def answer(self, host: Host, words: Sequence[str]) -> tuple[int, bytes, bytes] | None:
@@ -186,7 +190,7 @@ class _Reader:
                 and fields[2].isdigit()
             ):
                 rc, n_out, n_err = (int(f) for f in fields)
-                body = self.take(n_out + n_err, time.monotonic() + STALL)
+                body = self.take(n_out + n_err, STALL)
                 if body is not None:
                     return rc, body[:n_out], body[n_out:]
         if _command(words) in REPEATABLE:
@@ -311,7 +315,7 @@ def _stats_at(path: str, timeout: float = 2.0) -> dict[str, object] | None:
             head = reader.line(time.monotonic() + timeout)
             if head is None or not head.startswith(b"="):
                 return None
-            body = reader.take(int(head.split()[1]), time.monotonic() + timeout)
+            body = reader.take(int(head.split()[1]), timeout)
         except (OSError, ValueError, IndexError):
             return None
     value = json.loads(body) if body else None

@@ -104,7 +104,7 @@ class Server:
         self.by_id: dict[object, _Job] = {}
         self.marks = _code_marks()
         self.upgraded = False
-        self.buf = b""
+        self.buf = bytearray()  # a request's line so far (a large stdin: grown in place)
         self.unreaped: set[int] = set()
         self.spare: _Job | None = None
 
@@ -148,9 +148,12 @@ class Server:
                         self.sel.unregister(self.chan_in)
                         reading = False
                         continue
+                    searched = len(self.buf)  # only the new bytes can end a line
                     self.buf += data
-                    while b"\n" in self.buf:
-                        line, self.buf = self.buf.split(b"\n", 1)
+                    while (end := self.buf.find(b"\n", searched)) >= 0:
+                        line = bytes(self.buf[:end])
+                        del self.buf[: end + 1]
+                        searched = 0
                         self.request(line)
                 else:
                     self.drain(fd)
