@@ -145,6 +145,7 @@ class SpawnError(AgenttyError):
     def __init__(self, message: str, *, exit_code: int = EXIT_FAILED, log_path: str | None = None):
         super().__init__(message, log_path=log_path)
         self.exit_code = exit_code
+        self.session_id: str | None = None  # the failed session's record, if one was left
 
 
 class StateError(AgenttyError):

@@ -384,11 +384,12 @@ def cmd_gc(args: argparse.Namespace) -> int:
     if args.json:
         emit({"removed": removed, "keptWithOrphans": kept})
         return 0
-    print(f"removed {len(removed)} session(s)" + (f": {' '.join(removed)}" if removed else ""))
+    ids = " ".join(shown(sid) for sid in removed)  # a malformed record's id may be anything
+    print(f"removed {len(removed)} session(s)" + (f": {ids}" if removed else ""))
     if kept:
         print(
-            f"kept {len(kept)} lost session(s) whose processes still run: {' '.join(kept)} "
-            "(end them with 'agentty orphans --kill')"
+            f"kept {len(kept)} lost session(s) whose processes still run: "
+            f"{' '.join(shown(sid) for sid in kept)} (end them with 'agentty orphans --kill')"
         )
     return 0
 

@@ -70,7 +70,7 @@ def _positive_int(text: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 0 or value > 10_000_000:
-        raise argparse.ArgumentTypeError(f"out of range: {text}")
+        raise argparse.ArgumentTypeError(f"out of range: {text!r}")
     return value
 
 
@@ -80,7 +80,7 @@ def _seconds(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if not 0 <= value <= 86400:
-        raise argparse.ArgumentTypeError(f"seconds must be in 0..86400: {text}")
+        raise argparse.ArgumentTypeError(f"seconds must be in 0..86400: {text!r}")
     return value
 
 

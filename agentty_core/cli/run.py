@@ -16,7 +16,7 @@ import sys
 import time
 
 from agentty_core.cli import hotread
-from agentty_core.errors import AgenttyError, UsageError, WaitTimeout
+from agentty_core.errors import AgenttyError, SpawnError, UsageError, WaitTimeout
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -152,8 +152,25 @@ def run(args: Options) -> int:
     client = Client()
     deadline = time.monotonic() + float(args.timeout)
     with Signals() as signals:
-        record = client.start(argv, cwd=args.cwd, cols=args.cols, rows=args.rows, activate=False)
+        try:
+            record = client.start(
+                argv, cwd=args.cwd, cols=args.cols, rows=args.rows, activate=False
+            )
+        except SpawnError as exc:
+            if exc.session_id is not None:  # the program did not start: its record goes too
+                forget_failed(client, exc.session_id)
+                exc.log_path = None  # (with its log)
+            raise
         return finish(client, record["id"], args, deadline, signals, lambda: client)
+
+
+def forget_failed(client: Client, sid: str) -> None:
+    """Remove the record and files of a session whose program did not start (`run` leaves
+    nothing behind); a failure here leaves it for `agentty gc`."""
+    try:  # noqa: SIM105  (contextlib stays off the lane)
+        client.gc_session(sid)
+    except AgenttyError:
+        pass
 
 
 def finish(
@@ -197,16 +214,18 @@ def finish(
         _end(full(), sid, getattr(driver, "silent", None))
         raise
     code = screen.get("exitCode")
-    if args.json:
-        hotread.emit(screen)
-    else:
-        sys.stdout.write(hotread.screen_text(screen, "lines"))
     try:
-        driver.gc_session(sid)
-    except AgenttyError as exc:  # (the state lock held past its timeout, say)
-        # The program's exit code is what the caller runs it for: the session left behind
-        # (ended, its record and files) is said, and `agentty gc` removes it later.
-        hotread.error(f"session {sid} ended but could not be removed: {exc}")
+        if args.json:
+            hotread.emit(screen)
+        else:
+            sys.stdout.write(hotread.screen_text(screen, "lines"))
+    finally:  # (a reader that went away: the session is removed all the same)
+        try:
+            driver.gc_session(sid)
+        except AgenttyError as exc:  # (the state lock held past its timeout, say)
+            # The program's exit code is what the caller runs it for: the session left
+            # behind (ended, its record and files) is said; `agentty gc` removes it later.
+            hotread.error(f"session {sid} ended but could not be removed: {exc}")
     return code if isinstance(code, int) else 1
 
 

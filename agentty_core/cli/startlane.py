@@ -97,11 +97,14 @@ def start(words: list[str]) -> int | None:
     return _started(home, sid, opts["json"] is True)
 
 
-def launch(opts: dict[str, object], *, activate: bool = True) -> tuple[str, str, int] | int | None:
+def launch(
+    opts: dict[str, object], *, activate: bool = True, keep_failed: bool = True
+) -> tuple[str, str, int] | int | None:
     """Start the session `opts` describes (`parse`'s keys) through the warm spawner: the
     home, the session's id and its worker's pid once the program runs. Else the exit code
     after the full path's message, or None: the full path must start it (nothing was
-    written). With `activate` False the session does not become the active one (`run`)."""
+    written). With `activate` False the session does not become the active one, and with
+    `keep_failed` False a session whose program did not start is removed (both: `run`)."""
     home = hotread.home()
     if home is None or ".." in home.split(os.sep):
         return None
@@ -137,7 +140,7 @@ def launch(opts: dict[str, object], *, activate: bool = True) -> tuple[str, str,
             hotread.error(f"start failed: {exc}")
             return 1
         if answer is None or answer.get("ok") is not True:
-            return _failed(home, sid, pidfd, answer)
+            return _failed(home, sid, pidfd, answer, keep_failed)
         return home, sid, pid
     finally:
         os.close(status_r)
@@ -266,9 +269,12 @@ def _started(home: str, sid: str, as_json: bool) -> int:
     return 0
 
 
-def _failed(home: str, sid: str, pidfd: int, answer: dict[str, object] | None) -> int | None:
+def _failed(
+    home: str, sid: str, pidfd: int, answer: dict[str, object] | None, keep: bool = True
+) -> int | None:
     """A start that did not come up: the worker ended (nothing of the session runs on),
-    and the full path's message and exit code (`launcher._hand_over`)."""
+    and the full path's message and exit code (`launcher._hand_over`). Not `keep`: the
+    failed session's record and files are removed (`run`'s full path does the same)."""
     _end(pidfd)
     if answer is not None and answer.get("fallback") is True:
         return None  # nothing was written: the full path starts it
@@ -278,7 +284,14 @@ def _failed(home: str, sid: str, pidfd: int, answer: dict[str, object] | None) -
         return code if isinstance(code, int) and code > 0 else 1
     message = "worker died during startup" if answer is None else str(answer.get("error"))
     _mark_failed(home, sid, message)
-    hotread.error(f"{message} (see {os.path.join(home, 'logs', sid + '.log')})")
+    if keep:
+        hotread.error(f"{message} (see {os.path.join(home, 'logs', sid + '.log')})")
+    else:
+        from agentty_core.cli.run import forget_failed
+        from agentty_core.client import Client
+
+        forget_failed(Client(), sid)
+        hotread.error(message)
     return code if isinstance(code, int) and code not in (0, 2) else 1
 
 

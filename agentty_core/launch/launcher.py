@@ -101,13 +101,15 @@ def start(
         message = f"cannot start the worker ({sys.executable}): {error}"
         with contextlib.suppress(Exception):
             store.update(session_id, status="failed", error=message, endedAt=now_iso())
-        raise SpawnError(message, log_path=str(log_path))
+        failed = SpawnError(message, log_path=str(log_path))
+        failed.session_id = session_id
+        raise failed
     # An early worker's output goes nowhere until it knows its session's log.
     spec["log_to"] = str(log_path) if early is not None else None
     try:
         ready = _hand_over(proc, spec, timeout)
     except SpawnError as exc:
-        exc.log_path = str(log_path)
+        exc.log_path, exc.session_id = str(log_path), session_id
         with contextlib.suppress(Exception):
             store.update(session_id, status="failed", error=exc.message, endedAt=now_iso())
         # A worker that died after binding leaves its socket; nothing answers on it now.

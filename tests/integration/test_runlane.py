@@ -9,6 +9,7 @@ import ctypes
 import json
 import os
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.cli import agentty, agentty_json, wait_until
+from tests.helpers.cli import AGENTTY, agentty, agentty_json, wait_until
 from tests.integration.test_hotpath import FULL, run
 
 RUN_LANE_CHECK = """
@@ -202,6 +203,35 @@ def test_run_that_times_out_or_cannot_start_answers_as_the_full_path(spawner_on:
     assert "waiting for the program to read input (for --key #1)" in said
     # A timed-out run ends and removes its session; a program not found started none.
     assert left_behind(spawner_on) == ([], [])
+
+
+def test_run_whose_program_cannot_be_executed_leaves_nothing(
+    spawner_on: Path, tmp_path: Path
+) -> None:
+    """The program's exec fails in the worker (a `#!` naming no interpreter): the worker
+    wrote the session's record before it knew; `run` removes it, as after any ending."""
+    script = tmp_path / "badinterp"
+    script.write_text("#!/no/such/interpreter\n")
+    script.chmod(0o755)
+    used, lane = run_lane("--", str(script))
+    assert used.startswith("CODE=126"), (used, lane.stderr)
+    full = run(FULL, "run", "--", str(script))
+    assert normalized(lane) == normalized(full)
+    assert "(see " not in lane.stderr  # its log went with it
+    assert left_behind(spawner_on) == ([], [])
+
+
+def test_run_whose_reader_went_away_still_removes_its_session(spawner_on: Path) -> None:
+    """`agentty run ... | head -0`: the screen cannot be printed (a closed pipe), and the
+    session is removed all the same, on the lane and on the full path."""
+    program = "sleep .3; echo hello"
+    for command in ([AGENTTY], FULL):
+        argv = shlex.join([*command, "run", "--", "sh", "-c", program])
+        proc = subprocess.run(
+            ["sh", "-c", f"{argv} | true"], capture_output=True, text=True, timeout=30
+        )
+        assert proc.returncode == 0, proc.stderr  # (`true`'s)
+        assert left_behind(spawner_on) == ([], []), command
 
 
 def test_other_run_forms_and_a_cold_home_go_the_full_way(

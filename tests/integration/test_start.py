@@ -58,7 +58,15 @@ def test_bad_cwd_is_refused_before_anything_starts(tmp_path: Path, kind: str) ->
 
 
 def test_usage_errors_are_one_line_with_exit_2() -> None:
-    for args in (["start"], ["key", "Nope"], ["get", "--lines", "abc"], ["wait"], ["bogus"]):
+    out_of_range = (["wait", "--exit", "--timeout", "1e9\n"], ["get", "--lines", " 99999999\n"])
+    for args in (
+        ["start"],
+        ["key", "Nope"],
+        ["get", "--lines", "abc"],
+        ["wait"],
+        ["bogus"],
+        *out_of_range,
+    ):
         proc = agentty(*args)
         assert proc.returncode == 2, args
         assert proc.stderr.startswith("agentty: error: "), proc.stderr

@@ -49,3 +49,19 @@ def test_orphans_escapes_the_command_line_and_json_keeps_it(agentty_home: Path) 
     _assert_escaped(out)
     listed = json.loads(agentty("orphans", "--json", check=True).stdout)["orphans"]
     assert any(CLIPBOARD in o["command"] for o in listed), listed
+
+
+def test_gc_escapes_the_ids_of_malformed_records(agentty_home: Path) -> None:
+    """A hand-edited (or corrupted) record's id may hold anything: `gc` names what it
+    removed, escaped."""
+    import os
+
+    hostile = "zz\x1b]0;PWNED\x07\x1b[31m"
+    doc = {"schema_version": 1, "sessions": [{"id": hostile, "status": "exited"}]}
+    fd = os.open(agentty_home / "sessions.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.write(fd, json.dumps(doc).encode())
+    os.close(fd)
+    gc = agentty("gc")
+    assert gc.returncode == 0, gc.stderr
+    assert "\x1b" not in gc.stdout + gc.stderr and "\x07" not in gc.stdout + gc.stderr
+    assert "removed 1 session(s)" in gc.stdout
