@@ -155,6 +155,8 @@ def claim(store: StateStore, intent: Intent, alive: Callable[[Record], bool]) ->
             for other in sessions:
                 if other.get("name") == name and is_live(other) and alive(other):
                     raise UsageError(f"a running session is already named {name!r}")
+                if other.get("id") == name:  # its id would win: the name could not be used
+                    raise UsageError(f"{name!r} is the id of another session; choose a name")
         sessions.append(record)
 
     store.mutate(add, durable=False)  # the running record's write syncs the directory

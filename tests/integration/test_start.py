@@ -90,6 +90,17 @@ def test_duplicate_name_is_refused(agentty_home: Path) -> None:
     agentty("kill", "--session", "dup", check=True)
 
 
+def test_a_name_that_is_another_session_s_id_is_refused() -> None:
+    """`--session X` tries ids first: a session named after another's id could never be
+    reached by its name (and `kill -s X` would end the other one)."""
+    first = agentty_json("start", "--", "sleep", "30")["id"]
+    proc = agentty("start", "--name", first, "--", "sleep", "30")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == f"agentty: error: '{first}' is the id of another session; choose a name\n"
+    assert [s["id"] for s in agentty_json("status")["sessions"]] == [first]
+    agentty("kill", "--session", first, check=True)
+
+
 def test_unknown_key_sends_nothing() -> None:
     agentty("start", "--", "cat", check=True)
     seq = agentty_json("get")["seq"]
