@@ -171,20 +171,19 @@ class Actions(Connected):
             return self._wait_ended(self._settled(rec["id"]), params)
 
     def _wait_ended(self, rec: Record, params: JSONObject) -> JSONObject:
-        """A wait on an ended session: `exit` (or text on its last screen) fires at once."""
+        """A wait on an ended session: a condition its last screen meets (or `exit`) fires
+        at once; one it does not never will."""
+        from agentty_core import final_wait
+
         screen = self.final_screen(rec, scrollback=params.get("scrollback") is True)
         lines = str_list(screen.get("scrollback")) + str_list(screen.get("lines"))
-        after, seq = params.get("after"), screen.get("seq")
-        newer = not isinstance(after, int) or (isinstance(seq, int) and seq > after)
-        for cond in ("text", "gone") if newer else ():  # `after`: only a newer screen counts
-            needle = params.get(cond)
-            if isinstance(needle, str):
-                present = any(needle in line for line in lines)
-                if present == (cond == "text"):
-                    return {**screen, "fired": cond, "elapsed_ms": 0}
-        if params.get("exit"):
-            return {**screen, "fired": "exit", "elapsed_ms": 0}
-        raise SessionNotRunning(rec["id"], describe_end(rec))
+        try:
+            fired = final_wait.fired(lines, screen.get("seq"), params)
+        except final_wait.BadRegex as exc:
+            raise UsageError(str(exc)) from None
+        if fired is None:
+            raise SessionNotRunning(rec["id"], describe_end(rec))
+        return {**screen, "fired": fired, "elapsed_ms": 0}
 
     def record(
         self, ref: str | None, on: bool, *, input: bool = False, markers: bool = False

@@ -85,14 +85,15 @@ def _final_screen(
 
 
 def _fired(screen: dict[str, object], args: Namespace) -> str | None:
-    """`Client._wait_ended`: the condition that holds on the last screen, or None."""
+    """`Client._wait_ended`: the condition that holds on the last screen, or None (a bad
+    regex too: the full path says what is wrong with it)."""
+    from agentty_core import final_wait
+
     lines = hotread.str_list(screen.get("scrollback")) + hotread.str_list(screen.get("lines"))
-    after, seq = args.after, screen.get("seq")
-    newer = after is None or (isinstance(seq, int) and seq > after)
-    for cond in ("text", "gone") if newer else ():  # `after`: only a newer screen counts
-        needle = getattr(args, cond)
-        if isinstance(needle, str):
-            present = any(needle in line for line in lines)
-            if present == (cond == "text"):
-                return cond
-    return "exit" if args.exit else None
+    conditions: dict[str, object] = {"text": args.text, "regex": args.regex, "gone": args.gone}
+    conditions.update(stable_ms=args.stable, changed_since=args.changed_since, after=args.after)
+    conditions["exit"] = args.exit
+    try:
+        return final_wait.fired(lines, screen.get("seq"), conditions)
+    except final_wait.BadRegex:
+        return None

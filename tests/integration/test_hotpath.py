@@ -195,13 +195,21 @@ def test_ended_sessions_are_read_on_the_lane_as_the_full_path_reads_them() -> No
         ["wait", "--gone", "nothing here", "--json", "-s", "done"],
         ["wait", "--text", "a", "--after", "999", "--exit", "-s", "done"],
         ["wait", "--exit", "--json", "-s", killed],
+        # Every condition a still screen can meet: it meets it at once.
+        ["wait", "--changed-since", "0", "--json", "-s", "done"],
+        ["wait", "--stable", "500", "-s", "done"],
     ]
     for args in served:
         assert lane(*args) == "CODE=0 LOADED=", args
         same(args)
+    assert lane("wait", "--regex", "^é$", "--json", "-s", "done") == "CODE=0 LOADED=re"
+    same(["wait", "--regex", "^é$", "--json", "-s", "done"])
+    assert agentty_json("wait", "--regex", "^é$", "-s", "done")["fired"] == "regex"
     for args in (
         ["wait", "--text", "not there", "-s", "done"],  # cannot fire: the full path's error
-        ["wait", "--regex", "a", "-s", "done"],
+        ["wait", "--regex", "^b", "-s", "done"],
+        ["wait", "--regex", "(", "-s", "done"],  # the full path says what is wrong with it
+        ["wait", "--changed-since", "999999", "-s", "done"],
         ["wait", "--input", "-s", "done"],
         ["get", "-s", "done", "--raw"],
         ["get", "-s", "nosuch"],
