@@ -53,7 +53,7 @@ def worker_alive(rec: dict[str, object], boot_id: list[str]) -> bool:
     if raw is None:
         return False
     fields = raw[raw.rfind(")") + 2 :].split()
-    if len(fields) < 20 or fields[0] == "Z":
+    if len(fields) < 20 or fields[0] == "Z" or int(fields[6]) & 0x4:  # a zombie, or exiting
         return False
     if not boot_id:
         boot_id.append((read_proc("/proc/sys/kernel/random/boot_id") or "").strip())

@@ -260,12 +260,12 @@ class TerminalView(ScrollView, can_focus=True):
                     dirty.add(row)
         cursor = event.get("cursor")
         if isinstance(cursor, dict):
-            old = self.cursor[0]
+            old, was_visible = self.cursor[0], self.cursor_visible
             self.cursor = (int(cursor.get("row", 0)), int(cursor.get("col", 0)))
             self.cursor_visible = bool(cursor.get("visible", True))
             dirty.update((old, self.cursor[0]))
-            if self.cursor[0] != old:
-                self._keep_cursor_in_view()
+            if self.cursor[0] != old or (self.cursor_visible and not was_visible):
+                self._keep_cursor_in_view()  # moved, or shown again (after a progress bar)
         title = event.get("title")
         if isinstance(title, str):
             self.title = title
@@ -273,9 +273,10 @@ class TerminalView(ScrollView, can_focus=True):
 
     def _keep_cursor_in_view(self) -> None:
         """Scroll just enough that the cursor's row is in view (only when the cursor moved
-        or the view was resized: a reader who scrolled away is not pulled back otherwise).
-        A hidden cursor (a full-screen program's) says nothing of where to look."""
-        height = self.size.height
+        or reappeared, or the view was resized: a reader who scrolled away is not pulled
+        back otherwise). A hidden cursor (a full-screen program's) says nothing of where
+        to look. The rows in view are those no scrollbar covers."""
+        height = self.scrollable_content_region.height
         if not (self.reveal_cursor and self.cursor_visible) or not 0 < height < self.rows:
             return
         row, top = self.cursor[0], self.scroll_offset.y
@@ -286,6 +287,11 @@ class TerminalView(ScrollView, can_focus=True):
 
     def on_resize(self, event: events.Resize) -> None:
         self._keep_cursor_in_view()
+
+    def watch_show_horizontal_scrollbar(self, shown: bool) -> None:
+        """A scrollbar that appears (a screen wider than the view) covers the last row."""
+        if shown:
+            self.call_after_refresh(self._keep_cursor_in_view)
 
     def refresh_rows(self, rows: set[int]) -> None:
         """Refresh the rows of `rows` that are in view, as few regions in one call (one
@@ -356,7 +362,8 @@ class TerminalView(ScrollView, can_focus=True):
         self.session_id = self.live = session_id
         self.seen = False
         self._reset(self.cols, self.rows)
-        self.cursor_visible = False
+        self.cursor, self.cursor_visible = (0, 0), False
+        self.scroll_to(0, 0, animate=False, force=True, immediate=True)  # not the last one's
         self.set_timer(SILENT_AFTER, partial(self._silent, self._stream))
         self._feed(client, session_id, self._stream)
 

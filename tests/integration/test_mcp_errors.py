@@ -163,4 +163,10 @@ async def test_an_argument_a_tool_does_not_take_or_of_the_wrong_type_is_refused(
         text, code = error_of(await session.call_tool("type_text", {"text": 5}))
         assert code == "invalid_argument" and "text" in text, text
         assert "\n" not in text
+        many = {f"k{i}": 1 for i in range(2000)} | {"x" * 5000: 1, "text": "hi"}
+        text, code = error_of(await session.call_tool("type_text", many))
+        assert code == "invalid_argument" and "and 1991 more" in text and len(text) < 1000
+        text, code = error_of(await session.call_tool("no\x1b]0;pwned\x07tool\nx", {}))
+        assert code == "invalid_argument" and text.startswith("agentty: error: no such tool:")
+        assert "\x1b" not in text and "\x07" not in text and "\n" not in text
         payload(await session.call_tool("kill", {"session": sid}))

@@ -382,8 +382,16 @@ async def test_the_list_under_the_grid_catches_up_when_the_grid_closes(client: C
 
 
 def shown(view: TerminalView) -> str:
-    """What the view draws (its rows in view), not the whole screen it holds."""
-    return "\n".join(view.render_line(y).text.rstrip() for y in range(view.size.height))
+    """What the view draws (its rows in view, not under a scrollbar), not the whole screen
+    it holds."""
+    rows = view.scrollable_content_region.height
+    return "\n".join(view.render_line(y).text.rstrip() for y in range(rows))
+
+
+def cursor_shown(view: TerminalView) -> bool:
+    """The cursor's row is in view (not scrolled off, not under a scrollbar)."""
+    top, rows = view.scroll_offset.y, view.scrollable_content_region.height
+    return top <= view.cursor[0] < top + rows
 
 
 async def test_a_tile_shorter_than_its_screen_shows_the_rows_at_the_cursor(
@@ -401,6 +409,7 @@ async def test_a_tile_shorter_than_its_screen_shows_the_rows_at_the_cursor(
         await wait_for(pilot, lambda: "100" in view.text)
         assert 0 < view.size.height < 60
         await wait_for(pilot, lambda: "\n100\n" in f"\n{shown(view)}\n")
+        assert cursor_shown(view)
         assert "\n42\n" not in f"\n{shown(view)}\n"  # the screen's top row, out of view
         client.text(sid, "typed-later", enter=True)  # cat echoes it: the screen scrolls
         await wait_for(pilot, lambda: "typed-later" in shown(view))
@@ -411,9 +420,10 @@ async def test_the_open_pane_too_small_for_its_screen_shows_the_rows_at_the_curs
 ) -> None:
     sid = str(client.start(["sh", "-c", "seq 1 40; exec cat"], name="log")["id"])
     app = make_app(client)
-    async with app.run_test(size=(100, 20)) as pilot:  # the pane: fewer than 24 rows
+    async with app.run_test(size=(70, 20)) as pilot:  # fewer rows and columns than the screen
         await wait_for(pilot, lambda: "40" in screen_text(app))
         view = app.query_one("#screen", TerminalView)
         assert 0 < view.size.height < 24
         assert app.selected == sid
         await wait_for(pilot, lambda: "\n40\n" in f"\n{shown(view)}\n")
+        assert view.cursor[0] == 23 and cursor_shown(view)  # under the last line

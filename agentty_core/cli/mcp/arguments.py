@@ -18,6 +18,9 @@ from pydantic import ValidationError
 
 from agentty_core.cli.mcp.errors import CodedUsageError, error_result
 
+SHOWN = 10  # unknown arguments named in an error (a model's context is not a dump)
+NAME_CHARS = 60  # characters of a caller's name shown
+
 
 class CheckedServer(MCPServer):
     """`MCPServer` whose `call_tool` refuses unknown arguments and codes type errors."""
@@ -28,11 +31,16 @@ class CheckedServer(MCPServer):
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
         taken = await self._arguments_of(name)
-        unknown = sorted(set(arguments) - taken) if taken is not None else []
+        if taken is None:  # (the SDK's answer has no code, and the name as it came)
+            tools = ", ".join(sorted(self._taken or ()))
+            message = f"no such tool: {_cut(name)} (tools: {tools})"
+            return error_result(CodedUsageError(message, "invalid_argument"))
+        unknown = sorted(set(arguments) - taken)
         if unknown:
-            listed = ", ".join(repr(key) for key in unknown)
-            known = ", ".join(sorted(taken or ())) or "none"
-            message = f"{name} takes no argument {listed} (it takes: {known})"
+            listed = ", ".join(_cut(key) for key in unknown[:SHOWN])
+            if len(unknown) > SHOWN:
+                listed += f" and {len(unknown) - SHOWN} more"
+            message = f"{name} takes no argument {listed} (it takes: {', '.join(sorted(taken))})"
             return error_result(CodedUsageError(message, "invalid_argument"))
         try:
             return await super().call_tool(name, arguments, context)
@@ -51,6 +59,11 @@ class CheckedServer(MCPServer):
                 for tool in await self.list_tools()
             }
         return self._taken.get(name)
+
+
+def _cut(text: str) -> str:
+    """A caller's name for an error line: quoted (escapes shown) and cut short."""
+    return repr(text if len(text) <= NAME_CHARS else text[:NAME_CHARS] + "...")
 
 
 def _one_line(name: str, error: ValidationError) -> str:
