@@ -12,6 +12,7 @@ module imports nothing the lane would not: the Client only where the full path r
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -83,6 +84,8 @@ class Signals:
                 self._saved[signum] = _signal.signal(signum, self._handle)
             except ValueError:  # not the main thread (run called as a library): as before
                 break
+        else:
+            watch_reader()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -105,6 +108,36 @@ class Signals:
 
     def disarm(self) -> None:
         self.armed = False
+
+
+def watch_reader() -> None:
+    """With stdout a pipe or a socket, a reader that goes away (the ssh channel of an
+    `agentty --host H run` closed by its caller's Ctrl-C, say: ssh passes no signal on)
+    is taken as a hung-up terminal: SIGHUP to this process, and `run` ends its program
+    instead of running it to the end for nobody. A thread waits for that in poll()."""
+    try:
+        mode = os.fstat(1).st_mode
+    except OSError:
+        return
+    if mode & 0o170000 not in (0o010000, 0o140000):  # S_IFIFO, S_IFSOCK
+        return
+    import _thread
+
+    _thread.start_new_thread(_hang_up_when_unread, (os.getpid(),))
+
+
+def _hang_up_when_unread(pid: int) -> None:
+    import select
+
+    poller = select.poll()
+    poller.register(1, 0)  # POLLERR (a pipe's reader gone) and POLLHUP come unasked
+    while True:
+        for _fd, mask in poller.poll():
+            if mask & select.POLLNVAL:
+                return
+            if mask & (select.POLLERR | select.POLLHUP):
+                os.kill(pid, _signal.SIGHUP)
+                return
 
 
 def program(args: Options) -> list[str]:

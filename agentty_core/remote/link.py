@@ -255,7 +255,7 @@ def launch(host: Host, home_root: str) -> int | None:
         {}, _no_default, _json.encode_basestring_ascii, None, ":", ",", False, False, True
     )
     spec = "".join(encode({"argv": argv, "socket": path, "host": host.name}, 0))
-    env = transport._env()
+    env = transport.child_env()
     env["AGENTTY_HOME"] = home_root  # the census and the reaper find it by this
     flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
     log_fd = os.open(path + ".log", flags, 0o600)

@@ -148,7 +148,7 @@ def argv_for(host: Host, words: Sequence[str], home_root: str | os.PathLike[str]
     return [*_ssh_options(host, home_root), "--", host.destination, " ".join(map(quote, remote))]
 
 
-def _env() -> dict[str, str]:
+def child_env() -> dict[str, str]:
     """Our environment without AGENTTY_HOST: a `command` prefix runs the other agentty as
     our child, which must not send the command on to the host again."""
     env = dict(os.environ)
@@ -250,7 +250,7 @@ def classify(host: Host, code: int, stderr: str) -> TransportError | None:
     )
 
 
-def _spawn_error(host: Host, argv: Sequence[str], exc: OSError) -> TransportError:
+def spawn_error(host: Host, argv: Sequence[str], exc: OSError) -> TransportError:
     return TransportError(
         host.name,
         "failed",
@@ -291,10 +291,10 @@ def _spawn_and_wait(host: Host, argv: list[str], stdin: bool) -> tuple[int, str]
     if not stdin:
         actions.append((os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0))
     try:
-        pid = os.posix_spawnp(argv[0], argv, _env(), file_actions=actions)
+        pid = os.posix_spawnp(argv[0], argv, child_env(), file_actions=actions)
     except OSError as exc:
         os.close(read_end)
-        raise _spawn_error(host, argv, exc) from None
+        raise spawn_error(host, argv, exc) from None
     finally:
         os.close(write_end)
     chunks = []
@@ -315,9 +315,11 @@ def _run_with_input(host: Host, argv: list[str], data: bytes) -> int:
     import subprocess
 
     try:
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env()
+        )
     except OSError as exc:
-        raise _spawn_error(host, argv, exc) from None
+        raise spawn_error(host, argv, exc) from None
     try:
         _, err = proc.communicate(data)
     except KeyboardInterrupt:
@@ -353,10 +355,10 @@ def capture(
             stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=_env(),
+            env=child_env(),
         )
     except OSError as exc:
-        raise _spawn_error(host, argv, exc) from None
+        raise spawn_error(host, argv, exc) from None
     if running is not None:
         running.add(proc)
     try:
@@ -390,7 +392,7 @@ def open_pipe(
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=_env(),
+            env=child_env(),
         )
     except OSError as exc:
-        raise _spawn_error(host, argv, exc) from None
+        raise spawn_error(host, argv, exc) from None

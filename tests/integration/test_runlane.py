@@ -234,6 +234,28 @@ def test_run_whose_reader_went_away_still_removes_its_session(spawner_on: Path) 
         assert left_behind(spawner_on) == ([], []), command
 
 
+def test_run_whose_reader_goes_away_mid_run_ends_its_program(spawner_on: Path) -> None:
+    """stdout a pipe whose reader goes away while the program runs (an ssh channel closed
+    by the caller's Ctrl-C: ssh passes no signal on): as a hung-up terminal, the program is
+    ended and its session removed, not run to its end for nobody."""
+    for command in ([AGENTTY], FULL):
+        proc = subprocess.Popen(
+            [*command, "run", "--", "sh", "-c", "echo started; sleep 60"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            wait_until(lambda: agentty_json("status")["sessions"], timeout=20)
+            assert proc.stdout is not None
+            proc.stdout.close()  # the reader goes away
+            assert proc.wait(timeout=20) == 129  # 128 + SIGHUP, as a run hung up
+        finally:
+            proc.kill()
+            proc.wait()
+        assert left_behind(spawner_on) == ([], []), command
+
+
 def test_other_run_forms_and_a_cold_home_go_the_full_way(
     monkeypatch: pytest.MonkeyPatch, agentty_home: Path
 ) -> None:

@@ -3,6 +3,7 @@ remote side in its own AGENTTY_HOME; output, --json and exit codes as a local ca
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -122,6 +123,49 @@ def test_exit_codes_and_errors_are_the_remote_ones(link: Link) -> None:
     one_shot = run_on("run", "--", PYTHON, "-c", "print('ran there'); raise SystemExit(5)")
     assert one_shot.returncode == 5  # the program's code, as a local `run` exits
     assert "ran there" in one_shot.stdout
+
+
+def test_run_there_exits_with_the_program_s_code_whatever_it_is(link: Link) -> None:
+    """126, 127 and 255 are also what ssh and a shell say when agentty is missing or the
+    connection failed: the program's own (its final screen printed) must not read as those."""
+    for code in (126, 127, 255, 4):
+        ran = run_on("run", "--", "sh", "-c", f"echo ended-{code}; exit {code}")
+        assert (ran.returncode, ran.stderr) == (code, ""), (code, ran.stderr)
+        assert "ended-" + str(code) in ran.stdout
+        as_json = run_on("run", "--json", "--", "sh", "-c", f"exit {code}")
+        assert as_json.returncode == code and json.loads(as_json.stdout)["exitCode"] == code
+    late = run_on("run", "--timeout", "0.5", "--", "sh", "-c", "echo slow; sleep 30")
+    assert late.returncode == 3 and "slow" in late.stdout and "timed out" in late.stderr
+
+
+def test_run_there_stopped_here_ends_its_program_there(link: Link) -> None:
+    """Ctrl-C (the process group's SIGINT) or a SIGTERM of the caller: ssh passes no signal
+    on, so the remote `run` must see its channel close and end the program as a local
+    `run` does, not run it to its end for nobody."""
+    import signal
+
+    from tests.helpers.cli import wait_until
+
+    for sig, group in ((signal.SIGINT, True), (signal.SIGTERM, False)):
+        proc = subprocess.Popen(
+            [AGENTTY, "--host", HOST, "run", "--", "sh", "-c", "echo up; sleep 400"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            wait_until(lambda: remote_status(link)["sessions"], timeout=30)
+            if group:
+                os.killpg(proc.pid, sig)
+            else:
+                proc.send_signal(sig)
+            assert proc.wait(timeout=30) == 128 + sig
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        wait_until(lambda: remote_status(link)["sessions"] == [], timeout=30)
 
 
 def test_agentty_host_environment_and_host_equals(link: Link) -> None:

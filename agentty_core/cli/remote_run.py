@@ -1,0 +1,92 @@
+"""`agentty --host H run ...`: the one-shot run on another host, its outcome told apart from
+the link's.
+
+`run` exits with its program's code, any number: 126, 127 and 255 included, which a shell
+and ssh use for their own failures (agentty not found there, the connection lost). So the
+remote `run` is asked for JSON, and what it printed, not the code, says whether it ran: a
+final screen means it did (printed here as `run` prints it, with the program's code), and
+no screen leaves the code and stderr to the link's diagnosis (`transport.classify`).
+
+Its caller's SIGINT, SIGTERM or SIGHUP end ssh, whose channel closes; the remote `run` sees
+its reader gone and ends the program (`cli/run.watch_reader`): ssh passes no signal on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+
+from agentty_core.cli import hotread
+from agentty_core.cli.run import Signals, Stopped
+from agentty_core.remote import transport
+from agentty_core.remote.hosts import Host
+
+
+def forward_run(host: Host, words: Sequence[str], home_root: str) -> int:
+    words = list(words)
+    at = words.index("run")
+    options = words[: words.index("--")] if "--" in words else words
+    as_json = "--json" in options[at:]
+    asked = words if as_json else [*words[: at + 1], "--json", *words[at + 1 :]]
+    argv = transport.argv_for(host, asked, home_root)
+    with Signals() as signals:
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=transport.child_env(),
+            )
+        except OSError as exc:
+            raise transport.spawn_error(host, argv, exc) from None
+        try:
+            signals.arm()
+            out, err = proc.communicate()
+        except Stopped as exc:
+            _end(proc)
+            name = signal.Signals(exc.signum).name
+            hotread.error(f"run stopped by {name}: ending the program on {host.name}")
+            return 128 + exc.signum
+        except BaseException:
+            _end(proc)
+            raise
+        finally:
+            signals.disarm()
+    stderr = err.decode("utf-8", "replace")
+    screen = _screen(out)
+    if screen is None:  # it printed no screen: agentty's own error there, or the link's
+        failure = transport.classify(host, proc.returncode, stderr)
+        if failure is not None:
+            raise failure
+    elif not as_json:
+        out = hotread.screen_text(screen, "lines").encode("utf-8", "surrogateescape")
+    sys.stdout.flush()
+    _write(1, out)
+    _write(2, err)
+    return proc.returncode
+
+
+def _screen(out: bytes) -> dict[str, object] | None:
+    """The final screen `run --json` printed, or None."""
+    try:
+        screen = json.loads(out)
+    except ValueError:
+        return None
+    return screen if isinstance(screen, dict) and "lines" in screen else None
+
+
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    """End ssh (its channel closes: the remote `run` ends the program) and wait for it."""
+    proc.kill()
+    proc.wait()
+
+
+def _write(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
