@@ -4,7 +4,7 @@ Nothing changes on that screen any more: a condition that holds is answered at o
 worker's order of precedence (`worker/waits.evaluate`), and one that does not hold never
 will (the caller then says the session ended). The screen is as still as a screen gets, so
 `stable` holds. Shared by the Client and the CLI's fast lane (`cli/hotfinal.py`): it imports
-`re` only for a regex.
+`re` (and the regex budget) only for a regex.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 class BadRegex(ValueError):
-    """The wait's regex does not compile (the worker's words: `invalid regex ...`)."""
+    """The wait's regex does not compile, or ran past its CPU budget (the worker's words)."""
 
 
 def fired(lines: list[str], seq: object, conditions: Mapping[str, object]) -> str | None:
@@ -43,10 +43,25 @@ def fired(lines: list[str], seq: object, conditions: Mapping[str, object]) -> st
 
 
 def _matches(pattern: str, lines: list[str]) -> bool:
+    """Searched as the worker searches, within its CPU budget (`regexbudget`: only in the
+    main thread, where its timer's signal arrives; elsewhere, as a catastrophic pattern
+    could not be cut short, it is not asked: the session's end is the answer)."""
     import re
+    import threading
+
+    from agentty_core.regexbudget import BUDGET, RegexTimeout, bounded
 
     try:
         compiled = re.compile(pattern)
     except re.error as exc:
         raise BadRegex(f"invalid regex {pattern!r}: {exc}") from None
-    return any(compiled.search(line) for line in lines)
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    try:
+        with bounded(compiled) as searched:
+            return any(searched.search(line) for line in lines)
+    except RegexTimeout:
+        raise BadRegex(
+            f"regex {pattern!r} took over {BUDGET:g}s of CPU on the screen "
+            "(nested repeats backtrack); simplify it"
+        ) from None

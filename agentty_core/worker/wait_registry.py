@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 from agentty_core.errors import EXIT_TIMEOUT, EXIT_USAGE
 from agentty_core.protocol import JSONObject
+from agentty_core.regexbudget import BUDGET, RegexTimeout
 from agentty_core.worker.answers import Later, Outcome, RequestFailed
 from agentty_core.worker.base import WorkerBase
-from agentty_core.worker.regexbudget import BUDGET, RegexTimeout
 from agentty_core.worker.waits import Fired, ScreenView, WaitSpec, evaluate
 
 INPUT_POLL = 0.02

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from agentty_core.protocol import BadRequest, JSONObject, finite
-from agentty_core.worker.regexbudget import bounded
+from agentty_core.regexbudget import bounded
 
 MAX_TIMEOUT = 24 * 3600.0
 

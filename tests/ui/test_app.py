@@ -426,4 +426,5 @@ async def test_the_open_pane_too_small_for_its_screen_shows_the_rows_at_the_curs
         assert 0 < view.size.height < 24
         assert app.selected == sid
         await wait_for(pilot, lambda: "\n40\n" in f"\n{shown(view)}\n")
-        assert view.cursor[0] == 23 and cursor_shown(view)  # under the last line
+        assert view.cursor[0] == 23  # under the last line, in view once the scrollbar shows
+        await wait_for(pilot, lambda: view.show_horizontal_scrollbar and cursor_shown(view))

@@ -1,4 +1,5 @@
-"""A CPU-time budget for a wait's regex, so that a catastrophic one cannot pin the worker.
+"""A CPU-time budget for a wait's regex, so that a catastrophic one cannot pin the worker
+(nor a caller asking it of an ended session's final screen: `final_wait`).
 
 `(a+)+$` against a line of 33 `a`s and a `!` backtracks for hours, inside the worker's one
 thread, which answers every client (`kill` included). The stdlib engine checks for signals as
