@@ -4,11 +4,14 @@ The caller's side of the link: every `--host` call goes through here first, so t
 the interpreter's C modules only (`_socket`, `_json`, `binascii`), as the fast lane does.
 
 The link is only ever a shortcut, as the warm spawner is for `start`. No link, a dead one
-(its socket gone or refusing), a wedged one (no acknowledgement within `WAIT` plus
+(its socket gone or refusing), a wedged one (not ready for the request within `WAIT` plus
 `GRACE`), or one that refuses the request: the call goes the ssh way, as it always did, and
-its output is the same. A request the link acknowledged went to the host; when its answer
-is lost, a command that changes nothing is asked again the ssh way, any other is reported
-as the ssh way reports a dropped connection (exit 4): it is never run twice.
+its output is the same. The link sends a request to the host only on the caller's `go`,
+given once the link said it is ready: a caller that gave up first (and goes the ssh way)
+never gave it, so a link stalled at any point cannot send a command the ssh way sends
+too. After its `go` the caller is committed: when the answer is lost, a command that
+changes nothing is asked again the ssh way, any other is reported as the ssh way reports a
+dropped connection (exit 4): it is never run twice.
 
 `AGENTTY_LINK=0` turns it off; `AGENTTY_LINK_IDLE` sets the link's idle exit (seconds).
 """
@@ -29,10 +32,10 @@ if TYPE_CHECKING:
     from agentty_core.remote.hosts import Host
 
 WAIT = 0.3  # seconds a call may lose to a link that does not take its request
-GRACE = 0.5  # ... and more, for an acknowledgement sent right at that deadline
+GRACE = 0.5  # ... and more, for a "ready" sent right at that deadline
 STALL = 10.0  # a link silent this long (it sends a heartbeat every second) is wedged
 RETRY = 60.0  # seconds without a link after one could not start or did not answer
-VERSION = 1
+VERSION = 2  # the callers' protocol (2: the link sends a request only on the caller's go)
 _MAX_PATH = 107 - len(".lock")
 # Commands served through the link: the others stream (relay, attach, run, replay), read
 # this process's stdin (`-`), or check the link itself (doctor).
@@ -93,27 +96,52 @@ def ask(
         if int.from_bytes(cred[4:8], sys.byteorder) != os.getuid():
             return None
         try:
-            sock.sendall(_request(words, input, deadline))
+            sock.sendall(_request(words, input))
         except OSError:
             return None
         reader = _Reader(sock)
-        first = reader.line(deadline + GRACE)
-        if first != b"+":
-            if first is None:  # wedged (stopped, say): not again for a while
+        ready = reader.line(deadline + GRACE)
+        if ready != b"?":
+            if ready is None:  # wedged (stopped, say): not again for a while
                 _mark_off(path)
+            return None  # refused, or not ready in time: it never gets a go, sends nothing
+        try:
+            sock.sendall(b"go\n")  # committed from here: see the module's docstring
+        except OSError:
+            return None  # not given: nothing was sent
+        sent = reader.line(time.monotonic() + STALL)
+        if sent is not None and sent.startswith(b"-"):
+            return None  # it could not send it (its ssh just ended): nothing ran there
+        if sent != b"+":
+            _lost(host, words)
             return None
         return reader.answer(host, words)
     finally:
         sock.close()
 
 
-def _request(words: Sequence[str], input: bytes | None, deadline: float) -> bytes:
+def _lost(host: Host, words: Sequence[str]) -> None:
+    """The host may have run the command and its answer is lost: one that changed nothing
+    is asked again the ssh way (the caller returns None), any other is reported (raised),
+    never sent again."""
+    if _command(words) in REPEATABLE:
+        return
+    name = host.name
+    raise TransportError(
+        name,
+        "lost",
+        f"{name}: the ssh connection dropped (the link to the host ended mid-command); "
+        f"run the command again, and 'agentty doctor --host {name}' if it keeps failing",
+    )
+
+
+def _request(words: Sequence[str], input: bytes | None) -> bytes:
     import _json
 
     encode = _json.make_encoder(
         {}, _no_default, _json.encode_basestring_ascii, None, ":", ",", False, False, True
     )
-    request: dict[str, object] = {"v": VERSION, "deadline": deadline, "argv": list(words)}
+    request: dict[str, object] = {"v": VERSION, "argv": list(words)}
     if input is not None:
         import binascii
 
@@ -193,15 +221,8 @@ class _Reader:
                 body = self.take(n_out + n_err, STALL)
                 if body is not None:
                     return rc, body[:n_out], body[n_out:]
-        if _command(words) in REPEATABLE:
-            return None  # it changed nothing: the ssh way asks again
-        name = host.name
-        raise TransportError(
-            name,
-            "lost",
-            f"{name}: the ssh connection dropped (the link to the host ended mid-command); "
-            f"run the command again, and 'agentty doctor --host {name}' if it keeps failing",
-        )
+        _lost(host, words)
+        return None
 
 
 def _command(words: Sequence[str]) -> str | None:
@@ -310,7 +331,7 @@ def _stats_at(path: str, timeout: float = 2.0) -> dict[str, object] | None:
         sock.settimeout(timeout)
         try:
             sock.connect(path)
-            sock.sendall(b'{"v": 1, "stats": true}\n')
+            sock.sendall(b'{"v": %d, "stats": true}\n' % VERSION)
             reader = _Reader(sock)
             head = reader.line(time.monotonic() + timeout)
             if head is None or not head.startswith(b"="):

@@ -7,12 +7,13 @@ it, and serves `--host` calls on a Unix socket in the private home (`<home>/link
 directory, 0600 socket, a peer of another uid refused). No protocol on the network of our
 own, no port: the bytes between here and there are ssh's.
 
-A caller (`remote/link.py`) sends one request line: `{"v", "deadline", "argv", "stdin"?}`
-or `{"v", "stats": true}`. Answers are lines: `+` the request went to the host; an empty
-line, every second while it runs (the caller tells a slow command from a wedged link);
-`=RC OUTLEN ERRLEN` then the command's stdout and stderr bytes; `-REASON` nothing was sent
-(the caller goes the ssh way); `!REASON` sent, and the answer lost. A request whose caller
-has stopped waiting (its `deadline`, CLOCK_MONOTONIC) is not sent.
+A caller (`remote/link.py`) sends one request line: `{"v", "argv", "stdin"?}` or
+`{"v", "stats": true}`. Answers are lines: `?` ready to send it, to which the caller says
+`go` (a caller that gave up waiting for `?` went the ssh way and says nothing: the request
+is not sent, however long this process stalled); `+` the request went to the host; an
+empty line, every second while it runs (the caller tells a slow command from a wedged
+link); `=RC OUTLEN ERRLEN` then the command's stdout and stderr bytes; `-REASON` nothing was
+sent (the caller goes the ssh way); `!REASON` sent, and the answer lost.
 
 It exits after `AGENTTY_LINK_IDLE` seconds (default 600) without a request, on SIGTERM,
 when its socket is removed or replaced, and when ssh or the remote server ends (the next
@@ -43,7 +44,8 @@ HEARTBEAT = 1.0
 FAR_SILENCE = 10.0
 CHECK_EVERY = 1.0
 LIMIT = 1 << 27  # the longest answer line (base64 of a command's output)
-VERSION = 1
+VERSION = 1  # the remote server's greeting (`remote/serve.py`)
+CALLERS = 2  # the callers' protocol (`remote/link.py`: 2, a request is sent on their go)
 DRAIN = 5.0  # seconds a SIGTERM waits for the answers of requests the host has
 
 
@@ -197,27 +199,26 @@ class Link:
             return
         line = await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT)
         request = json.loads(line)
-        if not isinstance(request, dict) or request.get("v") != VERSION:
+        if not isinstance(request, dict) or request.get("v") != CALLERS:
             writer.write(b"-version\n")
             return
         if request.get("stats"):
             body = json.dumps(self.describe()).encode()
             writer.write(b"=0 %d 0\n" % len(body) + body)
             return
-        deadline, argv = request.get("deadline"), request.get("argv")
-        if not isinstance(argv, list) or not isinstance(deadline, (int, float)):
+        argv = request.get("argv")
+        if not isinstance(argv, list):
             writer.write(b"-malformed\n")
             return
         self.last = time.monotonic()
+        if not self._can_send(writer):
+            return
+        writer.write(b"?\n")  # ready: sent on the caller's go, which a late caller never gives
+        await writer.drain()
+        if await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT) != b"go\n":
+            return
         proc = self.proc
-        if self.done is not None and self.done.done():
-            writer.write(b"-ending\n")
-            return
-        if proc is None or proc.stdin is None or proc.returncode is not None:
-            writer.write(b"-down\n")
-            return
-        if time.monotonic() > deadline:
-            writer.write(b"-late\n")
+        if not self._can_send(writer) or proc is None or proc.stdin is None:
             return
         self.next_id += 1
         rid = self.next_id
@@ -259,6 +260,20 @@ class Link:
         answer = future.result()
         writer.write(_frame(answer))
         await writer.drain()
+
+    def _can_send(self, writer: asyncio.StreamWriter | None = None) -> bool:
+        """Whether a request can go to the host now; if not, the caller is told why (it
+        goes the ssh way: nothing was sent)."""
+        proc = self.proc
+        if self.done is not None and self.done.done():
+            why = b"-ending\n"
+        elif proc is None or proc.stdin is None or proc.returncode is not None:
+            why = b"-down\n"
+        else:
+            return True
+        if writer is not None:
+            writer.write(why)
+        return False
 
     # ------------------------------------------------------------------ the loop
 

@@ -453,3 +453,68 @@ def test_an_ending_link_whose_caller_leaves_exits(linked: Link, agentty_home: Pa
     assert waiting.returncode == 130
     wait_until(lambda: not psutil.pid_exists(pid) or _zombie(pid), timeout=WAIT)
     assert run_on("kill", link=False).returncode == 0
+
+
+@contextlib.contextmanager
+def stalling_link(home: Path, *, before_ready: float, after_go: float) -> Iterator[list[bytes]]:
+    """A link at the host's socket that stalls (a starved process): `before_ready` seconds
+    before it says it is ready, `after_go` after the caller's go, then answers FAKE. The
+    list gets what the caller said after the ready (b"go\\n", or b"" for nothing)."""
+    import socket
+    import threading
+
+    path = linkmod.socket_path(resolve(HOST), str(home))
+    assert path is not None
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    said: list[bytes] = []
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.makefile("rb").readline()  # the request
+            threading.Event().wait(before_ready)
+            try:
+                conn.sendall(b"?\n")
+                conn.settimeout(5)
+                said.append(conn.makefile("rb").readline())
+                threading.Event().wait(after_go)
+                conn.sendall(b"+\n=0 5 0\nFAKE\n")
+            except OSError:
+                said.append(b"")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield said
+    finally:
+        thread.join(timeout=15)
+        server.close()
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def test_a_link_that_stalls_before_it_is_ready_never_sends(
+    linked: Link, agentty_home: Path
+) -> None:
+    """The caller gives up (and goes the ssh way) before the link says it is ready: the
+    link, starved for a while, then gets no go, so the command is not sent twice."""
+    start_python(linked)
+    with stalling_link(agentty_home, before_ready=1.5, after_go=0) as said:
+        typed = run_on("text", "--enter", "print('once')")
+        assert typed.returncode == 0, typed.stderr
+    assert said == [b""]  # no go: this link sends nothing
+    assert run_on("wait", "--regex", "^once$", link=False).returncode == 0
+    assert run_on("get", link=False).stdout.count("print('once')") == 1
+    assert run_on("kill", link=False).returncode == 0
+
+
+def test_a_caller_that_said_go_waits_for_a_slow_link(linked: Link, agentty_home: Path) -> None:
+    """After its go the caller is committed: a link slow to confirm (past the time a
+    caller waits for it to be ready) is waited for, not doubled by the ssh way."""
+    with stalling_link(agentty_home, before_ready=0, after_go=1.5) as said:
+        typed = run_on("text", "--enter", "print('x')")
+    assert said == [b"go\n"]
+    assert (typed.returncode, typed.stdout) == (0, "FAKE\n"), typed.stderr
