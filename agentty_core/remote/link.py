@@ -100,7 +100,9 @@ def ask(
         except OSError:
             return None
         reader = _Reader(sock)
-        ready = reader.line(deadline + GRACE)
+        # (counted from the request sent: a large stdin takes its time to go, taken in as
+        # it goes, and is no sign of a wedged link)
+        ready = reader.line(max(deadline, time.monotonic()) + GRACE)
         if ready != b"?":
             if ready is None:  # wedged (stopped, say): not again for a while
                 _mark_off(path)
