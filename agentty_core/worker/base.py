@@ -77,6 +77,7 @@ class WorkerBase:
         self.echoes = EchoLog()  # where typed text was echoed: masked for waits with `after`
         self.draining = False  # output is being parsed for a wait's answer (no checks inside)
         self.input_poller: asyncio.Task[None] | None = None
+        self.input_pause = 0.0  # the input poller's next pause (wait_registry.INPUT_POLL)
         self.stable_timer: asyncio.TimerHandle | None = None
         # Subscribed connections, and what each was sent and is owed (`push.Subscriber`).
         self.subscribers: dict[Peer, Subscriber] = {}

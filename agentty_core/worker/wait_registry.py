@@ -15,6 +15,12 @@ from agentty_core.worker.answers import Later, Outcome, RequestFailed
 from agentty_core.worker.base import WorkerBase
 from agentty_core.worker.waits import Fired, ScreenView, WaitSpec, evaluate
 
+# Seconds between looks at whether the program reads, while a `wait --input` is pending:
+# from INPUT_POLL_FIRST, doubling up to INPUT_POLL. A program blocks in its read a moment
+# after it draws its prompt (no output tells when): a fixed 20 ms cost `run`'s answers,
+# which each wait for a read, up to 20 ms apiece; a long wait is looked at 50 times a
+# second, as before.
+INPUT_POLL_FIRST = 0.001
 INPUT_POLL = 0.02
 
 
@@ -97,7 +103,8 @@ class WaitRegistry(WorkerBase):
     async def _poll_input(self) -> None:
         while any(spec.input for spec in self.waits.values()):
             self._check_waits()
-            await asyncio.sleep(INPUT_POLL)
+            await asyncio.sleep(self.input_pause)
+            self.input_pause = min(self.input_pause * 2, INPUT_POLL)
         self.input_poller = None
 
     def wait(self, spec: WaitSpec) -> JSONObject | Later:
@@ -119,8 +126,10 @@ class WaitRegistry(WorkerBase):
 
         later.then(forget)
         self._check_waits()  # arms the timer of a `stable` wait
-        if spec.input and self.input_poller is None:
-            self.input_poller = asyncio.get_running_loop().create_task(self._poll_input())
+        if spec.input:
+            self.input_pause = INPUT_POLL_FIRST  # a new wait: looked at soon again
+            if self.input_poller is None:
+                self.input_poller = asyncio.get_running_loop().create_task(self._poll_input())
         return later
 
     def _wait_timed_out(self, later: Later, spec: WaitSpec) -> None:
