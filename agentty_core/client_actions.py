@@ -28,7 +28,13 @@ from agentty_core.input_steps import (
     send_steps,
     text_params,
 )
-from agentty_core.protocol import JSONObject, str_list, wait_params
+from agentty_core.protocol import (
+    JSONObject,
+    signal_problem,
+    size_problem,
+    str_list,
+    wait_params,
+)
 from agentty_core.state.records import Record, is_live
 
 TYPE_CHECKING = False  # without importing typing: this module is on the hot path
@@ -146,10 +152,16 @@ class Actions(Connected):
         return {"seq": first.get("seq")}
 
     def resize(self, ref: str | None, cols: int, rows: int) -> JSONObject:
+        problem = size_problem(cols, rows)  # said first, whether or not the session runs
+        if problem is not None:
+            raise UsageError(problem)
         rec = self.require_running(ref)
         return self._call(rec, "resize", {"cols": cols, "rows": rows})
 
     def signal(self, ref: str | None, name: str, *, leader: bool = False) -> JSONObject:
+        problem = signal_problem(name)
+        if problem is not None:
+            raise UsageError(problem)
         rec = self.require_running(ref)
         return self._call(rec, "signal", {"name": name, "leader": leader})
 

@@ -184,6 +184,27 @@ def error(code: str, message: str, **extra: object) -> bytes:
     return encode({"v": PROTOCOL_VERSION, "ok": False, "error": body})
 
 
+# The signals `signal` sends (by name, without SIG), and the terminal sizes `resize` takes:
+# the worker's rules, which the Client checks first (a bad one is a usage error, whether or
+# not the session still runs).
+SIGNAL_NAMES = ("INT", "TERM", "HUP", "QUIT", "USR1", "USR2", "WINCH", "CONT", "STOP", "KILL")
+SIZE_RANGE = (2, 1000)
+
+
+def signal_problem(name: str) -> str | None:
+    if name.upper().removeprefix("SIG") in SIGNAL_NAMES:
+        return None
+    return f"unknown signal {name!r}; use one of {' '.join(SIGNAL_NAMES)}"
+
+
+def size_problem(cols: object, rows: object) -> str | None:
+    low, high = SIZE_RANGE
+    for key, value in (("cols", cols), ("rows", rows)):
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            return f"{key} must be an integer in {low}..{high}"
+    return None
+
+
 def wait_params(conditions: Mapping[str, object], timeout: float) -> JSONObject:
     """The `wait` request's params: every condition that is set, and the timeout.
 

@@ -38,10 +38,7 @@ log = logging.getLogger("agentty.worker")
 ENTER_GAP = 0.25  # the most a busy program is waited for (it was a fixed 50 ms for everyone)
 ENTER_POLL = 0.001  # how often the program's unread input is looked at meanwhile
 RECORD_ERROR_PATIENCE = 60.0  # how long a failed recording's note is tried for the record
-SIGNALS = {
-    name: getattr(signal, f"SIG{name}")
-    for name in ("INT", "TERM", "HUP", "QUIT", "USR1", "USR2", "WINCH", "CONT", "STOP", "KILL")
-}
+SIGNALS = {name: getattr(signal, f"SIG{name}") for name in protocol.SIGNAL_NAMES}
 
 
 class Requests(WorkerBase):
@@ -281,8 +278,8 @@ class Requests(WorkerBase):
         return {"seq": seq, "bytes": len(data)}
 
     def _resize(self, params: JSONObject) -> JSONObject:
-        cols = _int_param(params, "cols", 2, 1000)
-        rows = _int_param(params, "rows", 2, 1000)
+        cols = _int_param(params, "cols", *protocol.SIZE_RANGE)
+        rows = _int_param(params, "rows", *protocol.SIZE_RANGE)
         assert cols is not None and rows is not None
         if self.child is None or self.pty_closed:
             raise self._ended()

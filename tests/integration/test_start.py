@@ -369,3 +369,19 @@ def test_gc_keeps_lost_sessions_whose_processes_still_run() -> None:
     agentty("orphans", "--kill", check=True)
     assert agentty_json("gc") == {"removed": [rec["id"]], "keptWithOrphans": []}
     assert agentty_json("status")["sessions"] == []
+
+
+def test_a_bad_input_is_a_usage_error_whether_or_not_the_session_runs() -> None:
+    """What is wrong with the input is said first (exit 2), as on a running session, not
+    that the session ended (exit 1)."""
+    sid = agentty_json("start", "--", "true")["id"]
+    agentty("wait", "--exit", "-s", sid, check=True)
+    for args, said in (
+        (["signal", "BOGUS"], "unknown signal 'BOGUS'"),
+        (["resize", "--cols", "0", "--rows", "5"], "cols must be an integer in 2..1000"),
+    ):
+        proc = agentty(*args, "-s", sid)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert proc.stderr.startswith(f"agentty: error: {said}") and proc.stderr.count("\n") == 1
+    ended = agentty("signal", "INT", "-s", sid)
+    assert ended.returncode == 1 and "exited" in ended.stderr
