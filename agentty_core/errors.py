@@ -73,7 +73,7 @@ class NoActiveSession(UsageError):
 
 class SessionNotFound(UsageError):
     def __init__(self, ref: str) -> None:
-        shown = ref if ref.isprintable() and ref.strip() == ref else repr(ref)
+        shown = ref if ref and ref.isprintable() and ref.strip() == ref else repr(ref)
         super().__init__(f"no such session: {shown}")
         self.ref = ref
 

@@ -78,6 +78,11 @@ def test_no_active_session() -> None:
     assert proc.returncode == 2 and "no active session" in proc.stderr
 
 
+def test_an_empty_session_ref_is_named_as_such() -> None:
+    proc = agentty("get", "-s", "")
+    assert (proc.returncode, proc.stderr) == (2, "agentty: error: no such session: ''\n")
+
+
 def test_duplicate_name_is_refused(agentty_home: Path) -> None:
     """The worker is started before the intent record is written (it imports meanwhile):
     a refused record takes that worker and its log away again (the shared fixture fails the
