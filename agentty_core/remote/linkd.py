@@ -153,28 +153,40 @@ class Link:
     # ------------------------------------------------------------------ the remote side
 
     async def read_answers(self) -> None:
+        """The far side's lines, read in chunks: every chunk is a sign of life (a large
+        answer on a slow link takes as long as it takes, its line whole only at its end)."""
         proc = self.proc
         assert proc is not None and proc.stdout is not None
-        while True:
+        buf = bytearray()
+        while len(buf) <= LIMIT:
             try:
-                line = await proc.stdout.readline()
-            except (ValueError, asyncio.LimitOverrunError):
+                chunk = await proc.stdout.read(1 << 16)
+            except (OSError, ValueError):
                 break
-            if not line:
+            if not chunk:
                 break
             self.heard = time.monotonic()
-            try:
-                answer = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(answer, dict):
-                continue
-            future = self.pending.pop(answer.get("id"), None)  # type: ignore[arg-type]
-            if future is not None and not future.done():
-                future.set_result(answer)
-            if answer.get("refused") == "upgraded":
-                self.finish("agentty was upgraded there")
+            searched = len(buf)  # only the new bytes can end a line
+            buf += chunk
+            while (end := buf.find(b"\n", searched)) >= 0:
+                line = bytes(buf[:end])
+                del buf[: end + 1]
+                searched = 0
+                self._take_answer(line)
         self.give_up("the remote agentty or its ssh ended")
+
+    def _take_answer(self, line: bytes) -> None:
+        try:
+            answer = json.loads(line)
+        except ValueError:
+            return
+        if not isinstance(answer, dict):
+            return  # (a beat is a dict without an id: a sign of life, nothing more)
+        future = self.pending.pop(answer.get("id"), None)  # type: ignore[arg-type]
+        if future is not None and not future.done():
+            future.set_result(answer)
+        if answer.get("refused") == "upgraded":
+            self.finish("agentty was upgraded there")
 
     def finish(self, why: str) -> None:
         if self.done is not None and not self.done.done():
@@ -284,8 +296,18 @@ class Link:
                 self.finish("socket removed or replaced")
             elif not self.pending and time.monotonic() - self.last > self.idle:
                 self.finish("idle")
-            elif self.pending and self.beats and time.monotonic() - self.heard > FAR_SILENCE:
+            elif self.pending and self.beats and self._silent_for() > FAR_SILENCE:
                 self.give_up("the remote agentty stopped answering")
+
+    def _silent_for(self) -> float:
+        """Seconds the far side has said nothing while it owes answers; a request still
+        going up to it (a large stdin on a slow link) is no silence of its: counted from
+        when it is all sent."""
+        now = time.monotonic()
+        stdin = self.proc.stdin if self.proc is not None else None
+        if stdin is not None and stdin.transport.get_write_buffer_size() > 0:
+            self.heard = now
+        return now - self.heard
 
     def give_up(self, why: str) -> None:
         """The far side is wedged: what it owes is lost (a caller asks again the ssh way

@@ -7,7 +7,7 @@ reads requests from stdin and answers on stdout, newline-delimited JSON:
     {"id": 7, "argv": ["get", "-s", "py"], "stdin": "<base64>"?}
     {"id": 7, "rc": 0, "out": "<base64>", "err": "<base64>"}
     {"cancel": 7}                  (the caller went away: the command is ended)
-    {"beat": 1}                    (every BEAT seconds while a request runs: still here)
+    {"beat": 1}                    (every BEAT seconds while a request runs or comes in)
 
 Each request runs in a child forked from this warm process (forked ahead, after the previous
 answer, and primed while it waits): requests are independent (one command's state never
@@ -116,6 +116,18 @@ class Server:
         finally:
             fcntl.lockf(self.lock_fd, fcntl.LOCK_UN)
 
+    def beat(self) -> None:
+        """A beat, unless a child is writing its answer (its bytes say as much, and this
+        process must not wait behind a large one: it reads the requests)."""
+        try:
+            fcntl.lockf(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return
+        try:
+            _write_all(self.chan_out, b'{"beat":1}\n')
+        finally:
+            fcntl.lockf(self.lock_fd, fcntl.LOCK_UN)
+
     def serve(self) -> int:
         self.fork()
         self.send({"hello": VERSION, "version": __version__, "pid": os.getpid(), "beat": BEAT})
@@ -132,10 +144,10 @@ class Server:
         while reading or self.jobs:
             self.reap()
             timeout = REAP_EVERY if self.unreaped else None
-            if self.jobs:
+            if self.jobs or self.buf:  # requests running, or one on its way in
                 now = time.monotonic()
                 if now >= beat_due:
-                    self.send({"beat": 1})
+                    self.beat()
                     beat_due = now + BEAT
                 timeout = min(timeout or BEAT, max(0.0, beat_due - now))
             else:
