@@ -100,10 +100,11 @@ def _home_root() -> str:
 def _forward(host: Host, words: list[str], command: str | None) -> int:
     from agentty_core.remote import link, transport
 
-    if command == "run" and "-h" not in words and "--help" not in words:
-        from agentty_core.cli.remote_run import forward_run
+    if command == "run":
+        from agentty_core.cli.remote_run import asks_help, forward_run
 
-        return forward_run(host, words, _home_root())
+        if not asks_help(words):
+            return forward_run(host, words, _home_root())
     data: bytes | None = None
     if command == "text":
         words, data = _local_file(words)

@@ -25,12 +25,38 @@ from agentty_core.cli.run import Signals, Stopped
 from agentty_core.remote import transport
 from agentty_core.remote.hosts import Host
 
+# run's options that take a value (`parser._run`): the word after one is not the program.
+_VALUED = frozenset({"--timeout", "--expect", "--input", "--text", "--key", "--cols", "--rows"})
+_VALUED |= {"--cwd"}
+
+
+def run_options(words: Sequence[str]) -> list[str]:
+    """The words of `run`'s own options, as argparse reads them: up to `--` or the first
+    word that is neither an option nor an option's value (the program: `run df -h` asks
+    df, not run, for -h)."""
+    at = list(words).index("run")
+    options: list[str] = []
+    takes_value = False
+    for word in words[at + 1 :]:
+        if takes_value:
+            options.append(word)
+            takes_value = False
+        elif word == "--" or not word.startswith("-"):
+            break
+        else:
+            options.append(word)
+            takes_value = word in _VALUED
+    return options
+
+
+def asks_help(words: Sequence[str]) -> bool:
+    return any(word in ("-h", "--help") for word in run_options(words))
+
 
 def forward_run(host: Host, words: Sequence[str], home_root: str) -> int:
     words = list(words)
     at = words.index("run")
-    options = words[: words.index("--")] if "--" in words else words
-    as_json = "--json" in options[at:]
+    as_json = "--json" in run_options(words)
     asked = words if as_json else [*words[: at + 1], "--json", *words[at + 1 :]]
     argv = transport.argv_for(host, asked, home_root)
     with Signals() as signals:
