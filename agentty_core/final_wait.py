@@ -43,9 +43,10 @@ def fired(lines: list[str], seq: object, conditions: Mapping[str, object]) -> st
 
 
 def _matches(pattern: str, lines: list[str]) -> bool:
-    """Searched as the worker searches, within its CPU budget (`regexbudget`: only in the
-    main thread, where its timer's signal arrives; elsewhere, as a catastrophic pattern
-    could not be cut short, it is not asked: the session's end is the answer)."""
+    """Searched as the worker searches, within a CPU budget: the worker's (`regexbudget`)
+    in the main thread, where its timer's signal arrives; elsewhere (the MCP server's
+    threads) in a child process with a CPU limit, the only way to cut a catastrophic
+    pattern short there."""
     import re
     import threading
 
@@ -55,13 +56,48 @@ def _matches(pattern: str, lines: list[str]) -> bool:
         compiled = re.compile(pattern)
     except re.error as exc:
         raise BadRegex(f"invalid regex {pattern!r}: {exc}") from None
+    too_long = BadRegex(
+        f"regex {pattern!r} took over {BUDGET:g}s of CPU on the screen "
+        "(nested repeats backtrack); simplify it"
+    )
     if threading.current_thread() is not threading.main_thread():
-        return False
+        found = _search_in_child(pattern, lines)
+        if found is None:
+            raise too_long
+        return found
     try:
         with bounded(compiled) as searched:
             return any(searched.search(line) for line in lines)
     except RegexTimeout:
-        raise BadRegex(
-            f"regex {pattern!r} took over {BUDGET:g}s of CPU on the screen "
-            "(nested repeats backtrack); simplify it"
-        ) from None
+        raise too_long from None
+
+
+_CHILD = """
+import json, re, resource, sys
+resource.setrlimit(resource.RLIMIT_CPU, (1, 1))
+asked = json.load(sys.stdin)
+pattern = re.compile(asked["pattern"])
+print(int(any(pattern.search(line) for line in asked["lines"])))
+"""
+
+
+def _search_in_child(pattern: str, lines: list[str]) -> bool | None:
+    """Whether a line matches, searched by a child interpreter that may use a second of CPU
+    (the kernel ends it then); None if it did not finish."""
+    import json
+    import subprocess
+    import sys
+
+    asked = json.dumps({"pattern": pattern, "lines": lines})
+    try:
+        done = subprocess.run(
+            [sys.executable, "-I", "-c", _CHILD],
+            input=asked,
+            capture_output=True,
+            text=True,
+            timeout=5.0,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    answer = done.stdout.strip()
+    return None if done.returncode != 0 or answer not in ("0", "1") else answer == "1"
