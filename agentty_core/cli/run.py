@@ -77,6 +77,7 @@ class Signals:
         self.armed = False
         self.pending: int | None = None
         self._saved: dict[int, Handler] = {}
+        self._watch: list[int] = []  # the reader watch's stop pipe, while it runs
 
     def __enter__(self) -> Signals:
         for signum in SIGNALS:
@@ -85,10 +86,17 @@ class Signals:
             except ValueError:  # not the main thread (run called as a library): as before
                 break
         else:
-            watch_reader()
+            self._watch = watch_reader()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._watch:  # the watch ends before the handlers go: no SIGHUP after this
+            stop, self._watch[:] = self._watch[0], []
+            try:  # noqa: SIM105  (contextlib stays off the lane)
+                os.write(stop, b"x")
+            except OSError:  # (it ended already: it saw the reader go)
+                pass
+            os.close(stop)
         for signum, handler in self._saved.items():
             if handler is not None:  # None: not set from Python; nothing to put back
                 _signal.signal(signum, handler)
@@ -110,34 +118,43 @@ class Signals:
         self.armed = False
 
 
-def watch_reader() -> None:
+def watch_reader() -> list[int]:
     """With stdout a pipe or a socket, a reader that goes away (the ssh channel of an
     `agentty --host H run` closed by its caller's Ctrl-C, say: ssh passes no signal on)
     is taken as a hung-up terminal: SIGHUP to this process, and `run` ends its program
-    instead of running it to the end for nobody. A thread waits for that in poll()."""
+    instead of running it to the end for nobody. A thread waits for that in poll(), until
+    a byte on the pipe returned (`[write end]`, or [] when nothing is watched) stops it."""
     try:
         mode = os.fstat(1).st_mode
     except OSError:
-        return
+        return []
     if mode & 0o170000 not in (0o010000, 0o140000):  # S_IFIFO, S_IFSOCK
-        return
+        return []
     import _thread
 
-    _thread.start_new_thread(_hang_up_when_unread, (os.getpid(),))
+    stop_r, stop_w = os.pipe()
+    watching = [stop_w]
+    _thread.start_new_thread(_hang_up_when_unread, (os.getpid(), stop_r, watching))
+    return watching
 
 
-def _hang_up_when_unread(pid: int) -> None:
+def _hang_up_when_unread(pid: int, stop: int, watching: list[int]) -> None:
     import select
 
     poller = select.poll()
     poller.register(1, 0)  # POLLERR (a pipe's reader gone) and POLLHUP come unasked
-    while True:
-        for _fd, mask in poller.poll():
-            if mask & select.POLLNVAL:
-                return
-            if mask & (select.POLLERR | select.POLLHUP):
-                os.kill(pid, _signal.SIGHUP)
-                return
+    poller.register(stop, select.POLLIN)
+    try:
+        while True:
+            for fd, mask in poller.poll():
+                if fd == stop or mask & select.POLLNVAL:
+                    return
+                if mask & (select.POLLERR | select.POLLHUP):
+                    if watching:  # (not once `Signals` has let go)
+                        os.kill(pid, _signal.SIGHUP)
+                    return
+    finally:
+        os.close(stop)
 
 
 def program(args: Options) -> list[str]:

@@ -256,6 +256,30 @@ def test_run_whose_reader_goes_away_mid_run_ends_its_program(spawner_on: Path) -
         assert left_behind(spawner_on) == ([], []), command
 
 
+IN_PROCESS_RUNS = """
+import sys, time
+from agentty_core.cli.main import main
+for _ in range(2):
+    assert main(["run", "--", "true"]) == 0
+    sys.stdout.flush()
+time.sleep(2)  # meanwhile the reader of stdout goes away
+print("still alive", file=sys.stderr)
+"""
+
+
+def test_run_s_reader_watch_ends_with_the_run(agentty_home: Path) -> None:
+    """`run` called in a longer-lived process with stdout a pipe: its reader watch ends
+    with the run; a reader that goes away later is none of its business (no SIGHUP)."""
+    script = shlex.join([sys.executable, "-c", IN_PROCESS_RUNS])
+    proc = subprocess.run(
+        ["bash", "-c", f'{script} | (sleep 1); echo "status=${{PIPESTATUS[0]}}"'],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "status=0" in proc.stdout and "still alive" in proc.stderr, (proc.stdout, proc.stderr)
+
+
 def test_other_run_forms_and_a_cold_home_go_the_full_way(
     monkeypatch: pytest.MonkeyPatch, agentty_home: Path
 ) -> None:
