@@ -106,6 +106,9 @@ def ask(
         if ready != b"?":
             if ready is None:  # wedged (stopped, say): not again for a while
                 _mark_off(path)
+            elif ready == b"-version":  # an older agentty's link, still up after an upgrade:
+                _stop_at(path + ".lock", 0.2)  # ended, and a new one started after this call
+                _wanted = (host, home_root)
             return None  # refused, or not ready in time: it never gets a go, sends nothing
         try:
             sock.sendall(b"go\n")  # committed from here: see the module's docstring
@@ -350,33 +353,38 @@ def stop(home_root: str, timeout: float = 5.0) -> int:
     that does not end in `timeout`); how many were ended. A link writes its pid into its
     lock file, and holds the lock for its life."""
     import glob
+
+    return sum(
+        _stop_at(lock, timeout) for lock in glob.glob(os.path.join(home_root, "links", "*.lock"))
+    )
+
+
+def _stop_at(lock: str, timeout: float) -> bool:
+    """End the link that holds `lock`; whether one was ended."""
     import select
     import signal
 
-    ended = 0
-    for lock in glob.glob(os.path.join(home_root, "links", "*.lock")):
-        try:
-            with open(lock, "rb") as f:
-                pid = int(f.read().strip() or b"0")
-        except (OSError, ValueError):
-            continue
-        if pid <= 0:
-            continue
-        try:
-            pidfd = os.pidfd_open(pid)
-        except OSError:
-            continue
-        try:
-            if not lock_held(lock):  # it ended, and the pid may name another process now
-                continue
-            signal.pidfd_send_signal(pidfd, signal.SIGTERM)
-            signal.pidfd_send_signal(pidfd, signal.SIGCONT)
-            if not select.select([pidfd], [], [], timeout)[0]:
-                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-                select.select([pidfd], [], [], timeout)
-            ended += 1
-        except ProcessLookupError:
-            pass
-        finally:
-            os.close(pidfd)
-    return ended
+    try:
+        with open(lock, "rb") as f:
+            pid = int(f.read().strip() or b"0")
+    except (OSError, ValueError):
+        return False
+    if pid <= 0:
+        return False
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return False
+    try:
+        if not lock_held(lock):  # it ended, and the pid may name another process now
+            return False
+        signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+        signal.pidfd_send_signal(pidfd, signal.SIGCONT)
+        if not select.select([pidfd], [], [], timeout)[0]:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            select.select([pidfd], [], [], timeout)
+        return True
+    except ProcessLookupError:
+        return False
+    finally:
+        os.close(pidfd)

@@ -518,3 +518,44 @@ def test_a_caller_that_said_go_waits_for_a_slow_link(linked: Link, agentty_home:
         typed = run_on("text", "--enter", "print('x')")
     assert said == [b"go\n"]
     assert (typed.returncode, typed.stdout) == (0, "FAKE\n"), typed.stderr
+
+
+OLD_LINK = """
+import fcntl, os, socket, sys
+path = sys.argv[1]
+lock = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(lock, fcntl.LOCK_EX)
+os.ftruncate(lock, 0)
+os.write(lock, str(os.getpid()).encode())
+server = socket.socket(socket.AF_UNIX)
+server.bind(path)
+server.listen(8)
+print("ready", flush=True)
+while True:
+    conn, _ = server.accept()
+    conn.recv(65536)
+    conn.sendall(b"-version\\n")  # what a link of an older agentty says to a newer caller
+    conn.close()
+"""
+
+
+def test_an_older_agentty_s_link_gives_way_to_a_new_one(linked: Link, agentty_home: Path) -> None:
+    """After an upgrade, the link still running the old code refuses the new callers'
+    requests: the first such call ends it (the call itself goes the ssh way), and the next
+    link runs the new code."""
+    start_python(linked)
+    path = linkmod.socket_path(resolve(HOST), str(agentty_home))
+    assert path is not None
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    old = subprocess.Popen([PYTHON, "-c", OLD_LINK, path], stdout=subprocess.PIPE, text=True)
+    try:
+        assert old.stdout is not None and old.stdout.readline() == "ready\n"
+        got = run_on("get")
+        assert got.returncode == 0 and ">>>" in got.stdout, got.stderr
+        assert old.wait(timeout=10) != 0  # ended (SIGTERM)
+    finally:
+        old.kill()
+        old.wait()
+    new = link_up(agentty_home)
+    assert new["pid"] != old.pid
+    assert run_on("kill", link=False).returncode == 0
