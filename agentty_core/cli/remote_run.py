@@ -91,9 +91,13 @@ def forward_run(host: Host, words: Sequence[str], home_root: str) -> int:
             raise failure
     elif not as_json:
         out = hotread.screen_text(screen, "lines").encode("utf-8", "surrogateescape")
-    sys.stdout.flush()
-    _write(1, out)
-    _write(2, err)
+    try:  # (stdout or stderr may be closed: the exit code still says how it ended)
+        if sys.stdout is not None:
+            sys.stdout.flush()
+        _write(1, out)
+        _write(2, err)
+    except OSError:
+        pass
     return proc.returncode
 
 

@@ -265,7 +265,9 @@ def finish(
         raise
     code = screen.get("exitCode")
     try:
-        if args.json:
+        if sys.stdout is None:  # (started with stdout closed: nothing to print it on)
+            pass
+        elif args.json:
             hotread.emit(screen)
         else:
             sys.stdout.write(hotread.screen_text(screen, "lines"))

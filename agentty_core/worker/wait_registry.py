@@ -126,10 +126,11 @@ class WaitRegistry(WorkerBase):
 
         later.then(forget)
         self._check_waits()  # arms the timer of a `stable` wait
-        if spec.input:
-            self.input_pause = INPUT_POLL_FIRST  # a new wait: looked at soon again
-            if self.input_poller is None:
-                self.input_poller = asyncio.get_running_loop().create_task(self._poll_input())
+        if spec.input:  # a new wait: looked at soon again (not after a 20 ms sleep's end)
+            self.input_pause = INPUT_POLL_FIRST
+            if self.input_poller is not None:
+                self.input_poller.cancel()
+            self.input_poller = asyncio.get_running_loop().create_task(self._poll_input())
         return later
 
     def _wait_timed_out(self, later: Later, spec: WaitSpec) -> None:

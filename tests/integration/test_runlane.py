@@ -475,3 +475,11 @@ def test_run_keeps_the_program_s_exit_code_when_its_session_cannot_be_removed(
     assert len(said) == 1 and "ended but could not be removed: timed out after 10s" in said[0]
     agentty("gc", check=True)
     assert left_behind(spawner_on) == ([], [])
+
+
+def test_run_with_stdout_closed_exits_with_the_program_s_code(spawner_on: Path) -> None:
+    for command in ([AGENTTY], FULL):
+        argv = shlex.join([*command, "run", "--", "sh", "-c", "exit 3"])
+        proc = subprocess.run(["sh", "-c", f"{argv} >&-"], capture_output=True, text=True)
+        assert (proc.returncode, proc.stderr) == (3, ""), command
+        assert left_behind(spawner_on) == ([], []), command
