@@ -73,22 +73,27 @@ def _matches(pattern: str, lines: list[str]) -> bool:
 
 
 _CHILD = """
-import json, re, resource, sys
-resource.setrlimit(resource.RLIMIT_CPU, (1, 1))
+import json, os, re, resource, signal, sys
 asked = json.load(sys.stdin)
 pattern = re.compile(asked["pattern"])
+signal.signal(signal.SIGPROF, lambda *_: os._exit(3))  # the worker's budget, in CPU time
+signal.setitimer(signal.ITIMER_PROF, asked["budget"])
+resource.setrlimit(resource.RLIMIT_CPU, (2, 2))  # and the kernel's, should that not fire
 print(int(any(pattern.search(line) for line in asked["lines"])))
 """
 
 
 def _search_in_child(pattern: str, lines: list[str]) -> bool | None:
-    """Whether a line matches, searched by a child interpreter that may use a second of CPU
-    (the kernel ends it then); None if it did not finish."""
+    """Whether a line matches, searched by a child interpreter within the worker's CPU
+    budget (`regexbudget.BUDGET`, a CPU timer; the kernel's limit behind it); None if it
+    did not finish."""
     import json
     import subprocess
     import sys
 
-    asked = json.dumps({"pattern": pattern, "lines": lines})
+    from agentty_core.regexbudget import BUDGET
+
+    asked = json.dumps({"pattern": pattern, "lines": lines, "budget": BUDGET})
     try:
         done = subprocess.run(
             [sys.executable, "-I", "-c", _CHILD],

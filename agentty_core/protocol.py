@@ -191,8 +191,8 @@ SIGNAL_NAMES = ("INT", "TERM", "HUP", "QUIT", "USR1", "USR2", "WINCH", "CONT", "
 SIZE_RANGE = (2, 1000)
 
 
-def signal_problem(name: str) -> str | None:
-    if name.upper().removeprefix("SIG") in SIGNAL_NAMES:
+def signal_problem(name: object) -> str | None:
+    if isinstance(name, str) and name.upper().removeprefix("SIG") in SIGNAL_NAMES:
         return None
     return f"unknown signal {name!r}; use one of {' '.join(SIGNAL_NAMES)}"
 

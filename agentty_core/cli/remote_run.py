@@ -13,6 +13,7 @@ its reader gone and ends the program (`cli/run.watch_reader`): ssh passes no sig
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -28,6 +29,16 @@ from agentty_core.remote.hosts import Host
 # run's options that take a value (`parser._run`): the word after one is not the program.
 _VALUED = frozenset({"--timeout", "--expect", "--input", "--text", "--key", "--cols", "--rows"})
 _VALUED |= {"--cwd"}
+_OPTIONS = _VALUED | {"--json", "--help"}
+
+
+def _spelt_out(word: str) -> str:
+    """An option as argparse reads it: a unique abbreviation (`--time`) is the option."""
+    name, equals, value = word.partition("=")
+    if not name.startswith("--") or name in _OPTIONS:
+        return word
+    found = [option for option in _OPTIONS if option.startswith(name)]
+    return found[0] + equals + value if len(found) == 1 else word
 
 
 def run_options(words: Sequence[str]) -> list[str]:
@@ -44,6 +55,7 @@ def run_options(words: Sequence[str]) -> list[str]:
         elif word == "--" or not word.startswith("-"):
             break
         else:
+            word = _spelt_out(word)
             options.append(word)
             takes_value = word in _VALUED
     return options
@@ -91,13 +103,11 @@ def forward_run(host: Host, words: Sequence[str], home_root: str) -> int:
             raise failure
     elif not as_json:
         out = hotread.screen_text(screen, "lines").encode("utf-8", "surrogateescape")
-    try:  # (stdout or stderr may be closed: the exit code still says how it ended)
-        if sys.stdout is not None:
-            sys.stdout.flush()
-        _write(1, out)
-        _write(2, err)
-    except OSError:
-        pass
+    if sys.stdout is not None:
+        sys.stdout.flush()
+    for fd, data in ((1, out), (2, err)):
+        with contextlib.suppress(OSError):  # (either may be closed: the code still says)
+            _write(fd, data)
     return proc.returncode
 
 

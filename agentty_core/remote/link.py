@@ -107,7 +107,7 @@ def ask(
             if ready is None:  # wedged (stopped, say): not again for a while
                 _mark_off(path)
             elif ready == b"-version":  # an older agentty's link, still up after an upgrade:
-                _stop_at(path + ".lock", 0.2)  # ended, and a new one started after this call
+                _retire(path + ".lock")  # told to end, and a new one started after this call
                 _wanted = (host, home_root)
             return None  # refused, or not ready in time: it never gets a go, sends nothing
         try:
@@ -359,25 +359,51 @@ def stop(home_root: str, timeout: float = 5.0) -> int:
     )
 
 
+def _retire(lock: str) -> None:
+    """SIGTERM to the link holding `lock`, not waited for: it lets go of its socket at once
+    and answers what its host has (its own callers') before it exits."""
+    import signal
+
+    pidfd = _holder(lock)
+    if pidfd is None:
+        return
+    try:
+        signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+        signal.pidfd_send_signal(pidfd, signal.SIGCONT)
+    except ProcessLookupError:
+        pass
+    finally:
+        os.close(pidfd)
+
+
+def _holder(lock: str) -> int | None:
+    """A pidfd of the link that holds `lock` (it writes its pid there), or None."""
+    try:
+        with open(lock, "rb") as f:
+            pid = int(f.read().strip() or b"0")
+    except (OSError, ValueError):
+        return None
+    if pid <= 0:
+        return None
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return None
+    if not lock_held(lock):  # it ended, and the pid may name another process now
+        os.close(pidfd)
+        return None
+    return pidfd
+
+
 def _stop_at(lock: str, timeout: float) -> bool:
     """End the link that holds `lock`; whether one was ended."""
     import select
     import signal
 
-    try:
-        with open(lock, "rb") as f:
-            pid = int(f.read().strip() or b"0")
-    except (OSError, ValueError):
-        return False
-    if pid <= 0:
+    pidfd = _holder(lock)
+    if pidfd is None:
         return False
     try:
-        pidfd = os.pidfd_open(pid)
-    except OSError:
-        return False
-    try:
-        if not lock_held(lock):  # it ended, and the pid may name another process now
-            return False
         signal.pidfd_send_signal(pidfd, signal.SIGTERM)
         signal.pidfd_send_signal(pidfd, signal.SIGCONT)
         if not select.select([pidfd], [], [], timeout)[0]:

@@ -70,6 +70,8 @@ class Link:
         self.remote_pid: object = None
         self.beats = False  # the far side says it is alive while requests run
         self.heard = time.monotonic()  # its last line, or the request it had nothing for
+        self.written = 0  # bytes given to ssh for the far side, all told
+        self.drained = 0  # ... of which ssh had taken, at the last look
         self.bound = (0, 0)
         self.done: asyncio.Future[str] | None = None
 
@@ -242,7 +244,7 @@ class Link:
             self.heard = time.monotonic()  # nothing was owed until now: no silence yet
         self.pending[rid] = future
         try:  # the request and its acknowledgement in one step: nothing runs in between
-            proc.stdin.write(json.dumps(message).encode() + b"\n")
+            self._send(proc.stdin, json.dumps(message).encode() + b"\n")
         except (OSError, RuntimeError):
             self.pending.pop(rid, None)
             writer.write(b"-down\n")
@@ -261,7 +263,7 @@ class Link:
                 if gone in done:
                     self.pending.pop(rid, None)
                     with contextlib.suppress(OSError, RuntimeError):
-                        proc.stdin.write(json.dumps({"cancel": rid}).encode() + b"\n")
+                        self._send(proc.stdin, json.dumps({"cancel": rid}).encode() + b"\n")
                     return
                 if not done:
                     writer.write(b"\n")
@@ -299,14 +301,22 @@ class Link:
             elif self.pending and self.beats and self._silent_for() > FAR_SILENCE:
                 self.give_up("the remote agentty stopped answering")
 
+    def _send(self, stdin: asyncio.StreamWriter, data: bytes) -> None:
+        stdin.write(data)
+        self.written += len(data)
+
     def _silent_for(self) -> float:
-        """Seconds the far side has said nothing while it owes answers; a request still
-        going up to it (a large stdin on a slow link) is no silence of its: counted from
-        when it is all sent."""
+        """Seconds the far side has said nothing while it owes answers; a request going up
+        to it (a large stdin on a slow link) is no silence of its while it moves: bytes
+        ssh took since the last look count as a sign of life (a buffer that only waits,
+        the far side stuck, does not)."""
         now = time.monotonic()
         stdin = self.proc.stdin if self.proc is not None else None
-        if stdin is not None and stdin.transport.get_write_buffer_size() > 0:
-            self.heard = now
+        if stdin is not None:
+            drained = self.written - stdin.transport.get_write_buffer_size()
+            if drained > self.drained:
+                self.drained = drained
+                self.heard = now
         return now - self.heard
 
     def give_up(self, why: str) -> None:

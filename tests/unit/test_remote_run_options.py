@@ -23,6 +23,8 @@ from agentty_core.cli.remote_run import asks_help, run_options
         (["run", "--input", "--", "--", "x"], ["--input", "--"]),
         (["run", "--timeout", "5", "-h"], ["--timeout", "5", "-h"]),
         (["--host", "h", "run", "--cwd", "/tmp", "ls"], ["--cwd", "/tmp"]),
+        (["run", "--time", "5", "--js", "--", "true"], ["--timeout", "5", "--json"]),
+        (["run", "--t", "5", "--", "true"], ["--t"]),  # ambiguous: argparse says so there
     ],
 )
 def test_run_options_are_read_as_argparse_reads_them(words: list[str], options: list[str]) -> None:
