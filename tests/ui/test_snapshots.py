@@ -126,10 +126,15 @@ def test_hosts(snap_compare: object, client: object, other_homes: Callable[[], P
     build.start(["cat"], name="tests")
     gone = StableRemoteClient(Host("gone", command=("/nonexistent/agentty-link",)), 0x201)
     local = StableClient()
-    local.start(["sh", "-c", COLOURS], name="colours")
+    colours = str(local.start(["sh", "-c", COLOURS], name="colours")["id"])
     app = create_app(local, hosts=[build, gone], clock=lambda: FROZEN_NOW, sampler=FixedSampler())
 
     async def run_before(pilot: Pilot[None]) -> None:
+        table = app.query_one(SessionList)
+        await wait_for(pilot, lambda: table.row_count == 3)
+        # The first row is selected when the list first shows: a host's answer may come
+        # before this machine's, its row selected then. The picture is of this one's.
+        table.select(colours)
         await ready(app, 3, "under")(pilot)
         await wait_for(pilot, lambda: "gone" in app.query_one(HostBar).down)
         await wait_for(pilot, lambda: app.query_one(HostBar).states["build"].count == 2)
