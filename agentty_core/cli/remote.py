@@ -115,15 +115,15 @@ def _forward(host: Host, words: list[str], command: str | None) -> int:
         if answer is not None:
             code, out, err = answer
             sys.stdout.flush()
-            _write(1, out)
-            _write(2, err)
+            write_all(1, out)
+            write_all(2, err)
             return code
     code = transport.run(host, words, root, stdin=reads_stdin, input=data)
     link.launch_if_wanted()  # the host answered: the next call finds its link
     return code
 
 
-def _write(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]

@@ -15,20 +15,20 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
 from collections.abc import Sequence
 
 from agentty_core.cli import hotread
+from agentty_core.cli.remote import write_all
 from agentty_core.cli.run import Signals, Stopped
+from agentty_core.cli.runlane import VALUED
 from agentty_core.remote import transport
 from agentty_core.remote.hosts import Host
 
-# run's options that take a value (`parser._run`): the word after one is not the program.
-_VALUED = frozenset({"--timeout", "--expect", "--input", "--text", "--key", "--cols", "--rows"})
-_VALUED |= {"--cwd"}
+# run's options that take a value: the word after one is not the program.
+_VALUED = frozenset(VALUED)
 _OPTIONS = _VALUED | {"--json", "--help"}
 
 
@@ -107,7 +107,7 @@ def forward_run(host: Host, words: Sequence[str], home_root: str) -> int:
         sys.stdout.flush()
     for fd, data in ((1, out), (2, err)):
         with contextlib.suppress(OSError):  # (either may be closed: the code still says)
-            _write(fd, data)
+            write_all(fd, data)
     return proc.returncode
 
 
@@ -124,9 +124,3 @@ def _end(proc: subprocess.Popen[bytes]) -> None:
     """End ssh (its channel closes: the remote `run` ends the program) and wait for it."""
     proc.kill()
     proc.wait()
-
-
-def _write(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]

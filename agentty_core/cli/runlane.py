@@ -45,8 +45,9 @@ if TYPE_CHECKING:
     from agentty_core.client import Client
     from agentty_core.protocol import JSONObject
 
-_VALUED = {"--timeout": "timeout", "--expect": "expect", "--input": "input", "--key": "key"}
-_VALUED.update({"--text": "text", "--cwd": "cwd", "--cols": "cols", "--rows": "rows"})
+# run's options that take a value, by the attribute argparse gives each (`parser._run`).
+VALUED = {"--timeout": "timeout", "--expect": "expect", "--input": "input", "--key": "key"}
+VALUED.update({"--text": "text", "--cwd": "cwd", "--cols": "cols", "--rows": "rows"})
 
 
 class Options:
@@ -69,7 +70,7 @@ def parse(words: list[str]) -> Options | None:
     if words[:1] != ["run"]:
         return None
     opts = Options()
-    scanned = options_before_program(words[1:], _VALUED)
+    scanned = options_before_program(words[1:], VALUED)
     if scanned is None:
         return None
     pairs, opts.json, argv = scanned

@@ -275,7 +275,7 @@ class Link:
         writer.write(_frame(answer))
         await writer.drain()
 
-    def _can_send(self, writer: asyncio.StreamWriter | None = None) -> bool:
+    def _can_send(self, writer: asyncio.StreamWriter) -> bool:
         """Whether a request can go to the host now; if not, the caller is told why (it
         goes the ssh way: nothing was sent)."""
         proc = self.proc
@@ -285,8 +285,7 @@ class Link:
             why = b"-down\n"
         else:
             return True
-        if writer is not None:
-            writer.write(why)
+        writer.write(why)
         return False
 
     # ------------------------------------------------------------------ the loop

@@ -108,23 +108,19 @@ class Server:
         self.unreaped: set[int] = set()
         self.spare: _Job | None = None
 
-    def send(self, message: dict[str, object], *, prefix: bytes = b"") -> None:
+    def send(self, message: dict[str, object], *, prefix: bytes = b"", wait: bool = True) -> None:
+        """One line on the channel, under the lock the children answer under. Not `wait`:
+        not at all while a child writes (a beat: the child's bytes say as much, and this
+        process must not wait behind a large answer: it reads the requests)."""
         data = prefix + json.dumps(message, separators=(",", ":")).encode() + b"\n"
-        fcntl.lockf(self.lock_fd, fcntl.LOCK_EX)
         try:
-            _write_all(self.chan_out, data)
-        finally:
-            fcntl.lockf(self.lock_fd, fcntl.LOCK_UN)
-
-    def beat(self) -> None:
-        """A beat, unless a child is writing its answer (its bytes say as much, and this
-        process must not wait behind a large one: it reads the requests)."""
-        try:
-            fcntl.lockf(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+            fcntl.lockf(self.lock_fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # (held: EACCES or EAGAIN; a waiting lock does not fail so)
+            if wait:
+                raise
             return
         try:
-            _write_all(self.chan_out, b'{"beat":1}\n')
+            _write_all(self.chan_out, data)
         finally:
             fcntl.lockf(self.lock_fd, fcntl.LOCK_UN)
 
@@ -147,7 +143,7 @@ class Server:
             if self.jobs or self.buf:  # requests running, or one on its way in
                 now = time.monotonic()
                 if now >= beat_due:
-                    self.beat()
+                    self.send({"beat": 1}, wait=False)
                     beat_due = now + BEAT
                 timeout = min(timeout or BEAT, max(0.0, beat_due - now))
             else:

@@ -257,12 +257,15 @@ def test_run_whose_reader_goes_away_mid_run_ends_its_program(spawner_on: Path) -
 
 
 IN_PROCESS_RUNS = """
-import sys, time
+import select, sys, time
 from agentty_core.cli.main import main
 for _ in range(2):
     assert main(["run", "--", "true"]) == 0
     sys.stdout.flush()
-time.sleep(2)  # meanwhile the reader of stdout goes away
+poller = select.poll()
+poller.register(1, 0)
+assert poller.poll(20_000), "the reader of stdout never went away"
+time.sleep(0.5)  # what a leftover watch would need to send its SIGHUP (none may come)
 print("still alive", file=sys.stderr)
 """
 
