@@ -140,6 +140,9 @@ def cmd_attach(args: argparse.Namespace) -> int:
 
 
 def cmd_get(args: argparse.Namespace) -> int:
+    conflict = _get_conflict(args)
+    if conflict:
+        raise UsageError(conflict)
     params: dict[str, object] = {}
     if args.lines is not None:
         params["lines"] = args.lines
@@ -155,6 +158,28 @@ def cmd_get(args: argparse.Namespace) -> int:
         return _write_png(_client().get(args.session, ansi=True), args)
     print_screen(_client().get(args.session, **params), args)
     return 0
+
+
+def _get_conflict(args: argparse.Namespace) -> str | None:
+    """`--raw` (`--bytes`) is the output's bytes, with no screen to colour, cut or scroll;
+    `--png` pictures the screen alone. Asked together, one would be ignored."""
+    screen_options = [
+        name
+        for name, given in (
+            ("--ansi", args.ansi),
+            ("--lines", args.lines is not None),
+            ("--scrollback", args.scrollback),
+        )
+        if given
+    ]
+    raw = "--raw" if args.raw else "--bytes" if args.bytes is not None else None
+    if raw and args.png is not None:
+        return f"{raw} cannot be combined with --png"
+    if raw and screen_options:
+        return f"{raw} cannot be combined with {screen_options[0]}"
+    if args.png is not None and (args.lines is not None or args.scrollback):
+        return f"--png cannot be combined with {screen_options[-1]} (it pictures the screen)"
+    return None
 
 
 def _write_png(screen: JSONObject, args: argparse.Namespace) -> int:

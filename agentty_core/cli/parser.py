@@ -144,7 +144,8 @@ def _start(sub: Subparsers) -> None:
         "--record-input", action="store_true", help="record typed input too (may hold secrets)"
     )
     p.add_argument("--record-markers", action="store_true", help="a marker for each text/key call")
-    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- PROGRAM [ARG...]")
+    program = p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- PROGRAM [ARG...]")
+    program.required_unless = ["--shell"]  # type: ignore[attr-defined]  # for `help --json`
     _json_option(p)
 
 

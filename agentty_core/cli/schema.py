@@ -38,14 +38,16 @@ def _command(name: str, parser: argparse.ArgumentParser, summary: str) -> dict[s
         if action.option_strings:
             options.append(_option(action))
         else:
-            positionals.append(
-                {
-                    "name": action.metavar if isinstance(action.metavar, str) else action.dest,
-                    "help": action.help or "",
-                    "variadic": action.nargs in ("*", "+", argparse.REMAINDER),
-                    "required": action.nargs not in ("?", "*"),
-                }
-            )
+            positional: dict[str, object] = {
+                "name": action.metavar if isinstance(action.metavar, str) else action.dest,
+                "help": action.help or "",
+                "variadic": action.nargs in ("*", "+", argparse.REMAINDER),
+                "required": action.nargs not in ("?", "*"),
+            }
+            unless = getattr(action, "required_unless", None)  # options that stand in for it
+            if unless:
+                positional.update(required=False, requiredUnless=list(unless))
+            positionals.append(positional)
     return {"name": name, "summary": summary, "positionals": positionals, "options": options}
 
 

@@ -46,3 +46,14 @@ def test_run_timeout_names_the_exit_when_every_prompt_was_answered() -> None:
     proc = agentty("run", "--timeout", "0.5", "--", "sleep", "30")
     assert proc.returncode == 3
     assert "waiting for the program to exit" in proc.stderr
+
+
+def test_get_refuses_options_that_contradict_each_other() -> None:
+    """`--raw` is the output's bytes (no screen to colour, trim or scroll) and `--png` a
+    picture of the screen: combined with the screen's options they were silently ignored."""
+    for extra in (["--raw", "--ansi"], ["--bytes", "10", "--lines", "3"], ["--raw", "--png", "-"]):
+        proc = agentty("get", "-s", "nosuchname", *extra)
+        assert proc.returncode == 2, (extra, proc.stderr)
+        assert proc.stderr.count("\n") == 1 and "cannot be combined" in proc.stderr, extra
+    proc = agentty("get", "-s", "nosuchname", "--png", "-", "--scrollback")
+    assert proc.returncode == 2 and "cannot be combined" in proc.stderr

@@ -106,3 +106,14 @@ def test_help_width_is_shutils(monkeypatch: pytest.MonkeyPatch, columns: str | N
     else:
         monkeypatch.setenv("COLUMNS", columns)
     assert terminal_columns() == shutil.get_terminal_size().columns
+
+
+def test_help_json_says_start_needs_a_program_unless_shell() -> None:
+    """`start --shell CMDLINE` takes no PROGRAM: an agent reading the schema was told it must
+    give one. `run` has no --shell: its PROGRAM stays required."""
+    listed = json.loads(json.dumps(schema(build_parser())))["commands"]
+    commands = {c["name"]: c for c in listed}
+    (program,) = commands["start"]["positionals"]
+    assert program["required"] is False and program["requiredUnless"] == ["--shell"]
+    (program,) = commands["run"]["positionals"]
+    assert program["required"] is True and "requiredUnless" not in program
