@@ -70,6 +70,7 @@ def forward_run(host: Host, words: Sequence[str], home_root: str) -> int:
     at = words.index("run")
     as_json = "--json" in run_options(words)
     asked = words if as_json else [*words[: at + 1], "--json", *words[at + 1 :]]
+    transport.share_master(host, home_root)
     argv = transport.argv_for(host, asked, home_root)
     with Signals() as signals:
         try:

@@ -246,7 +246,7 @@ def launch_if_wanted() -> None:
         return
     try:  # noqa: SIM105
         launch(*wanted)
-    except OSError:
+    except (OSError, TransportError):  # (its ssh master could not start just now)
         pass
 
 
@@ -276,6 +276,7 @@ def launch(host: Host, home_root: str) -> int | None:
             raise OSError("the links directory is not private")
     if lock_held(path + ".lock"):
         return None
+    transport.share_master(host, home_root)
     argv = transport.argv_for(host, ["_serve"], home_root)
     encode = _json.make_encoder(
         {}, _no_default, _json.encode_basestring_ascii, None, ":", ",", False, False, True

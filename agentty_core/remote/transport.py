@@ -139,13 +139,183 @@ def remote_words(host: Host, words: Sequence[str]) -> list[str]:
 
 
 def argv_for(host: Host, words: Sequence[str], home_root: str | os.PathLike[str]) -> list[str]:
-    """The local argv that runs `agentty WORDS` on `host`."""
+    """The local argv that runs `agentty WORDS` on `host` (run it after `share_master`)."""
     remote = remote_words(host, words)
     if host.command is not None:
         return [*host.command, *remote]
     assert host.destination is not None
     # One string for the remote shell, each word quoted: it arrives as this exact argv.
     return [*_ssh_options(host, home_root), "--", host.destination, " ".join(map(quote, remote))]
+
+
+def share_master(host: Host, home_root: str | os.PathLike[str]) -> None:
+    """Start the host's ssh master unless one answers, once for all callers.
+
+    With `ControlMaster=auto` alone, calls made at once at a host with no master each
+    connected on their own to become it: 20 at once met sshd's MaxStartups (10
+    unauthenticated connections) and some failed (exit 4) though nothing was wrong. The
+    first caller starts the master here (`ssh -f -N`: back once it is connected), under
+    the host's lock; the others wait for it and are channels on it. A master that could
+    not start (the host is down, a key is refused) is the call's failure, and the failure
+    of the calls that waited for it: what ssh said, raised as the TransportError a call of
+    their own would have met, without waiting for it again. A call that comes later tries
+    again (the host may be back)."""
+    path = None if host.command is not None else control_path(host, home_root)
+    if path is None or _master_answers(path):
+        return
+    import fcntl
+    import time
+
+    deadline = time.monotonic() + connect_timeout() + MASTER_GRACE
+    asked_at = time.time() - COARSE_CLOCK
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path + ".lock", flags, 0o600)
+    except OSError:
+        return
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return  # the one starting it is slow: connect on our own
+                time.sleep(0.005)
+        if _master_answers(path):
+            return
+        said = _failed_since(path, asked_at)
+        if said is None:
+            said = _start_master(host, home_root, path, deadline)
+    except OSError:
+        return
+    finally:
+        os.close(fd)
+    if said is not None:
+        raise classify(host, SSH_FAILED, said) or TransportError(host.name, "failed", said)
+
+
+MASTER_GRACE = 5.0  # seconds beyond the connect timeout a master may take to log in
+COARSE_CLOCK = 0.01  # a file's mtime comes from a clock this much behind time.time()
+# Calls that are channels on one master at once: sshd refuses sessions over its MaxSessions
+# (10 by default; the link and relays hold some), and ssh then connects on its own with two
+# lines of warning (too many of those at once meet MaxStartups again). A call waits for a
+# slot while others give theirs back, or up to SLOT_WAIT after the last did; then it goes.
+SLOTS = 4
+SLOT_WAIT = 1.0
+
+
+def take_slot(host: Host, home_root: str | os.PathLike[str]) -> int:
+    """A descriptor holding one of the host's SLOTS (`give_back` once the call's ssh
+    ended), or -1: no master is shared (a `command` host, no control path) or none came
+    free in time. A slot is an `flock` on `<master>.slotN` (a caller that dies lets it go);
+    its mtime is when it was last given back."""
+    path = None if host.command is not None else control_path(host, home_root)
+    if path is None:
+        return -1
+    import fcntl
+    import time
+
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    waited_from = time.time()
+    while True:
+        turned = waited_from
+        for n in range(SLOTS):
+            try:
+                fd = os.open(f"{path}.slot{n}", flags, 0o600)
+            except OSError:
+                return -1
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                turned = max(turned, os.fstat(fd).st_mtime)
+                os.close(fd)
+            else:
+                return fd
+        if time.time() - turned >= SLOT_WAIT:
+            return -1  # held and not given back lately (long waits, say): go anyway
+        time.sleep(0.005)
+
+
+def give_back(slot: int) -> None:
+    if slot >= 0:
+        try:
+            os.utime(slot)  # for those waiting: slots are turning over
+        finally:
+            os.close(slot)
+
+
+def _master_answers(path: str) -> bool:
+    """A master listens on `path` (a socket left by a dead one refuses)."""
+    import _socket
+
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    try:
+        sock.connect(path)
+    except OSError:
+        return False
+    finally:
+        sock.close()
+    return True
+
+
+def _failed_since(path: str, since: float) -> str | None:
+    """What ssh said when a master failed to start after `since` (while we waited)."""
+    try:
+        with open(path + ".failed", encoding="utf-8", errors="replace") as f:
+            if os.fstat(f.fileno()).st_mtime >= since:
+                return f.read()
+    except OSError:
+        pass
+    return None
+
+
+def _start_master(
+    host: Host, home_root: str | os.PathLike[str], path: str, deadline: float
+) -> str | None:
+    """`ssh -f -N` with the calls' options: back once the master is connected and
+    listening; it stays (ControlPersist). None once it runs, else what ssh said (kept in
+    `<master>.failed` for the callers waiting). Its stderr is a file, not a pipe: the
+    master outlives us, and a pipe of ours held by it would keep our reader waiting."""
+    import time
+
+    argv = [*_ssh_options(host, home_root), "-f", "-N", "--", str(host.destination)]
+    said_path = path + ".err"
+    flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    err = os.open(said_path, flags, 0o600)
+    try:
+        actions = [
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+            (os.POSIX_SPAWN_DUP2, err, 2),
+        ]
+        try:
+            pid = os.posix_spawnp(argv[0], argv, child_env(), file_actions=actions)
+        except OSError as exc:
+            raise spawn_error(host, argv, exc) from None
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                code = os.waitstatus_to_exitcode(status)
+                break
+            if time.monotonic() >= deadline:
+                import signal
+
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                code = -signal.SIGKILL
+                break
+            time.sleep(0.005)
+        if code == 0:
+            os.unlink(said_path)
+            return None
+        said = os.pread(err, 1 << 16, 0).decode("utf-8", "replace")
+        if not said.strip():
+            said = f"ssh exited with {code} without a message"
+        os.replace(said_path, path + ".failed")
+        return said
+    finally:
+        os.close(err)
 
 
 def child_env() -> dict[str, str]:
@@ -269,10 +439,15 @@ def run(
 ) -> int:
     """Run `agentty WORDS` on `host` with our stdout (and our stdin if `stdin`, or `input`);
     its stderr and exit code as a local call's. Raises TransportError when the link failed."""
+    share_master(host, home_root)
     argv = argv_for(host, words, home_root)
-    if input is not None:
-        return _run_with_input(host, argv, input)
-    code, stderr = _spawn_and_wait(host, argv, stdin)
+    slot = take_slot(host, home_root)
+    try:
+        if input is not None:
+            return _run_with_input(host, argv, input)
+        code, stderr = _spawn_and_wait(host, argv, stdin)
+    finally:
+        give_back(slot)
     failure = classify(host, code, stderr)
     if failure is not None:
         raise failure
@@ -346,9 +521,25 @@ def capture(
     """Run `agentty WORDS` on `host`: (exit code, stdout, stderr). Raises TransportError when
     the link failed, or when it gave no answer within `timeout`. The process is in `running`
     while it runs, so another thread can end it (a dashboard that quits)."""
+
+    share_master(host, home_root)
+    argv = argv_for(host, words, home_root)
+    slot = take_slot(host, home_root)
+    try:
+        return _capture(host, argv, input, timeout, running)
+    finally:
+        give_back(slot)
+
+
+def _capture(
+    host: Host,
+    argv: list[str],
+    input: bytes | None,
+    timeout: float | None,
+    running: set[subprocess.Popen[bytes]] | None,
+) -> tuple[int, bytes, str]:
     import subprocess
 
-    argv = argv_for(host, words, home_root)
     try:
         proc = subprocess.Popen(
             argv,
@@ -385,6 +576,7 @@ def open_pipe(
     """`agentty WORDS` on `host` with its stdin and stdout as pipes (the relay's channel)."""
     import subprocess
 
+    share_master(host, home_root)
     argv = argv_for(host, words, home_root)
     try:
         return subprocess.Popen(

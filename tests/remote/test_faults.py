@@ -8,8 +8,9 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
-from tests.helpers.cli import agentty
+from tests.helpers.cli import AGENTTY, agentty
 from tests.remote.conftest import HOST, Link
 
 PYTHON = sys.executable
@@ -87,3 +88,44 @@ def test_auth_refused(link: Link) -> None:
     assert proc.returncode == 4
     assert "authentication refused" in proc.stderr
     assert "BatchMode" in proc.stderr
+
+
+def test_a_cold_burst_of_calls_shares_one_connection(link: Link, agentty_home: Path) -> None:
+    """20 calls at once at a host with no ssh master yet: each ssh tried to become the
+    master, and sshd refused the connections over its MaxStartups (10 unauthenticated at a
+    time by default): some calls failed with exit 4. One master is made first now, under a
+    lock of the host's, and every call is a channel on it."""
+    procs = [
+        subprocess.Popen(
+            [AGENTTY, "--host", HOST, "status", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(20)
+    ]
+    results = [(p.wait(timeout=120), p.stdout.read(), p.stderr.read()) for p in procs]  # type: ignore[union-attr]
+    failed = [(code, err.strip()) for code, _, err in results if code != 0]
+    assert not failed, failed
+    assert all(json.loads(out)["sessions"] == [] for _, out, _ in results)
+    assert not [err for _, _, err in results if err.strip()]  # no ControlSocket warnings
+
+
+def test_a_burst_at_a_host_that_is_down_fails_each_call_in_one_line(link: Link) -> None:
+    """The callers that waited for a master that could not start are told what ssh said
+    (one line, exit 4), without a connection of their own."""
+    link.sshd.stop()
+    procs = [
+        subprocess.Popen(
+            [AGENTTY, "--host", HOST, "get"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(8)
+    ]
+    for p in procs:
+        assert p.wait(timeout=60) == 4
+        err = p.stderr.read()  # type: ignore[union-attr]
+        assert err.startswith(f"agentty: error: {HOST}: cannot connect"), err
+        assert len(err.strip().splitlines()) == 1
