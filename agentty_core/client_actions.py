@@ -177,10 +177,17 @@ class Actions(Connected):
             if exc.code == "timeout":
                 raise WaitTimeout(exc.message, self.get(rec["id"])) from None
             if exc.code == "exited":
-                return self._wait_ended(self._settled(rec["id"]), params)
+                return self.wait_ended(rec["id"], timeout=timeout, **conditions)
             raise
         except SessionNotRunning:
-            return self._wait_ended(self._settled(rec["id"]), params)
+            return self.wait_ended(rec["id"], timeout=timeout, **conditions)
+
+    def wait_ended(
+        self, session_id: str, *, timeout: float = 0.0, **conditions: object
+    ) -> JSONObject:
+        """A wait whose session ended while it was pending (its worker said so, or went):
+        what its end means for the conditions, as `wait` answers it then."""
+        return self._wait_ended(self._settled(session_id), wait_params(conditions, timeout))
 
     def _wait_ended(self, rec: Record, params: JSONObject) -> JSONObject:
         """A wait on an ended session: a condition its last screen meets (or `exit`) fires

@@ -170,3 +170,20 @@ async def test_an_argument_a_tool_does_not_take_or_of_the_wrong_type_is_refused(
         assert code == "invalid_argument" and text.startswith("agentty: error: no such tool:")
         assert "\x1b" not in text and "\x07" not in text and "\n" not in text
         payload(await session.call_tool("kill", {"session": sid}))
+
+
+async def test_a_wait_pending_when_its_session_is_killed_answers_the_end() -> None:
+    """Answered "exited" by the worker, the wait asked again with a timeout of 0 and could
+    be told it timed out after 0 s (exited and timedOut at once): it reads the end now."""
+    import asyncio
+
+    async with mcp_client() as session:
+        for delay in (0.5, 0.05, 0.2, 0.05, 0.3):
+            sid = payload(await session.call_tool("start", {"argv": ["cat"]}))["id"]
+            pending = asyncio.ensure_future(
+                session.call_tool("wait", {"session": sid, "text": "RELEASE", "timeout": 20})
+            )
+            await asyncio.sleep(delay)
+            payload(await session.call_tool("kill", {"session": sid}))
+            text, code = error_of(await pending)
+            assert code == "not_running" and "exited" in text, text

@@ -85,3 +85,38 @@ async def test_send_refuses_a_key_that_names_none_and_sends_nothing() -> None:
         screen = payload(await session.call_tool("get", {}))
         assert "typed" not in screen["screen"]
         payload(await session.call_tool("kill", {}))
+
+
+async def test_input_with_a_bad_wait_is_refused_before_anything_is_typed() -> None:
+    """A usage error means nothing was sent: a model that retries must not type twice."""
+    bad_waits = [
+        ("type_text", {"text": "T1", "enter": True, "wait": {"regex": "(["}}),
+        ("press_keys", {"keys": ["K", "2", "Enter"], "wait": {"text": "q", "timeout": -3}}),
+        ("send", {"args": ["S3", "Enter"], "wait": {}}),
+        ("paste", {"text": "P4\n", "wait": {"stable_ms": 0}}),
+        ("type_text", {"text": "T5", "enter": True, "wait": {"text": "x", "timout": 1}}),
+    ]
+    async with mcp_client() as session:
+        payload(await session.call_tool("start", {"argv": ["cat"]}))
+        for tool, arguments in bad_waits:
+            bad = await session.call_tool(tool, arguments)
+            assert bad.is_error, (tool, arguments)
+            message, code = _text(bad.content[0]).splitlines()  # one line, and its code
+            assert message.startswith("agentty: error: ") and code.startswith("code: ")
+        assert "timout" in _text(bad.content[0])
+        screen = payload(await session.call_tool("get", {}))
+        assert screen["screen"].strip() == "", screen["screen"]
+        payload(await session.call_tool("kill", {}))
+
+
+async def test_wait_takes_the_seq_an_input_returned_as_after() -> None:
+    """`seq` says "pass to wait(after=seq)": the wait tool takes it."""
+    async with mcp_client() as session:
+        payload(await session.call_tool("start", {"argv": [sys.executable, "-q"]}))
+        payload(await session.call_tool("wait", {"text": ">>>", "timeout": 30}))
+        seq = payload(await session.call_tool("type_text", {"text": "6 * 7", "enter": True}))
+        waited = payload(
+            await session.call_tool("wait", {"after": seq["seq"], "regex": "^42$", "timeout": 30})
+        )
+        assert waited["fired"] == "regex", waited
+        payload(await session.call_tool("kill", {}))

@@ -152,6 +152,8 @@ class Then(BaseModel):
     """A wait that counts only output after the input: the echo of what was typed, or the
     screen from before, never fires it. Any one condition that holds fires it."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt `timout` is refused, not dropped
+
     text: str | None = Field(default=None, description="Until this text is on the screen.")
     regex: str | None = Field(default=None, description="Until a line matches this regex.")
     gone: str | None = Field(default=None, description="Until this text has left the screen.")
@@ -186,10 +188,6 @@ class Sent(_Result):
     waited: WaitResult | None = Field(
         default=None, description="With `wait`: the screen once a condition held (or timedOut)."
     )
-
-
-class Seq(_Result):
-    seq: int = Field(description="Screen version before the input: pass to wait(changed_since).")
 
 
 class SessionInfo(_Result):

@@ -10,6 +10,7 @@ and ends it with its client.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from collections.abc import Awaitable, Callable
@@ -348,6 +349,14 @@ def build_server(client: Client | None = None) -> MCPServer:
         scrollback: Annotated[
             bool, Field(description="text/regex/gone also look at the history (false).")
         ] = False,
+        after: Annotated[
+            int | None,
+            Field(
+                json_schema_extra={"minimum": 0},
+                description="Only a screen newer than this seq counts (the seq type_text etc. "
+                "returned), and text/regex do not see the echo of the typed input.",
+            ),
+        ] = None,
         timeout: s.Timeout = 30.0,
         host: s.Host = None,
     ) -> Annotated[CallToolResult, s.WaitResult]:
@@ -364,6 +373,7 @@ def build_server(client: Client | None = None) -> MCPServer:
             exit=exit,
             scrollback=scrollback,
             timeout=timeout,
+            after=after,
         )
         place, ref = sessions.target(session, host)
         return blocks(await waited(place, ref, spec))
@@ -391,7 +401,9 @@ def build_server(client: Client | None = None) -> MCPServer:
         steps: list[tuple[str, JSONObject]],
         then: s.Then | None,
     ) -> CallToolResult:
-        """Send the requests in order; then, if asked, wait on output newer than the input."""
+        """Send the requests in order; then, if asked, wait on output newer than the input.
+        The wait is checked first: a call refused for it sent nothing."""
+        checked = None if then is None else _wait_spec(**then.model_dump())
         place, ref = sessions.target(session, host)
         seq = None
         for method, params in steps:
@@ -399,9 +411,9 @@ def build_server(client: Client | None = None) -> MCPServer:
             if seq is None:
                 seq = answer.get("seq")
         before = seq if isinstance(seq, int) else 0
-        if then is None:
+        if checked is None:
             return plain(s.Sent(seq=before))
-        spec = _wait_spec(**then.model_dump(), after=before)
+        spec = dataclasses.replace(checked, after=before)
         result = s.Sent(seq=before, waited=await waited(place, ref, spec))
         data = result.model_dump(mode="json", exclude_none=True)
         screen = str(data.get("waited", {}).get("screen", ""))
