@@ -177,13 +177,13 @@ class Actions(Connected):
             if exc.code == "timeout":
                 raise WaitTimeout(exc.message, self.get(rec["id"])) from None
             if exc.code == "exited":
-                return self.wait_ended(rec["id"], timeout=timeout, **conditions)
+                return self.wait_ended(rec["id"], conditions, timeout)
             raise
         except SessionNotRunning:
-            return self.wait_ended(rec["id"], timeout=timeout, **conditions)
+            return self.wait_ended(rec["id"], conditions, timeout)
 
     def wait_ended(
-        self, session_id: str, *, timeout: float = 0.0, **conditions: object
+        self, session_id: str, conditions: JSONObject, timeout: float = 0.0
     ) -> JSONObject:
         """A wait whose session ended while it was pending (its worker said so, or went):
         what its end means for the conditions, as `wait` answers it then."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -89,7 +90,7 @@ async def test_send_refuses_a_key_that_names_none_and_sends_nothing() -> None:
 
 async def test_input_with_a_bad_wait_is_refused_before_anything_is_typed() -> None:
     """A usage error means nothing was sent: a model that retries must not type twice."""
-    bad_waits = [
+    bad_waits: list[tuple[str, dict[str, Any]]] = [
         ("type_text", {"text": "T1", "enter": True, "wait": {"regex": "(["}}),
         ("press_keys", {"keys": ["K", "2", "Enter"], "wait": {"text": "q", "timeout": -3}}),
         ("send", {"args": ["S3", "Enter"], "wait": {}}),

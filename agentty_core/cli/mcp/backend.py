@@ -354,6 +354,6 @@ class Local:
             except SessionNotRunning:
                 pass
             # Ended while waiting: the CLI's answer (exit fires, text on the last screen).
-            return await in_thread(self.client.wait_ended, sid, **conditions)
+            return await in_thread(self.client.wait_ended, sid, conditions)
         finally:
             slots.release()
