@@ -20,7 +20,63 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 
+class OutputFailed(Exception):
+    """Our stdout could not be written (a full disk, an I/O error, a reader gone): not an
+    OSError, so that no handler of the command's own takes it for one of its files."""
+
+    def __init__(self, error: OSError, then: str = "") -> None:
+        said = error.strerror or str(error)
+        super().__init__(f"{said}; {then}" if then else said)
+        self.error = error
+
+
+class _Checked:
+    """sys.stdout (and its buffer) raising OutputFailed where the stream raised OSError."""
+
+    def __init__(self, stream: object) -> None:
+        self._stream = stream
+
+    def write(self, data: object) -> object:
+        try:
+            return self._stream.write(data)  # type: ignore[attr-defined]
+        except OSError as exc:
+            raise OutputFailed(exc) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()  # type: ignore[attr-defined]
+        except OSError as exc:
+            raise OutputFailed(exc) from None
+
+    @property
+    def buffer(self) -> _Checked:
+        return _Checked(self._stream.buffer)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._stream, name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command's exit code. A write to stdout that fails (`> /dev/full`) is one line on
+    stderr and exit 1 (a reader that went away: exit 1 without a word), never a traceback."""
+    stdout = sys.stdout
+    if stdout is not None and not isinstance(stdout, _Checked):
+        sys.stdout = _Checked(stdout)
+    try:
+        return _main(argv)
+    except OutputFailed as exc:
+        if not isinstance(exc.error, BrokenPipeError):
+            sys.stderr.write(f"agentty: error: cannot write the output: {exc}\n")
+        if argv is None:  # what it could not write would fail again at the exit's flush
+            sys.stderr.flush()
+            os._exit(1)
+        return 1
+    finally:
+        if argv is not None:
+            sys.stdout = stdout
+
+
+def _main(argv: Sequence[str] | None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
     if words == ["_serve"]:  # hidden: the far end of a host's link (cli/remote.serve)
         from agentty_core.cli import remote

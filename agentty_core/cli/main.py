@@ -7,10 +7,12 @@ Errors go to stderr as one line, `agentty: error: ...`, with the exit codes in `
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Sequence
 
+from agentty_core.cli.hotpath import OutputFailed
 from agentty_core.cli.output import PROG, emit, error, print_screen, screen_text, shown
 from agentty_core.client import Client
 from agentty_core.errors import (
@@ -122,10 +124,17 @@ def cmd_start(args: argparse.Namespace) -> int:
             else None
         ),
     )
-    if args.json:
-        emit(record)
-    else:
-        print(record["id"])
+    try:
+        if args.json:
+            emit(record)
+        else:
+            print(record["id"])
+        if sys.stdout is not None:  # (None: started with it closed)
+            sys.stdout.flush()
+    except OutputFailed as exc:  # no one can be told which session it is: none is left
+        with contextlib.suppress(AgenttyError):
+            _client().kill(str(record["id"]))
+        raise OutputFailed(exc.error, "the session was ended") from None
     return 0
 
 

@@ -94,7 +94,23 @@ def start(words: list[str]) -> int | None:
     if not isinstance(started, tuple):
         return started
     home, sid, _ = started
-    return _started(home, sid, opts["json"] is True)
+    from agentty_core.cli.hotpath import OutputFailed
+
+    try:
+        if sys.stdout is None:  # started with it closed: the id is not asked for
+            return 0
+        code = _started(home, sid, opts["json"] is True)
+        sys.stdout.flush()  # (its failure is ours to handle, not the exit's)
+        return code
+    except OutputFailed as exc:  # no one can be told which session it is: none is left
+        from agentty_core.client import Client
+        from agentty_core.errors import AgenttyError
+
+        try:  # noqa: SIM105  (contextlib stays off the lane)
+            Client().kill(sid)
+        except AgenttyError:
+            pass
+        raise OutputFailed(exc.error, "the session was ended") from None
 
 
 def launch(
