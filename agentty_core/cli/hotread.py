@@ -261,6 +261,29 @@ def emit(data: object) -> None:
     sys.stdout.write(text + "\n")
 
 
+def read_input(path: str) -> bytes:
+    """`text --file PATH` / `text -` (PATH "-": stdin) / `paste -`: the bytes to send, read
+    up to one over MAX_INPUT. More is refused before any of it is held (`--file /dev/zero`
+    and `yes | agentty text -` grew without end)."""
+    from agentty_core.errors import UsageError
+    from agentty_core.input_steps import MAX_INPUT
+
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read(MAX_INPUT + 1)
+        else:
+            with open(path, "rb") as f:
+                data = f.read(MAX_INPUT + 1)
+    except OSError as exc:
+        raise UsageError(f"cannot read {shown(path)}: {exc.strerror or exc}") from None
+    if len(data) > MAX_INPUT:
+        where = "stdin" if path == "-" else shown(path)
+        raise UsageError(
+            f"{where} holds more than the limit of {MAX_INPUT} bytes (64 MiB); nothing was sent"
+        )
+    return data
+
+
 def shown(text: str) -> str:
     """`cli.output.shown`: control characters as escapes."""
     if text.isprintable():

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from agentty_core.cli import hotread
 from agentty_core.cli.hotpath import OutputFailed
 from agentty_core.cli.output import PROG, emit, error, print_screen, screen_text, shown
 from agentty_core.client import Client
@@ -215,23 +216,13 @@ def _write_png(screen: JSONObject, args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_payload(path: str) -> bytes:
-    if path == "-":
-        return sys.stdin.buffer.read()
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-
-
 def cmd_text(args: argparse.Namespace) -> int:
     if args.file is not None:
         if args.payload:
             raise UsageError("give the text either as PAYLOAD words or with --file, not both")
-        data: str | bytes = _read_payload(args.file)
+        data: str | bytes = hotread.read_input(args.file)
     elif args.payload == ["-"]:
-        data = _read_payload("-")
+        data = hotread.read_input("-")
     else:
         data = " ".join(args.payload)
     result = _client().text(args.session, data, enter=args.enter)
@@ -241,7 +232,7 @@ def cmd_text(args: argparse.Namespace) -> int:
 
 
 def cmd_paste(args: argparse.Namespace) -> int:
-    data: str | bytes = _read_payload("-") if args.payload == "-" else args.payload
+    data: str | bytes = hotread.read_input("-") if args.payload == "-" else args.payload
     result = _client().paste(args.session, data)
     if args.json:
         emit(result)

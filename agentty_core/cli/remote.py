@@ -171,12 +171,9 @@ def _local_file(words: list[str]) -> tuple[list[str], bytes | None]:
             path, end = word.partition("=")[2], i + 1
         if path is None or path == "-":
             continue
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as exc:
-            raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-        return [*words[:i], "--file", "-", *words[end:]], data
+        from agentty_core.cli.hotread import read_input
+
+        return [*words[:i], "--file", "-", *words[end:]], read_input(path)
     return words, None
 
 

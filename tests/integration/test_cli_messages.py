@@ -57,3 +57,26 @@ def test_get_refuses_options_that_contradict_each_other() -> None:
         assert proc.stderr.count("\n") == 1 and "cannot be combined" in proc.stderr, extra
     proc = agentty("get", "-s", "nosuchname", "--png", "-", "--scrollback")
     assert proc.returncode == 2 and "cannot be combined" in proc.stderr
+
+
+def test_input_over_the_limit_is_refused_without_reading_it_all() -> None:
+    """`text --file /dev/zero` and `yes | agentty text -` read without end (12 GB in 30 s)."""
+    import subprocess
+
+    from tests.helpers.cli import AGENTTY, agentty_json
+
+    sid = agentty_json("start", "--", "cat")["id"]
+    proc = agentty("text", "--file", "/dev/zero", timeout=30)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("agentty: error: /dev/zero holds more than the limit")
+    for command in ("text", "paste"):
+        yes = subprocess.Popen(["yes"], stdout=subprocess.PIPE)
+        fed = subprocess.run(
+            [AGENTTY, command, "-"], stdin=yes.stdout, capture_output=True, text=True, timeout=30
+        )
+        yes.kill()
+        yes.wait()
+        assert fed.returncode == 2, fed.stderr
+        assert fed.stderr.startswith("agentty: error: stdin holds more than the limit")
+    assert not "".join(agentty_json("get")["lines"]).strip()  # nothing was sent
+    agentty("kill", "-s", sid, check=True)
