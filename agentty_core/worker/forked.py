@@ -7,7 +7,7 @@ the CPU affinity and the stdio and status descriptors. What cannot (another cgro
 namespace, other uids or groups, another interpreter, agentty, or interpreter settings
 from the environment) is refused, and the caller spawns directly.
 
-An upgrade shows as changed files: the fingerprint is the (inode, size, mtime) of agentty's
+An upgrade shows as changed files: the fingerprint is the (inode, size, mtime, ctime) of agentty's
 own files and directories, of the directory of every module the spawner has loaded and of
 the interpreter, taken after the imports and compared before every fork (taken again only
 when inotify saw a change there: `worker/codewatch.py`).
@@ -27,7 +27,7 @@ from agentty_core._version import __version__
 from agentty_core.spawning import INTERPRETER_ENV, STATUS_FD
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-Fingerprint = dict[str, tuple[int, int, int] | None]
+Fingerprint = dict[str, tuple[int, int, int, int] | None]
 JSONMap = Mapping[str, object]
 
 
@@ -63,7 +63,7 @@ def fingerprint(paths: Iterable[str]) -> Fingerprint:
         except OSError:
             found[path] = None
         else:
-            found[path] = (st.st_ino, st.st_size, st.st_mtime_ns)
+            found[path] = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     return found
 
 

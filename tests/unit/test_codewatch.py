@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -69,9 +70,11 @@ def test_a_change_is_seen_and_stays_seen(code: Path, change: object) -> None:
 
 
 def test_an_event_that_changes_nothing_it_marks(code: Path) -> None:
-    """The fingerprint decides: a mode change is an event, not a change of code."""
+    """The fingerprint decides: a file made beside the interpreter is an event in a watched
+    directory, not a change of code. (A mode change moves a file's change time: it counts,
+    and costs one direct start.)"""
     found = watch(code)
-    os.chmod(code / "pkg" / "mod.py", 0o600)
+    (code / "bin" / "other").write_text("")
     assert not found.changed()
     assert not found.changed()
 
@@ -124,3 +127,22 @@ def test_this_machines_own_filesystem(code: Path) -> None:
 
     assert all_local([str(code / "pkg")])
     assert not all_local(["/proc/self"])
+
+
+def test_an_edit_in_place_that_keeps_size_and_mtime(code: Path) -> None:
+    """`cp -p` or rsync of a same-sized file, or `touch -r` after an edit: the inode, size
+    and mtime are as before (the change time is not: no one can set it)."""
+    found = watch(code)
+    module = code / "pkg" / "mod.py"
+    before = module.stat()
+    time.sleep(0.02)  # file times tick with the kernel's coarse clock (a few ms)
+    with open(module, "r+b") as f:
+        f.write(b"x = 2\n")  # the same size
+    os.utime(module, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = module.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+    )
+    assert found.changed()
