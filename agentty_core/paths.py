@@ -40,8 +40,9 @@ def validate_session_id(session_id: str) -> str:
 
 def validate_name(name: str) -> str:
     if not NAME_RE.fullmatch(name) or ".." in name:
+        shown = name if len(name) <= 64 else name[:64] + "..."  # not a page of it
         raise UsageError(
-            f"invalid session name {name!r}: use 1-64 letters, digits, '.', '_' or '-', "
+            f"invalid session name {shown!r}: use 1-64 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
         )
     return name

@@ -48,6 +48,37 @@ def check_size(cols: int, rows: int) -> None:
         raise UsageError(f"terminal size must be 2..{MAX_SIZE} columns and rows")
 
 
+# What one exec takes (Linux): a single argument or variable of at most MAX_ARG_STRLEN
+# bytes, and all of them with their pointers within ARG_MAX (a quarter of the stack limit).
+MAX_ARG_STRLEN = 32 * 4096
+EXEC_MARGIN = 4096  # the pdeathsig helper's own words (`proc.ptyhost`), and some room
+
+
+def check_exec(argv: Sequence[str], env: Mapping[str, str]) -> None:
+    """What exec would refuse, refused before anything is written or spawned: a NUL in an
+    argument or variable (its end, for exec), a variable name with '=' or none, and an
+    argument list too long (E2BIG: it left a failed record holding all of it, 21 MB)."""
+    for key, value in env.items():
+        if not key or "=" in key or "\0" in key or "\0" in value:
+            raise UsageError(f"invalid environment variable {_cut(key)}: NAME=VALUE, no NUL")
+    if any("\0" in arg for arg in argv):
+        raise UsageError("an argument holds a NUL character (exec ends it there)")
+    words = [arg.encode("utf-8", "surrogateescape") for arg in argv]
+    words += [f"{k}={v}".encode("utf-8", "surrogateescape") for k, v in env.items()]
+    longest = max(len(word) for word in words)
+    total = sum(len(word) + 1 + 8 for word in words) + EXEC_MARGIN
+    limit = os.sysconf("SC_ARG_MAX")
+    if longest >= MAX_ARG_STRLEN or total > limit:
+        raise UsageError(
+            f"the program's arguments and environment are too long to run ({total} bytes in "
+            f"all, the longest {longest}; exec takes {limit} in all, {MAX_ARG_STRLEN - 1} in one)"
+        )
+
+
+def _cut(text: str, most: int = 60) -> str:
+    return repr(text if len(text) <= most else text[:most] + "...")
+
+
 def build_env(
     session_id: str, home: Home, overrides: Mapping[str, str], base: Mapping[str, str]
 ) -> dict[str, str]:
@@ -96,6 +127,7 @@ def plan(
         raise SpawnError("the current directory no longer exists (give --cwd DIR)") from None
     check_cwd(workdir)
     full_env = build_env(session_id, home, env or {}, environ)
+    check_exec(argv, full_env)
     program = resolve(argv[0], full_env.get("PATH"), workdir)
     home.ensure_socket_dir()
     log_path = home.log_path(session_id)

@@ -187,3 +187,26 @@ async def test_a_wait_pending_when_its_session_is_killed_answers_the_end() -> No
             payload(await session.call_tool("kill", {"session": sid}))
             text, code = error_of(await pending)
             assert code == "not_running" and "exited" in text, text
+
+
+async def test_start_refuses_what_exec_would_before_writing_anything() -> None:
+    """Bad environment names or values and an argument list too long for exec: refused as
+    the CLI refuses them (exit 2's code), with no failed record left (one held a 10 MB argv
+    and made every list take seconds); a long command line is listed cut short."""
+    async with mcp_client() as session:
+        for arguments in (
+            {"argv": ["cat"], "env": {"": "x"}},
+            {"argv": ["cat"], "env": {"A=B": "x"}},
+            {"argv": ["cat"], "env": {"X": "a\u0000b"}},
+            {"argv": ["true", *["a" * 100] * 30000]},
+            {"argv": ["true", "a" * 200_000]},
+        ):
+            text, code = error_of(await session.call_tool("start", arguments))
+            assert code == "invalid_argument", (arguments.keys(), text)
+        assert payload(await session.call_tool("list", {}))["sessions"] == []
+        long = ["sh", "-c", "sleep 300", "x", *["b" * 1000] * 20]
+        started = payload(await session.call_tool("start", {"argv": long}))
+        assert len(started["command"]) < 600 and started["command"].endswith("more characters)")
+        listed = payload(await session.call_tool("list", {}))["sessions"]
+        assert [len(s["command"]) < 600 for s in listed] == [True]
+        payload(await session.call_tool("kill", {}))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 MAX_LINES = 200  # lines per screen block: a flooding program cannot fill a model's context
 MAX_LINE_CHARS = 500
@@ -81,6 +81,22 @@ Signal = Annotated[
 # ------------------------------------------------------------------ results
 
 
+COMMAND_CHARS = 500  # of a command line shown: an argv of megabytes is not a listing
+
+
+def _cut_command(text: str | None) -> str | None:
+    if text is None or len(text) <= COMMAND_CHARS:
+        return text
+    return f"{text[:COMMAND_CHARS]}... ({len(text) - COMMAND_CHARS} more characters)"
+
+
+Command = Annotated[
+    str | None,
+    AfterValidator(_cut_command),
+    Field(description=f"The command line it runs (cut after {COMMAND_CHARS} characters)."),
+]
+
+
 class _Result(BaseModel):
     model_config = ConfigDict(extra="ignore")  # a record has much a model need not read
 
@@ -145,7 +161,7 @@ class Started(_Result):
     name: str | None = None
     status: str = Field(description="running once the program runs.")
     pid: int | None = Field(default=None, description="The program's process id.")
-    command: str | None = Field(default=None, description="The command line it runs.")
+    command: Command = None
 
 
 class Then(BaseModel):
@@ -194,7 +210,7 @@ class SessionInfo(_Result):
     id: str
     name: str | None = None
     status: str = Field(description="running, exited, failed or lost (its worker died).")
-    command: str | None = None
+    command: Command = None
     seq: int | None = Field(default=None, description="Screen version (running).")
     exitCode: int | None = None
     signal: str | None = None
