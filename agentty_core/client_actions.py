@@ -28,6 +28,7 @@ from agentty_core.input_steps import (
     send_steps,
     text_params,
 )
+from agentty_core.ipc import client as ipc_client
 from agentty_core.protocol import (
     JSONObject,
     signal_problem,
@@ -203,6 +204,21 @@ class Actions(Connected):
         if fired is None:
             raise SessionNotRunning(rec["id"], describe_end(rec))
         return {**screen, "fired": fired, "elapsed_ms": 0}
+
+    def hold(self, ref: str | None) -> ipc_client.Connection:
+        """A connection that holds the session's life: once it is closed (by `close()`, or
+        by the end of this process, however it ends) before the program ended, the worker
+        ends the session as `kill` does. What `run` does to leave nothing behind."""
+        rec = self.require_running(ref)
+        conn = ipc_client.Connection(
+            str(self.home.socket_path(rec["id"])), self.timeout, rec.get("workerPid")
+        )
+        try:
+            conn.send("hold")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def record(
         self, ref: str | None, on: bool, *, input: bool = False, markers: bool = False

@@ -54,6 +54,11 @@ if TYPE_CHECKING:
 
         def gc_session(self, session_id: str) -> None: ...
 
+        def hold(self, ref: str) -> Closable | None: ...
+
+    class Closable(Protocol):
+        def close(self) -> None: ...
+
 else:
     import _signal  # `signal` without the enums it builds on import: the lane runs this
 
@@ -233,7 +238,27 @@ def finish(
 ) -> int:
     """Drive the started session `sid` to its end, print what `run` prints, and leave
     nothing of the session behind; the exit code. The rare endings (a timeout, a signal,
-    an error) go through the full path's Client, which `full` makes."""
+    an error) go through the full path's Client, which `full` makes. The session is held
+    meanwhile: if this process is killed (SIGKILL: no handler runs), its worker ends it."""
+    try:
+        holder = driver.hold(sid)
+    except AgenttyError:  # it ended already (or its worker did): nothing to hold
+        holder = None
+    try:
+        return _finish(driver, sid, args, deadline, signals, full)
+    finally:
+        if holder is not None:
+            holder.close()
+
+
+def _finish(
+    driver: Driver,
+    sid: str,
+    args: Options,
+    deadline: float,
+    signals: Signals,
+    full: Callable[[], Client],
+) -> int:
     try:
         try:
             signals.arm()

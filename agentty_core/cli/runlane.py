@@ -139,6 +139,9 @@ def run(words: list[str]) -> int | None:
             lane.close()
 
 
+HOLD = b'{"v":1,"method":"hold","params":{}}\n'  # `Requests._hold`
+
+
 class Lane:
     """`run`'s calls to its session (`cli/run.Driver`) on one connection to its worker, a
     peer of our uid and the pid the spawner named. After a lost answer the connection is
@@ -266,9 +269,27 @@ class Lane:
             return True, None
         return True, reply
 
+    def hold(self, ref: str) -> socket | None:
+        """A connection of its own that holds the session (`Client.hold`); None if the
+        worker cannot be reached (then the next call says what is wrong)."""
+        held = self._connect()
+        if held is None:
+            return None
+        try:
+            held.sendall(HOLD)
+        except OSError:
+            held.close()
+            return None
+        return held
+
     def _connection(self) -> socket | None:
-        if self.sock is not None or self.broken:
-            return self.sock
+        if self.sock is None and not self.broken:
+            self.sock = self._connect()
+            self.broken = self.sock is None  # the full path's checks, and its message
+        return self.sock
+
+    def _connect(self) -> socket | None:
+        """A connection to our worker: a peer of our uid with the pid the spawner named."""
         sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
         try:
             set_deadline(sock, _socket.SO_SNDTIMEO, TIMEOUT)
@@ -276,15 +297,12 @@ class Lane:
             cred = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
         except OSError:
             sock.close()
-            self.broken = True
             return None
         pid = int.from_bytes(cred[0:4], sys.byteorder)
         uid = int.from_bytes(cred[4:8], sys.byteorder)
         if uid != os.getuid() or pid != self.worker_pid:
             sock.close()
-            self.broken = True  # the full path's checks, and its message
             return None
-        self.sock = sock
         return sock
 
     def _drop(self) -> None:

@@ -58,6 +58,7 @@ class Peer:
         self.outbuf = bytearray()
         self.busy = False  # a request is being answered later; the next lines wait
         self.subscribed = False  # the connection carries screen events; nothing more comes in
+        self.held = False  # the connection holds the session's life: nothing more comes in
         self.eof = False  # the client closed its end
         self.closed = False
         self.close_when_flushed = False
@@ -85,10 +86,10 @@ class Peer:
             return
         if not data:
             self.eof = True
-            if self.subscribed or (self.busy and _hung_up(self.fd)):
+            if self.subscribed or self.held or (self.busy and _hung_up(self.fd)):
                 self.close()  # gone for good: nobody will read the pending answer
                 return
-        elif not self.subscribed:
+        elif not (self.subscribed or self.held):
             self.inbuf += data
         self.take_lines()
 
@@ -119,6 +120,7 @@ class Peer:
             or self.closed
             or self.close_when_flushed
             or self.subscribed
+            or self.held
             or len(self.outbuf) > HIGH_WATER
         )
 
@@ -198,7 +200,9 @@ class Peer:
     def is_idle(self) -> bool:
         """Nothing asked and unanswered, nothing to write, not subscribed: closing it loses
         nothing but a half-sent request."""
-        return not (self.busy or self.subscribed or self.outbuf or self.close_when_flushed)
+        return not (
+            self.busy or self.subscribed or self.held or self.outbuf or self.close_when_flushed
+        )
 
     def _check_idle(self) -> None:
         """One timer per connection, re-armed when it fires rather than on every request

@@ -56,6 +56,9 @@ class Requests(WorkerBase):
             if method == "subscribe":
                 self._subscribe(peer, params)
                 return
+            if method == "hold":
+                self._hold(peer)
+                return
             answer = self._answer(method, params)
             if isinstance(answer, dict):
                 peer.send(protocol.ok(answer))
@@ -372,6 +375,20 @@ class Requests(WorkerBase):
         if self.record.get("recordingError") and self.recorder is None:
             answer["error"] = self.record["recordingError"]
         return answer
+
+    def _hold(self, peer: Peer) -> None:
+        """From now on the connection holds the session's life: when it closes before the
+        program ended (its client is gone, killed even), the session is ended as by a
+        `kill`. `run` holds its session so: it leaves nothing behind, whatever ends it."""
+        peer.held = True  # no more requests on this connection
+        peer.on_close.append(self._holder_gone)
+        peer.send(protocol.encode({"ok": True, "result": {}}))
+
+    def _holder_gone(self) -> None:
+        if self.finalizing or self.kill_task is not None:
+            return  # ended already (the worker closes every connection at its end)
+        log.info("the connection holding the session closed: ending the session")
+        asyncio.get_running_loop().create_task(self.kill(grace=1.0))
 
     def _wait(self, params: JSONObject) -> Answer:
         return self.wait(parse_wait(params))

@@ -104,3 +104,35 @@ def _signal_run(agentty_home: Path, signum: int, env: Mapping[str, str], spared:
     sessions = json.loads(state.read_text())["sessions"] if state.exists() else []
     assert sessions == []
     assert signal.Signals(signum).name in err  # says why it stopped
+
+
+def test_run_killed_outright_leaves_no_program(agentty_home: Path, way: set[int]) -> None:
+    """SIGKILL (a harness's timeout): no handler of `run` runs. Its session is held by a
+    connection of its own, which the kernel closes with the process: the worker ends it.
+    The record stays (nobody is left to remove it): exited, by SIGHUP."""
+    run = subprocess.Popen(
+        [AGENTTY, "run", "--timeout", "120", "--", "sh", "-c", "exec sleep 120"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: _program_runs(agentty_home), timeout=30)
+    finally:
+        run.kill()
+        run.wait()
+
+    def left_over() -> list[psutil.Process]:
+        from tests.helpers.spawner import helpers
+
+        way.update(helpers(agentty_home))
+        return [p for p in processes_of_home(str(agentty_home)) if p.pid not in way]
+
+    def ended() -> dict[str, object] | bool:
+        (session,) = json.loads((agentty_home / "sessions.json").read_text())["sessions"]
+        return session if session["status"] != "running" else False
+
+    session = wait_until(ended, timeout=10)
+    assert isinstance(session, dict)
+    assert (session["status"], session["signal"]) == ("exited", "SIGHUP")
+    wait_until(lambda: not left_over(), timeout=10)
