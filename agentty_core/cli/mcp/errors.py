@@ -35,7 +35,21 @@ from agentty_core.errors import (
 from agentty_core.waitspec import NoWaitCondition
 
 # The worker's own codes (RemoteError.code) that mean the same as one of ours.
-_REMOTE = {"exited": "not_running", "bad_request": "invalid_argument", "busy": "worker_busy"}
+# A worker's codes (`protocol.error`) as a tool's; one not listed here is `failed`.
+_REMOTE = {
+    "exited": "not_running",
+    "bad_request": "invalid_argument",
+    "too_large": "invalid_argument",
+    "busy": "worker_busy",
+    "input_full": "worker_busy",
+    "regex_timeout": "regex_timeout",
+    "kill_unconfirmed": "kill_not_confirmed",
+    "state": "state_error",
+    "unknown_method": "protocol_error",
+    "not_running": "not_running",
+    "timeout": "timeout",
+    "invalid_key": "invalid_key",
+}
 
 # Every code a tool error can carry, for the docs and the tests.
 CODES = (
@@ -45,6 +59,7 @@ CODES = (
     "invalid_key",
     "invalid_argument",
     "bad_regex",
+    "regex_timeout",
     "no_wait_condition",
     "name_taken",
     "not_running",
@@ -108,7 +123,7 @@ def code_of(exc: AgenttyError) -> str:
     if isinstance(exc, RemoteError):
         if exc.code == "bad_request" and exc.message.startswith("invalid regex"):
             return "bad_regex"
-        return _REMOTE.get(exc.code, exc.code)
+        return _REMOTE.get(exc.code, "failed")
     if isinstance(exc, SpawnError):
         return {EXIT_NOT_FOUND: "program_not_found", EXIT_NOT_EXECUTABLE: "not_executable"}.get(
             exc.exit_code, "spawn_failed"
