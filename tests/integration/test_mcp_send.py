@@ -121,3 +121,21 @@ async def test_wait_takes_the_seq_an_input_returned_as_after() -> None:
         )
         assert waited["fired"] == "regex", waited
         payload(await session.call_tool("kill", {}))
+
+
+async def test_get_ansi_is_the_rows_shown_in_a_block_of_their_own() -> None:
+    """`ansi` held the screen's last `limit` rows whatever was asked (with scrollback and
+    an offset, lines 99..101 beside a page of lines 1..3), and no text block carried it."""
+    script = "for i in $(seq 1 100); do printf '\\033[31mline %d\\033[0m\\n' $i; done; sleep 30"
+    async with mcp_client() as session:
+        payload(await session.call_tool("start", {"argv": ["sh", "-c", script]}))
+        payload(await session.call_tool("wait", {"text": "line 100", "timeout": 30}))
+        result = await session.call_tool("get", {"ansi": True, "limit": 3})
+        shown = payload(result)
+        assert shown["screen"].splitlines() == ["line 98", "line 99", "line 100"]
+        assert _text(result.content[1]) == shown["ansi"]
+        rows = shown["ansi"].splitlines()
+        assert rows == [f"\x1b[0;31mline {n}\x1b[0m" for n in (98, 99, 100)], rows
+        bad = await session.call_tool("get", {"ansi": True, "scrollback": True, "offset": 0})
+        assert bad.is_error and "ansi" in _text(bad.content[0])
+        payload(await session.call_tool("kill", {}))

@@ -195,7 +195,11 @@ def build_server(client: Client | None = None) -> MCPServer:
             Field(description="Show only the lines containing this text (with scrollback)."),
         ] = None,
         ansi: Annotated[
-            bool, Field(description="Also return the screen with colour escapes (false).")
+            bool,
+            Field(
+                description="Also return the screen's rows with colour escapes, in a block of "
+                "their own (false; not with lines, scrollback, offset or search)."
+            ),
         ] = False,
         host: s.Host = None,
     ) -> Annotated[CallToolResult, s.Screen]:
@@ -205,6 +209,11 @@ def build_server(client: Client | None = None) -> MCPServer:
         _check("offset", offset, 0, 1 << 40)
         _check("limit", limit, 1, s.MAX_LINES)
         history = scrollback or search is not None or offset is not None
+        if ansi and (history or lines is not None):  # (it was the screen's rows all the same)
+            raise CodedUsageError(
+                "ansi is the screen's own rows: not with lines, scrollback, offset or search",
+                "invalid_argument",
+            )
         params: JSONObject = {"scrollback": history, "ansi": ansi}
         if lines is not None:
             params["lines"] = lines

@@ -63,8 +63,8 @@ def page(
     if any(len(line) > MAX_LINE_CHARS for line in kept):
         note = f"lines cut at {MAX_LINE_CHARS} characters"
         result["note"] = f"{result['note']}; {note}" if "note" in result else note
-    if "ansi" in data:
-        result["ansi"] = "\n".join(str_list(data.get("ansi"))[-limit:])
+    if "ansi" in data and not history:  # the same rows as `screen` (trimming drops no row above)
+        result["ansi"] = "\n".join(str_list(data.get("ansi"))[start : start + len(kept)])
     return result
 
 
@@ -76,6 +76,8 @@ def blocks(model: BaseModel, text_key: str = "screen") -> CallToolResult:
         TextContent(type="text", text=str(data.get(text_key, ""))),
         TextContent(type="text", text=json.dumps(meta, ensure_ascii=False)),
     ]
+    if "ansi" in data:  # asked for: a model reads the blocks, not the structured content
+        content.insert(1, TextContent(type="text", text=str(data["ansi"])))
     return CallToolResult(content=content, structured_content=data)
 
 
