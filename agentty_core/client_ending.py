@@ -56,12 +56,12 @@ class Ending(Connected):
             except RemoteError as exc:
                 if exc.code == "busy":
                     return self._kill_without_worker(rec, grace, exc.message)
-                if exc.code != "exited":
-                    raise
-                result = {}
+                if exc.code == "exited":  # before the kill, unrecorded yet (or just now)
+                    raise SessionNotRunning.already(session_id, exc.message) from None
+                raise
             except (WorkerUnreachable, SessionNotRunning) as exc:
                 return self._kill_without_worker(rec, grace, exc.message)
-            return {"id": session_id, **result, **self._ended_fields(session_id)}
+            return {"id": session_id, **result, **self._ended_fields(session_id, result)}
         return self._kill_orphaned(rec, grace)
 
     def _kill_without_worker(self, rec: Record, grace: float, reason: str) -> JSONObject:
@@ -93,7 +93,11 @@ class Ending(Connected):
             "orphansKilled": sorted(pid for pid in ended if pid != worker),
         }
 
-    def _ended_fields(self, session_id: str) -> JSONObject:
+    def _ended_fields(self, session_id: str, answer: JSONObject | None = None) -> JSONObject:
+        """How the session ended: the worker's `answer` to the kill when it knows (its
+        record may be behind it: a full disk, a held lock), else the record's."""
+        if answer is not None and (answer.get("exitCode"), answer.get("signal")) != (None, None):
+            return {"status": "exited", **{k: answer.get(k) for k in ("exitCode", "signal")}}
         rec = records.find(records.records(self.home), session_id)
         return {k: rec.get(k) for k in ("status", "exitCode", "signal")}
 

@@ -103,6 +103,14 @@ class SessionNotRunning(AgenttyError):
             return cls(words[1], words[2])
         return cls(session_id, "has exited")
 
+    @classmethod
+    def already(cls, session_id: str, message: str) -> SessionNotRunning:
+        """`kill` of a session the worker says has exited (its record may not say so yet:
+        a full disk, a held lock): "session ID already exited (code 5)", as `kill` says it
+        when the record does."""
+        detail = message.removeprefix(f"session {session_id} ").removeprefix("has ")
+        return cls(session_id, f"already {detail}")
+
 
 class WorkerUnreachable(AgenttyError):
     """The worker is alive (or was) but did not answer; `reason` says how."""

@@ -261,6 +261,16 @@ def emit(data: object) -> None:
     sys.stdout.write(text + "\n")
 
 
+def killed_line(final: dict[str, object], how: str) -> str:
+    """`kill`'s line for a session it ended: how it ended, when that is known."""
+    sid = final.get("id")
+    if final.get("signal"):
+        return f"killed {sid} (signal {final['signal']}){how}"
+    if final.get("exitCode") is not None:
+        return f"killed {sid} (exit code {final['exitCode']}){how}"
+    return f"killed {sid}{how}"
+
+
 def read_input(path: str) -> bytes:
     """`text --file PATH` / `text -` (PATH "-": stdin) / `paste -`: the bytes to send, read
     up to one over MAX_INPUT. More is refused before any of it is held (`--file /dev/zero`

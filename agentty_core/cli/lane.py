@@ -289,8 +289,12 @@ def _refused(args: Namespace, sid: str, sock: socket, reply: dict[str, object]) 
     error = error if isinstance(error, dict) else {}
     code = error.get("code")
     command = args.command
-    if command == "kill" and code == "exited":
-        return _killed(args, sid, {})
+    if command == "kill" and code == "exited":  # ended before the kill: as `Client.kill`
+        from agentty_core.errors import SessionNotRunning
+
+        refused = SessionNotRunning.already(sid, str(error.get("message", "")))
+        hotread.error(str(refused))
+        return refused.exit_code
     if command == "wait" and code == "timeout":
         return _timed_out(args, sid, sock, str(error.get("message", "worker error")))
     if command in REPEATABLE or code in NOTHING_HAPPENED:
@@ -352,8 +356,8 @@ def _timed_out(args: Namespace, sid: str, sock: socket, message: str) -> int:
 def _killed(args: Namespace, sid: str, result: dict[str, object]) -> int:
     """The worker confirmed the end: the record's final fields, as `Client.kill` reports
     (from the answer when the worker says its record holds them: no read of the state)."""
-    if result.get("status") == "exited" and {"exitCode", "signal"} <= result.keys():
-        rec: dict[str, object] | None = result
+    if (result.get("exitCode"), result.get("signal")) != (None, None):
+        rec: dict[str, object] | None = {**result, "status": "exited"}  # the worker knows
     else:
         home = hotread.home()
         recs = hotread.records(home) if home is not None else None
@@ -380,8 +384,5 @@ def _killed(args: Namespace, sid: str, result: dict[str, object]) -> int:
         sys.stdout.write(
             f"killed {sid}: its worker was gone; ended {len(pids)} orphan process(es){how}\n"
         )
-    if final.get("signal"):
-        sys.stdout.write(f"killed {sid} (signal {final['signal']}){how}\n")
-    else:
-        sys.stdout.write(f"killed {sid} (exit code {final.get('exitCode')}){how}\n")
+    sys.stdout.write(hotread.killed_line(final, how) + "\n")
     return 0

@@ -325,10 +325,8 @@ def cmd_kill(args: argparse.Namespace) -> int:
         print(
             f"killed {result['id']}: its worker was gone; ended {len(pids)} orphan process(es){how}"
         )
-    elif result.get("signal"):
-        print(f"killed {result['id']} (signal {result['signal']}){how}")
     else:
-        print(f"killed {result['id']} (exit code {result.get('exitCode')}){how}")
+        print(hotread.killed_line(result, how))
     return 0
 
 

@@ -242,3 +242,23 @@ def test_s20_stale_socket_and_lookalikes(agentty_home: Path, tmp_path: Path) -> 
         ), kind
     assert victim.read_text() == "precious"
     assert stat.S_IMODE(victim.stat().st_mode) == 0o644
+
+
+def test_kill_under_a_held_lock_says_what_the_worker_knows(agentty_home: Path) -> None:
+    """The state lock held (or a full disk): the worker cannot write the program's exit.
+    `kill` of a program that exited by itself said "killed ... (exit code None)", exit 0,
+    and --json "running"; of a running one, exitCode null. The worker's word wins now."""
+    from tests.reliability.conftest import state_lock
+
+    done = start("--", "sh", "-c", "read x; exit 5")
+    running = start("--", "sh", "-c", "exec sleep 1000")
+    with state_lock(agentty_home):
+        agentty("text", "-s", done["id"], "--enter", "go", check=True)
+        waited = agentty("wait", "-s", done["id"], "--exit", "--timeout", "10")
+        assert waited.returncode == 0 and "[exited: code 5]" in waited.stdout
+        refused = agentty("kill", "-s", done["id"])
+        assert refused.returncode == 1
+        assert refused.stderr == f"agentty: error: session {done['id']} already exited (code 5)\n"
+        killed = agentty_json("kill", "-s", running["id"])
+        assert (killed["status"], killed["signal"]) == ("exited", "SIGHUP"), killed
+    wait_until(lambda: record(done["id"])["exitCode"] == 5)  # written once the lock is free
