@@ -16,6 +16,7 @@ import os
 import sys
 import time
 
+from agentty_core.proc import descriptors
 from agentty_core.spawning import STATUS_FD
 
 # `python -m` would put the working directory first on sys.path: a `logging.py` (or a hostile
@@ -171,7 +172,7 @@ def detached_descriptors(
     (or /dev/null), each `extra` source on its target, and none of the caller's other
     inheritable descriptors."""
     actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = [
-        (os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds() if fd > 2 and fd not in ours
+        *descriptors.close_actions(keep=ours)
     ]
     if stdin is None:
         actions.append((os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0))
@@ -195,25 +196,6 @@ def _worker_descriptors(
     `$(agentty start ...)` waiting for as long as the session runs. Python opens
     descriptors close-on-exec; only ones the caller itself inherited need closing."""
     return detached_descriptors(spec_r, out, {status_w: STATUS_FD}, ours)
-
-
-def _inheritable_fds() -> list[int]:
-    for listing in ("/proc/self/fd", "/dev/fd"):
-        try:
-            names = os.listdir(listing)
-        except OSError:
-            continue
-        break
-    else:
-        names = [str(fd) for fd in range(3, 1024)]
-    found = []
-    for name in names:
-        try:
-            if os.get_inheritable(int(name)):
-                found.append(int(name))
-        except OSError:
-            pass  # not open (the listing's own descriptor, or closed since)
-    return found
 
 
 _early: SpawnedWorker | None = None

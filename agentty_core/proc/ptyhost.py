@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from agentty_core.errors import EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, SpawnError
+from agentty_core.proc import descriptors
 from agentty_core.proc.execcheck import execs_surely, own_machine
 
 PR_SET_PDEATHSIG = 1
@@ -125,7 +126,7 @@ def _spawn_fast(
             (os.POSIX_SPAWN_DUP2, 0, 1),
             (os.POSIX_SPAWN_DUP2, 0, 2),
         ]
-        actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inherited_fds()]
+        actions += descriptors.close_actions()
         # cwd and umask have no spawn attribute: ours for the moment of the spawn (the
         # worker is single-threaded while it starts its program).
         here = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -154,25 +155,6 @@ def _spawn_fast(
         os.close(slave)
     os.set_blocking(master, False)
     return PtyChild(pid, master, tty_name)
-
-
-def _inherited_fds() -> list[int]:
-    """Our descriptors above stdio that an exec would pass on (the status pipe on fd 3,
-    say): the forked way closes every one in the child; this way names them."""
-    try:
-        names = os.listdir("/proc/self/fd")
-    except OSError:
-        names = [str(fd) for fd in range(3, 256)]
-    found = []
-    for name in names:
-        fd = int(name)
-        if fd > 2:
-            try:
-                if os.get_inheritable(fd):
-                    found.append(fd)
-            except OSError:
-                continue  # the listing's own descriptor, closed by now
-    return found
 
 
 def setpriv() -> str | None:

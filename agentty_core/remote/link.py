@@ -292,7 +292,9 @@ def launch(host: Host, home_root: str) -> int | None:
             (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
             (os.POSIX_SPAWN_DUP2, log_fd, 2),
         ]
-        actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inherited() if fd > 2]
+        from agentty_core.proc import descriptors
+
+        actions += descriptors.close_actions()
         return os.posix_spawn(
             sys.executable,
             [sys.executable, "-c", BOOT, spec],
@@ -302,22 +304,6 @@ def launch(host: Host, home_root: str) -> int | None:
         )
     finally:
         os.close(log_fd)
-
-
-def _inherited() -> list[int]:
-    """Descriptors this process inherited open (ours are close-on-exec already)."""
-    try:
-        names = os.listdir("/proc/self/fd")
-    except OSError:
-        return []
-    out = []
-    for name in names:
-        try:
-            if os.get_inheritable(int(name)):
-                out.append(int(name))
-        except (OSError, ValueError):
-            continue
-    return out
 
 
 # ---------------------------------------------------------------- status, tests, doctor

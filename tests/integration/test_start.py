@@ -390,3 +390,13 @@ def test_a_bad_input_is_a_usage_error_whether_or_not_the_session_runs() -> None:
         assert proc.stderr.startswith(f"agentty: error: {said}") and proc.stderr.count("\n") == 1
     ended = agentty("signal", "INT", "-s", sid)
     assert ended.returncode == 1 and "exited" in ended.stderr
+
+
+def test_start_with_an_inherited_descriptor_above_the_open_file_limit() -> None:
+    """A descriptor at or above the soft limit cannot be named in posix_spawn's file
+    actions: the start failed ("Bad file descriptor") with a failed record left behind."""
+    script = f"exec 300</dev/null; ulimit -n 256; exec {AGENTTY} start -- cat"
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert agentty_json("get")["exited"] is False
+    agentty("kill", check=True)
