@@ -126,10 +126,11 @@ class Ending(Connected):
 
     def orphans(self) -> list[Orphan]:
         """Processes of this home's sessions whose worker is gone (found by their marker)."""
-        from agentty_core.proc.orphans import marked_processes
+        from agentty_core.proc.orphans import live_worker, marked_processes
 
         live = {r["id"] for r in self.sessions() if is_live(r)}
-        return [o for o in marked_processes(self.home) if o.session_id not in live]
+        unlisted = [o for o in marked_processes(self.home) if o.session_id not in live]
+        return [o for o in unlisted if live_worker(o, self.home) is None]
 
     def end_orphans(self, orphans: list[Orphan] | None = None, grace: float = 1.0) -> JSONObject:
         """End orphans (re-proven by marker, pid and start time); raises if any survive."""

@@ -30,12 +30,54 @@ def rebuild_from_workers(home: Home, timeout: float = 1.0) -> list[Record]:
         session_id = name.removesuffix(".sock")
         if not name.endswith(".sock") or not SESSION_ID_RE.match(session_id):
             continue
-        try:
-            info = ipc_client.call(str(home.socket_path(session_id)), "info", timeout=timeout)
-        except AgenttyError as exc:
-            log.info("no live worker behind %s: %s", name, exc)
+        record = _ask(home, session_id, timeout)
+        if record is not None:
+            found.append(record)
+    return found + _behind_removed_sockets(home, {r["id"] for r in found}, timeout)
+
+
+def _ask(home: Home, session_id: str, timeout: float, pid: int | None = None) -> Record | None:
+    try:
+        info = ipc_client.call(
+            str(home.socket_path(session_id)), "info", timeout=timeout, expect_pid=pid
+        )
+    except AgenttyError as exc:
+        log.info("no live worker behind the socket of %s: %s", session_id, exc)
+        return None
+    record = checked(info.get("record"))
+    return record if record is not None and record["id"] == session_id else None
+
+
+def _behind_removed_sockets(home: Home, known: set[str], timeout: float) -> list[Record]:
+    """Live workers whose socket file was removed (found above their sessions' processes,
+    by the socket they still listen on): told to bind it again (SIGUSR1, as a call to one
+    does), then asked. Without this their sessions were dropped from the rebuilt list, and
+    their programs then looked orphaned."""
+    import os
+    import signal
+    import time
+
+    from agentty_core.proc.orphans import live_worker, marked_processes
+
+    found: list[Record] = []
+    for orphan in marked_processes(home):
+        sid = orphan.session_id
+        if sid in known or not SESSION_ID_RE.match(sid):
             continue
-        record = checked(info.get("record"))
-        if record is not None and record["id"] == session_id:
+        worker = live_worker(orphan, home)
+        if worker is None:
+            continue
+        known.add(sid)
+        path = home.socket_path(sid)
+        if not path.exists():
+            try:
+                os.kill(worker.pid, signal.SIGUSR1)
+            except OSError:
+                continue
+            deadline = time.monotonic() + timeout
+            while not path.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        record = _ask(home, sid, timeout, worker.pid)
+        if record is not None:
             found.append(record)
     return found

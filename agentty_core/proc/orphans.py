@@ -67,6 +67,24 @@ def marked_processes(home: Home, session_ids: set[str] | None = None) -> list[Or
     return found
 
 
+def live_worker(orphan: Orphan, home: Home) -> psutil.Process | None:
+    """The worker still serving the session of a process found by its marker, if one does:
+    an ancestor listening on the session's socket (bound there, even if the file was
+    removed since). A session missing from the list (dropped by a rebuild of a corrupt one
+    while its worker was stopped, or its socket removed) is not orphaned: its programs
+    must not be ended as if it were."""
+    path = str(home.socket_path(orphan.session_id))
+    try:
+        parent = orphan.process.parent()
+        while parent is not None and parent.pid > 1:
+            if any(str(c.laddr) == path for c in parent.net_connections(kind="unix")):
+                return parent
+            parent = parent.parent()
+    except (psutil.Error, OSError):
+        pass
+    return None
+
+
 def end(orphans: list[Orphan], grace: float = 1.0) -> KillResult:
     """HUP -> TERM -> KILL the given processes (re-checked each round, identity-safe)."""
     procs = [o.process for o in orphans]

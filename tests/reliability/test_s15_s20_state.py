@@ -262,3 +262,38 @@ def test_kill_under_a_held_lock_says_what_the_worker_knows(agentty_home: Path) -
         killed = agentty_json("kill", "-s", running["id"])
         assert (killed["status"], killed["signal"]) == ("exited", "SIGHUP"), killed
     wait_until(lambda: record(done["id"])["exitCode"] == 5)  # written once the lock is free
+
+
+def test_a_corrupt_list_is_rebuilt_with_a_worker_whose_socket_was_removed(
+    agentty_home: Path,
+) -> None:
+    """The rebuild asked only the workers behind socket files: a live worker whose file was
+    removed was dropped for good, its program then listed as an orphan (and ended by
+    `orphans --kill`). It is found above its program, told to bind again, and asked."""
+    a = start("--name", "a", "--", "sh", "-c", "exec sleep 986")
+    b = start("--name", "b", "--", "sh", "-c", "exec sleep 985")
+    (agentty_home / "sockets" / f"{a['id']}.sock").unlink()
+    write_private(agentty_home / "sessions.json", b"junk")
+    listed = {s["id"]: s["status"] for s in agentty_json("status")["sessions"]}
+    assert listed == {a["id"]: "running", b["id"]: "running"}
+    assert agentty_json("orphans")["orphans"] == []
+    assert agentty("get", "-s", "a").returncode == 0
+    for rec in (a, b):
+        agentty("kill", "-s", rec["id"], check=True)
+
+
+def test_a_stopped_worker_dropped_by_a_rebuild_is_no_orphans_owner(agentty_home: Path) -> None:
+    """A worker stopped while the corrupt list is rebuilt does not answer and is left out;
+    its program is still its own, not an orphan for `orphans --kill` to end."""
+    import signal
+
+    a = start("--name", "a", "--", "sh", "-c", "exec sleep 984")
+    os.kill(a["workerPid"], signal.SIGSTOP)
+    try:
+        write_private(agentty_home / "sessions.json", b"junk")
+        assert agentty_json("status")["sessions"] == []
+        assert agentty_json("orphans")["orphans"] == []
+    finally:
+        os.kill(a["workerPid"], signal.SIGCONT)
+    os.kill(a["workerPid"], signal.SIGTERM)  # (no record to kill it by)
+    wait_until(lambda: gone(a["workerPid"]))
