@@ -114,9 +114,8 @@ class Actions(Connected):
         first: JSONObject = {}
         sent = written = 0
         for end in part_ends(data, INPUT_PART):
-            params = text_params(
-                data[sent:end], enter=enter and end == total, paste=paste or multiline
-            )
+            params = text_params(data[sent:end], enter=enter and end == total, paste=paste)
+            params["multiline"] = multiline  # of the whole: the first part may hold no newline
             params["part"] = "first" if sent == 0 else "last" if end == total else "more"
             if first:
                 params["bracketed"] = first.get("bracketed") is True

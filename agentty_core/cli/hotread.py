@@ -275,21 +275,27 @@ def read_input(path: str) -> bytes:
     """`text --file PATH` / `text -` (PATH "-": stdin) / `paste -`: the bytes to send, read
     up to one over MAX_INPUT. More is refused before any of it is held (`--file /dev/zero`
     and `yes | agentty text -` grew without end)."""
+    import stat
+
     from agentty_core.errors import UsageError
     from agentty_core.input_steps import MAX_INPUT
 
+    size = None  # known for a regular file
     try:
         if path == "-":
             data = sys.stdin.buffer.read(MAX_INPUT + 1)
         else:
             with open(path, "rb") as f:
+                st = os.fstat(f.fileno())
+                size = st.st_size if stat.S_ISREG(st.st_mode) else None
                 data = f.read(MAX_INPUT + 1)
     except OSError as exc:
         raise UsageError(f"cannot read {shown(path)}: {exc.strerror or exc}") from None
     if len(data) > MAX_INPUT:
         where = "stdin" if path == "-" else shown(path)
+        held = "more than" if size is None or size <= MAX_INPUT else f"{size} bytes, over"
         raise UsageError(
-            f"{where} holds more than the limit of {MAX_INPUT} bytes (64 MiB); nothing was sent"
+            f"{where} holds {held} the limit of {MAX_INPUT} bytes (64 MiB); nothing was sent"
         )
     return data
 

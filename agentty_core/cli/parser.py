@@ -194,7 +194,7 @@ def _text(sub: Subparsers) -> None:
         description="Write PAYLOAD words joined by one space, as is. --enter sends Enter "
         "with the text to a program reading lines, and once the program has read the text "
         "to one reading keys (a TUI); with bracketed paste enabled, multi-line text goes as "
-        "a bracketed paste.",
+        "a bracketed paste, its last newline typed after it (the lines run, as typed).",
     )
     _session_option(p)
     p.add_argument("payload", nargs="*", metavar="PAYLOAD")

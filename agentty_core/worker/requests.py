@@ -172,17 +172,25 @@ class Requests(WorkerBase):
             raise BadRequest("part must be 'first', 'more' or 'last'")
         seq = self.emu.seq
         typed = data
+        pasted = params.get("paste") is True
         if part in ("more", "last"):
             bracket = params.get("bracketed") is True  # decided by the first part
         else:
-            multiline = b"\n" in data or b"\r" in data
-            bracket = self.emu.modes.get("bracketedPaste", False) and (
-                multiline or params.get("paste") is True
-            )
+            multiline = params.get("multiline") is True or b"\n" in data or b"\r" in data
+            bracket = self.emu.modes.get("bracketedPaste", False) and (multiline or pasted)
+            if not pasted and part is None and not data.strip(b"\r\n"):
+                bracket = False  # only newlines: Enter pressed, nothing to paste
         if bracket:
+            # Typed text of several lines goes as a paste (an editor's autoindent does not
+            # pile up, a shell does not run each line as it comes), but its last newline is
+            # typed after it: the lines run, as typed lines do (inside, bash only kept them).
+            tail = b""
+            if not pasted and part in (None, "last"):
+                body = data.rstrip(b"\r\n")
+                data, tail = body, data[len(body) :]
             data = data.replace(b"\x1b[201~", b"")
             data = (b"\x1b[200~" if part in (None, "first") else b"") + data
-            data += b"\x1b[201~" if part in (None, "last") else b""
+            data += b"\x1b[201~" + tail if part in (None, "last") else b""
         result: JSONObject = {"seq": seq, "bytes": len(data)}
         if part == "first":
             result["bracketed"] = bracket

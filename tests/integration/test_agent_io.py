@@ -377,3 +377,28 @@ def test_exit_is_noticed_though_a_background_job_holds_the_terminal() -> None:
     agentty_json("start", "--", "sh", "-c", "trap '' HUP; sleep 1000 & echo parent-done")
     result = agentty_json("wait", "--exit", "--timeout", "10")
     assert result["fired"] == "exit" and result["lines"][0] == "parent-done"
+
+
+def test_typed_lines_run_in_a_shell_that_brackets_pastes() -> None:
+    """Text of several lines goes as a bracketed paste; its last newline was inside the
+    paste too, and bash (5.1+ brackets pastes) only kept the lines: nothing ran until an
+    extra Enter. The last newline is typed after the paste now, as a typed line's is."""
+    start("bash", "--norc", "--noprofile", "-i", extra=("--env", "PS1=$ "))
+    agentty("wait", "--text", "$", check=True)
+    if not agentty_json("get")["modes"].get("bracketedPaste"):
+        agentty("kill", check=True)
+        pytest.skip("this bash does not bracket pastes")
+    agentty("text", "echo MARK-A\necho MARK-B\n", check=True)
+    waited = agentty("wait", "--regex", "^MARK-B$", "--timeout", "10")
+    assert waited.returncode == 0, agentty("get").stdout
+    assert "MARK-A" in waited.stdout
+    agentty("kill", check=True)
+
+
+def test_a_paste_keeps_its_last_newline_inside(programs: Path) -> None:
+    start(PY, str(programs / "paste_report.py"))
+    agentty("wait", "--text", "READY", check=True)
+    agentty("paste", "line one\nline two\n", check=True)
+    result = agentty_json("wait", "--text", "GOT", "--timeout", "10")
+    assert "GOT b'\\x1b[200~line one\\nline two\\n\\x1b[201~'" in result["lines"]
+    agentty("kill", check=True)
