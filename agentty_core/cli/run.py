@@ -289,6 +289,9 @@ def _finish(
         _end(full(), sid, getattr(driver, "silent", None))
         raise
     code = screen.get("exitCode")
+    # The input state of a program that ended says nothing, and came with some endings'
+    # answers (the final screen's file) and not others (the worker's): never printed.
+    screen.pop("input", None)
     try:
         if sys.stdout is None:  # (started with stdout closed: nothing to print it on)
             pass

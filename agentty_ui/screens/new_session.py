@@ -66,7 +66,7 @@ class NewSessionScreen(ModalScreen[NewSession | None]):
             yield Label("Name (optional)")
             yield Input(placeholder="demo", id="name")
             yield Label("Working directory")
-            yield Input(self._cwd_for(self.host), placeholder=self._cwd_hint(), id="cwd")
+            yield Input(self._cwd_for(self.host), placeholder=self._cwd_hint(self.host), id="cwd")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Start (enter)", variant="primary", id="start")
                 yield Button("Cancel (esc)", id="cancel")
@@ -75,7 +75,11 @@ class NewSessionScreen(ModalScreen[NewSession | None]):
         """This machine's directory here; on a host, its default (the remote home)."""
         return self.cwd if host is None else ""
 
-    def _cwd_hint(self) -> str:
+    def _cwd_hint(self, host: str | None) -> str:
+        """What an empty field means: here, the dashboard's own directory; on a host, the
+        directory its agentty starts in (its user's home)."""
+        if host is None:
+            return f"this dashboard's directory ({self.cwd})"
         return "the host's default (its user's home)"
 
     def on_mount(self) -> None:
@@ -86,6 +90,7 @@ class NewSessionScreen(ModalScreen[NewSession | None]):
             return
         before, self.host = self.host, self.homes[event.value]
         cwd = self.query_one("#cwd", Input)
+        cwd.placeholder = self._cwd_hint(self.host)
         if cwd.value.strip() in ("", self._cwd_for(before)):
             cwd.value = self._cwd_for(self.host)
 

@@ -486,3 +486,12 @@ def test_run_with_stdout_closed_exits_with_the_program_s_code(spawner_on: Path) 
         proc = subprocess.run(["sh", "-c", f"{argv} >&-"], capture_output=True, text=True)
         assert (proc.returncode, proc.stderr) == (3, ""), command
         assert left_behind(spawner_on) == ([], []), command
+
+
+@pytest.mark.parametrize("delay", ["", "sleep 0.5; "])
+def test_run_json_has_the_same_fields_whatever_the_timing(delay: str) -> None:
+    """A program that ended at once had `input` in `run --json` (the final screen's file),
+    one that lived longer did not (the worker's answer)."""
+    proc = agentty("run", "--json", "--", "sh", "-c", f"{delay}echo x; exit 3")
+    assert proc.returncode == 3
+    assert "input" not in json.loads(proc.stdout)

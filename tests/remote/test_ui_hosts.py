@@ -122,6 +122,8 @@ async def test_new_session_on_a_chosen_host(
         dialog.query_one("#host", Select).value = 1  # the host (0 is this machine)
         await pilot.pause()
         assert dialog.query_one("#cwd").value == ""  # type: ignore[attr-defined]
+        hint = dialog.query_one("#cwd").placeholder  # type: ignore[attr-defined]
+        assert hint == "the host's default (its user's home)"
         dialog.query_one("#command").focus()
         await pilot.press(*"sh -c 'echo made over there; exec cat'", "tab", *"far", "enter")
         await wait_for(pilot, lambda: any(r.get("name") == "far" for r in remote.sessions()), 30)

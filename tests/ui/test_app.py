@@ -9,6 +9,7 @@ import sys
 
 import psutil
 import pytest
+from textual.widgets import Input
 
 from agentty_core.client import Client
 from agentty_core.ipc.subscription import Subscription
@@ -131,6 +132,9 @@ async def test_new_session_from_the_modal(client: Client) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("n")
         assert isinstance(app.screen, NewSessionScreen)
+        cwd = app.screen.query_one("#cwd", Input)
+        assert cwd.value == os.getcwd()  # cleared, it is still this directory: it says so
+        assert cwd.placeholder == f"this dashboard's directory ({os.getcwd()})"
         await pilot.press(*"sh -c 'echo made it; exec cat'")
         preview = str(app.screen.query_one("#argv-preview").render())
         assert "['sh', '-c', 'echo made it; exec cat']" in preview
