@@ -164,9 +164,17 @@ def serve(spec: dict[str, object], status_fd: int) -> int:
     except BaseException as exc:
         log.error("worker failed:\n%s", traceback.format_exc())
         _kill_child_group(worker)
+        # Before `start` had its answer, the start failed (`run` then removes it, as any
+        # failed start); after, a running session lost its worker.
+        started = worker.status_fd is None
         worker._report({"ok": False, "error": f"worker failed: {exc}", "exit_code": 1})
+        fields: dict[str, object] = {"status": "lost"}
+        if not started:
+            from agentty_core.state.store import now_iso
+
+            fields = {"status": "failed", "endedAt": now_iso()}
         with contextlib.suppress(Exception):
-            worker.store.update(worker.id, status="lost", error=f"worker failed: {exc}")
+            worker.store.update(worker.id, error=f"worker failed: {exc}", **fields)
         return 1
 
 
