@@ -65,6 +65,12 @@ Methods (params -> result; `?` marks what may be left out):
                                                `interval` with every row changed since
                                                the last (added after v1: an older worker
                                                ignores it); a bad one: an error line
+    hold      {}                            -> {}, then nothing more is read: the
+                                               connection holds the session's life; when
+                                               it closes before the program ended (its
+                                               client gone, killed even), the session is
+                                               ended as by `kill` (what `run` holds; added
+                                               after v1)
 
 A screen: {"id", "lines": [str], "cursor": {"row", "col", "visible"}, "size": {"cols",
 "rows"}, "seq", "title", "altScreen", "modes": {name: bool}, "exited", "exitCode",
