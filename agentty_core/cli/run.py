@@ -240,73 +240,67 @@ def finish(
     nothing of the session behind; the exit code. The rare endings (a timeout, a signal,
     an error) go through the full path's Client, which `full` makes. The session is held
     meanwhile: if this process is killed (SIGKILL: no handler runs), its worker ends it."""
+    holder = _hold(driver, sid)
     try:
-        holder = driver.hold(sid)
-    except AgenttyError:  # it ended already (or its worker did): nothing to hold
-        holder = None
-    try:
-        return _finish(driver, sid, args, deadline, signals, full)
+        try:
+            try:
+                signals.arm()
+                screen = _drive(driver, sid, args, deadline)
+            finally:
+                signals.disarm()  # a signal up to here is a Stopped, caught below; later, noted
+        except WaitTimeout as exc:
+            try:
+                hotread.error(str(exc))
+                if args.json:  # as `wait --json` says it
+                    hotread.emit({"fired": None, "timeout": True, **exc.screen})
+                else:
+                    sys.stdout.write(hotread.screen_text(exc.screen, "lines"))
+            finally:  # (the output may fail: a closed pipe) the timeout is what went wrong:
+                _end(full(), sid)  # an error of the cleanup must not hide it
+            return exc.exit_code
+        except Stopped as exc:
+            import signal
+
+            name = signal.Signals(exc.signum).name
+            try:  # noqa: SIM105  (contextlib stays off the lane)
+                hotread.error(f"run stopped by {name}: ending the program")
+            except OSError:  # SIGHUP: the terminal may be gone
+                pass
+            _end(full(), sid)
+            return 128 + exc.signum
+        except BaseException:
+            _end(full(), sid, getattr(driver, "silent", None))
+            raise
+        code = screen.get("exitCode")
+        # The input state of a program that ended says nothing, and came with some endings'
+        # answers (the final screen's file) and not others (the worker's): never printed.
+        screen.pop("input", None)
+        try:
+            if sys.stdout is None:  # (started with stdout closed: nothing to print it on)
+                pass
+            elif args.json:
+                hotread.emit(screen)
+            else:
+                sys.stdout.write(hotread.screen_text(screen, "lines"))
+        finally:  # (a reader that went away: the session is removed all the same)
+            try:
+                driver.gc_session(sid)
+            except AgenttyError as exc:  # (the state lock held past its timeout, say)
+                # The program's exit code is what the caller runs it for: the session left
+                # behind (ended, its record and files) is said; `agentty gc` removes it later.
+                hotread.error(f"session {sid} ended but could not be removed: {exc}")
+        return code if isinstance(code, int) else 1
+
     finally:
         if holder is not None:
             holder.close()
 
 
-def _finish(
-    driver: Driver,
-    sid: str,
-    args: Options,
-    deadline: float,
-    signals: Signals,
-    full: Callable[[], Client],
-) -> int:
+def _hold(driver: Driver, sid: str) -> Closable | None:
     try:
-        try:
-            signals.arm()
-            screen = _drive(driver, sid, args, deadline)
-        finally:
-            signals.disarm()  # a signal up to here is a Stopped, caught below; later, noted
-    except WaitTimeout as exc:
-        try:
-            hotread.error(str(exc))
-            if args.json:  # as `wait --json` says it
-                hotread.emit({"fired": None, "timeout": True, **exc.screen})
-            else:
-                sys.stdout.write(hotread.screen_text(exc.screen, "lines"))
-        finally:  # (the output may fail: a closed pipe) the timeout is what went wrong:
-            _end(full(), sid)  # an error of the cleanup must not hide it
-        return exc.exit_code
-    except Stopped as exc:
-        import signal
-
-        name = signal.Signals(exc.signum).name
-        try:  # noqa: SIM105  (contextlib stays off the lane)
-            hotread.error(f"run stopped by {name}: ending the program")
-        except OSError:  # SIGHUP: the terminal may be gone
-            pass
-        _end(full(), sid)
-        return 128 + exc.signum
-    except BaseException:
-        _end(full(), sid, getattr(driver, "silent", None))
-        raise
-    code = screen.get("exitCode")
-    # The input state of a program that ended says nothing, and came with some endings'
-    # answers (the final screen's file) and not others (the worker's): never printed.
-    screen.pop("input", None)
-    try:
-        if sys.stdout is None:  # (started with stdout closed: nothing to print it on)
-            pass
-        elif args.json:
-            hotread.emit(screen)
-        else:
-            sys.stdout.write(hotread.screen_text(screen, "lines"))
-    finally:  # (a reader that went away: the session is removed all the same)
-        try:
-            driver.gc_session(sid)
-        except AgenttyError as exc:  # (the state lock held past its timeout, say)
-            # The program's exit code is what the caller runs it for: the session left
-            # behind (ended, its record and files) is said; `agentty gc` removes it later.
-            hotread.error(f"session {sid} ended but could not be removed: {exc}")
-    return code if isinstance(code, int) else 1
+        return driver.hold(sid)
+    except AgenttyError:  # it ended already (or its worker did): nothing to hold
+        return None
 
 
 def _drive(driver: Driver, sid: str, args: Options, deadline: float) -> JSONObject:
