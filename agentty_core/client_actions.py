@@ -213,7 +213,7 @@ class Actions(Connected):
             str(self.home.socket_path(rec["id"])), self.timeout, rec.get("workerPid")
         )
         try:
-            conn.send("hold")
+            conn.call("hold")  # answered at once: a worker that cannot hold says so
         except BaseException:
             conn.close()
             raise

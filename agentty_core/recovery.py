@@ -26,14 +26,17 @@ def rebuild_from_workers(home: Home, timeout: float = 1.0) -> list[Record]:
         names = sorted(p.name for p in sock_dir.iterdir())
     except OSError:
         return found
+    asked: set[str] = set()
     for name in names:
         session_id = name.removesuffix(".sock")
         if not name.endswith(".sock") or not SESSION_ID_RE.match(session_id):
             continue
+        asked.add(session_id)
         record = _ask(home, session_id, timeout)
         if record is not None:
             found.append(record)
-    return found + _behind_removed_sockets(home, {r["id"] for r in found}, timeout)
+    known = {r["id"] for r in found}
+    return found + _unanswered(home, known, asked - known, timeout)
 
 
 def _ask(home: Home, session_id: str, timeout: float, pid: int | None = None) -> Record | None:
@@ -48,21 +51,24 @@ def _ask(home: Home, session_id: str, timeout: float, pid: int | None = None) ->
     return record if record is not None and record["id"] == session_id else None
 
 
-def _behind_removed_sockets(home: Home, known: set[str], timeout: float) -> list[Record]:
-    """Live workers whose socket file was removed (found above their sessions' processes,
-    by the socket they still listen on): told to bind it again (SIGUSR1, as a call to one
-    does), then asked. Without this their sessions were dropped from the rebuilt list, and
-    their programs then looked orphaned."""
+def _unanswered(home: Home, known: set[str], silent: set[str], timeout: float) -> list[Record]:
+    """Live workers the socket walk did not bring back (`silent`: asked, no answer), found
+    above their sessions' processes by the socket they still listen on: one whose socket
+    file was removed is told to bind it again (SIGUSR1, as a call to one does), then asked;
+    one that does not answer (stopped, say) is listed with what is known of it, so that its
+    session can still be seen and ended (`kill` ends a silent worker from outside). Left
+    out, such a session could be reached by nobody, and its programs looked orphaned."""
     import os
     import signal
     import time
 
+    from agentty_core.proc import identity
     from agentty_core.proc.orphans import live_worker, marked_processes
 
     found: list[Record] = []
     for orphan in marked_processes(home):
         sid = orphan.session_id
-        if sid in known or not SESSION_ID_RE.match(sid):
+        if sid in known or not SESSION_ID_RE.fullmatch(sid):
             continue
         worker = live_worker(orphan, home)
         if worker is None:
@@ -77,7 +83,17 @@ def _behind_removed_sockets(home: Home, known: set[str], timeout: float) -> list
             deadline = time.monotonic() + timeout
             while not path.exists() and time.monotonic() < deadline:
                 time.sleep(0.01)
-        record = _ask(home, sid, timeout, worker.pid)
+        record = None if sid in silent and path.exists() else _ask(home, sid, timeout, worker.pid)
+        if record is None:
+            record = checked(
+                {
+                    "id": sid,
+                    "status": "running",
+                    "command": orphan.command,
+                    "error": "listed again without its worker's answer (it did not answer)",
+                    **identity.worker_fields(worker.pid),
+                }
+            )
         if record is not None:
             found.append(record)
     return found

@@ -281,6 +281,8 @@ def read_input(path: str) -> bytes:
     from agentty_core.input_steps import MAX_INPUT
 
     size = None  # known for a regular file
+    if path == "-" and sys.stdin is None:
+        raise UsageError("stdin is closed: no text to read from it")
     try:
         if path == "-":
             data = sys.stdin.buffer.read(MAX_INPUT + 1)

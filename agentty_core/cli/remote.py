@@ -124,9 +124,17 @@ def _forward(host: Host, words: list[str], command: str | None) -> int:
 
 
 def write_all(fd: int, data: bytes) -> None:
+    """All of `data` on `fd`; on stdout, a failure is `OutputFailed` (one line, exit 1)."""
     view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+    try:
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError as exc:
+        if fd != 1:
+            raise
+        from agentty_core.cli.hotpath import OutputFailed
+
+        raise OutputFailed(exc) from None
 
 
 def serve(words: Sequence[str]) -> int:

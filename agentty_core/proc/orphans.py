@@ -77,7 +77,8 @@ def live_worker(orphan: Orphan, home: Home) -> psutil.Process | None:
     try:
         parent = orphan.process.parent()
         while parent is not None and parent.pid > 1:
-            if any(str(c.laddr) == path for c in parent.net_connections(kind="unix")):
+            listed = getattr(parent, "net_connections", None) or parent.connections  # psutil<6
+            if any(str(c.laddr) == path for c in listed(kind="unix")):
                 return parent
             parent = parent.parent()
     except (psutil.Error, OSError):

@@ -57,8 +57,10 @@ class AsyncRelay:
 
     @classmethod
     async def open(cls, host: Host, ref: str, home_root: os.PathLike[str]) -> AsyncRelay:
-        """Start the relay (a fork and exec: nothing is read until the first answer)."""
-        proc = transport.open_pipe(host, ["relay", ref], home_root)
+        """Start the relay (a fork and exec: nothing is read until the first answer), once
+        the host's ssh master is up: that may take a connect timeout, so off the loop."""
+        await asyncio.to_thread(transport.share_master, host, home_root)
+        proc = transport.open_pipe(host, ["relay", ref], home_root, share=False)
         _RUNNING.add(proc)
         assert proc.stdin is not None and proc.stdout is not None
         loop = asyncio.get_running_loop()

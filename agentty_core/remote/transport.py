@@ -148,7 +148,9 @@ def argv_for(host: Host, words: Sequence[str], home_root: str | os.PathLike[str]
     return [*_ssh_options(host, home_root), "--", host.destination, " ".join(map(quote, remote))]
 
 
-def share_master(host: Host, home_root: str | os.PathLike[str]) -> None:
+def share_master(
+    host: Host, home_root: str | os.PathLike[str], within: float | None = None
+) -> None:
     """Start the host's ssh master unless one answers, once for all callers.
 
     With `ControlMaster=auto` alone, calls made at once at a host with no master each
@@ -159,14 +161,17 @@ def share_master(host: Host, home_root: str | os.PathLike[str]) -> None:
     not start (the host is down, a key is refused) is the call's failure, and the failure
     of the calls that waited for it: what ssh said, raised as the TransportError a call of
     their own would have met, without waiting for it again. A call that comes later tries
-    again (the host may be back)."""
+    again (the host may be back). `within`: the caller's own time limit, which the wait
+    for the master keeps to (the connect timeout and a grace by default). Blocking: an
+    event loop runs it in a thread."""
     path = None if host.command is not None else control_path(host, home_root)
     if path is None or _master_answers(path):
         return
     import fcntl
     import time
 
-    deadline = time.monotonic() + connect_timeout() + MASTER_GRACE
+    limit = connect_timeout() + MASTER_GRACE if within is None else within
+    deadline = time.monotonic() + limit
     asked_at = time.time() - COARSE_CLOCK
     flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
@@ -186,7 +191,7 @@ def share_master(host: Host, home_root: str | os.PathLike[str]) -> None:
             return
         said = _failed_since(path, asked_at)
         if said is None:
-            said = _start_master(host, home_root, path, deadline)
+            said = _start_master(host, home_root, path, deadline, limit)
     except OSError:
         return
     finally:
@@ -198,9 +203,10 @@ def share_master(host: Host, home_root: str | os.PathLike[str]) -> None:
 MASTER_GRACE = 5.0  # seconds beyond the connect timeout a master may take to log in
 COARSE_CLOCK = 0.01  # a file's mtime comes from a clock this much behind time.time()
 # Calls that are channels on one master at once: sshd refuses sessions over its MaxSessions
-# (10 by default; the link and relays hold some), and ssh then connects on its own with two
-# lines of warning (too many of those at once meet MaxStartups again). A call waits for a
-# slot while others give theirs back, or up to SLOT_WAIT after the last did; then it goes.
+# (10 by default; the link, relays and waits hold some), and ssh then connects on its own
+# with two lines of warning (too many of those at once meet MaxStartups again). A call waits
+# for a slot while others give theirs back, or up to SLOT_WAIT after the last did; then it
+# goes.
 SLOTS = 4
 SLOT_WAIT = 1.0
 
@@ -271,12 +277,13 @@ def _failed_since(path: str, since: float) -> str | None:
 
 
 def _start_master(
-    host: Host, home_root: str | os.PathLike[str], path: str, deadline: float
+    host: Host, home_root: str | os.PathLike[str], path: str, deadline: float, limit: float
 ) -> str | None:
     """`ssh -f -N` with the calls' options: back once the master is connected and
     listening; it stays (ControlPersist). None once it runs, else what ssh said (kept in
     `<master>.failed` for the callers waiting). Its stderr is a file, not a pipe: the
     master outlives us, and a pipe of ours held by it would keep our reader waiting."""
+    import signal
     import time
 
     argv = [*_ssh_options(host, home_root), "-f", "-N", "--", str(host.destination)]
@@ -299,8 +306,6 @@ def _start_master(
                 code = os.waitstatus_to_exitcode(status)
                 break
             if time.monotonic() >= deadline:
-                import signal
-
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
                 code = -signal.SIGKILL
@@ -310,7 +315,9 @@ def _start_master(
             os.unlink(said_path)
             return None
         said = os.pread(err, 1 << 16, 0).decode("utf-8", "replace")
-        if not said.strip():
+        if code == -signal.SIGKILL:
+            said = f"{said.strip()} (ssh connection timed out: not up within {limit:g} s)"
+        elif not said.strip():
             said = f"ssh exited with {code} without a message"
         os.replace(said_path, path + ".failed")
         return said
@@ -441,7 +448,10 @@ def run(
     its stderr and exit code as a local call's. Raises TransportError when the link failed."""
     share_master(host, home_root)
     argv = argv_for(host, words, home_root)
-    slot = take_slot(host, home_root)
+    # A `wait` may hold its channel for minutes: it takes no slot (4 of them made every
+    # other call wait its second), and short calls keep theirs turning over.
+    waits = next((w for w in words if not w.startswith("-")), None) == "wait"
+    slot = -1 if waits else take_slot(host, home_root)
     try:
         if input is not None:
             return _run_with_input(host, argv, input)
@@ -522,7 +532,7 @@ def capture(
     the link failed, or when it gave no answer within `timeout`. The process is in `running`
     while it runs, so another thread can end it (a dashboard that quits)."""
 
-    share_master(host, home_root)
+    share_master(host, home_root, within=timeout)
     argv = argv_for(host, words, home_root)
     slot = take_slot(host, home_root)
     try:
@@ -571,12 +581,14 @@ def _capture(
 
 
 def open_pipe(
-    host: Host, words: Sequence[str], home_root: str | os.PathLike[str]
+    host: Host, words: Sequence[str], home_root: str | os.PathLike[str], *, share: bool = True
 ) -> subprocess.Popen[bytes]:
-    """`agentty WORDS` on `host` with its stdin and stdout as pipes (the relay's channel)."""
+    """`agentty WORDS` on `host` with its stdin and stdout as pipes (the relay's channel);
+    `share` False: the caller ran `share_master` itself (off its event loop)."""
     import subprocess
 
-    share_master(host, home_root)
+    if share:
+        share_master(host, home_root)
     argv = argv_for(host, words, home_root)
     try:
         return subprocess.Popen(

@@ -63,8 +63,11 @@ def check_exec(argv: Sequence[str], env: Mapping[str, str]) -> None:
             raise UsageError(f"invalid environment variable {_cut(key)}: NAME=VALUE, no NUL")
     if any("\0" in arg for arg in argv):
         raise UsageError("an argument holds a NUL character (exec ends it there)")
-    words = [arg.encode("utf-8", "surrogateescape") for arg in argv]
-    words += [f"{k}={v}".encode("utf-8", "surrogateescape") for k, v in env.items()]
+    try:
+        words = [arg.encode("utf-8", "surrogateescape") for arg in argv]
+        words += [f"{k}={v}".encode("utf-8", "surrogateescape") for k, v in env.items()]
+    except UnicodeEncodeError:  # a lone surrogate that stands for no byte
+        raise UsageError("an argument or variable is not text (a lone surrogate)") from None
     longest = max(len(word) for word in words)
     total = sum(len(word) + 1 + 8 for word in words) + EXEC_MARGIN
     limit = os.sysconf("SC_ARG_MAX")

@@ -390,7 +390,7 @@ class Requests(WorkerBase):
         `kill`. `run` holds its session so: it leaves nothing behind, whatever ends it."""
         peer.held = True  # no more requests on this connection
         peer.on_close.append(self._holder_gone)
-        peer.send(protocol.encode({"ok": True, "result": {}}))
+        peer.send(protocol.ok({}))
 
     def _holder_gone(self) -> None:
         if self.finalizing or self.kill_task is not None:

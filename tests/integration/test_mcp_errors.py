@@ -210,3 +210,27 @@ async def test_start_refuses_what_exec_would_before_writing_anything() -> None:
         listed = payload(await session.call_tool("list", {}))["sessions"]
         assert [len(s["command"]) < 600 for s in listed] == [True]
         payload(await session.call_tool("kill", {}))
+
+
+async def test_a_host_slow_to_connect_holds_up_no_other_call(tmp_path: Any) -> None:
+    """The wait for a host's ssh master ran on the server's event loop: every other call,
+    to this machine's sessions too, waited behind it (8 s with a 3 s connect timeout)."""
+    import asyncio
+    import os
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "ssh").write_text("#!/bin/sh\nexec sleep 30\n")
+    (fake / "ssh").chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}", "AGENTTY_CONNECT_TIMEOUT": "3"}
+    async with mcp_client(env=env) as session:
+        far = asyncio.ensure_future(
+            session.call_tool("get", {"host": "slow.invalid", "session": "0123abcd"})
+        )
+        await asyncio.sleep(0.3)
+        here = asyncio.ensure_future(session.call_tool("list", {}))
+        done, _ = await asyncio.wait({far, here}, return_when=asyncio.FIRST_COMPLETED)
+        assert here in done and far not in done  # this machine's answer came first
+        assert not (await here).is_error
+        text, code = error_of(await far)
+        assert code == "transport_error", text

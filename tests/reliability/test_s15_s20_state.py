@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import hashlib
@@ -282,18 +283,25 @@ def test_a_corrupt_list_is_rebuilt_with_a_worker_whose_socket_was_removed(
         agentty("kill", "-s", rec["id"], check=True)
 
 
-def test_a_stopped_worker_dropped_by_a_rebuild_is_no_orphans_owner(agentty_home: Path) -> None:
-    """A worker stopped while the corrupt list is rebuilt does not answer and is left out;
-    its program is still its own, not an orphan for `orphans --kill` to end."""
+def test_a_stopped_worker_is_listed_again_and_can_be_ended(agentty_home: Path) -> None:
+    """A worker stopped while the corrupt list is rebuilt does not answer: it was left out,
+    and its session could be reached by nobody (and its program looked orphaned). It is
+    listed with what is known of it, its program is no orphan, and `kill` ends it."""
     import signal
 
     a = start("--name", "a", "--", "sh", "-c", "exec sleep 984")
     os.kill(a["workerPid"], signal.SIGSTOP)
     try:
         write_private(agentty_home / "sessions.json", b"junk")
-        assert agentty_json("status")["sessions"] == []
+        (listed,) = agentty_json("status")["sessions"]
+        assert (listed["id"], listed["status"], listed["workerPid"]) == (
+            a["id"],
+            "running",
+            a["workerPid"],
+        )
         assert agentty_json("orphans")["orphans"] == []
+        agentty("kill", "-s", a["id"], check=True)
     finally:
-        os.kill(a["workerPid"], signal.SIGCONT)
-    os.kill(a["workerPid"], signal.SIGTERM)  # (no record to kill it by)
-    wait_until(lambda: gone(a["workerPid"]))
+        with contextlib.suppress(OSError):
+            os.kill(a["workerPid"], signal.SIGCONT)
+    wait_until(lambda: gone(a["workerPid"]) and gone(a["pid"]))

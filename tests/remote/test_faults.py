@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers.cli import AGENTTY, agentty
 from tests.remote.conftest import HOST, Link
 
@@ -129,3 +131,27 @@ def test_a_burst_at_a_host_that_is_down_fails_each_call_in_one_line(link: Link) 
         err = p.stderr.read()  # type: ignore[union-attr]
         assert err.startswith(f"agentty: error: {HOST}: cannot connect"), err
         assert len(err.strip().splitlines()) == 1
+
+
+def test_a_master_slow_to_connect_keeps_to_the_callers_limit(
+    tmp_path: Path, agentty_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`capture(timeout=1)` (the dashboard's polls, doctor) waited for the master's own
+    connect timeout and grace first (15 s by default), unkillable by its caller."""
+    import time
+
+    from agentty_core.errors import TransportError
+    from agentty_core.remote import transport
+    from agentty_core.remote.hosts import Host
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "ssh").write_text("#!/bin/sh\nexec sleep 30\n")
+    (fake / "ssh").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    host = Host("slow", destination="slow.invalid")
+    began = time.monotonic()
+    with pytest.raises(TransportError) as raised:
+        transport.capture(host, ["status", "--json"], agentty_home, timeout=1.0)
+    assert raised.value.reason == "timeout"
+    assert time.monotonic() - began < transport.connect_timeout()  # its limit, not ssh's

@@ -559,3 +559,21 @@ def test_an_older_agentty_s_link_gives_way_to_a_new_one(linked: Link, agentty_ho
     new = link_up(agentty_home)
     assert new["pid"] != old.pid
     assert run_on("kill", link=False).returncode == 0
+
+
+def test_an_answer_through_the_link_to_a_full_stdout_is_one_line(
+    linked: Link, agentty_home: Path
+) -> None:
+    """The link's answer is written with os.write, past the stdout guard: a traceback."""
+    run_on("status")
+    link_up(agentty_home)
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [AGENTTY, "--host", HOST, "status"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    assert proc.returncode == 1
+    assert proc.stderr == "agentty: error: cannot write the output: No space left on device\n"
