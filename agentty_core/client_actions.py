@@ -58,8 +58,10 @@ class Actions(Connected):
         env: Mapping[str, str] | None = None,
         activate: bool = True,
         record: Mapping[str, bool] | None = None,
+        held: bool = False,
     ) -> Record:
-        """Start a session; it becomes the active one unless `activate=False`."""
+        """Start a session; it becomes the active one unless `activate=False`. `held`: the
+        caller holds it at once (`hold`), or its worker ends it (what `run` does)."""
         from agentty_core.launch.launcher import start
 
         return start(
@@ -74,6 +76,7 @@ class Actions(Connected):
             activate=activate,
             record_cast=record,
             store=self._store(),
+            held=held,
         )
 
     def attach(self, ref: str) -> Record:

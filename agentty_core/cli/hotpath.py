@@ -65,15 +65,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
     except OutputFailed as exc:
-        if not isinstance(exc.error, BrokenPipeError):
-            sys.stderr.write(f"agentty: error: cannot write the output: {exc}\n")
-        if argv is None:  # what it could not write would fail again at the exit's flush
-            sys.stderr.flush()
-            os._exit(1)
-        return 1
+        return _output_failed(str(exc), isinstance(exc.error, BrokenPipeError), argv is None)
+    except AttributeError as exc:  # stdout closed (`>&-`): sys.stdout is None
+        if stdout is not None or "NoneType" not in str(exc):
+            raise
+        return _output_failed("stdout is closed", False, argv is None)
     finally:
         if argv is not None:
             sys.stdout = stdout
+
+
+def _output_failed(why: str, quietly: bool, exit_now: bool) -> int:
+    """One line on stderr (none for a reader that went away), exit 1."""
+    if not quietly and sys.stderr is not None:
+        sys.stderr.write(f"agentty: error: cannot write the output: {why}\n")
+    if exit_now:  # what it could not write would fail again at the exit's flush
+        if sys.stderr is not None:
+            sys.stderr.flush()
+        os._exit(1)
+    return 1
 
 
 def _main(argv: Sequence[str] | None) -> int:

@@ -7,7 +7,6 @@ Errors go to stderr as one line, `agentty: error: ...`, with the exit codes in `
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -111,6 +110,9 @@ def cmd_start(args: argparse.Namespace) -> int:
         argv = argv[1:]
     if args.shell is None and not argv:
         raise UsageError("start needs a program: agentty start [options] -- PROGRAM [ARG...]")
+    from agentty_core.state.records import read_active
+
+    previous = read_active(_client().home)
     record = _client().start(
         argv or None,
         shell=args.shell,
@@ -132,10 +134,10 @@ def cmd_start(args: argparse.Namespace) -> int:
             print(record["id"])
         if sys.stdout is not None:  # (None: started with it closed)
             sys.stdout.flush()
-    except OutputFailed as exc:  # no one can be told which session it is: none is left
-        with contextlib.suppress(AgenttyError):
-            _client().kill(str(record["id"]))
-        raise OutputFailed(exc.error, "the session was ended") from None
+    except OutputFailed as exc:
+        from agentty_core.cli.startlane import unannounced
+
+        raise unannounced(str(record["id"]), previous, exc) from None
     return 0
 
 

@@ -209,7 +209,7 @@ def run(args: Options) -> int:
     with Signals() as signals:
         try:
             record = client.start(
-                argv, cwd=args.cwd, cols=args.cols, rows=args.rows, activate=False
+                argv, cwd=args.cwd, cols=args.cols, rows=args.rows, activate=False, held=True
             )
         except SpawnError as exc:
             if exc.session_id is not None:  # the program did not start: its record goes too

@@ -125,7 +125,7 @@ def run(words: list[str]) -> int | None:
     start: dict[str, object] = {"argv": args.argv, "cwd": args.cwd, "cols": args.cols}
     start.update(rows=args.rows, shell=None, name=None, env={})
     with Signals() as signals:
-        started = startlane.launch(start, activate=False, keep_failed=False)
+        started = startlane.launch(start, activate=False, keep_failed=False, held=True)
         if not isinstance(started, tuple):
             return started
         home, sid, worker_pid = started

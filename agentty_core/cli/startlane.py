@@ -29,6 +29,8 @@ from agentty_core.cli.fast import options_before_program, whole_number
 from agentty_core.spawning import caller_context
 
 TYPE_CHECKING = False  # without importing typing: this module is the hot path
+if TYPE_CHECKING:
+    from agentty_core.cli.hotpath import OutputFailed
 
 # How long the lane waits for the spawner's answer (`spawning.read_answer`). A spawner that
 # makes no progress (stopped, dead, blocked) is given up on within `spawning.WAIT`; a busy one
@@ -90,6 +92,8 @@ def start(words: list[str]) -> int | None:
     opts = parse(words)
     if opts is None:
         return None
+    here = hotread.home()
+    previous = hotread.active(here) if here is not None else None
     started = launch(opts)
     if not isinstance(started, tuple):
         return started
@@ -102,19 +106,32 @@ def start(words: list[str]) -> int | None:
         code = _started(home, sid, opts["json"] is True)
         sys.stdout.flush()  # (its failure is ours to handle, not the exit's)
         return code
-    except OutputFailed as exc:  # no one can be told which session it is: none is left
-        from agentty_core.client import Client
-        from agentty_core.errors import AgenttyError
+    except OutputFailed as exc:
+        raise unannounced(sid, previous if isinstance(previous, str) else None, exc) from None
 
-        try:  # noqa: SIM105  (contextlib stays off the lane)
-            Client().kill(sid)
-        except AgenttyError:
-            pass
-        raise OutputFailed(exc.error, "the session was ended") from None
+
+def unannounced(sid: str, previous: str | None, failed: OutputFailed) -> OutputFailed:
+    """A started session whose id could not be printed: no one can be told of it, so it is
+    ended and removed, and the active pointer goes back to the session it named before."""
+    from contextlib import suppress
+
+    from agentty_core.cli.hotpath import OutputFailed
+    from agentty_core.client import Client
+    from agentty_core.errors import AgenttyError
+
+    client = Client()
+    with suppress(AgenttyError):
+        client.kill(sid)
+    with suppress(AgenttyError):
+        client.gc_session(sid)  # its record, files and the pointer to it
+    if previous is not None and previous != sid:
+        with suppress(AgenttyError):
+            client.attach(previous)
+    return OutputFailed(failed.error, "the session was ended")
 
 
 def launch(
-    opts: dict[str, object], *, activate: bool = True, keep_failed: bool = True
+    opts: dict[str, object], *, activate: bool = True, keep_failed: bool = True, held: bool = False
 ) -> tuple[str, str, int] | int | None:
     """Start the session `opts` describes (`parse`'s keys) through the warm spawner: the
     home, the session's id and its worker's pid once the program runs. Else the exit code
@@ -132,7 +149,7 @@ def launch(
     deadline = time.monotonic() + BUSY_WAIT
     sid = os.urandom(4).hex()
     try:
-        request = _request(opts, sid, deadline, activate)
+        request = _request(opts, sid, deadline, activate, held)
     except OSError:
         return None
     asked = _ask(path, request, deadline)
@@ -163,7 +180,9 @@ def launch(
         os.close(pidfd)
 
 
-def _request(opts: dict[str, object], sid: str, deadline: float, activate: bool) -> bytes:
+def _request(
+    opts: dict[str, object], sid: str, deadline: float, activate: bool, held: bool
+) -> bytes:
     """`spawner_client._request`'s context, and the start itself."""
     env = dict(os.environ)
     env.pop("AGENTTY_SESSION_ID", None)  # only the program carries its session's marker
@@ -183,6 +202,7 @@ def _request(opts: dict[str, object], sid: str, deadline: float, activate: bool)
             "rows": opts["rows"],
             "env": opts["env"],
             "activate": activate,
+            "held": held,
         },
     }
     try:

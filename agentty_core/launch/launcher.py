@@ -57,6 +57,7 @@ def start(
     activate: bool = True,
     record_cast: Mapping[str, bool] | None = None,
     store: StateStore | None = None,
+    held: bool = False,
 ) -> Record:
     """Start a session and return its record once the program runs and the socket answers.
     `store` is the caller's (`Client` gives one that can rebuild a corrupt list)."""
@@ -75,6 +76,7 @@ def start(
         env=env,
         activate=activate,
         record_cast=record_cast,
+        held=held,
     )
     session_id, record, spec = planned.session_id, planned.record, planned.spec
     store = store or StateStore(home)

@@ -111,6 +111,7 @@ def plan(
     env: Mapping[str, str] | None = None,
     activate: bool = True,
     record_cast: Mapping[str, bool] | None = None,
+    held: bool = False,
 ) -> Intent:
     """Check a start (UsageError, SpawnError) and build its record and spec. `environ` is
     the caller's environment, `check_cwd` and `resolve` are `proc.ptyhost`'s checks."""
@@ -165,6 +166,7 @@ def plan(
         "record": record,
         "record_cast": dict(record_cast) if record_cast is not None else None,
         "activate": activate,  # set with the running record, in the same write
+        "held": held,  # its starter holds it (`run`): ended if no hold comes (`Requests`)
         "log_to": None,
     }
     return Intent(session_id, name, record, spec, str(log_path))

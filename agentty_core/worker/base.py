@@ -53,6 +53,7 @@ class WorkerBase:
         self.exit_unsynced = False  # the exit record's rename, not yet made durable
         self.exit_recorded = False  # the record says the session ended (a kill's answer says so)
         self.forgotten = False  # removed at its end, as a wait for the exit asked (`run`)
+        self.held = False  # a connection holds the session's life (`Requests._hold`)
         self.ended_fields: dict[str, object] | None = None  # logged once the answers are out
         self.status_fd = status_fd
         record = spec.get("record")

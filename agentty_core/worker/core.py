@@ -40,7 +40,7 @@ from agentty_core.worker.base import WorkerBase
 from agentty_core.worker.lifecycle import Lifecycle
 from agentty_core.worker.pty_io import PtyIO
 from agentty_core.worker.push import Push
-from agentty_core.worker.requests import Requests
+from agentty_core.worker.requests import HOLD_WAIT, Requests
 from agentty_core.worker.wait_registry import WaitRegistry
 
 log = logging.getLogger("agentty.worker")
@@ -104,6 +104,8 @@ class Worker(PtyIO, Lifecycle, WaitRegistry, Requests, Push, WorkerBase):
         failpoints.hit("worker.after_ready")
         sync_directory(self.home.root)  # the running record's rename: see _record_running
         self._reap()  # the program may have exited before the handler was armed
+        if self.spec.get("held") is True:  # `run`: its hold comes at once, or never will
+            loop.call_later(HOLD_WAIT, self._never_held)
         warmup.settle()  # the start-up's freed memory back to the system (idle footprint)
         await self.finalized.wait()
         # Let the answer to a `kill` go out, then close every connection so that no handler

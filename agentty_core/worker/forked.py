@@ -329,6 +329,7 @@ def start_session(params: object) -> int:
             rows=params["rows"],
             env=params["env"],
             activate=params.get("activate", True) is True,
+            held=params.get("held") is True,
         )
     except AgenttyError as exc:
         return _answer({"ok": False, "error": str(exc), "exit_code": exc.exit_code, "as_is": True})
@@ -367,6 +368,7 @@ def _plain_start(params: dict[str, object]) -> bool:
         and all(isinstance(params.get(k), (str, type(None))) for k in ("shell", "name", "cwd"))
         and all(type(params.get(k)) is int for k in ("cols", "rows"))
         and isinstance(params.get("activate", True), bool)
+        and isinstance(params.get("held", False), bool)
     )
 
 

@@ -38,6 +38,7 @@ log = logging.getLogger("agentty.worker")
 ENTER_GAP = 0.25  # the most a busy program is waited for (it was a fixed 50 ms for everyone)
 ENTER_POLL = 0.001  # how often the program's unread input is looked at meanwhile
 RECORD_ERROR_PATIENCE = 60.0  # how long a failed recording's note is tried for the record
+HOLD_WAIT = 10.0  # how soon after its start a session started to be held must be held
 SIGNALS = {name: getattr(signal, f"SIG{name}") for name in protocol.SIGNAL_NAMES}
 
 
@@ -388,9 +389,18 @@ class Requests(WorkerBase):
         """From now on the connection holds the session's life: when it closes before the
         program ended (its client is gone, killed even), the session is ended as by a
         `kill`. `run` holds its session so: it leaves nothing behind, whatever ends it."""
-        peer.held = True  # no more requests on this connection
+        peer.held = self.held = True  # no more requests on this connection
         peer.on_close.append(self._holder_gone)
         peer.send(protocol.ok({}))
+
+    def _never_held(self) -> None:
+        """A session started to be held (`held` in its spec: `run`) that no connection took
+        within HOLD_WAIT of its start: its starter died before it could (SIGKILL in those
+        few milliseconds), and nobody else would end it."""
+        if self.held or self.finalizing or self.kill_task is not None:
+            return
+        log.info("the session was started to be held, and nobody held it: ending it")
+        asyncio.get_running_loop().create_task(self.kill(grace=1.0))
 
     def _holder_gone(self) -> None:
         if self.finalizing or self.kill_task is not None:

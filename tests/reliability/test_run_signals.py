@@ -136,3 +136,35 @@ def test_run_killed_outright_leaves_no_program(agentty_home: Path, way: set[int]
     assert isinstance(session, dict)
     assert (session["status"], session["signal"]) == ("exited", "SIGHUP")
     wait_until(lambda: not left_over(), timeout=10)
+
+
+@pytest.mark.parametrize("spawner", ["0", "1"])
+def test_a_session_started_to_be_held_that_nobody_holds_is_ended(
+    agentty_home: Path, monkeypatch: pytest.MonkeyPatch, spawner: str
+) -> None:
+    """`run` killed in the milliseconds between its session's start and its hold: nothing
+    ended the program. A session started `held` that no connection holds within the
+    worker's HOLD_WAIT (10 s) is ended by its worker."""
+    from agentty_core.client import Client
+    from agentty_core.worker.requests import HOLD_WAIT
+
+    monkeypatch.setenv("AGENTTY_SPAWNER", spawner)
+    client = Client()
+    if spawner == "1":  # (the lane's way: a worker forked by the spawner)
+        client.start(["true"])
+        from tests.helpers.spawner import ready_spawner
+
+        ready_spawner(agentty_home)
+    held = client.start(["sleep", "1022"], held=True, activate=False)
+    kept = client.start(["sleep", "1023"], held=True, activate=False)
+    holder = client.hold(kept["id"])
+    try:
+        ended = wait_until(
+            lambda: client.resolve(held["id"])["status"] == "exited", timeout=HOLD_WAIT + 10
+        )
+        assert ended
+        assert client.resolve(held["id"])["signal"] == "SIGHUP"
+        assert client.resolve(kept["id"])["status"] == "running"  # held: it runs on
+    finally:
+        holder.close()
+    wait_until(lambda: client.resolve(kept["id"])["status"] == "exited", timeout=10)

@@ -7,6 +7,7 @@ pending waits (their connections close, which cancels them in the workers).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sys
 
@@ -38,11 +39,18 @@ def main() -> None:
     expects the server gone. A client gone mid-answer (a broken pipe) is a normal end."""
     code = 0
     try:
+        if sys.stdout is None:  # started with it closed (`>&-`): nothing to answer on
+            raise OSError(errno.EBADF, "stdout is closed")
         anyio.run(_serve, build_server())
     except KeyboardInterrupt:
         code = 130
     except BaseException as exc:
-        if not _client_gone(exc):
+        said = _output_failed(exc)
+        if said is not None:
+            with contextlib.suppress(Exception):
+                sys.stderr.write(f"agentty: error: cannot write the output: {said}\n")
+            code = 1
+        elif not _client_gone(exc):
             import traceback
 
             traceback.print_exc()
@@ -62,6 +70,21 @@ def _end_relays() -> None:
         from agentty_core.remote import aio_relay
 
         aio_relay.end_all()
+
+
+def _output_failed(exc: BaseException) -> str | None:
+    """Why our stdout could not be written (a full disk, an I/O error, closed), if that is
+    what ended the server (in any nesting of exception groups): one line, not a dump."""
+    inner = getattr(exc, "exceptions", None)
+    if isinstance(inner, (list, tuple)):
+        found = [_output_failed(e) for e in inner if isinstance(e, BaseException)]
+        return next((f for f in found if f is not None), None)
+    if isinstance(exc, OSError) and exc.errno in _OUTPUT_ERRNOS:
+        return exc.strerror or str(exc)
+    return None
+
+
+_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EIO, errno.EBADF, errno.EDQUOT, errno.EFBIG})
 
 
 def _client_gone(exc: BaseException) -> bool:
