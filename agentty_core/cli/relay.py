@@ -48,7 +48,9 @@ def _bridge(sock: socket.socket, stdin: int, stdout: int) -> int:
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, bytes(16))
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, bytes(16))
-    sel = selectors.DefaultSelector()
+    # poll, not epoll: stdin may be a regular file or /dev/null (requests from a file),
+    # which epoll refuses (EPERM) and poll reports always readable.
+    sel = selectors.PollSelector()
     sel.register(stdin, selectors.EVENT_READ, "in")
     sel.register(sock, selectors.EVENT_READ, "sock")
     if _is_pipe(stdout):  # a pipe's write end reports only an error: its reader is gone

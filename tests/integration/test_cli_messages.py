@@ -80,3 +80,24 @@ def test_input_over_the_limit_is_refused_without_reading_it_all() -> None:
         assert fed.stderr.startswith("agentty: error: stdin holds more than the limit")
     assert not "".join(agentty_json("get")["lines"]).strip()  # nothing was sent
     agentty("kill", "-s", sid, check=True)
+
+
+def test_relay_reads_requests_from_a_file(tmp_path: Path) -> None:
+    """epoll refuses a regular file or /dev/null as stdin: `relay S < requests` was a
+    traceback (PermissionError)."""
+    from tests.helpers.cli import agentty_json
+
+    sid = agentty_json("start", "--", "cat")["id"]
+    requests = tmp_path / "requests"
+    requests.write_text('{"v":1,"method":"ping","params":{}}\n')
+    with open(requests) as stdin:
+        import subprocess
+
+        from tests.helpers.cli import AGENTTY
+
+        proc = subprocess.run(
+            [AGENTTY, "relay", sid], stdin=stdin, capture_output=True, text=True, timeout=30
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert '"pong":true' in proc.stdout
+    agentty("kill", "-s", sid, check=True)
