@@ -8,9 +8,6 @@ live fields (`sessions(live_info=True)`) asks them all at once.
 
 from __future__ import annotations
 
-import os
-import signal
-import time
 import weakref
 
 from agentty_core.client_records import DEFAULT_TIMEOUT, RecordsView, describe_end
@@ -186,13 +183,9 @@ class Connected(RecordsView):
         pid = fresh.get("workerPid")
         assert isinstance(pid, int)  # worker_alive() found that process
         if exc.reason == "socket_missing":
-            os.kill(pid, signal.SIGUSR1)  # the worker re-creates its socket
             path = str(self.home.socket_path(session_id))
-            deadline = time.monotonic() + 2.0
-            while time.monotonic() < deadline:
-                if os.path.exists(path):
-                    return ipc_client.call(path, method, params, timeout=timeout, expect_pid=pid)
-                time.sleep(0.01)
+            if ipc_client.rebind(pid, path, within=2.0):
+                return ipc_client.call(path, method, params, timeout=timeout, expect_pid=pid)
             raise WorkerUnreachable(
                 f"socket of session {session_id} is missing; worker alive (pid {pid})",
                 "socket_missing",

@@ -58,10 +58,6 @@ def _unanswered(home: Home, known: set[str], silent: set[str], timeout: float) -
     one that does not answer (stopped, say) is listed with what is known of it, so that its
     session can still be seen and ended (`kill` ends a silent worker from outside). Left
     out, such a session could be reached by nobody, and its programs looked orphaned."""
-    import os
-    import signal
-    import time
-
     from agentty_core.proc import identity
     from agentty_core.proc.orphans import live_worker, marked_processes
 
@@ -76,13 +72,7 @@ def _unanswered(home: Home, known: set[str], silent: set[str], timeout: float) -
         known.add(sid)
         path = home.socket_path(sid)
         if not path.exists():
-            try:
-                os.kill(worker.pid, signal.SIGUSR1)
-            except OSError:
-                continue
-            deadline = time.monotonic() + timeout
-            while not path.exists() and time.monotonic() < deadline:
-                time.sleep(0.01)
+            ipc_client.rebind(worker.pid, str(path), within=timeout)
         record = None if sid in silent and path.exists() else _ask(home, sid, timeout, worker.pid)
         if record is None:
             record = checked(

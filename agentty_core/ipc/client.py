@@ -188,6 +188,23 @@ def call(
         return conn.call(method, params, timeout=timeout)
 
 
+def rebind(pid: int, path: str, within: float) -> bool:
+    """Tell a live worker whose socket file was removed to bind it again (SIGUSR1, R5);
+    whether the file is back within `within` seconds."""
+    import signal
+
+    try:
+        os.kill(pid, signal.SIGUSR1)
+    except OSError:
+        return False
+    deadline = time.monotonic() + within
+    while not os.path.exists(path):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def remove_stale_socket(path: os.PathLike[str] | str) -> bool:
     """Unlink `path` only if it is a socket of ours that nobody answers on (R5).
 

@@ -531,10 +531,14 @@ def capture(
     """Run `agentty WORDS` on `host`: (exit code, stdout, stderr). Raises TransportError when
     the link failed, or when it gave no answer within `timeout`. The process is in `running`
     while it runs, so another thread can end it (a dashboard that quits)."""
+    import time
 
+    began = time.monotonic()
     share_master(host, home_root, within=timeout)
     argv = argv_for(host, words, home_root)
     slot = take_slot(host, home_root)
+    if timeout is not None:  # one limit for the whole call, the master's start included
+        timeout = max(0.1, timeout - (time.monotonic() - began))
     try:
         return _capture(host, argv, input, timeout, running)
     finally:
