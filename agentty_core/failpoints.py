@@ -1,6 +1,7 @@
 """Deterministic fault injection for tests: `AGENTTY_FAILPOINTS="name=action;..."`.
 
-Actions: `sigkill` (kill this process), `exit:<code>`, `sleep:<seconds>`, `raise:<errno name>`.
+Actions: `sigkill` (kill this process), `sigstop` (stop it: another must end it),
+`exit:<code>`, `sleep:<seconds>`, `raise:<errno name>`.
 The narrow windows of the start, write and kill protocols can only be tested this way.
 Unset, `hit()` is one dict lookup on an empty dict.
 """
@@ -32,6 +33,8 @@ def hit(name: str) -> None:
     kind, _, arg = action.partition(":")
     if kind == "sigkill":
         os.kill(os.getpid(), signal.SIGKILL)
+    elif kind == "sigstop":
+        os.kill(os.getpid(), signal.SIGSTOP)
     elif kind == "exit":
         os._exit(int(arg or "1"))
     elif kind == "sleep":

@@ -391,6 +391,7 @@ class Requests(WorkerBase):
         `kill`. `run` holds its session so: it leaves nothing behind, whatever ends it."""
         peer.held = self.held = True  # no more requests on this connection
         peer.on_close.append(self._holder_gone)
+        log.info("held: the session ends when this connection closes")
         peer.send(protocol.ok({}))
 
     def _never_held(self) -> None:

@@ -134,10 +134,11 @@ def answer(conn_fd: int) -> bool:
 
 
 def end_stopped_leftovers(home: str) -> list[int]:
-    """Kill the spares and spare makers of an earlier spawner of `home` that were stopped
-    when it died (a running one reads its end of file and exits; a stopped one would wait
-    forever, owned by nobody); their pids. Called by the next spawner, holding the home's
-    spawner lock: no other spawner of the home runs, so none of these is anybody's."""
+    """Kill the stopped spares and spare makers of `home` (a running one reads its end of
+    file and exits; a stopped one would wait forever, owned by nobody); their pids. Called
+    by a spawner holding the home's lock, so none of these is another's: the next spawner,
+    for what one killed outright left, and a spawner letting go of a spare whose pid it
+    never learnt (stopped before it said it waits)."""
     from agentty_core.worker import maker
 
     uid = os.getuid()

@@ -76,7 +76,8 @@ def _warm() -> None:
 class Spawner:
     def __init__(self, home: Home, idle: float) -> None:
         self.home = home
-        self.idle = idle
+        self.home_name = os.environ.get("AGENTTY_HOME") or str(home.root)  # as our processes'
+        self.idle = idle  # environments name it (`spare.end_stopped_leftovers` looks for it)
         self.env = dict(os.environ)
         self.lock_fd = -1
         self.listener: socket.socket | None = None
@@ -402,6 +403,10 @@ class Spawner:
         if pid is None:  # it may have said it waits since we last looked
             with contextlib.suppress(OSError):
                 pid = spare.read_ready(end.recv(16))
+        if pid is None and _peer_open(end):  # never said who it is: stopped, it is found
+            end.close()  # by its name and state, as the next spawner would find it
+            spare.end_stopped_leftovers(self.home_name)
+            return
         pidfd = -1
         if pid is not None:
             with contextlib.suppress(OSError):
@@ -492,6 +497,7 @@ class Spawner:
         try:
             self._forget_sockets()
             comm = spare.settle(end.fileno())
+            failpoints.hit("spare.settled")
             end.sendall(spare.ready_note())
             prefault.populate_while_idle(prefault.learnt, end.fileno())
             job = spare.wait_for_request(end)
@@ -612,7 +618,7 @@ def main() -> int:
     if not spawner.acquire():
         return 0  # another one runs
     # The home is ours now: what a spawner killed outright left stopped is nobody's.
-    spare.end_stopped_leftovers(os.environ.get("AGENTTY_HOME") or str(home.root))
+    spare.end_stopped_leftovers(spawner.home_name)
     try:
         spawner.describe(ready=False)
         try:

@@ -33,6 +33,11 @@ def _program_runs(home: Path) -> bool:
     return False
 
 
+def _held(home: Path) -> bool:
+    """The worker took `run`'s hold (its log says so)."""
+    return any("held: " in log.read_text() for log in (home / "logs").glob("*.log"))
+
+
 @pytest.fixture(params=["full", "lane"])
 def way(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, agentty_home: Path
@@ -116,8 +121,8 @@ def test_run_killed_outright_leaves_no_program(agentty_home: Path, way: set[int]
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:
-        wait_until(lambda: _program_runs(agentty_home), timeout=30)
+    try:  # once held: killed before (a loaded machine), HOLD_WAIT would end it, tested below
+        wait_until(lambda: _program_runs(agentty_home) and _held(agentty_home), timeout=30)
     finally:
         run.kill()
         run.wait()

@@ -282,6 +282,24 @@ def test_a_stopped_spare_never_outlives_its_spawner(agentty_home: Path, end: str
             os.kill(spare, signal.SIGCONT)
 
 
+def test_a_spare_stopped_before_it_said_it_waits_never_outlives_its_spawner(
+    agentty_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopped between taking its name and saying it waits, a spare's pid is unknown to the
+    spawner: letting it go, the spawner finds it stopped and ends it."""
+    monkeypatch.setenv("AGENTTY_FAILPOINTS", "spare.settled=sigstop")
+    warm(agentty_home)
+    stopped = one_spare(agentty_home)
+    try:
+        wait_until(lambda: psutil.Process(stopped).status() == psutil.STATUS_STOPPED)
+        assert forked(start("cat"))  # forked for: the spare is kept, not said ready
+        assert spawner_client.stop(str(agentty_home))
+        wait_until(lambda: gone(stopped), timeout=15)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(stopped, signal.SIGCONT)
+
+
 def test_a_stopped_spare_given_a_request_is_ended_by_the_caller_that_gave_up(
     agentty_home: Path,
 ) -> None:
