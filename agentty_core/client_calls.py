@@ -89,7 +89,9 @@ class Connected(RecordsView):
         with ThreadPoolExecutor(max_workers=min(16, len(running))) as pool:
             for i, info in pool.map(ask, running):
                 if isinstance(info, dict):
-                    live = {k: info.get(k) for k in ("lastActiveAt", "input", "seq")}
+                    live = {k: info.get(k) for k in records.LIVE_FIELDS}
+                    if info.get("status") == "exited":  # not recorded yet (a full disk)
+                        live.update({k: info.get(k) for k in records.ENDED_FIELDS})
                     recs[i] = records.checked({**recs[i], **live}) or recs[i]
 
     def _vouched(self, ref: str | None) -> Record | None:

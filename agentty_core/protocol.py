@@ -24,7 +24,9 @@ Methods (params -> result; `?` marks what may be left out):
     ping      {}                            -> {"pong": true, "pid": worker pid, "seq"}
     info      {}                            -> {"record": the session record as the worker
                                                 knows it (`state.records.SessionRecord`),
-                                                with live "lastActiveAt", "input", "seq"}
+                                                with live "lastActiveAt", "input", "seq";
+                                                "exited" and the exit fields once its
+                                                program ended, recorded yet or not}
     get       {scrollback?, ansi?: bool, raw?: bool, bytes?: 0..RAW_BUFFER (raw's length),
                lines?: int (the last N lines of scrollback + screen, trailing blank
                lines dropped first)}        -> screen

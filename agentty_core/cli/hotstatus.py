@@ -3,7 +3,8 @@ prints them, on the interpreter's C modules only (`_json`, `_socket`).
 
 The full path reads `sessions.json`, checks each worker's identity (psutil-free already, but
 behind pathlib, argparse and json: ~4x the interpreter's start), asks every running worker
-for its live fields (`--json`) and names the home's warm spawner. This module does the same
+for its live fields (and how its program ended, when a full disk kept it from recording
+that) and names the home's warm spawner. This module does the same
 when the home is in order: every record's liveness is what the file says (a running
 session's worker alive by pid and start token, as `proc.identity` checks it; nothing lost;
 no final screen of a session still marked running) and every worker answers. Anything else
@@ -26,7 +27,8 @@ if TYPE_CHECKING:
 
 INFO_TIMEOUT = 1.0  # seconds, as `Client._merge_live_info` gives each worker
 BATCH = 64  # sockets open at once: far below any descriptor limit
-LIVE_FIELDS = ("lastActiveAt", "input", "seq")
+LIVE_FIELDS = ("lastActiveAt", "input", "seq")  # `state.records.LIVE_FIELDS`
+ENDED_FIELDS = ("status", "exitCode", "signal", "endedAt")  # and `ENDED_FIELDS`
 INFO_REQUEST = b'{"v": 1, "method": "info", "params": {}}\n'
 SPAWNER_INFO = "spawner.json"  # spawning.INFO_NAME
 
@@ -43,6 +45,8 @@ def status(args: Namespace) -> int | None:
     active = hotread.active(home)
     if recs is None or active is False or not _settled(home, recs, bool(args.quiet)):
         return None
+    if not _merge_live_info(home, recs):  # a program may have ended unrecorded: every form
+        return None
     write = sys.stdout.write
     if args.quiet:  # the ids and names of running sessions
         for rec in recs:
@@ -56,8 +60,6 @@ def status(args: Namespace) -> int | None:
     except ValueError:
         return None
     if args.json:
-        if not _merge_live_info(home, recs):
-            return None
         from agentty_core._version import __version__
 
         doc = {"version": __version__, "home": home, "active": active, "sessions": recs}
@@ -175,6 +177,8 @@ def _merge_live_info(home: str, recs: list[dict[str, object]]) -> bool:
                 info = _info(reply)
                 if isinstance(info, dict):
                     merged = {**recs[i], **{k: info.get(k) for k in LIVE_FIELDS}}
+                    if info.get("status") == "exited":  # not recorded yet (a full disk)
+                        merged.update({k: info.get(k) for k in ENDED_FIELDS})
                     if hotread.well_formed(merged):
                         recs[i] = merged
         finally:

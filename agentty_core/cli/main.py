@@ -65,8 +65,8 @@ def _subparser(parser: ArgumentParser, name: str) -> argparse.ArgumentParser:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    if args.quiet:
-        for rec in _client().sessions():
+    if args.quiet:  # the workers asked too: a program may have ended unrecorded
+        for rec in _client().sessions(live_info=True):
             if rec.get("status") == "running":
                 print(shown(str(rec["id"])))
                 if rec.get("name"):

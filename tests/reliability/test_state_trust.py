@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,40 @@ def test_readers_on_a_full_disk_do_not_fail(agentty_home: Path, small_disk: Path
     assert get.stderr.count("\n") == 1
     small_disk.unlink()
     agentty("orphans", "--kill", check=True)
+
+
+FULL_PATH = [sys.executable, "-c", "import sys; from agentty_core.cli.main import main; main()"]
+
+
+def test_status_takes_an_unrecorded_exit_from_the_worker(
+    agentty_home: Path, small_disk: Path
+) -> None:
+    """The disk full, a worker can save neither its program's exit nor the final screen; it
+    keeps trying, and `status` (lane and full path, every form) showed the program running.
+    The worker knows better: its `info` answer says how the program ended."""
+    ending = start("--name", "ending", "--", "sh", "-c", "echo hi; read x; exit 3")
+    _fill(small_disk)
+    agentty("text", "--session", "ending", "--enter", "bye", check=True)
+    wait_until(
+        lambda: (
+            "cannot record the exit" in (agentty_home / "logs" / f"{ending['id']}.log").read_text()
+        )
+    )
+    assert raw_records(agentty_home)[0]["status"] == "running"  # as the file still says
+    for way in ([AGENTTY], FULL_PATH):
+        listed = json.loads(_ok(way, "status", "--json"))["sessions"]
+        assert [(s["status"], s["exitCode"]) for s in listed] == [("exited", 3)], way
+        row = _ok(way, "status").splitlines()[-1].split()
+        assert row[1:4] == ["ending", "exited", "3"], way
+        assert _ok(way, "status", "-q") == "", way
+    small_disk.unlink()
+    wait_until(lambda: raw_records(agentty_home)[0]["status"] == "exited", timeout=30)
+
+
+def _ok(command: list[str], *args: str) -> str:
+    proc = subprocess.run([*command, *args], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
 
 
 def test_readers_take_the_exit_from_the_final_screen(agentty_home: Path) -> None:
