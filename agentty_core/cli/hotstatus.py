@@ -148,11 +148,15 @@ def _describe(found: dict[str, object] | None) -> str:
     return "off (AGENTTY_SPAWNER=0)" if not enabled else "none running"
 
 
+_SILENT: dict[str, object] = {}  # `read_reply`'s answer when the time is up
+
+
 def _merge_live_info(home: str, recs: list[dict[str, object]]) -> bool:
     """`Client._merge_live_info`: each running worker's live fields, asked of all at once
-    (every request sent before any answer is read). False where the full path would do more
-    than go without them (a socket missing or not the worker's, a worker that does not
-    answer in time or hangs up): it looks into that and may write it down."""
+    (every request sent before any answer is read); a worker that does not answer within
+    INFO_TIMEOUT is gone without. False where the full path would do more than go without
+    them (a socket missing or not the worker's, a worker that hangs up): it looks into that
+    and may write it down."""
     running = [i for i, rec in enumerate(recs) if rec.get("status") == "running"]
     for first in range(0, len(running), BATCH):
         batch = running[first : first + BATCH]
@@ -167,13 +171,12 @@ def _merge_live_info(home: str, recs: list[dict[str, object]]) -> bool:
 
             deadline = time.monotonic() + INFO_TIMEOUT
             for i, sock in zip(batch, socks, strict=True):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                sock.settimeout(left)
-                reply = hotread.read_reply(sock)
+                sock.settimeout(max(deadline - time.monotonic(), 0.001))
+                reply = hotread.read_reply(sock, silent=_SILENT)
+                if reply is _SILENT:
+                    continue  # stopped, say: gone without, as the full path does
                 if reply is None:
-                    return False  # no answer in time, a hang-up, or not JSON
+                    return False  # a hang-up, or not JSON
                 info = _info(reply)
                 if isinstance(info, dict):
                     merged = {**recs[i], **{k: info.get(k) for k in LIVE_FIELDS}}

@@ -139,3 +139,22 @@ def test_run_whose_output_fails_on_a_timeout_still_ends_its_session(agentty_home
     from tests.helpers.census import processes_of_home
 
     wait_until(lambda: processes_of_home(str(agentty_home)) == [], timeout=15)
+
+
+def test_status_goes_without_a_stopped_workers_fields_in_the_lane(agentty_home: Path) -> None:
+    """Every form of `status` asks the running workers (a program may have ended unrecorded):
+    one that does not answer in time is gone without, as the full path does, not handed on
+    to the full path to be waited for again."""
+    from tests.integration.test_hotpath import FULL
+
+    sid, worker = _stopped_worker(["cat"])
+    try:
+        for args in (["status"], ["status", "-q"], ["status", "--json"]):
+            _, lane = _timed([sys.executable, "-c", LANE_CHECK], *args)
+            assert lane.stderr.splitlines()[-1].startswith("CODE=0 "), (args, lane.stderr)
+            _, fast = _timed([AGENTTY], *args)
+            _, full = _timed(FULL, *args)
+            assert fast.stdout == full.stdout and sid in fast.stdout, args
+    finally:
+        os.kill(worker, signal.SIGCONT)
+        agentty("kill", "-s", sid, check=True)
