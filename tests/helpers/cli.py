@@ -64,3 +64,9 @@ def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: floa
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s: {predicate}")
+
+
+def run_holds(home: Path) -> bool:
+    """A worker of the home took `run`'s hold (its log says so): the session started and is
+    ready, and `run` waits for its end."""
+    return any("held: " in log.read_text() for log in (home / "logs").glob("*.log"))

@@ -19,6 +19,7 @@ import psutil
 import pytest
 
 from tests.helpers.census import describe, processes_of_home
+from tests.helpers.cli import run_holds
 from tests.reliability.conftest import AGENTTY, wait_until
 
 
@@ -31,11 +32,6 @@ def _program_runs(home: Path) -> bool:
         except Exception:
             continue
     return False
-
-
-def _held(home: Path) -> bool:
-    """The worker took `run`'s hold (its log says so)."""
-    return any("held: " in log.read_text() for log in (home / "logs").glob("*.log"))
 
 
 @pytest.fixture(params=["full", "lane"])
@@ -122,7 +118,7 @@ def test_run_killed_outright_leaves_no_program(agentty_home: Path, way: set[int]
         stderr=subprocess.DEVNULL,
     )
     try:  # once held: killed before (a loaded machine), HOLD_WAIT would end it, tested below
-        wait_until(lambda: _program_runs(agentty_home) and _held(agentty_home), timeout=30)
+        wait_until(lambda: _program_runs(agentty_home) and run_holds(agentty_home), timeout=30)
     finally:
         run.kill()
         run.wait()

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.helpers.cli import AGENTTY, agentty, agentty_json, wait_until
+from tests.helpers.cli import AGENTTY, agentty, agentty_json, run_holds, wait_until
 from tests.integration.test_hotpath import LANE_CHECK
 
 WAIT = 5.0  # the full path's wait for a worker's answer (lane.TIMEOUT, Client's default)
@@ -75,7 +75,10 @@ def test_run_with_a_stopped_worker_ends_once(agentty_home: Path, tmp_path: Path)
         stderr=subprocess.PIPE,
         text=True,
     )
-    recs = wait_until(lambda: agentty_json("status")["sessions"], timeout=30)
+    # Stopped once `run` holds its session (ready, waiting for the exit): stopped before it
+    # said it is ready, the worker fails the start instead (tested with the spawner).
+    wait_until(lambda: run_holds(agentty_home), timeout=30)
+    recs = agentty_json("status")["sessions"]
     os.kill(int(recs[0]["workerPid"]), signal.SIGSTOP)
     _, err = proc.communicate(timeout=120)
     took = time.monotonic() - began
