@@ -205,10 +205,12 @@ COARSE_CLOCK = 0.01  # a file's mtime comes from a clock this much behind time.t
 # Calls that are channels on one master at once: sshd refuses sessions over its MaxSessions
 # (10 by default; the link, relays and waits hold some), and ssh then connects on its own
 # with two lines of warning (too many of those at once meet MaxStartups again). A call waits
-# for a slot while others give theirs back, or up to SLOT_WAIT after the last did; then it
-# goes.
+# for a slot while others give theirs back, or up to SLOT_WAIT after the last did, and never
+# more than SLOT_WAIT_MOST in all (many callers and short calls: one that loses every race
+# would wait for ever); then it goes.
 SLOTS = 4
 SLOT_WAIT = 1.0
+SLOT_WAIT_MOST = 10.0
 
 
 def take_slot(host: Host, home_root: str | os.PathLike[str]) -> int:
@@ -238,7 +240,8 @@ def take_slot(host: Host, home_root: str | os.PathLike[str]) -> int:
                 os.close(fd)
             else:
                 return fd
-        if time.time() - turned >= SLOT_WAIT:
+        now = time.time()
+        if now - turned >= SLOT_WAIT or now - waited_from >= SLOT_WAIT_MOST:
             return -1  # held and not given back lately (long waits, say): go anyway
         time.sleep(0.005)
 
