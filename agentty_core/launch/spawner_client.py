@@ -251,11 +251,17 @@ def launch_if_wanted() -> None:
     _wanted, _successor = None, False
     if root is None or not enabled():
         return
+    if os.environ.get("AGENTTY_FAILPOINTS"):
+        from agentty_core import failpoints
+
+        failpoints.hit("spawner_client.launch")
     takeover = successor
     if not successor and lock_held(os.path.join(root, LOCK_NAME)):
         holder = info(root)
         if holder is None or holder.get("ready") is not True:
             return  # still starting (launched with the lock held): its socket comes soon
+        if _still_bound(holder):
+            return  # it was starting when asked, and listens now
         # Ready but unreachable (its socket was removed or replaced): it steps down within
         # its next check, and a new one waits for the lock meanwhile.
         takeover = True
@@ -263,6 +269,18 @@ def launch_if_wanted() -> None:
         launch(root, takeover=takeover)
     except OSError:
         pass  # another start launched one just now, or the home is not ready
+
+
+def _still_bound(holder: dict[str, object]) -> bool:
+    """Is the socket at the ready spawner's path the one it bound (its inode)?"""
+    path, bound = holder.get("socket"), holder.get("bound")
+    if not isinstance(path, str) or not isinstance(bound, list):
+        return False
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return [st.st_dev, st.st_ino] == bound
 
 
 def launch(root: str, *, takeover: bool = False) -> int:

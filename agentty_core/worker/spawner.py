@@ -144,6 +144,7 @@ class Spawner:
             "since": now_iso(),
             "ready": ready,
             "socket": self.path or None,
+            "bound": list(self.bound) if self.listener is not None else None,  # its inode
             "idle": self.idle,
             "python": sys.executable,
             "version": __version__,
@@ -632,6 +633,7 @@ def main() -> int:
         if any(spawner.code.mark.get(path) != mark for path, mark in before.items()):
             _log("code changed while importing: not starting")
             return 0
+        failpoints.hit("spawner.listen")
         spawner.listen()
         spawner.describe(ready=True)
         warmup.freeze()

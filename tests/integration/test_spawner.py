@@ -445,6 +445,29 @@ def test_starts_in_a_row_launch_one_spawner(agentty_home: Path) -> None:
     assert spawner_client.stop(str(agentty_home))
 
 
+def test_a_start_while_the_spawner_starts_launches_no_successor(agentty_home: Path) -> None:
+    # A start that asked while the spawner was still starting (its lock held, no socket yet)
+    # found it ready when it went to launch one itself, and took that for "ready but not
+    # reachable": it launched a successor that imported everything to wait for the lock in
+    # vain (and took over when the first was stopped: a leftover in the remote tests).
+    env = {**os.environ, "AGENTTY_SPAWNER": "1"}
+    slow_bind = {**env, "AGENTTY_FAILPOINTS": "spawner.listen=sleep:0.5"}
+    first = agentty("start", "--json", "--", "sleep", "1000", env=slow_bind)
+    assert first.returncode == 0, first.stderr
+    slow_launch = {**env, "AGENTTY_FAILPOINTS": "spawner_client.launch=sleep:1.5"}
+    second = agentty("start", "--json", "--", "sleep", "1000", env=slow_launch)
+    assert second.returncode == 0, second.stderr
+    assert not forked(json.loads(second.stdout))  # it asked before the spawner listened
+    pid = ready_spawner(agentty_home)["pid"]
+    found = set()
+    for p in processes_of_home(str(agentty_home)):
+        with contextlib.suppress(psutil.Error):
+            if "spawner" in " ".join(p.cmdline()):
+                found.add(p.pid)
+    assert found - {pid} - helpers(agentty_home) == set()
+    assert spawner_client.stop(str(agentty_home))
+
+
 @pytest.mark.parametrize("way", ["forked", "spawned"])
 def test_the_worker_log_lines_share_one_format(agentty_home: Path, way: str) -> None:
     """The start line (written without logging's machinery) and a later line (through it)

@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from agentty_core.pytest_plugin import reap
-from tests.helpers.census import describe, sweep_home
+from tests.helpers.census import describe, processes_of_home, sweep_home
 from tests.helpers.cli import AGENTTY
 
 SSHD = shutil.which("sshd", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
@@ -55,12 +55,18 @@ class Sshd:
         self.log = self.root / "sshd.log"
         _keygen(self.root / "host_key")
         _keygen(self.root / "user_key")
-        shutil.copy(self.root / "user_key.pub", self.root / "authorized_keys")
+        # SHLVL=1: the user's shell runs each command without its ~/.bashrc (bash reads it
+        # for a top-level shell that sshd started). This machine's own start-up files (a
+        # pyenv set-up, say, with a lock that a killed session leaves behind) are no part
+        # of what is tested, and made remote calls stall for seconds.
+        key = (self.root / "user_key.pub").read_text()
+        (self.root / "authorized_keys").write_text(f'environment="SHLVL=1" {key}')
         (self.root / "sshd_config").write_text(
             f"ListenAddress 127.0.0.1\nPort {self.port}\n"
             f"HostKey {self.root}/host_key\nPidFile {self.root}/sshd.pid\n"
             f"AuthorizedKeysFile {self.root}/authorized_keys\n"
             "PermitRootLogin yes\nStrictModes no\nUsePAM no\nUseDNS no\n"
+            "PermitUserEnvironment SHLVL\n"
             "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
             "PrintMotd no\nPrintLastLog no\nAllowAgentForwarding no\nX11Forwarding no\n"
         )
@@ -135,12 +141,27 @@ def sshd() -> Iterator[Sshd]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def _callers(home: Path) -> list[psutil.Process]:
+    """The home's agentty commands still running (not its workers, nor their programs)."""
+    found = []
+    for proc in processes_of_home(str(home)):
+        with contextlib.suppress(psutil.Error):
+            if any(arg.endswith("/agentty") for arg in proc.cmdline()[:2]):
+                found.append(proc)
+    return found
+
+
 @pytest.fixture
 def remote_home() -> Iterator[Path]:
     """The remote side's AGENTTY_HOME; its sessions are killed and counted at teardown."""
     home = Path(tempfile.mkdtemp(prefix="atr-", dir="/tmp"))
     os.chmod(home, 0o700)
     yield home
+    # A remote `agentty` whose answer the test has may still be on its way out, launching
+    # the home's warm spawner: let it finish, or the spawner comes up after the reaper.
+    deadline = time.monotonic() + 10
+    while _callers(home) and time.monotonic() < deadline:
+        time.sleep(0.05)
     # The one reaper: the remote home's sessions and its warm spawner (the remote agentty
     # runs under sshd's environment, where the tests' AGENTTY_SPAWNER=0 does not reach).
     reap(home, leftovers=False)
