@@ -30,6 +30,10 @@ def agentty_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("AGENTTY_SPAWNER", "0")
     monkeypatch.delenv("AGENTTY_SPAWNER_IDLE", raising=False)
     monkeypatch.setenv("AGENTTY_LINK", "0")  # a --host call's link outlives it (test_link*)
+    # `start --shell` runs `$SHELL -lc`: a login shell reads the machine's own start-up files
+    # (a pyenv set-up whose lock a session killed mid-way leaves behind stalled every later
+    # one for a minute). They are no part of what is tested: a POSIX sh reads none of bash's.
+    monkeypatch.setenv("SHELL", "/bin/sh")
     yield home
     spawner_client.stop(str(home))
     # A worker answers `kill` and then exits: give such processes a moment to finish.

@@ -30,9 +30,9 @@ while True:  # every slot seems given back and taken again at once, all the time
 """
 
 
-def test_a_slot_wait_ends_while_slots_keep_turning_over(tmp_path: Path) -> None:
-    host = Host("box", destination="box.example")
-    path = transport.control_path(host, tmp_path)
+def test_a_slot_wait_ends_while_slots_keep_turning_over(agentty_home: Path) -> None:
+    host = Host("box", destination="box.example")  # (the home: a short path, as a socket's)
+    path = transport.control_path(host, agentty_home)
     assert path is not None
     slots = [f"{path}.slot{n}" for n in range(transport.SLOTS)]
     holder = subprocess.Popen(
@@ -41,14 +41,14 @@ def test_a_slot_wait_ends_while_slots_keep_turning_over(tmp_path: Path) -> None:
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
         began = time.monotonic()
-        slot = transport.take_slot(host, tmp_path)
+        slot = transport.take_slot(host, agentty_home)
         waited = time.monotonic() - began
         assert slot == -1  # none came free: the call goes without one
         assert transport.SLOT_WAIT <= waited < transport.SLOT_WAIT_MOST + 5, waited
     finally:
         holder.kill()
         holder.wait()
-    slot = transport.take_slot(host, tmp_path)  # given back by the holder's end
+    slot = transport.take_slot(host, agentty_home)  # given back by the holder's end
     assert slot >= 0
     transport.give_back(slot)
     assert os.path.exists(slots[0])
