@@ -416,7 +416,9 @@ class Requests(WorkerBase):
         grace = params.get("grace", 2.0)
         if not protocol.finite(grace) or not 0 <= float(grace) <= 60:  # type: ignore[arg-type]  # finite() checked the type
             raise BadRequest("grace must be a number of seconds in 0..60")
-        if self.finalizing and self.kill_task is None:
+        if self.finalizing and (self.kill_task is None or self.kill_task.done()):
+            # Ended by itself, or by a kill that has answered: this one has nothing to end
+            # (the worker lingers only while it cannot record the exit: a full disk, say).
             raise RequestFailed("exited", self._exited_message())
         result = await self.kill(float(grace))  # type: ignore[arg-type]  # finite() checked the type
         if result.survivors:

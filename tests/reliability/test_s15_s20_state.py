@@ -262,6 +262,12 @@ def test_kill_under_a_held_lock_says_what_the_worker_knows(agentty_home: Path) -
         assert refused.stderr == f"agentty: error: session {done['id']} already exited (code 5)\n"
         killed = agentty_json("kill", "-s", running["id"])
         assert (killed["status"], killed["signal"]) == ("exited", "SIGHUP"), killed
+        # Killed once, it is ended: a second kill said "killed" again, exit 0 (the worker
+        # awaited its finished kill once more) while the exit was not recorded.
+        again = agentty("kill", "-s", running["id"])
+        assert again.returncode == 1, again.stdout
+        message = f"agentty: error: session {running['id']} already exited (signal SIGHUP)\n"
+        assert again.stderr == message
     wait_until(lambda: record(done["id"])["exitCode"] == 5)  # written once the lock is free
 
 
