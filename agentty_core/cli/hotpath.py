@@ -64,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout = _Checked(stdout)
     try:
         return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C before a command's own handling began (its imports)
+        return 130
     except OutputFailed as exc:
         return _output_failed(str(exc), isinstance(exc.error, BrokenPipeError), argv is None)
     except AttributeError as exc:  # stdout closed (`>&-`): sys.stdout is None

@@ -94,7 +94,7 @@ def start(words: list[str]) -> int | None:
         return None
     here = hotread.home()
     previous = hotread.active(here) if here is not None else None
-    started = launch(opts)
+    started = launch(opts, previous=previous if isinstance(previous, str) else None)
     if not isinstance(started, tuple):
         return started
     home, sid, _ = started
@@ -131,13 +131,19 @@ def unannounced(sid: str, previous: str | None, failed: OutputFailed) -> OutputF
 
 
 def launch(
-    opts: dict[str, object], *, activate: bool = True, keep_failed: bool = True, held: bool = False
+    opts: dict[str, object],
+    *,
+    activate: bool = True,
+    keep_failed: bool = True,
+    held: bool = False,
+    previous: str | None = None,
 ) -> tuple[str, str, int] | int | None:
     """Start the session `opts` describes (`parse`'s keys) through the warm spawner: the
     home, the session's id and its worker's pid once the program runs. Else the exit code
     after the full path's message, or None: the full path must start it (nothing was
     written). With `activate` False the session does not become the active one, and with
-    `keep_failed` False a session whose program did not start is removed (both: `run`)."""
+    `keep_failed` False a session whose program did not start is removed (both: `run`).
+    Interrupted (Ctrl-C), nothing of the session stays, and `previous` is active again."""
     home = hotread.home()
     if home is None or ".." in home.split(os.sep):
         return None
@@ -167,9 +173,13 @@ def launch(
             answer = _status(status_r)
         except BaseException as exc:  # interrupted (Ctrl-C): nothing of it may run on
             _end(pidfd)
-            _mark_failed(home, sid, "start was interrupted")
-            if not isinstance(exc, Exception):
+            if not isinstance(exc, Exception):  # nor stay: `previous` is active again
+                from agentty_core.launch.launcher import discard
+                from agentty_core.paths import Home
+
+                discard(Home.resolve(), sid, previous)
                 raise
+            _mark_failed(home, sid, "start was interrupted")
             hotread.error(f"start failed: {exc}")
             return 1
         if answer is None or answer.get("ok") is not True:

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 
-from agentty_core.errors import EXIT_USAGE, SpawnError
+from agentty_core.errors import EXIT_USAGE, AgenttyError, SpawnError
 from agentty_core.ipc.client import remove_stale_socket
 from agentty_core.launch import spawn as worker_spawn
 from agentty_core.launch import spawner_client
@@ -28,10 +28,11 @@ from agentty_core.paths import Home
 from agentty_core.proc import identity
 from agentty_core.proc.command import resolve_command, validate_cwd
 from agentty_core.state import intent
-from agentty_core.state.records import RawRecord, Record, checked
+from agentty_core.state.records import RawRecord, Record, checked, read_active
 from agentty_core.state.store import StateStore, now_iso
 
 READY_TIMEOUT = 10.0
+DISCARD_LOCK_WAIT = 1.0  # an interrupted start's clean-up: a held lock must not hold up Ctrl-C
 
 
 def _worker_alive(record: Record) -> bool:
@@ -81,6 +82,7 @@ def start(
     session_id, record, spec = planned.session_id, planned.record, planned.spec
     store = store or StateStore(home)
     log_path = planned.log_path
+    previous = read_active(home) if activate else None  # for an interrupted start's undo
 
     # The worker spends ~0.1 s importing before it reads its spec: it is started first (the
     # `agentty` command starts it before anything else) and the intent record is written
@@ -91,12 +93,14 @@ def start(
         intent.name_worker(planned, identity.worker_fields(proc.pid))
     try:
         intent.claim(store, planned, _worker_alive)
-    except BaseException:
+    except BaseException as exc:
         if proc is not None:
             _kill_worker(proc)  # it has no spec yet: nothing of the session ran
             os.close(proc.status_fd)
         with contextlib.suppress(OSError):
             os.unlink(log_path)
+        if not isinstance(exc, Exception):  # interrupted, the record written or not
+            discard(home, session_id, None)
         raise
     if proc is None:  # reported after the state write: a broken home is the first thing to say
         error = cannot_spawn.strerror if cannot_spawn is not None else "unknown error"
@@ -118,6 +122,9 @@ def start(
         with contextlib.suppress(OSError):
             remove_stale_socket(home.socket_path(session_id))
         raise
+    except BaseException:  # interrupted (Ctrl-C): the worker is ended, and nothing stays
+        discard(home, session_id, previous)
+        raise
     # Nothing after `ready` may fail: a `start` that fails leaves nothing running, one that
     # leaves a session running succeeds (the worker set the active pointer with its record).
     from agentty_core.state.records import records
@@ -128,6 +135,20 @@ def start(
                 return rec
     running = {"status": "running", "pid": ready.get("pid"), "workerPid": ready.get("workerPid")}
     return checked({**record, **running}) or record
+
+
+def discard(home: Home, session_id: str, previous: str | None) -> None:
+    """Undo a `start` interrupted while it waited for its worker (ended by then): the
+    session's record, files and socket go, and the active pointer, if the worker had set
+    it, names `previous` again. Within DISCARD_LOCK_WAIT: under a lock held longer the
+    record stays, and says that its worker is gone."""
+    with contextlib.suppress(AgenttyError, OSError):
+        store = StateStore(home, timeout=DISCARD_LOCK_WAIT)
+        store.forget({session_id})
+        if previous is not None and previous != session_id and read_active(home) is None:
+            store.set_active(previous)
+    with contextlib.suppress(OSError):
+        remove_stale_socket(home.socket_path(session_id))
 
 
 def _spawn_logging_to(log_path: str) -> tuple[SpawnedWorker | None, OSError | None]:

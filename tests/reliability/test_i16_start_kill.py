@@ -3,6 +3,7 @@ session whose worker stopped answering (stopped, pinned, or its connection slots
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import signal
@@ -12,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from agentty_core.state.store import LOCK_TIMEOUT
@@ -161,3 +163,52 @@ def test_held_connection_slots_are_reclaimed(agentty_home: Path, how: str) -> No
     finally:
         for sock in hogs:
             sock.close()
+
+
+@pytest.mark.parametrize("spawner", ["0", "1"])
+@pytest.mark.parametrize("moment", ["worker.after_spawn", "worker.before_ready"])
+def test_an_interrupted_start_leaves_nothing(agentty_home: Path, spawner: str, moment: str) -> None:
+    """Ctrl-C while `start` waits for its worker (the program running, its record written
+    or not): the session was left `lost`, or `exited` by SIGHUP, and the active pointer on
+    it. Nothing of it stays now, and the pointer names the session it named before."""
+    env = dict(os.environ, AGENTTY_SPAWNER=spawner)
+    before = start("--", "sleep", "1001")
+    if spawner == "1":
+        from tests.helpers.spawner import ready_spawner
+
+        run_env(["start", "--", "true"], env)
+        ready_spawner(agentty_home)
+        agentty("gc", check=True)
+        agentty("attach", before["id"], check=True)
+    env["AGENTTY_FAILPOINTS"] = f"{moment}=sleep:5"
+    proc = subprocess.Popen(
+        [AGENTTY, "start", "--", "sleep", "1002"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_until(lambda: _sleeps(agentty_home, "1002"))
+    if moment == "worker.before_ready":
+        wait_until(lambda: "running" in [r["status"] for r in raw_records(agentty_home)[1:]])
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert (proc.returncode, out) == (130, "")
+    wait_until(lambda: not _sleeps(agentty_home, "1002"))
+    assert [r["id"] for r in raw_records(agentty_home)] == [before["id"]]
+    assert (agentty_home / "active").read_text().strip() == before["id"]
+    logs = {p.name for p in (agentty_home / "logs").iterdir()} - {"spawner.log"}
+    assert logs == {f"{before['id']}.log"}
+    assert {p.name for p in (agentty_home / "sockets").iterdir()} - {"spawner.sock"} == {
+        f"{before['id']}.sock"
+    }
+
+
+def _sleeps(home: Path, seconds: str) -> bool:
+    """`sleep SECONDS` runs in the home (the program, not a command line that names it)."""
+    for proc in alive_of_home(home):
+        with contextlib.suppress(psutil.Error):
+            if proc.name() == "sleep" and proc.cmdline()[1:] == [seconds]:
+                return True
+    return False
