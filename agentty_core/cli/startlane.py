@@ -39,9 +39,10 @@ if TYPE_CHECKING:
 BUSY_WAIT = spawning.ANSWER_WAIT
 # The worker does the full path's part too: the intent record, under the state lock (up to
 # store.LOCK_TIMEOUT, 10 s, when another process holds it), before the ready wait the full
-# path allows (launcher.READY_TIMEOUT, 10 s). Waited for as long, a held lock ends the start
-# with the worker's own words (the lock timed out), as the full path's, not with ours.
-READY_TIMEOUT = 10.0 + 10.0
+# path allows (launcher.READY_TIMEOUT: the running record's lock wait, 10 s, and 10 s more).
+# Waited for as long, a held lock ends the start with the worker's own words (the lock timed
+# out), as the full path's, not with ours.
+READY_TIMEOUT = 10.0 + 10.0 + 10.0
 MARK_LOCK_WAIT = 1.0  # a failed start's record: a held lock must not hold up the message
 SIGTERM, SIGKILL = 15, 9
 _VALUED = {"--name": "name", "--cwd": "cwd", "--shell": "shell", "--cols": "cols"}

@@ -29,10 +29,12 @@ from agentty_core.proc import identity
 from agentty_core.proc.command import resolve_command, validate_cwd
 from agentty_core.state import intent
 from agentty_core.state.records import RawRecord, Record, checked, read_active
-from agentty_core.state.store import StateStore, now_iso
+from agentty_core.state.store import LOCK_TIMEOUT, StateStore, now_iso
 
-READY_TIMEOUT = 10.0
-DISCARD_LOCK_WAIT = 1.0  # an interrupted start's clean-up: a held lock must not hold up Ctrl-C
+# The worker's running record waits for the state lock up to its timeout: `start` waits as
+# long and more, to say what the worker says (the lock's message), not that time ran out.
+READY_TIMEOUT = LOCK_TIMEOUT + 10.0
+DISCARD_LOCK_WAIT = 1.0  # a failed or interrupted start's record: the lock is not waited for
 
 
 def _worker_alive(record: Record) -> bool:
@@ -116,8 +118,9 @@ def start(
         ready = _hand_over(proc, spec, timeout)
     except SpawnError as exc:
         exc.log_path, exc.session_id = str(log_path), session_id
-        with contextlib.suppress(Exception):
-            store.update(session_id, status="failed", error=exc.message, endedAt=now_iso())
+        with contextlib.suppress(Exception):  # a held lock must not hold up the message
+            quick = StateStore(home, timeout=DISCARD_LOCK_WAIT)
+            quick.update(session_id, status="failed", error=exc.message, endedAt=now_iso())
         # A worker that died after binding leaves its socket; nothing answers on it now.
         with contextlib.suppress(OSError):
             remove_stale_socket(home.socket_path(session_id))

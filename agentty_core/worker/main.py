@@ -159,22 +159,32 @@ def serve(spec: dict[str, object], status_fd: int) -> int:
     )
     import asyncio
 
+    from agentty_core.errors import AgenttyError
+
     try:
         return asyncio.run(worker.run())
     except BaseException as exc:
-        log.error("worker failed:\n%s", traceback.format_exc())
+        # agentty's own errors (the state lock held past its timeout, say) are said in their
+        # words, as the caller says them on the direct path; anything else is a crash.
+        known = isinstance(exc, AgenttyError)
+        said = str(exc) if known else f"worker failed: {exc}"
+        if known:
+            log.error("%s", said)
+        else:
+            log.error("worker failed:\n%s", traceback.format_exc())
         _kill_child_group(worker)
         # Before `start` had its answer, the start failed (`run` then removes it, as any
         # failed start); after, a running session lost its worker.
         started = worker.status_fd is None
-        worker._report({"ok": False, "error": f"worker failed: {exc}", "exit_code": 1})
+        code = exc.exit_code if isinstance(exc, AgenttyError) else 1
+        worker._report({"ok": False, "error": said, "exit_code": code})
         fields: dict[str, object] = {"status": "lost"}
         if not started:
             from agentty_core.state.store import now_iso
 
             fields = {"status": "failed", "endedAt": now_iso()}
         with contextlib.suppress(Exception):
-            worker.store.update(worker.id, error=f"worker failed: {exc}", **fields)
+            worker.store.update(worker.id, error=said, **fields)
         return 1
 
 

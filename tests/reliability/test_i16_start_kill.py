@@ -212,3 +212,44 @@ def _sleeps(home: Path, seconds: str) -> bool:
             if proc.name() == "sleep" and proc.cmdline()[1:] == [seconds]:
                 return True
     return False
+
+
+@pytest.mark.parametrize("spawner", ["0", "1"])
+def test_a_lock_held_over_the_running_record_fails_the_start_in_its_words(
+    agentty_home: Path, spawner: str
+) -> None:
+    """The program runs; the running record waits for the lock, which another process holds
+    past its timeout. `start` said "worker failed: ..." (the lane) or that the worker was not
+    ready (the direct path, whose wait ran out with the lock's), and the worker's log had a
+    traceback. The lock's own message now, one line in the log; nothing runs on."""
+    from tests.reliability.conftest import state_lock
+
+    env = dict(os.environ, AGENTTY_SPAWNER=spawner)
+    if spawner == "1":
+        from tests.helpers.spawner import ready_spawner
+
+        run_env(["start", "--", "true"], env)
+        ready_spawner(agentty_home)
+        agentty("gc", check=True)
+    env["AGENTTY_FAILPOINTS"] = "worker.after_spawn=sleep:1"
+    proc = subprocess.Popen(
+        [AGENTTY, "start", "--", "sleep", "1003"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_until(lambda: _sleeps(agentty_home, "1003"))
+    (rec,) = raw_records(agentty_home)  # the intent
+    log = agentty_home / "logs" / f"{rec['id']}.log"
+    with state_lock(agentty_home):  # let go once the worker gave up: its start marks it failed
+        wait_until(lambda: "timed out after 10s" in log.read_text(), timeout=30)
+    out, err = proc.communicate(timeout=60)
+    assert (proc.returncode, out) == (1, ""), err
+    assert (
+        err.startswith("agentty: error: timed out after 10s waiting for ") and err.count("\n") == 1
+    )
+    wait_until(lambda: not _sleeps(agentty_home, "1003"))
+    assert "Traceback" not in log.read_text()
+    assert raw_records(agentty_home)[0]["status"] == "failed"
