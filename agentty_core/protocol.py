@@ -10,10 +10,15 @@ pairs in order. A line longer than `MAX_LINE` bytes, non-JSON, NaN/Infinity, nes
 deep or an unknown method gets an error response and the connection stays usable (an
 oversized line closes it, since the rest of it cannot be framed).
 
-    request:  {"v": 1, "method": "get", "params": {...}}
+    request:  {"v": 1, "method": "get", "params": {...}, "until"?: seconds}
     response: {"v": 1, "ok": true, "result": {...}}
               {"v": 1, "ok": false, "error": {"code": "...", "message": "...",
                                               "exit_code"?: int, ...extra}}
+
+Late requests: `until` (CLOCK_MONOTONIC, the same clock in every process of the machine) is
+when the caller stops waiting. A request that acts (`ACTING`) read after it is refused with
+`late` and not done: a caller whose wait ran out (a stopped worker) said it failed, and one
+that tries again must not find it done twice once the worker runs again.
 
 Versions: `v` is `PROTOCOL_VERSION`, in every request and response. A worker refuses a
 request of another version (`version_mismatch`, naming both); a client reads no further
@@ -179,8 +184,14 @@ def encode(message: JSONObject) -> bytes:
     return _ENCODER.encode(message).encode() + b"\n"
 
 
-def request(method: str, params: JSONObject | None = None) -> bytes:
-    return encode({"v": PROTOCOL_VERSION, "method": method, "params": params or {}})
+ACTING = frozenset({"text", "key", "signal", "resize"})  # refused when late (`until`)
+
+
+def request(method: str, params: JSONObject | None = None, until: float | None = None) -> bytes:
+    message: JSONObject = {"v": PROTOCOL_VERSION, "method": method, "params": params or {}}
+    if until is not None:
+        message["until"] = until
+    return encode(message)
 
 
 def ok(result: JSONObject) -> bytes:

@@ -48,6 +48,7 @@ WAIT_CONDITIONS = (
 )
 REPEATABLE = frozenset({"get", "wait"})  # change nothing: the full path may ask again
 TIMEOUT = 5  # seconds, as the full path's default
+ACTING = ("text", "key", "signal", "resize")  # `protocol.ACTING`
 PING = b'{"v":1,"method":"ping","params":{}}\n'
 # A session whose worker did not answer within the full path's own wait (stopped, say):
 # `kill` then goes the full path's way for such a worker at once (`Client.kill(silent=)`).
@@ -228,8 +229,9 @@ def _requests(args: Namespace) -> list[bytes] | None:
         except AgenttyError:
             return None  # the full path says what is wrong
         lines = []
-        for method, step_params in steps:
-            line = request_line(method, step_params)
+        for i, (method, step_params) in enumerate(steps):
+            # Sent at once, read in turn: each is waited for TIMEOUT after the one before.
+            line = request_line(method, step_params, (i + 1) * TIMEOUT)
             if line is None:
                 return None
             lines.append(line)
@@ -272,11 +274,18 @@ def _requests(args: Namespace) -> list[bytes] | None:
     return None if line is None else [line]
 
 
-def request_line(method: str, params: dict[str, object]) -> bytes | None:
+def request_line(method: str, params: dict[str, object], within: float = TIMEOUT) -> bytes | None:
     """A request line; None for one the worker would refuse as too long (the full path
-    refuses it before sending anything, `ipc.client.sendable`)."""
+    refuses it before sending anything, `ipc.client.sendable`). One that acts is not done
+    if the worker reads it more than `within` seconds from now (`protocol`: late requests):
+    its caller has stopped waiting by then."""
+    message: dict[str, object] = {"v": 1, "method": method, "params": params}
+    if method in ACTING:
+        import time  # loaded by the interpreter itself: free
+
+        message["until"] = time.monotonic() + within
     try:
-        text = hotread.dumps({"v": 1, "method": method, "params": params}, ascii_only=True)
+        text = hotread.dumps(message, ascii_only=True)
     except (TypeError, ValueError):
         return None
     return None if len(text) >= MAX_LINE else (text + "\n").encode("ascii")

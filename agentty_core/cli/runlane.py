@@ -245,7 +245,7 @@ class Lane:
     ) -> tuple[bool, dict[str, object] | None]:
         """Whether the request went out, and the answer (None: none came, or not one of
         ours; the connection is dropped then)."""
-        line = request_line(method, params)
+        line = request_line(method, params, within)
         sock = None if line is None else self._connection()
         if sock is None or line is None:
             return False, None

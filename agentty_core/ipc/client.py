@@ -78,8 +78,10 @@ class Connection:
     def close(self) -> None:
         self.sock.close()
 
-    def send(self, method: str, params: protocol.JSONObject | None = None) -> None:
-        line = sendable(protocol.request(method, params))
+    def send(
+        self, method: str, params: protocol.JSONObject | None = None, until: float | None = None
+    ) -> None:
+        line = sendable(protocol.request(method, params, until))
         try:
             self.sock.sendall(line)
         except OSError as exc:
@@ -126,9 +128,10 @@ class Connection:
     def call(
         self, method: str, params: protocol.JSONObject | None = None, timeout: float | None = None
     ) -> protocol.JSONObject:
-        """Send a request and return its result, or raise the worker's error."""
-        self.send(method, params)
+        """Send a request and return its result, or raise the worker's error. One that acts
+        says until when we wait: read later (the worker stopped meanwhile), it is not done."""
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        self.send(method, params, deadline if method in protocol.ACTING else None)
         session = os.path.basename(self.path).removesuffix(".sock")
         return unwrap(self.read_message(deadline), session)
 

@@ -42,6 +42,13 @@ HOLD_WAIT = 10.0  # how soon after its start a session started to be held must b
 SIGNALS = {name: getattr(signal, f"SIG{name}") for name in protocol.SIGNAL_NAMES}
 
 
+def _late(until: object) -> bool:
+    """Past the time its caller waits until (`protocol`: late requests)."""
+    if isinstance(until, bool) or not isinstance(until, (int, float)):
+        return False
+    return time.monotonic() > until
+
+
 class Requests(WorkerBase):
     """The request handlers, the method table, and how answers go out."""
 
@@ -60,6 +67,8 @@ class Requests(WorkerBase):
             if method == "hold":
                 self._hold(peer)
                 return
+            if method in protocol.ACTING and _late(message.get("until")):
+                raise RequestFailed("late", "the caller stopped waiting: not done")
             answer = self._answer(method, params)
             if isinstance(answer, dict):
                 peer.send(protocol.ok(answer))

@@ -161,3 +161,27 @@ def test_status_goes_without_a_stopped_workers_fields_in_the_lane(agentty_home: 
     finally:
         os.kill(worker, signal.SIGCONT)
         agentty("kill", "-s", sid, check=True)
+
+
+def test_input_that_timed_out_is_not_typed_when_the_worker_resumes(agentty_home: Path) -> None:
+    """`text`, `key` and `signal` to a stopped worker fail (exit 1, "did not answer"); their
+    requests stayed in the socket and were done once it ran again: a caller who retried
+    typed twice. A request now says until when its caller waits; a late one is not done."""
+    from tests.integration.test_hotpath import FULL
+
+    sid, worker = _stopped_worker(["sh", "-c", "stty -echo; exec cat"])
+    try:
+        for way in ([AGENTTY], FULL):
+            _, typed = _timed(way, "text", "-s", sid, "--enter", "typed-late")
+            assert typed.returncode == 1, typed.stderr
+            _, pressed = _timed(way, "key", "-s", sid, "x", "Enter")
+            assert pressed.returncode == 1, pressed.stderr
+        _, interrupted = _timed(FULL, "signal", "-s", sid, "INT")
+        assert interrupted.returncode == 1, interrupted.stderr
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    agentty("text", "-s", sid, "--enter", "on-time", check=True)
+    agentty("wait", "-s", sid, "--text", "on-time", check=True)
+    screen = agentty("get", "-s", sid, check=True).stdout
+    assert screen.split() == ["on-time"], screen
+    agentty("kill", "-s", sid, check=True)
