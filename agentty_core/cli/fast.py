@@ -127,16 +127,17 @@ def _option_value(words: list[str], i: int) -> tuple[str, int] | None:
 
 
 def options_before_program(
-    words: list[str], valued: dict[str, str]
+    words: list[str], valued: dict[str, str], repeatable: frozenset[str] = frozenset()
 ) -> tuple[list[tuple[str, str]], bool, list[str]] | None:
     """`start`'s and `run`'s command line: the options before `--` as (attribute, value)
     pairs in order, whether `--json` was among them, and the program's argv after `--`
     (empty without one). None for a form argparse must read: another option or an
-    abbreviation, a missing value, or one that starts with `-` (it may take it for an
-    option). Empty values are the caller's to judge."""
+    abbreviation, a missing value, one that starts with `-` (it may take it for an
+    option), or one not `repeatable` given twice. Empty values are the caller's to judge."""
     pairs: list[tuple[str, str]] = []
     as_json = False
     i = 0
+    given: set[str] = set()
     while i < len(words) and words[i] != "--":
         word = words[i]
         if word == "--json":
@@ -150,7 +151,11 @@ def options_before_program(
         if found is None or found[0].startswith("-"):
             return None
         value, i = found
-        pairs.append((valued[name], value))
+        attr = valued[name]
+        if attr in given and attr not in repeatable:
+            return None  # given twice: argparse refuses it
+        given.add(attr)
+        pairs.append((attr, value))
     return pairs, as_json, words[i + 1 :]
 
 
@@ -166,6 +171,7 @@ def parse(words: list[str]) -> Namespace | None:
     for attr in valued.values():
         setattr(args, attr, _DEFAULTS.get(command, {}).get(attr))
     rest = words[1:]
+    given: set[str] = set()  # a single-valued option given twice: argparse refuses it
     i = 0
     while i < len(rest) and rest[i].startswith("-") and rest[i] != "-":
         word = rest[i]
@@ -179,6 +185,9 @@ def parse(words: list[str]) -> Namespace | None:
             return None
         value, i = found
         attr = valued[name]
+        if attr in given:
+            return None
+        given.add(attr)
         if attr in _INTS:
             number = whole_number(value)
             if number is None:
@@ -186,8 +195,8 @@ def parse(words: list[str]) -> Namespace | None:
             setattr(args, attr, number)
         elif attr in _SECONDS:
             seconds = plain_seconds(value)
-            if seconds is None:
-                return None
+            if seconds is None or (command == "kill" and seconds > 60):
+                return None  # (`kill`'s grace per step: argparse says what is wrong)
             setattr(args, attr, seconds)
         else:
             if value.startswith("-") or not value:

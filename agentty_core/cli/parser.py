@@ -25,8 +25,37 @@ if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction["ArgumentParser"]
 
 
+class _Once(argparse._StoreAction):
+    """A single-valued option (argparse's default action), refused when given twice: argparse
+    keeps the last value, and `wait --text A --text B` waited for B alone."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        given = parser._given if isinstance(parser, ArgumentParser) else set()
+        if option_string is not None and self.dest in given:
+            parser.error(f"{'/'.join(self.option_strings)} given more than once")
+        given.add(self.dest)
+        super().__call__(parser, namespace, values, option_string)
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but usage errors are one line with exit code 2 like every other error."""
+    """argparse, but usage errors are one line with exit code 2 like every other error,
+    and a single-valued option is given at most once (`help --json`: not repeatable)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("action", None, _Once)
+        self.register("action", "store", _Once)
+        self._given: set[str] = set()
+
+    def parse_known_args(self, *args: Any, **kwargs: Any) -> Any:
+        self._given = set()  # (each parse: a parser may read several command lines)
+        return super().parse_known_args(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{PROG}: error: {message} (see '{self.prog} --help')\n")
@@ -81,6 +110,14 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if not 0 <= value <= 86400:
         raise argparse.ArgumentTypeError(f"seconds must be in 0..86400: {text!r}")
+    return value
+
+
+def _grace(text: str) -> float:
+    """`kill --timeout`: the worker allows each step at most a minute."""
+    value = _seconds(text)
+    if value > 60:
+        raise argparse.ArgumentTypeError(f"the grace per step must be in 0..60 seconds: {text!r}")
     return value
 
 
@@ -310,10 +347,10 @@ def _kill(sub: Subparsers) -> None:
     _session_option(p)
     p.add_argument(
         "--timeout",
-        type=_seconds,
+        type=_grace,
         default=2.0,
         metavar="SECONDS",
-        help="grace per step (default 2)",
+        help="grace per step, 0..60 (default 2)",
     )
     _json_option(p)
 

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 # run's options that take a value, by the attribute argparse gives each (`parser._run`).
 VALUED = {"--timeout": "timeout", "--expect": "expect", "--input": "input", "--key": "key"}
+ANSWERS = frozenset({"expect", "input", "text", "key"})  # repeatable (argparse's append)
 VALUED.update({"--text": "text", "--cwd": "cwd", "--cols": "cols", "--rows": "rows"})
 
 
@@ -70,7 +71,7 @@ def parse(words: list[str]) -> Options | None:
     if words[:1] != ["run"]:
         return None
     opts = Options()
-    scanned = options_before_program(words[1:], VALUED)
+    scanned = options_before_program(words[1:], VALUED, ANSWERS)
     if scanned is None:
         return None
     pairs, opts.json, argv = scanned

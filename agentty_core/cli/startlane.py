@@ -61,7 +61,7 @@ def parse(words: list[str]) -> dict[str, object] | None:
     opts: dict[str, object] = {"json": False, "name": None, "cwd": None, "shell": None}
     opts.update(cols=80, rows=24, env={})
     env: dict[str, str] = {}
-    scanned = options_before_program(words[1:], _VALUED)
+    scanned = options_before_program(words[1:], _VALUED, frozenset({"env"}))
     if scanned is None:
         return None
     pairs, opts["json"], argv = scanned

@@ -117,3 +117,62 @@ def test_help_json_says_start_needs_a_program_unless_shell() -> None:
     assert program["required"] is False and program["requiredUnless"] == ["--shell"]
     (program,) = commands["run"]["positionals"]
     assert program["required"] is True and "requiredUnless" not in program
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["wait", "--text", "hello", "--text", "zzz"],
+        ["wait", "--timeout", "1", "--timeout=2", "--exit"],
+        ["get", "-s", "a", "--session", "b"],
+        ["kill", "--timeout", "1", "--timeout", "2"],
+        ["start", "--name", "a", "--name", "b", "--", "cat"],
+        ["run", "--cols", "90", "--cols", "100", "--", "cat"],
+    ],
+)
+def test_a_single_valued_option_given_twice_is_a_usage_error(
+    words: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """argparse keeps the last value: `wait --text A --text B` waited for B alone, and
+    `help --json` says these options are not repeatable. Both paths refuse it now (and the
+    lanes of `start` and `run`, taken with the spawner on, hand it to the full path)."""
+    from tests.helpers.cli import AGENTTY
+    from tests.integration.test_hotpath import FULL, run
+
+    monkeypatch.setenv("AGENTTY_SPAWNER", "1")
+
+    for way in ([AGENTTY], FULL):
+        proc = run(way, *words)
+        assert proc.returncode == 2, (way, proc.stderr)
+        assert "given more than once" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_repeatable_options_stay_repeatable() -> None:
+    from agentty_core.cli.parser import build_parser
+
+    words = ["run", "--expect", "a", "--input", "1", "--expect", "b", "--input", "2", "--", "cat"]
+    assert build_parser().parse_args(words).expect == ["a", "b"]
+    started = build_parser().parse_args(["start", "--env", "A=1", "--env", "B=2", "--", "cat"])
+    assert started.env == [("A", "1"), ("B", "2")]
+
+
+def test_the_lanes_hand_a_repeated_option_to_argparse() -> None:
+    from agentty_core.cli import fast, runlane, startlane
+
+    assert startlane.parse(["start", "--name", "a", "--name", "b", "--", "cat"]) is None
+    assert startlane.parse(["start", "--env", "A=1", "--env", "B=2", "--", "cat"]) is not None
+    assert runlane.parse(["run", "--timeout", "1", "--timeout", "2", "--", "cat"]) is None
+    assert runlane.parse(["run", "--input", "a", "--input", "b", "--", "cat"]) is not None
+    assert fast.parse(["wait", "--text", "a", "--text", "b"]) is None
+    assert fast.parse(["wait", "--json", "--json", "--text", "a"]) is not None
+
+
+def test_kill_grace_beyond_a_minute_is_a_usage_error() -> None:
+    """The parser took up to 86400 s and the worker then refused more than 60, naming its
+    own parameter ("grace must be ..."): the parser says it now, in the option's terms."""
+    from tests.helpers.cli import AGENTTY
+    from tests.integration.test_hotpath import FULL, run
+
+    for way in ([AGENTTY], FULL):
+        proc = run(way, "kill", "--timeout", "61")
+        assert proc.returncode == 2 and "grace per step must be in 0..60" in proc.stderr
