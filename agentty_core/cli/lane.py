@@ -114,12 +114,12 @@ def fast_lane(words: list[str]) -> int | None:
             if stopped(peer_pid):
                 global silent_worker
                 silent_worker = sid  # `kill` then ends it from outside at once
-                if command in REPEATABLE:  # the full path would wait as long again to say it
-                    hotread.error("worker did not answer in time")
-                    return 1
                 if command == "kill":
                     return None
-                reply = None
+                # In the full path's words: a request that acts is not done late either (its
+                # `until`), and one that changes nothing would only be waited for again.
+                hotread.error("worker did not answer in time")
+                return 1
             elif command == "kill":  # slow, not stopped (a loaded machine): wait on
                 set_deadline(sock, _socket.SO_RCVTIMEO, answer_within)
                 reply = hotread.read_reply(sock, rest=rest)
