@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import socket
+import time
 
 from agentty_core import protocol
 from agentty_core.errors import ProtocolError, WorkerUnreachable
@@ -72,8 +73,10 @@ class AsyncConnection:
         """Send a request and return its result, or raise the worker's error (RemoteError).
 
         Cancelled (the caller went away), the connection is closed: the worker then drops
-        whatever it was answering, a pending wait included."""
-        line = sendable(protocol.request(method, params))
+        whatever it was answering, a pending wait included. One that acts says until when we
+        wait (`protocol`: late requests), as `Connection.call` does."""
+        until = time.monotonic() + timeout if method in protocol.ACTING else None
+        line = sendable(protocol.request(method, params, until))
         try:
             self._writer.write(line)
             await self._writer.drain()

@@ -186,3 +186,36 @@ def test_input_that_timed_out_is_not_typed_when_the_worker_resumes(agentty_home:
     screen = agentty("get", "-s", sid, check=True).stdout
     assert screen.split() == ["on-time"], screen
     agentty("kill", "-s", sid, check=True)
+
+
+def test_async_input_that_timed_out_is_not_typed_either(agentty_home: Path) -> None:
+    """The async connection (the MCP server's, the asyncio API's) says until when it waits
+    too."""
+    import asyncio
+
+    from agentty_core.errors import WorkerUnreachable
+    from agentty_core.ipc.aio_client import AsyncConnection
+
+    sid, worker = _stopped_worker(["sh", "-c", "stty -echo; exec cat"])
+    socket_path = str(agentty_home / "sockets" / f"{sid}.sock")
+
+    async def type_late() -> None:
+        conn = await AsyncConnection.open(socket_path, timeout=5.0, expect_pid=worker)
+        try:
+            await conn.call("text", {"data": "typed-late\n"}, timeout=0.5)
+        finally:
+            conn.close()
+
+    try:
+        try:
+            asyncio.run(type_late())
+        except WorkerUnreachable:
+            pass
+        else:
+            raise AssertionError("a stopped worker answered")
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    agentty("text", "-s", sid, "--enter", "on-time", check=True)
+    agentty("wait", "-s", sid, "--text", "on-time", check=True)
+    assert agentty("get", "-s", sid, check=True).stdout.split() == ["on-time"]
+    agentty("kill", "-s", sid, check=True)
