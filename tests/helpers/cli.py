@@ -70,3 +70,12 @@ def run_holds(home: Path) -> bool:
     """A worker of the home took `run`'s hold (its log says so): the session started and is
     ready, and `run` waits for its end."""
     return any("held: " in log.read_text() for log in (home / "logs").glob("*.log"))
+
+
+def sigint_default() -> None:
+    """`preexec_fn` for a command a test interrupts with SIGINT: a harness run in the
+    background (`cmd &` in a script) ignores SIGINT, its children inherit that, and a
+    Python that starts with it ignored has no Ctrl-C (KeyboardInterrupt) at all."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

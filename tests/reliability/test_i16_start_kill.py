@@ -17,6 +17,7 @@ import psutil
 import pytest
 
 from agentty_core.state.store import LOCK_TIMEOUT
+from tests.helpers.cli import sigint_default
 from tests.reliability.conftest import (
     AGENTTY,
     agentty,
@@ -174,21 +175,9 @@ def test_an_interrupted_start_leaves_nothing(agentty_home: Path, spawner: str, m
     env = dict(os.environ, AGENTTY_SPAWNER=spawner)
     before = start("--", "sleep", "1001")
     if spawner == "1":
-        from tests.helpers.spawner import ready_spawner
-
-        run_env(["start", "--", "true"], env)
-        ready_spawner(agentty_home)
-        agentty("gc", check=True)
+        _warm(agentty_home, env)
         agentty("attach", before["id"], check=True)
-    env["AGENTTY_FAILPOINTS"] = f"{moment}=sleep:5"
-    proc = subprocess.Popen(
-        [AGENTTY, "start", "--", "sleep", "1002"],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _starting(env, f"{moment}=sleep:5", "1002")
     wait_until(lambda: _sleeps(agentty_home, "1002"))
     if moment == "worker.before_ready":
         wait_until(lambda: "running" in [r["status"] for r in raw_records(agentty_home)[1:]])
@@ -226,20 +215,8 @@ def test_a_lock_held_over_the_running_record_fails_the_start_in_its_words(
 
     env = dict(os.environ, AGENTTY_SPAWNER=spawner)
     if spawner == "1":
-        from tests.helpers.spawner import ready_spawner
-
-        run_env(["start", "--", "true"], env)
-        ready_spawner(agentty_home)
-        agentty("gc", check=True)
-    env["AGENTTY_FAILPOINTS"] = "worker.after_spawn=sleep:1"
-    proc = subprocess.Popen(
-        [AGENTTY, "start", "--", "sleep", "1003"],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+        _warm(agentty_home, env)
+    proc = _starting(env, "worker.after_spawn=sleep:1", "1003")
     wait_until(lambda: _sleeps(agentty_home, "1003"))
     (rec,) = raw_records(agentty_home)  # the intent
     log = agentty_home / "logs" / f"{rec['id']}.log"
@@ -253,3 +230,25 @@ def test_a_lock_held_over_the_running_record_fails_the_start_in_its_words(
     wait_until(lambda: not _sleeps(agentty_home, "1003"))
     assert "Traceback" not in log.read_text()
     assert raw_records(agentty_home)[0]["status"] == "failed"
+
+
+def _warm(home: Path, env: dict[str, str]) -> None:
+    """The home's spawner ready (launched by a start, whose session is then collected)."""
+    from tests.helpers.spawner import ready_spawner
+
+    run_env(["start", "--", "true"], env)
+    ready_spawner(home)
+    agentty("gc", check=True)
+
+
+def _starting(env: dict[str, str], failpoints: str, seconds: str) -> subprocess.Popen[str]:
+    """`agentty start -- sleep SECONDS` under `failpoints`, not waited for."""
+    return subprocess.Popen(
+        [AGENTTY, "start", "--", "sleep", seconds],
+        env={**env, "AGENTTY_FAILPOINTS": failpoints},
+        preexec_fn=sigint_default,  # interrupted with SIGINT by the tests
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

@@ -19,7 +19,6 @@ ACCEPTED = [
     ["run", "--timeout", "0", "--", "cat"],
     ["run", "--timeout", ".5", "--", "cat"],
     ["run", "--cols", "080", "--", "cat"],
-    ["run", "--cwd", "/tmp", "--cwd", "/", "--", "cat"],  # the last one wins
     ["run", "--expect", "Banana", "--key", "Down Enter", "--", "dialog"],
     ["run", "--expect", "a", "--key", "Up", "--expect", "b", "--input", "x", "--", "cat"],
     ["run", "--key=C-c", "--input", "y", "--key", "Down*3 Tab", "--", "cat"],  # order kept
@@ -27,6 +26,7 @@ ACCEPTED = [
     ["run", "--expect", "Find:", "--text=x y", "--", "cat"],
 ]
 DECLINED = [
+    ["run", "--cwd", "/tmp", "--cwd", "/", "--", "cat"],  # given twice: argparse refuses it
     ["run"],
     ["run", "--"],
     ["run", "cat"],  # no `--`

@@ -18,11 +18,11 @@ ACCEPTED = [
     ["start", "--shell", "echo hi; exec cat"],
     ["start", "--shell", "x", "--"],
     ["start", "--shell", "x", "--", "cat"],  # refused by the launcher, in both
-    ["start", "--name", "a", "--name", "b", "--", "cat"],  # the last one wins
     ["start", "--cols", "080", "--", "cat"],
     ["start", "--cols", "1", "--", "cat"],  # refused by the launcher, in both
 ]
 DECLINED = [
+    ["start", "--name", "a", "--name", "b", "--", "cat"],  # given twice: argparse refuses it
     ["start"],
     ["start", "--json"],
     ["start", "--"],
