@@ -123,6 +123,9 @@ def fast_lane(words: list[str]) -> int | None:
             elif command == "kill":  # slow, not stopped (a loaded machine): wait on
                 set_deadline(sock, _socket.SO_RCVTIMEO, answer_within)
                 reply = hotread.read_reply(sock, rest=rest)
+            elif command not in REPEATABLE:  # as the full path's wait ran out: its words
+                hotread.error("worker did not answer in time")
+                return 1
             else:
                 reply = None
         if command == "kill" and reply is not None and reply.get("ok") is True:
@@ -161,7 +164,10 @@ def _next_step(sid: str, sock: socket, request: bytes) -> int | None:
     except OSError:
         reply = None
     else:
-        reply = hotread.read_reply(sock)
+        reply = hotread.read_reply(sock, silent=hotread.SILENT)
+    if reply is hotread.SILENT:
+        hotread.error("worker did not answer in time")  # the full path's words
+        return 1
     if reply is None or reply.get("v") != 1 or not isinstance(reply.get("ok"), bool):
         hotread.error("the worker did not answer the send request")
         return 1
@@ -298,6 +304,9 @@ def _refused(args: Namespace, sid: str, sock: socket, reply: dict[str, object]) 
     error = error if isinstance(error, dict) else {}
     code = error.get("code")
     command = args.command
+    if code == "late":  # read after its `until` (`ipc.client.unwrap`): not done
+        hotread.error("worker did not answer in time")
+        return 1
     if command == "kill" and code == "exited":  # ended before the kill: as `Client.kill`
         from agentty_core.errors import SessionNotRunning
 

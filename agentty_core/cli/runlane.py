@@ -215,6 +215,8 @@ class Lane:
         error = _error(reply)
         if error.get("code") in NOTHING_HAPPENED:  # (ended, say): the full path's words
             return full()
+        if error.get("code") == "late":  # read after its `until`: not done
+            raise RemoteError("worker did not answer in time")
         exit_code = error.get("exit_code")
         raise RemoteError(
             str(error.get("message", "worker error")),

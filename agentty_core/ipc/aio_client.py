@@ -75,12 +75,14 @@ class AsyncConnection:
         Cancelled (the caller went away), the connection is closed: the worker then drops
         whatever it was answering, a pending wait included. One that acts says until when we
         wait (`protocol`: late requests), as `Connection.call` does."""
-        until = time.monotonic() + timeout if method in protocol.ACTING else None
+        deadline = time.monotonic() + timeout  # the request's going out counts too
+        until = deadline if method in protocol.ACTING else None
         line = sendable(protocol.request(method, params, until))
         try:
             self._writer.write(line)
-            await self._writer.drain()
-            line = await asyncio.wait_for(self._reader.readline(), timeout)
+            await asyncio.wait_for(self._writer.drain(), timeout)
+            left = max(0.0, deadline - time.monotonic())
+            line = await asyncio.wait_for(self._reader.readline(), left)
         except asyncio.TimeoutError:
             self.close()
             raise WorkerUnreachable("worker did not answer in time", "timeout") from None

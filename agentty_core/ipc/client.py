@@ -162,6 +162,8 @@ def unwrap(message: protocol.JSONObject, session: str = "") -> protocol.JSONObje
     err = message.get("error")
     if not isinstance(err, dict):
         raise ProtocolError("worker sent a malformed error")
+    if err.get("code") == "late":  # read after its `until`: in time for nobody, not done
+        raise WorkerUnreachable("worker did not answer in time", "timeout")
     exit_code = err.get("exit_code")
     raise RemoteError(
         str(err.get("message", "worker error")),

@@ -143,13 +143,11 @@ def start(
 def discard(home: Home, session_id: str, previous: str | None) -> None:
     """Undo a `start` interrupted while it waited for its worker (ended by then): the
     session's record, files and socket go, and the active pointer, if the worker had set
-    it, names `previous` again. Within DISCARD_LOCK_WAIT: under a lock held longer the
-    record stays, and says that its worker is gone."""
+    it, names `previous` again if that is still recorded (all under one lock). Within
+    DISCARD_LOCK_WAIT: under a lock held longer the record stays, and says that its
+    worker is gone."""
     with contextlib.suppress(AgenttyError, OSError):
-        store = StateStore(home, timeout=DISCARD_LOCK_WAIT)
-        store.forget({session_id})
-        if previous is not None and previous != session_id and read_active(home) is None:
-            store.set_active(previous)
+        StateStore(home, timeout=DISCARD_LOCK_WAIT).forget({session_id}, instead=previous)
     with contextlib.suppress(OSError):
         remove_stale_socket(home.socket_path(session_id))
 

@@ -434,10 +434,12 @@ class StateStore:
 
         self.mutate(change)
 
-    def forget(self, session_ids: set[str]) -> None:
+    def forget(self, session_ids: set[str], *, instead: str | None = None) -> None:
         """Remove ended sessions for good: their records, the active pointer if it names one
-        of them, and their files (log, final screen, recording). What `gc` does to each
-        session it collects and `run` to its own (the socket is its worker's to remove)."""
+        of them (or, `instead`, it names that session if it is still recorded: an
+        interrupted start's undo), and their files (log, final screen, recording). What
+        `gc` does to each session it collects and `run` to its own (the socket is its
+        worker's to remove)."""
         if not session_ids:
             return
 
@@ -446,6 +448,9 @@ class StateStore:
             # Under the same lock as the records: no start points it elsewhere meanwhile,
             # and a worker that only tries the lock removes both or neither.
             if read_active(self.home) in session_ids:
+                if instead is not None and any(r.get("id") == instead for r in sessions):
+                    atomic_write(self.home.active_file, instead.encode() + b"\n", sync_dir=False)
+                    return  # (the directory is synced after the records' write)
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.home.active_file)
 

@@ -133,16 +133,16 @@ def answer(conn_fd: int) -> bool:
     return True
 
 
-def end_stopped_leftovers(home: str) -> list[int]:
+def end_stopped_leftovers(home: str, *, makers: bool = True) -> list[int]:
     """Kill the stopped spares and spare makers of `home` (a running one reads its end of
     file and exits; a stopped one would wait forever, owned by nobody); their pids. Called
     by a spawner holding the home's lock, so none of these is another's: the next spawner,
     for what one killed outright left, and a spawner letting go of a spare whose pid it
-    never learnt (stopped before it said it waits)."""
+    never learnt (stopped before it said it waits: spares only, not its own maker)."""
     from agentty_core.worker import maker
 
     uid = os.getuid()
-    names = {NAME.encode(), maker.NAME.encode()}
+    names = {NAME.encode(), maker.NAME.encode()} if makers else {NAME.encode()}
     wanted = b"AGENTTY_HOME=" + os.fsencode(home)
     ended: list[int] = []
     try:
@@ -167,6 +167,9 @@ def end_stopped_leftovers(home: str) -> list[int]:
             pidfd = os.pidfd_open(int(entry.name))
         except (OSError, ValueError):
             continue  # gone meanwhile, or not readable: not ours to judge
+        if not _still(entry.name, stat):
+            os.close(pidfd)
+            continue
         try:
             signal.pidfd_send_signal(pidfd, signal.SIGKILL)
             ended.append(int(entry.name))
@@ -184,3 +187,12 @@ def _pack(fds: list[int]) -> bytes:
 def _unpack(payload: bytes) -> list[int]:
     usable = len(payload) - len(payload) % 4
     return [int.from_bytes(payload[i : i + 4], sys.byteorder) for i in range(0, usable, 4)]
+
+
+def _still(pid: str, stat: bytes) -> bool:
+    """Is process `pid` (pinned by a pidfd) still the stopped one whose `stat` was read?"""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read() == stat
+    except OSError:
+        return False

@@ -406,7 +406,7 @@ class Spawner:
                 pid = spare.read_ready(end.recv(16))
         if pid is None and _peer_open(end):  # never said who it is: stopped, it is found
             end.close()  # by its name and state, as the next spawner would find it
-            spare.end_stopped_leftovers(self.home_name)
+            spare.end_stopped_leftovers(self.home_name, makers=False)
             return
         pidfd = -1
         if pid is not None:

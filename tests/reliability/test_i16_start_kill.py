@@ -232,6 +232,21 @@ def test_a_lock_held_over_the_running_record_fails_the_start_in_its_words(
     assert raw_records(agentty_home)[0]["status"] == "failed"
 
 
+def test_an_interrupted_start_points_back_only_at_a_session_still_there(
+    agentty_home: Path,
+) -> None:
+    """The session active before the start was removed meanwhile: the pointer named it
+    again, a session that no longer exists."""
+    before = start("--", "sleep", "1004")
+    proc = _starting(dict(os.environ), "worker.before_ready=sleep:5", "1005")
+    wait_until(lambda: (agentty_home / "active").read_text().strip() != before["id"])
+    agentty("kill", "-s", before["id"], check=True)
+    agentty("gc", check=True)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 130
+    assert raw_records(agentty_home) == [] and not (agentty_home / "active").exists()
+
+
 def _warm(home: Path, env: dict[str, str]) -> None:
     """The home's spawner ready (launched by a start, whose session is then collected)."""
     from tests.helpers.spawner import ready_spawner
