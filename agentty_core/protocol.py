@@ -16,9 +16,11 @@ oversized line closes it, since the rest of it cannot be framed).
                                               "exit_code"?: int, ...extra}}
 
 Late requests: `until` (CLOCK_MONOTONIC, the same clock in every process of the machine) is
-when the caller stops waiting. A request that acts (`ACTING`) read after it is refused with
-`late` and not done: a caller whose wait ran out (a stopped worker) said it failed, and one
-that tries again must not find it done twice once the worker runs again.
+when the caller stops waiting; across machines a caller sends `within` (seconds) instead,
+which the relay there (`agentty relay`) makes `until` as it passes the line on. A request
+that acts (`ACTING`) read after it is refused with `late` and not done: a caller whose
+wait ran out (a stopped worker) said it failed, and one that tries again must not find it
+done twice once the worker runs again.
 
 Versions: `v` is `PROTOCOL_VERSION`, in every request and response. A worker refuses a
 request of another version (`version_mismatch`, naming both); a client reads no further
@@ -187,10 +189,35 @@ def encode(message: JSONObject) -> bytes:
 ACTING = frozenset({"text", "key", "signal", "resize"})  # refused when late (`until`)
 
 
-def request(method: str, params: JSONObject | None = None, until: float | None = None) -> bytes:
+def request(
+    method: str,
+    params: JSONObject | None = None,
+    until: float | None = None,
+    within: float | None = None,
+) -> bytes:
     message: JSONObject = {"v": PROTOCOL_VERSION, "method": method, "params": params or {}}
     if until is not None:
         message["until"] = until
+    if within is not None:  # for a relay on another machine (another clock) to make `until`
+        message["within"] = within
+    return encode(message)
+
+
+def stamped(line: bytes) -> bytes:
+    """A relayed request line with its `within` (seconds, from the caller on another machine)
+    made `until` on this machine's clock: the same late requests are refused here."""
+    if b'"within"' not in line:
+        return line
+    try:
+        message = decode_line(line)
+    except ValueError:
+        return line  # the worker says what is wrong with it
+    within = message.pop("within", None)
+    if isinstance(within, bool) or not isinstance(within, (int, float)):
+        return line
+    import time
+
+    message["until"] = time.monotonic() + within
     return encode(message)
 
 

@@ -6,7 +6,9 @@ another machine speak the worker's own newline-delimited JSON protocol (requests
 and its worker checked as for any command (the socket's peer must be the recorded worker);
 an unknown or ended session is the usual one-line error and exit code, before any byte.
 
-End of stdin half-closes the socket, so answers still pending are delivered; the relay ends
+A request line carrying `within` (a caller on another machine: another clock) has it made
+`until` here as it goes on (`protocol`: late requests). End of stdin half-closes the
+socket, so answers still pending are delivered; the relay ends
 when the worker closes the connection or stdout goes away. A pipe's reader going away (the
 ssh channel closed: the caller cancelled a wait, or died) is seen at once, not at the next
 answer, so the connection closes and the worker drops a pending wait then, not at its
@@ -24,6 +26,7 @@ import stat
 from agentty_core.client import Client
 from agentty_core.errors import WorkerUnreachable
 from agentty_core.ipc.client import Connection
+from agentty_core.protocol import stamped
 
 CHUNK = 1 << 16
 
@@ -51,6 +54,7 @@ def _bridge(sock: socket.socket, stdin: int, stdout: int) -> int:
     # poll, not epoll: stdin may be a regular file or /dev/null (requests from a file),
     # which epoll refuses (EPERM) and poll reports always readable.
     sel = selectors.PollSelector()
+    partial = bytearray()  # a request line not read whole yet
     sel.register(stdin, selectors.EVENT_READ, "in")
     sel.register(sock, selectors.EVENT_READ, "sock")
     if _is_pipe(stdout):  # a pipe's write end reports only an error: its reader is gone
@@ -66,13 +70,16 @@ def _bridge(sock: socket.socket, stdin: int, stdout: int) -> int:
                     except OSError:
                         data = b""
                     if data:
-                        try:
-                            sock.sendall(data)
-                        except OSError as exc:
-                            raise WorkerUnreachable(
-                                f"worker connection failed: {exc}", "send_failed"
-                            ) from None
+                        end = data.rfind(b"\n") + 1  # whole lines go on, stamped
+                        if not end:
+                            partial.extend(data)
+                            continue
+                        lines = bytes(partial) + data[:end]
+                        partial[:] = data[end:]
+                        _send(sock, b"".join(map(stamped, lines.splitlines(keepends=True))))
                     else:
+                        if partial:  # an unfinished last line: the worker says what it is
+                            _send(sock, bytes(partial))
                         sel.unregister(stdin)  # the caller is done asking: answers may follow
                         with contextlib.suppress(OSError):
                             sock.shutdown(socket.SHUT_WR)
@@ -89,6 +96,13 @@ def _bridge(sock: socket.socket, stdin: int, stdout: int) -> int:
                         return 0  # nobody reads any more: the far end went away
     finally:
         sel.close()
+
+
+def _send(sock: socket.socket, data: bytes) -> None:
+    try:
+        sock.sendall(data)
+    except OSError as exc:
+        raise WorkerUnreachable(f"worker connection failed: {exc}", "send_failed") from None
 
 
 def _is_pipe(fd: int) -> bool:

@@ -96,7 +96,8 @@ class AsyncRelay:
         timeout or a cancellation (the far end then ends with the channel)."""
         try:
             try:
-                self._writer.write(protocol.request(method, params))
+                within = timeout if method in protocol.ACTING else None
+                self._writer.write(protocol.request(method, params, within=within))
                 await self._writer.drain()
             except (OSError, RuntimeError):
                 raise await self._ended() from None

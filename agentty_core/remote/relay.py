@@ -98,9 +98,11 @@ class RelayConnection:
             )
         return self._failure
 
-    def send(self, method: str, params: protocol.JSONObject | None = None) -> None:
+    def send(
+        self, method: str, params: protocol.JSONObject | None = None, within: float | None = None
+    ) -> None:
         try:
-            self._in.write(protocol.request(method, params))
+            self._in.write(protocol.request(method, params, within=within))
             self._in.flush()
         except (OSError, ValueError):
             raise self._ended() from None
@@ -134,7 +136,7 @@ class RelayConnection:
     def call(
         self, method: str, params: protocol.JSONObject | None = None, timeout: float = 5.0
     ) -> protocol.JSONObject:
-        self.send(method, params)
+        self.send(method, params, timeout if method in protocol.ACTING else None)
         return unwrap(self.read_message(time.monotonic() + timeout))
 
     def terminate(self) -> None:

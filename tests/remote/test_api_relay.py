@@ -132,3 +132,34 @@ def test_relays_kept_are_capped(link: Link, monkeypatch: pytest.MonkeyPatch) -> 
         client.kill(b, grace=0.5)
     finally:
         client.close()
+
+
+def test_the_relay_refuses_input_read_after_its_callers_wait() -> None:
+    """A caller on another machine sends `within` (its clock is not this one's): the relay
+    makes it `until` as it passes the line on, and a worker stopped past it does not type
+    it once it runs again; a line without it goes on as it came."""
+    import os
+    import signal
+    import time
+
+    sid = agentty("start", "--", "sh", "-c", "stty -echo; exec cat", check=True).stdout.strip()
+    worker = json.loads(agentty("status", "--json", check=True).stdout)["sessions"][0]["workerPid"]
+    late = b'{"v": 1, "method": "text", "params": {"data": "typed-late\\n"}, "within": 0.2}\n'
+    relay = subprocess.Popen([AGENTTY, "relay", sid], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert relay.stdin is not None and relay.stdout is not None
+    os.kill(worker, signal.SIGSTOP)
+    try:
+        relay.stdin.write(late)
+        relay.stdin.flush()
+        time.sleep(1.0)  # past the caller's 0.2 s: the caller gave up long ago
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    answer = json.loads(relay.stdout.readline())
+    assert (answer["ok"], answer["error"]["code"]) == (False, "late")
+    relay.stdin.write(b'{"v": 1, "method": "text", "params": {"data": "on-time\\n"}}\n')
+    relay.stdin.close()
+    assert json.loads(relay.stdout.readline())["ok"] is True
+    relay.wait(timeout=30)
+    agentty("wait", "--text", "on-time", check=True)
+    assert agentty("get", check=True).stdout.split() == ["on-time"]
+    agentty("kill", check=True)
