@@ -231,7 +231,10 @@ class Session:
     def list(
         cls, *, home: Home | None = None, host: str | None = None
     ) -> builtins.list[SessionInfo]:
-        return [SessionInfo.from_record(r) for r in _client(home, host).sessions()]
+        """Every session, each running one as its worker knows it (`status`: an exit it
+        could not record yet, its input state)."""
+        client = _client(home, host)
+        return [SessionInfo.from_record(r) for r in client.sessions(live_info=True)]
 
     @property
     def info(self) -> SessionInfo:

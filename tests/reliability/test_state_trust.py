@@ -192,6 +192,9 @@ def test_status_takes_an_unrecorded_exit_from_the_worker(
         row = _ok(way, "status").splitlines()[-1].split()
         assert row[1:4] == ["ending", "exited", "3"], way
         assert _ok(way, "status", "-q") == "", way
+    from agentty_core import Session  # the Python API's list says it too
+
+    assert [(i.status, i.exit_code) for i in Session.list()] == [("exited", 3)]
     small_disk.unlink()
     wait_until(lambda: raw_records(agentty_home)[0]["status"] == "exited", timeout=30)
 
