@@ -205,20 +205,28 @@ def request(
 
 def stamped(line: bytes) -> bytes:
     """A relayed request line with its `within` (seconds, from the caller on another machine)
-    made `until` on this machine's clock: the same late requests are refused here."""
-    if b'"within"' not in line:
+    made `until` on this machine's clock: the same late requests are refused here. Any
+    line it cannot make so (not JSON, `within` not a finite number, too long once written
+    again) goes on as it came: the worker says what is wrong with it, if anything."""
+    if b'"within"' not in line or len(line) > MAX_LINE:
         return line
     try:
         message = decode_line(line)
-    except ValueError:
-        return line  # the worker says what is wrong with it
-    within = message.pop("within", None)
-    if isinstance(within, bool) or not isinstance(within, (int, float)):
+        within = message.get("within")
+        if isinstance(within, bool) or not isinstance(within, (int, float)):
+            return line
+        seconds = float(within)
+    except (ValueError, OverflowError):  # (BadRequest is a ValueError)
+        return line
+    if not math.isfinite(seconds):
         return line
     import time
 
-    message["until"] = time.monotonic() + within
-    return encode(message)
+    del message["within"]
+    message["until"] = time.monotonic() + seconds
+    text = json.dumps(message, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    out = text.encode() + b"\n"  # (not ASCII-escaped: the line stays as long as it came)
+    return out if len(out) <= MAX_LINE else line
 
 
 def ok(result: JSONObject) -> bytes:

@@ -115,8 +115,11 @@ def _seconds(text: str) -> float:
 
 def _grace(text: str) -> float:
     """`kill --timeout`: the worker allows each step at most a minute."""
-    value = _seconds(text)
-    if value > 60:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value <= 60:  # (NaN too)
         raise argparse.ArgumentTypeError(f"the grace per step must be in 0..60 seconds: {text!r}")
     return value
 

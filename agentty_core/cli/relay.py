@@ -26,7 +26,7 @@ import stat
 from agentty_core.client import Client
 from agentty_core.errors import WorkerUnreachable
 from agentty_core.ipc.client import Connection
-from agentty_core.protocol import stamped
+from agentty_core.protocol import MAX_LINE, stamped
 
 CHUNK = 1 << 16
 
@@ -54,7 +54,7 @@ def _bridge(sock: socket.socket, stdin: int, stdout: int) -> int:
     # poll, not epoll: stdin may be a regular file or /dev/null (requests from a file),
     # which epoll refuses (EPERM) and poll reports always readable.
     sel = selectors.PollSelector()
-    partial = bytearray()  # a request line not read whole yet
+    lines = _Lines()
     sel.register(stdin, selectors.EVENT_READ, "in")
     sel.register(sock, selectors.EVENT_READ, "sock")
     if _is_pipe(stdout):  # a pipe's write end reports only an error: its reader is gone
@@ -70,16 +70,9 @@ def _bridge(sock: socket.socket, stdin: int, stdout: int) -> int:
                     except OSError:
                         data = b""
                     if data:
-                        end = data.rfind(b"\n") + 1  # whole lines go on, stamped
-                        if not end:
-                            partial.extend(data)
-                            continue
-                        lines = bytes(partial) + data[:end]
-                        partial[:] = data[end:]
-                        _send(sock, b"".join(map(stamped, lines.splitlines(keepends=True))))
+                        _send(sock, lines.take(data))
                     else:
-                        if partial:  # an unfinished last line: the worker says what it is
-                            _send(sock, bytes(partial))
+                        _send(sock, lines.rest())  # an unfinished last line, as it came
                         sel.unregister(stdin)  # the caller is done asking: answers may follow
                         with contextlib.suppress(OSError):
                             sock.shutdown(socket.SHUT_WR)
@@ -98,7 +91,47 @@ def _bridge(sock: socket.socket, stdin: int, stdout: int) -> int:
         sel.close()
 
 
+class _Lines:
+    """The caller's bytes as whole request lines (split at newlines only), each stamped
+    (`protocol.stamped`). A line longer than the worker reads (MAX_LINE) is not held: it
+    goes on as it comes, and the worker refuses it."""
+
+    def __init__(self) -> None:
+        self.partial = bytearray()  # the start of a line not read whole yet
+        self.passing = False  # in a line too long to stamp: its bytes go on as they come
+
+    def take(self, data: bytes) -> bytes:
+        """What goes on to the worker of `data`, the next bytes read."""
+        out = []
+        start = 0
+        while start < len(data):
+            end = data.find(b"\n", start) + 1 or len(data)
+            piece = data[start:end]
+            whole = piece.endswith(b"\n")
+            if self.passing:
+                out.append(piece)
+                self.passing = not whole
+            elif whole:
+                out.append(stamped(bytes(self.partial) + piece))
+                self.partial.clear()
+            else:
+                self.partial += piece
+                if len(self.partial) > MAX_LINE:
+                    out.append(bytes(self.partial))
+                    self.partial.clear()
+                    self.passing = True
+            start = end
+        return b"".join(out)
+
+    def rest(self) -> bytes:
+        rest = bytes(self.partial)
+        self.partial.clear()
+        return rest
+
+
 def _send(sock: socket.socket, data: bytes) -> None:
+    if not data:
+        return
     try:
         sock.sendall(data)
     except OSError as exc:

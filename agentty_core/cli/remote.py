@@ -41,12 +41,23 @@ def split_host(words: Sequence[str]) -> tuple[str | None, list[str], bool]:
     """(host, the command line without the host option, whether --host was given)."""
     words = list(words)
     if words and _is_host_option(words[0]):
-        return _take(words, 0)
+        return _once(_take(words, 0), "agentty")
     if words and words[0] == "doctor":
         for i, word in enumerate(words[1:], start=1):
             if _is_host_option(word):
-                return _take(words, i)
+                return _once(_take(words, i), "agentty doctor")
     return os.environ.get("AGENTTY_HOST") or None, words, False
+
+
+def _once(taken: tuple[str, list[str], bool], prog: str) -> tuple[str, list[str], bool]:
+    """A second --host (before the command, or anywhere in `doctor`'s) is refused in the
+    parser's words (`parser._Once`): the command would have run on the first host."""
+    _, rest, _ = taken
+    command = _command(rest)
+    before = rest if prog != "agentty" or command is None else rest[: rest.index(command)]
+    if any(_is_host_option(word) for word in before):
+        raise UsageError(f"--host given more than once (see '{prog} --help')")
+    return taken
 
 
 def _take(words: list[str], i: int) -> tuple[str, list[str], bool]:

@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import time
+from collections.abc import Awaitable
 
 from agentty_core import protocol
 from agentty_core.errors import ProtocolError, WorkerUnreachable
@@ -22,6 +23,24 @@ from agentty_core.ipc.peer import peer_credentials
 
 # A screen with its scrollback can be several MB as JSON; the limit is only a sanity bound.
 READ_LIMIT = 64 << 20
+
+
+DRAINED_AT_ONCE = 1 << 16  # a line this long goes to the socket's buffer without a wait
+
+
+async def _within(awaitable: Awaitable[None], seconds: float) -> None:
+    """`asyncio.wait_for`, whose cancellation the 3.10/3.11 version may swallow when the
+    awaited one ends at the same moment (a cancelled call then read on for its timeout)."""
+    task = asyncio.ensure_future(awaitable)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except BaseException:
+        task.cancel()
+        raise
+    if not done:
+        task.cancel()
+        raise asyncio.TimeoutError
+    task.result()
 
 
 class AsyncConnection:
@@ -80,7 +99,10 @@ class AsyncConnection:
         line = sendable(protocol.request(method, params, until))
         try:
             self._writer.write(line)
-            await asyncio.wait_for(self._writer.drain(), timeout)
+            if len(line) > DRAINED_AT_ONCE:  # it may wait for the worker to read: bounded
+                await _within(self._writer.drain(), timeout)
+            else:
+                await self._writer.drain()
             left = max(0.0, deadline - time.monotonic())
             line = await asyncio.wait_for(self._reader.readline(), left)
         except asyncio.TimeoutError:

@@ -128,6 +128,8 @@ def test_help_json_says_start_needs_a_program_unless_shell() -> None:
         ["kill", "--timeout", "1", "--timeout", "2"],
         ["start", "--name", "a", "--name", "b", "--", "cat"],
         ["run", "--cols", "90", "--cols", "100", "--", "cat"],
+        ["--host", "a", "--host", "b", "status"],  # (the first host was called)
+        ["doctor", "--host", "a", "--host=b"],
     ],
 )
 def test_a_single_valued_option_given_twice_is_a_usage_error(
@@ -145,6 +147,7 @@ def test_a_single_valued_option_given_twice_is_a_usage_error(
         proc = run(way, *words)
         assert proc.returncode == 2, (way, proc.stderr)
         assert "given more than once" in proc.stderr and proc.stderr.count("\n") == 1
+    assert run([AGENTTY], *words).stderr == run(FULL, *words).stderr
 
 
 def test_repeatable_options_stay_repeatable() -> None:
@@ -174,5 +177,6 @@ def test_kill_grace_beyond_a_minute_is_a_usage_error() -> None:
     from tests.integration.test_hotpath import FULL, run
 
     for way in ([AGENTTY], FULL):
-        proc = run(way, "kill", "--timeout", "61")
-        assert proc.returncode == 2 and "grace per step must be in 0..60" in proc.stderr
+        for value in ("61", "nan", "inf", "-1"):
+            proc = run(way, "kill", "--timeout", value)
+            assert proc.returncode == 2 and "grace per step must be in 0..60" in proc.stderr

@@ -20,3 +20,36 @@ def test_within_becomes_until_on_this_machines_clock() -> None:
 def test_lines_without_within_go_on_as_they_came() -> None:
     for line in (protocol.request("get"), b"not json\n", b'{"within": "soon"}\n'):
         assert protocol.stamped(line) == line
+
+
+def test_a_within_that_is_no_finite_number_leaves_the_line_as_it_came() -> None:
+    for within in (b"1e999", b"-1e999", b"1" + b"0" * 400, b"true", b'"5"'):
+        line = b'{"v":1,"method":"text","params":{"data":"x"},"within":' + within + b"}\n"
+        assert protocol.stamped(line) == line
+
+
+def test_a_stamped_line_is_not_longer_than_it_came() -> None:
+    """Re-encoded ASCII-escaped, 800 KB of 'é' became 2.4 MB: over the line limit."""
+    line = (
+        json.dumps(
+            {"v": 1, "method": "text", "params": {"data": "é" * 400_000}, "within": 30},
+            ensure_ascii=False,
+        ).encode()
+        + b"\n"
+    )
+    out = protocol.stamped(line)
+    assert len(out) <= len(line) + 16 and "until" in json.loads(out)
+
+
+def test_the_relay_splits_requests_at_newlines_only_and_holds_no_more_than_a_line() -> None:
+    from agentty_core.cli.relay import _Lines
+
+    lines = _Lines()
+    late = b'{"v":1,\r"method":"text","params":{"data":"x"},"within":-1}\n'
+    assert b'"until"' in lines.take(late) and b"within" not in lines.take(late)
+    assert lines.take(b'{"v":1,"method"') == b"" and lines.rest() == b'{"v":1,"method"'
+    huge = b"x" * (protocol.MAX_LINE + 10)
+    assert lines.take(huge[:100]) == b""
+    assert lines.take(huge[100:]) == huge  # over a line's limit: passed on, not held
+    out = lines.take(b"yz\n" + late)  # the long line's end as it came, then a whole line
+    assert out.startswith(b"yz\n") and b'"until"' in out[3:] and b"within" not in out
