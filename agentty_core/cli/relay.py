@@ -55,6 +55,7 @@ def _bridge(sock: socket.socket, stdin: int, stdout: int) -> int:
     # which epoll refuses (EPERM) and poll reports always readable.
     sel = selectors.PollSelector()
     lines = _Lines()
+    answered = False  # the worker's answers went on to the caller
     sel.register(stdin, selectors.EVENT_READ, "in")
     sel.register(sock, selectors.EVENT_READ, "sock")
     if _is_pipe(stdout):  # a pipe's write end reports only an error: its reader is gone
@@ -69,10 +70,10 @@ def _bridge(sock: socket.socket, stdin: int, stdout: int) -> int:
                         data = os.read(stdin, CHUNK)
                     except OSError:
                         data = b""
-                    if data:
-                        _send(sock, lines.take(data))
-                    else:
-                        _send(sock, lines.rest())  # an unfinished last line, as it came
+                    failed = _send(sock, lines.take(data) if data else lines.rest())
+                    if failed is not None:  # it closed: a line over its limit, say
+                        return _last_answers(sock, stdout, failed, answered)
+                    if not data:  # (an unfinished last line went as it came)
                         sel.unregister(stdin)  # the caller is done asking: answers may follow
                         with contextlib.suppress(OSError):
                             sock.shutdown(socket.SHUT_WR)
@@ -87,6 +88,7 @@ def _bridge(sock: socket.socket, stdin: int, stdout: int) -> int:
                         _write_all(stdout, data)
                     except OSError:
                         return 0  # nobody reads any more: the far end went away
+                    answered = True
     finally:
         sel.close()
 
@@ -129,13 +131,28 @@ class _Lines:
         return rest
 
 
-def _send(sock: socket.socket, data: bytes) -> None:
-    if not data:
-        return
+def _send(sock: socket.socket, data: bytes) -> OSError | None:
+    """Why the worker could not be sent `data` (it closed the connection), or None."""
     try:
-        sock.sendall(data)
+        if data:
+            sock.sendall(data)
     except OSError as exc:
-        raise WorkerUnreachable(f"worker connection failed: {exc}", "send_failed") from None
+        return exc
+    return None
+
+
+def _last_answers(sock: socket.socket, stdout: int, failed: OSError, answered: bool) -> int:
+    """The worker closed while requests were still going to it: what it answered (its
+    refusal of a line over the limit, `too_large`) still reaches the caller. Nothing
+    answered at all, the connection failed."""
+    with contextlib.suppress(OSError):
+        sock.settimeout(1.0)
+        while data := sock.recv(CHUNK):
+            answered = True
+            _write_all(stdout, data)
+    if not answered:
+        raise WorkerUnreachable(f"worker connection failed: {failed}", "send_failed")
+    return 0
 
 
 def _is_pipe(fd: int) -> bool:

@@ -163,3 +163,18 @@ def test_the_relay_refuses_input_read_after_its_callers_wait() -> None:
     agentty("wait", "--text", "on-time", check=True)
     assert agentty("get", check=True).stdout.split() == ["on-time"]
     agentty("kill", check=True)
+
+
+def test_the_relay_passes_on_the_refusal_of_a_line_over_the_limit() -> None:
+    """The worker refuses a line over its limit and closes while it is still coming: the
+    relay ended with a broken pipe (exit 1), and its caller never read why."""
+    sid = agentty("start", "--", "cat", check=True).stdout.strip()
+    huge = b'{"v": 1, "method": "text", "params": {"data": "' + b"x" * (2 << 20) + b'"}}\n'
+    for _ in range(5):  # (the refusal comes between two sends, or once they failed)
+        proc = subprocess.run(
+            [AGENTTY, "relay", sid], input=huge, capture_output=True, timeout=60, check=False
+        )
+        assert proc.returncode == 0, proc.stderr
+        (answer,) = [json.loads(line) for line in proc.stdout.splitlines()]
+        assert (answer["ok"], answer["error"]["code"]) == (False, "too_large")
+    agentty("kill", check=True)
