@@ -32,8 +32,8 @@ Methods (params -> result; `?` marks what may be left out):
     info      {}                            -> {"record": the session record as the worker
                                                 knows it (`state.records.SessionRecord`),
                                                 with live "lastActiveAt", "input", "seq";
-                                                "exited" and the exit fields once its
-                                                program ended, recorded yet or not}
+                                                "status": "exited" and the exit fields
+                                                once its program ended, recorded or not}
     get       {scrollback?, ansi?: bool, raw?: bool, bytes?: 0..RAW_BUFFER (raw's length),
                lines?: int (the last N lines of scrollback + screen, trailing blank
                lines dropped first)}        -> screen

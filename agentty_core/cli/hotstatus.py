@@ -148,9 +148,6 @@ def _describe(found: dict[str, object] | None) -> str:
     return "off (AGENTTY_SPAWNER=0)" if not enabled else "none running"
 
 
-_SILENT: dict[str, object] = {}  # `read_reply`'s answer when the time is up
-
-
 def _merge_live_info(home: str, recs: list[dict[str, object]]) -> bool:
     """`Client._merge_live_info`: each running worker's live fields, asked of all at once
     (every request sent before any answer is read); a worker that does not answer within
@@ -172,8 +169,8 @@ def _merge_live_info(home: str, recs: list[dict[str, object]]) -> bool:
             deadline = time.monotonic() + INFO_TIMEOUT
             for i, sock in zip(batch, socks, strict=True):
                 sock.settimeout(max(deadline - time.monotonic(), 0.001))
-                reply = hotread.read_reply(sock, silent=_SILENT)
-                if reply is _SILENT:
+                reply = hotread.read_reply(sock, silent=hotread.SILENT)
+                if reply is hotread.SILENT:
                     continue  # stopped, say: gone without, as the full path does
                 if reply is None:
                     return False  # a hang-up, or not JSON

@@ -119,15 +119,12 @@ def unannounced(sid: str, previous: str | None, failed: OutputFailed) -> OutputF
     from agentty_core.cli.hotpath import OutputFailed
     from agentty_core.client import Client
     from agentty_core.errors import AgenttyError
+    from agentty_core.launch.launcher import discard
 
     client = Client()
     with suppress(AgenttyError):
         client.kill(sid)
-    with suppress(AgenttyError):
-        client.gc_session(sid)  # its record, files and the pointer to it
-    if previous is not None and previous != sid:
-        with suppress(AgenttyError):
-            client.attach(previous)
+    discard(client.home, sid, previous)  # as an interrupted start: nothing of it stays
     return OutputFailed(failed.error, "the session was ended")
 
 

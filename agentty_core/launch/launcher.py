@@ -141,9 +141,10 @@ def start(
 
 
 def discard(home: Home, session_id: str, previous: str | None) -> None:
-    """Undo a `start` interrupted while it waited for its worker (ended by then): the
-    session's record, files and socket go, and the active pointer, if the worker had set
-    it, names `previous` again if that is still recorded (all under one lock). Within
+    """Undo a `start` interrupted while it waited for its worker, or whose id could not be
+    printed (`startlane.unannounced`), its session ended by then: the session's record,
+    files and socket go, and the active pointer, if the worker had set it, names
+    `previous` again if that is still recorded (all under one lock). Within
     DISCARD_LOCK_WAIT: under a lock held longer the record stays, and says that its
     worker is gone."""
     with contextlib.suppress(AgenttyError, OSError):

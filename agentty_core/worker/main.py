@@ -166,17 +166,16 @@ def serve(spec: dict[str, object], status_fd: int) -> int:
     except BaseException as exc:
         # agentty's own errors (the state lock held past its timeout, say) are said in their
         # words, as the caller says them on the direct path; anything else is a crash.
-        known = isinstance(exc, AgenttyError)
-        said = str(exc) if known else f"worker failed: {exc}"
-        if known:
+        if isinstance(exc, AgenttyError):
+            said, code = str(exc), exc.exit_code
             log.error("%s", said)
         else:
+            said, code = f"worker failed: {exc}", 1
             log.error("worker failed:\n%s", traceback.format_exc())
         _kill_child_group(worker)
         # Before `start` had its answer, the start failed (`run` then removes it, as any
         # failed start); after, a running session lost its worker.
         started = worker.status_fd is None
-        code = exc.exit_code if isinstance(exc, AgenttyError) else 1
         worker._report({"ok": False, "error": said, "exit_code": code})
         fields: dict[str, object] = {"status": "lost"}
         if not started:

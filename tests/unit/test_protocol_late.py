@@ -53,3 +53,15 @@ def test_the_relay_splits_requests_at_newlines_only_and_holds_no_more_than_a_lin
     assert lines.take(huge[100:]) == huge  # over a line's limit: passed on, not held
     out = lines.take(b"yz\n" + late)  # the long line's end as it came, then a whole line
     assert out.startswith(b"yz\n") and b'"until"' in out[3:] and b"within" not in out
+
+
+def test_the_lanes_copies_are_the_originals() -> None:
+    """The fast lane keeps its own copies (it imports neither `protocol` nor the records)."""
+    from agentty_core.cli import hotstatus, lane
+    from agentty_core.state import records
+
+    assert frozenset(lane.ACTING) == protocol.ACTING
+    assert (hotstatus.LIVE_FIELDS, hotstatus.ENDED_FIELDS) == (
+        records.LIVE_FIELDS,
+        records.ENDED_FIELDS,
+    )
