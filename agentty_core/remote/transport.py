@@ -225,7 +225,9 @@ def take_slot(host: Host, home_root: str | os.PathLike[str]) -> int:
     import time
 
     flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-    waited_from = time.time()
+    # A slot's mtime is wall-clock time, so is what it is compared with; the bound on the
+    # whole wait is not: a clock set back during it would otherwise stretch it as far.
+    waited_from, gives_up_at = time.time(), time.monotonic() + SLOT_WAIT_MOST
     while True:
         turned = waited_from
         for n in range(SLOTS):
@@ -240,8 +242,7 @@ def take_slot(host: Host, home_root: str | os.PathLike[str]) -> int:
                 os.close(fd)
             else:
                 return fd
-        now = time.time()
-        if now - turned >= SLOT_WAIT or now - waited_from >= SLOT_WAIT_MOST:
+        if time.time() - turned >= SLOT_WAIT or time.monotonic() >= gives_up_at:
             return -1  # held and not given back lately (long waits, say): go anyway
         time.sleep(0.005)
 
