@@ -10,7 +10,8 @@ pairs in order. A line longer than `MAX_LINE` bytes, non-JSON, NaN/Infinity, nes
 deep or an unknown method gets an error response and the connection stays usable (an
 oversized line closes it, since the rest of it cannot be framed).
 
-    request:  {"v": 1, "method": "get", "params": {...}, "until"?: seconds}
+    request:  {"v": 1, "method": "get", "params": {...}, "until"?: seconds,
+               "within"?: seconds}
     response: {"v": 1, "ok": true, "result": {...}}
               {"v": 1, "ok": false, "error": {"code": "...", "message": "...",
                                               "exit_code"?: int, ...extra}}
@@ -89,7 +90,8 @@ A screen: {"id", "lines": [str], "cursor": {"row", "col", "visible"}, "size": {"
 Error codes: bad_request, too_large, unknown_method, version_mismatch, invalid_key,
 busy (no free connection slot), exited (the program ended), input_full, timeout (a wait;
 its error carries "screen"), kill_unconfirmed (carries "survivors"), running (`forget`
-before the end), state (`forget` could not write the state), internal.
+before the end), state (`forget` could not write the state), late (an acting request read
+after its `until`: not done), internal.
 
 Stdlib only: the client half of this module is on the CLI's hot path.
 """
@@ -206,8 +208,9 @@ def request(
 def stamped(line: bytes) -> bytes:
     """A relayed request line with its `within` (seconds, from the caller on another machine)
     made `until` on this machine's clock: the same late requests are refused here. Any
-    line it cannot make so (not JSON, `within` not a finite number, too long once written
-    again) goes on as it came: the worker says what is wrong with it, if anything."""
+    line it cannot make so (not JSON, `within` not a finite number, a number out of range,
+    too long once written again) goes on as it came: the worker says what is wrong with it,
+    if anything."""
     if b'"within"' not in line or len(line) > MAX_LINE:
         return line
     try:
@@ -224,8 +227,13 @@ def stamped(line: bytes) -> bytes:
 
     del message["within"]
     message["until"] = time.monotonic() + seconds
-    text = json.dumps(message, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    out = text.encode() + b"\n"  # (not ASCII-escaped: the line stays as long as it came)
+    try:  # not ASCII-escaped: the line stays as long as it came ...
+        text = json.dumps(message, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        out = text.encode() + b"\n"
+    except UnicodeEncodeError:  # ... unless it holds a lone surrogate, legal as an escape
+        out = json.dumps(message, allow_nan=False, separators=(",", ":")).encode() + b"\n"
+    except ValueError:  # a number out of range elsewhere (1e400): the worker's to refuse
+        return line
     return out if len(out) <= MAX_LINE else line
 
 

@@ -101,3 +101,30 @@ def test_relay_reads_requests_from_a_file(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert '"pong":true' in proc.stdout
     agentty("kill", "-s", sid, check=True)
+
+
+def test_relay_passes_on_every_line_it_reads_whatever_it_cannot_stamp(tmp_path: Path) -> None:
+    """A line with a lone surrogate escape (text from non-UTF-8 bytes) is legal locally, but
+    `relay` ended on it with a traceback when stamping its `within`: the line before it,
+    read in the same chunk, was never typed."""
+    import json
+    import subprocess
+
+    from tests.helpers.cli import AGENTTY, agentty_json
+
+    sid = agentty_json("start", "--", "cat")["id"]
+    lines = [
+        {"v": 1, "method": "text", "params": {"data": "first"}, "within": 30},
+        {"v": 1, "method": "text", "params": {"data": "\udcff"}, "within": 30},
+        {"v": 1, "method": "text", "params": {"data": "last\r"}, "within": 30},
+    ]
+    requests = "".join(json.dumps(line) + "\n" for line in lines)
+    proc = subprocess.run(
+        [AGENTTY, "relay", sid], input=requests, capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 0, proc.stderr
+    answers = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [a.get("ok") for a in answers] == [True, True, True], answers
+    agentty("wait", "-s", sid, "--text", "last", "--timeout", "5", check=True)
+    assert agentty_json("get", "-s", sid)["lines"][0].startswith("first")
+    agentty("kill", "-s", sid, check=True)

@@ -65,3 +65,14 @@ def test_the_lanes_copies_are_the_originals() -> None:
         records.LIVE_FIELDS,
         records.ENDED_FIELDS,
     )
+
+
+def test_a_line_that_cannot_be_written_again_as_it_was_goes_on_as_it_came() -> None:
+    """A lone surrogate (the API's text from non-UTF-8 bytes) or a number out of range
+    elsewhere in the line decoded, but writing it again raised: the relay ended with a
+    traceback, and the lines read with it were lost."""
+    lone = b'{"v":1,"method":"text","params":{"data":"\\udcff"},"within":5}\n'
+    out = protocol.stamped(lone)
+    assert json.loads(out)["params"]["data"] == "\udcff" and "until" in json.loads(out)
+    huge = b'{"v":1,"method":"resize","params":{"cols":1e400},"within":5}\n'
+    assert protocol.stamped(huge) == huge
