@@ -23,6 +23,9 @@ Step = tuple[str, "JSONObject"]  # one request to a worker: method, params
 # Characters of text that fit in one request line whatever they are (12 bytes each as JSON
 # at worst, a surrogate pair escaped): only a longer text is measured.
 ALWAYS_FITS = 80_000
+# The `until` an acting request carries, as long as a float is written: a run is measured
+# with it, as it will be sent (its real value is known only as each step goes out).
+LONGEST_UNTIL = -2.2250738585072014e-308
 
 
 def text_params(data: str | bytes, *, enter: bool = False, paste: bool = False) -> JSONObject:
@@ -110,7 +113,7 @@ def _fits_one_request(params: JSONObject) -> None:
         return
     from agentty_core import protocol
 
-    size = len(protocol.request("text", params))
+    size = len(protocol.request("text", params, until=LONGEST_UNTIL))
     if size > protocol.MAX_LINE:
         raise UsageError(
             f"send: {len(data)} characters of text are more than one request carries "

@@ -102,3 +102,34 @@ def test_program_that_never_reads_gets_a_clear_error(agentty_home: Path, tmp_pat
     assert "Broken pipe" not in failed.stderr and "too long" not in failed.stderr
     assert agentty("get", "--session", sid).returncode == 0
     assert agentty("kill", "--session", sid).returncode == 0
+
+
+@pytest.mark.parametrize("spawner", ["0", "1"])
+def test_send_refuses_a_run_too_long_for_one_request_before_any_step(
+    agentty_home: Path, spawner: str
+) -> None:
+    """`send` measures each run of text as its request line, before it sends a step. It
+    measured the line without the `until` every acting request now carries: a run within
+    a few bytes of the limit passed, the Enter before it was pressed, and then the run was
+    refused (exit 1): half a `send` done."""
+    from agentty_core import protocol
+    from agentty_core.input_steps import text_params
+
+    rec = start("--", PYTHON, "-c", COUNTER, "1")
+    sid = rec["id"]
+    agentty("wait", "--session", sid, "--text", "counter-ready", check=True)
+    bare = len(protocol.request("text", text_params("")))
+    run = "a" * (protocol.MAX_LINE - bare - 4)  # fits without `until`, not with it
+    parts = [run[i : i + 100_000] for i in range(0, len(run), 100_000)]  # (argv's limit)
+    env = {**os.environ, "AGENTTY_SPAWNER": spawner}
+    refused = subprocess.run(
+        [str(Path(PYTHON).with_name("agentty")), "send", "-s", sid, "Enter", *parts],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert "more than one request carries" in refused.stderr, refused.stderr
+    assert "got" not in agentty("get", "--session", sid, check=True).stdout  # no Enter
+    assert agentty("kill", "--session", sid).returncode == 0
