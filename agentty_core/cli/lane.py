@@ -236,7 +236,8 @@ def _requests(args: Namespace) -> list[bytes] | None:
             return None  # the full path says what is wrong
         lines = []
         for i, (method, step_params) in enumerate(steps):
-            # Sent at once, read in turn: each is waited for TIMEOUT after the one before.
+            # Stamped now, sent in turn as each is answered (`_next_step`): the i-th goes
+            # after up to i answers, each waited for TIMEOUT at most.
             line = request_line(method, step_params, (i + 1) * TIMEOUT)
             if line is None:
                 return None

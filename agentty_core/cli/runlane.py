@@ -208,15 +208,15 @@ class Lane:
             # Not sent, or dropped by a worker that was ending: the full path refuses input
             # to an ended session in the record's words (as `lane` does) or sends it.
             return full()
-        if reply is None:
-            raise RemoteError(f"the worker did not answer the {method} request")
+        if reply is None:  # (slow: its `until` passes as this wait does, and it is not done)
+            raise WorkerUnreachable("worker did not answer in time", "timeout")
         if reply["ok"] is True:
             return _result(reply)
         error = _error(reply)
         if error.get("code") in NOTHING_HAPPENED:  # (ended, say): the full path's words
             return full()
         if error.get("code") == "late":  # read after its `until`: not done
-            raise RemoteError("worker did not answer in time")
+            raise WorkerUnreachable("worker did not answer in time", "timeout")
         exit_code = error.get("exit_code")
         raise RemoteError(
             str(error.get("message", "worker error")),
