@@ -190,9 +190,17 @@ def _unpack(payload: bytes) -> list[int]:
 
 
 def _still(pid: str, stat: bytes) -> bool:
-    """Is process `pid` (pinned by a pidfd) still the stopped one whose `stat` was read?"""
+    """Is process `pid` (pinned by a pidfd) still the stopped one whose `stat` was read: the
+    same start time, name and state? (Not the same line: its memory counts may change.)"""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read() == stat
-    except OSError:
+            return _stopped_identity(f.read()) == _stopped_identity(stat)
+    except (OSError, ValueError, IndexError):
         return False
+
+
+def _stopped_identity(stat: bytes) -> tuple[bytes, bytes, bytes]:
+    """A stat line's name, state and start time (field 22: the 20th after the name)."""
+    end = stat.rindex(b")")
+    fields = stat[end + 2 :].split()
+    return stat[stat.index(b"(") + 1 : end], fields[0], fields[19]
