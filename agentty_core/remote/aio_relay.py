@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import subprocess
+import time
 
 from agentty_core import protocol
 from agentty_core.errors import AgenttyError, ProtocolError, WorkerUnreachable
@@ -94,6 +95,7 @@ class AsyncRelay:
     ) -> protocol.JSONObject:
         """Send a request, return its result or raise its error. The relay is closed on a
         timeout or a cancellation (the far end then ends with the channel)."""
+        deadline = time.monotonic() + timeout  # before the send: its wait is the call's too
         try:
             try:
                 within = timeout if method in protocol.ACTING else None
@@ -101,7 +103,8 @@ class AsyncRelay:
                 await self._writer.drain()
             except (OSError, RuntimeError):
                 raise await self._ended() from None
-            line = await asyncio.wait_for(self._reader.readline(), timeout)
+            left = max(0.0, deadline - time.monotonic())
+            line = await asyncio.wait_for(self._reader.readline(), left)
         except asyncio.TimeoutError:
             self.close()
             raise RelayTimeout(

@@ -136,8 +136,9 @@ class RelayConnection:
     def call(
         self, method: str, params: protocol.JSONObject | None = None, timeout: float = 5.0
     ) -> protocol.JSONObject:
+        deadline = time.monotonic() + timeout  # before the send: its wait is the call's too
         self.send(method, params, timeout if method in protocol.ACTING else None)
-        return unwrap(self.read_message(time.monotonic() + timeout))
+        return unwrap(self.read_message(deadline))
 
     def terminate(self) -> None:
         """Stop the relay's process (from any thread): its reader sees the end of stdout."""
