@@ -174,6 +174,7 @@ class Ending(Connected):
                     continue
             doomed.add(rec["id"])
         self._remove_files(doomed)
+        self._sweep_unrecorded_sockets({rec["id"] for rec in all_sessions})
         # Records too malformed to list (hand-edited): readers skip them, gc removes them
         # (the file is rewritten only if it holds any).
         stored = records.load_state(self.home)["sessions"]
@@ -185,6 +186,16 @@ class Ending(Connected):
         self._store().forget(doomed)
         for session_id in doomed:
             ipc_client.remove_stale_socket(self.home.socket_path(session_id))
+
+    def _sweep_unrecorded_sockets(self, listed: set[str]) -> None:
+        """Sockets no record names and nobody answers on (a worker that died after its
+        record was lost): `doctor` calls them stale. A running session's were brought back
+        to the list by `sessions` (its worker answers), and are kept in any case."""
+        from agentty_core.recovery import unrecorded_sockets
+
+        for session_id in unrecorded_sockets(self.home, listed):
+            with contextlib.suppress(OSError):
+                ipc_client.remove_stale_socket(self.home.socket_path(session_id))
 
     def gc_session(self, session_id: str) -> None:
         """Remove one ended session's record and files (`run` cleans up after itself)."""

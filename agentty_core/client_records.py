@@ -16,6 +16,8 @@ from pathlib import Path
 
 from agentty_core.errors import (
     AgenttyError,
+    NoActiveSession,
+    SessionNotFound,
     SessionNotRunning,
 )
 from agentty_core.ipc import client as ipc_client
@@ -128,11 +130,14 @@ class RecordsView:
         return code, sig if isinstance(sig, str) else None, when
 
     def _records(self) -> list[Record]:
-        """The records; a corrupt file is moved aside and rebuilt from live workers first."""
+        """The records; a corrupt file is moved aside and rebuilt from live workers first,
+        and a running session missing from the list is brought back (`_brought_back`)."""
         try:
-            return records.records(self.home)
+            found = records.records(self.home)
         except records.CorruptState:
             pass
+        else:
+            return found + self._brought_back(found)
         try:
             self._store().mutate(lambda sessions: None)  # the writer recovers it (R3)
         except AgenttyError as exc:  # cannot be saved: what the live workers say, unsaved
@@ -142,12 +147,43 @@ class RecordsView:
             return rebuild_from_workers(self.home)
         return records.records(self.home)
 
+    def _brought_back(self, found: list[Record]) -> list[Record]:
+        """Running sessions whose workers answer on their sockets but whom the list does not
+        name (a restored backup, a hand edit): their records, written back to the list (a
+        reader that cannot write them, a held lock say, still shows them)."""
+        from agentty_core.recovery import running_unrecorded, unrecorded_sockets
+
+        known = {rec["id"] for rec in found}
+        if not unrecorded_sockets(self.home, known):  # (the usual case: one listdir)
+            return []
+        missing = running_unrecorded(self.home, known)
+        path = self.home.state_file
+        if missing:
+
+            def restore(sessions: list[Record]) -> None:
+                present = {rec.get("id") for rec in sessions}
+                sessions.extend(rec for rec in missing if rec["id"] not in present)
+
+            try:
+                self._store(BEST_EFFORT_LOCK).mutate(restore)
+                ids = " ".join(rec["id"] for rec in missing)
+                log.warning("%s did not list running session(s) %s: listed again", path, ids)
+            except AgenttyError as exc:
+                log.info("cannot write back the sessions missing from the list: %s", exc)
+        return missing
+
     def resolve(self, ref: str | None) -> Record:
         try:
             return records.resolve(self.home, ref)
         except records.CorruptState:
             self._records()
             return records.resolve(self.home, ref)
+        except (SessionNotFound, NoActiveSession):
+            found = records.records(self.home)
+            missing = self._brought_back(found)
+            if not missing:
+                raise
+            return records.pick(self.home, found + missing, ref)
 
     def require_running(self, ref: str | None) -> Record:
         rec = self.resolve(ref)

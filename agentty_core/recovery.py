@@ -1,18 +1,22 @@
 """Rebuilding the session list from the workers themselves.
 
-Used when `sessions.json` is corrupt: every live worker knows its own record and answers
-`info`, so the list is never reset while sessions run. The asking is done by callers only,
-outside the state lock (see `StateStore._mutate`). It sits beside `client`, above `state` and
-`ipc`, because it needs both: the workers' sockets and the records' checks.
+Used when `sessions.json` is corrupt, or readable but missing a running session (a restored
+backup, a hand edit): every live worker knows its own record and answers `info`, so the
+list is never reset while sessions run, nor a running session lost from it. The asking is
+done by callers only, outside the state lock (see `StateStore._mutate`). It sits beside
+`client`, above `state` and `ipc`, because it needs both: the workers' sockets and the
+records' checks.
 """
 
 from __future__ import annotations
+
+import os
 
 from agentty_core.errors import AgenttyError
 from agentty_core.ipc import client as ipc_client
 from agentty_core.lazylog import LazyLogger
 from agentty_core.paths import SESSION_ID_RE, Home
-from agentty_core.state.records import Record, checked
+from agentty_core.state.records import LIVE_FIELDS, Record, checked
 
 log = LazyLogger(__name__)
 
@@ -86,4 +90,28 @@ def _unanswered(home: Home, known: set[str], silent: set[str], timeout: float) -
             )
         if record is not None:
             found.append(record)
+    return found
+
+
+def unrecorded_sockets(home: Home, known: set[str]) -> list[str]:
+    """The ids of session sockets in `home` that no record names (the spawner's apart)."""
+    try:
+        names = os.listdir(home.socket_dir())
+    except OSError:
+        return []
+    ids = (name.removesuffix(".sock") for name in names if name.endswith(".sock"))
+    return sorted(i for i in ids if i not in known and SESSION_ID_RE.fullmatch(i))
+
+
+def running_unrecorded(home: Home, known: set[str], timeout: float = 0.5) -> list[Record]:
+    """Running sessions missing from a readable list (a restored backup, a hand edit): a
+    worker that answers on its socket gives its record. Only a running one: a worker whose
+    session ended may have been told to forget it (`run`), and is about to go."""
+    found = []
+    for session_id in unrecorded_sockets(home, known):
+        record = _ask(home, session_id, timeout)
+        if record is not None and record.get("status") == "running":
+            kept = checked({k: v for k, v in record.items() if k not in LIVE_FIELDS})
+            if kept is not None:
+                found.append(kept)
     return found

@@ -45,6 +45,8 @@ def status(args: Namespace) -> int | None:
     active = hotread.active(home)
     if recs is None or active is False or not _settled(home, recs, bool(args.quiet)):
         return None
+    if _unrecorded(home, recs):  # a running session missing from the list: brought back
+        return None
     if not _merge_live_info(home, recs):  # a program may have ended unrecorded: every form
         return None
     write = sys.stdout.write
@@ -84,6 +86,21 @@ def status(args: Namespace) -> int | None:
             f"{state:9}  {shown_code:6}  {command[:60]}\n"
         )
     return 0
+
+
+def _unrecorded(home: str, recs: list[dict[str, object]]) -> bool:
+    """Is there a session socket no record names (`recovery.unrecorded_sockets`)?"""
+    try:
+        names = os.listdir(os.path.join(home, "sockets"))
+    except OSError:
+        return False
+    known = {rec.get("id") for rec in recs}
+    hexdigits = "0123456789abcdef"
+    for name in names:
+        sid = name[:-5] if name.endswith(".sock") else ""
+        if len(sid) == 8 and sid not in known and all(c in hexdigits for c in sid):
+            return True
+    return False
 
 
 def _settled(home: str, recs: list[dict[str, object]], quiet: bool) -> bool:

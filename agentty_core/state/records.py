@@ -229,7 +229,11 @@ def find(all_records: list[Record], ref: str) -> Record:
 
 def resolve(home: Home, ref: str | None) -> Record:
     """The session a command acts on: `ref`, else the active one."""
-    all_records = records(home)
+    return pick(home, records(home), ref)
+
+
+def pick(home: Home, all_records: list[Record], ref: str | None) -> Record:
+    """`resolve` among `all_records`."""
     if ref is None:
         active = read_active(home)
         if active is None:

@@ -284,3 +284,56 @@ def test_a_worker_named_in_the_intent_runs_its_program_without_the_state_lock(
     finally:
         _, err = running.communicate(timeout=30)
     assert running.returncode == 0, err
+
+
+@pytest.mark.parametrize("spawner", ["0", "1"])
+def test_a_running_session_missing_from_a_valid_list_is_brought_back(
+    agentty_home: Path, spawner: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sessions.json` replaced by a valid list without a running session (a restored
+    backup, a hand edit): `status` said "no sessions", `kill` "no such session", and
+    `doctor` called the live worker's socket stale, to be removed. Its worker still answers
+    on its socket with its record: every reader takes it back, and writes it down."""
+    monkeypatch.setenv("AGENTTY_SPAWNER", spawner)
+    kept = start("--", "sh", "-c", "echo KEPT-alive; exec sleep 1000000")
+    dropped = start("--", "sh", "-c", "echo DROPPED-alive; exec sleep 1000000")
+    agentty("wait", "-s", dropped["id"], "--text", "DROPPED-alive", check=True)
+    doc = json.loads((agentty_home / "sessions.json").read_bytes())
+    doc["sessions"] = [r for r in doc["sessions"] if r["id"] != dropped["id"]]
+    write_private(agentty_home / "sessions.json", json.dumps(doc).encode())
+
+    quiet = agentty("status", "-q", check=True).stdout.split()
+    assert sorted(quiet) == sorted([kept["id"], dropped["id"]])
+    listed = {s["id"]: s for s in agentty_json("status")["sessions"]}
+    assert listed[dropped["id"]]["status"] == "running", listed
+    assert listed[dropped["id"]]["workerPid"] == dropped["workerPid"]
+    assert dropped["id"] in {r["id"] for r in raw_records(agentty_home)}  # written down
+    doctor = agentty("doctor").stdout
+    assert "stale" not in doctor, doctor
+    assert agentty("kill", "-s", dropped["id"]).returncode == 0
+    assert agentty("kill", "-s", kept["id"]).returncode == 0
+
+
+def test_a_missing_session_is_found_by_its_id_before_any_listing(agentty_home: Path) -> None:
+    """`kill` by id of a session missing from the list is not 'no such session'."""
+    dropped = start("--", "sleep", "1000000")
+    write_private(agentty_home / "sessions.json", b'{"schema_version": 1, "sessions": []}')
+    killed = agentty("kill", "-s", dropped["id"])
+    assert killed.returncode == 0, killed.stderr
+    wait_until(lambda: gone(dropped["workerPid"]), timeout=20)
+    assert record(dropped["id"])["status"] == "exited"
+
+
+def test_gc_removes_the_socket_of_a_dead_worker_missing_from_the_list(agentty_home: Path) -> None:
+    """`doctor` calls such a socket stale and says `agentty gc`, which left it (it removed
+    only the files of recorded sessions)."""
+    dropped = start("--", "sleep", "1000000")
+    write_private(agentty_home / "sessions.json", b'{"schema_version": 1, "sessions": []}')
+    sigkill(dropped["workerPid"])
+    wait_until(lambda: gone(dropped["workerPid"]), timeout=20)
+    socket_file = agentty_home / "sockets" / f"{dropped['id']}.sock"
+    assert socket_file.exists()
+    assert "stale sockets" in agentty("doctor").stdout
+    agentty("gc", check=True)
+    assert not socket_file.exists()
+    assert "stale" not in agentty("doctor").stdout
