@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 
 from agentty_core._version import __version__
-from agentty_core.cli.output import PROG
+from agentty_core.cli.output import PROG, shown
 from agentty_core.errors import EXIT_CODES, EXIT_USAGE
 
 TYPE_CHECKING = False  # typing costs milliseconds the hot path does not spend
@@ -58,7 +58,10 @@ class ArgumentParser(argparse.ArgumentParser):
         return super().parse_known_args(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{PROG}: error: {message} (see '{self.prog} --help')\n")
+        # The message may quote what was given as is (an unknown argument, an ambiguous
+        # option): escaped, as every error line is.
+        said = shown(message)
+        self.exit(EXIT_USAGE, f"{PROG}: error: {said} (see '{self.prog} --help')\n")
 
     def _get_formatter(self) -> argparse.HelpFormatter:
         # argparse makes a formatter for every add_argument (to check the metavar), and a

@@ -65,3 +65,19 @@ def test_gc_escapes_the_ids_of_malformed_records(agentty_home: Path) -> None:
     assert gc.returncode == 0, gc.stderr
     assert "\x1b" not in gc.stdout + gc.stderr and "\x07" not in gc.stdout + gc.stderr
     assert "removed 1 session(s)" in gc.stdout
+
+
+def test_usage_errors_escape_the_words_they_quote(agentty_home: Path) -> None:
+    """argparse quotes an unknown argument or an ambiguous option as given: an escape in
+    argv reached the terminal, and a newline made the one-line error two."""
+    for words in (
+        ["status", TITLE + "\x1b[2J"],
+        ["get", "--nope", CLIPBOARD],
+        ["start", f"--re={TITLE}", "--", "true"],
+        ["kill", "a\nb"],
+    ):
+        proc = agentty(*words)
+        assert proc.returncode == 2, (words, proc.stderr)
+        assert "\x1b" not in proc.stderr and "\x07" not in proc.stderr, repr(proc.stderr)
+        assert proc.stderr.count("\n") == 1, repr(proc.stderr)
+        assert proc.stderr.startswith("agentty: error: "), proc.stderr
