@@ -8,7 +8,7 @@ refuses it once its program ended); a large input goes in parts the program read
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from agentty_core import keys
 from agentty_core.client_calls import Connected
@@ -59,9 +59,12 @@ class Actions(Connected):
         activate: bool = True,
         record: Mapping[str, bool] | None = None,
         held: bool = False,
+        on_ready: Callable[[], None] | None = None,
     ) -> Record:
         """Start a session; it becomes the active one unless `activate=False`. `held`: the
-        caller holds it at once (`hold`), or its worker ends it (what `run` does)."""
+        caller holds it at once (`hold`), or its worker ends it (what `run` does). An
+        interruption (KeyboardInterrupt) undoes the start until `on_ready` is called, once
+        the program runs."""
         from agentty_core.launch.launcher import start
 
         return start(
@@ -77,6 +80,7 @@ class Actions(Connected):
             record_cast=record,
             store=self._store(),
             held=held,
+            on_ready=on_ready,
         )
 
     def attach(self, ref: str) -> Record:

@@ -217,6 +217,25 @@ def _spawner_on() -> bool:
     )
 
 
+def let_finish() -> None:
+    """From here on Ctrl-C does not stop the command: the session it started runs, and
+    its id is printed (exit 0). Before, an interruption undoes the start; after, undoing it
+    would race the printing of an id that may be read already."""
+    if TYPE_CHECKING:
+        import signal as _signal
+    else:
+        import _signal  # built in: free
+
+    try:  # noqa: SIM105  (contextlib stays off the hot path)
+        _signal.signal(_signal.SIGINT, _finishing)
+    except ValueError:  # not the main thread (the CLI called from a program's thread)
+        pass
+
+
+def _finishing(signum: int, frame: object) -> None:
+    """Ctrl-C while a started session is reported: there is nothing left to stop."""
+
+
 def start_lane(words: list[str]) -> int | None:
     """`start` through the home's warm spawner, or None: the full path (see
     `cli/startlane.py`)."""

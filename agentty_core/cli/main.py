@@ -110,6 +110,7 @@ def cmd_start(args: argparse.Namespace) -> int:
         argv = argv[1:]
     if args.shell is None and not argv:
         raise UsageError("start needs a program: agentty start [options] -- PROGRAM [ARG...]")
+    from agentty_core.cli.hotpath import let_finish
     from agentty_core.state.records import read_active
 
     previous = read_active(_client().home)
@@ -126,6 +127,7 @@ def cmd_start(args: argparse.Namespace) -> int:
             if args.record or args.record_input or args.record_markers
             else None
         ),
+        on_ready=let_finish,
     )
     try:
         if args.json:

@@ -30,6 +30,8 @@ from agentty_core.spawning import caller_context
 
 TYPE_CHECKING = False  # without importing typing: this module is the hot path
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from agentty_core.cli.hotpath import OutputFailed
 
 # How long the lane waits for the spawner's answer (`spawning.read_answer`). A spawner that
@@ -95,7 +97,10 @@ def start(words: list[str]) -> int | None:
         return None
     here = hotread.home()
     previous = hotread.active(here) if here is not None else None
-    started = launch(opts, previous=previous if isinstance(previous, str) else None)
+    from agentty_core.cli.hotpath import let_finish
+
+    before = previous if isinstance(previous, str) else None
+    started = launch(opts, previous=before, on_ready=let_finish)
     if not isinstance(started, tuple):
         return started
     home, sid, _ = started
@@ -135,13 +140,15 @@ def launch(
     keep_failed: bool = True,
     held: bool = False,
     previous: str | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> tuple[str, str, int] | int | None:
     """Start the session `opts` describes (`parse`'s keys) through the warm spawner: the
     home, the session's id and its worker's pid once the program runs. Else the exit code
     after the full path's message, or None: the full path must start it (nothing was
     written). With `activate` False the session does not become the active one, and with
     `keep_failed` False a session whose program did not start is removed (both: `run`).
-    Interrupted (Ctrl-C), nothing of the session stays, and `previous` is active again."""
+    Interrupted (Ctrl-C) before `on_ready` is called (once the program runs), nothing of
+    the session stays, and `previous` is active again."""
     home = hotread.home()
     if home is None or ".." in home.split(os.sep):
         return None
@@ -169,6 +176,12 @@ def launch(
             finally:
                 os.close(spec_w)  # the worker reads up to EOF
             answer = _status(status_r)
+            if on_ready is not None and answer is not None and answer.get("ok") is True:
+                on_ready()  # (`start`: from here on, Ctrl-C lets it finish)
+                if os.environ.get("AGENTTY_FAILPOINTS"):
+                    from agentty_core import failpoints
+
+                    failpoints.hit("start.ready")
         except BaseException as exc:  # interrupted (Ctrl-C): nothing of it may run on
             _end(pidfd)
             if not isinstance(exc, Exception):  # nor stay: `previous` is active again

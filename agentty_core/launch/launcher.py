@@ -17,8 +17,9 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
+from agentty_core import failpoints
 from agentty_core.errors import EXIT_USAGE, AgenttyError, SpawnError
 from agentty_core.ipc.client import remove_stale_socket
 from agentty_core.launch import spawn as worker_spawn
@@ -61,9 +62,12 @@ def start(
     record_cast: Mapping[str, bool] | None = None,
     store: StateStore | None = None,
     held: bool = False,
+    on_ready: Callable[[], None] | None = None,
 ) -> Record:
     """Start a session and return its record once the program runs and the socket answers.
-    `store` is the caller's (`Client` gives one that can rebuild a corrupt list)."""
+    `store` is the caller's (`Client` gives one that can rebuild a corrupt list). Until
+    `on_ready` is called (once the program runs), an interruption (Ctrl-C) undoes the start:
+    the worker is ended, and nothing of the session stays."""
     planned = intent.plan(
         home,
         argv,
@@ -81,9 +85,8 @@ def start(
         record_cast=record_cast,
         held=held,
     )
-    session_id, record, spec = planned.session_id, planned.record, planned.spec
+    session_id, log_path = planned.session_id, planned.log_path
     store = store or StateStore(home)
-    log_path = planned.log_path
     previous = read_active(home) if activate else None  # for an interrupted start's undo
 
     # The worker spends ~0.1 s importing before it reads its spec: it is started first (the
@@ -104,6 +107,35 @@ def start(
         if not isinstance(exc, Exception):  # interrupted, the record written or not
             discard(home, session_id, None)
         raise
+    try:
+        return _run_claimed(
+            planned, proc, cannot_spawn, early is not None, timeout, on_ready, store
+        )
+    except BaseException as exc:  # interrupted (Ctrl-C): the worker is ended, nothing stays
+        if not isinstance(exc, Exception):
+            if proc is not None:
+                _kill_worker(proc)
+                if proc.status_fd >= 0:  # (not handed its spec yet)
+                    os.close(proc.status_fd)
+                    proc.status_fd = -1
+            discard(home, session_id, previous)
+        raise
+
+
+def _run_claimed(
+    planned: intent.Intent,
+    proc: SpawnedWorker | None,
+    cannot_spawn: OSError | None,
+    early: bool,
+    timeout: float,
+    on_ready: Callable[[], None] | None,
+    store: StateStore,
+) -> Record:
+    """`start` once its intent record is written: the worker runs the session, or the
+    record says why not. Its caller undoes it all if it is interrupted (Ctrl-C)."""
+    home, session_id, log_path = store.home, planned.session_id, planned.log_path
+    record, spec = planned.record, planned.spec
+    failpoints.hit("launcher.after_claim")
     if proc is None:  # reported after the state write: a broken home is the first thing to say
         error = cannot_spawn.strerror if cannot_spawn is not None else "unknown error"
         message = f"cannot start the worker ({sys.executable}): {error}"
@@ -113,7 +145,7 @@ def start(
         failed.session_id = session_id
         raise failed
     # An early worker's output goes nowhere until it knows its session's log.
-    spec["log_to"] = str(log_path) if early is not None else None
+    spec["log_to"] = str(log_path) if early else None
     try:
         ready = _hand_over(proc, spec, timeout)
     except SpawnError as exc:
@@ -125,9 +157,9 @@ def start(
         with contextlib.suppress(OSError):
             remove_stale_socket(home.socket_path(session_id))
         raise
-    except BaseException:  # interrupted (Ctrl-C): the worker is ended, and nothing stays
-        discard(home, session_id, previous)
-        raise
+    if on_ready is not None:  # (the CLI: from here on, Ctrl-C lets the start finish)
+        on_ready()
+    failpoints.hit("start.ready")
     # Nothing after `ready` may fail: a `start` that fails leaves nothing running, one that
     # leaves a session running succeeds (the worker set the active pointer with its record).
     from agentty_core.state.records import records
@@ -175,6 +207,7 @@ def _hand_over(proc: SpawnedWorker, spec: dict[str, object], timeout: float) -> 
         raise
     finally:
         os.close(proc.status_fd)
+        proc.status_fd = -1
     if message is None:
         _kill_worker(proc)
         raise SpawnError("worker died during startup")

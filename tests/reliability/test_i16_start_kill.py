@@ -267,3 +267,47 @@ def _starting(env: dict[str, str], failpoints: str, seconds: str) -> subprocess.
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+@pytest.mark.parametrize("spawner", ["0", "1"])
+def test_a_start_interrupted_once_its_program_runs_finishes(
+    agentty_home: Path, spawner: str
+) -> None:
+    """Ctrl-C after the worker said the program runs, while `start` reports it: it exited
+    130, often with the id printed, and the session ran on, active, told to nobody or told
+    as failed. Past that point the start finishes: the id, exit 0."""
+    env = dict(os.environ, AGENTTY_SPAWNER=spawner)
+    if spawner == "1":
+        _warm(agentty_home, env)
+    proc = _starting(env, "start.ready=sleep:3", "1006")
+    wait_until(lambda: _statuses(agentty_home) == ["running"])
+    time.sleep(0.5)  # (its answer read: `start` sleeps at the failpoint)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    (rec,) = raw_records(agentty_home)
+    assert (proc.returncode, out) == (0, rec["id"] + "\n"), err
+    assert rec["status"] == "running" and _sleeps(agentty_home, "1006")
+    assert (agentty_home / "active").read_text().strip() == rec["id"]
+    agentty("kill", check=True)
+
+
+def test_a_start_interrupted_just_after_its_intent_record_leaves_nothing(
+    agentty_home: Path,
+) -> None:
+    """Between the intent record's write and the hand-over to the worker, Ctrl-C was not
+    undone: the `starting` record stayed, and was shown `lost` from then on."""
+    proc = _starting(dict(os.environ), "launcher.after_claim=sleep:5", "1007")
+    wait_until(lambda: _statuses(agentty_home) == ["starting"])
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert (proc.returncode, out) == (130, "")
+    assert raw_records(agentty_home) == []
+    assert not _sleeps(agentty_home, "1007")
+    assert {p.name for p in (agentty_home / "sockets").iterdir()} == set()
+
+
+def _statuses(home: Path) -> list[object]:
+    """The records' statuses, none before the first is written."""
+    if not (home / "sessions.json").exists():
+        return []
+    return [r["status"] for r in raw_records(home)]
