@@ -86,6 +86,7 @@ class WorkerBase:
         self.push_fresh = False  # the screen changed since the last push
         self.recorder: Recorder | None = None
         self.background: set[asyncio.Task[None]] = set()  # see _in_background
+        self.until: float | None = None  # the request being read: when its caller gives up
 
     def _in_background(self, work: Coroutine[object, object, None]) -> None:
         """Run `work` as a task kept until it is done (the loop holds tasks only weakly)."""

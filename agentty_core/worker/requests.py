@@ -42,11 +42,23 @@ HOLD_WAIT = 10.0  # how soon after its start a session started to be held must b
 SIGNALS = {name: getattr(signal, f"SIG{name}") for name in protocol.SIGNAL_NAMES}
 
 
-def _late(until: object) -> bool:
-    """Past the time its caller waits until (`protocol`: late requests)."""
+# A request that acts is done and answered this long before its `until` at the latest, or
+# not done: its answer must reach a caller that stops waiting then (`protocol`).
+ANSWER_MARGIN = 0.1
+
+
+def _until(message: JSONObject) -> float | None:
+    """When the request's caller stops waiting (CLOCK_MONOTONIC), if it said."""
+    until = message.get("until")
     if isinstance(until, bool) or not isinstance(until, (int, float)):
-        return False
-    return time.monotonic() > until
+        return None
+    return float(until)
+
+
+def _late(until: float | None) -> bool:
+    """Too late to act and answer before the caller stops waiting (`protocol`: late
+    requests): nothing is done then."""
+    return until is not None and time.monotonic() > until - ANSWER_MARGIN
 
 
 class Requests(WorkerBase):
@@ -67,7 +79,8 @@ class Requests(WorkerBase):
             if method == "hold":
                 self._hold(peer)
                 return
-            if method in protocol.ACTING and _late(message.get("until")):
+            self.until = _until(message) if method in protocol.ACTING else None
+            if _late(self.until):
                 raise RequestFailed("late", "the caller stopped waiting: not done")
             answer = self._answer(method, params)
             if isinstance(answer, dict):
@@ -205,15 +218,16 @@ class Requests(WorkerBase):
         if part == "first":
             result["bracketed"] = bracket
         enter = params.get("enter") is True
+        until = self.until  # (this request's: the next one's is set before it is read)
         if part is not None and len(self.pending_input) + len(data) > INPUT_QUEUE:
-            return self._text_when_room(data, part, enter, result)
+            return self._text_when_room(data, part, enter, result, until)
         with_enter = enter and self._reads_lines()
         reads = self._reads_so_far() if enter and not with_enter else None
         label = None if part in ("more", "last") else "text"
         if part in (None, "first"):
             self._note_echo(typed)
         self._type(data + b"\r" if with_enter else data, label)
-        return self._enter_later(result, reads) if enter and not with_enter else result
+        return self._enter_later(result, reads, until) if enter and not with_enter else result
 
     def _note_echo(self, typed: bytes) -> None:
         """Remember where the typed text's echo will be drawn (a wait `after` it masks it)."""
@@ -228,14 +242,17 @@ class Requests(WorkerBase):
         self.active_at = time.time()
 
     async def _text_when_room(
-        self, data: bytes, part: str, enter: bool, result: JSONObject
+        self, data: bytes, part: str, enter: bool, result: JSONObject, until: float | None
     ) -> JSONObject:
-        """A part of a large input, answered once the program has read enough for it."""
+        """A part of a large input, answered once the program has read enough for it; not
+        typed if that comes too late for its caller."""
         if len(data) > INPUT_QUEUE:
             raise BadRequest(f"a part of input holds at most {INPUT_QUEUE} bytes")
         await self._room_for(len(data))
+        if _late(until):
+            raise RequestFailed("late", "the caller stopped waiting: not done")
         self._type(data, "text" if part == "first" else None)
-        return await self._enter_later(result, None) if enter else result
+        return await self._enter_later(result, None, until) if enter else result
 
     def _reads_lines(self) -> bool:
         """The program reads in canonical mode (its terminal's ICANON is set)."""
@@ -260,8 +277,11 @@ class Requests(WorkerBase):
             pass
         return None
 
-    async def _enter_later(self, result: JSONObject, reads: int | None) -> JSONObject:
-        """Enter once the program has read the text, or after ENTER_GAP.
+    async def _enter_later(
+        self, result: JSONObject, reads: int | None, until: float | None
+    ) -> JSONObject:
+        """Enter once the program has read the text, or after ENTER_GAP, or in time for the
+        answer to reach its caller (`until`): typed, the text is not left without it.
 
         Read means: nothing left in its input queue (FIONREAD on its side of the PTY) or in
         ours, and, since the kernel hands a write over to the program's side a moment later
@@ -269,6 +289,8 @@ class Requests(WorkerBase):
         or the program has returned from a read since the text was written. A program whose
         queue cannot be seen gets ENTER_GAP."""
         deadline = time.monotonic() + ENTER_GAP
+        if until is not None:
+            deadline = min(deadline, until - ANSWER_MARGIN)
         seen = False
         while self.child is not None and time.monotonic() < deadline:
             unread = _unread_input(self.child.tty_name)

@@ -219,3 +219,51 @@ def test_async_input_that_timed_out_is_not_typed_either(agentty_home: Path) -> N
     agentty("wait", "-s", sid, "--text", "on-time", check=True)
     assert agentty("get", "-s", sid, check=True).stdout.split() == ["on-time"]
     agentty("kill", "-s", sid, check=True)
+
+
+RAW_LATE_READER = (
+    "import os, sys, time, tty; tty.setraw(0); print('raw-ready', end='\\r\\n', flush=True); "
+    "time.sleep(6); got = os.read(0, 100); print('GOT', repr(got), end='\\r\\n', flush=True); "
+    "time.sleep(100)"
+)
+
+
+def test_text_with_enter_resumed_at_the_last_moment_is_done_and_answered_or_neither(
+    agentty_home: Path,
+) -> None:
+    """A stopped worker resumed just before its caller's wait ran out took `text --enter`
+    in time, typed the text, gave a program reading raw its Enter ENTER_GAP later, and
+    answered after the caller had said "did not answer in time": typed all the same. A
+    caller told it failed must find nothing typed; one told it was done, all of it."""
+    from agentty_core.errors import AgenttyError
+    from agentty_core.ipc.client import Connection
+
+    rec = agentty_json("start", "--json", "--", sys.executable, "-c", RAW_LATE_READER)
+    sid, worker = str(rec["id"]), int(rec["workerPid"])
+    agentty("wait", "-s", sid, "--text", "raw-ready", check=True)
+    conn = Connection(str(agentty_home / "sockets" / f"{sid}.sock"), timeout=5.0)
+    os.kill(worker, signal.SIGSTOP)
+    try:
+        waited = 1.0
+        resumed_before_the_end = 0.15  # inside the last ENTER_GAP (0.25 s) of the wait
+
+        def resume() -> None:
+            time.sleep(waited - resumed_before_the_end)
+            os.kill(worker, signal.SIGCONT)
+
+        import threading
+
+        threading.Thread(target=resume, daemon=True).start()
+        try:
+            conn.call("text", {"data": "x", "enter": True}, timeout=waited)
+            done = True
+        except AgenttyError:
+            done = False
+    finally:
+        os.kill(worker, signal.SIGCONT)
+        conn.close()
+    agentty("wait", "-s", sid, "--text", "GOT", "--timeout", "15", check=True)
+    screen = agentty("get", "-s", sid, check=True).stdout
+    typed = "GOT b'x\\r'" in screen
+    assert typed == done, (done, screen)
+    agentty("kill", "-s", sid, check=True)
