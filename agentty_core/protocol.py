@@ -19,9 +19,10 @@ oversized line closes it, since the rest of it cannot be framed).
 Late requests: `until` (CLOCK_MONOTONIC, the same clock in every process of the machine) is
 when the caller stops waiting; across machines a caller sends `within` (seconds) instead,
 which the relay there (`agentty relay`) makes `until` as it passes the line on. A request
-that acts (`ACTING`) read after it is refused with `late` and not done: a caller whose
-wait ran out (a stopped worker) said it failed, and one that tries again must not find it
-done twice once the worker runs again.
+that acts (`ACTING`) is done and answered a moment before it (0.1 s: an Enter that waits
+for the program to read the text comes early then) or refused with `late` and not done: a
+caller whose wait ran out (a stopped worker) said it failed, and one that tries again must
+not find it done twice once the worker runs again.
 
 Versions: `v` is `PROTOCOL_VERSION`, in every request and response. A worker refuses a
 request of another version (`version_mismatch`, naming both); a client reads no further
