@@ -10,6 +10,7 @@ import stat
 from collections.abc import Callable
 
 from agentty_core.errors import AgenttyError
+from agentty_core.ipc.client import listened_on
 from agentty_core.paths import SESSION_ID_RE, Home, default_home
 from agentty_core.state.records import is_live
 
@@ -124,7 +125,7 @@ def _stale_sockets(home: Home) -> Check:
             continue  # the warm spawner's (see the spawner check)
         if not stat.S_ISSOCK(st.st_mode) or not SESSION_ID_RE.match(session_id):
             foreign.append(name)
-        elif session_id not in live:
+        elif session_id not in live and listened_on(path) is False:  # (no worker finishing)
             stale.append(name)
     if foreign:
         return _check(

@@ -222,14 +222,23 @@ def remove_stale_socket(path: os.PathLike[str] | str) -> bool:
         return False
     if not stat.S_ISSOCK(st.st_mode) or st.st_uid != os.getuid():
         return False
+    if listened_on(path) is False:
+        os.unlink(path)
+        return True
+    return False
+
+
+def listened_on(path: os.PathLike[str] | str) -> bool | None:
+    """Does a process listen on the socket `path` (a worker still finishing, say)? None
+    when that cannot be told (no such file, not allowed, a full backlog)."""
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)  # (a stopped listener's full backlog makes a connect wait)
     try:
         probe.connect(os.fspath(path))
     except ConnectionRefusedError:
-        os.unlink(path)
-        return True
-    except OSError:
         return False
+    except OSError:
+        return None
     finally:
         probe.close()
-    return False
+    return True

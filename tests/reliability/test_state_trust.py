@@ -337,3 +337,17 @@ def test_gc_removes_the_socket_of_a_dead_worker_missing_from_the_list(agentty_ho
     agentty("gc", check=True)
     assert not socket_file.exists()
     assert "stale" not in agentty("doctor").stdout
+
+
+def test_doctor_leaves_the_socket_of_a_worker_still_recording_its_exit(agentty_home: Path) -> None:
+    """The program ended while another process held the state lock: its worker stays to
+    record the exit, answering on its socket. `doctor` called that socket stale, to be
+    removed by `agentty gc`."""
+    rec = start("--", "sh", "-c", "read x; exit 4")
+    final = agentty_home / "logs" / f"{rec['id']}.final.json"
+    with state_lock(agentty_home):
+        agentty("text", "-s", rec["id"], "--enter", "go", check=True)
+        wait_until(final.exists)
+        doctor = agentty("doctor", timeout=60).stdout
+    assert "stale" not in doctor, doctor
+    wait_until(lambda: gone(rec["workerPid"]), timeout=30)
