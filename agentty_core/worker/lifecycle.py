@@ -37,6 +37,7 @@ log = logging.getLogger("agentty.worker")
 # loaded machine takes to hand the rest over; EXIT_DRAIN_MAX of quiet is the backstop.
 EXIT_DRAIN = 0.25
 EXIT_DRAIN_MAX = 5.0
+SURVIVORS_POLL = 0.5  # how often a kill's survivors are looked for, until they are gone
 # Writing the exit: tries without waiting on the lock, so the loop keeps serving; every
 # RETRY_POLL for the first EXIT_FIRST_TRY (as often as a blocking lock polls), after which a
 # kill is answered and the tries go on in the background, backing off to one every
@@ -107,7 +108,9 @@ class Lifecycle(WorkerBase):
     def _maybe_finalize(self) -> None:
         if self.exit_status is None or not self.pty_closed or self.finalizing:
             return
-        if self.kill_task is None:
+        # A kill under way finalizes itself; one that is done left survivors (stopped in
+        # a frozen cgroup, say), which have gone since: the session ends now.
+        if self.kill_task is None or self.kill_task.done():
             asyncio.get_running_loop().create_task(self._finalize(reap_leftovers=True))
 
     def _exit_fields(self) -> dict[str, object]:
@@ -294,7 +297,9 @@ class Lifecycle(WorkerBase):
         return session_processes(leader, foreground, reaper=True)
 
     async def kill(self, grace: float) -> KillResult:
-        if self.kill_task is None:
+        """End the session (a kill under way is joined). After one that left survivors,
+        the next tries again: its answer says who is alive now, not who was."""
+        if self.kill_task is None or (self.kill_task.done() and not self.finalizing):
             self.kill_task = asyncio.get_running_loop().create_task(self._kill(grace))
         return await asyncio.shield(self.kill_task)
 
@@ -303,6 +308,7 @@ class Lifecycle(WorkerBase):
 
         result = await run_async(ladder(self._session_processes, grace=grace))
         if result.survivors:
+            self._in_background(self._end_when_gone())
             return result
         # Nothing of the session is left: what the PTY holds is all the output there is (the
         # final screen gets it, a last word on SIGHUP included), and the exit drain's wait
@@ -316,6 +322,14 @@ class Lifecycle(WorkerBase):
                 await asyncio.sleep(0.01)
         await self._finalize(reap_leftovers=False)
         return result
+
+    async def _end_when_gone(self) -> None:
+        """After a kill that left survivors (stopped in a frozen cgroup, say): the session
+        ends once they are gone. Its program may have been reaped and its PTY closed during
+        the kill, whose end was left to the kill: nothing else would end it then."""
+        while not self.finalizing and self._anyone_left():
+            await asyncio.sleep(SURVIVORS_POLL)
+        self._maybe_finalize()
 
     def _on_terminate(self, sig: int) -> None:
         log.info("received %s: ending the session", signal.Signals(sig).name)
