@@ -26,6 +26,7 @@ from agentty_core.state import records
 from agentty_core.state.records import Record, is_live
 
 TYPE_CHECKING = False  # without importing typing: this module is on the hot path
+SWEEP_MIN_AGE = 10.0  # seconds: a younger socket no record names may be a worker's, binding
 if TYPE_CHECKING:
     from agentty_core.proc.orphans import Orphan
 
@@ -190,12 +191,18 @@ class Ending(Connected):
     def _sweep_unrecorded_sockets(self, listed: set[str]) -> None:
         """Sockets no record names and nobody answers on (a worker that died after its
         record was lost): `doctor` calls them stale. A running session's were brought back
-        to the list by `sessions` (its worker answers), and are kept in any case."""
+        to the list by `sessions` (its worker answers), and are kept in any case; so is a
+        new one (a worker between its bind and its listen is not answering yet: one that
+        started after `listed` was read, or another home's in a shared socket directory)."""
+        import time
+
         from agentty_core.recovery import unrecorded_sockets
 
         for session_id in unrecorded_sockets(self.home, listed):
+            path = self.home.socket_path(session_id)
             with contextlib.suppress(OSError):
-                ipc_client.remove_stale_socket(self.home.socket_path(session_id))
+                if time.time() - os.lstat(path).st_mtime >= SWEEP_MIN_AGE:
+                    ipc_client.remove_stale_socket(path)
 
     def gc_session(self, session_id: str) -> None:
         """Remove one ended session's record and files (`run` cleans up after itself)."""

@@ -2,8 +2,9 @@
 
 A session's record, checked against the living (a running record whose worker is gone is
 marked `lost` on the spot, or `exited` when its final screen was saved), resolved by id,
-prefix or name, and the final screen of an ended session. No worker is talked to here
-(`client_calls` does that). Standard library only until something must be written.
+prefix or name, and the final screen of an ended session. Workers are talked to here only
+to bring back a running session missing from the list (`recovery`); `client_calls` does
+the rest. Standard library only until something must be written.
 """
 
 from __future__ import annotations
@@ -150,26 +151,40 @@ class RecordsView:
     def _brought_back(self, found: list[Record]) -> list[Record]:
         """Running sessions whose workers answer on their sockets but whom the list does not
         name (a restored backup, a hand edit): their records, written back to the list (a
-        reader that cannot write them, a held lock say, still shows them)."""
+        reader that cannot write them, a held lock say, still shows them). A session whose
+        record is there but malformed is left to `doctor` and `gc`."""
         from agentty_core.recovery import running_unrecorded, unrecorded_sockets
 
         known = {rec["id"] for rec in found}
         if not unrecorded_sockets(self.home, known):  # (the usual case: one listdir)
             return []
+        try:
+            stored = records.load_state(self.home)["sessions"]
+        except AgenttyError:
+            return []  # (changed meanwhile: the next reader looks again)
+        if isinstance(stored, list):  # malformed records too: their sessions are not missing
+            known |= {str(raw.get("id")) for raw in stored if isinstance(raw, dict)}
         missing = running_unrecorded(self.home, known)
-        path = self.home.state_file
-        if missing:
+        if not missing:
+            return []
+        added: list[str] = []
 
-            def restore(sessions: list[Record]) -> None:
-                present = {rec.get("id") for rec in sessions}
-                sessions.extend(rec for rec in missing if rec["id"] not in present)
+        def restore(sessions: list[Record]) -> None:
+            present = {rec.get("id") for rec in sessions}
+            for rec in missing:
+                if rec["id"] not in present:
+                    sessions.append(rec)
+                    added.append(rec["id"])
 
-            try:
-                self._store(BEST_EFFORT_LOCK).mutate(restore)
-                ids = " ".join(rec["id"] for rec in missing)
-                log.warning("%s did not list running session(s) %s: listed again", path, ids)
-            except AgenttyError as exc:
-                log.info("cannot write back the sessions missing from the list: %s", exc)
+        try:
+            self._store(BEST_EFFORT_LOCK).mutate(restore)
+        except AgenttyError as exc:
+            log.info("cannot write back the sessions missing from the list: %s", exc)
+        if added:
+            path = self.home.state_file
+            log.warning(
+                "%s did not list running session(s) %s: listed again", path, " ".join(added)
+            )
         return missing
 
     def resolve(self, ref: str | None) -> Record:

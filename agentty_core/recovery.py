@@ -52,7 +52,10 @@ def _ask(home: Home, session_id: str, timeout: float, pid: int | None = None) ->
         log.info("no live worker behind the socket of %s: %s", session_id, exc)
         return None
     record = checked(info.get("record"))
-    return record if record is not None and record["id"] == session_id else None
+    if record is None or record["id"] != session_id:
+        return None
+    # Ours, not another home's (homes may share one AGENTTY_SOCKET_DIR): its log is here.
+    return record if record.get("log") == str(home.log_path(session_id)) else None
 
 
 def _unanswered(home: Home, known: set[str], silent: set[str], timeout: float) -> list[Record]:

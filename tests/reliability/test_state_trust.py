@@ -335,6 +335,10 @@ def test_gc_removes_the_socket_of_a_dead_worker_missing_from_the_list(agentty_ho
     assert socket_file.exists()
     assert "stale sockets" in agentty("doctor").stdout
     agentty("gc", check=True)
+    assert socket_file.exists()  # too new to tell from a worker between bind and listen
+    made = socket_file.stat().st_mtime - 60
+    os.utime(socket_file, (made, made))
+    agentty("gc", check=True)
     assert not socket_file.exists()
     assert "stale" not in agentty("doctor").stdout
 
@@ -351,3 +355,54 @@ def test_doctor_leaves_the_socket_of_a_worker_still_recording_its_exit(agentty_h
         doctor = agentty("doctor", timeout=60).stdout
     assert "stale" not in doctor, doctor
     wait_until(lambda: gone(rec["workerPid"]), timeout=30)
+
+
+def test_homes_that_share_a_socket_directory_keep_their_own_sessions(
+    agentty_home: Path, tmp_path: Path
+) -> None:
+    """Two homes with one AGENTTY_SOCKET_DIR (the long-path advice names one per user): the
+    other home's running session, answering on a socket no record here names, was taken
+    into this list, and `kill` here ended it."""
+    shared = tmp_path / "sockets"
+    shared.mkdir(mode=0o700)
+    other = tmp_path / "other"
+    other.mkdir(mode=0o700)
+    env_here = {**os.environ, "AGENTTY_SOCKET_DIR": str(shared)}
+    env_other = {**env_here, "AGENTTY_HOME": str(other)}
+
+    def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([AGENTTY, *args], env=env, capture_output=True, text=True, timeout=60)
+
+    theirs = json.loads(cli(env_other, "start", "--json", "--", "sleep", "1000000").stdout)
+    try:
+        listed = json.loads(cli(env_here, "status", "--json").stdout)["sessions"]
+        assert listed == [], listed
+        assert cli(env_here, "kill", "-s", theirs["id"]).returncode == 2  # no such session
+        cli(env_here, "gc")
+        assert (
+            json.loads(cli(env_other, "status", "--json").stdout)["sessions"][0]["status"]
+            == "running"
+        )
+    finally:
+        cli(env_other, "kill", "-s", theirs["id"])
+        from agentty_core.launch.spawner_client import stop
+
+        stop(str(other))
+
+
+def test_a_malformed_record_of_a_running_session_is_not_listed_again(agentty_home: Path) -> None:
+    """A hand-edited record of a running session is skipped by readers, so its socket looked
+    unrecorded: every command took the lock, rewrote the file (adding nothing: the id is
+    there) and warned that the session was listed again."""
+    rec = start("--", "sleep", "1000000")
+    doc = json.loads((agentty_home / "sessions.json").read_bytes())
+    doc["sessions"][0]["name"] = 5  # malformed: a name is a string
+    write_private(agentty_home / "sessions.json", json.dumps(doc).encode())
+    before = (agentty_home / "sessions.json").stat().st_mtime_ns
+    for _ in range(2):
+        listed = agentty("status", "--json", check=True)
+        assert "listed again" not in listed.stderr, listed.stderr
+    assert (agentty_home / "sessions.json").stat().st_mtime_ns == before
+    assert json.loads(listed.stdout)["sessions"] == []
+    assert "1 malformed record" in agentty("doctor").stdout  # reported there
+    assert agentty("kill", "-s", rec["id"]).returncode == 2  # skipped by every reader
