@@ -54,6 +54,7 @@ PING = b'{"v":1,"method":"ping","params":{}}\n'
 # `kill` then goes the full path's way for such a worker at once (`Client.kill(silent=)`).
 silent_worker: str | None = None
 MAX_LINE = 1 << 20  # protocol.MAX_LINE: the longest request line a worker reads
+UNTIL_ROOM = 24  # the most an `until` written again may add (a float's longest repr)
 # Errors after which nothing was written: the full path may safely run the command again
 # (and reports the error in its own words).
 NOTHING_HAPPENED = frozenset(
@@ -158,9 +159,10 @@ def fast_lane(words: list[str]) -> int | None:
 
 def _next_step(sid: str, sock: socket, request: bytes) -> int | None:
     """Send one more of `send`'s requests; None once answered, else the exit code after
-    the error the full path would print (it cannot take over: earlier steps acted)."""
+    the error the full path would print (it cannot take over: earlier steps acted). Its
+    `until` is made now: it is waited for TIMEOUT from now, not from the first step."""
     try:
-        sock.sendall(request)
+        sock.sendall(_stamped_now(request))
     except OSError:
         reply = None
     else:
@@ -235,10 +237,8 @@ def _requests(args: Namespace) -> list[bytes] | None:
         except AgenttyError:
             return None  # the full path says what is wrong
         lines = []
-        for i, (method, step_params) in enumerate(steps):
-            # Stamped now, sent in turn as each is answered (`_next_step`): the i-th goes
-            # after up to i answers, each waited for TIMEOUT at most.
-            line = request_line(method, step_params, (i + 1) * TIMEOUT)
+        for method, step_params in steps:  # each stamped again as it goes (`_next_step`)
+            line = request_line(method, step_params)
             if line is None:
                 return None
             lines.append(line)
@@ -281,6 +281,17 @@ def _requests(args: Namespace) -> list[bytes] | None:
     return None if line is None else [line]
 
 
+def _stamped_now(line: bytes) -> bytes:
+    """An acting request line (`request_line`'s, whose `until` comes last) with its `until`
+    TIMEOUT from now; no longer than the limit: it had UNTIL_ROOM to spare."""
+    import time
+
+    head, found, _ = line.rpartition(b'"until": ')
+    if not found:
+        return line
+    return head + found + repr(time.monotonic() + TIMEOUT).encode() + b"}\n"
+
+
 def request_line(method: str, params: dict[str, object], within: float = TIMEOUT) -> bytes | None:
     """A request line; None for one the worker would refuse as too long (the full path
     refuses it before sending anything, `ipc.client.sendable`). One that acts is not done
@@ -295,7 +306,7 @@ def request_line(method: str, params: dict[str, object], within: float = TIMEOUT
         text = hotread.dumps(message, ascii_only=True)
     except (TypeError, ValueError):
         return None
-    return None if len(text) >= MAX_LINE else (text + "\n").encode("ascii")
+    return None if len(text) + UNTIL_ROOM >= MAX_LINE else (text + "\n").encode("ascii")
 
 
 def _refused(args: Namespace, sid: str, sock: socket, reply: dict[str, object]) -> int | None:

@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Callable
 from typing import ClassVar, cast
 
-from agentty_core import keys, protocol
+from agentty_core import failpoints, keys, protocol
 from agentty_core.errors import EXIT_USAGE, AgenttyError, InvalidKey
 from agentty_core.ipc.server import Peer
 from agentty_core.protocol import BadRequest, JSONObject
@@ -85,6 +85,7 @@ class Requests(WorkerBase):
             answer = self._answer(method, params)
             if isinstance(answer, dict):
                 peer.send(protocol.ok(answer))
+                failpoints.hit(f"worker.answered_{method}")  # (tests: a worker slow after it)
                 return
         except Exception as exc:
             peer.send(self._error_response(exc))

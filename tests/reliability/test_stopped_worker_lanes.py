@@ -4,6 +4,7 @@ command to the full path to wait it out again."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -266,4 +267,37 @@ def test_text_with_enter_resumed_at_the_last_moment_is_done_and_answered_or_neit
     screen = agentty("get", "-s", sid, check=True).stdout
     typed = "GOT b'x\\r'" in screen
     assert typed == done, (done, screen)
+    agentty("kill", "-s", sid, check=True)
+
+
+def test_a_send_step_that_timed_out_is_not_done_when_the_worker_goes_on(
+    agentty_home: Path,
+) -> None:
+    """`send`'s later steps were stamped with the first one's time and TIMEOUT per step:
+    the second could be waited for 5 s and given up on (exit 1), yet be done until 10 s
+    after the first. A worker slow after the first step (7 s) typed it all the same, and a
+    caller that tried again pressed Enter twice."""
+    from tests.integration.test_hotpath import FULL
+
+    env = {**os.environ, "AGENTTY_FAILPOINTS": "worker.answered_text=sleep:7"}
+    rec = json.loads(
+        subprocess.run(
+            [AGENTTY, "start", "--json", "--", "sh", "-c", "stty -echo; exec cat"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    sid = rec["id"]
+    for way in ([AGENTTY], FULL):
+        began = time.monotonic()
+        sent = subprocess.run(
+            [*way, "send", "-s", sid, "abc", "Enter"], capture_output=True, text=True, timeout=60
+        )
+        assert sent.returncode == 1, sent.stderr
+        assert sent.stderr == "agentty: error: worker did not answer in time\n"
+        time.sleep(max(0.0, began + 8 - time.monotonic()))  # the worker has read the Enter
+        screen = agentty("get", "-s", sid, check=True).stdout
+        assert "abc" not in screen, (way, screen)  # (cat writes a line once Enter ends it)
     agentty("kill", "-s", sid, check=True)
