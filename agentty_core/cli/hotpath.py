@@ -75,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if argv is not None:
             sys.stdout = stdout
+            give_back_interrupts()
 
 
 def _output_failed(why: str, quietly: bool, exit_now: bool) -> int:
@@ -217,19 +218,36 @@ def _spawner_on() -> bool:
     )
 
 
+_interrupt_before: list[object] = []  # the SIGINT handler `let_finish` replaced
+
+
 def let_finish() -> None:
     """From here on Ctrl-C does not stop the command: the session it started runs, and
     its id is printed (exit 0). Before, an interruption undoes the start; after, undoing it
-    would race the printing of an id that may be read already."""
+    would race the printing of an id that may be read already. A command run in-process
+    (`main(argv)`) gives the handler back when it returns."""
     if TYPE_CHECKING:
         import signal as _signal
     else:
         import _signal  # built in: free
 
-    try:  # noqa: SIM105  (contextlib stays off the hot path)
-        _signal.signal(_signal.SIGINT, _finishing)
+    try:
+        before = _signal.signal(_signal.SIGINT, _finishing)
     except ValueError:  # not the main thread (the CLI called from a program's thread)
-        pass
+        return
+    if not _interrupt_before:
+        _interrupt_before.append(before)
+
+
+def give_back_interrupts() -> None:
+    """The SIGINT handler as it was before `let_finish` (an in-process command's end)."""
+    if TYPE_CHECKING:
+        import signal as _signal
+    else:
+        import _signal
+
+    if _interrupt_before:
+        _signal.signal(_signal.SIGINT, _interrupt_before.pop())  # type: ignore[arg-type]
 
 
 def _finishing(signum: int, frame: object) -> None:

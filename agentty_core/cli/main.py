@@ -528,7 +528,17 @@ def _command_word(argv: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    words = sys.argv[1:] if argv is None else list(argv)
+    if argv is None:
+        return _main(sys.argv[1:])
+    from agentty_core.cli.hotpath import give_back_interrupts
+
+    try:  # in-process: what `start` did to Ctrl-C (`let_finish`) ends with the command
+        return _main(list(argv))
+    finally:
+        give_back_interrupts()
+
+
+def _main(words: list[str]) -> int:
     from agentty_core.cli.fast import parse
 
     fast = parse(words)

@@ -128,3 +128,28 @@ def test_relay_passes_on_every_line_it_reads_whatever_it_cannot_stamp(tmp_path: 
     agentty("wait", "-s", sid, "--text", "last", "--timeout", "5", check=True)
     assert agentty_json("get", "-s", sid)["lines"][0].startswith("first")
     agentty("kill", "-s", sid, check=True)
+
+
+IN_PROCESS_START = """
+import signal, sys
+from agentty_core.cli import hotpath, main
+for run in (hotpath.main, main.main):
+    assert run(["start", "--", "sleep", "1000000"]) == 0
+    print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+"""
+
+
+def test_a_start_run_in_process_gives_ctrl_c_back() -> None:
+    """`start` makes Ctrl-C let it finish once its program runs; run from a program's own
+    main thread (`main(argv)`), it left that program unable to be stopped by Ctrl-C."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", IN_PROCESS_START], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    words = proc.stdout.split()  # each start's id, then whether Ctrl-C is Python's again
+    assert words[1::2] == ["True", "True"], proc.stdout
+    for session_id in words[0::2]:
+        agentty("kill", "-s", session_id, check=True)
