@@ -22,7 +22,8 @@ which the relay there (`agentty relay`) makes `until` as it passes the line on. 
 that acts (`ACTING`) is done and answered a moment before it (0.1 s: an Enter that waits
 for the program to read the text comes early then) or refused with `late` and not done: a
 caller whose wait ran out (a stopped worker) said it failed, and one that tries again must
-not find it done twice once the worker runs again.
+not find it done twice once the worker runs again. (A worker stopped in the middle of one,
+its text typed and its Enter not yet, still finishes it late.)
 
 Versions: `v` is `PROTOCOL_VERSION`, in every request and response. A worker refuses a
 request of another version (`version_mismatch`, naming both); a client reads no further
@@ -204,6 +205,18 @@ def request(
     if within is not None:  # for a relay on another machine (another clock) to make `until`
         message["within"] = within
     return encode(message)
+
+
+# What a caller on another machine leaves of its wait for the network (`within`): the far
+# relay stamps `until` when the line arrives, and the answer has to come back before the
+# caller stops waiting. A round trip longer than this (and the worker's own margin) can
+# still see a request done after its caller gave up; no clock is shared to do better.
+TRANSIT_ALLOWANCE = 0.25
+
+
+def relayed_within(timeout: float) -> float:
+    """The `within` a caller waiting `timeout` seconds sends across machines."""
+    return timeout - min(TRANSIT_ALLOWANCE, timeout / 4)
 
 
 def stamped(line: bytes) -> bytes:

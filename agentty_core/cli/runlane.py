@@ -260,7 +260,7 @@ class Lane:
             return False, None
         reply = hotread.read_reply(sock, silent=hotread.SILENT)
         if reply is hotread.SILENT and not spawning.stopped(self.worker_pid):
-            reply = None  # slow (a loaded machine), not stopped: the full path asks again
+            reply = None  # slow (a loaded machine), not stopped: input fails (a timeout)
         if reply is hotread.SILENT:
             # Alive but not answering within the full path's own wait (stopped, say): it
             # would wait as long again to say so. Ended from outside (`_end`), as it does.

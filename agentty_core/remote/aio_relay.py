@@ -98,7 +98,8 @@ class AsyncRelay:
         deadline = time.monotonic() + timeout  # before the send: its wait is the call's too
         try:
             try:
-                within = timeout if method in protocol.ACTING else None
+                acting = method in protocol.ACTING
+                within = protocol.relayed_within(timeout) if acting else None
                 self._writer.write(protocol.request(method, params, within=within))
                 await self._writer.drain()
             except (OSError, RuntimeError):

@@ -137,7 +137,8 @@ class RelayConnection:
         self, method: str, params: protocol.JSONObject | None = None, timeout: float = 5.0
     ) -> protocol.JSONObject:
         deadline = time.monotonic() + timeout  # before the send: its wait is the call's too
-        self.send(method, params, timeout if method in protocol.ACTING else None)
+        acting = method in protocol.ACTING
+        self.send(method, params, protocol.relayed_within(timeout) if acting else None)
         return unwrap(self.read_message(deadline))
 
     def terminate(self) -> None:

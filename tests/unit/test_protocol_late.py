@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from agentty_core import protocol
 
 
@@ -76,3 +78,10 @@ def test_a_line_that_cannot_be_written_again_as_it_was_goes_on_as_it_came() -> N
     assert json.loads(out)["params"]["data"] == "\udcff" and "until" in json.loads(out)
     huge = b'{"v":1,"method":"resize","params":{"cols":1e400},"within":5}\n'
     assert protocol.stamped(huge) == huge
+
+
+def test_a_caller_across_machines_leaves_part_of_its_wait_for_the_network() -> None:
+    """The far relay stamps `until` as the line arrives, and the answer must come back
+    before the caller stops waiting: `within` is the wait less a round trip's allowance."""
+    assert protocol.relayed_within(5.0) == 5.0 - protocol.TRANSIT_ALLOWANCE
+    assert protocol.relayed_within(0.4) == pytest.approx(0.3)  # a short wait keeps 3/4
