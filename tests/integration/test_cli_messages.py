@@ -133,6 +133,7 @@ def test_relay_passes_on_every_line_it_reads_whatever_it_cannot_stamp(tmp_path: 
 IN_PROCESS_START = """
 import signal, sys
 from agentty_core.cli import hotpath, main
+signal.signal(signal.SIGINT, signal.default_int_handler)  # (a harness may ignore SIGINT)
 for run in (hotpath.main, main.main):
     assert run(["start", "--", "sleep", "1000000"]) == 0
     print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)
