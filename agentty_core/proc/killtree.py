@@ -46,13 +46,16 @@ class Pause:
     pids: tuple[int, ...]
 
 
-def _pidfds(pids: tuple[int, ...]) -> list[int] | None:
-    """A pidfd per pid; [] if one has ended already; None without pidfd support."""
+def _pidfds(pids: tuple[int, ...], *, living_only: bool = False) -> list[int] | None:
+    """A pidfd per pid; [] if one has ended already (`living_only`: it is left out); None
+    without pidfd support."""
     fds: list[int] = []
     for pid in pids:
         try:
             fds.append(os.pidfd_open(pid))
         except ProcessLookupError:
+            if living_only:
+                continue
             _close(fds)
             return []
         except (OSError, AttributeError):  # ENOSYS, EMFILE, no os.pidfd_open (not Linux)
@@ -102,6 +105,34 @@ async def pause_async(pause: Pause) -> None:
             await asyncio.wait({ended}, timeout=min(pause.seconds, RECHECK))
     finally:
         for fd in fds:
+            loop.remove_reader(fd)
+        _close(fds)
+
+
+async def all_ended(pids: tuple[int, ...], most: float) -> None:
+    """Wait until every one of `pids` has ended (their pidfds say so), or `most` seconds
+    have passed; without pidfds, POLL."""
+    fds = _pidfds(pids, living_only=True)
+    if fds is None:
+        await asyncio.sleep(POLL)
+        return
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    waiting = set(fds)
+
+    def ended(fd: int) -> None:
+        loop.remove_reader(fd)
+        waiting.discard(fd)
+        if not waiting and not done.done():
+            done.set_result(None)
+
+    try:
+        for fd in fds:
+            loop.add_reader(fd, ended, fd)
+        if waiting:
+            await asyncio.wait({done}, timeout=most)
+    finally:
+        for fd in waiting:
             loop.remove_reader(fd)
         _close(fds)
 

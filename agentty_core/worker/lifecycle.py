@@ -37,7 +37,7 @@ log = logging.getLogger("agentty.worker")
 # loaded machine takes to hand the rest over; EXIT_DRAIN_MAX of quiet is the backstop.
 EXIT_DRAIN = 0.25
 EXIT_DRAIN_MAX = 5.0
-SURVIVORS_POLL = 0.5  # how often a kill's survivors are looked for, until they are gone
+SURVIVORS_RECHECK = 30.0  # a kill's survivors are looked for again at least this often
 # Writing the exit: tries without waiting on the lock, so the loop keeps serving; every
 # RETRY_POLL for the first EXIT_FIRST_TRY (as often as a blocking lock polls), after which a
 # kill is answered and the tries go on in the background, backing off to one every
@@ -325,10 +325,17 @@ class Lifecycle(WorkerBase):
 
     async def _end_when_gone(self) -> None:
         """After a kill that left survivors (stopped in a frozen cgroup, say): the session
-        ends once they are gone. Its program may have been reaped and its PTY closed during
-        the kill, whose end was left to the kill: nothing else would end it then."""
-        while not self.finalizing and self._anyone_left():
-            await asyncio.sleep(SURVIVORS_POLL)
+        ends once they are gone (their pidfds say when). Its program may have been reaped
+        and its PTY closed during the kill, whose end was left to the kill: nothing else
+        would end it then. Looked at again every SURVIVORS_RECHECK: one that SIGKILL could
+        not reach (another user's) may have started others."""
+        from agentty_core.proc.killtree import alive, all_ended
+
+        while not self.finalizing:
+            left = tuple(p.pid for p in alive(self._session_processes()))
+            if not left:
+                break
+            await all_ended(left, SURVIVORS_RECHECK)
         self._maybe_finalize()
 
     def _on_terminate(self, sig: int) -> None:
