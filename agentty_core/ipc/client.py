@@ -232,7 +232,7 @@ def listened_on(path: os.PathLike[str] | str) -> bool | None:
     """Does a process listen on the socket `path` (a worker still finishing, say)? None
     when that cannot be told (no such file, not allowed, a full backlog)."""
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    probe.settimeout(1.0)  # (a stopped listener's full backlog makes a connect wait)
+    probe.settimeout(1.0)  # non-blocking: a stopped listener's full backlog is EAGAIN, not a wait
     try:
         probe.connect(os.fspath(path))
     except ConnectionRefusedError:

@@ -281,7 +281,7 @@ def test_a_start_interrupted_once_its_program_runs_finishes(
         _warm(agentty_home, env)
     proc = _starting(env, "start.ready=sleep:3", "1006")
     wait_until(lambda: _statuses(agentty_home) == ["running"])
-    time.sleep(0.5)  # (its answer read: `start` sleeps at the failpoint)
+    wait_until(lambda: _sleeping(proc.pid))  # its answer read: at the failpoint
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     (rec,) = raw_records(agentty_home)
@@ -311,3 +311,11 @@ def _statuses(home: Path) -> list[object]:
     if not (home / "sessions.json").exists():
         return []
     return [r["status"] for r in raw_records(home)]
+
+
+def _sleeping(pid: int) -> bool:
+    """Is process `pid` in a sleep (`time.sleep`: a failpoint), not waiting on a descriptor?"""
+    try:
+        return Path(f"/proc/{pid}/wchan").read_text() == "hrtimer_nanosleep"
+    except OSError:
+        return False
