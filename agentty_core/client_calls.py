@@ -8,6 +8,7 @@ live fields (`sessions(live_info=True)`) asks them all at once.
 
 from __future__ import annotations
 
+import time
 import weakref
 
 from agentty_core.client_records import DEFAULT_TIMEOUT, RecordsView, describe_end
@@ -23,6 +24,8 @@ from agentty_core.protocol import JSONObject
 from agentty_core.state import records
 from agentty_core.state.records import Record, is_live
 
+INFO_TIMEOUT = 1.0  # seconds for every running worker's live fields together
+INFO_GRACE = 0.05  # what an ask begun after that still gets: a worker answers in a ms
 _SAFE_TO_REPEAT = frozenset({"get", "info", "ping", "wait"})  # requests that change nothing
 
 
@@ -73,16 +76,19 @@ class Connected(RecordsView):
         return result
 
     def _merge_live_info(self, recs: list[Record]) -> None:
-        """Ask every running worker for its live fields at once, so one slow worker costs
-        its own timeout, not everybody's."""
+        """Ask every running worker for its live fields at once, within one INFO_TIMEOUT
+        for all: stopped workers cost that once, not once per thread's turn."""
         running = [i for i, r in enumerate(recs) if r.get("status") == "running"]
         if not running:
             return
         from concurrent.futures import ThreadPoolExecutor
 
+        deadline = time.monotonic() + INFO_TIMEOUT
+
         def ask(i: int) -> tuple[int, object]:
+            wait = max(deadline - time.monotonic(), INFO_GRACE)
             try:
-                return i, self._call(recs[i], "info", timeout=1.0).get("record")
+                return i, self._call(recs[i], "info", timeout=wait).get("record")
             except AgenttyError:
                 return i, None
 

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
     from agentty_core.cli.fast import Namespace
 
-INFO_TIMEOUT = 1.0  # seconds, as `Client._merge_live_info` gives each worker
+INFO_TIMEOUT = 1.0  # seconds, as `Client._merge_live_info` gives all the workers together
+INFO_GRACE = 0.05  # what an ask made after that wait still gets (`client_calls.INFO_GRACE`)
 BATCH = 64  # sockets open at once: far below any descriptor limit
 LIVE_FIELDS = ("lastActiveAt", "input", "seq")  # `state.records.LIVE_FIELDS`
 ENDED_FIELDS = ("status", "exitCode", "signal", "endedAt")  # and `ENDED_FIELDS`
@@ -167,25 +168,26 @@ def _describe(found: dict[str, object] | None) -> str:
 
 def _merge_live_info(home: str, recs: list[dict[str, object]]) -> bool:
     """`Client._merge_live_info`: each running worker's live fields, asked of all at once
-    (every request sent before any answer is read); a worker that does not answer within
-    INFO_TIMEOUT is gone without. False where the full path would do more than go without
-    them (a socket missing or not the worker's, a worker that hangs up): it looks into that
-    and may write it down."""
+    (every request of a batch sent before any answer is read); a worker that does not answer
+    within INFO_TIMEOUT of the first ask, or INFO_GRACE of its own, is gone without. False
+    where the full path would do more than go without them (a socket missing or not the
+    worker's, a worker that hangs up): it looks into that and may write it down."""
     running = [i for i, rec in enumerate(recs) if rec.get("status") == "running"]
-    for first in range(0, len(running), BATCH):
+    import time  # loaded by the interpreter itself: free
+
+    deadline = time.monotonic() + INFO_TIMEOUT  # one wait for all: a stopped worker per
+    for first in range(0, len(running), BATCH):  # batch cost a second each
         batch = running[first : first + BATCH]
         socks: list[socket] = []
         try:
             for i in batch:
-                sock = _ask(home, recs[i])
+                sock = _ask(home, recs[i], max(deadline - time.monotonic(), INFO_GRACE))
                 if sock is None:
                     return False
                 socks.append(sock)
-            import time  # loaded by the interpreter itself: free
-
-            deadline = time.monotonic() + INFO_TIMEOUT
+            until = max(deadline, time.monotonic() + INFO_GRACE)
             for i, sock in zip(batch, socks, strict=True):
-                sock.settimeout(max(deadline - time.monotonic(), 0.001))
+                sock.settimeout(max(until - time.monotonic(), 0.001))
                 reply = hotread.read_reply(sock, silent=hotread.SILENT)
                 if reply is hotread.SILENT:
                     continue  # stopped, say: gone without, as the full path does
@@ -204,13 +206,13 @@ def _merge_live_info(home: str, recs: list[dict[str, object]]) -> bool:
     return True
 
 
-def _ask(home: str, rec: dict[str, object]) -> socket | None:
+def _ask(home: str, rec: dict[str, object], timeout: float) -> socket | None:
     """A connection to the recorded worker with the info request sent; None if not."""
     import _socket
 
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
-        sock.settimeout(INFO_TIMEOUT)
+        sock.settimeout(timeout)  # a stopped worker's full backlog holds up the connect
         sock.connect(os.path.join(home, "sockets", f"{rec['id']}.sock"))
         cred = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
         pid = int.from_bytes(cred[0:4], sys.byteorder)

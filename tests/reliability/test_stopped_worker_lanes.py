@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.helpers.cli import AGENTTY, agentty, agentty_json, run_holds, wait_until
 from tests.integration.test_hotpath import LANE_CHECK
 
@@ -301,3 +303,38 @@ def test_a_send_step_that_timed_out_is_not_done_when_the_worker_goes_on(
         screen = agentty("get", "-s", sid, check=True).stdout
         assert "abc" not in screen, (way, screen)  # (cat writes a line once Enter ends it)
     agentty("kill", "-s", sid, check=True)
+
+
+MANY = 65  # more than the lane asks at once (hotstatus.BATCH) and than the full path's threads
+
+
+def test_many_stopped_workers_cost_status_one_wait(
+    agentty_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each stopped worker is gone without after the one INFO_TIMEOUT every ask shares, not
+    after a timeout of its own per batch of asks (2 s in the lane and 5 s on the full path
+    with 65 stopped, before)."""
+    from agentty_core.client import Client
+    from tests.helpers.spawner import warm
+
+    monkeypatch.setenv("AGENTTY_SPAWNER", "1")  # forked workers: 65 of them start fast and small
+    warm(agentty_home)
+    workers = [int(agentty_json("start", "--json", "--", "cat")["workerPid"]) for _ in range(MANY)]
+    for pid in workers:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        lane_took, lane = _timed([sys.executable, "-c", LANE_CHECK], "status", "--json")
+        assert lane.stderr.splitlines()[-1].startswith("CODE=0 "), lane.stderr
+        began = time.monotonic()
+        listed = Client().sessions(live_info=True)
+        full_took = time.monotonic() - began
+        assert sum(r["status"] == "running" for r in listed) == MANY + 1
+        # One shared wait of a second, and a little for each ask after it; slack for a busy
+        # machine below the wait that came before it.
+        assert lane_took < 1.8, lane_took
+        assert full_took < 2.5, full_took
+    finally:
+        for pid in workers:
+            os.kill(pid, signal.SIGCONT)
+    for rec in listed:
+        agentty("kill", "-s", str(rec["id"]), check=True)
