@@ -28,6 +28,7 @@ from agentty_core.spawning import SOCKET_NAME
 # `\Z`, not `$`: `$` also matches before a final newline, which let "web\n" pass as a name
 # (a second session "named" web, a broken status table). Callers may use `.match`.
 SESSION_ID_RE = re.compile(r"[0-9a-f]{8}\Z")
+SPAWNER_SOCKET_RE = re.compile(r"spawner(-[0-9a-f]{8})?\.sock\Z")  # `Home.spawner_socket`
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 MAX_SOCKET_PATH = 107  # sun_path is 108 bytes on Linux, including the NUL
 
@@ -214,19 +215,34 @@ class Home:
     def socket_dir(self) -> Path:
         """The socket directory: `sockets/`, or a short private fallback for long homes."""
         override = os.environ.get("AGENTTY_SOCKET_DIR")
-        if override:
+        if override:  # (`shares_socket_dir`)
             return Path(override)
         if len(os.fsencode(self.sockets_dir / "00000000.sock")) <= MAX_SOCKET_PATH:
             return self.sockets_dir
+        return Path("/tmp") / f"agentty-{os.getuid()}" / self._digest()
+
+    def _digest(self) -> str:
+        """A short name for this home, the same for every process that uses it."""
         import hashlib
 
-        digest = hashlib.sha256(os.fsencode(os.path.realpath(self.root))).hexdigest()[:8]
-        return Path("/tmp") / f"agentty-{os.getuid()}" / digest
+        return hashlib.sha256(os.fsencode(os.path.realpath(self.root))).hexdigest()[:8]
+
+    def shares_socket_dir(self) -> bool:
+        """Whether other homes may keep their sockets beside ours (one AGENTTY_SOCKET_DIR:
+        the long-path advice names the same one for every home of a user)."""
+        return bool(os.environ.get("AGENTTY_SOCKET_DIR"))
 
     def spawner_socket(self) -> str | None:
-        """The warm spawner's socket, next to the sessions' (None for a home too long)."""
-        path = os.path.join(self.socket_dir(), SOCKET_NAME)
+        """The warm spawner's socket, next to the sessions' (None for a home too long). In a
+        shared directory it carries the home's digest: each home's spawner keeps its own."""
+        name = f"spawner-{self._digest()}.sock" if self.shares_socket_dir() else SOCKET_NAME
+        path = os.path.join(self.socket_dir(), name)
         return path if len(os.fsencode(path)) <= MAX_SOCKET_PATH else None
+
+    def owns_session_socket(self, session_id: str) -> bool:
+        """Whether a session socket in the socket directory may be this home's: in a shared
+        directory only one whose session has its log here (made before the socket)."""
+        return not self.shares_socket_dir() or self.log_path(session_id).exists()
 
     def socket_path(self, session_id: str) -> Path:
         path = self.socket_dir() / f"{validate_session_id(session_id)}.sock"

@@ -97,13 +97,18 @@ def _unanswered(home: Home, known: set[str], silent: set[str], timeout: float) -
 
 
 def unrecorded_sockets(home: Home, known: set[str]) -> list[str]:
-    """The ids of session sockets in `home` that no record names (the spawner's apart)."""
+    """The ids of session sockets in `home` that no record names (the spawner's apart, and
+    another home's in a shared directory: asked, a stopped one held up every reader)."""
     try:
         names = os.listdir(home.socket_dir())
     except OSError:
         return []
     ids = (name.removesuffix(".sock") for name in names if name.endswith(".sock"))
-    return sorted(i for i in ids if i not in known and SESSION_ID_RE.fullmatch(i))
+    return sorted(
+        i
+        for i in ids
+        if i not in known and SESSION_ID_RE.fullmatch(i) and home.owns_session_socket(i)
+    )
 
 
 def running_unrecorded(home: Home, known: set[str], timeout: float = 0.5) -> list[Record]:

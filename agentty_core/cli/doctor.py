@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from agentty_core.errors import AgenttyError
 from agentty_core.ipc.client import listened_on
-from agentty_core.paths import SESSION_ID_RE, Home, default_home
+from agentty_core.paths import SESSION_ID_RE, SPAWNER_SOCKET_RE, Home, default_home
 from agentty_core.state.records import is_live
 
 Check = dict[str, object]
@@ -121,11 +121,13 @@ def _stale_sockets(home: Home) -> Check:
         session_id = name.removesuffix(".sock")
         path = sock_dir / name
         st = os.lstat(path)
-        if name == "spawner.sock" and stat.S_ISSOCK(st.st_mode):
-            continue  # the warm spawner's (see the spawner check)
-        if not stat.S_ISSOCK(st.st_mode) or not SESSION_ID_RE.match(session_id):
+        if SPAWNER_SOCKET_RE.fullmatch(name) and stat.S_ISSOCK(st.st_mode):
+            continue  # a warm spawner's (see the spawner check), or another home's
+        if not stat.S_ISSOCK(st.st_mode) or not SESSION_ID_RE.fullmatch(session_id):
             foreign.append(name)
-        elif session_id not in live and listened_on(path) is False:  # (no worker finishing)
+        elif session_id in live or not home.owns_session_socket(session_id):
+            continue  # (another home's, in a shared directory)
+        elif listened_on(path) is False and _aged(st):  # (no worker finishing or binding)
             stale.append(name)
     if foreign:
         return _check(
@@ -139,6 +141,16 @@ def _stale_sockets(home: Home) -> Check:
             "sockets", False, f"stale sockets of ended sessions: {' '.join(stale)}", "agentty gc"
         )
     return _check("sockets", True, f"{len(names)} socket(s), all of live sessions")
+
+
+def _aged(st: os.stat_result) -> bool:
+    """Old enough to be called stale: a younger socket may be a worker's that has not
+    listened yet (`gc` keeps it as long)."""
+    import time
+
+    from agentty_core.client_ending import SWEEP_MIN_AGE
+
+    return time.time() - st.st_mtime >= SWEEP_MIN_AGE
 
 
 def _orphans(home: Home) -> Check:

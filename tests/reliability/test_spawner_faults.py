@@ -204,10 +204,14 @@ def test_stop_ends_a_spawner_still_importing(agentty_home: Path) -> None:
 # ----------------------------------------------------------------- the spare worker
 
 
-def one_spare(home: Path) -> int:
-    """Wait for the spawner's spare (forked once it is idle); its pid."""
+def one_spare(home: Path, *, settled: bool = True) -> int:
+    """Wait for the spawner's spare (forked once it is idle) to wait for a request (named
+    before it settles, a spare is not handed one yet: the spawner forks); its pid."""
     wait_until(lambda: len(spares(home)) == 1, timeout=30)
     (pid,) = spares(home)
+    wchan = Path(f"/proc/{pid}/wchan")
+    if settled:
+        wait_until(lambda: wchan.read_text() == "unix_stream_read_generic", timeout=30)
     return pid
 
 
@@ -226,6 +230,9 @@ def test_starts_in_a_row_are_each_served_by_a_spare(agentty_home: Path) -> None:
     a failed hand-over (it sent nothing more, yet an empty send after the whole request
     failed with EPIPE: spares were then off for 5 s, and it forked for the same caller)."""
     warm(agentty_home)
+    start("cat")  # the model the spare maker learns from: the spare it finds then makes way
+    log_file = agentty_home / "logs" / "spawner.log"
+    wait_until(lambda: "spare maker learned" in log_file.read_text(), timeout=30)
     for _ in range(3):
         spare = one_spare(agentty_home)
         assert start("cat")["workerPid"] == spare
@@ -289,7 +296,7 @@ def test_a_spare_stopped_before_it_said_it_waits_never_outlives_its_spawner(
     spawner: letting it go, the spawner finds it stopped and ends it."""
     monkeypatch.setenv("AGENTTY_FAILPOINTS", "spare.settled=sigstop")
     warm(agentty_home)
-    stopped = one_spare(agentty_home)
+    stopped = one_spare(agentty_home, settled=False)
     try:
         wait_until(lambda: psutil.Process(stopped).status() == psutil.STATUS_STOPPED)
         assert forked(start("cat"))  # forked for: the spare is kept, not said ready
