@@ -16,13 +16,17 @@ from .fleet import split_key
 
 
 def timestamp(value: object) -> float | None:
-    """Epoch seconds of an ISO time from a record; None when absent or malformed."""
+    """Epoch seconds of an ISO time from a record; None when absent or malformed. A time
+    without its offset (hand-written) is UTC, as `gc` reads it, not local time."""
     if not isinstance(value, str):
         return None
     try:
-        return dt.datetime.fromisoformat(value).timestamp()
+        moment = dt.datetime.fromisoformat(value)
     except ValueError:
         return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return moment.timestamp()
 
 
 def format_age(seconds: float | None) -> str:

@@ -50,25 +50,29 @@ def _state_file(home: Home) -> Check:
 
 
 def _records(home: Home) -> Check:
-    """Hand-edited records that every command skips (`records.bad_record`)."""
+    """Hand-edited records that every command skips (`records.bad_record`), and times in
+    the others that readers can only guess at."""
     from agentty_core.state.records import bad_record, load_state
 
     sessions = load_state(home).get("sessions")
     entries: list[object] = sessions if isinstance(sessions, list) else []
     bad = [f"#{i + 1}: {p}" for i, p in enumerate(map(bad_record, entries)) if p is not None]
-    bad += _bad_timestamps(entries)
+    times = _bad_timestamps(entries)  # of records still used: gc keeps them
+    said, fixes = [], []
     if bad:
-        return _check(
-            "records",
-            False,
-            f"{len(bad)} malformed record field(s): {'; '.join(bad)}",
-            f"agentty gc (removes records every command skips), or edit {home.state_file}",
-        )
+        said.append(f"{len(bad)} malformed record(s), skipped by every command: {'; '.join(bad)}")
+        fixes.append("agentty gc (removes the skipped records)")
+    if times:
+        said.append(f"{len(times)} time(s) read as UTC or as unknown: {'; '.join(times)}")
+    if said:
+        fixes.append(f"edit {home.state_file}")
+        return _check("records", False, "; ".join(said), ", or ".join(fixes))
     return _check("records", True, f"all {len(entries)} record(s) well-formed")
 
 
 def _bad_timestamps(entries: list[object]) -> list[str]:
-    """Timestamps that are not ISO 8601 with a UTC offset (gc reads a naive one as UTC)."""
+    """Timestamps that are not ISO 8601 with a UTC offset: readers take a naive one for UTC
+    and an unreadable one for unknown (`gc --older-than`: as old as can be)."""
     import datetime as dt
 
     found = []
@@ -80,11 +84,12 @@ def _bad_timestamps(entries: list[object]) -> list[str]:
             if not isinstance(value, str):
                 continue
             try:
-                aware = dt.datetime.fromisoformat(value).tzinfo is not None
+                naive = dt.datetime.fromisoformat(value).tzinfo is None
             except ValueError:
-                aware = False
-            if not aware:
-                found.append(f"#{i + 1}: {key} {value!r} is not ISO 8601 with a UTC offset")
+                found.append(f"#{i + 1}: {key} {value!r} is not ISO 8601")
+                continue
+            if naive:
+                found.append(f"#{i + 1}: {key} {value!r} has no UTC offset")
     return found
 
 

@@ -476,3 +476,19 @@ def test_a_malformed_record_of_a_running_session_is_not_listed_again(agentty_hom
     assert json.loads(listed.stdout)["sessions"] == []
     assert "1 malformed record" in agentty("doctor").stdout  # reported there
     assert agentty("kill", "-s", rec["id"]).returncode == 2  # skipped by every reader
+
+
+def test_a_time_without_its_offset_is_read_as_utc_and_doctor_names_the_fix_that_works(
+    agentty_home: Path,
+) -> None:
+    """A hand-edited `startedAt` without its UTC offset: every reader uses the record (gc
+    reads the time as UTC), yet `doctor` said `agentty gc` would remove it, and gc left it."""
+    rec = start("--", "true")
+    wait_until(lambda: agentty_json("status")["sessions"][0]["status"] == "exited")
+    doc = json.loads((agentty_home / "sessions.json").read_bytes())
+    doc["sessions"][0]["startedAt"] = doc["sessions"][0]["startedAt"].removesuffix("+00:00")
+    write_private(agentty_home / "sessions.json", json.dumps(doc).encode())
+    assert [r["id"] for r in agentty_json("status")["sessions"]] == [rec["id"]]
+    doctor = agentty("doctor").stdout
+    assert "no UTC offset" in doctor and f"edit {agentty_home / 'sessions.json'}" in doctor, doctor
+    assert "agentty gc" not in doctor, doctor

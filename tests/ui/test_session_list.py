@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from textual.app import App, ComposeResult
 
 from agentty_core.proc.usage import Usage
@@ -45,3 +46,20 @@ async def test_columns_keep_their_width_when_a_cell_narrows() -> None:
         await pilot.pause()
         assert "12.0M " in table.render_line(1).text
         assert [column.content_width for column in table.columns.values()] == wide
+
+
+def test_a_time_without_its_offset_is_utc_not_local_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hand-written record's naive time: the age column read it in the machine's zone
+    while `gc --older-than` reads it as UTC."""
+    import time
+
+    from agentty_ui.model import timestamp
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        naive, aware = "2026-12-04T10:00:00", "2026-12-04T10:00:00+00:00"
+        assert timestamp(naive) == timestamp(aware) is not None
+    finally:
+        monkeypatch.undo()
+        time.tzset()
