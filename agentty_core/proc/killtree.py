@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     import psutil
 
 POLL = 0.02  # a pause without pidfds: sleep this long, then look again
+NO_PIDFD_LOOK = 0.5  # `all_ended` without pidfds: how often a long wait looks again
 RECHECK = 0.25  # a pause with pidfds: look again after this long all the same (a pid that
 # ended and was reused before its pidfd was opened, a process forked since the last look)
 
@@ -111,10 +112,11 @@ async def pause_async(pause: Pause) -> None:
 
 async def all_ended(pids: tuple[int, ...], most: float) -> None:
     """Wait until every one of `pids` has ended (their pidfds say so), or `most` seconds
-    have passed; without pidfds, POLL."""
+    have passed; without pidfds (none to be had, or no descriptors left) a while, for the
+    caller to look again: not POLL, or a long wait would scan /proc 50 times a second."""
     fds = _pidfds(pids, living_only=True)
     if fds is None:
-        await asyncio.sleep(POLL)
+        await asyncio.sleep(min(most, NO_PIDFD_LOOK))
         return
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()

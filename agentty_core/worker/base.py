@@ -72,6 +72,7 @@ class WorkerBase:
         self.finalized = asyncio.Event()
         self.finalizing = False
         self.kill_task: asyncio.Task[KillResult] | None = None
+        self.awaiting_survivors = False  # a kill's survivors are waited for (once)
         self.last_change = self.last_read = time.monotonic()
         self.active_at = time.time()
         self.waits: dict[Later, WaitSpec] = {}

@@ -308,7 +308,9 @@ class Lifecycle(WorkerBase):
 
         result = await run_async(ladder(self._session_processes, grace=grace))
         if result.survivors:
-            self._in_background(self._end_when_gone())
+            if not self.awaiting_survivors:  # (a kill tried again: the wait goes on)
+                self.awaiting_survivors = True
+                self._in_background(self._end_when_gone())
             return result
         # Nothing of the session is left: what the PTY holds is all the output there is (the
         # final screen gets it, a last word on SIGHUP included), and the exit drain's wait
@@ -331,11 +333,14 @@ class Lifecycle(WorkerBase):
         not reach (another user's) may have started others."""
         from agentty_core.proc.killtree import alive, all_ended
 
-        while not self.finalizing:
-            left = tuple(p.pid for p in alive(self._session_processes()))
-            if not left:
-                break
-            await all_ended(left, SURVIVORS_RECHECK)
+        try:
+            while not self.finalizing:
+                left = tuple(p.pid for p in alive(self._session_processes()))
+                if not left:
+                    break
+                await all_ended(left, SURVIVORS_RECHECK)
+        finally:
+            self.awaiting_survivors = False
         self._maybe_finalize()
 
     def _on_terminate(self, sig: int) -> None:

@@ -88,3 +88,23 @@ def test_a_second_kill_after_the_survivors_went_ends_the_session(agentty_home: P
     wait_until(lambda: gone(survivor))
     wait_until(lambda: record(sid)["status"] == "exited", timeout=20)
     assert not os.path.exists(agentty_home / "sockets" / f"{sid}.sock")
+
+
+def _pidfds(pid: int) -> int:
+    """How many pidfds the process holds (each waits for a survivor)."""
+    fds = Path(f"/proc/{pid}/fd")
+    return sum(1 for fd in fds.iterdir() if os.readlink(fd) == "anon_inode:[pidfd]")
+
+
+def test_kills_that_leave_survivors_wait_for_them_once(agentty_home: Path) -> None:
+    """Each `kill` that left survivors began a wait of its own for them, and nothing ended
+    the earlier ones: a worker asked N times held N pidfds for each survivor."""
+    rec = start("--", "sh", "-c", "sleep 1000000 & echo BG=$!; wait")
+    sid, worker = rec["id"], rec["workerPid"]
+    survivor = _background_pid(sid)
+    with frozen(survivor):
+        for _ in range(3):
+            assert agentty("kill", "-s", sid, "--timeout", "0.2").returncode == 1
+        wait_until(lambda: _pidfds(worker) >= 1)
+        assert _pidfds(worker) == 1
+    wait_until(lambda: gone(worker), timeout=20)
