@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable
+from pathlib import Path
 
 from agentty_core.errors import AgenttyError
 from agentty_core.ipc.client import listened_on
@@ -22,31 +23,77 @@ def _check(name: str, ok: bool, detail: str, fix: str = "") -> Check:
 
 
 def _home_permissions(home: Home) -> Check:
-    try:
-        home.check(create=False)
-    except FileNotFoundError:
-        return _check("home", True, f"{home.root} does not exist yet (created on first start)")
-    except AgenttyError as exc:
-        return _check("home", False, str(exc), f"chmod 700 {home.root} and its logs/, sockets/")
+    """`Home.check`, with each directory a first start would make allowed to be missing."""
+    from agentty_core.paths import ensure_private_dir
+
+    for path in (home.root, home.logs_dir, home.sockets_dir):
+        try:
+            ensure_private_dir(path, create=False)
+        except FileNotFoundError:
+            if path == home.root:
+                return _check("home", True, f"{path} does not exist yet (created on first start)")
+        except AgenttyError as exc:
+            return _check("home", False, str(exc), _home_fix(home))
     return _check("home", True, f"{home.root} is private (0700, owned by you)")
 
 
+def _home_fix(home: Home) -> str:
+    """What makes the home usable: a chmod only where permissions are what is wrong."""
+    for path in (home.root, home.logs_dir, home.sockets_dir):
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            return f"move {path} away (agentty makes the directory)"
+        if st.st_uid != os.getuid():
+            return f"set AGENTTY_HOME to a directory of yours ({path} is uid {st.st_uid}'s)"
+        if st.st_mode & stat.S_ISVTX and st.st_mode & 0o022:
+            return f"set AGENTTY_HOME to a private directory inside {path}"
+    return f"chmod 700 {home.root} and its logs/, sockets/"
+
+
 def _state_file(home: Home) -> Check:
-    from agentty_core.state.records import load_state
+    """The list, the active pointer and the lock file, as every command reads them."""
+    from agentty_core.state.records import CorruptState, load_state, read_active
 
     try:
         doc = load_state(home)
-    except AgenttyError as exc:
+    except CorruptState as exc:
         return _check(
             "state",
             False,
             str(exc),
             "run agentty status (it moves a corrupt file aside and rebuilds the list)",
         )
+    except AgenttyError as exc:  # not a file of ours: nobody may move it but a person
+        again = "running sessions are listed again from their workers"
+        return _check("state", False, str(exc), f"move {home.state_file} away ({again})")
+    path = home.active_file
+    try:
+        read_active(home)
+        path = home.lock_file
+        _lockable(path)
+    except AgenttyError as exc:
+        return _check("state", False, str(exc), f"move {path} away (agentty makes it again)")
     sessions = doc.get("sessions")
     count = len(sessions) if isinstance(sessions, list) else 0
     version = doc.get("schema_version")
     return _check("state", True, f"sessions.json readable: {count} record(s), schema {version}")
+
+
+def _lockable(path: Path) -> None:
+    """The lock file is a regular file of ours, or missing (made by the first lock)."""
+    from agentty_core.errors import StateError
+
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(st.st_mode):
+        raise StateError(f"{path} is not a regular file")
+    if st.st_uid != os.getuid():
+        raise StateError(f"{path} is owned by uid {st.st_uid}, not by you")
 
 
 def _records(home: Home) -> Check:

@@ -130,22 +130,9 @@ def is_id(text: str) -> bool:
 
 def read_private(path: str) -> bytes | None:
     """A regular file of ours, not followed through a symlink; None if not (or missing)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        st = os.fstat(fd)
-        if (st.st_mode & 0o170000) != 0o100000 or st.st_uid != os.getuid():
-            return None
-        chunks = []
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
+    from agentty_core.ownership import read_own_file
+
+    return read_own_file(path)
 
 
 def records(home: str) -> list[dict[str, object]] | None:

@@ -129,20 +129,11 @@ def _settled(home: str, recs: list[dict[str, object]], quiet: bool) -> bool:
 def _spawner(home: str) -> dict[str, object] | None:
     """`spawner_client.info`: the running spawner's `spawner.json`, None if there is none
     alive; ValueError where the full path's reader may see it otherwise (not UTF-8 JSON)."""
-    try:
-        fd = os.open(os.path.join(home, SPAWNER_INFO), os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
+    raw = hotread.read_private(os.path.join(home, SPAWNER_INFO))
+    if raw is None:
         return None
     try:
-        chunks = []
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    try:
-        data = hotread.loads(b"".join(chunks).decode("utf-8"))
+        data = hotread.loads(raw.decode("utf-8"))
     except RecursionError:
         raise ValueError("too deep") from None
     if not isinstance(data, dict):

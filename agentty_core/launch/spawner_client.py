@@ -369,12 +369,13 @@ def info(root: str) -> dict[str, object] | None:
     """The running spawner's own description (`spawner.json`), if it is alive."""
     import json
 
+    from agentty_core.ownership import read_own_file
     from agentty_core.proc import identity
 
+    raw = read_own_file(os.path.join(root, INFO_NAME))  # (a FIFO there: None, not a hang)
     try:
-        with open(os.path.join(root, INFO_NAME), "rb") as f:
-            data = json.loads(f.read())
-    except (OSError, ValueError):
+        data = json.loads(raw) if raw is not None else None
+    except ValueError:
         return None
     if not isinstance(data, dict):
         return None

@@ -81,7 +81,9 @@ def is_live(record: Record) -> bool:
 def read_private_file(path: os.PathLike[str] | str) -> bytes | None:
     """The bytes of a file of ours, opened without following symlinks; None if missing."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        # O_NONBLOCK: a FIFO in its place would block the open (under the state lock, say)
+        # until somebody writes to it; opened at once, it is refused below.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
         return None
     except OSError as exc:
