@@ -157,8 +157,10 @@ class Lifecycle(WorkerBase):
         self._push_final()
         for peer in list(self.subscribers):
             peer.finish()
-        if problem is None:
+        if problem is None and (not final or self.final_saved):  # (b"": `run`'s, forgotten)
             self._close_socket(fields)
+        elif problem is None:
+            self._in_background(self._keep_saving_final(fields, final))
         else:
             self._in_background(self._keep_recording_exit(fields, final, problem, tries))
 
@@ -196,6 +198,26 @@ class Lifecycle(WorkerBase):
             log.error("gave up recording the exit: %s", left)
         self._close_socket(fields)
 
+    async def _keep_saving_final(self, fields: dict[str, object], final: bytes) -> None:
+        """The exit is recorded and its final screen did not fit (a full disk under logs/):
+        keep trying, backing off to a try a second (nobody waits on it: a reader sees the
+        exit meanwhile), or the screen is lost for good once we exit."""
+        tries = Tries(poll_for=0.0)
+        log.warning("cannot save the final screen yet; retrying for up to %g s", EXIT_PATIENCE)
+        while not self.final_saved and not self._home_gone():
+            wait = tries.next_wait(EXIT_PATIENCE)
+            if wait is None:
+                break
+            await asyncio.sleep(wait)
+            if not self._still_recorded():
+                break  # removed meanwhile (`gc`): its screen would be nobody's
+            self._save_final(final)
+        if self.final_saved:
+            log.info("saved the final screen")
+        else:
+            log.error("gave up saving the final screen: %s", self.final_error)
+        self._close_socket(fields)
+
     async def _persist(
         self,
         fields: dict[str, object],
@@ -228,6 +250,15 @@ class Lifecycle(WorkerBase):
                 return problem
             await asyncio.sleep(wait)
 
+    def _still_recorded(self) -> bool:
+        """Whether the list still has our record (True where it cannot be read)."""
+        from agentty_core.state import records
+
+        try:
+            return any(rec["id"] == self.id for rec in records.records(self.home))
+        except AgenttyError:
+            return True
+
     def _home_gone(self) -> bool:
         """The home directory this worker started in is no longer there (removed, or another
         one made in its place): a held lock or a full disk may pass, this does not."""
@@ -244,7 +275,12 @@ class Lifecycle(WorkerBase):
         try:
             if self.final_error is not None and not _room_for(path.parent, len(final)):
                 raise OSError(errno.ENOSPC, f"no room for its {len(final)} bytes")
-            _replace(path, final)
+            try:
+                _replace(path, final)
+            except OSError as exc:
+                if exc.errno != errno.EFBIG or not _lift_file_size_limit():
+                    raise
+                _replace(path, final)  # (the caller's `ulimit -f`, meant for the program)
         except OSError as exc:
             if self.final_error is None:
                 log.error("cannot save the final screen: %s", exc)
@@ -346,6 +382,22 @@ class Lifecycle(WorkerBase):
     def _on_terminate(self, sig: int) -> None:
         log.info("received %s: ending the session", signal.Signals(sig).name)
         asyncio.get_running_loop().create_task(self.kill(grace=1.0))
+
+
+def _lift_file_size_limit() -> bool:
+    """Raise our soft RLIMIT_FSIZE to the hard one; whether that lifted it. The worker has
+    the caller's limits so that its program gets them; its own files are not the
+    program's (the program has ended by the time its final screen is written)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    if soft == hard:
+        return False
+    try:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _room_for(directory: Path, size: int) -> bool:

@@ -153,10 +153,8 @@ def test_disk_full_while_recording_stops_only_the_recording(
         else:
             killed = agentty("kill", "--session", sid, "--timeout", "0.5")
             assert killed.returncode == 0, killed.stderr
-        # The exit is recorded and the worker ends.
+        # The exit is recorded.
         wait_until(lambda: raw_record(agentty_home, sid)["status"] == "exited", timeout=30)
-        wait_until(lambda: _worker_gone(rec), timeout=15)
-        assert of_session(agentty_home, sid) == []
         stored = record(sid)
         assert stored["status"] == "exited", stored
         if ending == "exit":
@@ -165,6 +163,12 @@ def test_disk_full_while_recording_stops_only_the_recording(
         assert "no space left on device" in str(stored.get("recordingError")).lower(), stored
         cast = agentty_home / "logs" / f"{sid}.cast"
         assert cast.stat().st_size > 0
+        # Its final screen waits for room (the recording took it all); given room, it is
+        # saved and the worker ends.
+        os.truncate(cast, 0)
+        wait_until(lambda: _worker_gone(rec), timeout=15)
+        assert of_session(agentty_home, sid) == []
+        assert "AFTER-INPUT" in agentty("get", "-s", sid, check=True).stdout
 
 
 def _hold_lock(home: Path) -> subprocess.Popen[str]:
@@ -341,3 +345,64 @@ def test_worker_killed_during_kill_is_swept_by_that_kill(
     assert gone(rec["pid"]), "the program survived the kill"
     assert of_session(agentty_home, sid) == []
     assert record(sid)["status"] in ("lost", "exited")
+
+
+def test_a_final_screen_that_did_not_fit_is_saved_once_there_is_room(agentty_home: Path) -> None:
+    """The record fits (another file system) and the final screen does not: the worker
+    ended once the record was written, and the screen was lost for good; `get` and `wait
+    --exit` said "no final screen saved" even after the disk had room again."""
+    with tmpfs(agentty_home / "logs", agentty_home, "1m"):
+        rec = start("--", "sh", "-c", "seq 1 20000; echo READY; read x; exit 3")
+        sid = rec["id"]
+        agentty("wait", "-s", sid, "--text", "READY", check=True)
+        filler = _fill(agentty_home / "logs")
+        agentty("text", "-s", sid, "--enter", "go", check=True)
+        wait_until(lambda: raw_record(agentty_home, sid)["status"] == "exited", timeout=30)
+        filler.unlink()  # (the worker's tries with the record written: they went before)
+        wait_until(lambda: _exit_code_shown(sid) == 3, timeout=30)
+        assert "READY" in agentty("get", "-s", sid, check=True).stdout
+        wait_until(lambda: _worker_gone(rec), timeout=15)
+
+
+def test_a_final_screen_over_the_callers_file_size_limit_is_saved(agentty_home: Path) -> None:
+    """`ulimit -f` of the caller, inherited by the worker for its program: the final screen
+    failed with EFBIG and was lost. The limit is the program's: the worker lifts its own
+    soft limit (up to the hard one) for the write."""
+    import resource
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024, resource.RLIM_INFINITY))
+
+    proc = subprocess.run(
+        [AGENTTY, "start", "--json", "--", "sh", "-c", "seq 1 5000; echo READY; read x; exit 3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=limited,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rec = json.loads(proc.stdout)
+    sid = rec["id"]
+    agentty("wait", "-s", sid, "--text", "READY", check=True)
+    agentty("text", "-s", sid, "--enter", "go", check=True)
+    wait_until(lambda: _worker_gone(rec), timeout=30)
+    assert _exit_code_shown(sid) == 3
+    assert "READY" in agentty("get", "-s", sid, check=True).stdout
+
+
+def test_a_final_screen_waiting_for_room_is_not_saved_for_a_removed_session(
+    agentty_home: Path,
+) -> None:
+    """`gc` removed the session while its worker waited for room for the final screen: the
+    worker stops trying, and no screen of nobody's is left behind."""
+    with tmpfs(agentty_home / "logs", agentty_home, "1m"):
+        rec = start("--", "sh", "-c", "seq 1 20000; echo READY; read x; exit 3")
+        sid = rec["id"]
+        agentty("wait", "-s", sid, "--text", "READY", check=True)
+        filler = _fill(agentty_home / "logs")
+        agentty("text", "-s", sid, "--enter", "go", check=True)
+        wait_until(lambda: raw_record(agentty_home, sid)["status"] == "exited", timeout=30)
+        agentty("gc", check=True)
+        filler.unlink()
+        wait_until(lambda: _worker_gone(rec), timeout=15)
+        assert not (agentty_home / "logs" / f"{sid}.final.json").exists()
