@@ -180,6 +180,7 @@ class RecordsView:
             self._store(BEST_EFFORT_LOCK).mutate(restore)
         except AgenttyError as exc:
             log.info("cannot write back the sessions missing from the list: %s", exc)
+            added.clear()  # not listed again: said by the next reader that can write it
         if added:
             path = self.home.state_file
             log.warning(

@@ -409,9 +409,11 @@ class StateStore:
         **fields: object,
     ) -> Record | None:
         """`update`, for a worker: `whole` is its record as it knows it, put back (with
-        `fields`) if the list is being rebuilt and does not hold it yet. Otherwise a missing
-        record stays missing: no worker brings back a record that `gc` removed. `also` runs
-        under the same lock before the write; if it raises, nothing is written."""
+        `fields`) if the list is being rebuilt and does not hold it yet, or if it went
+        missing otherwise (a restored backup, a hand edit) while the session's log is still
+        there. No worker brings back a record that `gc` (or `run`, or an interrupted start)
+        removed: they remove the log with it. `also` runs under the same lock before the
+        write; if it raises, nothing is written."""
         found: list[RawRecord] = []
 
         def change(sessions: list[RawRecord], rebuilding: bool) -> None:
@@ -419,7 +421,7 @@ class StateStore:
                 if rec.get("id") == session_id:
                     rec.update(fields)
                     found.append(rec)
-            if not found and rebuilding and whole is not None:
+            if not found and whole is not None and (rebuilding or self._kept(session_id)):
                 found.append({**whole, **fields, "id": session_id})
                 sessions.append(found[0])
             if also is not None:
@@ -427,6 +429,10 @@ class StateStore:
 
         self._mutate(change)
         return checked(found[0]) if found else None
+
+    def _kept(self, session_id: str) -> bool:
+        """Whether the session's files are still there: its record was not removed for it."""
+        return os.path.lexists(self.home.log_path(session_id))
 
     def remove(self, session_ids: set[str]) -> None:
         def change(sessions: list[Record]) -> None:

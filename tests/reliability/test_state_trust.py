@@ -492,3 +492,23 @@ def test_a_time_without_its_offset_is_read_as_utc_and_doctor_names_the_fix_that_
     doctor = agentty("doctor").stdout
     assert "no UTC offset" in doctor and f"edit {agentty_home / 'sessions.json'}" in doctor, doctor
     assert "agentty gc" not in doctor, doctor
+
+
+def test_a_session_missing_from_the_list_that_ends_before_it_is_written_back_stays(
+    agentty_home: Path,
+) -> None:
+    """Missing from the list (a hand edit), and not written back by its readers (the lock
+    held, a full disk): killed, its worker found no record to write the exit into and the
+    session vanished, its log and final screen left where `gc` never looks. The readers
+    also said it was listed again when it was not."""
+    rec = start("--", "sh", "-c", "echo MISSING-ONE; exec sleep 1000000")
+    agentty("wait", "-s", rec["id"], "--text", "MISSING-ONE", check=True)
+    write_private(agentty_home / "sessions.json", b'{"schema_version": 1, "sessions": []}')
+    with state_lock(agentty_home):
+        killed = agentty("kill", "-s", rec["id"], "--timeout", "0.5")
+        assert killed.returncode == 0, killed.stderr
+        assert "listed again" not in killed.stderr, killed.stderr
+    wait_until(lambda: gone(rec["workerPid"]), timeout=30)
+    (listed,) = agentty_json("status")["sessions"]
+    assert listed["id"] == rec["id"] and listed["status"] == "exited", listed
+    assert "MISSING-ONE" in agentty("get", "-s", rec["id"], check=True).stdout
