@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
     except KeyboardInterrupt:  # Ctrl-C before a command's own handling began (its imports)
-        return 130
+        return interrupted_code()
     except OutputFailed as exc:
         return _output_failed(str(exc), isinstance(exc.error, BrokenPipeError), argv is None)
     except AttributeError as exc:  # stdout closed (`>&-`): sys.stdout is None
@@ -105,13 +105,15 @@ def _main(argv: Sequence[str] | None) -> int:
         if remote.wants_host(words):
             return remote.main(words)
     if words[:1] in (["start"], ["run"]) and "-h" not in words and "--help" not in words:
+        if words[0] == "start":
+            interrupt_on_end_signals()
         if _spawner_on():
             try:
                 code = start_lane(words) if words[0] == "start" else run_lane(words)
             except BrokenPipeError:
                 return 1
             except KeyboardInterrupt:
-                return 130
+                return interrupted_code()
             if code is not None:
                 if argv is None:  # the console entry: nothing of ours runs after this
                     _leave_now(code)
@@ -218,36 +220,63 @@ def _spawner_on() -> bool:
     )
 
 
-_interrupt_before: list[object] = []  # the SIGINT handler `let_finish` replaced
+_handlers_before: dict[int, object] = {}  # what `interrupt_on_end_signals`/`let_finish` replaced
+_ended_by: list[int] = []  # the signal that interrupted the command (SIGINT if none)
+_SIGHUP, _SIGINT, _SIGTERM = 1, 2, 15
+
+
+def interrupt_on_end_signals() -> None:
+    """`start`: SIGTERM (a harness's timeout) and SIGHUP (a closed terminal) interrupt it as
+    Ctrl-C does, so that a start they end is undone (it ran on, told to nobody); the exit
+    code is then 128+N (`interrupted_code`)."""
+    _replace_handlers((_SIGTERM, _SIGHUP), _interrupting)
 
 
 def let_finish() -> None:
-    """From here on Ctrl-C does not stop the command: the session it started runs, and
-    its id is printed (exit 0). Before, an interruption undoes the start; after, undoing it
-    would race the printing of an id that may be read already. A command run in-process
-    (`main(argv)`) gives the handler back when it returns."""
+    """From here on Ctrl-C, SIGTERM and SIGHUP do not stop the command: the session it
+    started runs, and its id is printed (exit 0). Before, an interruption undoes the start;
+    after, undoing it would race the printing of an id that may be read already. A command
+    run in-process (`main(argv)`) gives the handlers back when it returns."""
+    _replace_handlers((_SIGINT, _SIGTERM, _SIGHUP), _finishing)
+
+
+def interrupted_code() -> int:
+    """The exit code of a command interrupted (KeyboardInterrupt): 128 + the signal."""
+    return 128 + (_ended_by[-1] if _ended_by else _SIGINT)
+
+
+def _replace_handlers(signums: tuple[int, ...], handler: object) -> None:
     if TYPE_CHECKING:
         import signal as _signal
     else:
         import _signal  # built in: free
 
-    try:
-        before = _signal.signal(_signal.SIGINT, _finishing)
-    except ValueError:  # not the main thread (the CLI called from a program's thread)
-        return
-    if not _interrupt_before:
-        _interrupt_before.append(before)
+    for signum in signums:
+        try:
+            before = _signal.signal(signum, handler)  # type: ignore[arg-type]
+        except ValueError:  # not the main thread (the CLI called from a program's thread)
+            return
+        _handlers_before.setdefault(signum, before)
 
 
 def give_back_interrupts() -> None:
-    """The SIGINT handler as it was before `let_finish` (an in-process command's end)."""
+    """The handlers as they were before `let_finish` and `interrupt_on_end_signals` (an
+    in-process command's end)."""
     if TYPE_CHECKING:
         import signal as _signal
     else:
         import _signal
 
-    if _interrupt_before:
-        _signal.signal(_signal.SIGINT, _interrupt_before.pop())  # type: ignore[arg-type]
+    while _handlers_before:
+        signum, handler = _handlers_before.popitem()
+        _signal.signal(signum, handler)  # type: ignore[arg-type]
+    _ended_by.clear()
+
+
+def _interrupting(signum: int, frame: object) -> None:
+    """SIGTERM or SIGHUP while `start` has not started its session: as Ctrl-C."""
+    _ended_by.append(signum)
+    raise KeyboardInterrupt
 
 
 def _finishing(signum: int, frame: object) -> None:

@@ -564,7 +564,9 @@ def _run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace)
         error(exc)
         return exc.exit_code
     except KeyboardInterrupt:
-        return 130
+        from agentty_core.cli.hotpath import interrupted_code
+
+        return interrupted_code()  # 130, or 143 / 129 for a `start` SIGTERM or SIGHUP ended
     except BrokenPipeError:
         return 1
 

@@ -319,3 +319,34 @@ def _sleeping(pid: int) -> bool:
         return Path(f"/proc/{pid}/wchan").read_text() == "hrtimer_nanosleep"
     except OSError:
         return False
+
+
+@pytest.mark.parametrize("spawner", ["0", "1"])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_start_ended_by_sigterm_or_sighup_is_undone_or_finishes_as_for_ctrl_c(
+    agentty_home: Path, spawner: str, signum: int
+) -> None:
+    """A harness's timeout (SIGTERM) or a closed terminal (SIGHUP) ended `start` outright:
+    exit 143 or 129 with no id, and the session ran on, active, told to nobody (or a `lost`
+    record stayed). Before the program runs the start is undone, with 128+N; after, it
+    finishes: the id, exit 0."""
+    env = dict(os.environ, AGENTTY_SPAWNER=spawner)
+    if spawner == "1":
+        _warm(agentty_home, env)
+    proc = _starting(env, "worker.before_ready=sleep:5", "1008")
+    wait_until(lambda: _sleeps(agentty_home, "1008"))
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=30)
+    assert (proc.returncode, out, err) == (128 + signum, "", "")
+    wait_until(lambda: not _sleeps(agentty_home, "1008"))
+    assert raw_records(agentty_home) == [] and not (agentty_home / "active").exists()
+
+    proc = _starting(env, "start.ready=sleep:3", "1009")
+    wait_until(lambda: _statuses(agentty_home) == ["running"])
+    wait_until(lambda: _sleeping(proc.pid))
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=30)
+    (rec,) = raw_records(agentty_home)
+    assert (proc.returncode, out) == (0, rec["id"] + "\n"), err
+    assert (agentty_home / "active").read_text().strip() == rec["id"]
+    agentty("kill", check=True)
