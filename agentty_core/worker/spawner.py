@@ -63,8 +63,9 @@ LEARN_AFTER = 0.3  # the model worker has started by then (~20 ms; longer under 
 
 
 def _log(message: str) -> None:
-    sys.stderr.write(f"{now_iso()} spawner {os.getpid()}: {message}\n")
-    sys.stderr.flush()
+    with contextlib.suppress(OSError):  # its log on a full disk: the line is lost, not us
+        sys.stderr.write(f"{now_iso()} spawner {os.getpid()}: {message}\n")
+        sys.stderr.flush()
 
 
 def _warm() -> None:
@@ -154,10 +155,15 @@ class Spawner:
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
         fd = os.open(tmp, flags, 0o600)
         try:
-            os.write(fd, json.dumps(data).encode())
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+            try:
+                os.write(fd, json.dumps(data).encode())
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except OSError:  # (a full disk): no half-written description is left behind
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     def _socket_is_ours(self) -> bool:
         """Callers find us by the path: unlinked or replaced, nobody can reach us."""
@@ -622,7 +628,7 @@ def main() -> int:
     # The home is ours now: what a spawner killed outright left stopped is nobody's.
     spare.end_stopped_leftovers(spawner.home_name)
     try:
-        spawner.describe(ready=False)
+        spawner.describe(ready=False)  # (an OSError here or below: `_cannot`)
         try:
             _warm()
             forked.preload()
@@ -643,6 +649,9 @@ def main() -> int:
         spawner.serve()
     except SystemExit:
         pass
+    except OSError as exc:  # its socket or description cannot be made (a full disk, say):
+        _log(f"cannot serve ({exc}): exiting")  # starts spawn directly meanwhile
+        return 1
     finally:
         spawner.close()
     return 0

@@ -549,3 +549,28 @@ def test_a_stopped_spare_that_cannot_take_a_large_request_is_killed(agentty_home
         with contextlib.suppress(ProcessLookupError, ChildProcessError):
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
+
+
+def test_a_spawner_that_cannot_describe_itself_exits_cleanly(
+    agentty_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk full when the spawner writes `spawner.json` (here: once it is ready to
+    listen): it died of the OSError and left its temp file for good. It exits without a
+    trace now; the next start with room launches another."""
+    import json
+
+    from tests.reliability.test_worker_io_faults import _fill, tmpfs
+
+    with tmpfs(agentty_home, agentty_home, "1m"):
+        monkeypatch.setenv("AGENTTY_FAILPOINTS", "spawner.listen=sleep:3")
+        start("true")
+        described = agentty_home / "spawner.json"
+        wait_until(described.exists, timeout=30)
+        pid = json.loads(described.read_text())["pid"]
+        filler = _fill(agentty_home)
+        wait_until(lambda: not psutil.pid_exists(pid), timeout=30)
+        assert [p.name for p in agentty_home.iterdir() if p.name.startswith(".spawner")] == []
+        filler.unlink()
+        monkeypatch.delenv("AGENTTY_FAILPOINTS")
+        start("true")
+        ready_spawner(agentty_home)
