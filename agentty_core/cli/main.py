@@ -16,6 +16,7 @@ from agentty_core.cli.hotpath import OutputFailed
 from agentty_core.cli.output import PROG, emit, error, print_screen, screen_text, shown
 from agentty_core.client import Client
 from agentty_core.errors import (
+    EXIT_FAILED,
     EXIT_USAGE,
     AgenttyError,
     SessionNotFound,
@@ -356,10 +357,13 @@ def cmd_record(args: argparse.Namespace) -> int:
     result = _client().record(
         args.session, args.state == "on", input=args.input, markers=args.markers
     )
+    failed = args.state == "on" and not result["recording"]  # (no room for it, say)
     if args.json:
         emit(result)
-    else:
-        print(f"recording {'to ' + str(result['path']) if result['recording'] else 'stopped'}")
+        return EXIT_FAILED if failed else 0
+    if failed:
+        raise AgenttyError(str(result.get("error") or "the recording did not start"))
+    print(f"recording {'to ' + str(result['path']) if result['recording'] else 'stopped'}")
     return 0
 
 

@@ -406,3 +406,21 @@ def test_a_final_screen_waiting_for_room_is_not_saved_for_a_removed_session(
         filler.unlink()
         wait_until(lambda: _worker_gone(rec), timeout=15)
         assert not (agentty_home / "logs" / f"{sid}.final.json").exists()
+
+
+def test_a_recording_that_cannot_start_is_an_error(agentty_home: Path) -> None:
+    """`record on` with no room for the recording said "recording stopped" and exited 0
+    (`--json` said why, and exited 0 as well)."""
+    with tmpfs(agentty_home / "logs", agentty_home, "1m"):
+        rec = start("--", "cat")
+        filler = _fill(agentty_home / "logs")
+        said = agentty("record", "-s", rec["id"], "on")
+        assert said.returncode == 1 and said.stdout == "", said
+        assert said.stderr.startswith("agentty: error: No space left on device"), said.stderr
+        assert said.stderr.count("\n") == 1, said.stderr
+        answered = agentty("record", "-s", rec["id"], "on", "--json")
+        assert (answered.returncode, answered.stderr) == (1, ""), answered
+        assert json.loads(answered.stdout)["recording"] is False
+        filler.unlink()
+        assert agentty("record", "-s", rec["id"], "on").returncode == 0
+        agentty("kill", "-s", rec["id"], check=True)
