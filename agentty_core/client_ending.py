@@ -196,7 +196,7 @@ class Ending(Connected):
         started after `listed` was read, or another home's in a shared socket directory)."""
         import time
 
-        from agentty_core.recovery import unrecorded_sockets
+        from agentty_core.ipc.unlisted import unrecorded_sockets
 
         for session_id in unrecorded_sockets(self.home, listed):
             path = self.home.socket_path(session_id)

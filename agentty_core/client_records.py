@@ -153,7 +153,8 @@ class RecordsView:
         name (a restored backup, a hand edit): their records, written back to the list (a
         reader that cannot write them, a held lock say, still shows them). A session whose
         record is there but malformed is left to `doctor` and `gc`."""
-        from agentty_core.recovery import running_unrecorded, unrecorded_sockets
+        from agentty_core.ipc.unlisted import unrecorded_sockets
+        from agentty_core.recovery import running_unrecorded
 
         known = {rec["id"] for rec in found}
         if not unrecorded_sockets(self.home, known):  # (the usual case: one listdir)

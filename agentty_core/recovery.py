@@ -10,10 +10,9 @@ records' checks.
 
 from __future__ import annotations
 
-import os
-
 from agentty_core.errors import AgenttyError
 from agentty_core.ipc import client as ipc_client
+from agentty_core.ipc.unlisted import unrecorded_sockets
 from agentty_core.lazylog import LazyLogger
 from agentty_core.paths import SESSION_ID_RE, Home
 from agentty_core.state.records import LIVE_FIELDS, Record, checked
@@ -96,30 +95,21 @@ def _unanswered(home: Home, known: set[str], silent: set[str], timeout: float) -
     return found
 
 
-def unrecorded_sockets(home: Home, known: set[str]) -> list[str]:
-    """The ids of session sockets in `home` that no record names (the spawner's apart, and
-    another home's in a shared directory: asked, a stopped one held up every reader)."""
-    try:
-        names = os.listdir(home.socket_dir())
-    except OSError:
-        return []
-    ids = (name.removesuffix(".sock") for name in names if name.endswith(".sock"))
-    return sorted(
-        i
-        for i in ids
-        if i not in known and SESSION_ID_RE.fullmatch(i) and home.owns_session_socket(i)
-    )
-
-
 def running_unrecorded(home: Home, known: set[str], timeout: float = 0.5) -> list[Record]:
     """Running sessions missing from a readable list (a restored backup, a hand edit): a
     worker that answers on its socket gives its record. Only a running one: a worker whose
     session ended may have been told to forget it (`run`), and is about to go."""
     found = []
+    silent = set()
     for session_id in unrecorded_sockets(home, known):
         record = _ask(home, session_id, timeout)
-        if record is not None and record.get("status") == "running":
+        if record is None:
+            silent.add(session_id)
+        elif record.get("status") == "running":
             kept = checked({k: v for k, v in record.items() if k not in LIVE_FIELDS})
             if kept is not None:
                 found.append(kept)
+    if silent:  # stopped, say: found by its processes' marker, listed so that it can be ended
+        listed = _unanswered(home, set(known), silent, timeout)
+        found += [rec for rec in listed if rec["id"] in silent]
     return found

@@ -90,7 +90,7 @@ def status(args: Namespace) -> int | None:
 
 
 def _unrecorded(home: str, recs: list[dict[str, object]]) -> bool:
-    """Is there a session socket no record names (`recovery.unrecorded_sockets`)?"""
+    """Is there a session socket no record names (`ipc.unlisted.unrecorded_sockets`)?"""
     try:
         names = os.listdir(os.path.join(home, "sockets"))
     except OSError:

@@ -18,10 +18,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 
 from agentty_core import failpoints
 from agentty_core.errors import EXIT_USAGE, AgenttyError, SpawnError
 from agentty_core.ipc.client import remove_stale_socket
+from agentty_core.ipc.unlisted import running_names
 from agentty_core.launch import spawn as worker_spawn
 from agentty_core.launch import spawner_client
 from agentty_core.launch.spawn import SpawnedWorker, WorkerTimeout
@@ -97,7 +99,7 @@ def start(
     if proc is not None:  # named in the intent record: the worker need not write it first
         intent.name_worker(planned, identity.worker_fields(proc.pid))
     try:
-        intent.claim(store, planned, _worker_alive)
+        intent.claim(store, planned, _worker_alive, partial(running_names, home))
     except BaseException as exc:
         if proc is not None:
             _kill_worker(proc)  # it has no spec yet: nothing of the session ran

@@ -178,11 +178,17 @@ def name_worker(intent: Intent, fields: Mapping[str, object]) -> None:
     intent.record.update(fields)  # type: ignore[typeddict-item]  # the three worker fields
 
 
-def claim(store: StateStore, intent: Intent, alive: Callable[[Record], bool]) -> None:
+def claim(
+    store: StateStore,
+    intent: Intent,
+    alive: Callable[[Record], bool],
+    unlisted_names: Callable[[set[str]], set[str]] | None = None,
+) -> None:
     """Write the intent record, under the state lock: its id unused, its name not taken by
-    a running session (whose worker `alive` says is alive). Its rename is made durable by
-    the directory sync after the next write: the failed record's, or the running record's
-    (the worker's, right after `start` has its answer)."""
+    a running session (whose worker `alive` says is alive), nor by one the list is missing
+    (`unlisted_names`: given the ids listed, the names behind the sockets they leave out).
+    Its rename is made durable by the directory sync after the next write: the failed
+    record's, or the running record's (the worker's, right after `start` has its answer)."""
     session_id, name, record = intent.session_id, intent.name, intent.record
 
     def add(sessions: list[Record]) -> None:
@@ -194,6 +200,9 @@ def claim(store: StateStore, intent: Intent, alive: Callable[[Record], bool]) ->
                     raise UsageError(f"a running session is already named {name!r}")
                 if other.get("id") == name:  # its id would win: the name could not be used
                     raise UsageError(f"{name!r} is the id of another session; choose a name")
+            listed = {str(other.get("id")) for other in sessions}
+            if unlisted_names is not None and name in unlisted_names(listed):
+                raise UsageError(f"a running session is already named {name!r}")
         sessions.append(record)
 
     store.mutate(add, durable=False)  # the running record's write syncs the directory

@@ -292,6 +292,7 @@ def preload() -> None:
 
     _own_context()  # read before the heap is frozen, and not on a caller's time
 
+    import agentty_core.ipc.unlisted
     import agentty_core.proc.command
     import agentty_core.state.intent  # noqa: F401
 
@@ -303,7 +304,10 @@ def start_session(params: object) -> int:
     answer goes on the status pipe; the caller prints it. Nothing is written until the
     caller says go on the spec pipe: a caller that stopped waiting (it went the full way)
     closes it, and this worker exits without a trace."""
+    from functools import partial
+
     from agentty_core.errors import AgenttyError
+    from agentty_core.ipc.unlisted import running_names
     from agentty_core.paths import Home
     from agentty_core.proc import identity
     from agentty_core.proc.command import resolve_command, validate_cwd
@@ -348,7 +352,7 @@ def start_session(params: object) -> int:
     os.close(log_fd)
     intent.name_worker(planned, identity.worker_fields(os.getpid()))
     try:
-        intent.claim(StateStore(home, lean=True), planned, _alive)
+        intent.claim(StateStore(home, lean=True), planned, _alive, partial(running_names, home))
     except AgenttyError as exc:
         with contextlib.suppress(OSError):
             os.unlink(planned.log_path)

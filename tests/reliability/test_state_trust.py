@@ -512,3 +512,42 @@ def test_a_session_missing_from_the_list_that_ends_before_it_is_written_back_sta
     (listed,) = agentty_json("status")["sessions"]
     assert listed["id"] == rec["id"] and listed["status"] == "exited", listed
     assert "MISSING-ONE" in agentty("get", "-s", rec["id"], check=True).stdout
+
+
+def test_a_stopped_worker_missing_from_the_list_can_still_be_seen_and_ended(
+    agentty_home: Path,
+) -> None:
+    """Missing from a readable list and not answering (stopped): `status` said "no
+    sessions", `kill` "no such session", though a corrupt list lists such a session."""
+    rec = start("--name", "stopped-one", "--", "sleep", "1000000")
+    write_private(agentty_home / "sessions.json", b'{"schema_version": 1, "sessions": []}')
+    os.kill(rec["workerPid"], signal.SIGSTOP)
+    try:
+        (listed,) = agentty_json("status")["sessions"]
+        assert listed["id"] == rec["id"] and listed["status"] == "running", listed
+        killed = agentty("kill", "-s", rec["id"], "--timeout", "0.5")
+        assert killed.returncode == 0, killed.stderr
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(rec["workerPid"], signal.SIGCONT)
+    wait_until(lambda: gone(rec["workerPid"]), timeout=30)
+
+
+@pytest.mark.parametrize("spawner", ["0", "1"])
+def test_a_name_of_a_session_missing_from_the_list_is_not_given_again(
+    agentty_home: Path, monkeypatch: pytest.MonkeyPatch, spawner: str
+) -> None:
+    """`start --name web` checked names against the list as stored: with the first `web`
+    missing from it, a second `web` started, and `-s web` then picked one of the two."""
+    monkeypatch.setenv("AGENTTY_SPAWNER", spawner)
+    if spawner == "1":
+        from tests.helpers.spawner import warm
+
+        warm(agentty_home)
+        agentty("kill", check=True)
+    first = start("--name", "web", "--", "sleep", "1000000")
+    write_private(agentty_home / "sessions.json", b'{"schema_version": 1, "sessions": []}')
+    second = agentty("start", "--name", "web", "--", "sleep", "1000000")
+    assert second.returncode == 2, second
+    assert second.stderr == "agentty: error: a running session is already named 'web'\n"
+    agentty("kill", "-s", first["id"], check=True)
