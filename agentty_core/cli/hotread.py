@@ -135,9 +135,10 @@ def read_private(path: str) -> bytes | None:
     return read_own_file(path)
 
 
-def records(home: str) -> list[dict[str, object]] | None:
+def records(home: str, stored: set[object] | None = None) -> list[dict[str, object]] | None:
     """The well-formed records of `sessions.json` (`records.records`); None when the file
-    is missing, corrupt or being rebuilt: the full path deals with that."""
+    is missing, corrupt or being rebuilt: the full path deals with that. `stored` gets the
+    id of every record, malformed ones too."""
     raw = read_private(os.path.join(home, "sessions.json"))
     if raw is None:
         return None
@@ -155,6 +156,8 @@ def records(home: str) -> list[dict[str, object]] | None:
     ids = [r["id"] for r in sessions if isinstance(r.get("id"), str)]
     if len(set(ids)) != len(ids):
         return None
+    if stored is not None:
+        stored.update(ids)
     return [r for r in sessions if well_formed(r)]
 
 

@@ -42,11 +42,12 @@ def status(args: Namespace) -> int | None:
     home = hotread.home()
     if home is None or not hotread.private_dir(os.path.join(home, "logs")):
         return None
-    recs = hotread.records(home)
+    stored: set[object] = set()
+    recs = hotread.records(home, stored)
     active = hotread.active(home)
     if recs is None or active is False or not _settled(home, recs, bool(args.quiet)):
         return None
-    if _unrecorded(home, recs):  # a running session missing from the list: brought back
+    if _unrecorded(home, stored):  # maybe a running session missing from the list
         return None
     if not _merge_live_info(home, recs):  # a program may have ended unrecorded: every form
         return None
@@ -89,18 +90,33 @@ def status(args: Namespace) -> int | None:
     return 0
 
 
-def _unrecorded(home: str, recs: list[dict[str, object]]) -> bool:
-    """Is there a session socket no record names (`ipc.unlisted.unrecorded_sockets`)?"""
+def _unrecorded(home: str, stored: set[object]) -> bool:
+    """Is somebody listening on a session socket that no record names, malformed ones
+    included (`ipc.unlisted.unrecorded_sockets`)? The full path asks it, and brings its
+    session back to the list. A socket nobody listens on (its worker died; `gc` sweeps it)
+    is not handed over each time."""
+    import _socket
+
     try:
         names = os.listdir(os.path.join(home, "sockets"))
     except OSError:
         return False
-    known = {rec.get("id") for rec in recs}
     hexdigits = "0123456789abcdef"
     for name in names:
         sid = name[:-5] if name.endswith(".sock") else ""
-        if len(sid) == 8 and sid not in known and all(c in hexdigits for c in sid):
-            return True
+        if len(sid) != 8 or sid in stored or not all(c in hexdigits for c in sid):
+            continue
+        probe = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+        try:
+            probe.setblocking(False)
+            probe.connect(os.path.join(home, "sockets", name))
+        except (ConnectionRefusedError, FileNotFoundError):
+            continue  # nobody listens (or it is gone)
+        except OSError:
+            return True  # listened on, with a full backlog (stopped, say)
+        finally:
+            probe.close()
+        return True
     return False
 
 

@@ -551,3 +551,33 @@ def test_a_name_of_a_session_missing_from_the_list_is_not_given_again(
     assert second.returncode == 2, second
     assert second.stderr == "agentty: error: a running session is already named 'web'\n"
     agentty("kill", "-s", first["id"], check=True)
+
+
+def test_the_status_lane_hands_over_only_a_socket_somebody_listens_on(
+    agentty_home: Path,
+) -> None:
+    """The lane handed every `status` to the full path while a socket no record named was
+    there: a malformed record's session (the full path counts it as known) or a dead
+    worker's socket not swept yet. Three to four times the lane's time, for the same
+    answer."""
+    from tests.integration.test_hotpath import FULL, LANE_CHECK
+
+    malformed = start("--", "sleep", "1000000")
+    doc = json.loads((agentty_home / "sessions.json").read_bytes())
+    doc["sessions"][0]["name"] = 5
+    dead = start("--", "sleep", "1000001")
+    doc["sessions"] = [doc["sessions"][0]]  # the dead one is missing
+    write_private(agentty_home / "sessions.json", json.dumps(doc).encode())
+    sigkill(dead["workerPid"])
+    wait_until(lambda: gone(dead["workerPid"]))
+    for args in (["status"], ["status", "--json"]):
+        lane = subprocess.run(
+            [sys.executable, "-c", LANE_CHECK, *args], capture_output=True, text=True
+        )
+        assert lane.stderr.splitlines()[-1].startswith("CODE=0 "), lane.stderr
+        full = subprocess.run([*FULL, *args], capture_output=True, text=True)
+        assert (
+            full.stdout == subprocess.run([AGENTTY, *args], capture_output=True, text=True).stdout
+        )
+    os.kill(malformed["workerPid"], signal.SIGTERM)
+    wait_until(lambda: gone(malformed["workerPid"]), timeout=30)
