@@ -22,7 +22,8 @@ which the relay there (`agentty relay`) makes `until` as it passes the line on. 
 that acts (`ACTING`) is done and answered a moment before it (0.1 s: an Enter that waits
 for the program to read the text comes early then) or refused with `late` and not done: a
 caller whose wait ran out (a stopped worker) said it failed, and one that tries again must
-not find it done twice once the worker runs again. (A worker stopped in the middle of one,
+not find it done twice once the worker runs again. Nor is one done whose caller closed its
+connection before it was read (interrupted: it said nothing was done, or nothing at all). (A worker stopped in the middle of one,
 its text typed and its Enter not yet, still finishes it late.)
 
 Versions: `v` is `PROTOCOL_VERSION`, in every request and response. A worker refuses a

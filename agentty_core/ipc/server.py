@@ -93,6 +93,11 @@ class Peer:
             self.inbuf += data
         self.take_lines()
 
+    def gone(self) -> bool:
+        """The client closed its socket: nobody reads what is answered (its input, left in
+        the socket while we were stopped, say, is not to be typed after it gave up)."""
+        return _hung_up(self.fd)
+
     def take_lines(self) -> None:
         """Hand complete lines to the server, one at a time, unless one is still pending."""
         while self._can_take():

@@ -82,6 +82,8 @@ class Requests(WorkerBase):
             self.until = _until(message) if method in protocol.ACTING else None
             if _late(self.until):
                 raise RequestFailed("late", "the caller stopped waiting: not done")
+            if method in protocol.ACTING and peer.gone():  # (interrupted: Ctrl-C, a kill)
+                raise RequestFailed("late", "the caller is gone: not done")
             answer = self._answer(method, params)
             if isinstance(answer, dict):
                 peer.send(protocol.ok(answer))

@@ -4,6 +4,7 @@ command to the full path to wait it out again."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -14,7 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.cli import AGENTTY, agentty, agentty_json, run_holds, wait_until
+from tests.helpers.cli import (
+    AGENTTY,
+    agentty,
+    agentty_json,
+    run_holds,
+    sigint_default,
+    wait_until,
+)
 from tests.integration.test_hotpath import LANE_CHECK
 
 WAIT = 5.0  # the full path's wait for a worker's answer (lane.TIMEOUT, Client's default)
@@ -338,3 +346,45 @@ def test_many_stopped_workers_cost_status_one_wait(
             os.kill(pid, signal.SIGCONT)
     for rec in listed:
         agentty("kill", "-s", str(rec["id"]), check=True)
+
+
+def test_input_of_a_caller_that_is_gone_is_not_typed_when_the_worker_resumes(
+    agentty_home: Path,
+) -> None:
+    """`send` or `text --enter` interrupted (Ctrl-C) while the worker was stopped: their
+    request stayed in the socket, in time by its `until`, and was typed once the worker ran
+    again, after the caller had exited 130 (`send`: its text without its Enter)."""
+    sid, worker = _stopped_worker(["sh", "-c", "stty -echo; exec cat"])
+    try:
+        for args in (
+            ["send", "-s", sid, "GONE1", "Enter"],
+            ["text", "-s", sid, "--enter", "GONE2"],
+        ):
+            proc = subprocess.Popen(
+                [AGENTTY, *args],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                preexec_fn=sigint_default,
+            )
+            wait_until(functools.partial(_waiting_for_answer, proc.pid))  # its request sent
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=30) == 130
+            assert proc.stdout is not None and proc.stderr is not None
+            proc.stdout.close()
+            proc.stderr.close()
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    agentty("text", "-s", sid, "--enter", "on-time", check=True)
+    agentty("wait", "-s", sid, "--text", "on-time", check=True)
+    screen = agentty("get", "-s", sid, check=True).stdout
+    assert screen.split() == ["on-time"], screen
+    agentty("kill", "-s", sid, check=True)
+
+
+def _waiting_for_answer(pid: int) -> bool:
+    """Is process `pid` blocked reading a Unix socket (its request sent, the answer awaited)?"""
+    try:
+        return Path(f"/proc/{pid}/wchan").read_text() == "unix_stream_read_generic"
+    except OSError:
+        return False
