@@ -42,6 +42,12 @@ EXIT_CODES: dict[int, str] = {
     EXIT_NOT_EXECUTABLE: "start: the program is not executable",
     EXIT_NOT_FOUND: "start: the program was not found",
 }
+# Not one code but a range, listed after EXIT_CODES wherever they are.
+EXIT_SIGNALLED = (
+    "128+N",
+    "stopped by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP): run ended its program "
+    "first; start left nothing of the session",
+)
 
 
 class AgenttyError(Exception):

@@ -227,7 +227,7 @@ def key_names() -> list[str]:
 def _unknown(name: str) -> str:
     return (
         f"unknown key {name!r}; valid keys: Enter Tab Esc Backspace Delete Insert Space Up Down "
-        "Left Right Home End PageUp PageDown F1..F12 Shift+Tab Shift+Enter Ctrl+Enter "
+        "Left Right Home End PageUp PageDown F1..F12 Shift+Tab Shift+Enter Ctrl+Enter Alt+Enter "
         "Ctrl+A..Ctrl+Z Alt+<char>, modifiers Ctrl/Alt/Shift on named keys, any single "
         "character, and <key>*N to repeat"
     )

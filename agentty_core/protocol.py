@@ -23,8 +23,9 @@ that acts (`ACTING`) is done and answered a moment before it (0.1 s: an Enter th
 for the program to read the text comes early then) or refused with `late` and not done: a
 caller whose wait ran out (a stopped worker) said it failed, and one that tries again must
 not find it done twice once the worker runs again. Nor is one done whose caller closed its
-connection before it was read (interrupted: it said nothing was done, or nothing at all). (A worker stopped in the middle of one,
-its text typed and its Enter not yet, still finishes it late.)
+connection before it was read (interrupted: it said nothing was done, or nothing at all).
+(A worker stopped in the middle of one, its text typed and its Enter not yet, still
+finishes it late.)
 
 Versions: `v` is `PROTOCOL_VERSION`, in every request and response. A worker refuses a
 request of another version (`version_mismatch`, naming both); a client reads no further

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from agentty_core._version import __version__
 from agentty_core.cli.output import PROG, shown
-from agentty_core.errors import EXIT_CODES, EXIT_USAGE
+from agentty_core.errors import EXIT_CODES, EXIT_SIGNALLED, EXIT_USAGE
 
 TYPE_CHECKING = False  # typing costs milliseconds the hot path does not spend
 if TYPE_CHECKING:
@@ -322,7 +322,9 @@ def _wait(sub: Subparsers) -> None:
     p.add_argument("--input", action="store_true", help="the program waits for keyboard input")
     p.add_argument("--exit", action="store_true", help="the program exited")
     p.add_argument("--scrollback", action="store_true", help="search scrollback too")
-    p.add_argument("--timeout", type=_seconds, default=30.0, metavar="SECONDS", help="default 30")
+    p.add_argument(
+        "--timeout", type=_seconds, default=30.0, metavar="SECONDS", help="0..86400 (default 30)"
+    )
     _json_option(p)
 
 
@@ -395,7 +397,9 @@ def _run(sub: Subparsers) -> None:
         usage="agentty run [--timeout S] [--expect TEXT (--input TEXT | --text TEXT | "
         "--key KEYS)]... -- PROGRAM [ARG...]",
     )
-    p.add_argument("--timeout", type=_seconds, default=60.0, metavar="SECONDS", help="default 60")
+    p.add_argument(
+        "--timeout", type=_seconds, default=60.0, metavar="SECONDS", help="0..86400 (default 60)"
+    )
     p.add_argument("--expect", action="append", default=[], metavar="TEXT")
     p.add_argument(
         "--input", action=_Answer, default=[], metavar="TEXT", help="an answer: TEXT, then Enter"
@@ -465,7 +469,7 @@ def _gc(sub: Subparsers) -> None:
         "--older-than",
         type=_seconds,
         metavar="SECONDS",
-        help="only sessions that ended at least this long ago",
+        help="only sessions that ended at least this long ago (0..86400)",
     )
     _json_option(p)
 
@@ -500,8 +504,8 @@ def _mcp(sub: Subparsers) -> None:
     sub.add_parser(
         "mcp",
         help="serve the session tools over MCP on stdio (needs agentty[mcp])",
-        description="A stdio MCP server with the tools start, list, get, type_text, "
-        "press_keys, paste, wait, resize, signal, kill and logs.",
+        description="A stdio MCP server with the tools start, attach, list, get, screenshot, "
+        "type_text, press_keys, paste, send, wait, resize, signal, kill, record and logs.",
     )
 
 
@@ -575,7 +579,7 @@ def build_parser(only: str | None = None) -> ArgumentParser:
         description="Run interactive programs in background PTY sessions; type into them, "
         "read their rendered screen, wait for output, and stop them cleanly.",
         epilog="Exit codes: "
-        + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items())
+        + "; ".join(f"{code} {text}" for code, text in [*EXIT_CODES.items(), EXIT_SIGNALLED])
         + ". Run 'agentty help --json' for the machine-readable schema.",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from agentty_core._version import __version__
-from agentty_core.errors import EXIT_CODES
+from agentty_core.errors import EXIT_CODES, EXIT_SIGNALLED
 from agentty_core.keys import key_names
 
 
@@ -63,6 +63,6 @@ def schema(parser: argparse.ArgumentParser) -> dict[str, object]:
         "version": __version__,
         "commands": commands,
         "keys": key_names(),
-        "exitCodes": {str(code): text for code, text in EXIT_CODES.items()},
+        "exitCodes": {str(code): text for code, text in [*EXIT_CODES.items(), EXIT_SIGNALLED]},
         "globalOptions": ["--version", "--help", "--host"],
     }

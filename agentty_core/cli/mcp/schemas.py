@@ -18,7 +18,7 @@ LOG_TAIL_BYTES = 16_384
 SIGNAL_NAMES = ("INT", "TERM", "HUP", "QUIT", "USR1", "USR2", "WINCH", "CONT", "STOP", "KILL")
 KEY_HELP = (
     "Key names: Enter Tab Esc Backspace Delete Insert Space Up Down Left Right Home End "
-    "PageUp PageDown F1..F12 Shift+Tab Shift+Enter Ctrl+Enter Ctrl+A..Ctrl+Z Alt+<char>, "
+    "PageUp PageDown F1..F12 Shift+Tab Shift+Enter Ctrl+Enter Alt+Enter Ctrl+A..Ctrl+Z Alt+<char>, "
     "modifiers Ctrl/Alt/Shift on named keys, any single character, and KEY*N to repeat "
     "(N 1..1000)."
 )
