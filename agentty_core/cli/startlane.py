@@ -129,7 +129,7 @@ def unannounced(sid: str, previous: str | None, failed: OutputFailed) -> OutputF
     client = Client()
     with suppress(AgenttyError):
         client.kill(sid)
-    discard(client.home, sid, previous)  # as an interrupted start: nothing of it stays
+        discard(client.home, sid, previous)  # as an interrupted start: nothing of it stays
     return OutputFailed(failed.error, "the session was ended")
 
 
@@ -185,10 +185,15 @@ def launch(
         except BaseException as exc:  # interrupted (Ctrl-C): nothing of it may run on
             _end(pidfd)
             if not isinstance(exc, Exception):  # nor stay: `previous` is active again
+                from agentty_core.errors import AgenttyError
                 from agentty_core.launch.launcher import discard
                 from agentty_core.paths import Home
 
-                discard(Home.resolve(), sid, previous)
+                try:
+                    discard(Home.resolve(), sid, previous)
+                except AgenttyError as undone:  # (a full disk): said, as the full path says it
+                    hotread.error(str(undone))
+                    return 1
                 raise
             _mark_failed(home, sid, "start was interrupted")
             hotread.error(f"start failed: {exc}")

@@ -179,12 +179,23 @@ def discard(home: Home, session_id: str, previous: str | None) -> None:
     printed (`startlane.unannounced`), its session ended by then: the session's record,
     files and socket go, and the active pointer, if the worker had set it, names
     `previous` again if that is still recorded (all under one lock). Within
-    DISCARD_LOCK_WAIT: under a lock held longer the record stays, and says that its
-    worker is gone."""
-    with contextlib.suppress(AgenttyError, OSError):
-        StateStore(home, timeout=DISCARD_LOCK_WAIT).forget({session_id}, instead=previous)
+    DISCARD_LOCK_WAIT: under a lock held longer, or on a full disk, the record stays, and
+    says that its worker is gone; that is an error (`StartNotUndone`), for nobody else
+    would tell."""
     with contextlib.suppress(OSError):
         remove_stale_socket(home.socket_path(session_id))
+    try:
+        StateStore(home, timeout=DISCARD_LOCK_WAIT).forget({session_id}, instead=previous)
+    except (AgenttyError, OSError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise StartNotUndone(
+            f"start interrupted; its session {session_id} could not be removed ({why}): "
+            "agentty gc removes it"
+        ) from None
+
+
+class StartNotUndone(AgenttyError):
+    """An interrupted start whose session's record could not be removed."""
 
 
 def _spawn_logging_to(log_path: str) -> tuple[SpawnedWorker | None, OSError | None]:

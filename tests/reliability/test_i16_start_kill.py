@@ -350,3 +350,35 @@ def test_a_start_ended_by_sigterm_or_sighup_is_undone_or_finishes_as_for_ctrl_c(
     assert (proc.returncode, out) == (0, rec["id"] + "\n"), err
     assert (agentty_home / "active").read_text().strip() == rec["id"]
     agentty("kill", check=True)
+
+
+@pytest.mark.parametrize("spawner", ["0", "1"])
+def test_a_start_interrupted_on_a_full_disk_says_what_it_left(
+    agentty_home: Path, spawner: str
+) -> None:
+    """The undo of an interrupted start could not write (a full disk): it exited 130 without
+    a word, its record left `lost` and active. Now one line says so, and what removes it."""
+    from tests.reliability.test_worker_io_faults import _fill, tmpfs
+
+    with tmpfs(agentty_home, agentty_home, "1m"):
+        env = dict(os.environ, AGENTTY_SPAWNER=spawner)
+        if spawner == "1":
+            _warm(agentty_home, env)
+        for _ in range(8):  # a list of more pages than the session's log frees
+            run_env(["start", "--", "true"], env)
+        proc = _starting(env, "worker.before_ready=sleep:5", "1010")
+        wait_until(lambda: _sleeps(agentty_home, "1010"))
+        filler = _fill(agentty_home)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        assert (proc.returncode, out) == (1, ""), err
+        (rec,) = [r for r in raw_records(agentty_home) if r["argv"] == ["sleep", "1010"]]
+        assert err == (
+            f"agentty: error: start interrupted; its session {rec['id']} could not be removed "
+            "(No space left on device): agentty gc removes it\n"
+        )
+        assert not _sleeps(agentty_home, "1010")
+        filler.unlink()
+        agentty("gc", check=True)
+        assert raw_records(agentty_home) == []
+        assert not (agentty_home / "active").exists()
