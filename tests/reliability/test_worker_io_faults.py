@@ -347,17 +347,24 @@ def test_worker_killed_during_kill_is_swept_by_that_kill(
     assert record(sid)["status"] in ("lost", "exited")
 
 
+def _exited_with_no_room_for_its_screen(home: Path) -> tuple[dict[str, Any], Path]:
+    """A session with a screenful of scrollback that exits once `logs/` is full: its exit
+    recorded (the list is on another file system), its final screen not; the filler."""
+    rec = start("--", "sh", "-c", "seq 1 20000; echo READY; read x; exit 3")
+    agentty("wait", "-s", rec["id"], "--text", "READY", check=True)
+    filler = _fill(home / "logs")
+    agentty("text", "-s", rec["id"], "--enter", "go", check=True)
+    wait_until(lambda: raw_record(home, rec["id"])["status"] == "exited", timeout=30)
+    return rec, filler
+
+
 def test_a_final_screen_that_did_not_fit_is_saved_once_there_is_room(agentty_home: Path) -> None:
     """The record fits (another file system) and the final screen does not: the worker
     ended once the record was written, and the screen was lost for good; `get` and `wait
     --exit` said "no final screen saved" even after the disk had room again."""
     with tmpfs(agentty_home / "logs", agentty_home, "1m"):
-        rec = start("--", "sh", "-c", "seq 1 20000; echo READY; read x; exit 3")
+        rec, filler = _exited_with_no_room_for_its_screen(agentty_home)
         sid = rec["id"]
-        agentty("wait", "-s", sid, "--text", "READY", check=True)
-        filler = _fill(agentty_home / "logs")
-        agentty("text", "-s", sid, "--enter", "go", check=True)
-        wait_until(lambda: raw_record(agentty_home, sid)["status"] == "exited", timeout=30)
         filler.unlink()  # (the worker's tries with the record written: they went before)
         wait_until(lambda: _exit_code_shown(sid) == 3, timeout=30)
         assert "READY" in agentty("get", "-s", sid, check=True).stdout
@@ -396,12 +403,8 @@ def test_a_final_screen_waiting_for_room_is_not_saved_for_a_removed_session(
     """`gc` removed the session while its worker waited for room for the final screen: the
     worker stops trying, and no screen of nobody's is left behind."""
     with tmpfs(agentty_home / "logs", agentty_home, "1m"):
-        rec = start("--", "sh", "-c", "seq 1 20000; echo READY; read x; exit 3")
+        rec, filler = _exited_with_no_room_for_its_screen(agentty_home)
         sid = rec["id"]
-        agentty("wait", "-s", sid, "--text", "READY", check=True)
-        filler = _fill(agentty_home / "logs")
-        agentty("text", "-s", sid, "--enter", "go", check=True)
-        wait_until(lambda: raw_record(agentty_home, sid)["status"] == "exited", timeout=30)
         agentty("gc", check=True)
         filler.unlink()
         wait_until(lambda: _worker_gone(rec), timeout=15)
