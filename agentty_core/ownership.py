@@ -1,5 +1,4 @@
-"""Is this directory ours and private, is this lock held, what does this file of ours hold:
-the lean checks of the fast paths.
+"""Is this directory ours and private, is this lock held: the lean checks of the fast paths.
 
 C modules only (`os`, `fcntl`): the start lane's spawner client and every `--host` call run
 them before anything else is imported. The full checks, which create, repair and explain,
@@ -41,24 +40,3 @@ def lock_held(path: str) -> bool:
     finally:
         os.close(fd)
     return False
-
-
-def read_own_file(path: str) -> bytes | None:
-    """A regular file of ours, not followed through a symlink; None if not (or missing).
-    Opened without blocking: a FIFO in its place is not one, and must not hang the open."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-    except OSError:
-        return None
-    try:
-        st = os.fstat(fd)
-        if (st.st_mode & 0o170000) != 0o100000 or st.st_uid != os.getuid():
-            return None
-        chunks = []
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)

@@ -129,10 +129,25 @@ def is_id(text: str) -> bool:
 
 
 def read_private(path: str) -> bytes | None:
-    """A regular file of ours, not followed through a symlink; None if not (or missing)."""
-    from agentty_core.ownership import read_own_file
-
-    return read_own_file(path)
+    """A regular file of ours, not followed through a symlink; None if not (or missing).
+    Opened without blocking: a FIFO in its place is not one, and must not hang the open
+    (`records.read_private_file`, as the lane reads it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if (st.st_mode & 0o170000) != 0o100000 or st.st_uid != os.getuid():
+            return None
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def records(home: str, stored: set[object] | None = None) -> list[dict[str, object]] | None:

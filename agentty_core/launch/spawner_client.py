@@ -369,13 +369,14 @@ def info(root: str) -> dict[str, object] | None:
     """The running spawner's own description (`spawner.json`), if it is alive."""
     import json
 
-    from agentty_core.ownership import read_own_file
+    from agentty_core.errors import StateError
     from agentty_core.proc import identity
+    from agentty_core.state.records import read_private_file
 
-    raw = read_own_file(os.path.join(root, INFO_NAME))  # (a FIFO there: None, not a hang)
-    try:
+    try:  # (a FIFO there: refused, not a hang)
+        raw = read_private_file(os.path.join(root, INFO_NAME))
         data = json.loads(raw) if raw is not None else None
-    except ValueError:
+    except (StateError, ValueError):
         return None
     if not isinstance(data, dict):
         return None

@@ -394,7 +394,6 @@ class Spawner:
                 self._drop_maker(exc)
                 return
             self._drop_spare()
-            _log(f"the spare maker learned worker {pid}'s pages: spares copy them from now on")
         finally:
             os.close(pidfd)
 

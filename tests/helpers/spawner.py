@@ -61,6 +61,11 @@ def spares(home: Path) -> set[int]:
     return _named(home, spare.NAME)
 
 
+def private_mib(pid: int) -> float:
+    """A process's own memory (USS): a spare holds the pages its maker learned (> 2 MiB)."""
+    return float(psutil.Process(pid).memory_full_info().uss) / (1 << 20)
+
+
 def makers(home: Path) -> set[int]:
     """The spawner's spare maker (`worker/maker.py`): one while the spawner serves. (A
     spare is named after it for a moment after its fork, until it names itself.)"""

@@ -14,12 +14,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import psutil
 import pytest
 
 from agentty_core.worker import prefault
 from tests.helpers.cli import wait_until
-from tests.helpers.spawner import forked, spares, start, warm
+from tests.helpers.spawner import forked, private_mib, spares, start, warm
 
 PAGE = prefault.PAGE
 PAGES = 64
@@ -176,10 +175,6 @@ def test_populate_gives_way_to_a_request(shared: tuple[mmap.mmap, int]) -> None:
 @pytest.fixture
 def spawner_on(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENTTY_SPAWNER", "1")
-
-
-def private_mib(pid: int) -> float:
-    return float(psutil.Process(pid).memory_full_info().uss) / (1 << 20)
 
 
 @pytest.mark.usefixtures("spawner_on")
