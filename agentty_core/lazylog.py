@@ -31,4 +31,19 @@ class LazyLogger:
         self.logger().info(msg, *args, stacklevel=2)
 
     def warning(self, msg: str, *args: object) -> None:
-        self.logger().warning(msg, *args, stacklevel=2)
+        """Where nobody configured logging (the CLI), logging's last resort would print the
+        bare message: it is said as every other line agentty writes to stderr instead."""
+        import logging
+        import sys
+
+        logger = self.logger()
+        if logger.hasHandlers() or logging.lastResort is None or sys.stderr is None:
+            logger.warning(msg, *args, stacklevel=2)
+        elif logger.isEnabledFor(logging.WARNING):
+            text = msg % args
+            if not text.isprintable():  # (`cli.output.shown`: a path may hold escapes)
+                text = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+            try:  # noqa: SIM105  (contextlib is not loaded on the lanes)
+                sys.stderr.write(f"agentty: warning: {text}\n")
+            except (OSError, ValueError):
+                pass

@@ -581,3 +581,15 @@ def test_the_status_lane_hands_over_only_a_socket_somebody_listens_on(
         )
     os.kill(malformed["workerPid"], signal.SIGTERM)
     wait_until(lambda: gone(malformed["workerPid"]), timeout=30)
+
+
+def test_a_warning_is_one_line_said_as_agentty_says_everything(agentty_home: Path) -> None:
+    """The list rebuilt or a session brought back was said as logging's bare message."""
+    rec = start("--", "sleep", "1000000")
+    write_private(agentty_home / "sessions.json", b'{"schema_version": 1, "sessions": []}')
+    said = agentty("status").stderr
+    assert said == (
+        f"agentty: warning: {agentty_home / 'sessions.json'} did not list running session(s) "
+        f"{rec['id']}: listed again\n"
+    )
+    agentty("kill", "-s", rec["id"], check=True)
