@@ -25,7 +25,7 @@ from agentty_core.state import records
 from agentty_core.state.records import Record, is_live
 
 INFO_TIMEOUT = 1.0  # seconds for every running worker's live fields together
-INFO_GRACE = 0.05  # what an ask begun after that still gets: a worker answers in a ms
+INFO_GRACE = 0.2  # what an ask begun after that still gets (a loaded machine: not 1 ms)
 _SAFE_TO_REPEAT = frozenset({"get", "info", "ping", "wait"})  # requests that change nothing
 
 

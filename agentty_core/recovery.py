@@ -104,7 +104,8 @@ def running_unrecorded(home: Home, known: set[str], timeout: float = 0.5) -> lis
     for session_id in unrecorded_sockets(home, known):
         record = _ask(home, session_id, timeout)
         if record is None:
-            silent.add(session_id)
+            if ipc_client.listened_on(home.socket_path(session_id)) is not False:
+                silent.add(session_id)  # (a dead worker's socket is nobody's: `gc` sweeps it)
         elif record.get("status") == "running":
             kept = checked({k: v for k, v in record.items() if k not in LIVE_FIELDS})
             if kept is not None:

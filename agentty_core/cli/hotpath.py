@@ -228,8 +228,9 @@ _SIGHUP, _SIGINT, _SIGTERM = 1, 2, 15
 def interrupt_on_end_signals() -> None:
     """`start`: SIGTERM (a harness's timeout) and SIGHUP (a closed terminal) interrupt it as
     Ctrl-C does, so that a start they end is undone (it ran on, told to nobody); the exit
-    code is then 128+N (`interrupted_code`)."""
-    _replace_handlers((_SIGTERM, _SIGHUP), _interrupting)
+    code is then 128+N (`interrupted_code`). One ignored when we started (`nohup`) stays
+    ignored, as Python leaves an ignored SIGINT."""
+    _replace_handlers((_SIGTERM, _SIGHUP), _interrupting, unless_ignored=True)
 
 
 def let_finish() -> None:
@@ -245,13 +246,17 @@ def interrupted_code() -> int:
     return 128 + (_ended_by[-1] if _ended_by else _SIGINT)
 
 
-def _replace_handlers(signums: tuple[int, ...], handler: object) -> None:
+def _replace_handlers(
+    signums: tuple[int, ...], handler: object, *, unless_ignored: bool = False
+) -> None:
     if TYPE_CHECKING:
         import signal as _signal
     else:
         import _signal  # built in: free
 
     for signum in signums:
+        if unless_ignored and _signal.getsignal(signum) == _signal.SIG_IGN:
+            continue
         try:
             before = _signal.signal(signum, handler)  # type: ignore[arg-type]
         except ValueError:  # not the main thread (the CLI called from a program's thread)

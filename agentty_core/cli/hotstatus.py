@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from agentty_core.cli.fast import Namespace
 
 INFO_TIMEOUT = 1.0  # seconds, as `Client._merge_live_info` gives all the workers together
-INFO_GRACE = 0.05  # what an ask made after that wait still gets (`client_calls.INFO_GRACE`)
+INFO_GRACE = 0.2  # what an ask made after that wait still gets (`client_calls.INFO_GRACE`)
 BATCH = 64  # sockets open at once: far below any descriptor limit
 LIVE_FIELDS = ("lastActiveAt", "input", "seq")  # `state.records.LIVE_FIELDS`
 ENDED_FIELDS = ("status", "exitCode", "signal", "endedAt")  # and `ENDED_FIELDS`

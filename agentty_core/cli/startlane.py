@@ -127,8 +127,9 @@ def unannounced(sid: str, previous: str | None, failed: OutputFailed) -> OutputF
     from agentty_core.launch.launcher import discard
 
     client = Client()
-    with suppress(AgenttyError):
+    with suppress(AgenttyError):  # (it may have ended already)
         client.kill(sid)
+    with suppress(AgenttyError):  # (not removed: its record says it ended; nobody can be told)
         discard(client.home, sid, previous)  # as an interrupted start: nothing of it stays
     return OutputFailed(failed.error, "the session was ended")
 
@@ -183,6 +184,8 @@ def launch(
 
                     failpoints.hit("start.ready")
         except BaseException as exc:  # interrupted (Ctrl-C): nothing of it may run on
+            if on_ready is not None and not isinstance(exc, Exception):
+                on_ready()  # (a second signal must not cut the undo short)
             _end(pidfd)
             if not isinstance(exc, Exception):  # nor stay: `previous` is active again
                 from agentty_core.errors import AgenttyError

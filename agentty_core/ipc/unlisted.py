@@ -13,7 +13,8 @@ from agentty_core.errors import AgenttyError
 from agentty_core.ipc import client as ipc_client
 from agentty_core.paths import SESSION_ID_RE, Home
 
-ASK_TIMEOUT = 0.5  # seconds for a worker to say who it is
+ASK_TIMEOUT = 1.0  # seconds for all the workers asked to say who they are
+ASK_GRACE = 0.05  # what an ask after that still gets: a worker answers in a millisecond
 
 
 def unrecorded_sockets(home: Home, known: set[str]) -> list[str]:
@@ -33,11 +34,16 @@ def unrecorded_sockets(home: Home, known: set[str]) -> list[str]:
 
 def running_names(home: Home, known: set[str]) -> set[str]:
     """The names of this home's running sessions behind sockets no record names (their
-    workers asked: one that does not answer names nothing)."""
+    workers asked, within ASK_TIMEOUT for all: this runs under the state lock; one that
+    does not answer, stopped say, names nothing)."""
+    import time
+
     names = set()
+    deadline = time.monotonic() + ASK_TIMEOUT
     for session_id in unrecorded_sockets(home, known):
+        wait = max(deadline - time.monotonic(), ASK_GRACE)
         try:
-            info = ipc_client.call(str(home.socket_path(session_id)), "info", timeout=ASK_TIMEOUT)
+            info = ipc_client.call(str(home.socket_path(session_id)), "info", timeout=wait)
         except AgenttyError:
             continue
         record = info.get("record")

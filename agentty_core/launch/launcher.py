@@ -69,7 +69,8 @@ def start(
     """Start a session and return its record once the program runs and the socket answers.
     `store` is the caller's (`Client` gives one that can rebuild a corrupt list). Until
     `on_ready` is called (once the program runs), an interruption (Ctrl-C) undoes the start:
-    the worker is ended, and nothing of the session stays."""
+    the worker is ended, and nothing of the session stays (`on_ready` is called before the
+    undo too: nothing may interrupt it in turn)."""
     planned = intent.plan(
         home,
         argv,
@@ -101,6 +102,8 @@ def start(
     try:
         intent.claim(store, planned, _worker_alive, partial(running_names, home))
     except BaseException as exc:
+        if on_ready is not None and not isinstance(exc, Exception):
+            on_ready()  # (a second signal must not cut the undo short)
         if proc is not None:
             _kill_worker(proc)  # it has no spec yet: nothing of the session ran
             os.close(proc.status_fd)
@@ -115,6 +118,8 @@ def start(
         )
     except BaseException as exc:  # interrupted (Ctrl-C): the worker is ended, nothing stays
         if not isinstance(exc, Exception):
+            if on_ready is not None:
+                on_ready()  # (a second signal must not cut the undo short)
             if proc is not None:
                 _kill_worker(proc)
                 if proc.status_fd >= 0:  # (not handed its spec yet)
@@ -187,11 +192,23 @@ def discard(home: Home, session_id: str, previous: str | None) -> None:
     try:
         StateStore(home, timeout=DISCARD_LOCK_WAIT).forget({session_id}, instead=previous)
     except (AgenttyError, OSError) as exc:
+        if not _recorded(home, session_id):  # (interrupted before its intent was written)
+            return
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise StartNotUndone(
-            f"start interrupted; its session {session_id} could not be removed ({why}): "
+            f"start interrupted; its session {session_id} could not be removed: {why}; "
             "agentty gc removes it"
         ) from None
+
+
+def _recorded(home: Home, session_id: str) -> bool:
+    """Whether the list names the session (read without the lock; True where unreadable)."""
+    from agentty_core.state.records import records
+
+    try:
+        return any(rec["id"] == session_id for rec in records(home))
+    except AgenttyError:
+        return True
 
 
 class StartNotUndone(AgenttyError):

@@ -451,6 +451,9 @@ class StateStore:
 
         def change(sessions: list[Record]) -> None:
             sessions[:] = [r for r in sessions if r.get("id") not in session_ids]
+            for session_id in session_ids:  # under the lock: a worker that finds its record
+                with contextlib.suppress(FileNotFoundError):  # gone then finds no log either
+                    self.home.log_path(session_id).unlink()  # (`_kept`)
             # Under the same lock as the records: no start points it elsewhere meanwhile,
             # and a worker that only tries the lock removes both or neither.
             if read_active(self.home) in session_ids:
@@ -462,11 +465,7 @@ class StateStore:
 
         self.mutate(change)
         for session_id in session_ids:
-            for path in (
-                self.home.log_path(session_id),
-                self.home.final_path(session_id),
-                self.home.cast_path(session_id),
-            ):
+            for path in (self.home.final_path(session_id), self.home.cast_path(session_id)):
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
 

@@ -50,6 +50,7 @@ class WorkerBase:
         self.quick_store = StateStore(home, timeout=0.0, lean=True, sync_dir=False)
         self.final_saved = False
         self.final_error: str | None = None
+        self.final_hopeless = False  # it can never fit (EFBIG at the hard file size limit)
         self.exit_unsynced = False  # the exit record's rename, not yet made durable
         self.exit_recorded = False  # the record says the session ended (a kill's answer says so)
         self.forgotten = False  # removed at its end, as a wait for the exit asked (`run`)

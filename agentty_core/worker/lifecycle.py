@@ -157,7 +157,7 @@ class Lifecycle(WorkerBase):
         self._push_final()
         for peer in list(self.subscribers):
             peer.finish()
-        if problem is None and (not final or self.final_saved):  # (b"": `run`'s, forgotten)
+        if problem is None and (not final or self.final_saved or self.final_hopeless):
             self._close_socket(fields)
         elif problem is None:
             self._in_background(self._keep_saving_final(fields, final))
@@ -204,7 +204,7 @@ class Lifecycle(WorkerBase):
         exit meanwhile), or the screen is lost for good once we exit."""
         tries = Tries(poll_for=0.0)
         log.warning("cannot save the final screen yet; retrying for up to %g s", EXIT_PATIENCE)
-        while not self.final_saved and not self._home_gone():
+        while not (self.final_saved or self.final_hopeless or self._home_gone()):
             wait = tries.next_wait(EXIT_PATIENCE)
             if wait is None:
                 break
@@ -278,7 +278,10 @@ class Lifecycle(WorkerBase):
             try:
                 _replace(path, final)
             except OSError as exc:
-                if exc.errno != errno.EFBIG or not _lift_file_size_limit():
+                if exc.errno != errno.EFBIG:
+                    raise
+                if not _lift_file_size_limit():  # at its hard limit: no try will do better
+                    self.final_hopeless = True
                     raise
                 _replace(path, final)  # (the caller's `ulimit -f`, meant for the program)
         except OSError as exc:

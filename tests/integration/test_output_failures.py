@@ -48,15 +48,16 @@ def test_every_kind_of_output_to_a_full_device_is_one_line() -> None:
 
 @pytest.mark.parametrize("way", ["lane", "full"])
 @pytest.mark.parametrize("as_json", [False, True])
+@pytest.mark.parametrize("program", ["cat", "true"])  # true: ended before the kill
 def test_a_start_that_cannot_print_its_id_leaves_no_session(
-    agentty_home: Path, way: str, as_json: bool, monkeypatch: pytest.MonkeyPatch
+    agentty_home: Path, way: str, as_json: bool, program: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if way == "lane":
         monkeypatch.setenv("AGENTTY_SPAWNER", "1")
         warm(agentty_home)
     active = agentty_json("start", "--name", "active", "--", "cat")["id"]
     before = agentty_json("status")["sessions"]
-    proc = to_full("start", *(["--json"] if as_json else []), "--", "cat")
+    proc = to_full("start", *(["--json"] if as_json else []), "--", program)
     assert proc.returncode == 1
     assert proc.stderr == MESSAGE + "; the session was ended\n"
     after = agentty_json("status")

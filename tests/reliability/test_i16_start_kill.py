@@ -373,12 +373,60 @@ def test_a_start_interrupted_on_a_full_disk_says_what_it_left(
         out, err = proc.communicate(timeout=30)
         assert (proc.returncode, out) == (1, ""), err
         (rec,) = [r for r in raw_records(agentty_home) if r["argv"] == ["sleep", "1010"]]
-        assert err == (
-            f"agentty: error: start interrupted; its session {rec['id']} could not be removed "
-            "(No space left on device): agentty gc removes it\n"
-        )
+        said = f"agentty: error: start interrupted; its session {rec['id']} could not be removed: "
+        assert err.startswith(said) and err.endswith("; agentty gc removes it\n"), err
+        assert "No space left on device" in err and err.count("\n") == 1, err
         assert not _sleeps(agentty_home, "1010")
         filler.unlink()
         agentty("gc", check=True)
         assert raw_records(agentty_home) == []
         assert not (agentty_home / "active").exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_start_interrupted_while_it_waits_for_the_lock_wrote_nothing_to_undo(
+    agentty_home: Path, signum: int
+) -> None:
+    """Interrupted before its intent record (another process holds the state lock): its
+    undo, timing out on the same lock, said it could not remove a session never written."""
+    from tests.reliability.conftest import state_lock
+
+    with state_lock(agentty_home):
+        proc = _starting(dict(os.environ), "", "1011")
+        wait_until(lambda: _waiting_for_lock(proc.pid))
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=30)
+    assert (proc.returncode, out, err) == (128 + signum, "", "")
+    assert not (agentty_home / "sessions.json").exists() or raw_records(agentty_home) == []
+
+
+def _waiting_for_lock(pid: int) -> bool:
+    """Is process `pid` sleeping between tries of a lock (filelock polls)?"""
+    try:
+        return Path(f"/proc/{pid}/wchan").read_text() == "hrtimer_nanosleep"
+    except OSError:
+        return False
+
+
+def test_a_start_run_under_nohup_is_not_ended_by_sighup(agentty_home: Path) -> None:
+    """SIGHUP ignored when `start` began (`nohup`): it undid the start and exited 129."""
+
+    def ignore_hup() -> None:
+        sigint_default()
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    proc = subprocess.Popen(
+        [AGENTTY, "start", "--", "sleep", "1012"],
+        env={**os.environ, "AGENTTY_FAILPOINTS": "worker.before_ready=sleep:2"},
+        preexec_fn=ignore_hup,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_until(lambda: _sleeps(agentty_home, "1012"))
+    proc.send_signal(signal.SIGHUP)
+    out, err = proc.communicate(timeout=30)
+    (rec,) = raw_records(agentty_home)
+    assert (proc.returncode, out) == (0, rec["id"] + "\n"), err
+    agentty("kill", check=True)

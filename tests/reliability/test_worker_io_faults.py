@@ -427,3 +427,28 @@ def test_a_recording_that_cannot_start_is_an_error(agentty_home: Path) -> None:
         filler.unlink()
         assert agentty("record", "-s", rec["id"], "on").returncode == 0
         agentty("kill", "-s", rec["id"], check=True)
+
+
+def test_a_final_screen_over_a_hard_file_size_limit_is_given_up_at_once(
+    agentty_home: Path,
+) -> None:
+    """`ulimit -f` in bash sets the hard limit too: nothing lifts it, and the worker tried
+    again for ten minutes, its socket open, for nothing."""
+    import resource
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024, 16 * 1024))
+
+    proc = subprocess.run(
+        [AGENTTY, "start", "--json", "--", "sh", "-c", "seq 1 5000; echo READY; read x; exit 3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=limited,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rec = json.loads(proc.stdout)
+    agentty("wait", "-s", rec["id"], "--text", "READY", check=True)
+    agentty("text", "-s", rec["id"], "--enter", "go", check=True)
+    wait_until(lambda: _worker_gone(rec), timeout=15)
+    assert record(rec["id"])["exitCode"] == 3
