@@ -15,6 +15,7 @@ from agentty_core.client_records import DEFAULT_TIMEOUT, RecordsView, describe_e
 from agentty_core.errors import (
     AgenttyError,
     RemoteError,
+    SessionNotFound,
     SessionNotRunning,
     WorkerUnreachable,
 )
@@ -181,7 +182,10 @@ class Connected(RecordsView):
     ) -> JSONObject:
         """The socket did not answer: tell a dead worker from a lost socket (R5, R8)."""
         session_id = rec["id"]
-        fresh = records.find(records.records(self.home), session_id)
+        try:
+            fresh = records.find(records.records(self.home), session_id)
+        except SessionNotFound:  # missing from the list (brought back by this reader, unsaved)
+            fresh = rec
         if not is_live(fresh):
             raise SessionNotRunning(session_id, describe_end(fresh)) from None
         if not self.worker_alive(fresh):

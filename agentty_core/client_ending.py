@@ -16,6 +16,7 @@ from agentty_core.client_records import RECORD_PIDS, describe_end
 from agentty_core.errors import (
     AgenttyError,
     RemoteError,
+    SessionNotFound,
     SessionNotRunning,
     UsageError,
     WorkerUnreachable,
@@ -80,7 +81,10 @@ class Ending(Connected):
         result, ended = end_session(self.home, session_id, known, grace)
         if result.survivors:
             raise KillNotConfirmed(session_id, result.survivors)
-        fresh = records.find(records.records(self.home), session_id)
+        try:
+            fresh = records.find(records.records(self.home), session_id)
+        except SessionNotFound:  # missing from the list, and its worker could not restore it
+            fresh = {**rec, "status": "lost"}
         if is_live(fresh):
             # Nobody recorded the end: say so. A write that fails changes nothing here (the
             # worker is gone, so the next reader marks the session lost anyway).

@@ -151,8 +151,10 @@ class RecordsView:
     def _brought_back(self, found: list[Record]) -> list[Record]:
         """Running sessions whose workers answer on their sockets but whom the list does not
         name (a restored backup, a hand edit): their records, written back to the list (a
-        reader that cannot write them, a held lock say, still shows them). A session whose
-        record is there but malformed is left to `doctor` and `gc`."""
+        reader that cannot write them, a held lock say, still shows them). One whose worker
+        does not answer (stopped) is shown from its processes, not written: a record without
+        its name would give the name away. A session whose record is there but malformed is
+        left to `doctor` and `gc`."""
         from agentty_core.ipc.unlisted import unrecorded_sockets
         from agentty_core.recovery import running_unrecorded
 
@@ -165,9 +167,9 @@ class RecordsView:
             return []  # (changed meanwhile: the next reader looks again)
         if isinstance(stored, list):  # malformed records too: their sessions are not missing
             known |= {str(raw.get("id")) for raw in stored if isinstance(raw, dict)}
-        missing = running_unrecorded(self.home, known)
+        missing, silent = running_unrecorded(self.home, known)
         if not missing:
-            return []
+            return silent  # shown, to be seen and ended; written once their workers answer
         added: list[str] = []
 
         def restore(sessions: list[Record]) -> None:
@@ -187,7 +189,7 @@ class RecordsView:
             log.warning(
                 "%s did not list running session(s) %s: listed again", path, " ".join(added)
             )
-        return missing
+        return missing + silent
 
     def resolve(self, ref: str | None) -> Record:
         try:

@@ -95,10 +95,14 @@ def _unanswered(home: Home, known: set[str], silent: set[str], timeout: float) -
     return found
 
 
-def running_unrecorded(home: Home, known: set[str], timeout: float = 0.5) -> list[Record]:
+def running_unrecorded(
+    home: Home, known: set[str], timeout: float = 0.5
+) -> tuple[list[Record], list[Record]]:
     """Running sessions missing from a readable list (a restored backup, a hand edit): a
     worker that answers on its socket gives its record. Only a running one: a worker whose
-    session ended may have been told to forget it (`run`), and is about to go."""
+    session ended may have been told to forget it (`run`), and is about to go. Second, the
+    sessions of workers that listen and do not answer (stopped), with what their processes
+    tell: enough to see and end them, too little to write down (their names, say)."""
     found = []
     silent = set()
     for session_id in unrecorded_sockets(home, known):
@@ -110,7 +114,7 @@ def running_unrecorded(home: Home, known: set[str], timeout: float = 0.5) -> lis
             kept = checked({k: v for k, v in record.items() if k not in LIVE_FIELDS})
             if kept is not None:
                 found.append(kept)
-    if silent:  # stopped, say: found by its processes' marker, listed so that it can be ended
-        listed = _unanswered(home, set(known), silent, timeout)
-        found += [rec for rec in listed if rec["id"] in silent]
-    return found
+    if not silent:
+        return found, []
+    listed = _unanswered(home, set(known), silent, timeout)  # by their processes' marker
+    return found, [rec for rec in listed if rec["id"] in silent]

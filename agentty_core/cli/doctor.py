@@ -30,6 +30,8 @@ def _home_permissions(home: Home) -> Check:
         try:
             ensure_private_dir(path, create=False)
         except FileNotFoundError:
+            if os.path.lexists(path):  # a symlink to nothing: no command can make it
+                return _check("home", False, f"{path} is a dangling symlink", _home_fix(home))
             if path == home.root:
                 return _check("home", True, f"{path} does not exist yet (created on first start)")
         except AgenttyError as exc:
@@ -44,7 +46,7 @@ def _home_fix(home: Home) -> str:
             st = os.lstat(path)
         except OSError:
             continue
-        if not stat.S_ISDIR(st.st_mode):
+        if not stat.S_ISDIR(st.st_mode):  # a file, a FIFO, a symlink
             return f"move {path} away (agentty makes the directory)"
         if st.st_uid != os.getuid():
             return f"set AGENTTY_HOME to a directory of yours ({path} is uid {st.st_uid}'s)"
@@ -219,7 +221,12 @@ def _orphans(home: Home) -> Check:
 
 def _spawner(home: Home) -> Check:
     from agentty_core.launch import spawner_client
+    from agentty_core.spawning import INFO_NAME
 
+    described = home.root / INFO_NAME
+    if os.path.lexists(described) and not stat.S_ISREG(os.lstat(described).st_mode):
+        # (its spawner exits once it sees it: nobody could see or stop it)
+        return _check("spawner", False, f"{described} is not a regular file", "move it away")
     found = spawner_client.info(str(home.root))
     detail = spawner_client.describe(found)
     return _check("spawner", True, detail if found else f"{detail} (starts are spawned directly)")

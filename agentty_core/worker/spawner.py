@@ -84,6 +84,7 @@ class Spawner:
         self.listener: socket.socket | None = None
         self.path = ""
         self.bound = (0, 0)
+        self.described = (0, 0)  # the inode of our `spawner.json`
         self.code: CodeWatch | None = None  # the code on disk, as the imports found it
         self.stepping_down = False
         self.middles = 0  # intermediate processes not reaped yet
@@ -160,10 +161,21 @@ class Spawner:
             finally:
                 os.close(fd)
             os.replace(tmp, path)
+            st = os.lstat(path)
+            self.described = (st.st_dev, st.st_ino)
         except OSError:  # (a full disk): no half-written description is left behind
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+
+    def _description_is_ours(self) -> bool:
+        """`status`, `doctor` and `stop` find us by `spawner.json`: replaced (by a directory,
+        say), nobody could see or stop us."""
+        try:
+            st = os.lstat(self.home.root / spawning.INFO_NAME)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == self.described
 
     def _socket_is_ours(self) -> bool:
         """Callers find us by the path: unlinked or replaced, nobody can reach us."""
@@ -187,8 +199,9 @@ class Spawner:
             if self._socket_is_ours():
                 with contextlib.suppress(OSError):
                     os.unlink(self.path)
-        with contextlib.suppress(OSError):
-            os.unlink(self.home.root / spawning.INFO_NAME)
+        if self._description_is_ours():  # (not what somebody put in its place)
+            with contextlib.suppress(OSError):
+                os.unlink(self.home.root / spawning.INFO_NAME)
 
     # ------------------------------------------------------------- serving
 
@@ -211,6 +224,9 @@ class Spawner:
             if not ready:
                 if not self._socket_is_ours():
                     _log("socket removed or replaced: exiting")
+                    return
+                if not self._description_is_ours():
+                    _log(f"{spawning.INFO_NAME} removed or replaced: exiting")
                     return
                 continue
             try:

@@ -124,3 +124,43 @@ def test_doctor_says_to_move_a_file_made_where_the_home_keeps_a_directory(
     doctor = _run("doctor")
     assert f"fix: move {agentty_home / 'sockets'} away" in doctor.stdout, doctor.stdout
     (agentty_home / "sockets").unlink()
+
+
+@pytest.mark.parametrize("name", ["logs", "sockets"])
+def test_doctor_names_a_dangling_symlink_where_the_home_keeps_a_directory(
+    agentty_home: Path, name: str
+) -> None:
+    """Every command failed ("cannot create ...") while `doctor` said all was well."""
+    path = agentty_home / name
+    shutil.rmtree(path, ignore_errors=True)
+    path.symlink_to(agentty_home / "nowhere")
+    doctor = _run("doctor")
+    assert doctor.returncode == 1, doctor.stdout
+    assert f"{path} is a dangling symlink" in doctor.stdout, doctor.stdout
+    assert f"fix: move {path} away" in doctor.stdout, doctor.stdout
+    path.unlink()
+
+
+def test_a_spawner_whose_description_is_replaced_steps_down(
+    agentty_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A directory in place of `spawner.json`: `status`, `doctor` and `stop` saw no spawner
+    while it served every start, until its idle exit ten minutes later."""
+    import json
+
+    import psutil
+
+    from tests.helpers.spawner import ready_spawner
+
+    monkeypatch.setenv("AGENTTY_SPAWNER", "1")
+    start("--", "true")
+    pid = ready_spawner(agentty_home)["pid"]
+    described = agentty_home / "spawner.json"
+    described.unlink()
+    described.mkdir()
+    doctor = _run("doctor")
+    assert f"FAIL  spawner: {described} is not a regular file" in doctor.stdout, doctor.stdout
+    wait_until(lambda: not psutil.pid_exists(pid), timeout=30)  # (it looks every 0.5 s)
+    assert described.is_dir()  # what somebody put there is theirs
+    described.rmdir()
+    assert json.loads(_run("status", "--json").stdout)["spawner"] is None

@@ -593,3 +593,22 @@ def test_a_warning_is_one_line_said_as_agentty_says_everything(agentty_home: Pat
         f"{rec['id']}: listed again\n"
     )
     agentty("kill", "-s", rec["id"], check=True)
+
+
+def test_a_stopped_session_missing_from_the_list_keeps_its_name(agentty_home: Path) -> None:
+    """Listed while its worker was stopped, the session was written back without its name
+    (its processes do not tell it), and once the worker ran again `start --name` gave the
+    name to a second session."""
+    rec = start("--name", "web", "--", "sleep", "1000000")
+    write_private(agentty_home / "sessions.json", b'{"schema_version": 1, "sessions": []}')
+    os.kill(rec["workerPid"], signal.SIGSTOP)
+    try:
+        (listed,) = agentty_json("status")["sessions"]
+        assert listed["id"] == rec["id"], listed
+    finally:
+        os.kill(rec["workerPid"], signal.SIGCONT)
+    (listed,) = agentty_json("status")["sessions"]
+    assert listed["name"] == "web", listed
+    second = agentty("start", "--name", "web", "--", "sleep", "1000000")
+    assert second.returncode == 2, second
+    agentty("kill", "-s", "web", check=True)

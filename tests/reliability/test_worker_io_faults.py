@@ -78,6 +78,9 @@ def _end_everything(home: Path) -> None:
             if rec["status"] in ("running", "starting", "lost"):
                 agentty("kill", "--session", rec["id"], "--timeout", "0.5")
     agentty("orphans", "--kill")
+    from agentty_core.launch.spawner_client import stop
+
+    stop(str(home))  # (a spawner would be waited for in vain below)
     with contextlib.suppress(AssertionError):
         wait_until(lambda: alive_of_home(home) == [], timeout=15)
     for proc in alive_of_home(home):
