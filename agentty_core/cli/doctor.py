@@ -43,10 +43,12 @@ def _home_fix(home: Home) -> str:
     """What makes the home usable: a chmod only where permissions are what is wrong."""
     for path in (home.root, home.logs_dir, home.sockets_dir):
         try:
-            st = os.lstat(path)
+            st = os.stat(path)  # (a symlink of ours to a directory is one)
         except OSError:
+            if os.path.lexists(path):  # a symlink to nothing
+                return f"move {path} away (agentty makes the directory)"
             continue
-        if not stat.S_ISDIR(st.st_mode):  # a file, a FIFO, a symlink
+        if not stat.S_ISDIR(st.st_mode):  # a file, a FIFO
             return f"move {path} away (agentty makes the directory)"
         if st.st_uid != os.getuid():
             return f"set AGENTTY_HOME to a directory of yours ({path} is uid {st.st_uid}'s)"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.conftest import AGENTTY, agentty, start, wait_until
+from tests.reliability.conftest import AGENTTY, agentty, gone, start, wait_until
 
 BOUND = 30  # seconds: far more than any of these takes; a hang is what is tested
 
@@ -148,8 +148,6 @@ def test_a_spawner_whose_description_is_replaced_steps_down(
     while it served every start, until its idle exit ten minutes later."""
     import json
 
-    import psutil
-
     from tests.helpers.spawner import ready_spawner
 
     monkeypatch.setenv("AGENTTY_SPAWNER", "1")
@@ -160,7 +158,7 @@ def test_a_spawner_whose_description_is_replaced_steps_down(
     described.mkdir()
     doctor = _run("doctor")
     assert f"FAIL  spawner: {described} is not a regular file" in doctor.stdout, doctor.stdout
-    wait_until(lambda: not psutil.pid_exists(pid), timeout=30)  # (it looks every 0.5 s)
+    wait_until(lambda: gone(pid), timeout=30)  # (it looks every 0.5 s)
     assert described.is_dir()  # what somebody put there is theirs
     described.rmdir()
     assert json.loads(_run("status", "--json").stdout)["spawner"] is None

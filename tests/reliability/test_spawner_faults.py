@@ -578,7 +578,7 @@ def test_a_spawner_that_cannot_describe_itself_exits_cleanly(
         wait_until(described.exists, timeout=30)
         pid = json.loads(described.read_text())["pid"]
         filler = _fill(agentty_home)
-        wait_until(lambda: not psutil.pid_exists(pid), timeout=30)
+        wait_until(lambda: gone(pid), timeout=30)
         assert [p.name for p in agentty_home.iterdir() if p.name.startswith(".spawner")] == []
         filler.unlink()
         monkeypatch.delenv("AGENTTY_FAILPOINTS")
