@@ -72,10 +72,12 @@ def run_holds(home: Path) -> bool:
     return any("held: " in log.read_text() for log in (home / "logs").glob("*.log"))
 
 
-def sigint_default() -> None:
-    """`preexec_fn` for a command a test interrupts with SIGINT: a harness run in the
-    background (`cmd &` in a script) ignores SIGINT, its children inherit that, and a
-    Python that starts with it ignored has no Ctrl-C (KeyboardInterrupt) at all."""
+def signals_default() -> None:
+    """`preexec_fn` for a command a test interrupts with SIGINT, SIGTERM or SIGHUP: a
+    harness run in the background (`cmd &` in a script) ignores SIGINT, one under `nohup`
+    SIGHUP, its children inherit that, and agentty leaves an ignored signal ignored (a
+    Python started with SIGINT ignored has no Ctrl-C at all)."""
     import signal
 
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)

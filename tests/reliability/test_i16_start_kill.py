@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from agentty_core.state.store import LOCK_TIMEOUT
-from tests.helpers.cli import sigint_default
+from tests.helpers.cli import signals_default
 from tests.reliability.conftest import (
     AGENTTY,
     agentty,
@@ -261,7 +261,7 @@ def _starting(env: dict[str, str], failpoints: str, seconds: str) -> subprocess.
     return subprocess.Popen(
         [AGENTTY, "start", "--", "sleep", seconds],
         env={**env, "AGENTTY_FAILPOINTS": failpoints},
-        preexec_fn=sigint_default,  # interrupted with SIGINT by the tests
+        preexec_fn=signals_default,  # interrupted with SIGINT by the tests
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -412,7 +412,7 @@ def test_a_start_run_under_nohup_is_not_ended_by_sighup(agentty_home: Path) -> N
     """SIGHUP ignored when `start` began (`nohup`): it undid the start and exited 129."""
 
     def ignore_hup() -> None:
-        sigint_default()
+        signals_default()
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
     proc = subprocess.Popen(

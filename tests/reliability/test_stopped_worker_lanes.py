@@ -20,7 +20,7 @@ from tests.helpers.cli import (
     agentty,
     agentty_json,
     run_holds,
-    sigint_default,
+    signals_default,
     wait_until,
 )
 from tests.integration.test_hotpath import LANE_CHECK
@@ -361,7 +361,7 @@ def test_input_of_a_caller_that_is_gone_is_not_typed_when_the_worker_resumes(
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                preexec_fn=sigint_default,
+                preexec_fn=signals_default,
             )
             wait_until(functools.partial(_waiting_for_answer, proc.pid))  # its request sent
             proc.send_signal(signal.SIGINT)

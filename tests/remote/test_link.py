@@ -21,7 +21,7 @@ from agentty_core.ownership import lock_held
 from agentty_core.remote import link as linkmod
 from agentty_core.remote.hosts import resolve
 from agentty_core.spawning import LOCK_NAME
-from tests.helpers.cli import AGENTTY, agentty, sigint_default, wait_until
+from tests.helpers.cli import AGENTTY, agentty, signals_default, wait_until
 from tests.remote.conftest import HOST, Link
 
 PYTHON = sys.executable
@@ -324,7 +324,7 @@ def waiting_through_link(home: Path, text: str) -> Iterator[subprocess.Popen[byt
     killed at the end if it is still waiting."""
     waiting = subprocess.Popen(
         [AGENTTY, "--host", HOST, "wait", "--text", text, "--timeout", "60"],
-        preexec_fn=sigint_default,  # interrupted with SIGINT by some tests
+        preexec_fn=signals_default,  # interrupted with SIGINT by some tests
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
