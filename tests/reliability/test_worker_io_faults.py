@@ -374,14 +374,13 @@ def test_a_final_screen_that_did_not_fit_is_saved_once_there_is_room(agentty_hom
         wait_until(lambda: _worker_gone(rec), timeout=15)
 
 
-def test_a_final_screen_over_the_callers_file_size_limit_is_saved(agentty_home: Path) -> None:
-    """`ulimit -f` of the caller, inherited by the worker for its program: the final screen
-    failed with EFBIG and was lost. The limit is the program's: the worker lifts its own
-    soft limit (up to the hard one) for the write."""
+def _exited_under_a_file_size_limit(hard: int) -> dict[str, Any]:
+    """A session started with a 16 KiB soft file size limit (and `hard`), its screen
+    larger, that exits; its start record."""
     import resource
 
     def limited() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024, resource.RLIM_INFINITY))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024, hard))
 
     proc = subprocess.run(
         [AGENTTY, "start", "--json", "--", "sh", "-c", "seq 1 5000; echo READY; read x; exit 3"],
@@ -391,10 +390,20 @@ def test_a_final_screen_over_the_callers_file_size_limit_is_saved(agentty_home: 
         preexec_fn=limited,
     )
     assert proc.returncode == 0, proc.stderr
-    rec = json.loads(proc.stdout)
+    rec: dict[str, Any] = json.loads(proc.stdout)
+    agentty("wait", "-s", rec["id"], "--text", "READY", check=True)
+    agentty("text", "-s", rec["id"], "--enter", "go", check=True)
+    return rec
+
+
+def test_a_final_screen_over_the_callers_file_size_limit_is_saved(agentty_home: Path) -> None:
+    """`ulimit -f` of the caller, inherited by the worker for its program: the final screen
+    failed with EFBIG and was lost. The limit is the program's: the worker lifts its own
+    soft limit (up to the hard one) for the write."""
+    import resource
+
+    rec = _exited_under_a_file_size_limit(resource.RLIM_INFINITY)
     sid = rec["id"]
-    agentty("wait", "-s", sid, "--text", "READY", check=True)
-    agentty("text", "-s", sid, "--enter", "go", check=True)
     wait_until(lambda: _worker_gone(rec), timeout=30)
     assert _exit_code_shown(sid) == 3
     assert "READY" in agentty("get", "-s", sid, check=True).stdout
@@ -437,21 +446,6 @@ def test_a_final_screen_over_a_hard_file_size_limit_is_given_up_at_once(
 ) -> None:
     """`ulimit -f` in bash sets the hard limit too: nothing lifts it, and the worker tried
     again for ten minutes, its socket open, for nothing."""
-    import resource
-
-    def limited() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024, 16 * 1024))
-
-    proc = subprocess.run(
-        [AGENTTY, "start", "--json", "--", "sh", "-c", "seq 1 5000; echo READY; read x; exit 3"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        preexec_fn=limited,
-    )
-    assert proc.returncode == 0, proc.stderr
-    rec = json.loads(proc.stdout)
-    agentty("wait", "-s", rec["id"], "--text", "READY", check=True)
-    agentty("text", "-s", rec["id"], "--enter", "go", check=True)
+    rec = _exited_under_a_file_size_limit(16 * 1024)
     wait_until(lambda: _worker_gone(rec), timeout=15)
     assert record(rec["id"])["exitCode"] == 3
