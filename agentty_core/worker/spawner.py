@@ -221,12 +221,12 @@ class Spawner:
             if self._spare_wanted():
                 self._fork_spare()
             ready, _, _ = select.select([self.listener], [], [], wake)
+            if not self._description_is_ours():  # (looked at busy or idle: an lstat)
+                _log(f"{spawning.INFO_NAME} removed or replaced: exiting")
+                return
             if not ready:
                 if not self._socket_is_ours():
                     _log("socket removed or replaced: exiting")
-                    return
-                if not self._description_is_ours():
-                    _log(f"{spawning.INFO_NAME} removed or replaced: exiting")
                     return
                 continue
             try:
