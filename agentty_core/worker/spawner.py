@@ -643,7 +643,7 @@ def main() -> int:
     # The home is ours now: what a spawner killed outright left stopped is nobody's.
     spare.end_stopped_leftovers(spawner.home_name)
     try:
-        spawner.describe(ready=False)  # (an OSError here or below: `_cannot`)
+        spawner.describe(ready=False)  # (an OSError here or below: one log line, exit 1)
         try:
             _warm()
             forked.preload()
