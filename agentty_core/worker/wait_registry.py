@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from agentty_core.errors import EXIT_TIMEOUT, EXIT_USAGE
+from agentty_core.proc.inputstate import InputState
 from agentty_core.protocol import JSONObject
 from agentty_core.regexbudget import BUDGET, RegexTimeout
 from agentty_core.worker.answers import Later, Outcome, RequestFailed
@@ -31,20 +32,20 @@ class WaitRegistry(WorkerBase):
         if not self.waits or self.draining:
             return  # a drain is parsing output for a check that evaluates the waits next
         waiting = [(later, spec) for later, spec in self.waits.items() if not later.done()]
-        reading = any(spec.input for _later, spec in waiting) and self._reading()
+        read = self._reading() if any(spec.input for _later, spec in waiting) else None
         now = time.monotonic()
         next_stable: float | None = None
         for later, spec in waiting:
             if later.done():
                 continue
             try:
-                fired = self._evaluate(spec, now, reading)
+                fired = self._evaluate(spec, now, read is not None)
             except RequestFailed as exc:  # a runaway regex: this wait fails, not the others
                 later.resolve(exc)
                 continue
             if fired is not None:
                 try:
-                    answer: Outcome = self._wait_result(spec, fired)
+                    answer: Outcome = self._wait_result(spec, fired, read)
                 except Exception as exc:  # this wait's answer fails, not the output path
                     answer = exc
                 later.resolve(answer)
@@ -61,15 +62,20 @@ class WaitRegistry(WorkerBase):
                 loop.time() + max(0.0, next_stable - now) + 0.001, self._check_waits
             )
 
-    def _reading(self) -> bool:
-        """Whether the program waits for input, with all it drew before it blocked on the
-        screen. The state is probed first, then the output still in the PTY is parsed: the
-        program wrote it before it blocked, and an answer must not precede its prompt.
-        Input the worker still queues has not been given to the program: not reading yet."""
-        if self.pending_input or self.input_state()["state"] != "reading":
-            return False
+    def _reading(self) -> InputState | None:
+        """The input state if the program waits for input, with all it drew before it
+        blocked on the screen. The state is probed first, then the output still in the PTY
+        is parsed: the program wrote it before it blocked, and an answer must not precede its
+        prompt. Input the worker still queues has not been given to the program: not
+        reading yet. The state is what the answer reports: a second look could find the
+        program busy again, and say so in an answer that says it fired on a read."""
+        if self.pending_input:
+            return None
+        state = self.input_state()
+        if state["state"] != "reading":
+            return None
         self._drain_output()
-        return True
+        return state
 
     def _evaluate(self, spec: WaitSpec, now: float, reading: bool) -> Fired | None:
         """The condition that holds; RequestFailed for a regex that runs past its budget."""
@@ -110,10 +116,10 @@ class WaitRegistry(WorkerBase):
     def wait(self, spec: WaitSpec) -> JSONObject | Later:
         """The answer now if the condition already holds (the common case for an agent that
         waits right after typing a fast program's input), else a Later for it."""
-        reading = spec.input and self._reading()
-        fired = self._evaluate(spec, time.monotonic(), reading)
+        read = self._reading() if spec.input else None
+        fired = self._evaluate(spec, time.monotonic(), read is not None)
         if fired is not None:
-            return self._wait_result(spec, fired)
+            return self._wait_result(spec, fired, read)
         later = Later()
         self.waits[later] = spec
         timer = asyncio.get_running_loop().call_later(
@@ -143,8 +149,14 @@ class WaitRegistry(WorkerBase):
             )
         )
 
-    def _wait_result(self, spec: WaitSpec, fired: Fired) -> JSONObject:
-        result = self.screen_payload(scrollback=spec.scrollback, input=spec.input)
+    def _wait_result(
+        self, spec: WaitSpec, fired: Fired, read: InputState | None = None
+    ) -> JSONObject:
+        """The answer; `read` is the input state of the look that found the program
+        reading, if there was one."""
+        result = self.screen_payload(scrollback=spec.scrollback, input=spec.input and not read)
+        if spec.input and read is not None:
+            result["input"] = read
         result["fired"] = fired.condition
         result["elapsed_ms"] = round((time.monotonic() - spec.started) * 1000, 3)
         if fired.match is not None:

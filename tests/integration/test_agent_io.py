@@ -234,6 +234,20 @@ def test_a_go_tui_waiting_in_epoll_is_seen_reading(tmp_path: Path) -> None:
     agentty("kill", check=True)
 
 
+def test_a_wait_for_input_answers_with_the_read_that_fired_it(programs: Path) -> None:
+    """The answer's input state is the one that fired the wait: a program that reads only
+    now and then (under `sh`, the group's leader) was answered `fired: input` with a later
+    look, which found it busy and named `sh`."""
+    start("sh", "-c", f"{PY} {programs / 'flicker_reader.py'}; echo done")
+    agentty("wait", "--text", "flickering", "--timeout", "20", check=True)
+    for _ in range(30):
+        result = agentty_json("wait", "--input", "--timeout", "20")
+        assert result["fired"] == "input"
+        assert result["input"]["state"] == "reading", result["input"]
+        assert result["input"]["foreground"]["name"].startswith("python"), result["input"]
+    agentty("kill", check=True)
+
+
 @pytest.mark.skipif(shutil.which("fzf") is None, reason="fzf is not installed")
 def test_fzf_is_seen_reading_and_run_picks_with_keys() -> None:
     pick = "printf 'apple\\nbanana\\ncherry\\n' | fzf"
