@@ -95,8 +95,9 @@ class Peer:
 
     def gone(self) -> bool:
         """The client closed its socket: nobody reads what is answered (its input, left in
-        the socket while we were stopped, say, is not to be typed after it gave up)."""
-        return _hung_up(self.fd)
+        the socket while we were stopped, say, is not to be typed after it gave up). A
+        connection we closed is gone too: its number may be another connection's by now."""
+        return self.closed or _hung_up(self.fd)
 
     def take_lines(self) -> None:
         """Hand complete lines to the server, one at a time, unless one is still pending."""

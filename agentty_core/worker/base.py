@@ -89,6 +89,7 @@ class WorkerBase:
         self.recorder: Recorder | None = None
         self.background: set[asyncio.Task[None]] = set()  # see _in_background
         self.until: float | None = None  # the request being read: when its caller gives up
+        self.caller: Peer | None = None  # the connection of the request being read
 
     def _in_background(self, work: Coroutine[object, object, None]) -> None:
         """Run `work` as a task kept until it is done (the loop holds tasks only weakly)."""

@@ -80,6 +80,7 @@ class Requests(WorkerBase):
                 self._hold(peer)
                 return
             self.until = _until(message) if method in protocol.ACTING else None
+            self.caller = peer
             if _late(self.until):
                 raise RequestFailed("late", "the caller stopped waiting: not done")
             if method in protocol.ACTING and peer.gone():  # (interrupted: Ctrl-C, a kill)
@@ -223,7 +224,7 @@ class Requests(WorkerBase):
         enter = params.get("enter") is True
         until = self.until  # (this request's: the next one's is set before it is read)
         if part is not None and len(self.pending_input) + len(data) > INPUT_QUEUE:
-            return self._text_when_room(data, part, enter, result, until)
+            return self._text_when_room(data, part, enter, result, until, self.caller)
         with_enter = enter and self._reads_lines()
         reads = self._reads_so_far() if enter and not with_enter else None
         label = None if part in ("more", "last") else "text"
@@ -245,15 +246,24 @@ class Requests(WorkerBase):
         self.active_at = time.time()
 
     async def _text_when_room(
-        self, data: bytes, part: str, enter: bool, result: JSONObject, until: float | None
+        self,
+        data: bytes,
+        part: str,
+        enter: bool,
+        result: JSONObject,
+        until: float | None,
+        caller: Peer | None,
     ) -> JSONObject:
         """A part of a large input, answered once the program has read enough for it; not
-        typed if that comes too late for its caller."""
+        typed if that comes too late for its caller, or once its caller is gone (an
+        interrupted `text --file`: the parts before it were all it typed)."""
         if len(data) > INPUT_QUEUE:
             raise BadRequest(f"a part of input holds at most {INPUT_QUEUE} bytes")
         await self._room_for(len(data))
         if _late(until):
             raise RequestFailed("late", "the caller stopped waiting: not done")
+        if caller is not None and caller.gone():
+            raise RequestFailed("late", "the caller is gone: not done")
         self._type(data, "text" if part == "first" else None)
         return await self._enter_later(result, None, until) if enter else result
 

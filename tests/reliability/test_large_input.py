@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from agentty_core.input_steps import MAX_INPUT
+from agentty_core.input_steps import INPUT_PART, MAX_INPUT
+from tests.helpers.cli import AGENTTY, agentty_json, signals_default
 from tests.reliability.conftest import PYTHON, agentty, start
 
 # Reads exactly argv[1] bytes of raw input (no echo, no line discipline), then prints
@@ -132,4 +135,52 @@ def test_send_refuses_a_run_too_long_for_one_request_before_any_step(
     assert refused.returncode == 2, refused.stderr
     assert "more than one request carries" in refused.stderr, refused.stderr
     assert "got" not in agentty("get", "--session", sid, check=True).stdout  # no Enter
+    assert agentty("kill", "--session", sid).returncode == 0
+
+
+# Raw mode; reads nothing until the file argv[1] exists, then all that comes until a quiet
+# second, and prints the count.
+READS_WHEN_TOLD = """\
+import os, select, sys, time, tty
+tty.setraw(0)
+sys.stdout.write("held-ready\\r\\n"); sys.stdout.flush()
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.05)
+got = 0
+while select.select([0], [], [], 1.0)[0]:
+    got += len(os.read(0, 65536))
+sys.stdout.write(f"got {got}\\r\\n"); sys.stdout.flush()
+time.sleep(600)
+"""
+
+
+def test_a_part_of_a_large_input_whose_caller_is_gone_is_not_typed(
+    agentty_home: Path, tmp_path: Path
+) -> None:
+    """`text --file` interrupted while a part waited for the program to read: the worker
+    typed that part once there was room, after its caller had exited 130 (a single request
+    of a caller that is gone was already refused)."""
+    go = tmp_path / "go"
+    sid = start("--", PYTHON, "-c", READS_WHEN_TOLD, str(go))["id"]
+    agentty("wait", "--session", sid, "--text", "held-ready", check=True)
+    path = tmp_path / "payload.bin"
+    path.write_bytes(b"y" * (3 * INPUT_PART))  # two parts fill the worker's queue
+    sender = subprocess.Popen(
+        [AGENTTY, "text", "--session", sid, "--file", str(path)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=signals_default,
+    )
+    # The third part waits for room: the worker says so in its reply to nobody yet.
+    time.sleep(1.0)
+    assert sender.poll() is None, sender.communicate()
+    sender.send_signal(signal.SIGINT)
+    assert sender.wait(timeout=30) == 130
+    assert sender.stderr is not None
+    sender.stderr.close()
+    go.touch()
+    done = agentty_json("wait", "--session", sid, "--regex", r"got \d+", "--timeout", "30")
+    got = int(next(line for line in done["lines"] if line.startswith("got")).split()[1])
+    assert got <= 2 * INPUT_PART + (64 << 10), got  # the two queued parts (and the tty's)
     assert agentty("kill", "--session", sid).returncode == 0
