@@ -47,15 +47,20 @@ def _matches(pattern: str, lines: list[str]) -> bool:
     in the main thread, where its timer's signal arrives; elsewhere (the MCP server's
     threads) in a child process with a CPU limit, the only way to cut a catastrophic
     pattern short there."""
-    import re
     import threading
 
-    from agentty_core.regexbudget import BUDGET, RegexTimeout, bounded
+    from agentty_core.regexbudget import (
+        BUDGET,
+        InvalidRegex,
+        RegexTimeout,
+        bounded,
+        compile_pattern,
+    )
 
     try:
-        compiled = re.compile(pattern)
-    except re.error as exc:
-        raise BadRegex(f"invalid regex {pattern!r}: {exc}") from None
+        compiled = compile_pattern(pattern)
+    except InvalidRegex as exc:
+        raise BadRegex(str(exc)) from None
     too_long = BadRegex(
         f"regex {pattern!r} took over {BUDGET:g}s of CPU on the screen "
         "(nested repeats backtrack); simplify it"

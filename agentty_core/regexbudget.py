@@ -26,6 +26,25 @@ class RegexTimeout(Exception):
     """The regex ran past its budget."""
 
 
+class InvalidRegex(ValueError):
+    """A pattern that does not compile; its message is the one-line error the caller gives."""
+
+
+def compile_pattern(pattern: str) -> re.Pattern[str]:
+    """A caller's pattern compiled, or InvalidRegex. `re` parses by recursion: a pattern
+    nested too deeply raises RecursionError, not re.error (a worker error, and a traceback
+    of thousands of lines where nothing caught it)."""
+    shown = (
+        repr(pattern) if len(pattern) <= 80 else f"{pattern[:60]!r}... ({len(pattern)} characters)"
+    )
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise InvalidRegex(f"invalid regex {shown}: {exc}") from None
+    except (RecursionError, OverflowError):
+        raise InvalidRegex(f"invalid regex {shown}: nested too deeply") from None
+
+
 _spent = False  # the timer fired during this evaluation
 _searching = False  # the engine is running: the handler may end it
 _installed = False

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from agentty_core.protocol import BadRequest, JSONObject, finite
-from agentty_core.regexbudget import bounded
+from agentty_core.regexbudget import InvalidRegex, bounded, compile_pattern
 
 MAX_TIMEOUT = 24 * 3600.0
 
@@ -108,9 +108,9 @@ def parse_wait(params: JSONObject) -> WaitSpec:
     pattern = _opt_str(params, "regex")
     if pattern is not None:
         try:
-            spec.regex = re.compile(pattern)
-        except re.error as exc:
-            raise BadRequest(f"invalid regex {pattern!r}: {exc}") from None
+            spec.regex = compile_pattern(pattern)
+        except InvalidRegex as exc:
+            raise BadRequest(str(exc)) from None
     timeout = params.get("timeout", 30.0)
     if not finite(timeout) or not 0 <= float(timeout) <= MAX_TIMEOUT:  # type: ignore[arg-type]  # finite() checked the type
         raise BadRequest(f"timeout must be a number of seconds in 0..{MAX_TIMEOUT:g}")

@@ -234,6 +234,23 @@ def test_a_go_tui_waiting_in_epoll_is_seen_reading(tmp_path: Path) -> None:
     agentty("kill", check=True)
 
 
+def test_a_regex_nested_too_deeply_is_refused_in_one_line() -> None:
+    """`re` raises RecursionError, not re.error, for such a pattern: a running session's
+    worker answered "worker error: maximum recursion depth exceeded" (exit 1), an ended
+    session's wait printed a traceback of thousands of lines."""
+    deep = "(" * 2000 + ")" * 2000
+    for argv in (["cat"], ["sh", "-c", "exit 5"]):
+        sid = start(*argv)
+        if argv != ["cat"]:
+            agentty("wait", "--session", sid, "--exit", check=True)
+        refused = agentty("wait", "--session", sid, "--regex", deep, "--timeout", "1")
+        assert refused.returncode == 2, refused.stderr
+        assert refused.stderr.count("\n") == 1, refused.stderr[:500]
+        assert "invalid regex" in refused.stderr and "nested too deeply" in refused.stderr
+        if argv == ["cat"]:
+            agentty("kill", "--session", sid, check=True)
+
+
 def test_a_wait_for_input_answers_with_the_read_that_fired_it(programs: Path) -> None:
     """The answer's input state is the one that fired the wait: a program that reads only
     now and then (under `sh`, the group's leader) was answered `fired: input` with a later

@@ -39,6 +39,13 @@ async def test_each_bad_input_answers_its_message_and_code() -> None:
         assert code == "invalid_key" and "unknown key 'Ctrl+Banana'" in text
         text, code = error_of(await session.call_tool("wait", {"regex": "(", "timeout": 5}))
         assert code == "bad_regex" and "invalid regex '('" in text
+        deep = "(" * 2000 + ")" * 2000  # `re` cannot compile it: a RecursionError, not re.error
+        for tool, args in (
+            ("wait", {"regex": deep}),
+            ("send", {"args": ["x"], "wait": {"regex": deep}}),
+        ):
+            text, code = error_of(await session.call_tool(tool, args))
+            assert code == "bad_regex" and "nested too deeply" in text, text
         text, code = error_of(await session.call_tool("wait", {"text": "x", "timeout": -1}))
         assert code == "invalid_argument" and "timeout must be a number of seconds" in text
         text, code = error_of(await session.call_tool("wait", {"timeout": 1}))

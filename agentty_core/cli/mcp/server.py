@@ -70,12 +70,12 @@ def reflow(doc: str) -> str:
 def _wait_spec(**fields: object) -> WaitConditions:
     regex = fields.get("regex")
     if isinstance(regex, str):
-        import re
+        from agentty_core.regexbudget import InvalidRegex, compile_pattern
 
         try:
-            re.compile(regex)
-        except re.error as exc:
-            raise CodedUsageError(f"invalid regex {regex!r}: {exc}", "bad_regex") from None
+            compile_pattern(regex)
+        except InvalidRegex as exc:
+            raise CodedUsageError(str(exc), "bad_regex") from None
     return WaitConditions(**fields)  # type: ignore[arg-type]  # checked by WaitConditions
 
 
