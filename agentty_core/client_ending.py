@@ -48,6 +48,8 @@ class Ending(Connected):
         if is_live(rec) and self.worker_alive(rec):
             if silent == session_id:
                 return self._kill_without_worker(rec, grace, "worker did not answer in time")
+            if _stopped(rec.get("workerPid")):  # it would not answer the ping: not waited for
+                return self._kill_without_worker(rec, grace, "worker was stopped")
             try:
                 # A worker that cannot answer this (stopped, pinned) is not waited on for the
                 # whole kill: its processes are ended from here instead. A live but slow one
@@ -70,9 +72,10 @@ class Ending(Connected):
         """`kill` when the worker does not answer, or died during the kill: the same ladder,
         run from here over the worker and the program by the pid and start time the record
         keeps (a recycled pid is never signalled) and every process carrying the session's
-        marker (survivors of a dead worker). A stopped worker gets SIGCONT with SIGTERM, and
-        one that can act on it ends its session and records the exit itself; one that cannot
-        is killed, and the record then says the session is lost, with why."""
+        marker (survivors of a dead worker). A stopped worker gets SIGCONT with SIGHUP (which
+        it ignores) and runs again: one that can act ends its session and records the exit
+        itself; one that cannot is killed, and the record then says the session is lost,
+        with why."""
         from agentty_core.errors import KillNotConfirmed
         from agentty_core.proc.orphans import end_session
 
@@ -225,3 +228,9 @@ class Ending(Connected):
     def logs(self, ref: str | None = None) -> Path:
         rec = self.resolve(ref)
         return self.home.log_path(rec["id"])
+
+
+def _stopped(pid: object) -> bool:
+    from agentty_core.spawning import stopped
+
+    return isinstance(pid, int) and pid > 0 and stopped(pid)

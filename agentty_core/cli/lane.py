@@ -48,6 +48,9 @@ WAIT_CONDITIONS = (
 )
 REPEATABLE = frozenset({"get", "wait"})  # change nothing: the full path may ask again
 TIMEOUT = 5  # seconds, as the full path's default
+# `kill`: how long the ping is waited for before a look at whether the worker is stopped
+# (SIGSTOP, a debugger), which will not answer: its session is then ended from outside.
+STOPPED_LOOK = 0.05
 ACTING = ("text", "key", "signal", "resize")  # `protocol.ACTING`
 PING = b'{"v":1,"method":"ping","params":{}}\n'
 # A session whose worker did not answer within the full path's own wait (stopped, say):
@@ -108,11 +111,16 @@ def fast_lane(words: list[str]) -> int | None:
         except OSError:
             return None  # not sent (a send either fails whole here or is a short line)
         rest = bytearray()  # the kill's answer may come in the ping's read
-        reply = hotread.read_reply(sock, silent=hotread.SILENT, rest=rest)
+        if command == "kill":  # a stopped worker is seen at once, not after TIMEOUT
+            set_deadline(sock, _socket.SO_RCVTIMEO, STOPPED_LOOK)
+            reply = hotread.read_reply(sock, silent=hotread.SILENT, rest=rest)
+            if reply is hotread.SILENT and not _stopped(peer_pid):
+                set_deadline(sock, _socket.SO_RCVTIMEO, TIMEOUT - STOPPED_LOOK)
+                reply = hotread.read_reply(sock, silent=hotread.SILENT, rest=rest)
+        else:
+            reply = hotread.read_reply(sock, silent=hotread.SILENT, rest=rest)
         if reply is hotread.SILENT:
-            from agentty_core.spawning import stopped
-
-            if stopped(peer_pid):
+            if _stopped(peer_pid):
                 global silent_worker
                 silent_worker = sid  # `kill` then ends it from outside at once
                 if command == "kill":
@@ -215,6 +223,12 @@ def _answer_within(args: Namespace) -> float:
     if args.command == "kill":
         return float(args.timeout) * 3 + 10
     return TIMEOUT
+
+
+def _stopped(pid: int) -> bool:
+    from agentty_core.spawning import stopped
+
+    return stopped(pid)
 
 
 def set_deadline(sock: socket, option: int, seconds: float) -> None:

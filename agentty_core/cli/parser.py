@@ -348,9 +348,9 @@ def _kill(sub: Subparsers) -> None:
     p = sub.add_parser(
         "kill",
         help="end the session's whole process tree and confirm it",
-        description="SIGHUP, then SIGTERM (+SIGCONT), then SIGKILL to the session's process "
-        "group, session and descendants, each after a grace period; exits 0 only once "
-        "nothing is left.",
+        description="SIGHUP, then SIGTERM (each with SIGCONT: a stopped process acts on "
+        "neither), then SIGKILL to the session's process group, session and descendants, "
+        "each after a grace period; exits 0 only once nothing is left.",
     )
     _session_option(p)
     p.add_argument(

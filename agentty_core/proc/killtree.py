@@ -1,19 +1,21 @@
 """Ending a session's whole process tree, and confirming it is gone.
 
-The ladder is tmux's and systemd's: SIGHUP, a grace period, SIGTERM with SIGCONT (a stopped
-process does not act on SIGTERM), another grace period, SIGKILL, then wait until nothing is
-left. Targets are re-enumerated every round, since processes fork while being killed. A
-target is a pid with its start time: a signal goes through a pidfd opened before /proc is
-checked to still show that start time (psutil's handle, for the orphan sweep's targets,
-refuses a changed one too), so a recycled pid is never signalled. A session's processes are
-found with one read of /proc/<pid>/stat per process: no psutil, whose import and three
-reads a process made every look of a kill several times slower.
+The ladder is tmux's and systemd's: SIGHUP, a grace period, SIGTERM, another grace period,
+SIGKILL, then wait until nothing is left. SIGHUP and SIGTERM come with SIGCONT, as a shell's
+SIGHUP to its stopped jobs: a stopped process acts on neither (a stopped worker, which
+ignores SIGHUP, runs again, sees its program end and records it). Targets are re-enumerated
+every round, since processes fork while being killed. A target is a pid with its start time:
+a signal goes through a pidfd opened before /proc is checked to still show that start time
+(psutil's handle, for the orphan sweep's targets, refuses a changed one too), so a recycled
+pid is never signalled. A session's processes are found with one read of /proc/<pid>/stat
+per process: no psutil, whose import and three reads a process made every look of a kill
+several times slower.
 
 The ladder is a generator that yields a `Pause`: until a deadline or until one of the
 processes it signalled ends, whichever comes first. The worker waits for that on its event
 loop (it keeps serving other clients meanwhile), the CLI with `poll`; both watch pidfds, so
-the end is confirmed the moment the last process is gone, not on a polling tick. Where pidfds
-are not available (Linux < 5.3, another OS) a pause is a short sleep, as before.
+the end is confirmed the moment the last process is gone, not on a polling tick. Where
+pidfds are not available (Linux < 5.3, another OS) a pause is a short sleep, as before.
 """
 
 from __future__ import annotations
@@ -414,7 +416,8 @@ def _send(procs: Sequence[Handle], sig: int) -> None:
 def ladder(
     targets: Callable[[], Sequence[Handle]], grace: float = 2.0
 ) -> Generator[Pause, None, KillResult]:
-    """HUP -> TERM(+CONT) -> KILL over `targets()`; yields how long to wait between checks."""
+    """HUP(+CONT) -> TERM(+CONT) -> KILL over `targets()`; yields how long to wait between
+    checks."""
     result = KillResult()
     protected = protected_pids()
 
@@ -422,7 +425,7 @@ def ladder(
         return [p for p in alive(targets()) if p.pid not in protected]
 
     steps: list[tuple[str, tuple[int, ...], float]] = [
-        ("SIGHUP", (signal.SIGHUP,), grace),
+        ("SIGHUP", (signal.SIGHUP, signal.SIGCONT), grace),
         ("SIGTERM", (signal.SIGTERM, signal.SIGCONT), grace),
         ("SIGKILL", (signal.SIGKILL,), max(grace, 2.0)),
     ]

@@ -95,7 +95,7 @@ def end(orphans: list[Orphan], grace: float = 1.0) -> KillResult:
 def end_session(
     home: Home, session_id: str, known: list[tuple[object, object]], grace: float
 ) -> tuple[KillResult, list[int]]:
-    """HUP -> TERM (+CONT) -> KILL a session's processes without its worker: those the record
+    """HUP -> TERM (each +CONT) -> KILL a session's processes without its worker: those the record
     names by (pid, start token), the worker and the program, and every process carrying the
     session's marker, gathered afresh each round; with the pids it went after. A handle is
     made before the identity check, so the handle (which refuses to signal a reused pid)
