@@ -9,7 +9,6 @@ channel and a wait is answered the moment the remote screen matches.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import threading
@@ -68,8 +67,7 @@ class RemoteClient:
         """End the command-line calls in flight, from any thread (each raises in its own):
         a dashboard that quits never waits for a host that does not answer."""
         for proc in list(self._running):
-            with contextlib.suppress(OSError):
-                proc.kill()
+            transport.end_group(proc)
 
     def close(self) -> None:
         """End the relays kept open (the sessions run on)."""

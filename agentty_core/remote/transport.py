@@ -28,7 +28,8 @@ from agentty_core.ownership import private_dir as private_dir  # hosts.py's, too
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
+    from typing import IO
 
     from agentty_core.remote.hosts import Host
 
@@ -370,6 +371,14 @@ def classify(host: Host, code: int, stderr: str) -> TransportError | None:
     (and its answer, error or not, is the caller's)."""
     name = host.name
     said = _last_line(stderr)
+    if code < 0:  # the transport itself was killed (a signal): no answer came
+        what = "ssh" if host.command is None else repr(host.command[0])
+        return TransportError(
+            name,
+            "lost",
+            f"{name}: {what} was ended by signal {-code} before the answer came; run the "
+            f"command again, and 'agentty doctor --host {name}' if it keeps failing",
+        )
     if code in (126, 127) and not any(line.startswith("agentty: ") for line in stderr.splitlines()):
         key = f'agentty = "/path/to/agentty" in [hosts.{name}] of hosts.toml'
         return TransportError(
@@ -486,17 +495,95 @@ def _spawn_and_wait(host: Host, argv: list[str], stdin: bool) -> tuple[int, str]
         raise spawn_error(host, argv, exc) from None
     finally:
         os.close(write_end)
-    chunks = []
+    status: list[int] = []
+
+    def exited() -> bool:
+        if not status:
+            done, code = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status.append(code)
+        return bool(status)
+
     try:
-        while chunk := os.read(read_end, 1 << 16):
-            chunks.append(chunk)
+        said = collect([read_end], exited)
     except KeyboardInterrupt:
-        os.waitpid(pid, 0)  # it got the same SIGINT
+        if not status:
+            os.waitpid(pid, 0)  # it got the same SIGINT
         raise
     finally:
         os.close(read_end)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status), b"".join(chunks).decode("utf-8", "replace")
+    if not status:
+        status.append(os.waitpid(pid, 0)[1])
+    assert said is not None  # (no deadline)
+    return os.waitstatus_to_exitcode(status[0]), said[0].decode("utf-8", "replace")
+
+
+LINGER = 0.5  # seconds pipes are still read once the process they were given to has exited
+_LOOK = 0.1  # seconds between looks at whether it has, while they stay open
+
+
+def collect(
+    fds: list[int],
+    exited: Callable[[], bool],
+    deadline: float | None = None,
+    feed: tuple[IO[bytes], bytes] | None = None,
+) -> list[bytes] | None:
+    """What comes on the pipes `fds` until each ends; None once `deadline` (monotonic)
+    passed first. Once `exited()` says their process has, they are read for LINGER more
+    at most: a process it left running (a `command` prefix's), or the ssh master it handed
+    them to (a multiplexed channel), may hold them open for as long as it runs, and the
+    answer is in by then. `feed`: a pipe to write those bytes to meanwhile (then closed)."""
+    import select
+    import time
+
+    got = {fd: bytearray() for fd in fds}
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    open_fds = set(fds)
+    pending = memoryview(feed[1]) if feed is not None else None
+    feed_fd = -1
+    if feed is not None:
+        if pending:
+            feed_fd = feed[0].fileno()
+            os.set_blocking(feed_fd, False)
+            poller.register(feed_fd, select.POLLOUT)
+        else:
+            feed[0].close()
+    ended_at: float | None = None
+    while open_fds:
+        now = time.monotonic()
+        if ended_at is None and exited():
+            ended_at = now
+        wait = _LOOK
+        if deadline is not None:
+            if now >= deadline:
+                return None
+            wait = min(wait, deadline - now)
+        if ended_at is not None:
+            if now >= ended_at + LINGER:
+                break
+            wait = min(wait, ended_at + LINGER - now)
+        for fd, _events in poller.poll(wait * 1000):
+            if feed is not None and fd == feed_fd:
+                assert pending is not None
+                try:
+                    pending = pending[os.write(fd, pending[: 1 << 16]) :]
+                except BlockingIOError:
+                    continue
+                except OSError:  # (it stopped reading: what it answers says why)
+                    pending = pending[:0]
+                if not pending:
+                    poller.unregister(fd)
+                    feed[0].close()  # (the file object's: closed once, by it)
+                continue
+            chunk = os.read(fd, 1 << 16)
+            if chunk:
+                got[fd] += chunk
+            else:
+                poller.unregister(fd)
+                open_fds.discard(fd)
+    return [bytes(got[fd]) for fd in fds]
 
 
 def _run_with_input(host: Host, argv: list[str], data: bytes) -> int:
@@ -556,36 +643,71 @@ def _capture(
     timeout: float | None,
     running: set[subprocess.Popen[bytes]] | None,
 ) -> tuple[int, bytes, str]:
+    import contextlib
     import subprocess
+    import time
 
+    began = time.monotonic()
     try:
+        # In a group of its own: given up on, it is ended with what it started (a `command`
+        # prefix's shell and its children), which would hold its pipes open.
         proc = subprocess.Popen(
             argv,
             stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=child_env(),
+            start_new_session=True,
         )
     except OSError as exc:
         raise spawn_error(host, argv, exc) from None
     if running is not None:
         running.add(proc)
+    assert proc.stdout is not None and proc.stderr is not None
+    deadline = None if timeout is None else began + timeout
+    feed = None if proc.stdin is None else (proc.stdin, input or b"")
+    gave_up = True
     try:
-        out, err = proc.communicate(input, timeout=timeout)
+        got = collect(
+            [proc.stdout.fileno(), proc.stderr.fileno()],
+            lambda: proc.poll() is not None,
+            deadline,
+            feed,
+        )
+        if got is not None:
+            left = None if deadline is None else max(LINGER, deadline - time.monotonic())
+            proc.wait(left)  # (its pipes ended, or it did: a moment at most)
+            gave_up = False
     except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        raise TransportError(
-            host.name, "timeout", f"{host.name}: no answer within {timeout:g} s"
-        ) from None
+        got = None
     finally:
         if running is not None:
             running.discard(proc)
+        if gave_up:
+            end_group(proc)
+        proc.wait()
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+    if got is None:
+        raise TransportError(host.name, "timeout", f"{host.name}: no answer within {timeout:.3g} s")
+    out, err = got
     stderr = err.decode("utf-8", "replace")
     failure = classify(host, proc.returncode, stderr)
     if failure is not None:
         raise failure
     return proc.returncode, out, stderr
+
+
+def end_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL to a `capture` process and what it started (its own process group, whose id
+    is not reused while any of them is left)."""
+    import contextlib
+    import signal
+
+    with contextlib.suppress(OSError):  # all gone already
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def open_pipe(

@@ -1,0 +1,99 @@
+"""A `command` transport (`docker exec -i box`'s place) that fails, hangs or is killed: each
+call ends in a bounded time, in one line with exit code 4, and leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from agentty_core.errors import TransportError
+from agentty_core.remote.client import RemoteClient
+from tests.helpers.cli import AGENTTY
+
+# Runs instead of the remote agentty: a shell that leaves a child holding its pipes (the
+# way a `command` prefix's process, or the ssh master a channel's pipes were handed to,
+# holds them), then hangs, or is killed.
+HANGS = "sleep 3600 & wait"
+KILLED = "sleep 3600 & kill -9 $$"
+
+
+@pytest.fixture
+def hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    config = tmp_path / "config"
+    (config / "agentty").mkdir(parents=True)
+    (config / "agentty" / "hosts.toml").write_text(
+        f'[hosts.hangs]\ncommand = ["sh", "-c", "{HANGS}", "sh"]\n'
+        f'[hosts.killed]\ncommand = ["sh", "-c", "{KILLED}", "sh"]\n'
+    )
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
+    monkeypatch.setenv("AGENTTY_LINK", "0")  # the call itself, not the kept link
+    yield config
+    for proc in psutil.process_iter(["cmdline"]):  # what a failing fix would leave
+        if proc.info["cmdline"] == ["sleep", "3600"] and proc.ppid() in (1, os.getpid()):
+            proc.kill()
+
+
+def _sleepers() -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "3600"]]
+
+
+def test_a_call_given_up_on_ends_in_its_time_and_ends_what_the_transport_started(
+    hosts: Path,
+) -> None:
+    """The timeout killed the transport and then read its pipes to their end: a process it
+    left held them, and the call (`doctor --host`, the dashboard's poll) never ended."""
+    before = len(_sleepers())
+    began = time.monotonic()
+    with pytest.raises(TransportError) as failed:
+        RemoteClient("hangs").cli(["status"], timeout=1.0)
+    assert time.monotonic() - began < 5
+    assert failed.value.reason == "timeout" and "no answer within 1 s" in str(failed.value)
+    assert len(_sleepers()) == before  # its child went with it
+
+
+def test_an_aborted_call_ends_at_once(hosts: Path) -> None:
+    """A dashboard that quits aborts its calls: the poll's thread stayed blocked on the
+    pipes the transport's child held (the dashboard's process lived on after `q`)."""
+    client = RemoteClient("hangs")
+    failed: list[BaseException] = []
+
+    def poll() -> None:
+        try:
+            client.cli(["status"], timeout=600)
+        except Exception as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=poll)
+    thread.start()
+    time.sleep(0.5)
+    client.abort()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+    assert failed and isinstance(failed[0], TransportError), failed
+
+
+def test_a_killed_transport_is_a_lost_link_in_one_line_at_once(hosts: Path) -> None:
+    """Killed by a signal, the transport exited -9: the CLI exited 247 without a word, and
+    only once the process that held its stderr ended."""
+    began = time.monotonic()
+    # (stdout is the caller's, passed through: the shell's child holds it, as it would hold a
+    # terminal; a pipe read here to its end would wait for that child.)
+    done = subprocess.run(
+        [AGENTTY, "--host", "killed", "status"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+    )
+    assert time.monotonic() - began < 10
+    assert done.returncode == 4, (done.returncode, done.stderr)
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "killed: 'sh' was ended by signal 9" in done.stderr, done.stderr
