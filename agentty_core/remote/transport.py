@@ -596,12 +596,19 @@ def _run_with_input(host: Host, argv: list[str], data: bytes) -> int:
         )
     except OSError as exc:
         raise spawn_error(host, argv, exc) from None
+    assert proc.stdin is not None and proc.stderr is not None
     try:
-        _, err = proc.communicate(data)
+        said = collect(
+            [proc.stderr.fileno()], lambda: proc.poll() is not None, feed=(proc.stdin, data)
+        )
     except KeyboardInterrupt:
         proc.wait()  # it got the same SIGINT
         raise
-    stderr = err.decode("utf-8", "replace")
+    finally:
+        proc.stderr.close()
+    proc.wait()
+    assert said is not None  # (no deadline)
+    stderr = said[0].decode("utf-8", "replace")
     failure = classify(host, proc.returncode, stderr)
     if failure is not None:
         raise failure

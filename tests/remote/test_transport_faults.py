@@ -97,3 +97,21 @@ def test_a_killed_transport_is_a_lost_link_in_one_line_at_once(hosts: Path) -> N
     assert done.returncode == 4, (done.returncode, done.stderr)
     assert done.stderr.count("\n") == 1, done.stderr
     assert "killed: 'sh' was ended by signal 9" in done.stderr, done.stderr
+
+
+def test_a_killed_transport_given_input_is_a_lost_link_too(hosts: Path, tmp_path: Path) -> None:
+    """`text --file` sends the file on the transport's stdin: the same end, the same line."""
+    typed = tmp_path / "typed.txt"
+    typed.write_text("hello\n")
+    began = time.monotonic()
+    done = subprocess.run(
+        [AGENTTY, "--host", "killed", "text", "--file", str(typed)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+    )
+    assert time.monotonic() - began < 10
+    assert done.returncode == 4, (done.returncode, done.stderr)
+    assert "killed: 'sh' was ended by signal 9" in done.stderr, done.stderr
