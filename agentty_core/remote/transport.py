@@ -188,7 +188,7 @@ def share_master(
                 if time.monotonic() >= deadline:
                     return  # the one starting it is slow: connect on our own
                 time.sleep(0.005)
-        if _master_answers(path):
+        if _master_answers(path, clear=True):
             return
         said = _failed_since(path, asked_at)
         if said is None:
@@ -256,18 +256,59 @@ def give_back(slot: int) -> None:
             os.close(slot)
 
 
-def _master_answers(path: str) -> bool:
-    """A master listens on `path` (a socket left by a dead one refuses)."""
+HELLO_WAIT = 1.0  # a master greets a connection at once: one silent this long is wedged
+
+
+def _master_answers(path: str, *, clear: bool = False) -> bool:
+    """A master listens on `path` and greets us (ssh's mux hello). A socket left by a dead
+    one refuses; a stopped one accepts (the kernel does it for it) and says nothing, and
+    every call made a channel on it would wait for ever. `clear` (under the host's lock): a
+    silent master's socket is removed so that a new one can take its place, and the
+    master is killed if it is ours and stopped (SIGSTOP, a debugger)."""
     import _socket
 
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     try:
         sock.connect(path)
+        sock.settimeout(HELLO_WAIT)
+        try:
+            if sock.recv(64):
+                return True
+        except TimeoutError:
+            pass
+        if clear:
+            _clear_silent_master(path)
     except OSError:
-        return False
+        pass
     finally:
         sock.close()
-    return True
+    return False
+
+
+def _clear_silent_master(path: str) -> None:
+    """Remove a silent master's socket, and kill the master if it is stopped: found by its
+    command line (`ssh -f` forked after it bound the socket, so the socket's peer pid is
+    its parent's, gone), among our own processes."""
+    import contextlib
+    import signal
+
+    from agentty_core.spawning import stopped
+
+    os.unlink(path)
+    wanted = f"ControlPath={path}".encode()
+    for name in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if not name.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{name}").st_uid != os.getuid():
+                continue
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                words = f.read().split(b"\0")
+        except OSError:
+            continue
+        if wanted in words and b"-N" in words and stopped(int(name)):
+            with contextlib.suppress(OSError):  # gone meanwhile
+                os.kill(int(name), signal.SIGKILL)
 
 
 def _failed_since(path: str, since: float) -> str | None:

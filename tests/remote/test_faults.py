@@ -3,8 +3,10 @@ a host key that does not match. Each is the transport's exit code (4) and one li
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -155,3 +157,39 @@ def test_a_master_slow_to_connect_keeps_to_the_callers_limit(
         transport.capture(host, ["status", "--json"], agentty_home, timeout=1.0)
     assert raised.value.reason == "timeout"
     assert time.monotonic() - began < transport.connect_timeout()  # its limit, not ssh's
+
+
+def _master_pid(socket_path: Path) -> int:
+    import psutil
+
+    (pid,) = [
+        p.pid
+        for p in psutil.process_iter(["cmdline"])
+        if f"ControlPath={socket_path}" in (p.info["cmdline"] or []) and "-N" in p.info["cmdline"]
+    ]
+    return pid
+
+
+def test_a_stopped_master_is_replaced(link: Link, agentty_home: Path) -> None:
+    """A stopped ssh master still accepts connections (the kernel does it for it) and never
+    greets them: every call hung with no limit. It is seen silent, killed (it is ours) and
+    replaced. (Through the link: `test_link.py`.)"""
+    assert_stopped_master_replaced(agentty_home, {**os.environ, "AGENTTY_LINK": "0"})
+
+
+def assert_stopped_master_replaced(agentty_home: Path, env: dict[str, str]) -> None:
+    import psutil
+
+    assert agentty("--host", HOST, "status", "-q", env=env, timeout=60).returncode == 0
+    (control,) = [p for p in (agentty_home / "ssh").glob("*") if p.is_socket()]
+    master = _master_pid(control)
+    os.kill(master, signal.SIGSTOP)
+    try:
+        again = agentty("--host", HOST, "status", "--json", env=env, timeout=60)
+        assert again.returncode == 0, again.stderr
+        assert json.loads(again.stdout)["sessions"] == []
+        assert not psutil.pid_exists(master) or psutil.Process(master).status() == "zombie"
+        assert _master_pid(control) != master
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(master, signal.SIGCONT)

@@ -578,3 +578,11 @@ def test_an_answer_through_the_link_to_a_full_stdout_is_one_line(
         )
     assert proc.returncode == 1
     assert proc.stderr == "agentty: error: cannot write the output: No space left on device\n"
+
+
+def test_a_stopped_master_under_the_link_is_replaced(linked: Link, agentty_home: Path) -> None:
+    """The link's channel is on the master too: the link gives up on it, and the call
+    going the ssh way finds the master silent and replaces it (it hung with no limit)."""
+    from tests.remote.test_faults import assert_stopped_master_replaced
+
+    assert_stopped_master_replaced(agentty_home, {**os.environ, "AGENTTY_LINK": "1"})
