@@ -277,8 +277,11 @@ def _report(name: str, checks: list[dict[str, object]], as_json: bool) -> int:
 
         sys.stdout.write(json.dumps({"ok": ok, "host": name, "checks": checks}) + "\n")
     else:
+        from agentty_core.cli.hotread import shown  # the remote side's words, escaped
+
         for check in checks:
-            print(f"{'ok  ' if check['ok'] else 'FAIL'}  {check['name']}: {check['detail']}")
+            mark = "ok  " if check["ok"] else "FAIL"
+            print(f"{mark}  {shown(str(check['name']))}: {shown(str(check['detail']))}")
             if not check["ok"] and check["fix"]:
-                print(f"      fix: {check['fix']}")
+                print(f"      fix: {shown(str(check['fix']))}")
     return 0 if ok else 1

@@ -115,3 +115,24 @@ def test_a_killed_transport_given_input_is_a_lost_link_too(hosts: Path, tmp_path
     assert time.monotonic() - began < 10
     assert done.returncode == 4, (done.returncode, done.stderr)
     assert "killed: 'sh' was ended by signal 9" in done.stderr, done.stderr
+
+
+def test_doctor_shows_the_remote_side_s_words_escaped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A remote `agentty --version` and `doctor` that print escape sequences (a title set, a
+    bell): doctor's report printed them as they came."""
+    config = tmp_path / "config"
+    (config / "agentty").mkdir(parents=True)
+    fake = r"printf 'agentty 0.0.1\033]0;TITLE\007\n'; printf 'warn\033[5m\n' >&2"
+    (config / "agentty" / "hosts.toml").write_text(
+        f'[hosts.fake]\ncommand = ["sh", "-c", "{fake}", "sh"]\n'.replace("\\", "\\\\")
+    )
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
+    done = subprocess.run(
+        [AGENTTY, "doctor", "--host", "fake"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1, done.stderr
+    assert "\x1b" not in done.stdout and "\x07" not in done.stdout, done.stdout
+    assert r"agentty 0.0.1\x1b]0;TITLE\x07 there" in done.stdout, done.stdout
+    assert r"no report (warn\x1b[5m)" in done.stdout, done.stdout
