@@ -1,4 +1,5 @@
-"""How a screen's lines read as text: one definition for every place that trims them.
+"""How a screen's lines read as text: one definition for every place that trims them; and
+how a program's or a remote side's own words are shown to a person (`printable`).
 
 The emulator keeps each line as drawn (trailing blank cells already dropped). What a reader
 is given (`agentty get`, `Screen.text`, the MCP tools, `get --lines N` and an ended
@@ -18,3 +19,13 @@ def trim_lines(lines: Iterable[str]) -> list[str]:
     while out and not out[-1]:
         out.pop()
     return out
+
+
+def printable(text: str) -> str:
+    """`text` safe to show a person: what is not printable (ESC, BEL, CR, newlines, C1
+    controls, bidi overrides) is written as its escape (`\\x1b`), so a string a program or a
+    remote side controls (an argv, a command line, a reason) cannot set the title, write
+    the clipboard, reorder what is shown or break a line of a table."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)

@@ -10,6 +10,7 @@ from agentty_core.client import Client
 from agentty_core.errors import AgenttyError
 from agentty_core.proc.orphans import Orphan
 from agentty_core.proc.usage import Usage, UsageSampler
+from agentty_core.screen_text import printable
 from agentty_core.state.records import Record
 
 from .fleet import split_key
@@ -58,10 +59,11 @@ def end_text(record: Record) -> str:
 
 
 def program_of(record: Record) -> str:
+    """The program's name, escaped (its argv is the caller's, its bytes anything)."""
     argv = record.get("argv")
     if isinstance(argv, list) and argv:
-        return str(argv[0]).rsplit("/", 1)[-1]
-    return str(record.get("program") or "?")
+        return printable(str(argv[0]).rsplit("/", 1)[-1])
+    return printable(str(record.get("program") or "?"))
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import json
 import sys
 
 from agentty_core.protocol import JSONObject, str_list
-from agentty_core.screen_text import trim_lines
+from agentty_core.screen_text import printable, trim_lines
 
 PROG = "agentty"
 
@@ -37,13 +37,7 @@ def error(message: object) -> None:
     print(f"{PROG}: error: {shown(str(message))}", file=sys.stderr)
 
 
-def shown(text: str) -> str:
-    """`text` safe to print in a human-readable line: control characters (ESC, BEL, CR, C1,
-    newlines) are written as escapes (`\\x1b`), so a program-controlled string such as an
-    argv or a command line cannot set the title, write the clipboard or break the table."""
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+shown = printable  # a human-readable line's program-controlled text, escaped
 
 
 def screen_text(screen: JSONObject, key: str = "lines") -> str:

@@ -230,6 +230,12 @@ def _cache(stamp: tuple[object, ...], entries: dict[str, dict[str, object]]) -> 
 
 
 def _entry(name: str, entry: dict[str, object], path: str) -> Host:
+    if not name or name.startswith("-") or not name.isprintable() or any(c.isspace() for c in name):
+        # As a host string is refused: the name is shown in lines, tables and commands.
+        raise UsageError(
+            f"{path}: the host name {name!r} must not start with '-' nor hold whitespace or "
+            "control characters"
+        )
     where = f"{path} [hosts.{name}]"
     unknown = set(entry) - _KEYS
     if unknown:

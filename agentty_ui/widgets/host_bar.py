@@ -19,6 +19,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from agentty_core.errors import AgenttyError
+from agentty_core.screen_text import printable
 from agentty_core.state.records import Record
 
 from ..fleet import Fleet, host_label
@@ -27,8 +28,9 @@ MARKS = {"connecting": "…", "up": "●", "down": "✗"}
 
 
 def said(host: str, reason: str) -> str:
-    """`host: reason`, once (the link's errors already start with the host's name)."""
-    return reason if reason.startswith(f"{host}: ") else f"{host}: {reason}"
+    """`host: reason`, once (the link's errors already start with the host's name),
+    escaped: the reason may quote what the remote side or its transport printed."""
+    return printable(reason if reason.startswith(f"{host}: ") else f"{host}: {reason}")
 
 
 @dataclass(frozen=True)

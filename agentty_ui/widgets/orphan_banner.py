@@ -9,6 +9,7 @@ from textual.reactive import reactive
 from textual.widgets import Button, Static
 
 from agentty_core.proc.orphans import Orphan
+from agentty_core.screen_text import printable
 
 from ..model import format_age
 
@@ -17,7 +18,7 @@ def describe(orphans: list[Orphan], lost: list[str]) -> str:
     lines = []
     for orphan in orphans[:5]:
         lines.append(
-            f"pid {orphan.pid}  {orphan.command[:60]}  "
+            f"pid {orphan.pid}  {printable(orphan.command[:60])}  "
             f"(session {orphan.session_id}, {format_age(orphan.age_seconds)} old)"
         )
     if len(orphans) > 5:

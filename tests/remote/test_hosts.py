@@ -49,6 +49,20 @@ def test_entries(tmp_path: Path) -> None:
     assert resolve("other", path).destination == "other"
 
 
+@pytest.mark.parametrize("name", [r"esc\u001b]0;T\u0007x", r"nl\nx", "a b", "-o"])  # (TOML escapes)
+def test_entry_names_are_refused_as_host_strings_are(name: str, tmp_path: Path) -> None:
+    """An entry's name is shown in the dashboard's lines and in commands: one with a control
+    character set the terminal's title there (or split its line), though `--host` refused it."""
+    from agentty_core.remote.hosts import configured
+
+    path = tmp_path / "hosts.toml"
+    path.write_text(f'[hosts."{name}"]\nssh = "box"\n[hosts.ok]\nssh = "box"\n')
+    with pytest.raises(UsageError) as refused:
+        configured(path)
+    assert refused.value.args[0].isprintable(), refused.value
+    assert resolve("ok", path).destination == "box"  # (the other entries still serve)
+
+
 @pytest.mark.parametrize(
     "body",
     [

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from textual.widgets import Select, TabbedContent
@@ -173,3 +174,26 @@ async def test_host_down_with_its_reason_then_back(
         await pilot.press("enter", *"back again", "enter", "ctrl+right_square_bracket")
         await wait_for(pilot, lambda: "back again\nback again" in screen_text(app), 30)
         remote.kill(sid, grace=0.5)
+
+
+async def test_a_host_down_reason_is_shown_escaped(
+    local: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transport that fails saying escape sequences (a title set, blinking): the
+    dashboard's host-down line wrote them to the terminal as they came."""
+    config = tmp_path / "config"
+    (config / "agentty").mkdir(parents=True)
+    fails = r"printf 'Error: \033]0;TITLE\007 \033[5mBLINK\n' >&2; exit 1"
+    (config / "agentty" / "hosts.toml").write_text(
+        f'[hosts.fails]\ncommand = ["sh", "-c", "{fails}", "sh"]\n'.replace("\\", "\\\\")
+    )
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
+    app = create_app(
+        local, hosts=[RemoteClient("fails", timeout=3.0)], poll_interval=0.2, host_poll_interval=0.3
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        bar = app.query_one(HostBar)
+        await wait_for(pilot, lambda: "fails" in bar.down, 30)
+        line = str(bar.query_one("#host-down").render())
+        assert "\x1b" not in line and "\x07" not in line, repr(line)
+        assert r"\x1b]0;TITLE\x07" in line, line

@@ -48,3 +48,20 @@ async def test_session_text_is_shown_literally(client: Client, tmp_path: Path) -
         await wait_for(pilot, lambda: any(HOSTILE in n.message for n in app._notifications))
         assert all(not n.markup for n in app._notifications if HOSTILE in n.message)
         assert app.is_running
+
+
+def test_a_program_s_own_words_are_shown_escaped() -> None:
+    """An argv or an orphan's command line holding escape sequences: the program column and
+    the orphan banner wrote them to the terminal as they came (a title set, a bell)."""
+    import os
+
+    import psutil
+
+    from agentty_core.proc.orphans import Orphan
+    from agentty_ui.model import program_of
+    from agentty_ui.widgets.orphan_banner import describe
+
+    hostile = "a\x1b]0;TITLE\x07b\u202e"
+    assert program_of({"argv": [f"/bin/{hostile}"]}) == r"a\x1b]0;TITLE\x07b\u202e"
+    orphan = Orphan(1, "deadbeef", hostile, 5.0, psutil.Process(os.getpid()))
+    assert r"a\x1b]0;TITLE\x07b\u202e" in describe([orphan], [])
