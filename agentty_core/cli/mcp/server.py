@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, ParamSpec
 
@@ -25,7 +24,7 @@ from agentty_core.cli.mcp import schemas as s
 from agentty_core.cli.mcp.arguments import CheckedServer
 from agentty_core.cli.mcp.backend import Place, Sessions, in_thread
 from agentty_core.cli.mcp.errors import CodedUsageError, error_result
-from agentty_core.cli.mcp.view import blocks, page, plain
+from agentty_core.cli.mcp.view import blocks, json_text, page, plain
 from agentty_core.client import Client
 from agentty_core.errors import AgenttyError, WaitTimeout
 from agentty_core.input_steps import text_params
@@ -430,7 +429,7 @@ def build_server(client: Client | None = None) -> MCPServer:
         return CallToolResult(
             content=[
                 TextContent(type="text", text=screen),
-                TextContent(type="text", text=json.dumps(meta, ensure_ascii=False)),
+                TextContent(type="text", text=json_text(meta)),
             ],
             structured_content=data,
         )

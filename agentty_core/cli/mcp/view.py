@@ -74,7 +74,7 @@ def blocks(model: BaseModel, text_key: str = "screen") -> CallToolResult:
     meta = {k: v for k, v in data.items() if k not in (text_key, "ansi")}
     content: list[ContentBlock] = [
         TextContent(type="text", text=str(data.get(text_key, ""))),
-        TextContent(type="text", text=json.dumps(meta, ensure_ascii=False)),
+        TextContent(type="text", text=json_text(meta)),
     ]
     if "ansi" in data:  # asked for: a model reads the blocks, not the structured content
         content.insert(1, TextContent(type="text", text=str(data["ansi"])))
@@ -84,9 +84,20 @@ def blocks(model: BaseModel, text_key: str = "screen") -> CallToolResult:
 def plain(model: BaseModel) -> CallToolResult:
     """A small result (no screen): one JSON block and the structured content."""
     data = model.model_dump(mode="json", exclude_none=True)
-    text = json.dumps(data, ensure_ascii=False)
-    block: list[ContentBlock] = [TextContent(type="text", text=text)]
+    block: list[ContentBlock] = [TextContent(type="text", text=json_text(data))]
     return CallToolResult(content=block, structured_content=data)
+
+
+def json_text(value: object) -> str:
+    """JSON for a text block that a model reads: readable (not all of it `\\u` escapes),
+    but what is not printable is escaped, as the CLI's human output escapes it. JSON escapes
+    the C0 controls itself; a program's argv, title or name may also hold C1 controls
+    (U+009B is CSI) or bidi overrides (U+202E), which reorder what is read. The value it
+    decodes to is the same."""
+    text = json.dumps(value, ensure_ascii=False)
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else json.dumps(ch)[1:-1] for ch in text)
 
 
 def screen_model(fields: JSONObject) -> Screen:
