@@ -241,3 +241,24 @@ async def test_a_host_slow_to_connect_holds_up_no_other_call(tmp_path: Any) -> N
         assert not (await here).is_error
         text, code = error_of(await far)
         assert code == "transport_error", text
+
+
+async def test_loosely_typed_values_are_refused_not_taken_for_others() -> None:
+    """pydantic's lax mode took `true` for a timeout of 1 s and "yes" for input=true: a
+    model's slip became a different call. A whole number is still a number of seconds."""
+    async with mcp_client() as session:
+        payload(await session.call_tool("start", {"argv": ["cat"]}))
+        for tool, args in (
+            ("wait", {"text": "$", "timeout": True}),
+            ("wait", {"input": "yes", "timeout": 0}),
+            ("wait", {"text": "x", "stable_ms": 5.5}),
+            ("resize", {"cols": "90", "rows": 30}),
+            ("type_text", {"text": "x", "enter": 1}),
+            ("send", {"args": ["x"], "wait": {"input": "yes"}}),
+            ("get", {"scrollback": "true"}),
+        ):
+            text, code = error_of(await session.call_tool(tool, args))
+            assert code == "invalid_argument", (tool, args, text)
+        waited = payload(await session.call_tool("wait", {"text": "never", "timeout": 0}))
+        assert waited["timedOut"] is True
+        payload(await session.call_tool("kill", {}))

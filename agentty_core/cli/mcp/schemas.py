@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+)
 
 MAX_LINES = 200  # lines per screen block: a flooding program cannot fill a model's context
 MAX_LINE_CHARS = 500
@@ -45,7 +53,7 @@ Host = Annotated[
     ),
 ]
 Timeout = Annotated[
-    float,
+    StrictFloat,
     Field(
         json_schema_extra={"minimum": 0, "maximum": 86400},
         description="Seconds to wait before giving up, 0..86400 (default 30). A timeout is "
@@ -55,11 +63,12 @@ Timeout = Annotated[
 # Ranges are advertised in the schema and checked by the tools, so a value out of range gets
 # agentty's message and code (the SDK's own validation answers without a code).
 Cols = Annotated[
-    int,
+    StrictInt,
     Field(json_schema_extra={"minimum": 2, "maximum": 1000}, description="Columns, 2..1000."),
 ]
 Rows = Annotated[
-    int, Field(json_schema_extra={"minimum": 2, "maximum": 1000}, description="Rows, 2..1000.")
+    StrictInt,
+    Field(json_schema_extra={"minimum": 2, "maximum": 1000}, description="Rows, 2..1000."),
 ]
 Argv = Annotated[
     list[str] | None,
@@ -173,15 +182,15 @@ class Then(BaseModel):
     text: str | None = Field(default=None, description="Until this text is on the screen.")
     regex: str | None = Field(default=None, description="Until a line matches this regex.")
     gone: str | None = Field(default=None, description="Until this text has left the screen.")
-    stable_ms: int | None = Field(
+    stable_ms: StrictInt | None = Field(
         default=None,
         json_schema_extra={"minimum": 1},
         description="Until the screen has not changed for this many milliseconds.",
     )
-    input: bool = Field(default=False, description="Until the program waits for keys again.")
-    exit: bool = Field(default=False, description="Until the program exits.")
-    scrollback: bool = Field(default=False, description="text/regex/gone search history too.")
-    timeout: float = Field(
+    input: StrictBool = Field(default=False, description="Until the program waits for keys again.")
+    exit: StrictBool = Field(default=False, description="Until the program exits.")
+    scrollback: StrictBool = Field(default=False, description="text/regex/gone search history too.")
+    timeout: StrictFloat = Field(
         default=30.0,
         json_schema_extra={"minimum": 0, "maximum": 86400},
         description="Seconds, 0..86400 (default 30). A timeout is a result, not an error.",

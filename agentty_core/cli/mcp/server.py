@@ -17,7 +17,7 @@ from typing import Annotated, ParamSpec
 
 from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import Field
+from pydantic import Field, StrictBool, StrictInt
 
 from agentty_core._version import __version__
 from agentty_core.cli.mcp import schemas as s
@@ -121,7 +121,7 @@ def build_server(client: Client | None = None) -> MCPServer:
         cols: s.Cols = 80,
         rows: s.Rows = 24,
         record: Annotated[
-            bool, Field(description="Record an asciicast of the session (default false).")
+            StrictBool, Field(description="Record an asciicast of the session (default false).")
         ] = False,
         host: s.Host = None,
     ) -> Annotated[CallToolResult, s.Started]:
@@ -165,7 +165,7 @@ def build_server(client: Client | None = None) -> MCPServer:
     async def get(
         session: s.Session = None,
         lines: Annotated[
-            int | None,
+            StrictInt | None,
             Field(
                 json_schema_extra={"minimum": 1, "maximum": s.MAX_LINES},
                 description=f"Only the last N lines of output (scrollback and screen), "
@@ -173,17 +173,17 @@ def build_server(client: Client | None = None) -> MCPServer:
             ),
         ] = None,
         scrollback: Annotated[
-            bool, Field(description="Include the history above the screen (default false).")
+            StrictBool, Field(description="Include the history above the screen (default false).")
         ] = False,
         offset: Annotated[
-            int | None,
+            StrictInt | None,
             Field(
                 json_schema_extra={"minimum": 0},
                 description="First line to show, 0 = the oldest (default: the last `limit`).",
             ),
         ] = None,
         limit: Annotated[
-            int,
+            StrictInt,
             Field(
                 json_schema_extra={"minimum": 1, "maximum": s.MAX_LINES},
                 description=f"Lines to show, 1..{s.MAX_LINES} (default {s.MAX_LINES}).",
@@ -194,7 +194,7 @@ def build_server(client: Client | None = None) -> MCPServer:
             Field(description="Show only the lines containing this text (with scrollback)."),
         ] = None,
         ansi: Annotated[
-            bool,
+            StrictBool,
             Field(
                 description="Also return the screen's rows with colour escapes, in a block of "
                 "their own (false; not with lines, scrollback, offset or search)."
@@ -225,7 +225,7 @@ def build_server(client: Client | None = None) -> MCPServer:
     async def screenshot(
         session: s.Session = None,
         scale: Annotated[
-            int,
+            StrictInt,
             Field(
                 json_schema_extra={"minimum": 1, "maximum": 4},
                 description="Pixels per font pixel, 1..4 (default 1: a cell is 8x16 pixels).",
@@ -263,7 +263,9 @@ def build_server(client: Client | None = None) -> MCPServer:
     async def type_text(
         text: Annotated[str, Field(description="The text to type, literally.")],
         session: s.Session = None,
-        enter: Annotated[bool, Field(description="Press Enter after it (default false).")] = False,
+        enter: Annotated[
+            StrictBool, Field(description="Press Enter after it (default false).")
+        ] = False,
         wait: s.ThenParam = None,
         host: s.Host = None,
     ) -> Annotated[CallToolResult, s.Sent]:
@@ -310,10 +312,10 @@ def build_server(client: Client | None = None) -> MCPServer:
         ],
         session: s.Session = None,
         literal: Annotated[
-            bool, Field(description="Type every argument, key names too (default false).")
+            StrictBool, Field(description="Type every argument, key names too (default false).")
         ] = False,
         enter: Annotated[
-            bool, Field(description="Press Enter at the end (default false).")
+            StrictBool, Field(description="Press Enter at the end (default false).")
         ] = False,
         wait: s.ThenParam = None,
         host: s.Host = None,
@@ -337,28 +339,28 @@ def build_server(client: Client | None = None) -> MCPServer:
             str | None, Field(description="Until this text is no longer on the screen.")
         ] = None,
         stable_ms: Annotated[
-            int | None,
+            StrictInt | None,
             Field(
                 json_schema_extra={"minimum": 1},
                 description="Until the screen has not changed for this many milliseconds.",
             ),
         ] = None,
         changed_since: Annotated[
-            int | None,
+            StrictInt | None,
             Field(
                 json_schema_extra={"minimum": 0},
                 description="Until the screen differs from this seq (from type_text etc.).",
             ),
         ] = None,
         input: Annotated[
-            bool, Field(description="Until the program waits for keyboard input.")
+            StrictBool, Field(description="Until the program waits for keyboard input.")
         ] = False,
-        exit: Annotated[bool, Field(description="Until the program exits.")] = False,
+        exit: Annotated[StrictBool, Field(description="Until the program exits.")] = False,
         scrollback: Annotated[
-            bool, Field(description="text/regex/gone also look at the history (false).")
+            StrictBool, Field(description="text/regex/gone also look at the history (false).")
         ] = False,
         after: Annotated[
-            int | None,
+            StrictInt | None,
             Field(
                 json_schema_extra={"minimum": 0},
                 description="Only a screen newer than this seq counts (the seq type_text etc. "
@@ -448,7 +450,7 @@ def build_server(client: Client | None = None) -> MCPServer:
         name: s.Signal,
         session: s.Session = None,
         leader: Annotated[
-            bool,
+            StrictBool,
             Field(description="Signal the program itself, not its foreground job (false)."),
         ] = False,
         host: s.Host = None,
@@ -468,9 +470,9 @@ def build_server(client: Client | None = None) -> MCPServer:
 
     @tool(annotations=acts)
     async def record(
-        on: Annotated[bool, Field(description="true starts recording, false stops it.")],
+        on: Annotated[StrictBool, Field(description="true starts recording, false stops it.")],
         session: s.Session = None,
-        input: Annotated[bool, Field(description="Also record the input sent.")] = False,
+        input: Annotated[StrictBool, Field(description="Also record the input sent.")] = False,
         host: s.Host = None,
     ) -> Annotated[CallToolResult, s.Recording]:
         """Start or stop an asciicast recording of a running session (the path is returned;
