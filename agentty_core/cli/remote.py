@@ -122,6 +122,9 @@ def _forward(host: Host, words: list[str], command: str | None) -> int:
     reads_stdin = "-" in words and data is None
     root = _home_root()
     if command in link.LINKED and not reads_stdin and link.enabled():
+        import time
+
+        began = time.monotonic()
         answer = link.ask(host, words, root, input=data)  # the host's warm link, if one runs
         if answer is not None:
             code, out, err = answer
@@ -129,9 +132,45 @@ def _forward(host: Host, words: list[str], command: str | None) -> int:
             write_all(1, out)
             write_all(2, err)
             return code
+        if command == "wait":  # asked again the ssh way: in the time it has left
+            words = with_time_spent(words, time.monotonic() - began)
     code = transport.run(host, words, root, stdin=reads_stdin, input=data)
     link.launch_if_wanted()  # the host answered: the next call finds its link
     return code
+
+
+WAIT_TIMEOUT = 30.0  # `wait --timeout`'s default (cli/parser.py)
+
+
+def with_time_spent(words: list[str], spent: float) -> list[str]:
+    """`wait`'s words with `spent` seconds taken off its --timeout: a wait the link lost
+    (stopped, or its far side killed) was asked again the ssh way with all of it, and took
+    its timeout twice. Read as argparse reads them: the last --timeout counts, abbreviated
+    or not (`--ti`), and a value that starts with `--` is given as `--text=--timeout`. A
+    value that is not a number is left to the remote side to refuse."""
+    if spent < 0.05:
+        return words
+    out = list(words)
+    found = None
+    for i, word in enumerate(out):
+        name, eq, value = word.partition("=")
+        if len(name) >= 4 and "--timeout".startswith(name):
+            if eq:
+                found = (i, value, True)
+            elif i + 1 < len(out):
+                found = (i + 1, out[i + 1], False)
+    if found is None:
+        return [*out, "--timeout", f"{max(0.0, WAIT_TIMEOUT - spent):.3f}"]
+    at, value, joined = found
+    try:
+        given = float(value)
+    except ValueError:
+        return words
+    if not -float("inf") < given < float("inf"):  # nan, inf: the remote side refuses it
+        return words
+    left = max(0.0, given - spent)
+    out[at] = f"--timeout={left:.3f}" if joined else f"{left:.3f}"
+    return out
 
 
 def write_all(fd: int, data: bytes) -> None:

@@ -196,6 +196,57 @@ def test_remote_server_killed_falls_back(linked: Link, agentty_home: Path) -> No
     assert run_on("kill").returncode == 0
 
 
+def test_a_wait_the_link_lost_is_asked_again_in_the_time_it_has_left(
+    linked: Link, agentty_home: Path
+) -> None:
+    """The link stopped mid-wait: given up on once its heartbeats stop (STALL, 10 s), the
+    wait went the ssh way again with all of its --timeout, and took it twice (20 s)."""
+    import time
+
+    start_python(linked)
+    run_on("get")
+    pid = link_up(agentty_home)["pid"]
+    assert isinstance(pid, int)
+    env = {**os.environ, "AGENTTY_LINK": "1"}
+    began = time.monotonic()
+    waiting = subprocess.Popen(
+        [AGENTTY, "--host", HOST, "wait", "--text", "NEVER", "--timeout", "10"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        _, err = waiting.communicate(timeout=60)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    took = time.monotonic() - began
+    assert waiting.returncode == 3, err
+    assert "timed out after" in err
+    assert took < 16, took  # the link's STALL and a call's cost; 21 s before
+    assert run_on("kill").returncode == 0
+
+
+def test_with_time_spent_reads_the_timeout_as_argparse_does() -> None:
+    from agentty_core.cli.remote import with_time_spent
+
+    assert with_time_spent(["wait", "--timeout", "10"], 4) == ["wait", "--timeout", "6.000"]
+    assert with_time_spent(["wait", "--timeout=10"], 4) == ["wait", "--timeout=6.000"]
+    assert with_time_spent(["wait", "--ti", "10", "--timeout", "8"], 4) == [
+        "wait", "--ti", "10", "--timeout", "4.000",
+    ]  # fmt: skip
+    assert with_time_spent(["wait", "--text=--timeout"], 4) == [
+        "wait", "--text=--timeout", "--timeout", "26.000",
+    ]  # fmt: skip
+    assert with_time_spent(["wait", "--timeout", "3"], 4) == ["wait", "--timeout", "0.000"]
+    for odd in ("nan", "inf", "soon"):
+        assert with_time_spent(["wait", "--timeout", odd], 4) == ["wait", "--timeout", odd]
+    assert with_time_spent(["wait", "--timeout", "10"], 0.01) == ["wait", "--timeout", "10"]
+
+
 def test_stopped_remote_server_is_given_up_on(linked: Link, agentty_home: Path) -> None:
     """The far side's server stopped (SIGSTOP) while the link and ssh live: the link's
     heartbeats to the caller must not stand for it. Its own beats stop; the link gives the
