@@ -108,14 +108,18 @@ async def test_text_blocks_escape_what_is_not_printable() -> None:
     """A program's argv (the `command` field), as a model reads the JSON block: JSON escapes
     C0 controls itself, but C1 controls (U+009B is CSI) and bidi overrides (U+202E) came
     through as they were; they are escaped now, and the block decodes to the same value."""
+    from mcp.types import TextContent
+
     hostile = "\u009b2J\u202eevil"
     async with mcp_client() as session:
         started = await session.call_tool("start", {"argv": ["sh", "-c", "sleep 30", hostile]})
         listed = await session.call_tool("list", {})
         for result in (started, listed):
-            texts = [block.text for block in result.content]
+            texts = [block.text for block in result.content if isinstance(block, TextContent)]
             assert all("\u009b" not in t and "\u202e" not in t for t in texts), texts
             assert any("\\u009b2J\\u202eevil" in t for t in texts), texts
-        decoded = json.loads(started.content[0].text)
+        first = started.content[0]
+        assert isinstance(first, TextContent)
+        decoded = json.loads(first.text)
         assert hostile in json.dumps(decoded, ensure_ascii=False)
         await session.call_tool("kill", {})

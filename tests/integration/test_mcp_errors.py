@@ -40,11 +40,11 @@ async def test_each_bad_input_answers_its_message_and_code() -> None:
         text, code = error_of(await session.call_tool("wait", {"regex": "(", "timeout": 5}))
         assert code == "bad_regex" and "invalid regex '('" in text
         deep = "(" * 2000 + ")" * 2000  # `re` cannot compile it: a RecursionError, not re.error
-        for tool, args in (
+        for tool, deep_args in (
             ("wait", {"regex": deep}),
             ("send", {"args": ["x"], "wait": {"regex": deep}}),
         ):
-            text, code = error_of(await session.call_tool(tool, args))
+            text, code = error_of(await session.call_tool(tool, deep_args))
             assert code == "bad_regex" and "nested too deeply" in text, text
         text, code = error_of(await session.call_tool("wait", {"text": "x", "timeout": -1}))
         assert code == "invalid_argument" and "timeout must be a number of seconds" in text

@@ -7,6 +7,7 @@ import html
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 from agentty_core.client import Client
 from agentty_ui.app import AgenttyApp, create_app
@@ -62,6 +63,7 @@ def test_a_program_s_own_words_are_shown_escaped() -> None:
     from agentty_ui.widgets.orphan_banner import describe
 
     hostile = "a\x1b]0;TITLE\x07b\u202e"
-    assert program_of({"argv": [f"/bin/{hostile}"]}) == r"a\x1b]0;TITLE\x07b\u202e"
+    record: Any = {"argv": [f"/bin/{hostile}"]}
+    assert program_of(record) == r"a\x1b]0;TITLE\x07b\u202e"
     orphan = Orphan(1, "deadbeef", hostile, 5.0, psutil.Process(os.getpid()))
     assert r"a\x1b]0;TITLE\x07b\u202e" in describe([orphan], [])
