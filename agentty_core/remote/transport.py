@@ -428,7 +428,19 @@ def classify(host: Host, code: int, stderr: str) -> TransportError | None:
             f"{name}: agentty is not installed there, or not on a non-login shell's PATH "
             f"({said}); install it there or set {key}",
         )
-    if host.command is not None or code != SSH_FAILED:
+    if host.command is not None:
+        agentty_said = any(line.startswith("agentty: ") for line in stderr.splitlines())
+        if code > 0 and stderr.strip() and not agentty_said:
+            # Not agentty's words: the prefix failed before it ran (`docker exec` to a
+            # stopped container says "Error response from daemon: ...", exit 1).
+            return TransportError(
+                name,
+                "failed",
+                f"{name}: {host.command[0]!r} failed (exit {code}: {said}); check that it "
+                f"reaches the other side, and [hosts.{name}] in hosts.toml",
+            )
+        return None
+    if code != SSH_FAILED:
         return None
     text = stderr.lower()
     if "host key verification failed" in text or "host identification has changed" in text:

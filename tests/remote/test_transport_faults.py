@@ -136,3 +136,28 @@ def test_doctor_shows_the_remote_side_s_words_escaped(
     assert "\x1b" not in done.stdout and "\x07" not in done.stdout, done.stdout
     assert r"agentty 0.0.1\x1b]0;TITLE\x07 there" in done.stdout, done.stdout
     assert r"no report (warn\x1b[5m)" in done.stdout, done.stdout
+
+
+def test_a_command_prefix_that_fails_is_the_link_s_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`docker exec -i box` to a stopped container: its own error line and exit 1 passed as
+    the remote agentty's, not exit 4 with agentty's line saying the link failed."""
+    config = tmp_path / "config"
+    (config / "agentty").mkdir(parents=True)
+    daemon = "echo 'Error response from daemon: container box is not running' >&2; exit 1"
+    (config / "agentty" / "hosts.toml").write_text(
+        f'[hosts.box]\ncommand = ["sh", "-c", "{daemon}", "sh"]\n'
+    )
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
+    monkeypatch.setenv("AGENTTY_LINK", "0")
+    for words in (["status", "--json"], ["get"], ["kill"]):
+        done = subprocess.run(
+            [AGENTTY, "--host", "box", *words], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 4, (words, done.returncode, done.stderr)
+        assert done.stderr.count("\n") == 1, done.stderr
+        assert done.stderr.startswith("agentty: error: box: 'sh' failed (exit 1: Error response")
+    with pytest.raises(TransportError) as failed:
+        RemoteClient("box").cli(["status"], timeout=10)
+    assert failed.value.reason == "failed"
