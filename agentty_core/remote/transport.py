@@ -360,11 +360,15 @@ def _start_master(
         if code == 0:
             os.unlink(said_path)
             return None
-        said = os.pread(err, 1 << 16, 0).decode("utf-8", "replace")
+        said = os.pread(err, 1 << 16, 0).decode("utf-8", "replace").strip()
         if code == -signal.SIGKILL:
-            said = f"{said.strip()} (ssh connection timed out: not up within {limit:g} s)"
-        elif not said.strip():
+            late = f"ssh connection timed out: not up within {limit:g} s"
+            said = f"{said}; {late}" if said else late
+        elif not said:
             said = f"ssh exited with {code} without a message"
+        # What the callers that waited for it read: the same words as this one's.
+        os.ftruncate(err, 0)
+        os.pwrite(err, said.encode(), 0)
         os.replace(said_path, path + ".failed")
         return said
     finally:

@@ -193,3 +193,49 @@ def assert_stopped_master_replaced(agentty_home: Path, env: dict[str, str]) -> N
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(master, signal.SIGCONT)
+
+
+def test_a_burst_at_a_host_that_stalls_after_its_banner_says_so_in_each_call(
+    link: Link,
+) -> None:
+    """ssh gets the banner, then nothing: the master is given up on when its time is up,
+    and ssh has said nothing. The caller that started it said it timed out ("((...))", the
+    words in two pairs of brackets); those that waited for it read an empty reason and
+    said "ssh ended without a message"."""
+    import threading
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        port = server.getsockname()[1]
+        held: list[socket.socket] = []
+
+        def greet() -> None:
+            while True:
+                try:
+                    conn, _ = server.accept()
+                except OSError:
+                    return
+                conn.sendall(b"SSH-2.0-OpenSSH_9.0\r\n")
+                held.append(conn)
+
+        threading.Thread(target=greet, daemon=True).start()
+        env = {**os.environ, "AGENTTY_CONNECT_TIMEOUT": "2", "AGENTTY_LINK": "0"}
+        procs = [
+            subprocess.Popen(
+                [AGENTTY, "--host", f"ssh://nobody@127.0.0.1:{port}", "status", "-q"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(4)
+        ]
+        said = [p.communicate(timeout=60)[1] for p in procs]
+        for conn in held:
+            conn.close()
+    assert [p.returncode for p in procs] == [4] * 4, said
+    for err in said:
+        assert err.count("\n") == 1, err
+        assert "ssh connection timed out: not up within 7 s" in err, err
+        assert "((" not in err, err
