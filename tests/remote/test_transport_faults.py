@@ -3,6 +3,7 @@ call ends in a bounded time, in one line with exit code 4, and leaves nothing be
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import threading
@@ -20,32 +21,43 @@ from tests.helpers.cli import AGENTTY
 # Runs instead of the remote agentty: a shell that leaves a child holding its pipes (the
 # way a `command` prefix's process, or the ssh master a channel's pipes were handed to,
 # holds them), then hangs, or is killed.
-HANGS = "sleep 3600 & wait"
-KILLED = "sleep 3600 & kill -9 $$"
+# (Each with its sleep of its own length: tests run side by side count their own.)
+HANGS = "sleep 3601 & wait"
+ABORTED = "sleep 3602 & wait"
+KILLED = "sleep 3603 & kill -9 $$"
+
+
+def shell_hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **scripts: str) -> None:
+    """A hosts.toml of `command` hosts, each a shell running its script instead of the
+    remote agentty (what it is given is in "$@"), for this test."""
+    config = tmp_path / "config"
+    (config / "agentty").mkdir(parents=True, exist_ok=True)
+    entries = "".join(
+        f'[hosts.{name}]\ncommand = ["sh", "-c", {json.dumps(script)}, "sh"]\n'
+        for name, script in scripts.items()
+    )
+    (config / "agentty" / "hosts.toml").write_text(entries)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
+    monkeypatch.setenv("AGENTTY_LINK", "0")  # the call itself, not the kept link
 
 
 @pytest.fixture
-def hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    config = tmp_path / "config"
-    (config / "agentty").mkdir(parents=True)
-    (config / "agentty" / "hosts.toml").write_text(
-        f'[hosts.hangs]\ncommand = ["sh", "-c", "{HANGS}", "sh"]\n'
-        f'[hosts.killed]\ncommand = ["sh", "-c", "{KILLED}", "sh"]\n'
-    )
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
-    monkeypatch.setenv("AGENTTY_LINK", "0")  # the call itself, not the kept link
-    yield config
-    for proc in psutil.process_iter(["cmdline"]):  # what a failing fix would leave
-        if proc.info["cmdline"] == ["sleep", "3600"] and proc.ppid() in (1, os.getpid()):
+def hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    shell_hosts(tmp_path, monkeypatch, hangs=HANGS, aborted=ABORTED, killed=KILLED)
+    yield
+    for proc in psutil.process_iter(["cmdline"]):  # left by a killed transport (or a failing fix)
+        cmdline = proc.info["cmdline"] or []
+        orphaned = proc.ppid() in (1, os.getpid())  # (not another test's, still in its shell)
+        if cmdline[:1] == ["sleep"] and cmdline[1:] in (["3601"], ["3602"], ["3603"]) and orphaned:
             proc.kill()
 
 
 def _sleepers() -> list[psutil.Process]:
-    return [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "3600"]]
+    return [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "3601"]]
 
 
 def test_a_call_given_up_on_ends_in_its_time_and_ends_what_the_transport_started(
-    hosts: Path,
+    hosts: None,
 ) -> None:
     """The timeout killed the transport and then read its pipes to their end: a process it
     left held them, and the call (`doctor --host`, the dashboard's poll) never ended."""
@@ -58,10 +70,10 @@ def test_a_call_given_up_on_ends_in_its_time_and_ends_what_the_transport_started
     assert len(_sleepers()) == before  # its child went with it
 
 
-def test_an_aborted_call_ends_at_once(hosts: Path) -> None:
+def test_an_aborted_call_ends_at_once(hosts: None) -> None:
     """A dashboard that quits aborts its calls: the poll's thread stayed blocked on the
     pipes the transport's child held (the dashboard's process lived on after `q`)."""
-    client = RemoteClient("hangs")
+    client = RemoteClient("aborted")
     failed: list[BaseException] = []
 
     def poll() -> None:
@@ -79,14 +91,21 @@ def test_an_aborted_call_ends_at_once(hosts: Path) -> None:
     assert failed and isinstance(failed[0], TransportError), failed
 
 
-def test_a_killed_transport_is_a_lost_link_in_one_line_at_once(hosts: Path) -> None:
+@pytest.mark.parametrize("given_input", [False, True])
+def test_a_killed_transport_is_a_lost_link_in_one_line_at_once(
+    hosts: None, tmp_path: Path, given_input: bool
+) -> None:
     """Killed by a signal, the transport exited -9: the CLI exited 247 without a word, and
-    only once the process that held its stderr ended."""
+    only once the process that held its stderr ended. `text --file` sends the file on the
+    transport's stdin: the same end, the same line."""
+    typed = tmp_path / "typed.txt"
+    typed.write_text("hello\n")
+    words = ["text", "--file", str(typed)] if given_input else ["status"]
     began = time.monotonic()
     # (stdout is the caller's, passed through: the shell's child holds it, as it would hold a
     # terminal; a pipe read here to its end would wait for that child.)
     done = subprocess.run(
-        [AGENTTY, "--host", "killed", "status"],
+        [AGENTTY, "--host", "killed", *words],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -99,36 +118,13 @@ def test_a_killed_transport_is_a_lost_link_in_one_line_at_once(hosts: Path) -> N
     assert "killed: 'sh' was ended by signal 9" in done.stderr, done.stderr
 
 
-def test_a_killed_transport_given_input_is_a_lost_link_too(hosts: Path, tmp_path: Path) -> None:
-    """`text --file` sends the file on the transport's stdin: the same end, the same line."""
-    typed = tmp_path / "typed.txt"
-    typed.write_text("hello\n")
-    began = time.monotonic()
-    done = subprocess.run(
-        [AGENTTY, "--host", "killed", "text", "--file", str(typed)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        timeout=60,
-    )
-    assert time.monotonic() - began < 10
-    assert done.returncode == 4, (done.returncode, done.stderr)
-    assert "killed: 'sh' was ended by signal 9" in done.stderr, done.stderr
-
-
 def test_doctor_shows_the_remote_side_s_words_escaped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A remote `agentty --version` and `doctor` that print escape sequences (a title set, a
     bell): doctor's report printed them as they came."""
-    config = tmp_path / "config"
-    (config / "agentty").mkdir(parents=True)
     fake = r"printf 'agentty 0.0.1\033]0;TITLE\007\n'; printf 'warn\033[5m\n' >&2"
-    (config / "agentty" / "hosts.toml").write_text(
-        f'[hosts.fake]\ncommand = ["sh", "-c", "{fake}", "sh"]\n'.replace("\\", "\\\\")
-    )
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
+    shell_hosts(tmp_path, monkeypatch, fake=fake)
     done = subprocess.run(
         [AGENTTY, "doctor", "--host", "fake"], capture_output=True, text=True, timeout=60
     )
@@ -143,14 +139,8 @@ def test_a_command_prefix_that_fails_is_the_link_s_failure(
 ) -> None:
     """`docker exec -i box` to a stopped container: its own error line and exit 1 passed as
     the remote agentty's, not exit 4 with agentty's line saying the link failed."""
-    config = tmp_path / "config"
-    (config / "agentty").mkdir(parents=True)
     daemon = "echo 'Error response from daemon: container box is not running' >&2; exit 1"
-    (config / "agentty" / "hosts.toml").write_text(
-        f'[hosts.box]\ncommand = ["sh", "-c", "{daemon}", "sh"]\n'
-    )
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
-    monkeypatch.setenv("AGENTTY_LINK", "0")
+    shell_hosts(tmp_path, monkeypatch, box=daemon)
     for words in (["status", "--json"], ["get"], ["kill"]):
         done = subprocess.run(
             [AGENTTY, "--host", "box", *words], capture_output=True, text=True, timeout=60

@@ -181,13 +181,10 @@ async def test_a_host_down_reason_is_shown_escaped(
 ) -> None:
     """A transport that fails saying escape sequences (a title set, blinking): the
     dashboard's host-down line wrote them to the terminal as they came."""
-    config = tmp_path / "config"
-    (config / "agentty").mkdir(parents=True)
+    from tests.remote.test_transport_faults import shell_hosts
+
     fails = r"printf 'Error: \033]0;TITLE\007 \033[5mBLINK\n' >&2; exit 1"
-    (config / "agentty" / "hosts.toml").write_text(
-        f'[hosts.fails]\ncommand = ["sh", "-c", "{fails}", "sh"]\n'.replace("\\", "\\\\")
-    )
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
+    shell_hosts(tmp_path, monkeypatch, fails=fails)
     app = create_app(
         local, hosts=[RemoteClient("fails", timeout=3.0)], poll_interval=0.2, host_poll_interval=0.3
     )
