@@ -30,6 +30,7 @@ from agentty_core.errors import AgenttyError
 from agentty_core.proc.orphans import Orphan
 from agentty_core.proc.usage import UsageSampler
 from agentty_core.remote.client import RemoteClient
+from agentty_core.screen_text import printable
 from agentty_core.state.records import Record
 
 from .actions import ACTIONS, bindings, keys_help
@@ -381,6 +382,26 @@ class AgenttyApp(App[None]):
         if isinstance(result, dict) and done is None:
             message = describe_kill(result)
         self.post_message(CallFinished(title, message))
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every notification, escaped: many quote a session's command line, a host's reason
+        or an error that quotes what a program or a transport printed (a title set, a
+        bell). Our own texts are printable already."""
+        super().notify(
+            printable(message),
+            title=printable(title),
+            severity=severity,
+            timeout=timeout,
+            markup=markup,
+        )
 
     def on_call_finished(self, message: CallFinished) -> None:
         if message.text:

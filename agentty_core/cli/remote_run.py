@@ -99,7 +99,9 @@ def forward_run(host: Host, words: Sequence[str], home_root: str) -> int:
     stderr = err.decode("utf-8", "replace")
     screen = _screen(out)
     if screen is None:  # it printed no screen: agentty's own error there, or the link's
-        failure = transport.classify(host, proc.returncode, stderr)
+        failure = transport.killed(host, proc.returncode) or transport.classify(
+            host, proc.returncode, stderr, out
+        )
         if failure is not None:
             raise failure
     elif not as_json:

@@ -263,8 +263,8 @@ def _master_answers(path: str, *, clear: bool = False) -> bool:
     """A master listens on `path` and greets us (ssh's mux hello). A socket left by a dead
     one refuses; a stopped one accepts (the kernel does it for it) and says nothing, and
     every call made a channel on it would wait for ever. `clear` (under the host's lock): a
-    silent master's socket is removed so that a new one can take its place, and the
-    master is killed if it is ours and stopped (SIGSTOP, a debugger)."""
+    silent master that is ours and stopped (SIGSTOP, a debugger) is killed and its socket
+    removed, so that a new one can take its place."""
     import _socket
 
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
@@ -286,15 +286,14 @@ def _master_answers(path: str, *, clear: bool = False) -> bool:
 
 
 def _clear_silent_master(path: str) -> None:
-    """Remove a silent master's socket, and kill the master if it is stopped: found by its
-    command line (`ssh -f` forked after it bound the socket, so the socket's peer pid is
-    its parent's, gone), among our own processes."""
-    import contextlib
+    """Kill a silent master that is stopped, and remove its socket: found by its command
+    line (`ssh -f` forked after it bound the socket, so the socket's peer pid is its
+    parent's, gone), among our own processes. One that is only slow is left: the call
+    that cannot use it fails in its time."""
     import signal
 
     from agentty_core.spawning import stopped
 
-    os.unlink(path)
     wanted = f"ControlPath={path}".encode()
     for name in os.listdir("/proc") if os.path.isdir("/proc") else ():
         if not name.isdigit():
@@ -307,8 +306,14 @@ def _clear_silent_master(path: str) -> None:
         except OSError:
             continue
         if wanted in words and b"-N" in words and stopped(int(name)):
-            with contextlib.suppress(OSError):  # gone meanwhile
+            try:
                 os.kill(int(name), signal.SIGKILL)
+            except OSError:
+                return  # gone meanwhile, or not ours to end
+            # Removed only once it is killed: ssh removes its ControlPath as it exits,
+            # whoever's socket is there by then (a live master would remove its successor's).
+            os.unlink(path)
+            return
 
 
 def _failed_since(path: str, since: float) -> str | None:
@@ -411,19 +416,29 @@ def _last_line(stderr: str) -> str:
     return lines[-1] if lines else "no message"
 
 
-def classify(host: Host, code: int, stderr: str) -> TransportError | None:
+def killed(host: Host, code: int) -> TransportError | None:
+    """The transport ended by a signal we did not send: no answer came (an ssh killed, say).
+    SIGPIPE is not the link's: our own reader went away (`| head`)."""
+    import signal
+
+    if code >= 0 or code == -signal.SIGPIPE:
+        return None
+    name = host.name
+    what = "ssh" if host.command is None else repr(host.command[0])
+    return TransportError(
+        name,
+        "lost",
+        f"{name}: {what} was ended by signal {-code} before the answer came; run the "
+        f"command again, and 'agentty doctor --host {name}' if it keeps failing",
+    )
+
+
+def classify(host: Host, code: int, stderr: str, out: bytes | None = None) -> TransportError | None:
     """The link's failure this exit code and stderr mean, or None: the remote agentty ran
-    (and its answer, error or not, is the caller's)."""
+    (and its answer, error or not, is the caller's). `out`: its stdout, where the caller
+    has it (a call passed through to our stdout does not)."""
     name = host.name
     said = _last_line(stderr)
-    if code < 0:  # the transport itself was killed (a signal): no answer came
-        what = "ssh" if host.command is None else repr(host.command[0])
-        return TransportError(
-            name,
-            "lost",
-            f"{name}: {what} was ended by signal {-code} before the answer came; run the "
-            f"command again, and 'agentty doctor --host {name}' if it keeps failing",
-        )
     if code in (126, 127) and not any(line.startswith("agentty: ") for line in stderr.splitlines()):
         key = f'agentty = "/path/to/agentty" in [hosts.{name}] of hosts.toml'
         return TransportError(
@@ -433,10 +448,10 @@ def classify(host: Host, code: int, stderr: str) -> TransportError | None:
             f"({said}); install it there or set {key}",
         )
     if host.command is not None:
-        agentty_said = any(line.startswith("agentty: ") for line in stderr.splitlines())
-        if code > 0 and stderr.strip() and not agentty_said:
-            # Not agentty's words: the prefix failed before it ran (`docker exec` to a
-            # stopped container says "Error response from daemon: ...", exit 1).
+        if code > 0 and out == b"" and _not_agentty(stderr):
+            # Nothing on stdout and not agentty's words: the prefix failed before it ran
+            # (`docker exec` to a stopped container: "Error response from daemon: ...").
+            # A prefix's own warnings come with agentty's answer, or its report on stdout.
             return TransportError(
                 name,
                 "failed",
@@ -497,6 +512,14 @@ def classify(host: Host, code: int, stderr: str) -> TransportError | None:
     )
 
 
+def _not_agentty(stderr: str) -> bool:
+    """Words, none of them agentty's: no `agentty:` line, no traceback of its own."""
+    lines = stderr.splitlines()
+    return bool(stderr.strip()) and not any(
+        line.startswith(("agentty: ", "Traceback (most recent call last):")) for line in lines
+    )
+
+
 def spawn_error(host: Host, argv: Sequence[str], exc: OSError) -> TransportError:
     return TransportError(
         host.name,
@@ -528,7 +551,7 @@ def run(
         code, stderr = _spawn_and_wait(host, argv, stdin)
     finally:
         give_back(slot)
-    failure = classify(host, code, stderr)
+    failure = killed(host, code) or classify(host, code, stderr)
     if failure is not None:
         raise failure
     if stderr:
@@ -666,7 +689,7 @@ def _run_with_input(host: Host, argv: list[str], data: bytes) -> int:
     proc.wait()
     assert said is not None  # (no deadline)
     stderr = said[0].decode("utf-8", "replace")
-    failure = classify(host, proc.returncode, stderr)
+    failure = killed(host, proc.returncode) or classify(host, proc.returncode, stderr)
     if failure is not None:
         raise failure
     if stderr:
@@ -758,7 +781,7 @@ def _capture(
         raise TransportError(host.name, "timeout", f"{host.name}: no answer within {timeout:.3g} s")
     out, err = got
     stderr = err.decode("utf-8", "replace")
-    failure = classify(host, proc.returncode, stderr)
+    failure = killed(host, proc.returncode) or classify(host, proc.returncode, stderr, out)
     if failure is not None:
         raise failure
     return proc.returncode, out, stderr

@@ -18,6 +18,7 @@ from textual.reactive import reactive
 from textual.widgets import Static, TabbedContent, TabPane
 
 from agentty_core.errors import AgenttyError
+from agentty_core.screen_text import printable
 from agentty_core.state.records import Record
 
 from ..fleet import Fleet, host_label, split_key
@@ -150,7 +151,7 @@ class SessionPane(Vertical):
         if self.unreachable is not None:
             view.stop()
             view.session_id = session_id
-            view.show_lines([f"(the host is down: {self.unreachable})"])
+            view.show_lines([f"(the host is down: {printable(self.unreachable)})"])
         elif status_of(record) == "running":
             if view.live != session_id:
                 view.follow(self.fleet, session_id)

@@ -261,4 +261,10 @@ async def test_loosely_typed_values_are_refused_not_taken_for_others() -> None:
             assert code == "invalid_argument", (tool, args, text)
         waited = payload(await session.call_tool("wait", {"text": "never", "timeout": 0}))
         assert waited["timedOut"] is True
+        # A whole number sent as a float is that number, as JSON means it.
+        payload(await session.call_tool("resize", {"cols": 90.0, "rows": 30.0}))
+        shown = payload(await session.call_tool("get", {"lines": 3.0}))
+        assert "screen" in shown
+        text, code = error_of(await session.call_tool("resize", {"cols": 90.5, "rows": 30}))
+        assert code == "invalid_argument", text
         payload(await session.call_tool("kill", {}))

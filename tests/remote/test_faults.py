@@ -239,3 +239,30 @@ def test_a_burst_at_a_host_that_stalls_after_its_banner_says_so_in_each_call(
         assert err.count("\n") == 1, err
         assert "ssh connection timed out: not up within 7 s" in err, err
         assert "((" not in err, err
+
+
+def test_a_silent_master_that_is_not_stopped_keeps_its_socket(
+    link: Link, agentty_home: Path
+) -> None:
+    """A master that does not greet but runs (slow, say) is not ours to end: its socket
+    stays (ssh removes its ControlPath as it exits, whoever's socket is there by then, so a
+    successor's would go with it), and the call fails in its time."""
+    import time
+
+    from agentty_core.remote.hosts import resolve
+    from agentty_core.remote.transport import control_path
+
+    path = control_path(resolve(HOST), str(agentty_home))
+    assert path is not None
+    Path(path).parent.mkdir(mode=0o700, exist_ok=True)
+    with socket.socket(socket.AF_UNIX) as silent:  # accepts (the kernel does), never greets
+        silent.bind(path)
+        silent.listen(16)
+        inode = os.stat(path).st_ino
+        env = {**os.environ, "AGENTTY_LINK": "0", "AGENTTY_CONNECT_TIMEOUT": "2"}
+        began = time.monotonic()
+        proc = agentty("--host", HOST, "status", "-q", env=env, timeout=60)
+        assert time.monotonic() - began < 20
+        assert proc.returncode == 4, proc.stderr
+        assert os.stat(path).st_ino == inode
+    os.unlink(path)

@@ -137,17 +137,42 @@ def test_doctor_shows_the_remote_side_s_words_escaped(
 def test_a_command_prefix_that_fails_is_the_link_s_failure(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`docker exec -i box` to a stopped container: its own error line and exit 1 passed as
-    the remote agentty's, not exit 4 with agentty's line saying the link failed."""
+    """`docker exec -i box` to a stopped container: its own error line and exit 1 were taken
+    for the remote agentty's answer (the dashboard and doctor showed it as the remote
+    agentty's error). Where the call's stdout is seen (not a CLI call passed through to
+    ours), nothing on it and no word of agentty's is the link's failure. A prefix's own
+    warning next to agentty's answer is not: kubectl's "Defaulted container" with a remote
+    doctor that found a fault (exit 1, its report on stdout)."""
+    from agentty_core.remote import transport
+    from agentty_core.remote.hosts import resolve
+
+    unsafe = tmp_path / "unsafe-home"
+    unsafe.mkdir(mode=0o755)
+    unsafe.chmod(0o755)
     daemon = "echo 'Error response from daemon: container box is not running' >&2; exit 1"
-    shell_hosts(tmp_path, monkeypatch, box=daemon)
-    for words in (["status", "--json"], ["get"], ["kill"]):
-        done = subprocess.run(
-            [AGENTTY, "--host", "box", *words], capture_output=True, text=True, timeout=60
-        )
-        assert done.returncode == 4, (words, done.returncode, done.stderr)
-        assert done.stderr.count("\n") == 1, done.stderr
-        assert done.stderr.startswith("agentty: error: box: 'sh' failed (exit 1: Error response")
+    kube = (  # ("$1" is the remote agentty's name, "agentty": this one runs instead)
+        "echo 'Defaulted container app out of: app, sidecar' >&2; shift; "
+        f'AGENTTY_HOME={unsafe} exec {AGENTTY} "$@"'
+    )
+    shell_hosts(tmp_path, monkeypatch, box=daemon, kube=kube)
     with pytest.raises(TransportError) as failed:
         RemoteClient("box").cli(["status"], timeout=10)
     assert failed.value.reason == "failed"
+    assert "box: 'sh' failed (exit 1: Error response from daemon" in str(failed.value)
+    code, out, err = transport.capture(resolve("kube"), ["doctor", "--json"], str(tmp_path))
+    assert code == 1 and b"unsafe" in out.lower(), (code, out, err)
+
+
+def test_a_transport_ended_by_sigpipe_is_not_a_lost_link() -> None:
+    """SIGPIPE means our own reader went away (`agentty --host box get | head`), not the
+    link: no "run the command again" line for it."""
+    import signal
+
+    from agentty_core.remote import transport
+    from agentty_core.remote.hosts import Host
+
+    box = Host("box", command=("docker", "exec", "-i", "box"))
+    assert transport.killed(box, -signal.SIGPIPE) is None
+    assert transport.killed(box, 1) is None
+    lost = transport.killed(box, -signal.SIGKILL)
+    assert lost is not None and lost.reason == "lost"

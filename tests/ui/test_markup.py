@@ -67,3 +67,18 @@ def test_a_program_s_own_words_are_shown_escaped() -> None:
     assert program_of(record) == r"a\x1b]0;TITLE\x07b\u202e"
     orphan = Orphan(1, "deadbeef", hostile, 5.0, psutil.Process(os.getpid()))
     assert r"a\x1b]0;TITLE\x07b\u202e" in describe([orphan], [])
+
+
+async def test_notifications_are_shown_escaped(client: Client) -> None:
+    """A failed call's error quotes what a program or a transport printed: the notification
+    wrote its escape sequences to the terminal as they came."""
+    from agentty_ui.messages import CallFinished
+
+    app = create_app(client, poll_interval=0.2)
+    async with app.run_test(size=(110, 36), notifications=True) as pilot:
+        app.post_message(
+            CallFinished("Kill \x1b[5m", "box: 'sh' failed (\x1b]0;T\x07)", failed=True)
+        )
+        await wait_for(pilot, lambda: any("failed" in n.message for n in app._notifications))
+        (note,) = [n for n in app._notifications if "failed" in n.message]
+        assert note.message == r"box: 'sh' failed (\x1b]0;T\x07)" and note.title == r"Kill \x1b[5m"

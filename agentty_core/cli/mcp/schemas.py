@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -32,6 +33,19 @@ KEY_HELP = (
 )
 
 # ------------------------------------------------------------------ parameters
+
+
+def _integral(value: object) -> object:
+    """80.0 is the integer 80 in JSON (some clients send every number as a float); a
+    fraction, a bool or a string is left for the strict check to refuse."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# Numbers as JSON means them, and nothing else: pydantic's lax mode took true for 1 and
+# "90" for 90, so a model's slip became another call.
+Whole = Annotated[StrictInt, BeforeValidator(_integral)]
 
 Session = Annotated[
     str | None,
@@ -63,11 +77,11 @@ Timeout = Annotated[
 # Ranges are advertised in the schema and checked by the tools, so a value out of range gets
 # agentty's message and code (the SDK's own validation answers without a code).
 Cols = Annotated[
-    StrictInt,
+    Whole,
     Field(json_schema_extra={"minimum": 2, "maximum": 1000}, description="Columns, 2..1000."),
 ]
 Rows = Annotated[
-    StrictInt,
+    Whole,
     Field(json_schema_extra={"minimum": 2, "maximum": 1000}, description="Rows, 2..1000."),
 ]
 Argv = Annotated[
@@ -182,7 +196,7 @@ class Then(BaseModel):
     text: str | None = Field(default=None, description="Until this text is on the screen.")
     regex: str | None = Field(default=None, description="Until a line matches this regex.")
     gone: str | None = Field(default=None, description="Until this text has left the screen.")
-    stable_ms: StrictInt | None = Field(
+    stable_ms: Whole | None = Field(
         default=None,
         json_schema_extra={"minimum": 1},
         description="Until the screen has not changed for this many milliseconds.",

@@ -17,7 +17,7 @@ from typing import Annotated, ParamSpec
 
 from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import Field, StrictBool, StrictInt
+from pydantic import Field, StrictBool
 
 from agentty_core._version import __version__
 from agentty_core.cli.mcp import schemas as s
@@ -165,7 +165,7 @@ def build_server(client: Client | None = None) -> MCPServer:
     async def get(
         session: s.Session = None,
         lines: Annotated[
-            StrictInt | None,
+            s.Whole | None,
             Field(
                 json_schema_extra={"minimum": 1, "maximum": s.MAX_LINES},
                 description=f"Only the last N lines of output (scrollback and screen), "
@@ -176,14 +176,14 @@ def build_server(client: Client | None = None) -> MCPServer:
             StrictBool, Field(description="Include the history above the screen (default false).")
         ] = False,
         offset: Annotated[
-            StrictInt | None,
+            s.Whole | None,
             Field(
                 json_schema_extra={"minimum": 0},
                 description="First line to show, 0 = the oldest (default: the last `limit`).",
             ),
         ] = None,
         limit: Annotated[
-            StrictInt,
+            s.Whole,
             Field(
                 json_schema_extra={"minimum": 1, "maximum": s.MAX_LINES},
                 description=f"Lines to show, 1..{s.MAX_LINES} (default {s.MAX_LINES}).",
@@ -225,7 +225,7 @@ def build_server(client: Client | None = None) -> MCPServer:
     async def screenshot(
         session: s.Session = None,
         scale: Annotated[
-            StrictInt,
+            s.Whole,
             Field(
                 json_schema_extra={"minimum": 1, "maximum": 4},
                 description="Pixels per font pixel, 1..4 (default 1: a cell is 8x16 pixels).",
@@ -339,14 +339,14 @@ def build_server(client: Client | None = None) -> MCPServer:
             str | None, Field(description="Until this text is no longer on the screen.")
         ] = None,
         stable_ms: Annotated[
-            StrictInt | None,
+            s.Whole | None,
             Field(
                 json_schema_extra={"minimum": 1},
                 description="Until the screen has not changed for this many milliseconds.",
             ),
         ] = None,
         changed_since: Annotated[
-            StrictInt | None,
+            s.Whole | None,
             Field(
                 json_schema_extra={"minimum": 0},
                 description="Until the screen differs from this seq (from type_text etc.).",
@@ -360,7 +360,7 @@ def build_server(client: Client | None = None) -> MCPServer:
             StrictBool, Field(description="text/regex/gone also look at the history (false).")
         ] = False,
         after: Annotated[
-            StrictInt | None,
+            s.Whole | None,
             Field(
                 json_schema_extra={"minimum": 0},
                 description="Only a screen newer than this seq counts (the seq type_text etc. "
