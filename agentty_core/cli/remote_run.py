@@ -83,9 +83,17 @@ def forward_run(host: Host, words: Sequence[str], home_root: str) -> int:
             )
         except OSError as exc:
             raise transport.spawn_error(host, argv, exc) from None
+        assert proc.stdout is not None and proc.stderr is not None
         try:
             signals.arm()
-            out, err = proc.communicate()
+            # Not `communicate`: a killed ssh's pipes stay open in its master until the far
+            # side ends (`transport.collect`).
+            got = transport.collect(
+                [proc.stdout.fileno(), proc.stderr.fileno()], lambda: proc.poll() is not None
+            )
+            assert got is not None  # (no deadline)
+            out, err = got
+            proc.wait()
         except Stopped as exc:
             _end(proc)
             name = signal.Signals(exc.signum).name

@@ -91,16 +91,20 @@ def test_an_aborted_call_ends_at_once(hosts: None) -> None:
     assert failed and isinstance(failed[0], TransportError), failed
 
 
-@pytest.mark.parametrize("given_input", [False, True])
+@pytest.mark.parametrize("form", ["plain", "given input", "run"])
 def test_a_killed_transport_is_a_lost_link_in_one_line_at_once(
-    hosts: None, tmp_path: Path, given_input: bool
+    hosts: None, tmp_path: Path, form: str
 ) -> None:
     """Killed by a signal, the transport exited -9: the CLI exited 247 without a word, and
     only once the process that held its stderr ended. `text --file` sends the file on the
-    transport's stdin: the same end, the same line."""
+    transport's stdin, `run` reads its answer itself: the same end, the same line."""
     typed = tmp_path / "typed.txt"
     typed.write_text("hello\n")
-    words = ["text", "--file", str(typed)] if given_input else ["status"]
+    words = {
+        "plain": ["status"],
+        "given input": ["text", "--file", str(typed)],
+        "run": ["run", "--", "true"],
+    }[form]
     began = time.monotonic()
     # (stdout is the caller's, passed through: the shell's child holds it, as it would hold a
     # terminal; a pipe read here to its end would wait for that child.)
