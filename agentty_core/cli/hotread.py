@@ -318,6 +318,14 @@ def error(message: str) -> None:
     sys.stderr.write(f"agentty: error: {shown(message)}\n")
 
 
+def warning(message: str) -> None:
+    """`lazylog`'s warning line, for the lanes."""
+    try:  # noqa: SIM105  (contextlib stays off the lane)
+        sys.stderr.write(f"agentty: warning: {shown(message)}\n")
+    except OSError:  # (a warning is never what fails a command)
+        pass
+
+
 def str_list(value: object) -> list[str]:
     return [str(item) for item in value] if isinstance(value, list) else []
 

@@ -327,8 +327,13 @@ def _drive(driver: Driver, sid: str, args: Options, deadline: float) -> JSONObje
             else:
                 awaiting = f"the program to read input (for --{kind} #{ranks[kind]})"
                 seen = driver.wait(sid, input=True, exit=True, timeout=left())
-            if _ended(seen):
-                break  # it ended: nobody is left to answer
+            if _ended(seen):  # it ended: nobody is left to answer
+                unanswered = len(args.answers) - i
+                hotread.warning(
+                    f"the program ended while run waited for {awaiting}: "
+                    f"{unanswered} answer(s) not given"
+                )
+                return {**seen, "unanswered": unanswered}
             if kind == "key":
                 driver.key(sid, answer.split())
             else:

@@ -205,6 +205,30 @@ def test_run_that_times_out_or_cannot_start_answers_as_the_full_path(spawner_on:
     assert left_behind(spawner_on) == ([], [])
 
 
+def test_run_whose_program_ends_before_its_answers_says_so(spawner_on: Path) -> None:
+    """The program ended while an answer waited for its prompt: `run` exited with the
+    program's code and said nothing, as if every answer had been given."""
+    ends = ["--", "sh", "-c", "echo hi; exit 7"]
+    for args in (
+        ["--expect", "NEVER", "--key", "Enter", *ends],
+        ["--input", "x", "--input", "y", *ends],
+    ):
+        used, lane = run_lane(*args)
+        assert used.startswith("CODE=7"), (args, used, lane.stderr)
+        full = run(FULL, "run", *args)
+        assert normalized(lane) == normalized(full), args
+        assert lane.returncode == 7 and lane.stderr.count("\n") == 1, lane.stderr
+        assert lane.stderr.startswith("agentty: warning: the program ended while run waited for")
+        assert "2 answer(s) not given" in lane.stderr or "--expect 'NEVER'" in lane.stderr
+        _, as_json = run_lane("--json", *args)
+        assert json.loads(as_json.stdout)["unanswered"] == (1 if "NEVER" in args else 2)
+    # All answered: no word of it, no field.
+    _, done = run_lane("--json", "--input", "x", "--", "sh", "-c", "read a; echo got $a")
+    assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
+    assert "unanswered" not in json.loads(done.stdout)
+    assert left_behind(spawner_on) == ([], [])
+
+
 def test_run_whose_program_cannot_be_executed_leaves_nothing(
     spawner_on: Path, tmp_path: Path
 ) -> None:
