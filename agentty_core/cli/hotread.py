@@ -320,6 +320,8 @@ def error(message: str) -> None:
 
 def warning(message: str) -> None:
     """`lazylog`'s warning line, for the lanes."""
+    if sys.stderr is None:  # (started with it closed)
+        return
     try:  # noqa: SIM105  (contextlib stays off the lane)
         sys.stderr.write(f"agentty: warning: {shown(message)}\n")
     except OSError:  # (a warning is never what fails a command)

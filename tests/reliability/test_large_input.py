@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from agentty_core.input_steps import INPUT_PART, MAX_INPUT
-from tests.helpers.cli import AGENTTY, agentty_json, signals_default
+from tests.helpers.cli import AGENTTY, agentty_json, signals_default, wait_until
 from tests.reliability.conftest import PYTHON, agentty, start
 
 # Reads exactly argv[1] bytes of raw input (no echo, no line discipline), then prints
@@ -172,9 +172,9 @@ def test_a_part_of_a_large_input_whose_caller_is_gone_is_not_typed(
         stderr=subprocess.PIPE,
         preexec_fn=signals_default,
     )
-    # The third part waits for room: the worker says so in its reply to nobody yet.
-    time.sleep(1.0)
-    assert sender.poll() is None, sender.communicate()
+    # The first two parts are answered at once; the third waits for room, its caller
+    # blocked on the answer for as long as the program does not read.
+    wait_until(lambda: _blocked_for(sender.pid, 0.5), timeout=30)
     sender.send_signal(signal.SIGINT)
     assert sender.wait(timeout=30) == 130
     assert sender.stderr is not None
@@ -182,5 +182,20 @@ def test_a_part_of_a_large_input_whose_caller_is_gone_is_not_typed(
     go.touch()
     done = agentty_json("wait", "--session", sid, "--regex", r"got \d+", "--timeout", "30")
     got = int(next(line for line in done["lines"] if line.startswith("got")).split()[1])
-    assert got <= 2 * INPUT_PART + (64 << 10), got  # the two queued parts (and the tty's)
+    # The two parts queued before it, and not the third (its bracket and the tty's aside).
+    assert 2 * INPUT_PART <= got <= 2 * INPUT_PART + (64 << 10), got
     assert agentty("kill", "--session", sid).returncode == 0
+
+
+def _blocked_for(pid: int, seconds: float) -> bool:
+    """Has `pid` stayed blocked reading a Unix socket (an answer it waits for) for
+    `seconds`? A short look, again and again: an answer given at once ends it."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            if Path(f"/proc/{pid}/wchan").read_text() != "unix_stream_read_generic":
+                return False
+        except OSError:
+            return False
+        time.sleep(0.02)
+    return True

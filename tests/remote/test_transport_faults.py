@@ -16,7 +16,7 @@ import pytest
 
 from agentty_core.errors import TransportError
 from agentty_core.remote.client import RemoteClient
-from tests.helpers.cli import AGENTTY
+from tests.helpers.cli import AGENTTY, wait_until
 
 # Runs instead of the remote agentty: a shell that leaves a child holding its pipes (the
 # way a `command` prefix's process, or the ssh master a channel's pipes were handed to,
@@ -84,7 +84,7 @@ def test_an_aborted_call_ends_at_once(hosts: None) -> None:
 
     thread = threading.Thread(target=poll)
     thread.start()
-    time.sleep(0.5)
+    wait_until(lambda: bool(client._running))  # the call is in flight
     client.abort()
     thread.join(timeout=5)
     assert not thread.is_alive()
