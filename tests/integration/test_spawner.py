@@ -457,10 +457,12 @@ def test_a_start_while_the_spawner_starts_launches_no_successor(agentty_home: Pa
     # reachable": it launched a successor that imported everything to wait for the lock in
     # vain (and took over when the first was stopped: a leftover in the remote tests).
     env = {**os.environ, "AGENTTY_SPAWNER": "1"}
-    slow_bind = {**env, "AGENTTY_FAILPOINTS": "spawner.listen=sleep:0.5"}
+    # (Listening 2 s after its launch: the second start asks before that even on a loaded
+    # machine, where the first start alone took over the 0.5 s this was once.)
+    slow_bind = {**env, "AGENTTY_FAILPOINTS": "spawner.listen=sleep:2"}
     first = agentty("start", "--json", "--", "sleep", "1000", env=slow_bind)
     assert first.returncode == 0, first.stderr
-    slow_launch = {**env, "AGENTTY_FAILPOINTS": "spawner_client.launch=sleep:1.5"}
+    slow_launch = {**env, "AGENTTY_FAILPOINTS": "spawner_client.launch=sleep:3"}
     second = agentty("start", "--json", "--", "sleep", "1000", env=slow_launch)
     assert second.returncode == 0, second.stderr
     assert not forked(json.loads(second.stdout))  # it asked before the spawner listened
