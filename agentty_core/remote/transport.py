@@ -180,17 +180,22 @@ def share_master(
     except OSError:
         return
     try:
-        while True:
+        locked = False
+        while not locked:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
+                locked = True
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    return  # the one starting it is slow: connect on our own
+                    break
                 time.sleep(0.005)
-        if _master_answers(path, clear=True):
+        if locked and _master_answers(path, clear=True):
             return
         said = _failed_since(path, asked_at)
+        if said is None and not locked:
+            # The one starting it is slow: connect on our own (unless it has just failed,
+            # its time run out as ours did: then its reason is ours).
+            return
         if said is None:
             said = _start_master(host, home_root, path, deadline, limit)
     except OSError:
