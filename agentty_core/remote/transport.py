@@ -163,7 +163,8 @@ def share_master(
     of the calls that waited for it: what ssh said, raised as the TransportError a call of
     their own would have met, without waiting for it again. A call that comes later tries
     again (the host may be back). `within`: the caller's own time limit, which the wait
-    for the master keeps to (the connect timeout and a grace by default). Blocking: an
+    for the master keeps to (the connect timeout and a grace by default), but for
+    STARTER_GRACE for the reason of a master that failed as it ran out. Blocking: an
     event loop runs it in a thread."""
     path = None if host.command is not None else control_path(host, home_root)
     if path is None or _master_answers(path):
@@ -186,16 +187,14 @@ def share_master(
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 locked = True
             except BlockingIOError:
-                if time.monotonic() >= deadline:
+                if time.monotonic() >= deadline + STARTER_GRACE:
                     break
                 time.sleep(0.005)
         if locked and _master_answers(path, clear=True):
             return
         said = _failed_since(path, asked_at)
         if said is None and not locked:
-            # The one starting it is slow: connect on our own (unless it has just failed,
-            # its time run out as ours did: then its reason is ours).
-            return
+            return  # the one starting it is given longer than us: connect on our own
         if said is None:
             said = _start_master(host, home_root, path, deadline, limit)
     except OSError:
@@ -207,6 +206,10 @@ def share_master(
 
 
 MASTER_GRACE = 5.0  # seconds beyond the connect timeout a master may take to log in
+# The caller starting the master gives up on it at its deadline, then ends its ssh and
+# writes why: one waiting with the same limit (it asked a moment later) waits this much
+# longer for that reason rather than connect on its own as its time runs out.
+STARTER_GRACE = 1.0
 COARSE_CLOCK = 0.01  # a file's mtime comes from a clock this much behind time.time()
 # Calls that are channels on one master at once: sshd refuses sessions over its MaxSessions
 # (10 by default; the link, relays and waits hold some), and ssh then connects on its own

@@ -199,9 +199,9 @@ def test_a_burst_at_a_host_that_stalls_after_its_banner_says_so_in_each_call(
     link: Link,
 ) -> None:
     """ssh gets the banner, then nothing: the master is given up on when its time is up,
-    and ssh has said nothing. The caller that started it said it timed out ("((...))", the
-    words in two pairs of brackets); those that waited for it read an empty reason and
-    said "ssh ended without a message"."""
+    and ssh has said nothing. Each caller says it timed out, in one pair of brackets: the
+    one that started it said "((...))", those that waited read an empty reason ("ssh ended
+    without a message"), or ran out of time a moment before the reason was written."""
     import threading
 
     with socket.socket() as server:

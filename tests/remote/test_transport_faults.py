@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +17,8 @@ import pytest
 
 from agentty_core.errors import TransportError
 from agentty_core.remote.client import RemoteClient
+from agentty_core.remote.hosts import Host
+from agentty_core.remote.transport import control_path, share_master
 from tests.helpers.cli import AGENTTY, wait_until
 
 # Runs instead of the remote agentty: a shell that leaves a child holding its pipes (the
@@ -180,3 +183,43 @@ def test_a_transport_ended_by_sigpipe_is_not_a_lost_link() -> None:
     assert transport.killed(box, 1) is None
     lost = transport.killed(box, -signal.SIGKILL)
     assert lost is not None and lost.reason == "lost"
+
+
+def test_a_caller_whose_wait_runs_out_as_the_master_fails_takes_its_reason(
+    tmp_path: Path,
+) -> None:
+    """The caller starting the master gives up on it at its deadline, then ends its ssh and
+    writes why; one that waited for the host's lock with the same limit ran out a moment
+    before that, connected on its own and said 'ssh ended without a message' (a CI failure).
+    The starter here is another process holding the lock for real, its reason written
+    0.2 s after our limit."""
+    host = Host("h", destination="nobody@192.0.2.1")
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    path = control_path(host, home)
+    assert path is not None
+    starter = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            "fd = os.open(sys.argv[1] + '.lock', os.O_RDWR | os.O_CREAT, 0o600)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "print('held', flush=True)\n"
+            "time.sleep(float(sys.argv[2]))\n"
+            "with open(sys.argv[1] + '.failed', 'w') as f:\n"
+            "    f.write('ssh connection timed out: not up within 1 s')\n",
+            path,
+            "1.2",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert starter.stdout is not None and starter.stdout.readline() == "held\n"
+        with pytest.raises(TransportError) as failed:
+            share_master(host, home, within=1.0)
+        assert "not up within 1 s" in str(failed.value)
+    finally:
+        starter.kill()
+        starter.wait()
