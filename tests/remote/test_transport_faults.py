@@ -185,17 +185,17 @@ def test_a_transport_ended_by_sigpipe_is_not_a_lost_link() -> None:
     assert lost is not None and lost.reason == "lost"
 
 
-def test_a_caller_whose_wait_runs_out_as_the_master_fails_takes_its_reason(
-    tmp_path: Path,
-) -> None:
+def test_a_caller_whose_wait_runs_out_as_the_master_fails_takes_its_reason() -> None:
     """The caller starting the master gives up on it at its deadline, then ends its ssh and
     writes why; one that waited for the host's lock with the same limit ran out a moment
     before that, connected on its own and said 'ssh ended without a message' (a CI failure).
     The starter here is another process holding the lock for real, its reason written
     0.2 s after our limit."""
+    import shutil
+    import tempfile
+
     host = Host("h", destination="nobody@192.0.2.1")
-    home = tmp_path / "home"
-    home.mkdir(mode=0o700)
+    home = Path(tempfile.mkdtemp(prefix="h-", dir="/tmp"))  # a socket's path is short
     path = control_path(host, home)
     assert path is not None
     starter = subprocess.Popen(
@@ -223,3 +223,4 @@ def test_a_caller_whose_wait_runs_out_as_the_master_fails_takes_its_reason(
     finally:
         starter.kill()
         starter.wait()
+        shutil.rmtree(home)
