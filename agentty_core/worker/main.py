@@ -165,12 +165,11 @@ def serve(
         f"worker {os.getpid()} starting session {worker.id} (emulator {worker.emulator_name}):"
         f" {spec['argv']}",
     )
-    import asyncio
-
     from agentty_core.errors import AgenttyError
+    from agentty_core.worker import loop
 
     try:
-        return asyncio.run(worker.run())
+        return loop.run(worker.run())
     except BaseException as exc:
         # agentty's own errors (the state lock held past its timeout, say) are said in their
         # words, as the caller says them on the direct path; anything else is a crash.

@@ -113,6 +113,7 @@ def _start_up() -> None:
     from agentty_core.paths import Home
     from agentty_core.proc.ptyhost import PtyChild
     from agentty_core.state.records import RawRecord
+    from agentty_core.worker import loop
     from agentty_core.worker.core import Worker
     from agentty_core.worker.main import LOG_FORMAT, CappedLogHandler
 
@@ -162,7 +163,7 @@ def _start_up() -> None:
             try:
                 worker = Worker(dict(spec), home, status_w, claim=_one_round_listed)
                 home.log_path(sid)
-                asyncio.run(rehearse(worker))
+                loop.run(rehearse(worker))
             finally:
                 if worker is None or worker.status_fd is not None:  # `_report` closes it
                     os.close(status_w)
