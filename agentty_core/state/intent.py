@@ -184,37 +184,25 @@ def claim(
     alive: Callable[[Record], bool],
     unlisted_names: Callable[[set[str]], set[str]] | None = None,
 ) -> None:
-    """Write the intent record, under the state lock, once `check_claim` lets it. Its
-    rename is made durable by the directory sync after the next write: the failed record's,
-    or the running record's (the worker's, right after `start` has its answer)."""
+    """Write the intent record, under the state lock: its id unused, its name not taken by
+    a running session (whose worker `alive` says is alive), nor by one the list is missing
+    (`unlisted_names`: given the ids listed, the names behind the sockets they leave out).
+    Its rename is made durable by the directory sync after the next write: the failed
+    record's, or the running record's (the worker's, right after `start` has its answer)."""
+    session_id, name, record = intent.session_id, intent.name, intent.record
 
     def add(sessions: list[Record]) -> None:
-        check_claim(sessions, intent, alive, unlisted_names)
-        sessions.append(intent.record)
+        if any(r.get("id") == session_id for r in sessions):
+            raise SpawnError("session id collision; try again")
+        if name is not None:
+            for other in sessions:
+                if other.get("name") == name and is_live(other) and alive(other):
+                    raise UsageError(f"a running session is already named {name!r}")
+                if other.get("id") == name:  # its id would win: the name could not be used
+                    raise UsageError(f"{name!r} is the id of another session; choose a name")
+            listed = {str(other.get("id")) for other in sessions}
+            if unlisted_names is not None and name in unlisted_names(listed):
+                raise UsageError(f"a running session is already named {name!r}")
+        sessions.append(record)
 
     store.mutate(add, durable=False)  # the running record's write syncs the directory
-
-
-def check_claim(
-    sessions: list[Record],
-    intent: Intent,
-    alive: Callable[[Record], bool],
-    unlisted_names: Callable[[set[str]], set[str]] | None = None,
-) -> None:
-    """Whether `intent` may be added to `sessions` (read under the state lock): its id
-    unused, its name not taken by a running session (whose worker `alive` says is alive),
-    nor by one the list is missing (`unlisted_names`: given the ids listed, the names behind
-    the sockets they leave out). Raises the start's error if not."""
-    session_id, name = intent.session_id, intent.name
-    if any(r.get("id") == session_id for r in sessions):
-        raise SpawnError("session id collision; try again")
-    if name is None:
-        return
-    for other in sessions:
-        if other.get("name") == name and is_live(other) and alive(other):
-            raise UsageError(f"a running session is already named {name!r}")
-        if other.get("id") == name:  # its id would win: the name could not be used
-            raise UsageError(f"{name!r} is the id of another session; choose a name")
-    listed = {str(other.get("id")) for other in sessions}
-    if unlisted_names is not None and name in unlisted_names(listed):
-        raise UsageError(f"a running session is already named {name!r}")

@@ -12,7 +12,7 @@ import asyncio
 import base64
 import os
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING
 
 from agentty_core.emulator.interface import create_emulator
@@ -22,7 +22,6 @@ from agentty_core.proc import inputstate
 from agentty_core.proc.ptyhost import PtyChild
 from agentty_core.protocol import JSONObject
 from agentty_core.screen_text import trim_lines
-from agentty_core.state import records
 from agentty_core.state.records import RawRecord as Record
 from agentty_core.state.store import StateStore
 from agentty_core.worker.answers import Later
@@ -39,17 +38,8 @@ if TYPE_CHECKING:
 class WorkerBase:
     """The state the worker's parts share (see the module docstring)."""
 
-    def __init__(
-        self,
-        spec: Record,
-        home: Home,
-        status_fd: int | None,
-        claim: Callable[[list[records.Record]], None] | None = None,
-    ) -> None:
+    def __init__(self, spec: Record, home: Home, status_fd: int | None) -> None:
         self.spec = spec
-        # Set for a worker the spawner forked (`worker.forked`): it writes no intent record,
-        # `claim` checks its place in the list under the lock of the running record's write.
-        self.claim = claim
         self.id = str(spec["id"])
         self.home = home
         self.home_at = directory_identity(home.root)  # (device, inode): a home removed is noticed

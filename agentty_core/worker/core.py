@@ -4,8 +4,6 @@ It owns the program's PTY, the terminal emulator and the session's Unix socket. 
 of start-up is what makes "no orphan ever" true (D6): umask, signal handlers and the child
 subreaper come first, then the intent record, then the spawn, then the socket, then the
 running record, and only then the `ready` line on the status pipe that `start` waits for.
-(A worker the warm spawner forked writes no intent record: it holds the state lock from its
-claim through the spawn and the socket to its running record, one write.)
 Whatever ends the worker (SIGTERM, an exception, a failed state write) ends the program's
 process tree first. When the program exits, the worker saves the final screen next to its
 log, records the exit, removes its socket and exits.
@@ -28,17 +26,14 @@ import logging
 import os
 import signal
 import stat
-from collections.abc import Callable
-from functools import partial
 from typing import cast
 
 from agentty_core import failpoints
-from agentty_core.errors import AgenttyError, SpawnError, StateError
+from agentty_core.errors import SpawnError, StateError
 from agentty_core.ipc.server import Server
 from agentty_core.proc import identity
 from agentty_core.proc.ptyhost import become_subreaper, spawn
 from agentty_core.protocol import JSONObject
-from agentty_core.state.records import Record
 from agentty_core.state.store import StateStore, atomic_write, now_iso, sync_directory
 from agentty_core.worker import warmup
 from agentty_core.worker.base import WorkerBase
@@ -72,11 +67,37 @@ class Worker(PtyIO, Lifecycle, WaitRegistry, Requests, Push, WorkerBase):
         loop.add_signal_handler(signal.SIGUSR1, self._on_rebind)
         become_subreaper()
         worker_pid = os.getpid()
-        activated = self._start(program_umask, worker_pid)
-        if activated is None:
+        if self.record.get("workerPid") != worker_pid:  # a `start` names it in its intent
+            self._update_record(**identity.worker_fields(worker_pid))
+        failpoints.hit("worker.after_intent")
+        try:
+            self.child = spawn(
+                [str(a) for a in cast(list[str], self.spec["argv"])],
+                cwd=str(self.spec["cwd"]),
+                env=cast(dict[str, str], self.spec["env"]),
+                cols=self.emu.cols,
+                rows=self.emu.rows,
+                umask=program_umask,
+            )
+        except SpawnError as exc:
+            self._report({"ok": False, "error": exc.message, "exit_code": exc.exit_code})
+            self._update_record(status="failed", error=exc.message, endedAt=now_iso())
             return 1
-        assert self.child is not None
+        failpoints.hit("worker.after_spawn")
+        wanted = self.spec.get("record_cast")
+        if isinstance(wanted, dict):
+            self._start_recording(wanted.get("input") is True, wanted.get("markers") is True)
         pid = self.child.pid
+        loop.add_reader(self.child.fd, self._on_readable)
+        self._bind()
+        failpoints.hit("worker.after_bind")
+        activated = self._record_running(
+            status="running",
+            emulator=self.emulator_name,
+            pid=pid,
+            pidStart=identity.start_token(pid),
+            createTime=identity.create_time(pid),
+        )
         _load_the_end()  # the code on disk may go as soon as `start` has its answer
         failpoints.hit("worker.before_ready")
         self._report({"ok": True, "pid": pid, "workerPid": worker_pid, "active": activated})
@@ -98,115 +119,29 @@ class Worker(PtyIO, Lifecycle, WaitRegistry, Requests, Push, WorkerBase):
         await asyncio.sleep(0)
         return 0
 
-    def _start(self, program_umask: int, worker_pid: int) -> bool | None:
-        """The program started and the session recorded as running: True if the active
-        pointer was set too; None if the start failed (`start` has been answered)."""
-        if self.claim is not None:  # forked by the spawner: no intent record was written
-            try:
-                activated = self._claim_running(partial(self._start_program, program_umask))
-            except AgenttyError as exc:
-                if self.child is not None:
-                    raise  # the write failed (a full disk): `serve` ends what was started
-                # Refused before anything ran (the name is taken, the lock held): nothing
-                # is written.
-                with contextlib.suppress(OSError):
-                    os.unlink(self.home.log_path(self.id))
-                said = {"ok": False, "error": str(exc), "exit_code": exc.exit_code}
-                self._report({**said, "as_is": True})
-                return None
-            return activated if self.child is not None else None
-        if self.record.get("workerPid") != worker_pid:  # `start` names it in its intent
-            self._update_record(**identity.worker_fields(worker_pid))
-        failpoints.hit("worker.after_intent")
-        try:
-            self._start_program(program_umask)
-        except SpawnError as exc:
-            self._report({"ok": False, "error": exc.message, "exit_code": exc.exit_code})
-            self._update_record(status="failed", error=exc.message, endedAt=now_iso())
-            return None
-        return self._record_running()
-
-    def _start_program(self, program_umask: int) -> None:
-        """The program on its PTY, read from, and the session's socket bound (SpawnError:
-        the program could not be started)."""
-        self.child = spawn(
-            [str(a) for a in cast(list[str], self.spec["argv"])],
-            cwd=str(self.spec["cwd"]),
-            env=cast(dict[str, str], self.spec["env"]),
-            cols=self.emu.cols,
-            rows=self.emu.rows,
-            umask=program_umask,
-        )
-        failpoints.hit("worker.after_spawn")
-        wanted = self.spec.get("record_cast")
-        if isinstance(wanted, dict):
-            self._start_recording(wanted.get("input") is True, wanted.get("markers") is True)
-        asyncio.get_running_loop().add_reader(self.child.fd, self._on_readable)
-        self._bind()
-        failpoints.hit("worker.after_bind")
-
-    def _running_fields(self) -> dict[str, object]:
-        assert self.child is not None
-        pid = self.child.pid
-        return {
-            "status": "running",
-            "emulator": self.emulator_name,
-            "pid": pid,
-            "pidStart": identity.start_token(pid),
-            "createTime": identity.create_time(pid),
-        }
-
-    def _record_running(self) -> bool:
+    def _record_running(self, **fields: object) -> bool:
         """The running record and, when `start` asked for it, the active pointer, in one
         write under the state lock: both or neither. Set by `start` after `ready`, the
         pointer needed a lock of its own, and when that timed out `start` failed with the
         program already running. True if the pointer was set."""
-        fields = self._running_fields()
+        activate = self.spec.get("activate") is True
         self.record.update(fields)
+
+        def point_here() -> None:
+            if not activate:
+                return
+            try:  # the directory is synced once, by the record's write that follows
+                atomic_write(self.home.active_file, self.id.encode() + b"\n", sync_dir=False)
+            except OSError as exc:  # the running record is not written either
+                raise StateError(f"{exc.strerror or exc} writing {self.home.active_file}") from None
+
         # The directory is synced once `start` has its answer (`run`), as a worker does for
         # its exit once `kill` has its own: the renamed files are what every reader sees
         # already; only a crash of the machine in that moment, which ends the session too,
         # could undo them.
         unsynced = StateStore(self.home, lean=True, sync_dir=False)
-        unsynced.update_or_restore(self.id, self.record, self._point_here, **fields)
-        return self.spec.get("activate") is True
-
-    def _claim_running(self, start_program: Callable[[], None]) -> bool:
-        """A forked worker's start in one write: under the state lock, its place in the list
-        checked (`claim`: AgenttyError, and nothing runs), the program started and the
-        socket bound, then its running record (or, if the program could not be started, its
-        failed one) and the active pointer written. The full path's intent record and its
-        fsync are not needed: no other start sees the list until the session is in it, and
-        a worker that dies meanwhile writes nothing (its program dies with it, pdeathsig;
-        the orphan sweep finds what it left by its marker). True if the pointer was set."""
-        assert self.claim is not None
-        claim = self.claim
-
-        def start_here(sessions: list[Record]) -> None:
-            claim(sessions)
-            failpoints.hit("worker.after_intent")
-            try:
-                start_program()
-            except SpawnError as exc:
-                self._report({"ok": False, "error": exc.message, "exit_code": exc.exit_code})
-                self.record.update(status="failed", error=exc.message, endedAt=now_iso())
-            else:
-                self.record.update(self._running_fields())
-                self._point_here()
-            sessions.append(cast(Record, self.record))
-
-        StateStore(self.home, lean=True, sync_dir=False).mutate(start_here, durable=False)
-        return self.child is not None and self.spec.get("activate") is True
-
-    def _point_here(self) -> None:
-        """The active pointer at this session, if `start` asked for it; under the state
-        lock, before the running record's write (which fails with it)."""
-        if self.spec.get("activate") is not True:
-            return
-        try:  # the directory is synced once, by the record's write that follows
-            atomic_write(self.home.active_file, self.id.encode() + b"\n", sync_dir=False)
-        except OSError as exc:  # the running record is not written either
-            raise StateError(f"{exc.strerror or exc} writing {self.home.active_file}") from None
+        unsynced.update_or_restore(self.id, self.record, point_here, **fields)
+        return activate
 
     def _report(self, message: JSONObject) -> None:
         """One line on the status pipe, then close it: `start` is waiting for it."""

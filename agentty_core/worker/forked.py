@@ -299,9 +299,8 @@ def preload() -> None:
 
 def start_session(params: object) -> int:
     """The `start` fast lane's worker (`cli/startlane.py`): it does the caller's part of
-    the full path itself (`launch.launcher.start`: the same checks and messages, its place
-    in the list claimed under the state lock, its own pids in its record at once: in the
-    running record's write, `Worker._claim_running`), then runs the session. Every
+    the full path itself (`launch.launcher.start`: the same checks and messages, the intent
+    record under the state lock, its own pids in it at once), then runs the session. Every
     answer goes on the status pipe; the caller prints it. Nothing is written until the
     caller says go on the spec pipe: a caller that stopped waiting (it went the full way)
     closes it, and this worker exits without a trace."""
@@ -313,6 +312,7 @@ def start_session(params: object) -> int:
     from agentty_core.proc import identity
     from agentty_core.proc.command import resolve_command, validate_cwd
     from agentty_core.state import intent
+    from agentty_core.state.store import StateStore
     from agentty_core.worker import main as worker_main
 
     if not isinstance(params, dict) or not _plain_start(params):
@@ -351,9 +351,13 @@ def start_session(params: object) -> int:
     os.dup2(log_fd, 2)
     os.close(log_fd)
     intent.name_worker(planned, identity.worker_fields(os.getpid()))
-    unlisted = partial(running_names, home)
-    claim = partial(intent.check_claim, intent=planned, alive=_alive, unlisted_names=unlisted)
-    return worker_main.serve(planned.spec, STATUS_FD, claim)
+    try:
+        intent.claim(StateStore(home, lean=True), planned, _alive, partial(running_names, home))
+    except AgenttyError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(planned.log_path)
+        return _answer({"ok": False, "error": str(exc), "exit_code": exc.exit_code, "as_is": True})
+    return worker_main.serve(planned.spec, STATUS_FD)
 
 
 def _plain_start(params: dict[str, object]) -> bool:

@@ -26,9 +26,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from agentty_core.state.records import Record
     from agentty_core.worker.core import Worker
 
 LOG_CAP = 256 * 1024  # the worker log never holds program output; this bounds the rest
@@ -143,14 +140,9 @@ def main() -> int:
     return serve(spec, status_fd)
 
 
-def serve(
-    spec: dict[str, object],
-    status_fd: int,
-    claim: Callable[[list[Record]], None] | None = None,
-) -> int:
+def serve(spec: dict[str, object], status_fd: int) -> int:
     """Run the session `spec` describes, reporting on `status_fd` (-1: none); also what a
-    worker forked for the `start` fast lane runs, with the `claim` of its intent (checked
-    under the lock of its running record's write, `Worker._claim_running`)."""
+    worker forked for the `start` fast lane runs once it wrote the intent record itself."""
     from agentty_core.paths import Home
     from agentty_core.worker.core import Worker, log
 
@@ -159,7 +151,7 @@ def serve(
     os.close(devnull)
     home = Home(Path(str(spec["home"])))
     _setup_logging()
-    worker = Worker(spec, home, status_fd if status_fd >= 0 else None, claim)
+    worker = Worker(spec, home, status_fd if status_fd >= 0 else None)
     _log_start(
         log.name,
         f"worker {os.getpid()} starting session {worker.id} (emulator {worker.emulator_name}):"
@@ -189,11 +181,8 @@ def serve(
             from agentty_core.state.store import now_iso
 
             fields = {"status": "failed", "endedAt": now_iso()}
-        # A forked worker's record is not in the list until its start is: put back as failed
-        # (its log is there), as the full path's intent record is marked.
-        whole = worker.record if worker.claim is not None else None
         with contextlib.suppress(Exception):
-            worker.store.update_or_restore(worker.id, whole, error=said, **fields)
+            worker.store.update(worker.id, error=said, **fields)
         return 1
 
 

@@ -15,10 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from agentty_core.state.records import Record
 
 ROUNDS = 24  # past 3.11's warm-up delay (8 calls) before it specialises a function
 SAMPLE = (
@@ -107,12 +103,12 @@ def _start_up() -> None:
     import logging
     import shutil
     import signal
-    from functools import partial
     from pathlib import Path
+    from typing import cast
 
     from agentty_core.paths import Home
-    from agentty_core.proc.ptyhost import PtyChild
-    from agentty_core.state.records import RawRecord
+    from agentty_core.state.records import RawRecord, Record
+    from agentty_core.state.store import StateStore
     from agentty_core.worker import loop
     from agentty_core.worker.core import Worker
     from agentty_core.worker.main import LOG_FORMAT, CappedLogHandler
@@ -132,6 +128,7 @@ def _start_up() -> None:
         bind = home.socket_dir() == home.sockets_dir
         sid = "0123abcd"
         record: RawRecord = {"id": sid, "status": "starting", "argv": ["cat"]}
+        StateStore(home, lean=True).add(cast(Record, dict(record)))
         spec: RawRecord = {"id": sid, "home": scratch, "argv": ["cat"], "cols": 80, "rows": 24}
         spec.update(cwd=scratch, env={}, record=dict(record))
 
@@ -151,9 +148,8 @@ def _start_up() -> None:
                 worker._bind()
                 if worker.server is not None:
                     worker.server.close()
-            # A forked worker's start (`Worker._claim_running`), its program pid 1 on no PTY.
-            worker._claim_running(partial(setattr, worker, "child", PtyChild(1, -1, "")))
             worker._update_record(workerPid=os.getpid(), workerStart="x", workerCreateTime=0.0)
+            worker._record_running(status="running", emulator=worker.emulator_name, pid=1)
             log.info("worker %s starting session %s (emulator %s): %s", 1, sid, "pyte", ["cat"])
             worker._report({"ok": True, "pid": 1, "workerPid": 1, "active": False})
 
@@ -161,7 +157,7 @@ def _start_up() -> None:
             status_r, status_w = os.pipe()
             worker: Worker | None = None
             try:
-                worker = Worker(dict(spec), home, status_w, claim=_one_round_listed)
+                worker = Worker(dict(spec), home, status_w)
                 home.log_path(sid)
                 loop.run(rehearse(worker))
             finally:
@@ -174,11 +170,6 @@ def _start_up() -> None:
         log.setLevel(saved[1])
         os.close(null)
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _one_round_listed(sessions: list[Record]) -> None:
-    """The rehearsal's claim: the scratch list holds the session of one round at a time."""
-    sessions.clear()
 
 
 def _nothing() -> None:

@@ -419,14 +419,13 @@ def state_writes(home: Path) -> Iterator[list[str]]:
         os.close(fd)
 
 
-def test_the_lanes_run_writes_the_state_twice(spawner_on: Path) -> None:
-    """The running record (the forked worker claims its place in the same write: no
-    intent record) and at the end the removal: no exit record first (for a program that
-    ends after the lane's last wait reached its worker)."""
+def test_the_lanes_run_writes_the_state_three_times(spawner_on: Path) -> None:
+    """The intent, the running record, and at the end the removal: no exit record first
+    (for a program that ends after the lane's last wait reached its worker)."""
     with contextlib.contextmanager(state_writes)(spawner_on) as names:
         used, proc = run_lane("--", "sh", "-c", "sleep 0.3")
     assert used.startswith("CODE=0"), (used, proc.stderr)
-    assert names.count("sessions.json") == 2, names
+    assert names.count("sessions.json") == 3, names
     assert left_behind(spawner_on) == ([], [])
 
 

@@ -108,17 +108,13 @@ def test_forked_worker_gets_the_callers_context(
 
 def test_failpoints_and_failures_reach_a_forked_worker(agentty_home: Path) -> None:
     """The caller's environment is the worker's: its failpoints too; a worker that dies
-    during start-up fails the start and leaves nothing behind: it had written nothing (a
-    forked worker's record is written once, running), and its log is where the start
-    said to look."""
+    during start-up fails the start and leaves nothing behind."""
     warm(agentty_home)
-    before = agentty_json("status")["sessions"]
     env = dict(os.environ, AGENTTY_FAILPOINTS="worker.after_intent=exit:3")
     proc = agentty("start", "--", "cat", env=env)
     assert proc.returncode == 1 and "worker died during startup" in proc.stderr
-    assert agentty_json("status")["sessions"] == before
-    log = proc.stderr.rpartition("(see ")[2].rstrip(")\n")
-    assert Path(log).parent == agentty_home / "logs" and Path(log).exists(), proc.stderr
+    failed = [s for s in agentty_json("status")["sessions"] if s["status"] == "failed"]
+    assert len(failed) == 1
     assert forked(start("cat"))  # the spawner is unharmed
 
 
@@ -230,35 +226,6 @@ def test_concurrent_starts_through_the_spawner(agentty_home: Path) -> None:
         recs.append(json.loads(out))
     assert len({r["workerPid"] for r in recs}) == 8
     assert sum(forked(r) for r in recs) >= 1  # under load some may time out to the direct path
-
-
-def test_a_forked_start_is_one_write_and_claims_its_name_under_the_lock(
-    agentty_home: Path,
-) -> None:
-    """A forked worker writes no intent record (its fsync was a third of a warm start):
-    it holds the state lock from the check of its name to its running record. While it
-    is held there (a failpoint), the list does not name the session; two starts of one
-    name at once make one session and one refusal."""
-    warm(agentty_home)
-    env = dict(os.environ, AGENTTY_FAILPOINTS="worker.after_intent=sleep:2")
-    slow = subprocess.Popen(
-        [AGENTTY, "start", "--json", "--name", "one", "--", "cat"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    time.sleep(1.0)
-    listed = json.loads((agentty_home / "sessions.json").read_text())["sessions"]
-    assert [s.get("name") for s in listed] == [None]  # the warm-up's session alone
-    rival = agentty("start", "--name", "one", "--", "cat")
-    out, err = slow.communicate(timeout=60)
-    assert slow.returncode == 0, err
-    rec = json.loads(out)
-    assert forked(rec) and rec["status"] == "running"
-    assert rival.returncode == 2 and "already named 'one'" in rival.stderr, rival.stderr
-    named = [s["id"] for s in agentty_json("status")["sessions"] if s.get("name") == "one"]
-    assert named == [rec["id"]]
 
 
 def test_pytest_plugin_reaper_ends_the_spawner(agentty_home: Path) -> None:
@@ -413,22 +380,14 @@ def test_start_lane_falls_back_from_a_stopped_spawner_without_a_second_session(
 
 def test_start_lane_failures_leave_nothing_running(agentty_home: Path) -> None:
     """A worker of the lane that dies before it is ready (a failpoint in the caller's
-    environment reaches it) fails the start, and nothing runs on: its program, started
-    under the state lock, dies with it (pdeathsig), and nothing was recorded; one that
-    dies after its record says it runs leaves it marked failed."""
+    environment reaches it) fails the start, marks its record, and nothing runs on."""
     warm(agentty_home)
     env = dict(os.environ, AGENTTY_FAILPOINTS="worker.after_spawn=exit:3")
     proc = agentty("start", "--", "sleep", "1000", env=env)
     assert proc.returncode == 1 and "worker died during startup" in proc.stderr, proc.stderr
     assert ".log)" in proc.stderr
     wait_until(lambda: only_sessions_and_spawner(agentty_home), timeout=30)
-    listed = [s for s in agentty_json("status")["sessions"] if s.get("argv") == ["sleep", "1000"]]
-    assert listed == []
-    env = dict(os.environ, AGENTTY_FAILPOINTS="worker.before_ready=exit:3")
-    proc = agentty("start", "--", "sleep", "1001", env=env)
-    assert proc.returncode == 1 and "worker died during startup" in proc.stderr, proc.stderr
-    wait_until(lambda: only_sessions_and_spawner(agentty_home), timeout=30)
-    failed = [s for s in agentty_json("status")["sessions"] if s.get("argv") == ["sleep", "1001"]]
+    failed = [s for s in agentty_json("status")["sessions"] if s.get("argv") == ["sleep", "1000"]]
     assert [s["status"] for s in failed] == ["failed"], failed
 
 

@@ -203,17 +203,19 @@ def _sleeps(home: Path, seconds: str) -> bool:
     return False
 
 
+@pytest.mark.parametrize("spawner", ["0", "1"])
 def test_a_lock_held_over_the_running_record_fails_the_start_in_its_words(
-    agentty_home: Path,
+    agentty_home: Path, spawner: str
 ) -> None:
     """The program runs; the running record waits for the lock, which another process holds
-    past its timeout. `start` said that the worker was not ready (the direct path, whose
-    wait ran out with the lock's), and the worker's log had a traceback. The lock's own
-    message now, one line in the log; nothing runs on. (A worker the spawner forked holds
-    the lock from its claim to its running record: `test_spawner_faults` holds it before.)"""
+    past its timeout. `start` said "worker failed: ..." (the lane) or that the worker was not
+    ready (the direct path, whose wait ran out with the lock's), and the worker's log had a
+    traceback. The lock's own message now, one line in the log; nothing runs on."""
     from tests.reliability.conftest import state_lock
 
-    env = dict(os.environ, AGENTTY_SPAWNER="0")
+    env = dict(os.environ, AGENTTY_SPAWNER=spawner)
+    if spawner == "1":
+        _warm(agentty_home, env)
     proc = _starting(env, "worker.after_spawn=sleep:1", "1003")
     wait_until(lambda: _sleeps(agentty_home, "1003"))
     (rec,) = raw_records(agentty_home)  # the intent
