@@ -358,14 +358,19 @@ class StateStore:
         self._mutate(adapted, durable=durable)
 
     def _mutate(
-        self, change: Callable[[list[RawRecord], bool], object], *, durable: bool = True
+        self,
+        change: Callable[[list[RawRecord], bool], object],
+        *,
+        durable: bool = True,
+        undo: Callable[[], object] | None = None,
     ) -> None:
         """`mutate`, telling `change` whether the list is being rebuilt (see `_set_aside`).
 
         A caller that finds the list being rebuilt lets go of the lock, asks the live workers
         for their records, and merges them in under the lock again: workers then never wait
         on the lock for a caller that waits on them. Records written meanwhile (a worker
-        recording its exit) are newer than what their workers said and are kept."""
+        recording its exit) are newer than what their workers said and are kept. `undo`
+        runs under the lock if the write fails (what `change` did to other files)."""
         answers: list[Record] | None = None
         while True:
             with self._locked():
@@ -387,7 +392,12 @@ class StateStore:
                 if not rebuilding or self.ask_workers is None:
                     change(sessions, rebuilding)
                     doc["schema_version"] = SCHEMA_VERSION
-                    self._write(doc, sync_dir=False)
+                    try:
+                        self._write(doc, sync_dir=False)
+                    except BaseException:
+                        if undo is not None:
+                            undo()
+                        raise
                     break
             answers = self.ask_workers(self.home)  # outside the lock
         if durable and self.sync_dir:
@@ -413,8 +423,10 @@ class StateStore:
         missing otherwise (a restored backup, a hand edit) while the session's log is still
         there. No worker brings back a record that `gc` (or `run`, or an interrupted start)
         removed: they remove the log with it. `also` runs under the same lock before the
-        write; if it raises, nothing is written."""
+        write; if it raises, nothing is written; if it returns a callable, that is called
+        under the lock should the write fail (to undo what `also` did: both or neither)."""
         found: list[RawRecord] = []
+        undos: list[Callable[[], object]] = []
 
         def change(sessions: list[RawRecord], rebuilding: bool) -> None:
             for rec in sessions:
@@ -425,9 +437,15 @@ class StateStore:
                 found.append({**whole, **fields, "id": session_id})
                 sessions.append(found[0])
             if also is not None:
-                also()
+                undo = also()
+                if callable(undo):
+                    undos.append(undo)
 
-        self._mutate(change)
+        def undo_also() -> None:
+            for undo in undos:
+                undo()
+
+        self._mutate(change, undo=undo_also)
         return checked(found[0]) if found else None
 
     def _kept(self, session_id: str) -> bool:

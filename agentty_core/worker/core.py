@@ -26,6 +26,7 @@ import logging
 import os
 import signal
 import stat
+from collections.abc import Callable
 from typing import cast
 
 from agentty_core import failpoints
@@ -34,6 +35,7 @@ from agentty_core.ipc.server import Server
 from agentty_core.proc import identity
 from agentty_core.proc.ptyhost import become_subreaper, spawn
 from agentty_core.protocol import JSONObject
+from agentty_core.state.records import read_private_file
 from agentty_core.state.store import StateStore, atomic_write, now_iso, sync_directory
 from agentty_core.worker import warmup
 from agentty_core.worker.base import WorkerBase
@@ -127,13 +129,33 @@ class Worker(PtyIO, Lifecycle, WaitRegistry, Requests, Push, WorkerBase):
         activate = self.spec.get("activate") is True
         self.record.update(fields)
 
-        def point_here() -> None:
+        def point_here() -> Callable[[], None] | None:
             if not activate:
-                return
+                return None
+            path = self.home.active_file
+            try:
+                before: bytes | None = read_private_file(path)
+                readable = True
+            except StateError:  # not a file of ours (a FIFO, a symlink): replaced, for good
+                before, readable = None, False
             try:  # the directory is synced once, by the record's write that follows
-                atomic_write(self.home.active_file, self.id.encode() + b"\n", sync_dir=False)
+                atomic_write(path, self.id.encode() + b"\n", sync_dir=False)
             except OSError as exc:  # the running record is not written either
-                raise StateError(f"{exc.strerror or exc} writing {self.home.active_file}") from None
+                raise StateError(f"{exc.strerror or exc} writing {path}") from None
+
+            def put_back() -> None:
+                """The list could not be written (a full disk): the pointer as it was."""
+                try:
+                    if not readable:
+                        return
+                    if before is None:
+                        path.unlink(missing_ok=True)
+                    else:
+                        atomic_write(path, before, sync_dir=False)
+                except OSError as exc:
+                    log.error("cannot put the active pointer back: %s", exc)
+
+            return put_back
 
         # The directory is synced once `start` has its answer (`run`), as a worker does for
         # its exit once `kill` has its own: the renamed files are what every reader sees

@@ -430,3 +430,37 @@ def test_a_start_run_under_nohup_is_not_ended_by_sighup(agentty_home: Path) -> N
     (rec,) = raw_records(agentty_home)
     assert (proc.returncode, out) == (0, rec["id"] + "\n"), err
     agentty("kill", check=True)
+
+
+@pytest.mark.parametrize("spawner", ["0", "1"])
+def test_a_full_disk_at_the_running_record_leaves_the_active_pointer_as_it_was(
+    agentty_home: Path, spawner: str
+) -> None:
+    """The pointer is written first, then the list (both or neither): a list that could not
+    be written left the pointer naming the failed start, and the session active before was
+    no longer the default of `text`, `get` and `kill`. The disk is filled while the program
+    starts, to one page: the pointer's temporary file fits, the list's does not."""
+    from tests.reliability.test_worker_io_faults import _fill, tmpfs
+
+    with tmpfs(agentty_home, agentty_home, "1m"):
+        env = dict(os.environ, AGENTTY_SPAWNER=spawner)
+        if spawner == "1":
+            _warm(agentty_home, env)
+        for _ in range(8):  # a list of more than one page
+            run_env(["start", "--", "true"], env)
+        before = run_env(["start", "--", "sleep", "1012"], env)
+        assert before.returncode == 0, before.stderr
+        active = (agentty_home / "active").read_text()
+        assert active == before.stdout
+        proc = _starting(env, "worker.after_spawn=sleep:2", "1013")
+        wait_until(lambda: _sleeps(agentty_home, "1013"))
+        page = agentty_home / "page"
+        page.write_bytes(b"\0" * 4096)
+        filler = _fill(agentty_home)
+        page.unlink()
+        out, err = proc.communicate(timeout=60)
+        filler.unlink()
+        assert (proc.returncode, out) == (1, ""), err
+        assert "No space left on device" in err and err.count("\n") == 1, err
+        assert (agentty_home / "active").read_text() == active
+        assert not list(agentty_home.glob(".active.*.tmp"))
