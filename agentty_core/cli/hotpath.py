@@ -118,7 +118,7 @@ def _main(argv: Sequence[str] | None) -> int:
                 if argv is None:  # the console entry: nothing of ours runs after this
                     _leave_now(code)
                 return code
-        code = _with_worker_started_early(words)
+        code = _with_worker_started_early(words, exits=argv is None)
         if argv is None:  # the console entry: nothing of ours runs after this
             _leave_started(code)
         return code
@@ -187,11 +187,12 @@ def _leave_started(code: int) -> None:
     os._exit(code)
 
 
-def _with_worker_started_early(words: list[str]) -> int:
+def _with_worker_started_early(words: list[str], *, exits: bool = False) -> int:
     """`start`/`run`: a session's worker imports for ~0.1 s before it can run anything;
     started now, that overlaps this command's own imports and state write. A worker the
     command did not hand a session to (it failed first) is killed before the command exits:
-    a refused `start` leaves no process behind, not even for a moment."""
+    a refused `start` leaves no process behind, not even for a moment. `exits`: the
+    process ends with the command (the console entry), and reaps nothing it starts."""
     from agentty_core.launch import spawn as worker_spawn
 
     lane = sys.modules.get("agentty_core.cli.startlane")
@@ -208,7 +209,7 @@ def _with_worker_started_early(words: list[str]) -> int:
 
         return full(words)
     finally:
-        worker_spawn.discard_early()
+        worker_spawn.discard_early(exits=exits)
 
 
 def _spawner_on() -> bool:

@@ -217,15 +217,16 @@ def take_early() -> SpawnedWorker | None:
     return early
 
 
-def discard_early() -> None:
+def discard_early(*, exits: bool = False) -> None:
     """Kill and reap an early worker nobody took (it has no session: nothing else runs);
     or, the command's work done, start the home's spawner if none answered (not after a
-    refused start: that leaves no process behind)."""
+    refused start: that leaves no process behind). `exits`: this process ends next, and
+    leaves reaping the spawner to whoever adopts it (`spawner_client.launch`)."""
     from agentty_core.launch import spawner_client
 
     early = take_early()
     if early is None:
-        spawner_client.launch_if_wanted()
+        spawner_client.launch_if_wanted(reap=not exits)
         return
     spawner_client.forget()
     early.close_spec()

@@ -242,10 +242,11 @@ def forget() -> None:
     _wanted, _successor = None, False
 
 
-def launch_if_wanted() -> None:
+def launch_if_wanted(*, reap: bool = True) -> None:
     """Start the spawner of the home where none answered (once; errors are ignored: the
     direct path works without it). Not while one holds the home's lock (it is starting,
-    and every `start` meanwhile finds no socket yet), unless that one is stepping down."""
+    and every `start` meanwhile finds no socket yet), unless that one is stepping down.
+    `reap`: see `launch`."""
     global _wanted, _successor
     root, successor = _wanted, _successor
     _wanted, _successor = None, False
@@ -266,7 +267,7 @@ def launch_if_wanted() -> None:
         # its next check, and a new one waits for the lock meanwhile.
         takeover = True
     try:  # noqa: SIM105
-        launch(root, takeover=takeover)
+        launch(root, takeover=takeover, reap=reap)
     except OSError:
         pass  # another start launched one just now, or the home is not ready
 
@@ -283,11 +284,14 @@ def _still_bound(holder: dict[str, object]) -> bool:
     return [st.st_dev, st.st_ino] == bound
 
 
-def launch(root: str, *, takeover: bool = False) -> int:
+def launch(root: str, *, takeover: bool = False, reap: bool = True) -> int:
     """Start the home's spawner, detached (own session, stdio on its log and /dev/null, no
     descriptor of ours but the spawner lock, taken here and handed over: one launch per
     home at a time, OSError for the others). `takeover`: one holds the lock and is stepping
-    down; ours waits for it (a moment), and exits if it does not let go."""
+    down; ours waits for it (a moment), and exits if it does not let go. `reap`: a thread
+    of ours waits for it to end, as a long-lived caller must (it would linger as a zombie);
+    a command about to exit leaves that to whoever adopts it (the thread's start waited for
+    a CPU that the new spawner took: ~10 ms of a cold `start` on two cores)."""
     import fcntl
 
     logs = os.path.join(root, "logs")
@@ -315,13 +319,13 @@ def launch(root: str, *, takeover: bool = False) -> int:
         os.close(lock_fd)  # the lock stays: it belongs to the open file, which `moved` keeps
         lock_fd = moved
     try:
-        return _launch(root, lock_fd)
+        return _launch(root, lock_fd, reap)
     finally:
         if lock_fd >= 0:
             os.close(lock_fd)  # the spawner holds it now (or, not launched, nobody)
 
 
-def _launch(root: str, lock_fd: int) -> int:
+def _launch(root: str, lock_fd: int, reap: bool) -> int:
     """`launch`'s spawn; `lock_fd` (unless -1) becomes the spawner's LOCK_FD."""
     import signal
 
@@ -351,6 +355,8 @@ def _launch(root: str, lock_fd: int) -> int:
         )
     finally:
         os.close(log_fd)
+    if not reap:
+        return pid
     import threading
 
     # Ours until it ends (after its idle period): reaped then, or it would linger as a zombie.

@@ -497,3 +497,38 @@ def test_the_worker_log_lines_share_one_format(agentty_home: Path, way: str) -> 
         lines[0],
     ), lines
     assert any(re.fullmatch(stamp + "received SIGTERM: ending the session", x) for x in lines)
+
+
+IN_PROCESS_START = """
+import sys, time
+from agentty_core.cli import hotpath
+hotpath.main(["start", "--", "true"])
+print("started", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_spawner_launched_by_an_in_process_start_is_reaped_when_it_ends(
+    agentty_home: Path,
+) -> None:
+    """The console `agentty start` exits after launching the spawner and leaves its reaping
+    to whoever adopts it; a process that runs `start` in-process (the remote side's link)
+    lives on, and its thread reaps the spawner once it ends: no zombie of it stays."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", IN_PROCESS_START], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip().isalnum()  # the session's id
+        assert proc.stdout.readline() == "started\n"
+        info = ready_spawner(agentty_home)
+        assert psutil.Process(info["pid"]).ppid() == proc.pid
+        spawner_client.stop(str(agentty_home))
+
+        def reaped() -> bool:
+            return all(c.pid != info["pid"] for c in psutil.Process(proc.pid).children())
+
+        wait_until(reaped, timeout=15)
+    finally:
+        proc.kill()
+        proc.wait()
