@@ -193,8 +193,10 @@ def share_master(
         if locked and _master_answers(path, clear=True):
             return
         said = _failed_since(path, asked_at)
-        if said is None and not locked:
-            return  # the one starting it is given longer than us: connect on our own
+        if said is None and (not locked or time.monotonic() >= deadline):
+            # The one starting it is given longer than us, or let go in our grace without
+            # a reason (interrupted): our time is up, connect on our own.
+            return
         if said is None:
             said = _start_master(host, home_root, path, deadline, limit)
     except OSError:

@@ -224,3 +224,40 @@ def test_a_caller_whose_wait_runs_out_as_the_master_fails_takes_its_reason() -> 
         starter.kill()
         starter.wait()
         shutil.rmtree(home)
+
+
+def test_a_caller_whose_starter_let_go_without_a_reason_after_its_limit_goes_alone() -> None:
+    """The starter let go of the host's lock within the caller's grace, after its limit,
+    and wrote no reason (interrupted, say): the caller started a master of its own with a
+    deadline already past, killed it at once and said 'not up within 1 s' (a reason it
+    made up, and left in `.failed` for every other caller). Its time is up: it goes on its
+    own, as before the grace, and leaves no reason behind."""
+    import shutil
+    import tempfile
+
+    host = Host("h", destination="nobody@192.0.2.1")
+    home = Path(tempfile.mkdtemp(prefix="h-", dir="/tmp"))
+    path = control_path(host, home)
+    assert path is not None
+    starter = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            "fd = os.open(sys.argv[1] + '.lock', os.O_RDWR | os.O_CREAT, 0o600)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "print('held', flush=True)\n"
+            "time.sleep(1.3)\n",
+            path,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert starter.stdout is not None and starter.stdout.readline() == "held\n"
+        share_master(host, home, within=1.0)  # returns: the call connects on its own
+        assert not os.path.exists(path + ".failed")
+    finally:
+        starter.kill()
+        starter.wait()
+        shutil.rmtree(home)
