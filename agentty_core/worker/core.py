@@ -35,7 +35,6 @@ from agentty_core.ipc.server import Server
 from agentty_core.proc import identity
 from agentty_core.proc.ptyhost import become_subreaper, spawn
 from agentty_core.protocol import JSONObject
-from agentty_core.state.records import read_private_file
 from agentty_core.state.store import StateStore, atomic_write, now_iso, sync_directory
 from agentty_core.worker import warmup
 from agentty_core.worker.base import WorkerBase
@@ -129,33 +128,41 @@ class Worker(PtyIO, Lifecycle, WaitRegistry, Requests, Push, WorkerBase):
         activate = self.spec.get("activate") is True
         self.record.update(fields)
 
+        # The pointer as it was, kept under a temporary name (a hard link: putting it back
+        # needs no new block on a full disk); "none": there was none; "lost": it cannot be
+        # kept (no hard links there) and is not put back.
+        kept = self.home.root / f".active.{os.urandom(6).hex()}.tmp"
+        before = "none"
+
         def point_here() -> Callable[[], None] | None:
+            nonlocal before
             if not activate:
                 return None
             path = self.home.active_file
             try:
-                before: bytes | None = read_private_file(path)
-                readable = True
-            except StateError:  # not a file of ours (a FIFO, a symlink): replaced, for good
-                before, readable = None, False
+                os.link(path, kept, follow_symlinks=False)
+                before = "kept"
+            except FileNotFoundError:
+                before = "none"
+            except OSError:
+                before = "lost"
             try:  # the directory is synced once, by the record's write that follows
                 atomic_write(path, self.id.encode() + b"\n", sync_dir=False)
             except OSError as exc:  # the running record is not written either
+                put_back()
                 raise StateError(f"{exc.strerror or exc} writing {path}") from None
-
-            def put_back() -> None:
-                """The list could not be written (a full disk): the pointer as it was."""
-                try:
-                    if not readable:
-                        return
-                    if before is None:
-                        path.unlink(missing_ok=True)
-                    else:
-                        atomic_write(path, before, sync_dir=False)
-                except OSError as exc:
-                    log.error("cannot put the active pointer back: %s", exc)
-
             return put_back
+
+        def put_back() -> None:
+            """The list could not be written (a full disk): the pointer as it was."""
+            path = self.home.active_file
+            try:
+                if before == "kept":
+                    os.replace(kept, path)
+                elif before == "none":
+                    path.unlink(missing_ok=True)
+            except OSError as exc:
+                log.error("cannot put the active pointer back: %s", exc)
 
         # The directory is synced once `start` has its answer (`run`), as a worker does for
         # its exit once `kill` has its own: the renamed files are what every reader sees
@@ -163,6 +170,9 @@ class Worker(PtyIO, Lifecycle, WaitRegistry, Requests, Push, WorkerBase):
         # could undo them.
         unsynced = StateStore(self.home, lean=True, sync_dir=False)
         unsynced.update_or_restore(self.id, self.record, point_here, **fields)
+        if before == "kept":
+            with contextlib.suppress(OSError):
+                kept.unlink()
         return activate
 
     def _report(self, message: JSONObject) -> None:
