@@ -3,6 +3,7 @@ call ends in a bounded time, in one line with exit code 4, and leaves nothing be
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -185,53 +186,24 @@ def test_a_transport_ended_by_sigpipe_is_not_a_lost_link() -> None:
     assert lost is not None and lost.reason == "lost"
 
 
-def test_a_caller_whose_wait_runs_out_as_the_master_fails_takes_its_reason() -> None:
-    """The caller starting the master gives up on it at its deadline, then ends its ssh and
-    writes why; one that waited for the host's lock with the same limit ran out a moment
-    before that, connected on its own and said 'ssh ended without a message' (a CI failure).
-    The starter here is another process holding the lock for real, its reason written
-    0.2 s after our limit."""
-    import shutil
-    import tempfile
-
-    host = Host("h", destination="nobody@192.0.2.1")
-    home = Path(tempfile.mkdtemp(prefix="h-", dir="/tmp"))  # a socket's path is short
-    path = control_path(host, home)
-    assert path is not None
-    starter = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import fcntl, os, sys, time\n"
-            "fd = os.open(sys.argv[1] + '.lock', os.O_RDWR | os.O_CREAT, 0o600)\n"
-            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
-            "print('held', flush=True)\n"
-            "time.sleep(float(sys.argv[2]))\n"
-            "with open(sys.argv[1] + '.failed', 'w') as f:\n"
-            "    f.write('ssh connection timed out: not up within 1 s')\n",
-            path,
-            "1.2",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert starter.stdout is not None and starter.stdout.readline() == "held\n"
-        with pytest.raises(TransportError) as failed:
-            share_master(host, home, within=1.0)
-        assert "not up within 1 s" in str(failed.value)
-    finally:
-        starter.kill()
-        starter.wait()
-        shutil.rmtree(home)
+STARTER = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1] + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+if sys.argv[3]:
+    with open(sys.argv[1] + ".failed", "w") as f:
+        f.write(sys.argv[3])
+"""
 
 
-def test_a_caller_whose_starter_let_go_without_a_reason_after_its_limit_goes_alone() -> None:
-    """The starter let go of the host's lock within the caller's grace, after its limit,
-    and wrote no reason (interrupted, say): the caller started a master of its own with a
-    deadline already past, killed it at once and said 'not up within 1 s' (a reason it
-    made up, and left in `.failed` for every other caller). Its time is up: it goes on its
-    own, as before the grace, and leaves no reason behind."""
+@contextlib.contextmanager
+def starting_master(lets_go_after: float, reason: str) -> Iterator[tuple[Host, Path, str]]:
+    """Another process holding the lock of an ssh host's master for real, as the caller
+    starting it does: it lets go after `lets_go_after` s, having written `reason` (if any)
+    as the master's failure. Yields the host, its home (short: a socket's path must fit)
+    and the master's path."""
     import shutil
     import tempfile
 
@@ -240,24 +212,36 @@ def test_a_caller_whose_starter_let_go_without_a_reason_after_its_limit_goes_alo
     path = control_path(host, home)
     assert path is not None
     starter = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import fcntl, os, sys, time\n"
-            "fd = os.open(sys.argv[1] + '.lock', os.O_RDWR | os.O_CREAT, 0o600)\n"
-            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
-            "print('held', flush=True)\n"
-            "time.sleep(1.3)\n",
-            path,
-        ],
+        [sys.executable, "-c", STARTER, path, str(lets_go_after), reason],
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert starter.stdout is not None and starter.stdout.readline() == "held\n"
-        share_master(host, home, within=1.0)  # returns: the call connects on its own
-        assert not os.path.exists(path + ".failed")
+        yield host, home, path
     finally:
         starter.kill()
         starter.wait()
         shutil.rmtree(home)
+
+
+def test_a_caller_whose_wait_runs_out_as_the_master_fails_takes_its_reason() -> None:
+    """The caller starting the master gives up on it at its deadline, then ends its ssh and
+    writes why; one that waited for the host's lock with the same limit ran out a moment
+    before that, connected on its own and said 'ssh ended without a message' (a CI failure).
+    Here the reason is written 0.2 s after our limit."""
+    reason = "ssh connection timed out: not up within 1 s"
+    with starting_master(1.2, reason) as (host, home, _), pytest.raises(TransportError) as failed:
+        share_master(host, home, within=1.0)
+    assert reason in str(failed.value)
+
+
+def test_a_caller_whose_starter_let_go_without_a_reason_after_its_limit_goes_alone() -> None:
+    """The starter let go of the host's lock within the caller's grace, after its limit,
+    and wrote no reason (interrupted, say): the caller started a master of its own with a
+    deadline already past, killed it at once and said 'not up within 1 s' (a reason it
+    made up, and left in `.failed` for every other caller). Its time is up: it goes on its
+    own, as before the grace, and leaves no reason behind."""
+    with starting_master(1.3, "") as (host, home, path):
+        share_master(host, home, within=1.0)  # returns: the call connects on its own
+        assert not os.path.exists(path + ".failed")
