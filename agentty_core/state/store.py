@@ -98,6 +98,41 @@ def temp_file_beside(path: Path) -> tuple[int, str]:
     raise FileExistsError(errno.EEXIST, "no unused temporary file name", str(path.parent))
 
 
+class Kept:
+    """A file as it was, kept aside under a temporary name while it is changed for a write
+    of the list: put back (`put_back`) if that write fails, let go (`drop`) once it is done.
+    Kept by a hard link: putting it back needs no new block on the full disk that failed
+    the write. The name is one the temp-file sweep removes after a crash; a file that
+    cannot be linked (no hard links there) is not put back."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.existed = True
+        self.aside: Path | None = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
+        try:
+            os.link(path, self.aside, follow_symlinks=False)
+        except FileNotFoundError:
+            self.aside, self.existed = None, False
+        except OSError:
+            self.aside = None
+
+    def put_back(self) -> None:
+        try:
+            if self.aside is not None:
+                os.replace(self.aside, self.path)
+            elif not self.existed:
+                self.path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("cannot put %s back as it was: %s", self.path, exc)
+        self.aside = None
+
+    def drop(self) -> None:
+        if self.aside is not None:
+            with contextlib.suppress(OSError):
+                self.aside.unlink()
+            self.aside = None
+
+
 def sync_directory(path: Path) -> bool:
     """Make the renames into `path` durable (one fsync covers every entry changed so far).
 
@@ -347,15 +382,22 @@ class StateStore:
                 with contextlib.suppress(OSError):
                     os.unlink(self.home.root / name)
 
-    def mutate(self, change: Callable[[list[Record]], object], *, durable: bool = True) -> None:
+    def mutate(
+        self,
+        change: Callable[[list[Record]], object],
+        *,
+        durable: bool = True,
+        undo: Callable[[], object] | None = None,
+    ) -> None:
         """Apply `change` to the session list under the lock and write the result. Not
         `durable`: the directory is not synced (a write that a durable one follows before it
-        counts, as a start's intent record: lost in a crash, the start had not returned)."""
+        counts, as a start's intent record: lost in a crash, the start had not returned).
+        `undo`: see `_mutate`."""
 
         def adapted(sessions: list[RawRecord], rebuilding: bool) -> object:
             return change(sessions)  # type: ignore[arg-type]  # Record is a dict at run time
 
-        self._mutate(adapted, durable=durable)
+        self._mutate(adapted, durable=durable, undo=undo)
 
     def _mutate(
         self,
@@ -475,13 +517,24 @@ class StateStore:
             # Under the same lock as the records: no start points it elsewhere meanwhile,
             # and a worker that only tries the lock removes both or neither.
             if read_active(self.home) in session_ids:
+                pointer.append(Kept(self.home.active_file))  # if the list cannot be written
                 if instead is not None and any(r.get("id") == instead for r in sessions):
                     atomic_write(self.home.active_file, instead.encode() + b"\n", sync_dir=False)
                     return  # (the directory is synced after the records' write)
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.home.active_file)
 
-        self.mutate(change)
+        pointer: list[Kept] = []
+
+        def put_back() -> None:
+            for kept in pointer:
+                kept.put_back()
+
+        try:
+            self.mutate(change, undo=put_back)
+        finally:
+            for kept in pointer:
+                kept.drop()
         for session_id in session_ids:
             for path in (self.home.final_path(session_id), self.home.cast_path(session_id)):
                 with contextlib.suppress(FileNotFoundError):

@@ -35,7 +35,7 @@ from agentty_core.ipc.server import Server
 from agentty_core.proc import identity
 from agentty_core.proc.ptyhost import become_subreaper, spawn
 from agentty_core.protocol import JSONObject
-from agentty_core.state.store import StateStore, atomic_write, now_iso, sync_directory
+from agentty_core.state.store import Kept, StateStore, atomic_write, now_iso, sync_directory
 from agentty_core.worker import warmup
 from agentty_core.worker.base import WorkerBase
 from agentty_core.worker.lifecycle import Lifecycle
@@ -128,51 +128,29 @@ class Worker(PtyIO, Lifecycle, WaitRegistry, Requests, Push, WorkerBase):
         activate = self.spec.get("activate") is True
         self.record.update(fields)
 
-        # The pointer as it was, kept under a temporary name (a hard link: putting it back
-        # needs no new block on a full disk); "none": there was none; "lost": it cannot be
-        # kept (no hard links there) and is not put back.
-        kept = self.home.root / f".active.{os.urandom(6).hex()}.tmp"
-        before = "none"
+        kept: list[Kept] = []  # the pointer as it was, if the list cannot be written
 
         def point_here() -> Callable[[], None] | None:
-            nonlocal before
             if not activate:
                 return None
             path = self.home.active_file
-            try:
-                os.link(path, kept, follow_symlinks=False)
-                before = "kept"
-            except FileNotFoundError:
-                before = "none"
-            except OSError:
-                before = "lost"
+            kept.append(Kept(path))
             try:  # the directory is synced once, by the record's write that follows
                 atomic_write(path, self.id.encode() + b"\n", sync_dir=False)
             except OSError as exc:  # the running record is not written either
-                put_back()
                 raise StateError(f"{exc.strerror or exc} writing {path}") from None
-            return put_back
-
-        def put_back() -> None:
-            """The list could not be written (a full disk): the pointer as it was."""
-            path = self.home.active_file
-            try:
-                if before == "kept":
-                    os.replace(kept, path)
-                elif before == "none":
-                    path.unlink(missing_ok=True)
-            except OSError as exc:
-                log.error("cannot put the active pointer back: %s", exc)
+            return kept[0].put_back
 
         # The directory is synced once `start` has its answer (`run`), as a worker does for
         # its exit once `kill` has its own: the renamed files are what every reader sees
         # already; only a crash of the machine in that moment, which ends the session too,
         # could undo them.
         unsynced = StateStore(self.home, lean=True, sync_dir=False)
-        unsynced.update_or_restore(self.id, self.record, point_here, **fields)
-        if before == "kept":
-            with contextlib.suppress(OSError):
-                kept.unlink()
+        try:
+            unsynced.update_or_restore(self.id, self.record, point_here, **fields)
+        finally:
+            for pointer in kept:
+                pointer.drop()
         return activate
 
     def _report(self, message: JSONObject) -> None:

@@ -311,3 +311,21 @@ def test_a_stopped_worker_is_listed_again_and_can_be_ended(agentty_home: Path) -
         with contextlib.suppress(OSError):
             os.kill(a["workerPid"], signal.SIGCONT)
     wait_until(lambda: gone(a["workerPid"]) and gone(a["pid"]))
+
+
+@pytest.mark.parametrize("point", ["state.after_tmp_write", "state.before_replace"])
+def test_s17_gc_that_cannot_write_the_list_leaves_the_active_pointer(
+    agentty_home: Path, point: str
+) -> None:
+    """`gc` removes the pointer to a session it collects, then writes the list: when the
+    list could not be written (a full disk), the session was still listed but no longer
+    the default of `get` and `wait`; the pointer is put back with the list unchanged."""
+    rec = start("--", "true")
+    wait_until(lambda: raw_records(agentty_home)[0]["status"] == "exited")
+    active = agentty_home / "active"
+    assert active.read_text() == rec["id"] + "\n"
+    proc = run_env(["gc"], with_failpoints(f"{point}=raise:ENOSPC"))
+    assert proc.returncode == 1 and "no space left on device" in proc.stderr.lower()
+    assert [r["id"] for r in raw_records(agentty_home)] == [rec["id"]]
+    assert active.read_text() == rec["id"] + "\n"
+    assert list(agentty_home.glob(".*.tmp")) == []
