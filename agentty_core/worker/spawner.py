@@ -34,6 +34,7 @@ import os
 import select
 import signal
 import socket
+import stat
 import sys
 import threading
 import time
@@ -84,7 +85,9 @@ class Spawner:
         self.listener: socket.socket | None = None
         self.path = ""
         self.bound = (0, 0)
+        self.bound_at = 0  # its change time (an inode number is given again once freed)
         self.described = (0, 0)  # the inode of our `spawner.json`
+        self.described_at = 0
         self.code: CodeWatch | None = None  # the code on disk, as the imports found it
         self.stepping_down = False
         self.middles = 0  # intermediate processes not reaped yet
@@ -132,7 +135,7 @@ class Spawner:
             os.umask(old)
         os.chmod(path, 0o600)
         st = os.lstat(path)
-        self.bound = (st.st_dev, st.st_ino)
+        self.bound, self.bound_at = (st.st_dev, st.st_ino), st.st_ctime_ns
         sock.listen(64)
         self.listener = sock
 
@@ -162,7 +165,7 @@ class Spawner:
                 os.close(fd)
             os.replace(tmp, path)
             st = os.lstat(path)
-            self.described = (st.st_dev, st.st_ino)
+            self.described, self.described_at = (st.st_dev, st.st_ino), st.st_ctime_ns
         except OSError:  # (a full disk): no half-written description is left behind
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
@@ -170,20 +173,31 @@ class Spawner:
 
     def _description_is_ours(self) -> bool:
         """`status`, `doctor` and `stop` find us by `spawner.json`: replaced (by a directory,
-        say), nobody could see or stop us."""
+        say), nobody could see or stop us. The inode alone does not tell: one just freed is
+        given to the next file made (removed, then made a directory at once, it was ours
+        still, and we served on unseen: a CI failure); its type and change time do."""
         try:
             st = os.lstat(self.home.root / spawning.INFO_NAME)
         except OSError:
             return False
-        return (st.st_dev, st.st_ino) == self.described
+        return (
+            stat.S_ISREG(st.st_mode)
+            and (st.st_dev, st.st_ino) == self.described
+            and st.st_ctime_ns == self.described_at
+        )
 
     def _socket_is_ours(self) -> bool:
-        """Callers find us by the path: unlinked or replaced, nobody can reach us."""
+        """Callers find us by the path: unlinked or replaced, nobody can reach us (a socket
+        made in its place may be given its inode: see `_description_is_ours`)."""
         try:
             st = os.lstat(self.path)
         except OSError:
             return False
-        return (st.st_dev, st.st_ino) == self.bound
+        return (
+            stat.S_ISSOCK(st.st_mode)
+            and (st.st_dev, st.st_ino) == self.bound
+            and st.st_ctime_ns == self.bound_at
+        )
 
     def close(self) -> None:
         """Remove our socket and description (not a successor's: we still hold the lock)."""

@@ -162,3 +162,24 @@ def test_a_spawner_whose_description_is_replaced_steps_down(
     assert described.is_dir()  # what somebody put there is theirs
     described.rmdir()
     assert json.loads(_run("status", "--json").stdout)["spawner"] is None
+
+
+def test_a_description_replaced_at_the_same_inode_is_not_the_spawner_s(
+    agentty_home: Path,
+) -> None:
+    """An inode just freed is given to the next file made: `spawner.json` removed and made a
+    directory at once got its inode (every time, here, in a quick loop), and the spawner,
+    which knew its description by the inode alone, served on unseen (a CI failure of the
+    test above). The directory is given the description's identity here for certain."""
+    from agentty_core.paths import Home
+    from agentty_core.worker.spawner import Spawner
+
+    spawner = Spawner(Home(agentty_home), 60.0)
+    spawner.describe(ready=False)
+    assert spawner._description_is_ours()
+    described = agentty_home / "spawner.json"
+    described.unlink()
+    described.mkdir()
+    st = described.lstat()
+    spawner.described = (st.st_dev, st.st_ino)  # as if the inode came back (it usually does)
+    assert not spawner._description_is_ours()
