@@ -267,6 +267,21 @@ class Home:
         return path
 
 
+FileIdentity = tuple[int, int, int, int]
+
+
+def identity_of(path: str | os.PathLike[str]) -> FileIdentity | None:
+    """What tells the file at `path` (not followed) from one made there later: its device,
+    inode, type and change time; None if nothing is there. The inode alone does not: one
+    just freed is given to the next file made (a description removed and made a directory
+    at once had its inode, every time in a quick loop on ext4)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, stat.S_IFMT(st.st_mode), st.st_ctime_ns)
+
+
 def short_private_dir() -> Path:
     """A short directory only we can use, for sockets: under `$XDG_RUNTIME_DIR` (per user,
     0700, made by the login manager) when there is one, else `/tmp/agentty-UID`."""

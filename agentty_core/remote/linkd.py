@@ -34,6 +34,8 @@ import sys
 import time
 from typing import Any
 
+from agentty_core.paths import FileIdentity, identity_of
+
 IDLE = 600.0
 HELLO_WAIT = 40.0  # seconds for ssh to connect and the remote agentty to import
 REQUEST_TIMEOUT = 2.0  # a caller that connects and sends nothing
@@ -72,7 +74,7 @@ class Link:
         self.heard = time.monotonic()  # its last line, or the request it had nothing for
         self.written = 0  # bytes given to ssh for the far side, all told
         self.drained = 0  # ... of which ssh had taken, at the last look
-        self.bound = (0, 0)
+        self.bound: FileIdentity | None = None  # our socket's (`paths.identity_of`)
         self.done: asyncio.Future[str] | None = None
 
     # ------------------------------------------------------------------ start and end
@@ -113,17 +115,13 @@ class Link:
         finally:
             os.umask(old)
         os.chmod(self.path, 0o600)
-        st = os.lstat(self.path)
-        self.bound = (st.st_dev, st.st_ino)
+        self.bound = identity_of(self.path)
         sock.listen(64)
         return sock
 
     def socket_is_ours(self) -> bool:
-        try:
-            st = os.lstat(self.path)
-        except OSError:
-            return False
-        return (st.st_dev, st.st_ino) == self.bound
+        found = identity_of(self.path)
+        return found is not None and found == self.bound
 
     def describe(self) -> dict[str, object]:
         return {

@@ -34,7 +34,6 @@ import os
 import select
 import signal
 import socket
-import stat
 import sys
 import threading
 import time
@@ -44,7 +43,7 @@ from typing import NoReturn
 import agentty_core.worker.main as worker_main  # before asyncio: it keeps ssl out
 from agentty_core import failpoints, spawning
 from agentty_core._version import __version__
-from agentty_core.paths import Home
+from agentty_core.paths import FileIdentity, Home, identity_of
 from agentty_core.proc import identity
 from agentty_core.state.store import now_iso
 from agentty_core.worker import forked, prefault, spare, warmup
@@ -84,10 +83,8 @@ class Spawner:
         self.lock_fd = -1
         self.listener: socket.socket | None = None
         self.path = ""
-        self.bound = (0, 0)
-        self.bound_at = 0  # its change time (an inode number is given again once freed)
-        self.described = (0, 0)  # the inode of our `spawner.json`
-        self.described_at = 0
+        self.bound: FileIdentity | None = None  # our socket's (`paths.identity_of`)
+        self.described: FileIdentity | None = None  # our `spawner.json`'s
         self.code: CodeWatch | None = None  # the code on disk, as the imports found it
         self.stepping_down = False
         self.middles = 0  # intermediate processes not reaped yet
@@ -134,8 +131,7 @@ class Spawner:
         finally:
             os.umask(old)
         os.chmod(path, 0o600)
-        st = os.lstat(path)
-        self.bound, self.bound_at = (st.st_dev, st.st_ino), st.st_ctime_ns
+        self.bound = identity_of(path)
         sock.listen(64)
         self.listener = sock
 
@@ -149,7 +145,8 @@ class Spawner:
             "since": now_iso(),
             "ready": ready,
             "socket": self.path or None,
-            "bound": list(self.bound) if self.listener is not None else None,  # its inode
+            # its device and inode (`spawner_client._still_bound`)
+            "bound": list(self.bound[:2]) if self.bound is not None else None,
             "idle": self.idle,
             "python": sys.executable,
             "version": __version__,
@@ -164,8 +161,7 @@ class Spawner:
             finally:
                 os.close(fd)
             os.replace(tmp, path)
-            st = os.lstat(path)
-            self.described, self.described_at = (st.st_dev, st.st_ino), st.st_ctime_ns
+            self.described = identity_of(path)
         except OSError:  # (a full disk): no half-written description is left behind
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
@@ -173,31 +169,14 @@ class Spawner:
 
     def _description_is_ours(self) -> bool:
         """`status`, `doctor` and `stop` find us by `spawner.json`: replaced (by a directory,
-        say), nobody could see or stop us. The inode alone does not tell: one just freed is
-        given to the next file made (removed, then made a directory at once, it was ours
-        still, and we served on unseen: a CI failure); its type and change time do."""
-        try:
-            st = os.lstat(self.home.root / spawning.INFO_NAME)
-        except OSError:
-            return False
-        return (
-            stat.S_ISREG(st.st_mode)
-            and (st.st_dev, st.st_ino) == self.described
-            and st.st_ctime_ns == self.described_at
-        )
+        say), nobody could see or stop us."""
+        found = identity_of(self.home.root / spawning.INFO_NAME)
+        return found is not None and found == self.described
 
     def _socket_is_ours(self) -> bool:
-        """Callers find us by the path: unlinked or replaced, nobody can reach us (a socket
-        made in its place may be given its inode: see `_description_is_ours`)."""
-        try:
-            st = os.lstat(self.path)
-        except OSError:
-            return False
-        return (
-            stat.S_ISSOCK(st.st_mode)
-            and (st.st_dev, st.st_ino) == self.bound
-            and st.st_ctime_ns == self.bound_at
-        )
+        """Callers find us by the path: unlinked or replaced, nobody can reach us."""
+        found = identity_of(self.path)
+        return found is not None and found == self.bound
 
     def close(self) -> None:
         """Remove our socket and description (not a successor's: we still hold the lock)."""

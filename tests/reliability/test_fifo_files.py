@@ -181,5 +181,6 @@ def test_a_description_replaced_at_the_same_inode_is_not_the_spawner_s(
     described.unlink()
     described.mkdir()
     st = described.lstat()
-    spawner.described = (st.st_dev, st.st_ino)  # as if the inode came back (it usually does)
+    assert spawner.described is not None  # as if the inode came back (it usually does):
+    spawner.described = (st.st_dev, st.st_ino, *spawner.described[2:])
     assert not spawner._description_is_ours()
