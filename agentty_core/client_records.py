@@ -231,8 +231,8 @@ class RecordsView:
 
             text = trim_lines(str_list(screen.get("scrollback")) + str_list(screen.get("lines")))
             screen["lines"] = text[-lines:] if lines else []
-        if params.get("scrollback") is not True:
-            screen.pop("scrollback", None)
+        if params.get("scrollback") is not True or isinstance(lines, int):
+            screen.pop("scrollback", None)  # (with lines, its part is in them)
         if params.get("ansi") is not True:
             screen.pop("ansi", None)  # saved for get --ansi/--png; a live get sends it if asked
         if rec.get("status") == "exited" or "exitCode" not in screen:

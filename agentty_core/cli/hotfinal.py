@@ -75,7 +75,7 @@ def _final_screen(
             hotread.str_list(screen.get("scrollback")) + hotread.str_list(screen.get("lines"))
         )
         screen["lines"] = text[-lines:] if lines else []
-    if not scrollback:
+    if not scrollback or lines is not None:  # (its part is in the lines)
         screen.pop("scrollback", None)
     if not ansi:
         screen.pop("ansi", None)

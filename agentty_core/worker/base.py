@@ -128,13 +128,15 @@ class WorkerBase:
         }
         if input:
             payload["input"] = self.input_state()
-        if scrollback:
+        if last_lines is not None:
+            # The last lines of scrollback and screen: the scrollback's part is in them, and
+            # none is sent beside them (every reader joins the two).
+            text = trim_lines(emu.scrollback() + emu.lines())
+            payload["lines"] = text[-last_lines:] if last_lines else []
+        elif scrollback:
             payload["scrollback"] = emu.scrollback()
         if ansi:
             payload["ansi"] = emu.ansi_lines()
-        if last_lines is not None:
-            text = trim_lines(emu.scrollback() + emu.lines())
-            payload["lines"] = text[-last_lines:] if last_lines else []
         if raw_bytes is not None:
             tail = bytes(self.raw[-raw_bytes:]) if raw_bytes else b""
             payload["raw"] = tail.decode("utf-8", "replace")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from agentty_core import Session
+from agentty_core.client import Client
 from tests.helpers.cli import AGENTTY, agentty, agentty_json
 
 PY = sys.executable
@@ -347,6 +348,24 @@ def test_get_ansi_raw_and_scrollback() -> None:
     )
     assert raw.stdout.endswith(b"\x1b[31mred\x1b[0m\r\n")
     agentty("kill", check=True)
+
+
+@pytest.mark.parametrize("ended", [False, True], ids=["running", "ended"])
+def test_lines_with_scrollback_are_the_last_lines_of_all_of_it(ended: bool) -> None:
+    """`--lines N` is the last N lines of history and screen, with `--scrollback` too: the
+    whole scrollback came back beside them, and every reader joined the two (the screen's
+    rows above the last N were lost from the middle, unsaid)."""
+    sid = start("sh", "-c", "seq 1 500; echo done; " + ("exit 0" if ended else "sleep 30"))
+    agentty("wait", "--text", "done", *(["--exit"] if ended else []), check=True)
+    for way in ("--scrollback", "--lines"), ("--lines",):
+        words = ["get", "--session", sid, *way, "3"]
+        assert agentty(*words, check=True).stdout == "499\n500\ndone\n", way
+        screen = agentty_json(*words)
+        assert screen["lines"] == ["499", "500", "done"] and not screen.get("scrollback"), way
+    screen = Client().get(sid, lines=3, scrollback=True)
+    assert screen["lines"] == ["499", "500", "done"] and not screen.get("scrollback")
+    if not ended:
+        agentty("kill", "--session", sid, check=True)
 
 
 def test_text_from_file_and_stdin_with_enter(tmp_path: Path) -> None:
