@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -138,4 +139,48 @@ async def test_get_ansi_is_the_rows_shown_in_a_block_of_their_own() -> None:
         assert rows == [f"\x1b[0;31mline {n}\x1b[0m" for n in (98, 99, 100)], rows
         bad = await session.call_tool("get", {"ansi": True, "scrollback": True, "offset": 0})
         assert bad.is_error and "ansi" in _text(bad.content[0])
+        payload(await session.call_tool("kill", {}))
+
+
+async def test_a_wait_that_fails_after_the_input_says_the_input_was_sent() -> None:
+    """The wait is checked before anything is sent, but it can still fail once the input is
+    out (a regex that runs out of time on the new screen, the program ending): the error
+    says the input was sent, with its seq, or a caller that fixes the wait sends it twice."""
+    async with mcp_client() as session:
+        payload(await session.call_tool("start", {"argv": ["cat"]}))
+        payload(await session.call_tool("type_text", {"text": "a" * 40 + "!", "enter": True}))
+        catastrophic = {"regex": "(a+)+$", "timeout": 10}
+        result = await session.call_tool("type_text", {"text": "x", "wait": catastrophic})
+        assert result.is_error
+        error = result.structured_content["error"]
+        assert error["code"] == "regex_timeout" and error["inputSent"] is True, error
+        assert isinstance(error["seq"], int)
+        lines = _text(result.content[0]).splitlines()
+        assert lines[1] == "code: regex_timeout"
+        assert lines[2].startswith(f"the input was sent (seq {error['seq']})"), lines
+        screen = payload(await session.call_tool("get", {}))
+        assert screen["screen"].splitlines()[-1] == "x"  # it was typed
+        payload(await session.call_tool("kill", {}))
+
+        argv = ["sh", "-c", "read x; exit 3"]
+        payload(await session.call_tool("start", {"argv": argv}))
+        payload(await session.call_tool("wait", {"input": True, "timeout": 30}))
+        never = {"text": "NEVER", "timeout": 30}
+        result = await session.call_tool("type_text", {"text": "hi", "enter": True, "wait": never})
+        error = result.structured_content["error"]
+        assert error["code"] == "not_running" and error["inputSent"] is True, error
+
+
+async def test_the_text_block_of_an_input_with_its_wait_keeps_the_seq_from_before() -> None:
+    """Each input tool returns the seq from before its input; its wait's screen has its own,
+    in `waited` (it overwrote the first in the text block a model reads)."""
+    async with mcp_client() as session:
+        payload(await session.call_tool("start", {"argv": ["cat"]}))
+        result = await session.call_tool(
+            "type_text", {"text": "hello", "enter": True, "wait": {"text": "hello"}}
+        )
+        data = result.structured_content
+        meta = json.loads(_text(result.content[1]))
+        assert meta["seq"] == data["seq"] and meta["waited"]["seq"] == data["waited"]["seq"]
+        assert meta["waited"]["seq"] > meta["seq"]
         payload(await session.call_tool("kill", {}))

@@ -141,15 +141,21 @@ def error_line(exc: AgenttyError) -> str:
     return f"{PROG}: error: {shown(str(exc))}"
 
 
-def error_result(exc: AgenttyError) -> CallToolResult:
+def error_result(exc: AgenttyError, *, sent: int | None = None) -> CallToolResult:
     """The tool's answer to an error: the CLI's line, then `code: <code>` on a line of its
-    own; `structuredContent.error` holds both for a program."""
+    own; `structuredContent.error` holds both for a program. `sent`: the error came after
+    the call's input went out (its wait failed), with the seq from before it; said, or the
+    input would be sent twice by a caller that fixes the wait and calls again."""
     code = code_of(exc)
     error: dict[str, object] = {"code": code, "message": str(exc)}
     if isinstance(exc, TransportError):  # which host, and what failed: auth, timeout, ...
         error.update(host=exc.host, reason=exc.reason)
+    text = f"{error_line(exc)}\ncode: {code}"
+    if sent is not None:
+        error.update(inputSent=True, seq=sent)
+        text += f"\nthe input was sent (seq {sent}); the wait after it failed: do not send it again"
     return CallToolResult(
-        content=[TextContent(type="text", text=f"{error_line(exc)}\ncode: {code}")],
+        content=[TextContent(type="text", text=text)],
         structured_content={"error": error},
         is_error=True,
     )

@@ -412,7 +412,8 @@ def build_server(client: Client | None = None) -> MCPServer:
         then: s.Then | None,
     ) -> CallToolResult:
         """Send the requests in order; then, if asked, wait on output newer than the input.
-        The wait is checked first: a call refused for it sent nothing."""
+        The wait is checked first: a call refused for it sent nothing; one whose wait fails
+        after the input went out says so (`error_result`'s `sent`)."""
         checked = None if then is None else _wait_spec(**then.model_dump())
         place, ref = sessions.target(session, host)
         seq = None
@@ -424,10 +425,14 @@ def build_server(client: Client | None = None) -> MCPServer:
         if checked is None:
             return plain(s.Sent(seq=before))
         spec = dataclasses.replace(checked, after=before)
-        result = s.Sent(seq=before, waited=await waited(place, ref, spec))
+        try:
+            result = s.Sent(seq=before, waited=await waited(place, ref, spec))
+        except AgenttyError as exc:
+            return error_result(exc, sent=before)
         data = result.model_dump(mode="json", exclude_none=True)
         screen = str(data.get("waited", {}).get("screen", ""))
-        meta = {"seq": before, **{k: v for k, v in data["waited"].items() if k != "screen"}}
+        # As the structured content: the seq from before the input, the wait's own apart.
+        meta = {"seq": before, "waited": {k: v for k, v in data["waited"].items() if k != "screen"}}
         return CallToolResult(
             content=[
                 TextContent(type="text", text=screen),
