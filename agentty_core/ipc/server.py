@@ -30,6 +30,11 @@ HIGH_WATER = 1 << 20  # unsent bytes above which a connection's next requests wa
 # A request line must be complete this long after its first byte arrived (while the server
 # reads it): a client sending a byte a second would otherwise hold its slot forever.
 REQUEST_DEADLINE = 30.0
+# A connection this young that has not asked anything yet is not evicted for a newcomer
+# (the newcomer is told "busy", which clients ask again on): it is a client about to send
+# its request. Evicted, its request went unread and its client saw an error (a burst of
+# MCP waits on one session: 16 of 300 failed so, the session healthy).
+FRESH_GRACE = 1.0
 
 
 class Peer:
@@ -66,6 +71,8 @@ class Peer:
         self.max_line = max_line
         self.request_deadline = request_deadline
         self.last_request_at = time.monotonic()  # or the connect: which idle peer to evict
+        self.connected_at = self.last_request_at
+        self.asked = False  # a whole request line came (not protected as fresh any more)
         self._line_started: float | None = None  # when the incomplete line in inbuf began
         self.on_close: list[Callable[[], None]] = []
         self._reading = False
@@ -114,6 +121,7 @@ class Peer:
             del self.inbuf[: end + 1]
             self._line_started = None
             self.last_request_at = time.monotonic()
+            self.asked = True
             self.server.on_request(self, line)
         if self.inbuf and self._line_started is None and self._can_take():
             self._line_started = time.monotonic()
@@ -291,6 +299,7 @@ class Server:
         max_connections: int,
         idle_timeout: float,
         request_deadline: float = REQUEST_DEADLINE,
+        fresh_grace: float = FRESH_GRACE,
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.path = path
@@ -298,6 +307,7 @@ class Server:
         self.max_connections = max_connections
         self.idle_timeout = idle_timeout
         self.request_deadline = request_deadline
+        self.fresh_grace = fresh_grace
         self.peers: set[Peer] = set()
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -346,8 +356,14 @@ class Server:
         """Make room for a new client: close the idle connection that asked nothing for the
         longest (one that never completed a request counts from its connect), so connections
         that hold a slot without using it cannot lock clients out. False if none is idle:
-        every slot waits for an answer or is subscribed."""
-        idle = [peer for peer in self.peers if peer.is_idle()]
+        every slot waits for an answer, is subscribed or is a client still sending its
+        first request (FRESH_GRACE)."""
+        now = time.monotonic()
+        idle = [
+            peer
+            for peer in self.peers
+            if peer.is_idle() and (peer.asked or now - peer.connected_at >= self.fresh_grace)
+        ]
         if not idle:
             return False
         oldest = min(idle, key=lambda peer: peer.last_request_at)

@@ -66,6 +66,7 @@ def test_a_new_client_evicts_the_longest_idle_connection(tmp_path: Path) -> None
         hogs = [await asyncio.open_unix_connection(str(path)) for _ in range(SLOTS)]
         hogs[1][1].write(b'{"method": "pi')  # half a request, never finished
         await hogs[1][1].drain()
+        await asyncio.sleep(0.25)  # past the grace of a client still sending its request
         for _ in range(3):  # each new client is served, every time
             assert (await _ping(path))["ok"] is True
         # The first idle one went first; it was told why.
@@ -73,6 +74,32 @@ def test_a_new_client_evicts_the_longest_idle_connection(tmp_path: Path) -> None
         assert b'"evicted"' in first
         for _reader, writer in hogs:
             writer.close()
+
+    _serve(tmp_path / "s", body, fresh_grace=0.2)
+
+
+def test_a_client_still_sending_its_first_request_is_not_evicted(tmp_path: Path) -> None:
+    """Every slot but one waits for an answer and the last is a client that has just
+    connected: a newcomer is told "busy" (clients ask again), not served by evicting the
+    client about to ask, whose request would go unread."""
+
+    async def body(path: Path, server: Server) -> None:
+        waiting = [await asyncio.open_unix_connection(str(path)) for _ in range(SLOTS - 1)]
+        for _reader, writer in waiting:
+            writer.write(b"hold\n")
+            await writer.drain()
+        reader, writer = await asyncio.open_unix_connection(str(path))  # about to ask
+        await _until(lambda: len(server.peers) == SLOTS)
+        answer = await _ping(path)
+        assert answer["ok"] is False and answer["error"]["code"] == "busy"  # type: ignore[index]
+        writer.write(b'{"method": "ping", "params": {}}\n')
+        await writer.drain()
+        assert json.loads(await asyncio.wait_for(reader.readline(), 5))["ok"] is True
+        # Once it has asked, it is idle like any other: the next newcomer takes its slot.
+        assert (await _ping(path))["ok"] is True
+        assert b'"evicted"' in await asyncio.wait_for(reader.read(), 5)
+        for _reader, waiter in [*waiting, (reader, writer)]:
+            waiter.close()
 
     _serve(tmp_path / "s", body)
 
