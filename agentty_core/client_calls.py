@@ -28,6 +28,9 @@ from agentty_core.state.records import Record, is_live
 INFO_TIMEOUT = 1.0  # seconds for every running worker's live fields together
 INFO_GRACE = 0.2  # what an ask begun after that still gets (a loaded machine: not 1 ms)
 _SAFE_TO_REPEAT = frozenset({"get", "info", "ping", "wait"})  # requests that change nothing
+# A worker with every connection taken (waits pending) refuses a new one with "busy" before
+# it reads the request, so any request is safe to send again: asked again for this long.
+BUSY_PATIENCE = 3.0
 
 
 def _close_all(connections: dict[str, ipc_client.Connection]) -> None:
@@ -132,6 +135,26 @@ class Connected(RecordsView):
         params: JSONObject | None = None,
         timeout: float | None = None,
     ) -> JSONObject:
+        """One request to the session's worker, asked again while the worker is "busy"
+        (BUSY_PATIENCE)."""
+        busy_until = time.monotonic() + BUSY_PATIENCE
+        pause = 0.01
+        while True:
+            try:
+                return self._call_once(rec, method, params, timeout)
+            except RemoteError as exc:
+                if exc.code != "busy" or time.monotonic() + pause > busy_until:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
+
+    def _call_once(
+        self,
+        rec: Record,
+        method: str,
+        params: JSONObject | None,
+        timeout: float | None,
+    ) -> JSONObject:
         session_id = rec["id"]
         expect = rec.get("workerPid")
         wait = self.timeout if timeout is None else timeout
@@ -153,10 +176,13 @@ class Connected(RecordsView):
             if reused and method in _SAFE_TO_REPEAT:
                 # A kept connection the worker closed just now (idle, say): ask once more on
                 # a new one. Requests that act are not repeated: they may have been done.
-                return self._call(rec, method, params, timeout)
+                return self._call_once(rec, method, params, timeout)
             return self._recover_call(rec, method, params, wait, exc)
-        except RemoteError:
-            self._keep(rec, conn)  # an error answer leaves the connection in step
+        except RemoteError as exc:
+            if exc.code == "busy":
+                conn.close()  # refused: the worker closes it
+            else:
+                self._keep(rec, conn)  # an error answer leaves the connection in step
             raise
         except BaseException:
             conn.close()

@@ -14,6 +14,7 @@ import socket
 from pathlib import Path
 
 from agentty_core import protocol
+from agentty_core.errors import RemoteError
 from agentty_core.ipc.client import Connection
 from tests.reliability.conftest import agentty, start
 
@@ -59,5 +60,45 @@ def test_a_half_closed_client_still_gets_its_answer() -> None:
         answer = json.loads(sock.makefile("rb").readline())
         assert answer["ok"] is True and answer["result"]["fired"] == "text"
         sock.close()
+    finally:
+        agentty("kill", "--session", sid)
+
+
+def test_a_caller_told_busy_asks_again_until_a_connection_is_free() -> None:
+    """Every connection of the worker waits for an answer: a caller is told "busy" before
+    its request is read, so asking again is safe; the CLI failed at once ("too many
+    connections"), now it asks again for a while and types once a slot is free."""
+    import subprocess
+    import time
+
+    from tests.helpers.cli import AGENTTY
+
+    rec = start("--", "cat")
+    sid, path = str(rec["id"]), _path(str(rec["id"]))
+    try:
+        socks = [_raw_wait(path, "never") for _ in range(LIMIT)]
+        deadline = time.monotonic() + 10
+        while True:  # all of them taken in: a probe is refused
+            with Connection(path) as probe:
+                try:
+                    probe.call("ping")
+                except RemoteError as exc:  # the refusal it waits for
+                    if exc.code == "busy":
+                        break
+            assert time.monotonic() < deadline, "the waits never filled the worker"
+        typing = subprocess.Popen(
+            [AGENTTY, "text", "--session", sid, "typed-once"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(0.5)
+        socks.pop().close()  # a slot comes free
+        _, err = typing.communicate(timeout=30)
+        assert typing.returncode == 0, err
+        for sock in socks:
+            sock.close()
+        with Connection(path) as conn:
+            assert conn.call("get")["lines"][0] == "typed-once"
     finally:
         agentty("kill", "--session", sid)

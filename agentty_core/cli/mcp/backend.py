@@ -24,6 +24,7 @@ import anyio.to_thread
 
 from agentty_core.cli.mcp.errors import NoDefaultSession
 from agentty_core.client import Client
+from agentty_core.client_calls import BUSY_PATIENCE
 from agentty_core.errors import RemoteError, SessionNotRunning, WaitTimeout, WorkerUnreachable
 from agentty_core.ipc.aio_client import AsyncConnection
 from agentty_core.protocol import JSONObject, wait_params
@@ -37,9 +38,9 @@ T = TypeVar("T")
 # (their timeout still counts from the call), leaving room for get, input and the CLI.
 WAIT_SLOTS = 32
 # A worker refuses a connection over its limit with "busy" before reading a request, so the
-# request is safe to send again. Closed connections count until the worker has seen them
-# close: right after many waits end (a client cancelling them), a new one may meet "busy".
-BUSY_PATIENCE = 3.0
+# request is safe to send again (BUSY_PATIENCE, the blocking client's own). Closed
+# connections count until the worker has seen them close: right after many waits end (a
+# client cancelling them), a new one may meet "busy".
 LONG_TEXT = 16_384  # characters of input above which the blocking client sends it
 _SAFE_TO_REPEAT = frozenset({"get", "wait"})  # requests that change nothing
 
