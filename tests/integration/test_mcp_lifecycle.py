@@ -81,6 +81,66 @@ def test_killing_the_client_ends_the_server_with_a_wait_pending() -> None:
         client.wait(10)
 
 
+HELD_STDIN_CLIENT = """
+import json, os, subprocess, sys
+from mcp_types import LATEST_PROTOCOL_VERSION
+
+server = subprocess.Popen([sys.argv[1], "mcp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+def send(message):
+    server.stdin.write(json.dumps({"jsonrpc": "2.0", **message}).encode() + b"\\n")
+    server.stdin.flush()
+
+def answer(i):
+    while True:
+        message = json.loads(server.stdout.readline())
+        if message.get("id") == i:
+            return message
+
+info = {"name": "t", "version": "1"}
+params = {"protocolVersion": LATEST_PROTOCOL_VERSION, "capabilities": {}, "clientInfo": info}
+send({"id": 1, "method": "initialize", "params": params})
+answer(1)
+send({"method": "notifications/initialized"})
+send({"id": 2, "method": "tools/call", "params": {"name": "start", "arguments": {"argv": ["cat"]}}})
+answer(2)
+wait = {"text": "never", "timeout": 3600}
+send({"id": 3, "method": "tools/call", "params": {"name": "wait", "arguments": wait}})
+# A process the client leaves behind holds the server's stdin open.
+holder = subprocess.Popen(["sleep", "60"], pass_fds=(server.stdin.fileno(),))
+print(server.pid, holder.pid, flush=True)
+server.wait()
+"""
+
+
+def test_the_server_ends_with_its_client_while_another_process_holds_its_stdin() -> None:
+    """The client dies; its stdin is no EOF yet (a process it started holds the pipe): the
+    server still ends, the wait's connection closed (it stayed until that process ended,
+    with the SDK's reader thread blocked on stdin)."""
+    client = subprocess.Popen(
+        [sys.executable, "-c", HELD_STDIN_CLIENT, AGENTTY],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
+    holder: psutil.Process | None = None
+    try:
+        assert client.stdout is not None
+        server_pid, holder_pid = map(int, client.stdout.readline().split())
+        server, holder = psutil.Process(server_pid), psutil.Process(holder_pid)
+        _until(lambda: _unix_sockets(server) > 0, 20, "the wait to reach the worker")
+        client.send_signal(signal.SIGKILL)
+        client.wait(10)
+        _until(lambda: _gone(server), 5.0, "the server to exit after its client died")
+        assert holder.is_running()  # stdin was still open all along
+    finally:
+        client.kill()
+        client.wait(10)
+        if holder is not None:
+            holder.kill()
+            holder.wait(10)
+
+
 async def test_two_hundred_pending_waits_leave_get_answering() -> None:
     async with mcp_client() as session:
         sid = payload(await session.call_tool("start", {"argv": ["cat"]}))["id"]

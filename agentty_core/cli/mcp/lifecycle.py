@@ -10,11 +10,16 @@ import contextlib
 import errno
 import os
 import sys
+import threading
 
 import anyio
 from mcp.server.mcpserver import MCPServer
 
 from agentty_core.cli.mcp.server import build_server
+
+# Once the client is gone: how long the cancelled calls get to close their connections
+# before the server leaves whatever it still waits for.
+LEAVE_AFTER = 1.0
 
 
 async def _serve(server: MCPServer) -> None:
@@ -26,6 +31,12 @@ async def _serve(server: MCPServer) -> None:
             parent = os.getppid()
             while os.getppid() == parent:
                 await anyio.sleep(0.25)
+            # Its stdin may still be open in a process it left behind, and the SDK reads
+            # stdin in a thread that the cancelled server waits for: it stayed until that
+            # process ended. So it leaves once the cancelled calls have closed.
+            timer = threading.Timer(LEAVE_AFTER, _leave, args=(0,))
+            timer.daemon = True
+            timer.start()
             tg.cancel_scope.cancel()
 
         tg.start_soon(watch_parent)
@@ -56,11 +67,16 @@ def main() -> None:
             traceback.print_exc()
             code = 1
     finally:
-        _end_relays()
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
-        os._exit(code)
+        _leave(code)
+
+
+def _leave(code: int) -> None:
+    """End the relays to other hosts, flush, exit (whatever else still runs)."""
+    _end_relays()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def _end_relays() -> None:
