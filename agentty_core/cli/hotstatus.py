@@ -36,6 +36,8 @@ SPAWNER_INFO = "spawner.json"  # spawning.INFO_NAME
 
 def status(args: Namespace) -> int | None:
     """The command's exit code, or None: the full path must handle it."""
+    if args.quiet and args.json:
+        return None  # the full path's refusal
     raw_home = os.environ.get("AGENTTY_HOME") or os.path.join(os.path.expanduser("~"), ".agentty")
     if ".." in os.path.expanduser(raw_home).split("/"):
         return None  # pathlib keeps "..", abspath folds it: the full path names the home

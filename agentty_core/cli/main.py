@@ -47,7 +47,13 @@ def cmd_help(args: argparse.Namespace, parser: ArgumentParser) -> int:
     if args.json:
         from agentty_core.cli.schema import schema
 
-        emit(schema(parser))
+        doc = schema(parser)
+        if args.topic:  # that command's alone (a name that is none is refused, as without --json)
+            _subparser(parser, args.topic)
+            commands = doc["commands"]
+            assert isinstance(commands, list)
+            doc["commands"] = [c for c in commands if c["name"] == args.topic]
+        emit(doc)
         return 0
     if args.topic:
         _subparser(parser, args.topic).print_help()
@@ -66,6 +72,8 @@ def _subparser(parser: ArgumentParser, name: str) -> argparse.ArgumentParser:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    if args.quiet and args.json:
+        raise UsageError("--quiet cannot be combined with --json (which lists every field)")
     if args.quiet:  # the workers asked too: a program may have ended unrecorded
         for rec in _client().sessions(live_info=True):
             if rec.get("status") == "running":
@@ -190,6 +198,8 @@ def _get_conflict(args: argparse.Namespace) -> str | None:
     raw = "--raw" if args.raw else "--bytes" if args.bytes is not None else None
     if raw and args.png is not None:
         return f"{raw} cannot be combined with --png"
+    if args.png == "-" and args.json:
+        return "--png - cannot be combined with --json (the picture is the output)"
     if raw and screen_options:
         return f"{raw} cannot be combined with {screen_options[0]}"
     if args.png is not None and (args.lines is not None or args.scrollback):

@@ -219,7 +219,7 @@ def _get(sub: Subparsers) -> None:
         "--bytes",
         type=_positive_int,
         metavar="N",
-        help="with --raw: how many bytes (default 4096)",
+        help="how many bytes of the raw output (implies --raw; default 4096)",
     )
     p.add_argument(
         "--png",

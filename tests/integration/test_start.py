@@ -357,6 +357,33 @@ def test_help_json_lists_every_command() -> None:
     assert "Ctrl+C" in schema["keys"] and schema["exitCodes"]["3"]
 
 
+def test_help_json_for_one_command_and_for_none() -> None:
+    """`help --json start` is the schema with that command alone; a name that is no command
+    is refused in one line, exit 2, as `help NAME` refuses it (it printed every command)."""
+    schema = json.loads(agentty("help", "--json", "start", check=True).stdout)
+    assert [c["name"] for c in schema["commands"]] == ["start"] and schema["exitCodes"]
+    for words in (["help", "--json", "nosuchcmd"], ["help", "nosuchcmd"]):
+        proc = agentty(*words)
+        assert proc.returncode == 2 and proc.stdout == "", words
+        assert proc.stderr == "agentty: error: no such command: nosuchcmd\n", words
+
+
+@pytest.mark.parametrize(
+    ("words", "message"),
+    [
+        (["status", "-q", "--json"], "--quiet cannot be combined with --json"),
+        (["get", "--png", "-", "--json"], "--png - cannot be combined with --json"),
+    ],
+)
+def test_options_one_of_which_would_be_ignored_are_refused(words: list[str], message: str) -> None:
+    """Each printed the other's output as if `--json` had not been given (exit 0)."""
+    start_cat = agentty("start", "--", "cat", check=True)
+    proc = agentty(*words)
+    assert proc.returncode == 2 and proc.stdout == "", proc
+    assert proc.stderr.startswith(f"agentty: error: {message}") and proc.stderr.count("\n") == 1
+    agentty("kill", "--session", start_cat.stdout.strip(), check=True)
+
+
 def test_gc_keeps_lost_sessions_whose_processes_still_run() -> None:
     import signal
     import time
