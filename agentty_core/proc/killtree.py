@@ -239,7 +239,8 @@ def session_processes(
 ) -> list[Handle]:
     """Everything of a session still running: the program's group and session (`leader`),
     the terminal's foreground group, and every descendant of this process (a subreaper
-    inherits the double-forked ones, `setsid` daemons included); never this process itself.
+    inherits the double-forked ones, `setsid` daemons included) but another session's
+    worker and what it runs (`_another_session`); never this process itself.
     No psutil: the worker runs this on every look of a kill.
 
     `reaper`: this process is a subreaper and the program its child (the worker). Every
@@ -262,7 +263,7 @@ def session_processes(
     stack = [me]
     while stack:
         for child in children.get(stack.pop(), ()):
-            if child not in picked:
+            if child not in picked and not _another_session(child, table[child]):
                 picked.add(child)
                 stack.append(child)
     picked.discard(me)
@@ -298,6 +299,25 @@ def _children(pid: int, threads: int) -> list[int] | None:
     return kids
 
 
+# How agentty starts what it runs detached (a worker, the warm spawner, a host's link):
+# `python -c "...runpy.run_module('agentty_core.<module>', ...)"`, in a session of its own.
+DETACHED_BOOT = b"runpy.run_module('agentty_core."
+
+
+def _another_session(pid: int, stat: _Stat) -> bool:
+    """Whether `pid` is a process agentty ran detached: a worker of another session (or the
+    spawner that forks them, or a host's link), which a program of ours started and which,
+    detached, was re-parented to us as its nearest subreaper. It and what it runs are not
+    ours to end: that session's, or a home's (the outer session's end ended them all)."""
+    if stat.session != pid:  # each leads a session of its own
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return DETACHED_BOOT in f.read(4096)
+    except OSError:
+        return False
+
+
 def _descendants(root: int) -> dict[int, _Stat] | None:
     """Every descendant of `root` (a subreaper), with its stat; None where children cannot
     be listed. A walk holds once `root`'s children are the same after it as before: one
@@ -312,7 +332,7 @@ def _descendants(root: int) -> dict[int, _Stat] | None:
         while stack:
             pid = stack.pop()
             stat = None if pid in found else _stat(pid)
-            if stat is None:
+            if stat is None or _another_session(pid, stat):
                 continue
             found[pid] = stat
             kids = _children(pid, stat.threads)
