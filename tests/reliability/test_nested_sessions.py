@@ -9,6 +9,7 @@ the spawner on or off (found by an attack round)."""
 from __future__ import annotations
 
 import shlex
+from typing import Any
 
 import pytest
 
@@ -23,11 +24,11 @@ from tests.reliability.conftest import (
 )
 
 
-def _started_inside(outer: str, name: str, spawner: str) -> dict[str, object]:
+def _started_inside(outer: str, name: str, spawner: str) -> dict[str, Any]:
     """`agentty start --name NAME -- sleep 300`, typed into the outer session's shell."""
     line = f"AGENTTY_SPAWNER={spawner} {shlex.quote(AGENTTY)} start --name {name} -- sleep 300"
     agentty("text", "--session", outer, "--enter", line, check=True)
-    found: list[dict[str, object]] = []
+    found: list[dict[str, Any]] = []
 
     def running() -> bool:
         found[:] = [r for r in agentty_json("status")["sessions"] if r.get("name") == name]
