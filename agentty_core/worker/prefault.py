@@ -10,12 +10,12 @@ waits (`populate`: `MADV_POPULATE_WRITE`, one call per run of pages), off the ca
 The spare's memory is what its worker's would have become anyway; a page learnt wrong costs
 4 KiB, never a wrong result.
 
-When: not at once. A spare is forked right after its predecessor took a request, while that
-worker still starts; copying ~5 MiB then (~5 ms of CPU) competed with it for the two cores
-here and took back most of the gain (A/B: -0.2 ms a start at once; deferred, -2.4 ms with
-starts back to back and -5.6 ms with starts spaced out). So the spare first waits `QUIET`
-for a request, then copies a few runs at a time and stops as soon as a request comes (what
-is left is faulted in as before).
+When: not while a worker starts. Copying ~5 MiB (~5 ms of CPU) while the worker that took
+the last request still starts competed with it for the two cores here and took back most of
+the gain (A/B: -0.2 ms a start at once; deferred, -2.4 ms with starts back to back and
+-5.6 ms with starts spaced out). The spawner forks a spare only once that start is about
+over (`spawner.SPARE_AFTER`); the spare then waits `QUIET` for a request, copies a few runs
+at a time and stops as soon as a request comes (what is left is faulted in as before).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ MADV_POPULATE_WRITE = 23  # Linux 5.14; older kernels say EINVAL and nothing is 
 PRESENT = 1 << 63
 EXCLUSIVE = 1 << 56  # "page exclusively mapped" (Linux 4.2), shown without privileges
 MAX_PAGES = 4096  # 16 MiB: a worker that wrote more was not idle; its pages are not a model
-QUIET = 0.03  # the start that forked us is over by then (~20 ms after its hand-over here)
+QUIET = 0.005  # (forked after the start before it: it no longer waits that out here)
 CHUNK = 64  # pages copied between two looks for a request (~0.25 ms)
 
 # Learnt in the maker, inherited by every spare it forks: start and length (bytes) of each
