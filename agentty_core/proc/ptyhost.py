@@ -93,9 +93,19 @@ class PtyChild:
         fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
-# Set back to their defaults for the program: the worker ignores SIGHUP and SIGPIPE (and may
-# have been started ignoring the others), and an ignored signal stays ignored across exec.
-DEFAULT_SIGNALS = (signal.SIGHUP, signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
+# Set back to their defaults for the program: the worker ignores SIGHUP, Python itself
+# ignores SIGPIPE and SIGXFSZ at its start (in `agentty` and in the worker: a user's own
+# cannot be told from them), the worker may have been started ignoring the others, and an
+# ignored signal stays ignored across exec. (SIGXFSZ kept ignored made `dd` past `ulimit -f`
+# write short and exit 1, where a shell's child is killed by the signal.)
+DEFAULT_SIGNALS = (
+    signal.SIGHUP,
+    signal.SIGPIPE,
+    signal.SIGXFSZ,
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGQUIT,
+)
 SETPRIV_PATHS = ("/usr/bin/setpriv", "/bin/setpriv")
 _setpriv: str | bool | None = False  # False: not looked for yet
 

@@ -103,6 +103,33 @@ def test_both_ways_give_the_program_the_same_process(way: str, tmp_path: Path) -
             os.close(child.fd)
 
 
+@pytest.mark.parametrize("spawner", ["0", "1"], ids=["direct", "spawner"])
+def test_what_python_ignores_itself_is_default_in_the_program(spawner: str, tmp_path: Path) -> None:
+    """Python ignores SIGPIPE and SIGXFSZ at its start: `agentty` and its worker do, and a
+    program they start kept SIGXFSZ ignored (`dd` past `ulimit -f` wrote short and exited 1
+    where a shell's child is killed by the signal, 153). Both are default for the program."""
+    from tests.helpers.cli import agentty
+
+    probe = "ulimit -f 1; dd if=/dev/zero of=big bs=4k count=4 2>/dev/null; echo $?"
+    env = {**os.environ, "AGENTTY_SPAWNER": spawner}
+    for _ in range(2):  # (the first start launches the spawner, the second is forked by it)
+        words = [
+            "run",
+            "--cwd",
+            str(tmp_path),
+            "--",
+            "sh",
+            "-c",
+            "grep SigIgn /proc/self/status; " + probe,
+        ]
+        out = agentty(*words, env=env)
+        assert out.returncode == 0, out.stderr
+        ignored_line, code = out.stdout.split()[-2:]
+        ignored = int(ignored_line, 16)
+        assert not ignored & (1 << (signal.SIGXFSZ - 1) | 1 << (signal.SIGPIPE - 1)), out.stdout
+        assert code == str(128 + signal.SIGXFSZ), out.stdout
+
+
 @needs_setpriv
 @pytest.mark.parametrize("way", sorted(WAYS))
 def test_the_program_dies_with_the_process_that_started_it(way: str) -> None:
