@@ -175,12 +175,24 @@ def as_send_key(word: str) -> Key | None:
         return None
     try:
         return parse(word)
-    except InvalidKey:
+    except InvalidKey as exc:
+        hint = f"(to type {word!r} as text: send --literal, or text)"
+        if _repeats_a_key(word):  # `Down*2000`: a key, repeated past the limit
+            raise InvalidKey(f"{exc} {hint}") from None
         if _looks_like_a_key(word):
-            raise InvalidKey(
-                f"{_unknown(word)} (to type {word!r} as text: send --literal, or text)"
-            ) from None
+            raise InvalidKey(f"{_unknown(word)} {hint}") from None
         return None
+
+
+def _repeats_a_key(word: str) -> bool:
+    star = word.rfind("*")
+    if star <= 1 or not word[star + 1 :].isdigit():
+        return False
+    try:
+        parse(word[:star])
+    except InvalidKey:
+        return False
+    return True
 
 
 def _looks_like_a_key(word: str) -> bool:

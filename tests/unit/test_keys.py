@@ -102,7 +102,14 @@ def test_split_send_presses_key_names_and_types_the_rest() -> None:
     assert keys.split_send(["a+b", "x-y", "C-", ""]) == ["a+bx-yC-"]
 
 
-@pytest.mark.parametrize("word", ["Ctrl+Banana", "C-Banana", "alt+F13"])
+@pytest.mark.parametrize("word", ["Ctrl+Banana", "C-Banana", "alt+F13", "Enter*1001", "Down*0"])
 def test_split_send_refuses_a_key_spelling_that_names_no_key(word: str) -> None:
     with pytest.raises(InvalidKey, match="send --literal"):
         keys.split_send(["typed", word])
+
+
+def test_split_send_says_why_a_key_repeated_too_often_is_refused() -> None:
+    """`Down*2000` is a key repeated past the limit: typed as text before (`key` refuses it)."""
+    with pytest.raises(InvalidKey, match=r"key repeat must be 1\.\.1000"):
+        keys.split_send(["Down*2000"])
+    assert keys.split_send(["ab*2000", "Down*1000"]) == ["ab*2000", ["Down*1000"]]
