@@ -111,3 +111,22 @@ async def test_start_get_list_record_signal_resize_logs(tmp_path: Any) -> None:
         assert sent["signal"] == "SIGINT"
         ended = payload(await session.call_tool("wait", {"exit": True, "timeout": 20}))
         assert ended["exited"] is True
+
+
+async def test_kill_takes_the_grace_per_step_as_the_cli_does() -> None:
+    """`timeout`: the seconds each step (HUP, TERM) is given, as `kill --timeout` (the tool
+    took none: a program ignoring both took 4 s to end, whatever the agent wanted)."""
+    import time
+
+    async with mcp_client() as session:
+        argv = ["sh", "-c", "trap '' HUP TERM; echo up; while :; do sleep 1; done"]
+        payload(await session.call_tool("start", {"argv": argv}))
+        payload(await session.call_tool("wait", {"text": "up", "timeout": 30}))
+        refused = await session.call_tool("kill", {"timeout": 61.0})
+        assert (
+            refused.is_error and refused.structured_content["error"]["code"] == "invalid_argument"
+        )
+        began = time.monotonic()
+        killed = payload(await session.call_tool("kill", {"timeout": 0.2}))
+        assert killed["escalated"] == ["SIGHUP", "SIGTERM", "SIGKILL"], killed
+        assert time.monotonic() - began < 3.0  # the default grace alone is 2 s a step

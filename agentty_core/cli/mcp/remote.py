@@ -159,9 +159,9 @@ class Remote:
     async def sessions(self) -> list[Record]:
         return await in_thread(self.client.sessions)
 
-    async def kill(self, ref: str) -> JSONObject:
+    async def kill(self, ref: str, *, grace: float) -> JSONObject:
         self.pool.forget(ref)
-        return await in_thread(self.client.kill, ref)
+        return await in_thread(self.client.kill, ref, grace=grace)
 
     async def record(self, ref: str, on: bool, *, input: bool) -> JSONObject:
         words = ["record", "-s", ref, "on" if on else "off"] + (["--input"] if input else [])

@@ -74,6 +74,14 @@ Timeout = Annotated[
         "not an error: the result has timedOut=true and the current screen.",
     ),
 ]
+Grace = Annotated[
+    StrictFloat,
+    Field(
+        json_schema_extra={"minimum": 0, "maximum": 60},
+        description="Seconds each step (HUP, TERM, then KILL) is given, 0..60 (default 2), "
+        "as the CLI's kill --timeout.",
+    ),
+]
 # Ranges are advertised in the schema and checked by the tools, so a value out of range gets
 # agentty's message and code (the SDK's own validation answers without a code).
 Cols = Annotated[

@@ -467,11 +467,13 @@ def build_server(client: Client | None = None) -> MCPServer:
 
     @tool(annotations=destroys)
     async def kill(
-        session: s.Session = None, host: s.Host = None
+        session: s.Session = None, host: s.Host = None, timeout: s.Grace = 2.0
     ) -> Annotated[CallToolResult, s.Killed]:
         """End the session's whole process tree (HUP, TERM, KILL) and confirm it is gone."""
+        if not 0 <= timeout <= 60:  # (NaN too)
+            raise CodedUsageError("timeout must be in 0..60 seconds", "invalid_argument")
         place, ref = sessions.target(session, host)
-        return plain(s.Killed.model_validate(await place.kill(ref)))
+        return plain(s.Killed.model_validate(await place.kill(ref, grace=timeout)))
 
     @tool(annotations=acts)
     async def record(
