@@ -121,6 +121,27 @@ def _records(home: Home) -> Check:
     return _check("records", True, f"all {len(entries)} record(s) well-formed")
 
 
+def _active(home: Home) -> Check:
+    """The active pointer: commands without `--session` go where it points; one that names
+    no recorded session (a hand edit, a restored backup) makes them find none."""
+    from agentty_core.state.records import read_active, read_private_file, records
+
+    raw = read_private_file(home.active_file)
+    if not raw:
+        return _check("active", True, "no active session")
+    pointed = read_active(home)
+    if pointed is not None and any(r["id"] == pointed for r in records(home)):
+        return _check("active", True, f"{pointed}")
+    said = raw[:64].decode("utf-8", "replace").strip()
+    return _check(
+        "active",
+        False,
+        f"{home.active_file} names no recorded session ({said!r}): commands "
+        "without --session find none",
+        "agentty attach ID",
+    )
+
+
 def _bad_timestamps(entries: list[object]) -> list[str]:
     """Timestamps that are not ISO 8601 with a UTC offset: readers take a naive one for UTC
     and an unreadable one for unknown (`gc --older-than`: as old as can be)."""
@@ -148,19 +169,32 @@ def _sessions(home: Home) -> Check:
     from agentty_core.client import Client
 
     try:
-        recs = Client(home).sessions()
+        recs = Client(home).sessions(live_info=True)  # (an exit not recorded yet: ended)
     except AgenttyError as exc:
         return _check("sessions", False, str(exc), "see the state check")
     lost = [r["id"] for r in recs if r.get("status") == "lost"]
-    running = sum(1 for r in recs if r.get("status") == "running")
+    running = [r for r in recs if r.get("status") == "running"]
     if lost:
         return _check(
             "sessions",
             False,
-            f"{running} running; workers of {len(lost)} session(s) died: {' '.join(lost)}",
+            f"{len(running)} running; workers of {len(lost)} session(s) died: {' '.join(lost)}",
             "agentty orphans --kill, then agentty gc",
         )
-    return _check("sessions", True, f"{running} running, every worker alive")
+    # Alive but never answering (SIGSTOP, a debugger): every call to the session waits for it.
+    stopped = [(r["id"], r["workerPid"]) for r in running if _stopped(r.get("workerPid"))]
+    if stopped:
+        named = " ".join(f"{sid} (worker {pid})" for sid, pid in stopped)
+        sid, pid = stopped[0]
+        fix = f"kill -CONT {pid}, or agentty kill --session {sid}"
+        return _check("sessions", False, f"{len(running)} running; stopped: {named}", fix)
+    return _check("sessions", True, f"{len(running)} running, every worker alive")
+
+
+def _stopped(pid: object) -> bool:
+    from agentty_core.spawning import stopped
+
+    return isinstance(pid, int) and pid > 0 and stopped(pid)
 
 
 def _stale_sockets(home: Home) -> Check:
@@ -231,6 +265,11 @@ def _spawner(home: Home) -> Check:
         return _check("spawner", False, f"{described} is not a regular file", "move it away")
     found = spawner_client.info(str(home.root))
     detail = spawner_client.describe(found)
+    pid = found.get("pid") if found else None
+    if _stopped(pid):  # every start waits for it, then goes the direct way
+        return _check(
+            "spawner", False, f"pid {pid} is stopped (starts wait for it)", f"kill -CONT {pid}"
+        )
     return _check("spawner", True, detail if found else f"{detail} (starts are spawned directly)")
 
 
@@ -257,7 +296,7 @@ def run_checks(home: Home | None = None) -> list[Check]:
     for step in steps:
         checks.append(step(home))
     if all(c["ok"] for c in checks) and home.root.exists():
-        for step in (_records, _sessions, _stale_sockets, _orphans, _spawner):
+        for step in (_records, _sessions, _active, _stale_sockets, _orphans, _spawner):
             try:
                 checks.append(step(home))
             except Exception as exc:  # a check must report, never crash the doctor

@@ -612,3 +612,20 @@ def test_a_stopped_session_missing_from_the_list_keeps_its_name(agentty_home: Pa
     second = agentty("start", "--name", "web", "--", "sleep", "1000000")
     assert second.returncode == 2, second
     agentty("kill", "-s", "web", check=True)
+
+
+@pytest.mark.parametrize("pointer", [b"0123abcd\n", b"\x1b[31mjunk\n"], ids=["gone", "garbage"])
+def test_doctor_says_the_active_pointer_names_no_session(
+    agentty_home: Path, pointer: bytes
+) -> None:
+    """Commands without --session find no session then; doctor said nothing of it."""
+    sid = agentty_json("start", "--", "cat")["id"]
+    (agentty_home / "active").write_bytes(pointer)
+    doctor = agentty("doctor", "--json")
+    active = {c["name"]: c for c in json.loads(doctor.stdout)["checks"]}["active"]
+    assert doctor.returncode == 1 and not active["ok"], active
+    assert "names no recorded session" in active["detail"] and "\x1b" not in active["detail"]
+    assert active["fix"] == "agentty attach ID"
+    agentty("attach", sid, check=True)
+    assert {c["name"]: c for c in agentty_json("doctor")["checks"]}["active"]["ok"]
+    agentty("kill", "--session", sid, check=True)

@@ -406,3 +406,31 @@ def _waiting_for_answer(pid: int) -> bool:
         return Path(f"/proc/{pid}/wchan").read_text() == "unix_stream_read_generic"
     except OSError:
         return False
+
+
+def test_doctor_says_a_worker_or_the_spawner_is_stopped(agentty_home: Path) -> None:
+    """A stopped worker passed as "every worker alive" (its session answered nothing), and
+    a stopped spawner as "ready" (every start waited for it, then went the direct way)."""
+    from tests.helpers.spawner import ready_spawner
+
+    sid, worker = _stopped_worker(["cat"])
+    env = {**os.environ, "AGENTTY_SPAWNER": "1"}
+    try:
+        agentty("start", "--", "cat", env=env, check=True)  # launches the spawner
+        spawner = int(ready_spawner(agentty_home)["pid"])
+        os.kill(spawner, signal.SIGSTOP)
+        try:
+            doctor = agentty("doctor", "--json")  # (exit 1: a check failed)
+            checks = {c["name"]: c for c in json.loads(doctor.stdout)["checks"]}
+        finally:
+            os.kill(spawner, signal.SIGCONT)
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    sessions, spawned = checks["sessions"], checks["spawner"]
+    assert not sessions["ok"] and f"{sid} (worker {worker})" in sessions["detail"], sessions
+    assert sessions["fix"] == f"kill -CONT {worker}, or agentty kill --session {sid}", sessions
+    assert not spawned["ok"] and f"pid {spawner} is stopped" in spawned["detail"], spawned
+    assert spawned["fix"] == f"kill -CONT {spawner}", spawned
+    for rec in agentty_json("status")["sessions"]:
+        if rec["status"] == "running":
+            agentty("kill", "--session", rec["id"], check=True)
