@@ -73,7 +73,10 @@ class Connected(RecordsView):
                 and rec.get("workerPid") is not None
                 and not self.worker_alive(rec)
             ):
-                rec = self._mark_lost(rec, "worker died during startup")
+                # The start failed and could not record it (a full disk, a lock held):
+                # nothing of it ran on; not a session whose worker was lost.
+                reason = "the start did not complete: its worker ended during startup"
+                rec = self._mark_lost(rec, reason, status="failed")
             result.append(rec)
         if live_info:
             self._merge_live_info(result)

@@ -86,9 +86,10 @@ class RecordsView:
             return False
         return identity.same_process(pid, token if isinstance(token, str) else None)
 
-    def _mark_lost(self, record: Record, reason: str) -> Record:
+    def _mark_lost(self, record: Record, reason: str, *, status: str = "lost") -> Record:
         """The worker is gone: the session exited if its final screen was saved (the worker
-        may have died before it could record the exit), else it is lost.
+        may have died before it could record the exit), else it is lost (`status`: or the
+        start failed, for a worker gone before the session ran).
 
         Written down if possible; a reader never fails because that write does (a full
         disk, a lock held elsewhere): the next reader notices the same thing again."""
@@ -96,8 +97,12 @@ class RecordsView:
         ended = self._final_exit(session_id)
         changes: JSONObject
         if ended is None:
-            settled: Record = {**record, "status": "lost", "error": reason}
-            changes = {"status": "lost", "error": reason}
+            changes = {"status": status, "error": reason}
+            if status == "failed":
+                from agentty_core.state.store import now_iso
+
+                changes["endedAt"] = now_iso()
+            settled: Record = {**record, **changes}  # type: ignore[typeddict-item]
         else:
             code, sig, when = ended
             settled = {**record, "status": "exited", "exitCode": code, "signal": sig}

@@ -137,6 +137,27 @@ def test_s02_worker_dies_during_startup(agentty_home: Path, point: str) -> None:
     assert record(rec["id"])["status"] == "failed"
 
 
+def test_s02_a_start_whose_failure_went_unrecorded_reads_as_failed(agentty_home: Path) -> None:
+    """The start failed and could not record it (a full disk, a lock held): its record says
+    `starting`, its worker is gone. Readers called it `lost` ("worker died"), and `doctor`
+    sent the user to `orphans --kill` for a session that never ran."""
+    started = agentty_json("start", "--", "true")
+    sid = started["id"]
+    agentty("wait", "--session", sid, "--exit", check=True)
+    wait_until(lambda: gone(started["workerPid"]))
+    doc = json.loads((agentty_home / "sessions.json").read_bytes())
+    (rec,) = doc["sessions"]  # its worker has exited: the pid it names is gone
+    rec.update(status="starting", pid=None, exitCode=None, endedAt=None)
+    (agentty_home / "sessions.json").write_text(json.dumps(doc))
+    (agentty_home / "logs" / f"{sid}.final.json").unlink()
+    listed = record(sid)
+    assert listed["status"] == "failed", (listed["status"], listed.get("error"))
+    assert listed["error"] == "the start did not complete: its worker ended during startup"
+    assert raw_record(agentty_home, sid)["status"] == "failed"
+    doctor = {c["name"]: c for c in agentty_json("doctor")["checks"]}
+    assert doctor["sessions"]["ok"] is True, doctor["sessions"]
+
+
 def test_s03_sighup_is_ignored_sigterm_and_sigint_end_the_session(agentty_home: Path) -> None:
     rec = start("--", "sh", "-c", "echo up; exec sleep 1000000")
     sid = rec["id"]
