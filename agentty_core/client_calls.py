@@ -138,15 +138,20 @@ class Connected(RecordsView):
         params: JSONObject | None = None,
         timeout: float | None = None,
     ) -> JSONObject:
-        """One request to the session's worker, asked again while the worker is "busy"
-        (BUSY_PATIENCE)."""
+        """One request to the session's worker, asked again while the worker turns it away
+        unread (BUSY_PATIENCE): "busy", or, when it closed the connection before our request
+        went out, a send that failed (nothing of it was read)."""
         busy_until = time.monotonic() + BUSY_PATIENCE
         pause = 0.01
         while True:
+            patient = time.monotonic() + pause <= busy_until
             try:
                 return self._call_once(rec, method, params, timeout)
             except RemoteError as exc:
-                if exc.code != "busy" or time.monotonic() + pause > busy_until:
+                if exc.code != "busy" or not patient:
+                    raise
+            except WorkerUnreachable as exc:
+                if exc.reason != "send_failed" or not patient:
                     raise
             time.sleep(pause)
             pause = min(pause * 2, 0.2)
