@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -232,6 +233,8 @@ def test_what_a_subscriber_sends_is_ignored_and_the_stream_goes_on() -> None:
 def test_a_kept_connection_lost_at_the_last_moment_is_retried_only_for_reads(
     agentty_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Lost before the request went out (its send failed: none of it was read), any request
+    is asked again; lost after it went out, only one that changes nothing is."""
     from agentty_core.client import Client
     from agentty_core.errors import WorkerUnreachable
 
@@ -244,11 +247,27 @@ def test_a_kept_connection_lost_at_the_last_moment_is_retried_only_for_reads(
             conn.sock.shutdown(socket.SHUT_RDWR)  # closed, but it still looks reusable
             monkeypatch.setattr(conn, "reusable", lambda: True)
 
+        def lose_the_answer() -> None:
+            conn = client._idle[sid]
+
+            def closed(deadline: float | None = None) -> dict[str, object]:
+                raise WorkerUnreachable("worker closed the connection", "closed")
+
+            monkeypatch.setattr(conn, "read_message", closed)
+
         lose_kept_connection()
         assert client.get(sid)["size"] == {"cols": 80, "rows": 24}  # asked again, once
         lose_kept_connection()
+        client.text(sid, "sent-once\r")  # none of it went out: asked again
+        lose_the_answer()
         with pytest.raises(WorkerUnreachable):
-            client.text(sid, "typed once at most\r")  # may have been done: not repeated
+            client.text(sid, "typed-once-at-most\r")  # it may have been done: not repeated
+        time.sleep(0.3)  # (what the worker did with it, it has done by now)
+        lines = client.get(sid)["lines"]
+        assert isinstance(lines, list)
+        assert lines.count("sent-once") == 2  # typed once: its echo and cat's copy
+        # Typed once, or not at all (the worker types nothing for a client that is gone).
+        assert lines.count("typed-once-at-most") in (0, 2), lines
         client.kill(sid)
 
 
