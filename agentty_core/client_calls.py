@@ -31,6 +31,7 @@ _SAFE_TO_REPEAT = frozenset({"get", "info", "ping", "wait"})  # requests that ch
 # A worker with every connection taken (waits pending) refuses a new one with "busy" before
 # it reads the request, so any request is safe to send again: asked again for this long.
 BUSY_PATIENCE = 3.0
+_UNREAD = frozenset({"busy", "evicted"})  # the worker closed the connection unread
 
 
 def _close_all(connections: dict[str, ipc_client.Connection]) -> None:
@@ -95,7 +96,7 @@ class Connected(RecordsView):
         def ask(i: int) -> tuple[int, object]:
             wait = max(deadline - time.monotonic(), INFO_GRACE)
             try:
-                return i, self._call(recs[i], "info", timeout=wait).get("record")
+                return i, self._call(recs[i], "info", timeout=wait, patience=0).get("record")
             except AgenttyError:
                 return i, None
 
@@ -137,22 +138,29 @@ class Connected(RecordsView):
         method: str,
         params: JSONObject | None = None,
         timeout: float | None = None,
+        *,
+        patience: float = BUSY_PATIENCE,
     ) -> JSONObject:
-        """One request to the session's worker, asked again while the worker turns it away
-        unread (BUSY_PATIENCE): "busy", or, when it closed the connection before our request
-        went out, a send that failed (nothing of it was read)."""
-        busy_until = time.monotonic() + BUSY_PATIENCE
+        """One request to the session's worker, asked again for up to `patience` seconds
+        while the worker turns it away unread: "busy" or "evicted", or, when it closed the
+        connection before our request went out, a send that failed (nothing of it was
+        read). A caller with a time of its own for the answer (`info` for every worker
+        within a second, `kill`'s ping) gives 0."""
+        busy_until = time.monotonic() + patience
         pause = 0.01
         while True:
-            patient = time.monotonic() + pause <= busy_until
             try:
                 return self._call_once(rec, method, params, timeout)
             except RemoteError as exc:
-                if exc.code != "busy" or not patient:
+                if exc.code not in _UNREAD:
                     raise
+                refused: AgenttyError = exc
             except WorkerUnreachable as exc:
-                if exc.reason != "send_failed" or not patient:
+                if exc.reason != "send_failed":
                     raise
+                refused = exc
+            if time.monotonic() + pause > busy_until:  # (looked at once it failed: a send
+                raise refused  # may take its whole timeout to fail)
             time.sleep(pause)
             pause = min(pause * 2, 0.2)
 
@@ -187,7 +195,7 @@ class Connected(RecordsView):
                 return self._call_once(rec, method, params, timeout)
             return self._recover_call(rec, method, params, wait, exc)
         except RemoteError as exc:
-            if exc.code == "busy":
+            if exc.code in _UNREAD:
                 conn.close()  # refused: the worker closes it
             else:
                 self._keep(rec, conn)  # an error answer leaves the connection in step

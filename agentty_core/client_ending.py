@@ -55,7 +55,7 @@ class Ending(Connected):
                 # whole kill: its processes are ended from here instead. A live but slow one
                 # (a loaded machine) still ends its session itself: the ladder's SIGHUP ends
                 # the program and the worker records that exit.
-                self._call(rec, "ping")
+                self._call(rec, "ping", patience=0)  # busy: ended from here, at once
                 result = self._call(rec, "kill", {"grace": grace}, timeout=grace * 3 + 10)
             except RemoteError as exc:
                 if exc.code == "busy":

@@ -84,10 +84,12 @@ class Connection:
         line = sendable(protocol.request(method, params, until))
         try:
             self.sock.sendall(line)
-        except OSError as exc:
-            raise WorkerUnreachable(
-                f"worker stopped answering: {exc.strerror or exc}", "send_failed"
-            ) from None
+        except OSError as exc:  # a worker that stopped reading times out; one that closed
+            # the connection (before reading it) makes it fail at once: "send_failed"
+            message = f"worker stopped answering: {exc.strerror or exc}"
+            if isinstance(exc, (BlockingIOError, TimeoutError)):
+                raise WorkerUnreachable(message, "timeout") from None
+            raise WorkerUnreachable(message, "send_failed") from None
 
     def read_message(self, deadline: float | None = None) -> protocol.JSONObject:
         # Chunks are joined once and only the new one is searched: a large screen's reply

@@ -16,7 +16,7 @@ from pathlib import Path
 from agentty_core import protocol
 from agentty_core.errors import RemoteError
 from agentty_core.ipc.client import Connection
-from tests.reliability.conftest import agentty, start
+from tests.reliability.conftest import agentty, agentty_json, start
 
 LIMIT = 64  # worker.core.MAX_CONNECTIONS
 
@@ -103,3 +103,25 @@ def test_a_caller_told_busy_asks_again_until_a_connection_is_free() -> None:
             assert isinstance(lines, list) and lines[0] == "typed-once"
     finally:
         agentty("kill", "--session", sid)
+
+
+def test_calls_with_a_time_of_their_own_do_not_wait_for_a_busy_worker() -> None:
+    """`status` asks every worker within a second, and `kill` ends a session whose worker
+    does not answer its ping from outside at once: neither waits out the patience other
+    calls give a busy worker (each took 3 s more with every connection waiting)."""
+    import time
+
+    rec = start("--", "cat")
+    sid, path = str(rec["id"]), _path(str(rec["id"]))
+    socks = [_raw_wait(path, "never") for _ in range(LIMIT)]
+    try:
+        began = time.monotonic()
+        listed = agentty_json("status")
+        assert time.monotonic() - began < 2.0
+        assert [s["status"] for s in listed["sessions"]] == ["running"]
+        began = time.monotonic()
+        agentty("kill", "--session", sid, check=True)
+        assert time.monotonic() - began < 2.5
+    finally:
+        for sock in socks:
+            sock.close()
