@@ -284,6 +284,8 @@ def launch(host: Host, home_root: str) -> int | None:
     spec = "".join(encode({"argv": argv, "socket": path, "host": host.name}, 0))
     env = transport.child_env()
     env["AGENTTY_HOME"] = home_root  # the census and the reaper find it by this
+    # The home's, not a session's: started by a program of one (an agent), it outlives it.
+    env.pop("AGENTTY_SESSION_ID", None)
     flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
     log_fd = os.open(path + ".log", flags, 0o600)
     try:

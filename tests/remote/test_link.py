@@ -444,6 +444,29 @@ def test_the_command_transport_has_a_link_too(linked: Link, agentty_home: Path) 
     assert after is not None and after["served"] == 1
 
 
+def test_a_link_started_inside_a_session_carries_no_marker_of_it(
+    linked: Link, agentty_home: Path
+) -> None:
+    """A program of a session (an agent) uses a host: the link it starts is the home's, and
+    outlives the session (its end skips what agentty runs detached). It carried the
+    session's marker, so `orphans` and `doctor` called it a survivor of the session."""
+    (linked.config_dir / "agentty" / "hosts.toml").write_text(
+        f'[hosts.box]\ncommand = ["env", "AGENTTY_HOME={linked.remote_home}"]\n'
+        f'agentty = "{AGENTTY}"\n'
+    )
+    env = {**os.environ, "AGENTTY_LINK": "1", "AGENTTY_SESSION_ID": "0badc0de"}
+    assert agentty("--host", "box", "status", "--json", env=env).returncode == 0
+    box = resolve("box")
+    wait_until(lambda: linkmod.stats(box, str(agentty_home)), timeout=WAIT)
+    links = [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if "agentty_core.remote.linkd" in " ".join(p.info["cmdline"] or [])
+        and p.environ().get("AGENTTY_HOME") == str(agentty_home)
+    ]
+    assert links and all("AGENTTY_SESSION_ID" not in p.environ() for p in links)
+
+
 def test_start_and_kill_through_the_link(linked: Link, agentty_home: Path) -> None:
     run_on("status")
     link_up(agentty_home)
