@@ -74,10 +74,7 @@ class Connected(RecordsView):
                 and rec.get("workerPid") is not None
                 and not self.worker_alive(rec)
             ):
-                # The start failed and could not record it (a full disk, a lock held):
-                # nothing of it ran on; not a session whose worker was lost.
-                reason = "the start did not complete: its worker ended during startup"
-                rec = self._mark_lost(rec, reason, status="failed")
+                rec = self._mark_lost(rec, "worker died during startup")
             result.append(rec)
         if live_info:
             self._merge_live_info(result)

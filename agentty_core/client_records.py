@@ -37,6 +37,7 @@ log = LazyLogger("agentty_core.client")  # one logger for the whole Client
 
 DEFAULT_TIMEOUT = 5.0
 BEST_EFFORT_LOCK = 2.0  # how long a reader waits to write down what it noticed
+START_INCOMPLETE = "the start did not complete: its worker ended during startup"
 RECORD_PIDS = (("workerPid", "workerStart"), ("pid", "pidStart"))  # what a record names
 
 
@@ -86,10 +87,11 @@ class RecordsView:
             return False
         return identity.same_process(pid, token if isinstance(token, str) else None)
 
-    def _mark_lost(self, record: Record, reason: str, *, status: str = "lost") -> Record:
+    def _mark_lost(self, record: Record, reason: str) -> Record:
         """The worker is gone: the session exited if its final screen was saved (the worker
-        may have died before it could record the exit), else it is lost (`status`: or the
-        start failed, for a worker gone before the session ran).
+        may have died before it could record the exit), else it is lost; or, a `starting`
+        record with nothing of it left running, its start failed (a start that could not
+        write that down: a full disk, a lock held).
 
         Written down if possible; a reader never fails because that write does (a full
         disk, a lock held elsewhere): the next reader notices the same thing again."""
@@ -97,11 +99,11 @@ class RecordsView:
         ended = self._final_exit(session_id)
         changes: JSONObject
         if ended is None:
-            changes = {"status": status, "error": reason}
-            if status == "failed":
+            changes = {"status": "lost", "error": reason}
+            if record.get("status") == "starting" and not self._survivors(session_id):
                 from agentty_core.state.store import now_iso
 
-                changes["endedAt"] = now_iso()
+                changes = {"status": "failed", "error": START_INCOMPLETE, "endedAt": now_iso()}
             settled: Record = {**record, **changes}  # type: ignore[typeddict-item]
         else:
             code, sig, when = ended
@@ -115,6 +117,13 @@ class RecordsView:
         with contextlib.suppress(OSError):
             ipc_client.remove_stale_socket(self.home.socket_path(session_id))  # worker is dead
         return settled
+
+    def _survivors(self, session_id: str) -> bool:
+        """Whether processes marked as the session's still run (its program may have forked
+        before its worker died): it is then `lost`, for `orphans`, `gc` and `kill`."""
+        from agentty_core.proc.orphans import marked_processes
+
+        return bool(marked_processes(self.home, {session_id}))
 
     def _final_exit(self, session_id: str) -> tuple[int, str | None, str] | None:
         """(exit code, signal, when) from the final screen the worker saved as its program

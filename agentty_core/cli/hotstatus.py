@@ -138,7 +138,7 @@ def _settled(home: str, recs: list[dict[str, object]], quiet: bool) -> bool:
             return False  # orphans are looked for, or its exit is read from its final screen
         watched = status == "running" or (status == "starting" and rec.get("workerPid") is not None)
         if watched and not hotread.worker_alive(rec, boot_id):
-            return False  # the full path writes it down as lost
+            return False  # the full path writes down its end (lost; a start: failed)
         if status == "running" and os.path.exists(f"{home}/logs/{rec.get('id')}.final.json"):
             return False  # ended, its worker still recording it: the full path reads the file
     return True

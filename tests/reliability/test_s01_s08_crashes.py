@@ -137,7 +137,10 @@ def test_s02_worker_dies_during_startup(agentty_home: Path, point: str) -> None:
     assert record(rec["id"])["status"] == "failed"
 
 
-def test_s02_a_start_whose_failure_went_unrecorded_reads_as_failed(agentty_home: Path) -> None:
+@pytest.mark.parametrize("reader", ["status", "get"])
+def test_s02_a_start_whose_failure_went_unrecorded_reads_as_failed(
+    agentty_home: Path, reader: str
+) -> None:
     """The start failed and could not record it (a full disk, a lock held): its record says
     `starting`, its worker is gone. Readers called it `lost` ("worker died"), and `doctor`
     sent the user to `orphans --kill` for a session that never ran."""
@@ -150,12 +153,35 @@ def test_s02_a_start_whose_failure_went_unrecorded_reads_as_failed(agentty_home:
     rec.update(status="starting", pid=None, exitCode=None, endedAt=None)
     (agentty_home / "sessions.json").write_text(json.dumps(doc))
     (agentty_home / "logs" / f"{sid}.final.json").unlink()
+    if reader == "get":  # the first to look (it said "worker died", as for a lost session)
+        assert agentty("get", "--session", sid).returncode == 1
     listed = record(sid)
     assert listed["status"] == "failed", (listed["status"], listed.get("error"))
     assert listed["error"] == "the start did not complete: its worker ended during startup"
     assert raw_record(agentty_home, sid)["status"] == "failed"
     doctor = {c["name"]: c for c in agentty_json("doctor")["checks"]}
     assert doctor["sessions"]["ok"] is True, doctor["sessions"]
+
+
+@pytest.mark.parametrize("reader", ["status", "get"])
+def test_s02_an_unrecorded_failed_start_with_survivors_stays_lost(
+    agentty_home: Path, reader: str
+) -> None:
+    """The same, but the program had forked a process that outlives its worker: `lost`
+    (whichever reader looks first), so that `status`, `gc` and `kill` find the survivor;
+    and with none, any reader writes `failed` ("worker died" was written by `get`)."""
+    started = agentty_json("start", "--", "sh", "-c", "setsid sleep 301 & echo up; wait")
+    sid = started["id"]
+    agentty("wait", "--session", sid, "--text", "up", check=True)
+    sigkill(started["workerPid"])
+    doc = json.loads((agentty_home / "sessions.json").read_bytes())
+    doc["sessions"][0].update(status="starting", pid=None)
+    (agentty_home / "sessions.json").write_text(json.dumps(doc))
+    agentty(*(["status"] if reader == "status" else ["get", "--session", sid]))
+    assert raw_record(agentty_home, sid)["status"] == "lost"
+    assert agentty_json("orphans")["orphans"], "the survivor is an orphan of the session"
+    agentty("kill", "--session", sid, check=True)  # the survivor ended
+    wait_until(lambda: not agentty_json("orphans")["orphans"])
 
 
 def test_s03_sighup_is_ignored_sigterm_and_sigint_end_the_session(agentty_home: Path) -> None:

@@ -153,7 +153,10 @@ def error_result(exc: AgenttyError, *, sent: int | None = None) -> CallToolResul
     text = f"{error_line(exc)}\ncode: {code}"
     if sent is not None:
         error.update(inputSent=True, seq=sent)
-        text += f"\nthe input was sent (seq {sent}); the wait after it failed: do not send it again"
+        text += (
+            f"\nthe input was sent (seq {sent}); the wait after it failed:"
+            " read the screen before you send it again"
+        )
     return CallToolResult(
         content=[TextContent(type="text", text=text)],
         structured_content={"error": error},
