@@ -55,4 +55,6 @@ def test_ending_a_session_leaves_the_sessions_started_inside_it(spawner: str, en
     assert not gone(int(inner["pid"])) and not gone(int(inner["workerPid"]))
     screen = agentty_json("get", "--session", str(inner["id"]))
     assert screen["exited"] is False
+    if spawner == "1":  # launched from in there, it is the home's: it serves on
+        assert agentty_json("status")["spawner"] is not None
     agentty("kill", "--session", str(inner["id"]), check=True)
