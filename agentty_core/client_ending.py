@@ -23,6 +23,7 @@ from agentty_core.errors import (
 )
 from agentty_core.ipc import client as ipc_client
 from agentty_core.protocol import JSONObject
+from agentty_core.spawning import stopped
 from agentty_core.state import records
 from agentty_core.state.records import Record, is_live
 
@@ -48,7 +49,7 @@ class Ending(Connected):
         if is_live(rec) and self.worker_alive(rec):
             if silent == session_id:
                 return self._kill_without_worker(rec, grace, "worker did not answer in time")
-            if _stopped(rec.get("workerPid")):  # it would not answer the ping: not waited for
+            if stopped(rec.get("workerPid")):  # it would not answer the ping: not waited for
                 return self._kill_without_worker(rec, grace, "worker was stopped")
             try:
                 # A worker that cannot answer this (stopped, pinned) is not waited on for the
@@ -228,9 +229,3 @@ class Ending(Connected):
     def logs(self, ref: str | None = None) -> Path:
         rec = self.resolve(ref)
         return self.home.log_path(rec["id"])
-
-
-def _stopped(pid: object) -> bool:
-    from agentty_core.spawning import stopped
-
-    return isinstance(pid, int) and pid > 0 and stopped(pid)

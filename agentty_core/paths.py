@@ -282,6 +282,11 @@ def identity_of(path: str | os.PathLike[str]) -> FileIdentity | None:
     return (st.st_dev, st.st_ino, stat.S_IFMT(st.st_mode), st.st_ctime_ns)
 
 
+def still_at(path: str | os.PathLike[str], identity: FileIdentity | None) -> bool:
+    """Whether the file at `path` is still the one `identity_of` found there."""
+    return identity is not None and identity_of(path) == identity
+
+
 def short_private_dir() -> Path:
     """A short directory only we can use, for sockets: under `$XDG_RUNTIME_DIR` (per user,
     0700, made by the login manager) when there is one, else `/tmp/agentty-UID`."""

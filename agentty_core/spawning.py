@@ -27,6 +27,26 @@ LOCK_NAME = "spawner.lock"  # in the home: held by the spawner for its life (one
 LOCK_FD, LOCK_FD_ENV = 3, "AGENTTY_SPAWNER_LOCK_FD"
 LOG_NAME = "spawner.log"
 
+# How agentty runs a module detached (a worker, the warm spawner, a host's link), in a
+# session of its own: `python -m` would put the working directory first on sys.path (a
+# `logging.py`, or a hostile `agentty_core/`, in the directory `start` runs in would be
+# imported); `-c` puts it there as '' and the first line takes it out (-P does that only
+# from 3.11 on). A worker's walk of its descendants tells such processes by DETACHED_MARK
+# (`proc.killtree`): another session's, or the home's, not its own to end.
+DETACHED_MARK = "runpy.run_module('agentty_core."
+
+
+def detached_boot(module: str) -> str:
+    """The `-c` program that runs `agentty_core.<module>` as `__main__`."""
+    return (
+        "import sys\n"
+        "if sys.path and sys.path[0] == '':\n"
+        "    del sys.path[0]\n"
+        "import runpy\n"
+        f"{DETACHED_MARK}{module}', run_name='__main__', alter_sys=True)\n"
+    )
+
+
 # What a Python process reads from its environment at start-up: a worker forked from a
 # spawner started under other values would not be the one `python -c` would have started.
 INTERPRETER_ENV = ("LANG", "LC_ALL", "LC_CTYPE")
@@ -202,8 +222,11 @@ def _end_stopped(pid: int) -> None:
         os.close(pidfd)
 
 
-def stopped(pid: int) -> bool:
-    """Is `pid` stopped (SIGSTOP, a debugger)? One that is only slow gets on later."""
+def stopped(pid: object) -> bool:
+    """Is `pid` stopped (SIGSTOP, a debugger)? One that is only slow gets on later. (Any
+    value: a record's pid field may be missing or hand-edited.)"""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
     stat = _proc_stat(pid)
     return stat is not None and stat[0] in ("T", "t")
 

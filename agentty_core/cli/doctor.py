@@ -13,6 +13,7 @@ from pathlib import Path
 from agentty_core.errors import AgenttyError
 from agentty_core.ipc.client import listened_on
 from agentty_core.paths import SESSION_ID_RE, SPAWNER_SOCKET_RE, Home, default_home
+from agentty_core.spawning import stopped
 from agentty_core.state.records import is_live
 
 Check = dict[str, object]
@@ -182,19 +183,13 @@ def _sessions(home: Home) -> Check:
             "agentty orphans --kill, then agentty gc",
         )
     # Alive but never answering (SIGSTOP, a debugger): every call to the session waits for it.
-    stopped = [(r["id"], r["workerPid"]) for r in running if _stopped(r.get("workerPid"))]
-    if stopped:
-        named = " ".join(f"{sid} (worker {pid})" for sid, pid in stopped)
-        sid, pid = stopped[0]
+    halted = [(r["id"], r["workerPid"]) for r in running if stopped(r.get("workerPid"))]
+    if halted:
+        named = " ".join(f"{sid} (worker {pid})" for sid, pid in halted)
+        sid, pid = halted[0]
         fix = f"kill -CONT {pid}, or agentty kill --session {sid}"
         return _check("sessions", False, f"{len(running)} running; stopped: {named}", fix)
     return _check("sessions", True, f"{len(running)} running, every worker alive")
-
-
-def _stopped(pid: object) -> bool:
-    from agentty_core.spawning import stopped
-
-    return isinstance(pid, int) and pid > 0 and stopped(pid)
 
 
 def _stale_sockets(home: Home) -> Check:
@@ -266,7 +261,7 @@ def _spawner(home: Home) -> Check:
     found = spawner_client.info(str(home.root))
     detail = spawner_client.describe(found)
     pid = found.get("pid") if found else None
-    if _stopped(pid):  # every start waits for it, then goes the direct way
+    if stopped(pid):  # every start waits for it, then goes the direct way
         return _check(
             "spawner", False, f"pid {pid} is stopped (starts wait for it)", f"kill -CONT {pid}"
         )

@@ -17,19 +17,9 @@ import sys
 import time
 
 from agentty_core.proc import descriptors
-from agentty_core.spawning import STATUS_FD
+from agentty_core.spawning import STATUS_FD, detached_boot
 
-# `python -m` would put the working directory first on sys.path: a `logging.py` (or a hostile
-# `agentty_core/`) in the directory `start` runs in would be imported by the worker. `-c`
-# puts it there as '' and the first line takes it out (-P does that only from 3.11 on).
-WORKER_BOOT = (
-    "import sys\n"
-    "if sys.path and sys.path[0] == '':\n"
-    "    del sys.path[0]\n"
-    "import runpy\n"
-    "runpy.run_module('agentty_core.worker.main', run_name='__main__', alter_sys=True)\n"
-)
-WORKER_ARGV = ("-c", WORKER_BOOT)
+WORKER_ARGV = ("-c", detached_boot("worker.main"))
 
 
 class WorkerTimeout(Exception):

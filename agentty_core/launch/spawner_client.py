@@ -36,13 +36,7 @@ from agentty_core.spawning import (
 )
 
 WAIT = spawning.WAIT  # seconds a start may lose to a spawner that does not take it
-SPAWNER_BOOT = (
-    "import sys\n"
-    "if sys.path and sys.path[0] == '':\n"
-    "    del sys.path[0]\n"
-    "import runpy\n"
-    "runpy.run_module('agentty_core.worker.spawner', run_name='__main__', alter_sys=True)\n"
-)
+SPAWNER_BOOT = spawning.detached_boot("worker.spawner")
 
 _wanted: str | None = None  # the home whose spawner should be launched (none answered)
 _successor = False  # ... because the one that answered stepped down

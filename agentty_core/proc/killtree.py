@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 from agentty_core import failpoints
+from agentty_core.spawning import DETACHED_MARK
 
 if TYPE_CHECKING:
     import psutil
@@ -299,9 +300,7 @@ def _children(pid: int, threads: int) -> list[int] | None:
     return kids
 
 
-# How agentty starts what it runs detached (a worker, the warm spawner, a host's link):
-# `python -c "...runpy.run_module('agentty_core.<module>', ...)"`, in a session of its own.
-DETACHED_BOOT = b"runpy.run_module('agentty_core."
+DETACHED_BOOT = DETACHED_MARK.encode()  # (`spawning.detached_boot`)
 
 
 def _another_session(pid: int, stat: _Stat) -> bool:

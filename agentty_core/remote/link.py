@@ -24,6 +24,7 @@ import time
 
 from agentty_core.errors import TransportError
 from agentty_core.ownership import lock_held, private_dir
+from agentty_core.spawning import detached_boot
 
 TYPE_CHECKING = False  # without importing typing: every `--host` call comes through here
 if TYPE_CHECKING:
@@ -250,13 +251,7 @@ def launch_if_wanted() -> None:
         pass
 
 
-BOOT = (
-    "import sys\n"
-    "if sys.path and sys.path[0] == '':\n"
-    "    del sys.path[0]\n"
-    "import runpy\n"
-    "runpy.run_module('agentty_core.remote.linkd', run_name='__main__', alter_sys=True)\n"
-)
+BOOT = detached_boot("remote.linkd")
 
 
 def launch(host: Host, home_root: str) -> int | None:

@@ -34,7 +34,7 @@ import sys
 import time
 from typing import Any
 
-from agentty_core.paths import FileIdentity, identity_of
+from agentty_core.paths import FileIdentity, identity_of, still_at
 
 IDLE = 600.0
 HELLO_WAIT = 40.0  # seconds for ssh to connect and the remote agentty to import
@@ -120,8 +120,7 @@ class Link:
         return sock
 
     def socket_is_ours(self) -> bool:
-        found = identity_of(self.path)
-        return found is not None and found == self.bound
+        return still_at(self.path, self.bound)
 
     def describe(self) -> dict[str, object]:
         return {

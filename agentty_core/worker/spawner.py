@@ -43,7 +43,7 @@ from typing import NoReturn
 import agentty_core.worker.main as worker_main  # before asyncio: it keeps ssl out
 from agentty_core import failpoints, spawning
 from agentty_core._version import __version__
-from agentty_core.paths import FileIdentity, Home, identity_of
+from agentty_core.paths import FileIdentity, Home, identity_of, still_at
 from agentty_core.proc import identity
 from agentty_core.state.store import now_iso
 from agentty_core.worker import forked, prefault, spare, warmup
@@ -174,13 +174,11 @@ class Spawner:
     def _description_is_ours(self) -> bool:
         """`status`, `doctor` and `stop` find us by `spawner.json`: replaced (by a directory,
         say), nobody could see or stop us."""
-        found = identity_of(self.home.root / spawning.INFO_NAME)
-        return found is not None and found == self.described
+        return still_at(self.home.root / spawning.INFO_NAME, self.described)
 
     def _socket_is_ours(self) -> bool:
         """Callers find us by the path: unlinked or replaced, nobody can reach us."""
-        found = identity_of(self.path)
-        return found is not None and found == self.bound
+        return still_at(self.path, self.bound)
 
     def close(self) -> None:
         """Remove our socket and description (not a successor's: we still hold the lock)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-import time
 from pathlib import Path
 
 import pytest
@@ -262,7 +261,8 @@ def test_a_kept_connection_lost_at_the_last_moment_is_retried_only_for_reads(
         lose_the_answer()
         with pytest.raises(WorkerUnreachable):
             client.text(sid, "typed-once-at-most\r")  # it may have been done: not repeated
-        time.sleep(0.3)  # (what the worker did with it, it has done by now)
+        client.text(sid, "marker\r")  # typed after what the worker did with the request
+        client.wait(sid, text="marker")
         lines = client.get(sid)["lines"]
         assert isinstance(lines, list)
         assert lines.count("sent-once") == 2  # typed once: its echo and cat's copy
