@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
+import shutil
 import signal
 import stat
 import subprocess
@@ -17,6 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+import agentty_core
 from agentty_core.ownership import lock_held
 from agentty_core.remote import link as linkmod
 from agentty_core.remote.hosts import resolve
@@ -41,14 +44,20 @@ def linked(link: Link, agentty_home: Path, monkeypatch: pytest.MonkeyPatch) -> I
     link.sshd.start()
     norc = link.sshd.root / "ssh_config_norc"
     norc.write_text(link.sshd.ssh_config().read_text() + "  SetEnv SHLVL=1\n")
-    (link.config_dir / "agentty" / "hosts.toml").write_text(
-        f'[hosts.{HOST}]\nssh = "box"\nssh_config = "{norc}"\n'
-        f'agentty = "{AGENTTY}"\nhome = "{link.remote_home}"\n'
-    )
+    write_linked_hosts(link, AGENTTY)
     try:
         yield link
     finally:
         linkmod.stop(str(agentty_home))
+
+
+def write_linked_hosts(link: Link, agentty: str) -> None:
+    """hosts.toml for `linked`: ssh without the user's start-up files, `agentty` there."""
+    norc = link.sshd.root / "ssh_config_norc"
+    (link.config_dir / "agentty" / "hosts.toml").write_text(
+        f'[hosts.{HOST}]\nssh = "box"\nssh_config = "{norc}"\n'
+        f'agentty = "{agentty}"\nhome = "{link.remote_home}"\n'
+    )
 
 
 def run_on(*args: str, link: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -331,17 +340,33 @@ def test_a_call_through_the_link_imports_no_heavy_module(linked: Link, agentty_h
     assert served(agentty_home) == before + 1
 
 
-def test_an_upgrade_there_ends_the_link(linked: Link, agentty_home: Path) -> None:
-    """agentty changed on disk on the host: the far side refuses (nothing runs there), the
-    call goes the ssh way once, the link ends, and the next call starts a new one."""
-    import agentty_core.remote
+BOOT = "import sys; from agentty_core.cli.hotpath import main; sys.exit(main())"
 
+
+def test_an_upgrade_there_ends_the_link(linked: Link, agentty_home: Path, tmp_path: Path) -> None:
+    """agentty changed on disk on the host: the far side refuses (nothing runs there), the
+    call goes the ssh way once, the link ends, and the next call starts a new one.
+
+    The host runs a copy of the package, and the copy is what changes: touching the one
+    every other test runs made their links refuse too (a `wait` through another test's
+    link went the ssh way, under xdist, at random)."""
+    code = tmp_path / "code"
+    package = Path(agentty_core.__file__).parent
+    shutil.copytree(package, code / "agentty_core", ignore=shutil.ignore_patterns("__pycache__"))
+    wrapper = code / "agentty"
+    wrapper.write_text(
+        f"#!/bin/sh\nPYTHONPATH={shlex.quote(str(code))} PYTHONDONTWRITEBYTECODE=1 "
+        f'exec {shlex.quote(PYTHON)} -c {shlex.quote(BOOT)} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    write_linked_hosts(linked, str(wrapper))
     start_python(linked)
     run_on("get")
     found = link_up(agentty_home)
     pid, remote_pid = found["pid"], found["remotePid"]
     assert isinstance(pid, int) and isinstance(remote_pid, int)
-    marker = Path(agentty_core.remote.__file__).parent / ".upgrade-test"
+    assert str(code) in Path(f"/proc/{remote_pid}/environ").read_text(errors="replace")
+    marker = code / "agentty_core" / "remote" / ".upgrade-test"
     marker.write_text("")  # the package directory's mtime changes, as an install's would
     marker.unlink()
     typed = run_on("text", "--enter", "print(5*5)")
@@ -381,8 +406,14 @@ def waiting_through_link(home: Path, text: str) -> Iterator[subprocess.Popen[byt
         stdin=subprocess.DEVNULL,
         env={**os.environ, "AGENTTY_LINK": "1"},
     )
+
+    def held() -> bool:
+        if waiting.poll() is not None:  # answered the ssh way, say: no use waiting on
+            raise AssertionError(f"wait ended ({waiting.returncode}): {waiting.stderr!r}")
+        return bool((s := stats(home)) and s["pending"] == 1)
+
     try:
-        wait_until(lambda: (s := stats(home)) and s["pending"] == 1, timeout=WAIT)
+        wait_until(held, timeout=WAIT)
         yield waiting
     finally:
         if waiting.poll() is None:
