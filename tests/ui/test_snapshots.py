@@ -133,8 +133,10 @@ def test_hosts(snap_compare: object, client: object, other_homes: Callable[[], P
         table = app.query_one(SessionList)
         await wait_for(pilot, lambda: table.row_count == 3)
         # The first row is selected when the list first shows: a host's answer may come
-        # before this machine's, its row selected then. The picture is of this one's.
-        table.select(colours)
+        # before this machine's, its row selected then. The picture is of this one's, by
+        # the id the list shows (the client's stable alias: the real one is in no row).
+        table.select(local.fake[colours])
+        await wait_for(pilot, lambda: app.selected == local.fake[colours])
         await ready(app, 3, "under")(pilot)
         await wait_for(pilot, lambda: "gone" in app.query_one(HostBar).down)
         await wait_for(pilot, lambda: app.query_one(HostBar).states["build"].count == 2)
