@@ -25,6 +25,7 @@ from typing import Any
 
 from agentty_core.launch import launcher, spawner_client
 from agentty_core.launch import spawn as worker_spawn
+from agentty_core.paths import Home
 from bench.common import (
     AGENTTY,
     PYTHON,
@@ -210,6 +211,7 @@ def run(quick: bool) -> list[Row]:
             seq_row.ok = (seq_row.ratio or 99) <= 1.5
             seq_row.note = f"the floor taken in turn with the starts: {floor_beside:.1f} ms"
             conc_row.target, conc_row.ok = "p95 <= 300 ms", (conc_row.p95 or 999) <= 300
+            rows.append(_start_among_ended(n, ENDED))
     off, on = _cold_starts(n)
     direct_cold = ms_row(B, "agentty start (CLI), fresh home, spawner off", off)
     cold = ms_row(B, "agentty start (CLI), cold: fresh home, launches the spawner", on)
@@ -220,6 +222,44 @@ def run(quick: bool) -> list[Row]:
     sessions = 3 if quick else 20
     rows += [_idle_memory(sessions, warm=False), _idle_memory(sessions, warm=True)]
     return rows
+
+
+ENDED = 500  # ended sessions in a home: an agent's day of start and kill, never gc'd
+
+
+def _start_among_ended(n: int, ended: int) -> Row:
+    """A warm start in a home holding `ended` ended sessions (copies of a real record): the
+    state file is read and written whole twice by every start (and once by every exit),
+    so its size is part of every start's cost."""
+    from agentty_core.state.store import StateStore
+
+    with spawner(warm=True) as root:
+        run_quiet([AGENTTY, "run", "--", "true"])  # (removed at its end: not one of them)
+        run_quiet([AGENTTY, "start", "--", "true"])
+        c = client(root)
+        while not [r for r in c.sessions() if r.get("status") == "exited"]:
+            time.sleep(0.01)
+        model = next(r for r in c.sessions() if r.get("status") == "exited")
+
+        def pad(sessions: list[Any]) -> None:
+            sessions.extend({**model, "id": f"{i:08x}"} for i in range(ended - len(sessions)))
+
+        StateStore(Home.resolve(root)).mutate(pad)
+        size = (root / "sessions.json").stat().st_size
+        samples, beside = [], []
+        for _ in range(n):
+            samples.append(run_quiet([AGENTTY, "start", "--", "cat"]))
+            beside += _floor(1)
+        kill_all(root)
+    row = ms_row(
+        B, f"agentty start (CLI), spawner warm, {ended} ended sessions in the home", samples
+    )
+    row.peer, row.peer_median = "python -I -c pass", median(beside) * 1000
+    row.note = (
+        f"sessions.json {size / 1024:.0f} KiB, read and written whole twice per start; "
+        "`agentty gc` removes ended sessions"
+    )
+    return row
 
 
 def _floor(n: int) -> list[float]:

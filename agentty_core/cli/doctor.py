@@ -5,10 +5,12 @@ Each check is independent and never raises: a broken home is exactly when people
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from agentty_core.errors import AgenttyError
 from agentty_core.ipc.client import listened_on
@@ -16,7 +18,11 @@ from agentty_core.paths import SESSION_ID_RE, SPAWNER_SOCKET_RE, Home, default_h
 from agentty_core.spawning import stopped
 from agentty_core.state.records import is_live
 
+if TYPE_CHECKING:
+    from agentty_core.state.records import Record
+
 Check = dict[str, object]
+MANY_ENDED = 100  # (500 made a warm start ~2x slower: `bench/bench_start.py`)
 
 
 def _check(name: str, ok: bool, detail: str, fix: str = "") -> Check:
@@ -82,9 +88,19 @@ def _state_file(home: Home) -> Check:
     except AgenttyError as exc:
         return _check("state", False, str(exc), f"move {path} away (agentty makes it again)")
     sessions = doc.get("sessions")
-    count = len(sessions) if isinstance(sessions, list) else 0
+    entries: list[object] = sessions if isinstance(sessions, list) else []
     version = doc.get("schema_version")
-    return _check("state", True, f"sessions.json readable: {count} record(s), schema {version}")
+    detail = f"sessions.json readable: {len(entries)} record(s), schema {version}"
+    ended = sum(isinstance(r, dict) and not is_live(cast("Record", r)) for r in entries)
+    if ended >= MANY_ENDED:
+        with_size = ""
+        with contextlib.suppress(OSError):
+            with_size = f", {home.state_file.stat().st_size / 1024:.0f} KiB"
+        detail += (
+            f"; {ended} of them ended{with_size}: every start and exit reads and writes the"
+            " file whole (agentty gc removes ended sessions)"
+        )
+    return _check("state", True, detail)
 
 
 def _lockable(path: Path) -> None:

@@ -629,3 +629,30 @@ def test_doctor_says_the_active_pointer_names_no_session(
     agentty("attach", sid, check=True)
     assert {c["name"]: c for c in agentty_json("doctor")["checks"]}["active"]["ok"]
     agentty("kill", "--session", sid, check=True)
+
+
+def test_doctor_says_how_many_ended_sessions_every_start_rewrites(agentty_home: Path) -> None:
+    """Every start and exit reads and writes sessions.json whole: with hundreds of ended
+    sessions that is most of a start's time, and only `gc` makes it small again."""
+    from agentty_core.cli.doctor import MANY_ENDED
+    from agentty_core.paths import Home
+    from agentty_core.state.store import StateStore
+
+    sid = agentty_json("start", "--", "cat")["id"]
+    agentty("kill", "--session", sid, check=True)
+    (ended,) = agentty_json("status")["sessions"]
+
+    def pad(sessions: list[Any]) -> None:
+        sessions.extend({**ended, "id": f"{i:08x}"} for i in range(MANY_ENDED - 1))
+
+    def state_check() -> dict[str, Any]:
+        found: dict[str, Any] = {c["name"]: c for c in agentty_json("doctor")["checks"]}
+        return dict(found["state"])
+
+    StateStore(Home.resolve(agentty_home)).mutate(pad)
+    state = state_check()
+    assert state["ok"] and f"{MANY_ENDED} of them ended" in state["detail"], state
+    assert "agentty gc" in state["detail"], state
+    agentty("gc", check=True)
+    state = state_check()
+    assert state["ok"] and "ended" not in state["detail"], state
