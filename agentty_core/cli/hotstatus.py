@@ -81,7 +81,7 @@ def status(args: Namespace) -> int | None:
     for rec in recs:
         mark = "*" if rec.get("id") == active else " "
         code = rec.get("signal") or rec.get("exitCode")
-        command = hotread.shown(" ".join(str(rec.get("command", "")).split()))
+        command = hotread.shown(str(rec.get("command", "")))  # its line breaks shown
         name = hotread.shown(str(rec.get("name") or "-"))
         state = hotread.shown(str(rec.get("status", "?")))
         shown_code = "-" if code is None else hotread.shown(str(code))

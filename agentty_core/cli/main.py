@@ -104,7 +104,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         mark = "*" if rec.get("id") == status["active"] else " "
         code = rec.get("signal") or rec.get("exitCode")
         # Program-controlled text (argv) is shown escaped: it must not drive the terminal.
-        command = shown(" ".join(str(rec.get("command", "")).split()))
+        command = shown(str(rec.get("command", "")))  # its line breaks shown, not spaces
         name, state = shown(str(rec.get("name") or "-")), shown(str(rec.get("status", "?")))
         print(
             f"{shown(str(rec['id'])):8}{mark} {name[:12]:12}  "

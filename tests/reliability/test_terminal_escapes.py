@@ -8,9 +8,19 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 from pathlib import Path
 
-from tests.reliability.conftest import PYTHON, agentty, of_session, sigkill, start, wait_until
+from tests.reliability.conftest import (
+    AGENTTY,
+    PYTHON,
+    agentty,
+    of_session,
+    sigkill,
+    start,
+    wait_until,
+)
 
 CLIPBOARD = "\x1b]52;c;aGVsbG8=\x07"  # OSC 52: write "hello" to the clipboard
 TITLE = "\x1b]0;title\x07"  # OSC 0: set the window title
@@ -81,3 +91,13 @@ def test_usage_errors_escape_the_words_they_quote(agentty_home: Path) -> None:
         assert "\x1b" not in proc.stderr and "\x07" not in proc.stderr, repr(proc.stderr)
         assert proc.stderr.count("\n") == 1, repr(proc.stderr)
         assert proc.stderr.startswith("agentty: error: "), proc.stderr
+
+
+def test_status_shows_the_line_breaks_of_argv_escaped(agentty_home: Path) -> None:
+    """A newline, a carriage return or a tab in argv was shown as a space: a two-line
+    `sh -c` script read as one line, not as the command that runs."""
+    start("--", "sh", "-c", "echo safe\nsleep 60 #A\rB\tC")
+    full_path = [sys.executable, "-c", "from agentty_core.cli.main import main; main()"]
+    for argv in ([AGENTTY, "status"], [*full_path, "status"]):  # the fast lane, the full path
+        out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60).stdout
+        assert "echo safe\\nsleep 60 #A\\rB\\tC" in out, out
