@@ -378,7 +378,9 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from agentty_core.worker.recording import replay
+    from pathlib import Path
+
+    from agentty_core.worker.recording import open_cast, replay
 
     try:
         path = _client().cast_path(args.target)
@@ -387,8 +389,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
             what = "not a regular file" if os.path.exists(args.target) else "no such file"
             raise UsageError(f"{what}: {shown(args.target)}") from None
         raise
+    named = path == Path(args.target)  # a file the caller named, not a session's recording
     try:
-        replay(path, speed=args.speed)
+        with open_cast(path, follow=named) as cast:  # (StateError: the home's file is odd)
+            replay(cast, speed=args.speed)
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot replay {path}: {exc}") from None
     return 0

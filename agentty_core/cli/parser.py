@@ -127,6 +127,17 @@ def _grace(text: str) -> float:
     return value
 
 
+def _speed(text: str) -> float:
+    """`replay --speed`: 0 plays without delays; a speed near 0 would wait for ever."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value != 0 and not 0.01 <= value <= 1000:  # (NaN too)
+        raise argparse.ArgumentTypeError(f"speed must be 0 (no delays) or in 0.01..1000: {text!r}")
+    return value
+
+
 def _env_pair(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key or "\0" in text:
@@ -442,7 +453,10 @@ def _replay(sub: Subparsers) -> None:
     )
     p.add_argument("target", metavar="SESSION|FILE")
     p.add_argument(
-        "--speed", type=float, default=1.0, help="playback speed (default 1; 0: no delays)"
+        "--speed",
+        type=_speed,
+        default=1.0,
+        help="playback speed, 0.01..1000 (default 1; 0: no delays)",
     )
 
 

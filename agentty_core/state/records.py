@@ -78,8 +78,9 @@ def is_live(record: Record) -> bool:
     return isinstance(status, str) and status in LIVE_STATUSES  # a writer's may be unchecked
 
 
-def read_private_file(path: os.PathLike[str] | str) -> bytes | None:
-    """The bytes of a file of ours, opened without following symlinks; None if missing."""
+def open_private_file(path: os.PathLike[str] | str) -> int | None:
+    """A file of ours to read, opened without following symlinks: its descriptor (the
+    caller closes it), None if missing; StateError for anything but our regular file."""
     try:
         # O_NONBLOCK: a FIFO in its place would block the open (under the state lock, say)
         # until somebody writes to it; opened at once, it is refused below.
@@ -96,6 +97,18 @@ def read_private_file(path: os.PathLike[str] | str) -> bytes | None:
             raise StateError(f"{path} is not a regular file")
         if st.st_uid != os.getuid():
             raise StateError(f"{path} is owned by uid {st.st_uid}, not by you")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_private_file(path: os.PathLike[str] | str) -> bytes | None:
+    """The bytes of a file of ours (`open_private_file`); None if missing."""
+    fd = open_private_file(path)
+    if fd is None:
+        return None
+    try:
         chunks = []
         while chunk := os.read(fd, 1 << 16):
             chunks.append(chunk)

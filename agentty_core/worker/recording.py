@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import errno
 import json
 import logging
 import os
+import stat
 import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TextIO
 
 log = logging.getLogger("agentty.worker")
 
@@ -48,9 +51,15 @@ class Recorder:
         self.markers = markers
         self.started = time.monotonic()
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
-        self._fd = os.open(path, flags, 0o600)
-        self._size = os.fstat(self._fd).st_size
+        # O_NONBLOCK: a FIFO in its place would hold the open (the worker's loop with it)
+        # until somebody reads it; opened at once, it is refused below, as a symlink is.
+        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+        self._fd = os.open(path, flags | os.O_NONBLOCK, 0o600)
+        st = os.fstat(self._fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(self._fd)
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        self._size = st.st_size
         self.full = False
         if self._size == 0:
             header = {
@@ -63,7 +72,9 @@ class Recorder:
             self._write(json.dumps(header))
         else:
             # Appending after `record off`/`on`: times continue from the last event.
-            self.started -= _last_time(path)
+            with open(os.dup(self._fd), encoding="utf-8", errors="replace") as f:
+                f.seek(0)  # (the offset is shared with ours; our writes append all the same)
+                self.started -= _last_time(f)
 
     def _write(self, line: str) -> None:
         if self._fd < 0:
@@ -131,43 +142,66 @@ class Recorder:
             self._fd = -1
 
 
-def _last_time(path: Path) -> float:
+def _last_time(cast: TextIO) -> float:
     last = 0.0
-    for event in events(path):
+    for event in events(cast):
         last = _seconds(event[0])
     return last
 
 
 def _seconds(value: object) -> float:
-    return float(value) if isinstance(value, (int, float)) else 0.0
+    try:
+        return float(value) if isinstance(value, (int, float)) else 0.0
+    except OverflowError:  # an integer no float holds: a time that cannot be
+        raise ValueError(f"a time out of range: {str(value)[:20]}...") from None
 
 
-def read_header(path: Path) -> dict[str, object]:
-    with open(path, encoding="utf-8") as f:
-        header = json.loads(f.readline())
+def open_cast(path: Path, *, follow: bool = False) -> TextIO:
+    """A recording to read: a session's, in the home (`follow` False), opened as every
+    reader of the home opens its files (`open_private_file`: no symlink followed, no FIFO
+    waited on), or a file the caller named (`follow`: any path to a regular file)."""
+    if follow:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ValueError(f"{path} is not a regular file")
+    else:
+        from agentty_core.state.records import open_private_file
+
+        found = open_private_file(path)
+        if found is None:
+            raise FileNotFoundError(errno.ENOENT, "no such file", str(path))
+        fd = found
+    return open(fd, encoding="utf-8")
+
+
+def read_header(cast: TextIO) -> dict[str, object]:
+    try:
+        header = json.loads(cast.readline())
+    except RecursionError:  # nested past the parser's depth: no header of ours
+        header = None
     if not isinstance(header, dict) or header.get("version") != 2:
-        raise ValueError(f"{path} is not an asciicast v2 file")
+        raise ValueError("not an asciicast v2 file")
     return header
 
 
-def events(path: Path) -> Iterator[list[object]]:
-    with open(path, encoding="utf-8") as f:
-        f.readline()
-        for line in f:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue  # a line cut short (by a full disk, in a file an older agentty wrote)
-            if isinstance(event, list) and len(event) == 3:
-                yield event
+def events(cast: TextIO) -> Iterator[list[object]]:
+    """The events after the header line (`cast` is read from where it is)."""
+    for line in cast:
+        try:
+            event = json.loads(line)
+        except (ValueError, RecursionError):
+            continue  # a line cut short (by a full disk, in a file an older agentty wrote)
+        if isinstance(event, list) and len(event) == 3:
+            yield event
 
 
-def replay(path: Path, speed: float = 1.0, max_idle: float = 2.0) -> None:
+def replay(cast: TextIO, speed: float = 1.0, max_idle: float = 2.0) -> None:
     """Write the recorded output to this terminal with its timing (idle gaps capped)."""
-    read_header(path)
+    read_header(cast)
     out = sys.stdout
     previous = 0.0
-    for at, code, data in events(path):
+    for at, code, data in events(cast):
         delay = min(max(0.0, _seconds(at) - previous), max_idle)
         previous = _seconds(at)
         if code == "o":

@@ -417,6 +417,9 @@ class Requests(WorkerBase):
                 raise RequestFailed("exited", self._exited_message())
             if self.recorder is None:
                 self._start_recording(params.get("input") is True, params.get("markers") is True)
+            else:  # recording already: what is asked for now is recorded from here on too
+                self.recorder.input = self.recorder.input or params.get("input") is True
+                self.recorder.markers = self.recorder.markers or params.get("markers") is True
         elif params.get("on") is False:
             if self.recorder is not None:
                 self.recorder.close()
@@ -425,6 +428,8 @@ class Requests(WorkerBase):
             raise BadRequest("record needs 'on': true or false")
         path = str(self.home.cast_path(self.id))
         answer: JSONObject = {"recording": self.recorder is not None, "path": path}
+        if self.recorder is not None:  # what it records besides the output
+            answer.update(input=self.recorder.input, markers=self.recorder.markers)
         if self.record.get("recordingError") and self.recorder is None:
             answer["error"] = self.record["recordingError"]
         return answer

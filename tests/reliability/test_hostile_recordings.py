@@ -1,0 +1,109 @@
+"""A hostile or broken recording, and odd `replay --speed` values: each is refused in one
+line (`agentty: error: ...`, exit 2), at once; the home's recording files are opened as
+every reader of the home opens its files, never following a symlink nor waiting on a FIFO.
+`record on` asked for more of a session already recording records it from then on."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.reliability.conftest import AGENTTY, agentty, start
+
+HEADER = '{"version": 2, "width": 80, "height": 24}\n'
+
+
+def replay(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [AGENTTY, "replay", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str], code: int = 2) -> str:
+    assert proc.returncode == code, proc
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("agentty: error: "), proc.stderr
+    return proc.stderr
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        HEADER + "[1" + "0" * 400 + ', "o", "x"]\n',  # a time no float holds
+        "[" * 100_000 + "]" * 100_000 + "\n",  # a header nested past the parser's depth
+        HEADER + "[" * 100_000 + "]" * 100_000 + "\n",  # an event so nested
+        HEADER + '[1e400, "o", "x"]\n[0, "o", "y"]\n',  # an infinite time
+    ],
+    ids=["huge-time", "deep-header", "deep-event", "infinite-time"],
+)
+def test_a_hostile_cast_file_is_one_line(tmp_path: Path, body: str) -> None:
+    cast = tmp_path / "hostile.cast"
+    cast.write_text(body)
+    for speed in ("0", "1"):
+        proc = replay("--speed", speed, str(cast))
+        if proc.returncode == 0:  # played (what could be): no more than its capped gaps
+            assert "Traceback" not in proc.stderr, proc.stderr
+            continue
+        assert "cannot replay" in one_line_error(proc)
+
+
+@pytest.mark.parametrize("speed", ["1e-300", "1e-7", "-1", "nan", "inf", "2000"])
+def test_replay_refuses_a_speed_out_of_range(tmp_path: Path, speed: str) -> None:
+    cast = tmp_path / "s.cast"
+    cast.write_text(HEADER + '[0, "o", "a\\n"]\n[1, "o", "b\\n"]\n')
+    assert "speed" in one_line_error(replay("--speed", speed, str(cast)))
+
+
+@pytest.mark.parametrize("speed", ["0", "0.5", "100"])
+def test_replay_plays_at_a_speed_in_range(tmp_path: Path, speed: str) -> None:
+    cast = tmp_path / "s.cast"
+    cast.write_text(HEADER + '[0, "o", "a\\n"]\n[0.01, "o", "b\\n"]\n')
+    proc = replay("--speed", speed, str(cast))
+    assert proc.returncode == 0 and proc.stdout == "a\nb\n", proc
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink"])
+def test_a_session_recording_that_is_no_regular_file_is_refused_at_once(
+    agentty_home: Path, kind: str
+) -> None:
+    rec = start("--record", "--name", "rec", "--", "sh", "-c", "echo hi; exec sleep 60")
+    cast = agentty_home / "logs" / f"{rec['id']}.cast"
+    cast.unlink()
+    if kind == "fifo":
+        os.mkfifo(cast, 0o600)
+    else:
+        cast.symlink_to("/dev/zero")
+    message = one_line_error(replay("--speed", "0", "rec", timeout=10), code=1)
+    assert ("not a regular file" if kind == "fifo" else "symlink") in message
+    agentty("kill", "-s", "rec", check=True)
+
+
+def test_record_on_with_more_asked_records_it_from_then_on(agentty_home: Path) -> None:
+    rec = start("--record", "--", "cat")
+    answer = json.loads(agentty("record", "on", "--input", "--markers", "--json").stdout)
+    assert answer["recording"] is True and answer["input"] is True and answer["markers"] is True
+    agentty("text", "--enter", "typed-now", check=True)
+    agentty("wait", "--regex", "^typed-now$", check=True)
+    agentty("kill", check=True)
+    events = [
+        json.loads(line)
+        for line in (agentty_home / "logs" / f"{rec['id']}.cast").read_text().splitlines()[1:]
+    ]
+    assert "typed-now\r" in "".join(e[2] for e in events if e[1] == "i"), events
+    assert "text" in [e[2] for e in events if e[1] == "m"], events
+
+
+def test_record_on_refuses_a_fifo_at_the_recording_path_and_the_worker_answers_on(
+    agentty_home: Path,
+) -> None:
+    """The worker opened it for writing and waited there, its loop with it, for a reader."""
+    rec = start("--name", "plain", "--", "cat")
+    os.mkfifo(agentty_home / "logs" / f"{rec['id']}.cast", 0o600)
+    refused = agentty("record", "on", timeout=20)
+    assert refused.returncode == 1 and "not a regular file" in refused.stderr, refused
+    assert agentty("get", timeout=10).returncode == 0
+    agentty("kill", check=True)
