@@ -29,6 +29,10 @@ from agentty_core.state.records import Record, is_live
 
 TYPE_CHECKING = False  # without importing typing: this module is on the hot path
 SWEEP_MIN_AGE = 10.0  # seconds: a younger socket no record names may be a worker's, binding
+# A session `run` holds is removed by `run` itself as soon as it has read the end (removed
+# under it, `run` lost its program's code and screen); one still there this long after its
+# end is what a `run` killed outright left (its worker ended the session): `gc`'s then.
+RUN_REMOVES_WITHIN = 60.0
 if TYPE_CHECKING:
     from agentty_core.proc.orphans import Orphan
 
@@ -157,7 +161,8 @@ class Ending(Connected):
 
         Running sessions are never touched; `older_than` (seconds since the session ended)
         keeps recent ones; a lost session whose processes still run (orphans) is kept, so
-        its record keeps pointing at them until `orphans --kill`. Returns the removed ids."""
+        its record keeps pointing at them until `orphans --kill`; a session `run` holds, for
+        `RUN_REMOVES_WITHIN` after its end (`run` removes it). Returns the removed ids."""
         import datetime as dt
 
         now = dt.datetime.now(dt.timezone.utc)
@@ -171,7 +176,10 @@ class Ending(Connected):
         for rec in all_sessions:
             if is_live(rec) or rec["id"] in orphaned:
                 continue
+            keep_for = RUN_REMOVES_WITHIN if rec.get("held") is True else None
             if older_than is not None:
+                keep_for = max(keep_for or 0.0, older_than)
+            if keep_for is not None:
                 ended = rec.get("endedAt") or rec.get("lastActiveAt") or rec.get("startedAt")
                 try:
                     moment = dt.datetime.fromisoformat(ended or "")
@@ -179,7 +187,7 @@ class Ending(Connected):
                     moment = None  # unreadable: as old as can be
                 if moment is not None and moment.tzinfo is None:
                     moment = moment.replace(tzinfo=dt.timezone.utc)  # hand-written, naive
-                if moment is not None and (now - moment).total_seconds() < older_than:
+                if moment is not None and (now - moment).total_seconds() < keep_for:
                     continue
             doomed.add(rec["id"])
         self._remove_files(doomed)

@@ -155,6 +155,8 @@ def plan(
         "socket": str(home.socket_path(session_id)),
         "log": str(log_path),
     }
+    if held:
+        record["held"] = True  # `run` removes it at its end: `gc` leaves it to `run` meanwhile
     spec: dict[str, object] = {
         "id": session_id,
         "home": str(home.root),

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
         socket: str
         log: str
         cast: str  # the recording's path, once one was started
+        held: bool  # `run`'s: it removes the session itself at its end (`gc` leaves it be)
         input: dict[str, object]  # live fields the worker adds to `info`
         seq: int
 
