@@ -165,3 +165,67 @@ async def test_two_hundred_pending_waits_leave_get_answering() -> None:
             assert "still-typing" in seen["screen"]
             tg.cancel_scope.cancel()
         payload(await session.call_tool("kill", {"session": sid}))
+
+
+KILLING_CLIENT = """
+import json, os, subprocess, sys
+from mcp_types import LATEST_PROTOCOL_VERSION
+
+server = subprocess.Popen([sys.argv[1], "mcp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+def send(message):
+    server.stdin.write(json.dumps({"jsonrpc": "2.0", **message}).encode() + b"\\n")
+    server.stdin.flush()
+
+def answer(i):
+    while True:
+        message = json.loads(server.stdout.readline())
+        if message.get("id") == i:
+            return message
+
+info = {"name": "t", "version": "1"}
+params = {"protocolVersion": LATEST_PROTOCOL_VERSION, "capabilities": {}, "clientInfo": info}
+send({"id": 1, "method": "initialize", "params": params})
+answer(1)
+send({"method": "notifications/initialized"})
+argv = ["sh", "-c", "trap '' HUP TERM; exec sleep 1027"]
+send({"id": 2, "method": "tools/call", "params": {"name": "start", "arguments": {"argv": argv}}})
+started = answer(2)["result"]["structuredContent"]
+with open(os.path.join(os.environ["AGENTTY_HOME"], "sessions.json")) as f:
+    (record,) = [r for r in json.load(f)["sessions"] if r["id"] == started["id"]]
+os.kill(record["workerPid"], 19)  # SIGSTOP: the server runs the kill's ladder itself
+send({"id": 3, "method": "tools/call", "params": {"name": "kill", "arguments": {"timeout": 1}}})
+holder = subprocess.Popen(["sleep", "60"], pass_fds=(server.stdin.fileno(),))
+print(server.pid, holder.pid, started["pid"], flush=True)
+server.wait()
+"""
+
+
+def test_a_kill_the_server_runs_itself_ends_even_when_its_client_dies() -> None:
+    """The server leaves a second after its client died, cutting short a `kill` it runs
+    itself (its worker stopped: SIGHUP, SIGTERM, each given its time, then SIGKILL). The
+    session ends all the same: the SIGCONT and SIGHUP of the first step make its worker
+    end it, a program that ignores SIGHUP and SIGTERM included."""
+    client = subprocess.Popen(
+        [sys.executable, "-c", KILLING_CLIENT, AGENTTY],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
+    holder: psutil.Process | None = None
+    try:
+        assert client.stdout is not None
+        server_pid, holder_pid, program_pid = map(int, client.stdout.readline().split())
+        server, holder = psutil.Process(server_pid), psutil.Process(holder_pid)
+        program = psutil.Process(program_pid)
+        time.sleep(0.3)  # the kill under way: its SIGHUP, ignored
+        client.send_signal(signal.SIGKILL)
+        client.wait(10)
+        _until(lambda: _gone(server), 30.0, "the server to exit after its client died")
+        _until(lambda: _gone(program), 5.0, "the program to be ended by the kill")
+    finally:
+        client.kill()
+        client.wait(10)
+        if holder is not None:
+            holder.kill()
+            holder.wait(10)
