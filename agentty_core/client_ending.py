@@ -29,10 +29,6 @@ from agentty_core.state.records import Record, is_live
 
 TYPE_CHECKING = False  # without importing typing: this module is on the hot path
 SWEEP_MIN_AGE = 10.0  # seconds: a younger socket no record names may be a worker's, binding
-# A session `run` holds is removed by `run` itself as soon as it has read the end (removed
-# under it, `run` lost its program's code and screen); one still there this long after its
-# end is what a `run` killed outright left (its worker ended the session): `gc`'s then.
-RUN_REMOVES_WITHIN = 60.0
 if TYPE_CHECKING:
     from agentty_core.proc.orphans import Orphan
 
@@ -161,8 +157,9 @@ class Ending(Connected):
 
         Running sessions are never touched; `older_than` (seconds since the session ended)
         keeps recent ones; a lost session whose processes still run (orphans) is kept, so
-        its record keeps pointing at them until `orphans --kill`; a session `run` holds, for
-        `RUN_REMOVES_WITHIN` after its end (`run` removes it). Returns the removed ids."""
+        its record keeps pointing at them until `orphans --kill`; so is one that a live `run`
+        holds (removed under it, `run` lost its program's code and screen; it removes the
+        session itself once it has read the end). Returns the removed ids."""
         import datetime as dt
 
         now = dt.datetime.now(dt.timezone.utc)
@@ -176,10 +173,9 @@ class Ending(Connected):
         for rec in all_sessions:
             if is_live(rec) or rec["id"] in orphaned:
                 continue
-            keep_for = RUN_REMOVES_WITHIN if rec.get("held") is True else None
+            if _holder_alive(rec):
+                continue  # its `run` removes it as soon as it has read the end
             if older_than is not None:
-                keep_for = max(keep_for or 0.0, older_than)
-            if keep_for is not None:
                 ended = rec.get("endedAt") or rec.get("lastActiveAt") or rec.get("startedAt")
                 try:
                     moment = dt.datetime.fromisoformat(ended or "")
@@ -187,7 +183,7 @@ class Ending(Connected):
                     moment = None  # unreadable: as old as can be
                 if moment is not None and moment.tzinfo is None:
                     moment = moment.replace(tzinfo=dt.timezone.utc)  # hand-written, naive
-                if moment is not None and (now - moment).total_seconds() < keep_for:
+                if moment is not None and (now - moment).total_seconds() < older_than:
                     continue
             doomed.add(rec["id"])
         self._remove_files(doomed)
@@ -237,3 +233,15 @@ class Ending(Connected):
     def logs(self, ref: str | None = None) -> Path:
         rec = self.resolve(ref)
         return self.home.log_path(rec["id"])
+
+
+def _holder_alive(record: Record) -> bool:
+    """Whether the process that holds the session (`run`, which removes it at its end)
+    still runs: the same pid and start time."""
+    pid = record.get("holderPid")
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    from agentty_core.proc import identity
+
+    token = record.get("holderStart")
+    return identity.same_process(pid, token if isinstance(token, str) else None)

@@ -232,6 +232,7 @@ def _request(
             "env": opts["env"],
             "activate": activate,
             "held": held,
+            "holder": os.getpid(),  # (the record names it when `held`: `gc` leaves it be)
         },
     }
     try:

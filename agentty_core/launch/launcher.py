@@ -87,6 +87,7 @@ def start(
         activate=activate,
         record_cast=record_cast,
         held=held,
+        holder=identity.holder_fields(os.getpid()) if held else None,
     )
     session_id, log_path = planned.session_id, planned.log_path
     store = store or StateStore(home)

@@ -81,6 +81,12 @@ def worker_fields(pid: int) -> dict[str, object]:
     return {"workerPid": pid, "workerStart": start_token(pid), "workerCreateTime": create_time(pid)}
 
 
+def holder_fields(pid: int) -> dict[str, object]:
+    """The process that holds a session (`run`), as its record names it: `gc` leaves the
+    session to it while it lives."""
+    return {"holderPid": pid, "holderStart": start_token(pid)}
+
+
 def create_time(pid: int) -> float | None:
     """Wall-clock start time, for display only (it moves with the clock)."""
     fields = _stat_fields(pid) if os.path.isdir(_PROC) else None

@@ -112,6 +112,7 @@ def plan(
     activate: bool = True,
     record_cast: Mapping[str, bool] | None = None,
     held: bool = False,
+    holder: Mapping[str, object] | None = None,
 ) -> Intent:
     """Check a start (UsageError, SpawnError) and build its record and spec. `environ` is
     the caller's environment, `check_cwd` and `resolve` are `proc.ptyhost`'s checks."""
@@ -155,8 +156,8 @@ def plan(
         "socket": str(home.socket_path(session_id)),
         "log": str(log_path),
     }
-    if held:
-        record["held"] = True  # `run` removes it at its end: `gc` leaves it to `run` meanwhile
+    if held and holder is not None:
+        record.update(holder)  # type: ignore[typeddict-item]  # `identity.holder_fields`
     spec: dict[str, object] = {
         "id": session_id,
         "home": str(home.root),

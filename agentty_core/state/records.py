@@ -59,7 +59,8 @@ if TYPE_CHECKING:
         socket: str
         log: str
         cast: str  # the recording's path, once one was started
-        held: bool  # `run`'s: it removes the session itself at its end (`gc` leaves it be)
+        holderPid: int  # the process that holds it (`run`), which removes it at its end:
+        holderStart: str | None  # `gc` leaves it be while that process lives
         input: dict[str, object]  # live fields the worker adds to `info`
         seq: int
 

@@ -2,7 +2,7 @@
 the session `run` was ending, between its program's exit and `run` reading it, and `run`
 failed with "no such session" (exit 2) or "no final screen saved" (exit 1) instead of the
 program's code and screen, 1 in 8 runs of a program that exits at once (an attack round).
-A session its `run` holds is not `gc`'s: `run` removes it itself, a moment later."""
+A session that a live `run` holds is not `gc`'s: `run` removes it itself, a moment later."""
 
 from __future__ import annotations
 
