@@ -65,7 +65,9 @@ Methods (params -> result; `?` marks what may be left out):
                                                 "status"?: "exited" once the record says so
                                                 (added after v1: an older worker leaves it
                                                 out, and the caller reads the record)}
-    record    {on: bool, input?, markers?: bool} -> {"recording": bool, "path"}
+    record    {on: bool, input?, markers?: bool} -> {"recording": bool, "path", and while
+                                                it records "input", "markers": bool (added
+                                                after v1); "error" when it could not}
     forget    {}                            -> {}: the ended session removed for good (its
                                                record, the active pointer to it, its log,
                                                final screen and recording), what `run`

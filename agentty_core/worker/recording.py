@@ -17,6 +17,7 @@ import contextlib
 import errno
 import json
 import logging
+import math
 import os
 import stat
 import sys
@@ -55,10 +56,17 @@ class Recorder:
         # until somebody reads it; opened at once, it is refused below, as a symlink is.
         flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
         self._fd = os.open(path, flags | os.O_NONBLOCK, 0o600)
+        try:
+            self._begin(cols, rows, env)
+        except BaseException:
+            self.close()
+            raise
+
+    def _begin(self, cols: int, rows: int, env: dict[str, str] | None) -> None:
+        """The header of a new recording, or (appending) the time to go on from."""
         st = os.fstat(self._fd)
         if not stat.S_ISREG(st.st_mode):
-            os.close(self._fd)
-            raise OSError(errno.EINVAL, "not a regular file", str(path))
+            raise OSError(errno.EINVAL, "not a regular file", str(self.path))
         self._size = st.st_size
         self.full = False
         if self._size == 0:
@@ -70,7 +78,7 @@ class Recorder:
                 "env": {k: v for k, v in (env or {}).items() if k in ("TERM", "SHELL")},
             }
             self._write(json.dumps(header))
-        else:
+        elif self._size < MAX_CAST_BYTES:  # (past it, nothing more is written)
             # Appending after `record off`/`on`: times continue from the last event.
             with open(os.dup(self._fd), encoding="utf-8", errors="replace") as f:
                 f.seek(0)  # (the offset is shared with ours; our writes append all the same)
@@ -143,9 +151,14 @@ class Recorder:
 
 
 def _last_time(cast: TextIO) -> float:
+    """The last event's time; times that are none (no float holds them, infinite, NaN: a
+    file edited by hand) are passed over, or every new time would be one (not JSON)."""
     last = 0.0
     for event in events(cast):
-        last = _seconds(event[0])
+        with contextlib.suppress(ValueError):
+            at = _seconds(event[0])
+            if math.isfinite(at):
+                last = at
     return last
 
 
@@ -178,7 +191,7 @@ def open_cast(path: Path, *, follow: bool = False) -> TextIO:
 def read_header(cast: TextIO) -> dict[str, object]:
     try:
         header = json.loads(cast.readline())
-    except RecursionError:  # nested past the parser's depth: no header of ours
+    except (ValueError, RecursionError):  # (nested past the parser's depth, say)
         header = None
     if not isinstance(header, dict) or header.get("version") != 2:
         raise ValueError("not an asciicast v2 file")

@@ -393,8 +393,9 @@ class Requests(WorkerBase):
                 env=env,
                 on_error=self._recording_failed,
             )
-        except OSError as exc:
-            self._recording_failed(f"{exc.strerror or exc} opening {path}; not recording")
+        except (OSError, ValueError) as exc:  # ValueError: no number in the `started` math
+            said = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            self._recording_failed(f"{said} opening {path}; not recording")
             return
         if self.recorder.error is not None:  # its header could not be written
             self.recorder = None

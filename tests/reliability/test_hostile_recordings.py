@@ -107,3 +107,33 @@ def test_record_on_refuses_a_fifo_at_the_recording_path_and_the_worker_answers_o
     assert refused.returncode == 1 and "not a regular file" in refused.stderr, refused
     assert agentty("get", timeout=10).returncode == 0
     agentty("kill", check=True)
+
+
+@pytest.mark.parametrize("last", ["1" + "0" * 400, "1e400", "NaN"], ids=["huge", "inf", "nan"])
+def test_record_on_appends_valid_json_after_a_hostile_last_time(
+    agentty_home: Path, last: str
+) -> None:
+    """Appending after `record off`/`on` continues the times from the last event: one no
+    float holds failed the request (the descriptor left open in the worker), an infinite
+    one made every new time `Infinity` (not JSON: players refuse the file)."""
+    rec = start("--record", "--", "cat")
+    agentty("record", "off", check=True)
+    cast = agentty_home / "logs" / f"{rec['id']}.cast"
+    cast.write_text(HEADER + f'[{last}, "o", "x"]\n')
+    worker = f"/proc/{rec['workerPid']}/fd"
+    before = len(os.listdir(worker))
+    for _ in range(3):
+        answer = json.loads(agentty("record", "on", "--json").stdout)
+        assert answer["recording"] is True, answer
+        agentty("record", "off", check=True)
+    assert len(os.listdir(worker)) == before
+    agentty("record", "on", check=True)
+    agentty("text", "--enter", "after", check=True)
+    agentty("wait", "--regex", "^after$", check=True)
+    agentty("kill", check=True)
+
+    def strict(constant: str) -> object:
+        raise ValueError(f"not JSON: {constant}")
+
+    new = cast.read_text().splitlines()[2:]
+    assert new and all(json.loads(line, parse_constant=strict) for line in new), new

@@ -409,7 +409,8 @@ def waiting_through_link(home: Path, text: str) -> Iterator[subprocess.Popen[byt
 
     def held() -> bool:
         if waiting.poll() is not None:  # answered the ssh way, say: no use waiting on
-            raise AssertionError(f"wait ended ({waiting.returncode}): {waiting.stderr!r}")
+            said = waiting.stderr.read() if waiting.stderr else b""
+            raise AssertionError(f"wait ended ({waiting.returncode}): {said!r}")
         return bool((s := stats(home)) and s["pending"] == 1)
 
     try:

@@ -283,6 +283,8 @@ class Killed(_Result):
 class Recording(_Result):
     recording: bool | None = Field(default=None, description="Whether it records now.")
     path: str | None = Field(default=None, description="The asciicast file.")
+    input: bool | None = Field(default=None, description="Whether it records input too.")
+    markers: bool | None = Field(default=None, description="Whether it marks each input.")
 
 
 class Log(_Result):
