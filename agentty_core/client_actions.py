@@ -62,7 +62,8 @@ class Actions(Connected):
         on_ready: Callable[[], None] | None = None,
     ) -> Record:
         """Start a session; it becomes the active one unless `activate=False`. `held`: the
-        caller holds it at once (`hold`), or its worker ends it (what `run` does). An
+        caller holds it at once (`hold`), or its worker ends it, and removes it once ended
+        (`gc` leaves it to this process while it runs): what `run` does. An
         interruption (KeyboardInterrupt) undoes the start until `on_ready` is called, once
         the program runs."""
         from agentty_core.launch.launcher import start
