@@ -6,11 +6,13 @@ queue behind them."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 import anyio
 import psutil
@@ -81,7 +83,9 @@ def test_killing_the_client_ends_the_server_with_a_wait_pending() -> None:
         client.wait(10)
 
 
-HELD_STDIN_CLIENT = """
+# A client speaking to `agentty mcp` by hand (no SDK: the test controls every byte and
+# where the server's stdin goes), initialized; each script below goes on from here.
+RAW_CLIENT = """
 import json, os, subprocess, sys
 from mcp_types import LATEST_PROTOCOL_VERSION
 
@@ -102,6 +106,11 @@ params = {"protocolVersion": LATEST_PROTOCOL_VERSION, "capabilities": {}, "clien
 send({"id": 1, "method": "initialize", "params": params})
 answer(1)
 send({"method": "notifications/initialized"})
+"""
+
+HELD_STDIN_CLIENT = (
+    RAW_CLIENT
+    + """
 send({"id": 2, "method": "tools/call", "params": {"name": "start", "arguments": {"argv": ["cat"]}}})
 answer(2)
 wait = {"text": "never", "timeout": 3600}
@@ -111,14 +120,16 @@ holder = subprocess.Popen(["sleep", "60"], pass_fds=(server.stdin.fileno(),))
 print(server.pid, holder.pid, flush=True)
 server.wait()
 """
+)
 
 
-def test_the_server_ends_with_its_client_while_another_process_holds_its_stdin() -> None:
-    """The client dies; its stdin is no EOF yet (a process it started holds the pipe): the
-    server still ends, the wait's connection closed (it stayed until that process ended,
-    with the SDK's reader thread blocked on stdin)."""
+@contextlib.contextmanager
+def raw_client(script: str) -> Iterator[tuple[subprocess.Popen[str], list[int]]]:
+    """Run `script` (`RAW_CLIENT` and its steps) as the server's client: the pids it prints
+    first (its server's, then the process holding the server's stdin, ...). The client and
+    that holder are killed at the end."""
     client = subprocess.Popen(
-        [sys.executable, "-c", HELD_STDIN_CLIENT, AGENTTY],
+        [sys.executable, "-c", script, AGENTTY],
         stdout=subprocess.PIPE,
         text=True,
         env=dict(os.environ),
@@ -126,19 +137,28 @@ def test_the_server_ends_with_its_client_while_another_process_holds_its_stdin()
     holder: psutil.Process | None = None
     try:
         assert client.stdout is not None
-        server_pid, holder_pid = map(int, client.stdout.readline().split())
-        server, holder = psutil.Process(server_pid), psutil.Process(holder_pid)
-        _until(lambda: _unix_sockets(server) > 0, 20, "the wait to reach the worker")
-        client.send_signal(signal.SIGKILL)
-        client.wait(10)
-        _until(lambda: _gone(server), 5.0, "the server to exit after its client died")
-        assert holder.is_running()  # stdin was still open all along
+        pids = [int(word) for word in client.stdout.readline().split()]
+        holder = psutil.Process(pids[1])
+        yield client, pids
     finally:
         client.kill()
         client.wait(10)
         if holder is not None:
             holder.kill()
             holder.wait(10)
+
+
+def test_the_server_ends_with_its_client_while_another_process_holds_its_stdin() -> None:
+    """The client dies; its stdin is no EOF yet (a process it started holds the pipe): the
+    server still ends, the wait's connection closed (it stayed until that process ended,
+    with the SDK's reader thread blocked on stdin)."""
+    with raw_client(HELD_STDIN_CLIENT) as (client, (server_pid, holder_pid)):
+        server, holder = psutil.Process(server_pid), psutil.Process(holder_pid)
+        _until(lambda: _unix_sockets(server) > 0, 20, "the wait to reach the worker")
+        client.send_signal(signal.SIGKILL)
+        client.wait(10)
+        _until(lambda: _gone(server), 5.0, "the server to exit after its client died")
+        assert holder.is_running()  # stdin was still open all along
 
 
 async def test_two_hundred_pending_waits_leave_get_answering() -> None:
@@ -167,28 +187,9 @@ async def test_two_hundred_pending_waits_leave_get_answering() -> None:
         payload(await session.call_tool("kill", {"session": sid}))
 
 
-KILLING_CLIENT = """
-import json, os, subprocess, sys
-from mcp_types import LATEST_PROTOCOL_VERSION
-
-server = subprocess.Popen([sys.argv[1], "mcp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-
-def send(message):
-    server.stdin.write(json.dumps({"jsonrpc": "2.0", **message}).encode() + b"\\n")
-    server.stdin.flush()
-
-def answer(i):
-    while True:
-        message = json.loads(server.stdout.readline())
-        if message.get("id") == i:
-            return message
-
-info = {"name": "t", "version": "1"}
-params = {"protocolVersion": LATEST_PROTOCOL_VERSION, "capabilities": {}, "clientInfo": info}
-send({"id": 1, "method": "initialize", "params": params})
-answer(1)
-send({"method": "notifications/initialized"})
-argv = ["sh", "-c", "trap '' HUP TERM; exec sleep 1027"]
+KILLING_CLIENT = (
+    RAW_CLIENT
+    + """argv = ["sh", "-c", "trap '' HUP TERM; exec sleep 1027"]
 send({"id": 2, "method": "tools/call", "params": {"name": "start", "arguments": {"argv": argv}}})
 started = answer(2)["result"]["structuredContent"]
 with open(os.path.join(os.environ["AGENTTY_HOME"], "sessions.json")) as f:
@@ -199,6 +200,7 @@ holder = subprocess.Popen(["sleep", "60"], pass_fds=(server.stdin.fileno(),))
 print(server.pid, holder.pid, started["pid"], flush=True)
 server.wait()
 """
+)
 
 
 def test_a_kill_the_server_runs_itself_ends_even_when_its_client_dies() -> None:
@@ -206,26 +208,10 @@ def test_a_kill_the_server_runs_itself_ends_even_when_its_client_dies() -> None:
     itself (its worker stopped: SIGHUP, SIGTERM, each given its time, then SIGKILL). The
     session ends all the same: the SIGCONT and SIGHUP of the first step make its worker
     end it, a program that ignores SIGHUP and SIGTERM included."""
-    client = subprocess.Popen(
-        [sys.executable, "-c", KILLING_CLIENT, AGENTTY],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ),
-    )
-    holder: psutil.Process | None = None
-    try:
-        assert client.stdout is not None
-        server_pid, holder_pid, program_pid = map(int, client.stdout.readline().split())
-        server, holder = psutil.Process(server_pid), psutil.Process(holder_pid)
-        program = psutil.Process(program_pid)
+    with raw_client(KILLING_CLIENT) as (client, (server_pid, _, program_pid)):
+        server, program = psutil.Process(server_pid), psutil.Process(program_pid)
         time.sleep(0.3)  # the kill under way: its SIGHUP, ignored
         client.send_signal(signal.SIGKILL)
         client.wait(10)
         _until(lambda: _gone(server), 30.0, "the server to exit after its client died")
         _until(lambda: _gone(program), 5.0, "the program to be ended by the kill")
-    finally:
-        client.kill()
-        client.wait(10)
-        if holder is not None:
-            holder.kill()
-            holder.wait(10)
