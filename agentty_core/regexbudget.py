@@ -41,8 +41,10 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
         return re.compile(pattern)
     except re.error as exc:
         raise InvalidRegex(f"invalid regex {shown}: {exc}") from None
-    except (RecursionError, OverflowError):
+    except RecursionError:
         raise InvalidRegex(f"invalid regex {shown}: nested too deeply") from None
+    except OverflowError as exc:  # a repeat count past the engine's (`a{99999999999}`)
+        raise InvalidRegex(f"invalid regex {shown}: {exc}") from None
 
 
 _spent = False  # the timer fired during this evaluation

@@ -179,13 +179,19 @@ def cmd_get(args: argparse.Namespace) -> int:
         params["bytes"] = 4096 if args.bytes is None else args.bytes
     if args.png is not None:
         return _write_png(_client().get(args.session, ansi=True), args)
-    print_screen(_client().get(args.session, **params), args)
+    screen = _client().get(args.session, **params)
+    if args.raw and "rawBase64" not in screen:  # an ended session: its final screen only
+        raise AgenttyError(
+            f"session {shown(str(screen.get('id')))} has ended: its raw output is not kept"
+            " (get prints its final screen)"
+        )
+    print_screen(screen, args)
     return 0
 
 
 def _get_conflict(args: argparse.Namespace) -> str | None:
     """`--raw` (`--bytes`) is the output's bytes, with no screen to colour, cut or scroll;
-    `--png` pictures the screen alone. Asked together, one would be ignored."""
+    `--png` and `--ansi` are the screen alone. Asked together, one would be ignored."""
     screen_options = [
         name
         for name, given in (
@@ -204,6 +210,8 @@ def _get_conflict(args: argparse.Namespace) -> str | None:
         return f"{raw} cannot be combined with {screen_options[0]}"
     if args.png is not None and (args.lines is not None or args.scrollback):
         return f"--png cannot be combined with {screen_options[-1]} (it pictures the screen)"
+    if args.ansi and len(screen_options) > 1:  # (the MCP `get` refuses the same)
+        return f"--ansi cannot be combined with {screen_options[1]} (it is the screen's own rows)"
     return None
 
 
@@ -218,8 +226,8 @@ def _write_png(screen: JSONObject, args: argparse.Namespace) -> int:
     try:
         with open(args.png, "wb") as f:
             f.write(data)
-    except OSError as exc:
-        raise UsageError(f"cannot write {shown(args.png)}: {exc.strerror or exc}") from None
+    except OSError as exc:  # (the operation failed, as a stdout that cannot be written)
+        raise AgenttyError(f"cannot write {shown(args.png)}: {exc.strerror or exc}") from None
     size = screen.get("size")
     info: JSONObject = {"path": args.png, "bytes": len(data), "seq": screen.get("seq")}
     if isinstance(size, dict):

@@ -224,8 +224,16 @@ def _get(sub: Subparsers) -> None:
         help="the last N lines of scrollback + screen",
     )
     p.add_argument("--scrollback", action="store_true", help="retained scrollback, then the screen")
-    p.add_argument("--ansi", action="store_true", help="keep colours and attributes as SGR codes")
-    p.add_argument("--raw", action="store_true", help="the tail of the raw output bytes")
+    p.add_argument(
+        "--ansi",
+        action="store_true",
+        help="the screen's rows with colours and attributes as SGR codes (the screen only)",
+    )
+    p.add_argument(
+        "--raw",
+        action="store_true",
+        help="the tail of the raw output bytes (while the session runs)",
+    )
     p.add_argument(
         "--bytes",
         type=_positive_int,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.helpers.cli import agentty
 
 
@@ -57,6 +59,54 @@ def test_get_refuses_options_that_contradict_each_other() -> None:
         assert proc.stderr.count("\n") == 1 and "cannot be combined" in proc.stderr, extra
     proc = agentty("get", "-s", "nosuchname", "--png", "-", "--scrollback")
     assert proc.returncode == 2 and "cannot be combined" in proc.stderr
+
+
+def test_get_ansi_refuses_lines_and_scrollback_it_cannot_colour() -> None:
+    """`--ansi` is the screen's own rows: with `--lines 2` it printed the whole screen, and
+    with `--scrollback` no scrollback, exit 0 (found by an attack round), on both paths and
+    on a session that ended as on one that runs."""
+    agentty("start", "--name", "long", "--", "sh", "-c", "seq 1 300; exec cat", check=True)
+    agentty("wait", "-s", "long", "--regex", "^300$", check=True)
+    for state in ("running", "ended"):
+        for extra in (["--lines", "2"], ["--scrollback"], ["--lines", "2", "--json"]):
+            proc = agentty("get", "-s", "long", "--ansi", *extra)
+            assert proc.returncode == 2 and "--ansi cannot be combined" in proc.stderr, (
+                state,
+                extra,
+                proc,
+            )
+        if state == "running":
+            agentty("kill", "-s", "long", check=True)
+
+
+def test_get_raw_of_an_ended_session_says_there_is_none() -> None:
+    """Its raw output is not kept (the final screen is): `--raw` and `--bytes` printed
+    nothing, exit 0 (found by an attack round)."""
+    agentty("start", "--name", "ended", "--", "sh", "-c", "echo hello", check=True)
+    agentty("wait", "-s", "ended", "--exit", check=True)
+    for extra in (["--raw"], ["--bytes", "20"], ["--raw", "--json"]):
+        proc = agentty("get", "-s", "ended", *extra)
+        assert proc.returncode == 1 and "raw output is not kept" in proc.stderr, (extra, proc)
+        assert proc.stdout == "", proc
+    assert "hello" in agentty("get", "-s", "ended", check=True).stdout
+
+
+def test_a_repeat_count_past_the_engine_s_says_so() -> None:
+    """It was called "nested too deeply" (an attack round)."""
+    agentty("start", "--", "cat", check=True)
+    proc = agentty("wait", "--regex", "a{99999999999}", "--timeout", "1")
+    assert proc.returncode == 2 and "repetition number is too large" in proc.stderr, proc
+    agentty("kill", check=True)
+
+
+def test_get_png_to_a_file_that_cannot_be_written_is_a_failure_not_a_usage_error() -> None:
+    """Exit 1, as a stdout that cannot be written: it was 2 (an attack round)."""
+    pytest.importorskip("PIL")
+    agentty("start", "--", "cat", check=True)
+    for target in ("/dev/full", "/nonexistent/screen.png"):
+        proc = agentty("get", "--png", target)
+        assert proc.returncode == 1 and "cannot write" in proc.stderr, (target, proc)
+    agentty("kill", check=True)
 
 
 def test_input_over_the_limit_is_refused_without_reading_it_all() -> None:
