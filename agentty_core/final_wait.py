@@ -55,6 +55,7 @@ def _matches(pattern: str, lines: list[str]) -> bool:
         RegexTimeout,
         bounded,
         compile_pattern,
+        quoted,
     )
 
     try:
@@ -62,7 +63,7 @@ def _matches(pattern: str, lines: list[str]) -> bool:
     except InvalidRegex as exc:
         raise BadRegex(str(exc)) from None
     too_long = BadRegex(
-        f"regex {pattern!r} took over {BUDGET:g}s of CPU on the screen "
+        f"regex {quoted(pattern)} took over {BUDGET:g}s of CPU on the screen "
         "(nested repeats backtrack); simplify it"
     )
     if threading.current_thread() is not threading.main_thread():

@@ -30,13 +30,17 @@ class InvalidRegex(ValueError):
     """A pattern that does not compile; its message is the one-line error the caller gives."""
 
 
+def quoted(text: str) -> str:
+    """A caller's pattern or text as a message quotes it: whole up to 80 characters, else
+    its start and its length (a 100 KB pattern made a 100 KB error line)."""
+    return repr(text) if len(text) <= 80 else f"{text[:60]!r}... ({len(text)} characters)"
+
+
 def compile_pattern(pattern: str) -> re.Pattern[str]:
     """A caller's pattern compiled, or InvalidRegex. `re` parses by recursion: a pattern
     nested too deeply raises RecursionError, not re.error (a worker error, and a traceback
     of thousands of lines where nothing caught it)."""
-    shown = (
-        repr(pattern) if len(pattern) <= 80 else f"{pattern[:60]!r}... ({len(pattern)} characters)"
-    )
+    shown = quoted(pattern)
     try:
         return re.compile(pattern)
     except re.error as exc:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from agentty_core.errors import EXIT_TIMEOUT, EXIT_USAGE
 from agentty_core.proc.inputstate import InputState
 from agentty_core.protocol import JSONObject
-from agentty_core.regexbudget import BUDGET, RegexTimeout
+from agentty_core.regexbudget import BUDGET, RegexTimeout, quoted
 from agentty_core.worker.answers import Later, Outcome, RequestFailed
 from agentty_core.worker.base import WorkerBase
 from agentty_core.worker.waits import Fired, ScreenView, WaitSpec, evaluate
@@ -96,7 +96,7 @@ class WaitRegistry(WorkerBase):
             pattern = spec.regex.pattern if spec.regex is not None else ""
             raise RequestFailed(
                 "regex_timeout",
-                f"regex {pattern!r} took over {BUDGET:g}s of CPU on the screen "
+                f"regex {quoted(pattern)} took over {BUDGET:g}s of CPU on the screen "
                 "(nested repeats backtrack); simplify it",
                 exit_code=EXIT_USAGE,
             ) from None

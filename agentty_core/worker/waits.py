@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from agentty_core.protocol import BadRequest, JSONObject, finite
-from agentty_core.regexbudget import InvalidRegex, bounded, compile_pattern
+from agentty_core.regexbudget import InvalidRegex, bounded, compile_pattern, quoted
 
 MAX_TIMEOUT = 24 * 3600.0
 
@@ -53,11 +53,11 @@ class WaitSpec:
     def describe(self) -> str:
         parts = []
         if self.text is not None:
-            parts.append(f"text {self.text!r}")
+            parts.append(f"text {quoted(self.text)}")
         if self.regex is not None:
-            parts.append(f"regex {self.regex.pattern!r}")
+            parts.append(f"regex {quoted(self.regex.pattern)}")
         if self.gone is not None:
-            parts.append(f"{self.gone!r} to disappear")
+            parts.append(f"{quoted(self.gone)} to disappear")
         if self.stable_ms is not None:
             parts.append(f"the screen to be stable for {self.stable_ms} ms")
         if self.changed_since is not None:

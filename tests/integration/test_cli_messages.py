@@ -99,6 +99,17 @@ def test_a_repeat_count_past_the_engine_s_says_so() -> None:
     agentty("kill", check=True)
 
 
+def test_a_long_pattern_is_quoted_short_in_every_message() -> None:
+    """The timeout's message quoted a 100 KB pattern whole (the invalid one's cut it)."""
+    agentty("start", "--", "cat", check=True)
+    for option in ("--regex", "--text", "--gone"):
+        proc = agentty("wait", option, "a" * 100_000, "--timeout", "0.2")
+        assert proc.returncode in (0, 3) and len(proc.stderr) < 300, (option, len(proc.stderr))
+        if proc.returncode == 3:
+            assert "(100000 characters)" in proc.stderr, proc.stderr
+    agentty("kill", check=True)
+
+
 def test_get_png_to_a_file_that_cannot_be_written_is_a_failure_not_a_usage_error() -> None:
     """Exit 1, as a stdout that cannot be written: it was 2 (an attack round)."""
     pytest.importorskip("PIL")
