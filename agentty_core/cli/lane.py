@@ -260,7 +260,7 @@ def _requests(args: Namespace) -> list[bytes] | None:
     if command == "get":
         if args.raw or args.bytes is not None or getattr(args, "png", None) is not None:
             return None  # base64 output or a picture: the full path
-        if args.ansi and (args.lines is not None or args.scrollback):
+        if args.ansi and (args.lines is not None or args.scrollback) and not args.json:
             return None  # refused: the full path says why
         params = {}
         if args.lines is not None:

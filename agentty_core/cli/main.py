@@ -210,7 +210,7 @@ def _get_conflict(args: argparse.Namespace) -> str | None:
         return f"{raw} cannot be combined with {screen_options[0]}"
     if args.png is not None and (args.lines is not None or args.scrollback):
         return f"--png cannot be combined with {screen_options[-1]} (it pictures the screen)"
-    if args.ansi and len(screen_options) > 1:  # (the MCP `get` refuses the same)
+    if args.ansi and len(screen_options) > 1 and not args.json:  # (`--json` has both apart)
         return f"--ansi cannot be combined with {screen_options[1]} (it is the screen's own rows)"
     return None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -64,11 +65,14 @@ def test_get_refuses_options_that_contradict_each_other() -> None:
 def test_get_ansi_refuses_lines_and_scrollback_it_cannot_colour() -> None:
     """`--ansi` is the screen's own rows: with `--lines 2` it printed the whole screen, and
     with `--scrollback` no scrollback, exit 0 (found by an attack round), on both paths and
-    on a session that ended as on one that runs."""
+    on a session that ended as on one that runs. `--json` keeps them apart (`ansi` the
+    screen's rows, `lines` and `scrollback` as asked): taken there."""
     agentty("start", "--name", "long", "--", "sh", "-c", "seq 1 300; exec cat", check=True)
     agentty("wait", "-s", "long", "--regex", "^300$", check=True)
     for state in ("running", "ended"):
-        for extra in (["--lines", "2"], ["--scrollback"], ["--lines", "2", "--json"]):
+        both = agentty("get", "-s", "long", "--ansi", "--lines", "2", "--json", check=True)
+        assert len(json.loads(both.stdout)["lines"]) == 2, (state, both.stdout[:200])
+        for extra in (["--lines", "2"], ["--scrollback"]):
             proc = agentty("get", "-s", "long", "--ansi", *extra)
             assert proc.returncode == 2 and "--ansi cannot be combined" in proc.stderr, (
                 state,
