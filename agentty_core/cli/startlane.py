@@ -232,7 +232,7 @@ def _request(
             "env": opts["env"],
             "activate": activate,
             "held": held,
-            "holder": os.getpid(),  # (the record names it when `held`: `gc` leaves it be)
+            "holder": os.getpid() if held else None,  # named in the record: `gc` skips it
         },
     }
     try:

@@ -156,8 +156,8 @@ def plan(
         "socket": str(home.socket_path(session_id)),
         "log": str(log_path),
     }
-    if held and holder is not None:
-        record.update(holder)  # type: ignore[typeddict-item]  # `identity.holder_fields`
+    if holder is not None:  # `run`'s (`identity.holder_fields`): `gc` leaves it to `run`
+        record.update(holder)  # type: ignore[typeddict-item]
     spec: dict[str, object] = {
         "id": session_id,
         "home": str(home.root),

@@ -335,7 +335,7 @@ def start_session(params: object) -> int:
             env=params["env"],
             activate=params.get("activate", True) is True,
             held=params.get("held") is True,
-            holder=identity.holder_fields(holder) if isinstance(holder, int) else None,
+            holder=identity.holder_fields(holder) if type(holder) is int else None,  # `run`
         )
     except AgenttyError as exc:
         return _answer({"ok": False, "error": str(exc), "exit_code": exc.exit_code, "as_is": True})
@@ -375,7 +375,7 @@ def _plain_start(params: dict[str, object]) -> bool:
         and all(type(params.get(k)) is int for k in ("cols", "rows"))
         and isinstance(params.get("activate", True), bool)
         and isinstance(params.get("held", False), bool)
-        and type(params.get("holder", 0)) is int
+        and type(params.get("holder")) in (int, type(None))
     )
 
 

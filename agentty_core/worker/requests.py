@@ -393,7 +393,7 @@ class Requests(WorkerBase):
                 env=env,
                 on_error=self._recording_failed,
             )
-        except (OSError, ValueError) as exc:  # ValueError: no number in the `started` math
+        except (OSError, ValueError) as exc:  # (ValueError: a recording edited past reading)
             said = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             self._recording_failed(f"{said} opening {path}; not recording")
             return
