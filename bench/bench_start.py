@@ -234,12 +234,10 @@ def _start_among_ended(n: int, ended: int) -> Row:
     from agentty_core.state.store import StateStore
 
     with spawner(warm=True) as root:
-        run_quiet([AGENTTY, "run", "--", "true"])  # (removed at its end: not one of them)
-        run_quiet([AGENTTY, "start", "--", "true"])
         c = client(root)
-        while not [r for r in c.sessions() if r.get("status") == "exited"]:
-            time.sleep(0.01)
-        model = next(r for r in c.sessions() if r.get("status") == "exited")
+        sid = str(c.start(["true"])["id"])
+        c.wait(sid, exit=True, timeout=10)
+        model = c.resolve(sid)  # an ended session's record, as `kill` or an exit leave it
 
         def pad(sessions: list[Any]) -> None:
             sessions.extend({**model, "id": f"{i:08x}"} for i in range(ended - len(sessions)))

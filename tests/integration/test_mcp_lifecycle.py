@@ -56,6 +56,13 @@ def _gone(proc: psutil.Process) -> bool:
         return True
 
 
+def _stopped(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() == psutil.STATUS_STOPPED
+    except psutil.NoSuchProcess:
+        return False
+
+
 def _unix_sockets(proc: psutil.Process) -> int:
     try:
         return len(proc.net_connections(kind="unix"))
@@ -197,7 +204,7 @@ with open(os.path.join(os.environ["AGENTTY_HOME"], "sessions.json")) as f:
 os.kill(record["workerPid"], 19)  # SIGSTOP: the server runs the kill's ladder itself
 send({"id": 3, "method": "tools/call", "params": {"name": "kill", "arguments": {"timeout": 1}}})
 holder = subprocess.Popen(["sleep", "60"], pass_fds=(server.stdin.fileno(),))
-print(server.pid, holder.pid, started["pid"], flush=True)
+print(server.pid, holder.pid, started["pid"], record["workerPid"], flush=True)
 server.wait()
 """
 )
@@ -208,9 +215,11 @@ def test_a_kill_the_server_runs_itself_ends_even_when_its_client_dies() -> None:
     itself (its worker stopped: SIGHUP, SIGTERM, each given its time, then SIGKILL). The
     session ends all the same: the SIGCONT and SIGHUP of the first step make its worker
     end it, a program that ignores SIGHUP and SIGTERM included."""
-    with raw_client(KILLING_CLIENT) as (client, (server_pid, _, program_pid)):
+    with raw_client(KILLING_CLIENT) as (client, (server_pid, _, program_pid, worker_pid)):
         server, program = psutil.Process(server_pid), psutil.Process(program_pid)
-        time.sleep(0.3)  # the kill under way: its SIGHUP, ignored
+        worker = psutil.Process(worker_pid)
+        # The kill under way: its first step continued the worker (SIGCONT with SIGHUP).
+        _until(lambda: not _stopped(worker), 20, "the kill's first step")
         client.send_signal(signal.SIGKILL)
         client.wait(10)
         _until(lambda: _gone(server), 30.0, "the server to exit after its client died")
