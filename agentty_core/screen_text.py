@@ -10,7 +10,9 @@ module); tests/unit/test_screen_text.py holds the two equal.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+TYPE_CHECKING = False  # without importing typing: the CLI's fast lane imports this
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 
 def trim_lines(lines: Iterable[str]) -> list[str]:
@@ -29,3 +31,16 @@ def printable(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+def row_text_problem(name: str, value: object) -> str | None:
+    """Why a wait's `text` or `gone` can never be on a screen row, or None. Rows hold no
+    control character: a newline ends the row, a tab became blanks, an escape sequence was
+    acted on. Such a text waited out its whole timeout (`gone`: held at once)."""
+    if not isinstance(value, str) or not value or (min(value) >= " " and "\x7f" not in value):
+        return None
+    char = next(c for c in value if c < " " or c == "\x7f")
+    return (
+        f"{name} has a control character ({char!r}): a screen row never holds one "
+        "(a newline ends the row, a tab is blanks); wait for the text of one row"
+    )

@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 
 from agentty_core.errors import UsageError
 from agentty_core.protocol import JSONObject, is_set, wait_params
+from agentty_core.screen_text import row_text_problem
 
 MAX_TIMEOUT = 24 * 3600.0  # seconds, as the worker's limit
 MAX_STABLE_MS = 86_400_000
@@ -58,6 +59,9 @@ class WaitConditions:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):
                 raise UsageError(f"wait: {name} must be a non-empty string")
+        for name in ("text", "gone"):
+            if problem := row_text_problem(name, getattr(self, name)):
+                raise UsageError(f"wait: {problem}")
         _check_int("stable_ms", self.stable_ms, 1, MAX_STABLE_MS)
         _check_int("changed_since", self.changed_since, 0, MAX_SEQ)
         _check_int("after", self.after, 0, MAX_SEQ)

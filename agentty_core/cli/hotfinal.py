@@ -86,9 +86,12 @@ def _final_screen(
 
 def _fired(screen: dict[str, object], args: Namespace) -> str | None:
     """`Client._wait_ended`: the condition that holds on the last screen, or None (a bad
-    regex too: the full path says what is wrong with it)."""
+    regex, or a text no row can hold, too: the full path says what is wrong with it)."""
     from agentty_core import final_wait
+    from agentty_core.screen_text import row_text_problem
 
+    if row_text_problem("text", args.text) or row_text_problem("gone", args.gone):
+        return None
     lines = hotread.str_list(screen.get("scrollback")) + hotread.str_list(screen.get("lines"))
     conditions: dict[str, object] = {"text": args.text, "regex": args.regex, "gone": args.gone}
     conditions.update(stable_ms=args.stable, changed_since=args.changed_since, after=args.after)

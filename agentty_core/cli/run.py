@@ -18,6 +18,7 @@ import time
 
 from agentty_core.cli import hotread
 from agentty_core.errors import AgenttyError, SpawnError, UsageError, WaitTimeout
+from agentty_core.screen_text import row_text_problem
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -175,6 +176,9 @@ def program(args: Options) -> list[str]:
         )
     if not all(args.expect):
         raise UsageError("--expect needs a text to wait for (it was empty)")
+    for expect in args.expect:
+        if problem := row_text_problem("--expect", expect):
+            raise UsageError(problem)  # refused before anything runs, as a wrong key is
     for kind, value in args.answers:
         if kind == "key":
             check_keys(value)  # a wrong one is refused before anything runs

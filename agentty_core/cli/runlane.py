@@ -36,6 +36,7 @@ from agentty_core.cli.lane import (
     set_deadline,
 )
 from agentty_core.errors import AgenttyError, RemoteError, WaitTimeout, WorkerUnreachable
+from agentty_core.screen_text import row_text_problem
 
 TYPE_CHECKING = False  # without importing typing: this module is the hot path
 if TYPE_CHECKING:
@@ -91,6 +92,8 @@ def parse(words: list[str]) -> Options | None:
         elif attr == "cwd":
             opts.cwd = value
         elif attr == "expect":
+            if row_text_problem("--expect", value):
+                return None  # the full path refuses it, with its message
             opts.expect.append(value)
         elif attr == "key" and not _keys_known(value):
             return None  # the full path refuses it, with its message

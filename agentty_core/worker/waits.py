@@ -18,6 +18,7 @@ from typing import Protocol
 
 from agentty_core.protocol import BadRequest, JSONObject, finite
 from agentty_core.regexbudget import InvalidRegex, bounded, compile_pattern, quoted
+from agentty_core.screen_text import row_text_problem
 
 MAX_TIMEOUT = 24 * 3600.0
 
@@ -81,6 +82,8 @@ def _opt_str(params: JSONObject, key: str) -> str | None:
         return None
     if not isinstance(value, str) or not value:
         raise BadRequest(f"{key} must be a non-empty string")
+    if key != "regex" and (problem := row_text_problem(key, value)):
+        raise BadRequest(problem)
     return value
 
 

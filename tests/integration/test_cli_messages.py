@@ -219,3 +219,29 @@ def test_a_start_run_in_process_gives_ctrl_c_back() -> None:
     assert words[1::2] == ["True", "True"], proc.stdout
     for session_id in words[0::2]:
         agentty("kill", "-s", session_id, check=True)
+
+
+@pytest.mark.parametrize("state", ["running", "ended"])
+def test_a_wait_for_text_no_row_can_hold_is_refused(state: str) -> None:
+    """A screen row holds no control character (a newline ends the row, a tab is blanks):
+    `--text 'a\\nb'` waited out its whole timeout (exit 3), or on an ended session said it
+    ended (exit 1), and `--gone` with one held at once. Now a usage error, on every path."""
+    agentty("start", "--name", "w", "--", "sh", "-c", "echo 'a\tb'; exec cat", check=True)
+    agentty("wait", "-s", "w", "--text", "a", check=True)
+    if state == "ended":
+        agentty("kill", "-s", "w", check=True)
+    for option, value in (("--text", "a\nb"), ("--gone", "a\tb"), ("--text", "x\x1b[1m")):
+        for extra in ([], ["--json"]):
+            proc = agentty("wait", "-s", "w", option, value, "--timeout", "5", *extra)
+            assert proc.returncode == 2, (option, extra, proc)
+            assert "a screen row never holds one" in proc.stderr, proc.stderr
+            assert proc.stderr.count("\n") == 1 and "\x1b" not in proc.stderr, proc.stderr
+    if state == "running":
+        agentty("kill", "-s", "w", check=True)
+
+
+def test_run_refuses_an_expect_no_row_can_hold_before_it_starts() -> None:
+    proc = agentty("run", "--expect", "name:\n", "--text", "x", "--timeout", "5", "--", "cat")
+    assert proc.returncode == 2, proc
+    assert proc.stderr.startswith("agentty: error: --expect has a control character"), proc
+    assert json.loads(agentty("status", "--json", check=True).stdout)["sessions"] == []

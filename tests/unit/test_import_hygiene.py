@@ -157,12 +157,14 @@ START_LANE_IMPORTS = HOTPATH_IMPORTS | {
 
 # What `agentty run` adds to the start lane's (`cli/runlane.py`): its module, the driving it
 # shares with the full path (`cli/run.py`: signals through `_signal`, loaded at start-up), the
-# fast lane's requests, and the errors (they import nothing).
+# fast lane's requests, the errors and what a screen row can hold (`--expect`'s check):
+# they import nothing.
 RUN_LANE_IMPORTS = START_LANE_IMPORTS | {
     "agentty_core.cli.runlane",
     "agentty_core.cli.run",
     "agentty_core.cli.lane",
     "agentty_core.errors",
+    "agentty_core.screen_text",
 }
 
 

@@ -91,3 +91,19 @@ def test_the_worker_counts_conditions_only_on_a_newer_screen() -> None:
     fired = evaluate(ended, View(7), exited=True, idle_ms=0, reading=False)
     assert fired is not None and fired.condition == "exit"  # nothing newer can come
     assert "on a screen newer than seq 7" in spec.describe_all()
+
+
+@pytest.mark.parametrize("name", ["text", "gone"])
+@pytest.mark.parametrize("value", ["a\nb", "tab\there", "\r", "bell\x07", "del\x7f"])
+def test_a_text_no_screen_row_can_hold_is_refused(name: str, value: str) -> None:
+    with pytest.raises(UsageError, match="a screen row never holds one"):
+        WaitConditions(**{name: value})  # type: ignore[arg-type]  # str for text or gone
+
+
+def test_the_worker_refuses_it_too() -> None:
+    """It is the judge: the CLI's fast lane and raw wire callers send it as given."""
+    from agentty_core.worker.waits import BadRequest, parse_wait
+
+    with pytest.raises(BadRequest, match="a screen row never holds one"):
+        parse_wait({"text": "a\nb"})
+    assert parse_wait({"text": "a\u00a0b é 中"}).text == "a\u00a0b é 中"
