@@ -33,6 +33,12 @@ def printable(text: str) -> str:
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
+def printable_lines(text: str) -> str:
+    """`printable` line by line: another host's stderr passed on to ours stays in its
+    lines, with whatever a command prefix or a remote shell put in them escaped."""
+    return "\n".join(printable(line) for line in text.split("\n"))
+
+
 def row_text_problem(name: str, value: object) -> str | None:
     """Why a wait's `text` or `gone` can never be on a screen row, or None. Rows hold no
     control character: a newline ends the row, a tab became blanks, an escape sequence was

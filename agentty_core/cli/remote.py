@@ -13,6 +13,7 @@ import os
 import sys
 
 from agentty_core.errors import AgenttyError, TransportError, UsageError
+from agentty_core.screen_text import printable_lines
 
 TYPE_CHECKING = False  # without importing typing: every AGENTTY_HOST call comes through here
 if TYPE_CHECKING:
@@ -92,14 +93,24 @@ def main(words: Sequence[str]) -> int:
         from agentty_core.remote.hosts import resolve
 
         host = resolve(name)
+        if command != "run":  # (`run` ends its program its own way: `remote_run`)
+            from agentty_core.cli.hotpath import interrupt_on_end_signals
+
+            interrupt_on_end_signals()  # a harness's SIGTERM ends the call, not just us
         if command == "doctor":
+            if any(_is_host_option(word) for word in rest):  # (`--host a doctor --host b`)
+                raise UsageError("--host given more than once (see 'agentty doctor --help')")
             return doctor(host, rest)
         return _forward(host, rest, command)
     except AgenttyError as exc:
-        print(f"agentty: error: {exc}", file=sys.stderr)
+        from agentty_core.cli.hotread import error  # the remote side's words, escaped
+
+        error(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
-        return 130
+        from agentty_core.cli.hotpath import interrupted_code
+
+        return interrupted_code()  # 130, or 143 / 129 for SIGTERM / SIGHUP
 
 
 def _home_root() -> str:
@@ -129,14 +140,61 @@ def _forward(host: Host, words: list[str], command: str | None) -> int:
         if answer is not None:
             code, out, err = answer
             sys.stdout.flush()
-            write_all(1, out)
-            write_all(2, err)
+            if err:
+                write_all(2, printable_lines(err.decode("utf-8", "replace")).encode())
+            if command == "start":
+                _print_started(host, out, root)
+            else:
+                write_all(1, out)
             return code
         if command == "wait":  # asked again the ssh way: in the time it has left
             words = with_time_spent(words, time.monotonic() - began)
-    code = transport.run(host, words, root, stdin=reads_stdin, input=data)
+    try:
+        if command == "start" and not reads_stdin:
+            code, out = transport.run_kept(host, words, root)
+            _print_started(host, out, root)
+        else:
+            code = transport.run(host, words, root, stdin=reads_stdin, input=data)
+    except transport.StdoutFailed as exc:
+        from agentty_core.cli.hotpath import OutputFailed
+
+        raise OutputFailed(exc.error) from None
     link.launch_if_wanted()  # the host answered: the next call finds its link
     return code
+
+
+def _print_started(host: Host, out: bytes, root: str) -> None:
+    """A remote `start`'s id (or record), printed; a session whose id cannot be printed is
+    ended there, as a local `start` ends it (`startlane.unannounced`): nobody could be
+    told of it."""
+    from agentty_core.cli.hotpath import OutputFailed
+
+    try:
+        write_all(1, out)
+    except OutputFailed as failed:
+        sid = _started_id(out)
+        if sid is None:
+            raise
+        from agentty_core.remote import transport
+
+        try:
+            transport.capture(host, ["kill", "-s", sid], root, timeout=30.0)
+        except AgenttyError:
+            raise OutputFailed(failed.error, f"session {sid} on {host.name} runs on") from None
+        raise OutputFailed(failed.error, "the session was ended") from None
+
+
+def _started_id(out: bytes) -> str | None:
+    """The id a `start` printed: the line, or `--json`'s record's."""
+    text = out.decode("utf-8", "replace").strip()
+    if text.startswith("{"):
+        import json
+
+        try:
+            text = str(json.loads(text).get("id"))
+        except (ValueError, AttributeError, RecursionError):
+            return None
+    return text if len(text) == 8 and all(c in "0123456789abcdef" for c in text) else None
 
 
 WAIT_TIMEOUT = 30.0  # `wait --timeout`'s default (cli/parser.py)
@@ -282,15 +340,23 @@ def doctor(host: Host, words: list[str]) -> int:
     except TransportError as exc:
         checks.append(_check("remote doctor", False, str(exc), "run it again"))
         return _report(host.name, checks, as_json)
-    except (ValueError, KeyError, TypeError, AssertionError):
+    except (ValueError, KeyError, TypeError, AssertionError, RecursionError):
         checks.append(
             _check("remote doctor", False, f"no report ({err.strip()[:200]})", "update agentty")
         )
         return _report(host.name, checks, as_json)
-    for check in remote_checks:
-        if isinstance(check, dict):
-            checks.append({**check, "name": f"remote {check.get('name')}"})
+    checks += [_remote_check(check) for check in remote_checks]
     return _report(host.name, checks, as_json)
+
+
+def _remote_check(check: object) -> dict[str, object]:
+    """One check of the remote doctor's report, as ours are: an agentty of another version
+    may leave out a field or give it another type (a check without `ok` fails)."""
+    if not isinstance(check, dict):
+        return _check("remote check", False, f"unreadable: {str(check)[:200]}", "update agentty")
+    fields = {key: str(check.get(key) or "")[:1000] for key in ("name", "detail", "fix")}
+    ok = check.get("ok") is True
+    return _check(f"remote {fields['name']}", ok, fields["detail"], fields["fix"] or "see above")
 
 
 def _describe_link(host: Host, root: str) -> str:

@@ -21,6 +21,7 @@ import sys
 
 from agentty_core.errors import TransportError
 from agentty_core.ownership import private_dir as private_dir  # hosts.py's, too
+from agentty_core.screen_text import printable_lines
 
 # A `--host` call pays for every import here, as the fast lane does: nothing beyond the
 # interpreter's own modules on the way to ssh (no re, pathlib, collections, subprocess);
@@ -539,6 +540,16 @@ def spawn_error(host: Host, argv: Sequence[str], exc: OSError) -> TransportError
     )
 
 
+class StdoutFailed(Exception):
+    """Our stdout could not take what the remote command printed (`> /dev/full`, a reader
+    gone): the caller says so in its words (`cli/remote`: exit 1). Not an OSError, so that
+    nothing on the way takes it for a failure of the link."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error)
+        self.error = error
+
+
 def run(
     host: Host,
     words: Sequence[str],
@@ -547,8 +558,29 @@ def run(
     stdin: bool = False,
     input: bytes | None = None,
 ) -> int:
-    """Run `agentty WORDS` on `host` with our stdout (and our stdin if `stdin`, or `input`);
-    its stderr and exit code as a local call's. Raises TransportError when the link failed."""
+    """Run `agentty WORDS` on `host`, what it prints passed on to our stdout as it comes
+    (and our stdin given to it if `stdin`, or `input`); its stderr and exit code as a local
+    call's. Raises TransportError when the link failed, StdoutFailed when our stdout did."""
+    return _run(host, words, home_root, stdin=stdin, input=input, keep=False)[0]
+
+
+def run_kept(
+    host: Host, words: Sequence[str], home_root: str | os.PathLike[str]
+) -> tuple[int, bytes]:
+    """`run`, with what it printed kept and returned instead (`start`: its caller prints
+    the id, and ends the session if it cannot)."""
+    return _run(host, words, home_root, stdin=False, input=None, keep=True)
+
+
+def _run(
+    host: Host,
+    words: Sequence[str],
+    home_root: str | os.PathLike[str],
+    *,
+    stdin: bool,
+    input: bytes | None,
+    keep: bool,
+) -> tuple[int, bytes]:
     share_master(host, home_root)
     argv = argv_for(host, words, home_root)
     # A `wait` may hold its channel for minutes: it takes no slot (4 of them made every
@@ -557,24 +589,28 @@ def run(
     slot = -1 if waits else take_slot(host, home_root)
     try:
         if input is not None:
-            return _run_with_input(host, argv, input)
-        code, stderr = _spawn_and_wait(host, argv, stdin)
+            return _run_with_input(host, argv, input), b""
+        code, stderr, out = _spawn_and_wait(host, argv, stdin, keep)
     finally:
         give_back(slot)
     failure = killed(host, code) or classify(host, code, stderr)
     if failure is not None:
         raise failure
     if stderr:
-        sys.stderr.write(stderr)
-    return code
+        sys.stderr.write(printable_lines(stderr))
+    return code, out
 
 
-def _spawn_and_wait(host: Host, argv: list[str], stdin: bool) -> tuple[int, str]:
-    """Run argv with our stdout (and our stdin, or /dev/null), its stderr read here; the
-    exit code and stderr. posix_spawn and a pipe: `subprocess` is not imported for it."""
-    read_end, write_end = os.pipe()  # both close-on-exec; dup2 gives the child a copy
+def _spawn_and_wait(host: Host, argv: list[str], stdin: bool, keep: bool) -> tuple[int, str, bytes]:
+    """Run argv (with our stdin, or /dev/null), its stdout and stderr read here: stdout
+    passed on to ours as it comes (or, `keep`, returned), so that our stdout's failure is
+    ours to report; the exit code, stderr and the stdout kept. posix_spawn and pipes:
+    `subprocess` is not imported for it."""
+    read_end, write_end = os.pipe()  # all close-on-exec; dup2 gives the child a copy
+    out_read, out_write = os.pipe()
     actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = [
-        (os.POSIX_SPAWN_DUP2, write_end, 2)
+        (os.POSIX_SPAWN_DUP2, write_end, 2),
+        (os.POSIX_SPAWN_DUP2, out_write, 1),
     ]
     if not stdin:
         actions.append((os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0))
@@ -582,9 +618,11 @@ def _spawn_and_wait(host: Host, argv: list[str], stdin: bool) -> tuple[int, str]
         pid = os.posix_spawnp(argv[0], argv, child_env(), file_actions=actions)
     except OSError as exc:
         os.close(read_end)
+        os.close(out_read)
         raise spawn_error(host, argv, exc) from None
     finally:
         os.close(write_end)
+        os.close(out_write)
     status: list[int] = []
 
     def exited() -> bool:
@@ -595,17 +633,43 @@ def _spawn_and_wait(host: Host, argv: list[str], stdin: bool) -> tuple[int, str]
         return bool(status)
 
     try:
-        said = collect([read_end], exited)
-    except KeyboardInterrupt:
+        said = collect([read_end, out_read], exited, relay=None if keep else (out_read, 1))
+    except BaseException:  # Ctrl-C, SIGTERM / SIGHUP as one (`remote.main`), StdoutFailed
         if not status:
-            os.waitpid(pid, 0)  # it got the same SIGINT
+            _end_child(pid)
         raise
     finally:
         os.close(read_end)
+        os.close(out_read)
     if not status:
         status.append(os.waitpid(pid, 0)[1])
     assert said is not None  # (no deadline)
-    return os.waitstatus_to_exitcode(status[0]), said[0].decode("utf-8", "replace")
+    stderr = said[0].decode("utf-8", "replace")
+    return os.waitstatus_to_exitcode(status[0]), stderr, said[1]
+
+
+END_GRACE = 1.0  # seconds an interrupted call's transport has to end before SIGKILL
+
+
+def _end_child(pid: int) -> None:
+    """End the transport of a call interrupted here, and reap it. A terminal's Ctrl-C went
+    to it too (our process group), but a signal sent to us alone (a harness's timeout) did
+    not: it would run its call on, holding our stdout open. SIGTERM lets ssh close its
+    channel (the remote command sees its reader go); one that does not end is killed."""
+    import signal
+    import time
+
+    try:
+        os.kill(pid, signal.SIGTERM)
+        until = time.monotonic() + END_GRACE
+        while os.waitpid(pid, os.WNOHANG)[0] == 0:
+            if time.monotonic() > until:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return
+            time.sleep(0.01)
+    except ChildProcessError:  # reaped already
+        pass
 
 
 LINGER = 0.5  # seconds pipes are still read once the process they were given to has exited
@@ -617,12 +681,15 @@ def collect(
     exited: Callable[[], bool],
     deadline: float | None = None,
     feed: tuple[IO[bytes], bytes] | None = None,
+    relay: tuple[int, int] | None = None,
 ) -> list[bytes] | None:
     """What comes on the pipes `fds` until each ends; None once `deadline` (monotonic)
     passed first. Once `exited()` says their process has, they are read for LINGER more
     at most: a process it left running (a `command` prefix's), or the ssh master it handed
     them to (a multiplexed channel), may hold them open for as long as it runs, and the
-    answer is in by then. `feed`: a pipe to write those bytes to meanwhile (then closed)."""
+    answer is in by then. `feed`: a pipe to write those bytes to meanwhile (then closed).
+    `relay` (from, to): what comes on `from` is written to `to` at once, not kept (a
+    failed write: StdoutFailed)."""
     import select
     import time
 
@@ -668,12 +735,23 @@ def collect(
                     feed[0].close()  # (the file object's: closed once, by it)
                 continue
             chunk = os.read(fd, 1 << 16)
-            if chunk:
+            if chunk and relay is not None and fd == relay[0]:
+                _write_all(relay[1], chunk)
+            elif chunk:
                 got[fd] += chunk
             else:
                 poller.unregister(fd)
                 open_fds.discard(fd)
     return [bytes(got[fd]) for fd in fds]
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError as exc:
+        raise StdoutFailed(exc) from None
 
 
 def _run_with_input(host: Host, argv: list[str], data: bytes) -> int:
@@ -682,20 +760,31 @@ def _run_with_input(host: Host, argv: list[str], data: bytes) -> int:
 
     try:
         proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env()
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=child_env(),
         )
     except OSError as exc:
         raise spawn_error(host, argv, exc) from None
-    assert proc.stdin is not None and proc.stderr is not None
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    out = proc.stdout.fileno()
     try:
         said = collect(
-            [proc.stderr.fileno()], lambda: proc.poll() is not None, feed=(proc.stdin, data)
+            [proc.stderr.fileno(), out],
+            lambda: proc.poll() is not None,
+            feed=(proc.stdin, data),
+            relay=(out, 1),  # as `_spawn_and_wait`'s
         )
-    except KeyboardInterrupt:
-        proc.wait()  # it got the same SIGINT
+    except BaseException:  # as `_spawn_and_wait`'s
+        if proc.poll() is None:
+            _end_child(proc.pid)
+            proc.returncode = -1  # (reaped there: Popen must not wait for it again)
         raise
     finally:
         proc.stderr.close()
+        proc.stdout.close()
     proc.wait()
     assert said is not None  # (no deadline)
     stderr = said[0].decode("utf-8", "replace")
@@ -703,7 +792,7 @@ def _run_with_input(host: Host, argv: list[str], data: bytes) -> int:
     if failure is not None:
         raise failure
     if stderr:
-        sys.stderr.write(stderr)
+        sys.stderr.write(printable_lines(stderr))
     return proc.returncode
 
 

@@ -692,3 +692,39 @@ def test_a_stopped_master_under_the_link_is_replaced(linked: Link, agentty_home:
     from tests.remote.test_faults import assert_stopped_master_replaced
 
     assert_stopped_master_replaced(agentty_home, {**os.environ, "AGENTTY_LINK": "1"})
+
+
+def _to_full(*args: str, link: bool) -> subprocess.CompletedProcess[str]:
+    """`agentty --host lo ARGS > /dev/full`."""
+    env = {**os.environ, "AGENTTY_LINK": "1" if link else "0"}
+    with open("/dev/full", "w") as full:
+        return subprocess.run(
+            [AGENTTY, "--host", HOST, *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+
+
+def test_a_stdout_that_cannot_be_written_fails_the_call_both_ways(
+    linked: Link, agentty_home: Path
+) -> None:
+    """The ssh way handed ssh our stdout: `> /dev/full` was ssh's failure, unseen (exit 0),
+    and a `start` whose id nobody could read left its session running there. Now as a
+    local call and as the link: exit 1 in one line, and the session is ended."""
+    start_python(linked)
+    run_on("get")  # the ssh way; the link starts for the next calls
+    link_up(agentty_home)
+    for way in (False, True):
+        got = _to_full("get", "-s", "py", link=way)
+        assert got.returncode == 1, (way, got)
+        assert got.stderr == "agentty: error: cannot write the output: No space left on device\n"
+        started = _to_full("start", "--", "sleep", "300", link=way)
+        assert started.returncode == 1, (way, started)
+        assert started.stderr.endswith("No space left on device; the session was ended\n")
+        sessions = json.loads(run_on("status", "--json").stdout)["sessions"]
+        sleeping = [s for s in sessions if s["argv"] == ["sleep", "300"]]
+        assert [s["status"] for s in sleeping] == ["exited"] * (2 if way else 1), sleeping
+    assert run_on("kill", "-s", "py").returncode == 0

@@ -245,3 +245,102 @@ def test_a_caller_whose_starter_let_go_without_a_reason_after_its_limit_goes_alo
     with starting_master(1.3, "") as (host, home, path):
         share_master(host, home, within=1.0)  # returns: the call connects on its own
         assert not os.path.exists(path + ".failed")
+
+
+def test_the_transport_s_failure_is_one_line_with_its_words_escaped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The remote shell's last line names why it failed ("agentty: not found"); a title set
+    in it reached the caller's terminal as it came (an attack round). The remote side's
+    own error lines, passed on, are escaped too: a command prefix's warning may hold any."""
+    notfound = r"printf 'sh: \033]0;PWNED\007\033[2Jagentty: not found\n' >&2; exit 127"
+    loud = r"printf 'warn \033]52;c;aGk=\007\n' >&2; exit 1"
+    shell_hosts(tmp_path, monkeypatch, notfound=notfound, loud=loud)
+    for host, code in (("notfound", 4), ("loud", 1)):
+        done = subprocess.run(
+            [AGENTTY, "--host", host, "status"], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == code, done
+        assert "\x1b" not in done.stderr and "\x07" not in done.stderr, done.stderr
+        assert done.stderr.endswith("\n") and done.stderr.count("\n") == 1, done.stderr
+    assert r"\x1b]0;PWNED\x07" in done.stderr or r"\x1b]52;c;aGk=\x07" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "report"),
+    [
+        ("no-ok", '{"checks": [{"name": "state", "detail": "fine"}]}'),
+        ("deep", "[" * 100_000 + "]" * 100_000),
+        ("odd-types", '{"checks": [{"name": ["x"], "ok": "yes", "detail": 5, "fix": null}]}'),
+    ],
+    ids=["no-ok", "deep", "odd-types"],
+)
+def test_doctor_takes_an_odd_remote_report_as_a_failed_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, report: str
+) -> None:
+    """A remote doctor of another version: a check without `ok` was a KeyError traceback,
+    a report nested past the parser's depth a RecursionError one."""
+    (tmp_path / "report").write_text(report + "\n")
+    script = f'case "$*" in *--version*) echo "agentty 0.0.1";; *) cat {tmp_path}/report;; esac'
+
+    shell_hosts(tmp_path, monkeypatch, fake=script)
+    done = subprocess.run(
+        [AGENTTY, "doctor", "--host", "fake"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1, done
+    assert "Traceback" not in done.stderr and done.stderr == "", done.stderr
+    assert "FAIL  remote " in done.stdout, done.stdout
+
+
+def test_doctor_given_two_hosts_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--host a doctor --host b` checked a and said nothing of b."""
+    shell_hosts(tmp_path, monkeypatch, a="exit 0", b="exit 0")
+    done = subprocess.run(
+        [AGENTTY, "--host", "a", "doctor", "--host", "b"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done
+    assert "--host given more than once" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("signum", [2, 15, 1], ids=["SIGINT", "SIGTERM", "SIGHUP"])
+def test_a_call_told_to_stop_ends_its_transport_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signum: int
+) -> None:
+    """A signal to agentty alone (a harness's timeout, not a terminal's Ctrl-C to the whole
+    group): SIGINT was ignored until the remote call ended by itself, SIGTERM ended agentty
+    and left ssh (here a stand-in) running its call (an attack round)."""
+    shell_hosts(tmp_path, monkeypatch, slow="exec sleep 3604")
+    proc = subprocess.Popen(
+        [AGENTTY, "--host", "slow", "wait", "--text", "never", "--timeout", "600"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: _sleeping(3604, proc.pid), timeout=30)
+        os.kill(proc.pid, signum)
+        _, err = proc.communicate(timeout=10)
+        assert proc.returncode == 128 + signum, (proc.returncode, err)
+        assert not _sleeping(3604, proc.pid), "the transport outlived the call"
+    finally:
+        proc.kill()
+        for child in _sleepers_of(3604):
+            child.kill()
+
+
+def _sleepers_of(seconds: int) -> list[psutil.Process]:
+    return [
+        p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", str(seconds)]
+    ]
+
+
+def _sleeping(seconds: int, parent: int) -> bool:
+    """Whether the stand-in transport of `parent` still runs (or is a zombie not reaped)."""
+    for p in _sleepers_of(seconds):
+        with contextlib.suppress(psutil.Error):
+            if p.ppid() == parent and p.status() != psutil.STATUS_ZOMBIE:
+                return True
+    return False
