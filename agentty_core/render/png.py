@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 
 CELL_W, CELL_H = 8, 16  # Unifont's half-width glyph at its native 16 px
 MAX_SCALE = 4
+# The largest picture drawn: 8192x4096 pixels (~100 MB as RGB while it is drawn and encoded).
+# A 1000x1000 screen at scale 4 (both in range) took 8 GB and a minute.
+MAX_PIXELS = 8192 * 4096
 INSTALL_HINT = "pip install 'agentty[png]'"
 
 RGB = tuple[int, int, int]
@@ -247,6 +250,7 @@ def render(screen: JSONObject, *, scale: int = 1) -> Image.Image:
     size = size if isinstance(size, dict) else {}
     cols, rows = _positive(size.get("cols"), 80), _positive(size.get("rows"), 24)
     ansi = str_list(screen["ansi"] if "ansi" in screen else screen.get("lines"))
+    _check_size(cols, rows, scale)
     cw, ch = CELL_W * scale, CELL_H * scale
     image = Image.new("RGB", (cols * cw, rows * ch), DEFAULT_BG)
     draw = ImageDraw.Draw(image)
@@ -259,6 +263,23 @@ def render(screen: JSONObject, *, scale: int = 1) -> Image.Image:
             on_cursor = cursor is not None and cursor[0] == y and x <= cursor[1] <= x + wide
             _draw_cell(image, draw, cell, (x * cw, y * ch), scale, wide, on_cursor)
     return image
+
+
+def _check_size(cols: int, rows: int, scale: int) -> None:
+    """Refuse a picture past MAX_PIXELS before any of it is drawn, naming a scale that fits."""
+    width, height = cols * CELL_W * scale, rows * CELL_H * scale
+    if width * height <= MAX_PIXELS:
+        return
+    fits = [n for n in range(1, scale) if cols * rows * (CELL_W * CELL_H) * n * n <= MAX_PIXELS]
+    what = (
+        f"scale {fits[-1]} fits"
+        if fits
+        else "resize the session smaller, or read its text with get"
+    )
+    raise UsageError(
+        f"a picture of {cols}x{rows} cells at scale {scale} would be {width}x{height} pixels, "
+        f"over the limit of {MAX_PIXELS // 1_000_000} megapixels: {what}"
+    )
 
 
 def _positive(value: object, default: int) -> int:
