@@ -14,6 +14,7 @@ from agentty_core import keys
 from agentty_core.client_calls import Connected
 from agentty_core.client_records import describe_end
 from agentty_core.errors import (
+    AgenttyError,
     RemoteError,
     SessionNotRunning,
     UsageError,
@@ -129,12 +130,12 @@ class Actions(Connected):
                 params["bracketed"] = first.get("bracketed") is True
             try:
                 answer = self._call(rec, "text", params, timeout=INPUT_PART_TIMEOUT)
-            except RemoteError as exc:
-                raise RemoteError(
-                    f"{exc.message}; {sent} of {total} bytes were sent",
-                    code=exc.code,
-                    exit_code=exc.exit_code,
-                ) from None
+            except AgenttyError as exc:
+                if sent or isinstance(exc, RemoteError):  # (the worker's words: it took none)
+                    exc.message = f"{exc.message}; {sent} of {total} bytes were sent"
+                    exc.args = (exc.message,)
+                    exc.input_sent = sent
+                raise
             first = first or answer
             count = answer.get("bytes")
             written += count if isinstance(count, int) else 0

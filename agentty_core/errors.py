@@ -54,6 +54,9 @@ class AgenttyError(Exception):
     """Base of every error agentty reports; `exit_code` is what the CLI exits with."""
 
     exit_code = EXIT_FAILED
+    # Bytes of an input sent in parts that the worker took before this failed (`Client.text`):
+    # said, so that a caller does not send them twice.
+    input_sent: int | None = None
 
     def __init__(self, message: str, *, log_path: str | None = None) -> None:
         super().__init__(message)

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from agentty_core.errors import UnreachableReason
 
 _TIMEVAL = struct.Struct("@ll")  # struct timeval: seconds, microseconds
+# A worker reads every request as it comes (it answers later, an input part once there is
+# room for it): one that takes no byte of ours for this long is stopped or wedged. The
+# answer may take longer (a part waits for room up to the part timeout): not its sending.
+SEND_STALL = 5.0
 
 
 class Connection:
@@ -44,7 +48,7 @@ class Connection:
         # poll-then-recv: waking from a blocking recv is several times faster (0.02 ms against
         # 0.13 ms a round trip on a small VM), and round trips are what agents pay for.
         self.sock.settimeout(None)
-        self._set_deadline(socket.SO_SNDTIMEO, timeout)
+        self._set_deadline(socket.SO_SNDTIMEO, min(timeout, SEND_STALL))
         pid, uid, _ = peer_credentials(self.sock)
         if uid != os.getuid() or (expect_pid and pid and pid != expect_pid):
             self.sock.close()

@@ -199,3 +199,42 @@ def _blocked_for(pid: int, seconds: float) -> bool:
             return False
         time.sleep(0.02)
     return True
+
+
+def test_a_worker_stopped_between_parts_fails_the_input_soon_and_says_what_was_sent(
+    agentty_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found through MCP: a 2 MB `type_text` to a worker stopped mid-way waited 3 minutes
+    (each part's send blocked for the whole part timeout, 90 s) and then failed without
+    saying that part of the text was typed: an agent calling again typed it twice. The
+    worker is stopped (SIGSTOP) right after it took the first part."""
+    from agentty_core.client import Client
+    from agentty_core.errors import WorkerUnreachable
+
+    size = 2_000_000
+    rec = start("--", PYTHON, "-c", COUNTER, str(size + 1))
+    sid, worker = rec["id"], rec["workerPid"]
+    agentty("wait", "--session", sid, "--text", "counter-ready", check=True)
+    client = Client()
+    call = client._call
+    parts: list[object] = []
+
+    def stop_after_the_first_part(*args: object, **kwargs: object) -> object:
+        answer = call(*args, **kwargs)  # type: ignore[arg-type]
+        parts.append(answer)
+        if len(parts) == 1:
+            os.kill(worker, signal.SIGSTOP)
+        return answer
+
+    monkeypatch.setattr(client, "_call", stop_after_the_first_part)
+    began = time.monotonic()
+    try:
+        with pytest.raises(WorkerUnreachable) as failed:
+            client.text(sid, b"z" * size)
+        took = time.monotonic() - began
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    assert took < 30, took  # a stall is told from a slow reader by its socket, not 90 s on
+    assert failed.value.input_sent == INPUT_PART
+    assert f"{INPUT_PART} of {size} bytes were sent" in str(failed.value), failed.value
+    assert agentty("kill", "--session", sid).returncode == 0

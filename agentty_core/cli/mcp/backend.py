@@ -56,7 +56,7 @@ async def in_thread(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> 
             return await anyio.to_thread.run_sync(call)
         except (RemoteError, WorkerUnreachable) as exc:
             if not _refused(exc) or asyncio.get_running_loop().time() > deadline:
-                raise
+                raise  # (an input sent in part is never refused: it would be typed twice)
         await asyncio.sleep(pause)
         pause = min(pause * 2, 0.2)
 
@@ -76,9 +76,11 @@ async def acquire_within(slots: asyncio.Semaphore, timeout: float) -> bool:
 def _refused(exc: RemoteError | WorkerUnreachable) -> bool:
     """The worker turned the connection away unread: "busy", or (the blocking client sends
     before it reads, and the worker closed first) a broken pipe on the request."""
+    if exc.input_sent:  # parts of it were taken: not turned away, not to be sent again
+        return False
     if isinstance(exc, RemoteError):
         return exc.code == "busy"
-    return exc.message.startswith("worker stopped answering")
+    return exc.reason == "send_failed"
 
 
 class Place(Protocol):
