@@ -11,6 +11,7 @@ from agentty_core.client import Client
 from agentty_core.errors import AgenttyError, UsageError
 from agentty_core.remote.client import RemoteClient
 from agentty_core.remote.hosts import configured, resolve
+from agentty_core.screen_text import printable
 from agentty_core.state.records import is_live
 
 from .app import create_app
@@ -54,17 +55,23 @@ def main(argv: list[str] | None = None) -> int:
         hosts = host_clients(args.host)
         if args.no_local and not hosts:
             raise UsageError("--no-local leaves nothing to show: name a --host or add hosts.toml")
+        # The home is checked here (an unsafe one is refused), before the screen is taken.
+        client = Client(timeout=3.0)
     except AgenttyError as exc:
-        print(f"agentty: error: {exc}", file=sys.stderr)
+        error(exc)
         return exc.exit_code
-    client = Client(timeout=3.0)
     if args.demo and not args.no_local:
         try:
             start_demo(client)
         except AgenttyError as exc:
-            print(f"agentty: error: cannot start the demo: {exc}", file=sys.stderr)
+            error(f"cannot start the demo: {exc}")
     create_app(client, hosts=hosts, local=not args.no_local).run()
     return 0
+
+
+def error(message: object) -> None:
+    """One line on stderr, escaped, as every agentty command reports an error."""
+    print(f"agentty: error: {printable(str(message))}", file=sys.stderr)
 
 
 if __name__ == "__main__":

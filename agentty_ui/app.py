@@ -19,6 +19,8 @@ from typing import ClassVar
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import BindingType
+from textual.driver import Driver
+from textual.drivers.linux_driver import LinuxDriver
 from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
@@ -34,14 +36,18 @@ from agentty_core.screen_text import printable
 from agentty_core.state.records import Record
 
 from .actions import ACTIONS, bindings, keys_help
+from .driver import AltKeysDriver
 from .fleet import Fleet, split_key
 from .messages import CallFinished, PollFailed, SessionsPolled, SessionStarted
 from .model import (
     Snapshot,
+    command_of,
     describe_kill,
     grid_label,
     merge_usage,
+    name_of,
     quick_snapshot,
+    some_of,
     status_of,
     take_snapshot,
 )
@@ -120,6 +126,12 @@ class AgenttyApp(App[None]):
         yield SessionPane(self.fleet, id="pane")
         yield InputBar(id="input-bar")
         yield Footer()
+
+    def get_driver_class(self) -> type[Driver]:
+        """Textual's driver for this terminal; on Linux and macOS one that reads Alt keys as
+        they are written (`driver.py`): an attached session gets what was typed."""
+        driver = super().get_driver_class()
+        return AltKeysDriver if driver is LinuxDriver else driver
 
     def on_load(self) -> None:
         pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="agentty-ui")
@@ -333,8 +345,16 @@ class AgenttyApp(App[None]):
             self.notify(reason, title="Host down", severity="warning", markup=False)
         return reason is not None
 
-    def action_attach(self) -> None:
+    def _chosen(self) -> Record | None:
+        """The selected session's record, or None after saying that none is selected (no
+        session, or a filter that hides every row)."""
         record = self.record
+        if record is None:
+            self.notify("no session selected", severity="warning")
+        return record
+
+    def action_attach(self) -> None:
+        record = self._chosen()
         if record is None or self._refuse_down(record["id"]):
             return
         if status_of(record) != "running":
@@ -351,7 +371,8 @@ class AgenttyApp(App[None]):
             self.senders.send(message.view.session_id, message.kind, message.data)
 
     def action_input(self) -> None:
-        if self.record is None or self._refuse_down(self.record["id"]):
+        record = self._chosen()
+        if record is None or self._refuse_down(record["id"]):
             return
         bar = self.main.query_one(InputBar)
         bar.add_class("-visible")
@@ -411,14 +432,16 @@ class AgenttyApp(App[None]):
             self.poll()
 
     def action_kill(self) -> None:
-        record = self.record
-        if record is None or status_of(record) == "exited":
+        record = self._chosen()
+        if record is None:
+            return
+        if status_of(record) == "exited":
             self.notify("select a running session to kill", severity="warning")
             return
         if self._refuse_down(record["id"]):
             return
         session_id = record["id"]
-        label = f"{session_id} ({record.get('name') or record.get('command')})"
+        label = f"{session_id} ({name_of(record) or command_of(record)})"
 
         def answered(yes: bool | None) -> None:
             if yes:
@@ -454,7 +477,7 @@ class AgenttyApp(App[None]):
 
     def action_grid(self) -> None:
         running = [
-            (key, f"{grid_label(key, r)} · {r.get('command')}")
+            (key, f"{grid_label(key, r)} · {command_of(r)}")
             for key, r in self.records.items()
             if status_of(r) == "running" and self.unreachable(key) is None
         ]
@@ -472,7 +495,7 @@ class AgenttyApp(App[None]):
         self.push_screen(GridScreen(self.fleet, running), chosen)
 
     def action_resize(self) -> None:
-        record = self.record
+        record = self._chosen()
         if record is None or status_of(record) != "running" or self._refuse_down(record["id"]):
             return
         cols, rows = self.pane.view.scrollable_content_region.size
@@ -516,13 +539,15 @@ class AgenttyApp(App[None]):
         if not self.orphans:
             self.notify("no orphaned processes")
             return
-        pids = ", ".join(str(o.pid) for o in self.orphans)
+        count = len(self.orphans)
+        pids = some_of([str(o.pid) for o in self.orphans])
+        question = f"End {count} process{'es' if count > 1 else ''}: {pids}?"
 
         def answered(yes: bool | None) -> None:
             if yes:
                 self._call("End orphans", self.client.end_orphans, "ended {result}")
 
-        self.push_screen(ConfirmScreen("End orphans", f"End processes {pids}?", "End"), answered)
+        self.push_screen(ConfirmScreen("End orphans", question, "End"), answered)
 
     def action_filter(self) -> None:
         self.main.query_one(FilterBar).open()

@@ -16,6 +16,7 @@ from agentty_core.client import Client
 from agentty_core.errors import UsageError
 from agentty_core.protocol import JSONObject
 from agentty_core.remote.client import RemoteClient
+from agentty_core.screen_text import printable
 from agentty_core.state.records import Record
 
 LOCAL = "local"  # how the host column names this machine
@@ -51,7 +52,9 @@ def split_key(key: str) -> tuple[str, str | None]:
 
 
 def host_label(host: str | None) -> str:
-    return LOCAL if host is None else host
+    """How a home is named on screen: a host's name is the person's (hosts.toml, --host),
+    escaped."""
+    return LOCAL if host is None else printable(host)
 
 
 class Fleet:

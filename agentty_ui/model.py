@@ -81,11 +81,28 @@ class Snapshot:
     live: bool = True
 
 
+def name_of(record: Record) -> str:
+    """The session's name, escaped (a hand-edited record's, a host's older agentty's)."""
+    return printable(str(record.get("name") or ""))
+
+
+def command_of(record: Record) -> str:
+    """The session's command line, escaped."""
+    return printable(str(record.get("command")))
+
+
 def grid_label(key: str, record: Record) -> str:
-    """`name` (or the id) here, `name@host` on a host."""
+    """`name` (or the id) here, `name@host` on a host, escaped."""
     sid, host = split_key(key)
-    name = str(record.get("name") or sid)
-    return name if host is None else f"{name}@{host}"
+    name = name_of(record) or sid
+    return name if host is None else f"{name}@{printable(host)}"
+
+
+def some_of(items: list[str], shown: int = 8) -> str:
+    """'a, b, c' or, past `shown`, the first ones 'and N more': a list that fits a dialog."""
+    if len(items) <= shown:
+        return ", ".join(items)
+    return f"{', '.join(items[:shown])} and {len(items) - shown} more"
 
 
 def describe_kill(result: dict[str, object]) -> str:

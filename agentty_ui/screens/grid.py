@@ -20,6 +20,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Label
 
 from agentty_core.errors import AgenttyError
+from agentty_core.screen_text import printable
 
 from .. import heap
 from ..fleet import Subscribes
@@ -74,7 +75,7 @@ class MiniPane(Vertical, can_focus=True):
         try:
             screen = self.client.get(self.session_id)
         except AgenttyError as exc:
-            lines = [f"({exc})"]
+            lines = [f"({printable(str(exc))})"]
         else:
             found = screen.get("lines")
             lines = [str(line) for line in found] if isinstance(found, list) else []

@@ -2,6 +2,8 @@
 
 A local session's log is a file read from where it was left; a host's is read there (its
 whole text over the link, every `REMOTE_EVERY` polls) and only what it gained is appended.
+Either is shown escaped (`shown`): a log quotes what the program wrote, escape sequences
+and all, and they would set the terminal's title.
 """
 
 from __future__ import annotations
@@ -14,9 +16,15 @@ from textual.message import Message
 from textual.widgets import Log
 
 from agentty_core.errors import AgenttyError
+from agentty_core.screen_text import printable
 
 MAX_READ = 256 * 1024  # the first read of a long log shows only its tail
 REMOTE_EVERY = 4  # polls (of 0.5 s) between reads of a host's log: each is an ssh channel
+
+
+def shown(text: str) -> str:
+    """Log text as written to the view: every line escaped, the newlines kept."""
+    return "\n".join(printable(line) for line in text.split("\n"))
 
 
 class LogView(Log):
@@ -96,7 +104,7 @@ class LogView(Log):
         if message.error is not None:
             if not self._failing:
                 self._failing = True
-                self.write(f"(cannot read the log: {message.error})\n")
+                self.write(shown(f"(cannot read the log: {message.error})") + "\n")
             return
         text = message.text
         if self._failing or not text.startswith(self._fetched):
@@ -105,7 +113,7 @@ class LogView(Log):
         new = text[len(self._fetched) :]
         self._fetched = text
         if new:
-            self.write(new[-MAX_READ:])
+            self.write(shown(new[-MAX_READ:]))
 
     @work(thread=True, exclusive=True, group="log")
     def _read(self, path: Path, offset: int, failing: bool) -> None:
@@ -133,11 +141,11 @@ class LogView(Log):
             # Said once; the offset stays, so the file is read from its start once it exists.
             if not self._failing and self._offset == 0:
                 self._failing = True
-                self.write(f"(cannot read {message.path}: {message.error})\n")
+                self.write(shown(f"(cannot read {message.path}: {message.error})") + "\n")
             return
         if message.reset or self._failing:
             self._failing = False
             self.clear()
         self._offset = message.offset
         if message.text:
-            self.write(message.text)
+            self.write(shown(message.text))

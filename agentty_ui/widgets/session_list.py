@@ -19,7 +19,7 @@ from agentty_core.proc.usage import Usage, format_bytes
 from agentty_core.state.records import Record
 
 from ..fleet import host_label, split_key
-from ..model import end_text, format_age, program_of, status_of, timestamp
+from ..model import end_text, format_age, name_of, program_of, status_of, timestamp
 
 COLUMNS = (
     ("status", "Status"),
@@ -33,6 +33,9 @@ COLUMNS = (
     ("exit", "Exit"),
 )
 HOST_COLUMN = ("host", "Host")
+# The widest a name or a program is shown (then cut, with an ellipsis): a 64-character name
+# widened its column past a 120-column screen, the columns after it gone for every row.
+TEXT_WIDTH = 24
 UNREACHABLE = "unreachable"  # the status shown for the sessions of a host that is down
 STATUS_STYLE = {
     "running": "bold green",
@@ -40,6 +43,14 @@ STATUS_STYLE = {
     "lost": "bold red",
     UNREACHABLE: "bold yellow",
 }
+
+
+def clipped(text: str, style: str = "") -> Text:
+    """A cell of session text, as text (a plain str cell would be markup), cut to
+    TEXT_WIDTH."""
+    cell = Text(text, style=style, no_wrap=True)
+    cell.truncate(TEXT_WIDTH, overflow="ellipsis")
+    return cell
 
 
 def matches(words: list[str], haystack: str) -> bool:
@@ -54,9 +65,9 @@ class SessionList(DataTable[str | Text]):
     """Words a row must all contain (host, name, id, program or status) to be shown."""
 
     class Highlighted(Message):
-        """The cursor moved to a session."""
+        """The cursor moved to a session (None: no row is shown, nothing is selected)."""
 
-        def __init__(self, session_id: str) -> None:
+        def __init__(self, session_id: str | None) -> None:
             super().__init__()
             self.session_id = session_id
 
@@ -106,9 +117,9 @@ class SessionList(DataTable[str | Text]):
         sid, host = split_key(record["id"])
         row: tuple[str | Text, ...] = (
             Text(status, style=STATUS_STYLE.get(status, "")),
-            Text(str(record.get("name") or "")),  # Text: a plain str cell would be markup
+            clipped(name_of(record)),
             sid,
-            Text(program_of(record)),
+            clipped(program_of(record)),
             format_age(now - started if started else None),
             format_age(now - active if active else None),
             f"{usage.cpu_percent:.0f}" if usage else "",
@@ -117,7 +128,7 @@ class SessionList(DataTable[str | Text]):
         )
         if len(self.columns_shown) > len(COLUMNS):
             label = host_label(host)
-            row = (Text(label, style="dim" if host is None else "bold"), *row)
+            row = (clipped(label, "dim" if host is None else "bold"), *row)
         return row
 
     def update_sessions(
@@ -141,7 +152,9 @@ class SessionList(DataTable[str | Text]):
             self._all[key] = self.cells(record, usage.get(key), now, host in down)
             place = places[host] = places.get(host, -1) + 1
             self._order[key] = ((ranks or {}).get(host, 0), place)
-            self._text[key] = " ".join(str(c) for c in self._all[key]).lower()
+            # Every column as shown, and the name and program in full (cut short in theirs).
+            whole = (*self._all[key], name_of(record), program_of(record))
+            self._text[key] = " ".join(str(c) for c in whole).lower()
         self._show()
 
     def watch_filter(self) -> None:
@@ -149,11 +162,12 @@ class SessionList(DataTable[str | Text]):
 
     def _show(self) -> None:
         """Show the rows that pass the filter; the app hears of it when the cursor lands on
-        another session (its own was filtered out or removed)."""
+        another session (its own was filtered out or removed), or on none (no row is left:
+        a hidden session must not stay the one the keys act on)."""
         before = self.selected_id
         self._update_rows()
         after = self.selected_id
-        if after is not None and after != before:
+        if after != before:
             self.post_message(self.Highlighted(after))
 
     def _update_rows(self) -> None:

@@ -28,7 +28,9 @@ from .terminal_view import TerminalView
 
 
 def describe(record: Record | None) -> str:
-    """The Info tab: every field of the record worth reading, one a line."""
+    """The Info tab: every field of the record worth reading, one a line, escaped: a cwd,
+    a name, an error quote what a program, a person or a host chose (a title set, a line
+    broken)."""
     if record is None:
         return "No session selected."
     sid, host = split_key(record["id"])
@@ -50,7 +52,7 @@ def describe(record: Record | None) -> str:
         ("socket", record.get("socket")),
         ("log", record.get("log")),
     ]
-    return "\n".join(f"{k:>12}  {v}" for k, v in fields if v is not None)
+    return "\n".join(f"{k:>12}  {printable(str(v))}" for k, v in fields if v is not None)
 
 
 class SessionPane(Vertical):
@@ -189,7 +191,7 @@ class SessionPane(Vertical):
         try:
             screen = self.fleet.get(session_id)
         except AgenttyError as exc:
-            self.post_message(self._Lines(session_id, "#screen", [f"({exc})"]))
+            self.post_message(self._Lines(session_id, "#screen", [f"({printable(str(exc))})"]))
             return
         lines = screen.get("lines")
         found = [str(line) for line in lines] if isinstance(lines, list) else []
@@ -200,7 +202,7 @@ class SessionPane(Vertical):
         try:
             screen = self.fleet.get(session_id, scrollback=True)
         except AgenttyError as exc:
-            lines = [f"({exc})"]
+            lines = [f"({printable(str(exc))})"]
         else:
             back, now = screen.get("scrollback"), screen.get("lines")
             lines = [

@@ -76,7 +76,9 @@ def run_style(fg: str, bg: str, flags: int) -> Style:
 
 
 def agentty_key(event: events.Key) -> tuple[str, str] | None:
-    """('text', chars) or ('key', agentty key name) for a Textual key event."""
+    """('text', chars) or ('key', agentty key name) for a Textual key event, read by the
+    driver's parser (`driver.py`: an ESC-prefixed key is `alt+<key>`), so that the program
+    gets the bytes the terminal sent."""
     key = event.key
     *mods, base = key.split("+") if not key.endswith("++") else [*key[:-2].split("+"), "+"]
     if not mods and event.is_printable and event.character:
@@ -109,8 +111,13 @@ def agentty_key(event: events.Key) -> tuple[str, str] | None:
             name = unicodedata.lookup(base.replace("_", " ").upper())
         except KeyError:
             return None
-    if mods == ["shift"] and len(name) == 1:
-        return ("text", name)
+    if "shift" in mods and len(name) == 1:
+        # The character carries its shift (alt+shift+a is Alt+A; `shift+a` is `A`).
+        mods = [mod for mod in mods if mod != "shift"]
+        char = event.character
+        name = char if char and len(char) == 1 and char.isprintable() else name.upper()
+        if not mods:
+            return ("text", name)
     prefix = "".join(f"{mod.capitalize()}+" for mod in mods if mod in ("ctrl", "alt", "shift"))
     return ("key", prefix + name)
 

@@ -9,7 +9,7 @@ import sys
 
 import psutil
 import pytest
-from textual.widgets import Input
+from textual.widgets import Input, Label
 
 from agentty_core.client import Client
 from agentty_core.ipc.subscription import Subscription
@@ -19,6 +19,7 @@ from agentty_ui.screens.confirm import ConfirmScreen
 from agentty_ui.screens.grid import GRID_FRAME, GridScreen, MiniPane
 from agentty_ui.screens.help import HelpScreen
 from agentty_ui.screens.new_session import NewSessionScreen
+from agentty_ui.widgets.input_bar import InputBar
 from agentty_ui.widgets.orphan_banner import OrphanBanner
 from agentty_ui.widgets.session_list import SessionList
 from agentty_ui.widgets.terminal_view import TerminalView
@@ -432,3 +433,46 @@ async def test_the_open_pane_too_small_for_its_screen_shows_the_rows_at_the_curs
         await wait_for(pilot, lambda: "\n40\n" in f"\n{shown(view)}\n")
         assert view.cursor[0] == 23  # under the last line, in view once the scrollbar shows
         await wait_for(pilot, lambda: view.show_horizontal_scrollbar and cursor_shown(view))
+
+
+async def test_a_filter_that_hides_every_row_leaves_nothing_selected(client: Client) -> None:
+    """The hidden session stayed selected: the pane still showed it, and `i` and `k` acted
+    on it."""
+    sid = client.start(["cat"], name="visible")["id"]
+    app = make_app(client)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await wait_for(pilot, lambda: app.selected == sid)
+        await pilot.press("slash", *"nomatch", "enter")
+        await wait_for(pilot, lambda: app.query_one(SessionList).row_count == 0)
+        await pilot.pause()
+        assert app.selected is None
+        assert "No session selected" in str(app.query_one("#info").render())
+        await pilot.press("i")
+        assert not app.query_one(InputBar).has_class("-visible")
+        await pilot.press("k")
+        assert not isinstance(app.screen, ConfirmScreen)
+        await pilot.press("enter")
+        assert not app.attached
+        assert notified(app, "no session selected")
+        await pilot.press("slash", "escape")  # the filter cleared: its row is back, selected
+        await wait_for(pilot, lambda: app.selected == sid)
+
+
+async def test_ending_many_orphans_asks_with_a_list_that_says_how_many(client: Client) -> None:
+    """41 pids ran past the dialog's edge, the last cut mid-number."""
+    from agentty_core.proc.orphans import Orphan
+    from tests.ui.test_markup import shown
+
+    me = psutil.Process(os.getpid())
+    app = make_app(client)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.orphans = [Orphan(17000 + i, "deadbeef", "sleep", 5.0, me) for i in range(41)]
+        await pilot.press("e")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.pause()
+        body = app.screen.query_one(".dialog-body", Label)
+        pids = ", ".join(str(17000 + i) for i in range(8))
+        assert str(body.render()) == f"End 41 processes: {pids} and 33 more?"
+        dialog = app.screen.query_one("#dialog")
+        assert body.region.right <= dialog.content_region.right and body.region.height == 2
+        assert "and 33 more?" in shown(app)

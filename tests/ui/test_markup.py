@@ -9,12 +9,16 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from textual.widgets import Static
+
 from agentty_core.client import Client
+from agentty_core.state.records import Record
 from agentty_ui.app import AgenttyApp, create_app
 from agentty_ui.messages import SessionStarted
 from agentty_ui.screens.confirm import ConfirmScreen
 from agentty_ui.screens.grid import GridScreen, MiniPane
 from agentty_ui.widgets.session_list import SessionList
+from agentty_ui.widgets.session_pane import describe as describe_record
 from tests.ui.conftest import wait_for
 
 HOSTILE = "[@click=app.quit]sleep"
@@ -82,3 +86,47 @@ async def test_notifications_are_shown_escaped(client: Client) -> None:
         await wait_for(pilot, lambda: any("failed" in n.message for n in app._notifications))
         (note,) = [n for n in app._notifications if "failed" in n.message]
         assert note.message == r"box: 'sh' failed (\x1b]0;T\x07)" and note.title == r"Kill \x1b[5m"
+
+
+SEQUENCE = "\x1b]0;PWN\x07\n[red]x"  # sets the title, breaks the row, and is markup
+ESCAPED = r"\x1b]0;PWN\x07\n[red]x"
+
+
+class Renamed(Client):
+    """Names its sessions as `agentty start` would refuse to (a hand-edited record, a
+    host's older agentty)."""
+
+    def sessions(self, *, live_info: bool = False) -> list[Record]:
+        return [{**r, "name": f"n{SEQUENCE}"} for r in super().sessions(live_info=live_info)]
+
+
+async def test_a_session_s_record_is_shown_escaped_everywhere(
+    client: Client, tmp_path: Path
+) -> None:
+    """Its cwd, name (and any string of its record) quote what a program or a person chose:
+    the Info tab wrote the cwd's escape sequences to the terminal and broke its row there."""
+    cwd = tmp_path / f"d{SEQUENCE}"
+    cwd.mkdir()
+    sid = str(client.start(["sleep", "30"], cwd=str(cwd))["id"])
+    app = create_app(Renamed(timeout=3.0), poll_interval=0.2)
+    async with app.run_test(size=(110, 36)) as pilot:
+        table = app.query_one(SessionList)
+        await wait_for(pilot, lambda: sid in table.rows and app.selected == sid)
+        info = str(app.query_one("#info", Static).render())
+        assert f"cwd  {tmp_path}/d{ESCAPED}\n" in info
+        assert f"name  n{ESCAPED}\n" in info
+        assert str(table.get_cell(sid, "name")) == f"n{ESCAPED}"
+        await pilot.press("k")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert f"n{ESCAPED}" in str(app.screen.query_one(".dialog-body").render())
+        await pilot.press("escape", "g")
+        assert isinstance(app.screen, GridScreen)
+        title = str(app.screen.query_one(MiniPane).query_one(".mini-title").render())
+        assert f"n{ESCAPED}" in title
+
+
+def test_every_field_of_the_info_tab_is_escaped() -> None:
+    record: Any = {"id": "deadbeef@h\x1b[5m", "error": "no\x1b]0;T\x07\n", "status": "x\x9b"}
+    info = describe_record(record)
+    assert r"h\x1b[5m" in info and r"no\x1b]0;T\x07\n" in info and r"x\x9b" in info
+    assert all(line.isprintable() for line in info.split("\n"))

@@ -63,3 +63,21 @@ def test_a_time_without_its_offset_is_utc_not_local_time(monkeypatch: pytest.Mon
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+async def test_a_long_name_is_cut_short_and_every_column_stays_on_screen() -> None:
+    """A 64-character name pushed Age, Active, CPU%, Mem and Exit off a 120-column screen
+    for every row."""
+    name = "a" * 40 + "-tail-of-a-very-long-name"  # 64 characters, as `start` allows
+    record: Record = {**RECORD, "name": name, "argv": ["/bin/" + "p" * 64], "exitCode": 0}
+    app = TableApp()
+    async with app.run_test(size=(120, 6)) as pilot:
+        table = app.query_one(SessionList)
+        table.update_sessions([record], {"00000001": Usage(1.0, 12 * 1024 * 1024, 1)}, 0.0)
+        await pilot.pause()
+        width = sum(column.get_render_width(table) for column in table.columns.values())
+        assert width <= 120
+        assert str(table.get_cell("00000001", "name")).endswith("…")
+        table.filter = "tail-of-a-very-long-name"  # the filter still reads the whole name
+        await pilot.pause()
+        assert table.row_count == 1

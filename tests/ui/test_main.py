@@ -1,0 +1,31 @@
+"""`agentty ui` refuses to start as every command does: one line and the error's exit code."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.helpers.cli import agentty
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_an_unsafe_home_is_one_line_and_the_exit_code_status_gives(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    home.chmod(0o755)
+    env = {**os.environ, "AGENTTY_HOME": str(home)}
+    status = agentty("status", env=env)
+    assert status.returncode != 0 and "unsafe permissions 0755" in status.stderr
+    ui = subprocess.run(
+        [sys.executable, "-m", "agentty_ui"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
+    assert (ui.returncode, ui.stderr, ui.stdout) == (status.returncode, status.stderr, "")
