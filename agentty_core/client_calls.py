@@ -31,7 +31,7 @@ _SAFE_TO_REPEAT = frozenset({"get", "info", "ping", "wait"})  # requests that ch
 # A worker with every connection taken (waits pending) refuses a new one with "busy" before
 # it reads the request, so any request is safe to send again: asked again for this long.
 BUSY_PATIENCE = 3.0
-_UNREAD = frozenset({"busy", "evicted"})  # the worker closed the connection unread
+UNREAD = frozenset({"busy", "evicted"})  # the worker closed the connection unread
 
 
 def _close_all(connections: dict[str, ipc_client.Connection]) -> None:
@@ -149,7 +149,7 @@ class Connected(RecordsView):
             try:
                 return self._call_once(rec, method, params, timeout)
             except RemoteError as exc:
-                if exc.code not in _UNREAD:
+                if exc.code not in UNREAD:
                     raise
                 refused: AgenttyError = exc
             except WorkerUnreachable as exc:
@@ -192,7 +192,7 @@ class Connected(RecordsView):
                 return self._call_once(rec, method, params, timeout)
             return self._recover_call(rec, method, params, wait, exc)
         except RemoteError as exc:
-            if exc.code in _UNREAD:
+            if exc.code in UNREAD:
                 conn.close()  # refused: the worker closes it
             else:
                 self._keep(rec, conn)  # an error answer leaves the connection in step

@@ -98,11 +98,7 @@ class AsyncConnection:
         until = deadline if method in protocol.ACTING else None
         line = sendable(protocol.request(method, params, until))
         try:
-            self._writer.write(line)
-            if len(line) > DRAINED_AT_ONCE:  # it may wait for the worker to read: bounded
-                await _within(self._writer.drain(), timeout)
-            else:
-                await self._writer.drain()
+            await self._send(line, timeout)
             left = max(0.0, deadline - time.monotonic())
             line = await asyncio.wait_for(self._reader.readline(), left)
         except asyncio.TimeoutError:
@@ -126,6 +122,22 @@ class AsyncConnection:
             self.close()
             raise ProtocolError("worker sent a malformed response")
         return unwrap(message)
+
+    async def _send(self, line: bytes, timeout: float) -> None:
+        """The request out. A worker with every connection taken writes "busy" and closes
+        before it reads anything: the request sent after that fails ("Connection lost",
+        its "busy" unread), and is "send_failed" as the blocking client's is: nothing of
+        it was read, so it may be sent again (it was "recv_failed", an unreachable worker,
+        and the MCP server failed waits it should have asked again)."""
+        try:
+            self._writer.write(line)
+            if len(line) > DRAINED_AT_ONCE:  # it may wait for the worker to read: bounded
+                await _within(self._writer.drain(), timeout)
+            else:
+                await self._writer.drain()
+        except OSError as exc:
+            self.close()
+            raise WorkerUnreachable(f"worker stopped answering: {exc}", "send_failed") from None
 
     def close(self) -> None:
         self._writer.close()

@@ -82,3 +82,47 @@ async def test_a_request_over_the_line_limit_is_refused_before_it_is_sent() -> N
     finally:
         conn.close()
         agentty("kill", "--session", str(rec["id"]))
+
+
+async def test_a_newcomer_to_a_worker_with_every_connection_taken_may_ask_again() -> None:
+    """The worker writes "busy" and closes before it reads the request: a request sent
+    after that close failed as "Connection lost", read as an unreachable worker, and the
+    MCP server failed waits it should have asked again (an attack round: 2 of 300
+    concurrent waits on a loaded machine). Such a failed send is "send_failed" now, and
+    the MCP backend asks again on it while the worker is busy, as on "busy"."""
+    from agentty_core.cli.mcp.backend import Local
+    from agentty_core.worker.core import MAX_CONNECTIONS
+
+    rec = agentty_json("start", "--", "cat")
+    path, pid = _socket(rec), int(str(rec["workerPid"]))
+    holders = [await AsyncConnection.open(path, expect_pid=pid) for _ in range(MAX_CONNECTIONS)]
+    pending = [
+        asyncio.ensure_future(h.call("wait", {"text": "never", "timeout": 1.5}, timeout=10))
+        for h in holders
+    ]
+    local = Local()
+    try:
+        await asyncio.sleep(0.3)  # every holder has asked: each slot is taken
+        refused: list[str] = []
+        for _ in range(30):
+            conn = await AsyncConnection.open(path, expect_pid=pid)
+            try:
+                await conn.call("wait", {"text": "never", "timeout": 1}, timeout=5)
+            except RemoteError as exc:
+                refused.append(exc.code)
+            except WorkerUnreachable as exc:
+                refused.append(exc.reason)
+            finally:
+                conn.close()
+        assert set(refused) <= {"busy", "send_failed"}, refused
+        asked = [local.call(rec, "wait", {"text": "never", "timeout": 0.2}) for _ in range(20)]
+        outcomes = await asyncio.gather(*asked, return_exceptions=True)
+        codes = [getattr(o, "code", repr(o)) for o in outcomes]
+        assert codes == ["timeout"] * 20, codes  # asked again once the holders' waits ended
+    finally:
+        local.close()
+        for task in pending:
+            task.cancel()
+        for h in holders:
+            h.close()
+        agentty("kill", "--session", str(rec["id"]))

@@ -24,7 +24,7 @@ import anyio.to_thread
 
 from agentty_core.cli.mcp.errors import NoDefaultSession
 from agentty_core.client import Client
-from agentty_core.client_calls import BUSY_PATIENCE
+from agentty_core.client_calls import BUSY_PATIENCE, UNREAD
 from agentty_core.errors import RemoteError, SessionNotRunning, WaitTimeout, WorkerUnreachable
 from agentty_core.ipc.aio_client import AsyncConnection
 from agentty_core.protocol import JSONObject, wait_params
@@ -270,17 +270,21 @@ class Local:
                     conn.close()  # a kept connection the worker closed for a newcomer, unread
                     retried = True
                     continue
-                if exc.code == "busy" and loop.time() < busy_until:
+                if exc.code in UNREAD and loop.time() < busy_until:
                     conn.close()  # refused before the request was read: send it again
                     await asyncio.sleep(pause)
                     pause = min(pause * 2, 0.2)
                     continue
                 self._keep(sid, conn)  # an error answer leaves the connection in step
                 raise
-            except WorkerUnreachable:
+            except WorkerUnreachable as exc:
                 conn.close()
                 if reused and not retried and method in _SAFE_TO_REPEAT:
                     retried = True  # a kept connection the worker closed just now: ask again
+                    continue
+                if exc.reason == "send_failed" and loop.time() < busy_until:
+                    await asyncio.sleep(pause)  # turned away unread ("busy" before we sent)
+                    pause = min(pause * 2, 0.2)
                     continue
                 await in_thread(self.client.require_running, sid)  # ended or lost: says so
                 raise
