@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import anyio
 import psutil
@@ -224,3 +225,25 @@ def test_a_kill_the_server_runs_itself_ends_even_when_its_client_dies() -> None:
         client.wait(10)
         _until(lambda: _gone(server), 30.0, "the server to exit after its client died")
         _until(lambda: _gone(program), 5.0, "the program to be ended by the kill")
+
+
+def test_an_unusable_home_is_one_line_and_the_cli_s_exit_code(tmp_path: Path) -> None:
+    """The server printed a traceback (an attack round): an MCP client's log should hold
+    the line `agentty status` prints for the same home."""
+    unsafe = tmp_path / "home"
+    unsafe.mkdir(mode=0o755)
+    unsafe.chmod(0o755)
+    env = {**os.environ, "AGENTTY_HOME": str(unsafe)}
+    served = subprocess.run(
+        [AGENTTY, "mcp"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    status = subprocess.run(
+        [AGENTTY, "status"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert (served.returncode, served.stderr) == (status.returncode, status.stderr), served
+    assert served.stderr.count("\n") == 1 and "unsafe permissions 0755" in served.stderr

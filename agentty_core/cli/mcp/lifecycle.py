@@ -16,6 +16,8 @@ import anyio
 from mcp.server.mcpserver import MCPServer
 
 from agentty_core.cli.mcp.server import build_server
+from agentty_core.errors import AgenttyError
+from agentty_core.screen_text import printable
 
 # Once the client is gone: how long the cancelled calls get to close their connections
 # before the server leaves whatever it still waits for.
@@ -55,6 +57,10 @@ def main() -> None:
         anyio.run(_serve, build_server())
     except KeyboardInterrupt:
         code = 130
+    except AgenttyError as exc:  # the home unusable (unsafe, read-only): as the CLI says it
+        with contextlib.suppress(Exception):
+            sys.stderr.write(f"agentty: error: {printable(str(exc))}\n")
+        code = exc.exit_code
     except BaseException as exc:
         said = _output_failed(exc)
         if said is not None:
