@@ -36,11 +36,18 @@ def quoted(text: str) -> str:
     return repr(text) if len(text) <= 80 else f"{text[:60]!r}... ({len(text)} characters)"
 
 
+# Compiling takes time as a pattern grows (~1.2 s a megabyte, in the worker's one thread that
+# serves every client, and again in the MCP server's loop): a wait on a screen needs far less.
+MAX_PATTERN = 32 << 10
+
+
 def compile_pattern(pattern: str) -> re.Pattern[str]:
     """A caller's pattern compiled, or InvalidRegex. `re` parses by recursion: a pattern
     nested too deeply raises RecursionError, not re.error (a worker error, and a traceback
     of thousands of lines where nothing caught it)."""
     shown = quoted(pattern)
+    if len(pattern) > MAX_PATTERN:
+        raise InvalidRegex(f"invalid regex {shown}: over the limit of {MAX_PATTERN} characters")
     try:
         return re.compile(pattern)
     except re.error as exc:

@@ -107,11 +107,26 @@ def test_a_long_pattern_is_quoted_short_in_every_message() -> None:
     """The timeout's message quoted a 100 KB pattern whole (the invalid one's cut it)."""
     agentty("start", "--", "cat", check=True)
     for option in ("--regex", "--text", "--gone"):
-        proc = agentty("wait", option, "a" * 100_000, "--timeout", "0.2")
+        proc = agentty("wait", option, "a" * 30_000, "--timeout", "0.2")
         assert proc.returncode in (0, 3) and len(proc.stderr) < 300, (option, len(proc.stderr))
         if proc.returncode == 3:
-            assert "(100000 characters)" in proc.stderr, proc.stderr
+            assert "(30000 characters)" in proc.stderr, proc.stderr
     agentty("kill", check=True)
+
+
+@pytest.mark.parametrize("state", ["running", "ended"])
+def test_a_regex_past_the_limit_is_refused_before_it_is_compiled(state: str) -> None:
+    """A 1 MB pattern took 1.2 s to compile, in the worker's one thread (every client of
+    the session waited) and in the MCP server's loop; its wait's timeout was not kept."""
+    agentty("start", "--name", "r", "--", "cat", check=True)
+    if state == "ended":
+        agentty("kill", "-s", "r", check=True)
+    for extra in ([], ["--json"]):
+        proc = agentty("wait", "-s", "r", "--regex", "a" * 100_000, "--timeout", "5", *extra)
+        assert proc.returncode == 2, proc
+        assert "over the limit of 32768 characters" in proc.stderr and len(proc.stderr) < 300
+    if state == "running":
+        agentty("kill", "-s", "r", check=True)
 
 
 def test_get_png_to_a_file_that_cannot_be_written_is_a_failure_not_a_usage_error() -> None:
