@@ -56,7 +56,9 @@ def page(
     if history or total > limit:
         result["firstLine"] = start
         result["totalLines"] = total
-    if start > 0:
+    if not kept and total:
+        result["note"] = f"no line at offset {start}: there are {total} (0..{total - 1})"
+    elif start > 0:
         result["note"] = f"lines {start}..{start + len(kept) - 1} of {total} shown"
     elif start + len(kept) < total:
         result["note"] = f"first {len(kept)} of {total} lines shown"
