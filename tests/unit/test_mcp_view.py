@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("mcp")
 
-from agentty_core.cli.mcp.view import page  # noqa: E402
+from agentty_core.cli.mcp.view import page
 
 
 def test_an_offset_past_the_last_line_says_there_is_none() -> None:
