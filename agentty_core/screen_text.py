@@ -33,6 +33,15 @@ def printable(text: str) -> str:
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
+def controls_escaped(text: str) -> str:
+    """`text` with its control characters (C0, DEL, C1) written as their escapes and the rest
+    as it is: a screen row, which may hold a non-breaking space or a zero-width joiner a
+    program drew, but never a control character, unless a host's agentty sent one."""
+    if text.isprintable():
+        return text
+    return "".join(repr(ch)[1:-1] if ch < " " or "\x7f" <= ch <= "\x9f" else ch for ch in text)
+
+
 def printable_lines(text: str) -> str:
     """`printable` line by line: another host's stderr passed on to ours stays in its
     lines, with whatever a command prefix or a remote shell put in them escaped."""

@@ -28,6 +28,7 @@ from textual.worker import get_current_worker
 
 from agentty_core.errors import AgenttyError
 from agentty_core.protocol import BOLD, ITALICS, REVERSE, STRIKETHROUGH, UNDERSCORE, JSONObject
+from agentty_core.screen_text import controls_escaped
 
 from ..feed import merge_events
 from ..fleet import Stream, Subscribes
@@ -326,7 +327,8 @@ class TerminalView(ScrollView, can_focus=True):
         if strip is None:
             base = self._base
             segments = [
-                Segment(text, base + run_style(fg, bg, flags)) for text, fg, bg, flags in runs
+                Segment(controls_escaped(text), base + run_style(fg, bg, flags))
+                for text, fg, bg, flags in runs
             ]
             strip = Strip(segments).crop_extend(0, self.cols, base)
             if len(self._strips) >= 4 * self.rows:

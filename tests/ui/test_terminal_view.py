@@ -67,3 +67,22 @@ async def test_a_reader_who_scrolled_away_is_not_pulled_back_by_output() -> None
         view.apply_event({"rows": {"0": [["changed", "default", "default", 0]]}})
         await pilot.pause()
         assert view.scroll_offset.y == 0  # the cursor did not move: the reader stays
+
+
+async def test_control_characters_in_a_row_are_drawn_as_their_escapes() -> None:
+    """A row comes from a worker: here from the emulator, which keeps none, but from a host
+    it is whatever that host's agentty sent. An OSC title set or clipboard write in it
+    reached the terminal as it came (an attack round)."""
+    hostile = "a\x1b]52;c;aGk=\x07b\x9bc\u00a0d"  # (a non-breaking space is drawn)
+    async with Small().run_test(size=(100, 30)) as pilot:
+        view = pilot.app.query_one(TerminalView)
+        view.apply_event(
+            {"size": {"cols": 80, "rows": 2}, "rows": {"0": [[hostile, "red", "default", 0]]}}
+        )
+        await pilot.pause()
+        drawn = "".join(segment.text for segment in view.render_line(0))
+        assert drawn.startswith("a\\x1b]52;c;aGk=\\x07b\\x9bc\u00a0d"), drawn
+        view.show_lines([hostile])
+        await pilot.pause()
+        drawn = "".join(segment.text for segment in view.render_line(0))
+        assert "\x1b" not in drawn and "\x07" not in drawn, drawn
