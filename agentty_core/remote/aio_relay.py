@@ -119,7 +119,7 @@ class AsyncRelay:
             raise await self._ended()
         try:
             message = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             self.close()
             raise ProtocolError("the relay sent a malformed response") from None
         if not isinstance(message, dict):

@@ -104,7 +104,7 @@ class RemoteClient:
         if out.strip():
             try:
                 value = json.loads(out)
-            except ValueError:
+            except (ValueError, RecursionError):  # (nested past the parser's depth)
                 value = None
         if code != 0:
             raise cli_error(code, err, value if isinstance(value, dict) else None)

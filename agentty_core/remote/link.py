@@ -328,7 +328,10 @@ def _stats_at(path: str, timeout: float = 2.0) -> dict[str, object] | None:
             body = reader.take(int(head.split()[1]), timeout)
         except (OSError, ValueError, IndexError):
             return None
-    value = json.loads(body) if body else None
+    try:
+        value = json.loads(body) if body else None
+    except (ValueError, RecursionError):  # (an older or odd link's answer: none to show)
+        return None
     return value if isinstance(value, dict) else None
 
 

@@ -96,7 +96,7 @@ class Link:
         try:
             line = await asyncio.wait_for(self.proc.stdout.readline(), HELLO_WAIT)
             hello = json.loads(line)
-        except (asyncio.TimeoutError, ValueError, asyncio.LimitOverrunError):
+        except (asyncio.TimeoutError, ValueError, RecursionError, asyncio.LimitOverrunError):
             return False
         if not isinstance(hello, dict) or hello.get("hello") != VERSION:
             return False
@@ -177,7 +177,7 @@ class Link:
     def _take_answer(self, line: bytes) -> None:
         try:
             answer = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             return
         if not isinstance(answer, dict):
             return  # (a beat is a dict without an id: a sign of life, nothing more)

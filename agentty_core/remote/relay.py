@@ -127,7 +127,7 @@ class RelayConnection:
         line, _, self._buf = self._buf.partition(b"\n")
         try:
             message = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ProtocolError("the relay sent a malformed response") from None
         if not isinstance(message, dict):
             raise ProtocolError("the relay sent a malformed response")

@@ -170,7 +170,7 @@ class Server:
     def request(self, line: bytes) -> None:
         try:
             message = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             return
         if not isinstance(message, dict):
             return
@@ -270,7 +270,7 @@ class Server:
             os.close(request_fd)
             try:
                 request = json.loads(b"".join(chunks))
-            except ValueError:
+            except (ValueError, RecursionError):
                 os._exit(0)  # no request came: the server ended
             rid, argv, stdin = request["id"], request["argv"], request["stdin"]
             data = binascii.a2b_base64(stdin) if isinstance(stdin, str) else None

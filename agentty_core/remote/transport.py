@@ -540,6 +540,21 @@ def spawn_error(host: Host, argv: Sequence[str], exc: OSError) -> TransportError
     )
 
 
+class TooLarge(Exception):
+    """A pipe gave more than `collect` was told to keep."""
+
+
+# The most a captured call's output may be (the link's answers have the same limit): an
+# answer is read whole into memory, and a host could send without end.
+MAX_CAPTURE = 1 << 27
+
+
+def too_large(host: Host) -> TransportError:
+    return TransportError(
+        host.name, "failed", f"{host.name}: its answer is over {MAX_CAPTURE >> 20} MiB"
+    )
+
+
 class StdoutFailed(Exception):
     """Our stdout could not take what the remote command printed (`> /dev/full`, a reader
     gone): the caller says so in its words (`cli/remote`: exit 1). Not an OSError, so that
@@ -633,10 +648,13 @@ def _spawn_and_wait(host: Host, argv: list[str], stdin: bool, keep: bool) -> tup
         return bool(status)
 
     try:
-        said = collect([read_end, out_read], exited, relay=None if keep else (out_read, 1))
-    except BaseException:  # Ctrl-C, SIGTERM / SIGHUP as one (`remote.main`), StdoutFailed
+        relay = None if keep else (out_read, 1)
+        said = collect([read_end, out_read], exited, relay=relay, limit=MAX_CAPTURE)
+    except BaseException as exc:  # Ctrl-C, SIGTERM / SIGHUP as one (`remote.main`), ...
         if not status:
             _end_child(pid)
+        if isinstance(exc, TooLarge):
+            raise too_large(host) from None
         raise
     finally:
         os.close(read_end)
@@ -682,6 +700,7 @@ def collect(
     deadline: float | None = None,
     feed: tuple[IO[bytes], bytes] | None = None,
     relay: tuple[int, int] | None = None,
+    limit: int | None = None,
 ) -> list[bytes] | None:
     """What comes on the pipes `fds` until each ends; None once `deadline` (monotonic)
     passed first. Once `exited()` says their process has, they are read for LINGER more
@@ -689,7 +708,8 @@ def collect(
     them to (a multiplexed channel), may hold them open for as long as it runs, and the
     answer is in by then. `feed`: a pipe to write those bytes to meanwhile (then closed).
     `relay` (from, to): what comes on `from` is written to `to` at once, not kept (a
-    failed write: StdoutFailed)."""
+    failed write: StdoutFailed). `limit`: the most bytes kept from one pipe (past it:
+    TooLarge)."""
     import select
     import time
 
@@ -739,6 +759,8 @@ def collect(
                 _write_all(relay[1], chunk)
             elif chunk:
                 got[fd] += chunk
+                if limit is not None and len(got[fd]) > limit:
+                    raise TooLarge(limit)
             else:
                 poller.unregister(fd)
                 open_fds.discard(fd)
@@ -776,11 +798,14 @@ def _run_with_input(host: Host, argv: list[str], data: bytes) -> int:
             lambda: proc.poll() is not None,
             feed=(proc.stdin, data),
             relay=(out, 1),  # as `_spawn_and_wait`'s
+            limit=MAX_CAPTURE,
         )
-    except BaseException:  # as `_spawn_and_wait`'s
+    except BaseException as exc:  # as `_spawn_and_wait`'s
         if proc.poll() is None:
             _end_child(proc.pid)
             proc.returncode = -1  # (reaped there: Popen must not wait for it again)
+        if isinstance(exc, TooLarge):
+            raise too_large(host) from None
         raise
     finally:
         proc.stderr.close()
@@ -859,6 +884,7 @@ def _capture(
             lambda: proc.poll() is not None,
             deadline,
             feed,
+            limit=MAX_CAPTURE,
         )
         if got is not None:
             left = None if deadline is None else max(LINGER, deadline - time.monotonic())
@@ -866,6 +892,8 @@ def _capture(
             gave_up = False
     except subprocess.TimeoutExpired:
         got = None
+    except TooLarge:
+        raise too_large(host) from None
     finally:
         if running is not None:
             running.discard(proc)

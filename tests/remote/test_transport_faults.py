@@ -344,3 +344,29 @@ def _sleeping(seconds: int, parent: int) -> bool:
             if p.ppid() == parent and p.status() != psutil.STATUS_ZOMBIE:
                 return True
     return False
+
+
+def test_a_host_s_answer_nested_too_deep_or_without_end_is_a_transport_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Python API raised a bare RecursionError on a JSON answer nested past the
+    parser's depth, and kept a 1 GB answer whole in memory (2 GB of RSS; an attack round)."""
+    from agentty_core.remote import transport
+
+    (tmp_path / "deep").write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    shell_hosts(
+        tmp_path,
+        monkeypatch,
+        deep=f"cat {tmp_path}/deep",
+        endless="exec cat /dev/zero",
+        loud="exec cat /dev/zero >&2",
+    )
+    with pytest.raises(TransportError, match="no JSON answer"):
+        RemoteClient("deep").cli(["status"], timeout=10)
+    monkeypatch.setattr(transport, "MAX_CAPTURE", 1 << 20)
+    for host in ("endless", "loud"):
+        with pytest.raises(TransportError, match="its answer is over 1 MiB"):
+            RemoteClient(host).cli(["status"], timeout=30)
+    assert not [
+        p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["cat", "/dev/zero"]
+    ]
