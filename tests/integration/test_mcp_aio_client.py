@@ -115,7 +115,8 @@ async def test_a_newcomer_to_a_worker_with_every_connection_taken_may_ask_again(
             finally:
                 conn.close()
         assert set(refused) <= {"busy", "send_failed"}, refused
-        asked = [local.call(rec, "wait", {"text": "never", "timeout": 0.2}) for _ in range(20)]
+        record = local.client.resolve(str(rec["id"]))
+        asked = [local.call(record, "wait", {"text": "never", "timeout": 0.2}) for _ in range(20)]
         outcomes = await asyncio.gather(*asked, return_exceptions=True)
         codes = [getattr(o, "code", repr(o)) for o in outcomes]
         assert codes == ["timeout"] * 20, codes  # asked again once the holders' waits ended

@@ -152,12 +152,12 @@ def test_a_picture_past_the_pixel_limit_is_refused_before_it_is_drawn() -> None:
     a minute (an attack round on the MCP server), all of it within the advertised ranges."""
     import time
 
-    huge = {"size": {"cols": 1000, "rows": 1000}, "lines": ["x"]}
+    huge: JSONObject = {"size": {"cols": 1000, "rows": 1000}, "lines": ["x"]}
     began = time.monotonic()
     with pytest.raises(UsageError, match=r"32000x64000 pixels, over the limit") as refused:
         png_bytes(huge, scale=4)
     assert "resize the session" in str(refused.value)
-    wide = {"size": {"cols": 300, "rows": 100}, "lines": ["x"]}
+    wide: JSONObject = {"size": {"cols": 300, "rows": 100}, "lines": ["x"]}
     with pytest.raises(UsageError, match=r"scale 2 fits"):
         png_bytes(wide, scale=4)
     assert time.monotonic() - began < 5  # refused, not drawn first

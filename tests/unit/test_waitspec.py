@@ -102,7 +102,8 @@ def test_a_text_no_screen_row_can_hold_is_refused(name: str, value: str) -> None
 
 def test_the_worker_refuses_it_too() -> None:
     """It is the judge: the CLI's fast lane and raw wire callers send it as given."""
-    from agentty_core.worker.waits import BadRequest, parse_wait
+    from agentty_core.protocol import BadRequest
+    from agentty_core.worker.waits import parse_wait
 
     with pytest.raises(BadRequest, match="a screen row never holds one"):
         parse_wait({"text": "a\nb"})
