@@ -131,7 +131,7 @@ class AgenttyApp(App[None]):
         """Textual's driver for this terminal; on Linux and macOS one that reads Alt keys as
         they are written (`driver.py`): an attached session gets what was typed."""
         driver = super().get_driver_class()
-        return AltKeysDriver if driver is LinuxDriver else driver
+        return AltKeysDriver if driver is LinuxDriver and AltKeysDriver.usable else driver
 
     def on_load(self) -> None:
         pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="agentty-ui")

@@ -44,19 +44,27 @@ class AltKeysParser(XTermParser):
             yield key
 
 
-# LinuxDriver's own input loop, reading with AltKeysParser: the same code, only its name
-# `XTermParser` bound to the parser above (Textual has no hook for the parser).
-_run_input_thread = types.FunctionType(
-    LinuxDriver.run_input_thread.__code__,
-    {**vars(linux_driver), "XTermParser": AltKeysParser},
-    "run_input_thread",
-)
+def _input_loop() -> types.FunctionType | None:
+    """LinuxDriver's own input loop, reading with AltKeysParser: the same code, only its
+    name `XTermParser` bound to the parser above (Textual has no hook for the parser).
+    None if another Textual's loop is not made so (then its driver runs as it is)."""
+    code = LinuxDriver.run_input_thread.__code__
+    if code.co_freevars or "XTermParser" not in code.co_names:
+        return None
+    return types.FunctionType(
+        code, {**vars(linux_driver), "XTermParser": AltKeysParser}, "run_input_thread"
+    )
+
+
+_run_input_thread = _input_loop()
 
 
 class AltKeysDriver(LinuxDriver):
     """Textual's driver for Linux and macOS terminals, with `AltKeysParser`."""
 
     parser_class = AltKeysParser
+    usable = _run_input_thread is not None
 
     def run_input_thread(self) -> None:
+        assert _run_input_thread is not None  # (`usable`: the app picks it only then)
         _run_input_thread(self)

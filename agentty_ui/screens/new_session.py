@@ -15,6 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
 from ..fleet import host_label
+from ..widgets.text_field import TextField
 
 
 @dataclass(frozen=True)
@@ -61,12 +62,14 @@ class NewSessionScreen(ModalScreen[NewSession | None]):
                     id="host",
                 )
             yield Label("Command")
-            yield Input(placeholder="python3 -q", id="command")
+            yield TextField(placeholder="python3 -q", id="command")
             yield Static("argv: (empty)", id="argv-preview", markup=False)
             yield Label("Name (optional)")
-            yield Input(placeholder="demo", id="name")
+            yield TextField(placeholder="demo", id="name")
             yield Label("Working directory")
-            yield Input(self._cwd_for(self.host), placeholder=self._cwd_hint(self.host), id="cwd")
+            yield TextField(
+                self._cwd_for(self.host), placeholder=self._cwd_hint(self.host), id="cwd"
+            )
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Start (enter)", variant="primary", id="start")
                 yield Button("Cancel (esc)", id="cancel")

@@ -10,6 +10,8 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Input, Label
 
+from .text_field import TextField
+
 
 class FilterBar(Horizontal):
     """Words every listed session must contain (host, name, id, program or status). Stays
@@ -31,7 +33,7 @@ class FilterBar(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Label("filter", id="filter-label")
-        yield Input(placeholder="host, name, id, program or status", id="filter-input")
+        yield TextField(placeholder="host, name, id, program or status", id="filter-input")
 
     @property
     def text(self) -> str:

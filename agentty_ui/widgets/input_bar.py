@@ -11,6 +11,8 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Input, Label
 
+from .text_field import TextField
+
 
 class InputBar(Horizontal):
     """enter sends the line with Enter; alt+enter (or the toggle, ctrl+t) sends it without."""
@@ -41,7 +43,7 @@ class InputBar(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Label("", id="enter-mode")
-        yield Input(placeholder="text to send to the session", id="send-input")
+        yield TextField(placeholder="text to send to the session", id="send-input")
 
     def watch_with_enter(self, with_enter: bool) -> None:
         self.query_one("#enter-mode", Label).update("⏎ +Enter" if with_enter else "⏎ no Enter")

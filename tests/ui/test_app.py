@@ -476,3 +476,19 @@ async def test_ending_many_orphans_asks_with_a_list_that_says_how_many(client: C
         dialog = app.screen.query_one("#dialog")
         assert body.region.right <= dialog.content_region.right and body.region.height == 2
         assert "and 33 more?" in shown(app)
+
+
+async def test_a_text_field_takes_the_word_keys_of_alt(client: Client) -> None:
+    """The dashboard's parser reads ESC DEL as Alt+Backspace and ESC b / ESC f as Alt+B /
+    Alt+F (an attached program gets them so): a field's delete-word and word moves, which
+    Textual's parser gave as Ctrl+W and Ctrl+Left / Ctrl+Right, were lost (a review)."""
+    from textual.widgets import Input
+
+    app = make_app(client)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("slash", *"foo bar")
+        field = app.query_one("#filter-input", Input)
+        await pilot.press("alt+b")
+        assert field.cursor_position == 4
+        await pilot.press("alt+f", "alt+backspace")
+        assert field.value == "foo "
