@@ -227,9 +227,10 @@ _SIGHUP, _SIGINT, _SIGTERM = 1, 2, 15
 
 
 def interrupt_on_end_signals() -> None:
-    """`start`: SIGTERM (a harness's timeout) and SIGHUP (a closed terminal) interrupt it as
-    Ctrl-C does, so that a start they end is undone (it ran on, told to nobody); the exit
-    code is then 128+N (`interrupted_code`). One ignored when we started (`nohup`) stays
+    """`start`, and a command sent to another host: SIGTERM (a harness's timeout) and SIGHUP
+    (a closed terminal) interrupt it as Ctrl-C does, so that a start they end is undone (it
+    ran on, told to nobody) and a remote call's transport is ended; the exit code is then
+    128+N (`interrupted_code`). One ignored when we started (`nohup`) stays
     ignored, as Python leaves an ignored SIGINT."""
     _replace_handlers((_SIGTERM, _SIGHUP), _interrupting, unless_ignored=True)
 

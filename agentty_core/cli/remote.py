@@ -139,7 +139,8 @@ def _forward(host: Host, words: list[str], command: str | None) -> int:
         answer = link.ask(host, words, root, input=data)  # the host's warm link, if one runs
         if answer is not None:
             code, out, err = answer
-            sys.stdout.flush()
+            if sys.stdout is not None:  # (started with it closed: `>&-`)
+                sys.stdout.flush()
             if err:
                 write_all(2, printable_lines(err.decode("utf-8", "replace")).encode())
             if command == "start":
@@ -166,12 +167,18 @@ def _forward(host: Host, words: list[str], command: str | None) -> int:
 def _print_started(host: Host, out: bytes, root: str) -> None:
     """A remote `start`'s id (or record), printed; a session whose id cannot be printed is
     ended there, as a local `start` ends it (`startlane.unannounced`): nobody could be
-    told of it."""
-    from agentty_core.cli.hotpath import OutputFailed
+    told of it. A stdout closed outright asks for no id: the session stays (as a local
+    `start`'s). From here on a signal no longer stops the start (`let_finish`)."""
+    import errno
 
+    from agentty_core.cli.hotpath import OutputFailed, let_finish
+
+    let_finish()
     try:
         write_all(1, out)
     except OutputFailed as failed:
+        if failed.error.errno == errno.EBADF:  # closed outright (`>&-`): no id asked for
+            return
         sid = _started_id(out)
         if sid is None:
             raise

@@ -26,6 +26,7 @@ from agentty_core.cli.run import Signals, Stopped
 from agentty_core.cli.runlane import VALUED
 from agentty_core.remote import transport
 from agentty_core.remote.hosts import Host
+from agentty_core.screen_text import controls_escaped, printable_lines
 
 # run's options that take a value: the word after one is not the program.
 _VALUED = frozenset(VALUED)
@@ -89,11 +90,16 @@ def forward_run(host: Host, words: Sequence[str], home_root: str) -> int:
             # Not `communicate`: a killed ssh's pipes stay open in its master until the far
             # side ends (`transport.collect`).
             got = transport.collect(
-                [proc.stdout.fileno(), proc.stderr.fileno()], lambda: proc.poll() is not None
+                [proc.stdout.fileno(), proc.stderr.fileno()],
+                lambda: proc.poll() is not None,
+                limit=transport.MAX_CAPTURE,
             )
             assert got is not None  # (no deadline)
             out, err = got
             proc.wait()
+        except transport.TooLarge:
+            _end(proc)
+            raise transport.too_large(host) from None
         except Stopped as exc:
             _end(proc)
             name = signal.Signals(exc.signum).name
@@ -112,11 +118,14 @@ def forward_run(host: Host, words: Sequence[str], home_root: str) -> int:
         )
         if failure is not None:
             raise failure
-    elif not as_json:
-        out = hotread.screen_text(screen, "lines").encode("utf-8", "surrogateescape")
+    elif not as_json:  # (rows hold no control character, unless that host's agentty lies)
+        text = hotread.screen_text(screen, "lines")
+        text = "\n".join(controls_escaped(line) for line in text.split("\n"))
+        out = text.encode("utf-8", "surrogateescape")
     if sys.stdout is not None:
         sys.stdout.flush()
-    for fd, data in ((1, out), (2, err)):
+    said = printable_lines(stderr).encode()  # the host's words, escaped as on every path
+    for fd, data in ((1, out), (2, said)):
         with contextlib.suppress(OSError):  # (either may be closed: the code still says)
             write_all(fd, data)
     return proc.returncode
@@ -126,7 +135,7 @@ def _screen(out: bytes) -> dict[str, object] | None:
     """The final screen `run --json` printed, or None."""
     try:
         screen = json.loads(out)
-    except ValueError:
+    except (ValueError, RecursionError):  # (nested past the parser's depth)
         return None
     return screen if isinstance(screen, dict) and "lines" in screen else None
 

@@ -673,7 +673,8 @@ def _end_child(pid: int) -> None:
     """End the transport of a call interrupted here, and reap it. A terminal's Ctrl-C went
     to it too (our process group), but a signal sent to us alone (a harness's timeout) did
     not: it would run its call on, holding our stdout open. SIGTERM lets ssh close its
-    channel (the remote command sees its reader go); one that does not end is killed."""
+    channel (the remote command finds its reader gone when it next writes: a remote `wait`
+    runs on to its timeout there); one that does not end is killed."""
     import signal
     import time
 
@@ -768,16 +769,27 @@ def collect(
 
 
 def _write_all(fd: int, data: bytes) -> None:
+    """All of `data` on `fd` (our stdout), waiting while it is full; StdoutFailed if it
+    fails. A stdout may be non-blocking (shared with a process that made it so, ssh for
+    one): full, it says EAGAIN, and is waited on as a blocking one would be."""
+    import select
+
     view = memoryview(data)
     try:
         while view:
-            view = view[os.write(fd, view) :]
+            try:
+                view = view[os.write(fd, view) :]
+            except BlockingIOError:
+                poller = select.poll()
+                poller.register(fd, select.POLLOUT)
+                poller.poll()
     except OSError as exc:
         raise StdoutFailed(exc) from None
 
 
 def _run_with_input(host: Host, argv: list[str], data: bytes) -> int:
     """`run` with bytes for the remote stdin (`text --file F`)."""
+    import contextlib
     import subprocess
 
     try:
@@ -808,8 +820,9 @@ def _run_with_input(host: Host, argv: list[str], data: bytes) -> int:
             raise too_large(host) from None
         raise
     finally:
-        proc.stderr.close()
-        proc.stdout.close()
+        for pipe in (proc.stdin, proc.stderr, proc.stdout):
+            with contextlib.suppress(OSError):  # (the feed closes stdin once all went)
+                pipe.close()
     proc.wait()
     assert said is not None  # (no deadline)
     stderr = said[0].decode("utf-8", "replace")

@@ -727,4 +727,19 @@ def test_a_stdout_that_cannot_be_written_fails_the_call_both_ways(
         sessions = json.loads(run_on("status", "--json").stdout)["sessions"]
         sleeping = [s for s in sessions if s["argv"] == ["sleep", "300"]]
         assert [s["status"] for s in sleeping] == ["exited"] * (2 if way else 1), sleeping
-    assert run_on("kill", "-s", "py").returncode == 0
+        env = {**os.environ, "AGENTTY_LINK": "1" if way else "0"}
+        closed = subprocess.run(  # no id asked for: the session stays, as a local start's
+            [AGENTTY, "--host", HOST, "start", "--", "sleep", "301"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            timeout=60,
+            preexec_fn=lambda: os.close(1),
+        )
+        assert (closed.returncode, closed.stderr) == (0, ""), (way, closed)
+    sessions = json.loads(run_on("status", "--json").stdout)["sessions"]
+    assert [s["status"] for s in sessions if s["argv"] == ["sleep", "301"]] == ["running"] * 2
+    for s in sessions:
+        if s["status"] == "running":
+            assert run_on("kill", "-s", s["id"]).returncode == 0

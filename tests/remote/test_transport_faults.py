@@ -20,7 +20,7 @@ from agentty_core.errors import TransportError
 from agentty_core.remote.client import RemoteClient
 from agentty_core.remote.hosts import Host
 from agentty_core.remote.transport import control_path, share_master
-from tests.helpers.cli import AGENTTY, wait_until
+from tests.helpers.cli import AGENTTY, signals_default, wait_until
 
 # Runs instead of the remote agentty: a shell that leaves a child holding its pipes (the
 # way a `command` prefix's process, or the ssh master a channel's pipes were handed to,
@@ -318,6 +318,7 @@ def test_a_call_told_to_stop_ends_its_transport_at_once(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=signals_default,  # (a test runner's worker may ignore SIGINT)
     )
     try:
         wait_until(lambda: _sleeping(3604, proc.pid), timeout=30)
@@ -370,3 +371,19 @@ def test_a_host_s_answer_nested_too_deep_or_without_end_is_a_transport_error(
     assert not [
         p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["cat", "/dev/zero"]
     ]
+
+
+def test_run_there_reads_its_answer_as_the_other_commands_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`run --host` missed today's fixes of the other paths (a review): an answer nested
+    too deep was a RecursionError traceback, and the host's stderr came as it was."""
+    (tmp_path / "deep").write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    shell_hosts(
+        tmp_path, monkeypatch, deep=f"cat {tmp_path}/deep; printf 'x\\033]0;PWN\\007\\n' >&2"
+    )
+    done = subprocess.run(
+        [AGENTTY, "--host", "deep", "run", "--", "true"], capture_output=True, text=True, timeout=60
+    )
+    assert "Traceback" not in done.stderr and "\x1b" not in done.stderr, done.stderr
+    assert r"x\x1b]0;PWN\x07" in done.stderr, done.stderr
