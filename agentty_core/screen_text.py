@@ -43,18 +43,22 @@ def controls_escaped(text: str) -> str:
 
 
 def printable_lines(text: str) -> str:
-    """`printable` line by line: another host's stderr passed on to ours stays in its
-    lines, with whatever a command prefix or a remote shell put in them escaped."""
-    return "\n".join(printable(line) for line in text.split("\n"))
+    """Another host's stderr, passed on to ours: its lines kept, a tab kept, the CR of a
+    CRLF dropped, any other control character written as its escape (a command prefix or
+    a remote shell may put anything in them)."""
+    lines = (line.removesuffix("\r") for line in text.split("\n"))
+    return "\n".join("\t".join(map(controls_escaped, line.split("\t"))) for line in lines)
 
 
 def row_text_problem(name: str, value: object) -> str | None:
     """Why a wait's `text` or `gone` can never be on a screen row, or None. Rows hold no
-    control character: a newline ends the row, a tab became blanks, an escape sequence was
-    acted on. Such a text waited out its whole timeout (`gone`: held at once)."""
-    if not isinstance(value, str) or not value or (min(value) >= " " and "\x7f" not in value):
+    control character (C0, DEL, C1): a newline ends the row, a tab became blanks, an escape
+    sequence was acted on. Such a text waited out its whole timeout (`gone`: held at once)."""
+    if not isinstance(value, str) or not value or value.isprintable():
         return None
-    char = next(c for c in value if c < " " or c == "\x7f")
+    char = next((c for c in value if c < " " or "\x7f" <= c <= "\x9f"), None)
+    if char is None:  # (not printable, yet no control: a non-breaking space, say)
+        return None
     return (
         f"{name} has a control character ({char!r}): a screen row never holds one "
         "(a newline ends the row, a tab is blanks); wait for the text of one row"

@@ -25,8 +25,10 @@ if TYPE_CHECKING:
 
 _TIMEVAL = struct.Struct("@ll")  # struct timeval: seconds, microseconds
 # A worker reads every request as it comes (it answers later, an input part once there is
-# room for it): one that takes no byte of ours for this long is stopped or wedged. The
-# answer may take longer (a part waits for room up to the part timeout): not its sending.
+# room for it): one that takes no byte of ours for this long is stopped or wedged, or its
+# loop was held that long (a huge screen encoded on a loaded machine: the request then
+# fails, saying what of an input in parts was taken). The answer may take longer (a part
+# waits for room up to the part timeout): not its sending.
 SEND_STALL = 5.0
 
 

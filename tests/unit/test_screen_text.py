@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agentty_core.cli import hotread
-from agentty_core.screen_text import trim_lines
+from agentty_core.screen_text import controls_escaped, printable_lines, trim_lines
 
 
 def test_trailing_whitespace_and_the_blank_lines_under_the_text_go() -> None:
@@ -28,3 +28,13 @@ def test_the_input_is_left_as_it_was() -> None:
 @given(st.lists(st.text(alphabet=" \t\u00a0\u3000ab\x1b[m", max_size=6), max_size=8))
 def test_the_fast_lane_trims_exactly_as_everyone_else(lines: list[str]) -> None:
     assert hotread.trim_lines(list(lines)) == trim_lines(lines)
+
+
+def test_another_host_s_stderr_keeps_its_lines_and_tabs_and_loses_only_controls() -> None:
+    said = "warn\tone\r\nsh: \x1b]0;PWN\x07 x\u00a0y\x85\n"
+    assert printable_lines(said) == "warn\tone\nsh: \\x1b]0;PWN\\x07 x\u00a0y\\x85\n"
+
+
+def test_a_row_keeps_what_a_program_draws_and_escapes_controls() -> None:
+    assert controls_escaped("a\u00a0b\u200dc") == "a\u00a0b\u200dc"
+    assert controls_escaped("a\x1b[1mb\x9bc") == "a\\x1b[1mb\\x9bc"

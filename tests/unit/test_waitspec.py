@@ -94,7 +94,7 @@ def test_the_worker_counts_conditions_only_on_a_newer_screen() -> None:
 
 
 @pytest.mark.parametrize("name", ["text", "gone"])
-@pytest.mark.parametrize("value", ["a\nb", "tab\there", "\r", "bell\x07", "del\x7f"])
+@pytest.mark.parametrize("value", ["a\nb", "tab\there", "\r", "bell\x07", "del\x7f", "c1\x85"])
 def test_a_text_no_screen_row_can_hold_is_refused(name: str, value: str) -> None:
     with pytest.raises(UsageError, match="a screen row never holds one"):
         WaitConditions(**{name: value})  # type: ignore[arg-type]  # str for text or gone

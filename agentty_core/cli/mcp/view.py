@@ -57,7 +57,7 @@ def page(
         result["firstLine"] = start
         result["totalLines"] = total
     if not kept and total:
-        result["note"] = f"no line at offset {start}: there are {total} (0..{total - 1})"
+        result["note"] = f"no line at offset {offset}: there are {total} (0..{total - 1})"
     elif start > 0:
         result["note"] = f"lines {start}..{start + len(kept) - 1} of {total} shown"
     elif start + len(kept) < total:
