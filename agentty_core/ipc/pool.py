@@ -2,11 +2,14 @@
 
 Each call in flight takes a connection of its own and gives it back when its answer is in:
 a wait blocking on one connection never holds up input on another, and two threads never
-read each other's answers. Idle connections are kept (up to `MAX_IDLE`) for the next calls.
+read each other's answers. Idle connections are kept (up to `MAX_IDLE`) for the next calls,
+by the process that opened them: a child forked meanwhile opens its own (sharing one
+socket, parent and child each read the other's answers).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 
 from agentty_core.ipc import client as ipc_client
@@ -22,8 +25,14 @@ class Pool:
         self._idle: list[ipc_client.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._owner = os.getpid()
 
     def take(self) -> ipc_client.Connection:
+        if self._owner != os.getpid():  # a forked child: the kept sockets are its parent's
+            self._lock = threading.Lock()  # (another thread may have held it at the fork)
+            self._owner = os.getpid()
+            while self._idle:
+                self._idle.pop().close()  # (our copy only: the parent's stays open)
         with self._lock:
             while self._idle:
                 conn = self._idle.pop()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agentty_core import Screen, Session, SessionInfo
-from agentty_core.errors import SessionNotRunning, WaitTimeout
+from agentty_core.errors import RemoteError, SessionNotRunning, WaitTimeout
 
 Factory = Callable[..., Session]
 
@@ -73,3 +73,47 @@ def test_subscribe_pushes_changed_rows_and_closes_from_another_thread(
     threading.Timer(0.2, subscription.close).start()
     list(events)  # returns, instead of blocking on the idle session, once closed
     assert subscription.closed and not subscription.ended
+
+
+@pytest.mark.parametrize("api", ["session", "client"])
+def test_a_forked_child_opens_connections_of_its_own(agentty_session: Factory, api: str) -> None:
+    """A connection kept open by the parent was taken by a child forked from it too: on
+    the one socket each read the other's answer (an attack round: 1 in 300 waits fired
+    with the other process's condition). Here the parent's wait is pending on its kept
+    connection, unread until the child is done, when the child asks for the screen: the
+    child read the wait's answer (a timeout) as its own."""
+    import os
+
+    from agentty_core.ipc.client import unwrap
+
+    session = agentty_session(["sh", "-c", "echo ready; exec cat"])
+    session.wait(text="ready")
+    client = session.client
+    if api == "session":  # the session's pool keeps the connection its wait used
+        pool = session._pool
+        assert pool is not None
+        kept = pool._idle[-1]
+        ask: Callable[[], bool] = lambda: session.wait(text="ready", timeout=5).fired == "text"  # noqa: E731
+    else:
+        client.get(session.id)  # the client keeps its connection
+        kept = client._idle[session.id]
+        ask = lambda: "ready" in client.get(session.id)["lines"][0]  # noqa: E731
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child asks once the parent's wait is out
+        try:
+            os.read(read, 1)
+            os._exit(0 if ask() else 3)
+        except BaseException:
+            os._exit(4)
+    try:
+        kept.send("wait", {"text": "never", "timeout": 1})
+        os.write(write, b"x")
+        _, status = os.waitpid(pid, 0)
+        with pytest.raises(RemoteError) as answered:  # read once the child is done
+            unwrap(kept.read_message(None))
+        assert answered.value.code == "timeout"
+    finally:
+        os.close(read)
+        os.close(write)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child read an answer not its own"
