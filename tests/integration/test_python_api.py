@@ -86,9 +86,13 @@ def test_a_forked_child_opens_connections_of_its_own(agentty_session: Factory, a
 
     from agentty_core.ipc.client import unwrap
 
+    from agentty_core.client import Client
+    from agentty_core.protocol import str_list
+
     session = agentty_session(["sh", "-c", "echo ready; exec cat"])
     session.wait(text="ready")
     client = session.client
+    assert isinstance(client, Client)
     if api == "session":  # the session's pool keeps the connection its wait used
         pool = session._pool
         assert pool is not None
@@ -97,7 +101,7 @@ def test_a_forked_child_opens_connections_of_its_own(agentty_session: Factory, a
     else:
         client.get(session.id)  # the client keeps its connection
         kept = client._idle[session.id]
-        ask = lambda: "ready" in client.get(session.id)["lines"][0]  # noqa: E731
+        ask = lambda: "ready" in str_list(client.get(session.id).get("lines"))[0]  # noqa: E731
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child asks once the parent's wait is out
