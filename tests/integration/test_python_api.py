@@ -84,9 +84,8 @@ def test_a_forked_child_opens_connections_of_its_own(agentty_session: Factory, a
     child read the wait's answer (a timeout) as its own."""
     import os
 
-    from agentty_core.ipc.client import unwrap
-
     from agentty_core.client import Client
+    from agentty_core.ipc.client import unwrap
     from agentty_core.protocol import str_list
 
     session = agentty_session(["sh", "-c", "echo ready; exec cat"])
