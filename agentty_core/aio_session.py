@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, TypeVar, overload
 
 from agentty_core.api_types import Screen, SessionInfo, SessionWaitTimeout, WaitResult
 from agentty_core.client import Client
+from agentty_core.client_calls import UNREAD, WAIT_SLOTS
 from agentty_core.errors import (
     AgenttyError,
     ProtocolError,
@@ -65,6 +66,7 @@ class AsyncSession:
         self.id = session_id
         self._idle: list[AsyncConnection] = []
         self._worker: tuple[str, int | None] | None = None  # socket path, worker pid
+        self._wait_slots: asyncio.Semaphore | None = None  # (made in the loop that waits)
 
     async def _thread(self, func: Callable[..., T], *args: object, **kwargs: object) -> T:
         return await asyncio.to_thread(func, *args, **kwargs)
@@ -106,7 +108,10 @@ class AsyncSession:
             conn.close()
             self.close()
             return None
-        except RemoteError:
+        except RemoteError as exc:
+            if exc.code in UNREAD:  # turned away unread (every connection taken): the long
+                conn.close()  # way, `Client`, asks again while the worker is busy
+                return None
             self._give(conn)
             raise
         except BaseException:  # cancelled: the answer may still come, on no one's call
@@ -269,8 +274,13 @@ class AsyncSession:
     async def _wait(self, spec: WaitConditions) -> WaitResult:
         # Asked of the worker even for `exit` (a thread must not sit in a long wait); a
         # session that ended is answered from its saved screen, the long way, at once.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + spec.timeout
+        slots = await self._wait_slot(spec)
         try:
-            result = await self._fast("wait", spec.params(), timeout=spec.timeout + 5.0)
+            left = max(0.0, deadline - loop.time())
+            params: JSONObject = {**spec.params(), "timeout": left}
+            result = await self._fast("wait", params, timeout=left + 5.0)
         except RemoteError as exc:
             if exc.code == "timeout":
                 screen = await self._thread(self.client.get, self.id)
@@ -278,14 +288,34 @@ class AsyncSession:
             if exc.code != "exited":
                 raise
             result = None
+        finally:
+            slots.release()
         if result is None:
             try:
+                left = max(0.0, deadline - loop.time())
                 result = await self._thread(
-                    self.client.wait, self.id, timeout=spec.timeout, **spec.conditions()
+                    self.client.wait, self.id, timeout=left, **spec.conditions()
                 )
             except WaitTimeout as exc:
                 raise SessionWaitTimeout(exc.message, exc.screen) from None
         return WaitResult.from_json(result)
+
+    async def _wait_slot(self, spec: WaitConditions) -> asyncio.Semaphore:
+        """One of the session's WAIT_SLOTS, taken within the wait's timeout: a worker serves
+        64 connections, and waits that took them all left none for `text` and `get`."""
+        if self._wait_slots is None:
+            self._wait_slots = asyncio.Semaphore(WAIT_SLOTS)
+        slots = self._wait_slots
+        if not slots.locked():
+            await slots.acquire()  # (at once, even with a timeout of 0)
+            return slots
+        try:
+            await asyncio.wait_for(slots.acquire(), spec.timeout)
+        except asyncio.TimeoutError:
+            screen = await self._thread(self.client.get, self.id)
+            message = f"wait timed out after {spec.timeout:g}s (the session's waits queued)"
+            raise SessionWaitTimeout(message, screen) from None
+        return slots
 
     async def resize(self, cols: int, rows: int) -> None:
         try:

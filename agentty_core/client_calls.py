@@ -33,6 +33,10 @@ _SAFE_TO_REPEAT = frozenset({"get", "info", "ping", "wait"})  # requests that ch
 # it reads the request, so any request is safe to send again: asked again for this long.
 BUSY_PATIENCE = 3.0
 UNREAD = frozenset({"busy", "evicted"})  # the worker closed the connection unread
+# A worker serves 64 connections; an async caller's waits on one session beyond this many
+# queue for a slot (their timeout still counts from the call), leaving room for get, input
+# and the CLI (the MCP server's, `AsyncSession`'s).
+WAIT_SLOTS = 32
 
 
 def _close_all(connections: dict[str, ipc_client.Connection]) -> None:

@@ -256,6 +256,26 @@ async def test_async_session_waits_in_one_task_while_another_types(tmp_path: Pat
     # (`async with` ended it quietly: it had exited by itself.)
 
 
+async def test_async_session_input_and_reads_go_on_past_a_hundred_pending_waits() -> None:
+    """Waits took every one of the worker's 64 connections: with 70 pending, `text` failed
+    ("Broken pipe") and `get` said "too many connections" (an attack round). The session's
+    waits past its wait slots queue in the process, each within its own timeout."""
+    s = await AsyncSession.start(["sh", "-c", "stty -echo; cat"])
+    async with s:
+        await s.wait(input=True, timeout=20)
+        waits = [asyncio.create_task(s.wait(text=f"go{i % 3}", timeout=30)) for i in range(100)]
+        await asyncio.sleep(0)
+        answer = await s.text("go0 go1 go2\r", wait=WaitConditions(text="go2", timeout=20))
+        assert answer.fired == "text"
+        assert "go0 go1 go2" in (await s.get()).lines
+        fired = await asyncio.wait_for(asyncio.gather(*waits), 60)
+        assert [f.fired for f in fired] == ["text"] * 100
+        with pytest.raises(WaitTimeout):  # a queued wait's timeout counts from its call
+            await asyncio.wait_for(
+                asyncio.gather(*[s.wait(text="never", timeout=0.5) for _ in range(40)]), 20
+            )
+
+
 def _awaits_its_answer(task: asyncio.Task[object]) -> bool:
     """The task's request is written and drained, and it waits for the worker's answer:
     the chain of awaits from the task down has reached the connection's `wait_for` on the

@@ -24,7 +24,7 @@ import anyio.to_thread
 
 from agentty_core.cli.mcp.errors import NoDefaultSession
 from agentty_core.client import Client
-from agentty_core.client_calls import BUSY_PATIENCE, UNREAD
+from agentty_core.client_calls import BUSY_PATIENCE, UNREAD, WAIT_SLOTS
 from agentty_core.errors import RemoteError, SessionNotRunning, WaitTimeout, WorkerUnreachable
 from agentty_core.ipc.aio_client import AsyncConnection
 from agentty_core.protocol import JSONObject, wait_params
@@ -34,9 +34,6 @@ from agentty_core.waitspec import WaitConditions
 P = ParamSpec("P")
 T = TypeVar("T")
 
-# A worker serves 64 connections; waits on one session beyond this many queue for a slot
-# (their timeout still counts from the call), leaving room for get, input and the CLI.
-WAIT_SLOTS = 32
 # A worker refuses a connection over its limit with "busy" before reading a request, so the
 # request is safe to send again (BUSY_PATIENCE, the blocking client's own). Closed
 # connections count until the worker has seen them close: right after many waits end (a
