@@ -7,6 +7,8 @@
 Each test gets a private `AGENTTY_HOME` (also exported to the environment, so `agentty`
 commands the test runs see the same sessions), and everything it started is killed at
 teardown, even sessions whose worker already died, the way libtmux's plugin reaps tmux.
+The factory's sessions are also held (`Client.hold`): a pytest ended by a signal no
+teardown runs for (a CI job's timeout sends SIGTERM) still ends them.
 `reap` is that teardown on its own, for test suites with fixtures of their own (agentty's
 included).
 """
@@ -22,7 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from agentty_core.errors import SessionNotRunning
+from agentty_core.client import Client
+from agentty_core.errors import AgenttyError
+from agentty_core.ipc.client import Connection
 from agentty_core.paths import Home
 from agentty_core.session import Session
 
@@ -43,16 +47,25 @@ def agentty_session(agentty_home_path: Path) -> Iterator[Callable[..., Session]]
     """A factory: `agentty_session(argv, name=..., cwd=..., size=..., env=...)` -> Session."""
     home = Home.resolve(agentty_home_path)
     started: list[Session] = []
+    holds: list[Connection] = []
 
     def start(argv: Sequence[str], **options: object) -> Session:
         session = Session.start(argv, home=home, **options)  # type: ignore[arg-type]  # options are Session.start's keywords
         started.append(session)
+        if isinstance(session.client, Client):
+            with contextlib.suppress(AgenttyError):  # (it may have ended already)
+                holds.append(session.client.hold(session.id))
         return session
 
-    yield start
-    for session in started:
-        with contextlib.suppress(SessionNotRunning):  # it ended by itself
-            session.kill(grace=0.5)
+    try:
+        yield start
+    finally:
+        for session in started:
+            # Ended by itself, or removed by the test (`agentty gc`): nothing to kill.
+            with contextlib.suppress(AgenttyError):
+                session.kill(grace=0.5)
+        for hold in holds:
+            hold.close()
 
 
 def reap(root: Path, *, grace: float = 0.5, leftovers: bool = True) -> None:

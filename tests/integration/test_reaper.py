@@ -5,16 +5,18 @@ what a process census must see."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from agentty_core.pytest_plugin import reap
 from tests.helpers.census import processes_of_home
-from tests.helpers.cli import agentty_json, wait_until
+from tests.helpers.cli import agentty_json, signals_default, wait_until
 
 
 @pytest.fixture
@@ -74,3 +76,76 @@ def test_reap_of_a_home_with_unreadable_records_still_ends_leftovers(
     reap(agentty_home)
 
     stray.wait(timeout=10)  # the reaper raised nothing, and swept by marker all the same
+
+
+PLUGIN_TEST = """
+import os, time
+
+def test_long(agentty_session):
+    agentty_session(["sleep", "{seconds}"])
+    agentty_session(["sh", "-c", "exec sleep {seconds}"])
+    print("started", os.environ["AGENTTY_HOME"], flush=True)
+    time.sleep(600)
+
+def test_gc_in_the_test(agentty_session):
+    import subprocess, sys
+    s = agentty_session(["true"])
+    s.wait(exit=True, timeout=20)
+    subprocess.run([sys.executable, "-m", "agentty_core", "gc"], check=True)
+"""
+
+
+def _sleeping(seconds: int) -> list[psutil.Process]:
+    """`sleep SECONDS` processes (argv[0] as given, or the path it was found at)."""
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        cmdline = p.info["cmdline"] or []
+        if cmdline[1:] == [str(seconds)] and os.path.basename(cmdline[0]) == "sleep":
+            found.append(p)
+    return found
+
+
+def test_the_plugin_s_sessions_end_with_a_pytest_ended_by_sigterm(tmp_path: Path) -> None:
+    """No teardown runs for a pytest a CI timeout ends with SIGTERM: its sessions ran on
+    (an attack round). They are held now, and end with the process. A session the test
+    removed itself (`agentty gc`) is no teardown error either."""
+    import sys
+
+    seconds = 2000 + os.getpid() % 1000  # (this test's own, among tests run side by side)
+    (tmp_path / "test_plugin_use.py").write_text(PLUGIN_TEST.format(seconds=seconds))
+    env = {k: v for k, v in os.environ.items() if k != "AGENTTY_HOME"}
+    gc_run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "gc_in"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert gc_run.returncode == 0, gc_run.stdout + gc_run.stderr
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "-k", "long"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=signals_default,
+    )
+    try:
+        assert proc.stdout is not None
+        line = ""
+        while "started" not in line:
+            line = proc.stdout.readline()
+            assert line, "pytest ended before its test started its sessions"
+        home = Path(line.split()[-1])
+        wait_until(lambda: len(_sleeping(seconds)) == 2, timeout=20)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        wait_until(lambda: not _sleeping(seconds), timeout=20)
+    finally:
+        proc.kill()
+        for p in _sleeping(seconds):
+            p.kill()
+    reap(home)  # (the home's warm spawner, which no teardown stopped)
+    shutil.rmtree(home, ignore_errors=True)
