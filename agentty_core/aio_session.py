@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar, overload
@@ -31,7 +30,6 @@ from agentty_core.errors import (
     AgenttyError,
     ProtocolError,
     RemoteError,
-    SessionNotRunning,
     UsageError,
     WaitTimeout,
     WorkerUnreachable,
@@ -41,9 +39,11 @@ from agentty_core.ipc.aio_client import AsyncConnection
 from agentty_core.paths import Home
 from agentty_core.protocol import JSONObject
 from agentty_core.session import (
+    GONE,
     MAX_IDLE,
     Session,
     after_input,
+    kill_failed,
     not_running,
     seq_of,
     wait_conditions,
@@ -343,5 +343,9 @@ class AsyncSession:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        with contextlib.suppress(SessionNotRunning):  # it ended by itself
+        try:
             await self.kill(grace=0.5)
+        except GONE:
+            pass
+        except AgenttyError as failed:
+            kill_failed(failed, exc)

@@ -22,7 +22,7 @@ from agentty_core.errors import (
     WorkerUnreachable,
 )
 from agentty_core.ipc import client as ipc_client
-from agentty_core.protocol import JSONObject
+from agentty_core.protocol import MAX_GRACE, JSONObject, finite
 from agentty_core.spawning import stopped
 from agentty_core.state import records
 from agentty_core.state.records import Record, is_live
@@ -42,6 +42,8 @@ class Ending(Connected):
         """End the session's whole process tree and confirm it; see killtree.py. `silent`:
         the id of a session whose worker just failed to answer a ping (the CLI's lane
         asked): not asked again."""
+        if not finite(grace) or not 0 <= grace <= MAX_GRACE:  # (the worker's own limit)
+            raise UsageError(f"kill: grace must be a number of seconds in 0..{MAX_GRACE:g}")
         rec = self.resolve(ref)
         session_id = rec["id"]
         if rec.get("status") in ("exited", "failed"):

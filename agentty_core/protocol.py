@@ -271,6 +271,9 @@ SIGNAL_NAMES = ("INT", "TERM", "HUP", "QUIT", "USR1", "USR2", "WINCH", "CONT", "
 SIZE_RANGE = (2, 1000)
 
 
+MAX_GRACE = 60.0  # seconds a kill gives each step at most
+
+
 def signal_problem(name: object) -> str | None:
     if isinstance(name, str) and name.upper().removeprefix("SIG") in SIGNAL_NAMES:
         return None

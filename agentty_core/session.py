@@ -21,7 +21,6 @@ up `text` from another, and answers never cross.
 from __future__ import annotations
 
 import builtins
-import contextlib
 import dataclasses
 import threading
 from collections.abc import Mapping, Sequence
@@ -41,6 +40,7 @@ from agentty_core.errors import (
     AgenttyError,
     ProtocolError,
     RemoteError,
+    SessionNotFound,
     SessionNotRunning,
     WaitTimeout,
     WorkerUnreachable,
@@ -388,8 +388,26 @@ class Session:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        with contextlib.suppress(SessionNotRunning):  # it ended by itself
+        try:
             self.kill(grace=0.5)
+        except GONE:
+            pass
+        except AgenttyError as failed:
+            kill_failed(failed, exc)
+
+
+# What a `with` block's kill at its end finds: nothing to kill (it ended by itself, or
+# was removed meanwhile: `agentty gc`).
+GONE = (SessionNotRunning, SessionNotFound)
+
+
+def kill_failed(failed: AgenttyError, raised: BaseException | None) -> None:
+    """A `with` block's kill failed: raised, unless the block's own exception is on its
+    way out, which it must not hide (noted on it instead)."""
+    if raised is None:
+        raise failed
+    if hasattr(raised, "add_note"):  # (3.11)
+        raised.add_note(f"agentty: the session could not be killed: {failed}")
 
 
 def _client(home: Home | None, host: str | None) -> Client | RemoteClient:

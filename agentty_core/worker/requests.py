@@ -464,8 +464,8 @@ class Requests(WorkerBase):
 
     async def _kill_request(self, params: JSONObject) -> JSONObject:
         grace = params.get("grace", 2.0)
-        if not protocol.finite(grace) or not 0 <= float(grace) <= 60:  # type: ignore[arg-type]  # finite() checked the type
-            raise BadRequest("grace must be a number of seconds in 0..60")
+        if not protocol.finite(grace) or not 0 <= float(grace) <= protocol.MAX_GRACE:  # type: ignore[arg-type]  # finite() checked the type
+            raise BadRequest(f"grace must be a number of seconds in 0..{protocol.MAX_GRACE:g}")
         if self.finalizing and (self.kill_task is None or self.kill_task.done()):
             # Ended by itself, or by a kill that has answered: this one has nothing to end
             # (the worker lingers only while it cannot record the exit: a full disk, say).

@@ -120,3 +120,31 @@ def test_a_forked_child_opens_connections_of_its_own(agentty_session: Factory, a
         os.close(read)
         os.close(write)
     assert os.waitstatus_to_exitcode(status) == 0, "the child read an answer not its own"
+
+
+def test_a_with_block_s_own_exception_is_the_one_raised(agentty_home_path: Path) -> None:
+    """A session removed during the block (`agentty gc` once it ended) made its end raise
+    SessionNotFound, hiding the block's own exception (an attack round)."""
+    import subprocess
+
+    with pytest.raises(ValueError, match="the block's own"), Session.start(["true"]) as s:
+        s.wait(exit=True, timeout=20)
+        subprocess.run([sys.executable, "-m", "agentty_core", "gc"], check=True)
+        raise ValueError("the block's own")
+    with Session.start(["true"]) as s:  # and without one: nothing to kill, no error
+        s.wait(exit=True, timeout=20)
+        subprocess.run([sys.executable, "-m", "agentty_core", "gc"], check=True)
+
+
+@pytest.mark.parametrize("grace", [1e300, float("nan"), -1.0, None, "2"])
+def test_kill_refuses_a_grace_out_of_range_in_agentty_s_words(
+    agentty_session: Factory, grace: object
+) -> None:
+    """1e300 was a struct.error, NaN a ValueError, None a TypeError, -1 the worker's
+    RemoteError; the session ran on after each (an attack round)."""
+    from agentty_core.errors import UsageError
+
+    s = agentty_session(["cat"])
+    with pytest.raises(UsageError, match=r"grace must be a number of seconds in 0\.\.60"):
+        s.kill(grace=grace)  # type: ignore[arg-type]  # the point is the bad value
+    assert s.info.status == "running"
