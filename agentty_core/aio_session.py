@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import os
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar, overload
@@ -153,7 +154,7 @@ class AsyncSession:
         argv: Sequence[str],
         *,
         name: str | None = None,
-        cwd: str | None = None,
+        cwd: str | os.PathLike[str] | None = None,
         size: tuple[int, int] = (80, 24),
         env: Mapping[str, str] | None = None,
         shell: bool = False,

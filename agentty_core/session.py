@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import os
 import threading
 from collections.abc import Mapping, Sequence
 from types import TracebackType
@@ -42,6 +43,7 @@ from agentty_core.errors import (
     RemoteError,
     SessionNotFound,
     SessionNotRunning,
+    UsageError,
     WaitTimeout,
     WorkerUnreachable,
 )
@@ -204,7 +206,7 @@ class Session:
         argv: Sequence[str],
         *,
         name: str | None = None,
-        cwd: str | None = None,
+        cwd: str | os.PathLike[str] | None = None,
         size: tuple[int, int] = (80, 24),
         env: Mapping[str, str] | None = None,
         shell: bool = False,
@@ -213,8 +215,8 @@ class Session:
     ) -> Session:
         """Start `argv` (exactly, no shell; `shell=True` runs `argv[0]` with `$SHELL -lc`);
         on `host` (an ssh destination or a hosts.toml name) rather than here when given."""
+        argv, cwd, (cols, rows) = _start_args(argv, name, cwd, size, env)
         client = _client(home, host)
-        cols, rows = size
         if shell:
             rec = client.start(shell=argv[0], name=name, cwd=cwd, cols=cols, rows=rows, env=env)
         else:
@@ -394,6 +396,35 @@ class Session:
             pass
         except AgenttyError as failed:
             kill_failed(failed, exc)
+
+
+def _start_args(
+    argv: object, name: object, cwd: object, size: object, env: object
+) -> tuple[list[str], str | None, tuple[int, int]]:
+    """`start`'s arguments checked as the CLI's parser checks its words: a Python caller's
+    mistake is a UsageError naming it, not a TypeError deep inside, nor (a string for
+    argv) a program named after its first letter."""
+    if isinstance(argv, (str, bytes)):
+        raise UsageError(f"argv is a list of words, as ['ls', '-l']; not the string {argv!r}")
+    if not isinstance(argv, Sequence) or not argv:
+        raise UsageError("argv is a non-empty list of words: the program and its arguments")
+    if not all(isinstance(word, str) for word in argv):
+        bad = next(word for word in argv if not isinstance(word, str))
+        raise UsageError(f"argv holds strings only, not {type(bad).__name__} {bad!r}")
+    if name is not None and not isinstance(name, str):
+        raise UsageError(f"name is a string, not {type(name).__name__}")
+    if cwd is not None and not isinstance(cwd, (str, os.PathLike)):
+        raise UsageError(f"cwd is a path, not {type(cwd).__name__}")
+    cells = list(size) if isinstance(size, (tuple, list)) else []
+    if len(cells) != 2 or not all(isinstance(n, int) and not isinstance(n, bool) for n in cells):
+        raise UsageError(f"size is (cols, rows), two integers: not {size!r}")
+    if env is not None and not (
+        isinstance(env, Mapping)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
+    ):
+        raise UsageError("env maps names to values, both strings")
+    path = None if cwd is None else os.fspath(cwd)
+    return list(argv), path, (cells[0], cells[1])
 
 
 # What a `with` block's kill at its end finds: nothing to kill (it ended by itself, or

@@ -148,3 +148,36 @@ def test_kill_refuses_a_grace_out_of_range_in_agentty_s_words(
     with pytest.raises(UsageError, match=r"grace must be a number of seconds in 0\.\.60"):
         s.kill(grace=grace)  # type: ignore[arg-type]  # the point is the bad value
     assert s.info.status == "running"
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        ({"argv": "cat"}, "argv is a list of words"),
+        ({"argv": []}, "argv is a non-empty list"),
+        ({"argv": ["cat", 1]}, "argv holds strings only, not int 1"),
+        ({"argv": ["cat"], "name": 5}, "name is a string"),
+        ({"argv": ["cat"], "cwd": 3}, "cwd is a path"),
+        ({"argv": ["cat"], "size": (80.5, 24)}, "size is (cols, rows), two integers"),
+        ({"argv": ["cat"], "size": None}, "size is (cols, rows), two integers"),
+        ({"argv": ["cat"], "env": {"A": 1}}, "env maps names to values"),
+        ({"argv": ["cat"], "env": ["A=B"]}, "env maps names to values"),
+        ({"argv": [], "shell": True}, "argv is a non-empty list"),
+    ],
+)
+def test_start_says_which_argument_is_wrong(
+    agentty_home_path: Path, options: dict[str, object], said: str
+) -> None:
+    """A string for argv ran the program `c`; size=(80.5, 24) wrote 80.5 into the record;
+    the others were a TypeError or an IndexError from deep inside (an attack round)."""
+    from agentty_core.errors import UsageError
+
+    with pytest.raises(UsageError) as refused:
+        Session.start(**options)  # type: ignore[arg-type]  # the point is the bad value
+    assert said in str(refused.value)
+    assert Session.list() == []
+
+
+def test_start_takes_a_path_for_cwd(agentty_home_path: Path) -> None:
+    with Session.start(["pwd"], cwd=agentty_home_path) as s:
+        assert s.wait(exit=True, timeout=20).screen.lines[0] == str(agentty_home_path)
