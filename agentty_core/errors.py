@@ -68,6 +68,20 @@ class AgenttyError(Exception):
             return f"{self.message} (see {self.log_path})"
         return self.message
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickled as it is, not rebuilt through `__init__` (whose arguments differ from one
+        error to the next): raised in a process pool's worker, it reaches the caller."""
+        return (_rebuilt, (type(self), self.args, self.__dict__))
+
+
+def _rebuilt(
+    cls: type[AgenttyError], args: tuple[object, ...], state: dict[str, object]
+) -> AgenttyError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
 
 class UsageError(AgenttyError):
     """Bad arguments: the caller can fix the call."""
