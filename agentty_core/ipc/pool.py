@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 
 from agentty_core.ipc import client as ipc_client
 
@@ -26,6 +27,7 @@ class Pool:
         self._lock = threading.Lock()
         self._closed = False
         self._owner = os.getpid()
+        weakref.finalize(self, _close_all, self._idle)  # a Session dropped without close()
 
     def take(self) -> ipc_client.Connection:
         if self._owner != os.getpid():  # a forked child: the kept sockets are its parent's
@@ -51,5 +53,9 @@ class Pool:
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            while self._idle:
-                self._idle.pop().close()
+            _close_all(self._idle)
+
+
+def _close_all(connections: list[ipc_client.Connection]) -> None:
+    while connections:
+        connections.pop().close()

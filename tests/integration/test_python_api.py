@@ -181,3 +181,19 @@ def test_start_says_which_argument_is_wrong(
 def test_start_takes_a_path_for_cwd(agentty_home_path: Path) -> None:
     with Session.start(["pwd"], cwd=agentty_home_path) as s:
         assert s.wait(exit=True, timeout=20).screen.lines[0] == str(agentty_home_path)
+
+
+def test_a_session_dropped_without_close_leaves_no_socket_open(agentty_home_path: Path) -> None:
+    """Its pool's kept connections warned "unclosed socket" when it was collected (an
+    attack round); a Client closes its own already."""
+    import subprocess
+
+    script = (
+        "import gc; from agentty_core import Session\n"
+        "s = Session.start(['cat']); s.text('x'); sid, client = s.id, s.client\n"
+        "del s; gc.collect(); client.kill(sid)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-X", "dev", "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and "ResourceWarning" not in done.stderr, done.stderr
