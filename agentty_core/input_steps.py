@@ -30,6 +30,10 @@ LONGEST_UNTIL = -2.2250738585072014e-308
 
 def text_params(data: str | bytes, *, enter: bool = False, paste: bool = False) -> JSONObject:
     """The `text` request's params: bytes that are not UTF-8 travel as base64."""
+    if not isinstance(data, (str, bytes)):
+        raise UsageError(f"the text is a str or bytes, not {type(data).__name__}")
+    if not isinstance(enter, bool) or not isinstance(paste, bool):
+        raise UsageError("enter and paste are True or False")
     params: JSONObject = {"enter": enter, "paste": paste}
     if isinstance(data, bytes):
         import base64
@@ -79,12 +83,16 @@ def text_steps(data: str | bytes, *, enter: bool = False, paste: bool = False) -
 
 
 def key_steps(names: Sequence[str]) -> list[Step]:
+    if not names:
+        raise UsageError("key needs a key name, as 'Enter' or 'Ctrl+C'")
     keys.parse_all(list(names))  # an unknown name is InvalidKey here, and nothing is sent
     return [("key", {"keys": list(names)})]
 
 
 def send_steps(args: Sequence[str], *, literal: bool = False, enter: bool = False) -> list[Step]:
     """`send`: each key name pressed, anything else typed (all checked before any is sent)."""
+    if isinstance(args, (str, bytes)) or not all(isinstance(arg, str) for arg in args):
+        raise UsageError("send takes words (str), each a key name or text to type")
     steps: list[Step] = []
     for run in keys.split_send(list(args), literal=literal):
         if isinstance(run, list):

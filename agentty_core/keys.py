@@ -113,6 +113,8 @@ def _encode(base: str, mods: int, app_cursor: bool) -> bytes:
 
 def parse(name: str) -> Key:
     """Parse one key name, or raise InvalidKey naming the valid ones."""
+    if not isinstance(name, str):  # (a Python caller's list or None)
+        raise InvalidKey(f"a key is named by a string, as 'Enter': not {name!r}")
     spec, repeat = name, 1
     star = name.rfind("*")
     if star > 0 and name[star + 1 :].isdigit():

@@ -197,3 +197,28 @@ def test_a_session_dropped_without_close_leaves_no_socket_open(agentty_home_path
         [sys.executable, "-X", "dev", "-c", script], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0 and "ResourceWarning" not in done.stderr, done.stderr
+
+
+def test_input_of_the_wrong_type_is_a_usage_error_and_nothing_is_sent(
+    agentty_session: Factory,
+) -> None:
+    """text(None), key(['Enter']) and send(b'x') were AttributeErrors or TypeErrors from
+    deep inside, text(5) and key() the worker's RemoteError (an attack round)."""
+    from agentty_core.errors import UsageError
+
+    s = agentty_session(["cat"])
+    seq = s.get().seq
+    bad: list[Callable[[], object]] = [
+        lambda: s.text(None),  # type: ignore[call-overload]
+        lambda: s.text(5),  # type: ignore[call-overload]
+        lambda: s.text("x", enter="yes"),  # type: ignore[call-overload]
+        lambda: s.key(None),  # type: ignore[call-overload]
+        lambda: s.key(["Enter"]),  # type: ignore[call-overload]
+        lambda: s.key(),
+        lambda: s.send(None),  # type: ignore[call-overload]
+        lambda: s.send(b"x"),  # type: ignore[call-overload]
+    ]
+    for call in bad:
+        with pytest.raises(UsageError):
+            call()
+    assert s.get().seq == seq  # nothing reached the program
