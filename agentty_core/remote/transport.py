@@ -691,6 +691,7 @@ def _end_child(pid: int) -> None:
         pass
 
 
+LAST_READS = 16  # reads of 64 KiB at most, per pipe, once LINGER is over (a 1 MiB pipe)
 LINGER = 0.5  # seconds pipes are still read once the process they were given to has exited
 _LOOK = 0.1  # seconds between looks at whether it has, while they stay open
 
@@ -728,6 +729,19 @@ def collect(
             poller.register(feed_fd, select.POLLOUT)
         else:
             feed[0].close()
+
+    def take(fd: int) -> None:
+        chunk = os.read(fd, 1 << 16)
+        if chunk and relay is not None and fd == relay[0]:
+            _write_all(relay[1], chunk)
+        elif chunk:
+            got[fd] += chunk
+            if limit is not None and len(got[fd]) > limit:
+                raise TooLarge(limit)
+        else:
+            poller.unregister(fd)
+            open_fds.discard(fd)
+
     ended_at: float | None = None
     while open_fds:
         now = time.monotonic()
@@ -740,6 +754,15 @@ def collect(
             wait = min(wait, deadline - now)
         if ended_at is not None:
             if now >= ended_at + LINGER:
+                # What is in the pipes already is the answer's end: taken without waiting
+                # (time spent writing to a slow stdout is no reason to drop it), up to a
+                # pipe's worth each from a writer that goes on writing.
+                for _ in range(LAST_READS):
+                    ready = [fd for fd, _events in poller.poll(0) if fd in open_fds]
+                    if not ready:
+                        break
+                    for fd in ready:
+                        take(fd)
                 break
             wait = min(wait, ended_at + LINGER - now)
         for fd, _events in poller.poll(wait * 1000):
@@ -755,16 +778,7 @@ def collect(
                     poller.unregister(fd)
                     feed[0].close()  # (the file object's: closed once, by it)
                 continue
-            chunk = os.read(fd, 1 << 16)
-            if chunk and relay is not None and fd == relay[0]:
-                _write_all(relay[1], chunk)
-            elif chunk:
-                got[fd] += chunk
-                if limit is not None and len(got[fd]) > limit:
-                    raise TooLarge(limit)
-            else:
-                poller.unregister(fd)
-                open_fds.discard(fd)
+            take(fd)
     return [bytes(got[fd]) for fd in fds]
 
 

@@ -387,3 +387,22 @@ def test_run_there_reads_its_answer_as_the_other_commands_do(
     )
     assert "Traceback" not in done.stderr and "\x1b" not in done.stderr, done.stderr
     assert r"x\x1b]0;PWN\x07" in done.stderr, done.stderr
+
+
+def test_output_still_in_the_pipe_when_the_transport_ends_reaches_a_slow_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ssh way passes the remote stdout on itself: writing to a slow reader took the
+    LINGER after the transport's end, and what was still in the pipe was dropped, exit 0
+    (a review). Here a `command` prefix leaves its writer running as it exits."""
+    shell_hosts(tmp_path, monkeypatch, box="head -c 400000 /dev/zero | tr '\\0' x & exit 0")
+    proc = subprocess.Popen(
+        [AGENTTY, "--host", "box", "status"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    received = 0
+    while chunk := proc.stdout.read1(4096):  # slowly: 4 KiB every 10 ms (a second in all)
+        received += len(chunk)
+        time.sleep(0.01)
+    proc.wait(timeout=60)
+    assert received == 400_000, received
