@@ -401,7 +401,7 @@ def test_output_still_in_the_pipe_when_the_transport_ends_reaches_a_slow_reader(
     )
     assert proc.stdout is not None
     received = 0
-    while chunk := proc.stdout.read1(4096):  # slowly: 4 KiB every 10 ms (a second in all)
+    while chunk := os.read(proc.stdout.fileno(), 4096):  # slowly: 4 KiB every 10 ms
         received += len(chunk)
         time.sleep(0.01)
     proc.wait(timeout=60)
