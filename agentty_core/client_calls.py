@@ -8,7 +8,6 @@ live fields (`sessions(live_info=True)`) asks them all at once.
 
 from __future__ import annotations
 
-import os
 import time
 import weakref
 
@@ -21,6 +20,7 @@ from agentty_core.errors import (
     WorkerUnreachable,
 )
 from agentty_core.ipc import client as ipc_client
+from agentty_core.ipc import forks
 from agentty_core.paths import Home
 from agentty_core.protocol import JSONObject
 from agentty_core.state import records
@@ -44,6 +44,10 @@ def _close_all(connections: dict[str, ipc_client.Connection]) -> None:
         connections.popitem()[1].close()
 
 
+def _closed(client: Connected) -> None:
+    client.close()
+
+
 class Connected(RecordsView):
     """The records, and the workers behind them."""
 
@@ -55,24 +59,13 @@ class Connected(RecordsView):
         # share one.
         self._idle: dict[str, ipc_client.Connection] = {}
         self._idle_records: dict[str, Record] = {}  # the record each kept connection was made for
-        self._owner = os.getpid()  # whose kept connections they are (`_kept`)
         weakref.finalize(self, _close_all, self._idle)
+        forks.reset_in_child(self, _closed)  # (in a forked child: its copies of the parent's)
 
     def close(self) -> None:
         """Close the connections kept open for reuse (also done when the client is freed)."""
         _close_all(self._idle)
         self._idle_records.clear()
-
-    def _kept(self) -> dict[str, ipc_client.Connection]:
-        """The connections kept open, once this process's own: a child forked from the
-        process that opened them shares their sockets, and a request from each on the one
-        socket has each read the other's answer. The child lets go of its copies (the
-        parent's stay open) and opens its own."""
-        if self._owner != os.getpid():
-            self._owner = os.getpid()
-            _close_all(self._idle)
-            self._idle_records.clear()
-        return self._idle
 
     def sessions(self, *, live_info: bool = False) -> list[Record]:
         """Every record, with dead workers noticed and marked `lost`."""
@@ -129,7 +122,7 @@ class Connected(RecordsView):
         `text` + `wait` round trip). The worker itself refuses input once its program ended."""
         if ref is None:
             return None
-        conn = self._kept().get(ref)
+        conn = self._idle.get(ref)
         if conn is None or not conn.reusable():
             return None
         return self._idle_records.get(ref)
@@ -188,7 +181,7 @@ class Connected(RecordsView):
         session_id = rec["id"]
         expect = rec.get("workerPid")
         wait = self.timeout if timeout is None else timeout
-        conn = self._kept().pop(session_id, None)
+        conn = self._idle.pop(session_id, None)
         if conn is not None and (conn.peer_pid != expect or not conn.reusable()):
             conn.close()
             conn = None

@@ -24,7 +24,8 @@ import builtins
 import dataclasses
 import os
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import overload
 
@@ -37,6 +38,7 @@ from agentty_core.api_types import (
     WaitResult,
 )
 from agentty_core.client import Client
+from agentty_core.client_calls import BUSY_PATIENCE, UNREAD
 from agentty_core.errors import (
     AgenttyError,
     ProtocolError,
@@ -48,6 +50,7 @@ from agentty_core.errors import (
     WorkerUnreachable,
 )
 from agentty_core.input_steps import Step, key_steps, send_steps, text_steps
+from agentty_core.ipc import forks
 from agentty_core.ipc.pool import MAX_IDLE, Pool
 from agentty_core.paths import Home
 from agentty_core.protocol import JSONObject
@@ -128,6 +131,11 @@ class Session:
         self.id = session_id
         self._pool: Pool | None = None
         self._pool_lock = threading.Lock()
+        forks.reset_in_child(self, Session._unlocked)  # (its pool forgets the parent's own)
+
+    def _unlocked(self) -> None:
+        """In a forked child: the lock may have been held by a thread of the parent."""
+        self._pool_lock = threading.Lock()
 
     def _open_pool(self) -> Pool | None:
         if not isinstance(self.client, Client):
@@ -155,25 +163,34 @@ class Session:
         pool = self._pool or self._open_pool()
         if pool is None:
             return None
-        try:
-            conn = pool.take()
-        except WorkerUnreachable:
-            self.close()
-            return None
-        try:
-            result = conn.call(method, params, timeout=timeout)
-        except (WorkerUnreachable, ProtocolError):
-            conn.close()
-            self.close()
-            return None
-        except RemoteError:
-            pool.give(conn)  # an error answer leaves the connection in step
-            raise
-        except BaseException:
-            conn.close()  # interrupted mid-call: its answer may still come, on no one's call
-            raise
-        pool.give(conn)
-        return result
+        busy_until, pause = time.monotonic() + BUSY_PATIENCE, 0.01
+        while True:
+            try:
+                conn = pool.take()
+            except WorkerUnreachable:
+                self.close()
+                return None
+            try:
+                result = conn.call(method, params, timeout=timeout)
+            except (WorkerUnreachable, ProtocolError):
+                conn.close()
+                self.close()
+                return None
+            except RemoteError as exc:
+                if exc.code not in UNREAD:
+                    pool.give(conn)  # an error answer leaves the connection in step
+                    raise
+                conn.close()  # turned away unread (every connection taken): asked again
+                if time.monotonic() + pause > busy_until:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.2)
+                continue
+            except BaseException:
+                conn.close()  # interrupted mid-call: its answer may still come, on no one's call
+                raise
+            pool.give(conn)
+            return result
 
     def _request(self, method: str, params: JSONObject) -> JSONObject:
         try:
@@ -406,7 +423,9 @@ def _start_args(
     argv) a program named after its first letter."""
     if isinstance(argv, (str, bytes)):
         raise UsageError(f"argv is a list of words, as ['ls', '-l']; not the string {argv!r}")
-    if not isinstance(argv, Sequence) or not argv:
+    if isinstance(argv, Iterable):
+        argv = list(argv)  # (a tuple, a generator: as before)
+    if not isinstance(argv, list) or not argv:
         raise UsageError("argv is a non-empty list of words: the program and its arguments")
     if not all(isinstance(word, str) for word in argv):
         bad = next(word for word in argv if not isinstance(word, str))

@@ -9,11 +9,11 @@ socket, parent and child each read the other's answers).
 
 from __future__ import annotations
 
-import os
 import threading
 import weakref
 
 from agentty_core.ipc import client as ipc_client
+from agentty_core.ipc import forks
 
 MAX_IDLE = 4  # connections kept open per session for the next calls
 
@@ -26,15 +26,16 @@ class Pool:
         self._idle: list[ipc_client.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
-        self._owner = os.getpid()
         weakref.finalize(self, _close_all, self._idle)  # a Session dropped without close()
+        forks.reset_in_child(self, Pool._forget_the_parents)
+
+    def _forget_the_parents(self) -> None:
+        """In a forked child: the kept sockets are the parent's (closed here, our copies
+        only), and the lock may have been held by one of its threads."""
+        self._lock = threading.Lock()
+        _close_all(self._idle)
 
     def take(self) -> ipc_client.Connection:
-        if self._owner != os.getpid():  # a forked child: the kept sockets are its parent's
-            self._lock = threading.Lock()  # (another thread may have held it at the fork)
-            self._owner = os.getpid()
-            while self._idle:
-                self._idle.pop().close()  # (our copy only: the parent's stays open)
         with self._lock:
             while self._idle:
                 conn = self._idle.pop()

@@ -222,3 +222,66 @@ def test_input_of_the_wrong_type_is_a_usage_error_and_nothing_is_sent(
         with pytest.raises(UsageError):
             call()
     assert s.get().seq == seq  # nothing reached the program
+
+
+def test_a_forked_child_is_not_stuck_on_a_lock_a_thread_of_its_parent_held(
+    agentty_session: Factory,
+) -> None:
+    """The child of a fork has only the thread that forked: a lock another thread held at
+    that moment is never let go there (a review: `close` and `kill` hung in the child)."""
+    import contextlib
+    import os
+    import signal
+    import threading
+
+    from tests.helpers.cli import wait_until
+
+    session = agentty_session(["sh", "-c", "echo ready; exec cat"])
+    session.wait(text="ready")
+    pool = session._pool
+    assert pool is not None
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_locks() -> None:
+        with pool._lock, session._pool_lock:
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold_the_locks)
+    holder.start()
+    held.wait(30)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            session.close()  # a hung child is killed by the parent's timeout below
+            ok = session.wait(text="ready", timeout=5).fired == "text"
+            os._exit(0 if ok else 3)
+        except BaseException:
+            os._exit(4)
+    release.set()
+    holder.join()
+    try:
+        reaped = wait_until(lambda: _reaped(pid), timeout=30)
+        assert reaped is not None
+        (status,) = reaped
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)  # (a child stuck on a lock)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def _reaped(pid: int) -> tuple[int] | None:
+    import os
+
+    done, status = os.waitpid(pid, os.WNOHANG)
+    return (status,) if done else None
+
+
+def test_start_takes_argv_from_any_iterable_but_a_string(agentty_home_path: Path) -> None:
+    """A tuple or a generator worked before the arguments were checked (a review)."""
+    with Session.start(word for word in ["sh", "-c", "echo hi"]) as s:
+        assert s.wait(exit=True, timeout=20).screen.lines[0] == "hi"
+    with Session.start(("sh", "-c", "echo ho")) as s:
+        assert s.wait(exit=True, timeout=20).screen.lines[0] == "ho"
