@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, TypeVar, overload
 
 from agentty_core.api_types import Screen, SessionInfo, SessionWaitTimeout, WaitResult
 from agentty_core.client import Client
-from agentty_core.client_calls import UNREAD, WAIT_SLOTS
+from agentty_core.client_calls import BUSY_PATIENCE, UNREAD, WAIT_SLOTS
 from agentty_core.errors import (
     AgenttyError,
     ProtocolError,
@@ -97,29 +97,49 @@ class AsyncSession:
         self, method: str, params: JSONObject, timeout: float | None = None
     ) -> JSONObject | None:
         """Ask the worker directly; None when that fails (the caller then goes the long way,
-        through `Client`, which tells a dead worker from an ended session)."""
-        conn = await self._connection()
-        if conn is None:
-            return None
-        try:
-            result = await conn.call(
-                method, params, self.client.timeout if timeout is None else timeout
-            )
-        except (WorkerUnreachable, ProtocolError):
-            conn.close()
-            self.close()
-            return None
-        except RemoteError as exc:
-            if exc.code in UNREAD:  # turned away unread (every connection taken): the long
-                conn.close()  # way, `Client`, asks again while the worker is busy
+        through `Client`, which tells a dead worker from an ended session). Turned away
+        unread ("busy": every connection taken), it is asked again for BUSY_PATIENCE, here
+        in the loop (the long way would hold a thread and a connection for the call)."""
+        loop = asyncio.get_running_loop()
+        busy_until, pause = loop.time() + BUSY_PATIENCE, 0.01
+        while True:
+            conn = await self._connection()
+            if conn is None:
                 return None
+            try:
+                result = await conn.call(
+                    method, params, self.client.timeout if timeout is None else timeout
+                )
+            except WorkerUnreachable as exc:
+                conn.close()
+                if exc.reason == "send_failed":  # turned away before it read ours: as busy
+                    if loop.time() + pause > busy_until:
+                        raise
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 0.2)
+                    continue
+                self.close()
+                return None
+            except ProtocolError:
+                conn.close()
+                self.close()
+                return None
+            except RemoteError as exc:
+                if exc.code in UNREAD and loop.time() + pause < busy_until:
+                    conn.close()
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 0.2)
+                    continue
+                if exc.code in UNREAD:
+                    conn.close()
+                else:
+                    self._give(conn)
+                raise
+            except BaseException:  # cancelled: the answer may still come, on no one's call
+                conn.close()
+                raise
             self._give(conn)
-            raise
-        except BaseException:  # cancelled: the answer may still come, on no one's call
-            conn.close()
-            raise
-        self._give(conn)
-        return result
+            return result
 
     def _give(self, conn: AsyncConnection) -> None:
         if len(self._idle) < MAX_IDLE and self._worker is not None:
@@ -277,10 +297,10 @@ class AsyncSession:
         # session that ended is answered from its saved screen, the long way, at once.
         loop = asyncio.get_running_loop()
         deadline = loop.time() + spec.timeout
-        slots = await self._wait_slot(spec)
+        slots, queued = await self._wait_slot(spec)
         try:
-            left = max(0.0, deadline - loop.time())
-            params: JSONObject = {**spec.params(), "timeout": left}
+            left = max(0.0, deadline - loop.time()) if queued else spec.timeout
+            params: JSONObject = {**spec.params(), "timeout": left}  # (its words: "after 1s")
             result = await self._fast("wait", params, timeout=left + 5.0)
         except RemoteError as exc:
             if exc.code == "timeout":
@@ -301,22 +321,23 @@ class AsyncSession:
                 raise SessionWaitTimeout(exc.message, exc.screen) from None
         return WaitResult.from_json(result)
 
-    async def _wait_slot(self, spec: WaitConditions) -> asyncio.Semaphore:
-        """One of the session's WAIT_SLOTS, taken within the wait's timeout: a worker serves
-        64 connections, and waits that took them all left none for `text` and `get`."""
+    async def _wait_slot(self, spec: WaitConditions) -> tuple[asyncio.Semaphore, bool]:
+        """One of the session's WAIT_SLOTS, taken within the wait's timeout (and whether it
+        waited for it): a worker serves 64 connections, and waits that took them all left
+        none for `text` and `get`."""
         if self._wait_slots is None:
             self._wait_slots = asyncio.Semaphore(WAIT_SLOTS)
         slots = self._wait_slots
         if not slots.locked():
             await slots.acquire()  # (at once, even with a timeout of 0)
-            return slots
+            return slots, False
         try:
             await asyncio.wait_for(slots.acquire(), spec.timeout)
         except asyncio.TimeoutError:
             screen = await self._thread(self.client.get, self.id)
             message = f"wait timed out after {spec.timeout:g}s (the session's waits queued)"
             raise SessionWaitTimeout(message, screen) from None
-        return slots
+        return slots, True
 
     async def resize(self, cols: int, rows: int) -> None:
         try:

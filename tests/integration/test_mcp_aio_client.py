@@ -127,3 +127,43 @@ async def test_a_newcomer_to_a_worker_with_every_connection_taken_may_ask_again(
         for h in holders:
             h.close()
         agentty("kill", "--session", str(rec["id"]))
+
+
+async def test_an_async_session_turned_away_as_busy_asks_again_without_holding_a_thread() -> None:
+    """A wait turned away ("busy": every connection taken by other clients) went the long
+    way, a thread of the default executor held for the wait's whole timeout: with a few
+    of them, an unrelated `to_thread` call waited 13 s (a review). It asks again in the
+    loop, and the executor stays free."""
+    from agentty_core import AsyncSession
+    from agentty_core.errors import WaitTimeout
+    from agentty_core.worker.core import MAX_CONNECTIONS
+
+    rec = agentty_json("start", "--", "cat")
+    path, pid = _socket(rec), int(str(rec["workerPid"]))
+    holders = [await AsyncConnection.open(path, expect_pid=pid) for _ in range(MAX_CONNECTIONS)]
+    pending = [
+        asyncio.ensure_future(h.call("wait", {"text": "never", "timeout": 60}, timeout=70))
+        for h in holders
+    ]
+    session = AsyncSession(str(rec["id"]))
+    try:
+        await asyncio.sleep(0.3)  # every holder has asked: each slot is taken
+        waits = [asyncio.ensure_future(session.wait(text="x", timeout=5)) for _ in range(40)]
+        await asyncio.sleep(0.3)
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        await asyncio.wait_for(asyncio.to_thread(lambda: 1), 5)
+        assert loop.time() - began < 2  # the executor's threads are not held by the waits
+        for task in pending:  # the holders let go: the session's waits get in
+            task.cancel()
+        for h in holders:
+            h.close()
+        outcomes = await asyncio.gather(*waits, return_exceptions=True)
+        assert all(isinstance(o, WaitTimeout) or o.fired for o in outcomes), outcomes  # type: ignore[union-attr]
+    finally:
+        for task in pending:
+            task.cancel()
+        for h in holders:
+            h.close()
+        session.close()
+        agentty("kill", "--session", str(rec["id"]))
