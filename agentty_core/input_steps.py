@@ -91,7 +91,10 @@ def key_steps(names: Sequence[str]) -> list[Step]:
 
 def send_steps(args: Sequence[str], *, literal: bool = False, enter: bool = False) -> list[Step]:
     """`send`: each key name pressed, anything else typed (all checked before any is sent)."""
-    if isinstance(args, (str, bytes)) or not all(isinstance(arg, str) for arg in args):
+    if isinstance(args, (str, bytes)):
+        raise UsageError("send takes words (str), each a key name or text to type")
+    args = list(args)  # (a generator: walked once here)
+    if not all(isinstance(arg, str) for arg in args):
         raise UsageError("send takes words (str), each a key name or text to type")
     steps: list[Step] = []
     for run in keys.split_send(list(args), literal=literal):

@@ -28,7 +28,7 @@ from agentty_core.client import Client
 from agentty_core.errors import AgenttyError
 from agentty_core.ipc.client import Connection
 from agentty_core.paths import Home
-from agentty_core.session import Session
+from agentty_core.session import GONE, Session
 
 
 @pytest.fixture
@@ -60,12 +60,13 @@ def agentty_session(agentty_home_path: Path) -> Iterator[Callable[..., Session]]
     try:
         yield start
     finally:
-        for session in started:
-            # Ended by itself, or removed by the test (`agentty gc`): nothing to kill.
-            with contextlib.suppress(AgenttyError):
-                session.kill(grace=0.5)
-        for hold in holds:
-            hold.close()
+        try:
+            for session in started:
+                with contextlib.suppress(*GONE):  # ended, or removed by the test (`gc`)
+                    session.kill(grace=0.5)  # (one that will not die is the test's error)
+        finally:
+            for hold in holds:
+                hold.close()
 
 
 def reap(root: Path, *, grace: float = 0.5, leftovers: bool = True) -> None:

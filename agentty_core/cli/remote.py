@@ -81,6 +81,13 @@ def _command(words: Sequence[str]) -> str | None:
 
 
 def main(words: Sequence[str]) -> int:
+    global _stdout_closed
+    _stdout_closed = not _open(1)
+    if _stdout_closed:  # held by /dev/null: a file opened later (the hosts cache) must not
+        null = os.open(os.devnull, os.O_WRONLY)  # become our stdout, and take the output
+        if null != 1:
+            os.dup2(null, 1)
+            os.close(null)
     try:
         name, rest, explicit = split_host(words)
         command = _command(rest)
@@ -111,6 +118,17 @@ def main(words: Sequence[str]) -> int:
         from agentty_core.cli.hotpath import interrupted_code
 
         return interrupted_code()  # 130, or 143 / 129 for SIGTERM / SIGHUP
+
+
+_stdout_closed = False  # started with descriptor 1 closed (`>&-`): no output asked for
+
+
+def _open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
 
 
 def _home_root() -> str:
@@ -169,16 +187,15 @@ def _print_started(host: Host, out: bytes, root: str) -> None:
     ended there, as a local `start` ends it (`startlane.unannounced`): nobody could be
     told of it. A stdout closed outright asks for no id: the session stays (as a local
     `start`'s). From here on a signal no longer stops the start (`let_finish`)."""
-    import errno
 
     from agentty_core.cli.hotpath import OutputFailed, let_finish
 
     let_finish()
+    if _stdout_closed:  # closed outright (`>&-`): no id asked for
+        return
     try:
         write_all(1, out)
     except OutputFailed as failed:
-        if failed.error.errno == errno.EBADF:  # closed outright (`>&-`): no id asked for
-            return
         sid = _started_id(out)
         if sid is None:
             raise

@@ -109,11 +109,14 @@ def test_the_plugin_s_sessions_end_with_a_pytest_ended_by_sigterm(tmp_path: Path
     """No teardown runs for a pytest a CI timeout ends with SIGTERM: its sessions ran on
     (an attack round). They are held now, and end with the process. A session the test
     removed itself (`agentty gc`) is no teardown error either."""
+    import select
     import sys
 
     seconds = 2000 + os.getpid() % 1000  # (this test's own, among tests run side by side)
     (tmp_path / "test_plugin_use.py").write_text(PLUGIN_TEST.format(seconds=seconds))
-    env = {k: v for k, v in os.environ.items() if k != "AGENTTY_HOME"}
+    env = {
+        k: v for k, v in os.environ.items() if k != "AGENTTY_HOME" and not k.startswith("PYTEST_")
+    }
     gc_run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "gc_in"],
         cwd=tmp_path,
@@ -135,8 +138,10 @@ def test_the_plugin_s_sessions_end_with_a_pytest_ended_by_sigterm(tmp_path: Path
     try:
         assert proc.stdout is not None
         line = ""
+        out = proc.stdout
+        wait_until(lambda: select.select([out], [], [], 0)[0], timeout=60)
         while "started" not in line:
-            line = proc.stdout.readline()
+            line = proc.stdout.readline()  # (its lines come together: it printed one)
             assert line, "pytest ended before its test started its sessions"
         home = Path(line.split()[-1])
         wait_until(lambda: len(_sleeping(seconds)) == 2, timeout=20)
