@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.cli import agentty, agentty_json
+from tests.helpers.cli import agentty, agentty_json, wait_until
 
 
 def _connect(rec: dict[str, object]) -> socket.socket:
@@ -262,10 +262,16 @@ def test_a_kept_connection_lost_at_the_last_moment_is_retried_only_for_reads(
         with pytest.raises(WorkerUnreachable):
             client.text(sid, "typed-once-at-most\r")  # it may have been done: not repeated
         client.text(sid, "marker\r")  # typed after what the worker did with the request
-        client.wait(sid, text="marker")
-        lines = client.get(sid)["lines"]
-        assert isinstance(lines, list)
-        assert lines.count("sent-once") == 2  # typed once: its echo and cat's copy
+
+        def marked() -> list[object] | None:
+            """The screen once "marker" is there twice, its echo and cat's copy: cat has read
+            and copied all before it (its echo alone comes at once: a loaded machine showed
+            it before cat's copy of "sent-once")."""
+            lines = client.get(sid)["lines"]
+            return lines if isinstance(lines, list) and lines.count("marker") == 2 else None
+
+        lines = wait_until(marked, timeout=20)
+        assert lines is not None and lines.count("sent-once") == 2  # typed once: its echo and cat's copy
         # Typed once, or not at all (the worker types nothing for a client that is gone).
         assert lines.count("typed-once-at-most") in (0, 2), lines
         client.kill(sid)
