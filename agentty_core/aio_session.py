@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar, overload
 
@@ -171,7 +171,7 @@ class AsyncSession:
     @classmethod
     async def start(
         cls,
-        argv: Sequence[str],
+        argv: Iterable[str],
         *,
         name: str | None = None,
         cwd: str | os.PathLike[str] | None = None,

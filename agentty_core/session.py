@@ -25,7 +25,7 @@ import dataclasses
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import overload
 
@@ -220,7 +220,7 @@ class Session:
     @classmethod
     def start(
         cls,
-        argv: Sequence[str],
+        argv: Iterable[str],
         *,
         name: str | None = None,
         cwd: str | os.PathLike[str] | None = None,

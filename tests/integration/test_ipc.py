@@ -271,7 +271,8 @@ def test_a_kept_connection_lost_at_the_last_moment_is_retried_only_for_reads(
             return lines if isinstance(lines, list) and lines.count("marker") == 2 else None
 
         lines = wait_until(marked, timeout=20)
-        assert lines is not None and lines.count("sent-once") == 2  # typed once: its echo and cat's copy
+        assert lines is not None
+        assert lines.count("sent-once") == 2  # typed once: its echo and cat's copy
         # Typed once, or not at all (the worker types nothing for a client that is gone).
         assert lines.count("typed-once-at-most") in (0, 2), lines
         client.kill(sid)

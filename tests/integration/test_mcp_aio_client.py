@@ -91,15 +91,10 @@ async def test_a_newcomer_to_a_worker_with_every_connection_taken_may_ask_again(
     concurrent waits on a loaded machine). Such a failed send is "send_failed" now, and
     the MCP backend asks again on it while the worker is busy, as on "busy"."""
     from agentty_core.cli.mcp.backend import Local
-    from agentty_core.worker.core import MAX_CONNECTIONS
 
     rec = agentty_json("start", "--", "cat")
     path, pid = _socket(rec), int(str(rec["workerPid"]))
-    holders = [await AsyncConnection.open(path, expect_pid=pid) for _ in range(MAX_CONNECTIONS)]
-    pending = [
-        asyncio.ensure_future(h.call("wait", {"text": "never", "timeout": 1.5}, timeout=10))
-        for h in holders
-    ]
+    holders, pending = await _every_connection_taken(rec, wait=1.5)
     local = Local()
     try:
         await asyncio.sleep(0.3)  # every holder has asked: each slot is taken
@@ -136,15 +131,9 @@ async def test_an_async_session_turned_away_as_busy_asks_again_without_holding_a
     loop, and the executor stays free."""
     from agentty_core import AsyncSession
     from agentty_core.errors import WaitTimeout
-    from agentty_core.worker.core import MAX_CONNECTIONS
 
     rec = agentty_json("start", "--", "cat")
-    path, pid = _socket(rec), int(str(rec["workerPid"]))
-    holders = [await AsyncConnection.open(path, expect_pid=pid) for _ in range(MAX_CONNECTIONS)]
-    pending = [
-        asyncio.ensure_future(h.call("wait", {"text": "never", "timeout": 60}, timeout=70))
-        for h in holders
-    ]
+    holders, pending = await _every_connection_taken(rec, wait=60)
     session = AsyncSession(str(rec["id"]))
     try:
         await asyncio.sleep(0.3)  # every holder has asked: each slot is taken
@@ -167,3 +156,18 @@ async def test_an_async_session_turned_away_as_busy_asks_again_without_holding_a
             h.close()
         session.close()
         agentty("kill", "--session", str(rec["id"]))
+
+
+async def _every_connection_taken(
+    rec: dict[str, object], *, wait: float
+) -> tuple[list[AsyncConnection], list[asyncio.Task[dict[str, object]]]]:
+    """The worker's every connection held by a wait pending for `wait` seconds."""
+    from agentty_core.worker.core import MAX_CONNECTIONS
+
+    path, pid = _socket(rec), int(str(rec["workerPid"]))
+    holders = [await AsyncConnection.open(path, expect_pid=pid) for _ in range(MAX_CONNECTIONS)]
+    pending = [
+        asyncio.ensure_future(h.call("wait", {"text": "never", "timeout": wait}, timeout=wait + 10))
+        for h in holders
+    ]
+    return holders, pending
