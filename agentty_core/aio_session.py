@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, TypeVar, overload
 
 from agentty_core.api_types import Screen, SessionInfo, SessionWaitTimeout, WaitResult
 from agentty_core.client import Client
-from agentty_core.client_calls import BUSY_PATIENCE, UNREAD, WAIT_SLOTS
+from agentty_core.client_calls import WAIT_SLOTS, Patience, turned_away
 from agentty_core.errors import (
     AgenttyError,
     ProtocolError,
@@ -100,8 +100,7 @@ class AsyncSession:
         through `Client`, which tells a dead worker from an ended session). Turned away
         unread ("busy": every connection taken), it is asked again for BUSY_PATIENCE, here
         in the loop (the long way would hold a thread and a connection for the call)."""
-        loop = asyncio.get_running_loop()
-        busy_until, pause = loop.time() + BUSY_PATIENCE, 0.01
+        waiting = Patience()
         while True:
             conn = await self._connection()
             if conn is None:
@@ -110,31 +109,23 @@ class AsyncSession:
                 result = await conn.call(
                     method, params, self.client.timeout if timeout is None else timeout
                 )
-            except WorkerUnreachable as exc:
-                conn.close()
-                if exc.reason == "send_failed":  # turned away before it read ours: as busy
-                    if loop.time() + pause > busy_until:
+            except (RemoteError, WorkerUnreachable) as exc:
+                if turned_away(exc):  # (every connection taken): asked again, a while
+                    conn.close()
+                    if (pause := waiting.next()) is None:
                         raise
                     await asyncio.sleep(pause)
-                    pause = min(pause * 2, 0.2)
                     continue
-                self.close()
-                return None
+                if isinstance(exc, WorkerUnreachable):
+                    conn.close()
+                    self.close()
+                    return None
+                self._give(conn)  # an error answer leaves the connection in step
+                raise
             except ProtocolError:
                 conn.close()
                 self.close()
                 return None
-            except RemoteError as exc:
-                if exc.code in UNREAD and loop.time() + pause < busy_until:
-                    conn.close()
-                    await asyncio.sleep(pause)
-                    pause = min(pause * 2, 0.2)
-                    continue
-                if exc.code in UNREAD:
-                    conn.close()
-                else:
-                    self._give(conn)
-                raise
             except BaseException:  # cancelled: the answer may still come, on no one's call
                 conn.close()
                 raise

@@ -39,6 +39,35 @@ UNREAD = frozenset({"busy", "evicted"})  # the worker closed the connection unre
 WAIT_SLOTS = 32
 
 
+def turned_away(exc: BaseException) -> bool:
+    """The worker closed the connection before it read the request: it said "busy" or
+    "evicted", or our send failed on the closed connection. Nothing of it was done, so it
+    may be sent again as it is (not an input sent in parts some of which it took)."""
+    if isinstance(exc, AgenttyError) and exc.input_sent:
+        return False
+    if isinstance(exc, RemoteError):
+        return exc.code in UNREAD
+    return isinstance(exc, WorkerUnreachable) and exc.reason == "send_failed"
+
+
+class Patience:
+    """How long a request turned away is asked again (`turned_away`): pauses from 10 ms,
+    doubling to 0.2 s, for `seconds` in all. One for every caller, blocking or async."""
+
+    def __init__(self, seconds: float = BUSY_PATIENCE) -> None:
+        self.until = time.monotonic() + seconds
+        self.pause = 0.01
+
+    def next(self) -> float | None:
+        """The pause before asking again, or None once that would go past the patience
+        (looked at once the ask failed: a send may take its whole timeout to fail)."""
+        pause = self.pause
+        if time.monotonic() + pause > self.until:
+            return None
+        self.pause = min(pause * 2, 0.2)
+        return pause
+
+
 def _close_all(connections: dict[str, ipc_client.Connection]) -> None:
     while connections:
         connections.popitem()[1].close()
@@ -153,23 +182,14 @@ class Connected(RecordsView):
         connection before our request went out, a send that failed (nothing of it was
         read). A caller with a time of its own for the answer (`info` for every worker
         within a second, `kill`'s ping) gives 0."""
-        busy_until = time.monotonic() + patience
-        pause = 0.01
+        waiting = Patience(patience)
         while True:
             try:
                 return self._call_once(rec, method, params, timeout)
-            except RemoteError as exc:
-                if exc.code not in UNREAD:
+            except (RemoteError, WorkerUnreachable) as exc:
+                if not turned_away(exc) or (pause := waiting.next()) is None:
                     raise
-                refused: AgenttyError = exc
-            except WorkerUnreachable as exc:
-                if exc.reason != "send_failed":
-                    raise
-                refused = exc
-            if time.monotonic() + pause > busy_until:  # (looked at once it failed: a send
-                raise refused  # may take its whole timeout to fail)
             time.sleep(pause)
-            pause = min(pause * 2, 0.2)
 
     def _call_once(
         self,

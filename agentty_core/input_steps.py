@@ -91,13 +91,11 @@ def key_steps(names: Sequence[str]) -> list[Step]:
 
 def send_steps(args: Sequence[str], *, literal: bool = False, enter: bool = False) -> list[Step]:
     """`send`: each key name pressed, anything else typed (all checked before any is sent)."""
-    if isinstance(args, (str, bytes)):
-        raise UsageError("send takes words (str), each a key name or text to type")
-    args = list(args)  # (a generator: walked once here)
-    if not all(isinstance(arg, str) for arg in args):
+    words = None if isinstance(args, (str, bytes)) else list(args)  # (a generator: once)
+    if words is None or not all(isinstance(word, str) for word in words):
         raise UsageError("send takes words (str), each a key name or text to type")
     steps: list[Step] = []
-    for run in keys.split_send(list(args), literal=literal):
+    for run in keys.split_send(words, literal=literal):
         if isinstance(run, list):
             steps += key_steps(run)
         else:

@@ -39,7 +39,12 @@ def controls_escaped(text: str) -> str:
     program drew, but never a control character, unless a host's agentty sent one."""
     if text.isprintable():
         return text
-    return "".join(repr(ch)[1:-1] if ch < " " or "\x7f" <= ch <= "\x9f" else ch for ch in text)
+    return "".join(repr(ch)[1:-1] if _control(ch) else ch for ch in text)
+
+
+def _control(ch: str) -> bool:
+    """C0, DEL or C1: what a screen row never holds (a terminal acts on it)."""
+    return ch < " " or "\x7f" <= ch <= "\x9f"
 
 
 def printable_lines(text: str) -> str:
@@ -56,7 +61,7 @@ def row_text_problem(name: str, value: object) -> str | None:
     sequence was acted on. Such a text waited out its whole timeout (`gone`: held at once)."""
     if not isinstance(value, str) or not value or value.isprintable():
         return None
-    char = next((c for c in value if c < " " or "\x7f" <= c <= "\x9f"), None)
+    char = next((c for c in value if _control(c)), None)
     if char is None:  # (not printable, yet no control: a non-breaking space, say)
         return None
     return (

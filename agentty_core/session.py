@@ -38,7 +38,7 @@ from agentty_core.api_types import (
     WaitResult,
 )
 from agentty_core.client import Client
-from agentty_core.client_calls import BUSY_PATIENCE, UNREAD
+from agentty_core.client_calls import Patience, turned_away
 from agentty_core.errors import (
     AgenttyError,
     ProtocolError,
@@ -163,7 +163,7 @@ class Session:
         pool = self._pool or self._open_pool()
         if pool is None:
             return None
-        busy_until, pause = time.monotonic() + BUSY_PATIENCE, 0.01
+        waiting = Patience()
         while True:
             try:
                 conn = pool.take()
@@ -172,20 +172,23 @@ class Session:
                 return None
             try:
                 result = conn.call(method, params, timeout=timeout)
-            except (WorkerUnreachable, ProtocolError):
+            except (RemoteError, WorkerUnreachable) as exc:
+                if turned_away(exc):  # (every connection taken): asked again, a while
+                    conn.close()
+                    if (pause := waiting.next()) is None:
+                        raise
+                    time.sleep(pause)
+                    continue
+                if isinstance(exc, WorkerUnreachable):
+                    conn.close()
+                    self.close()
+                    return None
+                pool.give(conn)  # an error answer leaves the connection in step
+                raise
+            except ProtocolError:
                 conn.close()
                 self.close()
                 return None
-            except RemoteError as exc:
-                if exc.code not in UNREAD:
-                    pool.give(conn)  # an error answer leaves the connection in step
-                    raise
-                conn.close()  # turned away unread (every connection taken): asked again
-                if time.monotonic() + pause > busy_until:
-                    raise
-                time.sleep(pause)
-                pause = min(pause * 2, 0.2)
-                continue
             except BaseException:
                 conn.close()  # interrupted mid-call: its answer may still come, on no one's call
                 raise
@@ -443,7 +446,7 @@ def _start_args(
     ):
         raise UsageError("env maps names to values, both strings")
     path = None if cwd is None else os.fspath(cwd)
-    return list(argv), path, (cells[0], cells[1])
+    return argv, path, (cells[0], cells[1])
 
 
 # What a `with` block's kill at its end finds: nothing to kill (it ended by itself, or

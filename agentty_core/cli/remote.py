@@ -256,17 +256,18 @@ def with_time_spent(words: list[str], spent: float) -> list[str]:
 
 
 def write_all(fd: int, data: bytes) -> None:
-    """All of `data` on `fd`; on stdout, a failure is `OutputFailed` (one line, exit 1)."""
-    view = memoryview(data)
+    """All of `data` on `fd` (`transport.write_all`, as the ssh way passes output on); on
+    stdout, a failure is `OutputFailed` (one line, exit 1)."""
+    from agentty_core.remote import transport
+
     try:
-        while view:
-            view = view[os.write(fd, view) :]
-    except OSError as exc:
+        transport.write_all(fd, data)
+    except transport.StdoutFailed as failed:
         if fd != 1:
-            raise
+            raise failed.error from None
         from agentty_core.cli.hotpath import OutputFailed
 
-        raise OutputFailed(exc) from None
+        raise OutputFailed(failed.error) from None
 
 
 def serve(words: Sequence[str]) -> int:

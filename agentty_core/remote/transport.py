@@ -733,7 +733,7 @@ def collect(
     def take(fd: int) -> None:
         chunk = os.read(fd, 1 << 16)
         if chunk and relay is not None and fd == relay[0]:
-            _write_all(relay[1], chunk)
+            write_all(relay[1], chunk)
         elif chunk:
             got[fd] += chunk
             if limit is not None and len(got[fd]) > limit:
@@ -782,9 +782,9 @@ def collect(
     return [bytes(got[fd]) for fd in fds]
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    """All of `data` on `fd` (our stdout), waiting while it is full; StdoutFailed if it
-    fails. A stdout may be non-blocking (shared with a process that made it so, ssh for
+def write_all(fd: int, data: bytes) -> None:
+    """All of `data` on `fd` (our stdout or stderr), waiting while it is full; StdoutFailed
+    if it fails. It may be non-blocking (shared with a process that made it so, ssh for
     one): full, it says EAGAIN, and is waited on as a blocking one would be."""
     import select
 

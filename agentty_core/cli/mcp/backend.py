@@ -24,7 +24,7 @@ import anyio.to_thread
 
 from agentty_core.cli.mcp.errors import NoDefaultSession
 from agentty_core.client import Client
-from agentty_core.client_calls import BUSY_PATIENCE, UNREAD, WAIT_SLOTS
+from agentty_core.client_calls import WAIT_SLOTS, Patience, turned_away
 from agentty_core.errors import RemoteError, SessionNotRunning, WaitTimeout, WorkerUnreachable
 from agentty_core.ipc.aio_client import AsyncConnection
 from agentty_core.protocol import JSONObject, wait_params
@@ -46,16 +46,14 @@ async def in_thread(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> 
     """A blocking `Client` call off the event loop (start, kill, list: short and rare);
     a worker that is busy for a moment is asked again (see BUSY_PATIENCE)."""
     call = functools.partial(func, *args, **kwargs)
-    deadline = asyncio.get_running_loop().time() + BUSY_PATIENCE
-    pause = 0.01
+    waiting = Patience()
     while True:
         try:
             return await anyio.to_thread.run_sync(call)
         except (RemoteError, WorkerUnreachable) as exc:
-            if not _refused(exc) or asyncio.get_running_loop().time() > deadline:
-                raise  # (an input sent in part is never refused: it would be typed twice)
+            if not turned_away(exc) or (pause := waiting.next()) is None:
+                raise  # (an input sent in part is never turned away: it would be typed twice)
         await asyncio.sleep(pause)
-        pause = min(pause * 2, 0.2)
 
 
 async def acquire_within(slots: asyncio.Semaphore, timeout: float) -> bool:
@@ -68,16 +66,6 @@ async def acquire_within(slots: asyncio.Semaphore, timeout: float) -> bool:
     except asyncio.TimeoutError:
         return False
     return True
-
-
-def _refused(exc: RemoteError | WorkerUnreachable) -> bool:
-    """The worker turned the connection away unread: "busy", or (the blocking client sends
-    before it reads, and the worker closed first) a broken pipe on the request."""
-    if exc.input_sent:  # parts of it were taken: not turned away, not to be sent again
-        return False
-    if isinstance(exc, RemoteError):
-        return exc.code == "busy"
-    return exc.reason == "send_failed"
 
 
 class Place(Protocol):
@@ -251,9 +239,7 @@ class Local:
         """One request to a running session's worker. A worker that does not answer is
         diagnosed as the CLI does it (ended, lost, or really unreachable)."""
         sid = str(rec["id"])
-        loop = asyncio.get_running_loop()
-        busy_until = loop.time() + BUSY_PATIENCE
-        retried, pause = False, 0.01
+        waiting, retried = Patience(), False
         while True:
             try:
                 conn, reused = await self._connection(rec)
@@ -262,28 +248,20 @@ class Local:
                 raise
             try:
                 result = await conn.call(method, params, timeout=timeout)
-            except RemoteError as exc:
-                if exc.code == "evicted" and reused and not retried:
-                    conn.close()  # a kept connection the worker closed for a newcomer, unread
-                    retried = True
-                    continue
-                if exc.code in UNREAD and loop.time() < busy_until:
-                    conn.close()  # refused before the request was read: send it again
-                    await asyncio.sleep(pause)
-                    pause = min(pause * 2, 0.2)
-                    continue
-                self._keep(sid, conn)  # an error answer leaves the connection in step
-                raise
-            except WorkerUnreachable as exc:
+            except (RemoteError, WorkerUnreachable) as exc:
+                lost, away = isinstance(exc, WorkerUnreachable), turned_away(exc)
+                if not (lost or away):
+                    self._keep(sid, conn)  # an error answer leaves the connection in step
+                    raise
                 conn.close()
-                if reused and not retried and method in _SAFE_TO_REPEAT:
+                if reused and not retried and (away or method in _SAFE_TO_REPEAT):
                     retried = True  # a kept connection the worker closed just now: ask again
                     continue
-                if exc.reason == "send_failed" and loop.time() < busy_until:
-                    await asyncio.sleep(pause)  # turned away unread ("busy" before we sent)
-                    pause = min(pause * 2, 0.2)
+                if away and (pause := waiting.next()) is not None:
+                    await asyncio.sleep(pause)  # refused before the request was read
                     continue
-                await in_thread(self.client.require_running, sid)  # ended or lost: says so
+                if lost:
+                    await in_thread(self.client.require_running, sid)  # ended or lost: says so
                 raise
             self._keep(sid, conn)
             return result
