@@ -10,6 +10,7 @@ import pytest
 
 from agentty_core.errors import RemoteError, WorkerUnreachable
 from agentty_core.ipc.aio_client import AsyncConnection
+from tests.helpers.aio import awaits_its_answer, until
 from tests.helpers.cli import agentty, agentty_json
 
 
@@ -97,7 +98,7 @@ async def test_a_newcomer_to_a_worker_with_every_connection_taken_may_ask_again(
     holders, pending = await _every_connection_taken(rec, wait=1.5)
     local = Local()
     try:
-        await asyncio.sleep(0.3)  # every holder has asked: each slot is taken
+        await until(lambda: all(awaits_its_answer(task) for task in pending))  # all taken
         refused: list[str] = []
         for _ in range(30):
             conn = await AsyncConnection.open(path, expect_pid=pid)
@@ -136,7 +137,7 @@ async def test_an_async_session_turned_away_as_busy_asks_again_without_holding_a
     holders, pending = await _every_connection_taken(rec, wait=60)
     session = AsyncSession(str(rec["id"]))
     try:
-        await asyncio.sleep(0.3)  # every holder has asked: each slot is taken
+        await until(lambda: all(awaits_its_answer(task) for task in pending))  # all taken
         waits = [asyncio.ensure_future(session.wait(text="x", timeout=5)) for _ in range(40)]
         await asyncio.sleep(0.3)
         loop = asyncio.get_running_loop()
@@ -167,7 +168,7 @@ async def _every_connection_taken(
     path, pid = _socket(rec), int(str(rec["workerPid"]))
     holders = [await AsyncConnection.open(path, expect_pid=pid) for _ in range(MAX_CONNECTIONS)]
     pending = [
-        asyncio.ensure_future(h.call("wait", {"text": "never", "timeout": wait}, timeout=wait + 10))
+        asyncio.create_task(h.call("wait", {"text": "never", "timeout": wait}, timeout=wait + 10))
         for h in holders
     ]
     return holders, pending

@@ -15,6 +15,7 @@ import pytest
 from agentty_core import AsyncSession, Session, WaitConditions
 from agentty_core.api_types import Screen
 from agentty_core.errors import InvalidKey, SessionNotRunning, WaitTimeout
+from tests.helpers.aio import awaits_its_answer, until
 from tests.helpers.cli import agentty, agentty_json
 
 Factory = Callable[..., Session]
@@ -242,7 +243,7 @@ async def test_async_session_waits_in_one_task_while_another_types(tmp_path: Pat
         answer = await s.send("last", "Enter", wait=WaitConditions(regex="^last$", timeout=20))
         assert "last" in answer.screen.lines
         cancelled = asyncio.create_task(s.wait(text="never", timeout=60))
-        await _until(lambda: _awaits_its_answer(cancelled))  # the worker has the wait
+        await until(lambda: awaits_its_answer(cancelled))  # the worker has the wait
         cancelled.cancel()  # gives up its connection; the session goes on answering
         with pytest.raises(asyncio.CancelledError):
             await cancelled
@@ -273,30 +274,6 @@ async def test_async_session_input_and_reads_go_on_past_a_hundred_pending_waits(
         queued = [s.wait(text="never", timeout=0.5) for _ in range(40)]
         outcomes = await asyncio.wait_for(asyncio.gather(*queued, return_exceptions=True), 20)
         assert all(isinstance(o, WaitTimeout) for o in outcomes), outcomes  # (each in its time)
-
-
-def _awaits_its_answer(task: asyncio.Task[object]) -> bool:
-    """The task's request is written and drained, and it waits for the worker's answer:
-    the chain of awaits from the task down has reached the connection's `wait_for` on the
-    answer line (`AsyncConnection.call`)."""
-    names = []
-    awaited: object = task.get_coro()
-    while awaited is not None:
-        code = getattr(awaited, "cr_code", None)
-        if code is None:
-            break
-        names.append(code.co_name)
-        awaited = getattr(awaited, "cr_await", None)
-    return "call" in names and "wait_for" in names
-
-
-async def _until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    """Let the loop run until `predicate` holds; fail at the deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < deadline, f"condition not met within {timeout}s"
-        await asyncio.sleep(0.005)
 
 
 @pytest.mark.parametrize("api", ["sync", "async"])

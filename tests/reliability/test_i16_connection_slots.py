@@ -12,6 +12,7 @@ from pathlib import Path
 
 from agentty_core import protocol
 from agentty_core.ipc.server import Peer, Server
+from tests.helpers.aio import until
 
 SLOTS = 4
 
@@ -34,13 +35,6 @@ def _serve(path: Path, body: Callable[[Path, Server], Awaitable[None]], **option
                 peer.close()
 
     asyncio.run(main())
-
-
-async def _until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 async def _ping(path: Path) -> dict[str, object]:
@@ -89,7 +83,7 @@ def test_a_client_still_sending_its_first_request_is_not_evicted(tmp_path: Path)
             writer.write(b"hold\n")
             await writer.drain()
         reader, writer = await asyncio.open_unix_connection(str(path))  # about to ask
-        await _until(lambda: len(server.peers) == SLOTS)
+        await until(lambda: len(server.peers) == SLOTS)
         answer = await _ping(path)
         assert answer["ok"] is False and answer["error"]["code"] == "busy"  # type: ignore[index]
         writer.write(b'{"method": "ping", "params": {}}\n')
@@ -110,7 +104,7 @@ def test_slots_waiting_for_an_answer_are_not_evicted(tmp_path: Path) -> None:
         for _reader, writer in waiting:
             writer.write(b"hold\n")
             await writer.drain()
-        await _until(lambda: len(server.peers) == SLOTS and all(p.busy for p in server.peers))
+        await until(lambda: len(server.peers) == SLOTS and all(p.busy for p in server.peers))
         answer = await _ping(path)
         assert answer["ok"] is False and answer["error"]["code"] == "busy"  # type: ignore[index]
         for reader, _writer in waiting:
