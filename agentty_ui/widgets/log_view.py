@@ -2,8 +2,8 @@
 
 A local session's log is a file read from where it was left; a host's is read there (its
 whole text over the link, every `REMOTE_EVERY` polls) and only what it gained is appended.
-Either is shown escaped (`shown`): a log quotes what the program wrote, escape sequences
-and all, and they would set the terminal's title.
+Either is shown escaped (`printable_lines`, as another host's stderr is): a log quotes what
+the program wrote, escape sequences and all, and they would set the terminal's title.
 """
 
 from __future__ import annotations
@@ -16,15 +16,10 @@ from textual.message import Message
 from textual.widgets import Log
 
 from agentty_core.errors import AgenttyError
-from agentty_core.screen_text import printable
+from agentty_core.screen_text import printable_lines
 
 MAX_READ = 256 * 1024  # the first read of a long log shows only its tail
 REMOTE_EVERY = 4  # polls (of 0.5 s) between reads of a host's log: each is an ssh channel
-
-
-def shown(text: str) -> str:
-    """Log text as written to the view: every line escaped, the newlines kept."""
-    return "\n".join(printable(line) for line in text.split("\n"))
 
 
 class LogView(Log):
@@ -104,7 +99,7 @@ class LogView(Log):
         if message.error is not None:
             if not self._failing:
                 self._failing = True
-                self.write(shown(f"(cannot read the log: {message.error})") + "\n")
+                self.write(printable_lines(f"(cannot read the log: {message.error})") + "\n")
             return
         text = message.text
         if self._failing or not text.startswith(self._fetched):
@@ -113,7 +108,7 @@ class LogView(Log):
         new = text[len(self._fetched) :]
         self._fetched = text
         if new:
-            self.write(shown(new[-MAX_READ:]))
+            self.write(printable_lines(new[-MAX_READ:]))
 
     @work(thread=True, exclusive=True, group="log")
     def _read(self, path: Path, offset: int, failing: bool) -> None:
@@ -141,11 +136,11 @@ class LogView(Log):
             # Said once; the offset stays, so the file is read from its start once it exists.
             if not self._failing and self._offset == 0:
                 self._failing = True
-                self.write(shown(f"(cannot read {message.path}: {message.error})") + "\n")
+                self.write(printable_lines(f"(cannot read {message.path}: {message.error})") + "\n")
             return
         if message.reset or self._failing:
             self._failing = False
             self.clear()
         self._offset = message.offset
         if message.text:
-            self.write(shown(message.text))
+            self.write(printable_lines(message.text))
