@@ -30,9 +30,9 @@ import signal
 import struct
 import sys
 import termios
-from collections.abc import Callable
 from dataclasses import dataclass
 
+from agentty_core import libc
 from agentty_core.errors import EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, SpawnError
 from agentty_core.proc import descriptors
 from agentty_core.proc.execcheck import execs_surely, own_machine
@@ -42,29 +42,11 @@ _TIOCGPTN = getattr(termios, "TIOCGPTN", 0x80045430)  # Linux; missing from type
 PR_SET_CHILD_SUBREAPER = 36
 
 
-_prctl_fn: Callable[..., int] | None = None
-
-
 def _prctl(option: int, value: int) -> None:
     if not sys.platform.startswith("linux"):
         return
-    import ctypes  # here: importing this module stays cheap
-
-    if _prctl_function()(option, value, 0, 0, 0) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-
-
-def _prctl_function() -> Callable[..., int]:
-    """libc's prctl, found once (the warm spawner's is its workers'): a CDLL is a dlopen and
-    a class of its own, ~0.3 ms of every start. The process's own symbols include libc's: no
-    `find_library` (it runs subprocesses)."""
-    global _prctl_fn
-    if _prctl_fn is None:
-        import ctypes
-
-        _prctl_fn = ctypes.CDLL(None, use_errno=True).prctl
-    return _prctl_fn
+    if libc.function("prctl")(option, value, 0, 0, 0) != 0:
+        raise libc.last_error()
 
 
 def become_subreaper() -> None:
@@ -240,4 +222,4 @@ def preload() -> None:
     setpriv()
     own_machine()
     if sys.platform.startswith("linux"):
-        _prctl_function()
+        libc.function("prctl")

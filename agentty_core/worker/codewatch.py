@@ -16,16 +16,25 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
 from collections.abc import Iterable
 
+from agentty_core.libc import (
+    IN_ATTRIB,
+    IN_CLOSE_WRITE,
+    IN_CREATE,
+    IN_DELETE,
+    IN_DELETE_SELF,
+    IN_MODIFY,
+    IN_MOVE_SELF,
+    IN_MOVED_FROM,
+    IN_MOVED_TO,
+    inotify_drain,
+    inotify_watch,
+)
 from agentty_core.worker.forked import Fingerprint, fingerprint
 
-# <sys/inotify.h>: a change to a directory's entries or to one of them, or to the directory
-# itself (removed, moved); IN_NONBLOCK and IN_CLOEXEC are O_NONBLOCK and O_CLOEXEC.
-IN_MODIFY, IN_ATTRIB, IN_CLOSE_WRITE = 0x2, 0x4, 0x8
-IN_MOVED_FROM, IN_MOVED_TO, IN_CREATE, IN_DELETE = 0x40, 0x80, 0x100, 0x200
-IN_DELETE_SELF, IN_MOVE_SELF = 0x400, 0x800
+# A change to a directory's entries or to one of them, or to the directory itself (removed,
+# moved).
 WATCHED = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE
 WATCHED |= IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF
 
@@ -55,7 +64,7 @@ class CodeWatch:
 
     def changed(self) -> bool:
         """Has any of the paths changed since we took its mark?"""
-        if self.seen or (self.fd >= 0 and not _drained(self.fd)):
+        if self.seen or (self.fd >= 0 and not inotify_drain(self.fd)):
             return self.seen  # no event since we last looked: nothing changed
         self.seen = fingerprint(self.paths) != self.mark
         return self.seen
@@ -71,25 +80,10 @@ def _watch(paths: list[str]) -> int:
     """An inotify descriptor watching every directory among `paths` and the directory of
     every other path (a file's change, replacement or removal shows there too); -1 if
     that cannot be done."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        init, add = libc.inotify_init1, libc.inotify_add_watch
-    except (OSError, AttributeError):
-        return -1
-    fd = int(init(os.O_NONBLOCK | os.O_CLOEXEC))
-    if fd < 0:
-        return -1
     watched = {_where(path) for path in paths if path}  # "" (a module's relative path) stays ""
     if None in watched or not all_local(d for d in watched if d is not None):
-        os.close(fd)
         return -1
-    for directory in sorted(d for d in watched if d is not None):
-        if add(fd, os.fsencode(directory), WATCHED) < 0:
-            os.close(fd)  # nothing part-watched: a change it misses would go unnoticed
-            return -1
-    return fd
+    return inotify_watch(sorted(d for d in watched if d is not None), WATCHED)
 
 
 def _where(path: str) -> str | None:
@@ -127,19 +121,4 @@ def all_local(dirs: Iterable[str], mountinfo: str | None = None) -> bool:
             return False
         if types.get((os.major(dev), os.minor(dev))) not in LOCAL:
             return False
-    return True
-
-
-def _drained(fd: int) -> bool:
-    """Read every event queued on `fd`; True if there was one (or the queue cannot be
-    read: the caller then looks at the files themselves)."""
-    if not select.select([fd], [], [], 0)[0]:
-        return False
-    try:
-        while os.read(fd, 65536):
-            pass
-    except BlockingIOError:
-        pass
-    except OSError:
-        return True
     return True

@@ -25,6 +25,8 @@ import select
 from array import array
 from collections.abc import Callable
 
+from agentty_core import libc
+
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MADV_POPULATE_WRITE = 23  # Linux 5.14; older kernels say EINVAL and nothing is copied
 PRESENT = 1 << 63
@@ -83,7 +85,7 @@ def prepare() -> bool:
     import ctypes
 
     try:
-        function = ctypes.CDLL(None, use_errno=True).madvise
+        function = libc.function("madvise")
     except (OSError, AttributeError):
         return False
     function.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]

@@ -16,6 +16,8 @@ import contextlib
 import os
 from collections.abc import Iterator
 
+from agentty_core import libc
+
 ROUNDS = 24  # past 3.11's warm-up delay (8 calls) before it specialises a function
 SAMPLE = (
     b"\x1b[?1049h\x1b[H\x1b[2J\x1b]0;title\x07\x1b[1;31mred\x1b[0m plain \x1b[38;5;208mx"
@@ -183,10 +185,8 @@ def settle() -> None:
     record) and frees it; glibc keeps the freed chunks, whose pages stay resident and
     private to the worker (+0.4 MiB at 80 sessions, growing with the home). `malloc_trim`
     returns every free page, not only the heap's top."""
-    import ctypes
-
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).malloc_trim(0)
+        libc.function("malloc_trim")(0)
 
 
 def freeze() -> None:
