@@ -221,7 +221,79 @@ def run(quick: bool) -> list[Row]:
     rows += [direct_cold, cold]
     sessions = 3 if quick else 20
     rows += [_idle_memory(sessions, warm=False), _idle_memory(sessions, warm=True)]
+    rows.append(_lock_handover(5 if quick else 40))
     return rows
+
+
+HOLDER = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+sys.stdin.readline()
+print(time.monotonic(), flush=True)
+os.close(fd)
+"""
+
+
+def _handovers(n: int, lock_file: Path) -> list[float]:
+    """From a holder process's letting go of the state lock (an upper bound: the time is
+    taken before its close) until a worker's writer waiting for it has it. The wait is
+    1-10 ms long (random: never in step with a waiter's tries), as behind a few writers."""
+    import random
+    import subprocess
+    import threading
+
+    from agentty_core.state.store import LOCK_TIMEOUT, _Flock
+
+    gaps: list[float] = []
+    for _ in range(n):
+        holder = subprocess.Popen(
+            [PYTHON, "-c", HOLDER, str(lock_file)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert holder.stdin is not None and holder.stdout is not None
+        holder.stdout.readline()
+        lock = _Flock(str(lock_file), LOCK_TIMEOUT)
+        taken: list[float] = []
+        waiter = threading.Thread(target=_take, args=(lock, taken))
+        waiter.start()
+        time.sleep(random.uniform(0.001, 0.01))  # as long as a few writes ahead of it
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        let_go = float(holder.stdout.readline())
+        waiter.join(LOCK_TIMEOUT)
+        holder.wait(10)
+        lock.release()
+        gaps.append(taken[0] - let_go)
+    return gaps
+
+
+def _take(lock: Any, when: list[float]) -> None:
+    lock.acquire()
+    when.append(time.monotonic())
+
+
+def _lock_handover(n: int) -> Row:
+    """How soon a writer waiting for the state lock has it (20 concurrent starts queue on
+    it): tried again after short pauses first (`store.PAUSES`), against trying every RETRY
+    from the first, as every waiter did before."""
+    from agentty_core.state import store
+
+    with agentty_home() as root:
+        lock_file = Home.resolve(root).lock_file
+        soon = _handovers(n, lock_file)
+        pauses, store.PAUSES = store.PAUSES, ()
+        try:
+            every = _handovers(n, lock_file)
+        finally:
+            store.PAUSES = pauses
+    row = ms_row(B, "state lock: a waiting writer has it after its holder lets go", soon)
+    row.peer, row.peer_median = f"trying every {store.RETRY * 1000:g} ms", median(every) * 1000
+    row.note = "a holder process lets go; the waiter is a worker's lock (a bare flock)"
+    return row
 
 
 ENDED = 500  # ended sessions in a home: an agent's day of start and kill, never gc'd
