@@ -202,9 +202,10 @@ class Actions(Connected):
         """A wait on an ended session: a condition its last screen meets (or `exit`) fires
         at once; one it does not never will."""
         from agentty_core import final_wait
+        from agentty_core.screen_text import screen_to_cursor
 
         screen = self.final_screen(rec, scrollback=params.get("scrollback") is True)
-        lines = str_list(screen.get("scrollback")) + str_list(screen.get("lines"))
+        lines = str_list(screen.get("scrollback")) + screen_to_cursor(screen)
         try:
             fired = final_wait.fired(lines, screen.get("seq"), params)
         except final_wait.BadRegex as exc:

@@ -9,6 +9,8 @@ will (the caller then says the session ended). The screen is as still as a scree
 
 from __future__ import annotations
 
+from agentty_core.screen_text import readings
+
 TYPE_CHECKING = False  # without importing typing: the fast lane imports this
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -32,7 +34,7 @@ def fired(lines: list[str], seq: object, conditions: Mapping[str, object]) -> st
         if isinstance(text, str) and any(text in line for line in lines):
             return "text"
         pattern = conditions.get("regex")
-        if isinstance(pattern, str) and _matches(pattern, lines):
+        if isinstance(pattern, str) and _matches(pattern, [r for x in lines for r in readings(x)]):
             return "regex"
         gone = conditions.get("gone")
         if isinstance(gone, str) and not any(gone in line for line in lines):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # without importing typing: the CLI's fast lane imports this
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable, Mapping
 
 
 def trim_lines(lines: Iterable[str]) -> list[str]:
@@ -21,6 +21,62 @@ def trim_lines(lines: Iterable[str]) -> list[str]:
     while out and not out[-1]:
         out.pop()
     return out
+
+
+def to_cursor(
+    rows: list[str], row: int, col: int, cols: int, cells: Callable[[str], int] | None = None
+) -> list[str]:
+    """`rows` as a wait matches them (`text`, `regex`, `gone`, `run --expect`): the cursor's
+    row carried on in blanks up to the cursor. A row's trailing blanks are trimmed, so the
+    space a prompt ends with (`Name: `, the cursor after it) was never found, though the
+    screen shows it (and pexpect finds it in the stream). Only blank cells that exist are
+    added: up to the cursor, never past the last column. `cells`: the screen cells a row
+    takes, as its emulator counts them (for a row that is not ASCII)."""
+    if not 0 <= row < len(rows):
+        return rows
+    text = rows[row]
+    pad = min(col, cols) - (len(text) if text.isascii() else (cells or _cells)(text))
+    if pad <= 0:
+        return rows
+    carried = list(rows)
+    carried[row] = text + " " * pad
+    return carried
+
+
+def readings(row: str) -> tuple[str, ...]:
+    """How a regex reads a row: as trimmed and, for the cursor's row carried on in blanks
+    (`to_cursor`), with them too, so that `^\\$$` and `name\\? $` both find a prompt
+    (`$ `, `name? `) waiting after its space. A text needs no second reading: one found in
+    the trimmed row is in the carried one."""
+    if not row.endswith(" "):
+        return (row,)
+    return (row.rstrip(" "), row)
+
+
+def screen_to_cursor(screen: Mapping[str, object]) -> list[str]:
+    """`to_cursor` of a screen as `get --json` and the final screen files give it: its
+    `lines`, `cursor` and `size`."""
+    lines = screen.get("lines")
+    rows = [line for line in lines if isinstance(line, str)] if isinstance(lines, list) else []
+    cursor, size = screen.get("cursor"), screen.get("size")
+    if not isinstance(cursor, dict) or not isinstance(size, dict):
+        return rows
+    row, col, cols = cursor.get("row"), cursor.get("col"), size.get("cols")
+    if type(row) is not int or type(col) is not int or type(cols) is not int:
+        return rows
+    return to_cursor(rows, row, col, cols)
+
+
+def _cells(text: str) -> int:
+    """Screen cells `text` takes, near enough to the emulator's count for a screen that is
+    only read now (an ended session's): East Asian wide and full-width characters two,
+    combining marks none."""
+    import unicodedata
+
+    return sum(
+        0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+        for ch in text
+    )
 
 
 def printable(text: str) -> str:

@@ -88,11 +88,11 @@ def _fired(screen: dict[str, object], args: Namespace) -> str | None:
     """`Client._wait_ended`: the condition that holds on the last screen, or None (a bad
     regex, or a text no row can hold, too: the full path says what is wrong with it)."""
     from agentty_core import final_wait
-    from agentty_core.screen_text import row_text_problem
+    from agentty_core.screen_text import row_text_problem, screen_to_cursor
 
     if row_text_problem("text", args.text) or row_text_problem("gone", args.gone):
         return None
-    lines = hotread.str_list(screen.get("scrollback")) + hotread.str_list(screen.get("lines"))
+    lines = hotread.str_list(screen.get("scrollback")) + screen_to_cursor(screen)
     conditions: dict[str, object] = {"text": args.text, "regex": args.regex, "gone": args.gone}
     conditions.update(stable_ms=args.stable, changed_since=args.changed_since, after=args.after)
     conditions["exit"] = args.exit

@@ -28,7 +28,8 @@ from agentty_core.emulator._screen import (
     UNDERSCORE,
     Run,
 )
-from agentty_core.emulator.pyte_backend import _ansi_line, find_in, search_in
+from agentty_core.emulator.pyte_backend import _ansi_line, cells, find_in, search_in
+from agentty_core.screen_text import to_cursor
 
 _BASE = ("black", "red", "green", "brown", "blue", "magenta", "cyan", "white")
 _OSC_COLORS = {10: "rgb:ffff/ffff/ffff", 11: "rgb:0000/0000/0000"}
@@ -283,6 +284,7 @@ class AvtEmulator:
         return search_in(self._searchable(scrollback), pattern)
 
     def _searchable(self, scrollback: bool) -> chain[str]:
+        screen = to_cursor(self.lines(), *self.cursor, self.cols, cells)
         if scrollback:
-            return chain(self.scrollback(), self.lines())
-        return chain(self.lines())
+            return chain(self.scrollback(), screen)
+        return chain(screen)

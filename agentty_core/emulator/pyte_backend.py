@@ -35,6 +35,7 @@ from agentty_core.emulator._screen import (
     cell_runs,
     row_cells,
 )
+from agentty_core.screen_text import readings, to_cursor
 
 __all__ = ["BLINK", "BOLD", "ITALICS", "REVERSE", "STRIKETHROUGH", "UNDERSCORE", "Emulator", "Run"]
 
@@ -295,7 +296,7 @@ class Emulator:
         return search_in(self._searchable(scrollback), pattern)
 
     def _searchable(self, scrollback: bool) -> chain[str]:
-        screen = (t or "" for t in self._texts())
+        screen = to_cursor([t or "" for t in self._texts()], *self.cursor, self.cols, cells)
         if scrollback:
             return chain((text for text, _runs in self._screen.history), screen)
         return chain(screen)
@@ -313,9 +314,10 @@ def find_in(lines: Iterable[str], needle: str) -> tuple[int, int] | None:
 def search_in(lines: Iterable[str], pattern: re.Pattern[str]) -> tuple[int, int] | None:
     """Like find_in() with a regex searched in each line."""
     for row, text in enumerate(lines):
-        m = pattern.search(text)
-        if m is not None:
-            return row, _cell_column(text, m.start())
+        for reading in readings(text):
+            m = pattern.search(reading)
+            if m is not None:
+                return row, _cell_column(reading, m.start())
     return None
 
 
@@ -323,6 +325,11 @@ def char_width(ch: str) -> int:
     """Cells one code point takes on screen, as the emulator counts them (0 for a combining
     mark, -1 for a control character)."""
     return int(wcwidth(ch))
+
+
+def cells(text: str) -> int:
+    """Screen cells `text` takes: wide characters two."""
+    return _cell_column(text, len(text))
 
 
 def _cell_column(text: str, index: int) -> int:

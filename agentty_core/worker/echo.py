@@ -37,7 +37,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from agentty_core.emulator.interface import TerminalModel
-from agentty_core.emulator.pyte_backend import char_width, find_in, search_in
+from agentty_core.emulator.pyte_backend import cells, char_width, find_in, search_in
+from agentty_core.screen_text import to_cursor
 
 MAX_ECHOES = 32  # the most recent inputs whose echoes are masked
 MAX_SEGMENTS = 200  # lines of one input that are followed (a huge paste: its first ones)
@@ -348,23 +349,26 @@ class EchoLog:
             if not 0 <= index < len(target):
                 continue  # in the scrollback, which this wait does not read
             target[index] = _blank(target[index], cuts)
-        return MaskedView(emu.seq, screen, history)
+        return MaskedView(emu.seq, screen, history, to_cursor(screen, *emu.cursor, emu.cols, cells))
 
 
 class MaskedView:
     """A ScreenView (see waits.py) over the masked rows."""
 
-    def __init__(self, seq: int, screen: list[str], history: list[str]) -> None:
+    def __init__(
+        self, seq: int, screen: list[str], history: list[str], read: list[str] | None = None
+    ) -> None:
         self._seq = seq
         self.screen = screen
         self.history = history
+        self.read = screen if read is None else read  # as matched: `screen_text.to_cursor`
 
     @property
     def seq(self) -> int:
         return self._seq
 
     def _lines(self, scrollback: bool) -> Iterable[str]:
-        return [*self.history, *self.screen] if scrollback else self.screen
+        return [*self.history, *self.read] if scrollback else self.read
 
     def find(self, needle: str, *, scrollback: bool = False) -> tuple[int, int] | None:
         return find_in(self._lines(scrollback), needle)
