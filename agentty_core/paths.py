@@ -90,7 +90,10 @@ def _resolve_trusted(path: Path) -> Path:
             current = os.path.dirname(current)
             continue
         candidate = os.path.join(current, part)
-        st = os.lstat(candidate)
+        try:
+            st = os.lstat(candidate)
+        except NotADirectoryError:  # `current`, a file, was taken for a directory
+            raise UnsafePath(f"{current} is not a directory") from None
         if not _trusted(st):
             raise UnsafePath(
                 f"{candidate} is owned by uid {st.st_uid}, not by you (uid {os.getuid()}) or root"

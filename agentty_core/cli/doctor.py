@@ -48,6 +48,9 @@ def _home_permissions(home: Home) -> Check:
 
 def _home_fix(home: Home) -> str:
     """What makes the home usable: a chmod only where permissions are what is wrong."""
+    for parent in reversed(home.root.parents):  # a file where a directory must be
+        if os.path.lexists(parent) and not os.path.isdir(parent):
+            return f"move {parent} away, or set AGENTTY_HOME elsewhere (it is not a directory)"
     for path in (home.root, home.logs_dir, home.sockets_dir):
         try:
             st = os.stat(path)  # (a symlink of ours to a directory is one)

@@ -329,3 +329,19 @@ def test_s17_gc_that_cannot_write_the_list_leaves_the_active_pointer(
     assert [r["id"] for r in raw_records(agentty_home)] == [rec["id"]]
     assert active.read_text() == rec["id"] + "\n"
     assert list(agentty_home.glob(".*.tmp")) == []
+
+
+@pytest.mark.parametrize("command", [["status"], ["get"], ["start", "--", "true"], ["kill"]])
+def test_a_home_below_a_file_is_one_line_not_a_traceback(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """`AGENTTY_HOME=FILE/sub`: the path walk met a file where a directory must be (lstat
+    said ENOTDIR, raised as it was); `AGENTTY_HOME=FILE` itself was already one line."""
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    env = dict(os.environ, AGENTTY_HOME=str(blocker / "sub" / "home"))
+    proc = agentty(*command, env=env)
+    assert proc.returncode == 1
+    assert proc.stderr == f"agentty: error: {blocker} is not a directory\n"
+    doctor = agentty("doctor", env=env)
+    assert f"fix: move {blocker} away, or set AGENTTY_HOME elsewhere" in doctor.stdout
