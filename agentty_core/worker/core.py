@@ -66,6 +66,10 @@ class Worker(PtyIO, Lifecycle, WaitRegistry, Requests, Push, WorkerBase):
             loop.add_signal_handler(sig, self._on_terminate, sig)
         loop.add_signal_handler(signal.SIGCHLD, self._reap)
         loop.add_signal_handler(signal.SIGUSR1, self._on_rebind)
+        # Handled now: the mask of the process that ran `start` (one that blocked SIGCHLD,
+        # say) is no more ours than the program's. With SIGCHLD blocked, the program's exit
+        # was never seen; with SIGVTALRM, a runaway regex was never cut short.
+        signal.pthread_sigmask(signal.SIG_SETMASK, ())
         become_subreaper()
         worker_pid = os.getpid()
         if self.record.get("workerPid") != worker_pid:  # a `start` names it in its intent
