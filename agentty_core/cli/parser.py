@@ -55,18 +55,48 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def parse_known_args(self, *args: Any, **kwargs: Any) -> Any:
         self._given = set()  # (each parse: a parser may read several command lines)
+        words = args[0] if args else kwargs.get("args")
+        self._words = [w for w in words if isinstance(w, str)] if words is not None else []
         return super().parse_known_args(*args, **kwargs)
 
+    def parse_args(self, *args: Any, **kwargs: Any) -> Any:
+        """As argparse's, but words left over are said with the command's own help."""
+        parsed, extras = self.parse_known_args(*args, **kwargs)
+        if extras:
+            command = getattr(parsed, "command", None)
+            prog = f"{self.prog} {command}" if isinstance(command, str) else self.prog
+            said = f"unrecognized arguments: {' '.join(extras)}"
+            self._fail(said + _dash_hint(prog, extras), prog)
+        return parsed
+
     def error(self, message: str) -> NoReturn:
+        known = self._option_string_actions
+        unknown = [w for w in self._words if w.partition("=")[0] not in known]
+        self._fail(message + _dash_hint(self.prog, unknown), self.prog)
+
+    def _fail(self, message: str, prog: str) -> NoReturn:
         # The message may quote what was given as is (an unknown argument, an ambiguous
         # option): escaped, as every error line is.
-        said = shown(message)
-        self.exit(EXIT_USAGE, f"{PROG}: error: {said} (see '{self.prog} --help')\n")
+        self.exit(EXIT_USAGE, f"{PROG}: error: {shown(message)} (see '{prog} --help')\n")
 
     def _get_formatter(self) -> argparse.HelpFormatter:
         # argparse makes a formatter for every add_argument (to check the metavar), and a
         # formatter without a width imports shutil for the terminal's: a tenth of `run`.
         return self.formatter_class(prog=self.prog, width=terminal_columns() - 2)  # type: ignore[call-arg]
+
+
+# Commands whose words are typed: one that starts with '-' reads as an option unless '--'
+# comes before it (`text --enter ls -la` failed as "unrecognized arguments: -la").
+TYPED = frozenset({"text", "send", "paste"})
+
+
+def _dash_hint(prog: str, words: list[str]) -> str:
+    """How to type `words` that read as options, for a command that types them."""
+    command = prog.rpartition(" ")[2]
+    dashed = next((w for w in words if w.startswith("-") and w not in ("-", "--")), None)
+    if command not in TYPED or dashed is None:
+        return ""
+    return f"; to type a word that starts with '-', put '--' before it ({prog} -- {dashed})"
 
 
 def terminal_columns() -> int:

@@ -180,3 +180,32 @@ def test_kill_grace_beyond_a_minute_is_a_usage_error() -> None:
         for value in ("61", "nan", "inf", "-1"):
             proc = run(way, "kill", "--timeout", value)
             assert proc.returncode == 2 and "grace per step must be in 0..60" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("words", "said"),
+    [
+        (
+            ["text", "--enter", "ls", "-la"],
+            "unrecognized arguments: -la; to type a word that "
+            "starts with '-', put '--' before it (agentty text -- -la) (see 'agentty text --help')",
+        ),
+        (
+            ["send", "--enter", "-rf"],
+            "the following arguments are required: ARG; to type a "
+            "word that starts with '-', put '--' before it (agentty send -- -rf) "
+            "(see 'agentty send --help')",
+        ),
+        (["get", "--foo"], "unrecognized arguments: --foo (see 'agentty get --help')"),
+        (["--bogus"], "unrecognized arguments: --bogus (see 'agentty --help')"),
+    ],
+)
+def test_words_left_over_are_said_with_the_command_s_help(words: list[str], said: str) -> None:
+    """`text --enter ls -la` is what an agent writes: argparse took -la for an option and
+    pointed at the top-level help. The error names the command's help and, for a command
+    that types its words, how to type one that starts with '-'."""
+    from tests.integration.test_hotpath import FULL, run
+
+    for way in ([AGENTTY], FULL):
+        proc = run(way, *words)
+        assert (proc.returncode, proc.stderr) == (2, f"agentty: error: {said}\n"), way
