@@ -206,6 +206,8 @@ def _get_conflict(args: argparse.Namespace) -> str | None:
         return f"{raw} cannot be combined with --png"
     if args.png == "-" and args.json:
         return "--png - cannot be combined with --json (the picture is the output)"
+    if args.png == "-" and sys.stdout is not None and sys.stdout.isatty():
+        return "--png - would write a picture's bytes to your terminal: redirect it, or --png FILE"
     if raw and screen_options:
         return f"{raw} cannot be combined with {screen_options[0]}"
     if args.png is not None and (args.lines is not None or args.scrollback):

@@ -96,6 +96,32 @@ def test_get_png_to_stdout_and_an_unwritable_file(tmp_path: Path) -> None:
         agentty("kill", "-s", sid, check=True)
 
 
+def test_get_png_to_a_terminal_is_refused_before_anything_is_drawn() -> None:
+    """`get --png -` on a terminal wrote the picture's bytes to it (as `curl` will not)."""
+    sid = _start()
+    leader, follower = os.openpty()
+    try:
+        proc = subprocess.run(
+            [AGENTTY, "get", "--png", "-"],
+            stdout=follower,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 2
+        assert proc.stderr == (
+            "agentty: error: --png - would write a picture's bytes to your terminal: "
+            "redirect it, or --png FILE\n"
+        )
+        os.set_blocking(leader, False)
+        with pytest.raises(BlockingIOError):
+            os.read(leader, 4096)  # nothing reached the terminal
+    finally:
+        os.close(leader)
+        os.close(follower)
+        agentty("kill", "-s", sid, check=True)
+
+
 def test_get_png_without_pillow_says_how_to_install_it(tmp_path: Path) -> None:
     """A PIL that cannot be imported (first on the path) stands in for a missing Pillow."""
     sid = _start()
