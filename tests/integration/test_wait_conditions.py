@@ -12,7 +12,7 @@ import pytest
 
 from agentty_core import Session
 from agentty_core.emulator.pyte_backend import Emulator
-from agentty_core.errors import UsageError
+from agentty_core.errors import RemoteError, UsageError
 from agentty_core.worker.echo import EchoLog
 from tests.helpers.cli import agentty
 
@@ -39,6 +39,23 @@ def test_cli_wait_without_a_condition_names_the_options() -> None:
 def test_session_wait_changed_since_zero(agentty_session: Factory) -> None:
     s = agentty_session(PRINTS)
     assert s.wait(changed_since=0, timeout=20).fired == "changed"
+
+
+def test_a_seq_newer_than_the_session_s_is_refused(agentty_session: Factory) -> None:
+    """A seq of another session (or made up) was waited on for the whole timeout: a seq
+    this session answered is never newer than its screen."""
+    agentty("start", "--", *PRINTS, check=True)
+    try:
+        for option in ("--after", "--changed-since"):
+            proc = agentty("wait", option, "999999", "--text", "ready", "--timeout", "20")
+            assert proc.returncode == 2
+            assert "seq 999999 (" in proc.stderr and "is newer than this session's" in proc.stderr
+    finally:
+        agentty("kill", check=True)
+    s = agentty_session(PRINTS)
+    with pytest.raises(RemoteError, match="is newer than this session's") as refused:
+        s.wait(text="ready", after=s.get().seq + 1000, timeout=20)
+    assert refused.value.code == "bad_request"
 
 
 def test_session_wait_refuses_nonsense_before_sending(agentty_session: Factory) -> None:
