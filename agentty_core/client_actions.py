@@ -210,8 +210,8 @@ class Actions(Connected):
             fired = final_wait.fired(lines, screen.get("seq"), params)
         except final_wait.BadRegex as exc:
             raise UsageError(str(exc)) from None
-        if fired is None:
-            raise SessionNotRunning(rec["id"], describe_end(rec))
+        if fired is None:  # (with its last screen: why it never came is usually on it)
+            raise SessionNotRunning(rec["id"], describe_end(rec), screen)
         return {**screen, "fired": fired, "elapsed_ms": 0}
 
     def hold(self, ref: str | None) -> ipc_client.Connection:

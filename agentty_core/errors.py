@@ -111,11 +111,15 @@ class InvalidKey(UsageError):
 
 
 class SessionNotRunning(AgenttyError):
-    """The session exited (or its worker died): it takes no input any more."""
+    """The session exited (or its worker died): it takes no input any more. `screen`: its
+    last one, when a wait it could no longer meet ended on it (empty otherwise)."""
 
-    def __init__(self, session_id: str, detail: str) -> None:
+    def __init__(
+        self, session_id: str, detail: str, screen: dict[str, object] | None = None
+    ) -> None:
         super().__init__(f"session {session_id} {detail}")
         self.session_id = session_id
+        self.screen = screen or {}
 
     @classmethod
     def from_refusal(cls, session_id: str, message: str) -> SessionNotRunning:

@@ -20,6 +20,7 @@ from agentty_core.errors import (
     EXIT_USAGE,
     AgenttyError,
     SessionNotFound,
+    SessionNotRunning,
     UsageError,
     WaitTimeout,
 )
@@ -301,10 +302,13 @@ def cmd_wait(args: argparse.Namespace) -> int:
         ) from None
     try:
         screen = _client().wait(args.session, timeout=spec.timeout, **spec.conditions())
-    except WaitTimeout as exc:
-        error(exc)
-        if args.json:
-            emit({"fired": None, "timeout": True, **exc.screen})
+    except (WaitTimeout, SessionNotRunning) as exc:
+        ended = isinstance(exc, SessionNotRunning)
+        if ended and not exc.screen:  # (its worker lost, say: no last screen to show)
+            raise
+        error(exc)  # what the screen showed when it timed out, or when the program ended
+        if args.json:  # (an ended session's screen says `exited`)
+            emit({"fired": None, **({} if ended else {"timeout": True}), **exc.screen})
         else:
             sys.stdout.write(screen_text(exc.screen))
         return exc.exit_code
@@ -390,8 +394,10 @@ def cmd_record(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from agentty_core.cli.hotpath import interrupt_on_end_signals
     from agentty_core.worker.recording import open_cast, replay
 
+    interrupt_on_end_signals()  # SIGTERM/SIGHUP as Ctrl-C: the terminal is put back (143/129)
     try:
         path = _client().cast_path(args.target)
     except SessionNotFound:

@@ -58,6 +58,25 @@ def test_a_seq_newer_than_the_session_s_is_refused(agentty_session: Factory) -> 
     assert refused.value.code == "bad_request"
 
 
+def test_a_wait_the_program_s_end_made_impossible_shows_its_last_screen() -> None:
+    """Exit 1 as before, now with the last screen on stdout, as a timeout gives it: the
+    program's last words are why the text never came (an agent had to `get` them)."""
+    agentty("start", "--", "sh", "-c", "echo partial; read x; exit 4", check=True)
+    pending = agentty("wait", "--text", "NEVER", "--timeout", "0.3")
+    assert pending.returncode == 3 and pending.stdout.startswith("partial\n")
+    agentty("text", "--enter", "go", check=True)  # it ends while the next wait waits
+    for extra in ([], ["--json"]):
+        proc = agentty("wait", *extra, "--text", "NEVER", "--timeout", "20")
+        assert proc.returncode == 1
+        assert proc.stderr.endswith("exited (code 4)\n") and proc.stderr.count("\n") == 1
+        if extra:
+            shown = json.loads(proc.stdout)
+            assert (shown["fired"], shown["exited"], shown["lines"][0]) == (None, True, "partial")
+            assert "timeout" not in shown
+        else:
+            assert proc.stdout.startswith("partial\n")
+
+
 def test_session_wait_refuses_nonsense_before_sending(agentty_session: Factory) -> None:
     s = agentty_session(PRINTS)
     with pytest.raises(UsageError, match="needs a condition"):
