@@ -85,6 +85,9 @@ class Worker(PtyIO, Lifecycle, WaitRegistry, Requests, Push, WorkerBase):
                 umask=program_umask,
             )
         except SpawnError as exc:
+            for sig in (signal.SIGTERM, signal.SIGINT):  # the caller's SIGTERM for a failed
+                loop.remove_signal_handler(sig)  # start would begin a kill of nothing, left
+                signal.signal(sig, signal.SIG_IGN)  # pending (an error in the log) as we end
             self._report({"ok": False, "error": exc.message, "exit_code": exc.exit_code})
             self._update_record(status="failed", error=exc.message, endedAt=now_iso())
             return 1
