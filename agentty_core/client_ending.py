@@ -15,6 +15,7 @@ from agentty_core.client_calls import Connected
 from agentty_core.client_records import RECORD_PIDS, describe_end
 from agentty_core.errors import (
     AgenttyError,
+    AmbiguousSession,
     RemoteError,
     SessionNotFound,
     SessionNotRunning,
@@ -223,10 +224,18 @@ class Ending(Connected):
         self._remove_files({session_id})
 
     def cast_path(self, ref: str) -> Path:
-        """A session's recording (by id, prefix or name) or a path to a .cast file."""
-        if os.path.isfile(ref):
-            return Path(ref)
-        rec = self.resolve(ref)
+        """A session's recording (by id, unique prefix or name) or a path to a .cast file: a
+        session wins over a file so named here; a ref with a `/` is a path, never a session."""
+        if "/" in ref:
+            if os.path.isfile(ref):
+                return Path(ref)
+            raise SessionNotFound(ref)  # (the caller says there is no such file)
+        try:
+            rec = self.resolve(ref)
+        except (SessionNotFound, AmbiguousSession):
+            if os.path.isfile(ref):  # no session is that one: a file of this directory
+                return Path(ref)
+            raise
         path = self.home.cast_path(rec["id"])
         if not path.exists():
             raise UsageError(f"session {rec['id']} has no recording (start it with --record)")

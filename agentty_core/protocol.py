@@ -194,7 +194,9 @@ def encode(message: JSONObject) -> bytes:
     return _ENCODER.encode(message).encode() + b"\n"
 
 
-ACTING = frozenset({"text", "key", "signal", "resize"})  # refused when late (`until`)
+# Refused when late (`until`): each changes the session (`record` too: a recording started
+# or stopped after its caller was told it failed).
+ACTING = frozenset({"text", "key", "signal", "resize", "record"})
 
 
 def request(

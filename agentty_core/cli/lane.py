@@ -51,7 +51,7 @@ TIMEOUT = 5  # seconds, as the full path's default
 # `kill`: how long the ping is waited for before a look at whether the worker is stopped
 # (SIGSTOP, a debugger), which will not answer: its session is then ended from outside.
 STOPPED_LOOK = 0.05
-ACTING = ("text", "key", "signal", "resize")  # `protocol.ACTING`
+ACTING = ("text", "key", "signal", "resize", "record")  # `protocol.ACTING`
 PING = b'{"v":1,"method":"ping","params":{}}\n'
 # A session whose worker did not answer within the full path's own wait (stopped, say):
 # `kill` then goes the full path's way for such a worker at once (`Client.kill(silent=)`).

@@ -26,9 +26,23 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
+from agentty_core.terminal_guard import TerminalGuard
+
 log = logging.getLogger("agentty.worker")
 
 MAX_CAST_BYTES = 64 << 20
+# Read from a file to replay: a header line is small (asciinema's are well under 4 KiB); an
+# event line, no longer than a whole recording (an output event of the recorder is a read of
+# the PTY, 100 KiB at most, six times as long escaped). Past either, a line is not read in.
+MAX_HEADER_CHARS = 64 << 10
+MAX_EVENT_CHARS = MAX_CAST_BYTES
+# `record on` appending: the last event's time is looked for in the file's last TAIL bytes,
+# then in four times as many while none is found there, up to TAIL_MOST bytes and
+# TAIL_LINES lines (the recorder writes nothing but events after the header: a file whose
+# last lines are none was edited by hand).
+TAIL = 64 << 10
+TAIL_MOST = 1 << 20
+TAIL_LINES = 1000
 
 
 class Recorder:
@@ -47,6 +61,7 @@ class Recorder:
     ) -> None:
         self.path = path
         self.error: str | None = None
+        self._begun = False  # its first write (header, or the size when appending) went in
         self._on_error = on_error
         self.input = input
         self.markers = markers
@@ -63,7 +78,9 @@ class Recorder:
             raise
 
     def _begin(self, cols: int, rows: int, env: dict[str, str] | None) -> None:
-        """The header of a new recording, or (appending) the time to go on from."""
+        """The header of a new recording, or (appending) the time to go on from and the
+        terminal's size: either is written at once, so that a recording that cannot be
+        written is refused by `record on` (`error`)."""
         st = os.fstat(self._fd)
         if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", str(self.path))
@@ -79,10 +96,13 @@ class Recorder:
             }
             self._write(json.dumps(header))
         elif self._size < MAX_CAST_BYTES:  # (past it, nothing more is written)
-            # Appending after `record off`/`on`: times continue from the last event.
-            with open(os.dup(self._fd), encoding="utf-8", errors="replace") as f:
-                f.seek(0)  # (the offset is shared with ours; our writes append all the same)
-                self.started -= _last_time(f)
+            # Appending after `record off`/`on`: times continue from the last event, read
+            # from the file's end (the worker's loop waits on this: never the whole file).
+            self.started -= _last_time(self._fd, self._size)
+            # The size now (it may have changed while not recording), written at once: a
+            # disk too full to append to fails here, not at the first output.
+            self.resize(cols, rows)
+        self._begun = True
 
     def _write(self, line: str) -> None:
         if self._fd < 0:
@@ -112,7 +132,8 @@ class Recorder:
 
     def _stop(self, exc: OSError) -> None:
         """A write failed: the recording ends here; the session goes on."""
-        self.error = f"{exc.strerror or exc} writing {self.path}; recording stopped"
+        then = "recording stopped" if self._begun else "not recording"
+        self.error = f"{exc.strerror or exc} writing {self.path}; {then}"
         log.error("%s", self.error)
         self.close()
         if self._on_error is not None:
@@ -150,16 +171,39 @@ class Recorder:
             self._fd = -1
 
 
-def _last_time(cast: TextIO) -> float:
-    """The last event's time; times that are none (no float holds them, infinite, NaN: a
-    file edited by hand) are passed over, or every new time would be one (not JSON)."""
-    last = 0.0
-    for event in events(cast):
-        with contextlib.suppress(ValueError):
-            at = _seconds(event[0])
-            if math.isfinite(at):
-                last = at
-    return last
+def _last_time(fd: int, size: int) -> float:
+    """The last event's time, from the file's tail: TAIL bytes, then the lines before them
+    (four times as many bytes each time, up to TAIL_MOST) only while no event is found.
+    Lines that are no event, and times that are none (no float holds them, infinite, NaN: a
+    file edited by hand), are passed over, or every new time would be one (not JSON); none
+    found: 0."""
+    window, end = TAIL, size  # (lines from `end` on are looked at already)
+    looked = 0
+    while True:
+        start = max(0, size - window)
+        lines = os.pread(fd, end - start, start).split(b"\n")
+        cut = lines.pop(0) if start > 0 else b""  # (its start is before `start`: next time)
+        for line in reversed(lines[-(TAIL_LINES - looked) :]):
+            at = _event_time(line)
+            if at is not None:
+                return at
+        looked += len(lines)
+        if start == 0 or window >= TAIL_MOST or looked >= TAIL_LINES:
+            return 0.0
+        window, end = window * 4, start + len(cut)
+
+
+def _event_time(line: bytes) -> float | None:
+    if not line.startswith(b"[") or not line.rstrip().endswith(b"]"):  # (not worth parsing)
+        return None
+    try:
+        event = json.loads(line)
+        if not isinstance(event, list) or len(event) != 3:
+            return None
+        at = _seconds(event[0])
+    except (ValueError, RecursionError):
+        return None
+    return at if math.isfinite(at) else None
 
 
 def _seconds(value: object) -> float:
@@ -189,8 +233,9 @@ def open_cast(path: Path, *, follow: bool = False) -> TextIO:
 
 
 def read_header(cast: TextIO) -> dict[str, object]:
+    line = cast.readline(MAX_HEADER_CHARS + 1)  # (a file of one endless line: not read in)
     try:
-        header = json.loads(cast.readline())
+        header = json.loads(line) if len(line) <= MAX_HEADER_CHARS else None
     except (ValueError, RecursionError):  # (nested past the parser's depth, say)
         header = None
     if not isinstance(header, dict) or header.get("version") != 2:
@@ -199,8 +244,9 @@ def read_header(cast: TextIO) -> dict[str, object]:
 
 
 def events(cast: TextIO) -> Iterator[list[object]]:
-    """The events after the header line (`cast` is read from where it is)."""
-    for line in cast:
+    """The events after the header line (`cast` is read from where it is). A line that is
+    none is skipped, one longer than MAX_EVENT_CHARS too (read past, never held whole)."""
+    for line in _lines(cast, MAX_EVENT_CHARS):
         try:
             event = json.loads(line)
         except (ValueError, RecursionError):
@@ -209,17 +255,49 @@ def events(cast: TextIO) -> Iterator[list[object]]:
             yield event
 
 
+def _lines(cast: TextIO, most: int) -> Iterator[str]:
+    """The lines of `cast` no longer than `most` characters; longer ones are passed over."""
+    while line := cast.readline(most):
+        if len(line) < most or line.endswith("\n"):
+            yield line
+            continue
+        while (rest := cast.readline(most)) and not rest.endswith("\n"):
+            pass  # the rest of a line too long: read past
+
+
 def replay(cast: TextIO, speed: float = 1.0, max_idle: float = 2.0) -> None:
-    """Write the recorded output to this terminal with its timing (idle gaps capped)."""
+    """Write the recorded output to this terminal with its timing (idle gaps capped), less
+    what would make the terminal act besides showing it (`TerminalGuard`); at the end, even
+    an interrupted one, the modes the recording left on are turned off."""
     read_header(cast)
     out = sys.stdout
+    guard = TerminalGuard()
     previous = 0.0
-    for at, code, data in events(cast):
-        delay = min(max(0.0, _seconds(at) - previous), max_idle)
-        previous = _seconds(at)
-        if code == "o":
-            if speed > 0 and delay > 0:
-                out.flush()
-                time.sleep(delay / speed)
-            out.write(str(data))
-    out.flush()
+    try:
+        for at, code, data in events(cast):
+            delay = min(max(0.0, _seconds(at) - previous), max_idle)
+            previous = _seconds(at)
+            if code == "o":
+                if speed > 0 and delay > 0:
+                    out.flush()
+                    time.sleep(delay / speed)
+                out.write(guard.feed(str(data)))
+        out.flush()
+    finally:
+        _restore(out, guard.finish())
+
+
+def _restore(out: TextIO, restore: str) -> None:
+    """Write `restore` where the terminal is: our stdout or, when that fails (a reader of a
+    pipe gone), stderr if it is a terminal."""
+    if not restore:
+        return
+    try:
+        out.write(restore)
+        out.flush()
+    except Exception:  # (the CLI's stdout raises its own error where the stream failed)
+        err = sys.stderr
+        with contextlib.suppress(Exception):
+            if err is not None and err.isatty():
+                err.write(restore)
+                err.flush()

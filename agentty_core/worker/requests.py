@@ -397,8 +397,10 @@ class Requests(WorkerBase):
             said = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             self._recording_failed(f"{said} opening {path}; not recording")
             return
-        if self.recorder.error is not None:  # its header could not be written
+        if self.recorder.error is not None:  # its first write (the header, say) failed
             self.recorder = None
+        elif self.record.pop("recordingError", None) is not None:  # an earlier one's
+            self._in_background(self._note_in_record({"recordingError": None}))
 
     def _recording_failed(self, message: str) -> None:
         """A recording that cannot be written stops; the session goes on, and its record

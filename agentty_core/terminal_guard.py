@@ -1,0 +1,265 @@
+"""What `replay` lets through to the user's terminal, and what it puts back after.
+
+The recorded output goes there as it is, colours, cursor moves and titles included, except
+what would have the terminal do more than show it: a clipboard write (OSC 52), and the
+queries whose answers the terminal would type into the user's shell once the replay ended
+(DSR, DA, DECRQM, window and colour reports, DECRQSS, XTGETTCAP, ...). The modes the
+recording turns on (the alternate screen, mouse and focus reports, bracketed paste, a hidden
+cursor, keyboard protocols, colours) are turned off again at its end.
+"""
+
+from __future__ import annotations
+
+import re
+
+_ESC, _BEL, _ST8, _CAN, _SUB = "\x1b", "\x07", "\x9c", "\x18", "\x1a"
+# Text and the sequences that only draw (cursor moves, erasing, scrolling, SGR, charsets),
+# up to the first that may do more: each of those is looked at (`_sequence`).
+_DRAWING = re.compile(
+    "(?:[^\x05\x1b\x90\x98\x9b\x9d\x9e\x9f]+"
+    "|\x1b\\[[0-9;]*[@A-HJKLMPSTXZ`abdefgr]"
+    "|\x1b\\[[0-9;:]*m"
+    "|\x1b[()*+][0-9A-Za-z]"
+    "|\x1b[78=>DEHM])+"
+)
+_SGR = re.compile("\x1b\\[([0-9;:]*)m")
+# A CSI's parameters and intermediates, with the C0 controls a terminal runs inside one.
+_CSI_BODY = re.compile("[\x00-\x17\x19\x1c-\x3f]*")
+_C0 = re.compile("[\x00-\x1f]")
+_HOLD_MOST = 4096  # an unfinished sequence carried over to the next event, at most
+_ALT_SCREENS = (1049, 1047, 47)
+_MOUSE = frozenset({9, 1000, 1001, 1002, 1003, 1005, 1006, 1015, 1016})
+_RESET_MODES = (*_ALT_SCREENS, *sorted(_MOUSE), 1004, 2004, 1)  # in this order; 25 aside
+_OSC_QUERIES = frozenset({"4", "5", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19"})
+_REPORTS_T = frozenset({"11", "13", "14", "15", "16", "18", "19", "20", "21"})  # XTWINOPS
+
+
+def _csi_query(prefix: str, params: str, inter: str, final: str) -> bool:
+    """Whether a CSI asks the terminal for an answer (which it would type as input)."""
+    if inter:
+        return (inter, final) in (("$", "p"), ("$", "w"), ("$", "u"), ("*", "y"), ("#", "|"))
+    if prefix in ("", "?") and final == "n":  # DSR, DECXCPR, ...
+        return True
+    if final == "c":  # DA1, DA2, DA3
+        return True
+    if prefix == "?" and final in "umS":  # kitty keyboard, XTQMODKEYS, XTSMGRAPHICS
+        return True
+    if prefix == ">" and final == "q":  # XTVERSION
+        return True
+    if prefix == "":
+        return final == "x" or (final == "t" and params.split(";")[0] in _REPORTS_T)
+    return False
+
+
+class TerminalGuard:
+    """The output of a recording as it may reach the user's terminal (`feed`, event by
+    event: a sequence cut between two is carried over, `_HOLD_MOST` at most), and what
+    puts the terminal back as it was (`finish`)."""
+
+    def __init__(self) -> None:
+        self._held = ""  # the start of a sequence that the next event goes on with
+        self._string: str | None = None  # "pass"/"drop": within a long string sequence
+        self._osc = False  # that string is an OSC (BEL ends it too)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._modes: set[int] = set()  # the DEC private modes turned on
+        self._hidden = False  # the cursor
+        self._sgr = False  # attributes set
+        self._other_keys = False  # xterm's modifyOtherKeys
+        self._pushed = 0  # kitty keyboard flags pushed
+
+    def feed(self, text: str) -> str:
+        text, self._held = self._held + text, ""
+        out: list[str] = []
+        i, n = 0, len(text)
+        while i < n:
+            if self._string is not None:
+                i = self._in_string(text, i, out)
+                if i < 0:
+                    break
+                continue
+            run = _DRAWING.match(text, i)
+            if run is not None:  # (most of any output: taken in bulk)
+                i = run.end()
+                piece = text if i - run.start() == n else run.group()
+                out.append(piece)
+                if "m" in piece and (sgrs := _SGR.findall(piece)):
+                    self._sgr = any(v not in ("", "0") for v in sgrs[-1].split(";"))
+                if i >= n:
+                    break
+            j = i
+            done = self._sequence(text, j, out)
+            if done < 0:  # unfinished: kept for the next event (dropped if overlong)
+                self._held = text[j:] if n - j <= _HOLD_MOST else ""
+                break
+            i = done
+        return out[0] if len(out) == 1 else "".join(out)
+
+    def finish(self) -> str:
+        """What turns off what the recording left on; the end of a string sequence cut
+        short first (the terminal would take all that follows as part of it)."""
+        parts = ["\x1b\\"] if self._string == "pass" else []
+        self._string, self._held = None, ""
+        parts += [f"\x1b[?{mode}l" for mode in _RESET_MODES if mode in self._modes]
+        if self._other_keys:
+            parts.append("\x1b[>4m")
+        if self._pushed:
+            parts.append(f"\x1b[<{self._pushed}u")
+        if self._hidden:
+            parts.append("\x1b[?25h")
+        if self._sgr:
+            parts.append("\x1b[0m")
+        self._reset()
+        return "".join(parts)
+
+    def _in_string(self, text: str, i: int, out: list[str]) -> int:
+        """Within a string sequence (OSC, DCS, SOS, PM, APC): to its end, passed on or
+        dropped; -1 when the text ends first (an ESC at its very end is carried over)."""
+        end, after = _string_end(text, i, self._osc)
+        if end < 0:
+            cut = len(text) - 1 if text.endswith(_ESC) else len(text)
+            if self._string == "pass":
+                out.append(text[i:cut])
+            self._held = text[cut:]
+            return -1
+        if self._string == "pass":
+            out.append(text[i:after])
+        self._string = None
+        return after
+
+    def _sequence(self, text: str, j: int, out: list[str]) -> int:
+        """The sequence at `j` passed on (or not) to `out`; where the text goes on after
+        it, or -1 when the text ends before the sequence does."""
+        c = text[j]
+        if c == "\x05":  # ENQ: the terminal answers with its answerback
+            return j + 1
+        if c == _ESC:
+            if j + 1 >= len(text):
+                return -1
+            c2 = text[j + 1]
+            if c2 == "[":
+                return self._csi(text, j, j + 2, out)
+            if c2 in "]P_^X":
+                return self._start_string(text, j, j + 2, c2, out)
+            if c2 == "Z":  # DECID: as DA
+                return j + 2
+            if c2 == "c":  # RIS: the terminal is reset, modes and all
+                self._reset()
+                out.append(text[j : j + 2])
+                return j + 2
+            out.append(c)  # any other escape: passed on as it is
+            return j + 1
+        if c == "\x9b":
+            return self._csi(text, j, j + 1, out)
+        kind = {"\x9d": "]", "\x90": "P", "\x9f": "_", "\x9e": "^", "\x98": "X"}[c]
+        return self._start_string(text, j, j + 1, kind, out)
+
+    def _csi(self, text: str, j: int, k: int, out: list[str]) -> int:
+        body = _CSI_BODY.match(text, k)
+        assert body is not None  # (it matches the empty string)
+        end = body.end()
+        if end >= len(text):
+            return -1 if end - j <= _HOLD_MOST else len(text)  # (an overlong one: dropped)
+        final = text[end]
+        if not "\x40" <= final <= "\x7e":  # cut short (ESC, CAN, SUB): as it came
+            out.append(text[j:end])
+            return end
+        chars = _C0.sub("", body.group())
+        params = chars.rstrip(" !\"#$%&'()*+,-./")
+        inter = chars[len(params) :]
+        prefix = params[:1] if params[:1] in ("<", "=", ">", "?") else ""
+        params = params[len(prefix) :]
+        if _csi_query(prefix, params, inter, final):
+            return end + 1
+        if not inter:
+            self._track(prefix, params, final)
+        out.append(text[j : end + 1])
+        return end + 1
+
+    def _track(self, prefix: str, params: str, final: str) -> None:
+        values = params.split(";")
+        if prefix == "?" and final in "hl":
+            for value in values:
+                mode = int(value) if value.isdigit() and len(value) < 6 else -1
+                if mode == 25:
+                    self._hidden = final == "l"
+                elif final == "h":
+                    self._modes.add(mode)
+                else:
+                    self._modes.discard(mode)
+        elif final == "m" and prefix == "":
+            self._sgr = any(v not in ("", "0") for v in values)
+        elif final == "m" and prefix == ">" and values[0] == "4":
+            self._other_keys = len(values) > 1 and values[1] not in ("", "0")
+        elif final == "u" and prefix == ">":
+            self._pushed += 1
+        elif final == "u" and prefix == "<":
+            count = int(values[0]) if values[0].isdigit() and len(values[0]) < 6 else 1
+            self._pushed = max(0, self._pushed - max(count, 1))
+
+    def _start_string(self, text: str, j: int, k: int, kind: str, out: list[str]) -> int:
+        """A string sequence: passed on or dropped as a whole once what decides it came."""
+        osc = kind == "]"
+        end, after = _string_end(text, k, osc)
+        head = text[k:end] if end >= 0 else text[k:]
+        decided = _string_verdict(kind, head, whole=end >= 0)
+        if decided is None and len(text) - j <= _HOLD_MOST:
+            return -1  # not known yet: carried over to the next event
+        if end >= 0:
+            if decided:
+                out.append(text[j:after])
+            return after
+        # Longer than this event: passed on or dropped up to its end, in the next ones too
+        # (one still undecided past _HOLD_MOST is dropped).
+        self._string, self._osc = ("pass" if decided else "drop"), osc
+        if decided:
+            out.append(text[j:k])
+        done = self._in_string(text, k, out)
+        return len(text) if done < 0 else done
+
+
+def _string_end(text: str, i: int, osc: bool) -> tuple[int, int]:
+    """Where a string sequence's content ends at or after `i`, and where what follows it
+    starts (past an ST; at an ESC that is no ST, which begins a sequence of its own);
+    (-1, -1) if the text ends first or with the ESC that may be an ST's start."""
+    found = re.compile("[\x07\x18\x1a\x1b\x9c]" if osc else "[\x18\x1a\x1b\x9c]").search(text, i)
+    if found is None:
+        return -1, -1
+    end = found.start()
+    c = text[end]
+    if c == _ESC:
+        if end + 1 >= len(text):
+            return -1, -1
+        return end, end + 2 if text[end + 1] == "\\" else end
+    return end, end + 1
+
+
+def _string_verdict(kind: str, head: str, *, whole: bool) -> bool | None:
+    """Whether a string sequence is passed on (True) or dropped (False), from its content
+    so far (`whole`: all of it); None while that does not tell yet."""
+    if kind == "]":
+        code, sep, rest = head.partition(";")
+        if not sep and not whole:
+            return None if (len(code) < 16 and code.isdigit()) or not code else True
+        if code == "52":  # the clipboard, written or read
+            return False
+        if code in _OSC_QUERIES:
+            if not whole:
+                return None
+            return "?" not in rest.split(";")
+        return True
+    if kind == "P":  # DECRQSS (DCS $ q) and XTGETTCAP (DCS + q) ask; others draw (sixel)
+        intro = re.match("[\x30-\x3f]*([\x20-\x2f]*)([\x40-\x7e])?", head)
+        assert intro is not None
+        if intro.group(2) is None:
+            return None if not whole else True
+        return (intro.group(1), intro.group(2)) not in (("$", "q"), ("+", "q"))
+    if kind == "_" and not head and not whole:
+        return None
+    if kind == "_" and head[:1] == "G":  # kitty graphics: a=q asks
+        control, sep, _ = head[1:].partition(";")
+        if not sep and not whole:
+            return None
+        return "a=q" not in control.split(",")
+    return True

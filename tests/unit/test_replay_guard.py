@@ -1,0 +1,71 @@
+"""`replay`'s TerminalGuard: the recorded output as it may reach the user's terminal, event
+by event (a sequence cut between two events is carried over), and what puts the terminal
+back at the end."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentty_core.terminal_guard import TerminalGuard
+
+EVENTS = [
+    "\x1b]0;a title\x07\x1b[31mred\x1b[5;10H",
+    "\x1b]52;c;aGVsbG8=\x07",  # the clipboard
+    "\x1b]5",
+    "2;c;c2VjcmV0\x1b\\after-clip",
+    "\x1b[6n\x1b[c\x1b[>c\x1b[",  # DSR, DA1, DA2
+    "?6n\x1b]11;?\x07\x1b]10;?\x1b\\\x1b]4;1;?\x07",  # DECXCPR, colour queries
+    "\x1bP$qm\x1b\\\x1bP+q544e\x1b\\",  # DECRQSS, XTGETTCAP
+    "\x9b6n\x1b[6\x00n\x1b[?1;2$p\x1b[18t\x1b[>q\x05\x1bZ",  # C1 DSR, DSR with a NUL in it,
+    # DECRQM, a window report, XTVERSION, ENQ, DECID
+    "\x1b_Ga=q,i=1;AAAA\x1b\\",  # a kitty graphics query
+    "\x1b[?1049h\x1b[?1000;1006h\x1b[?2004h\x1b[?25l\x1b[1mend",
+]
+KEPT = (
+    "\x1b]0;a title\x07\x1b[31mred\x1b[5;10H"
+    "after-clip"
+    "\x1b[?1049h\x1b[?1000;1006h\x1b[?2004h\x1b[?25l\x1b[1mend"
+)
+RESTORE = "\x1b[?1049l\x1b[?1000l\x1b[?1006l\x1b[?2004l\x1b[?25h\x1b[0m"
+PLAIN = (
+    "plain \x1b[1;32mgreen\x1b[0m \x1b[2J\x1b[H\x1b]2;title\x1b\\日本\r\n\x1b(B\x1b7\x1b8"
+    "\x1bP1;2q#0;2;0;0;0#0~~\x1b\\\x1b[38:2::1:2:3mx\x1b[m\x1b[22;0t\x1b[3;20r\x1b_Ga=T;AA\x1b\\"
+)
+
+
+def _played(*events: str) -> str:
+    guard = TerminalGuard()
+    return "".join(guard.feed(event) for event in events) + guard.finish()
+
+
+def test_queries_and_clipboard_are_dropped_and_modes_turned_off_at_the_end() -> None:
+    assert _played(*EVENTS) == KEPT + RESTORE
+
+
+@pytest.mark.parametrize("text", [KEPT, "".join(EVENTS), PLAIN], ids=["kept", "all", "plain"])
+def test_a_sequence_cut_anywhere_between_two_events_is_the_same(text: str) -> None:
+    whole = _played(text)
+    for cut in range(len(text) + 1):
+        assert _played(text[:cut], text[cut:]) == whole, cut
+    assert _played(*text) == whole  # one character an event
+
+
+def test_what_only_draws_goes_as_it_came() -> None:
+    assert _played(PLAIN) == PLAIN
+
+
+def test_a_long_string_sequence_across_events() -> None:
+    played = _played(
+        "a\x1b]52;c;" + "Q" * 10000, "Q" * 10000, "\x07b\x1b]2;" + "t" * 5000, "t\x1b", "\\c"
+    )
+    assert played == "ab\x1b]2;" + "t" * 5001 + "\x1b\\c"
+    assert _played("\x1b]2;cut short") == "\x1b]2;cut short\x1b\\"  # ended for the terminal
+
+
+def test_modes_turned_off_already_or_by_a_reset_are_left_alone() -> None:
+    assert _played("\x1b[?1049h\x1b[?25l\x1b[1mx\x1b[0m\x1b[?25h\x1b[?1049l") == (
+        "\x1b[?1049h\x1b[?25l\x1b[1mx\x1b[0m\x1b[?25h\x1b[?1049l"
+    )
+    assert _played("\x1b[?1049h\x1b[1m\x1bc") == "\x1b[?1049h\x1b[1m\x1bc"
+    keys = "\x1b[>4;2m\x1b[>1u\x1b[>1u\x1b[<u\x1b[?1004h"
+    assert _played(keys) == keys + "\x1b[?1004l\x1b[>4m\x1b[<1u"
