@@ -303,10 +303,34 @@ def _program_start() -> Check:
     return _check("program start", True, f"by posix_spawn of {helper} --pdeathsig KILL")
 
 
+# Room a home needs: the list rewritten whole (a few hundred KiB with many sessions), a final
+# screen and a log line per exit.
+ROOM = 1 << 20
+
+
+def _disk_space(home: Home) -> Check:
+    """Room on the home's file system: full, every start failed ("No space left on device
+    writing sessions.json") and a worker whose program ended retried its exit record, while
+    every other check said ok."""
+    path = next((p for p in (home.root, *home.root.parents) if p.is_dir()), Path("/"))
+    try:
+        st = os.statvfs(path)
+    except OSError as exc:
+        return _check("disk space", False, f"cannot look at {path}: {exc.strerror or exc}")
+    free = (st.f_bfree if os.geteuid() == 0 else st.f_bavail) * st.f_frsize
+    inodes = st.f_ffree if os.geteuid() == 0 else st.f_favail
+    said = f"{free / (1 << 20):.1f} MiB free on the file system of {path}"
+    if free < ROOM or (st.f_files and inodes == 0):
+        why = said if free < ROOM else f"no inode free on the file system of {path}"
+        fix = "free space there, or set AGENTTY_HOME elsewhere (starts and exits cannot be saved)"
+        return _check("disk space", False, why, fix)
+    return _check("disk space", True, said)
+
+
 def run_checks(home: Home | None = None) -> list[Check]:
     home = home or Home(default_home().absolute())
     checks: list[Check] = []
-    steps: list[Callable[[Home], Check]] = [_home_permissions, _state_file]
+    steps: list[Callable[[Home], Check]] = [_home_permissions, _state_file, _disk_space]
     for step in steps:
         checks.append(step(home))
     if all(c["ok"] for c in checks) and home.root.exists():
