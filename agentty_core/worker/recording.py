@@ -277,11 +277,19 @@ def replay(cast: TextIO, speed: float = 1.0, max_idle: float = 2.0) -> None:
         for at, code, data in events(cast):
             delay = min(max(0.0, _seconds(at) - previous), max_idle)
             previous = _seconds(at)
-            if code == "o":
+            if code == "o" and isinstance(data, str):  # (other data: a hand-made file's)
                 if speed > 0 and delay > 0:
                     out.flush()
                     time.sleep(delay / speed)
-                out.write(guard.feed(str(data)))
+                shown = guard.feed(data)
+                try:
+                    out.write(shown)
+                except UnicodeEncodeError:  # a lone surrogate (legal JSON), or a C locale
+                    out.write(
+                        shown.encode(out.encoding or "utf-8", "replace").decode(
+                            out.encoding or "utf-8"
+                        )
+                    )
         out.flush()
     finally:
         _restore(out, guard.finish())

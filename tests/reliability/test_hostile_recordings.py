@@ -66,6 +66,19 @@ def test_replay_plays_at_a_speed_in_range(tmp_path: Path, speed: str) -> None:
     assert proc.returncode == 0 and proc.stdout == "a\nb\n", proc
 
 
+def test_replay_plays_on_past_a_lone_surrogate_and_output_that_is_no_text(
+    tmp_path: Path,
+) -> None:
+    """JSON allows a lone surrogate, which no encoding writes: replay stopped there ("cannot
+    replay: 'utf-8' codec can't encode"), the events after it never played; an output that
+    was an object or null was printed as Python wrote it ({'a': 1}, None)."""
+    cast = tmp_path / "odd.cast"
+    events = ['[0, "o", "a"]', '[0, "o", "\\ud800"]', '[0, "o", {"a": 1}]', '[0, "o", null]']
+    cast.write_text(HEADER + "\n".join([*events, '[0, "o", "b\\n"]']) + "\n")
+    proc = replay("--speed", "0", str(cast))
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "a?b\n", "")
+
+
 @pytest.mark.parametrize("kind", ["fifo", "symlink"])
 def test_a_session_recording_that_is_no_regular_file_is_refused_at_once(
     agentty_home: Path, kind: str
