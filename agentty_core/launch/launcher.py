@@ -115,7 +115,7 @@ def start(
         raise
     try:
         return _run_claimed(
-            planned, proc, cannot_spawn, early is not None, timeout, on_ready, store
+            planned, proc, cannot_spawn, early is not None, timeout, on_ready, store, previous
         )
     except BaseException as exc:  # interrupted (Ctrl-C): the worker is ended, nothing stays
         if not isinstance(exc, Exception):
@@ -138,9 +138,11 @@ def _run_claimed(
     timeout: float,
     on_ready: Callable[[], None] | None,
     store: StateStore,
+    previous: str | None,
 ) -> Record:
     """`start` once its intent record is written: the worker runs the session, or the
-    record says why not. Its caller undoes it all if it is interrupted (Ctrl-C)."""
+    record says why not (and the active pointer names `previous` again, should the worker
+    have set it before it failed). Its caller undoes it all if it is interrupted (Ctrl-C)."""
     home, session_id, log_path = store.home, planned.session_id, planned.log_path
     record, spec = planned.record, planned.spec
     failpoints.hit("launcher.after_claim")
@@ -159,8 +161,9 @@ def _run_claimed(
     except SpawnError as exc:
         exc.log_path, exc.session_id = str(log_path), session_id
         with contextlib.suppress(Exception):  # a held lock must not hold up the message
-            quick = StateStore(home, timeout=DISCARD_LOCK_WAIT)
-            quick.update(session_id, status="failed", error=exc.message, endedAt=now_iso())
+            StateStore(home, timeout=DISCARD_LOCK_WAIT).fail(
+                session_id, exc.message, previous=previous
+            )
         # A worker that died after binding leaves its socket; nothing answers on it now.
         with contextlib.suppress(OSError):
             remove_stale_socket(home.socket_path(session_id))

@@ -549,31 +549,59 @@ class StateStore:
             for session_id in session_ids:  # under the lock: a worker that finds its record
                 with contextlib.suppress(FileNotFoundError):  # gone then finds no log either
                     self.home.log_path(session_id).unlink()  # (`_kept`)
-            # Under the same lock as the records: no start points it elsewhere meanwhile,
-            # and a worker that only tries the lock removes both or neither.
-            if read_active(self.home) in session_ids:
-                pointer.append(Kept(self.home.active_file))  # if the list cannot be written
-                if instead is not None and any(r.get("id") == instead for r in sessions):
-                    atomic_write(self.home.active_file, instead.encode() + b"\n", sync_dir=False)
-                    return  # (the directory is synced after the records' write)
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self.home.active_file)
+            self._point_away(sessions, session_ids, instead, pointer)
 
         pointer: list[Kept] = []
-
-        def put_back() -> None:
-            for kept in pointer:
-                kept.put_back()
-
-        try:
-            self.mutate(change, undo=put_back)
-        finally:
-            for kept in pointer:
-                kept.drop()
+        self._mutate_with_pointer(change, pointer)
         for session_id in session_ids:
             for path in (self.home.final_path(session_id), self.home.cast_path(session_id)):
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
+
+    def fail(self, session_id: str, message: str, *, previous: str | None) -> None:
+        """A start that did not come up: its record says why, and the active pointer, if its
+        worker set it (with the running record) before it died, names `previous` again if
+        that is still recorded (else none): a bare `get` went to the failed session."""
+
+        def change(sessions: list[Record]) -> None:
+            for rec in sessions:
+                if rec.get("id") == session_id:
+                    rec.update({"status": "failed", "error": message, "endedAt": now_iso()})
+            self._point_away(sessions, {session_id}, previous, pointer)
+
+        pointer: list[Kept] = []
+        self._mutate_with_pointer(change, pointer)
+
+    def _point_away(
+        self, sessions: list[Record], session_ids: set[str], instead: str | None, kept: list[Kept]
+    ) -> None:
+        """Under the same lock as the records (no start points it elsewhere meanwhile, and
+        a worker that only tries the lock changes both or neither): the active pointer, if
+        it names one of `session_ids`, names `instead` if that is recorded, else nothing.
+        The pointer as it was is in `kept`, should the list not be written."""
+        if read_active(self.home) not in session_ids:
+            return
+        kept.append(Kept(self.home.active_file))
+        if instead is not None and any(r.get("id") == instead for r in sessions):
+            atomic_write(self.home.active_file, instead.encode() + b"\n", sync_dir=False)
+            return  # (the directory is synced after the records' write)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.home.active_file)
+
+    def _mutate_with_pointer(
+        self, change: Callable[[list[Record]], object], kept: list[Kept]
+    ) -> None:
+        """`mutate`, the pointer `change` moved (`_point_away`) put back if the write fails."""
+
+        def put_back() -> None:
+            for pointer in kept:
+                pointer.put_back()
+
+        try:
+            self.mutate(change, undo=put_back)
+        finally:
+            for pointer in kept:
+                pointer.drop()
 
     def remove_bad(self, spare: Callable[[RawRecord], bool]) -> list[str]:
         """Remove the records `bad_record` rejects, except those `spare` keeps (one whose
