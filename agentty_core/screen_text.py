@@ -1,5 +1,6 @@
-"""How a screen's lines read as text: one definition for every place that trims them; and
-how a program's or a remote side's own words are shown to a person (`printable`).
+"""How a screen's lines read as text: one definition for every place that trims them, and
+for how a wait matches them (`to_cursor`, `readings`); and how a program's or a remote
+side's own words are shown to a person (`printable`).
 
 The emulator keeps each line as drawn (trailing blank cells already dropped). What a reader
 is given (`agentty get`, `Screen.text`, the MCP tools, `get --lines N` and an ended
