@@ -52,6 +52,7 @@ class ArgumentParser(argparse.ArgumentParser):
         self.register("action", None, _Once)
         self.register("action", "store", _Once)
         self._given: set[str] = set()
+        self._words: list[str] = []  # the words parsed last (`error` looks at them)
 
     def parse_known_args(self, *args: Any, **kwargs: Any) -> Any:
         self._given = set()  # (each parse: a parser may read several command lines)
