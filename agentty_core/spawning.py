@@ -26,6 +26,14 @@ LOCK_NAME = "spawner.lock"  # in the home: held by the spawner for its life (one
 # has imported what it needs, so that two starts in a row launch one spawner, not two.
 LOCK_FD, LOCK_FD_ENV = 3, "AGENTTY_SPAWNER_LOCK_FD"
 LOG_NAME = "spawner.log"
+# The command names of the spawner's own short-lived processes (`ps`; a stopped one left
+# behind is found by its name and state: `spare.end_stopped_leftovers`). 15 bytes at most.
+SPARE_NAME = "agentty-spare"  # a worker forked in advance (`worker/spare.py`)
+MIDDLE_NAME = "agentty-middle"  # the intermediate process of the double fork
+# A spawner's refusals that mean it is stepping down: the caller launches its successor.
+# "upgraded": its code changed on disk; "outgrown": its own context (a higher nice value, a
+# lower hard limit, inherited from the caller that launched it) cannot serve this caller.
+STEPPED_DOWN = ("upgraded", "outgrown")
 
 # How agentty runs a module detached (a worker, the warm spawner, a host's link), in a
 # session of its own: `python -m` would put the working directory first on sys.path (a
@@ -90,6 +98,7 @@ def caller_context(version: str) -> dict[str, object]:
         "sigmask": sorted(int(s) for s in _signal.pthread_sigmask(_signal.SIG_BLOCK, [])),
         "ignored": ignored,
         "nice": os.getpriority(os.PRIO_PROCESS, 0),
+        "personality": personality(),
         "affinity": sorted(os.sched_getaffinity(0)),
         "python": [sys.executable, sys.version],
         "agentty": [os.path.dirname(os.path.abspath(__file__)), version],  # agentty_core/
@@ -108,11 +117,23 @@ def umask() -> int:
     raise OSError("cannot read the umask")
 
 
+def personality() -> int:
+    """The execution domain and its flags (`setarch -R`): read here, by the caller, as only
+    it may read it freely (/proc/PID/personality needs ptrace rights over PID)."""
+    try:
+        with open("/proc/self/personality", "rb") as f:
+            return int(f.read().strip(), 16)
+    except (OSError, ValueError):
+        return -1  # not compared where it cannot be read
+
+
 # ------------------------------------------------------------- the spawner's answer
 
 # A spawner that serves a request first says so, `{"taken": PID}` (PID: the process that will
-# answer, the spare; null: a worker still to be forked), then that process answers
-# `{"ok": true, "pid": N}` with a pidfd of the worker. A refusal is one line, `{"ok": false}`.
+# answer: the spare, or the intermediate process forked for it, which may answer before the
+# spawner's own line is sent: the first line that is not `taken` is the answer), then that
+# process answers `{"ok": true, "pid": N}` with a pidfd of the worker. A refusal is one
+# line, `{"ok": false}`.
 TAKEN = "taken"
 WAIT = 0.25  # a spawner that makes no progress (stopped, wedged) for this long is given up on
 ANSWER_WAIT = 3.0  # once it took the request: a loaded machine may delay the answer this long
@@ -141,15 +162,17 @@ def read_answer(
     Until the spawner has taken the request it must make progress (be running, or have used
     CPU) every `WAIT`, up to `take_by`: a stopped or wedged spawner costs a start one WAIT.
     Once it took it, the work is another process's: the answer may come up to `answer_by`
-    (the machine may be loaded; a direct spawn would cost more), unless the spare named to
-    answer is stopped. A process that dies closes its copy of the connection: end of file."""
+    (the machine may be loaded; a direct spawn would cost more), unless the process named to
+    answer (the spare, or the intermediate one) is stopped. A process that dies closes its
+    copy of the connection: end of file (one that answered and exited is not given up on:
+    its answer may still be unread)."""
     import _socket
     import time
 
     buf = b""
     pidfd = -1
     taken = False
-    watched = spawner  # whose progress is checked; 0: none (a worker being forked)
+    watched = spawner  # whose progress is checked; 0: none
     ticks = cpu_ticks(spawner)
     check_at = time.monotonic() + WAIT
     try:
@@ -169,11 +192,14 @@ def read_answer(
             if now >= limit:
                 break
             if now >= check_at:
-                was, ticks = ticks, cpu_ticks(watched) if watched else None
-                if watched and not _progressing(watched, was, ticks, taken):
-                    if taken:
+                if taken:
+                    if watched and stopped(watched):
                         _end_stopped(watched)
-                    break
+                        break
+                else:
+                    was, ticks = ticks, cpu_ticks(watched) if watched else None
+                    if watched and not _progressing(watched, was, ticks):
+                        break
                 check_at = now + WAIT
             sock.settimeout(max(0.001, min(check_at, limit) - now))
             try:
@@ -200,10 +226,11 @@ def read_answer(
 
 
 def _end_stopped(pid: int) -> None:
-    """Kill the stopped spare we gave up on: it holds our request, will never be told to go
-    on (nothing of the session was written), and stopped it cannot see that we left and
-    would wait forever. Only while it is still stopped, through a pidfd taken first (the
-    pid cannot have gone to another process meanwhile)."""
+    """Kill the stopped spare or intermediate process we gave up on: it holds our request,
+    will never be told to go on (nothing of the session was written), and stopped it cannot
+    see that we left and would wait forever. Only while it is still stopped and named as
+    one of those (not another process that took the pid of one that ended), through a
+    pidfd taken first (the pid cannot go to another process meanwhile)."""
     if TYPE_CHECKING:
         import signal as _signal
     else:
@@ -214,7 +241,7 @@ def _end_stopped(pid: int) -> None:
     except OSError:
         return
     try:
-        if stopped(pid):
+        if stopped(pid) and _comm(pid) in (SPARE_NAME, MIDDLE_NAME):
             _signal.pidfd_send_signal(pidfd, 9)  # SIGKILL
     except OSError:
         pass
@@ -239,15 +266,24 @@ def cpu_ticks(pid: int) -> int | None:
     return int(stat[11]) + int(stat[12])
 
 
-def _progressing(pid: int, was: int | None, ticks: int | None, taken: bool) -> bool:
-    """Is `pid` getting on with the request? Before it took it: running (on a CPU or waiting
-    for one), or its CPU time grew. After: anything but stopped (or gone: end of file)."""
+def _progressing(pid: int, was: int | None, ticks: int | None) -> bool:
+    """Is the spawner `pid` getting on with the request (before it took it)? Running (on a
+    CPU or waiting for one), or its CPU time grew."""
     if ticks is None:
         return False
-    if taken or ticks != was:
+    if ticks != was:
         return True
     stat = _proc_stat(pid)
     return stat is not None and stat[0] == "R"
+
+
+def _comm(pid: int) -> str:
+    """The command name of `pid` ("" if gone)."""
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as f:
+            return f.read().rstrip(b"\n").decode("utf-8", "replace")
+    except OSError:
+        return ""
 
 
 def _proc_stat(pid: int) -> list[str] | None:

@@ -182,8 +182,8 @@ def ask(output_fd: int | None) -> ForkedWorker | None:
         import json
 
         reply, pidfd = spawning.read_answer(sock, spawner, deadline, answer_by, json.loads)
-        if reply is not None and reply.get("reason") == "upgraded":
-            _wanted, _successor = root, True  # it stepped down: the next runs the new code
+        if reply is not None and reply.get("reason") in spawning.STEPPED_DOWN:
+            _wanted, _successor = root, True  # it stepped down: the next is launched by us
         if reply is None or pidfd < 0 or reply.get("ok") is not True:
             if pidfd >= 0:
                 os.close(pidfd)

@@ -4,8 +4,11 @@ A worker forked by the spawner must be the worker `posix_spawn` would have start
 caller. What can be given after a fork is: the environment, cwd, umask, rlimits (lowered,
 or raised up to our hard limit), signal mask and ignored signals, the nice value (raised),
 the CPU affinity and the stdio and status descriptors. What cannot (another cgroup or
-namespace, other uids or groups, another interpreter, agentty, or interpreter settings
-from the environment) is refused, and the caller spawns directly.
+namespace, other uids or groups, another I/O priority, OOM score adjustment or personality,
+another interpreter, agentty, or interpreter settings from the environment) is refused,
+and the caller spawns directly. A caller refused because of what the spawner inherited
+from the caller that launched it (a higher nice value, a lower hard limit: `Outgrown`)
+makes it step down, so that a spawner launched from that caller serves the next start.
 
 An upgrade shows as changed files: the fingerprint is the (inode, size, mtime, ctime) of agentty's
 own files and directories, of the directory of every module the spawner has loaded and of
@@ -96,19 +99,55 @@ def _namespaces(pid: int | str) -> dict[str, str]:
     return found
 
 
-_own: tuple[dict[str, str], dict[str, str]] | None = None
+# ioprio_get(2), by architecture (none in the C library); IOPRIO_WHO_PROCESS.
+_SYS_IOPRIO_GET = {"x86_64": 252, "aarch64": 31, "riscv64": 31}
+_IOPRIO_WHO_PROCESS = 1
 
 
-def _own_context() -> tuple[dict[str, str], dict[str, str]]:
-    """Our credentials and namespaces, read once: only we could change them, and we do not."""
+def _ioprio(pid: int) -> int | None:
+    """The I/O priority of `pid` (0: our own), as `ionice` sets it; None where unknown."""
+    number = _SYS_IOPRIO_GET.get(os.uname().machine)
+    if number is None:
+        return None
+    from agentty_core import libc
+
+    try:
+        value = int(libc.function("syscall")(number, _IOPRIO_WHO_PROCESS, pid))
+    except (OSError, AttributeError):
+        return None
+    return value if value >= 0 else None
+
+
+def _priorities(pid: int | str) -> tuple[int | None, str]:
+    """What a process passes on to one it spawns, and a fork cannot set from a request:
+    its I/O priority (`ionice`) and OOM score adjustment (`choom`). (Its personality,
+    `setarch`, only the process itself may read freely: the caller sends it.)"""
+    return _ioprio(0 if pid == "self" else int(pid)), _proc(pid, "oom_score_adj").strip()
+
+
+_own: tuple[dict[str, str], dict[str, str], tuple[int | None, str], int] | None = None
+
+
+def _own_context() -> tuple[dict[str, str], dict[str, str], tuple[int | None, str], int]:
+    """Our credentials, namespaces, priorities and personality, read once: only we could
+    change them, and we do not."""
     global _own
     if _own is None:
-        _own = (_status_lines("self"), _namespaces("self"))
+        from agentty_core.spawning import personality
+
+        _own = (_status_lines("self"), _namespaces("self"), _priorities("self"), personality())
     return _own
 
 
+class Outgrown(str):
+    """A reason to refuse that is ours, not the caller's: what we inherited from the caller
+    that launched us (a higher nice value, a lower hard limit) and cannot undo for this one.
+    The spawner steps down: its successor, launched by this caller, serves both."""
+
+
 def cannot_reproduce(request: JSONMap, peer_pid: int, own_env: Mapping[str, str]) -> str | None:
-    """Why a worker forked here would differ from one the caller would spawn; None if not."""
+    """Why a worker forked here would differ from one the caller would spawn (an `Outgrown`
+    when it is our own context's doing); None if not."""
     if request.get("v") != 1:
         return "another protocol version"
     if request.get("python") != [sys.executable, sys.version]:
@@ -125,24 +164,34 @@ def cannot_reproduce(request: JSONMap, peer_pid: int, own_env: Mapping[str, str]
     if peer_pid <= 0:
         return "the caller is not visible here"
     try:
-        own_status, own_namespaces = _own_context()
+        own_status, own_namespaces, own_priorities, own_personality = _own_context()
         if _status_lines(peer_pid) != own_status:
             return "other credentials, groups or capabilities"
         if _proc(peer_pid, "cgroup") != _proc("self", "cgroup"):  # others can move us
             return "another cgroup"
         if _namespaces(peer_pid) != own_namespaces:
             return "other namespaces"
+        ioprio, oom_score_adj = _priorities(peer_pid)
+        if own_priorities[0] is not None and ioprio != own_priorities[0]:
+            return "another I/O priority"
+        if oom_score_adj != own_priorities[1]:
+            return "another OOM score adjustment"
     except OSError as exc:
         return f"cannot read the caller's context: {exc}"
+    if request.get("personality") != own_personality:
+        return "another personality"
     cwd = request.get("cwd")
     if not isinstance(cwd, str) or not os.path.isdir(cwd):
         return "no working directory"
     if not isinstance(request.get("umask"), int):
         return "no umask"
     nice = request.get("nice")
-    if not isinstance(nice, int) or nice < os.getpriority(os.PRIO_PROCESS, 0):
-        return "a lower nice value"
-    return _limits_problem(request.get("rlimits")) or _signals_problem(request)
+    if not isinstance(nice, int):
+        return "no nice value"
+    problem = _signals_problem(request) or _limits_problem(request.get("rlimits"))
+    if problem is None and nice < os.getpriority(os.PRIO_PROCESS, 0):
+        return Outgrown("a lower nice value")
+    return problem
 
 
 def _limits_problem(limits: object) -> str | None:
@@ -163,7 +212,7 @@ def _limits_problem(limits: object) -> str | None:
         if own_hard != resource.RLIM_INFINITY and (
             hard == resource.RLIM_INFINITY or hard > own_hard
         ):
-            return f"a higher hard rlimit ({num})"
+            return Outgrown(f"a higher hard rlimit ({num})")
     return None
 
 

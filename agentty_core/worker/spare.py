@@ -21,7 +21,9 @@ import signal
 import socket
 import sys
 
-NAME = "agentty-spare"  # its command name (`ps`, tests) until it becomes a worker
+from agentty_core.spawning import MIDDLE_NAME, SPARE_NAME
+
+NAME = SPARE_NAME  # its command name (`ps`, tests) until it becomes a worker
 READY = b"r"  # said once settled, with our pid: only a spare that waits is handed a request
 MAX_FDS = 4  # the connection, then the caller's spec, status and (maybe) log descriptors
 # The command name a spare gives its worker back, when the process it was forked from had
@@ -134,15 +136,18 @@ def answer(conn_fd: int) -> bool:
 
 
 def end_stopped_leftovers(home: str, *, makers: bool = True) -> list[int]:
-    """Kill the stopped spares and spare makers of `home` (a running one reads its end of
-    file and exits; a stopped one would wait forever, owned by nobody); their pids. Called
-    by a spawner holding the home's lock, so none of these is another's: the next spawner,
-    for what one killed outright left, and a spawner letting go of a spare whose pid it
-    never learnt (stopped before it said it waits: spares only, not its own maker)."""
+    """Kill the stopped spares, intermediate processes (`agentty-middle`) and spare makers
+    of `home` (a running one reads its end of file, or forks and exits; a stopped one would
+    wait forever, owned by nobody); their pids. Called by a spawner holding the home's
+    lock, so none of these is another's: the next spawner, for what one killed outright
+    left, and a spawner letting go of a spare whose pid it never learnt (stopped before it
+    said it waits: spares and middles only, not its own maker)."""
     from agentty_core.worker import maker
 
     uid = os.getuid()
-    names = {NAME.encode(), maker.NAME.encode()} if makers else {NAME.encode()}
+    names = {NAME.encode(), MIDDLE_NAME.encode()}
+    if makers:
+        names.add(maker.NAME.encode())
     wanted = b"AGENTTY_HOME=" + os.fsencode(home)
     ended: list[int] = []
     try:

@@ -9,7 +9,12 @@ Android's zygote.
 
 Each worker is double-forked: the intermediate process sends the caller the worker's pid
 and a pidfd and exits at once (reaped here), so the worker is in its own session and never
-the spawner's child for long. The forked side (`forked.become`) sets up what the caller
+the spawner's child for long. Right after the fork it closes what only the spawner may hold
+(its lock above all: the lock belongs to the open file, and a stopped intermediate process
+holding it would keep every later spawner from starting) and names itself `agentty-middle`;
+the caller is told its pid and gives up on it at once if it stops, and the spawner kills
+a stopped one among its children (a next spawner, one left behind by a spawner killed
+outright). The forked side (`forked.become`) sets up what the caller
 would have given a directly spawned worker, then runs the worker's own main.
 
 While idle it keeps a spare (`worker/spare.py`): the next request's worker, forked in advance
@@ -17,10 +22,14 @@ by the spare maker (`worker/maker.py`), a copy of this process that does nothing
 first worker a spare became is the model: once it has started, the maker learns the pages it
 wrote, and later spares copy them before their request comes (`worker/prefault.py`).
 
-The spawner is single-threaded and does one request at a time (a fork takes ~1 ms). It
-exits after `AGENTTY_SPAWNER_IDLE` seconds (default 600) without a request, on SIGTERM,
-and when its code changed on disk (an upgrade): the caller then spawns directly and starts
-a new one. One per home: it holds `spawner.lock` for its life.
+The spawner is single-threaded and does one request at a time (a fork takes ~1 ms; a
+request must arrive whole within REQUEST_TIMEOUT). It exits after `AGENTTY_SPAWNER_IDLE`
+seconds (default 600; anything but a positive number means the default) without serving a
+request, on SIGTERM, when its code changed on disk (an upgrade) and when its own context,
+inherited from the caller that launched it, cannot serve a caller (a higher nice value, a
+lower hard limit: `forked.Outgrown`): the caller then spawns directly and starts a new one.
+It does not keep its launcher's working directory (a mount it would keep busy): it works in
+"/". One per home: it holds `spawner.lock` for its life.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ import errno
 import fcntl
 import gc
 import json
+import math
 import os
 import select
 import signal
@@ -54,7 +64,7 @@ IDLE = 600.0
 LOCK_WAIT = 2.0  # a spawner stepping down still holds the lock for a moment
 REAP_EVERY = 0.01  # how soon an exited intermediate process is reaped
 CHECK_EVERY = 0.5  # how often an idle spawner checks that its socket is still its own
-REQUEST_TIMEOUT = 2.0  # a caller that connects and sends nothing does not wedge the spawner
+REQUEST_TIMEOUT = 2.0  # for a whole request: a caller that trickles it does not wedge the spawner
 MAX_REQUEST = 1 << 22
 LATE = 0.005  # a request this close to its caller's deadline is not worth a fork
 MAX_FDS = 3
@@ -230,10 +240,10 @@ class Spawner:
                 conn, _ = self.listener.accept()
             except OSError:
                 continue
-            last = time.monotonic()
             with conn:
                 try:
-                    self.handle(conn)
+                    if self.handle(conn):
+                        last = time.monotonic()  # (refusals do not keep it alive)
                 except OSError as exc:
                     _log(f"request failed: {exc}")
 
@@ -244,50 +254,68 @@ class Spawner:
             return False
         return not select.select([self.listener], [], [], 0)[0]
 
-    def handle(self, conn: socket.socket) -> None:
+    def handle(self, conn: socket.socket) -> bool:
+        """Serve one request; True if it was (handed to the spare or forked for), False if
+        it was refused. OSError: it failed (the caller spawns directly)."""
+        deadline = time.monotonic() + REQUEST_TIMEOUT
         conn.settimeout(REQUEST_TIMEOUT)
         cred = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
         peer_pid = int.from_bytes(cred[0:4], sys.byteorder, signed=True)
         if int.from_bytes(cred[4:8], sys.byteorder) != os.getuid():
-            return
+            return False
         fds: list[int] = []  # closed below even when the caller stalls mid-request
         try:
-            request, line = self._receive(conn, fds)
+            request, line = self._receive(conn, fds, deadline)
+            conn.settimeout(REQUEST_TIMEOUT)  # for our answers (what is left may be ~0)
             failpoints.hit("spawner.request")
             if request is None or len(fds) not in (2, 3):
                 self._refuse(conn, "malformed", "a malformed request")
-                return
-            deadline = request.get("deadline")
-            if isinstance(deadline, float) and time.monotonic() > deadline - LATE:
+                return False
+            late = request.get("deadline")
+            if isinstance(late, float) and time.monotonic() > late - LATE:
                 self._refuse(conn, "late", "the caller stopped waiting")
-                return
+                return False
             if self.code is None or self.code.changed():
                 self._refuse(conn, "upgraded", "agentty or the interpreter changed on disk")
                 self.stepping_down = True
                 _log("code changed on disk: stepping down")
-                return
+                return False
             if threading.active_count() != 1:
                 self._refuse(conn, "threads", "the spawner is not single-threaded")
                 self.stepping_down = True
-                return
+                return False
             reason = forked.cannot_reproduce(request, peer_pid, self.env)
+            if isinstance(reason, forked.Outgrown):
+                # Ours from the caller that launched us: a spawner launched from this
+                # caller (the successor it starts) serves it and every caller we serve.
+                self._refuse(conn, "outgrown", reason)
+                self.stepping_down = True
+                _log(f"cannot serve a caller with {reason}: stepping down")
+                return False
             if reason is not None:
                 self._refuse(conn, "context", reason)
-                return
+                return False
             if not self._to_spare(conn, line, fds):
                 self._fork(conn, request, fds)
+            return True
         finally:
             for fd in fds:
                 os.close(fd)
 
     def _receive(
-        self, conn: socket.socket, fds: list[int]
+        self, conn: socket.socket, fds: list[int], deadline: float
     ) -> tuple[dict[str, object] | None, bytes]:
-        """The request (parsed, and its line); the descriptors that came with it are added
-        to `fds` as they arrive, so the caller closes them whatever happens (a caller that
-        sends them and then stalls makes recvmsg time out after they were received)."""
+        """The request (parsed, and its line), all of it by `deadline` (TimeoutError: a
+        caller sending a byte now and then must not hold us); the descriptors that came
+        with it are added to `fds` as they arrive, so the caller closes them whatever
+        happens (a caller that sends them and then stalls makes recvmsg time out after
+        they were received)."""
         buf = b""
         while b"\n" not in buf and len(buf) < MAX_REQUEST:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("the request did not arrive in time")
+            conn.settimeout(remaining)
             data, ancillary, _, _ = conn.recvmsg(1 << 16, socket.CMSG_SPACE(4 * MAX_FDS))
             for level, kind, payload in ancillary:
                 if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
@@ -310,7 +338,6 @@ class Spawner:
             )
 
     def _fork(self, conn: socket.socket, request: dict[str, object], fds: list[int]) -> None:
-        _taken(conn, None)
         sys.stdout.flush()
         sys.stderr.flush()
         middle = _fork_held()
@@ -320,17 +347,29 @@ class Spawner:
         # next request would wait for it. It answers the caller itself (or, failing, its
         # exit closes the connection: the caller spawns directly); reaped in the loop.
         self.middles += 1
+        # Its pid, for the caller to watch (stopped, it is given up on at once). Said after
+        # the fork, so its answer may come first: the caller takes the first line that is
+        # not this one, and ignores what follows.
+        _taken(conn, middle)
 
     def reap(self) -> None:
+        """Reap the intermediate processes that exited; kill one that is stopped (it lives a
+        millisecond: stopped, it would hold its request, and its spare, forever)."""
         while self.middles:
             try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
+                pid, status = os.waitpid(-1, os.WNOHANG | os.WUNTRACED)
             except ChildProcessError:
                 self.middles = 0
                 return
             if pid == 0:
                 return
-            if self.maker is not None and pid == self.maker.pid:
+            maker = self.maker is not None and pid == self.maker.pid
+            if os.WIFSTOPPED(status):
+                if not maker:  # (a stopped maker stops answering: dropped then)
+                    _kill_stopped_child(pid)
+                continue
+            if maker:
+                assert self.maker is not None
                 self.maker.reaped()  # died: its next answer fails, and spares are forked here
                 continue
             self.middles -= 1
@@ -340,9 +379,11 @@ class Spawner:
         (race-free: it is our child until we exit), exit."""
         code = 1
         try:
+            comm = self._become_middle()
             failpoints.hit("spawner.middle")
             pid = _fork_held()
             if pid == 0:
+                spare.name(comm)  # the worker's own again
                 self._in_worker(conn, request, fds)  # never returns
             pidfd = os.pidfd_open(pid)
             for fd in fds:
@@ -479,9 +520,11 @@ class Spawner:
         if middle == 0:
             code = 1
             try:
+                os.close(ours.detach())  # the spawner's end: its close must end the spare
+                comm = self._become_middle()
                 failpoints.hit("spawner.middle")
                 if _fork_held() == 0:
-                    ours.detach()
+                    spare.name(comm)  # the spare's (then its worker's) own again
                     self._as_spare(theirs)  # never returns
                 code = 0
             finally:
@@ -497,8 +540,14 @@ class Spawner:
     def _spare_in_maker(self) -> socket.socket | None:
         end = self.new_spare()
         while self.middles:  # it exits once it forked the spare: reaped at once
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(-1, 0)
+            try:
+                pid, status = os.waitpid(-1, os.WUNTRACED)
+            except ChildProcessError:
+                self.middles = 0
+                break
+            if os.WIFSTOPPED(status):  # its spare's end closes with it: none this time
+                _kill_stopped_child(pid)
+                continue
             self.middles -= 1
         return end
 
@@ -512,6 +561,26 @@ class Spawner:
             self.code.close()
         os.close(self.lock_fd)
         self.lock_fd = -1
+
+    def _become_middle(self) -> str:
+        """In an intermediate process, at once: close what only the spawner may hold (its
+        lock, listening socket, watch on the code, its ends of the spare's and the maker's
+        pairs, the model's pidfd), so that stopped it holds none of them, and take its own
+        command name; the one it had (the spawner's, or the maker's)."""
+        if self.lock_fd >= 0:
+            os.close(self.lock_fd)
+            self.lock_fd = -1
+        control = self.maker.control if self.maker is not None else None
+        for sock in (self.listener, self.spare, control):
+            if sock is not None:
+                os.close(sock.detach())
+        self.listener = self.spare = self.maker = None
+        if self.model is not None:
+            os.close(self.model[1])
+            self.model = None
+        if self.code is not None:
+            self.code.close()
+        return spare.name(spawning.MIDDLE_NAME)
 
     def _as_spare(self, end: socket.socket) -> None:
         """Wait for the request in the spare (`worker/spare.py`), then be its worker."""
@@ -616,7 +685,23 @@ def _fork_held() -> int:
         return os.fork()
 
 
-def _taken(conn: socket.socket, answerer: int | None) -> None:
+def _kill_stopped_child(pid: int) -> None:
+    """SIGKILL our stopped child `pid` (not reaped yet: the pid cannot be another's)."""
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _idle_setting(raw: str | None) -> float:
+    """`AGENTTY_SPAWNER_IDLE`: a positive number of seconds; IDLE for anything else (NaN,
+    infinity, zero or less, not a number)."""
+    try:
+        idle = float(raw) if raw is not None else IDLE
+    except ValueError:
+        return IDLE
+    return idle if math.isfinite(idle) and idle > 0 else IDLE
+
+
+def _taken(conn: socket.socket, answerer: int) -> None:
     """Tell the caller its request is being served, and by whom (`spawning.read_answer`):
     from here the work is that process's, and the caller watches it instead of us."""
     conn.sendall(json.dumps({spawning.TAKEN: answerer}).encode() + b"\n")
@@ -628,9 +713,7 @@ def _on_term(signum: int, frame: object) -> None:
 
 def main() -> int:
     home = Home(Path(os.environ.get("AGENTTY_HOME") or spawning.home_root()))
-    idle = IDLE
-    with contextlib.suppress(ValueError):
-        idle = float(os.environ.get("AGENTTY_SPAWNER_IDLE", IDLE))
+    idle = _idle_setting(os.environ.get("AGENTTY_SPAWNER_IDLE"))
     os.environ.pop("AGENTTY_STATUS_FD", None)
     signal.signal(signal.SIGTERM, _on_term)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -653,6 +736,10 @@ def main() -> int:
         if any(spawner.code.mark.get(path) != mark for path, mark in before.items()):
             _log("code changed while importing: not starting")
             return 0
+        # Imported: the launcher's directory is nothing to us (every path we use is
+        # absolute; a worker goes to its caller's), and kept it would stay busy (a mount).
+        with contextlib.suppress(OSError):
+            os.chdir("/")
         failpoints.hit("spawner.listen")
         spawner.listen()
         spawner.describe(ready=True)

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
@@ -134,3 +135,38 @@ def test_a_stopped_spare_named_to_answer_is_given_up_on(
     reply, fd = spawning.read_answer(ours, os.getpid(), began + 5, began + 5, json.loads)
     assert (reply, fd) == (None, -1)
     assert time.monotonic() - began < 2
+
+
+def test_an_answerer_that_answered_and_exited_is_not_given_up_on(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    # The intermediate process named to answer sends its answer and exits at once: gone (a
+    # zombie, or reaped) when the caller next looks, it is not "stopped"; its answer, still
+    # unread then, is the caller's.
+    ours, theirs = pair
+    answerer = subprocess.Popen([sys.executable, "-c", "pass"])
+    while spawning._proc_stat(answerer.pid)[0] != "Z":  # type: ignore[index]
+        time.sleep(0.01)
+    try:
+        theirs.sendall(line({"taken": answerer.pid}))
+        began = time.monotonic()
+        late = threading.Timer(0.6, lambda: theirs.sendall(line({"ok": True, "pid": 7})))
+        late.start()
+        reply, fd = spawning.read_answer(ours, os.getpid(), began + 5, began + 5, json.loads)
+        late.join()
+        assert reply == {"ok": True, "pid": 7} and fd == -1
+    finally:
+        answerer.wait()
+
+
+def test_a_stopped_process_not_of_the_spawner_is_not_killed(
+    pair: tuple[socket.socket, socket.socket], sleeper: subprocess.Popen[bytes]
+) -> None:
+    # Given up on, a stopped answerer is killed only if it is named as the spawner's own
+    # (its pid may have gone to another process since).
+    ours, theirs = pair
+    os.kill(sleeper.pid, signal.SIGSTOP)
+    theirs.sendall(line({"taken": sleeper.pid}))
+    began = time.monotonic()
+    assert spawning.read_answer(ours, os.getpid(), began + 5, began + 5, json.loads) == (None, -1)
+    assert sleeper.poll() is None
