@@ -52,7 +52,8 @@ _VALUED.update({"--rows": "rows", "--env": "env"})
 
 # Why the lane handed over, for the full path (`hotpath`): "" nothing was asked; "asked" the
 # spawner was asked and did not serve (asking again would only wait again); "upgraded" it
-# stepped down (the full path launches its successor).
+# stepped down (an upgrade, or a context of its own that cannot serve us: "outgrown"), and
+# the full path launches its successor.
 handed_over = ""
 
 
@@ -198,11 +199,11 @@ def launch(
                     hotread.error(str(undone))
                     return 1
                 raise
-            _mark_failed(home, sid, "start was interrupted")
+            _mark_failed(home, sid, "start was interrupted", previous)
             hotread.error(f"start failed: {exc}")
             return 1
         if answer is None or answer.get("ok") is not True:
-            return _failed(home, sid, pidfd, answer, keep_failed)
+            return _failed(home, sid, pidfd, answer, keep_failed, previous)
         return home, sid, pid
     finally:
         os.close(status_r)
@@ -275,8 +276,8 @@ def _ask(path: str, request: bytes, deadline: float) -> tuple[int, int, int, int
             ours.remove(fd)
         reply, pidfd = spawning.read_answer(sock, spawner, deadline, deadline, hotread.loads)
         if reply is None or reply.get("ok") is not True:
-            if reply is not None and reply.get("reason") == "upgraded":
-                handed_over = "upgraded"
+            if reply is not None and reply.get("reason") in spawning.STEPPED_DOWN:
+                handed_over = "upgraded"  # (or outgrown: either way, stepped down)
             return None
         pid = reply.get("pid")
         if pidfd < 0 or not isinstance(pid, int):
@@ -336,11 +337,17 @@ def _started(home: str, sid: str, as_json: bool) -> int:
 
 
 def _failed(
-    home: str, sid: str, pidfd: int, answer: dict[str, object] | None, keep: bool = True
+    home: str,
+    sid: str,
+    pidfd: int,
+    answer: dict[str, object] | None,
+    keep: bool = True,
+    previous: str | None = None,
 ) -> int | None:
     """A start that did not come up: the worker ended (nothing of the session runs on),
-    and the full path's message and exit code (`launcher._hand_over`). Not `keep`: the
-    failed session's record and files are removed (`run`'s full path does the same)."""
+    and the full path's message and exit code (`launcher._hand_over`); the active pointer
+    names `previous` again. Not `keep`: the failed session's record and files are removed
+    (`run`'s full path does the same)."""
     _end(pidfd)
     if answer is not None and answer.get("fallback") is True:
         return None  # nothing was written: the full path starts it
@@ -349,7 +356,7 @@ def _failed(
         hotread.error(str(answer.get("error")))
         return code if isinstance(code, int) and code > 0 else 1
     message = "worker died during startup" if answer is None else str(answer.get("error"))
-    _mark_failed(home, sid, message)
+    _mark_failed(home, sid, message, previous)
     if keep:
         hotread.error(f"{message} (see {os.path.join(home, 'logs', sid + '.log')})")
     else:
@@ -379,17 +386,17 @@ def _end(pidfd: int) -> None:
             return
 
 
-def _mark_failed(home: str, sid: str, message: str) -> None:
-    """The record says why, as the full path writes it; a worker that died before its
+def _mark_failed(home: str, sid: str, message: str, previous: str | None) -> None:
+    """The record says why, and the active pointer, if the worker set it, names `previous`
+    again, as the full path leaves them (`StateStore.fail`); a worker that died before its
     intent record left none (rare: the full machinery is imported for it)."""
     from contextlib import suppress
 
     from agentty_core.ipc.client import remove_stale_socket
     from agentty_core.paths import Home
-    from agentty_core.state.store import StateStore, now_iso
+    from agentty_core.state.store import StateStore
 
     with suppress(Exception):  # (not written: the record names a dead worker, a lost start)
-        store = StateStore(Home.resolve(), timeout=MARK_LOCK_WAIT)
-        store.update(sid, status="failed", error=message, endedAt=now_iso())
+        StateStore(Home.resolve(), timeout=MARK_LOCK_WAIT).fail(sid, message, previous=previous)
     with suppress(OSError):
         remove_stale_socket(Home.resolve().socket_path(sid))

@@ -32,8 +32,11 @@ def _blocked_mask(pid: int) -> int:
 
 
 @pytest.mark.parametrize("spawner", ["1", "0"], ids=["forked", "direct"])
-def test_a_caller_s_blocked_signals_are_not_the_worker_s(agentty_home: Path, spawner: str) -> None:
+def test_a_caller_s_blocked_signals_are_not_the_worker_s(
+    agentty_home: Path, monkeypatch: pytest.MonkeyPatch, spawner: str
+) -> None:
     if spawner == "1":
+        monkeypatch.setenv("AGENTTY_SPAWNER", "1")  # (tests run without it: their fixture)
         warm(agentty_home)
     env = dict(os.environ, AGENTTY_SPAWNER=spawner)
     started = subprocess.run(

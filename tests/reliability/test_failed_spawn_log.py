@@ -18,9 +18,10 @@ from tests.helpers.spawner import warm
 
 @pytest.mark.parametrize("spawner", ["direct", "forked"])
 def test_a_bad_interpreter_is_said_once_and_cleanly(
-    agentty_home: Path, tmp_path: Path, spawner: str
+    agentty_home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, spawner: str
 ) -> None:
     if spawner == "forked":
+        monkeypatch.setenv("AGENTTY_SPAWNER", "1")  # (tests run without it: their fixture)
         warm(agentty_home)
     script = tmp_path / "script"
     script.write_text("#!/nonexistent/interp\necho hi\n")
