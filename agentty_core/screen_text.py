@@ -80,6 +80,12 @@ def _cells(text: str) -> int:
     )
 
 
+def clipped(text: str, width: int) -> str:
+    """`text` in at most `width` characters, an ellipsis ending one that was cut (a table's
+    column: a name or a command line that goes on)."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def printable(text: str) -> str:
     """`text` safe to show a person: what is not printable (ESC, BEL, CR, newlines, C1
     controls, bidi overrides) is written as its escape (`\\x1b`), so a string a program or a

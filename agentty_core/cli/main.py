@@ -25,6 +25,7 @@ from agentty_core.errors import (
     WaitTimeout,
 )
 from agentty_core.protocol import JSONObject, str_list
+from agentty_core.screen_text import clipped
 
 TYPE_CHECKING = False  # typing and argparse cost milliseconds the hot path does not spend
 if TYPE_CHECKING:
@@ -108,8 +109,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         command = shown(str(rec.get("command", "")))  # its line breaks shown, not spaces
         name, state = shown(str(rec.get("name") or "-")), shown(str(rec.get("status", "?")))
         print(
-            f"{shown(str(rec['id'])):8}{mark} {name[:12]:12}  "
-            f"{state:9}  {'-' if code is None else shown(str(code)):6}  {command[:60]}"
+            f"{shown(str(rec['id'])):8}{mark} {clipped(name, 12):12}  "
+            f"{state:9}  {'-' if code is None else shown(str(code)):6}  {clipped(command, 60)}"
         )
     return 0
 
@@ -433,7 +434,9 @@ def cmd_orphans(args: argparse.Namespace) -> int:
         print(f"{'PID':>7}  {'SESSION':8}  {'AGE':>7}  COMMAND")
         for o in found:
             command = shown(o.command)  # a surviving process's command line: program-controlled
-            print(f"{o.pid:>7}  {shown(o.session_id):8}  {o.age_seconds:>6.0f}s  {command[:60]}")
+            print(
+                f"{o.pid:>7}  {shown(o.session_id):8}  {o.age_seconds:>6.0f}s  {clipped(command, 60)}"
+            )
         print("end them with: agentty orphans --kill")
     return 0
 

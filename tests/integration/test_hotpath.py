@@ -579,3 +579,21 @@ def test_a_full_way_start_ends_without_teardown_yet_runs_its_exit_callbacks(
 
 def identity_like(text: str) -> bool:
     return len(text) == 8 and all(c in "0123456789abcdef" for c in text)
+
+
+def test_status_ends_a_cut_name_or_command_with_an_ellipsis() -> None:
+    """A column cut at its width said nothing of the rest: `sleep 30 aaaa...` read as the
+    whole command line. Both paths cut the same way."""
+    from tests.helpers.cli import AGENTTY, agentty, agentty_json
+
+    argv = ["sh", "-c", "exec sleep 30", "x" * 100]
+    agentty("start", "--name", "a-rather-long-name", "--", *argv, check=True)
+    try:
+        command = agentty_json("status")["sessions"][-1]["command"]
+        lane, full = run([AGENTTY], "status"), run(FULL, "status")
+        assert lane.stdout == full.stdout
+        row = lane.stdout.splitlines()[-1]
+        assert " a-rather-lo\u2026 " in row  # 12 wide, the ellipsis the 12th
+        assert row.endswith("  " + command[:59] + "\u2026")
+    finally:
+        agentty("kill", check=True)
