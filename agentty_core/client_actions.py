@@ -14,6 +14,7 @@ from agentty_core import keys
 from agentty_core.client_calls import Connected
 from agentty_core.client_records import describe_end
 from agentty_core.errors import (
+    EXIT_USAGE,
     AgenttyError,
     RemoteError,
     SessionNotRunning,
@@ -203,8 +204,14 @@ class Actions(Connected):
         at once; one it does not never will."""
         from agentty_core import final_wait
         from agentty_core.screen_text import screen_to_cursor
+        from agentty_core.waitspec import newer_seq
 
         screen = self.final_screen(rec, scrollback=params.get("scrollback") is True)
+        seq = screen.get("seq")
+        if type(seq) is int and (
+            problem := newer_seq(seq, params.get("after"), params.get("changed_since"))
+        ):
+            raise RemoteError(problem, code="bad_request", exit_code=EXIT_USAGE)  # as live
         lines = str_list(screen.get("scrollback")) + screen_to_cursor(screen)
         try:
             fired = final_wait.fired(lines, screen.get("seq"), params)

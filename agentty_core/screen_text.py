@@ -74,10 +74,12 @@ def _cells(text: str) -> int:
     combining marks none."""
     import unicodedata
 
-    return sum(
-        0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
-        for ch in text
-    )
+    def width(ch: str) -> int:
+        if unicodedata.combining(ch) or unicodedata.category(ch) == "Cf":  # (ZWJ, ZWSP)
+            return 0
+        return 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+
+    return sum(map(width, text))
 
 
 def clipped(text: str, width: int) -> str:

@@ -89,6 +89,19 @@ class WaitConditions:
         return wait_params(self.conditions(), self.timeout)
 
 
+def newer_seq(seq: int, after: object, changed_since: object) -> str | None:
+    """Why a wait's `after` or `changed_since` cannot be one the session answered (newer
+    than its screen's `seq`: another session's, or made up), or None. The worker's words,
+    and an ended session's (`Client._wait_ended`)."""
+    for name, asked in (("after", after), ("changed_since", changed_since)):
+        if type(asked) is int and asked > seq:
+            return (
+                f"seq {asked} ({name}) is newer than this session's last ({seq}): "
+                "use a seq this session's text, key, send, paste or get answered"
+            )
+    return None
+
+
 def _check_int(name: str, value: object, low: int, high: int) -> None:
     if value is None:
         return

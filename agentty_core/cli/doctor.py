@@ -312,7 +312,7 @@ def _disk_space(home: Home) -> Check:
     """Room on the home's file system: full, every start failed ("No space left on device
     writing sessions.json") and a worker whose program ended retried its exit record, while
     every other check said ok."""
-    path = next((p for p in (home.root, *home.root.parents) if p.is_dir()), Path("/"))
+    path = next((p for p in (home.root, *home.root.parents) if os.path.isdir(p)), Path("/"))
     try:
         st = os.statvfs(path)
     except OSError as exc:

@@ -434,9 +434,8 @@ def cmd_orphans(args: argparse.Namespace) -> int:
         print(f"{'PID':>7}  {'SESSION':8}  {'AGE':>7}  COMMAND")
         for o in found:
             command = shown(o.command)  # a surviving process's command line: program-controlled
-            print(
-                f"{o.pid:>7}  {shown(o.session_id):8}  {o.age_seconds:>6.0f}s  {clipped(command, 60)}"
-            )
+            age = f"{o.age_seconds:>6.0f}s"
+            print(f"{o.pid:>7}  {shown(o.session_id):8}  {age}  {clipped(command, 60)}")
         print("end them with: agentty orphans --kill")
     return 0
 

@@ -349,8 +349,10 @@ class Spawner:
         self.middles += 1
         # Its pid, for the caller to watch (stopped, it is given up on at once). Said after
         # the fork, so its answer may come first: the caller takes the first line that is
-        # not this one, and ignores what follows.
-        _taken(conn, middle)
+        # not this one, and ignores what follows (and may have closed the connection: the
+        # request is served all the same).
+        with contextlib.suppress(OSError):
+            _taken(conn, middle)
 
     def reap(self) -> None:
         """Reap the intermediate processes that exited; kill one that is stopped (it lives a

@@ -12,6 +12,7 @@ from agentty_core.errors import EXIT_TIMEOUT, EXIT_USAGE
 from agentty_core.proc.inputstate import InputState
 from agentty_core.protocol import BadRequest, JSONObject
 from agentty_core.regexbudget import BUDGET, RegexTimeout, quoted
+from agentty_core.waitspec import newer_seq
 from agentty_core.worker.answers import Later, Outcome, RequestFailed
 from agentty_core.worker.base import WorkerBase
 from agentty_core.worker.waits import Fired, ScreenView, WaitSpec, evaluate
@@ -116,12 +117,8 @@ class WaitRegistry(WorkerBase):
     def wait(self, spec: WaitSpec) -> JSONObject | Later:
         """The answer now if the condition already holds (the common case for an agent that
         waits right after typing a fast program's input), else a Later for it."""
-        for name, seq in (("after", spec.after), ("changed_since", spec.changed_since)):
-            if seq is not None and seq > self.emu.seq:  # another session's, or made up
-                raise BadRequest(
-                    f"seq {seq} ({name}) is newer than this session's last ({self.emu.seq}): "
-                    "use a seq this session's text, key, send, paste or get answered"
-                )
+        if problem := newer_seq(self.emu.seq, spec.after, spec.changed_since):
+            raise BadRequest(problem)
         read = self._reading() if spec.input else None
         fired = self._evaluate(spec, time.monotonic(), read is not None)
         if fired is not None:

@@ -14,7 +14,8 @@ from agentty_core import Session
 from agentty_core.emulator.pyte_backend import Emulator
 from agentty_core.errors import RemoteError, UsageError
 from agentty_core.worker.echo import EchoLog
-from tests.helpers.cli import agentty
+from tests.helpers.cli import AGENTTY, agentty
+from tests.integration.test_hotpath import FULL, run
 
 Factory = Callable[..., Session]
 PRINTS = ["sh", "-c", "echo ready; exec sleep 30"]
@@ -52,6 +53,11 @@ def test_a_seq_newer_than_the_session_s_is_refused(agentty_session: Factory) -> 
             assert "seq 999999 (" in proc.stderr and "is newer than this session's" in proc.stderr
     finally:
         agentty("kill", check=True)
+    agentty("start", "--", "true", check=True)  # ended: its last screen's seq, as live
+    assert agentty("wait", "--exit", "--timeout", "20").returncode == 0
+    for way in ([AGENTTY], FULL):
+        proc = run(way, "wait", "--after", "999999", "--text", "x", "--timeout", "5")
+        assert proc.returncode == 2 and "seq 999999 (after) is newer" in proc.stderr, way
     s = agentty_session(PRINTS)
     with pytest.raises(RemoteError, match="is newer than this session's") as refused:
         s.wait(text="ready", after=s.get().seq + 1000, timeout=20)

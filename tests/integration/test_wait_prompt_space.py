@@ -110,3 +110,10 @@ def test_wide_and_combining_characters_count_as_the_emulator_draws_them(text: st
     assert emu.find(text + " ") is None
     screen = {"lines": emu.lines(), "cursor": {"row": row, "col": col}, "size": {"cols": 20}}
     assert screen_to_cursor(screen)[0] == text  # the final screen's reading agrees
+
+
+def test_an_ended_screen_counts_zero_width_characters_as_none() -> None:
+    """The final screen is measured without the emulator (`screen_text._cells`): a
+    zero-width space or joiner takes no cell there either."""
+    screen = {"lines": ["\u200bab"], "cursor": {"row": 0, "col": 3}, "size": {"cols": 20}}
+    assert screen_to_cursor(screen) == ["\u200bab "]
