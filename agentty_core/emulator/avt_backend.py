@@ -255,6 +255,12 @@ class AvtEmulator:
         return c.row, min(c.col, self._cols - 1)
 
     @property
+    def typing_at(self) -> tuple[int, int]:
+        """`cursor`, but past the last column in a pending wrap (as pyte's backend)."""
+        c = self._vt.cursor
+        return c.row, c.col
+
+    @property
     def cursor_visible(self) -> bool:
         return bool(self._vt.cursor.visible)
 
@@ -284,7 +290,7 @@ class AvtEmulator:
         return search_in(self._searchable(scrollback), pattern)
 
     def _searchable(self, scrollback: bool) -> chain[str]:
-        screen = to_cursor(self.lines(), *self.cursor, self.cols, cells)
+        screen = to_cursor(self.lines(), *self.typing_at, self.cols, cells)
         if scrollback:
             return chain(self.scrollback(), screen)
         return chain(screen)

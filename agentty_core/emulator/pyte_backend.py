@@ -259,6 +259,13 @@ class Emulator:
         return c.y, min(c.x, self._screen.columns - 1)
 
     @property
+    def typing_at(self) -> tuple[int, int]:
+        """(row, col) where the next character goes: `cursor`, but past the last column in
+        a pending wrap (a prompt that ends at the row's end: its last blank is the next row's)."""
+        c = self._screen.cursor
+        return c.y, c.x
+
+    @property
     def cursor_visible(self) -> bool:
         return not self._screen.cursor.hidden
 
@@ -296,7 +303,7 @@ class Emulator:
         return search_in(self._searchable(scrollback), pattern)
 
     def _searchable(self, scrollback: bool) -> chain[str]:
-        screen = to_cursor([t or "" for t in self._texts()], *self.cursor, self.cols, cells)
+        screen = to_cursor([t or "" for t in self._texts()], *self.typing_at, self.cols, cells)
         if scrollback:
             return chain((text for text, _runs in self._screen.history), screen)
         return chain(screen)

@@ -349,7 +349,8 @@ class EchoLog:
             if not 0 <= index < len(target):
                 continue  # in the scrollback, which this wait does not read
             target[index] = _blank(target[index], cuts)
-        return MaskedView(emu.seq, screen, history, to_cursor(screen, *emu.cursor, emu.cols, cells))
+        read = to_cursor(screen, *emu.typing_at, emu.cols, cells)
+        return MaskedView(emu.seq, screen, history, read)
 
 
 class MaskedView:

@@ -117,3 +117,20 @@ def test_an_ended_screen_counts_zero_width_characters_as_none() -> None:
     zero-width space or joiner takes no cell there either."""
     screen = {"lines": ["\u200bab"], "cursor": {"row": 0, "col": 3}, "size": {"cols": 20}}
     assert screen_to_cursor(screen) == ["\u200bab "]
+
+
+def test_a_prompt_that_ends_at_the_last_column_is_found_with_its_space() -> None:
+    """Its space is the row's last cell and the cursor waits past it (a pending wrap): the
+    cursor as reported stays in the last column, which left no blank to carry on."""
+    emulators: list[type] = [Emulator]
+    try:
+        from agentty_core.emulator.avt_backend import AvtEmulator
+
+        emulators.append(AvtEmulator)
+    except ImportError:  # (pyavt is optional)
+        pass
+    for make in emulators:
+        emu = make(cols=19, rows=3)
+        emu.feed(b"Continue (yes/no)? ")
+        assert emu.cursor == (0, 18) and emu.typing_at == (0, 19)
+        assert emu.find("no)? ") == (0, 14), make
