@@ -5,7 +5,9 @@ what would have the terminal do more than show it: a clipboard write (OSC 52), a
 queries whose answers the terminal would type into the user's shell once the replay ended
 (DSR, DA, DECRQM, window and colour reports, DECRQSS, XTGETTCAP, ...). The modes the
 recording turns on (the alternate screen, mouse and focus reports, bracketed paste, a hidden
-cursor, keyboard protocols, colours) are turned off again at its end.
+cursor, keyboard protocols, colours, reverse video, origin and insert modes, no autowrap, a
+scroll region, the keypad's application mode, line-drawing characters) are turned off again
+at its end.
 """
 
 from __future__ import annotations
@@ -16,20 +18,25 @@ _ESC, _BEL, _ST8, _CAN, _SUB = "\x1b", "\x07", "\x9c", "\x18", "\x1a"
 # Text and the sequences that only draw (cursor moves, erasing, scrolling, SGR, charsets),
 # up to the first that may do more: each of those is looked at (`_sequence`).
 _DRAWING = re.compile(
-    "(?:[^\x05\x1b\x90\x98\x9b\x9d\x9e\x9f]+"
+    "(?:[^\x05\x1b\x90\x98\x9a\x9b\x9d\x9e\x9f]+"
     "|\x1b\\[[0-9;]*[@A-HJKLMPSTXZ`abdefgr]"
     "|\x1b\\[[0-9;:]*m"
     "|\x1b[()*+][0-9A-Za-z]"
     "|\x1b[78=>DEHM])+"
 )
 _SGR = re.compile("\x1b\\[([0-9;:]*)m")
+# What the drawing run may leave set: a scroll region, the keypad's mode, the character sets
+# designated to G0 and G1 (line drawing), and which of them is shifted in.
+_STATEFUL = re.compile("\x1b\\[([0-9;]*)r|\x1b([=>])|\x1b([()])(.)|([\x0e\x0f])")
 # A CSI's parameters and intermediates, with the C0 controls a terminal runs inside one.
 _CSI_BODY = re.compile("[\x00-\x17\x19\x1c-\x3f]*")
 _C0 = re.compile("[\x00-\x1f]")
 _HOLD_MOST = 4096  # an unfinished sequence carried over to the next event, at most
 _ALT_SCREENS = (1049, 1047, 47)
 _MOUSE = frozenset({9, 1000, 1001, 1002, 1003, 1005, 1006, 1015, 1016})
-_RESET_MODES = (*_ALT_SCREENS, *sorted(_MOUSE), 1004, 2004, 1)  # in this order; 25 aside
+# In this order (25, the cursor, aside; 6, origin mode, homes the cursor: it comes after the
+# scroll region's reset, which keeps it where it is).
+_RESET_MODES = (*_ALT_SCREENS, *sorted(_MOUSE), 1004, 2004, 1, 5)
 _OSC_QUERIES = frozenset({"4", "5", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19"})
 _REPORTS_T = frozenset({"11", "13", "14", "15", "16", "18", "19", "20", "21"})  # XTWINOPS
 
@@ -68,6 +75,12 @@ class TerminalGuard:
         self._sgr = False  # attributes set
         self._other_keys = False  # xterm's modifyOtherKeys
         self._pushed = 0  # kitty keyboard flags pushed
+        self._no_wrap = False  # autowrap turned off (?7l)
+        self._insert = False  # insert mode (IRM, CSI 4 h)
+        self._region = False  # a scroll region set
+        self._keypad = False  # the keypad's application mode (ESC =)
+        self._charsets = {"(": "B", ")": "B"}  # G0, G1
+        self._shifted = False  # G1 shifted in (SO)
 
     def feed(self, text: str) -> str:
         text, self._held = self._held + text, ""
@@ -86,6 +99,8 @@ class TerminalGuard:
                 out.append(piece)
                 if "m" in piece and (sgrs := _SGR.findall(piece)):
                     self._sgr = any(v not in ("", "0") for v in sgrs[-1].split(";"))
+                if "\x1b" in piece or "\x0e" in piece or "\x0f" in piece:
+                    self._track_drawing(piece)
                 if i >= n:
                     break
             j = i
@@ -102,6 +117,19 @@ class TerminalGuard:
         parts = ["\x1b\\"] if self._string == "pass" else []
         self._string, self._held = None, ""
         parts += [f"\x1b[?{mode}l" for mode in _RESET_MODES if mode in self._modes]
+        if self._region:
+            parts.append("\x1b7\x1b[r\x1b8")  # (the cursor kept where it is)
+        if 6 in self._modes:
+            parts.append("\x1b[?6l")
+        if self._no_wrap:
+            parts.append("\x1b[?7h")
+        if self._insert:
+            parts.append("\x1b[4l")
+        if self._keypad:
+            parts.append("\x1b>")
+        if self._shifted:
+            parts.append("\x0f")
+        parts += [f"\x1b{g}B" for g, charset in self._charsets.items() if charset != "B"]
         if self._other_keys:
             parts.append("\x1b[>4m")
         if self._pushed:
@@ -152,6 +180,8 @@ class TerminalGuard:
             return j + 1
         if c == "\x9b":
             return self._csi(text, j, j + 1, out)
+        if c == "\x9a":  # DECID's 8-bit form: as ESC Z
+            return j + 1
         kind = {"\x9d": "]", "\x90": "P", "\x9f": "_", "\x9e": "^", "\x98": "X"}[c]
         return self._start_string(text, j, j + 1, kind, out)
 
@@ -184,10 +214,14 @@ class TerminalGuard:
                 mode = int(value) if value.isdigit() and len(value) < 6 else -1
                 if mode == 25:
                     self._hidden = final == "l"
+                elif mode == 7:
+                    self._no_wrap = final == "l"
                 elif final == "h":
                     self._modes.add(mode)
                 else:
                     self._modes.discard(mode)
+        elif prefix == "" and final in "hl" and "4" in values:
+            self._insert = final == "h"
         elif final == "m" and prefix == "":
             self._sgr = any(v not in ("", "0") for v in values)
         elif final == "m" and prefix == ">" and values[0] == "4":
@@ -197,6 +231,18 @@ class TerminalGuard:
         elif final == "u" and prefix == "<":
             count = int(values[0]) if values[0].isdigit() and len(values[0]) < 6 else 1
             self._pushed = max(0, self._pushed - max(count, 1))
+
+    def _track_drawing(self, piece: str) -> None:
+        """What a run of drawing sequences left set (`_STATEFUL`)."""
+        for region, keypad, g, charset, shift in _STATEFUL.findall(piece):
+            if keypad:
+                self._keypad = keypad == "="
+            elif g:
+                self._charsets[g] = charset
+            elif shift:
+                self._shifted = shift == "\x0e"
+            else:  # a scroll region: set with margins, reset without
+                self._region = region.strip(";") != ""
 
     def _start_string(self, text: str, j: int, k: int, kind: str, out: list[str]) -> int:
         """A string sequence: passed on or dropped as a whole once what decides it came."""
@@ -244,6 +290,12 @@ def _string_verdict(kind: str, head: str, *, whole: bool) -> bool | None:
             return None if (len(code) < 16 and code.isdigit()) or not code else True
         if code == "52":  # the clipboard, written or read
             return False
+        if code in ("21", "1337") and not whole and len(rest) < 6:
+            return None  # kitty's colours, iTerm2's commands: known by what follows
+        if code == "21":  # kitty's colour settings: `key=?` asks
+            return "=?" not in rest
+        if code == "1337":  # iTerm2's: Copy= writes the clipboard, Report* asks
+            return not rest.startswith(("Copy=", "Report"))
         if code in _OSC_QUERIES:
             if not whole:
                 return None

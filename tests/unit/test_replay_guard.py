@@ -51,7 +51,7 @@ def test_a_sequence_cut_anywhere_between_two_events_is_the_same(text: str) -> No
 
 
 def test_what_only_draws_goes_as_it_came() -> None:
-    assert _played(PLAIN) == PLAIN
+    assert _played(PLAIN) == PLAIN + "\x1b7\x1b[r\x1b8"  # the scroll region it set: undone
 
 
 def test_a_long_string_sequence_across_events() -> None:
@@ -69,3 +69,30 @@ def test_modes_turned_off_already_or_by_a_reset_are_left_alone() -> None:
     assert _played("\x1b[?1049h\x1b[1m\x1bc") == "\x1b[?1049h\x1b[1m\x1bc"
     keys = "\x1b[>4;2m\x1b[>1u\x1b[>1u\x1b[<u\x1b[?1004h"
     assert _played(keys) == keys + "\x1b[?1004l\x1b[>4m\x1b[<1u"
+
+
+def test_what_a_full_screen_program_left_set_is_undone() -> None:
+    """Reverse video, origin and insert modes, no autowrap, a scroll region, the keypad's
+    application mode and line drawing outlived an interrupted replay (a review found them)."""
+    guard = TerminalGuard()
+    left = "\x1b[?1049h\x1b[?5h\x1b[?6h\x1b[2;5r\x1b(0\x0e\x1b=\x1b[?7l\x1b[4hX"
+    assert guard.feed(left) == left  # passed on as it is
+    assert guard.finish() == (
+        "\x1b[?1049l\x1b[?5l\x1b7\x1b[r\x1b8\x1b[?6l\x1b[?7h\x1b[4l\x1b>\x0f\x1b(B"
+    )
+    undone = "\x1b[2;5r\x1b[r\x1b(0\x1b(B\x0e\x0f\x1b=\x1b>\x1b[?7l\x1b[?7h\x1b[4h\x1b[4l"
+    guard.feed(undone)
+    assert guard.finish() == ""  # what the recording undid itself
+
+
+def test_decid_s_8_bit_form_and_kitty_and_iterm2_queries_are_dropped() -> None:
+    guard = TerminalGuard()
+    said = (
+        "a\x9ab"  # DECID, 8-bit
+        "\x1b]21;foreground=?\x1b\\c"  # kitty: asks a colour
+        "\x1b]21;foreground=red\x07d"  # kitty: sets one (kept)
+        "\x1b]1337;Copy=:aGk=\x07e"  # iTerm2: the clipboard
+        "\x1b]1337;ReportCellSize\x07f"  # iTerm2: asks
+        "\x1b]1337;SetMark\x07g"  # iTerm2: kept
+    )
+    assert guard.feed(said) == "abc\x1b]21;foreground=red\x07def\x1b]1337;SetMark\x07g"
