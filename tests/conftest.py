@@ -17,6 +17,14 @@ from tests.helpers.census import describe, sweep_home
 PROGRAMS = Path(__file__).parent / "programs"
 
 
+@pytest.fixture
+def spawner_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The warm spawner, off for every other test (`agentty_home`), on for this one; a
+    module of spawner tests asks for it for all of its own
+    (`pytestmark = pytest.mark.usefixtures("spawner_on")`)."""
+    monkeypatch.setenv("AGENTTY_SPAWNER", "1")
+
+
 @pytest.fixture(autouse=True)
 def agentty_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     # Short and under /tmp: socket paths must stay under 108 bytes.

@@ -47,6 +47,15 @@ def start(*argv: str, **kwargs: Any) -> dict[str, Any]:
     return rec
 
 
+def succeeded_by(home: Path, old: dict[str, Any]) -> None:
+    """After a start that found the spawner `old` stepping down (spawned directly, by this
+    caller): `old` goes, a successor is ready, and it forks the next start."""
+    wait_until(lambda: gone(old["pid"]), timeout=15)
+    new = ready_spawner(home)
+    assert new["pid"] != old["pid"]
+    assert forked(start("cat"))
+
+
 def forked(rec: dict[str, Any]) -> bool:
     """Was the session's worker forked by the spawner (its command line is the spawner's)?"""
     cmdline = " ".join(psutil.Process(rec["workerPid"]).cmdline())

@@ -172,11 +172,6 @@ def test_populate_gives_way_to_a_request(shared: tuple[mmap.mmap, int]) -> None:
         os.close(request_w)
 
 
-@pytest.fixture
-def spawner_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AGENTTY_SPAWNER", "1")
-
-
 @pytest.mark.usefixtures("spawner_on")
 def test_spares_copy_the_pages_the_maker_learnt(agentty_home: Path) -> None:
     """The first worker a spare became is the model; once it has started, the maker learns

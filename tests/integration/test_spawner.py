@@ -28,13 +28,11 @@ from tests.helpers.spawner import (
     ready_spawner,
     spawner_info,
     start,
+    succeeded_by,
     warm,
 )
 
-
-@pytest.fixture(autouse=True)
-def spawner_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AGENTTY_SPAWNER", "1")
+pytestmark = pytest.mark.usefixtures("spawner_on")
 
 
 def screen_has(session: str, text: str) -> None:
@@ -165,12 +163,8 @@ def test_upgrade_makes_the_spawner_step_down(
     version_file = code / package.name / "_version.py"
     st = version_file.stat()
     os.utime(version_file, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
-    rec = start("cat")
-    assert not forked(rec)
-    wait_until(lambda: gone(old["pid"]), timeout=15)
-    new = ready_spawner(agentty_home)
-    assert new["pid"] != old["pid"]
-    assert forked(start("cat"))
+    assert not forked(start("cat"))
+    succeeded_by(agentty_home, old)
 
 
 def test_idle_spawner_exits_and_leaves_nothing(

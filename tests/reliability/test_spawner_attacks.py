@@ -26,12 +26,17 @@ from agentty_core.launch import spawner_client
 from agentty_core.ownership import lock_held
 from tests.helpers.census import processes_of_home
 from tests.helpers.cli import AGENTTY, agentty, signals_default, wait_until
-from tests.helpers.spawner import forked, gone, ready_spawner, spawner_info, start, warm
+from tests.helpers.spawner import (
+    forked,
+    gone,
+    ready_spawner,
+    spawner_info,
+    start,
+    succeeded_by,
+    warm,
+)
 
-
-@pytest.fixture(autouse=True)
-def spawner_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AGENTTY_SPAWNER", "1")
+pytestmark = pytest.mark.usefixtures("spawner_on")
 
 
 def stopped_of_home(home: Path) -> list[int]:
@@ -196,13 +201,9 @@ def test_a_spawner_that_cannot_serve_a_normal_caller_steps_down(
     start_from([], preexec=launcher)
     old = ready_spawner(agentty_home)
     began = time.monotonic()
-    rec = start("cat")
-    assert not forked(rec)
+    assert not forked(start("cat"))
     assert time.monotonic() - began < 5.0
-    wait_until(lambda: gone(old["pid"]), timeout=15)
-    new = ready_spawner(agentty_home)
-    assert new["pid"] != old["pid"]
-    assert forked(start("cat"))
+    succeeded_by(agentty_home, old)
 
 
 def test_refused_requests_do_not_keep_the_spawner_alive(

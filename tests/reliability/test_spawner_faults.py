@@ -36,10 +36,7 @@ from tests.helpers.spawner import (
     warm,
 )
 
-
-@pytest.fixture(autouse=True)
-def spawner_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AGENTTY_SPAWNER", "1")
+pytestmark = pytest.mark.usefixtures("spawner_on")
 
 
 def live_workers(home: Path) -> set[int]:
