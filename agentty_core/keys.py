@@ -117,7 +117,7 @@ def parse(name: str) -> Key:
         raise InvalidKey(f"a key is named by a string, as 'Enter': not {name!r}")
     spec, repeat = name, 1
     star = name.rfind("*")
-    if star > 0 and name[star + 1 :].isdigit():
+    if star > 0 and _digits(name[star + 1 :]):
         spec, repeat = name[:star], int(name[star + 1 :])
         if not 1 <= repeat <= MAX_REPEAT:
             raise InvalidKey(f"key repeat must be 1..{MAX_REPEAT}: {name!r}")
@@ -169,11 +169,12 @@ def as_send_key(word: str) -> Key | None:
 
     A single character is text (the same bytes either way), and so is a `*N` suffix on one:
     `6*7` is arithmetic, not seven sixes. A word that is spelt like a key but names none
-    (`Ctrl+Banana`, `C-`) is an InvalidKey rather than typed: it was meant as a key."""
+    (`Ctrl+Banana`, `C-Banana`, `Down*-1`) is an InvalidKey rather than typed: it was meant
+    as a key. A bare `C-` is text, as tmux types it."""
     if len(word) < 2:
         return None
     star = word.rfind("*")
-    if star == 1 and word[2:].isdigit():
+    if star == 1 and _digits(word[2:]):
         return None
     try:
         return parse(word)
@@ -186,9 +187,15 @@ def as_send_key(word: str) -> Key | None:
         return None
 
 
+def _digits(text: str) -> bool:
+    """ASCII digits only: `str.isdigit` takes ² and ٣ too (int() then fails on the first)."""
+    return text.isascii() and text.isdigit()
+
+
 def _repeats_a_key(word: str) -> bool:
+    """`KEY*N` (or `KEY*` anything): a key meant repeated, whatever follows the star."""
     star = word.rfind("*")
-    if star <= 1 or not word[star + 1 :].isdigit():
+    if star <= 1:
         return False
     try:
         parse(word[:star])

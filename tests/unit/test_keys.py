@@ -102,7 +102,10 @@ def test_split_send_presses_key_names_and_types_the_rest() -> None:
     assert keys.split_send(["a+b", "x-y", "C-", ""]) == ["a+bx-yC-"]
 
 
-@pytest.mark.parametrize("word", ["Ctrl+Banana", "C-Banana", "alt+F13", "Enter*1001", "Down*0"])
+@pytest.mark.parametrize(
+    "word",
+    ["Ctrl+Banana", "C-Banana", "alt+F13", "Enter*1001", "Down*0", "Down*-1", "Up*x", "Down*³"],
+)
 def test_split_send_refuses_a_key_spelling_that_names_no_key(word: str) -> None:
     with pytest.raises(InvalidKey, match="send --literal"):
         keys.split_send(["typed", word])
@@ -113,3 +116,11 @@ def test_split_send_says_why_a_key_repeated_too_often_is_refused() -> None:
     with pytest.raises(InvalidKey, match=r"key repeat must be 1\.\.1000"):
         keys.split_send(["Down*2000"])
     assert keys.split_send(["ab*2000", "Down*1000"]) == ["ab*2000", ["Down*1000"]]
+
+
+@pytest.mark.parametrize("name", ["Down*\u00b3", "Up*\u00b2", "Down*\u0663", "Down*\uff13"])
+def test_a_repeat_in_digits_that_are_not_ascii_is_an_unknown_key(name: str) -> None:
+    """`str.isdigit` takes superscripts and other scripts' digits: `Down*³` was a
+    ValueError traceback from int(), and `Down*٣` pressed Down three times."""
+    with pytest.raises(InvalidKey, match="unknown key"):
+        keys.parse(name)
