@@ -39,9 +39,11 @@ STEPPED_DOWN = ("upgraded", "outgrown")
 # session of its own: `python -m` would put the working directory first on sys.path (a
 # `logging.py`, or a hostile `agentty_core/`, in the directory `start` runs in would be
 # imported); `-c` puts it there as '' and the first line takes it out (-P does that only
-# from 3.11 on). A worker's walk of its descendants tells such processes by DETACHED_MARK
-# (`proc.killtree`): another session's, or the home's, not its own to end.
+# from 3.11 on). A worker's walk of its descendants tells such processes by their command
+# line (`detached_argv`, `proc.killtree`): another session's, or the home's, not its own to
+# end.
 DETACHED_MARK = "runpy.run_module('agentty_core."
+DETACHED_MODULES = ("worker.main", "worker.spawner", "remote.linkd")
 
 
 def detached_boot(module: str) -> str:
@@ -53,6 +55,17 @@ def detached_boot(module: str) -> str:
         "import runpy\n"
         f"{DETACHED_MARK}{module}', run_name='__main__', alter_sys=True)\n"
     )
+
+
+def detached_argv(cmdline: bytes) -> bool:
+    """Whether a command line (/proc/PID/cmdline) is one agentty runs detached: `-c` and the
+    very program `detached_boot` writes for one of DETACHED_MODULES. The mark alone, found
+    anywhere, could be put in a program's own argv (`sh -c '... runpy.run_module(...'`): a
+    daemon so named was spared when `run` or `kill` ended its session."""
+    parts = cmdline.split(b"\0")
+    if len(parts) < 3 or parts[1] != b"-c":
+        return False
+    return parts[2] in _DETACHED_BOOTS
 
 
 # What a Python process reads from its environment at start-up: a worker forked from a
@@ -299,3 +312,6 @@ def _proc_stat(pid: int) -> list[str] | None:
     finally:
         os.close(fd)
     return raw[raw.rfind(")") + 2 :].split()
+
+
+_DETACHED_BOOTS = frozenset(detached_boot(m).encode() for m in DETACHED_MODULES)

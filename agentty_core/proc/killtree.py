@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 from agentty_core import failpoints
-from agentty_core.spawning import DETACHED_MARK
+from agentty_core.spawning import detached_argv
 
 if TYPE_CHECKING:
     import psutil
@@ -300,9 +300,6 @@ def _children(pid: int, threads: int) -> list[int] | None:
     return kids
 
 
-DETACHED_BOOT = DETACHED_MARK.encode()  # (`spawning.detached_boot`)
-
-
 def _another_session(pid: int, stat: _Stat) -> bool:
     """Whether `pid` is a process agentty ran detached: a worker of another session (or the
     spawner that forks them, or a host's link), which a program of ours started and which,
@@ -312,7 +309,7 @@ def _another_session(pid: int, stat: _Stat) -> bool:
         return False
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return DETACHED_BOOT in f.read(4096)
+            return detached_argv(f.read(8192))
     except OSError:
         return False
 
