@@ -92,6 +92,11 @@ def _fired(screen: dict[str, object], args: Namespace) -> str | None:
 
     if row_text_problem("text", args.text) or row_text_problem("gone", args.gone):
         return None
+    seq = screen.get("seq")
+    if type(seq) is int and any(
+        type(s) is int and s > seq for s in (args.after, args.changed_since)
+    ):
+        return None  # a seq this session never answered: the full path refuses it
     lines = hotread.str_list(screen.get("scrollback")) + screen_to_cursor(screen)
     conditions: dict[str, object] = {"text": args.text, "regex": args.regex, "gone": args.gone}
     conditions.update(stable_ms=args.stable, changed_since=args.changed_since, after=args.after)

@@ -314,6 +314,11 @@ def shown(text: str) -> str:
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
+def clipped(text: str, width: int) -> str:
+    """`screen_text.clipped`, inlined (the lane imports no more of agentty)."""
+    return text if len(text) <= width else text[: width - 1] + "\u2026"
+
+
 def error(message: str) -> None:
     sys.stderr.write(f"agentty: error: {shown(message)}\n")
 

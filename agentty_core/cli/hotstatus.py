@@ -18,7 +18,6 @@ import os
 import sys
 
 from agentty_core.cli import hotread
-from agentty_core.screen_text import clipped
 
 TYPE_CHECKING = False  # without importing typing: this module is the hot path
 if TYPE_CHECKING:
@@ -87,8 +86,8 @@ def status(args: Namespace) -> int | None:
         state = hotread.shown(str(rec.get("status", "?")))
         shown_code = "-" if code is None else hotread.shown(str(code))
         write(
-            f"{hotread.shown(str(rec['id'])):8}{mark} {clipped(name, 12):12}  "
-            f"{state:9}  {shown_code:6}  {clipped(command, 60)}\n"
+            f"{hotread.shown(str(rec['id'])):8}{mark} {hotread.clipped(name, 12):12}  "
+            f"{state:9}  {shown_code:6}  {hotread.clipped(command, 60)}\n"
         )
     return 0
 

@@ -193,7 +193,7 @@ def test_ended_sessions_are_read_on_the_lane_as_the_full_path_reads_them() -> No
         ["wait", "--exit", "--json", "-s", "done"],
         ["wait", "--text", "é", "-s", "done"],
         ["wait", "--gone", "nothing here", "--json", "-s", "done"],
-        ["wait", "--text", "a", "--after", "999", "--exit", "-s", "done"],
+        ["wait", "--text", "a", "--after", "1", "--exit", "-s", "done"],  # (exit: regardless)
         ["wait", "--exit", "--json", "-s", killed],
         # Every condition a still screen can meet: it meets it at once.
         ["wait", "--changed-since", "0", "--json", "-s", "done"],
@@ -210,6 +210,7 @@ def test_ended_sessions_are_read_on_the_lane_as_the_full_path_reads_them() -> No
         ["wait", "--regex", "^b", "-s", "done"],
         ["wait", "--regex", "(", "-s", "done"],  # the full path says what is wrong with it
         ["wait", "--changed-since", "999999", "-s", "done"],
+        ["wait", "--text", "a", "--after", "999", "--exit", "-s", "done"],  # no seq it had
         ["wait", "--input", "-s", "done"],
         ["get", "-s", "done", "--raw"],
         ["get", "-s", "nosuch"],
