@@ -26,10 +26,9 @@ from typing import TYPE_CHECKING, TypeVar, overload
 
 from agentty_core.api_types import Screen, SessionInfo, SessionWaitTimeout, WaitResult
 from agentty_core.client import Client
-from agentty_core.client_calls import WAIT_SLOTS, Patience, turned_away
+from agentty_core.client_calls import WAIT_SLOTS, Patience, kept_call_failed
 from agentty_core.errors import (
     AgenttyError,
-    ProtocolError,
     RemoteError,
     UsageError,
     WaitTimeout,
@@ -109,25 +108,18 @@ class AsyncSession:
                 result = await conn.call(
                     method, params, self.client.timeout if timeout is None else timeout
                 )
-            except (RemoteError, WorkerUnreachable) as exc:
-                if turned_away(exc):  # (every connection taken): asked again, a while
-                    conn.close()
-                    if (pause := waiting.next()) is None:
-                        raise
-                    await asyncio.sleep(pause)
-                    continue
-                if isinstance(exc, WorkerUnreachable):
-                    conn.close()
+            except BaseException as exc:  # (cancelled: "raise")
+                failed = kept_call_failed(exc)
+                if failed == "answered":
+                    self._give(conn)
+                    raise
+                conn.close()
+                if failed == "lost":
                     self.close()
                     return None
-                self._give(conn)  # an error answer leaves the connection in step
-                raise
-            except ProtocolError:
-                conn.close()
-                self.close()
-                return None
-            except BaseException:  # cancelled: the answer may still come, on no one's call
-                conn.close()
+                if failed == "again" and (pause := waiting.next()) is not None:
+                    await asyncio.sleep(pause)  # (every connection taken): asked again
+                    continue
                 raise
             self._give(conn)
             return result

@@ -14,6 +14,7 @@ import weakref
 from agentty_core.client_records import DEFAULT_TIMEOUT, RecordsView, describe_end
 from agentty_core.errors import (
     AgenttyError,
+    ProtocolError,
     RemoteError,
     SessionNotFound,
     SessionNotRunning,
@@ -48,6 +49,22 @@ def turned_away(exc: BaseException) -> bool:
     if isinstance(exc, RemoteError):
         return exc.code in UNREAD
     return isinstance(exc, WorkerUnreachable) and exc.reason == "send_failed"
+
+
+def kept_call_failed(exc: BaseException) -> str:
+    """What a call's failure on a kept connection (`Session._fast`, `AsyncSession._fast`)
+    means: "again", turned away unread (the connection closed, the call asked again after a
+    pause); "answered", an error answer (the connection still in step, given back; the
+    error raised); "lost", the worker gone or out of step (closed; the call goes the long
+    way, which says why); "raise", anything else, an interruption above all (closed: its
+    answer may still come, on no one's call)."""
+    if isinstance(exc, (RemoteError, WorkerUnreachable)) and turned_away(exc):
+        return "again"
+    if isinstance(exc, RemoteError):
+        return "answered"
+    if isinstance(exc, (WorkerUnreachable, ProtocolError)):
+        return "lost"
+    return "raise"
 
 
 class Patience:

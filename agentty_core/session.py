@@ -38,10 +38,9 @@ from agentty_core.api_types import (
     WaitResult,
 )
 from agentty_core.client import Client
-from agentty_core.client_calls import Patience, turned_away
+from agentty_core.client_calls import Patience, kept_call_failed
 from agentty_core.errors import (
     AgenttyError,
-    ProtocolError,
     RemoteError,
     SessionNotFound,
     SessionNotRunning,
@@ -172,25 +171,18 @@ class Session:
                 return None
             try:
                 result = conn.call(method, params, timeout=timeout)
-            except (RemoteError, WorkerUnreachable) as exc:
-                if turned_away(exc):  # (every connection taken): asked again, a while
-                    conn.close()
-                    if (pause := waiting.next()) is None:
-                        raise
-                    time.sleep(pause)
-                    continue
-                if isinstance(exc, WorkerUnreachable):
-                    conn.close()
+            except BaseException as exc:
+                failed = kept_call_failed(exc)
+                if failed == "answered":
+                    pool.give(conn)
+                    raise
+                conn.close()
+                if failed == "lost":
                     self.close()
                     return None
-                pool.give(conn)  # an error answer leaves the connection in step
-                raise
-            except ProtocolError:
-                conn.close()
-                self.close()
-                return None
-            except BaseException:
-                conn.close()  # interrupted mid-call: its answer may still come, on no one's call
+                if failed == "again" and (pause := waiting.next()) is not None:
+                    time.sleep(pause)  # (every connection taken): asked again, a while
+                    continue
                 raise
             pool.give(conn)
             return result
