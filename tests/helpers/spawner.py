@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
 
 from agentty_core.launch import spawner_client
 from tests.helpers.cli import agentty, wait_until
@@ -45,6 +46,14 @@ def start(*argv: str, **kwargs: Any) -> dict[str, Any]:
     assert proc.returncode == 0, proc.stderr
     rec: dict[str, Any] = json.loads(proc.stdout)
     return rec
+
+
+def warm_if(forked_way: bool, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """For a test run both ways: with the spawner on and warm (`forked_way`), or as every
+    other test runs, with it off."""
+    if forked_way:
+        monkeypatch.setenv("AGENTTY_SPAWNER", "1")
+        warm(home)
 
 
 def succeeded_by(home: Path, old: dict[str, Any]) -> None:

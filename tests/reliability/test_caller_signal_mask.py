@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.cli import AGENTTY, agentty, agentty_json, signals_default
-from tests.helpers.spawner import forked, warm
+from tests.helpers.spawner import forked, warm_if
 
 BLOCKS = (
     "import os, signal, sys\n"
@@ -35,9 +35,7 @@ def _blocked_mask(pid: int) -> int:
 def test_a_caller_s_blocked_signals_are_not_the_worker_s(
     agentty_home: Path, monkeypatch: pytest.MonkeyPatch, spawner: str
 ) -> None:
-    if spawner == "1":
-        monkeypatch.setenv("AGENTTY_SPAWNER", "1")  # (tests run without it: their fixture)
-        warm(agentty_home)
+    warm_if(spawner == "1", agentty_home, monkeypatch)
     env = dict(os.environ, AGENTTY_SPAWNER=spawner)
     started = subprocess.run(
         [

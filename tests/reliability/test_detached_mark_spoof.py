@@ -8,12 +8,10 @@ spawner: not its own to end), told by their command line. Any argv that held the
 
 from __future__ import annotations
 
-import time
-
 import psutil
 
 from agentty_core.spawning import detached_argv, detached_boot
-from tests.helpers.cli import agentty
+from tests.helpers.cli import agentty, wait_until
 
 DAEMON = "sleep 317; :"
 
@@ -33,10 +31,7 @@ def test_a_daemon_named_like_a_detached_worker_is_ended_with_its_session() -> No
     try:
         proc = agentty("run", "--timeout", "20", "--", "sh", "-c", script)
         assert proc.returncode == 0 and "started" in proc.stdout, proc
-        deadline = time.monotonic() + 5
-        while _daemons() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert _daemons() == []
+        wait_until(lambda: not _daemons(), timeout=5)
     finally:
         for leftover in _daemons():
             leftover.kill()

@@ -13,16 +13,14 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.cli import agentty
-from tests.helpers.spawner import warm
+from tests.helpers.spawner import warm_if
 
 
 @pytest.mark.parametrize("spawner", ["direct", "forked"])
 def test_a_bad_interpreter_is_said_once_and_cleanly(
     agentty_home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, spawner: str
 ) -> None:
-    if spawner == "forked":
-        monkeypatch.setenv("AGENTTY_SPAWNER", "1")  # (tests run without it: their fixture)
-        warm(agentty_home)
+    warm_if(spawner == "forked", agentty_home, monkeypatch)
     script = tmp_path / "script"
     script.write_text("#!/nonexistent/interp\necho hi\n")
     script.chmod(0o755)

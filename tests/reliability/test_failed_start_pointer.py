@@ -11,16 +11,14 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.cli import agentty, agentty_json
-from tests.helpers.spawner import warm
+from tests.helpers.spawner import warm_if
 
 
 @pytest.mark.parametrize("spawner", ["direct", "forked"])
 def test_a_failed_start_gives_the_active_pointer_back(
     agentty_home: Path, monkeypatch: pytest.MonkeyPatch, spawner: str
 ) -> None:
-    if spawner == "forked":
-        monkeypatch.setenv("AGENTTY_SPAWNER", "1")  # (tests run without it: their fixture)
-        warm(agentty_home)
+    warm_if(spawner == "forked", agentty_home, monkeypatch)
     base = agentty_json("start", "--name", "base", "--", "cat")["id"]
     env = dict(
         os.environ,

@@ -263,9 +263,8 @@ def test_a_nonsense_idle_setting_means_the_default(
 
     monkeypatch.setenv("AGENTTY_SPAWNER_IDLE", value)
     info = warm(agentty_home)
-    time.sleep(0.5)
-    assert spawner_info(agentty_home) == info
     assert info["idle"] == IDLE
-    assert forked(start("cat"))
+    assert forked(start("cat"))  # (NaN crashed it at its first wait: the start went direct)
+    assert spawner_info(agentty_home) == info
     log = (agentty_home / "logs" / "spawner.log").read_text()
     assert "Traceback" not in log, log

@@ -125,9 +125,11 @@ def test_once_taken_an_idle_spawner_is_not_given_up_on(
         answerer.wait()
 
 
-def test_a_stopped_spare_named_to_answer_is_given_up_on(
+def test_a_stopped_answerer_is_given_up_on_and_killed_only_if_it_is_the_spawner_s(
     pair: tuple[socket.socket, socket.socket], sleeper: subprocess.Popen[bytes]
 ) -> None:
+    # Given up on at once; killed only if it is named as the spawner's own (a spare, a
+    # middle): its pid may have gone to another process since, as this sleeper's.
     ours, theirs = pair
     os.kill(sleeper.pid, signal.SIGSTOP)
     theirs.sendall(line({"taken": sleeper.pid}))
@@ -135,6 +137,7 @@ def test_a_stopped_spare_named_to_answer_is_given_up_on(
     reply, fd = spawning.read_answer(ours, os.getpid(), began + 5, began + 5, json.loads)
     assert (reply, fd) == (None, -1)
     assert time.monotonic() - began < 2
+    assert sleeper.poll() is None
 
 
 def test_an_answerer_that_answered_and_exited_is_not_given_up_on(
@@ -157,16 +160,3 @@ def test_an_answerer_that_answered_and_exited_is_not_given_up_on(
         assert reply == {"ok": True, "pid": 7} and fd == -1
     finally:
         answerer.wait()
-
-
-def test_a_stopped_process_not_of_the_spawner_is_not_killed(
-    pair: tuple[socket.socket, socket.socket], sleeper: subprocess.Popen[bytes]
-) -> None:
-    # Given up on, a stopped answerer is killed only if it is named as the spawner's own
-    # (its pid may have gone to another process since).
-    ours, theirs = pair
-    os.kill(sleeper.pid, signal.SIGSTOP)
-    theirs.sendall(line({"taken": sleeper.pid}))
-    began = time.monotonic()
-    assert spawning.read_answer(ours, os.getpid(), began + 5, began + 5, json.loads) == (None, -1)
-    assert sleeper.poll() is None
