@@ -88,14 +88,16 @@ class WorkerBase:
         self.push_fresh = False  # the screen changed since the last push
         self.recorder: Recorder | None = None
         self.background: set[asyncio.Task[None]] = set()  # see _in_background
+        self.error_note: asyncio.Task[None] | None = None  # see _note_recording_error
         self.until: float | None = None  # the request being read: when its caller gives up
         self.caller: Peer | None = None  # the connection of the request being read
 
-    def _in_background(self, work: Coroutine[object, object, None]) -> None:
+    def _in_background(self, work: Coroutine[object, object, None]) -> asyncio.Task[None]:
         """Run `work` as a task kept until it is done (the loop holds tasks only weakly)."""
         task = asyncio.get_running_loop().create_task(work)
         self.background.add(task)
         task.add_done_callback(self.background.discard)
+        return task
 
     def _update_record(self, **fields: object) -> None:
         self.record.update(fields)

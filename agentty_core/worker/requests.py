@@ -38,6 +38,7 @@ log = logging.getLogger("agentty.worker")
 ENTER_GAP = 0.25  # the most a busy program is waited for (it was a fixed 50 ms for everyone)
 ENTER_POLL = 0.001  # how often the program's unread input is looked at meanwhile
 RECORD_ERROR_PATIENCE = 60.0  # how long a failed recording's note is tried for the record
+RECORD_NOTE_WAIT = 1.0  # how long `record on` waits for its note before answering anyway
 HOLD_WAIT = 10.0  # how soon after its start a session started to be held must be held
 SIGNALS = {name: getattr(signal, f"SIG{name}") for name in protocol.SIGNAL_NAMES}
 
@@ -400,21 +401,37 @@ class Requests(WorkerBase):
         if self.recorder.error is not None:  # its first write (the header, say) failed
             self.recorder = None
         elif self.record.pop("recordingError", None) is not None:  # an earlier one's
-            self._in_background(self._note_in_record({"recordingError": None}))
+            self._note_recording_error()
 
     def _recording_failed(self, message: str) -> None:
         """A recording that cannot be written stops; the session goes on, and its record
         (what `status` shows) says why."""
         self.recorder = None
         self.record["recordingError"] = message
-        self._in_background(self._note_in_record({"recordingError": message}))
+        self._note_recording_error()
+
+    def _note_recording_error(self) -> None:
+        """Write the recording's error (None once cleared) into the record, in the
+        background. A note still trying (the lock held, the disk full) gives way to the
+        newer one: written after it, it would bring back an error already cleared."""
+        if self.error_note is not None:
+            self.error_note.cancel()
+        fields = {"recordingError": self.record.get("recordingError")}
+        self.error_note = self._in_background(self._note_in_record(fields))
 
     async def _note_in_record(self, fields: dict[str, object]) -> None:
         problem = await self._persist(fields, RECORD_ERROR_PATIENCE)
         if problem is not None:
             log.error("cannot note %s in the record: %s", ", ".join(fields), problem)
 
-    def _record(self, params: JSONObject) -> JSONObject:
+    async def _once_noted(self, note: asyncio.Task[None], answer: JSONObject) -> JSONObject:
+        """`answer`, once `note` is in the record (what `status` reads) or RECORD_NOTE_WAIT
+        has passed (the state lock held: the note goes on trying)."""
+        await asyncio.wait({note}, timeout=RECORD_NOTE_WAIT)
+        return answer
+
+    def _record(self, params: JSONObject) -> Answer:
+        noted = self.error_note
         if params.get("on") is True:
             if self.finalizing:
                 raise RequestFailed("exited", self._exited_message())
@@ -435,6 +452,8 @@ class Requests(WorkerBase):
             answer.update(input=self.recorder.input, markers=self.recorder.markers)
         if self.record.get("recordingError") and self.recorder is None:
             answer["error"] = self.record["recordingError"]
+        if self.error_note is not noted and self.error_note is not None:  # set or cleared
+            return self._once_noted(self.error_note, answer)
         return answer
 
     def _hold(self, peer: Peer) -> None:

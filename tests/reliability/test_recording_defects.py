@@ -13,8 +13,15 @@ import subprocess
 import time
 from pathlib import Path
 
+from agentty_core.worker.lifecycle import EXIT_FIRST_TRY, RETRY_BACKOFF_MAX
 from tests.helpers.cli import signals_default
-from tests.reliability.conftest import AGENTTY, agentty, raw_record, start, wait_until
+from tests.reliability.conftest import (
+    AGENTTY,
+    agentty,
+    raw_record,
+    start,
+    state_lock,
+)
 from tests.reliability.test_worker_io_faults import _fill, tmpfs
 
 HEADER = '{"version": 2, "width": 80, "height": 24}\n'
@@ -215,6 +222,14 @@ def test_an_interrupted_replay_restores_the_terminal(tmp_path: Path) -> None:
 # 6. `record on` with a disk too full to append says so.
 
 
+def _with_its_last_page_full(cast: Path) -> None:
+    """A recording an append needs a new page for (none left on a full disk)."""
+    event = '[0.5, "o", "x"]\n'
+    padding = 8192 - len(HEADER) - len(event) - len('[0.25, "o", ""]\n')
+    cast.write_text(HEADER + event + f'[0.25, "o", "{"p" * padding}"]\n')
+    assert cast.stat().st_size == 8192
+
+
 def test_record_on_that_cannot_write_fails_and_a_later_one_clears_the_error(
     agentty_home: Path,
 ) -> None:
@@ -223,11 +238,7 @@ def test_record_on_that_cannot_write_fails_and_a_later_one_clears_the_error(
         rec = start("--record", "--", "cat")
         sid = rec["id"]
         agentty("record", "off", check=True)
-        cast = logs / f"{sid}.cast"
-        event = '[0.5, "o", "x"]\n'
-        padding = 8192 - len(HEADER) - len(event) - len('[0.25, "o", ""]\n')
-        cast.write_text(HEADER + event + f'[0.25, "o", "{"p" * padding}"]\n')
-        assert cast.stat().st_size == 8192  # its last page full: an append needs a new one
+        _with_its_last_page_full(logs / f"{sid}.cast")
         filler = _fill(logs)
         try:
             refused = agentty("record", "on")
@@ -235,7 +246,7 @@ def test_record_on_that_cannot_write_fails_and_a_later_one_clears_the_error(
             assert "no space left on device" in refused.stderr.lower(), refused.stderr
             assert "recording stopped" not in refused.stderr, refused.stderr
             assert "not recording" in refused.stderr, refused.stderr
-            stored = wait_until(lambda: raw_record(agentty_home, sid).get("recordingError"))
+            stored = raw_record(agentty_home, sid).get("recordingError")  # (answered after)
             assert "no space left on device" in str(stored).lower()
         finally:
             filler.unlink()
@@ -244,4 +255,27 @@ def test_record_on_that_cannot_write_fails_and_a_later_one_clears_the_error(
         assert not raw_record(agentty_home, sid).get("recordingError")
         status = json.loads(agentty("status", "--json", check=True).stdout)
         assert not [s for s in status["sessions"] if s.get("recordingError")], status
+        agentty("kill", check=True)
+
+
+def test_a_cleared_error_is_not_brought_back_by_the_older_note_still_trying(
+    agentty_home: Path,
+) -> None:
+    """A failed `record on` notes its error in the record, trying for a minute while the
+    state lock is held; a later `record on` that starts clears it. The older note, its
+    tries spaced out by then, was written after the clearing and brought the error back."""
+    logs = agentty_home / "logs"
+    with tmpfs(logs, agentty_home, "1m"):
+        sid = start("--record", "--", "cat")["id"]
+        agentty("record", "off", check=True)
+        _with_its_last_page_full(logs / f"{sid}.cast")
+        filler = _fill(logs)
+        with state_lock(agentty_home):
+            assert agentty("record", "on").returncode == 1
+            filler.unlink()
+            time.sleep(EXIT_FIRST_TRY + 0.5)  # the note's tries, polling at first, space out
+            answer = json.loads(agentty("record", "on", "--json", check=True).stdout)
+            assert answer["recording"] is True, answer
+        time.sleep(RETRY_BACKOFF_MAX * 2.5)  # (the older note's next try came within this)
+        assert not raw_record(agentty_home, sid).get("recordingError")
         agentty("kill", check=True)
