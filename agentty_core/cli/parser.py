@@ -127,9 +127,15 @@ def _json_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
+def _plain(text: str) -> str:
+    """`text` if written in ASCII without `_` (int() and float() read any script's digits
+    and `1_000`, which the fast path and tmux refuse); else "" (no number)."""
+    return text if text.isascii() and "_" not in text else ""
+
+
 def _positive_int(text: str) -> int:
     try:
-        value = int(text)
+        value = int(_plain(text))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 0 or value > 10_000_000:
@@ -139,7 +145,7 @@ def _positive_int(text: str) -> int:
 
 def _seconds(text: str) -> float:
     try:
-        value = float(text)
+        value = float(_plain(text))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if not 0 <= value <= 86400:
@@ -150,7 +156,7 @@ def _seconds(text: str) -> float:
 def _grace(text: str) -> float:
     """`kill --timeout`: the worker allows each step at most a minute."""
     try:
-        value = float(text)
+        value = float(_plain(text))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if not 0 <= value <= 60:  # (NaN too)
@@ -161,7 +167,7 @@ def _grace(text: str) -> float:
 def _speed(text: str) -> float:
     """`replay --speed`: 0 plays without delays; a speed near 0 would wait for ever."""
     try:
-        value = float(text)
+        value = float(_plain(text))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if value != 0 and not 0.01 <= value <= 1000:  # (NaN too)

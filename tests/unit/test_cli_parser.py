@@ -209,3 +209,26 @@ def test_words_left_over_are_said_with_the_command_s_help(words: list[str], said
     for way in ([AGENTTY], FULL):
         proc = run(way, *words)
         assert (proc.returncode, proc.stderr) == (2, f"agentty: error: {said}\n"), way
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["resize", "--cols", "\u0663", "--rows", "24"],  # ARABIC-INDIC DIGIT THREE
+        ["resize", "--cols", "\uff18\uff10", "--rows", "24"],  # FULLWIDTH 80
+        ["get", "--lines", "1_000"],
+        ["wait", "--exit", "--timeout", "\u0663"],
+        ["wait", "--exit", "--timeout", "1_0"],
+        ["kill", "--timeout", "\u0665"],
+    ],
+    ids=["arabic-indic", "fullwidth", "underscore", "secs-arabic", "secs-underscore", "grace"],
+)
+def test_numbers_are_ascii_digits_as_the_fast_path_reads_them(args: list[str]) -> None:
+    """Python's int() and float() read any script's digits and `1_000`; the fast path (and
+    tmux) read ASCII digits only, so the same words were a number one way and not the
+    other. A number in other digits is refused with the usage exit, both ways."""
+    with pytest.raises(SystemExit) as refused:
+        build_parser().parse_args(args)
+    assert refused.value.code == 2
+    proc = subprocess.run([AGENTTY, *args], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "not a" in proc.stderr, proc
