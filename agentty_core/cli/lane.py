@@ -271,8 +271,8 @@ def _requests(args: Namespace) -> list[bytes] | None:
             params["ansi"] = True
     elif command in ("text", "paste"):
         payload = args.payload
-        if command == "text" and (args.file is not None or payload == ["-"]):
-            return None  # a file or stdin: the full path reads it
+        if command == "text" and (args.file is not None or payload in (["-"], [])):
+            return None  # a file or stdin: the full path reads it (and refuses nothing)
         if command == "paste" and payload == "-":
             return None
         data = payload if isinstance(payload, str) else " ".join(payload)

@@ -250,6 +250,8 @@ def cmd_text(args: argparse.Namespace) -> int:
         data: str | bytes = hotread.read_input(args.file)
     elif args.payload == ["-"]:
         data = hotread.read_input("-")
+    elif not args.payload and not args.enter:
+        raise UsageError("nothing to type: give PAYLOAD words, --file F or --enter")
     else:
         data = " ".join(args.payload)
     result = _client().text(args.session, data, enter=args.enter)

@@ -314,3 +314,20 @@ def test_after_exit_every_method_raises_session_not_running(
         assert (await a.get()).lines == ("bye",) + ("",) * 23
 
     asyncio.run(each())
+
+
+def test_text_with_nothing_to_type_is_refused() -> None:
+    """`agentty text` with no words, no --file and no --enter typed nothing and exited 0:
+    an agent's forgotten payload went unnoticed. An empty text asked for (`''`) is fine."""
+    agentty("start", "--", "cat", check=True)
+    for way in (["text"], ["text", "--json"]):
+        proc = agentty(*way)
+        assert proc.returncode == 2, proc
+        assert proc.stderr.startswith("agentty: error: nothing to type"), proc.stderr
+        assert proc.stderr.count("\n") == 1, proc.stderr
+    assert agentty_json("text", "")["bytes"] == 0
+    agentty("text", "--enter", check=True)  # (Enter alone)
+    agentty("text", "--enter", "ab", check=True)
+    agentty("wait", "--regex", "^ab$", "--after", "0", "--timeout", "10", check=True)
+    assert agentty("get", check=True).stdout.startswith("\n\nab\nab\n")  # (cat's lines too)
+    agentty("kill", check=True)
