@@ -31,6 +31,7 @@ from agentty_core.terminal_guard import TerminalGuard
 log = logging.getLogger("agentty.worker")
 
 MAX_CAST_BYTES = 64 << 20
+CAP_REACHED = f"size cap ({MAX_CAST_BYTES >> 20} MiB) reached"
 # Read from a file to replay: a header line is small (asciinema's are well under 4 KiB); an
 # event line, no longer than a whole recording (an output event of the recorder is a read of
 # the PTY, 100 KiB at most, six times as long escaped). Past either, a line is not read in.
@@ -85,8 +86,9 @@ class Recorder:
         if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", str(self.path))
         self._size = st.st_size
-        self.full = False
-        if self._size == 0:
+        if self._size >= MAX_CAST_BYTES:
+            self._stop(CAP_REACHED)
+        elif self._size == 0:
             header = {
                 "version": 2,
                 "width": cols,
@@ -95,7 +97,7 @@ class Recorder:
                 "env": {k: v for k, v in (env or {}).items() if k in ("TERM", "SHELL")},
             }
             self._write(json.dumps(header))
-        elif self._size < MAX_CAST_BYTES:  # (past it, nothing more is written)
+        else:
             # Appending after `record off`/`on`: times continue from the last event, read
             # from the file's end (the worker's loop waits on this: never the whole file).
             self.started -= _last_time(self._fd, self._size)
@@ -108,11 +110,10 @@ class Recorder:
         if self._fd < 0:
             return  # stopped: closed, or a write failed
         data = (line + "\n").encode()
-        if self._size + len(data) > MAX_CAST_BYTES:
-            if not self.full:
-                self.full = True
-                note = json.dumps([self._now(), "m", "recording stopped: size cap reached"])
-                self._append((note + "\n").encode())
+        if self._size + len(data) > MAX_CAST_BYTES:  # (the marker may go past it)
+            note = json.dumps([self._now(), "m", "recording stopped: size cap reached"])
+            self._append((note + "\n").encode())
+            self._stop(CAP_REACHED)
             return
         self._append(data)
 
@@ -126,14 +127,17 @@ class Recorder:
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, self._size)
-            self._stop(exc)
+            self._stop(exc.strerror or str(exc))
             return
         self._size += len(data)
 
-    def _stop(self, exc: OSError) -> None:
-        """A write failed: the recording ends here; the session goes on."""
+    def _stop(self, why: str) -> None:
+        """A write failed, or the cap is reached: the recording ends here (`error` says why,
+        as `recordingError` in the record); the session goes on."""
+        if self._fd < 0:
+            return  # (the marker's write failed: stopped then)
         then = "recording stopped" if self._begun else "not recording"
-        self.error = f"{exc.strerror or exc} writing {self.path}; {then}"
+        self.error = f"{why} writing {self.path}; {then}"
         log.error("%s", self.error)
         self.close()
         if self._on_error is not None:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from agentty_core.worker.lifecycle import EXIT_FIRST_TRY, RETRY_BACKOFF_MAX
+from agentty_core.worker.recording import MAX_CAST_BYTES
 from tests.helpers.cli import signals_default
 from tests.reliability.conftest import (
     AGENTTY,
@@ -21,6 +22,7 @@ from tests.reliability.conftest import (
     raw_record,
     start,
     state_lock,
+    wait_until,
 )
 from tests.reliability.test_worker_io_faults import _fill, tmpfs
 
@@ -279,3 +281,41 @@ def test_a_cleared_error_is_not_brought_back_by_the_older_note_still_trying(
         time.sleep(RETRY_BACKOFF_MAX * 2.5)  # (the older note's next try came within this)
         assert not raw_record(agentty_home, sid).get("recordingError")
         agentty("kill", check=True)
+
+
+def test_record_on_with_a_recording_at_its_size_cap_is_refused(agentty_home: Path) -> None:
+    """A recording at its cap takes nothing more: `record on` said "recording to ..." and
+    recorded nothing."""
+    sid = start("--record", "--", "cat")["id"]
+    agentty("record", "off", check=True)
+    cast = agentty_home / "logs" / f"{sid}.cast"
+    with cast.open("a") as f:
+        f.truncate(MAX_CAST_BYTES)
+    refused = agentty("record", "on")
+    assert refused.returncode == 1, refused
+    assert "size cap (64 MiB) reached" in refused.stderr and "not recording" in refused.stderr
+    assert cast.stat().st_size == MAX_CAST_BYTES
+    agentty("kill", check=True)
+
+
+def test_a_recording_that_reaches_its_size_cap_stops_and_says_so(agentty_home: Path) -> None:
+    """It went on "recording" with nothing written, and nothing said why but a marker in
+    the file: now it stops, as on a full disk, and the record says why."""
+    sid = start("--record", "--", "cat")["id"]
+    agentty("record", "off", check=True)
+    cast = agentty_home / "logs" / f"{sid}.cast"
+    last = '[1.5, "o", "x"]\n'
+    with cast.open("a") as f:  # its events padded to 100 bytes short of the cap
+        f.write(" " * (MAX_CAST_BYTES - 100 - cast.stat().st_size - len(last)) + "\n" + last)
+    agentty("record", "on", check=True)
+    agentty("text", "--enter", "y" * 200, check=True)
+    stored = wait_until(lambda: raw_record(agentty_home, sid).get("recordingError"))
+    assert "size cap (64 MiB) reached" in str(stored) and "recording stopped" in str(stored)
+    assert cast.stat().st_size <= MAX_CAST_BYTES
+    with cast.open("rb") as f:
+        f.seek(-200, os.SEEK_END)
+        tail = f.read().decode().splitlines()[-1]
+    assert json.loads(tail)[1:] == ["m", "recording stopped: size cap reached"]
+    again = json.loads(agentty("record", "on", "--json").stdout)
+    assert again["recording"] is False and "size cap" in again["error"], again
+    agentty("kill", check=True)
