@@ -25,7 +25,7 @@ class InputState:
     """Whether the program waits for keyboard input, read from the kernel. `secret`: it reads
     a line with echo off (a password prompt); a REPL or TUI in raw mode is not secret."""
 
-    state: str  # reading | busy | exited | unknown
+    state: str  # reading | busy | stopped | exited | unknown
     echo: bool | None
     canonical: bool | None
     foreground_pid: int | None

@@ -29,7 +29,7 @@ import sys
 import termios
 from typing import Literal, TypedDict
 
-InputStateName = Literal["reading", "busy", "exited", "unknown"]
+InputStateName = Literal["reading", "busy", "stopped", "exited", "unknown"]
 
 
 class Foreground(TypedDict):
@@ -266,7 +266,17 @@ def _foreground_state(pgid: int, tty_name: str) -> tuple[InputStateName, Foregro
         return "busy", leader
     if members and members[0] == pgid and blocked[0] is None:
         return "unknown", leader
+    if members and all(_stopped(pid) for pid in members):
+        return "stopped", leader  # (SIGSTOP, or SIGTTIN/SIGTTOU): it reads once continued
     return "busy", leader
+
+
+def _stopped(pid: int) -> bool:
+    """Stopped by a signal, or at a debugger's breakpoint."""
+    try:
+        return _read_proc(f"/proc/{pid}/stat").rsplit(")", 1)[1].split()[0] in ("T", "t")
+    except (OSError, IndexError):
+        return False
 
 
 def _children(pid: int) -> list[int]:

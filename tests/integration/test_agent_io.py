@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -115,6 +116,22 @@ def test_wait_exit_reports_the_code_and_a_dying_worker_is_an_error() -> None:
     _, err = waiting.communicate(timeout=20)
     assert waiting.returncode == 1 and "worker" in err
     agentty("kill", check=True)  # ends what the worker left behind
+
+
+def test_a_stopped_program_is_stopped_not_busy() -> None:
+    """A program stopped (SIGSTOP, or SIGTTIN at a read) reads nothing until continued:
+    `busy` had an agent wait for it to finish some work."""
+    rec = agentty_json("start", "--", "sh", "-c", "cat; sleep 30")
+    agentty("wait", "--input", "--timeout", "20", check=True)
+    reader = agentty_json("get")["input"]["foreground"]["pid"]
+    os.killpg(os.getpgid(reader), signal.SIGSTOP)
+    try:
+        state = agentty_json("get")["input"]
+        assert (state["state"], state["foreground"]["pid"]) == ("stopped", rec["pid"]), state
+    finally:
+        os.killpg(os.getpgid(reader), signal.SIGCONT)
+    assert agentty_json("wait", "--input", "--timeout", "20")["input"]["state"] == "reading"
+    agentty("kill", check=True)
 
 
 @pytest.mark.parametrize("case", ["compute", "password", "repl", "vim"])

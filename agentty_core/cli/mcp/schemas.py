@@ -140,8 +140,9 @@ class Cursor(BaseModel):
 
 class InputState(BaseModel):
     model_config = ConfigDict(extra="allow")
-    state: Literal["reading", "busy", "exited", "unknown"] = Field(
-        description="reading: the program waits for keys; busy: it is working; exited."
+    state: Literal["reading", "busy", "stopped", "exited", "unknown"] = Field(
+        description="reading: the program waits for keys; busy: it is working; stopped: "
+        "by a signal (it reads once continued); exited."
     )
     echo: bool | None = Field(default=None, description="Whether typed keys are echoed.")
     canonical: bool | None = Field(
