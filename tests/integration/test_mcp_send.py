@@ -184,3 +184,40 @@ async def test_the_text_block_of_an_input_with_its_wait_keeps_the_seq_from_befor
         assert meta["seq"] == data["seq"] and meta["waited"]["seq"] == data["waited"]["seq"]
         assert meta["waited"]["seq"] > meta["seq"]
         payload(await session.call_tool("kill", {}))
+
+
+async def test_get_ansi_is_bounded_as_the_screen_is() -> None:
+    """The screen block's rows are cut at MAX_LINE_CHARS; the ansi block's were not (an
+    attack round: a 1000x1000 screen of cells coloured each its own way came to 4 MB).
+    They are cut alike now, and past MAX_ANSI_CHARS the rows go without their colours."""
+    from agentty_core.cli.mcp.schemas import MAX_LINES
+    from agentty_core.cli.mcp.view import MAX_ANSI_CHARS
+
+    script = (
+        "import sys\n"
+        "for r in range(210):\n"
+        "    sys.stdout.write(''.join(f'\\033[38;5;{c % 256};48;5;{(c + r) % 256}m#'"
+        " for c in range(600)) + '\\033[0m\\r\\n')\n"
+        "print('DONE', flush=True)\n"
+        "import time; time.sleep(60)\n"
+    )
+    async with mcp_client() as session:
+        argv = [sys.executable, "-c", script]
+        payload(await session.call_tool("start", {"argv": argv, "cols": 700, "rows": 220}))
+        payload(await session.call_tool("wait", {"text": "DONE", "timeout": 60}))
+        shown = payload(await session.call_tool("get", {"ansi": True}))
+        screen, rows = shown["screen"].split("\n"), shown["ansi"].split("\n")
+        assert len(rows) == len(screen) == MAX_LINES
+        assert [_without_sgr(row) for row in rows] == screen
+        assert len(shown["ansi"]) <= MAX_ANSI_CHARS + len(shown["screen"]), len(shown["ansi"])
+        styled = [row for row in rows if "\x1b" in row]
+        assert styled and all(row.endswith("\x1b[0m") for row in styled)
+        assert rows[-1] == screen[-1] == "DONE"
+        assert "colours left out from row" in shown["note"], shown["note"]
+        payload(await session.call_tool("kill", {}))
+
+
+def _without_sgr(row: str) -> str:
+    import re
+
+    return re.sub(r"\x1b\[[0-9;:]*m", "", row)

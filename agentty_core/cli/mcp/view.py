@@ -9,6 +9,7 @@ content holds both for programs. Every block is bounded (`MAX_LINES` lines of at
 from __future__ import annotations
 
 import json
+import re
 
 from mcp_types import CallToolResult, ContentBlock, TextContent
 from pydantic import BaseModel
@@ -18,6 +19,11 @@ from agentty_core.protocol import JSONObject, str_list
 from agentty_core.screen_text import trim_lines
 
 _META = ("seq", "cursor", "input", "exited", "exitCode", "signal")
+# The ansi block: rows cut where the screen block's are, and the colour escapes of all of
+# them within this many characters (a cell coloured each its own way is 20 characters).
+MAX_ANSI_CHARS = 4 * MAX_LINES * MAX_LINE_CHARS
+_SGR = re.compile(r"\x1b\[[0-9;:]*m")
+_RESET = "\x1b[0m"
 
 
 def page(
@@ -62,12 +68,47 @@ def page(
         result["note"] = f"lines {start}..{start + len(kept) - 1} of {total} shown"
     elif start + len(kept) < total:
         result["note"] = f"first {len(kept)} of {total} lines shown"
+    notes = [str(result["note"])] if "note" in result else []
     if any(len(line) > MAX_LINE_CHARS for line in kept):
-        note = f"lines cut at {MAX_LINE_CHARS} characters"
-        result["note"] = f"{result['note']}; {note}" if "note" in result else note
+        notes.append(f"lines cut at {MAX_LINE_CHARS} characters")
     if "ansi" in data and not history:  # the same rows as `screen` (trimming drops no row above)
-        result["ansi"] = "\n".join(str_list(data.get("ansi"))[start : start + len(kept)])
+        rows = str_list(data.get("ansi"))[start : start + len(kept)]
+        ansi, plain_from = _bounded_ansi(rows, kept)
+        result["ansi"] = "\n".join(ansi)
+        if plain_from is not None:
+            notes.append(f"colours left out from row {plain_from} on (past {MAX_ANSI_CHARS})")
+    if notes:
+        result["note"] = "; ".join(notes)
     return result
+
+
+def _bounded_ansi(rows: list[str], lines: list[str]) -> tuple[list[str], int | None]:
+    """The ansi rows cut as the screen block's `lines` are, within MAX_ANSI_CHARS: past it
+    the rows go as plain text (each still beside its screen row); and the first such row."""
+    out: list[str] = []
+    used = 0
+    for i, row in enumerate(rows):
+        cut = _cut_styled(row, MAX_LINE_CHARS)
+        used += len(cut) + 1
+        if used > MAX_ANSI_CHARS:
+            return out + [line[:MAX_LINE_CHARS] for line in lines[i:]], i
+        out.append(cut)
+    return out, None
+
+
+def _cut_styled(row: str, chars: int) -> str:
+    """`row` up to its `chars`th character of text, its escapes kept that far, and the
+    colours reset after it when it is cut."""
+    count = pos = 0
+    for escape in _SGR.finditer(row):
+        if count + escape.start() - pos > chars:
+            break
+        count += escape.start() - pos
+        pos = escape.end()
+    else:
+        if count + len(row) - pos <= chars:
+            return row
+    return row[: pos + chars - count] + _RESET
 
 
 def blocks(model: BaseModel, text_key: str = "screen") -> CallToolResult:
