@@ -181,7 +181,8 @@ async def test_an_argument_a_tool_does_not_take_or_of_the_wrong_type_is_refused(
 
 async def test_a_wait_pending_when_its_session_is_killed_answers_the_end() -> None:
     """Answered "exited" by the worker, the wait asked again with a timeout of 0 and could
-    be told it timed out after 0 s (exited and timedOut at once): it reads the end now."""
+    be told it timed out after 0 s (exited and timedOut at once): it reads the end now, and
+    answers with the last screen, as the CLI does."""
     import asyncio
 
     async with mcp_client() as session:
@@ -192,8 +193,9 @@ async def test_a_wait_pending_when_its_session_is_killed_answers_the_end() -> No
             )
             await asyncio.sleep(delay)
             payload(await session.call_tool("kill", {"session": sid}))
-            text, code = error_of(await pending)
-            assert code == "not_running" and "exited" in text, text
+            ended = payload(await pending)  # (the end made it impossible: the last screen)
+            assert ended["exited"] is True and ended["timedOut"] is False, ended
+            assert "exited (signal SIGHUP)" in ended["message"], ended
 
 
 async def test_start_refuses_what_exec_would_before_writing_anything() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from pathlib import Path
@@ -167,8 +168,9 @@ async def test_a_wait_that_fails_after_the_input_says_the_input_was_sent() -> No
         payload(await session.call_tool("wait", {"input": True, "timeout": 30}))
         never = {"text": "NEVER", "timeout": 30}
         result = await session.call_tool("type_text", {"text": "hi", "enter": True, "wait": never})
-        error = result.structured_content["error"]
-        assert error["code"] == "not_running" and error["inputSent"] is True, error
+        waited = payload(result)["waited"]  # (its end made the wait impossible: the last screen)
+        assert waited["exited"] is True and waited["exitCode"] == 3, waited
+        assert waited["screen"].splitlines()[-1] == "hi" and "exited (code 3)" in waited["message"]
 
 
 async def test_the_text_block_of_an_input_with_its_wait_keeps_the_seq_from_before() -> None:
@@ -221,3 +223,54 @@ def _without_sgr(row: str) -> str:
     import re
 
     return re.sub(r"\x1b\[[0-9;:]*m", "", row)
+
+
+async def test_a_wait_the_end_made_impossible_answers_with_the_last_screen() -> None:
+    """The CLI prints the last screen (`--json`: fired null, exited true); the tool gave a
+    bare not_running error, and a model needed another call to see why."""
+    async with mcp_client() as session:
+        argv = ["sh", "-c", "echo bye; sleep 0.3; exit 3"]
+        payload(await session.call_tool("start", {"argv": argv}))
+        result = await session.call_tool("wait", {"text": "NEVER", "timeout": 20})
+        waited = payload(result)
+        assert not result.is_error
+        assert waited["screen"].splitlines()[0] == "bye"
+        assert (waited["exited"], waited["exitCode"], waited.get("fired")) == (True, 3, None)
+        assert not waited["timedOut"] and "exited (code 3)" in waited["message"], waited
+        assert _text(result.content[0]) == waited["screen"]
+
+
+async def test_a_send_cut_short_by_the_end_says_part_of_it_was_sent() -> None:
+    """Each text or key run of `send` goes as a request of its own: one refused after
+    others went out said only "exited", and a caller would send them all again."""
+    async with mcp_client() as session:
+        payload(await session.call_tool("start", {"argv": ["sh", "-c", "read -r x; exit 0"]}))
+        payload(await session.call_tool("wait", {"input": True, "timeout": 20}))
+        args = ["x", "Enter", *(["more", "Enter"] * 50)]
+        result = await session.call_tool("send", {"args": args})
+        assert result.is_error
+        error = result.structured_content["error"]
+        assert error["code"] == "not_running" and error["inputSent"] is True, error
+        assert error["partly"] is True, error
+        assert "part of the input was sent" in _text(result.content[0]), _text(result.content[0])
+
+
+async def test_concurrent_sends_to_one_session_do_not_interleave() -> None:
+    """Each `send` is several requests; sends made at once by one client went in between
+    each other's (one call's Enter after another's text)."""
+    async with mcp_client() as session:
+        argv = ["sh", "-c", "cat >/dev/null"]  # (the echo alone: no output in between)
+        payload(await session.call_tool("start", {"argv": argv, "cols": 200, "rows": 40}))
+        payload(await session.call_tool("wait", {"input": True, "timeout": 20}))
+        calls = [
+            session.call_tool("send", {"args": [f"<{n:02}", "a", f"{n:02}>", "Enter"]})
+            for n in range(30)
+        ]
+        for result in await asyncio.gather(*calls):
+            payload(result)
+        payload(await session.call_tool("wait", {"stable_ms": 500, "timeout": 20}))
+        screen = payload(await session.call_tool("get", {"scrollback": True}))["screen"]
+        lines = [line for line in screen.splitlines() if line]
+        assert len(lines) == 30, screen
+        assert all(line[1:3] == line[4:6] and len(line) == 7 for line in lines), lines
+        payload(await session.call_tool("kill", {}))

@@ -107,6 +107,7 @@ class Sessions:
         self.default: tuple[str | None, str] | None = None  # (host, session id)
         self._remote: dict[str, Place] = {}
         self._hosts: dict[str, str] = {}  # id of a session adopted on a host -> that host
+        self._typing: dict[tuple[int, str], asyncio.Lock] = {}  # see typing_into
 
     def place(self, host: str | None) -> Place:
         """The place `host` names (None: this machine); a host is set up on first use."""
@@ -118,6 +119,11 @@ class Sessions:
 
             place = self._remote[host] = Remote(host, self.local.client.home)
         return place
+
+    def typing_into(self, place: Place, ref: str) -> asyncio.Lock:
+        """The lock a call's input steps hold (`send` is a request a step): calls made at
+        once to one session type one after another, not in between each other's steps."""
+        return self._typing.setdefault((id(place), ref), asyncio.Lock())
 
     def target(self, session: str | None, host: str | None) -> tuple[Place, str]:
         """Where a call goes and the session it names. Without `session`: the default, on

@@ -141,22 +141,24 @@ def error_line(exc: AgenttyError) -> str:
     return f"{PROG}: error: {shown(str(exc))}"
 
 
-def error_result(exc: AgenttyError, *, sent: int | None = None) -> CallToolResult:
+def error_result(
+    exc: AgenttyError, *, sent: int | None = None, part: bool = False
+) -> CallToolResult:
     """The tool's answer to an error: the CLI's line, then `code: <code>` on a line of its
     own; `structuredContent.error` holds both for a program. `sent`: the error came after
-    the call's input went out (its wait failed), with the seq from before it; said, or the
-    input would be sent twice by a caller that fixes the wait and calls again."""
+    the call's input went out (its wait failed), or `part` of it (a later step of `send`
+    failed), with the seq from before it; said, or the input would be sent twice by a
+    caller that fixes the wait and calls again."""
     code = code_of(exc)
     error: dict[str, object] = {"code": code, "message": str(exc)}
     if isinstance(exc, TransportError):  # which host, and what failed: auth, timeout, ...
         error.update(host=exc.host, reason=exc.reason)
     text = f"{error_line(exc)}\ncode: {code}"
     if sent is not None:
-        error.update(inputSent=True, seq=sent)
-        text += (
-            f"\nthe input was sent (seq {sent}); the wait after it failed:"
-            " read the screen before you send it again"
-        )
+        error.update(inputSent=True, seq=sent, **({"partly": True} if part else {}))
+        what = "part of the input was sent" if part else "the input was sent"
+        after = "the rest was not" if part else "the wait after it failed"
+        text += f"\n{what} (seq {sent}); {after}: read the screen before you send it again"
     return CallToolResult(
         content=[TextContent(type="text", text=text)],
         structured_content={"error": error},

@@ -184,7 +184,9 @@ class WaitResult(Screen):
     )
     timedOut: bool = Field(default=False, description="True when no condition held in time.")
     elapsedMs: float | None = Field(default=None, description="How long the wait took (ms).")
-    message: str | None = Field(default=None, description="Why it timed out.")
+    message: str | None = Field(
+        default=None, description="Why none held: it timed out, or the program ended."
+    )
 
 
 class Started(_Result):

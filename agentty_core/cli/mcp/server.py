@@ -26,7 +26,7 @@ from agentty_core.cli.mcp.backend import Place, Sessions, in_thread
 from agentty_core.cli.mcp.errors import CodedUsageError, error_result
 from agentty_core.cli.mcp.view import blocks, json_text, page, plain
 from agentty_core.client import Client
-from agentty_core.errors import AgenttyError, WaitTimeout
+from agentty_core.errors import AgenttyError, SessionNotRunning, WaitTimeout
 from agentty_core.input_steps import text_params
 from agentty_core.protocol import JSONObject
 from agentty_core.waitspec import WaitConditions
@@ -371,8 +371,8 @@ def build_server(client: Client | None = None) -> MCPServer:
         host: s.Host = None,
     ) -> Annotated[CallToolResult, s.WaitResult]:
         """Block until any one condition holds, then return the screen and which one fired
-        (`fired`). On timeout: timedOut=true with the current screen (not an error). Prefer
-        this to sleeping."""
+        (`fired`). On timeout: timedOut=true with the current screen (not an error); ended
+        before any held: exited=true with the last screen. Prefer this to sleeping."""
         spec = _wait_spec(
             text=text,
             regex=regex,
@@ -393,6 +393,13 @@ def build_server(client: Client | None = None) -> MCPServer:
             data = await place.wait(ref, spec)
         except WaitTimeout as exc:
             fields = {**page(exc.screen, history=False), "timedOut": True, "message": exc.message}
+            return s.WaitResult.model_validate(fields)
+        except SessionNotRunning as exc:
+            if not exc.screen:
+                raise
+            # The end made the wait impossible: its last screen, as the CLI prints it (why
+            # it never came is usually on it), with what ended it.
+            fields = {**page(exc.screen, history=False), "exited": True, "message": exc.message}
             return s.WaitResult.model_validate(fields)
         if "input" not in data and not data.get("exited") and isinstance(data.get("id"), str):
             # The worker probes the input state only for an input wait; a model reads it on
@@ -417,10 +424,16 @@ def build_server(client: Client | None = None) -> MCPServer:
         checked = None if then is None else _wait_spec(**then.model_dump())
         place, ref = sessions.target(session, host)
         seq = None
-        for method, params in steps:
-            answer = await place.act(ref, method, params)
-            if seq is None:
-                seq = answer.get("seq")
+        async with sessions.typing_into(place, ref):  # (another call's steps not in between)
+            for done, (method, params) in enumerate(steps):
+                try:
+                    answer = await place.act(ref, method, params)
+                except AgenttyError as exc:
+                    if done == 0:
+                        raise
+                    return error_result(exc, sent=seq if isinstance(seq, int) else 0, part=True)
+                if seq is None:
+                    seq = answer.get("seq")
         before = seq if isinstance(seq, int) else 0
         if checked is None:
             return plain(s.Sent(seq=before))
