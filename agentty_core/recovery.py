@@ -15,7 +15,7 @@ from agentty_core.ipc import client as ipc_client
 from agentty_core.ipc.unlisted import unrecorded_sockets
 from agentty_core.lazylog import LazyLogger
 from agentty_core.paths import SESSION_ID_RE, Home
-from agentty_core.state.records import LIVE_FIELDS, Record, checked
+from agentty_core.state.records import PROBED_FIELDS, Record, checked
 
 log = LazyLogger(__name__)
 
@@ -111,7 +111,7 @@ def running_unrecorded(
             if ipc_client.listened_on(home.socket_path(session_id)) is not False:
                 silent.add(session_id)  # (a dead worker's socket is nobody's: `gc` sweeps it)
         elif record.get("status") == "running":
-            kept = checked({k: v for k, v in record.items() if k not in LIVE_FIELDS})
+            kept = checked({k: v for k, v in record.items() if k not in PROBED_FIELDS})
             if kept is not None:
                 found.append(kept)
     if not silent:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 INFO_TIMEOUT = 1.0  # seconds, as `Client._merge_live_info` gives all the workers together
 INFO_GRACE = 0.2  # what an ask made after that wait still gets (`client_calls.INFO_GRACE`)
 BATCH = 64  # sockets open at once: far below any descriptor limit
-LIVE_FIELDS = ("lastActiveAt", "input", "seq")  # `state.records.LIVE_FIELDS`
+LIVE_FIELDS = ("lastActiveAt", "input", "seq", "cols", "rows")  # `state.records.LIVE_FIELDS`
 ENDED_FIELDS = ("status", "exitCode", "signal", "endedAt")  # and `ENDED_FIELDS`
 INFO_REQUEST = b'{"v": 1, "method": "info", "params": {}}\n'
 SPAWNER_INFO = "spawner.json"  # spawning.INFO_NAME

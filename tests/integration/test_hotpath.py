@@ -598,3 +598,14 @@ def test_status_ends_a_cut_name_or_command_with_an_ellipsis() -> None:
         assert row.endswith("  " + command[:59] + "\u2026")
     finally:
         agentty("kill", check=True)
+
+
+def test_status_gives_a_resized_session_s_size_now_both_ways() -> None:
+    """The file keeps the size a session started with; the worker knows it now: status
+    said 80x24 (and the dashboard's Info tab with it) after a resize to 100x30."""
+    agentty_json("start", "--", "cat")
+    agentty("resize", "--cols", "100", "--rows", "30", check=True)
+    for way in ([AGENTTY], FULL):
+        listed = json.loads(run(way, "status", "--json").stdout)["sessions"]
+        assert [(s["cols"], s["rows"]) for s in listed] == [(100, 30)], (way, listed)
+    agentty("kill", check=True)
