@@ -23,6 +23,19 @@ if TYPE_CHECKING:
         "recv_failed",
     ]
 
+ECHO_CHARS = 60  # of a caller's value that a message repeats (`echoed`)
+
+
+def cut(value: str, most: int = ECHO_CHARS) -> str:
+    """`value` for a message, cut short: a 1 MB key name or cwd came back whole."""
+    return value if len(value) <= most else value[:most] + "..."
+
+
+def echoed(value: str, most: int = ECHO_CHARS) -> str:
+    """`value` for a message, quoted (its escapes shown) and cut short."""
+    return repr(cut(value, most))
+
+
 # Exit codes, documented in `agentty help`.
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -20,7 +20,7 @@ foot, WezTerm and Ghostty send and that modern TUIs (Claude Code, Codex, helix) 
 
 from __future__ import annotations
 
-from agentty_core.errors import InvalidKey
+from agentty_core.errors import InvalidKey, echoed
 
 MAX_REPEAT = 1000
 
@@ -114,13 +114,13 @@ def _encode(base: str, mods: int, app_cursor: bool) -> bytes:
 def parse(name: str) -> Key:
     """Parse one key name, or raise InvalidKey naming the valid ones."""
     if not isinstance(name, str):  # (a Python caller's list or None)
-        raise InvalidKey(f"a key is named by a string, as 'Enter': not {name!r}")
+        raise InvalidKey(f"a key is named by a string, as 'Enter': not {echoed(name)}")
     spec, repeat = name, 1
     star = name.rfind("*")
     if star > 0 and _digits(name[star + 1 :]):
         spec, repeat = name[:star], int(name[star + 1 :])
         if not 1 <= repeat <= MAX_REPEAT:
-            raise InvalidKey(f"key repeat must be 1..{MAX_REPEAT}: {name!r}")
+            raise InvalidKey(f"key repeat must be 1..{MAX_REPEAT}: {echoed(name)}")
     if len(spec) == 1:
         return Key(spec, 0, repeat)
     spec = _tmux_spelling(spec)
@@ -138,13 +138,13 @@ def parse(name: str) -> Key:
         # Case matters for characters: Alt+a and Alt+A differ.
         base = spec[-1] if spec.lower().endswith(base) else base
         if mods & 4 and not ("a" <= base.lower() <= "z" or base in _CTRL_SPECIAL):
-            raise InvalidKey(f"Ctrl+{base} has no terminal encoding: {name!r}")
+            raise InvalidKey(f"Ctrl+{base} has no terminal encoding: {echoed(name)}")
         if mods & 1 and not mods & ~1:
-            raise InvalidKey(f"send the character itself instead of Shift+{base}: {name!r}")
+            raise InvalidKey(f"send the character itself instead of Shift+{base}: {echoed(name)}")
         return Key(base, mods, repeat)
     if base in _PLAIN or base in _CURSOR or base in _TILDE or base in _SS3_FUNCTION:
         if base in ("backspace", "esc") and mods & ~2:
-            raise InvalidKey(f"{name!r} has no standard terminal encoding")
+            raise InvalidKey(f"{echoed(name)} has no standard terminal encoding")
         return Key(base, mods, repeat)
     raise InvalidKey(_unknown(name))
 
@@ -179,7 +179,7 @@ def as_send_key(word: str) -> Key | None:
     try:
         return parse(word)
     except InvalidKey as exc:
-        hint = f"(to type {word!r} as text: send --literal, or text)"
+        hint = f"(to type {echoed(word)} as text: send --literal, or text)"
         if _repeats_a_key(word):  # `Down*2000`: a key, repeated past the limit
             raise InvalidKey(f"{exc} {hint}") from None
         if _looks_like_a_key(word):
@@ -247,8 +247,8 @@ def key_names() -> list[str]:
 
 def _unknown(name: str) -> str:
     return (
-        f"unknown key {name!r}; valid keys: Enter Tab Esc Backspace Delete Insert Space Up Down "
-        "Left Right Home End PageUp PageDown F1..F12 Shift+Tab Shift+Enter Ctrl+Enter Alt+Enter "
-        "Ctrl+A..Ctrl+Z Alt+<char>, modifiers Ctrl/Alt/Shift on named keys, any single "
+        f"unknown key {echoed(name)}; valid keys: Enter Tab Esc Backspace Delete Insert Space "
+        "Up Down Left Right Home End PageUp PageDown F1..F12 Shift+Tab Shift+Enter Ctrl+Enter "
+        "Alt+Enter Ctrl+A..Ctrl+Z Alt+<char>, modifiers Ctrl/Alt/Shift on named keys, any single "
         "character, and <key>*N to repeat"
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from agentty_core.errors import EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, SpawnError
+from agentty_core.errors import EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, SpawnError, cut
 
 
 def resolve_command(program: str, path_env: str | None, cwd: str) -> str:
@@ -50,8 +50,8 @@ def which(program: str, path: str) -> str | None:
 
 def validate_cwd(cwd: str) -> None:
     if not os.path.exists(cwd):
-        raise SpawnError(f"cwd does not exist: {cwd}")
+        raise SpawnError(f"cwd does not exist: {cut(cwd, 200)}")
     if not os.path.isdir(cwd):
-        raise SpawnError(f"cwd is not a directory: {cwd}")
+        raise SpawnError(f"cwd is not a directory: {cut(cwd, 200)}")
     if not os.access(cwd, os.X_OK):
-        raise SpawnError(f"cwd is not accessible: {cwd}")
+        raise SpawnError(f"cwd is not accessible: {cut(cwd, 200)}")

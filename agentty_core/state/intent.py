@@ -14,7 +14,7 @@ import os
 import shlex
 from collections.abc import Callable, Mapping, Sequence
 
-from agentty_core.errors import SpawnError, UsageError
+from agentty_core.errors import SpawnError, UsageError, echoed
 from agentty_core.paths import Home, validate_name
 from agentty_core.state.records import Record, is_live
 from agentty_core.state.store import StateStore, now_iso
@@ -60,7 +60,7 @@ def check_exec(argv: Sequence[str], env: Mapping[str, str]) -> None:
     argument list too long (E2BIG: it left a failed record holding all of it, 21 MB)."""
     for key, value in env.items():
         if not key or "=" in key or "\0" in key or "\0" in value:
-            raise UsageError(f"invalid environment variable {_cut(key)}: NAME=VALUE, no NUL")
+            raise UsageError(f"invalid environment variable {echoed(key)}: NAME=VALUE, no NUL")
     if any("\0" in arg for arg in argv):
         raise UsageError("an argument holds a NUL character (exec ends it there)")
     try:
@@ -76,10 +76,6 @@ def check_exec(argv: Sequence[str], env: Mapping[str, str]) -> None:
             f"the program's arguments and environment are too long to run ({total} bytes in "
             f"all, the longest {longest}; exec takes {limit} in all, {MAX_ARG_STRLEN - 1} in one)"
         )
-
-
-def _cut(text: str, most: int = 60) -> str:
-    return repr(text if len(text) <= most else text[:most] + "...")
 
 
 def build_env(

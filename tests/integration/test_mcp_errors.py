@@ -270,3 +270,20 @@ async def test_loosely_typed_values_are_refused_not_taken_for_others() -> None:
         text, code = error_of(await session.call_tool("resize", {"cols": 90.5, "rows": 30}))
         assert code == "invalid_argument", text
         payload(await session.call_tool("kill", {}))
+
+
+async def test_an_error_echoes_a_huge_value_cut_short() -> None:
+    """A 1 MB key name, `Ctrl+` one (echoed twice) or cwd came back whole in the error:
+    2 MB of text for a model to read."""
+    big = "Q" * 1_000_000
+    async with mcp_client() as session:
+        payload(await session.call_tool("start", {"argv": ["cat"]}))
+        for tool, arguments in (
+            ("press_keys", {"keys": [big]}),
+            ("send", {"args": ["Ctrl+" + big]}),
+            ("start", {"argv": ["cat"], "cwd": "/x" + big}),
+        ):
+            text, code = error_of(await session.call_tool(tool, arguments))
+            assert len(text) < 1000, (tool, code, len(text), text[:200])
+            assert "QQQ" in text and "..." in text, text
+        payload(await session.call_tool("kill", {}))

@@ -17,9 +17,9 @@ from mcp_types import CallToolResult, InputRequiredResult
 from pydantic import ValidationError
 
 from agentty_core.cli.mcp.errors import CodedUsageError, error_result
+from agentty_core.errors import echoed
 
 SHOWN = 10  # unknown arguments named in an error (a model's context is not a dump)
-NAME_CHARS = 60  # characters of a caller's name shown
 
 
 class CheckedServer(MCPServer):
@@ -33,11 +33,11 @@ class CheckedServer(MCPServer):
         taken = await self._arguments_of(name)
         if taken is None:  # (the SDK's answer has no code, and the name as it came)
             tools = ", ".join(sorted(self._taken or ()))
-            message = f"no such tool: {_cut(name)} (tools: {tools})"
+            message = f"no such tool: {echoed(name)} (tools: {tools})"
             return error_result(CodedUsageError(message, "invalid_argument"))
         unknown = sorted(set(arguments) - taken)
         if unknown:
-            listed = ", ".join(_cut(key) for key in unknown[:SHOWN])
+            listed = ", ".join(echoed(key) for key in unknown[:SHOWN])
             if len(unknown) > SHOWN:
                 listed += f" and {len(unknown) - SHOWN} more"
             message = f"{name} takes no argument {listed} (it takes: {', '.join(sorted(taken))})"
@@ -59,11 +59,6 @@ class CheckedServer(MCPServer):
                 for tool in await self.list_tools()
             }
         return self._taken.get(name)
-
-
-def _cut(text: str) -> str:
-    """A caller's name for an error line: quoted (escapes shown) and cut short."""
-    return repr(text if len(text) <= NAME_CHARS else text[:NAME_CHARS] + "...")
 
 
 def _one_line(name: str, error: ValidationError) -> str:
