@@ -287,3 +287,34 @@ async def test_an_error_echoes_a_huge_value_cut_short() -> None:
             assert len(text) < 1000, (tool, code, len(text), text[:200])
             assert "QQQ" in text and "..." in text, text
         payload(await session.call_tool("kill", {}))
+
+
+async def test_every_number_a_tool_takes_advertises_the_range_it_checks() -> None:
+    """schemas.py: "Ranges are advertised in the schema and checked by the tools"; offset,
+    stable_ms, changed_since and after were checked against limits no schema gave, and the
+    texts to type had no maxLength for their 64 MiB."""
+    from agentty_core.input_steps import MAX_INPUT
+
+    unbounded: list[str] = []
+    async with mcp_client() as session:
+        for tool in (await session.list_tools()).tools:
+            schema = tool.input_schema
+            _unbounded_numbers(schema["properties"], schema.get("$defs", {}), tool.name, unbounded)
+            if tool.name in ("type_text", "paste"):
+                assert schema["properties"]["text"]["maxLength"] == MAX_INPUT
+    assert unbounded == [], unbounded
+
+
+def _unbounded_numbers(
+    properties: dict[str, Any], defs: dict[str, Any], where: str, found: list[str]
+) -> None:
+    """Add to `found` each number among `properties` (and the objects they refer to) that
+    advertises no maximum."""
+    for name, prop in properties.items():
+        kinds = [prop, *prop.get("anyOf", [])]
+        for ref in [k["$ref"] for k in kinds if "$ref" in k]:
+            nested = defs[ref.rsplit("/", 1)[1]]["properties"]
+            _unbounded_numbers(nested, defs, f"{where}.{name}", found)
+        numbers = [k for k in kinds if k.get("type") in ("integer", "number")]
+        if numbers and not all("maximum" in k or "maximum" in prop for k in numbers):
+            found.append(f"{where}.{name}")

@@ -21,6 +21,10 @@ from pydantic import (
     StrictInt,
 )
 
+from agentty_core.input_steps import MAX_INPUT
+from agentty_core.waitspec import MAX_STABLE_MS
+
+MAX_OFFSET = 1 << 40  # a line of the history (`get`'s offset)
 MAX_LINES = 200  # lines per screen block: a flooding program cannot fill a model's context
 MAX_LINE_CHARS = 500
 LOG_TAIL_BYTES = 16_384
@@ -100,6 +104,8 @@ Argv = Annotated[
         '"-q"]. Give argv or shell, not both.',
     ),
 ]
+# A text to type: its UTF-8 is checked against MAX_INPUT bytes; no longer a string can pass.
+Text = Annotated[str, Field(json_schema_extra={"maxLength": MAX_INPUT})]
 Keys = Annotated[
     list[str],
     Field(json_schema_extra={"minItems": 1}, description=f"Keys to press, in order. {KEY_HELP}"),
@@ -209,7 +215,7 @@ class Then(BaseModel):
     gone: str | None = Field(default=None, description="Until this text has left the screen.")
     stable_ms: Whole | None = Field(
         default=None,
-        json_schema_extra={"minimum": 1},
+        json_schema_extra={"minimum": 1, "maximum": MAX_STABLE_MS},
         description="Until the screen has not changed for this many milliseconds.",
     )
     input: StrictBool = Field(default=False, description="Until the program waits for keys again.")

@@ -29,7 +29,7 @@ from agentty_core.client import Client
 from agentty_core.errors import AgenttyError, SessionNotRunning, WaitTimeout
 from agentty_core.input_steps import text_params
 from agentty_core.protocol import JSONObject
-from agentty_core.waitspec import WaitConditions
+from agentty_core.waitspec import MAX_SEQ, MAX_STABLE_MS, WaitConditions
 
 P = ParamSpec("P")
 
@@ -178,7 +178,7 @@ def build_server(client: Client | None = None) -> MCPServer:
         offset: Annotated[
             s.Whole | None,
             Field(
-                json_schema_extra={"minimum": 0},
+                json_schema_extra={"minimum": 0, "maximum": s.MAX_OFFSET},
                 description="First line to show, 0 = the oldest (default: the last `limit`).",
             ),
         ] = None,
@@ -205,7 +205,7 @@ def build_server(client: Client | None = None) -> MCPServer:
         """Read the rendered screen as plain text (as a person sees it), then its seq, cursor,
         input state and exit as JSON. Works after the program exited (its last screen)."""
         _check("lines", lines, 1, s.MAX_LINES)
-        _check("offset", offset, 0, 1 << 40)
+        _check("offset", offset, 0, s.MAX_OFFSET)
         _check("limit", limit, 1, s.MAX_LINES)
         history = scrollback or search is not None or offset is not None
         if ansi and (history or lines is not None):  # (it was the screen's rows all the same)
@@ -261,7 +261,7 @@ def build_server(client: Client | None = None) -> MCPServer:
 
     @tool(annotations=acts)
     async def type_text(
-        text: Annotated[str, Field(description="The text to type, literally.")],
+        text: Annotated[s.Text, Field(description="The text to type, literally.")],
         session: s.Session = None,
         enter: Annotated[
             StrictBool, Field(description="Press Enter after it (default false).")
@@ -290,7 +290,7 @@ def build_server(client: Client | None = None) -> MCPServer:
 
     @tool(annotations=acts)
     async def paste(
-        text: Annotated[str, Field(description="The text; may span lines.")],
+        text: Annotated[s.Text, Field(description="The text; may span lines.")],
         session: s.Session = None,
         wait: s.ThenParam = None,
         host: s.Host = None,
@@ -341,14 +341,14 @@ def build_server(client: Client | None = None) -> MCPServer:
         stable_ms: Annotated[
             s.Whole | None,
             Field(
-                json_schema_extra={"minimum": 1},
+                json_schema_extra={"minimum": 1, "maximum": MAX_STABLE_MS},
                 description="Until the screen has not changed for this many milliseconds.",
             ),
         ] = None,
         changed_since: Annotated[
             s.Whole | None,
             Field(
-                json_schema_extra={"minimum": 0},
+                json_schema_extra={"minimum": 0, "maximum": MAX_SEQ},
                 description="Until the screen differs from this seq (from type_text etc.).",
             ),
         ] = None,
@@ -362,7 +362,7 @@ def build_server(client: Client | None = None) -> MCPServer:
         after: Annotated[
             s.Whole | None,
             Field(
-                json_schema_extra={"minimum": 0},
+                json_schema_extra={"minimum": 0, "maximum": MAX_SEQ},
                 description="Only a screen newer than this seq counts (the seq type_text etc. "
                 "returned), and text/regex do not see the echo of the typed input.",
             ),
