@@ -105,7 +105,12 @@ class AsyncRelay:
             except (OSError, RuntimeError):
                 raise await self._ended() from None
             left = max(0.0, deadline - time.monotonic())
-            line = await asyncio.wait_for(self._reader.readline(), left)
+            try:
+                line = await asyncio.wait_for(self._reader.readline(), left)
+            except ValueError:  # a line over READ_LIMIT (asyncio's LimitOverrunError)
+                self.close()
+                self._failure = transport.too_large(self.host, READ_LIMIT)
+                raise self._failure from None
         except asyncio.TimeoutError:
             self.close()
             raise RelayTimeout(

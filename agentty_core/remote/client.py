@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from agentty_core import keys
 from agentty_core.client import describe_end
 from agentty_core.errors import (
+    AgenttyError,
     AmbiguousSession,
     ProtocolError,
     RemoteError,
@@ -90,9 +91,15 @@ class RemoteClient:
         self, words: Sequence[str], *, input: bytes | None = None, timeout: float | None = None
     ) -> JSONObject:
         """`agentty WORDS --json` on the host, parsed; its failure as a local call's error."""
+        return self._parsed(self.cli_answer(words, input=input, timeout=timeout))
+
+    def cli_answer(
+        self, words: Sequence[str], *, input: bytes | None = None, timeout: float | None = None
+    ) -> tuple[int, bytes, str]:
+        """`agentty WORDS --json` on the host: (exit code, stdout, stderr), unparsed."""
         command, *rest = words
         limit = timeout if timeout is not None else self.timeout + transport.connect_timeout()
-        code, out, err = transport.capture(
+        return transport.capture(
             self.host,
             [command, "--json", *rest],
             self._home_root,
@@ -100,17 +107,35 @@ class RemoteClient:
             timeout=limit,
             running=self._running,
         )
-        value: object = None
-        if out.strip():
-            try:
-                value = json.loads(out)
-            except (ValueError, RecursionError):  # (nested past the parser's depth)
-                value = None
+
+    def _parsed(self, answer: tuple[int, bytes, str]) -> JSONObject:
+        code, out, err = answer
+        value = _json_or_none(out)
         if code != 0:
             raise cli_error(code, err, value if isinstance(value, dict) else None)
         if not isinstance(value, dict):
             raise TransportError(self.host.name, "failed", f"{self.host.name}: no JSON answer")
         return value
+
+    def _started(self, answer: tuple[int, bytes, str]) -> JSONObject:
+        """A `start`'s answer, parsed. One that is not JSON (the host printed a banner on
+        stdout first) still started a session there, which nobody would be told of: it is
+        ended, found by the record among the answer's lines, as the CLI ends a session
+        whose id it cannot print."""
+        try:
+            return self._parsed(answer)
+        except TransportError as failed:
+            code, out, _ = answer
+            found = [rec for line in out.splitlines() if (rec := checked(_json_or_none(line)))]
+            if code != 0 or not found:
+                raise
+            sid = str(found[-1]["id"])
+            try:
+                ended = self.cli_answer(["kill", "-s", sid], timeout=30.0)[0] == 0
+            except AgenttyError:
+                ended = False
+            then = "the session was ended" if ended else f"session {sid} there runs on"
+            raise TransportError(failed.host, failed.reason, f"{failed}; {then}") from None
 
     def status(self) -> JSONObject:
         return self.cli(["status"])
@@ -172,7 +197,8 @@ class RemoteClient:
             words += ["--shell", shell]
         else:
             words += ["--", *(argv or [])]
-        started = self.cli(words, timeout=self.timeout + transport.connect_timeout() + 30)
+        limit = self.timeout + transport.connect_timeout() + 30
+        started = self._started(self.cli_answer(words, timeout=limit))
         started_record = checked(started)
         if started_record is None:
             raise ProtocolError(f"{self.host.name}: start answered no session record")
@@ -311,6 +337,15 @@ class RemoteClient:
     def close_master(self) -> None:
         """End the host's ssh master now rather than after ControlPersist."""
         transport.close_master(self.host, self._home_root)
+
+
+def _json_or_none(data: bytes) -> object:
+    if not data.strip():
+        return None
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):  # (nested past the parser's depth)
+        return None
 
 
 def _records(listed: object) -> list[Record]:

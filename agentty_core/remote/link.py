@@ -129,15 +129,17 @@ def ask(
 def _lost(host: Host, words: Sequence[str]) -> None:
     """The host may have run the command and its answer is lost: one that changed nothing
     is asked again the ssh way (the caller returns None), any other is reported (raised),
-    never sent again."""
+    never sent again, saying that it may have run ("run the command again" had input
+    typed twice)."""
     if _command(words) in REPEATABLE:
         return
     name = host.name
     raise TransportError(
         name,
         "lost",
-        f"{name}: the ssh connection dropped (the link to the host ended mid-command); "
-        f"run the command again, and 'agentty doctor --host {name}' if it keeps failing",
+        f"{name}: the ssh connection dropped (the link to the host ended mid-command); the "
+        f"command may have been carried out there: check ('agentty --host {name} status', "
+        "'get') before running it again",
     )
 
 

@@ -106,7 +106,14 @@ def _sha256(data: bytes) -> str:
     return str(module.sha256(data).hexdigest())
 
 
-def _ssh_options(host: Host, home_root: str | os.PathLike[str]) -> list[str]:
+def _ssh_options(
+    host: Host, home_root: str | os.PathLike[str], *, master: bool = False
+) -> list[str]:
+    """ssh's options for `host`. Only the `master` (`share_master`'s `ssh -f -N`) may
+    become the host's master: a call under ControlMaster=auto whose master had just gone
+    became it (forked, titled `ssh: PATH [mux]`), outside the lock and the clearing of a
+    stopped master. A call is a channel on the master, or (none up) a connection of its
+    own that ends with it."""
     opts = ["ssh", "-a", "-x", "-T"]
     if host.ssh_config:
         opts += ["-F", host.ssh_config]
@@ -125,12 +132,14 @@ def _ssh_options(host: Host, home_root: str | os.PathLike[str]) -> list[str]:
     path = control_path(host, home_root)
     if path is None:
         opts += ["-o", "ControlMaster=no", "-o", "ControlPath=none"]
-    else:
+    elif master:
         opts += [
             "-o", "ControlMaster=auto",
             "-o", f"ControlPath={path}",
             "-o", f"ControlPersist={CONTROL_PERSIST}",
         ]  # fmt: skip
+    else:
+        opts += ["-o", "ControlMaster=no", "-o", f"ControlPath={path}"]
     return opts
 
 
@@ -305,7 +314,6 @@ def _clear_silent_master(path: str) -> None:
 
     from agentty_core.spawning import stopped
 
-    wanted = f"ControlPath={path}".encode()
     for name in os.listdir("/proc") if os.path.isdir("/proc") else ():
         if not name.isdigit():
             continue
@@ -316,7 +324,7 @@ def _clear_silent_master(path: str) -> None:
                 words = f.read().split(b"\0")
         except OSError:
             continue
-        if wanted in words and b"-N" in words and stopped(int(name)):
+        if _is_master_of(path, words) and stopped(int(name)):
             try:
                 os.kill(int(name), signal.SIGKILL)
             except OSError:
@@ -325,6 +333,16 @@ def _clear_silent_master(path: str) -> None:
             # whoever's socket is there by then (a live master would remove its successor's).
             os.unlink(path)
             return
+
+
+def _is_master_of(path: str, words: list[bytes]) -> bool:
+    """Whether a command line (its words) is a master on `path`, our home's: `ssh -f -N`
+    as `_start_master` runs it, or one that an ssh under ControlMaster=auto forked itself
+    (an older agentty's call, one run by hand with our options), which overwrote its argv
+    with its title, `ssh: PATH [mux]`."""
+    if f"ControlPath={path}".encode() in words and b"-N" in words:
+        return True
+    return b" ".join(words).strip(b" \0") == f"ssh: {path} [mux]".encode()
 
 
 def _failed_since(path: str, since: float) -> str | None:
@@ -341,14 +359,13 @@ def _failed_since(path: str, since: float) -> str | None:
 def _start_master(
     host: Host, home_root: str | os.PathLike[str], path: str, deadline: float, limit: float
 ) -> str | None:
-    """`ssh -f -N` with the calls' options: back once the master is connected and
+    """`ssh -f -N` with the master's options: back once the master is connected and
     listening; it stays (ControlPersist). None once it runs, else what ssh said (kept in
     `<master>.failed` for the callers waiting). Its stderr is a file, not a pipe: the
     master outlives us, and a pipe of ours held by it would keep our reader waiting."""
     import signal
-    import time
 
-    argv = [*_ssh_options(host, home_root), "-f", "-N", "--", str(host.destination)]
+    argv = [*_ssh_options(host, home_root, master=True), "-f", "-N", "--", str(host.destination)]
     said_path = path + ".err"
     flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
     err = os.open(said_path, flags, 0o600)
@@ -362,23 +379,13 @@ def _start_master(
             pid = os.posix_spawnp(argv[0], argv, child_env(), file_actions=actions)
         except OSError as exc:
             raise spawn_error(host, argv, exc) from None
-        while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                code = os.waitstatus_to_exitcode(status)
-                break
-            if time.monotonic() >= deadline:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                code = -signal.SIGKILL
-                break
-            time.sleep(0.005)
+        code = _wait_master(pid, deadline)
         if code == 0:
             os.unlink(said_path)
             return None
         said = os.pread(err, 1 << 16, 0).decode("utf-8", "replace").strip()
         if code == -signal.SIGKILL:
-            late = f"ssh connection timed out: not up within {limit:g} s"
+            late = f"{NOT_UP} {limit:g} s"
             said = f"{said}; {late}" if said else late
         elif not said:
             said = f"ssh exited with {code} without a message"
@@ -389,6 +396,42 @@ def _start_master(
         return said
     finally:
         os.close(err)
+
+
+NOT_UP = "ssh connection timed out: not up within"  # a master given up on at its deadline
+
+
+def _wait_master(pid: int, deadline: float) -> int:
+    """The exit code of the `ssh -f -N` starting (-SIGKILL: killed at `deadline`). A call
+    told to stop meanwhile (Ctrl-C, SIGTERM as one) kills it first: left, it connected on
+    for as long as its ConnectTimeout, an orphan (once it forked, connected, the master
+    is its child, and stays)."""
+    import signal
+    import time
+
+    try:
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status)
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.005)
+    except BaseException:
+        _kill_and_reap(pid)
+        raise
+    _kill_and_reap(pid)
+    return -signal.SIGKILL
+
+
+def _kill_and_reap(pid: int) -> None:
+    import signal
+
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ChildProcessError, ProcessLookupError):  # reaped already
+        pass
 
 
 def child_env() -> dict[str, str]:
@@ -491,8 +534,8 @@ def classify(host: Host, code: int, stderr: str, out: bytes | None = None) -> Tr
         return TransportError(
             name,
             "timeout",
-            f"{name}: no answer within {connect_timeout()} s ({said}); check that the host is "
-            "up and that this address and port reach its sshd",
+            f"{name}: {_timed_out(said)}; check that the host is up and that this address "
+            "and port reach its sshd",
         )
     if any(
         s in text
@@ -523,6 +566,17 @@ def classify(host: Host, code: int, stderr: str, out: bytes | None = None) -> Tr
     )
 
 
+def _timed_out(said: str) -> str:
+    """What timed out, with one limit: ours for a master given up on (the connect timeout
+    and a grace, or the caller's), else ssh's connect timeout ("no answer within 5 s (...
+    not up within 10 s)" gave both)."""
+    at = said.find(NOT_UP)
+    if at < 0:
+        return f"no answer within {connect_timeout()} s ({said})"
+    before = said[:at].rstrip("; ")
+    return said[at:] + (f" ({before})" if before else "")
+
+
 def _not_agentty(stderr: str) -> bool:
     """Words, none of them agentty's: no `agentty:` line, no traceback of its own."""
     lines = stderr.splitlines()
@@ -549,10 +603,10 @@ class TooLarge(Exception):
 MAX_CAPTURE = 1 << 27
 
 
-def too_large(host: Host) -> TransportError:
-    return TransportError(
-        host.name, "failed", f"{host.name}: its answer is over {MAX_CAPTURE >> 20} MiB"
-    )
+def too_large(host: Host, limit: int | None = None) -> TransportError:
+    """An answer over `limit` bytes (MAX_CAPTURE by default; a relay's line: its reader's)."""
+    limit = MAX_CAPTURE if limit is None else limit
+    return TransportError(host.name, "failed", f"{host.name}: its answer is over {limit >> 20} MiB")
 
 
 class StdoutFailed(Exception):

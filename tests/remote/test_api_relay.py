@@ -4,9 +4,11 @@ subscriptions through `agentty relay`, and the relay itself."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -178,3 +180,27 @@ def test_the_relay_passes_on_the_refusal_of_a_line_over_the_limit() -> None:
         (answer,) = [json.loads(line) for line in proc.stdout.splitlines()]
         assert (answer["ok"], answer["error"]["code"]) == (False, "too_large")
     agentty("kill", check=True)
+
+
+def wrapped_host(link: Link, tmp_path: Path, script: str) -> None:
+    """hosts.toml's `lo` with a wrapper as its agentty: `script` (sh) runs first, then the
+    real agentty with the same words (a remote profile that prints a banner, say)."""
+    wrapper = tmp_path / "wrapper"
+    wrapper.write_text(f'#!/bin/sh\n{script}\nexec {AGENTTY} "$@"\n')
+    wrapper.chmod(0o755)
+    (link.config_dir / "agentty" / "hosts.toml").write_text(
+        f'[hosts.{HOST}]\nssh = "box"\nssh_config = "{link.sshd.ssh_config()}"\n'
+        f'agentty = "{wrapper}"\nhome = "{link.remote_home}"\n'
+    )
+
+
+def test_a_start_whose_answer_is_not_json_ends_what_it_started(link: Link, tmp_path: Path) -> None:
+    """A banner on the host's stdout before agentty runs: the API's `start` raised "no JSON
+    answer" and left the session running there, the active one, told to nobody (an attack
+    round). The CLI ends a session whose id it cannot print; so does the API."""
+    wrapped_host(link, tmp_path, "echo 'Welcome to box'")
+    with pytest.raises(TransportError, match="no JSON answer"):
+        RemoteClient(HOST).start([PYTHON, "-c", "import time; time.sleep(600)"])
+    env = {**os.environ, "AGENTTY_HOME": str(link.remote_home)}
+    there = json.loads(agentty("status", "--json", env=env, check=True).stdout)
+    assert [s["status"] for s in there["sessions"]] in ([], ["exited"]), there

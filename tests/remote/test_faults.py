@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.cli import AGENTTY, agentty
+from tests.helpers.cli import AGENTTY, agentty, wait_until
 from tests.remote.conftest import HOST, Link
 
 PYTHON = sys.executable
@@ -239,6 +239,7 @@ def test_a_burst_at_a_host_that_stalls_after_its_banner_says_so_in_each_call(
         assert err.count("\n") == 1, err
         assert "ssh connection timed out: not up within 7 s" in err, err
         assert "((" not in err, err
+        assert err.count(" within ") == 1, err  # one limit: not "within 2 s (... 7 s)"
 
 
 def test_a_silent_master_that_is_not_stopped_keeps_its_socket(
@@ -266,3 +267,154 @@ def test_a_silent_master_that_is_not_stopped_keeps_its_socket(
         assert proc.returncode == 4, proc.stderr
         assert os.stat(path).st_ino == inode
     os.unlink(path)
+
+
+def _masters_of(control: str) -> list[int]:
+    """Every ssh master on `control`: one we started (`-f -N`, its argv as given) or one a
+    plain ssh forked itself (ControlMaster=auto, ControlPersist: titled `ssh: PATH [mux]`)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        words = proc.info["cmdline"] or []
+        if (f"ControlPath={control}" in words and "-N" in words) or " ".join(words).strip() == (
+            f"ssh: {control} [mux]"
+        ):
+            found.append(proc.pid)
+    return found
+
+
+def _stop_all(pids: list[int]) -> list[int]:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGSTOP)
+    return pids
+
+
+def _end_all(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGCONT)
+
+
+def test_a_stopped_master_a_plain_ssh_forked_itself_is_replaced(
+    link: Link, agentty_home: Path
+) -> None:
+    """A master a plain ssh became (ControlMaster=auto with ControlPersist: it forks and
+    titles itself `ssh: PATH [mux]`, its `-N`-less argv gone) was not recognised as ours:
+    stopped, it was never cleared, and every call failed after 11 s (an attack round)."""
+    import time
+
+    from agentty_core.remote.hosts import resolve
+    from agentty_core.remote.transport import control_path
+
+    path = control_path(resolve(HOST), str(agentty_home))
+    assert path is not None
+    plain = [
+        "ssh", "-F", str(link.sshd.ssh_config()), "-o", "BatchMode=yes",
+        "-o", "ControlMaster=auto", "-o", f"ControlPath={path}", "-o", "ControlPersist=300",
+        "--", "box", "true",
+    ]  # fmt: skip
+    subprocess.run(plain, stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=True)
+    masters = _stop_all(wait_until(lambda: _masters_of(path), timeout=10))
+    try:
+        began = time.monotonic()
+        env = {**os.environ, "AGENTTY_LINK": "0"}
+        again = agentty("--host", HOST, "status", "--json", env=env, timeout=60)
+        assert again.returncode == 0, again.stderr
+        assert time.monotonic() - began < 8
+        assert all(_gone(pid) for pid in masters)
+    finally:
+        _end_all(masters)
+
+
+def _gone(pid: int) -> bool:
+    import psutil
+
+    with contextlib.suppress(psutil.Error):
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    return True
+
+
+def test_a_call_that_outlives_a_stalled_master_leaves_no_master_of_its_own(
+    link: Link, agentty_home: Path
+) -> None:
+    """The sshd end of the master stalls (SIGSTOP): a call waits for the keepalives to
+    drop the master, then its ssh connects on its own, and under ControlMaster=auto it
+    became the new master (`ssh: PATH [mux]`), which nothing cleared once stopped in
+    turn: every later call failed (exit 4, 'no answer within 5 s (... not up within 10
+    s)'). Its repro from an attack round, end to end."""
+    import time
+
+    import psutil
+
+    from agentty_core.remote.hosts import resolve
+    from agentty_core.remote.transport import control_path
+
+    env = {**os.environ, "AGENTTY_LINK": "0"}
+    assert agentty("--host", HOST, "status", "-q", env=env, timeout=60).returncode == 0
+    path = control_path(resolve(HOST), str(agentty_home))
+    assert path is not None and _masters_of(path)
+    assert link.sshd.proc is not None
+    stalled = _stop_all([p.pid for p in psutil.Process(link.sshd.proc.pid).children(True)])
+    try:
+        first = agentty("--host", HOST, "status", "-q", env=env, timeout=90)
+        assert first.returncode == 0, first.stderr
+        masters = _stop_all(_masters_of(path))  # whatever master there is now
+        try:
+            began = time.monotonic()
+            again = agentty("--host", HOST, "status", "--json", env=env, timeout=60)
+            assert again.returncode == 0, again.stderr
+            assert time.monotonic() - began < 8
+        finally:
+            _end_all(masters)
+    finally:
+        _end_all(stalled)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_call_told_to_stop_while_the_master_connects_ends_it(
+    link: Link, agentty_home: Path, signum: int
+) -> None:
+    """Interrupted while the master it started was still connecting (a host that
+    blackholes), the call exited 128+N and left its `ssh -f -N` running, an orphan, until
+    its connect timeout (an attack round)."""
+    from tests.helpers.cli import signals_default
+
+    with socket.socket() as hole:  # accepts (the kernel does) and never says a word
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(16)
+        port = hole.getsockname()[1]
+        env = {**os.environ, "AGENTTY_CONNECT_TIMEOUT": "20", "AGENTTY_LINK": "0"}
+        proc = subprocess.Popen(
+            [AGENTTY, "--host", f"ssh://nobody@127.0.0.1:{port}", "status"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=signals_default,
+        )
+        control = str(agentty_home / "ssh")
+        try:
+            starting = wait_until(lambda: _starting_masters(control), timeout=30)
+            proc.send_signal(signum)
+            _, err = proc.communicate(timeout=10)
+            assert proc.returncode == 128 + signum, err
+            assert "Traceback" not in err, err
+            assert all(_gone(pid) for pid in starting), "the master outlived its call"
+        finally:
+            proc.kill()
+            proc.wait()
+            _end_all(_starting_masters(control))
+
+
+def _starting_masters(directory: str) -> list[int]:
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        words = proc.info["cmdline"] or []
+        if "-N" in words and any(w.startswith(f"ControlPath={directory}/") for w in words):
+            found.append(proc.pid)
+    return found

@@ -88,7 +88,8 @@ def test_ssh_argv_is_safe(tmp_path: Path) -> None:
     assert argv[:4] == ["ssh", "-a", "-x", "-T"]
     assert argv[-3:-1] == ["--", "me@b"]
     assert argv[-1] == "env 'AGENTTY_HOME=/h o' /bin/agentty text 'a b' '$x;y'"
-    assert "BatchMode=yes" in argv and "ControlMaster=auto" in argv
+    assert "BatchMode=yes" in argv and "ControlMaster=no" in argv  # a channel, never a master
+    assert any(word.startswith("ControlPath=") for word in argv)
     assert (tmp_path / "ssh").stat().st_mode & 0o777 == 0o700
 
 

@@ -743,3 +743,46 @@ def test_a_stdout_that_cannot_be_written_fails_the_call_both_ways(
     for s in sessions:
         if s["status"] == "running":
             assert run_on("kill", "-s", s["id"]).returncode == 0
+
+
+SHRUGS = (  # a program that outlives a `kill`'s grace: it marks its signals and runs on
+    "import pathlib, signal, sys, time; "
+    "[signal.signal(s, lambda *_: pathlib.Path(sys.argv[1]).touch()) "
+    "for s in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)]; "
+    "pathlib.Path(sys.argv[1] + '.ready').touch(); "
+    "time.sleep(600)"
+)
+
+
+def test_an_acting_command_the_link_lost_says_it_may_have_run(
+    linked: Link, agentty_home: Path, tmp_path: Path
+) -> None:
+    """The link dropped while the host ran a `kill` (its ssh killed): the error said "run
+    the command again", though the host had it (input typed that way came twice; an
+    attack round). A command that acts says it may have been carried out, to check first."""
+    termed = tmp_path / "termed"
+    started = run_on("start", "--", PYTHON, "-c", SHRUGS, str(termed), link=False)
+    assert started.returncode == 0, started.stderr
+    wait_until(Path(f"{termed}.ready").exists, timeout=WAIT)
+    run_on("status")  # the ssh way; the link starts after it
+    pid = link_up(agentty_home)["pid"]
+    assert isinstance(pid, int)
+    (ssh,) = psutil.Process(pid).children()
+    killing = subprocess.Popen(
+        [AGENTTY, "--host", HOST, "kill", "--timeout", "30"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "AGENTTY_LINK": "1"},
+    )
+    try:
+        wait_until(termed.exists, timeout=WAIT)  # the host is carrying it out
+        ssh.kill()
+        _, err = killing.communicate(timeout=60)
+    finally:
+        killing.kill()
+        killing.wait()
+    assert killing.returncode == 4, err
+    assert err.count("\n") == 1, err
+    assert "may have been carried out" in err and "run the command again" not in err, err
+    assert run_on("kill", "--timeout", "1", link=False).returncode in (0, 1)

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -225,3 +226,24 @@ async def _relays_there(sid: str, *, present: bool) -> list[int]:
         if bool(found) == present or loop.time() > deadline:
             return found
         await asyncio.sleep(0.05)
+
+
+async def test_a_relay_line_over_the_read_limit_is_a_transport_error(
+    link: Link, tmp_path: Path
+) -> None:
+    """The host's relay sends one line longer than the reader's limit (a wrapper there
+    prints 70 MiB before agentty runs): `get` and `wait` crashed with the asyncio reader's
+    ValueError ("Error executing tool get", no code; an attack round). It is the link's
+    failure, in one line with its code, as the CLI and the API say it."""
+    from tests.remote.test_api_relay import wrapped_host
+
+    junk = 'case "$1" in relay) head -c 73400320 /dev/zero | tr "\\0" x; echo;; esac'
+    wrapped_host(link, tmp_path, junk)
+    async with mcp_client() as session:
+        on = {"host": HOST}
+        started = payload(await session.call_tool("start", {"argv": ["cat"], **on}))
+        for tool, args in (("get", on), ("wait", {"text": "never", "timeout": 30, **on})):
+            error = error_of(await session.call_tool(tool, args))
+            assert error["code"] == "transport_error", (tool, error)
+            assert error["message"] == f"{HOST}: its answer is over 64 MiB", (tool, error)
+        payload(await session.call_tool("kill", {"session": started["id"], **on}))
