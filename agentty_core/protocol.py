@@ -113,6 +113,8 @@ if TYPE_CHECKING:
 
 PROTOCOL_VERSION = 1
 MAX_LINE = 1 << 20  # 1 MiB per request line
+# An answer line: a screen with its scrollback can be several MB as JSON; a sanity bound.
+MAX_ANSWER_LINE = 64 << 20
 MAX_DEPTH = 32
 # Attribute bits of a screen run's flags ([text, fg, bg, flags] in `get` and `subscribe`
 # events): the emulators set them, the dashboard draws them.

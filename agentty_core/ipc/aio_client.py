@@ -21,8 +21,7 @@ from agentty_core.errors import ProtocolError, WorkerUnreachable
 from agentty_core.ipc.client import _connect_failure, sendable, unwrap
 from agentty_core.ipc.peer import peer_credentials
 
-# A screen with its scrollback can be several MB as JSON; the limit is only a sanity bound.
-READ_LIMIT = 64 << 20
+READ_LIMIT = protocol.MAX_ANSWER_LINE
 
 
 DRAINED_AT_ONCE = 1 << 16  # a line this long goes to the socket's buffer without a wait

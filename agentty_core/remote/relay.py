@@ -108,22 +108,36 @@ class RelayConnection:
             raise self._ended() from None
 
     def read_message(self, deadline: float | None = None) -> protocol.JSONObject:
-        while b"\n" not in self._buf:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise RelayTimeout(
-                    f"{self.host.name}: the worker did not answer in time", "timeout"
-                )
-            ready, _, _ = select.select([self._out], [], [], remaining)
-            if not ready:
-                continue
-            try:
-                chunk = os.read(self._out, 1 << 16)
-            except OSError:
-                chunk = b""
-            if not chunk:
-                raise self._ended()
-            self._buf += chunk
+        """The next message. Chunks are joined once and only the new one is searched (as
+        `ipc.client` reads), and a line is read no further than MAX_ANSWER_LINE (as the async
+        relay's reader): before, a 200 MiB line was copied and searched again per chunk."""
+        parts = [self._buf]
+        chunk, size = self._buf, len(self._buf)
+        try:
+            while b"\n" not in chunk:
+                if size > protocol.MAX_ANSWER_LINE:
+                    parts.clear()
+                    self.close()
+                    self._failure = transport.too_large(self.host, protocol.MAX_ANSWER_LINE)
+                    raise self._failure
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise RelayTimeout(
+                        f"{self.host.name}: the worker did not answer in time", "timeout"
+                    )
+                ready, _, _ = select.select([self._out], [], [], remaining)
+                if not ready:
+                    continue
+                try:
+                    chunk = os.read(self._out, 1 << 16)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    raise self._ended()
+                parts.append(chunk)
+                size += len(chunk)
+        finally:
+            self._buf = b"".join(parts)  # (a partial line stays: the relay is not kept then)
         line, _, self._buf = self._buf.partition(b"\n")
         try:
             message = json.loads(line)

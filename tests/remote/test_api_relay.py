@@ -204,3 +204,21 @@ def test_a_start_whose_answer_is_not_json_ends_what_it_started(link: Link, tmp_p
     env = {**os.environ, "AGENTTY_HOME": str(link.remote_home)}
     there = json.loads(agentty("status", "--json", env=env, check=True).stdout)
     assert [s["status"] for s in there["sessions"]] in ([], ["exited"]), there
+
+
+def test_a_relay_line_over_the_limit_is_refused_not_read_on(link: Link, tmp_path: Path) -> None:
+    """The async relay refuses a line over its reader's limit; the API's relay read on,
+    copying its buffer and searching all of it again at every chunk (a 200 MiB line: hours,
+    and its memory). It is the link's failure, said as the MCP server says it."""
+    from agentty_core.ipc.aio_client import READ_LIMIT
+
+    junk = 'case "$1" in relay) head -c 73400320 /dev/zero | tr "\\0" x; echo;; esac'
+    client = RemoteClient(HOST)
+    sid = str(client.start([PYTHON, "-c", "import time; time.sleep(600)"])["id"])
+    wrapped_host(link, tmp_path, junk)
+    try:
+        with pytest.raises(TransportError) as refused:
+            RemoteClient(HOST).get(sid)
+        assert str(refused.value) == f"{HOST}: its answer is over {READ_LIMIT >> 20} MiB"
+    finally:
+        agentty("kill", "-s", sid, env={**os.environ, "AGENTTY_HOME": str(link.remote_home)})
