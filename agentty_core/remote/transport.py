@@ -482,8 +482,17 @@ def killed(host: Host, code: int) -> TransportError | None:
     return TransportError(
         name,
         "lost",
-        f"{name}: {what} was ended by signal {-code} before the answer came; run the "
-        f"command again, and 'agentty doctor --host {name}' if it keeps failing",
+        f"{name}: {what} was ended by signal {-code} before the answer came; {_maybe_ran(name)}",
+    )
+
+
+def _maybe_ran(name: str) -> str:
+    """What to do when the answer is lost, not the command: it may have run there (what
+    changes something: input typed, a session started or killed), and "run the command
+    again" had it run twice."""
+    return (
+        f"the command may have run there: check ('agentty --host {name} status', 'get') "
+        f"before trying it again; 'agentty doctor --host {name}' if it keeps failing"
     )
 
 
@@ -551,15 +560,14 @@ def classify(host: Host, code: int, stderr: str, out: bytes | None = None) -> Tr
         return TransportError(
             name,
             "lost",
-            f"{name}: the ssh connection dropped ({said}); run the command again, and "
-            f"'agentty doctor --host {name}' if it keeps failing",
+            f"{name}: the ssh connection dropped ({said}); {_maybe_ran(name)}",
         )
     if not stderr.strip():  # at LogLevel=ERROR ssh says nothing when the host hangs up
         return TransportError(
             name,
             "lost",
-            f"{name}: ssh ended without a message (the host closed the connection?); run the "
-            f"command again, and 'agentty doctor --host {name}' if it keeps failing",
+            f"{name}: ssh ended without a message (the host closed the connection?); "
+            f"{_maybe_ran(name)}",
         )
     return TransportError(
         name, "failed", f"{name}: ssh failed ({said}); run 'agentty doctor --host {name}'"

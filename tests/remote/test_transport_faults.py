@@ -124,6 +124,10 @@ def test_a_killed_transport_is_a_lost_link_in_one_line_at_once(
     assert done.returncode == 4, (done.returncode, done.stderr)
     assert done.stderr.count("\n") == 1, done.stderr
     assert "killed: 'sh' was ended by signal 9" in done.stderr, done.stderr
+    # The answer is lost, not the command: it may have run there (input typed), and "run
+    # the command again" would have typed it twice.
+    assert "may have run there" in done.stderr and "again" in done.stderr, done.stderr
+    assert "run the command again" not in done.stderr, done.stderr
 
 
 def test_doctor_shows_the_remote_side_s_words_escaped(
