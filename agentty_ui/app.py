@@ -38,21 +38,23 @@ from agentty_core.state.records import Record
 from .actions import ACTIONS, bindings, keys_help
 from .driver import AltKeysDriver
 from .fleet import Fleet, split_key
-from .messages import CallFinished, PollFailed, SessionsPolled, SessionStarted
+from .messages import CallFinished, InputFailed, PollFailed, SessionsPolled, SessionStarted
 from .model import (
     Snapshot,
     command_of,
+    describe_end_orphans,
     describe_kill,
     grid_label,
     merge_usage,
     name_of,
     quick_snapshot,
+    session_label,
     some_of,
     status_of,
     take_snapshot,
 )
 from .screens.confirm import ConfirmScreen
-from .screens.grid import GridScreen
+from .screens.grid import GridScreen, MiniPane
 from .screens.help import HelpScreen
 from .screens.new_session import NewSession, NewSessionScreen
 from .sender import Senders
@@ -71,6 +73,9 @@ HOST_POLL_INTERVAL = 2.0  # seconds between polls of a host (each is an ssh chan
 # (6 on 2 cores): live views hold a thread each, and a host that blackholes holds its poll's
 # for the connect timeout, so a small pool would starve this machine's poll and the others.
 THREADS = 128
+ACTION_NAMES = frozenset(action.name for action in ACTIONS)
+MIN_COLS, MIN_ROWS = 20, 5  # the smallest a resize makes a session, however small the pane
+ENDED = {"exited": "has exited", "lost": "is lost (its worker is gone)"}  # how a toast says it
 
 
 class AgenttyApp(App[None]):
@@ -113,7 +118,7 @@ class AgenttyApp(App[None]):
         # (which left the list without live fields for as long as the load lasted).
         self._polling = False
         self._poll_again = False
-        self.senders = Senders(self.fleet, self._input_failed)  # one thread per home
+        self.senders = Senders(self.fleet, self._input_failed)  # a thread per session typed to
 
     # ------------------------------------------------------------------ layout
 
@@ -151,9 +156,16 @@ class AgenttyApp(App[None]):
         self.senders.close()
         self.fleet.close()
 
-    def _input_failed(self, error: str) -> None:
+    def _input_failed(self, session_id: str, error: str) -> None:
         """(From a sender's thread.)"""
-        self.post_message(CallFinished("Input not sent", error, failed=True))
+        self.post_message(InputFailed(session_id, error))
+
+    def on_input_failed(self, message: InputFailed) -> None:
+        """Named: input may have been typed to several sessions, and the selection may have
+        moved on since."""
+        label = session_label(message.session_id, self.records.get(message.session_id))
+        text = f"{label}: {message.text}"
+        self.notify(text, title="Input not sent", severity="error", markup=False)
 
     @property
     def main(self) -> Screen[object]:
@@ -287,7 +299,7 @@ class AgenttyApp(App[None]):
             self.selected = table.selected_id
         else:
             if self.selected not in before:
-                table.select(self.selected)
+                self._select(self.selected)  # started here: listed now
             self.pane.record = self.record
             self.pane.unreachable = self.unreachable(self.selected)
             if self.attached and (
@@ -301,6 +313,17 @@ class AgenttyApp(App[None]):
     @property
     def record(self) -> Record | None:
         return self.records.get(self.selected) if self.selected else None
+
+    def _select(self, key: str) -> None:
+        """Select a session the person chose (a tile, a session just started): its row,
+        shown by clearing a filter that hides it. What is selected is always a row shown
+        and highlighted (`k`, `i` act on it), another one when `key` is no longer listed."""
+        table = self.main.query_one(SessionList)
+        if key in self.records and key not in table.rows and table.filter:
+            self.main.query_one(FilterBar).clear()
+            table.filter = ""  # now: the bar's Changed comes later
+        table.select(key)
+        self.selected = table.selected_id
 
     def on_session_list_highlighted(self, message: SessionList.Highlighted) -> None:
         self.selected = message.session_id
@@ -335,8 +358,13 @@ class AgenttyApp(App[None]):
         self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        # While attached, the session gets every key: no dashboard action may claim one.
-        return not self.attached
+        if self.attached:
+            return False  # the session gets every key: no dashboard action may claim one
+        if self.screen_stack and isinstance(self.screen_stack[-1], GridScreen):
+            # The dashboard's actions act on what it hides (Textual's own, the palette's
+            # ctrl+p, still work).
+            return action not in ACTION_NAMES or action in GridScreen.APP_ACTIONS
+        return True
 
     def _refuse_down(self, key: str) -> bool:
         """Say so and refuse when the session's host is down."""
@@ -374,13 +402,25 @@ class AgenttyApp(App[None]):
         record = self._chosen()
         if record is None or self._refuse_down(record["id"]):
             return
-        bar = self.main.query_one(InputBar)
-        bar.add_class("-visible")
-        bar.focus_input()
+        self.main.query_one(InputBar).open(record["id"], session_label(record["id"], record))
 
     def on_input_bar_send(self, message: InputBar.Send) -> None:
-        if self.selected:
-            self.senders.send(self.selected, "line" if message.enter else "text", message.text)
+        """The line goes to the bar's own session, or nowhere, saying why: never to the
+        one selected now (the selection moves on when the bar's session ends or goes)."""
+        key = message.session_id
+        record = self.records.get(key)
+        why: str | None = None
+        if record is None:
+            why = "is gone"
+        elif status_of(record) != "running":
+            why = ENDED.get(status_of(record), f"is {record.get('status')}")
+        elif (reason := self.unreachable(key)) is not None:
+            why = f"is on a host that is down ({reason})"
+        if why is not None:
+            text = f"{message.label} {why}: the line was not sent (↑ recalls it)"
+            self.notify(text, title="Input not sent", severity="warning", markup=False)
+            return
+        self.senders.send(key, "line" if message.enter else "text", message.text)
 
     def on_input_bar_closed(self, message: InputBar.Closed) -> None:
         self.main.query_one(InputBar).remove_class("-visible")
@@ -433,8 +473,19 @@ class AgenttyApp(App[None]):
 
     def action_kill(self) -> None:
         record = self._chosen()
+        if record is not None:
+            self._ask_kill(record)
+
+    def on_mini_pane_kill_asked(self, message: MiniPane.KillAsked) -> None:
+        record = self.records.get(message.session_id)
         if record is None:
+            text = f"session {message.session_id} is gone"
+            self.notify(text, severity="warning", markup=False)
             return
+        self._ask_kill(record)
+
+    def _ask_kill(self, record: Record) -> None:
+        """Kill the session, once the person confirms."""
         if status_of(record) == "exited":
             self.notify("select a running session to kill", severity="warning")
             return
@@ -453,21 +504,17 @@ class AgenttyApp(App[None]):
         )
 
     def action_new(self) -> None:
-        def answered(new: NewSession | None) -> None:
-            if new is not None:
-                self._start(new)
+        def answered(record: Record | None) -> None:
+            if record is not None:
+                self.post_message(SessionStarted(record["id"], str(record.get("command"))))
 
         here = split_key(self.selected)[1] if self.selected else None
-        self.push_screen(NewSessionScreen(homes=self.fleet.homes, host=here), answered)
+        screen = NewSessionScreen(self._start, homes=self.fleet.homes, host=here)
+        self.push_screen(screen, answered)
 
-    @work(thread=True, group="calls")
-    def _start(self, new: NewSession) -> None:
-        try:
-            record = self.fleet.start(new.host, new.argv, name=new.name, cwd=new.cwd)
-        except AgenttyError as exc:
-            self.post_message(CallFinished("Start failed", str(exc), failed=True))
-            return
-        self.post_message(SessionStarted(record["id"], str(record.get("command"))))
+    def _start(self, new: NewSession) -> Record:
+        """(In the New dialog's thread.)"""
+        return self.fleet.start(new.host, new.argv, name=new.name, cwd=new.cwd)
 
     def on_session_started(self, message: SessionStarted) -> None:
         text = f"started {message.session_id}: {message.command}"
@@ -487,22 +534,28 @@ class AgenttyApp(App[None]):
                 return
             self._show_sessions(under_grid=True)  # what the polls found while the grid was up
             if session_id:
-                self.main.query_one(SessionList).select(session_id)
-                self.selected = session_id
+                self._select(session_id)
             self.pane.covered = False
 
         self.pane.covered = True
         self.push_screen(GridScreen(self.fleet, running), chosen)
 
     def action_resize(self) -> None:
+        """Resize the session to the Screen tab's view: shown first, as a hidden view
+        measures 0x0 (the session became 2x2 from the other tabs)."""
         record = self._chosen()
         if record is None or status_of(record) != "running" or self._refuse_down(record["id"]):
             return
-        cols, rows = self.pane.view.scrollable_content_region.size
-        session_id = record["id"]
+        self.pane.show_screen()
+        self.call_after_refresh(self._resize_to_view, record["id"])
+
+    def _resize_to_view(self, session_id: str) -> None:
+        # The whole view, scrollbars included: they go once the screen fits.
+        cols, rows = self.pane.view.content_region.size
+        cols, rows = max(cols, MIN_COLS), max(rows, MIN_ROWS)
         self._call(
             "Resize",
-            lambda: self.fleet.resize(session_id, max(cols, 2), max(rows, 2)),
+            lambda: self.fleet.resize(session_id, cols, rows),
             f"resized {session_id} to {cols}x{rows}",
         )
 
@@ -545,7 +598,8 @@ class AgenttyApp(App[None]):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._call("End orphans", self.client.end_orphans, "ended {result}")
+                end = self.client.end_orphans
+                self._call("End orphans", lambda: describe_end_orphans(end()), "{result}")
 
         self.push_screen(ConfirmScreen("End orphans", question, "End"), answered)
 
@@ -563,8 +617,9 @@ class AgenttyApp(App[None]):
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
+        grid = isinstance(screen, GridScreen)
         for action in ACTIONS:
-            if action.palette:
+            if action.palette and (not grid or action.name in GridScreen.APP_ACTIONS):
                 yield SystemCommand(
                     action.title, action.help, getattr(self, f"action_{action.name}")
                 )

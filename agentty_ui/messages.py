@@ -23,6 +23,14 @@ class CallFinished(Message):
         self.title, self.text, self.failed = title, text, failed
 
 
+class InputFailed(Message):
+    """Input for a session could not be sent (posted from its sender's thread)."""
+
+    def __init__(self, session_id: str, text: str) -> None:
+        super().__init__()
+        self.session_id, self.text = session_id, text
+
+
 class SessionStarted(Message):
     """`Client.start` from the New dialog answered."""
 

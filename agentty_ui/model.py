@@ -98,6 +98,12 @@ def grid_label(key: str, record: Record) -> str:
     return name if host is None else f"{name}@{printable(host)}"
 
 
+def session_label(key: str, record: Record | None) -> str:
+    """`key (name)`, or the key alone: how a toast or a bar names a session, escaped."""
+    name = name_of(record) if record is not None else ""
+    return f"{printable(key)} ({name})" if name else printable(key)
+
+
 def some_of(items: list[str], shown: int = 8) -> str:
     """'a, b, c' or, past `shown`, the first ones 'and N more': a list that fits a dialog."""
     if len(items) <= shown:
@@ -105,16 +111,42 @@ def some_of(items: list[str], shown: int = 8) -> str:
     return f"{', '.join(items[:shown])} and {len(items) - shown} more"
 
 
+def processes(pids: object, kind: str) -> str:
+    """'1 orphaned process: 7832', '3 orphaned processes: 1, 2, 3' from a result's list."""
+    listed = [str(p) for p in pids] if isinstance(pids, list) else []
+    plural = "es" if len(listed) != 1 else ""
+    return f"{len(listed)} {kind} process{plural}: {some_of(listed)}"
+
+
+def signals_sent(escalated: object) -> str:
+    """' (sent SIGHUP, SIGTERM)': the signals it took, from a result's `escalated`."""
+    if not isinstance(escalated, list) or not escalated:
+        return ""
+    return f" (sent {', '.join(str(s) for s in escalated)})"
+
+
 def describe_kill(result: dict[str, object]) -> str:
-    """'exited (signal SIGHUP)' from a kill result."""
+    """'exited (signal SIGHUP)' from a kill result; for a lost session, what was left of
+    it and ended, in words."""
     sid = result.get("id")
     if result.get("signal"):
         return f"{sid} exited (signal {result['signal']})"
     if result.get("exitCode") is not None:
         return f"{sid} exited (code {result['exitCode']})"
     if result.get("orphansKilled") is not None:
-        return f"{sid}: ended {result['orphansKilled']}"
+        left = result["orphansKilled"]
+        ended = f"ended {processes(left, 'leftover')}" if left else "no process was left to end"
+        head = f"{sid} was lost (its worker was gone)" if result.get("status") == "lost" else sid
+        return f"{head}: {ended}{signals_sent(result.get('escalated'))}"
     return f"{sid} {result.get('status', 'ended')}"
+
+
+def describe_end_orphans(result: dict[str, object]) -> str:
+    """'ended 2 orphaned processes: 24309, 24310 (sent SIGHUP, SIGTERM)' from the result of
+    `Client.end_orphans`."""
+    if not result.get("killed"):
+        return "no orphaned process was left to end"
+    return f"ended {processes(result['killed'], 'orphaned')}{signals_sent(result.get('escalated'))}"
 
 
 def quick_snapshot(client: Client) -> Snapshot:

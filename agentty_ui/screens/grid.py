@@ -27,14 +27,30 @@ from ..fleet import Subscribes
 from ..widgets.terminal_view import TerminalView
 
 GRID_FRAME = 0.15  # seconds: ~7 frames a second is plenty to watch many sessions at once
+# The smallest a tile is made: a title and a few rows of its screen. Tiles that would be
+# smaller to fit the screen (60 sessions at 120x40 were empty frames) scroll instead.
+MIN_TILE_WIDTH = 40
+MIN_TILE_HEIGHT = 8
 
 
 class MiniPane(Vertical, can_focus=True):
-    """One session in the grid: a title and its live screen (no cursor, no scrollbars)."""
+    """One session in the grid: a title and its live screen (no cursor, no scrollbars).
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "open", "Open")]
+    Its keys act on its own session: the list's selection lies hidden under the grid."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "open", "Open"),
+        Binding("k", "kill", "Kill"),
+    ]
 
     class Chosen(Message):
+        def __init__(self, session_id: str) -> None:
+            super().__init__()
+            self.session_id = session_id
+
+    class KillAsked(Message):
+        """Kill the tile's session (the app asks first)."""
+
         def __init__(self, session_id: str) -> None:
             super().__init__()
             self.session_id = session_id
@@ -90,17 +106,51 @@ class MiniPane(Vertical, can_focus=True):
     def action_open(self) -> None:
         self.post_message(self.Chosen(self.session_id))
 
+    def action_kill(self) -> None:
+        self.post_message(self.KillAsked(self.session_id))
+
     def on_click(self, event: events.Click) -> None:
         self.post_message(self.Chosen(self.session_id))
 
 
+class TileGrid(Grid):
+    """The tiles, in as many columns as fit at `MIN_TILE_WIDTH` (a square-ish grid when
+    they all fit), filling the height; rows `MIN_TILE_HEIGHT` high, scrolled, when they
+    cannot all fit."""
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.lay_out(event.size.width, event.size.height)
+
+    def lay_out(self, width: int, height: int) -> None:
+        count = max(len(self.query_children(MiniPane)), 1)
+        fit_columns = max(width // MIN_TILE_WIDTH, 1)
+        fit_rows = max(height // MIN_TILE_HEIGHT, 1)
+        wanted = max(math.ceil(math.sqrt(count)), math.ceil(count / fit_rows))
+        columns = min(count, fit_columns, wanted)
+        rows = math.ceil(count / columns)
+        self.styles.grid_size_columns = columns
+        self.styles.grid_size_rows = rows
+        self.styles.grid_rows = None if rows * MIN_TILE_HEIGHT <= height else str(MIN_TILE_HEIGHT)
+
+    @property
+    def columns(self) -> int:
+        return self.styles.grid_size_columns or 1
+
+
 class GridScreen(Screen[str | None]):
-    """Dismissed with the chosen session id, or None."""
+    """Dismissed with the chosen session id, or None.
+
+    Of the app's own actions only `APP_ACTIONS` work here: the others act on the list's
+    selection, or on bars, hidden under the grid (the tiles have their own keys)."""
+
+    APP_ACTIONS: ClassVar[frozenset[str]] = frozenset({"help", "quit"})
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,g", "dismiss(None)", "Back"),
         Binding("right,l", "app.focus_next", "Next", show=False),
         Binding("left,h", "app.focus_previous", "Previous", show=False),
+        Binding("down", "move(1)", "Down", show=False),
+        Binding("up", "move(-1)", "Up", show=False),
     ]
 
     def __init__(self, client: Subscribes, sessions: list[tuple[str, str]]) -> None:
@@ -110,7 +160,7 @@ class GridScreen(Screen[str | None]):
         self._closed = False
 
     def compose(self) -> ComposeResult:
-        with Grid(id="grid"):
+        with TileGrid(id="grid"):
             for session_id, label in self.sessions:
                 yield MiniPane(self.client, session_id, label)
             if not self.sessions:
@@ -121,11 +171,6 @@ class GridScreen(Screen[str | None]):
         # One clock for every pane: what their streams brought is applied together, one
         # repaint a frame, rather than each pane on its own timer (a repaint each).
         self.set_interval(GRID_FRAME, self._frame)
-        grid = self.query_one(Grid)
-        count = max(len(self.sessions), 1)
-        columns = min(3, math.ceil(math.sqrt(count)))
-        grid.styles.grid_size_columns = columns
-        grid.styles.grid_size_rows = math.ceil(count / columns)
         self.call_after_refresh(self._freeze)
 
     def _freeze(self) -> None:
@@ -140,6 +185,15 @@ class GridScreen(Screen[str | None]):
         with self.app.batch_update():
             for view in self.query(TerminalView):
                 view.flush()
+
+    def action_move(self, rows: int) -> None:
+        """Focus the tile `rows` rows below (above, when negative) the focused one."""
+        tiles = list(self.query(MiniPane))
+        if not tiles:
+            return
+        here = tiles.index(self.focused) if self.focused in tiles else 0
+        step = rows * self.query_one(TileGrid).columns
+        self.set_focus(tiles[max(0, min(len(tiles) - 1, here + step))])
 
     def on_mini_pane_chosen(self, message: MiniPane.Chosen) -> None:
         self.dismiss(message.session_id)

@@ -1,18 +1,29 @@
 """The new-session form: host (when hosts are shown), command line (shown as the argv it will
-run), name, directory."""
+run), name, directory.
+
+The form starts the session itself and closes only once it has started: a start refused
+(a name the core rejects, a directory that is not there, a host that is down) says why in
+the form, with everything typed still in it."""
 
 from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
+
+from agentty_core.errors import AgenttyError
+from agentty_core.screen_text import printable
+from agentty_core.state.records import Record
 
 from ..fleet import host_label
 from ..widgets.text_field import TextField
@@ -35,17 +46,33 @@ def split_command(line: str) -> list[str] | str:
     return argv or "enter a command"
 
 
-class NewSessionScreen(ModalScreen[NewSession | None]):
+class NewSessionScreen(ModalScreen[Record | None]):
+    """Dismissed with the started session's record, or None. `start` starts a session (in
+    a thread: a host's start goes through ssh); its `AgenttyError` is shown in the form."""
+
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    class _Failed(Message):
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    class _Started(Message):
+        def __init__(self, record: Record) -> None:
+            super().__init__()
+            self.record = record
 
     def __init__(
         self,
+        start: Callable[[NewSession], Record],
         cwd: str | None = None,
         *,
         homes: list[str | None] | None = None,
         host: str | None = None,
     ) -> None:
         super().__init__()
+        self.start = start
+        self.starting = False
         self.cwd = cwd or os.getcwd()
         self.homes: list[str | None] = homes if homes is not None else [None]  # None: here
         self.host = host if host in self.homes else self.homes[0]
@@ -70,6 +97,7 @@ class NewSessionScreen(ModalScreen[NewSession | None]):
             yield TextField(
                 self._cwd_for(self.host), placeholder=self._cwd_hint(self.host), id="cwd"
             )
+            yield Static("", id="new-error", markup=False)  # quotes what was typed
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Start (enter)", variant="primary", id="start")
                 yield Button("Cancel (esc)", id="cancel")
@@ -113,10 +141,39 @@ class NewSessionScreen(ModalScreen[NewSession | None]):
             self.dismiss(None)
 
     def _submit(self) -> None:
+        if self.starting:
+            return  # (enter pressed again while it starts)
         argv = split_command(self.query_one("#command", Input).value)
         if isinstance(argv, str):
-            self.notify(argv, severity="error", markup=False)
+            self._show_error(argv)
             return
         name = self.query_one("#name", Input).value.strip() or None
         cwd = self.query_one("#cwd", Input).value.strip() or None
-        self.dismiss(NewSession(argv, name, cwd, self.host))
+        self._starting(True)
+        self._show_error("")
+        self._run_start(NewSession(argv, name, cwd, self.host))
+
+    def _starting(self, starting: bool) -> None:
+        self.starting = starting
+        self.query_one("#start", Button).disabled = starting
+
+    def _show_error(self, text: str) -> None:
+        error = self.query_one("#new-error", Static)
+        error.update(printable(text))
+        error.set_class(bool(text), "-visible")
+
+    @work(thread=True, exclusive=True, group="start")
+    def _run_start(self, new: NewSession) -> None:
+        try:
+            record = self.start(new)
+        except (AgenttyError, OSError) as exc:
+            self.post_message(self._Failed(str(exc)))
+            return
+        self.post_message(self._Started(record))
+
+    def on_new_session_screen__failed(self, message: _Failed) -> None:
+        self._starting(False)
+        self._show_error(message.text)
+
+    def on_new_session_screen__started(self, message: _Started) -> None:
+        self.dismiss(message.record)

@@ -52,7 +52,11 @@ class FilterBar(Horizontal):
         self.set_class(bool(event.value.strip()), "-visible")
         self.post_message(self.Done())
 
-    def action_clear(self) -> None:
-        self.query_one(Input).value = ""  # posts Changed("")
+    def clear(self) -> None:
+        """No filter: the field emptied (posts Changed("")) and the bar hidden."""
+        self.query_one(Input).value = ""
         self.remove_class("-visible")
+
+    def action_clear(self) -> None:
+        self.clear()
         self.post_message(self.Done())

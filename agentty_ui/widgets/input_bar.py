@@ -1,4 +1,8 @@
-"""A one-line input that sends text to the session, with history on up/down."""
+"""A one-line input that sends text to one session, with history on up/down.
+
+The bar is bound to the session it was opened for, and names it: a line typed into it
+never goes to whatever happens to be selected when enter is pressed (the selection moves
+when that session ends, is pruned or is filtered out)."""
 
 from __future__ import annotations
 
@@ -15,7 +19,8 @@ from .text_field import TextField
 
 
 class InputBar(Horizontal):
-    """enter sends the line with Enter; alt+enter (or the toggle, ctrl+t) sends it without."""
+    """enter sends the line with Enter; alt+enter (or the toggle, ctrl+t) sends it without.
+    Every line is for `target`, the session the bar was opened for."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up", "history(-1)", "Older", show=False),
@@ -28,10 +33,14 @@ class InputBar(Horizontal):
     with_enter: reactive[bool] = reactive(True)
 
     class Send(Message):
-        def __init__(self, text: str, enter: bool) -> None:
+        """A line for the bar's session (`session_id`, shown as `label`)."""
+
+        def __init__(self, text: str, enter: bool, session_id: str, label: str) -> None:
             super().__init__()
             self.text = text
             self.enter = enter
+            self.session_id = session_id
+            self.label = label
 
     class Closed(Message):
         """The bar was dismissed (escape)."""
@@ -40,15 +49,22 @@ class InputBar(Horizontal):
         super().__init__(id=id)
         self.history: list[str] = []
         self._index = 0
+        self.target: str | None = None  # the session's key
+        self.target_label = ""
 
     def compose(self) -> ComposeResult:
+        yield Label("", id="input-target", markup=False)  # session text
         yield Label("", id="enter-mode")
         yield TextField(placeholder="text to send to the session", id="send-input")
 
     def watch_with_enter(self, with_enter: bool) -> None:
         self.query_one("#enter-mode", Label).update("⏎ +Enter" if with_enter else "⏎ no Enter")
 
-    def focus_input(self) -> None:
+    def open(self, session_id: str, label: str) -> None:
+        """Show the bar, bound to the session `session_id` (named `label` on screen)."""
+        self.target, self.target_label = session_id, label
+        self.query_one("#input-target", Label).update(f"→ {label}")
+        self.add_class("-visible")
         self._index = len(self.history)
         self.query_one(Input).focus()
 
@@ -63,7 +79,8 @@ class InputBar(Horizontal):
             self.history.append(text)
         self._index = len(self.history)
         field.value = ""
-        self.post_message(self.Send(text, enter))
+        if self.target is not None:
+            self.post_message(self.Send(text, enter, self.target, self.target_label))
 
     def action_toggle_enter(self) -> None:
         self.with_enter = not self.with_enter

@@ -164,6 +164,10 @@ class SessionPane(Vertical):
         if self.query_one(TabbedContent).active == "tab-scrollback":
             self.show_scrollback()
 
+    def show_screen(self) -> None:
+        """Show the Screen tab (the live view is measured only while it is shown)."""
+        self.query_one(TabbedContent).active = "tab-screen"
+
     def show_scrollback(self) -> None:
         """Show the Scrollback tab, read afresh."""
         self.query_one(TabbedContent).active = "tab-scrollback"

@@ -464,8 +464,9 @@ async def test_ending_many_orphans_asks_with_a_list_that_says_how_many(client: C
     from tests.ui.test_markup import shown
 
     me = psutil.Process(os.getpid())
-    app = make_app(client)
+    app = create_app(client, poll_interval=60)  # no poll's sweep replaces the list set here
     async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app._polled >= 1)  # the first poll's sweep is done
         app.orphans = [Orphan(17000 + i, "deadbeef", "sleep", 5.0, me) for i in range(41)]
         await pilot.press("e")
         assert isinstance(app.screen, ConfirmScreen)

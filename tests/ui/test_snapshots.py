@@ -75,6 +75,17 @@ def test_kill_modal(snap_compare: object, client: object) -> None:
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)  # type: ignore[operator]
 
 
+def test_input_bar(snap_compare: object, client: object) -> None:
+    """The bar names the session it types into."""
+    app, _ = stable_app(("colours", ["sh", "-c", COLOURS]), ("idle", ["cat"]))
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await ready(app, 2, "under")(pilot)
+        await pilot.press("i", *"echo hi")
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)  # type: ignore[operator]
+
+
 async def open_grid(app: AgenttyApp, pilot: Pilot[None], count: int) -> list[MiniPane]:
     """The grid opened over `count` sessions, every tile showing its screen."""
     await ready(app, count, "under")(pilot)
