@@ -20,13 +20,14 @@ from __future__ import annotations
 import asyncio
 import builtins
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar, overload
 
+from agentty_core import wait_slots
 from agentty_core.api_types import Screen, SessionInfo, SessionWaitTimeout, WaitResult
 from agentty_core.client import Client
-from agentty_core.client_calls import WAIT_SLOTS, Patience, kept_call_failed
+from agentty_core.client_calls import Patience, kept_call_failed
 from agentty_core.errors import (
     AgenttyError,
     RemoteError,
@@ -34,7 +35,7 @@ from agentty_core.errors import (
     WaitTimeout,
     WorkerUnreachable,
 )
-from agentty_core.input_steps import Step, key_steps, send_steps, text_steps
+from agentty_core.input_steps import Step, in_one_request, key_steps, send_steps, text_steps
 from agentty_core.ipc.aio_client import AsyncConnection
 from agentty_core.paths import Home
 from agentty_core.protocol import JSONObject
@@ -43,6 +44,7 @@ from agentty_core.session import (
     MAX_IDLE,
     Session,
     after_input,
+    checked_wait,
     kill_failed,
     not_running,
     seq_of,
@@ -66,7 +68,6 @@ class AsyncSession:
         self.id = session_id
         self._idle: list[AsyncConnection] = []
         self._worker: tuple[str, int | None] | None = None  # socket path, worker pid
-        self._wait_slots: asyncio.Semaphore | None = None  # (made in the loop that waits)
 
     async def _thread(self, func: Callable[..., T], *args: object, **kwargs: object) -> T:
         return await asyncio.to_thread(func, *args, **kwargs)
@@ -148,6 +149,7 @@ class AsyncSession:
         self._worker = None
         while self._idle:
             self._idle.pop().close()
+        self.client.let_go(self.id)  # (the one `kill` and the long way used)
 
     # ------------------------------------------------------------ finding and starting
 
@@ -204,7 +206,7 @@ class AsyncSession:
         self, data: str | bytes, *, enter: bool = False, wait: WaitConditions | None = None
     ) -> int | WaitResult:
         """As `Session.text`."""
-        return await self._then(await self._send(text_steps(data, enter=enter)), wait)
+        return await self._then(wait, lambda: self._typed(data, enter=enter))
 
     @overload
     async def key(self, *names: str, wait: None = None) -> int: ...
@@ -212,7 +214,7 @@ class AsyncSession:
     async def key(self, *names: str, wait: WaitConditions) -> WaitResult: ...
     async def key(self, *names: str, wait: WaitConditions | None = None) -> int | WaitResult:
         """As `Session.key`."""
-        return await self._then(await self._send(key_steps(names)), wait)
+        return await self._then(wait, lambda: self._send(key_steps(names)))
 
     @overload
     async def paste(self, data: str | bytes, *, wait: None = None) -> int: ...
@@ -222,7 +224,17 @@ class AsyncSession:
         self, data: str | bytes, *, wait: WaitConditions | None = None
     ) -> int | WaitResult:
         """As `Session.paste`."""
-        return await self._then(await self._send(text_steps(data, paste=True)), wait)
+        return await self._then(wait, lambda: self._typed(data, paste=True))
+
+    async def _typed(self, data: str | bytes, *, enter: bool = False, paste: bool = False) -> int:
+        """As `Session._typed` (a large input in parts, by `Client.text` in a thread)."""
+        if in_one_request(data):
+            return await self._send(text_steps(data, enter=enter, paste=paste))
+        try:
+            sent = await self._thread(self.client.text, self.id, data, enter=enter, paste=paste)
+        except RemoteError as exc:
+            raise not_running(self.id, exc) from None
+        return seq_of(sent)
 
     @overload
     async def send(
@@ -241,9 +253,14 @@ class AsyncSession:
     ) -> int | WaitResult:
         """As `Session.send`."""
         steps = send_steps(args, literal=literal, enter=enter)
-        return await self._then(await self._send(steps), wait)
+        return await self._then(wait, lambda: self._send(steps))
 
-    async def _then(self, seq: int, wait: WaitConditions | None) -> int | WaitResult:
+    async def _then(
+        self, wait: WaitConditions | None, send: Callable[[], Awaitable[int]]
+    ) -> int | WaitResult:
+        """As `Session._then`."""
+        checked_wait(wait)
+        seq = await send()
         return seq if wait is None else await self._wait(after_input(wait, seq))
 
     async def wait(
@@ -308,9 +325,7 @@ class AsyncSession:
         """One of the session's WAIT_SLOTS, taken within the wait's timeout (and whether it
         waited for it): a worker serves 64 connections, and waits that took them all left
         none for `text` and `get`."""
-        if self._wait_slots is None:
-            self._wait_slots = asyncio.Semaphore(WAIT_SLOTS)
-        slots = self._wait_slots
+        slots = wait_slots.for_this_loop(str(self.client.home.socket_path(self.id)))
         if not slots.locked():
             await slots.acquire()  # (at once, even with a timeout of 0)
             return slots, False
@@ -354,3 +369,5 @@ class AsyncSession:
             pass
         except AgenttyError as failed:
             kill_failed(failed, exc)
+        finally:
+            self.close()  # (the connection `kill` used: to a worker that has ended)

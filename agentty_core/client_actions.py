@@ -25,6 +25,7 @@ from agentty_core.input_steps import (
     INPUT_PART,
     INPUT_PART_TIMEOUT,
     MAX_INPUT,
+    in_one_request,
     input_bytes,
     part_ends,
     send_steps,
@@ -102,8 +103,7 @@ class Actions(Connected):
     def text(
         self, ref: str | None, data: str | bytes, *, enter: bool = False, paste: bool = False
     ) -> JSONObject:
-        # A str is sent as JSON text, up to 6 bytes a character (\uXXXX escapes).
-        if len(data) <= (INPUT_PART if isinstance(data, bytes) else INPUT_PART // 6):
+        if in_one_request(data):
             return self._call_running(ref, "text", text_params(data, enter=enter, paste=paste))
         return self._text_in_parts(ref, input_bytes(data), enter=enter, paste=paste)
 

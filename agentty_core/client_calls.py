@@ -113,6 +113,14 @@ class Connected(RecordsView):
         _close_all(self._idle)
         self._idle_records.clear()
 
+    def let_go(self, session_id: str) -> None:
+        """Close the connection kept open to one session (`Session.close`: a script that
+        starts, kills and closes sessions in a loop kept one a session, to a worker gone)."""
+        self._idle_records.pop(session_id, None)
+        conn = self._idle.pop(session_id, None)
+        if conn is not None:
+            conn.close()
+
     def sessions(self, *, live_info: bool = False) -> list[Record]:
         """Every record, with dead workers noticed and marked `lost`."""
         result = []

@@ -31,9 +31,10 @@ def cut(value: str, most: int = ECHO_CHARS) -> str:
     return value if len(value) <= most else value[:most] + "..."
 
 
-def echoed(value: str, most: int = ECHO_CHARS) -> str:
-    """`value` for a message, quoted (its escapes shown) and cut short."""
-    return repr(cut(value, most))
+def echoed(value: object, most: int = ECHO_CHARS) -> str:
+    """`value` for a message, quoted (its escapes shown) and cut short (a string: what
+    else a caller passed is shown as it is, `None`)."""
+    return repr(cut(value, most)) if isinstance(value, str) else repr(value)[:most]
 
 
 # Exit codes, documented in `agentty help`.
@@ -185,6 +186,11 @@ class RemoteError(AgenttyError):
         super().__init__(message)
         self.code = code
         self.exit_code = exit_code
+
+
+class RefusedRequest(RemoteError, UsageError):
+    """The worker refused a request as malformed or out of range (its exit code the usage
+    one): nothing was done, and the caller can fix the call, as for any UsageError."""
 
 
 class SpawnError(AgenttyError):

@@ -20,6 +20,10 @@ class BadRegex(ValueError):
     """The wait's regex does not compile, or ran past its CPU budget (the worker's words)."""
 
 
+class RegexTooSlow(BadRegex):
+    """The wait's regex ran past its CPU budget."""
+
+
 def fired(lines: list[str], seq: object, conditions: Mapping[str, object]) -> str | None:
     """The condition (`text`, `regex`, `gone`, `changed`, `stable`, `exit`) that holds on
     the final screen's `lines` (scrollback first, if asked), or None. `conditions` are the
@@ -34,8 +38,14 @@ def fired(lines: list[str], seq: object, conditions: Mapping[str, object]) -> st
         if isinstance(text, str) and any(text in line for line in lines):
             return "text"
         pattern = conditions.get("regex")
-        if isinstance(pattern, str) and _matches(pattern, [r for x in lines for r in readings(x)]):
-            return "regex"
+        if isinstance(pattern, str):
+            try:
+                if _matches(pattern, [r for x in lines for r in readings(x)]):
+                    return "regex"
+            except RegexTooSlow:
+                if conditions.get("exit") is not True:
+                    raise
+                return "exit"  # (the end holds, whatever the regex would have said)
         gone = conditions.get("gone")
         if isinstance(gone, str) and not any(gone in line for line in lines):
             return "gone"
@@ -64,7 +74,7 @@ def _matches(pattern: str, lines: list[str]) -> bool:
         compiled = compile_pattern(pattern)
     except InvalidRegex as exc:
         raise BadRegex(str(exc)) from None
-    too_long = BadRegex(
+    too_long = RegexTooSlow(
         f"regex {quoted(pattern)} took over {BUDGET:g}s of CPU on the screen "
         "(nested repeats backtrack); simplify it"
     )

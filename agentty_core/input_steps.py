@@ -20,6 +20,16 @@ INPUT_PART = 512 << 10
 INPUT_PART_TIMEOUT = 90.0  # longer than the worker's own wait for room (INPUT_WAIT)
 
 Step = tuple[str, "JSONObject"]  # one request to a worker: method, params
+
+
+def in_one_request(data: object) -> bool:
+    """Whether `data` goes as one `text` request; larger goes in parts (`Client.text`). A
+    str is sent as JSON text, up to 6 bytes a character (\\uXXXX escapes)."""
+    if not isinstance(data, (str, bytes)):
+        return True  # (refused by `text_params`, which says why)
+    return len(data) <= (INPUT_PART if isinstance(data, bytes) else INPUT_PART // 6)
+
+
 # Characters of text that fit in one request line whatever they are (12 bytes each as JSON
 # at worst, a surrogate pair escaped): only a longer text is measured.
 ALWAYS_FITS = 80_000

@@ -25,10 +25,11 @@ import dataclasses
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import overload
 
+from agentty_core import wait_slots
 from agentty_core.api_types import (
     Cursor,
     InputState,
@@ -48,7 +49,7 @@ from agentty_core.errors import (
     WaitTimeout,
     WorkerUnreachable,
 )
-from agentty_core.input_steps import Step, key_steps, send_steps, text_steps
+from agentty_core.input_steps import Step, in_one_request, key_steps, send_steps, text_steps
 from agentty_core.ipc import forks
 from agentty_core.ipc.pool import MAX_IDLE, Pool
 from agentty_core.paths import Home
@@ -101,6 +102,14 @@ def wait_conditions(
         scrollback=scrollback,
         timeout=timeout,
     )
+
+
+def checked_wait(wait: object) -> None:
+    """An input method's `wait`: None or a WaitConditions (a dict was an AttributeError
+    once the input had gone out)."""
+    if wait is not None and not isinstance(wait, WaitConditions):
+        kind = type(wait).__name__
+        raise UsageError(f"wait takes WaitConditions(...), as WaitConditions(text='$'); not {kind}")
 
 
 def after_input(spec: WaitConditions, seq: int) -> WaitConditions:
@@ -205,6 +214,8 @@ class Session:
         """Drop the kept-open connections (the session itself runs on)."""
         if not isinstance(self.client, Client):
             self.client.close()  # a remote session's relay
+        else:
+            self.client.let_go(self.id)  # (the one its client keeps: `kill` used it)
         with self._pool_lock:
             pool, self._pool = self._pool, None
         if pool is not None:
@@ -279,7 +290,7 @@ class Session:
         """Type `data`. Returns the screen's seq from before (for `wait(after=...)`), or
         with `wait`, the wait's result, its conditions counted only on output after the
         input (the screen from before can never fire it, nor the echo of what was typed)."""
-        return self._then(self._send(text_steps(data, enter=enter)), wait)
+        return self._then(wait, lambda: self._typed(data, enter=enter))
 
     @overload
     def key(self, *names: str, wait: None = None) -> int: ...
@@ -287,7 +298,7 @@ class Session:
     def key(self, *names: str, wait: WaitConditions) -> WaitResult: ...
     def key(self, *names: str, wait: WaitConditions | None = None) -> int | WaitResult:
         """Press keys (see `agentty_core.keys`); the seq from before, or the wait's result."""
-        return self._then(self._send(key_steps(names)), wait)
+        return self._then(wait, lambda: self._send(key_steps(names)))
 
     @overload
     def paste(self, data: str | bytes, *, wait: None = None) -> int: ...
@@ -295,7 +306,17 @@ class Session:
     def paste(self, data: str | bytes, *, wait: WaitConditions) -> WaitResult: ...
     def paste(self, data: str | bytes, *, wait: WaitConditions | None = None) -> int | WaitResult:
         """Paste (bracketed when the program enabled it); the seq, or the wait's result."""
-        return self._then(self._send(text_steps(data, paste=True)), wait)
+        return self._then(wait, lambda: self._typed(data, paste=True))
+
+    def _typed(self, data: str | bytes, *, enter: bool = False, paste: bool = False) -> int:
+        """Type `data`: in one request, or in parts as `Client.text` sends a large input
+        (one request was refused over 1 MiB); the seq from before."""
+        if in_one_request(data):
+            return self._send(text_steps(data, enter=enter, paste=paste))
+        try:
+            return seq_of(self.client.text(self.id, data, enter=enter, paste=paste))
+        except RemoteError as exc:
+            raise not_running(self.id, exc) from None
 
     @overload
     def send(
@@ -314,9 +335,13 @@ class Session:
     ) -> int | WaitResult:
         """Mixed input, as `tmux send-keys`: each key name pressed, anything else typed
         (`send("i", "a line", "Esc", ":wq", "Enter")`); `literal` types every argument."""
-        return self._then(self._send(send_steps(args, literal=literal, enter=enter)), wait)
+        return self._then(wait, lambda: self._send(send_steps(args, literal=literal, enter=enter)))
 
-    def _then(self, seq: int, wait: WaitConditions | None) -> int | WaitResult:
+    def _then(self, wait: WaitConditions | None, send: Callable[[], int]) -> int | WaitResult:
+        """`send()` the input; then, with `wait` (checked first: nothing is sent for a bad
+        one), wait for output after it."""
+        checked_wait(wait)
+        seq = send()
         return seq if wait is None else self._wait(after_input(wait, seq))
 
     def wait(
@@ -357,15 +382,8 @@ class Session:
         )
 
     def _wait(self, spec: WaitConditions) -> WaitResult:
-        result: JSONObject | None = None
-        if not spec.exit:  # an ended session is answered from its saved screen: the long way
-            try:
-                result = self._fast("wait", spec.params(), timeout=spec.timeout + 5.0)
-            except RemoteError as exc:
-                if exc.code == "timeout":
-                    raise SessionWaitTimeout(exc.message, self.client.get(self.id)) from None
-                if exc.code != "exited":
-                    raise
+        # An ended session is answered from its saved screen: the long way.
+        result = None if spec.exit else self._wait_on_worker(spec)
         if result is None:
             try:
                 result = self.client.wait(self.id, timeout=spec.timeout, **spec.conditions())
@@ -374,6 +392,31 @@ class Session:
             except WaitTimeout as exc:
                 raise SessionWaitTimeout(exc.message, exc.screen) from None
         return WaitResult.from_json(result)
+
+    def _wait_on_worker(self, spec: WaitConditions) -> JSONObject | None:
+        """The worker's answer, asked within one of the session's wait slots
+        (`wait_slots`); None when the session ended or its worker cannot be asked."""
+        if not isinstance(self.client, Client):
+            return None  # (a remote session: its client keeps the relay)
+        slots = wait_slots.for_threads(str(self.client.home.socket_path(self.id)))
+        began = time.monotonic()
+        queued = not slots.acquire(blocking=False)  # (at once, even with a timeout of 0)
+        if queued and not slots.acquire(timeout=spec.timeout):
+            message = f"wait timed out after {spec.timeout:g}s (the session's waits queued)"
+            raise SessionWaitTimeout(message, self.client.get(self.id))
+        try:
+            # (Not queued: its own timeout, the worker's words "after 30s" with it.)
+            left = max(0.0, spec.timeout - (time.monotonic() - began)) if queued else spec.timeout
+            params: JSONObject = {**spec.params(), "timeout": left}
+            return self._fast("wait", params, timeout=left + 5.0)
+        except RemoteError as exc:
+            if exc.code == "timeout":
+                raise SessionWaitTimeout(exc.message, self.client.get(self.id)) from None
+            if exc.code != "exited":
+                raise
+            return None
+        finally:
+            slots.release()
 
     def resize(self, cols: int, rows: int) -> None:
         try:
@@ -408,6 +451,8 @@ class Session:
             pass
         except AgenttyError as failed:
             kill_failed(failed, exc)
+        finally:
+            self.close()  # (the connection `kill` used: to a worker that has ended)
 
 
 def _start_args(

@@ -46,11 +46,17 @@ class AsyncConnection:
     """A connection to one worker, for requests in order; close it when done."""
 
     def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer_pid: int
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer_pid: int,
+        sock: socket.socket | None = None,
     ) -> None:
         self._reader = reader
         self._writer = writer
         self.peer_pid = peer_pid
+        self._loop = asyncio.get_running_loop()  # the only one it can be used in
+        self._sock = sock
 
     @classmethod
     async def open(
@@ -77,13 +83,18 @@ class AsyncConnection:
                 f"socket {path} is served by an unexpected process (pid {pid})", "wrong_peer"
             )
         reader, writer = await asyncio.open_unix_connection(sock=sock, limit=READ_LIMIT)
-        return cls(reader, writer, pid)
+        return cls(reader, writer, pid, sock)
 
     def reusable(self) -> bool:
         """Open, and nothing unread: a worker closes idle connections (a full one evicts the
         longest idle with an error line), and one that ended closes them all."""
         unread = getattr(self._reader, "_buffer", b"")  # what arrived unasked, if anything
-        return not (self._writer.is_closing() or self._reader.at_eof() or unread)
+        if self._writer.is_closing() or self._reader.at_eof() or unread:
+            return False
+        try:  # (kept by an AsyncSession taken from one `asyncio.run` to the next)
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
 
     async def call(
         self, method: str, params: protocol.JSONObject | None = None, timeout: float = 5.0
@@ -139,4 +150,8 @@ class AsyncConnection:
             raise WorkerUnreachable(f"worker stopped answering: {exc}", "send_failed") from None
 
     def close(self) -> None:
+        if self._loop.is_closed():  # its transport cannot close it now: the socket is ours
+            if self._sock is not None:
+                self._sock.close()
+            return
         self._writer.close()

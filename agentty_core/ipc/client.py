@@ -16,7 +16,14 @@ import time
 from collections.abc import Iterator
 
 from agentty_core import protocol
-from agentty_core.errors import ProtocolError, ProtocolMismatch, RemoteError, WorkerUnreachable
+from agentty_core.errors import (
+    EXIT_USAGE,
+    ProtocolError,
+    ProtocolMismatch,
+    RefusedRequest,
+    RemoteError,
+    WorkerUnreachable,
+)
 from agentty_core.ipc.peer import peer_credentials
 
 TYPE_CHECKING = False  # without importing typing: this module is on the hot path
@@ -172,11 +179,13 @@ def unwrap(message: protocol.JSONObject, session: str = "") -> protocol.JSONObje
         raise ProtocolError("worker sent a malformed error")
     if err.get("code") == "late":  # read after its `until`: in time for nobody, not done
         raise WorkerUnreachable("worker did not answer in time", "timeout")
-    exit_code = err.get("exit_code")
-    raise RemoteError(
+    said = err.get("exit_code")
+    exit_code = said if isinstance(said, int) else 1
+    refused = RefusedRequest if exit_code == EXIT_USAGE else RemoteError
+    raise refused(
         str(err.get("message", "worker error")),
         code=str(err.get("code", "error")),
-        exit_code=exit_code if isinstance(exit_code, int) else 1,
+        exit_code=exit_code,
     )
 
 

@@ -94,6 +94,8 @@ class WaitRegistry(WorkerBase):
                 masked=None if spec.after is None else self._masked(spec),
             )
         except RegexTimeout:
+            if spec.exit and exited:  # (the end holds, whatever the regex would have said)
+                return Fired("exit")
             pattern = spec.regex.pattern if spec.regex is not None else ""
             raise RequestFailed(
                 "regex_timeout",

@@ -217,6 +217,8 @@ def test_input_of_the_wrong_type_is_a_usage_error_and_nothing_is_sent(
         lambda: s.key(),
         lambda: s.send(None),  # type: ignore[call-overload]
         lambda: s.send(b"x"),  # type: ignore[call-overload]
+        lambda: s.text("x", wait={"text": "x"}),  # type: ignore[call-overload]
+        lambda: s.key("x", wait={"text": "x"}),  # type: ignore[call-overload]
     ]
     for call in bad:
         with pytest.raises(UsageError):
@@ -285,3 +287,17 @@ def test_start_takes_argv_from_any_iterable_but_a_string(agentty_home_path: Path
         assert s.wait(exit=True, timeout=20).screen.lines[0] == "hi"
     with Session.start(("sh", "-c", "echo ho")) as s:
         assert s.wait(exit=True, timeout=20).screen.lines[0] == "ho"
+
+
+def test_a_request_the_worker_refuses_as_bad_is_a_usage_error(agentty_session: Factory) -> None:
+    """`wait` says it raises UsageError for a value out of range; a regex that does not
+    compile or an `after` past any seq came back as a bare RemoteError. Still one (its
+    `code` says which), and a UsageError too."""
+    from agentty_core.errors import UsageError
+
+    sh = agentty_session(["cat"])
+    for bad in ({"regex": "("}, {"text": "x", "after": 2**62}):
+        with pytest.raises(UsageError) as refused:
+            sh.wait(timeout=5, **bad)
+        assert isinstance(refused.value, RemoteError) and refused.value.exit_code == 2
+        assert refused.value.code == "bad_request", refused.value.code

@@ -1,0 +1,96 @@
+"""The Python API as an agent's script strains it (an attack round): many threads waiting on
+one `Session`, an `AsyncSession` taken from one event loop to another, megabytes typed,
+sessions opened and closed in a loop, a wait on an ended session whose regex cannot run."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import time
+
+import psutil
+import pytest
+
+from agentty_core import AsyncSession, Session
+from agentty_core.errors import SessionNotRunning
+from tests.helpers.cli import agentty_json
+
+PY = sys.executable
+
+
+def test_threads_waiting_past_the_worker_s_connections_leave_room_for_input() -> None:
+    """70 threads waiting on one `Session`: the 64th took the worker's last connection,
+    and `text` then failed ("too many connections") while every wait timed out. Past 32
+    they queue in the process, as an AsyncSession's do."""
+    with Session.start(["cat"]) as s:
+        fired: list[str | None] = []
+
+        def wait() -> None:
+            fired.append(s.wait(text="GO-GO", timeout=30).fired)
+
+        threads = [threading.Thread(target=wait) for _ in range(70)]
+        for thread in threads:
+            thread.start()
+        time.sleep(1)  # (the waits are in by then, or queued: a wait here would queue too)
+        s.text("GO-GO", enter=True)
+        for thread in threads:
+            thread.join(timeout=60)
+        assert fired == ["text"] * 70, fired
+
+
+def test_an_async_session_taken_to_another_event_loop_still_kills() -> None:
+    """A connection kept from a loop since closed was reused: RuntimeError ("Event loop is
+    closed") from every call, and `async with` left its session running."""
+    session = asyncio.run(AsyncSession.start(["sleep", "300"]))
+    asyncio.run(session.get())  # the first loop keeps a connection
+
+    async def use() -> None:
+        async with session:
+            assert (await session.get()).seq >= 0
+
+    asyncio.run(use())
+    listed = {rec["id"]: rec for rec in agentty_json("status")["sessions"]}
+    assert listed[session.id]["status"] == "exited", listed[session.id]
+
+
+@pytest.mark.parametrize("way", ["sync", "async"])
+def test_text_of_megabytes_goes_in_parts(way: str) -> None:
+    """`Client.text` sends a large input in parts; `Session.text` and `AsyncSession.text`
+    sent it in one request, refused over 1 MiB ("request line too long")."""
+    size = 3_000_000
+    reader = (
+        "import os, tty; tty.setraw(0); n = 0\n"
+        f"while n < {size}: n += len(os.read(0, 65536))\n"
+        "print('GOT', n, flush=True); import time; time.sleep(60)\n"
+    )
+    with Session.start([PY, "-c", reader]) as s:
+        s.wait(input=True, timeout=20)
+        if way == "sync":
+            s.text("x" * size)
+        else:
+            asyncio.run(AsyncSession(s.id, s.client).text("x" * size))
+        assert s.wait(text=f"GOT {size}", timeout=60).fired == "text"
+
+
+def test_close_lets_go_of_the_session_s_connections() -> None:
+    """`kill` then `close` left the connection `kill` used open, one a session: a script
+    starting sessions in a loop kept a socket per session, to a worker long gone."""
+    me = psutil.Process()
+    before = len(me.net_connections(kind="unix"))
+    for _ in range(10):
+        s = Session.start(["cat"])
+        s.text("x")
+        s.kill()
+        s.close()
+    assert len(me.net_connections(kind="unix")) == before
+
+
+def test_exit_fires_on_an_ended_session_before_a_regex_that_cannot_run() -> None:
+    """Ended: `exit` holds, whatever the regex. A catastrophic one was tried first and
+    raised regex_timeout."""
+    with Session.start(["sh", "-c", "echo aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!"]) as s:
+        s.wait(exit=True, timeout=20)
+        assert s.wait(regex=r"(a+)+$", exit=True, timeout=5).fired == "exit"
+        with pytest.raises(SessionNotRunning):
+            s.text("late")
