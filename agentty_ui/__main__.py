@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from agentty_core.client import Client
-from agentty_core.errors import AgenttyError, UsageError
+from agentty_core.errors import EXIT_USAGE, AgenttyError, UsageError
 from agentty_core.remote.client import RemoteClient
 from agentty_core.remote.hosts import configured, resolve
 from agentty_core.screen_text import printable
@@ -60,6 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     except AgenttyError as exc:
         error(exc)
         return exc.exit_code
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        # (Run anyway, it drew its screen into a file and waited for keys from a pipe.)
+        error(
+            "the dashboard needs a terminal, and stdin or stdout is not one; for scripts: "
+            "agentty status, get, wait"
+        )
+        return EXIT_USAGE
     if args.demo and not args.no_local:
         try:
             start_demo(client)

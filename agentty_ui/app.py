@@ -11,6 +11,7 @@ every `AgenttyError` becomes a notification.
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -143,6 +144,8 @@ class AgenttyApp(App[None]):
         asyncio.get_running_loop().set_default_executor(pool)
 
     def on_mount(self) -> None:
+        if not self.is_headless:
+            self._end_on_signals()
         self.main.query_one(SessionList).focus()
         if self.fleet.local is not None:
             # The first frame lists what the state file says at once; the first full poll
@@ -151,6 +154,13 @@ class AgenttyApp(App[None]):
             self._list_quickly()
             self.call_after_refresh(self.poll_local)
             self.set_interval(self.poll_interval, self.poll_local)
+
+    def _end_on_signals(self) -> None:
+        """SIGTERM and SIGHUP end the dashboard as `q` does, the terminal put back (they
+        ended it where it stood: the alternate screen, mouse reporting on, no cursor)."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, self.exit)
 
     def on_unmount(self) -> None:
         self.senders.close()

@@ -5,6 +5,13 @@ the order it was typed), and a session whose worker is slow or stopped (SIGSTOP)
 host is down, holds up only its own input: with one queue per home, every key queued for a
 stopped worker waited out the client's timeout in front of every other session's keys. A
 thread ends once its session has had no input for `IDLE` seconds.
+
+What is queued goes in as few requests as it allows (typed characters joined, keys pressed
+in one request: one request a key, 10 kB typed fast took 8 s). A worker that does not
+answer in time is asked again, the same input, until it does (a request read after its
+caller gave up is refused by the worker, so nothing is typed twice): keys typed while it
+was stopped arrive in order, none dropped from the start of a line. A session that ended
+takes nothing: what was queued for it is dropped, and said once.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import queue
 import threading
 from collections.abc import Callable
 
-from agentty_core.errors import AgenttyError
+from agentty_core.errors import AgenttyError, WorkerUnreachable
 
 from .fleet import Fleet
 
@@ -33,6 +40,7 @@ class Senders:
         self.idle = idle
         self._lock = threading.Lock()  # a queue is never fed after its thread decided to end
         self._queues: dict[str, queue.Queue[Item | None]] = {}
+        self.closed = False
 
     def send(self, key: str, kind: str, data: str) -> None:
         with self._lock:
@@ -47,8 +55,10 @@ class Senders:
             outbox.put((kind, data))
 
     def close(self) -> None:
-        """Each sender ends after the input already queued."""
+        """Each sender ends after the input already queued (not asking a worker that does
+        not answer again)."""
         with self._lock:
+            self.closed = True
             for outbox in self._queues.values():
                 outbox.put(None)
             self._queues.clear()
@@ -67,13 +77,60 @@ class Senders:
 
     def _loop(self, key: str, outbox: queue.Queue[Item | None]) -> None:
         while (item := self._next(key, outbox)) is not None:
-            kind, data = item
+            batch, closing = _more(outbox, [item])
+            try:
+                for kind, data in _runs(batch):
+                    self._send_until_answered(key, kind, data)
+            except AgenttyError as exc:
+                _more(outbox, [])  # (dropped: the session takes no more)
+                self.failed(key, f"{exc}; what was typed for it since was not sent")
+            if closing:
+                return
+
+    def _send_until_answered(self, key: str, kind: str, data: str | list[str]) -> None:
+        """Send one run; asked again while the worker does not answer in time (stopped:
+        the input waits for it, as a terminal's would), said once."""
+        said = False
+        while True:
             try:
                 if kind == "key":
-                    self.fleet.key(key, [data])
+                    self.fleet.key(key, data if isinstance(data, list) else [data])
                 elif kind == "paste":
-                    self.fleet.paste(key, data)
+                    self.fleet.paste(key, str(data))
                 else:
-                    self.fleet.text(key, data, enter=kind == "line")
-            except AgenttyError as exc:
-                self.failed(key, str(exc))
+                    self.fleet.text(key, str(data), enter=kind == "line")
+                return
+            except WorkerUnreachable as exc:
+                if exc.reason != "timeout" or self.closed:
+                    raise
+                if not said:
+                    said = True
+                    self.failed(key, f"{exc}: the input waits for it (stopped?)")
+
+
+def _more(outbox: queue.Queue[Item | None], batch: list[Item]) -> tuple[list[Item], bool]:
+    """`batch` with what else is queued now (not waited for), and whether the queue was
+    closed behind it."""
+    while True:
+        try:
+            item = outbox.get_nowait()
+        except queue.Empty:
+            return batch, False
+        if item is None:
+            return batch, True
+        batch.append(item)
+
+
+def _runs(batch: list[Item]) -> list[tuple[str, str | list[str]]]:
+    """`batch` in as few requests as keep its order: typed characters joined ("text"),
+    keys pressed together ("key"); a line or a paste goes on its own."""
+    runs: list[tuple[str, str | list[str]]] = []
+    for kind, data in batch:
+        last = runs[-1] if runs else None
+        if last is not None and kind == last[0] == "text":
+            runs[-1] = ("text", str(last[1]) + data)
+        elif last is not None and kind == last[0] == "key" and isinstance(last[1], list):
+            last[1].append(data)
+        else:
+            runs.append((kind, [data] if kind == "key" else data))
+    return runs

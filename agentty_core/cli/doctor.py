@@ -194,20 +194,19 @@ def _sessions(home: Home) -> Check:
         return _check("sessions", False, str(exc), "see the state check")
     lost = [r["id"] for r in recs if r.get("status") == "lost"]
     running = [r for r in recs if r.get("status") == "running"]
-    if lost:
-        return _check(
-            "sessions",
-            False,
-            f"{len(running)} running; workers of {len(lost)} session(s) died: {' '.join(lost)}",
-            "agentty orphans --kill, then agentty gc",
-        )
     # Alive but never answering (SIGSTOP, a debugger): every call to the session waits for it.
     halted = [(r["id"], r["workerPid"]) for r in running if stopped(r.get("workerPid"))]
+    problems, fixes = [], []
+    if lost:  # (said with the stopped ones: one hid the other)
+        problems.append(f"workers of {len(lost)} session(s) died: {' '.join(lost)}")
+        fixes.append("agentty orphans --kill, then agentty gc")
     if halted:
-        named = " ".join(f"{sid} (worker {pid})" for sid, pid in halted)
+        problems.append("stopped: " + " ".join(f"{sid} (worker {pid})" for sid, pid in halted))
         sid, pid = halted[0]
-        fix = f"kill -CONT {pid}, or agentty kill --session {sid}"
-        return _check("sessions", False, f"{len(running)} running; stopped: {named}", fix)
+        fixes.append(f"kill -CONT {pid}, or agentty kill --session {sid}")
+    if problems:
+        detail = f"{len(running)} running; " + "; ".join(problems)
+        return _check("sessions", False, detail, "; ".join(fixes))
     return _check("sessions", True, f"{len(running)} running, every worker alive")
 
 

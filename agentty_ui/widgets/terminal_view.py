@@ -76,6 +76,11 @@ def run_style(fg: str, bg: str, flags: int) -> Style:
     return style
 
 
+# Textual's names of keys that are no Unicode character's name: ctrl+backslash (C-\ sends
+# SIGQUIT) was dropped, the character being REVERSE SOLIDUS.
+_SYMBOLS = {"backslash": "\\", "underscore": "_"}
+
+
 def agentty_key(event: events.Key) -> tuple[str, str] | None:
     """('text', chars) or ('key', agentty key name) for a Textual key event, read by the
     driver's parser (`driver.py`: an ESC-prefixed key is `alt+<key>`), so that the program
@@ -84,6 +89,8 @@ def agentty_key(event: events.Key) -> tuple[str, str] | None:
     *mods, base = key.split("+") if not key.endswith("++") else [*key[:-2].split("+"), "+"]
     if not mods and event.is_printable and event.character:
         return ("text", event.character)
+    if key == "backspace" and event.character == "\x08":
+        return ("key", "Ctrl+H")  # (Textual names C-h backspace too; the Backspace key is DEL)
     names = {
         "escape": "Esc",
         "enter": "Enter",
@@ -107,6 +114,8 @@ def agentty_key(event: events.Key) -> tuple[str, str] | None:
         name = base.upper()
     elif len(base) == 1:
         name = base
+    elif base in _SYMBOLS:
+        name = _SYMBOLS[base]
     else:
         try:
             name = unicodedata.lookup(base.replace("_", " ").upper())

@@ -434,3 +434,21 @@ def test_doctor_says_a_worker_or_the_spawner_is_stopped(agentty_home: Path) -> N
     for rec in agentty_json("status")["sessions"]:
         if rec["status"] == "running":
             agentty("kill", "--session", rec["id"], check=True)
+
+
+def test_doctor_names_a_stopped_worker_beside_a_dead_one(agentty_home: Path) -> None:
+    """A dead worker's line was said alone: the stopped one beside it went unmentioned (an
+    attack round)."""
+    dead = agentty_json("start", "--", "cat")
+    os.kill(int(dead["workerPid"]), signal.SIGKILL)
+    sid, worker = _stopped_worker(["cat"])
+    try:
+        doctor = agentty("doctor", "--json")
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    sessions = {c["name"]: c for c in json.loads(doctor.stdout)["checks"]}["sessions"]
+    assert f"died: {dead['id']}" in sessions["detail"], sessions
+    assert f"stopped: {sid} (worker {worker})" in sessions["detail"], sessions
+    assert "orphans --kill" in sessions["fix"] and f"kill -CONT {worker}" in sessions["fix"]
+    agentty("kill", "--session", sid, check=True)
+    agentty("orphans", "--kill", check=True)

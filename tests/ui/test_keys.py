@@ -42,6 +42,12 @@ TYPED = [
     ("\x1b[Z", b"\x1b[Z"),
     ("\x17", b"\x17"),
     ("\x7f", b"\x7f"),
+    ("\x08", b"\x08"),  # C-h: Textual names it backspace too (DEL went instead)
+    ("\x1c", b"\x1c"),  # C-\ (SIGQUIT): dropped, "BACKSLASH" being no Unicode name
+    ("\x1d", b"\x1d"),  # C-]
+    ("\x1e", b"\x1e"),  # C-^
+    ("\x1f", b"\x1f"),  # C-_ (undo in emacs and readline): dropped likewise
+    ("\x00", b"\x00"),  # C-@
     ("A:1 ", b"A:1 "),
     ("é", "é".encode()),
 ]

@@ -29,3 +29,13 @@ def test_an_unsafe_home_is_one_line_and_the_exit_code_status_gives(tmp_path: Pat
         stdin=subprocess.DEVNULL,
     )
     assert (ui.returncode, ui.stderr, ui.stdout) == (status.returncode, status.stderr, "")
+
+
+def test_without_a_terminal_it_is_refused_in_one_line() -> None:
+    """`echo x | agentty ui > out` wrote the alternate screen and mouse modes into the file
+    and ran until killed (an attack round); `agentty ui` needs a terminal to draw on."""
+    ui = agentty("ui", "--demo", timeout=30)  # (stdin and stdout pipes)
+    assert ui.returncode == 2, ui
+    assert ui.stderr.startswith("agentty: error: the dashboard needs a terminal"), ui.stderr
+    assert ui.stderr.count("\n") == 1 and ui.stdout == "", ui
+    assert "demo" not in agentty("status").stdout  # nothing started for it

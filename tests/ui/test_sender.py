@@ -1,0 +1,78 @@
+"""The dashboard's input (`sender.Senders`), attached to real sessions: a session's keys in
+order and in as few requests as what is queued allows, held while its worker is stopped,
+dropped and said once when the session has ended (an attacker's round found each)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Sequence
+
+from agentty_core.client import Client
+from agentty_core.protocol import JSONObject, str_list
+from agentty_ui.fleet import Fleet
+from agentty_ui.sender import Senders
+
+
+class Counted(Fleet):
+    """A real fleet that counts the input requests it makes."""
+
+    def __init__(self, client: Client) -> None:
+        super().__init__(client)
+        self.requests = 0
+
+    def text(self, key: str, data: str, *, enter: bool = False) -> JSONObject:
+        self.requests += 1
+        return super().text(key, data, enter=enter)
+
+    def key(self, key: str, names: Sequence[str]) -> JSONObject:
+        self.requests += 1
+        return super().key(key, names)
+
+
+def test_keys_typed_while_the_worker_is_stopped_arrive_in_order_once_it_runs(
+    client: Client,
+) -> None:
+    """The first key timed out and was dropped, the next ones went once the worker ran:
+    `echo typed` became ` typed`, a line cut at its start. Every key goes now, in order,
+    and what was queued meanwhile in one request (one a key, 10 kB typed took 8 s)."""
+    rec = client.start(["cat"], cols=1000, rows=10)  # (the line on two rows of its own)
+    sid, worker = str(rec["id"]), int(str(rec["workerPid"]))
+    client.wait(sid, input=True, timeout=10)
+    fleet = Counted(client)
+    failures: list[str] = []
+    senders = Senders(fleet, lambda _key, message: failures.append(message))
+    os.kill(worker, signal.SIGSTOP)
+    try:
+        for char in "AAAA":
+            senders.send(sid, "text", char)
+        time.sleep(client.timeout + 0.5)  # the first request timed out meanwhile
+        for char in "B" * 1000:
+            senders.send(sid, "text", char)
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    senders.send(sid, "key", "Enter")
+    typed = "AAAA" + "B" * 1000
+    client.wait(sid, regex="^B{4}$", timeout=30)  # (the echo's end: cat's copy follows)
+    lines = str_list(client.get(sid)["lines"])
+    assert lines[0] + lines[1] == typed, lines[0][:40]
+    assert fleet.requests <= 8, fleet.requests
+    senders.close()
+
+
+def test_input_for_an_ended_session_is_dropped_and_said_once(client: Client) -> None:
+    """Each queued key of a session that ended failed on its own: 10 kB typed as it was
+    killed made thousands of notifications, and the dashboard froze."""
+    sid = str(client.start(["cat"])["id"])
+    client.kill(sid)
+    failures: list[str] = []
+    senders = Senders(Fleet(client), lambda _key, message: failures.append(message))
+    for char in "x" * 500:
+        senders.send(sid, "text", char)
+    deadline = time.monotonic() + 20
+    while not failures and time.monotonic() < deadline:
+        time.sleep(0.05)
+    senders.close()
+    time.sleep(0.5)  # (any further failure would have come by now)
+    assert len(failures) == 1, failures[:3]
