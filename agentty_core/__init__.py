@@ -16,6 +16,7 @@ __all__ = [
     "Screen",
     "Session",
     "SessionInfo",
+    "SessionWaitTimeout",
     "WaitConditions",
     "WaitResult",
     "__version__",
@@ -24,6 +25,7 @@ __all__ = [
 TYPE_CHECKING = False  # without importing typing: this module is on the hot path
 if TYPE_CHECKING:
     from agentty_core.aio_session import AsyncSession
+    from agentty_core.api_types import SessionWaitTimeout
     from agentty_core.client import Client
     from agentty_core.session import Screen, Session, SessionInfo, WaitResult
     from agentty_core.waitspec import WaitConditions
@@ -34,6 +36,7 @@ _LAZY = {
     "Screen": "session",
     "Session": "session",
     "SessionInfo": "session",
+    "SessionWaitTimeout": "api_types",
     "WaitResult": "session",
     "WaitConditions": "waitspec",
 }

@@ -48,6 +48,7 @@ from agentty_core.session import (
     kill_failed,
     not_running,
     seq_of,
+    session_ref,
     wait_conditions,
 )
 from agentty_core.waitspec import WaitConditions
@@ -65,7 +66,7 @@ class AsyncSession:
         if client is not None and not isinstance(client, Client):
             raise UsageError("AsyncSession drives this machine's sessions; use Session for --host")
         self.client = client or Client()
-        self.id = session_id
+        self.id = session_ref(session_id, "an AsyncSession's id")
         self._idle: list[AsyncConnection] = []
         self._worker: tuple[str, int | None] | None = None  # socket path, worker pid
 

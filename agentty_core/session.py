@@ -26,6 +26,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import overload
 
@@ -48,6 +49,7 @@ from agentty_core.errors import (
     UsageError,
     WaitTimeout,
     WorkerUnreachable,
+    echoed,
 )
 from agentty_core.input_steps import Step, in_one_request, key_steps, send_steps, text_steps
 from agentty_core.ipc import forks
@@ -136,7 +138,7 @@ class Session:
 
     def __init__(self, session_id: str, client: Client | RemoteClient | None = None) -> None:
         self.client: Client | RemoteClient = client or Client()
-        self.id = session_id
+        self.id = session_ref(session_id, "a Session's id")
         self._pool: Pool | None = None
         self._pool_lock = threading.Lock()
         forks.reset_in_child(self, Session._unlocked)  # (its pool forgets the parent's own)
@@ -250,7 +252,7 @@ class Session:
     def find(cls, ref: str, *, home: Home | None = None, host: str | None = None) -> Session:
         """A session by id, unique id prefix or name (on `host` when given)."""
         client = _client(home, host)
-        return cls(str(client.resolve(ref)["id"]), client)
+        return cls(str(client.resolve(session_ref(ref, "find's ref"))["id"]), client)
 
     @classmethod
     def list(
@@ -278,6 +280,8 @@ class Session:
         pixels times `scale` (1..4). Needs Pillow (`pip install 'agentty[png]'`)."""
         from agentty_core.render.png import png_bytes
 
+        if type(scale) is not int or not 1 <= scale <= 4:
+            raise UsageError(f"scale must be a whole number in 1..4, not {echoed(scale)}")
         return png_bytes(self.client.get(self.id, ansi=True), scale=scale)
 
     @overload
@@ -500,7 +504,27 @@ def kill_failed(failed: AgenttyError, raised: BaseException | None) -> None:
         raised.add_note(f"agentty: the session could not be killed: {failed}")
 
 
+def session_ref(ref: object, what: str) -> str:
+    """A session id, prefix or name as a caller gave it: a str (None took the active
+    session without a word, a number failed deep inside)."""
+    if not isinstance(ref, str):
+        raise UsageError(
+            f"{what} is a session id, unique id prefix or name (a str), not {echoed(ref)}"
+        )
+    return ref
+
+
+def _home(home: object) -> Home | None:
+    """`home=` as a Home, or a path to one (a str was an AttributeError deep inside)."""
+    if home is None or isinstance(home, Home):
+        return home
+    if isinstance(home, (str, os.PathLike)):
+        return Home.resolve(Path(home))
+    raise UsageError(f"home is a Home or a path to one, not {echoed(home)}")
+
+
 def _client(home: Home | None, host: str | None) -> Client | RemoteClient:
+    home = _home(home)
     if host is None:
         return Client(home)
     from agentty_core.remote.client import RemoteClient

@@ -301,3 +301,40 @@ def test_a_request_the_worker_refuses_as_bad_is_a_usage_error(agentty_session: F
             sh.wait(timeout=5, **bad)
         assert isinstance(refused.value, RemoteError) and refused.value.exit_code == 2
         assert refused.value.code == "bad_request", refused.value.code
+
+
+def test_a_session_reference_or_home_of_the_wrong_type_is_a_usage_error(
+    agentty_session: Factory, tmp_path: Path
+) -> None:
+    """Session(123).get() and find(b'x') were TypeErrors from deep inside, find(None) and
+    Session(None) quietly the active session, home='/tmp' an AttributeError, and
+    screenshot(scale=2.5) a TypeError (an attack round). A home given as a path is taken."""
+    import os
+
+    from agentty_core.errors import UsageError
+
+    s = agentty_session(["cat"])
+    for bad in (
+        lambda: Session(123).get(),  # type: ignore[arg-type]
+        lambda: Session(None).get(),  # type: ignore[arg-type]
+        lambda: Session.find(None),  # type: ignore[arg-type]
+        lambda: Session.find(b"x"),  # type: ignore[arg-type]
+        lambda: Session.start(["cat"], home=5),  # type: ignore[arg-type]
+        lambda: s.screenshot(scale=2.5),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(UsageError):
+            bad()
+    home = os.environ["AGENTTY_HOME"]
+    assert Session.find(s.id, home=home).id == s.id  # type: ignore[arg-type]
+
+
+def test_a_session_s_timeout_is_exported_with_its_screen_typed(agentty_session: Factory) -> None:
+    """`except WaitTimeout as e: e.screen` is typed as Client's JSON; the one Session
+    raises, whose `.screen` is a Screen, was not exported (mypy --strict refused it)."""
+    from agentty_core import SessionWaitTimeout
+
+    s = agentty_session(["cat"])
+    with pytest.raises(SessionWaitTimeout) as timed_out:
+        s.wait(text="never", timeout=0.2)
+    screen: Screen = timed_out.value.screen
+    assert isinstance(screen, Screen) and isinstance(timed_out.value, WaitTimeout)
