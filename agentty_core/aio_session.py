@@ -34,6 +34,7 @@ from agentty_core.errors import (
     UsageError,
     WaitTimeout,
     WorkerUnreachable,
+    echoed,
 )
 from agentty_core.input_steps import Step, in_one_request, key_steps, send_steps, text_steps
 from agentty_core.ipc.aio_client import AsyncConnection
@@ -191,6 +192,8 @@ class AsyncSession:
     # ------------------------------------------------------------ I/O
 
     async def get(self, *, scrollback: bool = False) -> Screen:
+        if type(scrollback) is not bool:
+            raise UsageError(f"scrollback is True or False, not {echoed(scrollback)}")
         params: JSONObject = {"scrollback": scrollback}
         result = await self._fast("get", params)
         if result is None:  # ended: its last screen, from the file

@@ -241,6 +241,10 @@ class Session:
         """Start `argv` (exactly, no shell; `shell=True` runs `argv[0]` with `$SHELL -lc`);
         on `host` (an ssh destination or a hosts.toml name) rather than here when given."""
         argv, cwd, (cols, rows) = _start_args(argv, name, cwd, size, env)
+        if type(shell) is not bool:
+            raise UsageError(f"shell is True or False, not {echoed(shell)}")
+        if shell and len(argv) > 1:  # (the rest were dropped without a word)
+            raise UsageError("shell=True runs one command line: give it as argv's only word")
         client = _client(home, host)
         if shell:
             rec = client.start(shell=argv[0], name=name, cwd=cwd, cols=cols, rows=rows, env=env)
@@ -273,6 +277,8 @@ class Session:
     # ------------------------------------------------------------ I/O
 
     def get(self, *, scrollback: bool = False) -> Screen:
+        if type(scrollback) is not bool:  # ("yes" was taken for True)
+            raise UsageError(f"scrollback is True or False, not {echoed(scrollback)}")
         return Screen.from_json(self.client.get(self.id, scrollback=scrollback))
 
     def screenshot(self, *, scale: int = 1) -> bytes:

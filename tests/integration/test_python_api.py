@@ -321,6 +321,9 @@ def test_a_session_reference_or_home_of_the_wrong_type_is_a_usage_error(
         lambda: Session.find(b"x"),  # type: ignore[arg-type]
         lambda: Session.start(["cat"], home=5),  # type: ignore[arg-type]
         lambda: s.screenshot(scale=2.5),  # type: ignore[arg-type]
+        lambda: s.get(scrollback="yes"),  # type: ignore[arg-type]
+        lambda: Session.start(["cat"], shell="yes"),  # type: ignore[arg-type]
+        lambda: Session.start(["echo hi", "dropped"], shell=True),
     ):
         with pytest.raises(UsageError):
             bad()
