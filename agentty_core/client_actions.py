@@ -29,6 +29,7 @@ from agentty_core.input_steps import (
     input_bytes,
     part_ends,
     send_steps,
+    sent_bytes,
     text_params,
 )
 from agentty_core.ipc import client as ipc_client
@@ -154,12 +155,11 @@ class Actions(Connected):
         self, ref: str | None, args: Sequence[str], *, literal: bool = False, enter: bool = False
     ) -> JSONObject:
         """Mixed input (see `send_steps`): every key checked first, then the requests in
-        order. The result carries the seq from before the first."""
+        order. The result carries the seq from before the first, and the bytes of all of
+        them (as `text` and `key` say theirs)."""
         steps = send_steps(args, literal=literal, enter=enter)
-        first = self._call_running(ref, *steps[0])
-        for method, params in steps[1:]:
-            self._call_running(ref, method, params)
-        return {"seq": first.get("seq")}
+        answers = [self._call_running(ref, method, params) for method, params in steps]
+        return {"seq": answers[0].get("seq"), "bytes": sent_bytes(answers)}
 
     def resize(self, ref: str | None, cols: int, rows: int) -> JSONObject:
         problem = size_problem(cols, rows)  # said first, whether or not the session runs

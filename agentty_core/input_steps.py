@@ -138,3 +138,9 @@ def _fits_one_request(params: JSONObject) -> None:
             f"send: {len(data)} characters of text are more than one request carries "
             f"({size} > {protocol.MAX_LINE} bytes as JSON); `text` sends any length, in parts"
         )
+
+
+def sent_bytes(answers: Sequence[JSONObject]) -> int:
+    """The bytes a `send`'s requests typed, by their answers."""
+    counts = [answer.get("bytes") for answer in answers]
+    return sum(n for n in counts if isinstance(n, int))

@@ -156,19 +156,27 @@ def fast_lane(words: list[str]) -> int | None:
             return _refused(args, sid, sock, reply)
         result = reply.get("result")
         result = result if isinstance(result, dict) else {}
+        answers = [result]
         for request in requests[1:]:  # `send`'s later steps: the first one acted already
-            problem = _next_step(sid, sock, request)
+            problem = _next_step(sid, sock, request, answers)
             if problem is not None:
                 return problem
+        if args.command == "send":  # `Client.send`: the seq from before the first, all bytes
+            from agentty_core.input_steps import sent_bytes
+
+            result = {"seq": result.get("seq"), "bytes": sent_bytes(answers)}
         return _answered(args, sid, result)
     finally:
         sock.close()
 
 
-def _next_step(sid: str, sock: socket, request: bytes) -> int | None:
-    """Send one more of `send`'s requests; None once answered, else the exit code after
-    the error the full path would print (it cannot take over: earlier steps acted). Its
-    `until` is made now: it is waited for TIMEOUT from now, not from the first step."""
+def _next_step(
+    sid: str, sock: socket, request: bytes, answers: list[dict[str, object]]
+) -> int | None:
+    """Send one more of `send`'s requests; None once answered (its result added to
+    `answers`), else the exit code after the error the full path would print (it cannot
+    take over: earlier steps acted). Its `until` is made now: it is waited for TIMEOUT from
+    now, not from the first step."""
     try:
         sock.sendall(_stamped_now(request))
     except OSError:
@@ -182,6 +190,8 @@ def _next_step(sid: str, sock: socket, request: bytes) -> int | None:
         hotread.error("the worker did not answer the send request")
         return 1
     if reply["ok"] is True:
+        result = reply.get("result")
+        answers.append(result if isinstance(result, dict) else {})
         return None
     error = reply.get("error")
     error = error if isinstance(error, dict) else {}
@@ -354,8 +364,6 @@ def _answered(args: Namespace, sid: str, result: dict[str, object]) -> int | Non
     command = args.command
     if command == "kill":
         return _killed(args, sid, result)
-    if command == "send":
-        result = {"seq": result.get("seq")}  # `Client.send`: the seq from before the first
     if args.json:
         hotread.emit(result)
     elif command == "get":

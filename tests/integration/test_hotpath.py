@@ -609,3 +609,12 @@ def test_status_gives_a_resized_session_s_size_now_both_ways() -> None:
         listed = json.loads(run(way, "status", "--json").stdout)["sessions"]
         assert [(s["cols"], s["rows"]) for s in listed] == [(100, 30)], (way, listed)
     agentty("kill", check=True)
+
+
+def test_send_json_says_the_bytes_it_typed_both_ways() -> None:
+    """`text --json` and `key --json` say their bytes; `send --json` said only its seq."""
+    agentty_json("start", "--", "cat")
+    for way in ([AGENTTY], FULL):
+        sent = json.loads(run(way, "send", "--json", "ab", "Enter", "C-a").stdout)
+        assert sent["bytes"] == 4 and isinstance(sent["seq"], int), (way, sent)
+    agentty("kill", check=True)
