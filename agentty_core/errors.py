@@ -154,7 +154,11 @@ class SessionNotRunning(AgenttyError):
 
 
 class WorkerUnreachable(AgenttyError):
-    """The worker is alive (or was) but did not answer; `reason` says how."""
+    """The worker is alive (or was) but did not answer; `reason` says how. `unread`: the
+    request is known never to have been read (still in the socket's queue: a stopped
+    worker), so it was not done, and asking again cannot do it twice."""
+
+    unread = False
 
     def __init__(self, message: str, reason: UnreachableReason) -> None:
         super().__init__(message)

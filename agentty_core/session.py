@@ -125,7 +125,9 @@ def not_running(session_id: str, exc: RemoteError) -> AgenttyError:
     if exc.code != "exited":
         return exc
     detail = exc.message.removeprefix(f"session {session_id} ")
-    return SessionNotRunning(session_id, detail)
+    ended = SessionNotRunning(session_id, detail)
+    ended.input_sent = exc.input_sent  # (of an input in parts: send only the rest)
+    return ended
 
 
 def seq_of(result: JSONObject) -> int:

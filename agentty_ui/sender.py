@@ -7,11 +7,13 @@ stopped worker waited out the client's timeout in front of every other session's
 thread ends once its session has had no input for `IDLE` seconds.
 
 What is queued goes in as few requests as it allows (typed characters joined, keys pressed
-in one request: one request a key, 10 kB typed fast took 8 s). A worker that does not
-answer in time is asked again, the same input, until it does (a request read after its
-caller gave up is refused by the worker, so nothing is typed twice): keys typed while it
-was stopped arrive in order, none dropped from the start of a line. A session that ended
-takes nothing: what was queued for it is dropped, and said once.
+in one request: one request a key, 10 kB typed fast took 8 s). A worker that left a
+request unread (stopped) is asked again, the same input, until it takes it (one read after
+its caller gave up is refused by the worker, so nothing is typed twice): keys typed while
+it was stopped arrive in order, none dropped from the start of a line. A request the
+worker took (or part of an input in parts) is never sent again: it may have been typed. A
+session that ended takes nothing: what was queued for it, and anything typed for it after,
+is dropped, said once.
 """
 
 from __future__ import annotations
@@ -20,7 +22,12 @@ import queue
 import threading
 from collections.abc import Callable
 
-from agentty_core.errors import AgenttyError, WorkerUnreachable
+from agentty_core.errors import (
+    AgenttyError,
+    SessionNotFound,
+    SessionNotRunning,
+    WorkerUnreachable,
+)
 
 from .fleet import Fleet
 
@@ -40,10 +47,13 @@ class Senders:
         self.idle = idle
         self._lock = threading.Lock()  # a queue is never fed after its thread decided to end
         self._queues: dict[str, queue.Queue[Item | None]] = {}
+        self._ended: set[str] = set()  # sessions said to have ended: their input is dropped
         self.closed = False
 
     def send(self, key: str, kind: str, data: str) -> None:
         with self._lock:
+            if self.closed or key in self._ended:
+                return  # (said once already, or the dashboard is going)
             outbox = self._queues.get(key)
             if outbox is None:
                 outbox = self._queues[key] = queue.Queue()
@@ -82,7 +92,10 @@ class Senders:
                 for kind, data in _runs(batch):
                     self._send_until_answered(key, kind, data)
             except AgenttyError as exc:
-                _more(outbox, [])  # (dropped: the session takes no more)
+                if isinstance(exc, (SessionNotRunning, SessionNotFound)):
+                    with self._lock:
+                        self._ended.add(key)  # (each key typed after it made a toast)
+                closing = _more(outbox, [])[1] or closing  # (dropped: typed after what failed)
                 self.failed(key, f"{exc}; what was typed for it since was not sent")
             if closing:
                 return
@@ -101,7 +114,9 @@ class Senders:
                     self.fleet.text(key, str(data), enter=kind == "line")
                 return
             except WorkerUnreachable as exc:
-                if exc.reason != "timeout" or self.closed:
+                # Only a request the worker never read: one it took (or a part of) may have
+                # been typed, and would be typed twice.
+                if not exc.unread or exc.input_sent or self.closed:
                     raise
                 if not said:
                     said = True

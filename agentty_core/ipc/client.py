@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import struct
+import sys
 import time
 from collections.abc import Iterator
 
@@ -148,7 +149,24 @@ class Connection:
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         self.send(method, params, deadline if method in protocol.ACTING else None)
         session = os.path.basename(self.path).removesuffix(".sock")
-        return unwrap(self.read_message(deadline), session)
+        try:
+            return unwrap(self.read_message(deadline), session)
+        except WorkerUnreachable as exc:
+            if exc.reason == "timeout":
+                exc.unread = self._unread()
+            raise
+
+    def _unread(self) -> bool:
+        """Whether the worker left bytes we sent unread (SIOCOUTQ: what the peer has not
+        taken from the socket); False where that cannot be asked."""
+        import fcntl
+        import termios
+
+        try:
+            queued = fcntl.ioctl(self.sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+        except OSError:
+            return False
+        return int.from_bytes(queued, sys.byteorder) > 0
 
     def stream(self) -> Iterator[protocol.JSONObject]:
         """Messages pushed by the worker after a `subscribe`, until it closes."""

@@ -24,10 +24,11 @@ from agentty_core.errors import (
     SessionNotFound,
     SessionNotRunning,
     TransportError,
+    UsageError,
     WaitTimeout,
     WorkerUnreachable,
 )
-from agentty_core.input_steps import text_params
+from agentty_core.input_steps import in_one_request, text_params
 from agentty_core.paths import SESSION_ID_RE, Home
 from agentty_core.protocol import JSONObject
 from agentty_core.remote import transport
@@ -265,6 +266,12 @@ class RemoteClient:
     def text(
         self, ref: str | None, data: str | bytes, *, enter: bool = False, paste: bool = False
     ) -> JSONObject:
+        if not in_one_request(data):  # (refused by the worker as a line too long, 1 MiB)
+            raise UsageError(
+                f"{self.host.name}: an input this large goes to a host in one request at most "
+                "(512 KiB as bytes): send it in pieces, or use "
+                f"'agentty --host {self.host.name} text --file F' (up to 64 MiB)"
+            )
         return self._call(ref, "text", text_params(data, enter=enter, paste=paste))
 
     def paste(self, ref: str | None, data: str | bytes) -> JSONObject:

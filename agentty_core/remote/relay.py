@@ -53,7 +53,9 @@ def cli_error(code: int, stderr: str, screen: dict[str, object] | None = None) -
     words = message.split(" ", 2)
     ended = ("exited", "failed", "is lost", "already")
     if code == 1 and len(words) == 3 and words[0] == "session" and words[2].startswith(ended):
-        return SessionNotRunning(words[1], words[2])
+        # (A wait the end made impossible printed the last screen: kept, as a local one.)
+        last = screen if screen is not None and "lines" in screen else None
+        return SessionNotRunning(words[1], words[2], last)
     return RemoteError(message, code="remote", exit_code=code)
 
 

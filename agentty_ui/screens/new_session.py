@@ -50,7 +50,7 @@ class NewSessionScreen(ModalScreen[Record | None]):
     """Dismissed with the started session's record, or None. `start` starts a session (in
     a thread: a host's start goes through ssh); its `AgenttyError` is shown in the form."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     class _Failed(Message):
         def __init__(self, text: str) -> None:
@@ -138,6 +138,12 @@ class NewSessionScreen(ModalScreen[Record | None]):
         if event.button.id == "start":
             self._submit()
         else:
+            self.action_cancel()
+
+    def action_cancel(self) -> None:
+        """Close without starting; not while a start is under way (it cannot be taken back,
+        and closed, the dialog would say nothing of how it went)."""
+        if not self.starting:
             self.dismiss(None)
 
     def _submit(self) -> None:
@@ -156,6 +162,7 @@ class NewSessionScreen(ModalScreen[Record | None]):
     def _starting(self, starting: bool) -> None:
         self.starting = starting
         self.query_one("#start", Button).disabled = starting
+        self.query_one("#cancel", Button).disabled = starting
 
     def _show_error(self, text: str) -> None:
         error = self.query_one("#new-error", Static)

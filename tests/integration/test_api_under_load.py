@@ -94,3 +94,18 @@ def test_exit_fires_on_an_ended_session_before_a_regex_that_cannot_run() -> None
         assert s.wait(regex=r"(a+)+$", exit=True, timeout=5).fired == "exit"
         with pytest.raises(SessionNotRunning):
             s.text("late")
+
+
+def test_an_input_in_parts_cut_short_by_the_end_says_what_was_taken() -> None:
+    """The error of an input in parts says how much the worker took (`input_sent`: send
+    only the rest); `Session.text` made a new SessionNotRunning without it (a review)."""
+    reader = (
+        "import os, tty; tty.setraw(0); n = 0\n"
+        "while n < 700000: n += len(os.read(0, 65536))\n"
+        "import time; time.sleep(0.3)\n"
+    )
+    with Session.start([PY, "-c", reader]) as s:
+        s.wait(input=True, timeout=20)
+        with pytest.raises(SessionNotRunning) as ended:
+            s.text("z" * 2_000_000)
+        assert isinstance(ended.value.input_sent, int) and ended.value.input_sent > 0

@@ -260,10 +260,15 @@ async def test_concurrent_sends_to_one_session_do_not_interleave() -> None:
     each other's (one call's Enter after another's text)."""
     async with mcp_client() as session:
         argv = ["sh", "-c", "cat >/dev/null"]  # (the echo alone: no output in between)
-        payload(await session.call_tool("start", {"argv": argv, "cols": 200, "rows": 40}))
+        start = {"argv": argv, "cols": 200, "rows": 40, "name": "sink"}
+        sid = payload(await session.call_tool("start", start))["id"]
         payload(await session.call_tool("wait", {"input": True, "timeout": 20}))
+        names: list[dict[str, str]] = [{}, {"session": sid}, {"session": "sink"}]
+        names.append({"session": sid[:5]})  # (however a call names it: one session)
         calls = [
-            session.call_tool("send", {"args": [f"<{n:02}", "a", f"{n:02}>", "Enter"]})
+            session.call_tool(
+                "send", {"args": [f"<{n:02}", "a", f"{n:02}>", "Enter"], **names[n % 4]}
+            )
             for n in range(30)
         ]
         for result in await asyncio.gather(*calls):

@@ -222,3 +222,18 @@ def test_a_relay_line_over_the_limit_is_refused_not_read_on(link: Link, tmp_path
         assert str(refused.value) == f"{HOST}: its answer is over {READ_LIMIT >> 20} MiB"
     finally:
         agentty("kill", "-s", sid, env={**os.environ, "AGENTTY_HOME": str(link.remote_home)})
+
+
+def test_input_over_one_request_to_a_host_is_refused_up_front(link: Link) -> None:
+    """`text` of more than a request holds went to a host as one request, refused there as
+    a line too long (a RemoteError, after connecting); a UsageError now, naming the way
+    that takes it (a review)."""
+    from agentty_core.errors import UsageError
+
+    client = RemoteClient(HOST)
+    sid = str(client.start(["cat"])["id"])
+    try:
+        with pytest.raises(UsageError, match="text --file"):
+            client.text(sid, "x" * 2_000_000)
+    finally:
+        agentty("kill", "-s", sid, env={**os.environ, "AGENTTY_HOME": str(link.remote_home)})

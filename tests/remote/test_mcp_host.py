@@ -71,6 +71,10 @@ async def test_mcp_tools_on_a_host(link: Link) -> None:
         # An ended remote session's last screen still reads (the remote command line's get).
         last = payload(await session.call_tool("get", on))
         assert last["exited"] is True and "42" in last["screen"]
+        # A wait the end made impossible answers with that screen, as here (a review: a
+        # bare not_running error on a host).
+        never = payload(await session.call_tool("wait", {"text": "NEVER", "timeout": 5, **on}))
+        assert never["exited"] is True and "42" in never["screen"], never
     assert remote_status(link)["sessions"][0]["status"] == "exited"
 
 

@@ -93,3 +93,33 @@ async def test_a_start_that_fails_keeps_the_dialog_and_what_was_typed(client: Cl
         await wait_for(pilot, lambda: app.screen is not dialog)
         await wait_for(pilot, lambda: [r.get("name") for r in client.sessions()] == ["fixed"])
         await wait_for(pilot, lambda: app.selected == client.sessions()[0]["id"])
+
+
+async def test_a_start_under_way_is_not_cancelled_out_of_sight(client: Client) -> None:
+    """Escape while a start was under way closed the dialog and the start went on: its
+    session came up (or failed) without a word (a review). The dialog stays until it is
+    done, then says so as ever."""
+    import threading
+
+    app = make_app(client)
+    go = threading.Event()
+    real_start = app._start
+
+    def held_start(new: object) -> object:
+        go.wait(10)
+        return real_start(new)  # type: ignore[arg-type]
+
+    app._start = held_start  # type: ignore[method-assign,assignment]
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await pilot.press("n")
+        dialog = app.screen
+        assert isinstance(dialog, NewSessionScreen)
+        await pilot.press(*"cat", "enter")
+        await wait_for(pilot, lambda: dialog.starting)
+        await pilot.press("escape")
+        await pilot.pause(0.2)
+        assert app.screen is dialog  # (not cancelled: a start cannot be taken back)
+        go.set()
+        await wait_for(pilot, lambda: app.screen is not dialog)
+        await wait_for(pilot, lambda: [r.get("command") for r in client.sessions()] == ["cat"])
+        await wait_for(pilot, lambda: any("started" in n.message for n in app._notifications))

@@ -6,8 +6,14 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
+import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
 
 from agentty_core.client import Client
 from agentty_core.protocol import JSONObject, str_list
@@ -73,6 +79,56 @@ def test_input_for_an_ended_session_is_dropped_and_said_once(client: Client) -> 
     deadline = time.monotonic() + 20
     while not failures and time.monotonic() < deadline:
         time.sleep(0.05)
-    senders.close()
+    for char in "y" * 50:  # typed after the first failure (a held key: 30 a second)
+        senders.send(sid, "text", char)
+        time.sleep(0.005)
     time.sleep(0.5)  # (any further failure would have come by now)
+    senders.close()
     assert len(failures) == 1, failures[:3]
+
+
+def test_input_the_worker_took_part_of_is_never_sent_again(
+    client: Client, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A paste in parts whose later part timed out (the worker stopped after taking the
+    first) was sent again whole: what the worker had taken, typed twice (a review). Only a
+    request the worker never read is asked again; this one is said, and not repeated."""
+    from agentty_core import client_actions
+
+    monkeypatch.setattr(client_actions, "INPUT_PART_TIMEOUT", 2.0)
+    count = tmp_path / "count"
+    reader = (
+        "import os, tty; tty.setraw(0); n = 0\n"
+        "while True:\n"
+        "    b = os.read(0, 65536)\n"
+        "    n += len(b)\n"
+        f"    open({str(count)!r}, 'w').write(str(n))\n"
+    )
+    rec = client.start([sys.executable, "-c", reader])
+    sid, worker = str(rec["id"]), int(str(rec["workerPid"]))
+    client.wait(sid, input=True, timeout=10)
+    real_call = Client._call
+
+    def stop_after_the_first_part(self: Client, *args: Any, **kwargs: Any) -> JSONObject:
+        answer = real_call(self, *args, **kwargs)
+        if args[1] == "text" and args[2].get("part") == "first":
+            os.kill(worker, signal.SIGSTOP)
+            threading.Timer(4.0, os.kill, (worker, signal.SIGCONT)).start()
+        return answer
+
+    monkeypatch.setattr(Client, "_call", stop_after_the_first_part)
+    failures: list[str] = []
+    senders = Senders(Fleet(client), lambda _key, message: failures.append(message))
+    data = "y" * (1200 * 1024)
+    senders.send(sid, "paste", data)
+    deadline = time.monotonic() + 30
+    while not failures and time.monotonic() < deadline:
+        time.sleep(0.1)
+    read, still = count.read_text(), 0.0
+    while still < 6 and time.monotonic() < deadline + 30:  # (until nothing more is read)
+        time.sleep(0.5)
+        still = still + 0.5 if count.read_text() == read else 0.0
+        read = count.read_text()
+    senders.close()
+    assert failures and "were sent" in failures[0], failures
+    assert int(count.read_text()) <= len(data) + len("\x1b[200~\x1b[201~"), count.read_text()

@@ -99,6 +99,9 @@ class Place(Protocol):
     def close(self) -> None: ...
 
 
+MAX_LOCKS = 256  # typing locks kept (see Sessions.typing_into)
+
+
 class Sessions:
     """One MCP connection's sessions: its default (with its host) and a place per host."""
 
@@ -122,7 +125,12 @@ class Sessions:
 
     def typing_into(self, place: Place, ref: str) -> asyncio.Lock:
         """The lock a call's input steps hold (`send` is a request a step): calls made at
-        once to one session type one after another, not in between each other's steps."""
+        once to one session type one after another, not in between each other's steps. A
+        session here is known by its id, however the calls name it (a name, a prefix)."""
+        if place is self.local:
+            ref = str(self.local.client.resolve(ref)["id"])
+        if len(self._typing) >= MAX_LOCKS:  # (one a session ever typed to: the free ones go)
+            self._typing = {k: lock for k, lock in self._typing.items() if lock.locked()}
         return self._typing.setdefault((id(place), ref), asyncio.Lock())
 
     def target(self, session: str | None, host: str | None) -> tuple[Place, str]:
