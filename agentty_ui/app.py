@@ -119,7 +119,9 @@ class AgenttyApp(App[None]):
         # (which left the list without live fields for as long as the load lasted).
         self._polling = False
         self._poll_again = False
-        self.senders = Senders(self.fleet, self._input_failed)  # a thread per session typed to
+        self.senders = Senders(  # a thread per session typed to
+            self.fleet, self._input_failed, held=self._input_held
+        )
 
     # ------------------------------------------------------------------ layout
 
@@ -170,12 +172,19 @@ class AgenttyApp(App[None]):
         """(From a sender's thread.)"""
         self.post_message(InputFailed(session_id, error))
 
+    def _input_held(self, session_id: str, error: str) -> None:
+        """(From a sender's thread.)"""
+        self.post_message(InputFailed(session_id, error, held=True))
+
     def on_input_failed(self, message: InputFailed) -> None:
         """Named: input may have been typed to several sessions, and the selection may have
         moved on since."""
         label = session_label(message.session_id, self.records.get(message.session_id))
         text = f"{label}: {message.text}"
-        self.notify(text, title="Input not sent", severity="error", markup=False)
+        if message.held:  # (it goes once the worker answers: not a failure yet)
+            self.notify(text, title="Input held", severity="warning", markup=False)
+        else:
+            self.notify(text, title="Input not sent", severity="error", markup=False)
 
     @property
     def main(self) -> Screen[object]:

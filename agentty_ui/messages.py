@@ -24,11 +24,12 @@ class CallFinished(Message):
 
 
 class InputFailed(Message):
-    """Input for a session could not be sent (posted from its sender's thread)."""
+    """Input for a session could not be sent (posted from its sender's thread); `held`:
+    not yet, it waits for a worker that does not answer."""
 
-    def __init__(self, session_id: str, text: str) -> None:
+    def __init__(self, session_id: str, text: str, *, held: bool = False) -> None:
         super().__init__()
-        self.session_id, self.text = session_id, text
+        self.session_id, self.text, self.held = session_id, text, held
 
 
 class SessionStarted(Message):

@@ -36,14 +36,21 @@ IDLE = 30.0  # seconds without input before a session's sender thread ends
 
 
 class Senders:
-    """`send()` from the UI thread; `failed(key, message)` is called from a sender's
-    thread."""
+    """`send()` from the UI thread; `failed(key, message)` (input dropped) and `held(key,
+    message)` (input waiting for a worker that does not answer) are called from a
+    sender's thread."""
 
     def __init__(
-        self, fleet: Fleet, failed: Callable[[str, str], None], idle: float = IDLE
+        self,
+        fleet: Fleet,
+        failed: Callable[[str, str], None],
+        idle: float = IDLE,
+        *,
+        held: Callable[[str, str], None] | None = None,
     ) -> None:
         self.fleet = fleet
         self.failed = failed
+        self.held = held or failed
         self.idle = idle
         self._lock = threading.Lock()  # a queue is never fed after its thread decided to end
         self._queues: dict[str, queue.Queue[Item | None]] = {}
@@ -120,7 +127,7 @@ class Senders:
                     raise
                 if not said:
                     said = True
-                    self.failed(key, f"{exc}: the input waits for it (stopped?)")
+                    self.held(key, f"{exc}: the input waits for it (stopped?)")
 
 
 def _more(outbox: queue.Queue[Item | None], batch: list[Item]) -> tuple[list[Item], bool]:

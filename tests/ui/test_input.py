@@ -114,7 +114,9 @@ async def test_a_stopped_worker_holds_up_only_its_own_sessions_input(client: Cli
             await open_bar(app, pilot, lively)
             await pilot.press(*"quick", "enter")
             await wait_for(pilot, lambda: screen_of(client, lively).count("quick") == 2, 1.5)
-            await wait_for(pilot, lambda: notified(app, "Input not sent"), 10)
-            assert notified(app, f"{frozen} (frozen)")
+            # (The stopped worker's input waits for it, said once, naming the session.)
+            await wait_for(pilot, lambda: notified(app, "Input held"), 10)
+            assert notified(app, f"{frozen} (frozen)") and not notified(app, "Input not sent")
         finally:
             os.kill(worker, signal.SIGCONT)
+        await wait_for(pilot, lambda: screen_of(client, frozen).count("two") == 2, 20)

@@ -48,7 +48,10 @@ def test_keys_typed_while_the_worker_is_stopped_arrive_in_order_once_it_runs(
     client.wait(sid, input=True, timeout=10)
     fleet = Counted(client)
     failures: list[str] = []
-    senders = Senders(fleet, lambda _key, message: failures.append(message))
+    held: list[str] = []
+    senders = Senders(
+        fleet, lambda _key, said: failures.append(said), held=lambda _key, said: held.append(said)
+    )
     os.kill(worker, signal.SIGSTOP)
     try:
         for char in "AAAA":
@@ -64,6 +67,7 @@ def test_keys_typed_while_the_worker_is_stopped_arrive_in_order_once_it_runs(
     lines = str_list(client.get(sid)["lines"])
     assert lines[0] + lines[1] == typed, lines[0][:40]
     assert fleet.requests <= 8, fleet.requests
+    assert failures == [] and len(held) == 1 and "waits for it" in held[0], (failures, held)
     senders.close()
 
 
