@@ -290,3 +290,27 @@ def test_s25_bad_identifiers_and_options(
     assert list(tmp_path.iterdir()) == []
     leaked = {n for n in set(os.listdir("/tmp")) - tmp_before if ".." in n or "/" in n}
     assert leaked == set()
+
+
+@pytest.mark.parametrize("odd", ["new\nline", "star * and space", 'quote\'s "both"'])
+def test_a_home_whose_path_holds_a_newline_or_a_glob_serves_as_any(
+    tmp_path: Path, odd: str
+) -> None:
+    """A shell's `$(ls -d DIR*)` that matched two directories made a home path with a
+    newline in it (it happened in a session of ours): every command works there, and its
+    processes are ended as in any other home."""
+    home = tmp_path / odd
+    home.mkdir(mode=0o700)
+    env = {**os.environ, "AGENTTY_HOME": str(home)}
+    try:
+        started = json.loads(agentty("start", "--json", "--", "cat", env=env, check=True).stdout)
+        agentty("text", "--enter", "in-an-odd-home", env=env, check=True)
+        agentty("wait", "--regex", "^in-an-odd-home$", "--after", "0", env=env, check=True)
+        listed = json.loads(agentty("status", "--json", env=env, check=True).stdout)
+        assert [s["id"] for s in listed["sessions"]] == [started["id"]]
+        assert listed["home"] == str(home)
+        agentty("kill", env=env, check=True)
+        assert agentty("doctor", env=env).returncode == 0
+    finally:
+        for proc in alive_of_home(home):
+            proc.kill()
