@@ -10,12 +10,15 @@ failed ("too many connections") while the waits timed out.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 import weakref
+from typing import TYPE_CHECKING
 
 from agentty_core.client_calls import WAIT_SLOTS
+
+if TYPE_CHECKING:  # (loaded by its users: a `Session` alone never imports asyncio)
+    import asyncio
 
 _threads: dict[str, threading.BoundedSemaphore] = {}
 _threads_lock = threading.Lock()
@@ -36,6 +39,8 @@ def for_threads(worker: str) -> threading.BoundedSemaphore:
 def for_this_loop(worker: str) -> asyncio.Semaphore:
     """The wait slots of the worker at socket `worker`, for the running loop's tasks (an
     asyncio semaphore serves one loop)."""
+    import asyncio
+
     per_worker = _loops.setdefault(asyncio.get_running_loop(), {})
     slots = per_worker.get(worker)
     if slots is None:

@@ -219,3 +219,12 @@ def test_start_without_the_spawner_does_not_try_the_lane() -> None:
         assert "agentty_core.cli.startlane" not in ran
     finally:
         agentty("kill", check=True)
+
+
+def test_the_sync_session_does_not_load_asyncio() -> None:
+    """`from agentty_core import Session` took 26 ms more once the wait slots it shares
+    with AsyncSession imported asyncio at module level (a read-through)."""
+    loaded = run_python(
+        "import sys; from agentty_core import Session; Session; print('asyncio' in sys.modules)"
+    )
+    assert loaded.stdout.strip() == "False"
