@@ -7,14 +7,13 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
-import time
 
 import psutil
 import pytest
 
 from agentty_core import AsyncSession, Session
 from agentty_core.errors import SessionNotRunning
-from tests.helpers.cli import agentty_json
+from tests.helpers.cli import agentty_json, wait_until
 
 PY = sys.executable
 
@@ -32,7 +31,10 @@ def test_threads_waiting_past_the_worker_s_connections_leave_room_for_input() ->
         threads = [threading.Thread(target=wait) for _ in range(70)]
         for thread in threads:
             thread.start()
-        time.sleep(1)  # (the waits are in by then, or queued: a wait here would queue too)
+        # Until 32 waits hold a connection each (a wait here would queue too): the rest are
+        # queued in the process, or (before) took the worker's last connections.
+        worker = psutil.Process(int(str(s.info.record["workerPid"])))
+        wait_until(lambda: len(worker.net_connections(kind="unix")) > 32, timeout=30)
         s.text("GO-GO", enter=True)
         for thread in threads:
             thread.join(timeout=60)

@@ -19,6 +19,7 @@ from agentty_core.client import Client
 from agentty_core.protocol import JSONObject, str_list
 from agentty_ui.fleet import Fleet
 from agentty_ui.sender import Senders
+from tests.helpers.cli import wait_until
 
 
 class Counted(Fleet):
@@ -56,7 +57,7 @@ def test_keys_typed_while_the_worker_is_stopped_arrive_in_order_once_it_runs(
     try:
         for char in "AAAA":
             senders.send(sid, "text", char)
-        time.sleep(client.timeout + 0.5)  # the first request timed out meanwhile
+        wait_until(lambda: held, timeout=30)  # the first request timed out
         for char in "B" * 1000:
             senders.send(sid, "text", char)
     finally:
@@ -80,9 +81,7 @@ def test_input_for_an_ended_session_is_dropped_and_said_once(client: Client) -> 
     senders = Senders(Fleet(client), lambda _key, message: failures.append(message))
     for char in "x" * 500:
         senders.send(sid, "text", char)
-    deadline = time.monotonic() + 20
-    while not failures and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: failures, timeout=20)
     for char in "y" * 50:  # typed after the first failure (a held key: 30 a second)
         senders.send(sid, "text", char)
         time.sleep(0.005)
@@ -125,14 +124,21 @@ def test_input_the_worker_took_part_of_is_never_sent_again(
     senders = Senders(Fleet(client), lambda _key, message: failures.append(message))
     data = "y" * (1200 * 1024)
     senders.send(sid, "paste", data)
-    deadline = time.monotonic() + 30
-    while not failures and time.monotonic() < deadline:
-        time.sleep(0.1)
-    read, still = count.read_text(), 0.0
-    while still < 6 and time.monotonic() < deadline + 30:  # (until nothing more is read)
-        time.sleep(0.5)
-        still = still + 0.5 if count.read_text() == read else 0.0
-        read = count.read_text()
+    wait_until(lambda: failures, timeout=30)
+    # Then until the program reads nothing more for 6 s (the worker runs again by then:
+    # anything sent twice would be read).
+    quiet = [count.read_text(), time.monotonic()]
+    wait_until(lambda: _quiet_for(count, quiet, 6.0), timeout=60, interval=0.5)
     senders.close()
     assert failures and "were sent" in failures[0], failures
     assert int(count.read_text()) <= len(data) + len("\x1b[200~\x1b[201~"), count.read_text()
+
+
+def _quiet_for(path: Path, last: list[Any], seconds: float) -> bool:
+    """Whether `path` has read the same for `seconds` (`last`: what it read, and since
+    when)."""
+    now = path.read_text()
+    if now != last[0]:
+        last[:] = [now, time.monotonic()]
+    since: float = last[1]
+    return time.monotonic() - since >= seconds
