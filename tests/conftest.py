@@ -35,7 +35,8 @@ def agentty_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.delenv("AGENTTY_FAILPOINTS", raising=False)
     # The warm spawner outlives the `start` that launched it: only its own tests turn it on
     # (and it is ended here, before the census, whatever the test did).
-    monkeypatch.setenv("AGENTTY_SPAWNER", "0")
+    # AGENTTY_TEST_SPAWNER=1 runs every test with it on, as users run agentty by default.
+    monkeypatch.setenv("AGENTTY_SPAWNER", os.environ.get("AGENTTY_TEST_SPAWNER", "0"))
     monkeypatch.delenv("AGENTTY_SPAWNER_IDLE", raising=False)
     monkeypatch.setenv("AGENTTY_LINK", "0")  # a --host call's link outlives it (test_link*)
     # `start --shell` runs `$SHELL -lc`: a login shell reads the machine's own start-up files
