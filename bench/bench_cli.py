@@ -22,6 +22,7 @@ from bench.common import (
 )
 
 B = "1 cli"
+RAW_READER = "import os, tty\ntty.setraw(0)\nos.write(1, b'raw')\nwhile os.read(0, 4096):\n    pass"
 FORM_TARGET = 1.3
 KILL_TARGET = 1.5
 
@@ -36,6 +37,10 @@ def run(quick: bool) -> list[Row]:
         c.wait(sid, text="ready", timeout=10)
         # Input goes to another session, so the screen of the first keeps its "ready".
         tid = str(c.start(["cat"], name="typing", activate=False)["id"])
+        # A program reading keys (raw mode, as readline, a REPL, an editor do): a text's
+        # Enter waits until it has read the text.
+        rid = str(c.start([PYTHON, "-I", "-c", RAW_READER], name="raw", activate=False)["id"])
+        c.wait(rid, text="raw", timeout=10)
         # A program that is done: an agent's last calls read what it left.
         did = str(c.start(["sh", "-c", "echo done"], name="done", activate=False)["id"])
         c.wait(did, exit=True, timeout=10)
@@ -47,6 +52,8 @@ def run(quick: bool) -> list[Row]:
             "agentty text": [AGENTTY, "text", "--session", tid, "x"],
             "agentty text --json": [AGENTTY, "text", "--json", "-s", "typing", "x"],
             "agentty text --enter (reads lines)": [AGENTTY, "text", "--enter", "-s", tid, "x"],
+            "agentty text --enter (reads keys)": [AGENTTY, "text", "--enter", "-s", rid, "x"],
+            "agentty text --enter '' (reads keys)": [AGENTTY, "text", "--enter", "-s", rid, ""],
             "agentty key": [AGENTTY, "key", "--session", tid, "Enter"],
             "agentty key --json": [AGENTTY, "key", "--json", "-s", tid[:4], "Enter"],
             "agentty paste": [AGENTTY, "paste", "--session", tid, "x"],

@@ -226,7 +226,10 @@ class Requests(WorkerBase):
         until = self.until  # (this request's: the next one's is set before it is read)
         if part is not None and len(self.pending_input) + len(data) > INPUT_QUEUE:
             return self._text_when_room(data, part, enter, result, until, self.caller)
-        with_enter = enter and self._reads_lines()
+        # Enter goes with the text to a program reading lines (its line discipline keeps
+        # them apart), and at once when there is no text at all: no read of it can be waited
+        # for (`text --enter ''` waited out ENTER_GAP every time).
+        with_enter = enter and ((not data and part is None) or self._reads_lines())
         reads = self._reads_so_far() if enter and not with_enter else None
         label = None if part in ("more", "last") else "text"
         if part in (None, "first"):

@@ -28,3 +28,16 @@ def test_a_raw_reader_reads_the_text_before_its_enter() -> None:
     reads = [line for line in screen["lines"] if line.startswith("READ ")]
     assert reads == ["READ b'hello'", "READ b'\\r'"], screen["lines"]
     agentty("kill", check=True)
+
+
+def test_enter_alone_reaches_a_raw_reader() -> None:
+    """`text --enter ''` (an agent ending a REPL's block): the Enter is typed at once, with
+    no text to wait for (it waited out the whole gap; `make bench` row `text --enter ''`)."""
+    agentty_json("start", "--", sys.executable, str(PROGRAMS / "read_report.py"))
+    agentty("wait", "--text", "READY", check=True)
+    sent = agentty_json("text", "--enter", "")
+    assert sent["bytes"] == 0
+    screen = agentty_json("wait", "--text", "READ b'\\r'", "--timeout", "10")
+    reads = [line for line in screen["lines"] if line.startswith("READ ")]
+    assert reads == ["READ b'\\r'"], screen["lines"]
+    agentty("kill", check=True)
