@@ -89,9 +89,13 @@ class Actions(Connected):
         )
 
     def attach(self, ref: str) -> Record:
+        """Make `ref` the active session; its record with the live fields `status` shows
+        (the size after a `resize`: the file keeps the one it started with)."""
         rec = self.require_running(ref)
         self._store().set_active(rec["id"])
-        return rec
+        found = [rec]
+        self._merge_live_info(found)
+        return found[0]
 
     def get(self, ref: str | None = None, **params: object) -> JSONObject:
         rec = self._vouched(ref) or self.resolve(ref)

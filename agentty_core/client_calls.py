@@ -146,7 +146,13 @@ class Connected(RecordsView):
 
     def _merge_live_info(self, recs: list[Record]) -> None:
         """Ask every running worker for its live fields at once, within one INFO_TIMEOUT
-        for all: stopped workers cost that once, not once per thread's turn."""
+        for all: stopped workers cost that once, not once per thread's turn. An ended
+        session's input state is said as `get --json` says it."""
+        from agentty_core.proc import inputstate
+
+        for i, rec in enumerate(recs):
+            if rec.get("status") not in ("starting", "running"):
+                recs[i] = records.checked({**rec, "input": inputstate.exited()}) or rec
         running = [i for i, r in enumerate(recs) if r.get("status") == "running"]
         if not running:
             return

@@ -30,6 +30,9 @@ INFO_GRACE = 0.2  # what an ask made after that wait still gets (`client_calls.I
 BATCH = 64  # sockets open at once: far below any descriptor limit
 LIVE_FIELDS = ("lastActiveAt", "input", "seq", "cols", "rows")  # `state.records.LIVE_FIELDS`
 ENDED_FIELDS = ("status", "exitCode", "signal", "endedAt")  # and `ENDED_FIELDS`
+# An ended session's input state, as `get --json` gives it (`proc.inputstate.exited`).
+ENDED_INPUT = {"state": "exited", "echo": None, "canonical": None, "secret": False}
+ENDED_INPUT["foreground"] = None
 INFO_REQUEST = b'{"v": 1, "method": "info", "params": {}}\n'
 SPAWNER_INFO = "spawner.json"  # spawning.INFO_NAME
 
@@ -181,6 +184,9 @@ def _merge_live_info(home: str, recs: list[dict[str, object]]) -> bool:
     within INFO_TIMEOUT of the first ask, or INFO_GRACE of its own, is gone without. False
     where the full path would do more than go without them (a socket missing or not the
     worker's, a worker that hangs up): it looks into that and may write it down."""
+    for i, rec in enumerate(recs):
+        if rec.get("status") not in ("starting", "running"):
+            recs[i] = {**rec, "input": dict(ENDED_INPUT)}
     running = [i for i, rec in enumerate(recs) if rec.get("status") == "running"]
     import time  # loaded by the interpreter itself: free
 

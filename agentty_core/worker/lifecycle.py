@@ -140,6 +140,8 @@ class Lifecycle(WorkerBase):
             "status": "exited",
             "endedAt": now_iso(),
             "lastActiveAt": iso(self.active_at),
+            "cols": self.emu.cols,  # the size it ended with, as its final screen has it
+            "rows": self.emu.rows,
         }
         if "recordingError" in self.record:  # in case noting it alone did not get through
             fields["recordingError"] = self.record["recordingError"]

@@ -601,14 +601,22 @@ def test_status_ends_a_cut_name_or_command_with_an_ellipsis() -> None:
 
 
 def test_status_gives_a_resized_session_s_size_now_both_ways() -> None:
-    """The file keeps the size a session started with; the worker knows it now: status
-    said 80x24 (and the dashboard's Info tab with it) after a resize to 100x30."""
-    agentty_json("start", "--", "cat")
+    """The file keeps the size a session started with until it ends; the worker knows it
+    now: status said 80x24 (and the dashboard's Info tab with it) after a resize to 100x30."""
+    sid = agentty_json("start", "--", "cat")["id"]
     agentty("resize", "--cols", "100", "--rows", "30", check=True)
     for way in ([AGENTTY], FULL):
         listed = json.loads(run(way, "status", "--json").stdout)["sessions"]
         assert [(s["cols"], s["rows"]) for s in listed] == [(100, 30)], (way, listed)
+    # `attach --json` says so too, and the ended record keeps the size it ended with (as
+    # its final screen does): both said 80x24.
+    attached = agentty_json("attach", sid)
+    assert (attached["cols"], attached["rows"]) == (100, 30), attached
     agentty("kill", check=True)
+    for way in ([AGENTTY], FULL):
+        listed = json.loads(run(way, "status", "--json").stdout)["sessions"]
+        assert [(s["cols"], s["rows"]) for s in listed] == [(100, 30)], (way, listed)
+    assert agentty_json("get")["size"] == {"cols": 100, "rows": 30}
 
 
 def test_send_json_says_the_bytes_it_typed_both_ways() -> None:
@@ -618,3 +626,15 @@ def test_send_json_says_the_bytes_it_typed_both_ways() -> None:
         sent = json.loads(run(way, "send", "--json", "ab", "Enter", "C-a").stdout)
         assert sent["bytes"] == 4 and isinstance(sent["seq"], int), (way, sent)
     agentty("kill", check=True)
+
+
+def test_status_says_an_ended_session_s_input_as_get_does_both_ways() -> None:
+    """README: `get --json` and `status --json` carry `input`; an ended session had none in
+    `status` (and `{state: exited, ...}` in `get`)."""
+    sid = agentty_json("start", "--", "true")["id"]
+    agentty("wait", "--exit", check=True)
+    said = agentty_json("get", "-s", sid)["input"]
+    assert said["state"] == "exited", said
+    for way in ([AGENTTY], FULL):
+        listed = json.loads(run(way, "status", "--json").stdout)["sessions"]
+        assert [s["input"] for s in listed] == [said], (way, listed)
