@@ -48,8 +48,8 @@ from agentty_core.session import (
     checked_wait,
     kill_failed,
     not_running,
+    resolved_id,
     seq_of,
-    session_ref,
     wait_conditions,
 )
 from agentty_core.waitspec import WaitConditions
@@ -67,7 +67,7 @@ class AsyncSession:
         if client is not None and not isinstance(client, Client):
             raise UsageError("AsyncSession drives this machine's sessions; use Session for --host")
         self.client = client or Client()
-        self.id = session_ref(session_id, "an AsyncSession's id")
+        self.id = resolved_id(session_id, "an AsyncSession's id", self.client)
         self._idle: list[AsyncConnection] = []
         self._worker: tuple[str, int | None] | None = None  # socket path, worker pid
 

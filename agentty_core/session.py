@@ -21,11 +21,12 @@ up `text` from another, and answers never cross.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import dataclasses
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import overload
@@ -54,7 +55,7 @@ from agentty_core.errors import (
 from agentty_core.input_steps import Step, in_one_request, key_steps, send_steps, text_steps
 from agentty_core.ipc import forks
 from agentty_core.ipc.pool import MAX_IDLE, Pool
-from agentty_core.paths import Home
+from agentty_core.paths import SESSION_ID_RE, Home
 from agentty_core.protocol import JSONObject
 from agentty_core.waitspec import WaitConditions
 
@@ -140,7 +141,7 @@ class Session:
 
     def __init__(self, session_id: str, client: Client | RemoteClient | None = None) -> None:
         self.client: Client | RemoteClient = client or Client()
-        self.id = session_ref(session_id, "a Session's id")
+        self.id = resolved_id(session_id, "a Session's id", self.client)
         self._pool: Pool | None = None
         self._pool_lock = threading.Lock()
         forks.reset_in_child(self, Session._unlocked)  # (its pool forgets the parent's own)
@@ -394,41 +395,57 @@ class Session:
         )
 
     def _wait(self, spec: WaitConditions) -> WaitResult:
-        # An ended session is answered from its saved screen: the long way.
-        result = None if spec.exit else self._wait_on_worker(spec)
-        if result is None:
-            try:
-                result = self.client.wait(self.id, timeout=spec.timeout, **spec.conditions())
-            except SessionWaitTimeout:
-                raise
-            except WaitTimeout as exc:
-                raise SessionWaitTimeout(exc.message, exc.screen) from None
+        if spec.exit:  # the exit and its final screen come from the record: the long way
+            if not isinstance(self.client, Client):
+                return WaitResult.from_json(self._long_wait(spec, spec.timeout))
+            with self._wait_slot(spec.timeout) as left:  # (it holds a connection meanwhile)
+                return WaitResult.from_json(self._long_wait(spec, left))
+        result = self._wait_on_worker(spec)
+        if result is None:  # an ended session is answered from its saved screen
+            result = self._long_wait(spec, spec.timeout)
         return WaitResult.from_json(result)
 
-    def _wait_on_worker(self, spec: WaitConditions) -> JSONObject | None:
-        """The worker's answer, asked within one of the session's wait slots
-        (`wait_slots`); None when the session ended or its worker cannot be asked."""
-        if not isinstance(self.client, Client):
-            return None  # (a remote session: its client keeps the relay)
+    def _long_wait(self, spec: WaitConditions, timeout: float) -> JSONObject:
+        try:
+            return self.client.wait(self.id, timeout=timeout, **spec.conditions())
+        except SessionWaitTimeout:
+            raise
+        except WaitTimeout as exc:
+            raise SessionWaitTimeout(exc.message, exc.screen) from None
+
+    @contextlib.contextmanager
+    def _wait_slot(self, timeout: float) -> Iterator[float]:
+        """One of the session's wait slots (`wait_slots`), for a wait of `timeout` seconds:
+        the time left of it once the slot is ours (all of it when none was queued for, so
+        the worker's words say "after 30s"). Every wait that holds a worker connection takes
+        one: 70 threads waiting for the exit took all 64 and input found none."""
+        assert isinstance(self.client, Client)
         slots = wait_slots.for_threads(str(self.client.home.socket_path(self.id)))
         began = time.monotonic()
         queued = not slots.acquire(blocking=False)  # (at once, even with a timeout of 0)
-        if queued and not slots.acquire(timeout=spec.timeout):
-            message = f"wait timed out after {spec.timeout:g}s (the session's waits queued)"
+        if queued and not slots.acquire(timeout=timeout):
+            message = f"wait timed out after {timeout:g}s (the session's waits queued)"
             raise SessionWaitTimeout(message, self.client.get(self.id))
         try:
-            # (Not queued: its own timeout, the worker's words "after 30s" with it.)
-            left = max(0.0, spec.timeout - (time.monotonic() - began)) if queued else spec.timeout
-            params: JSONObject = {**spec.params(), "timeout": left}
-            return self._fast("wait", params, timeout=left + 5.0)
-        except RemoteError as exc:
-            if exc.code == "timeout":
-                raise SessionWaitTimeout(exc.message, self.client.get(self.id)) from None
-            if exc.code != "exited":
-                raise
-            return None
+            yield max(0.0, timeout - (time.monotonic() - began)) if queued else timeout
         finally:
             slots.release()
+
+    def _wait_on_worker(self, spec: WaitConditions) -> JSONObject | None:
+        """The worker's answer, asked within one of the session's wait slots; None when the
+        session ended or its worker cannot be asked."""
+        if not isinstance(self.client, Client):
+            return None  # (a remote session: its client keeps the relay)
+        with self._wait_slot(spec.timeout) as left:
+            params: JSONObject = {**spec.params(), "timeout": left}
+            try:
+                return self._fast("wait", params, timeout=left + 5.0)
+            except RemoteError as exc:
+                if exc.code == "timeout":
+                    raise SessionWaitTimeout(exc.message, self.client.get(self.id)) from None
+                if exc.code != "exited":
+                    raise
+                return None
 
     def resize(self, cols: int, rows: int) -> None:
         try:
@@ -519,6 +536,16 @@ def session_ref(ref: object, what: str) -> str:
         raise UsageError(
             f"{what} is a session id, unique id prefix or name (a str), not {echoed(ref)}"
         )
+    return ref
+
+
+def resolved_id(ref: object, what: str, client: Client | RemoteClient) -> str:
+    """The id of the session `ref` names (`session_ref`). A name or prefix is resolved
+    here, once, to the session it names now (it was taken for an id: `get` found it, every
+    other call failed "invalid session id"); another host resolves it on each call."""
+    ref = session_ref(ref, what)
+    if isinstance(client, Client) and not SESSION_ID_RE.fullmatch(ref):
+        return str(client.resolve(ref)["id"])
     return ref
 
 

@@ -11,7 +11,8 @@ import threading
 import psutil
 import pytest
 
-from agentty_core import AsyncSession, Session
+from agentty_core import AsyncSession, Session, wait_slots
+from agentty_core.client_calls import WAIT_SLOTS
 from agentty_core.errors import SessionNotRunning
 from tests.helpers.cli import agentty_json, wait_until
 
@@ -39,6 +40,28 @@ def test_threads_waiting_past_the_worker_s_connections_leave_room_for_input() ->
         for thread in threads:
             thread.join(timeout=60)
         assert fired == ["text"] * 70, fired
+
+
+def test_threads_waiting_for_the_exit_queue_as_other_waits_do() -> None:
+    """`wait(exit=True)` took a worker connection outside the wait slots: 70 threads
+    waiting for the exit took all 64, and `text` failed ("too many connections")."""
+    with Session.start(["cat"]) as s:
+        fired: list[str | None] = []
+
+        def wait() -> None:
+            fired.append(s.wait(exit=True, timeout=30).fired)
+
+        threads = [threading.Thread(target=wait) for _ in range(70)]
+        for thread in threads:
+            thread.start()
+        slots = wait_slots.for_threads(str(s.client.home.socket_path(s.id)))
+        queued = slots._cond._waiters  # type: ignore[attr-defined]  # (CPython's)
+        wait_until(lambda: len(queued) == 70 - WAIT_SLOTS, timeout=30)
+        s.text("hello", enter=True)
+        s.kill()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert fired == ["exit"] * 70, fired
 
 
 def test_an_async_session_taken_to_another_event_loop_still_kills() -> None:

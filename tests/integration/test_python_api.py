@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -341,3 +342,32 @@ def test_a_session_s_timeout_is_exported_with_its_screen_typed(agentty_session: 
         s.wait(text="never", timeout=0.2)
     screen: Screen = timed_out.value.screen
     assert isinstance(screen, Screen) and isinstance(timed_out.value, WaitTimeout)
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_a_session_named_by_its_name_or_prefix_takes_every_call(
+    agentty_home_path: Path, api: str
+) -> None:
+    """`Session(ref)` says it takes an id, a unique id prefix or a name: with a name or a
+    prefix only `get` worked, `text` and `wait` failed "invalid session id" (a review)."""
+    from agentty_core import AsyncSession
+    from agentty_core.errors import SessionNotFound
+
+    with Session.start(["cat"], name="named") as started:
+        for ref in ("named", started.id[:4]):
+            if api == "sync":
+                s = Session(ref)
+                assert s.id == started.id
+                s.text(f"via {ref}", enter=True)
+                assert s.wait(text=f"via {ref}", timeout=10).fired == "text"
+            else:
+
+                async def typed(ref: str = ref) -> str | None:
+                    a = AsyncSession(ref)
+                    assert a.id == started.id
+                    await a.text(f"async {ref}", enter=True)
+                    return (await a.wait(text=f"async {ref}", timeout=10)).fired
+
+                assert asyncio.run(typed()) == "text"
+        with pytest.raises(SessionNotFound):
+            Session("no-such-name")
