@@ -141,6 +141,8 @@ class Actions(Connected):
                     exc.message = f"{exc.message}; {sent} of {total} bytes were sent"
                     exc.args = (exc.message,)
                     exc.input_sent = sent
+                    seq = first.get("seq")
+                    exc.input_seq = seq if isinstance(seq, int) else None
                 raise
             first = first or answer
             count = answer.get("bytes")

@@ -71,6 +71,7 @@ class AgenttyError(Exception):
     # Bytes of an input sent in parts that the worker took before this failed (`Client.text`):
     # said, so that a caller does not send them twice.
     input_sent: int | None = None
+    input_seq: int | None = None  # and the screen's seq from before its first part
 
     def __init__(self, message: str, *, log_path: str | None = None) -> None:
         super().__init__(message)

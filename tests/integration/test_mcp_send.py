@@ -255,6 +255,29 @@ async def test_a_send_cut_short_by_the_end_says_part_of_it_was_sent() -> None:
         assert "part of the input was sent" in _text(result.content[0]), _text(result.content[0])
 
 
+PART_READER = (
+    "import os, sys, tty; tty.setraw(0); n = 0\n"
+    "print('READY', flush=True)\n"
+    "while n < 700_000: n += len(os.read(0, 65536))\n"
+)
+
+
+async def test_a_text_cut_short_in_its_parts_says_part_of_it_was_sent() -> None:
+    """A text over one request goes in parts: one whose program ended after some of them
+    went out said so in its message only ("N of M bytes were sent"), and a program reading
+    the structured error would type all of it again (a review)."""
+    async with mcp_client() as session:
+        payload(await session.call_tool("start", {"argv": [sys.executable, "-c", PART_READER]}))
+        first = payload(await session.call_tool("wait", {"text": "READY", "timeout": 20}))
+        result = await session.call_tool("type_text", {"text": "x" * 3_000_000})
+        assert result.is_error, result
+        error = result.structured_content["error"]
+        assert error["code"] == "not_running" and "bytes were sent" in error["message"], error
+        assert error["inputSent"] is True and error["partly"] is True, error
+        assert error["seq"] >= first["seq"], (error, first)
+        assert "part of the input was sent" in _text(result.content[0])
+
+
 async def test_concurrent_sends_to_one_session_do_not_interleave() -> None:
     """Each `send` is several requests; sends made at once by one client went in between
     each other's (one call's Enter after another's text)."""

@@ -16,8 +16,10 @@ which have the same async methods.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import ParamSpec, Protocol, TypeVar
 
 import anyio.to_thread
@@ -99,7 +101,31 @@ class Place(Protocol):
     def close(self) -> None: ...
 
 
-MAX_LOCKS = 256  # typing locks kept (see Sessions.typing_into)
+class TypingLocks:
+    """A lock per session, kept while a call holds it or waits for it, and no longer: the
+    table holds only sessions being typed to. (A table pruned of the locks not `locked()`
+    once full dropped one just released to a waiter not yet running, and two calls typed
+    into one session at once.)"""
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[int, str], tuple[asyncio.Lock, int]] = {}  # lock, users
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+    @contextlib.asynccontextmanager
+    async def holding(self, key: tuple[int, str]) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            users = self._locks[key][1] - 1
+            if users:
+                self._locks[key] = (lock, users)
+            else:
+                del self._locks[key]
 
 
 class Sessions:
@@ -110,7 +136,7 @@ class Sessions:
         self.default: tuple[str | None, str] | None = None  # (host, session id)
         self._remote: dict[str, Place] = {}
         self._hosts: dict[str, str] = {}  # id of a session adopted on a host -> that host
-        self._typing: dict[tuple[int, str], asyncio.Lock] = {}  # see typing_into
+        self._typing = TypingLocks()
 
     def place(self, host: str | None) -> Place:
         """The place `host` names (None: this machine); a host is set up on first use."""
@@ -123,15 +149,13 @@ class Sessions:
             place = self._remote[host] = Remote(host, self.local.client.home)
         return place
 
-    def typing_into(self, place: Place, ref: str) -> asyncio.Lock:
-        """The lock a call's input steps hold (`send` is a request a step): calls made at
-        once to one session type one after another, not in between each other's steps. A
-        session here is known by its id, however the calls name it (a name, a prefix)."""
+    def typing_into(self, place: Place, ref: str) -> AbstractAsyncContextManager[None]:
+        """Held by a call's input steps (`send` is a request a step): calls made at once to
+        one session type one after another, not in between each other's steps. A session
+        here is known by its id, however the calls name it (a name, a prefix)."""
         if place is self.local:
             ref = str(self.local.client.resolve(ref)["id"])
-        if len(self._typing) >= MAX_LOCKS:  # (one a session ever typed to: the free ones go)
-            self._typing = {k: lock for k, lock in self._typing.items() if lock.locked()}
-        return self._typing.setdefault((id(place), ref), asyncio.Lock())
+        return self._typing.holding((id(place), ref))
 
     def target(self, session: str | None, host: str | None) -> tuple[Place, str]:
         """Where a call goes and the session it names. Without `session`: the default, on

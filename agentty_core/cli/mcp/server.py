@@ -429,9 +429,10 @@ def build_server(client: Client | None = None) -> MCPServer:
                 try:
                     answer = await place.act(ref, method, params)
                 except AgenttyError as exc:
-                    if done == 0:
+                    if done == 0 and not exc.input_sent:  # (a text in parts: some went)
                         raise
-                    return error_result(exc, sent=seq if isinstance(seq, int) else 0, part=True)
+                    before = seq if isinstance(seq, int) else exc.input_seq
+                    return error_result(exc, sent=before or 0, part=True)
                 if seq is None:
                     seq = answer.get("seq")
         before = seq if isinstance(seq, int) else 0
