@@ -124,19 +124,29 @@ def send_steps(args: Sequence[str], *, literal: bool = False, enter: bool = Fals
     return steps
 
 
-def _fits_one_request(params: JSONObject) -> None:
-    """`send` types each run of text as one request, whose line the worker reads only up to
-    `protocol.MAX_LINE`: a longer one is refused here, before any step is sent."""
-    data = params.get("data")
+def oversized(params: JSONObject) -> int | None:
+    """The size of the `text` request `params` make when it is more than a worker reads as
+    one line (`protocol.MAX_LINE`), else None: measured, as it will be sent."""
+    data = params.get("data", params.get("data_b64"))
     if not isinstance(data, str) or len(data) <= ALWAYS_FITS:
-        return
+        return None
     from agentty_core import protocol
 
     size = len(protocol.request("text", params, until=LONGEST_UNTIL))
-    if size > protocol.MAX_LINE:
+    return size if size > protocol.MAX_LINE else None
+
+
+def _fits_one_request(params: JSONObject) -> None:
+    """`send` types each run of text as one request: a longer one than a worker reads is
+    refused here, before any step is sent."""
+    size = oversized(params)
+    if size is not None:
+        from agentty_core import protocol
+
         raise UsageError(
-            f"send: {len(data)} characters of text are more than one request carries "
-            f"({size} > {protocol.MAX_LINE} bytes as JSON); `text` sends any length, in parts"
+            f"send: {len(str(params.get('data')))} characters of text are more than one "
+            f"request carries ({size} > {protocol.MAX_LINE} bytes as JSON); `text` sends "
+            "any length, in parts"
         )
 
 

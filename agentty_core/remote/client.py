@@ -14,7 +14,7 @@ import subprocess
 import threading
 from collections.abc import Mapping, Sequence
 
-from agentty_core import keys
+from agentty_core import keys, protocol
 from agentty_core.client import describe_end
 from agentty_core.errors import (
     AgenttyError,
@@ -28,7 +28,7 @@ from agentty_core.errors import (
     WaitTimeout,
     WorkerUnreachable,
 )
-from agentty_core.input_steps import in_one_request, text_params
+from agentty_core.input_steps import oversized, text_params
 from agentty_core.paths import SESSION_ID_RE, Home
 from agentty_core.protocol import JSONObject
 from agentty_core.remote import transport
@@ -266,13 +266,16 @@ class RemoteClient:
     def text(
         self, ref: str | None, data: str | bytes, *, enter: bool = False, paste: bool = False
     ) -> JSONObject:
-        if not in_one_request(data):  # (refused by the worker as a line too long, 1 MiB)
+        params = text_params(data, enter=enter, paste=paste)
+        size = oversized(params)  # (refused by the worker as a line too long)
+        if size is not None:
             raise UsageError(
-                f"{self.host.name}: an input this large goes to a host in one request at most "
-                "(512 KiB as bytes): send it in pieces, or use "
-                f"'agentty --host {self.host.name} text --file F' (up to 64 MiB)"
+                f"{self.host.name}: an input goes to a host in one request, and this one is "
+                f"{size} bytes as JSON, over the {protocol.MAX_LINE} a worker reads: send it "
+                f"in pieces, or use 'agentty --host {self.host.name} text --file F' (up to "
+                "64 MiB); nothing was sent"
             )
-        return self._call(ref, "text", text_params(data, enter=enter, paste=paste))
+        return self._call(ref, "text", params)
 
     def paste(self, ref: str | None, data: str | bytes) -> JSONObject:
         return self.text(ref, data, paste=True)

@@ -235,5 +235,9 @@ def test_input_over_one_request_to_a_host_is_refused_up_front(link: Link) -> Non
     try:
         with pytest.raises(UsageError, match="text --file"):
             client.text(sid, "x" * 2_000_000)
+        # What one request holds goes (100,000 characters were refused for a worst case
+        # of 6 bytes a character: 87,381 at most; another review).
+        client.text(sid, "y" * 100_000)
+        client.wait(sid, text="y" * 70, timeout=20)
     finally:
         agentty("kill", "-s", sid, env={**os.environ, "AGENTTY_HOME": str(link.remote_home)})
