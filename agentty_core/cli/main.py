@@ -450,7 +450,10 @@ def cmd_gc(args: argparse.Namespace) -> int:
         emit({"removed": removed, "keptWithOrphans": kept})
         return 0
     ids = " ".join(shown(sid) for sid in removed)  # a malformed record's id may be anything
-    print(f"removed {len(removed)} session(s)" + (f": {ids}" if removed else ""))
+    print(
+        f"removed {len(removed)} session(s)"
+        + (f" with their logs, final screens and recordings: {ids}" if removed else "")
+    )
     if kept:
         print(
             f"kept {len(kept)} lost session(s) whose processes still run: "

@@ -387,8 +387,8 @@ def _wait(sub: Subparsers) -> None:
 def _resize(sub: Subparsers) -> None:
     p = sub.add_parser("resize", help="resize the session's terminal")
     _session_option(p)
-    p.add_argument("--cols", type=_positive_int, required=True)
-    p.add_argument("--rows", type=_positive_int, required=True)
+    p.add_argument("--cols", type=_positive_int, required=True, help="terminal width, 2..1000")
+    p.add_argument("--rows", type=_positive_int, required=True, help="terminal height, 2..1000")
     _json_option(p)
 
 
@@ -451,12 +451,18 @@ def _run(sub: Subparsers) -> None:
         "the exit, print the final screen, remove the session, and exit with the program's "
         "exit code (3 on timeout).",
         usage="agentty run [--timeout S] [--expect TEXT (--input TEXT | --text TEXT | "
-        "--key KEYS)]... -- PROGRAM [ARG...]",
+        "--key KEYS)]... [--cols N] [--rows N] [--cwd DIR] [--json] -- PROGRAM [ARG...]",
     )
     p.add_argument(
         "--timeout", type=_seconds, default=60.0, metavar="SECONDS", help="0..86400 (default 60)"
     )
-    p.add_argument("--expect", action="append", default=[], metavar="TEXT")
+    p.add_argument(
+        "--expect",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="a prompt: once TEXT is on screen and the program reads, the answer of its rank",
+    )
     p.add_argument(
         "--input", action=_Answer, default=[], metavar="TEXT", help="an answer: TEXT, then Enter"
     )
@@ -475,9 +481,9 @@ def _run(sub: Subparsers) -> None:
         help="an answer: keys pressed, names as for `agentty key` (--key 'Down Enter')",
     )
     p.set_defaults(answers=[])
-    p.add_argument("--cols", type=_positive_int, default=80)
-    p.add_argument("--rows", type=_positive_int, default=24)
-    p.add_argument("--cwd")
+    p.add_argument("--cols", type=_positive_int, default=80, help="terminal width (default 80)")
+    p.add_argument("--rows", type=_positive_int, default=24, help="terminal height (default 24)")
+    p.add_argument("--cwd", help="working directory (default: the current one)")
     p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- PROGRAM [ARG...]")
     _json_option(p)
 
@@ -520,9 +526,9 @@ def _orphans(sub: Subparsers) -> None:
 def _gc(sub: Subparsers) -> None:
     p = sub.add_parser(
         "gc",
-        help="remove records, sockets and logs of ended sessions",
-        description="Remove the records, sockets, logs and final screens of exited, "
-        "failed and lost sessions. Running sessions are never touched.",
+        help="remove ended sessions: records, sockets, logs, final screens, recordings",
+        description="Remove the records, sockets, logs, final screens and recordings (.cast) "
+        "of exited, failed and lost sessions. Running sessions are never touched.",
     )
     p.add_argument(
         "--older-than",
