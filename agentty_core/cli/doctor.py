@@ -219,13 +219,14 @@ def _stale_sockets(home: Home) -> Check:
     except FileNotFoundError:
         return _check("sockets", True, f"{sock_dir} does not exist yet")
     live = {r["id"] for r in Client(home).sessions() if is_live(r)}
-    stale, foreign = [], []
+    stale, foreign, sessions = [], [], 0
     for name in names:
         session_id = name.removesuffix(".sock")
         path = sock_dir / name
         st = os.lstat(path)
         if SPAWNER_SOCKET_RE.fullmatch(name) and stat.S_ISSOCK(st.st_mode):
             continue  # a warm spawner's (see the spawner check), or another home's
+        sessions += 1
         if not stat.S_ISSOCK(st.st_mode) or not SESSION_ID_RE.fullmatch(session_id):
             foreign.append(name)
         elif session_id in live or not home.owns_session_socket(session_id):
@@ -243,7 +244,7 @@ def _stale_sockets(home: Home) -> Check:
         return _check(
             "sockets", False, f"stale sockets of ended sessions: {' '.join(stale)}", "agentty gc"
         )
-    return _check("sockets", True, f"{len(names)} socket(s), all of live sessions")
+    return _check("sockets", True, f"{sessions} session socket(s), all of live sessions")
 
 
 def _aged(st: os.stat_result) -> bool:

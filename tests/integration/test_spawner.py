@@ -194,6 +194,9 @@ def test_status_and_doctor_show_it(agentty_home: Path) -> None:
     doctor = agentty_json("doctor")
     checks = {c["name"]: c for c in doctor["checks"]}
     assert checks["sockets"]["ok"], checks["sockets"]
+    running = [s for s in agentty_json("status")["sessions"] if s["status"] == "running"]
+    # The spawner's socket is not a session's (it was counted as one).
+    assert checks["sockets"]["detail"] == f"{len(running)} session socket(s), all of live sessions"
     assert str(info["pid"]) in checks["spawner"]["detail"]
     # How programs start, where setpriv can give them their death signal (`proc.ptyhost`).
     helper = shutil.which("setpriv")
