@@ -9,6 +9,7 @@ directory in its place is.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -68,13 +69,17 @@ def test_a_fifo_as_the_list_or_the_active_pointer_is_refused_at_once(
     agentty("kill", "-s", rec["id"])
 
 
+def _statuses(status_json: str) -> list[object]:
+    return [s.get("status") for s in json.loads(status_json)["sessions"]]
+
+
 def test_a_fifo_as_a_final_screen_or_the_spawner_description_is_refused_at_once(
     agentty_home: Path,
 ) -> None:
     rec = start("--", "true")
     final = agentty_home / "logs" / f"{rec['id']}.final.json"
     wait_until(final.exists)
-    wait_until(lambda: _run("status", "--json").stdout.count('"exited"') == 1)
+    wait_until(lambda: _statuses(_run("status", "--json").stdout) == ["exited"])
     saved = _fifo_in_place_of(final)
     try:
         for args in (["get", "-s", rec["id"]], ["wait", "-s", rec["id"], "--exit"]):
