@@ -278,7 +278,11 @@ def finish(
         code = screen.get("exitCode")
         # The input state of a program that ended says nothing, and came with some endings'
         # answers (the final screen's file) and not others (the worker's): never printed.
+        # Nor does the last wait's match; its time is the whole run's (it was that wait's).
         screen.pop("input", None)
+        screen.pop("match", None)
+        began = deadline - float(args.timeout)
+        screen["elapsed_ms"] = round((time.monotonic() - began) * 1000, 3)
         try:
             if sys.stdout is None:  # (started with stdout closed: nothing to print it on)
                 pass

@@ -519,3 +519,16 @@ def test_run_json_has_the_same_fields_whatever_the_timing(delay: str) -> None:
     proc = agentty("run", "--json", "--", "sh", "-c", f"{delay}echo x; exit 3")
     assert proc.returncode == 3
     assert "input" not in json.loads(proc.stdout)
+
+
+def test_run_json_s_elapsed_ms_is_the_whole_run_s() -> None:
+    """It was the last wait's, the exit's (1.9 ms of a run that took 196: an outside
+    round)."""
+    for command in ([AGENTTY], FULL):
+        script = "sleep 0.3; echo name?; read n; echo done"
+        proc = run(
+            command, "run", "--json", "--expect", "name?", "--input", "x", "--", "sh", "-c", script
+        )
+        said = json.loads(proc.stdout)
+        assert proc.returncode == 0 and "done" in said["lines"], (command, proc.stderr)
+        assert said["elapsed_ms"] >= 300 and "match" not in said, (command, said)
