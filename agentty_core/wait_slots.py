@@ -20,11 +20,16 @@ from agentty_core.client_calls import WAIT_SLOTS
 if TYPE_CHECKING:  # (loaded by its users: a `Session` alone never imports asyncio)
     import asyncio
 
-_threads: dict[str, threading.BoundedSemaphore] = {}
-_threads_lock = threading.Lock()
-_loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]] = (
-    weakref.WeakKeyDictionary()
+# Each count is kept while a wait holds it or queues on it, and no longer (a long-lived
+# process that drove many sessions kept one for each). One made again starts full: no wait
+# of the process holds a slot of that worker then.
+_threads: weakref.WeakValueDictionary[str, threading.BoundedSemaphore] = (
+    weakref.WeakValueDictionary()
 )
+_threads_lock = threading.Lock()
+_loops: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, weakref.WeakValueDictionary[str, asyncio.Semaphore]
+] = weakref.WeakKeyDictionary()
 
 
 def for_threads(worker: str) -> threading.BoundedSemaphore:
@@ -41,7 +46,7 @@ def for_this_loop(worker: str) -> asyncio.Semaphore:
     asyncio semaphore serves one loop)."""
     import asyncio
 
-    per_worker = _loops.setdefault(asyncio.get_running_loop(), {})
+    per_worker = _loops.setdefault(asyncio.get_running_loop(), weakref.WeakValueDictionary())
     slots = per_worker.get(worker)
     if slots is None:
         slots = per_worker[worker] = asyncio.Semaphore(WAIT_SLOTS)

@@ -134,3 +134,20 @@ def test_an_input_in_parts_cut_short_by_the_end_says_what_was_taken() -> None:
         with pytest.raises(SessionNotRunning) as ended:
             s.text("z" * 2_000_000)
         assert isinstance(ended.value.input_sent, int) and ended.value.input_sent > 0
+
+
+def test_the_wait_slots_of_sessions_waited_on_are_not_kept() -> None:
+    """A long-lived script waiting on many sessions kept a count per session for ever (a
+    review): each is kept while a wait holds or queues on it."""
+    for _ in range(3):
+        with Session.start(["cat"]) as s:
+            s.text("x", enter=True)
+            assert s.wait(text="x", timeout=10).fired == "text"
+
+            async def waited(ref: str = s.id) -> None:
+                a = AsyncSession(ref)
+                await a.wait(text="x", timeout=10)
+                assert not any(wait_slots._loops.values())  # (the loop's, once it is done)
+
+            asyncio.run(waited())
+    assert len(wait_slots._threads) == 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import ParamSpec, Protocol, TypeVar
@@ -192,7 +193,10 @@ class Local:
     def __init__(self, client: Client | None = None) -> None:
         self.client = client or Client()
         self._idle: dict[str, list[AsyncConnection]] = {}
-        self._wait_slots: dict[str, asyncio.Semaphore] = {}
+        # (kept while a wait holds or queues on one, as `wait_slots` keeps its counts)
+        self._wait_slots: weakref.WeakValueDictionary[str, asyncio.Semaphore] = (
+            weakref.WeakValueDictionary()
+        )
 
     async def resolve(self, ref: str) -> Record:
         return self.client.resolve(ref)  # a read of sessions.json: no thread needed
