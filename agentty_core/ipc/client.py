@@ -40,6 +40,27 @@ _TIMEVAL = struct.Struct("@ll")  # struct timeval: seconds, microseconds
 SEND_STALL = 5.0
 
 
+class Late(WorkerUnreachable):
+    """The worker read the request after its `until` (stopped until then) and refused it,
+    `late`: not done, so asking again cannot do it twice, as for one it never read."""
+
+
+def unsent(message: str, reason: UnreachableReason) -> WorkerUnreachable:
+    """A failure before the worker could read the request: no connection, or the line not
+    sent whole (a worker reads a request at its newline, and drops a line left without one
+    when the connection closes). Nothing of it was done: `unread`."""
+    exc = WorkerUnreachable(message, reason)
+    exc.unread = True
+    return exc
+
+
+def not_done(exc: WorkerUnreachable) -> bool:
+    """Whether the worker surely did not act on the request, so that asking again cannot
+    do it twice: it never read it (`unread`: still queued, never sent whole, no connection),
+    or refused it as read too late (`Late`)."""
+    return exc.unread or isinstance(exc, Late)
+
+
 class Connection:
     """A connection to one worker; usable for several requests in order."""
 
@@ -53,7 +74,7 @@ class Connection:
             self.sock.connect(path)
         except OSError as exc:
             self.sock.close()
-            raise WorkerUnreachable(*_connect_failure(path, exc)) from None
+            raise unsent(*_connect_failure(path, exc)) from None
         # Blocking, with the deadline in the kernel (SO_RCVTIMEO) rather than Python's
         # poll-then-recv: waking from a blocking recv is several times faster (0.02 ms against
         # 0.13 ms a round trip on a small VM), and round trips are what agents pay for.
@@ -62,7 +83,7 @@ class Connection:
         pid, uid, _ = peer_credentials(self.sock)
         if uid != os.getuid() or (expect_pid and pid and pid != expect_pid):
             self.sock.close()
-            raise WorkerUnreachable(
+            raise unsent(
                 f"socket {path} is served by an unexpected process (pid {pid})", "wrong_peer"
             )
         self.peer_pid = pid
@@ -95,6 +116,8 @@ class Connection:
     def send(
         self, method: str, params: protocol.JSONObject | None = None, until: float | None = None
     ) -> None:
+        """Send one request line. One that fails did not go out whole (sendall gives up
+        with bytes left, its newline last): the worker never read it, `unsent`."""
         line = sendable(protocol.request(method, params, until))
         try:
             self.sock.sendall(line)
@@ -102,8 +125,8 @@ class Connection:
             # the connection (before reading it) makes it fail at once: "send_failed"
             message = f"worker stopped answering: {exc.strerror or exc}"
             if isinstance(exc, (BlockingIOError, TimeoutError)):
-                raise WorkerUnreachable(message, "timeout") from None
-            raise WorkerUnreachable(message, "send_failed") from None
+                raise unsent(message, "timeout") from None
+            raise unsent(message, "send_failed") from None
 
     def read_message(self, deadline: float | None = None) -> protocol.JSONObject:
         # Chunks are joined once and only the new one is searched: a large screen's reply
@@ -145,16 +168,18 @@ class Connection:
         self, method: str, params: protocol.JSONObject | None = None, timeout: float | None = None
     ) -> protocol.JSONObject:
         """Send a request and return its result, or raise the worker's error. One that acts
-        says until when we wait: read later (the worker stopped meanwhile), it is not done."""
+        says until when we wait: read later (the worker stopped meanwhile), it is not done
+        (`Late`, or `unread` if the answer's wait ran out with the request still queued)."""
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         self.send(method, params, deadline if method in protocol.ACTING else None)
         session = os.path.basename(self.path).removesuffix(".sock")
         try:
-            return unwrap(self.read_message(deadline), session)
+            message = self.read_message(deadline)
         except WorkerUnreachable as exc:
             if exc.reason == "timeout":
                 exc.unread = self._unread()
             raise
+        return unwrap(message, session)
 
     def _unread(self) -> bool:
         """Whether the worker left bytes we sent unread (SIOCOUTQ: what the peer has not
@@ -196,7 +221,7 @@ def unwrap(message: protocol.JSONObject, session: str = "") -> protocol.JSONObje
     if not isinstance(err, dict):
         raise ProtocolError("worker sent a malformed error")
     if err.get("code") == "late":  # read after its `until`: in time for nobody, not done
-        raise WorkerUnreachable("worker did not answer in time", "timeout")
+        raise Late("worker did not answer in time", "timeout")
     said = err.get("exit_code")
     exit_code = said if isinstance(said, int) else 1
     refused = RefusedRequest if exit_code == EXIT_USAGE else RemoteError
