@@ -103,6 +103,9 @@ def start(
     try:
         intent.claim(store, planned, _worker_alive, partial(running_names, home))
     except BaseException as exc:
+        from agentty_core.launch import spawner_client
+
+        spawner_client.forget()  # refused: nothing of it runs on, not even a spawner
         if on_ready is not None and not isinstance(exc, Exception):
             on_ready()  # (a second signal must not cut the undo short)
         if proc is not None:

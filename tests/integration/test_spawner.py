@@ -341,6 +341,22 @@ def test_a_refused_start_launches_no_spawner(agentty_home: Path) -> None:
     assert processes_of_home(str(agentty_home)) == []
 
 
+def test_a_start_refused_with_its_worker_taken_launches_no_spawner(agentty_home: Path) -> None:
+    """Refused when its record is written (the name taken), after its early worker was
+    taken: the worker was ended, and the spawner launched all the same (a triage of the
+    suite run with the spawner on)."""
+    no_spawner = dict(os.environ, AGENTTY_SPAWNER="0")
+    made = agentty("start", "--json", "--name", "dup", "--", "sleep", "300", env=no_spawner)
+    first = json.loads(made.stdout)
+    proc = agentty("start", "--name", "dup", "--", "sleep", "300")
+    assert proc.returncode == 2 and "already named 'dup'" in proc.stderr, proc.stderr
+    assert {p.pid for p in processes_of_home(str(agentty_home))} == {
+        first["workerPid"],
+        first["pid"],
+    }
+    assert not (agentty_home / "spawner.lock").exists()
+
+
 def only_sessions_and_spawner(home: Path) -> bool:
     """Nothing of the home runs but the running sessions' workers and programs and the
     spawner (as in tests/reliability/test_spawner_faults.py)."""
