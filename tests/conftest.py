@@ -35,7 +35,9 @@ def agentty_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.delenv("AGENTTY_FAILPOINTS", raising=False)
     # The warm spawner outlives the `start` that launched it: only its own tests turn it on
     # (and it is ended here, before the census, whatever the test did).
-    # AGENTTY_TEST_SPAWNER=1 runs every test with it on, as users run agentty by default.
+    # AGENTTY_TEST_SPAWNER=1 runs every test with it on, as users run agentty by default (a
+    # look for what differs: the tests that count a home's processes or files count the
+    # spawner's too, and fail on them, as ~40 did on 2026-12-05, all for that reason).
     monkeypatch.setenv("AGENTTY_SPAWNER", os.environ.get("AGENTTY_TEST_SPAWNER", "0"))
     monkeypatch.delenv("AGENTTY_SPAWNER_IDLE", raising=False)
     monkeypatch.setenv("AGENTTY_LINK", "0")  # a --host call's link outlives it (test_link*)
