@@ -26,6 +26,7 @@ from agentty_core.errors import (
 )
 from agentty_core.protocol import JSONObject, str_list
 from agentty_core.screen_text import clipped
+from agentty_core.state.records import is_live
 
 TYPE_CHECKING = False  # typing and argparse cost milliseconds the hot path does not spend
 if TYPE_CHECKING:
@@ -345,21 +346,63 @@ def cmd_signal(args: argparse.Namespace) -> int:
 def cmd_kill(args: argparse.Namespace) -> int:
     from agentty_core.cli import lane
 
+    if getattr(args, "all", False):  # (the lane's own reading has no --all: it hands it over)
+        return _kill_all(args)
     silent = lane.silent_worker  # the lane's ping went unanswered: not asked again
     result = _client().kill(args.session, grace=args.timeout, silent=silent)
     if args.json:
         emit(result)
-        return 0
+    else:
+        print(_killed(result))
+    return 0
+
+
+def _killed(result: JSONObject) -> str:
     steps = result.get("escalated") or []
     how = f" after {', '.join(str_list(steps))}" if steps else ""
     if result.get("status") == "lost":
         pids = str_list(result.get("orphansKilled"))
-        print(
+        return (
             f"killed {result['id']}: its worker was gone; ended {len(pids)} orphan process(es){how}"
         )
+    return hotread.killed_line(result, how)
+
+
+def _kill_all(args: argparse.Namespace) -> int:
+    """`kill --all`: every running session at once (an agent's clean-up: a loop over
+    `status -q` met each named session twice, by its id and by its name). Exits 0 once
+    all of them are confirmed ended (one that ended by itself meanwhile is said so), else
+    with the first failure's code."""
+    if args.session is not None:
+        raise UsageError("kill: give either --session or --all, not both")
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = _client()
+    targets = [str(r["id"]) for r in client.sessions() if is_live(r)]
+
+    def kill(sid: str) -> JSONObject | AgenttyError:
+        try:
+            return client.kill(sid, grace=args.timeout)
+        except SessionNotRunning as exc:  # it ended by itself meanwhile: nothing to do
+            return {"id": sid, "alreadyEnded": True, "message": str(exc)}
+        except AgenttyError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=min(16, len(targets) or 1)) as pool:
+        outcomes = list(pool.map(kill, targets))
+    failed = [(sid, o) for sid, o in zip(targets, outcomes, strict=True) if not isinstance(o, dict)]
+    killed = [o for o in outcomes if isinstance(o, dict)]
+    if args.json:
+        errors = [{"id": sid, "error": str(e), "exitCode": e.exit_code} for sid, e in failed]
+        emit({"killed": killed, "failed": errors})
     else:
-        print(hotread.killed_line(result, how))
-    return 0
+        for result in killed:
+            print(shown(str(result["message"])) if result.get("alreadyEnded") else _killed(result))
+        if not targets:
+            print("no running sessions")
+    for sid, exc in failed:
+        error(f"{sid}: {exc}")
+    return failed[0][1].exit_code if failed else 0
 
 
 def cmd_logs(args: argparse.Namespace) -> int:

@@ -410,6 +410,11 @@ def _kill(sub: Subparsers) -> None:
     )
     _session_option(p)
     p.add_argument(
+        "--all",
+        action="store_true",
+        help="every running session of the home, at once (not with --session)",
+    )
+    p.add_argument(
         "--timeout",
         type=_grace,
         default=2.0,

@@ -14,7 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.helpers.cli import agentty, agentty_json
+from tests.helpers.census import processes_of_home
+from tests.helpers.cli import agentty, agentty_json, wait_until
 
 PYTHON = sys.executable
 
@@ -157,6 +158,26 @@ def test_d8_kill_escalates_and_confirms(programs: Path) -> None:
     )
     status = agentty_json("status")
     assert status["sessions"][0]["status"] == "exited"
+
+
+def test_kill_all_ends_every_running_session_at_once(agentty_home: Path) -> None:
+    """An agent's clean-up in one call: a loop over `status -q` met a named session twice,
+    by its id and then by its name, and failed on the second (an outside round)."""
+    named = start("--name", "one", "--", "sleep", "300")
+    other = start("--", "sh", "-c", "echo up; exec cat")
+    ended = start("--", "true")
+    agentty("wait", "-s", ended, "--exit", check=True)
+    result = agentty_json("kill", "--all", "--timeout", "0.5")
+    assert sorted(k["id"] for k in result["killed"]) == sorted([named, other])
+    assert result["failed"] == []
+    statuses = {s["id"]: s["status"] for s in agentty_json("status")["sessions"]}
+    assert statuses == {named: "exited", other: "exited", ended: "exited"}
+    again = agentty("kill", "--all")
+    assert (again.returncode, again.stdout) == (0, "no running sessions\n"), again.stderr
+    both = agentty("kill", "--all", "-s", named)
+    assert both.returncode == 2 and "either --session or --all" in both.stderr
+    # (a worker exits a moment after its kill's answer)
+    wait_until(lambda: processes_of_home(str(agentty_home)) == [], timeout=10)
 
 
 def test_d9_get_returns_the_rendered_screen_of_vim(tmp_path: Path) -> None:
