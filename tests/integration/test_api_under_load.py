@@ -12,6 +12,7 @@ import psutil
 import pytest
 
 from agentty_core import AsyncSession, Session, wait_slots
+from agentty_core.client import Client
 from agentty_core.client_calls import WAIT_SLOTS
 from agentty_core.errors import SessionNotRunning
 from tests.helpers.cli import agentty_json, wait_until
@@ -54,6 +55,7 @@ def test_threads_waiting_for_the_exit_queue_as_other_waits_do() -> None:
         threads = [threading.Thread(target=wait) for _ in range(70)]
         for thread in threads:
             thread.start()
+        assert isinstance(s.client, Client)
         slots = wait_slots.for_threads(str(s.client.home.socket_path(s.id)))
         queued = slots._cond._waiters  # type: ignore[attr-defined]  # (CPython's)
         wait_until(lambda: len(queued) == 70 - WAIT_SLOTS, timeout=30)
