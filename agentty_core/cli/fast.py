@@ -61,6 +61,8 @@ _SPEC: dict[str, tuple[dict[str, str], dict[str, str], str, str]] = {
 _INTS = {"lines", "bytes", "stable", "changed_since", "after"}
 _SECONDS = {"timeout"}
 _DEFAULTS: dict[str, dict[str, object]] = {"wait": {"timeout": 30.0}, "kill": {"timeout": 2.0}}
+# Flags the lane never reads (given, they go the full way), False as argparse has them.
+_FULL_WAY_FLAGS: dict[str, tuple[str, ...]] = {"kill": ("all",)}
 
 
 class Namespace:
@@ -166,7 +168,7 @@ def parse(words: list[str]) -> Namespace | None:
     command = words[0]
     flags, valued, positional, arity = _SPEC[command]
     args = Namespace(command)
-    for attr in flags.values():
+    for attr in (*flags.values(), *_FULL_WAY_FLAGS.get(command, ())):
         setattr(args, attr, False)
     for attr in valued.values():
         setattr(args, attr, _DEFAULTS.get(command, {}).get(attr))

@@ -346,7 +346,7 @@ def cmd_signal(args: argparse.Namespace) -> int:
 def cmd_kill(args: argparse.Namespace) -> int:
     from agentty_core.cli import lane
 
-    if getattr(args, "all", False):  # (the lane's own reading has no --all: it hands it over)
+    if args.all:
         return _kill_all(args)
     silent = lane.silent_worker  # the lane's ping went unanswered: not asked again
     result = _client().kill(args.session, grace=args.timeout, silent=silent)

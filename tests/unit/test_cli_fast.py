@@ -63,6 +63,7 @@ DECLINED = [
     ["paste", "a", "b"],
     ["paste"],
     ["kill", "--timeout", "1_0"],
+    ["kill", "--all"],  # (every session: the full way)
     ["status", "-qq"],
     ["status", "--json=1"],
     [],
