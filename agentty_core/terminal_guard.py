@@ -1,9 +1,10 @@
 """What `replay` lets through to the user's terminal, and what it puts back after.
 
 The recorded output goes there as it is, colours, cursor moves and titles included, except
-what would have the terminal do more than show it: a clipboard write (OSC 52), and the
+what would have the terminal do more than show it: a clipboard write (OSC 52), the
 queries whose answers the terminal would type into the user's shell once the replay ended
-(DSR, DA, DECRQM, window and colour reports, DECRQSS, XTGETTCAP, ...). The modes the
+(DSR, DA, DECRQM, window and colour reports, DECRQSS, XTGETTCAP, ...), and every string
+sequence not known to only draw or name (`_string_verdict`). The modes the
 recording turns on (the alternate screen, mouse and focus reports, bracketed paste, a hidden
 cursor, keyboard protocols, colours, reverse video, origin and insert modes, no autowrap, a
 scroll region, the keypad's application mode, line-drawing characters) are turned off again
@@ -37,8 +38,26 @@ _MOUSE = frozenset({9, 1000, 1001, 1002, 1003, 1005, 1006, 1015, 1016})
 # In this order (25, the cursor, aside; 6, origin mode, homes the cursor: it comes after the
 # scroll region's reset, which keeps it where it is).
 _RESET_MODES = (*_ALT_SCREENS, *sorted(_MOUSE), 1004, 2004, 1, 5)
-_OSC_QUERIES = frozenset({"4", "5", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19"})
-_REPORTS_T = frozenset({"11", "13", "14", "15", "16", "18", "19", "20", "21"})  # XTWINOPS
+# The string sequences passed on are those known to draw or name (a list of what may act
+# missed some: kitty's clipboard, OSC 5522; iTerm2's CopyToClipboard; a font query; kitty's
+# remote control, a DCS; tmux's passthrough, which may carry any of them): OSC titles (0-2),
+# colours set (4, 5, 10-19, kitty's 21; a `?` in them asks: dropped), the working
+# directory (7), hyperlinks (8), colour resets (104, 105, 110-119), prompt marks (133,
+# 633) and a few of iTerm2's (1337); DCS sixel images; APC kitty graphics. The rest go.
+_OSC_SHOWN = frozenset({0, 1, 2, 4, 5, 7, 8, *range(10, 20), 21, 104, 105, *range(110, 120)})
+_OSC_SHOWN |= {133, 633, 1337}
+_OSC_QUERIES = frozenset({4, 5, *range(10, 20)})
+_ITERM2_SHOWN = ("SetMark", "CurrentDir=", "SetUserVar=", "RemoteHost=", "ShellIntegration")
+_REPORTS_T = frozenset({11, 13, 14, 15, 16, 18, 19, 20, 21})  # XTWINOPS
+_NUMBER_MOST = 6  # digits a code is read with (a longer one is no code any terminal has)
+
+
+def _number(text: str) -> int | None:
+    """A code as a terminal reads it: decimal, leading zeros and all (`052` is 52: it
+    passed as another code once)."""
+    if text.isascii() and text.isdigit() and len(text.lstrip("0")) <= _NUMBER_MOST:
+        return int(text)
+    return None
 
 
 def _csi_query(prefix: str, params: str, inter: str, final: str) -> bool:
@@ -54,7 +73,7 @@ def _csi_query(prefix: str, params: str, inter: str, final: str) -> bool:
     if prefix == ">" and final == "q":  # XTVERSION
         return True
     if prefix == "":
-        return final == "x" or (final == "t" and params.split(";")[0] in _REPORTS_T)
+        return final == "x" or (final == "t" and _number(params.split(";")[0]) in _REPORTS_T)
     return False
 
 
@@ -285,33 +304,40 @@ def _string_verdict(kind: str, head: str, *, whole: bool) -> bool | None:
     """Whether a string sequence is passed on (True) or dropped (False), from its content
     so far (`whole`: all of it); None while that does not tell yet."""
     if kind == "]":
-        code, sep, rest = head.partition(";")
+        code_text, sep, rest = head.partition(";")
         if not sep and not whole:
-            return None if (len(code) < 16 and code.isdigit()) or not code else True
-        if code == "52":  # the clipboard, written or read
+            undecided = code_text.isascii() and code_text.isdigit() and len(code_text) < 16
+            return None if undecided or not code_text else False
+        code = _number(code_text)
+        if code not in _OSC_SHOWN:
             return False
-        if code in ("21", "1337") and not whole and len(rest) < 6:
-            return None  # kitty's colours, iTerm2's commands: known by what follows
-        if code == "21":  # kitty's colour settings: `key=?` asks
+        if code == 1337:  # iTerm2's: known by the command's name
+            if not whole and "=" not in rest and len(rest) < 32:
+                return None
+            return rest.startswith(_ITERM2_SHOWN)
+        if code == 21 and not whole and "=" not in rest:
+            return None  # kitty's colours: `key=?` asks
+        if code == 21:
             return "=?" not in rest
-        if code == "1337":  # iTerm2's: Copy= writes the clipboard, Report* asks
-            return not rest.startswith(("Copy=", "Report"))
         if code in _OSC_QUERIES:
             if not whole:
                 return None
             return "?" not in rest.split(";")
         return True
-    if kind == "P":  # DECRQSS (DCS $ q) and XTGETTCAP (DCS + q) ask; others draw (sixel)
+    if kind == "P":  # sixel (DCS ... q) draws; the rest asks or acts (DECRQSS, XTGETTCAP,
+        # kitty's remote control, tmux's passthrough)
         intro = re.match("[\x30-\x3f]*([\x20-\x2f]*)([\x40-\x7e])?", head)
         assert intro is not None
         if intro.group(2) is None:
-            return None if not whole else True
-        return (intro.group(1), intro.group(2)) not in (("$", "q"), ("+", "q"))
-    if kind == "_" and not head and not whole:
-        return None
-    if kind == "_" and head[:1] == "G":  # kitty graphics: a=q asks
+            return None if not whole else False
+        return (intro.group(1), intro.group(2)) == ("", "q")
+    if kind == "_":  # kitty graphics draw (a=q asks); any other APC goes
+        if not head and not whole:
+            return None
+        if head[:1] != "G":
+            return False
         control, sep, _ = head[1:].partition(";")
         if not sep and not whole:
             return None
         return "a=q" not in control.split(",")
-    return True
+    return False  # SOS, PM: nothing a replay needs

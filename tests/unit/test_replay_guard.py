@@ -96,3 +96,46 @@ def test_decid_s_8_bit_form_and_kitty_and_iterm2_queries_are_dropped() -> None:
         "\x1b]1337;SetMark\x07g"  # iTerm2: kept
     )
     assert guard.feed(said) == "abc\x1b]21;foreground=red\x07def\x1b]1337;SetMark\x07g"
+
+
+@pytest.mark.parametrize(
+    "acting",
+    [
+        "\x1b]052;c;SGVsbG8=\x07",  # the clipboard, its code with a leading zero
+        "\x1b]04;1;?\x07",  # a colour asked, so spelt
+        "\x1b]011;?\x07",
+        "\x1b[014t",  # window reports, so spelt
+        "\x1b[021t",
+        "\x1b]5522;type=write\x07",  # kitty's clipboard
+        "\x1b]1337;CopyToClipboard=\x07",  # iTerm2's
+        "\x1b]1337;RequestUpload=format=tgz\x07",
+        "\x1b]50;?\x07",  # the font asked
+        "\x1bP@kitty-cmd{}\x1b\\",  # kitty's remote control
+        "\x1b]777;notify;a;b\x07",  # a code not known to only draw
+        "\x1b_Xanything\x1b\\",  # an APC that is no kitty graphics
+        "\x1b^private\x1b\\",  # PM
+    ],
+)
+def test_what_may_act_is_dropped_however_it_is_spelt(acting: str) -> None:
+    """Codes were compared as text: `OSC 052` is 52 to a terminal (decimal, foot, kitty),
+    and it went through; so did what a list of the codes that act had missed (an outside
+    round). Only what is known to draw or name goes now."""
+    assert _played("a", acting, "b") == "ab"
+    assert _played("a" + acting + "b") == "ab"
+
+
+def test_what_names_or_draws_goes_however_it_is_spelt() -> None:
+    kept = (
+        "\x1b]2;title\x07\x1b]0;both\x1b\\\x1b]7;file:///tmp\x07"
+        "\x1b]8;;https://example.com\x07link\x1b]8;;\x07\x1b]4;1;#ff0000\x07"
+        "\x1b]10;#ffffff\x07\x1b]133;A\x07\x1b]1337;SetMark\x07\x1b]1337;CurrentDir=/x\x07"
+        "\x1b]02;zero-led title\x07\x1b[0022;0t"
+    )
+    assert _played(kept) == kept
+
+
+def test_tmux_s_passthrough_carries_nothing_out() -> None:
+    """tmux passes on what a DCS `tmux;` wraps (its escapes doubled): a clipboard write
+    inside it went (the DCS was passed on as one that draws)."""
+    played = _played("a\x1bPtmux;\x1b\x1b]52;c;aGk=\x07\x1b\\b")
+    assert "tmux" not in played and "52" not in played, played
