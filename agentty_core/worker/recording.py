@@ -233,7 +233,9 @@ def open_cast(path: Path, *, follow: bool = False) -> TextIO:
         if found is None:
             raise FileNotFoundError(errno.ENOENT, "no such file", str(path))
         fd = found
-    return open(fd, encoding="utf-8")
+    # Bytes that are no UTF-8 (a file edited by hand, or cut) are read as U+FFFD: one such
+    # byte stopped a replay at it, the rest of the file unplayed.
+    return open(fd, encoding="utf-8", errors="replace")
 
 
 def read_header(cast: TextIO) -> dict[str, object]:
@@ -279,8 +281,12 @@ def replay(cast: TextIO, speed: float = 1.0, max_idle: float = 2.0) -> None:
     previous = 0.0
     try:
         for at, code, data in events(cast):
-            delay = min(max(0.0, _seconds(at) - previous), max_idle)
-            previous = _seconds(at)
+            try:
+                seconds = _seconds(at)
+            except ValueError:  # a time no float holds: passed over, as a line no event is
+                continue
+            delay = min(max(0.0, seconds - previous), max_idle)
+            previous = seconds
             if code == "o" and isinstance(data, str):  # (other data: a hand-made file's)
                 if speed > 0 and delay > 0:
                     out.flush()

@@ -80,6 +80,19 @@ def test_replay_plays_on_past_a_lone_surrogate_and_output_that_is_no_text(
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "a?b\n", "")
 
 
+def test_replay_plays_on_past_bytes_that_are_no_utf8_and_a_time_no_float_holds(
+    tmp_path: Path,
+) -> None:
+    """One byte that is no UTF-8 stopped the replay there, and so did a 400-digit time
+    (exit 2 after part of the file had played), where NaN or a string was passed over (an
+    outside round)."""
+    cast = tmp_path / "odd.cast"
+    body = [b'[0, "o", "a"]', b'[0, "o", "bad \xff"]', b"[1" + b"0" * 400 + b', "o", "x"]']
+    cast.write_bytes(HEADER.encode() + b"\n".join([*body, b'[0, "o", "b\\n"]']) + b"\n")
+    proc = replay("--speed", "0", str(cast))
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "abad \ufffdb\n", ""), proc
+
+
 @pytest.mark.parametrize("kind", ["fifo", "symlink"])
 def test_a_session_recording_that_is_no_regular_file_is_refused_at_once(
     agentty_home: Path, kind: str
