@@ -37,6 +37,10 @@ def agentty_home_path(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     root = Path(tempfile.mkdtemp(prefix="agentty-", dir="/tmp"))
     os.chmod(root, 0o700)
     monkeypatch.setenv("AGENTTY_HOME", str(root))
+    # What else would send the test's `agentty` commands elsewhere: another host (they
+    # went over ssh), another socket directory, a session of the caller's own.
+    for name in ("AGENTTY_HOST", "AGENTTY_SOCKET_DIR", "AGENTTY_SESSION_ID"):
+        monkeypatch.delenv(name, raising=False)
     yield root
     reap(root)
     shutil.rmtree(root, ignore_errors=True)

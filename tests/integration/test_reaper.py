@@ -92,6 +92,13 @@ def test_gc_in_the_test(agentty_session):
     s = agentty_session(["true"])
     s.wait(exit=True, timeout=20)
     subprocess.run([sys.executable, "-m", "agentty_core", "gc"], check=True)
+
+def test_the_cli_sees_the_test_s_home(agentty_session):
+    import subprocess, sys
+    s = agentty_session(["cat"])
+    listed = subprocess.run([sys.executable, "-m", "agentty_core", "status", "-q"],
+                            capture_output=True, text=True, timeout=60)
+    assert (listed.returncode, listed.stdout, listed.stderr) == (0, s.id + "\\n", "")
 """
 
 
@@ -103,6 +110,27 @@ def _sleeping(seconds: int) -> list[psutil.Process]:
         if cmdline[1:] == [str(seconds)] and os.path.basename(cmdline[0]) == "sleep":
             found.append(p)
     return found
+
+
+def test_the_plugin_s_home_is_the_test_s_whatever_the_caller_s_environment(
+    tmp_path: Path,
+) -> None:
+    """The home is exported for the `agentty` commands a test runs: with AGENTTY_HOST set
+    in the caller's environment they went over ssh to it (exit 4, an outside round)."""
+    import sys
+
+    (tmp_path / "test_plugin_use.py").write_text(PLUGIN_TEST.format(seconds=1))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env.update(AGENTTY_HOST="nosuchhost.invalid", AGENTTY_SESSION_ID="0badf00d")
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "sees_the"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
 
 
 def test_the_plugin_s_sessions_end_with_a_pytest_ended_by_sigterm(tmp_path: Path) -> None:
