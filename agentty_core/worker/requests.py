@@ -334,7 +334,7 @@ class Requests(WorkerBase):
         seq = self.emu.seq
         if b"\x1b" not in data:  # an escape sequence is a key, not text the terminal draws
             self._note_echo(data)
-        self._type(data, "key " + " ".join(cast(list[str], names)))
+        self._type(data, key_marker(cast(list[str], names)))
         return {"seq": seq, "bytes": len(data)}
 
     def _resize(self, params: JSONObject) -> JSONObject:
@@ -533,6 +533,13 @@ class Requests(WorkerBase):
         "record": _record,
         "forget": _forget,
     }
+
+
+def key_marker(names: list[str]) -> str:
+    """A recording's marker for a `key` call: the keys' names, a single character's as `·`
+    (pressed one by one at a password prompt, they spelt it; input is recorded only when
+    asked)."""
+    return "key " + " ".join(name if len(name) > 1 else "\u00b7" for name in names)
 
 
 def _utf8(text: str, what: str, *, escapes: bool = True) -> bytes:
