@@ -171,6 +171,8 @@ class Connected(RecordsView):
             for i, info in pool.map(ask, running):
                 if isinstance(info, dict):
                     live = {k: info.get(k) for k in records.LIVE_FIELDS}
+                    if "recordingError" in info or "recordingError" in recs[i]:
+                        live["recordingError"] = info.get("recordingError")  # (see records)
                     if info.get("status") == "exited":  # not recorded yet (a full disk)
                         live.update({k: info.get(k) for k in records.ENDED_FIELDS})
                     recs[i] = records.checked({**recs[i], **live}) or recs[i]

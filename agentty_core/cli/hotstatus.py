@@ -211,6 +211,8 @@ def _merge_live_info(home: str, recs: list[dict[str, object]]) -> bool:
                 info = _info(reply)
                 if isinstance(info, dict):
                     merged = {**recs[i], **{k: info.get(k) for k in LIVE_FIELDS}}
+                    if "recordingError" in info or "recordingError" in recs[i]:
+                        merged["recordingError"] = info.get("recordingError")
                     if info.get("status") == "exited":  # not recorded yet (a full disk)
                         merged.update({k: info.get(k) for k in ENDED_FIELDS})
                     if hotread.well_formed(merged):

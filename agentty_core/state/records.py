@@ -19,7 +19,8 @@ SCHEMA_VERSION = 1
 # What a running worker's `info` answer adds to its record: the fields the file does not
 # keep up to date (the size: as it started, until the exit records the one it ended with;
 # `resize` does not write the file); and, once it says its program ended (an exit it could
-# not record yet: a full disk, the lock held elsewhere), how.
+# not record yet: a full disk, the lock held elsewhere), how. And `recordingError`, as the
+# worker knows it: on the home's own full disk it cannot be written into the file.
 PROBED_FIELDS = ("lastActiveAt", "input", "seq")  # never in the file
 LIVE_FIELDS = (*PROBED_FIELDS, "cols", "rows")
 ENDED_FIELDS = ("status", "exitCode", "signal", "endedAt")

@@ -11,11 +11,16 @@ import resource
 import signal
 import subprocess
 import time
+from functools import partial
 from pathlib import Path
+
+import pytest
 
 from agentty_core.worker.lifecycle import EXIT_FIRST_TRY, RETRY_BACKOFF_MAX
 from agentty_core.worker.recording import MAX_CAST_BYTES
 from tests.helpers.cli import signals_default
+from tests.integration.test_hotpath import FULL
+from tests.integration.test_hotpath import run as run_way
 from tests.reliability.conftest import (
     AGENTTY,
     agentty,
@@ -319,3 +324,29 @@ def test_a_recording_that_reaches_its_size_cap_stops_and_says_so(agentty_home: P
     again = json.loads(agentty("record", "on", "--json").stdout)
     assert again["recording"] is False and "size cap" in again["error"], again
     agentty("kill", check=True)
+
+
+def test_a_recording_error_the_full_disk_keeps_out_of_the_record_is_in_status(
+    agentty_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The home's own disk full: the recording stops, and its error cannot be written into
+    the list on that disk either; `status` said `recordingError` null (for good, once the
+    worker gave up noting it). It asks a running worker for it, as for the size (an outside
+    round)."""
+    home = agentty_home / "small"
+    with tmpfs(home, home, "1m"):
+        monkeypatch.setenv("AGENTTY_HOME", str(home))
+        sid = start("--record", "--", "cat")["id"]
+        filler = _fill(home)
+        try:
+            agentty("text", "--enter", "x" * 8000, check=True)
+
+            def said(way: list[str]) -> str:
+                listed = json.loads(run_way(way, "status", "--json").stdout)["sessions"]
+                return str(next(s.get("recordingError") for s in listed if s["id"] == sid))
+
+            for way in ([AGENTTY], FULL):
+                wait_until(partial(lambda w: "no space left" in said(w).lower(), way), timeout=20)
+        finally:
+            filler.unlink()
+        agentty("kill", check=True)
