@@ -19,7 +19,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -29,6 +29,8 @@ from agentty_core.errors import AgenttyError
 from agentty_core.ipc.client import Connection
 from agentty_core.paths import Home
 from agentty_core.session import GONE, Session
+
+SPAWNER_IDLE = 30  # seconds (see agentty_home_path)
 
 
 @pytest.fixture
@@ -41,16 +43,23 @@ def agentty_home_path(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     # went over ssh), another socket directory, a session of the caller's own.
     for name in ("AGENTTY_HOST", "AGENTTY_SOCKET_DIR", "AGENTTY_SESSION_ID"):
         monkeypatch.delenv(name, raising=False)
+    # The home's warm spawner outlives a pytest killed outright (no teardown runs): it ends
+    # after a short quiet time instead of ten minutes.
+    monkeypatch.setenv("AGENTTY_SPAWNER_IDLE", str(SPAWNER_IDLE))
     yield root
     reap(root)
     shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
-def agentty_session(agentty_home_path: Path) -> Iterator[Callable[..., Session]]:
-    """A factory: `agentty_session(argv, name=..., cwd=..., size=..., env=...)` -> Session."""
+def agentty_session(
+    agentty_home_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Session]]:
+    """A factory: `agentty_session(argv, name=..., cwd=..., size=..., env=...)` -> Session.
+    A test that fails has the screens of the sessions it started in its report."""
     home = Home.resolve(agentty_home_path)
     started: list[Session] = []
+    request.node.stash[_STARTED] = started
     holds: list[Connection] = []
 
     def start(argv: Sequence[str], **options: object) -> Session:
@@ -71,6 +80,33 @@ def agentty_session(agentty_home_path: Path) -> Iterator[Callable[..., Session]]
         finally:
             for hold in holds:
                 hold.close()
+
+
+_STARTED = pytest.StashKey[list[Session]]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """The screens of a failed test's sessions, as they are when it failed, in its report
+    (a wait that timed out said only what it waited for)."""
+    report = yield
+    if report.when == "call" and report.failed:
+        for session in item.stash.get(_STARTED, []):
+            report.sections.append((f"agentty session {session.id}", _screen_of(session)))
+    return report
+
+
+def _screen_of(session: Session) -> str:
+    try:
+        screen = session.get()
+    except AgenttyError as exc:
+        return f"(its screen cannot be read: {exc})"
+    from agentty_core.screen_text import controls_escaped
+
+    rows = [controls_escaped(line) for line in screen.text.splitlines()]
+    return "\n".join(rows) + "\n"
 
 
 def reap(root: Path, *, grace: float = 0.5, leftovers: bool = True) -> None:

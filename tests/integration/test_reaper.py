@@ -5,6 +5,7 @@ what a process census must see."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -99,6 +100,12 @@ def test_the_cli_sees_the_test_s_home(agentty_session):
     listed = subprocess.run([sys.executable, "-m", "agentty_core", "status", "-q"],
                             capture_output=True, text=True, timeout=60)
     assert (listed.returncode, listed.stdout, listed.stderr) == (0, s.id + "\\n", "")
+    assert os.environ["AGENTTY_SPAWNER_IDLE"] == "30"  # (its spawner ends soon, left alone)
+
+def test_that_fails_with_its_screen(agentty_session):
+    s = agentty_session(["sh", "-c", "echo the-program-said-this; exec cat"])
+    s.wait(text="the-program-said-this", timeout=20)
+    s.wait(text="never-said", timeout=0.5)
 """
 
 
@@ -131,6 +138,27 @@ def test_the_plugin_s_home_is_the_test_s_whatever_the_caller_s_environment(
         timeout=120,
     )
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_a_failed_test_s_report_has_its_sessions_screens(tmp_path: Path) -> None:
+    """A wait that timed out said only what it waited for; the screen that would say why
+    was not shown (an outside round)."""
+    import sys
+
+    (tmp_path / "test_plugin_use.py").write_text(PLUGIN_TEST.format(seconds=1))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "fails_with"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 1, run.stdout + run.stderr
+    section = re.split(r"-+ agentty session [0-9a-f]{8} -+\n", run.stdout)[1]
+    assert "the-program-said-this" in section, run.stdout
+    assert "\x1b" not in run.stdout, run.stdout  # (a screen holds no escape: none is printed)
 
 
 def test_the_plugin_s_sessions_end_with_a_pytest_ended_by_sigterm(tmp_path: Path) -> None:
