@@ -15,6 +15,7 @@ __all__ = [
     "Client",
     "Screen",
     "Session",
+    "SessionEnded",
     "SessionInfo",
     "SessionWaitTimeout",
     "WaitConditions",
@@ -25,7 +26,7 @@ __all__ = [
 TYPE_CHECKING = False  # without importing typing: this module is on the hot path
 if TYPE_CHECKING:
     from agentty_core.aio_session import AsyncSession
-    from agentty_core.api_types import SessionWaitTimeout
+    from agentty_core.api_types import SessionEnded, SessionWaitTimeout
     from agentty_core.client import Client
     from agentty_core.session import Screen, Session, SessionInfo, WaitResult
     from agentty_core.waitspec import WaitConditions
@@ -35,6 +36,7 @@ _LAZY = {
     "Client": "client",
     "Screen": "session",
     "Session": "session",
+    "SessionEnded": "api_types",
     "SessionInfo": "session",
     "SessionWaitTimeout": "api_types",
     "WaitResult": "session",

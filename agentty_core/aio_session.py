@@ -25,12 +25,13 @@ from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar, overload
 
 from agentty_core import wait_slots
-from agentty_core.api_types import Screen, SessionInfo, SessionWaitTimeout, WaitResult
+from agentty_core.api_types import Screen, SessionEnded, SessionInfo, SessionWaitTimeout, WaitResult
 from agentty_core.client import Client
 from agentty_core.client_calls import Patience, kept_call_failed
 from agentty_core.errors import (
     AgenttyError,
     RemoteError,
+    SessionNotRunning,
     UsageError,
     WaitTimeout,
     WorkerUnreachable,
@@ -323,6 +324,8 @@ class AsyncSession:
                 )
             except WaitTimeout as exc:
                 raise SessionWaitTimeout(exc.message, exc.screen) from None
+            except SessionNotRunning as exc:  # its last screen a Screen, as a timeout's is
+                raise SessionEnded(exc) from None
         return WaitResult.from_json(result)
 
     async def _wait_slot(self, spec: WaitConditions) -> tuple[asyncio.Semaphore, bool]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from agentty_core.errors import WaitTimeout
+from agentty_core.errors import SessionNotRunning, WaitTimeout
 from agentty_core.protocol import JSONObject, str_list
 
 
@@ -154,6 +154,23 @@ class SessionWaitTimeout(WaitTimeout):
         super().__init__(message, payload)
         self.payload = payload
         self.screen = Screen.from_json(payload)
+
+
+class SessionEnded(SessionNotRunning):
+    """The `SessionNotRunning` that `Session.wait` and `AsyncSession.wait` raise when the
+    program ended and no condition held on its last screen: `screen` is that `Screen`, as
+    a `SessionWaitTimeout`'s is (it was the JSON); `payload` is its JSON."""
+
+    screen: Screen  # type: ignore[assignment]  # a Screen here; Client's callers get the JSON
+
+    def __init__(self, ended: SessionNotRunning) -> None:
+        super().__init__(ended.session_id, "")
+        self.message = ended.message
+        self.args = ended.args
+        self.log_path, self.input_sent = ended.log_path, ended.input_sent
+        self.input_seq = ended.input_seq
+        self.payload = ended.screen
+        self.screen = Screen.from_json(ended.screen)
 
 
 def _obj(value: object) -> dict[str, object]:

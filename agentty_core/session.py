@@ -36,6 +36,7 @@ from agentty_core.api_types import (
     Cursor,
     InputState,
     Screen,
+    SessionEnded,
     SessionInfo,
     SessionWaitTimeout,
     WaitResult,
@@ -408,10 +409,12 @@ class Session:
     def _long_wait(self, spec: WaitConditions, timeout: float) -> JSONObject:
         try:
             return self.client.wait(self.id, timeout=timeout, **spec.conditions())
-        except SessionWaitTimeout:
+        except (SessionWaitTimeout, SessionEnded):
             raise
         except WaitTimeout as exc:
             raise SessionWaitTimeout(exc.message, exc.screen) from None
+        except SessionNotRunning as exc:  # its last screen a Screen, as a timeout's is
+            raise SessionEnded(exc) from None
 
     @contextlib.contextmanager
     def _wait_slot(self, timeout: float) -> Iterator[float]:

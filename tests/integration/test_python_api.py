@@ -371,3 +371,25 @@ def test_a_session_named_by_its_name_or_prefix_takes_every_call(
                 assert asyncio.run(typed()) == "text"
         with pytest.raises(SessionNotFound):
             Session("no-such-name")
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_a_wait_the_end_made_impossible_raises_with_a_screen(
+    agentty_home_path: Path, api: str
+) -> None:
+    """`SessionNotRunning.screen` from `wait` was the JSON where a timeout's is a `Screen`
+    (an outside round): it is a `SessionEnded` now, a `SessionNotRunning` still."""
+    from agentty_core import AsyncSession, SessionEnded
+    from agentty_core.errors import SessionNotRunning
+
+    with Session.start(["sh", "-c", "echo last words; exit 3"]) as s:
+        s.wait(exit=True, timeout=10)
+        with pytest.raises(SessionNotRunning) as ended:
+            if api == "sync":
+                s.wait(text="never said", timeout=10)
+            else:
+                asyncio.run(AsyncSession(s.id).wait(text="never said", timeout=10))
+        assert isinstance(ended.value, SessionEnded), ended.value
+        assert ended.value.screen.lines[0] == "last words"
+        assert ended.value.screen.exit_code == 3 and ended.value.payload["exitCode"] == 3
+        assert "exited (code 3)" in str(ended.value)
