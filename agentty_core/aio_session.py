@@ -21,6 +21,7 @@ import asyncio
 import builtins
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar, overload
 
@@ -49,6 +50,7 @@ from agentty_core.session import (
     checked_wait,
     kill_failed,
     not_running,
+    recorded,
     resolved_id,
     seq_of,
     wait_conditions,
@@ -167,10 +169,17 @@ class AsyncSession:
         env: Mapping[str, str] | None = None,
         shell: bool = False,
         home: Home | None = None,
+        record: bool = False,
+        record_input: bool = False,
+        record_markers: bool = False,
     ) -> AsyncSession:
-        """Start `argv` (exactly, no shell; `shell=True` runs `argv[0]` with `$SHELL -lc`)."""
+        """As `Session.start` (on this machine)."""
         started = await asyncio.to_thread(
-            Session.start, argv, name=name, cwd=cwd, size=size, env=env, shell=shell, home=home
+            partial(Session.start, argv, name=name, cwd=cwd, size=size, env=env, shell=shell),
+            home=home,
+            record=record,
+            record_input=record_input,
+            record_markers=record_markers,
         )
         return cls(started.id, started.client)
 
@@ -343,6 +352,12 @@ class AsyncSession:
             message = f"wait timed out after {spec.timeout:g}s (the session's waits queued)"
             raise SessionWaitTimeout(message, screen) from None
         return slots, True
+
+    async def record(
+        self, on: bool = True, *, input: bool = False, markers: bool = False
+    ) -> JSONObject:
+        """As `Session.record`."""
+        return await self._thread(recorded, self.client, self.id, on, input=input, markers=markers)
 
     async def resize(self, cols: int, rows: int) -> None:
         try:

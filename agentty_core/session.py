@@ -27,6 +27,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import overload
@@ -241,19 +242,29 @@ class Session:
         shell: bool = False,
         home: Home | None = None,
         host: str | None = None,
+        record: bool = False,
+        record_input: bool = False,
+        record_markers: bool = False,
     ) -> Session:
         """Start `argv` (exactly, no shell; `shell=True` runs `argv[0]` with `$SHELL -lc`);
-        on `host` (an ssh destination or a hosts.toml name) rather than here when given."""
+        on `host` (an ssh destination or a hosts.toml name) rather than here when given.
+        `record`: an asciicast recording from the start (`record_input`: typed input too,
+        it may hold secrets; `record_markers`: a marker for each input call; either one
+        records), as `agentty start --record` makes."""
         argv, cwd, (cols, rows) = _start_args(argv, name, cwd, size, env)
-        if type(shell) is not bool:
-            raise UsageError(f"shell is True or False, not {echoed(shell)}")
+        for what, flag in (("shell", shell), ("record", record), ("record_input", record_input)):
+            if type(flag) is not bool:
+                raise UsageError(f"{what} is True or False, not {echoed(flag)}")
+        if type(record_markers) is not bool:
+            raise UsageError(f"record_markers is True or False, not {echoed(record_markers)}")
         if shell and len(argv) > 1:  # (the rest were dropped without a word)
             raise UsageError("shell=True runs one command line: give it as argv's only word")
         client = _client(home, host)
-        if shell:
-            rec = client.start(shell=argv[0], name=name, cwd=cwd, cols=cols, rows=rows, env=env)
-        else:
-            rec = client.start(argv, name=name, cwd=cwd, cols=cols, rows=rows, env=env)
+        cast = None
+        if record or record_input or record_markers:
+            cast = {"input": record_input, "markers": record_markers}
+        start = partial(client.start, name=name, cwd=cwd, cols=cols, rows=rows, env=env)
+        rec = start(shell=argv[0], record=cast) if shell else start(argv, record=cast)
         return cls(rec["id"], client)
 
     @classmethod
@@ -450,6 +461,13 @@ class Session:
                     raise
                 return None
 
+    def record(self, on: bool = True, *, input: bool = False, markers: bool = False) -> JSONObject:
+        """Start (`on`) or stop the session's asciicast recording, `logs/<id>.cast` in its
+        home (`input`: typed input too; `markers`: a marker for each input call), as
+        `agentty record on|off`; the answer says what it records (`recording`, `input`,
+        `markers`, `path`), or `error` when it could not start (a full disk)."""
+        return recorded(self.client, self.id, on, input=input, markers=markers)
+
     def resize(self, cols: int, rows: int) -> None:
         try:
             self.client.resize(self.id, cols, rows)
@@ -530,6 +548,19 @@ def kill_failed(failed: AgenttyError, raised: BaseException | None) -> None:
         raise failed
     if hasattr(raised, "add_note"):  # (3.11)
         raised.add_note(f"agentty: the session could not be killed: {failed}")
+
+
+def recorded(
+    client: Client | RemoteClient, session_id: str, on: bool, *, input: bool, markers: bool
+) -> JSONObject:
+    """`Session.record` and `AsyncSession.record`'s call."""
+    for what, flag in (("on", on), ("input", input), ("markers", markers)):
+        if type(flag) is not bool:
+            raise UsageError(f"{what} is True or False, not {echoed(flag)}")
+    try:
+        return client.record(session_id, on, input=input, markers=markers)
+    except RemoteError as exc:
+        raise not_running(session_id, exc) from None
 
 
 def session_ref(ref: object, what: str) -> str:

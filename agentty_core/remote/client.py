@@ -287,6 +287,12 @@ class RemoteClient:
     def resize(self, ref: str | None, cols: int, rows: int) -> JSONObject:
         return self._call(ref, "resize", {"cols": cols, "rows": rows})
 
+    def record(
+        self, ref: str | None, on: bool, *, input: bool = False, markers: bool = False
+    ) -> JSONObject:
+        """Start or stop the recording of a session on the host (its file is the host's)."""
+        return self._call(ref, "record", {"on": on, "input": input, "markers": markers})
+
     def signal(self, ref: str | None, name: str, *, leader: bool = False) -> JSONObject:
         return self._call(ref, "signal", {"name": name, "leader": leader})
 

@@ -393,3 +393,47 @@ def test_a_wait_the_end_made_impossible_raises_with_a_screen(
         assert ended.value.screen.lines[0] == "last words"
         assert ended.value.screen.exit_code == 3 and ended.value.payload["exitCode"] == 3
         assert "exited (code 3)" in str(ended.value)
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_a_session_records_from_python(agentty_home_path: Path, api: str) -> None:
+    """The Python API had no way to record (only Client's undocumented calls, whose
+    `record={"on": False}` recorded all the same: an outside round)."""
+    import json
+
+    from agentty_core import AsyncSession
+    from agentty_core.errors import UsageError
+
+    cast_of = lambda sid: agentty_home_path / "logs" / f"{sid}.cast"  # noqa: E731
+    if api == "sync":
+        s = Session.start(["cat"], record_markers=True)
+        s.text("one", enter=True)
+        s.wait(text="one", timeout=10)
+        off = s.record(False)
+        again = s.record(input=True)
+        s.text("two", enter=True)
+        s.wait(text="two", timeout=10)
+        sid = s.id
+        with pytest.raises(UsageError):
+            s.record(on="yes")  # type: ignore[arg-type]
+        s.kill()
+    else:
+
+        async def drive() -> tuple[str, dict[str, object], dict[str, object]]:
+            a = await AsyncSession.start(["cat"], record_markers=True)
+            await a.text("one", enter=True)
+            await a.wait(text="one", timeout=10)
+            off = await a.record(False)
+            again = await a.record(input=True)
+            await a.text("two", enter=True)
+            await a.wait(text="two", timeout=10)
+            await a.kill()
+            return a.id, off, again
+
+        sid, off, again = asyncio.run(drive())
+    assert off["recording"] is False and again["recording"] is True and again["input"] is True
+    events = [json.loads(line) for line in cast_of(sid).read_text().splitlines()[1:]]
+    assert ["m", "text"] in [e[1:] for e in events]
+    assert [e[2] for e in events if e[1] == "i"] == ["two\r"], events
+    plain = Session.start(["true"])
+    assert not cast_of(plain.id).exists()  # (not asked: no recording)
