@@ -232,9 +232,15 @@ def _start(sub: Subparsers) -> None:
         "--record", action="store_true", help="record output to logs/<id>.cast (asciicast v2)"
     )
     p.add_argument(
-        "--record-input", action="store_true", help="record typed input too (may hold secrets)"
+        "--record-input",
+        action="store_true",
+        help="record typed input too (may hold secrets; records without --record)",
     )
-    p.add_argument("--record-markers", action="store_true", help="a marker for each text/key call")
+    p.add_argument(
+        "--record-markers",
+        action="store_true",
+        help="a marker for each text/key call (records without --record)",
+    )
     program = p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- PROGRAM [ARG...]")
     program.required_unless = ["--shell"]  # type: ignore[attr-defined]  # for `help --json`
     _json_option(p)
