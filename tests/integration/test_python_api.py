@@ -404,7 +404,9 @@ def test_a_session_records_from_python(agentty_home_path: Path, api: str) -> Non
     from agentty_core import AsyncSession
     from agentty_core.errors import UsageError
 
-    cast_of = lambda sid: agentty_home_path / "logs" / f"{sid}.cast"  # noqa: E731
+    def cast_of(sid: str) -> Path:
+        return agentty_home_path / "logs" / f"{sid}.cast"
+
     if api == "sync":
         s = Session.start(["cat"], record_markers=True)
         s.text("one", enter=True)
