@@ -370,20 +370,23 @@ def _killed(result: JSONObject) -> str:
 
 def _kill_all(args: argparse.Namespace) -> int:
     """`kill --all`: every running session at once (an agent's clean-up: a loop over
-    `status -q` met each named session twice, by its id and by its name). Exits 0 once
-    all of them are confirmed ended (one that ended by itself meanwhile is said so), else
-    with the first failure's code."""
+    `status -q` met each named session twice, by its id and by its name), but the one this
+    command runs in, if any (its SIGHUP would end the command before it said a word).
+    Exits 0 once all of them are confirmed ended (one that ended, or was removed, by itself
+    meanwhile is said so), else with the first failure's code."""
     if args.session is not None:
         raise UsageError("kill: give either --session or --all, not both")
     from concurrent.futures import ThreadPoolExecutor
 
     client = _client()
-    targets = [str(r["id"]) for r in client.sessions() if is_live(r)]
+    own = os.environ.get("AGENTTY_SESSION_ID")  # run inside a session of this home: not it
+    live = [str(r["id"]) for r in client.sessions() if is_live(r)]
+    targets = [sid for sid in live if sid != own]
 
     def kill(sid: str) -> JSONObject | AgenttyError:
         try:
             return client.kill(sid, grace=args.timeout)
-        except SessionNotRunning as exc:  # it ended by itself meanwhile: nothing to do
+        except (SessionNotRunning, SessionNotFound) as exc:  # ended (and removed) meanwhile
             return {"id": sid, "alreadyEnded": True, "message": str(exc)}
         except AgenttyError as exc:
             return exc
@@ -392,13 +395,16 @@ def _kill_all(args: argparse.Namespace) -> int:
         outcomes = list(pool.map(kill, targets))
     failed = [(sid, o) for sid, o in zip(targets, outcomes, strict=True) if not isinstance(o, dict)]
     killed = [o for o in outcomes if isinstance(o, dict)]
+    skipped = [sid for sid in live if sid == own]
     if args.json:
         errors = [{"id": sid, "error": str(e), "exitCode": e.exit_code} for sid, e in failed]
-        emit({"killed": killed, "failed": errors})
+        emit({"killed": killed, "failed": errors, "skipped": skipped})
     else:
         for result in killed:
             print(shown(str(result["message"])) if result.get("alreadyEnded") else _killed(result))
-        if not targets:
+        for sid in skipped:
+            print(f"left {sid} running: this command runs in it")
+        if not live:
             print("no running sessions")
     for sid, exc in failed:
         error(f"{sid}: {exc}")

@@ -10,12 +10,13 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 
 from tests.helpers.census import processes_of_home
-from tests.helpers.cli import agentty, agentty_json, wait_until
+from tests.helpers.cli import AGENTTY, agentty, agentty_json, wait_until
 
 PYTHON = sys.executable
 
@@ -178,6 +179,49 @@ def test_kill_all_ends_every_running_session_at_once(agentty_home: Path) -> None
     assert both.returncode == 2 and "either --session or --all" in both.stderr
     # (a worker exits a moment after its kill's answer)
     wait_until(lambda: processes_of_home(str(agentty_home)) == [], timeout=10)
+
+
+def test_kill_all_run_inside_a_session_leaves_that_one_and_says_so(
+    agentty_home: Path, tmp_path: Path
+) -> None:
+    """An agent running in a session of the home: its own session's SIGHUP ended the
+    command mid-way, and nothing was said of the rest (a review)."""
+    other = start("--", "cat")
+    out = tmp_path / "out"
+    script = f"{AGENTTY} kill --all --json > {out}.json; echo rc=$? > {out}; exec cat"
+    inner = start("--", "sh", "-c", script)
+    wait_until(lambda: out.exists() and out.read_text().strip() != "", timeout=30)
+    assert out.read_text().strip() == "rc=0"
+    said = json.loads((tmp_path / "out.json").read_text())
+    assert [k["id"] for k in said["killed"]] == [other] and said["skipped"] == [inner], said
+    statuses = {s["id"]: s["status"] for s in agentty_json("status")["sessions"]}
+    assert statuses == {other: "exited", inner: "running"}
+    agentty("kill", "-s", inner, check=True)
+
+
+def test_kill_all_takes_a_session_removed_meanwhile_for_one_that_ended(
+    agentty_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`run` removes its session as its program ends: listed running, gone by its turn,
+    it failed the command ("no such session", exit 2; a review)."""
+    from agentty_core.cli.main import main
+    from agentty_core.client import Client
+
+    keep, gone = start("--", "cat"), start("--", "cat")
+    listed = Client.sessions
+
+    def listed_then_removed(self: Client, **kw: bool) -> list[Any]:
+        found = listed(self, **kw)
+        Client().kill(gone, grace=0.5)
+        Client().gc_session(gone)
+        return found
+
+    monkeypatch.setattr(Client, "sessions", listed_then_removed)
+    assert main(["kill", "--all", "--json"]) == 0
+    said = json.loads(capsys.readouterr().out)
+    assert said["failed"] == [], said
+    ids = {k["id"]: k.get("alreadyEnded", False) for k in said["killed"]}
+    assert ids == {keep: False, gone: True}, said
 
 
 def test_d9_get_returns_the_rendered_screen_of_vim(tmp_path: Path) -> None:
