@@ -39,6 +39,10 @@ IDLE = 30.0  # seconds without input before a session's sender thread ends
 # stopped worker's listen backlog (64) keeps each connection given up until it runs, and
 # once it is full a connect fails at once: asked again without a pause, that spun.
 RETRY_PAUSE = 1.0
+# What a stopped worker gives a new request: no answer in time ("timeout": read late and
+# refused, or never read), or no connection while its listen queue is full (EAGAIN, said
+# "connect_failed"). Asked again on these only.
+STOPPED_REASONS = frozenset({"timeout", "connect_failed"})
 
 
 class Senders:
@@ -146,8 +150,12 @@ class Senders:
                 return
             except WorkerUnreachable as exc:
                 # Only a request the worker did not act on: one it took (or a part of) may
-                # have been typed, and would be typed twice.
+                # have been typed, and would be typed twice. And only while it may be
+                # stopped: nothing listening, a refusal or another process on its socket
+                # does not pass by waiting (each was held for ever, said as "stopped?").
                 if not not_done(exc) or exc.input_sent or self.closed:
+                    raise
+                if exc.reason not in STOPPED_REASONS:
                     raise
                 if not said:
                     said = True

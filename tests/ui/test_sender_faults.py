@@ -336,3 +336,30 @@ def test_closing_ends_the_asks_of_a_worker_that_never_takes_the_input() -> None:
     senders.close()
     wait_until(lambda: not _sender_threads("s1"), timeout=10)
     assert len(said.failed) == 1 and "not sent" in said.failed[0], said.failed
+
+
+# -- what waiting does not mend ----------------------------------------------------------
+
+
+def test_input_for_a_socket_another_process_serves_is_said_not_held(
+    client: Client, cat: tuple[str, int]
+) -> None:
+    """Another process listens where the worker's socket was (the worker lives on): no
+    wait mends that, and the input was held for ever, said "(stopped?)" (a review). It is
+    dropped and said, as every failure but a stopped worker's."""
+    sid, _ = cat
+    path = client.home.socket_path(sid)
+    impostor = socket.socket(socket.AF_UNIX)
+    impostor.bind(f"{path}.other")
+    impostor.listen(8)
+    os.replace(f"{path}.other", path)
+    said = Said()
+    senders = said.senders(Counted(Client(timeout=3.0)))  # (no connection kept from before)
+    try:
+        senders.send(sid, "text", "abc")
+        wait_until(lambda: said.failed, timeout=30)
+    finally:
+        senders.close()
+        impostor.close()
+        os.unlink(path)
+    assert said.held == [] and "unexpected process" in said.failed[0], said.failed
