@@ -48,7 +48,9 @@ _OSC_SHOWN = frozenset({0, 1, 2, 4, 5, 7, 8, *range(10, 20), 21, 104, 105, *rang
 _OSC_SHOWN |= {133, 633, 1337}
 _OSC_QUERIES = frozenset({4, 5, *range(10, 20)})
 _ITERM2_SHOWN = ("SetMark", "CurrentDir=", "SetUserVar=", "RemoteHost=", "ShellIntegration")
-_REPORTS_T = frozenset({11, 13, 14, 15, 16, 18, 19, 20, 21})  # XTWINOPS
+# XTWINOPS that report (their answer typed into the shell) or move, resize, iconify or
+# raise the user's window: all but the title stack's push and pop (22, 23) and 24+ (lines).
+_NOT_DRAWN_T = frozenset({*range(1, 10), 11, 13, 14, 15, 16, 18, 19, 20, 21})
 _NUMBER_MOST = 6  # digits a code is read with (a longer one is no code any terminal has)
 
 
@@ -73,7 +75,7 @@ def _csi_query(prefix: str, params: str, inter: str, final: str) -> bool:
     if prefix == ">" and final == "q":  # XTVERSION
         return True
     if prefix == "":
-        return final == "x" or (final == "t" and _number(params.split(";")[0]) in _REPORTS_T)
+        return final == "x" or (final == "t" and _number(params.split(";")[0]) in _NOT_DRAWN_T)
     return False
 
 
@@ -94,6 +96,8 @@ class TerminalGuard:
         self._sgr = False  # attributes set
         self._other_keys = False  # xterm's modifyOtherKeys
         self._pushed = 0  # kitty keyboard flags pushed
+        self._kitty_set = False  # kitty keyboard flags set in place (CSI = flags u)
+        self._colours: set[int] = set()  # OSC codes of colours set (4, 5, 10-19)
         self._no_wrap = False  # autowrap turned off (?7l)
         self._insert = False  # insert mode (IRM, CSI 4 h)
         self._region = False  # a scroll region set
@@ -153,6 +157,9 @@ class TerminalGuard:
             parts.append("\x1b[>4m")
         if self._pushed:
             parts.append(f"\x1b[<{self._pushed}u")
+        if self._kitty_set:
+            parts.append("\x1b[=0u")
+        parts += [f"\x1b]{100 + code}\x1b\\" for code in sorted(self._colours)]
         if self._hidden:
             parts.append("\x1b[?25h")
         if self._sgr:
@@ -247,9 +254,22 @@ class TerminalGuard:
             self._other_keys = len(values) > 1 and values[1] not in ("", "0")
         elif final == "u" and prefix == ">":
             self._pushed += 1
+        elif final == "u" and prefix == "=":
+            self._kitty_set = values[0] not in ("", "0")
         elif final == "u" and prefix == "<":
             count = int(values[0]) if values[0].isdigit() and len(values[0]) < 6 else 1
             self._pushed = max(0, self._pushed - max(count, 1))
+
+    def _track_colours(self, head: str) -> None:
+        """Colours an OSC passed on sets (4, 5, 10-19) or resets (100 more), to be reset
+        at the end: a replay left the user's terminal in the recording's palette."""
+        code = _number(head.partition(";")[0])
+        if code is None:
+            return
+        if code in _OSC_QUERIES:
+            self._colours.add(code)
+        elif code - 100 in _OSC_QUERIES:
+            self._colours.discard(code - 100)
 
     def _track_drawing(self, piece: str) -> None:
         """What a run of drawing sequences left set (`_STATEFUL`)."""
@@ -271,6 +291,8 @@ class TerminalGuard:
         decided = _string_verdict(kind, head, whole=end >= 0)
         if decided is None and len(text) - j <= _HOLD_MOST:
             return -1  # not known yet: carried over to the next event
+        if decided and osc:
+            self._track_colours(head)
         if end >= 0:
             if decided:
                 out.append(text[j:after])
@@ -315,10 +337,8 @@ def _string_verdict(kind: str, head: str, *, whole: bool) -> bool | None:
             if not whole and "=" not in rest and len(rest) < 32:
                 return None
             return rest.startswith(_ITERM2_SHOWN)
-        if code == 21 and not whole and "=" not in rest:
-            return None  # kitty's colours: `key=?` asks
-        if code == 21:
-            return "=?" not in rest
+        if code == 21:  # kitty's colours: a `key=?` anywhere in it asks
+            return None if not whole else "=?" not in rest
         if code in _OSC_QUERIES:
             if not whole:
                 return None
@@ -339,5 +359,9 @@ def _string_verdict(kind: str, head: str, *, whole: bool) -> bool | None:
         control, sep, _ = head[1:].partition(";")
         if not sep and not whole:
             return None
-        return "a=q" not in control.split(",")
+        keys = dict(pair.partition("=")[::2] for pair in control.split(","))
+        # A query asks; and kitty answers any command naming an image (i=, I=) unless
+        # told to be quiet (q=2): the answer would be typed into the shell.
+        names = "i" in keys or "I" in keys
+        return keys.get("a") != "q" and (not names or keys.get("q") == "2")
     return False  # SOS, PM: nothing a replay needs

@@ -131,7 +131,9 @@ def test_what_names_or_draws_goes_however_it_is_spelt() -> None:
         "\x1b]10;#ffffff\x07\x1b]133;A\x07\x1b]1337;SetMark\x07\x1b]1337;CurrentDir=/x\x07"
         "\x1b]02;zero-led title\x07\x1b[0022;0t"
     )
-    assert _played(kept) == kept
+    guard = TerminalGuard()
+    assert guard.feed(kept) == kept
+    assert guard.finish() == "\x1b]104\x1b\\\x1b]110\x1b\\"  # (the colours it set: reset)
 
 
 def test_tmux_s_passthrough_carries_nothing_out() -> None:
@@ -139,3 +141,19 @@ def test_tmux_s_passthrough_carries_nothing_out() -> None:
     inside it went (the DCS was passed on as one that draws)."""
     played = _played("a\x1bPtmux;\x1b\x1b]52;c;aGk=\x07\x1b\\b")
     assert "tmux" not in played and "52" not in played, played
+
+
+def test_what_a_replay_set_in_the_user_s_terminal_is_put_back_and_what_acts_goes() -> None:
+    """A review: a kitty colour query cut across two events went through (decided at the
+    first `=`); kitty answers a graphics command naming an image unless q=2 (the answer
+    typed into the shell); keyboard flags set in place, the palette and the default
+    colours stayed set after the replay; XTWINOPS moved and resized the user's window."""
+    assert _played("a\x1b]21;foreground=red;", "background=?\x1b\\b") == "ab"
+    assert _played("a\x1b_Ga=T,i=7;AAAA\x1b\\b") == "ab"
+    quiet = "\x1b_Ga=T,i=7,q=2;AAAA\x1b\\"
+    assert _played(quiet) == quiet
+    assert _played("a\x1b[8;50;100tb\x1b[3;0;0t\x1b[2t") == "ab"
+    guard = TerminalGuard()
+    set_here = "\x1b[=1u\x1b]11;#000000\x07\x1b]4;1;#ff0000\x07\x1b]104\x07"
+    assert guard.feed(set_here) == set_here
+    assert guard.finish() == "\x1b[=0u\x1b]111\x1b\\"  # (the palette was reset by 104)
