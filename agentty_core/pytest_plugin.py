@@ -21,6 +21,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,17 +86,17 @@ def agentty_session(
 _STARTED = pytest.StashKey[list[Session]]()
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(hookwrapper=True)  # (the old style: pluggy before 1.2 has no other)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+) -> Generator[None, Any, None]:
     """The screens of a failed test's sessions, as they are when it failed, in its report
     (a wait that timed out said only what it waited for)."""
-    report = yield
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
     if report.when == "call" and report.failed:
         for session in item.stash.get(_STARTED, []):
             report.sections.append((f"agentty session {session.id}", _screen_of(session)))
-    return report
 
 
 def _screen_of(session: Session) -> str:

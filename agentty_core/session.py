@@ -57,7 +57,7 @@ from agentty_core.errors import (
 from agentty_core.input_steps import Step, in_one_request, key_steps, send_steps, text_steps
 from agentty_core.ipc import forks
 from agentty_core.ipc.pool import MAX_IDLE, Pool
-from agentty_core.paths import SESSION_ID_RE, Home
+from agentty_core.paths import Home
 from agentty_core.protocol import JSONObject
 from agentty_core.waitspec import WaitConditions
 
@@ -578,7 +578,7 @@ def resolved_id(ref: object, what: str, client: Client | RemoteClient) -> str:
     here, once, to the session it names now (it was taken for an id: `get` found it, every
     other call failed "invalid session id"); another host resolves it on each call."""
     ref = session_ref(ref, what)
-    if isinstance(client, Client) and not SESSION_ID_RE.fullmatch(ref):
+    if isinstance(client, Client):  # (a name may look like an id: `20261205`)
         return str(client.resolve(ref)["id"])
     return ref
 

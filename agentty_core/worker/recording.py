@@ -285,6 +285,8 @@ def replay(cast: TextIO, speed: float = 1.0, max_idle: float = 2.0) -> None:
                 seconds = _seconds(at)
             except ValueError:  # a time no float holds: passed over, as a line no event is
                 continue
+            if not math.isfinite(seconds):  # played at once, its time no clock's (NaN lost
+                seconds = previous  # the next delay, and infinity paused for max_idle)
             delay = min(max(0.0, seconds - previous), max_idle)
             previous = seconds
             if code == "o" and isinstance(data, str):  # (other data: a hand-made file's)

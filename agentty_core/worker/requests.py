@@ -536,10 +536,16 @@ class Requests(WorkerBase):
 
 
 def key_marker(names: list[str]) -> str:
-    """A recording's marker for a `key` call: the keys' names, a single character's as `·`
-    (pressed one by one at a password prompt, they spelt it; input is recorded only when
-    asked)."""
-    return "key " + " ".join(name if len(name) > 1 else "\u00b7" for name in names)
+    """A recording's marker for a `key` call: the keys' names, a character's (repeated or
+    not: `1*3`) as `·` (pressed one by one at a password prompt, they spelt it; input is
+    recorded only when asked)."""
+    return "key " + " ".join("\u00b7" if _a_character(name) else name for name in names)
+
+
+def _a_character(name: str) -> bool:
+    """A key name that types a character as it is (no modifier), as `keys.parse` reads it."""
+    key = keys.parse(name)
+    return len(key.base) == 1 and key.modifiers == 0
 
 
 def _utf8(text: str, what: str, *, escapes: bool = True) -> bytes:

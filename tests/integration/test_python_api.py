@@ -371,6 +371,8 @@ def test_a_session_named_by_its_name_or_prefix_takes_every_call(
                 assert asyncio.run(typed()) == "text"
         with pytest.raises(SessionNotFound):
             Session("no-such-name")
+    with Session.start(["cat"], name="20261205") as like_an_id:  # (a name of 8 hex digits)
+        assert Session("20261205").id == like_an_id.id != "20261205"
 
 
 @pytest.mark.parametrize("api", ["sync", "async"])

@@ -88,9 +88,12 @@ def test_replay_plays_on_past_bytes_that_are_no_utf8_and_a_time_no_float_holds(
     outside round)."""
     cast = tmp_path / "odd.cast"
     body = [b'[0, "o", "a"]', b'[0, "o", "bad \xff"]', b"[1" + b"0" * 400 + b', "o", "x"]']
+    body += [b'[NaN, "o", "n"]', b'[Infinity, "o", "i"]']  # (a review: their timing lost)
     cast.write_bytes(HEADER.encode() + b"\n".join([*body, b'[0, "o", "b\\n"]']) + b"\n")
     proc = replay("--speed", "0", str(cast))
-    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "abad \ufffdb\n", ""), proc
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "abad \ufffdnib\n", ""), proc
+    proc = replay("--speed", "1", str(cast), timeout=5)  # no pause for an infinite time
+    assert proc.returncode == 0, proc
 
 
 @pytest.mark.parametrize("kind", ["fifo", "symlink"])
