@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, TypeVar, overload
 from agentty_core import wait_slots
 from agentty_core.api_types import Screen, SessionEnded, SessionInfo, SessionWaitTimeout, WaitResult
 from agentty_core.client import Client
-from agentty_core.client_calls import Patience, kept_call_failed
+from agentty_core.client_calls import Patience, kept_call_failed, may_have_acted
 from agentty_core.errors import (
     AgenttyError,
     RemoteError,
@@ -122,6 +122,8 @@ class AsyncSession:
                 conn.close()
                 if failed == "lost":
                     self.close()
+                    if may_have_acted(method, exc):
+                        raise  # (not asked again: it would be typed twice)
                     return None
                 if failed == "again" and (pause := waiting.next()) is not None:
                     await asyncio.sleep(pause)  # (every connection taken): asked again

@@ -23,7 +23,7 @@ from agentty_core.errors import (
 from agentty_core.ipc import client as ipc_client
 from agentty_core.ipc import forks
 from agentty_core.paths import Home
-from agentty_core.protocol import JSONObject
+from agentty_core.protocol import ACTING, JSONObject
 from agentty_core.state import records
 from agentty_core.state.records import Record, is_live
 
@@ -65,6 +65,19 @@ def kept_call_failed(exc: BaseException) -> str:
     if isinstance(exc, (WorkerUnreachable, ProtocolError)):
         return "lost"
     return "raise"
+
+
+def may_have_acted(method: str, exc: BaseException) -> bool:
+    """Whether an acting request (`protocol.ACTING`: typing, a signal) whose answer did not
+    come in time may have been done: read by the worker, which then stopped before it
+    answered. Asked again the long way, it was done twice once the worker ran again within
+    the new request's wait."""
+    return (
+        method in ACTING
+        and isinstance(exc, WorkerUnreachable)
+        and exc.reason == "timeout"
+        and not ipc_client.not_done(exc)
+    )
 
 
 class Patience:

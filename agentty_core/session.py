@@ -43,7 +43,7 @@ from agentty_core.api_types import (
     WaitResult,
 )
 from agentty_core.client import Client
-from agentty_core.client_calls import Patience, kept_call_failed
+from agentty_core.client_calls import Patience, kept_call_failed, may_have_acted
 from agentty_core.errors import (
     AgenttyError,
     RemoteError,
@@ -195,6 +195,8 @@ class Session:
                 conn.close()
                 if failed == "lost":
                     self.close()
+                    if may_have_acted(method, exc):
+                        raise  # (not asked again: it would be typed twice)
                     return None
                 if failed == "again" and (pause := waiting.next()) is not None:
                     time.sleep(pause)  # (every connection taken): asked again, a while

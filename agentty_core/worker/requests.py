@@ -88,6 +88,7 @@ class Requests(WorkerBase):
                 raise RequestFailed("late", "the caller is gone: not done")
             answer = self._answer(method, params)
             if isinstance(answer, dict):
+                failpoints.hit(f"worker.answering_{method}")  # (tests: stopped before it)
                 peer.send(protocol.ok(answer))
                 failpoints.hit(f"worker.answered_{method}")  # (tests: a worker slow after it)
                 return

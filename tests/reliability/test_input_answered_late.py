@@ -1,0 +1,58 @@
+"""Input a worker took and then stopped before answering (SIGSTOP between the typing and
+its answer): the Python API asked again the long way once the answer did not come in time,
+and a worker resumed within that second ask typed the input twice (a review)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from agentty_core import AsyncSession, Session
+from agentty_core.client import Client
+from agentty_core.errors import WorkerUnreachable
+from tests.helpers.cli import wait_until
+
+
+def _stopped(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_input_whose_answer_came_late_is_not_typed_twice(
+    agentty_home: Path, monkeypatch: pytest.MonkeyPatch, api: str
+) -> None:
+    monkeypatch.setenv("AGENTTY_FAILPOINTS", "worker.answering_text=sigstop")
+    rec = Client().start(["cat"])  # (its worker has the failpoint: stopped after it types)
+    monkeypatch.delenv("AGENTTY_FAILPOINTS")
+    sid, worker = str(rec["id"]), int(str(rec["workerPid"]))
+    client = Client(timeout=1.0)
+    client.wait(sid, input=True, timeout=10)
+
+    def resume_within_a_second_ask() -> None:
+        wait_until(lambda: _stopped(worker), timeout=10)
+        time.sleep(1.4)  # (the first ask gave up at 1 s: a second would be waiting now)
+        os.kill(worker, signal.SIGCONT)
+
+    resumer = threading.Thread(target=resume_within_a_second_ask)
+    resumer.start()
+    try:
+        with pytest.raises(WorkerUnreachable):
+            if api == "sync":
+                Session(sid, client).text("x")
+            else:
+                asyncio.run(AsyncSession(sid, client).text("x"))
+    finally:
+        resumer.join()
+        os.kill(worker, signal.SIGCONT)
+    wait_until(lambda: not _stopped(worker), timeout=10)
+    time.sleep(0.5)  # (a second typing, and its echo, would be on the screen by now)
+    os.kill(worker, signal.SIGCONT)  # (stopped again by a second typing)
+    assert Client().get(sid)["lines"][0] == "x"
+    Client().kill(sid)
