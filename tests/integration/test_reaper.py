@@ -119,42 +119,37 @@ def _sleeping(seconds: int) -> list[psutil.Process]:
     return found
 
 
-def test_the_plugin_s_home_is_the_test_s_whatever_the_caller_s_environment(
-    tmp_path: Path,
-) -> None:
-    """The home is exported for the `agentty` commands a test runs: with AGENTTY_HOST set
-    in the caller's environment they went over ssh to it (exit 4, an outside round)."""
+def _plugin_tests(tmp_path: Path, keyword: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """PLUGIN_TEST's tests named by `keyword`, run by a pytest of their own (with `env`
+    added to this one's environment, and AGENTTY_SESSION_ID as a caller in a session has)."""
     import sys
 
     (tmp_path / "test_plugin_use.py").write_text(PLUGIN_TEST.format(seconds=1))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    env.update(AGENTTY_HOST="nosuchhost.invalid", AGENTTY_SESSION_ID="0badf00d")
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "sees_the"],
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")} | env
+    env.setdefault("AGENTTY_SESSION_ID", "0badf00d")
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", keyword],
         cwd=tmp_path,
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_the_plugin_s_home_is_the_test_s_whatever_the_caller_s_environment(
+    tmp_path: Path,
+) -> None:
+    """The home is exported for the `agentty` commands a test runs: with AGENTTY_HOST set
+    in the caller's environment they went over ssh to it (exit 4, an outside round)."""
+    run = _plugin_tests(tmp_path, "sees_the", AGENTTY_HOST="nosuchhost.invalid")
     assert run.returncode == 0, run.stdout + run.stderr
 
 
 def test_a_failed_test_s_report_has_its_sessions_screens(tmp_path: Path) -> None:
     """A wait that timed out said only what it waited for; the screen that would say why
     was not shown (an outside round)."""
-    import sys
-
-    (tmp_path / "test_plugin_use.py").write_text(PLUGIN_TEST.format(seconds=1))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "fails_with"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = _plugin_tests(tmp_path, "fails_with")
     assert run.returncode == 1, run.stdout + run.stderr
     section = re.split(r"-+ agentty session [0-9a-f]{8} -+\n", run.stdout)[1]
     assert "the-program-said-this" in section, run.stdout

@@ -16,6 +16,7 @@ import pytest
 from agentty_core import AsyncSession, Session
 from agentty_core.client import Client
 from agentty_core.errors import WorkerUnreachable
+from agentty_core.protocol import str_list
 from tests.helpers.cli import wait_until
 
 
@@ -54,5 +55,5 @@ def test_input_whose_answer_came_late_is_not_typed_twice(
     wait_until(lambda: not _stopped(worker), timeout=10)
     time.sleep(0.5)  # (a second typing, and its echo, would be on the screen by now)
     os.kill(worker, signal.SIGCONT)  # (stopped again by a second typing)
-    assert Client().get(sid)["lines"][0] == "x"
+    assert str_list(Client().get(sid)["lines"])[0] == "x"
     Client().kill(sid)

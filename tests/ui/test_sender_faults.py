@@ -24,6 +24,7 @@ from agentty_core.protocol import JSONObject, str_list
 from agentty_ui.fleet import Fleet
 from agentty_ui.sender import Senders
 from tests.helpers.cli import wait_until
+from tests.helpers.sockets import fill_backlog
 
 # A program that counts the bytes it reads (raw: nothing of it echoed or buffered by lines).
 COUNTER = (
@@ -169,7 +170,7 @@ def test_input_held_while_the_stopped_worker_s_backlog_is_full_is_sent_once_it_r
     fleet = Counted(Client(timeout=3.0))
     senders = said.senders(fleet)
     os.kill(worker, signal.SIGSTOP)
-    fillers = _fill_backlog(str(client.home.socket_path(sid)))
+    fillers = fill_backlog(str(client.home.socket_path(sid)))
     try:
         senders.send(sid, "text", "HELD-TEXT")
         wait_until(lambda: fleet.tries >= 3, timeout=20)  # asked again after connects failed
@@ -182,21 +183,6 @@ def test_input_held_while_the_stopped_worker_s_backlog_is_full_is_sent_once_it_r
     reasons = {exc.reason for exc in fleet.errors if isinstance(exc, WorkerUnreachable)}
     assert "connect_failed" in reasons, fleet.errors
     assert said.failed == [] and len(said.held) == 1, (said.failed, said.held)
-
-
-def _fill_backlog(path: str) -> list[socket.socket]:
-    """Connections to `path` until one more would not fit (its worker stopped)."""
-    fillers: list[socket.socket] = []
-    for _ in range(1000):
-        filler = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        filler.setblocking(False)
-        try:
-            filler.connect(path)
-        except BlockingIOError:
-            filler.close()
-            return fillers
-        fillers.append(filler)
-    raise AssertionError("the backlog never filled")
 
 
 # -- a paste larger than a socket buffer ------------------------------------------------

@@ -14,6 +14,7 @@ import pytest
 from agentty_core import protocol
 from agentty_core.errors import WorkerUnreachable
 from agentty_core.ipc.client import Connection, Late, not_done
+from tests.helpers.sockets import fill_backlog
 
 
 @pytest.fixture
@@ -62,7 +63,7 @@ def test_a_connect_to_a_full_backlog_is_not_done(listener: tuple[str, socket.soc
     """A stopped worker's backlog fills with the connections given up on it; then a connect
     fails at once (EAGAIN, "connect_failed"): nothing was sent, as for a missing socket."""
     path, _ = listener
-    fillers = _fill_backlog(path)
+    fillers = fill_backlog(path)
     try:
         with pytest.raises(WorkerUnreachable) as caught:
             Connection(path, timeout=1.0)
@@ -107,18 +108,3 @@ def test_a_request_read_and_not_answered_may_have_been_done(
         done.set()
         worker.join()
     assert caught.value.reason == "timeout" and not not_done(caught.value)
-
-
-def _fill_backlog(path: str) -> list[socket.socket]:
-    """Connections to `path` until one more would not fit (its backlog full)."""
-    fillers: list[socket.socket] = []
-    for _ in range(1000):
-        filler = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        filler.setblocking(False)
-        try:
-            filler.connect(path)
-        except BlockingIOError:
-            filler.close()
-            return fillers
-        fillers.append(filler)
-    raise AssertionError("the backlog never filled")
