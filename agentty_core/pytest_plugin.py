@@ -34,10 +34,26 @@ from agentty_core.session import GONE, Session
 SPAWNER_IDLE = 30  # seconds (see agentty_home_path)
 
 
+KEEP_OPTION = "--agentty-keep-failed"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("agentty").addoption(
+        KEEP_OPTION,
+        action="store_true",
+        help="keep a failed test's agentty home (its sessions' logs, final screens and "
+        "recordings) and name it in the test's report; its sessions still end",
+    )
+
+
 @pytest.fixture
-def agentty_home_path(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A private, short (socket paths are limited to 107 bytes) AGENTTY_HOME for one test."""
+def agentty_home_path(
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[Path]:
+    """A private, short (socket paths are limited to 107 bytes) AGENTTY_HOME for one test;
+    removed afterwards, but kept for a failed test with --agentty-keep-failed."""
     root = Path(tempfile.mkdtemp(prefix="agentty-", dir="/tmp"))
+    request.node.stash[_HOME] = root
     os.chmod(root, 0o700)
     monkeypatch.setenv("AGENTTY_HOME", str(root))
     # What else would send the test's `agentty` commands elsewhere: another host (they
@@ -49,7 +65,12 @@ def agentty_home_path(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("AGENTTY_SPAWNER_IDLE", str(SPAWNER_IDLE))
     yield root
     reap(root)
-    shutil.rmtree(root, ignore_errors=True)
+    if not (request.node.stash.get(_FAILED, False) and _keeping(request.config)):
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _keeping(config: pytest.Config) -> bool:
+    return bool(config.getoption(KEEP_OPTION, default=False))
 
 
 @pytest.fixture
@@ -84,6 +105,8 @@ def agentty_session(
 
 
 _STARTED = pytest.StashKey[list[Session]]()
+_HOME = pytest.StashKey[Path]()
+_FAILED = pytest.StashKey[bool]()
 
 
 @pytest.hookimpl(hookwrapper=True)  # (the old style: pluggy before 1.2 has no other)
@@ -91,12 +114,16 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, Any, None]:
     """The screens of a failed test's sessions, as they are when it failed, in its report
-    (a wait that timed out said only what it waited for)."""
+    (a wait that timed out said only what it waited for), and its home when it is kept."""
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
     if report.when == "call" and report.failed:
+        item.stash[_FAILED] = True
         for session in item.stash.get(_STARTED, []):
             report.sections.append((f"agentty session {session.id}", _screen_of(session)))
+        home = item.stash.get(_HOME, None)
+        if home is not None and _keeping(item.config):
+            report.sections.append(("agentty home", f"kept ({KEEP_OPTION}): {home}\n"))
 
 
 def _screen_of(session: Session) -> str:

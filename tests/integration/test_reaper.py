@@ -119,7 +119,9 @@ def _sleeping(seconds: int) -> list[psutil.Process]:
     return found
 
 
-def _plugin_tests(tmp_path: Path, keyword: str, **env: str) -> subprocess.CompletedProcess[str]:
+def _plugin_tests(
+    tmp_path: Path, keyword: str, *args: str, **env: str
+) -> subprocess.CompletedProcess[str]:
     """PLUGIN_TEST's tests named by `keyword`, run by a pytest of their own (with `env`
     added to this one's environment, and AGENTTY_SESSION_ID as a caller in a session has)."""
     import sys
@@ -128,7 +130,7 @@ def _plugin_tests(tmp_path: Path, keyword: str, **env: str) -> subprocess.Comple
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")} | env
     env.setdefault("AGENTTY_SESSION_ID", "0badf00d")
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", keyword],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", keyword, *args],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -154,6 +156,23 @@ def test_a_failed_test_s_report_has_its_sessions_screens(tmp_path: Path) -> None
     section = re.split(r"-+ agentty session [0-9a-f]{8} -+\n", run.stdout)[1]
     assert "the-program-said-this" in section, run.stdout
     assert "\x1b" not in run.stdout, run.stdout  # (a screen holds no escape: none is printed)
+
+
+def test_a_failed_test_s_home_is_kept_when_asked(tmp_path: Path) -> None:
+    """Its logs and recordings went with it (an outside round): --agentty-keep-failed keeps
+    a failed test's home, named in its report; its sessions end all the same."""
+    run = _plugin_tests(tmp_path, "fails_with", "--agentty-keep-failed")
+    assert run.returncode == 1, run.stdout + run.stderr
+    found = re.search(r"kept \(--agentty-keep-failed\): (\S+)", run.stdout)
+    assert found is not None, run.stdout
+    home = Path(found.group(1))
+    try:
+        assert [p.suffix for p in (home / "logs").glob("*.log")] == [".log"], home
+        assert processes_of_home(str(home)) == []
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    passed = _plugin_tests(tmp_path, "sees_the", "--agentty-keep-failed")
+    assert passed.returncode == 0 and "kept" not in passed.stdout, passed.stdout
 
 
 def test_the_plugin_s_sessions_end_with_a_pytest_ended_by_sigterm(tmp_path: Path) -> None:
