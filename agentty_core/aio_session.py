@@ -36,7 +36,6 @@ from agentty_core.errors import (
     UsageError,
     WaitTimeout,
     WorkerUnreachable,
-    echoed,
 )
 from agentty_core.input_steps import Step, in_one_request, key_steps, send_steps, text_steps
 from agentty_core.ipc.aio_client import AsyncConnection
@@ -45,8 +44,10 @@ from agentty_core.protocol import JSONObject
 from agentty_core.session import (
     GONE,
     MAX_IDLE,
+    Resolved,
     Session,
     after_input,
+    checked_flags,
     checked_wait,
     kill_failed,
     not_running,
@@ -183,13 +184,13 @@ class AsyncSession:
             record_input=record_input,
             record_markers=record_markers,
         )
-        return cls(started.id, started.client)
+        return cls(Resolved(started.id), started.client)
 
     @classmethod
     async def find(cls, ref: str, *, home: Home | None = None) -> AsyncSession:
         """A session by id, unique id prefix or name."""
         found = await asyncio.to_thread(Session.find, ref, home=home)
-        return cls(found.id, found.client)
+        return cls(Resolved(found.id), found.client)
 
     @classmethod
     async def list(cls, *, home: Home | None = None) -> builtins.list[SessionInfo]:
@@ -204,8 +205,7 @@ class AsyncSession:
     # ------------------------------------------------------------ I/O
 
     async def get(self, *, scrollback: bool = False) -> Screen:
-        if type(scrollback) is not bool:
-            raise UsageError(f"scrollback is True or False, not {echoed(scrollback)}")
+        checked_flags(scrollback=scrollback)
         params: JSONObject = {"scrollback": scrollback}
         result = await self._fast("get", params)
         if result is None:  # ended: its last screen, from the file

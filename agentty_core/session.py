@@ -254,11 +254,9 @@ class Session:
         it may hold secrets; `record_markers`: a marker for each input call; either one
         records), as `agentty start --record` makes."""
         argv, cwd, (cols, rows) = _start_args(argv, name, cwd, size, env)
-        for what, flag in (("shell", shell), ("record", record), ("record_input", record_input)):
-            if type(flag) is not bool:
-                raise UsageError(f"{what} is True or False, not {echoed(flag)}")
-        if type(record_markers) is not bool:
-            raise UsageError(f"record_markers is True or False, not {echoed(record_markers)}")
+        checked_flags(
+            shell=shell, record=record, record_input=record_input, record_markers=record_markers
+        )
         if shell and len(argv) > 1:  # (the rest were dropped without a word)
             raise UsageError("shell=True runs one command line: give it as argv's only word")
         client = _client(home, host)
@@ -267,13 +265,13 @@ class Session:
             cast = {"input": record_input, "markers": record_markers}
         start = partial(client.start, name=name, cwd=cwd, cols=cols, rows=rows, env=env)
         rec = start(shell=argv[0], record=cast) if shell else start(argv, record=cast)
-        return cls(rec["id"], client)
+        return cls(Resolved(rec["id"]), client)
 
     @classmethod
     def find(cls, ref: str, *, home: Home | None = None, host: str | None = None) -> Session:
         """A session by id, unique id prefix or name (on `host` when given)."""
         client = _client(home, host)
-        return cls(str(client.resolve(session_ref(ref, "find's ref"))["id"]), client)
+        return cls(Resolved(client.resolve(session_ref(ref, "find's ref"))["id"]), client)
 
     @classmethod
     def list(
@@ -294,8 +292,7 @@ class Session:
     # ------------------------------------------------------------ I/O
 
     def get(self, *, scrollback: bool = False) -> Screen:
-        if type(scrollback) is not bool:  # ("yes" was taken for True)
-            raise UsageError(f"scrollback is True or False, not {echoed(scrollback)}")
+        checked_flags(scrollback=scrollback)
         return Screen.from_json(self.client.get(self.id, scrollback=scrollback))
 
     def screenshot(self, *, scale: int = 1) -> bytes:
@@ -556,9 +553,7 @@ def recorded(
     client: Client | RemoteClient, session_id: str, on: bool, *, input: bool, markers: bool
 ) -> JSONObject:
     """`Session.record` and `AsyncSession.record`'s call."""
-    for what, flag in (("on", on), ("input", input), ("markers", markers)):
-        if type(flag) is not bool:
-            raise UsageError(f"{what} is True or False, not {echoed(flag)}")
+    checked_flags(on=on, input=input, markers=markers)
     try:
         return client.record(session_id, on, input=input, markers=markers)
     except RemoteError as exc:
@@ -575,14 +570,27 @@ def session_ref(ref: object, what: str) -> str:
     return ref
 
 
+class Resolved(str):
+    """A session's id as its record gave it just now (`start`, `find`): not looked up again."""
+
+
 def resolved_id(ref: object, what: str, client: Client | RemoteClient) -> str:
     """The id of the session `ref` names (`session_ref`). A name or prefix is resolved
     here, once, to the session it names now (it was taken for an id: `get` found it, every
     other call failed "invalid session id"); another host resolves it on each call."""
+    if isinstance(ref, Resolved):
+        return str(ref)
     ref = session_ref(ref, what)
     if isinstance(client, Client):  # (a name may look like an id: `20261205`)
         return str(client.resolve(ref)["id"])
     return ref
+
+
+def checked_flags(**flags: object) -> None:
+    """Each flag a True or False (a "yes" was taken for True, a 0 for False)."""
+    for what, flag in flags.items():
+        if type(flag) is not bool:
+            raise UsageError(f"{what} is True or False, not {echoed(flag)}")
 
 
 def _home(home: object) -> Home | None:

@@ -6,6 +6,7 @@ import asyncio
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -441,3 +442,24 @@ def test_a_session_records_from_python(agentty_home_path: Path, api: str) -> Non
     assert [e[2] for e in events if e[1] == "i"] == ["two\r"], events
     plain = Session.start(["true"])
     assert not cast_of(plain.id).exists()  # (not asked: no recording)
+
+
+def test_a_session_started_or_found_is_not_looked_up_again(
+    agentty_home_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`Session(ref)` resolves a name; `start` and `find`, which have the id from its
+    record, read the list again for it (a read-through)."""
+    from agentty_core.client import Client
+
+    looked: list[str | None] = []
+    resolve = Client.resolve
+
+    def counted(self: Client, ref: str | None) -> Any:
+        looked.append(ref)
+        return resolve(self, ref)
+
+    monkeypatch.setattr(Client, "resolve", counted)
+    with Session.start(["cat"], name="once") as s:
+        assert looked == []
+        assert Session.find("once").id == s.id and looked == ["once"]
+        assert Session("once").id == s.id and looked == ["once", "once"]
