@@ -335,7 +335,7 @@ class Requests(WorkerBase):
         seq = self.emu.seq
         if b"\x1b" not in data:  # an escape sequence is a key, not text the terminal draws
             self._note_echo(data)
-        self._type(data, key_marker(cast(list[str], names)))
+        self._type(data, key_marker(cast(list[str], names), parsed))
         return {"seq": seq, "bytes": len(data)}
 
     def _resize(self, params: JSONObject) -> JSONObject:
@@ -536,17 +536,15 @@ class Requests(WorkerBase):
     }
 
 
-def key_marker(names: list[str]) -> str:
-    """A recording's marker for a `key` call: the keys' names, a character's (repeated or
-    not: `1*3`) as `·` (pressed one by one at a password prompt, they spelt it; input is
-    recorded only when asked)."""
-    return "key " + " ".join("\u00b7" if _a_character(name) else name for name in names)
-
-
-def _a_character(name: str) -> bool:
-    """A key name that types a character as it is (no modifier), as `keys.parse` reads it."""
-    key = keys.parse(name)
-    return len(key.base) == 1 and key.modifiers == 0
+def key_marker(names: list[str], parsed: list[keys.Key]) -> str:
+    """A recording's marker for a `key` call: the keys' names, one that types a character
+    as it is (no modifier; repeated or not: `1*3`) as `·` (pressed one by one at a password
+    prompt, they spelt it; input is recorded only when asked)."""
+    shown = (
+        "\u00b7" if len(k.base) == 1 and not k.modifiers else n
+        for n, k in zip(names, parsed, strict=True)
+    )
+    return "key " + " ".join(shown)
 
 
 def _utf8(text: str, what: str, *, escapes: bool = True) -> bytes:
