@@ -32,9 +32,11 @@ from agentty_core.paths import Home
 from agentty_core.session import GONE, Session
 
 SPAWNER_IDLE = 30  # seconds (see agentty_home_path)
-
-
 KEEP_OPTION = "--agentty-keep-failed"
+# What a test's fixtures leave on its item for the report and the teardown.
+_STARTED = pytest.StashKey[list[Session]]()  # the sessions it started
+_HOME = pytest.StashKey[Path]()  # its home
+_FAILED = pytest.StashKey[bool]()  # its call failed
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -102,11 +104,6 @@ def agentty_session(
         finally:
             for hold in holds:
                 hold.close()
-
-
-_STARTED = pytest.StashKey[list[Session]]()
-_HOME = pytest.StashKey[Path]()
-_FAILED = pytest.StashKey[bool]()
 
 
 @pytest.hookimpl(hookwrapper=True)  # (the old style: pluggy before 1.2 has no other)

@@ -44,8 +44,9 @@ _RESET_MODES = (*_ALT_SCREENS, *sorted(_MOUSE), 1004, 2004, 1, 5)
 # colours set (4, 5, 10-19, kitty's 21; a `?` in them asks: dropped), the working
 # directory (7), hyperlinks (8), colour resets (104, 105, 110-119), prompt marks (133,
 # 633) and a few of iTerm2's (1337); DCS sixel images; APC kitty graphics. The rest go.
-_OSC_SHOWN = frozenset({0, 1, 2, 4, 5, 7, 8, *range(10, 20), 21, 104, 105, *range(110, 120)})
-_OSC_SHOWN |= {133, 633, 1337}
+_OSC_SHOWN = frozenset(
+    {0, 1, 2, 4, 5, 7, 8, *range(10, 20), 21, 104, 105, *range(110, 120), 133, 633, 1337}
+)
 _OSC_QUERIES = frozenset({4, 5, *range(10, 20)})
 _ITERM2_SHOWN = ("SetMark", "CurrentDir=", "SetUserVar=", "RemoteHost=", "ShellIntegration")
 # XTWINOPS that report (their answer typed into the shell) or move, resize, iconify or

@@ -7,10 +7,11 @@ stopped worker waited out the client's timeout in front of every other session's
 thread ends once its session has had no input for `IDLE` seconds.
 
 What is queued goes in as few requests as it allows (typed characters joined, keys pressed
-in one request: one request a key, 10 kB typed fast took 8 s). A request the worker surely
-did not act on (`ipc.client.not_done`: left unread by a stopped worker, not sent whole, no
-connection to it, or refused as read after its caller gave up) is asked again, the same
-input, after a pause growing to RETRY_PAUSE, until the worker takes it: keys typed while it
+in one request: one request a key, 10 kB typed fast took 8 s). A request a stopped worker
+surely did not act on (`ipc.client.not_done`, and STOPPED_REASONS: left unread, not sent
+whole, no connection while its listen queue is full, or refused as read after its caller
+gave up) is asked again, the same input, after a pause growing to RETRY_PAUSE, until the
+worker takes it: keys typed while it
 was stopped arrive in order, none dropped from the start of a line. A request the worker
 took (or part of an input in parts) is never sent again: it may have been typed. A session
 that ended takes nothing: what was queued for it, and anything typed for it after, is
@@ -153,9 +154,8 @@ class Senders:
                 # have been typed, and would be typed twice. And only while it may be
                 # stopped: nothing listening, a refusal or another process on its socket
                 # does not pass by waiting (each was held for ever, said as "stopped?").
-                if not not_done(exc) or exc.input_sent or self.closed:
-                    raise
-                if exc.reason not in STOPPED_REASONS:
+                stopped = not_done(exc) and exc.reason in STOPPED_REASONS
+                if not stopped or exc.input_sent or self.closed:
                     raise
                 if not said:
                     said = True

@@ -31,8 +31,13 @@ BATCH = 64  # sockets open at once: far below any descriptor limit
 LIVE_FIELDS = ("lastActiveAt", "input", "seq", "cols", "rows")  # `state.records.LIVE_FIELDS`
 ENDED_FIELDS = ("status", "exitCode", "signal", "endedAt")  # and `ENDED_FIELDS`
 # An ended session's input state, as `get --json` gives it (`proc.inputstate.exited`).
-ENDED_INPUT = {"state": "exited", "echo": None, "canonical": None, "secret": False}
-ENDED_INPUT["foreground"] = None
+ENDED_INPUT = {
+    "state": "exited",
+    "echo": None,
+    "canonical": None,
+    "secret": False,
+    "foreground": None,
+}
 INFO_REQUEST = b'{"v": 1, "method": "info", "params": {}}\n'
 SPAWNER_INFO = "spawner.json"  # spawning.INFO_NAME
 
