@@ -370,17 +370,21 @@ def _killed(result: JSONObject) -> str:
 
 def _kill_all(args: argparse.Namespace) -> int:
     """`kill --all`: every running session at once (an agent's clean-up: a loop over
-    `status -q` met each named session twice, by its id and by its name), but the one this
-    command runs in, if any (its SIGHUP would end the command before it said a word).
-    Exits 0 once all of them are confirmed ended (one that ended, or was removed, by itself
-    meanwhile is said so), else with the first failure's code."""
+    `status -q` met each named session twice, by its id and by its name), and every lost
+    one that still has processes running (its worker died, a child of the program lives
+    on), but the one this command runs in, if any (its SIGHUP would end the command before
+    it said a word). Exits 0 once all of them are confirmed ended (one that ended, or was
+    removed, by itself meanwhile is said so), else with the first failure's code."""
     if args.session is not None:
         raise UsageError("kill: give either --session or --all, not both")
     from concurrent.futures import ThreadPoolExecutor
 
     client = _client()
     own = os.environ.get("AGENTTY_SESSION_ID")  # run inside a session of this home: not it
-    live = [str(r["id"]) for r in client.sessions() if is_live(r)]
+    listed = client.sessions()
+    lost = {str(r["id"]) for r in listed if r.get("status") == "lost"}
+    surviving = {o.session_id for o in client.orphans()} & lost if lost else set()
+    live = [str(r["id"]) for r in listed if is_live(r) or r["id"] in surviving]
     targets = [sid for sid in live if sid != own]
 
     def kill(sid: str) -> JSONObject | AgenttyError:
@@ -405,7 +409,7 @@ def _kill_all(args: argparse.Namespace) -> int:
         for sid in skipped:
             print(f"left {sid} running: this command runs in it")
         if not live:
-            print("no running sessions")
+            print("no running sessions")  # (nor a lost one's processes)
     for sid, exc in failed:
         error(f"{sid}: {exc}")
     return failed[0][1].exit_code if failed else 0

@@ -418,7 +418,10 @@ def _kill(sub: Subparsers) -> None:
     p.add_argument(
         "--all",
         action="store_true",
-        help="every running session of the home, at once (not with --session)",
+        help=(
+            "every running session of the home, and what a lost one left running, at once"
+            " (not with --session)"
+        ),
     )
     p.add_argument(
         "--timeout",

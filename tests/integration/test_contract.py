@@ -224,6 +224,27 @@ def test_kill_all_takes_a_session_removed_meanwhile_for_one_that_ended(
     assert ids == {keep: False, gone: True}, said
 
 
+def test_kill_all_ends_what_a_lost_session_left_running(agentty_home: Path) -> None:
+    """A session whose worker died can leave its program's children running: `kill -s`
+    ends them, `kill --all` said "no running sessions" and left them (a review)."""
+    # a child in a session of its own: the process group the worker takes down is not its
+    lost = start("--", "sh", "-c", "setsid sleep 300 </dev/null >/dev/null 2>&1 & echo up; wait")
+    agentty("wait", "-s", lost, "--text", "up", check=True)
+    def record() -> dict[str, Any]:
+        return next(s for s in agentty_json("status")["sessions"] if s["id"] == lost)
+
+    os.kill(record()["workerPid"], 9)
+    wait_until(lambda: record()["status"] == "lost")
+    assert processes_of_home(str(agentty_home)) != []
+    result = agentty_json("kill", "--all", "--timeout", "0.5")
+    assert [(k["id"], k["status"]) for k in result["killed"]] == [(lost, "lost")], result
+    assert len(result["killed"][0]["orphansKilled"]) >= 1, result
+    assert processes_of_home(str(agentty_home)) == []
+    # once nothing of it runs, it is not killed again
+    again = agentty("kill", "--all")
+    assert (again.returncode, again.stdout) == (0, "no running sessions\n"), again.stderr
+
+
 def test_d9_get_returns_the_rendered_screen_of_vim(tmp_path: Path) -> None:
     target = tmp_path / "note.txt"
     start("--cwd", str(tmp_path), "--", "vim", "-u", "NONE", "-i", "NONE", "-N", str(target))
