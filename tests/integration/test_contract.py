@@ -230,6 +230,7 @@ def test_kill_all_ends_what_a_lost_session_left_running(agentty_home: Path) -> N
     # a child in a session of its own: the process group the worker takes down is not its
     lost = start("--", "sh", "-c", "setsid sleep 300 </dev/null >/dev/null 2>&1 & echo up; wait")
     agentty("wait", "-s", lost, "--text", "up", check=True)
+
     def record() -> dict[str, Any]:
         return next(s for s in agentty_json("status")["sessions"] if s["id"] == lost)
 
