@@ -3,12 +3,12 @@
 The recorded output goes there as it is, colours, cursor moves and titles included, except
 what would have the terminal do more than show it: a clipboard write (OSC 52), the
 queries whose answers the terminal would type into the user's shell once the replay ended
-(DSR, DA, DECRQM, window and colour reports, DECRQSS, XTGETTCAP, ...), and every string
-sequence not known to only draw or name (`_string_verdict`). The modes the
-recording turns on (the alternate screen, mouse and focus reports, bracketed paste, a hidden
-cursor, keyboard protocols, colours, reverse video, origin and insert modes, no autowrap, a
-scroll region, the keypad's application mode, line-drawing characters) are turned off again
-at its end.
+(DSR, DA, DECRQM, window, colour and locator reports, DECRQSS, XTGETTCAP, ENQ, ...), and
+every string sequence not known to only draw or name (`_string_verdict`). The modes the
+recording turns on (the alternate screen, mouse, focus, theme and resize reports, bracketed
+paste, a hidden cursor or another shape of it, keyboard protocols, colours, reverse video,
+origin and insert modes, no autowrap, a scroll region, left and right margins, the keypad's
+modes, line-drawing characters, a hyperlink left open) are turned off again at its end.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ _DRAWING = re.compile(
 )
 _SGR = re.compile("\x1b\\[([0-9;:]*)m")
 # What the drawing run may leave set: a scroll region, the keypad's mode, the character sets
-# designated to G0 and G1 (line drawing), and which of them is shifted in.
-_STATEFUL = re.compile("\x1b\\[([0-9;]*)r|\x1b([=>])|\x1b([()])(.)|([\x0e\x0f])")
+# designated to G0-G3 (line drawing), and whether one other than G0 is shifted in.
+_STATEFUL = re.compile("\x1b\\[([0-9;]*)r|\x1b([=>])|\x1b([()*+])(.)|([\x0e\x0f])")
 # A CSI's parameters and intermediates, with the C0 controls a terminal runs inside one.
 _CSI_BODY = re.compile("[\x00-\x17\x19\x1c-\x3f]*")
 _C0 = re.compile("[\x00-\x1f]")
@@ -36,8 +36,9 @@ _HOLD_MOST = 4096  # an unfinished sequence carried over to the next event, at m
 _ALT_SCREENS = (1049, 1047, 47)
 _MOUSE = frozenset({9, 1000, 1001, 1002, 1003, 1005, 1006, 1015, 1016})
 # In this order (25, the cursor, aside; 6, origin mode, homes the cursor: it comes after the
-# scroll region's reset, which keeps it where it is).
-_RESET_MODES = (*_ALT_SCREENS, *sorted(_MOUSE), 1004, 2004, 1, 5)
+# scroll region's reset, which keeps it where it is). 2031 and 2048 have the terminal report
+# theme changes and resizes (typed into the shell); 69 off drops left and right margins.
+_RESET_MODES = (*_ALT_SCREENS, *sorted(_MOUSE), 1004, 2004, 1, 5, 66, 67, 69, 2026, 2031, 2048)
 # The string sequences passed on are those known to draw or name (a list of what may act
 # missed some: kitty's clipboard, OSC 5522; iTerm2's CopyToClipboard; a font query; kitty's
 # remote control, a DCS; tmux's passthrough, which may carry any of them): OSC titles (0-2),
@@ -48,6 +49,7 @@ _OSC_SHOWN = frozenset(
     {0, 1, 2, 4, 5, 7, 8, *range(10, 20), 21, 104, 105, *range(110, 120), 133, 633, 1337}
 )
 _OSC_QUERIES = frozenset({4, 5, *range(10, 20)})
+_KITTY_COLOUR_KEY = re.compile("[A-Za-z0-9_]{1,32}")  # (OSC 21's, put back by name)
 _ITERM2_SHOWN = ("SetMark", "CurrentDir=", "SetUserVar=", "RemoteHost=", "ShellIntegration")
 # XTWINOPS that report (their answer typed into the shell) or move, resize, iconify or
 # raise the user's window: all but the title stack's push and pop (22, 23) and 24+ (lines).
@@ -63,10 +65,18 @@ def _number(text: str) -> int | None:
     return None
 
 
+# CSIs with intermediates that ask: DECRQM, DECRQPSR, DECRQTSR, DECRQCRA, XTREPORTSGR,
+# DECRQDE; the locator's reports turned on (DECELR, DECSLE, DECEFR) and its position asked.
+_CSI_ASKING = frozenset(
+    {("$", "p"), ("$", "w"), ("$", "u"), ("*", "y"), ("#", "|"), ('"', "v")}
+    | {("'", final) for final in "z{|w"}
+)
+
+
 def _csi_query(prefix: str, params: str, inter: str, final: str) -> bool:
     """Whether a CSI asks the terminal for an answer (which it would type as input)."""
     if inter:
-        return (inter, final) in (("$", "p"), ("$", "w"), ("$", "u"), ("*", "y"), ("#", "|"))
+        return (inter, final) in _CSI_ASKING
     if prefix in ("", "?") and final == "n":  # DSR, DECXCPR, ...
         return True
     if final == "c":  # DA1, DA2, DA3
@@ -99,12 +109,15 @@ class TerminalGuard:
         self._pushed = 0  # kitty keyboard flags pushed
         self._kitty_set = False  # kitty keyboard flags set in place (CSI = flags u)
         self._colours: set[int] = set()  # OSC codes of colours set (4, 5, 10-19)
+        self._kitty_colours: set[str] = set()  # OSC 21's keys set
+        self._shape = False  # the cursor's shape set (DECSCUSR)
+        self._linked = False  # a hyperlink open (OSC 8 with a URI)
         self._no_wrap = False  # autowrap turned off (?7l)
         self._insert = False  # insert mode (IRM, CSI 4 h)
         self._region = False  # a scroll region set
         self._keypad = False  # the keypad's application mode (ESC =)
-        self._charsets = {"(": "B", ")": "B"}  # G0, G1
-        self._shifted = False  # G1 shifted in (SO)
+        self._charsets = {"(": "B", ")": "B", "*": "B", "+": "B"}  # G0-G3
+        self._shifted = False  # G1 shifted in (SO), or G2, G3 (LS2, LS3)
 
     def feed(self, text: str) -> str:
         text, self._held = self._held + text, ""
@@ -161,8 +174,14 @@ class TerminalGuard:
         if self._kitty_set:
             parts.append("\x1b[=0u")
         parts += [f"\x1b]{100 + code}\x1b\\" for code in sorted(self._colours)]
+        if self._kitty_colours:  # (a key given no value: its default)
+            parts.append(f"\x1b]21;{';'.join(f'{k}=' for k in sorted(self._kitty_colours))}\x1b\\")
         if self._hidden:
             parts.append("\x1b[?25h")
+        if self._shape:
+            parts.append("\x1b[0 q")
+        if self._linked:
+            parts.append("\x1b]8;;\x1b\\")
         if self._sgr:
             parts.append("\x1b[0m")
         self._reset()
@@ -203,6 +222,10 @@ class TerminalGuard:
                 self._reset()
                 out.append(text[j : j + 2])
                 return j + 2
+            if c2 in "no":  # LS2, LS3: G2 or G3 shifted in
+                self._shifted = True
+                out.append(text[j : j + 2])
+                return j + 2
             out.append(c)  # any other escape: passed on as it is
             return j + 1
         if c == "\x9b":
@@ -231,7 +254,15 @@ class TerminalGuard:
             return end + 1
         if not inter:
             self._track(prefix, params, final)
-        out.append(text[j : end + 1])
+        elif (inter, final) == (" ", "q"):  # DECSCUSR: the cursor's shape
+            self._shape = params not in ("", "0")
+        if len(chars) == end - k:
+            out.append(text[j : end + 1])
+        else:  # controls within: a terminal runs them where they stand, so before it
+            # (but ENQ, which answers)
+            controls = "".join(_C0.findall(body.group())).replace("\x05", "")
+            self._track_drawing(controls)
+            out.append(controls + text[j:k] + chars + final)
         return end + 1
 
     def _track(self, prefix: str, params: str, final: str) -> None:
@@ -261,13 +292,21 @@ class TerminalGuard:
             count = int(values[0]) if values[0].isdigit() and len(values[0]) < 6 else 1
             self._pushed = max(0, self._pushed - max(count, 1))
 
-    def _track_colours(self, head: str) -> None:
-        """Colours an OSC passed on sets (4, 5, 10-19) or resets (100 more), to be reset
-        at the end: a replay left the user's terminal in the recording's palette."""
-        code = _number(head.partition(";")[0])
+    def _track_osc(self, head: str) -> None:
+        """Colours an OSC passed on sets (4, 5, 10-19, kitty's 21) or resets (100 more, an
+        empty value), and a hyperlink it opens or closes, to be undone at the end: a replay
+        left the user's terminal in the recording's palette, its output linked."""
+        code_text, _, rest = head.partition(";")
+        code = _number(code_text)
         if code is None:
             return
-        if code in _OSC_QUERIES:
+        if code == 8:  # (params;URI: an empty URI closes)
+            self._linked = rest.partition(";")[2] != ""
+        elif code == 21:
+            for key, _, value in (pair.partition("=") for pair in rest.split(";")):
+                if _KITTY_COLOUR_KEY.fullmatch(key):
+                    (self._kitty_colours.add if value else self._kitty_colours.discard)(key)
+        elif code in _OSC_QUERIES:
             self._colours.add(code)
         elif code - 100 in _OSC_QUERIES:
             self._colours.discard(code - 100)
@@ -293,7 +332,7 @@ class TerminalGuard:
         if decided is None and len(text) - j <= _HOLD_MOST:
             return -1  # not known yet: carried over to the next event
         if decided and osc:
-            self._track_colours(head)
+            self._track_osc(head)
         if end >= 0:
             if decided:
                 out.append(text[j:after])

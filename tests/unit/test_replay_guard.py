@@ -157,3 +157,52 @@ def test_what_a_replay_set_in_the_user_s_terminal_is_put_back_and_what_acts_goes
     set_here = "\x1b[=1u\x1b]11;#000000\x07\x1b]4;1;#ff0000\x07\x1b]104\x07"
     assert guard.feed(set_here) == set_here
     assert guard.finish() == "\x1b[=0u\x1b]111\x1b\\"  # (the palette was reset by 104)
+
+
+def test_modes_that_report_margins_and_other_keypad_modes_are_turned_off() -> None:
+    """A review: theme and in-band resize reports (2031, 2048) stayed on after a replay,
+    each resize or theme switch then typed a report into the user's shell; left and right
+    margins (69) confined the shell's output to a few columns; a frame cut short (2026)."""
+    guard = TerminalGuard()
+    left = "\x1b[?2031h\x1b[?2048h\x1b[?2026h\x1b[?69h\x1b[5;10s\x1b[?66h\x1b[?67hX"
+    assert guard.feed(left) == left
+    assert guard.finish() == ("\x1b[?66l\x1b[?67l\x1b[?69l\x1b[?2026l\x1b[?2031l\x1b[?2048l")
+
+
+def test_cursor_shape_hyperlink_kitty_colours_and_g2_g3_are_put_back() -> None:
+    """A review: vim's bar cursor, a hyperlink left open (all later output linked), kitty's
+    OSC 21 colours and line drawing in G2/G3 (locked in with LS2/LS3) outlived a replay."""
+    guard = TerminalGuard()
+    left = (
+        "\x1b[5 q\x1b]8;;http://x\x1b\\text\x1b]21;background=red;cursor=#00ff00\x1b\\"
+        "\x1b*0\x1b+0\x1bn"
+    )
+    assert guard.feed(left) == left
+    assert guard.finish() == (
+        "\x0f\x1b*B\x1b+B\x1b]21;background=;cursor=\x1b\\\x1b[0 q\x1b]8;;\x1b\\"
+    )
+    undone = "\x1b[5 q\x1b[0 q\x1b]8;;http://x\x07a\x1b]8;;\x07\x1b]21;background=red\x07"
+    guard.feed(undone + "\x1b]21;background=\x07\x1b*0\x1b*B")
+    assert guard.finish() == ""
+
+
+@pytest.mark.parametrize(
+    "acting",
+    [
+        "\x1b[\x05m",  # ENQ inside a CSI: run there, the answerback typed into the shell
+        "\x1b[1;1'z",  # DECELR: locator reports turned on
+        "\x1b[1'{",  # DECSLE: which locator events report
+        "\x1b['|",  # DECRQLP: the locator's position asked
+        '\x1b["v',  # DECRQDE: the displayed extent asked
+    ],
+)
+def test_what_asks_inside_or_through_a_csi_is_dropped(acting: str) -> None:
+    played = _played("a", acting, "b")
+    assert "\x05" not in played and played in ("ab", "a\x1b[mb"), repr(played)
+
+
+def test_controls_inside_a_csi_are_run_before_it() -> None:
+    """A terminal runs a C0 control met inside a CSI where it stands; passed on before the
+    CSI it does the same, and one that answers (ENQ) is dropped."""
+    assert _played("a\x1b[1\n;3\x05Hb") == "a\n\x1b[1;3Hb"
+    assert _played("\x1b[\x0e1m") == "\x0e\x1b[1m\x0f\x1b[0m"  # (SO tracked: SI at the end)
