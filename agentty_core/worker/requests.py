@@ -538,10 +538,11 @@ class Requests(WorkerBase):
 
 def key_marker(names: list[str], parsed: list[keys.Key]) -> str:
     """A recording's marker for a `key` call: the keys' names, one that types a character
-    as it is (no modifier; repeated or not: `1*3`) as `·` (pressed one by one at a password
-    prompt, they spelt it; input is recorded only when asked)."""
+    (a character or Space, repeated or not: `1*3`, with Shift or Alt but not Ctrl: Alt's ESC
+    comes with the character) as `·` (pressed one by one at a password prompt, they spelt
+    it; input is recorded only when asked)."""
     shown = (
-        "\u00b7" if len(k.base) == 1 and not k.modifiers else n
+        "\u00b7" if (len(k.base) == 1 or k.base == "space") and not k.modifiers & 4 else n
         for n, k in zip(names, parsed, strict=True)
     )
     return "key " + " ".join(shown)

@@ -31,12 +31,13 @@ def test_a_key_marker_does_not_spell_what_was_typed(agentty_home: Path) -> None:
     """Input is recorded only when asked (it may hold secrets); `key 1 2 3 4 Enter` at a
     password prompt spelt the password in its marker all the same (an outside round)."""
     rec = agentty_json("start", "--record", "--record-markers", "--", "cat")
-    agentty("key", "1", "2*3", "x", "Enter", "C-c", check=True)
+    agentty("key", "1", "2*3", "x", "Space", "M-y", "Enter", "C-c", check=True)
     agentty("wait", "--exit", check=True)
     cast = agentty_home / "logs" / f"{rec['id']}.cast"
     events = [json.loads(line) for line in cast.read_text().splitlines()[1:]]
     markers = [e[2] for e in events if e[1] == "m"]
-    assert markers[0] == "key \u00b7 \u00b7 \u00b7 Enter C-c", markers  # (2*3 too: a review)
+    # (2*3, Space and Alt with a character too: reviews)
+    assert markers[0] == "key" + " \u00b7" * 5 + " Enter C-c", markers
 
 
 def test_recording_replays_to_the_live_final_screen(agentty_home: Path) -> None:
