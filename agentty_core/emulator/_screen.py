@@ -494,7 +494,9 @@ class Screen(pyte.Screen):
     # -- erasing: keep wide characters whole -----------------------------------------------
 
     def erase_in_display(self, how: int = 0, *args: object, **kwargs: object) -> None:
-        """ED; ED 3 clears the scrollback only, as xterm and tmux do (pyte clears the screen)."""
+        """ED; ED 3 clears the scrollback only, as xterm and tmux do (pyte clears the screen).
+        Every erased cell takes the current background colour (`_erased`); pyte's set only
+        the cells written before, the rest stayed default."""
         if how == 3:
             self.history.clear()
             self._styles, self._style_ids = [], {}
@@ -502,9 +504,26 @@ class Screen(pyte.Screen):
             return
         if how not in (0, 1, 2):
             return
-        line = self.buffer[self.cursor.y]
-        self._split(line, self.cursor.x if how == 0 else self.cursor.x + 1)
-        super().erase_in_display(how)
+        y = self.cursor.y
+        rows = range(y + 1, self.lines) if how == 0 else range(y if how == 1 else self.lines)
+        blank = self._erased()
+        self.dirty.update(rows)
+        for row in rows:
+            line = self.buffer[row]
+            if blank == line.default:  # (a blank row stays sparse)
+                line.clear()
+            else:
+                line.update(dict.fromkeys(range(self.columns), blank))
+        if how != 2:
+            self.erase_in_line(how)
+
+    def _erased(self) -> Char:
+        """An erased cell: blank, on the current background colour (terminfo's `bce`, which
+        xterm-256color promises: ncurses clears a coloured screen with ED and EL), the
+        other attributes not kept (tmux and xterm: an erase in reverse video is no bar)."""
+        blank = self.default_char
+        bg = self.cursor.attrs.bg
+        return blank if bg == blank.bg else self.styles.cells(blank._replace(bg=bg)).attrs
 
     def erase_in_line(self, how: int = 0, private: bool = False) -> None:
         """EL as pyte does it, but with one dict update instead of a loop over the cells."""
@@ -515,7 +534,7 @@ class Screen(pyte.Screen):
         self._split(line, x if how == 0 else x + 1)
         self.dirty.add(self.cursor.y)
         cells = range(x, self.columns) if how == 0 else range(x + 1 if how == 1 else self.columns)
-        line.update(dict.fromkeys(cells, self.cursor.attrs))
+        line.update(dict.fromkeys(cells, self._erased()))
 
     def erase_characters(self, count: int | None = None) -> None:
         line = self.buffer[self.cursor.y]

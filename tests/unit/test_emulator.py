@@ -885,3 +885,18 @@ def test_blank_cells_are_one_shared_object_per_screen_mode() -> None:
     assert emu._snap[0][5] is emu._snap[1][5] is screen.default_char
     emu.feed(b"\x1b[?5h")  # DECSCNM: the screen's blank is reverse video
     assert screen.default_char.reverse and screen.default_char is screen.default_char
+
+
+@pytest.mark.parametrize(
+    ("erase", "blue_rows"),
+    [(b"\x1b[2J", range(4)), (b"\x1b[3;5H\x1b[J", (3,)), (b"\x1b[2;5H\x1b[1J", (0,))],
+)
+def test_erase_in_display_paints_the_background_colour(erase: bytes, blue_rows: object) -> None:
+    """Background colour erase (terminfo's `bce`, which xterm-256color says the terminal
+    has, and tmux does): a screen cleared on a blue background is blue, not only the cells
+    written before (dialog's and whiptail's backdrops came out black; an outside round)."""
+    emu = fed(b"x\x1b[44m" + erase + b"\x1b[0m", cols=20, rows=4)
+    for row in blue_rows:  # (ED 0 and 1 from the cursor: the row below, the rows above)
+        assert emu.row_runs(row) == [(" " * 20, "default", "blue", 0)], row
+    cleared = fed(b"\x1b[44mx\x1b[0m\x1b[2J", cols=20, rows=4)  # default attributes:
+    assert cleared.row_runs(0) == [(" " * 20, "default", "default", 0)]  # blank, as before
