@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -891,7 +892,9 @@ def test_blank_cells_are_one_shared_object_per_screen_mode() -> None:
     ("erase", "blue_rows"),
     [(b"\x1b[2J", range(4)), (b"\x1b[3;5H\x1b[J", (3,)), (b"\x1b[2;5H\x1b[1J", (0,))],
 )
-def test_erase_in_display_paints_the_background_colour(erase: bytes, blue_rows: object) -> None:
+def test_erase_in_display_paints_the_background_colour(
+    erase: bytes, blue_rows: Iterable[int]
+) -> None:
     """Background colour erase (terminfo's `bce`, which xterm-256color says the terminal
     has, and tmux does): a screen cleared on a blue background is blue, not only the cells
     written before (dialog's and whiptail's backdrops came out black; an outside round)."""
