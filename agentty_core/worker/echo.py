@@ -18,6 +18,16 @@ and regex conditions on the screen with those echoes masked (blanked):
 
 Where the program redrew that place (vim's message over its `:` command line, `clear`, the
 alternate screen) nothing matches, nothing is masked, and real output there still counts.
+
+Output from before the input is masked too, where nothing new was drawn: each input also
+leaves a Before, the normal screen as the input found it (at the seq its answer gives), the
+rows above the cursor and the cursor's row up to the cursor. A row that still shows just
+that (its echo masked) reads as blank: the last run's "TESTS: 3 failed" and the prompt an
+input was typed at no longer satisfy a wait for "TESTS:" or for the prompt after the next
+command, which counted them once any newer screen came. A row with anything new on it
+counts whole (`pw> GOT-3`, the answer written on the prompt's row). A wait `after` a seq
+uses the latest Before taken at or before it; none on the alternate screen, or with the
+cursor hidden (a TUI redraws what it showed, and its old status line may be the answer).
 Text already shown at the cursor when it was typed (a TUI's key that is a command, typed over
 the same letter) records nothing: it could not be told from the program's own output. Nor
 does input to a program reading lines with echo off (see draws_echo), or typed while the
@@ -62,6 +72,30 @@ class Echo:
     col: int
     alt: bool
     segments: tuple[str, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class Before:
+    """The normal screen at `seq`, when an input was written: from absolute line `top`, the
+    rows above the cursor whole and the cursor's row up to the cursor (see the module
+    docstring). Empty on the alternate screen or with the cursor hidden."""
+
+    seq: int
+    top: int
+    rows: tuple[str, ...]
+
+
+def before(emu: TerminalModel) -> Before:
+    """What an input about to be written finds on the screen (see Before)."""
+    if emu.alt_screen or not emu.cursor_visible:
+        return Before(emu.seq, emu.scrolled, ())
+    row, col = emu.typing_at
+    lines = emu.lines()[: row + 1]
+    if lines:
+        text = lines[-1]
+        cut = _index_at(text, col)
+        lines[-1] = text[: len(text) if cut is None else cut].rstrip(" ")
+    return Before(emu.seq, emu.scrolled, tuple(lines))
 
 
 def segments_of(text: str) -> tuple[str, ...]:
@@ -277,13 +311,27 @@ class EchoLog:
 
     def __init__(self) -> None:
         self.echoes: deque[Echo] = deque(maxlen=MAX_ECHOES)
-        self._cached: dict[bool, tuple[tuple[int, int], MaskedView | None]] = {}
+        self.befores: deque[Before] = deque(maxlen=MAX_ECHOES)
+        self._cached: dict[bool, tuple[tuple[int, int, Before | None], MaskedView | None]] = {}
         # Where echoes wholly in the scrollback are: it never changes, so it is found once.
         self._settled: dict[Echo, list[Span]] = {}
         # Where each echo was found last, with the rows that placed it: the same rows place
         # it the same way (a row of output at the bottom does not move an echo's spans).
         self._recent: dict[Echo, tuple[tuple[tuple[int, str | None], ...], list[Span]]] = {}
         self._version = 0
+
+    def note_before(self, emu: TerminalModel) -> None:
+        """An input is about to be written: remember what it finds (see Before)."""
+        if not self.befores or self.befores[-1].seq != emu.seq:  # (else the same screen)
+            self.befores.append(before(emu))
+
+    def _before(self, after: int | None) -> Before | None:
+        """The Before a wait `after` seq masks with: the latest taken at or before it."""
+        if after is not None:
+            for taken in reversed(self.befores):
+                if taken.seq <= after:
+                    return taken if taken.rows else None
+        return None
 
     def note(self, text: str, emu: TerminalModel) -> None:
         """Input `text` is being written: remember where its echo will be drawn."""
@@ -300,15 +348,19 @@ class EchoLog:
         self._settled = {e: spans for e, spans in self._settled.items() if e in self.echoes}
         self._recent = {e: found for e, found in self._recent.items() if e in self.echoes}
 
-    def view(self, emu: TerminalModel, *, scrollback: bool) -> MaskedView | None:
-        """The screen with the echoes masked, or None when no echo shows."""
-        if not self.echoes:
+    def view(
+        self, emu: TerminalModel, *, scrollback: bool, after: int | None = None
+    ) -> MaskedView | None:
+        """The screen with the echoes and the unchanged rows from before the input `after`
+        masked, or None when nothing is."""
+        taken = self._before(after)
+        if not self.echoes and taken is None:
             return None
-        key = (emu.seq, self._version)
+        key = (emu.seq, self._version, taken)
         cached = self._cached.get(scrollback)
         if cached is not None and cached[0] == key:
             return cached[1]
-        view = self._build(emu, scrollback)
+        view = self._build(emu, scrollback, taken)
         self._cached[scrollback] = (key, view)
         return view
 
@@ -330,7 +382,9 @@ class EchoLog:
             self._settled[echo] = spans  # a screen above: the echo is not being drawn now
         return spans
 
-    def _build(self, emu: TerminalModel, scrollback: bool) -> MaskedView | None:
+    def _build(
+        self, emu: TerminalModel, scrollback: bool, taken: Before | None
+    ) -> MaskedView | None:
         rows = Rows(emu)
         alt = emu.alt_screen
         masks: dict[int, list[tuple[int, int]]] = {}
@@ -339,16 +393,28 @@ class EchoLog:
                 continue
             for line, start, end in self._spans(echo, rows):
                 masks.setdefault(line, []).append((start, end))
-        if not masks:
+        old = {} if taken is None or alt else dict(enumerate(taken.rows, taken.top))
+        if not masks and not old:
             return None
         screen = list(rows.screen)
         history: list[str] = list(rows.history) if scrollback else []
-        for line, cuts in masks.items():
+
+        def at(line: int) -> tuple[list[str], int] | None:
             row = line - rows.top
             target, index = (screen, row) if row >= 0 else (history, len(history) + row)
-            if not 0 <= index < len(target):
-                continue  # in the scrollback, which this wait does not read
-            target[index] = _blank(target[index], cuts)
+            return (target, index) if 0 <= index < len(target) else None  # (else: in the
+            # scrollback, which this wait does not read)
+
+        for line, cuts in masks.items():
+            if (place := at(line)) is not None:
+                target, index = place
+                target[index] = _blank(target[index], cuts)
+        for line, shown in old.items():  # a row with nothing new on it (see Before): as
+            # it was, or so once the echoes are masked (the input's, typed after it)
+            if shown and (place := at(line)) is not None:
+                target, index = place
+                if shown in (rows.get(line), target[index].rstrip(" ")):
+                    target[index] = ""
         read = to_cursor(screen, *emu.typing_at, emu.cols, cells)
         return MaskedView(emu.seq, screen, history, read)
 

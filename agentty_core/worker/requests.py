@@ -200,6 +200,8 @@ class Requests(WorkerBase):
         if part not in (None, "first", "more", "last"):
             raise BadRequest("part must be 'first', 'more' or 'last'")
         seq = self.emu.seq
+        if part in (None, "first"):
+            self.echoes.note_before(self.emu)
         typed = data
         pasted = params.get("paste") is True
         if part in ("more", "last"):
@@ -333,6 +335,7 @@ class Requests(WorkerBase):
         app_cursor = self.emu.modes.get("applicationCursor", False)
         data = b"".join(k.encode(app_cursor) for k in parsed)
         seq = self.emu.seq
+        self.echoes.note_before(self.emu)
         if b"\x1b" not in data:  # an escape sequence is a key, not text the terminal draws
             self._note_echo(data)
         self._type(data, key_marker(cast(list[str], names), parsed))

@@ -105,9 +105,10 @@ class WaitRegistry(WorkerBase):
             ) from None
 
     def _masked(self, spec: WaitSpec) -> Callable[[], ScreenView | None]:
-        """The screen with typed input's echo masked, for a wait `after` an input (built on
-        first use, once per screen version: see worker/echo.py)."""
-        return lambda: self.echoes.view(self.emu, scrollback=spec.scrollback)
+        """The screen with typed input's echo, and what showed before it unchanged, masked,
+        for a wait `after` an input (built on first use, once per screen version: see
+        worker/echo.py)."""
+        return lambda: self.echoes.view(self.emu, scrollback=spec.scrollback, after=spec.after)
 
     async def _poll_input(self) -> None:
         while any(spec.input for spec in self.waits.values()):

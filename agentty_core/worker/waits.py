@@ -3,7 +3,8 @@
 A wait is a set of conditions; the first that holds fires, and the answer says which one.
 `after` qualifies them all (an AND): a condition counts only on a screen newer than that seq
 (the input's), except `exit`, after which nothing newer can come; and text and regex then
-read the screen with the echo of typed input masked (echo.py), as the echo is newer too.
+read the screen with the echo of typed input masked, as the echo is newer too, and with the
+rows the input found that show nothing new (echo.py).
 The worker re-checks waits after every parsed chunk of output, on a timer for `stable`,
 on a short poll for `input`, and when the program exits; no client polls.
 """

@@ -58,6 +58,25 @@ async def test_type_text_with_its_wait_is_not_satisfied_by_the_echo() -> None:
         payload(await session.call_tool("kill", {}))
 
 
+async def test_a_wait_after_input_passes_over_the_last_result_and_says_where_it_matched() -> None:
+    """An outside round: the last command's result still on screen fired the wait for the
+    next one's at once, and the result did not say where it matched (the worker knew)."""
+    async with mcp_client() as session:
+        payload(await session.call_tool("start", {"argv": [sys.executable, "-q"]}))
+        payload(await session.call_tool("wait", {"text": ">>>", "timeout": 30}))
+        first = {"text": "print('RESULT: 1')", "enter": True, "wait": {"input": True}}
+        payload(await session.call_tool("type_text", first))
+        typed = "import time; time.sleep(0.5); print('RESULT: 2')"
+        then = {"regex": "^RESULT: .*", "timeout": 30}
+        result = await session.call_tool("type_text", {"text": typed, "enter": True, "wait": then})
+        waited = payload(result)["waited"]
+        assert waited["fired"] == "regex", waited
+        row = waited["match"]["row"]
+        assert waited["screen"].splitlines()[row] == "RESULT: 2", waited
+        assert waited["match"]["col"] == 0
+        payload(await session.call_tool("kill", {}))
+
+
 async def test_send_edits_a_file_in_vim_in_one_call(tmp_path: Path) -> None:
     if not Path("/usr/bin/vim").exists():
         pytest.skip("vim is not installed")
@@ -149,9 +168,11 @@ async def test_a_wait_that_fails_after_the_input_says_the_input_was_sent() -> No
     says the input was sent, with its seq, or a caller that fixes the wait sends it twice."""
     async with mcp_client() as session:
         payload(await session.call_tool("start", {"argv": ["cat"]}))
-        payload(await session.call_tool("type_text", {"text": "a" * 40 + "!", "enter": True}))
         catastrophic = {"regex": "(a+)+$", "timeout": 10}
-        result = await session.call_tool("type_text", {"text": "x", "wait": catastrophic})
+        typed = "a" * 40 + "!"  # (said back by cat: new output, which the regex reads)
+        result = await session.call_tool(
+            "type_text", {"text": typed, "enter": True, "wait": catastrophic}
+        )
         assert result.is_error
         error = result.structured_content["error"]
         assert error["code"] == "regex_timeout" and error["inputSent"] is True, error
@@ -160,7 +181,7 @@ async def test_a_wait_that_fails_after_the_input_says_the_input_was_sent() -> No
         assert lines[1] == "code: regex_timeout"
         assert lines[2].startswith(f"the input was sent (seq {error['seq']})"), lines
         screen = payload(await session.call_tool("get", {}))
-        assert screen["screen"].splitlines()[-1] == "x"  # it was typed
+        assert screen["screen"].splitlines()[:2] == [typed, typed]  # it was typed
         payload(await session.call_tool("kill", {}))
 
         argv = ["sh", "-c", "read x; exit 3"]

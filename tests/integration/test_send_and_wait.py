@@ -101,6 +101,22 @@ def test_a_repl_answer_not_its_echo(agentty_session: Factory) -> None:
     assert result.screen.lines[:2] == (">>> " + typed, "xxx")
 
 
+def test_what_showed_before_the_input_does_not_answer_its_wait(agentty_session: Factory) -> None:
+    """The last run's result, and the prompt a command was typed at, satisfied a wait for
+    the next run's result or for the prompt after it at once: the first newer screen
+    (the echo) still showed them (an outside round, through MCP)."""
+    s = _bash(agentty_session)
+    s.text("echo TESTS: 3 failed", enter=True, wait=WaitConditions(regex=r"^\$$", timeout=20))
+    passed = "sleep 0.5; echo TESTS: all passed"
+    result = s.text(passed, enter=True, wait=WaitConditions(regex="TESTS: .*", timeout=20))
+    assert result.fired == "regex" and result.match is not None, result
+    assert result.screen.lines[result.match[0]] == "TESTS: all passed", result.screen.lines
+    result = s.text("sleep 0.5; echo done", enter=True, wait=WaitConditions(text="$", timeout=20))
+    assert result.fired == "text" and result.match is not None, result
+    assert result.match[0] > 0, (result.match, result.screen.lines)
+    assert result.screen.lines[result.match[0] - 1 : result.match[0] + 1] == ("done", "$")
+
+
 def test_the_echo_of_a_wrapped_command_line_is_masked_on_every_row(
     agentty_session: Factory,
 ) -> None:

@@ -183,6 +183,11 @@ class Screen(_Result):
     ansi: str | None = Field(default=None, description="The screen with colour escapes.")
 
 
+class Where(BaseModel):
+    row: int = Field(description="0-based row of the match.")
+    col: int = Field(description="0-based column where it starts.")
+
+
 class WaitResult(Screen):
     fired: str | None = Field(
         default=None,
@@ -190,6 +195,11 @@ class WaitResult(Screen):
     )
     timedOut: bool = Field(default=False, description="True when no condition held in time.")
     elapsedMs: float | None = Field(default=None, description="How long the wait took (ms).")
+    match: Where | None = Field(
+        default=None,
+        description="Where text or regex matched: row and column on the screen (with "
+        "scrollback, rows count from the oldest history line).",
+    )
     message: str | None = Field(
         default=None, description="Why none held: it timed out, or the program ended."
     )
@@ -205,8 +215,9 @@ class Started(_Result):
 
 
 class Then(BaseModel):
-    """A wait that counts only output after the input: the echo of what was typed, or the
-    screen from before, never fires it. Any one condition that holds fires it."""
+    """A wait that counts only output after the input: neither the echo of what was typed
+    nor the rows the input found that show nothing new (the last result, the prompt it was
+    typed at) fire it. Any one condition that holds fires it."""
 
     model_config = ConfigDict(extra="forbid")  # a misspelt `timout` is refused, not dropped
 

@@ -364,7 +364,8 @@ def build_server(client: Client | None = None) -> MCPServer:
             Field(
                 json_schema_extra={"minimum": 0, "maximum": MAX_SEQ},
                 description="Only a screen newer than this seq counts (the seq type_text etc. "
-                "returned), and text/regex do not see the echo of the typed input.",
+                "returned), and text/regex see neither the echo of the typed input nor the rows "
+                "it found that show nothing new (the last result, the prompt it was typed at).",
             ),
         ] = None,
         timeout: s.Timeout = 30.0,
@@ -404,11 +405,15 @@ def build_server(client: Client | None = None) -> MCPServer:
         if "input" not in data and not data.get("exited") and isinstance(data.get("id"), str):
             # The worker probes the input state only for an input wait; a model reads it on
             # every screen (one more request, ~1 ms).
-            data["input"] = (await place.get(str(data["id"]))).get("input")
+            now = await place.get(str(data["id"]))
+            data["input"] = now.get("input")
+            if now.get("exited"):  # (it ended meanwhile: said by more than its input state)
+                data.update({key: now.get(key) for key in ("exited", "exitCode", "signal")})
         fields = {
             **page(data, history=False),
             "fired": data.get("fired"),
             "elapsedMs": data.get("elapsed_ms"),
+            "match": data.get("match"),
         }
         return s.WaitResult.model_validate(fields)
 
