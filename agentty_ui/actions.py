@@ -30,18 +30,13 @@ class Action:
 
 
 ACTIONS: tuple[Action, ...] = (
-    Action(
-        "attach",
-        "enter",
-        "Attach",
-        "Attach: keys go to the session (ctrl+] detaches)",
-        show=False,
-    ),
+    Action("attach", "enter", "Attach", "Attach: keys go to the session (ctrl+] detaches)"),
     Action(
         "input",
         "i",
         "Send input",
         "Send a line (enter: with Enter, alt+enter: without, ↑/↓: history)",
+        footer="Input",
     ),
     Action("kill", "k", "Kill", "Kill the selected session"),
     Action("new", "n", "New", "Start a new session"),
@@ -57,13 +52,22 @@ ACTIONS: tuple[Action, ...] = (
     Action("scrollback", "s", "Scrollback", "Show and refresh the scrollback", show=False),
     Action("prune", "p", "Prune", "Prune ended sessions"),
     Action("end_orphans", "e", "End orphans", "End orphaned processes", show=False),
-    Action("help", "question_mark", "Help", "This help", key_display="?"),
+    Action("help", "question_mark,f1", "Help", "This help", key_display="?, F1"),
     Action("quit", "q", "Quit", "Quit", palette=False),
 )
 
 # Keys that are not actions of the app, listed in the help around the actions.
-KEYS_BEFORE = (("↑/↓, click", "Select a session"),)
-KEYS_AFTER = (("ctrl+p", "Command palette"), ("ctrl+]", "Detach (while attached)"))
+KEYS_BEFORE = (
+    ("↑/↓, home/end, click", "Select a session"),
+    ("tab, shift+tab", "Move between the list, the tabs and the pane"),
+    ("←/→ on the tabs", "Screen, Scrollback, Worker log, Info"),
+    ("esc on the list", "Clear the filter"),
+)
+KEYS_AFTER = (
+    ("ctrl+p", "Command palette"),
+    ("ctrl+]", "Detach (while attached)"),
+    ("esc, ?, q", "Close this help"),
+)
 
 
 def bindings() -> list[Binding]:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar
 
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import BindingType
 from textual.driver import Driver
@@ -70,6 +70,7 @@ from .widgets.terminal_view import TerminalView
 Clock = Callable[[], float]
 ORPHAN_SWEEP_EVERY = 5  # polls between orphan sweeps while no session is lost
 HOST_POLL_INTERVAL = 2.0  # seconds between polls of a host (each is an ssh channel)
+COMPACT_FOOTER_BELOW = 100  # columns: a narrower window gets the compact footer
 # Thread workers run in the loop's default executor, whose default size is the CPU count + 4
 # (6 on 2 cores): live views hold a thread each, and a host that blackholes holds its poll's
 # for the connect timeout, so a small pool would starve this machine's poll and the others.
@@ -163,6 +164,13 @@ class AgenttyApp(App[None]):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, self.exit)
+
+    def on_resize(self, event: events.Resize) -> None:
+        """A narrow window gets the compact footer, without the palette's key (ctrl+p works
+        all the same): every key still fits (help and quit fell off its end at 80)."""
+        for footer in self.main.query(Footer):
+            footer.compact = event.size.width < COMPACT_FOOTER_BELOW
+            footer.show_command_palette = not footer.compact
 
     def on_unmount(self) -> None:
         self.senders.close()
@@ -306,7 +314,10 @@ class AgenttyApp(App[None]):
         if self.pane.covered and not under_grid:
             # Under the grid, a changed cell still repaints what covers it: the whole grid
             # paid for every poll's ages and usage (a quarter of its CPU with 20 panes).
-            # The list catches up when the grid closes.
+            # The list catches up when the grid closes; the grid gets the new sessions.
+            grids = [s for s in self.screen_stack if isinstance(s, GridScreen)]
+            if grids:
+                grids[-1].add_tiles(self._running_tiles())
             return
         table = self.main.query_one(SessionList)
         ranks = {home: i for i, home in enumerate(self.fleet.homes)}
@@ -400,13 +411,19 @@ class AgenttyApp(App[None]):
             self.notify("no session selected", severity="warning")
         return record
 
+    def _refuse_ended(self, record: Record, what: str) -> bool:
+        """Say so, and True, when the session no longer runs: `what` needs it running."""
+        if status_of(record) == "running":
+            return False
+        status = f"session {record['id']} is {record.get('status')}: {what}"
+        self.notify(status, severity="warning", markup=False)
+        return True
+
     def action_attach(self) -> None:
         record = self._chosen()
         if record is None or self._refuse_down(record["id"]):
             return
-        if status_of(record) != "running":
-            status = f"session {record['id']} is {record.get('status')}"
-            self.notify(status, severity="warning", markup=False)
+        if self._refuse_ended(record, "nothing to attach to"):
             return
         self.attached = True
 
@@ -541,12 +558,16 @@ class AgenttyApp(App[None]):
         self.selected = message.session_id
         self.poll()
 
-    def action_grid(self) -> None:
-        running = [
+    def _running_tiles(self) -> list[tuple[str, str]]:
+        """The grid's tiles: each running session that can be reached, with its label."""
+        return [
             (key, f"{grid_label(key, r)} · {command_of(r)}")
             for key, r in self.records.items()
             if status_of(r) == "running" and self.unreachable(key) is None
         ]
+
+    def action_grid(self) -> None:
+        running = self._running_tiles()
 
         def chosen(session_id: str | None) -> None:
             if self._torn_down:
@@ -563,7 +584,9 @@ class AgenttyApp(App[None]):
         """Resize the session to the Screen tab's view: shown first, as a hidden view
         measures 0x0 (the session became 2x2 from the other tabs)."""
         record = self._chosen()
-        if record is None or status_of(record) != "running" or self._refuse_down(record["id"]):
+        if record is None or self._refuse_down(record["id"]):
+            return
+        if self._refuse_ended(record, "only a running session can be resized"):
             return
         self.pane.show_screen()
         self.call_after_refresh(self._resize_to_view, record["id"])
@@ -630,6 +653,9 @@ class AgenttyApp(App[None]):
 
     def on_filter_bar_done(self, message: FilterBar.Done) -> None:
         self.main.query_one(SessionList).focus()
+
+    def on_session_list_filter_cleared(self, message: SessionList.FilterCleared) -> None:
+        self.main.query_one(FilterBar).clear()
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.KEYS_HELP))

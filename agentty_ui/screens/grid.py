@@ -1,5 +1,8 @@
 """Every running session at once, each a live mini terminal; choose one to open it.
 
+The tiles follow the home: a session started meanwhile gets one (`add_tiles`, from the
+app's polls), and one that ends keeps its tile, marked ended, with its last screen.
+
 The panes are paced by the screen: their streams only buffer, and one timer applies every
 pane's buffered events together, so the grid costs one repaint a frame, not one per pane.
 Their workers are asked for no more events than that (`subscribe {"interval"}`): one per
@@ -31,6 +34,7 @@ GRID_FRAME = 0.15  # seconds: ~7 frames a second is plenty to watch many session
 # smaller to fit the screen (60 sessions at 120x40 were empty frames) scroll instead.
 MIN_TILE_WIDTH = 40
 MIN_TILE_HEIGHT = 8
+EMPTY = "No running sessions yet: one started meanwhile shows here (esc, then n, starts one)."
 
 
 class MiniPane(Vertical, can_focus=True):
@@ -80,10 +84,16 @@ class MiniPane(Vertical, can_focus=True):
         view.follow(self.client, self.session_id)
 
     def on_terminal_view_ended(self, message: TerminalView.Ended) -> None:
-        """A session that ended before its tile could follow it (the list it was chosen
-        from is a poll old): its final screen, as the open session's pane shows it."""
+        """The session ended: the tile says so (it kept its last screen and looked alive);
+        one that ended before the tile could follow it (the list it was chosen from is a
+        poll old) gets its final screen, as the open session's pane shows it."""
         view = self.query_one(TerminalView)
-        if message.session_id == self.session_id and not view.seen:
+        if message.session_id != self.session_id:
+            return
+        if not self.has_class("-ended"):
+            self.add_class("-ended")
+            self.query_one(".mini-title", Label).update(f"{self.label} · ended")
+        if not view.seen:
             self._final_screen()
 
     @work(thread=True, exclusive=True, group="final")
@@ -164,8 +174,19 @@ class GridScreen(Screen[str | None]):
             for session_id, label in self.sessions:
                 yield MiniPane(self.client, session_id, label)
             if not self.sessions:
-                yield Label("No running sessions. Press n to start one.", id="grid-empty")
+                yield Label(EMPTY, id="grid-empty")
         yield Footer()
+
+    def add_tiles(self, sessions: list[tuple[str, str]]) -> None:
+        """A tile for each of `sessions` (running ones, from a poll) that has none yet."""
+        shown = {pane.session_id for pane in self.query(MiniPane)}
+        new = [MiniPane(self.client, sid, label) for sid, label in sessions if sid not in shown]
+        if not new:
+            return
+        self.query("#grid-empty").remove()
+        grid = self.query_one(TileGrid)
+        grid.mount_all(new)
+        self.call_after_refresh(lambda: grid.lay_out(grid.size.width, grid.size.height))
 
     def on_mount(self) -> None:
         # One clock for every pane: what their streams brought is applied together, one

@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Label, Static
+from textual.widgets import Footer, Label, Static
 
 ABOUT = (
     "agentty runs programs in background terminals. The list shows every session of this "
@@ -20,7 +20,9 @@ ABOUT = (
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,question_mark,q", "dismiss", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,question_mark,q,f1", "dismiss", "Close"),
+    ]
 
     def __init__(self, bindings: list[tuple[str, str]]) -> None:
         super().__init__()
@@ -36,3 +38,4 @@ class HelpScreen(ModalScreen[None]):
             yield Label("agentty — keys", classes="dialog-title")
             yield Static(ABOUT, classes="dialog-body")
             yield Static(table)
+        yield Footer()  # (its own keys, not the dashboard's under it)

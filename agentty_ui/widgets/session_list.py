@@ -7,9 +7,11 @@ then each host in hosts.toml order); `filter` hides the rows that do not match i
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import ClassVar
 
 from rich.cells import cell_len
 from rich.text import Text
+from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import DataTable
@@ -61,8 +63,18 @@ def matches(words: list[str], haystack: str) -> bool:
 class SessionList(DataTable[str | Text]):
     """Sessions, one row each, keyed by the dashboard's session key (`id` or `id@host`)."""
 
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "select_cursor", "Attach"),  # (the table's, named: the app attaches)
+        Binding("escape", "clear_filter", "Clear filter"),
+        Binding("home", "scroll_top", "First", show=False),  # (the table's: sideways)
+        Binding("end", "scroll_bottom", "Last", show=False),
+    ]
+
     filter: reactive[str] = reactive("", init=False)
     """Words a row must all contain (host, name, id, program or status) to be shown."""
+
+    class FilterCleared(Message):
+        """`esc` on the list: the filter is to go (the bar holds it: the app clears it)."""
 
     class Highlighted(Message):
         """The cursor moved to a session (None: no row is shown, nothing is selected)."""
@@ -82,6 +94,7 @@ class SessionList(DataTable[str | Text]):
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self.columns_shown = (HOST_COLUMN, *COLUMNS) if hosts else COLUMNS
         self._cells: dict[str, tuple[str | Text, ...]] = {}  # the rows shown, in table order
+        self._hidden: str | None = None  # the selection a filter left no row for
         self._all: dict[str, tuple[str | Text, ...]] = {}  # every row, filtered or not
         self._order: dict[str, tuple[int, int]] = {}  # group rank, place in its home's list
         self._text: dict[str, str] = {}  # what the filter searches, per row
@@ -159,14 +172,31 @@ class SessionList(DataTable[str | Text]):
 
     def watch_filter(self) -> None:
         self._show()
+        self.refresh_bindings()  # (esc is offered while a filter is set)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "clear_filter":
+            return bool(self.filter)
+        return True
+
+    def action_clear_filter(self) -> None:
+        self.post_message(self.FilterCleared())
 
     def _show(self) -> None:
         """Show the rows that pass the filter; the app hears of it when the cursor lands on
         another session (its own was filtered out or removed), or on none (no row is left:
-        a hidden session must not stay the one the keys act on)."""
+        a hidden session must not stay the one the keys act on). The selection a filter
+        left no row for is selected again when its row is back (`esc` clears the filter)."""
         before = self.selected_id
         self._update_rows()
         after = self.selected_id
+        if after is None:
+            self._hidden = self._hidden if before is None else before
+        elif self._hidden is not None:
+            if self._hidden in self._cells:
+                self.select(self._hidden)
+                after = self.selected_id
+            self._hidden = None
         if after != before:
             self.post_message(self.Highlighted(after))
 
@@ -220,9 +250,13 @@ class SessionList(DataTable[str | Text]):
             self.select(before)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        """Said on only for the row the cursor is on now: the table posts it for a row that
+        a filter removed meanwhile too, after `_show` said no row is left (the hidden
+        session became the selection again, and `k` and `i` acted on it)."""
         event.stop()
-        if event.row_key.value is not None:
-            self.post_message(self.Highlighted(event.row_key.value))
+        key = event.row_key.value
+        if key is not None and key in self._cells and key == self.selected_id:
+            self.post_message(self.Highlighted(key))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()

@@ -81,6 +81,7 @@ class SessionPane(Vertical):
     def __init__(self, fleet: Fleet, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.fleet = fleet
+        self._scrollback_of: str | None = None  # whose lines the Scrollback tab shows
 
     def compose(self) -> ComposeResult:
         with TabbedContent(id="tabs"):
@@ -162,7 +163,7 @@ class SessionPane(Vertical):
             view.session_id = session_id
             self._final_screen(session_id)
         if self.query_one(TabbedContent).active == "tab-scrollback":
-            self.show_scrollback()
+            self._read_scrollback()
 
     def show_screen(self) -> None:
         """Show the Screen tab (the live view is measured only while it is shown)."""
@@ -171,8 +172,19 @@ class SessionPane(Vertical):
     def show_scrollback(self) -> None:
         """Show the Scrollback tab, read afresh."""
         self.query_one(TabbedContent).active = "tab-scrollback"
-        if self.session_id is not None:
-            self._scrollback(self.session_id)
+        self._read_scrollback()
+
+    def _read_scrollback(self) -> None:
+        """Read the session's scrollback; meanwhile another session's is not left on show
+        (a stopped worker answers late or never: the one selected before showed under
+        it for seconds)."""
+        session_id = self.session_id
+        if session_id is None:
+            return
+        if self._scrollback_of != session_id:
+            self._scrollback_of = session_id
+            self.query_one("#scrollback", TerminalView).show_lines(["(reading the scrollback)"])
+        self._scrollback(session_id)
 
     def watch_attached(self, attached: bool) -> None:
         view = self.view
@@ -183,8 +195,8 @@ class SessionPane(Vertical):
 
     @on(TabbedContent.TabActivated)
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        if event.pane.id == "tab-scrollback" and self.session_id is not None:
-            self._scrollback(self.session_id)
+        if event.pane.id == "tab-scrollback":
+            self._read_scrollback()
         elif event.pane.id == "tab-log":
             self.query_one(LogView).poll()
 

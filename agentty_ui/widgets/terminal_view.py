@@ -288,22 +288,26 @@ class TerminalView(ScrollView, can_focus=True):
             self.title = title
         self.refresh_rows(dirty)
 
-    def _keep_cursor_in_view(self) -> None:
+    def _keep_cursor_in_view(self, *, fill: bool = False) -> None:
         """Scroll just enough that the cursor's row is in view (only when the cursor moved
         or reappeared, or the view was resized: a reader who scrolled away is not pulled
         back otherwise). A hidden cursor (a full-screen program's) says nothing of where
-        to look. The rows in view are those no scrollbar covers."""
+        to look. The rows in view are those no scrollbar covers. `fill` (a resize): rows
+        below the cursor in view while rows above it are not give way to those (a grid
+        tile scrolled while it was one row high showed its cursor's row at the top, the
+        output above it hidden, once laid out)."""
         height = self.scrollable_content_region.height
         if not (self.reveal_cursor and self.cursor_visible) or not 0 < height < self.rows:
             return
         row, top = self.cursor[0], self.scroll_offset.y
+        lowest = max(row - height + 1, 0)  # the top that shows the cursor on the last row
         if row < top:
             self.scroll_to(y=row, animate=False, force=True, immediate=True)
-        elif row >= top + height:
-            self.scroll_to(y=row - height + 1, animate=False, force=True, immediate=True)
+        elif row >= top + height or (fill and top > lowest):
+            self.scroll_to(y=lowest, animate=False, force=True, immediate=True)
 
     def on_resize(self, event: events.Resize) -> None:
-        self._keep_cursor_in_view()
+        self._keep_cursor_in_view(fill=True)
 
     def watch_show_horizontal_scrollbar(self, shown: bool) -> None:
         """A scrollbar that appears (a screen wider than the view) covers the last row."""

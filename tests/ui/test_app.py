@@ -19,6 +19,7 @@ from agentty_ui.screens.confirm import ConfirmScreen
 from agentty_ui.screens.grid import GRID_FRAME, GridScreen, MiniPane
 from agentty_ui.screens.help import HelpScreen
 from agentty_ui.screens.new_session import NewSessionScreen
+from agentty_ui.widgets.filter_bar import FilterBar
 from agentty_ui.widgets.input_bar import InputBar
 from agentty_ui.widgets.orphan_banner import OrphanBanner
 from agentty_ui.widgets.session_list import SessionList
@@ -367,6 +368,32 @@ async def test_an_ended_session_shows_its_last_screen_and_scrollback(client: Cli
         assert scrollback.text.startswith("1\n2\n3\n")
 
 
+async def test_the_scrollback_tab_never_shows_another_session_s_lines(client: Client) -> None:
+    """A session whose worker is stopped answers late or never: the session selected before
+    kept its scrollback on show under the new selection, for seconds (an outside round)."""
+    first = str(client.start(["sh", "-c", "echo first-session; exec cat"], name="a")["id"])
+    second = str(client.start(["cat"], name="b")["id"])
+    worker = client.resolve(second)["workerPid"]
+    assert isinstance(worker, int)
+    app = make_app(client)
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.query_one(SessionList)
+        await wait_for(pilot, lambda: table.row_count == 2)
+        table.select(first)
+        await wait_for(pilot, lambda: app.selected == first)
+        await pilot.press("s")
+        scrollback = app.query_one("#scrollback", TerminalView)
+        await wait_for(pilot, lambda: "first-session" in scrollback.text)
+        os.kill(worker, signal.SIGSTOP)
+        try:
+            table.select(second)
+            await wait_for(pilot, lambda: app.selected == second)
+            await pilot.pause(0.3)
+            assert "first-session" not in scrollback.text, scrollback.text
+        finally:
+            os.kill(worker, signal.SIGCONT)
+
+
 async def test_the_list_under_the_grid_catches_up_when_the_grid_closes(client: Client) -> None:
     """The list is not redrawn under the grid (every changed cell repainted the panes over
     it); closing the grid shows what the polls found meanwhile, without waiting for one."""
@@ -435,13 +462,22 @@ async def test_the_open_pane_too_small_for_its_screen_shows_the_rows_at_the_curs
         await wait_for(pilot, lambda: view.show_horizontal_scrollbar and cursor_shown(view))
 
 
-async def test_a_filter_that_hides_every_row_leaves_nothing_selected(client: Client) -> None:
+@pytest.mark.parametrize("row", [0, 2])
+async def test_a_filter_that_hides_every_row_leaves_nothing_selected(
+    client: Client, row: int
+) -> None:
     """The hidden session stayed selected: the pane still showed it, and `i` and `k` acted
-    on it."""
-    sid = client.start(["cat"], name="visible")["id"]
+    on it. From a row below the first, the table's late highlight of a row the filter had
+    removed made another hidden session the selection (an outside round)."""
+    sids = [client.start(["cat"], name=f"visible{i}")["id"] for i in range(3)]
     app = make_app(client)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
-        await wait_for(pilot, lambda: app.selected == sid)
+        table = app.query_one(SessionList)
+        await wait_for(pilot, lambda: table.row_count == 3 and app.selected is not None)
+        table.move_cursor(row=row)
+        await wait_for(pilot, lambda: app.selected == table.selected_id)
+        sid = app.selected
+        assert sid in sids
         await pilot.press("slash", *"nomatch", "enter")
         await wait_for(pilot, lambda: app.query_one(SessionList).row_count == 0)
         await pilot.pause()
@@ -456,6 +492,33 @@ async def test_a_filter_that_hides_every_row_leaves_nothing_selected(client: Cli
         assert notified(app, "no session selected")
         await pilot.press("slash", "escape")  # the filter cleared: its row is back, selected
         await wait_for(pilot, lambda: app.selected == sid)
+
+
+async def test_esc_on_the_list_clears_the_filter_and_home_end_go_to_the_ends(
+    client: Client,
+) -> None:
+    """A filter kept with enter could be cleared only by `/` then `esc` (nothing said so);
+    Home and End scrolled the table sideways (an outside round)."""
+    sids = [client.start(["cat"], name=f"row{i}")["id"] for i in range(3)]
+    app = make_app(client)
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.query_one(SessionList)
+        await wait_for(pilot, lambda: table.row_count == 3)
+        table.focus()
+        await pilot.press("end")
+        assert table.cursor_row == 2
+        await pilot.press("home")
+        assert table.cursor_row == 0
+        await pilot.press("slash", *"row1", "enter")
+        await wait_for(pilot, lambda: table.row_count == 1)
+        offered = {b.binding.action for b in app.screen.active_bindings.values()}
+        assert "clear_filter" in offered
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: table.row_count == 3)
+        assert table.filter == "" and not app.query_one(FilterBar).has_class("-visible")
+        assert app.selected == sids[1]  # (the row it was on)
+        offered = {b.binding.action for b in app.screen.active_bindings.values()}
+        assert "clear_filter" not in offered
 
 
 async def test_ending_many_orphans_asks_with_a_list_that_says_how_many(client: Client) -> None:

@@ -125,3 +125,22 @@ async def test_a_grid_of_many_sessions_scrolls_tiles_of_a_useful_size(client: Cl
         assert grid.query_one(Grid).styles.grid_size_columns == 5  # all of them fit
         assert all(p.outer_size.height >= MIN_TILE_HEIGHT for p in grid.query(MiniPane))
         assert grid.query_one(Grid).max_scroll_y == 0
+
+
+async def test_the_grid_follows_sessions_started_and_ended_while_it_is_up(
+    client: Client,
+) -> None:
+    """Its tiles were made once: a session started meanwhile never showed, one killed kept
+    its tile and last screen with nothing to say it ended (an outside round)."""
+    a = str(client.start(["cat"], name="alpha")["id"])
+    app = make_app(client)
+    async with app.run_test(size=SIZE) as pilot:
+        grid = await open_grid(app, pilot, 1)
+        b = str(client.start(["sh", "-c", "echo late-tile; exec cat"], name="beta")["id"])
+        await wait_for(pilot, lambda: len(grid.query(MiniPane)) == 2)
+        view = tile(grid, b).query_one(TerminalView)
+        await wait_for(pilot, lambda: "late-tile" in view.text)
+        client.kill(a, grace=0.5)
+        await wait_for(pilot, lambda: tile(grid, a).has_class("-ended"))
+        title = str(tile(grid, a).query_one(".mini-title", Label).render())
+        assert title.endswith("· ended") and not tile(grid, b).has_class("-ended")

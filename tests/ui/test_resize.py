@@ -38,3 +38,19 @@ async def test_resize_fits_the_screen_view_from_any_tab(client: Client, tab: str
         assert cols >= 20 and rows >= 5
         messages = [n.message for n in app._notifications]
         assert f"resized {sid} to {cols}x{rows}" in messages
+
+
+async def test_resize_of_an_ended_session_says_why_it_does_nothing(client: Client) -> None:
+    """`r` on an exited row did nothing and said nothing (`enter` and `k` say why; an
+    outside round)."""
+    sid = str(client.start(["true"], name="done")["id"])
+    client.wait(sid, exit=True)
+    app = create_app(client, poll_interval=0.2)
+    async with app.run_test(size=(100, 34), notifications=True) as pilot:
+        await wait_for(pilot, lambda: app.selected == sid and app.record is not None)
+        await wait_for(pilot, lambda: app.record is not None and app.record["status"] == "exited")
+        await pilot.press("r")
+        await pilot.pause()
+        messages = [n.message for n in app._notifications]
+        said = f"session {sid} is exited: only a running session can be resized"
+        assert said in messages, messages

@@ -58,6 +58,23 @@ async def test_a_cursor_shown_again_on_the_row_it_was_hidden_on_is_revealed() ->
         assert cursor_shown(view)
 
 
+async def test_a_view_that_grows_shows_the_rows_above_its_cursor() -> None:
+    """A grid tile follows its session before it is laid out: scrolled while it was a few
+    rows high, its cursor's row stayed at its top once it had room, the output above it
+    hidden (an outside round)."""
+    async with Small().run_test(size=(100, 30)) as pilot:
+        view = pilot.app.query_one(TerminalView)
+        view.styles.height = 3
+        await pilot.pause()
+        view.apply_event(screen(24, 12))
+        await pilot.pause()
+        assert view.scroll_offset.y > 5  # (the cursor's row in the 2 rows in view)
+        view.styles.height = 10
+        await pilot.pause()
+        height = view.scrollable_content_region.height
+        assert view.scroll_offset.y == 12 - height + 1  # the cursor on the last row
+
+
 async def test_a_reader_who_scrolled_away_is_not_pulled_back_by_output() -> None:
     async with Small().run_test(size=(100, 30)) as pilot:
         view = pilot.app.query_one(TerminalView)
