@@ -196,6 +196,11 @@ class Lifecycle(WorkerBase):
         left = await self._persist(fields, EXIT_PATIENCE, final=final, tries=tries)
         if left is None:
             log.info("recorded the exit")
+            if final and not (self.final_saved or self.final_hopeless):
+                # Room for the record came first: the screen is still to be saved (the
+                # worker ended here, and it was lost for good).
+                await self._keep_saving_final(fields, final)
+                return
         else:
             log.error("gave up recording the exit: %s", left)
         self._close_socket(fields)

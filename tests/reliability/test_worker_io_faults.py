@@ -374,6 +374,28 @@ def test_a_final_screen_that_did_not_fit_is_saved_once_there_is_room(agentty_hom
         wait_until(lambda: _worker_gone(rec), timeout=15)
 
 
+def test_a_final_screen_is_kept_when_the_exit_was_recorded_late(agentty_home: Path) -> None:
+    """The disk full past the first tries (the exit recorded in the background), then room
+    for the record and not for the screen: the worker ended once the record was written,
+    and the screen was lost for good (an attacker's round)."""
+    with tmpfs(agentty_home, agentty_home, "2m"):
+        rec = start("--", "sh", "-c", "seq 1 20000; echo READY; read x; exit 3")
+        sid = rec["id"]
+        agentty("wait", "-s", sid, "--text", "READY", check=True)
+        room = agentty_home / "room"  # what the record alone will fit in, once freed
+        room.write_bytes(b"\0" * 16 * 1024)
+        filler = _fill(agentty_home)
+        agentty("text", "-s", sid, "--enter", "go", check=True)
+        log = agentty_home / "logs" / f"{sid}.log"
+        wait_until(lambda: "cannot record the exit yet" in log.read_text(), timeout=30)
+        room.unlink()
+        wait_until(lambda: raw_record(agentty_home, sid)["status"] == "exited", timeout=30)
+        assert not _worker_gone(rec)  # (still holding the screen: no room for it)
+        filler.unlink()
+        wait_until(lambda: _worker_gone(rec), timeout=30)
+        assert "READY" in agentty("get", "-s", sid, check=True).stdout
+
+
 def _exited_under_a_file_size_limit(hard: int) -> dict[str, Any]:
     """A session started with a 16 KiB soft file size limit (and `hard`), its screen
     larger, that exits; its start record."""
