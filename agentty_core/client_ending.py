@@ -194,7 +194,7 @@ class Ending(Connected):
         # Records too malformed to list (hand-edited): readers skip them, gc removes them
         # (the file is rewritten only if it holds any).
         stored = records.load_state(self.home)["sessions"]
-        if isinstance(stored, list) and any(map(records.bad_record, stored)):
+        if isinstance(stored, list) and records.skipped(stored):
             return sorted(doomed) + self._store().remove_bad(spare=self.worker_alive)
         return sorted(doomed)
 

@@ -121,17 +121,20 @@ def _lockable(path: Path) -> None:
 
 
 def _records(home: Home) -> Check:
-    """Hand-edited records that every command skips (`records.bad_record`), and times in
+    """Hand-edited records that every command skips (`records.skipped`), and times in
     the others that readers can only guess at."""
-    from agentty_core.state.records import bad_record, load_state
+    from agentty_core.state.records import load_state, skipped
 
     sessions = load_state(home).get("sessions")
     entries: list[object] = sessions if isinstance(sessions, list) else []
-    bad = [f"#{i + 1}: {p}" for i, p in enumerate(map(bad_record, entries)) if p is not None]
+    bad = [f"#{i + 1}: {problem}" for i, problem in skipped(entries)]
     times = _bad_timestamps(entries)  # of records still used: gc keeps them
     said, fixes = [], []
     if bad:
-        said.append(f"{len(bad)} malformed record(s), skipped by every command: {'; '.join(bad)}")
+        skips = "; ".join(bad)
+        said.append(
+            f"{len(bad)} malformed or repeated record(s), skipped by every command: {skips}"
+        )
         fixes.append("agentty gc (removes the skipped records)")
     if times:
         said.append(f"{len(times)} time(s) read as UTC or as unknown: {'; '.join(times)}")

@@ -166,14 +166,18 @@ def records(home: str, stored: set[object] | None = None) -> list[dict[str, obje
     sessions = doc.get("sessions")
     if not isinstance(sessions, list):
         return None
-    if not all(isinstance(r, dict) for r in sessions):
-        return None
-    ids = [r["id"] for r in sessions if isinstance(r.get("id"), str)]
-    if len(set(ids)) != len(ids):
-        return None
-    if stored is not None:
-        stored.update(ids)
-    return [r for r in sessions if well_formed(r)]
+    found: list[dict[str, object]] = []
+    seen: set[object] = set()
+    for rec in sessions:  # (`records.usable`: the first well-formed record of each id)
+        if not isinstance(rec, dict):
+            continue
+        sid = rec.get("id")
+        if stored is not None and isinstance(sid, str):
+            stored.add(sid)
+        if sid not in seen and well_formed(rec):
+            seen.add(sid)
+            found.append(rec)
+    return found
 
 
 def well_formed(raw: dict[str, object]) -> bool:

@@ -141,14 +141,13 @@ def parse_state(raw: bytes, path: str) -> dict[str, object]:
         raise CorruptState(f"{path} is corrupt: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("sessions"), list):
         raise CorruptState(f"{path} is corrupt: expected an object with a 'sessions' list")
+    # A malformed record, or a later one with an id already listed, is skipped by readers
+    # and removed by gc (`skipped`), and an entry that is no object at all holds no session
+    # and is dropped here: moving the file aside as corrupt lost the history of every other
+    # session (the live ones come back from their workers, the ended ones did not).
     sessions: list[object] = doc["sessions"]
     if not all(isinstance(r, dict) for r in sessions):
-        raise CorruptState(f"{path} is corrupt: every session must be an object")
-    # A record with a malformed id is a bad record (skipped by readers, removed by gc), not
-    # a corrupt file: moving the file aside would lose the history of every other session.
-    ids = [r["id"] for r in sessions if isinstance(r, dict) and isinstance(r.get("id"), str)]
-    if len(set(ids)) != len(ids):
-        raise CorruptState(f"{path} is corrupt: duplicate session ids")
+        doc["sessions"] = [r for r in sessions if isinstance(r, dict)]
     result: dict[str, object] = doc
     return result
 
@@ -214,10 +213,37 @@ def checked(raw: object) -> Record | None:
 
 
 def records(home: Home) -> list[Record]:
-    """Every well-formed record; bad ones (see `bad_record`) are skipped here, reported by
-    `doctor`, and removed by `gc`, never fatal to a reader."""
+    """Every well-formed record, the first of each id; the others (`skipped`) are skipped
+    here, reported by `doctor`, and removed by `gc`, never fatal to a reader."""
     raw: list[object] = load_state(home)["sessions"]  # type: ignore[assignment]  # a list: parse_state
-    return [rec for rec in map(checked, raw) if rec is not None]
+    return usable(raw)
+
+
+def usable(entries: list[object]) -> list[Record]:
+    """The records of `entries` that readers use: well-formed, the first of each id."""
+    seen: set[str] = set()
+    found: list[Record] = []
+    for rec in map(checked, entries):
+        if rec is not None and rec["id"] not in seen:
+            seen.add(rec["id"])
+            found.append(rec)
+    return found
+
+
+def skipped(entries: list[object]) -> list[tuple[int, str]]:
+    """The entries readers skip (see `usable`), by index, with why."""
+    seen: set[str] = set()
+    said: list[tuple[int, str]] = []
+    for index, raw in enumerate(entries):
+        problem = bad_record(raw)
+        if problem is None:
+            sid = raw["id"]  # type: ignore[index]  # checked: a dict with a str id
+            if sid in seen:
+                problem = f"a later record of {sid} (the first is used)"
+            seen.add(sid)
+        if problem is not None:
+            said.append((index, problem))
+    return said
 
 
 def read_active(home: Home) -> str | None:

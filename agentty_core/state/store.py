@@ -31,12 +31,12 @@ from agentty_core.state.records import (
     CorruptState,
     RawRecord,
     Record,
-    bad_record,
     checked,
     empty_state,
     parse_state,
     read_active,
     read_private_file,
+    skipped,
 )
 
 TYPE_CHECKING = False  # without importing typing: `start` and `run` write state
@@ -604,20 +604,19 @@ class StateStore:
                 pointer.drop()
 
     def remove_bad(self, spare: Callable[[RawRecord], bool]) -> list[str]:
-        """Remove the records `bad_record` rejects, except those `spare` keeps (one whose
-        worker still runs: it may yet record its exit); returns their ids, as text."""
+        """Remove the records readers skip (`records.skipped`: malformed, or a later record
+        of an id), except those `spare` keeps (one whose worker still runs: it may yet
+        record its exit); returns their ids, as text."""
         removed: list[str] = []
 
-        def keep(rec: RawRecord) -> bool:
-            problem = bad_record(rec)
-            if problem is None or spare(rec):
-                return True
-            log.warning("removing a malformed record: %s", problem)
-            removed.append(str(rec.get("id")))
-            return False
-
         def change(sessions: list[RawRecord], rebuilding: bool) -> None:
-            sessions[:] = [rec for rec in sessions if keep(rec)]
+            doomed = set()
+            for index, problem in skipped(sessions):  # type: ignore[arg-type]  # dicts
+                if not spare(sessions[index]):
+                    log.warning("removing a skipped record: %s", problem)
+                    removed.append(str(sessions[index].get("id")))
+                    doomed.add(index)
+            sessions[:] = [rec for i, rec in enumerate(sessions) if i not in doomed]
 
         self._mutate(change)
         return removed

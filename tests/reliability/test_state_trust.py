@@ -474,7 +474,7 @@ def test_a_malformed_record_of_a_running_session_is_not_listed_again(agentty_hom
         assert "listed again" not in listed.stderr, listed.stderr
     assert (agentty_home / "sessions.json").stat().st_mtime_ns == before
     assert json.loads(listed.stdout)["sessions"] == []
-    assert "1 malformed record" in agentty("doctor").stdout  # reported there
+    assert "1 malformed or repeated record" in agentty("doctor").stdout  # reported there
     assert agentty("kill", "-s", rec["id"]).returncode == 2  # skipped by every reader
 
 
