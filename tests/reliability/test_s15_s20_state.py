@@ -43,7 +43,6 @@ def test_s15_corrupt_sessions_json(agentty_home: Path, kind: str) -> None:
     a, b = _two_live(agentty_home)
     state = agentty_home / "sessions.json"
     good = state.read_bytes()
-    doc = json.loads(good)
     corrupt = {
         "empty": b"",
         "truncated": good[: len(good) // 2],
