@@ -73,6 +73,8 @@ class WorkerBase:
         self.finalized = asyncio.Event()
         self.finalizing = False
         self.kill_task: asyncio.Task[KillResult] | None = None
+        self.kill_grace = 0.0  # the grace of the kill under way
+        self.kill_laddering = False  # it is still signalling (not yet ending the session)
         self.awaiting_survivors = False  # a kill's survivors are waited for (once)
         self.last_change = self.last_read = time.monotonic()
         self.active_at = time.time()

@@ -343,16 +343,37 @@ class Lifecycle(WorkerBase):
         return session_processes(leader, foreground, reaper=True)
 
     async def kill(self, grace: float) -> KillResult:
-        """End the session (a kill under way is joined). After one that left survivors,
-        the next tries again: its answer says who is alive now, not who was."""
-        if self.kill_task is None or (self.kill_task.done() and not self.finalizing):
-            self.kill_task = asyncio.get_running_loop().create_task(self._kill(grace))
-        return await asyncio.shield(self.kill_task)
+        """End the session (a kill under way is joined; one still in its ladder with a
+        longer grace gives way to this one, whose ladder starts again at its pace: a
+        `kill --timeout 0` after a `--timeout 15` waited out the 15 s, and its caller gave
+        up first). After one that left survivors, the next tries again: its answer says
+        who is alive now, not who was."""
+        task = self.kill_task
+        if task is None or (task.done() and not self.finalizing):
+            self._start_kill(grace)
+        elif not task.done() and self.kill_laddering and grace < self.kill_grace:
+            task.cancel()
+            self._start_kill(grace)
+        while True:
+            task = self.kill_task
+            assert task is not None
+            try:
+                return await asyncio.shield(task)
+            except asyncio.CancelledError:
+                if task.cancelled() and self.kill_task is not task:
+                    continue  # given way to a faster kill: its answer is this one's too
+                raise
+
+    def _start_kill(self, grace: float) -> None:
+        self.kill_grace = grace
+        self.kill_task = asyncio.get_running_loop().create_task(self._kill(grace))
 
     async def _kill(self, grace: float) -> KillResult:
         from agentty_core.proc.killtree import ladder, run_async
 
+        self.kill_laddering = True
         result = await run_async(ladder(self._session_processes, grace=grace))
+        self.kill_laddering = False
         if result.survivors:
             if not self.awaiting_survivors:  # (a kill tried again: the wait goes on)
                 self.awaiting_survivors = True
