@@ -320,6 +320,14 @@ def _disk_space(home: Home) -> Check:
         st = os.statvfs(path)
     except OSError as exc:
         return _check("disk space", False, f"cannot look at {path}: {exc.strerror or exc}")
+    if st.f_flag & os.ST_RDONLY:  # (free blocks say nothing then)
+        fix = "remount it read-write, or set AGENTTY_HOME elsewhere"
+        return _check(
+            "disk space",
+            False,
+            f"the file system of {path} is read-only: starts, exits and gc cannot be saved",
+            fix,
+        )
     free = (st.f_bfree if os.geteuid() == 0 else st.f_bavail) * st.f_frsize
     inodes = st.f_ffree if os.geteuid() == 0 else st.f_favail
     said = f"{free / (1 << 20):.1f} MiB free on the file system of {path}"
@@ -330,10 +338,56 @@ def _disk_space(home: Home) -> Check:
     return _check("disk space", True, said)
 
 
+LOCK_LOOKS = 10  # tries at the state lock, LOCK_LOOK apart: a command at work lets go by then
+LOCK_LOOK = 0.05
+
+
+def _state_lock(home: Home) -> Check:
+    """Whether the state lock can be had: held by a stopped process (`gc` after Ctrl-Z),
+    every start, kill and exit's record waited 10 s for it and failed, naming only the
+    lock file, while every other check said ok."""
+    import fcntl
+    import time
+
+    from agentty_core.state.lock_holders import lock_holders
+
+    path = home.lock_file
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return _check("state lock", True, "not taken yet")  # (the state check says why)
+    try:
+        for _ in range(LOCK_LOOKS):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                time.sleep(LOCK_LOOK)
+                continue
+            return _check("state lock", True, "free")
+    finally:
+        os.close(fd)
+    holders = lock_holders(path)
+    if not holders:
+        return _check("state lock", False, f"{path} stays held", "see who holds it: lsof")
+    said = ", ".join(map(str, holders))
+    why = f"held by {said}: every start, kill and exit's record waits for it (10 s, then fails)"
+    halted = [h.pid for h in holders if h.stopped]
+    if halted:
+        fix = "; ".join(f"kill -CONT {pid}" for pid in halted) + " (let it go on), or end it"
+    else:
+        fix = "end it if it is no agentty command at work"
+    return _check("state lock", False, why, fix)
+
+
 def run_checks(home: Home | None = None) -> list[Check]:
     home = home or Home(default_home().absolute())
     checks: list[Check] = []
-    steps: list[Callable[[Home], Check]] = [_home_permissions, _state_file, _disk_space]
+    steps: list[Callable[[Home], Check]] = [
+        _home_permissions,
+        _state_file,
+        _state_lock,
+        _disk_space,
+    ]
     for step in steps:
         checks.append(step(home))
     if all(c["ok"] for c in checks) and home.root.exists():

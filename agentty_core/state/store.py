@@ -342,8 +342,12 @@ class StateStore:
         try:
             self._lock.acquire()
         except _LockTimeout:
+            from agentty_core.state.lock_holders import held_by
+
+            holder = held_by(self.home.lock_file)  # (a command stopped with Ctrl-Z, say)
             raise StateLockTimeout(
                 f"timed out after {self.timeout:g}s waiting for {self.home.lock_file}"
+                + (f", {holder}" if holder else "")
             ) from None
         except OSError as exc:
             raise StateError(f"cannot lock {self.home.lock_file}: {exc.strerror or exc}") from None

@@ -347,7 +347,8 @@ def test_a_held_state_lock_ends_a_warm_start_in_the_lock_s_words(agentty_home: P
         proc = agentty("start", "--", "cat")
     lock = agentty_home / "sessions.json.lock"
     assert proc.returncode == 1, proc
-    assert proc.stderr == f"agentty: error: timed out after 10s waiting for {lock}\n"
+    said = f"agentty: error: timed out after 10s waiting for {lock}, held by pid {os.getpid()} ("
+    assert proc.stderr.startswith(said) and proc.stderr.count("\n") == 1, proc.stderr
     assert gone(spare)  # it was the start's worker, and ended
     assert [r["id"] for r in agentty_json("status")["sessions"]] == [r["id"] for r in before]
     logs = {p.name.split(".")[0] for p in (agentty_home / "logs").iterdir()}
