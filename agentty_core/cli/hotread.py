@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from math import isfinite
 
 TYPE_CHECKING = False  # without importing typing: this module is the hot path
 if TYPE_CHECKING:
@@ -23,6 +24,8 @@ FIELD_TYPES = (
     *((key, int) for key in ("pid", "workerPid", "exitCode")),
 )
 MAX_SOCKET_PATH = 107
+MAX_SIGNAL_NAME = 16  # records.MAX_SIGNAL_NAME
+INT64 = 1 << 63
 
 
 def active(home: str) -> str | bool | None:
@@ -193,7 +196,16 @@ def well_formed(raw: dict[str, object]) -> bool:
         if value is not None and not isinstance(value, kind):
             return False
     argv = raw.get("argv")
-    return argv is None or (isinstance(argv, list) and all(isinstance(a, str) for a in argv))
+    if argv is not None and not (isinstance(argv, list) and all(isinstance(a, str) for a in argv)):
+        return False
+    for value in raw.values():  # records.in_range
+        if isinstance(value, float):
+            if not isfinite(value):
+                return False
+        elif isinstance(value, int) and not -INT64 <= value < INT64:
+            return False
+    signal = raw.get("signal")
+    return not (isinstance(signal, str) and len(signal) > MAX_SIGNAL_NAME)
 
 
 def find(recs: list[dict[str, object]], ref: str) -> dict[str, object] | None:

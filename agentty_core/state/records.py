@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import stat
 
@@ -187,7 +188,24 @@ def bad_record(raw: object) -> str | None:
     argv = raw.get("argv")
     if argv is not None and not (isinstance(argv, list) and all(isinstance(a, str) for a in argv)):
         return "argv is not a list of strings"
+    for key, value in raw.items():  # (NaN and 1e999 went out as `status --json`'s NaN and
+        if not in_range(value):  # Infinity, which no JSON parser but Python's reads)
+            return f"{key} is a number out of range"
+    signal = raw.get("signal")
+    if isinstance(signal, str) and len(signal) > MAX_SIGNAL_NAME:
+        return "signal is too long for a signal's name"
     return None
+
+
+MAX_SIGNAL_NAME = 16  # (SIGRTMIN+15: tables print it whole)
+INT64 = 1 << 63
+
+
+def in_range(value: object) -> bool:
+    """A number JSON can carry anywhere (a finite float; an int in 64 bits), or no number."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return not isinstance(value, int) or -INT64 <= value < INT64
 
 
 _FIELD_TYPES: tuple[tuple[str, tuple[type, ...]], ...] = (

@@ -28,7 +28,16 @@ RECORDS = [
     {"id": "0123abce", "status": "exited", "argv": "a"},
     {"id": "0123abce", "status": "lost", "argv": ["a"], "name": None, "workerStart": "b:1"},
     {"id": "0123abce", "status": "failed", "error": 3},
+    {"id": "0123abce", "status": "exited", "exitCode": -(2**63), "cols": 1.5e300},
+    {"id": "0123abce", "status": "exited", "signal": "SIGRTMIN+15"},
 ]
+OUT_OF_RANGE: list[dict[str, object]] = [
+    {"id": "0123abce", "status": "exited", "cols": float("inf")},
+    {"id": "0123abce", "status": "exited", "createTime": float("nan")},
+    {"id": "0123abce", "status": "exited", "exitCode": 10**400},
+    {"id": "0123abce", "status": "exited", "signal": "SIG" + "X" * 100_000},
+]
+RECORDS += OUT_OF_RANGE
 
 
 @pytest.mark.parametrize("raw", RECORDS, ids=json.dumps)
@@ -79,3 +88,13 @@ def test_loads_is_json_loads(text: str) -> None:
 def test_loads_refuses_what_json_refuses_or_the_protocol_never_sends(text: str) -> None:
     with pytest.raises(ValueError):
         hotread.loads(text)
+
+
+@pytest.mark.parametrize("raw", OUT_OF_RANGE, ids=lambda raw: str(raw)[:60])
+def test_numbers_no_json_reader_takes_and_overlong_signals_are_malformed(
+    raw: dict[str, object],
+) -> None:
+    """A hand-edited `1e999` or `NaN` went out as `status --json`'s Infinity and NaN (no
+    parser but Python's reads them); a 400-digit exit code and a 100 kB signal name were
+    printed whole into the table (an attacker's round)."""
+    assert records.bad_record(raw) is not None and not hotread.well_formed(raw)
