@@ -21,9 +21,7 @@ STUBBORN = "trap '' HUP TERM; echo READY; while :; do sleep 0.2; done"
 
 
 @pytest.mark.parametrize("first_ends", ["waits", "is_killed"])
-def test_a_second_kill_with_a_shorter_grace_takes_over(
-    agentty_home: Path, first_ends: str
-) -> None:
+def test_a_second_kill_with_a_shorter_grace_takes_over(agentty_home: Path, first_ends: str) -> None:
     rec = start("--", "sh", "-c", STUBBORN)
     sid = rec["id"]
     agentty("wait", "-s", sid, "--text", "READY", check=True)
