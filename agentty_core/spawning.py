@@ -315,3 +315,25 @@ def _proc_stat(pid: int) -> list[str] | None:
 
 
 _DETACHED_BOOTS = frozenset(detached_boot(m).encode() for m in DETACHED_MODULES)
+
+
+SETPRIV_PATHS = ("/usr/bin/setpriv", "/bin/setpriv")
+_setpriv: str | bool | None = False  # False: not looked for yet
+
+
+def setpriv() -> str | None:
+    """util-linux's setpriv, if it has `--pdeathsig` (2.33, 2018): what starts a process
+    that must not outlive its parent (a session's program; the ssh of a `--host` call);
+    looked for once (the warm spawner's lookup is its workers')."""
+    global _setpriv
+    if _setpriv is False:
+        _setpriv = None
+        for path in SETPRIV_PATHS:
+            try:
+                with open(path, "rb") as f:
+                    if os.access(path, os.X_OK) and b"pdeathsig" in f.read(1 << 20):
+                        _setpriv = path
+                        break
+            except OSError:
+                continue
+    return _setpriv if isinstance(_setpriv, str) else None

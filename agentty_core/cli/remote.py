@@ -164,7 +164,7 @@ def _forward(host: Host, words: list[str], command: str | None) -> int:
             if command == "start":
                 _print_started(host, out, root)
             else:
-                write_all(1, out)
+                _print(out)
             return code
         if command == "wait":  # asked again the ssh way: in the time it has left
             words = with_time_spent(words, time.monotonic() - began)
@@ -172,6 +172,9 @@ def _forward(host: Host, words: list[str], command: str | None) -> int:
         if command == "start" and not reads_stdin:
             code, out = transport.run_kept(host, words, root)
             _print_started(host, out, root)
+        elif _stdout_closed and not reads_stdin:  # (relayed, it would go to /dev/null)
+            code, out = transport.run_kept(host, words, root)
+            _print(out)
         else:
             code = transport.run(host, words, root, stdin=reads_stdin, input=data)
     except transport.StdoutFailed as exc:
@@ -180,6 +183,19 @@ def _forward(host: Host, words: list[str], command: str | None) -> int:
         raise OutputFailed(exc.error) from None
     link.launch_if_wanted()  # the host answered: the next call finds its link
     return code
+
+
+def _print(out: bytes) -> None:
+    """A call's output, printed; with our stdout closed outright (`>&-`), an answer that
+    has output fails as a local call's does (exit 1, one line): it exited 0, the answer
+    written to the /dev/null holding descriptor 1 (a remote round)."""
+    from agentty_core.cli.hotpath import OutputFailed
+
+    if _stdout_closed and out:
+        import errno
+
+        raise OutputFailed(OSError(errno.EBADF, "stdout is closed"))
+    write_all(1, out)
 
 
 def _print_started(host: Host, out: bytes, root: str) -> None:

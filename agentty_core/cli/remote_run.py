@@ -76,7 +76,7 @@ def forward_run(host: Host, words: Sequence[str], home_root: str) -> int:
     with Signals() as signals:
         try:
             proc = subprocess.Popen(
-                argv,
+                transport.dying_with_us(argv),  # (killed outright here: ends there too)
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,

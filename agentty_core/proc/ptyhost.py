@@ -36,6 +36,7 @@ from agentty_core import libc
 from agentty_core.errors import EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, SpawnError
 from agentty_core.proc import descriptors
 from agentty_core.proc.execcheck import execs_surely, own_machine
+from agentty_core.spawning import setpriv as setpriv  # (its users look for it here too)
 
 PR_SET_PDEATHSIG = 1
 _TIOCGPTN = getattr(termios, "TIOCGPTN", 0x80045430)  # Linux; missing from typeshed
@@ -88,8 +89,6 @@ DEFAULT_SIGNALS = (
     signal.SIGTERM,
     signal.SIGQUIT,
 )
-SETPRIV_PATHS = ("/usr/bin/setpriv", "/bin/setpriv")
-_setpriv: str | bool | None = False  # False: not looked for yet
 
 
 def spawn(
@@ -147,23 +146,6 @@ def _spawn_fast(
         os.close(slave)
     os.set_blocking(master, False)
     return PtyChild(pid, master, tty_name)
-
-
-def setpriv() -> str | None:
-    """util-linux's setpriv, if it has `--pdeathsig` (2.33, 2018); looked for once (the warm
-    spawner's lookup is its workers')."""
-    global _setpriv
-    if _setpriv is False:
-        _setpriv = None
-        for path in SETPRIV_PATHS:
-            try:
-                with open(path, "rb") as f:
-                    if os.access(path, os.X_OK) and b"pdeathsig" in f.read(1 << 20):
-                        _setpriv = path
-                        break
-            except OSError:
-                continue
-    return _setpriv if isinstance(_setpriv, str) else None
 
 
 def _spawn_forked(

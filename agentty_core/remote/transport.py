@@ -593,6 +593,27 @@ def _not_agentty(stderr: str) -> bool:
     )
 
 
+def dying_with_us(argv: list[str]) -> list[str]:
+    """`argv` to be started so that it ends when we do, SIGKILLed (a harness's timeout) or
+    not: through setpriv's `--pdeathsig KILL` where it is there. A call's ssh lived on, its
+    channel open, and the remote `run` went on for nobody (a local `run` ends its program).
+    The program is looked for on PATH here, so that a missing one is said as before. For
+    the command line's calls only, made on its main thread: the signal comes when the
+    thread that started the child ends (the API's calls run on pool threads)."""
+    from agentty_core.spawning import setpriv
+
+    helper = setpriv()
+    if helper is None:
+        return argv
+    program = argv[0]
+    if "/" not in program:
+        found = (os.path.join(d or ".", program) for d in os.get_exec_path(child_env()))
+        program = next((p for p in found if os.access(p, os.X_OK) and os.path.isfile(p)), "")
+        if not program:
+            raise FileNotFoundError(2, "No such file or directory", argv[0])
+    return [helper, "--pdeathsig", "KILL", "--", program, *argv[1:]]
+
+
 def spawn_error(host: Host, argv: Sequence[str], exc: OSError) -> TransportError:
     return TransportError(
         host.name,
@@ -692,7 +713,8 @@ def _spawn_and_wait(host: Host, argv: list[str], stdin: bool, keep: bool) -> tup
     if not stdin:
         actions.append((os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0))
     try:
-        pid = os.posix_spawnp(argv[0], argv, child_env(), file_actions=actions)
+        spawned = dying_with_us(argv)
+        pid = os.posix_spawnp(spawned[0], spawned, child_env(), file_actions=actions)
     except OSError as exc:
         os.close(read_end)
         os.close(out_read)
@@ -870,7 +892,7 @@ def _run_with_input(host: Host, argv: list[str], data: bytes) -> int:
 
     try:
         proc = subprocess.Popen(
-            argv,
+            dying_with_us(argv),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -168,6 +168,54 @@ def test_run_there_stopped_here_ends_its_program_there(link: Link) -> None:
         wait_until(lambda: remote_status(link)["sessions"] == [], timeout=30)
 
 
+def test_run_there_killed_outright_here_ends_its_program_there(link: Link) -> None:
+    """A harness's timeout SIGKILLs `agentty --host H run` alone: its ssh lived on (it was
+    no child that dies with it), the channel stayed open and the program ran there to its
+    end or the remote timeout, as no local `run` killed so would (a remote round)."""
+    import signal
+
+    from tests.helpers.cli import wait_until
+
+    proc = subprocess.Popen(
+        [AGENTTY, "--host", HOST, "run", "--", "sh", "-c", "echo up; sleep 400"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_until(lambda: remote_status(link)["sessions"], timeout=30)
+        proc.kill()
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+        wait_until(lambda: remote_status(link)["sessions"] == [], timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def test_a_closed_stdout_fails_an_answer_there_as_here(link: Link) -> None:
+    """`get >&-` exits 1 in one line here; over --host it exited 0, the answer written to
+    the /dev/null that held descriptor 1 (a remote round), by the link and the ssh way."""
+    run_on("start", "--", "sh", "-c", "echo shown; exec cat")
+    assert run_on("wait", "--text", "shown").returncode == 0
+    closed = {"stdout": None, "stdin": subprocess.DEVNULL, "stderr": subprocess.PIPE}
+    for env in ({**os.environ}, {**os.environ, "AGENTTY_LINK": "0"}):
+        for words in (["get"], ["status"]):
+            proc = subprocess.run(
+                [AGENTTY, "--host", HOST, *words],
+                env=env,
+                text=True,
+                timeout=60,
+                pass_fds=(),
+                preexec_fn=lambda: os.close(1),
+                **closed,  # type: ignore[call-overload]
+            )
+            said = "agentty: error: cannot write the output: stdout is closed\n"
+            assert (proc.returncode, proc.stderr) == (1, said), (words, env.get("AGENTTY_LINK"))
+    run_on("kill", "--all")
+
+
 def test_agentty_host_environment_and_host_equals(link: Link) -> None:
     env = {**os.environ, "AGENTTY_HOST": HOST}
     started = agentty("start", "--name", "viaenv", "--", PYTHON, "-q", env=env)
