@@ -286,6 +286,11 @@ def cmd_send(args: argparse.Namespace) -> int:
 def cmd_wait(args: argparse.Namespace) -> int:
     from agentty_core.waitspec import NoWaitCondition, WaitConditions
 
+    if os.environ.get("AGENTTY_UNREAD_HANGS_UP"):  # (`remote.transport.UNREAD_HANGS_UP`)
+        from agentty_core.cli.run import watch_reader
+
+        watch_reader()  # the caller on another host gone: hung up, not waited out
+
     try:
         spec = WaitConditions(
             text=args.text,

@@ -143,15 +143,25 @@ def _ssh_options(
     return opts
 
 
-def remote_words(host: Host, words: Sequence[str]) -> list[str]:
-    """The argv to run on the host: its agentty (with its home) and `words`."""
-    prefix = ["env", f"AGENTTY_HOME={host.home}"] if host.home else []
-    return [*prefix, host.agentty, *words]
+# Set for a call whose caller may go away while it waits (`wait`): there, a reader of its
+# output that goes (the channel closed by the caller's Ctrl-C; ssh passes no signal on) is
+# taken as a hang-up, as `run` takes it, instead of the wait running on to its timeout.
+UNREAD_HANGS_UP = "AGENTTY_UNREAD_HANGS_UP"
 
 
-def argv_for(host: Host, words: Sequence[str], home_root: str | os.PathLike[str]) -> list[str]:
+def remote_words(host: Host, words: Sequence[str], *, watched: bool = False) -> list[str]:
+    """The argv to run on the host: its agentty (with its home) and `words`; `watched`:
+    ended when its output's reader goes (UNREAD_HANGS_UP)."""
+    env = [f"AGENTTY_HOME={host.home}"] if host.home else []
+    env += [f"{UNREAD_HANGS_UP}=1"] if watched else []
+    return [*(["env", *env] if env else []), host.agentty, *words]
+
+
+def argv_for(
+    host: Host, words: Sequence[str], home_root: str | os.PathLike[str], *, watched: bool = False
+) -> list[str]:
     """The local argv that runs `agentty WORDS` on `host` (run it after `share_master`)."""
-    remote = remote_words(host, words)
+    remote = remote_words(host, words, watched=watched)
     if host.command is not None:
         return [*host.command, *remote]
     assert host.destination is not None
@@ -680,10 +690,10 @@ def _run(
     keep: bool,
 ) -> tuple[int, bytes]:
     share_master(host, home_root)
-    argv = argv_for(host, words, home_root)
     # A `wait` may hold its channel for minutes: it takes no slot (4 of them made every
     # other call wait its second), and short calls keep theirs turning over.
     waits = next((w for w in words if not w.startswith("-")), None) == "wait"
+    argv = argv_for(host, words, home_root, watched=waits)
     slot = -1 if waits else take_slot(host, home_root)
     try:
         if input is not None:

@@ -194,6 +194,46 @@ def test_run_there_killed_outright_here_ends_its_program_there(link: Link) -> No
         proc.wait()
 
 
+def test_a_wait_there_ends_with_its_caller_here(link: Link) -> None:
+    """Ctrl-C of `agentty --host H wait` the ssh way: the caller exited 130, and the wait
+    there ran on to its timeout (up to a day) with nobody to answer (a remote round)."""
+    import signal
+
+    import psutil
+
+    from tests.helpers.census import processes_of_home
+    from tests.helpers.cli import wait_until
+
+    run_on("start", "--", "cat")
+
+    def remote_waits() -> list[psutil.Process]:
+        found = []
+        for proc in processes_of_home(str(link.remote_home)):
+            with contextlib.suppress(psutil.Error):
+                if "NEVER" in proc.cmdline():
+                    found.append(proc)
+        return found
+
+    proc = subprocess.Popen(
+        [AGENTTY, "--host", HOST, "wait", "--text", "NEVER", "--timeout", "600"],
+        env={**os.environ, "AGENTTY_LINK": "0"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_until(lambda: remote_waits() != [], timeout=30)
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=30) == 130
+        wait_until(lambda: remote_waits() == [], timeout=15)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    run_on("kill", "--all")
+
+
 def test_a_closed_stdout_fails_an_answer_there_as_here(link: Link) -> None:
     """`get >&-` exits 1 in one line here; over --host it exited 0, the answer written to
     the /dev/null that held descriptor 1 (a remote round), by the link and the ssh way."""
