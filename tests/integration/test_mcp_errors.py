@@ -318,3 +318,23 @@ def _unbounded_numbers(
         numbers = [k for k in kinds if k.get("type") in ("integer", "number")]
         if numbers and not all("maximum" in k or "maximum" in prop for k in numbers):
             found.append(f"{where}.{name}")
+
+
+async def test_errors_say_what_the_tools_take_and_timeouts_say_the_time_asked() -> None:
+    """An outside round: errors named the command line's options (`send --literal`,
+    `-- PROGRAM ARGS`), which no tool takes; a wait of 1 s said "timed out after 0.99998s"
+    (the worker was given the time left after taking a wait slot)."""
+    async with mcp_client() as session:
+        text, code = error_of(await session.call_tool("start", {}))
+        assert code == "invalid_argument" and "argv (a program and its arguments) or shell" in (
+            text
+        ), text
+        both = {"argv": ["cat"], "shell": "cat"}
+        text, code = error_of(await session.call_tool("start", both))
+        assert "give either shell or argv" in text and "--shell" not in text, text
+        payload(await session.call_tool("start", {"argv": ["cat"]}))
+        text, code = error_of(await session.call_tool("send", {"args": ["Ctrl+Banana"]}))
+        assert code == "invalid_key" and "send with literal: true, or type_text" in text, text
+        said = payload(await session.call_tool("wait", {"text": "NEVER", "timeout": 1}))
+        assert said["timedOut"] and said["message"].startswith("timed out after 1s "), said
+        payload(await session.call_tool("kill", {}))

@@ -59,16 +59,20 @@ async def in_thread(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> 
         await asyncio.sleep(pause)
 
 
-async def acquire_within(slots: asyncio.Semaphore, timeout: float) -> bool:
-    """Take a slot within `timeout` seconds; a free one is taken even when it is 0."""
+async def acquire_within(slots: asyncio.Semaphore, timeout: float) -> float | None:
+    """Take a slot within `timeout` seconds (a free one even when it is 0): the time left
+    of it then, all of it when none was queued for (the worker's words say "timed out
+    after 1s", not "after 0.99998s"), or None when none came in time."""
     if not slots.locked():
         await slots.acquire()  # returns at once
-        return True
+        return timeout
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
     try:
         await asyncio.wait_for(slots.acquire(), timeout)
     except asyncio.TimeoutError:
-        return False
-    return True
+        return None
+    return max(0.0, deadline - loop.time())
 
 
 class Place(Protocol):
@@ -359,15 +363,13 @@ class Local:
         conditions = spec.conditions()
         if not is_live(rec):
             return await in_thread(self.client.wait, sid, timeout=spec.timeout, **conditions)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + spec.timeout
         slots = self._slots(sid)
-        if not await acquire_within(slots, spec.timeout):
+        remaining = await acquire_within(slots, spec.timeout)
+        if remaining is None:
             raise WaitTimeout(
                 f"wait timed out after {spec.timeout:g}s", await self.get(sid)
             ) from None
         try:
-            remaining = max(0.0, deadline - loop.time())
             params = wait_params(conditions, remaining)
             try:
                 return await self.call(rec, "wait", params, timeout=remaining + 5.0)

@@ -137,8 +137,24 @@ def code_of(exc: AgenttyError) -> str:
 
 
 def error_line(exc: AgenttyError) -> str:
-    """What the CLI prints for this error."""
-    return f"{PROG}: error: {shown(str(exc))}"
+    """What the CLI prints for this error, in the tools' words (`in_tools_words`)."""
+    return f"{PROG}: error: {shown(in_tools_words(str(exc)))}"
+
+
+# What the shared checks say in the command line's words, said in the tools' (an outside
+# round: "send --literal", "-- PROGRAM ARGS" name nothing an MCP client can give).
+_TOOLS_WORDS = (
+    ("send --literal, or text", "send with literal: true, or type_text"),
+    ("agentty start [options] -- PROGRAM [ARG...]", "argv (a program and its arguments) or shell"),
+    ("agentty start -- PROGRAM [ARG...]", "argv (a program and its arguments) or shell"),
+    ("give either --shell CMDLINE or -- PROGRAM ARGS", "give either shell or argv"),
+)
+
+
+def in_tools_words(message: str) -> str:
+    for cli, tools in _TOOLS_WORDS:
+        message = message.replace(cli, tools)
+    return message
 
 
 def error_result(
@@ -150,7 +166,7 @@ def error_result(
     failed), with the seq from before it; said, or the input would be sent twice by a
     caller that fixes the wait and calls again."""
     code = code_of(exc)
-    error: dict[str, object] = {"code": code, "message": str(exc)}
+    error: dict[str, object] = {"code": code, "message": in_tools_words(str(exc))}
     if isinstance(exc, TransportError):  # which host, and what failed: auth, timeout, ...
         error.update(host=exc.host, reason=exc.reason)
     text = f"{error_line(exc)}\ncode: {code}"

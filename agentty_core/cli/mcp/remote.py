@@ -100,14 +100,12 @@ class Remote:
         pending (at most MAX_CHANNELS - 1 at once per host; more queue, their timeout
         counting from the call)."""
         conditions = spec.conditions()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + spec.timeout
-        if not await acquire_within(self._wait_slots, spec.timeout):
+        remaining = await acquire_within(self._wait_slots, spec.timeout)
+        if remaining is None:
             raise WaitTimeout(
                 f"wait timed out after {spec.timeout:g}s", await self.get(ref)
             ) from None
         try:
-            remaining = max(0.0, deadline - loop.time())
             params = wait_params(conditions, remaining)
             try:
                 return await self.call(ref, "wait", params, timeout=remaining + 5.0)
