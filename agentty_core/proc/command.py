@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import os
 
-from agentty_core.errors import EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, SpawnError, cut
+from agentty_core.errors import EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, SpawnError, UsageError, cut
 
 
 def resolve_command(program: str, path_env: str | None, cwd: str) -> str:
     """The absolute path that will be exec'd, or a SpawnError with exit code 127/126."""
+    if not program:  # ("command not found: " named nothing)
+        message = "command not found: '' (the program is an empty string)"
+        raise SpawnError(message, exit_code=EXIT_NOT_FOUND)
     if "/" in program:
         candidate = program if os.path.isabs(program) else os.path.join(cwd, program)
         if not os.path.exists(candidate):
@@ -49,6 +52,8 @@ def which(program: str, path: str) -> str | None:
 
 
 def validate_cwd(cwd: str) -> None:
+    if "\0" in cwd:  # (os.path.exists says False: "cwd does not exist" misled)
+        raise UsageError("cwd holds a NUL byte, which no path can")
     if not os.path.exists(cwd):
         raise SpawnError(f"cwd does not exist: {cut(cwd, 200)}")
     if not os.path.isdir(cwd):

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentty_core.errors import EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, SpawnError
+from agentty_core.errors import EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, SpawnError, UsageError
 from agentty_core.proc.command import resolve_command, validate_cwd, which
 
 KINDS = ("executable", "not-executable", "directory", "empty", "missing")
@@ -85,3 +85,12 @@ def test_validate_cwd(dirs: dict[str, str]) -> None:
     ):
         with pytest.raises(SpawnError, match=message):
             validate_cwd(cwd)
+
+
+def test_an_empty_program_and_a_nul_in_the_cwd_are_said_as_they_are() -> None:
+    """`start -- ''` said "command not found: " (naming nothing); a cwd with a NUL was
+    "cwd does not exist" (a SpawnError), where it is a usage error (an attacker's round)."""
+    with pytest.raises(SpawnError, match=r"command not found: '' \(the program is an empty"):
+        resolve_command("", "/usr/bin", "/")
+    with pytest.raises(UsageError, match="cwd holds a NUL byte"):
+        validate_cwd("/tmp\0x")
