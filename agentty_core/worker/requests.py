@@ -390,6 +390,8 @@ class Requests(WorkerBase):
     def _start_recording(self, input: bool, markers: bool) -> None:
         path = self.home.cast_path(self.id)
         env = cast(dict[str, str], self.spec.get("env", {}))
+        had = self.record.get("cast")
+        new = not os.path.lexists(path)
         self.record["cast"] = str(path)
         try:
             self.recorder = Recorder(
@@ -404,11 +406,26 @@ class Requests(WorkerBase):
         except (OSError, ValueError) as exc:  # (ValueError: a recording edited past reading)
             said = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             self._recording_failed(f"{said} opening {path}; not recording")
+            if new:
+                self._forget_cast(path, had)
             return
         if self.recorder.error is not None:  # its first write (the header, say) failed
             self.recorder = None
+            if new:
+                self._forget_cast(path, had)
         elif self.record.pop("recordingError", None) is not None:  # an earlier one's
             self._note_recording_error()
+
+    def _forget_cast(self, path: os.PathLike[str], had: object) -> None:
+        """A first recording that could not be written leaves no empty file behind (named
+        by the record, for nobody: a full disk's `record on`)."""
+        try:
+            if os.stat(path).st_size == 0:
+                os.unlink(path)
+        except OSError:
+            return
+        if had is None:
+            self.record.pop("cast", None)
 
     def _recording_failed(self, message: str) -> None:
         """A recording that cannot be written stops; the session goes on, and its record

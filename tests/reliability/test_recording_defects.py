@@ -265,6 +265,24 @@ def test_record_on_that_cannot_write_fails_and_a_later_one_clears_the_error(
         agentty("kill", check=True)
 
 
+def test_a_first_record_on_that_cannot_write_leaves_no_empty_recording(
+    agentty_home: Path,
+) -> None:
+    """A session never recorded, `record on` on a full disk: refused in one line, and an
+    empty `logs/<id>.cast` was left behind, named by the record (an attacker's round)."""
+    logs = agentty_home / "logs"
+    with tmpfs(logs, agentty_home, "1m"):
+        sid = start("--", "cat")["id"]
+        filler = _fill(logs)
+        try:
+            assert agentty("record", "on").returncode == 1
+            assert not (logs / f"{sid}.cast").exists()
+            assert "cast" not in raw_record(agentty_home, sid)
+        finally:
+            filler.unlink()
+        agentty("kill", check=True)
+
+
 def test_a_cleared_error_is_not_brought_back_by_the_older_note_still_trying(
     agentty_home: Path,
 ) -> None:
