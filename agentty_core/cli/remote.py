@@ -167,7 +167,7 @@ def _forward(host: Host, words: list[str], command: str | None) -> int:
                 _print(out)
             return code
         if command == "wait":  # asked again the ssh way: in the time it has left
-            words = with_time_spent(words, time.monotonic() - began)
+            words = transport.with_time_spent(words, time.monotonic() - began)
     try:
         if command == "start" and not reads_stdin:
             code, out = transport.run_kept(host, words, root)
@@ -235,40 +235,6 @@ def _started_id(out: bytes) -> str | None:
         except (ValueError, AttributeError, RecursionError):
             return None
     return text if len(text) == 8 and all(c in "0123456789abcdef" for c in text) else None
-
-
-WAIT_TIMEOUT = 30.0  # `wait --timeout`'s default (cli/parser.py)
-
-
-def with_time_spent(words: list[str], spent: float) -> list[str]:
-    """`wait`'s words with `spent` seconds taken off its --timeout: a wait the link lost
-    (stopped, or its far side killed) was asked again the ssh way with all of it, and took
-    its timeout twice. Read as argparse reads them: the last --timeout counts, abbreviated
-    or not (`--ti`), and a value that starts with `--` is given as `--text=--timeout`. A
-    value that is not a number is left to the remote side to refuse."""
-    if spent < 0.05:
-        return words
-    out = list(words)
-    found = None
-    for i, word in enumerate(out):
-        name, eq, value = word.partition("=")
-        if len(name) >= 4 and "--timeout".startswith(name):
-            if eq:
-                found = (i, value, True)
-            elif i + 1 < len(out):
-                found = (i + 1, out[i + 1], False)
-    if found is None:
-        return [*out, "--timeout", f"{max(0.0, WAIT_TIMEOUT - spent):.3f}"]
-    at, value, joined = found
-    try:
-        given = float(value)
-    except ValueError:
-        return words
-    if not -float("inf") < given < float("inf"):  # nan, inf: the remote side refuses it
-        return words
-    left = max(0.0, given - spent)
-    out[at] = f"--timeout={left:.3f}" if joined else f"{left:.3f}"
-    return out
 
 
 def write_all(fd: int, data: bytes) -> None:

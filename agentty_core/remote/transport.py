@@ -242,6 +242,11 @@ COARSE_CLOCK = 0.01  # a file's mtime comes from a clock this much behind time.t
 SLOTS = 4
 SLOT_WAIT = 1.0
 SLOT_WAIT_MOST = 10.0
+# Channels for `wait`s, apart (one may hold its channel for minutes): with the short calls'
+# SLOTS and the link's channel, within sshd's MaxSessions (10 by default). 20 waits at once
+# went past it: ssh printed its refusals and fell back to connections of their own, which
+# met MaxStartups, and a call failed with exit 4.
+WAIT_SLOTS = 5
 
 
 def take_slot(host: Host, home_root: str | os.PathLike[str]) -> int:
@@ -249,6 +254,28 @@ def take_slot(host: Host, home_root: str | os.PathLike[str]) -> int:
     ended), or -1: no master is shared (a `command` host, no control path) or none came
     free in time. A slot is an `flock` on `<master>.slotN` (a caller that dies lets it go);
     its mtime is when it was last given back."""
+    taken = _take(host, home_root, "slot", SLOTS, SLOT_WAIT_MOST, stale=SLOT_WAIT)
+    return -1 if taken is None else taken
+
+
+def take_wait_slot(host: Host, home_root: str | os.PathLike[str], within: float) -> int | None:
+    """A descriptor holding one of the host's WAIT_SLOTS, taken within `within` seconds
+    (waits do not go without one: they wait for one to come free); -1 when no master is
+    shared; None when none came free in time."""
+    return _take(host, home_root, "wait", WAIT_SLOTS, within, stale=None)
+
+
+def _take(
+    host: Host,
+    home_root: str | os.PathLike[str],
+    kind: str,
+    count: int,
+    within: float,
+    stale: float | None,
+) -> int | None:
+    """One of `count` flocks on `<master>.<kind>N`: its descriptor, -1 when no master is
+    shared, None when none came free `within` seconds. `stale`: go without one (-1) once
+    none was given back for that long (the holders are long calls)."""
     path = None if host.command is not None else control_path(host, home_root)
     if path is None:
         return -1
@@ -258,12 +285,12 @@ def take_slot(host: Host, home_root: str | os.PathLike[str]) -> int:
     flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
     # A slot's mtime is wall-clock time, so is what it is compared with; the bound on the
     # whole wait is not: a clock set back during it would otherwise stretch it as far.
-    waited_from, gives_up_at = time.time(), time.monotonic() + SLOT_WAIT_MOST
+    waited_from, gives_up_at = time.time(), time.monotonic() + within
     while True:
         turned = waited_from
-        for n in range(SLOTS):
+        for n in range(count):
             try:
-                fd = os.open(f"{path}.slot{n}", flags, 0o600)
+                fd = os.open(f"{path}.{kind}{n}", flags, 0o600)
             except OSError:
                 return -1
             try:
@@ -273,9 +300,60 @@ def take_slot(host: Host, home_root: str | os.PathLike[str]) -> int:
                 os.close(fd)
             else:
                 return fd
-        if time.time() - turned >= SLOT_WAIT or time.monotonic() >= gives_up_at:
-            return -1  # held and not given back lately (long waits, say): go anyway
+        if stale is not None and time.time() - turned >= stale:
+            return -1  # held and not given back lately (long calls, say): go anyway
+        if time.monotonic() >= gives_up_at:
+            return -1 if stale is not None else None
         time.sleep(0.005)
+
+
+WAIT_TIMEOUT = 30.0  # `wait --timeout`'s default (cli/parser.py)
+
+
+def _timeout_word(words: Sequence[str]) -> tuple[int, str, bool] | None:
+    """Where `wait`'s --timeout value is in `words` (its index, the value, whether it is
+    joined with `=`), read as argparse reads them: the last --timeout counts, abbreviated
+    or not (`--ti`), and a value that starts with `--` is given as `--text=--timeout`."""
+    found = None
+    for i, word in enumerate(words):
+        name, eq, value = word.partition("=")
+        if len(name) >= 4 and "--timeout".startswith(name):
+            if eq:
+                found = (i, value, True)
+            elif i + 1 < len(words):
+                found = (i + 1, words[i + 1], False)
+    return found
+
+
+def wait_timeout(words: Sequence[str]) -> float | None:
+    """`wait`'s --timeout in `words` (its default if not given); None if no number."""
+    found = _timeout_word(words)
+    if found is None:
+        return WAIT_TIMEOUT
+    try:
+        given = float(found[1])
+    except ValueError:
+        return None
+    return given if -float("inf") < given < float("inf") else None  # (nan, inf: refused)
+
+
+def with_time_spent(words: list[str], spent: float) -> list[str]:
+    """`wait`'s words with `spent` seconds taken off its --timeout: a wait the link lost
+    (stopped, or its far side killed) was asked again the ssh way with all of it, and took
+    its timeout twice. A value that is not a number is left to the remote side to refuse."""
+    if spent < 0.05:
+        return words
+    given = wait_timeout(words)
+    if given is None:
+        return words
+    left = f"{max(0.0, given - spent):.3f}"
+    found = _timeout_word(words)
+    if found is None:
+        return [*words, "--timeout", left]
+    out = list(words)
+    at, _, joined = found
+    out[at] = f"--timeout={left}" if joined else left
+    return out
 
 
 def give_back(slot: int) -> None:
@@ -690,11 +768,24 @@ def _run(
     keep: bool,
 ) -> tuple[int, bytes]:
     share_master(host, home_root)
-    # A `wait` may hold its channel for minutes: it takes no slot (4 of them made every
-    # other call wait its second), and short calls keep theirs turning over.
+    # A `wait` may hold its channel for minutes: it takes a slot of its own (4 short ones
+    # held by waits made every other call wait its second), in its time; one that gets
+    # none in time is asked once, with no time left, as a short call.
     waits = next((w for w in words if not w.startswith("-")), None) == "wait"
+    slot = -1
+    if waits and (timeout := wait_timeout(words)) is not None:
+        import time
+
+        began = time.monotonic()
+        taken = take_wait_slot(host, home_root, timeout)
+        if taken is None:
+            words, waits = with_time_spent(list(words), timeout), False
+        else:
+            slot = taken
+            words = with_time_spent(list(words), time.monotonic() - began)
+    if not waits:
+        slot = take_slot(host, home_root)
     argv = argv_for(host, words, home_root, watched=waits)
-    slot = -1 if waits else take_slot(host, home_root)
     try:
         if input is not None:
             return _run_with_input(host, argv, input), b""

@@ -234,6 +234,30 @@ def test_a_wait_there_ends_with_its_caller_here(link: Link) -> None:
     run_on("kill", "--all")
 
 
+def test_twenty_waits_at_once_the_ssh_way_each_time_out_cleanly(link: Link) -> None:
+    """Waits took no channel slot: 20 at once (no link: off, cold, or backing off after a
+    failure) passed sshd's MaxSessions, ssh printed its own refusals, fell back to new
+    connections, and met MaxStartups: one exited 4, "may have run there" (a remote round).
+    Waits have slots of their own now; one that gets none within its time is asked once,
+    with no time left, as a short call."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    run_on("start", "--", "cat")
+    env = {**os.environ, "AGENTTY_LINK": "0"}
+
+    def one(_: int) -> subprocess.CompletedProcess[str]:
+        words = ["--host", HOST, "wait", "--text", "NEVER", "--timeout", "3"]
+        return agentty(*words, env=env, timeout=120)
+
+    with ThreadPoolExecutor(20) as pool:
+        done = list(pool.map(one, range(20)))
+    assert [p.returncode for p in done] == [3] * 20, [(p.returncode, p.stderr) for p in done]
+    for proc in done:
+        assert proc.stderr.startswith("agentty: error: timed out after "), proc.stderr
+        assert "mux_client" not in proc.stderr and "refused" not in proc.stderr, proc.stderr
+    run_on("kill", "--all")
+
+
 def test_a_closed_stdout_fails_an_answer_there_as_here(link: Link) -> None:
     """`get >&-` exits 1 in one line here; over --host it exited 0, the answer written to
     the /dev/null that held descriptor 1 (a remote round), by the link and the ssh way."""

@@ -240,7 +240,7 @@ def test_a_wait_the_link_lost_is_asked_again_in_the_time_it_has_left(
 
 
 def test_with_time_spent_reads_the_timeout_as_argparse_does() -> None:
-    from agentty_core.cli.remote import with_time_spent
+    from agentty_core.remote.transport import with_time_spent
 
     assert with_time_spent(["wait", "--timeout", "10"], 4) == ["wait", "--timeout", "6.000"]
     assert with_time_spent(["wait", "--timeout=10"], 4) == ["wait", "--timeout=6.000"]
