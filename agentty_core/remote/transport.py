@@ -662,6 +662,21 @@ def classify(host: Host, code: int, stderr: str, out: bytes | None = None) -> Tr
     )
 
 
+def timed(failure: TransportError, took: float) -> TransportError:
+    """A timeout said with the time it took, when that was longer than the connect timeout
+    it names: a host that stopped answering its shared connection holds a call until the
+    master's keepalives give it up (~20 s), then ssh connects anew for the connect timeout,
+    and "no answer within 10 s" came after 30 (a remote round)."""
+    limit = connect_timeout()
+    said = str(failure)
+    within = f"no answer within {limit} s"
+    if failure.reason != "timeout" or took < limit + 2 or within not in said:
+        return failure
+    held = f"no answer for {took:.0f} s (the shared connection held the call until it was"
+    held += f" given up, then a new one got {within})"
+    return TransportError(failure.host, failure.reason, said.replace(within, held, 1))
+
+
 def _timed_out(said: str) -> str:
     """What timed out, with one limit: ours for a master given up on (the connect timeout
     and a grace, or the caller's), else ssh's connect timeout ("no answer within 5 s (...
@@ -786,6 +801,9 @@ def _run(
     if not waits:
         slot = take_slot(host, home_root)
     argv = argv_for(host, words, home_root, watched=waits)
+    import time
+
+    sent = time.monotonic()
     try:
         if input is not None:
             return _run_with_input(host, argv, input), b""
@@ -794,7 +812,7 @@ def _run(
         give_back(slot)
     failure = killed(host, code) or classify(host, code, stderr)
     if failure is not None:
-        raise failure
+        raise timed(failure, time.monotonic() - sent)
     if stderr:
         sys.stderr.write(printable_lines(stderr))
     return code, out

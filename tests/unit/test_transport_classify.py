@@ -31,3 +31,19 @@ def test_an_ssh_failure_says_why(stderr: str, reason: str, says: str) -> None:
 
 def test_the_remote_agentty_answering_is_not_a_link_failure() -> None:
     assert classify(HOST, 2, "agentty: no session named 'x'\n") is None
+
+
+def test_a_timeout_that_took_longer_than_its_limit_says_how_long() -> None:
+    """A host stopped with its master up: the call sat on the shared connection until its
+    keepalives gave up (~20 s), then ssh connected anew for the connect timeout, and the
+    line said "no answer within 10 s" after 30 (a remote round)."""
+    from agentty_core.remote.transport import connect_timeout, timed
+
+    said = "Connection timed out during banner exchange\n"
+    failure = classify(HOST, SSH_FAILED, said)
+    assert failure is not None and failure.reason == "timeout"
+    assert timed(failure, 1.0) is failure  # (within its limit: as ssh said it)
+    late = timed(failure, connect_timeout() + 20.0)
+    took = connect_timeout() + 20
+    assert str(late).startswith(f"lo: no answer for {took} s (the shared connection held"), late
+    assert "banner exchange" in str(late) and late.reason == "timeout" and late.exit_code == 4
