@@ -45,6 +45,7 @@ from .model import (
     command_of,
     describe_end_orphans,
     describe_kill,
+    end_text,
     grid_label,
     merge_usage,
     name_of,
@@ -336,7 +337,7 @@ class AgenttyApp(App[None]):
                 status_of(self.records[self.selected]) != "running"
                 or self.pane.unreachable is not None
             ):
-                self.attached = False  # it ended (its stream may have been closed first)
+                self._detach_ended(self.selected)  # (its stream may have been closed first)
 
     # ------------------------------------------------------------------ selection
 
@@ -375,8 +376,17 @@ class AgenttyApp(App[None]):
 
     def on_terminal_view_ended(self, message: TerminalView.Ended) -> None:
         if message.session_id == self.selected and self.attached:
-            self.attached = False
+            self._detach_ended(message.session_id)
         self.poll()
+
+    def _detach_ended(self, session_id: str) -> None:
+        """The attached session ended: detached, and said so (the keys went back to the
+        dashboard without a word; an outside round)."""
+        self.attached = False
+        record = self.records.get(session_id)
+        how = end_text(record) if record is not None else ""
+        said = f"session {session_id} ended{f' ({how})' if how else ''}: detached"
+        self.notify(said, title="Detached", markup=False)
 
     # ------------------------------------------------------------------ attach and input
 

@@ -78,7 +78,7 @@ async def test_list_follows_sessions_started_and_killed_elsewhere(client: Client
 async def test_attach_sends_keys_and_ctrl_bracket_detaches(client: Client) -> None:
     sid = str(client.start(["cat"], name="cat")["id"])
     app = make_app(client)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
         await wait_for(pilot, lambda: app.selected == sid)
         await pilot.press("enter")
         assert app.attached
@@ -93,7 +93,8 @@ async def test_attach_sends_keys_and_ctrl_bracket_detaches(client: Client) -> No
         # Ctrl+D goes through as a key: cat sees end of input and exits.
         await pilot.press("enter", "ctrl+d")
         await wait_for(pilot, lambda: cell(app, sid, "status") == "exited")
-        assert not keyboard(app)[0]  # the session ended: detached
+        assert not keyboard(app)[0]  # the session ended: detached, and said so (it was not)
+        assert notified(app, f"session {sid} ended"), [n.message for n in app._notifications]
         await wait_for(pilot, lambda: "kqn hi" in screen_text(app))  # the final screen
 
 
