@@ -130,3 +130,18 @@ async def test_kill_takes_the_grace_per_step_as_the_cli_does() -> None:
         killed = payload(await session.call_tool("kill", {"timeout": 0.2}))
         assert killed["escalated"] == ["SIGHUP", "SIGTERM", "SIGKILL"], killed
         assert time.monotonic() - began < 3.0  # the default grace alone is 2 s a step
+
+
+async def test_list_can_leave_out_the_ended_sessions() -> None:
+    """`list` gave every session since the last gc: 231 records, 46 kB, each call (an
+    outside round with 200 short sessions); `running` lists only the live ones."""
+    async with mcp_client() as session:
+        for _ in range(3):
+            done = payload(await session.call_tool("start", {"argv": ["true"]}))["id"]
+            payload(await session.call_tool("wait", {"session": done, "exit": True}))
+        live = payload(await session.call_tool("start", {"argv": ["cat"]}))["id"]
+        every = payload(await session.call_tool("list", {}))["sessions"]
+        assert len(every) == 4
+        running = payload(await session.call_tool("list", {"running": True}))["sessions"]
+        assert [r["id"] for r in running] == [live], running
+        payload(await session.call_tool("kill", {}))

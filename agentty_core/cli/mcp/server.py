@@ -29,6 +29,7 @@ from agentty_core.client import Client
 from agentty_core.errors import AgenttyError, SessionNotRunning, WaitTimeout
 from agentty_core.input_steps import text_params
 from agentty_core.protocol import JSONObject
+from agentty_core.state.records import is_live
 from agentty_core.waitspec import MAX_SEQ, MAX_STABLE_MS, WaitConditions
 
 P = ParamSpec("P")
@@ -147,7 +148,13 @@ def build_server(client: Client | None = None) -> MCPServer:
         return plain(s.Started.model_validate({**rec, "host": place.host}))
 
     @tool(name="list", annotations=read_only)
-    async def list_sessions(host: s.Host = None) -> Annotated[CallToolResult, s.SessionList]:
+    async def list_sessions(
+        host: s.Host = None,
+        running: Annotated[
+            StrictBool,
+            Field(description="Only the sessions still running (ended ones stay until gc)."),
+        ] = False,
+    ) -> Annotated[CallToolResult, s.SessionList]:
         """List the sessions (of `host`, default this machine): id, name, status, command,
         exit code, input state, last activity."""
         place = sessions.place(host)
@@ -155,7 +162,7 @@ def build_server(client: Client | None = None) -> MCPServer:
         items = [
             {**rec, "default": sessions.is_default(place, rec["id"])}
             for rec in recs
-            if isinstance(rec.get("id"), str)
+            if isinstance(rec.get("id"), str) and (not running or is_live(rec))
         ]
         default = sessions.default[1] if sessions.default else None
         listed = {"sessions": items, "default": default, "host": place.host}
