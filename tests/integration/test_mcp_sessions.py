@@ -145,3 +145,25 @@ async def test_list_can_leave_out_the_ended_sessions() -> None:
         running = payload(await session.call_tool("list", {"running": True}))["sessions"]
         assert [r["id"] for r in running] == [live], running
         payload(await session.call_tool("kill", {}))
+
+
+async def test_a_long_wait_reports_progress_to_a_client_that_asks() -> None:
+    """A wait of minutes sent no progress: a client that times requests out (and counts
+    again on progress) failed a long build's wait as a transport error (an outside
+    round). One that asks hears how long the wait has gone on, every 5 s."""
+    heard: list[tuple[float, float | None, str | None]] = []
+
+    async def progress(done: float, total: float | None, message: str | None) -> None:
+        heard.append((done, total, message))
+
+    async with mcp_client() as session:
+        payload(await session.call_tool("start", {"argv": ["cat"]}))
+        waited = await session.call_tool(
+            "wait", {"text": "NEVER", "timeout": 6}, progress_callback=progress
+        )
+        assert payload(waited)["timedOut"] is True
+        assert heard and heard[0][1] == 6 and 4.5 <= heard[0][0] <= 6, heard
+        assert str(heard[0][2]).startswith("waiting: 5 s of at most 6"), heard
+        quiet = await session.call_tool("wait", {"text": "NEVER", "timeout": 0.2})
+        assert payload(quiet)["timedOut"] is True  # (no progress asked: none sent)
+        payload(await session.call_tool("kill", {}))

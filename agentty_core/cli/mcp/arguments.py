@@ -17,6 +17,7 @@ from mcp_types import CallToolResult, InputRequiredResult
 from pydantic import ValidationError
 
 from agentty_core.cli.mcp.errors import CodedUsageError, error_result
+from agentty_core.cli.mcp.progress import CALL
 from agentty_core.errors import echoed
 
 SHOWN = 10  # unknown arguments named in an error (a model's context is not a dump)
@@ -42,6 +43,7 @@ class CheckedServer(MCPServer):
                 listed += f" and {len(unknown) - SHOWN} more"
             message = f"{name} takes no argument {listed} (it takes: {', '.join(sorted(taken))})"
             return error_result(CodedUsageError(message, "invalid_argument"))
+        call = CALL.set(context)  # (what a tool waiting reports progress to)
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
@@ -49,6 +51,8 @@ class CheckedServer(MCPServer):
             if isinstance(exc, UnexpectedToolError) or not isinstance(cause, ValidationError):
                 raise
             return error_result(CodedUsageError(_one_line(name, cause), "invalid_argument"))
+        finally:
+            CALL.reset(call)
 
     async def _arguments_of(self, name: str) -> frozenset[str] | None:
         """The argument names of a tool (from its input schema, read once); None if no such

@@ -24,6 +24,7 @@ from agentty_core.cli.mcp import schemas as s
 from agentty_core.cli.mcp.arguments import CheckedServer
 from agentty_core.cli.mcp.backend import Place, Sessions, in_thread
 from agentty_core.cli.mcp.errors import CodedUsageError, error_result
+from agentty_core.cli.mcp.progress import reporting
 from agentty_core.cli.mcp.view import blocks, json_text, page, plain
 from agentty_core.client import Client
 from agentty_core.errors import AgenttyError, SessionNotRunning, WaitTimeout
@@ -398,7 +399,7 @@ def build_server(client: Client | None = None) -> MCPServer:
 
     async def waited(place: Place, ref: str, spec: WaitConditions) -> s.WaitResult:
         try:
-            data = await place.wait(ref, spec)
+            data = await reporting(place.wait(ref, spec), spec.timeout)
         except WaitTimeout as exc:
             fields = {**page(exc.screen, history=False), "timedOut": True, "message": exc.message}
             return s.WaitResult.model_validate(fields)
