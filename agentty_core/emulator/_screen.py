@@ -130,6 +130,9 @@ class Screen(pyte.Screen):
         # Lines ever scrolled off the main screen's top (a grow's pull takes some back): with
         # the cursor row, an absolute line that follows a row as it scrolls (echo masking).
         self.scrolled = 0
+        # Screens erased (ED, RIS) so far: what was shown before one may be drawn again, the
+        # same, at the same place, and is new then (a wait after an input: echo.py).
+        self.erases = 0
         self._main_buffer: Buffer | None = None
         self._alt_saved: Savepoint | None = None
         # Every attribute set drawn with, interned (bounded): cells are shared objects.
@@ -504,6 +507,7 @@ class Screen(pyte.Screen):
             return
         if how not in (0, 1, 2):
             return
+        self.erases += 1
         y = self.cursor.y
         rows = range(y + 1, self.lines) if how == 0 else range(y if how == 1 else self.lines)
         blank = self._erased()
@@ -627,6 +631,7 @@ class Screen(pyte.Screen):
         """RIS also leaves the alternate screen; the scrollback survives."""
         self._leave_alt(restore_cursor=False)
         self._alt_saved = None
+        self.erases += 1
         super().reset()
         self.sgr_cache.clear()
         self.keypad = False

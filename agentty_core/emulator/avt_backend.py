@@ -38,9 +38,9 @@ _ALT = frozenset({47, 1047, 1049})
 # What matters to us in the stream: the CSI sequences that set modes or ask something (not
 # SGR and cursor motion, the bulk of it), OSC strings, keypad ESC = / ESC >.
 _SEQ = re.compile(
-    r"\x1b\[([\x30-\x3f]*)([\x20-\x2f]*)([hlcnpqt])"
+    r"\x1b\[([\x30-\x3f]*)([\x20-\x2f]*)([hlcnpqtJ])"
     r"|\x1b\](\d+);([^\x07\x1b]*)(\x07|\x1b\\)"
-    r"|\x1b([=>])"
+    r"|\x1b([=>c])"
 )
 # A sequence cut by the end of a chunk: kept to be scanned with the next one.
 _PARTIAL = re.compile(r"\x1b(?:\[[\x20-\x3f]*|\][^\x07\x1b]*|\]?)?\Z")
@@ -96,6 +96,7 @@ class AvtEmulator:
         self._dirty: set[int] = set(range(rows))
         self._private: set[int] = set()
         self._keypad = False
+        self.erases = 0  # screens erased (ED, RIS): `_screen.Screen.erases`
         self._title = ""
         self._evicted = 0  # scrollback lines avt dropped (its history is bounded)
 
@@ -139,7 +140,11 @@ class AvtEmulator:
         """Track what the sequence changes; the query it is, if it wants an answer."""
         params, inter, final, osc, payload, end, esc = m.groups()
         if esc is not None:
-            self._keypad = esc == "="
+            if esc == "c":  # RIS
+                self.erases += 1
+                self._keypad = False
+            else:
+                self._keypad = esc == "="
             return None
         if osc is not None:
             if osc in ("0", "2"):
@@ -149,6 +154,9 @@ class AvtEmulator:
             return None
         lead = params[:1] if params[:1] in "<=>?" else ""
         body = params[1:] if lead else params
+        if final == "J":  # ED (`_screen.Screen.erases`)
+            self.erases += 0 if lead or inter else 1
+            return None
         if inter:
             return f"decrqm {lead} {body}" if inter == "$" and final == "p" else None
         if lead == "?" and final in "hl":

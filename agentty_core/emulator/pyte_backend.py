@@ -203,6 +203,11 @@ class Emulator:
         return self._seq
 
     @property
+    def erases(self) -> int:
+        """Screens erased so far (ED, RIS): see `_screen.Screen.erases`."""
+        return self._screen.erases
+
+    @property
     def scrolled(self) -> int:
         """Lines scrolled off the top so far (not bounded by the scrollback's length): the
         top row's absolute line, which stays with a row as it scrolls."""

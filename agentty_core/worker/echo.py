@@ -27,7 +27,9 @@ input was typed at no longer satisfy a wait for "TESTS:" or for the prompt after
 command, which counted them once any newer screen came. A row with anything new on it
 counts whole (`pw> GOT-3`, the answer written on the prompt's row). A wait `after` a seq
 uses the latest Before taken at or before it; none on the alternate screen, or with the
-cursor hidden (a TUI redraws what it showed, and its old status line may be the answer).
+cursor hidden (a TUI redraws what it showed, and its old status line may be the answer),
+nor once the screen was erased since (`clear; make test` run again, a watch mode's rerun:
+the same lines drawn anew at the same place are new, and text alone cannot tell).
 Text already shown at the cursor when it was typed (a TUI's key that is a command, typed over
 the same letter) records nothing: it could not be told from the program's own output. Nor
 does input to a program reading lines with echo off (see draws_echo), or typed while the
@@ -83,6 +85,7 @@ class Before:
     seq: int
     top: int
     rows: tuple[str, ...]
+    erases: int = 0  # the emulator's count of erased screens then
 
 
 def before(emu: TerminalModel) -> Before:
@@ -95,7 +98,7 @@ def before(emu: TerminalModel) -> Before:
         text = lines[-1]
         cut = _index_at(text, col)
         lines[-1] = text[: len(text) if cut is None else cut].rstrip(" ")
-    return Before(emu.seq, emu.scrolled, tuple(lines))
+    return Before(emu.seq, emu.scrolled, tuple(lines), emu.erases)
 
 
 def segments_of(text: str) -> tuple[str, ...]:
@@ -393,7 +396,10 @@ class EchoLog:
                 continue
             for line, start, end in self._spans(echo, rows):
                 masks.setdefault(line, []).append((start, end))
-        old = {} if taken is None or alt else dict(enumerate(taken.rows, taken.top))
+        if taken is None or alt or emu.erases != taken.erases:
+            old = {}  # (erased since: what shows was drawn anew)
+        else:
+            old = dict(enumerate(taken.rows, taken.top))
         if not masks and not old:
             return None
         screen = list(rows.screen)

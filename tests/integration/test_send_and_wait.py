@@ -117,6 +117,24 @@ def test_what_showed_before_the_input_does_not_answer_its_wait(agentty_session: 
     assert result.screen.lines[result.match[0] - 1 : result.match[0] + 1] == ("done", "$")
 
 
+def test_the_same_output_drawn_anew_after_a_clear_answers_the_wait(
+    agentty_session: Factory, tmp_path: Path
+) -> None:
+    """`clear; make test` run again with the same result draws the same rows at the same
+    place: read as "nothing new" there, the wait after it never fired (a review). Once the
+    screen was erased, what shows was drawn anew."""
+    script = tmp_path / "t.sh"
+    script.write_text('sleep 0.3; echo "line A"; echo "TESTS: 3 passed"\n')
+    s = _bash(agentty_session)
+    again = f"clear; sh {script}"
+    s.text(again, enter=True, wait=WaitConditions(text="TESTS", timeout=20))
+    s.wait(regex=r"^\$$", timeout=20)
+    result = s.text(again, enter=True, wait=WaitConditions(text="TESTS", timeout=20))
+    assert result.fired == "text" and result.match is not None, result
+    result = s.text(again, enter=True, wait=WaitConditions(regex=r"^\$$", timeout=20))
+    assert result.fired == "regex" and "TESTS: 3 passed" in result.screen.lines, result
+
+
 def test_the_echo_of_a_wrapped_command_line_is_masked_on_every_row(
     agentty_session: Factory,
 ) -> None:
