@@ -366,12 +366,12 @@ class Lifecycle(WorkerBase):
 
     def _start_kill(self, grace: float) -> None:
         self.kill_grace = grace
-        self.kill_task = asyncio.get_running_loop().create_task(self._kill(grace))
+        self.kill_laddering = True  # now: a kill asked before the task's first step runs
+        self.kill_task = asyncio.get_running_loop().create_task(self._kill(grace))  # (sees it)
 
     async def _kill(self, grace: float) -> KillResult:
         from agentty_core.proc.killtree import ladder, run_async
 
-        self.kill_laddering = True
         result = await run_async(ladder(self._session_processes, grace=grace))
         self.kill_laddering = False
         if result.survivors:

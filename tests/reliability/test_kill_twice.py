@@ -9,6 +9,8 @@ screen (an attacker's round).
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -52,3 +54,36 @@ def test_a_second_kill_with_a_shorter_grace_takes_over(agentty_home: Path, first
         if first.poll() is None:
             first.kill()
         first.wait()
+
+
+def test_a_shorter_kill_sent_at_the_same_moment_takes_over(agentty_home: Path) -> None:
+    """Both kills at the worker before the first one's task took a step: the second joined
+    the first (its ladder not marked as begun yet) and waited out its 2 x 6 s (a review)."""
+    import socket
+
+    from agentty_core import protocol
+
+    rec = start("--", "sh", "-c", STUBBORN)
+    sid = rec["id"]
+    agentty("wait", "-s", sid, "--text", "READY", check=True)
+    slow, fast = (socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(2))
+    try:
+        for sock in (slow, fast):
+            sock.connect(rec["socket"])
+            sock.settimeout(30)
+        # Both at the worker at once: sent while it is stopped, read in one turn of its loop.
+        os.kill(rec["workerPid"], signal.SIGSTOP)
+        try:
+            slow.sendall(protocol.request("kill", {"grace": 6}))
+            fast.sendall(protocol.request("kill", {"grace": 0}))
+        finally:
+            os.kill(rec["workerPid"], signal.SIGCONT)
+        started = time.monotonic()
+        answer = fast.makefile("rb").readline()
+        took = time.monotonic() - started
+        assert b'"ok": true' in answer or b'"ok":true' in answer, answer
+        assert took < 6, took  # a guard against waiting out the first's grace
+        assert record(sid)["signal"] == "SIGKILL"
+    finally:
+        slow.close()
+        fast.close()
