@@ -125,7 +125,7 @@ def _records(home: Home) -> Check:
     the others that readers can only guess at."""
     from agentty_core.state.records import load_state, skipped
 
-    sessions = load_state(home).get("sessions")
+    sessions = load_state(home, keep_junk=True).get("sessions")  # (#N: its place in the file)
     entries: list[object] = sessions if isinstance(sessions, list) else []
     bad = [f"#{i + 1}: {problem}" for i, problem in skipped(entries)]
     times = _bad_timestamps(entries)  # of records still used: gc keeps them

@@ -134,9 +134,18 @@ class IncompleteState(CorruptState):
 REBUILDING = "rebuilding"  # the state file's flag for that
 
 
-def parse_state(raw: bytes, path: str) -> dict[str, object]:
+def parse_state(raw: bytes, path: str, *, keep_junk: bool = False) -> dict[str, object]:
+    """The state file's document; `keep_junk`: its non-object entries kept (`doctor` names
+    each entry by its place in the file)."""
     try:
-        doc = json.loads(raw.decode("utf-8"))
+        try:
+            doc = json.loads(raw.decode("utf-8"))
+        except ValueError as exc:
+            if "integer string conversion" not in str(exc):
+                raise
+            # A number past Python's 4300 digits (hand-edited) is one bad record, not a
+            # corrupt file: read as out of range, for `bad_record` to skip.
+            doc = json.loads(raw.decode("utf-8"), parse_int=_bounded_int)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise CorruptState(f"{path} is corrupt: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("sessions"), list):
@@ -146,21 +155,26 @@ def parse_state(raw: bytes, path: str) -> dict[str, object]:
     # and is dropped here: moving the file aside as corrupt lost the history of every other
     # session (the live ones come back from their workers, the ended ones did not).
     sessions: list[object] = doc["sessions"]
-    if not all(isinstance(r, dict) for r in sessions):
+    if not keep_junk and not all(isinstance(r, dict) for r in sessions):
         doc["sessions"] = [r for r in sessions if isinstance(r, dict)]
     result: dict[str, object] = doc
     return result
+
+
+def _bounded_int(text: str) -> int | float:
+    """An int as JSON gives it, or infinity past 64 bits (`in_range` says no to it)."""
+    return int(text) if len(text) <= 20 else float("inf")
 
 
 def empty_state() -> dict[str, object]:
     return {"schema_version": SCHEMA_VERSION, "sessions": []}
 
 
-def load_state(home: Home) -> dict[str, object]:
+def load_state(home: Home, *, keep_junk: bool = False) -> dict[str, object]:
     raw = read_private_file(home.state_file)
     if raw is None:
         return empty_state()
-    doc = parse_state(raw, str(home.state_file))
+    doc = parse_state(raw, str(home.state_file), keep_junk=keep_junk)
     if doc.get(REBUILDING) is True:
         raise IncompleteState(f"{home.state_file} is being rebuilt from the live workers")
     return doc

@@ -65,7 +65,7 @@ def test_s15_corrupt_sessions_json(agentty_home: Path, kind: str) -> None:
     assert record(a["id"])["status"] == "exited"
 
 
-@pytest.mark.parametrize("junk", ["null", "duplicate"])
+@pytest.mark.parametrize("junk", ["null", "duplicate", "5000 digits"])
 def test_one_junk_entry_does_not_hide_every_other_session(agentty_home: Path, junk: str) -> None:
     """A `null` in the list, or a record twice, set the whole file aside as corrupt: the
     ended sessions' history vanished from every command (the live ones came back from
@@ -78,15 +78,21 @@ def test_one_junk_entry_does_not_hide_every_other_session(agentty_home: Path, ju
     state = agentty_home / "sessions.json"
     doc = json.loads(state.read_bytes())
     extra: object = None if junk == "null" else dict(doc["sessions"][0], name="a-copy")
+    if junk == "5000 digits":  # (past Python's int conversion limit: a ValueError)
+        extra = {"id": "deadbeef", "status": "exited", "exitCode": 0, "name": "a-copy"}
     doc["sessions"].append(extra)
-    write_private(state, json.dumps(doc).encode())
+    edited = json.dumps(doc)
+    if junk == "5000 digits":
+        edited = edited.replace('"exitCode": 0, "name": "a-copy"', f'"exitCode": {"9" * 5000}')
+    write_private(state, edited.encode())
     listed = [(s["id"], s["status"]) for s in agentty_json("status")["sessions"]]
     assert listed == [(ended["id"], "exited"), (live["id"], "running")], listed
     assert "ENDED-EARLIER" in agentty("get", "-s", ended["id"], check=True).stdout
     assert agentty("get", "-s", "a-copy").returncode == 2  # (skipped: not a session)
-    if junk == "duplicate":
-        doctor = agentty("doctor")
-        assert f"a later record of {ended['id']}" in doctor.stdout, doctor.stdout
+    doctor = agentty("doctor")
+    said = {"null": "#3: not an object", "duplicate": f"#3: a later record of {ended['id']}"}
+    assert said.get(junk, "#3: exitCode") in doctor.stdout, doctor.stdout
+    if junk != "null":
         agentty("gc", "--older-than", "3600", check=True)  # (removes what is skipped only)
         kept = json.loads(state.read_bytes())["sessions"]
         assert [r["id"] for r in kept] == [ended["id"], live["id"]], kept
