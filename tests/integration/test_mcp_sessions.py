@@ -153,14 +153,13 @@ async def test_a_long_wait_reports_progress_to_a_client_that_asks() -> None:
     round). One that asks hears how long the wait has gone on, every 5 s."""
     heard: list[tuple[float, float | None, str | None]] = []
 
-    async def progress(done: float, total: float | None, message: str | None) -> None:
-        heard.append((done, total, message))
+    async def hear(progress: float, total: float | None, message: str | None) -> None:
+        heard.append((progress, total, message))
 
     async with mcp_client() as session:
         payload(await session.call_tool("start", {"argv": ["cat"]}))
-        waited = await session.call_tool(
-            "wait", {"text": "NEVER", "timeout": 6}, progress_callback=progress
-        )
+        long_wait: dict[str, Any] = {"text": "NEVER", "timeout": 6}
+        waited = await session.call_tool("wait", long_wait, progress_callback=hear)
         assert payload(waited)["timedOut"] is True
         assert heard and heard[0][1] == 6 and 4.5 <= heard[0][0] <= 6, heard
         assert str(heard[0][2]).startswith("waiting: 5 s of at most 6"), heard
