@@ -66,7 +66,7 @@ KEYS_BEFORE = (
 KEYS_AFTER = (
     ("ctrl+p", "Command palette"),
     ("ctrl+]", "Detach (while attached)"),
-    ("esc, ?, q", "Close this help"),
+    ("esc, ?, q, F1", "Close this help"),
 )
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar
 
-from textual import events, work
+from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import BindingType
 from textual.driver import Driver
@@ -25,7 +25,7 @@ from textual.drivers.linux_driver import LinuxDriver
 from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, Header
+from textual.widgets import Header
 from textual.worker import get_current_worker
 
 from agentty_core.client import Client
@@ -61,6 +61,7 @@ from .screens.help import HelpScreen
 from .screens.new_session import NewSession, NewSessionScreen
 from .sender import Senders
 from .widgets.filter_bar import FilterBar
+from .widgets.footer import AdaptiveFooter
 from .widgets.host_bar import HostBar
 from .widgets.input_bar import InputBar
 from .widgets.orphan_banner import OrphanBanner
@@ -71,7 +72,7 @@ from .widgets.terminal_view import TerminalView
 Clock = Callable[[], float]
 ORPHAN_SWEEP_EVERY = 5  # polls between orphan sweeps while no session is lost
 HOST_POLL_INTERVAL = 2.0  # seconds between polls of a host (each is an ssh channel)
-COMPACT_FOOTER_BELOW = 100  # columns: a narrower window gets the compact footer
+DETACH_SAY_WITHIN = 3  # polls: how long a detach waits to say how the session ended
 # Thread workers run in the loop's default executor, whose default size is the CPU count + 4
 # (6 on 2 cores): live views hold a thread each, and a host that blackholes holds its poll's
 # for the connect timeout, so a small pool would starve this machine's poll and the others.
@@ -121,6 +122,7 @@ class AgenttyApp(App[None]):
         # (which left the list without live fields for as long as the load lasted).
         self._polling = False
         self._poll_again = False
+        self._detached: tuple[str, int] | None = None  # detached by its end: to be said
         self.senders = Senders(  # a thread per session typed to
             self.fleet, self._input_failed, held=self._input_held
         )
@@ -135,7 +137,7 @@ class AgenttyApp(App[None]):
         yield SessionList(hosts=self.fleet.remote, id="sessions")
         yield SessionPane(self.fleet, id="pane")
         yield InputBar(id="input-bar")
-        yield Footer()
+        yield AdaptiveFooter()
 
     def get_driver_class(self) -> type[Driver]:
         """Textual's driver for this terminal; on Linux and macOS one that reads Alt keys as
@@ -165,13 +167,6 @@ class AgenttyApp(App[None]):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, self.exit)
-
-    def on_resize(self, event: events.Resize) -> None:
-        """A narrow window gets the compact footer, without the palette's key (ctrl+p works
-        all the same): every key still fits (help and quit fell off its end at 80)."""
-        for footer in self.main.query(Footer):
-            footer.compact = event.size.width < COMPACT_FOOTER_BELOW
-            footer.show_command_palette = not footer.compact
 
     def on_unmount(self) -> None:
         self.senders.close()
@@ -333,11 +328,13 @@ class AgenttyApp(App[None]):
                 self._select(self.selected)  # started here: listed now
             self.pane.record = self.record
             self.pane.unreachable = self.unreachable(self.selected)
-            if self.attached and (
-                status_of(self.records[self.selected]) != "running"
-                or self.pane.unreachable is not None
-            ):
-                self._detach_ended(self.selected)  # (its stream may have been closed first)
+            if self.attached and self.pane.unreachable is not None:
+                self.attached = False
+                said = f"{self.pane.unreachable}: detached from {self.selected}"
+                self.notify(said, title="Host down", severity="warning", markup=False)
+            elif self.attached and status_of(self.records[self.selected]) != "running":
+                self._detach_by_end(self.selected)  # it ended (its stream may have closed first)
+        self._say_detached()
 
     # ------------------------------------------------------------------ selection
 
@@ -376,16 +373,33 @@ class AgenttyApp(App[None]):
 
     def on_terminal_view_ended(self, message: TerminalView.Ended) -> None:
         if message.session_id == self.selected and self.attached:
-            self._detach_ended(message.session_id)
+            self._detach_by_end(message.session_id)
         self.poll()
 
-    def _detach_ended(self, session_id: str) -> None:
-        """The attached session ended: detached, and said so (the keys went back to the
-        dashboard without a word; an outside round)."""
+    def _detach_by_end(self, session_id: str) -> None:
+        """The attached session's stream ended: detached, said once the list knows how the
+        session ended (the stream's end comes before the poll that says with what code;
+        the keys went back to the dashboard without a word: an outside round)."""
         self.attached = False
+        self._detached = (session_id, DETACH_SAY_WITHIN)
+        self._say_detached()
+
+    def _say_detached(self) -> None:
+        """Say why the dashboard detached, once the record tells (or after a few polls
+        that still find it running: its screen's stream ended, not the session)."""
+        if self._detached is None:
+            return
+        session_id, polls_left = self._detached
         record = self.records.get(session_id)
-        how = end_text(record) if record is not None else ""
-        said = f"session {session_id} ended{f' ({how})' if how else ''}: detached"
+        if record is not None and status_of(record) == "running" and polls_left > 0:
+            self._detached = (session_id, polls_left - 1)
+            return
+        self._detached = None
+        if record is not None and status_of(record) == "running":
+            said = f"session {session_id}: its screen's stream ended: detached"
+        else:
+            how = end_text(record) if record is not None else ""
+            said = f"session {session_id} ended{f' ({how})' if how else ''}: detached"
         self.notify(said, title="Detached", markup=False)
 
     # ------------------------------------------------------------------ attach and input

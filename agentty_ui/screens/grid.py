@@ -20,13 +20,14 @@ from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Label
+from textual.widgets import Label
 
 from agentty_core.errors import AgenttyError
 from agentty_core.screen_text import printable
 
 from .. import heap
 from ..fleet import Subscribes
+from ..widgets.footer import AdaptiveFooter
 from ..widgets.terminal_view import TerminalView
 
 GRID_FRAME = 0.15  # seconds: ~7 frames a second is plenty to watch many sessions at once
@@ -91,8 +92,8 @@ class MiniPane(Vertical, can_focus=True):
         if message.session_id != self.session_id:
             return
         if not self.has_class("-ended"):
-            self.add_class("-ended")
-            self.query_one(".mini-title", Label).update(f"{self.label} · ended")
+            self.add_class("-ended")  # (said first: a long command's label is cut short)
+            self.query_one(".mini-title", Label).update(f"ended · {self.label}")
         if not view.seen:
             self._final_screen()
 
@@ -175,10 +176,12 @@ class GridScreen(Screen[str | None]):
                 yield MiniPane(self.client, session_id, label)
             if not self.sessions:
                 yield Label(EMPTY, id="grid-empty")
-        yield Footer()
+        yield AdaptiveFooter()
 
     def add_tiles(self, sessions: list[tuple[str, str]]) -> None:
         """A tile for each of `sessions` (running ones, from a poll) that has none yet."""
+        if not self.is_mounted:
+            return  # (its compose adds every session it was made with)
         shown = {pane.session_id for pane in self.query(MiniPane)}
         new = [MiniPane(self.client, sid, label) for sid, label in sessions if sid not in shown]
         if not new:
@@ -187,6 +190,8 @@ class GridScreen(Screen[str | None]):
         grid = self.query_one(TileGrid)
         grid.mount_all(new)
         self.call_after_refresh(lambda: grid.lay_out(grid.size.width, grid.size.height))
+        if self.focused is None:  # (the first tile of an empty grid: its keys work at once)
+            self.call_after_refresh(self.set_focus, new[0])
 
     def on_mount(self) -> None:
         # One clock for every pane: what their streams brought is applied together, one

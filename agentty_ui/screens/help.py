@@ -9,7 +9,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Label, Static
+from textual.widgets import Label, Static
+
+from ..widgets.footer import AdaptiveFooter
 
 ABOUT = (
     "agentty runs programs in background terminals. The list shows every session of this "
@@ -38,4 +40,4 @@ class HelpScreen(ModalScreen[None]):
             yield Label("agentty — keys", classes="dialog-title")
             yield Static(ABOUT, classes="dialog-body")
             yield Static(table)
-        yield Footer()  # (its own keys, not the dashboard's under it)
+        yield AdaptiveFooter()  # (its own keys, not the dashboard's under it)

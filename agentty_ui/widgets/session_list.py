@@ -65,7 +65,8 @@ class SessionList(DataTable[str | Text]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "select_cursor", "Attach"),  # (the table's, named: the app attaches)
-        Binding("escape", "clear_filter", "Clear filter"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),  # (in the help; shown,
+        # it pushed help and quit off the footer)
         Binding("home", "scroll_top", "First", show=False),  # (the table's: sideways)
         Binding("end", "scroll_bottom", "Last", show=False),
     ]
@@ -177,7 +178,7 @@ class SessionList(DataTable[str | Text]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "clear_filter":
             return bool(self.filter)
-        return True
+        return super().check_action(action, parameters)
 
     def action_clear_filter(self) -> None:
         self.post_message(self.FilterCleared())

@@ -143,6 +143,8 @@ class SessionPane(Vertical):
         if record is None:
             view.session_id = None
             view.show_lines([])
+            self._scrollback_of = None  # (nor the previous session's scrollback)
+            self.query_one("#scrollback", TerminalView).show_lines([])
             return
         session_id = str(record["id"])
         log = record.get("log")

@@ -94,7 +94,9 @@ async def test_attach_sends_keys_and_ctrl_bracket_detaches(client: Client) -> No
         await pilot.press("enter", "ctrl+d")
         await wait_for(pilot, lambda: cell(app, sid, "status") == "exited")
         assert not keyboard(app)[0]  # the session ended: detached, and said so (it was not)
-        assert notified(app, f"session {sid} ended"), [n.message for n in app._notifications]
+        await wait_for(pilot, lambda: notified(app, f"session {sid} ended (0): detached"))
+        said = [n.message for n in app._notifications if "detached" in n.message]
+        assert len(said) == 1, said  # (one toast, saying how it ended)
         await wait_for(pilot, lambda: "kqn hi" in screen_text(app))  # the final screen
 
 
@@ -393,6 +395,13 @@ async def test_the_scrollback_tab_never_shows_another_session_s_lines(client: Cl
             assert "first-session" not in scrollback.text, scrollback.text
         finally:
             os.kill(worker, signal.SIGCONT)
+        table.select(first)
+        await wait_for(pilot, lambda: app.selected == first)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: "first-session" in scrollback.text)
+        await pilot.press("slash", *"nomatch", "enter")  # nothing selected: nothing shown
+        await wait_for(pilot, lambda: app.selected is None)
+        await wait_for(pilot, lambda: "first-session" not in scrollback.text)
 
 
 async def test_the_list_under_the_grid_catches_up_when_the_grid_closes(client: Client) -> None:
@@ -557,3 +566,26 @@ async def test_a_text_field_takes_the_word_keys_of_alt(client: Client) -> None:
         assert field.cursor_position == 4
         await pilot.press("alt+f", "alt+backspace")
         assert field.value == "foo "
+
+
+async def test_the_footer_follows_the_window_as_it_is_resized(client: Client) -> None:
+    """Made compact on a live resize, the footer kept the palette's key and lost Quit: its
+    keys are placed when it is composed (a review)."""
+    from textual.widgets._footer import FooterKey
+
+    from agentty_ui.widgets.footer import AdaptiveFooter
+
+    app = make_app(client)
+    async with app.run_test(size=(120, 40)) as pilot:
+        footer = app.query_one(AdaptiveFooter)
+
+        def keys() -> list[str]:
+            return [str(k.action) for k in footer.query(FooterKey)]
+
+        await wait_for(pilot, lambda: "quit" in keys())
+        assert not footer.compact and "command_palette" in keys()
+        await pilot.resize_terminal(80, 24)
+        await wait_for(pilot, lambda: footer.compact and "command_palette" not in keys())
+        assert "quit" in keys() and "help" in keys()
+        await pilot.resize_terminal(120, 40)
+        await wait_for(pilot, lambda: not footer.compact and "command_palette" in keys())

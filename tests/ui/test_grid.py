@@ -143,4 +143,20 @@ async def test_the_grid_follows_sessions_started_and_ended_while_it_is_up(
         client.kill(a, grace=0.5)
         await wait_for(pilot, lambda: tile(grid, a).has_class("-ended"))
         title = str(tile(grid, a).query_one(".mini-title", Label).render())
-        assert title.endswith("· ended") and not tile(grid, b).has_class("-ended")
+        assert title.startswith("ended · ") and not tile(grid, b).has_class("-ended")
+
+
+async def test_the_first_tile_of_an_empty_grid_takes_the_keys(client: Client) -> None:
+    """A tile added to an empty grid was not focused: enter and k did nothing until an
+    arrow key (a review)."""
+    app = make_app(client)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("g")
+        grid = app.screen
+        assert isinstance(grid, GridScreen)
+        await pilot.pause()
+        sid = str(client.start(["cat"], name="late")["id"])
+        await wait_for(pilot, lambda: len(grid.query(MiniPane)) == 1)
+        await wait_for(pilot, lambda: isinstance(grid.focused, MiniPane))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen is app.main and app.selected == sid)

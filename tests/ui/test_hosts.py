@@ -18,6 +18,7 @@ from agentty_ui.app import AgenttyApp, create_app
 from agentty_ui.widgets.filter_bar import FilterBar
 from agentty_ui.widgets.host_bar import HostBar
 from agentty_ui.widgets.session_list import SessionList
+from tests.helpers.cli import AGENTTY
 from tests.ui.conftest import command_host, wait_for
 
 SIZE = (120, 36)
@@ -193,3 +194,32 @@ async def test_grid_and_prune_take_in_the_hosts(client: Client, other_homes: Hom
         await pilot.press("y")
         await wait_for(pilot, lambda: shown(app) == ["here", "live"], 30)
         assert [r["id"] for r in remote.sessions()] == [live]
+
+
+async def test_a_host_down_while_attached_is_said_so_not_an_end(
+    client: Client, other_homes: Homes, tmp_path: Path
+) -> None:
+    """The dashboard detached saying the session "ended", while it ran on, on a host that
+    went down (a review)."""
+    home, flag = other_homes(), tmp_path / "down"
+    link = tmp_path / "link"
+    link.write_text(f'#!/bin/sh\n[ -e {flag} ] && {{ echo down >&2; exit 1; }}\nexec "$@"\n')
+    link.chmod(0o755)
+    host = Host("one", command=(str(link), "env", f"AGENTTY_HOME={home}"), agentty=AGENTTY)
+    remote = RemoteClient(host, timeout=3.0)
+    sid = f"{remote.start(['cat'])['id']}@one"
+    app = make_app(client, host)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        table = app.query_one(SessionList)
+        await wait_for(pilot, lambda: sid in table.rows)
+        table.select(sid)
+        await wait_for(pilot, lambda: app.selected == sid)
+        await pilot.press("enter")
+        assert app.attached
+        flag.touch()
+        await wait_for(pilot, lambda: not app.attached)
+        await pilot.pause(0.5)
+        said = [(n.title, n.message) for n in app._notifications]
+        assert any(title == "Host down" and sid in text for title, text in said), said
+        assert not any("ended" in text for _, text in said), said
+    flag.unlink()
