@@ -811,8 +811,8 @@ def _run(
     finally:
         give_back(slot)
     failure = killed(host, code) or classify(host, code, stderr)
-    if failure is not None:
-        raise timed(failure, time.monotonic() - sent)
+    if failure is not None:  # (a wait's own time is no part of the failure's)
+        raise failure if waits else timed(failure, time.monotonic() - sent)
     if stderr:
         sys.stderr.write(printable_lines(stderr))
     return code, out
