@@ -18,7 +18,7 @@ from collections.abc import Awaitable
 
 from agentty_core import protocol
 from agentty_core.errors import ProtocolError, WorkerUnreachable
-from agentty_core.ipc.client import _connect_failure, sendable, unwrap
+from agentty_core.ipc.client import _connect_failure, left_unread, sendable, unsent, unwrap
 from agentty_core.ipc.peer import peer_credentials
 
 READ_LIMIT = protocol.MAX_ANSWER_LINE
@@ -112,8 +112,11 @@ class AsyncConnection:
             left = max(0.0, deadline - time.monotonic())
             line = await asyncio.wait_for(self._reader.readline(), left)
         except asyncio.TimeoutError:
+            unread = self._unread()  # (asked before the close drops what is queued)
             self.close()
-            raise WorkerUnreachable("worker did not answer in time", "timeout") from None
+            exc = WorkerUnreachable("worker did not answer in time", "timeout")
+            exc.unread = unread
+            raise exc from None
         except (OSError, ValueError) as exc:  # ValueError: a line over READ_LIMIT
             self.close()
             raise WorkerUnreachable(f"worker connection failed: {exc}", "recv_failed") from None
@@ -147,7 +150,18 @@ class AsyncConnection:
                 await self._writer.drain()
         except OSError as exc:
             self.close()
-            raise WorkerUnreachable(f"worker stopped answering: {exc}", "send_failed") from None
+            raise unsent(f"worker stopped answering: {exc}", "send_failed") from None
+
+    def _unread(self) -> bool:
+        """Whether the worker left what we sent unread: still in our buffer, or in the
+        socket's (SIOCOUTQ), as `Connection._unread` asks. A timed-out request that typed
+        was taken for one that may have been done, even when the worker never read it: not
+        asked again the long way, where the blocking client asks it (a review)."""
+        transport = self._writer.transport
+        if transport.get_write_buffer_size() > 0:
+            return True
+        sock = transport.get_extra_info("socket")
+        return sock is not None and left_unread(sock.fileno())
 
     def close(self) -> None:
         if self._loop.is_closed():  # its transport cannot close it now: the socket is ours

@@ -54,6 +54,19 @@ def unsent(message: str, reason: UnreachableReason) -> WorkerUnreachable:
     return exc
 
 
+def left_unread(fd: int) -> bool:
+    """Whether the peer left bytes we sent on socket `fd` unread (SIOCOUTQ: what it has
+    not taken from the socket); False where that cannot be asked."""
+    import fcntl
+    import termios
+
+    try:
+        queued = fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0\0\0\0")
+    except OSError:
+        return False
+    return int.from_bytes(queued, sys.byteorder) > 0
+
+
 def not_done(exc: WorkerUnreachable) -> bool:
     """Whether the worker surely did not act on the request, so that asking again cannot
     do it twice: it never read it (`unread`: still queued, never sent whole, no connection),
@@ -182,16 +195,7 @@ class Connection:
         return unwrap(message, session)
 
     def _unread(self) -> bool:
-        """Whether the worker left bytes we sent unread (SIOCOUTQ: what the peer has not
-        taken from the socket); False where that cannot be asked."""
-        import fcntl
-        import termios
-
-        try:
-            queued = fcntl.ioctl(self.sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
-        except OSError:
-            return False
-        return int.from_bytes(queued, sys.byteorder) > 0
+        return left_unread(self.sock.fileno())
 
     def stream(self) -> Iterator[protocol.JSONObject]:
         """Messages pushed by the worker after a `subscribe`, until it closes."""

@@ -57,3 +57,31 @@ def test_input_whose_answer_came_late_is_not_typed_twice(
     os.kill(worker, signal.SIGCONT)  # (stopped again by a second typing)
     assert str_list(Client().get(sid)["lines"])[0] == "x"
     Client().kill(sid)
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_input_a_stopped_worker_never_read_is_asked_again_and_typed_once(
+    agentty_home: Path, api: str
+) -> None:
+    """The worker stopped before it read the request: it is still queued when the answer's
+    wait runs out (`unread`), so asking again cannot type it twice, and the call goes on
+    the long way. The async API took every timed-out typing for one that may have been
+    done and failed it, where the blocking one asked again (a review)."""
+    rec = Client().start(["cat"])
+    sid, worker = str(rec["id"]), int(str(rec["workerPid"]))
+    client = Client(timeout=1.0)
+    client.wait(sid, input=True, timeout=10)
+    os.kill(worker, signal.SIGSTOP)
+    resumer = threading.Timer(1.4, os.kill, (worker, signal.SIGCONT))
+    resumer.start()
+    try:
+        if api == "sync":
+            Session(sid, client).text("x")
+        else:
+            asyncio.run(AsyncSession(sid, client).text("x"))
+    finally:
+        resumer.join()
+        os.kill(worker, signal.SIGCONT)
+    time.sleep(0.5)  # (a second typing would be on the screen by now)
+    assert str_list(Client().get(sid)["lines"])[0] == "x"
+    Client().kill(sid)
