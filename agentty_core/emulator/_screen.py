@@ -115,6 +115,10 @@ def _is_wide(char: Char | None) -> bool:
     return char is not None and bool(char.data) and wcwidth(char.data[0]) == 2
 
 
+# Lines whose erasures are kept (`Screen.erased_from`): the newest, by absolute number.
+ERASURES_KEPT = 4096
+
+
 class Screen(pyte.Screen):
     """pyte.Screen plus alternate screen, compact scrollback, wide-char hygiene and replies."""
 
@@ -130,9 +134,12 @@ class Screen(pyte.Screen):
         # Lines ever scrolled off the main screen's top (a grow's pull takes some back): with
         # the cursor row, an absolute line that follows a row as it scrolls (echo masking).
         self.scrolled = 0
-        # Screens erased (ED, RIS) so far: what was shown before one may be drawn again, the
-        # same, at the same place, and is new then (a wait after an input: echo.py).
+        # Erasures of the main screen so far, and where (`erased_from`): what was shown before
+        # one may be drawn again, the same, at the same place, and is new then (a wait after
+        # an input reads rows with nothing new as old: worker/echo.py).
         self.erases = 0
+        self._whole_erase = 0  # the number of the last erase of the whole screen
+        self._erasures: dict[int, dict[int, int]] = {}  # absolute line: {column: number}
         self._main_buffer: Buffer | None = None
         self._alt_saved: Savepoint | None = None
         # Every attribute set drawn with, interned (bounded): cells are shared objects.
@@ -488,13 +495,53 @@ class Screen(pyte.Screen):
 
     def _shifted(self, top: int, bottom: int, count: int) -> None:
         """Rows top..bottom moved by `count`: the listener moves its row caches along (a line
-        of output at the bottom then costs one row, not the whole screen), or all are dirty."""
+        of output at the bottom then costs one row, not the whole screen), or all are dirty.
+        Rows moved within a region (not the whole screen scrolled: lines keep their
+        absolute numbers then) hold what other lines held: noted as erased."""
+        if top != 0 or bottom != self.lines - 1:
+            self._erased_rows(top, bottom)
         if self.on_shift is None:
             self.dirty.update(range(top, bottom + 1))
         else:
             self.on_shift(top, bottom, count)
 
     # -- erasing: keep wide characters whole -----------------------------------------------
+
+    # -- erasures: what a wait after an input must not take for old (worker/echo.py) ----
+
+    def _erased_all(self) -> None:
+        """The whole main screen erased (ED 2, ED 0 from home, RIS)."""
+        if not self.alt:
+            self.erases += 1
+            self._whole_erase = self.erases
+
+    def _erased_rows(self, first: int, last: int, col: int = 0) -> None:
+        """Main-screen rows first..last erased, the first from column `col`, the rest whole:
+        noted by absolute line, with the erase's number, a column once (its latest)."""
+        if self.alt or first > last:
+            return
+        self.erases += 1
+        number, base, log = self.erases, self.scrolled, self._erasures
+        for y in range(first, last + 1):
+            log.setdefault(base + y, {})[col if y == first else 0] = number
+        if len(log) > 2 * ERASURES_KEPT:  # (the oldest lines, long scrolled away, go: at
+            for line in sorted(log)[: len(log) - ERASURES_KEPT]:  # once, now and then)
+                del log[line]
+
+    def erased_from(self, line: int, since: int) -> int | None:
+        """The first column of absolute `line` erased after erase number `since`, or None."""
+        if self._whole_erase > since:
+            return 0
+        cols = [col for col, number in self._erasures.get(line, {}).items() if number > since]
+        return min(cols) if cols else None
+
+    def insert_lines(self, count: int | None = None) -> None:
+        self._erased_rows(self.cursor.y, (self.margins or Margins(0, self.lines - 1)).bottom)
+        super().insert_lines(count)
+
+    def delete_lines(self, count: int | None = None) -> None:
+        self._erased_rows(self.cursor.y, (self.margins or Margins(0, self.lines - 1)).bottom)
+        super().delete_lines(count)
 
     def erase_in_display(self, how: int = 0, *args: object, **kwargs: object) -> None:
         """ED; ED 3 clears the scrollback only, as xterm and tmux do (pyte clears the screen).
@@ -507,8 +554,17 @@ class Screen(pyte.Screen):
             return
         if how not in (0, 1, 2):
             return
-        self.erases += 1
         y = self.cursor.y
+        home, end = (
+            (y, self.cursor.x) == (0, 0),
+            (y, self.cursor.x) == (self.lines - 1, self.columns - 1),
+        )
+        if how == 2 or (how == 0 and home) or (how == 1 and end):
+            self._erased_all()
+        elif how == 0:
+            self._erased_rows(y + 1, self.lines - 1)
+        else:
+            self._erased_rows(0, y - 1)
         rows = range(y + 1, self.lines) if how == 0 else range(y if how == 1 else self.lines)
         blank = self._erased()
         self.dirty.update(rows)
@@ -536,17 +592,20 @@ class Screen(pyte.Screen):
         x = self.cursor.x
         line = self.buffer[self.cursor.y]
         self._split(line, x if how == 0 else x + 1)
+        self._erased_rows(self.cursor.y, self.cursor.y, x if how == 0 else 0)
         self.dirty.add(self.cursor.y)
         cells = range(x, self.columns) if how == 0 else range(x + 1 if how == 1 else self.columns)
         line.update(dict.fromkeys(cells, self._erased()))
 
     def erase_characters(self, count: int | None = None) -> None:
+        self._erased_rows(self.cursor.y, self.cursor.y, self.cursor.x)
         line = self.buffer[self.cursor.y]
         self._split(line, self.cursor.x)
         self._split(line, self.cursor.x + (count or 1))
         super().erase_characters(count)
 
     def delete_characters(self, count: int | None = None) -> None:
+        self._erased_rows(self.cursor.y, self.cursor.y, self.cursor.x)
         line = self.buffer[self.cursor.y]
         self._split(line, self.cursor.x)
         self._split(line, self.cursor.x + (count or 1))
@@ -631,7 +690,7 @@ class Screen(pyte.Screen):
         """RIS also leaves the alternate screen; the scrollback survives."""
         self._leave_alt(restore_cursor=False)
         self._alt_saved = None
-        self.erases += 1
+        self._erased_all()
         super().reset()
         self.sgr_cache.clear()
         self.keypad = False

@@ -96,7 +96,7 @@ class AvtEmulator:
         self._dirty: set[int] = set(range(rows))
         self._private: set[int] = set()
         self._keypad = False
-        self.erases = 0  # screens erased (ED, RIS): `_screen.Screen.erases`
+        self.erases = 0  # the main screen's erasures: `_screen.Screen.erases`
         self._title = ""
         self._evicted = 0  # scrollback lines avt dropped (its history is bounded)
 
@@ -141,7 +141,7 @@ class AvtEmulator:
         params, inter, final, osc, payload, end, esc = m.groups()
         if esc is not None:
             if esc == "c":  # RIS
-                self.erases += 1
+                self._erased_all()
                 self._keypad = False
             else:
                 self._keypad = esc == "="
@@ -154,8 +154,9 @@ class AvtEmulator:
             return None
         lead = params[:1] if params[:1] in "<=>?" else ""
         body = params[1:] if lead else params
-        if final == "J":  # ED (`_screen.Screen.erases`)
-            self.erases += 0 if lead or inter else 1
+        if final == "J":  # ED 2 (`_screen.Screen.erased_from`; where a partial one began,
+            if not lead and not inter and body == "2":  # the scan cannot tell: not noted)
+                self._erased_all()
             return None
         if inter:
             return f"decrqm {lead} {body}" if inter == "$" and final == "p" else None
@@ -231,6 +232,14 @@ class AvtEmulator:
         return self._seq
 
     # -- reading ---------------------------------------------------------------------------
+
+    def _erased_all(self) -> None:
+        if not ({47, 1047, 1049} & self._private):  # (the main screen's only)
+            self.erases += 1
+
+    def erased_from(self, line: int, since: int) -> int | None:
+        """`_screen.Screen.erased_from`, for whole-screen erasures only (ED 2, RIS)."""
+        return 0 if self.erases > since else None
 
     @property
     def scrolled(self) -> int:

@@ -204,8 +204,12 @@ class Emulator:
 
     @property
     def erases(self) -> int:
-        """Screens erased so far (ED, RIS): see `_screen.Screen.erases`."""
+        """The main screen's erasures so far: see `_screen.Screen.erases`."""
         return self._screen.erases
+
+    def erased_from(self, line: int, since: int) -> int | None:
+        """The first column of absolute `line` erased after erasure number `since`."""
+        return self._screen.erased_from(line, since)
 
     @property
     def scrolled(self) -> int:

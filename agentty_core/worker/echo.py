@@ -26,10 +26,14 @@ that (its echo masked) reads as blank: the last run's "TESTS: 3 failed" and the 
 input was typed at no longer satisfy a wait for "TESTS:" or for the prompt after the next
 command, which counted them once any newer screen came. A row with anything new on it
 counts whole (`pw> GOT-3`, the answer written on the prompt's row). A wait `after` a seq
-uses the latest Before taken at or before it; none on the alternate screen, or with the
-cursor hidden (a TUI redraws what it showed, and its old status line may be the answer),
-nor once the screen was erased since (`clear; make test` run again, a watch mode's rerun:
-the same lines drawn anew at the same place are new, and text alone cannot tell).
+uses the latest Before taken at or before it. Not on the alternate screen, or with the
+cursor hidden (a TUI redraws what it showed, and its old status line may be the answer);
+input typed on the alternate screen (vim, less) keeps the normal screen's last Before, for
+when the program ends. A row erased since, where it showed something (the emulator says:
+`erased_from`), is new whatever it shows: `clear; make test` run again, a watch mode's
+rerun, a prompt asked again in place, draw the same text at the same place anew. With the
+scrollback searched, the lines already in it are old. The cursor's row also matches its
+whole as it was (a right-side prompt, zsh's RPROMPT, follows the cursor).
 Text already shown at the cursor when it was typed (a TUI's key that is a command, typed over
 the same letter) records nothing: it could not be told from the program's own output. Nor
 does input to a program reading lines with echo off (see draws_echo), or typed while the
@@ -85,20 +89,22 @@ class Before:
     seq: int
     top: int
     rows: tuple[str, ...]
-    erases: int = 0  # the emulator's count of erased screens then
+    erases: int = 0  # the emulator's count of erasures then
+    whole: str = ""  # the cursor's row whole
 
 
 def before(emu: TerminalModel) -> Before:
     """What an input about to be written finds on the screen (see Before)."""
     if emu.alt_screen or not emu.cursor_visible:
-        return Before(emu.seq, emu.scrolled, ())
+        return Before(emu.seq, emu.scrolled, (), emu.erases)
     row, col = emu.typing_at
     lines = emu.lines()[: row + 1]
+    whole = ""
     if lines:
-        text = lines[-1]
+        whole = text = lines[-1]
         cut = _index_at(text, col)
         lines[-1] = text[: len(text) if cut is None else cut].rstrip(" ")
-    return Before(emu.seq, emu.scrolled, tuple(lines), emu.erases)
+    return Before(emu.seq, emu.scrolled, tuple(lines), emu.erases, whole)
 
 
 def segments_of(text: str) -> tuple[str, ...]:
@@ -267,6 +273,13 @@ def _find_after(rows: Rows, line: int, segment: str, limit: int) -> list[Span] |
     return None
 
 
+def _followed(rows: Rows, span: Span) -> bool:
+    """Whether the character right after `span` on its row is not blank."""
+    line, _, end = span
+    text = rows.get(line) or ""
+    return end < len(text) and text[end] != " "
+
+
 def echo_spans(echo: Echo, rows: Rows) -> tuple[list[Span], bool]:
     """Where `echo` still shows (see the module docstring), empty where it does not, and
     whether that is all of it (False: a later line is not, or not yet, to be seen)."""
@@ -275,6 +288,9 @@ def echo_spans(echo: Echo, rows: Rows) -> tuple[list[Span], bool]:
     first, *later = echo.segments
     if first:
         found = _match(rows, echo.line, echo.col, first) or _find_on(rows, echo, first)
+        if found is not None and len(first) == 1 and not later and _followed(rows, found[-1]):
+            found = None  # a key's character that the program's answer begins with
+            # (`y` at "[y/n] ", read with no echo, then "yes" written there)
         if found is None:
             partial = _drawn_so_far(rows, echo.line, echo.col, first)
             if partial is not None:
@@ -325,8 +341,13 @@ class EchoLog:
 
     def note_before(self, emu: TerminalModel) -> None:
         """An input is about to be written: remember what it finds (see Before)."""
-        if not self.befores or self.befores[-1].seq != emu.seq:  # (else the same screen)
-            self.befores.append(before(emu))
+        if self.befores and self.befores[-1].seq == emu.seq:
+            return  # (the same screen)
+        taken = before(emu)
+        if emu.alt_screen and self.befores:  # the normal screen as it was left, for when
+            last = self.befores[-1]  # the full-screen program ends (vim, then the hooks)
+            taken = Before(taken.seq, last.top, last.rows, last.erases, last.whole)
+        self.befores.append(taken)
 
     def _before(self, after: int | None) -> Before | None:
         """The Before a wait `after` seq masks with: the latest taken at or before it."""
@@ -396,10 +417,7 @@ class EchoLog:
                 continue
             for line, start, end in self._spans(echo, rows):
                 masks.setdefault(line, []).append((start, end))
-        if taken is None or alt or emu.erases != taken.erases:
-            old = {}  # (erased since: what shows was drawn anew)
-        else:
-            old = dict(enumerate(taken.rows, taken.top))
+        old = {} if taken is None or alt else dict(enumerate(taken.rows, taken.top))
         if not masks and not old:
             return None
         screen = list(rows.screen)
@@ -415,12 +433,25 @@ class EchoLog:
             if (place := at(line)) is not None:
                 target, index = place
                 target[index] = _blank(target[index], cuts)
+        assert taken is not None or not old
+        last = taken.top + len(taken.rows) - 1 if taken is not None else -1
         for line, shown in old.items():  # a row with nothing new on it (see Before): as
-            # it was, or so once the echoes are masked (the input's, typed after it)
-            if shown and (place := at(line)) is not None:
-                target, index = place
-                if shown in (rows.get(line), target[index].rstrip(" ")):
-                    target[index] = ""
+            # it was, or so once the echoes are masked (the input's, typed after it), and
+            # not erased since where it showed something
+            if not shown or (place := at(line)) is None:
+                continue
+            assert taken is not None
+            erased = emu.erased_from(line, taken.erases)
+            if erased is not None and erased < _width(shown):
+                continue  # drawn anew
+            target, index = place
+            now = (rows.get(line), target[index].rstrip(" "))
+            if shown in now or (line == last and taken.whole in now):
+                target[index] = ""
+        if scrollback and taken is not None and not alt:  # lines in it before the input
+            first = rows.top - len(history)  # (the oldest kept's absolute line)
+            for index in range(max(0, min(len(history), taken.top - first))):
+                history[index] = ""
         read = to_cursor(screen, *emu.typing_at, emu.cols, cells)
         return MaskedView(emu.seq, screen, history, read)
 

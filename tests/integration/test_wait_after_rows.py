@@ -1,0 +1,110 @@
+"""`wait` after an input reads the rows the input found, that show nothing new, as blank
+(worker/echo.py `Before`): the cases an agent's round found it wrong in, each played with
+bash and escape sequences as zsh, node, vim, a right-side prompt or a y/n prompt draw them.
+A wait that must not fire is given a short timeout: its timing out is the answer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from agentty_core import Session, WaitConditions
+from agentty_core.errors import WaitTimeout
+
+Factory = Callable[..., Session]
+BASH = ["bash", "--norc", "--noprofile"]
+
+
+def _bash(agentty_session: Factory, ps1: str) -> Session:
+    s = agentty_session(BASH, env={"PS1": ps1, "HISTFILE": "/dev/null"})
+    s.wait(input=True, timeout=20)
+    return s
+
+
+def _no_fire(s: Session, typed: str, wait: WaitConditions) -> None:
+    with pytest.raises(WaitTimeout):
+        s.text(typed, enter=True, wait=wait)
+
+
+def test_a_prompt_that_erases_below_it_keeps_the_old_rows_old(agentty_session: Factory) -> None:
+    """zsh, node and prompt_toolkit erase below the cursor (ED 0) at every prompt: taken
+    for an erased screen, it let the last run's result answer the next wait."""
+    s = _bash(agentty_session, "\\[\\e[J\\]$ ")
+    s.text("echo TESTS: 3 failed", enter=True, wait=WaitConditions(text="TESTS", timeout=20))
+    s.wait(regex=r"^\$$", timeout=20)
+    _no_fire(s, "sleep 0.5; true", WaitConditions(text="TESTS:", timeout=1.5))
+    s.wait(regex=r"^\$$", timeout=20)
+    done = s.text(
+        "sleep 0.5; echo TESTS: all passed",
+        enter=True,
+        wait=WaitConditions(regex="^TESTS: .*", timeout=20),
+    )
+    assert done.match is not None and done.screen.lines[done.match[0]] == "TESTS: all passed"
+
+
+def test_the_normal_screen_stays_old_across_a_full_screen_program(
+    agentty_session: Factory,
+) -> None:
+    """Input typed in vim or less (the alternate screen) took no snapshot: once the program
+    ended, the last run's result on the normal screen answered the wait at once."""
+    s = _bash(agentty_session, "$ ")
+    s.text("echo TESTS: 3 failed", enter=True, wait=WaitConditions(text="TESTS", timeout=20))
+    editor = "printf '\\e[?1049hEDITOR'; read x; printf '\\e[?1049l'; sleep 1; echo TESTS: ok"
+    s.text(editor, enter=True, wait=WaitConditions(text="EDITOR", timeout=20))
+    _no_fire(s, "done", WaitConditions(text="TESTS:", timeout=0.7))
+    s.wait(text="TESTS: ok", timeout=20)
+
+
+def test_a_scrollback_search_passes_over_what_was_in_it_before(agentty_session: Factory) -> None:
+    s = _bash(agentty_session, "$ ")
+    first = "seq 1 5; echo TESTS: 3 failed; seq 1 40"
+    s.text(first, enter=True, wait=WaitConditions(regex="^40$", timeout=20))
+    s.wait(regex=r"^\$$", timeout=20)
+    wait = WaitConditions(text="TESTS:", scrollback=True, timeout=20)
+    done = s.text("sleep 0.5; echo TESTS: all passed", enter=True, wait=wait)
+    assert "TESTS: all passed" in done.screen.lines, done
+
+
+def test_a_right_side_prompt_leaves_the_prompt_row_old(agentty_session: Factory) -> None:
+    """zsh's RPROMPT, fish's right prompt: text right of the cursor on the prompt's row made
+    the row look new, and the prompt a command was typed at answered a wait for the next."""
+    s = _bash(agentty_session, "\\[\\e7\\e[70G[rp]\\e8\\]$ ")
+    _no_fire(s, "sleep 1.5", WaitConditions(text="$", timeout=1))
+
+
+def test_a_key_whose_answer_begins_with_it_is_not_taken_for_its_echo(
+    agentty_session: Factory, tmp_path: Path
+) -> None:
+    """`y` at "[y/n] ", read with no echo, then "yes" written there: the `y` was masked as
+    the key's echo, and a wait for "yes" never fired."""
+    script = tmp_path / "ask.sh"
+    script.write_text('printf "[y/n] "; read -s -n1 k; [ "$k" = y ] && echo yes; sleep 30\n')
+    s = agentty_session(["bash", str(script)])
+    s.wait(text="[y/n]", timeout=20)
+    s.wait(input=True, timeout=20)
+    done = s.key("y", wait=WaitConditions(regex="yes", timeout=20))
+    assert done.fired == "regex"
+
+
+def test_a_prompt_asked_again_in_place_is_new(agentty_session: Factory, tmp_path: Path) -> None:
+    """Erased and drawn again, the same, at the same place (`\\r\\e[K`): read as nothing
+    new, a wait for the prompt asked again never fired."""
+    script = tmp_path / "again.sh"
+    script.write_text(
+        "while :; do printf '\\r\\e[KContinue? [y/n] '; read -s -n1 k; [ \"$k\" = y ] && break;"
+        " printf '\\r\\e[KPlease answer y or n'; sleep .3; done; echo DONE; sleep 30\n"
+    )
+    s = agentty_session(["bash", str(script)])
+    s.wait(text="Continue?", timeout=20)
+    s.wait(input=True, timeout=20)
+    s.key("x", wait=WaitConditions(text="Please answer", timeout=20))
+    s.wait(input=True, timeout=20)
+    s.key("x", wait=WaitConditions(text="Please answer", timeout=20))
+    asked = s.wait(text="Continue?", timeout=20)
+    assert asked.fired == "text"
+    s.wait(input=True, timeout=20)
+    seq = s.key("x")
+    again = s.wait(after=seq, text="Continue? [y/n]", timeout=20)
+    assert again.fired == "text", again
