@@ -25,6 +25,14 @@ def _stopped(pid: int) -> bool:
         return f.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
 
 
+def _type_x(api: str, sid: str, client: Client) -> None:
+    """`text("x")` through the blocking API or the async one."""
+    if api == "sync":
+        Session(sid, client).text("x")
+    else:
+        asyncio.run(AsyncSession(sid, client).text("x"))
+
+
 @pytest.mark.parametrize("api", ["sync", "async"])
 def test_input_whose_answer_came_late_is_not_typed_twice(
     agentty_home: Path, monkeypatch: pytest.MonkeyPatch, api: str
@@ -45,10 +53,7 @@ def test_input_whose_answer_came_late_is_not_typed_twice(
     resumer.start()
     try:
         with pytest.raises(WorkerUnreachable):
-            if api == "sync":
-                Session(sid, client).text("x")
-            else:
-                asyncio.run(AsyncSession(sid, client).text("x"))
+            _type_x(api, sid, client)
     finally:
         resumer.join()
         os.kill(worker, signal.SIGCONT)
@@ -75,10 +80,7 @@ def test_input_a_stopped_worker_never_read_is_asked_again_and_typed_once(
     resumer = threading.Timer(1.4, os.kill, (worker, signal.SIGCONT))
     resumer.start()
     try:
-        if api == "sync":
-            Session(sid, client).text("x")
-        else:
-            asyncio.run(AsyncSession(sid, client).text("x"))
+        _type_x(api, sid, client)
     finally:
         resumer.join()
         os.kill(worker, signal.SIGCONT)
