@@ -49,7 +49,7 @@ from __future__ import annotations
 import re
 import termios
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from agentty_core.emulator.interface import TerminalModel
@@ -417,7 +417,7 @@ class EchoLog:
                 continue
             for line, start, end in self._spans(echo, rows):
                 masks.setdefault(line, []).append((start, end))
-        old = {} if taken is None or alt else dict(enumerate(taken.rows, taken.top))
+        old = taken is not None and not alt
         if not masks and not old:
             return None
         screen = list(rows.screen)
@@ -433,27 +433,35 @@ class EchoLog:
             if (place := at(line)) is not None:
                 target, index = place
                 target[index] = _blank(target[index], cuts)
-        assert taken is not None or not old
-        last = taken.top + len(taken.rows) - 1 if taken is not None else -1
-        for line, shown in old.items():  # a row with nothing new on it (see Before): as
-            # it was, or so once the echoes are masked (the input's, typed after it), and
-            # not erased since where it showed something
-            if not shown or (place := at(line)) is None:
-                continue
-            assert taken is not None
-            erased = emu.erased_from(line, taken.erases)
-            if erased is not None and erased < _width(shown):
-                continue  # drawn anew
-            target, index = place
-            now = (rows.get(line), target[index].rstrip(" "))
-            if shown in now or (line == last and taken.whole in now):
-                target[index] = ""
-        if scrollback and taken is not None and not alt:  # lines in it before the input
-            first = rows.top - len(history)  # (the oldest kept's absolute line)
+        if taken is not None and old:
+            _blank_unchanged(taken, emu, rows, at)
+            first = rows.top - len(history)  # (the oldest kept line's absolute number)
             for index in range(max(0, min(len(history), taken.top - first))):
-                history[index] = ""
+                history[index] = ""  # in the scrollback before the input (read if asked)
         read = to_cursor(screen, *emu.typing_at, emu.cols, cells)
         return MaskedView(emu.seq, screen, history, read)
+
+
+def _blank_unchanged(
+    taken: Before,
+    emu: TerminalModel,
+    rows: Rows,
+    at: Callable[[int], tuple[list[str], int] | None],
+) -> None:
+    """Blank each row of `taken` with nothing new on it (see Before): showing what it did,
+    or so once the echoes are masked (the input's, typed after it; `at` gives the masked
+    row), and not erased since where it showed something."""
+    last = taken.top + len(taken.rows) - 1
+    for line, shown in enumerate(taken.rows, taken.top):
+        if not shown or (place := at(line)) is None:
+            continue
+        erased = emu.erased_from(line, taken.erases)
+        if erased is not None and erased < _width(shown):
+            continue  # drawn anew
+        target, index = place
+        now = (rows.get(line), target[index].rstrip(" "))
+        if shown in now or (line == last and taken.whole in now):
+            target[index] = ""
 
 
 class MaskedView:
