@@ -364,8 +364,15 @@ class EchoLog:
             return  # (a TUI that hides its cursor does not draw what is typed at it)
         row, col = emu.cursor
         echo = Echo(emu.scrolled + row, col, emu.alt_screen, segments)
-        first = Echo(echo.line, col, echo.alt, segments[:1])
-        if segments[0] and echo_spans(first, Rows(emu))[0]:
+        rows, first = Rows(emu), segments[0]
+        if (
+            first
+            and (  # (as echo_spans looks, but a key's character followed by more too)
+                _match(rows, echo.line, col, first)
+                or _find_on(rows, Echo(echo.line, col, echo.alt, segments[:1]), first)
+                or _drawn_so_far(rows, echo.line, col, first)
+            )
+        ):
             return  # already shown there: the echo could not be told from the program's text
         self.echoes.append(echo)
         self._version += 1

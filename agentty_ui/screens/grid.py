@@ -180,14 +180,15 @@ class GridScreen(Screen[str | None]):
 
     def add_tiles(self, sessions: list[tuple[str, str]]) -> None:
         """A tile for each of `sessions` (running ones, from a poll) that has none yet."""
-        if not self.is_mounted:
-            return  # (its compose adds every session it was made with)
+        grids = self.query(TileGrid)
+        if not grids:
+            return  # not composed yet (it adds every session it was made with), or closing
+        grid = grids.first()
         shown = {pane.session_id for pane in self.query(MiniPane)}
         new = [MiniPane(self.client, sid, label) for sid, label in sessions if sid not in shown]
         if not new:
             return
         self.query("#grid-empty").remove()
-        grid = self.query_one(TileGrid)
         grid.mount_all(new)
         self.call_after_refresh(lambda: grid.lay_out(grid.size.width, grid.size.height))
         if self.focused is None:  # (the first tile of an empty grid: its keys work at once)

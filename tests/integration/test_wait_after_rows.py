@@ -51,9 +51,9 @@ def test_the_normal_screen_stays_old_across_a_full_screen_program(
     ended, the last run's result on the normal screen answered the wait at once."""
     s = _bash(agentty_session, "$ ")
     s.text("echo TESTS: 3 failed", enter=True, wait=WaitConditions(text="TESTS", timeout=20))
-    editor = "printf '\\e[?1049hEDITOR'; read x; printf '\\e[?1049l'; sleep 1; echo TESTS: ok"
+    editor = "printf '\\e[?1049hEDITOR'; read x; printf '\\e[?1049l'; sleep 3; echo TESTS: ok"
     s.text(editor, enter=True, wait=WaitConditions(text="EDITOR", timeout=20))
-    _no_fire(s, "done", WaitConditions(text="TESTS:", timeout=0.7))
+    _no_fire(s, "done", WaitConditions(text="TESTS:", timeout=1))  # (the new one: 3 s on)
     s.wait(text="TESTS: ok", timeout=20)
 
 
@@ -71,7 +71,7 @@ def test_a_right_side_prompt_leaves_the_prompt_row_old(agentty_session: Factory)
     """zsh's RPROMPT, fish's right prompt: text right of the cursor on the prompt's row made
     the row look new, and the prompt a command was typed at answered a wait for the next."""
     s = _bash(agentty_session, "\\[\\e7\\e[70G[rp]\\e8\\]$ ")
-    _no_fire(s, "sleep 1.5", WaitConditions(text="$", timeout=1))
+    _no_fire(s, "sleep 3", WaitConditions(text="$", timeout=1))  # (the next prompt: later)
 
 
 def test_a_key_whose_answer_begins_with_it_is_not_taken_for_its_echo(

@@ -200,7 +200,7 @@ def test_a_wait_there_ends_with_its_caller_here(link: Link) -> None:
     )
     try:
         wait_until(lambda: remote_waits() != [], timeout=30)
-        os.killpg(proc.pid, signal.SIGINT)
+        proc.send_signal(signal.SIGINT)  # (to the caller alone: its ssh gets none)
         assert proc.wait(timeout=30) == 130
         wait_until(lambda: remote_waits() == [], timeout=15)
     finally:
