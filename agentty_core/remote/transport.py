@@ -327,7 +327,10 @@ def _timeout_word(words: Sequence[str]) -> tuple[int, str, bool] | None:
 
 def wait_timeout(words: Sequence[str]) -> float | None:
     """`wait`'s --timeout in `words` (its default if not given); None if no number."""
-    found = _timeout_word(words)
+    return _seconds(_timeout_word(words))
+
+
+def _seconds(found: tuple[int, str, bool] | None) -> float | None:
     if found is None:
         return WAIT_TIMEOUT
     try:
@@ -341,13 +344,11 @@ def with_time_spent(words: list[str], spent: float) -> list[str]:
     """`wait`'s words with `spent` seconds taken off its --timeout: a wait the link lost
     (stopped, or its far side killed) was asked again the ssh way with all of it, and took
     its timeout twice. A value that is not a number is left to the remote side to refuse."""
-    if spent < 0.05:
-        return words
-    given = wait_timeout(words)
-    if given is None:
+    found = _timeout_word(words)
+    given = _seconds(found)
+    if spent < 0.05 or given is None:
         return words
     left = f"{max(0.0, given - spent):.3f}"
-    found = _timeout_word(words)
     if found is None:
         return [*words, "--timeout", left]
     out = list(words)
@@ -700,20 +701,18 @@ def dying_with_us(argv: list[str]) -> list[str]:
     """`argv` to be started so that it ends when we do, SIGKILLed (a harness's timeout) or
     not: through setpriv's `--pdeathsig KILL` where it is there. A call's ssh lived on, its
     channel open, and the remote `run` went on for nobody (a local `run` ends its program).
-    The program is looked for on PATH here, so that a missing one is said as before. For
-    the command line's calls only, made on its main thread: the signal comes when the
-    thread that started the child ends (the API's calls run on pool threads)."""
+    The program is looked for on PATH here (`proc.command.which`), so that a missing one is
+    said as before. For the command line's calls only, made on its main thread: the signal
+    comes when the thread that started the child ends (the API's calls run on pool threads)."""
+    from agentty_core.proc.command import which
     from agentty_core.spawning import setpriv
 
     helper = setpriv()
     if helper is None:
         return argv
-    program = argv[0]
-    if "/" not in program:
-        found = (os.path.join(d or ".", program) for d in os.get_exec_path(child_env()))
-        program = next((p for p in found if os.access(p, os.X_OK) and os.path.isfile(p)), "")
-        if not program:
-            raise FileNotFoundError(2, "No such file or directory", argv[0])
+    program = argv[0] if "/" in argv[0] else which(argv[0], child_env().get("PATH", os.defpath))
+    if program is None:
+        raise FileNotFoundError(2, "No such file or directory", argv[0])
     return [helper, "--pdeathsig", "KILL", "--", program, *argv[1:]]
 
 
@@ -786,11 +785,11 @@ def _run(
     # A `wait` may hold its channel for minutes: it takes a slot of its own (4 short ones
     # held by waits made every other call wait its second), in its time; one that gets
     # none in time is asked once, with no time left, as a short call.
+    import time
+
     waits = next((w for w in words if not w.startswith("-")), None) == "wait"
     slot = -1
     if waits and (timeout := wait_timeout(words)) is not None:
-        import time
-
         began = time.monotonic()
         taken = take_wait_slot(host, home_root, timeout)
         if taken is None:
@@ -801,8 +800,6 @@ def _run(
     if not waits:
         slot = take_slot(host, home_root)
     argv = argv_for(host, words, home_root, watched=waits)
-    import time
-
     sent = time.monotonic()
     try:
         if input is not None:
