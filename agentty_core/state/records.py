@@ -252,13 +252,9 @@ def records(home: Home) -> list[Record]:
 
 def usable(entries: list[object]) -> list[Record]:
     """The records of `entries` that readers use: well-formed, the first of each id."""
-    seen: set[str] = set()
-    found: list[Record] = []
-    for rec in map(checked, entries):
-        if rec is not None and rec["id"] not in seen:
-            seen.add(rec["id"])
-            found.append(rec)
-    return found
+    passed_over = {index for index, _ in skipped(entries)}
+    kept = [rec for i, rec in enumerate(entries) if i not in passed_over]
+    return kept  # type: ignore[return-value]  # (each one checked by `skipped`)
 
 
 def skipped(entries: list[object]) -> list[tuple[int, str]]:
