@@ -406,15 +406,14 @@ class Requests(WorkerBase):
         except (OSError, ValueError) as exc:  # (ValueError: a recording edited past reading)
             said = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             self._recording_failed(f"{said} opening {path}; not recording")
-            if new:
-                self._forget_cast(path, had)
-            return
-        if self.recorder.error is not None:  # its first write (the header, say) failed
-            self.recorder = None
-            if new:
-                self._forget_cast(path, had)
-        elif self.record.pop("recordingError", None) is not None:  # an earlier one's
-            self._note_recording_error()
+        else:
+            if self.recorder.error is None:
+                if self.record.pop("recordingError", None) is not None:  # an earlier one's
+                    self._note_recording_error()
+                return
+            self.recorder = None  # its first write (the header, say) failed
+        if new:
+            self._forget_cast(path, had)
 
     def _forget_cast(self, path: os.PathLike[str], had: object) -> None:
         """A first recording that could not be written leaves no empty file behind (named
