@@ -19,7 +19,7 @@ import pytest
 
 from tests.reliability.conftest import AGENTTY, agentty, gone, record, start
 
-STUBBORN = "trap '' HUP TERM; echo READY; while :; do sleep 0.2; done"
+STUBBORN = "trap 'echo GOT-HUP' HUP; trap '' TERM; echo READY; while :; do sleep 0.2; done"
 
 
 @pytest.mark.parametrize("first_ends", ["waits", "is_killed"])
@@ -34,7 +34,8 @@ def test_a_second_kill_with_a_shorter_grace_takes_over(agentty_home: Path, first
         text=True,
     )
     try:
-        time.sleep(0.5)  # (the first kill's SIGHUP sent: the ladder waits out its grace)
+        # the first kill's SIGHUP taken: its ladder waits out its grace now
+        agentty("wait", "-s", sid, "--text", "GOT-HUP", check=True)
         if first_ends == "is_killed":
             first.kill()
         started = time.monotonic()
