@@ -10,7 +10,6 @@ the rest. Standard library only until something must be written.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -59,8 +58,8 @@ def _read_final(path: Path) -> JSONObject | None:
     """A final screen file (see `worker.core`), or None if there is none or it is unreadable."""
     try:
         raw = records.read_private_file(path)
-        screen = json.loads(raw) if raw is not None else None
-    except (AgenttyError, ValueError):
+        screen = records.strict_json(raw) if raw is not None else None
+    except (AgenttyError, ValueError, RecursionError):
         return None
     return screen if isinstance(screen, dict) else None
 

@@ -197,12 +197,19 @@ def well_formed(raw: dict[str, object]) -> bool:
     argv = raw.get("argv")
     if argv is not None and not (isinstance(argv, list) and all(isinstance(a, str) for a in argv)):
         return False
-    for value in raw.values():  # records.in_range
+    pending = list(raw.values())  # records.in_range, at any depth
+    while pending:
+        value = pending.pop()
         if isinstance(value, float):
             if value - value != 0.0:  # (not finite)
                 return False
-        elif isinstance(value, int) and not -INT64 <= value < INT64:
-            return False
+        elif isinstance(value, int):
+            if not -INT64 <= value < INT64:
+                return False
+        elif isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
     signal = raw.get("signal")
     return not (isinstance(signal, str) and len(signal) > MAX_SIGNAL_NAME)
 
@@ -226,13 +233,20 @@ def find(recs: list[dict[str, object]], ref: str) -> dict[str, object] | None:
 
 
 class Decoding:
-    """What `_json.make_scanner` reads from a decoder: standard JSON, no NaN."""
+    """What `_json.make_scanner` reads from a decoder: standard JSON, no NaN, Infinity, or
+    a float none holds (`records.strict_json`)."""
 
     strict = True
     object_hook = None
     object_pairs_hook = None
-    parse_float = float
     parse_int = int
+
+    @staticmethod
+    def parse_float(text: str) -> float:
+        value = float(text)
+        if value - value != 0.0:  # (1e999: infinite)
+            raise ValueError(text[:20])
+        return value
 
     def parse_constant(self, name: str) -> object:
         raise ValueError(name)

@@ -367,16 +367,14 @@ def _reap(pid: int) -> None:
 
 def info(root: str) -> dict[str, object] | None:
     """The running spawner's own description (`spawner.json`), if it is alive."""
-    import json
-
     from agentty_core.errors import StateError
     from agentty_core.proc import identity
-    from agentty_core.state.records import read_private_file
+    from agentty_core.state.records import read_private_file, strict_json
 
     try:  # (a FIFO there: refused, not a hang)
         raw = read_private_file(os.path.join(root, INFO_NAME))
-        data = json.loads(raw) if raw is not None else None
-    except (StateError, ValueError):
+        data = strict_json(raw) if raw is not None else None
+    except (StateError, ValueError, RecursionError):
         return None
     if not isinstance(data, dict):
         return None

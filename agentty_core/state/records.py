@@ -122,6 +122,24 @@ def read_private_file(path: os.PathLike[str] | str) -> bytes | None:
         os.close(fd)
 
 
+def _no_number(text: str) -> float:
+    """`parse_constant` and `parse_float` of `strict_json`: NaN, Infinity and what no float
+    holds (1e999) are no number JSON can carry, for any reader but Python's."""
+    value = float(text)
+    if value - value != 0.0:
+        raise ValueError(f"{text[:20]} is not a number JSON carries")
+    return value
+
+
+_STRICT = json.JSONDecoder(parse_constant=_no_number, parse_float=_no_number)
+
+
+def strict_json(text: str | bytes) -> object:
+    """A file agentty wrote (a final screen), read as strict JSON: ValueError for anything
+    else, a hand-edited NaN or 1e999 too (printed by `get --json`, no reader took them)."""
+    return _STRICT.decode(text.decode("utf-8") if isinstance(text, bytes) else text)
+
+
 class CorruptState(StateError):
     """`sessions.json` cannot be parsed; a writer (`StateStore`) moves it aside and rebuilds it."""
 
@@ -203,6 +221,8 @@ def bad_record(raw: object) -> str | None:
         return "argv is not a list of strings"
     for key, value in raw.items():  # (NaN and 1e999 went out as `status --json`'s NaN and
         if not in_range(value):  # Infinity, which no JSON parser but Python's reads)
+            if isinstance(value, (list, dict)):
+                return f"{key} holds a number out of range"
             return f"{key} is a number out of range"
     signal = raw.get("signal")
     if isinstance(signal, str) and len(signal) > MAX_SIGNAL_NAME:
@@ -215,10 +235,29 @@ INT64 = 1 << 63
 
 
 def in_range(value: object) -> bool:
-    """A number JSON can carry anywhere (a finite float; an int in 64 bits), or no number."""
+    """A number JSON can carry anywhere (a finite float; an int in 64 bits), or no number;
+    a list or object whose numbers all are, at any depth (a field agentty does not know is
+    kept and printed whole)."""
     if isinstance(value, float):
         return value - value == 0.0  # (inf - inf and nan - nan are nan; `math` is no builtin)
+    if isinstance(value, (list, dict)):
+        return _all_in_range(value)
     return not isinstance(value, int) or -INT64 <= value < INT64
+
+
+def _all_in_range(container: list[object] | dict[str, object]) -> bool:
+    """`in_range` of everything inside, walked without recursion (a reader takes nesting
+    deeper than Python's recursion limit)."""
+    pending: list[object] = [container]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif not in_range(value):
+            return False
+    return True
 
 
 _FIELD_TYPES: tuple[tuple[str, tuple[type, ...]], ...] = (

@@ -131,6 +131,70 @@ def test_hand_edited_records_are_skipped_reported_and_removed(agentty_home: Path
     assert record(live["id"])["status"] == "running"
 
 
+def _strict(text: str) -> Any:
+    """JSON as every parser but Python's reads it: NaN and Infinity are no JSON."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_a_number_no_json_reader_takes_deep_in_a_record_is_never_printed(
+    agentty_home: Path,
+) -> None:
+    """A hand-edited NaN or 1e999 in a field agentty does not know (kept by every writer)
+    went out in `status --json` (and `kill --json`) as NaN and Infinity, which no JSON
+    parser but Python's reads. Such a record is malformed, as one with it at the top."""
+    live = start("--", "sleep", "1000000")
+    doc = json.loads((agentty_home / "sessions.json").read_bytes())
+    base: dict[str, Any] = {"argv": ["true"], "command": "true", "exitCode": 0, "signal": None}
+    doc["sessions"] += [
+        {**base, "id": "0000000a", "status": "exited", "note": {"at": float("nan")}},
+        {**base, "id": "0000000b", "status": "exited", "note": [1, [1e999]]},
+        {**base, "id": "0000000c", "status": "exited", "note": {"at": 1.5, "tags": ["x"]}},
+    ]
+    write_private(agentty_home / "sessions.json", json.dumps(doc).encode())
+    listed = _strict(agentty("status", "--json", check=True).stdout)["sessions"]
+    assert [s["id"] for s in listed] == [live["id"], "0000000c"]
+    assert listed[1]["note"] == {"at": 1.5, "tags": ["x"]}  # what is fine is kept whole
+    full = subprocess.run(  # the full path (`python -m`) reads the records its own way
+        [sys.executable, "-m", "agentty_core", "status", "--json"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert [s["id"] for s in _strict(full.stdout)["sessions"]] == [live["id"], "0000000c"]
+    checks = {c["name"]: c for c in _strict(agentty("doctor", "--json").stdout)["checks"]}
+    assert "#2: note holds a number out of range; #3: note holds" in checks["records"]["detail"]
+    killed = _strict(agentty("kill", "--all", "--json", check=True).stdout)
+    assert [r["id"] for r in killed["killed"]] == [live["id"]]
+    removed = agentty_json("gc")["removed"]
+    assert sorted(removed) == sorted(["0000000a", "0000000b", "0000000c", live["id"]])
+
+
+@pytest.mark.parametrize("bad", ['"seq": 1e999', '"seq": Infinity', '"modes": {"x": NaN}'])
+def test_a_final_screen_holding_a_number_no_json_reader_takes_is_never_printed(
+    agentty_home: Path, bad: str
+) -> None:
+    """An ended session's saved screen, hand-edited: `get --json` and `wait --json`
+    printed its 1e999 as Infinity (the lane) and its NaN as NaN (the full path). It is
+    read as no screen saved, as a file that is no JSON at all is."""
+    ended = start("--", "sh", "-c", "echo SAVED; exec sleep 1000000")
+    agentty("wait", "--text", "SAVED", check=True)
+    agentty("kill", check=True)
+    final = agentty_home / "logs" / f"{ended['id']}.final.json"
+    assert "SAVED" in agentty("get", check=True).stdout  # (saved, and read)
+    text = final.read_text()
+    key = bad.split(":")[0]
+    head, sep, rest = text.partition(key + ": ")
+    assert sep, text[:200]
+    rest = rest[rest.index(", ") :] if key == '"seq"' else rest[rest.index("}") + 1 :]
+    write_private(final, (head + bad + rest).encode())
+    for command in (("get", "--json"), ("wait", "--exit", "--json")):
+        got = agentty(*command)
+        assert got.returncode == 1, (command, got)
+        assert got.stdout == "" and "no final screen saved" in got.stderr, (command, got)
+
+
 @pytest.fixture
 def small_disk(agentty_home: Path) -> Iterator[Path]:
     """AGENTTY_HOME on a 4 MiB tmpfs; `fill` it with the returned path's file."""

@@ -36,8 +36,18 @@ OUT_OF_RANGE: list[dict[str, object]] = [
     {"id": "0123abce", "status": "exited", "createTime": float("nan")},
     {"id": "0123abce", "status": "exited", "exitCode": 10**400},
     {"id": "0123abce", "status": "exited", "signal": "SIG" + "X" * 100_000},
+    # Inside a field of another kind (one agentty does not know, kept by every writer):
+    # `status --json` printed the record whole, NaN and Infinity with it.
+    {"id": "0123abce", "status": "exited", "extra": {"at": float("nan")}},
+    {"id": "0123abce", "status": "exited", "extra": [1, [2, {"a": -float("inf")}]]},
+    {"id": "0123abce", "status": "exited", "extra": {"n": 10**400}},
 ]
 RECORDS += OUT_OF_RANGE
+# Nested numbers in range are fine, and so is nesting as deep as a JSON reader goes.
+RECORDS += [
+    {"id": "0123abce", "status": "exited", "extra": {"at": 1.5, "list": [1, "a", None]}},
+    {"id": "0123abce", "status": "exited", "extra": json.loads("[" * 900 + "]" * 900)},
+]
 
 
 @pytest.mark.parametrize("raw", RECORDS, ids=json.dumps)
