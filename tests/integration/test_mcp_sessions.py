@@ -96,6 +96,21 @@ async def test_start_get_list_record_signal_resize_logs(tmp_path: Any) -> None:
         assert [m["text"] for m in found["matches"]] == ["row15"] + [f"row15{i}" for i in range(10)]
         tail = payload(await session.call_tool("get", {"lines": 2}))
         assert tail["screen"].splitlines() == ["row298", "row299"]
+        assert (tail["firstLine"], tail["totalLines"]) == (299, 301)
+        # With `lines`, lines keep their place in the history (0 = the oldest): they were
+        # numbered from the first of the last N, which no `offset` names.
+        both = payload(await session.call_tool("get", {"lines": 3, "scrollback": True}))
+        assert both["screen"].splitlines() == ["row297", "row298", "row299"]
+        assert (both["firstLine"], both["totalLines"]) == (298, 301)
+        near = payload(await session.call_tool("get", {"lines": 50, "search": "row25"}))
+        assert [(m["line"], m["text"]) for m in near["matches"]] == [
+            (i + 1, f"row{i}") for i in range(250, 260)
+        ]
+        assert near["screen"].splitlines()[0] == "251: row250"
+        again = payload(await session.call_tool("get", {"scrollback": True, "offset": 251}))
+        assert again["screen"].splitlines()[0] == "row250"  # the number names the line
+        inside = payload(await session.call_tool("get", {"lines": 3, "offset": 0, "limit": 1}))
+        assert inside["screen"] == "row297" and inside["firstLine"] == 298  # (within the 3)
         full = payload(await session.call_tool("get", {}))
         assert len(full["screen"].splitlines()) <= 30
 

@@ -144,15 +144,29 @@ class Cursor(BaseModel):
     visible: bool | None = Field(default=None, description="Whether the program shows it.")
 
 
+class Foreground(BaseModel):
+    pid: int = Field(description="The terminal's foreground process (group leader).")
+    name: str = Field(description="Its command name, e.g. bash, vim, python3.")
+
+
 class InputState(BaseModel):
     model_config = ConfigDict(extra="allow")
     state: Literal["reading", "busy", "stopped", "exited", "unknown"] = Field(
         description="reading: the program waits for keys; busy: it is working; stopped: "
-        "by a signal (it reads once continued); exited."
+        "by a signal (it reads once continued); exited; unknown: its state could not be "
+        "read (another user's process, say)."
     )
     echo: bool | None = Field(default=None, description="Whether typed keys are echoed.")
     canonical: bool | None = Field(
         default=None, description="Line mode (true) or raw keys (false, e.g. an editor)."
+    )
+    secret: bool | None = Field(
+        default=None,
+        description="A password prompt: a line read with echo off (typing will not show). "
+        "A shell or REPL in raw mode has echo off too, but is not secret.",
+    )
+    foreground: Foreground | None = Field(
+        default=None, description="The process the terminal's keys go to."
     )
 
 

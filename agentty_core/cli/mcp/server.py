@@ -215,18 +215,19 @@ def build_server(client: Client | None = None) -> MCPServer:
         _check("lines", lines, 1, s.MAX_LINES)
         _check("offset", offset, 0, s.MAX_OFFSET)
         _check("limit", limit, 1, s.MAX_LINES)
-        history = scrollback or search is not None or offset is not None
-        if ansi and (history or lines is not None):  # (it was the screen's rows all the same)
+        # The last `lines` are cut here, from the whole history: numbered by their place
+        # in it, as every other line an offset or a search names.
+        history = scrollback or search is not None or offset is not None or lines is not None
+        if ansi and history:  # (it was the screen's rows all the same)
             raise CodedUsageError(
                 "ansi is the screen's own rows: not with lines, scrollback, offset or search",
                 "invalid_argument",
             )
-        params: JSONObject = {"scrollback": history, "ansi": ansi}
-        if lines is not None:
-            params["lines"] = lines
         place, ref = sessions.target(session, host)
-        data = await place.get(ref, **params)
-        fields = page(data, history=history, offset=offset, limit=limit, search=search)
+        data = await place.get(ref, scrollback=history, ansi=ansi)
+        fields = page(
+            data, history=history, offset=offset, limit=limit, search=search, last=lines
+        )
         return blocks(s.Screen.model_validate(fields))
 
     @tool(annotations=read_only)

@@ -33,30 +33,33 @@ def page(
     offset: int | None = None,
     limit: int = MAX_LINES,
     search: str | None = None,
+    last: int | None = None,
 ) -> JSONObject:
     """The screen fields of a tool result: `screen` (text) and the metadata, bounded.
 
     `history` joins the scrollback to the screen; lines are then numbered from the oldest
-    (0). Without `offset` the last `limit` lines are shown; with `search`, the lines holding
-    it (offset/limit page through the matches)."""
+    (0). `last` keeps only the last N of those lines, each still numbered by its place in
+    the whole (an `offset` names it). Without `offset` the last `limit` lines are shown;
+    with `search`, the lines holding it (offset/limit page through the matches)."""
     lines = str_list(data.get("lines"))
     if history:
         lines = str_list(data.get("scrollback")) + lines
     lines = trim_lines(lines)
+    total = len(lines)
+    first = max(0, total - last) if last is not None else 0  # the first line of the window
     result: JSONObject = {"id": data.get("id")}
     result.update({k: data.get(k) for k in _META if k in data})
     if search is not None:
-        found = [(i, line) for i, line in enumerate(lines) if search in line]
+        found = [(i, line) for i, line in enumerate(lines[first:], first) if search in line]
         start = offset or 0
         shown = found[start : start + limit]
         result["matches"] = [{"line": i, "text": line[:MAX_LINE_CHARS]} for i, line in shown]
         result["screen"] = "\n".join(f"{i}: {line[:MAX_LINE_CHARS]}" for i, line in shown)
-        result["totalLines"] = len(lines)
+        result["totalLines"] = total
         if len(found) > start + limit:
             result["note"] = f"{len(found)} matches; pass offset={start + limit} for more"
         return result
-    total = len(lines)
-    start = max(0, total - limit) if offset is None else min(offset, total)
+    start = max(first, total - limit) if offset is None else min(max(offset, first), total)
     kept = lines[start : start + limit]
     result["screen"] = "\n".join(line[:MAX_LINE_CHARS] for line in kept)
     if history or total > limit:
