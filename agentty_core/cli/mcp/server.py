@@ -225,9 +225,7 @@ def build_server(client: Client | None = None) -> MCPServer:
             )
         place, ref = sessions.target(session, host)
         data = await place.get(ref, scrollback=history, ansi=ansi)
-        fields = page(
-            data, history=history, offset=offset, limit=limit, search=search, last=lines
-        )
+        fields = page(data, history=history, offset=offset, limit=limit, search=search, last=lines)
         return blocks(s.Screen.model_validate(fields))
 
     @tool(annotations=read_only)
