@@ -212,15 +212,17 @@ class Actions(Connected):
         from agentty_core.screen_text import screen_to_cursor
         from agentty_core.waitspec import newer_seq
 
-        screen = self.final_screen(rec, scrollback=params.get("scrollback") is True)
+        scrollback = params.get("scrollback") is True
+        screen, masks = self.final_screen_and_masks(rec, scrollback=scrollback)
         seq = screen.get("seq")
         if type(seq) is int and (
             problem := newer_seq(seq, params.get("after"), params.get("changed_since"))
         ):
             raise RemoteError(problem, code="bad_request", exit_code=EXIT_USAGE)  # as live
-        lines = str_list(screen.get("scrollback")) + screen_to_cursor(screen)
+        history, read = str_list(screen.get("scrollback")), screen_to_cursor(screen)
+        masked = final_wait.masked_lines(masks, read, history, params.get("after"))
         try:
-            fired = final_wait.fired(lines, screen.get("seq"), params)
+            fired = final_wait.fired(history + read, screen.get("seq"), params, masked)
         except final_wait.BadRegex as exc:
             raise UsageError(str(exc)) from None
         if fired is None:  # (with its last screen: why it never came is usually on it)

@@ -24,23 +24,30 @@ class RegexTooSlow(BadRegex):
     """The wait's regex ran past its CPU budget."""
 
 
-def fired(lines: list[str], seq: object, conditions: Mapping[str, object]) -> str | None:
+def fired(
+    lines: list[str],
+    seq: object,
+    conditions: Mapping[str, object],
+    masked: list[str] | None = None,
+) -> str | None:
     """The condition (`text`, `regex`, `gone`, `changed`, `stable`, `exit`) that holds on
     the final screen's `lines` (scrollback first, if asked), or None. `conditions` are the
-    wait's params (`protocol.wait_params`); `after` gates all but `exit`."""
+    wait's params (`protocol.wait_params`); `after` gates all but `exit`, and `text` and
+    `regex` read the `masked` lines when there are (`masked_lines`)."""
     after = conditions.get("after")
     newer = not isinstance(after, int) or (isinstance(seq, int) and seq > after)
     if newer:
         changed_since = conditions.get("changed_since")
         if isinstance(changed_since, int) and isinstance(seq, int) and seq > changed_since:
             return "changed"
+        found_in = lines if masked is None else masked
         text = conditions.get("text")
-        if isinstance(text, str) and any(text in line for line in lines):
+        if isinstance(text, str) and any(text in line for line in found_in):
             return "text"
         pattern = conditions.get("regex")
         if isinstance(pattern, str):
             try:
-                if _matches(pattern, [r for x in lines for r in readings(x)]):
+                if _matches(pattern, [r for x in found_in for r in readings(x)]):
                     return "regex"
             except RegexTooSlow:
                 if conditions.get("exit") is not True:
@@ -52,6 +59,58 @@ def fired(lines: list[str], seq: object, conditions: Mapping[str, object]) -> st
         if isinstance(conditions.get("stable_ms"), int):
             return "stable"
     return "exit" if conditions.get("exit") is True else None
+
+
+def masked_lines(
+    screen: Mapping[str, object], read: list[str], history: list[str], after: object
+) -> list[str] | None:
+    """What a wait `after` an input reads on the final `screen` (its `history` first, if
+    asked, then `read`, to the cursor) with the input's echo and the rows it found unchanged
+    blanked, as its worker masked them (`worker/echo.py`, kept as `masks`); None where
+    nothing is (no `after`, no masks saved, or none for so early an input)."""
+    masks = screen.get("masks")
+    if type(after) is not int or not isinstance(masks, list):
+        return None
+    chosen: dict[str, object] | None = None
+    for entry in masks:  # the latest taken at or before `after` (null: before any)
+        if not isinstance(entry, dict):
+            continue
+        at = entry.get("after")
+        if (at is None or (type(at) is int and at <= after)) and (
+            chosen is None or _later(at, chosen.get("after"))
+        ):
+            chosen = entry
+    if chosen is None or ("rows" not in chosen and "read" not in chosen):
+        return None
+    whole = chosen.get("read")
+    shown = _strings(whole) if isinstance(whole, list) else _patched(read, chosen.get("rows"))
+    if not history:
+        return shown
+    blank = chosen.get("blank")
+    changes = chosen.get("history")
+    if type(blank) is not int or not isinstance(changes, list):
+        return history + shown  # (the scrollback could not be lined up: as it is)
+    kept = [""] * min(max(blank, 0), len(history)) + history[max(blank, 0) :]
+    return _patched(kept, changes) + shown
+
+
+def _later(at: object, than: object) -> bool:
+    return than is None or (type(at) is int and type(than) is int and at > than)
+
+
+def _strings(value: list[object]) -> list[str]:
+    return [x for x in value if isinstance(x, str)]
+
+
+def _patched(lines: list[str], changes: object) -> list[str]:
+    """`lines` with each [index, text] of `changes` put in."""
+    out = list(lines)
+    for change in changes if isinstance(changes, list) else []:
+        if isinstance(change, list) and len(change) == 2:
+            index, text = change
+            if type(index) is int and 0 <= index < len(out) and isinstance(text, str):
+                out[index] = text
+    return out
 
 
 def _matches(pattern: str, lines: list[str]) -> bool:

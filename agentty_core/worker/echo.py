@@ -57,6 +57,7 @@ from agentty_core.emulator.pyte_backend import cells, char_width, find_in, searc
 from agentty_core.screen_text import to_cursor
 
 MAX_ECHOES = 32  # the most recent inputs whose echoes are masked
+MAX_SAVED = 4  # the latest inputs whose masked rows an ended session's final screen keeps
 MAX_SEGMENTS = 200  # lines of one input that are followed (a huge paste: its first ones)
 MAX_CHARS = 16_384  # characters of one input that are followed
 # Escape sequences in typed bytes (a key's, or pasted): never drawn as themselves.
@@ -395,6 +396,32 @@ class EchoLog:
         self._cached[scrollback] = (key, view)
         return view
 
+    def saved(
+        self, emu: TerminalModel, read: list[str], history: list[str]
+    ) -> list[dict[str, object]]:
+        """What a wait `after` one of the latest inputs reads on the final screen, kept with
+        it for a caller that asks once the session ended (`final_wait.masked_lines`): for
+        each such input (and for the echoes alone, `after` null: a wait after none of them)
+        the rows of `read` (the screen to its cursor, as the caller reads it) that the
+        masking changed (`rows`; `read`, all of them, should the two not line up) and of
+        `history` (its scrollback: the first `blank` lines read as blank, then `history`'s
+        changes; null, should they not line up: then read as they are)."""
+        afters: list[int | None] = [None] if self.echoes else []
+        afters += [taken.seq for taken in list(self.befores)[-MAX_SAVED:]]
+        kept: list[dict[str, object]] = []
+        for after in dict.fromkeys(afters):
+            entry: dict[str, object] = {"after": after}
+            view = self.view(emu, scrollback=True, after=after)
+            if view is not None:
+                rows = _changed(read, view.read)
+                entry.update({"rows": rows} if rows is not None else {"read": view.read})
+                blank = next((i for i, line in enumerate(view.history) if line), None)
+                blank = len(view.history) if blank is None else blank
+                entry["blank"] = blank
+                entry["history"] = _changed(history, view.history, blank)
+            kept.append(entry)
+        return kept
+
     def _spans(self, echo: Echo, rows: Rows) -> list[Span]:
         settled = self._settled.get(echo)
         if settled is not None:
@@ -447,6 +474,14 @@ class EchoLog:
                 history[index] = ""  # in the scrollback before the input (read if asked)
         read = to_cursor(screen, *emu.typing_at, emu.cols, cells)
         return MaskedView(emu.seq, screen, history, read)
+
+
+def _changed(lines: list[str], masked: list[str], start: int = 0) -> list[list[object]] | None:
+    """`masked` as the rows that differ from `lines` from `start` on ([index, text] each);
+    None where the two are not the same length."""
+    if len(lines) != len(masked):
+        return None
+    return [[i, masked[i]] for i in range(start, len(lines)) if masked[i] != lines[i]]
 
 
 def _blank_unchanged(

@@ -170,6 +170,12 @@ class Lifecycle(WorkerBase):
         """The final screen file's contents: `get --ansi`/`--png` after the exit read it."""
         snapshot = self.screen_payload(scrollback=True, ansi=True)
         snapshot.update(self._exit_fields(), exited=True, input=inputstate.exited())
+        if self.echoes.echoes or self.echoes.befores:  # what a wait `after` an input reads
+            from agentty_core.protocol import str_list
+            from agentty_core.screen_text import screen_to_cursor
+
+            history = str_list(snapshot.get("scrollback"))
+            snapshot["masks"] = self.echoes.saved(self.emu, screen_to_cursor(snapshot), history)
         return json.dumps(snapshot).encode()
 
     def _forget_now(self) -> bool:

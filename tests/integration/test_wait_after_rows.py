@@ -5,13 +5,16 @@ A wait that must not fire is given a short timeout: its timing out is the answer
 
 from __future__ import annotations
 
+import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from agentty_core import Session, WaitConditions
-from agentty_core.errors import WaitTimeout
+from agentty_core.errors import SessionNotRunning, WaitTimeout
+from tests.reliability.conftest import AGENTTY
 
 Factory = Callable[..., Session]
 BASH = ["bash", "--norc", "--noprofile"]
@@ -108,3 +111,41 @@ def test_a_prompt_asked_again_in_place_is_new(agentty_session: Factory, tmp_path
     seq = s.key("x")
     again = s.wait(after=seq, text="Continue? [y/n]", timeout=20)
     assert again.fired == "text", again
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([AGENTTY, *args], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("ended", ["while waiting", "before the wait"])
+@pytest.mark.parametrize("needle", ["TESTS:", "sleep 0.5"])  # the last run's row; the echo
+def test_a_wait_after_an_input_that_ends_the_session_masks_its_final_screen(
+    agentty_session: Factory, ended: str, needle: str
+) -> None:
+    """The input ends the program: the wait, asked of the final screen, read it unmasked
+    (the worker's "exited" was checked again by the caller, and a wait made after the end
+    has only the saved screen) and fired on the last run's `TESTS: 3 failed`, or on the
+    echo of the command that ended it. The worker saves the masked rows with the screen."""
+    s = _bash(agentty_session, "$ ")
+    s.text("echo TESTS: 3 failed", enter=True, wait=WaitConditions(text="TESTS", timeout=20))
+    s.wait(regex=r"^\$$", timeout=20)
+    typed = _cli("text", "--json", "--enter", "sleep 0.5; exit 3")
+    seq = str(json.loads(typed.stdout)["seq"])
+    if ended == "before the wait":
+        s.wait(exit=True, timeout=20)
+    waited = _cli("wait", "--json", "--after", seq, "--text", needle, "--timeout", "20")
+    assert waited.returncode == 1, waited  # the session's end: the condition never held
+    assert json.loads(waited.stdout)["fired"] is None
+    with pytest.raises(SessionNotRunning):  # (the Python API: the Client's own reading)
+        s.wait(after=int(seq), text=needle, timeout=20)
+
+
+def test_what_the_input_made_before_the_end_still_answers(agentty_session: Factory) -> None:
+    s = _bash(agentty_session, "$ ")
+    s.text("echo TESTS: 3 failed", enter=True, wait=WaitConditions(text="TESTS", timeout=20))
+    s.wait(regex=r"^\$$", timeout=20)
+    seq = s.text("sleep 0.5; echo TESTS: all passed; exit 3", enter=True)
+    s.wait(exit=True, timeout=20)
+    waited = _cli("wait", "--json", "--after", str(seq), "--regex", "^TESTS: ", "--timeout", "9")
+    assert waited.returncode == 0 and json.loads(waited.stdout)["fired"] == "regex", waited
+    assert s.wait(after=seq, regex="^TESTS: a", timeout=20).fired == "regex"
