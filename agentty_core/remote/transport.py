@@ -265,6 +265,12 @@ def take_wait_slot(host: Host, home_root: str | os.PathLike[str], within: float)
     return _take(host, home_root, "wait", WAIT_SLOTS, within, stale=None)
 
 
+# How often a call that found every slot taken looks again: soon (slots are given back as
+# calls end), then less often (a wait queued behind long waits looked every 5 ms for as long
+# as its timeout: 1.6% of a core each).
+SLOT_POLL_FIRST, SLOT_POLL_MOST = 0.005, 0.05
+
+
 def _take(
     host: Host,
     home_root: str | os.PathLike[str],
@@ -286,6 +292,7 @@ def _take(
     # A slot's mtime is wall-clock time, so is what it is compared with; the bound on the
     # whole wait is not: a clock set back during it would otherwise stretch it as far.
     waited_from, gives_up_at = time.time(), time.monotonic() + within
+    pause = SLOT_POLL_FIRST
     while True:
         turned = waited_from
         for n in range(count):
@@ -304,7 +311,8 @@ def _take(
             return -1  # held and not given back lately (long calls, say): go anyway
         if time.monotonic() >= gives_up_at:
             return -1 if stale is not None else None
-        time.sleep(0.005)
+        time.sleep(min(pause, max(0.0, gives_up_at - time.monotonic())))
+        pause = min(pause * 2, SLOT_POLL_MOST)
 
 
 WAIT_TIMEOUT = 30.0  # `wait --timeout`'s default (cli/parser.py)
