@@ -311,7 +311,14 @@ def _text(sub: Subparsers) -> None:
 
 
 def _paste(sub: Subparsers) -> None:
-    p = sub.add_parser("paste", help="paste text (bracketed paste when the program enabled it)")
+    p = sub.add_parser(
+        "paste",
+        help="paste text (bracketed paste when the program enabled it)",
+        description="Paste TEXT as a terminal does: a bracketed paste when the program "
+        "turned that on (a shell, a REPL, an editor), which takes it as one edit, its "
+        "newlines kept in it and nothing run until Enter ('key Enter'; 'text' types lines "
+        "that run); plain otherwise, each newline ending a line as it arrives.",
+    )
     _session_option(p)
     p.add_argument("payload", metavar="TEXT", help="the text, or '-' to read stdin")
     _json_option(p)

@@ -302,7 +302,9 @@ def build_server(client: Client | None = None) -> MCPServer:
         wait: s.ThenParam = None,
         host: s.Host = None,
     ) -> Annotated[CallToolResult, s.Sent]:
-        """Paste text (a bracketed paste when the program supports it: multi-line input).
+        """Paste text as a terminal does: a bracketed paste when the program turned that on
+        (a shell, a REPL, an editor), which takes it as one edit, newlines kept and nothing
+        run until Enter (press_keys Enter; type_text types lines that run); plain otherwise.
         With `wait`, the screen once a condition held on output after the paste."""
         return await sent(session, host, [("text", text_params(text, paste=True))], wait)
 
