@@ -235,8 +235,14 @@ class Then(BaseModel):
 
     model_config = ConfigDict(extra="forbid")  # a misspelt `timout` is refused, not dropped
 
-    text: str | None = Field(default=None, description="Until this text is on the screen.")
-    regex: str | None = Field(default=None, description="Until a line matches this regex.")
+    text: str | None = Field(
+        default=None,
+        description="Until this text is on the screen, within one row (the cursor's row "
+        "reads up to the cursor: 'Name: ' finds a prompt's trailing space).",
+    )
+    regex: str | None = Field(
+        default=None, description="Until a row matches this Python regex (one row at a time)."
+    )
     gone: str | None = Field(default=None, description="Until this text has left the screen.")
     stable_ms: Whole | None = Field(
         default=None,

@@ -268,7 +268,14 @@ def build_server(client: Client | None = None) -> MCPServer:
 
     @tool(annotations=acts)
     async def type_text(
-        text: Annotated[s.Text, Field(description="The text to type, literally.")],
+        text: Annotated[
+            s.Text,
+            Field(
+                description="The text to type, literally. Several lines go in one call, each "
+                "newline an Enter (as a paste where the program supports it, its last newline "
+                "typed after: the lines run); a REPL's block may need an empty line to end."
+            ),
+        ],
         session: s.Session = None,
         enter: Annotated[
             StrictBool, Field(description="Press Enter after it (default false).")
@@ -340,9 +347,16 @@ def build_server(client: Client | None = None) -> MCPServer:
     @tool(annotations=read_only)
     async def wait(
         session: s.Session = None,
-        text: Annotated[str | None, Field(description="Until this text is on the screen.")] = None,
+        text: Annotated[
+            str | None,
+            Field(
+                description="Until this text is on the screen, within one row (the cursor's "
+                "row reads up to the cursor: 'Name: ' finds a prompt's trailing space)."
+            ),
+        ] = None,
         regex: Annotated[
-            str | None, Field(description="Until a line matches this Python regex.")
+            str | None,
+            Field(description="Until a row matches this Python regex (one row at a time)."),
         ] = None,
         gone: Annotated[
             str | None, Field(description="Until this text is no longer on the screen.")
