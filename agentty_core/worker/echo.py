@@ -274,22 +274,26 @@ def _find_after(rows: Rows, line: int, segment: str, limit: int) -> list[Span] |
     return None
 
 
-def _followed(rows: Rows, span: Span) -> bool:
-    """Whether the character right after `span` on its row is not blank."""
+def _followed(rows: Rows, span: Span, then: Echo | None) -> bool:
+    """Whether the character right after `span` on its row is not blank, and not where the
+    next input (`then`) was typed: keys typed one by one follow each other."""
     line, _, end = span
     text = rows.get(line) or ""
-    return end < len(text) and text[end] != " "
+    if end >= len(text) or text[end] == " ":
+        return False
+    return then is None or (then.line, then.col) != (line, _width(text[:end]))
 
 
-def echo_spans(echo: Echo, rows: Rows) -> tuple[list[Span], bool]:
+def echo_spans(echo: Echo, rows: Rows, then: Echo | None = None) -> tuple[list[Span], bool]:
     """Where `echo` still shows (see the module docstring), empty where it does not, and
-    whether that is all of it (False: a later line is not, or not yet, to be seen)."""
+    whether that is all of it (False: a later line is not, or not yet, to be seen). `then`
+    is the input typed after it, if any."""
     spans: list[Span] = []
     line = echo.line
     first, *later = echo.segments
     if first:
         found = _match(rows, echo.line, echo.col, first) or _find_on(rows, echo, first)
-        if found is not None and len(first) == 1 and not later and _followed(rows, found[-1]):
+        if found is not None and len(first) == 1 and not later and _followed(rows, found[-1], then):
             found = None  # a key's character that the program's answer begins with
             # (`y` at "[y/n] ", read with no echo, then "yes" written there)
         if found is None:
@@ -337,7 +341,9 @@ class EchoLog:
         self._settled: dict[Echo, list[Span]] = {}
         # Where each echo was found last, with the rows that placed it: the same rows place
         # it the same way (a row of output at the bottom does not move an echo's spans).
-        self._recent: dict[Echo, tuple[tuple[tuple[int, str | None], ...], list[Span]]] = {}
+        self._recent: dict[
+            Echo, tuple[tuple[tuple[int, str | None], ...], list[Span], Echo | None]
+        ] = {}
         self._version = 0
 
     def note_before(self, emu: TerminalModel) -> None:
@@ -422,18 +428,22 @@ class EchoLog:
             kept.append(entry)
         return kept
 
-    def _spans(self, echo: Echo, rows: Rows) -> list[Span]:
+    def _spans(self, echo: Echo, rows: Rows, then: Echo | None) -> list[Span]:
         settled = self._settled.get(echo)
         if settled is not None:
             return settled
         recent = self._recent.get(echo)
-        if recent is not None and all(rows.get(line) == text for line, text in recent[0]):
+        if (
+            recent is not None
+            and recent[2] is then
+            and all(rows.get(line) == text for line, text in recent[0])
+        ):
             return recent[1]  # the rows it was looked for on are as they were
-        spans, complete = echo_spans(echo, rows)
+        spans, complete = echo_spans(echo, rows, then)
         if complete:
             last = max(spans[-1][0] if spans else echo.line, echo.line + 1)
             looked = tuple((line, rows.get(line)) for line in range(echo.line, last + 1))
-            self._recent[echo] = (looked, spans)
+            self._recent[echo] = (looked, spans, then)
         if spans and complete and spans[-1][0] < rows.top:
             self._settled[echo] = spans
         elif not spans and complete and echo.line < rows.top - len(rows.screen):
@@ -446,10 +456,11 @@ class EchoLog:
         rows = Rows(emu)
         alt = emu.alt_screen
         masks: dict[int, list[tuple[int, int]]] = {}
-        for echo in self.echoes:
+        echoes = list(self.echoes)
+        for echo, then in zip(echoes, [*echoes[1:], None], strict=True):
             if echo.alt != alt:
                 continue
-            for line, start, end in self._spans(echo, rows):
+            for line, start, end in self._spans(echo, rows, then):
                 masks.setdefault(line, []).append((start, end))
         old = taken is not None and not alt
         if not masks and not old:

@@ -149,3 +149,17 @@ def test_what_the_input_made_before_the_end_still_answers(agentty_session: Facto
     waited = _cli("wait", "--json", "--after", str(seq), "--regex", "^TESTS: ", "--timeout", "9")
     assert waited.returncode == 0 and json.loads(waited.stdout)["fired"] == "regex", waited
     assert s.wait(after=seq, regex="^TESTS: a", timeout=20).fired == "regex"
+
+
+def test_keys_typed_one_by_one_are_each_an_echo(agentty_session: Factory) -> None:
+    """`key l` then `key s`: the `l` was followed by a character (the next key's echo),
+    taken for the program's answer beginning with it, and a wait after the first key fired
+    on `$ ls` before anything ran."""
+    s = _bash(agentty_session, "$ ")
+    seq = s.key("l")
+    s.key("s")
+    s.wait(text="$ ls", timeout=20)
+    with pytest.raises(WaitTimeout):
+        s.wait(after=seq, regex="l", timeout=1)
+    s.key("Enter")  # (what runs then is new)
+    assert s.wait(after=seq, regex=r"\S", timeout=20).fired == "regex"
