@@ -122,7 +122,7 @@ class Ending(Connected):
         if rec.get("status") != "lost":
             self._mark_lost(rec, "worker died")
         found = marked_processes(self.home, {session_id})
-        result = end(found, grace=grace)
+        result = end(found, grace=grace, again=lambda: marked_processes(self.home, {session_id}))
         if result.survivors:
             raise KillNotConfirmed(session_id, result.survivors)
         return {
@@ -150,7 +150,10 @@ class Ending(Connected):
         from agentty_core.proc.orphans import end
 
         targets = self.orphans() if orphans is None else orphans
-        result = end(targets, grace=grace)
+        ids = {o.session_id for o in targets}  # and what they fork meanwhile
+        result = end(
+            targets, grace, again=lambda: [o for o in self.orphans() if o.session_id in ids]
+        )
         if result.survivors:
             raise KillNotConfirmed("orphans", result.survivors)
         return {"killed": [o.pid for o in targets], "escalated": result.escalated}

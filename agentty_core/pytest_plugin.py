@@ -163,4 +163,4 @@ def reap(root: Path, *, grace: float = 0.5, leftovers: bool = True) -> None:
     finally:
         client.close()
     if leftovers and (survivors := marked_processes(home)):
-        end(survivors, grace=grace)
+        end(survivors, grace=grace, again=lambda: marked_processes(home))

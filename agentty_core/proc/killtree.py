@@ -453,12 +453,19 @@ def ladder(
         failpoints.hit(f"kill.before_{name}")
         for sig in signals:
             _send(procs, sig)
+        sent = {p.pid for p in procs}
         deadline = time.monotonic() + wait
         while (left := deadline - time.monotonic()) > 0:
             yield Pause(left, tuple(p.pid for p in procs))
             procs = live()
             if not procs:
                 return result
+            # Forked since (a loop that keeps starting children): this step's signals too,
+            # or they would first hear of the kill from the next step, or never.
+            if new := [p for p in procs if p.pid not in sent]:
+                for sig in signals:
+                    _send(new, sig)
+                sent.update(p.pid for p in new)
     result.survivors = sorted(p.pid for p in live())
     return result
 

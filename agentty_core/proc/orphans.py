@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psutil
@@ -86,10 +87,21 @@ def live_worker(orphan: Orphan, home: Home) -> psutil.Process | None:
     return None
 
 
-def end(orphans: list[Orphan], grace: float = 1.0) -> KillResult:
-    """HUP -> TERM -> KILL the given processes (re-checked each round, identity-safe)."""
-    procs = [o.process for o in orphans]
-    return run_sync(ladder(lambda: procs, grace=grace))
+def end(
+    orphans: list[Orphan],
+    grace: float = 1.0,
+    again: Callable[[], list[Orphan]] | None = None,
+) -> KillResult:
+    """HUP -> TERM -> KILL the given processes (re-checked each round, identity-safe), and
+    with `again`, those it finds each round too: what they forked meanwhile."""
+    procs = {o.pid: o.process for o in orphans}
+
+    def targets() -> list[psutil.Process]:
+        if again is not None:
+            procs.update((o.pid, o.process) for o in again())
+        return list(procs.values())
+
+    return run_sync(ladder(targets, grace=grace))
 
 
 def end_session(

@@ -390,3 +390,28 @@ def _pids_of(token: str) -> list[int]:
         except psutil.Error:
             continue
     return found
+
+
+# Ignores HUP and TERM and keeps forking children that do too, one every 0.1 s.
+BREEDER = (
+    "trap '' HUP TERM; "
+    "( trap '' HUP TERM; while :; do ( trap '' HUP TERM; exec sleep 300 ) & sleep 0.1; done ) & "
+    "while :; do sleep 1; done"
+)
+
+
+@pytest.mark.parametrize("how", ["kill", "kill --all", "orphans --kill"])
+def test_ending_a_lost_session_ends_what_its_processes_forked_meanwhile(
+    agentty_home: Path, how: str
+) -> None:
+    """Its worker killed, the session's survivors were gathered once and laddered: children
+    forked during the ladder were never signalled, and `kill` said it ended them all (exit
+    0), 6-7 `sleep`s still running (an attacker's round)."""
+    rec = start("--", "bash", "-c", BREEDER)
+    wait_until(lambda: len(of_session(agentty_home, rec["id"])) > 4, timeout=20)
+    sigkill(rec["workerPid"])
+    wait_until(lambda: gone(rec["workerPid"]), timeout=10)
+    args = {"kill": ["kill", "-s", rec["id"], "--timeout", "0.3"], "kill --all": ["kill", "--all"]}
+    done = agentty(*args.get(how, ["orphans", "--kill"]))
+    left = of_session(agentty_home, rec["id"])
+    assert done.returncode == 0 and left == [], (done, left)
