@@ -156,14 +156,19 @@ def parse_state(raw: bytes, path: str, *, keep_junk: bool = False) -> dict[str, 
     """The state file's document; `keep_junk`: its non-object entries kept (`doctor` names
     each entry by its place in the file)."""
     try:
+        text = raw.decode("utf-8")
         try:
-            doc = json.loads(raw.decode("utf-8"))
+            doc = json.loads(text)
+        except RecursionError:
+            # A value nested deeper than the reader goes (hand-edited) is one record's
+            # field, not a corrupt file: read without it.
+            doc = _shallow(text)
         except ValueError as exc:
             if "integer string conversion" not in str(exc):
                 raise
             # A number past Python's 4300 digits (hand-edited) is one bad record, not a
             # corrupt file: read as out of range, for `bad_record` to skip.
-            doc = json.loads(raw.decode("utf-8"), parse_int=_bounded_int)
+            doc = json.loads(text, parse_int=_bounded_int)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise CorruptState(f"{path} is corrupt: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("sessions"), list):
@@ -177,6 +182,80 @@ def parse_state(raw: bytes, path: str, *, keep_junk: bool = False) -> dict[str, 
         doc["sessions"] = [r for r in sessions if isinstance(r, dict)]
     result: dict[str, object] = doc
     return result
+
+
+def _shallow(text: str) -> object:
+    """The state document, read member by member down to each record's fields: a field
+    nested past the reader's recursion limit is left out (ValueError: not JSON at all)."""
+    start = _skip_blank(text, 0)
+    doc, end = _lenient(text, start, levels=3)
+    if text[_skip_blank(text, end) :]:
+        raise ValueError("extra data after the document")
+    return doc
+
+
+def _lenient(text: str, at: int, levels: int) -> tuple[object, int]:
+    """The JSON value at `at` and where it ends; within `levels` of containers, a member
+    too deep to read is left out."""
+    if levels == 0 or text[at : at + 1] not in ("{", "["):
+        return json.JSONDecoder().raw_decode(text, at)
+    is_object, close = text[at] == "{", "}" if text[at] == "{" else "]"
+    items: list[object] = []
+    members: dict[str, object] = {}
+    at = _skip_blank(text, at + 1)
+    while text[at : at + 1] != close:
+        key = None
+        if is_object:
+            key, at = json.JSONDecoder().raw_decode(text, at)
+            if not isinstance(key, str):
+                raise ValueError("an object's key is not a string")
+            at = _skip_blank(text, at)
+            if text[at : at + 1] != ":":
+                raise ValueError("expected ':'")
+            at = _skip_blank(text, at + 1)
+        try:
+            value, end = _lenient(text, at, levels - 1)
+        except RecursionError:
+            end = _past_value(text, at)  # left out
+        else:
+            if is_object:
+                members[str(key)] = value
+            else:
+                items.append(value)
+        at = _skip_blank(text, end)
+        if text[at : at + 1] == ",":
+            at = _skip_blank(text, at + 1)
+        elif text[at : at + 1] != close:
+            raise ValueError(f"expected ',' or {close!r}")
+    return (members if is_object else items), at + 1
+
+
+def _skip_blank(text: str, at: int) -> int:
+    while at < len(text) and text[at] in " \t\n\r":
+        at += 1
+    return at
+
+
+def _past_value(text: str, at: int) -> int:
+    """Where the container value at `at` ends, found without reading it."""
+    depth, index, in_string = 0, at, False
+    while index < len(text):
+        char = text[index]
+        if in_string:
+            if char == "\\":
+                index += 1
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+            if depth == 0:
+                return index + 1
+        index += 1
+    raise ValueError("unterminated value")
 
 
 def _bounded_int(text: str) -> int | float:

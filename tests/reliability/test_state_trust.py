@@ -195,6 +195,28 @@ def test_a_final_screen_holding_a_number_no_json_reader_takes_is_never_printed(
         assert got.stdout == "" and "no final screen saved" in got.stderr, (command, got)
 
 
+def test_a_value_nested_past_the_readers_limit_loses_no_other_record(agentty_home: Path) -> None:
+    """A hand-edited field nested 1200 deep made the whole list corrupt (the reader's
+    recursion limit): it was moved aside, and every ended session's record with it. The
+    field is left out; the records stay."""
+    ended = start("--", "true")
+    wait_until(lambda: record(ended["id"])["status"] == "exited", timeout=20)
+    live = start("--", "sleep", "1000000")
+    doc = json.loads((agentty_home / "sessions.json").read_bytes())
+    text = json.dumps(doc).replace('"status": "exited"', '"status": "exited", "note": 0', 1)
+    deep = "[" * 1200 + "]" * 1200
+    write_private(
+        agentty_home / "sessions.json", text.replace('"note": 0', f'"note": {deep}').encode()
+    )
+    listed = {s["id"]: s for s in agentty_json("status")["sessions"]}
+    assert listed[ended["id"]]["status"] == "exited" and "note" not in listed[ended["id"]]
+    assert listed[live["id"]]["status"] == "running"
+    assert not list(agentty_home.glob("sessions.json.corrupt-*"))
+    agentty("kill", check=True)  # a write: the list as read, the field left out
+    kept = {r["id"]: r for r in raw_records(agentty_home)}
+    assert kept[ended["id"]]["status"] == "exited" and "note" not in kept[ended["id"]]
+
+
 @pytest.fixture
 def small_disk(agentty_home: Path) -> Iterator[Path]:
     """AGENTTY_HOME on a 4 MiB tmpfs; `fill` it with the returned path's file."""
