@@ -27,6 +27,10 @@ from agentty_core.protocol import ACTING, JSONObject
 from agentty_core.state import records
 from agentty_core.state.records import Record, is_live
 
+TYPE_CHECKING = False  # without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 INFO_TIMEOUT = 1.0  # seconds for every running worker's live fields together
 INFO_GRACE = 0.2  # what an ask begun after that still gets (a loaded machine: not 1 ms)
 _SAFE_TO_REPEAT = frozenset({"get", "info", "ping", "wait"})  # requests that change nothing
@@ -222,16 +226,17 @@ class Connected(RecordsView):
         timeout: float | None = None,
         *,
         patience: float = BUSY_PATIENCE,
+        running: Callable[[], bool] | None = None,
     ) -> JSONObject:
         """One request to the session's worker, asked again for up to `patience` seconds
         while the worker turns it away unread: "busy" or "evicted", or, when it closed the
         connection before our request went out, a send that failed (nothing of it was
         read). A caller with a time of its own for the answer (`info` for every worker
-        within a second, `kill`'s ping) gives 0."""
+        within a second, `kill`'s ping) gives 0. `running`: see `Connection.call`."""
         waiting = Patience(patience)
         while True:
             try:
-                return self._call_once(rec, method, params, timeout)
+                return self._call_once(rec, method, params, timeout, running)
             except (RemoteError, WorkerUnreachable) as exc:
                 if not turned_away(exc) or (pause := waiting.next()) is None:
                     raise
@@ -243,6 +248,7 @@ class Connected(RecordsView):
         method: str,
         params: JSONObject | None,
         timeout: float | None,
+        running: Callable[[], bool] | None = None,
     ) -> JSONObject:
         session_id = rec["id"]
         expect = rec.get("workerPid")
@@ -259,7 +265,7 @@ class Connected(RecordsView):
         except WorkerUnreachable as exc:
             return self._recover_call(rec, method, params, wait, exc)
         try:
-            result = conn.call(method, params, timeout=wait)
+            result = conn.call(method, params, timeout=wait, running=running)
         except WorkerUnreachable as exc:
             conn.close()
             if reused and method in _SAFE_TO_REPEAT:

@@ -60,7 +60,14 @@ class Ending(Connected):
                 # (a loaded machine) still ends its session itself: the ladder's SIGHUP ends
                 # the program and the worker records that exit.
                 self._call(rec, "ping", patience=0)  # busy: ended from here, at once
-                result = self._call(rec, "kill", {"grace": grace}, timeout=grace * 3 + 10)
+                worker = rec.get("workerPid")  # stopped during its kill: ended from here too
+                result = self._call(
+                    rec,
+                    "kill",
+                    {"grace": grace},
+                    timeout=grace * 3 + 10,
+                    running=lambda: not stopped(worker),
+                )
             except RemoteError as exc:
                 if exc.code == "busy":
                     return self._kill_without_worker(rec, grace, exc.message)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         "timeout",
         "closed",  # the worker closed the connection (it may have exited)
         "recv_failed",
+        "stopped",  # stopped (SIGSTOP) while a long answer was waited for (`kill`'s)
     ]
 
 ECHO_CHARS = 60  # of a caller's value that a message repeats (`echoed`)

@@ -51,6 +51,7 @@ TIMEOUT = 5  # seconds, as the full path's default
 # `kill`: how long the ping is waited for before a look at whether the worker is stopped
 # (SIGSTOP, a debugger), which will not answer: its session is then ended from outside.
 STOPPED_LOOK = 0.05
+LOOK_EVERY = 1.0  # `kill`: how often its long wait for the answer looks again
 ACTING = ("text", "key", "signal", "resize", "record")  # `protocol.ACTING`
 PING = b'{"v":1,"method":"ping","params":{}}\n'
 # A session whose worker did not answer within the full path's own wait (stopped, say):
@@ -130,16 +131,20 @@ def fast_lane(words: list[str]) -> int | None:
                 hotread.error("worker did not answer in time")
                 return 1
             elif command == "kill":  # slow, not stopped (a loaded machine): wait on
-                set_deadline(sock, _socket.SO_RCVTIMEO, answer_within)
-                reply = hotread.read_reply(sock, rest=rest)
+                reply = _while_running(sock, rest, peer_pid, answer_within)
+                if reply is hotread.SILENT:  # stopped meanwhile
+                    silent_worker = sid
+                    return None
             elif command not in REPEATABLE:  # as the full path's wait ran out: its words
                 hotread.error("worker did not answer in time")
                 return 1
             else:
                 reply = None
         if command == "kill" and reply is not None and reply.get("ok") is True:
-            set_deadline(sock, _socket.SO_RCVTIMEO, answer_within)  # the ping's: now the kill's
-            reply = hotread.read_reply(sock, rest=rest)
+            reply = _while_running(sock, rest, peer_pid, answer_within)  # the kill's answer
+            if reply is hotread.SILENT:  # the worker was stopped during its kill
+                silent_worker = sid
+                return None
         if reply is not None and reply.get("v") != 1:
             return None  # another protocol version: the full path says so
         if reply is None or not isinstance(reply.get("ok"), bool):
@@ -233,6 +238,28 @@ def _answer_within(args: Namespace) -> float:
     if args.command == "kill":
         return float(args.timeout) * 3 + 10
     return TIMEOUT
+
+
+def _while_running(
+    sock: socket, rest: bytearray, pid: int, within: float
+) -> dict[str, object] | None:
+    """`kill`'s answer, waited for `within` seconds while the worker runs (looked at every
+    LOOK_EVERY seconds); `hotread.SILENT` once it is stopped (its kill then goes on from
+    outside at once: it held the caller for the whole wait, grace x 3 + 10 s)."""
+    import _socket
+    import time
+
+    deadline = time.monotonic() + within
+    while True:
+        left = deadline - time.monotonic()
+        set_deadline(sock, _socket.SO_RCVTIMEO, max(0.001, min(LOOK_EVERY, left)))
+        reply = hotread.read_reply(sock, silent=hotread.SILENT, rest=rest)
+        if reply is not hotread.SILENT:
+            return reply
+        if time.monotonic() >= deadline:
+            return None
+        if _stopped(pid):
+            return hotread.SILENT
 
 
 def _stopped(pid: int) -> bool:

@@ -29,6 +29,8 @@ from agentty_core.ipc.peer import peer_credentials
 
 TYPE_CHECKING = False  # without importing typing: this module is on the hot path
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from agentty_core.errors import UnreachableReason
 
 _TIMEVAL = struct.Struct("@ll")  # struct timeval: seconds, microseconds
@@ -38,6 +40,7 @@ _TIMEVAL = struct.Struct("@ll")  # struct timeval: seconds, microseconds
 # fails, saying what of an input in parts was taken). The answer may take longer (a part
 # waits for room up to the part timeout): not its sending.
 SEND_STALL = 5.0
+LOOK_EVERY = 1.0  # how often a long wait for an answer looks whether the worker still runs
 
 
 class Late(WorkerUnreachable):
@@ -178,16 +181,32 @@ class Connection:
         return message
 
     def call(
-        self, method: str, params: protocol.JSONObject | None = None, timeout: float | None = None
+        self,
+        method: str,
+        params: protocol.JSONObject | None = None,
+        timeout: float | None = None,
+        *,
+        running: Callable[[], bool] | None = None,
     ) -> protocol.JSONObject:
         """Send a request and return its result, or raise the worker's error. One that acts
         says until when we wait: read later (the worker stopped meanwhile), it is not done
-        (`Late`, or `unread` if the answer's wait ran out with the request still queued)."""
+        (`Late`, or `unread` if the answer's wait ran out with the request still queued).
+        A long answer (`kill`'s) is waited for while `running()` says the worker runs,
+        looked at every LOOK_EVERY seconds: stopped, it is not waited for to the end."""
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         self.send(method, params, deadline if method in protocol.ACTING else None)
         session = os.path.basename(self.path).removesuffix(".sock")
         try:
-            message = self.read_message(deadline)
+            while True:
+                look = deadline if running is None else min(deadline, time.monotonic() + LOOK_EVERY)
+                try:
+                    message = self.read_message(look)
+                    break
+                except WorkerUnreachable as exc:
+                    if exc.reason != "timeout" or look >= deadline or running is None:
+                        raise
+                    if not running():
+                        raise WorkerUnreachable("worker was stopped", "stopped") from None
         except WorkerUnreachable as exc:
             if exc.reason == "timeout":
                 exc.unread = self._unread()

@@ -457,7 +457,8 @@ class EchoLog:
         alt = emu.alt_screen
         masks: dict[int, list[tuple[int, int]]] = {}
         echoes = list(self.echoes)
-        for echo, then in zip(echoes, [*echoes[1:], None], strict=True):
+        for index, echo in enumerate(echoes):
+            then = echoes[index + 1] if index + 1 < len(echoes) else None
             if echo.alt != alt:
                 continue
             for line, start, end in self._spans(echo, rows, then):

@@ -163,3 +163,12 @@ def test_keys_typed_one_by_one_are_each_an_echo(agentty_session: Factory) -> Non
         s.wait(after=seq, regex="l", timeout=1)
     s.key("Enter")  # (what runs then is new)
     assert s.wait(after=seq, regex=r"\S", timeout=20).fired == "regex"
+
+
+def test_a_wait_after_an_input_with_no_echo_is_answered(agentty_session: Factory) -> None:
+    """An input that leaves no echo (Enter alone) and nothing typed before it: the worker
+    failed the wait ("zip() argument 2 is longer than argument 1") once it looked for the
+    input typed after each echo."""
+    s = _bash(agentty_session, "$ ")
+    seq = s.key("Enter")
+    assert s.wait(after=seq, regex=r"^\$$", timeout=20).fired == "regex"

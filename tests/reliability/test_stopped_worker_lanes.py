@@ -84,6 +84,51 @@ def test_the_api_kill_of_a_stopped_worker_does_not_wait_for_its_ping(agentty_hom
     assert killed["escalated"] == ["SIGHUP"] and killed["signal"] == "SIGHUP", killed
 
 
+STUBBORN = [
+    "bash",
+    "-c",
+    "trap 'echo got-HUP' HUP; trap 'echo got-TERM' TERM; echo up; while :; do sleep 0.1; done",
+]
+
+
+@pytest.mark.parametrize("way", ["cli", "api"])
+def test_a_worker_stopped_during_its_kill_does_not_hold_the_kill(
+    agentty_home: Path, way: str
+) -> None:
+    """The worker stopped after it took the kill (its program ignoring HUP and TERM): the
+    caller waited for its answer to the end (grace x 3 + 10 s: 18 s, 190 s at --timeout
+    60). It looks every second whether the worker runs, and ends the session from outside
+    once it does not (its SIGCONT lets the worker record the end)."""
+    from agentty_core.client import Client
+    from agentty_core.spawning import stopped
+
+    rec = agentty_json("start", "--json", "--", *STUBBORN)
+    agentty("wait", "--text", "up", check=True)
+    import threading
+
+    answers: list[object] = []
+
+    def kill() -> None:
+        if way == "api":
+            answers.append(Client().kill(rec["id"]))
+            return
+        done = subprocess.run([AGENTTY, "kill", "--json"], capture_output=True, text=True)
+        answers.append(json.loads(done.stdout) if done.returncode == 0 else done)
+
+    began = time.monotonic()
+    killing = threading.Thread(target=kill)
+    killing.start()
+    agentty("wait", "--text", "got-HUP", check=True)  # the kill is under way
+    os.kill(int(rec["workerPid"]), signal.SIGSTOP)
+    wait_until(lambda: stopped(int(rec["workerPid"])))
+    killing.join(timeout=60)
+    killed = answers[0]
+    assert isinstance(killed, dict), killed
+    assert time.monotonic() - began < 12, killed  # (2 + 2 + 2 s of ladder: 18 s before)
+    ended = agentty_json("status")["sessions"][0]
+    assert ended["status"] == "exited" and ended["signal"] == "SIGKILL", (ended, killed)
+
+
 def test_run_with_a_stopped_worker_ends_once(agentty_home: Path, tmp_path: Path) -> None:
     """`run`'s lane: the exit wait is never answered; the session is ended from outside and
     removed, with the full path's message and exit code, after the waits once."""
