@@ -70,6 +70,18 @@ KEYS_AFTER = (
 )
 
 
+# Keys an input field types rather than the dashboard acting on them (Textual's names).
+_TYPED_NAMES = frozenset({"slash", "question_mark", "space"})
+
+
+def _typed(key: str) -> bool:
+    return len(key) == 1 or key in _TYPED_NAMES
+
+
+# Actions whose keys a focused text field takes as typing: the footer does not offer them.
+TYPED_ACTIONS = frozenset(a.name for a in ACTIONS if any(_typed(k) for k in a.key.split(",")))
+
+
 def bindings() -> list[Binding]:
     """The app's `BINDINGS`."""
     return [action.binding() for action in ACTIONS]

@@ -25,7 +25,7 @@ from textual.drivers.linux_driver import LinuxDriver
 from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Header
+from textual.widgets import Header, Input
 from textual.worker import get_current_worker
 
 from agentty_core.client import Client
@@ -36,7 +36,7 @@ from agentty_core.remote.client import RemoteClient
 from agentty_core.screen_text import printable
 from agentty_core.state.records import Record
 
-from .actions import ACTIONS, bindings, keys_help
+from .actions import ACTIONS, TYPED_ACTIONS, bindings, keys_help
 from .driver import AltKeysDriver
 from .fleet import Fleet, split_key
 from .messages import CallFinished, InputFailed, PollFailed, SessionsPolled, SessionStarted
@@ -80,6 +80,10 @@ THREADS = 128
 ACTION_NAMES = frozenset(action.name for action in ACTIONS)
 MIN_COLS, MIN_ROWS = 20, 5  # the smallest a resize makes a session, however small the pane
 ENDED = {"exited": "has exited", "lost": "is lost (its worker is gone)"}  # how a toast says it
+# Keys typed for a session that just ended while attached, or that would not attach, go
+# nowhere for this long: they were meant for the program (`k`, `y`, `q` killed and quit).
+KEYS_HELD_FOR = 1.0  # seconds
+HELD_ACTIONS = ACTION_NAMES - {"help"}  # (help changes nothing, and F1 is no typing)
 
 
 class AgenttyApp(App[None]):
@@ -123,6 +127,7 @@ class AgenttyApp(App[None]):
         self._polling = False
         self._poll_again = False
         self._detached: tuple[str, int] | None = None  # detached by its end: to be said
+        self._keys_held_until = 0.0  # (time.monotonic(): see KEYS_HELD_FOR)
         self.senders = Senders(  # a thread per session typed to
             self.fleet, self._input_failed, held=self._input_held
         )
@@ -382,7 +387,15 @@ class AgenttyApp(App[None]):
         the keys went back to the dashboard without a word: an outside round)."""
         self.attached = False
         self._detached = (session_id, DETACH_SAY_WITHIN)
+        self._hold_keys()
         self._say_detached()
+
+    def _hold_keys(self) -> None:
+        """The dashboard's keys do nothing for KEYS_HELD_FOR: what is typed now was meant
+        for a session that no longer takes it."""
+        self._keys_held_until = time.monotonic() + KEYS_HELD_FOR
+        self.refresh_bindings()
+        self.set_timer(KEYS_HELD_FOR, self.refresh_bindings)
 
     def _say_detached(self) -> None:
         """Say why the dashboard detached, once the record tells (or after a few polls
@@ -414,6 +427,10 @@ class AgenttyApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if self.attached:
             return False  # the session gets every key: no dashboard action may claim one
+        if action in HELD_ACTIONS and time.monotonic() < self._keys_held_until:
+            return False  # (`_hold_keys`)
+        if action in TYPED_ACTIONS and isinstance(self.focused, Input):
+            return False  # the field types the key: not offered in the footer either
         if self.screen_stack and isinstance(self.screen_stack[-1], GridScreen):
             # The dashboard's actions act on what it hides (Textual's own, the palette's
             # ctrl+p, still work).
@@ -445,9 +462,10 @@ class AgenttyApp(App[None]):
 
     def action_attach(self) -> None:
         record = self._chosen()
-        if record is None or self._refuse_down(record["id"]):
+        if record is None:
             return
-        if self._refuse_ended(record, "nothing to attach to"):
+        if self._refuse_down(record["id"]) or self._refuse_ended(record, "nothing to attach to"):
+            self._hold_keys()  # what is typed next was meant for the session
             return
         self.attached = True
 
@@ -461,6 +479,8 @@ class AgenttyApp(App[None]):
     def action_input(self) -> None:
         record = self._chosen()
         if record is None or self._refuse_down(record["id"]):
+            return
+        if self._refuse_ended(record, "nothing to send to"):
             return
         self.main.query_one(InputBar).open(record["id"], session_label(record["id"], record))
 

@@ -240,7 +240,8 @@ async def _shoot(client: DemoClient) -> dict[str, str]:
 
     async def shot(name: str, title: str) -> None:
         """Export once the screen is settled: its footer drawn, nothing left to repaint."""
-        footed = app.screen if app.screen.query(Footer) else app.main  # a modal has none
+        # (a screen with no footer of its own shows the dashboard's)
+        footed = app.screen if app.screen.query(Footer) else app.main
         await until(lambda: footed.query("FooterKey"))
         await pilot.pause()
         shots[name] = app.export_screenshot(title=title)

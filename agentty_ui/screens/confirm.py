@@ -10,6 +10,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
+from ..widgets.footer import AdaptiveFooter
+
 
 class ConfirmScreen(ModalScreen[bool]):
     """Asks before anything destructive (kill, prune, ending orphans)."""
@@ -33,6 +35,7 @@ class ConfirmScreen(ModalScreen[bool]):
             with Horizontal(classes="dialog-buttons"):
                 yield Button(f"{self.yes} (y)", variant="error", id="yes")
                 yield Button("Cancel (esc)", id="no")
+        yield AdaptiveFooter()  # (its own keys, not the dashboard's under it)
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()

@@ -16,7 +16,7 @@ from typing import ClassVar
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
@@ -26,6 +26,7 @@ from agentty_core.screen_text import printable
 from agentty_core.state.records import Record
 
 from ..fleet import host_label
+from ..widgets.footer import AdaptiveFooter
 from ..widgets.text_field import TextField
 
 
@@ -51,6 +52,8 @@ class NewSessionScreen(ModalScreen[Record | None]):
     a thread: a host's start goes through ssh); its `AgenttyError` is shown in the form."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+    # A short window (80x24) gets compact fields (agentty.tcss): the whole form fits.
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
 
     class _Failed(Message):
         def __init__(self, text: str) -> None:
@@ -78,7 +81,8 @@ class NewSessionScreen(ModalScreen[Record | None]):
         self.host = host if host in self.homes else self.homes[0]
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="new-dialog", classes="dialog"):
+        # Scrolled in a short window (80x24): its buttons and its error were cut off.
+        with VerticalScroll(id="new-dialog", classes="dialog"):
             yield Label("New session", classes="dialog-title")
             if len(self.homes) > 1:
                 yield Label("Host")
@@ -101,6 +105,7 @@ class NewSessionScreen(ModalScreen[Record | None]):
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Start (enter)", variant="primary", id="start")
                 yield Button("Cancel (esc)", id="cancel")
+        yield AdaptiveFooter()  # (its own keys, not the dashboard's under it)
 
     def _cwd_for(self, host: str | None) -> str:
         """This machine's directory here; on a host, its default (the remote home)."""
@@ -168,6 +173,8 @@ class NewSessionScreen(ModalScreen[Record | None]):
         error = self.query_one("#new-error", Static)
         error.update(printable(text))
         error.set_class(bool(text), "-visible")
+        if text:
+            self.call_after_refresh(error.scroll_visible)  # (below the fold of a short window)
 
     @work(thread=True, exclusive=True, group="start")
     def _run_start(self, new: NewSession) -> None:

@@ -175,6 +175,15 @@ class SessionList(DataTable[str | Text]):
         self._show()
         self.refresh_bindings()  # (esc is offered while a filter is set)
 
+    def on_resize(self) -> None:
+        """The selected row stays in view as the list gets shorter (a smaller window, the
+        input bar opening): it scrolled out of sight, and nothing showed whose the pane was."""
+        self.call_after_refresh(self._cursor_in_view)
+
+    def _cursor_in_view(self) -> None:
+        if self.row_count:  # (the row the cursor is on by now: the same row, scrolled to)
+            self.move_cursor(row=self.cursor_row, scroll=True)
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "clear_filter":
             return bool(self.filter)

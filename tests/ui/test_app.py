@@ -13,7 +13,7 @@ from textual.widgets import Input, Label
 
 from agentty_core.client import Client
 from agentty_core.ipc.subscription import Subscription
-from agentty_ui.app import AgenttyApp, create_app
+from agentty_ui.app import KEYS_HELD_FOR, AgenttyApp, create_app
 from agentty_ui.model import status_of
 from agentty_ui.screens.confirm import ConfirmScreen
 from agentty_ui.screens.grid import GRID_FRAME, GridScreen, MiniPane
@@ -589,3 +589,93 @@ async def test_the_footer_follows_the_window_as_it_is_resized(client: Client) ->
         assert "quit" in keys() and "help" in keys()
         await pilot.resize_terminal(120, 40)
         await wait_for(pilot, lambda: not footer.compact and "command_palette" in keys())
+
+
+async def test_keys_typed_for_a_session_that_just_ended_do_nothing(client: Client) -> None:
+    """Attached, the program ends, and what was being typed for it (`echo done`) went to the
+    dashboard: `e` ended orphans, `n` opened a dialog, `k` `y` killed, `q` quit. The same
+    after an attach refused (the session had ended). An outside round in tmux."""
+    sid = str(client.start(["sh", "-c", "read x; exit 0"], name="short")["id"])
+    app = make_app(client)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await wait_for(pilot, lambda: app.selected == sid)
+        await pilot.press("enter", "x", "enter")  # attached: the program reads it and ends
+        await wait_for(pilot, lambda: not app.attached)
+        await pilot.press("n", "k")
+        assert not isinstance(app.screen, (NewSessionScreen, ConfirmScreen)), app.screen
+        await pilot.pause(KEYS_HELD_FOR + 0.1)
+        await pilot.press("enter")  # ended: refused, and the keys that follow held again
+        await wait_for(pilot, lambda: notified(app, "nothing to attach to"))
+        await pilot.press("n")
+        assert not isinstance(app.screen, NewSessionScreen)
+        await pilot.pause(KEYS_HELD_FOR + 0.1)
+        await pilot.press("n")  # a moment later, the dashboard's again
+        assert isinstance(app.screen, NewSessionScreen)
+
+
+async def test_input_to_an_ended_session_is_refused_before_the_bar_opens(
+    client: Client,
+) -> None:
+    """`i` opened the bar for an exited session; only sending said it had ended."""
+    sid = str(client.start(["true"], name="done")["id"])
+    app = make_app(client)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await wait_for(pilot, lambda: app.selected == sid and cell(app, sid, "status") == "exited")
+        await pilot.press("i")
+        await wait_for(pilot, lambda: notified(app, f"session {sid} is exited: nothing to send to"))
+        assert not app.query_one(InputBar).has_class("-visible")
+
+
+async def test_a_text_field_s_keys_are_not_offered_as_the_dashboard_s(client: Client) -> None:
+    """The input and filter bars type `/`, `k`, `q`: the footer still offered them as
+    Filter, Kill and Quit."""
+    from textual.widgets._footer import FooterKey
+
+    from agentty_ui.widgets.footer import AdaptiveFooter
+
+    client.start(["cat"], name="cat")
+    app = make_app(client)
+    async with app.run_test(size=SIZE) as pilot:
+        footer = app.query_one(AdaptiveFooter)
+
+        def keys() -> list[str]:
+            return [str(k.action) for k in footer.query(FooterKey)]
+
+        await wait_for(pilot, lambda: "filter" in keys() and "kill" in keys())
+        await pilot.press("i")
+        await wait_for(pilot, lambda: "filter" not in keys() and "quit" not in keys())
+        assert "kill" not in keys() and "new" not in keys()
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: "filter" in keys() and "quit" in keys())
+
+
+async def test_the_selected_row_stays_in_view_as_the_list_gets_shorter(client: Client) -> None:
+    ids = [str(client.start(["sleep", "60"], name=f"s{i}")["id"]) for i in range(14)]
+    app = make_app(client)
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = app.query_one(SessionList)
+        await wait_for(pilot, lambda: all(i in table.rows for i in ids))
+        await pilot.press("end")
+        await wait_for(pilot, lambda: table.cursor_row == table.row_count - 1)
+        await pilot.resize_terminal(80, 24)
+
+        def cursor_in_view() -> bool:
+            top = table.scroll_offset.y + 1  # (the header row)
+            return top <= table.cursor_row + 1 < top + table.scrollable_content_region.height
+
+        await wait_for(pilot, cursor_in_view)
+
+
+async def test_the_new_session_dialog_fits_a_short_window(client: Client) -> None:
+    """At 80x24 its buttons, and an error it said, were below its cut-off edge."""
+    app = make_app(client)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("n")
+        assert isinstance(app.screen, NewSessionScreen)
+        await pilot.press(*"no-such-program-xyz", "enter")
+        error = app.screen.query_one("#new-error")
+        await wait_for(pilot, lambda: "command not found" in str(error.render()))
+        screen = app.screen.region
+        for found in ("#new-error", "#start", "#cancel"):
+            widget = app.screen.query_one(found)
+            await wait_for(pilot, lambda w=widget: screen.contains_region(w.region))  # type: ignore[misc]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from textual.coordinate import Coordinate
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from agentty_core.remote.hosts import Host
 from agentty_ui.app import AgenttyApp, create_app
@@ -84,6 +85,20 @@ def test_input_bar(snap_compare: object, client: object) -> None:
         await pilot.press("i", *"echo hi")
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)  # type: ignore[operator]
+
+
+def test_new_session_error_in_a_short_window(snap_compare: object, client: object) -> None:
+    """At 80x24 the form is compact: its error and its buttons in view, its own keys below."""
+    app, _ = stable_app(("idle", ["cat"]))
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await wait_for(pilot, lambda: app.query_one(SessionList).row_count == 1)
+        await pilot.press("n", *"no-such-program-xyz", "enter")
+        error = app.screen.query_one("#new-error")
+        await wait_for(pilot, lambda: "not found" in str(error.render()))
+        app.screen.query_one("#cwd", Input).value = "/work"  # (the checkout's own, frozen)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)  # type: ignore[operator]
 
 
 async def open_grid(app: AgenttyApp, pilot: Pilot[None], count: int) -> list[MiniPane]:
