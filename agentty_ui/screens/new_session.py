@@ -53,7 +53,7 @@ class NewSessionScreen(ModalScreen[Record | None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
     # A short window (80x24) gets compact fields (agentty.tcss): the whole form fits.
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]  # noqa: RUF012  (Textual types it so)
 
     class _Failed(Message):
         def __init__(self, text: str) -> None:
