@@ -36,14 +36,51 @@ def lock_holders(path: os.PathLike[str] | str) -> list[Holder]:
         if "->" in fields or len(fields) < 6 or fields[5] != where or not fields[4].isdigit():
             continue  # (a waiter, or another file's)
         pid = int(fields[4])
+        holder = _holder(pid)
+        if holder is not None:
+            found.append(holder)
+        else:
+            # The process that took it is gone; a child it forked holds the descriptor,
+            # and with it the lock (`flock LOCK sleep 60`, the `flock` killed): the kernel
+            # says so in that descriptor's fdinfo.
+            found += [h for h in map(_holder, _by_descriptor(where)) if h is not None]
+    return found
+
+
+def _holder(pid: int) -> Holder | None:
+    try:
+        with open(f"/proc/{pid}/stat") as stat_file:
+            stat_line = stat_file.read()
+    except OSError:
+        return None  # gone
+    close = stat_line.rfind(")")
+    name = stat_line[stat_line.find("(") + 1 : close]
+    return Holder(pid, printable(name), stat_line[close + 2 : close + 3] in "Tt")
+
+
+def _by_descriptor(where: str) -> list[int]:
+    """The pids whose descriptors hold a lock on the file `where` (dev:ino, as /proc/locks
+    writes it): every process of ours looked at, a few ms (said only once a wait for the
+    lock timed out, and by `doctor`)."""
+    found: list[int] = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
         try:
-            with open(f"/proc/{pid}/stat") as stat_file:
-                stat_line = stat_file.read()
+            fds = os.listdir(f"/proc/{entry}/fdinfo")
         except OSError:
-            continue  # gone meanwhile
-        close = stat_line.rfind(")")
-        name = stat_line[stat_line.find("(") + 1 : close]
-        found.append(Holder(pid, printable(name), stat_line[close + 2 : close + 3] in "Tt"))
+            continue  # (another user's, or gone)
+        for fd in fds:
+            try:
+                with open(f"/proc/{entry}/fdinfo/{fd}") as info:
+                    text = info.read()
+            except OSError:
+                continue
+            if "lock:" in text and any(
+                line.startswith("lock:") and f" {where} " in line for line in text.splitlines()
+            ):
+                found.append(int(entry))
+                break
     return found
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.helpers.cli import agentty
+import psutil
+
+from tests.helpers.cli import agentty, wait_until
 from tests.reliability.test_worker_io_faults import _fill, tmpfs
 
 
@@ -79,3 +81,25 @@ def test_doctor_names_a_stopped_holder_of_the_state_lock(agentty_home: Path) -> 
         os.kill(holder.pid, signal.SIGCONT)
         holder.wait()
     assert "ok    state lock:" in agentty("doctor").stdout
+
+
+def test_doctor_names_the_child_holding_the_lock_its_dead_parent_took(agentty_home: Path) -> None:
+    """`flock LOCK sleep 60` killed: `/proc/locks` still names the dead `flock`, and the
+    `sleep` that kept its descriptor holds the lock. Nobody was named (an attacker's round;
+    a review): the holder is found by the descriptor that holds it."""
+    import subprocess
+
+    agentty("status", check=True)
+    lock = agentty_home / "sessions.json.lock"
+    lock.touch(mode=0o600)
+    parent = subprocess.Popen(["flock", str(lock), "sleep", "60"])
+    wait_until(lambda: bool(psutil.Process(parent.pid).children()))
+    child = psutil.Process(parent.pid).children()[0]
+    try:
+        parent.kill()
+        parent.wait()
+        said = agentty("doctor")
+        assert f"FAIL  state lock: held by pid {child.pid} (sleep)" in said.stdout, said.stdout
+    finally:
+        child.kill()
+    wait_until(lambda: "ok    state lock:" in agentty("doctor").stdout)
