@@ -500,6 +500,9 @@ def cmd_orphans(args: argparse.Namespace) -> int:
     return 0
 
 
+GC_IDS_SHOWN = 20  # ids `gc` names on its line
+
+
 def cmd_gc(args: argparse.Namespace) -> int:
     client = _client()
     removed = client.gc(older_than=args.older_than)
@@ -507,7 +510,11 @@ def cmd_gc(args: argparse.Namespace) -> int:
     if args.json:
         emit({"removed": removed, "keptWithOrphans": kept})
         return 0
-    ids = " ".join(shown(sid) for sid in removed)  # a malformed record's id may be anything
+    # A malformed record's id may be anything; an agent's month of sessions, 60000 ids on
+    # one line (`--json` lists them all).
+    ids = " ".join(shown(sid) for sid in removed[:GC_IDS_SHOWN])
+    if len(removed) > GC_IDS_SHOWN:
+        ids += f" and {len(removed) - GC_IDS_SHOWN} more (--json lists them)"
     print(
         f"removed {len(removed)} session(s)"
         + (f" with their logs, final screens and recordings: {ids}" if removed else "")

@@ -294,7 +294,7 @@ def bad_record(raw: object) -> str | None:
     for key, kinds in _FIELD_TYPES:
         value = raw.get(key)
         if value is not None and not isinstance(value, kinds):
-            return f"{key} {value!r} is not a {' or '.join(k.__name__ for k in kinds)}"
+            return f"{key} {value!r} is not {' or '.join(_kind(k) for k in kinds)}"
     argv = raw.get("argv")
     if argv is not None and not (isinstance(argv, list) and all(isinstance(a, str) for a in argv)):
         return "argv is not a list of strings"
@@ -307,6 +307,13 @@ def bad_record(raw: object) -> str | None:
     if isinstance(signal, str) and len(signal) > MAX_SIGNAL_NAME:
         return "signal is too long for a signal's name"
     return None
+
+
+_KIND_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+
+
+def _kind(kind: type) -> str:
+    return _KIND_NAMES.get(kind, f"a {kind.__name__}")
 
 
 MAX_SIGNAL_NAME = 16  # (SIGRTMIN+15: tables print it whole)

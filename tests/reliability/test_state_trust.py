@@ -217,6 +217,21 @@ def test_a_value_nested_past_the_readers_limit_loses_no_other_record(agentty_hom
     assert kept[ended["id"]]["status"] == "exited" and "note" not in kept[ended["id"]]
 
 
+def test_gc_names_the_first_sessions_it_removed_and_counts_the_rest(agentty_home: Path) -> None:
+    """60000 ended sessions: `gc` printed every id on one line, 540 kB (an attacker's
+    round). `--json` still lists them all."""
+    ended = {"argv": ["true"], "command": "true", "status": "exited", "exitCode": 0}
+    ids = [f"{n:08x}" for n in range(1, 26)]
+    doc = {"schema_version": 1, "sessions": [{**ended, "id": sid} for sid in ids]}
+    write_private(agentty_home / "sessions.json", json.dumps(doc).encode())
+    said = agentty("gc", check=True).stdout.splitlines()
+    assert said == [
+        "removed 25 session(s) with their logs, final screens and recordings: "
+        + " ".join(ids[:20])
+        + " and 5 more (--json lists them)"
+    ], said
+
+
 @pytest.fixture
 def small_disk(agentty_home: Path) -> Iterator[Path]:
     """AGENTTY_HOME on a 4 MiB tmpfs; `fill` it with the returned path's file."""
