@@ -679,3 +679,15 @@ async def test_the_new_session_dialog_fits_a_short_window(client: Client) -> Non
         for found in ("#new-error", "#start", "#cancel"):
             widget = app.screen.query_one(found)
             await wait_for(pilot, lambda w=widget: screen.contains_region(w.region))  # type: ignore[misc]
+
+
+async def test_a_24_row_program_fits_the_pane_at_120x40_with_a_long_list(client: Client) -> None:
+    """With the list a third of the window, a standard 80x24 program lost its last row (vim's
+    status line, htop's keys) once nine sessions were listed (an outside round in tmux)."""
+    ids = [str(client.start(["sleep", "60"], name=f"s{i}")["id"]) for i in range(12)]
+    app = make_app(client)
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = app.query_one(SessionList)
+        await wait_for(pilot, lambda: all(i in table.rows for i in ids))
+        view = app.query_one("#screen", TerminalView)
+        await wait_for(pilot, lambda: view.content_region.height >= 24)
