@@ -47,6 +47,12 @@ class FilterBar(Horizontal):
         event.stop()
         self.post_message(self.Changed(event.value))
 
+    def on_descendant_blur(self) -> None:
+        """Left empty (tab, a click elsewhere): no filter to show, and nothing to close it
+        with (esc on the list clears a filter only while one is set)."""
+        if not self.text.strip():
+            self.remove_class("-visible")
+
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self.set_class(bool(event.value.strip()), "-visible")

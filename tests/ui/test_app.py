@@ -691,3 +691,18 @@ async def test_a_24_row_program_fits_the_pane_at_120x40_with_a_long_list(client:
         await wait_for(pilot, lambda: all(i in table.rows for i in ids))
         view = app.query_one("#screen", TerminalView)
         await wait_for(pilot, lambda: view.content_region.height >= 24)
+
+
+async def test_an_empty_filter_bar_left_with_tab_closes(client: Client) -> None:
+    """`/`, `tab`: the empty bar stayed, and `esc` on the list did nothing (no filter set)."""
+    client.start(["cat"], name="cat")
+    app = make_app(client)
+    async with app.run_test(size=SIZE) as pilot:
+        bar = app.query_one(FilterBar)
+        await pilot.press("slash")
+        assert bar.has_class("-visible")
+        await pilot.press("tab")
+        await wait_for(pilot, lambda: not bar.has_class("-visible"))
+        await pilot.press("slash", *"ca", "tab")  # a filter set stays shown
+        await pilot.pause()
+        assert bar.has_class("-visible")
