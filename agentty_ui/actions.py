@@ -40,7 +40,7 @@ ACTIONS: tuple[Action, ...] = (
     ),
     Action("kill", "k", "Kill", "Kill the selected session"),
     Action("new", "n", "New", "Start a new session"),
-    Action("grid", "g", "Grid", "Grid of every running session"),
+    Action("grid", "g", "Grid", "Grid of the running sessions (arrows move, enter opens one)"),
     Action(
         "filter",
         "slash",
@@ -78,8 +78,12 @@ def _typed(key: str) -> bool:
     return len(key) == 1 or key in _TYPED_NAMES
 
 
-# Actions whose keys a focused text field takes as typing: the footer does not offer them.
-TYPED_ACTIONS = frozenset(a.name for a in ACTIONS if any(_typed(k) for k in a.key.split(",")))
+# Actions whose keys a focused text field takes as typing: the footer does not offer them
+# then. Not one with a key no field types (help's F1), nor quit (Textual's ctrl+q is it too):
+# refused, those keys did nothing in a field.
+TYPED_ACTIONS = frozenset(
+    a.name for a in ACTIONS if all(_typed(k) for k in a.key.split(",")) and a.name != "quit"
+)
 
 
 def bindings() -> list[Binding]:

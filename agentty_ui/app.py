@@ -362,6 +362,8 @@ class AgenttyApp(App[None]):
         self.selected = message.session_id
 
     def on_session_list_opened(self, message: SessionList.Opened) -> None:
+        if time.monotonic() < self._keys_held_until:
+            return  # (`_hold_keys`: the list's own enter; another session may be selected)
         self.selected = message.session_id
         self.action_attach()
 
@@ -622,7 +624,7 @@ class AgenttyApp(App[None]):
             self.pane.covered = False
 
         self.pane.covered = True
-        self.push_screen(GridScreen(self.fleet, running), chosen)
+        self.push_screen(GridScreen(self.fleet, running, self.selected), chosen)
 
     def action_resize(self) -> None:
         """Resize the session to the Screen tab's view: shown first, as a hidden view

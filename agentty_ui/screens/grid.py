@@ -164,10 +164,13 @@ class GridScreen(Screen[str | None]):
         Binding("up", "move(-1)", "Up", show=False),
     ]
 
-    def __init__(self, client: Subscribes, sessions: list[tuple[str, str]]) -> None:
+    def __init__(
+        self, client: Subscribes, sessions: list[tuple[str, str]], selected: str | None = None
+    ) -> None:
         super().__init__()
         self.client = client
         self.sessions = sessions
+        self.selected = selected  # its tile has the focus first (the list's selection)
         self._closed = False
 
     def compose(self) -> ComposeResult:
@@ -199,6 +202,9 @@ class GridScreen(Screen[str | None]):
         # repaint a frame, rather than each pane on its own timer (a repaint each).
         self.set_interval(GRID_FRAME, self._frame)
         self.call_after_refresh(self._freeze)
+        chosen = [p for p in self.query(MiniPane) if p.session_id == self.selected]
+        if chosen:  # (the first tile got it: the session selected in the list was elsewhere)
+            self.call_after_refresh(self.set_focus, chosen[0])
 
     def _freeze(self) -> None:
         if not self._closed:  # (closed before its first frame: nothing to keep)

@@ -613,6 +613,25 @@ async def test_keys_typed_for_a_session_that_just_ended_do_nothing(client: Clien
         assert isinstance(app.screen, NewSessionScreen)
 
 
+async def test_an_enter_typed_for_a_session_that_ended_attaches_no_other(client: Client) -> None:
+    """The ended session filtered out of the list, the cursor moved to another, and the
+    list's own enter (no dashboard action: not held) attached to that one (a review)."""
+    other = str(client.start(["cat"], name="other")["id"])
+    short = str(client.start(["sh", "-c", "read x; exit 0"], name="short")["id"])
+    app = make_app(client)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        table = app.query_one(SessionList)
+        await wait_for(pilot, lambda: other in table.rows and short in table.rows)
+        await pilot.press("slash", *"running", "enter")
+        app._select(short)
+        await wait_for(pilot, lambda: app.selected == short)
+        await pilot.press("enter", "x", "enter")
+        await wait_for(pilot, lambda: not app.attached and short not in table.rows)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not app.attached
+
+
 async def test_input_to_an_ended_session_is_refused_before_the_bar_opens(
     client: Client,
 ) -> None:
@@ -643,10 +662,15 @@ async def test_a_text_field_s_keys_are_not_offered_as_the_dashboard_s(client: Cl
 
         await wait_for(pilot, lambda: "filter" in keys() and "kill" in keys())
         await pilot.press("i")
-        await wait_for(pilot, lambda: "filter" not in keys() and "quit" not in keys())
-        assert "kill" not in keys() and "new" not in keys()
+        await wait_for(pilot, lambda: "filter" not in keys() and "kill" not in keys())
+        assert "new" not in keys()
+        await pilot.press("f1")  # a key no field types still works there (a review)
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
         await pilot.press("escape")
-        await wait_for(pilot, lambda: "filter" in keys() and "quit" in keys())
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: "filter" in keys() and "kill" in keys())
+        await pilot.press("slash", "ctrl+q")  # Textual's quit, from a field too
+        await wait_for(pilot, lambda: not app.is_running)
 
 
 async def test_the_selected_row_stays_in_view_as_the_list_gets_shorter(client: Client) -> None:
@@ -706,3 +730,20 @@ async def test_an_empty_filter_bar_left_with_tab_closes(client: Client) -> None:
         await pilot.press("slash", *"ca", "tab")  # a filter set stays shown
         await pilot.pause()
         assert bar.has_class("-visible")
+
+
+async def test_the_grid_opens_on_the_session_selected_in_the_list(client: Client) -> None:
+    """`g` always focused the first tile, whichever session was selected."""
+    ids = [str(client.start(["cat"], name=f"t{i}")["id"]) for i in range(3)]
+    app = make_app(client)
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.query_one(SessionList)
+        await wait_for(pilot, lambda: all(i in table.rows for i in ids))
+        app._select(ids[2])
+        await wait_for(pilot, lambda: app.selected == ids[2])
+        await pilot.press("g")
+        await wait_for(pilot, lambda: isinstance(app.screen, GridScreen))
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.focused, MiniPane) and app.focused.session_id == ids[2],
+        )
