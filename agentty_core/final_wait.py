@@ -66,8 +66,9 @@ def masked_lines(
 ) -> list[str] | None:
     """What a wait `after` an input reads on the final `screen` (its `history` first, if
     asked, then `read`, to the cursor) with the input's echo and the rows it found unchanged
-    blanked, as its worker masked them (`worker/echo.py`, kept as `masks`); None where
-    nothing is (no `after`, no masks saved, or none for so early an input)."""
+    blanked, as its worker masked them (`worker/echo.py`, kept as `masks`: for its last
+    inputs; one older than those gets its echoes masked alone); None where nothing is (no
+    `after`, no masks saved, nothing masked)."""
     masks = screen.get("masks")
     if type(after) is not int or not isinstance(masks, list):
         return None

@@ -159,16 +159,13 @@ def parse_state(raw: bytes, path: str, *, keep_junk: bool = False) -> dict[str, 
         text = raw.decode("utf-8")
         try:
             doc = json.loads(text)
-        except RecursionError:
-            # A value nested deeper than the reader goes (hand-edited) is one record's
-            # field, not a corrupt file: read without it.
-            doc = _shallow(text)
-        except ValueError as exc:
-            if "integer string conversion" not in str(exc):
+        except (RecursionError, ValueError) as exc:
+            if isinstance(exc, ValueError) and "integer string conversion" not in str(exc):
                 raise
-            # A number past Python's 4300 digits (hand-edited) is one bad record, not a
-            # corrupt file: read as out of range, for `bad_record` to skip.
-            doc = json.loads(text, parse_int=_bounded_int)
+            # A value nested deeper than the reader goes, or a number past Python's 4300
+            # digits (hand-edited), is one record's field, not a corrupt file: read with the
+            # field left out, or the number as out of range (for `bad_record` to skip).
+            doc = _shallow(text)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise CorruptState(f"{path} is corrupt: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("sessions"), list):
@@ -186,7 +183,8 @@ def parse_state(raw: bytes, path: str, *, keep_junk: bool = False) -> dict[str, 
 
 def _shallow(text: str) -> object:
     """The state document, read member by member down to each record's fields: a field
-    nested past the reader's recursion limit is left out (ValueError: not JSON at all)."""
+    nested past the reader's recursion limit is left out, a number past 4300 digits read
+    as out of range (ValueError: not JSON at all)."""
     start = _skip_blank(text, 0)
     doc, end = _lenient(text, start, levels=3)
     if text[_skip_blank(text, end) :]:
@@ -196,9 +194,9 @@ def _shallow(text: str) -> object:
 
 def _lenient(text: str, at: int, levels: int) -> tuple[object, int]:
     """The JSON value at `at` and where it ends; within `levels` of containers, a member
-    too deep to read is left out."""
+    too deep to read is left out (unread: only its brackets are counted)."""
     if levels == 0 or text[at : at + 1] not in ("{", "["):
-        return json.JSONDecoder().raw_decode(text, at)
+        return _BOUNDED.raw_decode(text, at)
     is_object, close = text[at] == "{", "}" if text[at] == "{" else "]"
     items: list[object] = []
     members: dict[str, object] = {}
@@ -206,8 +204,8 @@ def _lenient(text: str, at: int, levels: int) -> tuple[object, int]:
     while text[at : at + 1] != close:
         key = None
         if is_object:
-            key, at = json.JSONDecoder().raw_decode(text, at)
-            if not isinstance(key, str):
+            key, at = _BOUNDED.raw_decode(text, at)
+            if not isinstance(key, str):  # (raw_decode of a key: a string, or not JSON)
                 raise ValueError("an object's key is not a string")
             at = _skip_blank(text, at)
             if text[at : at + 1] != ":":
@@ -217,6 +215,8 @@ def _lenient(text: str, at: int, levels: int) -> tuple[object, int]:
             value, end = _lenient(text, at, levels - 1)
         except RecursionError:
             end = _past_value(text, at)  # left out
+            if is_object:  # (of a repeated key, the last counts: this one)
+                members.pop(str(key), None)
         else:
             if is_object:
                 members[str(key)] = value
@@ -261,6 +261,9 @@ def _past_value(text: str, at: int) -> int:
 def _bounded_int(text: str) -> int | float:
     """An int as JSON gives it, or infinity past 64 bits (`in_range` says no to it)."""
     return int(text) if len(text) <= 20 else float("inf")
+
+
+_BOUNDED = json.JSONDecoder(parse_int=_bounded_int)
 
 
 def empty_state() -> dict[str, object]:

@@ -175,7 +175,12 @@ class Lifecycle(WorkerBase):
             from agentty_core.screen_text import screen_to_cursor
 
             history = str_list(snapshot.get("scrollback"))
-            snapshot["masks"] = self.echoes.saved(self.emu, screen_to_cursor(snapshot), history)
+            try:
+                masks = self.echoes.saved(self.emu, screen_to_cursor(snapshot), history)
+            except Exception:  # the end is recorded whatever: waits then read it unmasked
+                log.exception("cannot keep the masked rows with the final screen")
+            else:
+                snapshot["masks"] = masks
         return json.dumps(snapshot).encode()
 
     def _forget_now(self) -> bool:

@@ -268,3 +268,21 @@ def test_forget_removes_records_files_and_a_pointer_to_them(
     assert not home.log_path("0000aaaa").exists() and not home.final_path("0000aaaa").exists()
     assert home.log_path("0000bbbb").exists() and home.final_path("0000bbbb").exists()
     assert records.read_active(home) == (None if pointed == "0000aaaa" else "0000bbbb")
+
+
+def test_a_deep_field_and_a_huge_number_together_lose_no_record() -> None:
+    """Each alone was read as one bad record; both in the file (a review), the two
+    fallbacks did not combine and the whole list was set aside as corrupt."""
+    deep = "[" * 3000 + "]" * 3000
+    huge = "9" * 5000
+    text = (
+        '{"schema_version": 1, "sessions": ['
+        f'{{"id": "0000000a", "status": "exited", "deep": {deep}}}, '
+        f'{{"id": "0000000b", "status": "exited", "exitCode": {huge}}}, '
+        '{"id": "0000000c", "status": "exited", "n": 1, "n": ' + deep + "}]}"
+    )
+    doc = records.parse_state(text.encode(), "sessions.json")
+    got = doc["sessions"]
+    assert isinstance(got, list) and [r["id"] for r in got] == ["0000000a", "0000000b", "0000000c"]
+    assert "deep" not in got[0] and records.bad_record(got[1]) is not None
+    assert "n" not in got[2]  # the last of a repeated key counts, as for json.loads
