@@ -13,7 +13,7 @@ from textual.widgets import Input, Label
 
 from agentty_core.client import Client
 from agentty_core.ipc.subscription import Subscription
-from agentty_ui.app import KEYS_HELD_FOR, AgenttyApp, create_app
+from agentty_ui.app import AgenttyApp, create_app
 from agentty_ui.model import status_of
 from agentty_ui.screens.confirm import ConfirmScreen
 from agentty_ui.screens.grid import GRID_FRAME, GridScreen, MiniPane
@@ -591,7 +591,18 @@ async def test_the_footer_follows_the_window_as_it_is_resized(client: Client) ->
         await wait_for(pilot, lambda: not footer.compact and "command_palette" in keys())
 
 
-async def test_keys_typed_for_a_session_that_just_ended_do_nothing(client: Client) -> None:
+@pytest.fixture
+def held_longer(monkeypatch: pytest.MonkeyPatch) -> float:
+    """The key hold made long enough that a loaded machine's pauses fall inside it."""
+    import agentty_ui.app
+
+    monkeypatch.setattr(agentty_ui.app, "KEYS_HELD_FOR", 3.0)
+    return 3.0
+
+
+async def test_keys_typed_for_a_session_that_just_ended_do_nothing(
+    client: Client, held_longer: float
+) -> None:
     """Attached, the program ends, and what was being typed for it (`echo done`) went to the
     dashboard: `e` ended orphans, `n` opened a dialog, `k` `y` killed, `q` quit. The same
     after an attach refused (the session had ended). An outside round in tmux."""
@@ -603,17 +614,19 @@ async def test_keys_typed_for_a_session_that_just_ended_do_nothing(client: Clien
         await wait_for(pilot, lambda: not app.attached)
         await pilot.press("n", "k")
         assert not isinstance(app.screen, (NewSessionScreen, ConfirmScreen)), app.screen
-        await pilot.pause(KEYS_HELD_FOR + 0.1)
+        await pilot.pause(held_longer + 0.1)
         await pilot.press("enter")  # ended: refused, and the keys that follow held again
         await wait_for(pilot, lambda: notified(app, "nothing to attach to"))
         await pilot.press("n")
         assert not isinstance(app.screen, NewSessionScreen)
-        await pilot.pause(KEYS_HELD_FOR + 0.1)
+        await pilot.pause(held_longer + 0.1)
         await pilot.press("n")  # a moment later, the dashboard's again
         assert isinstance(app.screen, NewSessionScreen)
 
 
-async def test_an_enter_typed_for_a_session_that_ended_attaches_no_other(client: Client) -> None:
+async def test_an_enter_typed_for_a_session_that_ended_attaches_no_other(
+    client: Client, held_longer: float
+) -> None:
     """The ended session filtered out of the list, the cursor moved to another, and the
     list's own enter (no dashboard action: not held) attached to that one (a review)."""
     other = str(client.start(["cat"], name="other")["id"])
