@@ -460,11 +460,11 @@ def ladder(
             procs = live()
             if not procs:
                 return result
-            # Forked since (a loop that keeps starting children): this step's signals too,
-            # or they would first hear of the kill from the next step, or never.
-            if new := [p for p in procs if p.pid not in sent]:
-                for sig in signals:
-                    _send(new, sig)
+            # Forked since SIGKILL was sent (a loop that kept starting children until it
+            # died): killed too, or they outlive the kill. (Not in the earlier steps: a
+            # program that handles SIGHUP may start children to end gracefully.)
+            if name == "SIGKILL" and (new := [p for p in procs if p.pid not in sent]):
+                _send(new, signal.SIGKILL)
                 sent.update(p.pid for p in new)
     result.survivors = sorted(p.pid for p in live())
     return result

@@ -126,7 +126,9 @@ def test_a_worker_stopped_during_its_kill_does_not_hold_the_kill(
     assert isinstance(killed, dict), killed
     assert time.monotonic() - began < 12, killed  # (2 + 2 + 2 s of ladder: 18 s before)
     ended = agentty_json("status")["sessions"][0]
-    assert ended["status"] == "exited" and ended["signal"] == "SIGKILL", (ended, killed)
+    # Its SIGCONT lets the worker record the end, unless (a loaded machine) the outside
+    # ladder's SIGKILL comes first: then it is lost, and said so.
+    assert (ended["status"], ended["signal"]) in (("exited", "SIGKILL"), ("lost", None)), ended
 
 
 def test_run_with_a_stopped_worker_ends_once(agentty_home: Path, tmp_path: Path) -> None:

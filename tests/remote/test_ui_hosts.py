@@ -15,7 +15,7 @@ from textual.widgets import Select, TabbedContent
 from agentty_core.client import Client
 from agentty_core.pytest_plugin import reap
 from agentty_core.remote.client import RemoteClient
-from agentty_ui.app import AgenttyApp, create_app
+from agentty_ui.app import KEYS_HELD_FOR, AgenttyApp, create_app
 from agentty_ui.screens.confirm import ConfirmScreen
 from agentty_ui.screens.new_session import NewSessionScreen
 from agentty_ui.widgets.host_bar import HostBadge, HostBar
@@ -171,6 +171,7 @@ async def test_host_down_with_its_reason_then_back(
         assert not bar.query_one("#host-down").display
         app.query_one(SessionList).select(key)
         await wait_for(pilot, lambda: app.query_one("#screen", TerminalView).live == key, 30)
+        await pilot.pause(KEYS_HELD_FOR)  # (keys after the refused attach above do nothing)
         await pilot.press("enter", *"back again", "enter", "ctrl+right_square_bracket")
         await wait_for(pilot, lambda: "back again\nback again" in screen_text(app), 30)
         remote.kill(sid, grace=0.5)
