@@ -370,7 +370,18 @@ class EchoLog:
         if not segments or not emu.cursor_visible:
             return  # (a TUI that hides its cursor does not draw what is typed at it)
         row, col = emu.cursor
-        echo = Echo(emu.scrolled + row, col, emu.alt_screen, segments)
+        line = emu.scrolled + row
+        last = self.echoes[-1] if self.echoes else None
+        if (
+            last is not None
+            and (last.line, last.col, last.alt) == (line, col, emu.alt_screen)
+            and len(last.segments) == 1
+            and col + _width(last.segments[0]) < emu.cols
+        ):
+            # Typed before the last input's echo was drawn (the cursor has not moved since):
+            # this one's goes after it, not where it goes.
+            col += _width(last.segments[0])
+        echo = Echo(line, col, emu.alt_screen, segments)
         rows, first = Rows(emu), segments[0]
         if (
             first

@@ -151,13 +151,24 @@ def test_what_the_input_made_before_the_end_still_answers(agentty_session: Facto
     assert s.wait(after=seq, regex="^TESTS: a", timeout=20).fired == "regex"
 
 
-def test_keys_typed_one_by_one_are_each_an_echo(agentty_session: Factory) -> None:
+@pytest.mark.parametrize("second", ["after the first's echo", "before the first's echo"])
+def test_keys_typed_one_by_one_are_each_an_echo(agentty_session: Factory, second: str) -> None:
     """`key l` then `key s`: the `l` was followed by a character (the next key's echo),
     taken for the program's answer beginning with it, and a wait after the first key fired
-    on `$ ls` before anything ran."""
+    on `$ ls` before anything ran. Typed before the `l` was drawn (a fast agent, a busy
+    program: a clean CI run), the `s` was looked for where the `l` went."""
+    import os
+    import signal
+
     s = _bash(agentty_session, "$ ")
+    shell = int(s.client.resolve(s.id)["pid"])  # type: ignore[arg-type]
+    if second == "before the first's echo":
+        os.kill(shell, signal.SIGSTOP)  # (it draws nothing until it runs again)
     seq = s.key("l")
+    if second == "after the first's echo":
+        s.wait(text="$ l", timeout=20)
     s.key("s")
+    os.kill(shell, signal.SIGCONT)
     s.wait(text="$ ls", timeout=20)
     with pytest.raises(WaitTimeout):
         s.wait(after=seq, regex="l", timeout=1)
