@@ -18,6 +18,7 @@ import signal
 import time
 from typing import TYPE_CHECKING
 
+from agentty_core import failpoints
 from agentty_core.errors import AgenttyError
 from agentty_core.proc import inputstate
 from agentty_core.state.store import iso, now_iso, temp_file_beside
@@ -126,6 +127,21 @@ class Lifecycle(WorkerBase):
         if self.finalizing:
             return
         self.finalizing = True
+        try:
+            await self._finalize_once(reap_leftovers)
+        except Exception as exc:
+            # A fault of ours in recording the end must not keep the worker up without a
+            # program, its home perhaps gone, for ever (a crash here did, for 80 minutes):
+            # the waits and the caller hear of it, and the worker ends; a reader finds the
+            # record's worker gone and says the session is lost.
+            log.exception("the session's end could not be recorded: the worker ends")
+            for later in list(self.waits):
+                later.resolve(RequestFailed("exited", f"{self._exited_message()} ({exc})"))
+            self._close_socket({"status": "lost", "error": str(exc)})
+            raise
+
+    async def _finalize_once(self, reap_leftovers: bool) -> None:
+        failpoints.hit("worker.finalize")
         if reap_leftovers:
             # Background jobs the program left behind belong to the session: end them.
             from agentty_core.proc.killtree import ladder, run_async

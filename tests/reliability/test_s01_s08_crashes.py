@@ -415,3 +415,24 @@ def test_ending_a_lost_session_ends_what_its_processes_forked_meanwhile(
     done = agentty(*args.get(how, ["orphans", "--kill"]))
     left = of_session(agentty_home, rec["id"])
     assert done.returncode == 0 and left == [], (done, left)
+
+
+@pytest.mark.parametrize("ends", ["by itself", "killed"])
+def test_a_worker_whose_end_cannot_be_recorded_still_ends(agentty_home: Path, ends: str) -> None:
+    """A fault of the worker's own while it recorded the end (a crash in saving the final
+    screen, once) left it up for ever: no program, the socket still listening, its home
+    perhaps gone (one lived 80 minutes past its test). It ends, and the session reads as
+    lost, saying why."""
+    program = ["sh", "-c", "read x"] if ends == "by itself" else ["sleep", "1000000"]
+    proc = run_env(
+        ["start", "--json", "--", *program], with_failpoints("worker.finalize=raise:EIO")
+    )
+    assert proc.returncode == 0, proc.stderr
+    rec = json.loads(proc.stdout)
+    if ends == "by itself":
+        agentty("text", "-s", rec["id"], "--enter", "go", check=True)
+    else:
+        agentty("kill", "-s", rec["id"])  # (its answer: the worker's error)
+    wait_until(lambda: gone(rec["workerPid"]), timeout=20)
+    assert of_session(agentty_home, rec["id"]) == []
+    assert record(rec["id"])["status"] == "lost"
