@@ -79,6 +79,7 @@ class Echo:
     col: int
     alt: bool
     segments: tuple[str, ...]
+    seq: int = 0  # the screen's, when it was typed
 
 
 @dataclass(frozen=True, eq=False)
@@ -374,14 +375,14 @@ class EchoLog:
         last = self.echoes[-1] if self.echoes else None
         if (
             last is not None
-            and (last.line, last.col, last.alt) == (line, col, emu.alt_screen)
+            and (last.line, last.col, last.alt, last.seq) == (line, col, emu.alt_screen, emu.seq)
             and len(last.segments) == 1
             and col + _width(last.segments[0]) < emu.cols
         ):
-            # Typed before the last input's echo was drawn (the cursor has not moved since):
-            # this one's goes after it, not where it goes.
+            # Typed before the last input's echo was drawn (nothing drawn since it, not even
+            # its erasure: the cursor came back there): this one's goes after it.
             col += _width(last.segments[0])
-        echo = Echo(line, col, emu.alt_screen, segments)
+        echo = Echo(line, col, emu.alt_screen, segments, emu.seq)
         rows, first = Rows(emu), segments[0]
         if (
             first

@@ -183,3 +183,18 @@ def test_a_wait_after_an_input_with_no_echo_is_answered(agentty_session: Factory
     s = _bash(agentty_session, "$ ")
     seq = s.key("Enter")
     assert s.wait(after=seq, regex=r"^\$$", timeout=20).fired == "regex"
+
+
+def test_text_typed_where_the_last_input_was_erased_is_its_echo(agentty_session: Factory) -> None:
+    """`foo`, three Backspaces, `bar`: the cursor is back where `foo` began, and `bar` was
+    taken for typed before `foo` was drawn, looked for after it, and not masked (a
+    read-through of the typed-ahead rule)."""
+    s = _bash(agentty_session, "$ ")
+    s.text("foo")
+    s.wait(text="$ foo", timeout=20)
+    s.key("BSpace", "BSpace", "BSpace")
+    s.wait(regex=r"^\$$", timeout=20)
+    seq = s.text("bar")
+    s.wait(text="$ bar", timeout=20)
+    with pytest.raises(WaitTimeout):
+        s.wait(after=seq, text="bar", timeout=1)
