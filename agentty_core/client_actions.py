@@ -37,7 +37,6 @@ from agentty_core.protocol import (
     JSONObject,
     signal_problem,
     size_problem,
-    str_list,
     wait_params,
 )
 from agentty_core.state.records import Record, is_live
@@ -209,7 +208,6 @@ class Actions(Connected):
         """A wait on an ended session: a condition its last screen meets (or `exit`) fires
         at once; one it does not never will."""
         from agentty_core import final_wait
-        from agentty_core.screen_text import screen_to_cursor
         from agentty_core.waitspec import newer_seq
 
         scrollback = params.get("scrollback") is True
@@ -219,10 +217,8 @@ class Actions(Connected):
             problem := newer_seq(seq, params.get("after"), params.get("changed_since"))
         ):
             raise RemoteError(problem, code="bad_request", exit_code=EXIT_USAGE)  # as live
-        history, read = str_list(screen.get("scrollback")), screen_to_cursor(screen)
-        masked = final_wait.masked_lines(masks, read, history, params.get("after"))
         try:
-            fired = final_wait.fired(history + read, screen.get("seq"), params, masked)
+            fired = final_wait.fired_on(screen, masks, params)
         except final_wait.BadRegex as exc:
             raise UsageError(str(exc)) from None
         if fired is None:  # (with its last screen: why it never came is usually on it)

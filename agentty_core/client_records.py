@@ -237,15 +237,13 @@ class RecordsView:
         """What an ended session showed last (R10); an error if nothing was saved."""
         return self.final_screen_and_masks(rec, **params)[0]
 
-    def final_screen_and_masks(
-        self, rec: Record, **params: object
-    ) -> tuple[JSONObject, dict[str, object]]:
+    def final_screen_and_masks(self, rec: Record, **params: object) -> tuple[JSONObject, object]:
         """`final_screen`, and what its worker kept with it for waits after an input
         (`final_wait.masked_lines` reads it)."""
         screen = _read_final(self.home.final_path(rec["id"]))
         if screen is None:
             raise SessionNotRunning(rec["id"], f"{describe_end(rec)}; no final screen saved")
-        masks = {"masks": screen.pop("masks", None)}
+        masks = screen.pop("masks", None)
         lines = params.get("lines")
         if isinstance(lines, int):
             from agentty_core.screen_text import trim_lines

@@ -9,7 +9,7 @@ will (the caller then says the session ended). The screen is as still as a scree
 
 from __future__ import annotations
 
-from agentty_core.screen_text import readings
+from agentty_core.screen_text import readings, screen_to_cursor
 
 TYPE_CHECKING = False  # without importing typing: the fast lane imports this
 if TYPE_CHECKING:
@@ -22,6 +22,18 @@ class BadRegex(ValueError):
 
 class RegexTooSlow(BadRegex):
     """The wait's regex ran past its CPU budget."""
+
+
+def fired_on(
+    screen: Mapping[str, object], masks: object, conditions: Mapping[str, object]
+) -> str | None:
+    """`fired` on an ended session's final screen as `get --json` gives it (its scrollback
+    there only if the wait asked for it), `masks` the masked rows its worker kept with it."""
+    scrollback = screen.get("scrollback")
+    history = [x for x in scrollback if isinstance(x, str)] if isinstance(scrollback, list) else []
+    read = screen_to_cursor(screen)
+    masked = masked_lines(masks, read, history, conditions.get("after"))
+    return fired(history + read, screen.get("seq"), conditions, masked)
 
 
 def fired(
@@ -62,14 +74,13 @@ def fired(
 
 
 def masked_lines(
-    screen: Mapping[str, object], read: list[str], history: list[str], after: object
+    masks: object, read: list[str], history: list[str], after: object
 ) -> list[str] | None:
-    """What a wait `after` an input reads on the final `screen` (its `history` first, if
+    """What a wait `after` an input reads on a final screen (its `history` first, if
     asked, then `read`, to the cursor) with the input's echo and the rows it found unchanged
-    blanked, as its worker masked them (`worker/echo.py`, kept as `masks`: for its last
-    inputs; one older than those gets its echoes masked alone); None where nothing is (no
-    `after`, no masks saved, nothing masked)."""
-    masks = screen.get("masks")
+    blanked, as its worker masked them (`worker/echo.py`, kept as the screen's `masks`: for
+    its last inputs; one older than those gets its echoes masked alone); None where nothing
+    is (no `after`, no masks saved, nothing masked)."""
     if type(after) is not int or not isinstance(masks, list):
         return None
     chosen: dict[str, object] | None = None

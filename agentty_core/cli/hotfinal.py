@@ -36,7 +36,7 @@ def answer(args: Namespace, home: str) -> tuple[str, dict[str, object]] | None:
         return None
     if not isinstance(screen, dict):
         return None
-    masks = {"masks": screen.pop("masks", None)}  # (a wait's; never printed)
+    masks = screen.pop("masks", None)  # (a wait's; never printed)
     if args.command == "get":
         _final_screen(screen, rec, args.lines, args.scrollback, args.ansi)
         return sid, screen
@@ -85,12 +85,12 @@ def _final_screen(
     screen["exited"] = True
 
 
-def _fired(screen: dict[str, object], args: Namespace, masks: dict[str, object]) -> str | None:
+def _fired(screen: dict[str, object], args: Namespace, masks: object) -> str | None:
     """`Client._wait_ended`: the condition that holds on the last screen (`masks`: what
     its worker kept for waits after an input), or None (a bad regex, or a text no row can
     hold, too: the full path says what is wrong with it)."""
     from agentty_core import final_wait
-    from agentty_core.screen_text import row_text_problem, screen_to_cursor
+    from agentty_core.screen_text import row_text_problem
 
     if row_text_problem("text", args.text) or row_text_problem("gone", args.gone):
         return None
@@ -99,12 +99,10 @@ def _fired(screen: dict[str, object], args: Namespace, masks: dict[str, object])
         type(s) is int and s > seq for s in (args.after, args.changed_since)
     ):
         return None  # a seq this session never answered: the full path refuses it
-    history, read = hotread.str_list(screen.get("scrollback")), screen_to_cursor(screen)
-    masked = final_wait.masked_lines(masks, read, history, args.after)
     conditions: dict[str, object] = {"text": args.text, "regex": args.regex, "gone": args.gone}
     conditions.update(stable_ms=args.stable, changed_since=args.changed_since, after=args.after)
     conditions["exit"] = args.exit
     try:
-        return final_wait.fired(history + read, screen.get("seq"), conditions, masked)
+        return final_wait.fired_on(screen, masks, conditions)
     except final_wait.BadRegex:
         return None
