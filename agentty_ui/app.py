@@ -362,8 +362,8 @@ class AgenttyApp(App[None]):
         self.selected = message.session_id
 
     def on_session_list_opened(self, message: SessionList.Opened) -> None:
-        if time.monotonic() < self._keys_held_until:
-            return  # (`_hold_keys`: the list's own enter; another session may be selected)
+        if self._keys_held:
+            return  # (the list's own enter, no action of ours; another session may be selected)
         self.selected = message.session_id
         self.action_attach()
 
@@ -399,6 +399,11 @@ class AgenttyApp(App[None]):
         self.refresh_bindings()
         self.set_timer(KEYS_HELD_FOR, self.refresh_bindings)
 
+    @property
+    def _keys_held(self) -> bool:
+        """Within KEYS_HELD_FOR of `_hold_keys`."""
+        return time.monotonic() < self._keys_held_until
+
     def _say_detached(self) -> None:
         """Say why the dashboard detached, once the record tells (or after a few polls
         that still find it running: its screen's stream ended, not the session)."""
@@ -429,8 +434,8 @@ class AgenttyApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if self.attached:
             return False  # the session gets every key: no dashboard action may claim one
-        if action in HELD_ACTIONS and time.monotonic() < self._keys_held_until:
-            return False  # (`_hold_keys`)
+        if action in HELD_ACTIONS and self._keys_held:
+            return False
         if action in TYPED_ACTIONS and isinstance(self.focused, Input):
             return False  # the field types the key: not offered in the footer either
         if self.screen_stack and isinstance(self.screen_stack[-1], GridScreen):
