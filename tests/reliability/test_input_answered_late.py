@@ -84,6 +84,9 @@ def test_input_a_stopped_worker_never_read_is_asked_again_and_typed_once(
     finally:
         resumer.join()
         os.kill(worker, signal.SIGCONT)
-    time.sleep(0.5)  # (a second typing would be on the screen by now)
-    assert str_list(Client().get(sid)["lines"])[0] == "x"
+    # Typed after it, a mark: the worker serves its requests in turn, so a second typing
+    # of the x would stand before it.
+    Client().text(sid, "-end", enter=True)
+    screen = Client().wait(sid, text="x-end", timeout=10)
+    assert str_list(screen["lines"])[0] == "x-end"
     Client().kill(sid)
