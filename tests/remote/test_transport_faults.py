@@ -57,7 +57,13 @@ def hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def _sleepers() -> list[psutil.Process]:
-    return [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "3601"]]
+    """The stand-in transport's children still running (a killed one its parent has not
+    reaped yet is a zombie: dead, and counted as one under load)."""
+    return [
+        p
+        for p in psutil.process_iter(["cmdline", "status"])
+        if p.info["cmdline"] == ["sleep", "3601"] and p.info["status"] != psutil.STATUS_ZOMBIE
+    ]
 
 
 def test_a_call_given_up_on_ends_in_its_time_and_ends_what_the_transport_started(
