@@ -62,6 +62,9 @@ FULL = [
 ]
 
 
+RLIMIT_LOCKS = 10  # Linux's; not in `resource`
+
+
 @pytest.mark.parametrize("path", ["lane", "full"])
 def test_forked_worker_gets_the_callers_context(
     agentty_home: Path, tmp_path: Path, path: str
@@ -78,6 +81,7 @@ def test_forked_worker_gets_the_callers_context(
         os.umask(0o027)
         resource.setrlimit(resource.RLIMIT_NOFILE, nofile)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        resource.setrlimit(RLIMIT_LOCKS, (50, 60))  # one `resource` has no name for
 
     env = dict(os.environ, SPAWNER_TEST_MARK="from-the-caller")
     script = 'umask; ulimit -n; ulimit -Hn; echo "mark=$SPAWNER_TEST_MARK"; exec cat'
@@ -98,6 +102,7 @@ def test_forked_worker_gets_the_callers_context(
     assert worker.cwd() == str(workdir)
     assert worker.rlimit(psutil.RLIMIT_NOFILE) == nofile
     assert worker.rlimit(psutil.RLIMIT_CORE) == (0, 0)
+    assert worker.rlimit(RLIMIT_LOCKS) == (50, 60)
     # The program inherits the worker's umask and limits: what the caller would have given.
     screen_has(rec["id"], "mark=from-the-caller")
     lines = agentty("get", "-s", rec["id"]).stdout.split()

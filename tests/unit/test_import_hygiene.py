@@ -142,7 +142,7 @@ def test_the_fast_lane_runs_on_the_interpreters_c_modules_only() -> None:
 # What `agentty start` adds with the home's spawner warm (`cli/startlane.py`): its module,
 # the lane's readers and option parser, the caller's context (`spawning`, os and sys only,
 # shared with the full path's spawner client), and C modules only (the socket, the JSON
-# codec, rlimits, select).
+# codec, select). Not `resource`, a shared library: the rlimits are read from /proc.
 START_LANE_IMPORTS = HOTPATH_IMPORTS | {
     "agentty_core.cli.startlane",
     "agentty_core.cli.fast",
@@ -150,7 +150,6 @@ START_LANE_IMPORTS = HOTPATH_IMPORTS | {
     "agentty_core.cli.hotread",
     "_socket",
     "_json",
-    "resource",
     "select",
 }
 
