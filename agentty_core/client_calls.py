@@ -19,11 +19,13 @@ from agentty_core.errors import (
     SessionNotFound,
     SessionNotRunning,
     WorkerUnreachable,
+    no_answer,
 )
 from agentty_core.ipc import client as ipc_client
 from agentty_core.ipc import forks
 from agentty_core.paths import Home
 from agentty_core.protocol import ACTING, JSONObject
+from agentty_core.spawning import stopped
 from agentty_core.state import records
 from agentty_core.state.records import Record, is_live
 
@@ -323,4 +325,8 @@ class Connected(RecordsView):
                 f"socket of session {session_id} is missing; worker alive (pid {pid})",
                 "socket_missing",
             ) from None
+        if exc.reason == "timeout" and stopped(pid):  # said, with what resumes or ends it
+            said = WorkerUnreachable(no_answer(pid), "timeout")
+            said.unread = exc.unread
+            raise said from None
         raise exc

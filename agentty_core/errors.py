@@ -25,6 +25,18 @@ if TYPE_CHECKING:
     ]
 
 ECHO_CHARS = 60  # of a caller's value that a message repeats (`echoed`)
+NO_ANSWER = "worker did not answer in time"
+
+
+def no_answer(stopped_pid: int | None = None) -> str:
+    """Why a worker's answer did not come: with the pid of a worker that is stopped
+    (SIGSTOP, a debugger), that, and what resumes or ends it."""
+    if stopped_pid is None:
+        return NO_ANSWER
+    return (
+        f"{NO_ANSWER}: it is stopped (pid {stopped_pid}; kill -CONT {stopped_pid} resumes it,"
+        " agentty kill ends the session)"
+    )
 
 
 def cut(value: str, most: int = ECHO_CHARS) -> str:

@@ -62,6 +62,13 @@ def worker_alive(rec: dict[str, object], boot_id: list[str]) -> bool:
     return f"{boot_id[0]}:{fields[19]}" == token
 
 
+def stopped(pid: int) -> bool:
+    """`spawning.stopped` for the lane (without its import): is `pid` stopped (SIGSTOP, a
+    debugger)? Such a worker answers nothing until it is continued."""
+    raw = read_proc(f"/proc/{pid}/stat")
+    return raw is not None and raw[raw.rfind(")") + 2 :][:1] in ("T", "t")
+
+
 def read_proc(path: str) -> str | None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)

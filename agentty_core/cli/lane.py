@@ -103,6 +103,9 @@ def fast_lane(words: list[str]) -> int | None:
             return None  # the full path refuses it, with its message
         if expect_pid is not None and peer_pid != expect_pid:
             return None  # not the recorded worker: the full path diagnoses it
+        if command != "kill" and hotread.stopped(peer_pid):  # no answer would come: not sent
+            _say_stopped(peer_pid)
+            return 1
         set_deadline(sock, _socket.SO_SNDTIMEO, TIMEOUT)
         # As the full path pings first, a kill goes with a ping in the same write: a worker
         # that cannot answer it within TIMEOUT is not waited on for the whole kill.
@@ -115,20 +118,20 @@ def fast_lane(words: list[str]) -> int | None:
         if command == "kill":  # a stopped worker is seen at once, not after TIMEOUT
             set_deadline(sock, _socket.SO_RCVTIMEO, STOPPED_LOOK)
             reply = hotread.read_reply(sock, silent=hotread.SILENT, rest=rest)
-            if reply is hotread.SILENT and not _stopped(peer_pid):
+            if reply is hotread.SILENT and not hotread.stopped(peer_pid):
                 set_deadline(sock, _socket.SO_RCVTIMEO, TIMEOUT - STOPPED_LOOK)
                 reply = hotread.read_reply(sock, silent=hotread.SILENT, rest=rest)
         else:
             reply = hotread.read_reply(sock, silent=hotread.SILENT, rest=rest)
         if reply is hotread.SILENT:
-            if _stopped(peer_pid):
+            if hotread.stopped(peer_pid):
                 global silent_worker
                 silent_worker = sid  # `kill` then ends it from outside at once
                 if command == "kill":
                     return None
                 # In the full path's words: a request that acts is not done late either (its
                 # `until`), and one that changes nothing would only be waited for again.
-                hotread.error("worker did not answer in time")
+                _say_stopped(peer_pid)
                 return 1
             elif command == "kill":  # slow, not stopped (a loaded machine): wait on
                 reply = _while_running(sock, rest, peer_pid, answer_within)
@@ -258,14 +261,14 @@ def _while_running(
             return reply
         if time.monotonic() >= deadline:
             return None
-        if _stopped(pid):
+        if hotread.stopped(pid):
             return hotread.SILENT
 
 
-def _stopped(pid: int) -> bool:
-    from agentty_core.spawning import stopped
+def _say_stopped(pid: int) -> None:
+    from agentty_core.errors import no_answer
 
-    return stopped(pid)
+    hotread.error(no_answer(pid))
 
 
 def set_deadline(sock: socket, option: int, seconds: float) -> None:

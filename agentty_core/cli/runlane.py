@@ -35,7 +35,14 @@ from agentty_core.cli.lane import (
     request_line,
     set_deadline,
 )
-from agentty_core.errors import AgenttyError, RemoteError, WaitTimeout, WorkerUnreachable
+from agentty_core.errors import (
+    NO_ANSWER,
+    AgenttyError,
+    RemoteError,
+    WaitTimeout,
+    WorkerUnreachable,
+    no_answer,
+)
 from agentty_core.screen_text import row_text_problem
 
 TYPE_CHECKING = False  # without importing typing: this module is the hot path
@@ -212,14 +219,14 @@ class Lane:
             # to an ended session in the record's words (as `lane` does) or sends it.
             return full()
         if reply is None:  # (slow: its `until` passes as this wait does, and it is not done)
-            raise WorkerUnreachable("worker did not answer in time", "timeout")
+            raise WorkerUnreachable(NO_ANSWER, "timeout")
         if reply["ok"] is True:
             return _result(reply)
         error = _error(reply)
         if error.get("code") in NOTHING_HAPPENED:  # (ended, say): the full path's words
             return full()
         if error.get("code") == "late":  # read after its `until`: not done
-            raise WorkerUnreachable("worker did not answer in time", "timeout")
+            raise WorkerUnreachable(NO_ANSWER, "timeout")
         exit_code = error.get("exit_code")
         raise RemoteError(
             str(error.get("message", "worker error")),
@@ -269,7 +276,7 @@ class Lane:
             # would wait as long again to say so. Ended from outside (`_end`), as it does.
             self._drop()
             self.silent = self.sid
-            raise WorkerUnreachable("worker did not answer in time", "timeout")
+            raise WorkerUnreachable(no_answer(self.worker_pid), "timeout")
         if reply is None or reply.get("v") != 1 or not isinstance(reply.get("ok"), bool):
             self._drop()
             return True, None

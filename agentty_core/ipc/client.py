@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from agentty_core import protocol
 from agentty_core.errors import (
     EXIT_USAGE,
+    NO_ANSWER,
     ProtocolError,
     ProtocolMismatch,
     RefusedRequest,
@@ -137,11 +138,10 @@ class Connection:
         line = sendable(protocol.request(method, params, until))
         try:
             self.sock.sendall(line)
-        except OSError as exc:  # a worker that stopped reading times out; one that closed
-            # the connection (before reading it) makes it fail at once: "send_failed"
+        except (BlockingIOError, TimeoutError):  # a worker that stopped reading (stopped)
+            raise unsent(NO_ANSWER, "timeout") from None
+        except OSError as exc:  # one that closed the connection before reading it
             message = f"worker stopped answering: {exc.strerror or exc}"
-            if isinstance(exc, (BlockingIOError, TimeoutError)):
-                raise unsent(message, "timeout") from None
             raise unsent(message, "send_failed") from None
 
     def read_message(self, deadline: float | None = None) -> protocol.JSONObject:

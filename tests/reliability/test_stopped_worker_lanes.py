@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from agentty_core.spawning import stopped
 from tests.helpers.cli import (
     AGENTTY,
     agentty,
@@ -42,14 +43,73 @@ def _timed(command: list[str], *args: str) -> tuple[float, subprocess.CompletedP
     return time.monotonic() - began, proc
 
 
+def _said_stopped(worker: int) -> str:
+    return (
+        f"agentty: error: worker did not answer in time: it is stopped (pid {worker};"
+        f" kill -CONT {worker} resumes it, agentty kill ends the session)"
+    )
+
+
 def test_get_and_wait_say_it_in_the_lane(agentty_home: Path) -> None:
+    """Seen stopped before anything is sent: said at once (it waited the full path's 5 s
+    to say "did not answer", and not why), with what resumes or ends it."""
     sid, worker = _stopped_worker(["cat"])
+    wait_until(lambda: stopped(worker))
     try:
         for args in (["get"], ["wait", "--text", "never", "--timeout", "1"]):
-            _, lane = _timed([sys.executable, "-c", LANE_CHECK], *args)
+            took, lane = _timed([sys.executable, "-c", LANE_CHECK], *args)
             *said, used = lane.stderr.splitlines()
             assert used.startswith("CODE=1 "), (args, lane.stderr)  # answered, not handed on
-            assert said == ["agentty: error: worker did not answer in time"]  # the full path's
+            assert said == [_said_stopped(worker)]
+            assert took < WAIT / 2, took
+    finally:
+        os.kill(worker, signal.SIGCONT)
+        agentty("kill", "-s", sid, check=True)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["text", "typed"], ["key", "x"], ["paste", "typed"], ["send", "typed", "Enter"]],
+    ids=["text", "key", "paste", "send"],
+)
+def test_input_to_a_stopped_worker_is_refused_at_once_and_never_typed(
+    agentty_home: Path, args: list[str]
+) -> None:
+    """Nothing is sent to a worker seen stopped: once it runs again, nothing was typed."""
+    sid, worker = _stopped_worker(["cat"])
+    wait_until(lambda: stopped(worker))
+    try:
+        took, lane = _timed([sys.executable, "-c", LANE_CHECK], *args)
+        *said, used = lane.stderr.splitlines()
+        assert used.startswith("CODE=1 "), lane.stderr
+        assert said == [_said_stopped(worker)]
+        assert took < WAIT / 2, took
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    time.sleep(0.3)  # (what it would type, it types as soon as it runs)
+    assert agentty_json("get", "--json")["lines"][0] == ""
+    agentty("kill", "-s", sid, check=True)
+
+
+def test_the_full_path_says_a_worker_is_stopped_after_its_wait(
+    agentty_home: Path, tmp_path: Path
+) -> None:
+    """`text --file` (the full path's Client) sends in parts: the send stalled, and said
+    "worker stopped answering: Resource temporarily unavailable" (EAGAIN's words); the API's
+    wait ran out with "did not answer" and nothing of why."""
+    from agentty_core.client import Client
+    from agentty_core.errors import WorkerUnreachable
+
+    sid, worker = _stopped_worker(["cat"])
+    wait_until(lambda: stopped(worker))
+    big = tmp_path / "big.txt"
+    big.write_text("y" * 2_000_000)
+    try:
+        _, proc = _timed([AGENTTY], "text", "--file", str(big))
+        assert (proc.returncode, proc.stderr) == (1, _said_stopped(worker) + "\n")
+        with pytest.raises(WorkerUnreachable) as caught:
+            Client().text(sid, "typed")
+        assert "agentty: error: " + str(caught.value) == _said_stopped(worker)
     finally:
         os.kill(worker, signal.SIGCONT)
         agentty("kill", "-s", sid, check=True)
@@ -157,7 +217,7 @@ def test_run_with_a_stopped_worker_ends_once(agentty_home: Path, tmp_path: Path)
     _, err = proc.communicate(timeout=120)
     took = time.monotonic() - began
     assert proc.returncode == 1
-    assert err == "agentty: error: worker did not answer in time\n"
+    assert err == _said_stopped(int(recs[0]["workerPid"])) + "\n"
     assert took < 2 + WAIT + 2 * WAIT, took  # 18 s before: the full path's wait on top
     assert agentty_json("status")["sessions"] == []
 
@@ -238,7 +298,8 @@ def test_status_goes_without_a_stopped_workers_fields_in_the_lane(agentty_home: 
 
 
 def test_input_that_timed_out_is_not_typed_when_the_worker_resumes(agentty_home: Path) -> None:
-    """`text`, `key` and `signal` to a stopped worker fail (exit 1, "did not answer"); their
+    """`text`, `key` and `signal` to a stopped worker fail (exit 1, "did not answer": it is
+    stopped); their
     requests stayed in the socket and were done once it ran again: a caller who retried
     typed twice. A request now says until when its caller waits; a late one is not done."""
     from tests.integration.test_hotpath import FULL
@@ -250,7 +311,7 @@ def test_input_that_timed_out_is_not_typed_when_the_worker_resumes(agentty_home:
             _, pressed = _timed(way, "key", "-s", sid, "x", "Enter")
             for proc in (typed, pressed):  # the same words on both paths
                 assert proc.returncode == 1, proc.stderr
-                assert proc.stderr == "agentty: error: worker did not answer in time\n"
+                assert proc.stderr == _said_stopped(worker) + "\n"
         _, interrupted = _timed(FULL, "signal", "-s", sid, "INT")
         assert interrupted.returncode == 1, interrupted.stderr
     finally:
@@ -412,7 +473,11 @@ def test_input_of_a_caller_that_is_gone_is_not_typed_when_the_worker_resumes(
 ) -> None:
     """`send` or `text --enter` interrupted (Ctrl-C) while the worker was stopped: their
     request stayed in the socket, in time by its `until`, and was typed once the worker ran
-    again, after the caller had exited 130 (`send`: its text without its Enter)."""
+    again, after the caller had exited 130 (`send`: its text without its Enter). The full
+    path's: the lane sends nothing to a worker it sees stopped (one stopped just after it
+    looked is the worker's own case, the same as this)."""
+    from tests.integration.test_hotpath import FULL
+
     sid, worker = _stopped_worker(["sh", "-c", "stty -echo; exec cat"])
     try:
         for args in (
@@ -420,7 +485,7 @@ def test_input_of_a_caller_that_is_gone_is_not_typed_when_the_worker_resumes(
             ["text", "-s", sid, "--enter", "GONE2"],
         ):
             proc = subprocess.Popen(
-                [AGENTTY, *args],
+                [*FULL, *args],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
