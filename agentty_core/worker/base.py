@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import time
 from collections.abc import Coroutine
@@ -35,6 +36,19 @@ if TYPE_CHECKING:
     from agentty_core.worker.push import Subscriber
 
 
+def log_line(name: str, message: str) -> None:
+    """One INFO line in the session's log, as `worker.main.log_handler` writes it
+    (LOG_FORMAT), written at once, by hand: the start's (an idle worker that logs nothing
+    else then never runs logging's record and formatting machinery, whose first run copies
+    ~0.1 MiB of the pages it shares) and the end's (before a `kill` has its answer, and
+    without that machinery's cost on its way: `logs` right after it shows the end)."""
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
+    line = f"{stamp},{int(now % 1 * 1000):03d} INFO {name}: {message}\n"
+    with contextlib.suppress(OSError):
+        os.write(2, line.encode("utf-8", "backslashreplace"))
+
+
 class WorkerBase:
     """The state the worker's parts share (see the module docstring)."""
 
@@ -55,7 +69,6 @@ class WorkerBase:
         self.exit_recorded = False  # the record says the session ended (a kill's answer says so)
         self.forgotten = False  # removed at its end, as a wait for the exit asked (`run`)
         self.held = False  # a connection holds the session's life (`Requests._hold`)
-        self.ended_fields: dict[str, object] | None = None  # logged once the answers are out
         self.status_fd = status_fd
         record = spec.get("record")
         self.record: Record = dict(record) if isinstance(record, dict) else {}

@@ -119,7 +119,6 @@ class Worker(PtyIO, Lifecycle, WaitRegistry, Requests, Push, WorkerBase):
         # Let the answer to a `kill` go out, then close every connection so that no handler
         # is still running (and cancelled mid-read) when the loop shuts down.
         await asyncio.sleep(0.05)
-        log.info("session %s ended: %s", self.id, self.ended_fields)
         if self.exit_unsynced:  # after the answers: a `kill` does not wait for this fsync
             sync_directory(self.home.root)
         if self.server is not None:

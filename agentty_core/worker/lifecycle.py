@@ -23,7 +23,7 @@ from agentty_core.errors import AgenttyError
 from agentty_core.proc import inputstate
 from agentty_core.state.store import iso, now_iso, temp_file_beside
 from agentty_core.worker.answers import RequestFailed
-from agentty_core.worker.base import WorkerBase, directory_identity
+from agentty_core.worker.base import WorkerBase, directory_identity, log_line
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -333,7 +333,8 @@ class Lifecycle(WorkerBase):
             path = self.home.socket_path(self.id)
             if os.lstat(path).st_ino == getattr(self, "socket_inode", None):
                 path.unlink()
-        self.ended_fields = fields  # logged after the answers (`core.run`): off a kill's time
+        how = self._exited_how() if self.exit_status is not None else fields.get("error")
+        log_line(log.name, f"session {self.id} ended: {fields.get('status')} ({how})")
         self.finalized.set()
 
     def _exited_how(self) -> str:

@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import signal
-import time
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -73,17 +72,6 @@ def prepare_logging() -> None:
     spawner's own INFO records still go nowhere."""
     log_handler()
     logging.getLogger().setLevel(logging.INFO)
-
-
-def _log_start(name: str, message: str) -> None:
-    """The worker's first log line, as `log_handler` writes an INFO line (LOG_FORMAT), but
-    written here: an idle worker that logs nothing else then never runs logging's record
-    and formatting machinery, whose first run copies ~0.1 MiB of the pages it shares."""
-    now = time.time()
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
-    line = f"{stamp},{int(now % 1 * 1000):03d} INFO {name}: {message}\n"
-    with contextlib.suppress(OSError):
-        os.write(2, line.encode("utf-8", "backslashreplace"))
 
 
 def _setup_logging() -> None:
@@ -144,6 +132,7 @@ def serve(spec: dict[str, object], status_fd: int) -> int:
     """Run the session `spec` describes, reporting on `status_fd` (-1: none); also what a
     worker forked for the `start` fast lane runs once it wrote the intent record itself."""
     from agentty_core.paths import Home
+    from agentty_core.worker.base import log_line
     from agentty_core.worker.core import Worker, log
 
     devnull = os.open(os.devnull, os.O_RDONLY)
@@ -152,7 +141,7 @@ def serve(spec: dict[str, object], status_fd: int) -> int:
     home = Home(Path(str(spec["home"])))
     _setup_logging()
     worker = Worker(spec, home, status_fd if status_fd >= 0 else None)
-    _log_start(
+    log_line(
         log.name,
         f"worker {os.getpid()} starting session {worker.id} (emulator {worker.emulator_name}):"
         f" {spec['argv']}",

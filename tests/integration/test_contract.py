@@ -161,6 +161,22 @@ def test_d8_kill_escalates_and_confirms(programs: Path) -> None:
     assert status["sessions"][0]["status"] == "exited"
 
 
+@pytest.mark.parametrize("program", [["sleep", "1000"], ["sh", "-c", "exit 3"]])
+def test_the_log_says_the_session_ended_once_kill_or_wait_returns(program: list[str]) -> None:
+    """The end's line was written 50 ms after the answers (and as a dict's repr): `logs`
+    right after `kill` or `wait --exit` did not show it, most times."""
+    for _ in range(3):
+        sid = start("--", *program)
+        if program[0] == "sleep":
+            agentty("kill", "-s", sid, check=True)
+            said = f"session {sid} ended: exited (signal SIGHUP)"
+        else:
+            agentty("wait", "-s", sid, "--exit", check=True)
+            said = f"session {sid} ended: exited (code 3)"
+        last = agentty("logs", "-s", sid, check=True).stdout.splitlines()[-1]
+        assert last.endswith(f" INFO agentty.worker: {said}"), last
+
+
 def test_kill_all_ends_every_running_session_at_once(agentty_home: Path) -> None:
     """An agent's clean-up in one call: a loop over `status -q` met a named session twice,
     by its id and then by its name, and failed on the second (an outside round)."""
