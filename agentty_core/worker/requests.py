@@ -222,10 +222,11 @@ class Requests(WorkerBase):
             data = data.replace(b"\x1b[201~", b"")
             data = (b"\x1b[200~" if part in (None, "first") else b"") + data
             data += b"\x1b[201~" + tail if part in (None, "last") else b""
-        result: JSONObject = {"seq": seq, "bytes": len(data)}
+        enter = params.get("enter") is True
+        # What is typed: the text, and its Enter (a carriage return), as `send`'s Enter counts.
+        result: JSONObject = {"seq": seq, "bytes": len(data) + (enter and part in (None, "last"))}
         if part == "first":
             result["bracketed"] = bracket
-        enter = params.get("enter") is True
         until = self.until  # (this request's: the next one's is set before it is read)
         if part is not None and len(self.pending_input) + len(data) > INPUT_QUEUE:
             return self._text_when_room(data, part, enter, result, until, self.caller)

@@ -36,8 +36,17 @@ def test_enter_alone_reaches_a_raw_reader() -> None:
     agentty_json("start", "--", sys.executable, str(PROGRAMS / "read_report.py"))
     agentty("wait", "--text", "READY", check=True)
     sent = agentty_json("text", "--enter", "")
-    assert sent["bytes"] == 0
+    assert sent["bytes"] == 1  # the Enter (it said 0: nothing typed)
     screen = agentty_json("wait", "--text", "READ b'\\r'", "--timeout", "10")
     reads = [line for line in screen["lines"] if line.startswith("READ ")]
     assert reads == ["READ b'\\r'"], screen["lines"]
+    agentty("kill", check=True)
+
+
+def test_text_counts_its_enter_as_send_does() -> None:
+    """`text --enter ab` said 2 bytes where `send ab Enter`, which types the same, said 3."""
+    agentty_json("start", "--", "cat")
+    assert agentty_json("text", "--enter", "ab")["bytes"] == 3
+    assert agentty_json("send", "ab", "Enter")["bytes"] == 3
+    assert agentty_json("text", "ab")["bytes"] == 2
     agentty("kill", check=True)
