@@ -11,7 +11,7 @@ from collections.abc import Callable
 from agentty_core.errors import EXIT_TIMEOUT, EXIT_USAGE
 from agentty_core.proc.inputstate import InputState
 from agentty_core.protocol import BadRequest, JSONObject
-from agentty_core.regexbudget import BUDGET, RegexTimeout, quoted
+from agentty_core.regexbudget import BUDGET, RegexTimeout, bounded, quoted
 from agentty_core.waitspec import newer_seq
 from agentty_core.worker.answers import Later, Outcome, RequestFailed
 from agentty_core.worker.base import WorkerBase
@@ -146,14 +146,33 @@ class WaitRegistry(WorkerBase):
         return later
 
     def _wait_timed_out(self, later: Later, spec: WaitSpec) -> None:
-        later.resolve(
-            RequestFailed(
-                "timeout",
-                f"timed out after {spec.timeout:g}s waiting for {spec.describe_all()}",
-                exit_code=EXIT_TIMEOUT,
-                screen=self.screen_payload(),
+        message = f"timed out after {spec.timeout:g}s waiting for {spec.describe_all()}"
+        if self._only_before_or_echoed(spec):
+            message += (
+                "; the screen has it, but only as the input's own echo or as it was before"
+                " the input, which a wait after the input does not count"
             )
+        later.resolve(
+            RequestFailed("timeout", message, exit_code=EXIT_TIMEOUT, screen=self.screen_payload())
         )
+
+    def _only_before_or_echoed(self, spec: WaitSpec) -> bool:
+        """Whether a wait `after` an input that timed out would have found its text or regex
+        on the screen as it is: a program that draws what is typed where it is typed (an
+        input box) shows nothing but the echo, and the wait timed out with no word of why."""
+        if spec.after is None:
+            return False
+        screen = self.emu
+        try:
+            text = spec.text
+            if text is not None and screen.find(text, scrollback=spec.scrollback) is not None:
+                return True
+            if spec.regex is not None:
+                with bounded(spec.regex) as pattern:
+                    return screen.search(pattern, scrollback=spec.scrollback) is not None
+        except RegexTimeout:
+            pass
+        return False
 
     def _wait_result(
         self, spec: WaitSpec, fired: Fired, read: InputState | None = None

@@ -198,3 +198,48 @@ def test_text_typed_where_the_last_input_was_erased_is_its_echo(agentty_session:
     s.wait(text="$ bar", timeout=20)
     with pytest.raises(WaitTimeout):
         s.wait(after=seq, text="bar", timeout=1)
+
+
+INPUT_BOX = r"""
+import os, sys, termios, tty
+tty.setraw(0)
+sys.stdout.write("\x1b[2J\x1b[3;5HYour name? [          ]\x1b[3;17H"); sys.stdout.flush()
+while True:
+    ch = os.read(0, 1)
+    if ch in (b"\r", b"\x03"):
+        break
+    os.write(1, ch)  # drawn where it was typed, as dialog's input box draws it
+"""
+
+
+@pytest.mark.parametrize("condition", ["--text", "--regex"])
+def test_a_wait_after_text_only_echoed_says_why_it_timed_out(
+    agentty_home: Path, condition: str
+) -> None:
+    """An input box draws what is typed where it is typed: that is the input's echo, and a
+    wait after the input does not count it. It timed out with no word of why (an agent
+    confirming a field's contents); the message now says the screen has it, but only so."""
+    started = json.loads(
+        subprocess.run(
+            [AGENTTY, "start", "--json", "--", "python3", "-c", INPUT_BOX],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([AGENTTY, *args, "-s", started["id"]], capture_output=True, text=True)
+
+    assert run("wait", "--text", "Your name?").returncode == 0
+    seq = json.loads(run("text", "--json", "Ada").stdout)["seq"]
+    timed_out = run("wait", "--after", str(seq), condition, "Ada", "--timeout", "1")
+    assert timed_out.returncode == 3, timed_out.stderr
+    assert timed_out.stderr.rstrip("\n").endswith(
+        "; the screen has it, but only as the input's own echo or as it was before the"
+        " input, which a wait after the input does not count"
+    ), timed_out.stderr
+    assert run("wait", condition, "Ada", "--timeout", "5").returncode == 0  # (not after)
+    never = run("wait", "--after", str(seq), "--text", "Lovelace", "--timeout", "0.5")
+    assert never.returncode == 3 and "the screen has it" not in never.stderr
+    run("kill")
