@@ -65,6 +65,12 @@ def start_token(pid: int) -> str | None:
         return None
 
 
+def exiting(pid: int) -> bool:
+    """Whether `pid` is being ended by the kernel (its PF_EXITING flag), not yet a zombie."""
+    fields = _stat_fields(pid) if pid > 0 else None
+    return fields is not None and len(fields) > 6 and bool(int(fields[6]) & _PF_EXITING)
+
+
 def same_process(pid: int, token: str | None) -> bool:
     """True when `pid` is alive and still the process whose start token was recorded."""
     current = start_token(pid)

@@ -129,6 +129,9 @@ class WorkerBase:
     ) -> JSONObject:
         """The screen as the protocol sends it. `input=False` skips the input-state probe
         (a few /proc reads, ~0.2 ms): wait answers carry it only when they waited for it."""
+        state = self.input_state() if input else None
+        if state is not None and state["state"] == "exited" and self.exit_status is None:
+            self._reap_exiting()  # gone, its SIGCHLD not handled yet: its exit, as it says
         emu = self.emu
         row, col = emu.cursor
         payload: JSONObject = {
@@ -143,8 +146,8 @@ class WorkerBase:
             "exited": self.exit_status is not None,
             **self._exit_fields(),
         }
-        if input:
-            payload["input"] = self.input_state()
+        if state is not None:
+            payload["input"] = state
         if last_lines is not None:
             # The last lines of scrollback and screen: the scrollback's part is in them, and
             # none is sent beside them (every reader joins the two).
@@ -170,6 +173,7 @@ class WorkerBase:
         def _write(self, data: bytes) -> None: ...
         async def _room_for(self, size: int) -> None: ...
         def _on_pty_closed(self) -> None: ...
+        def _reap_exiting(self) -> None: ...
         def _close_pty(self) -> None: ...
         def _maybe_finalize(self) -> None: ...
         def _exit_fields(self) -> dict[str, object]: ...

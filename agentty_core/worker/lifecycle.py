@@ -14,6 +14,7 @@ import errno
 import json
 import logging
 import os
+import select
 import signal
 import time
 from typing import TYPE_CHECKING
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING
 from agentty_core import failpoints
 from agentty_core.errors import AgenttyError
 from agentty_core.proc import inputstate
+from agentty_core.proc.identity import exiting
 from agentty_core.state.store import iso, now_iso, temp_file_beside
 from agentty_core.worker.answers import RequestFailed
 from agentty_core.worker.base import WorkerBase, directory_identity, log_line
@@ -38,6 +40,7 @@ log = logging.getLogger("agentty.worker")
 # loaded machine takes to hand the rest over; EXIT_DRAIN_MAX of quiet is the backstop.
 EXIT_DRAIN = 0.25
 EXIT_DRAIN_MAX = 5.0
+EXITING_WAIT = 0.05  # for a program the kernel is ending to become a zombie (`_reap_exiting`)
 SURVIVORS_RECHECK = 30.0  # a kill's survivors are looked for again at least this often
 # Writing the exit: tries without waiting on the lock, so the loop keeps serving; every
 # RETRY_POLL for the first EXIT_FIRST_TRY (as often as a blocking lock polls), after which a
@@ -90,6 +93,25 @@ class Lifecycle(WorkerBase):
                 # complete), and a background job may keep it open (then stop once quiet).
                 self._drain_after_exit()
                 self._maybe_finalize()
+
+    def _reap_exiting(self) -> None:
+        """The program found gone (its terminal closed) before its SIGCHLD was handled: its
+        exit, for an answer built now, which said `exited: false` beside an input state
+        `exited`. A process that closes its files as it exits is a zombie a moment later:
+        waited for, up to EXITING_WAIT, while the kernel says it is exiting."""
+        self._reap()
+        child = self.child
+        if self.exit_status is not None or child is None or not exiting(child.pid):
+            return
+        try:
+            pidfd = os.pidfd_open(child.pid)
+        except OSError:
+            return
+        try:
+            select.select([pidfd], [], [], EXITING_WAIT)
+        finally:
+            os.close(pidfd)
+        self._reap()
 
     def _drain_after_exit(self) -> None:
         if self.pty_closed:

@@ -182,3 +182,16 @@ async def test_a_long_wait_reports_progress_to_a_client_that_asks() -> None:
         quiet = await session.call_tool("wait", {"text": "NEVER", "timeout": 0.2})
         assert payload(quiet)["timedOut"] is True  # (no progress asked: none sent)
         payload(await session.call_tool("kill", {}))
+
+
+async def test_a_wait_that_fires_as_the_program_ends_does_not_contradict_itself() -> None:
+    """The program was gone (its input state `exited`) before its SIGCHLD was handled: the
+    answer said `exited: false`, `exitCode: null` beside it, in 3 of 20 such waits."""
+    async with mcp_client() as session:
+        for _ in range(40):
+            payload(await session.call_tool("start", {"shell": "sleep 0.05; echo DONE"}))
+            said = payload(
+                await session.call_tool("wait", {"regex": "^DONE$", "exit": True, "timeout": 20})
+            )
+            if said["input"]["state"] == "exited":
+                assert said["exited"] is True and said["exitCode"] == 0, said
