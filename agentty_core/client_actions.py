@@ -8,6 +8,7 @@ refuses it once its program ended); a large input goes in parts the program read
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Mapping, Sequence
 
 from agentty_core import keys
@@ -186,11 +187,14 @@ class Actions(Connected):
         params = wait_params(conditions, timeout)  # 0 is a value (a fresh session's seq)
         if not is_live(rec):
             return self._wait_ended(rec, params)
+        began = time.monotonic()
         try:
             return self._call(rec, "wait", params, timeout=timeout + 5.0)
         except RemoteError as exc:
-            if exc.code == "timeout":
-                raise WaitTimeout(exc.message, self.get(rec["id"])) from None
+            if exc.code == "timeout":  # the screen now, and how long was waited (as fired)
+                screen = self.get(rec["id"])
+                screen["elapsed_ms"] = round((time.monotonic() - began) * 1000, 3)
+                raise WaitTimeout(exc.message, screen) from None
             if exc.code == "exited":
                 return self.wait_ended(rec["id"], conditions, timeout)
             raise

@@ -384,7 +384,9 @@ def _refused(args: Namespace, sid: str, sock: socket, reply: dict[str, object]) 
         hotread.error(str(refused))
         return refused.exit_code
     if command == "wait" and code == "timeout":
-        return _timed_out(args, sid, sock, str(error.get("message", "worker error")))
+        said = error.get("screen")
+        elapsed = said.get("elapsed_ms") if isinstance(said, dict) else None
+        return _timed_out(args, sid, sock, str(error.get("message", "worker error")), elapsed)
     if command in REPEATABLE or code in NOTHING_HAPPENED:
         return None
     hotread.error(str(error.get("message", "worker error")))
@@ -411,8 +413,11 @@ def _answered(args: Namespace, sid: str, result: dict[str, object]) -> int | Non
     return 0
 
 
-def _timed_out(args: Namespace, sid: str, sock: socket, message: str) -> int:
-    """`wait` ran out of time: the message, then the screen as it is now (`WaitTimeout`)."""
+def _timed_out(
+    args: Namespace, sid: str, sock: socket, message: str, elapsed: object = None
+) -> int:
+    """`wait` ran out of time: the message, then the screen as it is now (`WaitTimeout`),
+    with the time the worker waited (`elapsed_ms`, as an answer that fired has it)."""
     screen: dict[str, object] | None = None
     try:
         sock.sendall(b'{"v": 1, "method": "get", "params": {}}\n')
@@ -433,7 +438,8 @@ def _timed_out(args: Namespace, sid: str, sock: socket, message: str) -> int:
             return exc.exit_code
     hotread.error(message)
     if args.json:
-        hotread.emit({"fired": None, "timeout": True, **screen})
+        waited = {} if elapsed is None else {"elapsed_ms": elapsed}
+        hotread.emit({"fired": None, "timeout": True, **screen, **waited})
     else:
         sys.stdout.write(hotread.screen_text(screen, "lines"))
     return EXIT_TIMEOUT

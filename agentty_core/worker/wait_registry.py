@@ -152,9 +152,9 @@ class WaitRegistry(WorkerBase):
                 "; the screen has it, but only as the input's own echo or as it was before"
                 " the input, which a wait after the input does not count"
             )
-        later.resolve(
-            RequestFailed("timeout", message, exit_code=EXIT_TIMEOUT, screen=self.screen_payload())
-        )
+        screen = self.screen_payload()
+        screen["elapsed_ms"] = round((time.monotonic() - spec.started) * 1000, 3)  # (as fired)
+        later.resolve(RequestFailed("timeout", message, exit_code=EXIT_TIMEOUT, screen=screen))
 
     def _only_before_or_echoed(self, spec: WaitSpec) -> bool:
         """Whether a wait `after` an input that timed out would have found its text or regex

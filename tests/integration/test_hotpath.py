@@ -638,3 +638,16 @@ def test_status_says_an_ended_session_s_input_as_get_does_both_ways() -> None:
     for way in ([AGENTTY], FULL):
         listed = json.loads(run(way, "status", "--json").stdout)["sessions"]
         assert [s["input"] for s in listed] == [said], (way, listed)
+
+
+def test_a_wait_that_timed_out_says_how_long_it_waited_both_ways() -> None:
+    """`wait --json` that fires has `elapsed_ms`; one that timed out had none (an agent
+    telling a slow program from a wrong condition read the clock itself)."""
+    agentty_json("start", "--", "cat")
+    for way in ([AGENTTY], FULL):
+        timed_out = run(way, "wait", "--json", "--text", "never", "--timeout", "0.4")
+        assert timed_out.returncode == 3, (way, timed_out.stderr)
+        said = json.loads(timed_out.stdout)
+        assert (said["fired"], said["timeout"]) == (None, True), (way, said)
+        assert 400 <= said["elapsed_ms"] < 5000, (way, said)
+    agentty("kill", check=True)
