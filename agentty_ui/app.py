@@ -29,6 +29,7 @@ from textual.widgets import Header, Input
 from textual.worker import get_current_worker
 
 from agentty_core.client import Client
+from agentty_core.client_records import describe_end
 from agentty_core.errors import AgenttyError
 from agentty_core.proc.orphans import Orphan
 from agentty_core.proc.usage import UsageSampler
@@ -45,7 +46,6 @@ from .model import (
     command_of,
     describe_end_orphans,
     describe_kill,
-    end_text,
     grid_label,
     merge_usage,
     name_of,
@@ -72,7 +72,7 @@ from .widgets.terminal_view import TerminalView
 Clock = Callable[[], float]
 ORPHAN_SWEEP_EVERY = 5  # polls between orphan sweeps while no session is lost
 HOST_POLL_INTERVAL = 2.0  # seconds between polls of a host (each is an ssh channel)
-DETACH_SAY_WITHIN = 3  # polls: how long a detach waits to say how the session ended
+DETACH_SAY_WITHIN = 3.0  # seconds a detach waits for the list to say how the session ended
 # Thread workers run in the loop's default executor, whose default size is the CPU count + 4
 # (6 on 2 cores): live views hold a thread each, and a host that blackholes holds its poll's
 # for the connect timeout, so a small pool would starve this machine's poll and the others.
@@ -126,7 +126,8 @@ class AgenttyApp(App[None]):
         # (which left the list without live fields for as long as the load lasted).
         self._polling = False
         self._poll_again = False
-        self._detached: tuple[str, int] | None = None  # detached by its end: to be said
+        self._detached: tuple[str, float] | None = None  # detached by its end: to be said
+        self._started: str | None = None  # started here, selected once it is listed
         self._keys_held_until = 0.0  # (time.monotonic(): see KEYS_HELD_FOR)
         self.senders = Senders(  # a thread per session typed to
             self.fleet, self._input_failed, held=self._input_held
@@ -310,7 +311,6 @@ class AgenttyApp(App[None]):
         merged = list(self._local.records)
         for host in self.fleet.hosts:
             merged += self._hosts.get(host, [])
-        before = self.records
         self.records = {r["id"]: r for r in merged}
         if self.pane.covered and not under_grid:
             # Under the grid, a changed cell still repaints what covers it: the whole grid
@@ -326,11 +326,14 @@ class AgenttyApp(App[None]):
         table.update_sessions(merged, self._local.usage, self.clock(), ranks=ranks, down=down)
         lost = tuple(sid for sid, r in self.records.items() if r.get("status") == "lost")
         self.main.query_one(OrphanBanner).lost = lost
-        if self.selected is None or self.selected not in self.records:
+        if self._started is not None and self._started in self.records:
+            self._select(self._started)  # started here: listed now
+            self._started = None
+        if self.selected is not None and self.selected == self._started:
+            pass  # started here, not listed yet (another home answered first): kept
+        elif self.selected is None or self.selected not in self.records:
             self.selected = table.selected_id
         else:
-            if self.selected not in before:
-                self._select(self.selected)  # started here: listed now
             self.pane.record = self.record
             self.pane.unreachable = self.unreachable(self.selected)
             if self.attached and self.pane.unreachable is not None:
@@ -388,7 +391,7 @@ class AgenttyApp(App[None]):
         session ended (the stream's end comes before the poll that says with what code;
         the keys went back to the dashboard without a word: an outside round)."""
         self.attached = False
-        self._detached = (session_id, DETACH_SAY_WITHIN)
+        self._detached = (session_id, time.monotonic() + DETACH_SAY_WITHIN)
         self._hold_keys()
         self._say_detached()
 
@@ -405,21 +408,24 @@ class AgenttyApp(App[None]):
         return time.monotonic() < self._keys_held_until
 
     def _say_detached(self) -> None:
-        """Say why the dashboard detached, once the record tells (or after a few polls
-        that still find it running: its screen's stream ended, not the session)."""
+        """Say why the dashboard detached, once the record tells (or, when the listings
+        still find it running DETACH_SAY_WITHIN seconds on, that its screen's stream ended,
+        not the session). Counted in time, not listings: with hosts, each host's answer
+        lists too, and used them up before this machine's poll had seen the end."""
         if self._detached is None:
             return
-        session_id, polls_left = self._detached
+        session_id, until = self._detached
         record = self.records.get(session_id)
-        if record is not None and status_of(record) == "running" and polls_left > 0:
-            self._detached = (session_id, polls_left - 1)
+        running = record is not None and status_of(record) == "running"
+        if running and time.monotonic() < until:
             return
         self._detached = None
-        if record is not None and status_of(record) == "running":
+        if running:
             said = f"session {session_id}: its screen's stream ended: detached"
+        elif record is not None:
+            said = f"session {session_id} {describe_end(record)}: detached"
         else:
-            how = end_text(record) if record is not None else ""
-            said = f"session {session_id} ended{f' ({how})' if how else ''}: detached"
+            said = f"session {session_id} ended: detached"
         self.notify(said, title="Detached", markup=False)
 
     # ------------------------------------------------------------------ attach and input
@@ -606,7 +612,7 @@ class AgenttyApp(App[None]):
     def on_session_started(self, message: SessionStarted) -> None:
         text = f"started {message.session_id}: {message.command}"
         self.notify(text, title="New session", markup=False)
-        self.selected = message.session_id
+        self._started = self.selected = message.session_id
         self.poll()
 
     def _running_tiles(self) -> list[tuple[str, str]]:

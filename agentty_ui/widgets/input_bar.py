@@ -61,7 +61,11 @@ class InputBar(Horizontal):
         self.query_one("#enter-mode", Label).update("⏎ +Enter" if with_enter else "⏎ no Enter")
 
     def open(self, session_id: str, label: str) -> None:
-        """Show the bar, bound to the session `session_id` (named `label` on screen)."""
+        """Show the bar, bound to the session `session_id` (named `label` on screen). What
+        was left unsent in it was typed for its session: kept for that one alone (opened
+        for another, it was there to be sent to it with one enter)."""
+        if session_id != self.target:
+            self.query_one(Input).value = ""
         self.target, self.target_label = session_id, label
         self.query_one("#input-target", Label).update(f"→ {label}")
         self.add_class("-visible")

@@ -489,7 +489,10 @@ class TerminalView(ScrollView, can_focus=True):
         self.set_class(attached, "-attached")
 
     def action_detach(self) -> None:
+        """Detached at once, here: the keys that came in the same read as ctrl+] (a paste,
+        a link's batch) are not the program's (they were typed into it after the detach)."""
         if self.attached:
+            self.attached = False
             self.post_message(self.Detached())
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

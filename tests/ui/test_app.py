@@ -13,6 +13,7 @@ from textual.widgets import Input, Label
 
 from agentty_core.client import Client
 from agentty_core.ipc.subscription import Subscription
+from agentty_core.protocol import str_list
 from agentty_ui.app import AgenttyApp, create_app
 from agentty_ui.model import status_of
 from agentty_ui.screens.confirm import ConfirmScreen
@@ -94,7 +95,7 @@ async def test_attach_sends_keys_and_ctrl_bracket_detaches(client: Client) -> No
         await pilot.press("enter", "ctrl+d")
         await wait_for(pilot, lambda: cell(app, sid, "status") == "exited")
         assert not keyboard(app)[0]  # the session ended: detached, and said so (it was not)
-        await wait_for(pilot, lambda: notified(app, f"session {sid} ended (0): detached"))
+        await wait_for(pilot, lambda: notified(app, f"session {sid} exited (code 0): detached"))
         said = [n.message for n in app._notifications if "detached" in n.message]
         assert len(said) == 1, said  # (one toast, saying how it ended)
         await wait_for(pilot, lambda: "kqn hi" in screen_text(app))  # the final screen
@@ -760,3 +761,97 @@ async def test_the_grid_opens_on_the_session_selected_in_the_list(client: Client
             pilot,
             lambda: isinstance(app.focused, MiniPane) and app.focused.session_id == ids[2],
         )
+
+
+async def test_keys_in_the_same_read_as_the_detach_are_not_typed(client: Client) -> None:
+    """ctrl+] and what followed it in one read (a paste, an ssh link's batch): the keys after
+    it were typed into the program after the detach (`z`, and a `k` meant for the list)."""
+    from textual import events
+
+    sid = str(client.start(["cat"], name="cat")["id"])
+    app = make_app(client)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.selected == sid)
+        await pilot.press("enter")
+        assert app.attached
+        await pilot.press(*"ab")
+        await wait_for(pilot, lambda: "ab" in screen_text(app))
+        for key, character in (("ctrl+right_square_bracket", None), ("z", "z"), ("z", "z")):
+            app.post_message(events.Key(key, character))  # one read's keys, queued at once
+        await wait_for(pilot, lambda: not app.attached)
+        await pilot.pause(0.3)
+        assert str_list(client.get(sid)["lines"])[0] == "ab"
+
+
+async def test_the_input_bar_keeps_unsent_text_for_its_own_session_only(client: Client) -> None:
+    """Opened for another session, the bar offered the line typed for the first one, one
+    enter from being sent there."""
+    first = str(client.start(["cat"], name="first")["id"])
+    second = str(client.start(["cat"], name="second")["id"])
+    app = make_app(client)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: {first, second} <= set(app.query_one(SessionList).rows))
+        app._select(first)
+        await pilot.press("i", *"for-first", "escape")
+        field = app.query_one("#send-input", Input)
+        app._select(second)
+        await pilot.press("i")
+        assert app.query_one(InputBar).target == second and field.value == ""
+        await pilot.press("escape")
+        app._select(first)
+        await pilot.press("i", *"again")
+        assert field.value == "again"
+
+
+async def test_a_session_started_here_is_selected_when_another_home_answers_first(
+    client: Client,
+) -> None:
+    """With hosts, another home's listing came before this machine's poll had the new
+    session: the selection went back to the old row, and enter, k or i acted on it."""
+    from agentty_ui.messages import SessionStarted
+    from agentty_ui.widgets.host_bar import HostBar
+
+    old = str(client.start(["cat"], name="old")["id"])
+    app = create_app(client, poll_interval=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.selected == old)
+        new = str(client.start(["cat"], name="new")["id"])
+        polls = app.poll
+        app.poll = lambda: None  # type: ignore[method-assign]  # this machine's poll is slow
+        app.post_message(SessionStarted(new, "cat"))
+        await pilot.pause()
+        app.post_message(HostBar.Polled("elsewhere", [], None))  # another home answers first
+        await pilot.pause()
+        assert app.selected == new
+        app.poll = polls  # type: ignore[method-assign]
+        app.poll()
+        await wait_for(pilot, lambda: new in app.query_one(SessionList).rows)
+        await pilot.pause()
+        assert app.selected == new == app.query_one(SessionList).selected_id
+
+
+async def test_other_homes_answers_do_not_use_up_the_wait_to_say_how_it_ended(
+    client: Client,
+) -> None:
+    """The attached program ended; the detach waits for a listing that says how. It
+    counted listings, and each host's answer is one: with hosts, it said "its screen's
+    stream ended" before this machine's poll had the exit (half the time)."""
+    from agentty_ui.widgets.host_bar import HostBar
+
+    sid = str(client.start(["sh", "-c", "read x; exit 4"], name="ends")["id"])
+    app = create_app(client, poll_interval=3600)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await wait_for(pilot, lambda: app.selected == sid)
+        polls = app.poll_local
+        app.poll_local = lambda: None  # type: ignore[method-assign]  # this machine's is slow
+        await pilot.press("enter")
+        assert app.attached
+        await pilot.press("enter")  # read: the program exits 4
+        await wait_for(pilot, lambda: not app.attached)
+        for _ in range(5):  # hosts answering, every one of them while the exit is not listed
+            app.post_message(HostBar.Polled("elsewhere", [], None))
+            await pilot.pause(0.05)
+        assert not any("detached" in n.message for n in app._notifications)
+        app.poll_local = polls  # type: ignore[method-assign]
+        app.poll_local()
+        await wait_for(pilot, lambda: notified(app, f"session {sid} exited (code 4): detached"))
