@@ -128,6 +128,7 @@ class AgenttyApp(App[None]):
         self._poll_again = False
         self._detached: tuple[str, float] | None = None  # detached by its end: to be said
         self._started: str | None = None  # started here, selected once it is listed
+        self._killing: set[str] = set()  # kills under way: shown, and not asked for again
         self._keys_held_until = 0.0  # (time.monotonic(): see KEYS_HELD_FOR)
         self.senders = Senders(  # a thread per session typed to
             self.fleet, self._input_failed, held=self._input_held
@@ -323,7 +324,10 @@ class AgenttyApp(App[None]):
         table = self.main.query_one(SessionList)
         ranks = {home: i for i, home in enumerate(self.fleet.homes)}
         down = frozenset(self.down)
-        table.update_sessions(merged, self._local.usage, self.clock(), ranks=ranks, down=down)
+        killing = frozenset(self._killing)
+        table.update_sessions(
+            merged, self._local.usage, self.clock(), ranks=ranks, down=down, killing=killing
+        )
         lost = tuple(sid for sid, r in self.records.items() if r.get("status") == "lost")
         self.main.query_one(OrphanBanner).lost = lost
         if self._started is not None and self._started in self.records:
@@ -521,21 +525,31 @@ class AgenttyApp(App[None]):
 
     # ------------------------------------------------------------------ actions
 
-    def _call(self, title: str, fn: Callable[[], object], done: str | None = None) -> None:
-        """Run a client call in a thread; notify its result or its error."""
-        self._run_call(title, fn, done)
+    def _call(
+        self,
+        title: str,
+        fn: Callable[[], object],
+        done: str | None = None,
+        *,
+        about: str | None = None,
+    ) -> None:
+        """Run a client call in a thread; notify its result or its error. `about`: the
+        session it acts on, said with its end (`on_call_finished`)."""
+        self._run_call(title, fn, done, about)
 
     @work(thread=True, group="calls")
-    def _run_call(self, title: str, fn: Callable[[], object], done: str | None) -> None:
+    def _run_call(
+        self, title: str, fn: Callable[[], object], done: str | None, about: str | None
+    ) -> None:
         try:
             result = fn()
         except (AgenttyError, OSError) as exc:
-            self.post_message(CallFinished(title, str(exc), failed=True))
+            self.post_message(CallFinished(title, str(exc), failed=True, about=about))
             return
         message = done.format(result=result) if done else None
         if isinstance(result, dict) and done is None:
             message = describe_kill(result)
-        self.post_message(CallFinished(title, message))
+        self.post_message(CallFinished(title, message, about=about))
 
     def notify(
         self,
@@ -558,6 +572,9 @@ class AgenttyApp(App[None]):
         )
 
     def on_call_finished(self, message: CallFinished) -> None:
+        if message.about is not None and message.about in self._killing:
+            self._killing.discard(message.about)
+            self._show_sessions()
         if message.text:
             severity: SeverityLevel = "error" if message.failed else "information"
             self.notify(message.text, title=message.title, severity=severity, markup=False)
@@ -585,11 +602,16 @@ class AgenttyApp(App[None]):
         if self._refuse_down(record["id"]):
             return
         session_id = record["id"]
+        if session_id in self._killing:  # (k again while its ladder runs: one kill is enough)
+            self.notify(f"session {session_id} is being killed", markup=False)
+            return
         label = f"{session_id} ({name_of(record) or command_of(record)})"
 
         def answered(yes: bool | None) -> None:
-            if yes:
-                self._call("Kill", lambda: self.fleet.kill(session_id))
+            if yes and session_id not in self._killing:
+                self._killing.add(session_id)
+                self._show_sessions()  # "killing…" at once: the ladder may take seconds
+                self._call("Kill", lambda: self.fleet.kill(session_id), about=session_id)
 
         self.push_screen(
             ConfirmScreen("Kill session", f"End {label} and all its processes?", "Kill"),

@@ -18,9 +18,12 @@ class SessionsPolled(Message):
 class CallFinished(Message):
     """A client call made in a thread finished: what to tell the person (None: nothing)."""
 
-    def __init__(self, title: str, text: str | None, *, failed: bool = False) -> None:
+    def __init__(
+        self, title: str, text: str | None, *, failed: bool = False, about: str | None = None
+    ) -> None:
         super().__init__()
         self.title, self.text, self.failed = title, text, failed
+        self.about = about  # the session the call acted on
 
 
 class InputFailed(Message):

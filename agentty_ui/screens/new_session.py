@@ -160,6 +160,8 @@ class NewSessionScreen(ModalScreen[Record | None]):
             return
         name = self.query_one("#name", Input).value.strip() or None
         cwd = self.query_one("#cwd", Input).value.strip() or None
+        if cwd is not None and self.host is None:
+            cwd = os.path.expanduser(cwd)  # `~/src`, as a shell reads it (no shell here)
         self._starting(True)
         self._show_error("")
         self._run_start(NewSession(argv, name, cwd, self.host))

@@ -27,7 +27,9 @@ def describe(orphans: list[Orphan], lost: list[str]) -> str:
     if orphans:
         head.append("⚠ Orphaned processes: their session's worker is gone")
     if lost:
-        head.append(f"⚠ Lost sessions (worker died): {', '.join(lost)}")
+        # With nothing of them left running, all there is to do is remove them: say how.
+        then = "" if orphans else " (nothing of them runs: p prunes them from the list)"
+        head.append(f"⚠ Lost sessions (worker died): {', '.join(lost)}{then}")
     return "\n".join([*head, *lines])
 
 

@@ -39,8 +39,10 @@ HOST_COLUMN = ("host", "Host")
 # widened its column past a 120-column screen, the columns after it gone for every row.
 TEXT_WIDTH = 24
 UNREACHABLE = "unreachable"  # the status shown for the sessions of a host that is down
+KILLING = "killing…"  # a running session this dashboard is ending (its ladder takes seconds)
 STATUS_STYLE = {
     "running": "bold green",
+    KILLING: "bold magenta",
     "exited": "dim",
     "lost": "bold red",
     UNREACHABLE: "bold yellow",
@@ -123,18 +125,28 @@ class SessionList(DataTable[str | Text]):
             self.move_cursor(row=self.get_row_index(session_id))
 
     def cells(
-        self, record: Record, usage: Usage | None, now: float, down: bool = False
+        self,
+        record: Record,
+        usage: Usage | None,
+        now: float,
+        down: bool = False,
+        killing: bool = False,
     ) -> tuple[str | Text, ...]:
         status = UNREACHABLE if down else status_of(record)
+        if killing and status == "running":
+            status = KILLING
         started = timestamp(record.get("startedAt"))
         active = timestamp(record.get("lastActiveAt"))
+        # An ended session's age is how long it ran (it kept counting, as if it still did);
+        # Active then says how long ago it was last busy, its end.
+        ended = timestamp(record.get("endedAt")) if status != "running" else None
         sid, host = split_key(record["id"])
         row: tuple[str | Text, ...] = (
             Text(status, style=STATUS_STYLE.get(status, "")),
             clipped(name_of(record)),
             sid,
             clipped(program_of(record)),
-            format_age(now - started if started else None),
+            format_age((ended or now) - started if started else None),
             format_age(now - active if active else None),
             f"{usage.cpu_percent:.0f}" if usage else "",
             format_bytes(usage.rss_bytes) if usage else "",
@@ -153,9 +165,11 @@ class SessionList(DataTable[str | Text]):
         *,
         ranks: Mapping[str | None, int] | None = None,
         down: frozenset[str | None] = frozenset(),
+        killing: frozenset[str] = frozenset(),
     ) -> None:
         """Make the rows match `records` (grouped by `ranks` of their homes; the sessions of
-        the homes in `down` shown as unreachable), then the filter."""
+        the homes in `down` shown as unreachable, those in `killing` as being killed), then
+        the filter."""
         self._all.clear()
         self._order.clear()
         self._text.clear()
@@ -163,7 +177,7 @@ class SessionList(DataTable[str | Text]):
         for record in records:
             key = record["id"]
             host = split_key(key)[1]
-            self._all[key] = self.cells(record, usage.get(key), now, host in down)
+            self._all[key] = self.cells(record, usage.get(key), now, host in down, key in killing)
             place = places[host] = places.get(host, -1) + 1
             self._order[key] = ((ranks or {}).get(host, 0), place)
             # Every column as shown, and the name and program in full (cut short in theirs).

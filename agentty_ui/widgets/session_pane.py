@@ -45,6 +45,7 @@ def describe(record: Record | None) -> str:
         ("worker pid", record.get("workerPid")),
         ("started", record.get("startedAt")),
         ("last active", record.get("lastActiveAt")),
+        ("ended", record.get("endedAt")),
         ("size", f"{record.get('cols')}x{record.get('rows')}"),
         ("exit code", record.get("exitCode")),
         ("signal", record.get("signal")),

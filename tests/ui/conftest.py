@@ -69,6 +69,14 @@ FROZEN_START = "2026-01-02T03:04:05+00:00"
 FROZEN_NOW = 1767323045.0 + 125.0  # FROZEN_START plus 2m05s
 
 
+def frozen(rec: Record, fake: str) -> Record:
+    """A record under its fixed id, its times fixed: start, last activity, and end if any."""
+    out: Record = {**rec, "id": fake, "startedAt": FROZEN_START, "lastActiveAt": FROZEN_START}
+    if rec.get("endedAt"):
+        out["endedAt"] = FROZEN_START
+    return out
+
+
 class StableClient(Client):
     """Shows sessions under fixed ids and times, so snapshots are the same on every run.
 
@@ -86,7 +94,7 @@ class StableClient(Client):
             real = rec["id"]
             fake = self.fake.setdefault(real, f"{len(self.fake) + 1:08x}")
             self.real[fake] = real
-            out.append({**rec, "id": fake, "startedAt": FROZEN_START, "lastActiveAt": FROZEN_START})
+            out.append(frozen(rec, fake))
         return out
 
     def resolve(self, ref: str | None) -> Record:
@@ -117,7 +125,7 @@ class StableRemoteClient(RemoteClient):
             real = rec["id"]
             fake = self.fake.setdefault(real, f"{self.first + len(self.fake):08x}")
             self.real[fake] = real
-            out.append({**rec, "id": fake, "startedAt": FROZEN_START, "lastActiveAt": FROZEN_START})
+            out.append(frozen(rec, fake))
         return out
 
     def _id(self, ref: str | None) -> str:

@@ -187,6 +187,14 @@ async def test_orphan_warning_and_ending_them(client: Client) -> None:
         await pilot.press("y")
         await wait_for(pilot, lambda: _gone(child))
         await wait_for(pilot, lambda: not banner.orphans)
+        # The lost session stays, and the banner with it: it says what removes it.
+        text = str(banner.query_one("#orphan-text").render())
+        assert text == (
+            f"⚠ Lost sessions (worker died): {sid} (nothing of them runs: p prunes them from"
+            " the list)"
+        )
+        await pilot.press("p", "y")
+        await wait_for(pilot, lambda: not banner.display)
 
 
 async def test_grid_shows_running_sessions_and_opens_one(client: Client) -> None:
@@ -855,3 +863,22 @@ async def test_other_homes_answers_do_not_use_up_the_wait_to_say_how_it_ended(
         app.poll_local = polls  # type: ignore[method-assign]
         app.poll_local()
         await wait_for(pilot, lambda: notified(app, f"session {sid} exited (code 4): detached"))
+
+
+async def test_a_kill_under_way_is_shown_and_not_asked_for_again(client: Client) -> None:
+    """A program that ignores HUP and TERM takes the ladder's seconds to end: the row said
+    `running` meanwhile, and k asked again, and killed again (two toasts)."""
+    stubborn = ["sh", "-c", "trap '' HUP TERM; echo up; while :; do sleep 0.1; done"]
+    sid = str(client.start(stubborn, name="stubborn")["id"])
+    client.wait(sid, text="up", timeout=10)
+    app = make_app(client)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await wait_for(pilot, lambda: app.selected == sid)
+        await pilot.press("k", "y")
+        await wait_for(pilot, lambda: cell(app, sid, "status") == "killing…")
+        await pilot.press("k")
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert notified(app, f"session {sid} is being killed")
+        await wait_for(pilot, lambda: cell(app, sid, "status") == "exited", 20)
+        kills = [n for n in app._notifications if n.title == "Kill"]
+        assert len(kills) == 1, [n.message for n in kills]

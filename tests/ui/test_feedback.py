@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 import psutil
+import pytest
 from textual.widgets import Input, Static
 
 from agentty_core.client import Client
@@ -123,3 +125,24 @@ async def test_a_start_under_way_is_not_cancelled_out_of_sight(client: Client) -
         await wait_for(pilot, lambda: app.screen is not dialog)
         await wait_for(pilot, lambda: [r.get("command") for r in client.sessions()] == ["cat"])
         await wait_for(pilot, lambda: any("started" in n.message for n in app._notifications))
+
+
+async def test_a_directory_given_with_a_tilde_is_the_users_home(
+    client: Client, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No shell reads the field: `~` was taken as a directory of that name
+    ("cwd does not exist: /work/main/~")."""
+    (tmp_path / "src").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path))
+    app = make_app(client)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await pilot.press("n")
+        dialog = app.screen
+        assert isinstance(dialog, NewSessionScreen)
+        dialog.query_one("#command", Input).value = "cat"
+        dialog.query_one("#cwd", Input).value = "~/src"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen is not dialog)
+        await wait_for(
+            pilot, lambda: [r.get("cwd") for r in client.sessions()] == [str(tmp_path / "src")]
+        )

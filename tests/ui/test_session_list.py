@@ -81,3 +81,29 @@ async def test_a_long_name_is_cut_short_and_every_column_stays_on_screen() -> No
         table.filter = "tail-of-a-very-long-name"  # the filter still reads the whole name
         await pilot.pause()
         assert table.row_count == 1
+
+
+def test_an_ended_sessions_age_is_how_long_it_ran() -> None:
+    """Its age kept counting as if it still ran (a 3 s session said 6m34s); its last
+    activity, its end, still counts on."""
+    from agentty_ui.model import timestamp
+
+    started = "2026-12-04T10:00:00+00:00"
+    ended: Record = {
+        **RECORD,
+        "status": "exited",
+        "exitCode": 7,
+        "startedAt": started,
+        "lastActiveAt": "2026-12-04T10:00:03+00:00",
+        "endedAt": "2026-12-04T10:00:03+00:00",
+    }
+    running: Record = {**ended, "status": "running", "exitCode": None}
+    running.pop("endedAt")
+    later = (timestamp(started) or 0.0) + 394.0
+    table = SessionList()
+    age, active = (
+        table.columns_shown.index((k, t)) for k, t in (("age", "Age"), ("active", "Active"))
+    )
+    ended_cells = table.cells(ended, None, later)
+    assert (ended_cells[age], ended_cells[active]) == ("3s", "6m31s")
+    assert table.cells(running, None, later)[age] == "6m34s"
