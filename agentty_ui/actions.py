@@ -35,7 +35,7 @@ ACTIONS: tuple[Action, ...] = (
         "input",
         "i",
         "Send input",
-        "Send a line (enter: with Enter, alt+enter: without, ↑/↓: history)",
+        "Send a line (enter: with Enter, alt+enter: without, ctrl+t: switch, ↑/↓: history)",
         footer="Input",
     ),
     Action("kill", "k", "Kill", "Kill the selected session"),

@@ -25,7 +25,7 @@ from textual.drivers.linux_driver import LinuxDriver
 from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Header, Input
+from textual.widgets import Header, Input, Static
 from textual.worker import get_current_worker
 
 from agentty_core.client import Client
@@ -142,6 +142,7 @@ class AgenttyApp(App[None]):
         yield HostBar(self.fleet, interval=self.host_poll_interval, id="hosts")
         yield FilterBar(id="filter-bar")
         yield SessionList(hosts=self.fleet.remote, id="sessions")
+        yield Static(id="empty-hint", markup=False)
         yield SessionPane(self.fleet, id="pane")
         yield InputBar(id="input-bar")
         yield AdaptiveFooter()
@@ -328,6 +329,7 @@ class AgenttyApp(App[None]):
         table.update_sessions(
             merged, self._local.usage, self.clock(), ranks=ranks, down=down, killing=killing
         )
+        self._hint_when_empty()
         lost = tuple(sid for sid, r in self.records.items() if r.get("status") == "lost")
         self.main.query_one(OrphanBanner).lost = lost
         if self._started is not None and self._started in self.records:
@@ -367,6 +369,26 @@ class AgenttyApp(App[None]):
 
     def on_session_list_highlighted(self, message: SessionList.Highlighted) -> None:
         self.selected = message.session_id
+        self._hint_when_empty()
+
+    def _hint_when_empty(self) -> None:
+        """What to do when the list shows no row: a blank table said nothing (a new user's
+        first look, a filter that matches nothing)."""
+        if self._torn_down:
+            return  # (the list's last highlight, as its rows went at shutdown)
+        table = self.main.query_one(SessionList)
+        hint = self.main.query_one("#empty-hint", Static)
+        hint.display = table.row_count == 0
+        self.main.set_class(not table.row_count, "-empty")  # the list down to its header
+        if table.row_count:
+            return
+        if table.filter:
+            hint.update("No session matches the filter: esc clears it.")
+        else:
+            hint.update(
+                "No sessions yet: n starts one (or `agentty start -- PROGRAM` in a shell);"
+                " ? lists every key."
+            )
 
     def on_session_list_opened(self, message: SessionList.Opened) -> None:
         if self._keys_held:
@@ -729,6 +751,8 @@ class AgenttyApp(App[None]):
 
     def on_filter_bar_changed(self, message: FilterBar.Changed) -> None:
         self.main.query_one(SessionList).filter = message.text
+        if self._polled or self._hosts:  # (before the first listing, an empty list says nothing)
+            self._hint_when_empty()
 
     def on_filter_bar_done(self, message: FilterBar.Done) -> None:
         self.main.query_one(SessionList).focus()

@@ -15,9 +15,9 @@ from ..widgets.footer import AdaptiveFooter
 
 ABOUT = (
     "agentty runs programs in background terminals. The list shows every session of this "
-    "home; the panes below show the selected one. Attach (enter) sends every key to the "
-    "session until ctrl+] detaches. Sessions started from other terminals appear here "
-    "within a second."
+    "home, and of the hosts in hosts.toml; the panes below show the selected one. Attach "
+    "(enter) sends every key to the session until ctrl+] detaches. Sessions started from "
+    "other terminals appear here within a second."
 )
 
 

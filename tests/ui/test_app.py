@@ -9,7 +9,7 @@ import sys
 
 import psutil
 import pytest
-from textual.widgets import Input, Label
+from textual.widgets import Input, Label, Static
 
 from agentty_core.client import Client
 from agentty_core.ipc.subscription import Subscription
@@ -882,3 +882,20 @@ async def test_a_kill_under_way_is_shown_and_not_asked_for_again(client: Client)
         await wait_for(pilot, lambda: cell(app, sid, "status") == "exited", 20)
         kills = [n for n in app._notifications if n.title == "Kill"]
         assert len(kills) == 1, [n.message for n in kills]
+
+
+async def test_an_empty_list_says_what_to_do(client: Client) -> None:
+    """A new home's dashboard, and a filter that matches nothing, showed a bare header."""
+    app = make_app(client)
+    async with app.run_test(size=SIZE) as pilot:
+        hint = app.query_one("#empty-hint", Static)
+        await wait_for(pilot, lambda: hint.display)
+        assert "No sessions yet: n starts one" in str(hint.render())
+        sid = str(client.start(["cat"], name="cat")["id"])
+        await wait_for(pilot, lambda: app.selected == sid)
+        assert not hint.display
+        await pilot.press("slash", *"nomatch")
+        await wait_for(pilot, lambda: hint.display)
+        assert str(hint.render()) == "No session matches the filter: esc clears it."
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not hint.display)

@@ -170,3 +170,12 @@ def test_hosts(snap_compare: object, client: object, other_homes: Callable[[], P
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)  # type: ignore[operator]
+
+
+def test_empty_home(snap_compare: object, client: object) -> None:
+    app, _ = stable_app()
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await wait_for(pilot, lambda: app.query_one("#empty-hint").display)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)  # type: ignore[operator]
