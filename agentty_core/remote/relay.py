@@ -41,7 +41,10 @@ def cli_error(code: int, stderr: str, screen: dict[str, object] | None = None) -
     """The error a remote `agentty` call ended with, as a local call raises it."""
     lines = [line for line in stderr.splitlines() if line.strip()]
     said = [line.removeprefix("agentty: error: ") for line in lines if line.startswith("agentty:")]
-    message = (said or lines or [f"remote agentty exited {code}"])[-1].strip()
+    # Nothing said: agentty there, or the transport's own command before it (`command =
+    # ["false"]`: agentty never ran, and "remote agentty exited 1" blamed it).
+    silent = f"exited {code} without a word (the host's command, or agentty there)"
+    message = (said or lines or [silent])[-1].strip()
     if code == 2:
         if message.startswith("no such session: "):
             return SessionNotFound(message.removeprefix("no such session: "))

@@ -47,3 +47,18 @@ def test_a_timeout_that_took_longer_than_its_limit_says_how_long() -> None:
     took = connect_timeout() + 20
     assert str(late).startswith(f"lo: no answer for {took} s (the shared connection held"), late
     assert "banner exchange" in str(late) and late.reason == "timeout" and late.exit_code == 4
+
+
+def test_a_command_that_fails_silently_is_not_said_to_be_agentty(agentty_home: object) -> None:
+    """`command = ["false"]`: agentty never ran, and the dashboard said "remote agentty
+    exited 1" (an outside round)."""
+    from agentty_core.errors import AgenttyError
+    from agentty_core.remote.client import RemoteClient
+    from tests.helpers.cli import AGENTTY
+
+    host = Host("broken", command=("false",), agentty=AGENTTY)
+    with pytest.raises(AgenttyError) as failed:
+        RemoteClient(host, timeout=3.0).sessions()
+    said = str(failed.value)
+    assert "agentty exited" not in said
+    assert said.endswith("exited 1 without a word (the host's command, or agentty there)")
