@@ -164,3 +164,8 @@ def reap(root: Path, *, grace: float = 0.5, leftovers: bool = True) -> None:
         client.close()
     if leftovers and (survivors := marked_processes(home)):
         end(survivors, grace=grace, again=lambda: marked_processes(home))
+    sockets = home.socket_dir()
+    if sockets != home.sockets_dir and not os.environ.get("AGENTTY_SOCKET_DIR"):
+        # A long home's short fallback in /tmp, not removed with the home: gone once empty.
+        with contextlib.suppress(OSError):
+            sockets.rmdir()

@@ -124,6 +124,18 @@ class Signals:
         self.armed = False
 
 
+def stopped_before_start(signum: int) -> int:
+    """`run` told to stop (Ctrl-C, SIGTERM, SIGHUP) before its program was started: said,
+    and nothing is started; 128+N."""
+    import signal
+
+    try:  # noqa: SIM105  (contextlib stays off the lane)
+        hotread.error(f"run stopped by {signal.Signals(signum).name}: nothing was started")
+    except OSError:  # SIGHUP: the terminal may be gone
+        pass
+    return 128 + signum
+
+
 def watch_reader() -> list[int]:
     """With stdout a pipe or a socket, a reader that goes away (the ssh channel of an
     `agentty --host H run` closed by its caller's Ctrl-C, say: ssh passes no signal on)

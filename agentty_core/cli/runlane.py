@@ -130,13 +130,18 @@ def run(words: list[str]) -> int | None:
     if args is None:
         return None
     from agentty_core.cli import startlane
-    from agentty_core.cli.run import Signals, finish
+    from agentty_core.cli.run import Signals, finish, stopped_before_start
 
     deadline = time.monotonic() + args.timeout
     start: dict[str, object] = {"argv": args.argv, "cwd": args.cwd, "cols": args.cols}
     start.update(rows=args.rows, shell=None, name=None, env={})
     with Signals() as signals:
         started = startlane.launch(start, activate=False, keep_failed=False, held=True)
+        if started is None and signals.pending is not None:
+            # Noted while the spawner was asked, and nothing started: the full path, which
+            # would start the program anyway, is not asked (it was dropped with this lane's
+            # handlers, and the program ran until --timeout).
+            return stopped_before_start(signals.pending)
         if not isinstance(started, tuple):
             return started
         home, sid, worker_pid = started

@@ -169,3 +169,51 @@ def test_a_session_started_to_be_held_that_nobody_holds_is_ended(
     finally:
         holder.close()
     wait_until(lambda: client.resolve(kept["id"])["status"] == "exited", timeout=10)
+
+
+@pytest.mark.parametrize(
+    "signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: signal.Signals(s).name
+)
+def test_a_signal_while_the_spawner_is_asked_in_vain_starts_nothing(
+    agentty_home: Path, signum: int
+) -> None:
+    """The spawner stopped: `run` asks it, gives up, and goes the full way. A signal that
+    came meanwhile was dropped with the lane's handlers: the program was started and ran
+    until --timeout, and `run` exited 3 (an attacker's round)."""
+    from tests.helpers.cli import agentty
+    from tests.helpers.spawner import ready_spawner
+
+    env = {**os.environ, "AGENTTY_SPAWNER": "1"}
+    agentty("start", "--", "true", env=env, check=True)
+    spawner = ready_spawner(agentty_home)["pid"]
+    agentty("gc", check=True)
+    os.kill(spawner, signal.SIGSTOP)
+    try:
+        run = subprocess.Popen(
+            [AGENTTY, "run", "--timeout", "20", "--", "sh", "-c", "echo started; sleep 30"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wait_until(lambda: _catches_sigterm(run.pid))  # the lane's handlers: asking it
+        run.send_signal(signum)
+        out, err = run.communicate(timeout=30)
+    finally:
+        os.kill(spawner, signal.SIGCONT)
+    assert (run.returncode, out) == (128 + signum, ""), err
+    assert (
+        err
+        == f"agentty: error: run stopped by {signal.Signals(signum).name}: nothing was started\n"
+    )
+    state = agentty_home / "sessions.json"
+    assert json.loads(state.read_text())["sessions"] == []
+
+
+def _catches_sigterm(pid: int) -> bool:
+    """`run`'s handlers are in (`cli.run.Signals`): it is asking the stopped spawner, for
+    the 0.25 s it gives one that makes no progress."""
+    with open(f"/proc/{pid}/status") as f:
+        caught = next(line for line in f if line.startswith("SigCgt:")).split()[1]
+    return bool(int(caught, 16) & (1 << (signal.SIGTERM - 1)))
