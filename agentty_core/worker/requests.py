@@ -335,6 +335,11 @@ class Requests(WorkerBase):
         parsed = keys.parse_all(cast(list[str], names))
         app_cursor = self.emu.modes.get("applicationCursor", False)
         data = b"".join(k.encode(app_cursor) for k in parsed)
+        if len(data) > INPUT_QUEUE:  # never fits: not the program's doing ("queue full")
+            raise BadRequest(
+                f"the keys make {len(data)} bytes, more than a program's input queue holds"
+                f" ({INPUT_QUEUE}); send them in several calls, or type text with `text`"
+            )
         seq = self.emu.seq
         self.echoes.note_before(self.emu)
         if b"\x1b" not in data:  # an escape sequence is a key, not text the terminal draws

@@ -238,3 +238,20 @@ def test_a_worker_stopped_between_parts_fails_the_input_soon_and_says_what_was_s
     assert failed.value.input_sent == INPUT_PART
     assert f"{INPUT_PART} of {size} bytes were sent" in str(failed.value), failed.value
     assert agentty("kill", "--session", sid).returncode == 0
+
+
+def test_keys_past_the_input_queue_are_refused_as_too_many_not_blamed_on_the_program() -> None:
+    """`key` with over 1 MiB of key bytes said "input queue full (0 bytes pending): the
+    program is not reading its input" of a `cat` that was reading (an attacker's round)."""
+    from tests.helpers.cli import agentty, agentty_json
+
+    agentty_json("start", "--name", "rd", "--", "cat")
+    refused = agentty("key", "--session", "rd", *["a*1000"] * 1100)
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr == (
+        "agentty: error: the keys make 1100000 bytes, more than a program's input queue holds"
+        " (1048576); send them in several calls, or type text with `text`\n"
+    )
+    assert agentty("key", "--session", "rd", *["a*1000"] * 3, "Enter").returncode == 0
+    agentty("wait", "--session", "rd", "--text", "a" * 80, check=True)
+    agentty("kill", "--session", "rd", check=True)
