@@ -118,17 +118,22 @@ def _ioprio(pid: int) -> int | None:
     return value if value >= 0 else None
 
 
-def _priorities(pid: int | str) -> tuple[int | None, str]:
+def _priorities(pid: int | str) -> tuple[int | None, str, tuple[int, int]]:
     """What a process passes on to one it spawns, and a fork cannot set from a request:
-    its I/O priority (`ionice`) and OOM score adjustment (`choom`). (Its personality,
-    `setarch`, only the process itself may read freely: the caller sends it.)"""
-    return _ioprio(0 if pid == "self" else int(pid)), _proc(pid, "oom_score_adj").strip()
+    its I/O priority (`ionice`), OOM score adjustment (`choom`) and scheduling policy with
+    its priority (`chrt`: a SCHED_IDLE caller's sessions ran SCHED_OTHER, and a spawner
+    launched by one ran every later caller's SCHED_IDLE). (Its personality, `setarch`,
+    only the process itself may read freely: the caller sends it.)"""
+    number = 0 if pid == "self" else int(pid)
+    policy = (os.sched_getscheduler(number), os.sched_getparam(number).sched_priority)
+    return _ioprio(number), _proc(pid, "oom_score_adj").strip(), policy
 
 
-_own: tuple[dict[str, str], dict[str, str], tuple[int | None, str], int] | None = None
+Priorities = tuple[int | None, str, tuple[int, int]]
+_own: tuple[dict[str, str], dict[str, str], Priorities, int] | None = None
 
 
-def _own_context() -> tuple[dict[str, str], dict[str, str], tuple[int | None, str], int]:
+def _own_context() -> tuple[dict[str, str], dict[str, str], Priorities, int]:
     """Our credentials, namespaces, priorities and personality, read once: only we could
     change them, and we do not."""
     global _own
@@ -171,11 +176,15 @@ def cannot_reproduce(request: JSONMap, peer_pid: int, own_env: Mapping[str, str]
             return "another cgroup"
         if _namespaces(peer_pid) != own_namespaces:
             return "other namespaces"
-        ioprio, oom_score_adj = _priorities(peer_pid)
+        ioprio, oom_score_adj, policy = _priorities(peer_pid)
         if own_priorities[0] is not None and ioprio != own_priorities[0]:
             return "another I/O priority"
         if oom_score_adj != own_priorities[1]:
             return "another OOM score adjustment"
+        if policy != own_priorities[2]:
+            if own_priorities[2] != (os.SCHED_OTHER, 0):  # ours is our launcher's
+                return Outgrown("another scheduling policy (ours is not the default)")
+            return "another scheduling policy"
     except OSError as exc:
         return f"cannot read the caller's context: {exc}"
     if request.get("personality") != own_personality:

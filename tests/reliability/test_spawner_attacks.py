@@ -136,6 +136,7 @@ def test_a_stopped_middle_left_behind_is_ended_by_the_next_spawner(agentty_home:
 IONICE = pytest.param(["ionice", "-c", "3"], id="ionice")
 CHOOM = pytest.param(["choom", "-n", "500", "--"], id="choom")
 SETARCH = pytest.param(["setarch", os.uname().machine, "-R"], id="setarch")
+CHRT = pytest.param(["chrt", "--idle", "0"], id="chrt")  # SCHED_IDLE: no privilege needed
 
 
 def context_of(pid: int) -> tuple[Any, str, str]:
@@ -145,10 +146,10 @@ def context_of(pid: int) -> tuple[Any, str, str]:
     return proc.ionice(), oom, personality
 
 
-@pytest.mark.parametrize("wrapper", [IONICE, CHOOM, SETARCH])
+@pytest.mark.parametrize("wrapper", [IONICE, CHOOM, SETARCH, CHRT])
 def test_a_caller_with_other_priorities_gets_them(agentty_home: Path, wrapper: list[str]) -> None:
-    """I/O priority, OOM score adjustment and personality are inherited by a direct spawn:
-    a spawner whose own differ does not fork for that caller."""
+    """I/O priority, OOM score adjustment, personality and scheduling policy are inherited
+    by a direct spawn: a spawner whose own differ does not fork for that caller."""
     if not shutil.which(wrapper[0]) or (wrapper[0] == "choom" and os.geteuid() != 0):
         pytest.skip(f"needs {wrapper[0]}")
     info = warm(agentty_home)
@@ -164,6 +165,9 @@ def test_a_caller_with_other_priorities_gets_them(agentty_home: Path, wrapper: l
     assert [oom, personality] == probe
     if wrapper[0] == "ionice":
         assert ionice.ioclass == psutil.IOPRIO_CLASS_IDLE
+    if wrapper[0] == "chrt":  # (and the program's, as the worker's)
+        assert os.sched_getscheduler(rec["workerPid"]) == os.SCHED_IDLE
+        assert os.sched_getscheduler(rec["pid"]) == os.SCHED_IDLE
     assert spawner_info(agentty_home) == info  # refused, not stepped down
     assert forked(start("cat"))
 
@@ -191,7 +195,14 @@ def _few_files() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
 
 
-@pytest.mark.parametrize("launcher", [_niced, _few_files], ids=["nice", "nofile"])
+def _idle_scheduled() -> None:
+    signals_default()
+    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
+@pytest.mark.parametrize(
+    "launcher", [_niced, _few_files, _idle_scheduled], ids=["nice", "nofile", "sched-idle"]
+)
 def test_a_spawner_that_cannot_serve_a_normal_caller_steps_down(
     agentty_home: Path, launcher: Callable[[], None]
 ) -> None:
