@@ -156,6 +156,7 @@ def run(words: list[str]) -> int | None:
 
 
 HOLD = b'{"v":1,"method":"hold","params":{}}\n'  # `Requests._hold`
+STOPPED_LOOK = 0.25  # after a wait's own end, its answer's grace before a look for a stop
 
 
 class Lane:
@@ -194,7 +195,7 @@ class Lane:
             params["forget"] = True
         params["timeout"] = timeout
         began = time.monotonic()
-        _, reply = self._ask("wait", params, timeout + 5.0)
+        _, reply = self._ask("wait", params, timeout + 5.0, look_at=timeout)
         if reply is not None:
             if reply["ok"] is True:
                 result = _result(reply)
@@ -259,21 +260,34 @@ class Lane:
         return self.full().get(ref)
 
     def _ask(
-        self, method: str, params: dict[str, object], within: float
+        self,
+        method: str,
+        params: dict[str, object],
+        within: float,
+        look_at: float | None = None,
     ) -> tuple[bool, dict[str, object] | None]:
         """Whether the request went out, and the answer (None: none came, or not one of
-        ours; the connection is dropped then)."""
+        ours; the connection is dropped then). `look_at`: when (seconds from now) to look
+        whether the worker is stopped, before `within` is waited out (a wait's own end:
+        `run --timeout 5` with its worker stopped ended after 10.5 s)."""
         line = request_line(method, params, within)
         sock = None if line is None else self._connection()
         if sock is None or line is None:
             return False, None
-        set_deadline(sock, _socket.SO_RCVTIMEO, within)
+        began = time.monotonic()
+        first = within if look_at is None else min(within, look_at + STOPPED_LOOK)
+        set_deadline(sock, _socket.SO_RCVTIMEO, first)
         try:
             sock.sendall(line)
         except OSError:  # a line is read whole or not at all: nothing was done
             self._drop()
             return False, None
-        reply = hotread.read_reply(sock, silent=hotread.SILENT)
+        rest = bytearray()
+        reply = hotread.read_reply(sock, silent=hotread.SILENT, rest=rest)
+        left = within - (time.monotonic() - began)
+        if reply is hotread.SILENT and left > 0 and not spawning.stopped(self.worker_pid):
+            set_deadline(sock, _socket.SO_RCVTIMEO, left)  # slow, not stopped: the rest
+            reply = hotread.read_reply(sock, silent=hotread.SILENT, rest=rest)
         if reply is hotread.SILENT and not spawning.stopped(self.worker_pid):
             reply = None  # slow (a loaded machine), not stopped: input fails (a timeout)
         if reply is hotread.SILENT:
