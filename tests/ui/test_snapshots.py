@@ -145,6 +145,12 @@ def test_help(snap_compare: object, client: object) -> None:
     assert snap_compare(app, terminal_size=SIZE, press=["question_mark"])  # type: ignore[operator]
 
 
+def test_help_in_a_narrow_window(snap_compare: object, client: object) -> None:
+    """At 60 columns the dialog was wider than the window: its text cut mid-word."""
+    app, _ = stable_app()
+    assert snap_compare(app, terminal_size=(60, 15), press=["question_mark"])  # type: ignore[operator]
+
+
 def test_hosts(snap_compare: object, client: object, other_homes: Callable[[], Path]) -> None:
     """A host column, sessions grouped by host, and a host that is down with its reason."""
     build = StableRemoteClient(command_host("build", other_homes()), 0x101)
