@@ -68,6 +68,7 @@ from .widgets.orphan_banner import OrphanBanner
 from .widgets.session_list import SessionList
 from .widgets.session_pane import SessionPane
 from .widgets.terminal_view import TerminalView
+from .widgets.text_field import TextField
 
 Clock = Callable[[], float]
 ORPHAN_SWEEP_EVERY = 5  # polls between orphan sweeps while no session is lost
@@ -748,6 +749,14 @@ class AgenttyApp(App[None]):
 
     def action_filter(self) -> None:
         self.main.query_one(FilterBar).open()
+
+    def on_text_field_lines_dropped(self, message: TextField.LinesDropped) -> None:
+        self.notify(
+            f"{message.lines} lines pasted: the field holds one line, and took the first"
+            " (attach with enter to paste them all into the session)",
+            title="Pasted",
+            severity="warning",
+        )
 
     def on_filter_bar_changed(self, message: FilterBar.Changed) -> None:
         self.main.query_one(SessionList).filter = message.text

@@ -899,3 +899,25 @@ async def test_an_empty_list_says_what_to_do(client: Client) -> None:
         assert str(hint.render()) == "No session matches the filter: esc clears it."
         await pilot.press("escape")
         await wait_for(pilot, lambda: not hint.display)
+
+
+async def test_a_paste_of_several_lines_into_the_input_bar_says_what_it_kept(
+    client: Client,
+) -> None:
+    """Textual's Input keeps a paste's first line: the rest went without a word."""
+    from textual import events
+
+    sid = str(client.start(["cat"], name="cat")["id"])
+    app = make_app(client)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await wait_for(pilot, lambda: app.selected == sid)
+        await pilot.press("i")
+        field = app.query_one("#send-input", Input)
+        field.post_message(events.Paste('for i in range(3):\n    print("pasted", i)\n'))
+        await wait_for(pilot, lambda: notified(app, "2 lines pasted"))
+        assert field.value == "for i in range(3):"
+        said = next(n.message for n in app._notifications if "lines pasted" in n.message)
+        assert said == (
+            "2 lines pasted: the field holds one line, and took the first (attach with enter"
+            " to paste them all into the session)"
+        )
