@@ -880,6 +880,9 @@ async def test_a_kill_under_way_is_shown_and_not_asked_for_again(client: Client)
         assert not isinstance(app.screen, ConfirmScreen)
         assert notified(app, f"session {sid} is being killed")
         await wait_for(pilot, lambda: cell(app, sid, "status") == "exited", 20)
+        # (The list may say so before the kill's own answer: a loaded machine.)
+        await wait_for(pilot, lambda: any(n.title == "Kill" for n in app._notifications), 20)
+        await pilot.pause(0.3)
         kills = [n for n in app._notifications if n.title == "Kill"]
         assert len(kills) == 1, [n.message for n in kills]
 
