@@ -192,8 +192,9 @@ class Actions(Connected):
             return self._call(rec, "wait", params, timeout=timeout + 5.0)
         except RemoteError as exc:
             if exc.code == "timeout":  # the screen now, and how long was waited (as fired)
+                waited = round((time.monotonic() - began) * 1000, 3)
                 screen = self.get(rec["id"])
-                screen["elapsed_ms"] = round((time.monotonic() - began) * 1000, 3)
+                screen["elapsed_ms"] = waited
                 raise WaitTimeout(exc.message, screen) from None
             if exc.code == "exited":
                 return self.wait_ended(rec["id"], conditions, timeout)

@@ -129,6 +129,7 @@ class AgenttyApp(App[None]):
         self._poll_again = False
         self._detached: tuple[str, float] | None = None  # detached by its end: to be said
         self._started: str | None = None  # started here, selected once it is listed
+        self._listed = False  # a listing has come: an empty list means no session
         self._killing: set[str] = set()  # kills under way: shown, and not asked for again
         self._keys_held_until = 0.0  # (time.monotonic(): see KEYS_HELD_FOR)
         self.senders = Senders(  # a thread per session typed to
@@ -315,6 +316,7 @@ class AgenttyApp(App[None]):
         for host in self.fleet.hosts:
             merged += self._hosts.get(host, [])
         self.records = {r["id"]: r for r in merged}
+        self._listed = True
         if self.pane.covered and not under_grid:
             # Under the grid, a changed cell still repaints what covers it: the whole grid
             # paid for every poll's ages and usage (a quarter of its CPU with 20 panes).
@@ -336,11 +338,11 @@ class AgenttyApp(App[None]):
         if self._started is not None and self._started in self.records:
             self._select(self._started)  # started here: listed now
             self._started = None
-        if self.selected is not None and self.selected == self._started:
-            pass  # started here, not listed yet (another home answered first): kept
-        elif self.selected is None or self.selected not in self.records:
+        # One started here and not listed yet (another home answered first) stays selected.
+        waiting = self.selected is not None and self.selected == self._started
+        if self.selected is None or (self.selected not in self.records and not waiting):
             self.selected = table.selected_id
-        else:
+        elif self.selected in self.records:
             self.pane.record = self.record
             self.pane.unreachable = self.unreachable(self.selected)
             if self.attached and self.pane.unreachable is not None:
@@ -375,8 +377,8 @@ class AgenttyApp(App[None]):
     def _hint_when_empty(self) -> None:
         """What to do when the list shows no row: a blank table said nothing (a new user's
         first look, a filter that matches nothing)."""
-        if self._torn_down:
-            return  # (the list's last highlight, as its rows went at shutdown)
+        if self._torn_down or not self._listed:
+            return  # (shutting down: the list's last highlight; or nothing listed yet)
         table = self.main.query_one(SessionList)
         hint = self.main.query_one("#empty-hint", Static)
         hint.display = table.row_count == 0
@@ -751,17 +753,14 @@ class AgenttyApp(App[None]):
         self.main.query_one(FilterBar).open()
 
     def on_text_field_lines_dropped(self, message: TextField.LinesDropped) -> None:
-        self.notify(
-            f"{message.lines} lines pasted: the field holds one line, and took the first"
-            " (attach with enter to paste them all into the session)",
-            title="Pasted",
-            severity="warning",
-        )
+        said = f"{message.lines} lines pasted: the field holds one line, and took the first"
+        if message.field.id == "send-input":  # the input bar's: the session takes them whole
+            said += " (attach with enter to paste them all into the session)"
+        self.notify(said, title="Pasted", severity="warning")
 
     def on_filter_bar_changed(self, message: FilterBar.Changed) -> None:
         self.main.query_one(SessionList).filter = message.text
-        if self._polled or self._hosts:  # (before the first listing, an empty list says nothing)
-            self._hint_when_empty()
+        self._hint_when_empty()
 
     def on_filter_bar_done(self, message: FilterBar.Done) -> None:
         self.main.query_one(SessionList).focus()

@@ -156,7 +156,7 @@ def run(words: list[str]) -> int | None:
 
 
 HOLD = b'{"v":1,"method":"hold","params":{}}\n'  # `Requests._hold`
-STOPPED_LOOK = 0.25  # after a wait's own end, its answer's grace before a look for a stop
+LOOK_AFTER_END = 0.25  # after a wait's own end: the wait before a look for a stopped worker
 
 
 class Lane:
@@ -275,7 +275,7 @@ class Lane:
         if sock is None or line is None:
             return False, None
         began = time.monotonic()
-        first = within if look_at is None else min(within, look_at + STOPPED_LOOK)
+        first = within if look_at is None else min(within, look_at + LOOK_AFTER_END)
         set_deadline(sock, _socket.SO_RCVTIMEO, first)
         try:
             sock.sendall(line)

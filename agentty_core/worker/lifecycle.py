@@ -108,7 +108,9 @@ class Lifecycle(WorkerBase):
         except OSError:
             return
         try:
-            select.select([pidfd], [], [], EXITING_WAIT)
+            waiting = select.poll()  # (not select(): no FD_SETSIZE limit on the descriptor)
+            waiting.register(pidfd, select.POLLIN)
+            waiting.poll(EXITING_WAIT * 1000)
         finally:
             os.close(pidfd)
         self._reap()
@@ -355,7 +357,8 @@ class Lifecycle(WorkerBase):
             path = self.home.socket_path(self.id)
             if os.lstat(path).st_ino == getattr(self, "socket_inode", None):
                 path.unlink()
-        how = self._exited_how() if self.exit_status is not None else fields.get("error")
+        exited = fields.get("status") == "exited" and self.exit_status is not None
+        how = self._exited_how() if exited else fields.get("error")
         log_line(log.name, f"session {self.id} ended: {fields.get('status')} ({how})")
         self.finalized.set()
 

@@ -224,7 +224,8 @@ class Requests(WorkerBase):
             data += b"\x1b[201~" + tail if part in (None, "last") else b""
         enter = params.get("enter") is True
         # What is typed: the text, and its Enter (a carriage return), as `send`'s Enter counts.
-        result: JSONObject = {"seq": seq, "bytes": len(data) + (enter and part in (None, "last"))}
+        typed_enter = 1 if enter and part in (None, "last") else 0
+        result: JSONObject = {"seq": seq, "bytes": len(data) + typed_enter}
         if part == "first":
             result["bracketed"] = bracket
         until = self.until  # (this request's: the next one's is set before it is read)

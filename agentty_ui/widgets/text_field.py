@@ -29,14 +29,15 @@ class TextField(Input):
     ]
 
     class LinesDropped(Message):
-        """A paste of `lines` lines: the field kept the first one only."""
+        """A paste of `lines` lines: the field (`field`) kept the first one only."""
 
-        def __init__(self, lines: int) -> None:
+        def __init__(self, field: TextField, lines: int) -> None:
             super().__init__()
+            self.field = field
             self.lines = lines
 
     def _on_paste(self, event: events.Paste) -> None:
         # (Input's own handler runs too, after this one: Textual calls each class's.)
         lines = len(event.text.splitlines())
         if lines > 1:
-            self.post_message(self.LinesDropped(lines))
+            self.post_message(self.LinesDropped(self, lines))

@@ -924,3 +924,10 @@ async def test_a_paste_of_several_lines_into_the_input_bar_says_what_it_kept(
             "2 lines pasted: the field holds one line, and took the first (attach with enter"
             " to paste them all into the session)"
         )
+        await pilot.press("escape", "n")  # a dialog's field: no session to paste into
+        command = app.screen.query_one("#command", Input)
+        command.post_message(events.Paste("ls\npwd\nid\n"))
+        await wait_for(pilot, lambda: notified(app, "3 lines pasted"))
+        said = next(n.message for n in app._notifications if "3 lines pasted" in n.message)
+        assert said == "3 lines pasted: the field holds one line, and took the first"
+        assert command.value == "ls"
