@@ -29,7 +29,7 @@ import sys
 from collections.abc import Callable
 
 from agentty_core.proc.ptyhost import die_with_parent
-from agentty_core.worker import prefault, spare, warmup
+from agentty_core.worker import prefault, spare, stopping
 
 NAME = "agentty-maker"  # its command name (`ps`, tests)
 ASK = b"s"
@@ -56,8 +56,7 @@ class Maker:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         parent = os.getpid()
         try:
-            with warmup.held_signals():
-                pid = os.fork()
+            pid = stopping.fork()
         except OSError:
             ours.close()
             theirs.close()

@@ -25,9 +25,10 @@ wrote, and later spares copy them before their request comes (`worker/prefault.p
 The spawner is single-threaded and does one request at a time (a fork takes ~1 ms; a
 request must arrive whole within REQUEST_TIMEOUT). It exits after `AGENTTY_SPAWNER_IDLE`
 seconds (default 600; anything but a positive number means the default) without serving a
-request, on SIGTERM, when its code changed on disk (an upgrade) and when its own context,
-inherited from the caller that launched it, cannot serve a caller (a higher nice value, a
-lower hard limit: `forked.Outgrown`): the caller then spawns directly and starts a new one.
+request, on SIGTERM (acted on while it waits for a request: `worker/stopping.py`), when its
+code changed on disk (an upgrade) and when its own context, inherited from the caller that
+launched it, cannot serve a caller (a higher nice value, a lower hard limit:
+`forked.Outgrown`): the caller then spawns directly and starts a new one.
 It does not keep its launcher's working directory (a mount it would keep busy): it works in
 "/". One per home: it holds `spawner.lock` for its life.
 """
@@ -56,7 +57,7 @@ from agentty_core._version import __version__
 from agentty_core.paths import FileIdentity, Home, identity_of, still_at
 from agentty_core.proc import identity
 from agentty_core.state.store import now_iso
-from agentty_core.worker import forked, prefault, spare, warmup
+from agentty_core.worker import forked, prefault, spare, stopping, warmup
 from agentty_core.worker.codewatch import CodeWatch
 from agentty_core.worker.maker import Maker
 
@@ -211,6 +212,12 @@ class Spawner:
     # ------------------------------------------------------------- serving
 
     def serve(self) -> None:
+        """Serve until idle, stepping down, or stopped (only while waiting: what is under
+        way, a spare taken from the maker say, is done first)."""
+        with stopping.held():
+            self._serve()
+
+    def _serve(self) -> None:
         assert self.listener is not None
         last = time.monotonic()
         while not self.stepping_down:
@@ -227,7 +234,8 @@ class Spawner:
                 wake = max(0.0, min(wake, self.no_spare_until - time.monotonic()))  # then fork
             if self._spare_wanted():
                 self._fork_spare()
-            ready, _, _ = select.select([self.listener], [], [], wake)
+            with stopping.let_in():
+                ready, _, _ = select.select([self.listener], [], [], wake)
             if not self._description_is_ours():  # (looked at busy or idle: an lstat)
                 _log(f"{spawning.INFO_NAME} removed or replaced: exiting")
                 return
@@ -340,7 +348,7 @@ class Spawner:
     def _fork(self, conn: socket.socket, request: dict[str, object], fds: list[int]) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
-        middle = _fork_held()
+        middle = stopping.fork()
         if middle == 0:
             self._in_middle(conn, request, fds)  # never returns
         # Not waited for here: under load its exit can take a scheduling round, and the
@@ -383,7 +391,7 @@ class Spawner:
         try:
             comm = self._become_middle()
             failpoints.hit("spawner.middle")
-            pid = _fork_held()
+            pid = stopping.fork()
             if pid == 0:
                 spare.name(comm)  # the worker's own again
                 self._in_worker(conn, request, fds)  # never returns
@@ -500,6 +508,7 @@ class Spawner:
             except OSError as exc:
                 self._drop_maker(exc)
                 end = self.new_spare()
+        failpoints.hit("spawner.spare_received")
         if end is None:
             self.no_spare_until = time.monotonic() + SPARE_BACKOFF
             return
@@ -513,7 +522,7 @@ class Spawner:
         sys.stderr.flush()
         try:
             failpoints.hit("spawner.fork_spare")
-            middle = _fork_held()
+            middle = stopping.fork()
         except OSError as exc:
             ours.close()
             theirs.close()
@@ -525,7 +534,7 @@ class Spawner:
                 os.close(ours.detach())  # the spawner's end: its close must end the spare
                 comm = self._become_middle()
                 failpoints.hit("spawner.middle")
-                if _fork_held() == 0:
+                if stopping.fork() == 0:
                     spare.name(comm)  # the spare's (then its worker's) own again
                     self._as_spare(theirs)  # never returns
                 code = 0
@@ -677,16 +686,6 @@ def _handed_lock(path: Path) -> int | None:
     return fd
 
 
-def _fork_held() -> int:
-    """`os.fork`, with SIGTERM and SIGINT held until it returned (in both processes).
-
-    Our SIGTERM handler raises SystemExit; raised inside fork's at-fork handlers (logging
-    registers some), it is printed as "ignored" and dropped, and a spawner told to stop
-    went on serving (seen in CI). Held, it arrives after the fork, where it ends us."""
-    with warmup.held_signals():
-        return os.fork()
-
-
 def _kill_stopped_child(pid: int) -> None:
     """SIGKILL our stopped child `pid` (not reaped yet: the pid cannot be another's)."""
     with contextlib.suppress(OSError):
@@ -755,7 +754,8 @@ def main() -> int:
         _log(f"cannot serve ({exc}): exiting")  # starts spawn directly meanwhile
         return 1
     finally:
-        spawner.close()
+        with stopping.held():  # (a second stop must not cut the clean-up short)
+            spawner.close()
     return 0
 
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
 
 from agentty_core import libc
+from agentty_core.worker import stopping
 
 ROUNDS = 24  # past 3.11's warm-up delay (8 calls) before it specialises a function
 SAMPLE = (
@@ -28,7 +28,7 @@ SAMPLE = (
 
 def warm() -> None:
     """Import and exercise what a worker runs (see the module's docstring)."""
-    with held_signals():
+    with stopping.held():
         _warm()
         import gc
 
@@ -195,29 +195,11 @@ def freeze() -> None:
     these objects again, in the spawner or in a worker)."""
     import gc
 
-    with held_signals():
+    with stopping.held():
         gc.collect()
         _fill_pools()
         settle()
         gc.freeze()
-
-
-@contextlib.contextmanager
-def held_signals() -> Iterator[None]:
-    """SIGTERM and SIGINT held while the warm-up runs, delivered when it ends.
-
-    The spawner's handlers raise (SIGTERM: SystemExit). The warm-up's garbage includes event
-    loops, whose `__del__` runs during a collection; a handler that raises inside a
-    finalizer is "ignored" (printed, then dropped), and a spawner told to stop went on to
-    serve. Held, the signal arrives after the block, where the exception ends the spawner."""
-    import signal
-
-    held = {signal.SIGTERM, signal.SIGINT}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 _FILLER: list[object] = []  # kept for the spawner's life (and shared with every worker)

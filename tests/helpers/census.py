@@ -1,4 +1,5 @@
-"""Finding processes that belong to a test's agentty home, by their environment."""
+"""Finding processes that belong to a test's agentty home, by their environment; what
+/proc says of one."""
 
 from __future__ import annotations
 
@@ -65,3 +66,9 @@ def sweep_home(home: str, grace: float = 3.0) -> list[psutil.Process]:
         with contextlib.suppress(psutil.Error):
             proc.kill()
     return left
+
+
+def blocked_mask(pid: int) -> int:
+    """Process `pid`'s blocked signals (`SigBlk`), bit N-1 for signal N."""
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line for line in f if line.startswith("SigBlk:")).split()[1], 16)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.census import blocked_mask
 from tests.helpers.cli import AGENTTY, agentty, agentty_json, signals_default
 from tests.helpers.spawner import forked, warm_if
 
@@ -23,12 +24,6 @@ BLOCKS = (
     "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD, signal.SIGTERM, signal.SIGVTALRM})\n"
     "os.execv(sys.argv[1], sys.argv[1:])\n"
 )
-
-
-def _blocked_mask(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        line = next(line for line in f if line.startswith("SigBlk:"))
-    return int(line.split()[1], 16)
 
 
 @pytest.mark.parametrize("spawner", ["1", "0"], ids=["forked", "direct"])
@@ -60,7 +55,7 @@ def test_a_caller_s_blocked_signals_are_not_the_worker_s(
     sid = json.loads(started.stdout)["id"]
     rec = next(r for r in agentty_json("status")["sessions"] if r["id"] == sid)
     assert forked(rec) == (spawner == "1")
-    assert _blocked_mask(rec["workerPid"]) == 0
+    assert blocked_mask(rec["workerPid"]) == 0
     agentty("text", "-s", sid, "--enter", "go", check=True)
     ended = agentty("wait", "-s", sid, "--exit", "--timeout", "20")
     assert ended.returncode == 0, ended.stderr

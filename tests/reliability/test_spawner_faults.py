@@ -21,7 +21,7 @@ import pytest
 
 from agentty_core.client import Client
 from agentty_core.launch import spawner_client
-from tests.helpers.census import processes_of_home
+from tests.helpers.census import blocked_mask, processes_of_home
 from tests.helpers.cli import agentty_json, wait_until
 from tests.helpers.spawner import (
     forked,
@@ -37,6 +37,8 @@ from tests.helpers.spawner import (
 )
 
 pytestmark = pytest.mark.usefixtures("spawner_on")
+
+STOP_BITS = (1 << (signal.SIGTERM - 1)) | (1 << (signal.SIGINT - 1))  # in `SigBlk`
 
 
 def live_workers(home: Path) -> set[int]:
@@ -296,6 +298,38 @@ def test_a_stopped_spare_never_outlives_its_spawner(agentty_home: Path, end: str
             os.kill(spare, signal.SIGCONT)
 
 
+def test_a_spare_stopped_while_the_spawner_takes_it_never_outlives_it(
+    agentty_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spare waits before its spawner holds its end (the maker hands it over after);
+    told to stop then, the spawner finishes taking it and ends it. (Seen in CI: the stop
+    arrived mid-way, the end was dropped with the exception, and the stopped spare, which
+    cannot read its end of file, stayed.)"""
+    monkeypatch.setenv("AGENTTY_FAILPOINTS", "spawner.spare_received=sleep:1")
+    warm(agentty_home)
+    spare = one_spare(agentty_home)  # (the spawner is still in the failpoint's sleep)
+    os.kill(spare, signal.SIGSTOP)
+    try:
+        assert spawner_client.stop(str(agentty_home))
+        wait_until(lambda: gone(spare), timeout=15)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(spare, signal.SIGCONT)
+
+
+def test_what_the_spawner_forks_is_not_born_holding_the_stop_it_holds(
+    agentty_home: Path,
+) -> None:
+    """The spawner holds SIGTERM and SIGINT but while it waits; its spare and maker start
+    with them let in (a held SIGTERM would not end a spare, nor a worker's first steps)."""
+    warm(agentty_home)
+    spare = one_spare(agentty_home)
+    for pid in (spare, *makers(agentty_home)):
+        assert blocked_mask(pid) & STOP_BITS == 0, pid
+    os.kill(spare, signal.SIGTERM)
+    wait_until(lambda: gone(spare), timeout=15)
+
+
 def test_a_spare_stopped_before_it_said_it_waits_never_outlives_its_spawner(
     agentty_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -473,6 +507,7 @@ def test_without_its_maker_the_spawner_forks_spares_itself(
             else:
                 assert rec["workerPid"] == spare
             spare = one_spare(agentty_home)
+            assert blocked_mask(spare) & STOP_BITS == 0  # (forked while the spawner holds)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(maker, signal.SIGCONT)

@@ -91,7 +91,7 @@ def test_freeze_fills_the_allocators_free_blocks() -> None:
 
 HELD = r"""
 import os, signal, sys
-from agentty_core.worker import warmup
+from agentty_core.worker import stopping
 
 def on_term(signum, frame):  # the spawner's
     raise SystemExit(7)
@@ -103,7 +103,7 @@ class Finalized:
         os.kill(os.getpid(), signal.SIGTERM)
         sum(range(1000))  # the handler runs here, inside the finalizer
 
-with warmup.held_signals() if sys.argv[1] == "held" else open(os.devnull):
+with stopping.held() if sys.argv[1] == "held" else open(os.devnull):
     Finalized()
     print("warm-up done", flush=True)
 print("went on to serve", flush=True)
