@@ -88,6 +88,32 @@ async def test_mcp_drives_a_python_repl_to_an_answer() -> None:
     assert agentty_json("status")["sessions"][0]["status"] == "exited"
 
 
+async def test_a_screen_says_its_size_title_alternate_screen_and_modes() -> None:
+    """What `get --json` says of the terminal, a model reads too: a full-screen program's
+    own screen, the title it set, whether a paste arrives bracketed."""
+    script = "printf '\\033]2;build: 3/7\\007\\033[?1049h\\033[?2004hfull'; exec sleep 30"
+    async with mcp_client() as session:
+        argv = ["sh", "-c", script]
+        sid = _payload(await session.call_tool("start", {"argv": argv, "cols": 100}))["id"]
+        try:
+            shown = _payload(await session.call_tool("wait", {"text": "full", "timeout": 20}))
+            assert shown["size"] == {"cols": 100, "rows": 24}
+            assert (shown["altScreen"], shown["title"]) == (True, "build: 3/7")
+            assert shown["modes"]["bracketedPaste"] is True
+            assert shown["modes"]["mouse"] is False
+            text = await session.call_tool("get", {})
+            meta = json.loads(text.content[1].text)  # (what a model reads)
+            assert meta["altScreen"] is True and meta["title"] == "build: 3/7"
+        finally:
+            _payload(await session.call_tool("kill", {"session": sid}))
+        plain = _payload(await session.call_tool("start", {"argv": ["sh", "-c", "exec sleep 30"]}))
+        try:
+            seen = _payload(await session.call_tool("get", {}))
+            assert seen["altScreen"] is False and "title" not in seen  # (none set: not said)
+        finally:
+            _payload(await session.call_tool("kill", {"session": plain["id"]}))
+
+
 async def test_mcp_wait_changed_since_zero() -> None:
     """0 is a fresh session's seq: a wait on it is a wait, not "wait needs a condition"."""
     params = StdioServerParameters(command=AGENTTY, args=["mcp"], env=dict(os.environ))

@@ -170,6 +170,25 @@ class InputState(BaseModel):
     )
 
 
+class Size(BaseModel):
+    cols: int = Field(description="The terminal's width in columns.")
+    rows: int = Field(description="Its height in rows.")
+
+
+class Modes(BaseModel):
+    """What the program turned on: how its keys and pastes are read."""
+
+    model_config = ConfigDict(extra="allow")
+    applicationCursor: bool | None = Field(
+        default=None, description="Arrow keys send application sequences (ESC O A)."
+    )
+    bracketedPaste: bool | None = Field(
+        default=None, description="A paste arrives bracketed, taken as one edit (paste)."
+    )
+    mouse: bool | None = Field(default=None, description="The program asked for mouse events.")
+    applicationKeypad: bool | None = Field(default=None, description="The keypad's own codes.")
+
+
 class Match(BaseModel):
     line: int = Field(description="Index of the line, 0 = the oldest line of scrollback.")
     text: str
@@ -184,6 +203,14 @@ class Screen(_Result):
         default=None, description="Screen version; pass to wait(changed_since=seq)."
     )
     cursor: Cursor | None = None
+    size: Size | None = None
+    altScreen: bool | None = Field(
+        default=None,
+        description="True while a full-screen program (vim, less, htop) shows its own screen "
+        "(the alternate one: no scrollback, the shell's screen back when it ends).",
+    )
+    title: str | None = Field(default=None, description="The window title the program set.")
+    modes: Modes | None = None
     input: InputState | None = Field(default=None, description="What the program waits for.")
     exited: bool | None = Field(default=None, description="True once the program ended.")
     exitCode: int | None = Field(default=None, description="The program's exit code.")

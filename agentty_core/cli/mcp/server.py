@@ -210,8 +210,10 @@ def build_server(client: Client | None = None) -> MCPServer:
         ] = False,
         host: s.Host = None,
     ) -> Annotated[CallToolResult, s.Screen]:
-        """Read the rendered screen as plain text (as a person sees it), then its seq, cursor,
-        input state and exit as JSON. Works after the program exited (its last screen)."""
+        """Read the rendered screen as plain text (as a person sees it), then as JSON its seq,
+        cursor, size, whether a full-screen program shows its own (altScreen), the title and
+        modes it set, its input state and exit. Works after the program exited (its last
+        screen)."""
         _check("lines", lines, 1, s.MAX_LINES)
         _check("offset", offset, 0, s.MAX_OFFSET)
         _check("limit", limit, 1, s.MAX_LINES)

@@ -18,7 +18,7 @@ from agentty_core.cli.mcp.schemas import MAX_LINE_CHARS, MAX_LINES, Screen
 from agentty_core.protocol import JSONObject, str_list
 from agentty_core.screen_text import trim_lines
 
-_META = ("seq", "cursor", "input", "exited", "exitCode", "signal")
+_META = ("seq", "cursor", "size", "altScreen", "modes", "input", "exited", "exitCode", "signal")
 # The ansi block: rows cut where the screen block's are, and the colour escapes of all of
 # them within this many characters (a cell coloured each its own way is 20 characters).
 MAX_ANSI_CHARS = 4 * MAX_LINES * MAX_LINE_CHARS
@@ -49,6 +49,8 @@ def page(
     first = max(0, total - last) if last is not None else 0  # the first line of the window
     result: JSONObject = {"id": data.get("id")}
     result.update({k: data.get(k) for k in _META if k in data})
+    if data.get("title"):  # (most programs set none: no empty field in every answer)
+        result["title"] = data["title"]
     if search is not None:
         found = [(i, line) for i, line in enumerate(lines[first:], first) if search in line]
         start = offset or 0
