@@ -43,10 +43,13 @@ EXIT_DRAIN_MAX = 5.0
 EXITING_WAIT = 0.05  # for a program the kernel is ending to become a zombie (`_reap_exiting`)
 SURVIVORS_RECHECK = 30.0  # a kill's survivors are looked for again at least this often
 # Writing the exit: tries without waiting on the lock, so the loop keeps serving; every
-# RETRY_POLL for the first EXIT_FIRST_TRY (as often as a blocking lock polls), after which a
-# kill is answered and the tries go on in the background, backing off to one every
-# RETRY_BACKOFF_MAX, for up to EXIT_PATIENCE.
+# RETRY_POLL for the first EXIT_FIRST_TRY (as often as a blocking lock polls), then backing
+# off to one every RETRY_BACKOFF_MAX, for up to EXIT_PATIENCE. A kill and the waits are
+# answered once it is written, or once EXIT_SAVED_TRY passed with the final screen saved
+# (every reader takes the exit from it: `client_records`), or after EXIT_FIRST_TRY; the
+# tries then go on in the background.
 EXIT_FIRST_TRY = 5.0
+EXIT_SAVED_TRY = 0.25  # a lock held a moment by another writer: the record comes at once
 EXIT_PATIENCE = 600.0
 RETRY_POLL = 0.005
 RETRY_BACKOFF_MAX = 1.0
@@ -191,7 +194,9 @@ class Lifecycle(WorkerBase):
             problem, final = None, b""  # nothing to record: `run` has the screen in its answer
         else:
             final = self._final_screen()
-            problem = await self._persist(fields, EXIT_FIRST_TRY, final=final, tries=tries)
+            problem = await self._persist(
+                fields, EXIT_FIRST_TRY, final=final, tries=tries, once_saved=EXIT_SAVED_TRY
+            )
             self.exit_recorded = problem is None
         self._check_waits()
         for later in list(self.waits):
@@ -283,11 +288,13 @@ class Lifecycle(WorkerBase):
         *,
         final: bytes | None = None,
         tries: Tries | None = None,
+        once_saved: float | None = None,
     ) -> str | None:
         """Write `fields` into the record (after `final` as the final screen, when given and
         not saved yet: readers take the exit from it should the worker die before the
         record), trying again on `tries`' schedule until `patience` seconds after its first
-        try, without blocking the loop. None once written; else the last problem."""
+        try (`once_saved` once the final screen is saved), without blocking the loop. None
+        once written; else the last problem."""
         tries = Tries() if tries is None else tries
         while True:
             self._save_final(final)
@@ -303,6 +310,8 @@ class Lifecycle(WorkerBase):
             if self._home_gone():
                 # Removed or replaced under us: no try can write there, nobody would read it.
                 return f"{problem} (the home {self.home.root} is gone)"
+            if once_saved is not None and self.final_saved:
+                patience = min(patience, once_saved)
             wait = tries.next_wait(patience)
             if wait is None:
                 return problem

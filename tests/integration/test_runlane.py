@@ -13,7 +13,6 @@ import shlex
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -371,24 +370,15 @@ def test_a_wait_that_forgets_takes_the_exit_alone(agentty_home: Path) -> None:
 
 def test_a_held_lock_at_the_end_records_the_exit_as_before(agentty_home: Path) -> None:
     """The worker only tries the lock for the removal: held, the exit is recorded once it
-    is free (as always), the answer does not say forgotten, and the caller removes it."""
-    import threading
-
-    from tests.reliability.conftest import state_lock
+    is free (as always), the answer (given once the final screen is saved) does not say
+    forgotten, and the caller removes it."""
+    from tests.reliability.conftest import raw_records, state_lock
 
     rec = agentty_json("start", "--", "sh", "-c", "sleep 0.3; exit 3")
     with state_lock(agentty_home):
-        replies: list[dict[str, object]] = []
-        waiter = threading.Thread(
-            target=lambda: replies.append(
-                ask(rec["socket"], "wait", {"exit": True, "forget": True, "timeout": 10})
-            )
-        )
-        waiter.start()
-        time.sleep(1.0)
-        assert not replies  # the exit is not recorded while the lock is held: no answer yet
-    waiter.join(10)
-    (reply,) = replies
+        reply = ask(rec["socket"], "wait", {"exit": True, "forget": True, "timeout": 10})
+        (stored,) = raw_records(agentty_home)
+        assert stored["status"] == "running"  # the exit is recorded once the lock is free
     assert reply["ok"] is True, reply
     result = reply["result"]
     assert isinstance(result, dict) and "forgotten" not in result and result["exitCode"] == 3

@@ -305,6 +305,39 @@ def test_kill_under_a_held_lock_says_what_the_worker_knows(agentty_home: Path) -
     wait_until(lambda: record(done["id"])["exitCode"] == 5)  # written once the lock is free
 
 
+def test_kill_and_wait_under_a_held_lock_are_answered_once_the_end_is_saved(
+    agentty_home: Path,
+) -> None:
+    """The state lock held: the worker cannot write the exit into the record, but the final
+    screen it saved first tells every reader. `kill` (`--timeout 1` or not) and `wait
+    --exit` still waited for the record for the worker's first 5 s of tries; they are
+    answered once the screen is saved now, and the record is written when the lock is free.
+    (The bound below is that first try's, not a speed target: a loaded machine kills in a
+    fraction of it.)"""
+    from agentty_core.worker.lifecycle import EXIT_FIRST_TRY
+    from tests.reliability.conftest import state_lock
+
+    running = start("--", "sh", "-c", "exec sleep 1000")
+    reading = start("--", "sh", "-c", "read x; exit 5")
+    within = EXIT_FIRST_TRY - 1
+    with state_lock(agentty_home):
+        killed = agentty_json("kill", "-s", running["id"], "--timeout", "1", timeout=within)
+        assert (killed["status"], killed["signal"]) == ("exited", "SIGHUP"), killed
+        agentty("text", "-s", reading["id"], "--enter", "go", check=True)
+        waited = agentty("wait", "-s", reading["id"], "--exit", "--timeout", "30", timeout=within)
+        assert waited.returncode == 0 and "[exited: code 5]" in waited.stdout
+        listed = {s["id"]: s for s in agentty_json("status")["sessions"]}
+        assert listed[running["id"]]["status"] == "exited"  # (from the final screen)
+        assert listed[reading["id"]]["exitCode"] == 5
+        assert _stored(agentty_home, running["id"])["status"] == "running"  # not yet
+    wait_until(lambda: _stored(agentty_home, running["id"])["status"] == "exited")
+    wait_until(lambda: _stored(agentty_home, reading["id"])["exitCode"] == 5)
+
+
+def _stored(home: Path, session_id: str) -> dict[str, Any]:
+    return next(rec for rec in raw_records(home) if rec["id"] == session_id)
+
+
 def test_a_corrupt_list_is_rebuilt_with_a_worker_whose_socket_was_removed(
     agentty_home: Path,
 ) -> None:
