@@ -91,6 +91,8 @@ async def test_mcp_drives_a_python_repl_to_an_answer() -> None:
 async def test_a_screen_says_its_size_title_alternate_screen_and_modes() -> None:
     """What `get --json` says of the terminal, a model reads too: a full-screen program's
     own screen, the title it set, whether a paste arrives bracketed."""
+    from mcp.types import TextContent
+
     script = "printf '\\033]2;build: 3/7\\007\\033[?1049h\\033[?2004hfull'; exec sleep 30"
     async with mcp_client() as session:
         argv = ["sh", "-c", script]
@@ -101,8 +103,9 @@ async def test_a_screen_says_its_size_title_alternate_screen_and_modes() -> None
             assert (shown["altScreen"], shown["title"]) == (True, "build: 3/7")
             assert shown["modes"]["bracketedPaste"] is True
             assert shown["modes"]["mouse"] is False
-            text = await session.call_tool("get", {})
-            meta = json.loads(text.content[1].text)  # (what a model reads)
+            block = (await session.call_tool("get", {})).content[1]
+            assert isinstance(block, TextContent)
+            meta = json.loads(block.text)  # (what a model reads)
             assert meta["altScreen"] is True and meta["title"] == "build: 3/7"
         finally:
             _payload(await session.call_tool("kill", {"session": sid}))
