@@ -46,10 +46,13 @@ def test_idle_connections_close_but_waiting_and_subscribed_ones_stay(tmp_path: P
             peer.send(b"ok\n")
 
     async def body() -> None:
+        # Each request written as soon as its connection is made: with another connect
+        # awaited in between, a loop held up for the idle timeout (CI, loaded) rightly
+        # closed the silent connection before its request came.
         idle_r, _idle_w = await _connect(tmp_path / "s")
         wait_r, wait_w = await _connect(tmp_path / "s")
-        sub_r, sub_w = await _connect(tmp_path / "s")
         wait_w.write(b"hold\n")
+        sub_r, sub_w = await _connect(tmp_path / "s")
         sub_w.write(b"sub\n")
         assert await asyncio.wait_for(idle_r.read(), 5) == b""  # closed for idleness
         await asyncio.sleep(0.3)  # another idle timeout's worth: the others must stay open
