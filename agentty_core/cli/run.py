@@ -323,46 +323,95 @@ def _hold(driver: Driver, sid: str) -> Closable | None:
         return None
 
 
-def _drive(driver: Driver, sid: str, args: Options, deadline: float) -> JSONObject:
-    """Answer each prompt in turn, then wait for the exit; the final screen. A timeout says
-    which step never came (the --expect text, the read, the exit)."""
+class Step:
+    """One request of `run`'s: a wait (`method` "wait", its conditions, and what it waits
+    for, said when it times out), a text ("text": data, enter) or keys ("key": keys)."""
 
-    def left() -> float:
-        return max(0.0, deadline - time.monotonic())
+    __slots__ = ("awaiting", "method", "params")
 
-    awaiting = "the program to exit"
+    def __init__(self, method: str, params: JSONObject, awaiting: str = "") -> None:
+        self.method = method
+        self.params = params
+        self.awaiting = awaiting
+
+
+if TYPE_CHECKING:
+    from collections.abc import Generator
+
+    # Steps out, a wait's screen back (None for an input); the final screen and a warning.
+    Plan = Generator[Step, "JSONObject | None", "tuple[JSONObject, str | None]"]
+
+
+def plan(expect: list[str], answers: list[tuple[str, str]]) -> Plan:
+    """`run`'s requests in order, without any I/O: the CLI (`_drive`) and the MCP server's
+    `run` tool each carry them out on their own connection. Each answer waits for its
+    expect (if it has one: an empty one is none), then for the program to read; an input
+    is typed with Enter. A program that ends first leaves the rest unanswered (said in the
+    warning, counted in the screen's `unanswered`)."""
     ranks = {"input": 0, "text": 0, "key": 0}
+    for i, (kind, answer) in enumerate(answers):
+        ranks[kind] += 1
+        prompt = expect[i] if i < len(expect) else ""
+        if prompt:
+            awaiting = f"--expect {prompt!r}"
+            seen = yield Step("wait", {"text": prompt, "exit": True}, awaiting)
+            if seen is not None and not _ended(seen):
+                # Then the read it asks for: a prompt asked again (passwd's second
+                # "Password:") is still on screen from the first time, and an answer
+                # typed before getpass turns echo off shows in clear, then is flushed.
+                awaiting = f"the program to read input after --expect {prompt!r}"
+                seen = yield Step("wait", {"input": True, "exit": True}, awaiting)
+        else:
+            awaiting = f"the program to read input (for --{kind} #{ranks[kind]})"
+            seen = yield Step("wait", {"input": True, "exit": True}, awaiting)
+        assert seen is not None
+        if _ended(seen):  # it ended: nobody is left to answer
+            unanswered = len(answers) - i
+            warning = (
+                f"the program ended while run waited for {awaiting}: "
+                f"{unanswered} answer(s) not given"
+            )
+            return {**seen, "unanswered": unanswered}, warning
+        if kind == "key":
+            yield Step("key", {"keys": answer.split()})
+        else:
+            yield Step("text", {"data": answer, "enter": kind == "input"})
+    final = yield Step("wait", {"exit": True}, "the program to exit")
+    assert final is not None
+    return final, None
+
+
+def timed_out(timeout: float, step: Step | None) -> str:
+    """The message of a `run` whose wait for `step` timed out."""
+    awaiting = step.awaiting if step is not None else "the program to exit"
+    return f"run timed out after {timeout:g}s waiting for {awaiting}"
+
+
+def _drive(driver: Driver, sid: str, args: Options, deadline: float) -> JSONObject:
+    """Carry out `plan` on `driver`; the final screen. A timeout says which step never
+    came (the --expect text, the read, the exit)."""
+    steps = plan(args.expect, args.answers)
+    answer: JSONObject | None = None
+    step: Step | None = None
     try:
-        for i, (kind, answer) in enumerate(args.answers):
-            ranks[kind] += 1
-            if i < len(args.expect):
-                awaiting = f"--expect {args.expect[i]!r}"
-                seen = driver.wait(sid, text=args.expect[i], exit=True, timeout=left())
-                if not _ended(seen):
-                    # Then the read it asks for: a prompt asked again (passwd's second
-                    # "Password:") is still on screen from the first time, and an answer
-                    # typed before getpass turns echo off shows in clear, then is flushed.
-                    awaiting = f"the program to read input after --expect {args.expect[i]!r}"
-                    seen = driver.wait(sid, input=True, exit=True, timeout=left())
+        while True:
+            step = steps.send(answer)
+            params, answer = step.params, None
+            if step.method == "wait":
+                left = max(0.0, deadline - time.monotonic())
+                answer = driver.wait(sid, timeout=left, **params)
+            elif step.method == "key":
+                driver.key(sid, params["keys"])  # type: ignore[arg-type]  # plan's list
             else:
-                awaiting = f"the program to read input (for --{kind} #{ranks[kind]})"
-                seen = driver.wait(sid, input=True, exit=True, timeout=left())
-            if _ended(seen):  # it ended: nobody is left to answer
-                unanswered = len(args.answers) - i
-                hotread.warning(
-                    f"the program ended while run waited for {awaiting}: "
-                    f"{unanswered} answer(s) not given"
-                )
-                return {**seen, "unanswered": unanswered}
-            if kind == "key":
-                driver.key(sid, answer.split())
-            else:
-                driver.text(sid, answer, enter=kind == "input")
-        awaiting = "the program to exit"
-        return driver.wait(sid, exit=True, timeout=left())
+                driver.text(sid, str(params["data"]), enter=params["enter"] is True)
+    except StopIteration as done:
+        ended: tuple[JSONObject, str | None] = done.value
     except WaitTimeout as exc:
-        message = f"run timed out after {args.timeout:g}s waiting for {awaiting}"
-        raise WaitTimeout(message, exc.screen) from None
+        raise WaitTimeout(timed_out(args.timeout, step), exc.screen) from None
+    screen, warning = ended
+    if warning is not None:
+        hotread.warning(warning)
+    return screen
 
 
 def _ended(seen: JSONObject) -> bool:
