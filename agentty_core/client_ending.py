@@ -208,6 +208,26 @@ class Ending(Connected):
             return sorted(doomed) + self._store().remove_bad(spare=self.worker_alive)
         return sorted(doomed)
 
+    def gc_one(self, ref: str) -> str:
+        """Remove one ended session's record and files (`gc --session`); its id. Refused as
+        `gc` would keep it: running, lost with its processes still running, or held by a
+        live `run` (which removes it itself)."""
+        sid = self.resolve(ref)["id"]
+        rec = next((r for r in self.sessions() if r["id"] == sid), None)
+        if rec is None:  # (removed meanwhile)
+            raise SessionNotFound(ref)
+        if is_live(rec):
+            raise AgenttyError(f"session {sid} is running: end it first (agentty kill -s {sid})")
+        if rec.get("status") == "lost" and any(o.session_id == sid for o in self.orphans()):
+            raise AgenttyError(
+                f"session {sid} is lost and its processes still run: "
+                "end them first (agentty orphans --kill)"
+            )
+        if _holder_alive(rec):
+            raise AgenttyError(f"session {sid} is held by a run, which removes it at its end")
+        self._remove_files({sid})
+        return str(sid)
+
     def _remove_files(self, doomed: set[str]) -> None:
         self._store().forget(doomed)
         for session_id in doomed:

@@ -505,7 +505,12 @@ GC_IDS_SHOWN = 20  # ids `gc` names on its line
 
 def cmd_gc(args: argparse.Namespace) -> int:
     client = _client()
-    removed = client.gc(older_than=args.older_than)
+    if args.session is not None:
+        if args.older_than is not None:
+            raise UsageError("gc: --session names the session: not with --older-than")
+        removed = [client.gc_one(args.session)]
+    else:
+        removed = client.gc(older_than=args.older_than)
     kept = sorted({o.session_id for o in client.orphans()})
     if args.json:
         emit({"removed": removed, "keptWithOrphans": kept})

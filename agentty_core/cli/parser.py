@@ -557,6 +557,12 @@ def _gc(sub: Subparsers) -> None:
         metavar="SECONDS",
         help="only sessions that ended at least this long ago (0..86400)",
     )
+    p.add_argument(
+        "-s",
+        "--session",
+        metavar="REF",
+        help="only this ended session (id, unique prefix or name); a running one is refused",
+    )
     _json_option(p)
 
 

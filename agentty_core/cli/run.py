@@ -342,27 +342,31 @@ if TYPE_CHECKING:
     Plan = Generator[Step, "JSONObject | None", "tuple[JSONObject, str | None]"]
 
 
-def plan(expect: list[str], answers: list[tuple[str, str]]) -> Plan:
+def plan(expect: list[str], answers: list[tuple[str, str]], *, options: bool = True) -> Plan:
     """`run`'s requests in order, without any I/O: the CLI (`_drive`) and the MCP server's
     `run` tool each carry them out on their own connection. Each answer waits for its
     expect (if it has one: an empty one is none), then for the program to read; an input
     is typed with Enter. A program that ends first leaves the rest unanswered (said in the
-    warning, counted in the screen's `unanswered`)."""
+    warning, counted in the screen's `unanswered`). The steps are named by the command
+    line's `options` (--expect, --input #2), or else as the MCP tool's answers (answer 2)."""
     ranks = {"input": 0, "text": 0, "key": 0}
     for i, (kind, answer) in enumerate(answers):
         ranks[kind] += 1
         prompt = expect[i] if i < len(expect) else ""
         if prompt:
-            awaiting = f"--expect {prompt!r}"
-            seen = yield Step("wait", {"text": prompt, "exit": True}, awaiting)
+            said = f"--expect {prompt!r}" if options else f"answer {i + 1}'s expect {prompt!r}"
+            seen = yield Step("wait", {"text": prompt, "exit": True}, said)
             if seen is not None and not _ended(seen):
                 # Then the read it asks for: a prompt asked again (passwd's second
                 # "Password:") is still on screen from the first time, and an answer
                 # typed before getpass turns echo off shows in clear, then is flushed.
-                awaiting = f"the program to read input after --expect {prompt!r}"
+                awaiting = f"the program to read input after {said}"
                 seen = yield Step("wait", {"input": True, "exit": True}, awaiting)
+            else:
+                awaiting = said
         else:
-            awaiting = f"the program to read input (for --{kind} #{ranks[kind]})"
+            which = f"--{kind} #{ranks[kind]}" if options else f"answer {i + 1}"
+            awaiting = f"the program to read input (for {which})"
             seen = yield Step("wait", {"input": True, "exit": True}, awaiting)
         assert seen is not None
         if _ended(seen):  # it ended: nobody is left to answer

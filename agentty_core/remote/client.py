@@ -350,6 +350,11 @@ class RemoteClient:
         removed = self.cli(words).get("removed")
         return [str(x) for x in removed] if isinstance(removed, list) else []
 
+    def gc_one(self, ref: str) -> str:
+        """Remove one ended session of the host's (`gc --session`); its id."""
+        removed = self.cli(["gc", "-s", ref]).get("removed")
+        return str(removed[0]) if isinstance(removed, list) and removed else ref
+
     def close_master(self) -> None:
         """End the host's ssh master now rather than after ControlPersist."""
         transport.close_master(self.host, self._home_root)

@@ -403,6 +403,30 @@ def test_gc_keeps_lost_sessions_whose_processes_still_run() -> None:
     assert agentty_json("status")["sessions"] == []
 
 
+def test_gc_of_one_session_removes_it_alone_and_never_a_running_one() -> None:
+    ended = agentty_json("start", "--name", "done", "--", "true")
+    other = agentty_json("start", "--", "true")
+    running = agentty_json("start", "--name", "on", "--", "sleep", "1000")
+    for sid in (ended["id"], other["id"]):
+        agentty("wait", "--exit", "-s", sid, check=True)
+    refused = agentty("gc", "-s", "on")
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        f"agentty: error: session {running['id']} is running: "
+        f"end it first (agentty kill -s {running['id']})\n"
+    )
+    assert agentty_json("gc", "--session", "done") == {
+        "removed": [ended["id"]],
+        "keptWithOrphans": [],
+    }
+    listed = {rec["id"] for rec in agentty_json("status")["sessions"]}
+    assert listed == {other["id"], running["id"]}
+    assert agentty("gc", "-s", "done").returncode == 2  # no such session now
+    both = agentty("gc", "-s", other["id"], "--older-than", "5")
+    assert both.returncode == 2 and "not with --older-than" in both.stderr
+    agentty("kill", "-s", "on", check=True)
+
+
 def test_a_bad_input_is_a_usage_error_whether_or_not_the_session_runs() -> None:
     """What is wrong with the input is said first (exit 2), as on a running session, not
     that the session ended (exit 1)."""

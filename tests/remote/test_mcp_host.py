@@ -23,7 +23,7 @@ mcp = pytest.importorskip("mcp")
 
 # Every tool that addresses sessions takes `host`.
 HOSTED = (
-    "start", "attach", "list", "get", "screenshot", "type_text", "press_keys", "paste",
+    "start", "run", "attach", "list", "get", "screenshot", "type_text", "press_keys", "paste",
     "send", "wait", "resize", "signal", "kill", "record", "logs",
 )  # fmt: skip
 
@@ -76,6 +76,23 @@ async def test_mcp_tools_on_a_host(link: Link) -> None:
         never = payload(await session.call_tool("wait", {"text": "NEVER", "timeout": 5, **on}))
         assert never["exited"] is True and "42" in never["screen"], never
     assert remote_status(link)["sessions"][0]["status"] == "exited"
+
+
+async def test_a_run_on_a_host_answers_and_leaves_nothing_there(link: Link) -> None:
+    """`run` with `host`: the same plan carried out through relays, the session held by
+    one of them, then removed there (`gc --session`)."""
+    script = "read -r -p 'Name: ' n; echo \"hi $n\"; exit 4"
+    async with mcp_client() as session:
+        on = {"host": HOST}
+        answers = [{"expect": "Name:", "input": "Ada"}]
+        call = {"argv": ["bash", "-c", script], "answers": answers, "timeout": 60, **on}
+        result = payload(await session.call_tool("run", call))
+        assert (result["exitCode"], result["timedOut"]) == (4, False)
+        assert "hi Ada" in result["screen"]
+        late = {"argv": ["sh", "-c", "exec sleep 100"], "timeout": 1, **on}
+        timed_out = payload(await session.call_tool("run", late))
+        assert timed_out["timedOut"] is True
+    assert remote_status(link)["sessions"] == []  # (and no sleep left running there)
 
 
 async def test_the_default_session_keeps_its_host(link: Link) -> None:

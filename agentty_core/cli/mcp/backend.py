@@ -98,9 +98,12 @@ class Place(Protocol):
         rows: int,
         env: dict[str, str] | None,
         record: bool,
+        held: bool = False,
     ) -> Record: ...
     async def sessions(self) -> list[Record]: ...
     async def kill(self, ref: str, *, grace: float) -> JSONObject: ...
+    async def hold(self, ref: str) -> Callable[[], None]: ...
+    async def remove(self, ref: str) -> None: ...
     async def record(self, ref: str, on: bool, *, input: bool) -> JSONObject: ...
     async def logs(self, ref: str) -> tuple[str, bytes]: ...
     def close(self) -> None: ...
@@ -219,6 +222,7 @@ class Local:
         rows: int,
         env: dict[str, str] | None,
         record: bool,
+        held: bool = False,
     ) -> Record:
         return await in_thread(
             self.client.start,
@@ -231,6 +235,7 @@ class Local:
             env=env,
             activate=False,
             record={"input": False, "markers": False} if record else None,
+            held=held,
         )
 
     async def sessions(self) -> list[Record]:
@@ -243,6 +248,15 @@ class Local:
     async def record(self, ref: str, on: bool, *, input: bool) -> JSONObject:
         sid = str(self.client.resolve(ref)["id"])
         return await in_thread(self.client.record, sid, on, input=input)
+
+    async def hold(self, ref: str) -> Callable[[], None]:
+        """Hold the session's life (`Client.hold`); the call that lets go."""
+        held = await in_thread(self.client.hold, str(self.client.resolve(ref)["id"]))
+        return held.close
+
+    async def remove(self, ref: str) -> None:
+        """Remove an ended session that a `run` held (as `run` does: `gc` keeps it)."""
+        await in_thread(self.client.gc_session, str(self.client.resolve(ref)["id"]))
 
     async def logs(self, ref: str) -> tuple[str, bytes]:
         path = self.client.logs(str(self.client.resolve(ref)["id"]))

@@ -17,6 +17,7 @@ before anything runs.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from agentty_core.cli.mcp.backend import acquire_within, in_thread
 from agentty_core.cli.mcp.errors import CodedUsageError
@@ -141,6 +142,7 @@ class Remote:
         rows: int,
         env: dict[str, str] | None,
         record: bool,
+        held: bool = False,  # (held after, through a relay: `hold`)
     ) -> Record:
         return await in_thread(
             self.client.start,
@@ -160,6 +162,26 @@ class Remote:
     async def kill(self, ref: str, *, grace: float) -> JSONObject:
         self.pool.forget(ref)
         return await in_thread(self.client.kill, ref, grace=grace)
+
+    async def hold(self, ref: str) -> Callable[[], None]:
+        """Hold the session's life through a relay of its own (kept out of the pool until
+        let go): the server's end, or the link's, ends the session there."""
+        relay, _ = await self.pool.acquire(ref)
+        try:
+            await relay.call("hold", {})
+        except BaseException:
+            relay.close()
+            self.pool.release(relay)
+            raise
+
+        def let_go() -> None:
+            relay.close()
+            self.pool.release(relay)  # (closed: its slot is given back)
+
+        return let_go
+
+    async def remove(self, ref: str) -> None:
+        await in_thread(self.client.gc_one, ref)
 
     async def record(self, ref: str, on: bool, *, input: bool) -> JSONObject:
         words = ["record", "-s", ref, "on" if on else "off"] + (["--input"] if input else [])

@@ -246,6 +246,43 @@ class WaitResult(Screen):
     )
 
 
+class Answer(BaseModel):
+    """One of a run's answers: what to wait for, then what to send."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    expect: str | None = Field(
+        default=None,
+        description="Wait until this text is on the screen (a prompt) before answering; "
+        "either way, the answer waits until the program reads input.",
+    )
+    input: Annotated[str, Field(json_schema_extra={"maxLength": MAX_INPUT})] | None = Field(
+        default=None, description="Type this, then Enter ('' is Enter alone)."
+    )
+    text: Annotated[str, Field(json_schema_extra={"maxLength": MAX_INPUT})] | None = Field(
+        default=None, description="Type this as it is, no Enter (a form's field)."
+    )
+    keys: list[str] | None = Field(
+        default=None, description=f"Press these keys, e.g. ['Down', 'Enter']. {KEY_HELP}"
+    )
+
+
+class RunResult(Screen):
+    """The final screen of a run: the session itself is removed."""
+
+    timedOut: bool = Field(
+        default=False,
+        description="True when the program did not end in time (it was ended then).",
+    )
+    elapsedMs: float | None = Field(default=None, description="How long the run took (ms).")
+    unanswered: int | None = Field(
+        default=None, description="Answers not given: the program ended before it asked."
+    )
+    message: str | None = Field(
+        default=None, description="What went otherwise: the timeout, the early end."
+    )
+
+
 class Started(_Result):
     id: str = Field(description="The new session's id (now this connection's default).")
     host: str | None = Field(default=None, description="The host it runs on (none: here).")

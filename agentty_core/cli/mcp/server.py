@@ -17,7 +17,7 @@ from typing import Annotated, ParamSpec
 
 from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import Field, StrictBool
+from pydantic import Field, StrictBool, StrictFloat
 
 from agentty_core._version import __version__
 from agentty_core.cli.mcp import schemas as s
@@ -25,6 +25,7 @@ from agentty_core.cli.mcp.arguments import CheckedServer
 from agentty_core.cli.mcp.backend import Place, Sessions, in_thread
 from agentty_core.cli.mcp.errors import CodedUsageError, error_result
 from agentty_core.cli.mcp.progress import reporting
+from agentty_core.cli.mcp.running import run_to_end
 from agentty_core.cli.mcp.view import blocks, json_text, page, plain
 from agentty_core.client import Client
 from agentty_core.errors import AgenttyError, SessionNotRunning, WaitTimeout
@@ -38,7 +39,8 @@ P = ParamSpec("P")
 INSTRUCTIONS = """\
 agentty runs interactive programs (REPLs, editors, installers, TUIs) in background terminal
 sessions. Start one, then alternate typing (type_text / press_keys) and waiting (wait) and
-read the rendered screen from the results. Wait for a condition instead of sleeping. The
+read the rendered screen from the results. Wait for a condition instead of sleeping. A
+program that runs to its end (an installer and its prompts) takes one `run` call. The
 session you started or attached last is the default for calls without `session`. A session
 keeps running until you kill it; kill what you start. An error names its cause and a code.
 Every tool takes an optional `host` (a hosts.toml name or an ssh destination) to work on the
@@ -137,6 +139,70 @@ def build_server(client: Client | None = None) -> MCPServer:
         )
         sessions.adopt(place, str(rec["id"]))
         return plain(s.Started.model_validate({**rec, "host": place.host}))
+
+    @tool(annotations=acts)
+    async def run(
+        argv: s.Argv = None,
+        shell: Annotated[
+            str | None,
+            Field(description="A command line run by $SHELL -lc (pipes, &&); instead of argv."),
+        ] = None,
+        answers: Annotated[
+            list[s.Answer] | None,
+            Field(
+                description="The prompts' answers, in order: each waits for its expect (when "
+                "it has one) and for the program to read input, then sends its input, text "
+                "or keys."
+            ),
+        ] = None,
+        cwd: Annotated[
+            str | None, Field(description="Working directory (default: the server's).")
+        ] = None,
+        env: Annotated[
+            dict[str, str] | None,
+            Field(description="Environment variables to set on top of the server's."),
+        ] = None,
+        cols: s.Cols = 80,
+        rows: s.Rows = 24,
+        timeout: Annotated[
+            StrictFloat,
+            Field(
+                json_schema_extra={"minimum": 0, "maximum": 86400},
+                description="Seconds for the whole run, 0..86400 (default 60). Past it the "
+                "program is ended and the result has timedOut=true (not an error).",
+            ),
+        ] = 60.0,
+        host: s.Host = None,
+    ) -> Annotated[CallToolResult, s.RunResult]:
+        """Run a program to its end in a session of its own: answer its prompts in order,
+        wait for it to exit, and return its final screen and exit code. The session is
+        removed then: nothing to kill. For a program to keep talking to, use start.
+
+        An installer, say: answers=[{"expect": "Name:", "input": "Ada"}, {"expect":
+        "Continue?", "keys": ["y"]}]."""
+        if not 0 <= timeout <= 86400:  # (NaN too)
+            raise CodedUsageError("timeout must be in 0..86400 seconds", "invalid_argument")
+        place = sessions.place(host)
+        ran = run_to_end(
+            place,
+            argv,
+            answers or [],
+            shell=shell,
+            cwd=cwd,
+            env=env,
+            cols=cols,
+            rows=rows,
+            timeout=timeout,
+        )
+        data = await reporting(ran, timeout)
+        fields = {
+            **page(data, history=False),
+            "timedOut": data.get("timedOut") is True,
+            "elapsedMs": data.get("elapsed_ms"),
+            "unanswered": data.get("unanswered"),
+            "message": data.get("message"),
+        }
+        return blocks(s.RunResult.model_validate(fields))
 
     @tool(annotations=acts)
     async def attach(
