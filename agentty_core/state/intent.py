@@ -128,6 +128,10 @@ def plan(
         raise SpawnError("the current directory no longer exists (give --cwd DIR)") from None
     check_cwd(workdir)
     full_env = build_env(session_id, home, env or {}, environ)
+    if cwd is not None and "PWD" not in (env or {}):
+        # The directory as named, as tmux sets it: a shell keeps a PWD that names its
+        # directory (through a symlink too) and shows the resolved path otherwise.
+        full_env["PWD"] = workdir
     check_exec(argv, full_env)
     program = resolve(argv[0], full_env.get("PATH"), workdir)
     home.ensure_socket_dir()

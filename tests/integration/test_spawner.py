@@ -109,6 +109,37 @@ def test_forked_worker_gets_the_callers_context(
     assert lines[:3] == ["0027", str(nofile[0]), str(nofile[1])]
 
 
+@pytest.mark.parametrize("way", ["lane", "full", "direct"])
+def test_cwd_through_a_symlink_is_the_program_s_pwd(
+    agentty_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, way: str
+) -> None:
+    """`--cwd` names a directory through a symlink: the program starts there with PWD as
+    given (tmux's rule; a shell showed the resolved path, as if `cd -P`), by every path. An
+    explicit PWD in --env wins."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    if way == "direct":
+        monkeypatch.setenv("AGENTTY_SPAWNER", "0")
+    else:
+        warm(agentty_home)
+    start_ = [*([AGENTTY] if way != "full" else FULL), "start", "--json"]
+    command = [*start_, "--cols", "500"]  # (a long temporary path on one row)
+    script = 'echo "pwd=$(pwd)"; exec cat'
+    for cwd, extra, shown in [
+        ("link", [], tmp_path / "link"),  # (relative: to the caller's directory)
+        (str(tmp_path / "link"), ["--env", "PWD=/elsewhere"], tmp_path / "real"),
+    ]:
+        proc = subprocess.run(
+            [*command, "--cwd", cwd, *extra, "--", "sh", "-c", script],
+            capture_output=True, text=True, cwd=tmp_path, timeout=60, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        rec = json.loads(proc.stdout)
+        assert forked(rec) == (way != "direct")
+        screen_has(rec["id"], f"pwd={shown}")
+        agentty("kill", "-s", rec["id"], check=True)
+
+
 def test_failpoints_and_failures_reach_a_forked_worker(agentty_home: Path) -> None:
     """The caller's environment is the worker's: its failpoints too; a worker that dies
     during start-up fails the start and leaves nothing behind."""
