@@ -117,7 +117,7 @@ class Connected(RecordsView):
     """The records, and the workers behind them."""
 
     def __init__(self, home: Home | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self.home = home or Home.resolve()
+        self.home = home or Home.for_reading()  # (made by the first `start`)
         self.timeout = timeout
         # Open connections to workers, kept for the next call to the same session: a
         # connect costs more than the request. Taken out while in use, so threads never

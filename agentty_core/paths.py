@@ -179,6 +179,16 @@ class Home:
         home.check(create=create)
         return home
 
+    @classmethod
+    def for_reading(cls, root: Path | None = None) -> Home:
+        """The home, checked as `resolve` checks it when it exists, and not made when it does
+        not: a reading command (`status`, `get`, `gc`) on a home not made yet, or named with
+        a typo, finds no sessions and leaves no directories behind. `start` makes it."""
+        home = cls((root or default_home()).absolute())
+        with contextlib.suppress(FileNotFoundError):  # (a file on the way: said, as ever)
+            home.check(create=False)
+        return home
+
     def check(self, *, create: bool = True) -> None:
         ensure_private_dir(self.root, create=create)
         for sub in (self.logs_dir, self.sockets_dir):

@@ -71,6 +71,7 @@ def start(
     `on_ready` is called (once the program runs), an interruption (Ctrl-C) undoes the start:
     the worker is ended, and nothing of the session stays (`on_ready` is called before the
     undo too: nothing may interrupt it in turn)."""
+    home.check()  # made now if this is its first session
     planned = intent.plan(
         home,
         argv,

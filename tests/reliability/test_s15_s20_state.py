@@ -398,6 +398,23 @@ def test_s17_gc_that_cannot_write_the_list_leaves_the_active_pointer(
     assert list(agentty_home.glob(".*.tmp")) == []
 
 
+def test_reading_commands_leave_a_missing_home_unmade(tmp_path: Path) -> None:
+    """`AGENTTY_HOME` named with a typo, or before the first `start`: `status`, `get`, `gc`,
+    `kill --all` made it, and every directory above it (`mkdir -p`); they find nothing now
+    and make nothing. The first `start` makes it, private."""
+    home = tmp_path / "typo" / "home"
+    env = dict(os.environ, AGENTTY_HOME=str(home), AGENTTY_SPAWNER="0")  # (none to reap)
+    assert json.loads(agentty("status", "--json", env=env, check=True).stdout)["sessions"] == []
+    assert agentty("get", env=env).returncode == 2  # no active session
+    for words in (["gc"], ["kill", "--all"], ["orphans"], ["logs"]):
+        agentty(*words, env=env)
+    assert not (tmp_path / "typo").exists()
+    started = agentty("start", "--", "true", env=env, check=True)
+    assert started.stdout.strip()
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    agentty("wait", "--exit", env=env, check=True)
+
+
 @pytest.mark.parametrize("command", [["status"], ["get"], ["start", "--", "true"], ["kill"]])
 def test_a_home_below_a_file_is_one_line_not_a_traceback(
     tmp_path: Path, command: list[str]
