@@ -336,19 +336,22 @@ class Step:
 
 
 if TYPE_CHECKING:
-    from collections.abc import Generator
+    from collections.abc import Generator, Sequence
 
     # Steps out, a wait's screen back (None for an input); the final screen and a warning.
     Plan = Generator[Step, "JSONObject | None", "tuple[JSONObject, str | None]"]
 
 
-def plan(expect: list[str], answers: list[tuple[str, str]], *, options: bool = True) -> Plan:
+def plan(
+    expect: list[str], answers: Sequence[tuple[str, str | list[str]]], *, options: bool = True
+) -> Plan:
     """`run`'s requests in order, without any I/O: the CLI (`_drive`) and the MCP server's
     `run` tool each carry them out on their own connection. Each answer waits for its
     expect (if it has one: an empty one is none), then for the program to read; an input
     is typed with Enter. A program that ends first leaves the rest unanswered (said in the
-    warning, counted in the screen's `unanswered`). The steps are named by the command
-    line's `options` (--expect, --input #2), or else as the MCP tool's answers (answer 2)."""
+    warning, counted in the screen's `unanswered`). Keys come as a list, or as the command
+    line's words (`--key 'Down Enter'`). The steps are named by the command line's
+    `options` (--expect, --input #2), or else as the MCP tool's answers (answer 2)."""
     ranks = {"input": 0, "text": 0, "key": 0}
     for i, (kind, answer) in enumerate(answers):
         ranks[kind] += 1
@@ -377,9 +380,10 @@ def plan(expect: list[str], answers: list[tuple[str, str]], *, options: bool = T
             )
             return {**seen, "unanswered": unanswered}, warning
         if kind == "key":
-            yield Step("key", {"keys": answer.split()})
+            keys = answer if isinstance(answer, list) else answer.split()
+            yield Step("key", {"keys": list(keys)})
         else:
-            yield Step("text", {"data": answer, "enter": kind == "input"})
+            yield Step("text", {"data": str(answer), "enter": kind == "input"})
     final = yield Step("wait", {"exit": True}, "the program to exit")
     assert final is not None
     return final, None
@@ -403,7 +407,12 @@ def _drive(driver: Driver, sid: str, args: Options, deadline: float) -> JSONObje
             params, answer = step.params, None
             if step.method == "wait":
                 left = max(0.0, deadline - time.monotonic())
-                answer = driver.wait(sid, timeout=left, **params)
+                try:
+                    answer = driver.wait(sid, timeout=left, **params)
+                except WaitTimeout as exc:
+                    if exc.screen.get("exited") is not True:
+                        raise
+                    answer = exc.screen  # it ended as the time ran out: an end, not a timeout
             elif step.method == "key":
                 driver.key(sid, params["keys"])  # type: ignore[arg-type]  # plan's list
             else:

@@ -43,11 +43,18 @@ def let_in() -> Iterator[None]:
 
 def fork() -> int:
     """`os.fork` with both held across it (an at-fork handler must not be interrupted); the
-    child starts with them let in, whatever its parent held."""
+    child starts with them let in, whatever its parent held, and with their default actions:
+    the spawner's handler, raising there, would run the spawner's own clean-up in the child
+    (its socket and description removed)."""
     old = signal.pthread_sigmask(signal.SIG_BLOCK, STOPPING)
     pid = -1
     try:
         pid = os.fork()
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old - STOPPING if pid == 0 else old)
+        if pid == 0:
+            for sig in STOPPING:
+                signal.signal(sig, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, old - STOPPING)
+        else:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
     return pid

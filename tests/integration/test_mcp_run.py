@@ -61,6 +61,7 @@ async def test_a_run_past_its_timeout_is_ended_and_removed() -> None:
         result = payload(await session.call_tool("run", {"argv": argv, "timeout": 0.5}))
         assert result["timedOut"] is True and "working" in result["screen"]
         assert result["message"] == "run timed out after 0.5s waiting for the program to exit"
+        assert (result["exited"], result["signal"]) == (True, "SIGHUP")  # how it was ended
         assert left() == []  # (and the shared fixture finds no sleep left running)
 
 
@@ -88,6 +89,7 @@ async def test_wrong_answers_are_refused_before_anything_runs(tmp_path: Path) ->
             ([{"text": ""}], "invalid_argument"),
             ([{"expect": "", "input": "x"}], "invalid_argument"),
             ([{"expect": "two\nrows", "input": "x"}], "invalid_argument"),
+            ([{"expect": "N" * 5000, "input": "x"}], "invalid_argument"),
         ]:
             result = await session.call_tool("run", {"argv": argv, "answers": answers})
             assert error_code(result) == code, answers
@@ -129,3 +131,38 @@ async def test_a_program_that_cannot_start_leaves_no_session(tmp_path: Path) -> 
         result = await session.call_tool("run", {"argv": [str(script)]})
         assert result.is_error and "bad interpreter" in str(result.content)
     assert left() == []
+
+
+async def test_a_cancelled_run_ends_its_program_and_leaves_no_session() -> None:
+    """The client gives up on the call (its own timeout): the server ends the program and
+    removes the session all the same (an error or a cancel left the ended record, which
+    `gc` keeps while the server, its holder, runs)."""
+    import anyio
+
+    async with mcp_client() as session:
+        argv = ["sh", "-c", "echo started; exec sleep 100"]
+        with anyio.move_on_after(1.5):
+            await session.call_tool("run", {"argv": argv, "timeout": 60})
+        await asyncio.to_thread(wait_until, lambda: left() == [], 20)
+
+
+async def test_keys_are_pressed_as_given_a_space_too() -> None:
+    """Keys travel as a list: a space, or Alt+ followed by one, was split away from its
+    words and failed once the program was running."""
+    argv = ["bash", "-c", 'IFS= read -r -n1 c; echo "[$c]"']
+    async with mcp_client() as session:
+        answers = [{"keys": [" "]}]
+        result = payload(await session.call_tool("run", {"argv": argv, "answers": answers}))
+        assert "[ ]" in result["screen"] and result["exitCode"] == 0
+
+
+async def test_a_client_leaving_mid_run_leaves_no_session() -> None:
+    """The client closes the connection while a run is under way: the server ends the
+    program and removes the session before it leaves (it left at once, the record stayed)."""
+    async with mcp_client() as session:
+        argv = ["sh", "-c", "echo started; exec sleep 100"]
+        call = asyncio.ensure_future(session.call_tool("run", {"argv": argv, "timeout": 60}))
+        running = lambda: [r for r in left() if r.get("pid")]  # noqa: E731
+        await asyncio.to_thread(wait_until, running, 20)
+    await asyncio.to_thread(wait_until, lambda: left() == [], 20)
+    assert call.done()  # (ended with its connection)

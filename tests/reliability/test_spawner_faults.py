@@ -317,19 +317,6 @@ def test_a_spare_stopped_while_the_spawner_takes_it_never_outlives_it(
             os.kill(spare, signal.SIGCONT)
 
 
-def test_what_the_spawner_forks_is_not_born_holding_the_stop_it_holds(
-    agentty_home: Path,
-) -> None:
-    """The spawner holds SIGTERM and SIGINT but while it waits; its spare and maker start
-    with them let in (a held SIGTERM would not end a spare, nor a worker's first steps)."""
-    warm(agentty_home)
-    spare = one_spare(agentty_home)
-    for pid in (spare, *makers(agentty_home)):
-        assert blocked_mask(pid) & STOP_BITS == 0, pid
-    os.kill(spare, signal.SIGTERM)
-    wait_until(lambda: gone(spare), timeout=15)
-
-
 def test_a_spare_stopped_before_it_said_it_waits_never_outlives_its_spawner(
     agentty_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -95,6 +95,24 @@ async def test_a_run_on_a_host_answers_and_leaves_nothing_there(link: Link) -> N
     assert remote_status(link)["sessions"] == []  # (and no sleep left running there)
 
 
+async def test_runs_on_a_host_at_once_leave_get_answering(link: Link) -> None:
+    """Six runs at once on one host: each holds its session through a relay outside the
+    pool (taken from it, six holds left no relay for the runs' own waits: all hung, and a
+    `get` with them), two held and the rest not (MAX_HOLDS)."""
+    async with mcp_client() as session:
+        on = {"host": HOST}
+        other = payload(await session.call_tool("start", {"argv": ["cat"], **on}))["id"]
+        call = {"argv": ["sh", "-c", "sleep 1; exit 3"], "timeout": 60, **on}
+        runs = [asyncio.ensure_future(session.call_tool("run", call)) for _ in range(6)]
+        await asyncio.sleep(0.5)
+        seen = payload(await session.call_tool("get", {"session": other, **on}))
+        assert seen["id"] == other
+        results = [payload(result) for result in await asyncio.gather(*runs)]
+        assert [r["exitCode"] for r in results] == [3] * 6
+        payload(await session.call_tool("kill", {"session": other, **on}))
+    assert [s["id"] for s in remote_status(link)["sessions"]] == [other]
+
+
 async def test_the_default_session_keeps_its_host(link: Link) -> None:
     """Started on the host, the default is addressed there without `host`; its id names it
     there too, and a local session of the same connection is addressed here."""

@@ -1,7 +1,8 @@
 """Running `agentty mcp`: serve over stdio until the client is gone, then leave at once.
 
 The server ends at stdin EOF, or when its parent process (the client) is gone, cancelling
-pending waits (their connections close, which cancels them in the workers).
+pending waits (their connections close, which cancels them in the workers) and letting the
+cancelled runs end their programs and remove their sessions first (`pending.py`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import threading
 import anyio
 from mcp.server.mcpserver import MCPServer
 
+from agentty_core.cli.mcp import pending
 from agentty_core.cli.mcp.server import build_server
 from agentty_core.errors import AgenttyError
 from agentty_core.screen_text import printable
@@ -22,11 +24,22 @@ from agentty_core.screen_text import printable
 # Once the client is gone: how long the cancelled calls get to close their connections
 # before the server leaves whatever it still waits for.
 LEAVE_AFTER = 1.0
+# How long the cancelled runs get to end their programs (a kill's three steps of 2 s at
+# most) and remove their sessions.
+SETTLE_WITHIN = 8.0
 
 
 async def _serve(server: MCPServer) -> None:
     """Serve until stdin ends or the parent (the client) is gone, then cancel what is left:
-    a pending wait must not keep the process alive."""
+    a pending wait must not keep the process alive; a run's clean-up is waited for."""
+    try:
+        await _serve_until_gone(server)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await pending.settled(SETTLE_WITHIN)
+
+
+async def _serve_until_gone(server: MCPServer) -> None:
     async with anyio.create_task_group() as tg:
 
         async def watch_parent() -> None:
@@ -36,7 +49,8 @@ async def _serve(server: MCPServer) -> None:
             # Its stdin may still be open in a process it left behind, and the SDK reads
             # stdin in a thread that the cancelled server waits for: it stayed until that
             # process ended. So it leaves once the cancelled calls have closed.
-            timer = threading.Timer(LEAVE_AFTER, _leave, args=(0,))
+            later = LEAVE_AFTER + (SETTLE_WITHIN if pending.pending() else 0.0)
+            timer = threading.Timer(later, _leave, args=(0,))
             timer.daemon = True
             timer.start()
             tg.cancel_scope.cancel()

@@ -5,6 +5,7 @@ Talking to a running session (get, input, wait, resize, signal) goes through
 a relay (two pipes and an ssh channel), never a thread, and is answered by the remote worker
 the moment its screen matches. Relays to a host are bounded (sshd allows 10 channels per
 connection by default); waits get all but one of them, so `get` and input always find room.
+A `run` holds its session through a relay of its own, beside them (MAX_HOLDS at once).
 What is rare (start, list, kill, record, logs, an ended session's last screen) runs
 `RemoteClient`'s command line (`ssh HOST agentty ... --json`) in a worker thread.
 
@@ -30,12 +31,15 @@ from agentty_core.errors import (
 )
 from agentty_core.paths import Home
 from agentty_core.protocol import JSONObject, wait_params
-from agentty_core.remote.aio_relay import MAX_CHANNELS, RelayPool
+from agentty_core.remote.aio_relay import MAX_CHANNELS, AsyncRelay, RelayPool
 from agentty_core.remote.client import RemoteClient
 from agentty_core.state.records import Record
 from agentty_core.waitspec import WaitConditions
 
 _SAFE_TO_REPEAT = frozenset({"get", "wait"})  # requests that change nothing
+# Relays holding a run's session, beside the pool's MAX_CHANNELS (of sshd's 10 sessions a
+# connection: what is left is for the command line, `start` and `kill`).
+MAX_HOLDS = 2
 
 
 class Remote:
@@ -49,6 +53,7 @@ class Remote:
         self.host: str | None = host
         self.pool = RelayPool(self.client.host, home.root)
         self._wait_slots = asyncio.Semaphore(MAX_CHANNELS - 1)
+        self._holds = asyncio.Semaphore(MAX_HOLDS)
 
     # ------------------------------------------------------------ through a relay
 
@@ -164,19 +169,27 @@ class Remote:
         return await in_thread(self.client.kill, ref, grace=grace)
 
     async def hold(self, ref: str) -> Callable[[], None]:
-        """Hold the session's life through a relay of its own (kept out of the pool until
-        let go): the server's end, or the link's, ends the session there."""
-        relay, _ = await self.pool.acquire(ref)
+        """Hold the session's life through a relay of its own, outside the pool (a run holds
+        it for as long as it runs: taken from the pool, six runs left no relay for their
+        own waits, nor for a `get`): the server's end, or the link's, ends the session
+        there. Beyond MAX_HOLDS runs at once on a host, a run goes unheld."""
+        if self._holds.locked():
+            return lambda: None
+        await self._holds.acquire()
+        relay: AsyncRelay | None = None
         try:
+            relay = await AsyncRelay.open(self.client.host, ref, self.pool.home_root)
             await relay.call("hold", {})
         except BaseException:
-            relay.close()
-            self.pool.release(relay)
+            if relay is not None:
+                relay.close()
+            self._holds.release()
             raise
+        held = relay
 
         def let_go() -> None:
-            relay.close()
-            self.pool.release(relay)  # (closed: its slot is given back)
+            held.close()
+            self._holds.release()
 
         return let_go
 

@@ -253,8 +253,8 @@ class Answer(BaseModel):
 
     expect: str | None = Field(
         default=None,
-        description="Wait until this text is on the screen (a prompt) before answering; "
-        "either way, the answer waits until the program reads input.",
+        description="Wait until this text is on the screen, within one row (a prompt), "
+        "before answering; either way, the answer waits until the program reads input.",
     )
     input: Annotated[str, Field(json_schema_extra={"maxLength": MAX_INPUT})] | None = Field(
         default=None, description="Type this, then Enter ('' is Enter alone)."
@@ -270,9 +270,12 @@ class Answer(BaseModel):
 class RunResult(Screen):
     """The final screen of a run: the session itself is removed."""
 
+    id: str = Field(description="The run's session id (removed with the run: for the record).")
+
     timedOut: bool = Field(
         default=False,
-        description="True when the program did not end in time (it was ended then).",
+        description="True when the program did not end in time: it was ended then (how: "
+        "exitCode, signal), and the screen is the one it had.",
     )
     elapsedMs: float | None = Field(default=None, description="How long the run took (ms).")
     unanswered: int | None = Field(
