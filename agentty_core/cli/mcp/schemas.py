@@ -104,6 +104,15 @@ Argv = Annotated[
         '"-q"]. Give argv or shell, not both.',
     ),
 ]
+Shell = Annotated[
+    str | None,
+    Field(description="A command line run by $SHELL -lc (pipes, &&); instead of argv."),
+]
+Cwd = Annotated[str | None, Field(description="Working directory (default: the server's).")]
+Env = Annotated[
+    dict[str, str] | None,
+    Field(description="Environment variables to set on top of the server's."),
+]
 # A text to type: its UTF-8 is checked against MAX_INPUT bytes; no longer a string can pass.
 Text = Annotated[str, Field(json_schema_extra={"maxLength": MAX_INPUT})]
 Keys = Annotated[

@@ -108,20 +108,12 @@ def build_server(client: Client | None = None) -> MCPServer:
     @tool(annotations=acts)
     async def start(
         argv: s.Argv = None,
-        shell: Annotated[
-            str | None,
-            Field(description="A command line run by $SHELL -lc (pipes, &&); instead of argv."),
-        ] = None,
+        shell: s.Shell = None,
         name: Annotated[
             str | None, Field(description="A name to refer to the session by (unique).")
         ] = None,
-        cwd: Annotated[
-            str | None, Field(description="Working directory (default: the server's).")
-        ] = None,
-        env: Annotated[
-            dict[str, str] | None,
-            Field(description="Environment variables to set on top of the server's."),
-        ] = None,
+        cwd: s.Cwd = None,
+        env: s.Env = None,
         cols: s.Cols = 80,
         rows: s.Rows = 24,
         record: Annotated[
@@ -143,10 +135,7 @@ def build_server(client: Client | None = None) -> MCPServer:
     @tool(annotations=acts)
     async def run(
         argv: s.Argv = None,
-        shell: Annotated[
-            str | None,
-            Field(description="A command line run by $SHELL -lc (pipes, &&); instead of argv."),
-        ] = None,
+        shell: s.Shell = None,
         answers: Annotated[
             list[s.Answer] | None,
             Field(
@@ -155,13 +144,8 @@ def build_server(client: Client | None = None) -> MCPServer:
                 "or keys."
             ),
         ] = None,
-        cwd: Annotated[
-            str | None, Field(description="Working directory (default: the server's).")
-        ] = None,
-        env: Annotated[
-            dict[str, str] | None,
-            Field(description="Environment variables to set on top of the server's."),
-        ] = None,
+        cwd: s.Cwd = None,
+        env: s.Env = None,
         cols: s.Cols = 80,
         rows: s.Rows = 24,
         timeout: Annotated[
