@@ -209,7 +209,7 @@ class Lifecycle(WorkerBase):
         elif problem is None:
             self._in_background(self._keep_saving_final(fields, final))
         else:
-            self._in_background(self._keep_recording_exit(fields, final, problem, tries))
+            self._in_background(self._keep_recording_exit(fields, final, tries))
 
     def _final_screen(self) -> bytes:
         """The final screen file's contents: `get --ansi`/`--png` after the exit read it."""
@@ -241,17 +241,21 @@ class Lifecycle(WorkerBase):
         return True
 
     async def _keep_recording_exit(
-        self, fields: dict[str, object], final: bytes, problem: str, tries: Tries
+        self, fields: dict[str, object], final: bytes, tries: Tries
     ) -> None:
         """The exit could not be written yet (the state lock held, a full disk): keep trying,
         on the schedule the first tries began, while the socket still answers `get` with the
-        exit on the screen."""
-        log.warning(
-            "cannot record the exit yet: %s; retrying for up to %g s", problem, EXIT_PATIENCE
-        )
-        left = await self._persist(fields, EXIT_PATIENCE, final=final, tries=tries)
+        exit on the screen. Said in the log once the first tries are over: a lock held a
+        moment past the answer (EXIT_SAVED_TRY) is no news."""
+        left: str | None = await self._persist(fields, EXIT_FIRST_TRY, final=final, tries=tries)
+        if left is not None:
+            log.warning(
+                "cannot record the exit yet: %s; retrying for up to %g s", left, EXIT_PATIENCE
+            )
+            left = await self._persist(fields, EXIT_PATIENCE, final=final, tries=tries)
+            if left is None:
+                log.info("recorded the exit")
         if left is None:
-            log.info("recorded the exit")
             if final and not (self.final_saved or self.final_hopeless):
                 # Room for the record came first: the screen is still to be saved (the
                 # worker ended here, and it was lost for good).
