@@ -212,10 +212,11 @@ server.wait()
 
 
 def test_a_kill_the_server_runs_itself_ends_even_when_its_client_dies() -> None:
-    """The server leaves a second after its client died, cutting short a `kill` it runs
-    itself (its worker stopped: SIGHUP, SIGTERM, each given its time, then SIGKILL). The
-    session ends all the same: the SIGCONT and SIGHUP of the first step make its worker
-    end it, a program that ignores SIGHUP and SIGTERM included."""
+    """A `kill` the server runs itself (its worker stopped: SIGHUP, SIGTERM, each given its
+    time, then SIGKILL) is finished before the server leaves, its client dead meanwhile: a
+    program that ignores SIGHUP and SIGTERM is ended. (The server left a second after its
+    client, and the program was ended only when the ladder's SIGTERM, which makes the
+    continued worker end its session, had come first: CI, loaded, saw it left running.)"""
     with raw_client(KILLING_CLIENT) as (client, (server_pid, _, program_pid, worker_pid)):
         server, program = psutil.Process(server_pid), psutil.Process(program_pid)
         worker = psutil.Process(worker_pid)

@@ -7,6 +7,7 @@ cancelled runs end their programs and remove their sessions first (`pending.py`)
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import os
@@ -24,8 +25,8 @@ from agentty_core.screen_text import printable
 # Once the client is gone: how long the cancelled calls get to close their connections
 # before the server leaves whatever it still waits for.
 LEAVE_AFTER = 1.0
-# How long the cancelled runs get to end their programs (a kill's three steps of 2 s at
-# most) and remove their sessions.
+# How long the cancelled runs and kills get to end their programs (a kill's three steps of
+# 2 s by default) and remove their sessions.
 SETTLE_WITHIN = 8.0
 
 
@@ -49,15 +50,30 @@ async def _serve_until_gone(server: MCPServer) -> None:
             # Its stdin may still be open in a process it left behind, and the SDK reads
             # stdin in a thread that the cancelled server waits for: it stayed until that
             # process ended. So it leaves once the cancelled calls have closed.
-            later = LEAVE_AFTER + (SETTLE_WITHIN if pending.pending() else 0.0)
-            timer = threading.Timer(later, _leave, args=(0,))
+            settling = pending.pending()
+            timer = threading.Timer(
+                LEAVE_AFTER + (SETTLE_WITHIN if settling else 0.0), _leave, args=(0,)
+            )
             timer.daemon = True
             timer.start()
+            if settling:  # (and sooner, once what it waits for is done)
+                _LEAVING.append(asyncio.ensure_future(_leave_when_settled()))
             tg.cancel_scope.cancel()
 
         tg.start_soon(watch_parent)
         await server.run_stdio_async()
         tg.cancel_scope.cancel()
+
+
+async def _leave_when_settled() -> None:
+    """Leave once the pending work is done (its cancelled calls then close their connections
+    within LEAVE_AFTER), not at the timer's bound."""
+    await pending.settled(SETTLE_WITHIN)
+    await asyncio.sleep(LEAVE_AFTER)
+    _leave(0)
+
+
+_LEAVING: list[asyncio.Future[None]] = []  # (held: the loop holds tasks weakly)
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ and ends it with its client.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 from collections.abc import Awaitable, Callable
@@ -20,6 +21,7 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field, StrictBool, StrictFloat
 
 from agentty_core._version import __version__
+from agentty_core.cli.mcp import pending
 from agentty_core.cli.mcp import schemas as s
 from agentty_core.cli.mcp.arguments import CheckedServer
 from agentty_core.cli.mcp.backend import Place, Sessions, in_thread
@@ -567,7 +569,10 @@ def build_server(client: Client | None = None) -> MCPServer:
         if not 0 <= timeout <= 60:  # (NaN too)
             raise CodedUsageError("timeout must be in 0..60 seconds", "invalid_argument")
         place, ref = sessions.target(session, host)
-        return plain(s.Killed.model_validate(await place.kill(ref, grace=timeout)))
+        # Finished even if the call is cancelled (its client gone: the server waits for it
+        # before it leaves), or a kill cut short left a program that ignores SIGHUP running.
+        killing = pending.keep(place.kill(ref, grace=timeout))
+        return plain(s.Killed.model_validate(await asyncio.shield(killing)))
 
     @tool(annotations=acts)
     async def record(
