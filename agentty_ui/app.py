@@ -317,6 +317,9 @@ class AgenttyApp(App[None]):
             merged += self._hosts.get(host, [])
         self.records = {r["id"]: r for r in merged}
         self._listed = True
+        # A kill said killing… until the list says it ended (it said running again for a
+        # poll, between the kill's answer and the next listing).
+        self._killing &= {sid for sid, r in self.records.items() if status_of(r) == "running"}
         if self.pane.covered and not under_grid:
             # Under the grid, a changed cell still repaints what covers it: the whole grid
             # paid for every poll's ages and usage (a quarter of its CPU with 20 panes).
@@ -597,8 +600,8 @@ class AgenttyApp(App[None]):
         )
 
     def on_call_finished(self, message: CallFinished) -> None:
-        if message.about is not None and message.about in self._killing:
-            self._killing.discard(message.about)
+        if message.about is not None and message.about in self._killing and message.failed:
+            self._killing.discard(message.about)  # (done: it stays until listed as ended)
             self._show_sessions()
         if message.text:
             severity: SeverityLevel = "error" if message.failed else "information"

@@ -379,14 +379,18 @@ class TerminalView(ScrollView, can_focus=True):
 
     def follow(self, client: Subscribes, session_id: str) -> None:
         """Show `session_id` live (replacing whatever was shown: blank until its worker
-        sends the screen, with a note if it does not within SILENT_AFTER)."""
+        sends the screen, with a note if it does not within SILENT_AFTER). Followed again
+        (its stream ended while it is still listed as running: a kill under way), what it
+        showed stays until the new stream's screen: it went blank."""
+        again = self.seen and self.session_id == session_id
         self.stop()
         self.session_id = self.live = session_id
-        self.seen = False
-        self._reset(self.cols, self.rows)
-        self.cursor, self.cursor_visible = (0, 0), False
-        self.scroll_to(0, 0, animate=False, force=True, immediate=True)  # not the last one's
-        self.set_timer(SILENT_AFTER, partial(self._silent, self._stream))
+        if not again:
+            self.seen = False
+            self._reset(self.cols, self.rows)
+            self.cursor, self.cursor_visible = (0, 0), False
+            self.scroll_to(0, 0, animate=False, force=True, immediate=True)  # not the last one's
+            self.set_timer(SILENT_AFTER, partial(self._silent, self._stream))
         self._feed(client, session_id, self._stream)
 
     def _silent(self, stream: int) -> None:

@@ -887,6 +887,33 @@ async def test_a_kill_under_way_is_shown_and_not_asked_for_again(client: Client)
         assert len(kills) == 1, [n.message for n in kills]
 
 
+async def test_a_killed_session_goes_from_killing_to_exited_keeping_its_screen(
+    client: Client,
+) -> None:
+    """Between the kill's answer and the next listing the row said `running` again, and the
+    Screen pane went blank (its stream, ended, was followed again from a worker gone): an
+    outside round. Sampled each frame: killing…, then exited, the screen shown throughout."""
+    stubborn = ["sh", "-c", "trap '' HUP TERM; echo still-up; while :; do sleep 0.1; done"]
+    sid = str(client.start(stubborn, name="stubborn")["id"])
+    client.wait(sid, text="still-up", timeout=10)
+    app = make_app(client)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await wait_for(pilot, lambda: app.selected == sid and "still-up" in screen_text(app))
+        await pilot.press("k", "y")
+        await wait_for(pilot, lambda: cell(app, sid, "status") == "killing…")
+        statuses, blank = ["killing…"], 0
+        for _ in range(2000):  # (the ladder's seconds, then a poll: 20 s at most)
+            status = cell(app, sid, "status")
+            if status != statuses[-1]:
+                statuses.append(status)
+            blank += "still-up" not in screen_text(app)
+            if status == "exited":
+                break
+            await pilot.pause(0.01)
+        assert statuses == ["killing…", "exited"]
+        assert blank == 0
+
+
 async def test_an_empty_list_says_what_to_do(client: Client) -> None:
     """A new home's dashboard, and a filter that matches nothing, showed a bare header."""
     app = make_app(client)
