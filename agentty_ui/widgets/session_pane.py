@@ -240,3 +240,5 @@ class SessionPane(Vertical):
         ):
             return  # the session runs again (or is covered): its last screen is stale
         view.show_lines(message.lines)
+        if message.target == "#scrollback":
+            view.scroll_end(animate=False)  # the newest lines, as a terminal's scrollback opens

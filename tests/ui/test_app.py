@@ -378,6 +378,10 @@ async def test_an_ended_session_shows_its_last_screen_and_scrollback(client: Cli
         scrollback = app.query_one("#scrollback", TerminalView)
         await wait_for(pilot, lambda: "last-line" in scrollback.text)
         assert scrollback.text.startswith("1\n2\n3\n")
+        # It opens at the newest lines, as a terminal's scrollback does (it showed the
+        # oldest, which looked frozen on a running session: an outside round).
+        await wait_for(pilot, lambda: scrollback.max_scroll_y > 0)
+        await wait_for(pilot, lambda: scrollback.scroll_y == scrollback.max_scroll_y)
 
 
 async def test_the_scrollback_tab_never_shows_another_session_s_lines(client: Client) -> None:
