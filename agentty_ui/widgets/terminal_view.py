@@ -277,34 +277,45 @@ class TerminalView(ScrollView, can_focus=True):
                     dirty.add(row)
         cursor = event.get("cursor")
         if isinstance(cursor, dict):
-            old, was_visible = self.cursor[0], self.cursor_visible
+            (old, old_col), was_visible = self.cursor, self.cursor_visible
             self.cursor = (int(cursor.get("row", 0)), int(cursor.get("col", 0)))
             self.cursor_visible = bool(cursor.get("visible", True))
             dirty.update((old, self.cursor[0]))
             if self.cursor[0] != old or (self.cursor_visible and not was_visible):
                 self._keep_cursor_in_view()  # moved, or shown again (after a progress bar)
+            elif self.cursor[1] != old_col:
+                self._keep_cursor_in_view(sideways=True)  # along its row: typed, say
         title = event.get("title")
         if isinstance(title, str):
             self.title = title
         self.refresh_rows(dirty)
 
-    def _keep_cursor_in_view(self, *, fill: bool = False) -> None:
-        """Scroll just enough that the cursor's row is in view (only when the cursor moved
+    def _keep_cursor_in_view(self, *, fill: bool = False, sideways: bool = False) -> None:
+        """Scroll just enough that the cursor is in view (only when the cursor moved
         or reappeared, or the view was resized: a reader who scrolled away is not pulled
         back otherwise). A hidden cursor (a full-screen program's) says nothing of where
         to look. The rows in view are those no scrollbar covers. `fill` (a resize): rows
         below the cursor in view while rows above it are not give way to those (a grid
         tile scrolled while it was one row high showed its cursor's row at the top, the
-        output above it hidden, once laid out)."""
-        height = self.scrollable_content_region.height
-        if not (self.reveal_cursor and self.cursor_visible) or not 0 < height < self.rows:
+        output above it hidden, once laid out). `sideways`: only across (the cursor moved
+        along its row: a reader who scrolled up is not pulled back by a progress bar)."""
+        if not (self.reveal_cursor and self.cursor_visible):
             return
-        row, top = self.cursor[0], self.scroll_offset.y
-        lowest = max(row - height + 1, 0)  # the top that shows the cursor on the last row
-        if row < top:
-            self.scroll_to(y=row, animate=False, force=True, immediate=True)
-        elif row >= top + height or (fill and top > lowest):
-            self.scroll_to(y=lowest, animate=False, force=True, immediate=True)
+        region = self.scrollable_content_region
+        height, width = region.height, region.width
+        row, col = self.cursor
+        left, top = self.scroll_offset
+        if 0 < height < self.rows and not sideways:
+            lowest = max(row - height + 1, 0)  # the top that shows the cursor on the last row
+            if row < top:
+                self.scroll_to(y=row, animate=False, force=True, immediate=True)
+            elif row >= top + height or (fill and top > lowest):
+                self.scroll_to(y=lowest, animate=False, force=True, immediate=True)
+        # And sideways, in a view narrower than the screen: what is typed past its right
+        # edge was never shown (attached in a narrow window, an outside round).
+        if 0 < width < self.cols and not left <= col < left + width:
+            x = col if col < left else col - width + 1
+            self.scroll_to(x=x, animate=False, force=True, immediate=True)
 
     def on_resize(self, event: events.Resize) -> None:
         self._keep_cursor_in_view(fill=True)

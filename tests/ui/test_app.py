@@ -485,6 +485,30 @@ async def test_the_open_pane_too_small_for_its_screen_shows_the_rows_at_the_curs
         await wait_for(pilot, lambda: view.show_horizontal_scrollbar and cursor_shown(view))
 
 
+async def test_what_is_typed_past_a_narrow_pane_s_edge_is_followed_sideways(
+    client: Client,
+) -> None:
+    """Attached in a window narrower than the session, the text typed past the pane's right
+    edge, cursor and all, was never shown (an outside round): the view follows the cursor
+    across as it follows it down, and back to the left with the next line."""
+    sid = str(client.start(["cat"], name="narrow")["id"])
+    app = make_app(client)
+    async with app.run_test(size=(60, 15)) as pilot:
+        await wait_for(pilot, lambda: app.selected == sid)
+        view = app.query_one("#screen", TerminalView)
+        await pilot.press("enter")  # attach
+        await wait_for(pilot, lambda: app.attached)
+        digits = "1234567890" * 7
+        await pilot.press(*digits)
+        await wait_for(pilot, lambda: view.cursor[1] == len(digits))
+        await wait_for(pilot, lambda: view.scroll_offset.x > 0)
+        left, width = view.scroll_offset.x, view.scrollable_content_region.width
+        assert left <= view.cursor[1] < left + width
+        assert "7890" in shown(view)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: view.cursor[1] == 0 and view.scroll_offset.x == 0)
+
+
 @pytest.mark.parametrize("row", [0, 2])
 async def test_a_filter_that_hides_every_row_leaves_nothing_selected(
     client: Client, row: int
