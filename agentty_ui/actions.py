@@ -45,7 +45,7 @@ ACTIONS: tuple[Action, ...] = (
         "filter",
         "slash",
         "Filter",
-        "Filter the list: words of host, name, id, program or status (esc clears)",
+        "Filter the list: words of any column, the command line or directory (esc clears)",
         key_display="/",
     ),
     Action("resize", "r", "Resize to pane", "Resize the session to the pane", footer="Resize"),

@@ -18,10 +18,19 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
 
 from agentty_core.proc.usage import Usage, format_bytes
+from agentty_core.screen_text import printable
 from agentty_core.state.records import Record
 
 from ..fleet import host_label, split_key
-from ..model import end_text, format_age, name_of, program_of, status_of, timestamp
+from ..model import (
+    command_of,
+    end_text,
+    format_age,
+    name_of,
+    program_of,
+    status_of,
+    timestamp,
+)
 
 COLUMNS = (
     ("status", "Status"),
@@ -180,8 +189,13 @@ class SessionList(DataTable[str | Text]):
             self._all[key] = self.cells(record, usage.get(key), now, host in down, key in killing)
             place = places[host] = places.get(host, -1) + 1
             self._order[key] = ((ranks or {}).get(host, 0), place)
-            # Every column as shown, and the name and program in full (cut short in theirs).
-            whole = (*self._all[key], name_of(record), program_of(record))
+            # Every column as shown, the name and program in full (cut short in theirs), and
+            # the command line and directory: sessions of one program differ by those.
+            cwd = record.get("cwd")
+            whole = (
+                *self._all[key], name_of(record), program_of(record), command_of(record),
+                printable(cwd) if isinstance(cwd, str) else "",
+            )  # fmt: skip
             self._text[key] = " ".join(str(c) for c in whole).lower()
         self._show()
 
