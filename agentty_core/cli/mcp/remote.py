@@ -122,11 +122,25 @@ class Remote:
                     raise
             except SessionNotRunning:
                 pass
+            except WorkerUnreachable:
+                # Its worker closed the relay's connection unanswered: it was going away
+                # (the session ended as the wait came: a run's wait for a quick exit, six
+                # at once, in CI). Said as an ended session's wait, as here (`Local.call`).
+                if not await self._ended(ref):
+                    raise
         finally:
             self._wait_slots.release()
         # Ended while waiting: the remote CLI's answer (exit fires, text on the last screen).
         ended: JSONObject = {k: v for k, v in conditions.items() if v not in (None, False)}
         return await in_thread(self.client.cli_wait, ref, ended, 0.0)
+
+    async def _ended(self, ref: str) -> bool:
+        """Whether the session has ended (its record says so there)."""
+        try:
+            await self.require_running(ref)
+        except SessionNotRunning:
+            return True
+        return False
 
     # ------------------------------------------------------------ the command line
 
