@@ -45,7 +45,7 @@ ACTIONS: tuple[Action, ...] = (
         "filter",
         "slash",
         "Filter",
-        "Filter the list: words of any column, the command line or directory (esc clears)",
+        "Filter the list: words of any column or of the command line (esc clears)",
         key_display="/",
     ),
     Action("resize", "r", "Resize to pane", "Resize the session to the pane", footer="Resize"),

@@ -18,7 +18,6 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
 
 from agentty_core.proc.usage import Usage, format_bytes
-from agentty_core.screen_text import printable
 from agentty_core.state.records import Record
 
 from ..fleet import host_label, split_key
@@ -190,12 +189,9 @@ class SessionList(DataTable[str | Text]):
             place = places[host] = places.get(host, -1) + 1
             self._order[key] = ((ranks or {}).get(host, 0), place)
             # Every column as shown, the name and program in full (cut short in theirs), and
-            # the command line and directory: sessions of one program differ by those.
-            cwd = record.get("cwd")
-            whole = (
-                *self._all[key], name_of(record), program_of(record), command_of(record),
-                printable(cwd) if isinstance(cwd, str) else "",
-            )  # fmt: skip
+            # the command line: sessions of one program differ by their arguments. (Not the
+            # directory: a host's name found in every path under /tmp/ciclone, say.)
+            whole = (*self._all[key], name_of(record), program_of(record), command_of(record))
             self._text[key] = " ".join(str(c) for c in whole).lower()
         self._show()
 

@@ -152,9 +152,12 @@ def test_held_connection_slots_are_reclaimed(agentty_home: Path, how: str) -> No
         for _ in range(70):
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.connect(path)
-            if how == "partial":
-                sock.sendall(b'{"method": "pi')  # a request that never completes
             hogs.append(sock)
+            if how == "partial":
+                # A request that never completes (refused as it comes, past the worker's
+                # limit: "busy" and closed, before the send on a loaded machine; CI).
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    sock.sendall(b'{"method": "pi')
         got = agentty("get", "--session", rec["id"], timeout=30)
         assert got.returncode == 0, got.stderr
         assert "ready" in got.stdout
