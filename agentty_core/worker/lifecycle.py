@@ -440,6 +440,11 @@ class Lifecycle(WorkerBase):
 
         result = await run_async(ladder(self._session_processes, grace=grace))
         self.kill_laddering = False
+        # What the kill took, for `agentty logs` (a program that ignores SIGHUP took seconds
+        # and the log said only how the session ended).
+        left = f"; still running: {result.survivors}" if result.survivors else ""
+        sent = ", ".join(result.escalated) or "no signal (nothing was left)"
+        log.info("killed after %s (%g s a step)%s", sent, grace, left)
         if result.survivors:
             if not self.awaiting_survivors:  # (a kill tried again: the wait goes on)
                 self.awaiting_survivors = True

@@ -159,6 +159,9 @@ def test_d8_kill_escalates_and_confirms(programs: Path) -> None:
     )
     status = agentty_json("status")
     assert status["sessions"][0]["status"] == "exited"
+    # The worker's log says what the kill took (it said only how the session ended).
+    log = agentty("logs", check=True).stdout
+    assert " INFO agentty.worker: killed after SIGHUP, SIGTERM, SIGKILL (0.3 s a step)\n" in log
 
 
 @pytest.mark.parametrize("program", [["sleep", "1000"], ["sh", "-c", "exit 3"]])
