@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.cli import agentty
+from tests.helpers.cli import agentty, wait_until
 from tests.integration.test_mcp import mcp_client, payload
 from tests.remote.conftest import HOST, Link
 
@@ -104,7 +104,9 @@ async def test_runs_on_a_host_at_once_leave_get_answering(link: Link) -> None:
         other = payload(await session.call_tool("start", {"argv": ["cat"], **on}))["id"]
         call = {"argv": ["sh", "-c", "sleep 1; exit 3"], "timeout": 60, **on}
         runs = [asyncio.ensure_future(session.call_tool("run", call)) for _ in range(6)]
-        await asyncio.sleep(0.5)
+        # The get comes while runs hold their relays: once one of their sessions runs there.
+        runs_there = lambda: len(remote_status(link)["sessions"]) >= 2  # noqa: E731
+        await asyncio.to_thread(wait_until, runs_there, 30)
         seen = payload(await session.call_tool("get", {"session": other, **on}))
         assert seen["id"] == other
         results = [payload(result) for result in await asyncio.gather(*runs)]
